@@ -1,0 +1,253 @@
+/* wasm.h - the public API of theater's WebAssembly engine.
+ *
+ * A WebAssembly 2.0 core engine (no SIMD) with no knowledge of actors, HTTP or
+ * JSON. Shaped for a supervisor that runs many small instances of few modules:
+ *
+ *   module    decoded, validated and translated once; immutable; shared by any
+ *             number of instances on any threads (atomic reference count).
+ *   store     owns every runtime object (instances, functions, globals, tables,
+ *             memories) created in it, and the execution limits and fuel. One
+ *             thread at a time uses a store; objects of different stores never
+ *             link. Freeing the store frees everything in it.
+ *   extern    a typed handle to a function, global, table or memory: what an
+ *             instance exports and what instantiation imports.
+ *
+ * Errors use the project's codes (src/util/err.h): ERR_WASM_MALFORMED and
+ * ERR_WASM_INVALID at load (message: the spec's text, e.g. "unexpected end",
+ * "type mismatch"), ERR_WASM_LINK at instantiation ("unknown import",
+ * "incompatible import type"), ERR_WASM_TRAP while running (message: the
+ * spec's trap text, e.g. "integer divide by zero", "out of bounds memory
+ * access", "undefined element", "indirect call type mismatch", "unreachable"),
+ * ERR_WASM_EXHAUSTED when a limit stops execution ("call stack exhausted",
+ * "fuel exhausted", "interrupted"). ERR_NOMEM when allocation fails.
+ * A trap or exhausted limit leaves the store usable for further calls.
+ *
+ * Threads: wasm_module_* are thread-safe. Everything taking a store (or an
+ * object in it) must be called by one thread at a time, except
+ * wasm_store_interrupt, which any thread may call at any time.
+ */
+#ifndef THEATER_WASM_H
+#define THEATER_WASM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+
+/* ---- values and types ---- */
+
+enum wasm_valtype {
+	WASM_I32 = 0x7F,
+	WASM_I64 = 0x7E,
+	WASM_F32 = 0x7D,
+	WASM_F64 = 0x7C,
+	WASM_FUNCREF = 0x70,
+	WASM_EXTERNREF = 0x6F,
+};
+
+struct wasm_func;
+struct wasm_global;
+struct wasm_table;
+struct wasm_memory;
+
+/* Floats are carried as bit patterns so NaN payloads survive exactly. */
+struct wasm_value {
+	enum wasm_valtype type;
+	union {
+		uint32_t i32;
+		uint64_t i64;
+		uint32_t f32;        /* IEEE-754 bits */
+		uint64_t f64;        /* IEEE-754 bits */
+		struct wasm_func *funcref;  /* NULL is ref.null func */
+		void *externref;            /* NULL is ref.null extern; else host-defined */
+	} of;
+};
+
+#define WASM_MAX_PARAMS 1000
+#define WASM_MAX_RESULTS 1000
+
+/* A function type; the arrays are owned by whoever owns the struct. */
+struct wasm_functype {
+	uint32_t nparams;
+	uint32_t nresults;
+	const enum wasm_valtype *params;
+	const enum wasm_valtype *results;
+};
+
+enum wasm_extern_kind {
+	WASM_EXTERN_FUNC = 0,
+	WASM_EXTERN_TABLE = 1,
+	WASM_EXTERN_MEMORY = 2,
+	WASM_EXTERN_GLOBAL = 3,
+};
+
+struct wasm_extern {
+	enum wasm_extern_kind kind;
+	union {
+		struct wasm_func *func;
+		struct wasm_table *table;
+		struct wasm_memory *memory;
+		struct wasm_global *global;
+	} of;
+};
+
+struct wasm_limits_type {
+	uint32_t min;
+	uint32_t max;
+	int has_max;
+};
+
+/* What a module imports or exports, as described by the module. */
+struct wasm_import_desc {
+	const char *module;          /* borrowed from the module */
+	const char *name;            /* borrowed from the module */
+	size_t module_len, name_len; /* names may hold NUL bytes */
+	enum wasm_extern_kind kind;
+	struct wasm_functype func;                       /* kind == FUNC */
+	struct { enum wasm_valtype elem; struct wasm_limits_type limits; } table;
+	struct wasm_limits_type memory;                  /* in pages */
+	struct { enum wasm_valtype type; int mutable_; } global;
+};
+
+struct wasm_export_desc {
+	const char *name;            /* borrowed from the module */
+	size_t name_len;
+	enum wasm_extern_kind kind;
+	uint32_t index;
+};
+
+/* ---- modules ---- */
+
+struct wasm_module;
+
+/* Decodes, validates and translates `len` bytes (copied; the caller keeps
+ * bytes). Modules larger than 64 MiB are refused with ERR_TOO_LARGE. */
+enum err_code wasm_module_new(const uint8_t *bytes, size_t len,
+			      struct wasm_module **out, struct err *err);
+/* Adds a reference; returns m. */
+struct wasm_module *wasm_module_ref(struct wasm_module *m);
+/* Drops a reference; the last one frees. Accepts NULL. */
+void wasm_module_free(struct wasm_module *m);
+
+size_t wasm_module_import_count(const struct wasm_module *m);
+void wasm_module_import(const struct wasm_module *m, size_t i, struct wasm_import_desc *out);
+size_t wasm_module_export_count(const struct wasm_module *m);
+void wasm_module_export(const struct wasm_module *m, size_t i, struct wasm_export_desc *out);
+/* Bytes of memory the module's decoded and translated form occupies. */
+size_t wasm_module_footprint(const struct wasm_module *m);
+
+/* ---- stores and limits ---- */
+
+struct wasm_store_limits {
+	uint64_t fuel;             /* instructions per wasm_func_call; 0 = unlimited */
+	uint32_t max_call_depth;   /* 0 = default (10000) */
+	uint32_t max_stack_bytes;  /* value stack + frames; 0 = default (1 MiB) */
+	uint32_t max_memory_pages; /* cap on any memory's size; 0 = 65536 (4 GiB) */
+	uint32_t max_table_elems;  /* cap on table growth; 0 = 10,000,000 */
+};
+
+struct wasm_store;
+
+enum err_code wasm_store_new(const struct wasm_store_limits *limits,
+			     struct wasm_store **out, struct err *err);
+void wasm_store_free(struct wasm_store *s);
+/* Replaces the limits; takes effect on the next call. */
+void wasm_store_set_limits(struct wasm_store *s, const struct wasm_store_limits *limits);
+/* Fuel consumed by the last wasm_func_call, and since the store was made. */
+uint64_t wasm_store_fuel_used_last(const struct wasm_store *s);
+uint64_t wasm_store_fuel_used_total(const struct wasm_store *s);
+/* Any thread: makes the running call (or the next one) stop soon with
+ * ERR_WASM_EXHAUSTED "interrupted". Cleared when that call returns. */
+void wasm_store_interrupt(struct wasm_store *s);
+/* Bytes the store's objects occupy (memories, tables, globals, stacks). */
+size_t wasm_store_footprint(const struct wasm_store *s);
+
+/* ---- host objects ---- */
+
+struct wasm_caller;   /* what a host function may touch of its caller */
+
+/* A host function: reads args, writes results (types as declared), returns
+ * ERR_OK, or a trap: err_set(err, ERR_WASM_TRAP, "...") and return it. */
+typedef enum err_code (*wasm_host_fn)(struct wasm_caller *caller, void *user,
+				      const struct wasm_value *args,
+				      struct wasm_value *results, struct err *err);
+
+/* The calling instance's memory 0 (NULL if it has none). */
+struct wasm_memory *wasm_caller_memory(struct wasm_caller *caller);
+/* The calling instance's export by name (ERR_NOT_FOUND if absent). */
+enum err_code wasm_caller_export(struct wasm_caller *caller, const char *name,
+				 struct wasm_extern *out);
+struct wasm_store *wasm_caller_store(struct wasm_caller *caller);
+
+/* The type is copied. */
+enum err_code wasm_func_new_host(struct wasm_store *s, const struct wasm_functype *type,
+				 wasm_host_fn fn, void *user, struct wasm_func **out,
+				 struct err *err);
+enum err_code wasm_global_new(struct wasm_store *s, struct wasm_value init, int mutable_,
+			      struct wasm_global **out, struct err *err);
+enum err_code wasm_table_new(struct wasm_store *s, enum wasm_valtype elem,
+			     struct wasm_limits_type limits, struct wasm_table **out,
+			     struct err *err);
+enum err_code wasm_memory_new(struct wasm_store *s, struct wasm_limits_type pages,
+			      struct wasm_memory **out, struct err *err);
+
+/* ---- instances ---- */
+
+struct wasm_instance;
+
+/* Instantiates m in s. imports[i] satisfies the module's import i, in order;
+ * a kind or type mismatch is ERR_WASM_LINK "incompatible import type". Runs
+ * element and data segments and the start function; a trap there returns
+ * ERR_WASM_TRAP (the instance is not returned, but effects on imported
+ * objects remain, as the spec says). Fuel and limits of s apply to start. */
+enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
+				const struct wasm_extern *imports, size_t nimports,
+				struct wasm_instance **out, struct err *err);
+/* Looks up an export by name (ERR_NOT_FOUND if absent). */
+enum err_code wasm_instance_export(struct wasm_instance *inst, const char *name,
+				   struct wasm_extern *out);
+struct wasm_memory *wasm_instance_memory(struct wasm_instance *inst, uint32_t index);
+
+/* A convenience for embedders that link by name: resolves each import of m
+ * with `resolve(user, module, name, desc, out)`; returning non-zero makes the
+ * instantiation fail with ERR_WASM_LINK "unknown import". */
+typedef int (*wasm_import_resolver)(void *user, const struct wasm_import_desc *desc,
+				    struct wasm_extern *out);
+enum err_code wasm_instance_new_resolved(struct wasm_store *s, struct wasm_module *m,
+					 wasm_import_resolver resolve, void *user,
+					 struct wasm_instance **out, struct err *err);
+
+/* ---- calls, globals, tables, memories ---- */
+
+void wasm_func_type(const struct wasm_func *f, struct wasm_functype *out);  /* borrowed arrays */
+/* Calls f. nargs/nresults must match its type (ERR_INVALID otherwise); arg types
+ * are checked. Fuel is reset to the store's budget at the start of each
+ * outermost call. */
+enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
+			     const struct wasm_value *args, size_t nargs,
+			     struct wasm_value *results, size_t nresults, struct err *err);
+
+struct wasm_value wasm_global_get(const struct wasm_global *g);
+/* ERR_CONFLICT if immutable, ERR_INVALID on type mismatch. */
+enum err_code wasm_global_set(struct wasm_global *g, struct wasm_value v);
+void wasm_global_type(const struct wasm_global *g, enum wasm_valtype *type, int *mutable_);
+
+uint32_t wasm_table_size(const struct wasm_table *t);
+enum err_code wasm_table_get(const struct wasm_table *t, uint32_t i, struct wasm_value *out);
+
+/* Pointer and size are valid until the next call into the store (memory.grow
+ * may move it). */
+uint8_t *wasm_memory_data(struct wasm_memory *m);
+uint64_t wasm_memory_size(const struct wasm_memory *m);   /* bytes */
+/* Bounds-checked copies for host functions; ERR_WASM_TRAP "out of bounds
+ * memory access" when [offset, offset+len) is not inside the memory (computed
+ * without overflow). */
+enum err_code wasm_memory_read(struct wasm_memory *m, uint64_t offset, void *dst,
+			       size_t len, struct err *err);
+enum err_code wasm_memory_write(struct wasm_memory *m, uint64_t offset, const void *src,
+				size_t len, struct err *err);
+/* Grows by delta pages, within the type's max and the store's page cap;
+ * returns the old size in pages or -1 (like memory.grow). */
+int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
+
+#endif

@@ -1,0 +1,95 @@
+/* testutil.c - shared test helpers; see testutil.h. */
+#define _XOPEN_SOURCE 700
+#include "tests/support/testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *tu_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+char *tu_mkdtemp(const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = tu_fmt("%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+	if (path && !mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_read_file(const char *path, size_t *len_out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *data = malloc(cap + 1);
+	size_t n;
+	while (data && (n = fread(data + len, 1, cap - len, f)) > 0) {
+		len += n;
+		if (len == cap) {
+			char *p = realloc(data, cap * 2 + 1);
+			if (!p) {
+				free(data);
+				data = NULL;
+				break;
+			}
+			data = p;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (data)
+		data[len] = '\0';
+	if (len_out)
+		*len_out = len;
+	return data;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t w = fwrite(data, 1, len, f);
+	return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+const char *tu_source_dir(void)
+{
+	const char *s = getenv("THEATER_SOURCE_DIR");
+	return s ? s : ".";
+}
+
+const char *tu_binary_dir(void)
+{
+	const char *s = getenv("THEATER_BINARY_DIR");
+	return s ? s : ".";
+}

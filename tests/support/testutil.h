@@ -1,0 +1,25 @@
+/* testutil.h - helpers shared by the tests: temporary directories, file
+ * reading, and paths to the source and build trees. */
+#ifndef THEATER_TESTS_TESTUTIL_H
+#define THEATER_TESTS_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+/* Makes a fresh directory under $TMPDIR (or /tmp) and returns its malloc'd path. */
+char *tu_mkdtemp(const char *prefix);
+/* rm -rf path (no symlink following). Accepts NULL. */
+void tu_rmtree(const char *path);
+/* Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. */
+char *tu_read_file(const char *path, size_t *len_out);
+int tu_write_file(const char *path, const void *data, size_t len);
+/* Source and build tree roots from the environment CTest sets. */
+const char *tu_source_dir(void);
+const char *tu_binary_dir(void);
+/* printf into a malloc'd string. */
+char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
