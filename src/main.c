@@ -1,9 +1,204 @@
-/* main.c - theater-server: wires every layer together (placeholder until the
- * supervisor lands). */
+/* main.c - theater-server: the one place that knows every layer. It reads the
+ * configuration, starts the layers in order (storage, supervisor, api, http),
+ * waits for SIGINT/SIGTERM, and stops them in reverse:
+ *   api draining -> supervisor shutdown (jobs finish, live actors stopped and
+ *   recorded) -> streams closed -> http stopped -> everything freed.
+ * Signals are blocked in every thread and taken with sigwait here, so no
+ * handler and no global flag are needed. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
-int main(void)
+#include "api/api.h"
+#include "server/http.h"
+#include "src/config.h"
+#include "src/db.h"
+#include "src/fetch.h"
+#include "src/home.h"
+#include "src/resolve.h"
+#include "src/store.h"
+#include "src/util/log.h"
+#include "supervisor/supervisor.h"
+
+struct app {
+	struct config cfg;
+	char *chains_dir, *store_dir, *db_path, *default_root;
+	struct db *db;
+	struct store *store;
+	struct resolver *resolver;
+	struct supervisor *sup;
+	struct api *api;
+	struct http_server *http;
+};
+
+static char *join(const char *a, const char *b)
 {
-	puts("theater-server " THEATER_VERSION);
+	char *s = NULL;
+	return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static enum err_code open_storage(struct app *app, struct err *err)
+{
+	struct config *c = &app->cfg;
+	enum err_code rc = home_prepare(c->home, err);
+	if (rc)
+		return rc;
+	app->chains_dir = join(c->home, "chains");
+	app->store_dir = join(c->home, "store");
+	app->db_path = join(c->home, "theater.db");
+	if (!app->chains_dir || !app->store_dir || !app->db_path)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	if (c->nroots == 0) {
+		char *dir = join(c->home, "packages");
+		c->roots[0] = dir ? realpath(dir, NULL) : NULL;
+		free(dir);
+		if (!c->roots[0])
+			return err_errno(err, ERR_IO, errno, "cannot use '%s/packages'", c->home);
+		c->nroots = 1;
+	}
+	if ((rc = db_open(app->db_path, &app->db, err)) ||
+	    (rc = store_open(app->store_dir, &app->store, err)))
+		return rc;
+	struct resolver_config rcfg = {
+		.package_roots = (const char *const *)c->roots, .nroots = c->nroots,
+		.store = app->store,
+		.fetch = {.max_bytes = c->max_download, .connect_timeout_ms = c->connect_timeout_ms,
+			  .total_timeout_ms = c->fetch_timeout_ms, .max_redirects = 5},
+		.max_package_bytes = c->max_download, .cache_max_bytes = c->cache_bytes,
+	};
+	return resolver_new(&rcfg, &app->resolver, err);
+}
+
+static enum err_code start(struct app *app, struct err *err)
+{
+	struct config *c = &app->cfg;
+	enum err_code rc = open_storage(app, err);
+	if (rc)
+		return rc;
+	struct supervisor_config scfg = {
+		.chains_dir = app->chains_dir, .db = app->db, .store = app->store,
+		.resolver = app->resolver, .workers = c->workers,
+	};
+	if ((rc = supervisor_new(&scfg, &app->sup, err)))
+		return rc;
+	char listen[300];
+	snprintf(listen, sizeof(listen), "%s:%u", c->host, c->port);
+	struct api_config acfg = {
+		.sup = app->sup, .store = app->store, .resolver = app->resolver,
+		.token = c->token, .max_body = c->max_body,
+		.max_store_object = c->max_store_object, .listen = listen,
+	};
+	if ((rc = api_new(&acfg, &app->api, err)))
+		return rc;
+	struct http_handler h;
+	api_handler(app->api, &h);
+	struct http_config hcfg = {
+		.host = c->host, .port = c->port, .threads = c->http_threads,
+		.conn_timeout_s = c->conn_timeout_s, .max_conns = c->max_conns,
+		.max_conns_per_ip = c->max_conns_per_ip,
+	};
+	return http_server_start(&hcfg, &h, &app->http, err);
+}
+
+static void stop(struct app *app)
+{
+	if (app->api)
+		api_set_draining(app->api, 1);
+	supervisor_shutdown(app->sup);
+	if (app->api)
+		api_close_streams(app->api);
+	http_server_stop(app->http);
+	supervisor_free(app->sup);
+	api_free(app->api);
+	resolver_free(app->resolver);
+	store_close(app->store);
+	db_close(app->db);
+	free(app->chains_dir);
+	free(app->store_dir);
+	free(app->db_path);
+	config_release(&app->cfg);
+}
+
+static int health_check(const struct config *c)
+{
+	char url[300];
+	const char *host = strcmp(c->host, "0.0.0.0") == 0 ? "127.0.0.1"
+			 : strcmp(c->host, "::") == 0 ? "[::1]" : c->host;
+	int v6 = strchr(host, ':') && host[0] != '[';
+	snprintf(url, sizeof(url), "http://%s%s%s:%u/health", v6 ? "[" : "", host, v6 ? "]" : "",
+		 c->port);
+	struct fetch_limits lim = {.max_bytes = 4096, .connect_timeout_ms = 2000,
+				   .total_timeout_ms = 5000, .max_redirects = 0};
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	if (fetch_url(url, &lim, &data, &len, &e)) {
+		fprintf(stderr, "theater-server: unhealthy: %s\n", e.msg);
+		return 1;
+	}
+	free(data);
+	printf("healthy: %s\n", url);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct app app = {0};
+	struct err e = {0};
+	if (config_parse(&app.cfg, argc, argv, &e)) {
+		fprintf(stderr, "theater-server: %s\n", e.msg);
+		config_release(&app.cfg);
+		return 2;
+	}
+	if (app.cfg.show_help || app.cfg.show_version) {
+		fputs(app.cfg.show_help ? config_usage() : "theater-server " THEATER_VERSION "\n",
+		      stdout);
+		config_release(&app.cfg);
+		return 0;
+	}
+	if (app.cfg.health_check) {
+		int rc = health_check(&app.cfg);
+		config_release(&app.cfg);
+		return rc;
+	}
+	log_set_level((enum log_level)app.cfg.log_level);
+	raise_fd_limit();
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (start(&app, &e)) {
+		log_error("main", "cannot start: %s", e.msg);
+		stop(&app);
+		return 1;
+	}
+	log_info("main", "data in '%s' (package roots: %s%s)", app.cfg.home, app.cfg.roots[0],
+		 app.cfg.nroots > 1 ? ", ..." : "");
+	log_info("main", "listening on http://%s%s%s:%u%s", strchr(app.cfg.host, ':') ? "[" : "",
+		 app.cfg.host, strchr(app.cfg.host, ':') ? "]" : "", http_server_port(app.http),
+		 app.cfg.token ? " (bearer token required)" : "");
+	printf("theater-server listening on http://%s%s%s:%u\n", strchr(app.cfg.host, ':') ? "[" : "",
+	       app.cfg.host, strchr(app.cfg.host, ':') ? "]" : "", http_server_port(app.http));
+	fflush(stdout);
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info("main", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	stop(&app);
+	log_info("main", "stopped cleanly");
 	return 0;
 }

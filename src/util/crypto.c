@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -81,6 +82,16 @@ int sha256_hex_valid(const char *s)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return i == SHA256_HEX_LEN;
+}
+
+char *base64_encode(const void *data, size_t len)
+{
+	if (len > (size_t)1 << 30)
+		return NULL;
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
 }
 
 enum err_code random_bytes(void *out, size_t len)

@@ -29,6 +29,9 @@ enum err_code hex_decode(const char *hex, uint8_t *out, size_t len);
 /* True if s is exactly 64 lowercase hex digits. */
 int sha256_hex_valid(const char *s);
 
+/* Standard base64 with padding; malloc'd NUL-terminated text or NULL. */
+char *base64_encode(const void *data, size_t len);
+
 enum err_code random_bytes(void *out, size_t len);
 /* Writes a lowercase hyphenated UUID v4 (36 chars + NUL). */
 enum err_code uuid_v4(char out[UUID_STR_LEN + 1]);

@@ -206,6 +206,9 @@ enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
 /* Looks up an export by name (ERR_NOT_FOUND if absent). */
 enum err_code wasm_instance_export(struct wasm_instance *inst, const char *name,
 				   struct wasm_extern *out);
+/* The same for a name of `len` bytes that may hold NUL bytes. */
+enum err_code wasm_instance_export_n(struct wasm_instance *inst, const char *name, size_t len,
+				     struct wasm_extern *out);
 struct wasm_memory *wasm_instance_memory(struct wasm_instance *inst, uint32_t index);
 
 /* A convenience for embedders that link by name: resolves each import of m

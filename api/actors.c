@@ -1,0 +1,266 @@
+/* actors.c - /health, /ready, /version and the /actors routes. */
+#include "api/api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+
+void h_health(struct api_call *c)
+{
+	api_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void h_ready(struct api_call *c)
+{
+	if (c->api->draining || supervisor_draining(c->api->cfg.sup)) {
+		api_problem(c, ERR_UNAVAILABLE, "the server is starting or draining");
+		return;
+	}
+	api_json(c, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+void h_version(struct api_call *c)
+{
+	api_json(c, 200, json_pack("{s:s, s:s, s:s, s:s}", "name", "theater", "version",
+				   THEATER_VERSION, "api", "v1", "chain_hash", "sha256"));
+}
+
+/* ---- POST /actors ---- */
+
+static void spawn_answer(void *user, enum err_code rc, const struct err *err,
+			 const struct db_run *run)
+{
+	struct api_call *c = user;
+	if (rc) {
+		if (err)
+			api_problem_err(c, err);
+		else
+			api_problem(c, rc, "spawn failed");
+		return;
+	}
+	char loc[64];
+	snprintf(loc, sizeof(loc), "/actors/%s", run->id);
+	const char *h[] = {"Location", loc, NULL};
+	if (strcmp(run->status, "failed") == 0 && err && err->code) {
+		/* ?wait=running and the spawn failed: the problem says why, and names
+		 * the failed run, which stays inspectable. */
+		int status = problem_status(err->code);
+		json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s?}", "type",
+				      "about:blank", "title", "Spawn failed", "status", status,
+				      "code", err_code_name(err->code), "detail", err->msg,
+				      "actor_id", run->id, "reason", run->reason);
+		json_object_set_new(p, "actor", api_run_json(run));
+		char *text = p ? json_compact(p) : NULL;
+		json_decref(p);
+		api_bytes(c, status, "application/problem+json", text, text ? strlen(text) : 0, h);
+		return;
+	}
+	api_json_headers(c, 201, api_run_json(run), h);
+}
+
+static enum err_code spawn_body(struct api_call *c, json_t *body, struct spawn_request *req,
+				struct err *err)
+{
+	static const char *const keys[] = {"manifest", "manifest_ref", "initial_state", NULL};
+	if (!json_is_object(body))
+		return err_set(err, ERR_INVALID, "the body must be a JSON object with 'manifest' "
+			       "or 'manifest_ref'");
+	enum err_code rc = json_check_keys(body, keys, "spawn request", err);
+	if (rc)
+		return rc;
+	json_t *m = json_object_get(body, "manifest");
+	json_t *ref = json_object_get(body, "manifest_ref");
+	if ((m != NULL) == (ref != NULL))
+		return err_set(err, m ? ERR_INVALID : ERR_MISSING_FIELD,
+			       "give exactly one of 'manifest' (an object) or 'manifest_ref' "
+			       "(a reference)");
+	if (m && !json_is_object(m))
+		return err_set(err, ERR_BAD_MANIFEST, "'manifest' must be a JSON object");
+	if (ref && (!json_is_string(ref) || json_string_length(ref) == 0 ||
+		    json_string_length(ref) > 4096))
+		return err_set(err, ERR_BAD_REFERENCE, "'manifest_ref' must be a non-empty "
+			       "string of at most 4096 bytes");
+	req->manifest = m;
+	req->manifest_ref = ref ? json_string_value(ref) : NULL;
+	req->initial_state = json_object_get(body, "initial_state");
+	const char *wait = http_request_query(c->req, "wait");
+	if (wait && strcmp(wait, "running") != 0 && strcmp(wait, "created") != 0)
+		return err_set(err, ERR_INVALID, "'wait' must be 'running' or 'created'");
+	req->wait = wait && strcmp(wait, "running") == 0 ? SPAWN_WAIT_RUNNING
+							  : SPAWN_WAIT_CREATED;
+	uint64_t timeout;
+	if ((rc = api_query_u64(c, "timeout", 30, 300, &timeout, err)))
+		return rc;
+	req->timeout_ms = (uint32_t)(timeout ? timeout : 1) * 1000;
+	return ERR_OK;
+}
+
+void h_actors_create(struct api_call *c)
+{
+	struct err e = {0};
+	const char *ct = http_request_header(c->req, "Content-Type");
+	/* curl -d sends application/x-www-form-urlencoded; its body is still JSON. */
+	if (ct && strncmp(ct, "application/json", 16) != 0 &&
+	    strncmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+		snprintf(e.msg, sizeof(e.msg), "content type '%.100s' is not supported; send "
+			 "application/json", ct);
+		api_problem(c, ERR_UNSUPPORTED, e.msg);
+		return;
+	}
+	size_t len;
+	const uint8_t *data = http_request_body(c->req, &len);
+	json_t *body = json_parse((const char *)data, len, 64, &e);
+	struct spawn_request req = {0};
+	if (!body || spawn_body(c, body, &req, &e)) {
+		json_decref(body);
+		api_problem_err(c, &e);
+		return;
+	}
+	enum err_code rc = supervisor_spawn(c->api->cfg.sup, &req, spawn_answer, c);
+	json_decref(body);   /* the supervisor copied what it needs */
+	if (rc)
+		api_problem(c, rc, "cannot spawn now");
+}
+
+/* ---- GET /actors ---- */
+
+struct list_ctx {
+	json_t *items;
+};
+
+static int list_one(void *user, const struct db_run *r)
+{
+	struct list_ctx *l = user;
+	if (strcmp(r->status, "deleted") != 0)
+		json_array_append_new(l->items, api_run_json(r));
+	return 0;
+}
+
+static int valid_status(const char *s)
+{
+	static const char *const all[] = {"starting", "running", "stopping", "stopped",
+					  "failed", "killed", NULL};
+	for (const char *const *p = all; *p; p++)
+		if (strcmp(*p, s) == 0)
+			return 1;
+	return 0;
+}
+
+static void job_list(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	uint64_t limit;
+	struct db_run_filter f = {
+		.status = http_request_query(c->req, "status"),
+		.name = http_request_query(c->req, "name"),
+		.parent = http_request_query(c->req, "parent"),
+		.cursor = http_request_query(c->req, "cursor"),
+	};
+	if (api_query_u64(c, "limit", 50, 500, &limit, &e) || limit == 0) {
+		api_problem(c, ERR_INVALID, "'limit' must be an integer from 1 to 500");
+		return;
+	}
+	if (f.status && !valid_status(f.status)) {
+		api_problem(c, ERR_INVALID, "'status' must be one of starting, running, "
+			    "stopping, stopped, failed, killed");
+		return;
+	}
+	if (f.parent && !uuid_valid(f.parent)) {
+		api_problem(c, ERR_BAD_ID, "'parent' must be an actor id");
+		return;
+	}
+	f.limit = (unsigned)limit;
+	struct list_ctx l = {.items = json_array()};
+	char *next = NULL;
+	if (db_run_list(supervisor_db(c->api->cfg.sup), &f, list_one, &l, &next, &e)) {
+		json_decref(l.items);
+		api_problem_err(c, &e);
+		return;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "items", l.items);
+	json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
+	free(next);
+	api_json(c, 200, o);
+}
+
+void h_actors_list(struct api_call *c)
+{
+	api_defer(c, job_list);
+}
+
+/* ---- one actor ---- */
+
+static int check_id(struct api_call *c)
+{
+	if (uuid_valid(c->params[0]))
+		return 1;
+	char detail[200];
+	snprintf(detail, sizeof(detail), "'%.80s' is not an actor id (a lowercase uuid)",
+		 c->params[0]);
+	api_problem(c, ERR_BAD_ID, detail);
+	return 0;
+}
+
+void h_actor_get(struct api_call *c)
+{
+	if (!check_id(c))
+		return;
+	struct db_run r;
+	struct err e = {0};
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	char etag[128];
+	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s\"", (unsigned long long)r.head_seq,
+		 (long long)r.updated_at, r.status);
+	const char *h[] = {"ETag", etag, "Cache-Control", "no-cache", NULL};
+	const char *inm = http_request_header(c->req, "If-None-Match");
+	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+		db_run_release(&r);
+		api_empty(c, 304, h);
+		return;
+	}
+	json_t *o = api_run_json(&r);
+	db_run_release(&r);
+	api_json_headers(c, 200, o, h);
+}
+
+static void lifecycle_answer(void *user, enum err_code rc, const struct err *err)
+{
+	struct api_call *c = user;
+	if (rc == ERR_OK)
+		api_empty(c, 204, NULL);
+	else if (err)
+		api_problem_err(c, err);
+	else
+		api_problem(c, rc, NULL);
+}
+
+void h_actor_stop(struct api_call *c)
+{
+	if (check_id(c))
+		supervisor_stop(c->api->cfg.sup, c->params[0], 0, lifecycle_answer, c);
+}
+
+void h_actor_kill(struct api_call *c)
+{
+	if (check_id(c))
+		supervisor_stop(c->api->cfg.sup, c->params[0], 1, lifecycle_answer, c);
+}
+
+void h_actor_delete(struct api_call *c)
+{
+	if (!check_id(c))
+		return;
+	const char *force = http_request_query(c->req, "force");
+	if (force && strcmp(force, "true") != 0 && strcmp(force, "false") != 0) {
+		api_problem(c, ERR_INVALID, "'force' must be 'true' or 'false'");
+		return;
+	}
+	supervisor_delete(c->api->cfg.sup, c->params[0], force && strcmp(force, "true") == 0,
+			  lifecycle_answer, c);
+}

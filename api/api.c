@@ -1,0 +1,352 @@
+/* api.c - the route table, dispatch, authentication and the answer helpers.
+ *
+ * Routing is a table of (method, pattern, handler, body limit); `{name}` in a
+ * pattern matches one path segment, which is handed to the handler in order.
+ * A path that matches a pattern with another method is 405 with Allow. */
+#include "api/api_int.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/log.h"
+
+#define KIB 1024u
+
+struct route {
+	const char *method;
+	const char *pattern;
+	api_handler_fn fn;
+	size_t body;        /* 0: no body; 1: max_body; 2: max_store_object; else bytes */
+	int public_;        /* no token needed */
+};
+
+static const struct route routes[] = {
+	{"GET", "/health", h_health, 0, 1},
+	{"GET", "/ready", h_ready, 0, 1},
+	{"GET", "/version", h_version, 0, 0},
+	{"POST", "/actors", h_actors_create, 1, 0},
+	{"GET", "/actors", h_actors_list, 0, 0},
+	{"GET", "/actors/{id}", h_actor_get, 0, 0},
+	{"DELETE", "/actors/{id}", h_actor_delete, 0, 0},
+	{"POST", "/actors/{id}/stop", h_actor_stop, 0, 0},
+	{"POST", "/actors/{id}/kill", h_actor_kill, 0, 0},
+	{"GET", "/actors/{id}/chain", h_chain, 0, 0},
+	{"GET", "/actors/{id}/chain/events/{seq}", h_chain_event, 0, 0},
+	{"GET", "/actors/{id}/chain/verify", h_chain_verify, 0, 0},
+	{"GET", "/events", h_events, 0, 0},
+	{"POST", "/store/{store_id}", h_store_put, 2, 0},
+	{"GET", "/store/{store_id}/hash/{sha256}", h_store_get, 0, 0},
+	{"PUT", "/store/{store_id}/labels/{label}", h_label_put, 4 * KIB, 0},
+	{"GET", "/store/{store_id}/labels/{label}", h_label_get, 0, 0},
+	{"GET", "/packages", h_packages, 0, 0},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+size_t api_routes(const struct api_route_info **out)
+{
+	static struct api_route_info info[NROUTES];
+	for (size_t i = 0; i < NROUTES; i++)
+		info[i] = (struct api_route_info){routes[i].method, routes[i].pattern};
+	*out = info;
+	return NROUTES;
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes n bytes of src into dst (NUL-terminated); a malformed escape or
+ * an encoded NUL is kept as it is, so it fails the parameter's validation. */
+static void decode_param(const char *src, size_t n, char *dst)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (src[i] == '%' && i + 2 < n &&
+		    (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)src[i + 2])) >= 0 && (hi || lo)) {
+			dst[j++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			dst[j++] = src[i];
+		}
+	}
+	dst[j] = '\0';
+}
+
+/* Matches the raw (still percent-encoded) path against pattern, so an encoded
+ * '/' stays inside its segment; parameters are decoded into buf. */
+static int match(const char *pattern, const char *path, struct api_call *c)
+{
+	size_t used = 0;
+	int np = 0;
+	const char *p = pattern, *s = path;
+	while (*p && *s) {
+		if (*p == '{') {
+			const char *end = strchr(s, '/');
+			size_t n = end ? (size_t)(end - s) : strlen(s);
+			if (n == 0 || used + n + 1 > sizeof(c->buf) || np == API_MAX_PARAMS)
+				return 0;
+			decode_param(s, n, c->buf + used);
+			c->params[np++] = c->buf + used;
+			used += n + 1;
+			s += n;
+			p = strchr(p, '}') + 1;
+		} else if (*p++ != *s++) {
+			return 0;
+		}
+	}
+	return *p == '\0' && *s == '\0';
+}
+
+static const struct route *route_for(struct http_request *req, struct api_call *c, int *allowed)
+{
+	const char *path = http_request_raw_path(req);
+	const char *method = http_request_method(req);
+	*allowed = 0;
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!match(routes[i].pattern, path, c))
+			continue;
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+			return &routes[i];
+		*allowed = 1;
+	}
+	return NULL;
+}
+
+static size_t cb_body_limit(void *user, struct http_request *req)
+{
+	struct api *api = user;
+	struct api_call c = {0};
+	int allowed;
+	const struct route *r = route_for(req, &c, &allowed);
+	if (!r)     /* let a small body in so the answer is the real 404 or 405 */
+		return api->cfg.max_body < 65536 ? api->cfg.max_body : 65536;
+	switch (r->body) {
+	case 0: return 0;
+	case 1: return api->cfg.max_body;
+	case 2: return api->cfg.max_store_object;
+	default: return r->body;
+	}
+}
+
+static int authorized(struct api *api, struct http_request *req)
+{
+	const char *token = api->cfg.token;
+	if (!token || !*token)
+		return 1;
+	const char *h = http_request_header(req, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	size_t n = strlen(token);
+	return strlen(h) == n && CRYPTO_memcmp(h, token, n) == 0;
+}
+
+static void allow_header(struct api_call *c)
+{
+	char allow[64] = "";
+	const char *path = http_request_raw_path(c->req);
+	struct api_call tmp = {0};
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (!match(routes[i].pattern, path, &tmp) || strstr(allow, routes[i].method))
+			continue;
+		if (*allow)
+			strcat(allow, ", ");
+		strcat(allow, routes[i].method);
+	}
+	const char *h[] = {"Allow", allow, NULL};
+	struct err e;
+	err_set(&e, ERR_METHOD, "method %s is not allowed on '%s' (allowed: %s)",
+		http_request_method(c->req), path, allow);
+	struct http_response *resp = http_response_new(405);
+	char *body = problem_body(405, err_code_name(ERR_METHOD), e.msg, path);
+	http_response_header(resp, "Content-Type", "application/problem+json");
+	http_response_header(resp, h[0], h[1]);
+	if (body)
+		http_response_body_take(resp, body, strlen(body));
+	http_respond(c->req, resp);
+	free(c);
+}
+
+static void cb_handle(void *user, struct http_request *req)
+{
+	struct api *api = user;
+	struct api_call *c = calloc(1, sizeof(*c));
+	if (!c) {
+		http_respond(req, NULL);
+		return;
+	}
+	c->api = api;
+	c->req = req;
+	int allowed;
+	const struct route *r = route_for(req, c, &allowed);
+	if (r && !r->public_ && !authorized(api, req)) {
+		const char *h[] = {"WWW-Authenticate", "Bearer realm=\"theater\"", NULL};
+		struct http_response *resp = http_response_new(401);
+		char *body = problem_body(401, err_code_name(ERR_UNAUTHORIZED),
+			"missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+			http_request_path(req));
+		http_response_header(resp, "Content-Type", "application/problem+json");
+		http_response_header(resp, h[0], h[1]);
+		if (body)
+			http_response_body_take(resp, body, strlen(body));
+		http_respond(req, resp);
+		free(c);
+		return;
+	}
+	if (r) {
+		r->fn(c);
+	} else if (allowed) {
+		allow_header(c);
+	} else {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "no route for '%.200s'", http_request_path(req));
+		api_problem(c, ERR_NOT_FOUND, detail);
+	}
+}
+
+static char *cb_problem(void *user, int status, const char *code, const char *detail)
+{
+	(void)user;
+	return problem_body(status, code, detail, NULL);
+}
+
+enum err_code api_new(const struct api_config *cfg, struct api **out, struct err *err)
+{
+	struct api *api = calloc(1, sizeof(*api));
+	if (!api)
+		return err_set(err, ERR_NOMEM, "cannot allocate api");
+	api->cfg = *cfg;
+	if (!api->cfg.max_body)
+		api->cfg.max_body = 1 << 20;
+	if (!api->cfg.max_store_object)
+		api->cfg.max_store_object = 64u << 20;
+	if (!api->cfg.sse_ping_s)
+		api->cfg.sse_ping_s = 15;
+	if (!api->cfg.sse_max_buffered)
+		api->cfg.sse_max_buffered = 1 << 20;
+	pthread_mutex_init(&api->streams_lock, NULL);
+	*out = api;
+	return ERR_OK;
+}
+
+void api_handler(struct api *api, struct http_handler *h)
+{
+	h->user = api;
+	h->body_limit = cb_body_limit;
+	h->handle = cb_handle;
+	h->problem = cb_problem;
+}
+
+void api_set_draining(struct api *api, int draining)
+{
+	api->draining = draining;
+}
+
+void api_free(struct api *api)
+{
+	if (!api)
+		return;
+	pthread_mutex_destroy(&api->streams_lock);
+	free(api);
+}
+
+/* ---- answers ---- */
+
+static void add_headers(struct http_response *resp, const char *const *headers)
+{
+	for (; headers && headers[0]; headers += 2)
+		http_response_header(resp, headers[0], headers[1]);
+}
+
+void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
+	       size_t len, const char *const *headers)
+{
+	struct http_response *resp = http_response_new(status);
+	if (resp) {
+		if (content_type)
+			http_response_header(resp, "Content-Type", content_type);
+		add_headers(resp, headers);
+		if (data)
+			http_response_body_take(resp, data, len);
+	} else {
+		free(data);
+	}
+	http_respond(c->req, resp);
+	free(c);
+}
+
+void api_json_headers(struct api_call *c, int status, json_t *body, const char *const *headers)
+{
+	char *text = body ? json_compact(body) : NULL;
+	json_decref(body);
+	if (!text) {
+		api_problem(c, ERR_NOMEM, "cannot serialize the response");
+		return;
+	}
+	api_bytes(c, status, "application/json", text, strlen(text), headers);
+}
+
+void api_json(struct api_call *c, int status, json_t *body)
+{
+	api_json_headers(c, status, body, NULL);
+}
+
+void api_empty(struct api_call *c, int status, const char *const *headers)
+{
+	api_bytes(c, status, NULL, NULL, 0, headers);
+}
+
+void api_problem(struct api_call *c, enum err_code code, const char *detail)
+{
+	int status = problem_status(code);
+	if (status == 304) {
+		api_empty(c, 304, NULL);
+		return;
+	}
+	char *body = problem_body(status, err_code_name(code), detail,
+				  http_request_path(c->req));
+	api_bytes(c, status, "application/problem+json", body, body ? strlen(body) : 0, NULL);
+}
+
+void api_problem_err(struct api_call *c, const struct err *err)
+{
+	api_problem(c, err->code ? err->code : ERR_INTERNAL, err->msg);
+}
+
+enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t max,
+			    uint64_t *out, struct err *err)
+{
+	const char *v = http_request_query(c->req, name);
+	if (!v) {
+		*out = def;
+		return ERR_OK;
+	}
+	char *end = NULL;
+	if (*v < '0' || *v > '9')
+		return err_set(err, ERR_INVALID, "query parameter '%s' must be a non-negative "
+			       "integer", name);
+	unsigned long long x = strtoull(v, &end, 10);
+	if (*end || x > max)
+		return err_set(err, ERR_INVALID, "query parameter '%s' must be an integer "
+			       "from 0 to %llu", name, (unsigned long long)max);
+	*out = x;
+	return ERR_OK;
+}
+
+void api_defer(struct api_call *c, void (*fn)(void *c))
+{
+	struct pool *p = supervisor_pool(c->api->cfg.sup);
+	if (!p || pool_submit(p, fn, c) != ERR_OK)
+		api_problem(c, ERR_UNAVAILABLE, "the server is shutting down");
+}

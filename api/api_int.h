@@ -1,0 +1,88 @@
+/* api_int.h - private to the api layer: the api object, route handlers and the
+ * helpers every handler uses to answer. */
+#ifndef THEATER_API_INT_H
+#define THEATER_API_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "src/util/json.h"
+
+struct sse;
+
+struct api {
+	struct api_config cfg;
+	int draining;
+	pthread_mutex_t streams_lock;
+	struct sse *streams;          /* open SSE streams, for api_close_streams */
+};
+
+#define API_MAX_PARAMS 3
+
+struct api_call {
+	struct api *api;
+	struct http_request *req;
+	const char *params[API_MAX_PARAMS];   /* {id}, {seq}, {store_id}, ... in order */
+	char buf[512];                         /* storage for params */
+};
+
+typedef void (*api_handler_fn)(struct api_call *c);
+
+/* Answers (each takes what it is given and frees c). */
+void api_json(struct api_call *c, int status, json_t *body);          /* steals body */
+void api_json_headers(struct api_call *c, int status, json_t *body,
+		      const char *const *headers);                    /* name, value, ..., NULL */
+void api_empty(struct api_call *c, int status, const char *const *headers);
+void api_problem(struct api_call *c, enum err_code code, const char *detail);
+void api_problem_err(struct api_call *c, const struct err *err);
+void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
+	       size_t len, const char *const *headers);              /* takes malloc'd data */
+
+/* problem.c */
+int problem_status(enum err_code code);
+char *problem_body(int status, const char *code, const char *detail, const char *instance);
+
+/* Query helpers: parse an unsigned integer parameter; ERR_INVALID when malformed. */
+enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t max,
+			    uint64_t *out, struct err *err);
+/* Submits fn(c) to the worker pool; answers 503 when it cannot. */
+void api_defer(struct api_call *c, void (*fn)(void *c));
+
+/* JSON of a run (json_out.c). */
+json_t *api_run_json(const struct db_run *r);
+/* RFC 3339 UTC with milliseconds, or JSON null for 0. */
+json_t *api_time_json(int64_t ms);
+/* Event JSON for pages and SSE: actor_id, seq, hash, parent_hash, event_type,
+ * timestamp, and data (JSON when it parses) or data_b64. */
+json_t *api_event_json(const char *actor_id, uint64_t seq, const uint8_t *hash,
+		       const uint8_t *parent, const char *type, const uint8_t *data,
+		       size_t len, int64_t timestamp);
+
+/* Route handlers. */
+void h_health(struct api_call *c);
+void h_ready(struct api_call *c);
+void h_version(struct api_call *c);
+void h_actors_create(struct api_call *c);
+void h_actors_list(struct api_call *c);
+void h_actor_get(struct api_call *c);
+void h_actor_stop(struct api_call *c);
+void h_actor_kill(struct api_call *c);
+void h_actor_delete(struct api_call *c);
+void h_chain(struct api_call *c);
+void h_chain_event(struct api_call *c);
+void h_chain_verify(struct api_call *c);
+void h_events(struct api_call *c);
+void h_store_put(struct api_call *c);
+void h_store_get(struct api_call *c);
+void h_label_put(struct api_call *c);
+void h_label_get(struct api_call *c);
+void h_packages(struct api_call *c);
+
+/* sse.c */
+/* ended: the run had already ended when the request came (so the stream ends
+ * once the replay is done). */
+void sse_chain(struct api_call *c, const char *actor_id, uint64_t after, int ended);
+void sse_lifecycle(struct api_call *c, uint64_t after);
+
+#endif

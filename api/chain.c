@@ -1,0 +1,163 @@
+/* chain.c - /actors/{id}/chain (JSON pages or SSE), one event, verification,
+ * and the /events lifecycle stream. Chain reads touch files, so the JSON routes
+ * run on the worker pool. */
+#include "api/api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+
+static int wants_sse(struct api_call *c)
+{
+	const char *accept = http_request_header(c->req, "Accept");
+	return accept && strstr(accept, "text/event-stream") != NULL;
+}
+
+/* Last-Event-ID (a reconnecting browser) wins over ?after= (the first connect). */
+static enum err_code resume_point(struct api_call *c, uint64_t *after, struct err *err)
+{
+	const char *last = http_request_header(c->req, "Last-Event-ID");
+	if (last && *last) {
+		char *end;
+		if (*last < '0' || *last > '9')
+			return err_set(err, ERR_INVALID, "Last-Event-ID must be an event id");
+		*after = strtoull(last, &end, 10);
+		if (*end)
+			return err_set(err, ERR_INVALID, "Last-Event-ID must be an event id");
+		return ERR_OK;
+	}
+	return api_query_u64(c, "after", 0, UINT64_MAX / 2, after, err);
+}
+
+static void job_page(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	uint64_t after, limit, length;
+	int ended;
+	if (api_query_u64(c, "after", 0, UINT64_MAX / 2, &after, &e) ||
+	    api_query_u64(c, "limit", 100, 1000, &limit, &e) || limit == 0) {
+		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
+		return;
+	}
+	if (supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	json_t *items = json_array();
+	uint64_t seq = after + 1;
+	for (; seq <= length && seq <= after + limit; seq++) {
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		if (supervisor_read_event(c->api->cfg.sup, c->params[0], seq, &ev, &ts, &e)) {
+			json_decref(items);
+			api_problem_err(c, &e);
+			return;
+		}
+		json_array_append_new(items, api_event_json(c->params[0], seq, ev.hash,
+					ev.parent_hash, ev.event_type, ev.data, ev.data_len, ts));
+		chain_event_release(&ev);
+	}
+	json_t *o = json_pack("{s:o, s:I, s:b}", "items", items, "length", (json_int_t)length,
+			      "ended", ended);
+	json_object_set_new(o, "next_after",
+			    seq <= length ? json_integer((json_int_t)(seq - 1)) : json_null());
+	api_json(c, 200, o);
+}
+
+void h_chain(struct api_call *c)
+{
+	struct err e = {0};
+	if (!uuid_valid(c->params[0])) {
+		api_problem(c, ERR_BAD_ID, "not an actor id (a lowercase uuid)");
+		return;
+	}
+	if (!wants_sse(c)) {
+		api_defer(c, job_page);
+		return;
+	}
+	uint64_t after, length;
+	int ended;
+	if (resume_point(c, &after, &e) ||
+	    supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	if (ended && after >= length) {
+		api_empty(c, 204, NULL);    /* finished and fully seen: EventSource stops */
+		return;
+	}
+	sse_chain(c, c->params[0], after, ended);
+}
+
+static void job_event(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	char *end;
+	uint64_t seq = strtoull(c->params[1], &end, 10);
+	if (*end || seq == 0 || c->params[1][0] < '0' || c->params[1][0] > '9') {
+		api_problem(c, ERR_INVALID, "the event seq must be a positive integer");
+		return;
+	}
+	struct chain_event ev = {0};
+	int64_t ts = 0;
+	if (supervisor_read_event(c->api->cfg.sup, c->params[0], seq, &ev, &ts, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	json_t *o = api_event_json(c->params[0], seq, ev.hash, ev.parent_hash, ev.event_type,
+				   ev.data, ev.data_len, ts);
+	chain_event_release(&ev);
+	api_json(c, 200, o);
+}
+
+void h_chain_event(struct api_call *c)
+{
+	if (!uuid_valid(c->params[0])) {
+		api_problem(c, ERR_BAD_ID, "not an actor id (a lowercase uuid)");
+		return;
+	}
+	api_defer(c, job_event);
+}
+
+static void job_verify(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	struct chain_verify_result v = {0};
+	if (supervisor_verify(c->api->cfg.sup, c->params[0], &v, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	char head[65];
+	hex_encode(v.head, 32, head);
+	json_t *o = json_pack("{s:b, s:I, s:s}", "valid", v.valid, "length",
+			      (json_int_t)v.length, "head", head);
+	json_object_set_new(o, "first_bad_seq",
+			    v.valid ? json_null() : json_integer((json_int_t)v.first_bad_seq));
+	if (!v.valid && v.detail[0])
+		json_object_set_new(o, "detail", json_string(v.detail));
+	api_json(c, 200, o);
+}
+
+void h_chain_verify(struct api_call *c)
+{
+	if (!uuid_valid(c->params[0])) {
+		api_problem(c, ERR_BAD_ID, "not an actor id (a lowercase uuid)");
+		return;
+	}
+	api_defer(c, job_verify);
+}
+
+void h_events(struct api_call *c)
+{
+	struct err e = {0};
+	uint64_t after;
+	if (resume_point(c, &after, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	sse_lifecycle(c, after);
+}

@@ -1,0 +1,224 @@
+/* api_bench.c - in-process costs of the engine API (src/wasm/wasm.h).
+ *
+ * Measures, with modules built here byte by byte (no files, no tools):
+ *   - store + instantiate + call + free of a tiny 1-page module already
+ *     decoded (what a supervisor pays per spawn with its module cache warm);
+ *   - the same including decode + validate of a ~10 KB module;
+ *   - the memory of an idle instance: wasm_store_footprint and the RSS delta
+ *     over 1000 live instances, each in its own store as actors are.
+ * Prints one line per figure; bench/wasm/run.sh shows them with the targets.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/util/buf.h"
+#include "src/util/err.h"
+#include "src/wasm/wasm.h"
+
+#define IDLE_INSTANCES 1000
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void die(const char *what, const struct err *err)
+{
+	fprintf(stderr, "api_bench: %s: %s\n", what, err->msg);
+	exit(1);
+}
+
+/* ---- a tiny module encoder ---- */
+
+static void put_byte(struct buf *b, unsigned v)
+{
+	unsigned char c = (unsigned char)v;
+	buf_append(b, &c, 1);
+}
+
+static void put_uleb(struct buf *b, uint32_t v)
+{
+	do {
+		unsigned c = v & 0x7f;
+		v >>= 7;
+		put_byte(b, v ? c | 0x80 : c);
+	} while (v);
+}
+
+static void put_sleb(struct buf *b, int32_t v)
+{
+	for (;;) {
+		unsigned c = (unsigned)v & 0x7f;
+		v >>= 7;
+		int done = (v == 0 && !(c & 0x40)) || (v == -1 && (c & 0x40));
+		put_byte(b, done ? c : c | 0x80);
+		if (done)
+			return;
+	}
+}
+
+/* Appends section `id` with the contents of body, then resets body. */
+static void put_section(struct buf *out, unsigned id, struct buf *body)
+{
+	put_byte(out, id);
+	put_uleb(out, (uint32_t)body->len);
+	buf_append(out, body->data, body->len);
+	buf_reset(body);
+}
+
+/* A chain of nfuncs functions (i32) -> i32, each doing `ops` rounds of
+ * arithmetic and calling the next; exports the first as "run" and a 1-page
+ * memory. nfuncs = 1, ops = 1 makes a ~50-byte module. */
+static void build_module(uint32_t nfuncs, uint32_t ops, struct buf *out)
+{
+	struct buf sec, fn;
+	buf_init(&sec, 0);
+	buf_init(&fn, 0);
+	buf_append(out, "\0asm\1\0\0\0", 8);
+	put_uleb(&sec, 1);
+	buf_append(&sec, "\x60\x01\x7f\x01\x7f", 5);
+	put_section(out, 1, &sec);
+	put_uleb(&sec, nfuncs);
+	for (uint32_t i = 0; i < nfuncs; i++)
+		put_uleb(&sec, 0);
+	put_section(out, 3, &sec);
+	buf_append(&sec, "\x01\x00\x01", 3);
+	put_section(out, 5, &sec);
+	buf_append(&sec, "\x02\x03run\x00\x00\x06memory\x02\x00", 16);
+	put_section(out, 7, &sec);
+	put_uleb(&sec, nfuncs);
+	for (uint32_t i = 0; i < nfuncs; i++) {
+		buf_append(&fn, "\x00\x20\x00", 3);          /* no locals; local.get 0 */
+		for (uint32_t j = 0; j < ops; j++) {
+			put_byte(&fn, 0x41);                  /* i32.const */
+			put_sleb(&fn, (int32_t)(i * 131 + j * 7));
+			buf_append(&fn, "\x6a\x41\x03\x6c", 4); /* add, const 3, mul */
+		}
+		if (i + 1 < nfuncs) {
+			put_byte(&fn, 0x10);                  /* call i+1 */
+			put_uleb(&fn, i + 1);
+		}
+		put_byte(&fn, 0x0b);
+		put_uleb(&sec, (uint32_t)fn.len);
+		buf_append(&sec, fn.data, fn.len);
+		buf_reset(&fn);
+	}
+	put_section(out, 10, &sec);
+	buf_release(&sec);
+	buf_release(&fn);
+}
+
+/* ---- measurements ---- */
+
+static void instantiate_call(struct wasm_module *m, int keep, struct wasm_store **s_out)
+{
+	struct err err = { 0 };
+	struct wasm_store *s = NULL;
+	struct wasm_instance *inst = NULL;
+	struct wasm_extern run;
+	struct wasm_value arg = { .type = WASM_I32, .of.i32 = 1 }, res;
+	if (wasm_store_new(NULL, &s, &err) != ERR_OK)
+		die("store", &err);
+	if (wasm_instance_new(s, m, NULL, 0, &inst, &err) != ERR_OK)
+		die("instantiate", &err);
+	if (wasm_instance_export(inst, "run", &run) != ERR_OK)
+		die("export", &err);
+	if (wasm_func_call(s, run.of.func, &arg, 1, &res, 1, &err) != ERR_OK)
+		die("call", &err);
+	if (keep)
+		*s_out = s;
+	else
+		wasm_store_free(s);
+}
+
+static struct wasm_module *load(const struct buf *b)
+{
+	struct err err = { 0 };
+	struct wasm_module *m = NULL;
+	if (wasm_module_new((const uint8_t *)b->data, b->len, &m, &err) != ERR_OK)
+		die("load", &err);
+	return m;
+}
+
+static double per_iter_loaded(struct wasm_module *m, int iters)
+{
+	for (int i = 0; i < iters / 10; i++)
+		instantiate_call(m, 0, NULL);
+	double t0 = now_us();
+	for (int i = 0; i < iters; i++)
+		instantiate_call(m, 0, NULL);
+	return (now_us() - t0) / iters;
+}
+
+static double per_iter_decode(const struct buf *b, int iters, int call)
+{
+	double t0 = now_us();
+	for (int i = 0; i < iters; i++) {
+		struct wasm_module *m = load(b);
+		if (call)
+			instantiate_call(m, 0, NULL);
+		wasm_module_free(m);
+	}
+	return (now_us() - t0) / iters;
+}
+
+static long rss_kib(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+		resident = -1;
+	fclose(f);
+	return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void idle_instances(struct wasm_module *m)
+{
+	struct wasm_store **stores = calloc(IDLE_INSTANCES, sizeof *stores);
+	size_t footprint = 0;
+	if (!stores)
+		exit(1);
+	long before = rss_kib();
+	for (int i = 0; i < IDLE_INSTANCES; i++)
+		instantiate_call(m, 1, &stores[i]);
+	long after = rss_kib();
+	for (int i = 0; i < IDLE_INSTANCES; i++) {
+		footprint += wasm_store_footprint(stores[i]);
+		wasm_store_free(stores[i]);
+	}
+	printf("idle_instance_footprint_kib %.1f\n", footprint / 1024.0 / IDLE_INSTANCES);
+	printf("idle_instance_rss_kib %.1f\n", (after - before) / (double)IDLE_INSTANCES);
+	free(stores);
+}
+
+int main(int argc, char **argv)
+{
+	int scale = argc > 1 ? atoi(argv[1]) : 1;
+	struct buf tiny, big;
+	buf_init(&tiny, 0);
+	buf_init(&big, 0);
+	build_module(1, 1, &tiny);
+	build_module(100, 14, &big);
+	struct wasm_module *m = load(&tiny), *mb = load(&big);
+	printf("tiny_module_bytes %zu\n", tiny.len);
+	printf("big_module_bytes %zu\n", big.len);
+	printf("tiny_module_footprint_bytes %zu\n", wasm_module_footprint(m));
+	printf("big_module_footprint_bytes %zu\n", wasm_module_footprint(mb));
+	printf("loaded_instantiate_call_us %.2f\n", per_iter_loaded(m, 20000 * scale));
+	printf("big_loaded_instantiate_call_us %.2f\n", per_iter_loaded(mb, 2000 * scale));
+	printf("big_decode_validate_us %.2f\n", per_iter_decode(&big, 1000 * scale, 0));
+	printf("big_decode_instantiate_call_us %.2f\n", per_iter_decode(&big, 1000 * scale, 1));
+	idle_instances(m);
+	wasm_module_free(m);
+	wasm_module_free(mb);
+	buf_release(&tiny);
+	buf_release(&big);
+	return 0;
+}

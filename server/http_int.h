@@ -1,0 +1,169 @@
+/* http_int.h - private structures of the HTTP layer, shared only by server/http*.c.
+ *
+ * Locking: one mutex per server (srv->lock) guards every field marked [L] of the
+ * server, of its requests and of its streams, and the two lists. It is held only for
+ * short bookkeeping: never while calling the handler (body_limit, handle, problem,
+ * on_close) and never around MHD_queue_response or MHD_destroy_response (MHD calls the
+ * stream reader with a response mutex held and the reader takes srv->lock). It IS
+ * held around MHD_suspend_connection / MHD_resume_connection, which is what makes
+ * "suspend unless the answer is already there" and "resume only what is suspended"
+ * atomic.
+ *
+ * Lifetimes are counted: the server holds one reference for its owner plus one per
+ * live request and stream, so the lock outlives every object that uses it. A request
+ * is freed when MHD is done with it (notify_completed) and the handler has answered.
+ * A stream is freed when MHD has destroyed its response and the last caller reference
+ * is released.
+ */
+#ifndef THEATER_SERVER_HTTP_INT_H
+#define THEATER_SERVER_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "server/http.h"
+#include "src/util/buf.h"
+
+#define HTTP_MODULE "http"
+
+struct http_kv {
+	const char *name;
+	const char *value;
+};
+
+enum http_phase {
+	PH_HEADERS,  /* the first access-handler call is still to come */
+	PH_BODY,     /* reading the body */
+	PH_DISCARD,  /* body over the limit: draining it, then 413 */
+	PH_WAITING,  /* handle() returned without an answer; suspended or answer stored */
+	PH_DONE,     /* a response was queued */
+};
+
+struct http_request {
+	struct http_server *srv;
+	struct MHD_Connection *conn; /* [L] NULL once MHD is done with the request */
+	enum http_phase phase;       /* MHD thread only */
+	char *raw_uri;               /* request target as sent; '?' replaced by NUL */
+	char *path;                  /* decoded */
+	char *strings;               /* one block: method, header and query copies */
+	const char *method;
+	struct http_kv *headers, *args;
+	size_t nheaders, nargs;
+	size_t header_bytes;
+	size_t body_limit;
+	size_t discarded;
+	struct buf body;
+	int fd;                      /* the connection's socket (for streams) */
+	char peer[64];
+	int loopback;
+	void *data;
+	/* [L] the answer waiting to be queued, and lifetime flags */
+	struct MHD_Response *mresp;
+	unsigned status;
+	struct http_stream *stream;   /* [L] stream answering this request, until either ends */
+	struct http_request *prev, *next; /* [L] srv->pending while suspended */
+	bool answered;      /* [L] an answer (or the stop's 503) was handed over */
+	bool suspended;     /* [L] MHD_suspend_connection called, no resume yet */
+	bool in_pending;    /* [L] on srv->pending */
+	bool app_holds;     /* [L] handle() was called and the handler has not answered */
+	bool mhd_holds;     /* [L] MHD has not called notify_completed yet */
+};
+
+struct http_stream {
+	struct http_server *srv;
+	struct MHD_Connection *conn;  /* [L] NULL once the connection is finished */
+	int fd;                       /* socket, valid while conn != NULL */
+	struct http_request *req;     /* [L] until either side ends */
+	struct buf queue;             /* [L] bytes [qoff, queue.len) are still to send */
+	size_t qoff;
+	size_t max_buffered;
+	unsigned ping_ms;
+	char *ping_text;
+	size_t ping_len;
+	void (*on_close)(void *user, struct http_stream *s);
+	void *user;
+	struct timespec last_write;   /* [L] monotonic */
+	int refs;                     /* [L] caller references + 1 while MHD holds the response */
+	bool suspended;               /* [L] the reader suspended the connection */
+	bool ended;                   /* [L] http_stream_end: finish after the queue */
+	bool closed;                  /* [L] cut, client gone or server stop: no more bytes */
+	bool finished;                /* [L] MHD destroyed the response (on_close done/doing) */
+	bool silent;                  /* never delivered: no on_close */
+	struct http_stream *prev, *next; /* [L] srv->streams until finished */
+};
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	struct http_handler h;
+	struct http_config cfg;
+	char host[64];
+	uint16_t port;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* [L] timer wake-up and stop progress */
+	int refs;                       /* [L] owner + live requests + live streams */
+	bool stopping;                  /* [L] */
+	bool timer_stop;                /* [L] */
+	bool timer_started;
+	pthread_t timer;
+	struct http_request *pending;   /* [L] suspended requests without an answer */
+	struct http_stream *streams;    /* [L] streams whose response MHD still holds */
+	size_t live_requests;           /* [L] requests MHD has not completed */
+};
+
+/* Locking helpers (abort on a broken mutex: that is our bug). */
+void http_lock(struct http_server *s);
+void http_unlock(struct http_server *s);
+/* [L] held. Drops one server reference; returns true when the caller must free it
+ * (after unlocking) with http_server_free_(). */
+bool http_server_unref_locked(struct http_server *s);
+void http_server_free_(struct http_server *s);
+void http_mono_now(struct timespec *ts);
+int64_t http_ms_since(const struct timespec *then, const struct timespec *now);
+
+/* http_request.c */
+struct http_request *http_request_new_(struct http_server *s, const char *uri);
+/* Copies headers and query arguments from conn, fills peer. ERR_NOMEM. */
+enum err_code http_request_capture_(struct http_request *r, struct MHD_Connection *conn,
+				    const char *method);
+/* Decodes raw path into r->path; ERR_INVALID on malformed escapes or NUL. */
+enum err_code http_request_decode_path_(struct http_request *r);
+/* Frees the request (all fields); does not touch the server. */
+void http_request_free_(struct http_request *r);
+/* [L] held. Frees r when neither MHD nor the handler holds it any longer; drops the
+ * server reference. Returns true when the server must be freed by the caller. */
+bool http_request_maybe_free_locked(struct http_request *r);
+
+/* http_response.c */
+/* Builds the MHD response for resp (taking resp; NULL -> empty 500). Never NULL unless
+ * MHD itself is out of memory. *status_out receives the status to queue. */
+struct MHD_Response *http_response_to_mhd_(struct http_response *resp, unsigned *status_out);
+/* A problem+json response from the handler's problem() callback (or a fallback). */
+struct MHD_Response *http_problem_response_(struct http_server *s, int status,
+					    enum err_code code, const char *detail);
+/* [L] not held. Hands the handler's answer for r over: stores it (attaching stream
+ * when not NULL) and resumes the connection. *delivered_out is false when the
+ * connection is gone or was already answered (server stop): the caller then still
+ * owns mresp. Releases the handler's hold on r (r may be freed). */
+void http_deliver_(struct http_request *r, struct MHD_Response *mresp, unsigned status,
+		   struct http_stream *stream, bool *delivered_out);
+/* Copies the headers of resp onto an MHD response (Content-Length and
+ * Transfer-Encoding skipped). Returns false on OOM. */
+bool http_response_copy_headers_(const struct http_response *resp, struct MHD_Response *m);
+int http_response_status_(const struct http_response *resp);
+
+/* http_stream.c */
+/* [L] held. Writes due pings; returns the milliseconds until the next one is due
+ * (at most max_ms). */
+int64_t http_stream_ping_due_locked(struct http_server *s, int64_t max_ms);
+/* [L] held. Server stop: closes (and ends) every stream, waking suspended ones. */
+void http_stream_stop_all_locked(struct http_server *s);
+/* [L] held. Links a delivered stream to its request and to srv->streams. */
+void http_stream_attach_locked(struct http_stream *st, struct http_request *r);
+/* [L] held. The request of a stream is completed by MHD: detach both. */
+void http_stream_detach_locked(struct http_stream *st);
+
+#endif

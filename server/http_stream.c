@@ -1,0 +1,341 @@
+/* http_stream.c - streaming responses (server-sent events) over suspend/resume.
+ *
+ * A stream is a chunked MHD response whose reader copies from a bounded byte queue.
+ * When the queue is empty the reader suspends the connection (no busy loop, no
+ * thread); a write, an end, a ping or a cut resumes it. Writers on any thread only
+ * append to the queue under the server lock, so a slow client can never make a writer
+ * block: past max_buffered the stream is cut, which shuts the socket down so that
+ * libmicrohttpd drops the connection at once even while it waits to send.
+ *
+ * on_close is called from one place only, MHD's free callback of the response, which
+ * runs exactly once whatever ended the connection (end, client gone, cut, stop). The
+ * socket is only touched while the connection is known to be alive ([L] conn set):
+ * MHD reports completion (which clears it) before it closes the socket.
+ */
+#include "server/http_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define DEF_MAX_BUFFERED (1024 * 1024)
+#define DEF_PING_S 15
+#define DEF_PING_TEXT ": ping\n\n"
+#define READER_BLOCK (16 * 1024)
+#define COMPACT_MIN (64 * 1024)
+
+static struct http_stream *stream_new(struct http_server *srv,
+				      const struct http_stream_config *cfg)
+{
+	static const struct http_stream_config defaults = {0};
+	if (!cfg)
+		cfg = &defaults;
+	struct http_stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	const char *ping = cfg->ping_text ? cfg->ping_text : DEF_PING_TEXT;
+	st->ping_text = strdup(ping);
+	if (!st->ping_text) {
+		free(st);
+		return NULL;
+	}
+	st->ping_len = strlen(ping);
+	st->srv = srv;
+	st->fd = -1;
+	st->max_buffered = cfg->max_buffered ? cfg->max_buffered : DEF_MAX_BUFFERED;
+	st->ping_ms = (cfg->ping_interval_s ? cfg->ping_interval_s : DEF_PING_S) * 1000u;
+	st->on_close = cfg->on_close;
+	st->user = cfg->user;
+	buf_init(&st->queue, 0);
+	st->refs = 2; /* the caller's and the MHD response's */
+	http_lock(srv);
+	srv->refs++;
+	http_unlock(srv);
+	return st;
+}
+
+static void stream_free(struct http_stream *st)
+{
+	buf_release(&st->queue);
+	free(st->ping_text);
+	free(st);
+}
+
+void http_stream_ref(struct http_stream *st)
+{
+	http_lock(st->srv);
+	st->refs++;
+	http_unlock(st->srv);
+}
+
+void http_stream_release(struct http_stream *st)
+{
+	if (!st)
+		return;
+	struct http_server *srv = st->srv;
+	bool free_srv = false;
+	http_lock(srv);
+	bool last = --st->refs == 0;
+	if (last)
+		free_srv = http_server_unref_locked(srv);
+	http_unlock(srv);
+	if (last)
+		stream_free(st);
+	if (free_srv)
+		http_server_free_(srv);
+}
+
+static void streams_unlink_locked(struct http_server *srv, struct http_stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else if (srv->streams == st)
+		srv->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+}
+
+/* Resumes the connection if the reader suspended it. */
+static void stream_wake_locked(struct http_stream *st)
+{
+	if (st->suspended && st->conn) {
+		st->suspended = false;
+		MHD_resume_connection(st->conn);
+	}
+}
+
+/* Slow client or out of memory: no more bytes, and the connection goes now. */
+static void stream_cut_locked(struct http_stream *st)
+{
+	st->closed = true;
+	buf_reset(&st->queue);
+	st->qoff = 0;
+	if (!st->conn)
+		return;
+	stream_wake_locked(st);
+	if (st->fd >= 0)
+		shutdown(st->fd, SHUT_RDWR);
+}
+
+static enum err_code stream_enqueue_locked(struct http_stream *st, const void *data, size_t len)
+{
+	if (st->closed || st->ended)
+		return ERR_CONFLICT;
+	size_t queued = st->queue.len - st->qoff;
+	if (len > st->max_buffered - queued) {
+		stream_cut_locked(st);
+		return ERR_BUSY;
+	}
+	if (buf_append(&st->queue, data, len)) {
+		stream_cut_locked(st);
+		return ERR_NOMEM;
+	}
+	http_mono_now(&st->last_write);
+	stream_wake_locked(st);
+	return ERR_OK;
+}
+
+enum err_code http_stream_write(struct http_stream *st, const void *data, size_t len)
+{
+	http_lock(st->srv);
+	enum err_code rc = stream_enqueue_locked(st, data, len);
+	http_unlock(st->srv);
+	return rc;
+}
+
+void http_stream_end(struct http_stream *st)
+{
+	http_lock(st->srv);
+	if (!st->ended) {
+		st->ended = true;
+		stream_wake_locked(st);
+	}
+	http_unlock(st->srv);
+}
+
+size_t http_stream_queued(const struct http_stream *st)
+{
+	http_lock(st->srv);
+	size_t n = st->queue.len - st->qoff;
+	http_unlock(st->srv);
+	return n;
+}
+
+int http_stream_closed(const struct http_stream *st)
+{
+	http_lock(st->srv);
+	int closed = st->closed || st->ended;
+	http_unlock(st->srv);
+	return closed;
+}
+
+/* ---- MHD side ---- */
+
+static void take_from_queue_locked(struct http_stream *st, char *out, size_t n)
+{
+	memcpy(out, st->queue.data + st->qoff, n);
+	st->qoff += n;
+	if (st->qoff == st->queue.len) {
+		buf_reset(&st->queue);
+		st->qoff = 0;
+	} else if (st->qoff >= COMPACT_MIN && st->qoff * 2 >= st->queue.len) {
+		memmove(st->queue.data, st->queue.data + st->qoff, st->queue.len - st->qoff);
+		st->queue.len -= st->qoff;
+		st->qoff = 0;
+	}
+}
+
+/* MHD thread, with the response's mutex held. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct http_stream *st = cls;
+	(void)pos;
+	http_lock(st->srv);
+	size_t avail = st->queue.len - st->qoff;
+	ssize_t rc;
+	if (avail) {
+		size_t n = avail < max ? avail : max;
+		take_from_queue_locked(st, out, n);
+		rc = (ssize_t)n;
+	} else if (st->ended) {
+		rc = MHD_CONTENT_READER_END_OF_STREAM;
+	} else if (st->closed || !st->conn) {
+		rc = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else {
+		MHD_suspend_connection(st->conn);
+		st->suspended = true;
+		rc = 0;
+	}
+	http_unlock(st->srv);
+	return rc;
+}
+
+/* MHD (or, for a response never delivered, our own) free callback: the end. */
+static void stream_finished(void *cls)
+{
+	struct http_stream *st = cls;
+	struct http_server *srv = st->srv;
+	http_lock(srv);
+	if (!st->silent)
+		streams_unlink_locked(srv, st);
+	if (st->req) {
+		st->req->stream = NULL;
+		st->req = NULL;
+	}
+	st->conn = NULL;
+	st->suspended = false;
+	st->closed = true;
+	st->finished = true;
+	pthread_cond_broadcast(&srv->cond);
+	bool notify = !st->silent && st->on_close;
+	http_unlock(srv);
+	if (notify)
+		st->on_close(st->user, st);
+	http_stream_release(st);
+}
+
+void http_stream_attach_locked(struct http_stream *st, struct http_request *r)
+{
+	struct http_server *srv = st->srv;
+	st->req = r;
+	r->stream = st;
+	st->conn = r->conn;
+	st->fd = r->fd;
+	http_mono_now(&st->last_write);
+	st->prev = NULL;
+	st->next = srv->streams;
+	if (srv->streams)
+		srv->streams->prev = st;
+	srv->streams = st;
+	if (srv->stopping)
+		st->closed = st->ended = true;
+	pthread_cond_broadcast(&srv->cond); /* the timer learns the new deadline */
+}
+
+void http_stream_detach_locked(struct http_stream *st)
+{
+	if (st->req) {
+		st->req->stream = NULL;
+		st->req = NULL;
+	}
+	st->conn = NULL;
+	st->suspended = false;
+	st->closed = true;
+}
+
+/* Fails the stream before anyone saw it: no on_close, the request gets a 500. */
+static enum err_code fail_new(struct http_request *r, struct http_stream *st,
+			      struct MHD_Response *m, struct err *err)
+{
+	st->silent = true;
+	if (m)
+		MHD_destroy_response(m); /* stream_finished drops the MHD reference */
+	else
+		http_stream_release(st);
+	http_stream_release(st);
+	http_respond(r, NULL);
+	return err_set(err, ERR_NOMEM, "cannot start an event stream: out of memory");
+}
+
+enum err_code http_respond_stream(struct http_request *r, struct http_response *head,
+				  const struct http_stream_config *cfg, struct http_stream **out,
+				  struct err *err)
+{
+	*out = NULL;
+	struct http_stream *st = stream_new(r->srv, cfg);
+	if (!st) {
+		http_response_free(head);
+		http_respond(r, NULL);
+		return err_set(err, ERR_NOMEM, "cannot start an event stream: out of memory");
+	}
+	struct MHD_Response *m = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN, READER_BLOCK, stream_read, st, stream_finished);
+	if (!m || !head || !http_response_copy_headers_(head, m)) {
+		http_response_free(head);
+		return fail_new(r, st, m, err);
+	}
+	unsigned status = (unsigned)http_response_status_(head);
+	http_response_free(head);
+	bool delivered;
+	http_deliver_(r, m, status, st, &delivered);
+	if (!delivered) {
+		st->silent = true;
+		MHD_destroy_response(m);
+		http_stream_release(st);
+		return err_set(err, ERR_UNAVAILABLE, "cannot start an event stream: connection gone");
+	}
+	*out = st;
+	return ERR_OK;
+}
+
+/* ---- timer and stop (server lock held) ---- */
+
+int64_t http_stream_ping_due_locked(struct http_server *srv, int64_t max_ms)
+{
+	struct timespec now;
+	http_mono_now(&now);
+	int64_t next = max_ms;
+	for (struct http_stream *st = srv->streams; st; st = st->next) {
+		if (st->closed || st->ended)
+			continue;
+		int64_t idle = http_ms_since(&st->last_write, &now);
+		if (idle >= (int64_t)st->ping_ms) {
+			stream_enqueue_locked(st, st->ping_text, st->ping_len);
+			idle = 0;
+		}
+		int64_t left = (int64_t)st->ping_ms - idle;
+		if (left < next)
+			next = left;
+	}
+	return next > 0 ? next : 1;
+}
+
+void http_stream_stop_all_locked(struct http_server *srv)
+{
+	for (struct http_stream *st = srv->streams; st; st = st->next) {
+		st->closed = true;
+		st->ended = true;
+		stream_wake_locked(st);
+	}
+}

@@ -1,0 +1,323 @@
+/* config.c - flags and environment of theater-server; see config.h. */
+#include "src/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/home.h"
+#include "src/util/log.h"
+
+const char *config_usage(void)
+{
+	return
+"usage: theater-server [options]\n"
+"\n"
+"A WebAssembly actor supervisor with a REST API. Options (environment in brackets):\n"
+"  --listen ADDR:PORT        where to listen [THEATER_LISTEN] (127.0.0.1:8080;\n"
+"                            port 0 picks a free port and prints it; IPv6 as [::1]:PORT)\n"
+"  --home DIR                data folder [THEATER_HOME] ($HOME/.theater)\n"
+"  --package-root DIR        file references resolve only under these folders;\n"
+"                            repeatable [THEATER_PACKAGE_ROOTS, ':'-separated]\n"
+"                            ($THEATER_HOME/packages)\n"
+"  --token-file FILE         bearer token file [THEATER_TOKEN_FILE]; or set\n"
+"                            THEATER_TOKEN; required for a non-loopback listen address\n"
+"  --max-body BYTES          request body limit (1M) [THEATER_MAX_BODY]\n"
+"  --max-store-object BYTES  store upload limit (64M) [THEATER_MAX_STORE_OBJECT]\n"
+"  --max-download BYTES      package download/file size cap (64M) [THEATER_MAX_DOWNLOAD]\n"
+"  --connect-timeout-ms MS   fetch connect timeout (5000) [THEATER_CONNECT_TIMEOUT_MS]\n"
+"  --fetch-timeout-ms MS     fetch total timeout (30000) [THEATER_FETCH_TIMEOUT_MS]\n"
+"  --cache-bytes BYTES       static package cache bound (256M) [THEATER_CACHE_BYTES]\n"
+"  --max-conns N             connection limit (1024) [THEATER_MAX_CONNS]\n"
+"  --max-conns-per-ip N      per-client connection limit (256) [THEATER_MAX_CONNS_PER_IP]\n"
+"  --conn-timeout S          idle connection timeout (60) [THEATER_CONN_TIMEOUT]\n"
+"  --http-threads N          HTTP event threads (2) [THEATER_HTTP_THREADS]\n"
+"  --workers N               worker threads (4) [THEATER_WORKERS]\n"
+"  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
+"  --health-check            GET /health on the listen address; exit 0 if healthy\n"
+"  --version, --help\n"
+"Sizes accept K, M and G suffixes (powers of 1024).\n";
+}
+
+static enum err_code parse_size(const char *flag, const char *v, size_t *out, struct err *err)
+{
+	char *end;
+	if (!isdigit((unsigned char)*v))
+		return err_set(err, ERR_INVALID, "%s: '%s' is not a size", flag, v);
+	unsigned long long x = strtoull(v, &end, 10);
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || x > (1ull << 40) >> shift)
+		return err_set(err, ERR_INVALID, "%s: '%s' is not a size", flag, v);
+	*out = (size_t)(x << shift);
+	return ERR_OK;
+}
+
+static enum err_code parse_uint(const char *flag, const char *v, unsigned long max,
+				unsigned long *out, struct err *err)
+{
+	char *end;
+	if (!isdigit((unsigned char)*v))
+		return err_set(err, ERR_INVALID, "%s: '%s' is not a number", flag, v);
+	unsigned long x = strtoul(v, &end, 10);
+	if (*end || x > max)
+		return err_set(err, ERR_INVALID, "%s: '%s' must be a number up to %lu", flag, v,
+			       max);
+	*out = x;
+	return ERR_OK;
+}
+
+static enum err_code parse_listen(struct config *cfg, const char *v, struct err *err)
+{
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v)
+		return err_set(err, ERR_INVALID, "--listen: '%s' is not ADDR:PORT", v);
+	unsigned long port;
+	if (parse_uint("--listen", colon + 1, 65535, &port, err))
+		return ERR_INVALID;
+	size_t n = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (n < 3 || v[n - 1] != ']')
+			return err_set(err, ERR_INVALID, "--listen: '%s' is not [ADDR]:PORT", v);
+		v++;
+		n -= 2;
+	}
+	free(cfg->host);
+	cfg->host = strndup(v, n);
+	if (strcmp(cfg->host, "localhost") == 0) {
+		free(cfg->host);
+		cfg->host = strdup("127.0.0.1");
+	}
+	cfg->port = (uint16_t)port;
+	return cfg->host ? ERR_OK : ERR_NOMEM;
+}
+
+static enum err_code read_token_file(struct config *cfg, const char *path, struct err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return err_errno(err, ERR_INVALID, errno, "cannot read token file '%s'", path);
+	char line[512] = "";
+	char *ok = fgets(line, sizeof(line), f);
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!ok || strlen(line) < 16)
+		return err_set(err, ERR_INVALID, "token file '%s' must hold a token of at least "
+			       "16 characters on its first line", path);
+	free(cfg->token);
+	cfg->token = strdup(line);
+	return ERR_OK;
+}
+
+static enum err_code add_root(struct config *cfg, const char *dir, struct err *err)
+{
+	if (cfg->nroots == CONFIG_MAX_ROOTS)
+		return err_set(err, ERR_INVALID, "--package-root: at most %d roots",
+			       CONFIG_MAX_ROOTS);
+	char *real = realpath(dir, NULL);
+	if (!real)
+		return err_errno(err, ERR_INVALID, errno, "--package-root: cannot use '%s'", dir);
+	cfg->roots[cfg->nroots++] = real;
+	return ERR_OK;
+}
+
+static int log_level_of(const char *v)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(v, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+struct opt {
+	const char *flag;
+	const char *env;
+	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level */
+	size_t off;
+	unsigned long max;
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct opt opts[] = {
+	{"--listen", "THEATER_LISTEN", 2, 0, 0},
+	{"--home", "THEATER_HOME", 3, 0, 0},
+	{"--package-root", "THEATER_PACKAGE_ROOTS", 4, 0, 0},
+	{"--token-file", "THEATER_TOKEN_FILE", 5, 0, 0},
+	{"--max-body", "THEATER_MAX_BODY", 0, OFF(max_body), 0},
+	{"--max-store-object", "THEATER_MAX_STORE_OBJECT", 0, OFF(max_store_object), 0},
+	{"--max-download", "THEATER_MAX_DOWNLOAD", 0, OFF(max_download), 0},
+	{"--cache-bytes", "THEATER_CACHE_BYTES", 0, OFF(cache_bytes), 0},
+	{"--connect-timeout-ms", "THEATER_CONNECT_TIMEOUT_MS", 1, OFF(connect_timeout_ms), 600000},
+	{"--fetch-timeout-ms", "THEATER_FETCH_TIMEOUT_MS", 1, OFF(fetch_timeout_ms), 3600000},
+	{"--max-conns", "THEATER_MAX_CONNS", 1, OFF(max_conns), 100000},
+	{"--max-conns-per-ip", "THEATER_MAX_CONNS_PER_IP", 1, OFF(max_conns_per_ip), 100000},
+	{"--conn-timeout", "THEATER_CONN_TIMEOUT", 1, OFF(conn_timeout_s), 86400},
+	{"--http-threads", "THEATER_HTTP_THREADS", 1, OFF(http_threads), 64},
+	{"--workers", "THEATER_WORKERS", 1, OFF(workers), 256},
+	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
+};
+
+static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
+{
+	char *p = (char *)cfg + o->off;
+	if (o->off == OFF(connect_timeout_ms) || o->off == OFF(fetch_timeout_ms))
+		*(long *)(void *)p = (long)v;
+	else
+		*(unsigned *)(void *)p = (unsigned)v;
+	return ERR_OK;
+}
+
+static enum err_code apply(struct config *cfg, const struct opt *o, const char *v,
+			   struct err *err)
+{
+	unsigned long u;
+	int lvl;
+	switch (o->kind) {
+	case 0: return parse_size(o->flag, v, (size_t *)(void *)((char *)cfg + o->off), err);
+	case 1:
+		if (parse_uint(o->flag, v, o->max, &u, err))
+			return ERR_INVALID;
+		return set_uint_field(cfg, o, u);
+	case 2: return parse_listen(cfg, v, err);
+	case 3:
+		free(cfg->home);
+		cfg->home = strdup(v);
+		return ERR_OK;
+	case 4: return add_root(cfg, v, err);
+	case 5: return read_token_file(cfg, v, err);
+	default:
+		if ((lvl = log_level_of(v)) < 0)
+			return err_set(err, ERR_INVALID, "%s: '%s' is not debug, info, warn or "
+				       "error", o->flag, v);
+		cfg->log_level = lvl;
+		return ERR_OK;
+	}
+}
+
+static enum err_code from_env(struct config *cfg, struct err *err)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const char *v = getenv(opts[i].env);
+		if (!v || !*v)
+			continue;
+		if (opts[i].kind == 4) {
+			char *copy = strdup(v), *save = NULL;
+			for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save))
+				if (add_root(cfg, t, err)) {
+					free(copy);
+					return ERR_INVALID;
+				}
+			free(copy);
+		} else if (apply(cfg, &opts[i], v, err)) {
+			err_prefix(err, "environment %s", opts[i].env);
+			return ERR_INVALID;
+		}
+	}
+	const char *tok = getenv("THEATER_TOKEN");
+	if (tok && *tok) {
+		free(cfg->token);
+		cfg->token = strdup(tok);
+	}
+	return ERR_OK;
+}
+
+static void defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->host = strdup("127.0.0.1");
+	cfg->port = 8080;
+	cfg->max_body = 1 << 20;
+	cfg->max_store_object = 64u << 20;
+	cfg->max_download = 64u << 20;
+	cfg->connect_timeout_ms = 5000;
+	cfg->fetch_timeout_ms = 30000;
+	cfg->cache_bytes = 256u << 20;
+	cfg->max_conns = 1024;
+	cfg->max_conns_per_ip = 256;
+	cfg->conn_timeout_s = 60;
+	cfg->http_threads = 2;
+	cfg->workers = 4;
+	cfg->log_level = LOG_INFO;
+}
+
+static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,
+				struct err *err)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			cfg->show_help = 1;
+			continue;
+		}
+		if (!strcmp(a, "--version")) {
+			cfg->show_version = 1;
+			continue;
+		}
+		if (!strcmp(a, "--health-check")) {
+			cfg->health_check = 1;
+			continue;
+		}
+		const struct opt *o = NULL;
+		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+			if (!strcmp(a, opts[k].flag))
+				o = &opts[k];
+		if (!o)
+			return err_set(err, ERR_INVALID, "unknown option '%s' (see --help)", a);
+		if (i + 1 >= argc)
+			return err_set(err, ERR_INVALID, "%s needs a value", a);
+		if (o->kind == 4 && !*roots_given) {
+			for (size_t r = 0; r < cfg->nroots; r++)   /* flags replace the env list */
+				free(cfg->roots[r]);
+			cfg->nroots = 0;
+			*roots_given = 1;
+		}
+		if (apply(cfg, o, argv[++i], err))
+			return ERR_INVALID;
+	}
+	return ERR_OK;
+}
+
+enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err *err)
+{
+	defaults(cfg);
+	int roots_given = 0;
+	if (from_env(cfg, err) || from_flags(cfg, argc, argv, &roots_given, err))
+		return ERR_INVALID;
+	if (!cfg->home && !(cfg->home = home_resolve()))
+		return err_set(err, ERR_INVALID, "cannot find a home folder: set THEATER_HOME");
+	if (!cfg->token && !config_host_is_loopback(cfg->host) && !cfg->health_check &&
+	    !cfg->show_help && !cfg->show_version)
+		return err_set(err, ERR_INVALID, "listening on '%s' (not loopback) requires a "
+			       "bearer token: set THEATER_TOKEN or --token-file FILE", cfg->host);
+	if (cfg->token && strlen(cfg->token) < 16)
+		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
+			       "characters");
+	return ERR_OK;
+}
+
+void config_release(struct config *cfg)
+{
+	free(cfg->host);
+	free(cfg->home);
+	free(cfg->token);
+	for (size_t i = 0; i < cfg->nroots; i++)
+		free(cfg->roots[i]);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_host_is_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+	       strcmp(host, "localhost") == 0;
+}

@@ -1,0 +1,46 @@
+/* config.h - theater-server's settings: flags, their environment equivalents and
+ * defaults. Flags win over the environment, which wins over defaults.
+ * Ownership: config_release frees every string. Threads: parse once in main. */
+#ifndef THEATER_CONFIG_H
+#define THEATER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+
+#define CONFIG_MAX_ROOTS 16
+
+struct config {
+	char *host;                 /* --listen ADDR:PORT, THEATER_LISTEN [127.0.0.1:8080] */
+	uint16_t port;
+	char *home;                 /* --home, THEATER_HOME [$HOME/.theater] */
+	char *roots[CONFIG_MAX_ROOTS]; /* --package-root (repeatable), THEATER_PACKAGE_ROOTS (':') */
+	size_t nroots;              /* [$THEATER_HOME/packages] */
+	char *token;                /* THEATER_TOKEN or the first line of --token-file / THEATER_TOKEN_FILE */
+	size_t max_body;            /* --max-body [1 MiB] */
+	size_t max_store_object;    /* --max-store-object [64 MiB] */
+	size_t max_download;        /* --max-download [64 MiB] */
+	long connect_timeout_ms;    /* --connect-timeout-ms [5000] */
+	long fetch_timeout_ms;      /* --fetch-timeout-ms [30000] */
+	size_t cache_bytes;         /* --cache-bytes [256 MiB] */
+	unsigned max_conns;         /* --max-conns [1024] */
+	unsigned max_conns_per_ip;  /* --max-conns-per-ip [256] */
+	unsigned conn_timeout_s;    /* --conn-timeout [60] */
+	unsigned http_threads;      /* --http-threads [2] */
+	unsigned workers;           /* --workers [4] */
+	int log_level;              /* --log-level debug|info|warn|error [info] */
+	int health_check;           /* --health-check: probe /health and exit */
+	int show_help, show_version;
+};
+
+/* Parses argv and the environment (envp may be NULL for the real one). Errors
+ * (ERR_INVALID) name the flag and the problem. */
+enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err *err);
+void config_release(struct config *cfg);
+/* 1 when host is a loopback address (127.0.0.0/8, ::1, localhost). */
+int config_host_is_loopback(const char *host);
+/* The --help text. */
+const char *config_usage(void);
+
+#endif

@@ -1,0 +1,1033 @@
+/* db.c - SQLite index of runs and chain events; see db.h.
+ *
+ * The one module that includes <sqlite3.h>. One connection, one mutex, and a
+ * table of statements prepared at open (SQLITE_PREPARE_PERSISTENT) and reset
+ * after each use, so no statement outlives the lock with bindings that point at
+ * caller memory. updated_at is written as MAX(now, updated_at + 1) so that two
+ * changes within one millisecond still yield different ETags.
+ */
+#include "src/db.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "src/chain.h"
+#include "src/util/crypto.h"
+#include "src/util/json.h"
+#include "src/util/log.h"
+
+#define RUN_COLS "id, name, manifest_ref, package_ref, package_sha256, parent_id, status, " \
+		 "reason, created_at, started_at, stopped_at, head_seq, head_hash, updated_at, " \
+		 "manifest_json"
+#define LIVE_STATUSES "('starting', 'running', 'stopping')"
+#define BUSY_TIMEOUT_MS 5000
+#define REBUILD_BATCH 512
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
+	ST_RUN_LIST, ST_FAIL_LIVE,
+	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_TRIM, ST_EVENT_DELETE_ALL,
+	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
+	ST__COUNT
+};
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_RUN_INSERT] = "INSERT INTO runs (" RUN_COLS ") VALUES "
+			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	[ST_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
+	[ST_RUN_STATUS] = "UPDATE runs SET status = ?2, reason = ?3, "
+			  "started_at = CASE WHEN ?4 THEN ?6 ELSE started_at END, "
+			  "stopped_at = CASE WHEN ?5 OR (?8 AND stopped_at = 0) THEN ?6 "
+			  "ELSE stopped_at END, "
+			  "updated_at = MAX(?7, updated_at + 1) WHERE id = ?1",
+	[ST_RUN_PACKAGE] = "UPDATE runs SET package_ref = ?2, package_sha256 = ?3, "
+			   "updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
+	[ST_RUN_HEAD] = "UPDATE runs SET head_seq = ?2, head_hash = ?3, "
+			"updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
+	[ST_RUN_DELETE] = "DELETE FROM runs WHERE id = ?1",
+	[ST_RUN_LIST] = "SELECT " RUN_COLS " FROM runs WHERE (?1 IS NULL OR status = ?1) "
+			"AND (?2 IS NULL OR name = ?2) AND (?3 IS NULL OR parent_id = ?3) "
+			"AND (?4 IS NULL OR (created_at, id) > (?4, ?5)) "
+			"ORDER BY created_at, id LIMIT ?6",
+	[ST_FAIL_LIVE] = "UPDATE runs SET status = 'failed', reason = ?1, stopped_at = ?2, "
+			 "updated_at = MAX(?3, updated_at + 1) WHERE status IN " LIVE_STATUSES,
+	[ST_EVENT_PUT] = "INSERT OR REPLACE INTO events (actor_id, seq, byte_offset, timestamp_ms, "
+			 "event_type) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_EVENT_GET] = "SELECT timestamp_ms, byte_offset FROM events "
+			 "WHERE actor_id = ?1 AND seq = ?2",
+	[ST_EVENT_MAX] = "SELECT MAX(seq) FROM events WHERE actor_id = ?1",
+	[ST_EVENT_TRIM] = "DELETE FROM events WHERE actor_id = ?1 AND seq > ?2",
+	[ST_EVENT_DELETE_ALL] = "DELETE FROM events WHERE actor_id = ?1",
+	[ST_LIFE_PUT] = "INSERT INTO lifecycle (actor_id, seq, event_type, status, timestamp_ms, "
+			"data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_LIFE_HEAD] = "SELECT MAX(id) FROM lifecycle",
+	[ST_LIFE_AFTER] = "SELECT id, actor_id, seq, event_type, status, timestamp_ms, data "
+			  "FROM lifecycle WHERE id > ?1 ORDER BY id LIMIT ?2",
+};
+
+static const char schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS runs ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" name TEXT NOT NULL,"
+	" manifest_ref TEXT,"
+	" package_ref TEXT,"
+	" package_sha256 TEXT NOT NULL DEFAULT '',"
+	" parent_id TEXT NOT NULL DEFAULT '',"
+	" status TEXT NOT NULL,"
+	" reason TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" started_at INTEGER NOT NULL DEFAULT 0,"
+	" stopped_at INTEGER NOT NULL DEFAULT 0,"
+	" head_seq INTEGER NOT NULL DEFAULT 0,"
+	" head_hash TEXT NOT NULL DEFAULT '',"
+	" updated_at INTEGER NOT NULL,"
+	" manifest_json TEXT);"
+	"CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at, id);"
+	"CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at, id);"
+	"CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_id, created_at, id);"
+	"CREATE TABLE IF NOT EXISTS events ("
+	" actor_id TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" byte_offset INTEGER NOT NULL,"
+	" timestamp_ms INTEGER NOT NULL,"
+	" event_type TEXT NOT NULL,"
+	" PRIMARY KEY (actor_id, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS lifecycle ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" actor_id TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" event_type TEXT NOT NULL,"
+	" status TEXT,"
+	" timestamp_ms INTEGER NOT NULL,"
+	" data TEXT NOT NULL);"
+	"PRAGMA user_version = 1;";
+
+struct db {
+	pthread_mutex_t mu;
+	sqlite3 *conn;
+	char *path;
+	sqlite3_stmt *stmts[ST__COUNT];
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+int64_t db_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int db_status_valid(const char *status)
+{
+	static const char *const ok[] = {"starting", "running", "stopping", "stopped",
+					 "failed", "killed", "deleted"};
+	for (size_t i = 0; status && i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(status, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static enum err_code sql_fail(struct db *d, int rc, struct err *err, const char *what)
+{
+	enum err_code code = ERR_IO;
+	if (rc == SQLITE_NOMEM)
+		code = ERR_NOMEM;
+	else if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		code = ERR_CONFLICT;
+	return err_set(err, code, "database '%s': %s: %s", d->path, what, sqlite3_errmsg(d->conn));
+}
+
+static sqlite3_stmt *stmt(struct db *d, enum stmt_id id)
+{
+	return d->stmts[id];
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Steps a statement that returns no rows; resets it. */
+static enum err_code exec_stmt(struct db *d, sqlite3_stmt *st, struct err *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+	enum err_code code = rc == SQLITE_DONE ? ERR_OK : sql_fail(d, rc, err, what);
+	stmt_done(st);
+	return code;
+}
+
+static enum err_code tx(struct db *d, enum stmt_id which, struct err *err)
+{
+	return exec_stmt(d, stmt(d, which), err, stmt_sql[which]);
+}
+
+static enum err_code id_check(const char *id, struct err *err)
+{
+	if (!id || !*id || strlen(id) > 36)
+		return err_set(err, ERR_BAD_ID, "invalid run id");
+	return ERR_OK;
+}
+
+/* ---- open / close ----------------------------------------------------------- */
+
+static enum err_code db_configure(struct db *d, struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_busy_timeout(d->conn, BUSY_TIMEOUT_MS);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(d->conn, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		sqlite3_finalize(st);
+		return err_set(err, ERR_IO, "database '%s': cannot switch to WAL mode", d->path);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_OK)
+		return sql_fail(d, rc, err, "journal_mode");
+	rc = sqlite3_exec(d->conn, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	return rc == SQLITE_OK ? ERR_OK : sql_fail(d, rc, err, "synchronous");
+}
+
+static enum err_code db_schema(struct db *d, struct err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	int rc = sqlite3_prepare_v2(d->conn, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version < 0)
+		return sql_fail(d, rc, err, "user_version");
+	if (version > DB_SCHEMA_VERSION)
+		return err_set(err, ERR_UNSUPPORTED, "database '%s' has schema version %d, newer than "
+			       "this build's %d", d->path, version, DB_SCHEMA_VERSION);
+	if (version == DB_SCHEMA_VERSION)
+		return ERR_OK;
+	/* Version 0 is a new file; later migrations go here, one step per version. */
+	char *msg = NULL;
+	rc = sqlite3_exec(d->conn, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->conn, schema_v1, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		enum err_code code = sql_fail(d, rc, err, "creating the schema");
+		sqlite3_exec(d->conn, "ROLLBACK;", NULL, NULL, NULL);
+		sqlite3_free(msg);
+		return code;
+	}
+	return ERR_OK;
+}
+
+static enum err_code db_prepare(struct db *d, struct err *err)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		int rc = sqlite3_prepare_v3(d->conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &d->stmts[i], NULL);
+		if (rc != SQLITE_OK)
+			return sql_fail(d, rc, err, "preparing a statement");
+	}
+	return ERR_OK;
+}
+
+enum err_code db_open(const char *path, struct db **out, struct err *err)
+{
+	enum err_code rc;
+	struct db *d = calloc(1, sizeof(*d));
+	*out = NULL;
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		return err_set(err, ERR_NOMEM, "out of memory opening database '%s'", path);
+	}
+	pthread_mutex_init(&d->mu, NULL);
+	int src = sqlite3_open_v2(path, &d->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				  SQLITE_OPEN_NOMUTEX, NULL);
+	if (src != SQLITE_OK) {
+		rc = d->conn ? sql_fail(d, src, err, "cannot open")
+			     : err_set(err, ERR_NOMEM, "out of memory opening database '%s'", path);
+		goto fail;
+	}
+	if ((rc = db_configure(d, err)) || (rc = db_schema(d, err)) || (rc = db_prepare(d, err)))
+		goto fail;
+	*out = d;
+	return ERR_OK;
+fail:
+	db_close(d);
+	return rc;
+}
+
+void db_close(struct db *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(d->stmts[i]);
+	if (sqlite3_close(d->conn) != SQLITE_OK)
+		log_error("db", "cannot close database '%s': %s", d->path, sqlite3_errmsg(d->conn));
+	pthread_mutex_destroy(&d->mu);
+	free(d->path);
+	free(d);
+}
+
+/* ---- runs ----------------------------------------------------------------- */
+
+void db_run_release(struct db_run *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	free(r->manifest_ref);
+	free(r->package_ref);
+	free(r->status);
+	free(r->reason);
+	free(r->manifest_json);
+	memset(r, 0, sizeof(*r));
+}
+
+static int col_dup(sqlite3_stmt *st, int i, char **out)
+{
+	*out = NULL;
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return 0;
+	const unsigned char *t = sqlite3_column_text(st, i);
+	if (!t)
+		return -1;
+	*out = strdup((const char *)t);
+	return *out ? 0 : -1;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	snprintf(out, size, "%s", t ? (const char *)t : "");
+}
+
+/* Fills r from the current row (columns in RUN_COLS order). */
+static enum err_code run_from_row(sqlite3_stmt *st, struct db_run *r, struct err *err)
+{
+	memset(r, 0, sizeof(*r));
+	col_copy(st, 0, r->id, sizeof(r->id));
+	col_copy(st, 4, r->package_sha256, sizeof(r->package_sha256));
+	col_copy(st, 5, r->parent_id, sizeof(r->parent_id));
+	col_copy(st, 12, r->head_hash, sizeof(r->head_hash));
+	r->created_at = sqlite3_column_int64(st, 8);
+	r->started_at = sqlite3_column_int64(st, 9);
+	r->stopped_at = sqlite3_column_int64(st, 10);
+	r->head_seq = (uint64_t)sqlite3_column_int64(st, 11);
+	r->updated_at = sqlite3_column_int64(st, 13);
+	if (col_dup(st, 1, &r->name) || col_dup(st, 2, &r->manifest_ref) ||
+	    col_dup(st, 3, &r->package_ref) || col_dup(st, 6, &r->status) ||
+	    col_dup(st, 7, &r->reason) || col_dup(st, 14, &r->manifest_json)) {
+		db_run_release(r);
+		return err_set(err, ERR_NOMEM, "out of memory reading a run");
+	}
+	return ERR_OK;
+}
+
+static enum err_code run_check(const struct db_run *r, struct err *err)
+{
+	enum err_code rc = id_check(r->id, err);
+	if (rc)
+		return rc;
+	if (!db_status_valid(r->status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", r->status ? r->status : "");
+	if (r->parent_id[0] && strnlen(r->parent_id, sizeof(r->parent_id)) >= sizeof(r->parent_id))
+		return err_set(err, ERR_BAD_ID, "invalid parent id");
+	return ERR_OK;
+}
+
+enum err_code db_run_insert(struct db *d, const struct db_run *r, struct err *err)
+{
+	enum err_code rc = run_check(r, err);
+	if (rc)
+		return rc;
+	int64_t now = db_now_ms();
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_INSERT);
+	bind_text(st, 1, r->id);
+	bind_text(st, 2, r->name ? r->name : "");
+	bind_text(st, 3, r->manifest_ref);
+	bind_text(st, 4, r->package_ref);
+	bind_text(st, 5, r->package_sha256);
+	bind_text(st, 6, r->parent_id);
+	bind_text(st, 7, r->status);
+	bind_text(st, 8, r->reason);
+	sqlite3_bind_int64(st, 9, r->created_at ? r->created_at : now);
+	sqlite3_bind_int64(st, 10, r->started_at);
+	sqlite3_bind_int64(st, 11, r->stopped_at);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)r->head_seq);
+	bind_text(st, 13, r->head_hash);
+	sqlite3_bind_int64(st, 14, now);
+	bind_text(st, 15, r->manifest_json);
+	rc = exec_stmt(d, st, err, "inserting a run");
+	pthread_mutex_unlock(&d->mu);
+	if (rc == ERR_CONFLICT)
+		err_set(err, rc, "run '%s' already exists", r->id);
+	return rc;
+}
+
+enum err_code db_run_get(struct db *d, const char *id, struct db_run *out, struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_GET);
+	bind_text(st, 1, id);
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		rc = run_from_row(st, out, err);
+	else if (src == SQLITE_DONE)
+		rc = err_set(err, ERR_NOT_FOUND, "no run '%s'", id);
+	else
+		rc = sql_fail(d, src, err, "reading a run");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+/* Runs an UPDATE of one run (already bound) and maps "no row" to ERR_NOT_FOUND. */
+static enum err_code update_run(struct db *d, sqlite3_stmt *st, const char *id, struct err *err)
+{
+	enum err_code rc = exec_stmt(d, st, err, "updating a run");
+	if (rc == ERR_OK && sqlite3_changes(d->conn) == 0)
+		rc = err_set(err, ERR_NOT_FOUND, "no run '%s'", id);
+	return rc;
+}
+
+enum err_code db_run_set_status(struct db *d, const char *id, const char *status,
+				const char *reason, int64_t ts, struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	if (!db_status_valid(status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", status ? status : "");
+	int starts = ts != 0 && strcmp(status, "running") == 0;
+	int stops = ts != 0 && (strcmp(status, "stopped") == 0 || strcmp(status, "failed") == 0 ||
+				strcmp(status, "killed") == 0);
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_STATUS);
+	bind_text(st, 1, id);
+	bind_text(st, 2, status);
+	bind_text(st, 3, reason);
+	sqlite3_bind_int(st, 4, starts);
+	sqlite3_bind_int(st, 5, stops);
+	sqlite3_bind_int64(st, 6, ts);
+	sqlite3_bind_int64(st, 7, db_now_ms());
+	sqlite3_bind_int(st, 8, ts != 0 && strcmp(status, "deleted") == 0);
+	rc = update_run(d, st, id, err);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_run_set_package(struct db *d, const char *id, const char *package_ref,
+				 const char *sha256_hex, struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	if (sha256_hex && *sha256_hex && !sha256_hex_valid(sha256_hex))
+		return err_set(err, ERR_INVALID, "invalid package sha256");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_PACKAGE);
+	bind_text(st, 1, id);
+	bind_text(st, 2, package_ref);
+	bind_text(st, 3, sha256_hex ? sha256_hex : "");
+	sqlite3_bind_int64(st, 4, db_now_ms());
+	rc = update_run(d, st, id, err);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const char *hash_hex,
+			      struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	if (hash_hex && *hash_hex && !sha256_hex_valid(hash_hex))
+		return err_set(err, ERR_INVALID, "invalid head hash");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_HEAD);
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	bind_text(st, 3, hash_hex ? hash_hex : "");
+	sqlite3_bind_int64(st, 4, db_now_ms());
+	rc = update_run(d, st, id, err);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+static enum err_code delete_locked(struct db *d, const char *id, struct err *err)
+{
+	enum err_code rc = tx(d, ST_BEGIN, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = stmt(d, ST_EVENT_DELETE_ALL);
+	bind_text(st, 1, id);
+	if ((rc = exec_stmt(d, st, err, "deleting events")) == ERR_OK) {
+		st = stmt(d, ST_RUN_DELETE);
+		bind_text(st, 1, id);
+		rc = exec_stmt(d, st, err, "deleting a run");
+	}
+	int found = rc == ERR_OK && sqlite3_changes(d->conn) > 0;
+	if (rc == ERR_OK)
+		rc = tx(d, ST_COMMIT, err);
+	if (rc != ERR_OK) {
+		tx(d, ST_ROLLBACK, NULL);
+		return rc;
+	}
+	return found ? ERR_OK : err_set(err, ERR_NOT_FOUND, "no run '%s'", id);
+}
+
+enum err_code db_run_delete(struct db *d, const char *id, struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	rc = delete_locked(d, id, err);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+static enum err_code cursor_parse(const char *cursor, int64_t *created_out, char id_out[37],
+				  struct err *err)
+{
+	const char *colon = strchr(cursor, ':');
+	char *end = NULL;
+	if (!colon || colon == cursor || cursor[0] == '-' || cursor[0] == '+')
+		goto bad;
+	errno = 0;
+	long long v = strtoll(cursor, &end, 10);
+	size_t idlen = strlen(colon + 1);
+	if (errno || end != colon || idlen == 0 || idlen > 36 || strchr(colon + 1, ':'))
+		goto bad;
+	*created_out = v;
+	memcpy(id_out, colon + 1, idlen + 1);
+	return ERR_OK;
+bad:
+	return err_set(err, ERR_INVALID, "malformed list cursor");
+}
+
+static char *cursor_make(const struct db_run *r)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%" PRId64 ":%s", r->created_at, r->id) < 0)
+		return NULL;
+	return s;
+}
+
+struct run_page {
+	struct db_run *runs;
+	size_t n;
+	int more;
+};
+
+static void page_release(struct run_page *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		db_run_release(&p->runs[i]);
+	free(p->runs);
+}
+
+static void bind_filter(sqlite3_stmt *st, const struct db_run_filter *f, int has_cursor,
+			int64_t cur_created, const char *cur_id, unsigned limit)
+{
+	bind_text(st, 1, f->status);
+	bind_text(st, 2, f->name);
+	bind_text(st, 3, f->parent);
+	if (has_cursor) {
+		sqlite3_bind_int64(st, 4, cur_created);
+		bind_text(st, 5, cur_id);
+	}
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1);
+}
+
+/* Reads up to limit runs (and whether there are more) under the lock. */
+static enum err_code page_fetch(struct db *d, const struct db_run_filter *f, unsigned limit,
+				struct run_page *p, struct err *err)
+{
+	int64_t cur_created = 0;
+	char cur_id[37] = "";
+	int has_cursor = f->cursor && *f->cursor;
+	enum err_code rc = ERR_OK;
+	if (has_cursor && (rc = cursor_parse(f->cursor, &cur_created, cur_id, err)))
+		return rc;
+	if (!(p->runs = calloc(limit, sizeof(*p->runs))))
+		return err_set(err, ERR_NOMEM, "out of memory listing runs");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_LIST);
+	bind_filter(st, f, has_cursor, cur_created, cur_id, limit);
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (p->n == limit) {
+			p->more = 1;
+			break;
+		}
+		if ((rc = run_from_row(st, &p->runs[p->n], err)))
+			break;
+		p->n++;
+	}
+	if (rc == ERR_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = sql_fail(d, src, err, "listing runs");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
+			  int (*cb)(void *user, const struct db_run *r), void *user,
+			  char **next_cursor_out, struct err *err)
+{
+	static const struct db_run_filter none = {0};
+	struct run_page p = {0};
+	size_t i;
+	*next_cursor_out = NULL;
+	if (!f)
+		f = &none;
+	unsigned limit = f->limit == 0 ? DB_LIST_DEFAULT : f->limit;
+	if (limit > DB_LIST_MAX)
+		limit = DB_LIST_MAX;
+	enum err_code rc = page_fetch(d, f, limit, &p, err);
+	if (rc)
+		goto fail;
+	for (i = 0; i < p.n; i++)
+		if (cb && cb(user, &p.runs[i]) != 0)
+			break;
+	/* After an early stop, resume right after the last run passed. */
+	int more = p.n > 0 && (i < p.n ? i + 1 < p.n || p.more : p.more);
+	size_t last = i < p.n ? i : p.n - 1;
+	if (more && !(*next_cursor_out = cursor_make(&p.runs[last])))
+		rc = err_set(err, ERR_NOMEM, "out of memory listing runs");
+fail:
+	page_release(&p);
+	return rc;
+}
+
+enum err_code db_runs_fail_live(struct db *d, const char *reason, int64_t now,
+				unsigned *count_out, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_FAIL_LIVE);
+	bind_text(st, 1, reason);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, db_now_ms());
+	enum err_code rc = exec_stmt(d, st, err, "failing live runs");
+	unsigned n = rc == ERR_OK ? (unsigned)sqlite3_changes(d->conn) : 0;
+	pthread_mutex_unlock(&d->mu);
+	if (count_out)
+		*count_out = n;
+	return rc;
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static enum err_code events_put_locked(struct db *d, const char *actor_id,
+				       const struct db_event_row *rows, size_t n, struct err *err)
+{
+	sqlite3_stmt *st = stmt(d, ST_EVENT_PUT);
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].event_type || rows[i].seq == 0 || rows[i].seq > INT64_MAX)
+			return err_set(err, ERR_INVALID, "event row %zu is invalid", i);
+		bind_text(st, 1, actor_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].seq);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)rows[i].offset);
+		sqlite3_bind_int64(st, 4, rows[i].timestamp);
+		bind_text(st, 5, rows[i].event_type);
+		enum err_code rc = exec_stmt(d, st, err, "indexing an event");
+		if (rc)
+			return rc;
+	}
+	return ERR_OK;
+}
+
+enum err_code db_events_index(struct db *d, const char *actor_id, const struct db_event_row *rows,
+			      size_t n, struct err *err)
+{
+	enum err_code rc = id_check(actor_id, err);
+	if (rc || n == 0)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	if ((rc = tx(d, ST_BEGIN, err)) == ERR_OK) {
+		rc = events_put_locked(d, actor_id, rows, n, err);
+		if (rc == ERR_OK)
+			rc = tx(d, ST_COMMIT, err);
+		if (rc != ERR_OK)
+			tx(d, ST_ROLLBACK, NULL);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
+			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err)
+{
+	enum err_code rc = id_check(actor_id, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_EVENT_GET);
+	bind_text(st, 1, actor_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW) {
+		if (timestamp_out)
+			*timestamp_out = sqlite3_column_int64(st, 0);
+		if (offset_out)
+			*offset_out = (uint64_t)sqlite3_column_int64(st, 1);
+	} else if (src == SQLITE_DONE) {
+		rc = err_set(err, ERR_NOT_FOUND, "run '%s' has no indexed event %" PRIu64, actor_id,
+			     seq);
+	} else {
+		rc = sql_fail(d, src, err, "reading an event");
+	}
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+uint64_t db_events_max_seq(struct db *d, const char *actor_id)
+{
+	uint64_t seq = 0;
+	if (id_check(actor_id, NULL))
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_EVENT_MAX);
+	bind_text(st, 1, actor_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = (uint64_t)sqlite3_column_int64(st, 0);
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return seq;
+}
+
+static enum err_code events_trim(struct db *d, const char *actor_id, uint64_t length,
+				 struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_EVENT_TRIM);
+	bind_text(st, 1, actor_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)length);
+	enum err_code rc = exec_stmt(d, st, err, "trimming events");
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+/* ---- lifecycle log ------------------------------------------------------- */
+
+enum err_code db_lifecycle_append(struct db *d, const char *actor_id, uint64_t seq,
+				  const char *event_type, const char *status, int64_t timestamp,
+				  const char *data_json, uint64_t *id_out, struct err *err)
+{
+	enum err_code rc = id_check(actor_id, err);
+	if (rc)
+		return rc;
+	if (!event_type || !*event_type || seq > INT64_MAX)
+		return err_set(err, ERR_INVALID, "invalid lifecycle event");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_LIFE_PUT);
+	bind_text(st, 1, actor_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	bind_text(st, 3, event_type);
+	bind_text(st, 4, status);
+	sqlite3_bind_int64(st, 5, timestamp);
+	bind_text(st, 6, data_json ? data_json : "");
+	rc = exec_stmt(d, st, err, "appending a lifecycle event");
+	if (rc == ERR_OK && id_out)
+		*id_out = (uint64_t)sqlite3_last_insert_rowid(d->conn);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+uint64_t db_lifecycle_head(struct db *d)
+{
+	uint64_t id = 0;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_LIFE_HEAD);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = (uint64_t)sqlite3_column_int64(st, 0);
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return id;
+}
+
+struct life_page {
+	struct db_lifecycle_row *rows;
+	size_t n;
+};
+
+static void life_page_release(struct life_page *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free((char *)p->rows[i].actor_id);
+		free((char *)p->rows[i].event_type);
+		free((char *)p->rows[i].status);
+		free((char *)p->rows[i].data);
+	}
+	free(p->rows);
+}
+
+static int life_from_row(sqlite3_stmt *st, struct db_lifecycle_row *r)
+{
+	char *actor = NULL, *type = NULL, *status = NULL, *data = NULL;
+	r->id = (uint64_t)sqlite3_column_int64(st, 0);
+	r->seq = (uint64_t)sqlite3_column_int64(st, 2);
+	r->timestamp = sqlite3_column_int64(st, 5);
+	int bad = col_dup(st, 1, &actor) || col_dup(st, 3, &type) || col_dup(st, 4, &status) ||
+		  col_dup(st, 6, &data) || !actor || !type || !data;
+	r->actor_id = actor;
+	r->event_type = type;
+	r->status = status;
+	r->data = data;
+	return bad ? -1 : 0;
+}
+
+static enum err_code life_fetch(struct db *d, uint64_t after, unsigned limit,
+				struct life_page *p, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	int src;
+	if (!(p->rows = calloc(limit, sizeof(*p->rows))))
+		return err_set(err, ERR_NOMEM, "out of memory reading the lifecycle log");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_LIFE_AFTER);
+	sqlite3_bind_int64(st, 1, after > INT64_MAX ? INT64_MAX : (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 2, limit);
+	while ((src = sqlite3_step(st)) == SQLITE_ROW && p->n < limit) {
+		if (life_from_row(st, &p->rows[p->n++]) != 0) {
+			rc = err_set(err, ERR_NOMEM, "out of memory reading the lifecycle log");
+			break;
+		}
+	}
+	if (rc == ERR_OK && src != SQLITE_ROW && src != SQLITE_DONE)
+		rc = sql_fail(d, src, err, "reading the lifecycle log");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_lifecycle_after(struct db *d, uint64_t after, unsigned limit,
+				 int (*cb)(void *user, const struct db_lifecycle_row *r), void *user,
+				 struct err *err)
+{
+	struct life_page p = {0};
+	if (limit == 0)
+		limit = DB_LIST_DEFAULT;
+	if (limit > DB_LIST_MAX)
+		limit = DB_LIST_MAX;
+	enum err_code rc = life_fetch(d, after, limit, &p, err);
+	for (size_t i = 0; rc == ERR_OK && cb && i < p.n; i++)
+		if (cb(user, &p.rows[i]) != 0)
+			break;
+	life_page_release(&p);
+	return rc;
+}
+
+/* ---- rebuild from chain files -------------------------------------------- */
+
+struct rebuild {
+	struct db *d;
+	const char *actor_id;
+	int64_t mtime_ms, first_ts;
+	struct db_event_row rows[REBUILD_BATCH];
+	char *types[REBUILD_BATCH];
+	size_t n;
+	uint64_t events;
+	struct err *err;
+};
+
+/* The event data's "timestamp" (unix ms) when it is a JSON object with one. */
+static int64_t event_timestamp(const struct chain_event *ev, int64_t fallback)
+{
+	size_t i = 0;
+	while (i < ev->data_len && (ev->data[i] == ' ' || ev->data[i] == '\n' ||
+				    ev->data[i] == '\t' || ev->data[i] == '\r'))
+		i++;
+	if (i == ev->data_len || ev->data[i] != '{')
+		return fallback;
+	json_t *o = json_parse((const char *)ev->data, ev->data_len, JSON_MAX_DEPTH_DEFAULT, NULL);
+	json_t *t = o ? json_object_get(o, "timestamp") : NULL;
+	int64_t ts = t && json_is_integer(t) ? (int64_t)json_integer_value(t) : fallback;
+	json_decref(o);
+	return ts;
+}
+
+static enum err_code rebuild_flush(struct rebuild *rb)
+{
+	enum err_code rc = db_events_index(rb->d, rb->actor_id, rb->rows, rb->n, rb->err);
+	for (size_t i = 0; i < rb->n; i++)
+		free(rb->types[i]);
+	rb->events += rc == ERR_OK ? rb->n : 0;
+	rb->n = 0;
+	return rc;
+}
+
+static enum err_code rebuild_event(void *user, const struct chain_event *ev)
+{
+	struct rebuild *rb = user;
+	char *type = strdup(ev->event_type);
+	if (!type)
+		return err_set(rb->err, ERR_NOMEM, "out of memory rebuilding the index");
+	int64_t ts = event_timestamp(ev, rb->mtime_ms);
+	if (ev->seq == 1)
+		rb->first_ts = ts;
+	rb->types[rb->n] = type;
+	rb->rows[rb->n] = (struct db_event_row){.seq = ev->seq, .offset = ev->offset,
+						 .timestamp = ts, .event_type = type};
+	if (++rb->n == REBUILD_BATCH)
+		return rebuild_flush(rb);
+	return ERR_OK;
+}
+
+/* Creates the run row of a chain that has none, from its meta file. */
+static enum err_code rebuild_run_row(struct db *d, const char *dir, const char *id,
+				     const struct rebuild *rb, struct err *err)
+{
+	struct chain_meta m = {0};
+	struct db_run r = {0};
+	struct err merr = {0};
+	enum err_code rc = chain_read_meta(dir, id, &m, &merr);
+	if (rc != ERR_OK && rc != ERR_NOT_FOUND)
+		log_warn("db", "ignoring meta file of '%s': %s", id, merr.msg);
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	r.name = m.actor_name ? m.actor_name : (char *)id;
+	r.manifest_ref = m.manifest_path;
+	r.status = "failed";
+	r.reason = "recovered";
+	r.created_at = m.started_at_s ? m.started_at_s * 1000 : rb->events ? rb->first_ts
+							     : rb->mtime_ms;
+	r.started_at = m.started_at_s * 1000;
+	r.stopped_at = rb->mtime_ms;
+	rc = db_run_insert(d, &r, err);
+	chain_meta_release(&m);
+	return rc == ERR_CONFLICT ? ERR_OK : rc;   /* created meanwhile: fine */
+}
+
+static enum err_code rebuild_finish(struct rebuild *rb, const char *dir,
+				    const struct chain_verify_result *vr, struct err *err)
+{
+	struct db_run run;
+	char head[SHA256_HEX_LEN + 1] = "";
+	enum err_code rc = db_run_get(rb->d, rb->actor_id, &run, err);
+	if (rc == ERR_OK)
+		db_run_release(&run);
+	else if (rc == ERR_NOT_FOUND)
+		rc = rebuild_run_row(rb->d, dir, rb->actor_id, rb, err);
+	if (rc == ERR_OK)
+		rc = events_trim(rb->d, rb->actor_id, vr->length, err);
+	if (vr->length)
+		hex_encode(vr->head, SHA256_LEN, head);
+	if (rc == ERR_OK)
+		rc = db_run_set_head(rb->d, rb->actor_id, vr->length, head, err);
+	return rc;
+}
+
+/* Indexes one chain file. Unreadable files are logged and skipped (*skipped). */
+static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id,
+				   uint64_t *events, int *skipped, struct err *err)
+{
+	struct chain_verify_result vr;
+	struct err serr = {0};
+	struct stat st;
+	enum err_code rc = ERR_NOMEM;
+	char *path = NULL;
+	struct rebuild *rb = calloc(1, sizeof(*rb));
+	if (!rb || asprintf(&path, "%s/%s.chain", dir, id) < 0) {
+		path = NULL;
+		err_set(err, rc, "out of memory rebuilding the index");
+		goto fail;
+	}
+	*rb = (struct rebuild){.d = d, .actor_id = id, .err = err};
+	rb->mtime_ms = stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 +
+						      st.st_mtim.tv_nsec / 1000000 : db_now_ms();
+	rc = chain_scan_file(path, rebuild_event, rb, &vr, &serr);
+	if (rc == ERR_OK && rb->n)
+		rc = rebuild_flush(rb);
+	if (rc != ERR_OK && serr.code != ERR_OK) {  /* the file, not the database, failed */
+		log_warn("db", "skipping chain '%s': %s", path, serr.msg);
+		*skipped = 1;
+		rc = ERR_OK;
+		goto fail;
+	}
+	if (rc == ERR_OK && !vr.valid)
+		log_warn("db", "chain '%s' indexed up to seq %" PRIu64 ": %s", path, vr.length,
+			 vr.detail);
+	if (rc == ERR_OK)
+		rc = rebuild_finish(rb, dir, &vr, err);
+	*events += rb->events;
+fail:
+	for (size_t i = 0; rb && i < rb->n; i++)
+		free(rb->types[i]);
+	free(rb);
+	free(path);
+	return rc;
+}
+
+/* The actor id of a "<id>.chain" directory entry, or NULL. */
+static char *chain_stem(const char *name)
+{
+	size_t n = strlen(name);
+	if (n <= 6 || strcmp(name + n - 6, ".chain") != 0)
+		return NULL;
+	char *id = strndup(name, n - 6);
+	if (id && (!chain_id_valid(id) || strlen(id) > 36)) {
+		log_warn("db", "ignoring chain file '%s': not a run id", name);
+		free(id);
+		return NULL;
+	}
+	return id;
+}
+
+enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
+				     uint64_t *events_out, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	unsigned runs = 0;
+	uint64_t events = 0;
+	struct dirent *de;
+	DIR *dir = opendir(chains_dir);
+	if (!dir)
+		return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, errno,
+				 "cannot open chains directory '%s'", chains_dir);
+	while (rc == ERR_OK && (errno = 0, de = readdir(dir)) != NULL) {
+		char *id = chain_stem(de->d_name);
+		int skipped = 0;
+		if (!id)
+			continue;
+		rc = rebuild_chain(d, chains_dir, id, &events, &skipped, err);
+		runs += rc == ERR_OK && !skipped;
+		free(id);
+	}
+	if (rc == ERR_OK && errno != 0)
+		rc = err_errno(err, ERR_IO, errno, "cannot read chains directory '%s'", chains_dir);
+	closedir(dir);
+	if (runs_out)
+		*runs_out = runs;
+	if (events_out)
+		*events_out = events;
+	return rc;
+}

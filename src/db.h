@@ -1,0 +1,158 @@
+/* db.h - the SQLite index of runs and chain events (THEATER_HOME/theater.db).
+ *
+ * The chain files are the durable record; this database is an index that can be
+ * rebuilt from them (db_rebuild_from_chains), which is why it runs in WAL mode
+ * with synchronous=NORMAL. The schema version lives in PRAGMA user_version;
+ * db_open creates or migrates it and refuses a newer one (ERR_UNSUPPORTED).
+ *
+ * Ownership: db_open returns a handle freed by db_close. struct db_run is
+ * caller-owned; its strings are owned by the struct when filled by db_run_get
+ * or passed to a db_run_list callback (db_run_release frees them; the list
+ * releases what it passes after the callback returns). Inputs are borrowed.
+ *
+ * Threads: every function may be called from any thread. One connection is
+ * guarded by one mutex; statements are prepared once and cached. Callbacks of
+ * db_run_list run after the mutex is released, so they may call db_* again.
+ *
+ * Errors: ERR_NOT_FOUND, ERR_CONFLICT (run id exists), ERR_INVALID (bad status,
+ * cursor or argument), ERR_BAD_ID (empty or oversize run id), ERR_IO (SQLite
+ * failed; the message carries sqlite3_errmsg), ERR_NOMEM, ERR_UNSUPPORTED.
+ */
+#ifndef THEATER_DB_H
+#define THEATER_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+
+#define DB_SCHEMA_VERSION 1
+#define DB_LIST_DEFAULT 50
+#define DB_LIST_MAX 1000
+
+struct db;
+
+/* Opens (creating) the database file at path. */
+enum err_code db_open(const char *path, struct db **out, struct err *err);
+void db_close(struct db *d);   /* accepts NULL */
+
+struct db_run {
+	char id[37];
+	char *name;
+	char *manifest_ref;
+	char *package_ref;
+	char package_sha256[65];
+	char parent_id[37];          /* "" when none */
+	char *status;                /* starting running stopping stopped failed killed deleted */
+	char *reason;                /* may be NULL */
+	int64_t created_at, started_at, stopped_at;   /* unix ms; 0 when not yet */
+	uint64_t head_seq;
+	char head_hash[65];          /* "" when no events */
+	int64_t updated_at;          /* unix ms; strictly increases on every change */
+	char *manifest_json;         /* compact JSON as given, may be NULL */
+};
+
+/* Frees the strings and zeroes the struct. Accepts NULL. */
+void db_run_release(struct db_run *r);
+
+/* True for the statuses above ("deleted" is the supervisor's tombstone). */
+int db_status_valid(const char *status);
+/* Current wall-clock time in unix ms. */
+int64_t db_now_ms(void);
+
+/* Inserts a new run. id must be non-empty; status must be valid; NULL name is
+ * stored as ""; created_at 0 means now. updated_at is always set to now.
+ * ERR_CONFLICT when the id exists. */
+enum err_code db_run_insert(struct db *d, const struct db_run *r, struct err *err);
+/* Fills out (release it with db_run_release). ERR_NOT_FOUND. */
+enum err_code db_run_get(struct db *d, const char *id, struct db_run *out, struct err *err);
+
+/* Sets status and reason (NULL clears it). When ts != 0: "running" sets
+ * started_at = ts; "stopped", "failed" and "killed" set stopped_at = ts;
+ * "deleted" sets stopped_at only when it is still 0.
+ * ERR_INVALID for an unknown status, ERR_NOT_FOUND for an unknown run. */
+enum err_code db_run_set_status(struct db *d, const char *id, const char *status,
+				const char *reason, int64_t ts, struct err *err);
+enum err_code db_run_set_package(struct db *d, const char *id, const char *package_ref,
+				 const char *sha256_hex, struct err *err);
+/* hash_hex may be NULL or "" for seq 0. */
+enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const char *hash_hex,
+			      struct err *err);
+/* Removes the run row and its event rows. ERR_NOT_FOUND when there was no run
+ * (event rows are removed anyway). */
+enum err_code db_run_delete(struct db *d, const char *id, struct err *err);
+
+struct db_run_filter {
+	const char *status, *name, *parent;   /* exact matches; NULL = any; parent "" = top level */
+	unsigned limit;                       /* 0 -> DB_LIST_DEFAULT; capped at DB_LIST_MAX */
+	const char *cursor;                   /* NULL or "" = from the start */
+};
+/* Pages in (created_at, id) order and calls cb per run (the run is released
+ * after cb returns). A nonzero return from cb stops the listing early; the
+ * cursor then points after the last run passed. *next_cursor_out is malloc'd
+ * or NULL when there is nothing more. The cursor is opaque text
+ * ("<created_at>:<id>"); a malformed one -> ERR_INVALID. */
+enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
+			  int (*cb)(void *user, const struct db_run *r), void *user,
+			  char **next_cursor_out, struct err *err);
+
+/* Marks every run in starting/running/stopping as failed with reason and
+ * stopped_at = now; *count_out (may be NULL) gets how many. */
+enum err_code db_runs_fail_live(struct db *d, const char *reason, int64_t now,
+				unsigned *count_out, struct err *err);
+
+struct db_event_row {
+	uint64_t seq;
+	uint64_t offset;
+	int64_t timestamp;            /* unix ms */
+	const char *event_type;
+};
+/* Inserts rows in ONE transaction (INSERT OR REPLACE on (actor_id, seq)). */
+enum err_code db_events_index(struct db *d, const char *actor_id, const struct db_event_row *rows,
+			      size_t n, struct err *err);
+/* Timestamp and offset of one event (either output may be NULL); ERR_NOT_FOUND. */
+enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
+			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err);
+/* Highest indexed seq of an actor, 0 when none (or on error). */
+uint64_t db_events_max_seq(struct db *d, const char *actor_id);
+
+/* ---- the lifecycle log: one global, ordered stream of lifecycle events ----
+ * (added for the supervisor's all-actors stream; ids are 1-based, strictly
+ * increasing and never reused, so they serve as SSE ids). */
+struct db_lifecycle_row {
+	uint64_t id;                  /* global position */
+	const char *actor_id;
+	uint64_t seq;                 /* the event's seq in the actor's chain, 0 when none */
+	const char *event_type;
+	const char *status;           /* run status after the event, may be NULL */
+	int64_t timestamp;            /* unix ms */
+	const char *data;             /* JSON text, never NULL ("" when none given) */
+};
+/* Appends a row; *id_out (may be NULL) gets its id. */
+enum err_code db_lifecycle_append(struct db *d, const char *actor_id, uint64_t seq,
+				  const char *event_type, const char *status, int64_t timestamp,
+				  const char *data_json, uint64_t *id_out, struct err *err);
+/* The highest id, 0 when empty (or on error). */
+uint64_t db_lifecycle_head(struct db *d);
+/* Rows with id > after, oldest first, at most limit (0 -> DB_LIST_DEFAULT, capped
+ * at DB_LIST_MAX). cb runs without the lock, strings borrowed for the call; a
+ * nonzero return stops early. */
+enum err_code db_lifecycle_after(struct db *d, uint64_t after, unsigned limit,
+				 int (*cb)(void *user, const struct db_lifecycle_row *r), void *user,
+				 struct err *err);
+
+/* Rebuilds the index from the chain files <chains_dir>/<id>.chain. For each: makes sure
+ * a run row exists (when missing, from <id>.meta.json: name = actor_name (the id
+ * when there is no meta file), manifest_ref = manifest_path, created_at and
+ * started_at = started_at * 1000, status "failed", reason "recovered",
+ * stopped_at = the file's mtime); indexes every event that verifies (offsets
+ * from scanning the file; the timestamp from the event data's "timestamp" field
+ * when the data is a JSON object with an integer one (unix ms), else the file's
+ * mtime); drops index rows past the chain's length; sets head seq/hash. A
+ * damaged chain is indexed up to its damage (logged). Runs without a chain file
+ * are left alone, and so is the lifecycle log (it is not rebuilt). *runs_out = chain files processed, *events_out = events
+ * indexed (either may be NULL). */
+enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
+				     uint64_t *events_out, struct err *err);
+
+#endif

@@ -1,0 +1,307 @@
+/* fetch.c - bounded HTTP(S) over libcurl's easy API; see fetch.h.
+ *
+ * Why these choices:
+ * - One easy handle per request: no shared state, so any thread may fetch.
+ * - The byte cap lives in the write callback (a struct buf with a limit), so
+ *   an endless body stops at cap+1 bytes; CURLOPT_MAXFILESIZE refuses a
+ *   too-large Content-Length before the body starts.
+ * - Protocols are allow-listed for the request and for redirects, and the
+ *   scheme is also checked by hand so the error names the reference.
+ * - Only the final response's headers are kept: the header buffer restarts
+ *   at every status line (redirect hops and 100-continue).
+ */
+#include "src/fetch.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "src/util/buf.h"
+
+#define FETCH_MAX_HEADER_BYTES (64 * 1024)
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct xfer {
+	struct buf body;
+	struct buf hdrs;
+	int body_full;   /* the body passed the cap */
+	int hdrs_full;
+	int nomem;
+};
+
+int fetch_url_allowed(const char *url)
+{
+	return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct xfer *x = user;
+	size_t n = size * nmemb;
+	enum err_code rc = buf_append(&x->body, ptr, n);
+	if (rc == ERR_TOO_LARGE)
+		x->body_full = 1;
+	else if (rc)
+		x->nomem = 1;
+	return rc ? 0 : n;   /* 0 aborts the transfer */
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct xfer *x = user;
+	size_t n = size * nmemb;
+	if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
+		buf_reset(&x->hdrs);
+	enum err_code rc = buf_append(&x->hdrs, ptr, n);
+	if (rc == ERR_TOO_LARGE)
+		x->hdrs_full = 1;
+	else if (rc)
+		x->nomem = 1;
+	return rc ? 0 : n;
+}
+
+static void limits_fill(const struct fetch_limits *in, struct fetch_limits *out)
+{
+	static const struct fetch_limits none;
+	if (!in)
+		in = &none;
+	out->max_bytes = in->max_bytes ? in->max_bytes : FETCH_DEFAULT_MAX_BYTES;
+	out->connect_timeout_ms =
+		in->connect_timeout_ms > 0 ? in->connect_timeout_ms : FETCH_DEFAULT_CONNECT_TIMEOUT_MS;
+	out->total_timeout_ms =
+		in->total_timeout_ms > 0 ? in->total_timeout_ms : FETCH_DEFAULT_TOTAL_TIMEOUT_MS;
+	out->max_redirects = in->max_redirects < 0 ? 0
+			   : in->max_redirects ? in->max_redirects : FETCH_DEFAULT_MAX_REDIRECTS;
+}
+
+static int method_valid(const char *m)
+{
+	size_t n = strlen(m);
+	if (n == 0 || n > 16)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isupper((unsigned char)m[i]))
+			return 0;
+	return 1;
+}
+
+static enum err_code check_request(const struct fetch_request *req, struct err *err)
+{
+	if (!req->url || !fetch_url_allowed(req->url))
+		return err_set(err, ERR_BAD_REFERENCE, "fetch '%s': only http and https urls are allowed",
+			       req->url ? req->url : "");
+	if (strlen(req->url) > FETCH_MAX_URL)
+		return err_set(err, ERR_BAD_REFERENCE, "fetch: url longer than %d bytes", FETCH_MAX_URL);
+	if (req->method && !method_valid(req->method))
+		return err_set(err, ERR_INVALID, "fetch '%s': invalid method '%s'", req->url,
+			       req->method);
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (!req->headers[i] || strpbrk(req->headers[i], "\r\n") || !strchr(req->headers[i], ':'))
+			return err_set(err, ERR_INVALID, "fetch '%s': invalid header line %zu",
+				       req->url, i);
+	return ERR_OK;
+}
+
+static enum err_code build_headers(const struct fetch_request *req, struct curl_slist **out)
+{
+	struct curl_slist *list = NULL;
+	/* No "Expect: 100-continue" round trip for bodies. */
+	const char *expect = req->body ? "Expect:" : NULL;
+	for (size_t i = 0; i <= req->nheaders; i++) {
+		const char *line = i < req->nheaders ? req->headers[i] : expect;
+		if (!line)
+			continue;
+		struct curl_slist *n = curl_slist_append(list, line);
+		if (!n) {
+			curl_slist_free_all(list);
+			return ERR_NOMEM;
+		}
+		list = n;
+	}
+	*out = list;
+	return ERR_OK;
+}
+
+static void set_protocols(CURL *c)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+static void set_method(CURL *c, const struct fetch_request *req)
+{
+	const char *m = req->method ? req->method : "GET";
+	if (req->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+		if (strcmp(m, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+	} else if (strcmp(m, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(m, "GET") == 0) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m);
+	}
+}
+
+static void setup_handle(CURL *c, const struct fetch_request *req, const struct fetch_limits *lim,
+			 struct xfer *x, struct curl_slist *hdrs, char *errbuf)
+{
+	curl_easy_setopt(c, CURLOPT_URL, req->url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "theater/" THEATER_VERSION);
+	set_protocols(c);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, lim->max_redirects);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, lim->total_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)lim->max_bytes);
+	curl_easy_setopt(c, CURLOPT_FAILONERROR, req->fail_on_status ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	set_method(c, req);
+}
+
+/* Maps a finished transfer to our vocabulary. */
+static enum err_code map_result(CURLcode cc, const struct xfer *x, long status,
+				const char *url, const char *errbuf, size_t max_bytes,
+				struct err *err)
+{
+	if (x->nomem || cc == CURLE_OUT_OF_MEMORY)
+		return err_set(err, ERR_NOMEM, "fetch '%s': out of memory", url);
+	if (x->body_full || cc == CURLE_FILESIZE_EXCEEDED)
+		return err_set(err, ERR_TOO_LARGE, "fetch '%s': body larger than %zu bytes", url,
+			       max_bytes);
+	if (x->hdrs_full)
+		return err_set(err, ERR_TOO_LARGE, "fetch '%s': headers larger than %d bytes", url,
+			       FETCH_MAX_HEADER_BYTES);
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+	switch (cc) {
+	case CURLE_OK:
+		return ERR_OK;
+	case CURLE_HTTP_RETURNED_ERROR:
+		return err_set(err, ERR_FETCH_STATUS, "fetch '%s': http status %ld", url, status);
+	case CURLE_TOO_MANY_REDIRECTS:
+		return err_set(err, ERR_REDIRECTS, "fetch '%s': too many redirects", url);
+	case CURLE_OPERATION_TIMEDOUT:
+		return err_set(err, ERR_TIMEOUT, "fetch '%s': timed out: %s", url, why);
+	case CURLE_URL_MALFORMAT:
+		return err_set(err, ERR_BAD_REFERENCE, "fetch '%s': malformed url", url);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return err_set(err, ERR_FETCH, "fetch '%s': protocol not allowed: %s", url, why);
+	default:
+		return err_set(err, ERR_FETCH, "fetch '%s': %s", url, why);
+	}
+}
+
+static enum err_code take_response(CURL *c, struct xfer *x, struct fetch_response *resp)
+{
+	char *eff = NULL;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &eff);
+	resp->effective_url = strdup(eff ? eff : "");
+	resp->body = (uint8_t *)buf_steal(&x->body, &resp->body_len);
+	resp->headers = buf_steal(&x->hdrs, &resp->headers_len);
+	if (!resp->effective_url || !resp->body || !resp->headers) {
+		fetch_response_release(resp);
+		return ERR_NOMEM;
+	}
+	return ERR_OK;
+}
+
+enum err_code fetch_request(const struct fetch_request *req, const struct fetch_limits *lim_in,
+			    struct fetch_response *resp_out, struct err *err)
+{
+	struct fetch_limits lim;
+	struct xfer x;
+	struct curl_slist *hdrs = NULL;
+	CURL *c = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	enum err_code rc;
+
+	memset(resp_out, 0, sizeof(*resp_out));
+	limits_fill(lim_in, &lim);
+	buf_init(&x.body, lim.max_bytes);
+	buf_init(&x.hdrs, FETCH_MAX_HEADER_BYTES);
+	x.body_full = x.hdrs_full = x.nomem = 0;
+	if ((rc = check_request(req, err)))
+		goto fail;
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		rc = err_set(err, ERR_INTERNAL, "fetch: curl_global_init failed");
+		goto fail;
+	}
+	if (build_headers(req, &hdrs) || !(c = curl_easy_init())) {
+		rc = err_set(err, ERR_NOMEM, "fetch '%s': out of memory", req->url);
+		goto fail;
+	}
+	setup_handle(c, req, &lim, &x, hdrs, errbuf);
+	CURLcode cc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if ((rc = map_result(cc, &x, status, req->url, errbuf, lim.max_bytes, err)))
+		goto fail;
+	if (req->fail_on_status && (status < 200 || status > 299)) {
+		rc = err_set(err, ERR_FETCH_STATUS, "fetch '%s': http status %ld", req->url, status);
+		goto fail;
+	}
+	if ((rc = take_response(c, &x, resp_out)))
+		err_set(err, rc, "fetch '%s': out of memory", req->url);
+fail:
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	buf_release(&x.body);
+	buf_release(&x.hdrs);
+	return rc;
+}
+
+void fetch_response_release(struct fetch_response *resp)
+{
+	if (!resp)
+		return;
+	free(resp->headers);
+	free(resp->body);
+	free(resp->effective_url);
+	memset(resp, 0, sizeof(*resp));
+}
+
+enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
+			uint8_t **data_out, size_t *len_out, struct err *err)
+{
+	struct fetch_request req = {
+		.method = "GET", .url = url, .follow_redirects = 1, .fail_on_status = 1,
+	};
+	struct fetch_response resp;
+	*data_out = NULL;
+	*len_out = 0;
+	enum err_code rc = fetch_request(&req, lim, &resp, err);
+	if (rc)
+		return rc;
+	*data_out = resp.body;
+	*len_out = resp.body_len;
+	resp.body = NULL;
+	fetch_response_release(&resp);
+	return ERR_OK;
+}

@@ -1,0 +1,83 @@
+/* fetch.h - the one wrapper around libcurl: bounded HTTP(S) requests.
+ *
+ * Only http:// and https:// are ever spoken, for the first request and for
+ * every redirect (curl's protocol allow-lists), so a redirect cannot reach
+ * file://, ftp:// or gopher://. Every transfer is bounded: connect and total
+ * timeouts, a byte cap enforced while the body arrives (and up front when the
+ * server announces a Content-Length above it), and a redirect limit.
+ * Compressed transfer encodings are not requested, so the cap counts the
+ * bytes we keep.
+ *
+ * Ownership: data and response buffers are malloc'd and owned by the caller.
+ * Threads: every function may be called from any thread at once; libcurl's
+ * global init runs once (pthread_once) and signals are never used
+ * (CURLOPT_NOSIGNAL).
+ */
+#ifndef THEATER_FETCH_H
+#define THEATER_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+
+#define FETCH_DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define FETCH_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define FETCH_DEFAULT_TOTAL_TIMEOUT_MS 60000L
+#define FETCH_DEFAULT_MAX_REDIRECTS 5L
+#define FETCH_MAX_URL 8192
+
+/* Zero in a field means its default (above). max_redirects < 0 follows none. */
+struct fetch_limits {
+	size_t max_bytes;
+	long connect_timeout_ms;
+	long total_timeout_ms;
+	long max_redirects;
+};
+
+/* GET url (http/https only, also for redirects), following at most
+ * max_redirects redirects. lim may be NULL (all defaults).
+ * On success *data_out is a malloc'd copy of the body (NUL-terminated, the
+ * NUL not counted in *len_out; never NULL, even for an empty body).
+ * Errors: ERR_BAD_REFERENCE (not an http(s) url, too long), ERR_REDIRECTS,
+ * ERR_TOO_LARGE (body or Content-Length over max_bytes; the transfer stops as
+ * soon as the count passes the cap), ERR_FETCH_STATUS for a final status
+ * outside 2xx ("fetch 'url': http status 404"), ERR_TIMEOUT, ERR_FETCH for
+ * connect, DNS, TLS and protocol errors, ERR_NOMEM. */
+enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
+			uint8_t **data_out, size_t *len_out, struct err *err);
+
+/* A general request, for the outbound HTTP of actors. */
+struct fetch_request {
+	const char *method;              /* "GET" when NULL */
+	const char *url;
+	const char *const *headers;      /* "Name: value" lines; may be NULL */
+	size_t nheaders;
+	const void *body;                /* sent when non-NULL (also if body_len is 0) */
+	size_t body_len;
+	int follow_redirects;            /* 0: a 3xx is returned as the response */
+	int fail_on_status;              /* 1: a final status outside 2xx fails as in fetch_url */
+};
+
+struct fetch_response {
+	long status;
+	char *headers;       /* raw header lines of the final response, NUL-terminated */
+	size_t headers_len;
+	uint8_t *body;       /* NUL-terminated, NUL not counted */
+	size_t body_len;
+	char *effective_url; /* the url after redirects */
+};
+
+/* Performs req within lim. On success fills *resp_out (release it with
+ * fetch_response_release); on failure *resp_out is left empty. Response
+ * headers are capped at 64 KiB (ERR_TOO_LARGE beyond). Errors as fetch_url. */
+enum err_code fetch_request(const struct fetch_request *req, const struct fetch_limits *lim,
+			    struct fetch_response *resp_out, struct err *err);
+
+/* Frees what a response holds and zeroes it. Accepts NULL. */
+void fetch_response_release(struct fetch_response *resp);
+
+/* 1 when url starts with http:// or https:// (scheme case-insensitive). */
+int fetch_url_allowed(const char *url);
+
+#endif

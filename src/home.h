@@ -1,0 +1,33 @@
+/* home.h - THEATER_HOME: where the server keeps its state.
+ *
+ * Layout (DESIGN.md §3): <home>/theater.db, <home>/chains/, <home>/store/,
+ * <home>/cache/ and <home>/packages/ (the default package root for file
+ * references).
+ * Threads: home_resolve reads the environment (call it at start-up, before
+ * threads that may setenv); home_prepare touches only the file system.
+ */
+#ifndef THEATER_HOME_H
+#define THEATER_HOME_H
+
+#include "src/util/err.h"
+
+/* The sub-directories home_prepare creates, NULL-terminated. */
+extern const char *const home_subdirs[];
+
+/* THEATER_HOME as in the reference: $THEATER_HOME if set and non-empty, else
+ * $HOME/.theater ($HOME unset or empty -> the passwd entry of the real user).
+ * Returns a malloc'd path (caller frees), or NULL when no home can be found
+ * or memory runs out. A trailing '/' is removed. */
+char *home_resolve(void);
+
+/* mkdir -p <home> (mode 0700 for the last component, 0755 for missing
+ * parents) and <home>/chains, store, cache, packages (0700). Existing
+ * directories are kept as they are. Fails with ERR_INVALID for an empty or
+ * relative path, ERR_IO when a component is not a directory or cannot be
+ * created. */
+enum err_code home_prepare(const char *home, struct err *err);
+
+/* "<home>/<sub>" as a malloc'd string (NULL when out of memory). */
+char *home_path(const char *home, const char *sub);
+
+#endif

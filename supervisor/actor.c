@@ -1,0 +1,201 @@
+/* actor.c - the actor record and the registry (a chained hash table keyed by
+ * actor id); see supervisor_int.h. Records are reference-counted so that a job
+ * can keep using an actor that was deleted meanwhile. */
+#include "supervisor/supervisor_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int status_is_live(const char *status)
+{
+	return strcmp(status, "starting") == 0 || strcmp(status, "running") == 0 ||
+	       strcmp(status, "stopping") == 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+enum err_code run_copy(const struct db_run *src, struct db_run *dst)
+{
+	*dst = *src;
+	dst->name = dup_or_null(src->name);
+	dst->manifest_ref = dup_or_null(src->manifest_ref);
+	dst->package_ref = dup_or_null(src->package_ref);
+	dst->status = dup_or_null(src->status);
+	dst->reason = dup_or_null(src->reason);
+	dst->manifest_json = dup_or_null(src->manifest_json);
+	if ((src->name && !dst->name) || (src->status && !dst->status) ||
+	    (src->manifest_ref && !dst->manifest_ref) || (src->package_ref && !dst->package_ref) ||
+	    (src->reason && !dst->reason) || (src->manifest_json && !dst->manifest_json)) {
+		db_run_release(dst);
+		return ERR_NOMEM;
+	}
+	return ERR_OK;
+}
+
+static size_t bucket_of(const struct supervisor *s, const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return (size_t)(h & (s->nbuckets - 1));
+}
+
+enum err_code reg_init(struct supervisor *s)
+{
+	s->nbuckets = 1024;
+	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	if (!s->buckets)
+		return ERR_NOMEM;
+	pthread_mutex_init(&s->reg_lock, NULL);
+	return ERR_OK;
+}
+
+void reg_release(struct supervisor *s)
+{
+	for (size_t i = 0; s->buckets && i < s->nbuckets; i++) {
+		struct actor *a = s->buckets[i];
+		while (a) {
+			struct actor *next = a->hnext;
+			a->hnext = NULL;
+			actor_unref(s, a);
+			a = next;
+		}
+	}
+	free(s->buckets);
+	s->buckets = NULL;
+	pthread_mutex_destroy(&s->reg_lock);
+}
+
+static void grow(struct supervisor *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct actor **b = calloc(n, sizeof(*b));
+	if (!b)
+		return;    /* keep the old table: slower, still correct */
+	size_t old_n = s->nbuckets;
+	struct actor **old = s->buckets;
+	s->buckets = b;
+	s->nbuckets = n;
+	for (size_t i = 0; i < old_n; i++) {
+		struct actor *a = old[i];
+		while (a) {
+			struct actor *next = a->hnext;
+			size_t k = bucket_of(s, a->run.id);
+			a->hnext = b[k];
+			b[k] = a;
+			a = next;
+		}
+	}
+	free(old);
+}
+
+enum err_code reg_add(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	if (s->nactors >= s->nbuckets)
+		grow(s);
+	size_t k = bucket_of(s, a->run.id);
+	a->hnext = s->buckets[k];
+	s->buckets[k] = a;
+	s->nactors++;
+	pthread_mutex_unlock(&s->reg_lock);
+	return ERR_OK;
+}
+
+void reg_remove(struct supervisor *s, struct actor *a)
+{
+	int found = 0;
+	pthread_mutex_lock(&s->reg_lock);
+	for (struct actor **pp = &s->buckets[bucket_of(s, a->run.id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == a) {
+			*pp = a->hnext;
+			a->hnext = NULL;
+			s->nactors--;
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->reg_lock);
+	if (found)
+		actor_unref(s, a);
+}
+
+struct actor *reg_find(struct supervisor *s, const char *id)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	struct actor *a = s->buckets[bucket_of(s, id)];
+	while (a && strcmp(a->run.id, id) != 0)
+		a = a->hnext;
+	if (a)
+		a->refs++;
+	pthread_mutex_unlock(&s->reg_lock);
+	return a;
+}
+
+void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
+		 void *u)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	size_t n = s->nactors, k = 0;
+	struct actor **all = calloc(n ? n : 1, sizeof(*all));
+	for (size_t i = 0; all && i < s->nbuckets; i++)
+		for (struct actor *a = s->buckets[i]; a; a = a->hnext) {
+			a->refs++;
+			all[k++] = a;
+		}
+	pthread_mutex_unlock(&s->reg_lock);
+	for (size_t i = 0; i < k; i++) {
+		fn(s, all[i], u);
+		actor_unref(s, all[i]);
+	}
+	free(all);
+}
+
+struct actor *actor_new(const struct db_run *run)
+{
+	struct actor *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	if (run_copy(run, &a->run) != ERR_OK) {
+		free(a);
+		return NULL;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->rec_lock, NULL);
+	a->refs = 1;
+	return a;
+}
+
+void actor_ref(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	a->refs++;
+	pthread_mutex_unlock(&s->reg_lock);
+}
+
+void actor_unref(struct supervisor *s, struct actor *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&s->reg_lock);
+	int last = --a->refs == 0;
+	pthread_mutex_unlock(&s->reg_lock);
+	if (!last)
+		return;
+	chain_close(a->chain);
+	db_run_release(&a->run);
+	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->rec_lock);
+	free(a);
+}

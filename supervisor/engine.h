@@ -1,0 +1,30 @@
+/* engine.h - the seam between the supervisor and the WebAssembly engine.
+ *
+ * The supervisor hands every resolved package to this seam before an actor is
+ * `running`. Today it checks that the bytes are a WebAssembly binary module
+ * (magic and version) and, through the engine, that the module decodes and
+ * validates; compiled modules are cached by the SHA-256 of their bytes so a
+ * package spawned twice is decoded and validated once. Running actor code (init,
+ * handlers, host functions) plugs in here in a later issue.
+ * Threads: thread-safe.
+ */
+#ifndef THEATER_SUPERVISOR_ENGINE_H
+#define THEATER_SUPERVISOR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+
+struct engine;
+
+enum err_code engine_new(size_t module_cache_entries, struct engine **out, struct err *err);
+void engine_free(struct engine *e);
+/* ERR_NOT_WASM when the bytes are not a WebAssembly binary (magic/version), or the
+ * engine's ERR_WASM_MALFORMED / ERR_WASM_INVALID with its message. */
+enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
+				   const char sha256_hex[65], struct err *err);
+/* Number of modules decoded and validated so far (cache misses). */
+uint64_t engine_compiles(const struct engine *e);
+
+#endif

@@ -1,0 +1,198 @@
+/* record.c - appending events to an actor's chain: durable append, index row,
+ * snapshot update, fan-out to subscribers, lifecycle log, waiters.
+ *
+ * Everything for one actor goes through record_event with the actor's rec_lock
+ * held, so the index, the subscribers and the lifecycle log see one actor's events
+ * in seq order. Waiters are collected under the actor lock and fired after every
+ * lock is released, because their callbacks may call back into the supervisor. */
+#include "supervisor/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+
+static int is_terminal(const char *status)
+{
+	return status && !status_is_live(status);
+}
+
+/* Updates the snapshot after a durable append; called with a->lock held. */
+static void apply(struct actor *a, const struct chain_event *ev, const char *status,
+		  const char *reason, int64_t ts)
+{
+	a->run.head_seq = ev->seq;
+	hex_encode(ev->hash, CHAIN_HASH_LEN, a->run.head_hash);
+	a->run.updated_at = ts;
+	if (!status)
+		return;
+	free(a->run.status);
+	a->run.status = strdup(status);
+	free(a->run.reason);
+	a->run.reason = reason ? strdup(reason) : NULL;
+	if (strcmp(status, "running") == 0)
+		a->run.started_at = ts;
+	if (is_terminal(status))
+		a->run.stopped_at = ts;
+}
+
+/* Moves the waiters that this status satisfies to *fire (called with a->lock). */
+static void collect_waiters(struct actor *a, const char *status, struct waiter **fire)
+{
+	if (!status || strcmp(status, "starting") == 0)
+		return;
+	struct waiter **pp = &a->waiters;
+	while (*pp) {
+		struct waiter *w = *pp;
+		if (w->kind == WAIT_RUNNING || is_terminal(status)) {
+			*pp = w->next;
+			w->next = *fire;
+			*fire = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
+{
+	for (struct supervisor_sub *x = subs; x; x = x->next)
+		x->fn(x->user, ev);
+}
+
+/* The lifecycle log is global: its ids are assigned under life_lock so that the
+ * stream of all actors is delivered in id order. */
+static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev)
+{
+	struct err e = {0};
+	uint64_t gid = 0;
+	pthread_mutex_lock(&s->life_lock);
+	if (db_lifecycle_append(s->cfg.db, a->run.id, ev->seq, ev->event_type, ev->status,
+				ev->timestamp, (const char *)ev->data, &gid, &e) != ERR_OK) {
+		pthread_mutex_unlock(&s->life_lock);
+		log_error("supervisor", "cannot record lifecycle event of '%s': %s", a->run.id,
+			  e.msg);
+		return;
+	}
+	s->life_head = gid;
+	ev->global_id = gid;
+	fan_out(s->life_subs, ev);
+	pthread_mutex_unlock(&s->life_lock);
+}
+
+void waiter_fire_one(struct supervisor *s, struct waiter *w)
+{
+	struct actor *a = w->actor;
+	struct db_run snap;
+	pthread_mutex_lock(&a->lock);
+	int already = w->fired;
+	w->fired = 1;
+	int last = --w->refs == 0;
+	enum err_code rc = already ? ERR_OK : run_copy(&a->run, &snap);
+	struct err why = a->fail_err;
+	pthread_mutex_unlock(&a->lock);
+	if (!already) {
+		if (w->kind == WAIT_RUNNING)
+			w->spawn_done(w->user, rc, why.code ? &why : NULL, rc ? NULL : &snap);
+		else
+			w->done(w->user, rc, NULL);
+		if (rc == ERR_OK)
+			db_run_release(&snap);
+	}
+	if (last) {
+		actor_unref(s, a);
+		free(w);
+	}
+}
+
+void waiters_fire(struct supervisor *s, struct waiter *list)
+{
+	while (list) {
+		struct waiter *w = list;
+		list = w->next;
+		waiter_fire_one(s, w);
+	}
+}
+
+enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
+			   json_t *data, const char *status, const char *reason, struct err *err)
+{
+	char *text = json_compact(data);
+	json_decref(data);
+	if (!text)
+		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
+	struct chain_event ev = {0};
+	struct waiter *fire = NULL;
+	int64_t ts = now_ms();
+	size_t len = strlen(text);
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->rec_lock);
+	if (!a->chain || a->damaged) {
+		rc = err_set(err, ERR_CORRUPT, "chain of actor '%s' is damaged; not appending",
+			     a->run.id);
+		goto status_only;
+	}
+	rc = chain_append(a->chain, type, text, len, &ev, err);
+	if (rc)
+		goto status_only;
+	char hash[65];
+	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
+	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
+				   .event_type = type};
+	struct err dbe = {0};
+	if (db_events_index(s->cfg.db, a->run.id, &row, 1, &dbe) ||
+	    db_run_set_head(s->cfg.db, a->run.id, ev.seq, hash, &dbe) ||
+	    (status && db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe)))
+		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
+	struct supervisor_event sev = {
+		.actor_id = a->run.id, .seq = ev.seq, .hash = ev.hash,
+		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
+		.data_len = len, .timestamp = ts, .terminal = is_terminal(status),
+	};
+	pthread_mutex_lock(&a->lock);
+	apply(a, &ev, status, reason, ts);
+	sev.status = a->run.status;
+	fan_out(a->subs, &sev);
+	collect_waiters(a, status, &fire);
+	pthread_mutex_unlock(&a->lock);
+	lifecycle(s, a, &sev);
+	pthread_mutex_unlock(&a->rec_lock);
+	chain_event_release(&ev);
+	free(text);
+	waiters_fire(s, fire);
+	return ERR_OK;
+
+status_only:
+	/* The chain refused the event; the status still changes so the run is not
+	 * left looking live. */
+	if (status) {
+		struct err dbe2 = {0};
+		db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe2);
+		pthread_mutex_lock(&a->lock);
+		free(a->run.status);
+		a->run.status = strdup(status);
+		free(a->run.reason);
+		a->run.reason = reason ? strdup(reason) : NULL;
+		if (is_terminal(status))
+			a->run.stopped_at = ts;
+		a->run.updated_at = ts;
+		collect_waiters(a, status, &fire);
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->rec_lock);
+	free(text);
+	waiters_fire(s, fire);
+	return rc;
+}
+
+json_t *lifecycle_data(const char *reason, const char *detail)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "timestamp", json_integer(now_ms()));
+	if (reason)
+		json_object_set_new(o, "reason", json_string(reason));
+	if (detail)
+		json_object_set_new(o, "detail", json_string(detail));
+	return o;
+}

@@ -1,0 +1,25 @@
+/* record.h - private to supervisor/: appending events; see record.c. */
+#ifndef THEATER_SUPERVISOR_RECORD_H
+#define THEATER_SUPERVISOR_RECORD_H
+
+#include "supervisor/supervisor_int.h"
+
+/* Appends `type` with `data` (steals it) to a's chain, durably; when status is not
+ * NULL also moves the run to it (with reason). Indexes, updates the snapshot, fans
+ * out, logs the lifecycle event and fires satisfied waiters. Takes a->rec_lock. */
+enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
+			   json_t *data, const char *status, const char *reason, struct err *err);
+/* {"timestamp": now, "reason": ..., "detail": ...} (NULL members omitted). */
+json_t *lifecycle_data(const char *reason, const char *detail);
+/* Fires a list of waiters collected from an actor (no locks held). */
+void waiters_fire(struct supervisor *s, struct waiter *list);
+/* Answers w unless already answered, and drops one reference. */
+void waiter_fire_one(struct supervisor *s, struct waiter *w);
+/* Records the terminal `stopped` (kill = 0) or `killed` event of a live run whose
+ * terminal_pending the caller has set (supervisor.c). */
+void stop_record(struct supervisor *s, struct actor *a, int kill);
+/* Ends a run with `failed`, a stable reason and the error that caused it (its
+ * message is the detail; its code is what a waiting spawn reports) (spawn.c). */
+void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const struct err *why);
+
+#endif

@@ -1,0 +1,288 @@
+/* spawn.c - the spawn pipeline, run on the worker pool.
+ *
+ *   manifest (inline or fetched by reference) -> run row `starting` + chain +
+ *   meta.json -> package (cache or fetch) -> engine check -> `spawned` ->
+ *   `started` (status `running`).
+ * A failure after the run exists ends it with one `failed` event whose reason is
+ * stable (`package_unavailable`, `invalid_package`) and whose detail says why.
+ * A stop or kill that arrives while starting is honoured at the next step. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/manifest.h"
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/record.h"
+
+struct spawn_job {
+	struct supervisor *s;
+	json_t *manifest;
+	char *manifest_ref;
+	json_t *initial_state;
+	char *parent_id;
+	enum spawn_wait wait;
+	uint32_t timeout_ms;
+	spawn_done_fn done;
+	void *user;
+};
+
+static void job_free(struct spawn_job *j)
+{
+	json_decref(j->manifest);
+	json_decref(j->initial_state);
+	free(j->manifest_ref);
+	free(j->parent_id);
+	free(j);
+}
+
+static enum err_code load_manifest(struct spawn_job *j, struct manifest **out, struct err *err)
+{
+	if (j->manifest)
+		return manifest_from_json(j->manifest, out, err);
+	struct resolved *res = NULL;
+	enum err_code rc = resolver_fetch(j->s->cfg.resolver, j->manifest_ref, NULL, 0, &res, err);
+	if (rc) {
+		err_prefix(err, "cannot load manifest '%s'", j->manifest_ref);
+		return rc;
+	}
+	if (res->len > j->s->cfg.max_manifest_bytes) {
+		resolved_free(res);
+		return err_set(err, ERR_TOO_LARGE, "manifest '%s' is larger than %zu bytes",
+			       j->manifest_ref, j->s->cfg.max_manifest_bytes);
+	}
+	rc = manifest_parse_json((const char *)res->data, res->len, out, err);
+	if (rc)
+		err_prefix(err, "manifest '%s'", j->manifest_ref);
+	resolved_free(res);
+	return rc;
+}
+
+static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
+				struct actor **out, struct err *err)
+{
+	struct supervisor *s = j->s;
+	struct db_run r = {0};
+	if (uuid_v4(r.id))
+		return err_set(err, ERR_INTERNAL, "cannot generate an actor id");
+	r.name = m->name;
+	r.manifest_ref = j->manifest_ref;
+	r.status = "starting";
+	r.created_at = now_ms();
+	r.updated_at = r.created_at;
+	if (j->parent_id)
+		snprintf(r.parent_id, sizeof(r.parent_id), "%s", j->parent_id);
+	r.manifest_json = json_compact(m->json);
+	struct actor *a = actor_new(&r);
+	free(r.manifest_json);
+	if (!a)
+		return err_set(err, ERR_NOMEM, "cannot allocate actor");
+	struct chain_open_report rep;
+	enum err_code rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
+	if (!rc)
+		rc = chain_write_meta(s->chains_dir, a->run.id, m->name,
+				      j->manifest_ref ? j->manifest_ref : "inline",
+				      a->run.created_at / 1000, err);
+	if (!rc)
+		rc = db_run_insert(s->cfg.db, &a->run, err);
+	if (rc) {
+		actor_unref(s, a);
+		return rc;
+	}
+	reg_add(s, a);            /* the registry takes the first reference */
+	actor_ref(s, a);
+	*out = a;
+	return ERR_OK;
+}
+
+static void waiter_timeout(void *arg)
+{
+	struct waiter *w = arg;
+	struct actor *a = w->actor;
+	int unlinked = 0;
+	pthread_mutex_lock(&a->lock);
+	if (!w->fired) {
+		for (struct waiter **pp = &a->waiters; *pp; pp = &(*pp)->next)
+			if (*pp == w) {
+				*pp = w->next;
+				unlinked = 1;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&a->lock);
+	struct supervisor *s = w->sup;
+	if (unlinked)
+		waiter_fire_one(s, w);    /* answers; drops the list's reference */
+	waiter_fire_one(s, w);            /* drops the timer's reference */
+}
+
+/* Registers a waiter that answers the spawn when the run leaves `starting`,
+ * or with the current snapshot after the timeout. */
+static void wait_running(struct spawn_job *j, struct actor *a)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		struct err e;
+		err_set(&e, ERR_NOMEM, "cannot wait for actor");
+		j->done(j->user, ERR_NOMEM, &e, NULL);
+		return;
+	}
+	w->kind = WAIT_RUNNING;
+	w->spawn_done = j->done;
+	w->user = j->user;
+	w->refs = 2;
+	w->actor = a;
+	w->sup = j->s;
+	actor_ref(j->s, a);
+	pthread_mutex_lock(&a->lock);
+	w->next = a->waiters;
+	a->waiters = w;
+	pthread_mutex_unlock(&a->lock);
+	if (pool_submit_after(j->s->pool, j->timeout_ms ? j->timeout_ms : 30000,
+			      waiter_timeout, w) != ERR_OK)
+		waiter_timeout(w);
+}
+
+static void answer_created(struct spawn_job *j, struct actor *a)
+{
+	struct db_run snap;
+	pthread_mutex_lock(&a->lock);
+	enum err_code rc = run_copy(&a->run, &snap);
+	pthread_mutex_unlock(&a->lock);
+	j->done(j->user, rc, NULL, rc ? NULL : &snap);
+	if (!rc)
+		db_run_release(&snap);
+}
+
+void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const struct err *why)
+{
+	const char *detail = why->msg;
+	pthread_mutex_lock(&a->lock);
+	a->fail_err = *why;
+	pthread_mutex_unlock(&a->lock);
+	char *text = NULL;
+	if (asprintf(&text, "%s: %s", reason, detail) < 0)
+		text = NULL;
+	struct err e = {0};
+	if (record_event(s, a, "failed", lifecycle_data(reason, detail), "failed",
+			 text ? text : reason, &e))
+		log_error("supervisor", "actor '%s' failed (%s) and recording it failed: %s",
+			  a->run.id, reason, e.msg);
+	free(text);
+}
+
+/* 0: go on; otherwise the stop/kill requested while starting has been recorded. */
+static int honour_stop(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	int req = a->stop_requested;
+	if (req)
+		a->terminal_pending = 1;
+	pthread_mutex_unlock(&a->lock);
+	if (!req)
+		return 0;
+	stop_record(s, a, req == 2);
+	return 1;
+}
+
+static void run_package(struct supervisor *s, struct actor *a, const struct manifest *m,
+			json_t *state)
+{
+	struct err e = {0};
+	struct resolved *res = NULL;
+	if (resolver_fetch(s->cfg.resolver, m->package, a->run.manifest_ref, m->static_package,
+			   &res, &e)) {
+		spawn_fail(s, a, "package_unavailable", &e);
+		return;
+	}
+	if (engine_check_package(s->engine, res->data, res->len, res->sha256, &e)) {
+		spawn_fail(s, a, "invalid_package", &e);
+		resolved_free(res);
+		return;
+	}
+	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
+	pthread_mutex_lock(&a->lock);
+	free(a->run.package_ref);
+	a->run.package_ref = strdup(res->reference);
+	memcpy(a->run.package_sha256, res->sha256, 65);
+	pthread_mutex_unlock(&a->lock);
+	json_t *d = lifecycle_data(NULL, NULL);
+	json_object_set(d, "manifest", m->json);
+	json_object_set_new(d, "package", json_pack("{s:s, s:s, s:I, s:b}", "reference",
+		res->reference, "sha256", res->sha256, "size", (json_int_t)res->len,
+		"from_cache", res->from_cache));
+	json_object_set(d, "initial_state", state ? state : json_null());
+	if (a->run.parent_id[0])
+		json_object_set_new(d, "parent_id", json_string(a->run.parent_id));
+	resolved_free(res);
+	if (record_event(s, a, "spawned", d, NULL, NULL, &e)) {
+		spawn_fail(s, a, "chain_unavailable", &e);
+		return;
+	}
+	if (honour_stop(s, a))
+		return;
+	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
+		spawn_fail(s, a, "chain_unavailable", &e);
+		return;
+	}
+	honour_stop(s, a);    /* a stop that raced with `started` */
+}
+
+static void job_spawn(void *arg)
+{
+	struct spawn_job *j = arg;
+	struct supervisor *s = j->s;
+	struct err e = {0};
+	struct manifest *m = NULL;
+	struct actor *a = NULL;
+	enum err_code rc = load_manifest(j, &m, &e);
+	if (!rc && j->parent_id) {
+		struct actor *p = reg_find(s, j->parent_id);
+		if (!p)
+			rc = err_set(&e, ERR_NOT_FOUND, "parent actor '%s' not found", j->parent_id);
+		actor_unref(s, p);
+	}
+	if (!rc)
+		rc = create_run(j, m, &a, &e);
+	if (rc) {
+		j->done(j->user, rc, &e, NULL);
+		goto out;
+	}
+	json_t *state = manifest_merge_initial_states(m->initial_state, j->initial_state);
+	if (j->wait == SPAWN_WAIT_RUNNING)
+		wait_running(j, a);
+	else
+		answer_created(j, a);
+	run_package(s, a, m, state);
+	json_decref(state);
+	actor_unref(s, a);
+out:
+	manifest_free(m);
+	job_free(j);
+}
+
+enum err_code supervisor_spawn(struct supervisor *s, const struct spawn_request *req,
+			       spawn_done_fn done, void *user)
+{
+	if (s->draining)
+		return ERR_UNAVAILABLE;
+	struct spawn_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return ERR_NOMEM;
+	j->s = s;
+	j->manifest = req->manifest ? json_incref(req->manifest) : NULL;
+	j->manifest_ref = req->manifest_ref ? strdup(req->manifest_ref) : NULL;
+	j->initial_state = req->initial_state ? json_incref(req->initial_state) : NULL;
+	j->parent_id = req->parent_id ? strdup(req->parent_id) : NULL;
+	j->wait = req->wait;
+	j->timeout_ms = req->timeout_ms;
+	j->done = done;
+	j->user = user;
+	if ((req->manifest_ref && !j->manifest_ref) || (req->parent_id && !j->parent_id)) {
+		job_free(j);
+		return ERR_NOMEM;
+	}
+	enum err_code rc = pool_submit(s->pool, job_spawn, j);
+	if (rc)
+		job_free(j);
+	return rc;
+}

@@ -1,0 +1,485 @@
+/* supervisor.c - start-up recovery, stop/kill/delete, queries, subscriptions;
+ * see supervisor.h. The spawn pipeline is in spawn.c, event recording in
+ * record.c, the registry in actor.c. */
+#include "supervisor/supervisor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/record.h"
+
+/* ---- start-up ---- */
+
+struct load_ctx {
+	struct supervisor *s;
+	char (*live)[37];
+	size_t nlive, caplive;
+	unsigned loaded, damaged;
+};
+
+static int load_run(void *user, const struct db_run *r)
+{
+	struct load_ctx *c = user;
+	if (strcmp(r->status, "deleted") == 0)
+		return 0;
+	struct actor *a = actor_new(r);
+	if (!a)
+		return 0;
+	struct chain_open_report rep = {0};
+	struct err e = {0};
+	if (chain_open(c->s->chains_dir, r->id, &a->chain, &rep, &e) != ERR_OK) {
+		log_error("supervisor", "cannot open chain of actor '%s': %s", r->id, e.msg);
+		a->damaged = 1;
+	}
+	if (rep.truncated_tail)
+		log_warn("supervisor", "chain of actor '%s': truncated a torn last record "
+			 "(%llu bytes)", r->id, (unsigned long long)rep.truncated_bytes);
+	if (rep.damaged) {
+		log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s "
+			  "(not repaired; appends refused)", r->id,
+			  (unsigned long long)rep.first_bad_seq, rep.detail);
+		a->damaged = 1;
+		c->damaged++;
+	}
+	reg_add(c->s, a);
+	c->loaded++;
+	if (status_is_live(r->status) && c->nlive < c->caplive)
+		memcpy(c->live[c->nlive++], r->id, 37);
+	return 0;
+}
+
+static enum err_code load_runs(struct supervisor *s, struct err *err)
+{
+	struct load_ctx c = {.s = s, .caplive = 1024};
+	char *cursor = NULL;
+	enum err_code rc = ERR_OK;
+	c.live = calloc(c.caplive, sizeof(*c.live));
+	if (!c.live)
+		return err_set(err, ERR_NOMEM, "cannot load runs");
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		rc = db_run_list(s->cfg.db, &f, load_run, &c, &next, err);
+		free(cursor);
+		cursor = next;
+		/* Live runs are failed in batches so the list never grows unbounded. */
+		for (size_t i = 0; i < c.nlive; i++) {
+			struct actor *a = reg_find(s, c.live[i]);
+			struct err why;
+			err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was live");
+			if (a)
+				spawn_fail(s, a, "server_restart", &why);
+			actor_unref(s, a);
+		}
+		c.nlive = 0;
+	} while (!rc && cursor);
+	free(cursor);
+	free(c.live);
+	if (!rc)
+		log_info("supervisor", "loaded %u runs (%u with damaged chains)", c.loaded,
+			 c.damaged);
+	return rc;
+}
+
+enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
+			     struct err *err)
+{
+	struct supervisor *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(err, ERR_NOMEM, "cannot allocate supervisor");
+	s->cfg = *cfg;
+	if (!s->cfg.max_manifest_bytes)
+		s->cfg.max_manifest_bytes = 1 << 20;
+	s->draining = 1;
+	pthread_mutex_init(&s->life_lock, NULL);
+	s->chains_dir = strdup(cfg->chains_dir);
+	enum err_code rc = s->chains_dir ? reg_init(s) : ERR_NOMEM;
+	if (rc) {
+		err_set(err, rc, "cannot allocate supervisor");
+		goto fail;
+	}
+	if ((rc = pool_new(cfg->workers ? cfg->workers : 2, &s->pool, err)) ||
+	    (rc = engine_new(256, &s->engine, err)))
+		goto fail;
+	unsigned runs = 0;
+	uint64_t events = 0;
+	if ((rc = db_rebuild_from_chains(cfg->db, s->chains_dir, &runs, &events, err)))
+		goto fail;
+	s->life_head = db_lifecycle_head(cfg->db);
+	if ((rc = load_runs(s, err)))
+		goto fail;
+	s->draining = 0;
+	*out = s;
+	return ERR_OK;
+fail:
+	supervisor_free(s);
+	return rc;
+}
+
+static void stop_live(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)u;
+	pthread_mutex_lock(&a->lock);
+	int go = status_is_live(a->run.status) && !a->terminal_pending;
+	if (go)
+		a->terminal_pending = 1;
+	pthread_mutex_unlock(&a->lock);
+	if (!go)
+		return;
+	struct err e = {0};
+	if (record_event(s, a, "stopped", lifecycle_data("server_shutdown", NULL), "stopped",
+			 "server_shutdown", &e))
+		log_error("supervisor", "cannot record shutdown of '%s': %s", a->run.id, e.msg);
+}
+
+void supervisor_shutdown(struct supervisor *s)
+{
+	if (!s || !s->pool)
+		return;
+	s->draining = 1;
+	pool_free(s->pool);
+	s->pool = NULL;
+	if (s->buckets)
+		reg_foreach(s, stop_live, NULL);
+}
+
+void supervisor_free(struct supervisor *s)
+{
+	if (!s)
+		return;
+	supervisor_shutdown(s);
+	if (s->buckets)
+		reg_release(s);
+	engine_free(s->engine);
+	pthread_mutex_destroy(&s->life_lock);
+	free(s->chains_dir);
+	free(s);
+}
+
+struct pool *supervisor_pool(struct supervisor *s)
+{
+	return s->pool;
+}
+
+struct db *supervisor_db(struct supervisor *s)
+{
+	return s->cfg.db;
+}
+
+int supervisor_draining(const struct supervisor *s)
+{
+	return s->draining;
+}
+
+/* ---- stop, kill, delete ---- */
+
+void stop_record(struct supervisor *s, struct actor *a, int kill)
+{
+	struct err e = {0};
+	const char *type = kill ? "killed" : "stopped";
+	const char *reason = kill ? "kill_requested" : "stop_requested";
+	if (record_event(s, a, type, lifecycle_data(reason, NULL), type, reason, &e))
+		log_error("supervisor", "cannot record %s of '%s': %s", type, a->run.id, e.msg);
+}
+
+struct stop_job {
+	struct supervisor *s;
+	struct actor *a;
+	int kill;
+};
+
+static void job_stop(void *arg)
+{
+	struct stop_job *j = arg;
+	stop_record(j->s, j->a, j->kill);
+	actor_unref(j->s, j->a);
+	free(j);
+}
+
+static struct waiter *end_waiter(struct supervisor *s, struct actor *a, supervisor_done_fn done,
+				 void *user)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->kind = WAIT_END;
+	w->done = done;
+	w->user = user;
+	w->refs = 1;
+	w->actor = a;
+	w->sup = s;
+	return w;
+}
+
+void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_done_fn done,
+		     void *user)
+{
+	struct err e = {0};
+	struct actor *a = reg_find(s, id);
+	if (!a) {
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
+		done(user, e.code, &e);
+		return;
+	}
+	struct waiter *w = end_waiter(s, a, done, user);
+	struct stop_job *job = calloc(1, sizeof(*job));
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->lock);
+	if (!w || !job) {
+		rc = err_set(&e, ERR_NOMEM, "cannot stop actor '%s'", id);
+	} else if (!status_is_live(a->run.status)) {
+		rc = kill ? err_set(&e, ERR_CONFLICT, "actor '%s' is already %s", id, a->run.status)
+			  : err_set(&e, ERR_NOT_MODIFIED, "actor '%s' is already %s", id,
+				    a->run.status);
+	} else {
+		w->next = a->waiters;     /* w now owns the caller's actor reference */
+		a->waiters = w;
+		if (strcmp(a->run.status, "starting") == 0) {
+			if (a->stop_requested < (kill ? 2 : 1))
+				a->stop_requested = kill ? 2 : 1;
+		} else if (!a->terminal_pending) {
+			a->terminal_pending = 1;
+			*job = (struct stop_job){.s = s, .a = a, .kill = kill};
+		}
+	}
+	int submit = job && job->a;
+	pthread_mutex_unlock(&a->lock);
+	if (rc) {
+		free(w);
+		free(job);
+		actor_unref(s, a);
+		done(user, rc, &e);
+		return;
+	}
+	if (!submit) {
+		free(job);
+		return;
+	}
+	actor_ref(s, a);   /* the job's own reference */
+	if (pool_submit(s->pool, job_stop, job) != ERR_OK)
+		job_stop(job);
+}
+
+struct delete_ctx {
+	struct supervisor *s;
+	char id[37];
+	supervisor_done_fn done;
+	void *user;
+};
+
+static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn done, void *user)
+{
+	struct err e = {0};
+	struct actor *a = reg_find(s, id);
+	if (!a) {
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
+		done(user, e.code, &e);
+		return;
+	}
+	pthread_mutex_lock(&a->rec_lock);
+	enum err_code rc = db_run_set_status(s->cfg.db, id, "deleted", NULL, now_ms(), &e);
+	if (!rc) {
+		uint64_t gid;
+		pthread_mutex_lock(&s->life_lock);
+		if (db_lifecycle_append(s->cfg.db, id, 0, "deleted", "deleted", now_ms(), "{}",
+					&gid, &e) == ERR_OK)
+			s->life_head = gid;
+		pthread_mutex_unlock(&s->life_lock);
+		rc = ERR_OK;
+	}
+	pthread_mutex_unlock(&a->rec_lock);
+	if (!rc)
+		reg_remove(s, a);
+	actor_unref(s, a);
+	done(user, rc, rc ? &e : NULL);
+}
+
+static void delete_after_kill(void *user, enum err_code rc, const struct err *err)
+{
+	struct delete_ctx *c = user;
+	if (rc && rc != ERR_CONFLICT)
+		c->done(c->user, rc, err);
+	else
+		delete_now(c->s, c->id, c->done, c->user);
+	free(c);
+}
+
+void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
+		       void *user)
+{
+	struct err e = {0};
+	struct actor *a = reg_find(s, id);
+	if (!a) {
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
+		done(user, e.code, &e);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	int live = status_is_live(a->run.status);
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	if (!live) {
+		delete_now(s, id, done, user);
+		return;
+	}
+	if (!force) {
+		err_set(&e, ERR_CONFLICT, "actor '%s' is live; stop it first or use ?force=true",
+			id);
+		done(user, e.code, &e);
+		return;
+	}
+	struct delete_ctx *c = calloc(1, sizeof(*c));
+	if (!c) {
+		err_set(&e, ERR_NOMEM, "cannot delete actor '%s'", id);
+		done(user, e.code, &e);
+		return;
+	}
+	*c = (struct delete_ctx){.s = s, .done = done, .user = user};
+	memcpy(c->id, id, 37);
+	supervisor_stop(s, id, 1, delete_after_kill, c);
+}
+
+/* ---- queries ---- */
+
+enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,
+			     struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	pthread_mutex_lock(&a->lock);
+	enum err_code rc = run_copy(&a->run, out);
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
+}
+
+enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64_t seq,
+				    struct chain_event *out, int64_t *timestamp_out,
+				    struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	enum err_code rc = a->chain ? chain_read(a->chain, seq, out, err)
+				    : err_set(err, ERR_CORRUPT, "chain of '%s' cannot be read", id);
+	if (!rc && timestamp_out) {
+		uint64_t off;
+		struct err dbe;
+		if (db_event_get(s->cfg.db, id, seq, timestamp_out, &off, &dbe))
+			*timestamp_out = 0;
+	}
+	actor_unref(s, a);
+	return rc;
+}
+
+enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64_t *length_out,
+				    int *ended_out, struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	pthread_mutex_lock(&a->lock);
+	*length_out = a->run.head_seq;
+	*ended_out = !status_is_live(a->run.status);
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	return ERR_OK;
+}
+
+enum err_code supervisor_verify(struct supervisor *s, const char *id,
+				struct chain_verify_result *out, struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	char *path = NULL;
+	enum err_code rc;
+	if (a->chain) {
+		rc = chain_verify(a->chain, out, err);
+	} else if (asprintf(&path, "%s/%s.chain", s->chains_dir, id) < 0) {
+		rc = err_set(err, ERR_NOMEM, "cannot verify '%s'", id);
+	} else {
+		rc = chain_verify_file(path, out, err);
+	}
+	free(path);
+	actor_unref(s, a);
+	return rc;
+}
+
+/* ---- subscriptions ---- */
+
+enum err_code supervisor_subscribe(struct supervisor *s, const char *actor_id,
+				   supervisor_event_fn fn, void *user, uint64_t *head_out,
+				   struct supervisor_sub **out, struct err *err)
+{
+	struct actor *a = NULL;
+	if (actor_id && !(a = reg_find(s, actor_id)))
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", actor_id);
+	struct supervisor_sub *sub = calloc(1, sizeof(*sub));
+	if (!sub) {
+		actor_unref(s, a);
+		return err_set(err, ERR_NOMEM, "cannot subscribe");
+	}
+	sub->fn = fn;
+	sub->user = user;
+	sub->actor = a;    /* keeps the reference */
+	pthread_mutex_t *lock = a ? &a->lock : &s->life_lock;
+	struct supervisor_sub **list = a ? &a->subs : &s->life_subs;
+	pthread_mutex_lock(lock);
+	*head_out = a ? a->run.head_seq : s->life_head;
+	sub->next = *list;
+	if (*list)
+		(*list)->prev = sub;
+	*list = sub;
+	pthread_mutex_unlock(lock);
+	*out = sub;
+	return ERR_OK;
+}
+
+void supervisor_unsubscribe(struct supervisor *s, struct supervisor_sub *sub)
+{
+	if (!sub)
+		return;
+	struct actor *a = sub->actor;
+	pthread_mutex_t *lock = a ? &a->lock : &s->life_lock;
+	struct supervisor_sub **list = a ? &a->subs : &s->life_subs;
+	pthread_mutex_lock(lock);
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		*list = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	pthread_mutex_unlock(lock);
+	actor_unref(s, a);
+	free(sub);
+}
+
+struct life_ctx {
+	void (*cb)(void *user, const struct supervisor_event *ev);
+	void *user;
+};
+
+static int life_row(void *user, const struct db_lifecycle_row *r)
+{
+	struct life_ctx *c = user;
+	struct supervisor_event ev = {
+		.actor_id = r->actor_id, .seq = r->seq, .event_type = r->event_type,
+		.data = (const uint8_t *)r->data, .data_len = strlen(r->data),
+		.timestamp = r->timestamp, .global_id = r->id, .status = r->status,
+		.terminal = r->status && !status_is_live(r->status),
+	};
+	c->cb(c->user, &ev);
+	return 0;
+}
+
+enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, unsigned limit,
+					 void (*cb)(void *user, const struct supervisor_event *ev),
+					 void *user, struct err *err)
+{
+	struct life_ctx c = {.cb = cb, .user = user};
+	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
+}

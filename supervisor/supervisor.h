@@ -1,0 +1,157 @@
+/* supervisor.h - actors: the registry, the spawn pipeline, lifecycle, event fan-out.
+ *
+ * The supervisor owns one `struct actor` per known run (loaded from SQLite and the
+ * chain files at start, added by spawn). Every lifecycle step and, later, every
+ * actor action is an event appended to the actor's chain (durable before it is
+ * reported), indexed in SQLite, and handed to subscribers.
+ *
+ * Run statuses: starting -> running -> (stopped | failed | killed); `deleted` is a
+ * tombstone that hides the run from the API while its chain file is kept.
+ * Chain events written here: `spawned` (manifest, package reference and digest),
+ * `started`, and exactly one terminal event per run: `stopped`, `failed` (with
+ * `reason`) or `killed`. A spawn that fails before its package is known writes only
+ * `failed`.
+ *
+ * Ownership: the supervisor borrows the db, store, resolver and chains folder given
+ * in its config; they must outlive it.
+ * Threads: every function may be called from any thread. Blocking work (fetches,
+ * fsyncs) runs on the supervisor's worker pool; calls marked "async" return at once
+ * and report through their callback, on a worker thread, exactly once.
+ */
+#ifndef THEATER_SUPERVISOR_H
+#define THEATER_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/chain.h"
+#include "src/db.h"
+#include "src/resolve.h"
+#include "src/store.h"
+#include "src/util/err.h"
+#include "src/util/json.h"
+#include "supervisor/pool.h"
+
+struct supervisor;
+
+struct supervisor_config {
+	const char *chains_dir;
+	struct db *db;
+	struct store *store;
+	struct resolver *resolver;
+	unsigned workers;            /* worker threads; default 2 */
+	size_t max_manifest_bytes;   /* for manifest_ref; default 1 MiB */
+};
+
+/* Opens every chain (truncating torn tails, verifying hashes; damage is logged and
+ * reported by verify, never repaired), indexes chains SQLite does not know, and marks
+ * runs that were live when the server died as failed with reason `server_restart`
+ * (appending their terminal `failed` event). */
+enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
+			     struct err *err);
+/* Refuses new work, finishes queued jobs (callbacks still run), stops every live
+ * actor (terminal `stopped`, reason `server_shutdown`; subscribers see it) and
+ * joins the workers. Subscriptions stay valid until unsubscribed. */
+void supervisor_shutdown(struct supervisor *s);
+/* Frees (calls supervisor_shutdown first if needed). Every subscription must have
+ * been unsubscribed. Accepts NULL. */
+void supervisor_free(struct supervisor *s);
+
+/* The worker pool (NULL after supervisor_shutdown) and the database. */
+struct pool *supervisor_pool(struct supervisor *s);
+struct db *supervisor_db(struct supervisor *s);
+/* 1 while starting up or shutting down, for /ready. */
+int supervisor_draining(const struct supervisor *s);
+
+/* ---- spawn (async) ---- */
+
+enum spawn_wait { SPAWN_WAIT_CREATED, SPAWN_WAIT_RUNNING };
+
+struct spawn_request {
+	json_t *manifest;            /* borrowed (the inline manifest), or NULL */
+	const char *manifest_ref;    /* or a reference to fetch it from */
+	json_t *initial_state;       /* borrowed, may be NULL */
+	const char *parent_id;       /* may be NULL */
+	enum spawn_wait wait;
+	uint32_t timeout_ms;         /* for SPAWN_WAIT_RUNNING; 0 = 30 s */
+};
+
+/* Called once, possibly before supervisor_spawn returns. rc != ERR_OK with run ==
+ * NULL: nothing was created (bad manifest, manifest_ref unreachable). Otherwise
+ * run is a snapshot (borrowed for the call): status `starting` for
+ * SPAWN_WAIT_CREATED; `running`, `failed` or (after the timeout) still
+ * `starting` for SPAWN_WAIT_RUNNING. For a failed run, err (when not NULL) holds
+ * the error that failed it (its code says what kind: ERR_FORBIDDEN_PATH,
+ * ERR_FETCH_STATUS, ERR_NOT_WASM, ...). */
+typedef void (*spawn_done_fn)(void *user, enum err_code rc, const struct err *err,
+			      const struct db_run *run);
+/* Async. Copies what it needs of req. ERR_UNAVAILABLE while draining (done not called). */
+enum err_code supervisor_spawn(struct supervisor *s, const struct spawn_request *req,
+			       spawn_done_fn done, void *user);
+
+/* ---- lifecycle (async) ---- */
+
+/* Called once, possibly before the call that takes it returns. */
+typedef void (*supervisor_done_fn)(void *user, enum err_code rc, const struct err *err);
+/* Stop (kill = 0) or kill (kill = 1) a run. Done gets ERR_NOT_FOUND, ERR_NOT_MODIFIED
+ * (stop of an ended run), ERR_CONFLICT (kill of an ended run) or ERR_OK once the
+ * terminal event is durable. */
+void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_done_fn done,
+		     void *user);
+/* Delete a run (tombstone; the chain file is kept). ERR_CONFLICT while live unless
+ * force, which kills it first. */
+void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
+		       void *user);
+
+/* ---- queries (sync, memory only, cheap) ---- */
+
+/* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
+enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,
+			     struct err *err);
+
+/* ---- chains ---- */
+
+struct supervisor_event {
+	const char *actor_id;
+	uint64_t seq;
+	const uint8_t *hash, *parent_hash;   /* 32 bytes each */
+	const char *event_type;
+	const uint8_t *data;
+	size_t data_len;
+	int64_t timestamp;                   /* unix ms */
+	uint64_t global_id;                  /* lifecycle stream position; 0 on chain streams */
+	const char *status;                  /* lifecycle stream: run status after the event */
+	int terminal;                        /* this event ended the run */
+};
+
+/* Reads one event of a run's chain (sync; a file read). out: chain_event_release. */
+enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64_t seq,
+				    struct chain_event *out, int64_t *timestamp_out,
+				    struct err *err);
+/* Head and whether the run has ended (no more events will come). */
+enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64_t *length_out,
+				    int *ended_out, struct err *err);
+enum err_code supervisor_verify(struct supervisor *s, const char *id,
+				struct chain_verify_result *out, struct err *err);
+
+/* Subscriptions. With actor_id, fn gets every new event of that run's chain; with
+ * NULL, the lifecycle events of all runs (global_id set). *head_out is the last seq
+ * (or global id) already stored when the subscription began: replay up to it from
+ * storage, then take live events above it. fn runs on the recording thread with the
+ * subscription's lock held: it must not block and must not call back into the
+ * supervisor. After supervisor_unsubscribe returns, fn is not running and never runs
+ * again. ERR_NOT_FOUND for an unknown run. */
+typedef void (*supervisor_event_fn)(void *user, const struct supervisor_event *ev);
+struct supervisor_sub;
+enum err_code supervisor_subscribe(struct supervisor *s, const char *actor_id,
+				   supervisor_event_fn fn, void *user, uint64_t *head_out,
+				   struct supervisor_sub **out, struct err *err);
+void supervisor_unsubscribe(struct supervisor *s, struct supervisor_sub *sub);
+
+/* Lifecycle events stored after global position `after`, oldest first, at most
+ * limit; cb per event (data is the lifecycle JSON). */
+enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, unsigned limit,
+					 void (*cb)(void *user, const struct supervisor_event *ev),
+					 void *user, struct err *err);
+
+#endif

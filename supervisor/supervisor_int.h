@@ -1,0 +1,82 @@
+/* supervisor_int.h - private to the supervisor layer: the actor record and registry.
+ *
+ * Lock order: registry lock -> actor rec_lock -> actor lock -> lifecycle lock.
+ * `rec_lock` serializes everything appended to one actor's chain, so events reach
+ * the index and subscribers in seq order. `lock` guards the snapshot, flags,
+ * waiters and subscribers; subscriber callbacks run with it held.
+ */
+#ifndef THEATER_SUPERVISOR_INT_H
+#define THEATER_SUPERVISOR_INT_H
+
+#include <pthread.h>
+
+#include "supervisor/engine.h"
+#include "supervisor/supervisor.h"
+
+struct supervisor_sub {
+	struct supervisor_sub *next, *prev;
+	supervisor_event_fn fn;
+	void *user;
+	struct actor *actor;          /* NULL: lifecycle stream (holds a reference) */
+};
+
+enum waiter_kind { WAIT_RUNNING, WAIT_END };
+
+struct waiter {
+	struct waiter *next;
+	enum waiter_kind kind;
+	spawn_done_fn spawn_done;     /* WAIT_RUNNING */
+	supervisor_done_fn done;      /* WAIT_END */
+	void *user;
+	int fired;                    /* guarded by the actor lock */
+	int refs;                     /* list + timer; guarded by the actor lock */
+	struct actor *actor;          /* holds a reference */
+	struct supervisor *sup;
+};
+
+struct actor {
+	struct actor *hnext;          /* registry bucket chain */
+	pthread_mutex_t lock;
+	pthread_mutex_t rec_lock;
+	int refs;                     /* guarded by the registry lock */
+	struct db_run run;            /* snapshot */
+	struct chain *chain;          /* NULL when it could not be opened */
+	int damaged;                  /* chain damage found at open: appends refused */
+	int terminal_pending;         /* a stop/kill/fail is being recorded */
+	int stop_requested;           /* 1 stop, 2 kill, while starting */
+	struct waiter *waiters;
+	struct supervisor_sub *subs;
+	struct err fail_err;          /* why the spawn failed (code + message), for waiters */
+};
+
+struct supervisor {
+	struct supervisor_config cfg;
+	char *chains_dir;
+	struct pool *pool;
+	struct engine *engine;
+	pthread_mutex_t reg_lock;
+	struct actor **buckets;
+	size_t nbuckets, nactors;
+	pthread_mutex_t life_lock;
+	struct supervisor_sub *life_subs;
+	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
+	int draining;
+};
+
+/* registry (actor.c) */
+enum err_code reg_init(struct supervisor *s);
+void reg_release(struct supervisor *s);
+enum err_code reg_add(struct supervisor *s, struct actor *a);   /* takes the caller's reference */
+void reg_remove(struct supervisor *s, struct actor *a);
+struct actor *reg_find(struct supervisor *s, const char *id);    /* new reference or NULL */
+/* Calls fn for every actor with a reference held; fn may block. */
+void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
+		 void *u);
+struct actor *actor_new(const struct db_run *run);              /* one reference */
+void actor_ref(struct supervisor *s, struct actor *a);
+void actor_unref(struct supervisor *s, struct actor *a);
+enum err_code run_copy(const struct db_run *src, struct db_run *dst);
+int status_is_live(const char *status);
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fuzzes the engine's load path (decode, validate, instantiate, call) with
+# libFuzzer under ASan+UBSan for SECONDS (default 180).
+#   tests/fuzz/run.sh [SECONDS]
+# Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
+# seeds the corpus with every binary module of the spec suite (wast2json of
+# $WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the corpus
+# there between runs. Crashers land in $FUZZ_BUILD/fuzz/artifacts; once one
+# is fixed, copy it into tests/fuzz/regressions/. Exits 1 if one was found.
+set -euo pipefail
+
+secs=${1:-180}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${FUZZ_BUILD:-$root/build-fuzz}
+suite=${WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
+work=$build/fuzz
+mkdir -p "$work/corpus" "$work/artifacts"
+
+echo "fuzz: building fuzz_wasm in $build"
+CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DTHEATER_SANITIZE=ON -DTHEATER_FUZZ=ON \
+  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$work/cmake.log"
+cmake --build "$build" -j2 --target fuzz_wasm >>"$work/cmake.log" ||
+  { tail -30 "$work/cmake.log"; exit 2; }
+
+seeds=$work/seeds
+if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+  [ -d "$suite" ] || { echo "fuzz: no spec suite at $suite (set WASM_TESTSUITE)"; exit 2; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$seeds"
+  for w in "$suite"/*.wast; do
+    name=$(basename "$w" .wast)
+    wast2json "$w" -o "$tmp/$name.json" 2>/dev/null || true
+  done
+  # Binary modules only (text ones of assert_malformed are .wat), capped
+  # at 64 KiB like -max_len.
+  find "$tmp" -name '*.wasm' -size -65k -exec cp {} "$seeds/" \;
+  echo "fuzz: $(ls "$seeds" | wc -l) seed modules from $suite"
+fi
+
+echo "fuzz: running for ${secs}s"
+set +e
+ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  "$build/tests/fuzz/fuzz_wasm" -max_total_time="$secs" -timeout=10 \
+  -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+  -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" >"$work/last-run.log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 0 ]; then
+  tail -60 "$work/last-run.log"
+else
+  grep -E '^(stat::|Done|INFO: (seed|-max_len))' "$work/last-run.log" || true
+fi
+
+found=$(find "$work/artifacts" -type f | wc -l)
+if [ "$found" -gt 0 ]; then
+  echo "fuzz: $found finding(s) in $work/artifacts:"
+  ls -la "$work/artifacts"
+  echo "fuzz: reproduce with: $build/tests/fuzz/fuzz_wasm FILE"
+  exit 1
+fi
+echo "fuzz: no findings (corpus: $(ls "$work/corpus" | wc -l) files, log: $work/last-run.log)"
+exit 0

@@ -1,0 +1,222 @@
+/* server_proc.c - see server_proc.h. */
+#include "tests/support/server_proc.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/support/testutil.h"
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+int server_start(struct server_proc *sp, const char *home, const char *const *extra_args,
+		 const char *env_token)
+{
+	if (!sp->home)
+		sp->home = home ? strdup(home) : tu_mkdtemp("theater-e2e");
+	if (!sp->roots)
+		sp->roots = tu_fmt("%s/packages", sp->home);
+	mkdir(sp->roots, 0755);
+	snprintf(sp->log_path, sizeof(sp->log_path), "%s/server.log", sp->home);
+	char *bin = tu_fmt("%s/theater-server", tu_binary_dir());
+	int out[2];
+	if (pipe(out) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out[1], 1);
+		int logfd = open(sp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (logfd >= 0)
+			dup2(logfd, 2);
+		close(out[0]);
+		setenv("THEATER_HOME", sp->home, 1);
+		if (env_token)
+			setenv("THEATER_TOKEN", env_token, 1);
+		else
+			unsetenv("THEATER_TOKEN");
+		const char *argv[32] = {bin, "--listen", "127.0.0.1:0", "--workers", "2"};
+		int n = 5;
+		for (int i = 0; extra_args && extra_args[i] && n < 30; i++)
+			argv[n++] = extra_args[i];
+		argv[n] = NULL;
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	free(bin);
+	sp->pid = pid;
+	FILE *f = fdopen(out[0], "r");
+	char line[256];
+	sp->port = 0;
+	if (f && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "127.0.0.1:");
+		if (p)
+			sp->port = (unsigned short)atoi(p + 10);
+	}
+	if (f)
+		fclose(f);
+	if (!sp->port) {
+		fprintf(stderr, "theater-server did not start; its log (%s):\n", sp->log_path);
+		char *log = tu_read_file(sp->log_path, NULL);
+		fprintf(stderr, "%s\n", log ? log : "(none)");
+		free(log);
+		server_stop(sp);
+		return -1;
+	}
+	snprintf(sp->base, sizeof(sp->base), "http://127.0.0.1:%u", sp->port);
+	return 0;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int status = 0;
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		sleep_ms(10);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+int server_stop(struct server_proc *sp)
+{
+	if (sp->pid <= 0)
+		return -1;
+	kill(sp->pid, SIGTERM);
+	int rc = wait_exit(sp->pid, 30000);
+	sp->pid = 0;
+	return rc;
+}
+
+void server_crash(struct server_proc *sp)
+{
+	if (sp->pid <= 0)
+		return;
+	kill(sp->pid, SIGKILL);
+	wait_exit(sp->pid, 10000);
+	sp->pid = 0;
+}
+
+void server_destroy(struct server_proc *sp)
+{
+	server_stop(sp);
+	tu_rmtree(sp->home);
+	free(sp->home);
+	free(sp->roots);
+	sp->home = sp->roots = NULL;
+}
+
+struct sink {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+	struct sink *s = user;
+	size_t add = size * n;
+	char *d = realloc(s->data, s->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + s->len, p, add);
+	s->len += add;
+	d[s->len] = '\0';
+	s->data = d;
+	return add;
+}
+
+void http_result_release(struct http_result *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+int http_do(const char *method, const char *url, const void *body, size_t len,
+	    const char *const *headers, struct http_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	CURL *c = curl_easy_init();
+	struct sink b = {0}, h = {0};
+	struct curl_slist *hl = NULL;
+	for (int i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	if (body)
+		hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &out->connects);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	out->body = b.data ? b.data : strdup("");
+	out->len = b.len;
+	out->headers = h.data ? h.data : strdup("");
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+char *http_header(const struct http_result *r, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = r->headers; p && *p;) {
+		const char *eol = strstr(p, "\r\n");
+		if (!eol)
+			break;
+		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+			const char *v = p + n + 1;
+			while (*v == ' ')
+				v++;
+			return strndup(v, (size_t)(eol - v));
+		}
+		p = eol + 2;
+	}
+	return NULL;
+}
+
+unsigned char *wat_compile(const char *wat, size_t *len_out)
+{
+	char *dir = tu_mkdtemp("theater-wat");
+	char *in = tu_fmt("%s/m.wat", dir), *out = tu_fmt("%s/m.wasm", dir);
+	tu_write_file(in, wat, strlen(wat));
+	char *cmd = tu_fmt("wat2wasm --enable-all '%s' -o '%s'", in, out);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "wat_compile: '%s' failed (is wabt installed? run "
+			"scripts/install-deps.sh)\n", cmd);
+		abort();
+	}
+	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);
+	tu_rmtree(dir);
+	free(cmd);
+	free(in);
+	free(out);
+	free(dir);
+	return bytes;
+}

@@ -1,0 +1,49 @@
+/* server_proc.h - end-to-end test support: run the real theater-server binary
+ * on 127.0.0.1 with port 0 and a temporary THEATER_HOME, and talk to it with
+ * libcurl. */
+#ifndef THEATER_TESTS_SERVER_PROC_H
+#define THEATER_TESTS_SERVER_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct server_proc {
+	pid_t pid;
+	unsigned short port;
+	char *home;            /* THEATER_HOME (kept across restarts) */
+	char *roots;           /* package root folder (home/packages) */
+	char base[64];         /* "http://127.0.0.1:PORT" */
+	char log_path[512];    /* server stderr */
+};
+
+/* Starts theater-server with THEATER_HOME=home (a new temp dir when NULL) and
+ * extra argv (NULL-terminated, may be NULL). Returns 0, or -1 with a message on
+ * stderr. env_token: THEATER_TOKEN or NULL. */
+int server_start(struct server_proc *sp, const char *home, const char *const *extra_args,
+		 const char *env_token);
+/* SIGTERM and wait; returns the exit status (or -1). Keeps home. */
+int server_stop(struct server_proc *sp);
+/* SIGKILL (a crash) and wait. Keeps home. */
+void server_crash(struct server_proc *sp);
+/* Stops if running and removes home. */
+void server_destroy(struct server_proc *sp);
+
+struct http_result {
+	long status;
+	char *body;            /* NUL-terminated */
+	size_t len;
+	char *headers;         /* raw response headers */
+	long connects;         /* CURLINFO_NUM_CONNECTS */
+};
+void http_result_release(struct http_result *r);
+/* One request. headers: NULL-terminated "Name: value" strings. */
+int http_do(const char *method, const char *url, const void *body, size_t len,
+	    const char *const *headers, struct http_result *out);
+/* Value of a response header (malloc'd) or NULL. */
+char *http_header(const struct http_result *r, const char *name);
+
+/* Compiles WebAssembly text with wat2wasm into bytes (malloc'd); fails the test
+ * loudly when wat2wasm is missing. */
+unsigned char *wat_compile(const char *wat, size_t *len_out);
+
+#endif

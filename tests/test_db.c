@@ -1,0 +1,669 @@
+/* test_db.c - the SQLite index: run CRUD, paging with filters and cursors,
+ * fail_live, the events index, schema version, and rebuilding from chain files
+ * (real SQLite files in temp dirs, real chain files). */
+#include "tests/support/testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/chain.h"
+#include "src/db.h"
+#include "src/util/crypto.h"
+
+struct fixture {
+	char *dir;
+	char *path;
+	struct db *d;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct err e = {0};
+	f->dir = tu_mkdtemp("theater-db");
+	f->path = tu_fmt("%s/theater.db", f->dir);
+	*state = f;
+	return db_open(f->path, &f->d, &e) == ERR_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	db_close(f->d);
+	tu_rmtree(f->dir);
+	free(f->dir);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+static void make_id(int i, char out[37])
+{
+	snprintf(out, 37, "00000000-0000-4000-8000-%012d", i);
+}
+
+static void insert_run(struct db *d, const char *id, const char *name, const char *status,
+		       const char *parent, int64_t created)
+{
+	struct db_run r = {0};
+	struct err e = {0};
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.parent_id, sizeof(r.parent_id), "%s", parent ? parent : "");
+	r.name = (char *)name;
+	r.status = (char *)status;
+	r.created_at = created;
+	assert_int_equal(db_run_insert(d, &r, &e), ERR_OK);
+}
+
+static void test_crud(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct db_run r = {0}, got;
+	make_id(1, r.id);
+	r.name = "chat";
+	r.manifest_ref = "/srv/chat.toml";
+	r.package_ref = "store://pkgs/chat";
+	r.status = "starting";
+	r.created_at = 1700000000123;
+	r.manifest_json = "{\"name\":\"chat\"}";
+	assert_int_equal(db_run_insert(f->d, &r, &e), ERR_OK);
+	assert_int_equal(db_run_insert(f->d, &r, &e), ERR_CONFLICT);
+	assert_int_equal(db_run_get(f->d, r.id, &got, &e), ERR_OK);
+	assert_string_equal(got.id, r.id);
+	assert_string_equal(got.name, "chat");
+	assert_string_equal(got.manifest_ref, "/srv/chat.toml");
+	assert_string_equal(got.package_ref, "store://pkgs/chat");
+	assert_string_equal(got.package_sha256, "");
+	assert_string_equal(got.parent_id, "");
+	assert_string_equal(got.status, "starting");
+	assert_null(got.reason);
+	assert_int_equal(got.created_at, 1700000000123);
+	assert_int_equal(got.started_at, 0);
+	assert_int_equal(got.stopped_at, 0);
+	assert_int_equal(got.head_seq, 0);
+	assert_string_equal(got.head_hash, "");
+	assert_string_equal(got.manifest_json, "{\"name\":\"chat\"}");
+	assert_true(got.updated_at > 0);
+	int64_t updated = got.updated_at;
+	db_run_release(&got);
+
+	assert_int_equal(db_run_set_status(f->d, r.id, "running", NULL, 1700000001000, &e), ERR_OK);
+	const char *sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+	assert_int_equal(db_run_set_package(f->d, r.id, "store://pkgs/hash/x", sha, &e), ERR_OK);
+	assert_int_equal(db_run_set_head(f->d, r.id, 7, sha, &e), ERR_OK);
+	assert_int_equal(db_run_get(f->d, r.id, &got, &e), ERR_OK);
+	assert_string_equal(got.status, "running");
+	assert_int_equal(got.started_at, 1700000001000);
+	assert_int_equal(got.stopped_at, 0);
+	assert_string_equal(got.package_ref, "store://pkgs/hash/x");
+	assert_string_equal(got.package_sha256, sha);
+	assert_int_equal(got.head_seq, 7);
+	assert_string_equal(got.head_hash, sha);
+	/* Three changes, each strictly later, even within one millisecond. */
+	assert_true(got.updated_at >= updated + 3);
+	updated = got.updated_at;
+	db_run_release(&got);
+
+	assert_int_equal(db_run_set_status(f->d, r.id, "stopped", "requested", 1700000002000, &e),
+			 ERR_OK);
+	assert_int_equal(db_run_get(f->d, r.id, &got, &e), ERR_OK);
+	assert_string_equal(got.status, "stopped");
+	assert_string_equal(got.reason, "requested");
+	assert_int_equal(got.started_at, 1700000001000);
+	assert_int_equal(got.stopped_at, 1700000002000);
+	assert_true(got.updated_at > updated);
+	db_run_release(&got);
+
+	assert_int_equal(db_run_set_status(f->d, r.id, "exploded", NULL, 0, &e), ERR_INVALID);
+	assert_int_equal(db_run_set_package(f->d, r.id, "x", "nothex", &e), ERR_INVALID);
+	char other[37];
+	make_id(2, other);
+	assert_int_equal(db_run_get(f->d, other, &got, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_set_status(f->d, other, "running", NULL, 0, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_set_head(f->d, other, 1, NULL, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_get(f->d, "", &got, &e), ERR_BAD_ID);
+	struct db_run bad = {0};
+	make_id(3, bad.id);
+	bad.status = "nope";
+	assert_int_equal(db_run_insert(f->d, &bad, &e), ERR_INVALID);
+
+	assert_int_equal(db_run_delete(f->d, r.id, &e), ERR_OK);
+	assert_int_equal(db_run_get(f->d, r.id, &got, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_delete(f->d, r.id, &e), ERR_NOT_FOUND);
+	db_run_release(NULL);
+}
+
+struct collect {
+	char ids[200][37];
+	int n, stop_after;
+};
+
+static int collect_cb(void *user, const struct db_run *r)
+{
+	struct collect *c = user;
+	snprintf(c->ids[c->n++], 37, "%s", r->id);
+	return c->stop_after && c->n == c->stop_after;
+}
+
+/* Lists all pages with the filter; returns the number of pages. */
+static int list_all(struct db *d, struct db_run_filter flt, struct collect *c)
+{
+	char *cursor = NULL;
+	struct err e = {0};
+	int pages = 0;
+	do {
+		char *next = NULL;
+		flt.cursor = cursor;
+		assert_int_equal(db_run_list(d, &flt, collect_cb, c, &next, &e), ERR_OK);
+		free(cursor);
+		cursor = next;
+		pages++;
+	} while (cursor);
+	return pages;
+}
+
+static void test_list_paging(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const statuses[] = {"running", "stopped", "failed"};
+	char parent[37];
+	make_id(999, parent);
+	/* Inserted out of order; created_at repeats so that ties sort by id. */
+	for (int k = 0; k < 120; k++) {
+		int i = (k * 37) % 120;
+		char id[37];
+		make_id(i, id);
+		insert_run(f->d, id, i % 2 ? "odd" : "even", statuses[i % 3],
+			   i % 4 == 0 ? parent : NULL, 1000 + i / 3);
+	}
+	static struct collect all;
+	memset(&all, 0, sizeof(all));
+	assert_int_equal(list_all(f->d, (struct db_run_filter){.limit = 50}, &all), 3);
+	assert_int_equal(all.n, 120);
+	for (int i = 0; i < 120; i++) {
+		char id[37];
+		make_id(i, id);
+		assert_string_equal(all.ids[i], id);
+	}
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	list_all(f->d, (struct db_run_filter){.limit = 50, .status = "running"}, &c);
+	assert_int_equal(c.n, 40);
+	memset(&c, 0, sizeof(c));
+	list_all(f->d, (struct db_run_filter){.limit = 7, .name = "odd", .status = "failed"}, &c);
+	assert_int_equal(c.n, 20);   /* i odd and i % 3 == 2 */
+	memset(&c, 0, sizeof(c));
+	list_all(f->d, (struct db_run_filter){.parent = parent}, &c);
+	assert_int_equal(c.n, 30);
+	memset(&c, 0, sizeof(c));
+	list_all(f->d, (struct db_run_filter){.parent = "", .limit = 1000}, &c);
+	assert_int_equal(c.n, 90);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(list_all(f->d, (struct db_run_filter){.status = "killed"}, &c), 1);
+	assert_int_equal(c.n, 0);
+}
+
+static void test_list_cursor_edges(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char *next = NULL;
+	for (int i = 0; i < 10; i++) {
+		char id[37];
+		make_id(i, id);
+		insert_run(f->d, id, "n", "running", NULL, 5000 + i);
+	}
+	/* Exactly one full page: no cursor. */
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(db_run_list(f->d, &(struct db_run_filter){.limit = 10}, collect_cb, &c,
+				     &next, &e), ERR_OK);
+	assert_int_equal(c.n, 10);
+	assert_null(next);
+	/* Early stop: the cursor resumes right after the last run passed. */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 3;
+	assert_int_equal(db_run_list(f->d, &(struct db_run_filter){.limit = 10}, collect_cb, &c,
+				     &next, &e), ERR_OK);
+	assert_int_equal(c.n, 3);
+	assert_non_null(next);
+	c.stop_after = 0;
+	assert_int_equal(db_run_list(f->d, &(struct db_run_filter){.cursor = next}, collect_cb, &c,
+				     &(char *){NULL}, &e), ERR_OK);
+	assert_int_equal(c.n, 10);
+	char id3[37];
+	make_id(3, id3);
+	assert_string_equal(c.ids[3], id3);
+	free(next);
+	const char *bad[] = {"abc", "12", ":x", "12:", "-1:x", "1x:y", "1:a:b",
+			     "99999999999999999999999:x", NULL};
+	for (int i = 0; bad[i]; i++) {
+		next = NULL;
+		assert_int_equal(db_run_list(f->d, &(struct db_run_filter){.cursor = bad[i]},
+					     collect_cb, &c, &next, &e), ERR_INVALID);
+		assert_null(next);
+	}
+}
+
+static void test_fail_live(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const statuses[] = {"starting", "running", "stopping",
+					       "stopped", "failed", "killed"};
+	struct err e = {0};
+	unsigned count = 0;
+	for (int i = 0; i < 6; i++) {
+		char id[37];
+		make_id(i, id);
+		insert_run(f->d, id, "n", statuses[i], NULL, 100 + i);
+	}
+	assert_int_equal(db_runs_fail_live(f->d, "server_restart", 777, &count, &e), ERR_OK);
+	assert_int_equal(count, 3);
+	for (int i = 0; i < 6; i++) {
+		char id[37];
+		struct db_run r;
+		make_id(i, id);
+		assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+		if (i < 3) {
+			assert_string_equal(r.status, "failed");
+			assert_string_equal(r.reason, "server_restart");
+			assert_int_equal(r.stopped_at, 777);
+		} else {
+			assert_string_equal(r.status, statuses[i]);
+			assert_int_equal(r.stopped_at, 0);
+		}
+		db_run_release(&r);
+	}
+	assert_int_equal(db_runs_fail_live(f->d, "again", 888, &count, &e), ERR_OK);
+	assert_int_equal(count, 0);
+}
+
+static void test_events_index(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char id[37], other[37];
+	make_id(1, id);
+	make_id(2, other);
+	insert_run(f->d, id, "n", "running", NULL, 1);
+	assert_int_equal(db_events_max_seq(f->d, id), 0);
+	struct db_event_row rows[100];
+	for (int i = 0; i < 100; i++)
+		rows[i] = (struct db_event_row){.seq = (uint64_t)i + 1, .offset = (uint64_t)i * 200,
+						.timestamp = 5000 + i, .event_type = "wasm"};
+	assert_int_equal(db_events_index(f->d, id, rows, 100, &e), ERR_OK);
+	assert_int_equal(db_events_index(f->d, other, rows, 3, &e), ERR_OK);
+	assert_int_equal(db_events_max_seq(f->d, id), 100);
+	int64_t ts;
+	uint64_t off;
+	assert_int_equal(db_event_get(f->d, id, 42, &ts, &off, &e), ERR_OK);
+	assert_int_equal(ts, 5041);
+	assert_int_equal(off, 41 * 200);
+	/* Replace on (actor_id, seq). */
+	struct db_event_row again = {.seq = 42, .offset = 1, .timestamp = 2, .event_type = "x"};
+	assert_int_equal(db_events_index(f->d, id, &again, 1, &e), ERR_OK);
+	assert_int_equal(db_event_get(f->d, id, 42, &ts, &off, &e), ERR_OK);
+	assert_int_equal(ts, 2);
+	assert_int_equal(off, 1);
+	assert_int_equal(db_event_get(f->d, id, 101, &ts, &off, &e), ERR_NOT_FOUND);
+	/* One bad row rolls the whole batch back. */
+	struct db_event_row mixed[2] = {{.seq = 200, .event_type = "ok"}, {.seq = 0, .event_type = "bad"}};
+	assert_int_equal(db_events_index(f->d, id, mixed, 2, &e), ERR_INVALID);
+	assert_int_equal(db_event_get(f->d, id, 200, &ts, &off, &e), ERR_NOT_FOUND);
+	/* Deleting the run drops its index rows only. */
+	assert_int_equal(db_run_delete(f->d, id, &e), ERR_OK);
+	assert_int_equal(db_events_max_seq(f->d, id), 0);
+	assert_int_equal(db_events_max_seq(f->d, other), 3);
+}
+
+static void test_schema_version(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct db *d2 = NULL;
+	db_close(f->d);
+	f->d = NULL;
+	/* Reopen keeps the data and version. */
+	assert_int_equal(db_open(f->path, &d2, &e), ERR_OK);
+	db_close(d2);
+	/* user_version is the big-endian u32 at offset 60 of the file header. */
+	size_t len;
+	char *bytes = tu_read_file(f->path, &len);
+	assert_true(len >= 100);
+	assert_int_equal((unsigned char)bytes[63], DB_SCHEMA_VERSION);
+	bytes[63] = 99;
+	assert_int_equal(tu_write_file(f->path, bytes, len), 0);
+	free(bytes);
+	assert_int_equal(db_open(f->path, &d2, &e), ERR_UNSUPPORTED);
+	assert_null(d2);
+	assert_non_null(strstr(e.msg, "99"));
+}
+
+/* ---- rebuild ---- */
+
+struct actor_spec {
+	char id[37];
+	const char *name;      /* NULL: no meta file */
+	int events;
+	int json_ts;           /* data carries "timestamp" */
+};
+
+static void write_actor(const char *chains, struct actor_spec *a, struct db *d)
+{
+	struct chain *c = NULL;
+	struct err e = {0};
+	struct db_run r = {0};
+	assert_int_equal(chain_open(chains, a->id, &c, NULL, &e), ERR_OK);
+	if (a->name)
+		assert_int_equal(chain_write_meta(chains, a->id, a->name, "/m.toml", 1700000000, &e),
+				 ERR_OK);
+	memcpy(r.id, a->id, 37);
+	r.name = (char *)(a->name ? a->name : a->id);
+	r.status = "running";
+	r.created_at = 1700000000000;
+	assert_int_equal(db_run_insert(d, &r, &e), ERR_OK);
+	for (int i = 0; i < a->events; i++) {
+		char data[96];
+		struct chain_event ev;
+		int n = a->json_ts ? snprintf(data, sizeof(data), "{\"timestamp\":%d,\"i\":%d}",
+					      1000 + i * 10, i)
+				   : snprintf(data, sizeof(data), "bin\n%c\n%d", 0, i);
+		/* Durable appends for the first few; the rest share one sync at the end. */
+		enum err_code rc = i < 10 ? chain_append(c, i ? "wasm" : "spawned", data, (size_t)n,
+							 &ev, &e)
+					  : chain_append_nosync(c, "wasm", data, (size_t)n, &ev, &e);
+		assert_int_equal(rc, ERR_OK);
+		struct db_event_row row = {.seq = ev.seq, .offset = ev.offset,
+					   .timestamp = a->json_ts ? 1000 + i * 10 : 1,
+					   .event_type = i ? "wasm" : "spawned"};
+		assert_int_equal(db_events_index(d, a->id, &row, 1, &e), ERR_OK);
+	}
+	uint8_t head[CHAIN_HASH_LEN];
+	char hex[65] = "";
+	assert_int_equal(chain_sync(c, &e), ERR_OK);
+	chain_head(c, head);
+	if (a->events)
+		hex_encode(head, CHAIN_HASH_LEN, hex);
+	assert_int_equal(db_run_set_head(d, a->id, (uint64_t)a->events, hex, &e), ERR_OK);
+	chain_close(c);
+}
+
+static void compare_actor(struct db *d1, struct db *d2, const struct actor_spec *a)
+{
+	struct db_run r1, r2;
+	struct err e = {0};
+	assert_int_equal(db_run_get(d1, a->id, &r1, &e), ERR_OK);
+	assert_int_equal(db_run_get(d2, a->id, &r2, &e), ERR_OK);
+	assert_int_equal(r2.head_seq, r1.head_seq);
+	assert_string_equal(r2.head_hash, r1.head_hash);
+	assert_string_equal(r2.name, r1.name);
+	assert_string_equal(r2.status, "failed");
+	assert_string_equal(r2.reason, "recovered");
+	if (a->name) {
+		assert_string_equal(r2.manifest_ref, "/m.toml");
+		assert_int_equal(r2.created_at, 1700000000000);
+		assert_int_equal(r2.started_at, 1700000000000);
+	}
+	assert_true(r2.stopped_at > 0);
+	assert_int_equal(db_events_max_seq(d2, a->id), (uint64_t)a->events);
+	for (int s = 1; s <= a->events; s++) {
+		int64_t t1, t2;
+		uint64_t o1, o2;
+		assert_int_equal(db_event_get(d1, a->id, (uint64_t)s, &t1, &o1, &e), ERR_OK);
+		assert_int_equal(db_event_get(d2, a->id, (uint64_t)s, &t2, &o2, &e), ERR_OK);
+		assert_int_equal(o2, o1);
+		if (a->json_ts)
+			assert_int_equal(t2, t1);
+		else
+			assert_true(t2 > 1000000000000);   /* the file's mtime, in ms */
+	}
+	db_run_release(&r1);
+	db_run_release(&r2);
+}
+
+static void remove_db(const char *path)
+{
+	char *wal = tu_fmt("%s-wal", path), *shm = tu_fmt("%s-shm", path);
+	unlink(path);
+	unlink(wal);
+	unlink(shm);
+	free(wal);
+	free(shm);
+}
+
+static void test_rebuild(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct actor_spec actors[3] = {{.name = "alpha", .events = 1200, .json_ts = 1},
+				       {.name = "beta", .events = 5, .json_ts = 0},
+				       {.name = NULL, .events = 0}};
+	char *chains = tu_fmt("%s/chains", f->dir);
+	char *copy = tu_fmt("%s/copy.db", f->dir);
+	mkdir(chains, 0755);
+	for (int i = 0; i < 3; i++) {
+		make_id(10 + i, actors[i].id);
+		write_actor(chains, &actors[i], f->d);
+	}
+	/* A stray file that is not a chain is ignored. */
+	char *stray = tu_fmt("%s/notes.txt", chains);
+	tu_write_file(stray, "x", 1);
+	/* Keep the original index open under a new name, then rebuild from scratch. */
+	db_close(f->d);
+	f->d = NULL;
+	assert_int_equal(rename(f->path, copy), 0);
+	remove_db(f->path);
+	struct db *orig = NULL;
+	assert_int_equal(db_open(copy, &orig, &e), ERR_OK);
+	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	unsigned runs = 0;
+	uint64_t events = 0;
+	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
+	assert_int_equal(runs, 3);
+	assert_int_equal(events, 1205);
+	for (int i = 0; i < 3; i++)
+		compare_actor(orig, f->d, &actors[i]);
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, actors[2].id, &r, &e), ERR_OK);
+	assert_string_equal(r.name, actors[2].id);   /* no meta file: the id */
+	db_run_release(&r);
+	/* Idempotent; an existing row keeps its status. */
+	assert_int_equal(db_run_set_status(f->d, actors[0].id, "running", NULL, 0, &e), ERR_OK);
+	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
+	assert_int_equal(runs, 3);
+	assert_int_equal(events, 1205);
+	assert_int_equal(db_run_get(f->d, actors[0].id, &r, &e), ERR_OK);
+	assert_string_equal(r.status, "running");
+	db_run_release(&r);
+	assert_int_equal(db_rebuild_from_chains(f->d, "/nonexistent-chains", &runs, &events, &e),
+			 ERR_NOT_FOUND);
+	db_close(orig);
+	free(stray);
+	free(copy);
+	free(chains);
+}
+
+static void test_rebuild_trims_and_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct actor_spec a = {.name = "gamma", .events = 4, .json_ts = 1};
+	char *chains = tu_fmt("%s/chains", f->dir);
+	mkdir(chains, 0755);
+	make_id(20, a.id);
+	write_actor(chains, &a, f->d);
+	/* The index claims more than the chain holds: rows past the end go. */
+	struct db_event_row extra = {.seq = 9, .offset = 1, .timestamp = 1, .event_type = "x"};
+	assert_int_equal(db_events_index(f->d, a.id, &extra, 1, &e), ERR_OK);
+	/* Damage event 3: the index covers events 1..2 only. */
+	char *path = tu_fmt("%s/%s.chain", chains, a.id);
+	size_t len;
+	char *bytes = tu_read_file(path, &len);
+	char *p = strstr(bytes, "\"i\":2");
+	assert_non_null(p);
+	p[4] = '7';
+	assert_int_equal(tu_write_file(path, bytes, len), 0);
+	unsigned runs;
+	uint64_t events;
+	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
+	assert_int_equal(runs, 1);
+	assert_int_equal(events, 2);
+	assert_int_equal(db_events_max_seq(f->d, a.id), 2);
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, a.id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_seq, 2);
+	db_run_release(&r);
+	free(bytes);
+	free(path);
+	free(chains);
+}
+
+struct life_seen {
+	uint64_t ids[300];
+	char types[300][16];
+	int n, stop_at;
+};
+
+static int life_cb(void *user, const struct db_lifecycle_row *r)
+{
+	struct life_seen *l = user;
+	l->ids[l->n] = r->id;
+	snprintf(l->types[l->n], 16, "%s", r->event_type);
+	l->n++;
+	return l->stop_at && l->n == l->stop_at;
+}
+
+static void test_lifecycle_log(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char a[37], b[37];
+	uint64_t id = 0, prev = 0;
+	make_id(1, a);
+	make_id(2, b);
+	assert_int_equal(db_lifecycle_head(f->d), 0);
+	for (int i = 0; i < 120; i++) {
+		assert_int_equal(db_lifecycle_append(f->d, i % 2 ? a : b, (uint64_t)i / 2 + 1,
+						     i % 3 ? "started" : "spawned", "running",
+						     1000 + i, "{\"x\":1}", &id, &e), ERR_OK);
+		assert_true(id > prev);
+		prev = id;
+	}
+	assert_int_equal(db_lifecycle_head(f->d), id);
+	static struct life_seen l;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(db_lifecycle_after(f->d, 0, 50, life_cb, &l, &e), ERR_OK);
+	assert_int_equal(l.n, 50);
+	assert_int_equal(db_lifecycle_after(f->d, l.ids[49], 0, life_cb, &l, &e), ERR_OK);
+	assert_int_equal(l.n, 100);   /* default page of 50 */
+	assert_int_equal(db_lifecycle_after(f->d, l.ids[99], 1000, life_cb, &l, &e), ERR_OK);
+	assert_int_equal(l.n, 120);
+	for (int i = 1; i < 120; i++)
+		assert_true(l.ids[i] > l.ids[i - 1]);
+	assert_string_equal(l.types[0], "spawned");
+	assert_string_equal(l.types[1], "started");
+	memset(&l, 0, sizeof(l));
+	l.stop_at = 3;
+	assert_int_equal(db_lifecycle_after(f->d, 0, 10, life_cb, &l, &e), ERR_OK);
+	assert_int_equal(l.n, 3);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(db_lifecycle_after(f->d, id, 10, life_cb, &l, &e), ERR_OK);
+	assert_int_equal(l.n, 0);
+	/* NULL status and data are fine; empty type is not. */
+	assert_int_equal(db_lifecycle_append(f->d, a, 0, "deleted", NULL, 1, NULL, NULL, &e), ERR_OK);
+	assert_int_equal(db_lifecycle_append(f->d, a, 0, "", NULL, 1, NULL, NULL, &e), ERR_INVALID);
+	/* Ids survive a reopen and are never reused. */
+	db_close(f->d);
+	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	assert_int_equal(db_lifecycle_head(f->d), id + 1);
+}
+
+static void test_deleted_status(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct db_run r;
+	char a[37], b[37];
+	make_id(1, a);
+	make_id(2, b);
+	insert_run(f->d, a, "n", "running", NULL, 1);
+	insert_run(f->d, b, "n", "stopped", NULL, 2);
+	assert_int_equal(db_run_set_status(f->d, b, "stopped", NULL, 50, &e), ERR_OK);
+	assert_int_equal(db_run_set_status(f->d, a, "deleted", NULL, 70, &e), ERR_OK);
+	assert_int_equal(db_run_set_status(f->d, b, "deleted", NULL, 90, &e), ERR_OK);
+	assert_int_equal(db_run_get(f->d, a, &r, &e), ERR_OK);
+	assert_string_equal(r.status, "deleted");
+	assert_int_equal(r.stopped_at, 70);
+	db_run_release(&r);
+	assert_int_equal(db_run_get(f->d, b, &r, &e), ERR_OK);
+	assert_int_equal(r.stopped_at, 50);   /* kept */
+	db_run_release(&r);
+	unsigned n = 9;
+	assert_int_equal(db_runs_fail_live(f->d, "x", 1, &n, &e), ERR_OK);
+	assert_int_equal(n, 0);
+}
+
+#define DB_THREADS 4
+
+struct db_worker {
+	struct db *d;
+	int id, failed;
+};
+
+static void *db_worker_main(void *arg)
+{
+	struct db_worker *w = arg;
+	for (int i = 0; i < 25; i++) {
+		struct db_run r = {0};
+		make_id(w->id * 1000 + i, r.id);
+		r.name = "w";
+		r.status = "running";
+		struct db_event_row row = {.seq = 1, .offset = 0, .timestamp = 1, .event_type = "x"};
+		if (db_run_insert(w->d, &r, NULL) || db_events_index(w->d, r.id, &row, 1, NULL) ||
+		    db_run_set_head(w->d, r.id, 1, NULL, NULL))
+			w->failed = 1;
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t th[DB_THREADS];
+	struct db_worker ws[DB_THREADS];
+	for (int i = 0; i < DB_THREADS; i++) {
+		ws[i] = (struct db_worker){.d = f->d, .id = i + 1};
+		assert_int_equal(pthread_create(&th[i], NULL, db_worker_main, &ws[i]), 0);
+	}
+	for (int i = 0; i < DB_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_false(ws[i].failed);
+	}
+	static struct collect c;
+	memset(&c, 0, sizeof(c));
+	list_all(f->d, (struct db_run_filter){.limit = 30}, &c);
+	assert_int_equal(c.n, DB_THREADS * 25);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_cursor_edges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_trims_and_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_status, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,253 @@
+/* test_e2e_sse.c - server-sent events end to end: replay then live, resume by
+ * Last-Event-ID and ?after= with no gap and no duplicate, 204 once a finished
+ * chain has been fully seen, and the lifecycle stream of all actors. */
+#include "tests/support/testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/util/json.h"
+#include "tests/support/server_proc.h"
+#include "tests/support/sse_client.h"
+
+static struct server_proc SP;
+
+static char *url(const char *fmt, const char *id)
+{
+	char *path = tu_fmt(fmt, id);
+	char *u = tu_fmt("%s%s", SP.base, path);
+	free(path);
+	return u;
+}
+
+static char *spawn(void)
+{
+	char *u = tu_fmt("%s/actors?wait=running", SP.base);
+	const char *body = "{\"manifest\":{\"name\":\"streamed\",\"package\":\"m.wasm\"}}";
+	struct http_result r;
+	assert_int_equal(http_do("POST", u, body, strlen(body), NULL, &r), 0);
+	assert_int_equal(r.status, 201);
+	json_t *j = json_loads(r.body, 0, NULL);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	http_result_release(&r);
+	free(u);
+	return id;
+}
+
+static void stop(const char *id)
+{
+	char *u = url("/actors/%s/stop", id);
+	struct http_result r;
+	assert_int_equal(http_do("POST", u, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 204);
+	http_result_release(&r);
+	free(u);
+}
+
+/* The ids of the chain frames, checked consecutive from `first`; returns how many. */
+static size_t check_ids(const struct sse_result *r, unsigned long first)
+{
+	unsigned long want = first;
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->frames[i].id)
+			continue;
+		unsigned long got = strtoul(r->frames[i].id, NULL, 10);
+		if (got != want)
+			fail_msg("expected event id %lu, got %lu (gap or duplicate)", want, got);
+		json_t *d = json_loads(r->frames[i].data, 0, NULL);
+		assert_non_null(d);
+		assert_int_equal(json_integer_value(json_object_get(d, "seq")), (json_int_t)got);
+		json_decref(d);
+		want++;
+		n++;
+	}
+	return n;
+}
+
+static int has_event(const struct sse_result *r, const char *event)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->frames[i].event, event))
+			return 1;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
+	size_t len;
+	unsigned char *wasm = wat_compile("(module (memory (export \"memory\") 1))", &len);
+	char *p = tu_fmt("%s/m.wasm", SP.roots);
+	assert_int_equal(tu_write_file(p, wasm, len), 0);
+	free(p);
+	free(wasm);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	server_destroy(&SP);
+	return 0;
+}
+
+static void test_replay_finished(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	stop(id);
+	char *u = url("/actors/%s/chain", id);
+	struct sse_result r;
+	sse_collect(u, NULL, 0, 20, &r);
+	assert_int_equal(r.status, 200);
+	assert_true(r.saw_retry);
+	assert_true(r.ended);
+	assert_int_equal(check_ids(&r, 1), 3);
+	assert_true(has_event(&r, "ready"));
+	assert_string_equal(r.frames[r.n - 1].event, "ready");
+	sse_result_release(&r);
+	/* resume after 2: exactly event 3 */
+	sse_collect(u, "2", 0, 20, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(check_ids(&r, 3), 1);
+	sse_result_release(&r);
+	/* ?after= does the same */
+	char *after = tu_fmt("%s?after=1", u);
+	sse_collect(after, NULL, 0, 20, &r);
+	assert_int_equal(check_ids(&r, 2), 2);
+	sse_result_release(&r);
+	free(after);
+	/* everything seen: 204, so EventSource stops reconnecting */
+	sse_collect(u, "3", 0, 20, &r);
+	assert_int_equal(r.status, 204);
+	sse_result_release(&r);
+	sse_collect(u, "junk", 0, 20, &r);
+	assert_int_equal(r.status, 400);
+	sse_result_release(&r);
+	free(u);
+	free(id);
+}
+
+struct live_arg {
+	char *url;
+	const char *last_id;
+	struct sse_result r;
+};
+
+static void *collect_thread(void *p)
+{
+	struct live_arg *a = p;
+	sse_collect(a->url, a->last_id, 0, 30, &a->r);
+	return NULL;
+}
+
+static void test_live_then_end(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	struct live_arg a = {.url = url("/actors/%s/chain", id)};
+	pthread_t t;
+	pthread_create(&t, NULL, collect_thread, &a);
+	usleep(300 * 1000);      /* let the stream replay and go live */
+	stop(id);
+	pthread_join(t, NULL);
+	assert_int_equal(a.r.status, 200);
+	assert_true(a.r.ended);
+	assert_int_equal(check_ids(&a.r, 1), 3);
+	json_t *last = NULL;
+	for (size_t i = 0; i < a.r.n; i++)
+		if (a.r.frames[i].id) {
+			json_decref(last);
+			last = json_loads(a.r.frames[i].data, 0, NULL);
+		}
+	assert_string_equal(json_string_value(json_object_get(last, "event_type")), "stopped");
+	assert_non_null(json_object_get(last, "hash"));
+	assert_non_null(json_object_get(last, "parent_hash"));
+	assert_non_null(json_object_get(last, "timestamp"));
+	assert_non_null(json_object_get(last, "data"));
+	json_decref(last);
+	sse_result_release(&a.r);
+	free(a.url);
+	free(id);
+}
+
+static void test_resume_live(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	char *u = url("/actors/%s/chain", id);
+	struct sse_result r;
+	sse_collect(u, NULL, 1, 20, &r);     /* read an event or two, then drop the connection */
+	size_t got = check_ids(&r, 1);
+	assert_true(got >= 1 && got <= 2);
+	sse_result_release(&r);
+	char last[8];
+	snprintf(last, sizeof(last), "%zu", got);
+	struct live_arg a = {.url = u, .last_id = last};
+	pthread_t t;
+	pthread_create(&t, NULL, collect_thread, &a);
+	usleep(300 * 1000);
+	stop(id);
+	pthread_join(t, NULL);
+	/* the rest replayed, then 3 live: no gap, no duplicate */
+	assert_int_equal(check_ids(&a.r, got + 1), 3 - got);
+	sse_result_release(&a.r);
+	free(u);
+	free(id);
+}
+
+static void test_lifecycle_stream(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	char *u = tu_fmt("%s/events", SP.base);
+	struct sse_result r;
+	sse_collect(u, NULL, 3, 20, &r);
+	assert_int_equal(r.status, 200);
+	unsigned long prev = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < r.n; i++) {
+		if (!r.frames[i].id)
+			continue;
+		unsigned long got = strtoul(r.frames[i].id, NULL, 10);
+		assert_int_equal(got, prev + 1);
+		prev = got;
+		n++;
+		assert_string_equal(r.frames[i].event, "lifecycle");
+		json_t *d = json_loads(r.frames[i].data, 0, NULL);
+		assert_non_null(json_object_get(d, "actor_id"));
+		assert_non_null(json_object_get(d, "status"));
+		json_decref(d);
+	}
+	assert_true(n >= 3);
+	sse_result_release(&r);
+	/* resume: the next one is id 3 */
+	sse_collect(u, "2", 1, 20, &r);
+	assert_int_equal(r.n >= 1, 1);
+	size_t i = 0;
+	while (i < r.n && !r.frames[i].id)
+		i++;
+	assert_true(i < r.n);
+	assert_string_equal(r.frames[i].id, "3");
+	sse_result_release(&r);
+	free(u);
+	free(id);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replay_finished),
+		cmocka_unit_test(test_live_then_end),
+		cmocka_unit_test(test_resume_live),
+		cmocka_unit_test(test_lifecycle_stream),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
