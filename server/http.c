@@ -78,7 +78,8 @@ bool http_server_unref_locked(struct http_server *s)
 
 void http_server_free_(struct http_server *s)
 {
-	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->timer_cond);
+	pthread_cond_destroy(&s->quiet_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -149,6 +150,11 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	http_unlock(s);
 	if (stopping)
 		return reject(r, c, 503, ERR_UNAVAILABLE, "the server is stopping");
+	if (strlen(r->raw_uri) > s->cfg.max_header_bytes) {
+		snprintf(detail, sizeof(detail), "request target exceeds %zu bytes",
+			 s->cfg.max_header_bytes);
+		return reject(r, c, 414, ERR_TOO_LARGE, detail);
+	}
 	if (r->header_bytes > s->cfg.max_header_bytes) {
 		snprintf(detail, sizeof(detail), "request line and headers exceed %zu bytes",
 			 s->cfg.max_header_bytes);
@@ -293,7 +299,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 	if (r->stream)
 		http_stream_detach_locked(r->stream);
 	s->live_requests--;
-	pthread_cond_broadcast(&s->cond);
+	if (s->stopping)
+		pthread_cond_broadcast(&s->quiet_cond);
 	bool free_srv = http_request_maybe_free_locked(r);
 	http_unlock(s);
 	if (orphan)
@@ -345,7 +352,7 @@ static void *timer_main(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&s->cond, &s->lock, &until);
+		pthread_cond_timedwait(&s->timer_cond, &s->lock, &until);
 	}
 	http_unlock(s);
 	return NULL;
@@ -436,8 +443,10 @@ static enum err_code parse_addr(const char *host, uint16_t port, struct sockaddr
 static struct MHD_Daemon *start_daemon(struct http_server *s, struct sockaddr_storage *ss,
 				       bool v6)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL
+									: MHD_USE_AUTO;
 	if (v6)
 		flags |= MHD_USE_IPv6;
 	const struct http_config *c = &s->cfg;
@@ -464,12 +473,15 @@ static enum err_code init_sync(struct http_server *s, struct err *err)
 	if (pthread_condattr_init(&ca))
 		return err_set(err, ERR_NOMEM, "cannot create condition attributes");
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&s->cond, &ca);
+	int rc = pthread_cond_init(&s->timer_cond, &ca);
+	if (!rc && (rc = pthread_cond_init(&s->quiet_cond, &ca)))
+		pthread_cond_destroy(&s->timer_cond);
 	pthread_condattr_destroy(&ca);
 	if (rc)
-		return err_set(err, ERR_NOMEM, "cannot create condition variable");
+		return err_set(err, ERR_NOMEM, "cannot create condition variables");
 	if (pthread_mutex_init(&s->lock, NULL)) {
-		pthread_cond_destroy(&s->cond);
+		pthread_cond_destroy(&s->timer_cond);
+		pthread_cond_destroy(&s->quiet_cond);
 		return err_set(err, ERR_NOMEM, "cannot create mutex");
 	}
 	return ERR_OK;
@@ -571,7 +583,7 @@ static void wait_quiet(struct http_server *s)
 	}
 	http_lock(s);
 	while (s->live_requests > 0 || s->streams) {
-		if (pthread_cond_timedwait(&s->cond, &s->lock, &until) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&s->quiet_cond, &s->lock, &until) == ETIMEDOUT)
 			break;
 	}
 	http_unlock(s);
@@ -584,7 +596,7 @@ void http_server_stop(struct http_server *s)
 	http_lock(s);
 	s->stopping = true;
 	s->timer_stop = true;
-	pthread_cond_broadcast(&s->cond);
+	pthread_cond_broadcast(&s->timer_cond);
 	http_unlock(s);
 	if (s->timer_started)
 		pthread_join(s->timer, NULL);

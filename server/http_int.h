@@ -103,7 +103,8 @@ struct http_server {
 	char host[64];
 	uint16_t port;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;            /* [L] timer wake-up and stop progress */
+	pthread_cond_t timer_cond;      /* [L] wakes the ping timer (stop, new stream) */
+	pthread_cond_t quiet_cond;      /* [L] signalled while stopping, as work drains */
 	int refs;                       /* [L] owner + live requests + live streams */
 	bool stopping;                  /* [L] */
 	bool timer_stop;                /* [L] */

@@ -227,7 +227,8 @@ static void stream_finished(void *cls)
 	st->suspended = false;
 	st->closed = true;
 	st->finished = true;
-	pthread_cond_broadcast(&srv->cond);
+	if (srv->stopping)
+		pthread_cond_broadcast(&srv->quiet_cond);
 	bool notify = !st->silent && st->on_close;
 	http_unlock(srv);
 	if (notify)
@@ -250,7 +251,7 @@ void http_stream_attach_locked(struct http_stream *st, struct http_request *r)
 	srv->streams = st;
 	if (srv->stopping)
 		st->closed = st->ended = true;
-	pthread_cond_broadcast(&srv->cond); /* the timer learns the new deadline */
+	pthread_cond_signal(&srv->timer_cond); /* the timer learns the new deadline */
 }
 
 void http_stream_detach_locked(struct http_stream *st)

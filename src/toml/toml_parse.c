@@ -18,6 +18,7 @@
  */
 #include "src/toml/toml_int.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,6 +498,21 @@ static size_t first_chunk_size(size_t len)
 	return n;
 }
 
+/* The document and its arena's first chunk are one allocation. */
+static struct toml_doc *doc_new(size_t len)
+{
+	size_t first = first_chunk_size(len);
+	struct toml_doc *doc = malloc(sizeof(*doc) + first);
+	if (!doc)
+		return NULL;
+	toml_arena_init(&doc->arena, doc + 1, first);
+	memset(&doc->root, 0, sizeof(doc->root));
+	doc->root.type = TOML_TABLE;
+	doc->root.kind = TOML_TAB_ROOT;
+	doc->root.line = doc->root.col = 1;
+	return doc;
+}
+
 enum err_code toml_parse(const char *text, size_t len, const struct toml_options *opt,
 			 struct toml_value **out, struct toml_errpos *pos_out, struct err *err)
 {
@@ -514,18 +530,12 @@ enum err_code toml_parse(const char *text, size_t len, const struct toml_options
 		return err_set(err, ERR_TOO_LARGE,
 			       "%s: document is %zu bytes, over the limit of %zu bytes", P.name,
 			       len, max_size);
+	assert(text || len == 0);
 	if (!text)
 		text = "";
-	size_t first = first_chunk_size(len);
-	struct toml_doc *doc = malloc(sizeof(*doc) + first);
+	struct toml_doc *doc = doc_new(len);
 	if (!doc)
 		return err_set(err, ERR_NOMEM, "%s: out of memory", P.name);
-	toml_arena_init(&doc->arena, doc + 1, first);
-	memset(&doc->root, 0, sizeof(doc->root));
-	doc->root.type = TOML_TABLE;
-	doc->root.kind = TOML_TAB_ROOT;
-	doc->root.line = doc->root.col = 1;
-
 	P.p = P.line_start = P.colmark = text;
 	P.end = text + len;
 	P.line = P.colval = 1;

@@ -1633,9 +1633,12 @@ static enum err_code read_locals(struct wasm_reader *r, const struct wasm_ftype 
 
 static enum err_code check_body(struct wasm_module *m, struct wasm_code *code, struct err *err)
 {
+	static const struct wasm_ftype none = {0};
 	struct wasm_reader r = {.base = m->bytes, .pos = code->body_start, .end = m->len};
 	uint32_t total;
-	enum err_code rc = read_locals(&r, &m->types[code->type], NULL, &total, err);
+	/* the type index may be the invalid part of the module */
+	const struct wasm_ftype *ft = code->type < m->ntypes ? &m->types[code->type] : &none;
+	enum err_code rc = read_locals(&r, ft, NULL, &total, err);
 	if (rc == ERR_WASM_INVALID)
 		rc = ERR_OK; /* only the encoding matters here */
 	if (rc)

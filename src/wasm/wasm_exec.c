@@ -580,6 +580,13 @@ L_memory_fill: {
 		pc += 3;                          \
 		NEXT();                           \
 	}
+#define UN32_64(name, expr)                       \
+	L_##name: {                               \
+		uint32_t a = U32(2);              \
+		fp[pc[1]] = (uint64_t)(expr);     \
+		pc += 3;                          \
+		NEXT();                           \
+	}
 #define UN64(name, expr)                          \
 	L_##name: {                               \
 		uint64_t a = U64(2);              \
@@ -825,10 +832,10 @@ L_f32_copysign:
 	fp[pc[1]] = (U32(2) & 0x7fffffffu) | (U32(3) & 0x80000000u);
 	pc += 4;
 	NEXT();
-	F32UN(f32_ceil, ceilf(a))
-	F32UN(f32_floor, floorf(a))
-	F32UN(f32_trunc, truncf(a))
-	F32UN(f32_nearest, nearbyintf(a))
+	F32UN(f32_ceil, isnan(a) ? a + a : ceilf(a))
+	F32UN(f32_floor, isnan(a) ? a + a : floorf(a))
+	F32UN(f32_trunc, isnan(a) ? a + a : truncf(a))
+	F32UN(f32_nearest, isnan(a) ? a + a : nearbyintf(a))
 	F32UN(f32_sqrt, sqrtf(a))
 	F32BIN(f32_add, a + b)
 	F32BIN(f32_sub, a - b)
@@ -848,10 +855,10 @@ L_f64_copysign:
 	fp[pc[1]] = (U64(2) & 0x7fffffffffffffffull) | (U64(3) & 0x8000000000000000ull);
 	pc += 4;
 	NEXT();
-	F64UN(f64_ceil, ceil(a))
-	F64UN(f64_floor, floor(a))
-	F64UN(f64_trunc, trunc(a))
-	F64UN(f64_nearest, nearbyint(a))
+	F64UN(f64_ceil, isnan(a) ? a + a : ceil(a))
+	F64UN(f64_floor, isnan(a) ? a + a : floor(a))
+	F64UN(f64_trunc, isnan(a) ? a + a : trunc(a))
+	F64UN(f64_nearest, isnan(a) ? a + a : nearbyint(a))
 	F64UN(f64_sqrt, sqrt(a))
 	F64BIN(f64_add, a + b)
 	F64BIN(f64_sub, a - b)
@@ -892,11 +899,11 @@ L_f64_copysign:
 	UN64(f32_convert_i64_s, f32_bits((float)(int64_t)a))
 	UN64(f32_convert_i64_u, f32_bits((float)a))
 	UN64(f32_demote_f64, f32_bits((float)f64_of(a)))
-	UN32(f64_convert_i32_s, f64_bits((double)(int32_t)a))
-	UN32(f64_convert_i32_u, f64_bits((double)a))
+	UN32_64(f64_convert_i32_s, f64_bits((double)(int32_t)a))
+	UN32_64(f64_convert_i32_u, f64_bits((double)a))
 	UN64(f64_convert_i64_s, f64_bits((double)(int64_t)a))
 	UN64(f64_convert_i64_u, f64_bits((double)a))
-	UN32(f64_promote_f32, f64_bits((double)f32_of(a)))
+	UN32_64(f64_promote_f32, f64_bits((double)f32_of(a)))
 	UN32(i32_extend8_s, (int32_t)(int8_t)a)
 	UN32(i32_extend16_s, (int32_t)(int16_t)a)
 	UN64(i64_extend8_s, (int64_t)(int8_t)a)
@@ -906,8 +913,8 @@ L_f64_copysign:
 	UN32(i32_trunc_sat_f32_u, sat_u32(f32_of(a)))
 	UN64(i32_trunc_sat_f64_s, sat_i32(f64_of(a)))
 	UN64(i32_trunc_sat_f64_u, sat_u32(f64_of(a)))
-	UN32(i64_trunc_sat_f32_s, sat_i64_f32(f32_of(a)))
-	UN32(i64_trunc_sat_f32_u, sat_u64_f32(f32_of(a)))
+	UN32_64(i64_trunc_sat_f32_s, sat_i64_f32(f32_of(a)))
+	UN32_64(i64_trunc_sat_f32_u, sat_u64_f32(f32_of(a)))
 	UN64(i64_trunc_sat_f64_s, sat_i64(f64_of(a)))
 	UN64(i64_trunc_sat_f64_u, sat_u64(f64_of(a)))
 

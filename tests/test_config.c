@@ -1,0 +1,137 @@
+/* test_config.c - theater-server's flags and environment. */
+#include "tests/support/testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "src/config.h"
+
+static void clear_env(void)
+{
+	const char *vars[] = {"THEATER_LISTEN", "THEATER_HOME", "THEATER_PACKAGE_ROOTS",
+			      "THEATER_TOKEN", "THEATER_TOKEN_FILE", "THEATER_MAX_BODY",
+			      "THEATER_WORKERS", NULL};
+	for (int i = 0; vars[i]; i++)
+		unsetenv(vars[i]);
+}
+
+static enum err_code parse(struct config *c, struct err *e, const char **args)
+{
+	char *argv[32] = {"theater-server"};
+	int argc = 1;
+	for (int i = 0; args && args[i]; i++)
+		argv[argc++] = (char *)args[i];
+	return config_parse(c, argc, argv, e);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_string_equal(c.host, "127.0.0.1");
+	assert_int_equal(c.port, 8080);
+	assert_string_equal(c.home, "/tmp/theater-config-test");
+	assert_int_equal(c.max_body, 1 << 20);
+	assert_null(c.token);
+	config_release(&c);
+}
+
+static void test_flags_and_env(void **state)
+{
+	(void)state;
+	clear_env();
+	char *dir = tu_mkdtemp("theater-config");
+	setenv("THEATER_MAX_BODY", "2M", 1);
+	setenv("THEATER_WORKERS", "7", 1);
+	setenv("THEATER_HOME", dir, 1);
+	const char *args[] = {"--listen", "[::1]:0", "--max-body", "64K", "--package-root", dir,
+			      NULL};
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, args), ERR_OK);
+	assert_string_equal(c.host, "::1");
+	assert_int_equal(c.port, 0);
+	assert_int_equal(c.max_body, 64 << 10);     /* the flag wins */
+	assert_int_equal(c.workers, 7);             /* the environment applies */
+	assert_int_equal(c.nroots, 1);
+	config_release(&c);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/x", 1);
+	struct config c;
+	struct err e = {0};
+	const char *bad1[] = {"--listen", "nonsense", NULL};
+	assert_int_equal(parse(&c, &e, bad1), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "--listen"));
+	config_release(&c);
+	const char *bad2[] = {"--bogus", NULL};
+	assert_int_equal(parse(&c, &e, bad2), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "--bogus"));
+	config_release(&c);
+	const char *bad3[] = {"--max-body", "12Q", NULL};
+	assert_int_equal(parse(&c, &e, bad3), ERR_INVALID);
+	config_release(&c);
+	const char *bad4[] = {"--package-root", "/does/not/exist", NULL};
+	assert_int_equal(parse(&c, &e, bad4), ERR_INVALID);
+	config_release(&c);
+	/* a public address needs a token */
+	const char *pub[] = {"--listen", "0.0.0.0:8080", NULL};
+	assert_int_equal(parse(&c, &e, pub), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "token"));
+	config_release(&c);
+	setenv("THEATER_TOKEN", "short", 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_INVALID);
+	config_release(&c);
+	setenv("THEATER_TOKEN", "a-long-enough-token-0123", 1);
+	assert_int_equal(parse(&c, &e, pub), ERR_OK);
+	assert_string_equal(c.token, "a-long-enough-token-0123");
+	config_release(&c);
+	clear_env();
+}
+
+static void test_token_file(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/x", 1);
+	char *dir = tu_mkdtemp("theater-token");
+	char *f = tu_fmt("%s/token", dir);
+	tu_write_file(f, "file-token-0123456789\n", 22);
+	const char *args[] = {"--token-file", f, "--listen", "0.0.0.0:1", NULL};
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, args), ERR_OK);
+	assert_string_equal(c.token, "file-token-0123456789");
+	config_release(&c);
+	const char *missing[] = {"--token-file", "/nope/token", NULL};
+	assert_int_equal(parse(&c, &e, missing), ERR_INVALID);
+	config_release(&c);
+	assert_true(config_host_is_loopback("127.0.0.1"));
+	assert_true(config_host_is_loopback("::1"));
+	assert_false(config_host_is_loopback("0.0.0.0"));
+	tu_rmtree(dir);
+	free(f);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_flags_and_env),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_token_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
