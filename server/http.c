@@ -150,7 +150,7 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	http_unlock(s);
 	if (stopping)
 		return reject(r, c, 503, ERR_UNAVAILABLE, "the server is stopping");
-	if (strlen(r->raw_uri) > s->cfg.max_header_bytes) {
+	if (r->target_len > s->cfg.max_header_bytes) {
 		snprintf(detail, sizeof(detail), "request target exceeds %zu bytes",
 			 s->cfg.max_header_bytes);
 		return reject(r, c, 414, ERR_TOO_LARGE, detail);
@@ -487,33 +487,41 @@ static enum err_code init_sync(struct http_server *s, struct err *err)
 	return ERR_OK;
 }
 
-enum err_code http_server_start(const struct http_config *cfg, const struct http_handler *h,
-				struct http_server **out, struct err *err)
+/* Copies and checks the configuration; resolves the listen address. */
+static enum err_code prepare(struct http_server *s, const struct http_config *cfg,
+			     const struct http_handler *h, struct sockaddr_storage *ss, bool *v6,
+			     struct err *err)
 {
-	struct sockaddr_storage ss;
-	bool v6 = false;
 	enum err_code rc;
-	*out = NULL;
-	struct http_server *s = calloc(1, sizeof(*s));
-	if (!s)
-		return err_set(err, ERR_NOMEM, "cannot allocate http server");
 	s->cfg = *cfg;
 	if (!s->cfg.host)
 		s->cfg.host = DEF_HOST;
 	apply_defaults(&s->cfg);
 	if ((rc = check_config(s, h, err)))
-		goto fail_free;
+		return rc;
 	snprintf(s->host, sizeof(s->host), "%s", s->cfg.host);
 	s->cfg.host = s->host;
 	s->h = *h;
-	if ((rc = parse_addr(s->host, s->cfg.port, &ss, &v6, err)))
-		goto fail_free;
-	if ((rc = init_sync(s, err)))
-		goto fail_free;
+	return parse_addr(s->host, s->cfg.port, ss, v6, err);
+}
+
+enum err_code http_server_start(const struct http_config *cfg, const struct http_handler *h,
+				struct http_server **out, struct err *err)
+{
+	struct sockaddr_storage ss;
+	bool v6 = false, sync_ready = false;
+	enum err_code rc;
+	*out = NULL;
+	struct http_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(err, ERR_NOMEM, "cannot allocate http server");
+	if ((rc = prepare(s, cfg, h, &ss, &v6, err)) || (rc = init_sync(s, err)))
+		goto fail;
+	sync_ready = true;
 	s->refs = 1;
 	s->daemon = start_daemon(s, &ss, v6);
 	if (!s->daemon) {
-		rc = err_set(err, ERR_IO, "cannot listen on '%s' port %u (address in use or not local?)",
+		rc = err_set(err, ERR_IO, "cannot listen on '%s' port %u: address in use or not local",
 			     s->host, (unsigned)s->cfg.port);
 		goto fail;
 	}
@@ -529,10 +537,10 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 fail:
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
-	http_server_free_(s);
-	return rc;
-fail_free:
-	free(s);
+	if (sync_ready)
+		http_server_free_(s);
+	else
+		free(s);
 	return rc;
 }
 

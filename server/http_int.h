@@ -48,6 +48,7 @@ struct http_request {
 	struct MHD_Connection *conn; /* [L] NULL once MHD is done with the request */
 	enum http_phase phase;       /* MHD thread only */
 	char *raw_uri;               /* request target as sent; '?' replaced by NUL */
+	size_t target_len;           /* length of the whole target, query included */
 	char *path;                  /* decoded */
 	char *strings;               /* one block: method, header and query copies */
 	const char *method;

@@ -34,7 +34,8 @@ struct http_request *http_request_new_(struct http_server *s, const char *uri)
 		free(r);
 		return NULL;
 	}
-	r->header_bytes = strlen(r->raw_uri) + REQUEST_LINE_OVERHEAD;
+	r->target_len = strlen(r->raw_uri);
+	r->header_bytes = r->target_len + REQUEST_LINE_OVERHEAD;
 	char *q = strchr(r->raw_uri, '?');
 	if (q)
 		*q = '\0';

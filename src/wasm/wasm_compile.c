@@ -1587,38 +1587,25 @@ static enum err_code compile_op(struct comp *c, uint8_t opc)
 	return op_misc(c, opc);
 }
 
-/* Reads the locals declarations; *total includes the parameters. */
+/* Reads the locals declarations into types; *total includes the parameters. */
 static enum err_code read_locals(struct wasm_reader *r, const struct wasm_ftype *ft,
 				 uint8_t **types_out, uint32_t *total, struct err *err)
 {
-	uint32_t ngroups;
-	if (wasm_rd_u32(r, &ngroups, err))
-		return ERR_WASM_MALFORMED;
-	if (ngroups > r->end - r->pos)
-		return err_set(err, ERR_WASM_MALFORMED, "length out of bounds");
 	size_t start = r->pos;
-	uint64_t sum = 0;
-	for (uint32_t i = 0; i < ngroups; i++) {
-		uint32_t n;
-		enum wasm_valtype t;
-		if (wasm_rd_u32(r, &n, err) || wasm_rd_valtype(r, &t, err))
-			return ERR_WASM_MALFORMED;
-		sum += n;
-	}
-	if (sum > UINT32_MAX)
-		return err_set(err, ERR_WASM_MALFORMED, "too many locals");
+	uint64_t sum;
+	if (wasm_rd_locals(r, &sum, err))
+		return ERR_WASM_MALFORMED;
 	if (sum + ft->np > WASM_MAX_LOCALS)
 		return err_set(err, ERR_WASM_INVALID, "too many locals");
 	*total = (uint32_t)sum + ft->np;
-	if (!types_out)
-		return ERR_OK;
 	uint8_t *lt = malloc(*total ? *total : 1);
 	if (!lt)
 		return err_set(err, ERR_NOMEM, "out of memory compiling function");
 	for (uint32_t i = 0; i < ft->np; i++)
 		lt[i] = (uint8_t)ft->v[i];
-	uint32_t k = ft->np;
+	uint32_t k = ft->np, ngroups;
 	r->pos = start;
+	wasm_rd_u32(r, &ngroups, err);
 	for (uint32_t i = 0; i < ngroups; i++) {
 		uint32_t n;
 		enum wasm_valtype t;
@@ -1628,25 +1615,6 @@ static enum err_code read_locals(struct wasm_reader *r, const struct wasm_ftype 
 		k += n;
 	}
 	*types_out = lt;
-	return ERR_OK;
-}
-
-static enum err_code check_body(struct wasm_module *m, struct wasm_code *code, struct err *err)
-{
-	static const struct wasm_ftype none = {0};
-	struct wasm_reader r = {.base = m->bytes, .pos = code->body_start, .end = m->len};
-	uint32_t total;
-	/* the type index may be the invalid part of the module */
-	const struct wasm_ftype *ft = code->type < m->ntypes ? &m->types[code->type] : &none;
-	enum err_code rc = read_locals(&r, ft, NULL, &total, err);
-	if (rc == ERR_WASM_INVALID)
-		rc = ERR_OK; /* only the encoding matters here */
-	if (rc)
-		return rc;
-	if (wasm_skim_expr(&r, m, true, err))
-		return ERR_WASM_MALFORMED;
-	if (r.pos != code->body_end)
-		return err_set(err, ERR_WASM_MALFORMED, "section size mismatch");
 	return ERR_OK;
 }
 
@@ -1719,34 +1687,17 @@ static enum err_code compile_body(struct comp *c, struct wasm_code *code)
 	return rc;
 }
 
-enum err_code wasm_compile_all(struct wasm_module *m, bool check_only, struct err *err)
+enum err_code wasm_compile_all(struct wasm_module *m, struct err *err)
 {
 	struct comp c = {.m = m, .err = err, .h = wasm_exec_handlers()};
-	struct err first = {0};
-	enum err_code rc = ERR_OK, invalid_rc = ERR_OK;
+	enum err_code rc = ERR_OK;
 	uint32_t n = m->nfuncs - m->nfunc_imports;
-	for (uint32_t i = 0; i < n && !rc; i++) {
-		struct wasm_code *code = &m->codes[i];
-		if (check_only || invalid_rc) {
-			rc = check_body(m, code, err);
-			continue;
-		}
-		rc = compile_body(&c, code);
-		if (rc == ERR_WASM_INVALID) {
-			/* keep looking for a malformed body, which wins */
-			first = *err;
-			invalid_rc = rc;
-			rc = check_body(m, code, err);
-		}
-	}
+	for (uint32_t i = 0; i < n && !rc; i++)
+		rc = compile_body(&c, &m->codes[i]);
 	free(c.ltypes);
 	free(c.lhead);
 	free(c.vs);
 	free(c.cs);
-	if (!rc && invalid_rc) {
-		*err = first;
-		rc = invalid_rc;
-	}
 	return rc;
 }
 

@@ -115,13 +115,25 @@ enum err_code wasm_rd_s64(struct wasm_reader *r, int64_t *out, struct err *err)
 	return ERR_OK;
 }
 
-/* A length or count: must not exceed the bytes left in the module. */
+/* A length or count: must not exceed the bytes left in the module, counted
+ * from the length's own first byte (as the reference decoder does). */
 static enum err_code rd_len(struct wasm_reader *r, uint32_t *out, struct err *err)
 {
+	size_t start = r->pos;
 	if (wasm_rd_u32(r, out, err))
 		return ERR_WASM_MALFORMED;
-	if (*out > r->end - r->pos)
+	if (*out > r->end - start)
 		return malformed(err, "length out of bounds");
+	return ERR_OK;
+}
+
+/* A byte read as the reference reads a signed 7-bit LEB128. */
+static enum err_code rd_s7_byte(struct wasm_reader *r, uint8_t *out, struct err *err)
+{
+	if (wasm_rd_byte(r, out, err))
+		return ERR_WASM_MALFORMED;
+	if (*out & 0x80)
+		return malformed(err, "integer representation too long");
 	return ERR_OK;
 }
 
@@ -134,7 +146,7 @@ static bool is_valtype(uint8_t b)
 enum err_code wasm_rd_valtype(struct wasm_reader *r, enum wasm_valtype *out, struct err *err)
 {
 	uint8_t b;
-	if (wasm_rd_byte(r, &b, err))
+	if (rd_s7_byte(r, &b, err))
 		return ERR_WASM_MALFORMED;
 	if (!is_valtype(b))
 		return malformed(err, "malformed value type");
@@ -145,7 +157,7 @@ enum err_code wasm_rd_valtype(struct wasm_reader *r, enum wasm_valtype *out, str
 enum err_code wasm_rd_reftype(struct wasm_reader *r, enum wasm_valtype *out, struct err *err)
 {
 	uint8_t b;
-	if (wasm_rd_byte(r, &b, err))
+	if (rd_s7_byte(r, &b, err))
 		return ERR_WASM_MALFORMED;
 	if (b != WASM_FUNCREF && b != WASM_EXTERNREF)
 		return malformed(err, "malformed reference type");
@@ -442,7 +454,7 @@ static enum err_code rd_functype(struct dec *d, struct wasm_ftype *t)
 {
 	uint8_t form;
 	uint32_t np, nr;
-	if (wasm_rd_byte(&d->r, &form, d->err))
+	if (rd_s7_byte(&d->r, &form, d->err))
 		return ERR_WASM_MALFORMED;
 	if (form != 0x60)
 		return malformed(d->err, "malformed function type");
@@ -723,22 +735,54 @@ static enum err_code sec_elem(struct dec *d)
 	return ERR_OK;
 }
 
+enum err_code wasm_rd_locals(struct wasm_reader *r, uint64_t *total, struct err *err)
+{
+	uint32_t ngroups;
+	*total = 0;
+	if (rd_len(r, &ngroups, err))
+		return ERR_WASM_MALFORMED;
+	for (uint32_t i = 0; i < ngroups; i++) {
+		uint32_t n;
+		enum wasm_valtype t;
+		if (wasm_rd_u32(r, &n, err) || wasm_rd_valtype(r, &t, err))
+			return ERR_WASM_MALFORMED;
+		*total += n;
+	}
+	if (*total > UINT32_MAX)
+		return malformed(err, "too many locals");
+	return ERR_OK;
+}
+
+/* A body is decoded here (not validated) so that its encoding errors are
+ * found in file order; wasm_compile.c parses it again to translate it. */
+static enum err_code skim_body(struct dec *d, uint32_t size)
+{
+	size_t start = d->r.pos;
+	uint64_t total;
+	if (wasm_rd_locals(&d->r, &total, d->err) || wasm_skim_expr(&d->r, d->m, true, d->err))
+		return ERR_WASM_MALFORMED;
+	if (d->r.pos != start + size)
+		return malformed(d->err, "section size mismatch");
+	return ERR_OK;
+}
+
 static enum err_code sec_code(struct dec *d)
 {
 	struct wasm_module *m = d->m;
-	uint32_t n;
+	uint32_t n, ndef = m->nfuncs - m->nfunc_imports;
 	if (rd_len(&d->r, &n, d->err))
 		return ERR_WASM_MALFORMED;
 	m->ncodes = n;
-	if (n != m->nfuncs - m->nfunc_imports)
-		return malformed(d->err, "function and code section have inconsistent lengths");
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t size;
 		if (rd_len(&d->r, &size, d->err))
 			return ERR_WASM_MALFORMED;
-		m->codes[i].body_start = (uint32_t)d->r.pos;
-		m->codes[i].body_end = (uint32_t)(d->r.pos + size);
-		d->r.pos += size;
+		if (i < ndef) {
+			m->codes[i].body_start = (uint32_t)d->r.pos;
+			m->codes[i].body_end = (uint32_t)(d->r.pos + size);
+		}
+		if (skim_body(d, size))
+			return ERR_WASM_MALFORMED;
 	}
 	return ERR_OK;
 }

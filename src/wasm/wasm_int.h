@@ -185,9 +185,9 @@ struct wasm_module {
  * the error with the spec's message in err. */
 enum err_code wasm_decode(struct wasm_module *m, struct err *err);
 enum err_code wasm_validate(struct wasm_module *m, struct err *err);
-/* Validates and translates every body. If `check_only`, bodies are only
- * decoded (to find malformed ones) and nothing is translated. */
-enum err_code wasm_compile_all(struct wasm_module *m, bool check_only, struct err *err);
+/* Validates and translates every body (their encoding was checked by
+ * wasm_decode). */
+enum err_code wasm_compile_all(struct wasm_module *m, struct err *err);
 void wasm_module_release_code(struct wasm_module *m);
 
 /* Byte reader over module bytes; reads are bounded by the end of the module
@@ -212,6 +212,8 @@ enum err_code wasm_skim_expr(struct wasm_reader *r, const struct wasm_module *m,
 			     bool need_datacount, struct err *err);
 /* Reads a block type: *out is a type index (>= 0), or -0x40 for the empty
  * type, or -(valtype byte) for a single result. */
+/* Reads a body's locals declarations; *total is their count. */
+enum err_code wasm_rd_locals(struct wasm_reader *r, uint64_t *total, struct err *err);
 enum err_code wasm_rd_blocktype(struct wasm_reader *r, int64_t *out, struct err *err);
 enum err_code wasm_rd_valtype(struct wasm_reader *r, enum wasm_valtype *out, struct err *err);
 enum err_code wasm_rd_reftype(struct wasm_reader *r, enum wasm_valtype *out, struct err *err);

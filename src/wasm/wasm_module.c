@@ -1,11 +1,9 @@
 /* wasm_module.c - wasm_module_new and module introspection.
  *
- * Runs the load phases in the spec's order of precedence: decoding
- * (malformed), module validation and body validation (invalid). A
- * malformed function body is reported as malformed even when an earlier
- * part of the module is invalid, as the spec's decoder runs before its
- * validator. The module is immutable afterwards and shared by reference
- * count across threads.
+ * Runs the load phases in the spec's order of precedence: decoding of the
+ * whole module including function bodies (malformed), then module
+ * validation and body validation with translation (invalid). The module is
+ * immutable afterwards and shared by reference count across threads.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +44,11 @@ static void module_destroy(struct wasm_module *m)
 static enum err_code load(struct wasm_module *m, struct err *err)
 {
 	enum err_code rc = wasm_decode(m, err);
-	if (rc)
-		return rc;
-	struct err verr = {0};
-	enum err_code vrc = wasm_validate(m, &verr);
-	if (vrc == ERR_NOMEM)
-		return err_set(err, vrc, "%s", verr.msg);
-	rc = wasm_compile_all(m, vrc != ERR_OK, err);
-	if (rc)
-		return rc;
-	if (vrc)
-		return err_set(err, vrc, "%s", verr.msg);
-	return ERR_OK;
+	if (!rc)
+		rc = wasm_validate(m, err);
+	if (!rc)
+		rc = wasm_compile_all(m, err);
+	return rc;
 }
 
 enum err_code wasm_module_new(const uint8_t *bytes, size_t len, struct wasm_module **out,

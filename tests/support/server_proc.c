@@ -42,6 +42,7 @@ int server_start(struct server_proc *sp, const char *home, const char *const *ex
 			dup2(logfd, 2);
 		close(out[0]);
 		setenv("THEATER_HOME", sp->home, 1);
+		setenv("no_proxy", "127.0.0.1,localhost", 1);   /* tests talk to loopback only */
 		if (env_token)
 			setenv("THEATER_TOKEN", env_token, 1);
 		else
