@@ -40,6 +40,10 @@ static const struct route routes[] = {
 	{"PUT", "/store/{store_id}/labels/{label}", h_label_put, 4 * KIB, 0},
 	{"GET", "/store/{store_id}/labels/{label}", h_label_get, 0, 0},
 	{"GET", "/packages", h_packages, 0, 0},
+	{"GET", "/", h_static_index, 0, 1},
+	{"GET", "/ui/{asset}", h_static_asset, 0, 1},
+	{"POST", "/session", h_session_create, 0, 1},
+	{"DELETE", "/session", h_session_delete, 0, 1},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -139,17 +143,13 @@ static size_t cb_body_limit(void *user, struct http_request *req)
 	}
 }
 
+/* The bearer token, or the session cookie the dashboard got for it (session.c). */
 static int authorized(struct api *api, struct http_request *req)
 {
 	const char *token = api->cfg.token;
 	if (!token || !*token)
 		return 1;
-	const char *h = http_request_header(req, "Authorization");
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return 0;
-	h += 7;
-	size_t n = strlen(token);
-	return strlen(h) == n && CRYPTO_memcmp(h, token, n) == 0;
+	return session_bearer_ok(api, req) || session_cookie_ok(api, req);
 }
 
 static void allow_header(struct api_call *c)

@@ -11,11 +11,25 @@
 
 struct sse;
 
+/* session.c: browser sessions (cookie auth for the dashboard). All zero is an
+ * empty table, so it lives in struct api (calloc'd) with no init or release. */
+#define API_MAX_SESSIONS 64
+struct api_session {
+	uint8_t digest[32];           /* SHA-256 of the cookie value */
+	int64_t expires_ms;           /* CLOCK_MONOTONIC ms; 0 = free slot */
+	int64_t login_ms;             /* when the bearer token was shown */
+};
+struct api_sessions {
+	char lock;                    /* spin lock (__atomic_test_and_set), see session.c */
+	struct api_session slot[API_MAX_SESSIONS];
+};
+
 struct api {
 	struct api_config cfg;
 	int draining;
 	pthread_mutex_t streams_lock;
 	struct sse *streams;          /* open SSE streams, for api_close_streams */
+	struct api_sessions sessions; /* session.c */
 };
 
 #define API_MAX_PARAMS 3
@@ -78,6 +92,15 @@ void h_store_get(struct api_call *c);
 void h_label_put(struct api_call *c);
 void h_label_get(struct api_call *c);
 void h_packages(struct api_call *c);
+void h_static_index(struct api_call *c);      /* static.c: GET / (the dashboard) */
+void h_static_asset(struct api_call *c);      /* static.c: GET /ui/{asset} */
+void h_session_create(struct api_call *c);    /* session.c: POST /session */
+void h_session_delete(struct api_call *c);    /* session.c: DELETE /session */
+
+/* session.c. Any thread; neither blocks. True when the request carries the
+ * configured bearer token / a live session cookie (0 when no token is set). */
+int session_bearer_ok(struct api *api, struct http_request *req);
+int session_cookie_ok(struct api *api, struct http_request *req);
 
 /* sse.c */
 /* ended: the run had already ended when the request came (so the stream ends

@@ -92,7 +92,6 @@ struct http_stream {
 	bool suspended;               /* [L] the reader suspended the connection */
 	bool ended;                   /* [L] http_stream_end: finish after the queue */
 	bool closed;                  /* [L] cut, client gone or server stop: no more bytes */
-	bool finished;                /* [L] MHD destroyed the response (on_close done/doing) */
 	bool silent;                  /* never delivered: no on_close */
 	struct http_stream *prev, *next; /* [L] srv->streams until finished */
 };

@@ -20,6 +20,7 @@
 
 #define DEF_MAX_BUFFERED (1024 * 1024)
 #define DEF_PING_S 15
+#define MAX_PING_S 86400
 #define DEF_PING_TEXT ": ping\n\n"
 #define READER_BLOCK (16 * 1024)
 #define COMPACT_MIN (64 * 1024)
@@ -43,7 +44,8 @@ static struct http_stream *stream_new(struct http_server *srv,
 	st->srv = srv;
 	st->fd = -1;
 	st->max_buffered = cfg->max_buffered ? cfg->max_buffered : DEF_MAX_BUFFERED;
-	st->ping_ms = (cfg->ping_interval_s ? cfg->ping_interval_s : DEF_PING_S) * 1000u;
+	unsigned ping_s = cfg->ping_interval_s ? cfg->ping_interval_s : DEF_PING_S;
+	st->ping_ms = (ping_s < MAX_PING_S ? ping_s : MAX_PING_S) * 1000u;
 	st->on_close = cfg->on_close;
 	st->user = cfg->user;
 	buf_init(&st->queue, 0);
@@ -177,7 +179,10 @@ static void take_from_queue_locked(struct http_stream *st, char *out, size_t n)
 	memcpy(out, st->queue.data + st->qoff, n);
 	st->qoff += n;
 	if (st->qoff == st->queue.len) {
-		buf_reset(&st->queue);
+		if (st->queue.cap > COMPACT_MIN)
+			buf_release(&st->queue); /* an idle stream gives a burst's memory back */
+		else
+			buf_reset(&st->queue);
 		st->qoff = 0;
 	} else if (st->qoff >= COMPACT_MIN && st->qoff * 2 >= st->queue.len) {
 		memmove(st->queue.data, st->queue.data + st->qoff, st->queue.len - st->qoff);
@@ -226,7 +231,6 @@ static void stream_finished(void *cls)
 	st->conn = NULL;
 	st->suspended = false;
 	st->closed = true;
-	st->finished = true;
 	if (srv->stopping)
 		pthread_cond_broadcast(&srv->quiet_cond);
 	bool notify = !st->silent && st->on_close;

@@ -1408,8 +1408,6 @@ static enum err_code op_fc_bulk(struct comp *c, uint32_t sub)
 	uint8_t t1, t2;
 	switch (sub) {
 	case 8:
-		if (!c->m->has_datacount)
-			return err_set(c->err, ERR_WASM_MALFORMED, "data count section required");
 		if (wasm_rd_u32(&c->r, &imm[0], c->err) || rd_zero(c))
 			return ERR_WASM_MALFORMED;
 		if (need_mem(c))
@@ -1418,8 +1416,6 @@ static enum err_code op_fc_bulk(struct comp *c, uint32_t sub)
 			return unknown(c, "data segment", imm[0]);
 		return emit_with_imm(c, OP_memory_init, imm, 1, i3, 3, 0);
 	case 9:
-		if (!c->m->has_datacount)
-			return err_set(c->err, ERR_WASM_MALFORMED, "data count section required");
 		if (wasm_rd_u32(&c->r, &imm[0], c->err))
 			return ERR_WASM_MALFORMED;
 		if (imm[0] >= c->m->ndatas)

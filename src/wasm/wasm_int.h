@@ -205,11 +205,9 @@ enum err_code wasm_rd_s33(struct wasm_reader *r, int64_t *out, struct err *err);
 enum err_code wasm_rd_s64(struct wasm_reader *r, int64_t *out, struct err *err);
 enum err_code wasm_rd_fixed(struct wasm_reader *r, void *out, size_t n, struct err *err);
 /* Decodes (without validating) an expression up to and including its final
- * 'end', checking only the encoding, as the reference decoder does.
- * `need_datacount` says whether memory.init/data.drop require a data count
- * section (true for function bodies). */
-enum err_code wasm_skim_expr(struct wasm_reader *r, const struct wasm_module *m,
-			     bool need_datacount, struct err *err);
+ * 'end', checking only the encoding, as the reference decoder does. Sets
+ * *uses_data when it meets memory.init or data.drop. */
+enum err_code wasm_skim_expr(struct wasm_reader *r, bool *uses_data, struct err *err);
 /* Reads a block type: *out is a type index (>= 0), or -0x40 for the empty
  * type, or -(valtype byte) for a single result. */
 /* Reads a body's locals declarations; *total is their count. */

@@ -183,6 +183,25 @@ static void fail(struct script *s, const json_t *cmd, const char *fmt, ...)
 	printf("\n");
 }
 
+/* Assertions whose premise the converter loses. wast2json (wabt 1.0.32)
+ * encodes `select (result)` (no types) as the untyped select opcode, so the
+ * binary has no result arity to reject; it must still be rejected as
+ * invalid, and then counts as n/a, never as a pass. */
+static const struct {
+	const char *file;
+	int line;
+} converter_artifacts[] = {{"select", 324}};
+
+static bool is_artifact(const struct script *s, const json_t *cmd)
+{
+	int line = (int)json_integer_value(json_object_get(cmd, "line"));
+	for (size_t i = 0; i < sizeof(converter_artifacts) / sizeof(converter_artifacts[0]); i++)
+		if (strcmp(s->file, converter_artifacts[i].file) == 0 &&
+		    line == converter_artifacts[i].line)
+			return true;
+	return false;
+}
+
 static bool msg_matches(const char *actual, const char *expected)
 {
 	return strncmp(actual, expected, strlen(expected)) == 0;
@@ -418,6 +437,8 @@ static void expect_error(struct script *s, const json_t *cmd, enum err_code want
 	const char *text = json_string_value(json_object_get(cmd, "text"));
 	if (rc == ERR_OK)
 		fail(s, cmd, "succeeded, expected %s \"%s\"", err_code_name(want), text);
+	else if (rc == want && is_artifact(s, cmd))
+		s->c.na++;
 	else if (rc != want || !msg_matches(err->msg, text))
 		fail(s, cmd, "%s \"%s\", expected %s \"%s\"", err_code_name(rc), err->msg,
 		     err_code_name(want), text);
