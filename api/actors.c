@@ -100,17 +100,20 @@ void h_actors_create(struct api_call *c)
 {
 	struct err e = {0};
 	const char *ct = http_request_header(c->req, "Content-Type");
-	/* curl -d sends application/x-www-form-urlencoded; its body is still JSON. */
-	if (ct && strncmp(ct, "application/json", 16) != 0 &&
-	    strncmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+	/* JSON (curl -d's form type too: its body is still JSON), or a TOML
+	 * manifest as the whole body (manifests.c), which becomes {"manifest": ...}. */
+	enum manifest_format fmt;
+	if (api_body_format(ct, &fmt)) {
 		snprintf(e.msg, sizeof(e.msg), "content type '%.100s' is not supported; send "
-			 "application/json", ct);
+			 "application/json or application/toml", ct);
 		api_problem(c, ERR_UNSUPPORTED, e.msg);
 		return;
 	}
 	size_t len;
 	const uint8_t *data = http_request_body(c->req, &len);
-	json_t *body = json_parse((const char *)data, len, 64, &e);
+	json_t *body = fmt == MANIFEST_FORMAT_TOML
+			       ? api_toml_spawn_body((const char *)data, len, &e)
+			       : json_parse((const char *)data, len, 64, &e);
 	struct spawn_request req = {0};
 	if (!body || spawn_body(c, body, &req, &e)) {
 		json_decref(body);

@@ -17,7 +17,8 @@ struct route {
 	const char *method;
 	const char *pattern;
 	api_handler_fn fn;
-	size_t body;        /* 0: no body; 1: max_body; 2: max_store_object; else bytes */
+	size_t body;        /* 0: no body; 1: max_body; 2: max_store_object; 3: max_message;
+			     * else bytes */
 	int public_;        /* no token needed */
 };
 
@@ -31,6 +32,10 @@ static const struct route routes[] = {
 	{"DELETE", "/actors/{id}", h_actor_delete, 0, 0},
 	{"POST", "/actors/{id}/stop", h_actor_stop, 0, 0},
 	{"POST", "/actors/{id}/kill", h_actor_kill, 0, 0},
+	{"POST", "/actors/{id}/messages", h_actor_message, 3, 0},
+	{"POST", "/actors/{id}/requests", h_actor_request, 3, 0},
+	{"GET", "/actors/{id}/state", h_actor_state, 0, 0},
+	{"GET", "/actors/{id}/metrics", h_actor_metrics, 0, 0},
 	{"GET", "/actors/{id}/chain", h_chain, 0, 0},
 	{"GET", "/actors/{id}/chain/events/{seq}", h_chain_event, 0, 0},
 	{"GET", "/actors/{id}/chain/verify", h_chain_verify, 0, 0},
@@ -40,6 +45,8 @@ static const struct route routes[] = {
 	{"PUT", "/store/{store_id}/labels/{label}", h_label_put, 4 * KIB, 0},
 	{"GET", "/store/{store_id}/labels/{label}", h_label_get, 0, 0},
 	{"GET", "/packages", h_packages, 0, 0},
+	{"POST", "/manifests/validate", h_manifests_validate, 1, 0},
+	{"GET", "/actors/{id}/manifest", h_actor_manifest, 0, 0},
 	{"GET", "/", h_static_index, 0, 1},
 	{"GET", "/ui/{asset}", h_static_asset, 0, 1},
 	{"POST", "/session", h_session_create, 0, 1},
@@ -139,6 +146,7 @@ static size_t cb_body_limit(void *user, struct http_request *req)
 	case 0: return 0;
 	case 1: return api->cfg.max_body;
 	case 2: return api->cfg.max_store_object;
+	case 3: return api->cfg.max_message;
 	default: return r->body;
 	}
 }
@@ -231,6 +239,8 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 		api->cfg.max_body = 1 << 20;
 	if (!api->cfg.max_store_object)
 		api->cfg.max_store_object = 64u << 20;
+	if (!api->cfg.max_message)
+		api->cfg.max_message = 1u << 20;
 	if (!api->cfg.sse_ping_s)
 		api->cfg.sse_ping_s = 15;
 	if (!api->cfg.sse_max_buffered)

@@ -22,6 +22,7 @@ struct api_config {
 	const char *token;            /* bearer token; NULL or "" = none required */
 	size_t max_body;              /* POST /actors and other JSON bodies [1 MiB] */
 	size_t max_store_object;      /* POST /store/{id} [64 MiB] */
+	size_t max_message;           /* messages and requests to actors [1 MiB] */
 	unsigned sse_ping_s;          /* [15] */
 	size_t sse_max_buffered;      /* bytes queued per stream before a slow client is cut [1 MiB] */
 	const char *listen;           /* for /version */

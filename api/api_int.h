@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "src/manifest.h"
 #include "src/util/json.h"
 
 struct sse;
@@ -83,6 +84,10 @@ void h_actor_get(struct api_call *c);
 void h_actor_stop(struct api_call *c);
 void h_actor_kill(struct api_call *c);
 void h_actor_delete(struct api_call *c);
+void h_actor_message(struct api_call *c);
+void h_actor_request(struct api_call *c);
+void h_actor_state(struct api_call *c);
+void h_actor_metrics(struct api_call *c);
 void h_chain(struct api_call *c);
 void h_chain_event(struct api_call *c);
 void h_chain_verify(struct api_call *c);
@@ -92,6 +97,8 @@ void h_store_get(struct api_call *c);
 void h_label_put(struct api_call *c);
 void h_label_get(struct api_call *c);
 void h_packages(struct api_call *c);
+void h_manifests_validate(struct api_call *c); /* manifests.c: POST /manifests/validate */
+void h_actor_manifest(struct api_call *c);     /* manifests.c: GET /actors/{id}/manifest */
 void h_static_index(struct api_call *c);      /* static.c: GET / (the dashboard) */
 void h_static_asset(struct api_call *c);      /* static.c: GET /ui/{asset} */
 void h_session_create(struct api_call *c);    /* session.c: POST /session */
@@ -101,6 +108,14 @@ void h_session_delete(struct api_call *c);    /* session.c: DELETE /session */
  * configured bearer token / a live session cookie (0 when no token is set). */
 int session_bearer_ok(struct api *api, struct http_request *req);
 int session_cookie_ok(struct api *api, struct http_request *req);
+
+/* manifests.c. The format of a request body from its Content-Type: JSON
+ * (also when absent, and for curl -d's application/x-www-form-urlencoded) or
+ * TOML (application/toml, text/toml and their x- forms). -1 for another type. */
+int api_body_format(const char *content_type, enum manifest_format *out);
+/* A TOML manifest body as the JSON spawn body {"manifest": <its JSON form>},
+ * checked strictly first (errors with line:col). New reference or NULL (err). */
+json_t *api_toml_spawn_body(const char *data, size_t len, struct err *err);
 
 /* sse.c */
 /* ended: the run had already ended when the request came (so the stream ends

@@ -360,9 +360,10 @@ static void *timer_main(void *arg)
 
 /* ---- start ---- */
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* MHD reports both server trouble and ordinary client behaviour (a client that goes
  * away, a header too big); only the former deserves a warning. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static const char *const serious[] = {"limit", "bind", "listen", "thread", "epoll",
@@ -423,6 +424,8 @@ static enum err_code parse_addr(const char *host, uint16_t port, struct sockaddr
 				bool *v6_out, struct err *err)
 {
 	memset(ss, 0, sizeof(*ss));
+	if (!strcmp(host, "localhost")) /* the one name we accept: no resolver at start */
+		host = "127.0.0.1";
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
@@ -437,7 +440,8 @@ static enum err_code parse_addr(const char *host, uint16_t port, struct sockaddr
 		*v6_out = true;
 		return ERR_OK;
 	}
-	return err_set(err, ERR_INVALID, "listen address '%s' is not a numeric ip address", host);
+	return err_set(err, ERR_INVALID,
+		       "listen address '%s' is not a numeric ip address (or 'localhost')", host);
 }
 
 static struct MHD_Daemon *start_daemon(struct http_server *s, struct sockaddr_storage *ss,

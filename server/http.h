@@ -8,8 +8,9 @@
  * Threads. libmicrohttpd runs `threads` internal epoll threads ("MHD threads"); no
  * thread is ever dedicated to a connection. body_limit(), handle() and problem() run
  * on MHD threads and must not block. A request that has no response when handle()
- * returns is suspended (it costs a socket and a little memory, no thread) and resumed
- * when http_respond()/http_respond_stream() hands its response over, from any thread.
+ * returns is suspended (it keeps its socket and connection memory, no thread) and
+ * resumed when http_respond()/http_respond_stream() hands its response over, from any
+ * thread.
  * One small extra thread writes stream pings. All state shared between threads is
  * guarded by one mutex per server, which no callback of the handler is ever called
  * under, so every function here may be called from any callback (on_close included).
@@ -35,7 +36,8 @@ struct http_stream;
 
 /* Every limit of the server. A zero field takes the default in brackets. */
 struct http_config {
-	const char *host;          /* numeric address to listen on ["127.0.0.1"]; "::1", "0.0.0.0"... */
+	const char *host;          /* numeric address to listen on ["127.0.0.1"]; "::1", "0.0.0.0"...
+	                            * or "localhost" (= 127.0.0.1); no other names */
 	uint16_t port;             /* 0 = pick a free port (http_server_port tells) */
 	unsigned threads;          /* MHD internal epoll threads [2] */
 	unsigned conn_timeout_s;   /* idle connection timeout [60]; a suspended connection
@@ -44,8 +46,9 @@ struct http_config {
 	unsigned max_conns_per_ip; /* connections per client address [256] */
 	size_t conn_memory;        /* MHD memory per connection [64 KiB]: request line, headers,
 	                            * send buffer; headers that do not fit get MHD's own 431 */
-	size_t max_header_bytes;   /* request line + headers [16 KiB]; above -> 431 problem;
-	                            * must be below conn_memory / 2 */
+	size_t max_header_bytes;   /* request line + headers [16 KiB]; above -> 431 problem (the
+	                            * request target alone above it -> 414); must be below
+	                            * conn_memory / 2 */
 };
 
 struct http_handler {
@@ -60,7 +63,7 @@ struct http_handler {
 	 * returning or later from any thread. */
 	void (*handle)(void *user, struct http_request *req);
 	/* MHD thread or the thread calling http_server_stop(). Builds the body of the
-	 * layer's own errors (400 bad request line/path, 413, 431, 503 when stopping):
+	 * layer's own errors (400 bad path encoding, 413, 414, 431, 503 when stopping):
 	 * returns a malloc'd NUL-terminated application/problem+json document for
 	 * (status, code, detail), or NULL (the layer then writes a minimal one itself).
 	 * `code` is an err_code_name() string. May be NULL. */
@@ -126,16 +129,19 @@ struct http_stream_config {
 	unsigned ping_interval_s; /* after this long without a write, write ping_text [15] */
 	const char *ping_text;    /* [": ping\n\n"]; copied */
 	/* Called exactly once per stream, when its connection is finished: the response
-	 * ended, the client went away, the stream was cut, or the server stopped. Any
-	 * thread (usually an MHD thread); no lock of this layer is held, so it may call
-	 * http_stream_* (writes then fail with ERR_CONFLICT). May be NULL. */
+	 * ended, the client went away, the stream was cut, or the server stopped. It runs
+	 * on an MHD thread (or inside http_server_stop()), never from within an
+	 * http_stream_* or http_respond_stream() call; no lock of this layer is held, so
+	 * it may call http_stream_* (writes then fail with ERR_CONFLICT). May be NULL. */
 	void (*on_close)(void *user, struct http_stream *s);
 	void *user;
 };
 /* Sends the status and headers of `head` (taken, also on failure; its body is ignored)
  * and starts a chunked response for r whose bytes come from http_stream_write(). Any
  * thread, instead of http_respond(), exactly once per request. On success *out holds
- * ONE reference for the caller (release it with http_stream_release()). Errors:
+ * ONE reference for the caller (release it with http_stream_release()). *out is set
+ * before the response can start, because on_close may run (on another thread) before
+ * this function returns, e.g. when the client is already gone. Errors:
  * ERR_NOMEM; ERR_UNAVAILABLE when the connection is already gone (server stopped).
  * On failure no stream exists, on_close is never called, r is answered (500 or not at
  * all) and must not be used again. A client gone while the stream waits for data is

@@ -303,14 +303,15 @@ enum err_code http_respond_stream(struct http_request *r, struct http_response *
 	unsigned status = (unsigned)http_response_status_(head);
 	http_response_free(head);
 	bool delivered;
+	*out = st; /* before the stream can start: on_close may run before we return */
 	http_deliver_(r, m, status, st, &delivered);
 	if (!delivered) {
+		*out = NULL;
 		st->silent = true;
 		MHD_destroy_response(m);
 		http_stream_release(st);
 		return err_set(err, ERR_UNAVAILABLE, "cannot start an event stream: connection gone");
 	}
-	*out = st;
 	return ERR_OK;
 }
 

@@ -9,14 +9,20 @@
  *   scheme is also checked by hand so the error names the reference.
  * - Only the final response's headers are kept: the header buffer restarts
  *   at every status line (redirect hops and 100-continue).
+ * - An address check (untrusted requests) is an OPENSOCKETFUNCTION: it sees
+ *   the address after DNS, right before connect, for every connection, so DNS
+ *   rebinding and redirects cannot slip past it; proxies are then disabled so
+ *   that the address checked is the one the request goes to.
  */
 #include "src/fetch.h"
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -38,6 +44,10 @@ struct xfer {
 	int body_full;   /* the body passed the cap */
 	int hdrs_full;
 	int nomem;
+	fetch_addr_check_fn check;
+	void *check_user;
+	int refused;     /* the check refused an address */
+	char why[160];   /* "address 'x' refused: why" of the last refusal */
 };
 
 int fetch_url_allowed(const char *url)
@@ -69,6 +79,19 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
 	else if (rc)
 		x->nomem = 1;
 	return rc ? 0 : n;
+}
+
+static curl_socket_t on_open_socket(void *user, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct xfer *x = user;
+	char why[96] = "";
+	if (purpose != CURLSOCKTYPE_IPCXN ||
+	    x->check(x->check_user, &a->addr, a->addrlen, why, sizeof(why)) != 0) {
+		x->refused = 1;
+		snprintf(x->why, sizeof(x->why), "%s", why[0] ? why : "address refused");
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static void limits_fill(const struct fetch_limits *in, struct fetch_limits *out)
@@ -181,6 +204,11 @@ static void setup_handle(CURL *c, const struct fetch_request *req, const struct 
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	if (hdrs)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (req->addr_check) {
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+		curl_easy_setopt(c, CURLOPT_PROXY, "");
+	}
 	set_method(c, req);
 }
 
@@ -197,6 +225,8 @@ static enum err_code map_result(CURLcode cc, const struct xfer *x, long status,
 	if (x->hdrs_full)
 		return err_set(err, ERR_TOO_LARGE, "fetch '%s': headers larger than %d bytes", url,
 			       FETCH_MAX_HEADER_BYTES);
+	if (x->refused && cc != CURLE_OK)
+		return err_set(err, ERR_FORBIDDEN_PATH, "fetch '%s': %s", url, x->why);
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
 	switch (cc) {
 	case CURLE_OK:
@@ -245,7 +275,10 @@ enum err_code fetch_request(const struct fetch_request *req, const struct fetch_
 	limits_fill(lim_in, &lim);
 	buf_init(&x.body, lim.max_bytes);
 	buf_init(&x.hdrs, FETCH_MAX_HEADER_BYTES);
-	x.body_full = x.hdrs_full = x.nomem = 0;
+	x.body_full = x.hdrs_full = x.nomem = x.refused = 0;
+	x.check = req->addr_check;
+	x.check_user = req->addr_check_user;
+	x.why[0] = '\0';
 	if ((rc = check_request(req, err)))
 		goto fail;
 	pthread_once(&global_once, global_init);
@@ -303,5 +336,59 @@ enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
 	*len_out = resp.body_len;
 	resp.body = NULL;
 	fetch_response_release(&resp);
+	return ERR_OK;
+}
+
+static enum err_code url_part(CURLU *u, CURLUPart part, unsigned flags, char *out, size_t size)
+{
+	char *v = NULL;
+	CURLUcode uc = curl_url_get(u, part, &v, flags);
+	if (uc != CURLUE_OK)
+		return uc == CURLUE_OUT_OF_MEMORY ? ERR_NOMEM : ERR_BAD_REFERENCE;
+	size_t n = strlen(v);
+	enum err_code rc = n < size ? ERR_OK : ERR_BAD_REFERENCE;
+	if (!rc)
+		memcpy(out, v, n + 1);
+	curl_free(v);
+	return rc;
+}
+
+static int url_has_part(CURLU *u, CURLUPart part)
+{
+	char *v = NULL;
+	CURLUcode uc = curl_url_get(u, part, &v, 0);
+	curl_free(v);
+	return uc == CURLUE_OK;
+}
+
+enum err_code fetch_url_split(const char *url, struct fetch_url_parts *out, struct err *err)
+{
+	char port[8];
+	enum err_code rc;
+	memset(out, 0, sizeof(*out));
+	if (!url || !fetch_url_allowed(url) || strlen(url) > FETCH_MAX_URL)
+		return err_set(err, ERR_BAD_REFERENCE, "url '%.200s': only http and https urls "
+			       "of at most %d bytes are allowed", url ? url : "", FETCH_MAX_URL);
+	pthread_once(&global_once, global_init);
+	CURLU *u = curl_url();
+	if (!u)
+		return err_set(err, ERR_NOMEM, "url: out of memory");
+	rc = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK ? ERR_OK : ERR_BAD_REFERENCE;
+	if (!rc)
+		rc = url_part(u, CURLUPART_SCHEME, 0, out->scheme, sizeof(out->scheme));
+	if (!rc)
+		rc = url_part(u, CURLUPART_HOST, 0, out->host, sizeof(out->host));
+	if (!rc)
+		rc = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT, port, sizeof(port));
+	if (!rc) {
+		out->port = (unsigned)strtoul(port, NULL, 10);
+		out->has_userinfo = url_has_part(u, CURLUPART_USER) ||
+				    url_has_part(u, CURLUPART_PASSWORD);
+	}
+	curl_url_cleanup(u);
+	if (rc == ERR_NOMEM)
+		return err_set(err, rc, "url: out of memory");
+	if (rc || !out->host[0])
+		return err_set(err, ERR_BAD_REFERENCE, "url '%.200s' is malformed", url);
 	return ERR_OK;
 }

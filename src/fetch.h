@@ -47,6 +47,16 @@ struct fetch_limits {
 enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
 			uint8_t **data_out, size_t *len_out, struct err *err);
 
+struct sockaddr;
+
+/* An address check for untrusted requests: called before every connection
+ * (the first, retries on other addresses, redirects) with the address about to
+ * be connected, after DNS. Returns 0 to allow it; non-zero refuses it (no
+ * connection is made) and may write why into why[why_size]. Runs on the thread
+ * that calls fetch_request. */
+typedef int (*fetch_addr_check_fn)(void *user, const struct sockaddr *addr, size_t addr_len,
+				   char *why, size_t why_size);
+
 /* A general request, for the outbound HTTP of actors. */
 struct fetch_request {
 	const char *method;              /* "GET" when NULL */
@@ -57,6 +67,12 @@ struct fetch_request {
 	size_t body_len;
 	int follow_redirects;            /* 0: a 3xx is returned as the response */
 	int fail_on_status;              /* 1: a final status outside 2xx fails as in fetch_url */
+	/* NULL: no check. When set, proxies from the environment are not used
+	 * either (the address checked must be the address the request goes to),
+	 * and a transfer that fails after a refusal fails with ERR_FORBIDDEN_PATH
+	 * ("fetch 'url': address '10.0.0.1' refused: private"). */
+	fetch_addr_check_fn addr_check;
+	void *addr_check_user;
 };
 
 struct fetch_response {
@@ -79,5 +95,18 @@ void fetch_response_release(struct fetch_response *resp);
 
 /* 1 when url starts with http:// or https:// (scheme case-insensitive). */
 int fetch_url_allowed(const char *url);
+
+/* The parts of a url as libcurl itself reads them (so a check on them sees
+ * what the request will use). host: as curl gives it (case as written; IPv6
+ * literals in brackets, "[::1]"). port: the explicit or the scheme's default. */
+struct fetch_url_parts {
+	char scheme[8];          /* "http" or "https" */
+	char host[256];
+	unsigned port;
+	int has_userinfo;        /* the url carries a user name or password */
+};
+/* ERR_BAD_REFERENCE for a url that is not http(s), too long, or malformed
+ * (the message names it); ERR_NOMEM. */
+enum err_code fetch_url_split(const char *url, struct fetch_url_parts *out, struct err *err);
 
 #endif

@@ -1,285 +1,413 @@
-/* manifest.c - validating a JSON object into a struct manifest; see manifest.h.
+/* manifest.c - the manifest model: loading JSON and TOML manifests, turning
+ * a checked manifest into a struct manifest, and the problem list; see
+ * manifest.h. The schema and the checker are in manifest_check.c.
  *
- * Strict by design: every key is known or the manifest is refused, so a typo
- * ("pakage") is reported instead of silently ignored. Each field has one small
- * parser; the table `fields` lists the allowed keys.
+ * One path for both formats: TOML is parsed with positions, converted to JSON
+ * (toml_to_json) and checked with the TOML tree beside it, so the two forms
+ * share one schema and one model, and ->json is always the JSON form. The
+ * builder only runs on a manifest that has no problem, so it trusts the
+ * types and can fail only for lack of memory.
  */
-#include "src/manifest.h"
+#include "src/manifest_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-static const char *const fields[] = {
-	"name", "version", "package", "component", "description", "long_description",
-	"initial_state", "static_package", "save_chain", "handler", "permission_policy",
-	"restart", "limits", NULL,
-};
-static const char *const restart_fields[] = {
-	"policy", "max_restarts", "window_s", "backoff_ms", "backoff_max_ms", NULL,
-};
-static const char *const limit_fields[] = { "fuel", "memory_bytes", "call_timeout_ms", NULL };
+#include "src/toml/toml.h"
 
-static enum err_code bad_type(struct err *err, const char *field, const char *type)
+/* ---- problems ---- */
+
+/* Cuts a trailing incomplete UTF-8 sequence (left by a truncated snprintf). */
+static void utf8_trim(char *s)
 {
-	return err_set(err, ERR_BAD_MANIFEST, "manifest field '%s' must be %s", field, type);
+	size_t n = strlen(s), i = n;
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+		i--;
+	if (i == 0 || ((unsigned char)s[i - 1] & 0x80) == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (n - (i - 1) < want)
+		s[i - 1] = '\0';
 }
 
-/* Copies an optional string field; *out stays NULL when absent. */
-static enum err_code opt_string(const json_t *obj, const char *key, size_t max, char **out,
-				struct err *err)
+enum err_code manifest_problem_add(struct manifest_problems *probs, enum err_code err,
+				   const char *code, const char *path, unsigned line,
+				   unsigned col, const char *message)
 {
-	const json_t *v = json_object_get(obj, key);
-	if (!v)
+	if (probs->n >= MANIFEST_MAX_PROBLEMS) {
+		probs->more++;
 		return ERR_OK;
-	if (!json_is_string(v))
-		return bad_type(err, key, "a string");
-	if (json_string_length(v) > max)
-		return err_set(err, ERR_BAD_MANIFEST, "manifest field '%s' is longer than %zu bytes",
-			       key, max);
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return err_set(err, ERR_BAD_MANIFEST, "manifest field '%s' contains a nul byte", key);
-	if (!(*out = strdup(json_string_value(v))))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	return ERR_OK;
-}
-
-static enum err_code opt_bool(const json_t *obj, const char *key, int *out, struct err *err)
-{
-	const json_t *v = json_object_get(obj, key);
-	if (!v)
-		return ERR_OK;
-	if (!json_is_boolean(v))
-		return bad_type(err, key, "a boolean");
-	*out = json_is_true(v);
-	return ERR_OK;
-}
-
-/* 1..128 characters (UTF-8 code points; jansson guarantees valid UTF-8), no
- * control characters. */
-static enum err_code check_name(const char *name, struct err *err)
-{
-	size_t chars = 0;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			return err_set(err, ERR_BAD_MANIFEST,
-				       "manifest field 'name' contains a control character");
-		if ((*p & 0xc0) != 0x80)
-			chars++;
 	}
-	if (chars == 0 || chars > MANIFEST_NAME_MAX)
-		return err_set(err, ERR_BAD_MANIFEST,
-			       "manifest field 'name' must have 1 to %d characters", MANIFEST_NAME_MAX);
-	return ERR_OK;
-}
-
-static enum err_code parse_identity(const json_t *obj, struct manifest *m, struct err *err)
-{
-	enum err_code rc;
-	if (!json_object_get(obj, "name"))
-		return err_set(err, ERR_MISSING_FIELD, "missing field 'name' in manifest");
-	if ((rc = opt_string(obj, "name", MANIFEST_NAME_MAX * 4, &m->name, err)) ||
-	    (rc = check_name(m->name, err)))
-		return rc;
-	const char *pkey = json_object_get(obj, "package") ? "package" : "component";
-	if (json_object_get(obj, "package") && json_object_get(obj, "component"))
-		return err_set(err, ERR_BAD_MANIFEST,
-			       "manifest has both 'package' and its legacy alias 'component'");
-	if (!json_object_get(obj, pkey))
-		return err_set(err, ERR_MISSING_FIELD, "missing field 'package' in manifest");
-	if ((rc = opt_string(obj, pkey, MANIFEST_STRING_MAX, &m->package, err)))
-		return rc;
-	if (!m->package[0])
-		return err_set(err, ERR_BAD_MANIFEST, "manifest field '%s' must not be empty", pkey);
-	if ((rc = opt_string(obj, "version", MANIFEST_STRING_MAX, &m->version, err)) ||
-	    (rc = opt_string(obj, "description", MANIFEST_TEXT_MAX, &m->description, err)) ||
-	    (rc = opt_string(obj, "long_description", MANIFEST_TEXT_MAX, &m->long_description, err)))
-		return rc;
-	return ERR_OK;
-}
-
-static enum err_code parse_handler(const json_t *v, size_t i, struct manifest_handler *h,
-				   struct err *err)
-{
-	char field[48];
-	snprintf(field, sizeof(field), "handler[%zu]", i);
-	if (!json_is_object(v))
-		return bad_type(err, field, "an object");
-	const json_t *t = json_object_get(v, "type");
-	snprintf(field, sizeof(field), "handler[%zu].type", i);
-	if (!t)
-		return err_set(err, ERR_MISSING_FIELD, "missing field '%s' in manifest", field);
-	if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > 128 ||
-	    strlen(json_string_value(t)) != json_string_length(t))
-		return bad_type(err, field, "a non-empty string of at most 128 bytes");
-	h->type = strdup(json_string_value(t));
-	h->config = json_deep_copy(v);
-	if (!h->type || !h->config)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	json_object_del(h->config, "type");
-	return ERR_OK;
-}
-
-static enum err_code parse_handlers(const json_t *obj, struct manifest *m, struct err *err)
-{
-	const json_t *arr = json_object_get(obj, "handler");
-	if (!arr)
-		return ERR_OK;
-	if (!json_is_array(arr))
-		return bad_type(err, "handler", "an array of objects");
-	size_t n = json_array_size(arr);
-	if (n > MANIFEST_MAX_HANDLERS)
-		return err_set(err, ERR_BAD_MANIFEST, "manifest has more than %d handlers",
-			       MANIFEST_MAX_HANDLERS);
-	if (n && !(m->handlers = calloc(n, sizeof(*m->handlers))))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		m->nhandlers = i + 1;
-		enum err_code rc = parse_handler(json_array_get(arr, i), i, &m->handlers[i], err);
-		if (rc)
-			return rc;
+	if (probs->n % 8 == 0) {
+		struct manifest_problem *items =
+			realloc(probs->items, (probs->n + 8) * sizeof(*items));
+		if (!items)
+			return ERR_NOMEM;
+		probs->items = items;
 	}
+	struct manifest_problem *p = &probs->items[probs->n];
+	*p = (struct manifest_problem){.err = err, .code = code, .line = line, .col = col};
+	p->path = strdup(path ? path : "");
+	p->message = strdup(message);
+	if (!p->path || !p->message) {
+		free(p->path);
+		free(p->message);
+		return ERR_NOMEM;
+	}
+	utf8_trim(p->path);
+	utf8_trim(p->message);
+	probs->n++;
 	return ERR_OK;
 }
 
-/* An optional integer member of a table, within [min, max]. */
-static enum err_code opt_int(const json_t *tbl, const char *table, const char *key,
-			     int64_t min, int64_t *out, struct err *err)
+void manifest_problems_release(struct manifest_problems *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->items[i].path);
+		free(p->items[i].message);
+	}
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+json_t *manifest_problems_json(const struct manifest_problems *p)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < p->n; i++) {
+		const struct manifest_problem *q = &p->items[i];
+		json_t *o = json_pack("{s:s, s:s, s:s}", "code", q->code, "path", q->path,
+				      "message", q->message);
+		if (o && q->line) {
+			json_object_set_new(o, "line", json_integer(q->line));
+			json_object_set_new(o, "col", json_integer(q->col));
+		}
+		if (!o || json_array_append_new(arr, o)) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* Stable order by position (problems without one first), for TOML. */
+static void sort_by_position(struct manifest_problems *p)
+{
+	for (size_t i = 1; i < p->n; i++) {
+		struct manifest_problem x = p->items[i];
+		size_t j = i;
+		while (j > 0 && (p->items[j - 1].line > x.line ||
+				 (p->items[j - 1].line == x.line && p->items[j - 1].col > x.col))) {
+			p->items[j] = p->items[j - 1];
+			j--;
+		}
+		p->items[j] = x;
+	}
+}
+
+/* The distinct unsupported handler types of a checked manifest, quoted. */
+static void unsupported_list(const json_t *obj, char *out, size_t cap)
+{
+	size_t n = 0, i;
+	json_t *h;
+	out[0] = '\0';
+	json_array_foreach(json_object_get(obj, "handler"), i, h) {
+		const char *t = json_string_value(json_object_get(h, "type"));
+		if (!t || !manifest_handler_known(t) || manifest_handler_supported(t))
+			continue;
+		char q[160];
+		snprintf(q, sizeof(q), "'%s'", t);
+		if (strstr(out, q) || n >= cap)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", q);
+	}
+}
+
+/* The error for the first problem: "<name>:<line>:<col>: " for TOML, and a
+ * count of the others. */
+static enum err_code first_error(const struct manifest_problems *p, const json_t *obj,
+				 const char *name, int toml, struct err *err)
+{
+	const struct manifest_problem *f = &p->items[0];
+	char where[160] = "", more[120] = "", list[300];
+	if (toml && f->line)
+		snprintf(where, sizeof(where), "%.120s:%u:%u: ", name, f->line, f->col);
+	else if (toml)
+		snprintf(where, sizeof(where), "%.120s: ", name);
+	size_t others = p->n - 1 + p->more;
+	if (others)
+		snprintf(more, sizeof(more), " (and %zu more problem%s; POST /manifests/validate "
+			 "lists them all)", others, others == 1 ? "" : "s");
+	if (strcmp(f->code, "unsupported_handler") == 0) {
+		unsupported_list(obj, list, sizeof(list));
+		return err_set(err, f->err, "%smanifest uses handler types that this server does "
+			       "not implement yet: %s%s", where, list, more);
+	}
+	return err_set(err, f->err, "%s%s%s", where, f->message, more);
+}
+
+/* ---- the model ---- */
+
+static char *dup_field(const json_t *obj, const char *key, int *nomem)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*nomem = 1;
+	return d;
+}
+
+static int64_t int_or(const json_t *tbl, const char *key, int64_t def)
 {
 	const json_t *v = json_object_get(tbl, key);
-	if (!v)
-		return ERR_OK;
-	if (!json_is_integer(v) || json_integer_value(v) < min)
-		return err_set(err, ERR_BAD_MANIFEST, "manifest field '%s.%s' must be %s", table,
-			       key, min > 0 ? "a positive integer" : "a non-negative integer");
-	*out = (int64_t)json_integer_value(v);
-	return ERR_OK;
+	return v ? (int64_t)json_integer_value(v) : def;
 }
 
-static enum err_code parse_policy(const json_t *tbl, struct manifest_restart *r, struct err *err)
+static void build_restart(const json_t *obj, struct manifest_restart *r)
 {
-	const json_t *p = json_object_get(tbl, "policy");
-	if (!p)
-		return ERR_OK;
-	const char *s = json_is_string(p) ? json_string_value(p) : "";
-	for (int i = MANIFEST_RESTART_NEVER; i <= MANIFEST_RESTART_ALWAYS; i++)
-		if (strcmp(s, manifest_restart_policy_name(i)) == 0) {
-			r->policy = i;
-			return ERR_OK;
-		}
-	return bad_type(err, "restart.policy", "one of \"never\", \"on-failure\", \"always\"");
-}
-
-static enum err_code parse_restart(const json_t *obj, struct manifest_restart *r, struct err *err)
-{
-	r->policy = MANIFEST_RESTART_NEVER;
-	r->max_restarts = MANIFEST_RESTART_DEFAULT_MAX;
-	r->window_s = MANIFEST_RESTART_DEFAULT_WINDOW_S;
-	r->backoff_ms = MANIFEST_RESTART_DEFAULT_BACKOFF_MS;
-	r->backoff_max_ms = -1;
 	const json_t *t = json_object_get(obj, "restart");
-	enum err_code rc = ERR_OK;
-	if (t) {
-		r->present = 1;
-		if (!json_is_object(t))
-			return bad_type(err, "restart", "an object");
-		if ((rc = json_check_keys(t, restart_fields, "manifest restart", err)) ||
-		    (rc = parse_policy(t, r, err)) ||
-		    (rc = opt_int(t, "restart", "max_restarts", 0, &r->max_restarts, err)) ||
-		    (rc = opt_int(t, "restart", "window_s", 1, &r->window_s, err)) ||
-		    (rc = opt_int(t, "restart", "backoff_ms", 0, &r->backoff_ms, err)) ||
-		    (rc = opt_int(t, "restart", "backoff_max_ms", 0, &r->backoff_max_ms, err)))
-			return rc;
-	}
-	if (r->backoff_max_ms < 0)
-		r->backoff_max_ms = r->backoff_ms > MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS
-					    ? r->backoff_ms : MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS;
-	if (r->backoff_max_ms < r->backoff_ms)
-		return err_set(err, ERR_BAD_MANIFEST,
-			       "manifest field 'restart.backoff_max_ms' must be at least backoff_ms");
-	return ERR_OK;
+	r->present = t != NULL;
+	r->policy = MANIFEST_RESTART_NEVER;
+	const char *p = json_string_value(json_object_get(t, "policy"));
+	for (int i = MANIFEST_RESTART_NEVER; p && i <= MANIFEST_RESTART_ALWAYS; i++)
+		if (strcmp(p, manifest_restart_policy_name(i)) == 0)
+			r->policy = i;
+	r->max_restarts = int_or(t, "max_restarts", MANIFEST_RESTART_DEFAULT_MAX);
+	r->window_s = int_or(t, "window_s", MANIFEST_RESTART_DEFAULT_WINDOW_S);
+	r->backoff_ms = int_or(t, "backoff_ms", MANIFEST_RESTART_DEFAULT_BACKOFF_MS);
+	int64_t def_max = r->backoff_ms > MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS
+				  ? r->backoff_ms : MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS;
+	r->backoff_max_ms = int_or(t, "backoff_max_ms", def_max);
 }
 
-static enum err_code parse_limits(const json_t *obj, struct manifest_limits *l, struct err *err)
+static void build_limits(const json_t *obj, struct manifest_limits *l)
 {
 	const json_t *t = json_object_get(obj, "limits");
-	if (!t)
-		return ERR_OK;
-	if (!json_is_object(t))
-		return bad_type(err, "limits", "an object");
-	int64_t fuel = 0, mem = 0, ms = 0;
-	enum err_code rc;
-	if ((rc = json_check_keys(t, limit_fields, "manifest limits", err)) ||
-	    (rc = opt_int(t, "limits", "fuel", 1, &fuel, err)) ||
-	    (rc = opt_int(t, "limits", "memory_bytes", 1, &mem, err)) ||
-	    (rc = opt_int(t, "limits", "call_timeout_ms", 1, &ms, err)))
-		return rc;
-	l->fuel = (uint64_t)fuel;
-	l->memory_bytes = (uint64_t)mem;
-	l->call_timeout_ms = (uint64_t)ms;
+	l->fuel = (uint64_t)int_or(t, "fuel", 0);
+	l->memory_bytes = (uint64_t)int_or(t, "memory_bytes", 0);
+	l->call_timeout_ms = (uint64_t)int_or(t, "call_timeout_ms", 0);
+}
+
+static int build_handlers(const json_t *obj, struct manifest *m)
+{
+	const json_t *arr = json_object_get(obj, "handler");
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return 0;
+	if (!(m->handlers = calloc(n, sizeof(*m->handlers))))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct manifest_handler *h = &m->handlers[i];
+		const json_t *v = json_array_get(arr, i);
+		m->nhandlers = i + 1;
+		h->type = strdup(json_string_value(json_object_get(v, "type")));
+		h->config = json_deep_copy(v);
+		if (!h->type || !h->config)
+			return -1;
+		json_object_del(h->config, "type");
+	}
+	return 0;
+}
+
+/* obj has been checked and has no problem. */
+static enum err_code build(const json_t *obj, struct manifest **out, struct err *err)
+{
+	int nomem = 0;
+	struct manifest *m = calloc(1, sizeof(*m));
+	if (!m)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	m->name = dup_field(obj, "name", &nomem);
+	m->package = dup_field(obj, json_object_get(obj, "package") ? "package" : "component",
+			       &nomem);
+	m->version = dup_field(obj, "version", &nomem);
+	m->description = dup_field(obj, "description", &nomem);
+	m->long_description = dup_field(obj, "long_description", &nomem);
+	const json_t *st = json_object_get(obj, "initial_state");
+	if (st && !json_is_null(st) && !(m->initial_state = json_deep_copy(st)))
+		nomem = 1;
+	m->static_package = json_is_true(json_object_get(obj, "static_package"));
+	m->save_chain = !json_is_false(json_object_get(obj, "save_chain"));
+	const json_t *pp = json_object_get(obj, "permission_policy");
+	if (pp && !(m->permission_policy = json_deep_copy(pp)))
+		nomem = 1;
+	build_restart(obj, &m->restart);
+	build_limits(obj, &m->limits);
+	if (build_handlers(obj, m) || !(m->json = json_deep_copy(obj)) || nomem) {
+		manifest_free(m);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	*out = m;
 	return ERR_OK;
 }
 
-static enum err_code parse_rest(const json_t *obj, struct manifest *m, struct err *err)
+/* ---- entry points ---- */
+
+/* Checks obj (with its TOML tree when src is not NULL) and builds the manifest
+ * when out is not NULL and nothing is wrong. */
+static enum err_code check_and_build(const json_t *obj, const struct toml_value *src,
+				     const struct manifest_options *opt, struct manifest **out,
+				     struct manifest_problems *probs, struct err *err)
 {
+	const char *name = opt && opt->name ? opt->name : "manifest";
+	if (manifest_schema_check(obj, src, opt && opt->allow_unsupported, probs))
+		return err_set(err, ERR_NOMEM, "out of memory while checking the manifest");
+	if (src)
+		sort_by_position(probs);
+	if (probs->n)
+		return first_error(probs, obj, name, src != NULL, err);
+	return out ? build(obj, out, err) : ERR_OK;
+}
+
+enum err_code manifest_check_json(const json_t *obj, const struct manifest_options *opt,
+				  struct manifest **out, struct manifest_problems *problems,
+				  struct err *err)
+{
+	struct manifest_problems local = {0};
+	struct manifest_problems *probs = problems ? problems : &local;
+	if (out)
+		*out = NULL;
+	enum err_code rc = check_and_build(obj, NULL, opt, out, probs, err);
+	manifest_problems_release(&local);
+	return rc;
+}
+
+/* A problem of the document as a whole (syntax, size, depth); the position,
+ * when the parser gave one, is taken off the message (it is in line/col). */
+static enum err_code syntax_problem(struct manifest_problems *probs, const struct err *e,
+				    const char *name, unsigned line, unsigned col)
+{
+	const char *code = e->code == ERR_TOO_DEEP ? "too_deep"
+			   : e->code == ERR_TOO_LARGE ? "too_large"
+			   : e->code == ERR_BAD_JSON ? "malformed_json" : "invalid_toml";
+	const char *msg = e->msg;
+	char prefix[200];
+	snprintf(prefix, sizeof(prefix), "%s:%u:%u: ", name, line, col);
+	if (line && strncmp(msg, prefix, strlen(prefix)) == 0)
+		msg += strlen(prefix);
+	return manifest_problem_add(probs, e->code, code, "", line, col, msg);
+}
+
+static enum err_code load_toml(const char *data, size_t len, const struct manifest_options *opt,
+			       struct manifest **out, struct manifest_problems *probs,
+			       struct err *err)
+{
+	const char *name = opt && opt->name ? opt->name : "manifest";
+	struct toml_options topt = {.name = name, .max_size = MANIFEST_MAX_BYTES,
+				    .max_depth = MANIFEST_MAX_DEPTH};
+	struct toml_value *root = NULL;
+	struct toml_errpos pos = {0};
+	struct err e = {0};
+	enum err_code rc = toml_parse(data, len, &topt, &root, &pos, &e);
+	if (rc) {
+		if (rc != ERR_NOMEM && syntax_problem(probs, &e, name, pos.line, pos.col))
+			rc = ERR_NOMEM;
+		if (err)
+			*err = e;
+		return rc;
+	}
+	json_t *obj = toml_to_json(root);
+	if (!obj)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	else
+		rc = check_and_build(obj, root, opt, out, probs, err);
+	json_decref(obj);
+	toml_free(root);
+	return rc;
+}
+
+static enum err_code load_json(const char *data, size_t len, const struct manifest_options *opt,
+			       struct manifest **out, struct manifest_problems *probs,
+			       struct err *err)
+{
+	struct err e = {0};
+	json_t *obj = json_parse(data, len, MANIFEST_MAX_DEPTH, &e);
+	if (!obj) {
+		enum err_code rc = e.code ? e.code : ERR_BAD_JSON;
+		if (rc != ERR_NOMEM && syntax_problem(probs, &e, "", 0, 0))
+			rc = ERR_NOMEM;
+		if (err)
+			*err = e;
+		return rc;
+	}
+	enum err_code rc = check_and_build(obj, NULL, opt, out, probs, err);
+	json_decref(obj);
+	return rc;
+}
+
+enum err_code manifest_load(const char *data, size_t len, const struct manifest_options *opt,
+			    struct manifest **out, struct manifest_problems *problems,
+			    struct err *err)
+{
+	struct manifest_problems local = {0};
+	struct manifest_problems *probs = problems ? problems : &local;
 	enum err_code rc;
-	if ((rc = opt_bool(obj, "static_package", &m->static_package, err)) ||
-	    (rc = opt_bool(obj, "save_chain", &m->save_chain, err)))
-		return rc;
-	const json_t *st = json_object_get(obj, "initial_state");
-	if (st && !json_is_null(st) && !(m->initial_state = json_deep_copy(st)))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	const json_t *pp = json_object_get(obj, "permission_policy");
-	if (pp && !json_is_object(pp))
-		return bad_type(err, "permission_policy", "an object");
-	if (pp && !(m->permission_policy = json_deep_copy(pp)))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	if ((rc = parse_handlers(obj, m, err)) || (rc = parse_restart(obj, &m->restart, err)) ||
-	    (rc = parse_limits(obj, &m->limits, err)))
-		return rc;
-	return ERR_OK;
+	if (out)
+		*out = NULL;
+	enum manifest_format fmt = opt ? opt->format : MANIFEST_FORMAT_AUTO;
+	if (fmt == MANIFEST_FORMAT_AUTO)
+		fmt = manifest_format_detect(opt ? opt->name : NULL, data, len);
+	if (len > MANIFEST_MAX_BYTES) {
+		struct err e;
+		err_set(&e, ERR_TOO_LARGE, "manifest is %zu bytes, larger than %zu bytes", len,
+			MANIFEST_MAX_BYTES);
+		rc = syntax_problem(probs, &e, "", 0, 0) ? ERR_NOMEM : ERR_TOO_LARGE;
+		if (err)
+			*err = e;
+	} else if (fmt == MANIFEST_FORMAT_TOML) {
+		rc = load_toml(data, len, opt, out, probs, err);
+	} else {
+		rc = load_json(data, len, opt, out, probs, err);
+	}
+	manifest_problems_release(&local);
+	return rc;
 }
 
 enum err_code manifest_from_json(const json_t *obj, struct manifest **out, struct err *err)
 {
-	enum err_code rc;
-	struct manifest *m = NULL;
-	*out = NULL;
-	if (!json_is_object(obj)) {
-		rc = err_set(err, ERR_BAD_MANIFEST, "manifest must be a json object");
-		goto fail;
-	}
-	if ((rc = json_check_keys(obj, fields, "manifest", err)))
-		goto fail;
-	if (!(m = calloc(1, sizeof(*m)))) {
-		rc = err_set(err, ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	m->save_chain = 1;
-	if ((rc = parse_identity(obj, m, err)) || (rc = parse_rest(obj, m, err)))
-		goto fail;
-	if (!(m->json = json_deep_copy(obj))) {
-		rc = err_set(err, ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	*out = m;
-	return ERR_OK;
-fail:
-	manifest_free(m);
-	return rc;
+	return manifest_check_json(obj, NULL, out, NULL, err);
 }
 
 enum err_code manifest_parse_json(const char *data, size_t len, struct manifest **out,
 				  struct err *err)
 {
-	*out = NULL;
-	if (len > MANIFEST_MAX_BYTES)
-		return err_set(err, ERR_TOO_LARGE, "manifest larger than %zu bytes", MANIFEST_MAX_BYTES);
-	json_t *v = json_parse(data, len, MANIFEST_MAX_DEPTH, err);
-	if (!v)
-		return err ? err->code : ERR_BAD_JSON;
-	enum err_code rc = manifest_from_json(v, out, err);
-	json_decref(v);
-	return rc;
+	struct manifest_options opt = {.format = MANIFEST_FORMAT_JSON};
+	return manifest_load(data, len, &opt, out, NULL, err);
+}
+
+enum err_code manifest_parse_toml(const char *data, size_t len, const char *name,
+				  struct manifest **out, struct err *err)
+{
+	struct manifest_options opt = {.format = MANIFEST_FORMAT_TOML, .name = name};
+	return manifest_load(data, len, &opt, out, NULL, err);
+}
+
+/* Whether the reference ends with ext (any case); for a URL, before its
+ * query or fragment. */
+static int ref_has_ext(const char *ref, const char *ext)
+{
+	size_t n = strcspn(ref, "?#"), e = strlen(ext);
+	if (strstr(ref, "://") == NULL)
+		n = strlen(ref);    /* a file name may contain '?' or '#' */
+	return n >= e && strncasecmp(ref + n - e, ext, e) == 0;
+}
+
+enum manifest_format manifest_format_detect(const char *ref, const char *data, size_t len)
+{
+	if (ref && ref_has_ext(ref, ".toml"))
+		return MANIFEST_FORMAT_TOML;
+	if (ref && ref_has_ext(ref, ".json"))
+		return MANIFEST_FORMAT_JSON;
+	size_t i = 0;
+	if (data && len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (data && i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' ||
+				   data[i] == '\r'))
+		i++;
+	return data && i < len && data[i] == '{' ? MANIFEST_FORMAT_JSON : MANIFEST_FORMAT_TOML;
 }
 
 void manifest_free(struct manifest *m)

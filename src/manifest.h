@@ -1,22 +1,34 @@
-/* manifest.h - the actor manifest model (JSON now; TOML maps onto the same
- * JSON object later, so both formats share manifest_from_json).
+/* manifest.h - the actor manifest model, read from JSON or TOML.
+ *
+ * Both formats describe one model: a TOML manifest is parsed (src/toml),
+ * checked against the same schema with line:col positions, and its JSON form
+ * (toml_to_json) becomes ->json, so a manifest given in TOML is stored and
+ * shown as JSON. docs/manifests.md describes every field.
  *
  * Fields (the reference's vocabulary plus our own limits and restart policy):
  *   name (required, 1..128 printable characters), version, package (required;
  *   the legacy key "component" is accepted as an alias), description,
- *   long_description, initial_state (any JSON value; null means absent),
+ *   long_description, initial_state (any value; null means absent),
  *   static_package (bool, default false), save_chain (bool, default true),
- *   handler (array of objects, each with a string "type"; the other keys are
- *   the handler's config), permission_policy (object), restart (object),
- *   limits (object).
- * Unknown keys fail with ERR_UNKNOWN_KEY naming the key, wrong types with
- * ERR_BAD_MANIFEST naming the field and the type it must have, absent
- * required fields with ERR_MISSING_FIELD.
+ *   handler (array of tables, each with a string "type" and that type's
+ *   flattened settings), permission_policy (table: capability -> {type =
+ *   "inherit" | "disallow" | "restrict", config}), restart (table), limits
+ *   (table).
+ * Checking is strict and collects EVERY problem (struct manifest_problems):
+ * unknown keys anywhere in the schema (ERR_UNKNOWN_KEY, naming the key),
+ * wrong types and values (ERR_BAD_MANIFEST, naming the field and the type it
+ * must have), absent required fields (ERR_MISSING_FIELD), handler types the
+ * reference does not know (ERR_BAD_MANIFEST, "unknown_handler") and, unless
+ * allowed, types the reference knows but this server does not implement yet
+ * (ERR_BAD_MANIFEST, "unsupported_handler"). The error returned is the first
+ * problem (TOML: in document order, prefixed "<name>:<line>:<col>: ").
  *
  * Ownership: a struct manifest owns everything it points to (json_t fields
- * hold one reference each); manifest_free releases it all.
- * Threads: a manifest is immutable after construction and may be read from
- * any thread; the json_t values must not be modified.
+ * hold one reference each); manifest_free releases it all. Problems are owned
+ * by the caller's struct manifest_problems (manifest_problems_release).
+ * Threads: every function is reentrant; a manifest is immutable after
+ * construction and may be read from any thread; its json_t values must not be
+ * modified.
  */
 #ifndef THEATER_MANIFEST_H
 #define THEATER_MANIFEST_H
@@ -81,15 +93,86 @@ struct manifest {
 	json_t *json;                /* the whole manifest as given (new ref) */
 };
 
-/* Builds a manifest from a JSON object (borrowed; the manifest keeps its own
- * reference in ->json). On failure *out is NULL. */
-enum err_code manifest_from_json(const json_t *obj, struct manifest **out, struct err *err);
+enum manifest_format {
+	MANIFEST_FORMAT_AUTO = 0,   /* manifest_format_detect */
+	MANIFEST_FORMAT_JSON,
+	MANIFEST_FORMAT_TOML,
+};
 
-/* Parses len bytes as a JSON manifest: at most MANIFEST_MAX_BYTES
- * (ERR_TOO_LARGE) and MANIFEST_MAX_DEPTH levels (ERR_TOO_DEEP); bad syntax is
- * ERR_BAD_JSON; then as manifest_from_json. */
+struct manifest_options {
+	enum manifest_format format;   /* AUTO: detect from name and content */
+	const char *name;              /* the manifest's reference: in TOML messages
+					* ("<name>:<line>:<col>: ...") and for AUTO;
+					* NULL: "manifest" */
+	int allow_unsupported;         /* accept handler types that this server does
+					* not implement yet (validation, tools) */
+};
+
+/* At most this many problems are kept; more are only counted. */
+#define MANIFEST_MAX_PROBLEMS 100
+
+/* One problem. code is one of (static strings): "unknown_key", "missing_field",
+ * "wrong_type", "invalid_value", "unknown_handler", "unsupported_handler",
+ * "invalid_toml", "malformed_json", "too_deep", "too_large". */
+struct manifest_problem {
+	enum err_code err;     /* what the problem is as an error code */
+	const char *code;
+	char *path;            /* "handler[1].tpye"; "" for the whole manifest */
+	unsigned line, col;    /* 1-based, of the value (a table: its header or
+				* key); 0 when unknown (JSON has no positions) */
+	char *message;         /* without the position prefix */
+};
+
+struct manifest_problems {
+	struct manifest_problem *items;
+	size_t n;
+	size_t more;           /* found beyond MANIFEST_MAX_PROBLEMS, not kept */
+};
+
+/* Frees the items and zeroes the struct. Accepts NULL. */
+void manifest_problems_release(struct manifest_problems *p);
+/* [{"code", "path", "line", "col", "message"}, ...] (line and col only when
+ * known). New reference; NULL on no memory. */
+json_t *manifest_problems_json(const struct manifest_problems *p);
+
+/* Parses and checks len bytes (JSON or TOML, see opt; opt may be NULL for
+ * strict AUTO): at most MANIFEST_MAX_BYTES (ERR_TOO_LARGE) and
+ * MANIFEST_MAX_DEPTH levels (ERR_TOO_DEEP); bad syntax is ERR_BAD_JSON or
+ * ERR_INVALID (TOML, with the position). Every problem found goes to problems
+ * (may be NULL; the caller releases it, also on failure); the first decides
+ * the code and err's message. When out is not NULL and there is no problem,
+ * *out is the manifest (else NULL). */
+enum err_code manifest_load(const char *data, size_t len, const struct manifest_options *opt,
+			    struct manifest **out, struct manifest_problems *problems,
+			    struct err *err);
+
+/* As manifest_load for a JSON value already parsed (borrowed; the manifest
+ * keeps its own copy in ->json). opt->format is ignored. */
+enum err_code manifest_check_json(const json_t *obj, const struct manifest_options *opt,
+				  struct manifest **out, struct manifest_problems *problems,
+				  struct err *err);
+
+/* Strict (unsupported handlers refused), first problem only. On failure *out
+ * is NULL. */
+enum err_code manifest_from_json(const json_t *obj, struct manifest **out, struct err *err);
 enum err_code manifest_parse_json(const char *data, size_t len, struct manifest **out,
 				  struct err *err);
+enum err_code manifest_parse_toml(const char *data, size_t len, const char *name,
+				  struct manifest **out, struct err *err);
+
+/* TOML or JSON: by the reference's extension (".toml" / ".json", ignoring a
+ * URL's query and fragment), else JSON when the first byte that is not white
+ * space (or a UTF-8 byte order mark) is '{', else TOML. ref and data may be
+ * NULL. */
+enum manifest_format manifest_format_detect(const char *ref, const char *data, size_t len);
+
+/* Handler types. Known: the reference's (message-server, runtime, supervisor,
+ * store, timing, random, http-client, environment, filesystem, process,
+ * http-framework). Supported: those this server implements (or will run in
+ * the actor runtime): message-server, runtime, supervisor, store, timing,
+ * random, http-client. */
+int manifest_handler_known(const char *type);
+int manifest_handler_supported(const char *type);
 
 /* Accepts NULL. */
 void manifest_free(struct manifest *m);

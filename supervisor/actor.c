@@ -2,6 +2,7 @@
  * actor id); see supervisor_int.h. Records are reference-counted so that a job
  * can keep using an actor that was deleted meanwhile. */
 #include "supervisor/supervisor_int.h"
+#include "supervisor/runtime.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,9 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	if (!last)
 		return;
 	chain_close(a->chain);
+	runtime_free(a->rt);
+	free(a->state);
+	json_decref(a->initial_state);
 	db_run_release(&a->run);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->rec_lock);

@@ -73,26 +73,25 @@ static void push_front(struct engine *e, struct entry *x)
 		e->tail = x;
 }
 
-/* Returns 1 when the module is cached (and marks it used). */
-static int lookup(struct engine *e, const char *sha)
+/* The cached module (marked used) or NULL. */
+static struct wasm_module *lookup(struct engine *e, const char *sha)
 {
 	for (struct entry *x = e->head; x; x = x->next) {
 		if (strcmp(x->sha, sha) == 0) {
 			unlink_entry(e, x);
 			push_front(e, x);
-			return 1;
+			return x->module;
 		}
 	}
-	return 0;
+	return NULL;
 }
 
-static void insert(struct engine *e, const char *sha, struct wasm_module *m)
+/* Caches m (taking the caller's reference); 0 when it could not. */
+static int insert(struct engine *e, const char *sha, struct wasm_module *m)
 {
 	struct entry *x = calloc(1, sizeof(*x));
-	if (!x) {
-		wasm_module_free(m);
-		return;
-	}
+	if (!x)
+		return 0;
 	memcpy(x->sha, sha, 65);
 	x->module = m;
 	push_front(e, x);
@@ -103,10 +102,11 @@ static void insert(struct engine *e, const char *sha, struct wasm_module *m)
 		free(old);
 		e->n--;
 	}
+	return 1;
 }
 
-enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
-				   const char sha256_hex[65], struct err *err)
+enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
+			  const char sha256_hex[65], struct wasm_module **out, struct err *err)
 {
 	static const uint8_t magic[8] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
 	if (len < 8 || memcmp(data, magic, 4) != 0)
@@ -116,7 +116,9 @@ enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t
 		return err_set(err, ERR_NOT_WASM, "package is not a webassembly 1.0 binary module "
 			       "(unsupported version or a component)");
 	pthread_mutex_lock(&e->lock);
-	int hit = lookup(e, sha256_hex);
+	struct wasm_module *hit = lookup(e, sha256_hex);
+	if (hit && out)
+		*out = wasm_module_ref(hit);
 	pthread_mutex_unlock(&e->lock);
 	if (hit)
 		return ERR_OK;
@@ -128,12 +130,28 @@ enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t
 	}
 	pthread_mutex_lock(&e->lock);
 	e->compiles++;
-	if (lookup(e, sha256_hex))
-		wasm_module_free(m);   /* another spawn compiled it meanwhile */
-	else
-		insert(e, sha256_hex, m);
+	struct wasm_module *other = lookup(e, sha256_hex);
+	if (other) {                 /* another spawn compiled it meanwhile */
+		wasm_module_free(m);
+		m = other;
+	} else if (!insert(e, sha256_hex, m)) {
+		pthread_mutex_unlock(&e->lock);   /* not cached: the caller gets our reference */
+		if (out)
+			*out = m;
+		else
+			wasm_module_free(m);
+		return ERR_OK;
+	}
+	if (out)
+		*out = wasm_module_ref(m);
 	pthread_mutex_unlock(&e->lock);
 	return ERR_OK;
+}
+
+enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
+				   const char sha256_hex[65], struct err *err)
+{
+	return engine_load(e, data, len, sha256_hex, NULL, err);
 }
 
 uint64_t engine_compiles(const struct engine *e)

@@ -17,6 +17,7 @@
 #include "src/util/err.h"
 
 struct engine;
+struct wasm_module;
 
 enum err_code engine_new(size_t module_cache_entries, struct engine **out, struct err *err);
 void engine_free(struct engine *e);
@@ -24,6 +25,10 @@ void engine_free(struct engine *e);
  * engine's ERR_WASM_MALFORMED / ERR_WASM_INVALID with its message. */
 enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
 				   const char sha256_hex[65], struct err *err);
+/* Like engine_check_package, and hands out a reference to the compiled module
+ * (release with wasm_module_free). */
+enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
+			  const char sha256_hex[65], struct wasm_module **out, struct err *err);
 /* Number of modules decoded and validated so far (cache misses). */
 uint64_t engine_compiles(const struct engine *e);
 

@@ -13,6 +13,8 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/record.h"
+#include "src/wasm/wasm.h"
+#include "supervisor/runtime.h"
 
 struct spawn_job {
 	struct supervisor *s;
@@ -50,8 +52,12 @@ static enum err_code load_manifest(struct spawn_job *j, struct manifest **out, s
 		return err_set(err, ERR_TOO_LARGE, "manifest '%s' is larger than %zu bytes",
 			       j->manifest_ref, j->s->cfg.max_manifest_bytes);
 	}
-	rc = manifest_parse_json((const char *)res->data, res->len, out, err);
-	if (rc)
+	/* TOML (by extension or content) or JSON; TOML messages start with
+	 * "<ref>:<line>:<col>: ", JSON ones get the reference put in front. */
+	struct manifest_options opt = {.name = j->manifest_ref};
+	opt.format = manifest_format_detect(j->manifest_ref, (const char *)res->data, res->len);
+	rc = manifest_load((const char *)res->data, res->len, &opt, out, NULL, err);
+	if (rc && opt.format == MANIFEST_FORMAT_JSON)
 		err_prefix(err, "manifest '%s'", j->manifest_ref);
 	resolved_free(res);
 	return rc;
@@ -76,6 +82,7 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	free(r.manifest_json);
 	if (!a)
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
+	a->sup = s;
 	struct chain_open_report rep;
 	enum err_code rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
 	if (!rc)
@@ -194,7 +201,8 @@ static void run_package(struct supervisor *s, struct actor *a, const struct mani
 		spawn_fail(s, a, "package_unavailable", &e);
 		return;
 	}
-	if (engine_check_package(s->engine, res->data, res->len, res->sha256, &e)) {
+	struct wasm_module *module = NULL;
+	if (engine_load(s->engine, res->data, res->len, res->sha256, &module, &e)) {
 		spawn_fail(s, a, "invalid_package", &e);
 		resolved_free(res);
 		return;
@@ -215,16 +223,29 @@ static void run_package(struct supervisor *s, struct actor *a, const struct mani
 		json_object_set_new(d, "parent_id", json_string(a->run.parent_id));
 	resolved_free(res);
 	if (record_event(s, a, "spawned", d, NULL, NULL, &e)) {
+		wasm_module_free(module);
 		spawn_fail(s, a, "chain_unavailable", &e);
 		return;
 	}
-	if (honour_stop(s, a))
+	if (honour_stop(s, a)) {
+		wasm_module_free(module);
 		return;
+	}
+	const char *reason = NULL;
+	if (runtime_start(s, a, m, module, state, &reason, &e)) {   /* takes module */
+		spawn_fail(s, a, reason, &e);
+		return;
+	}
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
+		runtime_stop(s, a);
 		return;
 	}
-	honour_stop(s, a);    /* a stop that raced with `started` */
+	pthread_mutex_lock(&a->lock);
+	int stop = a->stop_requested;
+	if (stop)
+		runtime_request_stop(s, a, stop == 2);   /* a stop that raced with `started` */
+	pthread_mutex_unlock(&a->lock);
 }
 
 static void job_spawn(void *arg)

@@ -9,6 +9,7 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/record.h"
+#include "supervisor/runtime.h"
 
 /* ---- start-up ---- */
 
@@ -27,6 +28,7 @@ static int load_run(void *user, const struct db_run *r)
 	struct actor *a = actor_new(r);
 	if (!a)
 		return 0;
+	a->sup = c->s;
 	struct chain_open_report rep = {0};
 	struct err e = {0};
 	if (chain_open(c->s->chains_dir, r->id, &a->chain, &rep, &e) != ERR_OK) {
@@ -92,6 +94,11 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->cfg = *cfg;
 	if (!s->cfg.max_manifest_bytes)
 		s->cfg.max_manifest_bytes = 1 << 20;
+	s->limits.fuel = cfg->fuel ? cfg->fuel : 100000000ull;
+	s->limits.memory_bytes = cfg->memory_bytes ? cfg->memory_bytes : 64u << 20;
+	s->limits.call_timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 5000;
+	s->limits.mailbox = cfg->mailbox ? cfg->mailbox : 1024;
+	s->limits.max_message = cfg->max_message ? cfg->max_message : 1u << 20;
 	s->draining = 1;
 	pthread_mutex_init(&s->life_lock, NULL);
 	s->chains_dir = strdup(cfg->chains_dir);
@@ -132,6 +139,7 @@ static void stop_live(struct supervisor *s, struct actor *a, void *u)
 	if (record_event(s, a, "stopped", lifecycle_data("server_shutdown", NULL), "stopped",
 			 "server_shutdown", &e))
 		log_error("supervisor", "cannot record shutdown of '%s': %s", a->run.id, e.msg);
+	runtime_stop(s, a);     /* no job runs any more: the pool is gone */
 }
 
 void supervisor_shutdown(struct supervisor *s)
@@ -166,6 +174,36 @@ struct pool *supervisor_pool(struct supervisor *s)
 struct db *supervisor_db(struct supervisor *s)
 {
 	return s->cfg.db;
+}
+
+struct store *supervisor_store(struct supervisor *s)
+{
+	return s->cfg.store;
+}
+
+struct resolver *supervisor_resolver(struct supervisor *s)
+{
+	return s->cfg.resolver;
+}
+
+struct children_ctx {
+	const char *parent;
+	json_t *ids;
+};
+
+static void child_of(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	struct children_ctx *c = u;
+	if (strcmp(a->run.parent_id, c->parent) == 0)
+		json_array_append_new(c->ids, json_string(a->run.id));
+}
+
+json_t *supervisor_children(struct supervisor *s, const char *parent_id)
+{
+	struct children_ctx c = {parent_id, json_array()};
+	reg_foreach(s, child_of, &c);
+	return c.ids;
 }
 
 int supervisor_draining(const struct supervisor *s)
@@ -239,6 +277,8 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 		if (strcmp(a->run.status, "starting") == 0) {
 			if (a->stop_requested < (kill ? 2 : 1))
 				a->stop_requested = kill ? 2 : 1;
+		} else if (runtime_request_stop(s, a, kill)) {
+			/* the actor's own job records the end between calls */
 		} else if (!a->terminal_pending) {
 			a->terminal_pending = 1;
 			*job = (struct stop_job){.s = s, .a = a, .kill = kill};

@@ -41,6 +41,12 @@ struct supervisor_config {
 	struct resolver *resolver;
 	unsigned workers;            /* worker threads; default 2 */
 	size_t max_manifest_bytes;   /* for manifest_ref; default 1 MiB */
+	/* Actor limits (a manifest may lower them, never raise them); 0 = default. */
+	uint64_t fuel;               /* instructions per call [100,000,000] */
+	uint64_t memory_bytes;       /* linear memory per actor [64 MiB] */
+	uint32_t call_timeout_ms;    /* wall clock per call [5000] */
+	uint32_t mailbox;            /* queued messages per actor [1024] */
+	size_t max_message;          /* bytes per message or request [1 MiB] */
 };
 
 /* Opens every chain (truncating torn tails, verifying hashes; damage is logged and
@@ -102,6 +108,50 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
  * force, which kills it first. */
 void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
 		       void *user);
+
+/* ---- actors at work: messages, requests, state (issue 4) ---- */
+
+/* Puts a message in the mailbox of running actor `to` (from: the sender's actor
+ * id, or NULL for the API). Messages from one sender arrive in order. The
+ * acceptance is recorded in the receiver's chain before this returns.
+ * ERR_NOT_FOUND, ERR_CONFLICT (not running), ERR_BUSY (mailbox full),
+ * ERR_TOO_LARGE. Sync; may block on one fdatasync. */
+enum err_code supervisor_send(struct supervisor *s, const char *to, const char *from,
+			      const void *data, size_t len, struct err *err);
+/* The answer to a request: rc ERR_OK with the response bytes (borrowed for the
+ * call), ERR_TIMEOUT, ERR_WASM_TRAP / ERR_WASM_EXHAUSTED (the actor failed),
+ * ERR_ACTOR_ERROR (the actor returned an error: err says which), ERR_CONFLICT (the
+ * actor stopped first). Called once, on a worker thread. */
+typedef void (*supervisor_reply_fn)(void *user, enum err_code rc, const struct err *err,
+				    const uint8_t *data, size_t len);
+/* Async. Errors that happen before the request is queued are returned (and
+ * reply is not called): the same as supervisor_send. */
+enum err_code supervisor_request(struct supervisor *s, const char *to, const char *from,
+				 const void *data, size_t len, uint32_t timeout_ms,
+				 supervisor_reply_fn reply, void *user, struct err *err);
+/* The current state bytes of a run (malloc'd). ERR_NOT_FOUND. */
+enum err_code supervisor_state(struct supervisor *s, const char *id, uint8_t **data_out,
+			       size_t *len_out, struct err *err);
+
+struct supervisor_metrics {
+	uint64_t calls, failures;    /* export calls made, of which failed */
+	uint64_t fuel;               /* fuel used by all calls */
+	uint64_t busy_us;            /* time spent in calls */
+	uint64_t memory_bytes;       /* linear memory + engine objects of the instance */
+	uint64_t mailbox_depth, mailbox_capacity;
+	uint64_t messages, requests; /* accepted */
+	uint32_t restarts;
+};
+enum err_code supervisor_metrics(struct supervisor *s, const char *id,
+				 struct supervisor_metrics *out, struct err *err);
+/* Restarts a run with the same package digest (a `restarted` event, then init
+ * again with the initial state). Async like stop. */
+void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn done,
+			void *user);
+/* The ids of a run's live and ended children, as a new JSON array. */
+json_t *supervisor_children(struct supervisor *s, const char *parent_id);
+struct store *supervisor_store(struct supervisor *s);
+struct resolver *supervisor_resolver(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 

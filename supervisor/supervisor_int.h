@@ -1,6 +1,7 @@
 /* supervisor_int.h - private to the supervisor layer: the actor record and registry.
  *
- * Lock order: registry lock -> actor rec_lock -> actor lock -> lifecycle lock.
+ * Lock order: actor rec_lock -> actor lock -> lifecycle lock. The registry lock
+ * is a leaf: nothing is locked while it is held, so it may be taken anywhere.
  * `rec_lock` serializes everything appended to one actor's chain, so events reach
  * the index and subscribers in seq order. `lock` guards the snapshot, flags,
  * waiters and subscribers; subscriber callbacks run with it held.
@@ -34,8 +35,12 @@ struct waiter {
 	struct supervisor *sup;
 };
 
+struct actor_rt;
+struct mail;
+
 struct actor {
 	struct actor *hnext;          /* registry bucket chain */
+	struct supervisor *sup;
 	pthread_mutex_t lock;
 	pthread_mutex_t rec_lock;
 	int refs;                     /* guarded by the registry lock */
@@ -47,6 +52,17 @@ struct actor {
 	struct waiter *waiters;
 	struct supervisor_sub *subs;
 	struct err fail_err;          /* why the spawn failed (code + message), for waiters */
+	/* The running instance (runtime.c). rt is created by the spawn pipeline and
+	 * used only by the one job that runs the actor at a time (`scheduled`). */
+	struct actor_rt *rt;
+	uint8_t *state;               /* lock: the current state bytes */
+	size_t state_len;
+	char state_sha[65];
+	json_t *initial_state;        /* lock: merged initial state, for restarts */
+	struct mail *mail_head, *mail_tail;   /* lock */
+	size_t mail_n, mail_cap;
+	int scheduled;                /* lock: a run job is queued or running */
+	struct supervisor_metrics metrics;    /* lock */
 };
 
 struct supervisor {
@@ -61,6 +77,13 @@ struct supervisor {
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;
+	struct runtime_limits {
+		uint64_t fuel;            /* per call */
+		uint64_t memory_bytes;    /* per instance */
+		uint32_t call_timeout_ms;
+		uint32_t mailbox;
+		size_t max_message;
+	} limits;
 };
 
 /* registry (actor.c) */

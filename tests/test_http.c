@@ -784,6 +784,7 @@ static void test_sse_stream(void **state)
 		assert_int_equal(http_stream_write(st, big, sizeof(big) - 1), ERR_OK);
 		assert_true(fx_wait(f, pred_client_has, big));
 	}
+	assert_true(http_stream_queued(st) <= f->scfg.max_buffered);
 	assert_false(http_stream_closed(st));
 	assert_int_equal(http_stream_write(st, "data: last\n\n", 12), ERR_OK);
 	http_stream_end(st);
@@ -820,6 +821,7 @@ static void test_slow_client_cut(void **state)
 	}
 	assert_int_equal(rc, ERR_BUSY);
 	assert_true(http_stream_closed(st));
+	assert_int_equal(http_stream_queued(st), 0); /* the queue was dropped */
 	assert_int_equal(http_stream_write(st, "x", 1), ERR_CONFLICT);
 	int one = 1;
 	assert_true(fx_wait(f, pred_closes, &one));
@@ -994,10 +996,15 @@ static void test_start_errors(void **state)
 	struct http_handler h = {.handle = t_handle};
 	struct http_server *s = NULL;
 	struct err e = {0};
-	struct http_config cfg = {.host = "localhost"};
+	struct http_config cfg = {.host = "example.invalid"};
 	assert_int_equal(http_server_start(&cfg, &h, &s, &e), ERR_INVALID);
-	assert_non_null(strstr(e.msg, "'localhost'"));
+	assert_non_null(strstr(e.msg, "'example.invalid'"));
 	assert_null(s);
+	cfg.host = "localhost";
+	assert_int_equal(http_server_start(&cfg, &h, &s, &e), ERR_OK);
+	assert_true(http_server_port(s) > 0);
+	http_server_stop(s);
+	s = NULL;
 	cfg.host = "127.0.0.1";
 	cfg.max_header_bytes = 64 * 1024;
 	assert_int_equal(http_server_start(&cfg, &h, &s, &e), ERR_INVALID);

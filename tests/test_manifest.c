@@ -33,7 +33,8 @@ static void test_all_fields(void **state)
 		"\"description\":\"counts\",\"long_description\":\"counts up\","
 		"\"initial_state\":{\"count\":1},\"static_package\":true,\"save_chain\":false,"
 		"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"timing\",\"max_sleep_duration\":5}],"
-		"\"permission_policy\":{\"timing\":{\"type\":\"restrict\"}},"
+		"\"permission_policy\":{\"timing\":{\"type\":\"restrict\",\"config\":"
+		"{\"max_sleep_duration\":10,\"min_sleep_duration\":1}}},"
 		"\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":3,\"window_s\":10,"
 		"\"backoff_ms\":50,\"backoff_max_ms\":800},"
 		"\"limits\":{\"fuel\":1000000,\"memory_bytes\":1048576,\"call_timeout_ms\":250}}";
@@ -141,7 +142,7 @@ static void test_wrong_types(void **state)
 		{ "{\"name\":\"a\",\"package\":\"p\",\"save_chain\":1}", "'save_chain' must be a boolean" },
 		{ "{\"name\":\"a\",\"package\":\"p\",\"handler\":{}}", "'handler' must be an array" },
 		{ "{\"name\":\"a\",\"package\":\"p\",\"handler\":[1]}", "'handler[0]' must be an object" },
-		{ "{\"name\":\"a\",\"package\":\"p\",\"handler\":[{\"type\":\"x\"},{\"type\":3}]}",
+		{ "{\"name\":\"a\",\"package\":\"p\",\"handler\":[{\"type\":\"runtime\"},{\"type\":3}]}",
 		  "'handler[1].type' must be a non-empty string" },
 		{ "{\"name\":\"a\",\"package\":\"p\",\"permission_policy\":[]}",
 		  "'permission_policy' must be an object" },

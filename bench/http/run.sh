@@ -86,7 +86,7 @@ stop_last_server() {
 
 # load NAME URL : runs wrk, records "rps p50 p99" in RESULT_<NAME>.
 load() {
-	local name=$1 url=$2 out="$TMP/wrk.$1"
+	local name=$1 url=$2 out="$TMP/wrk.${#NAMES[@]}"
 	wrk -t"$WRK_THREADS" -c"$CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
 	if ! wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "$url" >"$out" 2>&1; then
 		echo "bench/http: wrk failed against $url:" >&2

@@ -47,6 +47,7 @@ enum err_code {
 	ERR_WASM_LINK,        /* imports cannot be satisfied */
 	ERR_WASM_TRAP,        /* execution trapped; message is the spec's trap text */
 	ERR_WASM_EXHAUSTED,   /* fuel, deadline, call depth or stack exhausted */
+	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
 	ERR__COUNT
 };
 

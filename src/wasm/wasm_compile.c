@@ -17,8 +17,10 @@
  * i32/i64 operations with a constant right operand use an immediate.
  * Branches carry the target offset and the copies of their values; forward
  * targets are patched when the block's end is reached.
- * Fuel: the count of instructions directly inside each loop is charged at
- * the loop's head, the rest of the function's on entry.
+ * Fuel: the count of instructions directly inside each loop is charged by
+ * every branch back to the loop's start (the "_loop" branch variants carry
+ * it); the function's count, which includes one pass of each loop, is
+ * charged on entry.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +48,11 @@ struct ctl {
 	uint32_t height; /* operand stack height below the block's parameters */
 	uint32_t np, nr;
 	const enum wasm_valtype *params, *results;
-	uint32_t start;     /* loop: cell index of the label */
-	uint32_t patches;   /* list of forward jump cells waiting for the end */
-	uint32_t else_cell; /* if: the jump to the else arm */
-	uint32_t fuel_cell; /* loop: cell holding the fuel charge */
-	uint32_t fuel;      /* instructions directly in this loop/function */
+	uint32_t start;      /* loop: cell index of the label */
+	uint32_t patches;    /* list of forward jump cells waiting for the end */
+	uint32_t else_cell;  /* if: the jump to the else arm */
+	uint32_t fuel_cells; /* loop: list of back-edge cells waiting for the charge */
+	uint32_t fuel;       /* instructions directly in this loop/function */
 	uint32_t fuel_outer;
 };
 
@@ -76,11 +78,19 @@ struct comp {
 	uint32_t fuel_ctl;
 
 	uint32_t *ops;
+	uint8_t *isslot; /* per cell: 1 if it holds a slot operand (relocated) */
 	uint32_t nops, opcap, oplimit;
 	bool oom;
 
+	/* constants read as operands live in slots after the locals */
+	uint64_t *consts;
+	uint32_t nconsts;
+	uint32_t *chash; /* open addressing: const index + 1, 0 = empty */
+
 	/* peephole state: valid while last_end == nops */
 	uint32_t last_end, last_dst;
+	uint32_t add_at; /* start of the last instruction if it is an i32 add */
+	bool add_imm;
 	uint8_t cmp_kind, cmp_idx;
 	uint32_t cmp_at;
 };
@@ -128,6 +138,10 @@ static bool grow_ops(struct comp *c)
 	if (!p)
 		return false;
 	c->ops = p;
+	uint8_t *f = realloc(c->isslot, ncap);
+	if (!f)
+		return false;
+	c->isslot = f;
 	c->opcap = ncap;
 	return true;
 }
@@ -139,7 +153,32 @@ static uint32_t emit(struct comp *c, uint32_t v)
 		return c->nops++;
 	}
 	c->ops[c->nops] = v;
+	c->isslot[c->nops] = 0;
 	return c->nops++;
+}
+
+/* Emits a slot operand: relocated when the function's constants are placed. */
+static uint32_t emit_slot(struct comp *c, uint32_t s)
+{
+	uint32_t cell = emit(c, s);
+	if (cell < c->opcap)
+		c->isslot[cell] = 1;
+	return cell;
+}
+
+static void clear_slot(struct comp *c, uint32_t cell)
+{
+	if (cell < c->opcap)
+		c->isslot[cell] = 0;
+}
+
+/* Moves a cell (value and slot flag), for in-place rewrites. */
+static void move_cell(struct comp *c, uint32_t dst, uint32_t src)
+{
+	if (dst < c->opcap && src < c->opcap && src < c->nops) {
+		c->ops[dst] = c->ops[src];
+		c->isslot[dst] = c->isslot[src];
+	}
 }
 
 static uint32_t emit_op(struct comp *c, enum wasm_op op)
@@ -167,6 +206,7 @@ static void no_peephole(struct comp *c)
 {
 	c->last_end = WASM_NONE;
 	c->cmp_kind = CMP_NONE;
+	c->add_at = WASM_NONE;
 }
 
 /* Marks the instruction just emitted as one whose result slot (cell dst)
@@ -176,6 +216,7 @@ static void retargetable(struct comp *c, uint32_t dst)
 	c->last_end = c->nops;
 	c->last_dst = dst;
 	c->cmp_kind = CMP_NONE;
+	c->add_at = WASM_NONE;
 }
 
 static uint32_t slot(const struct comp *c, uint32_t pos)
@@ -183,15 +224,44 @@ static uint32_t slot(const struct comp *c, uint32_t pos)
 	return c->nlocals + pos;
 }
 
+#define CONST_MARK 0x80000000u
+#define MAX_CONSTS 256u
+#define CHASH_SIZE 512u
+
+/* The (marked) slot of a constant, allocated on first use; WASM_NONE when
+ * the function has too many distinct constants. */
+static uint32_t const_slot(struct comp *c, uint64_t v)
+{
+	if (!c->chash) {
+		c->chash = calloc(CHASH_SIZE, sizeof(*c->chash));
+		c->consts = malloc(MAX_CONSTS * sizeof(*c->consts));
+		if (!c->chash || !c->consts)
+			return WASM_NONE;
+	}
+	uint32_t h = (uint32_t)((v * 0x9e3779b97f4a7c15ull) >> 55) & (CHASH_SIZE - 1);
+	for (;; h = (h + 1) & (CHASH_SIZE - 1)) {
+		uint32_t k = c->chash[h];
+		if (k == 0)
+			break;
+		if (c->consts[k - 1] == v)
+			return CONST_MARK | (k - 1);
+	}
+	if (c->nconsts >= MAX_CONSTS)
+		return WASM_NONE;
+	c->consts[c->nconsts] = v;
+	c->chash[h] = ++c->nconsts;
+	return CONST_MARK | (c->nconsts - 1);
+}
+
 static void emit_const(struct comp *c, uint32_t dst, uint8_t type, uint64_t v)
 {
 	if (type == WASM_I32 || type == WASM_F32) {
 		emit_op(c, OP_const32);
-		emit(c, dst);
+		emit_slot(c, dst);
 		emit(c, (uint32_t)v);
 	} else {
 		emit_op(c, OP_const64);
-		emit(c, dst);
+		emit_slot(c, dst);
 		emit(c, (uint32_t)v);
 		emit(c, (uint32_t)(v >> 32));
 	}
@@ -202,16 +272,21 @@ static void emit_copy(struct comp *c, uint32_t dst, uint32_t src)
 	if (dst == src)
 		return;
 	emit_op(c, OP_copy);
-	emit(c, dst);
-	emit(c, src);
+	emit_slot(c, dst);
+	emit_slot(c, src);
 }
 
-/* The slot a reader of entry e (at position pos) uses; stores a constant. */
+/* The slot a reader of entry e (at position pos) uses: a local's, a
+ * constant's, or its own. */
 static uint32_t read_slot(struct comp *c, struct opnd *e, uint32_t pos)
 {
 	if (e->kind == K_LOCAL)
 		return e->local;
 	if (e->kind == K_CONST && !dead(c)) {
+		uint64_t v = e->type == WASM_I32 || e->type == WASM_F32 ? (uint32_t)e->c : e->c;
+		uint32_t cs = const_slot(c, v);
+		if (cs != WASM_NONE)
+			return cs;
 		emit_const(c, slot(c, pos), e->type, e->c);
 		e->kind = K_STACK;
 	}
@@ -401,7 +476,7 @@ static enum err_code push_ctl(struct comp *c, uint8_t kind, uint32_t np,
 	c->cs[c->csp++] = (struct ctl){.kind = kind, .dead_entry = was_dead, .height = c->vsp,
 				       .np = np, .params = params, .nr = nr, .results = results,
 				       .patches = WASM_NONE, .else_cell = WASM_NONE,
-				       .fuel_cell = WASM_NONE, .fuel_outer = c->fuel_ctl};
+				       .fuel_cells = WASM_NONE, .fuel_outer = c->fuel_ctl};
 	return push_types(c, params, np);
 }
 
@@ -437,10 +512,14 @@ static void place_label(struct comp *c, struct ctl *f)
 	no_peephole(c);
 }
 
+/* Points the jump offset in `cell` at f; a jump back to a loop has its
+ * fuel charge in the next cell, filled when the loop ends. */
 static void jump_to(struct comp *c, struct ctl *f, uint32_t cell)
 {
 	if (f->kind == C_LOOP) {
 		set_jump(c, cell, f->start);
+		put(c, cell + 1, f->fuel_cells);
+		f->fuel_cells = cell + 1;
 	} else {
 		put(c, cell, f->patches);
 		f->patches = cell;
@@ -455,12 +534,12 @@ static void emit_return(struct comp *c)
 	} else if (nr == 1) {
 		uint32_t s = read_slot(c, &c->vs[c->vsp - 1], c->vsp - 1);
 		emit_op(c, OP_ret1);
-		emit(c, s);
+		emit_slot(c, s);
 	} else {
 		materialize_top(c, c->vsp - nr);
 		emit_op(c, OP_retn);
 		emit(c, nr);
-		emit(c, slot(c, c->vsp - nr));
+		emit_slot(c, slot(c, c->vsp - nr));
 	}
 	no_peephole(c);
 }
@@ -500,8 +579,11 @@ static void emit_branch(struct comp *c, struct ctl *f)
 		return;
 	}
 	emit_copies(c, f);
-	emit_op(c, OP_br);
-	jump_to(c, f, emit(c, 0));
+	emit_op(c, f->kind == C_LOOP ? OP_br_loop : OP_br);
+	uint32_t cell = emit(c, 0);
+	if (f->kind == C_LOOP)
+		emit(c, 0);
+	jump_to(c, f, cell);
 	no_peephole(c);
 }
 
@@ -511,35 +593,58 @@ static int negate_cmp(int idx)
 	return neg[idx];
 }
 
+/* Rewrites the compare just emitted (at c->cmp_at) into a compare-and-
+ * branch; returns the cell of the jump offset. */
+static uint32_t fuse_cmp(struct comp *c, bool when, bool loop)
+{
+	uint32_t at = c->cmp_at;
+	uint8_t kind = c->cmp_kind;
+	int idx = when ? c->cmp_idx : negate_cmp(c->cmp_idx);
+	no_peephole(c);
+	if (kind == CMP_EQZ32 || kind == CMP_EQZ64) {
+		static const enum wasm_op eqz[2][2][2] = {
+			{{OP_br_i32_nez, OP_br_i32_eqz}, {OP_br_i32_nez_loop, OP_br_i32_eqz_loop}},
+			{{OP_br_i64_nez, OP_br_i64_eqz}, {OP_br_i64_nez_loop, OP_br_i64_eqz_loop}}};
+		put(c, at, (uint32_t)c->h[eqz[kind == CMP_EQZ64][loop][when]]);
+		move_cell(c, at + 1, at + 2);
+		clear_slot(c, at + 2);
+		if (loop)
+			emit(c, 0);
+		return at + 2;
+	}
+	enum wasm_op base;
+	if (kind == CMP_I32)
+		base = loop ? OP_br_i32_eq_loop : OP_br_i32_eq;
+	else if (kind == CMP_I64)
+		base = loop ? OP_br_i64_eq_loop : OP_br_i64_eq;
+	else
+		base = loop ? OP_br_i32_eq_imm_loop : OP_br_i32_eq_imm;
+	put(c, at, (uint32_t)c->h[base + idx]);
+	move_cell(c, at + 1, at + 2);
+	move_cell(c, at + 2, at + 3);
+	clear_slot(c, at + 3);
+	if (loop)
+		emit(c, 0);
+	return at + 3;
+}
+
 /* Emits a jump taken when the condition (entry e at pos) is true, or false
- * if !when; returns the cell holding the jump offset. */
-static uint32_t emit_cond_jump(struct comp *c, struct opnd *e, uint32_t pos, bool when)
+ * if !when; returns the cell holding the jump offset. A jump back to a loop
+ * (`loop`) has a cell for the fuel charge after it. */
+static uint32_t emit_cond_jump(struct comp *c, struct opnd *e, uint32_t pos, bool when, bool loop)
 {
 	if (c->cmp_kind != CMP_NONE && c->last_end == c->nops && e->kind == K_STACK &&
-	    get(c, c->last_dst) == slot(c, pos)) {
-		uint32_t at = c->cmp_at;
-		uint8_t kind = c->cmp_kind;
-		int idx = when ? c->cmp_idx : negate_cmp(c->cmp_idx);
-		no_peephole(c);
-		if (kind == CMP_EQZ32 || kind == CMP_EQZ64) {
-			enum wasm_op op = kind == CMP_EQZ32 ? (when ? OP_br_i32_eqz : OP_br_i32_nez)
-							    : (when ? OP_br_i64_eqz : OP_br_i64_nez);
-			put(c, at, (uint32_t)c->h[op]);
-			put(c, at + 1, get(c, at + 2));
-			return at + 2;
-		}
-		enum wasm_op base = kind == CMP_I32 ? OP_br_i32_eq
-				    : kind == CMP_I64 ? OP_br_i64_eq
-						      : OP_br_i32_eq_imm;
-		put(c, at, (uint32_t)c->h[base + idx]);
-		put(c, at + 1, get(c, at + 2));
-		put(c, at + 2, get(c, at + 3));
-		return at + 3;
-	}
+	    get(c, c->last_dst) == slot(c, pos))
+		return fuse_cmp(c, when, loop);
 	uint32_t s = read_slot(c, e, pos);
-	emit_op(c, when ? OP_br_if : OP_br_unless);
-	emit(c, s);
+	if (loop)
+		emit_op(c, when ? OP_br_if_loop : OP_br_unless);
+	else
+		emit_op(c, when ? OP_br_if : OP_br_unless);
+	emit_slot(c, s);
 	uint32_t cell = emit(c, 0);
+	if (loop)
+		emit(c, 0);
 	no_peephole(c);
 	return cell;
 }
@@ -584,13 +689,8 @@ static enum err_code op_block(struct comp *c, uint8_t kind)
 	if (pop_types(c, p, np) || push_ctl(c, kind, np, p, nr, r))
 		return c->err->code;
 	if (kind == C_LOOP) {
-		struct ctl *f = &c->cs[c->csp - 1];
 		no_peephole(c);
-		f->start = c->nops;
-		if (!dead(c)) {
-			emit_op(c, OP_loop_fuel);
-			f->fuel_cell = emit(c, 0);
-		}
+		c->cs[c->csp - 1].start = c->nops;
 		c->fuel_ctl = c->csp - 1;
 	}
 	return ERR_OK;
@@ -610,7 +710,7 @@ static enum err_code op_if(struct comp *c)
 	materialize_all(c);
 	uint32_t cell = WASM_NONE;
 	if (!dead(c))
-		cell = emit_cond_jump(c, &cond, cpos, false);
+		cell = emit_cond_jump(c, &cond, cpos, false, false);
 	if (pop_types(c, p, np) || push_ctl(c, C_IF, np, p, nr, r))
 		return c->err->code;
 	c->cs[c->csp - 1].else_cell = cell;
@@ -673,9 +773,14 @@ static enum err_code op_end(struct comp *c)
 		return ERR_OK;
 	}
 	if (f->kind == C_LOOP) {
-		if (f->fuel_cell != WASM_NONE)
-			put(c, f->fuel_cell, f->fuel ? f->fuel : 1);
+		uint32_t cost = f->fuel ? f->fuel : 1;
+		for (uint32_t cell = f->fuel_cells; cell != WASM_NONE;) {
+			uint32_t next = get(c, cell);
+			put(c, cell, cost);
+			cell = next;
+		}
 		c->fuel_ctl = f->fuel_outer;
+		c->cs[c->fuel_ctl].fuel += f->fuel; /* the first pass */
 	}
 	if (f->else_cell != WASM_NONE)
 		set_jump(c, f->else_cell, c->nops);
@@ -747,12 +852,12 @@ static enum err_code op_br_if(struct comp *c)
 	if (dead(c))
 		return retype_top(c, t, n);
 	if (f == &c->cs[0] || needs_copies(c, f)) {
-		uint32_t skip = emit_cond_jump(c, &cond, cpos, false);
+		uint32_t skip = emit_cond_jump(c, &cond, cpos, false, false);
 		emit_branch(c, f);
 		set_jump(c, skip, c->nops);
 		no_peephole(c);
 	} else {
-		jump_to(c, f, emit_cond_jump(c, &cond, cpos, true));
+		jump_to(c, f, emit_cond_jump(c, &cond, cpos, true, f->kind == C_LOOP));
 	}
 	return ERR_OK;
 }
@@ -805,14 +910,14 @@ static enum err_code op_br_table(struct comp *c)
 	if (!dead(c)) {
 		uint32_t s = read_slot(c, &idx, ipos);
 		emit_op(c, OP_br_table);
-		emit(c, s);
+		emit_slot(c, s);
 		emit(c, n);
 		uint32_t first = c->nops, nstubs = 0;
 		for (uint32_t i = 0; i <= n; i++)
 			emit(c, 0);
 		for (uint32_t i = 0; i <= n; i++) {
 			struct ctl *f = &c->cs[c->csp - 1 - ls[i]];
-			if (f != &c->cs[0] && !needs_copies(c, f)) {
+			if (f != &c->cs[0] && f->kind != C_LOOP && !needs_copies(c, f)) {
 				jump_to(c, f, first + i);
 				continue;
 			}
@@ -868,7 +973,7 @@ static enum err_code op_call(struct comp *c)
 	if (!dead(c)) {
 		emit_op(c, OP_call);
 		emit(c, x);
-		emit(c, base);
+		emit_slot(c, base);
 		no_peephole(c);
 	}
 	return push_types(c, t->v ? t->v + t->np : NULL, t->nr);
@@ -899,8 +1004,8 @@ static enum err_code op_call_indirect(struct comp *c)
 		emit_op(c, OP_call_indirect);
 		emit(c, y);
 		emit(c, x);
-		emit(c, is);
-		emit(c, base);
+		emit_slot(c, is);
+		emit_slot(c, base);
 		no_peephole(c);
 	}
 	return push_types(c, t->v ? t->v + t->np : NULL, t->nr);
@@ -958,7 +1063,7 @@ static enum err_code op_global(struct comp *c, uint8_t op)
 			return ERR_NOMEM;
 		if (!dead(c)) {
 			emit_op(c, OP_global_get);
-			uint32_t d = emit(c, slot(c, p));
+			uint32_t d = emit_slot(c, slot(c, p));
 			emit(c, x);
 			retargetable(c, d);
 		}
@@ -974,7 +1079,7 @@ static enum err_code op_global(struct comp *c, uint8_t op)
 		uint32_t s = read_slot(c, &e, pos);
 		emit_op(c, OP_global_set);
 		emit(c, x);
-		emit(c, s);
+		emit_slot(c, s);
 		no_peephole(c);
 	}
 	return ERR_OK;
@@ -1000,9 +1105,9 @@ static enum err_code emit_simple(struct comp *c, enum wasm_op op, const uint8_t 
 	for (uint32_t i = 0; i < n; i++)
 		s[i] = read_slot(c, &e[i], pos[i]);
 	emit_op(c, op);
-	uint32_t d = out ? emit(c, slot(c, p)) : 0;
+	uint32_t d = out ? emit_slot(c, slot(c, p)) : 0;
 	for (uint32_t i = 0; i < n; i++)
-		emit(c, s[i]);
+		emit_slot(c, s[i]);
 	if (out)
 		retargetable(c, d);
 	else
@@ -1039,6 +1144,25 @@ static int imm_form(enum wasm_op op)
 	return -1;
 }
 
+/* With a constant left operand, a commutative op takes it on the right and a
+ * compare is mirrored, so that the immediate form applies. */
+static enum wasm_op swap_operands(enum wasm_op op, struct opnd *a, uint32_t *pa, struct opnd *b,
+				  uint32_t *pb)
+{
+	static const uint8_t mirror[10] = {0, 1, 4, 5, 2, 3, 8, 9, 6, 7};
+	bool commutes = op == OP_i32_add || op == OP_i32_mul || op == OP_i32_and ||
+			op == OP_i32_or || op == OP_i32_xor || op == OP_i64_add || op == OP_i64_mul ||
+			op == OP_i64_and || op == OP_i64_or || op == OP_i64_xor;
+	bool cmp = op >= OP_i32_eq && op <= OP_i32_ge_u;
+	if (a->kind != K_CONST || b->kind == K_CONST || (!commutes && !cmp))
+		return op;
+	struct opnd t = *a;
+	uint32_t tp = *pa;
+	*a = *b, *pa = *pb;
+	*b = t, *pb = tp;
+	return cmp ? (enum wasm_op)(OP_i32_eq + mirror[op - OP_i32_eq]) : op;
+}
+
 static enum err_code emit_binary(struct comp *c, enum wasm_op op, uint8_t tin, uint8_t tout)
 {
 	struct opnd a, b;
@@ -1050,20 +1174,25 @@ static enum err_code emit_binary(struct comp *c, enum wasm_op op, uint8_t tin, u
 		return ERR_NOMEM;
 	if (dead(c))
 		return ERR_OK;
+	op = swap_operands(op, &a, &pa, &b, &pb);
 	int imm = b.kind == K_CONST ? imm_form(op) : -1;
 	uint32_t sa = read_slot(c, &a, pa);
 	uint32_t sb = imm < 0 ? read_slot(c, &b, pb) : 0;
 	uint32_t at = emit_op(c, imm < 0 ? op : (enum wasm_op)imm);
-	uint32_t d = emit(c, slot(c, p));
-	emit(c, sa);
+	uint32_t d = emit_slot(c, slot(c, p));
+	emit_slot(c, sa);
 	if (imm < 0) {
-		emit(c, sb);
+		emit_slot(c, sb);
 	} else {
 		emit(c, (uint32_t)b.c);
 		if (tin == WASM_I64)
 			emit(c, (uint32_t)(b.c >> 32));
 	}
 	retargetable(c, d);
+	if (op == OP_i32_add) {
+		c->add_at = at;
+		c->add_imm = imm >= 0;
+	}
 	if (op >= OP_i32_eq && op <= OP_i32_ge_u) {
 		c->cmp_kind = imm < 0 ? CMP_I32 : CMP_I32_IMM;
 		c->cmp_idx = (uint8_t)(op - OP_i32_eq);
@@ -1178,6 +1307,44 @@ static enum err_code need_mem(struct comp *c)
 	return c->m->nmems ? ERR_OK : unknown(c, "memory", 0);
 }
 
+/* The "_ai"/"_aa" form of a load or store op. */
+static enum wasm_op address_form(enum wasm_op op, bool imm)
+{
+	if (op >= OP_load32 && op <= OP_i64_load32_s)
+		return (imm ? OP_load32_ai : OP_load32_aa) + (op - OP_load32);
+	return (imm ? OP_store8_ai : OP_store8_aa) + (op - OP_store8);
+}
+
+/* When the address (entry a at pa) is the result of the i32 add emitted
+ * just before, rewrites that add into the load (dst != WASM_NONE) or store
+ * (value slot sv) with the addition built in: [op, dst|x, x|y/imm, ...]. */
+static bool fuse_address(struct comp *c, const struct opnd *a, uint32_t pa, enum wasm_op op,
+			 uint32_t dst, uint32_t sv, uint32_t offset)
+{
+	if (c->add_at == WASM_NONE || c->last_end != c->nops || a->kind != K_STACK ||
+	    get(c, c->last_dst) != slot(c, pa))
+		return false;
+	uint32_t at = c->add_at;
+	bool imm = c->add_imm;
+	no_peephole(c);
+	put(c, at, (uint32_t)c->h[address_form(op, imm)]);
+	if (dst != WASM_NONE) {
+		/* [add, d, x, y] -> [load, dst, x, y, offset] */
+		put(c, at + 1, dst);
+		emit(c, offset);
+		retargetable(c, at + 1);
+		return true;
+	}
+	/* [add, d, x, y] -> [store, x, y, value, offset] */
+	move_cell(c, at + 1, at + 2);
+	move_cell(c, at + 2, at + 3);
+	put(c, at + 3, sv);
+	if (at + 3 < c->opcap)
+		c->isslot[at + 3] = 1;
+	emit(c, offset);
+	return true;
+}
+
 static enum err_code op_memarg(struct comp *c, uint8_t opc)
 {
 	static const uint8_t natural[] = {
@@ -1213,10 +1380,12 @@ static enum err_code op_memarg(struct comp *c, uint8_t opc)
 			return ERR_NOMEM;
 		if (dead(c))
 			return ERR_OK;
+		if (fuse_address(c, &a, pa, ops[i], slot(c, p), WASM_NONE, offset))
+			return ERR_OK;
 		uint32_t sa = read_slot(c, &a, pa);
 		emit_op(c, ops[i]);
-		uint32_t d = emit(c, slot(c, p));
-		emit(c, sa);
+		uint32_t d = emit_slot(c, slot(c, p));
+		emit_slot(c, sa);
 		emit(c, offset);
 		retargetable(c, d);
 		return ERR_OK;
@@ -1225,10 +1394,13 @@ static enum err_code op_memarg(struct comp *c, uint8_t opc)
 		return ERR_WASM_INVALID;
 	if (dead(c))
 		return ERR_OK;
-	uint32_t sa = read_slot(c, &a, pa), sv = read_slot(c, &v, pv);
+	uint32_t sv = read_slot(c, &v, pv);
+	if (fuse_address(c, &a, pa, ops[i], WASM_NONE, sv, offset))
+		return ERR_OK;
+	uint32_t sa = read_slot(c, &a, pa);
 	emit_op(c, ops[i]);
-	emit(c, sa);
-	emit(c, sv);
+	emit_slot(c, sa);
+	emit_slot(c, sv);
 	emit(c, offset);
 	no_peephole(c);
 	return ERR_OK;
@@ -1273,11 +1445,11 @@ static enum err_code emit_with_imm(struct comp *c, enum wasm_op op, const uint32
 		s[i] = read_slot(c, &e[i], pos[i]);
 	emit_op(c, op);
 	if (out)
-		emit(c, slot(c, p));
+		emit_slot(c, slot(c, p));
 	for (uint32_t i = 0; i < nimm; i++)
 		emit(c, imm[i]);
 	for (uint32_t i = 0; i < n; i++)
-		emit(c, s[i]);
+		emit_slot(c, s[i]);
 	no_peephole(c);
 	return ERR_OK;
 }
@@ -1340,8 +1512,8 @@ static enum err_code op_ref(struct comp *c, uint8_t opc)
 			return ERR_OK;
 		uint32_t sa = read_slot(c, &e, pos);
 		emit_op(c, OP_ref_is_null);
-		uint32_t d = emit(c, slot(c, pos));
-		emit(c, sa);
+		uint32_t d = emit_slot(c, slot(c, pos));
+		emit_slot(c, sa);
 		retargetable(c, d);
 		return ERR_OK;
 	}
@@ -1391,10 +1563,10 @@ static enum err_code op_select(struct comp *c, uint8_t opc)
 	uint32_t sa = read_slot(c, &a, pa), sb = read_slot(c, &b, pb);
 	uint32_t sc = read_slot(c, &cond, pc);
 	emit_op(c, OP_select);
-	uint32_t d = emit(c, slot(c, p));
-	emit(c, sa);
-	emit(c, sb);
-	emit(c, sc);
+	uint32_t d = emit_slot(c, slot(c, p));
+	emit_slot(c, sa);
+	emit_slot(c, sb);
+	emit_slot(c, sc);
 	retargetable(c, d);
 	return ERR_OK;
 }
@@ -1637,12 +1809,44 @@ static enum err_code setup(struct comp *c, struct wasm_code *code)
 	c->csp = 0;
 	c->fuel_ctl = 0;
 	c->ops = NULL;
+	c->isslot = NULL;
 	c->nops = c->opcap = 0;
+	c->nconsts = 0;
+	if (c->chash)
+		memset(c->chash, 0, CHASH_SIZE * sizeof(*c->chash));
 	uint64_t limit = (uint64_t)(code->body_end - code->body_start) * 32 + 4096;
 	c->oplimit = limit > (1u << 28) ? (1u << 28) : (uint32_t)limit;
 	c->oom = false;
 	no_peephole(c);
 	return push_ctl(c, C_FUNC, 0, NULL, c->ft->nr, c->ft->v ? c->ft->v + c->ft->np : NULL);
+}
+
+/* Places the constants after the locals: stack slots move up by their
+ * count, marked constant operands get their final slot; the frame's
+ * initial contents (zeroed locals, then constants) are recorded. */
+static enum err_code relocate(struct comp *c)
+{
+	struct wasm_code *code = c->code;
+	uint32_t nl = c->nlocals;
+	for (uint32_t i = 0; i < c->nops; i++) {
+		if (!c->isslot[i])
+			continue;
+		uint32_t v = c->ops[i];
+		if (v & CONST_MARK)
+			c->ops[i] = nl + (v & ~CONST_MARK);
+		else if (v >= nl)
+			c->ops[i] = v + c->nconsts;
+	}
+	code->ninit = nl - c->ft->np + c->nconsts;
+	if (code->ninit == 0)
+		return ERR_OK;
+	code->init = calloc(code->ninit, sizeof(uint64_t));
+	if (!code->init)
+		return ERR_NOMEM;
+	if (c->nconsts)
+		memcpy(code->init + (nl - c->ft->np), c->consts, c->nconsts * sizeof(uint64_t));
+	c->m->footprint += code->ninit * sizeof(uint64_t);
+	return ERR_OK;
 }
 
 static enum err_code finish(struct comp *c)
@@ -1653,6 +1857,8 @@ static enum err_code finish(struct comp *c)
 	if (c->oom)
 		return err_set(c->err, c->nops > c->oplimit ? ERR_WASM_INVALID : ERR_NOMEM,
 			       "function too large to translate");
+	if (relocate(c))
+		return err_set(c->err, ERR_NOMEM, "out of memory compiling function");
 	uint32_t *ops = realloc(c->ops, (size_t)(c->nops ? c->nops : 1) * sizeof(*ops));
 	code->ops = ops ? ops : c->ops;
 	c->ops = NULL;
@@ -1660,7 +1866,7 @@ static enum err_code finish(struct comp *c)
 	code->nparams = c->ft->np;
 	code->nlocals = c->nlocals - c->ft->np;
 	code->nresults = c->ft->nr;
-	code->frame_slots = c->nlocals + c->vmax;
+	code->frame_slots = c->nlocals + c->nconsts + c->vmax;
 	code->fuel = c->cs[0].fuel ? c->cs[0].fuel : 1;
 	c->m->footprint += (size_t)code->nops * sizeof(uint32_t);
 	return ERR_OK;
@@ -1679,7 +1885,9 @@ static enum err_code compile_body(struct comp *c, struct wasm_code *code)
 	if (!rc)
 		rc = finish(c);
 	free(c->ops);
+	free(c->isslot);
 	c->ops = NULL;
+	c->isslot = NULL;
 	return rc;
 }
 
@@ -1694,6 +1902,8 @@ enum err_code wasm_compile_all(struct wasm_module *m, struct err *err)
 	free(c.lhead);
 	free(c.vs);
 	free(c.cs);
+	free(c.consts);
+	free(c.chash);
 	return rc;
 }
 
@@ -1701,6 +1911,8 @@ void wasm_module_release_code(struct wasm_module *m)
 {
 	for (uint32_t i = 0; m->codes && i < m->nfuncs - m->nfunc_imports; i++) {
 		free(m->codes[i].ops);
+		free(m->codes[i].init);
 		m->codes[i].ops = NULL;
+		m->codes[i].init = NULL;
 	}
 }

@@ -245,6 +245,15 @@ static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t b
 #define F32(i) f32_of(U32(i))
 #define F64(i) f64_of(U64(i))
 #define JUMP(cell) (pc = pc + (cell) + (int32_t)pc[cell])
+/* A branch back to a loop: charge one iteration (the cell after the
+ * offset), then jump. */
+#define LOOP_JUMP(cell)                          \
+	do {                                     \
+		fuel -= pc[(cell) + 1];          \
+		if (FUEL_CHECK())                \
+			goto out_of_fuel;        \
+		JUMP(cell);                      \
+	} while (0)
 #define FUEL_CHECK() (unlikely(fuel < 0) || unlikely(atomic_load_explicit(interrupt, memory_order_relaxed)))
 
 	goto do_call;
@@ -268,8 +277,12 @@ do_call: {
 	frames[depth].fp = (uint32_t)(fp - stack);
 	frames[depth].func = cur;
 	depth++;
-	if (cc->nlocals)
-		memset(nfp + cc->nparams, 0, (size_t)cc->nlocals * sizeof(uint64_t));
+	if (likely(cc->ninit <= 8)) {
+		for (uint32_t i = 0; i < cc->ninit; i++)
+			nfp[cc->nparams + i] = cc->init[i];
+	} else {
+		memcpy(nfp + cc->nparams, cc->init, (size_t)cc->ninit * sizeof(uint64_t));
+	}
 	fuel -= cc->fuel;
 	if (FUEL_CHECK())
 		goto out_of_fuel;
@@ -312,8 +325,12 @@ do_return: {
 	pc = fr->pc;
 	fp = stack + fr->fp;
 	cur = fr->func;
-	inst = cur->inst;
-	LOAD_MEM();
+	/* mbase/msize are current unless the instance changes: a grow by
+	 * this instance updated them, host calls reload them */
+	if (unlikely(cur->inst != inst)) {
+		inst = cur->inst;
+		LOAD_MEM();
+	}
 	NEXT();
 }
 
@@ -345,11 +362,14 @@ L_br_table: {
 	JUMP(3 + i);
 	NEXT();
 }
-L_loop_fuel:
-	fuel -= pc[1];
-	if (FUEL_CHECK())
-		goto out_of_fuel;
-	pc += 2;
+L_br_loop:
+	LOOP_JUMP(1);
+	NEXT();
+L_br_if_loop:
+	if (U32(1))
+		LOOP_JUMP(2);
+	else
+		pc += 4;
 	NEXT();
 L_ret0:
 	goto do_return;
@@ -534,17 +554,22 @@ L_memory_fill: {
 	NEXT();
 }
 
-#define LOAD(name, T, conv)                                           \
-	L_##name: {                                                   \
-		uint64_t ea = (uint64_t)U32(2) + pc[3];               \
+/* Loads and stores; ea is computed in 64 bits, so one compare checks it. */
+#define LOAD_AT(label, T, conv, ea_expr, len)                         \
+	label: {                                                      \
+		uint64_t ea = (ea_expr);                              \
 		T v;                                                  \
 		if (unlikely(ea + sizeof(T) > msize))                 \
 			TRAP(msg_oob_mem);                            \
 		memcpy(&v, mbase + ea, sizeof(T));                    \
 		fp[pc[1]] = conv;                                     \
-		pc += 4;                                              \
+		pc += len;                                            \
 		NEXT();                                               \
 	}
+#define LOAD(name, T, conv)                                                            \
+	LOAD_AT(L_##name, T, conv, (uint64_t)U32(2) + pc[3], 4)                        \
+	LOAD_AT(L_##name##_ai, T, conv, (uint64_t)(uint32_t)(U32(2) + pc[3]) + pc[4], 5) \
+	LOAD_AT(L_##name##_aa, T, conv, (uint64_t)(uint32_t)(U32(2) + U32(3)) + pc[4], 5)
 	LOAD(load32, uint32_t, v)
 	LOAD(load64, uint64_t, v)
 	LOAD(load8_u, uint8_t, v)
@@ -555,22 +580,28 @@ L_memory_fill: {
 	LOAD(i64_load16_s, int16_t, (uint64_t)(int64_t)v)
 	LOAD(i64_load32_s, int32_t, (uint64_t)(int64_t)v)
 #undef LOAD
+#undef LOAD_AT
 
-#define STORE(name, T)                                                \
-	L_##name: {                                                   \
-		uint64_t ea = (uint64_t)U32(1) + pc[3];               \
-		T v = (T)fp[pc[2]];                                   \
+#define STORE_AT(label, T, ea_expr, val_cell, len)                    \
+	label: {                                                      \
+		uint64_t ea = (ea_expr);                              \
+		T v = (T)fp[pc[val_cell]];                            \
 		if (unlikely(ea + sizeof(T) > msize))                 \
 			TRAP(msg_oob_mem);                            \
 		memcpy(mbase + ea, &v, sizeof(T));                    \
-		pc += 4;                                              \
+		pc += len;                                            \
 		NEXT();                                               \
 	}
+#define STORE(name, T)                                                                     \
+	STORE_AT(L_##name, T, (uint64_t)U32(1) + pc[3], 2, 4)                              \
+	STORE_AT(L_##name##_ai, T, (uint64_t)(uint32_t)(U32(1) + pc[2]) + pc[4], 3, 5)     \
+	STORE_AT(L_##name##_aa, T, (uint64_t)(uint32_t)(U32(1) + U32(2)) + pc[4], 3, 5)
 	STORE(store8, uint8_t)
 	STORE(store16, uint16_t)
 	STORE(store32, uint32_t)
 	STORE(store64, uint64_t)
 #undef STORE
+#undef STORE_AT
 
 	/* ---- numeric ---- */
 #define UN32(name, expr)                          \
@@ -919,32 +950,38 @@ L_f64_copysign:
 	UN64(i64_trunc_sat_f64_u, sat_u64(f64_of(a)))
 
 	/* ---- fused compare-and-branch ---- */
-#define BR32(name, cond)                                   \
-	L_br_i32_##name: {                                 \
-		uint32_t a = U32(1), b = U32(2);           \
-		if (cond)                                  \
-			JUMP(3);                           \
-		else                                       \
-			pc += 4;                           \
-		NEXT();                                    \
-	}                                                  \
-	L_br_i32_##name##_imm: {                           \
-		uint32_t a = U32(1), b = pc[2];            \
-		if (cond)                                  \
-			JUMP(3);                           \
-		else                                       \
-			pc += 4;                           \
-		NEXT();                                    \
+#define BR_CMP(label, T, get_a, get_b, cond, next_len, loop)     \
+	label: {                                                  \
+		T a = get_a, b = get_b;                           \
+		if (cond) {                                       \
+			if (loop)                                 \
+				LOOP_JUMP(3);                     \
+			else                                      \
+				JUMP(3);                          \
+		} else {                                          \
+			pc += next_len;                           \
+		}                                                 \
+		NEXT();                                           \
 	}
-#define BR64(name, cond)                                   \
-	L_br_i64_##name: {                                 \
-		uint64_t a = U64(1), b = U64(2);           \
-		if (cond)                                  \
-			JUMP(3);                           \
-		else                                       \
-			pc += 4;                           \
-		NEXT();                                    \
-	}
+#define BR32(name, cond)                                                           \
+	BR_CMP(L_br_i32_##name, uint32_t, U32(1), U32(2), cond, 4, 0)             \
+	BR_CMP(L_br_i32_##name##_imm, uint32_t, U32(1), pc[2], cond, 4, 0)        \
+	BR_CMP(L_br_i32_##name##_loop, uint32_t, U32(1), U32(2), cond, 5, 1)      \
+	BR_CMP(L_br_i32_##name##_imm_loop, uint32_t, U32(1), pc[2], cond, 5, 1)
+#define BR64(name, cond)                                                           \
+	BR_CMP(L_br_i64_##name, uint64_t, U64(1), U64(2), cond, 4, 0)             \
+	BR_CMP(L_br_i64_##name##_loop, uint64_t, U64(1), U64(2), cond, 5, 1)
+#define BR_EQZ(label, cond, loop)                                 \
+	label:                                                    \
+	if (cond) {                                               \
+		if (loop)                                         \
+			LOOP_JUMP(2);                             \
+		else                                              \
+			JUMP(2);                                  \
+	} else {                                                  \
+		pc += (loop) ? 4 : 3;                             \
+	}                                                         \
+	NEXT();
 	BR32(eq, a == b)
 	BR32(ne, a != b)
 	BR32(lt_s, (int32_t)a < (int32_t)b)
@@ -965,30 +1002,14 @@ L_f64_copysign:
 	BR64(le_u, a <= b)
 	BR64(ge_s, (int64_t)a >= (int64_t)b)
 	BR64(ge_u, a >= b)
-L_br_i32_eqz:
-	if (!U32(1))
-		JUMP(2);
-	else
-		pc += 3;
-	NEXT();
-L_br_i32_nez:
-	if (U32(1))
-		JUMP(2);
-	else
-		pc += 3;
-	NEXT();
-L_br_i64_eqz:
-	if (!U64(1))
-		JUMP(2);
-	else
-		pc += 3;
-	NEXT();
-L_br_i64_nez:
-	if (U64(1))
-		JUMP(2);
-	else
-		pc += 3;
-	NEXT();
+	BR_EQZ(L_br_i32_eqz, !U32(1), 0)
+	BR_EQZ(L_br_i32_nez, U32(1), 0)
+	BR_EQZ(L_br_i64_eqz, !U64(1), 0)
+	BR_EQZ(L_br_i64_nez, U64(1), 0)
+	BR_EQZ(L_br_i32_eqz_loop, !U32(1), 1)
+	BR_EQZ(L_br_i32_nez_loop, U32(1), 1)
+	BR_EQZ(L_br_i64_eqz_loop, !U64(1), 1)
+	BR_EQZ(L_br_i64_nez_loop, U64(1), 1)
 
 out_of_fuel:
 	if (fuel < 0) {

@@ -11,10 +11,14 @@
  * Internal code ("ops"): a function body becomes an array of uint32_t cells.
  * Each instruction starts with a handler offset (relative to a base label of
  * the interpreter loop) followed by fixed operands, most of them frame-slot
- * indices. A frame is a flat array of 64-bit slots: parameters, locals, then
- * one slot per operand-stack position (positions are static after
- * validation). Jump operands are signed offsets relative to the cell that
- * holds them.
+ * indices. A frame is a flat array of 64-bit slots: parameters, locals, the
+ * function's constants (copied in on entry, so constant operands are plain
+ * slot reads), then one slot per operand-stack position (positions are
+ * static after validation). Jump operands are signed offsets relative to the cell that
+ * holds them. A branch back to a loop's start (a "_loop" variant) also
+ * carries the fuel charge of one iteration of that loop. Loads and stores
+ * whose address is an i32.add of two slots ("_aa") or of a slot and an
+ * immediate ("_ai") do the addition themselves (wrapping at 32 bits).
  *
  * Values in slots: i32/f32 in the low 32 bits (readers always truncate, so
  * the upper bits are don't-care), i64/f64 in all 64 bits, references as a
@@ -128,8 +132,10 @@ struct wasm_code {
 	uint32_t *ops;
 	uint32_t nops;
 	uint32_t nparams;
-	uint32_t nlocals;     /* locals beyond parameters (zeroed on entry) */
-	uint32_t frame_slots; /* params + locals + operand stack */
+	uint32_t nlocals;     /* locals beyond parameters */
+	uint64_t *init;       /* what a call puts after the params: zeroed locals, constants */
+	uint32_t ninit;
+	uint32_t frame_slots; /* params + locals + constants + operand stack */
 	uint32_t fuel;        /* charged on entry */
 	uint32_t nresults;
 };
@@ -330,7 +336,7 @@ int64_t wasm_table_grow_elems(struct wasm_table *t, uint32_t delta, void *init);
 /* ---- internal opcodes ---- */
 
 #define WASM_OPS(X)                                                                        \
-	X(unreachable) X(nop) X(br) X(br_if) X(br_unless) X(br_table) X(loop_fuel)           \
+	X(unreachable) X(nop) X(br) X(br_if) X(br_unless) X(br_table)                        \
 	X(ret0) X(ret1) X(retn) X(call) X(call_indirect) X(copy) X(const32) X(const64)       \
 	X(select) X(global_get) X(global_set) X(table_get) X(table_set) X(table_size)         \
 	X(table_grow) X(table_fill) X(table_copy) X(table_init) X(elem_drop) X(ref_func)      \
@@ -381,7 +387,25 @@ int64_t wasm_table_grow_elems(struct wasm_table *t, uint32_t delta, void *init);
 	X(br_i32_ge_s_imm) X(br_i32_ge_u_imm)                                                \
 	X(br_i64_eqz) X(br_i64_nez) X(br_i64_eq) X(br_i64_ne) X(br_i64_lt_s) X(br_i64_lt_u)  \
 	X(br_i64_gt_s) X(br_i64_gt_u) X(br_i64_le_s) X(br_i64_le_u) X(br_i64_ge_s)           \
-	X(br_i64_ge_u)
+	X(br_i64_ge_u)                                                                       \
+	X(load32_ai) X(load64_ai) X(load8_u_ai) X(load16_u_ai) X(i32_load8_s_ai)             \
+	X(i32_load16_s_ai) X(i64_load8_s_ai) X(i64_load16_s_ai) X(i64_load32_s_ai)           \
+	X(load32_aa) X(load64_aa) X(load8_u_aa) X(load16_u_aa) X(i32_load8_s_aa)             \
+	X(i32_load16_s_aa) X(i64_load8_s_aa) X(i64_load16_s_aa) X(i64_load32_s_aa)           \
+	X(store8_ai) X(store16_ai) X(store32_ai) X(store64_ai)                               \
+	X(store8_aa) X(store16_aa) X(store32_aa) X(store64_aa)                               \
+	X(br_loop) X(br_if_loop) X(br_i32_eqz_loop) X(br_i32_nez_loop) X(br_i64_eqz_loop)    \
+	X(br_i64_nez_loop)                                                                   \
+	X(br_i32_eq_loop) X(br_i32_ne_loop) X(br_i32_lt_s_loop) X(br_i32_lt_u_loop)          \
+	X(br_i32_gt_s_loop) X(br_i32_gt_u_loop) X(br_i32_le_s_loop) X(br_i32_le_u_loop)      \
+	X(br_i32_ge_s_loop) X(br_i32_ge_u_loop)                                              \
+	X(br_i32_eq_imm_loop) X(br_i32_ne_imm_loop) X(br_i32_lt_s_imm_loop)                  \
+	X(br_i32_lt_u_imm_loop) X(br_i32_gt_s_imm_loop) X(br_i32_gt_u_imm_loop)              \
+	X(br_i32_le_s_imm_loop) X(br_i32_le_u_imm_loop) X(br_i32_ge_s_imm_loop)              \
+	X(br_i32_ge_u_imm_loop)                                                              \
+	X(br_i64_eq_loop) X(br_i64_ne_loop) X(br_i64_lt_s_loop) X(br_i64_lt_u_loop)          \
+	X(br_i64_gt_s_loop) X(br_i64_gt_u_loop) X(br_i64_le_s_loop) X(br_i64_le_u_loop)      \
+	X(br_i64_ge_s_loop) X(br_i64_ge_u_loop)
 
 enum wasm_op {
 #define WASM_OP_ENUM(name) OP_##name,

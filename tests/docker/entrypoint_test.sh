@@ -13,6 +13,7 @@ set -uo pipefail
 src=$1
 server=$2
 examples=$3
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 entry=$src/docker/entrypoint.sh

@@ -6,6 +6,7 @@
 # why, against a port where nothing listens any more.
 set -uo pipefail
 server=$1
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 token=health-test-token-0123456789

@@ -2,7 +2,7 @@
 # scratch folder removed on exit, background processes tracked by pid and
 # killed on exit, waiting for theater-server's "listening on" line, and the
 # tally that ends with the "N passed, N failed" line.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables for the sourcing tests
 
 passed=0
 failed=0
@@ -56,6 +56,7 @@ done
 start_bg() {
 	local out=$1 err=$2
 	shift 2
+	: >"$out" # emptied here: the child's own redirection may come too late
 	"$@" >"$out" 2>"$err" &
 	bg_pid=$!
 	bg_pids+=("$bg_pid")

@@ -11,6 +11,7 @@
 set -uo pipefail
 src=$1
 server=$(readlink -f "$2")
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 uid=10001
@@ -38,7 +39,7 @@ chmod 0700 "$tmp/data"
 
 # container HOME_DIR ARGS...: the entrypoint as PID 1 of a new PID namespace,
 # as uid 10001, in the image's environment.
-container=(unshare --pid --fork --mount-proc setpriv --reuid=$uid --regid=$uid --clear-groups
+container=(unshare --pid --fork --mount-proc setpriv "--reuid=$uid" "--regid=$uid" --clear-groups
 	env -i "${san_env[@]}" PATH="$tmp/bin:/usr/bin:/bin" THEATER_LISTEN=127.0.0.1:0
 	THEATER_SECRETS_DIR="$tmp/secrets")
 
@@ -53,13 +54,13 @@ if ! port=$(wait_port "$tmp/out" "$outer"); then
 fi
 ok "started on 127.0.0.1:$port"
 # The namespace's PID 1, seen from here: unshare's child.
-init=$(cat "/proc/$outer/task/$outer/children" 2>/dev/null | awk '{print $1}')
+init=$(awk '{print $1}' "/proc/$outer/task/$outer/children" 2>/dev/null)
 bg_pids+=("$init")
 check "PID 1 of its namespace is theater-server" \
 	[ "$(readlink "/proc/$init/exe")" = "$server" ]
 check "PID 1 of its namespace (NSpid ends in 1)" \
 	grep -qE '^NSpid:.*[[:space:]]1$' "/proc/$init/status"
-check "it runs as uid $uid" grep -qE "^Uid:[[:space:]]+$uid[[:space:]]" "/proc/$init/status"
+check "it runs as uid $uid" grep -qE "^Uid:[[:space:]]+${uid}[[:space:]]" "/proc/$init/status"
 check "the token from the secret is enforced" \
 	[ "$(http_status "http://127.0.0.1:$port/actors")" = 401 ]
 check "and accepted" [ "$(http_status "http://127.0.0.1:$port/actors" \

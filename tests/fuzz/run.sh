@@ -5,7 +5,8 @@
 # Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
 # seeds the corpus with every binary module of the spec suite (wast2json of
 # $WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the corpus
-# there between runs. Crashers land in $FUZZ_BUILD/fuzz/artifacts; once one
+# there between runs. $FUZZ_CFLAGS adds compiler flags (for example
+# -fno-sanitize=pointer-overflow to look past a known finding). Crashers land in $FUZZ_BUILD/fuzz/artifacts; once one
 # is fixed, copy it into tests/fuzz/regressions/. Exits 1 if one was found.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ mkdir -p "$work/corpus" "$work/artifacts"
 echo "fuzz: building fuzz_wasm in $build"
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTHEATER_SANITIZE=ON -DTHEATER_FUZZ=ON \
-  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$work/cmake.log"
+  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link ${FUZZ_CFLAGS:-}" >"$work/cmake.log"
 cmake --build "$build" -j2 --target fuzz_wasm >>"$work/cmake.log" ||
   { tail -30 "$work/cmake.log"; exit 2; }
 

@@ -1,0 +1,156 @@
+/* theater/actor.h - write theater actors in C (ABI version 1, docs/actor-abi.md).
+ *
+ * Build an actor with clang:
+ *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic \
+ *         -I sdk/include -o counter.wasm counter.c
+ * Define THEATER_ACTOR_IMPL in exactly one file before including this header to get
+ * the required exports (`theater_abi_version`, `theater_alloc`) and the helpers.
+ * theater_alloc is a bump allocator. The host calls the exported
+ * theater_reset_heap before it places the inputs of each call, so memory from
+ * theater_alloc lives for one call: what an actor keeps goes in its state.
+ * Only the imports an actor uses end up in its module, and the manifest must grant
+ * each of their interfaces with a [[handler]] entry.
+ */
+#ifndef THEATER_ACTOR_H
+#define THEATER_ACTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define THEATER_EXPORT(name) __attribute__((export_name(name)))
+#define THEATER_IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
+
+/* The result record every handler returns (docs/actor-abi.md). */
+struct theater_result {
+	uint32_t status;      /* 0 ok, 1 error */
+	uint32_t state_ptr, state_len;
+	uint32_t out_ptr, out_len;
+};
+
+/* Error codes of host functions. */
+enum {
+	THEATER_EINVAL = -1, THEATER_ENOTFOUND = -2, THEATER_EDENIED = -3,
+	THEATER_ETIMEDOUT = -4, THEATER_ETOOBIG = -5, THEATER_EFAILED = -6, THEATER_EBUSY = -7,
+};
+
+/* Bytes returned by the host through an `out` slot. */
+struct theater_bytes {
+	uint32_t ptr, len;
+};
+
+/* theater:simple/runtime */
+THEATER_IMPORT("theater:simple/runtime", "log") void theater_log(const char *p, uint32_t n);
+THEATER_IMPORT("theater:simple/runtime", "self-id") int32_t theater_self_id(char out[36]);
+THEATER_IMPORT("theater:simple/runtime", "shutdown") void theater_shutdown(const char *p, uint32_t n);
+/* theater:simple/message-server-host */
+THEATER_IMPORT("theater:simple/message-server-host", "send")
+int32_t theater_send(const char *id, uint32_t id_len, const void *msg, uint32_t len);
+THEATER_IMPORT("theater:simple/message-server-host", "request")
+int32_t theater_request(const char *id, uint32_t id_len, const void *msg, uint32_t len,
+			uint32_t timeout_ms, struct theater_bytes *out);
+/* theater:simple/timing */
+THEATER_IMPORT("theater:simple/timing", "now") int64_t theater_now(void);
+THEATER_IMPORT("theater:simple/timing", "sleep") int32_t theater_sleep(int64_t ms);
+/* theater:simple/random */
+THEATER_IMPORT("theater:simple/random", "random-bytes") int32_t theater_random_bytes(void *p, uint32_t n);
+THEATER_IMPORT("theater:simple/random", "generate-uuid") int32_t theater_generate_uuid(char out[36]);
+/* theater:simple/store */
+THEATER_IMPORT("theater:simple/store", "store")
+int32_t theater_store(const char *sid, uint32_t sid_len, const void *p, uint32_t n, char out_hash[64]);
+THEATER_IMPORT("theater:simple/store", "get")
+int32_t theater_store_get(const char *sid, uint32_t sid_len, const char hash[64], struct theater_bytes *out);
+THEATER_IMPORT("theater:simple/store", "label")
+int32_t theater_store_label(const char *sid, uint32_t sid_len, const char *label, uint32_t label_len,
+			    const char hash[64]);
+THEATER_IMPORT("theater:simple/store", "get-by-label")
+int32_t theater_store_get_by_label(const char *sid, uint32_t sid_len, const char *label,
+				   uint32_t label_len, struct theater_bytes *out);
+/* theater:simple/supervisor */
+THEATER_IMPORT("theater:simple/supervisor", "spawn")
+int32_t theater_spawn(const char *manifest, uint32_t manifest_len, const void *state,
+		      uint32_t state_len, char out_id[36]);
+THEATER_IMPORT("theater:simple/supervisor", "list-children") int32_t theater_list_children(struct theater_bytes *out);
+THEATER_IMPORT("theater:simple/supervisor", "stop-child") int32_t theater_stop_child(const char *id, uint32_t n);
+THEATER_IMPORT("theater:simple/supervisor", "restart-child") int32_t theater_restart_child(const char *id, uint32_t n);
+THEATER_IMPORT("theater:simple/supervisor", "get-child-state")
+int32_t theater_get_child_state(const char *id, uint32_t n, struct theater_bytes *out);
+/* theater:simple/http-client */
+THEATER_IMPORT("theater:simple/http-client", "send-http")
+int32_t theater_send_http(const char *req_json, uint32_t len, struct theater_bytes *out);
+
+/* Helpers (defined with THEATER_ACTOR_IMPL). */
+void *theater_alloc(uint32_t size);
+void theater_reset_heap(void);
+/* Fills the static result record and returns its address for a handler to return. */
+struct theater_result *theater_ok(const void *state, uint32_t state_len, const void *out,
+				  uint32_t out_len);
+struct theater_result *theater_error(const void *state, uint32_t state_len, const char *msg);
+uint32_t theater_strlen(const char *s);
+void *theater_memcpy(void *dst, const void *src, uint32_t n);
+
+#ifdef THEATER_ACTOR_IMPL
+extern unsigned char __heap_base;
+static uintptr_t theater_heap_top;
+static struct theater_result theater_result_record;
+
+THEATER_EXPORT("theater_abi_version") int32_t theater_abi_version(void)
+{
+	return 1;
+}
+
+THEATER_EXPORT("theater_reset_heap") void theater_reset_heap(void)
+{
+	theater_heap_top = (uintptr_t)&__heap_base;
+}
+
+THEATER_EXPORT("theater_alloc") void *theater_alloc(uint32_t size)
+{
+	if (!theater_heap_top)
+		theater_reset_heap();
+	uintptr_t p = (theater_heap_top + 7) & ~(uintptr_t)7;
+	uintptr_t end = p + size;
+	uintptr_t have = __builtin_wasm_memory_size(0) * 65536u;
+	if (end > have) {
+		uintptr_t pages = (end - have + 65535) / 65536;
+		if (__builtin_wasm_memory_grow(0, pages) == (size_t)-1)
+			return 0;
+	}
+	theater_heap_top = end;
+	return (void *)p;
+}
+
+struct theater_result *theater_ok(const void *state, uint32_t state_len, const void *out,
+				  uint32_t out_len)
+{
+	theater_result_record = (struct theater_result){0, (uint32_t)(uintptr_t)state, state_len,
+							(uint32_t)(uintptr_t)out, out_len};
+	return &theater_result_record;
+}
+
+uint32_t theater_strlen(const char *s)
+{
+	uint32_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+struct theater_result *theater_error(const void *state, uint32_t state_len, const char *msg)
+{
+	theater_result_record = (struct theater_result){1, (uint32_t)(uintptr_t)state, state_len,
+							(uint32_t)(uintptr_t)msg,
+							theater_strlen(msg)};
+	return &theater_result_record;
+}
+
+void *theater_memcpy(void *dst, const void *src, uint32_t n)
+{
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+	while (n--)
+		*d++ = *s++;
+	return dst;
+}
+#endif
+
+#endif

@@ -1,0 +1,151 @@
+/* host.c - the table of host functions and the helpers they share; see host.h. */
+#include "supervisor/host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/record.h"
+#include "supervisor/runtime.h"
+
+#define BYTES_INLINE_MAX 4096
+
+static const struct host_fn *const tables[] = {
+	host_runtime_fns, host_message_fns, host_timing_fns, host_random_fns,
+	host_store_fns, host_supervisor_fns, host_http_fns,
+};
+
+static const struct {
+	const char *type;
+	unsigned grant;
+} grant_names[] = {
+	{"runtime", GRANT_RUNTIME}, {"message-server", GRANT_MESSAGE}, {"timing", GRANT_TIMING},
+	{"random", GRANT_RANDOM}, {"store", GRANT_STORE}, {"supervisor", GRANT_SUPERVISOR},
+	{"http-client", GRANT_HTTP},
+};
+
+const struct host_fn *host_find(const char *module, size_t module_len, const char *name,
+				size_t name_len)
+{
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct host_fn *h = tables[t]; h->name; h++)
+			if (strlen(h->module) == module_len && strlen(h->name) == name_len &&
+			    memcmp(h->module, module, module_len) == 0 &&
+			    memcmp(h->name, name, name_len) == 0)
+				return h;
+	return NULL;
+}
+
+unsigned host_grant_of(const char *type)
+{
+	for (size_t i = 0; i < sizeof(grant_names) / sizeof(grant_names[0]); i++)
+		if (strcmp(grant_names[i].type, type) == 0)
+			return grant_names[i].grant;
+	return 0;
+}
+
+const char *host_grant_name(unsigned grant)
+{
+	for (size_t i = 0; i < sizeof(grant_names) / sizeof(grant_names[0]); i++)
+		if (grant_names[i].grant == grant)
+			return grant_names[i].type;
+	return "unknown";
+}
+
+int32_t host_read(struct wasm_caller *c, uint32_t ptr, uint32_t len, size_t max, uint8_t **out)
+{
+	*out = NULL;
+	if (len > max)
+		return HOST_ETOOBIG;
+	struct wasm_memory *m = wasm_caller_memory(c);
+	uint8_t *buf = malloc((size_t)len + 1);
+	if (!m || !buf || wasm_memory_read(m, ptr, buf, len, NULL) != ERR_OK) {
+		free(buf);
+		return HOST_EINVAL;
+	}
+	buf[len] = 0;
+	*out = buf;
+	return 0;
+}
+
+int32_t host_write(struct wasm_caller *c, uint32_t ptr, const void *data, size_t len)
+{
+	struct wasm_memory *m = wasm_caller_memory(c);
+	if (!m || wasm_memory_write(m, ptr, data, len, NULL) != ERR_OK)
+		return HOST_EINVAL;
+	return 0;
+}
+
+int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			  const void *data, size_t len)
+{
+	if (len > INT32_MAX)
+		return HOST_ETOOBIG;
+	struct wasm_func *alloc = runtime_alloc_func(a);
+	struct wasm_memory *m = wasm_caller_memory(c);
+	uint32_t slot[2];
+	if (!alloc || !m || wasm_memory_read(m, out_slot, slot, sizeof(slot), NULL))
+		return HOST_EINVAL;
+	struct wasm_value arg = {.type = WASM_I32, .of.i32 = (uint32_t)len}, res;
+	if (wasm_func_call(wasm_caller_store(c), alloc, &arg, 1, &res, 1, NULL) != ERR_OK ||
+	    (res.of.i32 == 0 && len))
+		return HOST_EFAILED;
+	m = wasm_caller_memory(c);     /* the allocator may have grown the memory */
+	slot[0] = res.of.i32;
+	slot[1] = (uint32_t)len;
+	if ((len && wasm_memory_write(m, slot[0], data, len, NULL)) ||
+	    wasm_memory_write(m, out_slot, slot, sizeof(slot), NULL))
+		return HOST_EINVAL;
+	return (int32_t)len;
+}
+
+static int utf8_text(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (!k || i + k > n || (k == 1 && c < 0x20 && c != '\n' && c != '\r' && c != '\t'))
+			return 0;
+		for (size_t j = 1; j < k; j++)
+			if ((p[i + j] & 0xC0) != 0x80)
+				return 0;
+		i += k;
+	}
+	return 1;
+}
+
+json_t *host_bytes_json(const uint8_t *data, size_t len)
+{
+	if (!data)
+		return json_null();
+	if (len > BYTES_INLINE_MAX) {
+		uint8_t d[32];
+		char hex[65];
+		sha256(data, len, d);
+		hex_encode(d, 32, hex);
+		return json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)len);
+	}
+	if (utf8_text(data, len)) {
+		json_t *s = json_stringn((const char *)data, len);
+		if (s)
+			return s;
+	}
+	char *b64 = base64_encode(data, len);
+	json_t *o = json_pack("{s:s}", "b64", b64 ? b64 : "");
+	free(b64);
+	return o;
+}
+
+void host_record(struct actor *a, const char *module, const char *name, json_t *input,
+		 json_t *output)
+{
+	char type[160];
+	snprintf(type, sizeof(type), "%s/%s", module, name);
+	json_t *ev = json_object();
+	json_object_set_new(ev, "input", input ? input : json_null());
+	json_object_set_new(ev, "output", output ? output : json_null());
+	struct err e = {0};
+	if (record_event(host_supervisor(a), a, type, ev, NULL, NULL, &e))
+		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+}

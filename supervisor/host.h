@@ -1,0 +1,104 @@
+/* host.h - private to the supervisor layer: the host functions of the actor ABI
+ * (docs/actor-abi.md) and what they may use of the running actor.
+ *
+ * Each interface lives in its own file (host_runtime.c, host_timing.c, ...) and
+ * exports a table of `struct host_fn`, ending with a NULL name. host.c joins the
+ * tables; the runtime binds a module's imports through them, checks the grants
+ * of the manifest, and gives every host function its actor as `user`.
+ *
+ * Rules for a host function:
+ *  - it runs on the worker thread that runs the actor's call; it may block only
+ *    for bounded time (a request's timeout, a bounded sleep, a fetch with limits);
+ *  - every pointer and length from the guest goes through host_read/host_write
+ *    (bounds-checked); a bad one returns HOST_EINVAL, it never traps the host;
+ *  - it records exactly one chain event with host_record (input and output);
+ *  - it returns its result in results[0] (i32 or i64) as the ABI says.
+ */
+#ifndef THEATER_SUPERVISOR_HOST_H
+#define THEATER_SUPERVISOR_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/json.h"
+#include "src/wasm/wasm.h"
+
+struct actor;
+struct supervisor;
+
+/* Interfaces a manifest grants with [[handler]] type = ... */
+enum host_grant {
+	GRANT_RUNTIME = 1 << 0,      /* "runtime" (always granted: log, self-id, shutdown) */
+	GRANT_MESSAGE = 1 << 1,      /* "message-server" */
+	GRANT_TIMING = 1 << 2,       /* "timing" */
+	GRANT_RANDOM = 1 << 3,       /* "random" */
+	GRANT_STORE = 1 << 4,        /* "store" */
+	GRANT_SUPERVISOR = 1 << 5,   /* "supervisor" */
+	GRANT_HTTP = 1 << 6,         /* "http-client" */
+};
+
+/* Error results of host functions (docs/actor-abi.md). */
+enum {
+	HOST_EINVAL = -1, HOST_ENOTFOUND = -2, HOST_EDENIED = -3, HOST_ETIMEDOUT = -4,
+	HOST_ETOOBIG = -5, HOST_EFAILED = -6, HOST_EBUSY = -7,
+};
+
+#define HOST_MAX_PARAMS 8
+
+struct host_fn {
+	const char *module;          /* "theater:simple/runtime" */
+	const char *name;            /* "log" */
+	unsigned grant;              /* enum host_grant */
+	uint8_t nparams, nresults;
+	enum wasm_valtype params[HOST_MAX_PARAMS];
+	enum wasm_valtype results[1];
+	wasm_host_fn fn;             /* user = struct actor * */
+};
+
+extern const struct host_fn host_runtime_fns[];
+extern const struct host_fn host_message_fns[];
+extern const struct host_fn host_timing_fns[];
+extern const struct host_fn host_random_fns[];
+extern const struct host_fn host_store_fns[];
+extern const struct host_fn host_supervisor_fns[];
+extern const struct host_fn host_http_fns[];
+
+/* Finds the host function for an import; NULL if there is none. */
+const struct host_fn *host_find(const char *module, size_t module_len, const char *name,
+				size_t name_len);
+/* The grant bit of a [[handler]] type name; 0 if it is not one this server has. */
+unsigned host_grant_of(const char *handler_type);
+/* The handler type name of a grant bit. */
+const char *host_grant_name(unsigned grant);
+
+/* ---- what host functions may use ---- */
+
+/* A malloc'd copy of guest bytes [ptr, ptr+len) (NUL-terminated for convenience);
+ * ERR_WASM_TRAP-free: returns HOST_EINVAL when out of bounds, HOST_ETOOBIG when
+ * len > max. */
+int32_t host_read(struct wasm_caller *c, uint32_t ptr, uint32_t len, size_t max,
+		  uint8_t **out);
+/* Copies bytes into the guest; HOST_EINVAL when out of bounds. */
+int32_t host_write(struct wasm_caller *c, uint32_t ptr, const void *data, size_t len);
+/* Returns variable-size bytes: asks the guest's theater_alloc for len bytes,
+ * copies them there and writes (ptr, len) as two u32 at out_slot. Returns len, or
+ * HOST_EINVAL / HOST_ETOOBIG / HOST_EFAILED. */
+int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			  const void *data, size_t len);
+/* Records one "<module>/<name>" chain event of the actor with {"input": ...,
+ * "output": ...} (both stolen; NULL means null). */
+void host_record(struct actor *a, const char *module, const char *name, json_t *input,
+		 json_t *output);
+/* JSON for bytes in events: a string when they are UTF-8 text, else {"b64": ...};
+ * bytes over 4 KiB become {"sha256": ..., "size": ...}. */
+json_t *host_bytes_json(const uint8_t *data, size_t len);
+
+/* The actor's id, supervisor and the [[handler]] config object of a grant (a
+ * borrowed JSON object, {} when the handler has no settings). */
+const char *host_actor_id(struct actor *a);
+struct supervisor *host_supervisor(struct actor *a);
+const json_t *host_handler_config(struct actor *a, unsigned grant);
+/* Asks the runtime to stop the actor after the current call (runtime/shutdown). */
+void host_request_shutdown(struct actor *a, const char *reason);
+
+#endif

@@ -1,0 +1,880 @@
+/* runtime.c - actors at work: instantiation, the ABI calls, mailboxes, limits;
+ * see runtime.h and docs/actor-abi.md.
+ *
+ * Threading: an actor's instance is touched only by the job that holds the
+ * actor's `scheduled` flag (one at a time). Other threads reach it only to
+ * interrupt it (stop, kill, a deadline), under the actor lock, through
+ * wasm_store_interrupt, which is thread-safe. The runtime is freed by the job
+ * (or at shutdown, when no job runs), with a->rt cleared under the lock first. */
+#include "supervisor/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/host.h"
+#include "supervisor/record.h"
+
+#define STATE_INLINE_MAX 1024
+#define STATE_STORE_ID "theater-state"
+#define BATCH 16
+
+struct reply {
+	supervisor_reply_fn fn;
+	void *user;
+	int answered;                 /* under the actor lock */
+	int refs;                     /* under the actor lock: mail + timer */
+};
+
+struct mail {
+	struct mail *next;
+	uint8_t *data;
+	size_t len;
+	char from[37];
+	struct reply *reply;          /* requests */
+};
+
+struct actor_rt {
+	struct wasm_module *module;
+	struct wasm_store *store;
+	struct wasm_instance *inst;
+	struct wasm_memory *mem;
+	struct wasm_func *f_alloc, *f_reset, *f_init, *f_send, *f_request;
+	unsigned grants;
+	json_t *handlers;             /* type -> config object */
+	uint32_t call_timeout_ms;
+	uint64_t call_id;             /* under the actor lock */
+	int in_call;                  /* under the actor lock */
+	int shutdown;
+	char shutdown_reason[128];
+};
+
+struct call_out {
+	int status;                   /* 0 ok, 1 the actor returned an error */
+	uint8_t *state;               /* new state (malloc'd) or NULL when unchanged */
+	size_t state_len;
+	uint8_t *out;                 /* response or error message (malloc'd) */
+	size_t out_len;
+	uint64_t fuel, us;
+};
+
+static void call_out_release(struct call_out *o)
+{
+	free(o->state);
+	free(o->out);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- instantiation ---- */
+
+static unsigned grants_of(const struct manifest *m, json_t *handlers)
+{
+	unsigned g = GRANT_RUNTIME;
+	for (size_t i = 0; i < m->nhandlers; i++) {
+		unsigned bit = host_grant_of(m->handlers[i].type);
+		g |= bit;
+		if (bit)
+			json_object_set(handlers, m->handlers[i].type,
+					m->handlers[i].config ? m->handlers[i].config
+							      : json_object());
+	}
+	return g;
+}
+
+/* Checks every import before anything is instantiated, so the error can name all
+ * the missing grants at once. */
+static enum err_code check_imports(struct actor_rt *rt, const char **reason, struct err *err)
+{
+	char missing[256] = "";
+	size_t n = wasm_module_import_count(rt->module);
+	for (size_t i = 0; i < n; i++) {
+		struct wasm_import_desc d;
+		wasm_module_import(rt->module, i, &d);
+		const struct host_fn *h = d.kind == WASM_EXTERN_FUNC
+			? host_find(d.module, d.module_len, d.name, d.name_len) : NULL;
+		if (!h) {
+			*reason = "unknown_import";
+			return err_set(err, ERR_WASM_LINK, "the module imports '%.*s' '%.*s', which "
+				       "theater does not provide (see docs/actor-abi.md)",
+				       (int)d.module_len, d.module, (int)d.name_len, d.name);
+		}
+		if (!(rt->grants & h->grant) && !strstr(missing, host_grant_name(h->grant))) {
+			size_t len = strlen(missing);
+			snprintf(missing + len, sizeof(missing) - len, "%s%s", len ? ", " : "",
+				 host_grant_name(h->grant));
+		}
+	}
+	if (missing[0]) {
+		*reason = "ungranted_import";
+		return err_set(err, ERR_WASM_LINK, "the module imports interfaces its manifest does "
+			       "not grant; add [[handler]] entries of type: %s", missing);
+	}
+	return ERR_OK;
+}
+
+static int same_type(const struct host_fn *h, const struct wasm_functype *t)
+{
+	if (t->nparams != h->nparams || t->nresults != h->nresults)
+		return 0;
+	for (uint32_t i = 0; i < t->nparams; i++)
+		if (t->params[i] != h->params[i])
+			return 0;
+	return t->nresults == 0 || t->results[0] == h->results[0];
+}
+
+struct bind_ctx {
+	struct actor *a;
+	struct actor_rt *rt;
+	char bad[200];
+};
+
+static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm_extern *out)
+{
+	struct bind_ctx *b = user;
+	const struct host_fn *h = host_find(d->module, d->module_len, d->name, d->name_len);
+	if (!h || !same_type(h, &d->func)) {
+		snprintf(b->bad, sizeof(b->bad), "'%.*s' '%.*s' has the wrong type",
+			 (int)d->module_len, d->module, (int)d->name_len, d->name);
+		return -1;
+	}
+	struct wasm_functype t = {h->nparams, h->nresults, h->params, h->results};
+	out->kind = WASM_EXTERN_FUNC;
+	return wasm_func_new_host(b->rt->store, &t, h->fn, b->a, &out->of.func, NULL) ? -1 : 0;
+}
+
+static struct wasm_func *export_func(struct actor_rt *rt, const char *name)
+{
+	struct wasm_extern e;
+	if (wasm_instance_export(rt->inst, name, &e) || e.kind != WASM_EXTERN_FUNC)
+		return NULL;
+	return e.of.func;
+}
+
+static enum err_code find_exports(struct actor_rt *rt, const char **reason, struct err *err)
+{
+	struct wasm_extern e;
+	*reason = "missing_export";
+	if (wasm_instance_export(rt->inst, "memory", &e) || e.kind != WASM_EXTERN_MEMORY)
+		return err_set(err, ERR_WASM_LINK, "the module does not export its 'memory'");
+	rt->mem = e.of.memory;
+	struct wasm_func *ver = export_func(rt, "theater_abi_version");
+	rt->f_alloc = export_func(rt, "theater_alloc");
+	rt->f_reset = export_func(rt, "theater_reset_heap");
+	rt->f_init = export_func(rt, "init");
+	rt->f_send = export_func(rt, "handle-send");
+	rt->f_request = export_func(rt, "handle-request");
+	if (!ver || !rt->f_alloc || !rt->f_init)
+		return err_set(err, ERR_WASM_LINK, "the module lacks a required export of the "
+			       "actor abi: %s", !ver ? "theater_abi_version"
+			       : !rt->f_alloc ? "theater_alloc" : "init");
+	struct wasm_value v;
+	if (wasm_func_call(rt->store, ver, NULL, 0, &v, 1, err) || v.type != WASM_I32)
+		return err_set(err, ERR_WASM_LINK, "theater_abi_version failed or has the wrong "
+			       "type");
+	if (v.of.i32 != 1) {
+		*reason = "unsupported_abi";
+		return err_set(err, ERR_WASM_LINK, "the module speaks actor abi version %u; this "
+			       "server speaks version 1", v.of.i32);
+	}
+	return ERR_OK;
+}
+
+static void limits_for(struct supervisor *s, const struct manifest *m,
+		       struct wasm_store_limits *l, uint32_t *timeout_ms)
+{
+	uint64_t fuel = s->limits.fuel, mem = s->limits.memory_bytes;
+	uint32_t t = s->limits.call_timeout_ms;
+	/* A manifest may lower its limits, never raise them above the server's. */
+	if (m->limits.fuel && m->limits.fuel < fuel)
+		fuel = m->limits.fuel;
+	if (m->limits.memory_bytes && m->limits.memory_bytes < mem)
+		mem = m->limits.memory_bytes;
+	if (m->limits.call_timeout_ms && m->limits.call_timeout_ms < t)
+		t = (uint32_t)m->limits.call_timeout_ms;
+	*l = (struct wasm_store_limits){.fuel = fuel, .max_memory_pages = (uint32_t)(mem >> 16)};
+	if (!l->max_memory_pages)
+		l->max_memory_pages = 1;
+	*timeout_ms = t;
+}
+
+void runtime_free(struct actor_rt *rt)
+{
+	if (!rt)
+		return;
+	wasm_store_free(rt->store);
+	wasm_module_free(rt->module);
+	json_decref(rt->handlers);
+	free(rt);
+}
+
+/* ---- calls ---- */
+
+struct watchdog {
+	struct supervisor *s;
+	struct actor *a;
+	uint64_t call_id;
+};
+
+static void watchdog_fire(void *arg)
+{
+	struct watchdog *w = arg;
+	pthread_mutex_lock(&w->a->lock);
+	if (w->a->rt && w->a->rt->in_call && w->a->rt->call_id == w->call_id)
+		wasm_store_interrupt(w->a->rt->store);
+	pthread_mutex_unlock(&w->a->lock);
+	actor_unref(w->s, w->a);
+	free(w);
+}
+
+static void arm_watchdog(struct supervisor *s, struct actor *a, uint64_t call_id,
+			 uint32_t timeout_ms)
+{
+	struct watchdog *w = malloc(sizeof(*w));
+	if (!w)
+		return;
+	*w = (struct watchdog){s, a, call_id};
+	actor_ref(s, a);
+	if (!s->pool || pool_submit_after(s->pool, timeout_ms, watchdog_fire, w) != ERR_OK) {
+		actor_unref(s, a);
+		free(w);
+	}
+}
+
+/* Copies bytes into fresh guest memory from theater_alloc. */
+static enum err_code place(struct actor_rt *rt, const uint8_t *data, size_t len, uint32_t *ptr,
+			   struct err *err)
+{
+	if (len > INT32_MAX)
+		return err_set(err, ERR_TOO_LARGE, "input of %zu bytes is too large", len);
+	struct wasm_value arg = {.type = WASM_I32, .of.i32 = (uint32_t)len}, res;
+	enum err_code rc = wasm_func_call(rt->store, rt->f_alloc, &arg, 1, &res, 1, err);
+	if (rc)
+		return rc;
+	if (res.of.i32 == 0 && len)
+		return err_set(err, ERR_WASM_TRAP, "theater_alloc(%zu) returned 0 (out of memory)",
+			       len);
+	*ptr = res.of.i32;
+	return len ? wasm_memory_write(rt->mem, *ptr, data, len, err) : ERR_OK;
+}
+
+/* Reads the result record and what it points to. */
+static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8_t *old_state,
+				 size_t old_len, struct call_out *out, struct err *err)
+{
+	uint32_t rec[5];
+	if (wasm_memory_read(rt->mem, addr, rec, sizeof(rec), err))
+		return err_set(err, ERR_INVALID, "invalid_result: the result record at %u is out "
+			       "of bounds", addr);
+	if (rec[0] > 1)
+		return err_set(err, ERR_INVALID, "invalid_result: status %u is not 0 or 1", rec[0]);
+	out->status = (int)rec[0];
+	if (rec[4]) {
+		out->out = malloc(rec[4] + 1);
+		if (!out->out || wasm_memory_read(rt->mem, rec[3], out->out, rec[4], err))
+			return err_set(err, ERR_INVALID, "invalid_result: the output (%u, %u) is out "
+				       "of bounds", rec[3], rec[4]);
+		out->out[rec[4]] = 0;
+		out->out_len = rec[4];
+	}
+	if (out->status == 1)
+		return ERR_OK;
+	uint8_t *st = malloc(rec[2] + 1);
+	if (!st || wasm_memory_read(rt->mem, rec[1], st, rec[2], err)) {
+		free(st);
+		return err_set(err, ERR_INVALID, "invalid_result: the state (%u, %u) is out of "
+			       "bounds", rec[1], rec[2]);
+	}
+	if (rec[2] == old_len && (old_len == 0 || memcmp(st, old_state, old_len) == 0)) {
+		free(st);      /* unchanged */
+		return ERR_OK;
+	}
+	out->state = st;
+	out->state_len = rec[2];
+	return ERR_OK;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One export call with the current state (and a message when msg is not NULL). */
+static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_func *f,
+			  const uint8_t *msg, size_t msg_len, struct call_out *out,
+			  struct err *err)
+{
+	struct actor_rt *rt = a->rt;
+	int64_t t0 = mono_us();
+	uint32_t sp = 0, mp = 0;
+	enum err_code rc = ERR_OK;
+	if (rt->f_reset)
+		rc = wasm_func_call(rt->store, rt->f_reset, NULL, 0, NULL, 0, err);
+	if (!rc)
+		rc = place(rt, a->state, a->state_len, &sp, err);
+	if (!rc && msg)
+		rc = place(rt, msg, msg_len, &mp, err);
+	if (rc)
+		return rc;
+	struct wasm_value args[4] = {
+		{.type = WASM_I32, .of.i32 = sp}, {.type = WASM_I32, .of.i32 = (uint32_t)a->state_len},
+		{.type = WASM_I32, .of.i32 = mp}, {.type = WASM_I32, .of.i32 = (uint32_t)msg_len},
+	}, res;
+	pthread_mutex_lock(&a->lock);
+	uint64_t id = ++rt->call_id;
+	rt->in_call = 1;
+	pthread_mutex_unlock(&a->lock);
+	arm_watchdog(s, a, id, rt->call_timeout_ms);
+	rc = wasm_func_call(rt->store, f, args, msg ? 4 : 2, &res, 1, err);
+	pthread_mutex_lock(&a->lock);
+	rt->in_call = 0;
+	pthread_mutex_unlock(&a->lock);
+	out->fuel = wasm_store_fuel_used_last(rt->store);
+	if (rc == ERR_WASM_EXHAUSTED && strstr(err->msg, "interrupted"))
+		err_set(err, ERR_WASM_EXHAUSTED, "deadline: the call ran longer than %u ms "
+			"(or the actor was killed)", rt->call_timeout_ms);
+	if (!rc)
+		rc = read_result(rt, res.of.i32, a->state, a->state_len, out, err);
+	out->us = (uint64_t)(mono_us() - t0);
+	return rc;
+}
+
+/* The state as it goes into an event: inline when small, else by hash (and stored
+ * in the content store when it changed). */
+static void state_json(struct supervisor *s, json_t *ev, const struct call_out *o,
+		       const struct actor *a)
+{
+	const uint8_t *st = o->state ? o->state : a->state;
+	size_t len = o->state ? o->state_len : a->state_len;
+	char hex[65];
+	uint8_t d[32];
+	sha256(st, len, d);
+	hex_encode(d, 32, hex);
+	json_object_set_new(ev, "state_sha256", json_string(hex));
+	json_object_set_new(ev, "state_changed", json_boolean(o->state != NULL));
+	if (!o->state)
+		return;
+	if (len <= STATE_INLINE_MAX) {
+		json_object_set_new(ev, "state", host_bytes_json(st, len));
+		return;
+	}
+	char h[65], ref[128];
+	struct err e = {0};
+	if (s->cfg.store && store_put(s->cfg.store, STATE_STORE_ID, st, len, h, &e) == ERR_OK) {
+		snprintf(ref, sizeof(ref), "store://%s/hash/%s", STATE_STORE_ID, h);
+		json_object_set_new(ev, "state_ref", json_string(ref));
+	}
+}
+
+/* Records the `wasm` event of a call and applies its new state. */
+static void record_call(struct supervisor *s, struct actor *a, const char *fn,
+			const uint8_t *msg, size_t msg_len, struct call_out *o, enum err_code rc,
+			const struct err *err)
+{
+	json_t *ev = json_pack("{s:s, s:I, s:I}", "function", fn, "fuel", (json_int_t)o->fuel,
+			       "duration_us", (json_int_t)o->us);
+	if (msg)
+		json_object_set_new(ev, "input", host_bytes_json(msg, msg_len));
+	if (rc) {
+		json_object_set_new(ev, "error", json_string(err->msg));
+		json_object_set_new(ev, "error_code", json_string(err_code_name(rc)));
+	} else if (o->status) {
+		json_object_set_new(ev, "error", host_bytes_json(o->out, o->out_len));
+	} else {
+		state_json(s, ev, o, a);
+		if (o->out)
+			json_object_set_new(ev, "output", host_bytes_json(o->out, o->out_len));
+	}
+	pthread_mutex_lock(&a->lock);
+	a->metrics.calls++;
+	a->metrics.fuel += o->fuel;
+	a->metrics.busy_us += o->us;
+	if (rc || o->status)
+		a->metrics.failures++;
+	if (!rc && !o->status && o->state) {
+		free(a->state);
+		a->state = o->state;
+		a->state_len = o->state_len;
+		o->state = NULL;
+	}
+	pthread_mutex_unlock(&a->lock);
+	struct err e = {0};
+	if (record_event(s, a, "wasm", ev, NULL, NULL, &e))
+		log_error("runtime", "cannot record a call of '%s': %s", a->run.id, e.msg);
+}
+
+/* ---- start and stop ---- */
+
+/* The state as bytes: its compact JSON (nothing when there is none). */
+static void state_bytes_of(const json_t *state, uint8_t **bytes, size_t *len)
+{
+	*bytes = NULL;
+	*len = 0;
+	char *text = state ? json_compact(state) : NULL;
+	if (text) {
+		*bytes = (uint8_t *)text;
+		*len = strlen(text);
+	}
+}
+
+enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
+			    struct wasm_module *module, const json_t *state,
+			    const char **reason_out, struct err *err)
+{
+	struct actor_rt *rt = calloc(1, sizeof(*rt));
+	enum err_code rc;
+	*reason_out = "invalid_package";
+	if (!rt) {
+		wasm_module_free(module);
+		return err_set(err, ERR_NOMEM, "cannot allocate the actor runtime");
+	}
+	rt->module = module;
+	rt->handlers = json_object();
+	rt->grants = grants_of(m, rt->handlers);
+	struct wasm_store_limits lim;
+	limits_for(s, m, &lim, &rt->call_timeout_ms);
+	if ((rc = check_imports(rt, reason_out, err)) ||
+	    (rc = wasm_store_new(&lim, &rt->store, err)))
+		goto fail;
+	struct bind_ctx b = {.a = a, .rt = rt};
+	if ((rc = wasm_instance_new_resolved(rt->store, module, bind_import, &b, &rt->inst, err))) {
+		*reason_out = rc == ERR_WASM_LINK ? "unlinkable" : "init_failed";
+		if (b.bad[0])
+			err_set(err, rc, "import %s", b.bad);
+		goto fail;
+	}
+	if ((rc = find_exports(rt, reason_out, err)))
+		goto fail;
+	uint8_t *st;
+	size_t st_len;
+	state_bytes_of(state, &st, &st_len);
+	pthread_mutex_lock(&a->lock);
+	free(a->state);
+	a->state = st;
+	a->state_len = st_len;
+	a->rt = rt;
+	a->metrics.mailbox_capacity = s->limits.mailbox;
+	pthread_mutex_unlock(&a->lock);
+	struct call_out o = {0};
+	rc = call(s, a, rt->f_init, NULL, 0, &o, err);
+	record_call(s, a, "init", NULL, 0, &o, rc, err);
+	if (!rc && o.status) {
+		rc = err_set(err, ERR_INVALID, "init returned an error: %.*s", (int)o.out_len,
+			     o.out ? (const char *)o.out : "");
+	}
+	call_out_release(&o);
+	if (rc) {
+		*reason_out = rc == ERR_WASM_EXHAUSTED ? "init_exhausted" : "init_failed";
+		pthread_mutex_lock(&a->lock);
+		a->rt = NULL;
+		pthread_mutex_unlock(&a->lock);
+		runtime_free(rt);
+		return rc;
+	}
+	return ERR_OK;
+fail:
+	runtime_free(rt);
+	return rc;
+}
+
+static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
+		   const struct err *err, const uint8_t *data, size_t len)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&a->lock);
+	int go = !r->answered;
+	r->answered = 1;
+	int last = --r->refs == 0;
+	pthread_mutex_unlock(&a->lock);
+	if (go)
+		r->fn(r->user, rc, err, data, len);
+	if (last)
+		free(r);
+	(void)s;
+}
+
+static void mail_free(struct mail *m)
+{
+	free(m->data);
+	free(m);
+}
+
+void runtime_stop(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	struct actor_rt *rt = a->rt;
+	a->rt = NULL;
+	struct mail *list = a->mail_head;
+	a->mail_head = a->mail_tail = NULL;
+	a->mail_n = 0;
+	pthread_mutex_unlock(&a->lock);
+	struct err e;
+	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
+	while (list) {
+		struct mail *m = list;
+		list = m->next;
+		answer(s, a, m->reply, ERR_CONFLICT, &e, NULL, 0);
+		mail_free(m);
+	}
+	runtime_free(rt);
+}
+
+/* ---- the mailbox job ---- */
+
+static const char *fail_reason(enum err_code rc, const struct err *err)
+{
+	if (rc == ERR_WASM_TRAP)
+		return "trap";
+	if (rc == ERR_WASM_EXHAUSTED)
+		return strstr(err->msg, "deadline") ? "deadline" : "fuel_exhausted";
+	return "invalid_result";
+}
+
+static void process(struct supervisor *s, struct actor *a, struct mail *m)
+{
+	struct actor_rt *rt = a->rt;
+	struct wasm_func *f = m->reply ? rt->f_request : rt->f_send;
+	const char *fn = m->reply ? "handle-request" : "handle-send";
+	struct err e = {0};
+	if (!f) {
+		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", fn);
+		answer(s, a, m->reply, ERR_UNSUPPORTED, &e, NULL, 0);
+		return;
+	}
+	struct call_out o = {0};
+	enum err_code rc = call(s, a, f, m->data, m->len, &o, &e);
+	record_call(s, a, fn, m->data, m->len, &o, rc, &e);
+	if (rc) {
+		answer(s, a, m->reply, rc, &e, NULL, 0);
+		spawn_fail(s, a, fail_reason(rc, &e), &e);
+		runtime_stop(s, a);
+	} else if (o.status) {
+		err_set(&e, ERR_ACTOR_ERROR, "the actor returned an error: %.*s", (int)o.out_len,
+			o.out ? (const char *)o.out : "");
+		answer(s, a, m->reply, ERR_ACTOR_ERROR, &e, o.out, o.out_len);
+	} else {
+		answer(s, a, m->reply, ERR_OK, NULL, o.out ? o.out : (const uint8_t *)"",
+		       o.out_len);
+	}
+	call_out_release(&o);
+}
+
+static void job_run(void *arg);
+
+/* Schedules the actor's job unless it is queued or running; a->lock held. */
+static void schedule_locked(struct supervisor *s, struct actor *a)
+{
+	if (a->scheduled || !s->pool)
+		return;
+	a->scheduled = 1;
+	actor_ref(s, a);       /* the job's; the registry lock is a leaf lock */
+	if (pool_submit(s->pool, job_run, a) != ERR_OK) {
+		a->scheduled = 0;
+		actor_unref(s, a);
+	}
+}
+
+/* The run ends on request: stop/kill (terminal event) or runtime/shutdown. */
+static void finish(struct supervisor *s, struct actor *a, int kind, const char *why)
+{
+	pthread_mutex_lock(&a->lock);
+	int go = !a->terminal_pending && status_is_live(a->run.status);
+	a->terminal_pending = 1;
+	pthread_mutex_unlock(&a->lock);
+	if (go && kind == 3) {
+		struct err e = {0};
+		record_event(s, a, "stopped", lifecycle_data("shutdown", why), "stopped",
+			     "shutdown", &e);
+	} else if (go) {
+		stop_record(s, a, kind == 2);
+	}
+	runtime_stop(s, a);
+}
+
+static void job_run(void *arg)
+{
+	struct actor *a = arg;
+	struct supervisor *s = a->sup;
+	for (int n = 0; n < BATCH; n++) {
+		pthread_mutex_lock(&a->lock);
+		int stop = a->rt ? a->stop_requested : 0;
+		struct mail *m = a->rt && !stop ? a->mail_head : NULL;
+		if (m) {
+			a->mail_head = m->next;
+			if (!a->mail_head)
+				a->mail_tail = NULL;
+			a->mail_n--;
+		}
+		if (!m && !stop)
+			a->scheduled = 0;
+		pthread_mutex_unlock(&a->lock);
+		if (stop) {
+			finish(s, a, stop, NULL);
+			pthread_mutex_lock(&a->lock);
+			a->scheduled = 0;
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		if (!m)
+			break;
+		process(s, a, m);
+		mail_free(m);
+		struct actor_rt *rt = a->rt;
+		if (rt && rt->shutdown) {
+			finish(s, a, 3, rt->shutdown_reason);
+			pthread_mutex_lock(&a->lock);
+			a->scheduled = 0;
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+	}
+	pthread_mutex_lock(&a->lock);
+	int again = a->scheduled;
+	pthread_mutex_unlock(&a->lock);
+	if (again && s->pool && pool_submit(s->pool, job_run, a) == ERR_OK)
+		return;         /* keeps the reference for the next batch */
+	if (again) {
+		pthread_mutex_lock(&a->lock);
+		a->scheduled = 0;
+		pthread_mutex_unlock(&a->lock);
+	}
+	actor_unref(s, a);
+}
+
+/* ---- the public side: send, request, state, metrics ---- */
+
+static enum err_code enqueue(struct supervisor *s, const char *to, const char *from,
+			     const void *data, size_t len, struct reply *r, struct actor **out,
+			     struct err *err)
+{
+	if (len > s->limits.max_message)
+		return err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
+			       len, s->limits.max_message);
+	struct actor *a = reg_find(s, to);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
+	struct mail *m = calloc(1, sizeof(*m));
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!m || !copy) {
+		free(m);
+		free(copy);
+		actor_unref(s, a);
+		return err_set(err, ERR_NOMEM, "cannot queue a message");
+	}
+	memcpy(copy, data, len);
+	*m = (struct mail){.data = copy, .len = len, .reply = r};
+	if (from)
+		snprintf(m->from, sizeof(m->from), "%s", from);
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->lock);
+	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", to,
+			     a->run.status);
+	else if (a->mail_n >= s->limits.mailbox)
+		rc = err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
+			     to, a->mail_n);
+	if (!rc) {
+		if (a->mail_tail)
+			a->mail_tail->next = m;
+		else
+			a->mail_head = m;
+		a->mail_tail = m;
+		a->mail_n++;
+		if (r)
+			a->metrics.requests++;
+		else
+			a->metrics.messages++;
+		schedule_locked(s, a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (rc) {
+		mail_free(m);
+		actor_unref(s, a);
+		return rc;
+	}
+	*out = a;
+	return ERR_OK;
+}
+
+/* Messages and requests from the API are recorded in the receiver's chain when
+ * they are accepted (actor-to-actor ones are recorded by the sender's host call).
+ * The record comes before the mail is queued, so it precedes the call's event. */
+static enum err_code record_accept(struct supervisor *s, const char *to, const char *kind,
+				   const void *data, size_t len, struct err *err)
+{
+	struct actor *a = reg_find(s, to);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->lock);
+	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", to,
+			     a->run.status);
+	else if (a->mail_n >= s->limits.mailbox)
+		rc = err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
+			     to, a->mail_n);
+	pthread_mutex_unlock(&a->lock);
+	if (!rc && len > s->limits.max_message)
+		rc = err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
+			     len, s->limits.max_message);
+	if (!rc) {
+		json_t *ev = json_pack("{s:s, s:s, s:I}", "from", "api", "kind", kind, "size",
+				       (json_int_t)len);
+		json_object_set_new(ev, "data", host_bytes_json(data, len));
+		rc = record_event(s, a, "message-server/received", ev, NULL, NULL, err);
+	}
+	actor_unref(s, a);
+	return rc;
+}
+
+enum err_code supervisor_send(struct supervisor *s, const char *to, const char *from,
+			      const void *data, size_t len, struct err *err)
+{
+	struct actor *a = NULL;
+	enum err_code rc = from ? ERR_OK : record_accept(s, to, "send", data, len, err);
+	if (!rc)
+		rc = enqueue(s, to, from, data, len, NULL, &a, err);
+	if (rc)
+		return rc;
+	actor_unref(s, a);
+	return ERR_OK;
+}
+
+struct req_timer {
+	struct supervisor *s;
+	struct actor *a;
+	struct reply *r;
+	uint32_t ms;
+};
+
+static void request_timeout(void *arg)
+{
+	struct req_timer *t = arg;
+	struct err e;
+	err_set(&e, ERR_TIMEOUT, "the actor did not answer within %u ms", t->ms);
+	answer(t->s, t->a, t->r, ERR_TIMEOUT, &e, NULL, 0);
+	actor_unref(t->s, t->a);
+	free(t);
+}
+
+enum err_code supervisor_request(struct supervisor *s, const char *to, const char *from,
+				 const void *data, size_t len, uint32_t timeout_ms,
+				 supervisor_reply_fn reply, void *user, struct err *err)
+{
+	struct reply *r = calloc(1, sizeof(*r));
+	struct req_timer *t = calloc(1, sizeof(*t));
+	if (!r || !t) {
+		free(r);
+		free(t);
+		return err_set(err, ERR_NOMEM, "cannot queue a request");
+	}
+	*r = (struct reply){.fn = reply, .user = user, .refs = 2};
+	struct actor *a = NULL;
+	enum err_code rc = from ? ERR_OK : record_accept(s, to, "request", data, len, err);
+	if (!rc)
+		rc = enqueue(s, to, from, data, len, r, &a, err);
+	if (rc) {
+		free(r);
+		free(t);
+		return rc;
+	}
+	*t = (struct req_timer){s, a, r, timeout_ms ? timeout_ms : 30000};
+	if (pool_submit_after(s->pool, t->ms, request_timeout, t) != ERR_OK)
+		request_timeout(t);   /* shutting down: answer now */
+	return ERR_OK;
+}
+
+enum err_code supervisor_state(struct supervisor *s, const char *id, uint8_t **data_out,
+			       size_t *len_out, struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	pthread_mutex_lock(&a->lock);
+	size_t n = a->state_len;
+	uint8_t *copy = malloc(n + 1);
+	if (copy) {
+		if (n)
+			memcpy(copy, a->state, n);
+		copy[n] = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	if (!copy)
+		return err_set(err, ERR_NOMEM, "cannot copy the state");
+	*data_out = copy;
+	*len_out = n;
+	return ERR_OK;
+}
+
+enum err_code supervisor_metrics(struct supervisor *s, const char *id,
+				 struct supervisor_metrics *out, struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	pthread_mutex_lock(&a->lock);
+	*out = a->metrics;
+	out->mailbox_depth = a->mail_n;
+	out->mailbox_capacity = s->limits.mailbox;
+	if (a->rt)
+		out->memory_bytes = wasm_store_footprint(a->rt->store);
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	return ERR_OK;
+}
+
+/* Stop or kill of a running actor with an instance: the actor's own job records
+ * the terminal event between calls; a kill also interrupts the call in progress. */
+int runtime_request_stop(struct supervisor *s, struct actor *a, int kill)
+{
+	if (!a->rt)
+		return 0;
+	if (a->stop_requested < (kill ? 2 : 1))
+		a->stop_requested = kill ? 2 : 1;
+	if (kill && a->rt->in_call)
+		wasm_store_interrupt(a->rt->store);
+	schedule_locked(s, a);
+	return 1;
+}
+
+/* ---- for host functions ---- */
+
+const char *host_actor_id(struct actor *a)
+{
+	return a->run.id;
+}
+
+struct supervisor *host_supervisor(struct actor *a)
+{
+	return a->sup;
+}
+
+const json_t *host_handler_config(struct actor *a, unsigned grant)
+{
+	static json_t *empty;
+	const json_t *c = a->rt ? json_object_get(a->rt->handlers, host_grant_name(grant)) : NULL;
+	if (c)
+		return c;
+	if (!empty)
+		empty = json_object();
+	return empty;
+}
+
+void host_request_shutdown(struct actor *a, const char *reason)
+{
+	if (!a->rt)
+		return;
+	a->rt->shutdown = 1;
+	snprintf(a->rt->shutdown_reason, sizeof(a->rt->shutdown_reason), "%s",
+		 reason ? reason : "");
+}
+
+struct wasm_func *runtime_alloc_func(struct actor *a)
+{
+	return a->rt ? a->rt->f_alloc : NULL;
+}

@@ -1,0 +1,33 @@
+/* runtime.h - private to the supervisor layer: running an actor's code.
+ *
+ * An actor that is `running` has a runtime: its own engine store and instance of
+ * the (shared, cached) module, the exports of the ABI (docs/actor-abi.md), the
+ * grants of its manifest and its limits. Calls happen one at a time per actor,
+ * on the worker pool: the mailbox feeds a job that is queued at most once
+ * (`scheduled`). Every call is a `wasm` chain event; a trap, exhausted fuel or a
+ * missed deadline fails the run.
+ */
+#ifndef THEATER_SUPERVISOR_RUNTIME_H
+#define THEATER_SUPERVISOR_RUNTIME_H
+
+#include "src/manifest.h"
+#include "supervisor/supervisor_int.h"
+
+/* Instantiates the module for a (checking grants and exports) and calls init
+ * with the state (may be NULL). On failure the run is NOT ended here: the caller
+ * records `failed` with *reason_out (a stable reason) and err. */
+enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
+			    struct wasm_module *module, const json_t *state,
+			    const char **reason_out, struct err *err);
+/* Frees the instance and answers every queued mail with ERR_CONFLICT. Called
+ * after a terminal event (the actor is no longer running). */
+void runtime_stop(struct supervisor *s, struct actor *a);
+/* Frees a runtime that is not in use (actor teardown). */
+void runtime_free(struct actor_rt *rt);
+/* Stop (kill = 0) or kill of a running actor with an instance; a->lock held.
+ * Returns 0 when the actor has no instance (the caller records the end itself). */
+int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
+/* The guest's theater_alloc, for host_return_bytes. */
+struct wasm_func *runtime_alloc_func(struct actor *a);
+
+#endif

@@ -1,0 +1,513 @@
+// dashboard.test.mjs - the dashboard end to end: a real theater-server on a random
+// loopback port, Debian's Chromium headless driven by playwright-core.
+//
+//   node --test tests/dashboard/dashboard.test.mjs     (run.sh sets it up)
+//
+// Environment: THEATER_BINARY_DIR (theater-server, examples/hello/hello.wasm),
+// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core),
+// THEATER_UPDATE_SCREENSHOT=1 to copy the actor page's screenshot to docs/.
+//
+// The browser reaches the server through a small TCP proxy in this process, so a
+// test can cut every connection at once, as a flaky network would. Each page gets
+// a wrapped EventSource that records the ids each stream delivered and how many
+// streams were open at once, so "resumes without duplicates" and "never more than
+// two streams" are checked on what the page actually received.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const BIN = process.env.THEATER_BINARY_DIR;
+const SRC = process.env.THEATER_SOURCE_DIR;
+const DEPS = process.env.DASH_DEPS;
+if (!BIN || !SRC || !DEPS) throw new Error('set THEATER_BINARY_DIR, THEATER_SOURCE_DIR and DASH_DEPS (see run.sh)');
+const require = createRequire(path.join(DEPS, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const WAIT = { timeout: 20000 };
+const cleanups = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn().catch((e) => console.error('cleanup:', e.message));
+});
+
+// ---- the server -------------------------------------------------------------
+
+async function startServer({ token, home } = {}) {
+  home = home || fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-'));
+  fs.mkdirSync(path.join(home, 'packages'), { recursive: true });
+  fs.copyFileSync(path.join(BIN, 'examples/hello/hello.wasm'), path.join(home, 'packages/hello.wasm'));
+  const env = { ...process.env, THEATER_HOME: home };
+  delete env.THEATER_TOKEN;
+  delete env.THEATER_TOKEN_FILE;
+  delete env.THEATER_LISTEN;
+  if (token) env.THEATER_TOKEN = token;
+  const proc = spawn(path.join(BIN, 'theater-server'), ['--listen', '127.0.0.1:0'],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`theater-server did not start:\n${log}`)), 60000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`theater-server exited (${code}):\n${log}`)));
+  });
+  const srv = {
+    port, home, proc, url: `http://127.0.0.1:${port}`,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await once(proc, 'exit');
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+      return proc.exitCode;
+    },
+  };
+  cleanups.push(() => srv.stop());
+  return srv;
+}
+
+async function call(srv, method, p, { headers = {}, body } = {}) {
+  const r = await fetch(srv.url + p, { method, headers, body });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text, headers: r.headers };
+}
+
+// ---- a proxy that can cut every connection ----------------------------------
+
+async function startProxy(targetPort) {
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    for (const s of [client, upstream]) {
+      s.on('error', done);
+      s.on('close', done);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const proxy = {
+    port: server.address().port,
+    cut() {
+      const n = pairs.size;
+      for (const p of [...pairs]) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      pairs.clear();
+      return n;
+    },
+    async close() {
+      proxy.cut();
+      server.close();
+    },
+  };
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+// ---- the browser --------------------------------------------------------------
+
+// Runs in the page before its scripts: counts streams, records delivered ids.
+function trackEventSources() {
+  const Orig = window.EventSource;
+  const s = { open: 0, max: 0, urls: [], delivered: {} };
+  window.__streams = s;
+  window.EventSource = class extends Orig {
+    constructor(url, opts) {
+      super(url, opts);
+      s.open++;
+      s.max = Math.max(s.max, s.open);
+      s.urls.push(String(url));
+      let counted = true;
+      this.__drop = () => {
+        if (counted) {
+          counted = false;
+          s.open--;
+        }
+      };
+      this.addEventListener('error', () => { if (this.readyState === 2) this.__drop(); });
+      const key = new URL(url, location.href).pathname;
+      for (const type of ['chain', 'lifecycle']) {
+        this.addEventListener(type, (e) => { (s.delivered[key] ||= []).push(Number(e.lastEventId)); });
+      }
+    }
+
+    close() {
+      this.__drop();
+      super.close();
+    }
+  };
+}
+
+async function openBrowser({ colorScheme = 'light' } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-profile-'));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 1440, height: 900 }, colorScheme,
+  });
+  cleanups.push(async () => {
+    await ctx.close().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await ctx.addInitScript(trackEventSources);
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(WAIT.timeout);
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of (401|404)|net::ERR_/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  return { ctx, page, problems };
+}
+
+const streams = (page) => page.evaluate(() => window.__streams);
+const seqsShown = (page) => page.$$eval('#timeline .tl-row[data-seq]:not([data-loading])',
+  (rows) => rows.map((r) => Number(r.dataset.seq)));
+
+async function waitText(page, selector, text) {
+  await page.waitForFunction(([sel, t]) => {
+    const el = document.querySelector(sel);
+    return el && el.textContent.includes(t);
+  }, [selector, text], WAIT);
+}
+
+async function spawnFromForm(page, manifest, { open }) {
+  if (!(await page.$eval('#spawn', (d) => d.open))) await page.click('#spawn summary');
+  await page.fill('#spawn-manifest', typeof manifest === 'string' ? manifest : JSON.stringify(manifest, null, 2));
+  if (open) await page.check('#spawn-open');
+  else await page.uncheck('#spawn-open');
+  await page.click('#spawn-submit');
+  await page.waitForSelector('#spawn-result.ok, #spawn-result.error');
+  return page.textContent('#spawn-result');
+}
+
+function rowFor(page, name) {
+  return page.locator('#actors tbody tr', { has: page.locator(`a:text-is("${name}")`) });
+}
+
+async function screenshot(page, name) {
+  const out = path.join(BIN, 'tests', 'dashboard', name);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  await page.screenshot({ path: out });
+  if (process.env.THEATER_UPDATE_SCREENSHOT === '1' && name === 'dashboard.png')
+    fs.copyFileSync(out, path.join(SRC, 'docs', 'dashboard.png'));
+}
+
+// ---- the tests ------------------------------------------------------------------
+
+test('spawn, watch, stop, survive a cut stream and a reload', { timeout: 120000 }, async () => {
+  const srv = await startServer();
+  const proxy = await startProxy(srv.port);
+  const base = `http://127.0.0.1:${proxy.port}`;
+  const { page, problems } = await openBrowser();
+
+  // The page is served by theater-server, with a strict CSP.
+  const resp = await page.goto(`${base}/`);
+  assert.equal(resp.status(), 200);
+  assert.match(resp.headers()['content-security-policy'], /script-src 'self'/);
+  await page.waitForSelector('#list-stream[data-state="live"]');
+  assert.equal(await page.isVisible('#list-empty'), true);
+
+  // A bad manifest: the problem's detail is on screen.
+  let text = await spawnFromForm(page, { name: 'typo', package: 'hello.wasm', pakage: 'x' }, { open: false });
+  assert.match(text, /unknown key 'pakage'/);
+  // A missing package: the detail, and a link to the failed run.
+  text = await spawnFromForm(page, { name: 'missing', package: 'nope.wasm' }, { open: false });
+  assert.match(text, /package 'nope\.wasm' not found/);
+  assert.equal(await page.locator('#spawn-result a').count(), 1);
+  await rowFor(page, 'missing').locator('.badge:text-is("failed")').waitFor();
+  // Not JSON at all: said before anything is sent.
+  text = await spawnFromForm(page, '{"name": "x",', { open: false });
+  assert.match(text, /not valid JSON/);
+
+  // Spawn from the form; the actor appears in the list from the /events stream.
+  text = await spawnFromForm(page, { name: 'alpha', package: 'hello.wasm', initial_state: { greeting: 'hi' } },
+    { open: false });
+  assert.match(text, /Spawned alpha .*running/);
+  const alphaRow = rowFor(page, 'alpha');
+  await alphaRow.locator('.badge:text-is("running")').waitFor();
+  const alphaId = await alphaRow.getAttribute('data-id');
+  assert.match(alphaId, /^[0-9a-f-]{36}$/);
+
+  // Filters.
+  await page.selectOption('#filter-status', 'failed');
+  await page.waitForFunction(() => document.querySelectorAll('#actors tbody tr').length === 1);
+  assert.equal(await rowFor(page, 'missing').count(), 1);
+  await page.selectOption('#filter-status', '');
+  await page.fill('#filter-name', 'alp');
+  await page.waitForFunction(() => document.querySelectorAll('#actors tbody tr').length === 1);
+  assert.equal(await alphaRow.count(), 1);
+  await page.fill('#filter-name', '');
+
+  // Open it: the chain, the state, verification.
+  await alphaRow.locator('a:text-is("alpha")').click();
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 2);
+  assert.deepEqual(await seqsShown(page), [2, 1]);
+  assert.equal(await page.getAttribute('#timeline .tl-row[data-seq="1"]', 'data-type'), 'spawned');
+  assert.equal(await page.getAttribute('#timeline .tl-row[data-seq="2"]', 'data-type'), 'started');
+  await waitText(page, '#state', '"greeting": "hi"');
+  await page.click('#btn-verify');
+  await waitText(page, '#verify-result', 'valid: 2 events');
+  // The inspector, by keyboard: End selects the oldest event, ArrowUp the next.
+  await page.focus('#timeline');
+  await page.keyboard.press('End');
+  await waitText(page, '#inspector', '#1 spawned');
+  await waitText(page, '#inspector', '"initial_state"');
+  await page.keyboard.press('ArrowUp');
+  await waitText(page, '#inspector', '#2 started');
+  const chain = (await call(srv, 'GET', `/actors/${alphaId}/chain`)).json;
+  await waitText(page, '#inspector', chain.items[1].hash);
+  await waitText(page, '#inspector', chain.items[1].parent_hash);
+
+  // Cut every connection. While the page is cut off, the actor stops (event 3).
+  assert.ok(proxy.cut() >= 2, 'the streams went through the proxy');
+  await page.waitForSelector('#chain-stream[data-state="reconnecting"]');
+  await page.waitForSelector('#list-stream[data-state="reconnecting"]');
+  assert.equal((await call(srv, 'POST', `/actors/${alphaId}/stop`)).status, 204);
+  // The browser reconnects with Last-Event-ID and gets exactly the missed event.
+  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
+  await page.waitForSelector('#actor-status[data-status="stopped"]');
+  await page.waitForSelector('#chain-stream[data-state="ended"]');
+  await page.waitForSelector('#list-stream[data-state="live"]');
+  assert.deepEqual(await seqsShown(page), [3, 2, 1]);
+  let s = await streams(page);
+  assert.deepEqual(s.delivered[`/actors/${alphaId}/chain`], [3], 'the chain stream delivered only the new event, once');
+  const life = s.delivered['/events'];
+  assert.equal(new Set(life).size, life.length, 'no lifecycle event twice');
+  assert.deepEqual([...life].sort((a, b) => a - b), life, 'lifecycle ids in order');
+  assert.ok(await page.isDisabled('#btn-stop'));
+
+  // Reload: the same chain, hash for hash.
+  const before = await page.$$eval('#timeline .tl-row .c-hash', (b) => b.map((x) => x.dataset.value));
+  await page.reload();
+  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
+  const afterReload = await page.$$eval('#timeline .tl-row .c-hash', (b) => b.map((x) => x.dataset.value));
+  assert.deepEqual(afterReload, before);
+  assert.equal(afterReload[2], chain.items[0].hash);
+  await page.waitForSelector('#chain-stream[data-state="ended"]');
+
+  // Spawn with "open" checked: the page opens; stop it with the button and watch
+  // the status change and the stop event arrive live.
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('#list-stream[data-state="live"]');
+  await spawnFromForm(page, { name: 'beta', package: 'hello.wasm', initial_state: { n: 1 } }, { open: true });
+  await page.waitForSelector('#actor-title:text-is("beta")');
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  await page.waitForSelector('#actor-status[data-status="running"]');
+  await page.click('#btn-stop');
+  await page.waitForSelector('#actor-status[data-status="stopped"]');
+  await page.waitForFunction(() => document.querySelector('#timeline .tl-row[data-seq="3"]')?.dataset.type === 'stopped');
+  s = await streams(page);
+  const betaId = (await page.url()).split('/').pop();
+  assert.deepEqual(s.delivered[`/actors/${betaId}/chain`], [3]);
+
+  // Kill needs two clicks; a killed run shows as killed.
+  await page.goto(`${base}/#/`);
+  await spawnFromForm(page, { name: 'gamma', package: 'hello.wasm' }, { open: true });
+  await page.waitForSelector('#actor-title:text-is("gamma")');
+  await page.waitForSelector('#actor-status[data-status="running"]');
+  await page.click('#btn-kill');
+  await waitText(page, '#btn-kill', 'Really kill?');
+  await page.click('#btn-kill');
+  await page.waitForSelector('#actor-status[data-status="killed"]');
+
+  // Back on the list: one stream left, and there were never more than two.
+  await page.click('.crumbs a');
+  await page.waitForSelector('#list-view:not([hidden])');
+  await page.waitForFunction(() => window.__streams.open === 1);
+  s = await streams(page);
+  assert.ok(s.max <= 2, `at most two streams at once (saw ${s.max})`);
+  await rowFor(page, 'alpha').locator('.badge:text-is("stopped")').waitFor();
+  await rowFor(page, 'gamma').locator('.badge:text-is("killed")').waitFor();
+
+  // The screenshot for the docs: the first actor's page with its first event open.
+  await page.goto(`${base}/#/actors/${alphaId}`);
+  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
+  await page.click('#timeline .tl-row[data-seq="1"]');
+  await waitText(page, '#inspector', '#1 spawned');
+  await page.click('#btn-verify');
+  await waitText(page, '#verify-result', 'valid: 3 events');
+  await screenshot(page, 'dashboard.png');
+  assert.deepEqual(problems, []);
+  assert.equal(await srv.stop(), 0, 'the server stopped cleanly');
+});
+
+test('with a token: asks once, cookie session, token never in a URL', { timeout: 90000 }, async () => {
+  const token = crypto.randomBytes(24).toString('hex');
+  const srv = await startServer({ token });
+  const { ctx, page, problems } = await openBrowser({ colorScheme: 'dark' });
+  const urls = [];
+  page.on('request', (r) => urls.push(r.url()));
+
+  await page.goto(`${srv.url}/`);
+  await page.waitForSelector('#login[open]');
+  await page.fill('#login-token', 'not-the-token');
+  await page.click('#login-form button[type="submit"]');
+  await waitText(page, '#login-error', 'Wrong token');
+  await page.fill('#login-token', token);
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForSelector('#list-stream[data-state="live"]');
+  assert.equal(await page.$eval('#login', (d) => d.open), false);
+  assert.equal(await page.inputValue('#login-token'), '', 'the page does not keep the token');
+
+  // The session cookie: HttpOnly, SameSite=Strict, invisible to scripts.
+  const cookie = (await ctx.cookies()).find((c) => c.name === 'theater_session');
+  assert.ok(cookie, 'a session cookie');
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, 'Strict');
+  assert.ok(!(await page.evaluate(() => document.cookie)).includes('theater_session'));
+
+  // Everything works through it, streams included.
+  await spawnFromForm(page, { name: 'secret', package: 'hello.wasm' }, { open: true });
+  await page.waitForSelector('#actor-title:text-is("secret")');
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 2);
+  await screenshot(page, 'dashboard-dark.png');
+
+  // A reload does not ask again.
+  await page.reload();
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  assert.equal(await page.$eval('#login', (d) => d.open), false);
+
+  // Outside the browser: the cookie works, a forged or cross-site one does not.
+  const value = (await ctx.cookies()).find((c) => c.name === 'theater_session').value;
+  assert.equal((await call(srv, 'GET', '/actors')).status, 401);
+  assert.equal((await call(srv, 'GET', '/actors', { headers: { Cookie: `theater_session=${value}` } })).status, 200);
+  const forged = value.slice(0, -1) + (value.endsWith('0') ? '1' : '0');
+  assert.equal((await call(srv, 'GET', '/actors', { headers: { Cookie: `theater_session=${forged}` } })).status, 401);
+  assert.equal((await call(srv, 'GET', '/actors', {
+    headers: { Cookie: `theater_session=${value}`, 'Sec-Fetch-Site': 'cross-site' } })).status, 401);
+  assert.equal((await call(srv, 'POST', '/session')).status, 401, 'no token, no cookie: no session');
+  const issued = await call(srv, 'POST', '/session', { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(issued.status, 204);
+  assert.match(issued.headers.get('set-cookie'), /^theater_session=[0-9a-f]{64}; Path=\/; Max-Age=3600; HttpOnly; SameSite=Strict$/);
+  // The page files are public; the data is not.
+  assert.equal((await call(srv, 'GET', '/ui/app.js')).status, 200);
+
+  // The token never travelled in a URL.
+  assert.ok(urls.length > 5);
+  for (const u of urls) assert.ok(!u.includes(token), `token in ${u}`);
+
+  // Sign out: the cookie is gone and no longer valid; the page asks again.
+  await page.click('#sign-out');
+  await page.waitForSelector('#login[open]');
+  assert.equal((await call(srv, 'GET', '/actors', { headers: { Cookie: `theater_session=${value}` } })).status, 401);
+  assert.ok(!(await ctx.cookies()).some((c) => c.name === 'theater_session'));
+  assert.deepEqual(problems, []);
+  assert.equal(await srv.stop(), 0);
+});
+
+// ---- a chain of 100,000 events ---------------------------------------------------
+
+// Writes <home>/chains/<id>.chain and .meta.json in the documented format
+// (docs/chain-format.md): the server indexes the chain when it starts.
+function writeChain(home, id, n) {
+  const dir = path.join(home, 'chains');
+  fs.mkdirSync(dir, { recursive: true });
+  const t0 = Date.now() - n * 10;
+  let parent = Buffer.alloc(32);
+  const parts = [];
+  for (let seq = 1; seq <= n; seq++) {
+    let type = 'theater:simple/runtime/log';
+    let data;
+    if (seq === 1) {
+      type = 'spawned';
+      data = Buffer.from(JSON.stringify({ timestamp: t0, manifest: { name: 'big', package: 'big.wasm' },
+        initial_state: { big: true } }));
+    } else if (seq === 2) {
+      type = 'started';
+      data = Buffer.from(JSON.stringify({ timestamp: t0 + 1 }));
+    } else if (seq === 3) {
+      data = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 0xff, 0xfe, 10, 13]);   // not JSON
+    } else {
+      data = Buffer.from(`{"timestamp":${t0 + seq * 10},"message":"event ${seq}"}`);
+    }
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(Buffer.byteLength(type));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64BE(BigInt(data.length));
+    const hash = crypto.createHash('sha256').update(parent).update(head).update(type).update(len)
+      .update(data).digest();
+    parts.push(Buffer.from(`EVENT ${hash.toString('hex')}\n${parent.toString('hex')}\n${type}\n${data.length}\n\n`),
+      data, Buffer.from('\n\n'));
+    parent = hash;
+  }
+  fs.writeFileSync(path.join(dir, `${id}.chain`), Buffer.concat(parts));
+  fs.writeFileSync(path.join(dir, `${id}.meta.json`), JSON.stringify({ actor_id: id, actor_name: 'big',
+    manifest_path: 'big.json', started_at: Math.floor(t0 / 1000) }, null, 2));
+}
+
+test('a chain of 100,000 events pages in and stays small in the DOM', { timeout: 120000 }, async () => {
+  const N = 100000;
+  const id = crypto.randomUUID();
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-big-'));
+  writeChain(home, id, N);
+  const srv = await startServer({ home });
+  const length = (await call(srv, 'GET', `/actors/${id}/chain?limit=1`)).json.length;
+  assert.ok(length >= N);
+  const { page, problems } = await openBrowser();
+  const rowCount = () => page.$$eval('#timeline .tl-row', (r) => r.length);
+
+  await page.goto(`${srv.url}/#/actors/${id}`);
+  await waitText(page, '#tl-count', `(${length} events)`);
+  await page.waitForSelector(`#timeline .tl-row[data-seq="${length}"]:not([data-loading])`);
+  assert.ok(await rowCount() < 80, 'only the rows in view are in the DOM');
+
+  // The oldest events, at the far end.
+  await page.$eval('#timeline', (el) => { el.scrollTop = el.scrollHeight; });
+  await page.waitForSelector('#timeline .tl-row[data-seq="1"][data-type="spawned"]');
+  assert.ok(await rowCount() < 80);
+  await page.click('#timeline .tl-row[data-seq="3"]');
+  await waitText(page, '#inspector', '12 bytes, not JSON');
+  await waitText(page, '#inspector', 'de ad be ef 00 01 02 03');
+  await waitText(page, '#inspector', '3q2+7wABAgP//goN');
+
+  // The middle, then back to the top: events load where you look.
+  await page.$eval('#timeline', (el) => { el.scrollTop = el.scrollHeight / 2; });
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])')];
+    return rows.some((r) => Math.abs(Number(r.dataset.seq) - 50000) < 100);
+  });
+  const mid = await page.$eval('#timeline .tl-row[data-seq]:not([data-loading]) .c-seq', (el) => Number(el.textContent));
+  await waitText(page, `#timeline .tl-row[data-seq="${mid}"] .c-data`, `"message":"event ${mid}"`);
+  assert.ok(await rowCount() < 80);
+  await page.focus('#timeline');
+  await page.keyboard.press('Home');
+  await page.waitForSelector(`#timeline .tl-row[data-seq="${length}"][aria-selected="true"]`);
+
+  await page.click('#btn-verify');
+  await waitText(page, '#verify-result', `valid: ${length} events`);
+  const s = await streams(page);
+  assert.ok(s.max <= 2);
+  assert.deepEqual(problems, []);
+  assert.equal(await srv.stop(), 0);
+});

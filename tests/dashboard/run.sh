@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# run.sh - the dashboard's end-to-end tests in Debian's headless Chromium.
+#   tests/dashboard/run.sh <build dir>
+# Installs what is missing: chromium, and Node.js with npm (apt, as root), and
+# playwright-core at the version pinned in package-lock.json (npm ci) into
+# <build dir>/tests/dashboard-deps, never into the source tree. Then runs
+# dashboard.test.mjs with node's test runner against the build's theater-server.
+# THEATER_UPDATE_SCREENSHOT=1 also copies the actor page's screenshot to
+# docs/dashboard.png. Exits 77 (skipped) only when chromium is missing and this
+# user cannot install it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+deps="$build/tests/dashboard-deps"
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "run.sh: ${missing[*]} missing and not root: skipping the dashboard tests" >&2
+    exit 77
+  fi
+  echo "run.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
+if [ ! -f "$deps/node_modules/playwright-core/package.json" ] ||
+   ! cmp -s "$here/package-lock.json" "$deps/package-lock.json"; then
+  echo "run.sh: installing playwright-core into $deps"
+  mkdir -p "$deps"
+  cp "$here/package.json" "$here/package-lock.json" "$deps/"
+  (cd "$deps" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+export DASH_DEPS="$deps" THEATER_BINARY_DIR="$build"
+export THEATER_SOURCE_DIR="${THEATER_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
+cd "$build"
+exec node --test --test-reporter=spec "$here/dashboard.test.mjs"
