@@ -116,3 +116,27 @@ void h_actor_metrics(struct api_call *c)
 		"restarts", (int)m.restarts);
 	api_json(c, 200, o);
 }
+
+static void restarted(void *user, enum err_code rc, const struct err *err)
+{
+	struct api_call *c = user;
+	struct db_run r;
+	struct err e = {0};
+	if (rc) {
+		api_problem(c, rc, err ? err->msg : NULL);
+		return;
+	}
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e)) {
+		api_problem_err(c, &e);
+		return;
+	}
+	json_t *o = api_run_json(&r);
+	db_run_release(&r);
+	api_json(c, 200, o);
+}
+
+void h_actor_restart(struct api_call *c)
+{
+	if (check_id(c))
+		supervisor_restart(c->api->cfg.sup, c->params[0], restarted, c);
+}

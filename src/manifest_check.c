@@ -445,16 +445,27 @@ static void unknown_key(struct check *c, struct node v, const char *key, size_t 
 	path_pop(c, mark);
 }
 
-/* Reports every key of tbl that is not in names. */
+/* Reports every key of tbl that is not in names; in document order for TOML,
+ * so the problems kept when there are too many are the first ones. */
 static void check_keys(struct check *c, struct node tbl, const char *const *names)
 {
 	const char *key;
 	size_t len;
 	json_t *val;
+	if (tbl.t) {
+		for (size_t i = 0; i < toml_table_len(tbl.t); i++) {
+			const struct toml_value *tv = toml_table_at(tbl.t, i, &key, &len);
+			if (strlen(key) == len && in_names(names, key))
+				continue;
+			struct node v = {json_object_getn(tbl.j, key, len), tv};
+			unknown_key(c, v, key, len, names);
+		}
+		return;
+	}
 	json_object_keylen_foreach((json_t *)tbl.j, key, len, val) {
 		if (strlen(key) == len && in_names(names, key))
 			continue;
-		struct node v = {val, tbl.t ? toml_table_getn(tbl.t, key, len) : NULL};
+		struct node v = {val, NULL};
 		unknown_key(c, v, key, len, names);
 	}
 }
@@ -567,6 +578,20 @@ static const char *htype_list(char *out, size_t cap)
 	return out;
 }
 
+/* "type" and the settings of every handler type, once each. */
+static void all_settings(const char *out[NAMES_MAX])
+{
+	size_t n = 0;
+	out[n++] = "type";
+	for (size_t i = 0; i < NHTYPES; i++)
+		for (const struct field *f = htypes[i].settings; f->key; f++) {
+			out[n] = NULL;
+			if (!in_names(out, f->key) && n < NAMES_MAX - 1)
+				out[n++] = f->key;
+		}
+	out[n] = NULL;
+}
+
 /* The handler's type; NULL (reported) when it is not a known type. */
 static const struct htype *handler_type(struct check *c, struct node t)
 {
@@ -603,22 +628,27 @@ static void check_handler(struct check *c, struct node h)
 		return;
 	}
 	struct node t = get(h, "type");
+	const struct htype *ht = NULL;
+	const char *names[NAMES_MAX];
 	if (!t.j) {
 		missing(c, h, "type");
-		return;
+	} else {
+		size_t mark = path_key(c, "type", 4);
+		ht = handler_type(c, t);
+		if (ht && !ht->supported && !c->allow_unsupported)
+			problem(c, t, ERR_BAD_MANIFEST, "unsupported_handler",
+				"handler type '%s' at '%s' is not implemented by this server yet",
+				ht->name, c->path);
+		path_pop(c, mark);
 	}
-	size_t mark = path_key(c, "type", 4);
-	const struct htype *ht = handler_type(c, t);
-	if (ht && !ht->supported && !c->allow_unsupported)
-		problem(c, t, ERR_BAD_MANIFEST, "unsupported_handler",
-			"handler type '%s' at '%s' is not implemented by this server yet",
-			ht->name, c->path);
-	path_pop(c, mark);
 	if (ht) {
-		const char *names[NAMES_MAX];
 		field_names(ht->settings, "type", names);
 		check_keys(c, h, names);
 		check_fields(c, h, ht->settings);
+	} else {
+		/* no known type: still report keys that no handler takes ("tpye") */
+		all_settings(names);
+		check_keys(c, h, names);
 	}
 }
 

@@ -2,6 +2,7 @@
  * actor id); see supervisor_int.h. Records are reference-counted so that a job
  * can keep using an actor that was deleted meanwhile. */
 #include "supervisor/supervisor_int.h"
+#include "src/wasm/wasm.h"
 #include "supervisor/runtime.h"
 
 #include <stdlib.h>
@@ -196,6 +197,8 @@ void actor_unref(struct supervisor *s, struct actor *a)
 		return;
 	chain_close(a->chain);
 	runtime_free(a->rt);
+	wasm_module_free(a->module);
+	manifest_free(a->manifest);
 	free(a->state);
 	json_decref(a->initial_state);
 	db_run_release(&a->run);

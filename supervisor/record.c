@@ -161,6 +161,8 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 	chain_event_release(&ev);
 	free(text);
 	waiters_fire(s, fire);
+	if (is_terminal(status))
+		supervise_run_ended(s, a, status, reason);
 	return ERR_OK;
 
 status_only:
@@ -183,6 +185,8 @@ status_only:
 	pthread_mutex_unlock(&a->rec_lock);
 	free(text);
 	waiters_fire(s, fire);
+	if (is_terminal(status))
+		supervise_run_ended(s, a, status, reason);
 	return rc;
 }
 

@@ -18,6 +18,12 @@ void waiter_fire_one(struct supervisor *s, struct waiter *w);
 /* Records the terminal `stopped` (kill = 0) or `killed` event of a live run whose
  * terminal_pending the caller has set (supervisor.c). */
 void stop_record(struct supervisor *s, struct actor *a, int kill);
+/* supervise.c: after a run's terminal event (no locks held). */
+void supervise_run_ended(struct supervisor *s, struct actor *a, const char *status,
+			 const char *reason);
+/* supervise.c: the reason to record for a failure: `crash_loop` when the restart
+ * policy would restart but its limit is reached, else reason. */
+const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const char *reason);
 /* Ends a run with `failed`, a stable reason and the error that caused it (its
  * message is the detail; its code is what a waiting spawn reports) (spawn.c). */
 void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const struct err *why);

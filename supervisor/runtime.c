@@ -28,8 +28,11 @@ struct reply {
 	int refs;                     /* under the actor lock: mail + timer */
 };
 
+enum mail_kind { MAIL_SEND, MAIL_REQUEST, MAIL_CHILD_EXIT, MAIL_CHILD_ERROR };
+
 struct mail {
 	struct mail *next;
+	enum mail_kind kind;
 	uint8_t *data;
 	size_t len;
 	char from[37];
@@ -42,6 +45,7 @@ struct actor_rt {
 	struct wasm_instance *inst;
 	struct wasm_memory *mem;
 	struct wasm_func *f_alloc, *f_reset, *f_init, *f_send, *f_request;
+	struct wasm_func *f_child_exit, *f_child_error;
 	unsigned grants;
 	json_t *handlers;             /* type -> config object */
 	uint32_t call_timeout_ms;
@@ -165,6 +169,8 @@ static enum err_code find_exports(struct actor_rt *rt, const char **reason, stru
 	rt->f_init = export_func(rt, "init");
 	rt->f_send = export_func(rt, "handle-send");
 	rt->f_request = export_func(rt, "handle-request");
+	rt->f_child_exit = export_func(rt, "handle-child-exit");
+	rt->f_child_error = export_func(rt, "handle-child-error");
 	if (!ver || !rt->f_alloc || !rt->f_init)
 		return err_set(err, ERR_WASM_LINK, "the module lacks a required export of the "
 			       "actor abi: %s", !ver ? "theater_abi_version"
@@ -536,10 +542,16 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 
 static void process(struct supervisor *s, struct actor *a, struct mail *m)
 {
+	static const char *const names[] = {"handle-send", "handle-request", "handle-child-exit",
+					    "handle-child-error"};
 	struct actor_rt *rt = a->rt;
-	struct wasm_func *f = m->reply ? rt->f_request : rt->f_send;
-	const char *fn = m->reply ? "handle-request" : "handle-send";
+	struct wasm_func *const funcs[] = {rt->f_send, rt->f_request, rt->f_child_exit,
+					   rt->f_child_error};
+	struct wasm_func *f = funcs[m->kind];
+	const char *fn = names[m->kind];
 	struct err e = {0};
+	if (!f && m->kind >= MAIL_CHILD_EXIT)
+		return;      /* a parent need not listen to its children */
 	if (!f) {
 		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", fn);
 		answer(s, a, m->reply, ERR_UNSUPPORTED, &e, NULL, 0);
@@ -550,7 +562,7 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 	record_call(s, a, fn, m->data, m->len, &o, rc, &e);
 	if (rc) {
 		answer(s, a, m->reply, rc, &e, NULL, 0);
-		spawn_fail(s, a, fail_reason(rc, &e), &e);
+		spawn_fail(s, a, fail_reason(rc, &e), &e);   /* the policy may restart it */
 		runtime_stop(s, a);
 	} else if (o.status) {
 		err_set(&e, ERR_ACTOR_ERROR, "the actor returned an error: %.*s", (int)o.out_len,
@@ -666,7 +678,8 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 		return err_set(err, ERR_NOMEM, "cannot queue a message");
 	}
 	memcpy(copy, data, len);
-	*m = (struct mail){.data = copy, .len = len, .reply = r};
+	*m = (struct mail){.kind = r ? MAIL_REQUEST : MAIL_SEND, .data = copy, .len = len,
+			   .reply = r};
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	enum err_code rc = ERR_OK;
@@ -877,4 +890,50 @@ void host_request_shutdown(struct actor *a, const char *reason)
 struct wasm_func *runtime_alloc_func(struct actor *a)
 {
 	return a->rt ? a->rt->f_alloc : NULL;
+}
+
+enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, int error,
+				    const char *info, size_t len)
+{
+	struct actor *a = reg_find(s, parent);
+	if (!a)
+		return ERR_NOT_FOUND;
+	struct mail *m = calloc(1, sizeof(*m));
+	uint8_t *copy = malloc(len + 1);
+	enum err_code rc = ERR_OK;
+	if (!m || !copy) {
+		free(m);
+		free(copy);
+		actor_unref(s, a);
+		return ERR_NOMEM;
+	}
+	memcpy(copy, info, len);
+	*m = (struct mail){.kind = error ? MAIL_CHILD_ERROR : MAIL_CHILD_EXIT, .data = copy,
+			   .len = len};
+	pthread_mutex_lock(&a->lock);
+	if (!a->rt || !(error ? a->rt->f_child_error : a->rt->f_child_exit) ||
+	    a->stop_requested || a->mail_n >= s->limits.mailbox) {
+		rc = ERR_CONFLICT;
+	} else {
+		if (a->mail_tail)
+			a->mail_tail->next = m;
+		else
+			a->mail_head = m;
+		a->mail_tail = m;
+		a->mail_n++;
+		schedule_locked(s, a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (rc)
+		mail_free(m);
+	actor_unref(s, a);
+	return rc;
+}
+
+int runtime_idle(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	int idle = !a->rt && !a->scheduled;
+	pthread_mutex_unlock(&a->lock);
+	return idle;
 }

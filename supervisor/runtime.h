@@ -27,6 +27,12 @@ void runtime_free(struct actor_rt *rt);
 /* Stop (kill = 0) or kill of a running actor with an instance; a->lock held.
  * Returns 0 when the actor has no instance (the caller records the end itself). */
 int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
+/* Queues handle-child-exit (error = 0) or handle-child-error for a running
+ * parent that exports it; ERR_CONFLICT when it cannot take it. */
+enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, int error,
+				    const char *info, size_t len);
+/* 1 when the actor has no instance and no job: a restart may begin. */
+int runtime_idle(struct actor *a);
 /* The guest's theater_alloc, for host_return_bytes. */
 struct wasm_func *runtime_alloc_func(struct actor *a);
 

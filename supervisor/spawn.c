@@ -163,6 +163,7 @@ static void answer_created(struct spawn_job *j, struct actor *a)
 void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const struct err *why)
 {
 	const char *detail = why->msg;
+	reason = supervise_fail_reason(s, a, reason);
 	pthread_mutex_lock(&a->lock);
 	a->fail_err = *why;
 	pthread_mutex_unlock(&a->lock);
@@ -191,7 +192,7 @@ static int honour_stop(struct supervisor *s, struct actor *a)
 	return 1;
 }
 
-static void run_package(struct supervisor *s, struct actor *a, const struct manifest *m,
+static void run_package(struct supervisor *s, struct actor *a, struct manifest *m,
 			json_t *state)
 {
 	struct err e = {0};
@@ -232,6 +233,10 @@ static void run_package(struct supervisor *s, struct actor *a, const struct mani
 		return;
 	}
 	const char *reason = NULL;
+	pthread_mutex_lock(&a->lock);
+	a->module = wasm_module_ref(module);
+	a->initial_state = state ? json_incref(state) : NULL;
+	pthread_mutex_unlock(&a->lock);
 	if (runtime_start(s, a, m, module, state, &reason, &e)) {   /* takes module */
 		spawn_fail(s, a, reason, &e);
 		return;
@@ -273,7 +278,11 @@ static void job_spawn(void *arg)
 		wait_running(j, a);
 	else
 		answer_created(j, a);
-	run_package(s, a, m, state);
+	pthread_mutex_lock(&a->lock);
+	a->manifest = m;          /* the actor keeps it: restart policy and limits */
+	pthread_mutex_unlock(&a->lock);
+	m = NULL;
+	run_package(s, a, a->manifest, state);
 	json_decref(state);
 	actor_unref(s, a);
 out:

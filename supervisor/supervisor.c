@@ -264,14 +264,21 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 	struct waiter *w = end_waiter(s, a, done, user);
 	struct stop_job *job = calloc(1, sizeof(*job));
 	enum err_code rc = ERR_OK;
+	int cancelled = 0;
 	pthread_mutex_lock(&a->lock);
 	if (!w || !job) {
 		rc = err_set(&e, ERR_NOMEM, "cannot stop actor '%s'", id);
+	} else if (!status_is_live(a->run.status) && a->restart_pending) {
+		a->restart_pending = 0;   /* it failed and was waiting to restart: not any more */
+		a->user_stopped = 1;
+		cancelled = 1;
 	} else if (!status_is_live(a->run.status)) {
 		rc = kill ? err_set(&e, ERR_CONFLICT, "actor '%s' is already %s", id, a->run.status)
 			  : err_set(&e, ERR_NOT_MODIFIED, "actor '%s' is already %s", id,
 				    a->run.status);
 	} else {
+		a->user_stopped = 1;
+		a->restart_pending = 0;   /* a pending automatic restart is cancelled */
 		w->next = a->waiters;     /* w now owns the caller's actor reference */
 		a->waiters = w;
 		if (strcmp(a->run.status, "starting") == 0) {
@@ -286,6 +293,13 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 	}
 	int submit = job && job->a;
 	pthread_mutex_unlock(&a->lock);
+	if (cancelled) {
+		free(w);
+		free(job);
+		actor_unref(s, a);
+		done(user, ERR_OK, NULL);
+		return;
+	}
 	if (rc) {
 		free(w);
 		free(job);

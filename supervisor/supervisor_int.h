@@ -63,6 +63,13 @@ struct actor {
 	size_t mail_n, mail_cap;
 	int scheduled;                /* lock: a run job is queued or running */
 	struct supervisor_metrics metrics;    /* lock */
+	/* Supervision (supervise.c). */
+	struct manifest *manifest;    /* owned once running: the restart policy, limits */
+	struct wasm_module *module;   /* a reference, to restart with the same digest */
+	int64_t restarts_at[32];      /* lock: times (ms) of recent automatic restarts */
+	unsigned nrestarts;
+	int restart_pending;          /* lock: a restart job is scheduled */
+	int user_stopped;             /* lock: ended by stop/kill/delete: never restarted */
 };
 
 struct supervisor {

@@ -14,9 +14,6 @@
 #include "tests/support/fixture_httpd.h"
 #include "tests/support/server_proc.h"
 
-static const char *MODULE_WAT =
-	"(module (memory (export \"memory\") 1)"
-	" (func (export \"init\") (param i32 i32) (result i32) (i32.const 0)))";
 
 struct env {
 	struct server_proc sp;
@@ -127,7 +124,9 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&E, 0, sizeof(E));
-	E.wasm = wat_compile(MODULE_WAT, &E.wasm_len);
+	char *wat = hello_actor_wat();
+	E.wasm = wat_compile(wat, &E.wasm_len);
+	free(wat);
 	E.web = fixture_httpd_start();
 	assert_non_null(E.web);
 	fixture_httpd_add_bytes(E.web, "/static.wasm", E.wasm, E.wasm_len);
@@ -211,10 +210,14 @@ static void test_spawn_file(void **state)
 	json_t *st = json_object_get(json_object_get(first, "data"), "initial_state");
 	assert_int_equal(json_integer_value(json_object_get(st, "n")), 1);
 	assert_int_equal(json_integer_value(json_object_get(st, "m")), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1),
+	/* init ran (a `wasm` event), then `started`; each event links to the one before */
+	json_t *init = json_array_get(items, 1);
+	assert_string_equal(json_string_value(json_object_get(init, "event_type")), "wasm");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(init, "data"),
+				"function")), "init");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 2),
 				"event_type")), "started");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1),
-				"parent_hash")),
+	assert_string_equal(json_string_value(json_object_get(init, "parent_hash")),
 			    json_string_value(json_object_get(first, "hash")));
 	json_decref(page);
 	/* one event */
@@ -360,8 +363,8 @@ static void test_stop_kill_delete(void **state)
 	/* exactly one terminal event */
 	json_t *page = chain_page(id);
 	json_t *items = json_object_get(page, "items");
-	assert_int_equal(json_array_size(items), 3);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 2),
+	assert_int_equal(json_array_size(items), 4);     /* spawned, wasm (init), started, stopped */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 3),
 				"event_type")), "stopped");
 	json_decref(page);
 	assert_int_equal(req("DELETE", del, NULL, NULL, NULL), 204);

@@ -15,12 +15,10 @@
 
 static struct server_proc SP;
 
-static char *url(const char *fmt, const char *id)
+/* SP.base + "/actors/" + id + tail */
+static char *url(const char *id, const char *tail)
 {
-	char *path = tu_fmt(fmt, id);
-	char *u = tu_fmt("%s%s", SP.base, path);
-	free(path);
-	return u;
+	return tu_fmt("%s/actors/%s%s", SP.base, id, tail);
 }
 
 static char *spawn(void)
@@ -40,7 +38,7 @@ static char *spawn(void)
 
 static void stop(const char *id)
 {
-	char *u = url("/actors/%s/stop", id);
+	char *u = url(id, "/stop");
 	struct http_result r;
 	assert_int_equal(http_do("POST", u, NULL, 0, NULL, &r), 0);
 	assert_int_equal(r.status, 204);
@@ -83,7 +81,9 @@ static int setup(void **state)
 	memset(&SP, 0, sizeof(SP));
 	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
 	size_t len;
-	unsigned char *wasm = wat_compile("(module (memory (export \"memory\") 1))", &len);
+	char *wat = hello_actor_wat();
+	unsigned char *wasm = wat_compile(wat, &len);
+	free(wat);
 	char *p = tu_fmt("%s/m.wasm", SP.roots);
 	assert_int_equal(tu_write_file(p, wasm, len), 0);
 	free(p);
@@ -103,29 +103,29 @@ static void test_replay_finished(void **state)
 	(void)state;
 	char *id = spawn();
 	stop(id);
-	char *u = url("/actors/%s/chain", id);
+	char *u = url(id, "/chain");
 	struct sse_result r;
 	sse_collect(u, NULL, 0, 20, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(r.saw_retry);
 	assert_true(r.ended);
-	assert_int_equal(check_ids(&r, 1), 3);
+	assert_int_equal(check_ids(&r, 1), 4);
 	assert_true(has_event(&r, "ready"));
 	assert_string_equal(r.frames[r.n - 1].event, "ready");
 	sse_result_release(&r);
-	/* resume after 2: exactly event 3 */
-	sse_collect(u, "2", 0, 20, &r);
+	/* resume after 3: exactly event 4 */
+	sse_collect(u, "3", 0, 20, &r);
 	assert_int_equal(r.status, 200);
-	assert_int_equal(check_ids(&r, 3), 1);
+	assert_int_equal(check_ids(&r, 4), 1);
 	sse_result_release(&r);
 	/* ?after= does the same */
 	char *after = tu_fmt("%s?after=1", u);
 	sse_collect(after, NULL, 0, 20, &r);
-	assert_int_equal(check_ids(&r, 2), 2);
+	assert_int_equal(check_ids(&r, 2), 3);
 	sse_result_release(&r);
 	free(after);
 	/* everything seen: 204, so EventSource stops reconnecting */
-	sse_collect(u, "3", 0, 20, &r);
+	sse_collect(u, "4", 0, 20, &r);
 	assert_int_equal(r.status, 204);
 	sse_result_release(&r);
 	sse_collect(u, "junk", 0, 20, &r);
@@ -152,7 +152,7 @@ static void test_live_then_end(void **state)
 {
 	(void)state;
 	char *id = spawn();
-	struct live_arg a = {.url = url("/actors/%s/chain", id)};
+	struct live_arg a = {.url = url(id, "/chain")};
 	pthread_t t;
 	pthread_create(&t, NULL, collect_thread, &a);
 	usleep(300 * 1000);      /* let the stream replay and go live */
@@ -160,7 +160,7 @@ static void test_live_then_end(void **state)
 	pthread_join(t, NULL);
 	assert_int_equal(a.r.status, 200);
 	assert_true(a.r.ended);
-	assert_int_equal(check_ids(&a.r, 1), 3);
+	assert_int_equal(check_ids(&a.r, 1), 4);
 	json_t *last = NULL;
 	for (size_t i = 0; i < a.r.n; i++)
 		if (a.r.frames[i].id) {
@@ -182,11 +182,11 @@ static void test_resume_live(void **state)
 {
 	(void)state;
 	char *id = spawn();
-	char *u = url("/actors/%s/chain", id);
+	char *u = url(id, "/chain");
 	struct sse_result r;
 	sse_collect(u, NULL, 1, 20, &r);     /* read an event or two, then drop the connection */
 	size_t got = check_ids(&r, 1);
-	assert_true(got >= 1 && got <= 2);
+	assert_true(got >= 1 && got <= 3);
 	sse_result_release(&r);
 	char last[8];
 	snprintf(last, sizeof(last), "%zu", got);
@@ -196,8 +196,8 @@ static void test_resume_live(void **state)
 	usleep(300 * 1000);
 	stop(id);
 	pthread_join(t, NULL);
-	/* the rest replayed, then 3 live: no gap, no duplicate */
-	assert_int_equal(check_ids(&a.r, got + 1), 3 - got);
+	/* the rest replayed, then 4 live: no gap, no duplicate */
+	assert_int_equal(check_ids(&a.r, got + 1), 4 - got);
 	sse_result_release(&a.r);
 	free(u);
 	free(id);

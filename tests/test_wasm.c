@@ -6,6 +6,7 @@
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -591,6 +592,122 @@ static void test_globals_and_tables(void **state)
 	wasm_store_free(s);
 }
 
+
+/* ---- differential: clang-compiled C against the same C built natively ----
+ * Exercises the translator's peepholes (virtual locals, retargeted results,
+ * fused compares and addresses, constant slots) on real compiler output at
+ * several optimization levels. The program avoids undefined behaviour so
+ * both builds must agree. */
+static const char *diff_src =
+	"typedef unsigned int u32; typedef unsigned long long u64;\n"
+	"static u64 h = 1469598103934665603ull;\n"
+	"static void mix(u64 v) { h ^= v; h *= 1099511628211ull; }\n"
+	"static u32 arr[64]; static double darr[64]; static float farr[64];\n"
+	"struct S { u32 a; double b; char c[5]; short d; };\n"
+	"static struct S ss[8];\n"
+	"typedef u32 (*fn)(u32, u32);\n"
+	"static u32 f_add(u32 a, u32 b) { return a + b; }\n"
+	"static u32 f_sub(u32 a, u32 b) { return a - b; }\n"
+	"static u32 f_mul(u32 a, u32 b) { return a * b + 1; }\n"
+	"static u32 f_div(u32 a, u32 b) { return b ? a / b : 7; }\n"
+	"static fn fns[4] = {f_add, f_sub, f_mul, f_div};\n"
+	"static u32 sw(u32 x) { switch (x & 15) { case 0: return x * 3; case 1: return x - 7;\n"
+	"  case 2: return x ^ 0x55; case 3: return x << 2; case 5: return x >> 1; case 7: return -x;\n"
+	"  case 8: return x % 13; case 11: return x / 3; default: return x + 100; } }\n"
+	"static u64 rec(u32 n, u64 acc) { if (n == 0) return acc;\n"
+	"  return rec(n - 1, acc * 31 + n) ^ (n & 1 ? rec(n / 3, n) : 0); }\n"
+	"static double fpm(double x) { double s = 0; for (int i = 1; i < 20; i++) {\n"
+	"  s += x / i; x = x * 1.0001 - 0.5 / i; if (s > 1e6) s = s / 3; } return s; }\n"
+	"static float fpf(float x) { float s = 0; for (int i = 0; i < 30; i++) {\n"
+	"  s = s * 0.5f + x; x = x * 1.5f - (float)i; if (x > 1e9f) x = 1; } return s; }\n"
+	"static u32 bits(u32 x) { return (u32)__builtin_popcount(x) + (u32)__builtin_clz(x | 1) * 3\n"
+	"  + ((x << 7) | (x >> 25)); }\n"
+	"static u32 many(u32 a, u32 b, u32 c, u32 d) {\n"
+	"  u32 e = a + b, f = c - d, g = a * c, i = b ^ d, j = e | f, k = g & i, l = j + k;\n"
+	"  u32 m = l - e, n = m * 3 + f, o = n ^ g, p = o + i, q = p - j, r = q * k + l, t = r ^ m;\n"
+	"  for (int z = 0; z < 5; z++) { e += f; f ^= g; g -= i; i += j; j ^= k; k += l; l -= m;\n"
+	"    m ^= n; n += o; o -= p; p ^= q; q += r; r ^= t; t += e; }\n"
+	"  return e + f + g + i + j + k + l + m + n + o + p + q + r + t; }\n"
+	"static u32 nested(u32 x) { u32 r = 0;\n"
+	"  for (u32 i = 0; i < 7; i++) { if (i == 3) continue;\n"
+	"    for (u32 j = 0; j < 5; j++) { if ((i * j + x) % 7 == 3) break;\n"
+	"      for (u32 k = 0; k < j; k++) { r += (k ^ i) * (x | 1); if (r > 100000) { r /= 7; goto out; } } } }\n"
+	"out: return r + x; }\n"
+	"u32 run(u32 seed) { u32 x = seed;\n"
+	"  for (int i = 0; i < 64; i++) { x = x * 1664525u + 1013904223u; arr[i] = x;\n"
+	"    darr[i] = (double)(int)(x >> 1) / 1000.0; farr[i] = (float)(x >> 8) / 7.0f; }\n"
+	"  for (int i = 0; i < 8; i++) { ss[i].a = arr[i]; ss[i].b = darr[i];\n"
+	"    for (int k = 0; k < 5; k++) ss[i].c[k] = (char)(arr[i] >> k); ss[i].d = (short)(arr[i + 1] & 0x7fff); }\n"
+	"  for (u32 round = 0; round < 3; round++) {\n"
+	"    for (int i = 0; i < 64; i++) { mix(sw(arr[i])); mix(fns[arr[i] % 4](arr[i] >> 3, arr[(i + 1) % 64] >> 5));\n"
+	"      mix(bits(arr[i])); mix((u64)(long long)(fpm(darr[i] / 1000) * 1000));\n"
+	"      mix((u64)(long long)(fpf(farr[i] / 1e6f) * 100)); mix(nested(arr[i] & 0xffff)); }\n"
+	"    mix(rec(12 + round, round)); mix(many(arr[round], arr[round + 1], arr[round + 2], arr[round + 3]));\n"
+	"    struct S tmp = ss[round]; ss[round] = ss[7 - round]; ss[7 - round] = tmp;\n"
+	"    for (int i = 0; i < 8; i++) { mix(ss[i].a); mix((u64)(long long)ss[i].b); mix((u64)ss[i].c[round]);\n"
+	"      mix((u64)ss[i].d); }\n"
+	"    for (int i = 0; i < 63; i++) if (arr[i] > arr[i + 1]) { u32 t = arr[i]; arr[i] = arr[i + 1]; arr[i + 1] = t; } }\n"
+	"  return (u32)(h ^ (h >> 32)); }\n"
+	"#ifdef __wasm__\n"
+	"typedef unsigned long size_t;\n"
+	"void *memcpy(void *d, const void *s, size_t n) { unsigned char *p = d; const unsigned char *q = s;\n"
+	"  while (n--) *p++ = *q++; return d; }\n"
+	"void *memset(void *d, int c, size_t n) { unsigned char *p = d; while (n--) *p++ = (unsigned char)c; return d; }\n"
+	"#else\n"
+	"#include <stdio.h>\n"
+	"int main(void) { for (u32 s = 0; s < 4; s++) printf(\"%u\\n\", run(s * 7919u + 1)); return 0; }\n"
+	"#endif\n";
+
+static void test_clang_differential(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("test-wasm-diff");
+	assert_non_null(dir);
+	char *src = tu_fmt("%s/prog.c", dir), *exe = tu_fmt("%s/prog", dir);
+	assert_int_equal(tu_write_file(src, diff_src, strlen(diff_src)), 0);
+	char *cmd = tu_fmt("cc -O1 -o '%s' '%s'", exe, src);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	cmd = tu_fmt("'%s'", exe);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	uint32_t expect[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fscanf(p, "%u", &expect[i]), 1);
+	pclose(p);
+	free(cmd);
+	static const char *const levels[] = {"-O0", "-O2", "-Os"};
+	for (int l = 0; l < 3; l++) {
+		char *wasm = tu_fmt("%s/prog%d.wasm", dir, l);
+		cmd = tu_fmt("clang --target=wasm32 %s -nostdlib -Wl,--no-entry -Wl,--export=run "
+			     "-o '%s' '%s'", levels[l], wasm, src);
+		if (system(cmd) != 0)
+			fail_msg("clang cannot build wasm32 (scripts/install-deps.sh)");
+		size_t len;
+		uint8_t *bytes = (uint8_t *)tu_read_file(wasm, &len);
+		struct wasm_module *m = NULL;
+		struct err err = {0};
+		assert_int_equal(wasm_module_new(bytes, len, &m, &err), ERR_OK);
+		struct wasm_store *s = new_store(NULL);
+		struct wasm_instance *inst = instantiate(s, m);
+		for (uint32_t i = 0; i < 4; i++) {
+			uint32_t r = 0;
+			assert_int_equal(call_i32(s, inst, "run", 1, i * 7919u + 1, &r, &err), ERR_OK);
+			if (r != expect[i])
+				fail_msg("%s: run(%u) = %u, native %u", levels[l], i, r, expect[i]);
+		}
+		wasm_store_free(s);
+		wasm_module_free(m);
+		free(bytes);
+		free(cmd);
+		free(wasm);
+	}
+	tu_rmtree(dir);
+	free(src);
+	free(exe);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_deep_recursion_small_stack),
 		cmocka_unit_test(test_start_trap_keeps_effects),
 		cmocka_unit_test(test_globals_and_tables),
+		cmocka_unit_test(test_clang_differential),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

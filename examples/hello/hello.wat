@@ -1,7 +1,31 @@
-;; hello: the smallest theater actor package. It exports its memory and an
-;; `init` that keeps the state it is given. The supervisor validates it with
-;; the engine before the actor is `running`.
+;; hello: the smallest theater actor (actor ABI v1, docs/actor-abi.md), in
+;; WebAssembly text. It keeps the state it is given and answers requests with
+;; its state. Memory above 1024 is a bump heap the host fills with inputs.
 (module
   (memory (export "memory") 1)
-  (func (export "init") (param $state_ptr i32) (param $state_len i32) (result i32)
-    (i32.const 0)))
+  (global $top (mut i32) (i32.const 1024))
+  (func (export "theater_abi_version") (result i32) (i32.const 1))
+  (func (export "theater_alloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $top))
+    (global.set $top (i32.add (global.get $top) (local.get $n)))
+    (if (i32.gt_u (global.get $top) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1))
+        (then (return (i32.const 0))))))
+    (local.get $p))
+  (func (export "theater_reset_heap") (global.set $top (i32.const 1024)))
+  ;; the result record lives at address 0: status, state (ptr, len), out (ptr, len)
+  (func $result (param $sp i32) (param $sn i32) (param $op i32) (param $on i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 0))
+    (i32.store (i32.const 4) (local.get $sp))
+    (i32.store (i32.const 8) (local.get $sn))
+    (i32.store (i32.const 12) (local.get $op))
+    (i32.store (i32.const 16) (local.get $on))
+    (i32.const 0))
+  (func (export "init") (param $sp i32) (param $sn i32) (result i32)
+    (call $result (local.get $sp) (local.get $sn) (i32.const 0) (i32.const 0)))
+  (func (export "handle-send") (param $sp i32) (param $sn i32) (param $mp i32) (param $mn i32)
+    (result i32)
+    (call $result (local.get $sp) (local.get $sn) (i32.const 0) (i32.const 0)))
+  (func (export "handle-request") (param $sp i32) (param $sn i32) (param $mp i32) (param $mn i32)
+    (result i32)
+    (call $result (local.get $sp) (local.get $sn) (local.get $sp) (local.get $sn))))

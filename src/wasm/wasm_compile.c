@@ -3,18 +3,24 @@
  *
  * Validation is the spec's algorithm (operand and control stacks, with
  * polymorphic stacks after unreachable code). Translation turns the stack
- * machine into frame-slot operands: stack position p lives in slot
- * nlocals + p, so an instruction names its operand and result slots and
- * never pushes or pops at run time. Three kinds of operand entries:
+ * machine into frame-slot operands: stack position p lives in its own slot
+ * (after the locals and the function's constant slots), so an instruction
+ * names its operand and result slots and never pushes or pops at run time.
+ * Three kinds of operand entries:
  *   K_STACK  the value is in its position's slot;
  *   K_LOCAL  local.get that was not copied: readers use the local's slot;
- *   K_CONST  a constant that was not stored: readers fold it or store it.
+ *   K_CONST  a constant that was not stored: readers use an immediate form
+ *            or the constant's slot (filled on function entry).
  * A K_LOCAL entry is copied to its slot before that local is written, and
  * every entry is stored in its slot before a block, loop or if starts, so
  * that values are in their slots wherever control flow joins.
+ * Slot numbers are provisional while translating (stack positions count
+ * from the locals, constants are marked); relocate() fixes them once the
+ * number of constants is known.
  * Peepholes: an instruction followed by local.set/tee writes the local
  * directly; a compare followed by br_if/if becomes a compare-and-branch;
- * i32/i64 operations with a constant right operand use an immediate.
+ * i32/i64 operations with a constant operand use an immediate; an i32.add
+ * feeding a load or store becomes part of its address computation.
  * Branches carry the target offset and the copies of their values; forward
  * targets are patched when the block's end is reached.
  * Fuel: the count of instructions directly inside each loop is charged by
@@ -361,10 +367,7 @@ static enum err_code pop_any(struct comp *c, struct opnd *out, uint32_t *pos)
 	if (c->vsp == f->height) {
 		*out = (struct opnd){.type = T_UNKNOWN, .kind = K_STACK};
 		*pos = c->vsp;
-		if (!f->unreachable)
-			return mismatch(c);
-		*pos = c->vsp;
-		return ERR_OK;
+		return f->unreachable ? ERR_OK : mismatch(c);
 	}
 	*out = c->vs[c->vsp - 1];
 	*pos = c->vsp - 1;
@@ -867,6 +870,65 @@ struct stub {
 	uint32_t cells; /* list of br_table cells (linked through the cells) */
 };
 
+/* The spec's check: every label exists and has the default's arity, and
+ * the stack matches each label's types. */
+static enum err_code check_br_table(struct comp *c, const uint32_t *ls, uint32_t n)
+{
+	struct ctl *def, *f;
+	uint32_t arity, fn;
+	const enum wasm_valtype *t;
+	if (label_at(c, ls[n], &def))
+		return ERR_WASM_INVALID;
+	label_types(def, &arity, &t);
+	for (uint32_t i = 0; i <= n; i++) {
+		if (label_at(c, ls[i], &f))
+			return ERR_WASM_INVALID;
+		label_types(f, &fn, &t);
+		if (fn != arity)
+			return mismatch(c);
+		if (check_top(c, t, fn))
+			return ERR_WASM_INVALID;
+	}
+	return ERR_OK;
+}
+
+/* [br_table, idx, n, off_0 .. off_n]; targets that need value copies, a
+ * fuel charge or a return get a stub after the table (one per label). */
+static void emit_br_table(struct comp *c, uint32_t is, const uint32_t *ls, uint32_t n,
+			  struct stub *stubs)
+{
+	uint32_t nstubs = 0;
+	emit_op(c, OP_br_table);
+	emit_slot(c, is);
+	emit(c, n);
+	uint32_t first = c->nops;
+	for (uint32_t i = 0; i <= n; i++)
+		emit(c, 0);
+	for (uint32_t i = 0; i <= n; i++) {
+		struct ctl *f = &c->cs[c->csp - 1 - ls[i]];
+		if (f != &c->cs[0] && f->kind != C_LOOP && !needs_copies(c, f)) {
+			jump_to(c, f, first + i);
+			continue;
+		}
+		uint32_t k = 0;
+		while (k < nstubs && stubs[k].depth != ls[i])
+			k++;
+		if (k == nstubs)
+			stubs[nstubs++] = (struct stub){.depth = ls[i], .cells = WASM_NONE};
+		put(c, first + i, stubs[k].cells);
+		stubs[k].cells = first + i;
+	}
+	for (uint32_t k = 0; k < nstubs; k++) {
+		for (uint32_t cell = stubs[k].cells; cell != WASM_NONE;) {
+			uint32_t next = get(c, cell);
+			set_jump(c, cell, c->nops);
+			cell = next;
+		}
+		emit_branch(c, &c->cs[c->csp - 1 - stubs[k].depth]);
+	}
+	no_peephole(c);
+}
+
 static enum err_code op_br_table(struct comp *c)
 {
 	uint32_t n = 0;
@@ -886,59 +948,10 @@ static enum err_code op_br_table(struct comp *c)
 			goto out;
 	struct opnd idx;
 	uint32_t ipos;
-	if ((rc = pop_t(c, WASM_I32, &idx, &ipos)))
+	if ((rc = pop_t(c, WASM_I32, &idx, &ipos)) || (rc = check_br_table(c, ls, n)))
 		goto out;
-	struct ctl *def;
-	if ((rc = label_at(c, ls[n], &def)))
-		goto out;
-	uint32_t arity;
-	const enum wasm_valtype *t;
-	label_types(def, &arity, &t);
-	for (uint32_t i = 0; i <= n; i++) {
-		struct ctl *f;
-		uint32_t fn;
-		if ((rc = label_at(c, ls[i], &f)))
-			goto out;
-		label_types(f, &fn, &t);
-		if (fn != arity) {
-			rc = mismatch(c);
-			goto out;
-		}
-		if ((rc = check_top(c, t, fn)))
-			goto out;
-	}
-	if (!dead(c)) {
-		uint32_t s = read_slot(c, &idx, ipos);
-		emit_op(c, OP_br_table);
-		emit_slot(c, s);
-		emit(c, n);
-		uint32_t first = c->nops, nstubs = 0;
-		for (uint32_t i = 0; i <= n; i++)
-			emit(c, 0);
-		for (uint32_t i = 0; i <= n; i++) {
-			struct ctl *f = &c->cs[c->csp - 1 - ls[i]];
-			if (f != &c->cs[0] && f->kind != C_LOOP && !needs_copies(c, f)) {
-				jump_to(c, f, first + i);
-				continue;
-			}
-			uint32_t k = 0;
-			while (k < nstubs && stubs[k].depth != ls[i])
-				k++;
-			if (k == nstubs)
-				stubs[nstubs++] = (struct stub){.depth = ls[i], .cells = WASM_NONE};
-			put(c, first + i, stubs[k].cells);
-			stubs[k].cells = first + i;
-		}
-		for (uint32_t k = 0; k < nstubs; k++) {
-			for (uint32_t cell = stubs[k].cells; cell != WASM_NONE;) {
-				uint32_t next = get(c, cell);
-				set_jump(c, cell, c->nops);
-				cell = next;
-			}
-			emit_branch(c, &c->cs[c->csp - 1 - stubs[k].depth]);
-		}
-		no_peephole(c);
-	}
+	if (!dead(c))
+		emit_br_table(c, read_slot(c, &idx, ipos), ls, n, stubs);
 	set_unreachable(c);
 out:
 	free(ls);
@@ -1345,6 +1358,47 @@ static bool fuse_address(struct comp *c, const struct opnd *a, uint32_t pa, enum
 	return true;
 }
 
+static enum err_code op_load(struct comp *c, enum wasm_op op, uint8_t t, uint32_t offset)
+{
+	struct opnd a;
+	uint32_t pa;
+	if (pop_t(c, I32, &a, &pa))
+		return ERR_WASM_INVALID;
+	uint32_t p = c->vsp;
+	if (push(c, t))
+		return ERR_NOMEM;
+	if (dead(c) || fuse_address(c, &a, pa, op, slot(c, p), WASM_NONE, offset))
+		return ERR_OK;
+	uint32_t sa = read_slot(c, &a, pa);
+	emit_op(c, op);
+	uint32_t d = emit_slot(c, slot(c, p));
+	emit_slot(c, sa);
+	emit(c, offset);
+	retargetable(c, d);
+	return ERR_OK;
+}
+
+static enum err_code op_store(struct comp *c, enum wasm_op op, uint8_t t, uint32_t offset)
+{
+	struct opnd a, v;
+	uint32_t pa, pv;
+	if (pop_t(c, t, &v, &pv) || pop_t(c, I32, &a, &pa))
+		return ERR_WASM_INVALID;
+	if (dead(c))
+		return ERR_OK;
+	uint32_t sv = read_slot(c, &v, pv);
+	if (fuse_address(c, &a, pa, op, WASM_NONE, sv, offset))
+		return ERR_OK;
+	uint32_t sa = read_slot(c, &a, pa);
+	emit_op(c, op);
+	emit_slot(c, sa);
+	emit_slot(c, sv);
+	emit(c, offset);
+	no_peephole(c);
+	return ERR_OK;
+}
+
+/* Loads and stores (0x28..0x3e): memarg, memory and alignment checks. */
 static enum err_code op_memarg(struct comp *c, uint8_t opc)
 {
 	static const uint8_t natural[] = {
@@ -1370,40 +1424,7 @@ static enum err_code op_memarg(struct comp *c, uint8_t opc)
 	uint32_t i = opc - 0x28;
 	if (align > natural[i])
 		return invalid(c, "alignment must not be larger than natural");
-	struct opnd a, v;
-	uint32_t pa, pv;
-	if (opc <= 0x35) {
-		if (pop_t(c, I32, &a, &pa))
-			return ERR_WASM_INVALID;
-		uint32_t p = c->vsp;
-		if (push(c, vt[i]))
-			return ERR_NOMEM;
-		if (dead(c))
-			return ERR_OK;
-		if (fuse_address(c, &a, pa, ops[i], slot(c, p), WASM_NONE, offset))
-			return ERR_OK;
-		uint32_t sa = read_slot(c, &a, pa);
-		emit_op(c, ops[i]);
-		uint32_t d = emit_slot(c, slot(c, p));
-		emit_slot(c, sa);
-		emit(c, offset);
-		retargetable(c, d);
-		return ERR_OK;
-	}
-	if (pop_t(c, vt[i], &v, &pv) || pop_t(c, I32, &a, &pa))
-		return ERR_WASM_INVALID;
-	if (dead(c))
-		return ERR_OK;
-	uint32_t sv = read_slot(c, &v, pv);
-	if (fuse_address(c, &a, pa, ops[i], WASM_NONE, sv, offset))
-		return ERR_OK;
-	uint32_t sa = read_slot(c, &a, pa);
-	emit_op(c, ops[i]);
-	emit_slot(c, sa);
-	emit_slot(c, sv);
-	emit(c, offset);
-	no_peephole(c);
-	return ERR_OK;
+	return opc <= 0x35 ? op_load(c, ops[i], vt[i], offset) : op_store(c, ops[i], vt[i], offset);
 }
 
 static enum err_code rd_zero(struct comp *c)

@@ -194,8 +194,14 @@ static enum err_code call_slow(struct wasm_store *S, size_t end, uint32_t depth,
 	return wasm_stack_reserve(S, end, err);
 }
 
+/* One copy of run() only: its handler offsets are taken from its labels. */
+#if defined(__clang__)
+#define RUN_ATTRS __attribute__((noinline))
+#else
+#define RUN_ATTRS __attribute__((noinline, noclone))
+#endif
 static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t base,
-			 struct err *err, const int32_t **table_out) __attribute__((noinline, noclone));
+			 struct err *err, const int32_t **table_out) RUN_ATTRS;
 
 static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t base,
 			 struct err *err, const int32_t **table_out)

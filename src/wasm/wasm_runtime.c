@@ -94,6 +94,12 @@ void wasm_store_set_limits(struct wasm_store *s, const struct wasm_store_limits 
 		memset(&s->lim, 0, sizeof(s->lim));
 	resolve_limits(&s->lim);
 	s->stack_max = s->lim.max_stack_bytes / sizeof(uint64_t);
+	/* The interpreter checks against the capacities; lowered limits must
+	 * not hide behind memory that is already allocated. */
+	if (s->stack_cap > s->stack_max)
+		s->stack_cap = s->stack_max;
+	if (s->frames_cap > s->lim.max_call_depth)
+		s->frames_cap = s->lim.max_call_depth;
 }
 
 static void instance_destroy(struct wasm_instance *inst)

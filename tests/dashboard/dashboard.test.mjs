@@ -205,7 +205,7 @@ async function spawnFromForm(page, manifest, { open }) {
   if (open) await page.check('#spawn-open');
   else await page.uncheck('#spawn-open');
   await page.click('#spawn-submit');
-  await page.waitForSelector('#spawn-result.ok, #spawn-result.error');
+  await page.waitForSelector('#spawn-result.ok, #spawn-result.error', { state: 'attached' });
   return page.textContent('#spawn-result');
 }
 
@@ -352,7 +352,7 @@ test('spawn, watch, stop, survive a cut stream and a reload', { timeout: 120000 
   // The screenshot for the docs: the first actor's page with its first event open.
   await page.goto(`${base}/#/actors/${alphaId}`);
   await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
-  await page.click('#timeline .tl-row[data-seq="1"]');
+  await page.click('#timeline .tl-row[data-seq="1"] .c-type');
   await waitText(page, '#inspector', '#1 spawned');
   await page.click('#btn-verify');
   await waitText(page, '#verify-result', 'valid: 3 events');
@@ -486,7 +486,7 @@ test('a chain of 100,000 events pages in and stays small in the DOM', { timeout:
   await page.$eval('#timeline', (el) => { el.scrollTop = el.scrollHeight; });
   await page.waitForSelector('#timeline .tl-row[data-seq="1"][data-type="spawned"]');
   assert.ok(await rowCount() < 80);
-  await page.click('#timeline .tl-row[data-seq="3"]');
+  await page.click('#timeline .tl-row[data-seq="3"] .c-type');
   await waitText(page, '#inspector', '12 bytes, not JSON');
   await waitText(page, '#inspector', 'de ad be ef 00 01 02 03');
   await waitText(page, '#inspector', '3q2+7wABAgP//goN');

@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [SECONDS]
 # Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
 # seeds the corpus with every binary module of the spec suite (wast2json of
-# $WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the corpus
+# $THEATER_WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the corpus
 # there between runs. $FUZZ_CFLAGS adds compiler flags (for example
 # -fno-sanitize=pointer-overflow to look past a known finding). Crashers land in $FUZZ_BUILD/fuzz/artifacts; once one
 # is fixed, copy it into tests/fuzz/regressions/. Exits 1 if one was found.
@@ -13,20 +13,23 @@ set -euo pipefail
 secs=${1:-180}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
-suite=${WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
+suite=${THEATER_WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
 work=$build/fuzz
 mkdir -p "$work/corpus" "$work/artifacts"
 
 echo "fuzz: building fuzz_wasm in $build"
+san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DTHEATER_SANITIZE=ON -DTHEATER_FUZZ=ON \
-  -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link ${FUZZ_CFLAGS:-}" >"$work/cmake.log"
-cmake --build "$build" -j2 --target fuzz_wasm >>"$work/cmake.log" ||
+  -DTHEATER_SANITIZE=OFF -DTHEATER_FUZZ=ON \
+  -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer ${FUZZ_CFLAGS:-}" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$work/cmake.log" 2>&1 ||
+  { tail -30 "$work/cmake.log"; exit 2; }
+cmake --build "$build" -j2 --target fuzz_wasm >>"$work/cmake.log" 2>&1 ||
   { tail -30 "$work/cmake.log"; exit 2; }
 
 seeds=$work/seeds
 if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
-  [ -d "$suite" ] || { echo "fuzz: no spec suite at $suite (set WASM_TESTSUITE)"; exit 2; }
+  [ -d "$suite" ] || { echo "fuzz: no spec suite at $suite (set THEATER_WASM_TESTSUITE)"; exit 2; }
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$seeds"

@@ -9,7 +9,7 @@
  * engine), assert_unlinkable, assert_uninstantiable. Expected messages are
  * compared by prefix, the usual convention (engines may say more).
  *
- * Usage: spec_runner [-v] [-d DIR] [NAME|FILE.wast ...]
+ * Usage: spec_runner [-d DIR] [NAME|FILE.wast ...]
  * Without names it runs every .wast file of the suite directory, which is
  * -d, else $THEATER_WASM_TESTSUITE, else $THEATER_SOURCE_DIR/../shared/
  * wasm-testsuite. Prints per-file and total pass/fail/n.a. counts; exits 1
@@ -55,7 +55,6 @@ struct spectest {
 struct script {
 	const char *file;   /* .wast name for messages */
 	const char *dir;    /* where the converted modules are */
-	bool verbose;
 	struct wasm_store *store;
 	struct spectest st;
 	struct wasm_instance *current;
@@ -575,7 +574,7 @@ static void script_release(struct script *s)
 }
 
 /* Runs one .wast file; returns its counts (a conversion error is a failure). */
-static struct counts run_file(const char *wast, const char *name, bool verbose)
+static struct counts run_file(const char *wast, const char *name)
 {
 	struct counts c = {0};
 	const char *tmp = getenv("TMPDIR");
@@ -598,7 +597,6 @@ static struct counts run_file(const char *wast, const char *name, bool verbose)
 	struct script *s = calloc(1, sizeof(*s));
 	s->file = name;
 	s->dir = dir;
-	s->verbose = verbose;
 	if (wasm_store_new(NULL, &s->store, NULL) || spectest_init(s)) {
 		fprintf(stderr, "spec_runner: cannot create the spectest module\n");
 		s->c.fail++;
@@ -657,7 +655,7 @@ static char **list_suite(const char *dir, size_t *n)
 	return names;
 }
 
-static bool run_one(const char *dir, const char *arg, bool verbose, struct counts *total)
+static bool run_one(const char *dir, const char *arg, struct counts *total)
 {
 	char wast[4096], name[256];
 	size_t len = strlen(arg);
@@ -670,7 +668,7 @@ static bool run_one(const char *dir, const char *arg, bool verbose, struct count
 		snprintf(wast, sizeof(wast), "%s/%s.wast", dir, arg);
 		snprintf(name, sizeof(name), "%s", arg);
 	}
-	struct counts c = run_file(wast, name, verbose);
+	struct counts c = run_file(wast, name);
 	printf("%-28s pass %5u  fail %4u  n/a %4u\n", name, c.pass, c.fail, c.na);
 	fflush(stdout);
 	total->pass += c.pass;
@@ -682,15 +680,12 @@ static bool run_one(const char *dir, const char *arg, bool verbose, struct count
 int main(int argc, char **argv)
 {
 	const char *dir_arg = NULL;
-	bool verbose = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "vd:")) != -1) {
-		if (opt == 'v')
-			verbose = true;
-		else if (opt == 'd')
+	while ((opt = getopt(argc, argv, "d:")) != -1) {
+		if (opt == 'd') {
 			dir_arg = optarg;
-		else {
-			fprintf(stderr, "usage: spec_runner [-v] [-d DIR] [NAME|FILE.wast ...]\n");
+		} else {
+			fprintf(stderr, "usage: spec_runner [-d DIR] [NAME|FILE.wast ...]\n");
 			return 64;
 		}
 	}
@@ -700,7 +695,7 @@ int main(int argc, char **argv)
 	size_t files = 0;
 	if (optind < argc) {
 		for (int i = optind; i < argc; i++, files++)
-			ok &= run_one(dir, argv[i], verbose, &total);
+			ok &= run_one(dir, argv[i], &total);
 	} else {
 		size_t n;
 		char **names = list_suite(dir, &n);
@@ -709,7 +704,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		for (size_t i = 0; i < n; i++, files++) {
-			ok &= run_one(dir, names[i], verbose, &total);
+			ok &= run_one(dir, names[i], &total);
 			free(names[i]);
 		}
 		free(names);

@@ -221,3 +221,15 @@ unsigned char *wat_compile(const char *wat, size_t *len_out)
 	free(dir);
 	return bytes;
 }
+
+char *hello_actor_wat(void)
+{
+	char *path = tu_fmt("%s/examples/hello/hello.wat", tu_source_dir());
+	char *text = tu_read_file(path, NULL);
+	if (!text) {
+		fprintf(stderr, "cannot read '%s'\n", path);
+		abort();
+	}
+	free(path);
+	return text;
+}

@@ -42,6 +42,9 @@ int http_do(const char *method, const char *url, const void *body, size_t len,
 /* Value of a response header (malloc'd) or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 
+/* The text of examples/hello/hello.wat: the smallest valid actor. */
+char *hello_actor_wat(void);
+
 /* Compiles WebAssembly text with wat2wasm into bytes (malloc'd); fails the test
  * loudly when wat2wasm is missing. */
 unsigned char *wat_compile(const char *wat, size_t *len_out);

@@ -1,0 +1,252 @@
+/* host_message.c - theater:simple/message-server-host: send and request.
+ *
+ * send puts a message in another actor's mailbox (supervisor_send, from = the
+ * calling actor). request does the same and waits for the answer: the
+ * supervisor's reply callback runs on another worker thread, so the host
+ * function waits on a condition variable, bounded by the actor's timeout (at
+ * most 30 s) plus a short grace for the supervisor's own timeout to arrive.
+ *
+ * The wait state is shared by two owners, the waiting host function and the
+ * reply callback, with a reference count: whoever is last frees it, so a reply
+ * that comes after the waiter gave up touches nothing that is gone.
+ * A request to the calling actor itself is refused (-1): the actor handles one
+ * call at a time, so it could never answer.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/util/crypto.h"
+#include "supervisor/host.h"
+#include "supervisor/supervisor.h"
+
+#define MOD "theater:simple/message-server-host"
+#define MESSAGE_MAX ((size_t)16 << 20)
+#define REQUEST_MAX_TIMEOUT_MS 30000u
+#define REQUEST_GRACE_MS 2000u
+
+struct reply_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;                    /* waiter + callback */
+	int done;
+	enum err_code rc;
+	struct err e;
+	uint8_t *data;
+	size_t len;
+};
+
+static void set_i32(struct wasm_value *r, int32_t v)
+{
+	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
+}
+
+static struct reply_wait *wait_new(void)
+{
+	struct reply_wait *w = calloc(1, sizeof(*w));
+	pthread_condattr_t attr;
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	w->refs = 2;
+	return w;
+}
+
+static void wait_unref(struct reply_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w->data);
+	free(w);
+}
+
+static void on_reply(void *user, enum err_code rc, const struct err *err, const uint8_t *data,
+		     size_t len)
+{
+	struct reply_wait *w = user;
+	pthread_mutex_lock(&w->lock);
+	w->rc = rc;
+	if (err && rc)
+		w->e = *err;
+	if (!rc && (w->data = malloc(len ? len : 1)) != NULL) {
+		memcpy(w->data, data, len);
+		w->len = len;
+	} else if (!rc) {
+		w->rc = err_set(&w->e, ERR_NOMEM, "out of memory for the response");
+	}
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	wait_unref(w);
+}
+
+/* Waits until the reply came or ms passed; 1 when it came. */
+static int wait_for(struct reply_wait *w, uint32_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+	int done = w->done;
+	pthread_mutex_unlock(&w->lock);
+	return done;
+}
+
+static int32_t map_err(enum err_code code)
+{
+	switch (code) {
+	case ERR_OK: return 0;
+	case ERR_BAD_ID: case ERR_INVALID: return HOST_EINVAL;
+	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
+	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
+	case ERR_TOO_LARGE: return HOST_ETOOBIG;
+	case ERR_BUSY: return HOST_EBUSY;
+	default: return HOST_EFAILED;
+	}
+}
+
+/* The target actor id: 36 bytes, a lowercase UUID; -1 otherwise. */
+static int32_t read_id(struct wasm_caller *c, uint32_t ptr, uint32_t len, char out[37])
+{
+	uint8_t *id = NULL;
+	int32_t rc = len == UUID_STR_LEN ? host_read(c, ptr, len, UUID_STR_LEN, &id) : HOST_EINVAL;
+	if (!rc && !uuid_valid((char *)id))
+		rc = HOST_EINVAL;
+	if (!rc)
+		memcpy(out, id, UUID_STR_LEN + 1);
+	free(id);
+	return rc;
+}
+
+/* Reads the id and the message, recording them in `in`. */
+static int32_t read_args(struct wasm_caller *c, const struct wasm_value *args, char id[37],
+			 uint8_t **msg, json_t *in, struct err *e)
+{
+	int32_t rc = read_id(c, args[0].of.i32, args[1].of.i32, id);
+	if (rc) {
+		err_set(e, ERR_BAD_ID, "the target must be an actor id (36 bytes)");
+		return rc;
+	}
+	json_object_set_new(in, "to", json_string(id));
+	rc = host_read(c, args[2].of.i32, args[3].of.i32, MESSAGE_MAX, msg);
+	if (rc)
+		err_set(e, ERR_INVALID, rc == HOST_ETOOBIG ? "the message is over %zu bytes"
+			: "the message is outside the memory (limit %zu bytes)", MESSAGE_MAX);
+	else
+		json_object_set_new(in, "message", host_bytes_json(*msg, args[3].of.i32));
+	return rc;
+}
+
+static json_t *output(int32_t rc, const struct err *e)
+{
+	json_t *out = json_pack("{s:i}", "result", rc);
+	if (out && rc < 0 && e->msg[0])
+		json_object_set_new(out, "error", json_string(e->msg));
+	return out;
+}
+
+static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			    struct wasm_value *results, struct err *err)
+{
+	struct err e = {0};
+	char to[37];
+	uint8_t *msg = NULL;
+	json_t *in = json_object();
+	int32_t rc = read_args(c, args, to, &msg, in, &e);
+	if (!rc)
+		rc = map_err(supervisor_send(host_supervisor(user), to, host_actor_id(user), msg,
+					     args[3].of.i32, &e));
+	set_i32(&results[0], rc);
+	host_record(user, MOD, "send", in, output(rc, &e));
+	free(msg);
+	return ERR_OK;
+}
+
+/* Sends the request and waits for its answer; the reply's bytes go to out. */
+static int32_t do_request(struct wasm_caller *c, struct actor *a, const char *to,
+			  const uint8_t *msg, size_t len, uint32_t timeout_ms, uint32_t out,
+			  json_t *rec_out, struct err *e)
+{
+	struct reply_wait *w = wait_new();
+	int32_t rc;
+	if (!w) {
+		err_set(e, ERR_NOMEM, "out of memory");
+		return HOST_EFAILED;
+	}
+	enum err_code sc = supervisor_request(host_supervisor(a), to, host_actor_id(a), msg, len,
+					      timeout_ms, on_reply, w, e);
+	if (sc) {
+		wait_unref(w);   /* the callback's reference: it will not run */
+		wait_unref(w);
+		return map_err(sc);
+	}
+	if (!wait_for(w, timeout_ms + REQUEST_GRACE_MS)) {
+		err_set(e, ERR_TIMEOUT, "no answer within %u ms", timeout_ms);
+		rc = HOST_ETIMEDOUT;
+	} else if (w->rc) {
+		*e = w->e;
+		if (!e->msg[0])
+			err_set(e, w->rc, "the request failed: %s", err_code_name(w->rc));
+		rc = map_err(w->rc);
+	} else {
+		json_object_set_new(rec_out, "response", host_bytes_json(w->data, w->len));
+		rc = host_return_bytes(c, a, out, w->data, w->len);
+	}
+	wait_unref(w);
+	return rc;
+}
+
+static enum err_code m_request(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			       struct wasm_value *results, struct err *err)
+{
+	struct err e = {0};
+	char to[37];
+	uint8_t *msg = NULL, *probe = NULL;
+	json_t *in = json_object(), *out = json_object();
+	uint32_t timeout = args[4].of.i32;
+	if (timeout == 0 || timeout > REQUEST_MAX_TIMEOUT_MS)
+		timeout = REQUEST_MAX_TIMEOUT_MS;
+	int32_t rc = read_args(c, args, to, &msg, in, &e);
+	json_object_set_new(in, "timeout_ms", json_integer(timeout));
+	if (!rc && strcmp(to, host_actor_id(user)) == 0) {
+		err_set(&e, ERR_INVALID, "an actor cannot send a request to itself");
+		rc = HOST_EINVAL;
+	}
+	if (!rc && (rc = host_read(c, args[5].of.i32, 8, 8, &probe)))
+		err_set(&e, ERR_INVALID, "the out slot is outside the memory");
+	if (!rc)
+		rc = do_request(c, user, to, msg, args[3].of.i32, timeout, args[5].of.i32, out, &e);
+	set_i32(&results[0], rc);
+	json_object_set_new(out, "result", json_integer(rc));
+	if (rc < 0 && e.msg[0])
+		json_object_set_new(out, "error", json_string(e.msg));
+	host_record(user, MOD, "request", in, out);
+	free(msg);
+	free(probe);
+	return ERR_OK;
+}
+
+#define I WASM_I32
+const struct host_fn host_message_fns[] = {
+	{MOD, "send", GRANT_MESSAGE, 4, 1, {I, I, I, I}, {I}, m_send},
+	{MOD, "request", GRANT_MESSAGE, 6, 1, {I, I, I, I, I, I}, {I}, m_request},
+	{NULL, NULL, 0, 0, 0, {0}, {0}, NULL},
+};
+#undef I

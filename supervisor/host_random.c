@@ -1,0 +1,71 @@
+/* host_random.c - theater:simple/random: CSPRNG bytes and UUID v4.
+ *
+ * Bytes come from OpenSSL's CSPRNG (src/util/crypto.h). The chain records the
+ * length and the SHA-256 of the bytes handed out, not the bytes: actors use
+ * randomness for keys and nonces, and the chain is readable by anyone who may
+ * read the actor's events. The hash still lets an auditor check a claimed value.
+ */
+#include <stdlib.h>
+
+#include "src/util/crypto.h"
+#include "supervisor/host.h"
+
+#define MOD "theater:simple/random"
+#define RANDOM_MAX_BYTES (64 * 1024)
+
+static void set_i32(struct wasm_value *r, int32_t v)
+{
+	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
+}
+
+static json_t *digest_json(const uint8_t *data, size_t len)
+{
+	uint8_t d[SHA256_LEN];
+	char hex[SHA256_HEX_LEN + 1];
+	sha256(data, len, d);
+	hex_encode(d, sizeof(d), hex);
+	return json_string(hex);
+}
+
+static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			     struct wasm_value *results, struct err *err)
+{
+	uint32_t ptr = args[0].of.i32, len = args[1].of.i32;
+	uint8_t *buf = NULL;
+	int32_t rc;
+	if (len > RANDOM_MAX_BYTES)
+		rc = HOST_ETOOBIG;
+	else if (!(buf = malloc(len ? len : 1)))
+		rc = HOST_EFAILED;
+	else if (random_bytes(buf, len) != ERR_OK)
+		rc = HOST_EFAILED;
+	else
+		rc = host_write(c, ptr, buf, len) ? HOST_EINVAL : (int32_t)len;
+	set_i32(&results[0], rc);
+	json_t *out = json_pack("{s:i}", "result", rc);
+	if (rc >= 0 && out)
+		json_object_set_new(out, "sha256", digest_json(buf, len));
+	host_record(user, MOD, "random-bytes", json_pack("{s:I}", "len", (json_int_t)len), out);
+	free(buf);
+	return ERR_OK;
+}
+
+static enum err_code r_uuid(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			    struct wasm_value *results, struct err *err)
+{
+	char id[UUID_STR_LEN + 1];
+	int32_t rc = HOST_EFAILED;
+	if (uuid_v4(id) == ERR_OK)
+		rc = host_write(c, args[0].of.i32, id, UUID_STR_LEN) ? HOST_EINVAL : UUID_STR_LEN;
+	set_i32(&results[0], rc);
+	host_record(user, MOD, "generate-uuid", NULL,
+		    rc >= 0 ? json_pack("{s:i, s:s}", "result", rc, "uuid", id)
+			    : json_pack("{s:i}", "result", rc));
+	return ERR_OK;
+}
+
+const struct host_fn host_random_fns[] = {
+	{MOD, "random-bytes", GRANT_RANDOM, 2, 1, {WASM_I32, WASM_I32}, {WASM_I32}, r_bytes},
+	{MOD, "generate-uuid", GRANT_RANDOM, 1, 1, {WASM_I32}, {WASM_I32}, r_uuid},
+	{NULL, NULL, 0, 0, 0, {0}, {0}, NULL},
+};

@@ -1,0 +1,403 @@
+/* host_supervisor.c - theater:simple/supervisor: an actor supervises its children.
+ *
+ * spawn starts a child (parent = the calling actor) from a manifest given as
+ * JSON or TOML text, the same model as POST /actors, and waits until it runs
+ * or failed; list-children lists them; stop-child, restart-child and
+ * get-child-state act on the caller's OWN children only (-3 for any other
+ * actor, -2 for an unknown id).
+ *
+ * The supervisor answers spawn, stop and restart through callbacks on worker
+ * threads; the host function waits for them on a condition variable, bounded
+ * (30 s plus a grace). The wait state has two owners, the waiter and the
+ * callback, and whoever lets go last frees it, so a late callback is harmless.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/manifest.h"
+#include "src/util/crypto.h"
+#include "supervisor/host.h"
+#include "supervisor/supervisor.h"
+
+#define MOD "theater:simple/supervisor"
+#define SPAWN_TIMEOUT_MS 30000u
+#define OP_WAIT_MS 32000u            /* the supervisor's own 30 s bound + grace */
+#define STATE_MAX ((size_t)16 << 20)
+#define CHILD_STATE_MAX ((size_t)64 << 20)
+
+struct op_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;                    /* waiter + callback */
+	int done;
+	enum err_code rc;
+	struct err e;
+	int have_run;                /* spawn: a run was created */
+	char id[37];
+	char status[16];
+};
+
+/* One host call: what it records and how it ends. */
+struct call {
+	json_t *in, *out;
+	struct err e;
+	int32_t rc;
+};
+
+static void call_init(struct call *k)
+{
+	k->in = json_object();
+	k->out = json_object();
+	err_clear(&k->e);
+	k->rc = 0;
+}
+
+static void call_end(struct call *k, struct actor *a, const char *name, struct wasm_value *results)
+{
+	*results = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)k->rc};
+	if (k->out) {
+		json_object_set_new(k->out, "result", json_integer(k->rc));
+		if (k->rc < 0 && k->e.msg[0])
+			json_object_set_new(k->out, "error", json_string(k->e.msg));
+	}
+	host_record(a, MOD, name, k->in, k->out);
+}
+
+static int32_t map_err(enum err_code code)
+{
+	switch (code) {
+	case ERR_OK: return 0;
+	case ERR_INVALID: case ERR_BAD_ID: case ERR_BAD_JSON: case ERR_TOO_DEEP:
+	case ERR_BAD_MANIFEST: case ERR_UNKNOWN_KEY: case ERR_MISSING_FIELD:
+	case ERR_BAD_REFERENCE:
+		return HOST_EINVAL;
+	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
+	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
+	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
+	case ERR_TOO_LARGE: return HOST_ETOOBIG;
+	case ERR_BUSY: return HOST_EBUSY;
+	default: return HOST_EFAILED;
+	}
+}
+
+/* ---- waiting for the supervisor ---- */
+
+static struct op_wait *wait_new(void)
+{
+	struct op_wait *w = calloc(1, sizeof(*w));
+	pthread_condattr_t attr;
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	w->refs = 2;
+	return w;
+}
+
+static void wait_unref(struct op_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}
+
+/* Marks w answered (lock held by the caller), wakes the waiter. */
+static void wait_answer(struct op_wait *w, enum err_code rc, const struct err *err)
+{
+	w->rc = rc;
+	if (err && err->msg[0])
+		w->e = *err;
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+}
+
+static void on_done(void *user, enum err_code rc, const struct err *err)
+{
+	struct op_wait *w = user;
+	pthread_mutex_lock(&w->lock);
+	wait_answer(w, rc, err);
+	pthread_mutex_unlock(&w->lock);
+	wait_unref(w);
+}
+
+static void on_spawned(void *user, enum err_code rc, const struct err *err,
+		       const struct db_run *run)
+{
+	struct op_wait *w = user;
+	pthread_mutex_lock(&w->lock);
+	if (run) {
+		w->have_run = 1;
+		snprintf(w->id, sizeof(w->id), "%s", run->id);
+		snprintf(w->status, sizeof(w->status), "%s", run->status ? run->status : "");
+	}
+	wait_answer(w, rc, err);
+	pthread_mutex_unlock(&w->lock);
+	wait_unref(w);
+}
+
+/* Waits for the answer; 1 when it came within ms. */
+static int wait_for(struct op_wait *w, uint32_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+	int done = w->done;
+	pthread_mutex_unlock(&w->lock);
+	return done;
+}
+
+/* ---- spawn ---- */
+
+/* Reads the manifest (JSON or TOML) and the optional initial state (JSON). */
+static int32_t read_spawn_args(struct call *k, struct wasm_caller *c,
+			       const struct wasm_value *args, struct manifest **m, json_t **state)
+{
+	uint8_t *text = NULL, *st = NULL;
+	uint32_t mlen = args[1].of.i32, slen = args[3].of.i32;
+	int32_t rc = host_read(c, args[0].of.i32, mlen, MANIFEST_MAX_BYTES, &text);
+	if (rc)
+		err_set(&k->e, ERR_INVALID, "cannot read the manifest (%u bytes)", mlen);
+	else if (manifest_load((char *)text, mlen, NULL, m, NULL, &k->e) != ERR_OK)
+		rc = HOST_EINVAL;
+	else
+		json_object_set_new(k->in, "manifest", json_incref((*m)->json));
+	if (!rc && slen && (rc = host_read(c, args[2].of.i32, slen, STATE_MAX, &st)))
+		err_set(&k->e, ERR_INVALID, "cannot read the initial state (%u bytes)", slen);
+	if (!rc && slen && !(*state = json_parse((char *)st, slen, JSON_MAX_DEPTH_DEFAULT, &k->e))) {
+		err_prefix(&k->e, "initial state");
+		rc = HOST_EINVAL;
+	}
+	if (!rc && *state)
+		json_object_set_new(k->in, "initial_state", json_incref(*state));
+	free(text);
+	free(st);
+	return rc;
+}
+
+/* The result of a spawn that answered: the child's id goes to out36 whenever a
+ * run was created (also when it failed or is still starting). */
+static int32_t spawn_result(struct call *k, struct wasm_caller *c, struct op_wait *w, uint32_t out)
+{
+	if (!w->have_run) {
+		k->e = w->e;
+		return map_err(w->rc ? w->rc : ERR_INTERNAL);
+	}
+	json_object_set_new(k->out, "child", json_string(w->id));
+	json_object_set_new(k->out, "status", json_string(w->status));
+	if (host_write(c, out, w->id, UUID_STR_LEN))
+		return HOST_EINVAL;
+	if (strcmp(w->status, "running") == 0)
+		return UUID_STR_LEN;
+	if (strcmp(w->status, "starting") == 0) {
+		err_set(&k->e, ERR_TIMEOUT, "the child did not start within %u ms", SPAWN_TIMEOUT_MS);
+		return HOST_ETIMEDOUT;
+	}
+	k->e = w->e;
+	if (!k->e.msg[0])
+		err_set(&k->e, ERR_INTERNAL, "the child is %s", w->status);
+	return HOST_EFAILED;
+}
+
+static int32_t do_spawn(struct call *k, struct wasm_caller *c, struct actor *a,
+			const struct manifest *m, json_t *state, uint32_t out)
+{
+	struct spawn_request req = {
+		.manifest = m->json, .initial_state = state, .parent_id = host_actor_id(a),
+		.wait = SPAWN_WAIT_RUNNING, .timeout_ms = SPAWN_TIMEOUT_MS,
+	};
+	struct op_wait *w = wait_new();
+	int32_t rc;
+	if (!w) {
+		err_set(&k->e, ERR_NOMEM, "out of memory");
+		return HOST_EFAILED;
+	}
+	enum err_code sc = supervisor_spawn(host_supervisor(a), &req, on_spawned, w);
+	if (sc) {
+		err_set(&k->e, sc, "the server is not accepting spawns");
+		wait_unref(w);
+		wait_unref(w);
+		return map_err(sc);
+	}
+	if (!wait_for(w, OP_WAIT_MS)) {
+		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
+		rc = HOST_ETIMEDOUT;
+	} else {
+		rc = spawn_result(k, c, w, out);
+	}
+	wait_unref(w);
+	return rc;
+}
+
+static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			     struct wasm_value *results, struct err *err)
+{
+	struct call k;
+	struct manifest *m = NULL;
+	json_t *state = NULL;
+	uint8_t *probe = NULL;
+	call_init(&k);
+	k.rc = read_spawn_args(&k, c, args, &m, &state);
+	if (!k.rc && (k.rc = host_read(c, args[4].of.i32, UUID_STR_LEN, UUID_STR_LEN, &probe)))
+		err_set(&k.e, ERR_INVALID, "the id buffer is outside the memory");
+	if (!k.rc)
+		k.rc = do_spawn(&k, c, user, m, state, args[4].of.i32);
+	call_end(&k, user, "spawn", results);
+	manifest_free(m);
+	json_decref(state);
+	free(probe);
+	return ERR_OK;
+}
+
+/* ---- children ---- */
+
+static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			    struct wasm_value *results, struct err *err)
+{
+	struct call k;
+	char *text = NULL;
+	call_init(&k);
+	json_t *ids = supervisor_children(host_supervisor(user), host_actor_id(user));
+	if (!ids || !(text = json_compact(ids))) {
+		err_set(&k.e, ERR_NOMEM, "out of memory");
+		k.rc = HOST_EFAILED;
+	} else {
+		k.rc = host_return_bytes(c, user, args[0].of.i32, text, strlen(text));
+		json_object_set_new(k.out, "children", json_incref(ids));
+	}
+	call_end(&k, user, "list-children", results);
+	json_decref(ids);
+	free(text);
+	return ERR_OK;
+}
+
+/* Reads a child id and checks that it is a child of a: -1, -2 or -3. */
+static int32_t read_child(struct call *k, struct wasm_caller *c, struct actor *a, uint32_t ptr,
+			  uint32_t len, char id[37])
+{
+	uint8_t *raw = NULL;
+	struct db_run run = {0};
+	int32_t rc = len == UUID_STR_LEN ? host_read(c, ptr, len, len, &raw) : HOST_EINVAL;
+	if (rc || !uuid_valid((char *)raw)) {
+		free(raw);
+		err_set(&k->e, ERR_BAD_ID, "the child must be an actor id (36 bytes)");
+		return HOST_EINVAL;
+	}
+	memcpy(id, raw, UUID_STR_LEN + 1);
+	free(raw);
+	json_object_set_new(k->in, "child", json_string(id));
+	if (supervisor_get(host_supervisor(a), id, &run, &k->e) != ERR_OK)
+		return HOST_ENOTFOUND;
+	if (strcmp(run.parent_id, host_actor_id(a)) != 0) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor", id);
+		rc = HOST_EDENIED;
+	}
+	db_run_release(&run);
+	return rc;
+}
+
+/* Runs stop (restart = 0) or restart on a child and waits for it. */
+static int32_t child_op(struct call *k, struct actor *a, const char *id, int restart)
+{
+	struct op_wait *w = wait_new();
+	int32_t rc;
+	if (!w) {
+		err_set(&k->e, ERR_NOMEM, "out of memory");
+		return HOST_EFAILED;
+	}
+	if (restart)
+		supervisor_restart(host_supervisor(a), id, on_done, w);
+	else
+		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
+	if (!wait_for(w, OP_WAIT_MS)) {
+		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
+		rc = HOST_ETIMEDOUT;
+	} else if (!restart && w->rc == ERR_NOT_MODIFIED) {
+		json_object_set_new(k->out, "already_ended", json_true());
+		rc = 0;   /* stopping a child that has ended is done */
+	} else {
+		k->e = w->e;
+		rc = map_err(w->rc);
+	}
+	wait_unref(w);
+	return rc;
+}
+
+static enum err_code child_call(struct wasm_caller *c, struct actor *a,
+				const struct wasm_value *args, struct wasm_value *results,
+				int restart)
+{
+	struct call k;
+	char id[37];
+	call_init(&k);
+	k.rc = read_child(&k, c, a, args[0].of.i32, args[1].of.i32, id);
+	if (!k.rc)
+		k.rc = child_op(&k, a, id, restart);
+	call_end(&k, a, restart ? "restart-child" : "stop-child", results);
+	return ERR_OK;
+}
+
+static enum err_code h_stop(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			    struct wasm_value *results, struct err *err)
+{
+	return child_call(c, user, args, results, 0);
+}
+
+static enum err_code h_restart(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			       struct wasm_value *results, struct err *err)
+{
+	return child_call(c, user, args, results, 1);
+}
+
+static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			     struct wasm_value *results, struct err *err)
+{
+	struct call k;
+	char id[37];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	call_init(&k);
+	k.rc = read_child(&k, c, user, args[0].of.i32, args[1].of.i32, id);
+	if (!k.rc)
+		k.rc = map_err(supervisor_state(host_supervisor(user), id, &data, &len, &k.e));
+	if (!k.rc && len > CHILD_STATE_MAX) {
+		err_set(&k.e, ERR_TOO_LARGE, "the child's state is %zu bytes", len);
+		k.rc = HOST_ETOOBIG;
+	}
+	if (!k.rc) {
+		json_object_set_new(k.out, "state", host_bytes_json(data, len));
+		k.rc = host_return_bytes(c, user, args[2].of.i32, data ? data : (uint8_t *)"", len);
+	}
+	call_end(&k, user, "get-child-state", results);
+	free(data);
+	return ERR_OK;
+}
+
+#define I WASM_I32
+const struct host_fn host_supervisor_fns[] = {
+	{MOD, "spawn", GRANT_SUPERVISOR, 5, 1, {I, I, I, I, I}, {I}, h_spawn},
+	{MOD, "list-children", GRANT_SUPERVISOR, 1, 1, {I}, {I}, h_list},
+	{MOD, "stop-child", GRANT_SUPERVISOR, 2, 1, {I, I}, {I}, h_stop},
+	{MOD, "restart-child", GRANT_SUPERVISOR, 2, 1, {I, I}, {I}, h_restart},
+	{MOD, "get-child-state", GRANT_SUPERVISOR, 3, 1, {I, I, I}, {I}, h_state},
+	{NULL, NULL, 0, 0, 0, {0}, {0}, NULL},
+};
+#undef I

@@ -1,0 +1,287 @@
+/* supervise.c - what happens when a run ends, and restarts.
+ *
+ * When a run ends (its terminal event is durable): its parent hears of it
+ * (handle-child-exit, or handle-child-error for a failure), its live children
+ * are stopped, and its restart policy decides whether a new run begins:
+ * `never`; `on-failure` (after `failed`); `always` (after `failed` or an end the
+ * actor chose, never after a stop, kill or delete by a user or parent, nor at
+ * server shutdown). At most max_restarts automatic restarts within window_s;
+ * one more failure is recorded with reason `crash_loop` and the run stays
+ * failed. Backoff doubles from backoff_ms up to backoff_max_ms.
+ * A restart is recorded as `restarted` (status starting), then init runs again
+ * with the initial state and the same package digest, then `started`. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/resolve.h"
+#include "src/util/log.h"
+#include "src/wasm/wasm.h"
+#include "supervisor/record.h"
+#include "supervisor/runtime.h"
+
+struct restart_job {
+	struct supervisor *s;
+	struct actor *a;              /* a reference */
+	int manual;
+	supervisor_done_fn done;
+	void *user;
+	int waited;
+};
+
+static int policy_applies(const struct actor *a, const char *status, const char *reason)
+{
+	if (!a->manifest || a->user_stopped || !a->manifest->restart.present)
+		return 0;
+	if (reason && (!strncmp(reason, "server_", 7) || !strncmp(reason, "crash_loop", 10)))
+		return 0;
+	switch (a->manifest->restart.policy) {
+	case MANIFEST_RESTART_ON_FAILURE:
+		return strcmp(status, "failed") == 0;
+	case MANIFEST_RESTART_ALWAYS:
+		return strcmp(status, "failed") == 0 || strcmp(status, "stopped") == 0;
+	default:
+		return 0;
+	}
+}
+
+/* Recent automatic restarts within the window (a->lock held). */
+static unsigned recent(struct actor *a, int64_t now)
+{
+	int64_t window = a->manifest->restart.window_s * 1000;
+	unsigned k = 0;
+	for (unsigned i = 0; i < a->nrestarts; i++)
+		if (now - a->restarts_at[i] < window)
+			a->restarts_at[k++] = a->restarts_at[i];
+	a->nrestarts = k;
+	return k;
+}
+
+const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const char *reason)
+{
+	if (s->draining)
+		return reason;
+	pthread_mutex_lock(&a->lock);
+	int crash = policy_applies(a, "failed", reason) &&
+		    recent(a, now_ms()) >= (unsigned)a->manifest->restart.max_restarts;
+	pthread_mutex_unlock(&a->lock);
+	return crash ? "crash_loop" : reason;
+}
+
+static void job_restart(void *arg);
+
+static void schedule_restart(struct supervisor *s, struct actor *a, uint32_t delay_ms,
+			     int manual, supervisor_done_fn done, void *user)
+{
+	struct restart_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		if (done) {
+			struct err e;
+			err_set(&e, ERR_NOMEM, "cannot restart");
+			done(user, ERR_NOMEM, &e);
+		}
+		return;
+	}
+	*j = (struct restart_job){s, a, manual, done, user, 0};
+	actor_ref(s, a);
+	if (!s->pool || pool_submit_after(s->pool, delay_ms, job_restart, j) != ERR_OK) {
+		actor_unref(s, a);
+		free(j);
+		if (done) {
+			struct err e;
+			err_set(&e, ERR_UNAVAILABLE, "the server is shutting down");
+			done(user, ERR_UNAVAILABLE, &e);
+		}
+	}
+}
+
+static void notify_parent(struct supervisor *s, struct actor *a, const char *status,
+			  const char *reason)
+{
+	if (!a->run.parent_id[0])
+		return;
+	json_t *info = json_pack("{s:s, s:s, s:s?}", "child_id", a->run.id, "status", status,
+				 "reason", reason);
+	char *text = json_compact(info);
+	json_decref(info);
+	if (text)
+		runtime_notify_parent(s, a->run.parent_id, strcmp(status, "failed") == 0, text,
+				      strlen(text));
+	free(text);
+}
+
+static void ignore_done(void *user, enum err_code rc, const struct err *err)
+{
+	(void)user;
+	(void)rc;
+	(void)err;
+}
+
+struct stop_children {
+	const char *parent;
+};
+
+static void stop_child(struct supervisor *s, struct actor *c, void *u)
+{
+	struct stop_children *sc = u;
+	if (strcmp(c->run.parent_id, sc->parent) != 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	int live = status_is_live(c->run.status);
+	pthread_mutex_unlock(&c->lock);
+	if (live)
+		supervisor_stop(s, c->run.id, 0, ignore_done, NULL);
+}
+
+void supervise_run_ended(struct supervisor *s, struct actor *a, const char *status,
+			 const char *reason)
+{
+	notify_parent(s, a, status, reason);
+	struct stop_children sc = {a->run.id};
+	if (!s->draining)
+		reg_foreach(s, stop_child, &sc);
+	if (s->draining)
+		return;
+	pthread_mutex_lock(&a->lock);
+	int go = policy_applies(a, status, reason) && !a->restart_pending &&
+		 recent(a, now_ms()) < (unsigned)a->manifest->restart.max_restarts;
+	uint32_t delay = 0;
+	if (go) {
+		const struct manifest_restart *p = &a->manifest->restart;
+		int64_t d = p->backoff_ms;
+		for (unsigned i = 0; i < a->nrestarts && d < p->backoff_max_ms; i++)
+			d *= 2;
+		delay = (uint32_t)(d > p->backoff_max_ms ? p->backoff_max_ms : d);
+		a->restarts_at[a->nrestarts++ % 32] = now_ms();
+		a->restart_pending = 1;
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (go) {
+		log_info("supervisor", "restarting '%s' in %u ms (%s)", a->run.id, delay,
+			 reason ? reason : status);
+		schedule_restart(s, a, delay, 0, NULL, NULL);
+	}
+}
+
+/* The package and manifest for a run from before this server started. */
+static enum err_code reload(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (!a->run.manifest_json || !a->run.package_ref)
+		return err_set(err, ERR_CONFLICT, "actor '%s' has no package to restart with",
+			       a->run.id);
+	struct manifest *m = NULL;
+	struct resolved *res = NULL;
+	struct wasm_module *mod = NULL;
+	enum err_code rc = manifest_parse_json(a->run.manifest_json, strlen(a->run.manifest_json),
+					       &m, err);
+	if (!rc)
+		rc = resolver_fetch(s->cfg.resolver, a->run.package_ref, NULL, 0, &res, err);
+	if (!rc && strcmp(res->sha256, a->run.package_sha256) != 0)
+		rc = err_set(err, ERR_CONFLICT, "the package '%s' changed since the run started "
+			     "(sha256 %s, was %s)", a->run.package_ref, res->sha256,
+			     a->run.package_sha256);
+	if (!rc)
+		rc = engine_load(s->engine, res->data, res->len, res->sha256, &mod, err);
+	resolved_free(res);
+	if (rc) {
+		manifest_free(m);
+		return rc;
+	}
+	a->manifest = m;
+	a->module = mod;
+	if (!a->initial_state && m->initial_state)
+		a->initial_state = json_incref(m->initial_state);
+	return ERR_OK;
+}
+
+static void finish_job(struct restart_job *j, enum err_code rc, const struct err *err)
+{
+	if (j->done)
+		j->done(j->user, rc, err);
+	actor_unref(j->s, j->a);
+	free(j);
+}
+
+static void job_restart(void *arg)
+{
+	struct restart_job *j = arg;
+	struct supervisor *s = j->s;
+	struct actor *a = j->a;
+	struct err e = {0};
+	if (s->draining) {
+		err_set(&e, ERR_UNAVAILABLE, "the server is shutting down");
+		finish_job(j, ERR_UNAVAILABLE, &e);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	int ended = !status_is_live(a->run.status), idle = !a->rt && !a->scheduled;
+	int cancelled = !j->manual && !a->restart_pending;
+	pthread_mutex_unlock(&a->lock);
+	if (cancelled) {
+		finish_job(j, ERR_OK, NULL);
+		return;
+	}
+	if (!ended || !idle) {          /* the old run is still ending */
+		if (++j->waited < 2000 && pool_submit_after(s->pool, 5, job_restart, j) == ERR_OK)
+			return;
+		err_set(&e, ERR_TIMEOUT, "the previous run of '%s' did not end", a->run.id);
+		finish_job(j, ERR_TIMEOUT, &e);
+		return;
+	}
+	if (!a->module && reload(s, a, &e)) {
+		finish_job(j, e.code, &e);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->restart_pending = 0;
+	a->stop_requested = 0;
+	a->terminal_pending = 0;
+	a->user_stopped = 0;
+	memset(&a->fail_err, 0, sizeof(a->fail_err));
+	a->metrics.restarts++;
+	uint32_t n = a->metrics.restarts;
+	pthread_mutex_unlock(&a->lock);
+	json_t *d = lifecycle_data(j->manual ? "restart_requested" : "policy", NULL);
+	json_object_set_new(d, "restart", json_integer(n));
+	json_object_set_new(d, "package_sha256", json_string(a->run.package_sha256));
+	const char *reason = NULL;
+	if (record_event(s, a, "restarted", d, "starting", NULL, &e) ||
+	    runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
+			  &reason, &e)) {
+		spawn_fail(s, a, reason ? reason : "chain_unavailable", &e);
+		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
+		return;
+	}
+	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
+		spawn_fail(s, a, "chain_unavailable", &e);
+		runtime_stop(s, a);
+		finish_job(j, e.code, &e);
+		return;
+	}
+	finish_job(j, ERR_OK, NULL);
+}
+
+void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn done,
+			void *user)
+{
+	struct err e = {0};
+	struct actor *a = reg_find(s, id);
+	if (!a) {
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
+		done(user, e.code, &e);
+		return;
+	}
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->lock);
+	if (a->damaged)
+		rc = err_set(&e, ERR_CORRUPT, "the chain of '%s' is damaged", id);
+	else if (strcmp(a->run.status, "starting") == 0 || a->restart_pending)
+		rc = err_set(&e, ERR_CONFLICT, "actor '%s' is starting", id);
+	else if (status_is_live(a->run.status) && !runtime_request_stop(s, a, 0))
+		rc = err_set(&e, ERR_CONFLICT, "actor '%s' cannot be stopped for a restart", id);
+	pthread_mutex_unlock(&a->lock);
+	if (rc)
+		done(user, rc, &e);
+	else
+		schedule_restart(s, a, 0, 1, done, user);
+	actor_unref(s, a);
+}
