@@ -36,6 +36,11 @@ const char *config_usage(void)
 "  --conn-timeout S          idle connection timeout (60) [THEATER_CONN_TIMEOUT]\n"
 "  --http-threads N          HTTP event threads (2) [THEATER_HTTP_THREADS]\n"
 "  --workers N               worker threads (4) [THEATER_WORKERS]\n"
+"  --actor-fuel N            instructions per actor call (100M) [THEATER_ACTOR_FUEL]\n"
+"  --actor-memory BYTES      linear memory per actor (64M) [THEATER_ACTOR_MEMORY]\n"
+"  --call-timeout-ms MS      wall clock per actor call (5000) [THEATER_CALL_TIMEOUT_MS]\n"
+"  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
+"  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
@@ -165,6 +170,11 @@ static const struct opt opts[] = {
 	{"--conn-timeout", "THEATER_CONN_TIMEOUT", 1, OFF(conn_timeout_s), 86400},
 	{"--http-threads", "THEATER_HTTP_THREADS", 1, OFF(http_threads), 64},
 	{"--workers", "THEATER_WORKERS", 1, OFF(workers), 256},
+	{"--actor-fuel", "THEATER_ACTOR_FUEL", 0, OFF(actor_fuel), 0},
+	{"--actor-memory", "THEATER_ACTOR_MEMORY", 0, OFF(actor_memory), 0},
+	{"--call-timeout-ms", "THEATER_CALL_TIMEOUT_MS", 1, OFF(call_timeout_ms), 3600000},
+	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
+	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
 };
 
@@ -248,6 +258,11 @@ static void defaults(struct config *cfg)
 	cfg->conn_timeout_s = 60;
 	cfg->http_threads = 2;
 	cfg->workers = 4;
+	cfg->actor_fuel = 100000000;
+	cfg->actor_memory = 64u << 20;
+	cfg->call_timeout_ms = 5000;
+	cfg->mailbox = 1024;
+	cfg->max_message = 1u << 20;
 	cfg->log_level = LOG_INFO;
 }
 

@@ -29,6 +29,11 @@ struct config {
 	unsigned conn_timeout_s;    /* --conn-timeout [60] */
 	unsigned http_threads;      /* --http-threads [2] */
 	unsigned workers;           /* --workers [4] */
+	size_t actor_fuel;          /* --actor-fuel: instructions per call [100M] */
+	size_t actor_memory;        /* --actor-memory: linear memory per actor [64M] */
+	unsigned call_timeout_ms;   /* --call-timeout-ms: wall clock per call [5000] */
+	unsigned mailbox;           /* --mailbox: queued messages per actor [1024] */
+	size_t max_message;         /* --max-message: message/request bytes [1M] */
 	int log_level;              /* --log-level debug|info|warn|error [info] */
 	int health_check;           /* --health-check: probe /health and exit */
 	int show_help, show_version;

@@ -90,7 +90,9 @@ static enum err_code start(struct app *app, struct err *err)
 		return rc;
 	struct supervisor_config scfg = {
 		.chains_dir = app->chains_dir, .db = app->db, .store = app->store,
-		.resolver = app->resolver, .workers = c->workers,
+		.resolver = app->resolver, .workers = c->workers, .fuel = c->actor_fuel,
+		.memory_bytes = c->actor_memory, .call_timeout_ms = c->call_timeout_ms,
+		.mailbox = c->mailbox, .max_message = c->max_message,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;
@@ -100,6 +102,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.sup = app->sup, .store = app->store, .resolver = app->resolver,
 		.token = c->token, .max_body = c->max_body,
 		.max_store_object = c->max_store_object, .listen = listen,
+		.max_message = c->max_message,
 	};
 	if ((rc = api_new(&acfg, &app->api, err)))
 		return rc;

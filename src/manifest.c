@@ -33,6 +33,39 @@ static void utf8_trim(char *s)
 		s[i - 1] = '\0';
 }
 
+/* Length of the well-formed UTF-8 sequence at s (no overlong forms, no
+ * surrogates, nothing past U+10FFFF), 0 when there is none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+		   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+	if (n && (s[1] < lo || s[1] > hi))
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Replaces each byte that is not part of well-formed UTF-8 with '?': parser
+ * messages may quote the offending bytes, and JSON must not carry them. */
+static void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+}
+
 enum err_code manifest_problem_add(struct manifest_problems *probs, enum err_code err,
 				   const char *code, const char *path, unsigned line,
 				   unsigned col, const char *message)
@@ -59,6 +92,8 @@ enum err_code manifest_problem_add(struct manifest_problems *probs, enum err_cod
 	}
 	utf8_trim(p->path);
 	utf8_trim(p->message);
+	utf8_sanitize(p->path);
+	utf8_sanitize(p->message);
 	probs->n++;
 	return ERR_OK;
 }
@@ -303,6 +338,7 @@ static enum err_code load_toml(const char *data, size_t len, const struct manife
 	struct err e = {0};
 	enum err_code rc = toml_parse(data, len, &topt, &root, &pos, &e);
 	if (rc) {
+		utf8_sanitize(e.msg);
 		if (rc != ERR_NOMEM && syntax_problem(probs, &e, name, pos.line, pos.col))
 			rc = ERR_NOMEM;
 		if (err)

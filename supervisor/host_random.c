@@ -1,6 +1,9 @@
 /* host_random.c - theater:simple/random: CSPRNG bytes and UUID v4.
  *
- * Bytes come from OpenSSL's CSPRNG (src/util/crypto.h). The chain records the
+ * Bytes come from OpenSSL's CSPRNG (src/util/crypto.h), at most 64 KiB per call
+ * (or the handler's `max_bytes`, the reference's setting, when lower; -5
+ * beyond). The reference's `seed` is not honoured: bytes an actor may use as
+ * keys never come from a seeded generator. The chain records the
  * length and the SHA-256 of the bytes handed out, not the bytes: actors use
  * randomness for keys and nonces, and the chain is readable by anyone who may
  * read the actor's events. The hash still lets an auditor check a claimed value.
@@ -27,13 +30,22 @@ static json_t *digest_json(const uint8_t *data, size_t len)
 	return json_string(hex);
 }
 
+/* The handler's max_bytes (the reference's setting) within the 64 KiB cap. */
+static uint32_t max_bytes(struct actor *a)
+{
+	const json_t *cfg = host_handler_config(a, GRANT_RANDOM);
+	const json_t *v = cfg ? json_object_get(cfg, "max_bytes") : NULL;
+	json_int_t m = json_is_integer(v) ? json_integer_value(v) : RANDOM_MAX_BYTES;
+	return m < 0 ? 0 : m > RANDOM_MAX_BYTES ? RANDOM_MAX_BYTES : (uint32_t)m;
+}
+
 static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
 	uint32_t ptr = args[0].of.i32, len = args[1].of.i32;
 	uint8_t *buf = NULL;
 	int32_t rc;
-	if (len > RANDOM_MAX_BYTES)
+	if (len > max_bytes(user))
 		rc = HOST_ETOOBIG;
 	else if (!(buf = malloc(len ? len : 1)))
 		rc = HOST_EFAILED;

@@ -1,7 +1,8 @@
 /* host_timing.c - theater:simple/timing: now and a bounded sleep.
  *
  * sleep blocks the worker thread that runs the actor, so it is bounded: by the
- * handler's `max_sleep_ms` (default 1 s, never above 10 s). A longer request is
+ * handler's `max_sleep_ms` or, in the reference's spelling, `max_sleep_duration`
+ * (milliseconds; default 1 s, never above 10 s). A longer request is
  * refused without sleeping (-3), so an actor learns the bound at once instead
  * of silently sleeping less than it asked.
  */
@@ -35,11 +36,14 @@ static enum err_code t_now(struct wasm_caller *c, void *user, const struct wasm_
 	return ERR_OK;
 }
 
-/* The handler's max_sleep_ms within [0, SLEEP_HARD_MAX_MS]. */
+/* The handler's bound within [0, SLEEP_HARD_MAX_MS]: max_sleep_ms, or the
+ * reference's spelling max_sleep_duration (also milliseconds). */
 static int64_t sleep_cap(struct actor *a)
 {
 	const json_t *cfg = host_handler_config(a, GRANT_TIMING);
 	const json_t *v = cfg ? json_object_get(cfg, "max_sleep_ms") : NULL;
+	if (!v && cfg)
+		v = json_object_get(cfg, "max_sleep_duration");
 	if (!json_is_integer(v))
 		return SLEEP_DEFAULT_MAX_MS;
 	json_int_t cap = json_integer_value(v);

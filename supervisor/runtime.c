@@ -561,8 +561,10 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 	enum err_code rc = call(s, a, f, m->data, m->len, &o, &e);
 	record_call(s, a, fn, m->data, m->len, &o, rc, &e);
 	if (rc) {
+		/* The failure is recorded before the caller hears of it, so whoever gets
+		 * the answer sees the run failed. The policy may restart it. */
+		spawn_fail(s, a, fail_reason(rc, &e), &e);
 		answer(s, a, m->reply, rc, &e, NULL, 0);
-		spawn_fail(s, a, fail_reason(rc, &e), &e);   /* the policy may restart it */
 		runtime_stop(s, a);
 	} else if (o.status) {
 		err_set(&e, ERR_ACTOR_ERROR, "the actor returned an error: %.*s", (int)o.out_len,

@@ -4,6 +4,7 @@
  * and hostile input (the toml-test suite's invalid cases, 10 MB, deep nesting). */
 #include "tests/support/testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -662,6 +663,12 @@ static void test_toml_suite(void **state)
 		struct manifest_problems p = {0};
 		struct err err;
 		enum err_code rc = load(text, len, 0, &m, &p, &err);
+		/* messages and problems are valid UTF-8 even for bad input */
+		json_t *arr = manifest_problems_json(&p), *msg = json_string(err.msg);
+		if (!arr || !msg)
+			fail_msg("%s: not valid UTF-8: %s", line, err.msg);
+		json_decref(arr);
+		json_decref(msg);
 		if (strncmp(line, "invalid/", 8) == 0) {
 			invalid++;
 			if (rc == ERR_OK || p.n != 1)
@@ -689,6 +696,45 @@ static void test_toml_suite(void **state)
 	free(dir);
 }
 
+/* Each example that ships a manifest.toml beside its manifest.json: both load,
+ * strictly, to the same model. */
+static void test_examples(void **state)
+{
+	(void)state;
+	char *root = tu_fmt("%s/examples", tu_source_dir());
+	DIR *d = opendir(root);
+	assert_non_null(d);
+	int pairs = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char *tp = tu_fmt("%s/%s/manifest.toml", root, e->d_name);
+		char *jp = tu_fmt("%s/%s/manifest.json", root, e->d_name);
+		size_t tl, jl;
+		char *t = tu_read_file(tp, &tl), *j = tu_read_file(jp, &jl);
+		if (t && j) {
+			struct manifest *a = NULL, *b = NULL;
+			struct err err;
+			if (manifest_parse_toml(t, tl, tp, &a, &err))
+				fail_msg("%s", err.msg);
+			if (manifest_parse_json(j, jl, &b, &err))
+				fail_msg("%s: %s", jp, err.msg);
+			if (!json_equal(a->json, b->json))
+				fail_msg("%s and %s differ", tp, jp);
+			manifest_free(a);
+			manifest_free(b);
+			pairs++;
+		}
+		free(t);
+		free(j);
+		free(tp);
+		free(jp);
+	}
+	closedir(d);
+	free(root);
+	assert_true(pairs >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_json_problems),
 		cmocka_unit_test(test_format_detect),
 		cmocka_unit_test(test_toml_suite),
+		cmocka_unit_test(test_examples),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -593,6 +593,133 @@ static void test_globals_and_tables(void **state)
 }
 
 
+/* ---- translation patterns ----
+ * Each export exercises one translation shortcut where a wrong shortcut
+ * changes the result; the expected values follow from the wasm semantics. */
+static const char *pattern_wat =
+	"(module (memory 1)\n"
+	/* the old value of a local stays on the stack while the local is written */
+	"  (func (export \"old_value\") (param i32) (result i32)\n"
+	"    (i32.sub (local.get 0) (local.tee 0 (i32.const 5))))\n"
+	"  (func (export \"old_value2\") (param i32) (result i32) (local i32)\n"
+	"    (local.get 0) (local.get 0) (local.set 1 (i32.const 9)) (local.set 0 (i32.const 100))\n"
+	"    (i32.mul) (local.get 1) (i32.add))\n"
+	/* a value pushed before a block, the local written inside, maybe skipped */
+	"  (func (export \"across_block\") (param i32 i32) (result i32)\n"
+	"    (local.get 0)\n"
+	"    (block (br_if 0 (local.get 1)) (local.set 0 (i32.const 1000)))\n"
+	"    (local.get 0) (i32.add))\n"
+	/* a loop that rotates locals through the stack */
+	"  (func (export \"rotate\") (param i32) (result i32) (local i32 i32 i32)\n"
+	"    (local.set 1 (i32.const 1)) (local.set 2 (i32.const 2)) (local.set 3 (i32.const 3))\n"
+	"    (loop $l (local.get 1) (local.get 2) (local.get 3)\n"
+	"      (local.set 1) (local.set 3) (local.set 2)\n"
+	"      (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))\n"
+	"    (i32.add (i32.mul (local.get 1) (i32.const 100))\n"
+	"             (i32.add (i32.mul (local.get 2) (i32.const 10)) (local.get 3))))\n"
+	/* br_table with a value to blocks of different heights and to a loop */
+	"  (func (export \"table\") (param i32) (result i32) (local i32)\n"
+	"    (block $a (result i32) (block $b (result i32) (i32.const 0)\n"
+	"      (loop $l (param i32) (result i32) (drop)\n"
+	"        (local.set 1 (i32.add (local.get 1) (i32.const 1)))\n"
+	"        (br_table $b $a $l $a (i32.mul (local.get 0) (i32.const 7))\n"
+	"          (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))\n"
+	"      (i32.add (local.get 1)) (i32.const 1000) (i32.add))\n"
+	"    (i32.mul (local.get 1) (i32.const 10000)) (i32.add))\n"
+	/* br_if carrying a value whose slot differs from the target's */
+	"  (func (export \"br_if_value\") (param i32) (result i32)\n"
+	"    (block (result i32) (i32.const 1) (drop)\n"
+	"      (br_if 0 (i32.add (local.get 0) (i32.const 40)) (i32.gt_s (local.get 0) (i32.const 10)))\n"
+	"      (drop) (i32.const 7)))\n"
+	/* compare-and-branch in both polarities and with a constant on the left */
+	"  (func (export \"cmp\") (param i32 i32) (result i32) (local i32)\n"
+	"    (if (i32.lt_s (local.get 0) (local.get 1)) (then (local.set 2 (i32.const 1))))\n"
+	"    (if (i32.lt_u (i32.const 5) (local.get 0)) (then (local.set 2 (i32.add (local.get 2) (i32.const 10)))))\n"
+	"    (if (i64.ge_s (i64.extend_i32_s (local.get 1)) (i64.const 0))\n"
+	"      (then (local.set 2 (i32.add (local.get 2) (i32.const 100)))))\n"
+	"    (if (i32.eqz (local.get 0)) (then (local.set 2 (i32.add (local.get 2) (i32.const 1000)))))\n"
+	"    (local.get 2))\n"
+	/* addresses computed by i32.add, wrapping at 2^32, into loads and stores */
+	"  (func (export \"addr\") (param i32) (result i32)\n"
+	"    (i32.store (i32.add (local.get 0) (i32.const 8)) (i32.const 0x11223344))\n"
+	"    (i32.store8 offset=1 (i32.add (local.get 0) (local.get 0)) (i32.const 0x55))\n"
+	"    (i32.add (i32.load (i32.add (local.get 0) (i32.const 8)))\n"
+	"             (i32.load8_u offset=1 (i32.add (local.get 0) (local.get 0)))))\n"
+	"  (func (export \"addr_wrap\") (param i32) (result i32)\n"
+	"    (i32.store (i32.const 12) (i32.const 77))\n"
+	"    (i32.load (i32.add (local.get 0) (i32.const -4))))\n"
+	"  (func (export \"addr_no_wrap\") (param i32) (result i32)\n"
+	"    (i32.load offset=8 (i32.add (local.get 0) (local.get 0))))\n"
+	/* multi-value: results come back swapped through the same slots */
+	"  (func $swap (param i32 i32) (result i32 i32) (local.get 1) (local.get 0))\n"
+	"  (func (export \"swap\") (param i32 i32) (result i32)\n"
+	"    (call $swap (local.get 0) (local.get 1)) (i32.const 10) (i32.mul) (i32.add))\n"
+	/* constants as operands of ops without immediate forms */
+	"  (func (export \"consts\") (param f64) (result f64)\n"
+	"    (f64.add (f64.mul (local.get 0) (f64.const 0.5)) (f64.sub (f64.const 10) (local.get 0))))\n"
+	")\n";
+
+static uint32_t call2(struct wasm_store *s, struct wasm_instance *inst, const char *name,
+		      uint32_t a, uint32_t b)
+{
+	struct wasm_value args[2] = {i32v(a), i32v(b)}, r = {0};
+	struct err err = {0};
+	if (wasm_func_call(s, export_func(inst, name), args, 2, &r, 1, &err))
+		fail_msg("%s trapped: %s", name, err.msg);
+	return r.of.i32;
+}
+
+static void test_translation_patterns(void **state)
+{
+	(void)state;
+	struct wasm_module *m = load_wat(pattern_wat);
+	struct wasm_store *s = new_store(NULL);
+	struct wasm_instance *inst = instantiate(s, m);
+	uint32_t r = 0;
+	assert_int_equal(call_i32(s, inst, "old_value", 1, 12, &r, NULL), ERR_OK);
+	assert_int_equal(r, 7);
+	assert_int_equal(call_i32(s, inst, "old_value2", 1, 6, &r, NULL), ERR_OK);
+	assert_int_equal(r, 45);
+	assert_int_equal(call2(s, inst, "across_block", 5, 1), 10);
+	assert_int_equal(call2(s, inst, "across_block", 5, 0), 1005);
+	assert_int_equal(call_i32(s, inst, "rotate", 1, 1, &r, NULL), ERR_OK);
+	assert_int_equal(r, 312);
+	assert_int_equal(call_i32(s, inst, "rotate", 1, 2, &r, NULL), ERR_OK);
+	assert_int_equal(r, 231);
+	static const uint32_t table_in[] = {1, 2, 3, 5}, table_out[] = {11008, 10014, 20014, 10035};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(call_i32(s, inst, "table", 1, table_in[i], &r, NULL), ERR_OK);
+		assert_int_equal(r, table_out[i]);
+	}
+	assert_int_equal(call_i32(s, inst, "br_if_value", 1, 11, &r, NULL), ERR_OK);
+	assert_int_equal(r, 51);
+	assert_int_equal(call_i32(s, inst, "br_if_value", 1, 3, &r, NULL), ERR_OK);
+	assert_int_equal(r, 7);
+	assert_int_equal(call2(s, inst, "cmp", 3, 4), 101);
+	assert_int_equal(call2(s, inst, "cmp", 6, 4), 110);
+	assert_int_equal(call2(s, inst, "cmp", 0, (uint32_t)-1), 1000);
+	assert_int_equal(call2(s, inst, "cmp", (uint32_t)-2, (uint32_t)-1), 11);
+	assert_int_equal(call_i32(s, inst, "addr", 1, 100, &r, NULL), ERR_OK);
+	assert_int_equal(r, 0x11223344 + 0x55);
+	assert_int_equal(call_i32(s, inst, "addr_wrap", 1, 16, &r, NULL), ERR_OK);
+	assert_int_equal(r, 77);
+	struct err err = {0};
+	/* the i32.add wraps at 2^32, the offset is added without wrapping */
+	assert_int_equal(call_i32(s, inst, "addr_no_wrap", 1, 0x80000002u, &r, &err), ERR_OK);
+	assert_int_equal(r, 77);
+	assert_int_equal(call_i32(s, inst, "addr_no_wrap", 1, 0x7ffffffeu, &r, &err), ERR_WASM_TRAP);
+	assert_string_equal(err.msg, "out of bounds memory access");
+	assert_int_equal(call2(s, inst, "swap", 3, 4), 34);
+	struct wasm_value x = {.type = WASM_F64}, y;
+	double d = 4.0, out;
+	memcpy(&x.of.f64, &d, 8);
+	assert_int_equal(wasm_func_call(s, export_func(inst, "consts"), &x, 1, &y, 1, NULL), ERR_OK);
+	memcpy(&out, &y.of.f64, 8);
+	assert_true(out == 8.0);
+	wasm_store_free(s);
+	wasm_module_free(m);
+}
+
 /* ---- differential: clang-compiled C against the same C built natively ----
  * Exercises the translator's peepholes (virtual locals, retargeted results,
  * fused compares and addresses, constant slots) on real compiler output at
@@ -726,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_deep_recursion_small_stack),
 		cmocka_unit_test(test_start_trap_keeps_effects),
 		cmocka_unit_test(test_globals_and_tables),
+		cmocka_unit_test(test_translation_patterns),
 		cmocka_unit_test(test_clang_differential),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,359 @@
+/* test_e2e_actors.c - actors running in the real server: state, messages,
+ * requests, metrics, restarts, and every kind of bad behaviour of actor code
+ * (tests/data/probe.wat): each gives a clear error or a recorded failure, and the
+ * server and the other actors carry on. */
+#include "tests/support/testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/util/json.h"
+#include "tests/support/server_proc.h"
+
+static struct server_proc SP;
+
+static long call(const char *method, const char *path, const void *body, size_t len,
+		 struct http_result *out)
+{
+	char *u = tu_fmt("%s%s", SP.base, path);
+	struct http_result r;
+	assert_int_equal(http_do(method, u, body, len, NULL, &r), 0);
+	free(u);
+	long st = r.status;
+	if (out)
+		*out = r;
+	else
+		http_result_release(&r);
+	return st;
+}
+
+static json_t *call_json(const char *method, const char *path, const char *body, long want)
+{
+	struct http_result r;
+	long st = call(method, path, body, body ? strlen(body) : 0, &r);
+	if (st != want)
+		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, r.body);
+	json_t *j = json_loadb(r.body, r.len, 0, NULL);
+	http_result_release(&r);
+	return j;
+}
+
+static const char *str(json_t *j, const char *k)
+{
+	return json_string_value(json_object_get(j, k));
+}
+
+/* Spawns the probe (or `package`) with extra manifest JSON; returns the answer. */
+static json_t *spawn(const char *package, const char *extra, const char *state, long want)
+{
+	char *body = tu_fmt("{\"manifest\":{\"name\":\"probe\",\"package\":\"%s\"%s%s}%s%s}",
+			    package, extra ? "," : "", extra ? extra : "",
+			    state ? ",\"initial_state\":" : "", state ? state : "");
+	json_t *j = call_json("POST", "/actors?wait=running&timeout=20", body, want);
+	free(body);
+	return j;
+}
+
+static char *spawn_probe(const char *extra)
+{
+	json_t *j = spawn("probe.wasm", extra, NULL, 201);
+	assert_string_equal(str(j, "status"), "running");
+	char *id = strdup(str(j, "id"));
+	json_decref(j);
+	return id;
+}
+
+static long request(const char *id, const char *msg, struct http_result *out)
+{
+	char *p = tu_fmt("/actors/%s/requests?timeout=20", id);
+	long st = call("POST", p, msg, strlen(msg), out);
+	free(p);
+	return st;
+}
+
+static json_t *actor(const char *id)
+{
+	char *p = tu_fmt("/actors/%s", id);
+	json_t *j = call_json("GET", p, NULL, 200);
+	free(p);
+	return j;
+}
+
+static void write_package(const char *name, const char *wat_text)
+{
+	size_t len;
+	unsigned char *w = wat_compile(wat_text, &len);
+	char *p = tu_fmt("%s/%s", SP.roots, name);
+	assert_int_equal(tu_write_file(p, w, len), 0);
+	free(p);
+	free(w);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	const char *args[] = {"--actor-fuel", "300000000", "--call-timeout-ms", "2000",
+			      "--mailbox", "4", "--max-message", "64K", "--actor-memory", "4M",
+			      NULL};
+	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
+	char *path = tu_fmt("%s/tests/data/probe.wat", tu_source_dir());
+	char *wat = tu_read_file(path, NULL);
+	assert_non_null(wat);
+	write_package("probe.wasm", wat);
+	free(wat);
+	free(path);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	server_destroy(&SP);
+	return 0;
+}
+
+static void test_state_messages_requests(void **state)
+{
+	(void)state;
+	json_t *j = spawn("probe.wasm", NULL, "{\"n\":1}", 201);
+	char *id = strdup(str(j, "id"));
+	json_decref(j);
+	struct http_result r;
+	assert_int_equal(request(id, "e", &r), 200);
+	assert_string_equal(r.body, "{\"n\":1}");        /* the initial state */
+	http_result_release(&r);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	assert_int_equal(call("POST", msgs, "s{\"n\":2}", 8, NULL), 202);
+	char *st = tu_fmt("/actors/%s/state", id);
+	/* one actor handles one message at a time, in order: the request sees the send */
+	assert_int_equal(request(id, "e", &r), 200);
+	assert_string_equal(r.body, "s{\"n\":2}");
+	http_result_release(&r);
+	assert_int_equal(call("GET", st, NULL, 0, &r), 200);
+	assert_string_equal(r.body, "s{\"n\":2}");
+	http_result_release(&r);
+	/* an error answer is 502 actor_error; the actor lives on */
+	assert_int_equal(request(id, "x", &r), 502);
+	assert_non_null(strstr(r.body, "actor_error"));
+	assert_non_null(strstr(r.body, "probe error"));
+	http_result_release(&r);
+	char *m = tu_fmt("/actors/%s/metrics", id);
+	json_t *mj = call_json("GET", m, NULL, 200);
+	assert_true(json_integer_value(json_object_get(mj, "calls")) >= 4);
+	assert_int_equal(json_integer_value(json_object_get(mj, "failures")), 1);
+	assert_true(json_integer_value(json_object_get(mj, "fuel")) > 0);
+	assert_true(json_integer_value(json_object_get(mj, "memory_bytes")) >= 65536);
+	json_decref(mj);
+	/* the chain has the accepted message and each call */
+	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
+	json_t *page = call_json("GET", ch, NULL, 200);
+	json_t *items = json_object_get(page, "items");
+	int received = 0, calls = 0;
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		const char *t = str(json_array_get(items, i), "event_type");
+		received += !strcmp(t, "message-server/received");
+		calls += !strcmp(t, "wasm");
+	}
+	assert_int_equal(received, 4);
+	assert_int_equal(calls, 5);
+	json_decref(page);
+	free(ch);
+	free(m);
+	free(st);
+	free(msgs);
+	free(id);
+}
+
+static void test_bad_modules(void **state)
+{
+	(void)state;
+	char *p = tu_fmt("%s/garbage.wasm", SP.roots);
+	tu_write_file(p, "\0asm\1\0\0\0\1\5\1\140", 12);
+	free(p);
+	json_t *j = spawn("garbage.wasm", NULL, NULL, 422);
+	assert_string_equal(str(j, "code"), "wasm_malformed");
+	json_decref(j);
+	write_package("noexports.wasm", "(module (memory (export \"memory\") 1))");
+	j = spawn("noexports.wasm", NULL, NULL, 422);
+	assert_string_equal(str(j, "code"), "wasm_unlinkable");
+	assert_non_null(strstr(str(j, "detail"), "theater_abi_version"));
+	json_decref(j);
+	write_package("unknown.wasm", "(module (import \"env\" \"system\" (func)))");
+	j = spawn("unknown.wasm", NULL, NULL, 422);
+	assert_string_equal(str(j, "code"), "wasm_unlinkable");
+	assert_non_null(strstr(str(j, "detail"), "system"));
+	json_decref(j);
+	write_package("ungranted.wasm",
+		      "(module (import \"theater:simple/timing\" \"now\" (func (result i64))))");
+	j = spawn("ungranted.wasm", NULL, NULL, 422);
+	assert_string_equal(str(j, "code"), "wasm_unlinkable");
+	json_decref(j);
+	assert_int_equal(call("GET", "/health", NULL, 0, NULL), 200);
+}
+
+static void test_init_loops(void **state)
+{
+	(void)state;
+	json_t *j = spawn("probe.wasm", NULL, "\"Loop\"", 502);
+	assert_string_equal(str(j, "code"), "wasm_exhausted");
+	json_t *a = actor(str(j, "actor_id"));
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "init_exhausted"));
+	json_decref(a);
+	json_decref(j);
+}
+
+static void test_trap_and_loop_fail_alone(void **state)
+{
+	(void)state;
+	char *good = spawn_probe(NULL), *trap = spawn_probe(NULL), *loop = spawn_probe(NULL);
+	struct http_result r;
+	assert_int_equal(request(trap, "t", &r), 502);
+	assert_non_null(strstr(r.body, "wasm_trap"));
+	assert_non_null(strstr(r.body, "unreachable"));
+	http_result_release(&r);
+	json_t *a = actor(trap);
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "trap"));
+	json_decref(a);
+	/* a message to a failed actor is refused */
+	char *msgs = tu_fmt("/actors/%s/messages", trap);
+	assert_int_equal(call("POST", msgs, "e", 1, NULL), 409);
+	free(msgs);
+	/* a loop: fuel or the deadline stops it; the good actor answers meanwhile */
+	char *lm = tu_fmt("/actors/%s/messages", loop);
+	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
+	assert_int_equal(request(good, "e", &r), 200);
+	http_result_release(&r);
+	free(lm);
+	for (int i = 0; i < 200; i++) {
+		a = actor(loop);
+		int done = strcmp(str(a, "status"), "failed") == 0;
+		if (done) {
+			const char *reason = str(a, "reason");
+			assert_true(strstr(reason, "fuel_exhausted") || strstr(reason, "deadline"));
+		}
+		json_decref(a);
+		if (done)
+			break;
+		usleep(50 * 1000);
+	}
+	a = actor(loop);
+	assert_string_equal(str(a, "status"), "failed");
+	json_decref(a);
+	assert_int_equal(request(good, "e", &r), 200);
+	http_result_release(&r);
+	free(good);
+	free(trap);
+	free(loop);
+}
+
+static void test_host_bounds_and_memory_cap(void **state)
+{
+	(void)state;
+	char *id = spawn_probe(NULL);
+	struct http_result r;
+	assert_int_equal(request(id, "b", &r), 200);       /* bad pointer to log: no crash */
+	assert_string_equal(r.body, "ok");
+	http_result_release(&r);
+	assert_int_equal(request(id, "g", &r), 200);       /* 100 pages over a 4 MiB cap */
+	assert_int_equal(r.len, 4);
+	int32_t grown;
+	memcpy(&grown, r.body, 4);
+	assert_int_equal(grown, -1);
+	http_result_release(&r);
+	json_t *a = actor(id);
+	assert_string_equal(str(a, "status"), "running");
+	json_decref(a);
+	free(id);
+}
+
+static void test_sizes_and_mailbox(void **state)
+{
+	(void)state;
+	char *id = spawn_probe(NULL);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	char *big = calloc(1, 70 * 1024);
+	memset(big, 'e', 70 * 1024 - 1);
+	struct http_result r;
+	assert_int_equal(call("POST", msgs, big, strlen(big), &r), 413);
+	assert_non_null(strstr(r.body, "too_large"));
+	http_result_release(&r);
+	/* a busy actor with a mailbox of 4: the fifth queued message is 429 */
+	assert_int_equal(call("POST", msgs, "l", 1, NULL), 202);
+	int busy = 0;
+	for (int i = 0; i < 8 && !busy; i++)
+		busy = call("POST", msgs, "e", 1, NULL) == 429;
+	assert_true(busy);
+	free(big);
+	free(msgs);
+	char *unknown = "/actors/3f0e8a5e-0000-4000-8000-000000000000/messages";
+	assert_int_equal(call("POST", unknown, "e", 1, NULL), 404);
+	free(id);
+}
+
+static void test_restart_policy_and_manual_restart(void **state)
+{
+	(void)state;
+	char *id = spawn_probe("\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":2,"
+			       "\"window_s\":60,\"backoff_ms\":10,\"backoff_max_ms\":50}");
+	struct http_result r;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 100; i++) {       /* wait for the restart to run */
+			json_t *a = actor(id);
+			int running = strcmp(str(a, "status"), "running") == 0;
+			json_decref(a);
+			if (running)
+				break;
+			usleep(20 * 1000);
+		}
+		assert_int_equal(request(id, "t", &r), 502);
+		http_result_release(&r);
+	}
+	usleep(200 * 1000);
+	json_t *a = actor(id);
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "crash_loop"));
+	json_decref(a);
+	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
+	json_t *page = call_json("GET", ch, NULL, 200);
+	int restarted = 0;
+	json_t *items = json_object_get(page, "items");
+	for (size_t i = 0; i < json_array_size(items); i++)
+		restarted += !strcmp(str(json_array_get(items, i), "event_type"), "restarted");
+	assert_int_equal(restarted, 2);
+	json_decref(page);
+	/* a manual restart brings it back, with the same package digest */
+	char *rs = tu_fmt("/actors/%s/restart", id);
+	json_t *b = call_json("POST", rs, NULL, 200);
+	assert_string_equal(str(b, "status"), "running");
+	json_decref(b);
+	assert_int_equal(request(id, "e", &r), 200);
+	http_result_release(&r);
+	char *vf = tu_fmt("/actors/%s/chain/verify", id);
+	json_t *v = call_json("GET", vf, NULL, 200);
+	assert_true(json_is_true(json_object_get(v, "valid")));
+	json_decref(v);
+	free(vf);
+	free(rs);
+	free(ch);
+	free(id);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_messages_requests),
+		cmocka_unit_test(test_bad_modules),
+		cmocka_unit_test(test_init_loops),
+		cmocka_unit_test(test_trap_and_loop_fail_alone),
+		cmocka_unit_test(test_host_bounds_and_memory_cap),
+		cmocka_unit_test(test_sizes_and_mailbox),
+		cmocka_unit_test(test_restart_policy_and_manual_restart),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
