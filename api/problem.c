@@ -3,6 +3,7 @@
  * `code` member is err_code_name(): stable, documented in openapi.yaml. */
 #include "api/api_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -67,13 +68,44 @@ static const char *title_for(int status, const char *code)
 	return status >= 500 ? "Server error" : "Request error";
 }
 
+/* A copy of text where every byte that is not part of valid UTF-8 is '?', so that
+ * a message quoting untrusted bytes still makes a JSON string. */
+static char *utf8_clean(const char *text)
+{
+	size_t n = strlen(text);
+	char *out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)text[i];
+		size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		int ok = k && i + k <= n;
+		for (size_t j = 1; ok && j < k; j++)
+			ok = ((unsigned char)text[i + j] & 0xC0) == 0x80;
+		if (ok && k == 2 && c < 0xC2)
+			ok = 0;         /* overlong */
+		if (!ok) {
+			out[i++] = '?';
+			continue;
+		}
+		memcpy(out + i, text + i, k);
+		i += k;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 char *problem_body(int status, const char *code, const char *detail, const char *instance)
 {
+	char *clean = utf8_clean(detail && *detail ? detail : title_for(status, code));
 	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
 			      title_for(status, code), "status", status, "code", code, "detail",
-			      detail && *detail ? detail : title_for(status, code));
-	if (o && instance)
-		json_object_set_new(o, "instance", json_string(instance));
+			      clean ? clean : "");
+	free(clean);
+	char *inst = instance ? utf8_clean(instance) : NULL;
+	if (o && inst)
+		json_object_set_new(o, "instance", json_string(inst));
+	free(inst);
 	char *s = o ? json_compact(o) : NULL;
 	json_decref(o);
 	return s;

@@ -248,8 +248,9 @@ static int build_handlers(const json_t *obj, struct manifest *m)
 	return 0;
 }
 
-/* obj has been checked and has no problem. */
-static enum err_code build(const json_t *obj, struct manifest **out, struct err *err)
+/* obj has been checked and has no problem. owned: obj is the loader's own
+ * value, which the manifest may keep (a reference) instead of copying it. */
+static enum err_code build(json_t *obj, int owned, struct manifest **out, struct err *err)
 {
 	int nomem = 0;
 	struct manifest *m = calloc(1, sizeof(*m));
@@ -271,7 +272,8 @@ static enum err_code build(const json_t *obj, struct manifest **out, struct err 
 		nomem = 1;
 	build_restart(obj, &m->restart);
 	build_limits(obj, &m->limits);
-	if (build_handlers(obj, m) || !(m->json = json_deep_copy(obj)) || nomem) {
+	m->json = owned ? json_incref(obj) : json_deep_copy(obj);
+	if (build_handlers(obj, m) || !m->json || nomem) {
 		manifest_free(m);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
@@ -282,8 +284,8 @@ static enum err_code build(const json_t *obj, struct manifest **out, struct err 
 /* ---- entry points ---- */
 
 /* Checks obj (with its TOML tree when src is not NULL) and builds the manifest
- * when out is not NULL and nothing is wrong. */
-static enum err_code check_and_build(const json_t *obj, const struct toml_value *src,
+ * when out is not NULL and nothing is wrong (see build for owned). */
+static enum err_code check_and_build(json_t *obj, int owned, const struct toml_value *src,
 				     const struct manifest_options *opt, struct manifest **out,
 				     struct manifest_problems *probs, struct err *err)
 {
@@ -294,7 +296,7 @@ static enum err_code check_and_build(const json_t *obj, const struct toml_value 
 		sort_by_position(probs);
 	if (probs->n)
 		return first_error(probs, obj, name, src != NULL, err);
-	return out ? build(obj, out, err) : ERR_OK;
+	return out ? build(obj, owned, out, err) : ERR_OK;
 }
 
 enum err_code manifest_check_json(const json_t *obj, const struct manifest_options *opt,
@@ -305,7 +307,7 @@ enum err_code manifest_check_json(const json_t *obj, const struct manifest_optio
 	struct manifest_problems *probs = problems ? problems : &local;
 	if (out)
 		*out = NULL;
-	enum err_code rc = check_and_build(obj, NULL, opt, out, probs, err);
+	enum err_code rc = check_and_build((json_t *)obj, 0, NULL, opt, out, probs, err);
 	manifest_problems_release(&local);
 	return rc;
 }
@@ -349,7 +351,7 @@ static enum err_code load_toml(const char *data, size_t len, const struct manife
 	if (!obj)
 		rc = err_set(err, ERR_NOMEM, "out of memory");
 	else
-		rc = check_and_build(obj, root, opt, out, probs, err);
+		rc = check_and_build(obj, 1, root, opt, out, probs, err);
 	json_decref(obj);
 	toml_free(root);
 	return rc;
@@ -369,7 +371,7 @@ static enum err_code load_json(const char *data, size_t len, const struct manife
 			*err = e;
 		return rc;
 	}
-	enum err_code rc = check_and_build(obj, NULL, opt, out, probs, err);
+	enum err_code rc = check_and_build(obj, 1, NULL, opt, out, probs, err);
 	json_decref(obj);
 	return rc;
 }

@@ -60,10 +60,16 @@ struct check {
 
 /* ---- the handler types of the reference ---- */
 
+/* Settings the reference does not have are ours, read by the actor runtime
+ * (supervisor/host_*.c): timing's max_sleep_ms, store's store_ids, http-client's
+ * allowed_hosts. */
 static const struct field hs_none[] = {END};
 static const struct field hs_timing[] = {
-	OPT("max_sleep_duration", F_UINT), OPT("min_sleep_duration", F_UINT), END,
+	OPT("max_sleep_duration", F_UINT), OPT("min_sleep_duration", F_UINT),
+	OPT("max_sleep_ms", F_UINT), END,
 };
+static const struct field hs_store[] = {OPT("store_ids", F_STRLIST), END};
+static const struct field hs_http_client[] = {OPT("allowed_hosts", F_STRLIST), END};
 static const struct field hs_random[] = {
 	OPT("seed", F_UINT), OPT("max_bytes", F_UINT), OPT("max_int", F_UINT),
 	OPT("allow_crypto_secure", F_BOOL), END,
@@ -122,10 +128,10 @@ static const struct htype htypes[] = {
 	{"message-server", "message_server", hs_none, NULL, 1},
 	{"runtime", "runtime", hs_none, NULL, 1},
 	{"supervisor", "supervisor", hs_none, NULL, 1},
-	{"store", "store", hs_none, NULL, 1},
+	{"store", "store", hs_store, NULL, 1},
 	{"timing", "timing", hs_timing, ps_timing, 1},
 	{"random", "random", hs_random, ps_random, 1},
-	{"http-client", "http_client", hs_none, ps_http_client, 1},
+	{"http-client", "http_client", hs_http_client, ps_http_client, 1},
 	{"environment", "environment", hs_environment, ps_environment, 0},
 	{"filesystem", "file_system", hs_filesystem, ps_file_system, 0},
 	{"process", "process", hs_process, ps_process, 0},

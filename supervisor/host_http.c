@@ -18,7 +18,9 @@
  *    refused (-1);
  *  - bounded: 5 s to connect, 30 s in all, 4 MiB of response body.
  * The chain records the request and the response with secret-looking header
- * values (Authorization, Cookie, *token*, *key*, ...) replaced by "[redacted]".
+ * values (Authorization, Cookie, *token*, *key*, ...) and url query values
+ * (?api_key=...) replaced by "[redacted]". Bodies are recorded as they are
+ * (host_bytes_json: large ones by their SHA-256).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -113,6 +115,35 @@ static json_t *headers_for_record(const json_t *headers)
 		json_object_set_new(copy, name, header_secret(name) ? json_string(REDACTED)
 								    : json_incref(v));
 	return copy;
+}
+
+/* The url for the chain: values of query parameters with secret-looking names
+ * ("?api_key=...", "&access_token=...") replaced by "[redacted]". */
+static json_t *url_for_record(const char *url)
+{
+	const char *q = strchr(url, '?'), *frag = strchr(url, '#');
+	struct buf b;
+	json_t *out;
+	if (!q || (frag && frag < q))
+		return json_string(url);
+	buf_init(&b, 0);
+	buf_append(&b, url, (size_t)(q - url) + 1);
+	for (const char *p = q + 1; *p && *p != '#';) {
+		size_t n = strcspn(p, "&#"), k = strcspn(p, "=&#");
+		char name[64];
+		snprintf(name, sizeof(name), "%.*s", (int)(k < 63 ? k : 63), p);
+		if (k < n && header_secret(name))
+			buf_printf(&b, "%.*s=" REDACTED, (int)k, p);
+		else
+			buf_append(&b, p, n);
+		p += n;
+		if (*p == '&')
+			buf_append(&b, p++, 1);
+	}
+	buf_puts(&b, url + strcspn(url, "#"));
+	out = json_stringn(b.data ? b.data : "", b.len);
+	buf_release(&b);
+	return out ? out : json_string("");
 }
 
 /* ---- request ---- */
@@ -257,7 +288,7 @@ static int32_t parse_request(struct call *k, const uint8_t *text, size_t len, st
 		return fail(k, HOST_EINVAL, ERR_INVALID, "url (a string) is required; method is "
 			    "a string");
 	json_object_set_new(k->in, "method", json_string(r->method));
-	json_object_set_new(k->in, "url", json_string(r->url));
+	json_object_set_new(k->in, "url", url_for_record(r->url));
 	int32_t rc = parse_headers(k, json_object_get(d, "headers"), r);
 	if (!rc)
 		rc = parse_body(k, json_object_get(d, "body"), json_object_get(d, "body_b64"), r);

@@ -643,6 +643,18 @@ static void test_toml_suite_invalid(void **state)
 	assert_intact();
 }
 
+/* Last: the server exits cleanly on SIGTERM; in the ASan build a leak or a
+ * memory error in the server would make this fail (and shows its log). */
+static void test_clean_exit(void **state)
+{
+	(void)state;
+	int rc = server_stop(&E.sp);
+	char *log = tu_read_file(E.sp.log_path, NULL);
+	if (rc != 0 || (log && strstr(log, "Sanitizer")))
+		fail_msg("server exited with %d; its log:\n%s", rc, log ? log : "(none)");
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_toml_suite_invalid),
+		cmocka_unit_test(test_clean_exit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

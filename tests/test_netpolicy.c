@@ -1,15 +1,20 @@
 /* test_netpolicy.c - the address policy of actor HTTP: classes of many IPv4 and
  * IPv6 addresses (with the IPv6 forms that carry an IPv4 address), what is
- * allowed with and without the private-address setting, and host allow lists. */
+ * allowed with and without the private-address setting, host allow lists; and
+ * the fetch module's address check and url split, which put the policy to work
+ * (against a fixture server on 127.0.0.1). */
 #include "tests/support/testutil.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
+#include "src/fetch.h"
 #include "src/netpolicy.h"
+#include "tests/support/fixture_httpd.h"
 
 /* Parses text as IPv4 or IPv6 into ss; fails the test when it is neither. */
 static size_t make_addr(const char *text, struct sockaddr_storage *ss)
@@ -251,6 +256,131 @@ static void test_host_match(void **state)
 	assert_false(netpolicy_host_match(NULL, "a", 80));
 }
 
+/* ---- the policy at work in fetch ---- */
+
+struct check_ctx {
+	int allow_private;
+	int calls;
+	int refuse_from;     /* refuse the n-th connection on (1-based); 0: never */
+};
+
+static int check_addr(void *user, const struct sockaddr *sa, size_t len, char *why, size_t n)
+{
+	struct check_ctx *c = user;
+	c->calls++;
+	if (c->refuse_from && c->calls >= c->refuse_from) {
+		snprintf(why, n, "connection %d refused", c->calls);
+		return 1;
+	}
+	if (netpolicy_address_allowed(sa, len, c->allow_private))
+		return 0;
+	char text[64];
+	netpolicy_address_text(sa, len, text, sizeof(text));
+	snprintf(why, n, "address '%s' is %s", text,
+		 netpolicy_class_name(netpolicy_classify(sa, len)));
+	return 1;
+}
+
+static void test_fetch_address_check(void **state)
+{
+	(void)state;
+	struct fixture_httpd *h = fixture_httpd_start();
+	assert_non_null(h);
+	fixture_httpd_add_bytes(h, "/x", "hello", 5);
+	fixture_httpd_add_redirect(h, "/r", "/x");
+	char *url = fixture_httpd_url(h, "/x"), *redir = fixture_httpd_url(h, "/r");
+	struct check_ctx ctx = {0};
+	struct fetch_request req = {.url = url, .addr_check = check_addr, .addr_check_user = &ctx};
+	struct fetch_response resp;
+	struct err e = {0};
+	/* Loopback is refused before any connection is made. */
+	assert_int_equal(fetch_request(&req, NULL, &resp, &e), ERR_FORBIDDEN_PATH);
+	assert_non_null(strstr(e.msg, "loopback"));
+	assert_true(ctx.calls >= 1);
+	assert_int_equal(fixture_httpd_hits(h, "/x"), 0);
+	/* Allowed by the setting: the request goes through. */
+	ctx = (struct check_ctx){.allow_private = 1};
+	assert_int_equal(fetch_request(&req, NULL, &resp, &e), ERR_OK);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(resp.body_len, 5);
+	fetch_response_release(&resp);
+	assert_int_equal(fixture_httpd_hits(h, "/x"), 1);
+	/* Every connection of a redirect chain is checked: refuse the second. */
+	req.url = redir;
+	req.follow_redirects = 1;
+	ctx = (struct check_ctx){.allow_private = 1, .refuse_from = 2};
+	assert_int_equal(fetch_request(&req, NULL, &resp, &e), ERR_FORBIDDEN_PATH);
+	assert_int_equal(ctx.calls, 2);
+	assert_int_equal(fixture_httpd_hits(h, "/r"), 1);
+	assert_int_equal(fixture_httpd_hits(h, "/x"), 1);
+	free(url);
+	free(redir);
+	fixture_httpd_stop(h);
+}
+
+/* With an address check, proxies from the environment are not used: the
+ * address checked is the one the request goes to. */
+static void test_fetch_address_check_no_proxy(void **state)
+{
+	(void)state;
+	struct fixture_httpd *h = fixture_httpd_start();
+	assert_non_null(h);
+	fixture_httpd_add_bytes(h, "/x", "direct", 6);
+	char *url = fixture_httpd_url(h, "/x");
+	char *saved = getenv("no_proxy") ? strdup(getenv("no_proxy")) : NULL;
+	unsetenv("no_proxy");
+	setenv("http_proxy", "http://127.0.0.1:9", 1);   /* nothing listens there */
+	struct check_ctx ctx = {.allow_private = 1};
+	struct fetch_request req = {.url = url, .addr_check = check_addr, .addr_check_user = &ctx};
+	struct fetch_response resp;
+	struct err e = {0};
+	enum err_code rc = fetch_request(&req, NULL, &resp, &e);
+	unsetenv("http_proxy");
+	if (saved)
+		setenv("no_proxy", saved, 1);
+	free(saved);
+	assert_int_equal(rc, ERR_OK);
+	assert_string_equal((char *)resp.body, "direct");
+	fetch_response_release(&resp);
+	free(url);
+	fixture_httpd_stop(h);
+}
+
+static void test_fetch_url_split(void **state)
+{
+	struct fetch_url_parts u;
+	struct err e = {0};
+	(void)state;
+	assert_int_equal(fetch_url_split("http://api.example.com/x?y=1", &u, &e), ERR_OK);
+	assert_string_equal(u.scheme, "http");
+	assert_string_equal(u.host, "api.example.com");
+	assert_int_equal(u.port, 80);
+	assert_false(u.has_userinfo);
+	assert_int_equal(fetch_url_split("HTTPS://Example.com", &u, &e), ERR_OK);
+	assert_string_equal(u.scheme, "https");
+	assert_int_equal(u.port, 443);
+	assert_true(netpolicy_host_match("example.com", u.host, u.port));
+	assert_int_equal(fetch_url_split("http://127.0.0.1:8080/", &u, &e), ERR_OK);
+	assert_string_equal(u.host, "127.0.0.1");
+	assert_int_equal(u.port, 8080);
+	assert_int_equal(fetch_url_split("http://[::1]:81/", &u, &e), ERR_OK);
+	assert_string_equal(u.host, "[::1]");
+	assert_int_equal(u.port, 81);
+	assert_true(netpolicy_host_match("[::1]:81", u.host, u.port));
+	/* The host is what curl connects to, not what a naive parser sees. */
+	assert_int_equal(fetch_url_split("http://allowed.com@evil.net/", &u, &e), ERR_OK);
+	assert_string_equal(u.host, "evil.net");
+	assert_true(u.has_userinfo);
+	assert_int_equal(fetch_url_split("http://u:p@h/", &u, &e), ERR_OK);
+	assert_true(u.has_userinfo);
+	assert_int_equal(fetch_url_split("ftp://h/", &u, &e), ERR_BAD_REFERENCE);
+	assert_int_equal(fetch_url_split("file:///etc/passwd", &u, &e), ERR_BAD_REFERENCE);
+	assert_int_equal(fetch_url_split("http://", &u, &e), ERR_BAD_REFERENCE);
+	assert_int_equal(fetch_url_split("http://a b/", &u, &e), ERR_BAD_REFERENCE);
+	assert_int_equal(fetch_url_split("http://h:99999/", &u, &e), ERR_BAD_REFERENCE);
+	assert_int_equal(fetch_url_split(NULL, &u, &e), ERR_BAD_REFERENCE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +391,9 @@ int main(void)
 		cmocka_unit_test(test_odd_sockaddrs),
 		cmocka_unit_test(test_address_text),
 		cmocka_unit_test(test_host_match),
+		cmocka_unit_test(test_fetch_address_check),
+		cmocka_unit_test(test_fetch_address_check_no_proxy),
+		cmocka_unit_test(test_fetch_url_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

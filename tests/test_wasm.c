@@ -628,9 +628,9 @@ static const char *pattern_wat =
 	"    (i32.mul (local.get 1) (i32.const 10000)) (i32.add))\n"
 	/* br_if carrying a value whose slot differs from the target's */
 	"  (func (export \"br_if_value\") (param i32) (result i32)\n"
-	"    (block (result i32) (i32.const 1) (drop)\n"
+	"    (block (result i32) (i32.const 1)\n"
 	"      (br_if 0 (i32.add (local.get 0) (i32.const 40)) (i32.gt_s (local.get 0) (i32.const 10)))\n"
-	"      (drop) (i32.const 7)))\n"
+	"      (drop) (drop) (i32.const 7)))\n"
 	/* compare-and-branch in both polarities and with a constant on the left */
 	"  (func (export \"cmp\") (param i32 i32) (result i32) (local i32)\n"
 	"    (if (i32.lt_s (local.get 0) (local.get 1)) (then (local.set 2 (i32.const 1))))\n"
@@ -654,6 +654,10 @@ static const char *pattern_wat =
 	"  (func $swap (param i32 i32) (result i32 i32) (local.get 1) (local.get 0))\n"
 	"  (func (export \"swap\") (param i32 i32) (result i32)\n"
 	"    (call $swap (local.get 0) (local.get 1)) (i32.const 10) (i32.mul) (i32.add))\n"
+	/* results moved down over overlapping slots (fewer locals than results) */
+	"  (func $pair (param i32) (result i32 i32 i32) (i32.const 5) (local.get 0) (i32.const 6))\n"
+	"  (func (export \"pair\") (param i32) (result i32)\n"
+	"    (call $pair (local.get 0)) (i32.add) (i32.sub))\n"
 	/* constants as operands of ops without immediate forms */
 	"  (func (export \"consts\") (param f64) (result f64)\n"
 	"    (f64.add (f64.mul (local.get 0) (f64.const 0.5)) (f64.sub (f64.const 10) (local.get 0))))\n"
@@ -710,6 +714,8 @@ static void test_translation_patterns(void **state)
 	assert_int_equal(call_i32(s, inst, "addr_no_wrap", 1, 0x7ffffffeu, &r, &err), ERR_WASM_TRAP);
 	assert_string_equal(err.msg, "out of bounds memory access");
 	assert_int_equal(call2(s, inst, "swap", 3, 4), 34);
+	assert_int_equal(call_i32(s, inst, "pair", 1, 9, &r, NULL), ERR_OK);
+	assert_int_equal(r, (uint32_t)(5 - (9 + 6)));
 	struct wasm_value x = {.type = WASM_F64}, y;
 	double d = 4.0, out;
 	memcpy(&x.of.f64, &d, 8);

@@ -121,7 +121,11 @@ struct wasm_export_desc {
 struct wasm_module;
 
 /* Decodes, validates and translates `len` bytes (copied; the caller keeps
- * bytes). Modules larger than 64 MiB are refused with ERR_TOO_LARGE. */
+ * bytes). Modules larger than 64 MiB are refused with ERR_TOO_LARGE.
+ * Implementation limits beyond the spec's (ERR_WASM_INVALID): 50000 locals
+ * per function, an operand stack of 100000 values, and translated code of
+ * at most 32 cells per byte of body; frames larger than the store's stack
+ * fail at call time with "call stack exhausted". */
 enum err_code wasm_module_new(const uint8_t *bytes, size_t len,
 			      struct wasm_module **out, struct err *err);
 /* Adds a reference; returns m. */
@@ -138,6 +142,12 @@ size_t wasm_module_footprint(const struct wasm_module *m);
 
 /* ---- stores and limits ---- */
 
+/* Fuel counts wasm instructions. It is charged per straight-line stretch
+ * (on function entry and on each branch back to a loop's start, for the
+ * instructions of one pass), so a count may exceed what actually ran by the
+ * instructions of skipped branches; bulk memory operations also cost one
+ * unit per 16 bytes, bulk table operations one per element. The interrupt
+ * flag is checked at the same points. */
 struct wasm_store_limits {
 	uint64_t fuel;             /* instructions per wasm_func_call; 0 = unlimited */
 	uint32_t max_call_depth;   /* 0 = default (10000) */
@@ -159,7 +169,9 @@ uint64_t wasm_store_fuel_used_total(const struct wasm_store *s);
 /* Any thread: makes the running call (or the next one) stop soon with
  * ERR_WASM_EXHAUSTED "interrupted". Cleared when that call returns. */
 void wasm_store_interrupt(struct wasm_store *s);
-/* Bytes the store's objects occupy (memories, tables, globals, stacks). */
+/* Bytes the store's objects occupy (memories, tables, globals, stacks).
+ * Memories count at their full size, although pages never touched cost no
+ * RAM (they are anonymous mappings). */
 size_t wasm_store_footprint(const struct wasm_store *s);
 
 /* ---- host objects ---- */
@@ -199,7 +211,9 @@ struct wasm_instance;
  * a kind or type mismatch is ERR_WASM_LINK "incompatible import type". Runs
  * element and data segments and the start function; a trap there returns
  * ERR_WASM_TRAP (the instance is not returned, but effects on imported
- * objects remain, as the spec says). Fuel and limits of s apply to start. */
+ * objects remain, as the spec says). Fuel and limits of s apply to start.
+ * A memory or table whose minimum exceeds the store's cap is ERR_TOO_LARGE.
+ * The instance belongs to s and lives until wasm_store_free. */
 enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
 				const struct wasm_extern *imports, size_t nimports,
 				struct wasm_instance **out, struct err *err);

@@ -1162,7 +1162,7 @@ static int imm_form(enum wasm_op op)
 static enum wasm_op swap_operands(enum wasm_op op, struct opnd *a, uint32_t *pa, struct opnd *b,
 				  uint32_t *pb)
 {
-	static const uint8_t mirror[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+	static const uint8_t mirror[10] = {0, 1, 4, 5, 2, 3, 8, 9, 6, 7};
 	bool commutes = op == OP_i32_add || op == OP_i32_mul || op == OP_i32_and ||
 			op == OP_i32_or || op == OP_i32_xor || op == OP_i64_add || op == OP_i64_mul ||
 			op == OP_i64_and || op == OP_i64_or || op == OP_i64_xor;

@@ -12,6 +12,9 @@
  * data segments in order (a trap stops there, earlier effects remain), then
  * the start function.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mremap; the build defines it too */
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>

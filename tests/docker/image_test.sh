@@ -40,7 +40,7 @@ check "the runtime stage runs install-deps.sh --runtime" \
 check "the runtime stage copies the staged tree" \
 	grep -qE '^COPY --from=build /stage/ /$' "$tmp/runtime.stage"
 check "the runtime stage installs no other package" \
-	[ "$(grep -cE 'apt-get|dpkg -i' "$tmp/runtime.stage")" -eq 0 ]
+	[ "$(grep -cE 'apt(-get)? +install|dpkg +-i' "$tmp/runtime.stage")" -eq 0 ]
 
 # The runtime list: the runtime_pkgs=(...) array of install-deps.sh.
 mapfile -t runtime < <(awk '/^runtime_pkgs=\(/ { on = 1 }

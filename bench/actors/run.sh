@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# bench/actors/run.sh [BUILD_DIR] - the actor benchmarks of issue 4, against
+# theater-servers this script starts on 127.0.0.1 (port 0) with a temporary
+# THEATER_HOME under /var/tmp (a real disk, not tmpfs: chains are fdatasync'ed).
+#
+#   spawn       POST /actors?wait=running of a cached package (the counter
+#               example, so init runs): p50/p99 latency and spawns/s, 1 and 4
+#               clients (bench/spawn/bench-spawn)
+#               targets: p50 < 1 ms, >= 1,000 spawns/s on 2 cores
+#   messages    REST POST /actors/{id}/messages with keep-alive to a counter
+#               (bench-actors messages)
+#   ping-pong   pairs of actors sending to each other with message-server send,
+#               every message recorded in the chains (bench-actors pingpong)
+#               target: >= 100,000 recorded actor-to-actor messages/s
+#   memory      VmRSS of a fresh server after 10,000 sequential keep-alive
+#               spawns of the counter, all idle; target < 2 GiB
+#
+# BUILD_DIR defaults to ./build; missing binaries are built. Tunables
+# (environment): BENCH_SPAWNS (2000), BENCH_MESSAGES (20000), BENCH_PAIRS (4),
+# BENCH_RALLY (20000 per pair), BENCH_IDLE_ACTORS (10000), BENCH_WORKERS (the
+# server's --workers, default the server's own).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+SPAWNS=${BENCH_SPAWNS:-2000}
+MESSAGES=${BENCH_MESSAGES:-20000}
+PAIRS=${BENCH_PAIRS:-4}
+RALLY=${BENCH_RALLY:-20000}
+IDLE=${BENCH_IDLE_ACTORS:-10000}
+WORKERS=${BENCH_WORKERS:-}
+
+SERVER=$BUILD/theater-server
+SPAWN_BIN=$BUILD/bench/spawn/bench-spawn
+ACTORS_BIN=$BUILD/bench/actors/bench-actors
+COUNTER=$BUILD/examples/counter/counter.wasm
+PINGPONG=$BUILD/bench/actors/pingpong.wasm
+
+if [ ! -x "$SERVER" ] || [ ! -x "$SPAWN_BIN" ] || [ ! -x "$ACTORS_BIN" ] || [ ! -f "$COUNTER" ] ||
+   [ ! -f "$PINGPONG" ]; then
+	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-spawn bench-actors \
+		bench-actors-wasm examples >/dev/null || exit 1
+fi
+
+status=0
+pid=
+home=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	[ -n "$home" ] && rm -rf "$home"
+	pid=
+	home=
+}
+trap cleanup EXIT
+
+# start_server [FLAGS...]: a fresh THEATER_HOME with the packages; sets pid,
+# home, base.
+start_server() {
+	home=$(mktemp -d /var/tmp/theater-bench-actors.XXXXXX)
+	mkdir -p "$home/packages"
+	cp "$COUNTER" "$PINGPONG" "$home/packages/"
+	local extra=()
+	[ -n "$WORKERS" ] && extra=(--workers "$WORKERS")
+	THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn "${extra[@]}" "$@" \
+		> "$home/out" 2> "$home/log" &
+	pid=$!
+	for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
+	base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
+	if [ -z "$base" ]; then
+		echo "theater-server did not start:" >&2
+		cat "$home/log" >&2
+		exit 1
+	fi
+}
+
+rss_kib() {
+	awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+
+# A deep mailbox, so that the message benchmark measures throughput rather
+# than the default bound of 1024 queued messages (429 beyond it).
+start_server --mailbox 1000000
+echo "== spawn of a cached package with init (counter.wasm; theater-server at $base) =="
+"$SPAWN_BIN" "$base" counter.wasm "$SPAWNS" 1 || status=1
+"$SPAWN_BIN" "$base" counter.wasm "$((SPAWNS * 2))" 4 || status=1
+
+echo "== REST messages to one counter =="
+id=$(curl -s -X POST "$base/actors?wait=running" \
+	-d '{"manifest":{"name":"bench-counter","package":"counter.wasm","static_package":true}}' |
+	grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+"$ACTORS_BIN" messages "$base" "$id" "$MESSAGES" 1 || status=1
+"$ACTORS_BIN" messages "$base" "$id" "$MESSAGES" 4 || status=1
+
+echo "== actor-to-actor ping-pong =="
+"$ACTORS_BIN" pingpong "$base" pingpong.wasm 1 "$RALLY" || status=1
+"$ACTORS_BIN" pingpong "$base" pingpong.wasm "$PAIRS" "$RALLY" || status=1
+cleanup
+
+echo "== memory: $IDLE idle counters (fresh server, sequential keep-alive spawns) =="
+start_server
+before=$(rss_kib)
+"$SPAWN_BIN" "$base" counter.wasm "$IDLE" 1 || status=1
+sleep 1
+after=$(rss_kib)
+running=$(curl -s "$base/actors?status=running&limit=500&name=bench" | grep -o '"status":"running"' | wc -l)
+awk -v b="$before" -v a="$after" -v n="$IDLE" 'BEGIN {
+	printf "resident memory: before=%.1f MiB after=%.1f MiB (%.2f GiB) per actor=%.1f KiB\n",
+	       b / 1024, a / 1024, a / 1048576, (a - b) / n }'
+echo "(first page of running actors listed: $running)"
+cleanup
+exit $status
