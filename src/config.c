@@ -42,6 +42,8 @@ const char *config_usage(void)
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
+"  --http-allow-private      let actors' http-client reach loopback, private and\n"
+"                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -234,6 +236,9 @@ static enum err_code from_env(struct config *cfg, struct err *err)
 			return ERR_INVALID;
 		}
 	}
+	const char *priv = getenv("THEATER_HTTP_ALLOW_PRIVATE");
+	if (priv && strcmp(priv, "1") == 0)
+		cfg->http_allow_private = 1;
 	const char *tok = getenv("THEATER_TOKEN");
 	if (tok && *tok) {
 		free(cfg->token);
@@ -281,6 +286,10 @@ static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *
 		}
 		if (!strcmp(a, "--health-check")) {
 			cfg->health_check = 1;
+			continue;
+		}
+		if (!strcmp(a, "--http-allow-private")) {
+			cfg->http_allow_private = 1;
 			continue;
 		}
 		const struct opt *o = NULL;

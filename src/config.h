@@ -36,6 +36,7 @@ struct config {
 	size_t max_message;         /* --max-message: message/request bytes [1M] */
 	int log_level;              /* --log-level debug|info|warn|error [info] */
 	int health_check;           /* --health-check: probe /health and exit */
+	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
 	int show_help, show_version;
 };
 

@@ -93,6 +93,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.resolver = app->resolver, .workers = c->workers, .fuel = c->actor_fuel,
 		.memory_bytes = c->actor_memory, .call_timeout_ms = c->call_timeout_ms,
 		.mailbox = c->mailbox, .max_message = c->max_message,
+		.http_allow_private = c->http_allow_private,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;

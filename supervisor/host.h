@@ -98,6 +98,8 @@ json_t *host_bytes_json(const uint8_t *data, size_t len);
 const char *host_actor_id(struct actor *a);
 struct supervisor *host_supervisor(struct actor *a);
 const json_t *host_handler_config(struct actor *a, unsigned grant);
+/* The grants (enum host_grant bits) of the actor's manifest. */
+unsigned host_actor_grants(struct actor *a);
 /* Asks the runtime to stop the actor after the current call (runtime/shutdown). */
 void host_request_shutdown(struct actor *a, const char *reason);
 

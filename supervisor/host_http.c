@@ -9,7 +9,7 @@
  *  - the url's host (as libcurl reads it) must match the handler's
  *    `allowed_hosts` (src/netpolicy.h); a missing or empty list denies all (-3);
  *  - every address connected, after DNS, must be public (src/netpolicy.c), unless
- *    the server allows private addresses (THEATER_HTTP_ALLOW_PRIVATE=1 for now);
+ *    the server allows private addresses (--http-allow-private);
  *    refused: -3, and no connection is made;
  *  - redirects are not followed (a 3xx is the answer; following it is another
  *    send-http, checked again), proxies are not used, only http and https;
@@ -33,6 +33,7 @@
 #include "src/util/buf.h"
 #include "src/util/crypto.h"
 #include "supervisor/host.h"
+#include "supervisor/supervisor.h"
 
 #define MOD "theater:simple/http-client"
 #define HTTP_REQUEST_MAX ((size_t)8 << 20)      /* the request JSON */
@@ -334,10 +335,9 @@ static int addr_check(void *user, const struct sockaddr *sa, size_t len, char *w
 	return 1;
 }
 
-static int allow_private_addresses(void)
+static int allow_private_addresses(struct actor *a)
 {
-	const char *v = getenv("THEATER_HTTP_ALLOW_PRIVATE");
-	return v && strcmp(v, "1") == 0;
+	return supervisor_http_allow_private(host_supervisor(a));
 }
 
 /* ---- response ---- */
@@ -431,7 +431,7 @@ static void record_response(struct call *k, const json_t *rj, const struct fetch
 static int32_t perform(struct call *k, struct wasm_caller *c, struct actor *a,
 		       const struct http_req *r, uint32_t out)
 {
-	int allow = allow_private_addresses();
+	int allow = allow_private_addresses(a);
 	struct fetch_request fr = {
 		.method = r->method, .url = r->url, .headers = (const char *const *)r->lines,
 		.nheaders = r->nlines, .body = r->has_body ? r->body : NULL,

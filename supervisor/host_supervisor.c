@@ -217,9 +217,37 @@ static int32_t spawn_result(struct call *k, struct wasm_caller *c, struct op_wai
 	return HOST_EFAILED;
 }
 
+/* An actor cannot give its children more than it has: every handler the child
+ * asks for must be granted to the parent. And the server fetches a child's
+ * package itself, so an actor may not make it fetch from the network (which
+ * would bypass the address policy of http-client) unless the server allows
+ * private addresses. */
+static int32_t spawn_allowed(struct call *k, struct actor *a, const struct manifest *m)
+{
+	unsigned mine = host_actor_grants(a);
+	for (size_t i = 0; i < m->nhandlers; i++) {
+		unsigned g = host_grant_of(m->handlers[i].type);
+		if (g && !(mine & g)) {
+			err_set(&k->e, ERR_FORBIDDEN_PATH, "the child asks for handler '%s', which "
+				"this actor was not granted", m->handlers[i].type);
+			return HOST_EDENIED;
+		}
+	}
+	if ((!strncmp(m->package, "http://", 7) || !strncmp(m->package, "https://", 8)) &&
+	    !supervisor_http_allow_private(host_supervisor(a))) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "actors may spawn children from files and the "
+			"store, not from '%s'", m->package);
+		return HOST_EDENIED;
+	}
+	return 0;
+}
+
 static int32_t do_spawn(struct call *k, struct wasm_caller *c, struct actor *a,
 			const struct manifest *m, json_t *state, uint32_t out)
 {
+	int32_t denied = spawn_allowed(k, a, m);
+	if (denied)
+		return denied;
 	struct spawn_request req = {
 		.manifest = m->json, .initial_state = state, .parent_id = host_actor_id(a),
 		.wait = SPAWN_WAIT_RUNNING, .timeout_ms = SPAWN_TIMEOUT_MS,

@@ -48,6 +48,7 @@ struct actor_rt {
 	struct wasm_func *f_child_exit, *f_child_error;
 	unsigned grants;
 	json_t *handlers;             /* type -> config object */
+	json_t *no_config;            /* {} for a granted handler without settings */
 	uint32_t call_timeout_ms;
 	uint64_t call_id;             /* under the actor lock */
 	int in_call;                  /* under the actor lock */
@@ -79,10 +80,10 @@ static unsigned grants_of(const struct manifest *m, json_t *handlers)
 	for (size_t i = 0; i < m->nhandlers; i++) {
 		unsigned bit = host_grant_of(m->handlers[i].type);
 		g |= bit;
-		if (bit)
-			json_object_set(handlers, m->handlers[i].type,
-					m->handlers[i].config ? m->handlers[i].config
-							      : json_object());
+		if (bit && m->handlers[i].config)
+			json_object_set(handlers, m->handlers[i].type, m->handlers[i].config);
+		else if (bit)
+			json_object_set_new(handlers, m->handlers[i].type, json_object());
 	}
 	return g;
 }
@@ -212,6 +213,7 @@ void runtime_free(struct actor_rt *rt)
 	wasm_store_free(rt->store);
 	wasm_module_free(rt->module);
 	json_decref(rt->handlers);
+	json_decref(rt->no_config);
 	free(rt);
 }
 
@@ -439,6 +441,7 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	}
 	rt->module = module;
 	rt->handlers = json_object();
+	rt->no_config = json_object();
 	rt->grants = grants_of(m, rt->handlers);
 	struct wasm_store_limits lim;
 	limits_for(s, m, &lim, &rt->call_timeout_ms);
@@ -871,13 +874,18 @@ struct supervisor *host_supervisor(struct actor *a)
 
 const json_t *host_handler_config(struct actor *a, unsigned grant)
 {
-	static json_t *empty;
 	const json_t *c = a->rt ? json_object_get(a->rt->handlers, host_grant_name(grant)) : NULL;
-	if (c)
-		return c;
-	if (!empty)
-		empty = json_object();
-	return empty;
+	return c ? c : a->rt ? a->rt->no_config : NULL;
+}
+
+unsigned host_actor_grants(struct actor *a)
+{
+	return a->rt ? a->rt->grants : 0;
+}
+
+int supervisor_http_allow_private(struct supervisor *s)
+{
+	return s->cfg.http_allow_private;
 }
 
 void host_request_shutdown(struct actor *a, const char *reason)

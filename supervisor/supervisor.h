@@ -47,6 +47,7 @@ struct supervisor_config {
 	uint32_t call_timeout_ms;    /* wall clock per call [5000] */
 	uint32_t mailbox;            /* queued messages per actor [1024] */
 	size_t max_message;          /* bytes per message or request [1 MiB] */
+	int http_allow_private;      /* actors' http-client may reach loopback/private addresses */
 };
 
 /* Opens every chain (truncating torn tails, verifying hashes; damage is logged and
@@ -151,6 +152,8 @@ void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn
 /* The ids of a run's live and ended children, as a new JSON array. */
 json_t *supervisor_children(struct supervisor *s, const char *parent_id);
 struct store *supervisor_store(struct supervisor *s);
+/* 1 when actors' http-client may reach loopback, private and link-local addresses. */
+int supervisor_http_allow_private(struct supervisor *s);
 struct resolver *supervisor_resolver(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */

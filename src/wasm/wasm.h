@@ -239,7 +239,9 @@ enum err_code wasm_instance_new_resolved(struct wasm_store *s, struct wasm_modul
 void wasm_func_type(const struct wasm_func *f, struct wasm_functype *out);  /* borrowed arrays */
 /* Calls f. nargs/nresults must match its type (ERR_INVALID otherwise); arg types
  * are checked. Fuel is reset to the store's budget at the start of each
- * outermost call. */
+ * outermost call. A host function may call back into the same store (up to
+ * 128 nested calls; wasm-to-wasm calls do not use the C stack and are
+ * bounded by max_call_depth and max_stack_bytes instead). */
 enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 			     const struct wasm_value *args, size_t nargs,
 			     struct wasm_value *results, size_t nresults, struct err *err);

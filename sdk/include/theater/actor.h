@@ -1,8 +1,10 @@
 /* theater/actor.h - write theater actors in C (ABI version 1, docs/actor-abi.md).
  *
  * Build an actor with clang:
- *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic \
- *         -I sdk/include -o counter.wasm counter.c
+ *   clang --target=wasm32 -O2 -nostdlib -fno-builtin -Wl,--no-entry \
+ *         -Wl,--export-dynamic -I sdk/include -o counter.wasm counter.c
+ * (-fno-builtin keeps clang from turning copy loops into calls to memcpy, which a
+ * freestanding actor does not have.)
  * Define THEATER_ACTOR_IMPL in exactly one file before including this header to get
  * the required exports (`theater_abi_version`, `theater_alloc`) and the helpers.
  * theater_alloc is a bump allocator. The host calls the exported
