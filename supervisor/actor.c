@@ -145,6 +145,18 @@ struct actor *reg_find(struct supervisor *s, const char *id)
 	return a;
 }
 
+struct actor *reg_find_or_answer(struct supervisor *s, const char *id, supervisor_done_fn done,
+				 void *user)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a) {
+		struct err e;
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
+		done(user, e.code, &e);
+	}
+	return a;
+}
+
 void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
 		 void *u)
 {

@@ -2,6 +2,7 @@
 #include "supervisor/host.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "src/util/crypto.h"
@@ -148,4 +149,28 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	struct err e = {0};
 	if (record_event(host_supervisor(a), a, type, ev, NULL, NULL, &e))
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+}
+
+void host_cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (!*done && pthread_cond_timedwait(c, m, &until) == 0)
+		;
+	return *done;
 }

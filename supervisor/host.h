@@ -17,6 +17,7 @@
 #ifndef THEATER_SUPERVISOR_HOST_H
 #define THEATER_SUPERVISOR_HOST_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,12 @@ json_t *host_bytes_json(const uint8_t *data, size_t len);
 const char *host_actor_id(struct actor *a);
 struct supervisor *host_supervisor(struct actor *a);
 const json_t *host_handler_config(struct actor *a, unsigned grant);
+/* For host functions that wait for the supervisor's answer: a condition variable
+ * on the monotonic clock, and a wait (m held) until *done or ms passed; returns
+ * *done. */
+void host_cond_init(pthread_cond_t *c);
+int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms);
+
 /* The grants (enum host_grant bits) of the actor's manifest. */
 unsigned host_actor_grants(struct actor *a);
 /* Asks the runtime to stop the actor after the current call (runtime/shutdown). */

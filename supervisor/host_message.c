@@ -45,14 +45,10 @@ static void set_i32(struct wasm_value *r, int32_t v)
 static struct reply_wait *wait_new(void)
 {
 	struct reply_wait *w = calloc(1, sizeof(*w));
-	pthread_condattr_t attr;
 	if (!w)
 		return NULL;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cond, &attr);
-	pthread_condattr_destroy(&attr);
+	host_cond_init(&w->cond);
 	w->refs = 2;
 	return w;
 }
@@ -93,18 +89,8 @@ static void on_reply(void *user, enum err_code rc, const struct err *err, const 
 /* Waits until the reply came or ms passed; 1 when it came. */
 static int wait_for(struct reply_wait *w, uint32_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&w->lock);
-	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
-		;
-	int done = w->done;
+	int done = host_cond_wait(&w->cond, &w->lock, &w->done, ms);
 	pthread_mutex_unlock(&w->lock);
 	return done;
 }

@@ -264,12 +264,9 @@ void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn
 			void *user)
 {
 	struct err e = {0};
-	struct actor *a = reg_find(s, id);
-	if (!a) {
-		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
-		done(user, e.code, &e);
+	struct actor *a = reg_find_or_answer(s, id, done, user);
+	if (!a)
 		return;
-	}
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
 	if (a->damaged)

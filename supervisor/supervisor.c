@@ -255,12 +255,9 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 		     void *user)
 {
 	struct err e = {0};
-	struct actor *a = reg_find(s, id);
-	if (!a) {
-		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
-		done(user, e.code, &e);
+	struct actor *a = reg_find_or_answer(s, id, done, user);
+	if (!a)
 		return;
-	}
 	struct waiter *w = end_waiter(s, a, done, user);
 	struct stop_job *job = calloc(1, sizeof(*job));
 	enum err_code rc = ERR_OK;
@@ -326,12 +323,9 @@ struct delete_ctx {
 static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn done, void *user)
 {
 	struct err e = {0};
-	struct actor *a = reg_find(s, id);
-	if (!a) {
-		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
-		done(user, e.code, &e);
+	struct actor *a = reg_find_or_answer(s, id, done, user);
+	if (!a)
 		return;
-	}
 	pthread_mutex_lock(&a->rec_lock);
 	enum err_code rc = db_run_set_status(s->cfg.db, id, "deleted", NULL, now_ms(), &e);
 	if (!rc) {
@@ -364,12 +358,9 @@ void supervisor_delete(struct supervisor *s, const char *id, int force, supervis
 		       void *user)
 {
 	struct err e = {0};
-	struct actor *a = reg_find(s, id);
-	if (!a) {
-		err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", id);
-		done(user, e.code, &e);
+	struct actor *a = reg_find_or_answer(s, id, done, user);
+	if (!a)
 		return;
-	}
 	pthread_mutex_lock(&a->lock);
 	int live = status_is_live(a->run.status);
 	pthread_mutex_unlock(&a->lock);

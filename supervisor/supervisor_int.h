@@ -99,6 +99,9 @@ void reg_release(struct supervisor *s);
 enum err_code reg_add(struct supervisor *s, struct actor *a);   /* takes the caller's reference */
 void reg_remove(struct supervisor *s, struct actor *a);
 struct actor *reg_find(struct supervisor *s, const char *id);    /* new reference or NULL */
+/* reg_find, or NULL after answering done(user, ERR_NOT_FOUND, ...). */
+struct actor *reg_find_or_answer(struct supervisor *s, const char *id, supervisor_done_fn done,
+				 void *user);
 /* Calls fn for every actor with a reference held; fn may block. */
 void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
 		 void *u);
