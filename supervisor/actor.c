@@ -3,6 +3,7 @@
  * can keep using an actor that was deleted meanwhile. */
 #include "supervisor/supervisor_int.h"
 #include "src/wasm/wasm.h"
+#include "supervisor/record.h"
 #include "supervisor/runtime.h"
 
 #include <stdlib.h>
@@ -209,6 +210,7 @@ void actor_unref(struct supervisor *s, struct actor *a)
 		return;
 	chain_close(a->chain);
 	runtime_free(a->rt);
+	record_release_pending(a);
 	wasm_module_free(a->module);
 	manifest_free(a->manifest);
 	free(a->state);

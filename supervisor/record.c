@@ -55,6 +55,15 @@ static void collect_waiters(struct actor *a, const char *status, struct waiter *
 	}
 }
 
+/* An event appended without a sync, waiting for the next sync to be reported. */
+struct pending_event {
+	struct pending_event *next;
+	struct supervisor_event ev;
+	char type[128];
+	uint8_t hash[32], parent[32];
+	char *data;
+};
+
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
 {
 	for (struct supervisor_sub *x = subs; x; x = x->next)
@@ -115,6 +124,62 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
+static void defer(struct actor *a, const struct supervisor_event *ev)
+{
+	struct pending_event *p = calloc(1, sizeof(*p));
+	if (!p || !(p->data = malloc(ev->data_len + 1))) {
+		free(p);
+		return;    /* out of memory: subscribers will replay it from storage */
+	}
+	p->ev = *ev;
+	snprintf(p->type, sizeof(p->type), "%s", ev->event_type);
+	memcpy(p->hash, ev->hash, 32);
+	memcpy(p->parent, ev->parent_hash, 32);
+	memcpy(p->data, ev->data, ev->data_len);
+	p->data[ev->data_len] = 0;
+	p->ev.event_type = p->type;
+	p->ev.hash = p->hash;
+	p->ev.parent_hash = p->parent;
+	p->ev.data = (uint8_t *)p->data;
+	p->ev.status = NULL;
+	if (a->pending_tail)
+		a->pending_tail->next = p;
+	else
+		a->pending = p;
+	a->pending_tail = p;
+}
+
+static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
+
+/* Reports the deferred events, now durable (rec_lock held). */
+static void flush_pending(struct supervisor *s, struct actor *a)
+{
+	struct pending_event *p = a->pending;
+	a->pending = a->pending_tail = NULL;
+	while (p) {
+		struct pending_event *next = p->next;
+		pthread_mutex_lock(&a->lock);
+		p->ev.status = a->run.status;
+		fan_out(a->subs, &p->ev);
+		pthread_mutex_unlock(&a->lock);
+		lifecycle(s, a, &p->ev);
+		free(p->data);
+		free(p);
+		p = next;
+	}
+}
+
+void record_release_pending(struct actor *a)
+{
+	while (a->pending) {
+		struct pending_event *next = a->pending->next;
+		free(a->pending->data);
+		free(a->pending);
+		a->pending = next;
+	}
+	a->pending_tail = NULL;
+}
+
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err)
 {
@@ -133,7 +198,9 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 			     a->run.id);
 		goto status_only;
 	}
-	rc = chain_append(a->chain, type, text, len, &ev, err);
+	int deferred = a->defer_sync && !status;
+	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
+		      : chain_append(a->chain, type, text, len, &ev, err);
 	if (rc)
 		goto status_only;
 	char hash[65];
@@ -150,6 +217,20 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
 		.data_len = len, .timestamp = ts, .terminal = is_terminal(status),
 	};
+	if (deferred) {
+		pthread_mutex_lock(&a->lock);
+		apply(a, &ev, NULL, NULL, ts);
+		pthread_mutex_unlock(&a->lock);
+		defer(a, &sev);
+		pthread_mutex_unlock(&a->rec_lock);
+		chain_event_release(&ev);
+		free(text);
+		return ERR_OK;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
+	pthread_mutex_unlock(&a->lock);
+	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, status, reason, ts);
 	sev.status = a->run.status;

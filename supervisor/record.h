@@ -9,6 +9,8 @@
  * out, logs the lifecycle event and fires satisfied waiters. Takes a->rec_lock. */
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err);
+/* Frees deferred events never reported (actor teardown). */
+void record_release_pending(struct actor *a);
 /* {"timestamp": now, "reason": ..., "detail": ...} (NULL members omitted). */
 json_t *lifecycle_data(const char *reason, const char *detail);
 /* Fires a list of waiters collected from an actor (no locks held). */

@@ -164,6 +164,7 @@ void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const
 {
 	const char *detail = why->msg;
 	reason = supervise_fail_reason(s, a, reason);
+	a->defer_sync = 0;
 	pthread_mutex_lock(&a->lock);
 	a->fail_err = *why;
 	pthread_mutex_unlock(&a->lock);
@@ -223,6 +224,9 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	if (a->run.parent_id[0])
 		json_object_set_new(d, "parent_id", json_string(a->run.parent_id));
 	resolved_free(res);
+	/* `spawned` and the init call are made durable by the sync of `started` (or of
+	 * the terminal event): one fdatasync per spawn instead of three. */
+	a->defer_sync = 1;
 	if (record_event(s, a, "spawned", d, NULL, NULL, &e)) {
 		wasm_module_free(module);
 		spawn_fail(s, a, "chain_unavailable", &e);
@@ -241,6 +245,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		spawn_fail(s, a, reason, &e);
 		return;
 	}
+	a->defer_sync = 0;
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);

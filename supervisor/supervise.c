@@ -244,13 +244,19 @@ static void job_restart(void *arg)
 	json_object_set_new(d, "restart", json_integer(n));
 	json_object_set_new(d, "package_sha256", json_string(a->run.package_sha256));
 	const char *reason = NULL;
-	if (record_event(s, a, "restarted", d, "starting", NULL, &e) ||
-	    runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
-			  &reason, &e)) {
-		spawn_fail(s, a, reason ? reason : "chain_unavailable", &e);
+	if (record_event(s, a, "restarted", d, "starting", NULL, &e)) {
+		spawn_fail(s, a, "chain_unavailable", &e);
 		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
 		return;
 	}
+	a->defer_sync = 1;        /* init is made durable with `started` */
+	if (runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
+			  &reason, &e)) {
+		spawn_fail(s, a, reason ? reason : "init_failed", &e);
+		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
+		return;
+	}
+	a->defer_sync = 0;
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);

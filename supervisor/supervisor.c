@@ -45,6 +45,7 @@ static int load_run(void *user, const struct db_run *r)
 		a->damaged = 1;
 		c->damaged++;
 	}
+	a->durable_seq = a->chain ? chain_length(a->chain) : 0;
 	reg_add(c->s, a);
 	c->loaded++;
 	if (status_is_live(r->status) && c->nlive < c->caplive)
@@ -427,7 +428,7 @@ enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64
 	if (!a)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
 	pthread_mutex_lock(&a->lock);
-	*length_out = a->run.head_seq;
+	*length_out = a->durable_seq;
 	*ended_out = !status_is_live(a->run.status);
 	pthread_mutex_unlock(&a->lock);
 	actor_unref(s, a);
@@ -474,7 +475,7 @@ enum err_code supervisor_subscribe(struct supervisor *s, const char *actor_id,
 	pthread_mutex_t *lock = a ? &a->lock : &s->life_lock;
 	struct supervisor_sub **list = a ? &a->subs : &s->life_subs;
 	pthread_mutex_lock(lock);
-	*head_out = a ? a->run.head_seq : s->life_head;
+	*head_out = a ? a->durable_seq : s->life_head;
 	sub->next = *list;
 	if (*list)
 		(*list)->prev = sub;

@@ -70,6 +70,14 @@ struct actor {
 	unsigned nrestarts;
 	int restart_pending;          /* lock: a restart job is scheduled */
 	int user_stopped;             /* lock: ended by stop/kill/delete: never restarted */
+	/* Deferred durability (record.c): while defer_sync is set, events without a
+	 * status change are appended without a sync and reach subscribers only when
+	 * the next synced event makes them durable. defer_sync is set and cleared by
+	 * the thread that starts a run (nothing else records then); rec_lock guards
+	 * the pending list. */
+	int defer_sync;
+	struct pending_event *pending, *pending_tail;
+	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
 };
 
 struct supervisor {
