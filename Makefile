@@ -38,5 +38,10 @@ test-asan: asan
 bench: build
 	bash bench/run.sh $(BUILD)
 
+# The libFuzzer target over the WebAssembly decoder/validator/instantiator
+# (clang, ASan+UBSan); FUZZ_SECONDS limits the run.
+fuzz: deps
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(BUILD) $(ASAN)

@@ -1,6 +1,6 @@
 // actor.js - one actor's page: its facts and status, the stop/kill/verify buttons,
-// the chain timeline fed by one EventSource, the selected event in full, the
-// state, and the message/request forms.
+// the chain timeline fed by one EventSource, the selected event in full, and the
+// state and message/request panels (messaging.js).
 //
 // Start-up: the run (from the store, else GET /actors/<id>), then the first chain
 // page (which says the chain's length and whether the run has ended), then ONE
@@ -12,6 +12,7 @@ import { api, actorPath } from './api.js';
 import { ResumableStream } from './stream.js';
 import { Timeline } from './timeline.js';
 import { statusBadge } from './actors.js';
+import { StatePanel, MessagePanel } from './messaging.js';
 import {
   h, fmtTime, fmtSize, shortHash, shortId, copyButton, pretty, b64ToBytes, hexDump, TERMINAL,
 } from './util.js';
@@ -55,7 +56,8 @@ export class ActorPage {
     els.verify.textContent = '';
     els.inspector.replaceChildren(h('p', { class: 'muted' }, 'Select an event (click, or arrow keys in the chain).'));
     els.state.replaceChildren(h('p', { class: 'muted' }, 'loading…'));
-    renderMessaging(els.messaging);
+    this.statePanel = new StatePanel(els.state, this.id);
+    this.messages = new MessagePanel(els.messaging, this.id);
     showStreamState(els.pill, 'connecting');
     els.btnVerify.addEventListener('click', this.handlers.verify);
     els.btnStop.addEventListener('click', this.handlers.stop);
@@ -84,8 +86,8 @@ export class ActorPage {
     if (this.closed) return;
     this.ended = first.ended;
     if (first.items[0]) this.#event(first.items[0]);
-    else this.#state(null);
     this.timeline.setHead(first.length);
+    this.statePanel.refresh();
     this.#count();
     this.stream = new ResumableStream({
       path: actorPath(this.id, '/chain'),
@@ -112,7 +114,8 @@ export class ActorPage {
     this.timeline.add(ev);
     this.store.noteChainEvent(this.id, ev);
     if (TERMINAL.has(ev.event_type)) this.ended = true;
-    if (ev.seq === 1) this.#state(ev);
+    if (ev.seq === 1) this.statePanel.setInitial(ev);
+    else this.statePanel.poke();
     this.#count();
   }
 
@@ -124,6 +127,7 @@ export class ActorPage {
   close() {
     this.closed = true;
     clearTimeout(this.killTimer);
+    this.statePanel.close();
     if (this.stream) this.stream.close();
     if (this.timeline) this.timeline.destroy();
     this.store.removeEventListener('change', this.onChange);
@@ -142,6 +146,7 @@ export class ActorPage {
     statusBadge(els.status, r);
     if (r.reason) els.status.append(h('span', { class: 'reason' }, ` · ${r.reason}`));
     const ended = TERMINAL.has(r.status);
+    this.messages.setStatus(r.status);
     els.btnStop.disabled = ended;
     els.btnKill.disabled = ended;
     if (ended) this.#disarmKill();
@@ -221,19 +226,6 @@ export class ActorPage {
     }
     el.replaceChildren(...renderEvent(ev, (s) => this.timeline.select(s, { scroll: true })));
   }
-
-  #state(first) {
-    const el = this.els.state;
-    if (!first) {
-      el.replaceChildren(h('p', { class: 'muted' }, 'No events yet.'));
-      return;
-    }
-    const has = first.event_type === 'spawned' && first.data && 'initial_state' in first.data;
-    el.replaceChildren(
-      h('p', { class: 'muted small' }, 'The initial state, from the spawned event. The live state will show here once actors handle messages.'),
-      has ? h('pre', { class: 'json', tabindex: '0' }, pretty(first.data.initial_state))
-        : h('p', { class: 'muted' }, 'No initial state was recorded.'));
-  }
 }
 
 // The selected event in full: hashes to copy, data pretty-printed or as bytes.
@@ -258,19 +250,4 @@ function renderData(ev) {
     h('details', { open: true }, h('summary', null, 'hex'), h('pre', { class: 'hex', tabindex: '0' }, hexDump(bytes))),
     h('details', null, h('summary', null, 'base64'), h('pre', { class: 'b64', tabindex: '0' }, ev.data_b64 || '')),
   ];
-}
-
-// Messages and requests need the actor messaging API, which the server does not
-// have yet. When it lands: enable the forms, POST the JSON to it, and show the
-// answer in the request's output (the chain shows the calls either way).
-export function renderMessaging(el) {
-  const note = h('p', { class: 'note' }, 'Actors cannot take messages or requests yet: that part of the API is ' +
-    'still being built. These forms switch on when it is there.');
-  const form = (label, id, button) => h('form', { class: 'msg-form', 'aria-disabled': 'true' },
-    h('label', { for: id }, label),
-    h('textarea', { id, rows: '3', disabled: true, spellcheck: 'false', placeholder: '{"hello": "actor"}' }),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', disabled: true }, button)));
-  el.replaceChildren(note, form('Message (JSON, one way)', 'msg-send', 'Send'),
-    form('Request (JSON; the answer shows below)', 'msg-request', 'Send request'),
-    h('pre', { class: 'json response', hidden: true }));
 }

@@ -1,5 +1,6 @@
 // api.js - the dashboard's calls to the theater REST API (openapi/openapi.yaml).
 // Every call goes to this origin with the session cookie (never a token in a URL).
+// `raw: true` answers {contentType, bytes} (actor states and responses are bytes).
 // An error answer becomes an ApiError carrying the problem+json `detail` and
 // `code`, so the page can show what went wrong instead of a bare status; a 401
 // also tells the sign-in code (onUnauthorized), which asks for the token again.
@@ -42,6 +43,7 @@ export async function request(method, path, opts = {}) {
   const type = resp.headers.get('Content-Type') || '';
   let data = null;
   try {
+    if (opts.raw && resp.ok) return { contentType: type, bytes: new Uint8Array(await resp.arrayBuffer()) };
     data = type.includes('json') ? await resp.json() : await resp.text();
   } catch {
     data = null;
@@ -60,6 +62,12 @@ export const api = {
   post: (path, opts) => request('POST', path, opts),
   del: (path, opts) => request('DELETE', path, opts),
 };
+
+// True when the server has no such route at all (an older server), as opposed
+// to "no such actor": the page then leaves that feature out.
+export function noRoute(err) {
+  return err && err.status === 404 && /^no route for/.test(err.message);
+}
 
 export function actorPath(id, rest = '') {
   return `/actors/${encodeURIComponent(id)}${rest}`;

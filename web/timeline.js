@@ -43,7 +43,11 @@ export class Timeline {
     this.visible = [0, -1];
     this.onScroll = () => this.schedule();
     this.onKey = (e) => this.#key(e);
-    this.onResize = () => this.schedule();
+    this.onResize = () => {
+      this.maxH = 0;
+      this.schedule();
+    };
+    this.maxH = 0;                // the CSS height: a short chain gets a shorter box
     root.addEventListener('scroll', this.onScroll, { passive: true });
     root.addEventListener('keydown', this.onKey);
     window.addEventListener('resize', this.onResize);
@@ -60,6 +64,7 @@ export class Timeline {
     window.removeEventListener('resize', this.onResize);
     this.rowsEl.replaceChildren();
     this.spacer.style.height = '0px';
+    this.root.style.height = '';
   }
 
   // The chain has (at least) n events.
@@ -116,7 +121,19 @@ export class Timeline {
     return { H, viewH, top, virtTop, maxScroll, virtMax };
   }
 
+  // A chain shorter than the box shrinks it, so a few events do not float in space.
+  #fit() {
+    if (!this.maxH) {
+      this.root.style.height = '';
+      this.maxH = this.root.clientHeight;
+    }
+    const want = Math.max(4, this.head) * ROW + 2;
+    const h = want < this.maxH ? `${want}px` : '';
+    if (this.root.style.height !== h) this.root.style.height = h;
+  }
+
   render() {
+    this.#fit();
     const g = this.#geometry();
     this.spacer.style.height = `${g.H}px`;
     const first = Math.max(0, Math.floor(g.virtTop / ROW) - OVERSCAN);

@@ -48,6 +48,12 @@ status=0
 pid=
 home=
 cleanup() {
+	if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null
+		echo "theater-server (pid $pid) died (exit status $?); the end of its log:" >&2
+		tail -20 "$home/log" >&2
+		status=1
+	fi
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$home" ] && rm -rf "$home"
 	pid=

@@ -3,7 +3,7 @@
 //
 //   node --test tests/dashboard/dashboard.test.mjs     (run.sh sets it up)
 //
-// Environment: THEATER_BINARY_DIR (theater-server, examples/hello/hello.wasm),
+// Environment: THEATER_BINARY_DIR (theater-server, examples/hello and counter),
 // THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core),
 // THEATER_UPDATE_SCREENSHOT=1 to copy the actor page's screenshot to docs/.
 //
@@ -45,6 +45,9 @@ async function startServer({ token, home } = {}) {
   home = home || fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-'));
   fs.mkdirSync(path.join(home, 'packages'), { recursive: true });
   fs.copyFileSync(path.join(BIN, 'examples/hello/hello.wasm'), path.join(home, 'packages/hello.wasm'));
+  fs.mkdirSync(path.join(home, 'packages/counter'), { recursive: true });
+  for (const f of ['counter.wasm', 'manifest.json'])
+    fs.copyFileSync(path.join(BIN, 'examples/counter', f), path.join(home, 'packages/counter', f));
   const env = { ...process.env, THEATER_HOME: home };
   delete env.THEATER_TOKEN;
   delete env.THEATER_TOKEN_FILE;
@@ -173,10 +176,11 @@ async function openBrowser({ colorScheme = 'light' } = {}) {
     executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
     viewport: { width: 1440, height: 900 }, colorScheme,
   });
-  cleanups.push(async () => {
+  const close = async () => {
     await ctx.close().catch(() => {});
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  cleanups.push(close);
   await ctx.addInitScript(trackEventSources);
   const page = ctx.pages()[0] || await ctx.newPage();
   page.setDefaultTimeout(WAIT.timeout);
@@ -186,7 +190,7 @@ async function openBrowser({ colorScheme = 'light' } = {}) {
     // A failed fetch is logged by the browser; the page shows those itself.
     if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
-  return { ctx, page, problems };
+  return { ctx, page, problems, close };
 }
 
 const streams = (page) => page.evaluate(() => window.__streams);
@@ -224,11 +228,13 @@ async function screenshot(page, name) {
 
 // ---- the tests ------------------------------------------------------------------
 
-test('spawn, watch, stop, survive a cut stream and a reload', { timeout: 120000 }, async () => {
+test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout: 120000 }, async () => {
   const srv = await startServer();
   const proxy = await startProxy(srv.port);
   const base = `http://127.0.0.1:${proxy.port}`;
-  const { page, problems } = await openBrowser();
+  const { page, problems, close } = await openBrowser();
+  const rowsLoaded = (n) => page.waitForFunction((k) =>
+    document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === k, n);
 
   // The page is served by theater-server, with a strict CSP.
   const resp = await page.goto(`${base}/`);
@@ -268,104 +274,135 @@ test('spawn, watch, stop, survive a cut stream and a reload', { timeout: 120000 
   assert.equal(await alphaRow.count(), 1);
   await page.fill('#filter-name', '');
 
-  // Open it: the chain, the state, verification.
+  // Open it: the chain, the state, verification, the inspector by keyboard.
   await alphaRow.locator('a:text-is("alpha")').click();
   await page.waitForSelector('#chain-stream[data-state="live"]');
-  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 2);
-  assert.deepEqual(await seqsShown(page), [2, 1]);
+  const alphaChain = (await call(srv, 'GET', `/actors/${alphaId}/chain`)).json;
+  await rowsLoaded(alphaChain.length);
+  assert.deepEqual(await seqsShown(page), alphaChain.items.map((e) => e.seq).reverse());
   assert.equal(await page.getAttribute('#timeline .tl-row[data-seq="1"]', 'data-type'), 'spawned');
-  assert.equal(await page.getAttribute('#timeline .tl-row[data-seq="2"]', 'data-type'), 'started');
   await waitText(page, '#state', '"greeting": "hi"');
   await page.click('#btn-verify');
-  await waitText(page, '#verify-result', 'valid: 2 events');
-  // The inspector, by keyboard: End selects the oldest event, ArrowUp the next.
+  await waitText(page, '#verify-result', `valid: ${alphaChain.length} events`);
   await page.focus('#timeline');
   await page.keyboard.press('End');
   await waitText(page, '#inspector', '#1 spawned');
   await waitText(page, '#inspector', '"initial_state"');
   await page.keyboard.press('ArrowUp');
-  await waitText(page, '#inspector', '#2 started');
-  const chain = (await call(srv, 'GET', `/actors/${alphaId}/chain`)).json;
-  await waitText(page, '#inspector', chain.items[1].hash);
-  await waitText(page, '#inspector', chain.items[1].parent_hash);
+  await waitText(page, '#inspector', `#2 ${alphaChain.items[1].event_type}`);
+  await waitText(page, '#inspector', alphaChain.items[1].hash);
+  await waitText(page, '#inspector', alphaChain.items[1].parent_hash);
 
-  // Cut every connection. While the page is cut off, the actor stops (event 3).
+  // The counter example, spawned by reference, opens by itself: talk to it and
+  // watch its chain grow live.
+  await page.click('.crumbs a');
+  await spawnFromForm(page, { manifest_ref: 'counter/manifest.json' }, { open: true });
+  await page.waitForSelector('#actor-title:text-is("counter")');
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  const counterId = page.url().split('/').pop();
+  const chainPath = `/actors/${counterId}/chain`;
+  const start = (await call(srv, 'GET', chainPath)).json.length;
+  await rowsLoaded(start);
+  await waitText(page, '#state-value', '"count": 0');
+  await page.fill('#msg-body', '5');
+  await page.click('#msg-send');
+  await waitText(page, '#msg-result', 'accepted (1 bytes)');
+  await waitText(page, '#state-value', '"count": 5');
+  await page.fill('#req-body', 'get');
+  await page.click('#req-send');
+  await waitText(page, '#req-result', 'answered (JSON');
+  await waitText(page, '#req-response', '5');
+  await page.fill('#req-body', 'nope');
+  await page.click('#req-send');
+  await waitText(page, '#req-result', 'failed (actor_error)');
+  await waitText(page, '#req-result', 'the counter answers "get"');
+  let length = (await call(srv, 'GET', chainPath)).json.length;
+  assert.ok(length >= start + 6, 'a message and two requests were recorded');
+  await rowsLoaded(length);
+  await page.waitForSelector('#timeline .tl-row[data-type="wasm"]');
+  let s = await streams(page);
+  assert.deepEqual(s.delivered[chainPath], range(start + 1, length), 'each new event arrived live, once');
+
+  // Cut every connection; while the page is cut off, the counter gets two messages.
   assert.ok(proxy.cut() >= 2, 'the streams went through the proxy');
   await page.waitForSelector('#chain-stream[data-state="reconnecting"]');
   await page.waitForSelector('#list-stream[data-state="reconnecting"]');
-  assert.equal((await call(srv, 'POST', `/actors/${alphaId}/stop`)).status, 204);
-  // The browser reconnects with Last-Event-ID and gets exactly the missed event.
-  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
-  await page.waitForSelector('#actor-status[data-status="stopped"]');
-  await page.waitForSelector('#chain-stream[data-state="ended"]');
+  for (const m of ['2', '3'])
+    assert.equal((await call(srv, 'POST', `/actors/${counterId}/messages`, { body: m })).status, 202);
+  const cutLength = (await call(srv, 'GET', chainPath)).json.length;
+  assert.ok(cutLength >= length + 4);
+  // The browser reconnects with Last-Event-ID and gets exactly the missed events.
+  await page.waitForSelector('#chain-stream[data-state="live"]');
   await page.waitForSelector('#list-stream[data-state="live"]');
-  assert.deepEqual(await seqsShown(page), [3, 2, 1]);
-  let s = await streams(page);
-  assert.deepEqual(s.delivered[`/actors/${alphaId}/chain`], [3], 'the chain stream delivered only the new event, once');
+  await rowsLoaded(cutLength);
+  assert.deepEqual(await seqsShown(page), range(1, cutLength).reverse());
+  await waitText(page, '#state-value', '"count": 10');
+  s = await streams(page);
+  assert.deepEqual(s.delivered[chainPath], range(start + 1, cutLength), 'no event twice, none missing');
   const life = s.delivered['/events'];
   assert.equal(new Set(life).size, life.length, 'no lifecycle event twice');
   assert.deepEqual([...life].sort((a, b) => a - b), life, 'lifecycle ids in order');
+
+  // Stop it with the button: the status changes, the stop event arrives live.
+  await page.click('#btn-stop');
+  await page.waitForSelector('#actor-status[data-status="stopped"]');
+  await page.waitForSelector('#timeline .tl-row[data-type="stopped"]');
+  await page.waitForSelector('#chain-stream[data-state="ended"]');
   assert.ok(await page.isDisabled('#btn-stop'));
+  assert.ok(await page.isDisabled('#msg-send'), 'no messages to a stopped actor');
+  length = (await call(srv, 'GET', chainPath)).json.length;
+  s = await streams(page);
+  assert.deepEqual(s.delivered[chainPath], range(start + 1, length));
 
   // Reload: the same chain, hash for hash.
   const before = await page.$$eval('#timeline .tl-row .c-hash', (b) => b.map((x) => x.dataset.value));
   await page.reload();
-  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
+  await rowsLoaded(length);
   const afterReload = await page.$$eval('#timeline .tl-row .c-hash', (b) => b.map((x) => x.dataset.value));
   assert.deepEqual(afterReload, before);
-  assert.equal(afterReload[2], chain.items[0].hash);
   await page.waitForSelector('#chain-stream[data-state="ended"]');
+  await waitText(page, '#state-value', '"count": 10');
 
-  // Spawn with "open" checked: the page opens; stop it with the button and watch
-  // the status change and the stop event arrive live.
-  await page.goto(`${base}/#/`);
-  await page.waitForSelector('#list-stream[data-state="live"]');
-  await spawnFromForm(page, { name: 'beta', package: 'hello.wasm', initial_state: { n: 1 } }, { open: true });
-  await page.waitForSelector('#actor-title:text-is("beta")');
-  await page.waitForSelector('#chain-stream[data-state="live"]');
-  await page.waitForSelector('#actor-status[data-status="running"]');
-  await page.click('#btn-stop');
-  await page.waitForSelector('#actor-status[data-status="stopped"]');
-  await page.waitForFunction(() => document.querySelector('#timeline .tl-row[data-seq="3"]')?.dataset.type === 'stopped');
-  s = await streams(page);
-  const betaId = (await page.url()).split('/').pop();
-  assert.deepEqual(s.delivered[`/actors/${betaId}/chain`], [3]);
-
-  // Kill needs two clicks; a killed run shows as killed.
-  await page.goto(`${base}/#/`);
-  await spawnFromForm(page, { name: 'gamma', package: 'hello.wasm' }, { open: true });
-  await page.waitForSelector('#actor-title:text-is("gamma")');
+  // Kill needs two clicks; a killed run shows as killed, here and in the list.
+  await page.goto(`${base}/#/actors/${alphaId}`);
   await page.waitForSelector('#actor-status[data-status="running"]');
   await page.click('#btn-kill');
   await waitText(page, '#btn-kill', 'Really kill?');
   await page.click('#btn-kill');
   await page.waitForSelector('#actor-status[data-status="killed"]');
-
-  // Back on the list: one stream left, and there were never more than two.
   await page.click('.crumbs a');
   await page.waitForSelector('#list-view:not([hidden])');
+  await rowFor(page, 'alpha').locator('.badge:text-is("killed")').waitFor();
+  await rowFor(page, 'counter').locator('.badge:text-is("stopped")').waitFor();
+  // Back on the list: one stream left, and there were never more than two.
   await page.waitForFunction(() => window.__streams.open === 1);
   s = await streams(page);
   assert.ok(s.max <= 2, `at most two streams at once (saw ${s.max})`);
-  await rowFor(page, 'alpha').locator('.badge:text-is("stopped")').waitFor();
-  await rowFor(page, 'gamma').locator('.badge:text-is("killed")').waitFor();
 
-  // The screenshot for the docs: the first actor's page with its first event open.
-  await page.goto(`${base}/#/actors/${alphaId}`);
-  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 3);
-  await page.click('#timeline .tl-row[data-seq="1"] .c-type');
-  await waitText(page, '#inspector', '#1 spawned');
+  // The screenshot for the docs: the counter's page with a call open.
+  await page.goto(`${base}/#/actors/${counterId}`);
+  await rowsLoaded(length);
+  const call5 = await page.$$eval('#timeline .tl-row[data-type="wasm"]', (rows) => rows.map((r) => Number(r.dataset.seq)));
+  await page.click(`#timeline .tl-row[data-seq="${Math.min(...call5.filter((q) => q > start))}"] .c-type`);
+  await waitText(page, '#inspector', '"function": "handle-send"');
   await page.click('#btn-verify');
-  await waitText(page, '#verify-result', 'valid: 3 events');
+  await waitText(page, '#verify-result', `valid: ${length} events`);
   await screenshot(page, 'dashboard.png');
   assert.deepEqual(problems, []);
+  await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);
 });
+
+function range(from, to) {
+  const out = [];
+  for (let i = from; i <= to; i++) out.push(i);
+  return out;
+}
 
 test('with a token: asks once, cookie session, token never in a URL', { timeout: 90000 }, async () => {
   const token = crypto.randomBytes(24).toString('hex');
   const srv = await startServer({ token });
-  const { ctx, page, problems } = await openBrowser({ colorScheme: 'dark' });
+  const { ctx, page, problems, close } = await openBrowser({ colorScheme: 'dark' });
   const urls = [];
   page.on('request', (r) => urls.push(r.url()));
 
@@ -391,7 +428,7 @@ test('with a token: asks once, cookie session, token never in a URL', { timeout:
   await spawnFromForm(page, { name: 'secret', package: 'hello.wasm' }, { open: true });
   await page.waitForSelector('#actor-title:text-is("secret")');
   await page.waitForSelector('#chain-stream[data-state="live"]');
-  await page.waitForFunction(() => document.querySelectorAll('#timeline .tl-row[data-seq]:not([data-loading])').length === 2);
+  await page.waitForSelector('#timeline .tl-row[data-type="started"]');
   await screenshot(page, 'dashboard-dark.png');
 
   // A reload does not ask again.
@@ -424,6 +461,7 @@ test('with a token: asks once, cookie session, token never in a URL', { timeout:
   assert.equal((await call(srv, 'GET', '/actors', { headers: { Cookie: `theater_session=${value}` } })).status, 401);
   assert.ok(!(await ctx.cookies()).some((c) => c.name === 'theater_session'));
   assert.deepEqual(problems, []);
+  await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);
 });
 
@@ -475,7 +513,7 @@ test('a chain of 100,000 events pages in and stays small in the DOM', { timeout:
   const srv = await startServer({ home });
   const length = (await call(srv, 'GET', `/actors/${id}/chain?limit=1`)).json.length;
   assert.ok(length >= N);
-  const { page, problems } = await openBrowser();
+  const { page, problems, close } = await openBrowser();
   const rowCount = () => page.$$eval('#timeline .tl-row', (r) => r.length);
 
   await page.goto(`${srv.url}/#/actors/${id}`);
@@ -510,5 +548,6 @@ test('a chain of 100,000 events pages in and stays small in the DOM', { timeout:
   const s = await streams(page);
   assert.ok(s.max <= 2);
   assert.deepEqual(problems, []);
+  await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);
 });

@@ -4,10 +4,11 @@
 #   tests/fuzz/run.sh [SECONDS]
 # Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
 # seeds the corpus with every binary module of the spec suite (wast2json of
-# $THEATER_WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the corpus
-# there between runs. $FUZZ_CFLAGS adds compiler flags (for example
-# -fno-sanitize=pointer-overflow to look past a known finding). Crashers land in $FUZZ_BUILD/fuzz/artifacts; once one
-# is fixed, copy it into tests/fuzz/regressions/. Exits 1 if one was found.
+# $THEATER_WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the
+# corpus there between runs. $FUZZ_CFLAGS adds compiler flags (for example
+# -fno-sanitize=pointer-overflow to look past a known finding). Crashers land
+# in $FUZZ_BUILD/fuzz/artifacts; once one is fixed, copy it into
+# tests/fuzz/regressions/. Exits 1 if one was found.
 set -euo pipefail
 
 secs=${1:-180}
