@@ -294,9 +294,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	/* a clean exit (in the ASan build: no leak, no error at shutdown) */
+	int rc = server_stop(&E.sp);
+	if (rc != 0) {
+		char *log = tu_read_file(E.sp.log_path, NULL);
+		fprintf(stderr, "theater-server exited with %d; its log:\n%s\n", rc,
+			log ? log : "(none)");
+		free(log);
+	}
 	server_destroy(&E.sp);
 	fixture_httpd_stop(E.web);
-	return 0;
+	return rc == 0 ? 0 : -1;
 }
 
 /* ---- counter ---- */

@@ -8,8 +8,10 @@
 // stream is filled in from GET /actors/<id> (parent, package...).
 //
 // ListView renders the store as a table (newest first) with status and name
-// filters. Rows are keyed by actor id and updated in place, so a live update never
-// takes the keyboard focus away from a row's link.
+// filters. "Last event" is the newest event the /events stream reported for the
+// run (or its chain stream, while its page is open). Rows are keyed by actor id
+// and updated in place, so a live update never takes the keyboard focus away
+// from a row's link.
 
 import { api, actorPath } from './api.js';
 import { h, fmtTime, relTime, shortId, TERMINAL, LIVE, copyButton } from './util.js';
@@ -217,16 +219,14 @@ export class ListView {
         parent: h('span'),
         started: h('time'),
         last: h('span'),
-        chain: h('span'),
       };
       const c = tr.cells_;
       tr.append(h('td', null, c.name), h('td', { class: 'mono' }, c.id), h('td', { class: 'status' }, c.status, c.reason),
-        h('td', { class: 'mono' }, c.parent), h('td', null, c.started), h('td', null, c.last),
-        h('td', { class: 'num' }, c.chain));
+        h('td', { class: 'mono' }, c.parent), h('td', null, c.started), h('td', null, c.last));
       this.rows.set(r.id, tr);
     }
     const sig = [r.name, r.status, r.reason, r.parent_id, r.started_at, r.last?.type, r.last?.time,
-      r.chain.length, relTime(r.last?.time, now)].join('|');
+      relTime(r.last?.time, now)].join('|');
     if (tr.sig_ !== sig) {
       tr.sig_ = sig;
       fillRow(tr.cells_, r, now);
@@ -246,7 +246,6 @@ function fillRow(c, r, now) {
   if (r.started_at) c.started.setAttribute('datetime', r.started_at);
   c.last.replaceChildren(r.last?.type ? h('span', { class: 'mono' }, r.last.type) : '—',
     r.last?.time ? h('span', { class: 'muted', title: r.last.time }, ` · ${relTime(r.last.time, now)}`) : '');
-  c.chain.textContent = `#${r.chain.length}`;
 }
 
 // Puts `want` into tbody in order, moving only rows that are out of place.

@@ -3,8 +3,8 @@
 // JSON text is sent as {"manifest": ...} (or as a whole spawn request when it
 // already has "manifest" or "manifest_ref"), with the optional initial state.
 // Text that is not JSON but looks like TOML is sent as it is with Content-Type
-// application/toml, for the server to take once it reads TOML manifests (until
-// then it answers why not, and that answer is shown). The spawn waits until the
+// application/toml (a server that does not read TOML says so, and that answer is
+// shown; one that does reports errors with line and column). The spawn waits until the
 // actor runs (?wait=running), so a failure comes back with the server's `detail`,
 // which is shown with a link to the failed run when there is one.
 

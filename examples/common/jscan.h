@@ -291,13 +291,15 @@ static inline int js_string(struct js v, struct js *out)
 	return 1;
 }
 
+/* 1 when the slice holds exactly the text s. */
 static inline int js_bytes_eq(struct js a, const char *s)
 {
-	uint32_t i = 0;
-	for (; i < a.n && s[i]; i++)
+	if (theater_strlen(s) != a.n)
+		return 0;
+	for (uint32_t i = 0; i < a.n; i++)
 		if (a.p[i] != s[i])
 			return 0;
-	return i == a.n && !s[i];
+	return 1;
 }
 
 /* 1 when v is a string whose text is s. */

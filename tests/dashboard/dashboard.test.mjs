@@ -254,6 +254,11 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   // Not JSON at all: said before anything is sent.
   text = await spawnFromForm(page, '{"name": "x",', { open: false });
   assert.match(text, /not valid JSON/);
+  // TOML goes to the server as TOML: its errors come back with line and column.
+  text = await spawnFromForm(page, 'name = "tomlish"\npackage =\n', { open: false });
+  assert.match(text, /manifest:2:\d+: expected a value/);
+  text = await spawnFromForm(page, '# from TOML\nname = "tomlish"\npackage = "hello.wasm"\n', { open: false });
+  assert.match(text, /Spawned tomlish .*running/);
 
   // Spawn from the form; the actor appears in the list from the /events stream.
   text = await spawnFromForm(page, { name: 'alpha', package: 'hello.wasm', initial_state: { greeting: 'hi' } },
@@ -316,6 +321,8 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   await page.click('#req-send');
   await waitText(page, '#req-result', 'failed (actor_error)');
   await waitText(page, '#req-result', 'the counter answers "get"');
+  const calls = async () => (await call(srv, 'GET', chainPath)).json.items.filter((e) => e.event_type === 'wasm').length;
+  await until(async () => (await calls()) === 4, 'init, the message and both requests in the chain');
   let length = (await call(srv, 'GET', chainPath)).json.length;
   assert.ok(length >= start + 6, 'a message and two requests were recorded');
   await rowsLoaded(length);
@@ -329,8 +336,10 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   await page.waitForSelector('#list-stream[data-state="reconnecting"]');
   for (const m of ['2', '3'])
     assert.equal((await call(srv, 'POST', `/actors/${counterId}/messages`, { body: m })).status, 202);
+  await until(async () => (await call(srv, 'GET', `/actors/${counterId}/state`)).text === '{"count":10}',
+    'the counter to take both messages');
   const cutLength = (await call(srv, 'GET', chainPath)).json.length;
-  assert.ok(cutLength >= length + 4);
+  assert.ok(cutLength >= length + 4, 'two messages and two calls were recorded');
   // The browser reconnects with Last-Event-ID and gets exactly the missed events.
   await page.waitForSelector('#chain-stream[data-state="live"]');
   await page.waitForSelector('#list-stream[data-state="live"]');
@@ -392,6 +401,15 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);
 });
+
+// Polls fn until it is true (for work the server finishes after answering).
+async function until(fn, what = 'a condition') {
+  const end = Date.now() + WAIT.timeout;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function range(from, to) {
   const out = [];
@@ -460,6 +478,30 @@ test('with a token: asks once, cookie session, token never in a URL', { timeout:
   await page.waitForSelector('#login[open]');
   assert.equal((await call(srv, 'GET', '/actors', { headers: { Cookie: `theater_session=${value}` } })).status, 401);
   assert.ok(!(await ctx.cookies()).some((c) => c.name === 'theater_session'));
+
+  // Renewal: a live cookie alone gets a new one; the old one lasts a grace minute.
+  const cookieOf = (r) => /^theater_session=([0-9a-f]{64});/.exec(r.headers.get('set-cookie'))[1];
+  const asCookie = (v) => ({ headers: { Cookie: `theater_session=${v}` } });
+  const c1 = cookieOf(await call(srv, 'POST', '/session', { headers: { Authorization: `Bearer ${token}` } }));
+  const renewed = await call(srv, 'POST', '/session', asCookie(c1));
+  assert.equal(renewed.status, 204);
+  const c2 = cookieOf(renewed);
+  assert.notEqual(c2, c1);
+  assert.equal((await call(srv, 'GET', '/version', asCookie(c2))).status, 200);
+  assert.equal((await call(srv, 'GET', '/version', asCookie(c1))).status, 200);
+  // DELETE /session ends it and clears the cookie.
+  const ended = await call(srv, 'DELETE', '/session', asCookie(c2));
+  assert.equal(ended.status, 204);
+  assert.match(ended.headers.get('set-cookie'), /^theater_session=; Path=\/; Max-Age=0;/);
+  assert.equal((await call(srv, 'GET', '/version', asCookie(c2))).status, 401);
+  assert.equal((await call(srv, 'POST', '/session', asCookie(c2))).status, 401, 'an ended session cannot renew');
+  // The table is bounded: 64 newer sessions push the oldest out.
+  const first = cookieOf(await call(srv, 'POST', '/session', { headers: { Authorization: `Bearer ${token}` } }));
+  let last;
+  for (let i = 0; i < 64; i++)
+    last = cookieOf(await call(srv, 'POST', '/session', { headers: { Authorization: `Bearer ${token}` } }));
+  assert.equal((await call(srv, 'GET', '/version', asCookie(first))).status, 401);
+  assert.equal((await call(srv, 'GET', '/version', asCookie(last))).status, 200);
   assert.deepEqual(problems, []);
   await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);

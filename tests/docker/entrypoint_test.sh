@@ -30,11 +30,12 @@ entry_env=(env -i "${san_env[@]}" PATH="$tmp/bin:/usr/local/bin:/usr/bin:/bin" H
 	THEATER_HOME="$home" THEATER_LISTEN=127.0.0.1:0
 	THEATER_PACKAGE_ROOTS="$tmp/packages:$tmp/examples" THEATER_SECRETS_DIR="$tmp/secrets")
 
-# refused NAME MESSAGE ENV...: the entrypoint exits 2 with MESSAGE on stderr.
+# refused NAME MESSAGE ENV...: the entrypoint exits 2 with MESSAGE on stderr
+# (bounded: a server started by mistake is stopped, and the check fails).
 refused() {
 	local name=$1 msg=$2 rc=0
 	shift 2
-	"${entry_env[@]}" "$@" sh "$entry" >"$tmp/r.out" 2>"$tmp/r.err" || rc=$?
+	timeout 60 "${entry_env[@]}" "$@" sh "$entry" >"$tmp/r.out" 2>"$tmp/r.err" || rc=$?
 	check "$name: exit 2 (got $rc)" [ "$rc" -eq 2 ]
 	check "$name: says '$msg'" has "$tmp/r.err" "$msg"
 }
@@ -110,10 +111,10 @@ if serve "THEATER_TOKEN_FILE" THEATER_TOKEN_FILE="$tmp/token"; then
 fi
 
 rc=0
-"${entry_env[@]}" sh "$entry" --version >"$tmp/v.out" 2>&1 || rc=$?
+timeout 60 "${entry_env[@]}" sh "$entry" --version >"$tmp/v.out" 2>&1 || rc=$?
 check "--version needs no token (exit $rc)" [ "$rc" -eq 0 ]
 check "--version prints the version" has "$tmp/v.out" "theater-server "
 rc=0
-"${entry_env[@]}" sh "$entry" sh -c 'echo other command' >"$tmp/o.out" 2>&1 || rc=$?
+timeout 60 "${entry_env[@]}" sh "$entry" sh -c 'echo other command' >"$tmp/o.out" 2>&1 || rc=$?
 check "another command runs as given, without a token (exit $rc)" has "$tmp/o.out" "other command"
 finish

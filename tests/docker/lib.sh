@@ -12,7 +12,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/theater-docker-test.XXXXXX")
 cleanup() {
 	local p
 	for p in "${bg_pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
+		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
 	done
 	rm -rf "$tmp"
 }
@@ -52,12 +52,14 @@ for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
 done
 
 # start_bg OUT ERR COMMAND...: runs COMMAND in the background with stdout in
-# OUT and stderr in ERR; its pid is in $bg_pid.
+# OUT and stderr in ERR; its pid is in $bg_pid. It leads a process group of its
+# own (setsid execs it, so the pid is COMMAND's), which cleanup kills whole:
+# nothing it started outlives the test, even when a check fails.
 start_bg() {
 	local out=$1 err=$2
 	shift 2
 	: >"$out" # emptied here: the child's own redirection may come too late
-	"$@" >"$out" 2>"$err" &
+	setsid "$@" >"$out" 2>"$err" &
 	bg_pid=$!
 	bg_pids+=("$bg_pid")
 }

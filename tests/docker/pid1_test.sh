@@ -39,7 +39,7 @@ chmod 0700 "$tmp/data"
 
 # container HOME_DIR ARGS...: the entrypoint as PID 1 of a new PID namespace,
 # as uid 10001, in the image's environment.
-container=(unshare --pid --fork --mount-proc setpriv "--reuid=$uid" "--regid=$uid" --clear-groups
+container=(unshare --pid --fork --kill-child --mount-proc setpriv "--reuid=$uid" "--regid=$uid" --clear-groups
 	env -i "${san_env[@]}" PATH="$tmp/bin:/usr/bin:/bin" THEATER_LISTEN=127.0.0.1:0
 	THEATER_SECRETS_DIR="$tmp/secrets")
 
@@ -85,7 +85,7 @@ check "the data folder holds the database" [ -s "$tmp/data/theater.db" ]
 
 mkdir -m 0755 "$tmp/rootdata"
 rc=0
-"${container[@]}" HOME="$tmp/rootdata" THEATER_HOME="$tmp/rootdata" \
+timeout -k 5 60 "${container[@]}" HOME="$tmp/rootdata" THEATER_HOME="$tmp/rootdata" \
 	THEATER_PACKAGE_ROOTS="$tmp/rootdata" sh "$src/docker/entrypoint.sh" \
 	>"$tmp/r.out" 2>"$tmp/r.err" || rc=$?
 check "a THEATER_HOME uid $uid cannot write is refused (exit $rc)" [ "$rc" -eq 2 ]
