@@ -791,53 +791,65 @@ static const char *diff_src =
 	"int main(void) { for (u32 s = 0; s < 4; s++) printf(\"%u\\n\", run(s * 7919u + 1)); return 0; }\n"
 	"#endif\n";
 
-static void test_clang_differential(void **state)
+/* Builds src natively and returns run(seed) for the 4 seeds main() uses. */
+static void native_results(const char *dir, const char *src, uint32_t expect[4])
 {
-	(void)state;
-	char *dir = tu_mkdtemp("test-wasm-diff");
-	assert_non_null(dir);
-	char *src = tu_fmt("%s/prog.c", dir), *exe = tu_fmt("%s/prog", dir);
-	assert_int_equal(tu_write_file(src, diff_src, strlen(diff_src)), 0);
+	char *exe = tu_fmt("%s/prog", dir);
 	char *cmd = tu_fmt("cc -O1 -o '%s' '%s'", exe, src);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	cmd = tu_fmt("'%s'", exe);
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
-	uint32_t expect[4];
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(fscanf(p, "%u", &expect[i]), 1);
 	pclose(p);
 	free(cmd);
-	static const char *const levels[] = {"-O0", "-O2", "-Os"};
-	for (int l = 0; l < 3; l++) {
-		char *wasm = tu_fmt("%s/prog%d.wasm", dir, l);
-		cmd = tu_fmt("clang --target=wasm32 %s -nostdlib -Wl,--no-entry -Wl,--export=run "
-			     "-o '%s' '%s'", levels[l], wasm, src);
-		if (system(cmd) != 0)
-			fail_msg("clang cannot build wasm32 (scripts/install-deps.sh)");
-		size_t len;
-		uint8_t *bytes = (uint8_t *)tu_read_file(wasm, &len);
-		struct wasm_module *m = NULL;
-		struct err err = {0};
-		assert_int_equal(wasm_module_new(bytes, len, &m, &err), ERR_OK);
-		struct wasm_store *s = new_store(NULL);
-		struct wasm_instance *inst = instantiate(s, m);
-		for (uint32_t i = 0; i < 4; i++) {
-			uint32_t r = 0;
-			assert_int_equal(call_i32(s, inst, "run", 1, i * 7919u + 1, &r, &err), ERR_OK);
-			if (r != expect[i])
-				fail_msg("%s: run(%u) = %u, native %u", levels[l], i, r, expect[i]);
-		}
-		wasm_store_free(s);
-		wasm_module_free(m);
-		free(bytes);
-		free(cmd);
-		free(wasm);
+	free(exe);
+}
+
+static void check_wasm_build(const char *dir, const char *src, const char *level,
+			     const uint32_t expect[4])
+{
+	char *wasm = tu_fmt("%s/prog%s.wasm", dir, level);
+	char *cmd = tu_fmt("clang --target=wasm32 %s -nostdlib -Wl,--no-entry -Wl,--export=run "
+			   "-o '%s' '%s'", level, wasm, src);
+	if (system(cmd) != 0)
+		fail_msg("clang cannot build wasm32 (scripts/install-deps.sh)");
+	size_t len;
+	uint8_t *bytes = (uint8_t *)tu_read_file(wasm, &len);
+	struct wasm_module *m = NULL;
+	struct err err = {0};
+	assert_int_equal(wasm_module_new(bytes, len, &m, &err), ERR_OK);
+	struct wasm_store *s = new_store(NULL);
+	struct wasm_instance *inst = instantiate(s, m);
+	for (uint32_t i = 0; i < 4; i++) {
+		uint32_t r = 0;
+		assert_int_equal(call_i32(s, inst, "run", 1, i * 7919u + 1, &r, &err), ERR_OK);
+		if (r != expect[i])
+			fail_msg("%s: run(%u) = %u, native %u", level, i, r, expect[i]);
 	}
+	wasm_store_free(s);
+	wasm_module_free(m);
+	free(bytes);
+	free(cmd);
+	free(wasm);
+}
+
+static void test_clang_differential(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("test-wasm-diff");
+	assert_non_null(dir);
+	char *src = tu_fmt("%s/prog.c", dir);
+	assert_int_equal(tu_write_file(src, diff_src, strlen(diff_src)), 0);
+	uint32_t expect[4];
+	native_results(dir, src, expect);
+	check_wasm_build(dir, src, "-O0", expect);
+	check_wasm_build(dir, src, "-O2", expect);
+	check_wasm_build(dir, src, "-Os", expect);
 	tu_rmtree(dir);
 	free(src);
-	free(exe);
 	free(dir);
 }
 
