@@ -72,6 +72,13 @@ static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *
 
 /* The lifecycle log is global: its ids are assigned under life_lock so that the
  * stream of all actors is delivered in id order. */
+/* Lifecycle events are the status changes and `spawned`; calls and host calls
+ * stay in their actor's chain. */
+static int is_lifecycle(const struct supervisor_event *ev, const char *status)
+{
+	return status || strcmp(ev->event_type, "spawned") == 0;
+}
+
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev)
 {
 	struct err e = {0};
@@ -162,7 +169,8 @@ static void flush_pending(struct supervisor *s, struct actor *a)
 		p->ev.status = a->run.status;
 		fan_out(a->subs, &p->ev);
 		pthread_mutex_unlock(&a->lock);
-		lifecycle(s, a, &p->ev);
+		if (is_lifecycle(&p->ev, NULL))
+			lifecycle(s, a, &p->ev);
 		free(p->data);
 		free(p);
 		p = next;
@@ -237,7 +245,8 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 	fan_out(a->subs, &sev);
 	collect_waiters(a, status, &fire);
 	pthread_mutex_unlock(&a->lock);
-	lifecycle(s, a, &sev);
+	if (is_lifecycle(&sev, status))
+		lifecycle(s, a, &sev);
 	pthread_mutex_unlock(&a->rec_lock);
 	chain_event_release(&ev);
 	free(text);
