@@ -147,7 +147,7 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	json_object_set_new(ev, "input", input ? input : json_null());
 	json_object_set_new(ev, "output", output ? output : json_null());
 	struct err e = {0};
-	if (record_event(host_supervisor(a), a, type, ev, NULL, NULL, &e))
+	if (record_event_ex(host_supervisor(a), a, type, ev, NULL, NULL, 1, &e))
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
 }
 

@@ -62,6 +62,7 @@ struct pending_event {
 	char type[128];
 	uint8_t hash[32], parent[32];
 	char *data;
+	uint64_t offset;              /* for the index row, written when it is durable */
 };
 
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
@@ -131,7 +132,7 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
-static void defer(struct actor *a, const struct supervisor_event *ev)
+static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset)
 {
 	struct pending_event *p = calloc(1, sizeof(*p));
 	if (!p || !(p->data = malloc(ev->data_len + 1))) {
@@ -139,6 +140,7 @@ static void defer(struct actor *a, const struct supervisor_event *ev)
 		return;    /* out of memory: subscribers will replay it from storage */
 	}
 	p->ev = *ev;
+	p->offset = offset;
 	snprintf(p->type, sizeof(p->type), "%s", ev->event_type);
 	memcpy(p->hash, ev->hash, 32);
 	memcpy(p->parent, ev->parent_hash, 32);
@@ -158,11 +160,23 @@ static void defer(struct actor *a, const struct supervisor_event *ev)
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
 
-/* Reports the deferred events, now durable (rec_lock held). */
+/* Indexes and reports the deferred events, now durable (rec_lock held): one
+ * index transaction for all of them. */
 static void flush_pending(struct supervisor *s, struct actor *a)
 {
 	struct pending_event *p = a->pending;
 	a->pending = a->pending_tail = NULL;
+	size_t n = 0;
+	for (struct pending_event *q = p; q; q = q->next)
+		n++;
+	struct db_event_row *rows = n ? calloc(n, sizeof(*rows)) : NULL;
+	size_t k = 0;
+	for (struct pending_event *q = p; rows && q; q = q->next)
+		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
+	struct err dbe = {0};
+	if (n && (!rows || db_events_index(s->cfg.db, a->run.id, rows, n, &dbe)))
+		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
+	free(rows);
 	while (p) {
 		struct pending_event *next = p->next;
 		pthread_mutex_lock(&a->lock);
@@ -191,6 +205,35 @@ void record_release_pending(struct actor *a)
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err)
 {
+	return record_event_ex(s, a, type, data, status, reason, 0, err);
+}
+
+void record_sync(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->rec_lock);
+	if (a->pending && a->chain) {
+		struct err e = {0};
+		if (chain_sync(a->chain, &e) == ERR_OK) {
+			pthread_mutex_lock(&a->lock);
+			a->durable_seq = a->pending_tail->ev.seq;
+			uint64_t seq = a->run.head_seq;
+			char hash[65];
+			memcpy(hash, a->run.head_hash, sizeof(hash));
+			pthread_mutex_unlock(&a->lock);
+			struct err dbe = {0};
+			db_run_set_head(s->cfg.db, a->run.id, seq, hash, &dbe);
+			flush_pending(s, a);
+		} else {
+			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
+		}
+	}
+	pthread_mutex_unlock(&a->rec_lock);
+}
+
+enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
+			      json_t *data, const char *status, const char *reason, int defer_sync,
+			      struct err *err)
+{
 	char *text = json_compact(data);
 	json_decref(data);
 	if (!text)
@@ -206,20 +249,11 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 			     a->run.id);
 		goto status_only;
 	}
-	int deferred = a->defer_sync && !status;
+	int deferred = (a->defer_sync || defer_sync) && !status;
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
 	if (rc)
 		goto status_only;
-	char hash[65];
-	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
-	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
-				   .event_type = type};
-	struct err dbe = {0};
-	if (db_events_index(s->cfg.db, a->run.id, &row, 1, &dbe) ||
-	    db_run_set_head(s->cfg.db, a->run.id, ev.seq, hash, &dbe) ||
-	    (status && db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe)))
-		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
 	struct supervisor_event sev = {
 		.actor_id = a->run.id, .seq = ev.seq, .hash = ev.hash,
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
@@ -229,16 +263,26 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
-		defer(a, &sev);
+		defer(a, &sev, ev.offset);
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
+		flusher_mark(s, a);
 		return ERR_OK;
 	}
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
 	pthread_mutex_unlock(&a->lock);
 	flush_pending(s, a);
+	char hash[65];
+	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
+	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
+				   .event_type = type};
+	struct err dbe = {0};
+	if (db_events_index(s->cfg.db, a->run.id, &row, 1, &dbe) ||
+	    db_run_set_head(s->cfg.db, a->run.id, ev.seq, hash, &dbe) ||
+	    (status && db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe)))
+		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, status, reason, ts);
 	sev.status = a->run.status;

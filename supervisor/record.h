@@ -9,6 +9,17 @@
  * out, logs the lifecycle event and fires satisfied waiters. Takes a->rec_lock. */
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err);
+/* Like record_event; with defer_sync (and no status), the event is appended
+ * without a sync and indexed and reported when the flusher (or the next synced
+ * event, or record_sync) makes it durable. For events nobody is waiting on:
+ * calls and host calls. */
+enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
+			      json_t *data, const char *status, const char *reason, int defer_sync,
+			      struct err *err);
+/* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
+void record_sync(struct supervisor *s, struct actor *a);
+/* flusher.c: marks a as having deferred events (takes the flusher lock). */
+void flusher_mark(struct supervisor *s, struct actor *a);
 /* Frees deferred events never reported (actor teardown). */
 void record_release_pending(struct actor *a);
 /* {"timestamp": now, "reason": ..., "detail": ...} (NULL members omitted). */

@@ -410,7 +410,7 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 	}
 	pthread_mutex_unlock(&a->lock);
 	struct err e = {0};
-	if (record_event(s, a, "wasm", ev, NULL, NULL, &e))
+	if (record_event_ex(s, a, "wasm", ev, NULL, NULL, 1, &e))
 		log_error("runtime", "cannot record a call of '%s': %s", a->run.id, e.msg);
 }
 
@@ -563,6 +563,8 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 	struct call_out o = {0};
 	enum err_code rc = call(s, a, f, m->data, m->len, &o, &e);
 	record_call(s, a, fn, m->data, m->len, &o, rc, &e);
+	if (m->reply)
+		record_sync(s, a);    /* what the answer reports is on disk before it goes */
 	if (rc) {
 		/* The failure is recorded before the caller hears of it, so whoever gets
 		 * the answer sees the run failed. The policy may restart it. */

@@ -102,6 +102,8 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->limits.max_message = cfg->max_message ? cfg->max_message : 1u << 20;
 	s->draining = 1;
 	pthread_mutex_init(&s->life_lock, NULL);
+	pthread_mutex_init(&s->flush_lock, NULL);
+	pthread_cond_init(&s->flush_cond, NULL);
 	s->chains_dir = strdup(cfg->chains_dir);
 	enum err_code rc = s->chains_dir ? reg_init(s) : ERR_NOMEM;
 	if (rc) {
@@ -109,7 +111,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		goto fail;
 	}
 	if ((rc = pool_new(cfg->workers ? cfg->workers : 2, &s->pool, err)) ||
-	    (rc = engine_new(256, &s->engine, err)))
+	    (rc = engine_new(256, &s->engine, err)) || (rc = flusher_start(s, err)))
 		goto fail;
 	unsigned runs = 0;
 	uint64_t events = 0;
@@ -152,6 +154,7 @@ void supervisor_shutdown(struct supervisor *s)
 	s->pool = NULL;
 	if (s->buckets)
 		reg_foreach(s, stop_live, NULL);
+	flusher_stop(s);
 }
 
 void supervisor_free(struct supervisor *s)
@@ -163,6 +166,9 @@ void supervisor_free(struct supervisor *s)
 		reg_release(s);
 	engine_free(s->engine);
 	pthread_mutex_destroy(&s->life_lock);
+	pthread_mutex_destroy(&s->flush_lock);
+	pthread_cond_destroy(&s->flush_cond);
+	free(s->dirty);
 	free(s->chains_dir);
 	free(s);
 }

@@ -76,6 +76,7 @@ struct actor {
 	 * the thread that starts a run (nothing else records then); rec_lock guards
 	 * the pending list. */
 	int defer_sync;
+	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
 };
@@ -92,6 +93,13 @@ struct supervisor {
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;
+	/* flusher.c */
+	pthread_t flusher;
+	pthread_mutex_t flush_lock;
+	pthread_cond_t flush_cond;
+	struct actor **dirty;         /* flush_lock: actors with deferred events (refs) */
+	size_t ndirty, capdirty;
+	int flush_stop, flusher_running;
 	struct runtime_limits {
 		uint64_t fuel;            /* per call */
 		uint64_t memory_bytes;    /* per instance */
@@ -100,6 +108,11 @@ struct supervisor {
 		size_t max_message;
 	} limits;
 };
+
+/* flusher.c */
+enum err_code flusher_start(struct supervisor *s, struct err *err);
+/* Stops the thread after a last pass; later marks sync at once. */
+void flusher_stop(struct supervisor *s);
 
 /* registry (actor.c) */
 enum err_code reg_init(struct supervisor *s);

@@ -1,0 +1,105 @@
+/* flusher.c - group commit across actors for events nobody waits on.
+ *
+ * Calls and host calls are appended without a sync (record_event_ex with
+ * defer_sync) and their actor is marked dirty. This thread wakes within a
+ * millisecond of the first mark, takes the whole dirty list, and for each actor
+ * syncs its chain once, writes the index rows in one transaction and only then
+ * reports the events to subscribers. So a busy actor pays one fdatasync per
+ * batch instead of one per event, while what anyone sees (streams, pages,
+ * answers to requests, which sync first) is on disk. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "supervisor/record.h"
+
+#define FLUSH_WINDOW_NS 1000000      /* gather marks for up to 1 ms */
+
+void flusher_mark(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&s->flush_lock);
+	if (!s->flusher_running) {
+		pthread_mutex_unlock(&s->flush_lock);
+		record_sync(s, a);
+		return;
+	}
+	if (!a->dirty) {
+		if (s->ndirty == s->capdirty) {
+			size_t cap = s->capdirty ? s->capdirty * 2 : 64;
+			struct actor **d = realloc(s->dirty, cap * sizeof(*d));
+			if (!d) {
+				pthread_mutex_unlock(&s->flush_lock);
+				record_sync(s, a);      /* out of memory: sync now */
+				return;
+			}
+			s->dirty = d;
+			s->capdirty = cap;
+		}
+		a->dirty = 1;
+		actor_ref(s, a);
+		s->dirty[s->ndirty++] = a;
+		if (s->ndirty == 1)
+			pthread_cond_signal(&s->flush_cond);
+	}
+	pthread_mutex_unlock(&s->flush_lock);
+}
+
+static void flush_all(struct supervisor *s, struct actor **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&s->flush_lock);
+		list[i]->dirty = 0;       /* new events from now on mark it again */
+		pthread_mutex_unlock(&s->flush_lock);
+		record_sync(s, list[i]);
+		actor_unref(s, list[i]);
+	}
+	free(list);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct supervisor *s = arg;
+	pthread_mutex_lock(&s->flush_lock);
+	for (;;) {
+		while (!s->ndirty && !s->flush_stop)
+			pthread_cond_wait(&s->flush_cond, &s->flush_lock);
+		if (!s->ndirty && s->flush_stop)
+			break;
+		if (!s->flush_stop) {     /* let a batch gather */
+			pthread_mutex_unlock(&s->flush_lock);
+			struct timespec ts = {0, FLUSH_WINDOW_NS};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&s->flush_lock);
+		}
+		struct actor **list = s->dirty;
+		size_t n = s->ndirty;
+		s->dirty = NULL;
+		s->ndirty = s->capdirty = 0;
+		pthread_mutex_unlock(&s->flush_lock);
+		flush_all(s, list, n);
+		pthread_mutex_lock(&s->flush_lock);
+	}
+	pthread_mutex_unlock(&s->flush_lock);
+	return NULL;
+}
+
+/* flush_lock and flush_cond are initialized by supervisor_new and destroyed
+ * by supervisor_free, so marks after the stop stay safe. */
+enum err_code flusher_start(struct supervisor *s, struct err *err)
+{
+	if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
+		return err_set(err, ERR_INTERNAL, "cannot start the flusher thread");
+	s->flusher_running = 1;
+	return ERR_OK;
+}
+
+void flusher_stop(struct supervisor *s)
+{
+	if (!s->flusher_running)
+		return;
+	pthread_mutex_lock(&s->flush_lock);
+	s->flush_stop = 1;
+	s->flusher_running = 0;     /* marks from now on sync at once */
+	pthread_cond_signal(&s->flush_cond);
+	pthread_mutex_unlock(&s->flush_lock);
+	pthread_join(s->flusher, NULL);
+}
