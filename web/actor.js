@@ -110,10 +110,18 @@ export class ActorPage {
     return !(r.ended && r.length <= this.stream.after);
   }
 
+  // The chain stream ended with the run, and the run went on (a restart): follow it again.
+  #revive(r) {
+    if (!this.stream || this.stream.state !== 'ended' || r.chain.length <= this.stream.after) return;
+    this.ended = false;
+    this.stream.open();
+  }
+
   #event(ev) {
     this.timeline.add(ev);
     this.store.noteChainEvent(this.id, ev);
     if (TERMINAL.has(ev.event_type)) this.ended = true;
+    else if (ev.event_type === 'restarted') this.ended = false;   // a new run on the same chain
     if (ev.seq === 1) this.statePanel.setInitial(ev);
     else this.statePanel.poke();
     this.#count();
@@ -147,6 +155,7 @@ export class ActorPage {
     if (r.reason) els.status.append(h('span', { class: 'reason' }, ` · ${r.reason}`));
     const ended = TERMINAL.has(r.status);
     this.messages.setStatus(r.status);
+    this.#revive(r);
     els.btnStop.disabled = ended;
     els.btnKill.disabled = ended;
     if (ended) this.#disarmKill();

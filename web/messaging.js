@@ -106,6 +106,7 @@ export class MessagePanel {
     this.available = true;
     this.live = false;
     this.#build();
+    this.#enable();
   }
 
   #build() {

@@ -204,9 +204,17 @@ async function waitText(page, selector, text) {
   }, [selector, text], WAIT);
 }
 
-async function spawnFromForm(page, manifest, { open }) {
+// Pastes (or, with a file name, uploads) a manifest and submits the spawn form.
+async function spawnFromForm(page, manifest, { open, file }) {
   if (!(await page.$eval('#spawn', (d) => d.open))) await page.click('#spawn summary');
-  await page.fill('#spawn-manifest', typeof manifest === 'string' ? manifest : JSON.stringify(manifest, null, 2));
+  const text = typeof manifest === 'string' ? manifest : JSON.stringify(manifest, null, 2);
+  if (file) {
+    await page.setInputFiles('#spawn-file', { name: file, mimeType: 'text/plain', buffer: Buffer.from(text) });
+    await waitText(page, '#spawn-result', `Loaded '${file}'`);
+    assert.equal(await page.inputValue('#spawn-manifest'), text);
+  } else {
+    await page.fill('#spawn-manifest', text);
+  }
   if (open) await page.check('#spawn-open');
   else await page.uncheck('#spawn-open');
   await page.click('#spawn-submit');
@@ -254,10 +262,12 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   // Not JSON at all: said before anything is sent.
   text = await spawnFromForm(page, '{"name": "x",', { open: false });
   assert.match(text, /not valid JSON/);
-  // TOML goes to the server as TOML: its errors come back with line and column.
+  // TOML goes to the server as TOML (pasted, or uploaded as a file): its errors come
+  // back with line and column.
   text = await spawnFromForm(page, 'name = "tomlish"\npackage =\n', { open: false });
   assert.match(text, /manifest:2:\d+: expected a value/);
-  text = await spawnFromForm(page, '# from TOML\nname = "tomlish"\npackage = "hello.wasm"\n', { open: false });
+  text = await spawnFromForm(page, '# from TOML\nname = "tomlish"\npackage = "hello.wasm"\n',
+    { open: false, file: 'tomlish.toml' });
   assert.match(text, /Spawned tomlish .*running/);
 
   // Spawn from the form; the actor appears in the list from the /events stream.
@@ -370,6 +380,24 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   assert.deepEqual(afterReload, before);
   await page.waitForSelector('#chain-stream[data-state="ended"]');
   await waitText(page, '#state-value', '"count": 10');
+
+  // A restart (through the API) goes on in the same chain: the page follows it.
+  assert.equal((await call(srv, 'POST', `/actors/${counterId}/restart`)).status, 200);
+  await page.waitForSelector('#actor-status[data-status="running"]');
+  await page.waitForSelector('#chain-stream[data-state="live"]');
+  await until(async () => (await call(srv, 'GET', chainPath)).json.items.at(-1).event_type === 'started',
+    'the restarted run to start');
+  const restarted = (await call(srv, 'GET', chainPath)).json.length;
+  await rowsLoaded(restarted);
+  await page.waitForSelector('#timeline .tl-row[data-type="restarted"]');
+  assert.equal(await page.isDisabled('#msg-send'), false, 'a running actor takes messages');
+  s = await streams(page);
+  assert.deepEqual(s.delivered[chainPath], range(length + 1, restarted));
+  assert.equal((await call(srv, 'POST', `/actors/${counterId}/stop`)).status, 204);
+  await page.waitForSelector('#actor-status[data-status="stopped"]');
+  await page.waitForSelector('#chain-stream[data-state="ended"]');
+  length = (await call(srv, 'GET', chainPath)).json.length;
+  await rowsLoaded(length);
 
   // Kill needs two clicks; a killed run shows as killed, here and in the list.
   await page.goto(`${base}/#/actors/${alphaId}`);

@@ -6,8 +6,8 @@
 # <build dir>/tests/dashboard-deps, never into the source tree. Then runs
 # dashboard.test.mjs with node's test runner against the build's theater-server.
 # THEATER_UPDATE_SCREENSHOT=1 also copies the actor page's screenshot to
-# docs/dashboard.png. Exits 77 (skipped) only when chromium is missing and this
-# user cannot install it.
+# docs/dashboard.png. Exits 77 (skipped) only when chromium, node or npm is missing
+# and this user cannot install them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -25,7 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if ! command -v npm >/dev/null 2>&1; then
+if ! command -v npm >/dev/null 2>&1; then   # Debian's nodejs comes without npm
+  [ "$(id -u)" -eq 0 ] || { echo "run.sh: npm missing and not root: skipping" >&2; exit 77; }
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
