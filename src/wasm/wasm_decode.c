@@ -474,7 +474,7 @@ static enum err_code rd_functype(struct dec *d, struct wasm_ftype *t)
 		return ERR_NOMEM;
 	if (np)
 		memcpy(t->v, params, np * sizeof(*t->v));
-	if (rd_valtypes(d, nr, t->v + np))
+	if (nr && rd_valtypes(d, nr, t->v + np))   /* t->v is NULL for () -> () */
 		return ERR_WASM_MALFORMED;
 	t->hash = wasm_ftype_hash(t);
 	return ERR_OK;
