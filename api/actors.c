@@ -175,6 +175,9 @@ static void job_list(void *arg)
 		return;
 	}
 	f.limit = (unsigned)limit;
+	/* Where /events stood before the list was read: a client that streams from
+	 * there misses nothing and need not replay the whole lifecycle log. */
+	uint64_t events_head = db_lifecycle_head(supervisor_db(c->api->cfg.sup));
 	struct list_ctx l = {.items = json_array()};
 	char *next = NULL;
 	if (db_run_list(supervisor_db(c->api->cfg.sup), &f, list_one, &l, &next, &e)) {
@@ -185,6 +188,7 @@ static void job_list(void *arg)
 	json_t *o = json_object();
 	json_object_set_new(o, "items", l.items);
 	json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
+	json_object_set_new(o, "events_head", json_integer((json_int_t)events_head));
 	free(next);
 	api_json(c, 200, o);
 }

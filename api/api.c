@@ -5,7 +5,6 @@
  * A path that matches a pattern with another method is 405 with Allow. */
 #include "api/api_int.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 

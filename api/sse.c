@@ -10,7 +10,8 @@
  * (and one that stops reading is cut off by the HTTP layer).
  *
  * References: one for the connection (dropped by the cleanup job after
- * on_close), one while a replay job is scheduled. */
+ * on_close, which the HTTP layer always calls), one while a replay job is
+ * scheduled, and a short one held by api_close_streams. */
 #include "api/api_int.h"
 
 #include <stdlib.h>
@@ -241,16 +242,17 @@ static void detach(struct sse *x)
 		if (x->next)
 			x->next->prev = x->prev;
 		x->next = x->prev = NULL;
-		pthread_mutex_unlock(&api->streams_lock);
-		sse_unref(x);       /* the connection's reference */
-		return;
 	}
 	pthread_mutex_unlock(&api->streams_lock);
 }
 
+/* The HTTP layer is done with the stream (on_close came): drop the connection's
+ * reference. Only here, because on_close always comes, also after
+ * api_close_streams detached the stream. */
 static void cleanup_job(void *arg)
 {
 	detach(arg);
+	sse_unref(arg);
 }
 
 static void on_close(void *user, struct http_stream *s)
@@ -261,7 +263,7 @@ static void on_close(void *user, struct http_stream *s)
 	/* Unsubscribing waits for a live callback in flight, which may be writing to
 	 * this stream: do it on a worker, never on the thread that closed it. */
 	if (!p || pool_submit(p, cleanup_job, x) != ERR_OK)
-		detach(x);
+		cleanup_job(x);
 }
 
 void api_close_streams(struct api *api)

@@ -83,12 +83,14 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	if (!a)
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
+	/* meta.json first, without syncs: creating the chain syncs the directory,
+	 * which makes both names durable (one directory sync per spawn, not two). */
 	struct chain_open_report rep;
-	enum err_code rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
+	enum err_code rc = chain_write_meta_lazy(s->chains_dir, a->run.id, m->name,
+						 j->manifest_ref ? j->manifest_ref : "inline",
+						 a->run.created_at / 1000, err);
 	if (!rc)
-		rc = chain_write_meta(s->chains_dir, a->run.id, m->name,
-				      j->manifest_ref ? j->manifest_ref : "inline",
-				      a->run.created_at / 1000, err);
+		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
 	if (!rc)
 		rc = db_run_insert(s->cfg.db, &a->run, err);
 	if (rc) {

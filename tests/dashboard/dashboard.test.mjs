@@ -74,9 +74,12 @@ async function startServer({ token, home } = {}) {
     port, home, proc, url: `http://127.0.0.1:${port}`,
     log: () => log,
     async stop() {
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = once(proc, 'exit');
         proc.kill('SIGTERM');
-        await once(proc, 'exit');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 30000);
+        await exited;
+        clearTimeout(timer);
       }
       fs.rmSync(home, { recursive: true, force: true });
       return proc.exitCode ?? proc.signalCode;
