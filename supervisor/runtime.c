@@ -666,6 +666,19 @@ static void job_run(void *arg)
 
 /* ---- the public side: send, request, state, metrics ---- */
 
+/* ERR_CONFLICT unless a is running and not stopping, ERR_BUSY when its mailbox
+ * is full (a->lock held). */
+static enum err_code can_take_mail(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
+		return err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", a->run.id,
+			       a->run.status);
+	if (a->mail_n >= s->limits.mailbox)
+		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
+			       a->run.id, a->mail_n);
+	return ERR_OK;
+}
+
 static enum err_code enqueue(struct supervisor *s, const char *to, const char *from,
 			     const void *data, size_t len, struct reply *r, struct actor **out,
 			     struct err *err)
@@ -691,12 +704,7 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
-		rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", to,
-			     a->run.status);
-	else if (a->mail_n >= s->limits.mailbox)
-		rc = err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
-			     to, a->mail_n);
+	rc = can_take_mail(s, a, err);
 	if (!rc) {
 		if (a->mail_tail)
 			a->mail_tail->next = m;
@@ -731,12 +739,7 @@ static enum err_code record_accept(struct supervisor *s, const char *to, const c
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
-		rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", to,
-			     a->run.status);
-	else if (a->mail_n >= s->limits.mailbox)
-		rc = err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
-			     to, a->mail_n);
+	rc = can_take_mail(s, a, err);
 	pthread_mutex_unlock(&a->lock);
 	if (!rc && len > s->limits.max_message)
 		rc = err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
