@@ -13,7 +13,8 @@ void h_health(struct api_call *c)
 
 void h_ready(struct api_call *c)
 {
-	if (c->api->draining || supervisor_draining(c->api->cfg.sup)) {
+	if (__atomic_load_n(&c->api->draining, __ATOMIC_ACQUIRE) ||
+	    supervisor_draining(c->api->cfg.sup)) {
 		api_problem(c, ERR_UNAVAILABLE, "the server is starting or draining");
 		return;
 	}

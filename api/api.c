@@ -260,7 +260,7 @@ void api_handler(struct api *api, struct http_handler *h)
 
 void api_set_draining(struct api *api, int draining)
 {
-	api->draining = draining;
+	__atomic_store_n(&api->draining, draining, __ATOMIC_RELEASE);
 }
 
 void api_free(struct api *api)

@@ -300,7 +300,7 @@ out:
 enum err_code supervisor_spawn(struct supervisor *s, const struct spawn_request *req,
 			       spawn_done_fn done, void *user)
 {
-	if (s->draining)
+	if (is_draining(s))
 		return ERR_UNAVAILABLE;
 	struct spawn_job *j = calloc(1, sizeof(*j));
 	if (!j)

@@ -58,7 +58,7 @@ static unsigned recent(struct actor *a, int64_t now)
 
 const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const char *reason)
 {
-	if (s->draining)
+	if (is_draining(s))
 		return reason;
 	pthread_mutex_lock(&a->lock);
 	int crash = policy_applies(a, "failed", reason) &&
@@ -137,9 +137,9 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 {
 	notify_parent(s, a, status, reason);
 	struct stop_children sc = {a->run.id};
-	if (!s->draining)
+	if (!is_draining(s))
 		reg_foreach(s, stop_child, &sc);
-	if (s->draining)
+	if (is_draining(s))
 		return;
 	pthread_mutex_lock(&a->lock);
 	int go = policy_applies(a, status, reason) && !a->restart_pending &&
@@ -207,7 +207,7 @@ static void job_restart(void *arg)
 	struct supervisor *s = j->s;
 	struct actor *a = j->a;
 	struct err e = {0};
-	if (s->draining) {
+	if (is_draining(s)) {
 		err_set(&e, ERR_UNAVAILABLE, "the server is shutting down");
 		finish_job(j, ERR_UNAVAILABLE, &e);
 		return;

@@ -100,7 +100,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->limits.call_timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 5000;
 	s->limits.mailbox = cfg->mailbox ? cfg->mailbox : 1024;
 	s->limits.max_message = cfg->max_message ? cfg->max_message : 1u << 20;
-	s->draining = 1;
+	set_draining(s, 1);
 	pthread_mutex_init(&s->life_lock, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
 	pthread_cond_init(&s->flush_cond, NULL);
@@ -120,7 +120,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->life_head = db_lifecycle_head(cfg->db);
 	if ((rc = load_runs(s, err)))
 		goto fail;
-	s->draining = 0;
+	set_draining(s, 0);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -149,7 +149,7 @@ void supervisor_shutdown(struct supervisor *s)
 {
 	if (!s || !s->pool)
 		return;
-	s->draining = 1;
+	set_draining(s, 1);
 	pool_free(s->pool);
 	s->pool = NULL;
 	if (s->buckets)
@@ -215,7 +215,7 @@ json_t *supervisor_children(struct supervisor *s, const char *parent_id)
 
 int supervisor_draining(const struct supervisor *s)
 {
-	return s->draining;
+	return is_draining(s);
 }
 
 /* ---- stop, kill, delete ---- */

@@ -92,7 +92,7 @@ struct supervisor {
 	pthread_mutex_t life_lock;
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
-	int draining;
+	int draining;                 /* atomic: set_draining / is_draining */
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
@@ -108,6 +108,17 @@ struct supervisor {
 		size_t max_message;
 	} limits;
 };
+
+/* The draining flag is read by any thread without a lock. */
+static inline int is_draining(const struct supervisor *s)
+{
+	return __atomic_load_n(&s->draining, __ATOMIC_ACQUIRE);
+}
+
+static inline void set_draining(struct supervisor *s, int v)
+{
+	__atomic_store_n(&s->draining, v, __ATOMIC_RELEASE);
+}
 
 /* flusher.c */
 enum err_code flusher_start(struct supervisor *s, struct err *err);
