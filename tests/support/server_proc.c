@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +37,8 @@ int server_start(struct server_proc *sp, const char *home, const char *const *ex
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* a test that dies (a failed assertion) takes its server with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(out[1], 1);
 		int logfd = open(sp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (logfd >= 0)
