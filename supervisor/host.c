@@ -151,7 +151,7 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
 }
 
-void host_cond_init(pthread_cond_t *c)
+static void host_cond_init(pthread_cond_t *c)
 {
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -160,7 +160,7 @@ void host_cond_init(pthread_cond_t *c)
 	pthread_condattr_destroy(&attr);
 }
 
-int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms)
+static int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -173,4 +173,78 @@ int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint3
 	while (!*done && pthread_cond_timedwait(c, m, &until) == 0)
 		;
 	return *done;
+}
+
+void host_call_init(struct host_call *k)
+{
+	k->in = json_object();
+	k->out = json_object();
+	err_clear(&k->e);
+	k->rc = 0;
+}
+
+void host_set_i32(struct wasm_value *r, int32_t v)
+{
+	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
+}
+
+void host_call_end(struct host_call *k, struct actor *a, const char *module, const char *name,
+		   struct wasm_value *results)
+{
+	host_set_i32(&results[0], k->rc);
+	if (k->out) {
+		json_object_set_new(k->out, "result", json_integer(k->rc));
+		if (k->rc < 0 && k->e.msg[0])
+			json_object_set_new(k->out, "error", json_string(k->e.msg));
+	}
+	host_record(a, module, name, k->in, k->out);
+}
+
+int32_t host_errno(enum err_code code)
+{
+	switch (code) {
+	case ERR_OK: return 0;
+	case ERR_INVALID: case ERR_BAD_ID: case ERR_BAD_JSON: case ERR_TOO_DEEP:
+	case ERR_BAD_MANIFEST: case ERR_UNKNOWN_KEY: case ERR_MISSING_FIELD:
+	case ERR_BAD_REFERENCE:
+		return HOST_EINVAL;
+	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
+	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
+	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
+	case ERR_TOO_LARGE: return HOST_ETOOBIG;
+	case ERR_BUSY: return HOST_EBUSY;
+	default: return HOST_EFAILED;
+	}
+}
+
+struct host_wait *host_wait_new(void)
+{
+	struct host_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	host_cond_init(&w->cond);
+	w->refs = 2;
+	return w;
+}
+
+void host_wait_unref(struct host_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w->data);
+	free(w);
+}
+
+int host_wait_for(struct host_wait *w, uint32_t ms)
+{
+	pthread_mutex_lock(&w->lock);
+	int done = host_cond_wait(&w->cond, &w->lock, &w->done, ms);
+	pthread_mutex_unlock(&w->lock);
+	return done;
 }

@@ -99,11 +99,42 @@ json_t *host_bytes_json(const uint8_t *data, size_t len);
 const char *host_actor_id(struct actor *a);
 struct supervisor *host_supervisor(struct actor *a);
 const json_t *host_handler_config(struct actor *a, unsigned grant);
-/* For host functions that wait for the supervisor's answer: a condition variable
- * on the monotonic clock, and a wait (m held) until *done or ms passed; returns
- * *done. */
-void host_cond_init(pthread_cond_t *c);
-int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms);
+/* One host call's record: what came in, extra output members, the error and
+ * the i32 result. host_call_end records "<module>/<name>" with {"result": rc}
+ * (and "error" when rc < 0) added to out, and sets results[0]. */
+struct host_call {
+	json_t *in;
+	json_t *out;
+	struct err e;
+	int32_t rc;
+};
+void host_call_init(struct host_call *k);
+void host_call_end(struct host_call *k, struct actor *a, const char *module, const char *name,
+		   struct wasm_value *results);
+void host_set_i32(struct wasm_value *r, int32_t v);
+/* The ABI's error result for a supervisor or core error code. */
+int32_t host_errno(enum err_code code);
+
+/* A one-shot rendezvous between a host function that waits and the supervisor
+ * callback that answers it: two references (the waiter's and the callback's);
+ * the answering side sets the fields and `done` under lock and signals cond. */
+struct host_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;
+	int done;
+	enum err_code rc;
+	struct err e;
+	uint8_t *data;               /* a request's response (freed with the wait) */
+	size_t len;
+	int have_run;                /* a spawn: a run was created, with this id and status */
+	char id[37];
+	char status[16];
+};
+struct host_wait *host_wait_new(void);                 /* NULL on OOM */
+void host_wait_unref(struct host_wait *w);
+/* Waits until done or ms passed; 1 when the answer came. */
+int host_wait_for(struct host_wait *w, uint32_t ms);
 
 /* The grants (enum host_grant bits) of the actor's manifest. */
 unsigned host_actor_grants(struct actor *a);

@@ -44,13 +44,6 @@
 #define HTTP_TOTAL_TIMEOUT_MS 30000L
 #define REDACTED "[redacted]"
 
-/* One host call: what it records and how it ends. */
-struct call {
-	json_t *in, *out;
-	struct err e;
-	int32_t rc;
-};
-
 /* The parsed request; every pointer is owned here. */
 struct http_req {
 	json_t *doc;
@@ -62,18 +55,7 @@ struct http_req {
 	int has_body;
 };
 
-static void call_end(struct call *k, struct actor *a, struct wasm_value *results)
-{
-	*results = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)k->rc};
-	if (k->out) {
-		json_object_set_new(k->out, "result", json_integer(k->rc));
-		if (k->rc < 0 && k->e.msg[0])
-			json_object_set_new(k->out, "error", json_string(k->e.msg));
-	}
-	host_record(a, MOD, "send-http", k->in, k->out);
-}
-
-static int32_t fail(struct call *k, int32_t rc, enum err_code code, const char *msg)
+static int32_t fail(struct host_call *k, int32_t rc, enum err_code code, const char *msg)
 {
 	err_set(&k->e, code, "%s", msg);
 	return rc;
@@ -179,7 +161,7 @@ static int header_valid(const char *name, const char *value)
 	return 1;
 }
 
-static int32_t parse_headers(struct call *k, const json_t *h, struct http_req *r)
+static int32_t parse_headers(struct host_call *k, const json_t *h, struct http_req *r)
 {
 	const char *name;
 	json_t *v;
@@ -246,7 +228,7 @@ static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *len_out)
 	return 0;
 }
 
-static int32_t parse_body(struct call *k, const json_t *body, const json_t *b64,
+static int32_t parse_body(struct host_call *k, const json_t *body, const json_t *b64,
 			  struct http_req *r)
 {
 	if (body && b64)
@@ -272,7 +254,7 @@ static int32_t parse_body(struct call *k, const json_t *body, const json_t *b64,
 	return 0;
 }
 
-static int32_t parse_request(struct call *k, const uint8_t *text, size_t len, struct http_req *r)
+static int32_t parse_request(struct host_call *k, const uint8_t *text, size_t len, struct http_req *r)
 {
 	static const char *const keys[] = {"method", "url", "headers", "body", "body_b64", NULL};
 	json_t *d = r->doc = json_parse((const char *)text, len, 16, &k->e);
@@ -303,7 +285,7 @@ static int32_t parse_request(struct call *k, const uint8_t *text, size_t len, st
 
 /* ---- policy ---- */
 
-static int32_t check_host(struct call *k, struct actor *a, const char *url)
+static int32_t check_host(struct host_call *k, struct actor *a, const char *url)
 {
 	struct fetch_url_parts u;
 	const json_t *cfg = host_handler_config(a, GRANT_HTTP);
@@ -420,7 +402,7 @@ static int32_t map_fetch_err(enum err_code code)
 	}
 }
 
-static void record_response(struct call *k, const json_t *rj, const struct fetch_response *resp)
+static void record_response(struct host_call *k, const json_t *rj, const struct fetch_response *resp)
 {
 	json_object_set_new(k->out, "status", json_integer(resp->status));
 	json_object_set_new(k->out, "headers",
@@ -428,7 +410,7 @@ static void record_response(struct call *k, const json_t *rj, const struct fetch
 	json_object_set_new(k->out, "body", host_bytes_json(resp->body, resp->body_len));
 }
 
-static int32_t perform(struct call *k, struct wasm_caller *c, struct actor *a,
+static int32_t perform(struct host_call *k, struct wasm_caller *c, struct actor *a,
 		       const struct http_req *r, uint32_t out)
 {
 	int allow = allow_private_addresses(a);
@@ -463,7 +445,7 @@ static int32_t perform(struct call *k, struct wasm_caller *c, struct actor *a,
 static enum err_code h_send_http(struct wasm_caller *c, void *user, const struct wasm_value *args,
 				 struct wasm_value *results, struct err *err)
 {
-	struct call k = {.in = json_object(), .out = json_object()};
+	struct host_call k = {.in = json_object(), .out = json_object()};
 	struct http_req r = {0};
 	uint8_t *text = NULL, *probe = NULL;
 	uint32_t len = args[1].of.i32, out = args[2].of.i32;
@@ -479,7 +461,7 @@ static enum err_code h_send_http(struct wasm_caller *c, void *user, const struct
 		k.rc = check_host(&k, user, r.url);
 	if (!k.rc)
 		k.rc = perform(&k, c, user, &r, out);
-	call_end(&k, user, results);
+	host_call_end(&k, user, MOD, "send-http", results);
 	req_release(&r);
 	free(text);
 	free(probe);

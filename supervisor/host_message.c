@@ -26,50 +26,10 @@
 #define REQUEST_MAX_TIMEOUT_MS 30000u
 #define REQUEST_GRACE_MS 2000u
 
-struct reply_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int refs;                    /* waiter + callback */
-	int done;
-	enum err_code rc;
-	struct err e;
-	uint8_t *data;
-	size_t len;
-};
-
-static void set_i32(struct wasm_value *r, int32_t v)
-{
-	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
-}
-
-static struct reply_wait *wait_new(void)
-{
-	struct reply_wait *w = calloc(1, sizeof(*w));
-	if (!w)
-		return NULL;
-	pthread_mutex_init(&w->lock, NULL);
-	host_cond_init(&w->cond);
-	w->refs = 2;
-	return w;
-}
-
-static void wait_unref(struct reply_wait *w)
-{
-	pthread_mutex_lock(&w->lock);
-	int last = --w->refs == 0;
-	pthread_mutex_unlock(&w->lock);
-	if (!last)
-		return;
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-	free(w->data);
-	free(w);
-}
-
 static void on_reply(void *user, enum err_code rc, const struct err *err, const uint8_t *data,
 		     size_t len)
 {
-	struct reply_wait *w = user;
+	struct host_wait *w = user;
 	pthread_mutex_lock(&w->lock);
 	w->rc = rc;
 	if (err && rc)
@@ -83,29 +43,7 @@ static void on_reply(void *user, enum err_code rc, const struct err *err, const 
 	w->done = 1;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	wait_unref(w);
-}
-
-/* Waits until the reply came or ms passed; 1 when it came. */
-static int wait_for(struct reply_wait *w, uint32_t ms)
-{
-	pthread_mutex_lock(&w->lock);
-	int done = host_cond_wait(&w->cond, &w->lock, &w->done, ms);
-	pthread_mutex_unlock(&w->lock);
-	return done;
-}
-
-static int32_t map_err(enum err_code code)
-{
-	switch (code) {
-	case ERR_OK: return 0;
-	case ERR_BAD_ID: case ERR_INVALID: return HOST_EINVAL;
-	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
-	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
-	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_BUSY: return HOST_EBUSY;
-	default: return HOST_EFAILED;
-	}
+	host_wait_unref(w);
 }
 
 /* The target actor id: 36 bytes, a lowercase UUID; -1 otherwise. */
@@ -157,9 +95,9 @@ static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm
 	json_t *in = json_object();
 	int32_t rc = read_args(c, args, to, &msg, in, &e);
 	if (!rc)
-		rc = map_err(supervisor_send(host_supervisor(user), to, host_actor_id(user), msg,
+		rc = host_errno(supervisor_send(host_supervisor(user), to, host_actor_id(user), msg,
 					     args[3].of.i32, &e));
-	set_i32(&results[0], rc);
+	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "send", in, output(rc, &e));
 	free(msg);
 	return ERR_OK;
@@ -170,7 +108,7 @@ static int32_t do_request(struct wasm_caller *c, struct actor *a, const char *to
 			  const uint8_t *msg, size_t len, uint32_t timeout_ms, uint32_t out,
 			  json_t *rec_out, struct err *e)
 {
-	struct reply_wait *w = wait_new();
+	struct host_wait *w = host_wait_new();
 	int32_t rc;
 	if (!w) {
 		err_set(e, ERR_NOMEM, "out of memory");
@@ -179,23 +117,23 @@ static int32_t do_request(struct wasm_caller *c, struct actor *a, const char *to
 	enum err_code sc = supervisor_request(host_supervisor(a), to, host_actor_id(a), msg, len,
 					      timeout_ms, on_reply, w, e);
 	if (sc) {
-		wait_unref(w);   /* the callback's reference: it will not run */
-		wait_unref(w);
-		return map_err(sc);
+		host_wait_unref(w);   /* the callback's reference: it will not run */
+		host_wait_unref(w);
+		return host_errno(sc);
 	}
-	if (!wait_for(w, timeout_ms + REQUEST_GRACE_MS)) {
+	if (!host_wait_for(w, timeout_ms + REQUEST_GRACE_MS)) {
 		err_set(e, ERR_TIMEOUT, "no answer within %u ms", timeout_ms);
 		rc = HOST_ETIMEDOUT;
 	} else if (w->rc) {
 		*e = w->e;
 		if (!e->msg[0])
 			err_set(e, w->rc, "the request failed: %s", err_code_name(w->rc));
-		rc = map_err(w->rc);
+		rc = host_errno(w->rc);
 	} else {
 		json_object_set_new(rec_out, "response", host_bytes_json(w->data, w->len));
 		rc = host_return_bytes(c, a, out, w->data, w->len);
 	}
-	wait_unref(w);
+	host_wait_unref(w);
 	return rc;
 }
 
@@ -219,7 +157,7 @@ static enum err_code m_request(struct wasm_caller *c, void *user, const struct w
 		err_set(&e, ERR_INVALID, "the out slot is outside the memory");
 	if (!rc)
 		rc = do_request(c, user, to, msg, args[3].of.i32, timeout, args[5].of.i32, out, &e);
-	set_i32(&results[0], rc);
+	host_set_i32(&results[0], rc);
 	json_object_set_new(out, "result", json_integer(rc));
 	if (rc < 0 && e.msg[0])
 		json_object_set_new(out, "error", json_string(e.msg));

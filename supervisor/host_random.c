@@ -16,11 +16,6 @@
 #define MOD "theater:simple/random"
 #define RANDOM_MAX_BYTES (64 * 1024)
 
-static void set_i32(struct wasm_value *r, int32_t v)
-{
-	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
-}
-
 static json_t *digest_json(const uint8_t *data, size_t len)
 {
 	uint8_t d[SHA256_LEN];
@@ -53,7 +48,7 @@ static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct was
 		rc = HOST_EFAILED;
 	else
 		rc = host_write(c, ptr, buf, len) ? HOST_EINVAL : (int32_t)len;
-	set_i32(&results[0], rc);
+	host_set_i32(&results[0], rc);
 	json_t *out = json_pack("{s:i}", "result", rc);
 	if (rc >= 0 && out)
 		json_object_set_new(out, "sha256", digest_json(buf, len));
@@ -69,7 +64,7 @@ static enum err_code r_uuid(struct wasm_caller *c, void *user, const struct wasm
 	int32_t rc = HOST_EFAILED;
 	if (uuid_v4(id) == ERR_OK)
 		rc = host_write(c, args[0].of.i32, id, UUID_STR_LEN) ? HOST_EINVAL : UUID_STR_LEN;
-	set_i32(&results[0], rc);
+	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "generate-uuid", NULL,
 		    rc >= 0 ? json_pack("{s:i, s:s}", "result", rc, "uuid", id)
 			    : json_pack("{s:i}", "result", rc));

@@ -24,51 +24,6 @@
 #define STORE_LABEL_MAX 128
 #define STORE_RESERVED_PREFIX "theater-"
 
-/* One host call: what it records and how it ends. */
-struct call {
-	json_t *in;                  /* input object */
-	json_t *out;                 /* extra output members */
-	struct err e;
-	int32_t rc;
-};
-
-static void set_i32(struct wasm_value *r, int32_t v)
-{
-	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
-}
-
-static void call_init(struct call *k)
-{
-	k->in = json_object();
-	k->out = json_object();
-	err_clear(&k->e);
-	k->rc = 0;
-}
-
-/* Records the call and sets its result. */
-static void call_end(struct call *k, struct actor *a, const char *name, struct wasm_value *results)
-{
-	set_i32(&results[0], k->rc);
-	if (k->out) {
-		json_object_set_new(k->out, "result", json_integer(k->rc));
-		if (k->rc < 0 && k->e.msg[0])
-			json_object_set_new(k->out, "error", json_string(k->e.msg));
-	}
-	host_record(a, MOD, name, k->in, k->out);
-}
-
-static int32_t map_err(enum err_code code)
-{
-	switch (code) {
-	case ERR_OK: return 0;
-	case ERR_BAD_ID: case ERR_INVALID: return HOST_EINVAL;
-	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
-	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
-	default: return HOST_EFAILED;
-	}
-}
-
 static int store_permitted(struct actor *a, const char *sid)
 {
 	if (strncmp(sid, STORE_RESERVED_PREFIX, strlen(STORE_RESERVED_PREFIX)) == 0)
@@ -100,7 +55,7 @@ static int32_t read_name(struct wasm_caller *c, uint32_t ptr, uint32_t len, size
 }
 
 /* The store id argument: valid (-1) and permitted (-3); recorded as "store". */
-static int32_t read_store_id(struct call *k, struct wasm_caller *c, struct actor *a,
+static int32_t read_store_id(struct host_call *k, struct wasm_caller *c, struct actor *a,
 			     uint32_t ptr, uint32_t len, char **out)
 {
 	*out = NULL;
@@ -116,7 +71,7 @@ static int32_t read_store_id(struct call *k, struct wasm_caller *c, struct actor
 	return 0;
 }
 
-static int32_t read_hash(struct call *k, struct wasm_caller *c, uint32_t ptr, char out[65])
+static int32_t read_hash(struct host_call *k, struct wasm_caller *c, uint32_t ptr, char out[65])
 {
 	uint8_t *h = NULL;
 	int32_t rc = host_read(c, ptr, SHA256_HEX_LEN, SHA256_HEX_LEN, &h);
@@ -141,7 +96,7 @@ static int32_t check_span(struct wasm_caller *c, uint32_t ptr, uint32_t len)
 	return rc;
 }
 
-static struct store *the_store(struct call *k, struct actor *a)
+static struct store *the_store(struct host_call *k, struct actor *a)
 {
 	struct store *st = supervisor_store(host_supervisor(a));
 	if (!st)
@@ -152,12 +107,12 @@ static struct store *the_store(struct call *k, struct actor *a)
 static enum err_code s_store(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char *sid = NULL, hash[65];
 	uint8_t *data = NULL;
 	struct store *st = NULL;
 	uint32_t len = args[3].of.i32;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_store_id(&k, c, user, args[0].of.i32, args[1].of.i32, &sid);
 	if (!k.rc && (k.rc = host_read(c, args[2].of.i32, len, STORE_MAX_OBJECT, &data)))
 		err_set(&k.e, ERR_INVALID, k.rc == HOST_ETOOBIG ? "%u bytes is over the object limit"
@@ -169,25 +124,25 @@ static enum err_code s_store(struct wasm_caller *c, void *user, const struct was
 	if (!k.rc && !(st = the_store(&k, user)))
 		k.rc = HOST_EFAILED;
 	if (!k.rc)
-		k.rc = map_err(store_put(st, sid, data, len, hash, &k.e));
+		k.rc = host_errno(store_put(st, sid, data, len, hash, &k.e));
 	if (!k.rc) {
 		k.rc = host_write(c, args[4].of.i32, hash, SHA256_HEX_LEN) ? HOST_EINVAL
 									    : SHA256_HEX_LEN;
 		json_object_set_new(k.out, "hash", json_string(hash));
 	}
-	call_end(&k, user, "store", results);
+	host_call_end(&k, user, MOD, "store", results);
 	free(sid);
 	free(data);
 	return ERR_OK;
 }
 
 /* Reads an entry and hands it to the guest through the out slot. */
-static int32_t give_entry(struct call *k, struct wasm_caller *c, struct actor *a,
+static int32_t give_entry(struct host_call *k, struct wasm_caller *c, struct actor *a,
 			  struct store *st, const char *sid, const char *hash, uint32_t out)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int32_t rc = map_err(store_get(st, sid, hash, STORE_MAX_OBJECT, &data, &len, &k->e));
+	int32_t rc = host_errno(store_get(st, sid, hash, STORE_MAX_OBJECT, &data, &len, &k->e));
 	if (!rc) {
 		rc = host_return_bytes(c, a, out, data, len);
 		json_object_set_new(k->out, "data", host_bytes_json(data, len));
@@ -199,10 +154,10 @@ static int32_t give_entry(struct call *k, struct wasm_caller *c, struct actor *a
 static enum err_code s_get(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			   struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char *sid = NULL, hash[65];
 	struct store *st = NULL;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_store_id(&k, c, user, args[0].of.i32, args[1].of.i32, &sid);
 	if (!k.rc)
 		k.rc = read_hash(&k, c, args[2].of.i32, hash);
@@ -212,12 +167,12 @@ static enum err_code s_get(struct wasm_caller *c, void *user, const struct wasm_
 		k.rc = HOST_EFAILED;
 	if (!k.rc)
 		k.rc = give_entry(&k, c, user, st, sid, hash, args[3].of.i32);
-	call_end(&k, user, "get", results);
+	host_call_end(&k, user, MOD, "get", results);
 	free(sid);
 	return ERR_OK;
 }
 
-static int32_t read_label(struct call *k, struct wasm_caller *c, uint32_t ptr, uint32_t len,
+static int32_t read_label(struct host_call *k, struct wasm_caller *c, uint32_t ptr, uint32_t len,
 			  char **out)
 {
 	if (read_name(c, ptr, len, STORE_LABEL_MAX, store_label_valid, out)) {
@@ -231,10 +186,10 @@ static int32_t read_label(struct call *k, struct wasm_caller *c, uint32_t ptr, u
 static enum err_code s_label(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char *sid = NULL, *label = NULL, hash[65];
 	struct store *st = NULL;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_store_id(&k, c, user, args[0].of.i32, args[1].of.i32, &sid);
 	if (!k.rc)
 		k.rc = read_label(&k, c, args[2].of.i32, args[3].of.i32, &label);
@@ -243,8 +198,8 @@ static enum err_code s_label(struct wasm_caller *c, void *user, const struct was
 	if (!k.rc && !(st = the_store(&k, user)))
 		k.rc = HOST_EFAILED;
 	if (!k.rc)
-		k.rc = map_err(store_label_set(st, sid, label, hash, &k.e));
-	call_end(&k, user, "label", results);
+		k.rc = host_errno(store_label_set(st, sid, label, hash, &k.e));
+	host_call_end(&k, user, MOD, "label", results);
 	free(sid);
 	free(label);
 	return ERR_OK;
@@ -254,10 +209,10 @@ static enum err_code s_get_by_label(struct wasm_caller *c, void *user,
 				    const struct wasm_value *args, struct wasm_value *results,
 				    struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char *sid = NULL, *label = NULL, hash[65];
 	struct store *st = NULL;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_store_id(&k, c, user, args[0].of.i32, args[1].of.i32, &sid);
 	if (!k.rc)
 		k.rc = read_label(&k, c, args[2].of.i32, args[3].of.i32, &label);
@@ -266,12 +221,12 @@ static enum err_code s_get_by_label(struct wasm_caller *c, void *user,
 	if (!k.rc && !(st = the_store(&k, user)))
 		k.rc = HOST_EFAILED;
 	if (!k.rc)
-		k.rc = map_err(store_label_get(st, sid, label, hash, &k.e));
+		k.rc = host_errno(store_label_get(st, sid, label, hash, &k.e));
 	if (!k.rc) {
 		json_object_set_new(k.out, "hash", json_string(hash));
 		k.rc = give_entry(&k, c, user, st, sid, hash, args[4].of.i32);
 	}
-	call_end(&k, user, "get-by-label", results);
+	host_call_end(&k, user, MOD, "get-by-label", results);
 	free(sid);
 	free(label);
 	return ERR_OK;

@@ -28,88 +28,10 @@
 #define STATE_MAX ((size_t)16 << 20)
 #define CHILD_STATE_MAX ((size_t)64 << 20)
 
-struct op_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int refs;                    /* waiter + callback */
-	int done;
-	enum err_code rc;
-	struct err e;
-	int have_run;                /* spawn: a run was created */
-	char id[37];
-	char status[16];
-};
-
-/* One host call: what it records and how it ends. */
-struct call {
-	json_t *in, *out;
-	struct err e;
-	int32_t rc;
-};
-
-static void call_init(struct call *k)
-{
-	k->in = json_object();
-	k->out = json_object();
-	err_clear(&k->e);
-	k->rc = 0;
-}
-
-static void call_end(struct call *k, struct actor *a, const char *name, struct wasm_value *results)
-{
-	*results = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)k->rc};
-	if (k->out) {
-		json_object_set_new(k->out, "result", json_integer(k->rc));
-		if (k->rc < 0 && k->e.msg[0])
-			json_object_set_new(k->out, "error", json_string(k->e.msg));
-	}
-	host_record(a, MOD, name, k->in, k->out);
-}
-
-static int32_t map_err(enum err_code code)
-{
-	switch (code) {
-	case ERR_OK: return 0;
-	case ERR_INVALID: case ERR_BAD_ID: case ERR_BAD_JSON: case ERR_TOO_DEEP:
-	case ERR_BAD_MANIFEST: case ERR_UNKNOWN_KEY: case ERR_MISSING_FIELD:
-	case ERR_BAD_REFERENCE:
-		return HOST_EINVAL;
-	case ERR_NOT_FOUND: return HOST_ENOTFOUND;
-	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
-	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
-	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_BUSY: return HOST_EBUSY;
-	default: return HOST_EFAILED;
-	}
-}
-
 /* ---- waiting for the supervisor ---- */
 
-static struct op_wait *wait_new(void)
-{
-	struct op_wait *w = calloc(1, sizeof(*w));
-	if (!w)
-		return NULL;
-	pthread_mutex_init(&w->lock, NULL);
-	host_cond_init(&w->cond);
-	w->refs = 2;
-	return w;
-}
-
-static void wait_unref(struct op_wait *w)
-{
-	pthread_mutex_lock(&w->lock);
-	int last = --w->refs == 0;
-	pthread_mutex_unlock(&w->lock);
-	if (last) {
-		pthread_cond_destroy(&w->cond);
-		pthread_mutex_destroy(&w->lock);
-		free(w);
-	}
-}
-
 /* Marks w answered (lock held by the caller), wakes the waiter. */
-static void wait_answer(struct op_wait *w, enum err_code rc, const struct err *err)
+static void wait_answer(struct host_wait *w, enum err_code rc, const struct err *err)
 {
 	w->rc = rc;
 	if (err && err->msg[0])
@@ -120,17 +42,17 @@ static void wait_answer(struct op_wait *w, enum err_code rc, const struct err *e
 
 static void on_done(void *user, enum err_code rc, const struct err *err)
 {
-	struct op_wait *w = user;
+	struct host_wait *w = user;
 	pthread_mutex_lock(&w->lock);
 	wait_answer(w, rc, err);
 	pthread_mutex_unlock(&w->lock);
-	wait_unref(w);
+	host_wait_unref(w);
 }
 
 static void on_spawned(void *user, enum err_code rc, const struct err *err,
 		       const struct db_run *run)
 {
-	struct op_wait *w = user;
+	struct host_wait *w = user;
 	pthread_mutex_lock(&w->lock);
 	if (run) {
 		w->have_run = 1;
@@ -139,22 +61,13 @@ static void on_spawned(void *user, enum err_code rc, const struct err *err,
 	}
 	wait_answer(w, rc, err);
 	pthread_mutex_unlock(&w->lock);
-	wait_unref(w);
-}
-
-/* Waits for the answer; 1 when it came within ms. */
-static int wait_for(struct op_wait *w, uint32_t ms)
-{
-	pthread_mutex_lock(&w->lock);
-	int done = host_cond_wait(&w->cond, &w->lock, &w->done, ms);
-	pthread_mutex_unlock(&w->lock);
-	return done;
+	host_wait_unref(w);
 }
 
 /* ---- spawn ---- */
 
 /* Reads the manifest (JSON or TOML) and the optional initial state (JSON). */
-static int32_t read_spawn_args(struct call *k, struct wasm_caller *c,
+static int32_t read_spawn_args(struct host_call *k, struct wasm_caller *c,
 			       const struct wasm_value *args, struct manifest **m, json_t **state)
 {
 	uint8_t *text = NULL, *st = NULL;
@@ -181,11 +94,11 @@ static int32_t read_spawn_args(struct call *k, struct wasm_caller *c,
 
 /* The result of a spawn that answered: the child's id goes to out36 whenever a
  * run was created (also when it failed or is still starting). */
-static int32_t spawn_result(struct call *k, struct wasm_caller *c, struct op_wait *w, uint32_t out)
+static int32_t spawn_result(struct host_call *k, struct wasm_caller *c, struct host_wait *w, uint32_t out)
 {
 	if (!w->have_run) {
 		k->e = w->e;
-		return map_err(w->rc ? w->rc : ERR_INTERNAL);
+		return host_errno(w->rc ? w->rc : ERR_INTERNAL);
 	}
 	json_object_set_new(k->out, "child", json_string(w->id));
 	json_object_set_new(k->out, "status", json_string(w->status));
@@ -208,7 +121,7 @@ static int32_t spawn_result(struct call *k, struct wasm_caller *c, struct op_wai
  * package itself, so an actor may not make it fetch from the network (which
  * would bypass the address policy of http-client) unless the server allows
  * private addresses. */
-static int32_t spawn_allowed(struct call *k, struct actor *a, const struct manifest *m)
+static int32_t spawn_allowed(struct host_call *k, struct actor *a, const struct manifest *m)
 {
 	unsigned mine = host_actor_grants(a);
 	for (size_t i = 0; i < m->nhandlers; i++) {
@@ -228,7 +141,7 @@ static int32_t spawn_allowed(struct call *k, struct actor *a, const struct manif
 	return 0;
 }
 
-static int32_t do_spawn(struct call *k, struct wasm_caller *c, struct actor *a,
+static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor *a,
 			const struct manifest *m, json_t *state, uint32_t out)
 {
 	int32_t denied = spawn_allowed(k, a, m);
@@ -238,7 +151,7 @@ static int32_t do_spawn(struct call *k, struct wasm_caller *c, struct actor *a,
 		.manifest = m->json, .initial_state = state, .parent_id = host_actor_id(a),
 		.wait = SPAWN_WAIT_RUNNING, .timeout_ms = SPAWN_TIMEOUT_MS,
 	};
-	struct op_wait *w = wait_new();
+	struct host_wait *w = host_wait_new();
 	int32_t rc;
 	if (!w) {
 		err_set(&k->e, ERR_NOMEM, "out of memory");
@@ -247,34 +160,34 @@ static int32_t do_spawn(struct call *k, struct wasm_caller *c, struct actor *a,
 	enum err_code sc = supervisor_spawn(host_supervisor(a), &req, on_spawned, w);
 	if (sc) {
 		err_set(&k->e, sc, "the server is not accepting spawns");
-		wait_unref(w);
-		wait_unref(w);
-		return map_err(sc);
+		host_wait_unref(w);
+		host_wait_unref(w);
+		return host_errno(sc);
 	}
-	if (!wait_for(w, OP_WAIT_MS)) {
+	if (!host_wait_for(w, OP_WAIT_MS)) {
 		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
 		rc = HOST_ETIMEDOUT;
 	} else {
 		rc = spawn_result(k, c, w, out);
 	}
-	wait_unref(w);
+	host_wait_unref(w);
 	return rc;
 }
 
 static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	struct manifest *m = NULL;
 	json_t *state = NULL;
 	uint8_t *probe = NULL;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_spawn_args(&k, c, args, &m, &state);
 	if (!k.rc && (k.rc = host_read(c, args[4].of.i32, UUID_STR_LEN, UUID_STR_LEN, &probe)))
 		err_set(&k.e, ERR_INVALID, "the id buffer is outside the memory");
 	if (!k.rc)
 		k.rc = do_spawn(&k, c, user, m, state, args[4].of.i32);
-	call_end(&k, user, "spawn", results);
+	host_call_end(&k, user, MOD, "spawn", results);
 	manifest_free(m);
 	json_decref(state);
 	free(probe);
@@ -286,9 +199,9 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char *text = NULL;
-	call_init(&k);
+	host_call_init(&k);
 	json_t *ids = supervisor_children(host_supervisor(user), host_actor_id(user));
 	if (!ids || !(text = json_compact(ids))) {
 		err_set(&k.e, ERR_NOMEM, "out of memory");
@@ -297,14 +210,14 @@ static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm
 		k.rc = host_return_bytes(c, user, args[0].of.i32, text, strlen(text));
 		json_object_set_new(k.out, "children", json_incref(ids));
 	}
-	call_end(&k, user, "list-children", results);
+	host_call_end(&k, user, MOD, "list-children", results);
 	json_decref(ids);
 	free(text);
 	return ERR_OK;
 }
 
 /* Reads a child id and checks that it is a child of a: -1, -2 or -3. */
-static int32_t read_child(struct call *k, struct wasm_caller *c, struct actor *a, uint32_t ptr,
+static int32_t read_child(struct host_call *k, struct wasm_caller *c, struct actor *a, uint32_t ptr,
 			  uint32_t len, char id[37])
 {
 	uint8_t *raw = NULL;
@@ -329,9 +242,9 @@ static int32_t read_child(struct call *k, struct wasm_caller *c, struct actor *a
 }
 
 /* Runs stop (restart = 0) or restart on a child and waits for it. */
-static int32_t child_op(struct call *k, struct actor *a, const char *id, int restart)
+static int32_t child_op(struct host_call *k, struct actor *a, const char *id, int restart)
 {
-	struct op_wait *w = wait_new();
+	struct host_wait *w = host_wait_new();
 	int32_t rc;
 	if (!w) {
 		err_set(&k->e, ERR_NOMEM, "out of memory");
@@ -341,7 +254,7 @@ static int32_t child_op(struct call *k, struct actor *a, const char *id, int res
 		supervisor_restart(host_supervisor(a), id, on_done, w);
 	else
 		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
-	if (!wait_for(w, OP_WAIT_MS)) {
+	if (!host_wait_for(w, OP_WAIT_MS)) {
 		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
 		rc = HOST_ETIMEDOUT;
 	} else if (!restart && w->rc == ERR_NOT_MODIFIED) {
@@ -349,9 +262,9 @@ static int32_t child_op(struct call *k, struct actor *a, const char *id, int res
 		rc = 0;   /* stopping a child that has ended is done */
 	} else {
 		k->e = w->e;
-		rc = map_err(w->rc);
+		rc = host_errno(w->rc);
 	}
-	wait_unref(w);
+	host_wait_unref(w);
 	return rc;
 }
 
@@ -359,13 +272,13 @@ static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 				const struct wasm_value *args, struct wasm_value *results,
 				int restart)
 {
-	struct call k;
+	struct host_call k;
 	char id[37];
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_child(&k, c, a, args[0].of.i32, args[1].of.i32, id);
 	if (!k.rc)
 		k.rc = child_op(&k, a, id, restart);
-	call_end(&k, a, restart ? "restart-child" : "stop-child", results);
+	host_call_end(&k, a, MOD, restart ? "restart-child" : "stop-child", results);
 	return ERR_OK;
 }
 
@@ -384,14 +297,14 @@ static enum err_code h_restart(struct wasm_caller *c, void *user, const struct w
 static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	struct call k;
+	struct host_call k;
 	char id[37];
 	uint8_t *data = NULL;
 	size_t len = 0;
-	call_init(&k);
+	host_call_init(&k);
 	k.rc = read_child(&k, c, user, args[0].of.i32, args[1].of.i32, id);
 	if (!k.rc)
-		k.rc = map_err(supervisor_state(host_supervisor(user), id, &data, &len, &k.e));
+		k.rc = host_errno(supervisor_state(host_supervisor(user), id, &data, &len, &k.e));
 	if (!k.rc && len > CHILD_STATE_MAX) {
 		err_set(&k.e, ERR_TOO_LARGE, "the child's state is %zu bytes", len);
 		k.rc = HOST_ETOOBIG;
@@ -400,7 +313,7 @@ static enum err_code h_state(struct wasm_caller *c, void *user, const struct was
 		json_object_set_new(k.out, "state", host_bytes_json(data, len));
 		k.rc = host_return_bytes(c, user, args[2].of.i32, data ? data : (uint8_t *)"", len);
 	}
-	call_end(&k, user, "get-child-state", results);
+	host_call_end(&k, user, MOD, "get-child-state", results);
 	free(data);
 	return ERR_OK;
 }

@@ -15,11 +15,6 @@
 #define SLEEP_DEFAULT_MAX_MS 1000
 #define SLEEP_HARD_MAX_MS 10000
 
-static void set_i32(struct wasm_value *r, int32_t v)
-{
-	*r = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)v};
-}
-
 static int64_t unix_ms(void)
 {
 	struct timespec ts;
@@ -76,7 +71,7 @@ static enum err_code t_sleep(struct wasm_caller *c, void *user, const struct was
 		rc = HOST_EDENIED;
 	else if (ms > 0)
 		sleep_ms(ms);
-	set_i32(&results[0], rc);
+	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "sleep", json_pack("{s:I}", "ms", (json_int_t)ms),
 		    rc == HOST_EDENIED ? json_pack("{s:i, s:I}", "result", rc, "max_sleep_ms",
 						   (json_int_t)cap)
