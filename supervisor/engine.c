@@ -21,7 +21,6 @@ struct engine {
 	pthread_mutex_t lock;
 	struct entry *head, *tail;
 	size_t n, max;
-	uint64_t compiles;
 };
 
 enum err_code engine_new(size_t module_cache_entries, struct engine **out, struct err *err)
@@ -117,7 +116,7 @@ enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
 			       "(unsupported version or a component)");
 	pthread_mutex_lock(&e->lock);
 	struct wasm_module *hit = lookup(e, sha256_hex);
-	if (hit && out)
+	if (hit)
 		*out = wasm_module_ref(hit);
 	pthread_mutex_unlock(&e->lock);
 	if (hit)
@@ -129,32 +128,17 @@ enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
 		return rc;
 	}
 	pthread_mutex_lock(&e->lock);
-	e->compiles++;
 	struct wasm_module *other = lookup(e, sha256_hex);
 	if (other) {                 /* another spawn compiled it meanwhile */
 		wasm_module_free(m);
 		m = other;
 	} else if (!insert(e, sha256_hex, m)) {
 		pthread_mutex_unlock(&e->lock);   /* not cached: the caller gets our reference */
-		if (out)
-			*out = m;
-		else
-			wasm_module_free(m);
+		*out = m;
 		return ERR_OK;
 	}
-	if (out)
-		*out = wasm_module_ref(m);
+	*out = wasm_module_ref(m);
 	pthread_mutex_unlock(&e->lock);
 	return ERR_OK;
 }
 
-enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
-				   const char sha256_hex[65], struct err *err)
-{
-	return engine_load(e, data, len, sha256_hex, NULL, err);
-}
-
-uint64_t engine_compiles(const struct engine *e)
-{
-	return e->compiles;
-}

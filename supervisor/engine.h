@@ -21,15 +21,11 @@ struct wasm_module;
 
 enum err_code engine_new(size_t module_cache_entries, struct engine **out, struct err *err);
 void engine_free(struct engine *e);
-/* ERR_NOT_WASM when the bytes are not a WebAssembly binary (magic/version), or the
- * engine's ERR_WASM_MALFORMED / ERR_WASM_INVALID with its message. */
-enum err_code engine_check_package(struct engine *e, const uint8_t *data, size_t len,
-				   const char sha256_hex[65], struct err *err);
-/* Like engine_check_package, and hands out a reference to the compiled module
- * (release with wasm_module_free). */
+/* Hands out a reference to the compiled module for the package (release with
+ * wasm_module_free), compiling it on a cache miss. ERR_NOT_WASM when the bytes
+ * are not a WebAssembly binary module (magic/version), or the engine's
+ * ERR_WASM_MALFORMED / ERR_WASM_INVALID with its message. */
 enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
 			  const char sha256_hex[65], struct wasm_module **out, struct err *err);
-/* Number of modules decoded and validated so far (cache misses). */
-uint64_t engine_compiles(const struct engine *e);
 
 #endif

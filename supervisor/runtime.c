@@ -353,14 +353,17 @@ static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_fun
 /* The state as it goes into an event: inline when small, else by hash (and stored
  * in the content store when it changed). */
 static void state_json(struct supervisor *s, json_t *ev, const struct call_out *o,
-		       const struct actor *a)
+		       const struct actor *a, char hex[65])
 {
-	const uint8_t *st = o->state ? o->state : a->state;
-	size_t len = o->state ? o->state_len : a->state_len;
-	char hex[65];
-	uint8_t d[32];
-	sha256(st, len, d);
-	hex_encode(d, 32, hex);
+	const uint8_t *st = o->state;
+	size_t len = o->state_len;
+	if (o->state) {            /* only a new state is hashed; the old one's is kept */
+		uint8_t d[32];
+		sha256(st, len, d);
+		hex_encode(d, 32, hex);
+	} else {
+		memcpy(hex, a->state_sha, 65);
+	}
 	json_object_set_new(ev, "state_sha256", json_string(hex));
 	json_object_set_new(ev, "state_changed", json_boolean(o->state != NULL));
 	if (!o->state)
@@ -382,6 +385,7 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 			const uint8_t *msg, size_t msg_len, struct call_out *o, enum err_code rc,
 			const struct err *err)
 {
+	char sha[65] = "";
 	json_t *ev = json_pack("{s:s, s:I, s:I}", "function", fn, "fuel", (json_int_t)o->fuel,
 			       "duration_us", (json_int_t)o->us);
 	if (msg)
@@ -392,7 +396,7 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 	} else if (o->status) {
 		json_object_set_new(ev, "error", host_bytes_json(o->out, o->out_len));
 	} else {
-		state_json(s, ev, o, a);
+		state_json(s, ev, o, a, sha);
 		if (o->out)
 			json_object_set_new(ev, "output", host_bytes_json(o->out, o->out_len));
 	}
@@ -406,6 +410,7 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 		free(a->state);
 		a->state = o->state;
 		a->state_len = o->state_len;
+		memcpy(a->state_sha, sha, sizeof(a->state_sha));
 		o->state = NULL;
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -460,10 +465,13 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	uint8_t *st;
 	size_t st_len;
 	state_bytes_of(state, &st, &st_len);
+	uint8_t d[32];
+	sha256(st, st_len, d);
 	pthread_mutex_lock(&a->lock);
 	free(a->state);
 	a->state = st;
 	a->state_len = st_len;
+	hex_encode(d, 32, a->state_sha);
 	a->rt = rt;
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
@@ -943,12 +951,4 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 		mail_free(m);
 	actor_unref(s, a);
 	return rc;
-}
-
-int runtime_idle(struct actor *a)
-{
-	pthread_mutex_lock(&a->lock);
-	int idle = !a->rt && !a->scheduled;
-	pthread_mutex_unlock(&a->lock);
-	return idle;
 }

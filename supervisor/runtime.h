@@ -31,8 +31,6 @@ int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
  * parent that exports it; ERR_CONFLICT when it cannot take it. */
 enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, int error,
 				    const char *info, size_t len);
-/* 1 when the actor has no instance and no job: a restart may begin. */
-int runtime_idle(struct actor *a);
 /* The guest's theater_alloc, for host_return_bytes. */
 struct wasm_func *runtime_alloc_func(struct actor *a);
 

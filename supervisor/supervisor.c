@@ -188,11 +188,6 @@ struct store *supervisor_store(struct supervisor *s)
 	return s->cfg.store;
 }
 
-struct resolver *supervisor_resolver(struct supervisor *s)
-{
-	return s->cfg.resolver;
-}
-
 struct children_ctx {
 	const char *parent;
 	json_t *ids;

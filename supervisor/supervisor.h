@@ -154,7 +154,6 @@ json_t *supervisor_children(struct supervisor *s, const char *parent_id);
 struct store *supervisor_store(struct supervisor *s);
 /* 1 when actors' http-client may reach loopback, private and link-local addresses. */
 int supervisor_http_allow_private(struct supervisor *s);
-struct resolver *supervisor_resolver(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 

@@ -57,7 +57,7 @@ struct actor {
 	struct actor_rt *rt;
 	uint8_t *state;               /* lock: the current state bytes */
 	size_t state_len;
-	char state_sha[65];
+	char state_sha[65];           /* lock: hex SHA-256 of state */
 	json_t *initial_state;        /* lock: merged initial state, for restarts */
 	struct mail *mail_head, *mail_tail;   /* lock */
 	size_t mail_n, mail_cap;
