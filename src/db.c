@@ -420,18 +420,13 @@ static enum err_code update_run(struct db *d, sqlite3_stmt *st, const char *id, 
 	return rc;
 }
 
-enum err_code db_run_set_status(struct db *d, const char *id, const char *status,
-				const char *reason, int64_t ts, struct err *err)
+/* Binds and runs the status update (d->mu held). */
+static enum err_code set_status_locked(struct db *d, const char *id, const char *status,
+				       const char *reason, int64_t ts, struct err *err)
 {
-	enum err_code rc = id_check(id, err);
-	if (rc)
-		return rc;
-	if (!db_status_valid(status))
-		return err_set(err, ERR_INVALID, "invalid run status '%s'", status ? status : "");
 	int starts = ts != 0 && strcmp(status, "running") == 0;
 	int stops = ts != 0 && (strcmp(status, "stopped") == 0 || strcmp(status, "failed") == 0 ||
 				strcmp(status, "killed") == 0);
-	pthread_mutex_lock(&d->mu);
 	sqlite3_stmt *st = stmt(d, ST_RUN_STATUS);
 	bind_text(st, 1, id);
 	bind_text(st, 2, status);
@@ -441,7 +436,19 @@ enum err_code db_run_set_status(struct db *d, const char *id, const char *status
 	sqlite3_bind_int64(st, 6, ts);
 	sqlite3_bind_int64(st, 7, db_now_ms());
 	sqlite3_bind_int(st, 8, ts != 0 && strcmp(status, "deleted") == 0);
-	rc = update_run(d, st, id, err);
+	return update_run(d, st, id, err);
+}
+
+enum err_code db_run_set_status(struct db *d, const char *id, const char *status,
+				const char *reason, int64_t ts, struct err *err)
+{
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	if (!db_status_valid(status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", status ? status : "");
+	pthread_mutex_lock(&d->mu);
+	rc = set_status_locked(d, id, status, reason, ts, err);
 	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
@@ -465,6 +472,18 @@ enum err_code db_run_set_package(struct db *d, const char *id, const char *packa
 	return rc;
 }
 
+/* Binds and runs the head update (d->mu held). */
+static enum err_code set_head_locked(struct db *d, const char *id, uint64_t seq,
+				     const char *hash_hex, struct err *err)
+{
+	sqlite3_stmt *st = stmt(d, ST_RUN_HEAD);
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	bind_text(st, 3, hash_hex ? hash_hex : "");
+	sqlite3_bind_int64(st, 4, db_now_ms());
+	return update_run(d, st, id, err);
+}
+
 enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const char *hash_hex,
 			      struct err *err)
 {
@@ -474,12 +493,7 @@ enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const 
 	if (hash_hex && *hash_hex && !sha256_hex_valid(hash_hex))
 		return err_set(err, ERR_INVALID, "invalid head hash");
 	pthread_mutex_lock(&d->mu);
-	sqlite3_stmt *st = stmt(d, ST_RUN_HEAD);
-	bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	bind_text(st, 3, hash_hex ? hash_hex : "");
-	sqlite3_bind_int64(st, 4, db_now_ms());
-	rc = update_run(d, st, id, err);
+	rc = set_head_locked(d, id, seq, hash_hex, err);
 	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
@@ -679,6 +693,34 @@ enum err_code db_events_index(struct db *d, const char *actor_id, const struct d
 	pthread_mutex_lock(&d->mu);
 	if ((rc = tx(d, ST_BEGIN, err)) == ERR_OK) {
 		rc = events_put_locked(d, actor_id, rows, n, err);
+		if (rc == ERR_OK)
+			rc = tx(d, ST_COMMIT, err);
+		if (rc != ERR_OK)
+			tx(d, ST_ROLLBACK, NULL);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_record_events(struct db *d, const char *actor_id,
+			       const struct db_event_row *rows, size_t n, uint64_t head_seq,
+			       const char *head_hash, const char *status, const char *reason,
+			       int64_t ts, struct err *err)
+{
+	enum err_code rc = id_check(actor_id, err);
+	if (rc)
+		return rc;
+	if (head_hash && *head_hash && !sha256_hex_valid(head_hash))
+		return err_set(err, ERR_INVALID, "invalid head hash");
+	if (status && !db_status_valid(status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", status);
+	pthread_mutex_lock(&d->mu);
+	if ((rc = tx(d, ST_BEGIN, err)) == ERR_OK) {
+		rc = events_put_locked(d, actor_id, rows, n, err);
+		if (rc == ERR_OK)
+			rc = set_head_locked(d, actor_id, head_seq, head_hash, err);
+		if (rc == ERR_OK && status)
+			rc = set_status_locked(d, actor_id, status, reason, ts, err);
 		if (rc == ERR_OK)
 			rc = tx(d, ST_COMMIT, err);
 		if (rc != ERR_OK)

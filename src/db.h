@@ -110,6 +110,13 @@ struct db_event_row {
 /* Inserts rows in ONE transaction (INSERT OR REPLACE on (actor_id, seq)). */
 enum err_code db_events_index(struct db *d, const char *actor_id, const struct db_event_row *rows,
 			      size_t n, struct err *err);
+/* In ONE transaction: index rows (may be 0), move the run's head to head_seq /
+ * head_hash, and, when status is not NULL, set the status as db_run_set_status
+ * does. Used for every durable batch of events, so each costs one commit. */
+enum err_code db_record_events(struct db *d, const char *actor_id,
+			       const struct db_event_row *rows, size_t n, uint64_t head_seq,
+			       const char *head_hash, const char *status, const char *reason,
+			       int64_t ts, struct err *err);
 /* Timestamp and offset of one event (either output may be NULL); ERR_NOT_FOUND. */
 enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err);

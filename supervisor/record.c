@@ -160,23 +160,34 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
 
-/* Indexes and reports the deferred events, now durable (rec_lock held): one
- * index transaction for all of them. */
+/* Indexes the deferred events, now durable, together with `own` (the synced
+ * event, may be NULL), the head and a status change: one commit (rec_lock held). */
+static void index_durable(struct supervisor *s, struct actor *a, const struct db_event_row *own,
+			  uint64_t head_seq, const char *head_hash, const char *status,
+			  const char *reason, int64_t ts)
+{
+	size_t n = own ? 1 : 0;
+	for (struct pending_event *q = a->pending; q; q = q->next)
+		n++;
+	struct db_event_row *rows = calloc(n ? n : 1, sizeof(*rows));
+	size_t k = 0;
+	for (struct pending_event *q = a->pending; rows && q; q = q->next)
+		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
+	if (rows && own)
+		rows[k++] = *own;
+	struct err dbe = {0};
+	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
+				      reason, ts, &dbe))
+		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id,
+			  rows ? dbe.msg : "out of memory");
+	free(rows);
+}
+
+/* Reports the deferred events, now durable and indexed (rec_lock held). */
 static void flush_pending(struct supervisor *s, struct actor *a)
 {
 	struct pending_event *p = a->pending;
 	a->pending = a->pending_tail = NULL;
-	size_t n = 0;
-	for (struct pending_event *q = p; q; q = q->next)
-		n++;
-	struct db_event_row *rows = n ? calloc(n, sizeof(*rows)) : NULL;
-	size_t k = 0;
-	for (struct pending_event *q = p; rows && q; q = q->next)
-		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
-	struct err dbe = {0};
-	if (n && (!rows || db_events_index(s->cfg.db, a->run.id, rows, n, &dbe)))
-		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
-	free(rows);
 	while (p) {
 		struct pending_event *next = p->next;
 		pthread_mutex_lock(&a->lock);
@@ -220,8 +231,7 @@ void record_sync(struct supervisor *s, struct actor *a)
 			char hash[65];
 			memcpy(hash, a->run.head_hash, sizeof(hash));
 			pthread_mutex_unlock(&a->lock);
-			struct err dbe = {0};
-			db_run_set_head(s->cfg.db, a->run.id, seq, hash, &dbe);
+			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
 			flush_pending(s, a);
 		} else {
 			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
@@ -273,16 +283,12 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
 	pthread_mutex_unlock(&a->lock);
-	flush_pending(s, a);
 	char hash[65];
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
 				   .event_type = type};
-	struct err dbe = {0};
-	if (db_events_index(s->cfg.db, a->run.id, &row, 1, &dbe) ||
-	    db_run_set_head(s->cfg.db, a->run.id, ev.seq, hash, &dbe) ||
-	    (status && db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe)))
-		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id, dbe.msg);
+	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
+	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, status, reason, ts);
 	sev.status = a->run.status;

@@ -321,6 +321,53 @@ static void test_events_index(void **state)
 	assert_int_equal(db_events_max_seq(f->d, other), 3);
 }
 
+/* Rows, head and status in one commit; a failure in any part leaves none. */
+static void test_record_events(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char id[37];
+	make_id(7, id);
+	insert_run(f->d, id, "n", "starting", NULL, 1);
+	char head[65];
+	memset(head, 'a', 64);
+	head[64] = 0;
+	struct db_event_row rows[3];
+	for (int i = 0; i < 3; i++)
+		rows[i] = (struct db_event_row){.seq = (uint64_t)i + 1, .offset = (uint64_t)i * 10,
+						.timestamp = 100 + i, .event_type = "wasm"};
+	assert_int_equal(db_record_events(f->d, id, rows, 3, 3, head, "running", NULL, 5000, &e),
+			 ERR_OK);
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_string_equal(r.status, "running");
+	assert_int_equal(r.started_at, 5000);
+	assert_int_equal(r.head_seq, 3);
+	assert_string_equal(r.head_hash, head);
+	db_run_release(&r);
+	assert_int_equal(db_events_max_seq(f->d, id), 3);
+	/* no rows and no status: only the head moves */
+	head[0] = 'b';
+	assert_int_equal(db_record_events(f->d, id, NULL, 0, 4, head, NULL, NULL, 0, &e), ERR_OK);
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_seq, 4);
+	assert_string_equal(r.status, "running");
+	db_run_release(&r);
+	/* a bad row rolls back the head and the status too */
+	struct db_event_row bad = {.seq = 0, .event_type = "x"};
+	assert_int_equal(db_record_events(f->d, id, &bad, 1, 9, head, "stopped", "r", 6000, &e),
+			 ERR_INVALID);
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_seq, 4);
+	assert_string_equal(r.status, "running");
+	db_run_release(&r);
+	char missing[37];
+	make_id(8, missing);
+	assert_int_equal(db_record_events(f->d, missing, rows, 1, 1, head, NULL, NULL, 0, &e),
+			 ERR_NOT_FOUND);
+	assert_int_equal(db_events_max_seq(f->d, missing), 0);
+}
+
 static void test_schema_version(void **state)
 {
 	struct fixture *f = *state;
@@ -658,6 +705,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_cursor_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_trims_and_damage, setup, teardown),
