@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "src/util/log.h"
+#include "src/util/pct.h"
 
 #define KIB 1024u
 
@@ -63,34 +64,15 @@ size_t api_routes(const struct api_route_info **out)
 	return NROUTES;
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes n bytes of src into dst (NUL-terminated); a malformed escape or
- * an encoded NUL is kept as it is, so it fails the parameter's validation. */
+/* Decodes one path segment into dst. The HTTP layer refuses paths with a
+ * malformed escape or %00 before any route is matched, so decoding cannot fail
+ * here; if it did, the raw text is kept and fails the parameter's validation. */
 static void decode_param(const char *src, size_t n, char *dst)
 {
-	size_t j = 0;
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-		if (src[i] == '%' && i + 2 < n &&
-		    (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)src[i + 2])) >= 0 && (hi || lo)) {
-			dst[j++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else {
-			dst[j++] = src[i];
-		}
+	if (pct_decode(src, n, dst) != ERR_OK) {
+		memcpy(dst, src, n);
+		dst[n] = '\0';
 	}
-	dst[j] = '\0';
 }
 
 /* Matches the raw (still percent-encoded) path against pattern, so an encoded

@@ -7,6 +7,7 @@
  * MHD so that a %00 or a malformed escape can be refused instead of truncating.
  */
 #include "server/http_int.h"
+#include "src/util/pct.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -157,39 +158,17 @@ enum err_code http_request_capture_(struct http_request *r, struct MHD_Connectio
 
 /* ---- path decoding ---- */
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 enum err_code http_request_decode_path_(struct http_request *r)
 {
 	const char *in = r->raw_uri;
-	char *out = malloc(strlen(in) + 1);
+	size_t n = strlen(in);
+	char *out = malloc(n + 1);
 	if (!out)
 		return ERR_NOMEM;
-	size_t n = 0;
-	for (size_t i = 0; in[i]; i++) {
-		if (in[i] != '%') {
-			out[n++] = in[i];
-			continue;
-		}
-		int hi = hex_val(in[i + 1]);
-		int lo = hi < 0 ? -1 : hex_val(in[i + 2]);
-		if (lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return ERR_INVALID;
-		}
-		out[n++] = (char)(hi * 16 + lo);
-		i += 2;
+	if (pct_decode(in, n, out) != ERR_OK) {
+		free(out);
+		return ERR_INVALID;
 	}
-	out[n] = '\0';
 	r->path = out;
 	return ERR_OK;
 }

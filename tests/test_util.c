@@ -7,6 +7,7 @@
 #include "src/util/crypto.h"
 #include "src/util/err.h"
 #include "src/util/json.h"
+#include "src/util/pct.h"
 
 static void test_buf_limit(void **state)
 {
@@ -69,6 +70,27 @@ static void test_json_depth_and_keys(void **state)
 	json_decref(v);
 }
 
+static void test_pct_decode(void **state)
+{
+	(void)state;
+	char out[64];
+	assert_int_equal(pct_decode("a%2Fb%20c", 9, out), ERR_OK);
+	assert_string_equal(out, "a/b c");
+	assert_int_equal(pct_decode("%2e%2E", 6, out), ERR_OK);
+	assert_string_equal(out, "..");
+	assert_int_equal(pct_decode("abc%41xyz", 6, out), ERR_OK);   /* only n bytes are read */
+	assert_string_equal(out, "abcA");
+	assert_int_equal(pct_decode("abc", 0, out), ERR_OK);
+	assert_string_equal(out, "");
+	assert_int_equal(pct_decode("%00", 3, out), ERR_INVALID);
+	assert_int_equal(pct_decode("%zz", 3, out), ERR_INVALID);
+	assert_int_equal(pct_decode("%4", 2, out), ERR_INVALID);
+	assert_int_equal(pct_decode("x%", 2, out), ERR_INVALID);
+	assert_int_equal(hex_digit('f'), 15);
+	assert_int_equal(hex_digit('F'), 15);
+	assert_int_equal(hex_digit('g'), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -76,6 +98,7 @@ int main(void)
 		cmocka_unit_test(test_sha256_vector),
 		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_json_depth_and_keys),
+		cmocka_unit_test(test_pct_decode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

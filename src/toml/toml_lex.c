@@ -9,6 +9,7 @@
  * current line, so giving every node a position costs O(1) amortized.
  */
 #include "src/toml/toml_int.h"
+#include "src/util/crypto.h"
 
 #include <errno.h>
 #include <math.h>
@@ -214,17 +215,6 @@ static int is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int put(struct toml_parser *P, const char *s, size_t n)
 {
 	if (buf_append(&P->scratch, s, n) != ERR_OK)
@@ -258,7 +248,7 @@ static int escape_unicode(struct toml_parser *P)
 	uint32_t cp = 0;
 	P->p++;
 	for (int i = 0; i < n; i++, P->p++) {
-		int h = P->p < P->end ? hex_val(*P->p) : -1;
+		int h = P->p < P->end ? hex_digit(*P->p) : -1;
 		if (h < 0)
 			return toml_fail(P, "expected %d hexadecimal digits in '\\%c' escape", n,
 					 n == 4 ? 'u' : 'U');
@@ -503,7 +493,7 @@ static int lex_digits(struct toml_parser *P, const char *start, int base, uint64
 {
 	int n = 0;
 	for (;;) {
-		int d = P->p < P->end ? hex_val(*P->p) : -1;
+		int d = P->p < P->end ? hex_digit(*P->p) : -1;
 		if (d < 0 || d >= base) {
 			if (P->p < P->end && *P->p == '_')
 				return bad_number(P, start);
@@ -517,7 +507,7 @@ static int lex_digits(struct toml_parser *P, const char *start, int base, uint64
 		P->p++;
 		if (P->p < P->end && *P->p == '_') {
 			P->p++;
-			d = P->p < P->end ? hex_val(*P->p) : -1;
+			d = P->p < P->end ? hex_digit(*P->p) : -1;
 			if (d < 0 || d >= base)
 				return toml_fail(P, "'_' in a number must be between two digits");
 		}
@@ -532,7 +522,7 @@ static int lex_radix(struct toml_parser *P, struct toml_value *v)
 	P->p += 2;
 	uint64_t acc = 0;
 	int ovf = 0;
-	int d = P->p < P->end ? hex_val(*P->p) : -1;
+	int d = P->p < P->end ? hex_digit(*P->p) : -1;
 	if (d < 0 || d >= base)
 		return bad_number(P, start);
 	if (lex_digits(P, start, base, &acc, &ovf) < 0)

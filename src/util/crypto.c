@@ -52,7 +52,7 @@ void hex_encode(const uint8_t *data, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-static int hexval(int c)
+int hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -66,8 +66,8 @@ static int hexval(int c)
 enum err_code hex_decode(const char *hex, uint8_t *out, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]);
-		int lo = hi < 0 ? -1 : hexval((unsigned char)hex[2 * i + 1]);
+		int hi = hex_digit((unsigned char)hex[2 * i]);
+		int lo = hi < 0 ? -1 : hex_digit((unsigned char)hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return ERR_INVALID;
 		out[i] = (uint8_t)(hi << 4 | lo);

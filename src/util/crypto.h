@@ -24,6 +24,8 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
 
 /* Writes 2*len lowercase hex digits and a NUL into out (size >= 2*len+1). */
 void hex_encode(const uint8_t *data, size_t len, char *out);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(int c);
 /* Decodes exactly 2*len hex digits (either case); ERR_INVALID otherwise. */
 enum err_code hex_decode(const char *hex, uint8_t *out, size_t len);
 /* True if s is exactly 64 lowercase hex digits. */
