@@ -612,7 +612,12 @@ void http_server_stop(struct http_server *s)
 	http_unlock(s);
 	if (s->timer_started)
 		pthread_join(s->timer, NULL);
-	MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+	/* No MHD_quiesce_daemon: with a thread pool on epoll it removes the listen
+	 * socket from every worker's epoll set from this thread while a worker at its
+	 * connection limit may do the same, and libmicrohttpd 0.9.75 then aborts
+	 * ("Failed to remove listen FD from epoll set"). Connections that arrive
+	 * while stopping are answered 503 (s->stopping); MHD_stop_daemon closes the
+	 * listen socket. */
 	answer_pending(s);
 	http_lock(s);
 	http_stream_stop_all_locked(s);
@@ -620,8 +625,6 @@ void http_server_stop(struct http_server *s)
 	wait_quiet(s);
 	MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
-	if (lfd != MHD_INVALID_SOCKET)
-		close(lfd);
 	http_lock(s);
 	bool free_srv = http_server_unref_locked(s);
 	http_unlock(s);
