@@ -160,8 +160,11 @@ int http_do(const char *method, const char *url, const void *body, size_t len,
 	struct curl_slist *hl = NULL;
 	for (int i = 0; headers && headers[i]; i++)
 		hl = curl_slist_append(hl, headers[i]);
+	/* Large bodies ask first (as real clients do), so a server that refuses them
+	 * on their headers (413) answers before the body is sent; a refusal while the
+	 * body is still in flight can reach the client as a reset instead. */
 	if (body)
-		hl = curl_slist_append(hl, "Expect:");
+		hl = curl_slist_append(hl, len > 64 * 1024 ? "Expect: 100-continue" : "Expect:");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (body) {
