@@ -30,17 +30,6 @@ static long call(const char *method, const char *path, const void *body, size_t 
 	return st;
 }
 
-static json_t *call_json(const char *method, const char *path, const char *body, long want)
-{
-	struct http_result r;
-	long st = call(method, path, body, body ? strlen(body) : 0, &r);
-	if (st != want)
-		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, r.body);
-	json_t *j = json_loadb(r.body, r.len, 0, NULL);
-	http_result_release(&r);
-	return j;
-}
-
 static const char *str(json_t *j, const char *k)
 {
 	return json_string_value(json_object_get(j, k));
@@ -52,7 +41,7 @@ static json_t *spawn(const char *package, const char *extra, const char *state, 
 	char *body = tu_fmt("{\"manifest\":{\"name\":\"probe\",\"package\":\"%s\"%s%s}%s%s}",
 			    package, extra ? "," : "", extra ? extra : "",
 			    state ? ",\"initial_state\":" : "", state ? state : "");
-	json_t *j = call_json("POST", "/actors?wait=running&timeout=20", body, want);
+	json_t *j = server_call_json(&SP, "POST", "/actors?wait=running&timeout=20", body, want);
 	free(body);
 	return j;
 }
@@ -77,7 +66,7 @@ static long request(const char *id, const char *msg, struct http_result *out)
 static json_t *actor(const char *id)
 {
 	char *p = tu_fmt("/actors/%s", id);
-	json_t *j = call_json("GET", p, NULL, 200);
+	json_t *j = server_call_json(&SP, "GET", p, NULL, 200);
 	free(p);
 	return j;
 }
@@ -86,9 +75,7 @@ static void write_package(const char *name, const char *wat_text)
 {
 	size_t len;
 	unsigned char *w = wat_compile(wat_text, &len);
-	char *p = tu_fmt("%s/%s", SP.roots, name);
-	assert_int_equal(tu_write_file(p, w, len), 0);
-	free(p);
+	server_put_package(&SP, name, w, len);
 	free(w);
 }
 
@@ -142,7 +129,7 @@ static void test_state_messages_requests(void **state)
 	assert_non_null(strstr(r.body, "probe error"));
 	http_result_release(&r);
 	char *m = tu_fmt("/actors/%s/metrics", id);
-	json_t *mj = call_json("GET", m, NULL, 200);
+	json_t *mj = server_call_json(&SP, "GET", m, NULL, 200);
 	assert_true(json_integer_value(json_object_get(mj, "calls")) >= 4);
 	assert_int_equal(json_integer_value(json_object_get(mj, "failures")), 1);
 	assert_true(json_integer_value(json_object_get(mj, "fuel")) > 0);
@@ -150,7 +137,7 @@ static void test_state_messages_requests(void **state)
 	json_decref(mj);
 	/* the chain has the accepted message and each call */
 	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
-	json_t *page = call_json("GET", ch, NULL, 200);
+	json_t *page = server_call_json(&SP, "GET", ch, NULL, 200);
 	json_t *items = json_object_get(page, "items");
 	int received = 0, calls = 0;
 	for (size_t i = 0; i < json_array_size(items); i++) {
@@ -320,7 +307,7 @@ static void test_restart_policy_and_manual_restart(void **state)
 	assert_non_null(strstr(str(a, "reason"), "crash_loop"));
 	json_decref(a);
 	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
-	json_t *page = call_json("GET", ch, NULL, 200);
+	json_t *page = server_call_json(&SP, "GET", ch, NULL, 200);
 	int restarted = 0;
 	json_t *items = json_object_get(page, "items");
 	for (size_t i = 0; i < json_array_size(items); i++)
@@ -329,13 +316,13 @@ static void test_restart_policy_and_manual_restart(void **state)
 	json_decref(page);
 	/* a manual restart brings it back, with the same package digest */
 	char *rs = tu_fmt("/actors/%s/restart", id);
-	json_t *b = call_json("POST", rs, NULL, 200);
+	json_t *b = server_call_json(&SP, "POST", rs, NULL, 200);
 	assert_string_equal(str(b, "status"), "running");
 	json_decref(b);
 	assert_int_equal(request(id, "e", &r), 200);
 	http_result_release(&r);
 	char *vf = tu_fmt("/actors/%s/chain/verify", id);
-	json_t *v = call_json("GET", vf, NULL, 200);
+	json_t *v = server_call_json(&SP, "GET", vf, NULL, 200);
 	assert_true(json_is_true(json_object_get(v, "valid")));
 	json_decref(v);
 	free(vf);

@@ -137,12 +137,8 @@ static int setup(void **state)
 	fixture_httpd_add_huge(E.web, "/huge.wasm", 8u << 20, 0);
 	const char *args[] = {"--max-body", "64K", "--max-download", "1M", NULL};
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
-	char *p = tu_fmt("%s/counter.wasm", E.sp.roots);
-	assert_int_equal(tu_write_file(p, E.wasm, E.wasm_len), 0);
-	free(p);
-	p = tu_fmt("%s/notwasm.wasm", E.sp.roots);
-	assert_int_equal(tu_write_file(p, "plain text", 10), 0);
-	free(p);
+	server_put_package(&E.sp, "counter.wasm", E.wasm, E.wasm_len);
+	server_put_package(&E.sp, "notwasm.wasm", "plain text", 10);
 	return 0;
 }
 

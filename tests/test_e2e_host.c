@@ -230,9 +230,7 @@ static int setup(void **state)
 	int rc = server_start(&E.sp, NULL, args, NULL);
 	unsetenv("THEATER_HTTP_ALLOW_PRIVATE");
 	assert_int_equal(rc, 0);
-	char *p = tu_fmt("%s/driver.wasm", E.sp.roots);
-	assert_int_equal(tu_write_file(p, E.wasm, E.wasm_len), 0);
-	free(p);
+	server_put_package(&E.sp, "driver.wasm", E.wasm, E.wasm_len);
 	return 0;
 }
 

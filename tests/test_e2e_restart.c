@@ -16,23 +16,10 @@
 
 static struct server_proc SP;
 
-static json_t *call(const char *method, const char *path, const char *body, long want)
-{
-	char *u = tu_fmt("%s%s", SP.base, path);
-	struct http_result r;
-	assert_int_equal(http_do(method, u, body, body ? strlen(body) : 0, NULL, &r), 0);
-	if (r.status != want)
-		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, r.status, r.body);
-	json_t *j = json_loadb(r.body, r.len, 0, NULL);
-	http_result_release(&r);
-	free(u);
-	return j;
-}
-
 static char *spawn(const char *name)
 {
 	char *body = tu_fmt("{\"manifest\":{\"name\":\"%s\",\"package\":\"m.wasm\"}}", name);
-	json_t *j = call("POST", "/actors?wait=running", body, 201);
+	json_t *j = server_call_json(&SP, "POST", "/actors?wait=running", body, 201);
 	char *id = strdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 	free(body);
@@ -42,7 +29,7 @@ static char *spawn(const char *name)
 static json_t *actor(const char *id)
 {
 	char *p = tu_fmt("/actors/%s", id);
-	json_t *j = call("GET", p, NULL, 200);
+	json_t *j = server_call_json(&SP, "GET", p, NULL, 200);
 	free(p);
 	return j;
 }
@@ -50,7 +37,7 @@ static json_t *actor(const char *id)
 static json_t *verify(const char *id)
 {
 	char *p = tu_fmt("/actors/%s/chain/verify", id);
-	json_t *j = call("GET", p, NULL, 200);
+	json_t *j = server_call_json(&SP, "GET", p, NULL, 200);
 	free(p);
 	return j;
 }
@@ -74,13 +61,11 @@ static void test_restart_keeps_everything(void **state)
 	char *wat = hello_actor_wat();
 	unsigned char *wasm = wat_compile(wat, &len);
 	free(wat);
-	char *p = tu_fmt("%s/m.wasm", SP.roots);
-	assert_int_equal(tu_write_file(p, wasm, len), 0);
-	free(p);
+	server_put_package(&SP, "m.wasm", wasm, len);
 	free(wasm);
 	char *a = spawn("a"), *b = spawn("b");
 	char *stop = tu_fmt("/actors/%s/stop", a);
-	json_decref(call("POST", stop, NULL, 204));
+	json_decref(server_call_json(&SP, "POST", stop, NULL, 204));
 	assert_int_equal(server_stop(&SP), 0);     /* SIGTERM: clean exit */
 	restart();
 	json_t *ja = actor(a), *jb = actor(b);
@@ -102,7 +87,7 @@ static void test_restart_keeps_everything(void **state)
 	assert_non_null(strstr(str(jc, "reason"), "server_restart"));
 	json_decref(jc);
 	char *page = tu_fmt("/actors/%s/chain", c);
-	json_t *pg = call("GET", page, NULL, 200);
+	json_t *pg = server_call_json(&SP, "GET", page, NULL, 200);
 	json_t *items = json_object_get(pg, "items");
 	assert_string_equal(str(json_array_get(items, json_array_size(items) - 1), "event_type"),
 			    "failed");
@@ -155,8 +140,8 @@ static void test_torn_and_flipped_chains(void **state)
 	char *again = tu_read_file(fp, &after);
 	assert_int_equal(after, len);                      /* not repaired */
 	assert_memory_equal(again, bytes, len);
-	json_decref(call("GET", "/health", NULL, 200));   /* and the server is up */
-	json_t *list = call("GET", "/actors?limit=500", NULL, 200);
+	json_decref(server_call_json(&SP, "GET", "/health", NULL, 200));   /* and the server is up */
+	json_t *list = server_call_json(&SP, "GET", "/actors?limit=500", NULL, 200);
 	assert_true(json_array_size(json_object_get(list, "items")) >= 5);
 	json_decref(list);
 	char *log = tu_read_file(SP.log_path, NULL);

@@ -84,9 +84,7 @@ static int setup(void **state)
 	char *wat = hello_actor_wat();
 	unsigned char *wasm = wat_compile(wat, &len);
 	free(wat);
-	char *p = tu_fmt("%s/m.wasm", SP.roots);
-	assert_int_equal(tu_write_file(p, wasm, len), 0);
-	free(p);
+	server_put_package(&SP, "m.wasm", wasm, len);
 	free(wasm);
 	return 0;
 }

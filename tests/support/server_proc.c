@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/util/json.h"
 #include "tests/support/testutil.h"
 
 static void sleep_ms(long ms)
@@ -238,4 +239,27 @@ char *hello_actor_wat(void)
 	}
 	free(path);
 	return text;
+}
+
+void server_put_package(struct server_proc *sp, const char *name, const void *data, size_t len)
+{
+	char *p = tu_fmt("%s/%s", sp->roots, name);
+	if (tu_write_file(p, data, len) != 0)
+		fail_msg("cannot write the package '%s'", p);
+	free(p);
+}
+
+json_t *server_call_json(struct server_proc *sp, const char *method, const char *path,
+			 const char *body, long want)
+{
+	char *u = tu_fmt("%s%s", sp->base, path);
+	struct http_result r;
+	if (http_do(method, u, body, body ? strlen(body) : 0, NULL, &r) != 0)
+		fail_msg("%s %s: the request failed", method, path);
+	if (r.status != want)
+		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, r.status, r.body);
+	json_t *j = json_loadb(r.body, r.len, 0, NULL);
+	http_result_release(&r);
+	free(u);
+	return j;
 }

@@ -42,6 +42,16 @@ int http_do(const char *method, const char *url, const void *body, size_t len,
 /* Value of a response header (malloc'd) or NULL. */
 char *http_header(const struct http_result *r, const char *name);
 
+/* Writes bytes as <package root>/<name>; fails the test when it cannot. */
+void server_put_package(struct server_proc *sp, const char *name, const void *data, size_t len);
+
+/* METHOD path on sp with an optional JSON body; fails the test (with the body)
+ * unless the answer's status is want. Returns the answer as JSON (a new
+ * reference; NULL when it is not JSON). */
+struct json_t;
+struct json_t *server_call_json(struct server_proc *sp, const char *method, const char *path,
+				const char *body, long want);
+
 /* The text of examples/hello/hello.wat: the smallest valid actor. */
 char *hello_actor_wat(void);
 
