@@ -10,6 +10,7 @@
 
 #include "src/home.h"
 #include "src/util/log.h"
+#include "src/util/units.h"
 
 const char *config_usage(void)
 {
@@ -51,22 +52,10 @@ const char *config_usage(void)
 
 static enum err_code parse_size(const char *flag, const char *v, size_t *out, struct err *err)
 {
-	char *end;
-	if (!isdigit((unsigned char)*v))
+	uint64_t x;
+	if (units_parse_size(v, 1ull << 40, &x) != 0)
 		return err_set(err, ERR_INVALID, "%s: '%s' is not a size", flag, v);
-	unsigned long long x = strtoull(v, &end, 10);
-	unsigned shift = 0;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (*end || x > (1ull << 40) >> shift)
-		return err_set(err, ERR_INVALID, "%s: '%s' is not a size", flag, v);
-	*out = (size_t)(x << shift);
+	*out = (size_t)x;
 	return ERR_OK;
 }
 

@@ -8,6 +8,7 @@
 #include "src/util/err.h"
 #include "src/util/json.h"
 #include "src/util/pct.h"
+#include "src/util/units.h"
 
 static void test_buf_limit(void **state)
 {
@@ -91,6 +92,25 @@ static void test_pct_decode(void **state)
 	assert_int_equal(hex_digit('g'), -1);
 }
 
+static void test_units(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(units_parse_size("64K", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(units_parse_size("2m", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 2u << 20);
+	assert_int_equal(units_parse_size("123", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(units_parse_size("1G", 1ull << 30, &v), 0);
+	assert_int_equal(units_parse_size("2G", 1ull << 30, &v), -1);   /* over max */
+	assert_int_equal(units_parse_size("99999999999999999999", UINT64_MAX, &v), -1);
+	assert_int_equal(units_parse_size("12Q", UINT64_MAX, &v), -1);
+	assert_int_equal(units_parse_size("-1", UINT64_MAX, &v), -1);
+	assert_int_equal(units_parse_size("", UINT64_MAX, &v), -1);
+	assert_int_equal(units_parse_size("4KB", UINT64_MAX, &v), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +119,7 @@ int main(void)
 		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_json_depth_and_keys),
 		cmocka_unit_test(test_pct_decode),
+		cmocka_unit_test(test_units),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "src/util/err.h"
+#include "src/util/units.h"
 #include "src/wasm/wasm.h"
 #include "tools/theater-wasm/valtext.h"
 #include "tools/theater-wasm/wasi.h"
@@ -89,29 +90,6 @@ static double now_ms(void)
 
 /* ---- command line ---- */
 
-/* Parses a byte count with an optional K/M/G suffix (powers of 1024). */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	char *end = NULL;
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	unsigned shift = 0;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (errno != 0 || *end != '\0' || v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* One option that takes a value; returns 0, or EXIT_USAGE. */
 static int take_option(struct cli *c, const char *opt, const char *val)
 {
@@ -121,11 +99,11 @@ static int take_option(struct cli *c, const char *opt, const char *val)
 	if (strcmp(opt, "--invoke") == 0) {
 		c->invoke = val;
 	} else if (strcmp(opt, "--fuel") == 0) {
-		if (parse_bytes(val, &n) != 0 || strpbrk(val, "KkMmGg"))
+		if (units_parse_size(val, UINT64_MAX, &n) != 0 || strpbrk(val, "KkMmGg"))
 			return usage_error("bad --fuel value '%s'", val);
 		c->fuel = n;
 	} else if (strcmp(opt, "--max-memory") == 0) {
-		if (parse_bytes(val, &n) != 0 || n < PAGE_BYTES)
+		if (units_parse_size(val, UINT64_MAX, &n) != 0 || n < PAGE_BYTES)
 			return usage_error("bad --max-memory value '%s' (at least 64K)", val);
 		c->max_pages = n / PAGE_BYTES > 65536 ? 65536 : (uint32_t)(n / PAGE_BYTES);
 	} else {
