@@ -3,7 +3,9 @@
 #   tests/dashboard/run.sh <build dir>
 # Installs what is missing: chromium, and Node.js with npm (apt, as root), and
 # playwright-core at the version pinned in package-lock.json (npm ci) into
-# <build dir>/tests/dashboard-deps, never into the source tree. Then runs
+# <build dir>/tests/dashboard-deps, never into the source tree. The pin, 1.61.1,
+# is the last release that runs on Debian 12's Node.js 18 (1.62 and later exit
+# with "Playwright requires Node.js 20 or higher"). Then runs
 # dashboard.test.mjs with node's test runner against the build's theater-server.
 # THEATER_UPDATE_SCREENSHOT=1 also copies the actor page's screenshot to
 # docs/dashboard.png. Exits 77 (skipped) only when chromium, node or npm is missing
@@ -22,13 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 77
   fi
   echo "run.sh: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! command -v npm >/dev/null 2>&1; then   # Debian's nodejs comes without npm
   [ "$(id -u)" -eq 0 ] || { echo "run.sh: npm missing and not root: skipping" >&2; exit 77; }
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+  echo "run.sh: FAIL: node $(node --version) is too old; playwright-core needs Node.js 18 or later" >&2
+  exit 1
 fi
 
 if [ ! -f "$deps/node_modules/playwright-core/package.json" ] ||

@@ -122,14 +122,22 @@ for p in $(dpkg-query -W -f='${Package} ${Essential}\n' | awk '$2 == "yes" { pri
 		queue+=("$p")
 	fi
 done
+# Installed, or installed with a trigger still to run: while another apt-get
+# runs (ctest -j, a test that installs what it needs), libc-bin sits in
+# "triggers-pending" until its ldconfig trigger has run.
 installed() {
-	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q 'install ok installed'
+	local st
+	st=$(dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | head -n 1)
+	case $st in
+	"install ok installed" | "install ok triggers-pending" | "install ok triggers-awaited") return 0 ;;
+	*) return 1 ;;
+	esac
 }
 while [ ${#queue[@]} -gt 0 ]; do
 	p=${queue[0]}
 	queue=("${queue[@]:1}")
 	if ! installed "$p"; then
-		bad "'$p' (runtime list) is not installed here, so its dependencies are unknown"
+		bad "'$p' (runtime list) is not installed here ($(dpkg-query -W -f='${Status}' "$p" 2>&1)), so its dependencies are unknown"
 		continue
 	fi
 	deps_of=$(dpkg-query -W -f='${Pre-Depends}, ${Depends}\n' "$p" | head -n 1)

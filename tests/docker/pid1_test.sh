@@ -15,22 +15,23 @@ server=$(readlink -f "$2")
 . "$(dirname "$0")/lib.sh"
 
 uid=10001
-if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null || ! command -v setpriv >/dev/null ||
-	! unshare --pid --fork --mount-proc true 2>/dev/null; then
-	echo "skipped: needs root with unshare --pid and setpriv"
+why=""
+if [ "$(id -u)" -ne 0 ]; then why="not root"
+elif ! command -v unshare >/dev/null || ! command -v setpriv >/dev/null; then why="no unshare or setpriv (util-linux)"
+elif ! unshare --pid --fork --mount-proc true 2>/dev/null; then why="unshare --pid --mount-proc fails here (no /proc, or no namespaces in this container)"
+fi
+if [ -n "$why" ]; then
+	echo "skipped: needs root with unshare --pid and setpriv: $why"
 	exit 77
 fi
 # The image's user must be able to reach the scratch folder, the entrypoint
-# and the server.
+# and the server: copies in the scratch folder, as the build tree may sit in a
+# home folder uid 10001 cannot enter (/root on a fresh machine).
 chmod 0755 "$tmp"
-for f in "$src/docker/entrypoint.sh" "$server"; do
-	if ! setpriv --reuid=$uid --regid=$uid --clear-groups test -r "$f"; then
-		echo "skipped: uid $uid cannot read '$f'"
-		exit 77
-	fi
-done
 mkdir -p "$tmp/bin" "$tmp/secrets" "$tmp/data"
-ln -s "$server" "$tmp/bin/theater-server"
+install -m 0755 "$server" "$tmp/bin/theater-server"
+install -m 0755 "$src/docker/entrypoint.sh" "$tmp/entrypoint.sh"
+server=$tmp/bin/theater-server
 token=pid1-test-token-0123456789
 printf '%s\n' "$token" >"$tmp/secrets/theater_token"
 chmod 0644 "$tmp/secrets/theater_token"
@@ -44,7 +45,7 @@ container=(unshare --pid --fork --kill-child --mount-proc setpriv "--reuid=$uid"
 	THEATER_SECRETS_DIR="$tmp/secrets")
 
 start_bg "$tmp/out" "$tmp/err" "${container[@]}" HOME="$tmp/data" THEATER_HOME="$tmp/data" \
-	THEATER_PACKAGE_ROOTS="$tmp/data" sh "$src/docker/entrypoint.sh"
+	THEATER_PACKAGE_ROOTS="$tmp/data" sh "$tmp/entrypoint.sh"
 outer=$bg_pid
 if ! port=$(wait_port "$tmp/out" "$outer"); then
 	bad "the entrypoint did not start the server"
