@@ -10,6 +10,7 @@
 
 #include "src/util/log.h"
 #include "src/util/pct.h"
+#include "src/util/suggest.h"
 
 #define KIB 1024u
 
@@ -52,8 +53,36 @@ static const struct route routes[] = {
 	{"GET", "/ui/{asset}", h_static_asset, 0, 1},
 	{"POST", "/session", h_session_create, 0, 1},
 	{"DELETE", "/session", h_session_delete, 0, 1},
+	{"GET", "/metrics", h_metrics, 0, 0},
+	{"GET", "/openapi.yaml", h_openapi, 0, 1},
+	{"GET", "/store", h_stores_list, 0, 0},
+	{"GET", "/store/{store_id}", h_store_list, 0, 0},
+	{"GET", "/store/{store_id}/labels", h_labels_list, 0, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The query parameters each route takes (space-separated); a route not listed
+ * takes none, and anything else is a 400 naming the parameter. */
+static const struct {
+	const char *method, *pattern, *query;
+} route_queries[] = {
+	{"POST", "/actors", "wait timeout"},
+	{"GET", "/actors", "status name parent limit cursor"},
+	{"DELETE", "/actors/{id}", "force"},
+	{"POST", "/actors/{id}/requests", "timeout"},
+	{"GET", "/actors/{id}/chain", "after limit type"},
+	{"GET", "/events", "after"},
+	{"GET", "/store/{store_id}", "limit cursor"},
+};
+
+static const char *route_query(const struct route *r)
+{
+	for (size_t i = 0; i < sizeof(route_queries) / sizeof(route_queries[0]); i++)
+		if (!strcmp(route_queries[i].method, r->method) &&
+		    !strcmp(route_queries[i].pattern, r->pattern))
+			return route_queries[i].query;
+	return NULL;
+}
 
 size_t api_routes(const struct api_route_info **out)
 {
@@ -162,10 +191,50 @@ static void allow_header(struct api_call *c)
 	char *body = problem_body(405, err_code_name(ERR_METHOD), e.msg, path);
 	http_response_header(resp, "Content-Type", "application/problem+json");
 	http_response_header(resp, h[0], h[1]);
+	size_t len = body ? strlen(body) : 0;
 	if (body)
-		http_response_body_take(resp, body, strlen(body));
+		http_response_body_take(resp, body, len);
 	http_respond(c->req, resp);
+	observe_request(c, 405, len);
 	free(c);
+}
+
+/* A query parameter the route does not take: 400 naming it, with the closest
+ * known one. 1 when answered. */
+static int unknown_query(struct api_call *c, const struct route *r)
+{
+	const char *known[8];
+	size_t nk = 0;
+	char list[128] = "";
+	const char *query = route_query(r);
+	if (query) {
+		snprintf(list, sizeof(list), "%s", query);
+		for (char *save = NULL, *t = strtok_r(list, " ", &save); t && nk < 8;
+		     t = strtok_r(NULL, " ", &save))
+			known[nk++] = t;
+	}
+	for (size_t i = 0; i < http_request_query_count(c->req); i++) {
+		const char *name = http_request_query_name(c->req, i);
+		size_t k = 0;
+		while (k < nk && strcmp(known[k], name) != 0)
+			k++;
+		if (k < nk)
+			continue;
+		char detail[400];
+		const char *s = suggest_name(name, known, nk);
+		if (s)
+			snprintf(detail, sizeof(detail), "unknown query parameter '%.100s' "
+				 "(did you mean '%s'?)", name, s);
+		else if (query)
+			snprintf(detail, sizeof(detail), "unknown query parameter '%.100s' "
+				 "(%s %s takes: %s)", name, r->method, r->pattern, query);
+		else
+			snprintf(detail, sizeof(detail), "unknown query parameter '%.100s' "
+				 "(%s %s takes none)", name, r->method, r->pattern);
+		api_problem(c, ERR_INVALID, detail);
+		return 1;
+	}
+	return 0;
 }
 
 static void cb_handle(void *user, struct http_request *req)
@@ -178,8 +247,11 @@ static void cb_handle(void *user, struct http_request *req)
 	}
 	c->api = api;
 	c->req = req;
+	c->t0_us = histo_now_us();
 	int allowed;
 	const struct route *r = route_for(req, c, &allowed);
+	c->route = r ? (int)(r - routes) : -1;
+	c->route_pattern = r ? r->pattern : NULL;
 	if (r && !r->public_ && !authorized(api, req)) {
 		const char *h[] = {"WWW-Authenticate", "Bearer realm=\"theater\"", NULL};
 		struct http_response *resp = http_response_new(401);
@@ -188,14 +260,17 @@ static void cb_handle(void *user, struct http_request *req)
 			http_request_path(req));
 		http_response_header(resp, "Content-Type", "application/problem+json");
 		http_response_header(resp, h[0], h[1]);
+		size_t len = body ? strlen(body) : 0;
 		if (body)
-			http_response_body_take(resp, body, strlen(body));
+			http_response_body_take(resp, body, len);
 		http_respond(req, resp);
+		observe_request(c, 401, len);
 		free(c);
 		return;
 	}
 	if (r) {
-		r->fn(c);
+		if (!unknown_query(c, r))
+			r->fn(c);
 	} else if (allowed) {
 		allow_header(c);
 	} else {
@@ -228,6 +303,11 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 	if (!api->cfg.sse_max_buffered)
 		api->cfg.sse_max_buffered = 1 << 20;
 	pthread_mutex_init(&api->streams_lock, NULL);
+	enum err_code rc = observe_start(api, err);
+	if (rc) {
+		api_free(api);
+		return rc;
+	}
 	*out = api;
 	return ERR_OK;
 }
@@ -249,6 +329,7 @@ void api_free(struct api *api)
 {
 	if (!api)
 		return;
+	observe_release(api);
 	pthread_mutex_destroy(&api->streams_lock);
 	free(api);
 }
@@ -264,6 +345,7 @@ static void add_headers(struct http_response *resp, const char *const *headers)
 void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
 	       size_t len, const char *const *headers)
 {
+	size_t sent = data ? len : 0;
 	struct http_response *resp = http_response_new(status);
 	if (resp) {
 		if (content_type)
@@ -275,6 +357,7 @@ void api_bytes(struct api_call *c, int status, const char *content_type, void *d
 		free(data);
 	}
 	http_respond(c->req, resp);
+	observe_request(c, status, sent);
 	free(c);
 }
 

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "src/manifest.h"
+#include "src/util/histo.h"
 #include "src/util/json.h"
 
 struct sse;
@@ -25,12 +26,27 @@ struct api_sessions {
 	struct api_session slot[API_MAX_SESSIONS];
 };
 
+/* observe.c: counters behind GET /metrics. All zero is empty (lives in the
+ * calloc'd struct api); observe_start initialises the lock. */
+#define OBSERVE_ROUTES 64     /* route table rows counted; index OBSERVE_ROUTES: no route */
+#define OBSERVE_REASONS 16    /* failure reasons kept as labels; then "other" */
+struct observe {
+	struct histo http[OBSERVE_ROUTES + 1][5];   /* by route and status class 1xx..5xx */
+	uint64_t spawns, restarts;                  /* atomics */
+	pthread_mutex_t lock;                       /* reasons and failures */
+	int lock_ready;
+	char reasons[OBSERVE_REASONS][48];
+	uint64_t failures[OBSERVE_REASONS + 1];
+	struct supervisor_sub *sub;                 /* the lifecycle stream */
+};
+
 struct api {
 	struct api_config cfg;
 	int draining;
 	pthread_mutex_t streams_lock;
 	struct sse *streams;          /* open SSE streams, for api_close_streams */
 	struct api_sessions sessions; /* session.c */
+	struct observe obs;           /* observe.c */
 };
 
 #define API_MAX_PARAMS 3
@@ -40,6 +56,9 @@ struct api_call {
 	struct http_request *req;
 	const char *params[API_MAX_PARAMS];   /* {id}, {seq}, {store_id}, ... in order */
 	char buf[512];                         /* storage for params */
+	int route;                             /* row of the route table; -1: none */
+	const char *route_pattern;             /* its template, NULL when none */
+	int64_t t0_us;                         /* arrival (histo_now_us) */
 };
 
 typedef void (*api_handler_fn)(struct api_call *c);
@@ -118,7 +137,23 @@ int api_body_format(const char *content_type, enum manifest_format *out);
  * checked strictly first (errors with line:col). New reference or NULL (err). */
 json_t *api_toml_spawn_body(const char *data, size_t len, struct err *err);
 
+/* observe.c. observe_request: any thread, once per answer, before c is freed
+ * (records latency and writes the access log line). observe_start subscribes to
+ * the lifecycle stream (api_new); observe_stop drops it (api_close_streams);
+ * observe_release frees the rest (api_free). */
+void observe_request(struct api_call *c, int status, size_t bytes);
+enum err_code observe_start(struct api *api, struct err *err);
+void observe_stop(struct api *api);
+void observe_release(struct api *api);
+void h_metrics(struct api_call *c);           /* GET /metrics */
+void h_openapi(struct api_call *c);           /* static.c: GET /openapi.yaml */
+void h_stores_list(struct api_call *c);       /* store.c: GET /store */
+void h_store_list(struct api_call *c);        /* store.c: GET /store/{store_id} */
+void h_labels_list(struct api_call *c);       /* store.c: GET /store/{store_id}/labels */
+
 /* sse.c */
+/* Open streams; call with api->streams_lock held. */
+size_t sse_count(struct api *api);
 /* ended: the run had already ended when the request came (so the stream ends
  * once the replay is done). */
 void sse_chain(struct api_call *c, const char *actor_id, uint64_t after, int ended);

@@ -30,14 +30,58 @@ static enum err_code resume_point(struct api_call *c, uint64_t *after, struct er
 	return api_query_u64(c, "after", 0, UINT64_MAX / 2, after, err);
 }
 
+/* ?type=a,b&type=c: the event types a page keeps (none: every event). */
+#define TYPES_MAX 16
+#define TYPE_SCAN_MAX 10000   /* events read per filtered page; next_after goes on */
+
+struct type_filter {
+	size_t n;
+	char names[TYPES_MAX][128];
+};
+
+static enum err_code type_filter_parse(struct api_call *c, struct type_filter *f, struct err *err)
+{
+	f->n = 0;
+	for (size_t i = 0; i < http_request_query_count(c->req); i++) {
+		if (strcmp(http_request_query_name(c->req, i), "type") != 0)
+			continue;
+		const char *v = http_request_query_value(c->req, i);
+		while (*v) {
+			size_t len = strcspn(v, ",");
+			if (len == 0 || len >= sizeof(f->names[0]))
+				return err_set(err, ERR_INVALID, "query parameter 'type' must be event "
+					       "types (1 to 127 bytes), separated by commas");
+			if (f->n == TYPES_MAX)
+				return err_set(err, ERR_INVALID, "query parameter 'type': at most %d "
+					       "types", TYPES_MAX);
+			memcpy(f->names[f->n], v, len);
+			f->names[f->n++][len] = '\0';
+			v += len + (v[len] == ',');
+		}
+	}
+	return ERR_OK;
+}
+
+static int type_kept(const struct type_filter *f, const char *type)
+{
+	if (f->n == 0)
+		return 1;
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->names[i], type) == 0)
+			return 1;
+	return 0;
+}
+
 static void job_page(void *arg)
 {
 	struct api_call *c = arg;
 	struct err e = {0};
+	struct type_filter f;
 	uint64_t after, limit, length;
 	int ended;
 	if (api_query_u64(c, "after", 0, UINT64_MAX / 2, &after, &e) ||
-	    api_query_u64(c, "limit", 100, 1000, &limit, &e) || limit == 0) {
+	    api_query_u64(c, "limit", 100, 1000, &limit, &e) || limit == 0 ||
+	    type_filter_parse(c, &f, &e)) {
 		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
 		return;
 	}
@@ -46,8 +90,8 @@ static void job_page(void *arg)
 		return;
 	}
 	json_t *items = json_array();
-	uint64_t seq = after + 1;
-	for (; seq <= length && seq <= after + limit; seq++) {
+	uint64_t seq = after + 1, kept = 0;
+	for (; seq <= length && kept < limit && seq <= after + TYPE_SCAN_MAX; seq++) {
 		struct chain_event ev = {0};
 		int64_t ts = 0;
 		if (supervisor_read_event(c->api->cfg.sup, c->params[0], seq, &ev, &ts, &e)) {
@@ -55,8 +99,11 @@ static void job_page(void *arg)
 			api_problem_err(c, &e);
 			return;
 		}
-		json_array_append_new(items, api_event_json(c->params[0], seq, ev.hash,
-					ev.parent_hash, ev.event_type, ev.data, ev.data_len, ts));
+		if (type_kept(&f, ev.event_type)) {
+			json_array_append_new(items, api_event_json(c->params[0], seq, ev.hash,
+						ev.parent_hash, ev.event_type, ev.data, ev.data_len, ts));
+			kept++;
+		}
 		chain_event_release(&ev);
 	}
 	json_t *o = json_pack("{s:o, s:I, s:b}", "items", items, "length", (json_int_t)length,
@@ -79,6 +126,11 @@ void h_chain(struct api_call *c)
 	}
 	uint64_t after, length;
 	int ended;
+	if (http_request_query(c->req, "type")) {
+		api_problem(c, ERR_INVALID, "query parameter 'type' filters JSON pages only, not "
+			    "the live stream (Accept: text/event-stream)");
+		return;
+	}
 	if (resume_point(c, &after, &e) ||
 	    supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e)) {
 		api_problem_err(c, &e);

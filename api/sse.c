@@ -266,8 +266,17 @@ static void on_close(void *user, struct http_stream *s)
 		cleanup_job(x);
 }
 
+size_t sse_count(struct api *api)
+{
+	size_t n = 0;
+	for (struct sse *x = api->streams; x; x = x->next)
+		n++;
+	return n;
+}
+
 void api_close_streams(struct api *api)
 {
+	observe_stop(api);
 	for (;;) {
 		pthread_mutex_lock(&api->streams_lock);
 		struct sse *x = api->streams;
@@ -321,9 +330,11 @@ static void start(struct api_call *c, const char *actor_id, uint64_t after, int 
 		supervisor_unsubscribe(c->api->cfg.sup, x->sub);
 		pthread_mutex_destroy(&x->lock);
 		free(x);
+		observe_request(c, 500, 0);
 		free(c);
 		return;
 	}
+	observe_request(c, 200, 0);
 	free(c);
 	pthread_mutex_lock(&x->api->streams_lock);
 	x->next = x->api->streams;

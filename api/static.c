@@ -72,6 +72,12 @@ void h_static_index(struct api_call *c)
 	serve(c, "index.html");
 }
 
+/* The API contract (openapi/openapi.yaml, embedded with the dashboard). */
+void h_openapi(struct api_call *c)
+{
+	serve(c, "openapi.yaml");
+}
+
 void h_static_asset(struct api_call *c)
 {
 	serve(c, c->params[0]);

@@ -23,6 +23,11 @@ static void job_put(void *arg)
 	size_t len;
 	const uint8_t *data = http_request_body(c->req, &len);
 	char hash[65];
+	if (len == 0) {
+		api_problem(c, ERR_INVALID, "the body is empty: nothing to store (send the bytes, "
+			    "e.g. curl --data-binary @file)");
+		return;
+	}
 	if (store_put(c->api->cfg.store, c->params[0], data, len, hash, &e)) {
 		api_problem_err(c, &e);
 		return;
@@ -172,4 +177,151 @@ void h_packages(struct api_call *c)
 				  "evictions", (json_int_t)st.evictions, "bytes", (json_int_t)st.bytes,
 				  "entries", (json_int_t)st.entries);
 	api_json(c, 200, json_pack("{s:o, s:o}", "items", items, "cache", stats));
+}
+
+/* ---- listings ---- */
+
+static int by_key(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	const char *kx = json_is_string(x) ? json_string_value(x)
+		: json_string_value(json_object_get(x, "key"));
+	const char *ky = json_is_string(y) ? json_string_value(y)
+		: json_string_value(json_object_get(y, "key"));
+	return strcmp(kx ? kx : "", ky ? ky : "");
+}
+
+/* items sorted by their "key" (or themselves, for strings); the key is then
+ * removed. A new array; items is released. */
+static json_t *sorted(json_t *items)
+{
+	size_t n = json_array_size(items);
+	json_t **v = calloc(n ? n : 1, sizeof(*v));
+	json_t *out = json_array();
+	if (!v || !out) {
+		free(v);
+		json_decref(out);
+		json_decref(items);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(items, i);
+	qsort(v, n, sizeof(*v), by_key);
+	for (size_t i = 0; i < n; i++) {
+		json_object_del(v[i], "key");
+		json_array_append(out, v[i]);
+	}
+	free(v);
+	json_decref(items);
+	return out;
+}
+
+static void list_id(void *user, const char *id)
+{
+	json_array_append_new(user, json_string(id));
+}
+
+static void job_stores(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	json_t *items = json_array();
+	if (store_list(c->api->cfg.store, list_id, items, &e)) {
+		json_decref(items);
+		api_problem_err(c, &e);
+		return;
+	}
+	if (!(items = sorted(items))) {
+		api_problem(c, ERR_NOMEM, "cannot list the stores");
+		return;
+	}
+	api_json(c, 200, json_pack("{s:o}", "items", items));
+}
+
+void h_stores_list(struct api_call *c)
+{
+	api_defer(c, job_stores);
+}
+
+static void list_object(void *user, const char *hash, uint64_t size)
+{
+	json_array_append_new(user, json_pack("{s:s, s:s, s:I}", "key", hash, "sha256", hash,
+					      "size", (json_int_t)size));
+}
+
+static void job_objects(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	uint64_t limit;
+	const char *cursor = http_request_query(c->req, "cursor");
+	if (api_query_u64(c, "limit", 1000, 1000, &limit, &e) || limit == 0) {
+		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
+		return;
+	}
+	json_t *all = json_array();
+	if (store_objects(c->api->cfg.store, c->params[0], list_object, all, &e)) {
+		json_decref(all);
+		api_problem_err(c, &e);
+		return;
+	}
+	if (!(all = sorted(all))) {
+		api_problem(c, ERR_NOMEM, "cannot list the store");
+		return;
+	}
+	json_t *items = json_array();
+	size_t i, n = json_array_size(all);
+	for (i = 0; i < n && json_array_size(items) < limit; i++) {
+		json_t *o = json_array_get(all, i);
+		if (cursor && strcmp(json_string_value(json_object_get(o, "sha256")), cursor) <= 0)
+			continue;
+		json_object_set_new(o, "reference", json_sprintf("store://%s/hash/%s", c->params[0],
+				    json_string_value(json_object_get(o, "sha256"))));
+		json_array_append(items, o);
+	}
+	json_t *last = json_array_get(items, json_array_size(items) - 1);
+	json_t *next = i < n && last ? json_copy(json_object_get(last, "sha256")) : json_null();
+	json_decref(all);
+	api_json(c, 200, json_pack("{s:s, s:o, s:o}", "store_id", c->params[0], "items", items,
+				   "next_cursor", next));
+}
+
+void h_store_list(struct api_call *c)
+{
+	if (check_store_id(c))
+		api_defer(c, job_objects);
+}
+
+static void list_label(void *user, const char *label, const char *hash)
+{
+	json_array_append_new(user, json_pack("{s:s, s:s, s:s}", "key", label, "label", label,
+					      "sha256", hash));
+}
+
+static void job_labels(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	json_t *items = json_array();
+	if (store_labels(c->api->cfg.store, c->params[0], list_label, items, &e)) {
+		json_decref(items);
+		api_problem_err(c, &e);
+		return;
+	}
+	if (!(items = sorted(items))) {
+		api_problem(c, ERR_NOMEM, "cannot list the labels");
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		json_t *o = json_array_get(items, i);
+		json_object_set_new(o, "reference", json_sprintf("store://%s/%s", c->params[0],
+				    json_string_value(json_object_get(o, "label"))));
+	}
+	api_json(c, 200, json_pack("{s:s, s:o}", "store_id", c->params[0], "items", items));
+}
+
+void h_labels_list(struct api_call *c)
+{
+	if (check_store_id(c))
+		api_defer(c, job_labels);
 }

@@ -97,6 +97,11 @@ const char *http_request_path(const struct http_request *r);
 const char *http_request_raw_path(const struct http_request *r); /* as sent, without query */
 /* Decoded value of the first query parameter `name` ("" for "?name"); NULL if absent. */
 const char *http_request_query(const struct http_request *r, const char *name);
+/* The query arguments in order: their count, and the name of the i-th (i < count). */
+size_t http_request_query_count(const struct http_request *r);
+const char *http_request_query_name(const struct http_request *r, size_t i);
+/* The i-th query argument's value ("" when given without '='). */
+const char *http_request_query_value(const struct http_request *r, size_t i);
 /* Value of the first header `name` (case-insensitive); NULL if absent. */
 const char *http_request_header(const struct http_request *r, const char *name);
 /* The body (NUL-terminated for convenience, the NUL not counted); never NULL. */

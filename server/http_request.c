@@ -199,6 +199,21 @@ const char *http_request_query(const struct http_request *r, const char *name)
 	return NULL;
 }
 
+size_t http_request_query_count(const struct http_request *r)
+{
+	return r->nargs;
+}
+
+const char *http_request_query_name(const struct http_request *r, size_t i)
+{
+	return i < r->nargs ? r->args[i].name : "";
+}
+
+const char *http_request_query_value(const struct http_request *r, size_t i)
+{
+	return i < r->nargs && r->args[i].value ? r->args[i].value : "";
+}
+
 const char *http_request_header(const struct http_request *r, const char *name)
 {
 	for (size_t i = 0; i < r->nheaders; i++) {

@@ -812,6 +812,18 @@ static void sleep_us(unsigned us)
 
 /* Called with c->mu held; returns once [0, target) is on disk. The first waiter
  * becomes the leader and syncs everything written so far without the lock. */
+/* Process-wide by nature (one disk, one /metrics), and lock-free counters, so a
+ * file-scope object rather than a field of every chain. */
+static struct histo fsync_latency;
+
+void chain_fsync_histo(struct histo *out)
+{
+	uint64_t cum[HISTO_BUCKETS + 1];
+	histo_read(&fsync_latency, cum, &out->sum_us);
+	for (int i = 0; i <= HISTO_BUCKETS; i++)
+		out->counts[i] = cum[i] - (i ? cum[i - 1] : 0);
+}
+
 static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *err)
 {
 	while (c->synced < target && !c->broken_errno) {
@@ -825,7 +837,9 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 		pthread_mutex_unlock(&c->mu);
 		if (delay)
 			sleep_us(delay);
+		int64_t t0 = histo_now_us();
 		int rc = fdatasync(c->fd), e = errno;
+		histo_observe(&fsync_latency, histo_now_us() - t0);
 		pthread_mutex_lock(&c->mu);
 		c->syncing = 0;
 		c->sync_count++;

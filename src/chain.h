@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "src/util/err.h"
+#include "src/util/histo.h"
 
 #define CHAIN_HASH_LEN 32
 #define CHAIN_MAX_TYPE 1024               /* bytes of event_type */
@@ -100,6 +101,8 @@ const char *chain_path(struct chain *c);  /* borrowed, valid until chain_close *
 
 /* Number of fdatasync calls made by this chain's appends and syncs since open. */
 uint64_t chain_sync_count(struct chain *c);
+/* Latency of every chain fdatasync of this process (for /metrics). Any thread. */
+void chain_fsync_histo(struct histo *out);
 /* For tests and benchmarks: sleep usec before each fdatasync (a slow disk). */
 void chain_set_sync_delay(struct chain *c, unsigned usec);
 

@@ -43,6 +43,7 @@ const char *config_usage(void)
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
+"  --log-format FORMAT       text or json, one object a line (text) [THEATER_LOG_FORMAT]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
@@ -139,7 +140,8 @@ static int log_level_of(const char *v)
 struct opt {
 	const char *flag;
 	const char *env;
-	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level */
+	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level,
+		       * 7 log format */
 	size_t off;
 	unsigned long max;
 };
@@ -167,6 +169,7 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
+	{"--log-format", "THEATER_LOG_FORMAT", 7, 0, 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -197,6 +200,11 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 		return ERR_OK;
 	case 4: return add_root(cfg, v, err);
 	case 5: return read_token_file(cfg, v, err);
+	case 7:
+		if (strcmp(v, "text") && strcmp(v, "json"))
+			return err_set(err, ERR_INVALID, "%s: '%s' is not text or json", o->flag, v);
+		cfg->log_format = strcmp(v, "json") == 0 ? LOG_JSON : LOG_TEXT;
+		return ERR_OK;
 	default:
 		if ((lvl = log_level_of(v)) < 0)
 			return err_set(err, ERR_INVALID, "%s: '%s' is not debug, info, warn or "

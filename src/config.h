@@ -35,6 +35,7 @@ struct config {
 	unsigned mailbox;           /* --mailbox: queued messages per actor [1024] */
 	size_t max_message;         /* --max-message: message/request bytes [1M] */
 	int log_level;              /* --log-level debug|info|warn|error [info] */
+	int log_format;             /* --log-format text|json [text] (enum log_format) */
 	int health_check;           /* --health-check: probe /health and exit */
 	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
 	int show_help, show_version;

@@ -179,6 +179,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_set_level((enum log_level)app.cfg.log_level);
+	log_set_format((enum log_format)app.cfg.log_format);
 	raise_fd_limit();
 	sigset_t sigs;
 	sigemptyset(&sigs);

@@ -10,6 +10,7 @@
  */
 #include "src/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -387,4 +388,117 @@ enum err_code store_label_get(struct store *s, const char *id, const char *label
 	if (rc == ERR_NOT_FOUND)
 		err_set(err, rc, "store '%s' has no label '%s'", id, label);
 	return rc;
+}
+
+/* ---- listings ---------------------------------------------------------- */
+
+/* Calls cb(user, name, fd of dirfd) per valid entry name of an open directory
+ * (dirfd is consumed). */
+static enum err_code walk(int dirfd, int (*valid)(const char *), void (*cb)(void *, int, const char *),
+			  void *user, struct err *err)
+{
+	DIR *d = fdopendir(dirfd);
+	if (!d) {
+		int e = errno;
+		close(dirfd);
+		return err_errno(err, ERR_IO, e, "cannot list a store directory");
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (valid(de->d_name))
+			cb(user, dirfd, de->d_name);
+	closedir(d);
+	return ERR_OK;
+}
+
+struct walk_ctx {
+	void *user;
+	void (*ids)(void *user, const char *id);
+	void (*objects)(void *user, const char *hash_hex, uint64_t size);
+	void (*labels)(void *user, const char *label, const char *hash_hex);
+};
+
+static void walk_id(void *user, int dirfd, const char *name)
+{
+	struct walk_ctx *w = user;
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+		w->ids(w->user, name);
+}
+
+static void walk_object(void *user, int dirfd, const char *name)
+{
+	struct walk_ctx *w = user;
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		w->objects(w->user, name, (uint64_t)st.st_size);
+}
+
+static void walk_label(void *user, int dirfd, const char *name)
+{
+	struct walk_ctx *w = user;
+	struct stat st;
+	struct err e;
+	char hash[SHA256_HEX_LEN + 1];
+	int fd = -1;
+	if (open_entry(dirfd, name, "label", &fd, &st, &e) != ERR_OK)
+		return;
+	if (read_label(fd, name, hash, &e) == ERR_OK)
+		w->labels(w->user, name, hash);
+	close(fd);
+}
+
+static int hash_name_valid(const char *s)
+{
+	return sha256_hex_valid(s);
+}
+
+enum err_code store_list(struct store *s, void (*cb)(void *user, const char *id), void *user,
+			 struct err *err)
+{
+	int fd = openat(s->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(err, ERR_IO, errno, "cannot list the store '%s'", s->root);
+	struct walk_ctx w = {.user = user, .ids = cb};
+	return walk(fd, store_id_valid, walk_id, &w, err);
+}
+
+/* Opens <id>/<sub>: ERR_NOT_FOUND when the store does not exist, -1 in *fd_out
+ * when it exists without <sub> (an empty listing). */
+static enum err_code open_listing(struct store *s, const char *id, const char *sub, int *fd_out,
+				  struct err *err)
+{
+	*fd_out = -1;
+	enum err_code rc = check_id_hash(id, NULL, err);
+	if (rc)
+		return rc;
+	struct stat st;
+	if (fstatat(s->rootfd, id, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+		return err_set(err, ERR_NOT_FOUND, "no store '%s'", id);
+	rc = open_subdir(s, id, sub, 0, fd_out, err);
+	return rc == ERR_NOT_FOUND ? ERR_OK : rc;
+}
+
+enum err_code store_objects(struct store *s, const char *id,
+			    void (*cb)(void *user, const char *hash_hex, uint64_t size), void *user,
+			    struct err *err)
+{
+	int fd;
+	enum err_code rc = open_listing(s, id, "data", &fd, err);
+	if (rc || fd < 0)
+		return rc;
+	struct walk_ctx w = {.user = user, .objects = cb};
+	return walk(fd, hash_name_valid, walk_object, &w, err);
+}
+
+enum err_code store_labels(struct store *s, const char *id,
+			   void (*cb)(void *user, const char *label, const char *hash_hex),
+			   void *user, struct err *err)
+{
+	int fd;
+	enum err_code rc = open_listing(s, id, "labels", &fd, err);
+	if (rc || fd < 0)
+		return rc;
+	struct walk_ctx w = {.user = user, .labels = cb};
+	return walk(fd, store_label_valid, walk_label, &w, err);
 }

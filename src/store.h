@@ -62,4 +62,18 @@ enum err_code store_label_set(struct store *s, const char *id, const char *label
 enum err_code store_label_get(struct store *s, const char *id, const char *label,
 			      char hash_hex_out[65], struct err *err);
 
+/* Listings, in directory order (callers sort). Strings are borrowed for the
+ * call. store_list: every store id. store_objects: every object of a store
+ * with its size. store_labels: every label with the hash it holds (labels that
+ * do not hold one are skipped). ERR_BAD_ID, ERR_NOT_FOUND (no such store; a
+ * store with no objects or labels yet lists nothing), ERR_IO. Any thread. */
+enum err_code store_list(struct store *s, void (*cb)(void *user, const char *id), void *user,
+			 struct err *err);
+enum err_code store_objects(struct store *s, const char *id,
+			    void (*cb)(void *user, const char *hash_hex, uint64_t size), void *user,
+			    struct err *err);
+enum err_code store_labels(struct store *s, const char *id,
+			   void (*cb)(void *user, const char *label, const char *hash_hex),
+			   void *user, struct err *err);
+
 #endif

@@ -1,7 +1,8 @@
 # embed.cmake - writes the dashboard's files into one C source (cmake -P script).
-#   cmake -DSRC=<web dir> -DOUT=<file.c> -P embed.cmake
-# Every *.html, *.css, *.js and *.svg file directly in SRC becomes a byte array and a
-# row of the `web_assets` table declared in web/assets.h. Plain CMake (file(READ HEX)),
+#   cmake -DSRC=<web dir> -DOUT=<file.c> [-DEXTRA=<file;...>] -P embed.cmake
+# Every *.html, *.css, *.js and *.svg file directly in SRC, and each EXTRA file
+# (openapi/openapi.yaml), becomes a byte array and a row of the `web_assets` table
+# declared in web/assets.h. Plain CMake (file(READ HEX)),
 # so the build needs no xxd.
 cmake_minimum_required(VERSION 3.20)
 if(NOT SRC OR NOT OUT)
@@ -11,11 +12,17 @@ endif()
 file(GLOB files LIST_DIRECTORIES false RELATIVE ${SRC}
   ${SRC}/*.html ${SRC}/*.css ${SRC}/*.js ${SRC}/*.svg)
 list(SORT files)
+foreach(extra ${EXTRA})
+  get_filename_component(extra_name ${extra} NAME)
+  set(path_${extra_name} ${extra})
+  list(APPEND files ${extra_name})
+endforeach()
 
 set(types_html "text/html; charset=utf-8")
 set(types_css "text/css; charset=utf-8")
 set(types_js "text/javascript; charset=utf-8")
 set(types_svg "image/svg+xml")
+set(types_yaml "application/yaml; charset=utf-8")
 
 string(REPEAT "0x..," 16 line16)   # CMake regexes have no {16}
 set(arrays "")
@@ -28,9 +35,13 @@ foreach(name ${files})
   get_filename_component(ext ${name} LAST_EXT)
   string(SUBSTRING "${ext}" 1 -1 ext)
   set(type "${types_${ext}}")
-  file(READ ${SRC}/${name} hex HEX)
-  file(SIZE ${SRC}/${name} size)
-  file(SHA256 ${SRC}/${name} digest)
+  set(path ${SRC}/${name})
+  if(DEFINED path_${name})
+    set(path ${path_${name}})
+  endif()
+  file(READ ${path} hex HEX)
+  file(SIZE ${path} size)
+  file(SHA256 ${path} digest)
   string(SUBSTRING ${digest} 0 20 digest)
   # 0x.. per byte, 16 bytes a line; a trailing 0 keeps an empty file valid C.
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")

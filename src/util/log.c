@@ -1,40 +1,171 @@
-/* log.c - stderr logging; see log.h. The level is set once before threads
- * start, which is why it may be a file-scope variable (read-only afterwards). */
+/* log.c - stderr logging; see log.h. Level and format are set once before
+ * threads start, which is why they may be file-scope variables (read-only
+ * afterwards). A record is built in one buffer and written with one write(2),
+ * so records from several threads never interleave. */
 #include "src/util/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#define LINE_MAX_ 4096
+
 static enum log_level min_level = LOG_INFO;
+static enum log_format format = LOG_TEXT;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level)
 {
 	min_level = level;
 }
 
-void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+void log_set_format(enum log_format f)
 {
-	static const char *const names[] = {"debug", "info", "warn", "error"};
-	if (level < min_level)
-		return;
-	char line[2048];
+	format = f;
+}
+
+int log_enabled(enum log_level level)
+{
+	return level >= min_level;
+}
+
+struct line {
+	char b[LINE_MAX_];
+	size_t n;
+};
+
+static void put(struct line *l, const char *s, size_t len)
+{
+	if (len > sizeof(l->b) - 2 - l->n)
+		len = sizeof(l->b) - 2 - l->n;
+	memcpy(l->b + l->n, s, len);
+	l->n += len;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+/* s as a JSON string, quotes included. */
+static void put_json(struct line *l, const char *s)
+{
+	put(l, "\"", 1);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[8];
+		if (ch == '"' || ch == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+			put(l, esc, 2);
+		} else if (ch < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+			put(l, esc, 6);
+		} else {
+			put(l, s, 1);
+		}
+	}
+	put(l, "\"", 1);
+}
+
+static int is_number(const char *s)
+{
+	size_t i = 0, digits = 0;
+	if (s[i] == '-')
+		i++;
+	for (; s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (digits == 0 || (digits > 1 && s[s[0] == '-'] == '0'))
+		return 0;
+	if (s[i] == '.') {
+		size_t frac = 0;
+		for (i++; s[i] >= '0' && s[i] <= '9'; i++)
+			frac++;
+		if (!frac)
+			return 0;
+	}
+	return s[i] == '\0';
+}
+
+/* A text value: bare when it has no space, quote or '=', else quoted. */
+static void put_text_value(struct line *l, const char *v)
+{
+	if (*v && !strpbrk(v, " \t\"=\n"))
+		puts_(l, v);
+	else
+		put_json(l, v);
+}
+
+static void emit(enum log_level level, const char *module, const char *msg,
+		 const char *const *kv)
+{
+	struct line l = {.n = 0};
+	char ts[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
-	int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s %s: ", names[level], module);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (format == LOG_JSON) {
+		puts_(&l, "{\"ts\":\"");
+		puts_(&l, ts);
+		puts_(&l, "\",\"level\":\"");
+		puts_(&l, level_names[level]);
+		puts_(&l, "\",\"module\":");
+		put_json(&l, module);
+		puts_(&l, ",\"msg\":");
+		put_json(&l, msg);
+		for (; kv && kv[0]; kv += 2) {
+			puts_(&l, ",");
+			put_json(&l, kv[0]);
+			puts_(&l, ":");
+			if (is_number(kv[1]))
+				puts_(&l, kv[1]);
+			else
+				put_json(&l, kv[1]);
+		}
+		if (l.n >= sizeof(l.b) - 2)     /* cut: keep the line valid JSON */
+			l.n = (size_t)snprintf(l.b, sizeof(l.b), "{\"ts\":\"%s\",\"level\":\"%s\","
+					       "\"msg\":\"(record too long)\"", ts, level_names[level]);
+		puts_(&l, "}");
+	} else {
+		puts_(&l, ts);
+		puts_(&l, " ");
+		puts_(&l, level_names[level]);
+		puts_(&l, " ");
+		puts_(&l, module);
+		puts_(&l, ": ");
+		puts_(&l, msg);
+		for (; kv && kv[0]; kv += 2) {
+			puts_(&l, " ");
+			puts_(&l, kv[0]);
+			puts_(&l, "=");
+			put_text_value(&l, kv[1]);
+		}
+	}
+	l.b[l.n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, l.b, l.n);
+	(void)w;
+}
+
+void log_fields(enum log_level level, const char *module, const char *msg,
+		const char *const *kv)
+{
+	if (level >= min_level)
+		emit(level, module, msg, kv);
+}
+
+void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+{
+	if (level < min_level)
+		return;
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (m < 0)
-		m = 0;
-	n += m;
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-	(void)w;
+		msg[0] = '\0';
+	emit(level, module, msg, NULL);
 }

@@ -1,4 +1,7 @@
-/* log.h - one-line log records on stderr: "2026-11-21T20:30:00Z info chain: msg".
+/* log.h - one-line log records on stderr. Text (the default):
+ *   2026-11-21T20:30:00Z info chain: msg key=value key="a value"
+ * or JSON, one object a line:
+ *   {"ts":"2026-11-21T20:30:00Z","level":"info","module":"chain","msg":"msg","key":"value"}
  * Threads: safe from any thread (one write(2) per record). */
 #ifndef THEATER_UTIL_LOG_H
 #define THEATER_UTIL_LOG_H
@@ -7,6 +10,15 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Records below `level` are dropped. Call once at start-up, before threads. */
 void log_set_level(enum log_level level);
+enum log_format { LOG_TEXT, LOG_JSON };
+/* Call once at start-up, before threads. */
+void log_set_format(enum log_format format);
+/* 1 when a record at level would be written (skip building fields otherwise). */
+int log_enabled(enum log_level level);
+/* A record with fields: kv is name, value, name, value, ..., NULL. A value that
+ * is a decimal number is a JSON number in the JSON format; others are strings. */
+void log_fields(enum log_level level, const char *module, const char *msg,
+		const char *const *kv);
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -1,0 +1,288 @@
+/* observe.c - what an operator sees of the server: the access log, lifecycle
+ * log lines, and the server-wide counters behind GET /metrics (Prometheus text
+ * format 0.0.4).
+ *
+ * Counters are fed lock-free (relaxed atomics, src/util/histo) by the request
+ * path (observe_request, every answer the api gives) and by one subscription
+ * to the supervisor's lifecycle stream (spawns, failures by reason, restarts).
+ * Labels are bounded: routes are the table's templates, status is a class
+ * (2xx...), failure reasons are the first OBSERVE_REASONS seen (then "other").
+ * No label names an actor. */
+#include "api/api_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/buf.h"
+#include "src/util/log.h"
+
+static const char *const statuses[] = {"starting", "running", "stopping", "stopped", "failed",
+				       "killed"};
+#define NSTATUSES (sizeof(statuses) / sizeof(statuses[0]))
+
+void observe_request(struct api_call *c, int status, size_t bytes)
+{
+	struct observe *o = &c->api->obs;
+	int64_t us = histo_now_us() - c->t0_us;
+	int cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
+	int route = c->route >= 0 && c->route < OBSERVE_ROUTES ? c->route : OBSERVE_ROUTES;
+	histo_observe(&o->http[route][cls], us);
+	if (!log_enabled(LOG_INFO))
+		return;
+	char st[8], dur[32], sz[24];
+	snprintf(st, sizeof(st), "%d", status);
+	snprintf(dur, sizeof(dur), "%.3f", (double)us / 1000.0);
+	snprintf(sz, sizeof(sz), "%zu", bytes);
+	const char *kv[] = {"method", http_request_method(c->req),
+			    "route", c->route_pattern ? c->route_pattern : "(none)",
+			    "path", http_request_path(c->req), "status", st, "duration_ms", dur,
+			    "bytes", sz, "peer", http_request_peer(c->req), NULL};
+	log_fields(LOG_INFO, "http", "request", kv);
+}
+
+/* The slot of a failure reason: an existing one, a new one, or "other". */
+static size_t reason_slot(struct observe *o, const char *reason)
+{
+	size_t i;
+	for (i = 0; i < OBSERVE_REASONS && o->reasons[i][0]; i++)
+		if (strcmp(o->reasons[i], reason) == 0)
+			return i;
+	if (i < OBSERVE_REASONS && strlen(reason) < sizeof(o->reasons[i]) &&
+	    strspn(reason, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") ==
+	    strlen(reason)) {   /* a label value that needs no escaping */
+		strcpy(o->reasons[i], reason);
+		return i;
+	}
+	return OBSERVE_REASONS;
+}
+
+/* Lifecycle stream: runs on the recording thread with the subscription's lock
+ * held, so it only counts and logs. */
+static void on_lifecycle(void *user, const struct supervisor_event *ev)
+{
+	struct observe *o = user;
+	json_t *d = json_loadb((const char *)ev->data, ev->data_len, 0, NULL);
+	const char *reason = json_string_value(json_object_get(d, "reason"));
+	const char *detail = json_string_value(json_object_get(d, "detail"));
+	const char *type = ev->event_type;
+	enum log_level level = LOG_INFO;
+	if (strcmp(type, "spawned") == 0) {
+		__atomic_fetch_add(&o->spawns, 1, __ATOMIC_RELAXED);
+	} else if (strcmp(type, "restarted") == 0) {
+		__atomic_fetch_add(&o->restarts, 1, __ATOMIC_RELAXED);
+	} else if (strcmp(type, "failed") == 0) {
+		pthread_mutex_lock(&o->lock);
+		size_t slot = reason_slot(o, reason ? reason : "unknown");
+		o->failures[slot]++;
+		pthread_mutex_unlock(&o->lock);
+		level = LOG_WARN;
+	}
+	char seq[24];
+	snprintf(seq, sizeof(seq), "%" PRIu64, ev->seq);
+	const char *kv[16] = {"actor", ev->actor_id, "event", type, "seq", seq};
+	size_t n = 6;
+	if (ev->status) {
+		kv[n++] = "status";
+		kv[n++] = ev->status;
+	}
+	if (reason) {
+		kv[n++] = "reason";
+		kv[n++] = reason;
+	}
+	if (detail) {
+		kv[n++] = "detail";
+		kv[n++] = detail;
+	}
+	kv[n] = NULL;
+	log_fields(level, "actor", type, kv);
+	json_decref(d);
+}
+
+enum err_code observe_start(struct api *api, struct err *err)
+{
+	pthread_mutex_init(&api->obs.lock, NULL);
+	api->obs.lock_ready = 1;
+	if (!api->cfg.sup)
+		return ERR_OK;
+	uint64_t head;
+	return supervisor_subscribe(api->cfg.sup, NULL, on_lifecycle, &api->obs, &head,
+				    &api->obs.sub, err);
+}
+
+void observe_stop(struct api *api)
+{
+	if (api->obs.sub)
+		supervisor_unsubscribe(api->cfg.sup, api->obs.sub);
+	api->obs.sub = NULL;
+}
+
+void observe_release(struct api *api)
+{
+	observe_stop(api);
+	if (api->obs.lock_ready)
+		pthread_mutex_destroy(&api->obs.lock);
+	api->obs.lock_ready = 0;
+}
+
+/* ---- GET /metrics ---- */
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(struct buf *b, const char *name, const char *labels, const struct histo *h)
+{
+	uint64_t cum[HISTO_BUCKETS + 1], sum_us;
+	histo_read(h, cum, &sum_us);
+	const char *sep = *labels ? "," : "";
+	for (int i = 0; i < HISTO_BUCKETS; i++)
+		buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep,
+			   histo_bounds_s[i], cum[i]);
+	buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
+		   cum[HISTO_BUCKETS]);
+	if (*labels) {
+		buf_printf(b, "%s_sum{%s} %.6f\n", name, labels, (double)sum_us / 1e6);
+		buf_printf(b, "%s_count{%s} %" PRIu64 "\n", name, labels, cum[HISTO_BUCKETS]);
+	} else {
+		buf_printf(b, "%s_sum %.6f\n", name, (double)sum_us / 1e6);
+		buf_printf(b, "%s_count %" PRIu64 "\n", name, cum[HISTO_BUCKETS]);
+	}
+}
+
+static int count_one(void *user, const struct db_run *r)
+{
+	(void)r;
+	(*(uint64_t *)user)++;
+	return 0;
+}
+
+/* Runs with status, counted page by page (deleted runs are not listed). */
+static enum err_code count_status(struct api *api, const char *status, uint64_t *out,
+				  struct err *err)
+{
+	*out = 0;
+	char *cursor = NULL;
+	do {
+		struct db_run_filter f = {.status = status, .limit = DB_LIST_MAX, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(api->cfg.sup), &f, count_one, out,
+					       &next, err);
+		free(cursor);
+		cursor = next;
+		if (rc) {
+			free(cursor);
+			return rc;
+		}
+	} while (cursor);
+	return ERR_OK;
+}
+
+static enum err_code actors_by_status(struct api *api, struct buf *b, struct err *err)
+{
+	family(b, "theater_actors", "gauge", "Actor runs by status (deleted runs excluded).");
+	for (size_t i = 0; i < NSTATUSES; i++) {
+		uint64_t n;
+		if (count_status(api, statuses[i], &n, err))
+			return err->code;
+		buf_printf(b, "theater_actors{status=\"%s\"} %" PRIu64 "\n", statuses[i], n);
+	}
+	return ERR_OK;
+}
+
+static void lifecycle_counters(struct observe *o, struct buf *b)
+{
+	family(b, "theater_actor_spawns_total", "counter", "Actor runs spawned since the server started.");
+	buf_printf(b, "theater_actor_spawns_total %" PRIu64 "\n",
+		   __atomic_load_n(&o->spawns, __ATOMIC_RELAXED));
+	family(b, "theater_actor_restarts_total", "counter", "Actor restarts since the server started.");
+	buf_printf(b, "theater_actor_restarts_total %" PRIu64 "\n",
+		   __atomic_load_n(&o->restarts, __ATOMIC_RELAXED));
+	family(b, "theater_actor_failures_total", "counter",
+	       "Actor runs that failed since the server started, by reason.");
+	pthread_mutex_lock(&o->lock);
+	for (size_t i = 0; i < OBSERVE_REASONS && o->reasons[i][0]; i++)
+		buf_printf(b, "theater_actor_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+			   o->reasons[i], o->failures[i]);
+	if (o->failures[OBSERVE_REASONS])
+		buf_printf(b, "theater_actor_failures_total{reason=\"other\"} %" PRIu64 "\n",
+			   o->failures[OBSERVE_REASONS]);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void http_histograms(struct api *api, struct buf *b)
+{
+	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+	const struct api_route_info *routes;
+	size_t n = api_routes(&routes);
+	family(b, "theater_http_request_duration_seconds", "histogram",
+	       "HTTP requests by route template and status class, from arrival to answer.");
+	for (size_t r = 0; r <= OBSERVE_ROUTES; r++) {
+		if (r < OBSERVE_ROUTES && r >= n)
+			continue;
+		for (int k = 0; k < 5; k++) {
+			const struct histo *h = &api->obs.http[r][k];
+			uint64_t cum[HISTO_BUCKETS + 1], sum;
+			histo_read(h, cum, &sum);
+			if (cum[HISTO_BUCKETS] == 0)
+				continue;
+			char labels[200];
+			snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",code=\"%s\"",
+				 r < n ? routes[r].method : "", r < n ? routes[r].pattern : "(none)",
+				 classes[k]);
+			histogram(b, "theater_http_request_duration_seconds", labels, h);
+		}
+	}
+}
+
+static void other_gauges(struct api *api, struct buf *b)
+{
+	size_t clients = 0;
+	pthread_mutex_lock(&api->streams_lock);
+	clients = sse_count(api);
+	pthread_mutex_unlock(&api->streams_lock);
+	family(b, "theater_sse_clients", "gauge", "Open server-sent event streams.");
+	buf_printf(b, "theater_sse_clients %zu\n", clients);
+	struct resolver_stats st = {0};
+	if (api->cfg.resolver)
+		resolver_stats_get(api->cfg.resolver, &st);
+	family(b, "theater_package_cache_hits_total", "counter",
+	       "static_package spawns served from the package cache.");
+	buf_printf(b, "theater_package_cache_hits_total %" PRIu64 "\n", st.hits);
+	family(b, "theater_package_cache_misses_total", "counter",
+	       "static_package spawns that had to fetch their package.");
+	buf_printf(b, "theater_package_cache_misses_total %" PRIu64 "\n", st.misses);
+	family(b, "theater_package_cache_bytes", "gauge", "Bytes held by the package cache.");
+	buf_printf(b, "theater_package_cache_bytes %zu\n", st.bytes);
+	struct histo fs;
+	chain_fsync_histo(&fs);
+	family(b, "theater_chain_fsync_duration_seconds", "histogram",
+	       "Latency of each chain fdatasync (one per group commit).");
+	histogram(b, "theater_chain_fsync_duration_seconds", "", &fs);
+}
+
+static void job_metrics(void *arg)
+{
+	struct api_call *c = arg;
+	struct err e = {0};
+	struct buf b;
+	buf_init(&b, 0);
+	if (actors_by_status(c->api, &b, &e)) {
+		buf_release(&b);
+		api_problem_err(c, &e);
+		return;
+	}
+	lifecycle_counters(&c->api->obs, &b);
+	other_gauges(c->api, &b);
+	http_histograms(c->api, &b);
+	size_t len = b.len;
+	void *data = buf_steal(&b, &len);
+	api_bytes(c, 200, "text/plain; version=0.0.4; charset=utf-8", data, len, NULL);
+}
+
+void h_metrics(struct api_call *c)
+{
+	api_defer(c, job_metrics);
+}
