@@ -27,6 +27,8 @@
 #include <curl/curl.h>
 
 #include "src/util/buf.h"
+#include "src/util/histo.h"
+#include "src/util/log.h"
 
 #define FETCH_MAX_HEADER_BYTES (64 * 1024)
 
@@ -48,6 +50,9 @@ struct xfer {
 	void *check_user;
 	int refused;     /* the check refused an address */
 	char why[160];   /* "address 'x' refused: why" of the last refusal */
+	char shown[200]; /* the URL for progress lines: no query, no user info */
+	int64_t t0_us, last_log_us;
+	curl_off_t got, total;
 };
 
 int fetch_url_allowed(const char *url)
@@ -65,6 +70,43 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 	else if (rc)
 		x->nomem = 1;
 	return rc ? 0 : n;   /* 0 aborts the transfer */
+}
+
+/* Progress of a long fetch, at most one line per FETCH_PROGRESS_S. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)ultotal;
+	(void)ulnow;
+	struct xfer *x = user;
+	int64_t now = histo_now_us();
+	x->got = dlnow;
+	x->total = dltotal;
+	if (now - x->last_log_us < FETCH_PROGRESS_S * 1000000LL)
+		return 0;
+	x->last_log_us = now;
+	double s = (double)(now - x->t0_us) / 1e6, mib = (double)dlnow / 1048576.0;
+	if (dltotal > 0)
+		log_info("fetch", "'%s': %.1f MiB of %.1f MiB (%d%%) after %.0f s, %.1f MiB/s",
+			 x->shown, mib, (double)dltotal / 1048576.0, (int)(dlnow * 100 / dltotal), s,
+			 mib / s);
+	else
+		log_info("fetch", "'%s': %.1f MiB after %.0f s, %.1f MiB/s", x->shown, mib, s,
+			 mib / s);
+	return 0;
+}
+
+/* url without "?query", "#fragment" and "user:password@". */
+static void shown_url(const char *url, char *out, size_t cap)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	size_t host_len = strcspn(host, "/?#");
+	const char *at = memchr(host, '@', host_len);
+	size_t scheme_len = (size_t)(host - url);
+	if (at)
+		host = at + 1;
+	snprintf(out, cap, "%.*s%.*s", (int)scheme_len, url, (int)strcspn(host, "?#"), host);
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
@@ -210,6 +252,13 @@ static void setup_handle(CURL *c, const struct fetch_request *req, const struct 
 		curl_easy_setopt(c, CURLOPT_PROXY, "");
 	}
 	set_method(c, req);
+	if (req->log_progress) {
+		shown_url(req->url, x->shown, sizeof(x->shown));
+		x->t0_us = x->last_log_us = histo_now_us();
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 }
 
 /* Maps a finished transfer to our vocabulary. */
@@ -279,6 +328,8 @@ enum err_code fetch_request(const struct fetch_request *req, const struct fetch_
 	x.check = req->addr_check;
 	x.check_user = req->addr_check_user;
 	x.why[0] = '\0';
+	x.got = x.total = 0;
+	x.t0_us = x.last_log_us = 0;
 	if ((rc = check_request(req, err)))
 		goto fail;
 	pthread_once(&global_once, global_init);
@@ -292,6 +343,10 @@ enum err_code fetch_request(const struct fetch_request *req, const struct fetch_
 	}
 	setup_handle(c, req, &lim, &x, hdrs, errbuf);
 	CURLcode cc = curl_easy_perform(c);
+	if (req->log_progress && x.last_log_us != x.t0_us)   /* it logged progress: say how it ended */
+		log_info("fetch", "'%s': %s after %.1f s (%.1f MiB)", x.shown,
+			 cc == CURLE_OK ? "done" : "failed",
+			 (double)(histo_now_us() - x.t0_us) / 1e6, (double)x.got / 1048576.0);
 	long status = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if ((rc = map_result(cc, &x, status, req->url, errbuf, lim.max_bytes, err)))
@@ -325,6 +380,7 @@ enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
 {
 	struct fetch_request req = {
 		.method = "GET", .url = url, .follow_redirects = 1, .fail_on_status = 1,
+		.log_progress = 1,
 	};
 	struct fetch_response resp;
 	*data_out = NULL;

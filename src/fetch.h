@@ -73,7 +73,12 @@ struct fetch_request {
 	 * ("fetch 'url': address '10.0.0.1' refused: private"). */
 	fetch_addr_check_fn addr_check;
 	void *addr_check_user;
+	/* 1: a transfer still running after FETCH_PROGRESS_S seconds logs its
+	 * progress at info (then every FETCH_PROGRESS_S seconds, and once when it
+	 * ends), naming the URL without its query. fetch_url sets it. */
+	int log_progress;
 };
+#define FETCH_PROGRESS_S 2
 
 struct fetch_response {
 	long status;

@@ -238,6 +238,42 @@ static void test_timeout(void **state)
 	free(data);
 }
 
+/* A fetch still running after FETCH_PROGRESS_S logs progress lines naming the
+ * URL without its query (which may hold a secret), and one line when it ends. */
+static void test_progress_logged(void **state)
+{
+	(void)state;
+	fixture_httpd_add_slow(srv, "/long.wasm", (FETCH_PROGRESS_S + 1) * 1000);
+	char *dir = tu_mkdtemp("fetch-log");
+	char *path = tu_fmt("%s/stderr", dir);
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	dup2(fileno(f), 2);
+	uint8_t *data;
+	size_t len;
+	struct err err;
+	struct fetch_limits lim = { .total_timeout_ms = 60000 };
+	enum err_code rc = get("/long.wasm?token=s3cret", &lim, &data, &len, &err);
+	dup2(saved, 2);
+	close(saved);
+	fclose(f);
+	assert_int_equal(rc, ERR_OK);
+	free(data);
+	char *log = tu_read_file(path, NULL);
+	assert_non_null(log);
+	printf("%s", log);
+	assert_non_null(strstr(log, "info fetch: 'http://127.0.0.1:"));
+	assert_non_null(strstr(log, "/long.wasm': 0.0 MiB after "));
+	assert_non_null(strstr(log, "/long.wasm': done after "));
+	assert_null(strstr(log, "s3cret"));
+	free(log);
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_schemes_refused(void **state)
 {
 	(void)state;
@@ -357,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_exact_cap),
 		cmocka_unit_test(test_content_length_lie),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_progress_logged),
 		cmocka_unit_test(test_schemes_refused),
 		cmocka_unit_test(test_url_too_long),
 		cmocka_unit_test(test_connection_refused),
