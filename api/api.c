@@ -194,8 +194,8 @@ static void allow_header(struct api_call *c)
 	size_t len = body ? strlen(body) : 0;
 	if (body)
 		http_response_body_take(resp, body, len);
+	observe_request(c, 405, len);   /* before the answer: it frees the request */
 	http_respond(c->req, resp);
-	observe_request(c, 405, len);
 	free(c);
 }
 
@@ -263,8 +263,8 @@ static void cb_handle(void *user, struct http_request *req)
 		size_t len = body ? strlen(body) : 0;
 		if (body)
 			http_response_body_take(resp, body, len);
-		http_respond(req, resp);
 		observe_request(c, 401, len);
+		http_respond(req, resp);
 		free(c);
 		return;
 	}
@@ -356,8 +356,8 @@ void api_bytes(struct api_call *c, int status, const char *content_type, void *d
 	} else {
 		free(data);
 	}
+	observe_request(c, resp ? status : 500, sent);   /* the answer frees the request */
 	http_respond(c->req, resp);
-	observe_request(c, status, sent);
 	free(c);
 }
 

@@ -73,8 +73,13 @@ static void on_lifecycle(void *user, const struct supervisor_event *ev)
 	} else if (strcmp(type, "restarted") == 0) {
 		__atomic_fetch_add(&o->restarts, 1, __ATOMIC_RELAXED);
 	} else if (strcmp(type, "failed") == 0) {
+		/* The label is the reason's kind: "invalid_package" of
+		 * "invalid_package: package is not a webassembly binary". */
+		char kind[48];
+		snprintf(kind, sizeof(kind), "%.*s", (int)strcspn(reason ? reason : "unknown", ": "),
+			 reason ? reason : "unknown");
 		pthread_mutex_lock(&o->lock);
-		size_t slot = reason_slot(o, reason ? reason : "unknown");
+		size_t slot = reason_slot(o, kind);
 		o->failures[slot]++;
 		pthread_mutex_unlock(&o->lock);
 		level = LOG_WARN;

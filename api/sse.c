@@ -324,17 +324,16 @@ static void start(struct api_call *c, const char *actor_id, uint64_t after, int 
 		.on_close = on_close,
 		.user = x,
 	};
+	observe_request(c, 200, 0);     /* before the answer, which frees the request */
 	pthread_mutex_lock(&x->lock);   /* no live write before the stream exists */
 	if (http_respond_stream(c->req, head, &cfg, &x->stream, &e) != ERR_OK) {
 		pthread_mutex_unlock(&x->lock);
 		supervisor_unsubscribe(c->api->cfg.sup, x->sub);
 		pthread_mutex_destroy(&x->lock);
 		free(x);
-		observe_request(c, 500, 0);
 		free(c);
 		return;
 	}
-	observe_request(c, 200, 0);
 	free(c);
 	pthread_mutex_lock(&x->api->streams_lock);
 	x->next = x->api->streams;

@@ -49,14 +49,37 @@ static void puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* s as a JSON string, quotes included. */
+/* 1 when s is well-formed UTF-8 (no overlong forms or surrogates checked: a
+ * log line only has to stay parseable). */
+static int utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+			: (*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (n < 0)
+			return 0;
+		p++;
+		for (int i = 0; i < n; i++, p++)
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+/* s as a JSON string, quotes included. Bytes of a string that is not UTF-8
+ * are written as \u00XX, so the line stays valid JSON. */
 static void put_json(struct line *l, const char *s)
 {
+	int raw = utf8_ok(s);
 	put(l, "\"", 1);
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		char esc[8];
-		if (ch == '"' || ch == '\\') {
+		if (ch >= 0x80 && !raw) {
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+			put(l, esc, 6);
+		} else if (ch == '"' || ch == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)ch;
 			put(l, esc, 2);
@@ -92,7 +115,10 @@ static int is_number(const char *s)
 /* A text value: bare when it has no space, quote or '=', else quoted. */
 static void put_text_value(struct line *l, const char *v)
 {
-	if (*v && !strpbrk(v, " \t\"=\n"))
+	int bare = *v != '\0';
+	for (const unsigned char *p = (const unsigned char *)v; *p && bare; p++)
+		bare = *p > ' ' && *p != '"' && *p != '=' && *p != 0x7f;
+	if (bare)
 		puts_(l, v);
 	else
 		put_json(l, v);
