@@ -1,7 +1,8 @@
 # The two commands of the README, and the build variants behind them.
 #   make run    install what is missing, build, start the server with a demo
-#   make test   install what is missing, build, run every test
-# Other targets: build, asan (tests in an ASan+UBSan build), bench, fuzz, clean.
+#   make test   install what is missing, build, run every test (but the long ones)
+# Other targets: build, asan (tests in an ASan+UBSan build), test-long (the
+# `long` suite: the README's commands in a fresh Debian 12 root), bench, fuzz, clean.
 BUILD   ?= build
 ASAN    ?= build-asan
 JOBS    ?= $(shell nproc)
@@ -10,7 +11,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DTHEATER_WERROR=ON
 endif
 
-.PHONY: all deps build run test asan test-asan bench fuzz clean
+.PHONY: all deps build run test test-long asan test-asan bench fuzz clean
 
 all: build
 
@@ -25,13 +26,16 @@ run: build
 	bash scripts/demo.sh $(BUILD)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+test-long: build
+	cd $(BUILD) && THEATER_LONG=1 ctest --output-on-failure -L long
 
 asan: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTHEATER_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS)
+		ctest --output-on-failure -j $(JOBS) -LE long
 
 test-asan: asan
 

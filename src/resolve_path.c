@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -495,6 +496,18 @@ static enum err_code read_all(int fd, const char *ref, size_t max_bytes, uint8_t
 	return rc;
 }
 
+/* "no file 'x' under the package roots (/a, /b)": the same words for a
+ * manifest and a package (the caller says which it was loading). */
+static void not_found(const struct resolve_roots *rt, const char *ref, struct err *err)
+{
+	char roots[300] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < rt->n && n < sizeof(roots); i++)
+		n += (size_t)snprintf(roots + n, sizeof(roots) - n, "%s%s", i ? ", " : "",
+				      rt->given[i]);
+	err_set(err, ERR_NOT_FOUND, "no file '%s' under the package roots (%s)", ref, roots);
+}
+
 enum err_code resolve_file_load(const struct resolve_roots *rt, const char *path, const char *ref,
 				size_t max_bytes, uint8_t **data_out, size_t *len_out,
 				char **canon_out, struct err *err)
@@ -523,5 +536,7 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	free(canon);
+	if (rc == ERR_NOT_FOUND)
+		not_found(rt, ref, err);
 	return rc;
 }
