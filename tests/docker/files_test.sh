@@ -63,6 +63,32 @@ check "compose: published on the host's loopback by default" \
 	line "$compose" '^      - "127\.0\.0\.1:8080:8080"$'
 check "compose: no token in the file itself" [ "$(grep -cE 'THEATER_TOKEN:' "$compose")" -eq 0 ]
 
+# Compose v2 and Debian 12's docker-compose 1.29 alike: 1.29 refuses a
+# top-level name:, and an image: makes Compose v2 try a pull before it builds.
+check "compose: no top-level name: (docker-compose 1.29 refuses it)" \
+	[ "$(grep -cE '^name:' "$compose")" -eq 0 ]
+check "compose: no image: (always built, never pulled)" [ "$(grep -cE '^ +image:' "$compose")" -eq 0 ]
+check "Dockerfile: no '# syntax=' line (BuildKit would fetch a frontend from Docker Hub)" \
+	[ "$(grep -ciE '^# *syntax *=' "$df")" -eq 0 ]
+# The file through a real Compose parser: Debian 12's docker-compose 1.29
+# (apt, when missing and root; Compose v2 is not packaged by Debian 12).
+if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends docker-compose >/dev/null 2>&1 || true
+fi
+if command -v docker-compose >/dev/null 2>&1; then
+	cp -r "$src/docker" "$tmp/compose-check"
+	printf 'token\n' >"$tmp/compose-check/theater_token"
+	mkdir -p "$tmp/compose-check/packages"
+	check "docker-compose $(docker-compose version --short 2>/dev/null) accepts the compose file (config -q)" \
+		docker-compose -p theater -f "$tmp/compose-check/compose.yaml" config -q
+	docker-compose -p theater -f "$tmp/compose-check/compose.yaml" config >"$tmp/compose.out" 2>&1
+	check "docker-compose: the service builds from the repository root" \
+		grep -qE "^ +context: $tmp\$" "$tmp/compose.out"
+else
+	bad "docker-compose (Debian package docker-compose) is missing and cannot be installed: the compose file was not parsed"
+fi
+
 check ".dockerignore keeps the token out of the build context" line "$ignore" '^docker/theater_token$'
 check ".dockerignore keeps build/ out" line "$ignore" '^build$'
 check ".dockerignore keeps build-*/ out" line "$ignore" '^build-\*$'
