@@ -127,6 +127,12 @@ step '"count":10' 'curl -s localhost:8080/actors/<id>/state                     
 step '"calls":' 'curl -s localhost:8080/actors/<id>/metrics                            # calls, failures, fuel, time, memory, mailbox'
 step '"status":"running"' 'curl -s -X POST localhost:8080/actors/<id>/restart                    # same package digest, init again'
 
+echo "== Operating it"
+step 'theater_actors{status="running"}' 'curl -s localhost:8080/metrics                               # Prometheus text: actors by status, spawns, failures, restarts, HTTP and fsync latency, ...'
+step '"event_type":"wasm"' "curl -s 'localhost:8080/actors/<id>/chain?type=wasm'         # only the export calls (repeat type, or a,b)"
+[[ "$OUT" != *'"event_type":"spawned"'* ]] && ok "and only them" || bad "?type=wasm kept other events"
+step '"demo"' 'curl -s localhost:8080/store                                 # the content stores'
+
 echo "== TOML manifests"
 step '"status":"running"' "curl -s -X POST 'localhost:8080/actors?wait=running' -H 'Content-Type: application/toml' \\
   --data-binary @examples/hello/manifest.toml"
