@@ -73,6 +73,7 @@ static const struct {
 	{"GET", "/actors/{id}/chain", "after limit type"},
 	{"GET", "/events", "after"},
 	{"GET", "/store/{store_id}", "limit cursor"},
+	{"POST", "/actors/{id}/restart", "state"},
 };
 
 static const char *route_query(const struct route *r)
@@ -237,6 +238,12 @@ static int unknown_query(struct api_call *c, const struct route *r)
 	return 0;
 }
 
+/* The routes whose work a retry must not repeat: spawns, messages, requests. */
+static int honours_idempotency(const struct route *r)
+{
+	return r->fn == h_actors_create || r->fn == h_actor_message || r->fn == h_actor_request;
+}
+
 static void cb_handle(void *user, struct http_request *req)
 {
 	struct api *api = user;
@@ -268,9 +275,12 @@ static void cb_handle(void *user, struct http_request *req)
 		free(c);
 		return;
 	}
+	if (r && unknown_query(c, r))
+		return;
+	if (r && honours_idempotency(r) && api_idem_begin(c))
+		return;
 	if (r) {
-		if (!unknown_query(c, r))
-			r->fn(c);
+		r->fn(c);
 	} else if (allowed) {
 		allow_header(c);
 	} else {
@@ -303,6 +313,7 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 	if (!api->cfg.sse_max_buffered)
 		api->cfg.sse_max_buffered = 1 << 20;
 	pthread_mutex_init(&api->streams_lock, NULL);
+	api_idem_forget_pending(api);
 	enum err_code rc = observe_start(api, err);
 	if (rc) {
 		api_free(api);
@@ -345,6 +356,7 @@ static void add_headers(struct http_response *resp, const char *const *headers)
 void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
 	       size_t len, const char *const *headers)
 {
+	api_idem_finish(c, status, content_type, data, len, headers);
 	size_t sent = data ? len : 0;
 	struct http_response *resp = http_response_new(status);
 	if (resp) {

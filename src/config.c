@@ -42,6 +42,9 @@ const char *config_usage(void)
 "  --call-timeout-ms MS      wall clock per actor call (5000) [THEATER_CALL_TIMEOUT_MS]\n"
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
+"  --recover all|none        bring live actors back on start (all) [THEATER_RECOVER]\n"
+"  --shutdown-grace-ms MS    on SIGTERM, time running calls get to finish before\n"
+"                            actors are suspended (10000) [THEATER_SHUTDOWN_GRACE_MS]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --log-format FORMAT       text or json, one object a line (text) [THEATER_LOG_FORMAT]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
@@ -141,7 +144,7 @@ struct opt {
 	const char *flag;
 	const char *env;
 	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level,
-		       * 7 log format */
+		       * 7 recover, 8 log format */
 	size_t off;
 	unsigned long max;
 };
@@ -169,7 +172,9 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
-	{"--log-format", "THEATER_LOG_FORMAT", 7, 0, 0},
+	{"--recover", "THEATER_RECOVER", 7, 0, 0},
+	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
+	{"--log-format", "THEATER_LOG_FORMAT", 8, 0, 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -201,6 +206,11 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 	case 4: return add_root(cfg, v, err);
 	case 5: return read_token_file(cfg, v, err);
 	case 7:
+		if (strcmp(v, "all") != 0 && strcmp(v, "none") != 0)
+			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
+		cfg->recover_none = strcmp(v, "none") == 0;
+		return ERR_OK;
+	case 8:
 		if (strcmp(v, "text") && strcmp(v, "json"))
 			return err_set(err, ERR_INVALID, "%s: '%s' is not text or json", o->flag, v);
 		cfg->log_format = strcmp(v, "json") == 0 ? LOG_JSON : LOG_TEXT;
@@ -266,6 +276,7 @@ static void defaults(struct config *cfg)
 	cfg->mailbox = 1024;
 	cfg->max_message = 1u << 20;
 	cfg->log_level = LOG_INFO;
+	cfg->shutdown_grace_ms = 10000;
 }
 
 static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,

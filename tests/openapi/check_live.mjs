@@ -204,6 +204,9 @@ try {
   await call('POST', `/actors/${id}/messages`, { expect: 202, body: '5' });
   await call('POST', `/actors/${id}/messages`, { expect: 413, body: 'x'.repeat(8192) });
   await call('POST', `/actors/${id}/requests`, { expect: 200, body: 'get' });
+  await call('POST', `/actors/${id}/messages`, { expect: 202, body: '1', headers: { 'Idempotency-Key': 'k-1' } });
+  await call('POST', `/actors/${id}/messages`, { expect: 202, body: '1', headers: { 'Idempotency-Key': 'k-1' } });
+  await call('POST', `/actors/${id}/messages`, { expect: 422, body: '2', headers: { 'Idempotency-Key': 'k-1' } });
   await call('POST', `/actors/${id}/requests?timeout=5`, { body: 'nonsense' });
   await call('POST', `/actors/${id}/requests?timout=5`, { expect: 400, body: 'get' });
   await call('GET', `/actors/${id}/state`, { expect: 200 });
@@ -252,6 +255,8 @@ try {
 
   // Lifecycle.
   await call('POST', `/actors/${id}/restart`, { expect: 200 });
+  await call('POST', `/actors/${id}/restart?state=initial`, { expect: 200 });
+  await call('POST', `/actors/${id}/restart?state=first`, { expect: 400 });
   await call('POST', `/actors/${id}/stop`, { expect: 204 });
   await call('POST', `/actors/${id}/stop`, { expect: 304 });
   await call('POST', `/actors/${id}/kill`, { expect: 409 });
