@@ -72,7 +72,10 @@ step() {
   local run rc=0
   run=$(sub "$cmd")
   if [[ "$run" == *'&' ]]; then   # a server in the background: its output to a file
-    (cd "$src" && eval "${run%&} >'$tmp/bg.log' 2>&1 &")
+    pushd "$src" >/dev/null
+    eval "${run%&} >'$tmp/bg.log' 2>&1 &"
+    pids+=($!)
+    popd >/dev/null
     OUT=""
   else
     OUT=$(cd "$src" && eval "$run" 2>&1)
@@ -147,7 +150,6 @@ step '"name":"counter"' 'curl -s localhost:8080/actors/<id>/manifest            
 echo "== A full session with the counter (a second server)"
 step "" './build/theater-server --home /tmp/theater-counter --listen 127.0.0.1:8081 \
   --package-root "$PWD/build/examples" &'
-pids+=($(pgrep -f -- "--home $tmp/counter-home" | head -n 1))
 for _ in $(seq 1 600); do curl -fsS -o /dev/null "127.0.0.1:$P2/health" 2>/dev/null && break; sleep 0.1; done
 step "" "ID=\$(curl -s -X POST 'localhost:8081/actors?wait=running' \\
   -d '{\"manifest_ref\": \"counter/manifest.json\"}' | grep -o '\"id\":\"[^\"]*\"' | cut -d'\"' -f4)"
