@@ -496,7 +496,7 @@ static enum err_code read_all(int fd, const char *ref, size_t max_bytes, uint8_t
 	return rc;
 }
 
-/* "no file 'x' under the package roots (/a, /b)": the same words for a
+/* "file 'x' not found under the package roots (/a, /b)": the same words for a
  * manifest and a package (the caller says which it was loading). */
 static void not_found(const struct resolve_roots *rt, const char *ref, struct err *err)
 {
@@ -505,7 +505,7 @@ static void not_found(const struct resolve_roots *rt, const char *ref, struct er
 	for (size_t i = 0; i < rt->n && n < sizeof(roots); i++)
 		n += (size_t)snprintf(roots + n, sizeof(roots) - n, "%s%s", i ? ", " : "",
 				      rt->given[i]);
-	err_set(err, ERR_NOT_FOUND, "no file '%s' under the package roots (%s)", ref, roots);
+	err_set(err, ERR_NOT_FOUND, "file '%s' not found under the package roots (%s)", ref, roots);
 }
 
 enum err_code resolve_file_load(const struct resolve_roots *rt, const char *path, const char *ref,

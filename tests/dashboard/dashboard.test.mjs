@@ -259,7 +259,7 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   assert.match(text, /unknown key 'pakage'/);
   // A missing package: the detail, and a link to the failed run.
   text = await spawnFromForm(page, { name: 'missing', package: 'nope.wasm' }, { open: false });
-  assert.match(text, /package 'nope\.wasm' not found/);
+  assert.match(text, /file 'nope\.wasm' not found under the package roots/);
   assert.equal(await page.locator('#spawn-result a').count(), 1);
   await rowFor(page, 'missing').locator('.badge:text-is("failed")').waitFor();
   // Not JSON at all: said before anything is sent.
