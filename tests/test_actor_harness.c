@@ -464,6 +464,40 @@ static void test_fake_store_and_http(void **state)
 	free(label);
 }
 
+static void test_fake_supervisor(void **state)
+{
+	(void)state;
+	const char *child = "00000000-0000-4000-8000-000000000002";
+	char *stop = tu_fmt("stop %s", child), *restart = tu_fmt("restart %s", child);
+	char *cstate = tu_fmt("childstate %s", child);
+	const char *args[] = {
+		F.driver, "--request", "spawn {\"count\":3} {\"name\":\"c\",\"package\":\"c.wasm\"}",
+		"--request", "children", "--request", cstate, "--request", restart,
+		"--request", stop, "--request", "children", "--request", stop, "--request", "bad",
+		NULL,
+	};
+	struct result r = run(args);
+	assert_int_equal(r.status, 0);
+	char *spawned = tu_fmt("0 %s", child);
+	assert_string_equal(response(&r, 1), spawned);
+	char *listed = tu_fmt("40 [\"%s\"]", child);
+	assert_string_equal(response(&r, 2), listed);
+	assert_string_equal(response(&r, 3), "11 {\"count\":3}");
+	assert_string_equal(response(&r, 4), "0");
+	assert_string_equal(response(&r, 5), "0");
+	assert_string_equal(response(&r, 6), "2 []");
+	assert_string_equal(response(&r, 7), "-3");              /* not a child any more */
+	/* out-of-bounds pointers to every function are -1, never a crash: the
+	 * same answers as the server's (test_e2e_host's test of "bad") */
+	assert_string_equal(response(&r, 8), "-1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1");
+	result_release(&r);
+	free(spawned);
+	free(listed);
+	free(stop);
+	free(restart);
+	free(cstate);
+}
+
 static void test_usage(void **state)
 {
 	(void)state;
@@ -499,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_fake_random_and_clock),
 		cmocka_unit_test(test_fake_messages),
 		cmocka_unit_test(test_fake_store_and_http),
+		cmocka_unit_test(test_fake_supervisor),
 		cmocka_unit_test(test_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -102,6 +102,13 @@ static int guest_write(struct wasm_caller *c, uint32_t ptr, const void *data, si
 	return wasm_memory_write(wasm_caller_memory(c), ptr, data, len, &err) ? -1 : 0;
 }
 
+/* An 8-byte `out` slot inside the memory: checked before anything is done, as
+ * the server's host functions do (a bad slot is -1 whatever else is wrong). */
+static int slot_ok(struct wasm_caller *c, uint32_t out)
+{
+	return (uint64_t)out + 8 <= wasm_memory_size(wasm_caller_memory(c));
+}
+
 /* Hands bytes to the guest: memory from its theater_alloc, (ptr, len) at out.
  * Returns len, a negative ABI error, or -100 with *trap set when the guest's
  * allocator trapped. */
@@ -205,7 +212,9 @@ FAKE(f_request)
 	enum err_code trap = ERR_OK;
 	int32_t rc = ACTOR_ABI_EINVAL;
 	json_t *out = NULL;
-	if (id && msg && f->next_answer < f->nanswers) {
+	if (!slot_ok(c, U(5))) {
+		rc = ACTOR_ABI_EINVAL;
+	} else if (id && msg && f->next_answer < f->nanswers) {
 		size_t k = f->next_answer++;
 		rc = give(c, U(5), f->answers[k], f->answer_lens[k], &trap, err);
 		out = rc >= 0 ? fakes_bytes_json(f->answers[k], f->answer_lens[k]) : NULL;
@@ -368,7 +377,7 @@ static enum err_code store_get(struct wasm_caller *c, struct fakes *f, const cha
 			       struct wasm_value *res, struct err *err)
 {
 	enum err_code trap = ERR_OK;
-	int32_t rc = ACTOR_ABI_ENOTFOUND;
+	int32_t rc = slot_ok(c, out) ? ACTOR_ABI_ENOTFOUND : ACTOR_ABI_EINVAL;
 	char *k = blob_key(sid, sep, name);
 	struct blob *b = k ? blob_find(f, k) : NULL;
 	if (b && *sep) {        /* a label: follow it to its hash */
@@ -376,7 +385,7 @@ static enum err_code store_get(struct wasm_caller *c, struct fakes *f, const cha
 		b = hk ? blob_find(f, hk) : NULL;
 		free(hk);
 	}
-	if (b)
+	if (b && rc == ACTOR_ABI_ENOTFOUND)
 		rc = give(c, out, b->data, b->len, &trap, err);
 	free(k);
 	record(f, "store", fn, json_pack("{s:s, s:s}", "store", sid, *sep ? "label" : "hash", name),
@@ -471,20 +480,25 @@ FAKE(f_list_children)
 		json_array_append_new(ids, json_string(k));
 	char *text = json_compact(ids);
 	enum err_code trap = ERR_OK;
-	int32_t rc = text ? give(c, U(0), text, strlen(text), &trap, err) : ACTOR_ABI_EFAILED;
+	int32_t rc = !slot_ok(c, U(0)) ? ACTOR_ABI_EINVAL : text ? give(c, U(0), text, strlen(text),
+								   &trap, err)
+		     : ACTOR_ABI_EFAILED;
 	record(f, "supervisor", "list-children", NULL, ids);
 	free(text);
 	return give_result(res, rc, trap);
 }
 
-/* stop-child, restart-child and get-child-state: the child's record. */
-static json_t *child_of(struct wasm_caller *c, struct fakes *f, uint32_t p, uint32_t n,
-			char id[37])
+/* stop-child, restart-child and get-child-state: the child's record in *rec;
+ * 0, or -1 for an id that cannot be read or is not 36 bytes, -3 for one that
+ * is not a child (as the server: only one's own children). */
+static int32_t child_of(struct wasm_caller *c, struct fakes *f, uint32_t p, uint32_t n,
+			char id[37], json_t **rec)
 {
 	uint8_t *s = n == 36 ? guest_read(c, p, n) : NULL;
 	snprintf(id, 37, "%s", s ? (char *)s : "");
 	free(s);
-	return id[0] ? json_object_get(f->children, id) : NULL;
+	*rec = id[0] ? json_object_get(f->children, id) : NULL;
+	return !id[0] ? ACTOR_ABI_EINVAL : *rec ? 0 : ACTOR_ABI_EDENIED;
 }
 
 FAKE(f_stop_child)
@@ -492,7 +506,8 @@ FAKE(f_stop_child)
 	(void)err;
 	struct fakes *f = user;
 	char id[37];
-	int32_t rc = child_of(c, f, U(0), U(1), id) ? 0 : ACTOR_ABI_EDENIED;
+	json_t *rec;
+	int32_t rc = child_of(c, f, U(0), U(1), id, &rec);
 	if (!rc)
 		json_object_del(f->children, id);
 	set_i32(res, rc);
@@ -505,7 +520,8 @@ FAKE(f_restart_child)
 	(void)err;
 	struct fakes *f = user;
 	char id[37];
-	int32_t rc = child_of(c, f, U(0), U(1), id) ? 0 : ACTOR_ABI_EDENIED;
+	json_t *rec;
+	int32_t rc = child_of(c, f, U(0), U(1), id, &rec);
 	set_i32(res, rc);
 	record(f, "supervisor", "restart-child", json_string(id), json_integer(rc));
 	return ERR_OK;
@@ -515,11 +531,15 @@ FAKE(f_child_state)
 {
 	struct fakes *f = user;
 	char id[37];
-	json_t *st = child_of(c, f, U(0), U(1), id);
+	json_t *st;
 	enum err_code trap = ERR_OK;
-	int32_t rc = ACTOR_ABI_EDENIED;
-	if (st && json_is_string(st))
+	int32_t rc = slot_ok(c, U(2)) ? child_of(c, f, U(0), U(1), id, &st) : ACTOR_ABI_EINVAL;
+	if (rc == ACTOR_ABI_EINVAL)
+		id[0] = '\0';
+	if (!rc && json_is_string(st))
 		rc = give(c, U(2), json_string_value(st), json_string_length(st), &trap, err);
+	else if (!rc)
+		rc = ACTOR_ABI_EFAILED;     /* a state that was not UTF-8 */
 	record(f, "supervisor", "get-child-state", json_string(id), json_integer(rc));
 	return give_result(res, rc, trap);
 }
@@ -549,7 +569,7 @@ FAKE(f_send_http)
 	const json_t *ans = req ? http_answer(f, req) : NULL;
 	char *out = ans ? json_compact(ans) : NULL;
 	enum err_code trap = ERR_OK;
-	int32_t rc = !req ? ACTOR_ABI_EINVAL : !out ? ACTOR_ABI_EFAILED
+	int32_t rc = !req || !slot_ok(c, U(2)) ? ACTOR_ABI_EINVAL : !out ? ACTOR_ABI_EFAILED
 		     : give(c, U(2), out, strlen(out), &trap, err);
 	record(f, "http-client", "send-http", req ? json_incref(req) : NULL,
 	       rc >= 0 ? json_deep_copy(ans) : json_integer(rc));
