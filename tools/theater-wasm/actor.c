@@ -328,50 +328,63 @@ static void print_calls_text(const json_t *calls)
 	}
 }
 
-/* One call's report. status: "ok", "error" or "trap"; text is the response,
- * the error message or the trap. */
+static void report_json(struct harness *h, const char *fn, const struct step *s,
+			const char *status, const uint8_t *text, size_t text_len, int changed,
+			uint64_t fuel, json_t *calls)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b, s:I}", "call", fn, "status", status,
+			      "state_changed", changed, "fuel", (json_int_t)fuel);
+	json_object_set_new(o, "input", s ? fakes_bytes_json(s->data, s->len) : json_null());
+	if (text)
+		json_object_set_new(o, strcmp(status, "ok") == 0 ? "response" : "error",
+				    fakes_bytes_json(text, text_len));
+	json_object_set_new(o, "state", fakes_bytes_json(h->state ? h->state : (uint8_t *)"",
+							 h->state_len));
+	json_object_set(o, "host_calls", calls);
+	char *line = json_compact(o);
+	puts(line ? line : "{}");
+	free(line);
+	json_decref(o);
+}
+
+static void report_text(struct harness *h, const char *fn, const struct step *s,
+			const char *status, const uint8_t *text, size_t text_len, int changed,
+			json_t *calls)
+{
+	int ok = strcmp(status, "ok") == 0;
+	printf("%s", fn);
+	if (s) {
+		fputs(" \"", stdout);
+		put_bytes(s->data, s->len);
+		putchar('"');
+	}
+	printf(": %s", status);
+	if (text && !ok) {
+		fputs(": ", stdout);
+		put_bytes(text, text_len);
+	}
+	putchar('\n');
+	print_calls_text(calls);
+	if (text && ok) {
+		fputs("  response: ", stdout);
+		put_bytes(text, text_len);
+		putchar('\n');
+	}
+	fputs("  state: ", stdout);
+	put_bytes(h->state, h->state_len);
+	puts(changed ? "" : " (unchanged)");
+}
+
+/* One call's report, with the host calls it made. status: "ok", "error" or
+ * "trap"; text is the response, the error message or the trap. */
 static void report(struct harness *h, const char *fn, const struct step *s, const char *status,
 		   const uint8_t *text, size_t text_len, int changed, uint64_t fuel)
 {
 	json_t *calls = fakes_take_calls(h->fakes);
-	if (h->o->json) {
-		json_t *o = json_pack("{s:s, s:s, s:b, s:I}", "call", fn, "status", status,
-				      "state_changed", changed, "fuel", (json_int_t)fuel);
-		json_object_set_new(o, "input", s ? fakes_bytes_json(s->data, s->len) : json_null());
-		if (text && strcmp(status, "ok") == 0)
-			json_object_set_new(o, "response", fakes_bytes_json(text, text_len));
-		else if (text)
-			json_object_set_new(o, "error", fakes_bytes_json(text, text_len));
-		json_object_set_new(o, "state", fakes_bytes_json(h->state ? h->state : (uint8_t *)"",
-								 h->state_len));
-		json_object_set(o, "host_calls", calls);
-		char *line = json_compact(o);
-		puts(line ? line : "{}");
-		free(line);
-		json_decref(o);
-	} else {
-		printf("%s", fn);
-		if (s) {
-			fputs(" \"", stdout);
-			put_bytes(s->data, s->len);
-			putchar('"');
-		}
-		printf(": %s", status);
-		if (text && strcmp(status, "ok") != 0) {
-			fputs(": ", stdout);
-			put_bytes(text, text_len);
-		}
-		putchar('\n');
-		print_calls_text(calls);
-		if (text && strcmp(status, "ok") == 0) {
-			fputs("  response: ", stdout);
-			put_bytes(text, text_len);
-			putchar('\n');
-		}
-		fputs("  state: ", stdout);
-		put_bytes(h->state, h->state_len);
-		puts(changed ? "" : " (unchanged)");
-	}
+	if (h->o->json)
+		report_json(h, fn, s, status, text, text_len, changed, fuel, calls);
+	else
+		report_text(h, fn, s, status, text, text_len, changed, calls);
 	json_decref(calls);
 }
 
@@ -399,6 +412,38 @@ static int find_func(struct harness *h, const char *name, struct wasm_func **out
 	if (wasm_instance_export(h->inst, name, &ext) != ERR_OK || ext.kind != WASM_EXTERN_FUNC)
 		return -1;
 	*out = ext.of.func;
+	return 0;
+}
+
+/* A call's checked result record: an actor error keeps the state, ok takes
+ * the new one (and, for a request, the response). */
+static int take_result(struct harness *h, const char *fn, const struct step *s,
+		       const struct actor_abi_result *r, uint64_t fuel)
+{
+	uint8_t *out = wasm_memory_data(h->mem);
+	if (r->status == 1) {
+		h->actor_errors++;
+		report(h, fn, s, "error", out + r->out_ptr, r->out_len, 0, fuel);
+		return 0;
+	}
+	int request = s && s->kind == STEP_REQUEST;
+	int changed = r->state_len != h->state_len ||
+		      (r->state_len && memcmp(out + r->state_ptr, h->state, r->state_len) != 0);
+	uint8_t *ns = malloc(r->state_len + 1), *resp = request ? malloc(r->out_len + 1) : NULL;
+	if (!ns || (request && !resp)) {
+		free(ns);
+		free(resp);
+		fputs("error: out of memory\n", stderr);
+		return EXIT_LOAD;
+	}
+	memcpy(ns, out + r->state_ptr, r->state_len);
+	if (resp)
+		memcpy(resp, out + r->out_ptr, r->out_len);
+	free(h->state);
+	h->state = ns;
+	h->state_len = r->state_len;
+	report(h, fn, s, "ok", resp, resp ? r->out_len : 0, changed || !s, fuel);
+	free(resp);
 	return 0;
 }
 
@@ -432,31 +477,7 @@ static int call(struct harness *h, const char *fn, const struct step *s)
 		report(h, fn, s, "trap", (const uint8_t *)err.msg, strlen(err.msg), 0, fuel);
 		return EXIT_TRAP;
 	}
-	uint8_t *out = wasm_memory_data(h->mem);
-	if (r.status == 1) {
-		h->actor_errors++;
-		report(h, fn, s, "error", out + r.out_ptr, r.out_len, 0, fuel);
-		return 0;
-	}
-	int changed = r.state_len != h->state_len ||
-		      (r.state_len && memcmp(out + r.state_ptr, h->state, r.state_len) != 0);
-	uint8_t *ns = malloc(r.state_len + 1);
-	uint8_t *resp = s && s->kind == STEP_REQUEST ? malloc(r.out_len + 1) : NULL;
-	if (!ns || (s && s->kind == STEP_REQUEST && !resp)) {
-		free(ns);
-		free(resp);
-		fputs("error: out of memory\n", stderr);
-		return EXIT_LOAD;
-	}
-	memcpy(ns, out + r.state_ptr, r.state_len);
-	if (resp)
-		memcpy(resp, out + r.out_ptr, r.out_len);
-	free(h->state);
-	h->state = ns;
-	h->state_len = r.state_len;
-	report(h, fn, s, "ok", resp, resp ? r.out_len : 0, changed || !s, fuel);
-	free(resp);
-	return 0;
+	return take_result(h, fn, s, &r, fuel);
 }
 
 /* ---- set-up ---- */
