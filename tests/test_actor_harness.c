@@ -498,6 +498,50 @@ static void test_fake_supervisor(void **state)
 	free(cstate);
 }
 
+/* Modules that do not speak the ABI are refused, saying why; a bad result
+ * record is a trap, as on the server. */
+static void test_bad_modules(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *wat;
+		int status;
+		const char *says;
+	} cases[] = {
+		{"(module (func (export \"init\") (param i32 i32) (result i32) i32.const 0))",
+		 1, "does not export its 'memory'"},
+		{"(module (memory (export \"memory\") 1)"
+		 " (func (export \"theater_abi_version\") (result i32) i32.const 2)"
+		 " (func (export \"theater_alloc\") (param i32) (result i32) i32.const 1024))",
+		 1, "theater_abi_version failed or is not 1"},
+		{"(module (import \"wasi_snapshot_preview1\" \"fd_write\""
+		 " (func (param i32 i32 i32 i32) (result i32))) (memory (export \"memory\") 1))",
+		 1, "not in the actor abi"},
+		{"(module (memory (export \"memory\") 1)"
+		 " (func (export \"theater_abi_version\") (result i32) i32.const 1)"
+		 " (func (export \"theater_alloc\") (param i32) (result i32) i32.const 1024)"
+		 " (func (export \"init\") (param i32 i32) (result i32) i32.const 65530))",
+		 2, NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *wat = tu_fmt("%s/bad%zu.wat", F.dir, i), *wasm = tu_fmt("%s/bad%zu.wasm", F.dir, i);
+		tu_write_file(wat, cases[i].wat, strlen(cases[i].wat));
+		char *cmd = tu_fmt("wat2wasm '%s' -o '%s'", wat, wasm);
+		assert_int_equal(system(cmd), 0);
+		const char *args[] = {wasm, "--send", "x", NULL};
+		struct result r = run(args);
+		assert_int_equal(r.status, cases[i].status);
+		if (cases[i].says && !strstr(r.err, cases[i].says))
+			fail_msg("case %zu: stderr %s", i, r.err);
+		if (!cases[i].says)
+			assert_non_null(strstr(field(&r, 0, "error"), "invalid_result"));
+		result_release(&r);
+		free(cmd);
+		free(wat);
+		free(wasm);
+	}
+}
+
 static void test_usage(void **state)
 {
 	(void)state;
@@ -534,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_fake_messages),
 		cmocka_unit_test(test_fake_store_and_http),
 		cmocka_unit_test(test_fake_supervisor),
+		cmocka_unit_test(test_bad_modules),
 		cmocka_unit_test(test_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
