@@ -28,6 +28,7 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
 
+# Crash trials, soaks, the fresh-Debian run and other long runs (CTest label `long`).
 test-long: build
 	cd $(BUILD) && THEATER_LONG=1 ctest --output-on-failure -L long
 

@@ -53,6 +53,8 @@ sub() {
   c=${c//.\/build\//$build\/}
   c=${c//@build\//@$build\/}
   c=${c//cp build\//cp $build\/}
+  c=${c/#build\/tools\//$build\/tools\/}
+  c=${c// build\/examples\// $build\/examples\/}
   c=${c//@manifest.toml/@$tmp/manifest.toml}
   c=${c//<kv id>/$KV}
   c=${c//<supervisor id>/$SUP}
@@ -136,6 +138,18 @@ step '"event_type":"wasm"' "curl -s 'localhost:8080/actors/<id>/chain?type=wasm'
 [[ "$OUT" != *'"event_type":"spawned"'* ]] && ok "and only them" || bad "?type=wasm kept other events"
 step '"demo"' 'curl -s localhost:8080/store                                 # the content stores'
 
+echo "== Durable actors"
+step '"status":"running"' 'curl -s -X POST localhost:8080/actors/<id>/restart                   # same state, new instance'
+step '"status":"running"' "curl -s -X POST 'localhost:8080/actors/<id>/restart?state=initial'   # init afresh"
+step '"count":0' 'curl -s localhost:8080/actors/<id>/state                             # also for ended runs'
+step '"status":"accepted"' "curl -s -X POST localhost:8080/actors/<id>/messages -H 'Idempotency-Key: order-17' -d 5"
+first=$OUT
+step '"status":"accepted"' "curl -s -X POST localhost:8080/actors/<id>/messages -H 'Idempotency-Key: order-17' -d 5"
+[ "$OUT" = "$first" ] && ok "the retry got the first answer" || bad "the retry's answer differs: $first / $OUT"
+sleep 1
+[ "$(curl -s -X POST "127.0.0.1:$P1/actors/$ID/requests" -d get)" = 5 ] && ok "and the message counted once" ||
+  bad "the idempotent message was not counted exactly once"
+
 echo "== TOML manifests"
 step '"status":"running"' "curl -s -X POST 'localhost:8080/actors?wait=running' -H 'Content-Type: application/toml' \\
   --data-binary @examples/hello/manifest.toml"
@@ -146,6 +160,10 @@ step '"code":"unknown_key","path":"handler[1].tpye"' "curl -s -X POST localhost:
 [[ "$OUT" == *'"path":"handler[1].tpye","message":"unknown key '"'"'tpye'"'"' in manifest handler[1] (did you mean '"'"'type'"'"'?)","line":7,'* ]] &&
   ok "with its line, 7" || bad "the unknown key is not reported at line 7: $OUT"
 step '"name":"counter"' 'curl -s localhost:8080/actors/<id>/manifest                  # the manifest it runs, as JSON'
+
+echo "== theater-wasm actor"
+step 'response: 12' 'build/tools/theater-wasm/theater-wasm actor build/examples/counter/counter.wasm \
+  --manifest examples/counter/manifest.toml --send 5 --send 7 --request get   # response: 12'
 
 echo "== A full session with the counter (a second server)"
 step "" './build/theater-server --home /tmp/theater-counter --listen 127.0.0.1:8081 \
@@ -159,7 +177,7 @@ stream 'event: chain' "curl -N -H 'Accept: text/event-stream' localhost:8081/act
 step '{"status":"accepted","size":1}' 'curl -s -X POST localhost:8081/actors/$ID/messages -d 5     # send: 202 {"status":"accepted","size":1}'
 step '"status":"accepted"' 'curl -s -X POST localhost:8081/actors/$ID/messages -d 2'
 step '7' 'curl -s -X POST localhost:8081/actors/$ID/requests -d get   # request: 200, 7'
-step '"code":"actor_error"' 'curl -s -X POST localhost:8081/actors/$ID/requests -d nope  # 502 {"code":"actor_error",...}'
+step '"code":"actor_error"' 'curl -s -X POST localhost:8081/actors/$ID/requests -d nope  # 422 {"code":"actor_error",...}'
 step '{"count":7}' 'curl -s localhost:8081/actors/$ID/state                     # {"count":7}'
 step '"mailbox":' 'curl -s localhost:8081/actors/$ID/metrics                   # calls, failures, fuel, mailbox, ...'
 step '"valid":true,"length":12,' 'curl -s localhost:8081/actors/$ID/chain/verify              # {"valid":true,"length":12,...}'
