@@ -130,7 +130,7 @@ step '"status":"accepted"' "curl -s -X POST localhost:8080/actors/<id>/messages 
 step '10' "curl -s -X POST 'localhost:8080/actors/<id>/requests?timeout=5' -d 'get'   # 200 with the response"
 step '"count":10' 'curl -s localhost:8080/actors/<id>/state                              # the state it holds now'
 step '"calls":' 'curl -s localhost:8080/actors/<id>/metrics                            # calls, failures, fuel, time, memory, mailbox'
-step '"status":"running"' 'curl -s -X POST localhost:8080/actors/<id>/restart                    # same package digest, init again'
+step '"status":"running"' 'curl -s -X POST localhost:8080/actors/<id>/restart                    # same package digest, last good state (?state=initial: init again)'
 
 echo "== Operating it"
 step 'theater_actors{status="running"}' 'curl -s localhost:8080/metrics                               # Prometheus text: actors by status, spawns, failures, restarts, HTTP and fsync latency, ...'
