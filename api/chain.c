@@ -46,6 +46,9 @@ static enum err_code type_filter_parse(struct api_call *c, struct type_filter *f
 		if (strcmp(http_request_query_name(c->req, i), "type") != 0)
 			continue;
 		const char *v = http_request_query_value(c->req, i);
+		if (!*v)
+			return err_set(err, ERR_INVALID, "query parameter 'type' is empty (give "
+				       "event types, separated by commas)");
 		while (*v) {
 			size_t len = strcspn(v, ",");
 			if (len == 0 || len >= sizeof(f->names[0]))

@@ -220,6 +220,8 @@ try {
   const two = await call('GET', `/actors/${id}/chain?type=spawned,started&type=wasm&limit=2`, { expect: 200 });
   if (two.json.items.length !== 2 || two.json.items[0].event_type !== 'spawned') fail(`?type=spawned,started&type=wasm&limit=2: ${two.text}`);
   await call('GET', `/actors/${id}/chain?types=wasm`, { expect: 400 });
+  await call('GET', `/actors/${id}/chain?type=`, { expect: 400 });
+  await call('GET', `/actors/${id}/chain?type=wasm,,started`, { expect: 400 });
   await call('GET', `/actors/${id}/chain`, { expect: 200, stream: true, headers: { Accept: 'text/event-stream' } });
   await call('GET', `/actors/${id}/chain?type=wasm`, { expect: 400, headers: { Accept: 'text/event-stream' } });
   await call('GET', `/actors/${id}/chain/events/1`, { expect: 200 });
