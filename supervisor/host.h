@@ -167,6 +167,11 @@ const char *host_policy_cap(unsigned grant);
 /* ---- secrets (host_policy.c, host_env.c) ---- */
 /* 1 when the environment handler (and its policy) grant the secret name. */
 int host_env_granted(struct actor *a, const char *name);
+/* 1 when a child's handler config (environment / http-client) asks for no
+ * secret, prefix or loopback port the actor a was not granted; else 0 with e
+ * set (ERR_FORBIDDEN_PATH). */
+int host_env_child_allowed(struct actor *a, const json_t *child, struct err *e);
+int host_http_child_allowed(struct actor *a, const json_t *child, struct err *e);
 /* The server's secrets (NULL when it keeps none). */
 struct secrets *host_secrets(struct actor *a);
 /* The server's send-http default and cap (milliseconds). */

@@ -80,6 +80,34 @@ int host_env_granted(struct actor *a, const char *name)
 	return p != HOST_POLICY_RESTRICT || layer_allows(pol, name, 1);
 }
 
+int host_env_child_allowed(struct actor *a, const json_t *child, struct err *e)
+{
+	const json_t *mine = host_handler_config(a, GRANT_ENV);
+	size_t i;
+	const json_t *v;
+	if (json_is_true(json_object_get(child, "allow_list_all")) &&
+	    !json_is_true(json_object_get(mine, "allow_list_all"))) {
+		err_set(e, ERR_FORBIDDEN_PATH, "the child's environment asks for allow_list_all, "
+			"which this actor was not granted");
+		return 0;
+	}
+	json_array_foreach(json_object_get(child, "allowed_vars"), i, v)
+		if (json_string_value(v) && !host_env_granted(a, json_string_value(v))) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's environment asks for '%s', which "
+				"this actor was not granted", json_string_value(v));
+			return 0;
+		}
+	json_array_foreach(json_object_get(child, "allowed_prefixes"), i, v) {
+		const char *p = json_string_value(v);
+		if (p && !has_prefix(json_object_get(mine, "allowed_prefixes"), p)) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's environment asks for the prefix "
+				"'%s', which this actor was not granted", p);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* Reads the name argument; 0 or a negative result with k->e set. */
 static int32_t read_name(struct host_call *k, struct wasm_caller *c, uint32_t ptr, uint32_t len,
 			 char **name)

@@ -574,9 +574,8 @@ static int addr_check(void *user, const struct sockaddr *sa, size_t len, char *w
 				return 0;
 	}
 	netpolicy_address_text(sa, len, text, sizeof(text));
-	snprintf(why, n, "address '%s' (port %d) is %s%s", text, port_of(sa),
-		 netpolicy_class_name(cls), cls == NETPOLICY_LOOPBACK
-		 ? " and its port is not in the handler's allow_loopback_ports" : "");
+	snprintf(why, n, "address '%s' is %s%s", text, netpolicy_class_name(cls),
+		 cls == NETPOLICY_LOOPBACK ? " (port not in allow_loopback_ports)" : "");
 	return 1;
 }
 
@@ -645,6 +644,76 @@ static json_t *response_json(const struct fetch_response *resp)
 		free(b64);
 	}
 	return o;
+}
+
+/* ---- children ---- */
+
+/* 1 when the handler config cfg names secret `name` (in `secrets` or in a
+ * template of its `headers`). */
+static int config_grants_secret(const json_t *cfg, const char *name)
+{
+	const char *hn;
+	json_t *hv;
+	char pat[SECRETS_NAME_MAX + 16];
+	if (in_strlist(json_object_get(cfg, "secrets"), name))
+		return 1;
+	snprintf(pat, sizeof(pat), TEMPLATE_OPEN "%s}}", name);
+	json_object_foreach(json_object_get(cfg, "headers"), hn, hv)
+		if (json_string_value(hv) && strstr(json_string_value(hv), pat))
+			return 1;
+	return 0;
+}
+
+/* Each {{secret:NAME}} in s must be granted to the parent. */
+static int templates_covered(const json_t *parent, const char *s, struct err *e)
+{
+	const char *t;
+	while (s && (t = strstr(s, TEMPLATE_OPEN))) {
+		const char *name = t + strlen(TEMPLATE_OPEN), *end = strstr(name, "}}");
+		char nm[SECRETS_NAME_MAX + 1];
+		if (!end)
+			return 1;
+		snprintf(nm, sizeof(nm), "%.*s", (int)(end - name), name);
+		if (!config_grants_secret(parent, nm)) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client headers use secret "
+				"'%s', which this actor was not granted", nm);
+			return 0;
+		}
+		s = end + 2;
+	}
+	return 1;
+}
+
+int host_http_child_allowed(struct actor *a, const json_t *child, struct err *e)
+{
+	const json_t *mine = host_handler_config(a, GRANT_HTTP);
+	const json_t *ports = json_object_get(mine, "allow_loopback_ports");
+	const char *hn;
+	json_t *v;
+	size_t i;
+	json_array_foreach(json_object_get(child, "secrets"), i, v)
+		if (json_string_value(v) && !config_grants_secret(mine, json_string_value(v))) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client asks for secret "
+				"'%s', which this actor was not granted", json_string_value(v));
+			return 0;
+		}
+	json_object_foreach(json_object_get(child, "headers"), hn, v)
+		if (!templates_covered(mine, json_string_value(v), e))
+			return 0;
+	json_array_foreach(json_object_get(child, "allow_loopback_ports"), i, v) {
+		int ok = 0;
+		size_t j;
+		const json_t *p;
+		json_array_foreach(ports, j, p)
+			ok |= json_equal((json_t *)p, v);
+		if (!ok) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client asks for loopback port "
+				"%lld, which this actor was not granted",
+				(long long)json_integer_value(v));
+			return 0;
+		}
+	}
+	return 1;
 }
 
 /* ---- the call ---- */
