@@ -363,7 +363,7 @@ static void test_secret_never_found(void **state)
 	random_value(value);
 	snprintf(bearer, sizeof(bearer), "Bearer %s", value);
 	put_secret("openai", value, 201);
-	fixture_httpd_add_auth(E.web, "/v1/chat", "Authorization", bearer);
+	fixture_httpd_add_auth(E.web, "/v1/chat", "Authorization", bearer, NULL);
 	char *h = http_handler("\"headers\":{\"Authorization\":\"Bearer {{secret:openai}}\"},"
 			       "\"secrets\":[\"openai\"]");
 	char *id = spawn("secret-user", h, NULL, NULL);

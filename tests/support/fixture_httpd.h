@@ -51,10 +51,14 @@ void fixture_httpd_add_lie(struct fixture_httpd *h, const char *path, size_t cla
 
 /* 200 with the request's head (request line and headers) as the body. */
 void fixture_httpd_add_echo(struct fixture_httpd *h, const char *path);
-/* 200 "authorized" when the request has the header `name: value` (name
- * case-insensitive, value exact), else 401 "unauthorized". */
+/* 200 with ok_body (NULL: "authorized") when the request has the header
+ * `name: value` (name case-insensitive, value exact), else 401 "unauthorized". */
 void fixture_httpd_add_auth(struct fixture_httpd *h, const char *path, const char *name,
-			    const char *value);
+			    const char *value, const char *ok_body);
+/* The next first_n requests get first_status with first_body; later ones 200
+ * with then_body (a model that is rate-limited, or that calls a tool first). */
+void fixture_httpd_add_sequence(struct fixture_httpd *h, const char *path, unsigned first_n,
+				int first_status, const char *first_body, const char *then_body);
 
 /* Requests received for path (any route, also 404s). */
 unsigned fixture_httpd_hits(struct fixture_httpd *h, const char *path);
