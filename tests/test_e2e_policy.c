@@ -238,6 +238,24 @@ static void test_disallow_random(void **state)
 	free(p);
 }
 
+/* A policy is the manifest's: a run recovered after a restart keeps it. */
+static void test_policy_survives_restart(void **state)
+{
+	(void)state;
+	char *p = policy("random", "{\"type\":\"disallow\"}");
+	char *id = spawn("no-random-durable", NULL, p);
+	cmd_expect(id, "random 16", "-3");
+	assert_int_equal(server_stop(&E.sp), 0);
+	const char *args[] = {"--workers", "4", "--http-timeout-ms", "1500",
+			      "--http-timeout-max-ms", "3000", NULL};
+	assert_int_equal(server_start(&E.sp, E.sp.home, args, NULL), 0);
+	assert_running(id);
+	cmd_expect(id, "random 16", "-3");
+	assert_denied_event(id, "theater:simple/random/random-bytes", "random");
+	free(id);
+	free(p);
+}
+
 static void test_disallow_timing(void **state)
 {
 	(void)state;
@@ -530,6 +548,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_disallow_random),
+		cmocka_unit_test(test_policy_survives_restart),
 		cmocka_unit_test(test_disallow_timing),
 		cmocka_unit_test(test_disallow_store),
 		cmocka_unit_test(test_disallow_supervisor),
