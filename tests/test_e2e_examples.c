@@ -324,7 +324,7 @@ static void test_counter(void **state)
 	assert_int_equal(json_integer_value(json_object_get(st, "count")), 4);
 	json_decref(st);
 	/* a bad request is an error and leaves the state alone */
-	char *detail = ask_fails(id, "bogus", 502, "actor_error");
+	char *detail = ask_fails(id, "bogus", 422, "actor_error");
 	assert_non_null(strstr(detail, "get"));
 	free(detail);
 	got = ask(id, "\"get\"");
@@ -478,12 +478,12 @@ static void test_kv(void **state)
 	json_decref(l);
 	free(list);
 	/* errors, and nothing lost */
-	free(ask_fails(id, "{\"op\":\"get\",\"key\":\"nothing\"}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"drop\",\"key\":\"greeting\"}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"../x\",\"value\":\"v\"}", 502,
+	free(ask_fails(id, "{\"op\":\"get\",\"key\":\"nothing\"}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"drop\",\"key\":\"greeting\"}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"../x\",\"value\":\"v\"}", 422,
 		       "actor_error"));
-	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"n\",\"value\":5}", 502, "actor_error"));
-	free(ask_fails(id, "not json", 502, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"n\",\"value\":5}", 422, "actor_error"));
+	free(ask_fails(id, "not json", 422, "actor_error"));
 	kv_get(id, "greeting", "bonjour");
 	/* a new actor with an empty index finds the value by its label */
 	char *other = spawn_example("kv", "toml");
@@ -569,8 +569,8 @@ static void test_supervisor(void **state)
 	free(s2);
 	json_decref(spawned);
 	free(got);
-	free(ask_fails(id, "{\"op\":\"restart\",\"index\":9}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"explode\"}", 502, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"restart\",\"index\":9}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"explode\"}", 422, "actor_error"));
 	assert_verifies(id);
 	free(stop);
 	free(c0);
@@ -806,7 +806,7 @@ static void test_agent(void **state)
 	/* a wrong key: the endpoint says 401, the agent reports it */
 	assert_int_equal(call("PUT", "/secrets/openai", "sk-wrong", 8, NULL), 200);
 	id = agent_spawn(path);
-	char *detail = ask_fails(id, "hello?", 502, "actor_error");
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "error status"));
 	free(detail);
 	free(id);
@@ -838,7 +838,7 @@ static void test_agent_retries(void **state)
 	fixture_httpd_add_sequence(E.web, path, 100, 503, "overloaded", CHAT_ANSWER);
 	before = fixture_httpd_hits(E.web, path);
 	id = agent_spawn_with(path, ",\"retries\":1");
-	char *detail = ask_fails(id, "hello?", 502, "actor_error");
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "error status"));
 	assert_non_null(strstr(detail, "overloaded"));
 	free(detail);
@@ -901,7 +901,7 @@ static void test_agent_errors(void **state)
 	free(agent_key());
 	/* the endpoint answers 500 (retries 0): an error, the conversation unchanged */
 	char *id = agent_spawn_with("/broken/v1/chat/completions", ",\"retries\":0");
-	char *detail = ask_fails(id, "hello?", 502, "actor_error");
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "error status"));
 	free(detail);
 	json_t *st = state_of(id);
@@ -917,7 +917,7 @@ static void test_agent_errors(void **state)
 			    "\"initial_state\":{\"endpoint\":\"%s\",\"model\":\"m-1\",\"retries\":0}}",
 			    url);
 	id = spawn(body);
-	detail = ask_fails(id, "hello?", 502, "actor_error");
+	detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "denied"));
 	free(detail);
 	assert_int_equal(fixture_httpd_hits(E.web, "/v1/chat/completions"), before);
@@ -934,7 +934,7 @@ static void test_agent_errors(void **state)
 		      "\"model\":\"m-1\",\"api_key_secret\":\"not-granted\",\"retries\":0}}",
 		      port, url);
 	id = spawn(body);
-	detail = ask_fails(id, "hello?", 502, "actor_error");
+	detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "denied"));
 	free(detail);
 	assert_int_equal(fixture_httpd_hits(E.web, "/v1/chat/completions"), before);
