@@ -599,5 +599,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sigterm_lets_calls_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
 	};
+	const char *only = getenv("THEATER_TEST_FILTER");
+	if (only && *only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
