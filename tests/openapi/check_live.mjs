@@ -251,6 +251,16 @@ try {
   if (!labels.json.items.some((l) => l.label === 'greeting')) fail(`GET /store/demo/labels does not list 'greeting': ${labels.text}`);
   await call('GET', '/packages', { expect: 200 });
 
+  // Secrets (write-only).
+  await call('PUT', '/secrets/api_key', { expect: 201, body: 's3cret-value' });
+  await call('PUT', '/secrets/api_key', { expect: 200, body: 's3cret-value-2' });
+  const secrets = await call('GET', '/secrets', { expect: 200 });
+  if (secrets.text.includes('s3cret')) fail('GET /secrets shows a secret value');
+  await call('GET', '/secrets/api_key', { expect: 200 });
+  await call('GET', '/secrets/api_key?reveal=1', { expect: 400 });
+  await call('DELETE', '/secrets/api_key', { expect: 204 });
+  await call('GET', '/secrets/api_key', { expect: 404 });
+
   // Manifests.
   await call('POST', '/manifests/validate', { expect: 200, body: toml, headers: { 'Content-Type': 'application/toml' } });
   await call('POST', '/manifests/validate', { expect: 200, body: JSON.stringify({ name: 'x' }), headers: { 'Content-Type': 'application/json' } });
