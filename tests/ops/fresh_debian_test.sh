@@ -5,7 +5,7 @@
 # apt is configured with here (/etc/apt/sources.list*), adds only what the
 # README assumes a machine has (build-essential, cmake, git, curl,
 # ca-certificates), copies the checkout (and the test data beside it,
-# ../shared/wasm-testsuite and ../shared/toml-test, when present) into it, and
+# ../shared/wasm-testsuite, toml-test and theater-upstream, when present) into it, and
 # runs, chrooted as root with /proc, /sys and /dev mounted:
 #   make run    until the demo answers, then Ctrl-C (SIGINT to its process
 #               group): it must stop cleanly, without a make error
@@ -93,7 +93,7 @@ rm -rf "$root/root/w"
 mkdir -p "$root/root/w/theater"
 tar -C "$src" --exclude='./build*' --exclude='./.git' -cf - . | tar -C "$root/root/w/theater" -xf -
 mkdir -p "$root/root/w/shared"
-for d in wasm-testsuite toml-test; do
+for d in wasm-testsuite toml-test theater-upstream; do
   [ -d "$src/../shared/$d" ] && cp -a "$src/../shared/$d" "$root/root/w/shared/"
 done
 
