@@ -80,13 +80,22 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 security=${mirror%/debian}/debian-security
 printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
   "$mirror" "$mirror" "$security" >"$root/etc/apt/sources.list"
+# Certificate authorities this machine added to its trust store (a proxy's):
+# the root reaches the network through the same proxy, so it gets them too,
+# and Node.js (npm) is told to use the system store.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
+  NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 bash -c "$1"; }
 
 echo "== the README's machine: build-essential cmake git curl ca-certificates"
 in_root 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential cmake git curl ca-certificates >/dev/null' ||
   { echo "FAIL: cannot install the base tools in the root"; exit 1; }
 ok "base tools installed"
+in_root 'update-ca-certificates >/dev/null 2>&1' || true
 
 echo "== the checkout (without build folders) into /root/w/theater"
 rm -rf "$root/root/w"
