@@ -46,9 +46,13 @@ function(theater_rust_actor dir out)
   string(REPLACE "-" "_" crate ${crate})
   get_filename_component(out_dir ${out} DIRECTORY)
   get_filename_component(rel ${out} NAME)
+  set(rustflags "")
+  if(THEATER_WERROR)
+    set(rustflags "RUSTFLAGS=-Dwarnings")   # cargo caps the lints of dependencies
+  endif()
   add_custom_command(OUTPUT ${out}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
-    COMMAND ${CMAKE_COMMAND} -E env CARGO_HOME=${THEATER_CARGO_HOME}
+    COMMAND ${CMAKE_COMMAND} -E env CARGO_HOME=${THEATER_CARGO_HOME} ${rustflags}
       RUSTC=${THEATER_RUSTC} CARGO_TARGET_DIR=${THEATER_CARGO_TARGET}
       ${THEATER_CARGO} build --quiet --release --offline --target wasm32-unknown-unknown
       --manifest-path ${dir}/Cargo.toml
