@@ -10,11 +10,13 @@
  * Every test runs once per language: the SDKs must behave the same. */
 #include "tests/support/testutil.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "tests/support/fixture_httpd.h"
 #include "tests/support/server_proc.h"
@@ -165,6 +167,12 @@ static int setup(void **state)
 		install_example(agent);
 		free(counter);
 		free(agent);
+		/* the host-call driver, built from tests/sdk/hostcalls-<lang> */
+		char *from = tu_fmt("%s/tests/sdk/hostcalls-%s.wasm", tu_binary_dir(), LANGS[i]);
+		char *to = tu_fmt("%s/hostcalls-%s.wasm", E.sp.roots, LANGS[i]);
+		copy_file(from, to);
+		free(from);
+		free(to);
 	}
 	const char *args[] = {"--actor-fuel", "100G", NULL};
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
@@ -348,6 +356,129 @@ static void test_agent_assemblyscript(void **state)
 	agent_for("assemblyscript");
 }
 
+/* ---- every host wrapper ---- */
+
+/* The driver's answer to a command (malloc'd). */
+static char *hc(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *hc(const char *id, const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return ask(id, cmd);
+}
+
+static void expect_hc(const char *id, const char *want, const char *cmd)
+{
+	char *got = ask(id, cmd);
+	if (strcmp(got, want) != 0)
+		fail_msg("'%s' answered '%s', expected '%s'", cmd, got, want);
+	free(got);
+}
+
+/* "ok VALUE": VALUE (malloc'd); fails the test otherwise. */
+static char *ok_value(char *answer, const char *cmd)
+{
+	if (strncmp(answer, "ok ", 3) != 0)
+		fail_msg("'%s' answered '%s'", cmd, answer);
+	char *v = strdup(answer + 3);
+	free(answer);
+	return v;
+}
+
+static void hostcalls_for(const char *lang)
+{
+	char *body = tu_fmt("{\"manifest\":{\"name\":\"hostcalls\",\"package\":\"hostcalls-%s.wasm\","
+			    "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"timing\",\"max_sleep_ms\":100},"
+			    "{\"type\":\"random\"},{\"type\":\"store\"},{\"type\":\"message-server\"},"
+			    "{\"type\":\"supervisor\"}]}}", lang);
+	char *id = spawn(body);
+	free(body);
+
+	/* runtime */
+	expect_hc(id, "ok", "log hello from the driver");
+	char *self = ok_value(hc(id, "self"), "self");
+	assert_string_equal(self, id);
+	free(self);
+	/* timing */
+	char *now = ok_value(hc(id, "now"), "now");
+	assert_true(atoll(now) > 1600000000000LL);      /* unix milliseconds, after 2020 */
+	free(now);
+	expect_hc(id, "ok", "sleep 1");
+	expect_hc(id, "err denied", "sleep 5000");       /* beyond max_sleep_ms */
+	/* random */
+	expect_hc(id, "ok 16", "random 16");
+	char *uuid = ok_value(hc(id, "uuid"), "uuid");
+	assert_int_equal(strlen(uuid), 36);
+	assert_true(uuid[8] == '-' && uuid[13] == '-' && uuid[18] == '-' && uuid[23] == '-');
+	free(uuid);
+	/* store */
+	char *hash = ok_value(hc(id, "store notes hello world"), "store");
+	assert_int_equal(strlen(hash), 64);
+	uint8_t digest[SHA256_LEN];
+	char hex[2 * SHA256_LEN + 1];
+	sha256("hello world", 11, digest);
+	hex_encode(digest, SHA256_LEN, hex);
+	assert_string_equal(hash, hex);
+	char *cmd = tu_fmt("get notes %s", hash);
+	expect_hc(id, "ok hello world", cmd);
+	free(cmd);
+	cmd = tu_fmt("label notes greeting %s", hash);
+	expect_hc(id, "ok", cmd);
+	free(cmd);
+	expect_hc(id, "ok hello world", "getlabel notes greeting");
+	expect_hc(id, "err not found", "getlabel notes nothing");
+	expect_hc(id, "err denied", "store theater-state x");   /* reserved store ids */
+	free(hash);
+	/* supervisor + message-server: a counter child in the same language */
+	char *spawn_cmd = tu_fmt("spawn {\"name\":\"child\",\"package\":\"counter-%s/counter-%s.wasm\","
+				 "\"handler\":[{\"type\":\"runtime\"}],\"initial_state\":{\"count\":0}}",
+				 lang, lang);
+	char *child = ok_value(ask(id, spawn_cmd), spawn_cmd);
+	free(spawn_cmd);
+	assert_int_equal(strlen(child), 36);
+	char *want = tu_fmt("ok %s", child);
+	expect_hc(id, want, "children");
+	free(want);
+	cmd = tu_fmt("send %s 5", child);
+	expect_hc(id, "ok", cmd);
+	free(cmd);
+	cmd = tu_fmt("request %s get", child);
+	expect_hc(id, "ok 5", cmd);                       /* queued behind the message */
+	free(cmd);
+	cmd = tu_fmt("childstate %s", child);
+	expect_hc(id, "ok {\"count\":5}", cmd);
+	free(cmd);
+	cmd = tu_fmt("restart %s", child);
+	expect_hc(id, "ok", cmd);
+	free(cmd);
+	cmd = tu_fmt("stop %s", child);
+	expect_hc(id, "ok", cmd);
+	expect_hc(id, "ok", cmd);                         /* already ended: still ok */
+	free(cmd);
+	char *bad = hc(id, "request 00000000-0000-0000-0000-000000000000 get");
+	assert_true(strncmp(bad, "err ", 4) == 0);
+	free(bad);
+	free(child);
+	/* an unknown command is the actor's own error */
+	ask_refused(id, "bogus", "unknown command");
+	free(id);
+}
+
+static void test_hostcalls_rust(void **state)
+{
+	(void)state;
+	hostcalls_for("rust");
+}
+
+static void test_hostcalls_assemblyscript(void **state)
+{
+	(void)state;
+	hostcalls_for("assemblyscript");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +486,8 @@ int main(void)
 		cmocka_unit_test(test_counter_assemblyscript),
 		cmocka_unit_test(test_agent_rust),
 		cmocka_unit_test(test_agent_assemblyscript),
+		cmocka_unit_test(test_hostcalls_rust),
+		cmocka_unit_test(test_hostcalls_assemblyscript),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

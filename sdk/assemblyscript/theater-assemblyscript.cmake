@@ -16,9 +16,9 @@ if(NOT THEATER_NODE OR NOT THEATER_NPM)
     "install nodejs npm; see scripts/install-deps.sh)")
 endif()
 
-set(THEATER_AS_SDK ${CMAKE_SOURCE_DIR}/sdk/assemblyscript)
-set(THEATER_AS_DIR ${CMAKE_BINARY_DIR}/assemblyscript)
-set(THEATER_ASC ${THEATER_AS_DIR}/node_modules/assemblyscript/bin/asc.js)
+set(THEATER_AS_SDK ${CMAKE_SOURCE_DIR}/sdk/assemblyscript CACHE INTERNAL "")
+set(THEATER_AS_DIR ${CMAKE_BINARY_DIR}/assemblyscript CACHE INTERNAL "")
+set(THEATER_ASC ${THEATER_AS_DIR}/node_modules/assemblyscript/bin/asc.js CACHE INTERNAL "")
 file(MAKE_DIRECTORY ${THEATER_AS_DIR}/packages)
 file(CREATE_LINK ${THEATER_AS_SDK}/assembly ${THEATER_AS_DIR}/packages/theater-sdk SYMBOLIC)
 

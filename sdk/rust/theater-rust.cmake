@@ -28,8 +28,10 @@ if(NOT serde_dirs)
     "apt-get install librust-serde-dev librust-serde-json-dev)")
 endif()
 
-set(THEATER_CARGO_HOME ${CMAKE_BINARY_DIR}/cargo-home)
-set(THEATER_CARGO_TARGET ${CMAKE_BINARY_DIR}/cargo-target)
+# (Variables are CACHE INTERNAL so that every directory that calls the
+# function sees them.)
+set(THEATER_CARGO_HOME ${CMAKE_BINARY_DIR}/cargo-home CACHE INTERNAL "")
+set(THEATER_CARGO_TARGET ${CMAKE_BINARY_DIR}/cargo-target CACHE INTERNAL "")
 file(WRITE ${THEATER_CARGO_HOME}/config.toml
   "# written by sdk/rust/theater-rust.cmake: crates come from Debian's packages\n"
   "[source.crates-io]\nreplace-with = \"local-registry\"\n\n"
