@@ -4,8 +4,9 @@
 # it as "theater-sdk" (node_modules/theater-sdk links to its assembly/ folder)
 # and its transform gives the exports the ABI's names (handle-send, ...).
 set -eu
-cd "$(dirname "$0")"
 : "${THEATER_SDK:?set THEATER_SDK to the sdk/ folder of a theater checkout}"
+THEATER_SDK=$(cd "$THEATER_SDK" && pwd)
+cd "$(dirname "$0")"
 [ -x node_modules/.bin/asc ] || npm ci --no-audit --no-fund --loglevel=error
 ln -sfn "$THEATER_SDK/assemblyscript/assembly" node_modules/theater-sdk
 node node_modules/assemblyscript/bin/asc.js assembly/index.ts --config asconfig.json \
