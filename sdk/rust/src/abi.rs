@@ -119,12 +119,13 @@ unsafe impl GlobalAlloc for BumpAllocator {
     }
 }
 
-/// The allocator of every actor built with the `allocator` feature.
-#[cfg(feature = "allocator")]
+/// The allocator of every actor built with the `allocator` feature (on wasm32
+/// only: elsewhere, as in the crate's own tests, the system's allocator stays).
+#[cfg(all(feature = "allocator", target_arch = "wasm32"))]
 #[global_allocator]
 pub static HEAP: BumpAllocator = BumpAllocator::new();
 
-#[cfg(not(feature = "allocator"))]
+#[cfg(not(all(feature = "allocator", target_arch = "wasm32")))]
 static HEAP: BumpAllocator = BumpAllocator::new();
 
 /// `theater_alloc`: `size` fresh bytes for the host (0 when memory is full).

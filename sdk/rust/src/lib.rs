@@ -18,7 +18,7 @@
 //! }
 //! theater::actor!(Echo);
 //! ```
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
@@ -142,4 +142,60 @@ macro_rules! actor {
             $crate::abi::call(sp, sl, ip, il, <$actor as $crate::Actor>::handle_child_error)
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Error;
+    use alloc::string::ToString;
+
+    #[test]
+    fn host_codes_map_both_ways() {
+        assert_eq!(Error::from_code(0), None);
+        assert_eq!(Error::from_code(36), None);
+        for code in -7..=-1 {
+            let e = Error::from_code(code).unwrap();
+            assert_eq!(e.code(), code);
+        }
+        assert_eq!(Error::from_code(-3), Some(Error::Denied));
+        assert_eq!(Error::from_code(-42), Some(Error::Other(-42)));
+        assert_eq!(String::from(Error::NotFound), "not found");
+        assert_eq!(Error::Other(-9).to_string(), "host error -9");
+    }
+
+    #[test]
+    fn replies() {
+        let r = Reply::new(b"{}").with_output("42");
+        assert_eq!(r.state, b"{}");
+        assert_eq!(r.output, b"42");
+        let j = Reply::json(&json::json!({"count": 3})).unwrap();
+        assert_eq!(j.state, br#"{"count":3}"#);
+        assert!(j.output.is_empty());
+    }
+
+    #[test]
+    fn state_objects() {
+        assert!(json::state_object(b"").unwrap().is_empty());
+        assert!(json::state_object(b"  \n").unwrap().is_empty());
+        let m = json::state_object(br#"{"a": 1}"#).unwrap();
+        assert_eq!(m.get("a").and_then(|v| v.as_i64()), Some(1));
+        assert_eq!(json::state_object(b"[1]").unwrap_err(), "the state must be a JSON object");
+        assert!(json::state_object(b"{").unwrap_err().starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn http_requests_are_the_hosts_json() {
+        let r = host::http::Request::new("POST", "http://h/x")
+            .header("Content-Type", "application/json")
+            .body("{}");
+        assert_eq!(r.to_json(), json::json!({"method": "POST", "url": "http://h/x",
+            "headers": {"Content-Type": "application/json"}, "body": "{}"}));
+    }
+
+    #[test]
+    fn host_calls_fail_off_wasm() {
+        assert_eq!(host::random::uuid(), Err(Error::Failed));
+        assert_eq!(host::store::get("s", "short"), Err(Error::InvalidArgument));
+    }
 }
