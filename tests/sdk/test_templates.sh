@@ -21,8 +21,9 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/server.log" ] && tail -20 "$work/server.log" >&2; exit 1; }
 
 export THEATER_SDK=$src/sdk
-# the Rust template reuses the build's compiled crates (same flags)
-export CARGO_TARGET_DIR=$bin/cargo-target
+# the Rust template's crates are compiled once per build tree (a folder of their
+# own: the build's may use other RUSTFLAGS, which would make cargo rebuild both)
+export CARGO_TARGET_DIR=$bin/cargo-target-templates
 # the AssemblyScript template's npm ci reads from the build's install when it can
 export npm_config_cache=$bin/assemblyscript/npm-cache
 
