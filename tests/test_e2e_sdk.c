@@ -462,6 +462,11 @@ static void hostcalls_for(const char *lang)
 	assert_true(strncmp(bad, "err ", 4) == 0);
 	free(bad);
 	free(child);
+	/* theater_alloc answers 0 when memory cannot grow (beyond --actor-memory,
+	 * 64 MiB by default), and the actor carries on */
+	expect_hc(id, "ok some", "alloc 100000");
+	expect_hc(id, "ok null", "alloc 200000000");
+	expect_hc(id, "ok some", "alloc 100000");
 	/* an unknown command is the actor's own error */
 	ask_refused(id, "bogus", "unknown command");
 	free(id);

@@ -40,7 +40,18 @@ function dispatch(f: Handler | null, sp: usize, sl: usize, ip: usize, il: usize,
 
 export function theater_abi_version(): i32 { return 1; }
 
-export function theater_alloc(size: usize): usize { return heap.alloc(size); }
+// The stub's allocator traps when memory cannot grow; the ABI asks for 0 instead.
+// So grow first: a zero-sized block shows where the next one starts (it costs
+// one block header, reclaimed by the next reset).
+const MAX_BLOCK: usize = (1 << 30) - 64;
+
+export function theater_alloc(size: usize): usize {
+  if (size > MAX_BLOCK) return 0;
+  const end = heap.alloc(0) + size + 64;
+  const have = (<usize>memory.size()) << 16;
+  if (end > have && memory.grow(<i32>((end - have + 0xffff) >> 16)) < 0) return 0;
+  return heap.alloc(size);
+}
 
 export function theater_reset_heap(): void { heap.reset(); }
 

@@ -6,6 +6,7 @@ import {
   Reply, Result, bytes, message, onRequest, random, runtime, store, supervisor, text, timing,
 } from "theater-sdk";
 export * from "theater-sdk/abi";
+import { theater_alloc } from "theater-sdk/abi";
 
 function str(r: Result<string>): string { return r.ok ? "ok " + r.value : "err " + r.error; }
 function bin(r: Result<Uint8Array>): string { return r.ok ? "ok " + text(r.value) : "err " + r.error; }
@@ -47,6 +48,7 @@ onRequest((state: Uint8Array, req: Uint8Array): Reply => {
   else if (op == "childstate") out = bin(supervisor.getChildState(arg(args, 0)));
   else if (op == "stop") out = code(supervisor.stopChild(arg(args, 0)));
   else if (op == "restart") out = code(supervisor.restartChild(arg(args, 0)));
+  else if (op == "alloc") out = theater_alloc(<usize>U64.parseInt(arg(args, 0))) == 0 ? "ok null" : "ok some";
   else return Reply.error("unknown command '" + op + "'");
   return Reply.ok(state, bytes(out.trimEnd()));
 });

@@ -5,6 +5,7 @@
 //!   store SID DATA | get SID HASH | label SID LABEL HASH | getlabel SID LABEL
 //!   send ID MSG | request ID MSG
 //!   spawn MANIFEST_JSON | children | childstate ID | stop ID | restart ID
+//!   alloc N (theater_alloc: "ok some", or "ok null" when memory is full)
 use theater::host::{message, random, runtime, store, supervisor, timing, Error};
 use theater::{Actor, Reply};
 
@@ -52,6 +53,11 @@ fn run(cmd: &str) -> Result<String, String> {
         "childstate" => answer(supervisor::get_child_state(arg(0)), text),
         "stop" => answer(supervisor::stop_child(arg(0)), |_| String::new()),
         "restart" => answer(supervisor::restart_child(arg(0)), |_| String::new()),
+        // theater_alloc as the host calls it: 0 when memory cannot grow
+        "alloc" => match theater::abi::alloc(arg(0).parse().unwrap_or(0)) {
+            0 => "ok null".into(),
+            _ => "ok some".into(),
+        },
         _ => return Err(format!("unknown command '{}'", op)),
     })
 }
