@@ -79,8 +79,8 @@ static char *ask(const char *id, const char *msg)
 	return body;
 }
 
-/* A request the actor refuses: problem code actor_error whose detail has the
- * actor's message. */
+/* A request the actor refuses: 422 actor_error whose detail has the actor's
+ * message. */
 static void ask_refused(const char *id, const char *msg, const char *why)
 {
 	char *p = tu_fmt("/actors/%s/requests", id);
@@ -89,7 +89,7 @@ static void ask_refused(const char *id, const char *msg, const char *why)
 	json_t *j = json_loadb(r.body, r.len, 0, NULL);
 	const char *code = json_string_value(json_object_get(j, "code"));
 	const char *detail = json_string_value(json_object_get(j, "detail"));
-	if (st < 400 || !code || strcmp(code, "actor_error") != 0 || !detail || !strstr(detail, why))
+	if (st != 422 || !code || strcmp(code, "actor_error") != 0 || !detail || !strstr(detail, why))
 		fail_msg("request '%s': expected actor_error with '%s', got %ld: %s", msg, why, st,
 			 r.body);
 	json_decref(j);
@@ -210,7 +210,15 @@ static void counter_for(const char *lang)
 	assert_count(id, 4);            /* a refused request leaves the state */
 	free(id);
 
-	/* the TOML manifest, with a spawn-time state */
+	/* the TOML manifest as it is (initial_state as JSON text) */
+	body = tu_fmt("{\"manifest_ref\":\"counter-%s/manifest.toml\"}", lang);
+	id = spawn(body);
+	free(body);
+	send_msg(id, "2");
+	assert_count(id, 2);
+	free(id);
+
+	/* the TOML manifest, with a spawn-time state merged into it */
 	body = tu_fmt("{\"manifest_ref\":\"counter-%s/manifest.toml\","
 		      "\"initial_state\":{\"count\":100}}", lang);
 	id = spawn(body);
