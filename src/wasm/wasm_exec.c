@@ -12,6 +12,12 @@
  * to the callee's code. Only host->wasm re-entry (a host function calling
  * wasm_func_call) starts a nested run.
  *
+ * Because of that, a run can stop at a host call and continue later: when
+ * the host function suspends, the run records pc, frame, depth and function
+ * in the store's suspension record and returns ERR_WASM_SUSPEND; run()
+ * without an entry function picks up from that record, exactly where a host
+ * call that returned would have continued. Frames and slots stay in place.
+ *
  * Hot state lives in locals: pc, fp, memory base and size, fuel. The memory
  * base and size are reloaded after every call, return and memory.grow, the
  * stack base after anything that may grow the stack. A bounds check is one
@@ -217,8 +223,9 @@ static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t b
 	uint64_t *stack = S->stack;
 	struct wasm_frame *frames = S->frames;
 	uint32_t frames_cap = S->frames_cap;
-	const uint32_t depth0 = S->depth;
-	uint32_t depth = depth0;
+	/* no entry: resume the run recorded in S->susp */
+	const uint32_t depth0 = entry ? S->depth : S->susp.depth0;
+	uint32_t depth = entry ? depth0 : S->susp.depth;
 	int64_t fuel = S->fuel;
 	const atomic_int *interrupt = &S->interrupt;
 	struct wasm_func *cur = NULL, *callee = entry;
@@ -262,7 +269,19 @@ static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t b
 	} while (0)
 #define FUEL_CHECK() (unlikely(fuel < 0) || unlikely(atomic_load_explicit(interrupt, memory_order_relaxed)))
 
+	if (unlikely(!entry))
+		goto do_resume;
 	goto do_call;
+
+do_resume: {
+	/* as after a host call that returned: the results are in place */
+	cur = S->susp.cur;
+	pc = S->susp.pc;
+	fp = stack + S->susp.fp;
+	inst = cur->inst;
+	LOAD_MEM();
+	NEXT();
+}
 
 do_call: {
 	/* callee, nfp set; pc points after the call instruction */
@@ -315,8 +334,16 @@ host_call: {
 	frames_cap = S->frames_cap;
 	fp = stack + fp_off;
 	fuel = S->fuel;
-	if (rc)
+	if (rc) {
+		if (rc == ERR_WASM_SUSPEND && cur) {
+			S->susp.cur = cur;
+			S->susp.pc = pc;
+			S->susp.fp = fp_off;
+			S->susp.depth = depth;
+			S->susp.depth0 = depth0;
+		}
 		goto fail;
+	}
 	if (!cur)
 		goto done;
 	LOAD_MEM();
@@ -1046,6 +1073,11 @@ done:
 enum err_code wasm_exec(struct wasm_store *s, struct wasm_func *f, size_t base, struct err *err)
 {
 	return run(s, f, base, err, NULL);
+}
+
+enum err_code wasm_exec_resume(struct wasm_store *s, struct err *err)
+{
+	return run(s, NULL, 0, err, NULL);
 }
 
 const int32_t *wasm_exec_handlers(void)

@@ -524,7 +524,18 @@ enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct w
 		vals[t->np + i] = value_of(t->v[t->np + i], 0);
 	struct wasm_caller c = {.store = s, .inst = caller};
 	enum err_code rc = f->host(&c, f->user, vals, vals + t->np, err);
-	if (rc == ERR_OK) {
+	if (rc == ERR_WASM_SUSPEND) {
+		if (c.suspend) {
+			s->susp.host = f;
+			s->susp.res = off;
+			s->susp.token = c.token;
+			s->susp.cur = NULL;
+			err_set(err, ERR_WASM_SUSPEND, "call suspended");
+		} else {
+			rc = err_set(err, ERR_WASM_TRAP,
+				     "host function suspended without wasm_caller_suspend");
+		}
+	} else if (rc == ERR_OK) {
 		for (uint32_t i = 0; i < t->nr; i++) {
 			vals[t->np + i].type = t->v[t->np + i];
 			s->stack[off + i] = slot_of(&vals[t->np + i]);
@@ -549,6 +560,30 @@ static enum err_code check_args(const struct wasm_ftype *t, const struct wasm_va
 	return ERR_OK;
 }
 
+/* Brings the fuel figures up to date with the current call. */
+static void account_fuel(struct wasm_store *s)
+{
+	uint64_t left = s->fuel > 0 ? (uint64_t)s->fuel : 0;
+	s->fuel_last = s->fuel_budget - left;
+	s->fuel_total += s->fuel_last - s->fuel_counted;
+	s->fuel_counted = s->fuel_last;
+}
+
+/* The outermost call is over (returned, trapped, or cancelled). */
+static void end_call(struct wasm_store *s)
+{
+	account_fuel(s);
+	s->suspended = false;
+	s->susp = (struct wasm_suspension){0};
+	atomic_store(&s->interrupt, 0);
+}
+
+static enum err_code refuse_suspended(struct err *err)
+{
+	return err_set(err, ERR_CONFLICT,
+		       "store has a suspended call: only resume, cancel or free it");
+}
+
 static enum err_code call_in_place(struct wasm_store *s, struct wasm_func *f, size_t base,
 				   struct err *err)
 {
@@ -568,6 +603,8 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		return rc;
 	if (f->store != s)
 		return err_set(err, ERR_INVALID, "function belongs to another store");
+	if (s->suspended)
+		return refuse_suspended(err);
 	if (s->nesting >= MAX_NESTING)
 		return err_set(err, ERR_WASM_EXHAUSTED, "call stack exhausted");
 	bool outer = s->nesting == 0;
@@ -576,6 +613,7 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		if (s->fuel_budget > (uint64_t)INT64_MAX)
 			s->fuel_budget = (uint64_t)INT64_MAX;
 		s->fuel = (int64_t)s->fuel_budget;
+		s->fuel_counted = 0;
 		s->depth = 0;
 		s->sp = 0;
 	}
@@ -590,13 +628,104 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		rc = call_in_place(s, f, base, err);
 	for (uint32_t i = 0; !rc && i < t->nr; i++)
 		results[i] = value_of(t->v[t->np + i], s->stack[base + i]);
-	if (outer) {
-		uint64_t left = s->fuel > 0 ? (uint64_t)s->fuel : 0;
-		s->fuel_last = s->fuel_budget - left;
-		s->fuel_total += s->fuel_last;
-		atomic_store(&s->interrupt, 0);
+	if (outer && rc == ERR_WASM_SUSPEND) {
+		/* only the outermost call's host functions may suspend */
+		s->suspended = true;
+		s->susp.entry = f;
+		s->susp.base = base;
+		account_fuel(s);
+	} else if (outer) {
+		end_call(s);
 	}
 	return rc;
+}
+
+/* ---- suspended calls ---- */
+
+enum err_code wasm_caller_suspend(struct wasm_caller *caller, void *token, struct err *err)
+{
+	struct wasm_store *s = caller->store;
+	if (s->no_suspend)
+		return err_set(err, ERR_WASM_TRAP, "cannot suspend during instantiation");
+	if (s->nesting != 1)
+		return err_set(err, ERR_WASM_TRAP,
+			       "cannot suspend a host call nested in another host call");
+	caller->suspend = true;
+	caller->token = token;
+	return err_set(err, ERR_WASM_SUSPEND, "call suspended");
+}
+
+int wasm_caller_can_suspend(const struct wasm_caller *caller)
+{
+	return !caller->store->no_suspend && caller->store->nesting == 1;
+}
+
+int wasm_store_suspended(const struct wasm_store *s)
+{
+	return s->suspended;
+}
+
+void *wasm_store_suspend_token(const struct wasm_store *s)
+{
+	return s->suspended ? s->susp.token : NULL;
+}
+
+enum err_code wasm_store_suspended_type(const struct wasm_store *s, struct wasm_functype *out)
+{
+	if (!s->suspended)
+		return ERR_CONFLICT;
+	wasm_func_type(s->susp.host, out);
+	return ERR_OK;
+}
+
+enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
+				size_t n, struct wasm_value *out, size_t nout, struct err *err)
+{
+	if (!s->suspended)
+		return err_set(err, ERR_CONFLICT, "store has no suspended call");
+	const struct wasm_ftype *ht = s->susp.host->type, *et = s->susp.entry->type;
+	if (n != ht->nr || nout != et->nr)
+		return err_set(err, ERR_INVALID,
+			       "resume takes %u host results and %u call results, not %zu and %zu",
+			       ht->nr, et->nr, n, nout);
+	for (uint32_t i = 0; i < ht->nr; i++)
+		if (results[i].type != ht->v[ht->np + i])
+			return err_set(err, ERR_INVALID, "host result %u has the wrong type", i);
+	enum err_code rc = ERR_OK;
+	s->suspended = false;
+	if (atomic_load(&s->interrupt)) {
+		rc = err_set(err, ERR_WASM_EXHAUSTED, "interrupted");
+		end_call(s);
+		return rc;
+	}
+	for (uint32_t i = 0; i < ht->nr; i++)
+		s->stack[s->susp.res + i] = slot_of(&results[i]);
+	if (s->susp.cur) {
+		s->sp = s->susp.base;
+		s->nesting++;
+		rc = wasm_exec_resume(s, err);
+		s->nesting--;
+	}
+	if (rc == ERR_WASM_SUSPEND) {
+		s->suspended = true;
+		account_fuel(s);
+		return rc;
+	}
+	for (uint32_t i = 0; !rc && i < et->nr; i++)
+		out[i] = value_of(et->v[et->np + i], s->stack[s->susp.base + i]);
+	end_call(s);
+	return rc;
+}
+
+enum err_code wasm_store_cancel(struct wasm_store *s, enum err_code code, const char *reason,
+				struct err *err)
+{
+	if (!s->suspended)
+		return err_set(err, ERR_CONFLICT, "store has no suspended call");
+	if (code == ERR_OK || code == ERR_WASM_SUSPEND)
+		code = ERR_WASM_TRAP;
+	end_call(s);
+	return err_set(err, code, "%s", reason ? reason : "host call cancelled");
 }
 
 /* ---- instances ---- */
@@ -782,9 +911,13 @@ static enum err_code run_init(struct wasm_instance *inst, struct err *err)
 	for (uint32_t i = 0; i < m->ndatas; i++)
 		if (init_data(inst, i, err))
 			return err->code;
-	if (m->has_start)
-		return wasm_func_call(inst->store, inst->funcs[m->start], NULL, 0, NULL, 0, err);
-	return ERR_OK;
+	if (!m->has_start)
+		return ERR_OK;
+	struct wasm_store *s = inst->store;
+	s->no_suspend++;
+	enum err_code rc = wasm_func_call(s, inst->funcs[m->start], NULL, 0, NULL, 0, err);
+	s->no_suspend--;
+	return rc;
 }
 
 enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
@@ -795,6 +928,8 @@ enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
 	if (!err)
 		err = &local;
 	*out = NULL;
+	if (s->suspended)
+		return refuse_suspended(err);
 	if (nimports != m->nimports)
 		return err_set(err, ERR_WASM_LINK, "module needs %u imports, %zu given",
 			       m->nimports, nimports);
