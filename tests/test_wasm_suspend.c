@@ -668,6 +668,29 @@ static void test_interrupt_while_suspended(void **state)
 	assert_int_equal(wasm_func_call(s, steps, &arg, 1, &out, 1, &err), ERR_OK);
 	assert_int_equal(out.of.i32, 5);
 	wasm_module_free(m);
+
+	/* no wasm runs after an interrupted resume, even where the running
+	 * code would not check the flag (no loop, no call) */
+	m = load_wat("(module (import \"env\" \"wait1\" (func $w (param i32) (result i32)))\n"
+		     "  (global $g (export \"g\") (mut i32) (i32.const 0))\n"
+		     "  (func (export \"mark\") (global.set $g (call $w (i32.const 1)))))");
+	inst = instantiate(s, m, &l);
+	struct wasm_extern g;
+	assert_int_equal(wasm_instance_export(inst, "g", &g), ERR_OK);
+	p.direct = 0;
+	assert_int_equal(wasm_func_call(s, export_func(inst, "mark"), NULL, 0, NULL, 0, &err),
+			 ERR_WASM_SUSPEND);
+	wasm_store_interrupt(s);
+	struct wasm_value r = i32v(33);
+	assert_int_equal(wasm_store_resume(s, &r, 1, NULL, 0, &err), ERR_WASM_EXHAUSTED);
+	assert_string_equal(err.msg, "interrupted");
+	assert_int_equal(wasm_global_get(g.of.global).of.i32, 0);
+	/* without the interrupt, the same resume stores the answer */
+	assert_int_equal(wasm_func_call(s, export_func(inst, "mark"), NULL, 0, NULL, 0, &err),
+			 ERR_WASM_SUSPEND);
+	assert_int_equal(wasm_store_resume(s, &r, 1, NULL, 0, &err), ERR_OK);
+	assert_int_equal(wasm_global_get(g.of.global).of.i32, 33);
+	wasm_module_free(m);
 	wasm_store_free(s);
 }
 
