@@ -288,7 +288,13 @@ static const char *lib_wat =
 	"  (memory (export \"mem\") 1)\n"
 	"  (func (export \"leaf\") (param i32) (result i32)\n"
 	"    (i32.store (i32.const 0) (local.get 0))\n"
-	"    (i32.add (call $wait (local.get 0)) (i32.load (i32.const 0)))))\n";
+	"    (i32.add (call $wait (local.get 0)) (i32.load (i32.const 0))))\n"
+	"  (func $count (result i32) (local $k i32)\n"
+	"    (loop $l (local.set $k (i32.add (local.get $k) (i32.const 1)))\n"
+	"      (br_if $l (i32.lt_u (local.get $k) (i32.const 100))))\n"
+	"    (local.get $k))\n"
+	"  (func (export \"poke\") (param i32) (result i32)\n"
+	"    (i32.store (i32.const 0) (local.get 0)) (call $count)))\n";
 
 static const char *main_wat =
 	"(module\n"
@@ -541,6 +547,93 @@ static void test_cancel(void **state)
 	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_OK);
 	assert_int_equal(out.of.i32, rec_expect(300, 8, 7));
 	wasm_module_free(m);
+	nested_free(&t);
+}
+
+/* A resume callback runs as the rest of the parked host function: it calls
+ * back into the caller's instance, writes its memory, answers, or parks
+ * again, or fails the call. */
+struct cont {
+	int mode;               /* 0 answer, 1 park again, 2 fail */
+	uint32_t poked;         /* what poke() returned */
+	uint32_t answer;
+	int could_suspend;
+};
+
+static enum err_code cont_fn(struct wasm_caller *caller, void *user, struct wasm_value *results,
+			     struct err *err)
+{
+	struct cont *k = user;
+	k->could_suspend = wasm_caller_can_suspend(caller);
+	struct wasm_extern poke;
+	if (wasm_caller_export(caller, "poke", &poke) != ERR_OK)
+		return err_set(err, ERR_WASM_TRAP, "no poke export");
+	struct wasm_value a = i32v(500 + k->answer), r = {0};
+	enum err_code rc = wasm_func_call(wasm_caller_store(caller), poke.of.func, &a, 1, &r, 1,
+					  err);
+	if (rc)
+		return rc;
+	k->poked = r.of.i32;
+	if (k->mode == 1)
+		return wasm_caller_suspend(caller, k, err);
+	if (k->mode == 2)
+		return err_set(err, ERR_TIMEOUT, "the answer did not come");
+	results[0].of.i32 = k->answer;   /* the type is filled in */
+	return ERR_OK;
+}
+
+static void test_resume_call(void **state)
+{
+	(void)state;
+	struct wasm_store_limits lim = {.fuel = 10000000};
+	struct nested t;
+	nested_setup(&t, &lim);
+	const uint32_t n = 2000;
+	struct wasm_value arg = i32v(n), out = {0};
+	struct err err = {0};
+	struct wasm_func *rec = export_func(t.main, "rec");
+	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_WASM_SUSPEND);
+	uint64_t fuel_parked = wasm_store_fuel_used_last(t.s);
+	/* park again from the callback, after a nested call */
+	struct cont k = {.mode = 1, .answer = 1};
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err),
+			 ERR_WASM_SUSPEND);
+	assert_true(k.could_suspend);
+	assert_int_equal(k.poked, 100);
+	assert_ptr_equal(wasm_store_suspend_token(t.s), &k);
+	/* the nested call's fuel counts for the call */
+	assert_true(wasm_store_fuel_used_last(t.s) > fuel_parked + 100);
+	/* other calls are still refused while parked */
+	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_CONFLICT);
+	/* answer: leaf sees the cell poke() wrote */
+	k = (struct cont){.mode = 0, .answer = 1000};
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 0, &err), ERR_INVALID);
+	assert_true(wasm_store_suspended(t.s));
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err), ERR_OK);
+	assert_int_equal(out.of.i32, rec_expect(n, 1000, 1500));
+	assert_false(wasm_store_suspended(t.s));
+	/* a failing callback ends the call with its error */
+	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_WASM_SUSPEND);
+	k = (struct cont){.mode = 2};
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err), ERR_TIMEOUT);
+	assert_string_equal(err.msg, "the answer did not come");
+	assert_false(wasm_store_suspended(t.s));
+	/* interrupted while parked: the callback does not run */
+	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_WASM_SUSPEND);
+	wasm_store_interrupt(t.s);
+	k = (struct cont){.mode = 0, .answer = 3};
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err),
+			 ERR_WASM_EXHAUSTED);
+	assert_string_equal(err.msg, "interrupted");
+	assert_int_equal(k.poked, 0);
+	/* the store runs on */
+	assert_int_equal(wasm_func_call(t.s, rec, &arg, 1, &out, 1, &err), ERR_WASM_SUSPEND);
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err), ERR_OK);
+	assert_int_equal(out.of.i32, rec_expect(n, 3, 503));
+	/* a host function called directly by wasm_func_call: no caller instance */
+	assert_int_equal(wasm_func_call(t.s, t.l.wait1, &arg, 1, &out, 1, &err), ERR_WASM_SUSPEND);
+	assert_int_equal(wasm_store_resume_call(t.s, cont_fn, &k, &out, 1, &err), ERR_WASM_TRAP);
+	assert_string_equal(err.msg, "no poke export");
 	nested_free(&t);
 }
 
@@ -811,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_resume_on_other_thread),
 		cmocka_unit_test(test_resume_threads_alternate),
 		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_resume_call),
 		cmocka_unit_test(test_free_while_suspended),
 		cmocka_unit_test(test_fuel_spans_resumes),
 		cmocka_unit_test(test_interrupt_while_suspended),

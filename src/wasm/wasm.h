@@ -170,7 +170,7 @@ uint64_t wasm_store_fuel_used_last(const struct wasm_store *s);
 uint64_t wasm_store_fuel_used_total(const struct wasm_store *s);
 /* Any thread: makes the running call (or the next one) stop soon with
  * ERR_WASM_EXHAUSTED "interrupted". Cleared when that call returns. On a
- * suspended store: the next wasm_store_resume returns "interrupted". */
+ * suspended store: the next resume returns "interrupted". */
 void wasm_store_interrupt(struct wasm_store *s);
 /* Bytes the store's objects occupy (memories, tables, globals, stacks).
  * Memories count at their full size, although pages never touched cost no
@@ -286,6 +286,9 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
  *   wasm_store_resume   gives the host function's results and runs on, until
  *                       the call returns (ERR_OK and the call's results),
  *                       traps, exhausts a limit, or suspends again;
+ *   wasm_store_resume_call  the same, the results made by a host callback
+ *                       that runs as the rest of the host function (it may
+ *                       call back into wasm, e.g. to allocate guest memory);
  *   wasm_store_cancel   ends the call as if the host function had failed;
  *   wasm_store_free     frees it all (the token is the host's to free).
  *
@@ -294,7 +297,9 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
  * mutex or a queue), as for any call.
  *
  * While suspended the store runs no other code: wasm_func_call and
- * wasm_instance_new return ERR_CONFLICT ("store has a suspended call").
+ * wasm_instance_new return ERR_CONFLICT ("store has a suspended call"); to
+ * call into wasm on the way back (theater_alloc for an answer's buffer),
+ * use wasm_store_resume_call.
  * Reading and writing memories, globals and tables is allowed (a host may
  * write an answer into linear memory before resuming). wasm_store_set_limits
  * changes the depth and stack caps at once and the fuel budget from the next
@@ -316,8 +321,9 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
  * all its resumptions: a resumed call continues with the fuel that was left
  * when it suspended. wasm_store_fuel_used_last and _total are up to date at
  * every suspension. wasm_store_interrupt on a suspended store makes the next
- * wasm_store_resume end the call with ERR_WASM_EXHAUSTED "interrupted"
- * (without running any wasm); the flag clears when a call ends.
+ * wasm_store_resume or _resume_call end the call with ERR_WASM_EXHAUSTED
+ * "interrupted" without running any wasm (nor the resume callback); the flag
+ * clears when a call ends.
  */
 
 /* Asks to park the current call; `token` is the host's, kept for it (see
@@ -344,6 +350,18 @@ enum err_code wasm_store_suspended_type(const struct wasm_store *s, struct wasm_
  * has no suspended call. */
 enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
 				size_t n, struct wasm_value *out, size_t nout, struct err *err);
+/* Continues the suspended call by running `fn` as the rest of its host
+ * function, in its context: `caller` is the parked host call's (its
+ * instance's memory and exports), so fn may call back into wasm (an
+ * allocator export, say) and write memory before it answers. fn writes the
+ * host function's results (types as declared) and returns ERR_OK to run
+ * on; returns an error to end the call with it (a trap: ERR_WASM_TRAP); or
+ * calls wasm_caller_suspend and returns ERR_WASM_SUSPEND to stay parked
+ * (with the new token). Otherwise as wasm_store_resume. */
+typedef enum err_code (*wasm_resume_fn)(struct wasm_caller *caller, void *user,
+					struct wasm_value *results, struct err *err);
+enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				     struct wasm_value *out, size_t nout, struct err *err);
 /* Ends the suspended call as if its host function had returned `code` with
  * message `reason` (ERR_OK or ERR_WASM_SUSPEND become ERR_WASM_TRAP; a NULL
  * reason is "host call cancelled"): returns that code with err set, and the

@@ -507,6 +507,33 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta)
 
 /* ---- calls ---- */
 
+/* What host function f (or its continuation, see wasm_store_resume_call)
+ * returned: its results into their slots at off, or the suspension
+ * recorded, or the error with a message. */
+static enum err_code host_outcome(struct wasm_store *s, struct wasm_func *f,
+				  const struct wasm_caller *c, enum err_code rc,
+				  struct wasm_value *res, size_t off, struct err *err)
+{
+	const struct wasm_ftype *t = f->type;
+	if (rc == ERR_WASM_SUSPEND) {
+		if (!c->suspend)
+			return err_set(err, ERR_WASM_TRAP,
+				       "host function suspended without wasm_caller_suspend");
+		s->susp.host = f;
+		s->susp.res = off;
+		s->susp.token = c->token;
+		err_set(err, ERR_WASM_SUSPEND, "call suspended");
+	} else if (rc == ERR_OK) {
+		for (uint32_t i = 0; i < t->nr; i++) {
+			res[i].type = t->v[t->np + i];
+			s->stack[off + i] = slot_of(&res[i]);
+		}
+	} else if (err && err->code != rc) {
+		err_set(err, rc, "host function failed: %s", err_code_name(rc));
+	}
+	return rc;
+}
+
 enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct wasm_instance *caller,
 			     size_t off, struct err *err)
 {
@@ -524,24 +551,12 @@ enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct w
 		vals[t->np + i] = value_of(t->v[t->np + i], 0);
 	struct wasm_caller c = {.store = s, .inst = caller};
 	enum err_code rc = f->host(&c, f->user, vals, vals + t->np, err);
+	rc = host_outcome(s, f, &c, rc, vals + t->np, off, err);
 	if (rc == ERR_WASM_SUSPEND) {
-		if (c.suspend) {
-			s->susp.host = f;
-			s->susp.res = off;
-			s->susp.token = c.token;
-			s->susp.cur = NULL;
-			err_set(err, ERR_WASM_SUSPEND, "call suspended");
-		} else {
-			rc = err_set(err, ERR_WASM_TRAP,
-				     "host function suspended without wasm_caller_suspend");
-		}
-	} else if (rc == ERR_OK) {
-		for (uint32_t i = 0; i < t->nr; i++) {
-			vals[t->np + i].type = t->v[t->np + i];
-			s->stack[off + i] = slot_of(&vals[t->np + i]);
-		}
-	} else if (err && err->code != rc) {
-		err_set(err, rc, "host function failed: %s", err_code_name(rc));
+		/* as if called by wasm_func_call; the interpreter overwrites
+		 * this with its position when it made the call */
+		s->susp.cur = NULL;
+		s->susp.depth = s->susp.depth0 = s->depth;
 	}
 	if (vals != small)
 		free(vals);
@@ -678,28 +693,11 @@ enum err_code wasm_store_suspended_type(const struct wasm_store *s, struct wasm_
 	return ERR_OK;
 }
 
-enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
-				size_t n, struct wasm_value *out, size_t nout, struct err *err)
+/* Runs the parked call on from its host function's results, in place. */
+static enum err_code continue_call(struct wasm_store *s, struct wasm_value *out,
+				   struct err *err)
 {
-	if (!s->suspended)
-		return err_set(err, ERR_CONFLICT, "store has no suspended call");
-	const struct wasm_ftype *ht = s->susp.host->type, *et = s->susp.entry->type;
-	if (n != ht->nr || nout != et->nr)
-		return err_set(err, ERR_INVALID,
-			       "resume takes %u host results and %u call results, not %zu and %zu",
-			       ht->nr, et->nr, n, nout);
-	for (uint32_t i = 0; i < ht->nr; i++)
-		if (results[i].type != ht->v[ht->np + i])
-			return err_set(err, ERR_INVALID, "host result %u has the wrong type", i);
 	enum err_code rc = ERR_OK;
-	s->suspended = false;
-	if (atomic_load(&s->interrupt)) {
-		rc = err_set(err, ERR_WASM_EXHAUSTED, "interrupted");
-		end_call(s);
-		return rc;
-	}
-	for (uint32_t i = 0; i < ht->nr; i++)
-		s->stack[s->susp.res + i] = slot_of(&results[i]);
 	if (s->susp.cur) {
 		s->sp = s->susp.base;
 		s->nesting++;
@@ -711,10 +709,98 @@ enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *r
 		account_fuel(s);
 		return rc;
 	}
+	const struct wasm_ftype *et = s->susp.entry->type;
 	for (uint32_t i = 0; !rc && i < et->nr; i++)
 		out[i] = value_of(et->v[et->np + i], s->stack[s->susp.base + i]);
 	end_call(s);
 	return rc;
+}
+
+/* Common checks of resume and resume_call; ERR_OK: go on. */
+static enum err_code resume_check(struct wasm_store *s, size_t nout, struct err *err)
+{
+	if (!s->suspended)
+		return err_set(err, ERR_CONFLICT, "store has no suspended call");
+	const struct wasm_ftype *et = s->susp.entry->type;
+	if (nout != et->nr)
+		return err_set(err, ERR_INVALID, "the suspended call has %u results, not %zu", et->nr,
+			       nout);
+	return ERR_OK;
+}
+
+/* An interrupt that came while parked ends the call without running it. */
+static bool resume_interrupted(struct wasm_store *s, struct err *err)
+{
+	if (!atomic_load(&s->interrupt))
+		return false;
+	err_set(err, ERR_WASM_EXHAUSTED, "interrupted");
+	end_call(s);
+	return true;
+}
+
+enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
+				size_t n, struct wasm_value *out, size_t nout, struct err *err)
+{
+	enum err_code rc = resume_check(s, nout, err);
+	if (rc)
+		return rc;
+	const struct wasm_ftype *ht = s->susp.host->type;
+	if (n != ht->nr)
+		return err_set(err, ERR_INVALID, "the suspended host function has %u results, not %zu",
+			       ht->nr, n);
+	for (uint32_t i = 0; i < ht->nr; i++)
+		if (results[i].type != ht->v[ht->np + i])
+			return err_set(err, ERR_INVALID, "host result %u has the wrong type", i);
+	if (resume_interrupted(s, err))
+		return ERR_WASM_EXHAUSTED;
+	s->suspended = false;
+	for (uint32_t i = 0; i < ht->nr; i++)
+		s->stack[s->susp.res + i] = slot_of(&results[i]);
+	return continue_call(s, out, err);
+}
+
+enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				     struct wasm_value *out, size_t nout, struct err *err)
+{
+	enum err_code rc = resume_check(s, nout, err);
+	if (rc)
+		return rc;
+	if (resume_interrupted(s, err))
+		return ERR_WASM_EXHAUSTED;
+	struct wasm_func *host = s->susp.host;
+	const struct wasm_ftype *ht = host->type;
+	struct wasm_value small[16], *vals = small;
+	if (ht->nr > 16 && !(vals = malloc(ht->nr * sizeof(*vals)))) {
+		end_call(s);
+		return err_set(err, ERR_NOMEM, "out of memory resuming a call");
+	}
+	for (uint32_t i = 0; i < ht->nr; i++)
+		vals[i] = value_of(ht->v[ht->np + i], 0);
+	/* the host call's context again: nested calls go above the caller's
+	 * frame and the parked frames, as they would have in the host call */
+	struct wasm_func *cur = s->susp.cur;
+	struct wasm_caller c = {.store = s, .inst = cur ? cur->inst : NULL};
+	s->suspended = false;
+	s->sp = cur ? s->susp.fp + cur->code->frame_slots : s->susp.res;
+	s->depth = s->susp.depth;
+	s->nesting++;
+	rc = fn(&c, user, vals, err);
+	s->nesting--;
+	s->sp = s->susp.base;
+	s->depth = s->susp.depth0;
+	rc = host_outcome(s, host, &c, rc, vals, s->susp.res, err);
+	if (vals != small)
+		free(vals);
+	if (rc == ERR_WASM_SUSPEND) {
+		s->suspended = true;
+		account_fuel(s);
+		return rc;
+	}
+	if (rc) {
+		end_call(s);
+		return rc;
+	}
+	return continue_call(s, out, err);
 }
 
 enum err_code wasm_store_cancel(struct wasm_store *s, enum err_code code, const char *reason,
