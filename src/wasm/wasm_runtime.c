@@ -11,6 +11,10 @@
  * sizes of the external objects, globals, active element segments then
  * data segments in order (a trap stops there, earlier effects remain), then
  * the start function.
+ * A parked call (wasm_store_resume) lives in s->susp: the outermost call's
+ * entry and base, the host function and its result slots, and where the
+ * interpreter stopped; its frames and slots stay where they were. While
+ * s->suspended, nothing may run in the store, so nothing overwrites them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mremap; the build defines it too */
@@ -759,21 +763,17 @@ enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *r
 	return continue_call(s, out, err);
 }
 
-enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
-				     struct wasm_value *out, size_t nout, struct err *err)
+/* Runs fn as the rest of the parked host function, in its context, and
+ * takes its outcome as the host function's. */
+static enum err_code run_continuation(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				      struct err *err)
 {
-	enum err_code rc = resume_check(s, nout, err);
-	if (rc)
-		return rc;
-	if (resume_interrupted(s, err))
-		return ERR_WASM_EXHAUSTED;
+	enum err_code rc;
 	struct wasm_func *host = s->susp.host;
 	const struct wasm_ftype *ht = host->type;
 	struct wasm_value small[16], *vals = small;
-	if (ht->nr > 16 && !(vals = malloc(ht->nr * sizeof(*vals)))) {
-		end_call(s);
+	if (ht->nr > 16 && !(vals = malloc(ht->nr * sizeof(*vals))))
 		return err_set(err, ERR_NOMEM, "out of memory resuming a call");
-	}
 	for (uint32_t i = 0; i < ht->nr; i++)
 		vals[i] = value_of(ht->v[ht->np + i], 0);
 	/* the host call's context again: nested calls go above the caller's
@@ -791,6 +791,18 @@ enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, vo
 	rc = host_outcome(s, host, &c, rc, vals, s->susp.res, err);
 	if (vals != small)
 		free(vals);
+	return rc;
+}
+
+enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				     struct wasm_value *out, size_t nout, struct err *err)
+{
+	enum err_code rc = resume_check(s, nout, err);
+	if (rc)
+		return rc;
+	if (resume_interrupted(s, err))
+		return ERR_WASM_EXHAUSTED;
+	rc = run_continuation(s, fn, user, err);
 	if (rc == ERR_WASM_SUSPEND) {
 		s->suspended = true;
 		account_fuel(s);
