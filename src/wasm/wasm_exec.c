@@ -12,11 +12,15 @@
  * to the callee's code. Only host->wasm re-entry (a host function calling
  * wasm_func_call) starts a nested run.
  *
- * Because of that, a run can stop at a host call and continue later: when
- * the host function suspends, the run records pc, frame, depth and function
- * in the store's suspension record and returns ERR_WASM_SUSPEND; run()
- * without an entry function picks up from that record, exactly where a host
- * call that returned would have continued. Frames and slots stay in place.
+ * Because of that, a run can stop at a host call and continue later: before
+ * each host call the run leaves its pc, frame and function in the store
+ * (three stores, off the hot path); when the host function suspends, the
+ * run returns ERR_WASM_SUSPEND and the store keeps that position. run()
+ * without an entry function "returns" into it: wasm_exec_resume writes the
+ * position as a frame record above the parked frames and the run starts at
+ * do_return, so resuming adds no code path to the handlers (an earlier
+ * version with its own entry block made GCC keep the memory base in a stack
+ * slot, one more load per memory access).
  *
  * Hot state lives in locals: pc, fp, memory base and size, fuel. The memory
  * base and size are reloaded after every call, return and memory.grow, the
@@ -223,9 +227,10 @@ static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t b
 	uint64_t *stack = S->stack;
 	struct wasm_frame *frames = S->frames;
 	uint32_t frames_cap = S->frames_cap;
-	/* no entry: resume the run recorded in S->susp */
-	const uint32_t depth0 = entry ? S->depth : S->susp.depth0;
-	uint32_t depth = entry ? depth0 : S->susp.depth;
+	const uint32_t depth0 = S->depth;
+	/* no entry: resume the parked run by returning to the frame record
+	 * wasm_exec_resume put at S->susp.depth */
+	uint32_t depth = entry ? depth0 : S->susp.depth + 1;
 	int64_t fuel = S->fuel;
 	const atomic_int *interrupt = &S->interrupt;
 	struct wasm_func *cur = NULL, *callee = entry;
@@ -270,18 +275,8 @@ static enum err_code run(struct wasm_store *S, struct wasm_func *entry, size_t b
 #define FUEL_CHECK() (unlikely(fuel < 0) || unlikely(atomic_load_explicit(interrupt, memory_order_relaxed)))
 
 	if (unlikely(!entry))
-		goto do_resume;
+		goto do_return;
 	goto do_call;
-
-do_resume: {
-	/* as after a host call that returned: the results are in place */
-	cur = S->susp.cur;
-	pc = S->susp.pc;
-	fp = stack + S->susp.fp;
-	inst = cur->inst;
-	LOAD_MEM();
-	NEXT();
-}
 
 do_call: {
 	/* callee, nfp set; pc points after the call instruction */
@@ -327,6 +322,10 @@ host_call: {
 	S->sp = cur ? fp_off + cur->code->frame_slots : nfp_off;
 	S->depth = depth;
 	S->fuel = fuel;
+	/* where to resume if the host parks the call */
+	S->run_pc = pc;
+	S->run_fp = fp_off;
+	S->run_cur = cur;
 	rc = wasm_call_host(S, callee, inst, nfp_off, err);
 	S->sp = old_sp;
 	stack = S->stack;
@@ -334,16 +333,8 @@ host_call: {
 	frames_cap = S->frames_cap;
 	fp = stack + fp_off;
 	fuel = S->fuel;
-	if (rc) {
-		if (rc == ERR_WASM_SUSPEND && cur) {
-			S->susp.cur = cur;
-			S->susp.pc = pc;
-			S->susp.fp = fp_off;
-			S->susp.depth = depth;
-			S->susp.depth0 = depth0;
-		}
+	if (rc)
 		goto fail;
-	}
 	if (!cur)
 		goto done;
 	LOAD_MEM();
@@ -1077,6 +1068,10 @@ enum err_code wasm_exec(struct wasm_store *s, struct wasm_func *f, size_t base, 
 
 enum err_code wasm_exec_resume(struct wasm_store *s, struct err *err)
 {
+	/* the frames array has a spare record past frames_cap */
+	s->frames[s->susp.depth] = (struct wasm_frame){
+		.pc = s->susp.pc, .fp = (uint32_t)s->susp.fp, .func = s->susp.cur};
+	s->depth = 0;
 	return run(s, NULL, 0, err, NULL);
 }
 

@@ -211,7 +211,9 @@ enum err_code wasm_frames_reserve(struct wasm_store *s, uint32_t n, struct err *
 		ncap = n;
 	if (ncap > s->lim.max_call_depth)
 		ncap = s->lim.max_call_depth;
-	struct wasm_frame *p = realloc(s->frames, (size_t)ncap * sizeof(*p));
+	/* one spare record past the capacity: where wasm_exec_resume puts a
+	 * parked run's position */
+	struct wasm_frame *p = realloc(s->frames, ((size_t)ncap + 1) * sizeof(*p));
 	if (!p)
 		return err_set(err, ERR_WASM_EXHAUSTED, "call stack exhausted");
 	s->frames = p;
@@ -554,13 +556,18 @@ enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct w
 	for (uint32_t i = 0; i < t->nr; i++)
 		vals[t->np + i] = value_of(t->v[t->np + i], 0);
 	struct wasm_caller c = {.store = s, .inst = caller};
+	/* taken now: nested runs in the host function overwrite s->run_* */
+	const uint32_t *pc = s->run_pc;
+	struct wasm_func *cur = s->run_cur;
+	size_t fp = s->run_fp;
+	uint32_t depth = s->depth;
 	enum err_code rc = f->host(&c, f->user, vals, vals + t->np, err);
 	rc = host_outcome(s, f, &c, rc, vals + t->np, off, err);
 	if (rc == ERR_WASM_SUSPEND) {
-		/* as if called by wasm_func_call; the interpreter overwrites
-		 * this with its position when it made the call */
-		s->susp.cur = NULL;
-		s->susp.depth = s->susp.depth0 = s->depth;
+		s->susp.cur = cur;
+		s->susp.pc = pc;
+		s->susp.fp = fp;
+		s->susp.depth = depth;
 	}
 	if (vals != small)
 		free(vals);
@@ -607,6 +614,7 @@ static enum err_code call_in_place(struct wasm_store *s, struct wasm_func *f, si
 				   struct err *err)
 {
 	s->nesting++;
+	s->run_cur = NULL;
 	enum err_code rc = f->code ? wasm_exec(s, f, base, err) : wasm_call_host(s, f, NULL, base, err);
 	s->nesting--;
 	return rc;
@@ -787,7 +795,7 @@ static enum err_code run_continuation(struct wasm_store *s, wasm_resume_fn fn, v
 	rc = fn(&c, user, vals, err);
 	s->nesting--;
 	s->sp = s->susp.base;
-	s->depth = s->susp.depth0;
+	s->depth = 0;
 	rc = host_outcome(s, host, &c, rc, vals, s->susp.res, err);
 	if (vals != small)
 		free(vals);
