@@ -904,6 +904,29 @@ static void test_limits_after_resume(void **state)
 			 ERR_OK);
 	assert_int_equal(out.of.i32, rec_expect(100, 8, 7));
 	wasm_module_free(m);
+
+	/* a host call made at the maximum depth cannot park (resuming takes
+	 * one more frame record); one frame less can */
+	m = load_wat(
+		"(module (import \"env\" \"wait1\" (func $w (param i32) (result i32)))\n"
+		"  (func $d (export \"d\") (param i32) (result i32)\n"
+		"    (if (result i32) (i32.eqz (local.get 0)) (then (call $w (i32.const 0)))\n"
+		"      (else (call $d (i32.sub (local.get 0) (i32.const 1)))))))");
+	inst = instantiate(t.s, m, &t.l);
+	t.p.direct = 0;
+	arg = i32v(2999);
+	assert_int_equal(wasm_func_call(t.s, export_func(inst, "d"), &arg, 1, &out, 1, &err),
+			 ERR_WASM_TRAP);
+	assert_string_equal(err.msg, "cannot suspend at the maximum call depth");
+	assert_false(t.p.could_suspend);
+	arg = i32v(2998);
+	assert_int_equal(wasm_func_call(t.s, export_func(inst, "d"), &arg, 1, &out, 1, &err),
+			 ERR_WASM_SUSPEND);
+	assert_true(t.p.could_suspend);
+	r = i32v(61);
+	assert_int_equal(wasm_store_resume(t.s, &r, 1, &out, 1, &err), ERR_OK);
+	assert_int_equal(out.of.i32, 61);
+	wasm_module_free(m);
 	nested_free(&t);
 }
 

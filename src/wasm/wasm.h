@@ -311,8 +311,9 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
  * still call back into wasm (wasm_func_call on the same store, such as an
  * allocator export) before it suspends; a host function reached through such
  * a nested call cannot suspend, nor can the start function during
- * instantiation. There, wasm_caller_suspend returns ERR_WASM_TRAP ("cannot
- * suspend ..."): return it to trap, or test wasm_caller_can_suspend first and
+ * instantiation, nor a host call made at the store's maximum call depth
+ * (resuming takes one more frame). There, wasm_caller_suspend returns
+ * ERR_WASM_TRAP ("cannot suspend ..."): return it to trap, or test wasm_caller_can_suspend first and
  * block instead. A host function that returns ERR_WASM_SUSPEND without
  * wasm_caller_suspend traps ("host function suspended without
  * wasm_caller_suspend").

@@ -316,7 +316,8 @@ struct wasm_store {
 	uint32_t frames_cap;
 	uint32_t depth;
 	uint32_t nesting; /* wasm_func_call nesting */
-	/* where the run that makes a host call stands (set before each) */
+	/* where the run that makes a host call stands (set before each; at
+	 * the start of a run: NULL, or the parked position to resume) */
 	const uint32_t *run_pc;
 	struct wasm_func *run_cur; /* NULL: wasm_func_call called the host function */
 	size_t run_fp;

@@ -211,9 +211,7 @@ enum err_code wasm_frames_reserve(struct wasm_store *s, uint32_t n, struct err *
 		ncap = n;
 	if (ncap > s->lim.max_call_depth)
 		ncap = s->lim.max_call_depth;
-	/* one spare record past the capacity: where wasm_exec_resume puts a
-	 * parked run's position */
-	struct wasm_frame *p = realloc(s->frames, ((size_t)ncap + 1) * sizeof(*p));
+	struct wasm_frame *p = realloc(s->frames, (size_t)ncap * sizeof(*p));
 	if (!p)
 		return err_set(err, ERR_WASM_EXHAUSTED, "call stack exhausted");
 	s->frames = p;
@@ -677,6 +675,9 @@ enum err_code wasm_caller_suspend(struct wasm_caller *caller, void *token, struc
 	if (s->nesting != 1)
 		return err_set(err, ERR_WASM_TRAP,
 			       "cannot suspend a host call nested in another host call");
+	/* resuming takes one more frame record (see wasm_exec_resume) */
+	if (s->depth >= s->lim.max_call_depth)
+		return err_set(err, ERR_WASM_TRAP, "cannot suspend at the maximum call depth");
 	caller->suspend = true;
 	caller->token = token;
 	return err_set(err, ERR_WASM_SUSPEND, "call suspended");
@@ -684,7 +685,8 @@ enum err_code wasm_caller_suspend(struct wasm_caller *caller, void *token, struc
 
 int wasm_caller_can_suspend(const struct wasm_caller *caller)
 {
-	return !caller->store->no_suspend && caller->store->nesting == 1;
+	const struct wasm_store *s = caller->store;
+	return !s->no_suspend && s->nesting == 1 && s->depth < s->lim.max_call_depth;
 }
 
 int wasm_store_suspended(const struct wasm_store *s)
