@@ -46,7 +46,8 @@ struct actor {
 	int refs;                     /* guarded by the registry lock */
 	struct db_run run;            /* snapshot */
 	struct chain *chain;          /* NULL when it could not be opened */
-	int damaged;                  /* chain damage found at open: appends refused */
+	int damaged;                  /* chain damage found: appends refused */
+	uint64_t acked;               /* events the index had acknowledged at start */
 	int terminal_pending;         /* a stop/kill/fail is being recorded */
 	int stop_requested;           /* 1 stop, 2 kill, while starting */
 	struct waiter *waiters;
@@ -87,6 +88,15 @@ struct actor {
 	size_t nopen, capopen;
 	uint64_t state_seq;
 	int state_loaded;             /* lock: a->state is the run's (else load it) */
+	/* Messages this actor sent whose `received` events are not yet known to be
+	 * durable in the receivers' chains: they must be before this actor's own
+	 * events are (record.c), so a durable send is never lost. deps_lock. */
+	pthread_mutex_t deps_lock;
+	struct send_dep {
+		struct actor *to;     /* a reference */
+		uint64_t upto;        /* bytes of its chain that hold the event */
+	} *deps;
+	size_t ndeps, capdeps;
 };
 
 struct supervisor {
@@ -138,6 +148,13 @@ static inline int is_stopping(const struct supervisor *s)
 enum err_code flusher_start(struct supervisor *s, struct err *err);
 /* Stops the thread after a last pass; later marks sync at once. */
 void flusher_stop(struct supervisor *s);
+/* Makes the written events of n actors durable and reports them: with one
+ * syncfs when there are several, else one fdatasync each. */
+void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n);
+struct actor_list {
+	struct actor **v;
+	size_t n, cap;
+};
 
 /* registry (actor.c) */
 enum err_code reg_init(struct supervisor *s);

@@ -441,15 +441,30 @@ static void test_one_server_per_home(void **state)
 
 /* ---- SIGTERM: running calls finish; past the grace period they run again ---- */
 
+/* Waits until the actor took its queued mail (a call is running or done). */
+static void wait_mailbox_empty(const char *id)
+{
+	for (int i = 0; i < 2000; i++) {
+		json_t *m = get_json("/metrics", id, 200);
+		json_int_t depth = json_integer_value(json_object_get(json_object_get(m, "mailbox"),
+								      "depth"));
+		json_decref(m);
+		if (depth == 0)
+			return;
+		sleep_ms(10);
+	}
+	fail_msg("the actor never took its message");
+}
+
 static void test_sigterm_lets_calls_finish(void **state)
 {
 	(void)state;
 	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
-	char msg[1001];
-	memset(msg, 'a', 1000);     /* 100M iterations: a call of a second or so */
-	msg[1000] = 0;
+	char msg[201];
+	memset(msg, 'a', 200);      /* 20M iterations: a call well inside the grace period */
+	msg[200] = 0;
 	assert_int_equal(send_msg(id, msg), 202);
-	sleep_ms(100);
+	wait_mailbox_empty(id);
 	assert_int_equal(server_stop(&SP), 0);
 	start(NULL);
 	assert_status(id, "running");
@@ -463,14 +478,18 @@ static void test_sigterm_lets_calls_finish(void **state)
 	 * again on the next start, once */
 	server_stop(&SP);
 	const char *short_grace[] = {"--actor-fuel", "100G", "--call-timeout-ms", "60000",
-				     "--shutdown-grace-ms", "50", NULL};
+				     "--shutdown-grace-ms", "20", NULL};
 	start(short_grace);
-	char big[4001];
-	memset(big, 'a', 4000);
-	big[4000] = 0;
+	char big[2001];
+	memset(big, 'a', 2000);     /* 200M iterations: far longer than 20 ms */
+	big[2000] = 0;
 	assert_int_equal(send_msg(id, big), 202);
-	sleep_ms(200);
+	wait_mailbox_empty(id);
 	assert_int_equal(server_stop(&SP), 0);
+	char *log = tu_read_file(SP.log_path, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "interrupting them"));
+	free(log);
 	start(NULL);
 	assert_status(id, "running");
 	st = ask(id, "state?");
@@ -488,6 +507,84 @@ static void test_sigterm_lets_calls_finish(void **state)
 	free(id);
 }
 
+/* ---- Idempotency-Key ---- */
+
+static long post_key(const char *path, const char *body, const char *key,
+		     struct http_result *r)
+{
+	char *url = tu_fmt("%s%s", SP.base, path);
+	char *h = tu_fmt("Idempotency-Key: %s", key);
+	const char *headers[] = {h, "Content-Type: application/json", NULL};
+	assert_int_equal(http_do("POST", url, body, strlen(body), headers, r), 0);
+	free(url);
+	free(h);
+	return r->status;
+}
+
+static int replayed(const struct http_result *r)
+{
+	char *v = http_header(r, "Idempotent-Replayed");
+	int yes = v && strcmp(v, "true") == 0;
+	free(v);
+	return yes;
+}
+
+static void test_idempotency_keys(void **state)
+{
+	(void)state;
+	struct http_result r = {0};
+	const char *spawn_body = "{\"manifest\":{\"name\":\"idem\",\"package\":\"counter.wasm\"}}";
+	assert_int_equal(post_key("/actors?wait=running", spawn_body, "spawn-1", &r), 201);
+	assert_false(replayed(&r));
+	json_t *j = json_loads(r.body, 0, NULL);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *first = strdup(r.body);
+	http_result_release(&r);
+	/* the retry gets the first outcome: the same run, not a second one */
+	assert_int_equal(post_key("/actors?wait=running", spawn_body, "spawn-1", &r), 201);
+	assert_true(replayed(&r));
+	assert_string_equal(r.body, first);
+	http_result_release(&r);
+	json_t *list = server_call_json(&SP, "GET", "/actors?name=idem", NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(list, "items")), 1);
+	json_decref(list);
+	char *mp = tu_fmt("/actors/%s/messages", id);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	http_result_release(&r);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	assert_true(replayed(&r));
+	http_result_release(&r);
+	assert_int_equal(count_of(id), 5);
+	/* the same key with another request is refused */
+	assert_int_equal(post_key(mp, "6", "msg-1", &r), 422);
+	assert_non_null(strstr(r.body, "idempotency_key_reused"));
+	http_result_release(&r);
+	assert_int_equal(post_key(mp, "6", "bad key", &r), 400);
+	http_result_release(&r);
+	/* requests: the first answer comes back */
+	char *rp = tu_fmt("/actors/%s/requests", id);
+	assert_int_equal(post_key(rp, "get", "req-1", &r), 200);
+	assert_string_equal(r.body, "5");
+	http_result_release(&r);
+	assert_int_equal(send_msg(id, "1"), 202);
+	assert_int_equal(post_key(rp, "get", "req-1", &r), 200);
+	assert_true(replayed(&r));
+	assert_string_equal(r.body, "5");
+	http_result_release(&r);
+	/* keys are remembered across restarts */
+	assert_int_equal(server_stop(&SP), 0);
+	start(NULL);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	assert_true(replayed(&r));
+	http_result_release(&r);
+	assert_int_equal(count_of(id), 6);
+	free(rp);
+	free(mp);
+	free(first);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +597,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_state_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_server_per_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_lets_calls_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
 	};
+	const char *only = getenv("THEATER_TEST_FILTER");
+	if (only && *only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
