@@ -24,6 +24,7 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_WASM_TRAP] = "wasm_trap", [ERR_WASM_EXHAUSTED] = "wasm_exhausted",
 	[ERR_ACTOR_ERROR] = "actor_error",
 	[ERR_IDEM_REUSED] = "idempotency_key_reused", [ERR_IDEM_PENDING] = "idempotency_in_progress",
+	[ERR_WASM_SUSPEND] = "wasm_suspended",
 };
 
 const char *err_code_name(enum err_code code)

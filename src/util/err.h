@@ -50,6 +50,7 @@ enum err_code {
 	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
 	ERR_IDEM_REUSED,      /* an Idempotency-Key sent again with another request */
 	ERR_IDEM_PENDING,     /* the request with this Idempotency-Key is still running */
+	ERR_WASM_SUSPEND,     /* a wasm call is parked, to be resumed (never an HTTP answer) */
 	ERR__COUNT
 };
 
