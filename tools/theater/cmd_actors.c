@@ -102,14 +102,15 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 
 /* ---- one actor: GET and print ---- */
 
-/* Parses "ID" with no options beyond the common ones into id. */
+/* Parses "ID" with no options beyond the common ones into id. Returns 0 to
+ * go on, -1 after --help (exit 0), or an exit code. */
 static int one_id(struct cli *c, int argc, char **argv, const char *help,
 		  const struct cli_opt *opts, char id[37])
 {
 	char *pos[1];
 	int npos, rc;
 	if ((rc = cli_parse(c, argc, argv, opts, help, pos, 1, 1, &npos)) >= 0)
-		return rc;
+		return rc == EXIT_OK ? -1 : rc;
 	return cli_resolve(c, pos[0], id);
 }
 
@@ -130,7 +131,7 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 	char id[37], path[128];
 	int rc = one_id(c, argc, argv, inspect_help, NULL, id);
 	if (rc)
-		return rc;
+		return rc < 0 ? EXIT_OK : rc;
 	json_t *a, *m = NULL, *man = NULL;
 	snprintf(path, sizeof(path), "/actors/%s", id);
 	if ((rc = cli_json(c, "GET", path, NULL, NULL, 0, &a, NULL)))
@@ -216,7 +217,7 @@ int cmd_state(struct cli *c, int argc, char **argv)
 	char id[37], path[128];
 	int rc = one_id(c, argc, argv, state_help, NULL, id);
 	if (rc)
-		return rc;
+		return rc < 0 ? EXIT_OK : rc;
 	snprintf(path, sizeof(path), "/actors/%s/state", id);
 	struct client_reply r;
 	if ((rc = cli_do(c, "GET", path, NULL, NULL, 0, &r)))
@@ -502,7 +503,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	char id[37], path[128];
 	int rc = one_id(c, argc, argv, verify_help, NULL, id);
 	if (rc)
-		return rc;
+		return rc < 0 ? EXIT_OK : rc;
 	snprintf(path, sizeof(path), "/actors/%s/chain/verify", id);
 	json_t *j;
 	if ((rc = cli_json(c, "GET", path, NULL, NULL, 0, &j, NULL)))
@@ -537,7 +538,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 	char id[37], path[128];
 	int rc = one_id(c, argc, argv, replay_help, NULL, id);
 	if (rc)
-		return rc;
+		return rc < 0 ? EXIT_OK : rc;
 	snprintf(path, sizeof(path), "/actors/%s/replay", id);
 	json_t *j;
 	if ((rc = cli_json(c, "POST", path, NULL, NULL, 0, &j, NULL)))
