@@ -918,6 +918,24 @@ static void test_token(void **state)
 	unsetenv("THEATER_TOKEN");
 	expect(&r, 0);
 	run_free(&r);
+	char *tf = tu_fmt("%s/token", DIR_);
+	tu_write_file(tf, "  s3cret-token-0123456789 \n", 27);
+	setenv("THEATER_TOKEN_FILE", tf, 1);
+	r = CLI(NULL, "ps", "--url", sp.base);
+	expect(&r, 0);
+	run_free(&r);
+	tu_write_file(tf, "wrong-token-0123456789\n", 23);
+	r = CLI(NULL, "ps", "--url", sp.base);
+	expect(&r, 1);
+	contains(r.err, "unauthorized");
+	run_free(&r);
+	unlink(tf);
+	r = CLI(NULL, "ps", "--url", sp.base);
+	expect(&r, 2);
+	contains(r.err, "THEATER_TOKEN_FILE");
+	run_free(&r);
+	unsetenv("THEATER_TOKEN_FILE");
+	free(tf);
 	server_destroy(&sp);
 }
 

@@ -3,8 +3,9 @@
  *   theater [--url URL] [--token TOKEN] [--json] COMMAND [ARGS...]
  *
  * The server is THEATER_URL (default http://127.0.0.1:8080) with the bearer
- * token THEATER_TOKEN; --url and --token win over the environment, before or
- * after the command. Exit codes are in cli.h and docs/cli.md. */
+ * token THEATER_TOKEN (or the first line of THEATER_TOKEN_FILE); --url and
+ * --token win over the environment, before or after the command. Exit codes are in cli.h and docs/cli.md. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,34 @@ static void usage(FILE *f)
 	      "The command-line client of theater-server.\n\nCommands:\n", f);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	fputs("\nEnvironment: THEATER_URL (default http://127.0.0.1:8080), THEATER_TOKEN.\n"
+	fputs("\nEnvironment: THEATER_URL (default http://127.0.0.1:8080), THEATER_TOKEN\n"
+	      "(or THEATER_TOKEN_FILE, a file holding it).\n"
 	      "Exit codes: 0 ok, 1 the server refused (4xx/5xx), 2 usage, 3 cannot connect,\n"
 	      "4 not found, 5 ambiguous id, 6 check failed (invalid manifest, broken chain,\n"
 	      "replay diverged).\n"
 	      "'theater COMMAND --help' describes a command; docs/cli.md has them all.\n", f);
+}
+
+/* The token in THEATER_TOKEN_FILE (as theater-server reads it): the first
+ * line, without surrounding blanks. 0, or -1 after a message. */
+static int read_token_file(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(out, (int)n, f)) {
+		fprintf(stderr, "theater: cannot read the token file '%s' (THEATER_TOKEN_FILE): %s\n",
+			path, f ? "it is empty" : strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	size_t len = strcspn(out, "\r\n");
+	while (len && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	out[len] = '\0';
+	size_t lead = strspn(out, " \t");
+	memmove(out, out + lead, len - lead + 1);
+	return 0;
 }
 
 /* Global options before the command; returns the index of the command or -1
@@ -102,6 +126,13 @@ int main(int argc, char **argv)
 	int i = globals(&c, argc, argv, &rc);
 	if (i < 0)
 		return rc;
+	char file_token[512];
+	const char *tf = getenv("THEATER_TOKEN_FILE");
+	if ((!c.token || !*c.token) && tf && *tf) {
+		if (read_token_file(tf, file_token, sizeof(file_token)))
+			return EXIT_USAGE;
+		c.token = file_token;
+	}
 	if (!strcmp(argv[i], "help")) {
 		usage(stdout);
 		return EXIT_OK;
