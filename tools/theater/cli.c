@@ -79,7 +79,8 @@ int cli_parse(struct cli *c, int argc, char **argv, const struct cli_opt *opts,
 	struct cli_opt all[32];
 	if (nopts > 27)
 		return cli_usage(c, "internal: too many options");
-	memcpy(all, opts, sizeof(*opts) * (size_t)nopts);
+	if (nopts)
+		memcpy(all, opts, sizeof(*opts) * (size_t)nopts);
 	all[nopts++] = (struct cli_opt){"json", 0, 0, NULL, &c->json};
 	all[nopts++] = (struct cli_opt){"url", 0, 1, &c->url, NULL};
 	all[nopts++] = (struct cli_opt){"token", 0, 1, &c->token, NULL};
