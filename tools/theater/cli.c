@@ -194,6 +194,11 @@ done:
 	return rc;
 }
 
+const char *cli_str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
 void cli_print_json(const json_t *v)
 {
 	char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);

@@ -82,6 +82,9 @@ int cli_resolve(struct cli *c, const char *arg, char id_out[37]);
  * into a new array *out; 0, or an exit code after a message. */
 int cli_list_all(struct cli *c, const char *query, json_t **out);
 
+/* The string member k of o, or NULL (o may be NULL or not an object). */
+const char *cli_str(const json_t *o, const char *k);
+
 /* Prints v as indented JSON (a newline after). */
 void cli_print_json(const json_t *v);
 

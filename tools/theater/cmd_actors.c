@@ -7,11 +7,6 @@
 #include "tools/theater/cli.h"
 #include "tools/theater/table.h"
 
-static const char *str(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 /* ---- ps ---- */
 
 static const char ps_help[] =
@@ -30,7 +25,7 @@ static const char ps_help[] =
 
 static int is_live(const json_t *a)
 {
-	const char *s = str(a, "status");
+	const char *s = cli_str(a, "status");
 	return s && (!strcmp(s, "starting") || !strcmp(s, "running") || !strcmp(s, "stopping"));
 }
 
@@ -47,11 +42,11 @@ static void ps_table(json_t *items, int all)
 		if (!all && !is_live(a))
 			continue;
 		char id[13], len[24], age[32];
-		snprintf(id, sizeof(id), "%s", str(a, "id") ? str(a, "id") : "");
+		snprintf(id, sizeof(id), "%s", cli_str(a, "id") ? cli_str(a, "id") : "");
 		snprintf(len, sizeof(len), "%lld", (long long)json_integer_value(
 			json_object_get(json_object_get(a, "chain"), "length")));
-		fmt_age(str(a, "created_at"), age, sizeof(age));
-		const char *cells[] = {id, str(a, "name"), str(a, "status"), len, age, str(a, "reason")};
+		fmt_age(cli_str(a, "created_at"), age, sizeof(age));
+		const char *cells[] = {id, cli_str(a, "name"), cli_str(a, "status"), len, age, cli_str(a, "reason")};
 		table_add(&t, cells);
 	}
 	table_print(&t, stdout);
@@ -92,7 +87,7 @@ int cmd_ps(struct cli *c, int argc, char **argv)
 		json_t *a;
 		json_array_foreach(items, i, a)
 			if (all || is_live(a))
-				printf("%s\n", str(a, "id"));
+				printf("%s\n", cli_str(a, "id"));
 	} else {
 		ps_table(items, all);
 	}
@@ -126,13 +121,60 @@ static void kv(const char *k, const char *v)
 	printf("%-15s %s\n", k, v && *v ? v : "-");
 }
 
+static void print_run(const json_t *a)
+{
+	json_t *chain = json_object_get(a, "chain");
+	char len[32];
+	snprintf(len, sizeof(len), "%lld",
+		 (long long)json_integer_value(json_object_get(chain, "length")));
+	kv("id", cli_str(a, "id"));
+	kv("name", cli_str(a, "name"));
+	kv("status", cli_str(a, "status"));
+	kv("reason", cli_str(a, "reason"));
+	kv("parent", cli_str(a, "parent_id"));
+	kv("manifest", cli_str(a, "manifest_ref"));
+	kv("package", cli_str(a, "package_ref"));
+	kv("package sha256", cli_str(a, "package_sha256"));
+	kv("created", cli_str(a, "created_at"));
+	kv("started", cli_str(a, "started_at"));
+	kv("stopped", cli_str(a, "stopped_at"));
+	kv("chain length", len);
+	kv("chain head", cli_str(chain, "head"));
+}
+
+static long long ival(const json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void print_metrics(const json_t *m)
+{
+	json_t *mb = json_object_get(m, "mailbox");
+	printf("%-15s calls %lld, failures %lld, messages %lld, requests %lld, restarts %lld\n",
+	       "metrics", ival(m, "calls"), ival(m, "failures"), ival(m, "messages"),
+	       ival(m, "requests"), ival(m, "restarts"));
+	printf("%-15s %lld/%lld, memory %lld bytes, fuel %lld\n", "mailbox", ival(mb, "depth"),
+	       ival(mb, "capacity"), ival(m, "memory_bytes"), ival(m, "fuel"));
+}
+
+/* GET path as JSON, or NULL (for the optional parts of inspect). */
+static json_t *get_optional(struct cli *c, const char *path)
+{
+	struct client_reply r = {0};
+	json_t *v = NULL;
+	if (cli_do(c, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200)
+		v = json_parse(r.body.data, r.body.len, 64, NULL);
+	client_reply_release(&r);
+	return v;
+}
+
 int cmd_inspect(struct cli *c, int argc, char **argv)
 {
 	char id[37], path[128];
 	int rc = one_id(c, argc, argv, inspect_help, NULL, id);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
-	json_t *a, *m = NULL, *man = NULL;
+	json_t *a;
 	snprintf(path, sizeof(path), "/actors/%s", id);
 	if ((rc = cli_json(c, "GET", path, NULL, NULL, 0, &a, NULL)))
 		return rc;
@@ -141,45 +183,13 @@ int cmd_inspect(struct cli *c, int argc, char **argv)
 		json_decref(a);
 		return EXIT_OK;
 	}
-	json_t *chain = json_object_get(a, "chain");
-	char len[32];
-	snprintf(len, sizeof(len), "%lld", (long long)json_integer_value(json_object_get(chain, "length")));
-	kv("id", str(a, "id"));
-	kv("name", str(a, "name"));
-	kv("status", str(a, "status"));
-	kv("reason", str(a, "reason"));
-	kv("parent", str(a, "parent_id"));
-	kv("manifest", str(a, "manifest_ref"));
-	kv("package", str(a, "package_ref"));
-	kv("package sha256", str(a, "package_sha256"));
-	kv("created", str(a, "created_at"));
-	kv("started", str(a, "started_at"));
-	kv("stopped", str(a, "stopped_at"));
-	kv("chain length", len);
-	kv("chain head", str(chain, "head"));
-	struct client_reply r = {0};
+	print_run(a);
 	snprintf(path, sizeof(path), "/actors/%s/metrics", id);
-	if (is_live(a) && cli_do(c, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200)
-		m = json_parse(r.body.data, r.body.len, 16, NULL);
-	client_reply_release(&r);
-	if (m) {
-		json_t *mb = json_object_get(m, "mailbox");
-		printf("%-15s calls %lld, failures %lld, messages %lld, requests %lld, restarts %lld\n",
-		       "metrics", (long long)json_integer_value(json_object_get(m, "calls")),
-		       (long long)json_integer_value(json_object_get(m, "failures")),
-		       (long long)json_integer_value(json_object_get(m, "messages")),
-		       (long long)json_integer_value(json_object_get(m, "requests")),
-		       (long long)json_integer_value(json_object_get(m, "restarts")));
-		printf("%-15s %lld/%lld, memory %lld bytes, fuel %lld\n", "mailbox",
-		       (long long)json_integer_value(json_object_get(mb, "depth")),
-		       (long long)json_integer_value(json_object_get(mb, "capacity")),
-		       (long long)json_integer_value(json_object_get(m, "memory_bytes")),
-		       (long long)json_integer_value(json_object_get(m, "fuel")));
-	}
+	json_t *m = is_live(a) ? get_optional(c, path) : NULL;
+	if (m)
+		print_metrics(m);
 	snprintf(path, sizeof(path), "/actors/%s/manifest", id);
-	if (cli_do(c, "GET", path, NULL, NULL, 0, &r) == 0 && r.status == 200)
-		man = json_parse(r.body.data, r.body.len, 64, NULL);
-	client_reply_release(&r);
+	json_t *man = get_optional(c, path);
 	if (man) {
 		printf("manifest:\n");
 		cli_print_json(man);
@@ -412,7 +422,7 @@ static int each_id(struct cli *c, char **pos, int npos, const char *method, cons
 			else if (!rc && !c->json && status == 304)
 				printf("%s: already ended\n", id);
 			else if (!rc && !c->json && json_is_object(j))
-				printf("%s: %s (%s)\n", id, done, str(j, "status"));
+				printf("%s: %s (%s)\n", id, done, cli_str(j, "status"));
 			else if (!rc && !c->json)
 				printf("%s: %s\n", id, done);
 			json_decref(j);
@@ -514,10 +524,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	} else if (valid) {
 		printf("valid: %lld events, head %s\n",
 		       (long long)json_integer_value(json_object_get(j, "length")),
-		       str(j, "head") ? str(j, "head") : "-");
+		       cli_str(j, "head") ? cli_str(j, "head") : "-");
 	} else {
 		json_t *bad = json_object_get(j, "first_bad_seq");
-		printf("INVALID: %s", str(j, "detail") ? str(j, "detail") : "the chain does not verify");
+		printf("INVALID: %s", cli_str(j, "detail") ? cli_str(j, "detail") : "the chain does not verify");
 		if (json_is_integer(bad))
 			printf(" (first bad event: seq %lld)", (long long)json_integer_value(bad));
 		printf("\n");
@@ -582,7 +592,7 @@ int cmd_version(struct cli *c, int argc, char **argv)
 		cli_print_json(j);
 	else
 		printf("client: theater %s\nserver: %s %s (api %s) at %s\n", THEATER_VERSION,
-		       str(j, "name"), str(j, "version"), str(j, "api"), c->url);
+		       cli_str(j, "name"), cli_str(j, "version"), cli_str(j, "api"), c->url);
 	json_decref(j);
 	return EXIT_OK;
 }

@@ -9,11 +9,6 @@
 #include "tools/theater/cli.h"
 #include "tools/theater/table.h"
 
-static const char *str(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 /* The list inside an answer: the answer itself when it is an array, else its
  * first array member ("items", "stores", "labels", ...). */
 static json_t *list_of(json_t *j)
@@ -158,14 +153,14 @@ static int store_put(struct cli *c, char **pos, int npos, const char *label)
 	free(data);
 	if (rc)
 		return rc;
-	if (label && (rc = label_put(c, pos[1], label, str(j, "sha256") ? str(j, "sha256") : ""))) {
+	if (label && (rc = label_put(c, pos[1], label, cli_str(j, "sha256") ? cli_str(j, "sha256") : ""))) {
 		json_decref(j);
 		return rc;
 	}
 	if (c->json)
 		cli_print_json(j);
 	else
-		printf("%s\n", str(j, "reference"));
+		printf("%s\n", cli_str(j, "reference"));
 	if (!c->json && label)
 		printf("store://%s/%s\n", pos[1], label);
 	json_decref(j);
@@ -196,7 +191,7 @@ static int store_label(struct cli *c, char **pos, int npos)
 	if (c->json)
 		cli_print_json(j);
 	else
-		printf("%s -> %s\n", str(j, "label"), str(j, "reference"));
+		printf("%s -> %s\n", cli_str(j, "label"), cli_str(j, "reference"));
 	json_decref(j);
 	return EXIT_OK;
 }

@@ -18,11 +18,6 @@
 
 #define SUMMARY_CHARS 160
 
-static const char *str(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 /* "HH:MM:SS.mmm" of an RFC 3339 time, or the text itself. */
 static void clock_of(const char *iso, char *out, size_t n)
 {
@@ -34,7 +29,7 @@ static void clock_of(const char *iso, char *out, size_t n)
 static void summary(const json_t *ev, char *out, size_t n)
 {
 	json_t *d = json_object_get(ev, "data");
-	const char *b64 = str(ev, "data_b64");
+	const char *b64 = cli_str(ev, "data_b64");
 	if (d) {
 		char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 		size_t len = s ? strlen(s) : 0;
@@ -59,7 +54,7 @@ struct follow {
 
 static void print_event(struct follow *f, json_t *ev, const char *raw)
 {
-	const char *type = str(ev, "event_type");
+	const char *type = cli_str(ev, "event_type");
 	if (f->type && (!type || strncmp(type, f->type, strlen(f->type)) != 0))
 		return;
 	f->printed++;
@@ -75,12 +70,12 @@ static void print_event(struct follow *f, json_t *ev, const char *raw)
 		return;
 	}
 	char clock[16], sum[SUMMARY_CHARS + 64];
-	clock_of(str(ev, "timestamp"), clock, sizeof(clock));
+	clock_of(cli_str(ev, "timestamp"), clock, sizeof(clock));
 	if (f->lifecycle) {
 		char id[13];
-		snprintf(id, sizeof(id), "%s", str(ev, "actor_id") ? str(ev, "actor_id") : "-");
+		snprintf(id, sizeof(id), "%s", cli_str(ev, "actor_id") ? cli_str(ev, "actor_id") : "-");
 		printf("%-6lld %s  %s  %-10s %s\n", (long long)json_integer_value(json_object_get(ev, "id")),
-		       clock, id, type ? type : "-", str(ev, "status") ? str(ev, "status") : "");
+		       clock, id, type ? type : "-", cli_str(ev, "status") ? cli_str(ev, "status") : "");
 	} else {
 		summary(ev, sum, sizeof(sum));
 		printf("#%-5lld %s  %-28s %s\n", (long long)json_integer_value(json_object_get(ev, "seq")),
@@ -254,7 +249,7 @@ static void top_row(struct table *t, json_t *a, json_t *m)
 {
 	char id[13], calls[24], fails[24], mbox[48], mem[24], restarts[24];
 	json_t *mb = json_object_get(m, "mailbox");
-	snprintf(id, sizeof(id), "%s", str(a, "id"));
+	snprintf(id, sizeof(id), "%s", cli_str(a, "id"));
 	if (m) {
 		snprintf(calls, sizeof(calls), "%lld", (long long)json_integer_value(json_object_get(m, "calls")));
 		snprintf(fails, sizeof(fails), "%lld", (long long)json_integer_value(json_object_get(m, "failures")));
@@ -263,7 +258,7 @@ static void top_row(struct table *t, json_t *a, json_t *m)
 		fmt_size((uint64_t)json_integer_value(json_object_get(m, "memory_bytes")), mem, sizeof(mem));
 		snprintf(restarts, sizeof(restarts), "%lld", (long long)json_integer_value(json_object_get(m, "restarts")));
 	}
-	const char *cells[] = {id, str(a, "name"), str(a, "status"), m ? calls : NULL, m ? fails : NULL,
+	const char *cells[] = {id, cli_str(a, "name"), cli_str(a, "status"), m ? calls : NULL, m ? fails : NULL,
 			       m ? mbox : NULL, m ? mem : NULL, m ? restarts : NULL};
 	table_add(t, cells);
 }
@@ -284,7 +279,7 @@ static int top_frame(struct cli *c, int all, int clear)
 	table_init(&t, 8, heads);
 	table_cap(&t, 1, 24);
 	json_array_foreach(items, i, a) {
-		json_t *m = metrics_of(c, str(a, "id"));
+		json_t *m = metrics_of(c, cli_str(a, "id"));
 		if (c->json)
 			json_array_append_new(out, json_pack("{s:O, s:o}", "actor", a, "metrics",
 							     m ? json_incref(m) : json_null()));
