@@ -898,6 +898,73 @@ static void test_new_c_project(void **state)
 	free(proj);
 }
 
+/* Fails if any file under dir (recursively) has "__NAME__" in its name or
+ * contents, or is a *.sh that is not executable. Returns the files seen. */
+static int check_scaffold(const char *dir)
+{
+	char *cmd = tu_fmt("cd '%s' && find . -type f", dir);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char line[1024];
+	int n = 0;
+	while (fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *path = tu_fmt("%s/%s", dir, line + 2);
+		char *text = tu_read_file(path, NULL);
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		if (strstr(line, "__NAME__") || (text && strstr(text, "__NAME__")))
+			fail_msg("'%s' still holds the placeholder __NAME__", path);
+		size_t len = strlen(line);
+		if (len > 3 && !strcmp(line + len - 3, ".sh") && !(st.st_mode & S_IXUSR))
+			fail_msg("'%s' is a script but not executable", path);
+		free(text);
+		free(path);
+		n++;
+	}
+	pclose(p);
+	free(cmd);
+	return n;
+}
+
+/* Every language this build has a template for (c here; rust and
+ * assemblyscript when their SDKs' templates were in the tree) scaffolds a
+ * complete project; building them is the SDKs' own tests' work. */
+static void test_new_every_language(void **state)
+{
+	(void)state;
+	struct run r = CLI(NULL, "new", "--list");
+	expect(&r, 0);
+	contains(r.out, "c:\n");
+	int langs = 0;
+	for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
+		size_t len = strlen(line);
+		if (line[0] == ' ' || len < 2 || line[len - 1] != ':')
+			continue;
+		line[len - 1] = '\0';
+		char *name = tu_fmt("every-%s", line);
+		struct run n = CLI(NULL, "new", "--dir", DIR_, "--lang", line, name);
+		expect(&n, 0);
+		char *dir = tu_fmt("%s/%s", DIR_, name);
+		assert_true(check_scaffold(dir) >= 3);
+		char *man = tu_fmt("%s/manifest.toml", dir);
+		char *text = tu_read_file(man, NULL);
+		if (!text)
+			fail_msg("the %s template has no manifest.toml", line);
+		char *want = tu_fmt("name = \"%s\"", name);
+		contains(text, want);
+		free(want);
+		free(text);
+		free(man);
+		free(dir);
+		free(name);
+		run_free(&n);
+		langs++;
+	}
+	assert_true(langs >= 1);
+	run_free(&r);
+}
+
 /* ---- a token ---- */
 
 static void test_token(void **state)
@@ -1187,6 +1254,7 @@ int main(void)
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_top_once),
 		cmocka_unit_test(test_new_c_project),
+		cmocka_unit_test(test_new_every_language),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_fake_routes),
 	};

@@ -6,10 +6,12 @@
  * overwritten: an existing target folder is refused before anything is
  * written. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "src/util/buf.h"
 #include "tools/theater/cli.h"
@@ -103,7 +105,12 @@ static int write_one(const char *root, const struct template_file *f, const char
 		cli_error("out of memory");
 		goto done;
 	}
-	if (make_parents(path.data) || !(out = fopen(path.data, "wbx"))) {
+	int fd = -1;
+	if (make_parents(path.data) ||
+	    (fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)f->mode)) < 0 ||
+	    !(out = fdopen(fd, "wb"))) {
+		if (fd >= 0)
+			close(fd);
 		cli_error("cannot create '%s': %s", path.data, strerror(errno));
 		goto done;
 	}
@@ -125,15 +132,46 @@ done:
 	return rc;
 }
 
+/* Each language once (in the order of their first file), with its files. */
 static void list_templates(void)
 {
-	const char *prev = "";
 	for (const struct template_file *f = template_files; f->lang; f++) {
-		if (strcmp(prev, f->lang))
-			printf("%s:\n", f->lang);
-		printf("  %s\n", f->path);
-		prev = f->lang;
+		int seen = 0;
+		for (const struct template_file *g = template_files; g < f && !seen; g++)
+			seen = !strcmp(g->lang, f->lang);
+		if (seen)
+			continue;
+		printf("%s:\n", f->lang);
+		for (const struct template_file *g = f; g->lang; g++)
+			if (!strcmp(g->lang, f->lang))
+				printf("  %s%s\n", g->path, g->mode & 0111 ? " (executable)" : "");
 	}
+}
+
+static int has_file(const char *lang, const char *path)
+{
+	for (const struct template_file *f = template_files; f->lang; f++)
+		if (!strcmp(f->lang, lang) && !strcmp(f->path, path))
+			return 1;
+	return 0;
+}
+
+/* How to build the new project: its Makefile, or its build.sh, which finds
+ * the SDK through THEATER_SDK (set, or the sdk/ folder theater was built
+ * from when it is still there). */
+static void next_steps(const char *root, const char *lang)
+{
+	struct stat st;
+	const char *sdk = getenv("THEATER_SDK");
+	if ((!sdk || !*sdk) && stat(THEATER_SDK_SRC, &st) == 0)
+		sdk = THEATER_SDK_SRC;
+	if (has_file(lang, "Makefile"))
+		printf("build it: make -C %s\n", root);
+	else if (has_file(lang, "build.sh"))
+		printf("build it: THEATER_SDK=%s %s/build.sh\n", sdk && *sdk ? sdk : "<theater>/sdk",
+		       root);
+	if (has_file(lang, "README.md"))
+		printf("then see %s/README.md\n", root);
 }
 
 int cmd_new(struct cli *c, int argc, char **argv)
@@ -171,6 +209,6 @@ int cmd_new(struct cli *c, int argc, char **argv)
 	for (const struct template_file *f = template_files; f->lang; f++)
 		if (!strcmp(f->lang, lang) && (rc = write_one(root, f, pos[0])))
 			return rc;
-	printf("next: see %s/README.md\n", root);
+	next_steps(root, lang);
 	return EXIT_OK;
 }

@@ -11,6 +11,7 @@ struct template_file {
 	const char *path;              /* relative, '/'-separated; may hold __NAME__ */
 	const unsigned char *data;
 	size_t len;
+	int mode;                      /* 0644, or 0755 for a file that was executable */
 };
 
 /* Ends with an entry whose lang is NULL. */
