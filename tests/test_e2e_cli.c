@@ -1108,7 +1108,8 @@ static char *fake_last(struct fake *f)
 #define FAKE_ID2 "0b0b0b0b-0000-4000-8000-000000000002"
 
 static const struct fake_route FAKE[] = {
-	{"PUT", "/secrets/openai", 204, "application/json", ""},
+	{"PUT", "/secrets/openai", 201, "application/json",
+	 "{\"name\":\"openai\",\"size\":11,\"fingerprint\":\"3f2a\"}"},
 	{"GET", "/secrets", 200, "application/json",
 	 "{\"items\":[{\"name\":\"openai\",\"size\":11,\"updated_at\":\"2026-01-01T00:00:00Z\"},"
 	 "{\"name\":\"github\",\"size\":40,\"updated_at\":\"2026-01-02T00:00:00Z\"}]}"},
