@@ -590,6 +590,21 @@ static void test_lifecycle(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "id")), id);
 	json_decref(j);
 	run_free(&r);
+	/* --state last keeps the count, --state initial starts from the manifest's */
+	r = CLI(NULL, "restart", "--state", "last", id);
+	expect(&r, 0);
+	run_free(&r);
+	r = CLI(NULL, "request", id, "get");
+	expect(&r, 0);
+	assert_string_equal(r.out, "4\n");
+	run_free(&r);
+	r = CLI(NULL, "restart", "--state", "initial", id);
+	expect(&r, 0);
+	run_free(&r);
+	r = CLI(NULL, "state", id, "--json");
+	expect(&r, 0);
+	assert_string_equal(r.out, "{\"count\":0}");
+	run_free(&r);
 	r = CLI(NULL, "rm", id);
 	expect(&r, 1);
 	contains(r.err, "409 conflict");

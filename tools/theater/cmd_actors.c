@@ -481,9 +481,9 @@ static const char restart_help[] =
 	"usage: theater restart [--state initial|last] ID...\n\n"
 	"Restart actors with the same package digest (events `restarted`, init,\n"
 	"`started`).\n\n"
-	"  --state initial   start again from the manifest's initial state\n"
-	"  --state last      keep the state of the last recorded call\n"
-	"                    (without --state the server decides)\n";
+	"  --state last      keep the state of the last good call (the server's\n"
+	"                    default)\n"
+	"  --state initial   init afresh from the manifest's initial state\n";
 
 int cmd_restart(struct cli *c, int argc, char **argv)
 {
