@@ -123,6 +123,22 @@ struct client *cli_client(struct cli *c)
 	return c->cl;
 }
 
+int cli_idempotency(struct cli *c, const char *key)
+{
+	if (!key)
+		return 0;
+	if (!*key || strlen(key) > 200 || strpbrk(key, "\r\n"))
+		return cli_usage(c, "--idempotency-key wants 1 to 200 characters on one line");
+	char line[256];
+	snprintf(line, sizeof(line), "Idempotency-Key: %s", key);
+	struct client *cl = cli_client(c);
+	if (!cl || client_set_header(cl, line)) {
+		cli_error("out of memory");
+		return EXIT_CONNECT;
+	}
+	return 0;
+}
+
 int cli_do(struct cli *c, const char *method, const char *path, const char *ctype,
 	   const void *body, size_t len, struct client_reply *out)
 {

@@ -58,6 +58,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The client, created on first use; NULL after a message. */
 struct client *cli_client(struct cli *c);
 
+/* Sends "Idempotency-Key: key" with the calls that follow (key NULL: none);
+ * the server then answers a repeated spawn, message or request with the
+ * first outcome instead of doing it twice. 0, or an exit code after a
+ * message. */
+int cli_idempotency(struct cli *c, const char *key);
+
 /* Performs a call; on a transport error prints it and returns EXIT_CONNECT;
  * otherwise 0 (any status; the reply is in out, release it). */
 int cli_do(struct cli *c, const char *method, const char *path, const char *ctype,

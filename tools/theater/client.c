@@ -22,6 +22,7 @@ struct client {
 	CURL *curl;
 	char *base;
 	char *auth;          /* "Authorization: Bearer ..." or NULL */
+	char *extra;         /* client_set_header's line or NULL */
 	long timeout;
 };
 
@@ -59,7 +60,18 @@ void client_free(struct client *cl)
 	curl_easy_cleanup(cl->curl);
 	free(cl->base);
 	free(cl->auth);
+	free(cl->extra);
 	free(cl);
+}
+
+int client_set_header(struct client *cl, const char *line)
+{
+	char *copy = line ? strdup(line) : NULL;
+	if (line && !copy)
+		return -1;
+	free(cl->extra);
+	cl->extra = copy;
+	return 0;
 }
 
 void client_set_timeout(struct client *cl, long seconds)
@@ -152,6 +164,8 @@ static struct curl_slist *headers_for(struct client *cl, const char *accept, con
 	char line[512];
 	if (cl->auth)
 		h = curl_slist_append(h, cl->auth);
+	if (cl->extra)
+		h = curl_slist_append(h, cl->extra);
 	snprintf(line, sizeof(line), "Accept: %s", accept ? accept : "application/json, */*");
 	h = curl_slist_append(h, line);
 	if (last_id) {

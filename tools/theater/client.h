@@ -41,6 +41,10 @@ struct client_reply {
 struct client *client_new(const char *base, const char *token);
 void client_free(struct client *cl);
 
+/* One extra request header ("Name: value", copied) sent with every later call,
+ * or none with NULL. 0, or -1 when out of memory. */
+int client_set_header(struct client *cl, const char *line);
+
 /* Total time limit of each call in seconds (0: none, the default for streams). */
 void client_set_timeout(struct client *cl, long seconds);
 

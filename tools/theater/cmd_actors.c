@@ -263,14 +263,16 @@ static const char send_help[] =
 	"usage: theater send ID MESSAGE\n"
 	"       theater send ID --file FILE      (- reads stdin)\n\n"
 	"Send a message to the actor's mailbox (handle-send). The server answers once\n"
-	"the message is recorded in the chain; it runs later, in order.\n";
+	"the message is recorded in the chain; it runs later, in order.\n\n"
+	"  -k, --idempotency-key KEY   a retry with the same KEY is accepted once\n";
 
 int cmd_send(struct cli *c, int argc, char **argv)
 {
-	const char *file = NULL;
+	const char *file = NULL, *idem = NULL;
 	char *pos[2], id[37], path[128];
 	int npos, rc;
-	const struct cli_opt opts[] = {{"file", 'f', 1, &file, NULL}, {0}};
+	const struct cli_opt opts[] = {{"file", 'f', 1, &file, NULL},
+				       {"idempotency-key", 'k', 1, &idem, NULL}, {0}};
 	if ((rc = cli_parse(c, argc, argv, opts, send_help, pos, 1, 2, &npos)) >= 0)
 		return rc;
 	size_t len;
@@ -282,8 +284,9 @@ int cmd_send(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	snprintf(path, sizeof(path), "/actors/%s/messages", id);
-	json_t *j;
-	rc = cli_json(c, "POST", path, "application/octet-stream", body, len, &j, NULL);
+	json_t *j = NULL;
+	if ((rc = cli_idempotency(c, idem)) == 0)
+		rc = cli_json(c, "POST", path, "application/octet-stream", body, len, &j, NULL);
 	free(body);
 	if (rc)
 		return rc;
@@ -302,7 +305,9 @@ static const char request_help[] =
 	"other bytes as they are (--json: always as they are). When the actor streams\n"
 	"its answer (the server answers text/event-stream), each chunk is printed as it\n"
 	"arrives, and the stream's final answer is not printed again.\n\n"
-	"  --timeout S    seconds the server waits for the answer (default 30, max 300)\n";
+	"  --timeout S    seconds the server waits for the answer (default 30, max 300)\n"
+	"  -k, --idempotency-key KEY\n"
+	"                 a retry with the same KEY gets the first answer again\n";
 
 struct req_stream {
 	struct cli *c;
@@ -360,11 +365,12 @@ static int on_req_frame(void *user, const char *event, const char *id, const cha
 
 int cmd_request(struct cli *c, int argc, char **argv)
 {
-	const char *file = NULL, *timeout = NULL;
+	const char *file = NULL, *timeout = NULL, *idem = NULL;
 	char *pos[2], id[37], path[160];
 	int npos, rc;
 	const struct cli_opt opts[] = {{"file", 'f', 1, &file, NULL},
-				       {"timeout", 't', 1, &timeout, NULL}, {0}};
+				       {"timeout", 't', 1, &timeout, NULL},
+				       {"idempotency-key", 'k', 1, &idem, NULL}, {0}};
 	if ((rc = cli_parse(c, argc, argv, opts, request_help, pos, 1, 2, &npos)) >= 0)
 		return rc;
 	if (timeout && strspn(timeout, "0123456789") != strlen(timeout))
@@ -380,8 +386,12 @@ int cmd_request(struct cli *c, int argc, char **argv)
 	snprintf(path, sizeof(path), "/actors/%s/requests%s%s", id, timeout ? "?timeout=" : "",
 		 timeout ? timeout : "");
 	struct req_stream s = {.c = c, .ended_nl = 1};
-	struct client_reply r;
+	struct client_reply r = {0};
 	struct err e = {0};
+	if ((rc = cli_idempotency(c, idem))) {
+		free(body);
+		return rc;
+	}
 	struct client *cl = cli_client(c);
 	if (!cl || client_stream(cl, "POST", path, "text/event-stream, application/json;q=0.9, */*;q=0.8",
 				 NULL, "application/octet-stream", body, len, on_req_frame, &s,

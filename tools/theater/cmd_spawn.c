@@ -152,6 +152,9 @@ static const char spawn_help[] =
 	"                      the reason)\n"
 	"  --timeout S         seconds to wait with --wait (default 30, max 300)\n"
 	"  -s, --state JSON    a spawn-time initial state, merged with the manifest's\n"
+	"  -k, --idempotency-key KEY\n"
+	"                      a retry with the same KEY answers the first spawn's\n"
+	"                      outcome instead of spawning again (24 h)\n"
 	"  --json              print the new run as the server answers it\n";
 
 /* The JSON spawn request for src: {"manifest": ...} or {"manifest_ref": ...},
@@ -218,12 +221,13 @@ static int spawn_answer(struct cli *c, const struct client_reply *r)
 int cmd_spawn(struct cli *c, int argc, char **argv)
 {
 	const char *inline_text = NULL, *ref = NULL, *state_text = NULL, *timeout = NULL;
+	const char *idem = NULL;
 	int wait = 0, npos, rc;
 	char *pos[1];
 	const struct cli_opt opts[] = {
 		{"inline", 'i', 1, &inline_text, NULL}, {"ref", 'r', 1, &ref, NULL},
 		{"state", 's', 1, &state_text, NULL}, {"wait", 'w', 0, NULL, &wait},
-		{"timeout", 't', 1, &timeout, NULL}, {0}};
+		{"timeout", 't', 1, &timeout, NULL}, {"idempotency-key", 'k', 1, &idem, NULL}, {0}};
 	if ((rc = cli_parse(c, argc, argv, opts, spawn_help, pos, 0, 1, &npos)) >= 0)
 		return rc;
 	if (timeout && (!*timeout || strspn(timeout, "0123456789") != strlen(timeout)))
@@ -253,8 +257,9 @@ int cmd_spawn(struct cli *c, int argc, char **argv)
 	} else {
 		len = strlen(body);
 	}
-	struct client_reply r;
-	if ((rc = cli_do(c, "POST", path, ctype, body, len, &r)) == 0)
+	struct client_reply r = {0};
+	if ((rc = cli_idempotency(c, idem)) == 0 &&
+	    (rc = cli_do(c, "POST", path, ctype, body, len, &r)) == 0)
 		rc = spawn_answer(c, &r);
 	client_reply_release(&r);
 done:
