@@ -44,6 +44,8 @@ static const struct {
 	{ERR_WASM_TRAP, 502, "Actor trapped"},
 	{ERR_WASM_EXHAUSTED, 502, "Actor exhausted its budget"},
 	{ERR_ACTOR_ERROR, 502, "Actor returned an error"},
+	{ERR_IDEM_REUSED, 422, "Idempotency key reused"},
+	{ERR_IDEM_PENDING, 409, "Request still in progress"},
 };
 
 static int find(enum err_code code)
