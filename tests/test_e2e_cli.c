@@ -444,6 +444,42 @@ static void test_send_request_state(void **state)
 	free(id);
 }
 
+static void test_idempotency_key(void **state)
+{
+	(void)state;
+	struct run r = CLI(NULL, "spawn", "--ref", "counter/manifest.toml", "--wait", "-k", "cli-k1");
+	expect(&r, 0);
+	char *a = first_line(r.out);
+	run_free(&r);
+	r = CLI(NULL, "spawn", "--ref", "counter/manifest.toml", "--wait",
+		"--idempotency-key", "cli-k1");
+	expect(&r, 0);
+	char *b = first_line(r.out);
+	assert_string_equal(b, a);       /* the first spawn's answer, not a second actor */
+	free(b);
+	run_free(&r);
+	for (int i = 0; i < 2; i++) {    /* a retried message is accepted once */
+		r = CLI(NULL, "send", a, "5", "-k", "cli-m1");
+		expect(&r, 0);
+		run_free(&r);
+	}
+	r = CLI(NULL, "request", a, "get", "-k", "cli-r1");
+	expect(&r, 0);
+	assert_string_equal(r.out, "5\n");
+	run_free(&r);
+	r = CLI(NULL, "spawn", "--ref", "echo/manifest.toml", "-k", "cli-k1");
+	expect(&r, 1);
+	contains(r.err, "422");
+	run_free(&r);
+	r = CLI(NULL, "send", a, "1", "-k", "");
+	expect(&r, 2);
+	run_free(&r);
+	r = CLI(NULL, "rm", "-f", a);
+	expect(&r, 0);
+	run_free(&r);
+	free(a);
+}
+
 /* Waits until file tag.out contains needle (at most 120 s). */
 static void wait_output(const char *tag, const char *needle)
 {
@@ -1262,6 +1298,7 @@ int main(void)
 		cmocka_unit_test(test_cannot_connect),
 		cmocka_unit_test(test_spawn_forms_and_ps),
 		cmocka_unit_test(test_send_request_state),
+		cmocka_unit_test(test_idempotency_key),
 		cmocka_unit_test(test_logs_and_follow),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_lifecycle),
