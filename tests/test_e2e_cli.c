@@ -428,7 +428,7 @@ static void test_send_request_state(void **state)
 	r = CLI(NULL, "request", id, "nope");
 	expect(&r, 1);
 	contains(r.err, "actor_error");
-	contains(r.err, "502");
+	contains(r.err, "unknown request");
 	run_free(&r);
 	r = CLI(NULL, "send", id);
 	expect(&r, 2);
