@@ -4,11 +4,10 @@
  * exit code of every command, including -f following, --json, partial ids and
  * bad input.
  *
- * Routes other helpers are still building (PUT/GET/DELETE /secrets, POST
- * /actors/{id}/replay, streamed requests, GET /store) are exercised against a
- * fake server in this file that answers canned replies and records what the
- * CLI sent, so the client side is tested now; against the real server the
- * test only checks what it answers today.
+ * Secrets run against the real server too. Routes other helpers are still
+ * building (POST /actors/{id}/replay, streamed requests, GET /store) are
+ * exercised against a fake server in this file that answers canned replies
+ * and records what the CLI sent, so the client side is tested now.
  *
  * Waits are bounded polls (never asserted durations). */
 #include "tests/support/testutil.h"
@@ -1057,6 +1056,46 @@ static void test_token(void **state)
 	server_destroy(&sp);
 }
 
+/* ---- secrets on the real server ---- */
+
+static void test_secrets(void **state)
+{
+	(void)state;
+	struct run r = CLI("sk-cli-7f3a9c\n", "secret", "set", "cli-key");
+	expect(&r, 0);
+	contains(r.out, "secret 'cli-key' set (13 bytes)");
+	run_free(&r);
+	r = CLI(NULL, "secret", "ls");
+	expect(&r, 0);
+	contains(r.out, "NAME");
+	contains(r.out, "cli-key");
+	assert_null(strstr(r.out, "sk-cli-7f3a9c"));   /* names and metadata only */
+	run_free(&r);
+	r = CLI(NULL, "secret", "ls", "--json");
+	expect(&r, 0);
+	json_t *j = json_loads(r.out, 0, NULL), *it;
+	size_t i;
+	int found = 0;
+	json_array_foreach(json_object_get(j, "items"), i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "name")), "cli-key")) {
+			found = 1;
+			assert_int_equal(json_integer_value(json_object_get(it, "size")), 13);
+		}
+	assert_true(found);
+	json_decref(j);
+	run_free(&r);
+	r = CLI(NULL, "secret", "rm", "cli-key");
+	expect(&r, 0);
+	run_free(&r);
+	r = CLI(NULL, "secret", "rm", "cli-key");
+	expect(&r, 4);
+	run_free(&r);
+	r = CLI(NULL, "secret", "set", "bad name!", "--value", "x");
+	expect(&r, 1);
+	contains(r.err, "400");
+	run_free(&r);
+}
+
 /* ---- a fake server for routes still being built ---- */
 
 struct fake_route {
@@ -1309,6 +1348,7 @@ int main(void)
 		cmocka_unit_test(test_new_c_project),
 		cmocka_unit_test(test_new_every_language),
 		cmocka_unit_test(test_token),
+		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_fake_routes),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
