@@ -44,6 +44,8 @@ static const struct {
 	{ERR_WASM_TRAP, 502, "Actor trapped"},
 	{ERR_WASM_EXHAUSTED, 502, "Actor exhausted its budget"},
 	{ERR_ACTOR_ERROR, 502, "Actor returned an error"},
+	{ERR_CHAIN_DAMAGED, 409, "Chain damaged"},
+	{ERR_PACKAGE_UNAVAILABLE, 422, "Package unavailable"},
 };
 
 static int find(enum err_code code)

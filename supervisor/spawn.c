@@ -14,6 +14,7 @@
 #include "src/util/log.h"
 #include "supervisor/record.h"
 #include "src/wasm/wasm.h"
+#include "supervisor/replay.h"
 #include "supervisor/runtime.h"
 
 struct spawn_job {
@@ -212,6 +213,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		return;
 	}
 	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
+	replay_keep_package(s, res->data, res->len);   /* replay needs these exact bytes */
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);
 	a->run.package_ref = strdup(res->reference);
