@@ -181,6 +181,7 @@ static int next_host(struct rp *r, struct chain_event *ev, json_t **data)
 		if (is_host_type(ev->event_type))
 			return 1;
 		json_decref(*data);
+		*data = NULL;
 		chain_event_release(ev);
 	}
 	return 0;
