@@ -401,6 +401,88 @@ static void test_agent(void **state)
 	free(id);
 }
 
+/* ---- every host function replays (tests/actors/host_driver.c) ---- */
+
+static unsigned char *compile_driver(size_t *len_out)
+{
+	char *dir = tu_mkdtemp("theater-replay-driver");
+	char *out = tu_fmt("%s/driver.wasm", dir);
+	char *cmd = tu_fmt("clang --target=wasm32 -O2 -fno-builtin -nostdlib -Wl,--no-entry "
+			   "-Wl,--export-dynamic -I '%s/sdk/include' -o '%s' "
+			   "'%s/tests/actors/host_driver.c'",
+			   tu_source_dir(), out, tu_source_dir());
+	if (system(cmd) != 0)
+		fail_msg("'%s' failed (clang with the wasm32 target is needed)", cmd);
+	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);
+	tu_rmtree(dir);
+	free(dir);
+	free(out);
+	free(cmd);
+	return bytes;
+}
+
+static char *driver_spawn(const char *name, unsigned short port)
+{
+	char *body = tu_fmt(
+		"{\"manifest\":{\"name\":\"%s\",\"package\":\"driver.wasm\",\"handler\":["
+		"{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+		"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
+		"{\"type\":\"store\"},{\"type\":\"supervisor\"},{\"type\":\"http-client\","
+		"\"allowed_hosts\":[\"127.0.0.1:%u\"]}]}}", name, port);
+	char *id = spawn(body);
+	free(body);
+	return id;
+}
+
+static void driver_cmd(const char *id, const char *command)
+{
+	char *p = tu_fmt("/actors/%s/requests?timeout=60", id);
+	json_t *j = NULL;
+	long st = call("POST", p, command, &j);
+	if (st != 200)
+		fail_msg("driver command '%s' answered %ld", command, st);
+	json_decref(j);
+	free(p);
+}
+
+static void test_host_functions(void **state)
+{
+	(void)state;
+	size_t len;
+	unsigned char *wasm = compile_driver(&len);
+	server_put_package(&E.sp, "driver.wasm", wasm, len);
+	free(wasm);
+	unsigned short port = fixture_httpd_port(E.web);
+	char *a = driver_spawn("driver-a", port), *b = driver_spawn("driver-b", port);
+	const char *fixed[] = {"now", "sleep 5", "random 32", "uuid", "self",
+			       "store pub hello", "get pub "
+			       "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+			       "label pub greeting "
+			       "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+			       "getlabel pub greeting", "getlabel pub nolabel", "children", "bad",
+			       NULL};
+	for (int i = 0; fixed[i]; i++)
+		driver_cmd(a, fixed[i]);
+	char *c = tu_fmt("send %s hello from a", b);
+	driver_cmd(a, c);
+	free(c);
+	c = tu_fmt("request %s 5000 echo pong", b);
+	driver_cmd(a, c);
+	free(c);
+	c = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/v1/chat/completions\"}", port);
+	driver_cmd(a, c);
+	free(c);
+	c = tu_fmt("spawn {\"k\":1} {\"name\":\"kid\",\"package\":\"driver.wasm\","
+		   "\"handler\":[{\"type\":\"runtime\"}]}");
+	driver_cmd(a, c);
+	free(c);
+	driver_cmd(a, "children");
+	assert_replays(a, 18);
+	assert_replays(b, 3);
+	free(a);
+	free(b);
+}
+
 /* ---- a forged record makes replay diverge ---- */
 
 struct bump {
@@ -562,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_supervisor),
 		cmocka_unit_test(test_looper),
 		cmocka_unit_test(test_agent),
+		cmocka_unit_test(test_host_functions),
 		cmocka_unit_test(test_divergence),
 		cmocka_unit_test(test_errors),
 	};
