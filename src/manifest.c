@@ -217,6 +217,8 @@ static void build_restart(const json_t *obj, struct manifest_restart *r)
 	int64_t def_max = r->backoff_ms > MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS
 				  ? r->backoff_ms : MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS;
 	r->backoff_max_ms = int_or(t, "backoff_max_ms", def_max);
+	const char *st = json_string_value(json_object_get(t, "state"));
+	r->initial_state = st && strcmp(st, "initial") == 0;
 }
 
 static void build_limits(const json_t *obj, struct manifest_limits *l)

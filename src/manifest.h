@@ -70,6 +70,8 @@ struct manifest_restart {
 	int64_t window_s;                     /* >= 1 */
 	int64_t backoff_ms;                   /* >= 0 */
 	int64_t backoff_max_ms;               /* >= backoff_ms */
+	int initial_state;                    /* state = "initial": restarts run init
+					       * afresh; default "last": keep the state */
 };
 
 /* 0 means "not given": the server's default applies. */

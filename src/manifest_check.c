@@ -765,8 +765,21 @@ static void check_restart_policy(struct check *c, struct node v)
 			"one of \"never\", \"on-failure\", \"always\"", c->path);
 }
 
+static void check_restart_state(struct check *c, struct node v)
+{
+	const char *s = is_str(v) ? json_string_value(v.j) : "";
+	if (strcmp(s, "last") == 0 || strcmp(s, "initial") == 0)
+		return;
+	if (!is_str(v))
+		wrong(c, v, "one of \"last\", \"initial\"");
+	else
+		problem(c, v, ERR_BAD_MANIFEST, "invalid_value", "manifest field '%s' must be "
+			"one of \"last\", \"initial\"", c->path);
+}
+
 static const struct field restart_fields[] = {
-	CUSTOM("policy", check_restart_policy), OPT("max_restarts", F_UINT),
+	CUSTOM("policy", check_restart_policy), CUSTOM("state", check_restart_state),
+	OPT("max_restarts", F_UINT),
 	OPT("window_s", F_POSINT), OPT("backoff_ms", F_UINT), OPT("backoff_max_ms", F_UINT), END,
 };
 

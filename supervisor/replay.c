@@ -538,7 +538,8 @@ static void state_from_json(struct rp *r, const json_t *state)
 }
 
 /* The state recorded by the `wasm` event at seq, or the closest earlier one
- * that recorded a state; 1 when found. */
+ * that recorded a state (following the state_seq of `recovered` and
+ * `restarted` events); 1 when found. */
 static int state_at(struct rp *r, uint64_t seq)
 {
 	for (uint64_t k = seq; k >= 1; k--) {
@@ -547,6 +548,7 @@ static int state_at(struct rp *r, uint64_t seq)
 		if (read_event(r, k, &ev, &d))
 			return 0;
 		int wasm = strcmp(ev.event_type, "wasm") == 0, found = 0;
+		json_int_t jump = wasm ? 0 : json_integer_value(json_object_get(d, "state_seq"));
 		const char *ref = json_string_value(json_object_get(d, "state_ref"));
 		uint8_t *b = NULL;
 		size_t n = 0;
@@ -557,8 +559,11 @@ static int state_at(struct rp *r, uint64_t seq)
 		} else if (wasm && ref && strrchr(ref, '/')) {
 			found = store_get(r->s->cfg.store, STATE_STORE_ID, strrchr(ref, '/') + 1, 0,
 					  &b, &n, &e) == ERR_OK;
-		} else if (strcmp(ev.event_type, "spawned") == 0) {
-			state_from_json(r, r->initial);
+		} else if (jump > 0 && (uint64_t)jump < k) {
+			k = (uint64_t)jump + 1;     /* `recovered`, `restarted`: where theirs is */
+		} else if (strcmp(ev.event_type, "spawned") == 0 ||
+			   strcmp(ev.event_type, "restarted") == 0) {
+			state_from_json(r, r->initial);     /* init ran from the initial state */
 			json_decref(d);
 			chain_event_release(&ev);
 			return 1;

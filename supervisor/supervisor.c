@@ -5,9 +5,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
 
@@ -48,42 +50,76 @@ static int load_run(void *user, const struct db_run *r)
 	a->durable_seq = a->chain ? chain_length(a->chain) : 0;
 	reg_add(c->s, a);
 	c->loaded++;
-	if (status_is_live(r->status) && c->nlive < c->caplive)
+	if (status_is_live(r->status)) {
+		if (c->nlive == c->caplive) {
+			size_t cap = c->caplive ? c->caplive * 2 : 1024;
+			char (*v)[37] = realloc(c->live, cap * sizeof(*v));
+			if (!v)
+				return 0;     /* it stays as it is: live, without an instance */
+			c->live = v;
+			c->caplive = cap;
+		}
 		memcpy(c->live[c->nlive++], r->id, 37);
+	}
+	return 0;
+}
+
+/* A run that was live when the server stopped or died: back to work, or failed. */
+static int recover_one(struct supervisor *s, struct actor *a)
+{
+	struct err why = {0};
+	const char *reason = "server_restart";
+	if (s->cfg.recover_none) {
+		err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was live "
+			"(--recover none)");
+	} else if (strcmp(a->run.status, "running") != 0) {
+		err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was %s",
+			a->run.status);
+	} else if (durable_recover(s, a, &why) == ERR_OK) {
+		return 1;
+	} else {
+		reason = "recovery_failed";
+		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, why.msg);
+	}
+	spawn_fail(s, a, reason, &why);
 	return 0;
 }
 
 static enum err_code load_runs(struct supervisor *s, struct err *err)
 {
-	struct load_ctx c = {.s = s, .caplive = 1024};
+	struct load_ctx c = {.s = s};
 	char *cursor = NULL;
 	enum err_code rc = ERR_OK;
-	c.live = calloc(c.caplive, sizeof(*c.live));
-	if (!c.live)
-		return err_set(err, ERR_NOMEM, "cannot load runs");
 	do {
 		struct db_run_filter f = {.limit = 500, .cursor = cursor};
 		char *next = NULL;
 		rc = db_run_list(s->cfg.db, &f, load_run, &c, &next, err);
 		free(cursor);
 		cursor = next;
-		/* Live runs are failed in batches so the list never grows unbounded. */
-		for (size_t i = 0; i < c.nlive; i++) {
-			struct actor *a = reg_find(s, c.live[i]);
-			struct err why;
-			err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was live");
-			if (a)
-				spawn_fail(s, a, "server_restart", &why);
-			actor_unref(s, a);
-		}
-		c.nlive = 0;
 	} while (!rc && cursor);
 	free(cursor);
+	/* Every run is known before any comes back, so parents find their children
+	 * and messages find their receivers. */
+	unsigned recovered = 0;
+	for (size_t i = 0; !rc && i < c.nlive; i++) {
+		struct actor *a = reg_find(s, c.live[i]);
+		if (a)
+			recovered += (unsigned)recover_one(s, a);
+		actor_unref(s, a);
+	}
 	free(c.live);
 	if (!rc)
-		log_info("supervisor", "loaded %u runs (%u with damaged chains)", c.loaded,
-			 c.damaged);
+		log_info("supervisor", "loaded %u runs (%u with damaged chains); recovered %u of "
+			 "%zu live", c.loaded, c.damaged, recovered, c.nlive);
 	return rc;
+}
+
+/* Recovered runs: their `recovered` events are durable before the API serves. */
+static void kick(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)u;
+	record_sync(s, a);
+	runtime_kick(s, a);
 }
 
 enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
@@ -121,6 +157,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	if ((rc = load_runs(s, err)))
 		goto fail;
 	set_draining(s, 0);
+	reg_foreach(s, kick, NULL);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -128,21 +165,36 @@ fail:
 	return rc;
 }
 
-static void stop_live(struct supervisor *s, struct actor *a, void *u)
+/* ---- shutdown: actors are suspended, not stopped ---- */
+
+static void count_busy(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	*(unsigned *)u += (unsigned)runtime_busy(a);
+}
+
+static void interrupt_one(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	(void)u;
+	runtime_interrupt_for_shutdown(a);
+}
+
+static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)u;
 	pthread_mutex_lock(&a->lock);
-	int go = status_is_live(a->run.status) && !a->terminal_pending;
-	if (go)
-		a->terminal_pending = 1;
+	int go = a->rt && strcmp(a->run.status, "running") == 0 && !a->terminal_pending;
 	pthread_mutex_unlock(&a->lock);
-	if (!go)
+	if (!go) {
+		runtime_stop(s, a);   /* nothing runs: frees what is left */
 		return;
+	}
 	struct err e = {0};
-	if (record_event(s, a, "stopped", lifecycle_data("server_shutdown", NULL), "stopped",
-			 "server_shutdown", &e))
-		log_error("supervisor", "cannot record shutdown of '%s': %s", a->run.id, e.msg);
-	runtime_stop(s, a);     /* no job runs any more: the pool is gone */
+	if (record_event_ex(s, a, "suspended", lifecycle_data("server_shutdown", NULL), NULL,
+			    NULL, 1, &e))
+		log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id, e.msg);
+	runtime_suspend(s, a);
 }
 
 void supervisor_shutdown(struct supervisor *s)
@@ -150,10 +202,27 @@ void supervisor_shutdown(struct supervisor *s)
 	if (!s || !s->pool)
 		return;
 	set_draining(s, 1);
+	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+	/* Calls in progress may finish within the grace period; then they are cut
+	 * short, which is not the actors' failure (their mail runs again). */
+	uint32_t grace = s->cfg.shutdown_grace_ms ? s->cfg.shutdown_grace_ms : 10000;
+	int64_t until = now_ms() + grace;
+	unsigned busy = 1;
+	while (s->buckets && busy && now_ms() < until) {
+		busy = 0;
+		reg_foreach(s, count_busy, &busy);
+		if (busy)
+			usleep(5000);
+	}
+	if (s->buckets && busy) {
+		log_warn("supervisor", "%u calls still running after %u ms: interrupting them; "
+			 "their messages run again on the next start", busy, grace);
+		reg_foreach(s, interrupt_one, NULL);
+	}
 	pool_free(s->pool);
 	s->pool = NULL;
 	if (s->buckets)
-		reg_foreach(s, stop_live, NULL);
+		reg_foreach(s, suspend_live, NULL);
 	flusher_stop(s);
 }
 

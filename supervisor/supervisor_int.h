@@ -61,6 +61,7 @@ struct actor {
 	json_t *initial_state;        /* lock: merged initial state, for restarts */
 	struct mail *mail_head, *mail_tail;   /* lock */
 	size_t mail_n, mail_cap;
+	size_t mail_reserved;         /* lock: places taken by mail being recorded */
 	int scheduled;                /* lock: a run job is queued or running */
 	struct supervisor_metrics metrics;    /* lock */
 	/* Supervision (supervise.c). */
@@ -79,6 +80,13 @@ struct actor {
 	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
+	/* Durability (record.c, durable.c): the mail accepted into this chain (by the
+	 * seq of its `message-server/received` event) that has no outcome yet, and
+	 * the seq of the event that holds the current state bytes. rec_lock. */
+	uint64_t *open_mail;
+	size_t nopen, capopen;
+	uint64_t state_seq;
+	int state_loaded;             /* lock: a->state is the run's (else load it) */
 };
 
 struct supervisor {
@@ -93,6 +101,7 @@ struct supervisor {
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;                 /* atomic: set_draining / is_draining */
+	int stopping;                 /* atomic: the server stops; no mail is taken */
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
@@ -118,6 +127,11 @@ static inline int is_draining(const struct supervisor *s)
 static inline void set_draining(struct supervisor *s, int v)
 {
 	__atomic_store_n(&s->draining, v, __ATOMIC_RELEASE);
+}
+
+static inline int is_stopping(const struct supervisor *s)
+{
+	return __atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE);
 }
 
 /* flusher.c */

@@ -534,13 +534,13 @@ static void test_supervisor(void **state)
 	got = ask(id, "{\"op\":\"state\",\"index\":0}");
 	assert_string_equal(got, "{\"count\":7}");
 	free(got);
-	/* restart: the child starts again from its initial state */
+	/* restart: the child comes back with its last good state (docs/durability.md) */
 	got = ask(id, "{\"op\":\"restart\",\"index\":0}");
 	assert_non_null(strstr(got, c0));
 	free(got);
 	json_decref(wait_status(c0, "running"));
 	got = ask(c0, "get");
-	assert_string_equal(got, "0");
+	assert_string_equal(got, "7");
 	free(got);
 	json_t *chain = chain_of(c0);
 	assert_int_equal(count_events(chain, "restarted", NULL), 1);

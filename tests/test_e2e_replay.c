@@ -298,14 +298,22 @@ static void test_counter(void **state)
 	assert_int_equal(request(id, "get"), 200);
 	assert_int_equal(request(id, "bogus"), 502);     /* an actor error replays too */
 	assert_replays(id, 6);
-	/* a restart: a `restarted` section runs init again in a fresh instance */
+	/* a restart keeps the last state: a fresh instance resumes with it */
 	char *p = tu_fmt("/actors/%s/restart", id);
 	json_decref(server_call_json(&E.sp, "POST", p, NULL, 200));
 	free(p);
 	wait_status(id, "running");
 	send_msg(id, "7");
 	assert_int_equal(request(id, "get"), 200);
-	assert_replays(id, 9);
+	assert_replays(id, 8);
+	/* a restart from the initial state runs init again */
+	p = tu_fmt("/actors/%s/restart?state=initial", id);
+	json_decref(server_call_json(&E.sp, "POST", p, NULL, 200));
+	free(p);
+	wait_status(id, "running");
+	send_msg(id, "2");
+	assert_int_equal(request(id, "get"), 200);
+	assert_replays(id, 11);
 	free(id);
 }
 
@@ -575,6 +583,37 @@ static void test_divergence(void **state)
 	free(id);
 }
 
+/* ---- a run recovered after a crash replays across its `recovered` event ---- */
+
+static int has_event(const char *id, const char *type)
+{
+	json_t *page = get(id, "/chain?limit=1000");
+	json_t *items = json_object_get(page, "items");
+	int found = 0;
+	for (size_t i = 0; i < json_array_size(items); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(items, i),
+							     "event_type")), type) == 0)
+			found = 1;
+	json_decref(page);
+	return found;
+}
+
+static void test_recovered(void **state)
+{
+	(void)state;
+	char *id = spawn_example("counter");
+	send_msg(id, "5");
+	assert_int_equal(request(id, "get"), 200);
+	server_crash(&E.sp);
+	restart_server();
+	wait_status(id, "running");
+	send_msg(id, "3");
+	assert_int_equal(request(id, "get"), 200);
+	assert_true(has_event(id, "recovered"));
+	assert_replays(id, 4);
+	free(id);
+}
+
 /* ---- errors ---- */
 
 static void expect_problem(const char *path, long status, const char *code)
@@ -645,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_looper),
 		cmocka_unit_test(test_agent),
 		cmocka_unit_test(test_host_functions),
+		cmocka_unit_test(test_recovered),
 		cmocka_unit_test(test_divergence),
 		cmocka_unit_test(test_errors),
 	};

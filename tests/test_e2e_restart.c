@@ -70,31 +70,50 @@ static void test_restart_keeps_everything(void **state)
 	restart();
 	json_t *ja = actor(a), *jb = actor(b);
 	assert_string_equal(str(ja, "status"), "stopped");
-	assert_string_equal(str(jb, "status"), "stopped");
-	assert_string_equal(str(jb, "reason"), "server_shutdown");
+	/* a clean stop suspends live actors; the next start brings them back */
+	assert_string_equal(str(jb, "status"), "running");
 	json_t *v = verify(b);
 	assert_true(json_is_true(json_object_get(v, "valid")));
-	assert_int_equal(json_integer_value(json_object_get(v, "length")), 4);
 	json_decref(v);
+	char *pb = tu_fmt("/actors/%s/chain", b);
+	json_t *pg = server_call_json(&SP, "GET", pb, NULL, 200);
+	json_t *items = json_object_get(pg, "items");
+	size_t n = json_array_size(items);
+	assert_true(n >= 2);
+	assert_string_equal(str(json_array_get(items, n - 2), "event_type"), "suspended");
+	assert_string_equal(str(json_array_get(items, n - 1), "event_type"), "recovered");
+	json_t *rd = json_object_get(json_array_get(items, n - 1), "data");
+	assert_string_equal(str(rd, "reason"), "shutdown");
+	assert_int_equal(json_integer_value(json_object_get(rd, "resumed_from")), (json_int_t)n - 1);
+	json_decref(pg);
+	free(pb);
 	json_decref(ja);
 	json_decref(jb);
-	/* a crash: the live run is failed with server_restart on the next start */
+	/* a crash: the live run comes back running, its chain continuing */
 	char *c = spawn("c");
 	server_crash(&SP);
 	restart();
 	json_t *jc = actor(c);
-	assert_string_equal(str(jc, "status"), "failed");
-	assert_non_null(strstr(str(jc, "reason"), "server_restart"));
+	assert_string_equal(str(jc, "status"), "running");
 	json_decref(jc);
 	char *page = tu_fmt("/actors/%s/chain", c);
-	json_t *pg = server_call_json(&SP, "GET", page, NULL, 200);
-	json_t *items = json_object_get(pg, "items");
-	assert_string_equal(str(json_array_get(items, json_array_size(items) - 1), "event_type"),
-			    "failed");
+	pg = server_call_json(&SP, "GET", page, NULL, 200);
+	items = json_object_get(pg, "items");
+	json_t *last = json_array_get(items, json_array_size(items) - 1);
+	assert_string_equal(str(last, "event_type"), "recovered");
+	assert_string_equal(str(json_object_get(last, "data"), "reason"), "crash");
 	json_decref(pg);
 	v = verify(c);
 	assert_true(json_is_true(json_object_get(v, "valid")));
 	json_decref(v);
+	/* --recover none keeps the old behaviour: live runs end failed */
+	server_stop(&SP);
+	const char *none[] = {"--recover", "none", NULL};
+	assert_int_equal(server_start(&SP, NULL, none, NULL), 0);
+	jc = actor(c);
+	assert_string_equal(str(jc, "status"), "failed");
+	assert_non_null(strstr(str(jc, "reason"), "server_restart"));
+	json_decref(jc);
 	server_stop(&SP);
 	free(page);
 	free(stop);
