@@ -467,33 +467,67 @@ static struct wasm_func *func_named(struct rp *r, const char *fn)
 	return NULL;
 }
 
-/* Replays the call recorded as `wasm` event seq; host calls from [hc, seq). */
+/* The limits of the call recorded by d: a call the deadline (or a kill)
+ * interrupted gets exactly the fuel it had used, so it ends the same way. */
+static struct wasm_store_limits limits_of_call(const struct rp *r, const json_t *d)
+{
+	struct wasm_store_limits lim = r->lim;
+	const char *msg = json_string_value(json_object_get(d, "error"));
+	if (json_object_get(d, "error_code") && msg && strstr(msg, "deadline")) {
+		lim.fuel = (uint64_t)json_integer_value(json_object_get(d, "fuel"));
+		if (!lim.fuel)
+			lim.fuel = 1;
+	}
+	return lim;
+}
+
+/* After a call: host calls the record has and the replay did not make, then
+ * the call's result against its record. */
+static void compare_call(struct rp *r, uint64_t seq, const char *fn, const json_t *d,
+			 enum err_code rc, const struct rp_out *o)
+{
+	struct chain_event ev = {0};
+	json_t *hd = NULL;
+	if (!r->diverged_at && !r->fatal && next_host(r, &ev, &hd) == 1)
+		diverge(r, ev.seq, json_pack("{s:s}", "event_type", ev.event_type),
+			json_pack("{s:s, s:s}", "event_type", "wasm", "function", fn));
+	json_decref(hd);
+	chain_event_release(&ev);
+	if (r->diverged_at || r->fatal)
+		return;
+	json_t *x = expected_of(r, fn, d), *g = got_of(r, fn, rc, o);
+	if (json_equal(x, g)) {
+		r->replayed++;
+		json_decref(x);
+		json_decref(g);
+	} else {
+		diverge(r, seq, x, g);
+	}
+}
+
+/* Replays the call recorded as `wasm` event seq; its host calls are the
+ * host-call events in [hc, seq). */
 static void replay_call(struct rp *r, uint64_t seq, const json_t *d)
 {
 	const char *fn = json_string_value(json_object_get(d, "function"));
+	const json_t *in = json_object_get(d, "input");
+	uint8_t *msg = NULL;
+	size_t msg_len = 0;
+	struct err e = {0};
 	if (!fn) {
 		fail(r, ERR_CHAIN_DAMAGED, seq, "a wasm event without a function");
 		return;
 	}
-	if (r->need_instance && instantiate(r, seq))
-		return;
-	uint8_t *msg = NULL;
-	size_t msg_len = 0;
-	const json_t *in = json_object_get(d, "input");
-	struct err e = {0};
 	if (in && evbytes_load(r->s->cfg.store, in, &msg, &msg_len, &e)) {
 		fail(r, ERR_CONFLICT, seq, "the call's input cannot be read back: %s", e.msg);
 		return;
 	}
 	r->hc_end = seq;
-	/* A call the deadline (or a kill) interrupted gets exactly the fuel it used. */
-	const char *msgtext = json_string_value(json_object_get(d, "error"));
-	int cut = json_object_get(d, "error_code") && msgtext && strstr(msgtext, "deadline");
-	struct wasm_store_limits lim = r->lim;
-	if (cut)
-		lim.fuel = (uint64_t)json_integer_value(json_object_get(d, "fuel"));
-	if (cut && !lim.fuel)
-		lim.fuel = 1;
+	if (r->need_instance && instantiate(r, seq)) {
+		free(msg);
+		return;
+	}
+	struct wasm_store_limits lim = limits_of_call(r, d);
 	wasm_store_set_limits(r->store, &lim);
 	struct rp_out o = {0};
 	struct wasm_func *f = func_named(r, fn);
@@ -501,25 +535,7 @@ static void replay_call(struct rp *r, uint64_t seq, const json_t *d)
 			     : err_set(&e, ERR_UNSUPPORTED, "no export '%s'", fn);
 	wasm_store_set_limits(r->store, &r->lim);
 	free(msg);
-	if (!r->diverged_at && !r->fatal) {
-		struct chain_event ev = {0};
-		json_t *hd = NULL;
-		if (next_host(r, &ev, &hd) == 1)
-			diverge(r, ev.seq, json_pack("{s:s}", "event_type", ev.event_type),
-				json_pack("{s:s, s:s}", "event_type", "wasm", "function", fn));
-		json_decref(hd);
-		chain_event_release(&ev);
-	}
-	if (!r->diverged_at && !r->fatal) {
-		json_t *x = expected_of(r, fn, d), *g = got_of(r, fn, rc, &o);
-		if (json_equal(x, g)) {
-			r->replayed++;
-			json_decref(x);
-			json_decref(g);
-		} else {
-			diverge(r, seq, x, g);
-		}
-	}
+	compare_call(r, seq, fn, d, rc, &o);
 	if (!rc && !o.status && o.state) {
 		set_state(r, o.state, o.state_len);
 		o.state = NULL;
