@@ -75,6 +75,14 @@ struct chain_open_report {
 enum err_code chain_open(const char *dir, const char *actor_id, struct chain **out,
 			 struct chain_open_report *report, struct err *err);
 
+/* chain_open for a chain that already holds `acked` acknowledged events (the
+ * index knows them): the file must exist (ERR_NOT_FOUND otherwise, nothing is
+ * created), and a file with fewer good events than that is damage, never a torn
+ * tail: it opens read-only and nothing is cut. acked = 0 is chain_open. */
+enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t acked,
+			       struct chain **out, struct chain_open_report *report,
+			       struct err *err);
+
 /* Syncs what was written, closes and frees. Accepts NULL. */
 void chain_close(struct chain *c);
 

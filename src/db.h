@@ -50,6 +50,7 @@ struct db_run {
 	char head_hash[65];          /* "" when no events */
 	int64_t updated_at;          /* unix ms; strictly increases on every change */
 	char *manifest_json;         /* compact JSON as given, may be NULL */
+	int damaged;                 /* not stored: the supervisor found its chain damaged */
 };
 
 /* Frees the strings and zeroes the struct. Accepts NULL. */
@@ -122,6 +123,14 @@ enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err);
 /* Highest indexed seq of an actor, 0 when none (or on error). */
 uint64_t db_events_max_seq(struct db *d, const char *actor_id);
+
+/* Indexes the events of a known run's chain after seq `from` (events the index
+ * lacks after a crash between a chain sync and its commit), with their lifecycle
+ * rows, head, and the status they imply; *status_out is that status (static) or
+ * NULL when they hold no lifecycle event. */
+struct chain;
+enum err_code db_catch_up(struct db *d, const char *actor_id, struct chain *c, uint64_t from,
+			  const char **status_out, struct err *err);
 
 /* ---- the lifecycle log: one global, ordered stream of lifecycle events ----
  * (added for the supervisor's all-actors stream; ids are 1-based, strictly

@@ -13,9 +13,10 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 
+/* Ends a run (a tombstone after the end is not another end). */
 static int is_terminal(const char *status)
 {
-	return status && !status_is_live(status);
+	return status && !status_is_live(status) && strcmp(status, "deleted") != 0;
 }
 
 /* Updates the snapshot after a durable append; called with a->lock held. */

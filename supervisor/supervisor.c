@@ -33,9 +33,13 @@ static int load_run(void *user, const struct db_run *r)
 	a->sup = c->s;
 	struct chain_open_report rep = {0};
 	struct err e = {0};
-	if (chain_open(c->s->chains_dir, r->id, &a->chain, &rep, &e) != ERR_OK) {
-		log_error("supervisor", "cannot open chain of actor '%s': %s", r->id, e.msg);
+	a->acked = r->head_seq;
+	if (chain_open_known(c->s->chains_dir, r->id, r->head_seq, &a->chain, &rep, &e) != ERR_OK) {
+		log_error("supervisor", "chain of actor '%s' is damaged: %s (%llu events were "
+			  "acknowledged; nothing is repaired)", r->id, e.msg,
+			  (unsigned long long)r->head_seq);
 		a->damaged = 1;
+		c->damaged++;
 	}
 	if (rep.truncated_tail)
 		log_warn("supervisor", "chain of actor '%s': truncated a torn last record "
@@ -48,9 +52,30 @@ static int load_run(void *user, const struct db_run *r)
 		c->damaged++;
 	}
 	a->durable_seq = a->chain ? chain_length(a->chain) : 0;
+	if (a->chain && !a->damaged && a->durable_seq > r->head_seq) {
+		/* Events synced but not yet indexed when the server died. */
+		const char *st = NULL;
+		if (db_catch_up(c->s->cfg.db, r->id, a->chain, r->head_seq, &st, &e) != ERR_OK)
+			log_error("supervisor", "cannot index the tail of '%s': %s", r->id, e.msg);
+		struct db_run fresh;
+		if (db_run_get(c->s->cfg.db, r->id, &fresh, &e) == ERR_OK) {
+			free(a->run.status);
+			free(a->run.reason);
+			a->run.status = fresh.status;
+			a->run.reason = fresh.reason;
+			a->run.head_seq = fresh.head_seq;
+			memcpy(a->run.head_hash, fresh.head_hash, sizeof(a->run.head_hash));
+			fresh.status = fresh.reason = NULL;
+			db_run_release(&fresh);
+		}
+	}
+	if (strcmp(a->run.status, "deleted") == 0) {
+		actor_unref(c->s, a);
+		return 0;
+	}
 	reg_add(c->s, a);
 	c->loaded++;
-	if (status_is_live(r->status)) {
+	if (status_is_live(a->run.status)) {
 		if (c->nlive == c->caplive) {
 			size_t cap = c->caplive ? c->caplive * 2 : 1024;
 			char (*v)[37] = realloc(c->live, cap * sizeof(*v));
@@ -397,18 +422,12 @@ static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn 
 	struct actor *a = reg_find_or_answer(s, id, done, user);
 	if (!a)
 		return;
-	pthread_mutex_lock(&a->rec_lock);
-	enum err_code rc = db_run_set_status(s->cfg.db, id, "deleted", NULL, now_ms(), &e);
-	if (!rc) {
-		uint64_t gid;
-		pthread_mutex_lock(&s->life_lock);
-		if (db_lifecycle_append(s->cfg.db, id, 0, "deleted", "deleted", now_ms(), "{}",
-					&gid, &e) == ERR_OK)
-			s->life_head = gid;
-		pthread_mutex_unlock(&s->life_lock);
+	/* The tombstone is an event of the chain, so a rebuilt index keeps it. A
+	 * damaged chain refuses it; the index still records the deletion. */
+	enum err_code rc = record_event(s, a, "deleted", lifecycle_data("delete_requested", NULL),
+					"deleted", NULL, &e);
+	if (rc == ERR_CORRUPT)
 		rc = ERR_OK;
-	}
-	pthread_mutex_unlock(&a->rec_lock);
 	if (!rc)
 		reg_remove(s, a);
 	actor_unref(s, a);
@@ -468,6 +487,7 @@ enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run
 	pthread_mutex_lock(&a->lock);
 	enum err_code rc = run_copy(&a->run, out);
 	pthread_mutex_unlock(&a->lock);
+	out->damaged = a->damaged;
 	actor_unref(s, a);
 	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
 }
@@ -519,6 +539,32 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 		rc = err_set(err, ERR_NOMEM, "cannot verify '%s'", id);
 	} else {
 		rc = chain_verify_file(path, out, err);
+		if (rc == ERR_NOT_FOUND) {
+			memset(out, 0, sizeof(*out));
+			out->first_bad_seq = 1;
+			snprintf(out->detail, sizeof(out->detail), "the chain file is missing");
+			rc = ERR_OK;
+		}
+	}
+	/* A file that is consistent but shorter than what was acknowledged lost events. */
+	if (!rc && out->length < a->acked && (out->valid || out->first_bad_seq > a->acked)) {
+		char why[sizeof(out->detail) + 128];
+		snprintf(why, sizeof(why), "%llu events were acknowledged but the file holds %llu%s%s",
+			 (unsigned long long)a->acked, (unsigned long long)out->length,
+			 out->detail[0] ? "; " : "", out->detail);
+		memcpy(out->detail, why, sizeof(out->detail) - 1);
+		out->detail[sizeof(out->detail) - 1] = 0;
+		out->valid = 0;
+		out->first_bad_seq = out->length + 1;
+	}
+	if (!rc && !out->valid) {
+		pthread_mutex_lock(&a->rec_lock);
+		if (!a->damaged)
+			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
+				  "appends stopped", id, (unsigned long long)out->first_bad_seq,
+				  out->detail);
+		a->damaged = 1;    /* damage found at run time stops appends */
+		pthread_mutex_unlock(&a->rec_lock);
 	}
 	free(path);
 	actor_unref(s, a);

@@ -46,7 +46,8 @@ struct actor {
 	int refs;                     /* guarded by the registry lock */
 	struct db_run run;            /* snapshot */
 	struct chain *chain;          /* NULL when it could not be opened */
-	int damaged;                  /* chain damage found at open: appends refused */
+	int damaged;                  /* chain damage found: appends refused */
+	uint64_t acked;               /* events the index had acknowledged at start */
 	int terminal_pending;         /* a stop/kill/fail is being recorded */
 	int stop_requested;           /* 1 stop, 2 kill, while starting */
 	struct waiter *waiters;

@@ -134,8 +134,19 @@ static void test_torn_and_flipped_chains(void **state)
 {
 	(void)state;
 	restart();
-	char *torn = spawn("torn"), *flip = spawn("flip");
+	char *torn = spawn("torn"), *flip = spawn("flip"), *cut = spawn("cut"), *gone = spawn("gone");
 	server_stop(&SP);
+	/* a cut inside an earlier record (acknowledged events follow it): damage */
+	char *cp = tu_fmt("%s/chains/%s.chain", SP.home, cut);
+	size_t clen;
+	char *cbytes = tu_read_file(cp, &clen);
+	char *second = strstr(cbytes + 1, "EVENT ");
+	assert_non_null(second);
+	size_t cut_at = (size_t)(second - cbytes) + 40;
+	assert_int_equal(truncate(cp, (off_t)cut_at), 0);
+	/* a chain file that is gone: damage, not an empty chain */
+	char *gp = tu_fmt("%s/chains/%s.chain", SP.home, gone);
+	assert_int_equal(unlink(gp), 0);
 	/* a torn last record: truncated at the boundary, the chain still verifies */
 	char *tp = tu_fmt("%s/chains/%s.chain", SP.home, torn);
 	append_bytes(tp, "EVENT 12ab");
@@ -159,6 +170,21 @@ static void test_torn_and_flipped_chains(void **state)
 	char *again = tu_read_file(fp, &after);
 	assert_int_equal(after, len);                      /* not repaired */
 	assert_memory_equal(again, bytes, len);
+	v = verify(cut);
+	assert_false(json_is_true(json_object_get(v, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(v, "first_bad_seq")), 2);
+	json_decref(v);
+	struct stat cst;
+	assert_int_equal(stat(cp, &cst), 0);
+	assert_int_equal((size_t)cst.st_size, cut_at);          /* left untouched */
+	json_t *jcut = actor(cut);
+	assert_true(json_is_true(json_object_get(json_object_get(jcut, "chain"), "damaged")));
+	json_decref(jcut);
+	v = verify(gone);
+	assert_false(json_is_true(json_object_get(v, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(v, "first_bad_seq")), 1);
+	json_decref(v);
+	assert_int_not_equal(access(gp, F_OK), 0);             /* not created again */
 	json_decref(server_call_json(&SP, "GET", "/health", NULL, 200));   /* and the server is up */
 	json_t *list = server_call_json(&SP, "GET", "/actors?limit=500", NULL, 200);
 	assert_true(json_array_size(json_object_get(list, "items")) >= 5);
@@ -171,8 +197,13 @@ static void test_torn_and_flipped_chains(void **state)
 	free(bytes);
 	free(tp);
 	free(fp);
+	free(cp);
+	free(gp);
+	free(cbytes);
 	free(torn);
 	free(flip);
+	free(cut);
+	free(gone);
 }
 
 static void test_lost_database(void **state)
@@ -180,6 +211,14 @@ static void test_lost_database(void **state)
 	(void)state;
 	restart();
 	char *id = spawn("survives-db-loss");
+	char *ended = spawn("ended"), *del = spawn("deleted");
+	char *sp = tu_fmt("/actors/%s/stop", ended);
+	json_decref(server_call_json(&SP, "POST", sp, NULL, 204));
+	char *dp = tu_fmt("/actors/%s/stop", del);
+	json_decref(server_call_json(&SP, "POST", dp, NULL, 204));
+	char *dd = tu_fmt("/actors/%s", del);
+	json_decref(server_call_json(&SP, "DELETE", dd, NULL, 204));
+	json_t *before = actor(ended);
 	server_stop(&SP);
 	const char *files[] = {"theater.db", "theater.db-wal", "theater.db-shm"};
 	for (int i = 0; i < 3; i++) {
@@ -190,7 +229,22 @@ static void test_lost_database(void **state)
 	restart();
 	json_t *j = actor(id);
 	assert_string_equal(str(j, "name"), "survives-db-loss");
+	assert_string_equal(str(j, "status"), "running");     /* and recovered */
 	json_decref(j);
+	/* the chain alone holds status, reason, digest and deletion */
+	j = actor(ended);
+	assert_string_equal(str(j, "status"), "stopped");
+	assert_string_equal(str(j, "reason"), str(before, "reason"));
+	assert_string_equal(str(j, "package_sha256"), str(before, "package_sha256"));
+	assert_string_equal(str(j, "package_ref"), str(before, "package_ref"));
+	json_decref(j);
+	json_decref(before);
+	json_decref(server_call_json(&SP, "GET", dd, NULL, 404));
+	free(sp);
+	free(dp);
+	free(dd);
+	free(ended);
+	free(del);
 	json_t *v = verify(id);
 	assert_true(json_is_true(json_object_get(v, "valid")));
 	json_decref(v);
