@@ -134,6 +134,16 @@ static void record_now(struct actor *a, const char *type, json_t *ev)
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
 }
 
+/* The call's arguments as the guest passed them (i32 signed, i64 signed). */
+json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args)
+{
+	json_t *a = json_array();
+	for (uint8_t i = 0; i < h->nparams; i++)
+		json_array_append_new(a, json_integer(h->params[i] == WASM_I64
+			? (json_int_t)(int64_t)args[i].of.i64 : (json_int_t)(int32_t)args[i].of.i32));
+	return a;
+}
+
 static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			      struct wasm_value *results, struct err *err)
 {
@@ -145,6 +155,7 @@ static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wa
 	struct host_capture mine = l->cap;
 	l->cap = outer;
 	if (mine.ev) {
+		json_object_set_new(mine.ev, "args", host_args_json(b->h, args));
 		json_object_set_new(mine.ev, "effects", mine.effects);
 		mine.effects = NULL;
 		if (b->h->nresults)

@@ -96,7 +96,8 @@ int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_s
 /* Records one "<module>/<name>" chain event of the actor with {"input": ...,
  * "output": ...} (both stolen; NULL means null). Inside a host call bound through
  * a host_link, the event is written when the host function returns, with two
- * more members for replay: "effects" (what the host did to the guest, in order:
+ * more members for replay: "args" (the arguments, as numbers), "effects" (what
+ * the host did to the guest, in order:
  * {"alloc": n, "ptr": p} for a theater_alloc call, p = -1 when it failed;
  * {"write": addr, "data": <evbytes>} for a memory write) and "return" (the i32
  * or i64 result, absent for a function without one). */
@@ -139,6 +140,8 @@ void host_link_free(struct host_link *l);
 /* Creates the host function for import h in store st; ERR_NOMEM beyond nimports. */
 enum err_code host_link_bind(struct host_link *l, struct wasm_store *st, const struct host_fn *h,
 			     struct wasm_func **out, struct err *err);
+/* The arguments of a call to h as recorded in its event ("args"): a new array. */
+json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args);
 /* runtime.c: the actor's link (NULL without an instance). */
 struct host_link *runtime_host_link(struct actor *a);
 

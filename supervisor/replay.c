@@ -245,10 +245,24 @@ static int apply_effects(struct rp *r, struct wasm_caller *c, const json_t *data
 	return 0;
 }
 
+/* 0 when the actor passed the recorded arguments (or none were recorded). */
+static int same_args(struct rp *r, const struct host_fn *h, const struct wasm_value *args,
+		     const json_t *data, uint64_t seq, const char *type)
+{
+	const json_t *want = json_object_get(data, "args");
+	json_t *got = host_args_json(h, args);
+	if (!want || json_equal(want, got)) {
+		json_decref(got);
+		return 0;
+	}
+	diverge(r, seq, json_pack("{s:s, s:O}", "event_type", type, "args", want),
+		json_pack("{s:s, s:o}", "event_type", type, "args", got));
+	return -1;
+}
+
 static enum err_code rp_host(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	(void)args;
 	struct rp_bind *b = user;
 	struct rp *r = b->r;
 	char type[160];
@@ -262,7 +276,8 @@ static enum err_code rp_host(struct wasm_caller *c, void *user, const struct was
 	else if (k == 1 && strcmp(ev.event_type, type) != 0)
 		diverge(r, ev.seq, json_pack("{s:s}", "event_type", ev.event_type),
 			json_pack("{s:s}", "event_type", type));
-	else if (k == 1 && !apply_effects(r, c, data, ev.seq, type) && b->h->nresults) {
+	else if (k == 1 && !same_args(r, b->h, args, data, ev.seq, type) &&
+		 !apply_effects(r, c, data, ev.seq, type) && b->h->nresults) {
 		const json_t *ret = json_object_get(data, "return");
 		if (!json_is_integer(ret))
 			fail(r, ERR_CONFLICT, ev.seq, "%s was recorded without its result", type);

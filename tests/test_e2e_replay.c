@@ -524,6 +524,43 @@ static void bump_now(void *user, uint64_t seq, const char *type, const uint8_t *
 	b->done = 1;
 }
 
+/* Changes the recorded arguments of the random-bytes event: [128,16] -> [128,17]. */
+static void forge_args(void *user, uint64_t seq, const char *type, const uint8_t *data,
+		       size_t len, uint8_t **new_data, size_t *new_len)
+{
+	uint64_t *target = user;
+	if (seq != *target)
+		return;
+	assert_string_equal(type, "theater:simple/random/random-bytes");
+	char *text = strndup((const char *)data, len);
+	char *at = strstr(text, "\"args\":[128,16]");
+	assert_non_null(at);
+	at[strlen("\"args\":[128,1")] = '7';
+	*new_data = (uint8_t *)text;
+	*new_len = len;
+}
+
+/* The seq of the last event of type. */
+static uint64_t last_of(const char *id, const char *type, json_t **data_out)
+{
+	json_t *page = get(id, "/chain?limit=1000");
+	json_t *items = json_object_get(page, "items");
+	uint64_t seq = 0;
+	for (size_t i = 0; i < json_array_size(items); i++) {
+		json_t *e = json_array_get(items, i);
+		if (strcmp(json_string_value(json_object_get(e, "event_type")), type) == 0) {
+			seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
+			if (data_out) {
+				json_decref(*data_out);
+				*data_out = json_incref(json_object_get(e, "data"));
+			}
+		}
+	}
+	json_decref(page);
+	assert_true(seq > 0);
+	return seq;
+}
+
 static void remove_index(void)
 {
 	const char *names[] = {"theater.db", "theater.db-wal", "theater.db-shm", NULL};
@@ -546,6 +583,23 @@ static void test_divergence(void **state)
 	uint64_t seqs[8], length;
 	assert_int_equal(wasm_seqs(id, seqs, 8, &length), 4);   /* init, 2 sends, request */
 	uint64_t second = seqs[2];
+	/* what a host call's event holds for replay; random bytes only by reference */
+	json_t *rd = NULL;
+	last_of(id, "theater:simple/random/random-bytes", &rd);
+	char *rdump = json_dumps(rd, 0);
+	json_t *fx = json_array_get(json_object_get(rd, "effects"), 0);
+	if (json_integer_value(json_object_get(fx, "write")) != 128 ||
+	    json_integer_value(json_object_get(rd, "return")) != 16 ||
+	    json_array_size(json_object_get(rd, "args")) != 2 ||
+	    !json_object_get(json_object_get(fx, "data"), "ref") ||
+	    json_object_get(json_object_get(fx, "data"), "b64"))
+		fail_msg("unexpected random-bytes event: %s", rdump);
+	free(rdump);
+	json_decref(rd);
+	/* a second run of the same package, whose random-bytes arguments are forged */
+	char *other = spawn_clock("clock.wasm");
+	assert_int_equal(request(other, "random"), 200);
+	uint64_t forged = last_of(other, "theater:simple/random/random-bytes", NULL);
 	char *evp = tu_fmt("/chain/events/%llu", (unsigned long long)(second - 1));
 	json_t *ev = get(id, evp);
 	free(evp);
@@ -559,6 +613,7 @@ static void test_divergence(void **state)
 	char *chains = tu_fmt("%s/chains", E.sp.home);
 	assert_int_equal(chain_rewrite(chains, id, bump_now, &b), 0);
 	assert_true(b.done);
+	assert_int_equal(chain_rewrite(chains, other, forge_args, &forged), 0);
 	remove_index();
 	restart_server();
 	json_t *v = get(id, "/chain/verify");
@@ -579,6 +634,18 @@ static void test_divergence(void **state)
 	assert_string_not_equal(xs, gs);
 	free(dump);
 	json_decref(r);
+	/* the forged arguments: replay stops at that host call */
+	r = replay(other, 200);
+	dump = json_dumps(r, 0);
+	if ((uint64_t)json_integer_value(json_object_get(r, "diverged_at")) != forged)
+		fail_msg("expected a divergence at %llu: %s", (unsigned long long)forged, dump);
+	x = json_object_get(r, "expected");
+	g = json_object_get(r, "got");
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(x, "args"), 1)), 17);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(g, "args"), 1)), 16);
+	free(dump);
+	json_decref(r);
+	free(other);
 	free(chains);
 	free(id);
 }
