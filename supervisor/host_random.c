@@ -7,6 +7,8 @@
  * length and the SHA-256 of the bytes handed out, not the bytes: actors use
  * randomness for keys and nonces, and the chain is readable by anyone who may
  * read the actor's events. The hash still lets an auditor check a claimed value.
+ * For replay the bytes are kept in the content store (host_write_secret): the
+ * event's write effect names them only by hash and reference.
  */
 #include <stdlib.h>
 
