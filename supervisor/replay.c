@@ -28,6 +28,7 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/evbytes.h"
+#include "supervisor/durable.h"
 #include "supervisor/host.h"
 #include "supervisor/supervisor_int.h"
 
@@ -81,12 +82,13 @@ struct rp {
 
 /* ---- keeping packages ---- */
 
-void replay_keep_package(struct supervisor *s, const uint8_t *data, size_t len)
+/* Keeps fetched package bytes where the spawn pipeline keeps them. */
+static void keep_package(struct supervisor *s, const uint8_t *data, size_t len)
 {
 	char hex[65];
 	struct err e = {0};
 	if (s->cfg.store &&
-	    store_put(s->cfg.store, REPLAY_PACKAGE_STORE_ID, data, len, hex, &e) != ERR_OK)
+	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, data, len, hex, &e) != ERR_OK)
 		log_warn("replay", "cannot keep a package of %zu bytes for replay: %s", len, e.msg);
 }
 
@@ -645,7 +647,7 @@ static enum err_code load_module(struct rp *r, const char *sha, const char *ref,
 	size_t n = 0;
 	struct err e = {0};
 	if (s->cfg.store && sha256_hex_valid(sha) &&
-	    store_get(s->cfg.store, REPLAY_PACKAGE_STORE_ID, sha, 0, &b, &n, &e) == ERR_OK) {
+	    store_get(s->cfg.store, DURABLE_PACKAGES_STORE, sha, 0, &b, &n, &e) == ERR_OK) {
 		enum err_code rc = engine_load(s->engine, b, n, sha, &r->module, &e);
 		free(b);
 		if (!rc)
@@ -662,7 +664,7 @@ static enum err_code load_module(struct rp *r, const char *sha, const char *ref,
 	    resolver_fetch(s->cfg.resolver, ref, r->a->run.manifest_ref, 0, &res, &e) == ERR_OK) {
 		if (strcmp(res->sha256, sha) == 0 &&
 		    engine_load(s->engine, res->data, res->len, sha, &r->module, &e) == ERR_OK)
-			replay_keep_package(s, res->data, res->len);
+			keep_package(s, res->data, res->len);
 		resolved_free(res);
 	}
 	if (r->module)

@@ -10,10 +10,10 @@
  * difference is the divergence. A `restarted` or `recovered` event starts a
  * fresh instance with the state the run restarted from.
  *
- * Package bytes: every spawned package is kept in the content store under
- * store id REPLAY_PACKAGE_STORE_ID, keyed by its SHA-256; replay also accepts
- * the module the live actor still holds, or fetches the package reference again
- * when its digest still matches.
+ * Package bytes: the spawn pipeline keeps every package in the content store
+ * under store id "theater-packages" (durable.h), keyed by its SHA-256; replay
+ * reads it from there, or takes the module the live actor still holds, or
+ * fetches the package reference again when its digest still matches.
  *
  * Threads: any. The replay itself runs on the supervisor's worker pool.
  */
@@ -28,8 +28,6 @@
 
 struct supervisor;
 
-#define REPLAY_PACKAGE_STORE_ID "theater-packages"
-
 /* Called once, on a worker thread (or at once when the run is unknown). On
  * ERR_OK, answer (borrowed for the call) is {"replayed": <calls replayed
  * identically>, "events": <events examined>, "diverged_at": <seq or null>,
@@ -42,9 +40,5 @@ typedef void (*replay_done_fn)(void *user, enum err_code rc, const struct err *e
 			       const json_t *answer);
 /* Async. */
 void supervisor_replay(struct supervisor *s, const char *id, replay_done_fn done, void *user);
-
-/* Supervisor layer only (spawn.c): keeps a copy of package bytes for replay
- * (a no-op when the store has them already; failures are logged). */
-void replay_keep_package(struct supervisor *s, const uint8_t *data, size_t len);
 
 #endif

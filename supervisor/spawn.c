@@ -15,7 +15,6 @@
 #include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "src/wasm/wasm.h"
-#include "supervisor/replay.h"
 #include "supervisor/runtime.h"
 
 struct spawn_job {
@@ -221,7 +220,6 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 				      kept, &ke) != ERR_OK)
 		log_warn("supervisor", "cannot keep the package of '%s': %s", a->run.id, ke.msg);
 	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
-	replay_keep_package(s, res->data, res->len);   /* replay needs these exact bytes */
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);
 	a->run.package_ref = strdup(res->reference);
