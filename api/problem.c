@@ -43,7 +43,9 @@ static const struct {
 	{ERR_WASM_LINK, 422, "WebAssembly module cannot be linked"},
 	{ERR_WASM_TRAP, 502, "Actor trapped"},
 	{ERR_WASM_EXHAUSTED, 502, "Actor exhausted its budget"},
-	{ERR_ACTOR_ERROR, 502, "Actor returned an error"},
+	{ERR_ACTOR_ERROR, 422, "Actor refused the request"},
+	{ERR_IDEM_REUSED, 422, "Idempotency key reused"},
+	{ERR_IDEM_PENDING, 409, "Request still in progress"},
 	{ERR_CHAIN_DAMAGED, 409, "Chain damaged"},
 	{ERR_PACKAGE_UNAVAILABLE, 422, "Package unavailable"},
 };

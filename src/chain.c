@@ -706,7 +706,9 @@ enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t a
 		goto fail;
 	if ((rc = open_scan(c, acked, report, err)) != ERR_OK)
 		goto fail;
-	if (!c->damaged && fdatasync(c->fd) != 0) {
+	/* Only a cut needs a sync here; bytes left by a process that died are made
+	 * durable by the first synced append (fdatasync covers the whole file). */
+	if (!c->damaged && report->truncated_tail && fdatasync(c->fd) != 0) {
 		rc = err_errno(err, ERR_IO, errno, "cannot sync chain '%s'", c->path);
 		goto fail;
 	}
@@ -894,6 +896,36 @@ enum err_code chain_sync(struct chain *c, struct err *err)
 	enum err_code rc = c->damaged ? ERR_OK : wait_durable(c, c->end, err);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+enum err_code chain_syncfs(const char *dir, struct err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(err, ERR_IO, errno, "cannot open '%s'", dir);
+	int rc = syncfs(fd);
+	int e = errno;
+	close(fd);
+	return rc == 0 ? ERR_OK : err_errno(err, ERR_IO, e, "cannot sync the file system of '%s'",
+					   dir);
+}
+
+uint64_t chain_written(struct chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t end = c->end;
+	pthread_mutex_unlock(&c->mu);
+	return end;
+}
+
+void chain_mark_synced(struct chain *c, uint64_t upto)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->damaged && !c->broken_errno && c->synced < upto && upto <= c->end) {
+		c->synced = upto;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- accessors ---------------------------------------------------------- */

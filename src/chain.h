@@ -99,6 +99,14 @@ enum err_code chain_append_nosync(struct chain *c, const char *event_type, const
 				  size_t len, struct chain_event *out, struct err *err);
 enum err_code chain_sync(struct chain *c, struct err *err);
 
+/* Batch durability for many chains at once (group commit across actors,
+ * recovery, shutdown): note chain_written (the bytes written so far) of each
+ * chain, call chain_syncfs (one syncfs() of the file system holding dir), then
+ * chain_mark_synced(c, written) tells each chain those bytes are on disk. */
+enum err_code chain_syncfs(const char *dir, struct err *err);
+uint64_t chain_written(struct chain *c);
+void chain_mark_synced(struct chain *c, uint64_t upto);
+
 uint64_t chain_length(struct chain *c);
 /* Events known to be durable (a prefix of chain_length). */
 uint64_t chain_synced_length(struct chain *c);

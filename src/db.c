@@ -38,6 +38,8 @@ enum stmt_id {
 	ST_RUN_LIST, ST_FAIL_LIVE,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_TRIM, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
+	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
+	ST_IDEM_DROP_PENDING,
 	ST__COUNT
 };
 
@@ -76,6 +78,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_LIFE_HEAD] = "SELECT MAX(id) FROM lifecycle",
 	[ST_LIFE_AFTER] = "SELECT id, actor_id, seq, event_type, status, timestamp_ms, data "
 			  "FROM lifecycle WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_IDEM_CLAIM] = "INSERT OR IGNORE INTO idempotency (key, scope, request_sha, status, "
+			  "created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+	[ST_IDEM_GET] = "SELECT request_sha, status, content_type, location, body, created_at "
+			"FROM idempotency WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_FINISH] = "UPDATE idempotency SET status = ?3, content_type = ?4, location = ?5, "
+			   "body = ?6 WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_FORGET] = "DELETE FROM idempotency WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE created_at < ?1",
+	[ST_IDEM_DROP_PENDING] = "DELETE FROM idempotency WHERE status = 0",
 };
 
 static const char schema_v1[] =
@@ -114,6 +125,21 @@ static const char schema_v1[] =
 	" timestamp_ms INTEGER NOT NULL,"
 	" data TEXT NOT NULL);"
 	"PRAGMA user_version = 1;";
+
+/* v2: outcomes of requests sent with an Idempotency-Key (status 0: in progress). */
+static const char schema_v2[] =
+	"CREATE TABLE IF NOT EXISTS idempotency ("
+	" key TEXT NOT NULL,"
+	" scope TEXT NOT NULL,"
+	" request_sha TEXT NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" content_type TEXT,"
+	" location TEXT,"
+	" body BLOB,"
+	" created_at INTEGER NOT NULL,"
+	" PRIMARY KEY (key, scope)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS idempotency_by_created ON idempotency (created_at);"
+	"PRAGMA user_version = 2;";
 
 struct db {
 	pthread_mutex_t mu;
@@ -231,8 +257,10 @@ static enum err_code db_schema(struct db *d, struct err *err)
 	/* Version 0 is a new file; later migrations go here, one step per version. */
 	char *msg = NULL;
 	rc = sqlite3_exec(d->conn, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK && version < 1)
 		rc = sqlite3_exec(d->conn, schema_v1, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 2)
+		rc = sqlite3_exec(d->conn, schema_v2, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -1279,5 +1307,99 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 		*runs_out = runs;
 	if (events_out)
 		*events_out = events;
+	return rc;
+}
+
+/* ---- idempotency keys ---------------------------------------------------- */
+
+void db_idem_release(struct db_idem *x)
+{
+	if (!x)
+		return;
+	free(x->content_type);
+	free(x->location);
+	free(x->body);
+	memset(x, 0, sizeof(*x));
+}
+
+enum err_code db_idem_claim(struct db *d, const char *key, const char *scope,
+			    const char *request_sha, int64_t now, int64_t window_ms,
+			    struct db_idem *out, struct err *err)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_IDEM_EXPIRE);
+	sqlite3_bind_int64(st, 1, now - window_ms);
+	enum err_code rc = exec_stmt(d, st, err, "expiring idempotency keys");
+	if (rc == ERR_OK) {
+		st = stmt(d, ST_IDEM_CLAIM);
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+		bind_text(st, 3, request_sha);
+		sqlite3_bind_int64(st, 4, now);
+		int r = sqlite3_step(st);
+		out->claimed = r == SQLITE_DONE && sqlite3_changes(d->conn) == 1;
+		rc = r == SQLITE_DONE ? ERR_OK : sql_fail(d, r, err, "claiming an idempotency key");
+		stmt_done(st);
+	}
+	if (rc == ERR_OK && !out->claimed) {
+		st = stmt(d, ST_IDEM_GET);
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW) {
+			const unsigned char *sha = sqlite3_column_text(st, 0);
+			snprintf(out->request_sha, sizeof(out->request_sha), "%s",
+				 sha ? (const char *)sha : "");
+			out->status = sqlite3_column_int(st, 1);
+			col_dup(st, 2, &out->content_type);
+			col_dup(st, 3, &out->location);
+			int n = sqlite3_column_bytes(st, 4);
+			const void *b = sqlite3_column_blob(st, 4);
+			out->body = malloc((size_t)n + 1);
+			if (out->body) {
+				if (n)
+					memcpy(out->body, b, (size_t)n);
+				out->body[n] = 0;
+				out->body_len = (size_t)n;
+			}
+			out->created_at = sqlite3_column_int64(st, 5);
+		} else {
+			rc = r == SQLITE_DONE ? err_set(err, ERR_CONFLICT, "the key vanished")
+					      : sql_fail(d, r, err, "reading an idempotency key");
+		}
+		stmt_done(st);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_idem_finish(struct db *d, const char *key, const char *scope, int status,
+			     const char *content_type, const char *location, const void *body,
+			     size_t len, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_IDEM_FINISH);
+	bind_text(st, 1, key);
+	bind_text(st, 2, scope);
+	sqlite3_bind_int(st, 3, status);
+	bind_text(st, 4, content_type);
+	bind_text(st, 5, location);
+	sqlite3_bind_blob(st, 6, body ? body : "", (int)len, SQLITE_STATIC);
+	enum err_code rc = exec_stmt(d, st, err, "storing an idempotent outcome");
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_idem_forget(struct db *d, const char *key, const char *scope, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, key ? ST_IDEM_FORGET : ST_IDEM_DROP_PENDING);
+	if (key) {
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+	}
+	enum err_code rc = exec_stmt(d, st, err, "forgetting idempotency keys");
+	pthread_mutex_unlock(&d->mu);
 	return rc;
 }

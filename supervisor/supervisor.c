@@ -139,12 +139,37 @@ static enum err_code load_runs(struct supervisor *s, struct err *err)
 	return rc;
 }
 
-/* Recovered runs: their `recovered` events are durable before the API serves. */
 static void kick(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)u;
-	record_sync(s, a);
 	runtime_kick(s, a);
+}
+
+/* Every event written without a sync made durable with one syncfs (recovery,
+ * shutdown: thousands of chains at once); see flusher_sync_batch. */
+static void collect(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	struct actor_list *l = u;
+	if (l->n < l->cap)
+		l->v[l->n++] = a;
+}
+
+static void sync_all(struct supervisor *s)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	size_t cap = s->nactors;
+	pthread_mutex_unlock(&s->reg_lock);
+	struct actor_list l = {.v = calloc(cap ? cap : 1, sizeof(struct actor *)), .cap = cap};
+	if (!l.v)
+		return;
+	reg_foreach(s, collect, &l);
+	for (size_t i = 0; i < l.n; i++)
+		actor_ref(s, l.v[i]);
+	flusher_sync_batch(s, l.v, l.n);
+	for (size_t i = 0; i < l.n; i++)
+		actor_unref(s, l.v[i]);
+	free(l.v);
 }
 
 enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
@@ -181,6 +206,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->life_head = db_lifecycle_head(cfg->db);
 	if ((rc = load_runs(s, err)))
 		goto fail;
+	sync_all(s);            /* recovered events are durable before the API serves */
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
 	*out = s;
@@ -246,8 +272,10 @@ void supervisor_shutdown(struct supervisor *s)
 	}
 	pool_free(s->pool);
 	s->pool = NULL;
-	if (s->buckets)
+	if (s->buckets) {
 		reg_foreach(s, suspend_live, NULL);
+		sync_all(s);
+	}
 	flusher_stop(s);
 }
 

@@ -139,6 +139,13 @@ static inline int is_stopping(const struct supervisor *s)
 enum err_code flusher_start(struct supervisor *s, struct err *err);
 /* Stops the thread after a last pass; later marks sync at once. */
 void flusher_stop(struct supervisor *s);
+/* Makes the written events of n actors durable and reports them: with one
+ * syncfs when there are several, else one fdatasync each. */
+void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n);
+struct actor_list {
+	struct actor **v;
+	size_t n, cap;
+};
 
 /* registry (actor.c) */
 enum err_code reg_init(struct supervisor *s);

@@ -488,6 +488,84 @@ static void test_sigterm_lets_calls_finish(void **state)
 	free(id);
 }
 
+/* ---- Idempotency-Key ---- */
+
+static long post_key(const char *path, const char *body, const char *key,
+		     struct http_result *r)
+{
+	char *url = tu_fmt("%s%s", SP.base, path);
+	char *h = tu_fmt("Idempotency-Key: %s", key);
+	const char *headers[] = {h, "Content-Type: application/json", NULL};
+	assert_int_equal(http_do("POST", url, body, strlen(body), headers, r), 0);
+	free(url);
+	free(h);
+	return r->status;
+}
+
+static int replayed(const struct http_result *r)
+{
+	char *v = http_header(r, "Idempotent-Replayed");
+	int yes = v && strcmp(v, "true") == 0;
+	free(v);
+	return yes;
+}
+
+static void test_idempotency_keys(void **state)
+{
+	(void)state;
+	struct http_result r = {0};
+	const char *spawn_body = "{\"manifest\":{\"name\":\"idem\",\"package\":\"counter.wasm\"}}";
+	assert_int_equal(post_key("/actors?wait=running", spawn_body, "spawn-1", &r), 201);
+	assert_false(replayed(&r));
+	json_t *j = json_loads(r.body, 0, NULL);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *first = strdup(r.body);
+	http_result_release(&r);
+	/* the retry gets the first outcome: the same run, not a second one */
+	assert_int_equal(post_key("/actors?wait=running", spawn_body, "spawn-1", &r), 201);
+	assert_true(replayed(&r));
+	assert_string_equal(r.body, first);
+	http_result_release(&r);
+	json_t *list = server_call_json(&SP, "GET", "/actors?name=idem", NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(list, "items")), 1);
+	json_decref(list);
+	char *mp = tu_fmt("/actors/%s/messages", id);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	http_result_release(&r);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	assert_true(replayed(&r));
+	http_result_release(&r);
+	assert_int_equal(count_of(id), 5);
+	/* the same key with another request is refused */
+	assert_int_equal(post_key(mp, "6", "msg-1", &r), 422);
+	assert_non_null(strstr(r.body, "idempotency_key_reused"));
+	http_result_release(&r);
+	assert_int_equal(post_key(mp, "6", "bad key", &r), 400);
+	http_result_release(&r);
+	/* requests: the first answer comes back */
+	char *rp = tu_fmt("/actors/%s/requests", id);
+	assert_int_equal(post_key(rp, "get", "req-1", &r), 200);
+	assert_string_equal(r.body, "5");
+	http_result_release(&r);
+	assert_int_equal(send_msg(id, "1"), 202);
+	assert_int_equal(post_key(rp, "get", "req-1", &r), 200);
+	assert_true(replayed(&r));
+	assert_string_equal(r.body, "5");
+	http_result_release(&r);
+	/* keys are remembered across restarts */
+	assert_int_equal(server_stop(&SP), 0);
+	start(NULL);
+	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
+	assert_true(replayed(&r));
+	http_result_release(&r);
+	assert_int_equal(count_of(id), 6);
+	free(rp);
+	free(mp);
+	free(first);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +578,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_state_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_server_per_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_lets_calls_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

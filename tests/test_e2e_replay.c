@@ -296,7 +296,7 @@ static void test_counter(void **state)
 	send_msg(id, "not a number");
 	send_msg(id, "-2");
 	assert_int_equal(request(id, "get"), 200);
-	assert_int_equal(request(id, "bogus"), 502);     /* an actor error replays too */
+	assert_int_equal(request(id, "bogus"), 422);     /* an actor error replays too */
 	assert_replays(id, 6);
 	/* a restart keeps the last state: a fresh instance resumes with it */
 	char *p = tu_fmt("/actors/%s/restart", id);
@@ -342,7 +342,7 @@ static void test_kv(void **state)
 	assert_int_equal(request(id, "{\"op\":\"put\",\"key\":\"other\",\"value\":\"v2\"}"), 200);
 	assert_int_equal(request(id, "{\"op\":\"get\",\"key\":\"greeting\"}"), 200);
 	assert_int_equal(request(id, "{\"op\":\"list\"}"), 200);
-	assert_int_equal(request(id, "{\"op\":\"get\",\"key\":\"nothing\"}"), 502);
+	assert_int_equal(request(id, "{\"op\":\"get\",\"key\":\"nothing\"}"), 422);
 	assert_replays(id, 6);
 	free(id);
 }

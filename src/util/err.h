@@ -48,6 +48,8 @@ enum err_code {
 	ERR_WASM_TRAP,        /* execution trapped; message is the spec's trap text */
 	ERR_WASM_EXHAUSTED,   /* fuel, deadline, call depth or stack exhausted */
 	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
+	ERR_IDEM_REUSED,      /* an Idempotency-Key sent again with another request */
+	ERR_IDEM_PENDING,     /* the request with this Idempotency-Key is still running */
 	ERR_CHAIN_DAMAGED,    /* a run's chain is damaged: it cannot be read whole */
 	ERR_PACKAGE_UNAVAILABLE, /* a run's package bytes can no longer be found */
 	ERR__COUNT
