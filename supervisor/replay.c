@@ -571,8 +571,8 @@ static void state_from_json(struct rp *r, const json_t *state)
 }
 
 /* The state recorded by the `wasm` event at seq, or the closest earlier one
- * that recorded a state (following the state_seq of `recovered` and
- * `restarted` events); 1 when found. */
+ * that recorded a state (following "state_seq", which `wasm`, `recovered` and
+ * `restarted` events carry when they do not hold the state); 1 when found. */
 static int state_at(struct rp *r, uint64_t seq)
 {
 	for (uint64_t k = seq; k >= 1; k--) {
@@ -581,7 +581,7 @@ static int state_at(struct rp *r, uint64_t seq)
 		if (read_event(r, k, &ev, &d))
 			return 0;
 		int wasm = strcmp(ev.event_type, "wasm") == 0, found = 0;
-		json_int_t jump = wasm ? 0 : json_integer_value(json_object_get(d, "state_seq"));
+		json_int_t jump = json_integer_value(json_object_get(d, "state_seq"));
 		const char *ref = json_string_value(json_object_get(d, "state_ref"));
 		uint8_t *b = NULL;
 		size_t n = 0;
@@ -593,7 +593,7 @@ static int state_at(struct rp *r, uint64_t seq)
 			found = store_get(r->s->cfg.store, STATE_STORE_ID, strrchr(ref, '/') + 1, 0,
 					  &b, &n, &e) == ERR_OK;
 		} else if (jump > 0 && (uint64_t)jump < k) {
-			k = (uint64_t)jump + 1;     /* `recovered`, `restarted`: where theirs is */
+			k = (uint64_t)jump + 1;     /* the event that holds this one's state */
 		} else if (strcmp(ev.event_type, "spawned") == 0 ||
 			   strcmp(ev.event_type, "restarted") == 0) {
 			state_from_json(r, r->initial);     /* init ran from the initial state */
