@@ -48,6 +48,10 @@ const char *config_usage(void)
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
+"  --http-timeout-ms MS      default timeout of an actor's send-http (60000)\n"
+"                            [THEATER_HTTP_TIMEOUT_MS]\n"
+"  --http-timeout-max-ms MS  cap of a handler's timeout_ms (600000)\n"
+"                            [THEATER_HTTP_TIMEOUT_MAX_MS]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -170,6 +174,9 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
+	{"--http-timeout-ms", "THEATER_HTTP_TIMEOUT_MS", 1, OFF(http_timeout_ms), 86400000},
+	{"--http-timeout-max-ms", "THEATER_HTTP_TIMEOUT_MAX_MS", 1, OFF(http_timeout_max_ms),
+	 86400000},
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
 };
@@ -268,6 +275,8 @@ static void defaults(struct config *cfg)
 	cfg->mailbox = 1024;
 	cfg->max_message = 1u << 20;
 	cfg->log_level = LOG_INFO;
+	cfg->http_timeout_ms = 60000;
+	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
 }
 
@@ -324,6 +333,11 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 	    !cfg->show_help && !cfg->show_version)
 		return err_set(err, ERR_INVALID, "listening on '%s' (not loopback) requires a "
 			       "bearer token: set THEATER_TOKEN or --token-file FILE", cfg->host);
+	if (cfg->http_timeout_ms == 0 || cfg->http_timeout_max_ms == 0 ||
+	    cfg->http_timeout_ms > cfg->http_timeout_max_ms)
+		return err_set(err, ERR_INVALID, "--http-timeout-ms (%u) must be at least 1 and at "
+			       "most --http-timeout-max-ms (%u)", cfg->http_timeout_ms,
+			       cfg->http_timeout_max_ms);
 	if (cfg->token && strlen(cfg->token) < 16)
 		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
 			       "characters");

@@ -37,6 +37,8 @@ struct config {
 	int log_level;              /* --log-level debug|info|warn|error [info] */
 	int health_check;           /* --health-check: probe /health and exit */
 	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
+	unsigned http_timeout_ms;   /* --http-timeout-ms: actors' send-http default [60000] */
+	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */
 	unsigned shutdown_grace_ms; /* --shutdown-grace-ms [10000] */
 	int show_help, show_version;

@@ -33,6 +33,7 @@
 #include "supervisor/pool.h"
 
 struct supervisor;
+struct secrets;
 
 struct supervisor_config {
 	const char *chains_dir;
@@ -48,6 +49,9 @@ struct supervisor_config {
 	uint32_t mailbox;            /* queued messages per actor [1024] */
 	size_t max_message;          /* bytes per message or request [1 MiB] */
 	int http_allow_private;      /* actors' http-client may reach loopback/private addresses */
+	struct secrets *secrets;     /* granted to actors (environment, header templates); may be NULL */
+	uint32_t http_timeout_ms;    /* send-http default timeout [60000] */
+	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
 };
