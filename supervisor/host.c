@@ -179,6 +179,11 @@ enum err_code host_link_bind(struct host_link *l, struct wasm_store *st, const s
 	return wasm_func_new_host(st, &t, dispatch, b, out, err);
 }
 
+/* How a write's bytes are kept: whole (0), in the content store only (random
+ * bytes: WRITE_STORED) or as a hash only (secret values: WRITE_HASH_ONLY, which
+ * replay cannot reproduce and reports). */
+enum { WRITE_STORED = 1, WRITE_HASH_ONLY = 2 };
+
 static json_t *write_effect(struct actor *a, uint32_t ptr, const void *data, size_t len,
 			    int secret)
 {
@@ -187,6 +192,12 @@ static json_t *write_effect(struct actor *a, uint32_t ptr, const void *data, siz
 	json_t *d = NULL;
 	if (!secret) {
 		d = evbytes_json(st, data, len, &e);
+	} else if (secret == WRITE_HASH_ONLY) {
+		uint8_t dg[32];
+		char hex[65];
+		sha256(data, len, dg);
+		hex_encode(dg, 32, hex);
+		d = json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)len);
 	} else {
 		char hex[65], ref[160];
 		if (st && store_put(st, EVBYTES_STORE_ID, data, len, hex, &e) == ERR_OK) {
@@ -227,11 +238,26 @@ int32_t host_write(struct wasm_caller *c, struct actor *a, uint32_t ptr, const v
 int32_t host_write_secret(struct wasm_caller *c, struct actor *a, uint32_t ptr,
 			  const void *data, size_t len)
 {
-	return write_guest(c, a, ptr, data, len, 1);
+	return write_guest(c, a, ptr, data, len, WRITE_STORED);
 }
+
+static int32_t return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			    const void *data, size_t len, int secret);
 
 int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
 			  const void *data, size_t len)
+{
+	return return_bytes(c, a, out_slot, data, len, 0);
+}
+
+int32_t host_return_secret(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			   const void *data, size_t len)
+{
+	return return_bytes(c, a, out_slot, data, len, WRITE_HASH_ONLY);
+}
+
+static int32_t return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			    const void *data, size_t len, int secret)
 {
 	if (len > INT32_MAX)
 		return HOST_ETOOBIG;
@@ -249,7 +275,7 @@ int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_s
 	slot[0] = res.of.i32;
 	slot[1] = (uint32_t)len;
 	/* memory is looked up again: the allocator may have grown it */
-	if ((len && write_guest(c, a, slot[0], data, len, 0)) ||
+	if ((len && write_guest(c, a, slot[0], data, len, secret)) ||
 	    write_guest(c, a, out_slot, slot, sizeof(slot), 0))
 		return HOST_EINVAL;
 	return (int32_t)len;

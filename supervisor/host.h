@@ -95,6 +95,11 @@ int32_t host_write_secret(struct wasm_caller *c, struct actor *a, uint32_t ptr,
  * HOST_EINVAL / HOST_ETOOBIG / HOST_EFAILED. */
 int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
 			  const void *data, size_t len);
+/* The same for a secret's value (environment/get-var): its write effect keeps
+ * only the hash, so neither the chain nor the content store holds it; replay of
+ * such a call answers that the bytes were not kept. */
+int32_t host_return_secret(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			   const void *data, size_t len);
 /* Records one "<module>/<name>" chain event of the actor with {"input": ...,
  * "output": ...} (both stolen; NULL means null). Inside a host call bound through
  * a host_link, the event is written when the host function returns, with two
