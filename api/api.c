@@ -38,6 +38,7 @@ static const struct route routes[] = {
 	{"GET", "/actors/{id}/state", h_actor_state, 0, 0},
 	{"GET", "/actors/{id}/metrics", h_actor_metrics, 0, 0},
 	{"POST", "/actors/{id}/restart", h_actor_restart, 0, 0},
+	{"POST", "/actors/{id}/replay", h_actor_replay, 0, 0},
 	{"GET", "/actors/{id}/chain", h_chain, 0, 0},
 	{"GET", "/actors/{id}/chain/events/{seq}", h_chain_event, 0, 0},
 	{"GET", "/actors/{id}/chain/verify", h_chain_verify, 0, 0},

@@ -116,6 +116,7 @@ void h_actor_request(struct api_call *c);
 void h_actor_state(struct api_call *c);
 void h_actor_metrics(struct api_call *c);
 void h_actor_restart(struct api_call *c);
+void h_actor_replay(struct api_call *c);       /* replay.c: POST /actors/{id}/replay */
 void h_chain(struct api_call *c);
 void h_chain_event(struct api_call *c);
 void h_chain_verify(struct api_call *c);

@@ -46,6 +46,8 @@ static const struct {
 	{ERR_ACTOR_ERROR, 422, "Actor refused the request"},
 	{ERR_IDEM_REUSED, 422, "Idempotency key reused"},
 	{ERR_IDEM_PENDING, 409, "Request still in progress"},
+	{ERR_CHAIN_DAMAGED, 409, "Chain damaged"},
+	{ERR_PACKAGE_UNAVAILABLE, 422, "Package unavailable"},
 };
 
 static int find(enum err_code code)

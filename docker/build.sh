@@ -13,7 +13,7 @@
 #    the spec and TOML suites, which read test data from ../shared (not in the
 #    image's build context);
 # 4. with STAGE_DIR, installs into it exactly what the runtime stage copies:
-#      usr/local/bin/        theater-server, theater-wasm, theater-toml-decode
+#      usr/local/bin/        theater-server, theater (the client CLI), theater-wasm, theater-toml-decode
 #                            (stripped) and theater-entrypoint
 #      usr/local/share/theater/examples/<name>/
 #                            each example's .wasm files and manifests
@@ -31,7 +31,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${THEATER_BUILD_JOBS:-$(nproc)}
 
 cmake_flags=(-DCMAKE_BUILD_TYPE=Release -DTHEATER_TESTS=ON -DTHEATER_SANITIZE=OFF)
-binaries=(theater-server tools/theater-wasm/theater-wasm
+binaries=(theater-server theater tools/theater-wasm/theater-wasm
 	tools/theater-toml-decode/theater-toml-decode)
 
 echo "docker/build.sh: configuring $build (${cmake_flags[*]})"

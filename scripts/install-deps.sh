@@ -8,7 +8,12 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config git curl ca-certificates
   libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev
-  libcmocka-dev wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev)
+  libcmocka-dev wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
+  rustc cargo libstd-rust-dev-wasm32 librust-serde-dev librust-serde-json-dev)
+# The AssemblyScript SDK's compiler runs on Node (npm installs it at build time);
+# Debian's nodejs and npm, unless a node and npm are already on PATH (another
+# packaging of Node conflicts with Debian's npm package).
+node_pkgs=(nodejs npm)
 runtime_pkgs=(libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libssl3 ca-certificates)
 
 pkgs=("${build_pkgs[@]}")
@@ -18,6 +23,9 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+if [ "${1:-}" != "--runtime" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing+=("${node_pkgs[@]}")
+fi
 [ ${#missing[@]} -eq 0 ] && { echo "install-deps: all ${#pkgs[@]} packages present"; exit 0; }
 
 SUDO=""

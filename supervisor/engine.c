@@ -142,3 +142,12 @@ enum err_code engine_load(struct engine *e, const uint8_t *data, size_t len,
 	return ERR_OK;
 }
 
+
+struct wasm_module *engine_cached(struct engine *e, const char sha256_hex[65])
+{
+	pthread_mutex_lock(&e->lock);
+	struct wasm_module *hit = lookup(e, sha256_hex);
+	struct wasm_module *out = hit ? wasm_module_ref(hit) : NULL;
+	pthread_mutex_unlock(&e->lock);
+	return out;
+}

@@ -21,6 +21,9 @@ struct wasm_module;
 
 enum err_code engine_new(size_t module_cache_entries, struct engine **out, struct err *err);
 void engine_free(struct engine *e);
+/* The cached module of that digest (a new reference), or NULL: lets recovery and
+ * restarts skip reading and hashing the package again. */
+struct wasm_module *engine_cached(struct engine *e, const char sha256_hex[65]);
 /* Hands out a reference to the compiled module for the package (release with
  * wasm_module_free), compiling it on a cache miss. ERR_NOT_WASM when the bytes
  * are not a WebAssembly binary module (magic/version), or the engine's

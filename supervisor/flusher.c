@@ -19,6 +19,10 @@
 
 void flusher_mark(struct supervisor *s, struct actor *a)
 {
+	/* Start-up recovery writes thousands of chains; one syncfs at its end
+	 * (sync_all) makes them durable together. */
+	if (__atomic_load_n(&s->recovering, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&s->flush_lock);
 	if (!s->flusher_running) {
 		pthread_mutex_unlock(&s->flush_lock);

@@ -1,4 +1,12 @@
-/* host.c - the table of host functions and the helpers they share; see host.h. */
+/* host.c - the table of host functions and the helpers they share; see host.h.
+ *
+ * Recording for replay: every import is bound through a host_link, whose
+ * dispatch opens a capture around the host function. host_write and
+ * host_return_bytes add what they do to the guest (theater_alloc calls and
+ * memory writes, in order) to the capture; host_record stashes the event
+ * instead of writing it; the dispatch adds "effects" and "return" and records
+ * it. Replay (replay.c) redoes exactly these effects, so what a host function
+ * did to the guest is reproduced without knowing which function it was. */
 #include "supervisor/host.h"
 
 #include <stdlib.h>
@@ -7,6 +15,7 @@
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/evbytes.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
 
@@ -70,16 +79,185 @@ int32_t host_read(struct wasm_caller *c, uint32_t ptr, uint32_t len, size_t max,
 	return 0;
 }
 
-int32_t host_write(struct wasm_caller *c, uint32_t ptr, const void *data, size_t len)
+/* ---- the capture of effects ---- */
+
+struct host_capture {
+	int active;
+	json_t *effects;              /* the array of effects */
+	char type[160];               /* the stashed event, when host_record ran */
+	json_t *ev;
+};
+
+struct host_binding {
+	struct host_link *link;
+	const struct host_fn *h;
+};
+
+struct host_link {
+	struct actor *a;
+	struct host_capture cap;
+	size_t n, cap_n;
+	struct host_binding bind[];
+};
+
+struct host_link *host_link_new(struct actor *a, size_t nimports)
+{
+	struct host_link *l = calloc(1, sizeof(*l) + nimports * sizeof(l->bind[0]));
+	if (l) {
+		l->a = a;
+		l->cap_n = nimports;
+	}
+	return l;
+}
+
+void host_link_free(struct host_link *l)
+{
+	if (!l)
+		return;
+	json_decref(l->cap.effects);
+	json_decref(l->cap.ev);
+	free(l);
+}
+
+static void capture_add(struct actor *a, json_t *effect)
+{
+	struct host_link *l = a ? runtime_host_link(a) : NULL;
+	if (l && l->cap.active && effect)
+		json_array_append(l->cap.effects, effect);
+	json_decref(effect);
+}
+
+static void record_now(struct actor *a, const char *type, json_t *ev)
+{
+	struct err e = {0};
+	if (record_event_ex(host_supervisor(a), a, type, ev, NULL, NULL, 1, &e))
+		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+}
+
+/* The call's arguments as the guest passed them (i32 signed, i64 signed). */
+json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args)
+{
+	json_t *a = json_array();
+	for (uint8_t i = 0; i < h->nparams; i++)
+		json_array_append_new(a, json_integer(h->params[i] == WASM_I64
+			? (json_int_t)(int64_t)args[i].of.i64 : (json_int_t)(int32_t)args[i].of.i32));
+	return a;
+}
+
+static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wasm_value *args,
+			      struct wasm_value *results, struct err *err)
+{
+	struct host_binding *b = user;
+	struct host_link *l = b->link;
+	struct host_capture outer = l->cap;     /* a host call made from inside theater_alloc */
+	l->cap = (struct host_capture){.active = 1, .effects = json_array()};
+	enum err_code rc = b->h->fn(c, l->a, args, results, err);
+	struct host_capture mine = l->cap;
+	l->cap = outer;
+	if (mine.ev) {
+		json_object_set_new(mine.ev, "args", host_args_json(b->h, args));
+		json_object_set_new(mine.ev, "effects", mine.effects);
+		mine.effects = NULL;
+		if (b->h->nresults)
+			json_object_set_new(mine.ev, "return", json_integer(
+				b->h->results[0] == WASM_I64 ? (json_int_t)(int64_t)results[0].of.i64
+							     : (json_int_t)(int32_t)results[0].of.i32));
+		record_now(l->a, mine.type, mine.ev);
+	}
+	json_decref(mine.effects);
+	return rc;
+}
+
+enum err_code host_link_bind(struct host_link *l, struct wasm_store *st, const struct host_fn *h,
+			     struct wasm_func **out, struct err *err)
+{
+	if (l->n >= l->cap_n)
+		return err_set(err, ERR_NOMEM, "more imports than the link holds");
+	struct host_binding *b = &l->bind[l->n++];
+	*b = (struct host_binding){l, h};
+	struct wasm_functype t = {h->nparams, h->nresults, h->params, h->results};
+	return wasm_func_new_host(st, &t, dispatch, b, out, err);
+}
+
+/* How a write's bytes are kept: whole (0), in the content store only (random
+ * bytes: WRITE_STORED) or as a hash only (secret values: WRITE_HASH_ONLY, which
+ * replay cannot reproduce and reports). */
+enum { WRITE_STORED = 1, WRITE_HASH_ONLY = 2 };
+
+static json_t *write_effect(struct actor *a, uint32_t ptr, const void *data, size_t len,
+			    int secret)
+{
+	struct store *st = host_supervisor(a) ? supervisor_store(host_supervisor(a)) : NULL;
+	struct err e = {0};
+	json_t *d = NULL;
+	if (!secret) {
+		d = evbytes_json(st, data, len, &e);
+	} else if (secret == WRITE_HASH_ONLY) {
+		uint8_t dg[32];
+		char hex[65];
+		sha256(data, len, dg);
+		hex_encode(dg, 32, hex);
+		d = json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)len);
+	} else {
+		char hex[65], ref[160];
+		if (st && store_put(st, EVBYTES_STORE_ID, data, len, hex, &e) == ERR_OK) {
+			snprintf(ref, sizeof(ref), "store://%s/hash/%s", EVBYTES_STORE_ID, hex);
+			d = json_pack("{s:s, s:I, s:s}", "sha256", hex, "size", (json_int_t)len,
+				      "ref", ref);
+		} else {           /* only the hash: replay will report it cannot go on */
+			uint8_t dg[32];
+			sha256(data, len, dg);
+			hex_encode(dg, 32, hex);
+			d = json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)len);
+		}
+	}
+	if (e.code)
+		log_warn("host", "a host call's write of '%s' is not kept whole: %s",
+			 host_actor_id(a), e.msg);
+	return json_pack("{s:I, s:o}", "write", (json_int_t)ptr, "data", d ? d : json_null());
+}
+
+static int32_t write_guest(struct wasm_caller *c, struct actor *a, uint32_t ptr,
+			   const void *data, size_t len, int secret)
 {
 	struct wasm_memory *m = wasm_caller_memory(c);
 	if (!m || wasm_memory_write(m, ptr, data, len, NULL) != ERR_OK)
 		return HOST_EINVAL;
+	struct host_link *l = a ? runtime_host_link(a) : NULL;
+	if (l && l->cap.active)
+		capture_add(a, write_effect(a, ptr, data, len, secret));
 	return 0;
 }
 
+int32_t host_write(struct wasm_caller *c, struct actor *a, uint32_t ptr, const void *data,
+		   size_t len)
+{
+	return write_guest(c, a, ptr, data, len, 0);
+}
+
+int32_t host_write_secret(struct wasm_caller *c, struct actor *a, uint32_t ptr,
+			  const void *data, size_t len)
+{
+	return write_guest(c, a, ptr, data, len, WRITE_STORED);
+}
+
+static int32_t return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			    const void *data, size_t len, int secret);
+
 int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
 			  const void *data, size_t len)
+{
+	return return_bytes(c, a, out_slot, data, len, 0);
+}
+
+int32_t host_return_secret(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			   const void *data, size_t len)
+{
+	return return_bytes(c, a, out_slot, data, len, WRITE_HASH_ONLY);
+}
+
+static int32_t return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			    const void *data, size_t len, int secret)
 {
 	if (len > INT32_MAX)
 		return HOST_ETOOBIG;
@@ -89,14 +267,16 @@ int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_s
 	if (!alloc || !m || wasm_memory_read(m, out_slot, slot, sizeof(slot), NULL))
 		return HOST_EINVAL;
 	struct wasm_value arg = {.type = WASM_I32, .of.i32 = (uint32_t)len}, res;
-	if (wasm_func_call(wasm_caller_store(c), alloc, &arg, 1, &res, 1, NULL) != ERR_OK ||
-	    (res.of.i32 == 0 && len))
+	int called = wasm_func_call(wasm_caller_store(c), alloc, &arg, 1, &res, 1, NULL) == ERR_OK;
+	capture_add(a, json_pack("{s:I, s:I}", "alloc", (json_int_t)len, "ptr",
+				 called ? (json_int_t)res.of.i32 : (json_int_t)-1));
+	if (!called || (res.of.i32 == 0 && len))
 		return HOST_EFAILED;
-	m = wasm_caller_memory(c);     /* the allocator may have grown the memory */
 	slot[0] = res.of.i32;
 	slot[1] = (uint32_t)len;
-	if ((len && wasm_memory_write(m, slot[0], data, len, NULL)) ||
-	    wasm_memory_write(m, out_slot, slot, sizeof(slot), NULL))
+	/* memory is looked up again: the allocator may have grown it */
+	if ((len && write_guest(c, a, slot[0], data, len, secret)) ||
+	    write_guest(c, a, out_slot, slot, sizeof(slot), 0))
 		return HOST_EINVAL;
 	return (int32_t)len;
 }
@@ -146,9 +326,13 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	json_t *ev = json_object();
 	json_object_set_new(ev, "input", input ? input : json_null());
 	json_object_set_new(ev, "output", output ? output : json_null());
-	struct err e = {0};
-	if (record_event_ex(host_supervisor(a), a, type, ev, NULL, NULL, 1, &e))
-		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+	struct host_link *l = runtime_host_link(a);
+	if (l && l->cap.active && !l->cap.ev) {
+		snprintf(l->cap.type, sizeof(l->cap.type), "%s", type);
+		l->cap.ev = ev;        /* written by dispatch, with the effects */
+		return;
+	}
+	record_now(a, type, ev);
 }
 
 static void host_cond_init(pthread_cond_t *c)

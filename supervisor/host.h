@@ -81,15 +81,33 @@ const char *host_grant_name(unsigned grant);
  * len > max. */
 int32_t host_read(struct wasm_caller *c, uint32_t ptr, uint32_t len, size_t max,
 		  uint8_t **out);
-/* Copies bytes into the guest; HOST_EINVAL when out of bounds. */
-int32_t host_write(struct wasm_caller *c, uint32_t ptr, const void *data, size_t len);
+/* Copies bytes into the guest; HOST_EINVAL when out of bounds. The write is an
+ * effect of the host call (recorded in its event for replay). */
+int32_t host_write(struct wasm_caller *c, struct actor *a, uint32_t ptr, const void *data,
+		   size_t len);
+/* The same for bytes that must not appear in the chain (random bytes): the event
+ * keeps their hash and a reference into the content store, where replay reads
+ * them. */
+int32_t host_write_secret(struct wasm_caller *c, struct actor *a, uint32_t ptr,
+			  const void *data, size_t len);
 /* Returns variable-size bytes: asks the guest's theater_alloc for len bytes,
  * copies them there and writes (ptr, len) as two u32 at out_slot. Returns len, or
  * HOST_EINVAL / HOST_ETOOBIG / HOST_EFAILED. */
 int32_t host_return_bytes(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
 			  const void *data, size_t len);
+/* The same for a secret's value (environment/get-var): its write effect keeps
+ * only the hash, so neither the chain nor the content store holds it; replay of
+ * such a call answers that the bytes were not kept. */
+int32_t host_return_secret(struct wasm_caller *c, struct actor *a, uint32_t out_slot,
+			   const void *data, size_t len);
 /* Records one "<module>/<name>" chain event of the actor with {"input": ...,
- * "output": ...} (both stolen; NULL means null). */
+ * "output": ...} (both stolen; NULL means null). Inside a host call bound through
+ * a host_link, the event is written when the host function returns, with two
+ * more members for replay: "args" (the arguments, as numbers), "effects" (what
+ * the host did to the guest, in order:
+ * {"alloc": n, "ptr": p} for a theater_alloc call, p = -1 when it failed;
+ * {"write": addr, "data": <evbytes>} for a memory write) and "return" (the i32
+ * or i64 result, absent for a function without one). */
 void host_record(struct actor *a, const char *module, const char *name, json_t *input,
 		 json_t *output);
 /* JSON for bytes in events: a string when they are UTF-8 text, else {"b64": ...};
@@ -116,6 +134,23 @@ void host_call_end(struct host_call *k, struct actor *a, const char *module, con
 void host_set_i32(struct wasm_value *r, int32_t v);
 /* The ABI's error result for a supervisor or core error code. */
 int32_t host_errno(enum err_code code);
+
+/* ---- the binding of imports (runtime.c) ---- */
+
+/* Every import of an actor's instance is bound through one link, which runs the
+ * host function and records its event with the effects (see host_record). The
+ * link belongs to the actor's runtime; it is used by the job that runs the
+ * actor. */
+struct host_link;
+struct host_link *host_link_new(struct actor *a, size_t nimports);    /* NULL on OOM */
+void host_link_free(struct host_link *l);
+/* Creates the host function for import h in store st; ERR_NOMEM beyond nimports. */
+enum err_code host_link_bind(struct host_link *l, struct wasm_store *st, const struct host_fn *h,
+			     struct wasm_func **out, struct err *err);
+/* The arguments of a call to h as recorded in its event ("args"): a new array. */
+json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args);
+/* runtime.c: the actor's link (NULL without an instance). */
+struct host_link *runtime_host_link(struct actor *a);
 
 /* A one-shot rendezvous between a host function that waits and the supervisor
  * callback that answers it: two references (the waiter's and the callback's);

@@ -160,7 +160,7 @@ static enum err_code e_get(struct wasm_caller *c, void *user, const struct wasm_
 		else if (secrets_get(host_secrets(user), name, &value, &len, &info, &k.e))
 			k.rc = host_errno(k.e.code);
 		else
-			k.rc = host_return_bytes(c, user, args[2].of.i32, value, len);
+			k.rc = host_return_secret(c, user, args[2].of.i32, value, len);
 		if (value)
 			json_object_set_new(k.out, "fingerprint", json_string(info.fingerprint));
 	}

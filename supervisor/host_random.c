@@ -7,6 +7,8 @@
  * length and the SHA-256 of the bytes handed out, not the bytes: actors use
  * randomness for keys and nonces, and the chain is readable by anyone who may
  * read the actor's events. The hash still lets an auditor check a claimed value.
+ * For replay the bytes are kept in the content store (host_write_secret): the
+ * event's write effect names them only by hash and reference.
  */
 #include <stdlib.h>
 
@@ -53,7 +55,7 @@ static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct was
 	else if (random_bytes(buf, len) != ERR_OK)
 		rc = HOST_EFAILED;
 	else
-		rc = host_write(c, ptr, buf, len) ? HOST_EINVAL : (int32_t)len;
+		rc = host_write_secret(c, user, ptr, buf, len) ? HOST_EINVAL : (int32_t)len;
 	host_set_i32(&results[0], rc);
 	json_t *out = json_pack("{s:i}", "result", rc);
 	if (rc >= 0 && out)
@@ -71,7 +73,7 @@ static enum err_code r_uuid(struct wasm_caller *c, void *user, const struct wasm
 	char id[UUID_STR_LEN + 1];
 	int32_t rc = HOST_EFAILED;
 	if (uuid_v4(id) == ERR_OK)
-		rc = host_write(c, args[0].of.i32, id, UUID_STR_LEN) ? HOST_EINVAL : UUID_STR_LEN;
+		rc = host_write(c, user, args[0].of.i32, id, UUID_STR_LEN) ? HOST_EINVAL : UUID_STR_LEN;
 	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "generate-uuid", NULL,
 		    rc >= 0 ? json_pack("{s:i, s:s}", "result", rc, "uuid", id)

@@ -28,7 +28,7 @@ static enum err_code rt_self_id(struct wasm_caller *c, void *user, const struct 
 {
 	(void)err;
 	const char *id = host_actor_id(user);
-	int32_t rc = host_write(c, args[0].of.i32, id, 36);
+	int32_t rc = host_write(c, user, args[0].of.i32, id, 36);
 	results[0] = (struct wasm_value){.type = WASM_I32, .of.i32 = (uint32_t)(rc ? rc : 36)};
 	host_record(user, MOD, "self-id", NULL, json_string(id));
 	return ERR_OK;

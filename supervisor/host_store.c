@@ -132,7 +132,7 @@ static enum err_code s_store(struct wasm_caller *c, void *user, const struct was
 	if (!k.rc)
 		k.rc = host_errno(store_put(st, sid, data, len, hash, &k.e));
 	if (!k.rc) {
-		k.rc = host_write(c, args[4].of.i32, hash, SHA256_HEX_LEN) ? HOST_EINVAL
+		k.rc = host_write(c, user, args[4].of.i32, hash, SHA256_HEX_LEN) ? HOST_EINVAL
 									    : SHA256_HEX_LEN;
 		json_object_set_new(k.out, "hash", json_string(hash));
 	}

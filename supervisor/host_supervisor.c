@@ -94,7 +94,8 @@ static int32_t read_spawn_args(struct host_call *k, struct wasm_caller *c,
 
 /* The result of a spawn that answered: the child's id goes to out36 whenever a
  * run was created (also when it failed or is still starting). */
-static int32_t spawn_result(struct host_call *k, struct wasm_caller *c, struct host_wait *w, uint32_t out)
+static int32_t spawn_result(struct host_call *k, struct wasm_caller *c, struct actor *a,
+			    struct host_wait *w, uint32_t out)
 {
 	if (!w->have_run) {
 		k->e = w->e;
@@ -102,7 +103,7 @@ static int32_t spawn_result(struct host_call *k, struct wasm_caller *c, struct h
 	}
 	json_object_set_new(k->out, "child", json_string(w->id));
 	json_object_set_new(k->out, "status", json_string(w->status));
-	if (host_write(c, out, w->id, UUID_STR_LEN))
+	if (host_write(c, a, out, w->id, UUID_STR_LEN))
 		return HOST_EINVAL;
 	if (strcmp(w->status, "running") == 0)
 		return UUID_STR_LEN;
@@ -172,7 +173,7 @@ static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor
 		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
 		rc = HOST_ETIMEDOUT;
 	} else {
-		rc = spawn_result(k, c, w, out);
+		rc = spawn_result(k, c, a, w, out);
 	}
 	host_wait_unref(w);
 	return rc;

@@ -52,6 +52,7 @@ struct actor_rt {
 	unsigned grants;
 	json_t *handlers;             /* type -> config object */
 	json_t *no_config;            /* {} for a granted handler without settings */
+	struct host_link *link;       /* binds the imports; records host calls' effects */
 	uint32_t call_timeout_ms;
 	uint64_t call_id;             /* under the actor lock */
 	int in_call;                  /* under the actor lock */
@@ -149,9 +150,8 @@ static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm
 			 (int)d->module_len, d->module, (int)d->name_len, d->name);
 		return -1;
 	}
-	struct wasm_functype t = {h->nparams, h->nresults, h->params, h->results};
 	out->kind = WASM_EXTERN_FUNC;
-	return wasm_func_new_host(b->rt->store, &t, h->fn, b->a, &out->of.func, NULL) ? -1 : 0;
+	return host_link_bind(b->rt->link, b->rt->store, h, &out->of.func, NULL) ? -1 : 0;
 }
 
 static struct wasm_func *export_func(struct actor_rt *rt, const char *name)
@@ -219,6 +219,7 @@ void runtime_free(struct actor_rt *rt)
 	wasm_module_free(rt->module);
 	json_decref(rt->handlers);
 	json_decref(rt->no_config);
+	host_link_free(rt->link);
 	free(rt);
 }
 
@@ -396,16 +397,17 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 	if (mail)
 		json_object_set_new(ev, "mail", json_integer((json_int_t)mail));
 	if (msg)
-		json_object_set_new(ev, "input", host_bytes_json(msg, msg_len));
+		json_object_set_new(ev, "input", evbytes_json(s->cfg.store, msg, msg_len, NULL));
 	if (rc) {
 		json_object_set_new(ev, "error", json_string(err->msg));
 		json_object_set_new(ev, "error_code", json_string(err_code_name(rc)));
 	} else if (o->status) {
-		json_object_set_new(ev, "error", host_bytes_json(o->out, o->out_len));
+		json_object_set_new(ev, "error", evbytes_json(s->cfg.store, o->out, o->out_len, NULL));
 	} else {
 		state_json(s, ev, o, a, sha);
 		if (o->out)
-			json_object_set_new(ev, "output", host_bytes_json(o->out, o->out_len));
+			json_object_set_new(ev, "output", evbytes_json(s->cfg.store, o->out, o->out_len,
+								     NULL));
 	}
 	pthread_mutex_lock(&a->lock);
 	a->metrics.calls++;
@@ -476,6 +478,10 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	if ((rc = check_imports(rt, reason_out, err)) ||
 	    (rc = wasm_store_new(&lim, &rt->store, err)))
 		goto fail;
+	if (!(rt->link = host_link_new(a, wasm_module_import_count(module)))) {
+		rc = err_set(err, ERR_NOMEM, "cannot allocate the import bindings");
+		goto fail;
+	}
 	struct bind_ctx b = {.a = a, .rt = rt};
 	if ((rc = wasm_instance_new_resolved(rt->store, module, bind_import, &b, &rt->inst, err))) {
 		*reason_out = rc == ERR_WASM_LINK ? "unlinkable" : "init_failed";
@@ -1061,6 +1067,11 @@ void host_request_shutdown(struct actor *a, const char *reason)
 	a->rt->shutdown = 1;
 	snprintf(a->rt->shutdown_reason, sizeof(a->rt->shutdown_reason), "%s",
 		 reason ? reason : "");
+}
+
+struct host_link *runtime_host_link(struct actor *a)
+{
+	return a->rt ? a->rt->link : NULL;
 }
 
 struct wasm_func *runtime_alloc_func(struct actor *a)

@@ -180,6 +180,8 @@ enum err_code supervise_reload(struct supervisor *s, struct actor *a, struct err
 	uint8_t *kept = NULL;
 	size_t kept_len = 0;
 	struct err ke = {0};
+	if (!rc && (mod = engine_cached(s->engine, a->run.package_sha256)))
+		goto loaded;
 	if (!rc && s->cfg.store && sha256_hex_valid(a->run.package_sha256) &&
 	    store_get(s->cfg.store, DURABLE_PACKAGES_STORE, a->run.package_sha256, 0, &kept,
 		      &kept_len, &ke) == ERR_OK) {

@@ -204,7 +204,10 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	if ((rc = db_rebuild_from_chains(cfg->db, s->chains_dir, &runs, &events, err)))
 		goto fail;
 	s->life_head = db_lifecycle_head(cfg->db);
-	if ((rc = load_runs(s, err)))
+	__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
+	rc = load_runs(s, err);
+	__atomic_store_n(&s->recovering, 0, __ATOMIC_RELEASE);
+	if (rc)
 		goto fail;
 	sync_all(s);            /* recovered events are durable before the API serves */
 	set_draining(s, 0);

@@ -112,6 +112,7 @@ struct supervisor {
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;                 /* atomic: set_draining / is_draining */
 	int stopping;                 /* atomic: the server stops; no mail is taken */
+	int recovering;               /* atomic: start-up recovery; one sync at its end */
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;

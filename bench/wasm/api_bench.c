@@ -5,7 +5,10 @@
  *     decoded (what a supervisor pays per spawn with its module cache warm);
  *   - the same including decode + validate of a ~10 KB module;
  *   - the memory of an idle instance: wasm_store_footprint and the RSS delta
- *     over 1000 live instances, each in its own store as actors are.
+ *     over 1000 live instances, each in its own store as actors are;
+ *   - a host call answered at once, against one that parks the call and is
+ *     resumed (wasm_caller_suspend / wasm_store_resume), and the memory of
+ *     1000 stores each holding a parked call.
  * Prints one line per figure; bench/wasm/run.sh shows them with the targets.
  */
 #include <stdio.h>
@@ -200,6 +203,125 @@ static void idle_instances(struct wasm_module *m)
 	free(stores);
 }
 
+/* run(n): calls the imported env.w(i) n times and sums the answers. */
+static void build_host_module(struct buf *out)
+{
+	static const unsigned char body[] = {
+		0x01, 0x02, 0x7f,                                   /* 2 i32 locals */
+		0x02, 0x40, 0x03, 0x40,                             /* block, loop */
+		0x20, 0x01, 0x20, 0x00, 0x4f, 0x0d, 0x01,           /* i >= n: br_if 1 */
+		0x20, 0x02, 0x20, 0x01, 0x10, 0x00, 0x6a, 0x21, 0x02, /* acc += w(i) */
+		0x20, 0x01, 0x41, 0x01, 0x6a, 0x21, 0x01,           /* i++ */
+		0x0c, 0x00, 0x0b, 0x0b,                             /* br 0, end, end */
+		0x20, 0x02, 0x0b};                                  /* acc */
+	struct buf sec;
+	buf_init(&sec, 0);
+	buf_append(out, "\0asm\1\0\0\0", 8);
+	buf_append(&sec, "\x01\x60\x01\x7f\x01\x7f", 6);
+	put_section(out, 1, &sec);
+	buf_append(&sec, "\x01\x03" "env" "\x01" "w" "\x00\x00", 9);
+	put_section(out, 2, &sec);
+	buf_append(&sec, "\x01\x00", 2);
+	put_section(out, 3, &sec);
+	buf_append(&sec, "\x01\x00\x01", 3);
+	put_section(out, 5, &sec);
+	buf_append(&sec, "\x01\x03" "run" "\x00\x01", 7);
+	put_section(out, 7, &sec);
+	put_uleb(&sec, 1);
+	put_uleb(&sec, (uint32_t)sizeof(body));
+	buf_append(&sec, body, sizeof(body));
+	put_section(out, 10, &sec);
+	buf_release(&sec);
+}
+
+struct host_ctx {
+	int park;
+	uint32_t last;
+};
+
+static enum err_code host_w(struct wasm_caller *caller, void *user,
+			    const struct wasm_value *args, struct wasm_value *results,
+			    struct err *err)
+{
+	struct host_ctx *c = user;
+	c->last = args[0].of.i32;
+	if (c->park)
+		return wasm_caller_suspend(caller, c, err);
+	results[0].of.i32 = c->last + 1;
+	return ERR_OK;
+}
+
+static struct wasm_store *host_store(struct wasm_module *m, struct host_ctx *c,
+				     struct wasm_func **run)
+{
+	static const enum wasm_valtype i32[] = {WASM_I32};
+	struct wasm_functype t = {.nparams = 1, .nresults = 1, .params = i32, .results = i32};
+	struct err err = { 0 };
+	struct wasm_store *s = NULL;
+	struct wasm_func *w = NULL;
+	struct wasm_instance *inst = NULL;
+	struct wasm_extern ex;
+	if (wasm_store_new(NULL, &s, &err) || wasm_func_new_host(s, &t, host_w, c, &w, &err))
+		die("host store", &err);
+	ex.kind = WASM_EXTERN_FUNC;
+	ex.of.func = w;
+	if (wasm_instance_new(s, m, &ex, 1, &inst, &err))
+		die("host instantiate", &err);
+	if (wasm_instance_export(inst, "run", &ex))
+		die("host export", &err);
+	*run = ex.of.func;
+	return s;
+}
+
+/* Per host call: answered at once (park = 0) or parked and resumed. */
+static double per_host_call(struct wasm_module *m, int park, uint32_t n)
+{
+	struct host_ctx c = { .park = park };
+	struct wasm_func *run;
+	struct wasm_store *s = host_store(m, &c, &run);
+	struct err err = { 0 };
+	struct wasm_value arg = { .type = WASM_I32, .of.i32 = n }, res = { 0 };
+	double t0 = now_us();
+	enum err_code rc = wasm_func_call(s, run, &arg, 1, &res, 1, &err);
+	while (rc == ERR_WASM_SUSPEND) {
+		struct wasm_value r = { .type = WASM_I32, .of.i32 = c.last + 1 };
+		rc = wasm_store_resume(s, &r, 1, &res, 1, &err);
+	}
+	double t = now_us() - t0;
+	if (rc)
+		die("host call", &err);
+	if (res.of.i32 != (uint32_t)((uint64_t)n * (n + 1) / 2))
+		die("host call result", &(struct err){ .msg = "wrong sum" });
+	wasm_store_free(s);
+	return t / n;
+}
+
+static void parked_stores(struct wasm_module *m)
+{
+	struct wasm_store **stores = calloc(IDLE_INSTANCES, sizeof *stores);
+	struct host_ctx c = { .park = 1 };
+	size_t footprint = 0;
+	if (!stores)
+		exit(1);
+	long before = rss_kib();
+	for (int i = 0; i < IDLE_INSTANCES; i++) {
+		struct wasm_func *run;
+		struct err err = { 0 };
+		struct wasm_value arg = { .type = WASM_I32, .of.i32 = 5 }, res;
+		stores[i] = host_store(m, &c, &run);
+		if (wasm_func_call(stores[i], run, &arg, 1, &res, 1, &err) != ERR_WASM_SUSPEND)
+			die("park", &err);
+	}
+	long after = rss_kib();
+	for (int i = 0; i < IDLE_INSTANCES; i++) {
+		footprint += wasm_store_footprint(stores[i]);
+		wasm_store_free(stores[i]);
+	}
+	printf("parked_store_footprint_kib %.1f\n", footprint / 1024.0 / IDLE_INSTANCES);
+	printf("parked_store_rss_kib %.1f\n", (after - before) / (double)IDLE_INSTANCES);
+	free(stores);
+}
+
 int main(int argc, char **argv)
 {
 	int scale = argc > 1 ? atoi(argv[1]) : 1;
@@ -218,6 +340,15 @@ int main(int argc, char **argv)
 	printf("big_decode_validate_us %.2f\n", per_iter_decode(&big, 1000 * scale, 0));
 	printf("big_decode_instantiate_call_us %.2f\n", per_iter_decode(&big, 1000 * scale, 1));
 	idle_instances(m);
+	struct buf hb;
+	buf_init(&hb, 0);
+	build_host_module(&hb);
+	struct wasm_module *mh = load(&hb);
+	printf("host_call_direct_us %.3f\n", per_host_call(mh, 0, 1000000u * (uint32_t)scale));
+	printf("host_call_park_resume_us %.3f\n", per_host_call(mh, 1, 200000u * (uint32_t)scale));
+	parked_stores(mh);
+	wasm_module_free(mh);
+	buf_release(&hb);
 	wasm_module_free(m);
 	wasm_module_free(mb);
 	buf_release(&tiny);

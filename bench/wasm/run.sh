@@ -101,6 +101,13 @@ printf '  %-58s %9s KiB (target < 128 KiB)\n' "idle 1-page instance: wasm_store_
   "$(val idle_instance_footprint_kib)"
 printf '  %-58s %9s KiB\n' "idle 1-page instance: RSS delta over 1000 instances, each" \
   "$(val idle_instance_rss_kib)"
+printf '  %-58s %9s us\n' "host call answered at once" "$(val host_call_direct_us)"
+printf '  %-58s %9s us\n' "host call parked and resumed (suspend + resume)" \
+  "$(val host_call_park_resume_us)"
+printf '  %-58s %9s KiB\n' "store holding a parked call: wasm_store_footprint" \
+  "$(val parked_store_footprint_kib)"
+printf '  %-58s %9s KiB\n' "store holding a parked call: RSS delta over 1000, each" \
+  "$(val parked_store_rss_kib)"
 printf '  %-58s %9s bytes\n' "module footprint: tiny ($(val tiny_module_bytes) bytes)" \
   "$(val tiny_module_footprint_bytes)"
 printf '  %-58s %9s bytes\n' "module footprint: $(val big_module_bytes) bytes" \

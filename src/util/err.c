@@ -24,6 +24,8 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_WASM_TRAP] = "wasm_trap", [ERR_WASM_EXHAUSTED] = "wasm_exhausted",
 	[ERR_ACTOR_ERROR] = "actor_error",
 	[ERR_IDEM_REUSED] = "idempotency_key_reused", [ERR_IDEM_PENDING] = "idempotency_in_progress",
+	[ERR_WASM_SUSPEND] = "wasm_suspended",
+	[ERR_CHAIN_DAMAGED] = "chain_damaged", [ERR_PACKAGE_UNAVAILABLE] = "package_unavailable",
 };
 
 const char *err_code_name(enum err_code code)

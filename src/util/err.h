@@ -50,6 +50,9 @@ enum err_code {
 	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
 	ERR_IDEM_REUSED,      /* an Idempotency-Key sent again with another request */
 	ERR_IDEM_PENDING,     /* the request with this Idempotency-Key is still running */
+	ERR_WASM_SUSPEND,     /* a wasm call is parked, to be resumed (never an HTTP answer) */
+	ERR_CHAIN_DAMAGED,    /* a run's chain is damaged: it cannot be read whole */
+	ERR_PACKAGE_UNAVAILABLE, /* a run's package bytes can no longer be found */
 	ERR__COUNT
 };
 

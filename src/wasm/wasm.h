@@ -19,7 +19,8 @@
  * spec's trap text, e.g. "integer divide by zero", "out of bounds memory
  * access", "undefined element", "indirect call type mismatch", "unreachable"),
  * ERR_WASM_EXHAUSTED when a limit stops execution ("call stack exhausted",
- * "fuel exhausted", "interrupted"). ERR_NOMEM when allocation fails.
+ * "fuel exhausted", "interrupted"), ERR_WASM_SUSPEND when a host function
+ * parked the call (see wasm_store_resume). ERR_NOMEM when allocation fails.
  * A trap or exhausted limit leaves the store usable for further calls.
  *
  * Threads: wasm_module_* are thread-safe. Everything taking a store (or an
@@ -163,11 +164,13 @@ enum err_code wasm_store_new(const struct wasm_store_limits *limits,
 void wasm_store_free(struct wasm_store *s);
 /* Replaces the limits; takes effect on the next call. */
 void wasm_store_set_limits(struct wasm_store *s, const struct wasm_store_limits *limits);
-/* Fuel consumed by the last wasm_func_call, and since the store was made. */
+/* Fuel consumed by the last wasm_func_call (with its resumptions so far),
+ * and since the store was made. */
 uint64_t wasm_store_fuel_used_last(const struct wasm_store *s);
 uint64_t wasm_store_fuel_used_total(const struct wasm_store *s);
 /* Any thread: makes the running call (or the next one) stop soon with
- * ERR_WASM_EXHAUSTED "interrupted". Cleared when that call returns. */
+ * ERR_WASM_EXHAUSTED "interrupted". Cleared when that call returns. On a
+ * suspended store: the next resume returns "interrupted". */
 void wasm_store_interrupt(struct wasm_store *s);
 /* Bytes the store's objects occupy (memories, tables, globals, stacks).
  * Memories count at their full size, although pages never touched cost no
@@ -241,7 +244,8 @@ void wasm_func_type(const struct wasm_func *f, struct wasm_functype *out);  /* b
  * are checked. Fuel is reset to the store's budget at the start of each
  * outermost call. A host function may call back into the same store (up to
  * 128 nested calls; wasm-to-wasm calls do not use the C stack and are
- * bounded by max_call_depth and max_stack_bytes instead). */
+ * bounded by max_call_depth and max_stack_bytes instead). ERR_WASM_SUSPEND:
+ * a host function parked the call (see "suspended calls" below). */
 enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 			     const struct wasm_value *args, size_t nargs,
 			     struct wasm_value *results, size_t nresults, struct err *err);
@@ -268,5 +272,102 @@ enum err_code wasm_memory_write(struct wasm_memory *m, uint64_t offset, const vo
 /* Grows by delta pages, within the type's max and the store's page cap;
  * returns the old size in pages or -1 (like memory.grow). */
 int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta);
+
+/* ---- suspended (parked) calls ----
+ *
+ * A host function that must wait (for an HTTP answer, a reply, a timer) can
+ * park the whole call instead of blocking its thread: it calls
+ * wasm_caller_suspend and returns what that returns (ERR_WASM_SUSPEND). Its
+ * results are not written. The wasm frames, operand stacks and program
+ * counters stay in the store, and the outermost wasm_func_call returns
+ * ERR_WASM_SUSPEND (err: "call suspended"). The store is then suspended
+ * until one of:
+ *
+ *   wasm_store_resume   gives the host function's results and runs on, until
+ *                       the call returns (ERR_OK and the call's results),
+ *                       traps, exhausts a limit, or suspends again;
+ *   wasm_store_resume_call  the same, the results made by a host callback
+ *                       that runs as the rest of the host function (it may
+ *                       call back into wasm, e.g. to allocate guest memory);
+ *   wasm_store_cancel   ends the call as if the host function had failed;
+ *   wasm_store_free     frees it all (the token is the host's to free).
+ *
+ * Resuming may happen on another thread: the store moves between threads as
+ * a whole, and the embedder hands it over with its own synchronisation (a
+ * mutex or a queue), as for any call.
+ *
+ * While suspended the store runs no other code: wasm_func_call and
+ * wasm_instance_new return ERR_CONFLICT ("store has a suspended call"); to
+ * call into wasm on the way back (theater_alloc for an answer's buffer),
+ * use wasm_store_resume_call.
+ * Reading and writing memories, globals and tables is allowed (a host may
+ * write an answer into linear memory before resuming). wasm_store_set_limits
+ * changes the depth and stack caps at once and the fuel budget from the next
+ * call.
+ *
+ * Only the outermost host call can suspend: one called by wasm that
+ * wasm_func_call started (or called directly by wasm_func_call), at a moment
+ * when no other host call is below it on the C stack. A host function may
+ * still call back into wasm (wasm_func_call on the same store, such as an
+ * allocator export) before it suspends; a host function reached through such
+ * a nested call cannot suspend, nor can the start function during
+ * instantiation, nor a host call made at the store's maximum call depth
+ * (resuming takes one more frame). There, wasm_caller_suspend returns
+ * ERR_WASM_TRAP ("cannot suspend ..."): return it to trap, or test wasm_caller_can_suspend first and
+ * block instead. A host function that returns ERR_WASM_SUSPEND without
+ * wasm_caller_suspend traps ("host function suspended without
+ * wasm_caller_suspend").
+ *
+ * Fuel counts running time only, and the budget of a call spans the call and
+ * all its resumptions: a resumed call continues with the fuel that was left
+ * when it suspended. wasm_store_fuel_used_last and _total are up to date at
+ * every suspension. wasm_store_interrupt on a suspended store makes the next
+ * wasm_store_resume or _resume_call end the call with ERR_WASM_EXHAUSTED
+ * "interrupted" without running any wasm (nor the resume callback); the flag
+ * clears when a call ends.
+ */
+
+/* Asks to park the current call; `token` is the host's, kept for it (see
+ * wasm_store_suspend_token). Returns ERR_WASM_SUSPEND when the host function
+ * may return that, else ERR_WASM_TRAP with the reason in err. */
+enum err_code wasm_caller_suspend(struct wasm_caller *caller, void *token, struct err *err);
+/* Non-zero when wasm_caller_suspend would succeed. */
+int wasm_caller_can_suspend(const struct wasm_caller *caller);
+
+/* Non-zero while the store holds a suspended call. */
+int wasm_store_suspended(const struct wasm_store *s);
+/* The token given to wasm_caller_suspend (NULL when not suspended). */
+void *wasm_store_suspend_token(const struct wasm_store *s);
+/* The type of the suspended host function, whose results wasm_store_resume
+ * takes (borrowed arrays); ERR_CONFLICT when not suspended. */
+enum err_code wasm_store_suspended_type(const struct wasm_store *s, struct wasm_functype *out);
+
+/* Continues the suspended call: `results` (n values, the host function's
+ * result types) become the host function's results, and out/nout receive
+ * the outermost call's results when it returns (as for wasm_func_call).
+ * Returns what wasm_func_call would: ERR_OK, ERR_WASM_TRAP,
+ * ERR_WASM_EXHAUSTED, or ERR_WASM_SUSPEND again. A wrong count or type is
+ * ERR_INVALID and leaves the call suspended; ERR_CONFLICT when the store
+ * has no suspended call. */
+enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
+				size_t n, struct wasm_value *out, size_t nout, struct err *err);
+/* Continues the suspended call by running `fn` as the rest of its host
+ * function, in its context: `caller` is the parked host call's (its
+ * instance's memory and exports), so fn may call back into wasm (an
+ * allocator export, say) and write memory before it answers. fn writes the
+ * host function's results (types as declared) and returns ERR_OK to run
+ * on; returns an error to end the call with it (a trap: ERR_WASM_TRAP); or
+ * calls wasm_caller_suspend and returns ERR_WASM_SUSPEND to stay parked
+ * (with the new token). Otherwise as wasm_store_resume. */
+typedef enum err_code (*wasm_resume_fn)(struct wasm_caller *caller, void *user,
+					struct wasm_value *results, struct err *err);
+enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				     struct wasm_value *out, size_t nout, struct err *err);
+/* Ends the suspended call as if its host function had returned `code` with
+ * message `reason` (ERR_OK or ERR_WASM_SUSPEND become ERR_WASM_TRAP; a NULL
+ * reason is "host call cancelled"): returns that code with err set, and the
+ * store is idle and usable again. ERR_CONFLICT when not suspended. */
+enum err_code wasm_store_cancel(struct wasm_store *s, enum err_code code, const char *reason,
+				struct err *err);
 
 #endif

@@ -290,6 +290,22 @@ struct wasm_frame {
 	struct wasm_func *func; /* caller */
 };
 
+/* A parked call (see wasm_store_resume): where its outermost run stopped
+ * (only the outermost parks, so its frames start at 0). The frames
+ * [0, depth) and the value stack below res + results stay in the store
+ * untouched while it is suspended. */
+struct wasm_suspension {
+	struct wasm_func *entry; /* what the outermost wasm_func_call called */
+	struct wasm_func *host;  /* the host function that suspended */
+	struct wasm_func *cur;   /* the wasm function that called it; NULL: entry is host */
+	const uint32_t *pc;      /* after the call instruction */
+	void *token;             /* the host's */
+	size_t base;             /* entry's arguments and results */
+	size_t res;              /* host's arguments and results */
+	size_t fp;               /* cur's frame */
+	uint32_t depth;          /* frames in use */
+};
+
 struct wasm_store {
 	struct wasm_store_limits lim; /* with defaults resolved */
 	uint64_t *stack;
@@ -300,10 +316,19 @@ struct wasm_store {
 	uint32_t frames_cap;
 	uint32_t depth;
 	uint32_t nesting; /* wasm_func_call nesting */
+	/* where the run that makes a host call stands (set before each; at
+	 * the start of a run: NULL, or the parked position to resume) */
+	const uint32_t *run_pc;
+	struct wasm_func *run_cur; /* NULL: wasm_func_call called the host function */
+	size_t run_fp;
 	int64_t fuel;     /* remaining in the outermost call */
 	uint64_t fuel_budget;
 	uint64_t fuel_last, fuel_total;
+	uint64_t fuel_counted; /* of the current call, already in fuel_total */
 	atomic_int interrupt;
+	bool suspended;
+	uint32_t no_suspend; /* > 0 while running a start function */
+	struct wasm_suspension susp;
 
 	struct wasm_instance *instances;
 	struct wasm_func *host_funcs;
@@ -316,10 +341,16 @@ struct wasm_store {
 struct wasm_caller {
 	struct wasm_store *store;
 	struct wasm_instance *inst;
+	bool suspend; /* wasm_caller_suspend granted */
+	void *token;
 };
 
-/* Runs f with its arguments in s->stack[base..]; results end up there too. */
+/* Runs f with its arguments in s->stack[base..]; results end up there too.
+ * ERR_WASM_SUSPEND: a host call suspended; s->susp says where. */
 enum err_code wasm_exec(struct wasm_store *s, struct wasm_func *f, size_t base, struct err *err);
+/* Continues the run recorded in s->susp (the host's results already in
+ * place; the outermost run, at nesting 1); returns as wasm_exec. */
+enum err_code wasm_exec_resume(struct wasm_store *s, struct err *err);
 /* Handler offsets for each internal op, relative to the interpreter's base. */
 const int32_t *wasm_exec_handlers(void);
 /* Makes sure the value stack has `slots` slots; ERR_WASM_EXHAUSTED past max. */
@@ -327,7 +358,8 @@ enum err_code wasm_stack_reserve(struct wasm_store *s, size_t slots, struct err 
 enum err_code wasm_frames_reserve(struct wasm_store *s, uint32_t n, struct err *err);
 /* Calls a host function with its arguments in s->stack[off..], where its
  * results are written too (an offset: the host may re-enter and grow the
- * stack). */
+ * stack). The caller sets s->run_* and s->depth first. ERR_WASM_SUSPEND:
+ * the host suspended, s->susp says where. */
 enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct wasm_instance *caller,
 			     size_t off, struct err *err);
 int64_t wasm_memory_grow_pages(struct wasm_memory *m, uint32_t delta);

@@ -11,6 +11,10 @@
  * sizes of the external objects, globals, active element segments then
  * data segments in order (a trap stops there, earlier effects remain), then
  * the start function.
+ * A parked call (wasm_store_resume) lives in s->susp: the outermost call's
+ * entry and base, the host function and its result slots, and where the
+ * interpreter stopped; its frames and slots stay where they were. While
+ * s->suspended, nothing may run in the store, so nothing overwrites them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mremap; the build defines it too */
@@ -507,6 +511,33 @@ int64_t wasm_memory_grow(struct wasm_memory *m, uint32_t delta)
 
 /* ---- calls ---- */
 
+/* What host function f (or its continuation, see wasm_store_resume_call)
+ * returned: its results into their slots at off, or the suspension
+ * recorded, or the error with a message. */
+static enum err_code host_outcome(struct wasm_store *s, struct wasm_func *f,
+				  const struct wasm_caller *c, enum err_code rc,
+				  struct wasm_value *res, size_t off, struct err *err)
+{
+	const struct wasm_ftype *t = f->type;
+	if (rc == ERR_WASM_SUSPEND) {
+		if (!c->suspend)
+			return err_set(err, ERR_WASM_TRAP,
+				       "host function suspended without wasm_caller_suspend");
+		s->susp.host = f;
+		s->susp.res = off;
+		s->susp.token = c->token;
+		err_set(err, ERR_WASM_SUSPEND, "call suspended");
+	} else if (rc == ERR_OK) {
+		for (uint32_t i = 0; i < t->nr; i++) {
+			res[i].type = t->v[t->np + i];
+			s->stack[off + i] = slot_of(&res[i]);
+		}
+	} else if (err && err->code != rc) {
+		err_set(err, rc, "host function failed: %s", err_code_name(rc));
+	}
+	return rc;
+}
+
 enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct wasm_instance *caller,
 			     size_t off, struct err *err)
 {
@@ -523,14 +554,18 @@ enum err_code wasm_call_host(struct wasm_store *s, struct wasm_func *f, struct w
 	for (uint32_t i = 0; i < t->nr; i++)
 		vals[t->np + i] = value_of(t->v[t->np + i], 0);
 	struct wasm_caller c = {.store = s, .inst = caller};
+	/* taken now: nested runs in the host function overwrite s->run_* */
+	const uint32_t *pc = s->run_pc;
+	struct wasm_func *cur = s->run_cur;
+	size_t fp = s->run_fp;
+	uint32_t depth = s->depth;
 	enum err_code rc = f->host(&c, f->user, vals, vals + t->np, err);
-	if (rc == ERR_OK) {
-		for (uint32_t i = 0; i < t->nr; i++) {
-			vals[t->np + i].type = t->v[t->np + i];
-			s->stack[off + i] = slot_of(&vals[t->np + i]);
-		}
-	} else if (err && err->code != rc) {
-		err_set(err, rc, "host function failed: %s", err_code_name(rc));
+	rc = host_outcome(s, f, &c, rc, vals + t->np, off, err);
+	if (rc == ERR_WASM_SUSPEND) {
+		s->susp.cur = cur;
+		s->susp.pc = pc;
+		s->susp.fp = fp;
+		s->susp.depth = depth;
 	}
 	if (vals != small)
 		free(vals);
@@ -549,10 +584,35 @@ static enum err_code check_args(const struct wasm_ftype *t, const struct wasm_va
 	return ERR_OK;
 }
 
+/* Brings the fuel figures up to date with the current call. */
+static void account_fuel(struct wasm_store *s)
+{
+	uint64_t left = s->fuel > 0 ? (uint64_t)s->fuel : 0;
+	s->fuel_last = s->fuel_budget - left;
+	s->fuel_total += s->fuel_last - s->fuel_counted;
+	s->fuel_counted = s->fuel_last;
+}
+
+/* The outermost call is over (returned, trapped, or cancelled). */
+static void end_call(struct wasm_store *s)
+{
+	account_fuel(s);
+	s->suspended = false;
+	s->susp = (struct wasm_suspension){0};
+	atomic_store(&s->interrupt, 0);
+}
+
+static enum err_code refuse_suspended(struct err *err)
+{
+	return err_set(err, ERR_CONFLICT,
+		       "store has a suspended call: only resume, cancel or free it");
+}
+
 static enum err_code call_in_place(struct wasm_store *s, struct wasm_func *f, size_t base,
 				   struct err *err)
 {
 	s->nesting++;
+	s->run_cur = NULL;
 	enum err_code rc = f->code ? wasm_exec(s, f, base, err) : wasm_call_host(s, f, NULL, base, err);
 	s->nesting--;
 	return rc;
@@ -568,6 +628,8 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		return rc;
 	if (f->store != s)
 		return err_set(err, ERR_INVALID, "function belongs to another store");
+	if (s->suspended)
+		return refuse_suspended(err);
 	if (s->nesting >= MAX_NESTING)
 		return err_set(err, ERR_WASM_EXHAUSTED, "call stack exhausted");
 	bool outer = s->nesting == 0;
@@ -576,6 +638,7 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		if (s->fuel_budget > (uint64_t)INT64_MAX)
 			s->fuel_budget = (uint64_t)INT64_MAX;
 		s->fuel = (int64_t)s->fuel_budget;
+		s->fuel_counted = 0;
 		s->depth = 0;
 		s->sp = 0;
 	}
@@ -590,13 +653,187 @@ enum err_code wasm_func_call(struct wasm_store *s, struct wasm_func *f,
 		rc = call_in_place(s, f, base, err);
 	for (uint32_t i = 0; !rc && i < t->nr; i++)
 		results[i] = value_of(t->v[t->np + i], s->stack[base + i]);
-	if (outer) {
-		uint64_t left = s->fuel > 0 ? (uint64_t)s->fuel : 0;
-		s->fuel_last = s->fuel_budget - left;
-		s->fuel_total += s->fuel_last;
-		atomic_store(&s->interrupt, 0);
+	if (outer && rc == ERR_WASM_SUSPEND) {
+		/* only the outermost call's host functions may suspend */
+		s->suspended = true;
+		s->susp.entry = f;
+		s->susp.base = base;
+		account_fuel(s);
+	} else if (outer) {
+		end_call(s);
 	}
 	return rc;
+}
+
+/* ---- suspended calls ---- */
+
+enum err_code wasm_caller_suspend(struct wasm_caller *caller, void *token, struct err *err)
+{
+	struct wasm_store *s = caller->store;
+	if (s->no_suspend)
+		return err_set(err, ERR_WASM_TRAP, "cannot suspend during instantiation");
+	if (s->nesting != 1)
+		return err_set(err, ERR_WASM_TRAP,
+			       "cannot suspend a host call nested in another host call");
+	/* resuming takes one more frame record (see wasm_exec_resume) */
+	if (s->depth >= s->lim.max_call_depth)
+		return err_set(err, ERR_WASM_TRAP, "cannot suspend at the maximum call depth");
+	caller->suspend = true;
+	caller->token = token;
+	return err_set(err, ERR_WASM_SUSPEND, "call suspended");
+}
+
+int wasm_caller_can_suspend(const struct wasm_caller *caller)
+{
+	const struct wasm_store *s = caller->store;
+	return !s->no_suspend && s->nesting == 1 && s->depth < s->lim.max_call_depth;
+}
+
+int wasm_store_suspended(const struct wasm_store *s)
+{
+	return s->suspended;
+}
+
+void *wasm_store_suspend_token(const struct wasm_store *s)
+{
+	return s->suspended ? s->susp.token : NULL;
+}
+
+enum err_code wasm_store_suspended_type(const struct wasm_store *s, struct wasm_functype *out)
+{
+	if (!s->suspended)
+		return ERR_CONFLICT;
+	wasm_func_type(s->susp.host, out);
+	return ERR_OK;
+}
+
+/* Runs the parked call on from its host function's results, in place. */
+static enum err_code continue_call(struct wasm_store *s, struct wasm_value *out,
+				   struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	if (s->susp.cur) {
+		s->sp = s->susp.base;
+		s->nesting++;
+		rc = wasm_exec_resume(s, err);
+		s->nesting--;
+	}
+	if (rc == ERR_WASM_SUSPEND) {
+		s->suspended = true;
+		account_fuel(s);
+		return rc;
+	}
+	const struct wasm_ftype *et = s->susp.entry->type;
+	for (uint32_t i = 0; !rc && i < et->nr; i++)
+		out[i] = value_of(et->v[et->np + i], s->stack[s->susp.base + i]);
+	end_call(s);
+	return rc;
+}
+
+/* Common checks of resume and resume_call; ERR_OK: go on. */
+static enum err_code resume_check(struct wasm_store *s, size_t nout, struct err *err)
+{
+	if (!s->suspended)
+		return err_set(err, ERR_CONFLICT, "store has no suspended call");
+	const struct wasm_ftype *et = s->susp.entry->type;
+	if (nout != et->nr)
+		return err_set(err, ERR_INVALID, "the suspended call has %u results, not %zu", et->nr,
+			       nout);
+	return ERR_OK;
+}
+
+/* An interrupt that came while parked ends the call without running it. */
+static bool resume_interrupted(struct wasm_store *s, struct err *err)
+{
+	if (!atomic_load(&s->interrupt))
+		return false;
+	err_set(err, ERR_WASM_EXHAUSTED, "interrupted");
+	end_call(s);
+	return true;
+}
+
+enum err_code wasm_store_resume(struct wasm_store *s, const struct wasm_value *results,
+				size_t n, struct wasm_value *out, size_t nout, struct err *err)
+{
+	enum err_code rc = resume_check(s, nout, err);
+	if (rc)
+		return rc;
+	const struct wasm_ftype *ht = s->susp.host->type;
+	if (n != ht->nr)
+		return err_set(err, ERR_INVALID, "the suspended host function has %u results, not %zu",
+			       ht->nr, n);
+	for (uint32_t i = 0; i < ht->nr; i++)
+		if (results[i].type != ht->v[ht->np + i])
+			return err_set(err, ERR_INVALID, "host result %u has the wrong type", i);
+	if (resume_interrupted(s, err))
+		return ERR_WASM_EXHAUSTED;
+	s->suspended = false;
+	for (uint32_t i = 0; i < ht->nr; i++)
+		s->stack[s->susp.res + i] = slot_of(&results[i]);
+	return continue_call(s, out, err);
+}
+
+/* Runs fn as the rest of the parked host function, in its context, and
+ * takes its outcome as the host function's. */
+static enum err_code run_continuation(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				      struct err *err)
+{
+	enum err_code rc;
+	struct wasm_func *host = s->susp.host;
+	const struct wasm_ftype *ht = host->type;
+	struct wasm_value small[16], *vals = small;
+	if (ht->nr > 16 && !(vals = malloc(ht->nr * sizeof(*vals))))
+		return err_set(err, ERR_NOMEM, "out of memory resuming a call");
+	for (uint32_t i = 0; i < ht->nr; i++)
+		vals[i] = value_of(ht->v[ht->np + i], 0);
+	/* the host call's context again: nested calls go above the caller's
+	 * frame and the parked frames, as they would have in the host call */
+	struct wasm_func *cur = s->susp.cur;
+	struct wasm_caller c = {.store = s, .inst = cur ? cur->inst : NULL};
+	s->suspended = false;
+	s->sp = cur ? s->susp.fp + cur->code->frame_slots : s->susp.res;
+	s->depth = s->susp.depth;
+	s->nesting++;
+	rc = fn(&c, user, vals, err);
+	s->nesting--;
+	s->sp = s->susp.base;
+	s->depth = 0;
+	rc = host_outcome(s, host, &c, rc, vals, s->susp.res, err);
+	if (vals != small)
+		free(vals);
+	return rc;
+}
+
+enum err_code wasm_store_resume_call(struct wasm_store *s, wasm_resume_fn fn, void *user,
+				     struct wasm_value *out, size_t nout, struct err *err)
+{
+	enum err_code rc = resume_check(s, nout, err);
+	if (rc)
+		return rc;
+	if (resume_interrupted(s, err))
+		return ERR_WASM_EXHAUSTED;
+	rc = run_continuation(s, fn, user, err);
+	if (rc == ERR_WASM_SUSPEND) {
+		s->suspended = true;
+		account_fuel(s);
+		return rc;
+	}
+	if (rc) {
+		end_call(s);
+		return rc;
+	}
+	return continue_call(s, out, err);
+}
+
+enum err_code wasm_store_cancel(struct wasm_store *s, enum err_code code, const char *reason,
+				struct err *err)
+{
+	if (!s->suspended)
+		return err_set(err, ERR_CONFLICT, "store has no suspended call");
+	if (code == ERR_OK || code == ERR_WASM_SUSPEND)
+		code = ERR_WASM_TRAP;
+	end_call(s);
+	return err_set(err, code, "%s", reason ? reason : "host call cancelled");
 }
 
 /* ---- instances ---- */
@@ -782,9 +1019,13 @@ static enum err_code run_init(struct wasm_instance *inst, struct err *err)
 	for (uint32_t i = 0; i < m->ndatas; i++)
 		if (init_data(inst, i, err))
 			return err->code;
-	if (m->has_start)
-		return wasm_func_call(inst->store, inst->funcs[m->start], NULL, 0, NULL, 0, err);
-	return ERR_OK;
+	if (!m->has_start)
+		return ERR_OK;
+	struct wasm_store *s = inst->store;
+	s->no_suspend++;
+	enum err_code rc = wasm_func_call(s, inst->funcs[m->start], NULL, 0, NULL, 0, err);
+	s->no_suspend--;
+	return rc;
 }
 
 enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
@@ -795,6 +1036,8 @@ enum err_code wasm_instance_new(struct wasm_store *s, struct wasm_module *m,
 	if (!err)
 		err = &local;
 	*out = NULL;
+	if (s->suspended)
+		return refuse_suspended(err);
 	if (nimports != m->nimports)
 		return err_set(err, ERR_WASM_LINK, "module needs %u imports, %zu given",
 			       m->nimports, nimports);

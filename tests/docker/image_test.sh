@@ -64,7 +64,7 @@ grep -E 'tests passed|Total Test time' "$work/build.log"
 
 bin=$work/stage/usr/local/bin
 examples=$work/stage/usr/local/share/theater/examples
-for b in theater-server theater-wasm theater-toml-decode theater-entrypoint; do
+for b in theater-server theater theater-wasm theater-toml-decode theater-entrypoint; do
 	check "staged: /usr/local/bin/$b" [ -x "$bin/$b" ]
 done
 check "staged: the example actor hello (wasm and manifest)" \
