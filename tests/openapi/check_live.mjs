@@ -266,6 +266,7 @@ try {
   await call('POST', '/manifests/validate', { expect: 200, body: JSON.stringify({ name: 'x' }), headers: { 'Content-Type': 'application/json' } });
 
   // Lifecycle.
+  await call('POST', `/actors/${id}/replay`, { expect: 200 });
   await call('POST', `/actors/${id}/restart`, { expect: 200 });
   await call('POST', `/actors/${id}/restart?state=initial`, { expect: 200 });
   await call('POST', `/actors/${id}/restart?state=first`, { expect: 400 });
