@@ -473,6 +473,7 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	a->state_len = st_len;
 	hex_encode(d, 32, a->state_sha);
 	a->rt = rt;
+	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
 	struct call_out o = {0};
@@ -485,10 +486,8 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	call_out_release(&o);
 	if (rc) {
 		*reason_out = rc == ERR_WASM_EXHAUSTED ? "init_exhausted" : "init_failed";
-		pthread_mutex_lock(&a->lock);
-		a->rt = NULL;
-		pthread_mutex_unlock(&a->lock);
-		runtime_free(rt);
+		runtime_stop(s, a);       /* frees rt, answers mail queued during init */
+		runtime_release(s, a);
 		return rc;
 	}
 	return ERR_OK;
@@ -496,6 +495,8 @@ fail:
 	runtime_free(rt);
 	return rc;
 }
+
+static void schedule_locked(struct supervisor *s, struct actor *a);
 
 static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
 		   const struct err *err, const uint8_t *data, size_t len)
@@ -538,6 +539,15 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 		mail_free(m);
 	}
 	runtime_free(rt);
+}
+
+void runtime_release(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->scheduled = 0;
+	if (a->rt && (a->mail_head || a->stop_requested))
+		schedule_locked(s, a);    /* mail or a stop that came while starting */
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- the mailbox job ---- */

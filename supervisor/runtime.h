@@ -15,13 +15,20 @@
 
 /* Instantiates the module for a (checking grants and exports) and calls init
  * with the state (may be NULL). On failure the run is NOT ended here: the caller
- * records `failed` with *reason_out (a stable reason) and err. */
+ * records `failed` with *reason_out (a stable reason) and err.
+ * On success the caller holds the actor's turn (`scheduled`): no job runs the
+ * instance (mail from children, a stop) until it records `started` and calls
+ * runtime_release. Without that, a child failing during the parent's init ran
+ * the parent's handle-child-error on a second thread (issue 12, item 1). */
 enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
 			    struct wasm_module *module, const json_t *state,
 			    const char **reason_out, struct err *err);
 /* Frees the instance and answers every queued mail with ERR_CONFLICT. Called
  * after a terminal event (the actor is no longer running). */
 void runtime_stop(struct supervisor *s, struct actor *a);
+/* Ends the start's hold on the actor's turn: queued mail or a stop request made
+ * while starting now gets the actor's job. */
+void runtime_release(struct supervisor *s, struct actor *a);
 /* Frees a runtime that is not in use (actor teardown). */
 void runtime_free(struct actor_rt *rt);
 /* Stop (kill = 0) or kill of a running actor with an instance; a->lock held.
