@@ -44,6 +44,10 @@ static const struct {
 	{ERR_WASM_TRAP, 502, "Actor trapped"},
 	{ERR_WASM_EXHAUSTED, 502, "Actor exhausted its budget"},
 	{ERR_ACTOR_ERROR, 502, "Actor returned an error"},
+	{ERR_TOO_MANY_PARAMS, 400, "Too many query parameters"},
+	{ERR_CROSS_SITE, 403, "Cross-site request refused"},
+	{ERR_BAD_HOST, 421, "Host not allowed"},
+	{ERR_TOO_MANY_ACTORS, 429, "Too many actors"},
 };
 
 static int find(enum err_code code)

@@ -45,6 +45,11 @@ const char *config_usage(void)
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
+"  --fetch-allow-private     let package and manifest fetches reach loopback,\n"
+"                            private and link-local addresses (tests, local\n"
+"                            registries) [THEATER_FETCH_ALLOW_PRIVATE=1]\n"
+"  --fetch-allow LIST        only these: ADDR[:PORT],... e.g. 127.0.0.1:5000\n"
+"                            (numeric, after DNS) [THEATER_FETCH_ALLOW]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -167,6 +172,7 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
+	{"--fetch-allow", "THEATER_FETCH_ALLOW", 7, 0, 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -197,6 +203,10 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 		return ERR_OK;
 	case 4: return add_root(cfg, v, err);
 	case 5: return read_token_file(cfg, v, err);
+	case 7:
+		free(cfg->fetch_allow);
+		cfg->fetch_allow = strdup(v);
+		return ERR_OK;
 	default:
 		if ((lvl = log_level_of(v)) < 0)
 			return err_set(err, ERR_INVALID, "%s: '%s' is not debug, info, warn or "
@@ -228,6 +238,9 @@ static enum err_code from_env(struct config *cfg, struct err *err)
 	const char *priv = getenv("THEATER_HTTP_ALLOW_PRIVATE");
 	if (priv && strcmp(priv, "1") == 0)
 		cfg->http_allow_private = 1;
+	priv = getenv("THEATER_FETCH_ALLOW_PRIVATE");
+	if (priv && strcmp(priv, "1") == 0)
+		cfg->fetch_allow_private = 1;
 	const char *tok = getenv("THEATER_TOKEN");
 	if (tok && *tok) {
 		free(cfg->token);
@@ -281,6 +294,10 @@ static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *
 			cfg->http_allow_private = 1;
 			continue;
 		}
+		if (!strcmp(a, "--fetch-allow-private")) {
+			cfg->fetch_allow_private = 1;
+			continue;
+		}
 		const struct opt *o = NULL;
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (!strcmp(a, opts[k].flag))
@@ -324,6 +341,7 @@ void config_release(struct config *cfg)
 	free(cfg->host);
 	free(cfg->home);
 	free(cfg->token);
+	free(cfg->fetch_allow);
 	for (size_t i = 0; i < cfg->nroots; i++)
 		free(cfg->roots[i]);
 	memset(cfg, 0, sizeof(*cfg));

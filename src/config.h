@@ -37,6 +37,8 @@ struct config {
 	int log_level;              /* --log-level debug|info|warn|error [info] */
 	int health_check;           /* --health-check: probe /health and exit */
 	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
+	int fetch_allow_private;    /* --fetch-allow-private, THEATER_FETCH_ALLOW_PRIVATE=1 */
+	char *fetch_allow;          /* --fetch-allow ADDR[:PORT],...  [THEATER_FETCH_ALLOW] */
 	int show_help, show_version;
 };
 

@@ -78,6 +78,7 @@ static enum err_code open_storage(struct app *app, struct err *err)
 		.fetch = {.max_bytes = c->max_download, .connect_timeout_ms = c->connect_timeout_ms,
 			  .total_timeout_ms = c->fetch_timeout_ms, .max_redirects = 5},
 		.max_package_bytes = c->max_download, .cache_max_bytes = c->cache_bytes,
+		.allow_private = c->fetch_allow_private, .fetch_allow = c->fetch_allow,
 	};
 	return resolver_new(&rcfg, &app->resolver, err);
 }

@@ -7,6 +7,7 @@
 #include "tests/support/testutil.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "src/util/json.h"
+#include "tests/support/fixture_httpd.h"
 #include "tests/support/server_proc.h"
 
 static const char *const EXAMPLES[] = {"counter", "supervisor", NULL};
@@ -48,6 +50,55 @@ static long req(struct server_proc *sp, const char *method, const char *path, co
 	return st;
 }
 
+/* Sends raw bytes on a new connection and reads until the server closes it or
+ * `secs` pass; the bytes read (malloc'd, NUL-terminated). */
+static char *raw_http(struct server_proc *sp, const void *data, size_t len, int secs)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(sp->port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	signal(SIGPIPE, SIG_IGN);
+	ssize_t w = send(fd, data, len, 0);
+	(void)w;
+	size_t cap = 65536, n = 0;
+	char *out = malloc(cap + 1);
+	time_t end = time(NULL) + secs;
+	while (n < cap && time(NULL) < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		ssize_t k = recv(fd, out + n, cap - n, 0);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	out[n] = '\0';
+	return out;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* A raw exchange must give one response: status, problem+json, one header block. */
+static void expect_raw(struct server_proc *sp, const char *request, const char *status_line,
+		       const char *code)
+{
+	char *got = raw_http(sp, request, strlen(request), 30);
+	if (strncmp(got, status_line, strlen(status_line)) || !strstr(got, code) ||
+	    !strstr(got, "application/problem+json") || count_of(got, "\r\nDate: ") != 1)
+		fail_msg("request %s answered:\n%s\n(expected %s, %s)", request, got, status_line,
+			 code);
+	free(got);
+}
+
 /* The server is alive and answers /health. */
 static void assert_alive(struct server_proc *sp)
 {
@@ -66,7 +117,7 @@ static char *problem_code(const struct http_result *r)
 }
 
 /* Expects status and problem code for a request. */
-static void __attribute__((unused)) expect_problem(struct server_proc *sp, const char *method, const char *path,
+static void expect_problem(struct server_proc *sp, const char *method, const char *path,
 			   const char *body, const char *const *headers, long status,
 			   const char *code)
 {
@@ -94,6 +145,15 @@ static json_t *get_json(struct server_proc *sp, const char *path)
 	http_result_release(&r);
 	assert_non_null(j);
 	return j;
+}
+
+static size_t actor_count(struct server_proc *sp)
+{
+	json_t *list = get_json(sp, "/actors?limit=500");
+	json_t *items = json_object_get(list, "items");
+	size_t n = json_array_size(items ? items : list);
+	json_decref(list);
+	return n;
 }
 
 static char *status_of(struct server_proc *sp, const char *id)
@@ -278,11 +338,185 @@ static void test_no_orphan_after_parent_failed(void **state)
 	stop_clean(&sp);
 }
 
+/* ---- item 2: authentication before any body is buffered ---- */
+
+/* With a token, a request without it is answered 401 from its headers alone:
+ * the test never sends the 60 MB body it announces. */
+static void test_auth_before_body(void **state)
+{
+	(void)state;
+	struct server_proc sp;
+	const char *token = "harden-token-0123456789";
+	start_with(&sp, NULL, token);
+	for (int i = 0; i < 4; i++) {
+		expect_raw(&sp, "POST /store/s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			   "Content-Length: 60000000\r\n\r\n", "HTTP/1.1 401", "unauthorized");
+		expect_raw(&sp, "POST /actors HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+			   "wrong-token-0123456789\r\nTransfer-Encoding: chunked\r\n\r\n",
+			   "HTTP/1.1 401", "unauthorized");
+	}
+	/* with the token, an announced body over the limit is refused as before */
+	expect_raw(&sp, "POST /store/s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+		   "harden-token-0123456789\r\nContent-Length: 600000000\r\n\r\n",
+		   "HTTP/1.1 413", "too_large");
+	/* and a small authorized one goes through */
+	const char *h[] = {"Authorization: Bearer harden-token-0123456789", NULL};
+	assert_int_equal(req(&sp, "POST", "/store/s", "abc", 3, h, NULL), 201);
+	assert_alive(&sp);
+	stop_clean(&sp);
+}
+
+/* ---- item 4: cross-site requests and DNS rebinding without a token ---- */
+
+static void test_cross_site_and_host(void **state)
+{
+	(void)state;
+	const char *body = "{\"manifest_ref\":\"counter/manifest.json\"}";
+	size_t before = actor_count(&SP);
+	/* DNS rebinding: another name pointing at us */
+	const char *rebind[] = {"Host: evil.example:8080", NULL};
+	expect_problem(&SP, "GET", "/actors", NULL, rebind, 421, "host_not_allowed");
+	expect_problem(&SP, "POST", "/actors", body, rebind, 421, "host_not_allowed");
+	/* a page on another site, marked by the browser */
+	const char *xsite[] = {"Sec-Fetch-Site: cross-site", "Content-Type: application/json",
+			       NULL};
+	expect_problem(&SP, "POST", "/actors", body, xsite, 403, "cross_site_request");
+	const char *sames[] = {"Sec-Fetch-Site: same-site", "Content-Type: application/json",
+			       NULL};
+	expect_problem(&SP, "POST", "/actors", body, sames, 403, "cross_site_request");
+	const char *origin[] = {"Origin: http://evil.example", "Content-Type: application/json",
+				NULL};
+	expect_problem(&SP, "POST", "/actors", body, origin, 403, "cross_site_request");
+	const char *nul[] = {"Origin: null", NULL};
+	expect_problem(&SP, "POST", "/actors", body, nul, 403, "cross_site_request");
+	/* a simple form POST is never parsed as JSON */
+	const char *form[] = {"Content-Type: text/plain", "Accept: text/html", NULL};
+	expect_problem(&SP, "POST", "/actors", body, form, 415, "unsupported");
+	const char *multi[] = {"Content-Type: multipart/form-data; boundary=x", NULL};
+	expect_problem(&SP, "POST", "/actors", body, multi, 415, "unsupported");
+	const char *bform[] = {"Content-Type: application/x-www-form-urlencoded",
+			       "Accept: text/html,application/xhtml+xml", NULL};
+	expect_problem(&SP, "POST", "/actors", body, bform, 415, "unsupported");
+	/* nothing was spawned by any of these */
+	assert_int_equal(actor_count(&SP), before);
+	/* our own origin (the dashboard), and curl without an Origin, keep working */
+	char *own = tu_fmt("Origin: http://127.0.0.1:%u", SP.port);
+	const char *same[] = {own, "Sec-Fetch-Site: same-origin", "Content-Type: application/json",
+			      NULL};
+	struct http_result r;
+	assert_int_equal(req(&SP, "POST", "/actors?wait=running&timeout=60", body, strlen(body),
+			     same, &r), 201);
+	http_result_release(&r);
+	free(own);
+	assert_int_equal(req(&SP, "POST", "/actors?wait=running&timeout=60", body, strlen(body),
+			     NULL, NULL), 201);      /* curl -d: urlencoded, no browser marks */
+	const char *lh[] = {"Host: localhost", NULL};
+	assert_int_equal(req(&SP, "GET", "/actors", NULL, 0, lh, NULL), 200);
+}
+
+/* ---- item 6: a request with very many query parameters ---- */
+
+static void test_many_query_params(void **state)
+{
+	(void)state;
+	for (int n = 60; n <= 1000; n += 940) {
+		char *q = calloc(1, 16 * (size_t)n + 16);
+		for (int i = 0; i < n; i++)
+			sprintf(q + strlen(q), "%sa%d=b", i ? "&" : "", i);
+		char *p = tu_fmt("/actors?%s", q);
+		if (n <= 64)
+			assert_int_equal(req(&SP, "GET", p, NULL, 0, NULL, NULL), 200);
+		else
+			expect_problem(&SP, "GET", p, NULL, NULL, 400, "too_many_parameters");
+		free(p);
+		free(q);
+	}
+	char *amps = calloc(1, 4096);
+	strcpy(amps, "/actors?x=1");
+	for (int i = 0; i < 2000; i++)
+		strcat(amps, "&");
+	expect_problem(&SP, "GET", amps, NULL, NULL, 400, "too_many_parameters");
+	free(amps);
+	assert_alive(&SP);
+}
+
+/* ---- item 8: libmicrohttpd's own errors ---- */
+
+static void test_http_library_errors(void **state)
+{
+	(void)state;
+	expect_raw(&SP, "GET /actors HTTP/1.1\r\n\r\n", "HTTP/1.1 400", "invalid_request");
+	assert_alive(&SP);
+}
+
+/* ---- item 3: one address policy for every outbound fetch ---- */
+
+static void test_fetch_address_policy(void **state)
+{
+	(void)state;
+	struct fixture_httpd *web = fixture_httpd_start();
+	assert_non_null(web);
+	size_t len;
+	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
+	char *wasm = tu_read_file(from, &len);
+	assert_non_null(wasm);
+	fixture_httpd_add_bytes(web, "/c.wasm", wasm, len);
+	unsigned port = fixture_httpd_port(web);
+	/* named through the API, in either case, or behind a redirect: refused */
+	const char *urls[] = {"http", "HTTP", "http://localhost", "r"};
+	fixture_httpd_add_redirect(web, "/r", "http://169.254.169.254/c.wasm");
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char *url = i == 2 ? tu_fmt("%s:%u/c.wasm", urls[i], port)
+			  : i == 3 ? tu_fmt("http://127.0.0.1:%u/r", port)
+				   : tu_fmt("%s://127.0.0.1:%u/c.wasm", urls[i], port);
+		char *body = tu_fmt("{\"manifest\":{\"name\":\"n\",\"package\":\"%s\"}}", url);
+		expect_problem(&SP, "POST", "/actors?wait=running&timeout=60", body, NULL, 403,
+			       "path_forbidden");
+		free(body);
+		free(url);
+	}
+	assert_int_equal(fixture_httpd_hits(web, "/c.wasm"), 0);
+	assert_int_equal(fixture_httpd_hits(web, "/r"), 0);
+	/* a child may not name the network, whatever the case of the scheme */
+	char *child = tu_fmt("{\"manifest_ref\":\"supervisor/manifest.json\",\"initial_state\":"
+			     "{\"child_manifest\":{\"name\":\"c\",\"package\":\"HtTp://127.0.0.1:%u/"
+			     "c.wasm\",\"handler\":[{\"type\":\"runtime\"}]}}}", port);
+	char *id = spawn_any(&SP, child);
+	char *st = wait_ended(&SP, id);
+	assert_string_equal(st, "failed");
+	free(st);
+	assert_int_equal(fixture_httpd_hits(web, "/c.wasm"), 0);
+	free(id);
+	free(child);
+	/* the explicit allowance lets tests and local registries through */
+	struct server_proc sp;
+	char *allow = tu_fmt("127.0.0.1:%u", port);
+	const char *args[] = {"--fetch-allow", allow, NULL};
+	start_with(&sp, args, NULL);
+	char *url = tu_fmt("http://127.0.0.1:%u/c.wasm", port);
+	char *body = tu_fmt("{\"manifest\":{\"name\":\"n\",\"package\":\"%s\"}}", url);
+	assert_int_equal(req(&sp, "POST", "/actors?wait=running&timeout=60", body, strlen(body),
+			     NULL, NULL), 201);
+	assert_int_equal(fixture_httpd_hits(web, "/c.wasm"), 1);
+	stop_clean(&sp);
+	free(body);
+	free(url);
+	free(allow);
+	free(wasm);
+	free(from);
+	fixture_httpd_stop(web);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_child_fails_during_parent_init),
 		cmocka_unit_test(test_no_orphan_after_parent_failed),
+		cmocka_unit_test(test_auth_before_body),
+		cmocka_unit_test(test_cross_site_and_host),
+		cmocka_unit_test(test_many_query_params),
+		cmocka_unit_test(test_fetch_address_policy),
+		cmocka_unit_test(test_http_library_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,6 +23,8 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_WASM_INVALID] = "wasm_invalid", [ERR_WASM_LINK] = "wasm_unlinkable",
 	[ERR_WASM_TRAP] = "wasm_trap", [ERR_WASM_EXHAUSTED] = "wasm_exhausted",
 	[ERR_ACTOR_ERROR] = "actor_error",
+	[ERR_TOO_MANY_PARAMS] = "too_many_parameters", [ERR_CROSS_SITE] = "cross_site_request",
+	[ERR_BAD_HOST] = "host_not_allowed", [ERR_TOO_MANY_ACTORS] = "too_many_actors",
 };
 
 const char *err_code_name(enum err_code code)

@@ -48,6 +48,10 @@ enum err_code {
 	ERR_WASM_TRAP,        /* execution trapped; message is the spec's trap text */
 	ERR_WASM_EXHAUSTED,   /* fuel, deadline, call depth or stack exhausted */
 	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
+	ERR_TOO_MANY_PARAMS,  /* more query parameters than the server takes */
+	ERR_CROSS_SITE,       /* a browser request from another site (no token set) */
+	ERR_BAD_HOST,         /* a Host header that is not this server's (DNS rebinding) */
+	ERR_TOO_MANY_ACTORS,  /* the server-wide or per-parent actor limit is reached */
 	ERR__COUNT
 };
 
