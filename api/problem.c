@@ -48,6 +48,7 @@ static const struct {
 	{ERR_CROSS_SITE, 403, "Cross-site request refused"},
 	{ERR_BAD_HOST, 421, "Host not allowed"},
 	{ERR_TOO_MANY_ACTORS, 429, "Too many actors"},
+	{ERR_INVALID_RESULT, 502, "Actor returned an invalid result"},
 };
 
 static int find(enum err_code code)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "server/http.h"
@@ -69,8 +70,17 @@ static enum err_code open_storage(struct app *app, struct err *err)
 			return err_errno(err, ERR_IO, errno, "cannot use '%s/packages'", c->home);
 		c->nroots = 1;
 	}
-	if ((rc = db_open(app->db_path, &app->db, err)) ||
-	    (rc = store_open(app->store_dir, &app->store, err)))
+	if ((rc = db_open(app->db_path, &app->db, err))) {
+		/* The index is rebuilt from the chains when it is missing: say so. */
+		if (rc != ERR_NOMEM && access(app->db_path, F_OK) == 0) {
+			size_t n = strlen(err->msg);
+			snprintf(err->msg + n, sizeof(err->msg) - n, "; it is only an index: move "
+				 "'%s' (and any -wal/-shm beside it) away and start again to "
+				 "rebuild it from the chains", app->db_path);
+		}
+		return rc;
+	}
+	if ((rc = store_open(app->store_dir, &app->store, err)))
 		return rc;
 	struct resolver_config rcfg = {
 		.package_roots = (const char *const *)c->roots, .nroots = c->nroots,

@@ -273,15 +273,16 @@ static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8
 {
 	uint32_t rec[5];
 	if (wasm_memory_read(rt->mem, addr, rec, sizeof(rec), err))
-		return err_set(err, ERR_INVALID, "invalid_result: the result record at %u is out "
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: the result record at %u is out "
 			       "of bounds", addr);
 	if (rec[0] > 1)
-		return err_set(err, ERR_INVALID, "invalid_result: status %u is not 0 or 1", rec[0]);
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: status %u is not 0 or 1",
+			       rec[0]);
 	out->status = (int)rec[0];
 	if (rec[4]) {
 		out->out = malloc(rec[4] + 1);
 		if (!out->out || wasm_memory_read(rt->mem, rec[3], out->out, rec[4], err))
-			return err_set(err, ERR_INVALID, "invalid_result: the output (%u, %u) is out "
+			return err_set(err, ERR_INVALID_RESULT, "invalid_result: the output (%u, %u) is out "
 				       "of bounds", rec[3], rec[4]);
 		out->out[rec[4]] = 0;
 		out->out_len = rec[4];
@@ -291,7 +292,7 @@ static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8
 	uint8_t *st = malloc(rec[2] + 1);
 	if (!st || wasm_memory_read(rt->mem, rec[1], st, rec[2], err)) {
 		free(st);
-		return err_set(err, ERR_INVALID, "invalid_result: the state (%u, %u) is out of "
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: the state (%u, %u) is out of "
 			       "bounds", rec[1], rec[2]);
 	}
 	if (rec[2] == old_len && (old_len == 0 || memcmp(st, old_state, old_len) == 0)) {
@@ -557,7 +558,8 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 	if (rc == ERR_WASM_TRAP)
 		return "trap";
 	if (rc == ERR_WASM_EXHAUSTED)
-		return strstr(err->msg, "deadline") ? "deadline" : "fuel_exhausted";
+		return strstr(err->msg, "deadline") ? "deadline"
+		       : strstr(err->msg, "stack") ? "stack_exhausted" : "fuel_exhausted";
 	return "invalid_result";
 }
 

@@ -507,6 +507,138 @@ static void test_fetch_address_policy(void **state)
 	fixture_httpd_stop(web);
 }
 
+/* An actor whose requests misbehave: "r" recurses until the call stack is
+ * exhausted, "p" returns a result record far outside its memory. */
+static const char *BAD_WAT =
+	"(module (memory (export \"memory\") 1)"
+	" (global $top (mut i32) (i32.const 1024))"
+	" (func (export \"theater_abi_version\") (result i32) (i32.const 1))"
+	" (func (export \"theater_alloc\") (param $n i32) (result i32) (local $p i32)"
+	"  (local.set $p (global.get $top))"
+	"  (global.set $top (i32.add (global.get $top) (local.get $n))) (local.get $p))"
+	" (func (export \"theater_reset_heap\") (global.set $top (i32.const 1024)))"
+	" (func $deep (param $x i32) (result i32) (call $deep (i32.add (local.get $x) (i32.const 1))))"
+	" (func $ok (param $sp i32) (param $sn i32) (result i32)"
+	"  (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))"
+	"  (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))"
+	"  (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))"
+	" (func (export \"init\") (param i32 i32) (result i32) (call $ok (local.get 0) (local.get 1)))"
+	" (func (export \"handle-request\") (param $sp i32) (param $sn i32) (param $mp i32)"
+	"  (param $mn i32) (result i32)"
+	"  (if (i32.eq (i32.load8_u (local.get $mp)) (i32.const 114))"
+	"   (then (return (call $deep (i32.const 0)))))"
+	"  (i32.const -16)))";
+
+static char *spawn_bad(struct server_proc *sp)
+{
+	size_t len;
+	unsigned char *wasm = wat_compile(BAD_WAT, &len);
+	server_put_package(sp, "bad.wasm", wasm, len);
+	free(wasm);
+	const char *body = "{\"manifest\":{\"name\":\"bad\",\"package\":\"bad.wasm\"}}";
+	json_t *j = server_call_json(sp, "POST", "/actors?wait=running&timeout=60", body, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
+static char *run_reason(struct server_proc *sp, const char *id)
+{
+	char *p = tu_fmt("/actors/%s", id);
+	json_t *j = get_json(sp, p);
+	const char *r = json_string_value(json_object_get(j, "reason"));
+	char *out = strdup(r ? r : "");
+	json_decref(j);
+	free(p);
+	return out;
+}
+
+/* ---- item 8: wrong answers ---- */
+
+static void test_wrong_answers(void **state)
+{
+	(void)state;
+	/* an actor returning bad pointers: the client did nothing wrong (502) */
+	char *id = spawn_bad(&SP);
+	char *p = tu_fmt("/actors/%s/requests?timeout=60", id);
+	expect_problem(&SP, "POST", p, "p", NULL, 502, "invalid_result");
+	char *reason = run_reason(&SP, id);
+	assert_non_null(strstr(reason, "invalid_result"));
+	free(reason);
+	free(p);
+	free(id);
+	/* call-stack exhaustion is not fuel exhaustion */
+	id = spawn_bad(&SP);
+	p = tu_fmt("/actors/%s/requests?timeout=60", id);
+	struct http_result r;
+	long st = req(&SP, "POST", p, "r", 1, NULL, &r);
+	http_result_release(&r);
+	assert_int_equal(st, 502);
+	reason = run_reason(&SP, id);
+	if (strncmp(reason, "stack_exhausted", 15))
+		fail_msg("reason '%s', expected stack_exhausted", reason);
+	free(reason);
+	free(p);
+	/* an overflowing Last-Event-ID is refused like ?after= */
+	p = tu_fmt("/actors/%s/chain", id);
+	const char *h[] = {"Accept: text/event-stream",
+			   "Last-Event-ID: 99999999999999999999999999", NULL};
+	expect_problem(&SP, "GET", p, NULL, h, 400, "invalid_request");
+	const char *h2[] = {"Accept: text/event-stream", "Last-Event-ID: 18446744073709551615",
+			    NULL};
+	expect_problem(&SP, "GET", p, NULL, h2, 400, "invalid_request");
+	char *q = tu_fmt("%s?after=99999999999999999999999999", p);
+	expect_problem(&SP, "GET", q, NULL, h, 400, "invalid_request");
+	free(q);
+	free(p);
+	free(id);
+	/* a path component over NAME_MAX is the client's error, not the disk's */
+	char longname[400];
+	memset(longname, 'a', 300);
+	strcpy(longname + 300, ".json");
+	char *body = tu_fmt("{\"manifest_ref\":\"%s\"}", longname);
+	st = req(&SP, "POST", "/actors", body, strlen(body), NULL, &r);
+	if (st < 400 || st >= 500)
+		fail_msg("a too long name answered %ld: %s", st, r.body);
+	http_result_release(&r);
+	free(body);
+	body = tu_fmt("{\"manifest\":{\"name\":\"n\",\"package\":\"%s/x.wasm\"}}", longname);
+	st = req(&SP, "POST", "/actors?wait=running&timeout=60", body, strlen(body), NULL, &r);
+	if (st < 400 || st >= 500)
+		fail_msg("a too long name answered %ld: %s", st, r.body);
+	http_result_release(&r);
+	free(body);
+	assert_alive(&SP);
+}
+
+/* A damaged index says how to recover: the chains rebuild it. */
+static void test_garbage_db_message(void **state)
+{
+	(void)state;
+	struct server_proc sp;
+	memset(&sp, 0, sizeof(sp));
+	sp.home = tu_mkdtemp("theater-e2e-harden-db");
+	char *db = tu_fmt("%s/theater.db", sp.home);
+	char junk[4096];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 3);
+	assert_int_equal(tu_write_file(db, junk, sizeof(junk)), 0);
+	assert_int_not_equal(server_start(&sp, sp.home, NULL, NULL), 0);
+	char *log = tu_read_file(sp.log_path, NULL);
+	assert_non_null(log);
+	if (!strstr(log, "rebuild it from the chains"))
+		fail_msg("the start-up error does not say how to recover:\n%s", log);
+	free(log);
+	/* and doing what it says works */
+	char *moved = tu_fmt("%s/theater.db.bad", sp.home);
+	assert_int_equal(rename(db, moved), 0);
+	assert_int_equal(server_start(&sp, sp.home, NULL, NULL), 0);
+	assert_alive(&sp);
+	free(moved);
+	free(db);
+	stop_clean(&sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +649,8 @@ int main(void)
 		cmocka_unit_test(test_many_query_params),
 		cmocka_unit_test(test_fetch_address_policy),
 		cmocka_unit_test(test_http_library_errors),
+		cmocka_unit_test(test_wrong_answers),
+		cmocka_unit_test(test_garbage_db_message),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,6 +25,7 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_ACTOR_ERROR] = "actor_error",
 	[ERR_TOO_MANY_PARAMS] = "too_many_parameters", [ERR_CROSS_SITE] = "cross_site_request",
 	[ERR_BAD_HOST] = "host_not_allowed", [ERR_TOO_MANY_ACTORS] = "too_many_actors",
+	[ERR_INVALID_RESULT] = "invalid_result",
 };
 
 const char *err_code_name(enum err_code code)

@@ -52,6 +52,7 @@ enum err_code {
 	ERR_CROSS_SITE,       /* a browser request from another site (no token set) */
 	ERR_BAD_HOST,         /* a Host header that is not this server's (DNS rebinding) */
 	ERR_TOO_MANY_ACTORS,  /* the server-wide or per-parent actor limit is reached */
+	ERR_INVALID_RESULT,   /* an actor returned a result the ABI cannot read */
 	ERR__COUNT
 };
 
