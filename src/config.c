@@ -42,6 +42,13 @@ const char *config_usage(void)
 "  --call-timeout-ms MS      wall clock per actor call (5000) [THEATER_CALL_TIMEOUT_MS]\n"
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
+"  --mailbox-bytes BYTES     queued message bytes per actor (64M) [THEATER_MAILBOX_BYTES]\n"
+"  --max-actors N            live actors server-wide (10000) [THEATER_MAX_ACTORS]\n"
+"  --max-children N          live children per parent (1000) [THEATER_MAX_CHILDREN]\n"
+"  --call-events N           host-call events one actor call may write (100000)\n"
+"                            [THEATER_CALL_EVENTS]\n"
+"  --call-bytes BYTES        host-call chain bytes one actor call may write (64M)\n"
+"                            [THEATER_CALL_BYTES]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
@@ -173,6 +180,11 @@ static const struct opt opts[] = {
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
 	{"--fetch-allow", "THEATER_FETCH_ALLOW", 7, 0, 0},
+	{"--mailbox-bytes", "THEATER_MAILBOX_BYTES", 0, OFF(mailbox_bytes), 0},
+	{"--max-actors", "THEATER_MAX_ACTORS", 1, OFF(max_actors), 10000000},
+	{"--max-children", "THEATER_MAX_CHILDREN", 1, OFF(max_children), 10000000},
+	{"--call-events", "THEATER_CALL_EVENTS", 0, OFF(call_events), 0},
+	{"--call-bytes", "THEATER_CALL_BYTES", 0, OFF(call_bytes), 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)

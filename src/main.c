@@ -105,6 +105,9 @@ static enum err_code start(struct app *app, struct err *err)
 		.memory_bytes = c->actor_memory, .call_timeout_ms = c->call_timeout_ms,
 		.mailbox = c->mailbox, .max_message = c->max_message,
 		.http_allow_private = c->http_allow_private,
+		.mailbox_bytes = c->mailbox_bytes, .max_actors = c->max_actors,
+		.max_children = c->max_children, .call_events = c->call_events,
+		.call_bytes = c->call_bytes,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;

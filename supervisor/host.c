@@ -146,6 +146,7 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	json_t *ev = json_object();
 	json_object_set_new(ev, "input", input ? input : json_null());
 	json_object_set_new(ev, "output", output ? output : json_null());
+	runtime_account_bytes(a, json_dumpb(ev, NULL, 0, JSON_COMPACT) + strlen(type));
 	struct err e = {0};
 	if (record_event_ex(host_supervisor(a), a, type, ev, NULL, NULL, 1, &e))
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
@@ -212,7 +213,7 @@ int32_t host_errno(enum err_code code)
 	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
 	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
 	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_BUSY: return HOST_EBUSY;
+	case ERR_BUSY: case ERR_TOO_MANY_ACTORS: return HOST_EBUSY;
 	default: return HOST_EFAILED;
 	}
 }

@@ -54,6 +54,18 @@ struct actor_rt {
 	int in_call;                  /* under the actor lock */
 	int shutdown;
 	char shutdown_reason[128];
+	/* What one export call has written to the chain through host calls (issue 12):
+	 * past a budget, host calls are refused (HOST_ETOOBIG) and only counted. Touched
+	 * only by the thread running the call. */
+	struct host_bind *binds;
+	size_t nbinds;
+	uint64_t call_events, call_bytes, call_refused;
+};
+
+/* A bound import: the trampoline checks the call's chain budget first. */
+struct host_bind {
+	const struct host_fn *h;
+	struct actor *a;
 };
 
 struct call_out {
@@ -135,6 +147,35 @@ struct bind_ctx {
 	char bad[200];
 };
 
+static enum err_code host_trampoline(struct wasm_caller *c, void *user,
+				     const struct wasm_value *args, struct wasm_value *results,
+				     struct err *err)
+{
+	struct host_bind *b = user;
+	struct actor_rt *rt = b->a->rt;
+	struct supervisor *s = b->a->sup;
+	if (rt && (rt->call_events >= s->limits.call_events ||
+		   rt->call_bytes >= s->limits.call_bytes)) {
+		if (rt->call_refused++ == 0)
+			log_warn("runtime", "actor '%s' passed the chain budget of one call (%llu "
+				 "events, %llu bytes): further host calls are refused",
+				 b->a->run.id, (unsigned long long)rt->call_events,
+				 (unsigned long long)rt->call_bytes);
+		if (b->h->nresults)
+			host_set_i32(&results[0], HOST_ETOOBIG);
+		return ERR_OK;
+	}
+	if (rt)
+		rt->call_events++;
+	return b->h->fn(c, b->a, args, results, err);
+}
+
+void runtime_account_bytes(struct actor *a, size_t bytes)
+{
+	if (a->rt)
+		a->rt->call_bytes += bytes;
+}
+
 static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm_extern *out)
 {
 	struct bind_ctx *b = user;
@@ -145,8 +186,13 @@ static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm
 		return -1;
 	}
 	struct wasm_functype t = {h->nparams, h->nresults, h->params, h->results};
+	if (b->rt->nbinds == wasm_module_import_count(b->rt->module))
+		return -1;     /* sized in runtime_start: one per import, never moved */
+	struct host_bind *hb = &b->rt->binds[b->rt->nbinds++];
+	*hb = (struct host_bind){h, b->a};
 	out->kind = WASM_EXTERN_FUNC;
-	return wasm_func_new_host(b->rt->store, &t, h->fn, b->a, &out->of.func, NULL) ? -1 : 0;
+	return wasm_func_new_host(b->rt->store, &t, host_trampoline, hb, &out->of.func, NULL)
+		? -1 : 0;
 }
 
 static struct wasm_func *export_func(struct actor_rt *rt, const char *name)
@@ -214,6 +260,7 @@ void runtime_free(struct actor_rt *rt)
 	wasm_module_free(rt->module);
 	json_decref(rt->handlers);
 	json_decref(rt->no_config);
+	free(rt->binds);
 	free(rt);
 }
 
@@ -336,6 +383,7 @@ static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_fun
 	uint64_t id = ++rt->call_id;
 	rt->in_call = 1;
 	pthread_mutex_unlock(&a->lock);
+	rt->call_events = rt->call_bytes = rt->call_refused = 0;
 	arm_watchdog(s, a, id, rt->call_timeout_ms);
 	rc = wasm_func_call(rt->store, f, args, msg ? 4 : 2, &res, 1, err);
 	pthread_mutex_lock(&a->lock);
@@ -391,6 +439,9 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 			       "duration_us", (json_int_t)o->us);
 	if (msg)
 		json_object_set_new(ev, "input", host_bytes_json(msg, msg_len));
+	if (a->rt && a->rt->call_refused)
+		json_object_set_new(ev, "host_calls_refused", json_integer(
+			(json_int_t)a->rt->call_refused));
 	if (rc) {
 		json_object_set_new(ev, "error", json_string(err->msg));
 		json_object_set_new(ev, "error_code", json_string(err_code_name(rc)));
@@ -454,6 +505,11 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	if ((rc = check_imports(rt, reason_out, err)) ||
 	    (rc = wasm_store_new(&lim, &rt->store, err)))
 		goto fail;
+	rt->binds = calloc(wasm_module_import_count(module) + 1, sizeof(*rt->binds));
+	if (!rt->binds) {
+		rc = err_set(err, ERR_NOMEM, "cannot allocate the actor runtime");
+		goto fail;
+	}
 	struct bind_ctx b = {.a = a, .rt = rt};
 	if ((rc = wasm_instance_new_resolved(rt->store, module, bind_import, &b, &rt->inst, err))) {
 		*reason_out = rc == ERR_WASM_LINK ? "unlinkable" : "init_failed";
@@ -530,6 +586,7 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 	struct mail *list = a->mail_head;
 	a->mail_head = a->mail_tail = NULL;
 	a->mail_n = 0;
+	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
 	struct err e;
 	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
@@ -647,6 +704,7 @@ static void job_run(void *arg)
 			if (!a->mail_head)
 				a->mail_tail = NULL;
 			a->mail_n--;
+			a->mail_bytes -= m->len;
 		}
 		if (!m && !stop)
 			a->scheduled = 0;
@@ -688,7 +746,8 @@ static void job_run(void *arg)
 
 /* ERR_CONFLICT unless a is running and not stopping, ERR_BUSY when its mailbox
  * is full (a->lock held). */
-static enum err_code can_take_mail(struct supervisor *s, struct actor *a, struct err *err)
+static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t len,
+				   struct err *err)
 {
 	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
 		return err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", a->run.id,
@@ -696,6 +755,10 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, struct
 	if (a->mail_n >= s->limits.mailbox)
 		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
 			       a->run.id, a->mail_n);
+	if (len > s->limits.mailbox_bytes - a->mail_bytes)
+		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu bytes "
+			       "queued, limit %zu)", a->run.id, a->mail_bytes,
+			       s->limits.mailbox_bytes);
 	return ERR_OK;
 }
 
@@ -724,7 +787,7 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	rc = can_take_mail(s, a, err);
+	rc = can_take_mail(s, a, len, err);
 	if (!rc) {
 		if (a->mail_tail)
 			a->mail_tail->next = m;
@@ -732,6 +795,7 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 			a->mail_head = m;
 		a->mail_tail = m;
 		a->mail_n++;
+		a->mail_bytes += len;
 		if (r)
 			a->metrics.requests++;
 		else
@@ -759,7 +823,7 @@ static enum err_code record_accept(struct supervisor *s, const char *to, const c
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	rc = can_take_mail(s, a, err);
+	rc = can_take_mail(s, a, len, err);
 	pthread_mutex_unlock(&a->lock);
 	if (!rc && len > s->limits.max_message)
 		rc = err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
@@ -947,7 +1011,8 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 			   .len = len};
 	pthread_mutex_lock(&a->lock);
 	if (!a->rt || !(error ? a->rt->f_child_error : a->rt->f_child_exit) ||
-	    a->stop_requested || a->mail_n >= s->limits.mailbox) {
+	    a->stop_requested || a->mail_n >= s->limits.mailbox ||
+	    len > s->limits.mailbox_bytes - a->mail_bytes) {
 		rc = ERR_CONFLICT;
 	} else {
 		if (a->mail_tail)
@@ -956,6 +1021,7 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 			a->mail_head = m;
 		a->mail_tail = m;
 		a->mail_n++;
+		a->mail_bytes += len;
 		schedule_locked(s, a);
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -38,6 +38,9 @@ int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
  * parent that exports it; ERR_CONFLICT when it cannot take it. */
 enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, int error,
 				    const char *info, size_t len);
+/* Adds bytes a host call wrote to the chain to the running call's budget
+ * (the thread running the call only). */
+void runtime_account_bytes(struct actor *a, size_t bytes);
 /* The guest's theater_alloc, for host_return_bytes. */
 struct wasm_func *runtime_alloc_func(struct actor *a);
 

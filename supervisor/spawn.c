@@ -269,6 +269,39 @@ static enum err_code parent_live(struct supervisor *s, const char *id, struct er
 	return live ? ERR_OK : err_set(err, ERR_CONFLICT, "parent actor '%s' has ended", id);
 }
 
+struct live_count {
+	const char *parent;
+	uint32_t all, children;
+};
+
+static void count_live(struct supervisor *s, struct actor *a, void *u)
+{
+	struct live_count *n = u;
+	(void)s;
+	pthread_mutex_lock(&a->lock);
+	if (status_is_live(a->run.status)) {
+		n->all++;
+		n->children += n->parent && strcmp(a->run.parent_id, n->parent) == 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
+ * may (issue 12: one request created 4,370). A check, not a reservation: spawns in
+ * flight at once may pass it together, by at most the worker count. */
+static enum err_code under_limits(struct supervisor *s, const char *parent, struct err *err)
+{
+	struct live_count n = {parent, 0, 0};
+	reg_foreach(s, count_live, &n);
+	if (n.all >= s->limits.max_actors)
+		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
+			       "limit (--max-actors)", n.all);
+	if (parent && n.children >= s->limits.max_children)
+		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
+			       "limit (--max-children)", parent, n.children);
+	return ERR_OK;
+}
+
 static void job_spawn(void *arg)
 {
 	struct spawn_job *j = arg;
@@ -279,6 +312,8 @@ static void job_spawn(void *arg)
 	enum err_code rc = load_manifest(j, &m, &e);
 	if (!rc && j->parent_id)
 		rc = parent_live(s, j->parent_id, &e);
+	if (!rc)
+		rc = under_limits(s, j->parent_id, &e);
 	if (!rc)
 		rc = create_run(j, m, &a, &e);
 	if (rc) {

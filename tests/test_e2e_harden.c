@@ -639,6 +639,100 @@ static void test_garbage_db_message(void **state)
 	stop_clean(&sp);
 }
 
+/* ---- item 7: bounded resources ---- */
+
+/* An actor whose every request logs 1,000 lines in one call. */
+static const char *LOGGER_WAT =
+	"(module (import \"theater:simple/runtime\" \"log\" (func $log (param i32 i32)))"
+	" (memory (export \"memory\") 1) (data (i32.const 64) \"line\")"
+	" (global $top (mut i32) (i32.const 1024))"
+	" (func (export \"theater_abi_version\") (result i32) (i32.const 1))"
+	" (func (export \"theater_alloc\") (param $n i32) (result i32) (local $p i32)"
+	"  (local.set $p (global.get $top))"
+	"  (global.set $top (i32.add (global.get $top) (local.get $n))) (local.get $p))"
+	" (func (export \"theater_reset_heap\") (global.set $top (i32.const 1024)))"
+	" (func $ok (param $sp i32) (param $sn i32) (result i32)"
+	"  (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))"
+	"  (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))"
+	"  (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))"
+	" (func (export \"init\") (param i32 i32) (result i32) (call $ok (local.get 0) (local.get 1)))"
+	" (func (export \"handle-request\") (param $sp i32) (param $sn i32) (param $mp i32)"
+	"  (param $mn i32) (result i32) (local $i i32)"
+	"  (loop $l (call $log (i32.const 64) (i32.const 4))"
+	"   (local.set $i (i32.add (local.get $i) (i32.const 1)))"
+	"   (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))"
+	"  (call $ok (local.get $sp) (local.get $sn))))";
+
+static void test_limits(void **state)
+{
+	(void)state;
+	struct server_proc sp;
+	const char *args[] = {"--max-actors", "5", "--max-children", "2", "--mailbox-bytes", "1K",
+			      "--call-events", "50", NULL};
+	start_with(&sp, args, NULL);
+	/* events per call: the loop of 1,000 logs writes at most 50 */
+	size_t len;
+	unsigned char *wasm = wat_compile(LOGGER_WAT, &len);
+	server_put_package(&sp, "logger.wasm", wasm, len);
+	free(wasm);
+	json_t *j = server_call_json(&sp, "POST", "/actors?wait=running&timeout=60",
+		"{\"manifest\":{\"name\":\"l\",\"package\":\"logger.wasm\","
+		"\"handler\":[{\"type\":\"runtime\"}]}}", 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *p = tu_fmt("/actors/%s/requests?timeout=60", id);
+	assert_int_equal(req(&sp, "POST", p, "go", 2, NULL, NULL), 200);
+	free(p);
+	p = tu_fmt("/actors/%s/chain/verify", id);
+	j = get_json(&sp, p);
+	json_int_t length = json_integer_value(json_object_get(j, "length"));
+	if (length > 80)
+		fail_msg("one call wrote %lld events; the limit is 50", (long long)length);
+	json_decref(j);
+	free(p);
+	/* mailbox bytes: a message larger than the mailbox may hold */
+	char big[2048];
+	memset(big, 'x', sizeof(big));
+	p = tu_fmt("/actors/%s/messages", id);
+	struct http_result r;
+	long st = req(&sp, "POST", p, big, sizeof(big), NULL, &r);
+	char *code = problem_code(&r);
+	if (st != 429 || strcmp(code, "busy"))
+		fail_msg("a message over the mailbox bytes answered %ld: %s", st, r.body);
+	free(code);
+	http_result_release(&r);
+	free(p);
+	free(id);
+	/* children per parent: the third spawn of a supervisor is refused */
+	char *sup = spawn_any(&sp, "{\"manifest_ref\":\"supervisor/manifest.json\","
+				   "\"initial_state\":{\"spawn\":3}}");
+	char *s = wait_ended(&sp, sup);
+	assert_string_equal(s, "failed");
+	free(s);
+	free(sup);
+	/* server-wide: 1 logger + live children stopped with their parent; fill to 5 */
+	const char *body = "{\"manifest_ref\":\"counter/manifest.json\"}";
+	int made = 0;
+	for (int i = 0; i < 10; i++) {
+		st = req(&sp, "POST", "/actors?wait=running&timeout=60", body, strlen(body), NULL,
+			 &r);
+		code = problem_code(&r);
+		http_result_release(&r);
+		if (st == 201) {
+			made++;
+			free(code);
+			continue;
+		}
+		if (st != 429 || strcmp(code, "too_many_actors"))
+			fail_msg("spawn %d answered %ld (%s)", i, st, code);
+		free(code);
+		break;
+	}
+	assert_int_equal(made, 4);        /* 4 counters + the logger = 5 */
+	assert_alive(&sp);
+	stop_clean(&sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +745,7 @@ int main(void)
 		cmocka_unit_test(test_http_library_errors),
 		cmocka_unit_test(test_wrong_answers),
 		cmocka_unit_test(test_garbage_db_message),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
