@@ -207,6 +207,12 @@ static void allow_header(struct api_call *c)
 	free(c);
 }
 
+/* The routes whose work a retry must not repeat: spawns, messages, requests. */
+static int honours_idempotency(const struct route *r)
+{
+	return r->fn == h_actors_create || r->fn == h_actor_message || r->fn == h_actor_request;
+}
+
 static void cb_handle(void *user, struct http_request *req)
 {
 	struct api *api = user;
@@ -224,6 +230,8 @@ static void cb_handle(void *user, struct http_request *req)
 		free(c);
 		return;
 	}
+	if (r && honours_idempotency(r) && api_idem_begin(c))
+		return;
 	if (r) {
 		r->fn(c);
 	} else if (allowed) {
@@ -258,6 +266,7 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 	if (!api->cfg.sse_max_buffered)
 		api->cfg.sse_max_buffered = 1 << 20;
 	pthread_mutex_init(&api->streams_lock, NULL);
+	api_idem_forget_pending(api);
 	*out = api;
 	return ERR_OK;
 }
@@ -295,6 +304,7 @@ static void add_headers(struct http_response *resp, const char *const *headers)
 void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
 	       size_t len, const char *const *headers)
 {
+	api_idem_finish(c, status, content_type, data, len, headers);
 	struct http_response *resp = http_response_new(status);
 	if (resp) {
 		if (content_type)

@@ -40,6 +40,7 @@ struct api_call {
 	struct http_request *req;
 	const char *params[API_MAX_PARAMS];   /* {id}, {seq}, {store_id}, ... in order */
 	char buf[512];                         /* storage for params */
+	char *idem_key, *idem_scope;           /* a claimed Idempotency-Key (idempotency.c) */
 };
 
 typedef void (*api_handler_fn)(struct api_call *c);
@@ -53,6 +54,13 @@ void api_problem(struct api_call *c, enum err_code code, const char *detail);
 void api_problem_err(struct api_call *c, const struct err *err);
 void api_bytes(struct api_call *c, int status, const char *content_type, void *data,
 	       size_t len, const char *const *headers);              /* takes malloc'd data */
+
+/* idempotency.c: 1 when the call was answered (a replay, a refusal); else the
+ * handler runs, and api_bytes stores its answer with api_idem_finish. */
+int api_idem_begin(struct api_call *c);
+void api_idem_finish(struct api_call *c, int status, const char *content_type,
+		     const void *data, size_t len, const char *const *headers);
+void api_idem_forget_pending(struct api *api);
 
 /* problem.c */
 int problem_status(enum err_code code);

@@ -41,6 +41,8 @@ json_t *api_run_json(const struct db_run *r)
 	json_object_set_new(o, "stopped_at", api_time_json(r->stopped_at));
 	json_object_set_new(o, "chain", json_pack("{s:I, s:o}", "length", (json_int_t)r->head_seq,
 						  "head", str_or_null(r->head_hash)));
+	if (r->damaged)
+		json_object_set_new(json_object_get(o, "chain"), "damaged", json_true());
 	return o;
 }
 

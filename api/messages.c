@@ -137,6 +137,14 @@ static void restarted(void *user, enum err_code rc, const struct err *err)
 
 void h_actor_restart(struct api_call *c)
 {
-	if (check_id(c))
-		supervisor_restart(c->api->cfg.sup, c->params[0], restarted, c);
+	if (!check_id(c))
+		return;
+	const char *st = http_request_query(c->req, "state");
+	if (st && strcmp(st, "last") != 0 && strcmp(st, "initial") != 0) {
+		api_problem(c, ERR_INVALID, "query parameter 'state' must be 'last' (keep the last "
+			    "good state, the default) or 'initial' (init afresh)");
+		return;
+	}
+	supervisor_restart(c->api->cfg.sup, c->params[0], st && strcmp(st, "initial") == 0,
+			   restarted, c);
 }

@@ -43,12 +43,14 @@ static const struct {
 	{ERR_WASM_LINK, 422, "WebAssembly module cannot be linked"},
 	{ERR_WASM_TRAP, 502, "Actor trapped"},
 	{ERR_WASM_EXHAUSTED, 502, "Actor exhausted its budget"},
-	{ERR_ACTOR_ERROR, 502, "Actor returned an error"},
 	{ERR_TOO_MANY_PARAMS, 400, "Too many query parameters"},
 	{ERR_CROSS_SITE, 403, "Cross-site request refused"},
 	{ERR_BAD_HOST, 421, "Host not allowed"},
 	{ERR_TOO_MANY_ACTORS, 429, "Too many actors"},
 	{ERR_INVALID_RESULT, 502, "Actor returned an invalid result"},
+	{ERR_ACTOR_ERROR, 422, "Actor refused the request"},
+	{ERR_IDEM_REUSED, 422, "Idempotency key reused"},
+	{ERR_IDEM_PENDING, 409, "Request still in progress"},
 };
 
 static int find(enum err_code code)

@@ -579,10 +579,11 @@ static void scan_result(const struct scan *s, struct chain_verify_result *out)
 
 /* ---- open / close ------------------------------------------------------ */
 
-static enum err_code open_file(const char *dir, const char *path, int *fd_out, struct err *err)
+static enum err_code open_file(const char *dir, const char *path, int create, int *fd_out,
+			       struct err *err)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
+	if (fd < 0 && errno == ENOENT && create) {
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd >= 0 && fsync_dir(dir) != 0) {
 			close(fd);
@@ -604,8 +605,10 @@ static enum err_code open_file(const char *dir, const char *path, int *fd_out, s
 	return ERR_OK;
 }
 
-/* Scans the whole file, cuts a torn tail, and moves the results into c. */
-static enum err_code open_scan(struct chain *c, struct chain_open_report *rep, struct err *err)
+/* Scans the whole file, cuts a torn tail (unless that would cut below `acked`
+ * events: then it is damage), and moves the results into c. */
+static enum err_code open_scan(struct chain *c, uint64_t acked, struct chain_open_report *rep,
+			       struct err *err)
 {
 	struct stat st;
 	struct scan s = {.rd = {.fd = c->fd}, .collect = 1};
@@ -615,6 +618,16 @@ static enum err_code open_scan(struct chain *c, struct chain_open_report *rep, s
 	s.rd.end = (uint64_t)st.st_size;
 	if ((rc = scan_run(&s, err)) != ERR_OK)
 		goto fail;
+	if (s.outcome != SCAN_DAMAGED && s.length < acked) {
+		/* Acknowledged events are missing: a cut or a hole, not a torn write. */
+		char why[sizeof(s.detail) + 128];
+		snprintf(why, sizeof(why), "%s%shas %llu good events but %llu were acknowledged",
+			 s.detail, s.detail[0] ? "; the file " : "the file ",
+			 (unsigned long long)s.length, (unsigned long long)acked);
+		memcpy(s.detail, why, sizeof(s.detail) - 1);
+		s.detail[sizeof(s.detail) - 1] = 0;
+		s.outcome = SCAN_DAMAGED;
+	}
 	if (s.outcome == SCAN_TORN) {
 		if (ftruncate(c->fd, (off_t)s.off) != 0) {
 			rc = err_errno(err, ERR_IO, errno, "cannot truncate chain '%s'", c->path);
@@ -671,6 +684,13 @@ static void chain_free(struct chain *c)
 enum err_code chain_open(const char *dir, const char *actor_id, struct chain **out,
 			 struct chain_open_report *report, struct err *err)
 {
+	return chain_open_known(dir, actor_id, 0, out, report, err);
+}
+
+enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t acked,
+			       struct chain **out, struct chain_open_report *report,
+			       struct err *err)
+{
 	struct chain_open_report dummy;
 	struct chain *c = NULL;
 	enum err_code rc;
@@ -682,11 +702,13 @@ enum err_code chain_open(const char *dir, const char *actor_id, struct chain **o
 		return err_set(err, ERR_BAD_ID, "invalid actor id for a chain");
 	if (!(c = chain_alloc(dir, actor_id)))
 		return err_set(err, ERR_NOMEM, "out of memory opening a chain");
-	if ((rc = open_file(dir, c->path, &c->fd, err)) != ERR_OK)
+	if ((rc = open_file(dir, c->path, acked == 0, &c->fd, err)) != ERR_OK)
 		goto fail;
-	if ((rc = open_scan(c, report, err)) != ERR_OK)
+	if ((rc = open_scan(c, acked, report, err)) != ERR_OK)
 		goto fail;
-	if (!c->damaged && fdatasync(c->fd) != 0) {
+	/* Only a cut needs a sync here; bytes left by a process that died are made
+	 * durable by the first synced append (fdatasync covers the whole file). */
+	if (!c->damaged && report->truncated_tail && fdatasync(c->fd) != 0) {
 		rc = err_errno(err, ERR_IO, errno, "cannot sync chain '%s'", c->path);
 		goto fail;
 	}
@@ -874,6 +896,36 @@ enum err_code chain_sync(struct chain *c, struct err *err)
 	enum err_code rc = c->damaged ? ERR_OK : wait_durable(c, c->end, err);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+enum err_code chain_syncfs(const char *dir, struct err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_errno(err, ERR_IO, errno, "cannot open '%s'", dir);
+	int rc = syncfs(fd);
+	int e = errno;
+	close(fd);
+	return rc == 0 ? ERR_OK : err_errno(err, ERR_IO, e, "cannot sync the file system of '%s'",
+					   dir);
+}
+
+uint64_t chain_written(struct chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t end = c->end;
+	pthread_mutex_unlock(&c->mu);
+	return end;
+}
+
+void chain_mark_synced(struct chain *c, uint64_t upto)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->damaged && !c->broken_errno && c->synced < upto && upto <= c->end) {
+		c->synced = upto;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- accessors ---------------------------------------------------------- */

@@ -75,6 +75,14 @@ struct chain_open_report {
 enum err_code chain_open(const char *dir, const char *actor_id, struct chain **out,
 			 struct chain_open_report *report, struct err *err);
 
+/* chain_open for a chain that already holds `acked` acknowledged events (the
+ * index knows them): the file must exist (ERR_NOT_FOUND otherwise, nothing is
+ * created), and a file with fewer good events than that is damage, never a torn
+ * tail: it opens read-only and nothing is cut. acked = 0 is chain_open. */
+enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t acked,
+			       struct chain **out, struct chain_open_report *report,
+			       struct err *err);
+
 /* Syncs what was written, closes and frees. Accepts NULL. */
 void chain_close(struct chain *c);
 
@@ -90,6 +98,14 @@ enum err_code chain_append(struct chain *c, const char *event_type, const void *
 enum err_code chain_append_nosync(struct chain *c, const char *event_type, const void *data,
 				  size_t len, struct chain_event *out, struct err *err);
 enum err_code chain_sync(struct chain *c, struct err *err);
+
+/* Batch durability for many chains at once (group commit across actors,
+ * recovery, shutdown): note chain_written (the bytes written so far) of each
+ * chain, call chain_syncfs (one syncfs() of the file system holding dir), then
+ * chain_mark_synced(c, written) tells each chain those bytes are on disk. */
+enum err_code chain_syncfs(const char *dir, struct err *err);
+uint64_t chain_written(struct chain *c);
+void chain_mark_synced(struct chain *c, uint64_t upto);
 
 uint64_t chain_length(struct chain *c);
 /* Events known to be durable (a prefix of chain_length). */

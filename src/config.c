@@ -49,6 +49,9 @@ const char *config_usage(void)
 "                            [THEATER_CALL_EVENTS]\n"
 "  --call-bytes BYTES        host-call chain bytes one actor call may write (64M)\n"
 "                            [THEATER_CALL_BYTES]\n"
+"  --recover all|none        bring live actors back on start (all) [THEATER_RECOVER]\n"
+"  --shutdown-grace-ms MS    on SIGTERM, time running calls get to finish before\n"
+"                            actors are suspended (10000) [THEATER_SHUTDOWN_GRACE_MS]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
@@ -179,12 +182,14 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
-	{"--fetch-allow", "THEATER_FETCH_ALLOW", 7, 0, 0},
+	{"--fetch-allow", "THEATER_FETCH_ALLOW", 8, 0, 0},
 	{"--mailbox-bytes", "THEATER_MAILBOX_BYTES", 0, OFF(mailbox_bytes), 0},
 	{"--max-actors", "THEATER_MAX_ACTORS", 1, OFF(max_actors), 10000000},
 	{"--max-children", "THEATER_MAX_CHILDREN", 1, OFF(max_children), 10000000},
 	{"--call-events", "THEATER_CALL_EVENTS", 0, OFF(call_events), 0},
 	{"--call-bytes", "THEATER_CALL_BYTES", 0, OFF(call_bytes), 0},
+	{"--recover", "THEATER_RECOVER", 7, 0, 0},
+	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -215,9 +220,14 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 		return ERR_OK;
 	case 4: return add_root(cfg, v, err);
 	case 5: return read_token_file(cfg, v, err);
-	case 7:
+	case 8:
 		free(cfg->fetch_allow);
 		cfg->fetch_allow = strdup(v);
+		return ERR_OK;
+	case 7:
+		if (strcmp(v, "all") != 0 && strcmp(v, "none") != 0)
+			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
+		cfg->recover_none = strcmp(v, "none") == 0;
 		return ERR_OK;
 	default:
 		if ((lvl = log_level_of(v)) < 0)
@@ -283,6 +293,7 @@ static void defaults(struct config *cfg)
 	cfg->mailbox = 1024;
 	cfg->max_message = 1u << 20;
 	cfg->log_level = LOG_INFO;
+	cfg->shutdown_grace_ms = 10000;
 }
 
 static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,

@@ -38,6 +38,8 @@ enum stmt_id {
 	ST_RUN_LIST, ST_FAIL_LIVE,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_TRIM, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
+	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
+	ST_IDEM_DROP_PENDING,
 	ST__COUNT
 };
 
@@ -76,6 +78,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_LIFE_HEAD] = "SELECT MAX(id) FROM lifecycle",
 	[ST_LIFE_AFTER] = "SELECT id, actor_id, seq, event_type, status, timestamp_ms, data "
 			  "FROM lifecycle WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_IDEM_CLAIM] = "INSERT OR IGNORE INTO idempotency (key, scope, request_sha, status, "
+			  "created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+	[ST_IDEM_GET] = "SELECT request_sha, status, content_type, location, body, created_at "
+			"FROM idempotency WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_FINISH] = "UPDATE idempotency SET status = ?3, content_type = ?4, location = ?5, "
+			   "body = ?6 WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_FORGET] = "DELETE FROM idempotency WHERE key = ?1 AND scope = ?2",
+	[ST_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE created_at < ?1",
+	[ST_IDEM_DROP_PENDING] = "DELETE FROM idempotency WHERE status = 0",
 };
 
 static const char schema_v1[] =
@@ -114,6 +125,21 @@ static const char schema_v1[] =
 	" timestamp_ms INTEGER NOT NULL,"
 	" data TEXT NOT NULL);"
 	"PRAGMA user_version = 1;";
+
+/* v2: outcomes of requests sent with an Idempotency-Key (status 0: in progress). */
+static const char schema_v2[] =
+	"CREATE TABLE IF NOT EXISTS idempotency ("
+	" key TEXT NOT NULL,"
+	" scope TEXT NOT NULL,"
+	" request_sha TEXT NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" content_type TEXT,"
+	" location TEXT,"
+	" body BLOB,"
+	" created_at INTEGER NOT NULL,"
+	" PRIMARY KEY (key, scope)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS idempotency_by_created ON idempotency (created_at);"
+	"PRAGMA user_version = 2;";
 
 struct db {
 	pthread_mutex_t mu;
@@ -231,8 +257,10 @@ static enum err_code db_schema(struct db *d, struct err *err)
 	/* Version 0 is a new file; later migrations go here, one step per version. */
 	char *msg = NULL;
 	rc = sqlite3_exec(d->conn, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK && version < 1)
 		rc = sqlite3_exec(d->conn, schema_v1, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 2)
+		rc = sqlite3_exec(d->conn, schema_v2, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -772,17 +800,6 @@ uint64_t db_events_max_seq(struct db *d, const char *actor_id)
 	return seq;
 }
 
-static enum err_code events_trim(struct db *d, const char *actor_id, uint64_t length,
-				 struct err *err)
-{
-	pthread_mutex_lock(&d->mu);
-	sqlite3_stmt *st = stmt(d, ST_EVENT_TRIM);
-	bind_text(st, 1, actor_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)length);
-	enum err_code rc = exec_stmt(d, st, err, "trimming events");
-	pthread_mutex_unlock(&d->mu);
-	return rc;
-}
 
 /* ---- lifecycle log ------------------------------------------------------- */
 
@@ -896,31 +913,130 @@ enum err_code db_lifecycle_after(struct db *d, uint64_t after, unsigned limit,
 
 /* ---- rebuild from chain files -------------------------------------------- */
 
+/* What a run's lifecycle events say about it: the chain alone holds everything
+ * the index needs (docs/durability.md). */
+struct life_state {
+	char status[16];
+	char *reason;
+	char *package_ref, *manifest_json;
+	char package_sha256[65], parent_id[37];
+	int64_t created_at, started_at, stopped_at;
+};
+
+static void life_state_release(struct life_state *l)
+{
+	free(l->reason);
+	free(l->package_ref);
+	free(l->manifest_json);
+	memset(l, 0, sizeof(*l));
+}
+
+static const struct {
+	const char *type, *status;
+} LIFE_TYPES[] = {
+	{"spawned", "starting"}, {"started", "running"}, {"restarted", "starting"},
+	{"recovered", "running"}, {"suspended", "running"}, {"stopped", "stopped"},
+	{"failed", "failed"}, {"killed", "killed"}, {"deleted", "deleted"},
+};
+
+/* The status after a lifecycle event, or NULL for other events. */
+static const char *life_status(const char *type)
+{
+	for (size_t i = 0; i < sizeof(LIFE_TYPES) / sizeof(LIFE_TYPES[0]); i++)
+		if (strcmp(type, LIFE_TYPES[i].type) == 0)
+			return LIFE_TYPES[i].status;
+	return NULL;
+}
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v ? strdup(v) : NULL;
+}
+
+/* The static name of a status that LIFE_TYPES produces. */
+static const char *life_status_name(const char *status)
+{
+	for (size_t i = 0; i < sizeof(LIFE_TYPES) / sizeof(LIFE_TYPES[0]); i++)
+		if (strcmp(status, LIFE_TYPES[i].status) == 0)
+			return LIFE_TYPES[i].status;
+	return NULL;
+}
+
+/* Applies one lifecycle event (data: its JSON object) to l. */
+static void life_apply(struct life_state *l, const char *type, const char *status,
+		       const json_t *data, int64_t ts)
+{
+	snprintf(l->status, sizeof(l->status), "%s", status);
+	if (!l->created_at)
+		l->created_at = ts;
+	if (strcmp(type, "spawned") == 0) {
+		const json_t *pkg = json_object_get(data, "package");
+		set_str(&l->package_ref, json_string_value(json_object_get(pkg, "reference")));
+		const char *sha = json_string_value(json_object_get(pkg, "sha256"));
+		snprintf(l->package_sha256, sizeof(l->package_sha256), "%s", sha ? sha : "");
+		const char *parent = json_string_value(json_object_get(data, "parent_id"));
+		snprintf(l->parent_id, sizeof(l->parent_id), "%s", parent ? parent : "");
+		char *m = json_object_get(data, "manifest")
+				  ? json_compact(json_object_get(data, "manifest")) : NULL;
+		free(l->manifest_json);
+		l->manifest_json = m;
+	}
+	if (strcmp(status, "running") == 0 && strcmp(type, "started") == 0)
+		l->started_at = ts;
+	int ended = strcmp(status, "starting") && strcmp(status, "running");
+	if (!ended) {
+		set_str(&l->reason, NULL);
+		return;
+	}
+	if (strcmp(status, "deleted") != 0)
+		l->stopped_at = ts;
+	const char *r = json_string_value(json_object_get(data, "reason"));
+	const char *d = json_string_value(json_object_get(data, "detail"));
+	char *text = NULL;
+	if (r && d && strcmp(type, "failed") == 0 && asprintf(&text, "%s: %s", r, d) < 0)
+		text = NULL;
+	if (strcmp(status, "deleted") != 0 || !l->reason)
+		set_str(&l->reason, text ? text : r);
+	free(text);
+}
+
 struct rebuild {
 	struct db *d;
 	const char *actor_id;
-	int64_t mtime_ms, first_ts;
+	int64_t mtime_ms;
 	struct db_event_row rows[REBUILD_BATCH];
 	char *types[REBUILD_BATCH];
 	size_t n;
 	uint64_t events;
 	struct err *err;
+	struct life_state life;
+	int64_t last_ts;
+	/* lifecycle rows, appended to the log once the run row exists */
+	struct life_row {
+		uint64_t seq;
+		char *type, *data;
+		char status[16];
+		int64_t ts;
+	} *lrows;
+	size_t nl, capl;
 };
 
-/* The event data's "timestamp" (unix ms) when it is a JSON object with one. */
-static int64_t event_timestamp(const struct chain_event *ev, int64_t fallback)
+/* The event data as a JSON object when it looks like one (else NULL). */
+static json_t *event_object(const struct chain_event *ev)
 {
 	size_t i = 0;
 	while (i < ev->data_len && (ev->data[i] == ' ' || ev->data[i] == '\n' ||
 				    ev->data[i] == '\t' || ev->data[i] == '\r'))
 		i++;
 	if (i == ev->data_len || ev->data[i] != '{')
-		return fallback;
+		return NULL;
 	json_t *o = json_parse((const char *)ev->data, ev->data_len, JSON_MAX_DEPTH_DEFAULT, NULL);
-	json_t *t = o ? json_object_get(o, "timestamp") : NULL;
-	int64_t ts = t && json_is_integer(t) ? (int64_t)json_integer_value(t) : fallback;
-	json_decref(o);
-	return ts;
+	if (o && !json_is_object(o)) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
 }
 
 static enum err_code rebuild_flush(struct rebuild *rb)
@@ -933,15 +1049,57 @@ static enum err_code rebuild_flush(struct rebuild *rb)
 	return rc;
 }
 
+static enum err_code keep_life_row(struct rebuild *rb, const struct chain_event *ev,
+				   const char *status, int64_t ts)
+{
+	if (rb->nl == rb->capl) {
+		size_t cap = rb->capl ? rb->capl * 2 : 16;
+		struct life_row *v = realloc(rb->lrows, cap * sizeof(*v));
+		if (!v)
+			return err_set(rb->err, ERR_NOMEM, "out of memory rebuilding the index");
+		rb->lrows = v;
+		rb->capl = cap;
+	}
+	struct life_row *r = &rb->lrows[rb->nl];
+	memset(r, 0, sizeof(*r));
+	r->seq = ev->seq;
+	r->ts = ts;
+	snprintf(r->status, sizeof(r->status), "%s", status);
+	r->type = strdup(ev->event_type);
+	r->data = strndup((const char *)ev->data, ev->data_len);
+	if (!r->type || !r->data) {
+		free(r->type);
+		free(r->data);
+		return err_set(rb->err, ERR_NOMEM, "out of memory rebuilding the index");
+	}
+	rb->nl++;
+	return ERR_OK;
+}
+
 static enum err_code rebuild_event(void *user, const struct chain_event *ev)
 {
 	struct rebuild *rb = user;
+	const char *status = life_status(ev->event_type);
+	json_t *o = NULL;
+	int64_t ts = rb->last_ts ? rb->last_ts : rb->mtime_ms;
+	/* Only lifecycle events are parsed: calls carry no timestamp of their own and
+	 * take the one of the lifecycle event before them. */
+	if (status && (o = event_object(ev))) {
+		json_t *t = json_object_get(o, "timestamp");
+		if (json_is_integer(t))
+			ts = rb->last_ts = (int64_t)json_integer_value(t);
+	}
+	if (status) {
+		life_apply(&rb->life, ev->event_type, status, o, ts);
+		if (keep_life_row(rb, ev, status, ts)) {
+			json_decref(o);
+			return rb->err->code;
+		}
+	}
+	json_decref(o);
 	char *type = strdup(ev->event_type);
 	if (!type)
 		return err_set(rb->err, ERR_NOMEM, "out of memory rebuilding the index");
-	int64_t ts = event_timestamp(ev, rb->mtime_ms);
-	if (ev->seq == 1)
-		rb->first_ts = ts;
 	rb->types[rb->n] = type;
 	rb->rows[rb->n] = (struct db_event_row){.seq = ev->seq, .offset = ev->offset,
 						 .timestamp = ts, .event_type = type};
@@ -950,57 +1108,65 @@ static enum err_code rebuild_event(void *user, const struct chain_event *ev)
 	return ERR_OK;
 }
 
-/* Creates the run row of a chain that has none, from its meta file. */
+/* The run row of a chain the index does not know, from its own events (and the
+ * meta file for what the events do not say). A chain without lifecycle events
+ * is a run that was never known to be live: failed, reason "recovered". */
 static enum err_code rebuild_run_row(struct db *d, const char *dir, const char *id,
 				     const struct rebuild *rb, struct err *err)
 {
 	struct chain_meta m = {0};
 	struct db_run r = {0};
 	struct err merr = {0};
+	const struct life_state *l = &rb->life;
 	enum err_code rc = chain_read_meta(dir, id, &m, &merr);
 	if (rc != ERR_OK && rc != ERR_NOT_FOUND)
 		log_warn("db", "ignoring meta file of '%s': %s", id, merr.msg);
 	snprintf(r.id, sizeof(r.id), "%s", id);
 	r.name = m.actor_name ? m.actor_name : (char *)id;
 	r.manifest_ref = m.manifest_path;
-	r.status = "failed";
-	r.reason = "recovered";
-	r.created_at = m.started_at_s ? m.started_at_s * 1000 : rb->events ? rb->first_ts
-							     : rb->mtime_ms;
-	r.started_at = m.started_at_s * 1000;
-	r.stopped_at = rb->mtime_ms;
+	r.status = l->status[0] ? (char *)l->status : "failed";
+	r.reason = l->status[0] ? l->reason : "recovered";
+	r.package_ref = l->package_ref;
+	memcpy(r.package_sha256, l->package_sha256, sizeof(r.package_sha256));
+	memcpy(r.parent_id, l->parent_id, sizeof(r.parent_id));
+	r.manifest_json = l->manifest_json;
+	r.created_at = m.started_at_s ? m.started_at_s * 1000 : l->created_at ? l->created_at
+										: rb->mtime_ms;
+	r.started_at = l->started_at ? l->started_at : m.started_at_s * 1000;
+	r.stopped_at = l->status[0] ? l->stopped_at : rb->mtime_ms;
 	rc = db_run_insert(d, &r, err);
+	if (rc == ERR_OK && r.package_ref && sha256_hex_valid(r.package_sha256))
+		rc = db_run_set_package(d, id, r.package_ref, r.package_sha256, err);
+	if (rc == ERR_OK && strcmp(r.status, "starting") != 0)
+		rc = db_run_set_status(d, id, r.status, r.reason, r.stopped_at ? r.stopped_at
+									      : db_now_ms(), err);
+	for (size_t i = 0; rc == ERR_OK && i < rb->nl; i++)
+		rc = db_lifecycle_append(d, id, rb->lrows[i].seq, rb->lrows[i].type,
+					 rb->lrows[i].status, rb->lrows[i].ts, rb->lrows[i].data,
+					 NULL, err);
 	chain_meta_release(&m);
 	return rc == ERR_CONFLICT ? ERR_OK : rc;   /* created meanwhile: fine */
 }
 
-static enum err_code rebuild_finish(struct rebuild *rb, const char *dir,
-				    const struct chain_verify_result *vr, struct err *err)
-{
-	struct db_run run;
-	char head[SHA256_HEX_LEN + 1] = "";
-	enum err_code rc = db_run_get(rb->d, rb->actor_id, &run, err);
-	if (rc == ERR_OK)
-		db_run_release(&run);
-	else if (rc == ERR_NOT_FOUND)
-		rc = rebuild_run_row(rb->d, dir, rb->actor_id, rb, err);
-	if (rc == ERR_OK)
-		rc = events_trim(rb->d, rb->actor_id, vr->length, err);
-	if (vr->length)
-		hex_encode(vr->head, SHA256_LEN, head);
-	if (rc == ERR_OK)
-		rc = db_run_set_head(rb->d, rb->actor_id, vr->length, head, err);
-	return rc;
-}
-
-/* Indexes one chain file. Unreadable files are logged and skipped (*skipped). */
+/* Indexes one chain file the index does not know. Unreadable files are logged
+ * and skipped (*skipped). Known runs are left to the supervisor, which opens
+ * their chains anyway and indexes what the index lacks (db_catch_up). */
 static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id,
 				   uint64_t *events, int *skipped, struct err *err)
 {
 	struct chain_verify_result vr;
 	struct err serr = {0};
 	struct stat st;
-	enum err_code rc = ERR_NOMEM;
+	struct db_run known;
+	enum err_code rc = db_run_get(d, id, &known, err);
+	if (rc == ERR_OK) {
+		db_run_release(&known);
+		*skipped = 1;
+		return ERR_OK;
+	}
+	if (rc != ERR_NOT_FOUND)
+		return rc;
+	rc = ERR_NOMEM;
 	char *path = NULL;
 	struct rebuild *rb = calloc(1, sizeof(*rb));
 	if (!rb || asprintf(&path, "%s/%s.chain", dir, id) < 0) {
@@ -1008,7 +1174,9 @@ static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id
 		err_set(err, rc, "out of memory rebuilding the index");
 		goto fail;
 	}
-	*rb = (struct rebuild){.d = d, .actor_id = id, .err = err};
+	rb->d = d;
+	rb->actor_id = id;
+	rb->err = err;
 	rb->mtime_ms = stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 +
 						      st.st_mtim.tv_nsec / 1000000 : db_now_ms();
 	rc = chain_scan_file(path, rebuild_event, rb, &vr, &serr);
@@ -1024,13 +1192,76 @@ static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id
 		log_warn("db", "chain '%s' indexed up to seq %" PRIu64 ": %s", path, vr.length,
 			 vr.detail);
 	if (rc == ERR_OK)
-		rc = rebuild_finish(rb, dir, &vr, err);
+		rc = rebuild_run_row(d, dir, id, rb, err);
+	char head[SHA256_HEX_LEN + 1] = "";
+	if (vr.length)
+		hex_encode(vr.head, SHA256_LEN, head);
+	if (rc == ERR_OK)
+		rc = db_run_set_head(d, id, vr.length, head, err);
 	*events += rb->events;
 fail:
 	for (size_t i = 0; rb && i < rb->n; i++)
 		free(rb->types[i]);
+	for (size_t i = 0; rb && i < rb->nl; i++) {
+		free(rb->lrows[i].type);
+		free(rb->lrows[i].data);
+	}
+	if (rb) {
+		free(rb->lrows);
+		life_state_release(&rb->life);
+	}
 	free(rb);
 	free(path);
+	return rc;
+}
+
+enum err_code db_catch_up(struct db *d, const char *actor_id, struct chain *c, uint64_t from,
+			  const char **status_out, struct err *err)
+{
+	*status_out = NULL;
+	uint64_t len = chain_length(c);
+	if (len <= from)
+		return ERR_OK;
+	struct rebuild *rb = calloc(1, sizeof(*rb));
+	if (!rb)
+		return err_set(err, ERR_NOMEM, "out of memory indexing '%s'", actor_id);
+	rb->d = d;
+	rb->actor_id = actor_id;
+	rb->err = err;
+	rb->mtime_ms = db_now_ms();
+	enum err_code rc = ERR_OK;
+	for (uint64_t seq = from + 1; rc == ERR_OK && seq <= len; seq++) {
+		struct chain_event ev = {0};
+		if ((rc = chain_read(c, seq, &ev, err)) == ERR_OK)
+			rc = rebuild_event(rb, &ev);
+		chain_event_release(&ev);
+	}
+	if (rc == ERR_OK && rb->n)
+		rc = rebuild_flush(rb);
+	for (size_t i = 0; rc == ERR_OK && i < rb->nl; i++)
+		rc = db_lifecycle_append(d, actor_id, rb->lrows[i].seq, rb->lrows[i].type,
+					 rb->lrows[i].status, rb->lrows[i].ts, rb->lrows[i].data,
+					 NULL, err);
+	uint8_t h[CHAIN_HASH_LEN];
+	char head[SHA256_HEX_LEN + 1];
+	chain_head(c, h);
+	hex_encode(h, SHA256_LEN, head);
+	if (rc == ERR_OK && rb->life.status[0] && strcmp(rb->life.status, "starting") != 0)
+		rc = db_record_events(d, actor_id, NULL, 0, len, head, rb->life.status,
+				      rb->life.reason, rb->life.stopped_at ? rb->life.stopped_at
+									   : db_now_ms(), err);
+	else if (rc == ERR_OK)
+		rc = db_run_set_head(d, actor_id, len, head, err);
+	for (size_t i = 0; i < rb->n; i++)
+		free(rb->types[i]);
+	for (size_t i = 0; i < rb->nl; i++) {
+		free(rb->lrows[i].type);
+		free(rb->lrows[i].data);
+	}
+	free(rb->lrows);
+	*status_out = rb->life.status[0] ? life_status_name(rb->life.status) : NULL;
+	life_state_release(&rb->life);
+	free(rb);
 	return rc;
 }
 
@@ -1076,5 +1307,99 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 		*runs_out = runs;
 	if (events_out)
 		*events_out = events;
+	return rc;
+}
+
+/* ---- idempotency keys ---------------------------------------------------- */
+
+void db_idem_release(struct db_idem *x)
+{
+	if (!x)
+		return;
+	free(x->content_type);
+	free(x->location);
+	free(x->body);
+	memset(x, 0, sizeof(*x));
+}
+
+enum err_code db_idem_claim(struct db *d, const char *key, const char *scope,
+			    const char *request_sha, int64_t now, int64_t window_ms,
+			    struct db_idem *out, struct err *err)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_IDEM_EXPIRE);
+	sqlite3_bind_int64(st, 1, now - window_ms);
+	enum err_code rc = exec_stmt(d, st, err, "expiring idempotency keys");
+	if (rc == ERR_OK) {
+		st = stmt(d, ST_IDEM_CLAIM);
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+		bind_text(st, 3, request_sha);
+		sqlite3_bind_int64(st, 4, now);
+		int r = sqlite3_step(st);
+		out->claimed = r == SQLITE_DONE && sqlite3_changes(d->conn) == 1;
+		rc = r == SQLITE_DONE ? ERR_OK : sql_fail(d, r, err, "claiming an idempotency key");
+		stmt_done(st);
+	}
+	if (rc == ERR_OK && !out->claimed) {
+		st = stmt(d, ST_IDEM_GET);
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW) {
+			const unsigned char *sha = sqlite3_column_text(st, 0);
+			snprintf(out->request_sha, sizeof(out->request_sha), "%s",
+				 sha ? (const char *)sha : "");
+			out->status = sqlite3_column_int(st, 1);
+			col_dup(st, 2, &out->content_type);
+			col_dup(st, 3, &out->location);
+			int n = sqlite3_column_bytes(st, 4);
+			const void *b = sqlite3_column_blob(st, 4);
+			out->body = malloc((size_t)n + 1);
+			if (out->body) {
+				if (n)
+					memcpy(out->body, b, (size_t)n);
+				out->body[n] = 0;
+				out->body_len = (size_t)n;
+			}
+			out->created_at = sqlite3_column_int64(st, 5);
+		} else {
+			rc = r == SQLITE_DONE ? err_set(err, ERR_CONFLICT, "the key vanished")
+					      : sql_fail(d, r, err, "reading an idempotency key");
+		}
+		stmt_done(st);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_idem_finish(struct db *d, const char *key, const char *scope, int status,
+			     const char *content_type, const char *location, const void *body,
+			     size_t len, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_IDEM_FINISH);
+	bind_text(st, 1, key);
+	bind_text(st, 2, scope);
+	sqlite3_bind_int(st, 3, status);
+	bind_text(st, 4, content_type);
+	bind_text(st, 5, location);
+	sqlite3_bind_blob(st, 6, body ? body : "", (int)len, SQLITE_STATIC);
+	enum err_code rc = exec_stmt(d, st, err, "storing an idempotent outcome");
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_idem_forget(struct db *d, const char *key, const char *scope, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, key ? ST_IDEM_FORGET : ST_IDEM_DROP_PENDING);
+	if (key) {
+		bind_text(st, 1, key);
+		bind_text(st, 2, scope);
+	}
+	enum err_code rc = exec_stmt(d, st, err, "forgetting idempotency keys");
+	pthread_mutex_unlock(&d->mu);
 	return rc;
 }

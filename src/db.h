@@ -26,7 +26,7 @@
 
 #include "src/util/err.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 #define DB_LIST_DEFAULT 50
 #define DB_LIST_MAX 1000
 
@@ -50,6 +50,7 @@ struct db_run {
 	char head_hash[65];          /* "" when no events */
 	int64_t updated_at;          /* unix ms; strictly increases on every change */
 	char *manifest_json;         /* compact JSON as given, may be NULL */
+	int damaged;                 /* not stored: the supervisor found its chain damaged */
 };
 
 /* Frees the strings and zeroes the struct. Accepts NULL. */
@@ -122,6 +123,39 @@ enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err);
 /* Highest indexed seq of an actor, 0 when none (or on error). */
 uint64_t db_events_max_seq(struct db *d, const char *actor_id);
+
+/* Indexes the events of a known run's chain after seq `from` (events the index
+ * lacks after a crash between a chain sync and its commit), with their lifecycle
+ * rows, head, and the status they imply; *status_out is that status (static) or
+ * NULL when they hold no lifecycle event. */
+struct chain;
+enum err_code db_catch_up(struct db *d, const char *actor_id, struct chain *c, uint64_t from,
+			  const char **status_out, struct err *err);
+
+/* ---- idempotency keys (docs/durability.md) ----
+ * One row per (key, scope): the request's SHA-256 and, once done, the response
+ * that answered it. Rows older than the window are forgotten. */
+struct db_idem {
+	int claimed;                  /* 1: the key is new and now ours (in progress) */
+	char request_sha[65];
+	int status;                   /* 0: still in progress; else the HTTP status */
+	char *content_type, *location;
+	uint8_t *body;                /* NUL after body_len */
+	size_t body_len;
+	int64_t created_at;
+};
+void db_idem_release(struct db_idem *x);
+/* Forgets keys older than window_ms, then claims (key, scope) or reads its row. */
+enum err_code db_idem_claim(struct db *d, const char *key, const char *scope,
+			    const char *request_sha, int64_t now, int64_t window_ms,
+			    struct db_idem *out, struct err *err);
+/* Stores the outcome of a claimed key. */
+enum err_code db_idem_finish(struct db *d, const char *key, const char *scope, int status,
+			     const char *content_type, const char *location, const void *body,
+			     size_t len, struct err *err);
+/* Forgets one key (an outcome worth retrying), or with key NULL every key still
+ * in progress (at start: their requests died with the last process). */
+enum err_code db_idem_forget(struct db *d, const char *key, const char *scope, struct err *err);
 
 /* ---- the lifecycle log: one global, ordered stream of lifecycle events ----
  * (added for the supervisor's all-actors stream; ids are 1-based, strictly

@@ -8,10 +8,12 @@
 #include "src/home.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,4 +129,44 @@ enum err_code home_prepare(const char *home, struct err *err)
 fail:
 	free(path);
 	return rc;
+}
+
+enum err_code home_lock(const char *home, int *fd_out, struct err *err)
+{
+	*fd_out = -1;
+	char *path = home_path(home, "lock");
+	if (!path)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		enum err_code rc = err_errno(err, ERR_IO, errno, "cannot open '%s'", path);
+		free(path);
+		return rc;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		char buf[32] = "";
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = 0;
+		buf[strcspn(buf, "\n")] = 0;
+		close(fd);
+		enum err_code rc = e == EWOULDBLOCK
+			? err_set(err, ERR_CONFLICT, "theater home '%s' is in use by another "
+				  "theater-server (pid %s); one server per home: stop it or use "
+				  "another --home", home, buf[0] ? buf : "unknown")
+			: err_errno(err, ERR_IO, e, "cannot lock '%s'", path);
+		free(path);
+		return rc;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+		enum err_code rc = err_errno(err, ERR_IO, errno, "cannot write '%s'", path);
+		close(fd);
+		free(path);
+		return rc;
+	}
+	free(path);
+	*fd_out = fd;
+	return ERR_OK;
 }

@@ -27,6 +27,12 @@ char *home_resolve(void);
  * created. */
 enum err_code home_prepare(const char *home, struct err *err);
 
+/* Takes the home's lock: <home>/lock, flock()ed exclusively for as long as *fd_out
+ * stays open, holding the owner's pid. One server per home: a second one gets
+ * ERR_CONFLICT naming the process that holds it, before it reads or writes
+ * anything else. home must exist (home_prepare). Close *fd_out to release. */
+enum err_code home_lock(const char *home, int *fd_out, struct err *err);
+
 /* "<home>/<sub>" as a malloc'd string (NULL when out of memory). */
 char *home_path(const char *home, const char *sub);
 

@@ -34,6 +34,7 @@ struct app {
 	struct supervisor *sup;
 	struct api *api;
 	struct http_server *http;
+	int home_lock;                /* flock()ed <home>/lock, -1 when not held */
 };
 
 static char *join(const char *a, const char *b)
@@ -55,6 +56,8 @@ static enum err_code open_storage(struct app *app, struct err *err)
 {
 	struct config *c = &app->cfg;
 	enum err_code rc = home_prepare(c->home, err);
+	if (!rc)
+		rc = home_lock(c->home, &app->home_lock, err);
 	if (rc)
 		return rc;
 	app->chains_dir = join(c->home, "chains");
@@ -108,6 +111,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.mailbox_bytes = c->mailbox_bytes, .max_actors = c->max_actors,
 		.max_children = c->max_children, .call_events = c->call_events,
 		.call_bytes = c->call_bytes,
+		.recover_none = c->recover_none, .shutdown_grace_ms = c->shutdown_grace_ms,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;
@@ -148,6 +152,9 @@ static void stop(struct app *app)
 	free(app->store_dir);
 	free(app->db_path);
 	config_release(&app->cfg);
+	if (app->home_lock >= 0)
+		close(app->home_lock);
+	app->home_lock = -1;
 }
 
 static int health_check(const struct config *c)
@@ -174,7 +181,7 @@ static int health_check(const struct config *c)
 
 int main(int argc, char **argv)
 {
-	struct app app = {0};
+	struct app app = {.home_lock = -1};
 	struct err e = {0};
 	if (config_parse(&app.cfg, argc, argv, &e)) {
 		fprintf(stderr, "theater-server: %s\n", e.msg);

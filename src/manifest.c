@@ -217,6 +217,8 @@ static void build_restart(const json_t *obj, struct manifest_restart *r)
 	int64_t def_max = r->backoff_ms > MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS
 				  ? r->backoff_ms : MANIFEST_RESTART_DEFAULT_BACKOFF_MAX_MS;
 	r->backoff_max_ms = int_or(t, "backoff_max_ms", def_max);
+	const char *st = json_string_value(json_object_get(t, "state"));
+	r->initial_state = st && strcmp(st, "initial") == 0;
 }
 
 static void build_limits(const json_t *obj, struct manifest_limits *l)
@@ -248,6 +250,26 @@ static int build_handlers(const json_t *obj, struct manifest *m)
 	return 0;
 }
 
+/* The manifest's initial_state: a string is JSON text (checked already), as
+ * in the reference; JSON null means none. -1 when memory runs out. */
+static int build_initial_state(const json_t *obj, struct manifest *m)
+{
+	const json_t *st = json_object_get(obj, "initial_state");
+	if (!st || json_is_null(st))
+		return 0;
+	if (!json_is_string(st))
+		return (m->initial_state = json_deep_copy(st)) ? 0 : -1;
+	struct err e = {0};
+	m->initial_state = json_parse(json_string_value(st), json_string_length(st),
+				      MANIFEST_MAX_DEPTH, &e);
+	if (m->initial_state && json_is_null(m->initial_state)) {
+		json_decref(m->initial_state);
+		m->initial_state = NULL;
+		return 0;
+	}
+	return m->initial_state ? 0 : -1;
+}
+
 /* obj has been checked and has no problem. owned: obj is the loader's own
  * value, which the manifest may keep (a reference) instead of copying it. */
 static enum err_code build(json_t *obj, int owned, struct manifest **out, struct err *err)
@@ -262,8 +284,7 @@ static enum err_code build(json_t *obj, int owned, struct manifest **out, struct
 	m->version = dup_field(obj, "version", &nomem);
 	m->description = dup_field(obj, "description", &nomem);
 	m->long_description = dup_field(obj, "long_description", &nomem);
-	const json_t *st = json_object_get(obj, "initial_state");
-	if (st && !json_is_null(st) && !(m->initial_state = json_deep_copy(st)))
+	if (build_initial_state(obj, m))
 		nomem = 1;
 	m->static_package = json_is_true(json_object_get(obj, "static_package"));
 	m->save_chain = !json_is_false(json_object_get(obj, "save_chain"));

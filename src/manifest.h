@@ -8,7 +8,8 @@
  * Fields (the reference's vocabulary plus our own limits and restart policy):
  *   name (required, 1..128 printable characters), version, package (required;
  *   the legacy key "component" is accepted as an alias), description,
- *   long_description, initial_state (any value; null means absent),
+ *   long_description, initial_state (a string is JSON text, as in the
+ *   reference, and is kept parsed; any other value as it is; null means absent),
  *   static_package (bool, default false), save_chain (bool, default true),
  *   handler (array of tables, each with a string "type" and that type's
  *   flattened settings), permission_policy (table: capability -> {type =
@@ -70,6 +71,8 @@ struct manifest_restart {
 	int64_t window_s;                     /* >= 1 */
 	int64_t backoff_ms;                   /* >= 0 */
 	int64_t backoff_max_ms;               /* >= backoff_ms */
+	int initial_state;                    /* state = "initial": restarts run init
+					       * afresh; default "last": keep the state */
 };
 
 /* 0 means "not given": the server's default applies. */
@@ -166,9 +169,10 @@ enum err_code manifest_parse_toml(const char *data, size_t len, const char *name
  * NULL. */
 enum manifest_format manifest_format_detect(const char *ref, const char *data, size_t len);
 
-/* Handler types. Known: the reference's (message-server, runtime, supervisor,
- * store, timing, random, http-client, environment, filesystem, process,
- * http-framework). Supported: those this server implements (or will run in
+/* Handler types. Known: every type the reference defines (message-server,
+ * runtime, supervisor, store, timing, random, http-client, environment,
+ * filesystem, process, http-framework, replay, tcp, wasi-http, terminal, rpc,
+ * timer, loop, podman; one table in manifest_check.c). Supported: those this server implements (or will run in
  * the actor runtime): message-server, runtime, supervisor, store, timing,
  * random, http-client. */
 int manifest_handler_known(const char *type);

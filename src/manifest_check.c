@@ -28,7 +28,7 @@
 
 #define PATH_CAP 320
 #define SHOW_MAX 64          /* bytes of a user's key or value shown in messages */
-#define NAMES_MAX 24         /* keys of the largest table in the schema, plus one */
+#define NAMES_MAX 40         /* keys of the largest table in the schema (all handler settings), plus one */
 
 struct check;
 
@@ -68,7 +68,9 @@ static const struct field hs_timing[] = {
 	OPT("max_sleep_duration", F_UINT), OPT("min_sleep_duration", F_UINT),
 	OPT("max_sleep_ms", F_UINT), END,
 };
-static const struct field hs_store[] = {OPT("store_ids", F_STRLIST), END};
+static const struct field hs_store[] = {
+	OPT("store_ids", F_STRLIST), OPT("store_id", F_STRING), OPT("base_path", F_STRING), END,
+};
 static const struct field hs_http_client[] = {OPT("allowed_hosts", F_STRLIST), END};
 static const struct field hs_random[] = {
 	OPT("seed", F_UINT), OPT("max_bytes", F_UINT), OPT("max_int", F_UINT),
@@ -81,6 +83,11 @@ static const struct field hs_environment[] = {
 static const struct field hs_filesystem[] = {
 	OPT("path", F_STRING), OPT("new_dir", F_BOOL), OPT("allowed_commands", F_STRLIST), END,
 };
+static const struct field hs_replay[] = {OPT("chain", F_STRING), END};
+static const struct field hs_tcp[] = {
+	OPT("listen", F_STRING), OPT("connect", F_STRING), OPT("max_connections", F_UINT), END,
+};
+static const struct field hs_wasi_http[] = {OPT("port", F_UINT), OPT("host", F_STRING), END};
 static const struct field hs_process[] = {
 	OPT("max_processes", F_UINT), OPT("max_output_buffer", F_UINT),
 	OPT("allowed_programs", F_STRLIST), OPT("allowed_paths", F_STRLIST), END,
@@ -117,13 +124,18 @@ static const struct field ps_timing[] = {
 
 struct htype {
 	const char *name;               /* [[handler]] type */
-	const char *cap;                /* permission_policy key */
-	const struct field *settings;
+	const char *cap;                /* permission_policy key; NULL: the reference
+					 * has no capability for it */
+	const struct field *settings;   /* NULL: settings not modelled here (a type we
+					 * do not implement): any keys are accepted */
 	const struct field *perm;       /* restrict config; NULL: a unit capability
 					 * (config absent or an empty table) */
 	int supported;                  /* implemented by this server */
 };
 
+/* Every handler type the reference (0.3.x and its handler crates) defines. To
+ * implement one, write its host functions and flip `supported` here: this is
+ * the only list. */
 static const struct htype htypes[] = {
 	{"message-server", "message_server", hs_none, NULL, 1},
 	{"runtime", "runtime", hs_none, NULL, 1},
@@ -136,6 +148,14 @@ static const struct htype htypes[] = {
 	{"filesystem", "file_system", hs_filesystem, ps_file_system, 0},
 	{"process", "process", hs_process, ps_process, 0},
 	{"http-framework", "http_framework", hs_none, ps_http_framework, 0},
+	{"replay", NULL, hs_replay, NULL, 0},
+	{"tcp", NULL, hs_tcp, NULL, 0},
+	{"wasi-http", NULL, hs_wasi_http, NULL, 0},
+	{"terminal", NULL, NULL, NULL, 0},
+	{"rpc", NULL, NULL, NULL, 0},
+	{"timer", NULL, NULL, NULL, 0},
+	{"loop", NULL, NULL, NULL, 0},
+	{"podman", NULL, NULL, NULL, 0},
 };
 #define NHTYPES (sizeof(htypes) / sizeof(htypes[0]))
 
@@ -590,7 +610,7 @@ static void all_settings(const char *out[NAMES_MAX])
 	size_t n = 0;
 	out[n++] = "type";
 	for (size_t i = 0; i < NHTYPES; i++)
-		for (const struct field *f = htypes[i].settings; f->key; f++) {
+		for (const struct field *f = htypes[i].settings; f && f->key; f++) {
 			out[n] = NULL;
 			if (!in_names(out, f->key) && n < NAMES_MAX - 1)
 				out[n++] = f->key;
@@ -601,7 +621,7 @@ static void all_settings(const char *out[NAMES_MAX])
 /* The handler's type; NULL (reported) when it is not a known type. */
 static const struct htype *handler_type(struct check *c, struct node t)
 {
-	char shown[SHOW_MAX + 4], list[200];
+	char shown[SHOW_MAX + 4], list[360];
 	const char *names[NHTYPES + 1];
 	if (!is_str(t) || json_string_length(t.j) == 0 || json_string_length(t.j) > 128 ||
 	    strlen(json_string_value(t.j)) != json_string_length(t.j)) {
@@ -643,11 +663,13 @@ static void check_handler(struct check *c, struct node h)
 		ht = handler_type(c, t);
 		if (ht && !ht->supported && !c->allow_unsupported)
 			problem(c, t, ERR_BAD_MANIFEST, "unsupported_handler",
-				"handler type '%s' at '%s' is not implemented by this server yet",
-				ht->name, c->path);
+				"handler type '%s' at '%s' is defined by the reference but not "
+				"implemented by this server yet", ht->name, c->path);
 		path_pop(c, mark);
 	}
-	if (ht) {
+	if (ht && !ht->settings) {
+		/* a type we do not implement: its settings are the reference's business */
+	} else if (ht) {
 		field_names(ht->settings, "type", names);
 		check_keys(c, h, names);
 		check_fields(c, h, ht->settings);
@@ -736,12 +758,14 @@ static void check_policy(struct check *c, struct node v)
 		return;
 	}
 	const char *caps[NHTYPES + 1];
+	size_t n = 0;
 	for (size_t i = 0; i < NHTYPES; i++)
-		caps[i] = htypes[i].cap;
-	caps[NHTYPES] = NULL;
+		if (htypes[i].cap)
+			caps[n++] = htypes[i].cap;
+	caps[n] = NULL;
 	check_keys(c, v, caps);
 	for (size_t i = 0; i < NHTYPES; i++) {
-		struct node cap = get(v, htypes[i].cap);
+		struct node cap = htypes[i].cap ? get(v, htypes[i].cap) : (struct node){0};
 		if (!cap.j)
 			continue;
 		size_t mark = path_key(c, htypes[i].cap, strlen(htypes[i].cap));
@@ -765,8 +789,21 @@ static void check_restart_policy(struct check *c, struct node v)
 			"one of \"never\", \"on-failure\", \"always\"", c->path);
 }
 
+static void check_restart_state(struct check *c, struct node v)
+{
+	const char *s = is_str(v) ? json_string_value(v.j) : "";
+	if (strcmp(s, "last") == 0 || strcmp(s, "initial") == 0)
+		return;
+	if (!is_str(v))
+		wrong(c, v, "one of \"last\", \"initial\"");
+	else
+		problem(c, v, ERR_BAD_MANIFEST, "invalid_value", "manifest field '%s' must be "
+			"one of \"last\", \"initial\"", c->path);
+}
+
 static const struct field restart_fields[] = {
-	CUSTOM("policy", check_restart_policy), OPT("max_restarts", F_UINT),
+	CUSTOM("policy", check_restart_policy), CUSTOM("state", check_restart_state),
+	OPT("max_restarts", F_UINT),
 	OPT("window_s", F_POSINT), OPT("backoff_ms", F_UINT), OPT("backoff_max_ms", F_UINT), END,
 };
 
@@ -825,11 +862,29 @@ static void check_package(struct check *c, struct node v)
 			"manifest field '%s' must not be empty", c->path);
 }
 
+/* A string is JSON text, as the reference reads it (initial_state = '{"a": 1}');
+ * any other value is the state itself (our TOML tables and JSON manifests). */
+static void check_initial_state(struct check *c, struct node v)
+{
+	if (!json_is_string(v.j))
+		return;
+	struct err e = {0};
+	json_t *parsed = json_parse(json_string_value(v.j), json_string_length(v.j),
+				    MANIFEST_MAX_DEPTH, &e);
+	if (!parsed)
+		problem(c, v, e.code == ERR_TOO_DEEP ? ERR_TOO_DEEP : ERR_BAD_MANIFEST,
+			"invalid_value", "manifest field 'initial_state' is a string, which is "
+			"read as JSON text (as the reference does), but it is not JSON: %s "
+			"(for a string state write it quoted: initial_state = '\"text\"')",
+			e.msg);
+	json_decref(parsed);
+}
+
 static const struct field top_fields[] = {
 	CUSTOM("name", check_name), OPT("version", F_STRING),
 	CUSTOM("package", check_package), CUSTOM("component", check_package),
 	OPT("description", F_TEXT), OPT("long_description", F_TEXT),
-	OPT("initial_state", F_ANY), OPT("static_package", F_BOOL), OPT("save_chain", F_BOOL),
+	CUSTOM("initial_state", check_initial_state), OPT("static_package", F_BOOL), OPT("save_chain", F_BOOL),
 	CUSTOM("handler", check_handlers), CUSTOM("permission_policy", check_policy),
 	CUSTOM("restart", check_restart), CUSTOM("limits", check_limits), END,
 };

@@ -149,12 +149,23 @@ static enum err_code store_target(struct resolver *r, const char *ref, char **id
 	if (!store_id_valid(id))
 		return err_set(err, ERR_BAD_ID, "invalid store id in reference '%s'", ref);
 	if (strncmp(rest, "hash/", 5) == 0) {
+		if (strlen(rest + 5) == 40 && strspn(rest + 5, "0123456789abcdefABCDEF") == 40)
+			return err_set(err, ERR_BAD_ID, "store reference '%s' has a 40-digit "
+				       "(sha-1) hash, as the reference's store uses; this server "
+				       "addresses its store by sha-256 (64 hex digits): put the bytes "
+				       "with POST /store/%s and use the hash it answers", ref, id);
 		if (!sha256_hex_valid(rest + 5))
-			return err_set(err, ERR_BAD_ID, "invalid sha256 in reference '%s'", ref);
+			return err_set(err, ERR_BAD_ID, "invalid sha256 in reference '%s' (want 64 "
+				       "lowercase hex digits)", ref);
 		memcpy(hash_out, rest + 5, 65);
 		return r->store ? ERR_OK : err_set(err, ERR_UNSUPPORTED,
 			"no content store is configured for '%s'", ref);
 	}
+	if (strchr(rest, '/'))
+		return err_set(err, ERR_BAD_ID, "store reference '%s' has more than one path "
+			       "part after the store id; the reference's resolver accepts that, "
+			       "but here a label is one part ([A-Za-z0-9_.-], at most 128): use "
+			       "store://%s/<label> or store://%s/hash/<sha256>", ref, id, id);
 	if (!store_label_valid(rest))
 		return err_set(err, ERR_BAD_ID, "invalid store label in reference '%s'", ref);
 	if (!r->store)

@@ -214,6 +214,7 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	wasm_module_free(a->module);
 	manifest_free(a->manifest);
 	free(a->state);
+	free(a->open_mail);
 	json_decref(a->initial_state);
 	db_run_release(&a->run);
 	pthread_mutex_destroy(&a->lock);

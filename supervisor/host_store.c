@@ -6,7 +6,8 @@
  * never leaves a half-done operation behind.
  *
  * Which stores an actor may touch: the handler's `store_ids` (an array of ids)
- * when given, else any; ids starting with "theater-" are the server's own (the
+ * and its `store_id` (the reference's one-store setting) when either is given,
+ * else any; ids starting with "theater-" are the server's own (the
  * runtime keeps large actor states in "theater-state") and are refused (-3)
  * either way. Objects are capped at 16 MiB in both directions (-5).
  */
@@ -30,10 +31,13 @@ static int store_permitted(struct actor *a, const char *sid)
 		return 0;
 	const json_t *cfg = host_handler_config(a, GRANT_STORE);
 	const json_t *ids = cfg ? json_object_get(cfg, "store_ids") : NULL;
+	const json_t *one = cfg ? json_object_get(cfg, "store_id") : NULL;
 	size_t i;
 	const json_t *v;
-	if (!ids)
+	if (one && json_is_string(one) && strcmp(json_string_value(one), sid) == 0)
 		return 1;
+	if (!ids)
+		return one == NULL;
 	json_array_foreach(ids, i, v)
 		if (json_is_string(v) && strcmp(json_string_value(v), sid) == 0)
 			return 1;

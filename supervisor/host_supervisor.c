@@ -256,7 +256,7 @@ static int32_t child_op(struct host_call *k, struct actor *a, const char *id, in
 		return HOST_EFAILED;
 	}
 	if (restart)
-		supervisor_restart(host_supervisor(a), id, on_done, w);
+		supervisor_restart(host_supervisor(a), id, 0, on_done, w);
 	else
 		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
 	if (!host_wait_for(w, OP_WAIT_MS)) {

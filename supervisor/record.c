@@ -13,9 +13,10 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 
+/* Ends a run (a tombstone after the end is not another end). */
 static int is_terminal(const char *status)
 {
-	return status && !status_is_live(status);
+	return status && !status_is_live(status) && strcmp(status, "deleted") != 0;
 }
 
 /* Updates the snapshot after a durable append; called with a->lock held. */
@@ -213,6 +214,80 @@ void record_release_pending(struct actor *a)
 	a->pending_tail = NULL;
 }
 
+/* ---- mail outcomes and the state's place (rec_lock held) ---- */
+
+void record_mail_open(struct actor *a, uint64_t seq)
+{
+	if (a->nopen == a->capopen) {
+		size_t cap = a->capopen ? a->capopen * 2 : 16;
+		uint64_t *n = realloc(a->open_mail, cap * sizeof(*n));
+		if (!n)
+			return;    /* out of memory: recovery rescans from an older low mark */
+		a->open_mail = n;
+		a->capopen = cap;
+	}
+	a->open_mail[a->nopen++] = seq;
+}
+
+static void mail_settle(struct actor *a, uint64_t seq)
+{
+	for (size_t i = 0; i < a->nopen; i++)
+		if (a->open_mail[i] == seq) {
+			memmove(a->open_mail + i, a->open_mail + i + 1,
+				(a->nopen - i - 1) * sizeof(*a->open_mail));
+			a->nopen--;
+			return;
+		}
+}
+
+/* The oldest mail without an outcome, or `next` (the seq the event will get)
+ * when there is none: recovery scans forward from here. */
+static uint64_t mail_low(const struct actor *a, uint64_t next)
+{
+	uint64_t low = next;
+	for (size_t i = 0; i < a->nopen; i++)
+		if (a->open_mail[i] < low)
+			low = a->open_mail[i];
+	return low;
+}
+
+static int carries_state(const json_t *data)
+{
+	return json_object_get(data, "state") || json_object_get(data, "state_ref");
+}
+
+/* Before an append: settle the mail this event ends, mark `wasm` events with the
+ * low-water mark of open mail and where the state lives. */
+static void durable_before(struct actor *a, const char *type, json_t *data)
+{
+	if (!json_is_object(data))
+		return;
+	if (strcmp(type, "message-server/dropped") == 0) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(data, "mails"), i, v)
+			mail_settle(a, (uint64_t)json_integer_value(v));
+		return;
+	}
+	if (strcmp(type, "wasm") != 0)
+		return;
+	json_t *m = json_object_get(data, "mail");
+	if (json_is_integer(m))
+		mail_settle(a, (uint64_t)json_integer_value(m));
+	uint64_t next = (a->chain ? chain_length(a->chain) : 0) + 1;
+	json_object_set_new(data, "low", json_integer((json_int_t)mail_low(a, next)));
+	if (!carries_state(data) && a->state_seq)
+		json_object_set_new(data, "state_seq", json_integer((json_int_t)a->state_seq));
+}
+
+static void durable_after(struct actor *a, const char *type, const json_t *data, uint64_t seq)
+{
+	if (carries_state(data))
+		a->state_seq = seq;
+	if (strcmp(type, "message-server/received") == 0)
+		record_mail_open(a, seq);
+}
+
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err)
 {
@@ -244,16 +319,26 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err)
 {
-	char *text = json_compact(data);
-	json_decref(data);
-	if (!text)
-		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
+	return record_event_seq(s, a, type, data, status, reason, defer_sync, NULL, err);
+}
+
+enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char *type,
+			       json_t *data, const char *status, const char *reason,
+			       int defer_sync, uint64_t *seq_out, struct err *err)
+{
 	struct chain_event ev = {0};
 	struct waiter *fire = NULL;
 	int64_t ts = now_ms();
-	size_t len = strlen(text);
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->rec_lock);
+	durable_before(a, type, data);
+	char *text = json_compact(data);
+	size_t len = text ? strlen(text) : 0;
+	if (!text) {
+		pthread_mutex_unlock(&a->rec_lock);
+		json_decref(data);
+		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
+	}
 	if (!a->chain || a->damaged) {
 		rc = err_set(err, ERR_CORRUPT, "chain of actor '%s' is damaged; not appending",
 			     a->run.id);
@@ -262,8 +347,16 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 	int deferred = (a->defer_sync || defer_sync) && !status;
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
-	if (rc)
+	if (rc) {
+		if (a->chain && chain_damaged(a->chain))
+			a->damaged = 1;   /* damage found at run time stops appends */
 		goto status_only;
+	}
+	durable_after(a, type, data, ev.seq);
+	json_decref(data);
+	data = NULL;
+	if (seq_out)
+		*seq_out = ev.seq;
 	struct supervisor_event sev = {
 		.actor_id = a->run.id, .seq = ev.seq, .hash = ev.hash,
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
@@ -306,6 +399,7 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 	return ERR_OK;
 
 status_only:
+	json_decref(data);
 	/* The chain refused the event; the status still changes so the run is not
 	 * left looking live. */
 	if (status) {

@@ -16,6 +16,17 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err);
+/* record_event_ex that also reports the event's seq (when appended). */
+enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char *type,
+			       json_t *data, const char *status, const char *reason,
+			       int defer_sync, uint64_t *seq_out, struct err *err);
+/* Mail bookkeeping for exactly-once delivery (docs/durability.md): appending a
+ * `message-server/received` event opens its seq; a `wasm` event with "mail": seq
+ * or a `message-server/dropped` event with "mails": [...] settles it. Every
+ * `wasm` event gets "low" (the oldest open mail, where recovery scans from) and,
+ * unless it carries the state, "state_seq" (the event that does).
+ * record_mail_open re-opens a seq at recovery (rec_lock held). */
+void record_mail_open(struct actor *a, uint64_t seq);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */
@@ -37,6 +48,10 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 /* supervise.c: the reason to record for a failure: `crash_loop` when the restart
  * policy would restart but its limit is reached, else reason. */
 const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const char *reason);
+/* supervise.c: the manifest and module of a run from before this server started
+ * (its package from the content store by digest, else fetched again and checked
+ * against the digest). */
+enum err_code supervise_reload(struct supervisor *s, struct actor *a, struct err *err);
 /* Ends a run with `failed`, a stable reason and the error that caused it (its
  * message is the detail; its code is what a waiting spawn reports) (spawn.c). */
 void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const struct err *why);

@@ -14,6 +14,8 @@
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/durable.h"
+#include "supervisor/evbytes.h"
 #include "supervisor/host.h"
 #include "supervisor/record.h"
 
@@ -37,6 +39,7 @@ struct mail {
 	size_t len;
 	char from[37];
 	struct reply *reply;          /* requests */
+	uint64_t seq;                 /* its `message-server/received` event */
 };
 
 struct actor_rt {
@@ -60,12 +63,8 @@ struct actor_rt {
 	struct host_bind *binds;
 	size_t nbinds;
 	uint64_t call_events, call_bytes, call_refused;
-};
-
-/* A bound import: the trampoline checks the call's chain budget first. */
-struct host_bind {
-	const struct host_fn *h;
-	struct actor *a;
+	int suspending;               /* under the actor lock: the server is stopping;
+				       * an interrupted call is not the actor's failure */
 };
 
 struct call_out {
@@ -147,6 +146,12 @@ struct bind_ctx {
 	char bad[200];
 };
 
+/* A bound import: the trampoline checks the call's chain budget first. */
+struct host_bind {
+	const struct host_fn *h;
+	struct actor *a;
+};
+
 static enum err_code host_trampoline(struct wasm_caller *c, void *user,
 				     const struct wasm_value *args, struct wasm_value *results,
 				     struct err *err)
@@ -187,7 +192,7 @@ static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm
 	}
 	struct wasm_functype t = {h->nparams, h->nresults, h->params, h->results};
 	if (b->rt->nbinds == wasm_module_import_count(b->rt->module))
-		return -1;     /* sized in runtime_start: one per import, never moved */
+		return -1;     /* sized in instantiate: one per import, never moved */
 	struct host_bind *hb = &b->rt->binds[b->rt->nbinds++];
 	*hb = (struct host_bind){h, b->a};
 	out->kind = WASM_EXTERN_FUNC;
@@ -323,8 +328,7 @@ static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8
 		return err_set(err, ERR_INVALID_RESULT, "invalid_result: the result record at %u is out "
 			       "of bounds", addr);
 	if (rec[0] > 1)
-		return err_set(err, ERR_INVALID_RESULT, "invalid_result: status %u is not 0 or 1",
-			       rec[0]);
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: status %u is not 0 or 1", rec[0]);
 	out->status = (int)rec[0];
 	if (rec[4]) {
 		out->out = malloc(rec[4] + 1);
@@ -431,12 +435,14 @@ static void state_json(struct supervisor *s, json_t *ev, const struct call_out *
 
 /* Records the `wasm` event of a call and applies its new state. */
 static void record_call(struct supervisor *s, struct actor *a, const char *fn,
-			const uint8_t *msg, size_t msg_len, struct call_out *o, enum err_code rc,
-			const struct err *err)
+			const uint8_t *msg, size_t msg_len, uint64_t mail, struct call_out *o,
+			enum err_code rc, const struct err *err)
 {
 	char sha[65] = "";
 	json_t *ev = json_pack("{s:s, s:I, s:I}", "function", fn, "fuel", (json_int_t)o->fuel,
 			       "duration_us", (json_int_t)o->us);
+	if (mail)
+		json_object_set_new(ev, "mail", json_integer((json_int_t)mail));
 	if (msg)
 		json_object_set_new(ev, "input", host_bytes_json(msg, msg_len));
 	if (a->rt && a->rt->call_refused)
@@ -471,6 +477,19 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 		log_error("runtime", "cannot record a call of '%s': %s", a->run.id, e.msg);
 }
 
+/* The unchanged state as a "new" one, so that its event carries the bytes. */
+static void force_state(struct actor *a, struct call_out *o)
+{
+	pthread_mutex_lock(&a->lock);
+	o->state = malloc(a->state_len + 1);
+	if (o->state) {
+		if (a->state_len)
+			memcpy(o->state, a->state, a->state_len);
+		o->state_len = a->state_len;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
 /* ---- start and stop ---- */
 
 /* The state as bytes: its compact JSON (nothing when there is none). */
@@ -485,15 +504,18 @@ static void state_bytes_of(const json_t *state, uint8_t **bytes, size_t *len)
 	}
 }
 
-enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
-			    struct wasm_module *module, const json_t *state,
-			    const char **reason_out, struct err *err)
+/* Instantiates the module for a (checking grants and exports) and installs
+ * `state` (taken) as its state; a->rt is set. Takes module. */
+static enum err_code instantiate(struct supervisor *s, struct actor *a, const struct manifest *m,
+				 struct wasm_module *module, uint8_t *state, size_t state_len,
+				 const char **reason_out, struct err *err)
 {
 	struct actor_rt *rt = calloc(1, sizeof(*rt));
 	enum err_code rc;
 	*reason_out = "invalid_package";
 	if (!rt) {
 		wasm_module_free(module);
+		free(state);
 		return err_set(err, ERR_NOMEM, "cannot allocate the actor runtime");
 	}
 	rt->module = module;
@@ -519,23 +541,40 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	}
 	if ((rc = find_exports(rt, reason_out, err)))
 		goto fail;
-	uint8_t *st;
-	size_t st_len;
-	state_bytes_of(state, &st, &st_len);
 	uint8_t d[32];
-	sha256(st, st_len, d);
+	sha256(state, state_len, d);
 	pthread_mutex_lock(&a->lock);
 	free(a->state);
-	a->state = st;
-	a->state_len = st_len;
+	a->state = state;
+	a->state_len = state_len;
+	a->state_loaded = 1;
 	hex_encode(d, 32, a->state_sha);
 	a->rt = rt;
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
+	return ERR_OK;
+fail:
+	free(state);
+	runtime_free(rt);
+	return rc;
+}
+
+enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
+			    struct wasm_module *module, const json_t *state,
+			    const char **reason_out, struct err *err)
+{
+	uint8_t *st;
+	size_t st_len;
+	state_bytes_of(state, &st, &st_len);
+	enum err_code rc = instantiate(s, a, m, module, st, st_len, reason_out, err);
+	if (rc)
+		return rc;
 	struct call_out o = {0};
-	rc = call(s, a, rt->f_init, NULL, 0, &o, err);
-	record_call(s, a, "init", NULL, 0, &o, rc, err);
+	rc = call(s, a, a->rt->f_init, NULL, 0, &o, err);
+	if (!rc && !o.status && !o.state)
+		force_state(a, &o);   /* init's event always holds the whole state */
+	record_call(s, a, "init", NULL, 0, 0, &o, rc, err);
 	if (!rc && o.status) {
 		rc = err_set(err, ERR_INVALID, "init returned an error: %.*s", (int)o.out_len,
 			     o.out ? (const char *)o.out : "");
@@ -545,15 +584,36 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 		*reason_out = rc == ERR_WASM_EXHAUSTED ? "init_exhausted" : "init_failed";
 		runtime_stop(s, a);       /* frees rt, answers mail queued during init */
 		runtime_release(s, a);
-		return rc;
 	}
-	return ERR_OK;
-fail:
-	runtime_free(rt);
 	return rc;
 }
 
+enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct manifest *m,
+			     struct wasm_module *module, const uint8_t *state, size_t len,
+			     const char **reason_out, struct err *err)
+{
+	uint8_t *copy = malloc(len + 1);
+	if (!copy) {
+		wasm_module_free(module);
+		return err_set(err, ERR_NOMEM, "cannot copy the state");
+	}
+	if (len)
+		memcpy(copy, state, len);
+	copy[len] = 0;
+	return instantiate(s, a, m, module, copy, len, reason_out, err);
+}
+
 static void schedule_locked(struct supervisor *s, struct actor *a);
+
+void runtime_release(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->scheduled = 0;
+	if (a->rt && (a->mail_head || a->stop_requested) && !is_draining(s))
+		schedule_locked(s, a);    /* mail or a stop that came while starting; at
+					   * start-up runtime_kick does it once all are back */
+	pthread_mutex_unlock(&a->lock);
+}
 
 static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
 		   const struct err *err, const uint8_t *data, size_t len)
@@ -578,6 +638,24 @@ static void mail_free(struct mail *m)
 	free(m);
 }
 
+/* Records that queued mail will never be processed: one outcome for each. */
+static void record_dropped(struct supervisor *s, struct actor *a, const struct mail *list,
+			   const char *reason)
+{
+	json_t *seqs = json_array();
+	for (const struct mail *m = list; m; m = m->next)
+		if (m->seq)
+			json_array_append_new(seqs, json_integer((json_int_t)m->seq));
+	if (json_array_size(seqs) == 0) {
+		json_decref(seqs);
+		return;
+	}
+	json_t *ev = json_pack("{s:o, s:s}", "mails", seqs, "reason", reason);
+	struct err e = {0};
+	if (record_event_ex(s, a, "message-server/dropped", ev, NULL, NULL, 1, &e))
+		log_error("runtime", "cannot record dropped mail of '%s': %s", a->run.id, e.msg);
+}
+
 void runtime_stop(struct supervisor *s, struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
@@ -588,6 +666,7 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 	a->mail_n = 0;
 	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
+	record_dropped(s, a, list, "actor_ended");
 	struct err e;
 	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
 	while (list) {
@@ -599,13 +678,46 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 	runtime_free(rt);
 }
 
-void runtime_release(struct supervisor *s, struct actor *a)
+void runtime_suspend(struct supervisor *s, struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
-	a->scheduled = 0;
-	if (a->rt && (a->mail_head || a->stop_requested))
-		schedule_locked(s, a);    /* mail or a stop that came while starting */
+	struct actor_rt *rt = a->rt;
+	a->rt = NULL;
+	struct mail *list = a->mail_head;
+	a->mail_head = a->mail_tail = NULL;
+	a->mail_n = 0;
+	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
+	/* The mail stays open in the chain: the next start delivers it. */
+	struct err e;
+	err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be processed "
+		"when it starts again");
+	while (list) {
+		struct mail *m = list;
+		list = m->next;
+		answer(s, a, m->reply, ERR_UNAVAILABLE, &e, NULL, 0);
+		mail_free(m);
+	}
+	runtime_free(rt);
+}
+
+void runtime_interrupt_for_shutdown(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->rt) {
+		a->rt->suspending = 1;
+		if (a->rt->in_call)
+			wasm_store_interrupt(a->rt->store);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+int runtime_busy(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	int busy = a->rt && a->rt->in_call;
+	pthread_mutex_unlock(&a->lock);
+	return busy;
 }
 
 /* ---- the mailbox job ---- */
@@ -630,6 +742,11 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 	struct wasm_func *f = funcs[m->kind];
 	const char *fn = names[m->kind];
 	struct err e = {0};
+	if (!f) {
+		struct mail one = *m;
+		one.next = NULL;
+		record_dropped(s, a, &one, "not_exported");
+	}
 	if (!f && m->kind >= MAIL_CHILD_EXIT)
 		return;      /* a parent need not listen to its children */
 	if (!f) {
@@ -639,7 +756,19 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 	}
 	struct call_out o = {0};
 	enum err_code rc = call(s, a, f, m->data, m->len, &o, &e);
-	record_call(s, a, fn, m->data, m->len, &o, rc, &e);
+	pthread_mutex_lock(&a->lock);
+	int suspending = rt->suspending;
+	pthread_mutex_unlock(&a->lock);
+	if (rc == ERR_WASM_EXHAUSTED && suspending) {
+		/* Cut short by the server's stop: not the actor's failure. Nothing is
+		 * recorded for the call, so its mail stays open and runs again. */
+		err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be "
+			"processed when it starts again");
+		answer(s, a, m->reply, ERR_UNAVAILABLE, &e, NULL, 0);
+		call_out_release(&o);
+		return;
+	}
+	record_call(s, a, fn, m->data, m->len, m->seq, &o, rc, &e);
 	if (m->reply)
 		record_sync(s, a);    /* what the answer reports is on disk before it goes */
 	if (rc) {
@@ -698,7 +827,8 @@ static void job_run(void *arg)
 	for (int n = 0; n < BATCH; n++) {
 		pthread_mutex_lock(&a->lock);
 		int stop = a->rt ? a->stop_requested : 0;
-		struct mail *m = a->rt && !stop ? a->mail_head : NULL;
+		struct mail *m = a->rt && !stop && !a->rt->suspending && !is_stopping(s)
+				 ? a->mail_head : NULL;
 		if (m) {
 			a->mail_head = m->next;
 			if (!a->mail_head)
@@ -752,7 +882,7 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
 		return err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", a->run.id,
 			       a->run.status);
-	if (a->mail_n >= s->limits.mailbox)
+	if (a->mail_n + a->mail_reserved >= s->limits.mailbox)
 		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
 			       a->run.id, a->mail_n);
 	if (len > s->limits.mailbox_bytes - a->mail_bytes)
@@ -762,9 +892,15 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 	return ERR_OK;
 }
 
-static enum err_code enqueue(struct supervisor *s, const char *to, const char *from,
-			     const void *data, size_t len, struct reply *r, struct actor **out,
-			     struct err *err)
+static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error"};
+
+/* Accepts mail for actor `to`: checks it can take it (reserving a place), records
+ * its `message-server/received` event (durable before this returns: it is what
+ * recovery delivers), then queues it. Mail recorded but no longer deliverable
+ * (the actor stopped meanwhile) gets its `dropped` outcome. *out: a reference. */
+static enum err_code accept_mail(struct supervisor *s, const char *to, const char *from,
+				 enum mail_kind kind, const void *data, size_t len,
+				 struct reply *r, struct actor **out, struct err *err)
 {
 	if (len > s->limits.max_message)
 		return err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
@@ -774,21 +910,34 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
 	struct mail *m = calloc(1, sizeof(*m));
 	uint8_t *copy = malloc(len ? len : 1);
+	enum err_code rc = ERR_OK;
 	if (!m || !copy) {
-		free(m);
-		free(copy);
-		actor_unref(s, a);
-		return err_set(err, ERR_NOMEM, "cannot queue a message");
+		rc = err_set(err, ERR_NOMEM, "cannot queue a message");
+		goto fail;
 	}
 	memcpy(copy, data, len);
-	*m = (struct mail){.kind = r ? MAIL_REQUEST : MAIL_SEND, .data = copy, .len = len,
-			   .reply = r};
+	*m = (struct mail){.kind = kind, .data = copy, .len = len, .reply = r};
+	copy = NULL;
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
-	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	rc = can_take_mail(s, a, len, err);
-	if (!rc) {
+	rc = kind >= MAIL_CHILD_EXIT ? (a->rt ? ERR_OK : ERR_CONFLICT)
+				     : can_take_mail(s, a, len, err);
+	if (!rc)
+		a->mail_reserved++;
+	pthread_mutex_unlock(&a->lock);
+	if (rc)
+		goto fail;
+	struct err se = {0};
+	json_t *ev = json_pack("{s:s, s:s, s:I}", "from",
+			       from ? from : kind >= MAIL_CHILD_EXIT ? "supervisor" : "api", "kind",
+			       mail_kind_names[kind], "size", (json_int_t)len);
+	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
+	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, 0, &m->seq, err);
+	pthread_mutex_lock(&a->lock);
+	a->mail_reserved--;
+	int gone = !rc && !a->rt;
+	if (!rc && !gone) {
 		if (a->mail_tail)
 			a->mail_tail->next = m;
 		else
@@ -796,44 +945,28 @@ static enum err_code enqueue(struct supervisor *s, const char *to, const char *f
 		a->mail_tail = m;
 		a->mail_n++;
 		a->mail_bytes += len;
-		if (r)
+		if (kind == MAIL_REQUEST)
 			a->metrics.requests++;
-		else
+		else if (kind == MAIL_SEND)
 			a->metrics.messages++;
 		schedule_locked(s, a);
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (rc) {
-		mail_free(m);
-		actor_unref(s, a);
-		return rc;
+	if (gone) {
+		record_dropped(s, a, m, "actor_ended");
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' ended before it could take the message",
+			     to);
 	}
+	if (rc)
+		goto fail;
 	*out = a;
 	return ERR_OK;
-}
-
-/* Messages and requests from the API are recorded in the receiver's chain when
- * they are accepted (actor-to-actor ones are recorded by the sender's host call).
- * The record comes before the mail is queued, so it precedes the call's event. */
-static enum err_code record_accept(struct supervisor *s, const char *to, const char *kind,
-				   const void *data, size_t len, struct err *err)
-{
-	struct actor *a = reg_find(s, to);
-	if (!a)
-		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	enum err_code rc = ERR_OK;
-	pthread_mutex_lock(&a->lock);
-	rc = can_take_mail(s, a, len, err);
-	pthread_mutex_unlock(&a->lock);
-	if (!rc && len > s->limits.max_message)
-		rc = err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
-			     len, s->limits.max_message);
-	if (!rc) {
-		json_t *ev = json_pack("{s:s, s:s, s:I}", "from", "api", "kind", kind, "size",
-				       (json_int_t)len);
-		json_object_set_new(ev, "data", host_bytes_json(data, len));
-		rc = record_event(s, a, "message-server/received", ev, NULL, NULL, err);
-	}
+fail:
+	if (m)
+		m->reply = NULL;
+	if (m)
+		mail_free(m);
+	free(copy);
 	actor_unref(s, a);
 	return rc;
 }
@@ -842,9 +975,7 @@ enum err_code supervisor_send(struct supervisor *s, const char *to, const char *
 			      const void *data, size_t len, struct err *err)
 {
 	struct actor *a = NULL;
-	enum err_code rc = from ? ERR_OK : record_accept(s, to, "send", data, len, err);
-	if (!rc)
-		rc = enqueue(s, to, from, data, len, NULL, &a, err);
+	enum err_code rc = accept_mail(s, to, from, MAIL_SEND, data, len, NULL, &a, err);
 	if (rc)
 		return rc;
 	actor_unref(s, a);
@@ -881,9 +1012,7 @@ enum err_code supervisor_request(struct supervisor *s, const char *to, const cha
 	}
 	*r = (struct reply){.fn = reply, .user = user, .refs = 2};
 	struct actor *a = NULL;
-	enum err_code rc = from ? ERR_OK : record_accept(s, to, "request", data, len, err);
-	if (!rc)
-		rc = enqueue(s, to, from, data, len, r, &a, err);
+	enum err_code rc = accept_mail(s, to, from, MAIL_REQUEST, data, len, r, &a, err);
 	if (rc) {
 		free(r);
 		free(t);
@@ -901,6 +1030,14 @@ enum err_code supervisor_state(struct supervisor *s, const char *id, uint8_t **d
 	struct actor *a = reg_find(s, id);
 	if (!a)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	struct err le = {0};
+	pthread_mutex_lock(&a->lock);
+	int have = a->state_loaded || a->rt;
+	pthread_mutex_unlock(&a->lock);
+	if (!have && durable_load_state(s, a, &le) != ERR_OK && le.code != ERR_NOT_FOUND) {
+		actor_unref(s, a);
+		return err_set(err, le.code, "%s", le.msg);
+	}
 	pthread_mutex_lock(&a->lock);
 	size_t n = a->state_len;
 	uint8_t *copy = malloc(n + 1);
@@ -997,36 +1134,68 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 	struct actor *a = reg_find(s, parent);
 	if (!a)
 		return ERR_NOT_FOUND;
-	struct mail *m = calloc(1, sizeof(*m));
-	uint8_t *copy = malloc(len + 1);
-	enum err_code rc = ERR_OK;
-	if (!m || !copy) {
-		free(m);
-		free(copy);
-		actor_unref(s, a);
-		return ERR_NOMEM;
-	}
-	memcpy(copy, info, len);
-	*m = (struct mail){.kind = error ? MAIL_CHILD_ERROR : MAIL_CHILD_EXIT, .data = copy,
-			   .len = len};
 	pthread_mutex_lock(&a->lock);
-	if (!a->rt || !(error ? a->rt->f_child_error : a->rt->f_child_exit) ||
-	    a->stop_requested || a->mail_n >= s->limits.mailbox ||
-	    len > s->limits.mailbox_bytes - a->mail_bytes) {
-		rc = ERR_CONFLICT;
-	} else {
-		if (a->mail_tail)
-			a->mail_tail->next = m;
-		else
-			a->mail_head = m;
-		a->mail_tail = m;
-		a->mail_n++;
-		a->mail_bytes += len;
-		schedule_locked(s, a);
-	}
+	int listens = a->rt && (error ? a->rt->f_child_error : a->rt->f_child_exit) &&
+		      !a->stop_requested;
 	pthread_mutex_unlock(&a->lock);
-	if (rc)
-		mail_free(m);
 	actor_unref(s, a);
+	if (!listens)
+		return ERR_CONFLICT;
+	struct err e = {0};
+	enum err_code rc = accept_mail(s, parent, NULL, error ? MAIL_CHILD_ERROR : MAIL_CHILD_EXIT,
+				       info, len, NULL, &a, &e);
+	if (!rc)
+		actor_unref(s, a);
 	return rc;
+}
+
+enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t seq,
+				const json_t *received, struct err *err)
+{
+	const char *kind = json_string_value(json_object_get(received, "kind"));
+	const char *from = json_string_value(json_object_get(received, "from"));
+	enum mail_kind k = MAIL_SEND;
+	for (int i = 0; kind && i < 4; i++)
+		if (strcmp(kind, mail_kind_names[i]) == 0)
+			k = (enum mail_kind)i;
+	struct mail *m = calloc(1, sizeof(*m));
+	if (!m)
+		return err_set(err, ERR_NOMEM, "cannot redeliver mail %llu", (unsigned long long)seq);
+	enum err_code rc = evbytes_load(s->cfg.store, json_object_get(received, "data"), &m->data,
+					&m->len, err);
+	if (rc) {
+		free(m);
+		/* Nothing to deliver: its outcome says so, once. */
+		struct mail one = {.seq = seq};
+		record_dropped(s, a, &one, "data_lost");
+		log_error("runtime", "mail %llu of '%s' cannot be delivered again: %s",
+			  (unsigned long long)seq, a->run.id, err->msg);
+		return ERR_OK;
+	}
+	if (!m->data)
+		m->data = calloc(1, 1);
+	m->kind = k;
+	m->seq = seq;
+	if (from && strcmp(from, "api") != 0 && strcmp(from, "supervisor") != 0)
+		snprintf(m->from, sizeof(m->from), "%s", from);
+	pthread_mutex_lock(&a->lock);
+	if (a->mail_tail)
+		a->mail_tail->next = m;
+	else
+		a->mail_head = m;
+	a->mail_tail = m;
+	a->mail_n++;
+	a->mail_bytes += m->len;
+	if (!is_draining(s))
+		schedule_locked(s, a);   /* at start-up: runtime_kick, once all are back */
+	pthread_mutex_unlock(&a->lock);
+	return ERR_OK;
+}
+
+void runtime_kick(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->rt && a->mail_head)
+		schedule_locked(s, a);
+	pthread_mutex_unlock(&a->lock);
 }

@@ -23,12 +23,31 @@
 enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
 			    struct wasm_module *module, const json_t *state,
 			    const char **reason_out, struct err *err);
-/* Frees the instance and answers every queued mail with ERR_CONFLICT. Called
- * after a terminal event (the actor is no longer running). */
+/* Instantiates the module for a with `state` (copied) as its state, without
+ * calling init: recovery and restarts that keep the last state. Takes module. */
+enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct manifest *m,
+			     struct wasm_module *module, const uint8_t *state, size_t len,
+			     const char **reason_out, struct err *err);
+/* Frees the instance and answers every queued mail with ERR_CONFLICT, recording
+ * it as dropped. Called after a terminal event (the actor is no longer running). */
 void runtime_stop(struct supervisor *s, struct actor *a);
 /* Ends the start's hold on the actor's turn: queued mail or a stop request made
  * while starting now gets the actor's job. */
 void runtime_release(struct supervisor *s, struct actor *a);
+/* Server stop: frees the instance; queued mail stays open in the chain (the
+ * next start delivers it); waiting requests are answered ERR_UNAVAILABLE. */
+void runtime_suspend(struct supervisor *s, struct actor *a);
+/* Server stop: no more mail is taken; a call in progress is interrupted and not
+ * recorded (its mail runs again on the next start). */
+void runtime_interrupt_for_shutdown(struct actor *a);
+/* Queues mail recovered from the chain (its received event, seq) again, without
+ * recording it anew; requests have no one to answer (their outcome is recorded). */
+enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t seq,
+				const json_t *received, struct err *err);
+/* Schedules an actor that has queued mail (after start-up recovery). */
+void runtime_kick(struct supervisor *s, struct actor *a);
+/* 1 while a call is in progress. */
+int runtime_busy(struct actor *a);
 /* Frees a runtime that is not in use (actor teardown). */
 void runtime_free(struct actor_rt *rt);
 /* Stop (kill = 0) or kill of a running actor with an instance; a->lock held.

@@ -12,6 +12,7 @@
 #include "src/manifest.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "src/wasm/wasm.h"
 #include "supervisor/runtime.h"
@@ -211,6 +212,13 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		resolved_free(res);
 		return;
 	}
+	/* The package is kept by digest so the run can come back (recovery, restart,
+	 * replay) even if its reference changes or goes away. */
+	char kept[65];
+	struct err ke = {0};
+	if (s->cfg.store && store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len,
+				      kept, &ke) != ERR_OK)
+		log_warn("supervisor", "cannot keep the package of '%s': %s", a->run.id, ke.msg);
 	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "src/resolve.h"
+#include "src/util/crypto.h"
+#include "supervisor/durable.h"
 #include "src/util/log.h"
 #include "src/wasm/wasm.h"
 #include "supervisor/record.h"
@@ -23,6 +25,7 @@ struct restart_job {
 	struct supervisor *s;
 	struct actor *a;              /* a reference */
 	int manual;
+	int initial;                  /* init afresh from the initial state */
 	supervisor_done_fn done;
 	void *user;
 	int waited;
@@ -70,7 +73,7 @@ const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const c
 static void job_restart(void *arg);
 
 static void schedule_restart(struct supervisor *s, struct actor *a, uint32_t delay_ms,
-			     int manual, supervisor_done_fn done, void *user)
+			     int manual, int initial, supervisor_done_fn done, void *user)
 {
 	struct restart_job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -81,7 +84,8 @@ static void schedule_restart(struct supervisor *s, struct actor *a, uint32_t del
 		}
 		return;
 	}
-	*j = (struct restart_job){s, a, manual, done, user, 0};
+	*j = (struct restart_job){.s = s, .a = a, .manual = manual, .initial = initial,
+				  .done = done, .user = user};
 	actor_ref(s, a);
 	if (!s->pool || pool_submit_after(s->pool, delay_ms, job_restart, j) != ERR_OK) {
 		actor_unref(s, a);
@@ -158,12 +162,12 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 	if (go) {
 		log_info("supervisor", "restarting '%s' in %u ms (%s)", a->run.id, delay,
 			 reason ? reason : status);
-		schedule_restart(s, a, delay, 0, NULL, NULL);
+		schedule_restart(s, a, delay, 0, 0, NULL, NULL);
 	}
 }
 
 /* The package and manifest for a run from before this server started. */
-static enum err_code reload(struct supervisor *s, struct actor *a, struct err *err)
+enum err_code supervise_reload(struct supervisor *s, struct actor *a, struct err *err)
 {
 	if (!a->run.manifest_json || !a->run.package_ref)
 		return err_set(err, ERR_CONFLICT, "actor '%s' has no package to restart with",
@@ -173,6 +177,20 @@ static enum err_code reload(struct supervisor *s, struct actor *a, struct err *e
 	struct wasm_module *mod = NULL;
 	enum err_code rc = manifest_parse_json(a->run.manifest_json, strlen(a->run.manifest_json),
 					       &m, err);
+	uint8_t *kept = NULL;
+	size_t kept_len = 0;
+	struct err ke = {0};
+	if (!rc && s->cfg.store && sha256_hex_valid(a->run.package_sha256) &&
+	    store_get(s->cfg.store, DURABLE_PACKAGES_STORE, a->run.package_sha256, 0, &kept,
+		      &kept_len, &ke) == ERR_OK) {
+		rc = engine_load(s->engine, kept, kept_len, a->run.package_sha256, &mod, err);
+		free(kept);
+		if (rc) {
+			manifest_free(m);
+			return rc;
+		}
+		goto loaded;
+	}
 	if (!rc)
 		rc = resolver_fetch(s->cfg.resolver, a->run.package_ref, NULL, 0, &res, err);
 	if (!rc && strcmp(res->sha256, a->run.package_sha256) != 0)
@@ -186,6 +204,9 @@ static enum err_code reload(struct supervisor *s, struct actor *a, struct err *e
 		manifest_free(m);
 		return rc;
 	}
+loaded:
+	manifest_free(a->manifest);
+	wasm_module_free(a->module);
 	a->manifest = m;
 	a->module = mod;
 	if (!a->initial_state && m->initial_state)
@@ -227,7 +248,7 @@ static void job_restart(void *arg)
 		finish_job(j, ERR_TIMEOUT, &e);
 		return;
 	}
-	if (!a->module && reload(s, a, &e)) {
+	if (!a->module && supervise_reload(s, a, &e)) {
 		finish_job(j, e.code, &e);
 		return;
 	}
@@ -240,9 +261,20 @@ static void job_restart(void *arg)
 	a->metrics.restarts++;
 	uint32_t n = a->metrics.restarts;
 	pthread_mutex_unlock(&a->lock);
+	/* The last good state, unless a fresh start is asked for (or none is known). */
+	int initial = j->initial || (!j->manual && a->manifest->restart.initial_state) ||
+		      durable_load_state(s, a, &e) != ERR_OK;
 	json_t *d = lifecycle_data(j->manual ? "restart_requested" : "policy", NULL);
 	json_object_set_new(d, "restart", json_integer(n));
 	json_object_set_new(d, "package_sha256", json_string(a->run.package_sha256));
+	json_object_set_new(d, "state", json_string(initial ? "initial" : "last"));
+	if (!initial) {
+		pthread_mutex_lock(&a->rec_lock);
+		uint64_t st = a->state_seq;
+		pthread_mutex_unlock(&a->rec_lock);
+		json_object_set_new(d, "state_seq", json_integer((json_int_t)st));
+		json_object_set_new(d, "state_sha256", json_string(a->state_sha));
+	}
 	const char *reason = NULL;
 	if (record_event(s, a, "restarted", d, "starting", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
@@ -250,8 +282,22 @@ static void job_restart(void *arg)
 		return;
 	}
 	a->defer_sync = 1;        /* init is made durable with `started` */
-	if (runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
-			  &reason, &e)) {
+	enum err_code rc;
+	if (initial) {
+		rc = runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
+				   &reason, &e);
+	} else {
+		pthread_mutex_lock(&a->lock);
+		uint8_t *st = a->state;
+		size_t len = a->state_len;
+		a->state = NULL;
+		a->state_len = 0;
+		pthread_mutex_unlock(&a->lock);
+		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), st, len, &reason,
+				    &e);
+		free(st);
+	}
+	if (rc) {
 		spawn_fail(s, a, reason ? reason : "init_failed", &e);
 		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
 		return;
@@ -268,8 +314,8 @@ static void job_restart(void *arg)
 	finish_job(j, ERR_OK, NULL);
 }
 
-void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn done,
-			void *user)
+void supervisor_restart(struct supervisor *s, const char *id, int initial,
+			supervisor_done_fn done, void *user)
 {
 	struct err e = {0};
 	struct actor *a = reg_find_or_answer(s, id, done, user);
@@ -287,6 +333,6 @@ void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn
 	if (rc)
 		done(user, rc, &e);
 	else
-		schedule_restart(s, a, 0, 1, done, user);
+		schedule_restart(s, a, 0, 1, initial, done, user);
 	actor_unref(s, a);
 }

@@ -5,9 +5,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
 
@@ -31,9 +33,13 @@ static int load_run(void *user, const struct db_run *r)
 	a->sup = c->s;
 	struct chain_open_report rep = {0};
 	struct err e = {0};
-	if (chain_open(c->s->chains_dir, r->id, &a->chain, &rep, &e) != ERR_OK) {
-		log_error("supervisor", "cannot open chain of actor '%s': %s", r->id, e.msg);
+	a->acked = r->head_seq;
+	if (chain_open_known(c->s->chains_dir, r->id, r->head_seq, &a->chain, &rep, &e) != ERR_OK) {
+		log_error("supervisor", "chain of actor '%s' is damaged: %s (%llu events were "
+			  "acknowledged; nothing is repaired)", r->id, e.msg,
+			  (unsigned long long)r->head_seq);
 		a->damaged = 1;
+		c->damaged++;
 	}
 	if (rep.truncated_tail)
 		log_warn("supervisor", "chain of actor '%s': truncated a torn last record "
@@ -46,44 +52,126 @@ static int load_run(void *user, const struct db_run *r)
 		c->damaged++;
 	}
 	a->durable_seq = a->chain ? chain_length(a->chain) : 0;
+	if (a->chain && !a->damaged && a->durable_seq > r->head_seq) {
+		/* Events synced but not yet indexed when the server died. */
+		const char *st = NULL;
+		if (db_catch_up(c->s->cfg.db, r->id, a->chain, r->head_seq, &st, &e) != ERR_OK)
+			log_error("supervisor", "cannot index the tail of '%s': %s", r->id, e.msg);
+		struct db_run fresh;
+		if (db_run_get(c->s->cfg.db, r->id, &fresh, &e) == ERR_OK) {
+			free(a->run.status);
+			free(a->run.reason);
+			a->run.status = fresh.status;
+			a->run.reason = fresh.reason;
+			a->run.head_seq = fresh.head_seq;
+			memcpy(a->run.head_hash, fresh.head_hash, sizeof(a->run.head_hash));
+			fresh.status = fresh.reason = NULL;
+			db_run_release(&fresh);
+		}
+	}
+	if (strcmp(a->run.status, "deleted") == 0) {
+		actor_unref(c->s, a);
+		return 0;
+	}
 	reg_add(c->s, a);
 	c->loaded++;
-	if (status_is_live(r->status) && c->nlive < c->caplive)
+	if (status_is_live(a->run.status)) {
+		if (c->nlive == c->caplive) {
+			size_t cap = c->caplive ? c->caplive * 2 : 1024;
+			char (*v)[37] = realloc(c->live, cap * sizeof(*v));
+			if (!v)
+				return 0;     /* it stays as it is: live, without an instance */
+			c->live = v;
+			c->caplive = cap;
+		}
 		memcpy(c->live[c->nlive++], r->id, 37);
+	}
+	return 0;
+}
+
+/* A run that was live when the server stopped or died: back to work, or failed. */
+static int recover_one(struct supervisor *s, struct actor *a)
+{
+	struct err why = {0};
+	const char *reason = "server_restart";
+	if (s->cfg.recover_none) {
+		err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was live "
+			"(--recover none)");
+	} else if (strcmp(a->run.status, "running") != 0) {
+		err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was %s",
+			a->run.status);
+	} else if (durable_recover(s, a, &why) == ERR_OK) {
+		runtime_release(s, a);   /* instantiating held the actor's turn */
+		return 1;
+	} else {
+		runtime_release(s, a);
+		reason = "recovery_failed";
+		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, why.msg);
+	}
+	spawn_fail(s, a, reason, &why);
 	return 0;
 }
 
 static enum err_code load_runs(struct supervisor *s, struct err *err)
 {
-	struct load_ctx c = {.s = s, .caplive = 1024};
+	struct load_ctx c = {.s = s};
 	char *cursor = NULL;
 	enum err_code rc = ERR_OK;
-	c.live = calloc(c.caplive, sizeof(*c.live));
-	if (!c.live)
-		return err_set(err, ERR_NOMEM, "cannot load runs");
 	do {
 		struct db_run_filter f = {.limit = 500, .cursor = cursor};
 		char *next = NULL;
 		rc = db_run_list(s->cfg.db, &f, load_run, &c, &next, err);
 		free(cursor);
 		cursor = next;
-		/* Live runs are failed in batches so the list never grows unbounded. */
-		for (size_t i = 0; i < c.nlive; i++) {
-			struct actor *a = reg_find(s, c.live[i]);
-			struct err why;
-			err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was live");
-			if (a)
-				spawn_fail(s, a, "server_restart", &why);
-			actor_unref(s, a);
-		}
-		c.nlive = 0;
 	} while (!rc && cursor);
 	free(cursor);
+	/* Every run is known before any comes back, so parents find their children
+	 * and messages find their receivers. */
+	unsigned recovered = 0;
+	for (size_t i = 0; !rc && i < c.nlive; i++) {
+		struct actor *a = reg_find(s, c.live[i]);
+		if (a)
+			recovered += (unsigned)recover_one(s, a);
+		actor_unref(s, a);
+	}
 	free(c.live);
 	if (!rc)
-		log_info("supervisor", "loaded %u runs (%u with damaged chains)", c.loaded,
-			 c.damaged);
+		log_info("supervisor", "loaded %u runs (%u with damaged chains); recovered %u of "
+			 "%zu live", c.loaded, c.damaged, recovered, c.nlive);
 	return rc;
+}
+
+static void kick(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)u;
+	runtime_kick(s, a);
+}
+
+/* Every event written without a sync made durable with one syncfs (recovery,
+ * shutdown: thousands of chains at once); see flusher_sync_batch. */
+static void collect(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	struct actor_list *l = u;
+	if (l->n < l->cap)
+		l->v[l->n++] = a;
+}
+
+static void sync_all(struct supervisor *s)
+{
+	pthread_mutex_lock(&s->reg_lock);
+	size_t cap = s->nactors;
+	pthread_mutex_unlock(&s->reg_lock);
+	struct actor_list l = {.v = calloc(cap ? cap : 1, sizeof(struct actor *)), .cap = cap};
+	if (!l.v)
+		return;
+	reg_foreach(s, collect, &l);
+	for (size_t i = 0; i < l.n; i++)
+		actor_ref(s, l.v[i]);
+	flusher_sync_batch(s, l.v, l.n);
+	for (size_t i = 0; i < l.n; i++)
+		actor_unref(s, l.v[i]);
+	free(l.v);
 }
 
 enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
@@ -125,7 +213,9 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->life_head = db_lifecycle_head(cfg->db);
 	if ((rc = load_runs(s, err)))
 		goto fail;
+	sync_all(s);            /* recovered events are durable before the API serves */
 	set_draining(s, 0);
+	reg_foreach(s, kick, NULL);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -133,21 +223,36 @@ fail:
 	return rc;
 }
 
-static void stop_live(struct supervisor *s, struct actor *a, void *u)
+/* ---- shutdown: actors are suspended, not stopped ---- */
+
+static void count_busy(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	*(unsigned *)u += (unsigned)runtime_busy(a);
+}
+
+static void interrupt_one(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	(void)u;
+	runtime_interrupt_for_shutdown(a);
+}
+
+static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)u;
 	pthread_mutex_lock(&a->lock);
-	int go = status_is_live(a->run.status) && !a->terminal_pending;
-	if (go)
-		a->terminal_pending = 1;
+	int go = a->rt && strcmp(a->run.status, "running") == 0 && !a->terminal_pending;
 	pthread_mutex_unlock(&a->lock);
-	if (!go)
+	if (!go) {
+		runtime_stop(s, a);   /* nothing runs: frees what is left */
 		return;
+	}
 	struct err e = {0};
-	if (record_event(s, a, "stopped", lifecycle_data("server_shutdown", NULL), "stopped",
-			 "server_shutdown", &e))
-		log_error("supervisor", "cannot record shutdown of '%s': %s", a->run.id, e.msg);
-	runtime_stop(s, a);     /* no job runs any more: the pool is gone */
+	if (record_event_ex(s, a, "suspended", lifecycle_data("server_shutdown", NULL), NULL,
+			    NULL, 1, &e))
+		log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id, e.msg);
+	runtime_suspend(s, a);
 }
 
 void supervisor_shutdown(struct supervisor *s)
@@ -155,10 +260,29 @@ void supervisor_shutdown(struct supervisor *s)
 	if (!s || !s->pool)
 		return;
 	set_draining(s, 1);
+	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+	/* Calls in progress may finish within the grace period; then they are cut
+	 * short, which is not the actors' failure (their mail runs again). */
+	uint32_t grace = s->cfg.shutdown_grace_ms ? s->cfg.shutdown_grace_ms : 10000;
+	int64_t until = now_ms() + grace;
+	unsigned busy = 1;
+	while (s->buckets && busy && now_ms() < until) {
+		busy = 0;
+		reg_foreach(s, count_busy, &busy);
+		if (busy)
+			usleep(5000);
+	}
+	if (s->buckets && busy) {
+		log_warn("supervisor", "%u calls still running after %u ms: interrupting them; "
+			 "their messages run again on the next start", busy, grace);
+		reg_foreach(s, interrupt_one, NULL);
+	}
 	pool_free(s->pool);
 	s->pool = NULL;
-	if (s->buckets)
-		reg_foreach(s, stop_live, NULL);
+	if (s->buckets) {
+		reg_foreach(s, suspend_live, NULL);
+		sync_all(s);
+	}
 	flusher_stop(s);
 }
 
@@ -333,18 +457,12 @@ static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn 
 	struct actor *a = reg_find_or_answer(s, id, done, user);
 	if (!a)
 		return;
-	pthread_mutex_lock(&a->rec_lock);
-	enum err_code rc = db_run_set_status(s->cfg.db, id, "deleted", NULL, now_ms(), &e);
-	if (!rc) {
-		uint64_t gid;
-		pthread_mutex_lock(&s->life_lock);
-		if (db_lifecycle_append(s->cfg.db, id, 0, "deleted", "deleted", now_ms(), "{}",
-					&gid, &e) == ERR_OK)
-			s->life_head = gid;
-		pthread_mutex_unlock(&s->life_lock);
+	/* The tombstone is an event of the chain, so a rebuilt index keeps it. A
+	 * damaged chain refuses it; the index still records the deletion. */
+	enum err_code rc = record_event(s, a, "deleted", lifecycle_data("delete_requested", NULL),
+					"deleted", NULL, &e);
+	if (rc == ERR_CORRUPT)
 		rc = ERR_OK;
-	}
-	pthread_mutex_unlock(&a->rec_lock);
 	if (!rc)
 		reg_remove(s, a);
 	actor_unref(s, a);
@@ -404,6 +522,7 @@ enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run
 	pthread_mutex_lock(&a->lock);
 	enum err_code rc = run_copy(&a->run, out);
 	pthread_mutex_unlock(&a->lock);
+	out->damaged = a->damaged;
 	actor_unref(s, a);
 	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
 }
@@ -455,6 +574,32 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 		rc = err_set(err, ERR_NOMEM, "cannot verify '%s'", id);
 	} else {
 		rc = chain_verify_file(path, out, err);
+		if (rc == ERR_NOT_FOUND) {
+			memset(out, 0, sizeof(*out));
+			out->first_bad_seq = 1;
+			snprintf(out->detail, sizeof(out->detail), "the chain file is missing");
+			rc = ERR_OK;
+		}
+	}
+	/* A file that is consistent but shorter than what was acknowledged lost events. */
+	if (!rc && out->length < a->acked && (out->valid || out->first_bad_seq > a->acked)) {
+		char why[sizeof(out->detail) + 128];
+		snprintf(why, sizeof(why), "%llu events were acknowledged but the file holds %llu%s%s",
+			 (unsigned long long)a->acked, (unsigned long long)out->length,
+			 out->detail[0] ? "; " : "", out->detail);
+		memcpy(out->detail, why, sizeof(out->detail) - 1);
+		out->detail[sizeof(out->detail) - 1] = 0;
+		out->valid = 0;
+		out->first_bad_seq = out->length + 1;
+	}
+	if (!rc && !out->valid) {
+		pthread_mutex_lock(&a->rec_lock);
+		if (!a->damaged)
+			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
+				  "appends stopped", id, (unsigned long long)out->first_bad_seq,
+				  out->detail);
+		a->damaged = 1;    /* damage found at run time stops appends */
+		pthread_mutex_unlock(&a->rec_lock);
 	}
 	free(path);
 	actor_unref(s, a);

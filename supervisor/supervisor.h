@@ -54,17 +54,23 @@ struct supervisor_config {
 	uint32_t max_children;       /* live children per parent [1000] */
 	uint64_t call_events;        /* host-call chain events per export call [100000] */
 	uint64_t call_bytes;         /* host-call chain bytes per export call [64 MiB] */
+	int recover_none;            /* live runs end `failed` (server_restart) on start */
+	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
 };
 
 /* Opens every chain (truncating torn tails, verifying hashes; damage is logged and
- * reported by verify, never repaired), indexes chains SQLite does not know, and marks
- * runs that were live when the server died as failed with reason `server_restart`
- * (appending their terminal `failed` event). */
+ * reported by verify, never repaired), indexes chains SQLite does not know, and
+ * recovers runs that were live when the server stopped or died (durable.h):
+ * running again under the same id with the state of their last durable call and
+ * their open mail delivered. With recover_none, or when recovery fails, they end
+ * `failed` (reason `server_restart` or `recovery_failed`). */
 enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervisor **out,
 			     struct err *err);
-/* Refuses new work, finishes queued jobs (callbacks still run), stops every live
- * actor (terminal `stopped`, reason `server_shutdown`; subscribers see it) and
- * joins the workers. Subscriptions stay valid until unsubscribed. */
+/* Refuses new work and stops taking mail; lets calls in progress finish for up to
+ * shutdown_grace_ms (then interrupts them, recording nothing for them: their
+ * mail runs again on the next start); finishes queued jobs; suspends every live
+ * actor (a `suspended` event; the run stays live and is recovered on the next
+ * start) and joins the workers. Subscriptions stay valid until unsubscribed. */
 void supervisor_shutdown(struct supervisor *s);
 /* Frees (calls supervisor_shutdown first if needed). Every subscription must have
  * been unsubscribed. Accepts NULL. */
@@ -151,10 +157,11 @@ struct supervisor_metrics {
 };
 enum err_code supervisor_metrics(struct supervisor *s, const char *id,
 				 struct supervisor_metrics *out, struct err *err);
-/* Restarts a run with the same package digest (a `restarted` event, then init
- * again with the initial state). Async like stop. */
-void supervisor_restart(struct supervisor *s, const char *id, supervisor_done_fn done,
-			void *user);
+/* Restarts a run with the same package digest: a `restarted` event, then either
+ * a new instance with the last good state (no init), or, with `initial` (or when
+ * no state is recorded), init again with the initial state. Async like stop. */
+void supervisor_restart(struct supervisor *s, const char *id, int initial,
+			supervisor_done_fn done, void *user);
 /* The ids of a run's live and ended children, as a new JSON array. */
 json_t *supervisor_children(struct supervisor *s, const char *parent_id);
 struct store *supervisor_store(struct supervisor *s);

@@ -46,7 +46,8 @@ struct actor {
 	int refs;                     /* guarded by the registry lock */
 	struct db_run run;            /* snapshot */
 	struct chain *chain;          /* NULL when it could not be opened */
-	int damaged;                  /* chain damage found at open: appends refused */
+	int damaged;                  /* chain damage found: appends refused */
+	uint64_t acked;               /* events the index had acknowledged at start */
 	int terminal_pending;         /* a stop/kill/fail is being recorded */
 	int stop_requested;           /* 1 stop, 2 kill, while starting */
 	struct waiter *waiters;
@@ -62,6 +63,7 @@ struct actor {
 	struct mail *mail_head, *mail_tail;   /* lock */
 	size_t mail_n, mail_cap;
 	size_t mail_bytes;            /* lock: bytes queued (limits.mailbox_bytes) */
+	size_t mail_reserved;         /* lock: places taken by mail being recorded */
 	int scheduled;                /* lock: a run job is queued or running */
 	struct supervisor_metrics metrics;    /* lock */
 	/* Supervision (supervise.c). */
@@ -80,6 +82,13 @@ struct actor {
 	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
+	/* Durability (record.c, durable.c): the mail accepted into this chain (by the
+	 * seq of its `message-server/received` event) that has no outcome yet, and
+	 * the seq of the event that holds the current state bytes. rec_lock. */
+	uint64_t *open_mail;
+	size_t nopen, capopen;
+	uint64_t state_seq;
+	int state_loaded;             /* lock: a->state is the run's (else load it) */
 };
 
 struct supervisor {
@@ -94,6 +103,7 @@ struct supervisor {
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;                 /* atomic: set_draining / is_draining */
+	int stopping;                 /* atomic: the server stops; no mail is taken */
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
@@ -126,10 +136,22 @@ static inline void set_draining(struct supervisor *s, int v)
 	__atomic_store_n(&s->draining, v, __ATOMIC_RELEASE);
 }
 
+static inline int is_stopping(const struct supervisor *s)
+{
+	return __atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE);
+}
+
 /* flusher.c */
 enum err_code flusher_start(struct supervisor *s, struct err *err);
 /* Stops the thread after a last pass; later marks sync at once. */
 void flusher_stop(struct supervisor *s);
+/* Makes the written events of n actors durable and reports them: with one
+ * syncfs when there are several, else one fdatasync each. */
+void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n);
+struct actor_list {
+	struct actor **v;
+	size_t n, cap;
+};
 
 /* registry (actor.c) */
 enum err_code reg_init(struct supervisor *s);

@@ -123,8 +123,8 @@ static void test_state_messages_requests(void **state)
 	assert_int_equal(call("GET", st, NULL, 0, &r), 200);
 	assert_string_equal(r.body, "s{\"n\":2}");
 	http_result_release(&r);
-	/* an error answer is 502 actor_error; the actor lives on */
-	assert_int_equal(request(id, "x", &r), 502);
+	/* an error answer is 422 actor_error (the actor refused it); the actor lives on */
+	assert_int_equal(request(id, "x", &r), 422);
 	assert_non_null(strstr(r.body, "actor_error"));
 	assert_non_null(strstr(r.body, "probe error"));
 	http_result_release(&r);

@@ -324,7 +324,7 @@ static void test_counter(void **state)
 	assert_int_equal(json_integer_value(json_object_get(st, "count")), 4);
 	json_decref(st);
 	/* a bad request is an error and leaves the state alone */
-	char *detail = ask_fails(id, "bogus", 502, "actor_error");
+	char *detail = ask_fails(id, "bogus", 422, "actor_error");
 	assert_non_null(strstr(detail, "get"));
 	free(detail);
 	got = ask(id, "\"get\"");
@@ -478,12 +478,12 @@ static void test_kv(void **state)
 	json_decref(l);
 	free(list);
 	/* errors, and nothing lost */
-	free(ask_fails(id, "{\"op\":\"get\",\"key\":\"nothing\"}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"drop\",\"key\":\"greeting\"}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"../x\",\"value\":\"v\"}", 502,
+	free(ask_fails(id, "{\"op\":\"get\",\"key\":\"nothing\"}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"drop\",\"key\":\"greeting\"}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"../x\",\"value\":\"v\"}", 422,
 		       "actor_error"));
-	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"n\",\"value\":5}", 502, "actor_error"));
-	free(ask_fails(id, "not json", 502, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"put\",\"key\":\"n\",\"value\":5}", 422, "actor_error"));
+	free(ask_fails(id, "not json", 422, "actor_error"));
 	kv_get(id, "greeting", "bonjour");
 	/* a new actor with an empty index finds the value by its label */
 	char *other = spawn_example("kv", "toml");
@@ -534,13 +534,13 @@ static void test_supervisor(void **state)
 	got = ask(id, "{\"op\":\"state\",\"index\":0}");
 	assert_string_equal(got, "{\"count\":7}");
 	free(got);
-	/* restart: the child starts again from its initial state */
+	/* restart: the child comes back with its last good state (docs/durability.md) */
 	got = ask(id, "{\"op\":\"restart\",\"index\":0}");
 	assert_non_null(strstr(got, c0));
 	free(got);
 	json_decref(wait_status(c0, "running"));
 	got = ask(c0, "get");
-	assert_string_equal(got, "0");
+	assert_string_equal(got, "7");
 	free(got);
 	json_t *chain = chain_of(c0);
 	assert_int_equal(count_events(chain, "restarted", NULL), 1);
@@ -569,8 +569,8 @@ static void test_supervisor(void **state)
 	free(s2);
 	json_decref(spawned);
 	free(got);
-	free(ask_fails(id, "{\"op\":\"restart\",\"index\":9}", 502, "actor_error"));
-	free(ask_fails(id, "{\"op\":\"explode\"}", 502, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"restart\",\"index\":9}", 422, "actor_error"));
+	free(ask_fails(id, "{\"op\":\"explode\"}", 422, "actor_error"));
 	assert_verifies(id);
 	free(stop);
 	free(c0);
@@ -765,7 +765,7 @@ static void test_agent_errors(void **state)
 	(void)state;
 	/* the endpoint answers 500: an error, and the conversation is unchanged */
 	char *id = agent_spawn("/broken/v1/chat/completions");
-	char *detail = ask_fails(id, "hello?", 502, "actor_error");
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "error status"));
 	free(detail);
 	json_t *st = state_of(id);
@@ -780,7 +780,7 @@ static void test_agent_errors(void **state)
 			    "[\"localhost\"]}]},\"initial_state\":{\"endpoint\":\"%s\","
 			    "\"model\":\"m\"}}", url);
 	id = spawn(body);
-	detail = ask_fails(id, "hello?", 502, "actor_error");
+	detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "denied"));
 	free(detail);
 	assert_int_equal(fixture_httpd_hits(E.web, "/v1/chat/completions"), before);

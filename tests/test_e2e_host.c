@@ -387,6 +387,16 @@ static void test_store_ids(void **state)
 	cmd_expect(id, "get pub " HELLO_HASH, "-3");
 	cmd_expect(id, "getlabel pub greeting", "-3");
 	free(id);
+	/* the reference's store_id (and base_path, which has no effect here) names
+	 * the one store the actor may touch */
+	id = spawn_driver("store-id", "{\"type\":\"store\",\"store_id\":\"mine\","
+			  "\"base_path\":\"/tmp/theater-store-test\"},"
+			  "{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+			  "{\"type\":\"timing\"},{\"type\":\"random\"},"
+			  "{\"type\":\"supervisor\"},{\"type\":\"http-client\"}");
+	cmd_expect(id, "store mine hello", "64 " HELLO_HASH);
+	cmd_expect(id, "store pub hello", "-3");
+	free(id);
 }
 
 /* Polls the actor's state until it equals want (messages are async). */

@@ -70,31 +70,50 @@ static void test_restart_keeps_everything(void **state)
 	restart();
 	json_t *ja = actor(a), *jb = actor(b);
 	assert_string_equal(str(ja, "status"), "stopped");
-	assert_string_equal(str(jb, "status"), "stopped");
-	assert_string_equal(str(jb, "reason"), "server_shutdown");
+	/* a clean stop suspends live actors; the next start brings them back */
+	assert_string_equal(str(jb, "status"), "running");
 	json_t *v = verify(b);
 	assert_true(json_is_true(json_object_get(v, "valid")));
-	assert_int_equal(json_integer_value(json_object_get(v, "length")), 4);
 	json_decref(v);
+	char *pb = tu_fmt("/actors/%s/chain", b);
+	json_t *pg = server_call_json(&SP, "GET", pb, NULL, 200);
+	json_t *items = json_object_get(pg, "items");
+	size_t n = json_array_size(items);
+	assert_true(n >= 2);
+	assert_string_equal(str(json_array_get(items, n - 2), "event_type"), "suspended");
+	assert_string_equal(str(json_array_get(items, n - 1), "event_type"), "recovered");
+	json_t *rd = json_object_get(json_array_get(items, n - 1), "data");
+	assert_string_equal(str(rd, "reason"), "shutdown");
+	assert_int_equal(json_integer_value(json_object_get(rd, "resumed_from")), (json_int_t)n - 1);
+	json_decref(pg);
+	free(pb);
 	json_decref(ja);
 	json_decref(jb);
-	/* a crash: the live run is failed with server_restart on the next start */
+	/* a crash: the live run comes back running, its chain continuing */
 	char *c = spawn("c");
 	server_crash(&SP);
 	restart();
 	json_t *jc = actor(c);
-	assert_string_equal(str(jc, "status"), "failed");
-	assert_non_null(strstr(str(jc, "reason"), "server_restart"));
+	assert_string_equal(str(jc, "status"), "running");
 	json_decref(jc);
 	char *page = tu_fmt("/actors/%s/chain", c);
-	json_t *pg = server_call_json(&SP, "GET", page, NULL, 200);
-	json_t *items = json_object_get(pg, "items");
-	assert_string_equal(str(json_array_get(items, json_array_size(items) - 1), "event_type"),
-			    "failed");
+	pg = server_call_json(&SP, "GET", page, NULL, 200);
+	items = json_object_get(pg, "items");
+	json_t *last = json_array_get(items, json_array_size(items) - 1);
+	assert_string_equal(str(last, "event_type"), "recovered");
+	assert_string_equal(str(json_object_get(last, "data"), "reason"), "crash");
 	json_decref(pg);
 	v = verify(c);
 	assert_true(json_is_true(json_object_get(v, "valid")));
 	json_decref(v);
+	/* --recover none keeps the old behaviour: live runs end failed */
+	server_stop(&SP);
+	const char *none[] = {"--recover", "none", NULL};
+	assert_int_equal(server_start(&SP, NULL, none, NULL), 0);
+	jc = actor(c);
+	assert_string_equal(str(jc, "status"), "failed");
+	assert_non_null(strstr(str(jc, "reason"), "server_restart"));
+	json_decref(jc);
 	server_stop(&SP);
 	free(page);
 	free(stop);
@@ -115,8 +134,19 @@ static void test_torn_and_flipped_chains(void **state)
 {
 	(void)state;
 	restart();
-	char *torn = spawn("torn"), *flip = spawn("flip");
+	char *torn = spawn("torn"), *flip = spawn("flip"), *cut = spawn("cut"), *gone = spawn("gone");
 	server_stop(&SP);
+	/* a cut inside an earlier record (acknowledged events follow it): damage */
+	char *cp = tu_fmt("%s/chains/%s.chain", SP.home, cut);
+	size_t clen;
+	char *cbytes = tu_read_file(cp, &clen);
+	char *second = strstr(cbytes + 1, "EVENT ");
+	assert_non_null(second);
+	size_t cut_at = (size_t)(second - cbytes) + 40;
+	assert_int_equal(truncate(cp, (off_t)cut_at), 0);
+	/* a chain file that is gone: damage, not an empty chain */
+	char *gp = tu_fmt("%s/chains/%s.chain", SP.home, gone);
+	assert_int_equal(unlink(gp), 0);
 	/* a torn last record: truncated at the boundary, the chain still verifies */
 	char *tp = tu_fmt("%s/chains/%s.chain", SP.home, torn);
 	append_bytes(tp, "EVENT 12ab");
@@ -140,6 +170,21 @@ static void test_torn_and_flipped_chains(void **state)
 	char *again = tu_read_file(fp, &after);
 	assert_int_equal(after, len);                      /* not repaired */
 	assert_memory_equal(again, bytes, len);
+	v = verify(cut);
+	assert_false(json_is_true(json_object_get(v, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(v, "first_bad_seq")), 2);
+	json_decref(v);
+	struct stat cst;
+	assert_int_equal(stat(cp, &cst), 0);
+	assert_int_equal((size_t)cst.st_size, cut_at);          /* left untouched */
+	json_t *jcut = actor(cut);
+	assert_true(json_is_true(json_object_get(json_object_get(jcut, "chain"), "damaged")));
+	json_decref(jcut);
+	v = verify(gone);
+	assert_false(json_is_true(json_object_get(v, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(v, "first_bad_seq")), 1);
+	json_decref(v);
+	assert_int_not_equal(access(gp, F_OK), 0);             /* not created again */
 	json_decref(server_call_json(&SP, "GET", "/health", NULL, 200));   /* and the server is up */
 	json_t *list = server_call_json(&SP, "GET", "/actors?limit=500", NULL, 200);
 	assert_true(json_array_size(json_object_get(list, "items")) >= 5);
@@ -152,8 +197,13 @@ static void test_torn_and_flipped_chains(void **state)
 	free(bytes);
 	free(tp);
 	free(fp);
+	free(cp);
+	free(gp);
+	free(cbytes);
 	free(torn);
 	free(flip);
+	free(cut);
+	free(gone);
 }
 
 static void test_lost_database(void **state)
@@ -161,6 +211,14 @@ static void test_lost_database(void **state)
 	(void)state;
 	restart();
 	char *id = spawn("survives-db-loss");
+	char *ended = spawn("ended"), *del = spawn("deleted");
+	char *sp = tu_fmt("/actors/%s/stop", ended);
+	json_decref(server_call_json(&SP, "POST", sp, NULL, 204));
+	char *dp = tu_fmt("/actors/%s/stop", del);
+	json_decref(server_call_json(&SP, "POST", dp, NULL, 204));
+	char *dd = tu_fmt("/actors/%s", del);
+	json_decref(server_call_json(&SP, "DELETE", dd, NULL, 204));
+	json_t *before = actor(ended);
 	server_stop(&SP);
 	const char *files[] = {"theater.db", "theater.db-wal", "theater.db-shm"};
 	for (int i = 0; i < 3; i++) {
@@ -171,7 +229,22 @@ static void test_lost_database(void **state)
 	restart();
 	json_t *j = actor(id);
 	assert_string_equal(str(j, "name"), "survives-db-loss");
+	assert_string_equal(str(j, "status"), "running");     /* and recovered */
 	json_decref(j);
+	/* the chain alone holds status, reason, digest and deletion */
+	j = actor(ended);
+	assert_string_equal(str(j, "status"), "stopped");
+	assert_string_equal(str(j, "reason"), str(before, "reason"));
+	assert_string_equal(str(j, "package_sha256"), str(before, "package_sha256"));
+	assert_string_equal(str(j, "package_ref"), str(before, "package_ref"));
+	json_decref(j);
+	json_decref(before);
+	json_decref(server_call_json(&SP, "GET", dd, NULL, 404));
+	free(sp);
+	free(dp);
+	free(dd);
+	free(ended);
+	free(del);
 	json_t *v = verify(id);
 	assert_true(json_is_true(json_object_get(v, "valid")));
 	json_decref(v);

@@ -291,6 +291,25 @@ static void test_manifest_ref_file(void **state)
 	json_decref(mj);
 	free(path);
 	free(id);
+	/* the reference's form: initial_state as JSON text, merged the same way */
+	const char *ref = "name = \"ref-form\"\nversion = \"0.1.0\"\npackage = \"./app.wasm\"\n"
+			  "initial_state = '{\"a\": 1, \"b\": 1, \"nested\": {\"x\": true}}'\n"
+			  "[[handler]]\ntype = \"runtime\"\n";
+	write_root_file("apps/ref.toml", ref, strlen(ref));
+	id = spawn_ok(JSON_CT, "{\"manifest_ref\":\"apps/ref.toml\",\"initial_state\":"
+			       "{\"b\":2}}", NULL);
+	chain = tu_fmt("/actors/%s/chain?limit=10", id);
+	page = get_json(chain, 200);
+	st = json_object_get(json_object_get(json_array_get(json_object_get(page, "items"), 0),
+					     "data"), "initial_state");
+	if (!json_is_object(st))
+		fail_msg("initial_state: %s", dump(page));
+	assert_int_equal(json_integer_value(json_object_get(st, "a")), 1);
+	assert_int_equal(json_integer_value(json_object_get(st, "b")), 2);
+	assert_true(json_is_true(json_object_get(json_object_get(st, "nested"), "x")));
+	json_decref(page);
+	free(chain);
+	free(id);
 	/* no extension: TOML because it does not start with '{' */
 	write_root_file("apps/manifest", m, strlen(m));
 	free(spawn_ok(JSON_CT, "{\"manifest_ref\":\"apps/manifest\"}", NULL));

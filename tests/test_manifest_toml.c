@@ -719,8 +719,21 @@ static void test_examples(void **state)
 				fail_msg("%s", err.msg);
 			if (manifest_parse_json(j, jl, &b, &err))
 				fail_msg("%s: %s", jp, err.msg);
-			if (!json_equal(a->json, b->json))
+			/* the TOML form writes initial_state as JSON text, as the
+			 * reference parses it; the JSON form as the value itself */
+			json_t *ja = json_deep_copy(a->json), *jb = json_deep_copy(b->json);
+			json_object_del(ja, "initial_state");
+			json_object_del(jb, "initial_state");
+			if (!json_equal(ja, jb))
 				fail_msg("%s and %s differ", tp, jp);
+			json_t *sa = json_object_get(a->json, "initial_state");
+			if (sa && !json_is_string(sa))
+				fail_msg("%s: initial_state is not JSON text", tp);
+			if (!json_equal(a->initial_state, b->initial_state) &&
+			    (a->initial_state || b->initial_state))
+				fail_msg("%s and %s have different initial states", tp, jp);
+			json_decref(ja);
+			json_decref(jb);
 			manifest_free(a);
 			manifest_free(b);
 			pairs++;

@@ -476,6 +476,16 @@ static void test_store_bad_refs(void **state)
 	expect_code(e, missing, NULL, ERR_NOT_FOUND);
 	expect_code(e, upper, NULL, ERR_BAD_ID);
 	expect_code(e, dotdot, NULL, ERR_BAD_ID);
+	/* The reference's forms that we refuse say why. */
+	struct err why;
+	struct resolved *none = NULL;
+	assert_int_equal(resolver_fetch(e->r, "store://pkgs/hash/da39a3ee5e6b4b0d3255bfef95601890afd80709",
+					NULL, 0, &none, &why), ERR_BAD_ID);
+	assert_non_null(strstr(why.msg, "40-digit (sha-1) hash"));
+	assert_non_null(strstr(why.msg, "sha-256 (64 hex digits)"));
+	assert_int_equal(resolver_fetch(e->r, "store://pkgs/a/b", NULL, 0, &none, &why), ERR_BAD_ID);
+	assert_non_null(strstr(why.msg, "more than one path part after the store id"));
+	assert_non_null(strstr(why.msg, "store://pkgs/<label>"));
 	/* Without a store: store references are unsupported, still validated first. */
 	const char *roots[] = { e->root };
 	struct resolver_config cfg = { .package_roots = roots, .nroots = 1 };

@@ -9,9 +9,8 @@
 #define THEATER_ACTOR_IMPL
 #include "theater/actor.h"
 
-#include "examples/common/libc.h"
-#include "examples/common/jbuf.h"
-#include "examples/common/jscan.h"
+#include "theater/libc.h"
+#include "theater/json.h"
 
 /* The count in a state; 0 when it is malformed. */
 static int count_of(const char *state, uint32_t len, int64_t *out)

@@ -8,8 +8,8 @@
 #define THEATER_ACTOR_IMPL
 #include "theater/actor.h"
 
-#include "examples/common/libc.h"
-#include "examples/common/jbuf.h"
+#include "theater/libc.h"
+#include "theater/jbuf.h"
 
 #define LOG_PREVIEW 200
 

@@ -10,7 +10,7 @@
 #define THEATER_ACTOR_IMPL
 #include "theater/actor.h"
 
-#include "examples/common/libc.h"
+#include "theater/libc.h"
 
 /* Busy work that the optimiser cannot remove: every round stores to memory. */
 static void spin(void)

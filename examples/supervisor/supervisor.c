@@ -18,10 +18,9 @@
 #define THEATER_ACTOR_IMPL
 #include "theater/actor.h"
 
-#include "examples/common/libc.h"
-#include "examples/common/hosterr.h"
-#include "examples/common/jbuf.h"
-#include "examples/common/jscan.h"
+#include "theater/libc.h"
+#include "theater/hosterr.h"
+#include "theater/json.h"
 
 #define MAX_SPAWN 16
 #define ID_LEN 36

@@ -94,6 +94,27 @@ char *base64_encode(const void *data, size_t len)
 	return out;
 }
 
+uint8_t *base64_decode(const char *text, size_t text_len, size_t *len_out)
+{
+	if (text_len % 4 || text_len > (size_t)1 << 30)
+		return NULL;
+	uint8_t *out = malloc(text_len / 4 * 3 + 1);
+	if (!out)
+		return NULL;
+	int n = text_len ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)text_len) : 0;
+	if (n < 0) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	size_t len = (size_t)n;
+	for (size_t i = text_len; i > 0 && text[i - 1] == '=' && len > 0; i--)
+		len--;
+	out[len] = 0;
+	*len_out = len;
+	return out;
+}
+
 enum err_code random_bytes(void *out, size_t len)
 {
 	return RAND_bytes(out, (int)len) == 1 ? ERR_OK : ERR_INTERNAL;

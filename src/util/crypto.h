@@ -33,6 +33,9 @@ int sha256_hex_valid(const char *s);
 
 /* Standard base64 with padding; malloc'd NUL-terminated text or NULL. */
 char *base64_encode(const void *data, size_t len);
+/* Decodes standard padded base64 (length a multiple of 4); malloc'd bytes with a
+ * NUL after *len_out, or NULL when the text is not base64 or memory ran out. */
+uint8_t *base64_decode(const char *text, size_t text_len, size_t *len_out);
 
 enum err_code random_bytes(void *out, size_t len);
 /* Writes a lowercase hyphenated UUID v4 (36 chars + NUL). */

@@ -26,6 +26,7 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_TOO_MANY_PARAMS] = "too_many_parameters", [ERR_CROSS_SITE] = "cross_site_request",
 	[ERR_BAD_HOST] = "host_not_allowed", [ERR_TOO_MANY_ACTORS] = "too_many_actors",
 	[ERR_INVALID_RESULT] = "invalid_result",
+	[ERR_IDEM_REUSED] = "idempotency_key_reused", [ERR_IDEM_PENDING] = "idempotency_in_progress",
 };
 
 const char *err_code_name(enum err_code code)

@@ -53,6 +53,8 @@ enum err_code {
 	ERR_BAD_HOST,         /* a Host header that is not this server's (DNS rebinding) */
 	ERR_TOO_MANY_ACTORS,  /* the server-wide or per-parent actor limit is reached */
 	ERR_INVALID_RESULT,   /* an actor returned a result the ABI cannot read */
+	ERR_IDEM_REUSED,      /* an Idempotency-Key sent again with another request */
+	ERR_IDEM_PENDING,     /* the request with this Idempotency-Key is still running */
 	ERR__COUNT
 };
 

@@ -2,6 +2,8 @@
  *
  *   theater-wasm run FILE.wasm --invoke NAME [ARG...]   call one export
  *   theater-wasm run FILE.wasm [-- ARGS...]             run a WASI _start
+ *   theater-wasm actor FILE.wasm [--send B | --request B]...  run an actor offline
+ *                                                       (actor.c)
  *
  * It exists to try modules by hand, to script the engine from tests and
  * benchmarks, and as the smallest complete embedder of src/wasm/wasm.h.
@@ -20,6 +22,7 @@
 #include "src/util/err.h"
 #include "src/util/units.h"
 #include "src/wasm/wasm.h"
+#include "tools/theater-wasm/actor.h"
 #include "tools/theater-wasm/valtext.h"
 #include "tools/theater-wasm/wasi.h"
 
@@ -49,6 +52,8 @@ struct timing {
 static const char usage_text[] =
 	"usage: theater-wasm run FILE.wasm --invoke NAME [ARG...]\n"
 	"       theater-wasm run FILE.wasm [-- ARGS...]\n"
+	"       theater-wasm actor FILE.wasm [--send BYTES | --request BYTES]...\n"
+	"         (a theater actor offline: theater-wasm actor --help)\n"
 	"\n"
 	"With --invoke, calls export NAME with ARGs parsed by its parameter types\n"
 	"(i32/i64: decimal or 0x hex; f32/f64: decimal, hex float, inf, nan,\n"
@@ -445,6 +450,8 @@ done:
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "actor") == 0)
+		return actor_main(argc - 1, argv + 1);
 	struct cli c = { 0 };
 	c.pos = calloc((size_t)argc + 1, sizeof *c.pos);
 	c.env = calloc((size_t)argc + 1, sizeof *c.env);

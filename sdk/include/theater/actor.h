@@ -1,12 +1,23 @@
 /* theater/actor.h - write theater actors in C (ABI version 1, docs/actor-abi.md).
  *
- * Build an actor with clang:
- *   clang --target=wasm32 -O2 -nostdlib -fno-builtin -Wl,--no-entry \
- *         -Wl,--export-dynamic -I sdk/include -o counter.wasm counter.c
- * (-fno-builtin keeps clang from turning copy loops into calls to memcpy, which a
- * freestanding actor does not have.)
- * Define THEATER_ACTOR_IMPL in exactly one file before including this header to get
- * the required exports (`theater_abi_version`, `theater_alloc`) and the helpers.
+ * The C SDK is header-only, in sdk/include/theater/:
+ *   actor.h    the ABI: imports of every host interface, the result record,
+ *              theater_ok / theater_error, the allocator (this file)
+ *   libc.h     memcpy, memmove, memset, memcmp (clang may call them)
+ *   json.h     jscan.h (a bounds-checked JSON reader) + jbuf.h (a writer)
+ *   hosterr.h  hosterr_name(rc): words for the negative results of host calls
+ * Define THEATER_ACTOR_IMPL in exactly one source file before including them:
+ * that file gets the required exports (`theater_abi_version`, `theater_alloc`,
+ * `theater_reset_heap`) and the helpers' bodies.
+ *
+ * Build an actor (docs/sdk.md), from the root of a theater checkout:
+ *   clang --target=wasm32 -std=c17 -O2 -nostdlib -ffreestanding \
+ *     -Wl,--no-entry -Wl,--export-dynamic -Wl,--stack-first -Wl,-z,stack-size=16384 \
+ *     -I sdk/include -o counter.wasm examples/counter/counter.c
+ * or with CMake: include(sdk/cmake/TheaterActor.cmake) and
+ * theater_add_actor(counter SOURCES counter.c). Try it without a server:
+ *   theater-wasm actor counter.wasm --send 5 --send 7 --request get
+ *
  * theater_alloc is a bump allocator. The host calls the exported
  * theater_reset_heap before it places the inputs of each call, so memory from
  * theater_alloc lives for one call: what an actor keeps goes in its state.

@@ -1,7 +1,7 @@
-/* hosterr.h - names for the negative results of host functions, so that an
+/* theater/hosterr.h - names for the negative results of host functions, so that an
  * actor's error messages say what went wrong (docs/actor-abi.md). */
-#ifndef THEATER_EXAMPLES_HOSTERR_H
-#define THEATER_EXAMPLES_HOSTERR_H
+#ifndef THEATER_HOSTERR_H
+#define THEATER_HOSTERR_H
 
 #include <stdint.h>
 

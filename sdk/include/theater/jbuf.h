@@ -1,4 +1,4 @@
-/* jbuf.h - a growable byte buffer for building JSON (and any text) in an actor.
+/* theater/jbuf.h - a growable byte buffer for building JSON (and any text) in an actor.
  *
  * Memory comes from theater_alloc, so a buffer lives for one call, which is
  * exactly as long as a new state or a response must live: the host copies
@@ -10,8 +10,8 @@
  * `oom`; writes after that are ignored. Check jb_ok() once, at the end.
  * Include theater/actor.h first.
  */
-#ifndef THEATER_EXAMPLES_JBUF_H
-#define THEATER_EXAMPLES_JBUF_H
+#ifndef THEATER_JBUF_H
+#define THEATER_JBUF_H
 
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* libc.h - the four memory functions a freestanding wasm32 actor needs.
+/* theater/libc.h - the four memory functions a freestanding wasm32 actor needs.
  *
  * Actors are built with -nostdlib (theater provides no WASI), but clang still
  * emits calls to memcpy, memmove, memset and memcmp for struct copies and for
@@ -7,8 +7,8 @@
  * back into calls to themselves; hidden visibility keeps them out of the
  * module's exports.
  */
-#ifndef THEATER_EXAMPLES_LIBC_H
-#define THEATER_EXAMPLES_LIBC_H
+#ifndef THEATER_LIBC_H
+#define THEATER_LIBC_H
 
 #include <stddef.h>
 
@@ -18,9 +18,9 @@ void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 
 #ifdef THEATER_ACTOR_IMPL
-#define EXAMPLES_LIBC_FN __attribute__((no_builtin, visibility("hidden")))
+#define THEATER_LIBC_FN __attribute__((no_builtin, visibility("hidden")))
 
-EXAMPLES_LIBC_FN void *memcpy(void *dst, const void *src, size_t n)
+THEATER_LIBC_FN void *memcpy(void *dst, const void *src, size_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
@@ -29,7 +29,7 @@ EXAMPLES_LIBC_FN void *memcpy(void *dst, const void *src, size_t n)
 	return dst;
 }
 
-EXAMPLES_LIBC_FN void *memmove(void *dst, const void *src, size_t n)
+THEATER_LIBC_FN void *memmove(void *dst, const void *src, size_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
@@ -43,7 +43,7 @@ EXAMPLES_LIBC_FN void *memmove(void *dst, const void *src, size_t n)
 	return dst;
 }
 
-EXAMPLES_LIBC_FN void *memset(void *dst, int c, size_t n)
+THEATER_LIBC_FN void *memset(void *dst, int c, size_t n)
 {
 	unsigned char *d = dst;
 	while (n--)
@@ -51,7 +51,7 @@ EXAMPLES_LIBC_FN void *memset(void *dst, int c, size_t n)
 	return dst;
 }
 
-EXAMPLES_LIBC_FN int memcmp(const void *a, const void *b, size_t n)
+THEATER_LIBC_FN int memcmp(const void *a, const void *b, size_t n)
 {
 	const unsigned char *x = a, *y = b;
 	for (; n; n--, x++, y++)
@@ -60,7 +60,7 @@ EXAMPLES_LIBC_FN int memcmp(const void *a, const void *b, size_t n)
 	return 0;
 }
 
-#undef EXAMPLES_LIBC_FN
+#undef THEATER_LIBC_FN
 #endif
 
 #endif

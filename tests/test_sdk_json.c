@@ -1,5 +1,5 @@
-/* test_examples_json.c - unit tests of the JSON helpers the example actors
- * share (examples/common/jscan.h, jbuf.h), compiled natively: the actors read
+/* test_sdk_json.c - unit tests of the C SDK's JSON helpers that actors
+ * use (sdk/include/theater/jscan.h, jbuf.h), compiled natively: the actors read
  * untrusted messages with them, so malformed, truncated and deeply nested input
  * must be refused without reading out of bounds (ASan watches), and what jbuf
  * writes must be JSON that jansson reads back to the same text.
@@ -44,8 +44,8 @@ void *theater_memcpy(void *dst, const void *src, uint32_t n)
 	return n ? memcpy(dst, src, n) : dst;
 }
 
-#include "examples/common/jbuf.h"
-#include "examples/common/jscan.h"
+#include "sdk/include/theater/jbuf.h"
+#include "sdk/include/theater/jscan.h"
 
 static int arena_free(void **state)
 {

@@ -1,4 +1,4 @@
-/* jscan.h - a small JSON reader for actors: no tree, no copies, just slices.
+/* theater/jscan.h - a small JSON reader for actors: no tree, no copies, just slices.
  *
  * A `struct js` is a slice of text: one JSON value (object, array, string,
  * number, literal) exactly, without white space around it. js_parse checks
@@ -13,8 +13,8 @@
  * 0 for no / not found / malformed. Decoded strings live in memory from
  * theater_alloc (one call long). Include theater/actor.h first.
  */
-#ifndef THEATER_EXAMPLES_JSCAN_H
-#define THEATER_EXAMPLES_JSCAN_H
+#ifndef THEATER_JSCAN_H
+#define THEATER_JSCAN_H
 
 #include <stdint.h>
 

@@ -1,0 +1,259 @@
+/* durable.c - an actor brought back from its chain; see durable.h. */
+#include "supervisor/durable.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "src/wasm/wasm.h"
+#include "supervisor/evbytes.h"
+#include "supervisor/record.h"
+#include "supervisor/runtime.h"
+
+#define STATE_REF_PREFIX "store://theater-state/hash/"
+
+/* Event seq of a's chain as a JSON object (NULL when it is not one). */
+static json_t *read_json(struct actor *a, uint64_t seq, char *type, size_t type_size,
+			 struct err *err)
+{
+	struct chain_event ev = {0};
+	if (chain_read(a->chain, seq, &ev, err))
+		return NULL;
+	snprintf(type, type_size, "%s", ev.event_type);
+	json_t *j = json_parse((const char *)ev.data, ev.data_len, 64, NULL);
+	chain_event_release(&ev);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+	}
+	if (!j)
+		err_set(err, ERR_CORRUPT, "event %llu of '%s' is not a JSON object",
+			(unsigned long long)seq, a->run.id);
+	return j;
+}
+
+/* The state bytes an event holds ("state" or "state_ref"). */
+static enum err_code state_of(struct supervisor *s, const json_t *ev, uint8_t **out,
+			      size_t *len, struct err *err)
+{
+	const json_t *inl = json_object_get(ev, "state");
+	if (inl)
+		return evbytes_load(s->cfg.store, inl, out, len, err);
+	const char *ref = json_string_value(json_object_get(ev, "state_ref"));
+	size_t n = strlen(STATE_REF_PREFIX);
+	if (!ref || strncmp(ref, STATE_REF_PREFIX, n) != 0 || !sha256_hex_valid(ref + n))
+		return err_set(err, ERR_CORRUPT, "an event names its state as '%s'",
+			       ref ? ref : "nothing");
+	return store_get(s->cfg.store, "theater-state", ref + n, 0, out, len, err);
+}
+
+struct found {
+	uint64_t last_wasm;           /* seq of the newest `wasm` event; 0 if none */
+	uint64_t low;                 /* its open-mail mark */
+	uint64_t state_seq;           /* the event holding the state */
+};
+
+/* Reads back from the head to the newest `wasm` event (or an event that names
+ * the state, such as `recovered`). */
+static enum err_code find_marks(struct actor *a, struct found *f, struct err *err)
+{
+	memset(f, 0, sizeof(*f));
+	char type[128];
+	for (uint64_t seq = chain_length(a->chain); seq > 0; seq--) {
+		json_t *j = read_json(a, seq, type, sizeof(type), err);
+		if (!j)
+			return err->code;
+		int is_wasm = strcmp(type, "wasm") == 0;
+		json_int_t st = json_integer_value(json_object_get(j, "state_seq"));
+		if (is_wasm || st > 0) {
+			f->last_wasm = is_wasm ? seq : 0;
+			f->low = (uint64_t)json_integer_value(json_object_get(j, "low"));
+			if (json_object_get(j, "state") || json_object_get(j, "state_ref"))
+				f->state_seq = seq;
+			else
+				f->state_seq = (uint64_t)st;
+			json_decref(j);
+			if (!f->low || f->low > seq)
+				f->low = seq;
+			return f->state_seq ? ERR_OK
+					    : err_set(err, ERR_NOT_FOUND, "no state recorded");
+		}
+		json_decref(j);
+	}
+	return err_set(err, ERR_NOT_FOUND, "the chain of '%s' records no state", a->run.id);
+}
+
+static enum err_code load_state_at(struct supervisor *s, struct actor *a, uint64_t seq,
+				   struct err *err)
+{
+	char type[128];
+	json_t *j = read_json(a, seq, type, sizeof(type), err);
+	if (!j)
+		return err->code;
+	uint8_t *st = NULL;
+	size_t len = 0;
+	enum err_code rc = state_of(s, j, &st, &len, err);
+	json_decref(j);
+	if (rc)
+		return rc;
+	uint8_t d[32];
+	sha256(st, len, d);
+	pthread_mutex_lock(&a->lock);
+	free(a->state);
+	a->state = st;
+	a->state_len = len;
+	hex_encode(d, 32, a->state_sha);
+	a->state_loaded = 1;
+	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_lock(&a->rec_lock);
+	a->state_seq = seq;
+	pthread_mutex_unlock(&a->rec_lock);
+	return ERR_OK;
+}
+
+enum err_code durable_load_state(struct supervisor *s, struct actor *a, struct err *err)
+{
+	pthread_mutex_lock(&a->lock);
+	int have = a->state_loaded;
+	pthread_mutex_unlock(&a->lock);
+	if (have)
+		return ERR_OK;
+	if (!a->chain)
+		return err_set(err, ERR_CORRUPT, "the chain of '%s' cannot be read", a->run.id);
+	struct found f;
+	enum err_code rc = find_marks(a, &f, err);
+	return rc ? rc : load_state_at(s, a, f.state_seq, err);
+}
+
+/* ---- the mail still to deliver ---- */
+
+struct open_mail {
+	uint64_t seq;
+	json_t *ev;                   /* its received event */
+};
+
+struct mail_scan {
+	struct open_mail *v;
+	size_t n, cap;
+};
+
+static void settle(struct mail_scan *m, uint64_t seq)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].seq == seq) {
+			json_decref(m->v[i].ev);
+			memmove(m->v + i, m->v + i + 1, (m->n - i - 1) * sizeof(*m->v));
+			m->n--;
+			return;
+		}
+}
+
+static enum err_code scan_mail(struct actor *a, uint64_t from, struct mail_scan *m,
+			       struct err *err)
+{
+	char type[128];
+	uint64_t head = chain_length(a->chain);
+	for (uint64_t seq = from; seq && seq <= head; seq++) {
+		json_t *j = read_json(a, seq, type, sizeof(type), err);
+		if (!j) {
+			if (err->code == ERR_CORRUPT && !strstr(err->msg, "JSON"))
+				return err->code;
+			continue;     /* an event that is not ours to read */
+		}
+		if (strcmp(type, "message-server/received") == 0) {
+			if (m->n == m->cap) {
+				size_t cap = m->cap ? m->cap * 2 : 16;
+				struct open_mail *v = realloc(m->v, cap * sizeof(*v));
+				if (!v) {
+					json_decref(j);
+					return err_set(err, ERR_NOMEM, "cannot recover mail");
+				}
+				m->v = v;
+				m->cap = cap;
+			}
+			m->v[m->n++] = (struct open_mail){seq, j};
+			continue;
+		}
+		if (strcmp(type, "wasm") == 0) {
+			json_int_t ms = json_integer_value(json_object_get(j, "mail"));
+			if (ms > 0)
+				settle(m, (uint64_t)ms);
+		} else if (strcmp(type, "message-server/dropped") == 0) {
+			size_t i;
+			json_t *v;
+			json_array_foreach(json_object_get(j, "mails"), i, v)
+				settle(m, (uint64_t)json_integer_value(v));
+		}
+		json_decref(j);
+	}
+	return ERR_OK;
+}
+
+static void scan_release(struct mail_scan *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		json_decref(m->v[i].ev);
+	free(m->v);
+}
+
+/* ---- recovery ---- */
+
+static enum err_code load_module(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (a->module && a->manifest)
+		return ERR_OK;
+	return supervise_reload(s, a, err);
+}
+
+enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (!a->chain || a->damaged)
+		return err_set(err, ERR_CORRUPT, "the chain of '%s' is damaged", a->run.id);
+	uint64_t head = chain_length(a->chain);
+	struct found f;
+	struct mail_scan mail = {0};
+	enum err_code rc = find_marks(a, &f, err);
+	if (!rc)
+		rc = load_state_at(s, a, f.state_seq, err);
+	if (!rc)
+		rc = scan_mail(a, f.low, &mail, err);
+	if (!rc)
+		rc = load_module(s, a, err);
+	const char *reason = NULL;
+	if (!rc) {
+		pthread_mutex_lock(&a->lock);
+		uint8_t *st = a->state;
+		size_t len = a->state_len;
+		a->state = NULL;
+		a->state_len = 0;
+		pthread_mutex_unlock(&a->lock);
+		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), st, len, &reason,
+				    err);
+		free(st);
+	}
+	if (rc) {
+		scan_release(&mail);
+		return rc;
+	}
+	char type[128] = "";
+	json_t *last = head ? read_json(a, head, type, sizeof(type), err) : NULL;
+	json_decref(last);
+	json_t *d = lifecycle_data(strcmp(type, "suspended") == 0 ? "shutdown" : "crash", NULL);
+	json_object_set_new(d, "resumed_from", json_integer((json_int_t)head));
+	json_object_set_new(d, "state_seq", json_integer((json_int_t)f.state_seq));
+	json_object_set_new(d, "state_sha256", json_string(a->state_sha));
+	json_t *seqs = json_array();
+	pthread_mutex_lock(&a->rec_lock);
+	for (size_t i = 0; i < mail.n; i++) {
+		record_mail_open(a, mail.v[i].seq);
+		json_array_append_new(seqs, json_integer((json_int_t)mail.v[i].seq));
+	}
+	pthread_mutex_unlock(&a->rec_lock);
+	json_object_set_new(d, "redelivered", seqs);
+	rc = record_event_ex(s, a, "recovered", d, NULL, NULL, 1, err);
+	for (size_t i = 0; !rc && i < mail.n; i++)
+		rc = runtime_redeliver(s, a, mail.v[i].seq, mail.v[i].ev, err);
+	scan_release(&mail);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/* durable.h - private to the supervisor layer: an actor brought back from its
+ * chain (docs/durability.md).
+ *
+ * The chain is the actor's memory. Every `wasm` event either holds the state the
+ * call left ("state" inline, or "state_ref" into the content store) or names the
+ * event that does ("state_seq"); every accepted mail is a
+ * `message-server/received` event whose outcome is a later `wasm` event
+ * ("mail": seq) or a `message-server/dropped` event, and every `wasm` event
+ * carries "low", the oldest mail still open when it was written. So the state
+ * of the last durable call and the mail still to deliver are found by reading
+ * back from the head to the last `wasm` event, one jump to the state, and a
+ * forward scan from "low".
+ *
+ * Threads: called at start-up (before the API serves) or from a worker job
+ * that owns the actor (no call in progress).
+ */
+#ifndef THEATER_SUPERVISOR_DURABLE_H
+#define THEATER_SUPERVISOR_DURABLE_H
+
+#include "supervisor/supervisor_int.h"
+
+#define DURABLE_PACKAGES_STORE "theater-packages"
+
+/* Loads the state of a's last durable call from its chain into a->state (unless
+ * a->state_loaded already). ERR_NOT_FOUND when the chain holds no state. */
+enum err_code durable_load_state(struct supervisor *s, struct actor *a, struct err *err);
+
+/* Brings a live run back after the server stopped or died: the same package
+ * digest, the state of its last durable call, a `recovered` event (with the seq it
+ * resumed from), and every accepted mail without an outcome delivered again, in
+ * seq order. On failure the caller ends the run. */
+enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err);
+
+#endif
