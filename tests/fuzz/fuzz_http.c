@@ -105,7 +105,7 @@ static void start(void)
 	port = http_server_port(srv);
 }
 
-/* One connection: send, half-close, read until closed or ~1 s of silence. */
+/* One connection: send, half-close, read until closed or silent (below). */
 static size_t exchange(const void *data, size_t size, char *out, size_t cap)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -119,9 +119,10 @@ static size_t exchange(const void *data, size_t size, char *out, size_t cap)
 		(void)!send(fd, data, size, MSG_NOSIGNAL);
 	shutdown(fd, SHUT_WR);
 	size_t n = 0;
-	for (int idle = 0; idle < 10 && n < cap;) {
+	/* ~1 s for the first byte; then 50 ms of silence ends a kept-alive answer */
+	for (int idle = 0; idle < (n ? 1 : 20) && n < cap;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 100) <= 0) {
+		if (poll(&p, 1, 50) <= 0) {
 			idle++;
 			continue;
 		}
