@@ -101,8 +101,7 @@ def rnd_json(r, depth):
 def raw(port, data, timeout=20):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        s.sendall(data)         # no half-close: libmicrohttpd drops a pending answer on it
         out = b""
         end = time.time() + timeout
         while time.time() < end:
@@ -146,7 +145,8 @@ class Check:
         self.status[st] = self.status.get(st, 0) + 1
         # the known libmicrohttpd 0.9.75 duplicate header block for a junk
         # Content-Length is not ours (docs/security.md)
-        mhd_own = b"<html><head><title>Request malformed" in out
+        mhd_own = b"<html><head><title>Request malformed" in out or \
+            (what[1][:5] == b"HEAD " and b"Content-Length: 138\r\n" in out)
         if out.count(b"HTTP/1.1 ") > 1 and b"\r\n\r\nHTTP/1.1 " in out and not mhd_own:
             self.findings.append(("two status lines", what))
         if st.startswith("5") and st not in ("502", "503", "504"):
