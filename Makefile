@@ -12,7 +12,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DTHEATER_WERROR=ON
 endif
 
-.PHONY: all deps build run test asan test-asan tsan bench fuzz clean
+.PHONY: all deps build run test test-long asan test-asan tsan bench fuzz clean
 
 all: build
 
@@ -27,13 +27,17 @@ run: build
 	bash scripts/demo.sh $(BUILD)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+# Crash trials, soaks and other long runs (CTest label `long`).
+test-long: build
+	cd $(BUILD) && ctest --output-on-failure -L long
 
 asan: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTHEATER_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN) -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS)
+		ctest --output-on-failure -j $(JOBS) -LE long
 
 test-asan: asan
 

@@ -19,6 +19,7 @@ struct api_config {
 	struct supervisor *sup;
 	struct store *store;
 	struct resolver *resolver;
+	struct secrets *secrets;      /* /secrets (src/secrets.h) */
 	const char *token;            /* bearer token; NULL or "" = none required */
 	size_t max_body;              /* POST /actors and other JSON bodies [1 MiB] */
 	size_t max_store_object;      /* POST /store/{id} [64 MiB] */

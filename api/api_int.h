@@ -106,6 +106,10 @@ void h_store_get(struct api_call *c);
 void h_label_put(struct api_call *c);
 void h_label_get(struct api_call *c);
 void h_packages(struct api_call *c);
+void h_secrets_list(struct api_call *c);      /* secrets.c: GET /secrets */
+void h_secret_get(struct api_call *c);        /* secrets.c: GET /secrets/{name} (metadata) */
+void h_secret_put(struct api_call *c);        /* secrets.c: PUT /secrets/{name} */
+void h_secret_delete(struct api_call *c);     /* secrets.c: DELETE /secrets/{name} */
 void h_manifests_validate(struct api_call *c); /* manifests.c: POST /manifests/validate */
 void h_actor_manifest(struct api_call *c);     /* manifests.c: GET /actors/{id}/manifest */
 void h_static_index(struct api_call *c);      /* static.c: GET / (the dashboard) */

@@ -898,6 +898,16 @@ enum err_code chain_sync(struct chain *c, struct err *err)
 	return rc;
 }
 
+enum err_code chain_sync_upto(struct chain *c, uint64_t upto, struct err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	if (upto > c->end)
+		upto = c->end;
+	enum err_code rc = c->damaged || c->synced >= upto ? ERR_OK : wait_durable(c, upto, err);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
 enum err_code chain_syncfs(const char *dir, struct err *err)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

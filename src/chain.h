@@ -104,6 +104,8 @@ enum err_code chain_sync(struct chain *c, struct err *err);
  * chain, call chain_syncfs (one syncfs() of the file system holding dir), then
  * chain_mark_synced(c, written) tells each chain those bytes are on disk. */
 enum err_code chain_syncfs(const char *dir, struct err *err);
+/* Makes the first `upto` bytes written durable (a no-op when they already are). */
+enum err_code chain_sync_upto(struct chain *c, uint64_t upto, struct err *err);
 uint64_t chain_written(struct chain *c);
 void chain_mark_synced(struct chain *c, uint64_t upto);
 

@@ -60,6 +60,10 @@ const char *config_usage(void)
 "                            registries) [THEATER_FETCH_ALLOW_PRIVATE=1]\n"
 "  --fetch-allow LIST        only these: ADDR[:PORT],... e.g. 127.0.0.1:5000\n"
 "                            (numeric, after DNS) [THEATER_FETCH_ALLOW]\n"
+"  --http-timeout-ms MS      default timeout of an actor's send-http (60000)\n"
+"                            [THEATER_HTTP_TIMEOUT_MS]\n"
+"  --http-timeout-max-ms MS  cap of a handler's timeout_ms (600000)\n"
+"                            [THEATER_HTTP_TIMEOUT_MAX_MS]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -188,6 +192,9 @@ static const struct opt opts[] = {
 	{"--max-children", "THEATER_MAX_CHILDREN", 1, OFF(max_children), 10000000},
 	{"--call-events", "THEATER_CALL_EVENTS", 0, OFF(call_events), 0},
 	{"--call-bytes", "THEATER_CALL_BYTES", 0, OFF(call_bytes), 0},
+	{"--http-timeout-ms", "THEATER_HTTP_TIMEOUT_MS", 1, OFF(http_timeout_ms), 86400000},
+	{"--http-timeout-max-ms", "THEATER_HTTP_TIMEOUT_MAX_MS", 1, OFF(http_timeout_max_ms),
+	 86400000},
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
 };
@@ -293,6 +300,8 @@ static void defaults(struct config *cfg)
 	cfg->mailbox = 1024;
 	cfg->max_message = 1u << 20;
 	cfg->log_level = LOG_INFO;
+	cfg->http_timeout_ms = 60000;
+	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
 }
 
@@ -353,6 +362,11 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 	    !cfg->show_help && !cfg->show_version)
 		return err_set(err, ERR_INVALID, "listening on '%s' (not loopback) requires a "
 			       "bearer token: set THEATER_TOKEN or --token-file FILE", cfg->host);
+	if (cfg->http_timeout_ms == 0 || cfg->http_timeout_max_ms == 0 ||
+	    cfg->http_timeout_ms > cfg->http_timeout_max_ms)
+		return err_set(err, ERR_INVALID, "--http-timeout-ms (%u) must be at least 1 and at "
+			       "most --http-timeout-max-ms (%u)", cfg->http_timeout_ms,
+			       cfg->http_timeout_max_ms);
 	if (cfg->token && strlen(cfg->token) < 16)
 		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
 			       "characters");

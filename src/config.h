@@ -44,6 +44,8 @@ struct config {
 	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
 	int fetch_allow_private;    /* --fetch-allow-private, THEATER_FETCH_ALLOW_PRIVATE=1 */
 	char *fetch_allow;          /* --fetch-allow ADDR[:PORT],...  [THEATER_FETCH_ALLOW] */
+	unsigned http_timeout_ms;   /* --http-timeout-ms: actors' send-http default [60000] */
+	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */
 	unsigned shutdown_grace_ms; /* --shutdown-grace-ms [10000] */
 	int show_help, show_version;

@@ -21,6 +21,7 @@
 #include "src/fetch.h"
 #include "src/home.h"
 #include "src/resolve.h"
+#include "src/secrets.h"
 #include "src/store.h"
 #include "src/util/log.h"
 #include "supervisor/supervisor.h"
@@ -31,6 +32,7 @@ struct app {
 	struct db *db;
 	struct store *store;
 	struct resolver *resolver;
+	struct secrets *secrets;
 	struct supervisor *sup;
 	struct api *api;
 	struct http_server *http;
@@ -73,6 +75,13 @@ static enum err_code open_storage(struct app *app, struct err *err)
 			return err_errno(err, ERR_IO, errno, "cannot use '%s/packages'", c->home);
 		c->nroots = 1;
 	}
+	char *secrets_dir = join(c->home, "secrets");
+	if (!secrets_dir)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	rc = secrets_open(secrets_dir, &app->secrets, err);
+	free(secrets_dir);
+	if (rc)
+		return rc;
 	if ((rc = db_open(app->db_path, &app->db, err))) {
 		/* The index is rebuilt from the chains when it is missing: say so. */
 		if (rc != ERR_NOMEM && access(app->db_path, F_OK) == 0) {
@@ -107,7 +116,8 @@ static enum err_code start(struct app *app, struct err *err)
 		.resolver = app->resolver, .workers = c->workers, .fuel = c->actor_fuel,
 		.memory_bytes = c->actor_memory, .call_timeout_ms = c->call_timeout_ms,
 		.mailbox = c->mailbox, .max_message = c->max_message,
-		.http_allow_private = c->http_allow_private,
+		.http_allow_private = c->http_allow_private, .secrets = app->secrets,
+		.http_timeout_ms = c->http_timeout_ms, .http_timeout_max_ms = c->http_timeout_max_ms,
 		.mailbox_bytes = c->mailbox_bytes, .max_actors = c->max_actors,
 		.max_children = c->max_children, .call_events = c->call_events,
 		.call_bytes = c->call_bytes,
@@ -119,6 +129,7 @@ static enum err_code start(struct app *app, struct err *err)
 	snprintf(listen, sizeof(listen), "%s:%u", c->host, c->port);
 	struct api_config acfg = {
 		.sup = app->sup, .store = app->store, .resolver = app->resolver,
+		.secrets = app->secrets,
 		.token = c->token, .max_body = c->max_body,
 		.max_store_object = c->max_store_object, .listen = listen,
 		.max_message = c->max_message,
@@ -147,6 +158,7 @@ static void stop(struct app *app)
 	api_free(app->api);
 	resolver_free(app->resolver);
 	store_close(app->store);
+	secrets_close(app->secrets);
 	db_close(app->db);
 	free(app->chains_dir);
 	free(app->store_dir);

@@ -174,7 +174,7 @@ enum manifest_format manifest_format_detect(const char *ref, const char *data, s
  * filesystem, process, http-framework, replay, tcp, wasi-http, terminal, rpc,
  * timer, loop, podman; one table in manifest_check.c). Supported: those this server implements (or will run in
  * the actor runtime): message-server, runtime, supervisor, store, timing,
- * random, http-client. */
+ * random, http-client, environment. */
 int manifest_handler_known(const char *type);
 int manifest_handler_supported(const char *type);
 

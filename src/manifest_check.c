@@ -71,7 +71,13 @@ static const struct field hs_timing[] = {
 static const struct field hs_store[] = {
 	OPT("store_ids", F_STRLIST), OPT("store_id", F_STRING), OPT("base_path", F_STRING), END,
 };
-static const struct field hs_http_client[] = {OPT("allowed_hosts", F_STRLIST), END};
+static void check_header_table(struct check *c, struct node v);
+static void check_ports(struct check *c, struct node v);
+static const struct field hs_http_client[] = {
+	OPT("allowed_hosts", F_STRLIST), OPT("timeout_ms", F_POSINT),
+	CUSTOM("headers", check_header_table), OPT("secrets", F_STRLIST),
+	CUSTOM("allow_loopback_ports", check_ports), END,
+};
 static const struct field hs_random[] = {
 	OPT("seed", F_UINT), OPT("max_bytes", F_UINT), OPT("max_int", F_UINT),
 	OPT("allow_crypto_secure", F_BOOL), END,
@@ -101,7 +107,8 @@ static const struct field ps_file_system[] = {
 };
 static const struct field ps_http_client[] = {
 	OPT("allowed_methods", F_STRLIST), OPT("allowed_hosts", F_STRLIST),
-	OPT("max_redirects", F_UINT), OPT("timeout", F_UINT), END,
+	OPT("max_redirects", F_UINT), OPT("timeout", F_UINT),
+	OPT("max_request_bytes", F_UINT), OPT("max_response_bytes", F_UINT), END,
 };
 static const struct field ps_http_framework[] = {
 	OPT("allowed_routes", F_STRLIST), OPT("allowed_methods", F_STRLIST),
@@ -144,7 +151,7 @@ static const struct htype htypes[] = {
 	{"timing", "timing", hs_timing, ps_timing, 1},
 	{"random", "random", hs_random, ps_random, 1},
 	{"http-client", "http_client", hs_http_client, ps_http_client, 1},
-	{"environment", "environment", hs_environment, ps_environment, 0},
+	{"environment", "environment", hs_environment, ps_environment, 1},
 	{"filesystem", "file_system", hs_filesystem, ps_file_system, 0},
 	{"process", "process", hs_process, ps_process, 0},
 	{"http-framework", "http_framework", hs_none, ps_http_framework, 0},
@@ -593,6 +600,48 @@ static int check_table(struct check *c, struct node v, const struct field *field
 }
 
 /* ---- handlers ---- */
+
+/* http-client `headers`: a table of header name -> string value (values may
+ * hold {{secret:NAME}} templates, filled in by the host). */
+static void check_header_table(struct check *c, struct node v)
+{
+	const char *key;
+	size_t len;
+	json_t *val;
+	if (!json_is_object(v.j)) {
+		wrong(c, v, table_word(c));
+		return;
+	}
+	if (json_object_size(v.j) > 32)
+		problem(c, v, ERR_BAD_MANIFEST, "invalid_value",
+			"manifest field '%s' has more than 32 headers", c->path);
+	json_object_keylen_foreach((json_t *)v.j, key, len, val) {
+		size_t mark = path_key(c, key, len);
+		struct node h = get(v, key);
+		if (!h.j)
+			h.j = val;
+		check_string(c, h, MANIFEST_STRING_MAX);
+		path_pop(c, mark);
+	}
+}
+
+/* http-client `allow_loopback_ports`: an array of ports (1..65535). */
+static void check_ports(struct check *c, struct node v)
+{
+	if (!json_is_array(v.j)) {
+		wrong(c, v, "an array of port numbers");
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(v.j); i++) {
+		size_t mark = path_index(c, i);
+		struct node p = at(v, i);
+		if (!json_is_integer(p.j) || json_integer_value(p.j) < 1 ||
+		    json_integer_value(p.j) > 65535)
+			problem(c, p, ERR_BAD_MANIFEST, "invalid_value",
+				"manifest field '%s' must be a port number (1 to 65535)", c->path);
+		path_pop(c, mark);
+	}
+}
 
 static const char *htype_list(char *out, size_t cap)
 {

@@ -188,6 +188,7 @@ struct actor *actor_new(const struct db_run *run)
 	}
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->rec_lock, NULL);
+	pthread_mutex_init(&a->deps_lock, NULL);
 	a->refs = 1;
 	return a;
 }
@@ -217,7 +218,11 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	free(a->open_mail);
 	json_decref(a->initial_state);
 	db_run_release(&a->run);
+	for (size_t i = 0; i < a->ndeps; i++)
+		actor_unref(s, a->deps[i].to);
+	free(a->deps);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->rec_lock);
+	pthread_mutex_destroy(&a->deps_lock);
 	free(a);
 }

@@ -46,22 +46,44 @@ void flusher_mark(struct supervisor *s, struct actor *a)
 	pthread_mutex_unlock(&s->flush_lock);
 }
 
+/* What the actors' sends wrote into other chains before the syncfs is durable
+ * too: tell those chains, so the senders' record_sync need not sync them again. */
+static void mark_deps(struct supervisor *s, struct send_dep **deps, size_t *ndeps, size_t n,
+		      int synced)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < ndeps[i]; k++) {
+			if (synced && deps[i][k].to->chain)
+				chain_mark_synced(deps[i][k].to->chain, deps[i][k].upto);
+			actor_unref(s, deps[i][k].to);
+		}
+		free(deps[i]);
+	}
+}
+
 void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 {
-	uint64_t *upto = n >= FLUSH_SYNCFS_MIN ? calloc(n, sizeof(*upto)) : NULL;
+	int big = n >= FLUSH_SYNCFS_MIN;
+	uint64_t *upto = big ? calloc(n, sizeof(*upto)) : NULL;
+	struct send_dep **deps = big ? calloc(n, sizeof(*deps)) : NULL;
+	size_t *ndeps = big ? calloc(n, sizeof(*ndeps)) : NULL;
 	struct err e = {0};
-	if (upto) {
-		for (size_t i = 0; i < n; i++)
+	if (upto && deps && ndeps) {
+		for (size_t i = 0; i < n; i++) {
+			ndeps[i] = record_deps_snapshot(s, v[i], &deps[i]);
 			upto[i] = v[i]->chain ? chain_written(v[i]->chain) : 0;
-		if (chain_syncfs(s->chains_dir, &e) == ERR_OK) {
-			for (size_t i = 0; i < n; i++)
-				if (v[i]->chain)
-					chain_mark_synced(v[i]->chain, upto[i]);
-		} else {
-			log_error("flusher", "%s; syncing chains one by one", e.msg);
 		}
+		int ok = chain_syncfs(s->chains_dir, &e) == ERR_OK;
+		if (!ok)
+			log_error("flusher", "%s; syncing chains one by one", e.msg);
+		for (size_t i = 0; ok && i < n; i++)
+			if (v[i]->chain)
+				chain_mark_synced(v[i]->chain, upto[i]);
+		mark_deps(s, deps, ndeps, n, ok);
 	}
 	free(upto);
+	free(deps);
+	free(ndeps);
 	/* What the syncfs covered needs no fdatasync: record_sync only indexes and
 	 * reports it (and syncs what was written since). */
 	for (size_t i = 0; i < n; i++)

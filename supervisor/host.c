@@ -14,7 +14,7 @@
 
 static const struct host_fn *const tables[] = {
 	host_runtime_fns, host_message_fns, host_timing_fns, host_random_fns,
-	host_store_fns, host_supervisor_fns, host_http_fns,
+	host_store_fns, host_supervisor_fns, host_http_fns, host_env_fns,
 };
 
 static const struct {
@@ -23,7 +23,7 @@ static const struct {
 } grant_names[] = {
 	{"runtime", GRANT_RUNTIME}, {"message-server", GRANT_MESSAGE}, {"timing", GRANT_TIMING},
 	{"random", GRANT_RANDOM}, {"store", GRANT_STORE}, {"supervisor", GRANT_SUPERVISOR},
-	{"http-client", GRANT_HTTP},
+	{"http-client", GRANT_HTTP}, {"environment", GRANT_ENV},
 };
 
 const struct host_fn *host_find(const char *module, size_t module_len, const char *name,

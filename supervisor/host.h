@@ -36,6 +36,7 @@ enum host_grant {
 	GRANT_STORE = 1 << 4,        /* "store" */
 	GRANT_SUPERVISOR = 1 << 5,   /* "supervisor" */
 	GRANT_HTTP = 1 << 6,         /* "http-client" */
+	GRANT_ENV = 1 << 7,          /* "environment" (granted secrets, host_env.c) */
 };
 
 /* Error results of host functions (docs/actor-abi.md). */
@@ -63,6 +64,7 @@ extern const struct host_fn host_random_fns[];
 extern const struct host_fn host_store_fns[];
 extern const struct host_fn host_supervisor_fns[];
 extern const struct host_fn host_http_fns[];
+extern const struct host_fn host_env_fns[];
 
 /* Finds the host function for an import; NULL if there is none. */
 const struct host_fn *host_find(const char *module, size_t module_len, const char *name,
@@ -140,5 +142,39 @@ int host_wait_for(struct host_wait *w, uint32_t ms);
 unsigned host_actor_grants(struct actor *a);
 /* Asks the runtime to stop the actor after the current call (runtime/shutdown). */
 void host_request_shutdown(struct actor *a, const char *reason);
+
+/* ---- permission_policy (host_policy.c) ----
+ * The manifest's permission_policy.<capability> as the reference spells it:
+ * absent or "inherit" adds nothing to the handler's own settings; "disallow"
+ * refuses every call of the capability (-3, recorded); "restrict" narrows the
+ * handler's settings with its config (the stricter of the two wins). */
+enum host_policy { HOST_POLICY_INHERIT, HOST_POLICY_DISALLOW, HOST_POLICY_RESTRICT };
+/* The capability's policy; *config_out (may be NULL) is the borrowed restrict
+ * config, or NULL (absent, or another kind). */
+enum host_policy host_policy(struct actor *a, unsigned grant, const json_t **config_out);
+/* When the capability of grant is disallowed: records "<module>/<name>" with
+ * the error, sets results[0] (i32, or i64 when i64 is set) to -3 and returns 1.
+ * Returns 0 otherwise. */
+int host_disallowed(struct actor *a, unsigned grant, const char *module, const char *name,
+		    struct wasm_value *results, int i64);
+/* An integer of the restrict config, or def when it has none. */
+int64_t host_policy_int(struct actor *a, unsigned grant, const char *key, int64_t def);
+/* A list of the restrict config (borrowed array), or NULL when it has none. */
+const json_t *host_policy_list(struct actor *a, unsigned grant, const char *key);
+/* The permission_policy key of a grant ("http_client"). */
+const char *host_policy_cap(unsigned grant);
+
+/* ---- secrets (host_policy.c, host_env.c) ---- */
+/* 1 when the environment handler (and its policy) grant the secret name. */
+int host_env_granted(struct actor *a, const char *name);
+/* 1 when a child's handler config (environment / http-client) asks for no
+ * secret, prefix or loopback port the actor a was not granted; else 0 with e
+ * set (ERR_FORBIDDEN_PATH). */
+int host_env_child_allowed(struct actor *a, const json_t *child, struct err *e);
+int host_http_child_allowed(struct actor *a, const json_t *child, struct err *e);
+/* The server's secrets (NULL when it keeps none). */
+struct secrets *host_secrets(struct actor *a);
+/* The server's send-http default and cap (milliseconds). */
+void host_http_timeouts(struct actor *a, uint32_t *def_ms, uint32_t *max_ms);
 
 #endif

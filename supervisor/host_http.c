@@ -16,19 +16,42 @@
  *  - urls with credentials, and headers that would change the request's framing
  *    or target (Host, Content-Length, Transfer-Encoding, Connection, ...) are
  *    refused (-1);
- *  - bounded: 5 s to connect, 30 s in all, 4 MiB of response body.
+ *  - bounded: 5 s to connect, 4 MiB of response body, and a total timeout:
+ *    the handler's `timeout_ms` (default: the server's --http-timeout-ms),
+ *    never above --http-timeout-max-ms nor permission_policy.http_client's
+ *    `timeout`; a request may ask for less with its own "timeout_ms". A
+ *    timeout or a failed connection is an error result (-4, -6) the actor
+ *    handles; it does not end the call.
+ *  - loopback addresses are refused unless the server allows private ones
+ *    or the port is in the handler's `allow_loopback_ports` (a local model
+ *    gateway for one actor, not the whole loopback for all).
+ *  - permission_policy.http_client may disallow the capability, or restrict
+ *    it: allowed_methods, allowed_hosts (a host must pass both lists),
+ *    timeout, max_request_bytes and max_response_bytes.
+ *
+ * Secrets: header values may hold templates "{{secret:NAME}}", filled in
+ * here from the server's secrets, so the actor never sees the value. The
+ * handler's `headers` (a table the manifest sets, added to every request and
+ * replacing an actor's header of the same name) may use any secret; headers
+ * the actor sends may use the secrets the handler lists in `secrets`. The
+ * chain records the templates, and the names and fingerprints of the
+ * secrets used, never a value; a response that echoes a value back has it
+ * replaced by "[secret:NAME]" before the actor or the chain sees it.
+ *
  * The chain records the request and the response with secret-looking header
  * values (Authorization, Cookie, *token*, *key*, ...) and url query values
  * (?api_key=...) replaced by "[redacted]". Bodies are recorded as they are
  * (host_bytes_json: large ones by their SHA-256).
  */
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "src/fetch.h"
+#include "src/secrets.h"
 #include "src/netpolicy.h"
 #include "src/util/buf.h"
 #include "src/util/crypto.h"
@@ -41,8 +64,17 @@
 #define HTTP_MAX_HEADERS 64
 #define HTTP_HEADER_LINE_MAX 8192
 #define HTTP_CONNECT_TIMEOUT_MS 5000L
-#define HTTP_TOTAL_TIMEOUT_MS 30000L
+#define HTTP_MAX_SECRETS 8
+#define TEMPLATE_OPEN "{{secret:"
+#define SCRUB_MIN 4                              /* shorter values are not scrubbed */
 #define REDACTED "[redacted]"
+
+struct used_secret {
+	char name[SECRETS_NAME_MAX + 1];
+	uint8_t *value;
+	size_t len;
+	char fingerprint[65];
+};
 
 /* The parsed request; every pointer is owned here. */
 struct http_req {
@@ -53,6 +85,9 @@ struct http_req {
 	uint8_t *body;
 	size_t body_len;
 	int has_body;
+	uint32_t timeout_ms;         /* asked by the request; 0: none */
+	struct used_secret used[HTTP_MAX_SECRETS];
+	size_t nused;
 };
 
 static int32_t fail(struct host_call *k, int32_t rc, enum err_code code, const char *msg)
@@ -63,8 +98,12 @@ static int32_t fail(struct host_call *k, int32_t rc, enum err_code code, const c
 
 static void req_release(struct http_req *r)
 {
-	for (size_t i = 0; i < r->nlines; i++)
+	for (size_t i = 0; i < r->nlines; i++) {
+		secure_zero(r->lines[i], strlen(r->lines[i]));
 		free(r->lines[i]);
+	}
+	for (size_t i = 0; i < r->nused; i++)
+		secrets_value_free(r->used[i].value, r->used[i].len);
 	free(r->lines);
 	free(r->body);
 	json_decref(r->doc);
@@ -161,33 +200,172 @@ static int header_valid(const char *name, const char *value)
 	return 1;
 }
 
-static int32_t parse_headers(struct host_call *k, const json_t *h, struct http_req *r)
+/* ---- secret templates ---- */
+
+static int in_strlist(const json_t *list, const char *s)
 {
-	const char *name;
-	json_t *v;
-	if (!h)
-		return 0;
-	if (!json_is_object(h) || json_object_size(h) > HTTP_MAX_HEADERS)
+	size_t i;
+	const json_t *v;
+	json_array_foreach(list, i, v)
+		if (json_string_value(v) && strcmp(json_string_value(v), s) == 0)
+			return 1;
+	return 0;
+}
+
+/* The secret name, read once per request; from_handler: the template is in
+ * the manifest's own headers, which may name any secret. */
+static int32_t use_secret(struct host_call *k, struct actor *a, struct http_req *r,
+			  const char *name, int from_handler, const struct used_secret **out)
+{
+	for (size_t i = 0; i < r->nused; i++)
+		if (strcmp(r->used[i].name, name) == 0) {
+			*out = &r->used[i];
+			return 0;
+		}
+	if (!from_handler &&
+	    !in_strlist(json_object_get(host_handler_config(a, GRANT_HTTP), "secrets"), name)) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "secret '%s' is not granted to this actor (list "
+			"it in the http-client handler's secrets)", name);
+		return HOST_EDENIED;
+	}
+	if (r->nused == HTTP_MAX_SECRETS)
+		return fail(k, HOST_EINVAL, ERR_INVALID, "a request may use at most 8 secrets");
+	if (!host_secrets(a))
+		return fail(k, HOST_EFAILED, ERR_UNAVAILABLE, "this server keeps no secrets");
+	struct used_secret *u = &r->used[r->nused];
+	struct secret_info info;
+	if (secrets_get(host_secrets(a), name, &u->value, &u->len, &info, &k->e))
+		return host_errno(k->e.code);
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	memcpy(u->fingerprint, info.fingerprint, sizeof(u->fingerprint));
+	r->nused++;
+	*out = u;
+	return 0;
+}
+
+/* value with every {{secret:NAME}} filled in, into out (malloc'd). */
+static int32_t expand(struct host_call *k, struct actor *a, struct http_req *r, const char *value,
+		      int from_handler, struct buf *out)
+{
+	const char *p = value, *t;
+	while ((t = strstr(p, TEMPLATE_OPEN))) {
+		const char *name = t + strlen(TEMPLATE_OPEN), *end = strstr(name, "}}");
+		char nm[SECRETS_NAME_MAX + 1];
+		const struct used_secret *u = NULL;
+		if (!end || (size_t)(end - name) > SECRETS_NAME_MAX)
+			return fail(k, HOST_EINVAL, ERR_INVALID, "a {{secret:NAME}} template is "
+				    "not closed or its name is too long");
+		snprintf(nm, sizeof(nm), "%.*s", (int)(end - name), name);
+		if (!secrets_name_valid(nm)) {
+			err_set(&k->e, ERR_INVALID, "'%.64s' in a {{secret:NAME}} template is not a "
+				"valid secret name", nm);
+			return HOST_EINVAL;
+		}
+		int32_t rc = use_secret(k, a, r, nm, from_handler, &u);
+		if (rc)
+			return rc;
+		if (buf_append(out, p, (size_t)(t - p)) || buf_append(out, u->value, u->len))
+			return fail(k, HOST_EINVAL, ERR_TOO_LARGE, "a header is over 8 KiB with its "
+				    "secrets");
+		p = end + 2;
+	}
+	if (buf_puts(out, p))
+		return fail(k, HOST_EINVAL, ERR_TOO_LARGE, "a header is over 8 KiB");
+	return 0;
+}
+
+/* The headers as sent: the actor's, then the handler's (replacing an actor
+ * header of the same name). A new object of name -> template value. */
+static int32_t merge_headers(struct host_call *k, struct actor *a, const json_t *h,
+			     json_t **out)
+{
+	const json_t *mine = json_object_get(host_handler_config(a, GRANT_HTTP), "headers");
+	const char *name, *hname;
+	json_t *v, *hv;
+	if (h && (!json_is_object(h) || json_object_size(h) > HTTP_MAX_HEADERS))
 		return fail(k, HOST_EINVAL, ERR_INVALID, "headers must be an object of at most 64 "
 			    "string values");
-	if (!(r->lines = calloc(json_object_size(h) + 1, sizeof(char *))))
-		return fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
+	json_t *m = json_object();
 	json_object_foreach((json_t *)h, name, v) {
-		const char *value = json_string_value(v);
-		if (!value || strlen(value) != json_string_length(v) || !header_valid(name, value)) {
-			err_set(&k->e, ERR_INVALID, "header '%.64s' is not a valid header", name);
-			return HOST_EINVAL;
-		}
-		if (header_forbidden(name)) {
-			err_set(&k->e, ERR_INVALID, "header '%.64s' may not be set by actors", name);
-			return HOST_EINVAL;
-		}
-		size_t n = strlen(name) + strlen(value) + 3;
-		if (!(r->lines[r->nlines] = malloc(n)))
-			return fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
-		snprintf(r->lines[r->nlines++], n, "%s: %s", name, value);
+		int replaced = 0;
+		json_object_foreach((json_t *)mine, hname, hv)
+			replaced |= strcasecmp(name, hname) == 0;
+		if (!replaced)
+			json_object_set(m, name, v);
 	}
+	json_object_foreach((json_t *)mine, hname, hv)
+		json_object_set_new(m, hname, json_pack("{s:O}", "handler", hv));
+	*out = m;
 	return 0;
+}
+
+static int32_t header_line(struct host_call *k, struct actor *a, struct http_req *r,
+			   const char *name, const json_t *v)
+{
+	int from_handler = json_is_object(v);
+	const json_t *sv = from_handler ? json_object_get(v, "handler") : v;
+	const char *value = json_string_value(sv);
+	struct buf b;
+	if (!value || strlen(value) != json_string_length(sv) || !header_valid(name, value)) {
+		err_set(&k->e, ERR_INVALID, "header '%.64s' is not a valid header", name);
+		return HOST_EINVAL;
+	}
+	if (header_forbidden(name)) {
+		err_set(&k->e, ERR_INVALID, "header '%.64s' may not be set by actors", name);
+		return HOST_EINVAL;
+	}
+	buf_init(&b, HTTP_HEADER_LINE_MAX);
+	buf_printf(&b, "%s: ", name);
+	size_t prefix = b.len;
+	int32_t rc = expand(k, a, r, value, from_handler, &b);
+	if (!rc && buf_append(&b, "", 1))            /* NUL-terminate */
+		rc = fail(k, HOST_EINVAL, ERR_TOO_LARGE, "a header is over 8 KiB with its secrets");
+	if (!rc && !header_valid(name, b.data + prefix)) {
+		err_set(&k->e, ERR_INVALID, "header '%.64s' is not valid once its secrets are "
+			"filled in (a value with a control character?)", name);
+		rc = HOST_EINVAL;
+	}
+	if (!rc)
+		r->lines[r->nlines++] = buf_steal(&b, NULL);
+	if (b.data)
+		secure_zero(b.data, b.len);
+	buf_release(&b);
+	return rc;
+}
+
+/* Parses the headers into lines (secrets filled in) and records them with
+ * their templates (secret-looking values redacted). */
+static int32_t parse_headers(struct host_call *k, struct actor *a, const json_t *h,
+			     struct http_req *r)
+{
+	const char *name;
+	json_t *v, *merged = NULL, *rec;
+	int32_t rc = merge_headers(k, a, h, &merged);
+	if (rc)
+		return rc;
+	if (!(r->lines = calloc(json_object_size(merged) + 1, sizeof(char *)))) {
+		json_decref(merged);
+		return fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
+	}
+	rec = json_object();
+	json_object_foreach(merged, name, v) {
+		if ((rc = header_line(k, a, r, name, v)))
+			break;
+		json_object_set(rec, name, json_is_object(v) ? json_object_get(v, "handler") : v);
+	}
+	if (json_object_size(rec))
+		json_object_set_new(k->in, "headers", headers_for_record(rec));
+	json_decref(rec);
+	json_decref(merged);
+	if (r->nused) {
+		json_t *used = json_array();
+		for (size_t i = 0; i < r->nused; i++)
+			json_array_append_new(used, json_pack("{s:s, s:s}", "name", r->used[i].name,
+							      "fingerprint",
+							      r->used[i].fingerprint));
+		json_object_set_new(k->in, "secrets", used);
+	}
+	return rc;
 }
 
 static int b64_value(int ch)
@@ -254,9 +432,11 @@ static int32_t parse_body(struct host_call *k, const json_t *body, const json_t 
 	return 0;
 }
 
-static int32_t parse_request(struct host_call *k, const uint8_t *text, size_t len, struct http_req *r)
+static int32_t parse_request(struct host_call *k, struct actor *a, const uint8_t *text, size_t len,
+			     struct http_req *r)
 {
-	static const char *const keys[] = {"method", "url", "headers", "body", "body_b64", NULL};
+	static const char *const keys[] = {"method", "url", "headers", "body", "body_b64",
+					   "timeout_ms", NULL};
 	json_t *d = r->doc = json_parse((const char *)text, len, 16, &k->e);
 	if (!d)
 		return HOST_EINVAL;
@@ -272,12 +452,15 @@ static int32_t parse_request(struct host_call *k, const uint8_t *text, size_t le
 			    "a string");
 	json_object_set_new(k->in, "method", json_string(r->method));
 	json_object_set_new(k->in, "url", url_for_record(r->url));
-	int32_t rc = parse_headers(k, json_object_get(d, "headers"), r);
+	const json_t *t = json_object_get(d, "timeout_ms");
+	if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+		  json_integer_value(t) > UINT32_MAX))
+		return fail(k, HOST_EINVAL, ERR_INVALID, "timeout_ms must be a positive integer "
+			    "of milliseconds");
+	r->timeout_ms = t ? (uint32_t)json_integer_value(t) : 0;
+	int32_t rc = parse_headers(k, a, json_object_get(d, "headers"), r);
 	if (!rc)
 		rc = parse_body(k, json_object_get(d, "body"), json_object_get(d, "body_b64"), r);
-	if (!rc && json_object_get(d, "headers"))
-		json_object_set_new(k->in, "headers",
-				    headers_for_record(json_object_get(d, "headers")));
 	if (!rc && r->has_body)
 		json_object_set_new(k->in, "body", host_bytes_json(r->body, r->body_len));
 	return rc;
@@ -285,41 +468,115 @@ static int32_t parse_request(struct host_call *k, const uint8_t *text, size_t le
 
 /* ---- policy ---- */
 
+static int host_in_list(const json_t *hosts, const struct fetch_url_parts *u)
+{
+	size_t i;
+	const json_t *v;
+	json_array_foreach(hosts, i, v)
+		if (netpolicy_host_match(json_string_value(v), u->host, u->port))
+			return 1;
+	return 0;
+}
+
 static int32_t check_host(struct host_call *k, struct actor *a, const char *url)
 {
 	struct fetch_url_parts u;
 	const json_t *cfg = host_handler_config(a, GRANT_HTTP);
-	const json_t *hosts = cfg ? json_object_get(cfg, "allowed_hosts") : NULL;
-	size_t i;
-	const json_t *v;
+	const json_t *policy = host_policy_list(a, GRANT_HTTP, "allowed_hosts");
 	if (fetch_url_split(url, &u, &k->e))
 		return HOST_EINVAL;
 	if (u.has_userinfo)
 		return fail(k, HOST_EINVAL, ERR_INVALID, "urls with credentials are not allowed; "
 			    "use an Authorization header");
-	json_array_foreach(hosts, i, v)
-		if (netpolicy_host_match(json_string_value(v), u.host, u.port))
-			return 0;
-	err_set(&k->e, ERR_FORBIDDEN_PATH, "host '%s' (port %u) is not in the handler's "
-		"allowed_hosts", u.host, u.port);
-	return HOST_EDENIED;
+	if (!host_in_list(json_object_get(cfg, "allowed_hosts"), &u)) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "host '%s' (port %u) is not in the handler's "
+			"allowed_hosts", u.host, u.port);
+		return HOST_EDENIED;
+	}
+	if (policy && !host_in_list(policy, &u)) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "host '%s' (port %u) is not in "
+			"permission_policy.http_client.allowed_hosts", u.host, u.port);
+		return HOST_EDENIED;
+	}
+	return 0;
+}
+
+/* permission_policy.http_client: methods and the request's size. */
+static int32_t check_policy(struct host_call *k, struct actor *a, const struct http_req *r)
+{
+	const json_t *methods = host_policy_list(a, GRANT_HTTP, "allowed_methods");
+	int64_t max_req = host_policy_int(a, GRANT_HTTP, "max_request_bytes", -1);
+	size_t i;
+	const json_t *v;
+	int ok = !methods;
+	json_array_foreach(methods, i, v)
+		ok |= json_string_value(v) && strcasecmp(json_string_value(v), r->method) == 0;
+	if (!ok) {
+		err_set(&k->e, ERR_FORBIDDEN_PATH, "method '%.16s' is not in "
+			"permission_policy.http_client.allowed_methods", r->method);
+		return HOST_EDENIED;
+	}
+	if (max_req >= 0 && r->body_len > (uint64_t)max_req) {
+		err_set(&k->e, ERR_TOO_LARGE, "the request body (%zu bytes) is over "
+			"permission_policy.http_client.max_request_bytes (%lld)", r->body_len,
+			(long long)max_req);
+		return HOST_ETOOBIG;
+	}
+	return 0;
+}
+
+/* The total timeout of this request: the handler's timeout_ms (else the
+ * server's default), within the server's cap and the policy's `timeout`,
+ * lowered by the request's own timeout_ms. */
+static uint32_t timeout_of(struct actor *a, const struct http_req *r)
+{
+	uint32_t def, max;
+	host_http_timeouts(a, &def, &max);
+	const json_t *v = json_object_get(host_handler_config(a, GRANT_HTTP), "timeout_ms");
+	uint64_t t = json_is_integer(v) && json_integer_value(v) > 0
+		? (uint64_t)json_integer_value(v) : def;
+	int64_t pol = host_policy_int(a, GRANT_HTTP, "timeout", -1);
+	if (t > max)
+		t = max;
+	if (pol > 0 && (uint64_t)pol < t)
+		t = (uint64_t)pol;
+	if (r->timeout_ms && r->timeout_ms < t)
+		t = r->timeout_ms;
+	return (uint32_t)t;
+}
+
+struct addr_policy {
+	int allow_private;
+	const json_t *loopback_ports;   /* the handler's allow_loopback_ports */
+};
+
+static int port_of(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	return -1;
 }
 
 static int addr_check(void *user, const struct sockaddr *sa, size_t len, char *why, size_t n)
 {
-	const int *allow_private = user;
+	const struct addr_policy *p = user;
 	char text[64];
-	if (netpolicy_address_allowed(sa, len, *allow_private))
+	enum netpolicy_class cls = netpolicy_classify(sa, len);
+	if (netpolicy_address_allowed(sa, len, p->allow_private))
 		return 0;
+	if (cls == NETPOLICY_LOOPBACK && p->loopback_ports) {
+		size_t i;
+		const json_t *v;
+		json_array_foreach(p->loopback_ports, i, v)
+			if (json_is_integer(v) && json_integer_value(v) == port_of(sa))
+				return 0;
+	}
 	netpolicy_address_text(sa, len, text, sizeof(text));
-	snprintf(why, n, "address '%s' is %s", text,
-		 netpolicy_class_name(netpolicy_classify(sa, len)));
+	snprintf(why, n, "address '%s' is %s%s", text, netpolicy_class_name(cls),
+		 cls == NETPOLICY_LOOPBACK ? " (port not in allow_loopback_ports)" : "");
 	return 1;
-}
-
-static int allow_private_addresses(struct actor *a)
-{
-	return supervisor_http_allow_private(host_supervisor(a));
 }
 
 /* ---- response ---- */
@@ -389,6 +646,76 @@ static json_t *response_json(const struct fetch_response *resp)
 	return o;
 }
 
+/* ---- children ---- */
+
+/* 1 when the handler config cfg names secret `name` (in `secrets` or in a
+ * template of its `headers`). */
+static int config_grants_secret(const json_t *cfg, const char *name)
+{
+	const char *hn;
+	json_t *hv;
+	char pat[SECRETS_NAME_MAX + 16];
+	if (in_strlist(json_object_get(cfg, "secrets"), name))
+		return 1;
+	snprintf(pat, sizeof(pat), TEMPLATE_OPEN "%s}}", name);
+	json_object_foreach(json_object_get(cfg, "headers"), hn, hv)
+		if (json_string_value(hv) && strstr(json_string_value(hv), pat))
+			return 1;
+	return 0;
+}
+
+/* Each {{secret:NAME}} in s must be granted to the parent. */
+static int templates_covered(const json_t *parent, const char *s, struct err *e)
+{
+	const char *t;
+	while (s && (t = strstr(s, TEMPLATE_OPEN))) {
+		const char *name = t + strlen(TEMPLATE_OPEN), *end = strstr(name, "}}");
+		char nm[SECRETS_NAME_MAX + 1];
+		if (!end)
+			return 1;
+		snprintf(nm, sizeof(nm), "%.*s", (int)(end - name), name);
+		if (!config_grants_secret(parent, nm)) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client headers use secret "
+				"'%s', which this actor was not granted", nm);
+			return 0;
+		}
+		s = end + 2;
+	}
+	return 1;
+}
+
+int host_http_child_allowed(struct actor *a, const json_t *child, struct err *e)
+{
+	const json_t *mine = host_handler_config(a, GRANT_HTTP);
+	const json_t *ports = json_object_get(mine, "allow_loopback_ports");
+	const char *hn;
+	json_t *v;
+	size_t i;
+	json_array_foreach(json_object_get(child, "secrets"), i, v)
+		if (json_string_value(v) && !config_grants_secret(mine, json_string_value(v))) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client asks for secret "
+				"'%s', which this actor was not granted", json_string_value(v));
+			return 0;
+		}
+	json_object_foreach(json_object_get(child, "headers"), hn, v)
+		if (!templates_covered(mine, json_string_value(v), e))
+			return 0;
+	json_array_foreach(json_object_get(child, "allow_loopback_ports"), i, v) {
+		int ok = 0;
+		size_t j;
+		const json_t *p;
+		json_array_foreach(ports, j, p)
+			ok |= json_equal((json_t *)p, v);
+		if (!ok) {
+			err_set(e, ERR_FORBIDDEN_PATH, "the child's http-client asks for loopback port "
+				"%lld, which this actor was not granted",
+				(long long)json_integer_value(v));
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* ---- the call ---- */
 
 static int32_t map_fetch_err(enum err_code code)
@@ -402,6 +729,36 @@ static int32_t map_fetch_err(enum err_code code)
 	}
 }
 
+/* Replaces every copy of a used secret's value in *data by "[secret:NAME]". */
+static void scrub(const struct http_req *r, uint8_t **data, size_t *len)
+{
+	for (size_t i = 0; i < r->nused; i++) {
+		const struct used_secret *u = &r->used[i];
+		if (u->len < SCRUB_MIN || !*data || !memmem(*data, *len, u->value, u->len))
+			continue;
+		struct buf b;
+		char mark[SECRETS_NAME_MAX + 16];
+		int mn = snprintf(mark, sizeof(mark), "[secret:%s]", u->name);
+		const uint8_t *p = *data, *end = *data + *len, *hit;
+		buf_init(&b, 0);
+		while ((hit = memmem(p, (size_t)(end - p), u->value, u->len))) {
+			buf_append(&b, p, (size_t)(hit - p));
+			buf_append(&b, mark, (size_t)mn);
+			p = hit + u->len;
+		}
+		buf_append(&b, p, (size_t)(end - p));
+		buf_append(&b, "", 1);
+		if (!b.data) {                  /* out of memory: never hand the value out */
+			memset(*data, '*', *len);
+			continue;
+		}
+		secure_zero(*data, *len);
+		free(*data);
+		*len = b.len - 1;
+		*data = (uint8_t *)buf_steal(&b, NULL);
+	}
+}
+
 static void record_response(struct host_call *k, const json_t *rj, const struct fetch_response *resp)
 {
 	json_object_set_new(k->out, "status", json_integer(resp->status));
@@ -410,23 +767,51 @@ static void record_response(struct host_call *k, const json_t *rj, const struct 
 	json_object_set_new(k->out, "body", host_bytes_json(resp->body, resp->body_len));
 }
 
-static int32_t perform(struct host_call *k, struct wasm_caller *c, struct actor *a,
-		       const struct http_req *r, uint32_t out)
+/* The error of a failed transfer, written once, with its cause; the url as
+ * recorded (secret-looking query values redacted). */
+static int32_t fetch_failed(struct host_call *k, enum err_code fc, const char *url,
+			    uint32_t timeout_ms)
 {
-	int allow = allow_private_addresses(a);
+	json_t *shown = url_for_record(url);
+	const char *u = json_string_value(shown);
+	if (fc == ERR_TIMEOUT)
+		err_set(&k->e, ERR_TIMEOUT, "'%.300s' did not answer within %u ms (timeout_ms)", u,
+			timeout_ms);
+	json_decref(shown);
+	return map_fetch_err(fc);
+}
+
+static int32_t perform(struct host_call *k, struct wasm_caller *c, struct actor *a,
+		       struct http_req *r, uint32_t out)
+{
+	struct addr_policy ap = {
+		.allow_private = supervisor_http_allow_private(host_supervisor(a)),
+		.loopback_ports = json_object_get(host_handler_config(a, GRANT_HTTP),
+						  "allow_loopback_ports"),
+	};
 	struct fetch_request fr = {
 		.method = r->method, .url = r->url, .headers = (const char *const *)r->lines,
 		.nheaders = r->nlines, .body = r->has_body ? r->body : NULL,
-		.body_len = r->body_len, .addr_check = addr_check, .addr_check_user = &allow,
+		.body_len = r->body_len, .addr_check = addr_check, .addr_check_user = &ap,
 	};
+	uint32_t timeout = timeout_of(a, r);
+	int64_t max_resp = host_policy_int(a, GRANT_HTTP, "max_response_bytes", -1);
 	struct fetch_limits lim = {
-		.max_bytes = HTTP_BODY_MAX, .connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS,
-		.total_timeout_ms = HTTP_TOTAL_TIMEOUT_MS, .max_redirects = -1,
+		.max_bytes = max_resp >= 0 && (uint64_t)max_resp < HTTP_BODY_MAX
+			? (size_t)max_resp : HTTP_BODY_MAX,
+		.connect_timeout_ms = timeout < HTTP_CONNECT_TIMEOUT_MS ? timeout
+									 : HTTP_CONNECT_TIMEOUT_MS,
+		.total_timeout_ms = timeout, .max_redirects = -1,
 	};
+	if (lim.max_bytes == 0)
+		lim.max_bytes = 1;          /* 0 would mean the default */
+	json_object_set_new(k->in, "timeout_ms", json_integer(timeout));
 	struct fetch_response resp;
 	enum err_code fc = fetch_request(&fr, &lim, &resp, &k->e);
 	if (fc)
-		return map_fetch_err(fc);
+		return fetch_failed(k, fc, r->url, timeout);
+	scrub(r, &resp.body, &resp.body_len);
+	scrub(r, (uint8_t **)&resp.headers, &resp.headers_len);
 	json_t *rj = response_json(&resp);
 	char *text = rj ? json_compact(rj) : NULL;
 	int32_t rc;
@@ -449,6 +834,11 @@ static enum err_code h_send_http(struct wasm_caller *c, void *user, const struct
 	struct http_req r = {0};
 	uint8_t *text = NULL, *probe = NULL;
 	uint32_t len = args[1].of.i32, out = args[2].of.i32;
+	if (host_disallowed(user, GRANT_HTTP, MOD, "send-http", results, 0)) {
+		json_decref(k.in);
+		json_decref(k.out);
+		return ERR_OK;
+	}
 	k.rc = host_read(c, args[0].of.i32, len, HTTP_REQUEST_MAX, &text);
 	if (k.rc)
 		err_set(&k.e, ERR_INVALID, k.rc == HOST_ETOOBIG ? "the request is over 8 MiB"
@@ -456,9 +846,11 @@ static enum err_code h_send_http(struct wasm_caller *c, void *user, const struct
 	if (!k.rc && (k.rc = host_read(c, out, 8, 8, &probe)))
 		err_set(&k.e, ERR_INVALID, "the out slot is outside the memory");
 	if (!k.rc)
-		k.rc = parse_request(&k, text, len, &r);
+		k.rc = parse_request(&k, user, text, len, &r);
 	if (!k.rc)
 		k.rc = check_host(&k, user, r.url);
+	if (!k.rc)
+		k.rc = check_policy(&k, user, &r);
 	if (!k.rc)
 		k.rc = perform(&k, c, user, &r, out);
 	host_call_end(&k, user, MOD, "send-http", results);

@@ -89,6 +89,8 @@ static json_t *output(int32_t rc, const struct err *e)
 static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_MESSAGE, MOD, "send", results, 0))
+		return ERR_OK;
 	struct err e = {0};
 	char to[37];
 	uint8_t *msg = NULL;
@@ -140,6 +142,8 @@ static int32_t do_request(struct wasm_caller *c, struct actor *a, const char *to
 static enum err_code m_request(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			       struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_MESSAGE, MOD, "request", results, 0))
+		return ERR_OK;
 	struct err e = {0};
 	char to[37];
 	uint8_t *msg = NULL, *probe = NULL;

@@ -25,18 +25,24 @@ static json_t *digest_json(const uint8_t *data, size_t len)
 	return json_string(hex);
 }
 
-/* The handler's max_bytes (the reference's setting) within the 64 KiB cap. */
+/* The handler's max_bytes (the reference's setting) within the 64 KiB cap,
+ * and within permission_policy.random's max_bytes when it restricts. */
 static uint32_t max_bytes(struct actor *a)
 {
 	const json_t *cfg = host_handler_config(a, GRANT_RANDOM);
 	const json_t *v = cfg ? json_object_get(cfg, "max_bytes") : NULL;
 	json_int_t m = json_is_integer(v) ? json_integer_value(v) : RANDOM_MAX_BYTES;
+	int64_t pol = host_policy_int(a, GRANT_RANDOM, "max_bytes", -1);
+	if (pol >= 0 && pol < m)
+		m = pol;
 	return m < 0 ? 0 : m > RANDOM_MAX_BYTES ? RANDOM_MAX_BYTES : (uint32_t)m;
 }
 
 static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_RANDOM, MOD, "random-bytes", results, 0))
+		return ERR_OK;
 	uint32_t ptr = args[0].of.i32, len = args[1].of.i32;
 	uint8_t *buf = NULL;
 	int32_t rc;
@@ -60,6 +66,8 @@ static enum err_code r_bytes(struct wasm_caller *c, void *user, const struct was
 static enum err_code r_uuid(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_RANDOM, MOD, "generate-uuid", results, 0))
+		return ERR_OK;
 	char id[UUID_STR_LEN + 1];
 	int32_t rc = HOST_EFAILED;
 	if (uuid_v4(id) == ERR_OK)

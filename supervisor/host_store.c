@@ -111,6 +111,8 @@ static struct store *the_store(struct host_call *k, struct actor *a)
 static enum err_code s_store(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_STORE, MOD, "store", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char *sid = NULL, hash[65];
 	uint8_t *data = NULL;
@@ -158,6 +160,8 @@ static int32_t give_entry(struct host_call *k, struct wasm_caller *c, struct act
 static enum err_code s_get(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			   struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_STORE, MOD, "get", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char *sid = NULL, hash[65];
 	struct store *st = NULL;
@@ -190,6 +194,8 @@ static int32_t read_label(struct host_call *k, struct wasm_caller *c, uint32_t p
 static enum err_code s_label(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_STORE, MOD, "label", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char *sid = NULL, *label = NULL, hash[65];
 	struct store *st = NULL;
@@ -213,6 +219,8 @@ static enum err_code s_get_by_label(struct wasm_caller *c, void *user,
 				    const struct wasm_value *args, struct wasm_value *results,
 				    struct err *err)
 {
+	if (host_disallowed(user, GRANT_STORE, MOD, "get-by-label", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char *sid = NULL, *label = NULL, hash[65];
 	struct store *st = NULL;

@@ -118,7 +118,8 @@ static int32_t spawn_result(struct host_call *k, struct wasm_caller *c, struct h
 }
 
 /* An actor cannot give its children more than it has: every handler the child
- * asks for must be granted to the parent. And the server fetches a child's
+ * asks for must be granted to the parent, and so must every secret, secret
+ * prefix and loopback port the child's handlers name. And the server fetches a child's
  * package itself, so an actor may not make it fetch from the network (which
  * would bypass the address policy of http-client) unless the server allows
  * private addresses. */
@@ -132,6 +133,9 @@ static int32_t spawn_allowed(struct host_call *k, struct actor *a, const struct 
 				"this actor was not granted", m->handlers[i].type);
 			return HOST_EDENIED;
 		}
+		if ((g == GRANT_ENV && !host_env_child_allowed(a, m->handlers[i].config, &k->e)) ||
+		    (g == GRANT_HTTP && !host_http_child_allowed(a, m->handlers[i].config, &k->e)))
+			return HOST_EDENIED;
 	}
 	/* Any scheme but store:// and file://, in any case ("HTTP://" included). */
 	const char *sep = strstr(m->package, "://");
@@ -182,6 +186,8 @@ static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor
 static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "spawn", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	struct manifest *m = NULL;
 	json_t *state = NULL;
@@ -204,6 +210,8 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "list-children", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char *text = NULL;
 	host_call_init(&k);
@@ -277,6 +285,8 @@ static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 				const struct wasm_value *args, struct wasm_value *results,
 				int restart)
 {
+	if (host_disallowed(a, GRANT_SUPERVISOR, MOD, restart ? "restart-child" : "stop-child", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char id[37];
 	host_call_init(&k);
@@ -302,6 +312,8 @@ static enum err_code h_restart(struct wasm_caller *c, void *user, const struct w
 static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "get-child-state", results, 0))
+		return ERR_OK;
 	struct host_call k;
 	char id[37];
 	uint8_t *data = NULL;

@@ -4,7 +4,9 @@
  * handler's `max_sleep_ms` or, in the reference's spelling, `max_sleep_duration`
  * (milliseconds; default 1 s, never above 10 s). A longer request is
  * refused without sleeping (-3), so an actor learns the bound at once instead
- * of silently sleeping less than it asked.
+ * of silently sleeping less than it asked. permission_policy.timing may
+ * disallow the capability (now and sleep answer -3) or restrict it with
+ * max_sleep_duration and min_sleep_duration (ms; a sleep outside is -3).
  */
 #include <errno.h>
 #include <time.h>
@@ -25,6 +27,8 @@ static int64_t unix_ms(void)
 static enum err_code t_now(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			   struct wasm_value *results, struct err *err)
 {
+	if (host_disallowed(user, GRANT_TIMING, MOD, "now", results, 1))
+		return ERR_OK;
 	int64_t now = unix_ms();
 	results[0] = (struct wasm_value){.type = WASM_I64, .of.i64 = (uint64_t)now};
 	host_record(user, MOD, "now", NULL, json_integer(now));
@@ -45,6 +49,14 @@ static int64_t sleep_cap(struct actor *a)
 	return cap < 0 ? 0 : cap > SLEEP_HARD_MAX_MS ? SLEEP_HARD_MAX_MS : (int64_t)cap;
 }
 
+/* The bound with permission_policy.timing's max_sleep_duration (ms) when it
+ * restricts. */
+static int64_t sleep_max(struct actor *a)
+{
+	int64_t cap = sleep_cap(a), pol = host_policy_int(a, GRANT_TIMING, "max_sleep_duration", -1);
+	return pol >= 0 && pol < cap ? pol : cap;
+}
+
 /* Sleeps ms on the monotonic clock, resuming after signals. */
 static void sleep_ms(int64_t ms)
 {
@@ -63,18 +75,21 @@ static void sleep_ms(int64_t ms)
 static enum err_code t_sleep(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
-	int64_t ms = (int64_t)args[0].of.i64, cap = sleep_cap(user);
+	if (host_disallowed(user, GRANT_TIMING, MOD, "sleep", results, 0))
+		return ERR_OK;
+	int64_t ms = (int64_t)args[0].of.i64, cap = sleep_max(user);
+	int64_t min = host_policy_int(user, GRANT_TIMING, "min_sleep_duration", 0);
 	int32_t rc = 0;
 	if (ms < 0)
 		rc = HOST_EINVAL;
-	else if (ms > cap)
+	else if (ms > cap || ms < min)
 		rc = HOST_EDENIED;
 	else if (ms > 0)
 		sleep_ms(ms);
 	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "sleep", json_pack("{s:I}", "ms", (json_int_t)ms),
-		    rc == HOST_EDENIED ? json_pack("{s:i, s:I}", "result", rc, "max_sleep_ms",
-						   (json_int_t)cap)
+		    rc == HOST_EDENIED ? json_pack("{s:i, s:I, s:I}", "result", rc, "max_sleep_ms",
+						   (json_int_t)cap, "min_sleep_ms", (json_int_t)min)
 				       : json_pack("{s:i}", "result", rc));
 	return ERR_OK;
 }

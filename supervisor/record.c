@@ -288,6 +288,66 @@ static void durable_after(struct actor *a, const char *type, const json_t *data,
 		record_mail_open(a, seq);
 }
 
+/* ---- sends before the sender's own events ---- */
+
+void record_send_dep(struct supervisor *s, struct actor *from, struct actor *to, uint64_t upto)
+{
+	if (from == to)
+		return;       /* its own chain: covered by its own sync */
+	pthread_mutex_lock(&from->deps_lock);
+	if (from->ndeps == from->capdeps) {
+		size_t cap = from->capdeps ? from->capdeps * 2 : 8;
+		struct send_dep *v = realloc(from->deps, cap * sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&from->deps_lock);
+			struct err e = {0};
+			chain_sync_upto(to->chain, upto, &e);   /* out of memory: sync now */
+			return;
+		}
+		from->deps = v;
+		from->capdeps = cap;
+	}
+	actor_ref(s, to);
+	from->deps[from->ndeps++] = (struct send_dep){to, upto};
+	pthread_mutex_unlock(&from->deps_lock);
+}
+
+/* Makes what a's sends wrote into other chains durable before a's own events
+ * become durable, so a recorded send is never lost (docs/durability.md). */
+static void satisfy_deps(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->deps_lock);
+	struct send_dep *v = a->deps;
+	size_t n = a->ndeps;
+	a->deps = NULL;
+	a->ndeps = a->capdeps = 0;
+	pthread_mutex_unlock(&a->deps_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct err e = {0};
+		if (v[i].to->chain && chain_sync_upto(v[i].to->chain, v[i].upto, &e))
+			log_error("supervisor", "cannot sync the chain of '%s': %s", v[i].to->run.id,
+				  e.msg);
+		actor_unref(s, v[i].to);
+	}
+	free(v);
+}
+
+size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_dep **out)
+{
+	pthread_mutex_lock(&a->deps_lock);
+	size_t n = a->ndeps;
+	struct send_dep *v = n ? malloc(n * sizeof(*v)) : NULL;
+	if (!v)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = a->deps[i];
+		actor_ref(s, v[i].to);
+	}
+	pthread_mutex_unlock(&a->deps_lock);
+	*out = v;
+	return n;
+}
+
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err)
 {
@@ -296,6 +356,7 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 
 void record_sync(struct supervisor *s, struct actor *a)
 {
+	satisfy_deps(s, a);
 	pthread_mutex_lock(&a->rec_lock);
 	if (a->pending && a->chain) {
 		struct err e = {0};
@@ -345,6 +406,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		goto status_only;
 	}
 	int deferred = (a->defer_sync || defer_sync) && !status;
+	if (!deferred)
+		satisfy_deps(s, a);     /* this sync makes every earlier append durable */
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
 	if (rc) {

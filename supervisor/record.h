@@ -27,6 +27,13 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
  * unless it carries the state, "state_seq" (the event that does).
  * record_mail_open re-opens a seq at recovery (rec_lock held). */
 void record_mail_open(struct actor *a, uint64_t seq);
+/* Notes that `from` sent a message recorded in `to`'s chain within its first
+ * `upto` bytes, not yet synced: they are made durable before any of `from`'s own
+ * events are (record_sync, synced appends), so a durable send is never lost. */
+void record_send_dep(struct supervisor *s, struct actor *from, struct actor *to, uint64_t upto);
+/* Copies a's pending send dependencies (each with a reference on its `to`), for
+ * a batch sync that covers them (flusher.c). */
+size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_dep **out);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */

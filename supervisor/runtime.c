@@ -933,7 +933,14 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 			       from ? from : kind >= MAIL_CHILD_EXIT ? "supervisor" : "api", "kind",
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
-	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, 0, &m->seq, err);
+	/* From another actor: written now, durable before the sender's own events
+	 * are (record_send_dep); from the API or the supervisor: durable now. */
+	struct actor *sender = from ? reg_find(s, from) : NULL;
+	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, sender != NULL,
+			      &m->seq, err);
+	if (!rc && sender && a->chain)
+		record_send_dep(s, sender, a, chain_written(a->chain));
+	actor_unref(s, sender);
 	pthread_mutex_lock(&a->lock);
 	a->mail_reserved--;
 	int gone = !rc && !a->rt;

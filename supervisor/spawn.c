@@ -172,7 +172,11 @@ void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const
 	a->fail_err = *why;
 	pthread_mutex_unlock(&a->lock);
 	char *text = NULL;
-	if (asprintf(&text, "%s: %s", reason, detail) < 0)
+	size_t rn = strlen(reason);
+	/* "deadline: ..." already names its reason: written once, not twice */
+	if (strncmp(detail, reason, rn) == 0 && detail[rn] == ':')
+		text = strdup(detail);
+	else if (asprintf(&text, "%s: %s", reason, detail) < 0)
 		text = NULL;
 	struct err e = {0};
 	if (record_event(s, a, "failed", lifecycle_data(reason, detail), "failed",

@@ -33,6 +33,7 @@
 #include "supervisor/pool.h"
 
 struct supervisor;
+struct secrets;
 
 struct supervisor_config {
 	const char *chains_dir;
@@ -54,6 +55,9 @@ struct supervisor_config {
 	uint32_t max_children;       /* live children per parent [1000] */
 	uint64_t call_events;        /* host-call chain events per export call [100000] */
 	uint64_t call_bytes;         /* host-call chain bytes per export call [64 MiB] */
+	struct secrets *secrets;     /* granted to actors (environment, header templates); may be NULL */
+	uint32_t http_timeout_ms;    /* send-http default timeout [60000] */
+	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
 };

@@ -89,6 +89,15 @@ struct actor {
 	size_t nopen, capopen;
 	uint64_t state_seq;
 	int state_loaded;             /* lock: a->state is the run's (else load it) */
+	/* Messages this actor sent whose `received` events are not yet known to be
+	 * durable in the receivers' chains: they must be before this actor's own
+	 * events are (record.c), so a durable send is never lost. deps_lock. */
+	pthread_mutex_t deps_lock;
+	struct send_dep {
+		struct actor *to;     /* a reference */
+		uint64_t upto;        /* bytes of its chain that hold the event */
+	} *deps;
+	size_t ndeps, capdeps;
 };
 
 struct supervisor {

@@ -100,6 +100,37 @@ static void test_errors(void **state)
 	clear_env();
 }
 
+/* The outbound HTTP timeouts of actors: default, cap, and their order. */
+static void test_http_timeouts(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.http_timeout_ms, 60000);
+	assert_int_equal(c.http_timeout_max_ms, 600000);
+	config_release(&c);
+	const char *ok[] = {"--http-timeout-ms", "1500", "--http-timeout-max-ms", "3000", NULL};
+	assert_int_equal(parse(&c, &e, ok), ERR_OK);
+	assert_int_equal(c.http_timeout_ms, 1500);
+	assert_int_equal(c.http_timeout_max_ms, 3000);
+	config_release(&c);
+	setenv("THEATER_HTTP_TIMEOUT_MS", "2000", 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.http_timeout_ms, 2000);
+	config_release(&c);
+	unsetenv("THEATER_HTTP_TIMEOUT_MS");
+	const char *over[] = {"--http-timeout-ms", "5000", "--http-timeout-max-ms", "3000", NULL};
+	assert_int_equal(parse(&c, &e, over), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "--http-timeout-max-ms"));
+	config_release(&c);
+	const char *zero[] = {"--http-timeout-ms", "0", NULL};
+	assert_int_equal(parse(&c, &e, zero), ERR_INVALID);
+	config_release(&c);
+}
+
 static void test_token_file(void **state)
 {
 	(void)state;
@@ -132,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_flags_and_env),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_http_timeouts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

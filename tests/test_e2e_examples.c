@@ -679,15 +679,49 @@ static void test_looper_request(void **state)
 
 /* ---- agent ---- */
 
-static char *agent_spawn(const char *endpoint_path)
+/* The agent's handlers, as in examples/agent/manifest.json but for the
+ * fixture on 127.0.0.1 (reached through allow_loopback_ports). */
+static char *agent_handlers(void)
+{
+	unsigned port = fixture_httpd_port(E.web);
+	return tu_fmt("[{\"type\":\"runtime\"},{\"type\":\"timing\",\"max_sleep_ms\":10000},"
+		      "{\"type\":\"message-server\"},{\"type\":\"http-client\",\"allowed_hosts\":"
+		      "[\"127.0.0.1:%u\"],\"allow_loopback_ports\":[%u],\"secrets\":[\"openai\"],"
+		      "\"timeout_ms\":20000}]", port, port);
+}
+
+/* Spawns agent/agent.wasm against the fixture's path; extra: more state keys
+ * (",\"retries\":1"). */
+static char *agent_spawn_with(const char *endpoint_path, const char *extra)
 {
 	char *url = fixture_httpd_url(E.web, endpoint_path);
-	char *body = tu_fmt("{\"manifest_ref\":\"agent/manifest.json\",\"initial_state\":"
-			    "{\"endpoint\":\"%s\",\"model\":\"test-model\"}}", url);
+	char *h = agent_handlers();
+	char *body = tu_fmt("{\"manifest\":{\"name\":\"agent\",\"package\":\"agent/agent.wasm\","
+			    "\"handler\":%s,\"initial_state\":{\"endpoint\":\"%s\",\"model\":"
+			    "\"test-model\",\"api_key_secret\":\"openai\",\"system\":\"Be brief.\","
+			    "\"retry_backoff_ms\":10,\"messages\":[]%s}}}", h, url, extra ? extra : "");
 	char *id = spawn(body);
 	free(body);
+	free(h);
 	free(url);
 	return id;
+}
+
+static char *agent_spawn(const char *endpoint_path)
+{
+	return agent_spawn_with(endpoint_path, NULL);
+}
+
+/* PUT /secrets/openai with a fresh random key; the key (malloc'd). */
+static char *agent_key(void)
+{
+	uint8_t b[16];
+	char hex[33];
+	assert_int_equal(random_bytes(b, sizeof(b)), ERR_OK);
+	hex_encode(b, sizeof(b), hex);
+	char *key = tu_fmt("sk-test-%s", hex);
+	assert_int_equal(call("PUT", "/secrets/openai", key, strlen(key), NULL) / 100, 2);
+	return key;
 }
 
 /* The chat-completion request the endpoint received last. */
@@ -712,10 +746,14 @@ static const char *content_at(json_t *messages, size_t i)
 	return json_string_value(json_object_get(json_array_get(messages, i), "content"));
 }
 
+/* The key reaches the endpoint as a bearer token (the endpoint checks it),
+ * and is nowhere in the agent's state or chain. */
 static void test_agent(void **state)
 {
 	(void)state;
 	const char *path = "/v1/chat/completions";
+	char *key = agent_key(), *bearer = tu_fmt("Bearer %s", key);
+	fixture_httpd_add_auth(E.web, path, "Authorization", bearer, CHAT_ANSWER);
 	char *id = agent_spawn(path);
 	char *got = ask(id, "Hi there, \"agent\"");
 	assert_string_equal(got, CHAT_REPLY);
@@ -746,9 +784,16 @@ static void test_agent(void **state)
 	json_t *conv = json_object_get(st, "messages");
 	assert_int_equal(json_array_size(conv), 4);
 	assert_string_equal(content_at(conv, 3), CHAT_REPLY);
+	assert_string_equal(json_string_value(json_object_get(st, "api_key_secret")), "openai");
+	char *dump = json_dumps(st, 0);
+	assert_null(strstr(dump, key));
+	free(dump);
 	json_decref(st);
 	json_t *chain = chain_of(id);
 	assert_int_equal(count_events(chain, "theater:simple/http-client/send-http", NULL), 2);
+	dump = json_dumps(chain, 0);
+	assert_null(strstr(dump, key));
+	free(dump);
 	json_decref(chain);
 	/* reset forgets the conversation */
 	send_msg(id, "reset");
@@ -758,13 +803,104 @@ static void test_agent(void **state)
 	json_decref(chat);
 	assert_verifies(id);
 	free(id);
+	/* a wrong key: the endpoint says 401, the agent reports it */
+	assert_int_equal(call("PUT", "/secrets/openai", "sk-wrong", 8, NULL), 200);
+	id = agent_spawn(path);
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
+	assert_non_null(strstr(detail, "error status"));
+	free(detail);
+	free(id);
+	fixture_httpd_add_bytes(E.web, path, CHAT_ANSWER, strlen(CHAT_ANSWER));
+	free(bearer);
+	free(key);
+}
+
+/* 429 and 5xx are retried with backoff (timing/sleep); the answer comes when
+ * the endpoint recovers, and not after the retries run out. */
+static void test_agent_retries(void **state)
+{
+	(void)state;
+	free(agent_key());
+	const char *path = "/limited/v1/chat/completions";
+	fixture_httpd_add_sequence(E.web, path, 2, 429, "{\"error\":\"rate limited\"}", CHAT_ANSWER);
+	unsigned before = fixture_httpd_hits(E.web, path);
+	char *id = agent_spawn(path);
+	char *got = ask(id, "are you there?");
+	assert_string_equal(got, CHAT_REPLY);
+	free(got);
+	assert_int_equal(fixture_httpd_hits(E.web, path), before + 3);
+	json_t *chain = chain_of(id);
+	assert_int_equal(count_events(chain, "theater:simple/http-client/send-http", NULL), 3);
+	assert_int_equal(count_events(chain, "theater:simple/timing/sleep", NULL), 2);
+	json_decref(chain);
+	free(id);
+	/* a 503 that lasts: retries (1) run out, an error, the conversation unchanged */
+	fixture_httpd_add_sequence(E.web, path, 100, 503, "overloaded", CHAT_ANSWER);
+	before = fixture_httpd_hits(E.web, path);
+	id = agent_spawn_with(path, ",\"retries\":1");
+	char *detail = ask_fails(id, "hello?", 422, "actor_error");
+	assert_non_null(strstr(detail, "error status"));
+	assert_non_null(strstr(detail, "overloaded"));
+	free(detail);
+	assert_int_equal(fixture_httpd_hits(E.web, path), before + 2);
+	json_t *st = state_of(id);
+	assert_int_equal(json_array_size(json_object_get(st, "messages")), 0);
+	json_decref(st);
+	free(id);
+}
+
+/* The model calls a tool; the agent asks the actor named for it (the echo
+ * example) and sends the answer back; the model's next message is the reply. */
+static void test_agent_tools(void **state)
+{
+	(void)state;
+	free(agent_key());
+	const char *path = "/tools/v1/chat/completions";
+	static const char *TOOL_CALL =
+		"{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+		"\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+		"\"echo\",\"arguments\":\"{\\\"text\\\":\\\"ping\\\"}\"}}]},\"finish_reason\":"
+		"\"tool_calls\"}]}";
+	fixture_httpd_add_sequence(E.web, path, 1, 200, TOOL_CALL, CHAT_ANSWER);
+	char *echo = spawn_example("echo", "json");
+	char *tools = tu_fmt(",\"tools\":{\"echo\":{\"actor\":\"%s\",\"description\":\"echoes its "
+			     "input\",\"parameters\":{\"type\":\"object\",\"properties\":{\"text\":"
+			     "{\"type\":\"string\"}}}}}", echo);
+	char *id = agent_spawn_with(path, tools);
+	char *got = ask(id, "use the tool");
+	assert_string_equal(got, CHAT_REPLY);
+	free(got);
+	json_t *chat = last_chat(path);
+	json_t *offered = json_object_get(chat, "tools");
+	assert_int_equal(json_array_size(offered), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+		json_array_get(offered, 0), "function"), "name")), "echo");
+	json_t *msgs = json_object_get(chat, "messages");
+	assert_int_equal(json_array_size(msgs), 4);           /* system, user, tool call, tool */
+	assert_string_equal(role_at(msgs, 2), "assistant");
+	assert_non_null(json_object_get(json_array_get(msgs, 2), "tool_calls"));
+	assert_string_equal(role_at(msgs, 3), "tool");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 3),
+							      "tool_call_id")), "call_1");
+	assert_string_equal(content_at(msgs, 3), "{\"text\":\"ping\"}");
+	json_decref(chat);
+	json_t *st = state_of(id);
+	assert_int_equal(json_array_size(json_object_get(st, "messages")), 4);
+	json_decref(st);
+	json_t *chain = chain_of(id);
+	assert_int_equal(count_events(chain, "theater:simple/message-server-host/request", NULL), 1);
+	json_decref(chain);
+	free(id);
+	free(tools);
+	free(echo);
 }
 
 static void test_agent_errors(void **state)
 {
 	(void)state;
-	/* the endpoint answers 500: an error, and the conversation is unchanged */
-	char *id = agent_spawn("/broken/v1/chat/completions");
+	free(agent_key());
+	/* the endpoint answers 500 (retries 0): an error, the conversation unchanged */
+	char *id = agent_spawn_with("/broken/v1/chat/completions", ",\"retries\":0");
 	char *detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "error status"));
 	free(detail);
@@ -776,9 +912,27 @@ static void test_agent_errors(void **state)
 	unsigned before = fixture_httpd_hits(E.web, "/v1/chat/completions");
 	char *url = fixture_httpd_url(E.web, "/v1/chat/completions");
 	char *body = tu_fmt("{\"manifest\":{\"name\":\"agent\",\"package\":\"agent/agent.wasm\","
-			    "\"handler\":[{\"type\":\"http-client\",\"allowed_hosts\":"
-			    "[\"localhost\"]}]},\"initial_state\":{\"endpoint\":\"%s\","
-			    "\"model\":\"m\"}}", url);
+			    "\"handler\":[{\"type\":\"timing\"},{\"type\":\"message-server\"},"
+			    "{\"type\":\"http-client\",\"allowed_hosts\":[\"localhost\"]}]},"
+			    "\"initial_state\":{\"endpoint\":\"%s\",\"model\":\"m-1\",\"retries\":0}}",
+			    url);
+	id = spawn(body);
+	detail = ask_fails(id, "hello?", 422, "actor_error");
+	assert_non_null(strstr(detail, "denied"));
+	free(detail);
+	assert_int_equal(fixture_httpd_hits(E.web, "/v1/chat/completions"), before);
+	free(id);
+	free(body);
+	free(url);
+	/* a secret the handler does not grant is refused too, before any connection */
+	unsigned port = fixture_httpd_port(E.web);
+	url = fixture_httpd_url(E.web, "/v1/chat/completions");
+	body = tu_fmt("{\"manifest\":{\"name\":\"agent\",\"package\":\"agent/agent.wasm\","
+		      "\"handler\":[{\"type\":\"timing\"},{\"type\":\"message-server\"},"
+		      "{\"type\":\"http-client\",\"allowed_hosts\":[\"127.0.0.1:%u\"],"
+		      "\"secrets\":[\"openai\"]}]},\"initial_state\":{\"endpoint\":\"%s\","
+		      "\"model\":\"m-1\",\"api_key_secret\":\"not-granted\",\"retries\":0}}",
+		      port, url);
 	id = spawn(body);
 	detail = ask_fails(id, "hello?", 422, "actor_error");
 	assert_non_null(strstr(detail, "denied"));
@@ -794,6 +948,15 @@ static void test_agent_errors(void **state)
 				   "\"agent/agent.wasm\"}}", &j), 422);
 	assert_non_null(strstr(json_string_value(json_object_get(j, "detail")), "http-client"));
 	json_decref(j);
+	/* the example's own manifest spawns as it is (https to a named host) */
+	id = spawn_example("agent", "json");
+	st = state_of(id);
+	assert_string_equal(json_string_value(json_object_get(st, "endpoint")),
+			    "https://api.openai.com/v1/chat/completions");
+	json_decref(st);
+	free(id);
+	id = spawn_example("agent", "toml");
+	free(id);
 }
 
 /* ---- the README session: spawn, send, request, watch the chain, stop ---- */
@@ -864,6 +1027,8 @@ int main(void)
 		cmocka_unit_test(test_looper_deadline_others_answer),
 		cmocka_unit_test(test_looper_request),
 		cmocka_unit_test(test_agent),
+		cmocka_unit_test(test_agent_retries),
+		cmocka_unit_test(test_agent_tools),
 		cmocka_unit_test(test_agent_errors),
 		cmocka_unit_test(test_readme_session),
 	};

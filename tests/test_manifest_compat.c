@@ -113,9 +113,9 @@ static void test_upstream_manifests(void **state)
 	printf("upstream manifests: %zu, accepted unchanged %zu, refused only for "
 	       "unsupported handler types %zu\n", n, accepted, n - accepted);
 	assert_int_equal(n, 37);
-	/* the 13 refused use environment, filesystem, http-framework, replay, tcp,
-	 * terminal or wasi-http */
-	assert_int_equal(accepted, 24);
+	/* the 12 refused use filesystem, http-framework, replay, tcp, terminal or
+	 * wasi-http (environment is supported: it grants secrets, docs/secrets.md) */
+	assert_int_equal(accepted, 25);
 	free(dir);
 }
 
@@ -216,7 +216,7 @@ static void test_reference_handler_types(void **state)
 	(void)state;
 	static const char *const unsupported[] = {
 		"tcp", "replay", "terminal", "rpc", "wasi-http", "timer", "loop", "podman",
-		"environment", "filesystem", "process", "http-framework", NULL,
+		"filesystem", "process", "http-framework", NULL,
 	};
 	for (const char *const *ty = unsupported; *ty; ty++) {
 		assert_true(manifest_handler_known(*ty));

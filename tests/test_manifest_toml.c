@@ -332,7 +332,7 @@ static void test_unsupported_handlers(void **state)
 	const char *text = "name = \"x\"\npackage = \"p\"\n"
 			   "[[handler]]\ntype = \"runtime\"\n"
 			   "[[handler]]\ntype = \"process\"\n"
-			   "[[handler]]\ntype = \"environment\"\n"
+			   "[[handler]]\ntype = \"filesystem\"\n"
 			   "[[handler]]\ntype = \"process\"\n";
 	struct manifest *m = (struct manifest *)1;
 	struct err err;
@@ -340,7 +340,7 @@ static void test_unsupported_handlers(void **state)
 			 ERR_BAD_MANIFEST);
 	assert_null(m);
 	if (!strstr(err.msg, "m.toml:6:8: manifest uses handler types that this server does "
-		    "not implement yet: 'process', 'environment' (and 2 more problems;"))
+		    "not implement yet: 'process', 'filesystem' (and 2 more problems;"))
 		fail_msg("message: %s", err.msg);
 	assert_int_equal(load(text, strlen(text), 1, &m, NULL, &err), ERR_OK);
 	assert_int_equal(m->nhandlers, 4);

@@ -47,16 +47,39 @@ static void test_all_jobs_run(void **state)
 	assert_int_equal(C.n, 1000);
 }
 
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void wait_gate(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
 static void test_delayed_order(void **state)
 {
 	(void)state;
 	reset();
 	struct pool *p;
 	assert_int_equal(pool_new(1, &p, NULL), ERR_OK);
+	/* The one worker is held until all three are queued, so a slow machine
+	 * cannot make the delayed jobs due before the immediate one is queued. */
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 0;
+	pthread_mutex_unlock(&gate_lock);
+	pool_submit(p, wait_gate, NULL);
 	int64_t t0 = pool_now_ms();
 	pool_submit_after(p, 120, bump, (void *)3);
 	pool_submit_after(p, 60, bump, (void *)2);
 	pool_submit(p, bump, (void *)1);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
 	while (1) {
 		pthread_mutex_lock(&C.lock);
 		int n = C.n;

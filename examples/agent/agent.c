@@ -1,23 +1,36 @@
-/* agent - an AI-agent-style actor: it talks to an OpenAI-style chat-completion
- * endpoint over theater:simple/http-client and keeps the conversation in its
- * state.
+/* agent - an AI agent as an actor: an OpenAI-compatible chat client that keeps
+ * its conversation in its state, authenticates with a secret it never sees,
+ * retries when the model is rate-limited or failing, and answers the model's
+ * tool calls by asking other actors.
  *
- * State: {"endpoint": "http(s)://.../v1/chat/completions", "model": "...",
- *         "system": "..." (optional), "max_messages": 40 (optional),
- *         "messages": [{"role": "user" | "assistant", "content": "..."}, ...]}
- * A request is the user's message (plain text). The actor POSTs
- * {"model", "messages": [system?, history..., the new user message]} with
- * send-http, reads choices[0].message.content from the answer, appends the user
- * message and that reply to "messages" (keeping the last max_messages) and
- * answers the reply as text. Anything that goes wrong (the host refusing the
- * URL, an error status, an answer without a reply) is an error and the
- * conversation stays as it was. The message "reset" (handle-send) forgets the
- * conversation.
+ * Its configuration is its state (the manifest's initial_state, merged with
+ * the spawn's). The keys are a contract (docs/examples.md):
+ *   endpoint          the chat-completions URL (http:// or https://); its host
+ *                     must be in the http-client handler's allowed_hosts
+ *   model             the model name
+ *   api_key_secret    optional: the name of a server secret (PUT /secrets/NAME)
+ *                     sent as "Authorization: Bearer {{secret:NAME}}"; the host
+ *                     fills it in, so the key is never in the actor, its state
+ *                     or its chain. The http-client handler must grant it
+ *                     (`secrets = ["openai"]`).
+ *   system            optional system prompt
+ *   max_messages      conversation turns kept (default 40, 2..1000)
+ *   retries           further attempts after a 429, a 5xx, a timeout or a failed
+ *                     connection (default 3, 0..10)
+ *   retry_backoff_ms  the first wait between attempts, doubled each time
+ *                     (default 500; each wait at most 10 s, via timing/sleep)
+ *   tools             optional: {"name": {"actor": "<id>", "description": "...",
+ *                     "parameters": {JSON schema}}}; offered to the model as
+ *                     functions; a call is answered by a request to that actor
+ *                     with the call's arguments (a JSON text) as the message
+ *   stream            accepted; relaying tokens as they come needs the
+ *                     streaming API (pending), so the answer comes whole
+ *   messages          the conversation (user, assistant and tool turns)
  *
- * The endpoint's host must be in the manifest's http-client allowed_hosts, and
- * a loopback or private address also needs the server to allow it. There is no
- * API key: the state is recorded in the chain, so a secret does not belong
- * there; put a local gateway (or a local model server) in front instead.
+ * A request is the user's message (plain text); the answer is the model's
+ * reply. Anything that fails (the host refusing, an error status after the
+ * retries, an answer without a reply) is an error, and the conversation stays
+ * as it was. The message "reset" (handle-send) forgets the conversation.
  */
 #define THEATER_ACTOR_IMPL
 #include "theater/actor.h"
@@ -28,13 +41,21 @@
 
 #define DEFAULT_MAX_MESSAGES 40
 #define MAX_MESSAGES_LIMIT 1000
+#define DEFAULT_RETRIES 3
+#define MAX_RETRIES 10
+#define DEFAULT_BACKOFF_MS 500
+#define MAX_BACKOFF_MS 10000
+#define MAX_TOOL_ROUNDS 4
+#define TOOL_TIMEOUT_MS 10000
 #define PREVIEW 200
 
 struct agent {
 	const char *state;
 	uint32_t state_len;
+	struct js st;                                  /* the state object */
 	struct js endpoint, model, system, messages;   /* raw JSON values; system may be empty */
-	int64_t max_messages;
+	struct js secret, tools;                       /* the secret's name (decoded); tools object */
+	int64_t max_messages, retries, backoff_ms;
 };
 
 static int starts_with(struct js s, const char *prefix)
@@ -46,27 +67,64 @@ static int starts_with(struct js s, const char *prefix)
 	return 1;
 }
 
+/* A secret name as the server takes it: [A-Za-z0-9_.-], 1..128, no leading '.'. */
+static int secret_name_ok(struct js s)
+{
+	if (s.n == 0 || s.n > 128 || s.p[0] == '.')
+		return 0;
+	for (uint32_t i = 0; i < s.n; i++) {
+		char c = s.p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+static const char *int_key(struct js st, const char *key, int64_t min, int64_t max, int64_t *out,
+			   const char *msg)
+{
+	struct js v;
+	if (js_get(st, key, &v) && (!js_int(v, out) || *out < min || *out > max))
+		return msg;
+	return 0;
+}
+
 static const char *agent_load(struct agent *a, const char *state, uint32_t len)
 {
-	struct js st, v, url;
-	*a = (struct agent){state, len, {0, 0}, {0, 0}, {0, 0}, js_cstr("[]"), DEFAULT_MAX_MESSAGES};
-	if (!js_parse(state, len, &st) || !js_is_object(st))
+	struct js v, url;
+	const char *why;
+	*a = (struct agent){.state = state, .state_len = len, .messages = js_cstr("[]"),
+			    .max_messages = DEFAULT_MAX_MESSAGES, .retries = DEFAULT_RETRIES,
+			    .backoff_ms = DEFAULT_BACKOFF_MS};
+	if (!js_parse(state, len, &a->st) || !js_is_object(a->st))
 		return "the state must be a JSON object";
-	if (!js_get(st, "endpoint", &a->endpoint) || !js_string(a->endpoint, &url) ||
+	if (!js_get(a->st, "endpoint", &a->endpoint) || !js_string(a->endpoint, &url) ||
 	    !(starts_with(url, "http://") || starts_with(url, "https://")))
 		return "the state needs an 'endpoint': an http:// or https:// URL";
-	if (!js_get(st, "model", &a->model) || !js_is_string(a->model) || a->model.n < 3)
+	if (!js_get(a->st, "model", &a->model) || !js_is_string(a->model) || a->model.n < 3)
 		return "the state needs a 'model' (a non-empty string)";
-	if (js_get(st, "system", &v)) {
+	if (js_get(a->st, "system", &v)) {
 		if (!js_is_string(v))
 			return "'system' must be a string";
 		a->system = v;
 	}
-	if (js_get(st, "max_messages", &v) &&
-	    (!js_int(v, &a->max_messages) || a->max_messages < 2 ||
-	     a->max_messages > MAX_MESSAGES_LIMIT))
-		return "'max_messages' must be an integer from 2 to 1000";
-	if (js_get(st, "messages", &v)) {
+	if (js_get(a->st, "api_key_secret", &v) &&
+	    (!js_string(v, &a->secret) || !secret_name_ok(a->secret)))
+		return "'api_key_secret' must be a secret name (1 to 128 of A-Z a-z 0-9 _ . -)";
+	if ((why = int_key(a->st, "max_messages", 2, MAX_MESSAGES_LIMIT, &a->max_messages,
+			   "'max_messages' must be an integer from 2 to 1000")) ||
+	    (why = int_key(a->st, "retries", 0, MAX_RETRIES, &a->retries,
+			   "'retries' must be an integer from 0 to 10")) ||
+	    (why = int_key(a->st, "retry_backoff_ms", 0, MAX_BACKOFF_MS, &a->backoff_ms,
+			   "'retry_backoff_ms' must be an integer from 0 to 10000")))
+		return why;
+	if (js_get(a->st, "tools", &v)) {
+		if (!js_is_object(v))
+			return "'tools' must be an object of name -> {actor, description, parameters}";
+		a->tools = v;
+	}
+	if (js_get(a->st, "messages", &v)) {
 		if (!js_is_array(v))
 			return "'messages' must be an array";
 		a->messages = v;
@@ -104,38 +162,63 @@ static void write_turn(struct jb *b, const char *role, const char *content, uint
 	jb_char(b, '}');
 }
 
-/* The state with `messages` replaced by the history from `skip` on plus the
- * new turns (user, assistant); without turns: an empty conversation. */
-static void write_state(struct jb *b, const struct agent *a, uint32_t skip, struct js user,
-			struct js reply_raw)
+/* The state: every key as it was but `messages`, which becomes the history
+ * from `skip` on plus the turns of this call (turns: comma-separated JSON
+ * messages; none: an empty conversation). */
+static void write_state(struct jb *b, const struct agent *a, uint32_t skip, struct js turns)
 {
-	jb_cstr(b, "{\"endpoint\":");
-	jb_raw(b, a->endpoint.p, a->endpoint.n);
-	jb_cstr(b, ",\"model\":");
-	jb_raw(b, a->model.p, a->model.n);
-	if (a->system.n) {
-		jb_cstr(b, ",\"system\":");
-		jb_raw(b, a->system.p, a->system.n);
-	}
-	jb_cstr(b, ",\"max_messages\":");
-	jb_int(b, a->max_messages);
-	jb_cstr(b, ",\"messages\":[");
-	if (user.n) {
-		uint32_t kept = write_history(b, a->messages, skip, 1);
-		if (kept)
-			jb_char(b, ',');
-		write_turn(b, "user", user.p, user.n, 1);
+	struct js k, v;
+	uint32_t pos = 0;
+	jb_char(b, '{');
+	while (js_next(a->st, &pos, &k, &v)) {
+		if (js_str_eq(k, "messages"))
+			continue;
+		jb_raw(b, k.p, k.n);
+		jb_char(b, ':');
+		jb_raw(b, v.p, v.n);
 		jb_char(b, ',');
-		write_turn(b, "assistant", reply_raw.p, reply_raw.n, 0);
+	}
+	jb_cstr(b, "\"messages\":[");
+	if (turns.n) {
+		if (write_history(b, a->messages, skip, 1))
+			jb_char(b, ',');
+		jb_raw(b, turns.p, turns.n);
 	}
 	jb_cstr(b, "]}");
 }
 
-/* The send-http request: a POST of the chat-completion JSON to the endpoint. */
-static void write_http_request(struct jb *b, const struct agent *a, struct js user)
+/* tools in the OpenAI shape: [{"type":"function","function":{name, description,
+ * parameters}}]. */
+static void write_tools(struct jb *b, struct js tools)
+{
+	struct js k, v, d, p;
+	uint32_t pos = 0, n = 0;
+	jb_cstr(b, ",\"tools\":[");
+	while (js_next(tools, &pos, &k, &v)) {
+		if (n++)
+			jb_char(b, ',');
+		jb_cstr(b, "{\"type\":\"function\",\"function\":{\"name\":");
+		jb_raw(b, k.p, k.n);
+		if (js_get(v, "description", &d) && js_is_string(d)) {
+			jb_cstr(b, ",\"description\":");
+			jb_raw(b, d.p, d.n);
+		}
+		jb_cstr(b, ",\"parameters\":");
+		if (js_get(v, "parameters", &p) && js_is_object(p))
+			jb_raw(b, p.p, p.n);
+		else
+			jb_cstr(b, "{\"type\":\"object\"}");
+		jb_cstr(b, "}}");
+	}
+	jb_char(b, ']');
+}
+
+/* The send-http request: a POST of the chat-completion JSON to the endpoint,
+ * with the key as a header template when the agent has one. */
+static void write_http_request(struct jb *b, const struct agent *a, struct js turns)
 {
 	struct jb chat;
-	jb_init(&chat, a->messages.n + user.n + 256);
+	jb_init(&chat, a->messages.n + turns.n + a->tools.n + 256);
 	jb_cstr(&chat, "{\"model\":");
 	jb_raw(&chat, a->model.p, a->model.n);
 	jb_cstr(&chat, ",\"messages\":[");
@@ -145,8 +228,11 @@ static void write_http_request(struct jb *b, const struct agent *a, struct js us
 	}
 	if (write_history(&chat, a->messages, 0, 1))
 		jb_char(&chat, ',');
-	write_turn(&chat, "user", user.p, user.n, 1);
-	jb_cstr(&chat, "]}");
+	jb_raw(&chat, turns.p, turns.n);
+	jb_char(&chat, ']');
+	if (a->tools.n)
+		write_tools(&chat, a->tools);
+	jb_char(&chat, '}');
 	if (!jb_ok(&chat)) {
 		b->oom = 1;
 		return;
@@ -154,7 +240,13 @@ static void write_http_request(struct jb *b, const struct agent *a, struct js us
 	jb_cstr(b, "{\"method\":\"POST\",\"url\":");
 	jb_raw(b, a->endpoint.p, a->endpoint.n);
 	jb_cstr(b, ",\"headers\":{\"Content-Type\":\"application/json\","
-		"\"Accept\":\"application/json\"},\"body\":");
+		"\"Accept\":\"application/json\"");
+	if (a->secret.n) {
+		jb_cstr(b, ",\"Authorization\":\"Bearer {{secret:");
+		jb_raw(b, a->secret.p, a->secret.n);    /* checked: no quote or backslash */
+		jb_cstr(b, "}}\"");
+	}
+	jb_cstr(b, "},\"body\":");
 	jb_quote(b, chat.p, chat.len);
 	jb_char(b, '}');
 }
@@ -172,14 +264,46 @@ static struct theater_result *fail(const struct agent *a, const char *msg, struc
 	return theater_error(a->state, a->state_len, jb_ok(&b) ? b.p : msg);
 }
 
-/* The reply's raw JSON string from the endpoint's answer, or an error message. */
-static const char *reply_of(struct js answer, struct js *reply, struct js *detail)
+static int retryable(int32_t rc, int64_t status)
 {
-	struct js resp, v, body, chat, choice, msg;
-	int64_t status;
+	if (rc < 0)
+		return rc == THEATER_ETIMEDOUT || rc == THEATER_EFAILED;
+	return status == 429 || (status >= 500 && status <= 599);
+}
+
+/* Posts the chat with retries; *resp is send-http's answer, *status its HTTP
+ * status. Returns send-http's last result. */
+static int32_t post_chat(const struct agent *a, const struct jb *req, struct js *resp,
+			 int64_t *status)
+{
+	int64_t wait = a->backoff_ms;
+	int32_t rc = 0;
+	for (int64_t attempt = 0;; attempt++) {
+		struct theater_bytes answer = {0, 0};
+		struct js r, v;
+		*status = 0;
+		rc = theater_send_http(req->p, req->len, &answer);
+		if (rc >= 0) {
+			*resp = (struct js){(const char *)(uintptr_t)answer.ptr, answer.len};
+			if (!js_parse(resp->p, resp->n, &r) || !js_get(r, "status", &v) ||
+			    !js_int(v, status))
+				*status = 0;
+		}
+		if (attempt >= a->retries || !retryable(rc, *status))
+			return rc;
+		if (wait > 0 && theater_sleep(wait < MAX_BACKOFF_MS ? wait : MAX_BACKOFF_MS) < 0)
+			return rc;            /* the timing handler does not allow the wait */
+		wait *= 2;
+	}
+}
+
+/* The model's message from the endpoint's answer, or an error message. */
+static const char *message_of(struct js answer, int64_t status, struct js *msg,
+			      struct js *detail)
+{
+	struct js resp, v, body, chat, choice;
 	*detail = (struct js){0, 0};
-	if (!js_parse(answer.p, answer.n, &resp) || !js_get(resp, "status", &v) ||
-	    !js_int(v, &status))
+	if (!js_parse(answer.p, answer.n, &resp) || !status)
 		return "send-http answered something that is not a response";
 	if (!js_get_string(resp, "body", &body))
 		return "the endpoint's answer is not text";
@@ -188,12 +312,41 @@ static const char *reply_of(struct js answer, struct js *reply, struct js *detai
 		return "the endpoint answered an error status";
 	}
 	if (!js_parse(body.p, body.n, &chat) || !js_get(chat, "choices", &v) ||
-	    !js_at(v, 0, &choice) || !js_get(choice, "message", &msg) ||
-	    !js_get(msg, "content", reply) || !js_is_string(*reply)) {
+	    !js_at(v, 0, &choice) || !js_get(choice, "message", msg) || !js_is_object(*msg)) {
 		*detail = body;
-		return "the endpoint's answer has no choices[0].message.content";
+		return "the endpoint's answer has no choices[0].message";
 	}
 	return 0;
+}
+
+/* Answers one tool call into turns: {"role":"tool","tool_call_id",
+ * "content": the actor's answer, or what went wrong}. */
+static void answer_tool_call(const struct agent *a, struct js call, struct jb *turns)
+{
+	struct js id, fn, name, args_raw, args, tool, actor, actor_id;
+	struct theater_bytes out = {0, 0};
+	const char *problem = 0;
+	int32_t rc = 0;
+	if (!js_get(call, "id", &id) || !js_is_string(id) || !js_get(call, "function", &fn) ||
+	    !js_get(fn, "name", &name) || !js_string(name, &name))
+		return;
+	if (!js_get(fn, "arguments", &args_raw) || !js_string(args_raw, &args))
+		args = js_cstr("{}");
+	if (!a->tools.n || !js_get(a->tools, name.p, &tool))   /* name is NUL-terminated */
+		tool = (struct js){0, 0};
+	if (!tool.n || !js_get(tool, "actor", &actor) || !js_string(actor, &actor_id) ||
+	    actor_id.n != 36)
+		problem = "error: no such tool";
+	else if ((rc = theater_request(actor_id.p, 36, args.p, args.n, TOOL_TIMEOUT_MS, &out)) < 0)
+		problem = hosterr_name(rc);
+	jb_cstr(turns, ",{\"role\":\"tool\",\"tool_call_id\":");
+	jb_raw(turns, id.p, id.n);
+	jb_cstr(turns, ",\"content\":");
+	if (problem)
+		jb_quote_cstr(turns, problem);
+	else
+		jb_quote(turns, (const char *)(uintptr_t)out.ptr, out.len);
+	jb_char(turns, '}');
 }
 
 THEATER_EXPORT("init")
@@ -211,31 +364,71 @@ struct theater_result *handle_request(const char *state, uint32_t len, const cha
 				      uint32_t msg_len)
 {
 	struct agent a;
-	struct js user = {msg, msg_len}, reply_raw, reply, detail;
-	struct theater_bytes answer = {0, 0};
+	struct js resp, message, content, calls, detail, reply;
 	const char *why = agent_load(&a, state, len);
 	if (why)
 		return theater_error(state, len, why);
 	if (msg_len == 0)
 		return theater_error(state, len, "send the user's message as the request");
-	struct jb req;
-	jb_init(&req, a.messages.n * 2 + msg_len * 2 + 512);
-	write_http_request(&req, &a, user);
-	if (!jb_ok(&req))
+	struct jb turns;             /* this call's messages, comma-separated */
+	jb_init(&turns, msg_len * 2 + 64);
+	write_turn(&turns, "user", msg, msg_len, 1);
+	for (int round = 0;; round++) {
+		struct jb req;
+		int64_t status;
+		jb_init(&req, a.messages.n * 2 + turns.len * 2 + a.tools.n * 2 + 512);
+		write_http_request(&req, &a, (struct js){turns.p, turns.len});
+		if (!jb_ok(&req) || !jb_ok(&turns))
+			return theater_error(state, len, "out of memory");
+		int32_t rc = post_chat(&a, &req, &resp, &status);
+		if (rc < 0)
+			return fail(&a, "send-http failed", js_cstr(hosterr_name(rc)));
+		if ((why = message_of(resp, status, &message, &detail)))
+			return fail(&a, why, detail);
+		jb_char(&turns, ',');
+		jb_raw(&turns, message.p, message.n);
+		if (!js_get(message, "tool_calls", &calls) || !js_is_array(calls) ||
+		    js_count(calls) == 0)
+			break;
+		if (round == MAX_TOOL_ROUNDS)
+			return theater_error(state, len, "the model kept calling tools");
+		struct js k, call;
+		uint32_t pos = 0;
+		while (js_next(calls, &pos, &k, &call))
+			answer_tool_call(&a, call, &turns);
+	}
+	if (!js_get(message, "content", &content) || !js_string(content, &reply))
+		return fail(&a, "the model's last message has no content", message);
+	/* the new turns: count them to keep at most max_messages */
+	struct js all;
+	struct jb wrapped;
+	jb_init(&wrapped, turns.len + 2);
+	jb_char(&wrapped, '[');
+	jb_raw(&wrapped, turns.p, turns.len);
+	jb_char(&wrapped, ']');
+	if (!jb_ok(&wrapped) || !js_parse(wrapped.p, wrapped.len, &all))
 		return theater_error(state, len, "out of memory");
-	int32_t rc = theater_send_http(req.p, req.len, &answer);
-	if (rc < 0)
-		return fail(&a, "send-http failed", js_cstr(hosterr_name(rc)));
-	why = reply_of((struct js){(const char *)(uintptr_t)answer.ptr, answer.len}, &reply_raw,
-		       &detail);
-	if (why)
-		return fail(&a, why, detail);
-	uint32_t total = js_count(a.messages) + 2;
+	uint32_t total = js_count(a.messages) + js_count(all);
 	uint32_t skip = total > a.max_messages ? total - (uint32_t)a.max_messages : 0;
+	uint32_t hist = js_count(a.messages);
 	struct jb st;
-	jb_init(&st, len + msg_len * 2 + reply_raw.n + 128);
-	write_state(&st, &a, skip, user, reply_raw);
-	if (!jb_ok(&st) || !js_string(reply_raw, &reply))
+	jb_init(&st, len + turns.len + 128);
+	if (skip > hist) {        /* more new turns than max_messages: keep the last ones */
+		struct jb tail;
+		struct js kk, vv;
+		uint32_t pos = 0, i = 0, n = 0;
+		jb_init(&tail, turns.len);
+		while (js_next(all, &pos, &kk, &vv))
+			if (i++ >= skip - hist) {
+				if (n++)
+					jb_char(&tail, ',');
+				jb_raw(&tail, vv.p, vv.n);
+			}
+		write_state(&st, &a, hist, (struct js){tail.p, tail.len});
+	} else {
+		write_state(&st, &a, skip, (struct js){turns.p, turns.len});
+	}
+	if (!jb_ok(&st))
 		return theater_error(state, len, "out of memory");
 	return theater_ok(st.p, st.len, reply.p, reply.n);
 }
@@ -253,6 +446,6 @@ struct theater_result *handle_send(const char *state, uint32_t len, const char *
 				     "ask it something with a request");
 	struct jb st;
 	jb_init(&st, len + 32);
-	write_state(&st, &a, 0, (struct js){0, 0}, (struct js){0, 0});
+	write_state(&st, &a, 0, (struct js){0, 0});
 	return jb_ok(&st) ? theater_ok(st.p, st.len, 0, 0) : theater_error(state, len, "out of memory");
 }

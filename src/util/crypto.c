@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 enum err_code sha256_begin(struct sha256_ctx *ctx)
@@ -40,6 +42,19 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
 {
 	unsigned int n = 0;
 	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN])
+{
+	unsigned int n = 0;
+	HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n);
+}
+
+void secure_zero(void *p, size_t len)
+{
+	if (p && len)
+		OPENSSL_cleanse(p, len);
 }
 
 void hex_encode(const uint8_t *data, size_t len, char *out)

@@ -21,6 +21,11 @@ void sha256_update(struct sha256_ctx *ctx, const void *data, size_t len);
 void sha256_end(struct sha256_ctx *ctx, uint8_t out[SHA256_LEN]);  /* frees ctx */
 
 void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
+/* HMAC-SHA256 (RFC 2104) of data under key. */
+void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN]);
+/* Zeroes len bytes in a way the compiler may not remove (for secrets). */
+void secure_zero(void *p, size_t len);
 
 /* Writes 2*len lowercase hex digits and a NUL into out (size >= 2*len+1). */
 void hex_encode(const uint8_t *data, size_t len, char *out);

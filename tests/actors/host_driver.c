@@ -9,6 +9,9 @@
  *   spawn STATE|- MANIFEST... | children | stop ID | restart ID | childstate ID
  *   http REQUEST_JSON...
  *   bad            out-of-bounds pointers to every function: the results
+ * Built with -DTHEATER_DRIVER_ENV (tests/test_e2e_secrets.c) it also imports
+ * theater:simple/environment:
+ *   env NAME | exists NAME | listenv
  * handle-send makes the message its new state, so a test can see it arrived.
  */
 #define THEATER_ACTOR_IMPL
@@ -271,6 +274,16 @@ static void dispatch(const char *p, const char *end)
 		put_result_bytes(theater_send_http(req, n, &b), &b);
 	} else if (is(cmd, cn, "bad"))
 		cmd_bad();
+#ifdef THEATER_DRIVER_ENV
+	else if (is(cmd, cn, "env")) {
+		const char *name = word(&p, end, &n);
+		put_result_bytes(theater_env_get(name, n, &b), &b);
+	} else if (is(cmd, cn, "exists")) {
+		const char *name = word(&p, end, &n);
+		put_int(theater_env_exists(name, n));
+	} else if (is(cmd, cn, "listenv"))
+		put_result_bytes(theater_env_list(&b), &b);
+#endif
 	else
 		cmd_misc(p, end, cmd, cn);
 }

@@ -27,7 +27,7 @@
 #define CHUNK (64 * 1024)
 #define IDLE_MS 30000
 
-enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_LIE };
+enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_LIE, R_ECHO, R_AUTH, R_SEQ };
 
 struct route {
 	char *path;
@@ -42,6 +42,11 @@ struct route {
 	uint64_t sent;
 	char *last_body;
 	size_t last_body_len;
+	char *last_head;     /* the last request's head (request line and headers) */
+	unsigned first_n;    /* seq: the first first_n requests get first_status + first */
+	int first_status;
+	uint8_t *first;
+	size_t first_len;
 	char method[16];
 	struct route *next;
 };
@@ -119,6 +124,9 @@ static struct route *route_set(struct fixture_httpd *h, const char *path, enum r
 		return NULL;
 	free(r->data);
 	r->data = NULL;
+	free(r->first);
+	r->first = NULL;
+	r->first_len = r->first_n = 0;
 	r->len = r->claimed = 0;
 	r->status = 200;
 	r->send_cl = 1;
@@ -137,6 +145,85 @@ void fixture_httpd_add_bytes(struct fixture_httpd *h, const char *path, const vo
 		r->len = len;
 	}
 	pthread_mutex_unlock(&h->mu);
+}
+
+void fixture_httpd_add_echo(struct fixture_httpd *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	route_set(h, path, R_ECHO);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static uint8_t *dup_bytes(const void *data, size_t len)
+{
+	uint8_t *p = malloc(len + 1);
+	if (p) {
+		if (len)
+			memcpy(p, data, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+void fixture_httpd_add_auth(struct fixture_httpd *h, const char *path, const char *name,
+			    const char *value, const char *ok_body)
+{
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_set(h, path, R_AUTH);
+	if (r && (r->data = (uint8_t *)malloc(strlen(name) + strlen(value) + 3))) {
+		r->len = (size_t)sprintf((char *)r->data, "%s: %s", name, value);
+	}
+	if (r && ok_body) {
+		r->first = dup_bytes(ok_body, strlen(ok_body));
+		r->first_len = strlen(ok_body);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+void fixture_httpd_add_sequence(struct fixture_httpd *h, const char *path, unsigned first_n,
+				int first_status, const char *first_body, const char *then_body)
+{
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_set(h, path, R_SEQ);
+	if (r) {
+		r->first_n = first_n + r->hits;    /* counted from now */
+		r->first_status = first_status;
+		r->first = dup_bytes(first_body, strlen(first_body));
+		r->first_len = strlen(first_body);
+		r->data = dup_bytes(then_body, strlen(then_body));
+		r->len = strlen(then_body);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* The answer of an echo or auth route, from the request's head. */
+static void answer_from_head(const struct route *r, const char *head, size_t head_len,
+			     struct reply *out)
+{
+	out->kind = R_BYTES;
+	out->status = 200;
+	if (r->kind == R_ECHO) {
+		out->data = (uint8_t *)strndup(head, head_len);
+		out->len = out->data ? head_len : 0;
+		return;
+	}
+	int ok = 0;
+	const char *want = (const char *)r->data;
+	size_t name_len = want ? (size_t)(strchr(want, ':') - want) : 0;
+	for (const char *p = head; want && (p = strstr(p, "\r\n")) != NULL;) {
+		p += 2;
+		size_t n = strcspn(p, "\r");
+		ok |= n == r->len && strncasecmp(p, want, name_len) == 0 &&
+		      memcmp(p + name_len, want + name_len, r->len - name_len) == 0;
+	}
+	out->status = ok ? 200 : 401;
+	if (ok && r->first) {
+		out->data = dup_bytes(r->first, r->first_len);
+		out->len = out->data ? r->first_len : 0;
+		return;
+	}
+	out->data = (uint8_t *)strdup(ok ? "authorized" : "unauthorized");
+	out->len = out->data ? strlen((const char *)out->data) : 0;
 }
 
 void fixture_httpd_add_status(struct fixture_httpd *h, const char *path, int status)
@@ -221,6 +308,27 @@ char *fixture_httpd_last_body(struct fixture_httpd *h, const char *path, size_t 
 	}
 	pthread_mutex_unlock(&h->mu);
 	return copy;
+}
+
+char *fixture_httpd_last_header(struct fixture_httpd *h, const char *path, const char *name)
+{
+	char *value = NULL;
+	size_t n = strlen(name);
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_find(h, path, 0);
+	const char *p = r ? r->last_head : NULL;
+	while (p && (p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+			const char *v = p + n + 1, *e = strstr(v, "\r\n");
+			while (*v == ' ' || *v == '\t')
+				v++;
+			value = e ? strndup(v, (size_t)(e - v)) : strdup(v);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return value;
 }
 
 void fixture_httpd_last_method(struct fixture_httpd *h, const char *path, char out[16])
@@ -373,8 +481,9 @@ static char *read_body(struct fixture_httpd *h, int fd, const char *pre, size_t 
 }
 
 /* Counts the request and snapshots the route. */
-static void record(struct fixture_httpd *h, const char *path, const char *method, char *body,
-		   size_t body_len, struct reply *out)
+static void record(struct fixture_httpd *h, const char *path, const char *method,
+		   const char *head, size_t head_len, char *body, size_t body_len,
+		   struct reply *out)
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&h->mu);
@@ -386,13 +495,23 @@ static void record(struct fixture_httpd *h, const char *path, const char *method
 		r->last_body = body;
 		r->last_body_len = body_len;
 		body = NULL;
+		free(r->last_head);
+		r->last_head = strndup(head, head_len);
 		out->kind = r->kind;
 		out->len = r->len;
 		out->claimed = r->claimed;
 		out->status = r->status;
 		out->send_cl = r->send_cl;
 		out->delay_ms = r->delay_ms;
-		if (r->data && (out->data = malloc(r->len + 1))) {
+		if (r->kind == R_ECHO || r->kind == R_AUTH) {
+			answer_from_head(r, head, head_len, out);
+		} else if (r->kind == R_SEQ) {
+			int early = r->hits <= r->first_n;
+			out->kind = R_BYTES;
+			out->status = early ? r->first_status : 200;
+			out->data = early ? dup_bytes(r->first, r->first_len) : dup_bytes(r->data, r->len);
+			out->len = out->data ? (early ? r->first_len : r->len) : 0;
+		} else if (r->data && (out->data = malloc(r->len + 1))) {
 			memcpy(out->data, r->data, r->len);
 			out->data[r->len] = '\0';
 		}
@@ -445,7 +564,8 @@ static void reply(struct fixture_httpd *h, int fd, const char *path, const struc
 	char extra[1200];
 	switch (rp->kind) {
 	case R_BYTES:
-		if (send_head(h, fd, 200, "Content-Type: application/octet-stream\r\n", 1, rp->len) == 0)
+		if (send_head(h, fd, rp->status ? rp->status : 200,
+			      "Content-Type: application/octet-stream\r\n", 1, rp->len) == 0)
 			send_body(h, fd, path, rp->data ? (const void *)rp->data : "", rp->len);
 		break;
 	case R_STATUS:
@@ -462,6 +582,9 @@ static void reply(struct fixture_httpd *h, int fd, const char *path, const struc
 	case R_SLOW:
 		reply_slow(h, fd, path, rp);
 		break;
+	case R_ECHO:          /* answered as R_BYTES (record) */
+	case R_AUTH:
+	case R_SEQ:
 	case R_NONE:
 		if (send_head(h, fd, 404, NULL, 1, 9) == 0)
 			send_body(h, fd, path, "not found", 9);
@@ -490,7 +613,7 @@ static void serve(struct fixture_httpd *h, int fd)
 	if (cl && !body)
 		goto done;
 	struct reply rp;
-	record(h, target, method, body, body ? (size_t)cl : 0, &rp);
+	record(h, target, method, head, (size_t)hl, body, body ? (size_t)cl : 0, &rp);
 	reply(h, fd, target, &rp);
 	free(rp.data);
 done:
@@ -634,6 +757,8 @@ void fixture_httpd_stop(struct fixture_httpd *h)
 		free(r->path);
 		free(r->data);
 		free(r->last_body);
+		free(r->last_head);
+		free(r->first);
 		free(r);
 	}
 	pthread_mutex_destroy(&h->mu);

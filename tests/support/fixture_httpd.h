@@ -49,6 +49,17 @@ void fixture_httpd_add_slow(struct fixture_httpd *h, const char *path, unsigned 
 /* Announces Content-Length: claimed but sends `actual` bytes then closes. */
 void fixture_httpd_add_lie(struct fixture_httpd *h, const char *path, size_t claimed, size_t actual);
 
+/* 200 with the request's head (request line and headers) as the body. */
+void fixture_httpd_add_echo(struct fixture_httpd *h, const char *path);
+/* 200 with ok_body (NULL: "authorized") when the request has the header
+ * `name: value` (name case-insensitive, value exact), else 401 "unauthorized". */
+void fixture_httpd_add_auth(struct fixture_httpd *h, const char *path, const char *name,
+			    const char *value, const char *ok_body);
+/* The next first_n requests get first_status with first_body; later ones 200
+ * with then_body (a model that is rate-limited, or that calls a tool first). */
+void fixture_httpd_add_sequence(struct fixture_httpd *h, const char *path, unsigned first_n,
+				int first_status, const char *first_body, const char *then_body);
+
 /* Requests received for path (any route, also 404s). */
 unsigned fixture_httpd_hits(struct fixture_httpd *h, const char *path);
 /* Body bytes written to clients for path. */
@@ -56,6 +67,9 @@ uint64_t fixture_httpd_bytes_sent(struct fixture_httpd *h, const char *path);
 /* Copy of the last request body received for path (malloc'd, NUL-terminated)
  * or NULL when none. */
 char *fixture_httpd_last_body(struct fixture_httpd *h, const char *path, size_t *len_out);
+/* The value of header `name` (case-insensitive) in the last request for
+ * path (malloc'd), or NULL when it had none. */
+char *fixture_httpd_last_header(struct fixture_httpd *h, const char *path, const char *name);
 /* Method of the last request for path into out ("" when none). */
 void fixture_httpd_last_method(struct fixture_httpd *h, const char *path, char out[16]);
 

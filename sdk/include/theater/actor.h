@@ -90,6 +90,17 @@ int32_t theater_get_child_state(const char *id, uint32_t n, struct theater_bytes
 /* theater:simple/http-client */
 THEATER_IMPORT("theater:simple/http-client", "send-http")
 int32_t theater_send_http(const char *req_json, uint32_t len, struct theater_bytes *out);
+/* theater:simple/environment: the server's secrets this actor was granted
+ * (allowed_vars / allowed_prefixes of its environment handler). get-var
+ * returns the value's length (-2 not set, -3 not granted); exists returns 1
+ * or 0; list-vars returns a JSON array of names. Prefer http-client header
+ * templates ("Bearer {{secret:NAME}}"): then the actor never holds the value. */
+THEATER_IMPORT("theater:simple/environment", "get-var")
+int32_t theater_env_get(const char *name, uint32_t n, struct theater_bytes *out);
+THEATER_IMPORT("theater:simple/environment", "exists")
+int32_t theater_env_exists(const char *name, uint32_t n);
+THEATER_IMPORT("theater:simple/environment", "list-vars")
+int32_t theater_env_list(struct theater_bytes *out);
 
 /* Helpers (defined with THEATER_ACTOR_IMPL). */
 void *theater_alloc(uint32_t size);
