@@ -624,9 +624,11 @@ static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum 
 	int go = !r->answered;
 	r->answered = 1;
 	int last = --r->refs == 0;
+	supervisor_reply_fn fn = r->fn;   /* read under the lock: once it is released, */
+	void *user = r->user;             /* the other owner may free r (TSan found it) */
 	pthread_mutex_unlock(&a->lock);
 	if (go)
-		r->fn(r->user, rc, err, data, len);
+		fn(user, rc, err, data, len);
 	if (last)
 		free(r);
 	(void)s;
