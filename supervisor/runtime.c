@@ -936,12 +936,17 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
 	/* From another actor: written now, durable before the sender's own events
-	 * are (record_send_dep); from the API or the supervisor: durable now. */
+	 * are (record_send_dep). From the API: durable before this returns, synced
+	 * outside the actor's record lock so that concurrent senders share one
+	 * fdatasync (group commit); the flusher indexes and reports it. */
 	struct actor *sender = from ? reg_find(s, from) : NULL;
-	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, sender != NULL,
+	int api = !from && kind < MAIL_CHILD_EXIT;
+	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, sender || api,
 			      &m->seq, err);
 	if (!rc && sender && a->chain)
 		record_send_dep(s, sender, a, chain_written(a->chain));
+	else if (!rc && api && a->chain)
+		rc = chain_sync_upto(a->chain, chain_written(a->chain), err);
 	actor_unref(s, sender);
 	pthread_mutex_lock(&a->lock);
 	a->mail_reserved--;
