@@ -177,6 +177,45 @@ static int authorized(struct api *api, struct http_request *req)
 	return session_bearer_ok(api, req) || session_cookie_ok(api, req);
 }
 
+static struct http_response *problem_response(struct http_request *req, enum err_code code,
+					      const char *detail)
+{
+	struct http_response *resp = http_response_new(problem_status(code));
+	char *body = problem_body(problem_status(code), err_code_name(code), detail,
+				  http_request_path(req));
+	http_response_header(resp, "Content-Type", "application/problem+json");
+	if (code == ERR_UNAUTHORIZED)
+		http_response_header(resp, "WWW-Authenticate", "Bearer realm=\"theater\"");
+	if (body)
+		http_response_body_take(resp, body, strlen(body));
+	return resp;
+}
+
+static struct http_response *unauthorized_response(struct http_request *req)
+{
+	return problem_response(req, ERR_UNAUTHORIZED, "missing or wrong bearer token (send "
+				"'Authorization: Bearer <token>')");
+}
+
+/* Before any body is buffered (issue 12): the token, then the site and media
+ * type policy of guard.c. */
+static struct http_response *cb_admit(void *user, struct http_request *req)
+{
+	struct api *api = user;
+	struct api_call c = {0};
+	struct err e = {0};
+	int allowed;
+	const struct route *r = route_for(req, &c, &allowed);
+	int public_ = r && r->public_;
+	if (r && !public_ && !authorized(api, req))
+		return unauthorized_response(req);
+	int json_body = r && (r->fn == h_actors_create || r->fn == h_manifests_validate ||
+			      r->fn == h_label_put);
+	if (guard_admit(api, req, public_, json_body, &e))
+		return problem_response(req, e.code, e.msg);
+	return NULL;
+}
+
 static void allow_header(struct api_call *c)
 {
 	char allow[64] = "";
@@ -264,19 +303,9 @@ static void cb_handle(void *user, struct http_request *req)
 	const struct route *r = route_for(req, c, &allowed);
 	c->route = r ? (int)(r - routes) : -1;
 	c->route_pattern = r ? r->pattern : NULL;
-	if (r && !r->public_ && !authorized(api, req)) {
-		const char *h[] = {"WWW-Authenticate", "Bearer realm=\"theater\"", NULL};
-		struct http_response *resp = http_response_new(401);
-		char *body = problem_body(401, err_code_name(ERR_UNAUTHORIZED),
-			"missing or wrong bearer token (send 'Authorization: Bearer <token>')",
-			http_request_path(req));
-		http_response_header(resp, "Content-Type", "application/problem+json");
-		http_response_header(resp, h[0], h[1]);
-		size_t len = body ? strlen(body) : 0;
-		if (body)
-			http_response_body_take(resp, body, len);
-		observe_request(c, 401, len);
-		http_respond(req, resp);
+	if (r && !r->public_ && !authorized(api, req)) {   /* cb_admit checked it first */
+		observe_request(c, 401, 0);
+		http_respond(req, unauthorized_response(req));
 		free(c);
 		return;
 	}
@@ -331,6 +360,7 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 void api_handler(struct api *api, struct http_handler *h)
 {
 	h->user = api;
+	h->admit = cb_admit;
 	h->body_limit = cb_body_limit;
 	h->handle = cb_handle;
 	h->problem = cb_problem;

@@ -142,6 +142,12 @@ void h_session_delete(struct api_call *c);    /* session.c: DELETE /session */
 int session_bearer_ok(struct api *api, struct http_request *req);
 int session_cookie_ok(struct api *api, struct http_request *req);
 
+/* guard.c. MHD thread, before the body is read: ERR_BAD_HOST or ERR_CROSS_SITE
+ * (no token configured, route not public) or ERR_UNSUPPORTED (a browser-sendable
+ * form type where JSON is expected); see guard.c. */
+enum err_code guard_admit(const struct api *api, struct http_request *req, int public_,
+			  int json_body, struct err *err);
+
 /* manifests.c. The format of a request body from its Content-Type: JSON
  * (also when absent, and for curl -d's application/x-www-form-urlencoded) or
  * TOML (application/toml, text/toml and their x- forms). -1 for another type. */

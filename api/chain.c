@@ -3,6 +3,8 @@
  * run on the worker pool. */
 #include "api/api_int.h"
 
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +24,11 @@ static enum err_code resume_point(struct api_call *c, uint64_t *after, struct er
 		char *end;
 		if (*last < '0' || *last > '9')
 			return err_set(err, ERR_INVALID, "Last-Event-ID must be an event id");
+		errno = 0;
 		*after = strtoull(last, &end, 10);
-		if (*end)
-			return err_set(err, ERR_INVALID, "Last-Event-ID must be an event id");
+		if (*end || errno || *after > UINT64_MAX / 2)   /* the bound of ?after= */
+			return err_set(err, ERR_INVALID, "Last-Event-ID must be an event id "
+				       "from 0 to %llu", (unsigned long long)(UINT64_MAX / 2));
 		return ERR_OK;
 	}
 	return api_query_u64(c, "after", 0, UINT64_MAX / 2, after, err);

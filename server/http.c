@@ -39,6 +39,7 @@
 #define DEF_PER_IP 256
 #define DEF_CONN_MEMORY (64 * 1024)
 #define DEF_HEADER_BYTES (16 * 1024)
+#define DEF_QUERY_PARAMS 64
 #define MEMORY_INCREMENT 1024
 #define LISTEN_BACKLOG 511
 #define TIMER_MAX_MS 1000
@@ -160,8 +161,21 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 			 s->cfg.max_header_bytes);
 		return reject(r, c, 431, ERR_TOO_LARGE, detail);
 	}
+	if (r->too_many_args) {
+		snprintf(detail, sizeof(detail), "more than %u query parameters",
+			 s->cfg.max_query_params);
+		return reject(r, c, 400, ERR_TOO_MANY_PARAMS, detail);
+	}
+	if (r->no_host)
+		return reject(r, c, 400, ERR_INVALID, "an HTTP/1.1 request needs a Host header");
 	if (http_request_decode_path_(r))
 		return reject(r, c, 400, ERR_INVALID, "malformed percent-encoding in the path");
+	struct http_response *early = s->h.admit ? s->h.admit(s->h.user, r) : NULL;
+	if (early) {
+		unsigned st = 500;
+		struct MHD_Response *m = http_response_to_mhd_(early, &st);
+		return queue(r, c, m, st);
+	}
 	r->body_limit = s->h.body_limit ? s->h.body_limit(s->h.user, r) : 0;
 	const char *cl = http_request_header(r, "Content-Length");
 	if (cl && content_length_over(cl, r->body_limit)) {
@@ -245,11 +259,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 				 size_t *upload_size, void **ctx)
 {
 	struct http_request *r = *ctx;
-	(void)cls, (void)url, (void)version;
+	(void)cls, (void)url;
 	if (!r)
 		return MHD_NO; /* out of memory in on_uri */
 	switch (r->phase) {
 	case PH_HEADERS:
+		/* MHD's own check answers with its header block twice (0.9.75): ours */
+		r->no_host = version && !strcmp(version, MHD_HTTP_VERSION_1_1) &&
+			     !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 		return on_headers(r, c, method);
 	case PH_BODY:
 		return *upload_size ? on_body(r, c, upload, upload_size) : on_complete(r, c);
@@ -265,12 +282,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
 /* Called once per request, with the request target as sent: the request object is
  * born here so that the raw path is kept. Freed from on_completed. */
+/* Query parameters in a request target ('&'-separated pieces after '?'). */
+static size_t count_params(const char *uri)
+{
+	const char *q = strchr(uri, '?');
+	size_t n = q && q[1] ? 1 : 0;
+	for (; q && *q; q++)
+		n += *q == '&';
+	return n;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	struct http_server *s = cls;
 	struct http_request *r = http_request_new_(s, uri);
 	if (!r)
 		return NULL;
+	/* libmicrohttpd parses the query into the connection's memory pool right after
+	 * this callback; ~950 parameters exhaust 64 KiB and the request is then never
+	 * answered (issue 12, item 6). Over the limit, the query it is about to parse is
+	 * cut to nothing (uri is MHD's own writable read buffer; the '?' is kept so its
+	 * parser sees an empty query), and the request is refused in on_headers. */
+	if (count_params(uri) > s->cfg.max_query_params) {
+		r->too_many_args = true;
+		char *q = strchr((char *)uri, '?');
+		q[1] = '\0';
+	}
 	r->conn = c;
 	http_lock(s);
 	s->refs++;
@@ -396,6 +433,8 @@ static void apply_defaults(struct http_config *c)
 		c->conn_memory = DEF_CONN_MEMORY;
 	if (!c->max_header_bytes)
 		c->max_header_bytes = DEF_HEADER_BYTES;
+	if (!c->max_query_params)
+		c->max_query_params = DEF_QUERY_PARAMS;
 }
 
 static enum err_code check_config(struct http_server *s, const struct http_handler *h,
@@ -465,7 +504,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *s, struct sockaddr_st
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->conn_memory,
 		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)MEMORY_INCREMENT,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
-		MHD_OPTION_STRICT_FOR_CLIENT, 1,
+		/* 0: a missing Host is ours to answer (on_access), as problem+json */
+		MHD_OPTION_STRICT_FOR_CLIENT, 0,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_END);

@@ -49,6 +49,8 @@ struct http_config {
 	size_t max_header_bytes;   /* request line + headers [16 KiB]; above -> 431 problem (the
 	                            * request target alone above it -> 414); must be below
 	                            * conn_memory / 2 */
+	unsigned max_query_params; /* query parameters per request [64]; above -> 400
+	                            * problem `too_many_parameters` */
 };
 
 struct http_handler {
@@ -58,6 +60,12 @@ struct http_handler {
 	 * past it, is answered 413 (body from problem()) without calling handle(). The
 	 * request may be inspected (headers, path) but not answered here. Must not block. */
 	size_t (*body_limit)(void *user, struct http_request *req);
+	/* MHD thread, when the headers are in, before body_limit() and before any byte of
+	 * the body is read: returns NULL to go on, or a response (taken) that answers the
+	 * request at once; its body is then never buffered (MHD drops it and closes the
+	 * connection). For checks that must not cost memory: authentication, cross-site
+	 * and Host policy, the media type. Must not block. May be NULL. */
+	struct http_response *(*admit)(void *user, struct http_request *req);
 	/* MHD thread, once the whole body is in. Must not block. Must make sure that
 	 * exactly one of http_respond() / http_respond_stream() is called for req, before
 	 * returning or later from any thread. */

@@ -55,6 +55,8 @@ struct http_request {
 	struct http_kv *headers, *args;
 	size_t nheaders, nargs;
 	size_t header_bytes;
+	bool too_many_args;          /* more query parameters than max_query_params */
+	bool no_host;                /* HTTP/1.1 without a Host header */
 	size_t body_limit;
 	size_t discarded;
 	struct buf body;

@@ -42,6 +42,13 @@ const char *config_usage(void)
 "  --call-timeout-ms MS      wall clock per actor call (5000) [THEATER_CALL_TIMEOUT_MS]\n"
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
+"  --mailbox-bytes BYTES     queued message bytes per actor (64M) [THEATER_MAILBOX_BYTES]\n"
+"  --max-actors N            live actors server-wide (10000) [THEATER_MAX_ACTORS]\n"
+"  --max-children N          live children per parent (1000) [THEATER_MAX_CHILDREN]\n"
+"  --call-events N           host-call events one actor call may write (100000)\n"
+"                            [THEATER_CALL_EVENTS]\n"
+"  --call-bytes BYTES        host-call chain bytes one actor call may write (64M)\n"
+"                            [THEATER_CALL_BYTES]\n"
 "  --recover all|none        bring live actors back on start (all) [THEATER_RECOVER]\n"
 "  --shutdown-grace-ms MS    on SIGTERM, time running calls get to finish before\n"
 "                            actors are suspended (10000) [THEATER_SHUTDOWN_GRACE_MS]\n"
@@ -49,6 +56,11 @@ const char *config_usage(void)
 "  --log-format FORMAT       text or json, one object a line (text) [THEATER_LOG_FORMAT]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
 "                            link-local addresses [THEATER_HTTP_ALLOW_PRIVATE=1]\n"
+"  --fetch-allow-private     let package and manifest fetches reach loopback,\n"
+"                            private and link-local addresses (tests, local\n"
+"                            registries) [THEATER_FETCH_ALLOW_PRIVATE=1]\n"
+"  --fetch-allow LIST        only these: ADDR[:PORT],... e.g. 127.0.0.1:5000\n"
+"                            (numeric, after DNS) [THEATER_FETCH_ALLOW]\n"
 "  --http-timeout-ms MS      default timeout of an actor's send-http (60000)\n"
 "                            [THEATER_HTTP_TIMEOUT_MS]\n"
 "  --http-timeout-max-ms MS  cap of a handler's timeout_ms (600000)\n"
@@ -176,6 +188,12 @@ static const struct opt opts[] = {
 	{"--mailbox", "THEATER_MAILBOX", 1, OFF(mailbox), 1000000},
 	{"--max-message", "THEATER_MAX_MESSAGE", 0, OFF(max_message), 0},
 	{"--log-level", "THEATER_LOG_LEVEL", 6, 0, 0},
+	{"--fetch-allow", "THEATER_FETCH_ALLOW", 8, 0, 0},
+	{"--mailbox-bytes", "THEATER_MAILBOX_BYTES", 0, OFF(mailbox_bytes), 0},
+	{"--max-actors", "THEATER_MAX_ACTORS", 1, OFF(max_actors), 10000000},
+	{"--max-children", "THEATER_MAX_CHILDREN", 1, OFF(max_children), 10000000},
+	{"--call-events", "THEATER_CALL_EVENTS", 0, OFF(call_events), 0},
+	{"--call-bytes", "THEATER_CALL_BYTES", 0, OFF(call_bytes), 0},
 	{"--http-timeout-ms", "THEATER_HTTP_TIMEOUT_MS", 1, OFF(http_timeout_ms), 86400000},
 	{"--http-timeout-max-ms", "THEATER_HTTP_TIMEOUT_MAX_MS", 1, OFF(http_timeout_max_ms),
 	 86400000},
@@ -212,6 +230,10 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 		return ERR_OK;
 	case 4: return add_root(cfg, v, err);
 	case 5: return read_token_file(cfg, v, err);
+	case 8:
+		free(cfg->fetch_allow);
+		cfg->fetch_allow = strdup(v);
+		return ERR_OK;
 	case 7:
 		if (strcmp(v, "all") != 0 && strcmp(v, "none") != 0)
 			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
@@ -253,6 +275,9 @@ static enum err_code from_env(struct config *cfg, struct err *err)
 	const char *priv = getenv("THEATER_HTTP_ALLOW_PRIVATE");
 	if (priv && strcmp(priv, "1") == 0)
 		cfg->http_allow_private = 1;
+	priv = getenv("THEATER_FETCH_ALLOW_PRIVATE");
+	if (priv && strcmp(priv, "1") == 0)
+		cfg->fetch_allow_private = 1;
 	const char *tok = getenv("THEATER_TOKEN");
 	if (tok && *tok) {
 		free(cfg->token);
@@ -309,6 +334,10 @@ static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *
 			cfg->http_allow_private = 1;
 			continue;
 		}
+		if (!strcmp(a, "--fetch-allow-private")) {
+			cfg->fetch_allow_private = 1;
+			continue;
+		}
 		const struct opt *o = NULL;
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (!strcmp(a, opts[k].flag))
@@ -357,6 +386,7 @@ void config_release(struct config *cfg)
 	free(cfg->host);
 	free(cfg->home);
 	free(cfg->token);
+	free(cfg->fetch_allow);
 	for (size_t i = 0; i < cfg->nroots; i++)
 		free(cfg->roots[i]);
 	memset(cfg, 0, sizeof(*cfg));

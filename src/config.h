@@ -34,10 +34,17 @@ struct config {
 	unsigned call_timeout_ms;   /* --call-timeout-ms: wall clock per call [5000] */
 	unsigned mailbox;           /* --mailbox: queued messages per actor [1024] */
 	size_t max_message;         /* --max-message: message/request bytes [1M] */
+	size_t mailbox_bytes;       /* --mailbox-bytes: queued bytes per actor [64M] */
+	unsigned max_actors;        /* --max-actors: live actors server-wide [10000] */
+	unsigned max_children;      /* --max-children: live children per parent [1000] */
+	size_t call_events;         /* --call-events: host-call events per call [100000] */
+	size_t call_bytes;          /* --call-bytes: host-call chain bytes per call [64M] */
 	int log_level;              /* --log-level debug|info|warn|error [info] */
 	int log_format;             /* --log-format text|json [text] (enum log_format) */
 	int health_check;           /* --health-check: probe /health and exit */
 	int http_allow_private;     /* --http-allow-private, THEATER_HTTP_ALLOW_PRIVATE=1 */
+	int fetch_allow_private;    /* --fetch-allow-private, THEATER_FETCH_ALLOW_PRIVATE=1 */
+	char *fetch_allow;          /* --fetch-allow ADDR[:PORT],...  [THEATER_FETCH_ALLOW] */
 	unsigned http_timeout_ms;   /* --http-timeout-ms: actors' send-http default [60000] */
 	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */

@@ -80,8 +80,19 @@ static enum err_code open_storage(struct app *app, struct err *err)
 		return err_set(err, ERR_NOMEM, "out of memory");
 	rc = secrets_open(secrets_dir, &app->secrets, err);
 	free(secrets_dir);
-	if (rc || (rc = db_open(app->db_path, &app->db, err)) ||
-	    (rc = store_open(app->store_dir, &app->store, err)))
+	if (rc)
+		return rc;
+	if ((rc = db_open(app->db_path, &app->db, err))) {
+		/* The index is rebuilt from the chains when it is missing: say so. */
+		if (rc != ERR_NOMEM && access(app->db_path, F_OK) == 0) {
+			size_t n = strlen(err->msg);
+			snprintf(err->msg + n, sizeof(err->msg) - n, "; it is only an index: move "
+				 "'%s' (and any -wal/-shm beside it) away and start again to "
+				 "rebuild it from the chains", app->db_path);
+		}
+		return rc;
+	}
+	if ((rc = store_open(app->store_dir, &app->store, err)))
 		return rc;
 	struct resolver_config rcfg = {
 		.package_roots = (const char *const *)c->roots, .nroots = c->nroots,
@@ -89,6 +100,7 @@ static enum err_code open_storage(struct app *app, struct err *err)
 		.fetch = {.max_bytes = c->max_download, .connect_timeout_ms = c->connect_timeout_ms,
 			  .total_timeout_ms = c->fetch_timeout_ms, .max_redirects = 5},
 		.max_package_bytes = c->max_download, .cache_max_bytes = c->cache_bytes,
+		.allow_private = c->fetch_allow_private, .fetch_allow = c->fetch_allow,
 	};
 	return resolver_new(&rcfg, &app->resolver, err);
 }
@@ -106,6 +118,9 @@ static enum err_code start(struct app *app, struct err *err)
 		.mailbox = c->mailbox, .max_message = c->max_message,
 		.http_allow_private = c->http_allow_private, .secrets = app->secrets,
 		.http_timeout_ms = c->http_timeout_ms, .http_timeout_max_ms = c->http_timeout_max_ms,
+		.mailbox_bytes = c->mailbox_bytes, .max_actors = c->max_actors,
+		.max_children = c->max_children, .call_events = c->call_events,
+		.call_bytes = c->call_bytes,
 		.recover_none = c->recover_none, .shutdown_grace_ms = c->shutdown_grace_ms,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))

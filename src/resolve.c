@@ -11,12 +11,16 @@
 #include "src/resolve.h"
 #include "src/resolve_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "src/netpolicy.h"
 #include "src/store.h"
 #include "src/util/crypto.h"
 
@@ -52,6 +56,8 @@ struct resolver {
 	struct fetch_limits fetch;
 	size_t max_package_bytes;
 	size_t cache_max_bytes;
+	int allow_private;
+	char *fetch_allow;            /* ','-separated, or NULL */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct centry *head, *tail;   /* LRU, head most recent */
@@ -181,6 +187,52 @@ static enum err_code load_store(struct resolver *r, const char *ref, uint8_t **d
 	return rc;
 }
 
+/* The fetch's address check (fetch_addr_check_fn): see resolver_config. */
+static int addr_allowed(void *user, const struct sockaddr *sa, size_t len, char *why, size_t n)
+{
+	const struct resolver *r = user;
+	if (netpolicy_address_allowed(sa, len, r->allow_private))
+		return 0;
+	char addr[64];
+	netpolicy_address_text(sa, len, addr, sizeof(addr));
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	else if (sa->sa_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	for (const char *p = r->fetch_allow; p && *p;) {
+		size_t k = strcspn(p, ",");
+		char entry[128];
+		snprintf(entry, sizeof(entry), "%.*s", (int)(k < 127 ? k : 127), p);
+		if (netpolicy_host_match(entry, addr, port))
+			return 0;
+		p += k + (p[k] == ',');
+	}
+	snprintf(why, n, "address '%s' refused: %s (see --fetch-allow)", addr,
+		 netpolicy_class_name(netpolicy_classify(sa, len)));
+	return -1;
+}
+
+/* GET url within lim under the address policy. */
+static enum err_code fetch_checked(struct resolver *r, const char *url,
+				   const struct fetch_limits *lim, uint8_t **data, size_t *len,
+				   struct err *err)
+{
+	struct fetch_request req = {
+		.method = "GET", .url = url, .follow_redirects = 1, .fail_on_status = 1,
+		.addr_check = addr_allowed, .addr_check_user = r,
+	};
+	struct fetch_response resp;
+	enum err_code rc = fetch_request(&req, lim, &resp, err);
+	if (rc)
+		return rc;
+	*data = resp.body;
+	*len = resp.body_len;
+	resp.body = NULL;
+	fetch_response_release(&resp);
+	return ERR_OK;
+}
+
 static enum err_code load_bytes(struct resolver *r, const char *key, enum ref_kind kind,
 				const char *ref, uint8_t **data, size_t *len, char **used,
 				struct err *err)
@@ -194,7 +246,7 @@ static enum err_code load_bytes(struct resolver *r, const char *key, enum ref_ki
 		struct fetch_limits lim = r->fetch;
 		if (!lim.max_bytes || lim.max_bytes > r->max_package_bytes)
 			lim.max_bytes = r->max_package_bytes;
-		rc = fetch_url(key, &lim, data, len, err);
+		rc = fetch_checked(r, key, &lim, data, len, err);
 	} else {
 		rc = load_store(r, key, data, len, err);
 	}
@@ -419,6 +471,12 @@ enum err_code resolver_new(const struct resolver_config *cfg, struct resolver **
 	}
 	r->store = cfg->store;
 	r->fetch = cfg->fetch;
+	r->allow_private = cfg->allow_private;
+	if (cfg->fetch_allow && *cfg->fetch_allow && !(r->fetch_allow = strdup(cfg->fetch_allow))) {
+		resolve_roots_release(&r->roots);
+		free(r);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
 	r->max_package_bytes = cfg->max_package_bytes ? cfg->max_package_bytes
 						      : RESOLVE_DEFAULT_MAX_PACKAGE_BYTES;
 	r->cache_max_bytes = cfg->cache_max_bytes ? cfg->cache_max_bytes
@@ -438,6 +496,7 @@ void resolver_free(struct resolver *r)
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	resolve_roots_release(&r->roots);
+	free(r->fetch_allow);
 	free(r);
 }
 

@@ -51,6 +51,13 @@ struct resolver_config {
 	struct fetch_limits fetch;          /* for http(s); max_bytes is capped by max_package_bytes */
 	size_t max_package_bytes;           /* for every kind; 0: RESOLVE_DEFAULT_MAX_PACKAGE_BYTES */
 	size_t cache_max_bytes;             /* total bytes cached; 0: RESOLVE_DEFAULT_CACHE_MAX_BYTES */
+	/* The address policy of every http(s) fetch (netpolicy.h), checked after DNS on
+	 * every connection, redirects included: public addresses only, unless
+	 * allow_private (every class but multicast) or the address and port match an
+	 * entry of fetch_allow, a ','-separated list of "ADDR", "ADDR:PORT" or
+	 * "[V6]:PORT" (numeric, as connected; copied). */
+	int allow_private;
+	const char *fetch_allow;
 };
 
 /* Errors: ERR_INVALID when a root is not an absolute path to an existing

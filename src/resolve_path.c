@@ -335,6 +335,9 @@ static enum err_code path_errno(int e, const char *ref, struct err *err)
 		return err_set(err, ERR_NOT_FOUND, "package '%s' not found", ref);
 	if (e == ELOOP)
 		return forbidden(ref, err);
+	if (e == ENAMETOOLONG)     /* a name the caller chose: their error, not our disk's */
+		return err_set(err, ERR_BAD_REFERENCE, "reference '%.200s' has a path component "
+			       "or path too long for the file system", ref);
 	return err_errno(err, ERR_IO, e, "cannot open package '%s'", ref);
 }
 

@@ -149,6 +149,11 @@ static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wa
 {
 	struct host_binding *b = user;
 	struct host_link *l = b->link;
+	if (runtime_charge_host_call(l->a)) {   /* past the call's chain budget */
+		if (b->h->nresults)
+			host_set_i32(&results[0], HOST_ETOOBIG);
+		return ERR_OK;
+	}
 	struct host_capture outer = l->cap;     /* a host call made from inside theater_alloc */
 	l->cap = (struct host_capture){.active = 1, .effects = json_array()};
 	enum err_code rc = b->h->fn(c, l->a, args, results, err);
@@ -326,6 +331,7 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	json_t *ev = json_object();
 	json_object_set_new(ev, "input", input ? input : json_null());
 	json_object_set_new(ev, "output", output ? output : json_null());
+	runtime_account_bytes(a, json_dumpb(ev, NULL, 0, JSON_COMPACT) + strlen(type));
 	struct host_link *l = runtime_host_link(a);
 	if (l && l->cap.active && !l->cap.ev) {
 		snprintf(l->cap.type, sizeof(l->cap.type), "%s", type);
@@ -396,7 +402,7 @@ int32_t host_errno(enum err_code code)
 	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
 	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
 	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_BUSY: return HOST_EBUSY;
+	case ERR_BUSY: case ERR_TOO_MANY_ACTORS: return HOST_EBUSY;
 	default: return HOST_EFAILED;
 	}
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "src/manifest.h"
@@ -137,8 +138,12 @@ static int32_t spawn_allowed(struct host_call *k, struct actor *a, const struct 
 		    (g == GRANT_HTTP && !host_http_child_allowed(a, m->handlers[i].config, &k->e)))
 			return HOST_EDENIED;
 	}
-	if ((!strncmp(m->package, "http://", 7) || !strncmp(m->package, "https://", 8)) &&
-	    !supervisor_http_allow_private(host_supervisor(a))) {
+	/* Any scheme but store:// and file://, in any case ("HTTP://" included). */
+	const char *sep = strstr(m->package, "://");
+	size_t sl = sep ? (size_t)(sep - m->package) : 0;
+	int local = !sep || (sl == 5 && !strncasecmp(m->package, "store", 5)) ||
+		    (sl == 4 && !strncasecmp(m->package, "file", 4));
+	if (!local && !supervisor_http_allow_private(host_supervisor(a))) {
 		err_set(&k->e, ERR_FORBIDDEN_PATH, "actors may spawn children from files and the "
 			"store, not from '%s'", m->package);
 		return HOST_EDENIED;

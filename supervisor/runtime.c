@@ -58,6 +58,10 @@ struct actor_rt {
 	int in_call;                  /* under the actor lock */
 	int shutdown;
 	char shutdown_reason[128];
+	/* What one export call has written to the chain through host calls (issue 12):
+	 * past a budget, host calls are refused (HOST_ETOOBIG) and only counted. Touched
+	 * only by the thread running the call. */
+	uint64_t call_events, call_bytes, call_refused;
 	int suspending;               /* under the actor lock: the server is stopping;
 				       * an interrupted call is not the actor's failure */
 };
@@ -140,6 +144,30 @@ struct bind_ctx {
 	struct actor_rt *rt;
 	char bad[200];
 };
+
+int runtime_charge_host_call(struct actor *a)
+{
+	struct actor_rt *rt = a->rt;
+	struct supervisor *s = a->sup;
+	if (!rt)
+		return 0;
+	if (rt->call_events >= s->limits.call_events || rt->call_bytes >= s->limits.call_bytes) {
+		if (rt->call_refused++ == 0)
+			log_warn("runtime", "actor '%s' passed the chain budget of one call (%llu "
+				 "events, %llu bytes): further host calls are refused",
+				 a->run.id, (unsigned long long)rt->call_events,
+				 (unsigned long long)rt->call_bytes);
+		return 1;
+	}
+	rt->call_events++;
+	return 0;
+}
+
+void runtime_account_bytes(struct actor *a, size_t bytes)
+{
+	if (a->rt)
+		a->rt->call_bytes += bytes;
+}
 
 static int bind_import(void *user, const struct wasm_import_desc *d, struct wasm_extern *out)
 {
@@ -279,15 +307,15 @@ static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8
 {
 	uint32_t rec[5];
 	if (wasm_memory_read(rt->mem, addr, rec, sizeof(rec), err))
-		return err_set(err, ERR_INVALID, "invalid_result: the result record at %u is out "
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: the result record at %u is out "
 			       "of bounds", addr);
 	if (rec[0] > 1)
-		return err_set(err, ERR_INVALID, "invalid_result: status %u is not 0 or 1", rec[0]);
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: status %u is not 0 or 1", rec[0]);
 	out->status = (int)rec[0];
 	if (rec[4]) {
 		out->out = malloc(rec[4] + 1);
 		if (!out->out || wasm_memory_read(rt->mem, rec[3], out->out, rec[4], err))
-			return err_set(err, ERR_INVALID, "invalid_result: the output (%u, %u) is out "
+			return err_set(err, ERR_INVALID_RESULT, "invalid_result: the output (%u, %u) is out "
 				       "of bounds", rec[3], rec[4]);
 		out->out[rec[4]] = 0;
 		out->out_len = rec[4];
@@ -297,7 +325,7 @@ static enum err_code read_result(struct actor_rt *rt, uint32_t addr, const uint8
 	uint8_t *st = malloc(rec[2] + 1);
 	if (!st || wasm_memory_read(rt->mem, rec[1], st, rec[2], err)) {
 		free(st);
-		return err_set(err, ERR_INVALID, "invalid_result: the state (%u, %u) is out of "
+		return err_set(err, ERR_INVALID_RESULT, "invalid_result: the state (%u, %u) is out of "
 			       "bounds", rec[1], rec[2]);
 	}
 	if (rec[2] == old_len && (old_len == 0 || memcmp(st, old_state, old_len) == 0)) {
@@ -341,6 +369,7 @@ static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_fun
 	uint64_t id = ++rt->call_id;
 	rt->in_call = 1;
 	pthread_mutex_unlock(&a->lock);
+	rt->call_events = rt->call_bytes = rt->call_refused = 0;
 	arm_watchdog(s, a, id, rt->call_timeout_ms);
 	rc = wasm_func_call(rt->store, f, args, msg ? 4 : 2, &res, 1, err);
 	pthread_mutex_lock(&a->lock);
@@ -398,6 +427,9 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 		json_object_set_new(ev, "mail", json_integer((json_int_t)mail));
 	if (msg)
 		json_object_set_new(ev, "input", evbytes_json(s->cfg.store, msg, msg_len, NULL));
+	if (a->rt && a->rt->call_refused)
+		json_object_set_new(ev, "host_calls_refused", json_integer(
+			(json_int_t)a->rt->call_refused));
 	if (rc) {
 		json_object_set_new(ev, "error", json_string(err->msg));
 		json_object_set_new(ev, "error_code", json_string(err_code_name(rc)));
@@ -500,6 +532,7 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	a->state_loaded = 1;
 	hex_encode(d, 32, a->state_sha);
 	a->rt = rt;
+	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
 	return ERR_OK;
@@ -507,15 +540,6 @@ fail:
 	free(state);
 	runtime_free(rt);
 	return rc;
-}
-
-static void drop_runtime(struct actor *a)
-{
-	pthread_mutex_lock(&a->lock);
-	struct actor_rt *rt = a->rt;
-	a->rt = NULL;
-	pthread_mutex_unlock(&a->lock);
-	runtime_free(rt);
 }
 
 enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
@@ -540,7 +564,8 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 	call_out_release(&o);
 	if (rc) {
 		*reason_out = rc == ERR_WASM_EXHAUSTED ? "init_exhausted" : "init_failed";
-		drop_runtime(a);
+		runtime_stop(s, a);       /* frees rt, answers mail queued during init */
+		runtime_release(s, a);
 	}
 	return rc;
 }
@@ -560,6 +585,18 @@ enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct
 	return instantiate(s, a, m, module, copy, len, reason_out, err);
 }
 
+static void schedule_locked(struct supervisor *s, struct actor *a);
+
+void runtime_release(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->scheduled = 0;
+	if (a->rt && (a->mail_head || a->stop_requested) && !is_draining(s))
+		schedule_locked(s, a);    /* mail or a stop that came while starting; at
+					   * start-up runtime_kick does it once all are back */
+	pthread_mutex_unlock(&a->lock);
+}
+
 static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
 		   const struct err *err, const uint8_t *data, size_t len)
 {
@@ -569,9 +606,11 @@ static void answer(struct supervisor *s, struct actor *a, struct reply *r, enum 
 	int go = !r->answered;
 	r->answered = 1;
 	int last = --r->refs == 0;
+	supervisor_reply_fn fn = r->fn;   /* read under the lock: once it is released, */
+	void *user = r->user;             /* the other owner may free r (TSan found it) */
 	pthread_mutex_unlock(&a->lock);
 	if (go)
-		r->fn(r->user, rc, err, data, len);
+		fn(user, rc, err, data, len);
 	if (last)
 		free(r);
 	(void)s;
@@ -609,6 +648,7 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 	struct mail *list = a->mail_head;
 	a->mail_head = a->mail_tail = NULL;
 	a->mail_n = 0;
+	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
 	record_dropped(s, a, list, "actor_ended");
 	struct err e;
@@ -630,6 +670,7 @@ void runtime_suspend(struct supervisor *s, struct actor *a)
 	struct mail *list = a->mail_head;
 	a->mail_head = a->mail_tail = NULL;
 	a->mail_n = 0;
+	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
 	/* The mail stays open in the chain: the next start delivers it. */
 	struct err e;
@@ -670,7 +711,8 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 	if (rc == ERR_WASM_TRAP)
 		return "trap";
 	if (rc == ERR_WASM_EXHAUSTED)
-		return strstr(err->msg, "deadline") ? "deadline" : "fuel_exhausted";
+		return strstr(err->msg, "deadline") ? "deadline"
+		       : strstr(err->msg, "stack") ? "stack_exhausted" : "fuel_exhausted";
 	return "invalid_result";
 }
 
@@ -776,6 +818,7 @@ static void job_run(void *arg)
 			if (!a->mail_head)
 				a->mail_tail = NULL;
 			a->mail_n--;
+			a->mail_bytes -= m->len;
 		}
 		if (!m && !stop)
 			a->scheduled = 0;
@@ -817,7 +860,8 @@ static void job_run(void *arg)
 
 /* ERR_CONFLICT unless a is running and not stopping, ERR_BUSY when its mailbox
  * is full (a->lock held). */
-static enum err_code can_take_mail(struct supervisor *s, struct actor *a, struct err *err)
+static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t len,
+				   struct err *err)
 {
 	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
 		return err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", a->run.id,
@@ -825,6 +869,10 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, struct
 	if (a->mail_n + a->mail_reserved >= s->limits.mailbox)
 		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
 			       a->run.id, a->mail_n);
+	if (len > s->limits.mailbox_bytes - a->mail_bytes)
+		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu bytes "
+			       "queued, limit %zu)", a->run.id, a->mail_bytes,
+			       s->limits.mailbox_bytes);
 	return ERR_OK;
 }
 
@@ -857,7 +905,8 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	pthread_mutex_lock(&a->lock);
-	rc = kind >= MAIL_CHILD_EXIT ? (a->rt ? ERR_OK : ERR_CONFLICT) : can_take_mail(s, a, err);
+	rc = kind >= MAIL_CHILD_EXIT ? (a->rt ? ERR_OK : ERR_CONFLICT)
+				     : can_take_mail(s, a, len, err);
 	if (!rc)
 		a->mail_reserved++;
 	pthread_mutex_unlock(&a->lock);
@@ -891,6 +940,7 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 			a->mail_head = m;
 		a->mail_tail = m;
 		a->mail_n++;
+		a->mail_bytes += len;
 		if (kind == MAIL_REQUEST)
 			a->metrics.requests++;
 		else if (kind == MAIL_SEND)
@@ -1136,6 +1186,7 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 		a->mail_head = m;
 	a->mail_tail = m;
 	a->mail_n++;
+	a->mail_bytes += m->len;
 	if (!is_draining(s))
 		schedule_locked(s, a);   /* at start-up: runtime_kick, once all are back */
 	pthread_mutex_unlock(&a->lock);

@@ -15,7 +15,11 @@
 
 /* Instantiates the module for a (checking grants and exports) and calls init
  * with the state (may be NULL). On failure the run is NOT ended here: the caller
- * records `failed` with *reason_out (a stable reason) and err. */
+ * records `failed` with *reason_out (a stable reason) and err.
+ * On success the caller holds the actor's turn (`scheduled`): no job runs the
+ * instance (mail from children, a stop) until it records `started` and calls
+ * runtime_release. Without that, a child failing during the parent's init ran
+ * the parent's handle-child-error on a second thread (issue 12, item 1). */
 enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
 			    struct wasm_module *module, const json_t *state,
 			    const char **reason_out, struct err *err);
@@ -27,6 +31,9 @@ enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct
 /* Frees the instance and answers every queued mail with ERR_CONFLICT, recording
  * it as dropped. Called after a terminal event (the actor is no longer running). */
 void runtime_stop(struct supervisor *s, struct actor *a);
+/* Ends the start's hold on the actor's turn: queued mail or a stop request made
+ * while starting now gets the actor's job. */
+void runtime_release(struct supervisor *s, struct actor *a);
 /* Server stop: frees the instance; queued mail stays open in the chain (the
  * next start delivers it); waiting requests are answered ERR_UNAVAILABLE. */
 void runtime_suspend(struct supervisor *s, struct actor *a);
@@ -50,6 +57,12 @@ int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
  * parent that exports it; ERR_CONFLICT when it cannot take it. */
 enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, int error,
 				    const char *info, size_t len);
+/* Adds bytes a host call wrote to the chain to the running call's budget
+ * (the thread running the call only). */
+void runtime_account_bytes(struct actor *a, size_t bytes);
+/* Counts one host call against the chain budget of the call in progress; 1 when
+ * the budget is spent and the host call must be refused (HOST_ETOOBIG). */
+int runtime_charge_host_call(struct actor *a);
 /* The guest's theater_alloc, for host_return_bytes. */
 struct wasm_func *runtime_alloc_func(struct actor *a);
 

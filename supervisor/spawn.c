@@ -263,13 +263,55 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);
-		return;
 	}
+	runtime_release(s, a);    /* also honours a stop that raced with `started` */
+}
+
+/* ERR_OK when the parent exists and is live: a spawn job that waited in the
+ * queue past its parent's end must not leave an orphan running (issue 12). */
+static enum err_code parent_live(struct supervisor *s, const char *id, struct err *err)
+{
+	struct actor *p = reg_find(s, id);
+	if (!p)
+		return err_set(err, ERR_NOT_FOUND, "parent actor '%s' not found", id);
+	pthread_mutex_lock(&p->lock);
+	int live = status_is_live(p->run.status) && !p->terminal_pending;
+	pthread_mutex_unlock(&p->lock);
+	actor_unref(s, p);
+	return live ? ERR_OK : err_set(err, ERR_CONFLICT, "parent actor '%s' has ended", id);
+}
+
+struct live_count {
+	const char *parent;
+	uint32_t all, children;
+};
+
+static void count_live(struct supervisor *s, struct actor *a, void *u)
+{
+	struct live_count *n = u;
+	(void)s;
 	pthread_mutex_lock(&a->lock);
-	int stop = a->stop_requested;
-	if (stop)
-		runtime_request_stop(s, a, stop == 2);   /* a stop that raced with `started` */
+	if (status_is_live(a->run.status)) {
+		n->all++;
+		n->children += n->parent && strcmp(a->run.parent_id, n->parent) == 0;
+	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+/* ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
+ * may (issue 12: one request created 4,370). A check, not a reservation: spawns in
+ * flight at once may pass it together, by at most the worker count. */
+static enum err_code under_limits(struct supervisor *s, const char *parent, struct err *err)
+{
+	struct live_count n = {parent, 0, 0};
+	reg_foreach(s, count_live, &n);
+	if (n.all >= s->limits.max_actors)
+		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
+			       "limit (--max-actors)", n.all);
+	if (parent && n.children >= s->limits.max_children)
+		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
+			       "limit (--max-children)", parent, n.children);
+	return ERR_OK;
 }
 
 static void job_spawn(void *arg)
@@ -280,17 +322,23 @@ static void job_spawn(void *arg)
 	struct manifest *m = NULL;
 	struct actor *a = NULL;
 	enum err_code rc = load_manifest(j, &m, &e);
-	if (!rc && j->parent_id) {
-		struct actor *p = reg_find(s, j->parent_id);
-		if (!p)
-			rc = err_set(&e, ERR_NOT_FOUND, "parent actor '%s' not found", j->parent_id);
-		actor_unref(s, p);
-	}
+	if (!rc && j->parent_id)
+		rc = parent_live(s, j->parent_id, &e);
+	if (!rc)
+		rc = under_limits(s, j->parent_id, &e);
 	if (!rc)
 		rc = create_run(j, m, &a, &e);
 	if (rc) {
 		j->done(j->user, rc, &e, NULL);
 		goto out;
+	}
+	/* The parent may have ended between the check and reg_add; its end stops only
+	 * the children registered by then, so this one stops itself. */
+	if (j->parent_id && parent_live(s, j->parent_id, &e)) {
+		pthread_mutex_lock(&a->lock);
+		if (!a->stop_requested)
+			a->stop_requested = 1;
+		pthread_mutex_unlock(&a->lock);
 	}
 	json_t *state = manifest_merge_initial_states(m->initial_state, j->initial_state);
 	if (j->wait == SPAWN_WAIT_RUNNING)

@@ -308,9 +308,11 @@ static void job_restart(void *arg)
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);
+		runtime_release(s, a);
 		finish_job(j, e.code, &e);
 		return;
 	}
+	runtime_release(s, a);
 	finish_job(j, ERR_OK, NULL);
 }
 

@@ -101,8 +101,10 @@ static int recover_one(struct supervisor *s, struct actor *a)
 		err_set(&why, ERR_UNAVAILABLE, "the server stopped while the actor was %s",
 			a->run.status);
 	} else if (durable_recover(s, a, &why) == ERR_OK) {
+		runtime_release(s, a);   /* instantiating held the actor's turn */
 		return 1;
 	} else {
+		runtime_release(s, a);
 		reason = "recovery_failed";
 		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, why.msg);
 	}
@@ -186,6 +188,11 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->limits.call_timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 5000;
 	s->limits.mailbox = cfg->mailbox ? cfg->mailbox : 1024;
 	s->limits.max_message = cfg->max_message ? cfg->max_message : 1u << 20;
+	s->limits.mailbox_bytes = cfg->mailbox_bytes ? cfg->mailbox_bytes : (size_t)64 << 20;
+	s->limits.max_actors = cfg->max_actors ? cfg->max_actors : 10000;
+	s->limits.max_children = cfg->max_children ? cfg->max_children : 1000;
+	s->limits.call_events = cfg->call_events ? cfg->call_events : 100000;
+	s->limits.call_bytes = cfg->call_bytes ? cfg->call_bytes : (uint64_t)64 << 20;
 	set_draining(s, 1);
 	pthread_mutex_init(&s->life_lock, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);

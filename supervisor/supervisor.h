@@ -49,6 +49,12 @@ struct supervisor_config {
 	uint32_t mailbox;            /* queued messages per actor [1024] */
 	size_t max_message;          /* bytes per message or request [1 MiB] */
 	int http_allow_private;      /* actors' http-client may reach loopback/private addresses */
+	/* Issue 12 limits; 0 = default. */
+	size_t mailbox_bytes;        /* queued message bytes per actor [64 MiB] */
+	uint32_t max_actors;         /* live actors server-wide [10000] */
+	uint32_t max_children;       /* live children per parent [1000] */
+	uint64_t call_events;        /* host-call chain events per export call [100000] */
+	uint64_t call_bytes;         /* host-call chain bytes per export call [64 MiB] */
 	struct secrets *secrets;     /* granted to actors (environment, header templates); may be NULL */
 	uint32_t http_timeout_ms;    /* send-http default timeout [60000] */
 	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */

@@ -62,6 +62,7 @@ struct actor {
 	json_t *initial_state;        /* lock: merged initial state, for restarts */
 	struct mail *mail_head, *mail_tail;   /* lock */
 	size_t mail_n, mail_cap;
+	size_t mail_bytes;            /* lock: bytes queued (limits.mailbox_bytes) */
 	size_t mail_reserved;         /* lock: places taken by mail being recorded */
 	int scheduled;                /* lock: a run job is queued or running */
 	struct supervisor_metrics metrics;    /* lock */
@@ -126,6 +127,11 @@ struct supervisor {
 		uint32_t call_timeout_ms;
 		uint32_t mailbox;
 		size_t max_message;
+		size_t mailbox_bytes;     /* queued bytes per actor */
+		uint32_t max_actors;      /* live actors, server-wide */
+		uint32_t max_children;    /* live children per parent */
+		uint64_t call_events;     /* host-call events per export call */
+		uint64_t call_bytes;      /* host-call event bytes per export call */
 	} limits;
 };
 

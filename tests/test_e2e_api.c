@@ -135,8 +135,12 @@ static int setup(void **state)
 	fixture_httpd_add_status(E.web, "/missing.wasm", 404);
 	fixture_httpd_add_redirect(E.web, "/loop.wasm", "/loop.wasm");
 	fixture_httpd_add_huge(E.web, "/huge.wasm", 8u << 20, 0);
-	const char *args[] = {"--max-body", "64K", "--max-download", "1M", NULL};
+	/* the fixture is on loopback: allow exactly its address and port */
+	char *allow = tu_fmt("127.0.0.1:%u", fixture_httpd_port(E.web));
+	const char *args[] = {"--max-body", "64K", "--max-download", "1M", "--fetch-allow", allow,
+			      NULL};
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
+	free(allow);
 	server_put_package(&E.sp, "counter.wasm", E.wasm, E.wasm_len);
 	server_put_package(&E.sp, "notwasm.wasm", "plain text", 10);
 	return 0;

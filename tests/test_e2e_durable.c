@@ -309,7 +309,7 @@ struct sender {
 static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
-	while (!*s->stop) {
+	while (!__atomic_load_n(s->stop, __ATOMIC_ACQUIRE)) {   /* TSan: no plain read */
 		s->sent++;
 		if (send_msg(s->id, "1") == 202)
 			s->acked++;
@@ -335,7 +335,7 @@ static void test_crash_trial(void **state)
 		}
 		sleep_ms(20 + rand() % 150);
 		server_crash(&SP);
-		stop = 1;
+		__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 		for (int k = 0; k < 4; k++) {
 			pthread_join(th[k], NULL);
 			acked[k % 2] += s[k].acked;

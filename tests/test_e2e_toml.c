@@ -150,7 +150,7 @@ static int setup(void **state)
 	E.wasm = wat_compile(MODULE_WAT, &E.wasm_len);
 	E.web = fixture_httpd_start();
 	assert_non_null(E.web);
-	const char *args[] = {"--max-body", "64K", NULL};
+	const char *args[] = {"--max-body", "64K", "--fetch-allow-private", NULL};
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
 	write_root_file("counter.wasm", E.wasm, E.wasm_len);
 	char *apps = tu_fmt("%s/apps", E.sp.roots);

@@ -55,18 +55,27 @@ static void symlink_in(const char *dir, const char *name, const char *target)
 	free(p);
 }
 
-static struct resolver *new_resolver(struct env *e, size_t max_pkg, size_t cache_max)
+/* The fixture server is on loopback: the resolver is allowed to reach it
+ * (--fetch-allow 127.0.0.1) unless allow is given. */
+static struct resolver *new_resolver_allow(struct env *e, size_t max_pkg, size_t cache_max,
+					   int allow_private, const char *allow)
 {
 	const char *roots[] = { e->root, e->root2 };
 	struct resolver_config cfg = {
 		.package_roots = roots, .nroots = 2, .store = e->store,
 		.fetch = { .total_timeout_ms = 20000 },
 		.max_package_bytes = max_pkg, .cache_max_bytes = cache_max,
+		.allow_private = allow_private, .fetch_allow = allow,
 	};
 	struct resolver *r = NULL;
 	struct err err;
 	assert_int_equal(resolver_new(&cfg, &r, &err), ERR_OK);
 	return r;
+}
+
+static struct resolver *new_resolver(struct env *e, size_t max_pkg, size_t cache_max)
+{
+	return new_resolver_allow(e, max_pkg, cache_max, 0, "10.1.2.3:80,127.0.0.1");
 }
 
 static int setup(void **state)
@@ -534,6 +543,58 @@ static void test_http(void **state)
 	free(base);
 }
 
+/* Issue 12: every package fetch is under the address policy, after DNS, for
+ * redirects too, whatever the case of the scheme; the allowance is explicit. */
+static void test_http_address_policy(void **state)
+{
+	struct env *e = *state;
+	fixture_httpd_add_bytes(e->httpd, "/p.wasm", "HTTP", 4);
+	char *url = fixture_httpd_url(e->httpd, "/p.wasm");
+	char *upper = tu_fmt("HTTP://127.0.0.1:%u/p.wasm", fixture_httpd_port(e->httpd));
+	char *other = tu_fmt("127.0.0.1:%u", fixture_httpd_port(e->httpd) + 1u);
+	char *exact = tu_fmt("127.0.0.1:%u", fixture_httpd_port(e->httpd));
+	char *named = tu_fmt("http://localhost:%u/p.wasm", fixture_httpd_port(e->httpd));
+	struct resolved *p;
+	struct err err;
+	resolver_free(e->r);
+	e->r = new_resolver_allow(e, 0, 0, 0, NULL);        /* the default: public only */
+	expect_code(e, url, NULL, ERR_FORBIDDEN_PATH);
+	expect_code(e, upper, NULL, ERR_FORBIDDEN_PATH);
+	expect_code(e, named, NULL, ERR_FORBIDDEN_PATH);    /* after DNS */
+	expect_code(e, "http://169.254.169.254/latest/meta-data", NULL, ERR_FORBIDDEN_PATH);
+	expect_code(e, "http://[::ffff:127.0.0.1]:1/x", NULL, ERR_FORBIDDEN_PATH);
+	assert_int_equal(fixture_httpd_hits(e->httpd, "/p.wasm"), 0);
+	/* a public-looking start that redirects to loopback is refused at the redirect:
+	 * here the first hop is allowed by port, the second is another port */
+	resolver_free(e->r);
+	e->r = new_resolver_allow(e, 0, 0, 0, other);
+	expect_code(e, url, NULL, ERR_FORBIDDEN_PATH);
+	resolver_free(e->r);
+	e->r = new_resolver_allow(e, 0, 0, 0, exact);
+	fixture_httpd_add_redirect(e->httpd, "/hop", url);
+	char *hop = fixture_httpd_url(e->httpd, "/hop");
+	assert_int_equal(get(e, hop, NULL, 0, &p, &err), ERR_OK);   /* same address and port */
+	resolved_free(p);
+	char *away = tu_fmt("http://127.0.0.2:%u/p.wasm", fixture_httpd_port(e->httpd));
+	fixture_httpd_add_redirect(e->httpd, "/away", away);
+	char *hop2 = fixture_httpd_url(e->httpd, "/away");
+	expect_code(e, hop2, NULL, ERR_FORBIDDEN_PATH);              /* 127.0.0.2 not allowed */
+	assert_int_equal(get(e, upper, NULL, 0, &p, &err), ERR_OK);
+	resolved_free(p);
+	resolver_free(e->r);
+	e->r = new_resolver_allow(e, 0, 0, 1, NULL);        /* --fetch-allow-private */
+	assert_int_equal(get(e, url, NULL, 0, &p, &err), ERR_OK);
+	resolved_free(p);
+	free(url);
+	free(upper);
+	free(other);
+	free(exact);
+	free(named);
+	free(hop);
+	free(away);
+	free(hop2);
+}
+
 /* --- the cache ---------------------------------------------------------------- */
 
 static void test_cache_static_second_fetch(void **state)
@@ -939,6 +1000,7 @@ int main(void)
 		T(test_store_bad_refs),
 		T(test_store_size_cap),
 		T(test_http),
+		T(test_http_address_policy),
 		T(test_cache_static_second_fetch),
 		T(test_no_cache_fetches_every_time),
 		T(test_cache_files_and_errors),

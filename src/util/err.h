@@ -48,6 +48,11 @@ enum err_code {
 	ERR_WASM_TRAP,        /* execution trapped; message is the spec's trap text */
 	ERR_WASM_EXHAUSTED,   /* fuel, deadline, call depth or stack exhausted */
 	ERR_ACTOR_ERROR,      /* the actor's handler returned an error */
+	ERR_TOO_MANY_PARAMS,  /* more query parameters than the server takes */
+	ERR_CROSS_SITE,       /* a browser request from another site (no token set) */
+	ERR_BAD_HOST,         /* a Host header that is not this server's (DNS rebinding) */
+	ERR_TOO_MANY_ACTORS,  /* the server-wide or per-parent actor limit is reached */
+	ERR_INVALID_RESULT,   /* an actor returned a result the ABI cannot read */
 	ERR_IDEM_REUSED,      /* an Idempotency-Key sent again with another request */
 	ERR_IDEM_PENDING,     /* the request with this Idempotency-Key is still running */
 	ERR_WASM_SUSPEND,     /* a wasm call is parked, to be resumed (never an HTTP answer) */

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the engine's load path (decode, validate, instantiate, call) with
-# libFuzzer under ASan+UBSan for SECONDS (default 180).
-#   tests/fuzz/run.sh [SECONDS]
+# Fuzzes with libFuzzer under ASan+UBSan for SECONDS (default 180) one target:
+#   wasm   the engine's load path (decode, validate, instantiate, call) [default]
+#   http   the HTTP request layer (server/), raw bytes over a socket
+#   chain  the chain reader (src/chain.c) over a chain file
+#   tests/fuzz/run.sh [SECONDS] [TARGET]
+# http and chain are seeded with their regressions-<target>/ folder.
 # Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
 # seeds the corpus with every binary module of the spec suite (wast2json of
 # $THEATER_WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the
@@ -12,23 +15,27 @@
 set -euo pipefail
 
 secs=${1:-180}
+target=${2:-wasm}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 suite=${THEATER_WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
 work=$build/fuzz
+[ "$target" = wasm ] || work=$build/fuzz-$target
+case $target in wasm|http|chain) ;; *) echo "fuzz: unknown target '$target'"; exit 2;; esac
 mkdir -p "$work/corpus" "$work/artifacts"
 
-echo "fuzz: building fuzz_wasm in $build"
+echo "fuzz: building fuzz_$target in $build"
 san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTHEATER_SANITIZE=OFF -DTHEATER_FUZZ=ON \
   -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer ${FUZZ_CFLAGS:-}" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$work/cmake.log" 2>&1 ||
   { tail -30 "$work/cmake.log"; exit 2; }
-cmake --build "$build" -j2 --target fuzz_wasm >>"$work/cmake.log" 2>&1 ||
+cmake --build "$build" -j2 --target "fuzz_$target" >>"$work/cmake.log" 2>&1 ||
   { tail -30 "$work/cmake.log"; exit 2; }
 
 seeds=$work/seeds
+[ "$target" = wasm ] || seeds=$root/tests/fuzz/regressions-$target
 if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
   [ -d "$suite" ] || { echo "fuzz: no spec suite at $suite (set THEATER_WASM_TESTSUITE)"; exit 2; }
   tmp=$(mktemp -d)
@@ -48,7 +55,7 @@ echo "fuzz: running for ${secs}s"
 set +e
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  "$build/tests/fuzz/fuzz_wasm" -max_total_time="$secs" -timeout=10 \
+  "$build/tests/fuzz/fuzz_$target" -max_total_time="$secs" -timeout=10 \
   -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
   -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" >"$work/last-run.log" 2>&1
 status=$?
@@ -63,7 +70,7 @@ found=$(find "$work/artifacts" -type f | wc -l)
 if [ "$found" -gt 0 ]; then
   echo "fuzz: $found finding(s) in $work/artifacts:"
   ls -la "$work/artifacts"
-  echo "fuzz: reproduce with: $build/tests/fuzz/fuzz_wasm FILE"
+  echo "fuzz: reproduce with: $build/tests/fuzz/fuzz_$target FILE"
   exit 1
 fi
 echo "fuzz: no findings (corpus: $(ls "$work/corpus" | wc -l) files, log: $work/last-run.log)"
