@@ -160,7 +160,7 @@ struct opt {
 	const char *flag;
 	const char *env;
 	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level,
-		       * 7 recover, 8 log format */
+		       * 7 recover, 8 fetch allow list, 9 log format */
 	size_t off;
 	unsigned long max;
 };
@@ -199,7 +199,7 @@ static const struct opt opts[] = {
 	 86400000},
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
-	{"--log-format", "THEATER_LOG_FORMAT", 8, 0, 0},
+	{"--log-format", "THEATER_LOG_FORMAT", 9, 0, 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -239,7 +239,7 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
 		cfg->recover_none = strcmp(v, "none") == 0;
 		return ERR_OK;
-	case 8:
+	case 9:
 		if (strcmp(v, "text") && strcmp(v, "json"))
 			return err_set(err, ERR_INVALID, "%s: '%s' is not text or json", o->flag, v);
 		cfg->log_format = strcmp(v, "json") == 0 ? LOG_JSON : LOG_TEXT;
