@@ -422,7 +422,7 @@ static void test_many_query_params(void **state)
 	for (int n = 60; n <= 1000; n += 940) {
 		char *q = calloc(1, 16 * (size_t)n + 16);
 		for (int i = 0; i < n; i++)
-			sprintf(q + strlen(q), "%sa%d=b", i ? "&" : "", i);
+			sprintf(q + strlen(q), "%sname=b%d", i ? "&" : "", i);   /* a known one: unknown ones are 400 */
 		char *p = tu_fmt("/actors?%s", q);
 		if (n <= 64)
 			assert_int_equal(req(&SP, "GET", p, NULL, 0, NULL, NULL), 200);
