@@ -2,6 +2,7 @@
  * actor id); see supervisor_int.h. Records are reference-counted so that a job
  * can keep using an actor that was deleted meanwhile. */
 #include "supervisor/supervisor_int.h"
+#include "src/util/crypto.h"
 #include "src/wasm/wasm.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
@@ -225,4 +226,17 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_mutex_destroy(&a->deps_lock);
 	free(a);
+}
+
+void actor_state_take(struct actor *a, uint8_t *state, size_t len)
+{
+	uint8_t d[32];
+	sha256(state, len, d);
+	pthread_mutex_lock(&a->lock);
+	free(a->state);
+	a->state = state;
+	a->state_len = len;
+	hex_encode(d, 32, a->state_sha);
+	a->state_loaded = 1;
+	pthread_mutex_unlock(&a->lock);
 }

@@ -97,15 +97,7 @@ static enum err_code load_state_at(struct supervisor *s, struct actor *a, uint64
 	json_decref(j);
 	if (rc)
 		return rc;
-	uint8_t d[32];
-	sha256(st, len, d);
-	pthread_mutex_lock(&a->lock);
-	free(a->state);
-	a->state = st;
-	a->state_len = len;
-	hex_encode(d, 32, a->state_sha);
-	a->state_loaded = 1;
-	pthread_mutex_unlock(&a->lock);
+	actor_state_take(a, st, len);
 	pthread_mutex_lock(&a->rec_lock);
 	a->state_seq = seq;
 	pthread_mutex_unlock(&a->rec_lock);
@@ -222,15 +214,7 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 		rc = load_module(s, a, err);
 	const char *reason = NULL;
 	if (!rc) {
-		pthread_mutex_lock(&a->lock);
-		uint8_t *st = a->state;
-		size_t len = a->state_len;
-		a->state = NULL;
-		a->state_len = 0;
-		pthread_mutex_unlock(&a->lock);
-		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), st, len, &reason,
-				    err);
-		free(st);
+		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), &reason, err);
 	}
 	if (rc) {
 		scan_release(&mail);

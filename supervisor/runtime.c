@@ -523,14 +523,8 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	}
 	if ((rc = find_exports(rt, reason_out, err)))
 		goto fail;
-	uint8_t d[32];
-	sha256(state, state_len, d);
+	actor_state_take(a, state, state_len);
 	pthread_mutex_lock(&a->lock);
-	free(a->state);
-	a->state = state;
-	a->state_len = state_len;
-	a->state_loaded = 1;
-	hex_encode(d, 32, a->state_sha);
 	a->rt = rt;
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
@@ -538,6 +532,9 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	return ERR_OK;
 fail:
 	free(state);
+	pthread_mutex_lock(&a->lock);
+	a->state_loaded = 0;      /* the state it had is still in the chain */
+	pthread_mutex_unlock(&a->lock);
 	runtime_free(rt);
 	return rc;
 }
@@ -571,18 +568,15 @@ enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct 
 }
 
 enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct manifest *m,
-			     struct wasm_module *module, const uint8_t *state, size_t len,
-			     const char **reason_out, struct err *err)
+			     struct wasm_module *module, const char **reason_out, struct err *err)
 {
-	uint8_t *copy = malloc(len + 1);
-	if (!copy) {
-		wasm_module_free(module);
-		return err_set(err, ERR_NOMEM, "cannot copy the state");
-	}
-	if (len)
-		memcpy(copy, state, len);
-	copy[len] = 0;
-	return instantiate(s, a, m, module, copy, len, reason_out, err);
+	pthread_mutex_lock(&a->lock);
+	uint8_t *st = a->state;
+	size_t len = a->state_len;
+	a->state = NULL;
+	a->state_len = 0;
+	pthread_mutex_unlock(&a->lock);
+	return instantiate(s, a, m, module, st, len, reason_out, err);
 }
 
 static void schedule_locked(struct supervisor *s, struct actor *a);
@@ -640,48 +634,51 @@ static void record_dropped(struct supervisor *s, struct actor *a, const struct m
 		log_error("runtime", "cannot record dropped mail of '%s': %s", a->run.id, e.msg);
 }
 
-void runtime_stop(struct supervisor *s, struct actor *a)
+/* Takes the instance and the queued mail away from a (lock held inside). */
+static struct mail *take_all(struct actor *a, struct actor_rt **rt_out)
 {
 	pthread_mutex_lock(&a->lock);
-	struct actor_rt *rt = a->rt;
+	*rt_out = a->rt;
 	a->rt = NULL;
 	struct mail *list = a->mail_head;
 	a->mail_head = a->mail_tail = NULL;
 	a->mail_n = 0;
 	a->mail_bytes = 0;
 	pthread_mutex_unlock(&a->lock);
-	record_dropped(s, a, list, "actor_ended");
-	struct err e;
-	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
+	return list;
+}
+
+static void answer_all(struct supervisor *s, struct actor *a, struct mail *list,
+		       const struct err *e)
+{
 	while (list) {
 		struct mail *m = list;
 		list = m->next;
-		answer(s, a, m->reply, ERR_CONFLICT, &e, NULL, 0);
+		answer(s, a, m->reply, e->code, e, NULL, 0);
 		mail_free(m);
 	}
+}
+
+void runtime_stop(struct supervisor *s, struct actor *a)
+{
+	struct actor_rt *rt;
+	struct mail *list = take_all(a, &rt);
+	record_dropped(s, a, list, "actor_ended");
+	struct err e;
+	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
+	answer_all(s, a, list, &e);
 	runtime_free(rt);
 }
 
 void runtime_suspend(struct supervisor *s, struct actor *a)
 {
-	pthread_mutex_lock(&a->lock);
-	struct actor_rt *rt = a->rt;
-	a->rt = NULL;
-	struct mail *list = a->mail_head;
-	a->mail_head = a->mail_tail = NULL;
-	a->mail_n = 0;
-	a->mail_bytes = 0;
-	pthread_mutex_unlock(&a->lock);
+	struct actor_rt *rt;
+	struct mail *list = take_all(a, &rt);
 	/* The mail stays open in the chain: the next start delivers it. */
 	struct err e;
 	err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be processed "
 		"when it starts again");
-	while (list) {
-		struct mail *m = list;
-		list = m->next;
-		answer(s, a, m->reply, ERR_UNAVAILABLE, &e, NULL, 0);
-		mail_free(m);
-	}
+	answer_all(s, a, list, &e);
 	runtime_free(rt);
 }
 

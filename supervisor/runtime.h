@@ -23,11 +23,10 @@
 enum err_code runtime_start(struct supervisor *s, struct actor *a, const struct manifest *m,
 			    struct wasm_module *module, const json_t *state,
 			    const char **reason_out, struct err *err);
-/* Instantiates the module for a with `state` (copied) as its state, without
+/* Instantiates the module for a with the state a already holds (a->state), without
  * calling init: recovery and restarts that keep the last state. Takes module. */
 enum err_code runtime_resume(struct supervisor *s, struct actor *a, const struct manifest *m,
-			     struct wasm_module *module, const uint8_t *state, size_t len,
-			     const char **reason_out, struct err *err);
+			     struct wasm_module *module, const char **reason_out, struct err *err);
 /* Frees the instance and answers every queued mail with ERR_CONFLICT, recording
  * it as dropped. Called after a terminal event (the actor is no longer running). */
 void runtime_stop(struct supervisor *s, struct actor *a);

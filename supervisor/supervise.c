@@ -289,15 +289,7 @@ static void job_restart(void *arg)
 		rc = runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
 				   &reason, &e);
 	} else {
-		pthread_mutex_lock(&a->lock);
-		uint8_t *st = a->state;
-		size_t len = a->state_len;
-		a->state = NULL;
-		a->state_len = 0;
-		pthread_mutex_unlock(&a->lock);
-		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), st, len, &reason,
-				    &e);
-		free(st);
+		rc = runtime_resume(s, a, a->manifest, wasm_module_ref(a->module), &reason, &e);
 	}
 	if (rc) {
 		spawn_fail(s, a, reason ? reason : "init_failed", &e);

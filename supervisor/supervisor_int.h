@@ -180,6 +180,8 @@ void actor_ref(struct supervisor *s, struct actor *a);
 void actor_unref(struct supervisor *s, struct actor *a);
 enum err_code run_copy(const struct db_run *src, struct db_run *dst);
 int status_is_live(const char *status);
+/* Installs state (taken) as a's state, with its hash (takes a->lock). */
+void actor_state_take(struct actor *a, uint8_t *state, size_t len);
 int64_t now_ms(void);
 
 #endif

@@ -236,39 +236,7 @@ static void assert_verifies(const char *id)
 	json_decref(v);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	size_t len;
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first (the 'examples' target "
-			 "of ALL, which needs clang and wasm-ld)", from);
-	assert_int_equal(tu_write_file(to, data, len), 0);
-	free(data);
-}
 
-/* Lays out roots/<name>/{<name>.wasm, manifest.json, manifest.toml} as in
- * build/examples, so that manifests resolve their packages beside them and the
- * supervisor's inline child manifest finds "counter/counter.wasm". */
-static void install_examples(void)
-{
-	for (int i = 0; EXAMPLES[i]; i++) {
-		const char *n = EXAMPLES[i];
-		char *dir = tu_fmt("%s/%s", E.sp.roots, n);
-		char *wasm = tu_fmt("%s.wasm", n);
-		const char *files[] = {wasm, "manifest.json", "manifest.toml", NULL};
-		mkdir(dir, 0755);
-		for (int k = 0; files[k]; k++) {
-			char *from = tu_fmt("%s/examples/%s/%s", tu_binary_dir(), n, files[k]);
-			char *to = tu_fmt("%s/%s", dir, files[k]);
-			copy_file(from, to);
-			free(from);
-			free(to);
-		}
-		free(wasm);
-		free(dir);
-	}
-}
 
 static int setup(void **state)
 {
@@ -286,7 +254,7 @@ static int setup(void **state)
 	E.sp.home = tu_mkdtemp("theater-e2e-examples");
 	E.sp.roots = tu_fmt("%s/packages", E.sp.home);
 	mkdir(E.sp.roots, 0755);
-	install_examples();
+	server_install_examples(&E.sp, EXAMPLES);
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
 	return 0;
 }

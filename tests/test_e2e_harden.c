@@ -197,36 +197,7 @@ static char *spawn_any(struct server_proc *sp, const char *body)
 	return out;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	size_t len;
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first", from);
-	assert_int_equal(tu_write_file(to, data, len), 0);
-	free(data);
-}
 
-/* roots/<name>/{<name>.wasm, manifest.json} as in build/examples. */
-static void install_examples(struct server_proc *sp)
-{
-	for (int i = 0; EXAMPLES[i]; i++) {
-		const char *n = EXAMPLES[i];
-		char *dir = tu_fmt("%s/%s", sp->roots, n);
-		char *wasm = tu_fmt("%s.wasm", n);
-		const char *files[] = {wasm, "manifest.json", NULL};
-		mkdir(dir, 0755);
-		for (int k = 0; files[k]; k++) {
-			char *from = tu_fmt("%s/examples/%s/%s", tu_binary_dir(), n, files[k]);
-			char *to = tu_fmt("%s/%s", dir, files[k]);
-			copy_file(from, to);
-			free(from);
-			free(to);
-		}
-		free(wasm);
-		free(dir);
-	}
-}
 
 /* A server with its own home, the examples installed, and extra args. */
 static void start_with(struct server_proc *sp, const char *const *args, const char *token)
@@ -235,7 +206,7 @@ static void start_with(struct server_proc *sp, const char *const *args, const ch
 	sp->home = tu_mkdtemp("theater-e2e-harden");
 	sp->roots = tu_fmt("%s/packages", sp->home);
 	mkdir(sp->roots, 0755);
-	install_examples(sp);
+	server_install_examples(sp, EXAMPLES);
 	assert_int_equal(server_start(sp, NULL, args, token), 0);
 }
 

@@ -197,35 +197,7 @@ static void assert_replays(const char *id, size_t min_calls)
 	json_decref(r);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	size_t len;
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first (the 'examples' target)", from);
-	assert_int_equal(tu_write_file(to, data, len), 0);
-	free(data);
-}
 
-static void install_examples(void)
-{
-	for (int i = 0; EXAMPLES[i]; i++) {
-		const char *n = EXAMPLES[i];
-		char *dir = tu_fmt("%s/%s", E.sp.roots, n);
-		char *wasm = tu_fmt("%s.wasm", n);
-		const char *files[] = {wasm, "manifest.json", NULL};
-		mkdir(dir, 0755);
-		for (int k = 0; files[k]; k++) {
-			char *from = tu_fmt("%s/examples/%s/%s", tu_binary_dir(), n, files[k]);
-			char *to = tu_fmt("%s/%s", dir, files[k]);
-			copy_file(from, to);
-			free(from);
-			free(to);
-		}
-		free(wasm);
-		free(dir);
-	}
-}
 
 static void put_clock(const char *name, int variant)
 {
@@ -266,7 +238,7 @@ static int setup(void **state)
 	E.sp.home = tu_mkdtemp("theater-e2e-replay");
 	E.sp.roots = tu_fmt("%s/packages", E.sp.home);
 	mkdir(E.sp.roots, 0755);
-	install_examples();
+	server_install_examples(&E.sp, EXAMPLES);
 	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
 	return 0;
 }

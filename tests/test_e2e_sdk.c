@@ -118,34 +118,7 @@ static void assert_count(const char *id, long long want)
 	json_decref(st);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	size_t len;
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first (the 'examples' target "
-			 "of ALL, which needs cargo and npm)", from);
-	assert_int_equal(tu_write_file(to, data, len), 0);
-	free(data);
-}
 
-/* roots/<name>/{<name>.wasm, manifest.json, manifest.toml}, as in build/examples. */
-static void install_example(const char *name)
-{
-	char *dir = tu_fmt("%s/%s", E.sp.roots, name);
-	char *wasm = tu_fmt("%s.wasm", name);
-	const char *files[] = {wasm, "manifest.json", "manifest.toml", NULL};
-	mkdir(dir, 0755);
-	for (int k = 0; files[k]; k++) {
-		char *from = tu_fmt("%s/examples/%s/%s", tu_binary_dir(), name, files[k]);
-		char *to = tu_fmt("%s/%s", dir, files[k]);
-		copy_file(from, to);
-		free(from);
-		free(to);
-	}
-	free(wasm);
-	free(dir);
-}
 
 static int setup(void **state)
 {
@@ -163,14 +136,14 @@ static int setup(void **state)
 	for (int i = 0; LANGS[i]; i++) {
 		char *counter = tu_fmt("counter-%s", LANGS[i]);
 		char *agent = tu_fmt("agent-%s", LANGS[i]);
-		install_example(counter);
-		install_example(agent);
+		server_install_example(&E.sp, counter);
+		server_install_example(&E.sp, agent);
 		free(counter);
 		free(agent);
 		/* the host-call driver, built from tests/sdk/hostcalls-<lang> */
 		char *from = tu_fmt("%s/tests/sdk/hostcalls-%s.wasm", tu_binary_dir(), LANGS[i]);
 		char *to = tu_fmt("%s/hostcalls-%s.wasm", E.sp.roots, LANGS[i]);
-		copy_file(from, to);
+		server_copy_file(from, to);
 		free(from);
 		free(to);
 	}

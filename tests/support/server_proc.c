@@ -263,3 +263,38 @@ json_t *server_call_json(struct server_proc *sp, const char *method, const char 
 	free(u);
 	return j;
 }
+
+void server_copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *data = tu_read_file(from, &len);
+	if (!data)
+		fail_msg("cannot read '%s': build the examples first (the 'examples' target "
+			 "of ALL, which needs clang and wasm-ld)", from);
+	assert_int_equal(tu_write_file(to, data, len), 0);
+	free(data);
+}
+
+void server_install_example(struct server_proc *sp, const char *name)
+{
+	char *dir = tu_fmt("%s/%s", sp->roots, name);
+	char *wasm = tu_fmt("%s.wasm", name);
+	const char *files[] = {wasm, "manifest.json", "manifest.toml", NULL};
+	mkdir(dir, 0755);
+	for (int k = 0; files[k]; k++) {
+		char *from = tu_fmt("%s/examples/%s/%s", tu_binary_dir(), name, files[k]);
+		char *to = tu_fmt("%s/%s", dir, files[k]);
+		if (k < 2 || access(from, F_OK) == 0)
+			server_copy_file(from, to);
+		free(from);
+		free(to);
+	}
+	free(wasm);
+	free(dir);
+}
+
+void server_install_examples(struct server_proc *sp, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		server_install_example(sp, names[i]);
+}

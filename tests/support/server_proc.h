@@ -45,6 +45,15 @@ char *http_header(const struct http_result *r, const char *name);
 /* Writes bytes as <package root>/<name>; fails the test when it cannot. */
 void server_put_package(struct server_proc *sp, const char *name, const void *data, size_t len);
 
+/* Copies a file; fails the test (saying to build the examples) when it cannot. */
+void server_copy_file(const char *from, const char *to);
+/* Lays out <package root>/<name>/{<name>.wasm, manifest.json, manifest.toml} from
+ * build/examples (manifest.toml when the example has one), so manifests resolve
+ * their packages beside them. */
+void server_install_example(struct server_proc *sp, const char *name);
+/* The same for each name of a NULL-terminated list. */
+void server_install_examples(struct server_proc *sp, const char *const *names);
+
 /* METHOD path on sp with an optional JSON body; fails the test (with the body)
  * unless the answer's status is want. Returns the answer as JSON (a new
  * reference; NULL when it is not JSON). */
