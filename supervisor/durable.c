@@ -200,7 +200,7 @@ static enum err_code load_module(struct supervisor *s, struct actor *a, struct e
 
 enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err)
 {
-	if (!a->chain || a->damaged)
+	if (!a->chain || actor_damaged(a))
 		return err_set(err, ERR_CORRUPT, "the chain of '%s' is damaged", a->run.id);
 	uint64_t head = chain_length(a->chain);
 	struct found f;

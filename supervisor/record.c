@@ -400,7 +400,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		json_decref(data);
 		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
 	}
-	if (!a->chain || a->damaged) {
+	if (!a->chain || actor_damaged(a)) {
 		rc = err_set(err, ERR_CORRUPT, "chain of actor '%s' is damaged; not appending",
 			     a->run.id);
 		goto status_only;
@@ -412,7 +412,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		      : chain_append(a->chain, type, text, len, &ev, err);
 	if (rc) {
 		if (a->chain && chain_damaged(a->chain))
-			a->damaged = 1;   /* damage found at run time stops appends */
+			actor_set_damaged(a);   /* damage found at run time stops appends */
 		goto status_only;
 	}
 	durable_after(a, type, data, ev.seq);

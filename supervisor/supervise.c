@@ -317,7 +317,7 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 		return;
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->lock);
-	if (a->damaged)
+	if (actor_damaged(a))
 		rc = err_set(&e, ERR_CORRUPT, "the chain of '%s' is damaged", id);
 	else if (strcmp(a->run.status, "starting") == 0 || a->restart_pending)
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' is starting", id);

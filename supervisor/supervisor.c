@@ -38,7 +38,7 @@ static int load_run(void *user, const struct db_run *r)
 		log_error("supervisor", "chain of actor '%s' is damaged: %s (%llu events were "
 			  "acknowledged; nothing is repaired)", r->id, e.msg,
 			  (unsigned long long)r->head_seq);
-		a->damaged = 1;
+		actor_set_damaged(a);
 		c->damaged++;
 	}
 	if (rep.truncated_tail)
@@ -48,11 +48,11 @@ static int load_run(void *user, const struct db_run *r)
 		log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s "
 			  "(not repaired; appends refused)", r->id,
 			  (unsigned long long)rep.first_bad_seq, rep.detail);
-		a->damaged = 1;
+		actor_set_damaged(a);
 		c->damaged++;
 	}
 	a->durable_seq = a->chain ? chain_length(a->chain) : 0;
-	if (a->chain && !a->damaged && a->durable_seq > r->head_seq) {
+	if (a->chain && !actor_damaged(a) && a->durable_seq > r->head_seq) {
 		/* Events synced but not yet indexed when the server died. */
 		const char *st = NULL;
 		if (db_catch_up(c->s->cfg.db, r->id, a->chain, r->head_seq, &st, &e) != ERR_OK)
@@ -525,7 +525,7 @@ enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run
 	pthread_mutex_lock(&a->lock);
 	enum err_code rc = run_copy(&a->run, out);
 	pthread_mutex_unlock(&a->lock);
-	out->damaged = a->damaged;
+	out->damaged = actor_damaged(a);
 	actor_unref(s, a);
 	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
 }
@@ -597,11 +597,11 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 	}
 	if (!rc && !out->valid) {
 		pthread_mutex_lock(&a->rec_lock);
-		if (!a->damaged)
+		if (!actor_damaged(a))
 			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
 				  "appends stopped", id, (unsigned long long)out->first_bad_seq,
 				  out->detail);
-		a->damaged = 1;    /* damage found at run time stops appends */
+		actor_set_damaged(a);    /* damage found at run time stops appends */
 		pthread_mutex_unlock(&a->rec_lock);
 	}
 	free(path);

@@ -46,7 +46,7 @@ struct actor {
 	int refs;                     /* guarded by the registry lock */
 	struct db_run run;            /* snapshot */
 	struct chain *chain;          /* NULL when it could not be opened */
-	int damaged;                  /* chain damage found: appends refused */
+	int damaged;                  /* atomic: chain damage found; appends refused */
 	uint64_t acked;               /* events the index had acknowledged at start */
 	int terminal_pending;         /* a stop/kill/fail is being recorded */
 	int stop_requested;           /* 1 stop, 2 kill, while starting */
@@ -144,6 +144,17 @@ static inline int is_draining(const struct supervisor *s)
 static inline void set_draining(struct supervisor *s, int v)
 {
 	__atomic_store_n(&s->draining, v, __ATOMIC_RELEASE);
+}
+
+/* The damaged flag is read by any thread without a lock. */
+static inline int actor_damaged(const struct actor *a)
+{
+	return __atomic_load_n(&a->damaged, __ATOMIC_RELAXED);
+}
+
+static inline void actor_set_damaged(struct actor *a)
+{
+	__atomic_store_n(&a->damaged, 1, __ATOMIC_RELAXED);
 }
 
 static inline int is_stopping(const struct supervisor *s)
