@@ -221,8 +221,13 @@ void record_mail_open(struct actor *a, uint64_t seq)
 	if (a->nopen == a->capopen) {
 		size_t cap = a->capopen ? a->capopen * 2 : 16;
 		uint64_t *n = realloc(a->open_mail, cap * sizeof(*n));
-		if (!n)
-			return;    /* out of memory: recovery rescans from an older low mark */
+		if (!n) {
+			/* Out of memory: not tracked, so `low` never passes it (recovery
+			 * then scans from here; it finds the mail's outcome if it has one). */
+			if (!a->open_untracked || seq < a->open_untracked)
+				a->open_untracked = seq;
+			return;
+		}
 		a->open_mail = n;
 		a->capopen = cap;
 	}
@@ -244,7 +249,7 @@ static void mail_settle(struct actor *a, uint64_t seq)
  * when there is none: recovery scans forward from here. */
 static uint64_t mail_low(const struct actor *a, uint64_t next)
 {
-	uint64_t low = next;
+	uint64_t low = a->open_untracked && a->open_untracked < next ? a->open_untracked : next;
 	for (size_t i = 0; i < a->nopen; i++)
 		if (a->open_mail[i] < low)
 			low = a->open_mail[i];

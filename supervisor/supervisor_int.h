@@ -87,6 +87,7 @@ struct actor {
 	 * the seq of the event that holds the current state bytes. rec_lock. */
 	uint64_t *open_mail;
 	size_t nopen, capopen;
+	uint64_t open_untracked;      /* the oldest mail not tracked (out of memory), or 0 */
 	uint64_t state_seq;
 	int state_loaded;             /* lock: a->state is the run's (else load it) */
 	/* Messages this actor sent whose `received` events are not yet known to be
