@@ -33,24 +33,6 @@ struct env {
 
 static struct env E;
 
-static unsigned char *compile_driver(size_t *len_out)
-{
-	char *dir = tu_mkdtemp("theater-policy-driver");
-	char *out = tu_fmt("%s/driver.wasm", dir);
-	char *cmd = tu_fmt("clang --target=wasm32 -O2 -fno-builtin -nostdlib -Wl,--no-entry "
-			   "-Wl,--export-dynamic -I '%s/sdk/include' -o '%s' "
-			   "'%s/tests/actors/host_driver.c'", tu_source_dir(), out, tu_source_dir());
-	if (system(cmd) != 0) {
-		fprintf(stderr, "'%s' failed (clang with the wasm32 target is needed)\n", cmd);
-		abort();
-	}
-	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);
-	tu_rmtree(dir);
-	free(dir);
-	free(out);
-	free(cmd);
-	return bytes;
-}
 
 static long call(const char *method, const char *path, const char *body, char **text_out)
 {
@@ -189,7 +171,7 @@ static int setup(void **state)
 	memset(&E, 0, sizeof(E));
 	setenv("no_proxy", "127.0.0.1,localhost", 1);
 	unsetenv("THEATER_HTTP_ALLOW_PRIVATE");
-	E.wasm = compile_driver(&E.wasm_len);
+	E.wasm = server_compile_driver("", &E.wasm_len);
 	E.web = fixture_httpd_start();
 	assert_non_null(E.web);
 	fixture_httpd_add_bytes(E.web, "/hello", "hi there", 8);

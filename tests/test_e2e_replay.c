@@ -398,23 +398,6 @@ static void test_agent(void **state)
 
 /* ---- every host function replays (tests/actors/host_driver.c) ---- */
 
-static unsigned char *compile_driver(size_t *len_out)
-{
-	char *dir = tu_mkdtemp("theater-replay-driver");
-	char *out = tu_fmt("%s/driver.wasm", dir);
-	char *cmd = tu_fmt("clang --target=wasm32 -O2 -fno-builtin -nostdlib -Wl,--no-entry "
-			   "-Wl,--export-dynamic -I '%s/sdk/include' -o '%s' "
-			   "'%s/tests/actors/host_driver.c'",
-			   tu_source_dir(), out, tu_source_dir());
-	if (system(cmd) != 0)
-		fail_msg("'%s' failed (clang with the wasm32 target is needed)", cmd);
-	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);
-	tu_rmtree(dir);
-	free(dir);
-	free(out);
-	free(cmd);
-	return bytes;
-}
 
 static char *driver_spawn(const char *name, unsigned short port)
 {
@@ -444,7 +427,7 @@ static void test_host_functions(void **state)
 {
 	(void)state;
 	size_t len;
-	unsigned char *wasm = compile_driver(&len);
+	unsigned char *wasm = server_compile_driver("", &len);
 	server_put_package(&E.sp, "driver.wasm", wasm, len);
 	free(wasm);
 	unsigned short port = fixture_httpd_port(E.web);

@@ -39,25 +39,6 @@ static struct env E;
 
 /* ---- helpers ---- */
 
-static unsigned char *compile_driver(size_t *len_out)
-{
-	char *dir = tu_mkdtemp("theater-secrets-driver");
-	char *out = tu_fmt("%s/driver.wasm", dir);
-	char *cmd = tu_fmt("clang --target=wasm32 -O2 -fno-builtin -nostdlib -Wl,--no-entry "
-			   "-Wl,--export-dynamic -DTHEATER_DRIVER_ENV -I '%s/sdk/include' -o '%s' "
-			   "'%s/tests/actors/host_driver.c'",
-			   tu_source_dir(), out, tu_source_dir());
-	if (system(cmd) != 0) {
-		fprintf(stderr, "'%s' failed (clang with the wasm32 target is needed)\n", cmd);
-		abort();
-	}
-	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);
-	tu_rmtree(dir);
-	free(dir);
-	free(out);
-	free(cmd);
-	return bytes;
-}
 
 /* One request; the answer's status, and its body as text (malloc'd). */
 static long call(const char *method, const char *path, const void *body, size_t len,
@@ -260,7 +241,7 @@ static int setup(void **state)
 	memset(&E, 0, sizeof(E));
 	setenv("no_proxy", "127.0.0.1,localhost", 1);
 	unsetenv("THEATER_HTTP_ALLOW_PRIVATE");
-	E.wasm = compile_driver(&E.wasm_len);
+	E.wasm = server_compile_driver("-DTHEATER_DRIVER_ENV", &E.wasm_len);
 	E.web = fixture_httpd_start();
 	assert_non_null(E.web);
 	fixture_httpd_add_echo(E.web, "/echo");

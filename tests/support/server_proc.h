@@ -54,6 +54,11 @@ void server_install_example(struct server_proc *sp, const char *name);
 /* The same for each name of a NULL-terminated list. */
 void server_install_examples(struct server_proc *sp, const char *const *names);
 
+/* Compiles tests/actors/host_driver.c (the actor that calls every host function on
+ * command) with clang for wasm32, with extra -D flags (may be ""); the bytes are
+ * malloc'd. Fails the test loudly when clang cannot build it. */
+unsigned char *server_compile_driver(const char *defines, size_t *len_out);
+
 /* METHOD path on sp with an optional JSON body; fails the test (with the body)
  * unless the answer's status is want. Returns the answer as JSON (a new
  * reference; NULL when it is not JSON). */
