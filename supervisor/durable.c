@@ -28,7 +28,7 @@ static json_t *read_json(struct actor *a, uint64_t seq, char *type, size_t type_
 		j = NULL;
 	}
 	if (!j)
-		err_set(err, ERR_CORRUPT, "event %llu of '%s' is not a JSON object",
+		err_set(err, ERR_BAD_JSON, "event %llu of '%s' is not a JSON object",
 			(unsigned long long)seq, a->run.id);
 	return j;
 }
@@ -149,7 +149,7 @@ static enum err_code scan_mail(struct actor *a, uint64_t from, struct mail_scan 
 	for (uint64_t seq = from; seq && seq <= head; seq++) {
 		json_t *j = read_json(a, seq, type, sizeof(type), err);
 		if (!j) {
-			if (err->code == ERR_CORRUPT && !strstr(err->msg, "JSON"))
+			if (err->code != ERR_BAD_JSON)
 				return err->code;
 			continue;     /* an event that is not ours to read */
 		}

@@ -220,8 +220,8 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	 * replay) even if its reference changes or goes away. */
 	char kept[65];
 	struct err ke = {0};
-	if (s->cfg.store && store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len,
-				      kept, &ke) != ERR_OK)
+	if (s->cfg.store && !store_has(s->cfg.store, DURABLE_PACKAGES_STORE, res->sha256) &&
+	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len, kept, &ke))
 		log_warn("supervisor", "cannot keep the package of '%s': %s", a->run.id, ke.msg);
 	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
 	pthread_mutex_lock(&a->lock);
