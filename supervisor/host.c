@@ -127,11 +127,15 @@ static void capture_add(struct actor *a, json_t *effect)
 	json_decref(effect);
 }
 
+/* Records a host call's event and counts its bytes against the call's chain
+ * budget (the size the recording serialised, not a second serialisation). */
 static void record_now(struct actor *a, const char *type, json_t *ev)
 {
 	struct err e = {0};
-	if (record_event_ex(host_supervisor(a), a, type, ev, NULL, NULL, 1, &e))
+	size_t len = 0;
+	if (record_event_seq(host_supervisor(a), a, type, ev, NULL, NULL, 1, NULL, &len, &e))
 		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+	runtime_account_bytes(a, len + strlen(type));
 }
 
 /* The call's arguments as the guest passed them (i32 signed, i64 signed). */
@@ -331,7 +335,6 @@ void host_record(struct actor *a, const char *module, const char *name, json_t *
 	json_t *ev = json_object();
 	json_object_set_new(ev, "input", input ? input : json_null());
 	json_object_set_new(ev, "output", output ? output : json_null());
-	runtime_account_bytes(a, json_dumpb(ev, NULL, 0, JSON_COMPACT) + strlen(type));
 	struct host_link *l = runtime_host_link(a);
 	if (l && l->cap.active && !l->cap.ev) {
 		snprintf(l->cap.type, sizeof(l->cap.type), "%s", type);

@@ -385,12 +385,13 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err)
 {
-	return record_event_seq(s, a, type, data, status, reason, defer_sync, NULL, err);
+	return record_event_seq(s, a, type, data, status, reason, defer_sync, NULL, NULL, err);
 }
 
 enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char *type,
 			       json_t *data, const char *status, const char *reason,
-			       int defer_sync, uint64_t *seq_out, struct err *err)
+			       int defer_sync, uint64_t *seq_out, size_t *len_out,
+			       struct err *err)
 {
 	struct chain_event ev = {0};
 	struct waiter *fire = NULL;
@@ -425,6 +426,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	data = NULL;
 	if (seq_out)
 		*seq_out = ev.seq;
+	if (len_out)
+		*len_out = len;
 	struct supervisor_event sev = {
 		.actor_id = a->run.id, .seq = ev.seq, .hash = ev.hash,
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,

@@ -16,10 +16,12 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err);
-/* record_event_ex that also reports the event's seq (when appended). */
+/* record_event_ex that also reports the event's seq and the bytes of its data
+ * (when appended; either output may be NULL). */
 enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char *type,
 			       json_t *data, const char *status, const char *reason,
-			       int defer_sync, uint64_t *seq_out, struct err *err);
+			       int defer_sync, uint64_t *seq_out, size_t *len_out,
+			       struct err *err);
 /* Mail bookkeeping for exactly-once delivery (docs/durability.md): appending a
  * `message-server/received` event opens its seq; a `wasm` event with "mail": seq
  * or a `message-server/dropped` event with "mails": [...] settles it. Every

@@ -921,7 +921,7 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	struct actor *sender = from ? reg_find(s, from) : NULL;
 	int api = !from && kind < MAIL_CHILD_EXIT;
 	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, sender || api,
-			      &m->seq, err);
+			      &m->seq, NULL, err);
 	if (!rc && sender && a->chain)
 		record_send_dep(s, sender, a, chain_written(a->chain));
 	else if (!rc && api && a->chain)
