@@ -36,7 +36,7 @@ enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
 	ST_RUN_LIST, ST_FAIL_LIVE,
-	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_TRIM, ST_EVENT_DELETE_ALL,
+	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
 	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
 	ST_IDEM_DROP_PENDING,
@@ -71,7 +71,6 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_EVENT_GET] = "SELECT timestamp_ms, byte_offset FROM events "
 			 "WHERE actor_id = ?1 AND seq = ?2",
 	[ST_EVENT_MAX] = "SELECT MAX(seq) FROM events WHERE actor_id = ?1",
-	[ST_EVENT_TRIM] = "DELETE FROM events WHERE actor_id = ?1 AND seq > ?2",
 	[ST_EVENT_DELETE_ALL] = "DELETE FROM events WHERE actor_id = ?1",
 	[ST_LIFE_PUT] = "INSERT INTO lifecycle (actor_id, seq, event_type, status, timestamp_ms, "
 			"data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1108,6 +1107,33 @@ static enum err_code rebuild_event(void *user, const struct chain_event *ev)
 	return ERR_OK;
 }
 
+static void rebuild_free(struct rebuild *rb)
+{
+	if (!rb)
+		return;
+	for (size_t i = 0; i < rb->n; i++)
+		free(rb->types[i]);
+	for (size_t i = 0; i < rb->nl; i++) {
+		free(rb->lrows[i].type);
+		free(rb->lrows[i].data);
+	}
+	free(rb->lrows);
+	life_state_release(&rb->life);
+	free(rb);
+}
+
+/* The lifecycle rows the scan kept, into the global log. */
+static enum err_code append_life_rows(struct db *d, const char *id, const struct rebuild *rb,
+				      struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	for (size_t i = 0; rc == ERR_OK && i < rb->nl; i++)
+		rc = db_lifecycle_append(d, id, rb->lrows[i].seq, rb->lrows[i].type,
+					 rb->lrows[i].status, rb->lrows[i].ts, rb->lrows[i].data,
+					 NULL, err);
+	return rc;
+}
+
 /* The run row of a chain the index does not know, from its own events (and the
  * meta file for what the events do not say). A chain without lifecycle events
  * is a run that was never known to be live: failed, reason "recovered". */
@@ -1140,10 +1166,8 @@ static enum err_code rebuild_run_row(struct db *d, const char *dir, const char *
 	if (rc == ERR_OK && strcmp(r.status, "starting") != 0)
 		rc = db_run_set_status(d, id, r.status, r.reason, r.stopped_at ? r.stopped_at
 									      : db_now_ms(), err);
-	for (size_t i = 0; rc == ERR_OK && i < rb->nl; i++)
-		rc = db_lifecycle_append(d, id, rb->lrows[i].seq, rb->lrows[i].type,
-					 rb->lrows[i].status, rb->lrows[i].ts, rb->lrows[i].data,
-					 NULL, err);
+	if (rc == ERR_OK)
+		rc = append_life_rows(d, id, rb, err);
 	chain_meta_release(&m);
 	return rc == ERR_CONFLICT ? ERR_OK : rc;   /* created meanwhile: fine */
 }
@@ -1200,17 +1224,7 @@ static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id
 		rc = db_run_set_head(d, id, vr.length, head, err);
 	*events += rb->events;
 fail:
-	for (size_t i = 0; rb && i < rb->n; i++)
-		free(rb->types[i]);
-	for (size_t i = 0; rb && i < rb->nl; i++) {
-		free(rb->lrows[i].type);
-		free(rb->lrows[i].data);
-	}
-	if (rb) {
-		free(rb->lrows);
-		life_state_release(&rb->life);
-	}
-	free(rb);
+	rebuild_free(rb);
 	free(path);
 	return rc;
 }
@@ -1238,10 +1252,8 @@ enum err_code db_catch_up(struct db *d, const char *actor_id, struct chain *c, u
 	}
 	if (rc == ERR_OK && rb->n)
 		rc = rebuild_flush(rb);
-	for (size_t i = 0; rc == ERR_OK && i < rb->nl; i++)
-		rc = db_lifecycle_append(d, actor_id, rb->lrows[i].seq, rb->lrows[i].type,
-					 rb->lrows[i].status, rb->lrows[i].ts, rb->lrows[i].data,
-					 NULL, err);
+	if (rc == ERR_OK)
+		rc = append_life_rows(d, actor_id, rb, err);
 	uint8_t h[CHAIN_HASH_LEN];
 	char head[SHA256_HEX_LEN + 1];
 	chain_head(c, h);
@@ -1252,16 +1264,8 @@ enum err_code db_catch_up(struct db *d, const char *actor_id, struct chain *c, u
 									   : db_now_ms(), err);
 	else if (rc == ERR_OK)
 		rc = db_run_set_head(d, actor_id, len, head, err);
-	for (size_t i = 0; i < rb->n; i++)
-		free(rb->types[i]);
-	for (size_t i = 0; i < rb->nl; i++) {
-		free(rb->lrows[i].type);
-		free(rb->lrows[i].data);
-	}
-	free(rb->lrows);
 	*status_out = rb->life.status[0] ? life_status_name(rb->life.status) : NULL;
-	life_state_release(&rb->life);
-	free(rb);
+	rebuild_free(rb);
 	return rc;
 }
 
