@@ -48,6 +48,8 @@ struct xfer {
 	int nomem;
 	fetch_addr_check_fn check;
 	void *check_user;
+	int (*on_data)(void *user, const uint8_t *data, size_t len);
+	void *on_data_user;
 	int refused;     /* the check refused an address */
 	char why[160];   /* "address 'x' refused: why" of the last refusal */
 	char shown[200]; /* the URL for progress lines: no query, no user info */
@@ -69,6 +71,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 		x->body_full = 1;
 	else if (rc)
 		x->nomem = 1;
+	if (!rc && x->on_data && n)
+		x->on_data(x->on_data_user, (const uint8_t *)ptr, n);
 	return rc ? 0 : n;   /* 0 aborts the transfer */
 }
 
@@ -327,6 +331,8 @@ enum err_code fetch_request(const struct fetch_request *req, const struct fetch_
 	x.body_full = x.hdrs_full = x.nomem = x.refused = 0;
 	x.check = req->addr_check;
 	x.check_user = req->addr_check_user;
+	x.on_data = req->on_data;
+	x.on_data_user = req->on_data_user;
 	x.why[0] = '\0';
 	x.got = x.total = 0;
 	x.t0_us = x.last_log_us = 0;

@@ -77,6 +77,10 @@ struct fetch_request {
 	 * progress at info (then every FETCH_PROGRESS_S seconds, and once when it
 	 * ends), naming the URL without its query. fetch_url sets it. */
 	int log_progress;
+	/* When set, called with each piece of the body as it arrives (after it is
+	 * kept in the response), on the thread that calls fetch_request. */
+	int (*on_data)(void *user, const uint8_t *data, size_t len);
+	void *on_data_user;
 };
 #define FETCH_PROGRESS_S 2
 

@@ -55,6 +55,7 @@
 #include "src/netpolicy.h"
 #include "src/util/buf.h"
 #include "src/util/crypto.h"
+#include "supervisor/channel.h"
 #include "supervisor/host.h"
 #include "supervisor/supervisor.h"
 
@@ -436,7 +437,7 @@ static int32_t parse_request(struct host_call *k, struct actor *a, const uint8_t
 			     struct http_req *r)
 {
 	static const char *const keys[] = {"method", "url", "headers", "body", "body_b64",
-					   "timeout_ms", NULL};
+					   "timeout_ms", "relay", NULL};
 	json_t *d = r->doc = json_parse((const char *)text, len, 16, &k->e);
 	if (!d)
 		return HOST_EINVAL;
@@ -806,8 +807,20 @@ static int32_t perform(struct host_call *k, struct wasm_caller *c, struct actor 
 	if (lim.max_bytes == 0)
 		lim.max_bytes = 1;          /* 0 would mean the default */
 	json_object_set_new(k->in, "timeout_ms", json_integer(timeout));
+	struct channel_relay *relay = NULL;     /* "relay": chunks while it arrives */
+	const json_t *rj_in = json_object_get(r->doc, "relay");
+	int32_t rrc = channel_relay_new(a, rj_in, &relay, &k->e);
+	if (rrc)
+		return rrc;
+	if (relay) {
+		json_object_set(k->in, "relay", (json_t *)rj_in);
+		fr.on_data = channel_relay_feed;
+		fr.on_data_user = relay;
+	}
 	struct fetch_response resp;
 	enum err_code fc = fetch_request(&fr, &lim, &resp, &k->e);
+	if (relay)
+		json_object_set_new(k->out, "relayed", json_integer((json_int_t)channel_relay_free(relay)));
 	if (fc)
 		return fetch_failed(k, fc, r->url, timeout);
 	scrub(r, &resp.body, &resp.body_len);
