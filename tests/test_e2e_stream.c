@@ -140,6 +140,19 @@ static void wait_events(const char *id, const char *type, size_t n)
 	fail_msg("the chain of %s never had %zu '%s' events", id, n, type);
 }
 
+/* Replays the run: every recorded call (with its chunks, deferrals, timer
+ * ticks and relayed tokens) must replay the same way. */
+static void assert_replays(const char *id)
+{
+	json_t *r = actor_json(id, "POST", "replay", 200);
+	char *dump = json_dumps(r, 0);
+	if (!json_is_null(json_object_get(r, "diverged_at")))
+		fail_msg("replay of %s diverged: %s", id, dump);
+	assert_true(json_integer_value(json_object_get(r, "replayed")) >= 3);
+	free(dump);
+	json_decref(r);
+}
+
 /* ---- server-sent events in a body ---- */
 
 struct frame {
@@ -302,6 +315,7 @@ static void test_streamed_request(void **state)
 	free(code);
 	frames_release(&f);
 	http_result_release(&r);
+	assert_replays(id);
 	free(path);
 	free(id);
 }
@@ -372,6 +386,7 @@ static void test_deferred_reply(void **state)
 	bg_join(b);
 	assert_int_equal(b->r.status, 409);
 	bg_free(b);
+	assert_replays(id);
 	free(msgs);
 	free(id);
 }
@@ -477,6 +492,7 @@ static void test_timer_survives_restart(void **state)
 	sleep_ms(1000);
 	assert_int_equal(ticks_of(id, "once", NULL), 1);  /* once, never again */
 	ask_expect(id, "cancel p", "0");
+	assert_replays(id);
 	free(id);
 }
 
@@ -543,6 +559,7 @@ static void test_agent_streams(void **state)
 	char *plain = ask(id, "Again");
 	assert_string_equal(plain, "Hello, \"world\"");
 	free(plain);
+	assert_replays(id);
 	free(path);
 	free(body);
 	free(url);
