@@ -448,6 +448,26 @@ static void test_timer_limits(void **state)
 	assert_true(timers >= 3);
 	json_decref(rec);
 	free(id);
+	/* the handler's limits, and a policy that disallows timing */
+	id = spawn("{\"manifest\":{\"name\":\"lim\",\"package\":\"stream.wasm\",\"handler\":"
+		   "[{\"type\":\"runtime\"},{\"type\":\"message-server\"},{\"type\":\"timing\","
+		   "\"min_timer_ms\":1000,\"max_timers\":1}]}}");
+	ask_expect(id, "timer a 500 0", "-3");
+	ask_expect(id, "timer a 60000 0", "0");
+	ask_expect(id, "timer b 60000 0", "-3");
+	ask_expect(id, "timer a 60000 60000", "0");        /* a name again: replaced */
+	json_t *sets = events_of(id, "theater:simple/timing/set-timer");
+	json_t *last = json_object_get(json_object_get(json_array_get(sets, 3), "output"), "timers");
+	assert_int_equal(json_array_size(last), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(last, 0), "period_ms")),
+			 60000);
+	json_decref(sets);
+	free(id);
+	id = spawn("{\"manifest\":{\"name\":\"no\",\"package\":\"stream.wasm\",\"handler\":"
+		   "[{\"type\":\"runtime\"},{\"type\":\"message-server\"},{\"type\":\"timing\"}],"
+		   "\"permission_policy\":{\"timing\":{\"type\":\"disallow\"}}}}");
+	ask_expect(id, "timer a 500 0", "-3");
+	free(id);
 }
 
 static void test_timer_survives_restart(void **state)
