@@ -338,14 +338,28 @@ struct seen_tick {
 	uint64_t tick;
 };
 
+static int interesting(const char *type)
+{
+	static const char *const types[] = {"recovered", MOD "/set-timer", MOD "/cancel-timer",
+					    "message-server/received", "restarted", "spawned"};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Event seq's data as JSON when its type is one the scan reads (else NULL,
+ * unparsed: `wasm` events can be large). */
 static json_t *event_json(struct actor *a, uint64_t seq, char *type, size_t type_size)
 {
 	struct chain_event ev = {0};
 	struct err e = {0};
+	type[0] = 0;
 	if (chain_read(a->chain, seq, &ev, &e))
 		return NULL;
 	snprintf(type, type_size, "%s", ev.event_type);
-	json_t *j = json_loadb((const char *)ev.data, ev.data_len, 0, NULL);
+	json_t *j = interesting(type) ? json_loadb((const char *)ev.data, ev.data_len, 0, NULL)
+				      : NULL;
 	chain_event_release(&ev);
 	return j;
 }
