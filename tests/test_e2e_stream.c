@@ -516,6 +516,72 @@ static void test_timer_survives_restart(void **state)
 	free(id);
 }
 
+/* ---- the send-http relay ---- */
+
+static void test_send_http_relay(void **state)
+{
+	(void)state;
+	const char *events[] = {"{\"t\":\"one \"}", "{\"x\":1}", "not json",
+				"{\"t\":\"\"}", "{\"t\":\"two\"}", "[DONE]"};
+	fixture_httpd_add_sse(E.web, "/relay", events, 6, 50);
+	unsigned port = fixture_httpd_port(E.web);
+	char *url = fixture_httpd_url(E.web, "/relay");
+	char *body = tu_fmt(
+		"{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",\"handler\":["
+		"{\"type\":\"runtime\"},{\"type\":\"message-server\"},{\"type\":\"timing\"},"
+		"{\"type\":\"random\"},{\"type\":\"store\"},{\"type\":\"supervisor\"},"
+		"{\"type\":\"http-client\","
+		"\"allowed_hosts\":[\"127.0.0.1:%u\"],\"allow_loopback_ports\":[%u]}]}}", port, port);
+	char *id = spawn(body);
+	char *path = tu_fmt("/actors/%s/requests?timeout=60", id);
+	/* the strings at the pointer go to the streaming client while they arrive */
+	char *cmd = tu_fmt("http {\"url\":\"%s\",\"relay\":{\"request\":0,\"pointer\":\"/t\"}}",
+			   url);
+	struct http_result r;
+	assert_int_equal(call("POST", path, cmd, "text/event-stream", &r), 200);
+	struct frames f;
+	parse_sse(r.body, &f);
+	assert_int_equal(f.n, 3);
+	char *t = frame_text(&f.v[0], "data");
+	assert_string_equal(t, "one ");
+	free(t);
+	t = frame_text(&f.v[1], "data");
+	assert_string_equal(t, "two");
+	free(t);
+	assert_string_equal(f.v[2].event, "done");
+	t = frame_text(&f.v[2], "data");          /* send-http's whole answer follows */
+	assert_non_null(strstr(t, "\"status\":200"));
+	assert_non_null(strstr(t, "data: [DONE]"));
+	free(t);
+	frames_release(&f);
+	http_result_release(&r);
+	json_t *ev = events_of(id, "message-server/chunk");
+	assert_int_equal(json_array_size(ev), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "data")), "two");
+	json_decref(ev);
+	ev = events_of(id, "theater:simple/http-client/send-http");
+	json_t *out = json_object_get(json_array_get(ev, 0), "output");
+	assert_int_equal(json_integer_value(json_object_get(out, "relayed")), 2);
+	json_decref(ev);
+	free(cmd);
+	/* bad relays: the actor's error, nothing sent */
+	cmd = tu_fmt("http {\"url\":\"%s\",\"relay\":{\"pointer\":5}}", url);
+	ask_expect(id, cmd, "-1");
+	free(cmd);
+	cmd = tu_fmt("http {\"url\":\"%s\",\"relay\":{\"request\":12345,\"pointer\":\"/t\"}}",
+		     url);
+	ask_expect(id, cmd, "-2");
+	free(cmd);
+	cmd = tu_fmt("http {\"url\":\"%s\",\"relay\":{\"pointer\":\"/t\",\"extra\":1}}", url);
+	ask_expect(id, cmd, "-1");
+	free(cmd);
+	assert_replays(id);
+	free(path);
+	free(body);
+	free(url);
+	free(id);
+}
+
 /* ---- the agent streams ---- */
 
 static void test_agent_streams(void **state)
@@ -602,6 +668,9 @@ static int setup(void **state)
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
 	server_put_package(&E.sp, "stream.wasm", wasm, len);
 	free(wasm);
+	wasm = server_compile_driver("", &len);
+	server_put_package(&E.sp, "driver.wasm", wasm, len);
+	free(wasm);
 	assert_int_equal(server_start(&E.sp, NULL, NULL, NULL), 0);
 	return 0;
 }
@@ -628,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_deferred_reply),
 		cmocka_unit_test(test_timer_limits),
 		cmocka_unit_test(test_timer_survives_restart),
+		cmocka_unit_test(test_send_http_relay),
 		cmocka_unit_test(test_agent_streams),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
