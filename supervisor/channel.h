@@ -26,20 +26,23 @@ struct reply;
 
 /* ---- runtime.c ---- */
 
-/* The reply of the request the call in progress handles, and its id; NULL when
- * the call is not a handle-request or its request was deferred. */
+/* The reply of the request the call in progress (or parked) handles, and its
+ * id; NULL when the call is not a handle-request or its request was deferred.
+ * a->lock held, or the thread that runs the call. */
 struct reply *runtime_current_reply(struct actor *a, uint64_t *id_out);
 /* Takes the current request away from the call (its output no longer answers
  * it): the caller owns one reference of the reply, which it gives back with
- * runtime_reply_send. NULL when there is none. */
+ * runtime_reply_send. NULL when there is none. a->lock held. */
 struct reply *runtime_defer_current(struct actor *a, uint64_t *id_out);
 /* Answers r (unless it was answered already: the client's wait ran out) and
  * drops the caller's reference. 1 when the answer was delivered. */
 int runtime_reply_send(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
 		       const struct err *err, const uint8_t *data, size_t len);
-/* Hands a chunk to r's client: 1 when one streams it, 0 when nobody listens
- * (answered already, or a client that takes whole answers only). */
-int runtime_reply_chunk(struct actor *a, struct reply *r, const uint8_t *data, size_t len);
+/* Hands a chunk to r's client (a->lock held, which keeps r alive and
+ * unanswered; the client's callback must not call back into the supervisor):
+ * 1 when one streams it, 0 when nobody listens (answered already, or a client
+ * that takes whole answers only). */
+int runtime_reply_chunk_locked(struct reply *r, const uint8_t *data, size_t len);
 /* 1 while r's client still waits for the answer. */
 int runtime_reply_waiting(struct actor *a, struct reply *r);
 /* Accepts a timer tick (mail of kind "timer", recorded in the chain, delivered
@@ -60,18 +63,33 @@ void channel_flush(struct supervisor *s, struct actor *a);
 /* The instance goes: every deferred request gets e as its answer. */
 void channel_drop_all(struct supervisor *s, struct actor *a, const struct err *e);
 
+/* Sends a chunk to the client of request id (0: the one the call in progress
+ * handles): 1 sent, 0 nobody streams it, -1 no such request waits. With data
+ * NULL only looks the request up. *id_out (may be NULL): its id. Any thread. */
+int channel_chunk(struct actor *a, uint64_t id, const uint8_t *data, size_t len,
+		  uint64_t *id_out);
+
 /* The send-http relay: a request's "relay" member asks the host to send, while
  * the response arrives, each server-sent event `data:` line's string at a JSON
- * pointer as a chunk of one of the actor's requests. */
+ * pointer as a chunk of one of the actor's requests. The transfer feeds it on
+ * the fetcher's thread while the call is parked; the call's finish records the
+ * chunks it sent (`message-server/chunk` events) on the actor's own thread.
+ * Two owners: the send-http call (channel_relay_free) and the transfer (its
+ * last feed, with NULL). */
 struct channel_relay;
-/* Parses relay (a JSON object, borrowed) for a: NULL and 0 when absent, a new
- * relay and 0, or NULL and a negative host result with e set. */
+/* Parses relay (a JSON object, borrowed) for a, on the call's thread: NULL and
+ * 0 when absent, a new relay and 0, or NULL and a negative host result with e
+ * set. */
 int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_relay **out,
 			  struct err *e);
-/* Feeds response body bytes (any thread, one at a time). Returns 0. */
+/* fetch's on_data: body bytes as they arrive; (NULL, 0) when the transfer is
+ * over (drops the transfer's reference). Returns 0. */
 int channel_relay_feed(void *relay, const uint8_t *data, size_t len);
-/* How many chunks were relayed; the relay is freed. Accepts NULL. */
-size_t channel_relay_free(struct channel_relay *r);
+/* On the call's thread, when send-http finishes: records the chunks sent so far
+ * as events and answers how many. */
+size_t channel_relay_record(struct channel_relay *r);
+/* Drops the call's reference. Accepts NULL. */
+void channel_relay_free(struct channel_relay *r);
 
 /* ---- timers.c ---- */
 

@@ -222,25 +222,24 @@ static enum err_code c_fail(struct wasm_caller *c, void *user, const struct wasm
 	return ERR_OK;
 }
 
-/* The reply of request id (0: the one the call in progress handles), or NULL. */
-static struct reply *reply_of(struct actor *a, uint64_t id, uint64_t *id_out)
+int channel_chunk(struct actor *a, uint64_t id, const uint8_t *data, size_t len,
+		  uint64_t *id_out)
 {
-	struct reply *r = NULL;
-	if (id == 0) {
-		r = runtime_current_reply(a, id_out);
-		if (r)
-			return r;
-	}
+	uint64_t cur = 0;
 	pthread_mutex_lock(&a->lock);
-	struct deferred *d = NULL;
-	if (id)
-		d = find_locked(a, id);
+	struct reply *r = runtime_current_reply(a, &cur);
+	if (r && id && id != cur)
+		r = NULL;
+	struct deferred *d = r || !id ? NULL : find_locked(a, id);
 	if (d && !d->queued) {
 		r = d->r;
-		*id_out = id;
+		cur = id;
 	}
+	int rc = !r ? -1 : data ? runtime_reply_chunk_locked(r, data, len) : 0;
 	pthread_mutex_unlock(&a->lock);
-	return r;
+	if (id_out)
+		*id_out = cur;
+	return rc;
 }
 
 static enum err_code c_chunk(struct wasm_caller *c, void *user, const struct wasm_value *args,
@@ -258,17 +257,14 @@ static enum err_code c_chunk(struct wasm_caller *c, void *user, const struct was
 	k.rc = host_read(c, args[1].of.i32, args[2].of.i32, CHUNK_MAX, &data);
 	if (k.rc)
 		err_set(&k.e, ERR_INVALID, "the chunk is outside the memory or over 1 MiB");
-	struct reply *r = k.rc ? NULL : reply_of(a, args[0].of.i64, &id);
-	if (!k.rc && !r) {
+	if (!k.rc && (k.rc = channel_chunk(a, args[0].of.i64, data, args[2].of.i32, &id)) < 0) {
 		k.rc = HOST_ENOTFOUND;
 		err_set(&k.e, ERR_NOT_FOUND, "no request %llu to stream to",
 			(unsigned long long)args[0].of.i64);
-	}
-	if (r) {
+	} else if (!k.rc || k.rc == 1) {
+		json_object_set_new(k.in, "request", json_integer((json_int_t)id));
 		json_object_set_new(k.in, "data", evbytes_json(supervisor_store(host_supervisor(a)),
 							      data, args[2].of.i32, NULL));
-		json_object_set(k.in, "request", json_integer((json_int_t)id));
-		k.rc = runtime_reply_chunk(a, r, data, args[2].of.i32);
 	}
 	free(data);
 	host_call_end(&k, a, MOD, "send-chunk", results);
@@ -277,16 +273,39 @@ static enum err_code c_chunk(struct wasm_caller *c, void *user, const struct was
 
 /* ---- the send-http relay ---- */
 
+struct relayed {
+	uint8_t *data;
+	size_t len;
+};
+
 struct channel_relay {
-	struct actor *a;
-	struct reply *r;
+	struct actor *a;              /* a reference */
 	uint64_t id;
 	char pointer[RELAY_POINTER_MAX];
-	char *line;                   /* the incomplete line */
+	char *line;                   /* the incomplete line (the transfer's) */
 	size_t len;
 	int skipping;                 /* the current line is too long: dropped */
-	size_t sent;
+	pthread_mutex_t lock;         /* the chunks sent and the references */
+	struct relayed *sent;
+	size_t nsent, capsent, recorded;
+	int refs;
 };
+
+static void relay_unref(struct channel_relay *x)
+{
+	pthread_mutex_lock(&x->lock);
+	int last = --x->refs == 0;
+	pthread_mutex_unlock(&x->lock);
+	if (!last)
+		return;
+	for (size_t i = 0; i < x->nsent; i++)
+		free(x->sent[i].data);
+	free(x->sent);
+	free(x->line);
+	pthread_mutex_destroy(&x->lock);
+	actor_unref(host_supervisor(x->a), x->a);
+	free(x);
+}
 
 int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_relay **out,
 			  struct err *e)
@@ -300,10 +319,16 @@ int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_r
 	if (!json_is_object(relay) || json_check_keys(relay, keys, "relay", e) ||
 	    (req && (!json_is_integer(req) || json_integer_value(req) < 0)) || !ptr ||
 	    (ptr[0] && ptr[0] != '/') || strlen(ptr) >= RELAY_POINTER_MAX) {
-		if (!e->msg[0])
+		if (!e->msg[0] || e->code != ERR_UNKNOWN_KEY)
 			err_set(e, ERR_INVALID, "relay must be {\"request\": id (0: this call's), "
 				"\"pointer\": a JSON pointer such as \"/choices/0/delta/content\"}");
 		return HOST_EINVAL;
+	}
+	uint64_t id = req ? (uint64_t)json_integer_value(req) : 0;
+	if (channel_chunk(a, id, NULL, 0, &id) < 0) {     /* only finds it: nothing is sent */
+		err_set(e, ERR_NOT_FOUND, "no request %lld to relay to",
+			req ? (long long)json_integer_value(req) : 0LL);
+		return HOST_ENOTFOUND;
 	}
 	struct channel_relay *x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -311,13 +336,10 @@ int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_r
 		return HOST_EFAILED;
 	}
 	x->a = a;
-	x->r = reply_of(a, req ? (uint64_t)json_integer_value(req) : 0, &x->id);
-	if (!x->r) {
-		free(x);
-		err_set(e, ERR_NOT_FOUND, "no request %lld to relay to",
-			req ? (long long)json_integer_value(req) : 0LL);
-		return HOST_ENOTFOUND;
-	}
+	actor_ref(host_supervisor(a), a);
+	x->id = id;
+	x->refs = 2;                  /* the call's and the transfer's */
+	pthread_mutex_init(&x->lock, NULL);
 	snprintf(x->pointer, sizeof(x->pointer), "%s", ptr);
 	*out = x;
 	return 0;
@@ -347,6 +369,28 @@ static const json_t *pointer_get(const json_t *v, const char *p)
 	return v;
 }
 
+/* Keeps a copy of a chunk sent, for the call's finish to record. */
+static void keep_sent(struct channel_relay *x, const char *text, size_t len)
+{
+	uint8_t *copy = malloc(len);
+	pthread_mutex_lock(&x->lock);
+	if (copy && x->nsent == x->capsent) {
+		size_t cap = x->capsent ? x->capsent * 2 : 16;
+		struct relayed *v = realloc(x->sent, cap * sizeof(*v));
+		if (v) {
+			x->sent = v;
+			x->capsent = cap;
+		}
+	}
+	if (copy && x->nsent < x->capsent) {
+		memcpy(copy, text, len);
+		x->sent[x->nsent++] = (struct relayed){copy, len};
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&x->lock);
+	free(copy);
+}
+
 static void relay_line(struct channel_relay *x, const char *line, size_t n)
 {
 	if (n && line[n - 1] == '\r')
@@ -363,26 +407,18 @@ static void relay_line(struct channel_relay *x, const char *line, size_t n)
 	const json_t *v = pointer_get(j, x->pointer);
 	const char *text = json_string_value(v);
 	size_t len = json_string_length(v);
-	if (text && len) {
-		struct supervisor *s = host_supervisor(x->a);
-		struct err e = {0};
-		runtime_reply_chunk(x->a, x->r, (const uint8_t *)text, len);
-		json_t *ev = json_pack("{s:I, s:s, s:o}", "request", (json_int_t)x->id, "via",
-				       "send-http", "data", evbytes_json(supervisor_store(s),
-									 (const uint8_t *)text, len,
-									 NULL));
-		if (record_event_ex(s, x->a, "message-server/chunk", ev, NULL, NULL, 1, &e))
-			log_error("host", "cannot record a chunk of '%s': %s", host_actor_id(x->a),
-				  e.msg);
-		runtime_account_bytes(x->a, len);
-		x->sent++;
-	}
+	if (text && len && channel_chunk(x->a, x->id, (const uint8_t *)text, len, NULL) >= 0)
+		keep_sent(x, text, len);
 	json_decref(j);
 }
 
 int channel_relay_feed(void *relay, const uint8_t *data, size_t len)
 {
 	struct channel_relay *x = relay;
+	if (!data) {                  /* the transfer is over */
+		relay_unref(x);
+		return 0;
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (data[i] == '\n') {
 			if (!x->skipping)
@@ -406,14 +442,35 @@ int channel_relay_feed(void *relay, const uint8_t *data, size_t len)
 	return 0;
 }
 
-size_t channel_relay_free(struct channel_relay *x)
+size_t channel_relay_record(struct channel_relay *x)
 {
 	if (!x)
 		return 0;
-	size_t n = x->sent;
-	free(x->line);
-	free(x);
-	return n;
+	struct supervisor *s = host_supervisor(x->a);
+	/* The lock is held throughout: the transfer may still add (and move) them.
+	 * Order: x->lock, then the actor's record and state locks. */
+	pthread_mutex_lock(&x->lock);
+	size_t from = x->recorded, to = x->nsent;
+	x->recorded = to;
+	for (size_t i = from; i < to; i++) {
+		struct err e = {0};
+		const struct relayed *c = &x->sent[i];
+		json_t *ev = json_pack("{s:I, s:s, s:o}", "request", (json_int_t)x->id, "via",
+				       "send-http", "data", evbytes_json(supervisor_store(s), c->data,
+									 c->len, NULL));
+		if (record_event_ex(s, x->a, "message-server/chunk", ev, NULL, NULL, 1, &e))
+			log_error("host", "cannot record a chunk of '%s': %s", host_actor_id(x->a),
+				  e.msg);
+		runtime_account_bytes(x->a, c->len);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return to;
+}
+
+void channel_relay_free(struct channel_relay *x)
+{
+	if (x)
+		relay_unref(x);
 }
 
 #define I WASM_I32
