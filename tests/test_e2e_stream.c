@@ -315,6 +315,17 @@ static void test_streamed_request(void **state)
 	free(code);
 	frames_release(&f);
 	http_result_release(&r);
+	/* the CLI prints the chunks as they come, and not the answer again */
+	char *cmd = tu_fmt("THEATER_URL=%s '%s/theater' request %s 'stream 3 cli'", E.sp.base,
+			   tu_binary_dir(), id);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char out[256] = "";
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	assert_string_equal(out, "cli1 cli2 cli3 \n");
+	free(cmd);
 	assert_replays(id);
 	free(path);
 	free(id);
