@@ -30,6 +30,10 @@ struct reply;
  * id; NULL when the call is not a handle-request or its request was deferred.
  * a->lock held, or the thread that runs the call. */
 struct reply *runtime_current_reply(struct actor *a, uint64_t *id_out);
+/* The id of the request the call in progress handles, also when it has no
+ * client (redelivered after a restart) or was deferred; 0 when the call is not
+ * a handle-request. a->lock held, or the thread that runs the call. */
+uint64_t runtime_current_request(struct actor *a);
 /* Takes the current request away from the call (its output no longer answers
  * it): the caller owns one reference of the reply, which it gives back with
  * runtime_reply_send. NULL when there is none. a->lock held. */

@@ -143,9 +143,15 @@ static enum err_code c_defer(struct wasm_caller *c, void *user, const struct was
 	} else if (a->chan->n >= CHANNEL_MAX_DEFERRED) {
 		rc = HOST_EBUSY;
 		why = "the actor already holds 64 deferred requests";
+	} else if (!runtime_current_reply(a, &id) && (id = runtime_current_request(a)) != 0 &&
+		   !find_locked(a, id)) {
+		rc = (int64_t)id;   /* redelivered after a restart: no client waits for it */
+		why = NULL;
 	} else if (!runtime_current_reply(a, &id)) {
 		rc = HOST_EINVAL;
-		why = "only a handle-request call can defer its request";
+		why = find_locked(a, runtime_current_request(a))
+		      ? "the request is deferred already"
+		      : "only a handle-request call can defer its request";
 	} else {
 		struct reply *r = runtime_defer_current(a, &id);
 		a->chan->v[a->chan->n++] = (struct deferred){.id = id, .r = r};
@@ -236,6 +242,11 @@ int channel_chunk(struct actor *a, uint64_t id, const uint8_t *data, size_t len,
 		cur = id;
 	}
 	int rc = !r ? -1 : data ? runtime_reply_chunk_locked(r, data, len) : 0;
+	uint64_t req = runtime_current_request(a);
+	if (!r && req && (id == 0 || id == req) && !find_locked(a, req)) {
+		rc = 0;                   /* a request without a client (redelivered) */
+		cur = req;
+	}
 	pthread_mutex_unlock(&a->lock);
 	if (id_out)
 		*id_out = cur;

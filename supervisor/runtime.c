@@ -1416,6 +1416,12 @@ struct reply *runtime_current_reply(struct actor *a, uint64_t *id_out)
 	return m->reply;
 }
 
+uint64_t runtime_current_request(struct actor *a)
+{
+	struct mail *m = a->rt ? a->rt->cur : NULL;
+	return m && m->kind == MAIL_REQUEST ? m->seq : 0;
+}
+
 struct reply *runtime_defer_current(struct actor *a, uint64_t *id_out)
 {
 	struct reply *r = runtime_current_reply(a, id_out);
