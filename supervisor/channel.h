@@ -49,6 +49,7 @@ int runtime_reply_send(struct supervisor *s, struct actor *a, struct reply *r, e
 int runtime_reply_chunk_locked(struct reply *r, const uint8_t *data, size_t len);
 /* 1 while r's client still waits for the answer. */
 int runtime_reply_waiting(struct actor *a, struct reply *r);
+int runtime_reply_waiting_locked(struct reply *r);      /* a->lock held */
 /* Accepts a timer tick (mail of kind "timer", recorded in the chain, delivered
  * to handle-timer). ERR_BUSY when the mailbox is full, ERR_CONFLICT when a is
  * not running. */

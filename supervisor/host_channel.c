@@ -120,6 +120,23 @@ void channel_drop_all(struct supervisor *s, struct actor *a, const struct err *e
 	free(t);
 }
 
+/* Takes out the deferred requests whose client stopped waiting (a->lock held),
+ * so that they do not hold places; the caller gives their replies back. */
+static size_t prune_locked(struct actor *a, struct deferred *out)
+{
+	size_t n = 0, keep = 0;
+	for (size_t i = 0; a->chan && i < a->chan->n; i++) {
+		struct deferred *d = &a->chan->v[i];
+		if (!d->queued && !runtime_reply_waiting_locked(d->r))
+			out[n++] = *d;
+		else
+			a->chan->v[keep++] = *d;
+	}
+	if (a->chan)
+		a->chan->n = keep;
+	return n;
+}
+
 /* ---- host functions ---- */
 
 static enum err_code c_defer(struct wasm_caller *c, void *user, const struct wasm_value *args,
@@ -134,9 +151,13 @@ static enum err_code c_defer(struct wasm_caller *c, void *user, const struct was
 		return ERR_OK;
 	uint64_t id = 0;
 	const char *why = NULL;
+	struct deferred gone[CHANNEL_MAX_DEFERRED];
+	size_t ngone = 0;
 	pthread_mutex_lock(&a->lock);
 	if (!a->chan)
 		a->chan = calloc(1, sizeof(*a->chan));
+	if (a->chan && a->chan->n >= CHANNEL_MAX_DEFERRED)
+		ngone = prune_locked(a, gone);
 	if (!a->chan) {
 		rc = HOST_EFAILED;
 		why = "out of memory";
@@ -158,6 +179,7 @@ static enum err_code c_defer(struct wasm_caller *c, void *user, const struct was
 		rc = (int64_t)id;
 	}
 	pthread_mutex_unlock(&a->lock);
+	send_all(host_supervisor(a), a, gone, ngone, NULL);   /* nobody hears these */
 	results[0] = (struct wasm_value){.type = WASM_I64, .of.i64 = (uint64_t)rc};
 	json_t *out = json_pack("{s:I}", "result", (json_int_t)rc);
 	if (why)

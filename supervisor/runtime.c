@@ -1448,6 +1448,11 @@ int runtime_reply_chunk_locked(struct reply *r, const uint8_t *data, size_t len)
 	return 1;
 }
 
+int runtime_reply_waiting_locked(struct reply *r)
+{
+	return !r->answered;
+}
+
 int runtime_reply_waiting(struct actor *a, struct reply *r)
 {
 	pthread_mutex_lock(&a->lock);

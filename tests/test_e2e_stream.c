@@ -402,6 +402,35 @@ static void test_deferred_reply(void **state)
 	free(id);
 }
 
+/* 64 deferred requests whose clients stopped waiting do not block a 65th */
+static void test_deferred_limit(void **state)
+{
+	(void)state;
+	char *id = spawn_streamer();
+	struct bg *b[64];
+	for (int i = 0; i < 64; i++)
+		b[i] = bg_request(id, "defer", NULL, "?timeout=2");
+	for (int i = 0; i < 64; i++) {
+		bg_join(b[i]);
+		assert_int_equal(b[i]->r.status, 504);
+		bg_free(b[i]);
+	}
+	wait_events(id, "theater:simple/message-server-host/defer-request", 64);
+	struct bg *last = bg_request(id, "defer", NULL, NULL);
+	wait_events(id, "theater:simple/message-server-host/defer-request", 65);
+	json_t *ev = events_of(id, "theater:simple/message-server-host/defer-request");
+	json_int_t rc = json_integer_value(json_object_get(
+		json_object_get(json_array_get(ev, 64), "output"), "result"));
+	json_decref(ev);
+	assert_true(rc > 0);                               /* not -7: the 64 were let go */
+	ask_expect(id, "answer at last", "0");
+	bg_join(last);
+	assert_int_equal(last->r.status, 200);
+	assert_string_equal(last->r.body, "at last");
+	bg_free(last);
+	free(id);
+}
+
 /* ---- timers ---- */
 
 /* The ticks of timer `name` the chain's handle-timer calls received. */
@@ -706,6 +735,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_streamed_request),
 		cmocka_unit_test(test_deferred_reply),
+		cmocka_unit_test(test_deferred_limit),
 		cmocka_unit_test(test_timer_limits),
 		cmocka_unit_test(test_timer_survives_restart),
 		cmocka_unit_test(test_send_http_relay),
