@@ -551,6 +551,18 @@ static void test_timer_survives_restart(void **state)
 	assert_true(most >= 1);
 	sleep_ms(1000);
 	assert_int_equal(ticks_of(id, "once", NULL), 1);  /* once, never again */
+	/* a crash (kill -9) too: the table is read back from the chain */
+	server_crash(&E.sp);
+	assert_int_equal(server_start(&E.sp, E.sp.home, NULL, NULL), 0);
+	json_t *rec2 = events_of(id, "recovered");
+	assert_int_equal(json_array_size(rec2), 2);
+	json_t *t2 = json_object_get(json_array_get(rec2, 1), "timers");
+	assert_int_equal(json_array_size(t2), 1);          /* once is gone */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(t2, 0), "name")), "p");
+	json_decref(rec2);
+	before = ticks_of(id, "p", NULL);
+	wait_ticks(id, "p", before + 2);
+	assert_int_equal(ticks_of(id, "once", NULL), 1);
 	ask_expect(id, "cancel p", "0");
 	assert_replays(id);
 	free(id);
