@@ -250,6 +250,7 @@ void h_actor_get(struct api_call *c)
 		return;
 	}
 	json_t *o = api_run_json(&r);
+	add_last_event(supervisor_db(c->api->cfg.sup), &r, o);
 	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
 }
