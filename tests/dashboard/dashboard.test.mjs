@@ -4,8 +4,8 @@
 //   node --test tests/dashboard/dashboard.test.mjs     (run.sh sets it up)
 //
 // Environment: THEATER_BINARY_DIR (theater-server, examples/hello and counter),
-// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core),
-// THEATER_UPDATE_SCREENSHOT=1 to copy the actor page's screenshot to docs/.
+// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core).
+// Shared helpers are in helpers.mjs; the docs' screenshots come from screenshot.mjs.
 //
 // The browser reaches the server through a small TCP proxy in this process, so a
 // test can cut every connection at once, as a flaky network would. Each page gets
@@ -14,7 +14,7 @@
 // two streams" are checked on what the page actually received.
 
 
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -22,8 +22,10 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startServer, call, startProxy, openBrowser, streams, seqsShown, waitText, spawnFromForm, rowFor,
-  screenshot, until, range, writeChain,
+  screenshot, until, range, writeChain, runCleanups,
 } from './helpers.mjs';
+
+after(runCleanups);
 
 // ---- the tests ------------------------------------------------------------------
 

@@ -4,10 +4,8 @@
 // records delivered ids), and small waits. Cleanups run after each test file.
 //
 // Environment: THEATER_BINARY_DIR (theater-server, examples/hello and counter),
-// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core),
-// THEATER_UPDATE_SCREENSHOT=1 to copy the actor page's screenshot to docs/.
+// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core).
 
-import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
@@ -29,9 +27,11 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 export const WAIT = { timeout: 20000 };
 export const cleanups = [];
-after(async () => {
+// Each test file runs these once at its end: after(runCleanups).
+export async function runCleanups() {
   for (const fn of cleanups.reverse()) await fn().catch((e) => console.error('cleanup:', e.message));
-});
+  cleanups.length = 0;
+}
 
 // ---- the server -------------------------------------------------------------
 
@@ -234,8 +234,6 @@ export async function screenshot(page, name) {
   const out = path.join(BIN, 'tests', 'dashboard', name);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   await page.screenshot({ path: out });
-  if (process.env.THEATER_UPDATE_SCREENSHOT === '1' && name === 'dashboard.png')
-    fs.copyFileSync(out, path.join(SRC, 'docs', 'dashboard.png'));
 }
 
 export async function until(fn, what = 'a condition') {

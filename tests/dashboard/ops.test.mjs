@@ -10,13 +10,17 @@
 // 3. the server view (/metrics), stores with labels and objects, and secrets
 //    (names only; set and delete from the page).
 
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, call, openBrowser, waitText, rowFor, until, writeChain } from './helpers.mjs';
+import {
+  startServer, call, openBrowser, waitText, rowFor, until, writeChain, runCleanups,
+} from './helpers.mjs';
+
+after(runCleanups);
 
 const json = (v) => ({ headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(v) });
 

@@ -8,9 +8,9 @@
 # with "Playwright requires Node.js 20 or higher"). Then runs
 # dashboard.test.mjs and ops.test.mjs (helpers.mjs has what they share) with node's
 # test runner against the build's theater-server.
-# THEATER_UPDATE_SCREENSHOT=1 also copies the actor page's screenshot to
-# docs/dashboard.png. Exits 77 (skipped) only when chromium, node or npm is missing
-# and this user cannot install them.
+# `run.sh <build dir> --screenshot` runs screenshot.mjs instead, which writes
+# docs/dashboard.png and docs/dashboard-server.png. Exits 77 (skipped) only when
+# chromium, node or npm is missing and this user cannot install them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -51,6 +51,9 @@ fi
 export DASH_DEPS="$deps" THEATER_BINARY_DIR="$build"
 export THEATER_SOURCE_DIR="${THEATER_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
 cd "$build"
+if [ "${2:-}" = "--screenshot" ]; then
+  exec node "$here/screenshot.mjs"
+fi
 # One file at a time (each starts its own servers and browsers; the machine is small).
 # DASH_TESTS="ops" runs only tests/dashboard/ops.test.mjs.
 rc=0
