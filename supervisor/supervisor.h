@@ -171,6 +171,8 @@ json_t *supervisor_children(struct supervisor *s, const char *parent_id);
 struct store *supervisor_store(struct supervisor *s);
 /* 1 when actors' http-client may reach loopback, private and link-local addresses. */
 int supervisor_http_allow_private(struct supervisor *s);
+/* The fetcher that runs actors' outbound HTTP (src/fetch.h). */
+struct fetcher *supervisor_fetcher(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 

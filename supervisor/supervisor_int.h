@@ -106,6 +106,7 @@ struct supervisor {
 	char *chains_dir;
 	struct pool *pool;
 	struct engine *engine;
+	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
 	size_t nbuckets, nactors;
