@@ -67,14 +67,14 @@ export class StoresView {
       h('h1', null, 'Store ', h('code', { id: 'store-title' }, id)),
       ABOUT[id] ? h('p', { class: 'muted small' }, ABOUT[id]) : '',
       h('div', { class: 'actor-grid' },
-        h('section', { class: 'panel', 'aria-labelledby': 'store-labels-title' },
-          h('h2', { id: 'store-labels-title' }, 'Labels'), labelsEl),
         h('section', { class: 'panel', 'aria-labelledby': 'store-objects-title' },
           h('h2', { id: 'store-objects-title' }, 'Objects ', this.count),
           h('div', { class: 'table-wrap' }, h('table', { class: 'actors', id: 'store-objects' },
             h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'sha256'), h('th', { scope: 'col' }, 'size'),
               h('th', { scope: 'col' }, ''))), this.objects)),
-          this.more, this.viewer)));
+          this.more, this.viewer),
+        h('section', { class: 'panel', 'aria-labelledby': 'store-labels-title' },
+          h('h2', { id: 'store-labels-title' }, 'Labels'), labelsEl)));
     this.more.addEventListener('click', () => this.#page().catch((e) => this.#fail(e)));
     const enc = encodeURIComponent(id);
     const [labels] = await Promise.all([api.get(`/store/${enc}/labels`), this.#page()]);
