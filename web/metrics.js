@@ -42,6 +42,10 @@ export class ActorMetrics {
   }
 
   async #tick() {
+    if (document.visibilityState === 'hidden') {   // a background tab asks nothing
+      this.timer = setTimeout(() => this.#tick(), this.every);
+      return;
+    }
     try {
       const m = await api.get(actorPath(this.id, '/metrics'));
       if (this.closed) return;

@@ -55,6 +55,10 @@ export class ServerView {
   }
 
   async #tick() {
+    if (document.visibilityState === 'hidden') {   // a background tab asks nothing
+      this.timer = setTimeout(() => this.#tick(), EVERY_MS);
+      return;
+    }
     try {
       const text = await api.get('/metrics', { headers: { Accept: 'text/plain' } });
       if (this.closed) return;
