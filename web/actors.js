@@ -134,7 +134,9 @@ export class ActorStore extends EventTarget {
       for (const k of ['parent_id', 'manifest_ref', 'package_ref', 'package_sha256', 'name'])
         if (old[k] == null) old[k] = fresh[k];
     } else {
-      if (old && old.last && old.last.seq >= fresh.seen) fresh.last = old.last;
+      // Keep what we knew when it is newer, or as new and not a guess.
+      if (old && old.last && (old.last.seq > fresh.last.seq || (old.last.seq === fresh.last.seq && fresh.last.guess)))
+        fresh.last = old.last;
       this.runs.set(run.id, fresh);
     }
     this.#changed(run.id);
