@@ -5,7 +5,13 @@
  * actor's `scheduled` flag (one at a time). Other threads reach it only to
  * interrupt it (stop, kill, a deadline), under the actor lock, through
  * wasm_store_interrupt, which is thread-safe. The runtime is freed by the job
- * (or at shutdown, when no job runs), with a->rt cleared under the lock first. */
+ * (or at shutdown, when no job runs), with a->rt cleared under the lock first.
+ *
+ * Parking: a waiting host call (host_wait_end) suspends the call inside the
+ * store; the job then ends without giving up the actor's turn to other mail
+ * (rt->parked), and the wait's answer, from any thread, marks it ready and
+ * schedules the job again (runtime_unpark), which resumes the call. A kill or
+ * the runtime's end lets a parked call go (its token freed with the store). */
 #include "supervisor/runtime.h"
 
 #include <stdlib.h>
@@ -43,6 +49,7 @@ struct mail {
 };
 
 struct actor_rt {
+	struct supervisor *sup;
 	struct wasm_module *module;
 	struct wasm_store *store;
 	struct wasm_instance *inst;
@@ -253,8 +260,10 @@ void runtime_free(struct actor_rt *rt)
 {
 	if (!rt)
 		return;
-	if (rt->store && wasm_store_suspended(rt->store))
+	if (rt->store && wasm_store_suspended(rt->store)) {   /* a parked call let go */
 		host_park_free(wasm_store_suspend_token(rt->store));
+		__atomic_sub_fetch(&rt->sup->parked, 1, __ATOMIC_RELAXED);
+	}
 	if (rt->park_mail)
 		mail_free(rt->park_mail);
 	wasm_store_free(rt->store);
@@ -389,6 +398,12 @@ static enum err_code run_stretch(struct supervisor *s, struct actor *a, struct w
 	rt->in_call = 0;
 	rt->parked = rc == ERR_WASM_SUSPEND;
 	pthread_mutex_unlock(&a->lock);
+	if (token)
+		__atomic_sub_fetch(&s->parked, 1, __ATOMIC_RELAXED);
+	if (rc == ERR_WASM_SUSPEND) {
+		__atomic_add_fetch(&s->parked, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->parks, 1, __ATOMIC_RELAXED);
+	}
 	return rc;
 }
 
@@ -560,6 +575,7 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 		free(state);
 		return err_set(err, ERR_NOMEM, "cannot allocate the actor runtime");
 	}
+	rt->sup = s;
 	rt->module = module;
 	rt->handlers = json_object();
 	rt->no_config = json_object();
@@ -1104,8 +1120,12 @@ static void request_timeout(void *arg)
 {
 	struct req_timer *t = arg;
 	struct err e;
-	err_set(&e, ERR_TIMEOUT, "the actor did not answer within %u ms", t->ms);
-	answer(t->s, t->a, t->r, ERR_TIMEOUT, &e, NULL, 0);
+	if (is_stopping(t->s))     /* the pool runs every timer at once when it stops */
+		err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be "
+			"processed when it starts again");
+	else
+		err_set(&e, ERR_TIMEOUT, "the actor did not answer within %u ms", t->ms);
+	answer(t->s, t->a, t->r, e.code, &e, NULL, 0);
 	actor_unref(t->s, t->a);
 	free(t);
 }
@@ -1248,6 +1268,12 @@ const json_t *host_handler_config(struct actor *a, unsigned grant)
 unsigned host_actor_grants(struct actor *a)
 {
 	return a->rt ? a->rt->grants : 0;
+}
+
+void supervisor_parked_calls(struct supervisor *s, uint64_t *now, uint64_t *total)
+{
+	*now = __atomic_load_n(&s->parked, __ATOMIC_RELAXED);
+	*total = __atomic_load_n(&s->parks, __ATOMIC_RELAXED);
 }
 
 struct fetcher *supervisor_fetcher(struct supervisor *s)
