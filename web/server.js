@@ -2,7 +2,8 @@
 // docs/operations.md) polled every EVERY_MS while the view is open, drawn as small
 // charts: actors by status (bars, and the live count over time), spawns, failures
 // and restarts, HTTP requests per second and by status class, open event streams,
-// chain fsync latency, and the package cache.
+// parked calls (when the server reports them), chain fsync latency, and the package
+// cache.
 
 import { api } from './api.js';
 import { Series, metricCard, bars, fmtNum } from './charts.js';
@@ -36,7 +37,7 @@ export class ServerView {
     this.timer = 0;
     this.closed = false;
     this.s = {};
-    for (const k of ['live', 'spawns', 'failures', 'restarts', 'http', 'http5', 'sse', 'fsyncN', 'fsyncSum'])
+    for (const k of ['live', 'spawns', 'failures', 'restarts', 'http', 'http5', 'sse', 'fsyncN', 'fsyncSum', 'parked'])
       this.s[k] = new Series(SAMPLES);
     this.body = h('div', { id: 'server-metrics' }, h('p', { class: 'muted' }, 'reading /metrics…'));
     el.replaceChildren(h('h1', null, 'Server'),
@@ -82,6 +83,8 @@ export class ServerView {
     s.http.push(sum(samples, 'theater_http_request_duration_seconds_count'), t);
     s.http5.push(sum(samples, 'theater_http_request_duration_seconds_count', (l) => l.code === '5xx'), t);
     s.sse.push(sum(samples, 'theater_sse_clients'), t);
+    const parks = samples.some((x) => x.name === 'theater_parked_calls');
+    if (parks) s.parked.push(sum(samples, 'theater_parked_calls'), t);
     s.fsyncN.push(sum(samples, 'theater_chain_fsync_duration_seconds_count'), t);
     s.fsyncSum.push(sum(samples, 'theater_chain_fsync_duration_seconds_sum'), t);
     const classes = ['2xx', '3xx', '4xx', '5xx'].map((c) => ({ label: c,
@@ -116,6 +119,8 @@ export class ServerView {
         metricCard('http', 'HTTP requests', fmtNum(s.http.last), s.http.rate(), 'line: per second'),
         metricCard('http5', 'HTTP 5xx', fmtNum(s.http5.last), s.http5.deltas()),
         metricCard('sse', 'event streams open', fmtNum(s.sse.last), s.sse.values),
+        parks ? metricCard('parked', 'parked calls', fmtNum(s.parked.last), s.parked.values,
+          `waiting host calls; ${fmtNum(sum(samples, 'theater_parks_total'))} parked so far`) : '',
         metricCard('fsync', 'chain fsync', `${avgAll.toFixed(2)} ms avg`, fsyncMs, `${fmtNum(s.fsyncN.last)} syncs; line: ms per sync`),
         metricCard('cache', 'package cache', fmtSize(sum(samples, 'theater_package_cache_bytes')), [],
           `${fmtNum(sum(samples, 'theater_package_cache_hits_total'))} hits, ${fmtNum(sum(samples, 'theater_package_cache_misses_total'))} misses`)));

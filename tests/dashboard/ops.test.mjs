@@ -265,6 +265,10 @@ test('server metrics, stores with labels, secret names', { timeout: 120000 }, as
   await page.waitForSelector('#srv-class-bars g[data-label="2xx"]');
   assert.ok(Number(await page.getAttribute('#srv-class-bars g[data-label="2xx"]', 'data-value')) > 0);
   await waitText(page, '#srv-routes', 'GET /metrics');
+  const prom = (await call(srv, 'GET', '/metrics')).text;
+  const parked = /^theater_parked_calls (\d+)$/m.exec(prom);
+  assert.ok(parked, 'the server reports parked calls');
+  await waitText(page, '#server-metrics [data-metric="parked"] .metric-value', parked[1]);
   assert.equal(await page.getAttribute('nav.views a[data-view="server"]', 'aria-current'), 'page');
 
   // Stores: the kv actor puts a value (an object and a label in store "kv").
