@@ -36,12 +36,19 @@ async function main() {
   const first = calls.find((e) => e.data.function === 'init');
   const get = calls.find((e) => e.data.input === 'get');
   const send = calls.filter((e) => e.data.function === 'handle-send').at(-1);
-  await page.click(`#timeline .tl-row[data-seq="${first.seq}"] .c-type`);
+  // Every event is on the page before clicking (rows are reused as events arrive).
+  const length = (await call(srv, 'GET', `/actors/${id}/chain?limit=1`)).json.length;
+  await page.waitForSelector(`#timeline .tl-row[data-seq="${length}"]:not([data-loading])`);
+  const pick = async (seq) => {
+    await page.click(`#timeline .tl-row[data-seq="${seq}"] .c-type`);
+    await waitText(page, '#inspector .ev-title', `#${seq} `);
+  };
+  await pick(first.seq);
   await page.click('#diff-from');
-  await page.click(`#timeline .tl-row[data-seq="${send.seq}"] .c-type`);
+  await pick(send.seq);
   await page.click('#diff-to');
   await page.waitForSelector('#diff-result table');
-  await page.click(`#timeline .tl-row[data-seq="${get.seq}"] .c-type`);
+  await pick(get.seq);
   await waitText(page, '#inspector [data-block="Answer (output)"]', '50');
   await page.click('#btn-verify');
   await waitText(page, '#verify-result', 'valid');
