@@ -90,7 +90,7 @@ export function sparkline(values, { w = 160, h: ht = 32, label = '' } = {}) {
 }
 
 // Horizontal bars: [{label, value}] scaled to the largest.
-export function bars(items, { w = 220, row = 18 } = {}) {
+export function bars(items, { w = 380, row = 18 } = {}) {
   const max = Math.max(1, ...items.map((i) => i.value));
   const labelW = 80, numW = 48;
   const barW = w - labelW - numW;

@@ -107,7 +107,7 @@ export class ServerView {
           h('div', { id: 'srv-status-bars' }, bars(byStatus))),
         h('section', { class: 'panel', 'aria-labelledby': 'srv-http' }, h('h2', { id: 'srv-http' }, 'HTTP requests by class'),
           h('div', { id: 'srv-class-bars' }, bars(classes)),
-          h('h3', null, 'busiest routes'),
+          h('h3', { class: 'sub' }, 'busiest routes'),
           h('table', { class: 'small-table', id: 'srv-routes' }, h('tbody', null,
             top.map(([k, v]) => h('tr', null, h('td', { class: 'mono' }, k), h('td', { class: 'num' }, fmtNum(v)))))))),
       h('div', { class: 'metrics-grid', id: 'server-metrics-grid' },
