@@ -97,7 +97,7 @@ export class ActorPage {
         run = await this.store.refresh(this.id);
       } catch (e) {
         if (this.closed) return;
-        this.#unknown(`cannot read the actor: ${e.message}`);
+        this.#unknown(`cannot read the actor: ${e.message}`, 'Cannot read the actor');
         throw e;
       }
     }
@@ -117,9 +117,9 @@ export class ActorPage {
   }
 
   // No such actor (or it could not be read): every action off, every panel says so.
-  #unknown(text) {
+  #unknown(text, title = 'No such actor') {
     const els = this.els;
-    els.title.textContent = 'No such actor';
+    els.title.textContent = title;
     document.title = 'no such actor · theater';
     statusBadge(els.status, null);
     els.count.textContent = '';
