@@ -239,19 +239,21 @@ void h_actor_get(struct api_call *c)
 		api_problem_err(c, &e);
 		return;
 	}
+	/* the head event may be indexed after the run's fields: the tag says
+	 * whether the body has it */
+	json_t *o = api_run_json(&r);
+	add_last_event(supervisor_db(c->api->cfg.sup), &r, o);
 	char etag[128];
-	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s\"", (unsigned long long)r.head_seq,
-		 (long long)r.updated_at, r.status);
+	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
+		 (long long)r.updated_at, r.status, json_object_get(o, "last_event") ? "-e" : "");
+	db_run_release(&r);
 	const char *h[] = {"ETag", etag, "Cache-Control", "no-cache", NULL};
 	const char *inm = http_request_header(c->req, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
-		db_run_release(&r);
+		json_decref(o);
 		api_empty(c, 304, h);
 		return;
 	}
-	json_t *o = api_run_json(&r);
-	add_last_event(supervisor_db(c->api->cfg.sup), &r, o);
-	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
 }
 
