@@ -87,6 +87,12 @@ struct channel_relay;
  * set. */
 int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_relay **out,
 			  struct err *e);
+/* A secret the request used (call's thread, before the transfer starts): its
+ * value (copied; at least 4 bytes, else ignored) is replaced by
+ * "[secret:NAME]" in the chunks, as send-http scrubs its response. A value split
+ * across two chunks is not caught. At most 8. */
+void channel_relay_secret(struct channel_relay *r, const char *name, const uint8_t *value,
+			  size_t len);
 /* fetch's on_data: body bytes as they arrive; (NULL, 0) when the transfer is
  * over (drops the transfer's reference). Returns 0. */
 int channel_relay_feed(void *relay, const uint8_t *data, size_t len);

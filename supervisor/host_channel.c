@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/channel.h"
 #include "supervisor/evbytes.h"
@@ -32,6 +33,8 @@
 #define ANSWER_MAX ((size_t)16 << 20)
 #define RELAY_LINE_MAX ((size_t)64 << 10)
 #define RELAY_POINTER_MAX 256
+#define RELAY_SECRETS 8
+#define RELAY_SECRET_MIN 4
 
 struct deferred {
 	uint64_t id;
@@ -322,6 +325,12 @@ struct channel_relay {
 	struct relayed *sent;
 	size_t nsent, capsent, recorded;
 	int refs;
+	struct {
+		char name[160];
+		uint8_t *value;
+		size_t len;
+	} secret[RELAY_SECRETS];
+	size_t nsecrets;
 };
 
 static void relay_unref(struct channel_relay *x)
@@ -334,6 +343,10 @@ static void relay_unref(struct channel_relay *x)
 	for (size_t i = 0; i < x->nsent; i++)
 		free(x->sent[i].data);
 	free(x->sent);
+	for (size_t i = 0; i < x->nsecrets; i++) {
+		secure_zero(x->secret[i].value, x->secret[i].len);
+		free(x->secret[i].value);
+	}
 	free(x->line);
 	pthread_mutex_destroy(&x->lock);
 	actor_unref(host_supervisor(x->a), x->a);
@@ -402,6 +415,56 @@ static const json_t *pointer_get(const json_t *v, const char *p)
 	return v;
 }
 
+void channel_relay_secret(struct channel_relay *x, const char *name, const uint8_t *value,
+			  size_t len)
+{
+	if (!x || len < RELAY_SECRET_MIN || x->nsecrets == RELAY_SECRETS)
+		return;
+	uint8_t *copy = malloc(len);
+	if (!copy)
+		return;
+	memcpy(copy, value, len);
+	snprintf(x->secret[x->nsecrets].name, sizeof(x->secret[0].name), "%s", name);
+	x->secret[x->nsecrets].value = copy;
+	x->secret[x->nsecrets++].len = len;
+}
+
+/* The chunk with every secret value replaced by "[secret:NAME]" (malloc'd), or
+ * NULL when it holds none (or out of memory: then *dropped is set). */
+static char *scrubbed(const struct channel_relay *x, const char *text, size_t len,
+		      size_t *len_out, int *dropped)
+{
+	char *cur = NULL;
+	for (size_t i = 0; i < x->nsecrets; i++) {
+		const char *src = cur ? cur : text;
+		size_t n = cur ? *len_out : len, vl = x->secret[i].len;
+		if (!memmem(src, n, x->secret[i].value, vl))
+			continue;
+		char mark[180];
+		int ml = snprintf(mark, sizeof(mark), "[secret:%s]", x->secret[i].name);
+		char *out = malloc(n / vl * (size_t)ml + n + 1);
+		if (!out) {
+			*dropped = 1;
+			free(cur);
+			return NULL;
+		}
+		size_t o = 0;
+		for (size_t k = 0; k < n;) {
+			if (k + vl <= n && memcmp(src + k, x->secret[i].value, vl) == 0) {
+				memcpy(out + o, mark, (size_t)ml);
+				o += (size_t)ml;
+				k += vl;
+			} else {
+				out[o++] = src[k++];
+			}
+		}
+		free(cur);
+		cur = out;
+		*len_out = o;
+	}
+	return cur;
+}
+
 /* Keeps a copy of a chunk sent, for the call's finish to record. */
 static void keep_sent(struct channel_relay *x, const char *text, size_t len)
 {
@@ -439,9 +502,17 @@ static void relay_line(struct channel_relay *x, const char *line, size_t n)
 	json_t *j = json_loadb(line, n, 0, NULL);
 	const json_t *v = pointer_get(j, x->pointer);
 	const char *text = json_string_value(v);
-	size_t len = json_string_length(v);
-	if (text && len && channel_chunk(x->a, x->id, (const uint8_t *)text, len, NULL) >= 0)
+	size_t len = json_string_length(v), clean_len = 0;
+	int dropped = 0;
+	char *clean = text && len ? scrubbed(x, text, len, &clean_len, &dropped) : NULL;
+	if (clean) {
+		text = clean;
+		len = clean_len;
+	}
+	if (text && len && !dropped &&
+	    channel_chunk(x->a, x->id, (const uint8_t *)text, len, NULL) >= 0)
 		keep_sent(x, text, len);
+	free(clean);
 	json_decref(j);
 }
 

@@ -918,6 +918,9 @@ static int32_t start(struct http_ctx *x, struct actor *a, struct host_wait **w_o
 		return rrc;
 	if (x->relay) {
 		json_object_set(k->in, "relay", (json_t *)relay);
+		for (size_t i = 0; i < r->nused; i++)    /* relayed chunks are scrubbed too */
+			channel_relay_secret(x->relay, r->used[i].name, r->used[i].value,
+					     r->used[i].len);
 		fr.on_data = channel_relay_feed;
 		fr.on_data_user = x->relay;
 	}

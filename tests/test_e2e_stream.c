@@ -634,6 +634,60 @@ static void test_send_http_relay(void **state)
 	free(id);
 }
 
+/* A secret the request used is scrubbed from the relayed chunks too. */
+static void test_relay_scrubs_secrets(void **state)
+{
+	(void)state;
+	uint8_t rnd[16];
+	char value[33];
+	assert_int_equal(random_bytes(rnd, sizeof(rnd)), ERR_OK);
+	hex_encode(rnd, sizeof(rnd), value);
+	char *u = tu_fmt("%s/secrets/relaykey", E.sp.base);
+	const char *h[] = {"Content-Type: application/octet-stream", NULL};
+	struct http_result r;
+	assert_int_equal(http_do("PUT", u, value, strlen(value), h, &r), 0);
+	assert_int_equal(r.status / 100, 2);
+	http_result_release(&r);
+	free(u);
+	char *ev = tu_fmt("{\"t\":\"the key is %s!\"}", value);
+	const char *events[] = {ev, "[DONE]"};
+	fixture_httpd_add_sse(E.web, "/relay-secret", events, 2, 0);
+	unsigned port = fixture_httpd_port(E.web);
+	char *url = fixture_httpd_url(E.web, "/relay-secret");
+	char *body = tu_fmt(
+		"{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",\"handler\":["
+		"{\"type\":\"runtime\"},{\"type\":\"message-server\"},{\"type\":\"timing\"},"
+		"{\"type\":\"random\"},{\"type\":\"store\"},{\"type\":\"supervisor\"},"
+		"{\"type\":\"http-client\",\"secrets\":[\"relaykey\"],"
+		"\"allowed_hosts\":[\"127.0.0.1:%u\"],\"allow_loopback_ports\":[%u]}]}}", port, port);
+	char *id = spawn(body);
+	char *path = tu_fmt("/actors/%s/requests?timeout=60", id);
+	char *cmd = tu_fmt("http {\"url\":\"%s\",\"headers\":{\"X-Key\":\"{{secret:relaykey}}\"},"
+			   "\"relay\":{\"pointer\":\"/t\"}}", url);
+	assert_int_equal(call("POST", path, cmd, "text/event-stream", &r), 200);
+	assert_null(strstr(r.body, value));
+	struct frames f;
+	parse_sse(r.body, &f);
+	assert_true(f.n >= 1);
+	char *t = frame_text(&f.v[0], "data");
+	assert_string_equal(t, "the key is [secret:relaykey]!");
+	free(t);
+	frames_release(&f);
+	http_result_release(&r);
+	char *chain = tu_fmt("/actors/%s/chain?limit=1000", id);
+	assert_int_equal(call("GET", chain, NULL, NULL, &r), 200);
+	assert_null(strstr(r.body, value));           /* nor in any chain event */
+	assert_non_null(strstr(r.body, "[secret:relaykey]"));
+	http_result_release(&r);
+	free(chain);
+	free(cmd);
+	free(path);
+	free(id);
+	free(body);
+	free(url);
+	free(ev);
+}
+
 /* ---- the agent streams ---- */
 
 static void test_agent_streams(void **state)
@@ -751,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_timer_limits),
 		cmocka_unit_test(test_timer_survives_restart),
 		cmocka_unit_test(test_send_http_relay),
+		cmocka_unit_test(test_relay_scrubs_secrets),
 		cmocka_unit_test(test_agent_streams),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
