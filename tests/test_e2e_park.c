@@ -325,7 +325,7 @@ struct stopper {
 static void *stopper_main(void *arg)
 {
 	struct stopper *st = arg;
-	st->status = req("POST", st->path, NULL, NULL);
+	__atomic_store_n(&st->status, req("POST", st->path, NULL, NULL), __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -349,7 +349,7 @@ static void test_stop_waits_for_parked(void **state)
 	json_t *j = server_call_json(&E.sp, "GET", actor, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
 	json_decref(j);
-	assert_int_equal(st.status, 0);         /* the stop waits for the call */
+	assert_int_equal(__atomic_load_n(&st.status, __ATOMIC_ACQUIRE), 0);   /* it waits */
 	fixture_httpd_open_gate(E.web, "/gate-stop");
 	pending_join(&p);
 	assert_int_equal(p.status, 200);
