@@ -12,6 +12,7 @@
 #include "src/util/json.h"
 
 struct sse;
+struct feed;
 
 /* session.c: browser sessions (cookie auth for the dashboard). All zero is an
  * empty table, so it lives in struct api (calloc'd) with no init or release. */
@@ -45,6 +46,7 @@ struct api {
 	int draining;
 	pthread_mutex_t streams_lock;
 	struct sse *streams;          /* open SSE streams, for api_close_streams */
+	struct feed *feeds;           /* one per streamed chain (sse.c), streams_lock */
 	struct api_sessions sessions; /* session.c */
 	struct observe obs;           /* observe.c */
 };
