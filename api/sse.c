@@ -30,12 +30,19 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "src/util/log.h"
 
 #define REPLAY_BATCH 256
-#define FEED_FRAMES 4096                /* frames a feed keeps for streams behind */
-#define FEED_BYTES (8u << 20)           /* ... and their bytes at most */
+#define FEED_FRAMES 16384               /* frames a feed keeps for streams behind */
+#define FEED_BYTES (32u << 20)          /* ... and their bytes at most */
+/* Wake rounds of a feed are spaced by this much per waiting stream (at most
+ * WAKE_GAP_MAX_US): a round costs the HTTP threads about that per stream, so with
+ * many subscribers each round carries a batch of frames instead of one, and the
+ * threads stay free for the writer's requests. One stream: at once. */
+#define WAKE_GAP_PER_STREAM_US 100
+#define WAKE_GAP_MAX_US 100000
 
 struct frame {
 	int refs;                          /* atomic */
@@ -59,7 +66,9 @@ struct feed {
 	uint64_t head;                     /* newest id stored */
 	int ended;                         /* the run's last event came */
 	struct sse *parked;                /* streams waiting for a frame */
+	size_t nparked;
 	int wake_queued;
+	int64_t last_wake_us;              /* monotonic start of the last wake round */
 };
 
 struct sse {
@@ -187,6 +196,14 @@ static void unpark(struct feed *f, struct sse *x)
 		}
 	x->parked = 0;
 	x->park_next = NULL;
+	f->nparked--;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- references ---- */
@@ -241,9 +258,8 @@ static void wake_job(void *arg)
 	struct feed *f = arg;
 	pthread_mutex_lock(&f->lock);
 	f->wake_queued = 0;
-	size_t n = 0;
-	for (struct sse *x = f->parked; x; x = x->park_next)
-		n++;
+	f->last_wake_us = mono_us();
+	size_t n = f->nparked;
 	struct sse **v = n ? malloc(n * sizeof(*v)) : NULL;
 	struct http_stream **st = n ? malloc(n * sizeof(*st)) : NULL;
 	if (v && st) {
@@ -255,6 +271,7 @@ static void wake_job(void *arg)
 			st[k++] = x->stream;
 		}
 		f->parked = NULL;
+		f->nparked = 0;
 	} else {
 		n = 0;    /* out of memory: they stay parked for the next event */
 	}
@@ -286,14 +303,21 @@ static void on_event(void *user, const struct supervisor_event *ev)
 	if (ev->terminal && f->actor_id[0])
 		f->ended = 1;
 	int wake = f->parked && !f->wake_queued;
+	uint32_t delay_ms = 0;
 	if (wake) {
 		f->wake_queued = 1;
 		__atomic_add_fetch(&f->refs, 1, __ATOMIC_ACQ_REL);
+		int64_t gap = (int64_t)f->nparked * WAKE_GAP_PER_STREAM_US;
+		int64_t due = f->last_wake_us + (gap < WAKE_GAP_MAX_US ? gap : WAKE_GAP_MAX_US);
+		int64_t now = mono_us();
+		if (due > now)
+			delay_ms = (uint32_t)((due - now + 999) / 1000);
 	}
 	pthread_mutex_unlock(&f->lock);
 	frame_unref(fr);
 	struct pool *p = supervisor_pool(f->api->cfg.sup);
-	if (wake && (!p || pool_submit(p, wake_job, f) != ERR_OK)) {
+	if (wake && (!p || (delay_ms ? pool_submit_after(p, delay_ms, wake_job, f)
+				     : pool_submit(p, wake_job, f)) != ERR_OK)) {
 		pthread_mutex_lock(&f->lock);
 		f->wake_queued = 0;    /* the next event tries again; pings wake meanwhile */
 		pthread_mutex_unlock(&f->lock);
@@ -354,6 +378,7 @@ static ssize_t pull(void *user, char *out, size_t max, int *partial)
 			x->parked = 1;
 			x->park_next = f->parked;
 			f->parked = x;
+			f->nparked++;
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
