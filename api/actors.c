@@ -232,6 +232,13 @@ void h_actor_get(struct api_call *c)
 		api_empty(c, 304, h);
 		return;
 	}
+	size_t len;
+	char *text = api_run_text(&r, &len);
+	if (text) {
+		db_run_release(&r);
+		api_bytes(c, 200, "application/json", text, len, h);
+		return;
+	}
 	json_t *o = api_run_json(&r);
 	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
