@@ -16,6 +16,7 @@
 #include "supervisor/record.h"
 #include "src/wasm/wasm.h"
 #include "supervisor/runtime.h"
+#include "supervisor/spares.h"
 
 struct spawn_job {
 	struct supervisor *s;
@@ -64,6 +65,44 @@ static enum err_code load_manifest(struct spawn_job *j, struct manifest **out, s
 	return rc;
 }
 
+/* meta.json (informational: the index rebuild reads it only when the chain
+ * itself does not say) is written off the request path, without syncs. */
+struct meta_job {
+	char *dir, *name, *ref;
+	char id[37];
+	int64_t created_s;
+};
+
+static void meta_job(void *arg)
+{
+	struct meta_job *mj = arg;
+	struct err e = {0};
+	if (chain_write_meta_lazy(mj->dir, mj->id, mj->name, mj->ref, mj->created_s, &e))
+		log_warn("supervisor", "cannot write the meta file of '%s': %s", mj->id, e.msg);
+	free(mj->dir);
+	free(mj->name);
+	free(mj->ref);
+	free(mj);
+}
+
+static void write_meta_later(struct supervisor *s, const struct actor *a, const char *name)
+{
+	struct meta_job *mj = calloc(1, sizeof(*mj));
+	if (!mj)
+		return;
+	memcpy(mj->id, a->run.id, sizeof(mj->id));
+	mj->dir = strdup(s->chains_dir);
+	mj->name = strdup(name ? name : "");
+	mj->ref = strdup(a->run.manifest_ref ? a->run.manifest_ref : "inline");
+	mj->created_s = a->run.created_at / 1000;
+	if (!mj->dir || !mj->name || !mj->ref || pool_submit(s->pool, meta_job, mj) != ERR_OK) {
+		free(mj->dir);
+		free(mj->name);
+		free(mj->ref);
+		free(mj);
+	}
+}
+
 static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 				struct actor **out, struct err *err)
 {
@@ -84,20 +123,29 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	if (!a)
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
-	/* meta.json first, without syncs: creating the chain syncs the directory,
-	 * which makes both names durable (one directory sync per spawn, not two). */
+	/* The chain file: a spare renamed into place (no file creation on this path)
+	 * whose name a directory sync shared with concurrent spawns makes durable; or,
+	 * when no spare is ready, created here (chain_open syncs the directory). */
 	struct chain_open_report rep;
-	enum err_code rc = chain_write_meta_lazy(s->chains_dir, a->run.id, m->name,
-						 j->manifest_ref ? j->manifest_ref : "inline",
-						 a->run.created_at / 1000, err);
+	enum err_code rc = ERR_OK;
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s.chain", s->chains_dir, a->run.id) < 0) {
+		path = NULL;
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	}
+	int renamed = !rc && spares_take(s->spares, path) == ERR_OK;
+	free(path);
 	if (!rc)
 		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
+	if (!rc && renamed)
+		rc = spares_sync_dir(s->spares, err);
 	if (!rc)
 		rc = db_run_insert(s->cfg.db, &a->run, err);
 	if (rc) {
 		actor_unref(s, a);
 		return rc;
 	}
+	write_meta_later(s, a, m->name);
 	reg_add(s, a);            /* the registry takes the first reference */
 	actor_ref(s, a);
 	*out = a;

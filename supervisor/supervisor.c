@@ -12,6 +12,7 @@
 #include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
+#include "supervisor/spares.h"
 
 /* ---- start-up ---- */
 
@@ -219,6 +220,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	sync_all(s);            /* recovered events are durable before the API serves */
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
+	s->spares = spares_start(s->chains_dir);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -296,6 +298,7 @@ void supervisor_free(struct supervisor *s)
 	supervisor_shutdown(s);
 	if (s->buckets)
 		reg_release(s);
+	spares_stop(s->spares);
 	engine_free(s->engine);
 	pthread_mutex_destroy(&s->life_lock);
 	pthread_mutex_destroy(&s->flush_lock);

@@ -104,6 +104,7 @@ struct actor {
 struct supervisor {
 	struct supervisor_config cfg;
 	char *chains_dir;
+	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
 	struct pool *pool;
 	struct engine *engine;
 	pthread_mutex_t reg_lock;
