@@ -105,6 +105,8 @@ struct supervisor {
 	struct supervisor_config cfg;
 	char *chains_dir;
 	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
+	uint32_t live_estimate;       /* atomic: spawn.c's count of live actors, plus spawns */
+	int64_t live_counted_ms;      /* atomic: when it was last counted */
 	struct pool *pool;
 	struct engine *engine;
 	pthread_mutex_t reg_lock;
