@@ -33,7 +33,7 @@ static double now_s(void)
 
 struct sub {
 	int fd;
-	char tail[16];            /* the last bytes seen, for matches across reads */
+	char tail[32];            /* the last bytes seen, for matches across reads */
 	size_t ntail;
 	long frames;              /* "event: chain" lines */
 	int ready;
@@ -58,7 +58,7 @@ static long scan(struct sub *s, const char *data, size_t len, const char *pat, i
 		c++;
 	if (seen_ready && memmem(buf, n, "event: ready", 12))
 		*seen_ready = 1;
-	size_t keep = n < 15 ? n : 15;
+	size_t keep = n < plen - 1 ? n : plen - 1;   /* never a whole match again */
 	memcpy(s->tail, buf + n - keep, keep);
 	s->ntail = keep;
 	free(buf);
