@@ -37,6 +37,13 @@ struct sub {
 	size_t ntail;
 	long frames;              /* "event: chain" lines */
 	int ready;
+	/* undoing HTTP/1.1 chunked framing, which may split a frame anywhere */
+	int body;                 /* the headers are over */
+	char hdr[4];              /* the last header bytes, to find the blank line */
+	int in_size;              /* reading a chunk-size line (else data or its CRLF) */
+	unsigned long left;       /* chunk data bytes still to come */
+	int crlf;                 /* CRLF bytes after the data still to skip */
+	unsigned long size;
 };
 
 static struct sub *subs;
@@ -65,11 +72,48 @@ static long scan(struct sub *s, const char *data, size_t len, const char *pat, i
 	return c;
 }
 
+/* The body bytes of buf (headers and chunk framing removed), into out; returns
+ * how many. */
+static size_t dechunk(struct sub *s, const char *buf, size_t len, char *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (!s->body) {
+			memmove(s->hdr, s->hdr + 1, 3);
+			s->hdr[3] = c;
+			if (!memcmp(s->hdr, "\r\n\r\n", 4)) {
+				s->body = 1;
+				s->in_size = 1;
+				s->size = 0;
+			}
+		} else if (s->crlf) {
+			s->crlf--;
+			if (!s->crlf)
+				s->in_size = 1, s->size = 0;
+		} else if (s->left) {
+			out[n++] = c;
+			if (!--s->left)
+				s->crlf = 2;
+		} else if (s->in_size) {
+			if (c == '\n') {
+				s->in_size = 0;
+				s->left = s->size;
+			} else if (c >= '0' && c <= '9') {
+				s->size = s->size * 16 + (unsigned long)(c - '0');
+			} else if ((c | 32) >= 'a' && (c | 32) <= 'f') {
+				s->size = s->size * 16 + (unsigned long)((c | 32) - 'a' + 10);
+			}
+		}
+	}
+	return n;
+}
+
 static void *reader(void *arg)
 {
 	int ep = *(int *)arg;
 	struct epoll_event evs[256];
-	static char buf[1 << 16];
+	static char buf[1 << 16], body[1 << 16];
 	while (!__atomic_load_n(&stop_reader, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
@@ -83,7 +127,8 @@ static void *reader(void *arg)
 				continue;
 			}
 			int ready = 0;
-			long c = scan(s, buf, (size_t)r, "\nevent: chain\n", s->ready ? NULL : &ready);
+			size_t blen = dechunk(s, buf, (size_t)r, body);
+			long c = scan(s, body, blen, "\nevent: chain\n", s->ready ? NULL : &ready);
 			s->frames += c;
 			__atomic_add_fetch(&total_frames, c, __ATOMIC_RELAXED);
 			if (ready) {
@@ -289,5 +334,16 @@ int main(int argc, char **argv)
 	if (pid > 0 && nsubs)
 		printf(" server-cpu=%.2f us/frame", cpu_all * 1e6 / (got ? got : 1));
 	printf(" failures=%d\n", failures);
+	if (got < want) {
+		long short_subs = 0, least = head1 - head0;
+		for (int i = 0; i < nsubs; i++)
+			if (subs[i].frames < head1 - head0) {
+				short_subs++;
+				if (subs[i].frames < least)
+					least = subs[i].frames;
+			}
+		fprintf(stderr, "bench-fanout: %ld subscribers short of %lld frames (the least "
+			"got %ld)\n", short_subs, head1 - head0, least);
+	}
 	return failures || got < want ? 1 : 0;
 }
