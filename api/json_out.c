@@ -175,6 +175,12 @@ static int put_time(struct buf *b, int64_t ms)
 
 char *api_run_text(const struct db_run *r, size_t *len_out)
 {
+	return api_run_text_last(r, NULL, 0, len_out);
+}
+
+char *api_run_text_last(const struct db_run *r, const char *last_type, int64_t last_ts,
+			size_t *len_out)
+{
 	struct buf b;
 	buf_init(&b, 0);
 	char num[48];
@@ -196,7 +202,14 @@ char *api_run_text(const struct db_run *r, size_t *len_out)
 						     (unsigned long long)r->head_seq)) ||
 		 buf_append(&b, ",\"head\":", 8) || put_str_or_null(&b, r->head_hash) ||
 		 (r->damaged && buf_append(&b, ",\"damaged\":true", 15)) ||
-		 buf_append(&b, "}}", 2);
+		 buf_append(&b, "}", 1);
+	if (!rc && last_type)
+		rc = buf_append(&b, ",\"last_event\":{\"type\":", 22) || put_str(&b, last_type) ||
+		     buf_append(&b, num, (size_t)snprintf(num, sizeof(num), ",\"seq\":%llu,\"time\":",
+							 (unsigned long long)r->head_seq)) ||
+		     put_time(&b, last_ts) || buf_append(&b, "}", 1);
+	if (!rc)
+		rc = buf_append(&b, "}", 1);
 	if (rc) {
 		buf_release(&b);
 		return NULL;

@@ -44,6 +44,32 @@ static void test_plain(void **state)
 	same(&r);
 }
 
+/* With the head event's type and time (GET /actors/{id}): as the handler's tree. */
+static void test_last_event(void **state)
+{
+	(void)state;
+	struct db_run r = {0};
+	strcpy(r.id, "0b0c2a5e-1d2f-4c3b-9a8e-7f6d5c4b3a21");
+	r.name = "counter";
+	r.status = "running";
+	r.created_at = 1796431765602;
+	r.head_seq = 42;
+	strcpy(r.head_hash, "22dd2957d42ec9794c8fa18dc5958e804e16f4cf3aa48b39b8509418b1776ef8");
+	json_t *o = api_run_json(&r);
+	json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type",
+				"message-server/\"received\"", "seq", (json_int_t)42, "time",
+				api_time_json(1796431765999)));
+	char *want = json_compact(o);
+	json_decref(o);
+	size_t len;
+	char *got = api_run_text_last(&r, "message-server/\"received\"", 1796431765999, &len);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	assert_int_equal(len, strlen(want));
+	free(got);
+	free(want);
+}
+
 static void test_empty(void **state)
 {
 	(void)state;
@@ -84,6 +110,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_last_event),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_not_utf8),
