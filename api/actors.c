@@ -241,19 +241,33 @@ void h_actor_get(struct api_call *c)
 	}
 	/* the head event may be indexed after the run's fields: the tag says
 	 * whether the body has it */
-	json_t *o = api_run_json(&r);
-	add_last_event(supervisor_db(c->api->cfg.sup), &r, o);
+	char type[160];
+	int64_t ts = 0;
+	int last = r.head_seq && !db_event_type(supervisor_db(c->api->cfg.sup), r.id, r.head_seq,
+						&ts, type, sizeof(type), NULL);
 	char etag[128];
 	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
-		 (long long)r.updated_at, r.status, json_object_get(o, "last_event") ? "-e" : "");
-	db_run_release(&r);
+		 (long long)r.updated_at, r.status, last ? "-e" : "");
 	const char *h[] = {"ETag", etag, "Cache-Control", "no-cache", NULL};
 	const char *inm = http_request_header(c->req, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
-		json_decref(o);
+		db_run_release(&r);
 		api_empty(c, 304, h);
 		return;
 	}
+	/* written directly, without a tree (issue 16); the tree when that fails */
+	size_t len;
+	char *text = api_run_text_last(&r, last ? type : NULL, ts, &len);
+	if (text) {
+		db_run_release(&r);
+		api_bytes(c, 200, "application/json", text, len, h);
+		return;
+	}
+	json_t *o = api_run_json(&r);
+	if (last)
+		json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type", type,
+					"seq", (json_int_t)r.head_seq, "time", api_time_json(ts)));
+	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
 }
 

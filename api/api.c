@@ -151,12 +151,25 @@ static const struct route *route_for(struct http_request *req, struct api_call *
 	return NULL;
 }
 
-static size_t cb_body_limit(void *user, struct http_request *req)
+/* The route of a request, matched once for body_limit and admit (kept in the
+ * request's data; handle matches again for the parameters). NULL: none. */
+static const char NO_ROUTE;
+static const struct route *route_cached(struct http_request *req)
 {
-	struct api *api = user;
+	const void *d = http_request_data(req);
+	if (d)
+		return d == &NO_ROUTE ? NULL : d;
 	struct api_call c = {0};
 	int allowed;
 	const struct route *r = route_for(req, &c, &allowed);
+	http_request_set_data(req, r ? (void *)r : (void *)&NO_ROUTE);
+	return r;
+}
+
+static size_t cb_body_limit(void *user, struct http_request *req)
+{
+	struct api *api = user;
+	const struct route *r = route_cached(req);
 	if (!r)     /* let a small body in so the answer is the real 404 or 405 */
 		return api->cfg.max_body < 65536 ? api->cfg.max_body : 65536;
 	switch (r->body) {
@@ -202,10 +215,8 @@ static struct http_response *unauthorized_response(struct http_request *req)
 static struct http_response *cb_admit(void *user, struct http_request *req)
 {
 	struct api *api = user;
-	struct api_call c = {0};
 	struct err e = {0};
-	int allowed;
-	const struct route *r = route_for(req, &c, &allowed);
+	const struct route *r = route_cached(req);
 	int public_ = r && r->public_;
 	if (r && !public_ && !authorized(api, req))
 		return unauthorized_response(req);

@@ -12,6 +12,7 @@
 #include "src/util/json.h"
 
 struct sse;
+struct feed;
 
 /* session.c: browser sessions (cookie auth for the dashboard). All zero is an
  * empty table, so it lives in struct api (calloc'd) with no init or release. */
@@ -45,6 +46,7 @@ struct api {
 	int draining;
 	pthread_mutex_t streams_lock;
 	struct sse *streams;          /* open SSE streams, for api_close_streams */
+	struct feed *feeds;           /* one per streamed chain (sse.c), streams_lock */
 	struct api_sessions sessions; /* session.c */
 	struct observe obs;           /* observe.c */
 };
@@ -93,6 +95,13 @@ void api_defer(struct api_call *c, void (*fn)(void *c));
 
 /* JSON of a run (json_out.c). */
 json_t *api_run_json(const struct db_run *r);
+/* The same bytes as json_compact(api_run_json(r)), written directly (the hot
+ * GET /actors/{id}); NULL when out of memory or a string is not UTF-8. */
+char *api_run_text(const struct db_run *r, size_t *len_out);
+/* The same with "last_event": {"type", "seq": head_seq, "time"} after "chain" when
+ * last_type is not NULL (GET /actors/{id}). */
+char *api_run_text_last(const struct db_run *r, const char *last_type, int64_t last_ts,
+			size_t *len_out);
 /* RFC 3339 UTC with milliseconds, or JSON null for 0. */
 json_t *api_time_json(int64_t ms);
 /* Event JSON for pages and SSE: actor_id, seq, hash, parent_hash, event_type,

@@ -563,6 +563,7 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 		goto fail;
 	sync_ready = true;
 	s->refs = 1;
+	s->watch_epfd = s->watch_evfd = -1;
 	s->daemon = start_daemon(s, &ss, v6);
 	if (!s->daemon) {
 		rc = err_set(err, ERR_IO, "cannot listen on '%s' port %u: address in use or not local",
@@ -576,6 +577,7 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 		goto fail;
 	}
 	s->timer_started = true;
+	http_stream_watch_start_(s);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -652,6 +654,7 @@ void http_server_stop(struct http_server *s)
 	http_unlock(s);
 	if (s->timer_started)
 		pthread_join(s->timer, NULL);
+	http_stream_watch_stop_(s);
 	/* No MHD_quiesce_daemon: with a thread pool on epoll it removes the listen
 	 * socket from every worker's epoll set from this thread while a worker at its
 	 * connection limit may do the same, and libmicrohttpd 0.9.75 then aborts

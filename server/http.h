@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "src/util/err.h"
 
@@ -148,6 +149,14 @@ struct http_stream_config {
 	 * it may call http_stream_* (writes then fail with ERR_CONFLICT). May be NULL. */
 	void (*on_close)(void *user, struct http_stream *s);
 	void *user;
+	/* Optional second source of bytes, for writers that share one copy of their data
+	 * among many streams (fan-out): called on an MHD thread, with no lock of this layer
+	 * held, when the client can take more and nothing is queued. Copies at most max
+	 * bytes to out and returns how many; 0: nothing now (the connection waits for
+	 * http_stream_wake(), a write or a ping); -1: end the stream. Sets *partial when
+	 * it stopped inside a unit that queued bytes (pings, writes) must not split: the
+	 * next read then pulls again before the queue. May be NULL. */
+	ssize_t (*pull)(void *user, char *out, size_t max, int *partial);
 };
 /* Sends the status and headers of `head` (taken, also on failure; its body is ignored)
  * and starts a chunked response for r whose bytes come from http_stream_write(). Any
@@ -157,8 +166,9 @@ struct http_stream_config {
  * this function returns, e.g. when the client is already gone. Errors:
  * ERR_NOMEM; ERR_UNAVAILABLE when the connection is already gone (server stopped).
  * On failure no stream exists, on_close is never called, r is answered (500 or not at
- * all) and must not be used again. A client gone while the stream waits for data is
- * noticed at the next write or ping. cfg may be NULL (all defaults). */
+ * all) and must not be used again. A client that closes its connection while the
+ * stream waits for data is noticed at once (the socket is watched for a hang-up) and
+ * the stream ends (on_close). cfg may be NULL (all defaults). */
 enum err_code http_respond_stream(struct http_request *r, struct http_response *head,
 				  const struct http_stream_config *cfg, struct http_stream **out,
 				  struct err *err);
@@ -169,6 +179,10 @@ void http_stream_release(struct http_stream *s); /* any thread; NULL ok */
  * on_close follows shortly). ERR_CONFLICT when the stream is already closed or ended.
  * ERR_NOMEM: the stream is cut too. */
 enum err_code http_stream_write(struct http_stream *s, const void *data, size_t len);
+/* Any thread. The pull source has new bytes: resumes the connection if it waits.
+ * _many wakes n streams of one server under one lock. */
+void http_stream_wake(struct http_stream *s);
+void http_stream_wake_many(struct http_stream **v, size_t n);
 /* Any thread. Ends the response once the queued bytes are sent. Idempotent. */
 void http_stream_end(struct http_stream *s);
 /* Any thread. Bytes queued and not yet sent (for writers that pace themselves,

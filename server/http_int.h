@@ -95,6 +95,10 @@ struct http_stream {
 	bool ended;                   /* [L] http_stream_end: finish after the queue */
 	bool closed;                  /* [L] cut, client gone or server stop: no more bytes */
 	bool silent;                  /* never delivered: no on_close */
+	ssize_t (*pull)(void *user, char *out, size_t max, int *partial);
+	bool pull_partial;            /* [L] the last pull stopped inside a unit */
+	bool woken;                   /* [L] http_stream_wake since the last pull began */
+	uint64_t serial;              /* [L] names the stream to the hang-up watcher */
 	struct http_stream *prev, *next; /* [L] srv->streams until finished */
 };
 
@@ -115,6 +119,12 @@ struct http_server {
 	struct http_request *pending;   /* [L] suspended requests without an answer */
 	struct http_stream *streams;    /* [L] streams whose response MHD still holds */
 	size_t live_requests;           /* [L] requests MHD has not completed */
+	/* The hang-up watcher: an epoll set of the streams' sockets (EPOLLRDHUP, one
+	 * shot), so that a client gone while its stream is suspended is cut at once. */
+	int watch_epfd, watch_evfd;     /* -1 when not started */
+	pthread_t watcher;
+	bool watcher_started;
+	uint64_t stream_serial;         /* [L] last serial given to a stream */
 };
 
 /* Locking helpers (abort on a broken mutex: that is our bug). */
@@ -166,6 +176,10 @@ int64_t http_stream_ping_due_locked(struct http_server *s, int64_t max_ms);
 void http_stream_stop_all_locked(struct http_server *s);
 /* [L] held. Links a delivered stream to its request and to srv->streams. */
 void http_stream_attach_locked(struct http_stream *st, struct http_request *r);
+/* Starts / stops the hang-up watcher thread (not [L]). Start failing is not fatal:
+ * hang-ups are then noticed at the next write or ping. */
+void http_stream_watch_start_(struct http_server *s);
+void http_stream_watch_stop_(struct http_server *s);
 /* [L] held. The request of a stream is completed by MHD: detach both. */
 void http_stream_detach_locked(struct http_stream *st);
 

@@ -14,9 +14,13 @@
  */
 #include "server/http_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define DEF_MAX_BUFFERED (1024 * 1024)
 #define DEF_PING_S 15
@@ -48,6 +52,7 @@ static struct http_stream *stream_new(struct http_server *srv,
 	st->ping_ms = (ping_s < MAX_PING_S ? ping_s : MAX_PING_S) * 1000u;
 	st->on_close = cfg->on_close;
 	st->user = cfg->user;
+	st->pull = cfg->pull;
 	buf_init(&st->queue, 0);
 	st->refs = 2; /* the caller's and the MHD response's */
 	http_lock(srv);
@@ -156,6 +161,23 @@ void http_stream_end(struct http_stream *st)
 	http_unlock(st->srv);
 }
 
+void http_stream_wake(struct http_stream *st)
+{
+	http_stream_wake_many(&st, 1);
+}
+
+void http_stream_wake_many(struct http_stream **v, size_t n)
+{
+	if (!n)
+		return;
+	http_lock(v[0]->srv);
+	for (size_t i = 0; i < n; i++) {
+		v[i]->woken = true;
+		stream_wake_locked(v[i]);
+	}
+	http_unlock(v[0]->srv);
+}
+
 size_t http_stream_queued(const struct http_stream *st)
 {
 	http_lock(st->srv);
@@ -191,26 +213,51 @@ static void take_from_queue_locked(struct http_stream *st, char *out, size_t n)
 	}
 }
 
-/* MHD thread, with the response's mutex held. */
+/* MHD thread, with the response's mutex held. Queued bytes go first, except in the
+ * middle of a pulled unit; the pull source is asked without the lock, and a wake that
+ * comes while it runs makes the reader ask again instead of suspending. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct http_stream *st = cls;
 	(void)pos;
-	http_lock(st->srv);
-	size_t avail = st->queue.len - st->qoff;
 	ssize_t rc;
-	if (avail) {
-		size_t n = avail < max ? avail : max;
-		take_from_queue_locked(st, out, n);
-		rc = (ssize_t)n;
-	} else if (st->ended) {
-		rc = MHD_CONTENT_READER_END_OF_STREAM;
-	} else if (st->closed || !st->conn) {
-		rc = MHD_CONTENT_READER_END_WITH_ERROR;
-	} else {
-		MHD_suspend_connection(st->conn);
-		st->suspended = true;
-		rc = 0;
+	http_lock(st->srv);
+	for (;;) {
+		size_t avail = st->queue.len - st->qoff;
+		bool can_pull = st->pull && !st->closed && !st->ended && st->conn;
+		if (avail && !(st->pull_partial && can_pull)) {
+			size_t n = avail < max ? avail : max;
+			take_from_queue_locked(st, out, n);
+			rc = (ssize_t)n;
+			break;
+		}
+		if (can_pull) {
+			st->woken = false;
+			http_unlock(st->srv);
+			int partial = 0;
+			ssize_t n = st->pull(st->user, out, max, &partial);
+			http_lock(st->srv);
+			st->pull_partial = n > 0 && partial;
+			if (n > 0) {
+				http_mono_now(&st->last_write);
+				rc = n;
+				break;
+			}
+			if (n < 0)
+				st->ended = true;
+			if (n < 0 || st->woken || st->queue.len > st->qoff)
+				continue;
+		}
+		if (st->ended) {
+			rc = MHD_CONTENT_READER_END_OF_STREAM;
+		} else if (st->closed || !st->conn) {
+			rc = MHD_CONTENT_READER_END_WITH_ERROR;
+		} else {
+			MHD_suspend_connection(st->conn);
+			st->suspended = true;
+			rc = 0;
+		}
+		break;
 	}
 	http_unlock(st->srv);
 	return rc;
@@ -247,6 +294,13 @@ void http_stream_attach_locked(struct http_stream *st, struct http_request *r)
 	r->stream = st;
 	st->conn = r->conn;
 	st->fd = r->fd;
+	st->serial = ++srv->stream_serial;
+	if (srv->watch_epfd >= 0 && st->fd >= 0) {
+		/* one shot: a hang-up is reported once; the socket leaves the set when
+		 * libmicrohttpd closes it */
+		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.u64 = st->serial};
+		epoll_ctl(srv->watch_epfd, EPOLL_CTL_ADD, st->fd, &ev);
+	}
 	http_mono_now(&st->last_write);
 	st->prev = NULL;
 	st->next = srv->streams;
@@ -344,4 +398,72 @@ void http_stream_stop_all_locked(struct http_server *srv)
 		st->ended = true;
 		stream_wake_locked(st);
 	}
+}
+
+/* ---- the hang-up watcher ---- */
+
+/* A client closed the socket of a stream: cut the stream (its connection goes now,
+ * even while suspended waiting for data). */
+static void hangup(struct http_server *srv, uint64_t serial)
+{
+	http_lock(srv);
+	for (struct http_stream *st = srv->streams; st; st = st->next)
+		if (st->serial == serial) {
+			if (st->conn && !st->closed)
+				stream_cut_locked(st);
+			break;
+		}
+	http_unlock(srv);
+}
+
+static void *watch_main(void *arg)
+{
+	struct http_server *srv = arg;
+	struct epoll_event evs[64];
+	for (;;) {
+		int n = epoll_wait(srv->watch_epfd, evs, 64, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return NULL;
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == 0)
+				return NULL;     /* the stop's eventfd */
+			hangup(srv, evs[i].data.u64);
+		}
+	}
+}
+
+void http_stream_watch_start_(struct http_server *srv)
+{
+	srv->watch_epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->watch_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+	if (srv->watch_epfd >= 0 && srv->watch_evfd >= 0 &&
+	    epoll_ctl(srv->watch_epfd, EPOLL_CTL_ADD, srv->watch_evfd, &ev) == 0 &&
+	    pthread_create(&srv->watcher, NULL, watch_main, srv) == 0) {
+		srv->watcher_started = true;
+		return;
+	}
+	http_stream_watch_stop_(srv);
+}
+
+void http_stream_watch_stop_(struct http_server *srv)
+{
+	if (srv->watcher_started) {
+		uint64_t one = 1;
+		if (write(srv->watch_evfd, &one, sizeof(one)) < 0)
+			abort();   /* an eventfd write fails only on overflow: our bug */
+		pthread_join(srv->watcher, NULL);
+		srv->watcher_started = false;
+	}
+	http_lock(srv);
+	int ep = srv->watch_epfd;
+	srv->watch_epfd = -1;     /* no more registrations */
+	http_unlock(srv);
+	if (ep >= 0)
+		close(ep);
+	if (srv->watch_evfd >= 0)
+		close(srv->watch_evfd);
+	srv->watch_evfd = -1;
 }

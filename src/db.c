@@ -944,6 +944,7 @@ struct life_state {
 	char status[16];
 	char *reason;
 	char *package_ref, *manifest_json;
+	char *name, *manifest_ref;     /* from `spawned` (meta.json is no longer written) */
 	char package_sha256[65], parent_id[37];
 	int64_t created_at, started_at, stopped_at;
 };
@@ -953,6 +954,8 @@ static void life_state_release(struct life_state *l)
 	free(l->reason);
 	free(l->package_ref);
 	free(l->manifest_json);
+	free(l->name);
+	free(l->manifest_ref);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -1006,6 +1009,9 @@ static void life_apply(struct life_state *l, const char *type, const char *statu
 				  ? json_compact(json_object_get(data, "manifest")) : NULL;
 		free(l->manifest_json);
 		l->manifest_json = m;
+		set_str(&l->name, json_string_value(json_object_get(json_object_get(data, "manifest"),
+								    "name")));
+		set_str(&l->manifest_ref, json_string_value(json_object_get(data, "manifest_ref")));
 	}
 	if (strcmp(status, "running") == 0 && strcmp(type, "started") == 0)
 		l->started_at = ts;
@@ -1174,8 +1180,8 @@ static enum err_code rebuild_run_row(struct db *d, const char *dir, const char *
 	if (rc != ERR_OK && rc != ERR_NOT_FOUND)
 		log_warn("db", "ignoring meta file of '%s': %s", id, merr.msg);
 	snprintf(r.id, sizeof(r.id), "%s", id);
-	r.name = m.actor_name ? m.actor_name : (char *)id;
-	r.manifest_ref = m.manifest_path;
+	r.name = m.actor_name ? m.actor_name : l->name ? l->name : (char *)id;
+	r.manifest_ref = m.manifest_path ? m.manifest_path : l->manifest_ref;
 	r.status = l->status[0] ? (char *)l->status : "failed";
 	r.reason = l->status[0] ? l->reason : "recovered";
 	r.package_ref = l->package_ref;

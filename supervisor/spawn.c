@@ -1,7 +1,8 @@
 /* spawn.c - the spawn pipeline, run on the worker pool.
  *
- *   manifest (inline or fetched by reference) -> run row `starting` + chain +
- *   meta.json -> package (cache or fetch) -> engine check -> `spawned` ->
+ *   manifest (inline or fetched by reference) -> run row `starting` + chain
+ *   (a spare file renamed into place; no meta.json: `spawned` carries the name and
+ *   the manifest reference an index rebuild needs) -> package (cache or fetch) -> engine check -> `spawned` ->
  *   `started` (status `running`).
  * A failure after the run exists ends it with one `failed` event whose reason is
  * stable (`package_unavailable`, `invalid_package`) and whose detail says why.
@@ -16,6 +17,7 @@
 #include "supervisor/record.h"
 #include "src/wasm/wasm.h"
 #include "supervisor/runtime.h"
+#include "supervisor/spares.h"
 
 struct spawn_job {
 	struct supervisor *s;
@@ -84,14 +86,22 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	if (!a)
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
-	/* meta.json first, without syncs: creating the chain syncs the directory,
-	 * which makes both names durable (one directory sync per spawn, not two). */
+	/* The chain file: a spare renamed into place (no file creation on this path)
+	 * whose name a directory sync shared with concurrent spawns makes durable; or,
+	 * when no spare is ready, created here (chain_open syncs the directory). */
 	struct chain_open_report rep;
-	enum err_code rc = chain_write_meta_lazy(s->chains_dir, a->run.id, m->name,
-						 j->manifest_ref ? j->manifest_ref : "inline",
-						 a->run.created_at / 1000, err);
+	enum err_code rc = ERR_OK;
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s.chain", s->chains_dir, a->run.id) < 0) {
+		path = NULL;
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	}
+	int renamed = !rc && spares_take(s->spares, path) == ERR_OK;
+	free(path);
 	if (!rc)
 		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
+	if (!rc && renamed)
+		rc = spares_sync_dir(s->spares, err);
 	if (!rc)
 		rc = db_run_insert(s->cfg.db, &a->run, err);
 	if (rc) {
@@ -237,6 +247,8 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	json_object_set(d, "initial_state", state ? state : json_null());
 	if (a->run.parent_id[0])
 		json_object_set_new(d, "parent_id", json_string(a->run.parent_id));
+	if (a->run.manifest_ref)     /* what meta.json held: a rebuilt index finds it here */
+		json_object_set_new(d, "manifest_ref", json_string(a->run.manifest_ref));
 	resolved_free(res);
 	/* `spawned` and the init call are made durable by the sync of `started` (or of
 	 * the terminal event): one fdatasync per spawn instead of three. */
@@ -298,17 +310,40 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Live actors counted at most every LIVE_RECOUNT_MS (a count walks every actor:
+ * per spawn it made spawns quadratic); in between, each spawn adds one, so the
+ * estimate only errs high, and a refusal is always checked by a fresh count. */
+#define LIVE_RECOUNT_MS 50
+
+static uint32_t live_actors(struct supervisor *s, int fresh)
+{
+	int64_t now = now_ms();
+	if (!fresh && now - __atomic_load_n(&s->live_counted_ms, __ATOMIC_ACQUIRE) <
+			      LIVE_RECOUNT_MS)
+		return __atomic_load_n(&s->live_estimate, __ATOMIC_ACQUIRE);
+	struct live_count n = {NULL, 0, 0};
+	reg_foreach(s, count_live, &n);
+	__atomic_store_n(&s->live_estimate, n.all, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->live_counted_ms, now, __ATOMIC_RELEASE);
+	return n.all;
+}
+
 /* ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
  * may (issue 12: one request created 4,370). A check, not a reservation: spawns in
  * flight at once may pass it together, by at most the worker count. */
 static enum err_code under_limits(struct supervisor *s, const char *parent, struct err *err)
 {
+	uint32_t all = live_actors(s, 0);
+	if (all >= s->limits.max_actors)
+		all = live_actors(s, 1);
+	if (all >= s->limits.max_actors)
+		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
+			       "limit (--max-actors)", all);
+	if (!parent)
+		return ERR_OK;
 	struct live_count n = {parent, 0, 0};
 	reg_foreach(s, count_live, &n);
-	if (n.all >= s->limits.max_actors)
-		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
-			       "limit (--max-actors)", n.all);
-	if (parent && n.children >= s->limits.max_children)
+	if (n.children >= s->limits.max_children)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
 			       "limit (--max-children)", parent, n.children);
 	return ERR_OK;
@@ -328,6 +363,8 @@ static void job_spawn(void *arg)
 		rc = under_limits(s, j->parent_id, &e);
 	if (!rc)
 		rc = create_run(j, m, &a, &e);
+	if (!rc)
+		__atomic_add_fetch(&s->live_estimate, 1, __ATOMIC_ACQ_REL);
 	if (rc) {
 		j->done(j->user, rc, &e, NULL);
 		goto out;

@@ -13,6 +13,7 @@
 #include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
+#include "supervisor/spares.h"
 
 /* ---- start-up ---- */
 
@@ -221,6 +222,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	sync_all(s);            /* recovered events are durable before the API serves */
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
+	s->spares = spares_start(s->chains_dir);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -301,6 +303,7 @@ void supervisor_free(struct supervisor *s)
 	supervisor_shutdown(s);
 	if (s->buckets)
 		reg_release(s);
+	spares_stop(s->spares);
 	engine_free(s->engine);
 	pthread_mutex_destroy(&s->life_lock);
 	pthread_mutex_destroy(&s->flush_lock);

@@ -108,6 +108,9 @@ struct actor {
 struct supervisor {
 	struct supervisor_config cfg;
 	char *chains_dir;
+	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
+	uint32_t live_estimate;       /* atomic: spawn.c's count of live actors, plus spawns */
+	int64_t live_counted_ms;      /* atomic: when it was last counted */
 	struct pool *pool;
 	struct engine *engine;
 	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */

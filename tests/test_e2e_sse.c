@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "src/util/json.h"
@@ -245,6 +248,105 @@ static void test_lifecycle_stream(void **state)
 	free(id);
 }
 
+/* Several streams of one chain, live: each gets the same frames, byte for byte
+ * (the frame is built once and shared). */
+static void test_frames_identical(void **state)
+{
+	(void)state;
+	enum { N = 4 };
+	char *id = spawn();
+	struct live_arg a[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct live_arg){.url = url(id, "/chain")};
+		pthread_create(&t[i], NULL, collect_thread, &a[i]);
+	}
+	usleep(300 * 1000);
+	stop(id);
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(a[i].r.status, 200);
+		assert_true(a[i].r.ended);
+		assert_int_equal(check_ids(&a[i].r, 1), 4);
+	}
+	for (int i = 1; i < N; i++) {
+		size_t k = 0;
+		for (size_t j = 0; j < a[0].r.n; j++) {
+			if (!a[0].r.frames[j].id)
+				continue;
+			while (k < a[i].r.n && !a[i].r.frames[k].id)
+				k++;
+			assert_true(k < a[i].r.n);
+			assert_string_equal(a[i].r.frames[k].id, a[0].r.frames[j].id);
+			assert_string_equal(a[i].r.frames[k].event, a[0].r.frames[j].event);
+			assert_string_equal(a[i].r.frames[k].data, a[0].r.frames[j].data);
+			k++;
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		sse_result_release(&a[i].r);
+		free(a[i].url);
+	}
+	free(id);
+}
+
+/* theater_sse_clients from /metrics */
+static long sse_clients(void)
+{
+	char *u = tu_fmt("%s/metrics", SP.base);
+	struct http_result r;
+	assert_int_equal(http_do("GET", u, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	const char *p = strstr(r.body, "\ntheater_sse_clients ");
+	assert_non_null(p);
+	long n = strtol(p + strlen("\ntheater_sse_clients "), NULL, 10);
+	http_result_release(&r);
+	free(u);
+	return n;
+}
+
+/* A subscriber that hangs up while its stream waits (an idle actor: no event, no
+ * write, and the next ping 15 s away) frees its slot at once. */
+static void test_closed_subscriber_frees_slot(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	for (int i = 0; i < 200 && sse_clients() != 0; i++)   /* earlier tests' streams */
+		usleep(50 * 1000);
+	assert_int_equal(sse_clients(), 0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct timeval tv = {20, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(SP.port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char *req = tu_fmt("GET /actors/%s/chain HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			   "Accept: text/event-stream\r\n\r\n", id);
+	assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	char got[16384];
+	size_t len = 0;
+	while (len < sizeof(got) - 1) {
+		ssize_t n = recv(fd, got + len, sizeof(got) - 1 - len, 0);
+		if (n <= 0)
+			fail_msg("stream closed before 'ready' (%zd): %.*s", n, (int)len, got);
+		len += (size_t)n;
+		got[len] = 0;
+		if (strstr(got, "event: ready"))
+			break;
+	}
+	assert_int_equal(sse_clients(), 1);
+	close(fd);
+	long n = 1;
+	for (int i = 0; i < 100 && (n = sse_clients()) != 0; i++)   /* well before a ping */
+		usleep(50 * 1000);
+	assert_int_equal(n, 0);
+	free(req);
+	stop(id);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +354,8 @@ int main(void)
 		cmocka_unit_test(test_live_then_end),
 		cmocka_unit_test(test_resume_live),
 		cmocka_unit_test(test_lifecycle_stream),
+		cmocka_unit_test(test_frames_identical),
+		cmocka_unit_test(test_closed_subscriber_frees_slot),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -860,6 +860,131 @@ static void test_client_disconnect(void **state)
 	assert_true(http_stream_closed(st));
 }
 
+/* A client that hangs up while its stream waits for data (suspended, no pings due
+ * for an hour) is noticed at once: on_close comes without any write. */
+static void test_hangup_while_waiting(void **state)
+{
+	struct fixture *f = *state;
+	f->scfg.ping_interval_s = 3600;
+	int fd = tcp_connect(f->port, 0);
+	send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct http_stream *st = wait_stream(f);
+	char *head = recv_until(fd, ": hello\n\n");
+	assert_non_null(strstr(head, "HTTP/1.1 200"));
+	free(head);
+	assert_int_equal(closes(f), 0);
+	close(fd);
+	int one = 1;
+	assert_true(fx_wait(f, pred_closes, &one));
+	assert_true(http_stream_closed(st));
+}
+
+/* A pull source: units "data: NNNNNN\n\n" handed out at most 5 bytes per pull, so
+ * every unit is split; queued pings must never land inside one. */
+struct pull_src {
+	pthread_mutex_t mu;
+	unsigned produced, next;   /* units made / the unit being pulled */
+	size_t off;                /* bytes of unit `next` already pulled */
+	bool done;
+};
+static struct pull_src PS = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static ssize_t pull_units(void *user, char *out, size_t max, int *partial)
+{
+	(void)user;
+	pthread_mutex_lock(&PS.mu);
+	ssize_t rc = 0;
+	if (PS.next < PS.produced) {
+		char unit[32];
+		int len = snprintf(unit, sizeof(unit), "data: %06u\n\n", PS.next);
+		size_t k = (size_t)len - PS.off;
+		if (k > 5)
+			k = 5;
+		if (k > max)
+			k = max;
+		memcpy(out, unit + PS.off, k);
+		PS.off += k;
+		*partial = PS.off < (size_t)len;
+		if (!*partial) {
+			PS.next++;
+			PS.off = 0;
+		}
+		rc = (ssize_t)k;
+	} else if (PS.done) {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&PS.mu);
+	return rc;
+}
+
+/* Removes the chunked framing of an HTTP/1.1 body (after the headers). */
+static char *dechunk(const char *raw)
+{
+	const char *p = strstr(raw, "\r\n\r\n");
+	assert_non_null(p);
+	p += 4;
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	for (;;) {
+		char *end;
+		unsigned long n = strtoul(p, &end, 16);
+		assert_true(end != p && end[0] == '\r' && end[1] == '\n');
+		if (n == 0)
+			break;
+		assert_int_equal(buf_append(&b, end + 2, n), 0);
+		p = end + 2 + n + 2;
+	}
+	return buf_steal(&b, NULL);
+}
+
+static void test_pull_source(void **state)
+{
+	struct fixture *f = *state;
+	enum { UNITS = 60 };
+	PS.produced = PS.next = 0;
+	PS.off = 0;
+	PS.done = false;
+	f->scfg.pull = pull_units;
+	int fd = tcp_connect(f->port, 0);
+	send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct http_stream *st = wait_stream(f);
+	for (unsigned i = 0; i < UNITS; i++) {
+		pthread_mutex_lock(&PS.mu);
+		PS.produced++;
+		pthread_mutex_unlock(&PS.mu);
+		http_stream_wake(st);
+		if (i % 20 == 19)
+			sleep_ms(1100);     /* let pings (every second) come between units */
+	}
+	pthread_mutex_lock(&PS.mu);
+	PS.done = true;
+	pthread_mutex_unlock(&PS.mu);
+	http_stream_wake(st);
+	char *raw = recv_until(fd, "\r\n0\r\n\r\n");
+	char *body = dechunk(raw);
+	unsigned want = 0;
+	int pings = 0;
+	for (char *save = NULL, *u = strtok_r(body, "\n", &save); u; u = strtok_r(NULL, "\n", &save)) {
+		if (!strcmp(u, ": hello"))
+			continue;
+		if (!strcmp(u, ": ping")) {
+			pings++;
+			continue;
+		}
+		char expect[32];
+		snprintf(expect, sizeof(expect), "data: %06u", want);
+		assert_string_equal(u, expect);
+		want++;
+	}
+	assert_int_equal(want, UNITS);
+	assert_true(pings >= 1);
+	free(body);
+	free(raw);
+	close(fd);
+	int one = 1;
+	assert_true(fx_wait(f, pred_closes, &one));
+}
+
 static void test_stream_end_keepalive(void **state)
 {
 	struct fixture *f = *state;
@@ -1034,6 +1159,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sse_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_disconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hangup_while_waiting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pull_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_end_keepalive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone_while_pending, setup, teardown),
 		cmocka_unit_test(test_stop_with_pending_and_streams),

@@ -102,8 +102,19 @@ id=$(curl -s -X POST "$base/actors?wait=running" \
 "$ACTORS_BIN" messages "$base" "$id" "$MESSAGES" 4 || status=1
 
 echo "== actor-to-actor ping-pong =="
-"$ACTORS_BIN" pingpong "$base" pingpong.wasm 1 "$RALLY" || status=1
-"$ACTORS_BIN" pingpong "$base" pingpong.wasm "$PAIRS" "$RALLY" || status=1
+# pingpong PAIRS: the run, then the server's CPU (utime + stime) per message
+pingpong() {
+	local t0 t1 out msgs
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	out=$("$ACTORS_BIN" pingpong "$base" pingpong.wasm "$1" "$RALLY") || status=1
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	echo "$out"
+	msgs=$(echo "$out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
+	awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${msgs:-0}" 'BEGIN {
+		if (n > 0) printf "server CPU: %.1f us per message (load %s)\n", t / hz * 1e6 / n, "'"$(cut -d' ' -f1 /proc/loadavg)"'" }'
+}
+pingpong 1
+pingpong "$PAIRS"
 cleanup
 
 echo "== memory: $IDLE idle counters (fresh server, sequential keep-alive spawns) =="
