@@ -139,8 +139,12 @@ struct list_ctx {
 static void add_last_event(struct db *db, const struct db_run *r, json_t *o)
 {
 	char type[160];
-	int64_t ts = 0;
-	if (!r->head_seq || db_event_type(db, r->id, r->head_seq, &ts, type, sizeof(type), NULL))
+	int64_t ts = r->updated_at;
+	if (!r->head_seq)
+		return;
+	if (r->head_type[0])
+		memcpy(type, r->head_type, sizeof(r->head_type));
+	else if (db_event_type(db, r->id, r->head_seq, &ts, type, sizeof(type), NULL))
 		return;
 	json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type", type, "seq",
 							  (json_int_t)r->head_seq, "time",
@@ -242,9 +246,13 @@ void h_actor_get(struct api_call *c)
 	/* the head event may be indexed after the run's fields: the tag says
 	 * whether the body has it */
 	char type[160];
-	int64_t ts = 0;
-	int last = r.head_seq && !db_event_type(supervisor_db(c->api->cfg.sup), r.id, r.head_seq,
-						&ts, type, sizeof(type), NULL);
+	int64_t ts = r.updated_at;      /* the head event's time when it is the one applied */
+	int last = r.head_seq && r.head_type[0];
+	if (last)
+		memcpy(type, r.head_type, sizeof(r.head_type));
+	else
+		last = r.head_seq && !db_event_type(supervisor_db(c->api->cfg.sup), r.id,
+						     r.head_seq, &ts, type, sizeof(type), NULL);
 	char etag[128];
 	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
 		 (long long)r.updated_at, r.status, last ? "-e" : "");

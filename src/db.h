@@ -51,6 +51,8 @@ struct db_run {
 	int64_t updated_at;          /* unix ms; strictly increases on every change */
 	char *manifest_json;         /* compact JSON as given, may be NULL */
 	int damaged;                 /* not stored: the supervisor found its chain damaged */
+	char head_type[96];          /* not stored: the head event's type when the supervisor
+				      * appended it in this process ("" when unknown) */
 };
 
 /* Frees the strings and zeroes the struct. Accepts NULL. */

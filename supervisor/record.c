@@ -25,6 +25,11 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *sta
 {
 	a->run.head_seq = ev->seq;
 	hex_encode(ev->hash, CHAIN_HASH_LEN, a->run.head_hash);
+	size_t tl = ev->event_type ? strlen(ev->event_type) : 0;
+	if (tl < sizeof(a->run.head_type))
+		memcpy(a->run.head_type, ev->event_type ? ev->event_type : "", tl + 1);
+	else
+		a->run.head_type[0] = '\0';     /* too long to keep: the index has it */
 	a->run.updated_at = ts;
 	if (!status)
 		return;
