@@ -26,7 +26,7 @@
 
 #include "src/util/err.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 #define DB_LIST_DEFAULT 50
 #define DB_LIST_MAX 1000
 
@@ -51,7 +51,11 @@ struct db_run {
 	int64_t updated_at;          /* unix ms; strictly increases on every change */
 	char *manifest_json;         /* compact JSON as given, may be NULL */
 	int damaged;                 /* not stored: the supervisor found its chain damaged */
+	uint64_t head_offset;        /* read only: where event head_seq's record starts in the
+				      * chain file (its checkpoint), DB_NO_OFFSET when the
+				      * index has no row for it */
 };
+#define DB_NO_OFFSET UINT64_MAX
 
 /* Frees the strings and zeroes the struct. Accepts NULL. */
 void db_run_release(struct db_run *r);
@@ -96,6 +100,11 @@ struct db_run_filter {
 enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
 			  int (*cb)(void *user, const struct db_run *r), void *user,
 			  char **next_cursor_out, struct err *err);
+
+/* The query plan SQLite uses for the list f asks for (EXPLAIN QUERY PLAN, one
+ * line per step; *plan_out malloc'd): for tests that lists use their indexes. */
+enum err_code db_run_list_plan(struct db *d, const struct db_run_filter *f, char **plan_out,
+			       struct err *err);
 
 /* Marks every run in starting/running/stopping as failed with reason and
  * stopped_at = now; *count_out (may be NULL) gets how many. */

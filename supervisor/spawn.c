@@ -298,19 +298,52 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
+/* Live actors server-wide: a walk of every actor costs milliseconds at 100,000
+ * (issue 16), so it is done at most every LIVE_RECOUNT_MS; spawns let through
+ * since are added, ends are not subtracted (an overcount, never an undercount). */
+#define LIVE_RECOUNT_MS 250
+
+static uint32_t live_actors(struct supervisor *s)
+{
+	pthread_mutex_lock(&s->live_lock);
+	int64_t now = now_ms();
+	if (!s->live_counted_ms || now - s->live_counted_ms >= LIVE_RECOUNT_MS) {
+		pthread_mutex_unlock(&s->live_lock);
+		struct live_count n = {NULL, 0, 0};
+		reg_foreach(s, count_live, &n);
+		pthread_mutex_lock(&s->live_lock);
+		s->live_counted_ms = now;
+		s->live_counted = n.all;
+		s->live_since = 0;
+	}
+	uint32_t n = s->live_counted + s->live_since;
+	pthread_mutex_unlock(&s->live_lock);
+	return n;
+}
+
+/* ERR_EXHAUSTED when descriptors or memory are nearly gone (issue 16);
+ * ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
  * may (issue 12: one request created 4,370). A check, not a reservation: spawns in
  * flight at once may pass it together, by at most the worker count. */
 static enum err_code under_limits(struct supervisor *s, const char *parent, struct err *err)
 {
-	struct live_count n = {parent, 0, 0};
-	reg_foreach(s, count_live, &n);
+	enum err_code rc = headroom_check(s->cfg.headroom, err);
+	if (rc)
+		return rc;
+	struct live_count n = {parent, live_actors(s), 0};
+	if (parent) {
+		n.all = 0;
+		reg_foreach(s, count_live, &n);
+	}
 	if (n.all >= s->limits.max_actors)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
 			       "limit (--max-actors)", n.all);
 	if (parent && n.children >= s->limits.max_children)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
 			       "limit (--max-children)", parent, n.children);
+	pthread_mutex_lock(&s->live_lock);
+	s->live_since++;
+	pthread_mutex_unlock(&s->live_lock);
 	return ERR_OK;
 }
 

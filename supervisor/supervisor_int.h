@@ -115,6 +115,11 @@ struct supervisor {
 	int draining;                 /* atomic: set_draining / is_draining */
 	int stopping;                 /* atomic: the server stops; no mail is taken */
 	int recovering;               /* atomic: start-up recovery; one sync at its end */
+	/* spawn.c: the live count for --max-actors, recounted at most every
+	 * LIVE_RECOUNT_MS (a walk of every actor) plus the spawns let through since. */
+	pthread_mutex_t live_lock;
+	int64_t live_counted_ms;
+	uint32_t live_counted, live_since;
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
