@@ -300,14 +300,15 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 
 /* Live actors server-wide: a walk of every actor costs milliseconds at 100,000
  * (issue 16), so it is done at most every LIVE_RECOUNT_MS; spawns let through
- * since are added, ends are not subtracted (an overcount, never an undercount). */
+ * since are added, ends are not subtracted (an overcount, never an undercount),
+ * and a count at the limit is taken again (exact) before anything is refused. */
 #define LIVE_RECOUNT_MS 250
 
-static uint32_t live_actors(struct supervisor *s)
+static uint32_t live_actors(struct supervisor *s, int exact)
 {
 	pthread_mutex_lock(&s->live_lock);
 	int64_t now = now_ms();
-	if (!s->live_counted_ms || now - s->live_counted_ms >= LIVE_RECOUNT_MS) {
+	if (exact || !s->live_counted_ms || now - s->live_counted_ms >= LIVE_RECOUNT_MS) {
 		pthread_mutex_unlock(&s->live_lock);
 		struct live_count n = {NULL, 0, 0};
 		reg_foreach(s, count_live, &n);
@@ -330,7 +331,9 @@ static enum err_code under_limits(struct supervisor *s, const char *parent, stru
 	enum err_code rc = headroom_check(s->cfg.headroom, err);
 	if (rc)
 		return rc;
-	struct live_count n = {parent, live_actors(s), 0};
+	struct live_count n = {parent, live_actors(s, 0), 0};
+	if (!parent && n.all >= s->limits.max_actors)
+		n.all = live_actors(s, 1);
 	if (parent) {
 		n.all = 0;
 		reg_foreach(s, count_live, &n);
