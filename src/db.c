@@ -40,7 +40,7 @@
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
-	ST_FAIL_LIVE,
+	ST_FAIL_LIVE, ST_RUN_COUNT,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
 	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
@@ -65,6 +65,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RUN_HEAD] = "UPDATE runs SET head_seq = ?2, head_hash = ?3, "
 			"updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
 	[ST_RUN_DELETE] = "DELETE FROM runs WHERE id = ?1",
+	[ST_RUN_COUNT] = "SELECT COUNT(*) FROM runs WHERE status = ?1",
 	[ST_FAIL_LIVE] = "UPDATE runs SET status = 'failed', reason = ?1, stopped_at = ?2, "
 			 "updated_at = MAX(?3, updated_at + 1) WHERE status IN " LIVE_STATUSES,
 	[ST_EVENT_PUT] = "INSERT OR REPLACE INTO events (actor_id, seq, byte_offset, timestamp_ms, "
@@ -757,6 +758,25 @@ enum err_code db_run_list_plan(struct db *d, const struct db_run_filter *f, char
 	if (rc == ERR_OK && !(*plan_out = buf_steal(&b, NULL)))
 		rc = err_set(err, ERR_NOMEM, "out of memory explaining a list");
 	buf_release(&b);
+	return rc;
+}
+
+enum err_code db_run_count(struct db *d, const char *status, uint64_t *count_out,
+			   struct err *err)
+{
+	if (!db_status_valid(status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", status ? status : "");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_COUNT);
+	bind_text(st, 1, status);
+	int src = sqlite3_step(st);
+	enum err_code rc = ERR_OK;
+	if (src == SQLITE_ROW)
+		*count_out = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		rc = sql_fail(d, src, err, "counting runs");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
 

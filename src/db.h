@@ -106,6 +106,10 @@ enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
 enum err_code db_run_list_plan(struct db *d, const struct db_run_filter *f, char **plan_out,
 			       struct err *err);
 
+/* Runs with this status (from the status index, without reading them). */
+enum err_code db_run_count(struct db *d, const char *status, uint64_t *count_out,
+			   struct err *err);
+
 /* Marks every run in starting/running/stopping as failed with reason and
  * stopped_at = now; *count_out (may be NULL) gets how many. */
 enum err_code db_runs_fail_live(struct db *d, const char *reason, int64_t now,
