@@ -163,6 +163,12 @@ struct chain_fd_stats {
 	uint64_t evict_syncs;     /* evictions that had to fdatasync first */
 };
 void chain_fd_stats(struct chain_fd_stats *out);
+/* Opens (1) or closes (0) a sync batch: while one is open, a descriptor closed to
+ * stay under the cap is not fdatasynced first, because the caller makes every
+ * chain durable at once (chain_syncfs, then chain_mark_synced) before it closes
+ * the batch: start-up recovery and shutdown write to every chain, and one
+ * fdatasync per eviction would cost one disk flush per actor. Batches nest. */
+void chain_fd_batch(int open);
 
 /* Reads event seq (1..length) via the offset table, binary-safe, and recomputes
  * its hash (which covers the parent field): ERR_CORRUPT when the record changed

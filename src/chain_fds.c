@@ -11,7 +11,10 @@
  *     descriptors (their flock()s would conflict) and never loses one in use.
  * Closing a descriptor first fdatasyncs what was written through it, so an
  * eviction never leaves an error the next descriptor would not see; a failure
- * there is kept in c->evict_errno and the chain refuses further appends.
+ * there is kept in c->evict_errno and the chain refuses further appends. Inside
+ * a sync batch (chain_fd_batch: start-up recovery, shutdown) that sync is left to
+ * the batch's syncfs, which covers every file of the file system and reports
+ * their write errors.
  * The table by (dev, ino) answers "is this file already open in this process"
  * while the descriptor itself may be closed (flock alone would forget).
  */
@@ -41,6 +44,7 @@ static struct {
 	struct chain **tab;
 	size_t ntab, count;
 	uint64_t reopens, evictions, evict_syncs;
+	unsigned batches;         /* open sync batches: evictions leave syncs to them */
 } fdc = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static unsigned derived_cap(void)
@@ -171,8 +175,9 @@ static void tab_remove(struct chain *c)
 /* With fdc.mu held: takes the descriptor of a least recently used chain that no
  * one is using, preferring one with nothing left to sync. NULL when all are in
  * use (the cap is then exceeded rather than waited for). */
-static struct chain *evict_locked(int *fd_out)
+static struct chain *evict_locked(int *fd_out, int *batched)
 {
+	*batched = fdc.batches > 0;
 	struct chain *pick = NULL;
 	int looked = 0;
 	for (struct chain *v = fdc.lru; v && looked < EVICT_SCAN; v = v->mru_prev) {
@@ -197,12 +202,22 @@ static struct chain *evict_locked(int *fd_out)
 	return pick;
 }
 
-/* Without fdc.mu: syncs what was written through the victim's descriptor, closes
- * it and lets waiters on the victim go on. */
-static void evict_finish(struct chain *v, int fd)
+void chain_fd_batch(int open)
+{
+	pthread_mutex_lock(&fdc.mu);
+	if (open)
+		fdc.batches++;
+	else if (fdc.batches)
+		fdc.batches--;
+	pthread_mutex_unlock(&fdc.mu);
+}
+
+/* Without fdc.mu: syncs what was written through the victim's descriptor (unless
+ * a sync batch will), closes it and lets waiters on the victim go on. */
+static void evict_finish(struct chain *v, int fd, int batched)
 {
 	int synced = 0;
-	if (__atomic_load_n(&v->unsynced, __ATOMIC_ACQUIRE)) {
+	if (!batched && __atomic_load_n(&v->unsynced, __ATOMIC_ACQUIRE)) {
 		synced = 1;
 		if (fdatasync(fd) != 0) {
 			int e = errno;
@@ -224,13 +239,13 @@ static unsigned evict_some(unsigned n)
 {
 	unsigned done = 0;
 	while (done < n) {
-		int fd = -1;
+		int fd = -1, batched = 0;
 		pthread_mutex_lock(&fdc.mu);
-		struct chain *v = evict_locked(&fd);
+		struct chain *v = evict_locked(&fd, &batched);
 		pthread_mutex_unlock(&fdc.mu);
 		if (!v)
 			break;
-		evict_finish(v, fd);
+		evict_finish(v, fd, batched);
 		done++;
 	}
 	return done;
@@ -243,7 +258,7 @@ enum err_code chain_fd_install(struct chain *c, int fd, struct err *err)
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return err_errno(err, ERR_IO, errno, "cannot stat chain '%s'", c->path);
-	int vfd = -1;
+	int vfd = -1, batched = 0;
 	struct chain *v = NULL;
 	pthread_mutex_lock(&fdc.mu);
 	if (tab_find(st.st_dev, st.st_ino)) {
@@ -262,14 +277,14 @@ enum err_code chain_fd_install(struct chain *c, int fd, struct err *err)
 	c->registered = 1;
 	fdc.count++;
 	if (fdc.open >= cap_locked())
-		v = evict_locked(&vfd);
+		v = evict_locked(&vfd, &batched);
 	c->fd = fd;
 	c->pins = 1;
 	fdc.open++;
 	mru_push(c);
 	pthread_mutex_unlock(&fdc.mu);
 	if (v)
-		evict_finish(v, vfd);
+		evict_finish(v, vfd, batched);
 	return ERR_OK;
 }
 
@@ -314,13 +329,13 @@ enum err_code chain_fd_get(struct chain *c, int *fd_out, struct err *err)
 		pthread_mutex_unlock(&fdc.mu);
 		return ERR_OK;
 	}
-	int vfd = -1, fd = -1;
-	struct chain *v = fdc.open >= cap_locked() ? evict_locked(&vfd) : NULL;
+	int vfd = -1, fd = -1, batched = 0;
+	struct chain *v = fdc.open >= cap_locked() ? evict_locked(&vfd, &batched) : NULL;
 	c->fd_moving = 1;
 	fdc.open++;
 	pthread_mutex_unlock(&fdc.mu);
 	if (v)
-		evict_finish(v, vfd);
+		evict_finish(v, vfd, batched);
 	enum err_code rc = reopen(c, &fd, err);
 	pthread_mutex_lock(&fdc.mu);
 	c->fd_moving = 0;
