@@ -39,6 +39,7 @@
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_SAVE, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
 	ST_FAIL_LIVE, ST_RUN_COUNT,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_DELETE_ALL,
@@ -52,6 +53,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVE] = "SAVEPOINT inner",
+	[ST_RELEASE] = "RELEASE inner",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO inner",
 	[ST_RUN_INSERT] = "INSERT INTO runs (" RUN_COLS ") VALUES "
 			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[ST_RUN_GET] = "SELECT " RUN_SELECT " FROM runs WHERE id = ?1",
@@ -158,6 +162,7 @@ struct db {
 	char *path;
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite3_stmt *lists[LIST_KINDS];   /* prepared on first use, under mu */
+	unsigned batch;               /* open db_batch_begin calls, under mu */
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -214,9 +219,43 @@ static enum err_code exec_stmt(struct db *d, sqlite3_stmt *st, struct err *err, 
 	return code;
 }
 
+/* Inside a batch (db_batch_begin) each transaction is a savepoint of the batch's
+ * one transaction, so a failure rolls back only its own writes. */
 static enum err_code tx(struct db *d, enum stmt_id which, struct err *err)
 {
+	if (d->batch && which == ST_ROLLBACK) {
+		enum err_code rc = exec_stmt(d, stmt(d, ST_ROLLBACK_TO), err, "rollback to");
+		return rc ? rc : exec_stmt(d, stmt(d, ST_RELEASE), err, "release");
+	}
+	if (d->batch)
+		which = which == ST_BEGIN ? ST_SAVE : ST_RELEASE;
 	return exec_stmt(d, stmt(d, which), err, stmt_sql[which]);
+}
+
+enum err_code db_batch_begin(struct db *d, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&d->mu);
+	if (d->batch == 0)
+		rc = exec_stmt(d, stmt(d, ST_BEGIN), err, "beginning a batch");
+	d->batch += rc == ERR_OK;
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_batch_end(struct db *d, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&d->mu);
+	if (d->batch == 1) {
+		rc = exec_stmt(d, stmt(d, ST_COMMIT), err, "committing a batch");
+		if (rc)
+			exec_stmt(d, stmt(d, ST_ROLLBACK), NULL, "rolling back a batch");
+	}
+	if (d->batch)
+		d->batch--;
+	pthread_mutex_unlock(&d->mu);
+	return rc;
 }
 
 static enum err_code id_check(const char *id, struct err *err)

@@ -32,6 +32,14 @@
 
 struct db;
 
+/* A batch: from db_batch_begin to db_batch_end, every write of any thread is one
+ * transaction (each function's own transaction a savepoint inside it), so
+ * thousands of runs indexed at once (start-up recovery, shutdown, the flusher's
+ * group commits) cost one commit. Batches nest; keep them short, since other
+ * threads' writes wait for the end to be committed. */
+enum err_code db_batch_begin(struct db *d, struct err *err);
+enum err_code db_batch_end(struct db *d, struct err *err);
+
 /* Opens (creating) the database file at path. */
 enum err_code db_open(const char *path, struct db **out, struct err *err);
 void db_close(struct db *d);   /* accepts NULL */

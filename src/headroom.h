@@ -4,8 +4,10 @@
  * spawn (or not answering at all) once a resource has run out.
  *
  * A check reads samples at most HEADROOM_SAMPLE_MS old: the process's resident
- * memory (/proc/self/statm), the memory left to the machine or its cgroup, and
- * the descriptors open (/proc/self/fd, against RLIMIT_NOFILE). So it costs a
+ * memory (/proc/self/statm) and the memory left to the machine or its cgroup;
+ * and HEADROOM_FD_SAMPLE_MS old: the descriptors open (/proc/self/fd, against
+ * RLIMIT_NOFILE; chain files and connections are bounded on their own, the check
+ * keeps a reserve for the rest). So it costs a
  * mutex on hot paths and a few system calls now and then.
  *
  * Ownership: headroom_new returns an object freed by headroom_free.
@@ -21,6 +23,7 @@
 #include "src/util/err.h"
 
 #define HEADROOM_SAMPLE_MS 100
+#define HEADROOM_FD_SAMPLE_MS 1000
 #define HEADROOM_FD_RESERVE 32            /* descriptors kept for work in flight */
 #define HEADROOM_MEM_FREE_MIN (64u << 20) /* memory the machine (or cgroup) keeps free */
 

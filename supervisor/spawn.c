@@ -299,20 +299,24 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 }
 
 /* Live actors server-wide: a walk of every actor costs milliseconds at 100,000
- * (issue 16), so it is done at most every LIVE_RECOUNT_MS; spawns let through
- * since are added, ends are not subtracted (an overcount, never an undercount),
- * and a count at the limit is taken again (exact) before anything is refused. */
+ * (issue 16), so it is done at most every LIVE_RECOUNT_MS, or 20 times as long as
+ * the last walk took (at most 5% of a core); spawns let through since are added,
+ * ends are not subtracted (an overcount, never an undercount), and a count at the
+ * limit is taken again (exact) before anything is refused. */
 #define LIVE_RECOUNT_MS 250
 
 static uint32_t live_actors(struct supervisor *s, int exact)
 {
 	pthread_mutex_lock(&s->live_lock);
 	int64_t now = now_ms();
-	if (exact || !s->live_counted_ms || now - s->live_counted_ms >= LIVE_RECOUNT_MS) {
+	int64_t every = s->live_walk_ms * 20 > LIVE_RECOUNT_MS ? s->live_walk_ms * 20
+							       : LIVE_RECOUNT_MS;
+	if (exact || !s->live_counted_ms || now - s->live_counted_ms >= every) {
 		pthread_mutex_unlock(&s->live_lock);
 		struct live_count n = {NULL, 0, 0};
 		reg_foreach(s, count_live, &n);
 		pthread_mutex_lock(&s->live_lock);
+		s->live_walk_ms = now_ms() - now;
 		s->live_counted_ms = now;
 		s->live_counted = n.all;
 		s->live_since = 0;

@@ -223,15 +223,21 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	s->life_head = db_lifecycle_head(cfg->db);
 	__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
 	chain_fd_batch(1);      /* chain files closed meanwhile are synced by sync_all */
+	struct err be = {0};
+	int batch = db_batch_begin(cfg->db, &be) == ERR_OK;   /* one commit for them all */
 	rc = load_runs(s, err);
 	__atomic_store_n(&s->recovering, 0, __ATOMIC_RELEASE);
 	if (rc) {
+		if (batch)
+			db_batch_end(cfg->db, &be);
 		chain_fd_batch(0);
 		goto fail;
 	}
 	int64_t t2 = now_ms();
 	sync_all(s);            /* recovered events are durable before the API serves */
 	chain_fd_batch(0);
+	if (batch && db_batch_end(cfg->db, &be) != ERR_OK)
+		log_error("supervisor", "cannot commit the index after recovery: %s", be.msg);
 	log_info("supervisor", "start-up: index checked against the chains in %lld ms, runs "
 		 "loaded and recovered in %lld ms, synced in %lld ms", (long long)(t1 - t0),
 		 (long long)(t2 - t1), (long long)(now_ms() - t2));
@@ -302,11 +308,15 @@ void supervisor_shutdown(struct supervisor *s)
 	s->pool = NULL;
 	if (s->buckets) {
 		int64_t t0 = now_ms();
+		struct err be = {0};
+		int batch = db_batch_begin(s->cfg.db, &be) == ERR_OK;
 		chain_fd_batch(1);   /* chain files closed meanwhile are synced by sync_all */
 		reg_foreach(s, suspend_live, NULL);
 		int64_t t1 = now_ms();
 		sync_all(s);
 		chain_fd_batch(0);
+		if (batch && db_batch_end(s->cfg.db, &be) != ERR_OK)
+			log_error("supervisor", "cannot commit the index at shutdown: %s", be.msg);
 		log_info("supervisor", "shutdown: actors suspended in %lld ms, synced in %lld ms",
 			 (long long)(t1 - t0), (long long)(now_ms() - t1));
 	}

@@ -118,7 +118,7 @@ struct supervisor {
 	/* spawn.c: the live count for --max-actors, recounted at most every
 	 * LIVE_RECOUNT_MS (a walk of every actor) plus the spawns let through since. */
 	pthread_mutex_t live_lock;
-	int64_t live_counted_ms;
+	int64_t live_counted_ms, live_walk_ms;
 	uint32_t live_counted, live_since;
 	/* flusher.c */
 	pthread_t flusher;

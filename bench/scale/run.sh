@@ -27,7 +27,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 start_server() {
   : > "$home/out"
   local t0; t0=$(now)
-  THEATER_HOME="$home" "$build/theater-server" --listen 127.0.0.1:0 --log-level warn \
+  THEATER_HOME="$home" "$build/theater-server" --listen 127.0.0.1:0 --log-level info \
     --max-actors $((n + 100)) > "$home/out" 2>> "$home/log" &
   pid=$!
   for _ in $(seq 1 24000); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.005; done
@@ -76,7 +76,8 @@ t_spawn=$(awk -v a="$(now)" -v b="$t_spawn0" 'BEGIN{printf "%.1f", a-b}')
 sleep 2   # the flusher and the index settle
 rss1=$(rss_kib)
 read -r fd_all fd_chains < <(fds)
-cap=$(grep -o 'theater_chain_fds_cap [0-9]*' <(curl -s "$base/metrics") | awk '{print $2}' || true)
+running() { curl -s "$base/metrics" | awk '/^theater_actors\{status="running"\}/ {print $2}'; }
+cap=$(curl -s "$base/metrics" | awk '/^theater_chain_fds_cap / {print $2}')
 some=$(curl -s "$base/actors?limit=1" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
 echo "spawned $done_n live actors in $t_spawn s ($(awk -v n=$done_n -v t=$t_spawn 'BEGIN{printf "%.0f", n/t}')/s)"
 echo "resident memory: $((rss0 / 1024)) MiB before, $((rss1 / 1024)) MiB after: $(awk -v a=$rss1 -v b=$rss0 -v n=$done_n 'BEGIN{printf "%.1f", (a-b)/n}') KiB per idle actor"
@@ -87,14 +88,12 @@ echo "filtered list parent=<id>:     $(list_ms "$base/actors?parent=$some&limit=
 echo "filtered list name=$actor:     $(list_ms "$base/actors?name=bench&status=running&limit=50")"
 echo "GET /health (the HTTP floor):  $(list_ms "$base/health")"
 stop_server; t_stop=$took
-echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s"
+echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s ($(grep -o 'shutdown: .*' "$home/log" | tail -1))"
 start_server; t_clean=$took
-rec=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
-echo "start after the clean stop: $t_clean s to listening ($rec); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
+echo "start after the clean stop: $t_clean s to listening, $(running) running ($(grep -o 'start-up: .*' "$home/log" | tail -1)); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
 kill -9 $pid; wait $pid 2>/dev/null || true
 start_server; t_crash=$took
-rec=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
-echo "start after a crash (SIGKILL): $t_crash s to listening ($rec)"
+echo "start after a crash (SIGKILL): $t_crash s to listening, $(running) running ($(grep -o 'start-up: .*' "$home/log" | tail -1))"
 stop_server
 echo "clean stop again: $took s"
-grep -c . "$home/log" | xargs echo "log lines (warn and above):"
+echo "log lines: $(grep -c . "$home/log" || true), warnings and errors: $(grep -c ' warn \| error ' "$home/log" || true)"
