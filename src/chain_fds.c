@@ -222,8 +222,8 @@ static void evict_finish(struct chain *v, int fd, int batched)
 		if (fdatasync(fd) != 0) {
 			int e = errno;
 			__atomic_store_n(&v->evict_errno, e ? e : EIO, __ATOMIC_RELEASE);
-			log_error("chain", "cannot sync chain '%s' before closing it: %s", v->path,
-				  strerror(e));
+			static const char what[] = "cannot sync chain '%s' before closing it: %s";
+			log_limited(what, LOG_ERROR, "chain", what, v->path, strerror(e));
 		}
 	}
 	close(fd);
