@@ -114,7 +114,8 @@ struct supervisor {
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;                 /* atomic: set_draining / is_draining */
 	int stopping;                 /* atomic: the server stops; no mail is taken */
-	int recovering;               /* atomic: start-up recovery; one sync at its end */
+	int recovering;               /* atomic: start-up recovery or shutdown's suspension;
+				       * the flusher stays out, one sync at its end */
 	/* spawn.c: the live count for --max-actors, recounted at most every
 	 * LIVE_RECOUNT_MS (a walk of every actor) plus the spawns let through since. */
 	pthread_mutex_t live_lock;
