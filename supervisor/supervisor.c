@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "src/fetch.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/durable.h"
@@ -212,7 +213,8 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		goto fail;
 	}
 	if ((rc = pool_new(cfg->workers ? cfg->workers : 2, &s->pool, err)) ||
-	    (rc = engine_new(256, &s->engine, err)) || (rc = flusher_start(s, err)))
+	    (rc = engine_new(256, &s->engine, err)) || (rc = fetcher_new(&s->fetcher, err)) ||
+	    (rc = flusher_start(s, err)))
 		goto fail;
 	unsigned runs = 0;
 	uint64_t events = 0;
@@ -306,24 +308,29 @@ void supervisor_shutdown(struct supervisor *s)
 	}
 	pool_free(s->pool);
 	s->pool = NULL;
-	if (s->buckets) {
-		int64_t t0 = now_ms();
-		struct err be = {0};
-		int batch = db_batch_begin(s->cfg.db, &be) == ERR_OK;
-		chain_fd_batch(1);   /* chain files closed meanwhile are synced by sync_all */
-		/* The flusher stays out, as during recovery: one syncfs at the end makes
-		 * every `suspended` event durable, not one per batch of 8 dirty chains. */
-		__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
+	int64_t t0 = now_ms(), t1 = t0;
+	struct err be = {0};
+	int batch = s->buckets && db_batch_begin(s->cfg.db, &be) == ERR_OK;
+	chain_fd_batch(1);   /* chain files closed meanwhile are synced by sync_all */
+	/* The flusher stays out, as during recovery: one syncfs at the end makes every
+	 * `suspended` event durable, not one per batch of 8 dirty chains. */
+	__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
+	if (s->buckets)
 		reg_foreach(s, suspend_live, NULL);
-		int64_t t1 = now_ms();
+	/* transfers still running end now; their parked calls were let go above */
+	fetcher_free(s->fetcher);
+	s->fetcher = NULL;
+	if (s->buckets) {
+		t1 = now_ms();
 		sync_all(s);
-		__atomic_store_n(&s->recovering, 0, __ATOMIC_RELEASE);
-		chain_fd_batch(0);
-		if (batch && db_batch_end(s->cfg.db, &be) != ERR_OK)
-			log_error("supervisor", "cannot commit the index at shutdown: %s", be.msg);
+	}
+	__atomic_store_n(&s->recovering, 0, __ATOMIC_RELEASE);
+	chain_fd_batch(0);
+	if (batch && db_batch_end(s->cfg.db, &be) != ERR_OK)
+		log_error("supervisor", "cannot commit the index at shutdown: %s", be.msg);
+	if (s->buckets)
 		log_info("supervisor", "shutdown: actors suspended in %lld ms, synced in %lld ms",
 			 (long long)(t1 - t0), (long long)(now_ms() - t1));
-	}
 	flusher_stop(s);
 }
 
