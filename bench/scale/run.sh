@@ -41,14 +41,8 @@ stop_server() {   # SIGTERM; sets took to the seconds until the process exited
   took=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
   pid=
 }
-fds() {
-  local all=0 chains=0 t
-  for f in /proc/$pid/fd/*; do
-    all=$((all + 1))
-    t=$(readlink "$f" 2>/dev/null || true)
-    [[ "$t" == *.chain ]] && chains=$((chains + 1))
-  done
-  echo "$all $chains"
+fds() {   # descriptors open, and how many are chain files (one process, no fork per fd)
+  echo "$(find /proc/$pid/fd -mindepth 1 2>/dev/null | wc -l) $(find /proc/$pid/fd -mindepth 1 -lname '*.chain' 2>/dev/null | wc -l)"
 }
 # median and p99 (ms) of 200 GETs of one URL on one kept-alive connection
 list_ms() {
@@ -61,6 +55,7 @@ list_ms() {
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem/ {print $2}') GiB, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "descriptor limit (ulimit -n): $(ulimit -n); actor: $actor; N = $n; clients = $clients"
+running() { curl -s "$base/metrics" | awk '/^theater_actors\{status="running"\}/ {print $2}'; }
 start_server
 rss0=$(rss_kib)
 step=$((n / 10))
@@ -69,14 +64,14 @@ t_spawn0=$(now)
 while [ $done_n -lt $n ]; do
   k=$step; [ $((done_n + k)) -gt $n ] && k=$((n - done_n))
   out=$("$build/bench/spawn/bench-spawn" "$base" "$actor.wasm" "$k" "$clients")
-  done_n=$((done_n + k + 1))   # bench-spawn spawns one more to warm the cache
-  echo "  $done_n actors: $(echo "$out" | grep -o 'p50=[^ ]*\|throughput=[^ ]*\|failures=[^ ]*' | tr '\n' ' ') rss $(( $(rss_kib) / 1024 )) MiB"
+  done_n=$((done_n + k))
+  echo "  $(running) actors: $(echo "$out" | grep -o 'p50=[^ ]*\|throughput=[^ ]*\|failures=[^ ]*' | tr '\n' ' ') rss $(( $(rss_kib) / 1024 )) MiB"
 done
 t_spawn=$(awk -v a="$(now)" -v b="$t_spawn0" 'BEGIN{printf "%.1f", a-b}')
 sleep 2   # the flusher and the index settle
+done_n=$(running)   # bench-spawn spawns a multiple of its clients, plus one to warm up
 rss1=$(rss_kib)
 read -r fd_all fd_chains < <(fds)
-running() { curl -s "$base/metrics" | awk '/^theater_actors\{status="running"\}/ {print $2}'; }
 cap=$(curl -s "$base/metrics" | awk '/^theater_chain_fds_cap / {print $2}')
 some=$(curl -s "$base/actors?limit=1" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
 echo "spawned $done_n live actors in $t_spawn s ($(awk -v n=$done_n -v t=$t_spawn 'BEGIN{printf "%.0f", n/t}')/s)"
@@ -85,7 +80,7 @@ echo "descriptors open: $fd_all (chain files $fd_chains${cap:+, cap $cap})"
 echo "filtered list status=running:  $(list_ms "$base/actors?status=running&limit=50")"
 echo "filtered list status=failed:   $(list_ms "$base/actors?status=failed&limit=50")"
 echo "filtered list parent=<id>:     $(list_ms "$base/actors?parent=$some&limit=50")"
-echo "filtered list name=$actor:     $(list_ms "$base/actors?name=bench&status=running&limit=50")"
+echo "filtered list name+status:     $(list_ms "$base/actors?name=bench&status=running&limit=50")"
 echo "GET /health (the HTTP floor):  $(list_ms "$base/health")"
 stop_server; t_stop=$took
 echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s ($(grep -o 'shutdown: .*' "$home/log" | tail -1))"
