@@ -461,6 +461,39 @@ static void test_head_offset(void **state)
 	db_run_release(&r);
 }
 
+
+/* A batch is one transaction; a failing write inside it rolls back only itself. */
+static void test_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char a[37], b[37], ghost[37];
+	make_id(1, a);
+	make_id(2, b);
+	make_id(3, ghost);
+	assert_int_equal(db_batch_begin(f->d, &e), ERR_OK);
+	assert_int_equal(db_batch_begin(f->d, &e), ERR_OK);    /* nested */
+	insert_run(f->d, a, "a", "running", NULL, 0);
+	struct db_event_row row = {.seq = 1, .offset = 0, .timestamp = 1, .event_type = "x"};
+	assert_int_equal(db_record_events(f->d, ghost, &row, 1, 1, NULL, NULL, NULL, 0, &e),
+			 ERR_NOT_FOUND);                          /* its event row is rolled back */
+	assert_int_equal(db_events_max_seq(f->d, ghost), 0);
+	assert_int_equal(db_batch_end(f->d, &e), ERR_OK);
+	insert_run(f->d, b, "b", "running", NULL, 0);
+	assert_int_equal(db_record_events(f->d, b, &row, 1, 1, NULL, NULL, NULL, 0, &e), ERR_OK);
+	assert_int_equal(db_batch_end(f->d, &e), ERR_OK);
+	/* committed: another connection sees both runs */
+	struct db *d2 = NULL;
+	assert_int_equal(db_open(f->path, &d2, &e), ERR_OK);
+	uint64_t n = 0;
+	assert_int_equal(db_run_count(d2, "running", &n, &e), ERR_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(db_events_max_seq(d2, b), 1);
+	assert_int_equal(db_events_max_seq(d2, ghost), 0);
+	db_close(d2);
+	assert_int_equal(db_batch_end(f->d, &e), ERR_OK);       /* unbalanced: harmless */
+}
+
 static void test_schema_version(void **state)
 {
 	struct fixture *f = *state;
@@ -848,6 +881,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_cursor_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_uses_indexes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_events, setup, teardown),
