@@ -449,7 +449,10 @@ void api_problem(struct api_call *c, enum err_code code, const char *detail)
 	}
 	char *body = problem_body(status, err_code_name(code), detail,
 				  http_request_path(c->req));
-	api_bytes(c, status, "application/problem+json", body, body ? strlen(body) : 0, NULL);
+	/* Refused for want of descriptors or memory: worth retrying shortly. */
+	static const char *const retry[] = {"Retry-After", "5", NULL};
+	api_bytes(c, status, "application/problem+json", body, body ? strlen(body) : 0,
+		  code == ERR_EXHAUSTED ? retry : NULL);
 }
 
 void api_problem_err(struct api_call *c, const struct err *err)

@@ -157,32 +157,11 @@ static void histogram(struct buf *b, const char *name, const char *labels, const
 	}
 }
 
-static int count_one(void *user, const struct db_run *r)
-{
-	(void)r;
-	(*(uint64_t *)user)++;
-	return 0;
-}
-
-/* Runs with status, counted page by page (deleted runs are not listed). */
+/* Runs with status (deleted runs are not listed), counted from the index. */
 static enum err_code count_status(struct api *api, const char *status, uint64_t *out,
 				  struct err *err)
 {
-	*out = 0;
-	char *cursor = NULL;
-	do {
-		struct db_run_filter f = {.status = status, .limit = DB_LIST_MAX, .cursor = cursor};
-		char *next = NULL;
-		enum err_code rc = db_run_list(supervisor_db(api->cfg.sup), &f, count_one, out,
-					       &next, err);
-		free(cursor);
-		cursor = next;
-		if (rc) {
-			free(cursor);
-			return rc;
-		}
-	} while (cursor);
-	return ERR_OK;
+	return db_run_count(supervisor_db(api->cfg.sup), status, out, err);
 }
 
 static enum err_code actors_by_status(struct api *api, struct buf *b, struct err *err)
@@ -242,6 +221,23 @@ static void http_histograms(struct api *api, struct buf *b)
 	}
 }
 
+/* The chain files' descriptor cache (issue 16). */
+static void chain_fd_gauges(struct buf *b)
+{
+	struct chain_fd_stats st;
+	chain_fd_stats(&st);
+	family(b, "theater_chain_fds_open", "gauge", "Chain files open now.");
+	buf_printf(b, "theater_chain_fds_open %u\n", st.open);
+	family(b, "theater_chain_fds_cap", "gauge",
+	       "Chain files kept open at most (--max-open-chains); others reopen on use.");
+	buf_printf(b, "theater_chain_fds_cap %u\n", st.cap);
+	family(b, "theater_chain_fd_evictions_total", "counter",
+	       "Chain files closed to stay under the cap.");
+	buf_printf(b, "theater_chain_fd_evictions_total %" PRIu64 "\n", st.evictions);
+	family(b, "theater_chain_fd_reopens_total", "counter", "Chain files opened again on use.");
+	buf_printf(b, "theater_chain_fd_reopens_total %" PRIu64 "\n", st.reopens);
+}
+
 static void other_gauges(struct api *api, struct buf *b)
 {
 	size_t clients = 0;
@@ -276,6 +272,7 @@ static void other_gauges(struct api *api, struct buf *b)
 	family(b, "theater_chain_fsync_duration_seconds", "histogram",
 	       "Latency of each chain fdatasync (one per group commit).");
 	histogram(b, "theater_chain_fsync_duration_seconds", "", &fs);
+	chain_fd_gauges(b);
 }
 
 static void job_metrics(void *arg)

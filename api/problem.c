@@ -53,6 +53,7 @@ static const struct {
 	{ERR_IDEM_PENDING, 409, "Request still in progress"},
 	{ERR_CHAIN_DAMAGED, 409, "Chain damaged"},
 	{ERR_PACKAGE_UNAVAILABLE, 422, "Package unavailable"},
+	{ERR_EXHAUSTED, 503, "Resources exhausted"},
 };
 
 static int find(enum err_code code)

@@ -416,7 +416,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 		if (strstr(line, serious[i]))
 			level = LOG_WARN;
 	}
-	log_msg(level, HTTP_MODULE, "libmicrohttpd: %s", line);
+	/* Keyed by the library's own format: one line per kind of trouble per window,
+	 * with a count, however often it repeats (an accept() failing in a loop). */
+	log_limited(fmt, level, HTTP_MODULE, "libmicrohttpd: %s", line);
 }
 
 static void apply_defaults(struct http_config *c)

@@ -15,6 +15,15 @@
  * prefix of a well-formed record whose parent is the current head, possibly
  * followed by zero bytes, with no later record referring to it; a record whose
  * length field was corrupted is recognised and reported as damage.
+ *
+ * Descriptors are lent by the cache in chain_fds.c (issue 16): every use of the
+ * file pins one with chain_fd_get / chain_fd_put, so a process with 100,000
+ * chains keeps only a bounded number open.
+ *
+ * A chain opened from a checkpoint (chain_open_from: the index's head, written
+ * by this server after the event was hashed and synced) scans only the records
+ * past it; the offsets of the events before it are read from the file headers
+ * when first needed (offsets_load), and chain_verify still checks every hash.
  */
 #include "src/chain.h"
 
@@ -30,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/chain_int.h"
 #include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "src/util/log.h"
@@ -41,22 +51,6 @@
 #define META_MAX (64 * 1024)
 #define REC_HASH_AT 6
 #define REC_PARENT_AT (REC_HASH_AT + HEX_LEN + 1)
-
-struct chain {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;        /* signalled when a sync finishes */
-	int fd;
-	char *path;
-	uint64_t length, end, synced;
-	uint8_t head[CHAIN_HASH_LEN];
-	uint64_t *offsets;
-	size_t offsets_cap;
-	int damaged;
-	int broken_errno;         /* nonzero after a failed write or sync */
-	int syncing;              /* a leader is inside fdatasync */
-	uint64_t sync_count;
-	unsigned sync_delay_us;
-};
 
 /* ---- hashing ---------------------------------------------------------- */
 
@@ -177,7 +171,7 @@ static int pread_all(int fd, void *data, size_t len, uint64_t off)
 static int offsets_push(uint64_t **offsets, size_t *cap, uint64_t length, uint64_t off)
 {
 	if (length == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 256;
+		size_t ncap = *cap ? *cap * 2 : 8;   /* 100,000 chains: small at first */
 		uint64_t *p = realloc(*offsets, ncap * sizeof(*p));
 		if (!p)
 			return -1;
@@ -605,17 +599,73 @@ static enum err_code open_file(const char *dir, const char *path, int create, in
 	return ERR_OK;
 }
 
-/* Scans the whole file, cuts a torn tail (unless that would cut below `acked`
- * events: then it is damage), and moves the results into c. */
-static enum err_code open_scan(struct chain *c, uint64_t acked, struct chain_open_report *rep,
+/* Reads the checkpoint's record back: it must still be there, whole, with the
+ * checkpoint's hash. Sets *end_out to the offset right after it. */
+static int checkpoint_holds(struct scan *s, const struct chain_checkpoint *cp, uint64_t *end_out)
+{
+	const uint8_t *p;
+	size_t n;
+	int ok = 0;
+	uint8_t hash[CHAIN_HASH_LEN];
+	struct hdr *h = malloc(sizeof(*h));
+	if (!h || cp->offset >= s->rd.end || rd_peek(&s->rd, cp->offset, HDR_MAX, &p, &n) ||
+	    parse_header(p, n, h) != HDR_OK || memcmp(h->hash, cp->hash, CHAIN_HASH_LEN) != 0)
+		goto out;
+	uint64_t total = h->size + h->data_len + 2;
+	if (total > s->rd.end - cp->offset ||
+	    rd_peek(&s->rd, cp->offset + h->size, (size_t)h->data_len + 2, &p, &n) ||
+	    p[h->data_len] != '\n' || p[h->data_len + 1] != '\n' ||
+	    hash_event(h->parent, h->type, h->type_len, p, (size_t)h->data_len, hash) ||
+	    memcmp(hash, h->hash, CHAIN_HASH_LEN) != 0)
+		goto out;
+	*end_out = cp->offset + total;
+	ok = 1;
+out:
+	free(h);
+	return ok;
+}
+
+/* Starts the scan after a checkpoint that still holds: events 1..cp->seq are
+ * trusted, their offsets (but the last) left to offsets_load. 0 when it does
+ * not hold (the caller scans the whole file), -1 out of memory. */
+static int scan_from_checkpoint(struct scan *s, const struct chain_checkpoint *cp,
+				uint64_t *base_end)
+{
+	if (!cp || cp->seq == 0 || cp->seq > SIZE_MAX / sizeof(uint64_t) - 16 ||
+	    !checkpoint_holds(s, cp, base_end))
+		return 0;
+	s->offsets_cap = (size_t)cp->seq + 8;
+	if (!(s->offsets = calloc(s->offsets_cap, sizeof(*s->offsets))))
+		return -1;
+	s->offsets[cp->seq - 1] = cp->offset;
+	s->length = cp->seq;
+	s->off = *base_end;
+	memcpy(s->head, cp->hash, CHAIN_HASH_LEN);
+	return 1;
+}
+
+/* Scans the file (from the checkpoint when it holds, else whole), cuts a torn
+ * tail (unless that would cut below `acked` events: then it is damage), and
+ * moves the results into c. */
+static enum err_code open_scan(struct chain *c, int fd, uint64_t acked,
+			       const struct chain_checkpoint *cp, struct chain_open_report *rep,
 			       struct err *err)
 {
 	struct stat st;
-	struct scan s = {.rd = {.fd = c->fd}, .collect = 1};
+	struct scan s = {.rd = {.fd = fd}, .collect = 1};
 	enum err_code rc = ERR_OK;
-	if (fstat(c->fd, &st) != 0)
+	uint64_t base_end = 0;
+	if (fstat(fd, &st) != 0)
 		return err_errno(err, ERR_IO, errno, "cannot stat chain '%s'", c->path);
 	s.rd.end = (uint64_t)st.st_size;
+	int from_cp = scan_from_checkpoint(&s, cp, &base_end);
+	if (from_cp < 0) {
+		rc = err_set(err, ERR_NOMEM, "out of memory opening chain '%s'", c->path);
+		goto fail;
+	}
+	if (cp && cp->seq && !from_cp)
+		log_info("chain", "chain '%s': the index's checkpoint at seq %llu does not match "
+			 "the file; scanning it whole", c->path, (unsigned long long)cp->seq);
 	if ((rc = scan_run(&s, err)) != ERR_OK)
 		goto fail;
 	if (s.outcome != SCAN_DAMAGED && s.length < acked) {
@@ -629,7 +679,7 @@ static enum err_code open_scan(struct chain *c, uint64_t acked, struct chain_ope
 		s.outcome = SCAN_DAMAGED;
 	}
 	if (s.outcome == SCAN_TORN) {
-		if (ftruncate(c->fd, (off_t)s.off) != 0) {
+		if (ftruncate(fd, (off_t)s.off) != 0) {
 			rc = err_errno(err, ERR_IO, errno, "cannot truncate chain '%s'", c->path);
 			goto fail;
 		}
@@ -648,10 +698,52 @@ static enum err_code open_scan(struct chain *c, uint64_t acked, struct chain_ope
 	memcpy(c->head, s.head, CHAIN_HASH_LEN);
 	c->offsets = s.offsets;
 	c->offsets_cap = s.offsets_cap;
+	c->loaded_from = from_cp ? cp->seq - 1 : 0;
+	c->base_end = from_cp ? cp->offset : 0;
 	s.offsets = NULL;
 fail:
 	scan_release(&s);
 	return rc;
+}
+
+/* With c->mu held: the offsets of the events before the checkpoint, from their
+ * record headers (their hashes were checked when they were written; chain_read
+ * checks each again). */
+static enum err_code offsets_load(struct chain *c, struct err *err)
+{
+	if (!c->loaded_from)
+		return ERR_OK;
+	int fd = -1;
+	enum err_code rc = chain_fd_get(c, &fd, err);
+	if (rc)
+		return rc;
+	struct reader rd = {.fd = fd, .end = c->base_end};
+	struct hdr *h = malloc(sizeof(*h));
+	uint64_t off = 0, i;
+	for (i = 0; h && i < c->loaded_from; i++) {
+		const uint8_t *p;
+		size_t n;
+		c->offsets[i] = off;
+		if ((rc = rd_peek(&rd, off, HDR_MAX, &p, &n)) != ERR_OK)
+			break;
+		if (parse_header(p, n, h) != HDR_OK)
+			break;
+		off += h->size + h->data_len + 2;
+	}
+	chain_fd_put(c);
+	free(rd.buf);
+	free(h);
+	if (!h)
+		return err_set(err, ERR_NOMEM, "out of memory reading chain '%s'", c->path);
+	if (rc == ERR_IO)
+		return err_errno(err, rc, errno, "cannot read chain '%s'", c->path);
+	if (rc)
+		return err_set(err, rc, "out of memory reading chain '%s'", c->path);
+	if (i < c->loaded_from || off != c->offsets[c->loaded_from])
+		return err_set(err, ERR_CORRUPT, "chain '%s': the records before seq %llu changed "
+			       "on disk", c->path, (unsigned long long)(c->loaded_from + 1));
+	c->loaded_from = 0;
+	return ERR_OK;
 }
 
 static struct chain *chain_alloc(const char *dir, const char *actor_id)
@@ -672,8 +764,9 @@ static struct chain *chain_alloc(const char *dir, const char *actor_id)
 
 static void chain_free(struct chain *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	int fd = chain_fd_release(c);
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c->offsets);
@@ -684,16 +777,24 @@ static void chain_free(struct chain *c)
 enum err_code chain_open(const char *dir, const char *actor_id, struct chain **out,
 			 struct chain_open_report *report, struct err *err)
 {
-	return chain_open_known(dir, actor_id, 0, out, report, err);
+	return chain_open_from(dir, actor_id, 0, NULL, out, report, err);
 }
 
 enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t acked,
 			       struct chain **out, struct chain_open_report *report,
 			       struct err *err)
 {
+	return chain_open_from(dir, actor_id, acked, NULL, out, report, err);
+}
+
+enum err_code chain_open_from(const char *dir, const char *actor_id, uint64_t acked,
+			      const struct chain_checkpoint *cp, struct chain **out,
+			      struct chain_open_report *report, struct err *err)
+{
 	struct chain_open_report dummy;
 	struct chain *c = NULL;
 	enum err_code rc;
+	int fd = -1;
 	*out = NULL;
 	if (!report)
 		report = &dummy;
@@ -702,16 +803,20 @@ enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t a
 		return err_set(err, ERR_BAD_ID, "invalid actor id for a chain");
 	if (!(c = chain_alloc(dir, actor_id)))
 		return err_set(err, ERR_NOMEM, "out of memory opening a chain");
-	if ((rc = open_file(dir, c->path, acked == 0, &c->fd, err)) != ERR_OK)
+	if ((rc = open_file(dir, c->path, acked == 0, &fd, err)) != ERR_OK)
 		goto fail;
-	if ((rc = open_scan(c, acked, report, err)) != ERR_OK)
-		goto fail;
-	/* Only a cut needs a sync here; bytes left by a process that died are made
-	 * durable by the first synced append (fdatasync covers the whole file). */
-	if (!c->damaged && report->truncated_tail && fdatasync(c->fd) != 0) {
-		rc = err_errno(err, ERR_IO, errno, "cannot sync chain '%s'", c->path);
+	if ((rc = chain_fd_install(c, fd, err)) != ERR_OK) {
+		close(fd);
 		goto fail;
 	}
+	rc = open_scan(c, fd, acked, cp, report, err);
+	/* Only a cut needs a sync here; bytes left by a process that died are made
+	 * durable by the first synced append (fdatasync covers the whole file). */
+	if (!rc && !c->damaged && report->truncated_tail && fdatasync(fd) != 0)
+		rc = err_errno(err, ERR_IO, errno, "cannot sync chain '%s'", c->path);
+	chain_fd_put(c);
+	if (rc)
+		goto fail;
 	*out = c;
 	return ERR_OK;
 fail:
@@ -723,8 +828,18 @@ void chain_close(struct chain *c)
 {
 	if (!c)
 		return;
-	if (!c->damaged && !c->broken_errno && c->synced < c->end && fdatasync(c->fd) != 0)
-		log_error("chain", "cannot sync chain '%s' on close: %s", c->path, strerror(errno));
+	int fd = chain_fd_release(c);
+	if (!c->damaged && !c->broken_errno && c->synced < c->end) {
+		/* The cache may have closed the descriptor: any one syncs the file. */
+		int sfd = fd >= 0 ? fd : open(c->path, O_RDONLY | O_CLOEXEC);
+		if (sfd < 0 || fdatasync(sfd) != 0)
+			log_error("chain", "cannot sync chain '%s' on close: %s", c->path,
+				  strerror(errno));
+		if (sfd >= 0 && sfd != fd)
+			close(sfd);
+	}
+	if (fd >= 0)
+		close(fd);
 	chain_free(c);
 }
 
@@ -779,8 +894,24 @@ static enum err_code record_build(struct record *r, const char *type, const void
 	return ERR_OK;
 }
 
+/* With c->mu held: an fdatasync the descriptor cache made before closing this
+ * chain's descriptor failed; the chain then refuses appends, as after its own. */
+static void evict_error_check(struct chain *c)
+{
+	int e = __atomic_load_n(&c->evict_errno, __ATOMIC_ACQUIRE);
+	if (e && !c->broken_errno)
+		c->broken_errno = e;
+}
+
+/* With c->mu held: tells the descriptor cache whether closing c needs a sync. */
+static void note_synced(struct chain *c)
+{
+	__atomic_store_n(&c->unsynced, c->synced < c->end, __ATOMIC_RELEASE);
+}
+
 static enum err_code append_check(struct chain *c, struct err *err)
 {
+	evict_error_check(c);
 	if (c->damaged)
 		return err_set(err, ERR_CORRUPT, "chain '%s' is damaged and read-only", c->path);
 	if (c->broken_errno)
@@ -805,12 +936,18 @@ static enum err_code append_locked(struct chain *c, struct record *r, struct cha
 	hex_encode(c->head, CHAIN_HASH_LEN, r->bytes + REC_PARENT_AT);
 	r->bytes[REC_HASH_AT + HEX_LEN] = '\n';   /* hex_encode wrote NULs */
 	r->bytes[REC_PARENT_AT + HEX_LEN] = '\n';
-	if (pwrite_all(c->fd, r->bytes, r->len, c->end) != 0) {
+	int fd = -1;
+	if ((rc = chain_fd_get(c, &fd, err)) != ERR_OK)
+		return rc;
+	__atomic_store_n(&c->unsynced, 1, __ATOMIC_RELEASE);   /* before the descriptor is free */
+	if (pwrite_all(fd, r->bytes, r->len, c->end) != 0) {
 		int e = errno;
-		if (ftruncate(c->fd, (off_t)c->end) != 0)
+		if (ftruncate(fd, (off_t)c->end) != 0)
 			c->broken_errno = e;
+		chain_fd_put(c);
 		return err_errno(err, ERR_IO, e, "cannot write to chain '%s'", c->path);
 	}
+	chain_fd_put(c);
 	if (out) {
 		memset(out, 0, sizeof(*out));
 		out->seq = c->length + 1;
@@ -848,7 +985,9 @@ void chain_fsync_histo(struct histo *out)
 
 static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *err)
 {
-	while (c->synced < target && !c->broken_errno) {
+	enum err_code rc = ERR_OK;
+	evict_error_check(c);
+	while (rc == ERR_OK && c->synced < target && !c->broken_errno) {
 		if (c->syncing) {
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
@@ -859,18 +998,30 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 		pthread_mutex_unlock(&c->mu);
 		if (delay)
 			sleep_us(delay);
-		int64_t t0 = histo_now_us();
-		int rc = fdatasync(c->fd), e = errno;
-		histo_observe(&fsync_latency, histo_now_us() - t0);
+		int fd = -1, sr = 0, e = 0;
+		rc = chain_fd_get(c, &fd, err);
+		if (rc == ERR_OK) {
+			int64_t t0 = histo_now_us();
+			sr = fdatasync(fd);
+			e = errno;
+			histo_observe(&fsync_latency, histo_now_us() - t0);
+			chain_fd_put(c);
+		}
 		pthread_mutex_lock(&c->mu);
 		c->syncing = 0;
-		c->sync_count++;
-		if (rc != 0)
-			c->broken_errno = e;
-		else if (upto > c->synced)
-			c->synced = upto;
+		if (rc == ERR_OK) {
+			c->sync_count++;
+			if (sr != 0)
+				c->broken_errno = e;
+			else if (upto > c->synced)
+				c->synced = upto;
+		}
+		note_synced(c);
+		evict_error_check(c);
 		pthread_cond_broadcast(&c->cv);
 	}
+	if (rc)
+		return rc;
 	if (c->synced < target)
 		return err_errno(err, ERR_IO, c->broken_errno, "cannot sync chain '%s'", c->path);
 	return ERR_OK;
@@ -947,6 +1098,7 @@ void chain_mark_synced(struct chain *c, uint64_t upto)
 	pthread_mutex_lock(&c->mu);
 	if (!c->damaged && !c->broken_errno && c->synced < upto && upto <= c->end) {
 		c->synced = upto;
+		note_synced(c);
 		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -1060,6 +1212,10 @@ enum err_code chain_read(struct chain *c, uint64_t seq, struct chain_event *out,
 	struct hdr *h = NULL;
 	enum err_code rc;
 	pthread_mutex_lock(&c->mu);
+	if (seq >= 1 && seq <= c->loaded_from && (rc = offsets_load(c, err)) != ERR_OK) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
 	uint64_t length = c->length;
 	uint64_t off = seq >= 1 && seq <= length ? c->offsets[seq - 1] : 0;
 	uint64_t next = seq >= 1 && seq < length ? c->offsets[seq] : c->end;
@@ -1072,10 +1228,15 @@ enum err_code chain_read(struct chain *c, uint64_t seq, struct chain_event *out,
 		rc = err_set(err, ERR_NOMEM, "out of memory reading an event");
 		goto fail;
 	}
-	if (pread_all(c->fd, buf, n, off) != 0) {
+	int fd = -1;
+	if ((rc = chain_fd_get(c, &fd, err)) != ERR_OK)
+		goto fail;
+	if (pread_all(fd, buf, n, off) != 0) {
 		rc = err_errno(err, ERR_IO, errno, "cannot read chain '%s'", c->path);
+		chain_fd_put(c);
 		goto fail;
 	}
+	chain_fd_put(c);
 	if ((rc = decode_record(c, seq, buf, n, h, err)) == ERR_OK)
 		rc = fill_event(h, buf + h->size, seq, off, out, err);
 fail:
@@ -1086,19 +1247,27 @@ fail:
 
 enum err_code chain_verify(struct chain *c, struct chain_verify_result *out, struct err *err)
 {
-	struct scan s = {.rd = {.fd = c->fd}};
+	struct scan s = {0};
 	struct stat st;
+	int fd = -1;
+	enum err_code rc = chain_fd_get(c, &fd, err);
+	if (rc)
+		return rc;
+	s.rd.fd = fd;
 	pthread_mutex_lock(&c->mu);
 	uint64_t length = c->length, end = c->end;
 	uint8_t head[CHAIN_HASH_LEN];
 	memcpy(head, c->head, CHAIN_HASH_LEN);
 	int damaged = c->damaged;
 	pthread_mutex_unlock(&c->mu);
-	if (fstat(c->fd, &st) != 0)
+	if (fstat(fd, &st) != 0) {
+		chain_fd_put(c);
 		return err_errno(err, ERR_IO, errno, "cannot stat chain '%s'", c->path);
+	}
 	/* A damaged chain is checked to its end so the result names the damage. */
 	s.rd.end = damaged || (uint64_t)st.st_size < end ? (uint64_t)st.st_size : end;
-	enum err_code rc = scan_run(&s, err);
+	rc = scan_run(&s, err);
+	chain_fd_put(c);
 	if (rc == ERR_OK) {
 		scan_result(&s, out);
 		if (out->valid && (out->length != length || memcmp(out->head, head, CHAIN_HASH_LEN))) {

@@ -12,8 +12,10 @@
  * Threads: every function taking a struct chain * may be called from any thread
  * concurrently, except chain_close, which must be the last call (no other call on
  * that chain in flight). One internal mutex guards the offset table and the write
- * position; fdatasync runs outside it. The file is flock()ed while open, so a
- * second chain_open of the same file (this process or another) fails.
+ * position; fdatasync runs outside it. The file is flock()ed while its descriptor
+ * is open, and the process remembers every chain it has open, so a second
+ * chain_open of the same file (this process, or another while the descriptor is
+ * open) fails.
  *
  * Errors: ERR_BAD_ID (actor id not [A-Za-z0-9_.-]{1,64} or leading '.'),
  * ERR_INVALID (event type empty, too long or with control characters),
@@ -84,6 +86,25 @@ enum err_code chain_open_known(const char *dir, const char *actor_id, uint64_t a
 			       struct chain **out, struct chain_open_report *report,
 			       struct err *err);
 
+/* A point up to which a chain is known good: events 1..seq were hashed when this
+ * server wrote them (or verified by an earlier open), event seq's record starts
+ * at byte `offset` and has hash `hash`. The index keeps one per run (its head). */
+struct chain_checkpoint {
+	uint64_t seq;
+	uint64_t offset;
+	uint8_t hash[CHAIN_HASH_LEN];
+};
+
+/* chain_open_known that trusts the events up to a checkpoint (incremental
+ * verification, so start-up does not grow with chain sizes): reads the
+ * checkpoint's record back (it must be whole and have the checkpoint's hash),
+ * then scans and verifies only the records after it. When the record does not
+ * match, the whole file is scanned as chain_open_known does. cp NULL or seq 0:
+ * chain_open_known. chain_verify still checks every event. */
+enum err_code chain_open_from(const char *dir, const char *actor_id, uint64_t acked,
+			      const struct chain_checkpoint *cp, struct chain **out,
+			      struct chain_open_report *report, struct err *err);
+
 /* Syncs what was written, closes and frees. Accepts NULL. */
 void chain_close(struct chain *c);
 
@@ -123,6 +144,31 @@ uint64_t chain_sync_count(struct chain *c);
 void chain_fsync_histo(struct histo *out);
 /* For tests and benchmarks: sleep usec before each fdatasync (a slow disk). */
 void chain_set_sync_delay(struct chain *c, unsigned usec);
+
+/* ---- descriptors (issue 16) ----
+ * A chain holds a file descriptor only while it is used: the process keeps at
+ * most chain_fd_cap() chain files open, closes the least recently used ones
+ * (after an fdatasync of what was written through them) and reopens them on the
+ * next read, append or sync. So descriptors do not grow with the number of
+ * chains; the cap defaults to half of RLIMIT_NOFILE minus a reserve (read at
+ * first use) and may be set with chain_fd_set_cap (0: that default again).
+ * Any thread. */
+void chain_fd_set_cap(unsigned cap);
+unsigned chain_fd_cap(void);
+struct chain_fd_stats {
+	unsigned cap, open;       /* descriptors allowed and held now */
+	unsigned chains;          /* chains open (with or without a descriptor) */
+	uint64_t reopens;         /* descriptors opened again after an eviction */
+	uint64_t evictions;       /* descriptors closed to stay under the cap */
+	uint64_t evict_syncs;     /* evictions that had to fdatasync first */
+};
+void chain_fd_stats(struct chain_fd_stats *out);
+/* Opens (1) or closes (0) a sync batch: while one is open, a descriptor closed to
+ * stay under the cap is not fdatasynced first, because the caller makes every
+ * chain durable at once (chain_syncfs, then chain_mark_synced) before it closes
+ * the batch: start-up recovery and shutdown write to every chain, and one
+ * fdatasync per eviction would cost one disk flush per actor. Batches nest. */
+void chain_fd_batch(int open);
 
 /* Reads event seq (1..length) via the offset table, binary-safe, and recomputes
  * its hash (which covers the parent field): ERR_CORRUPT when the record changed

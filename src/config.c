@@ -52,6 +52,13 @@ const char *config_usage(void)
 "  --recover all|none        bring live actors back on start (all) [THEATER_RECOVER]\n"
 "  --shutdown-grace-ms MS    on SIGTERM, time running calls get to finish before\n"
 "                            actors are suspended (10000) [THEATER_SHUTDOWN_GRACE_MS]\n"
+"  --max-memory BYTES        resident memory from 90% of which spawns are refused\n"
+"                            with 503 (the cgroup's limit, else the machine's)\n"
+"                            [THEATER_MAX_MEMORY]\n"
+"  --max-open-chains N       chain files open at once; others are reopened on use\n"
+"                            (half the descriptor limit) [THEATER_MAX_OPEN_CHAINS]\n"
+"  --verify-chains tail|full at start, verify chains past the index's last\n"
+"                            checkpoint (tail) or whole (full) [THEATER_VERIFY_CHAINS]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --log-format FORMAT       text or json, one object a line (text) [THEATER_LOG_FORMAT]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
@@ -160,7 +167,7 @@ struct opt {
 	const char *flag;
 	const char *env;
 	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level,
-		       * 7 recover, 8 fetch allow list, 9 log format */
+		       * 7 recover, 8 fetch allow list, 9 log format, 10 verify chains */
 	size_t off;
 	unsigned long max;
 };
@@ -200,6 +207,9 @@ static const struct opt opts[] = {
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
 	{"--log-format", "THEATER_LOG_FORMAT", 9, 0, 0},
+	{"--max-memory", "THEATER_MAX_MEMORY", 0, OFF(max_memory), 0},
+	{"--max-open-chains", "THEATER_MAX_OPEN_CHAINS", 1, OFF(max_open_chains), 10000000},
+	{"--verify-chains", "THEATER_VERIFY_CHAINS", 10, 0, 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -238,6 +248,11 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 		if (strcmp(v, "all") != 0 && strcmp(v, "none") != 0)
 			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
 		cfg->recover_none = strcmp(v, "none") == 0;
+		return ERR_OK;
+	case 10:
+		if (strcmp(v, "tail") && strcmp(v, "full"))
+			return err_set(err, ERR_INVALID, "%s: '%s' is not tail or full", o->flag, v);
+		cfg->verify_full = strcmp(v, "full") == 0;
 		return ERR_OK;
 	case 9:
 		if (strcmp(v, "text") && strcmp(v, "json"))

@@ -49,6 +49,11 @@ struct config {
 	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */
 	unsigned shutdown_grace_ms; /* --shutdown-grace-ms [10000] */
+	size_t max_memory;          /* --max-memory: resident bytes before spawns are refused
+				     * [0: the cgroup's limit, else the machine's memory] */
+	unsigned max_open_chains;   /* --max-open-chains: chain files open at once [0: half
+				     * of the descriptor limit] */
+	int verify_full;            /* --verify-chains full: verify whole chains at start */
 	int show_help, show_version;
 };
 

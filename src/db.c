@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "src/chain.h"
+#include "src/util/buf.h"
 #include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "src/util/log.h"
@@ -28,14 +29,19 @@
 #define RUN_COLS "id, name, manifest_ref, package_ref, package_sha256, parent_id, status, " \
 		 "reason, created_at, started_at, stopped_at, head_seq, head_hash, updated_at, " \
 		 "manifest_json"
+/* What a SELECT of runs reads: RUN_COLS and the offset of the head event (the
+ * checkpoint a chain opens from, chain_open_from), or NULL when not indexed. */
+#define RUN_SELECT RUN_COLS ", (SELECT byte_offset FROM events WHERE actor_id = runs.id " \
+		   "AND seq = runs.head_seq)"
 #define LIVE_STATUSES "('starting', 'running', 'stopping')"
 #define BUSY_TIMEOUT_MS 5000
 #define REBUILD_BATCH 512
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_SAVE, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
-	ST_RUN_LIST, ST_FAIL_LIVE,
+	ST_FAIL_LIVE, ST_RUN_COUNT, ST_RUN_EXISTS,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
 	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
@@ -47,9 +53,12 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVE] = "SAVEPOINT inner",
+	[ST_RELEASE] = "RELEASE inner",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO inner",
 	[ST_RUN_INSERT] = "INSERT INTO runs (" RUN_COLS ") VALUES "
 			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-	[ST_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
+	[ST_RUN_GET] = "SELECT " RUN_SELECT " FROM runs WHERE id = ?1",
 	[ST_RUN_STATUS] = "UPDATE runs SET status = ?2, reason = ?3, "
 			  "started_at = CASE WHEN ?4 THEN ?6 ELSE started_at END, "
 			  "stopped_at = CASE WHEN ?5 OR (?8 AND stopped_at = 0) THEN ?6 "
@@ -60,10 +69,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RUN_HEAD] = "UPDATE runs SET head_seq = ?2, head_hash = ?3, "
 			"updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
 	[ST_RUN_DELETE] = "DELETE FROM runs WHERE id = ?1",
-	[ST_RUN_LIST] = "SELECT " RUN_COLS " FROM runs WHERE (?1 IS NULL OR status = ?1) "
-			"AND (?2 IS NULL OR name = ?2) AND (?3 IS NULL OR parent_id = ?3) "
-			"AND (?4 IS NULL OR (created_at, id) > (?4, ?5)) "
-			"ORDER BY created_at, id LIMIT ?6",
+	[ST_RUN_COUNT] = "SELECT COUNT(*) FROM runs WHERE status = ?1",
+	[ST_RUN_EXISTS] = "SELECT 1 FROM runs WHERE id = ?1",
 	[ST_FAIL_LIVE] = "UPDATE runs SET status = 'failed', reason = ?1, stopped_at = ?2, "
 			 "updated_at = MAX(?3, updated_at + 1) WHERE status IN " LIVE_STATUSES,
 	[ST_EVENT_PUT] = "INSERT OR REPLACE INTO events (actor_id, seq, byte_offset, timestamp_ms, "
@@ -140,11 +147,23 @@ static const char schema_v2[] =
 	"CREATE INDEX IF NOT EXISTS idempotency_by_created ON idempotency (created_at);"
 	"PRAGMA user_version = 2;";
 
+/* v3: lists filtered by name use an index too (issue 16). */
+static const char schema_v3[] =
+	"CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, created_at, id);"
+	"PRAGMA user_version = 3;";
+
+/* Filtered lists: one statement per combination of filters (status, name,
+ * parent, cursor), so each uses its index; a generic "(?1 IS NULL OR status =
+ * ?1)" makes SQLite scan the whole table. Bits of the statement's slot. */
+enum { LIST_STATUS = 1, LIST_NAME = 2, LIST_PARENT = 4, LIST_CURSOR = 8, LIST_KINDS = 16 };
+
 struct db {
 	pthread_mutex_t mu;
 	sqlite3 *conn;
 	char *path;
 	sqlite3_stmt *stmts[ST__COUNT];
+	sqlite3_stmt *lists[LIST_KINDS];   /* prepared on first use, under mu */
+	unsigned batch;               /* open db_batch_begin calls, under mu */
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -201,9 +220,43 @@ static enum err_code exec_stmt(struct db *d, sqlite3_stmt *st, struct err *err, 
 	return code;
 }
 
+/* Inside a batch (db_batch_begin) each transaction is a savepoint of the batch's
+ * one transaction, so a failure rolls back only its own writes. */
 static enum err_code tx(struct db *d, enum stmt_id which, struct err *err)
 {
+	if (d->batch && which == ST_ROLLBACK) {
+		enum err_code rc = exec_stmt(d, stmt(d, ST_ROLLBACK_TO), err, "rollback to");
+		return rc ? rc : exec_stmt(d, stmt(d, ST_RELEASE), err, "release");
+	}
+	if (d->batch)
+		which = which == ST_BEGIN ? ST_SAVE : ST_RELEASE;
 	return exec_stmt(d, stmt(d, which), err, stmt_sql[which]);
+}
+
+enum err_code db_batch_begin(struct db *d, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&d->mu);
+	if (d->batch == 0)
+		rc = exec_stmt(d, stmt(d, ST_BEGIN), err, "beginning a batch");
+	d->batch += rc == ERR_OK;
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_batch_end(struct db *d, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&d->mu);
+	if (d->batch == 1) {
+		rc = exec_stmt(d, stmt(d, ST_COMMIT), err, "committing a batch");
+		if (rc)
+			exec_stmt(d, stmt(d, ST_ROLLBACK), NULL, "rolling back a batch");
+	}
+	if (d->batch)
+		d->batch--;
+	pthread_mutex_unlock(&d->mu);
+	return rc;
 }
 
 static enum err_code id_check(const char *id, struct err *err)
@@ -260,6 +313,8 @@ static enum err_code db_schema(struct db *d, struct err *err)
 		rc = sqlite3_exec(d->conn, schema_v1, NULL, NULL, &msg);
 	if (rc == SQLITE_OK && version < 2)
 		rc = sqlite3_exec(d->conn, schema_v2, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 3)
+		rc = sqlite3_exec(d->conn, schema_v3, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -314,6 +369,8 @@ void db_close(struct db *d)
 		return;
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(d->stmts[i]);
+	for (int i = 0; i < LIST_KINDS; i++)
+		sqlite3_finalize(d->lists[i]);
 	if (sqlite3_close(d->conn) != SQLITE_OK)
 		log_error("db", "cannot close database '%s': %s", d->path, sqlite3_errmsg(d->conn));
 	pthread_mutex_destroy(&d->mu);
@@ -354,7 +411,7 @@ static void col_copy(sqlite3_stmt *st, int i, char *out, size_t size)
 	snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
-/* Fills r from the current row (columns in RUN_COLS order). */
+/* Fills r from the current row (columns in RUN_SELECT order). */
 static enum err_code run_from_row(sqlite3_stmt *st, struct db_run *r, struct err *err)
 {
 	memset(r, 0, sizeof(*r));
@@ -367,6 +424,8 @@ static enum err_code run_from_row(sqlite3_stmt *st, struct db_run *r, struct err
 	r->stopped_at = sqlite3_column_int64(st, 10);
 	r->head_seq = (uint64_t)sqlite3_column_int64(st, 11);
 	r->updated_at = sqlite3_column_int64(st, 13);
+	r->head_offset = sqlite3_column_type(st, 15) == SQLITE_INTEGER
+				 ? (uint64_t)sqlite3_column_int64(st, 15) : DB_NO_OFFSET;
 	if (col_dup(st, 1, &r->name) || col_dup(st, 2, &r->manifest_ref) ||
 	    col_dup(st, 3, &r->package_ref) || col_dup(st, 6, &r->status) ||
 	    col_dup(st, 7, &r->reason) || col_dup(st, 14, &r->manifest_json)) {
@@ -600,12 +659,48 @@ static void page_release(struct run_page *p)
 	free(p->runs);
 }
 
+static unsigned list_kind(const struct db_run_filter *f, int has_cursor)
+{
+	return (f->status ? LIST_STATUS : 0) | (f->name ? LIST_NAME : 0) |
+	       (f->parent ? LIST_PARENT : 0) | (has_cursor ? LIST_CURSOR : 0);
+}
+
+/* The SQL of one kind of list: only the conditions it filters on. */
+static void list_sql(unsigned kind, char *out, size_t size)
+{
+	snprintf(out, size, "SELECT " RUN_SELECT " FROM runs WHERE 1%s%s%s%s "
+		 "ORDER BY created_at, id LIMIT ?6",
+		 kind & LIST_STATUS ? " AND status = ?1" : "",
+		 kind & LIST_NAME ? " AND name = ?2" : "",
+		 kind & LIST_PARENT ? " AND parent_id = ?3" : "",
+		 kind & LIST_CURSOR ? " AND (created_at, id) > (?4, ?5)" : "");
+}
+
+/* With d->mu held: the statement of one kind of list, prepared once. */
+static enum err_code list_stmt(struct db *d, unsigned kind, sqlite3_stmt **out,
+			       struct err *err)
+{
+	char sql[1024];
+	if (!d->lists[kind]) {
+		list_sql(kind, sql, sizeof(sql));
+		int rc = sqlite3_prepare_v3(d->conn, sql, -1, SQLITE_PREPARE_PERSISTENT,
+					    &d->lists[kind], NULL);
+		if (rc != SQLITE_OK)
+			return sql_fail(d, rc, err, "preparing a list");
+	}
+	*out = d->lists[kind];
+	return ERR_OK;
+}
+
 static void bind_filter(sqlite3_stmt *st, const struct db_run_filter *f, int has_cursor,
 			int64_t cur_created, const char *cur_id, unsigned limit)
 {
-	bind_text(st, 1, f->status);
-	bind_text(st, 2, f->name);
-	bind_text(st, 3, f->parent);
+	if (f->status)
+		bind_text(st, 1, f->status);
+	if (f->name)
+		bind_text(st, 2, f->name);
+	if (f->parent)
+		bind_text(st, 3, f->parent);
 	if (has_cursor) {
 		sqlite3_bind_int64(st, 4, cur_created);
 		bind_text(st, 5, cur_id);
@@ -626,7 +721,11 @@ static enum err_code page_fetch(struct db *d, const struct db_run_filter *f, uns
 	if (!(p->runs = calloc(limit, sizeof(*p->runs))))
 		return err_set(err, ERR_NOMEM, "out of memory listing runs");
 	pthread_mutex_lock(&d->mu);
-	sqlite3_stmt *st = stmt(d, ST_RUN_LIST);
+	sqlite3_stmt *st = NULL;
+	if ((rc = list_stmt(d, list_kind(f, has_cursor), &st, err)) != ERR_OK) {
+		pthread_mutex_unlock(&d->mu);
+		return rc;
+	}
 	bind_filter(st, f, has_cursor, cur_created, cur_id, limit);
 	int src;
 	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -671,6 +770,53 @@ enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
 		rc = err_set(err, ERR_NOMEM, "out of memory listing runs");
 fail:
 	page_release(&p);
+	return rc;
+}
+
+enum err_code db_run_list_plan(struct db *d, const struct db_run_filter *f, char **plan_out,
+			       struct err *err)
+{
+	char sql[1100] = "EXPLAIN QUERY PLAN ";
+	size_t at = strlen(sql);
+	list_sql(list_kind(f, f->cursor && *f->cursor), sql + at, sizeof(sql) - at);
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	*plan_out = NULL;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(d->conn, sql, -1, &st, NULL);
+	enum err_code rc = src == SQLITE_OK ? ERR_OK : sql_fail(d, src, err, "explaining a list");
+	while (rc == ERR_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *detail = sqlite3_column_text(st, 3);
+		if (buf_printf(&b, "%s\n", detail ? (const char *)detail : "") != ERR_OK)
+			rc = err_set(err, ERR_NOMEM, "out of memory explaining a list");
+	}
+	if (rc == ERR_OK && src != SQLITE_DONE)
+		rc = sql_fail(d, src, err, "explaining a list");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&d->mu);
+	if (rc == ERR_OK && !(*plan_out = buf_steal(&b, NULL)))
+		rc = err_set(err, ERR_NOMEM, "out of memory explaining a list");
+	buf_release(&b);
+	return rc;
+}
+
+enum err_code db_run_count(struct db *d, const char *status, uint64_t *count_out,
+			   struct err *err)
+{
+	if (!db_status_valid(status))
+		return err_set(err, ERR_INVALID, "invalid run status '%s'", status ? status : "");
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_COUNT);
+	bind_text(st, 1, status);
+	int src = sqlite3_step(st);
+	enum err_code rc = ERR_OK;
+	if (src == SQLITE_ROW)
+		*count_out = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		rc = sql_fail(d, src, err, "counting runs");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
 
@@ -1207,16 +1353,29 @@ static enum err_code rebuild_run_row(struct db *d, const char *dir, const char *
 /* Indexes one chain file the index does not know. Unreadable files are logged
  * and skipped (*skipped). Known runs are left to the supervisor, which opens
  * their chains anyway and indexes what the index lacks (db_catch_up). */
+/* ERR_OK when the index has a run id, ERR_NOT_FOUND when not (without reading
+ * the row: start-up asks this for every chain file, 100,000 of them). */
+static enum err_code run_known(struct db *d, const char *id, struct err *err)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_EXISTS);
+	bind_text(st, 1, id);
+	int src = sqlite3_step(st);
+	enum err_code rc = src == SQLITE_ROW ? ERR_OK
+			   : src == SQLITE_DONE ? ERR_NOT_FOUND : sql_fail(d, src, err, "finding a run");
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
 static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id,
 				   uint64_t *events, int *skipped, struct err *err)
 {
 	struct chain_verify_result vr;
 	struct err serr = {0};
 	struct stat st;
-	struct db_run known;
-	enum err_code rc = db_run_get(d, id, &known, err);
+	enum err_code rc = run_known(d, id, err);
 	if (rc == ERR_OK) {
-		db_run_release(&known);
 		*skipped = 1;
 		return ERR_OK;
 	}

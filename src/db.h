@@ -26,11 +26,19 @@
 
 #include "src/util/err.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 #define DB_LIST_DEFAULT 50
 #define DB_LIST_MAX 1000
 
 struct db;
+
+/* A batch: from db_batch_begin to db_batch_end, every write of any thread is one
+ * transaction (each function's own transaction a savepoint inside it), so
+ * thousands of runs indexed at once (start-up recovery, shutdown, the flusher's
+ * group commits) cost one commit. Batches nest; keep them short, since other
+ * threads' writes wait for the end to be committed. */
+enum err_code db_batch_begin(struct db *d, struct err *err);
+enum err_code db_batch_end(struct db *d, struct err *err);
 
 /* Opens (creating) the database file at path. */
 enum err_code db_open(const char *path, struct db **out, struct err *err);
@@ -53,7 +61,11 @@ struct db_run {
 	int damaged;                 /* not stored: the supervisor found its chain damaged */
 	char head_type[96];          /* not stored: the head event's type when the supervisor
 				      * appended it in this process ("" when unknown) */
+	uint64_t head_offset;        /* read only: where event head_seq's record starts in the
+				      * chain file (its checkpoint), DB_NO_OFFSET when the
+				      * index has no row for it */
 };
+#define DB_NO_OFFSET UINT64_MAX
 
 /* Frees the strings and zeroes the struct. Accepts NULL. */
 void db_run_release(struct db_run *r);
@@ -98,6 +110,15 @@ struct db_run_filter {
 enum err_code db_run_list(struct db *d, const struct db_run_filter *f,
 			  int (*cb)(void *user, const struct db_run *r), void *user,
 			  char **next_cursor_out, struct err *err);
+
+/* The query plan SQLite uses for the list f asks for (EXPLAIN QUERY PLAN, one
+ * line per step; *plan_out malloc'd): for tests that lists use their indexes. */
+enum err_code db_run_list_plan(struct db *d, const struct db_run_filter *f, char **plan_out,
+			       struct err *err);
+
+/* Runs with this status (from the status index, without reading them). */
+enum err_code db_run_count(struct db *d, const char *status, uint64_t *count_out,
+			   struct err *err);
 
 /* Marks every run in starting/running/stopping as failed with reason and
  * stopped_at = now; *count_out (may be NULL) gets how many. */

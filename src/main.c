@@ -16,9 +16,11 @@
 
 #include "api/api.h"
 #include "server/http.h"
+#include "src/chain.h"
 #include "src/config.h"
 #include "src/db.h"
 #include "src/fetch.h"
+#include "src/headroom.h"
 #include "src/home.h"
 #include "src/resolve.h"
 #include "src/secrets.h"
@@ -33,6 +35,7 @@ struct app {
 	struct store *store;
 	struct resolver *resolver;
 	struct secrets *secrets;
+	struct headroom *headroom;
 	struct supervisor *sup;
 	struct api *api;
 	struct http_server *http;
@@ -52,6 +55,25 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* Descriptors are shared by chain files (the chain cache's cap), connections and a
+ * reserve (SQLite, the store, fetches, the lock, stdio): connections get what is
+ * left, so accept() never fails for want of one (issue 16: libmicrohttpd then
+ * spins and logs millions of lines). */
+#define FD_RESERVE_OTHER 64
+
+static unsigned conns_within_fds(unsigned want)
+{
+	uint64_t limit = headroom_fd_limit(), chains = chain_fd_cap();
+	uint64_t left = limit > chains + FD_RESERVE_OTHER + 16 ? limit - chains - FD_RESERVE_OTHER
+							      : 16;
+	if (want <= left)
+		return want;
+	log_warn("main", "--max-conns %u lowered to %llu: the descriptor limit is %llu and chain "
+		 "files may hold %llu", want, (unsigned long long)left, (unsigned long long)limit,
+		 (unsigned long long)chains);
+	return (unsigned)left;
 }
 
 static enum err_code open_storage(struct app *app, struct err *err)
@@ -111,6 +133,9 @@ static enum err_code start(struct app *app, struct err *err)
 	enum err_code rc = open_storage(app, err);
 	if (rc)
 		return rc;
+	struct headroom_config hr = {.max_memory = c->max_memory};
+	if ((rc = headroom_new(&hr, &app->headroom, err)))
+		return rc;
 	struct supervisor_config scfg = {
 		.chains_dir = app->chains_dir, .db = app->db, .store = app->store,
 		.resolver = app->resolver, .workers = c->workers, .fuel = c->actor_fuel,
@@ -122,6 +147,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.max_children = c->max_children, .call_events = c->call_events,
 		.call_bytes = c->call_bytes,
 		.recover_none = c->recover_none, .shutdown_grace_ms = c->shutdown_grace_ms,
+		.headroom = app->headroom, .verify_full = c->verify_full,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;
@@ -140,7 +166,7 @@ static enum err_code start(struct app *app, struct err *err)
 	api_handler(app->api, &h);
 	struct http_config hcfg = {
 		.host = c->host, .port = c->port, .threads = c->http_threads,
-		.conn_timeout_s = c->conn_timeout_s, .max_conns = c->max_conns,
+		.conn_timeout_s = c->conn_timeout_s, .max_conns = conns_within_fds(c->max_conns),
 		.max_conns_per_ip = c->max_conns_per_ip,
 	};
 	return http_server_start(&hcfg, &h, &app->http, err);
@@ -160,6 +186,7 @@ static void stop(struct app *app)
 	store_close(app->store);
 	secrets_close(app->secrets);
 	db_close(app->db);
+	headroom_free(app->headroom);
 	free(app->chains_dir);
 	free(app->store_dir);
 	free(app->db_path);
@@ -214,6 +241,7 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)app.cfg.log_level);
 	log_set_format((enum log_format)app.cfg.log_format);
 	raise_fd_limit();
+	chain_fd_set_cap(app.cfg.max_open_chains);
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);

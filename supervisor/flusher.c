@@ -89,9 +89,12 @@ void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 	free(deps);
 	free(ndeps);
 	/* What the syncfs covered needs no fdatasync: record_sync only indexes and
-	 * reports it (and syncs what was written since). */
+	 * reports it (and syncs what was written since), all in one transaction. */
+	int batch = big && db_batch_begin(s->cfg.db, &e) == ERR_OK;
 	for (size_t i = 0; i < n; i++)
 		record_sync(s, v[i]);
+	if (batch && db_batch_end(s->cfg.db, &e) != ERR_OK)
+		log_error("flusher", "cannot commit the index of %zu chains: %s", n, e.msg);
 }
 
 static void flush_all(struct supervisor *s, struct actor **list, size_t n)

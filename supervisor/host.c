@@ -442,7 +442,7 @@ int32_t host_errno(enum err_code code)
 	case ERR_FORBIDDEN_PATH: return HOST_EDENIED;
 	case ERR_TIMEOUT: return HOST_ETIMEDOUT;
 	case ERR_TOO_LARGE: return HOST_ETOOBIG;
-	case ERR_BUSY: case ERR_TOO_MANY_ACTORS: return HOST_EBUSY;
+	case ERR_BUSY: case ERR_TOO_MANY_ACTORS: case ERR_EXHAUSTED: return HOST_EBUSY;
 	default: return HOST_EFAILED;
 	}
 }

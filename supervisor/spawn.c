@@ -310,42 +310,59 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Live actors counted at most every LIVE_RECOUNT_MS (a count walks every actor:
- * per spawn it made spawns quadratic); in between, each spawn adds one, so the
- * estimate only errs high, and a refusal is always checked by a fresh count. */
-#define LIVE_RECOUNT_MS 50
+/* Live actors server-wide: a walk of every actor costs milliseconds at 100,000
+ * (issue 16), so it is done at most every LIVE_RECOUNT_MS, or 20 times as long as
+ * the last walk took (at most 5% of a core); spawns let through since are added,
+ * ends are not subtracted (an overcount, never an undercount), and a count at the
+ * limit is taken again (exact) before anything is refused. */
+#define LIVE_RECOUNT_MS 250
 
-static uint32_t live_actors(struct supervisor *s, int fresh)
+static uint32_t live_actors(struct supervisor *s, int exact)
 {
+	pthread_mutex_lock(&s->live_lock);
 	int64_t now = now_ms();
-	if (!fresh && now - __atomic_load_n(&s->live_counted_ms, __ATOMIC_ACQUIRE) <
-			      LIVE_RECOUNT_MS)
-		return __atomic_load_n(&s->live_estimate, __ATOMIC_ACQUIRE);
-	struct live_count n = {NULL, 0, 0};
-	reg_foreach(s, count_live, &n);
-	__atomic_store_n(&s->live_estimate, n.all, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->live_counted_ms, now, __ATOMIC_RELEASE);
-	return n.all;
+	int64_t every = s->live_walk_ms * 20 > LIVE_RECOUNT_MS ? s->live_walk_ms * 20
+							       : LIVE_RECOUNT_MS;
+	if (exact || !s->live_counted_ms || now - s->live_counted_ms >= every) {
+		pthread_mutex_unlock(&s->live_lock);
+		struct live_count n = {NULL, 0, 0};
+		reg_foreach(s, count_live, &n);
+		pthread_mutex_lock(&s->live_lock);
+		s->live_walk_ms = now_ms() - now;
+		s->live_counted_ms = now;
+		s->live_counted = n.all;
+		s->live_since = 0;
+	}
+	uint32_t n = s->live_counted + s->live_since;
+	pthread_mutex_unlock(&s->live_lock);
+	return n;
 }
 
-/* ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
+/* ERR_EXHAUSTED when descriptors or memory are nearly gone (issue 16);
+ * ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
  * may (issue 12: one request created 4,370). A check, not a reservation: spawns in
  * flight at once may pass it together, by at most the worker count. */
 static enum err_code under_limits(struct supervisor *s, const char *parent, struct err *err)
 {
-	uint32_t all = live_actors(s, 0);
-	if (all >= s->limits.max_actors)
-		all = live_actors(s, 1);
-	if (all >= s->limits.max_actors)
+	enum err_code rc = headroom_check(s->cfg.headroom, err);
+	if (rc)
+		return rc;
+	struct live_count n = {parent, live_actors(s, 0), 0};
+	if (!parent && n.all >= s->limits.max_actors)
+		n.all = live_actors(s, 1);
+	if (parent) {
+		n.all = 0;
+		reg_foreach(s, count_live, &n);
+	}
+	if (n.all >= s->limits.max_actors)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
-			       "limit (--max-actors)", all);
-	if (!parent)
-		return ERR_OK;
-	struct live_count n = {parent, 0, 0};
-	reg_foreach(s, count_live, &n);
-	if (n.children >= s->limits.max_children)
+			       "limit (--max-actors)", n.all);
+	if (parent && n.children >= s->limits.max_children)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
 			       "limit (--max-children)", parent, n.children);
+	pthread_mutex_lock(&s->live_lock);
+	s->live_since++;
+	pthread_mutex_unlock(&s->live_lock);
 	return ERR_OK;
 }
 
@@ -363,8 +380,6 @@ static void job_spawn(void *arg)
 		rc = under_limits(s, j->parent_id, &e);
 	if (!rc)
 		rc = create_run(j, m, &a, &e);
-	if (!rc)
-		__atomic_add_fetch(&s->live_estimate, 1, __ATOMIC_ACQ_REL);
 	if (rc) {
 		j->done(j->user, rc, &e, NULL);
 		goto out;

@@ -27,6 +27,7 @@
 #include "src/chain.h"
 #include "src/db.h"
 #include "src/resolve.h"
+#include "src/headroom.h"
 #include "src/store.h"
 #include "src/util/err.h"
 #include "src/util/json.h"
@@ -60,6 +61,9 @@ struct supervisor_config {
 	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
+	/* Issue 16. */
+	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
+	int verify_full;             /* start-up verifies every chain whole, not past the index's head */
 };
 
 /* Opens every chain (truncating torn tails, verifying hashes; damage is logged and

@@ -109,8 +109,6 @@ struct supervisor {
 	struct supervisor_config cfg;
 	char *chains_dir;
 	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
-	uint32_t live_estimate;       /* atomic: spawn.c's count of live actors, plus spawns */
-	int64_t live_counted_ms;      /* atomic: when it was last counted */
 	struct pool *pool;
 	struct engine *engine;
 	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
@@ -123,7 +121,13 @@ struct supervisor {
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
 	int draining;                 /* atomic: set_draining / is_draining */
 	int stopping;                 /* atomic: the server stops; no mail is taken */
-	int recovering;               /* atomic: start-up recovery; one sync at its end */
+	int recovering;               /* atomic: start-up recovery or shutdown's suspension;
+				       * the flusher stays out, one sync at its end */
+	/* spawn.c: the live count for --max-actors, recounted at most every
+	 * LIVE_RECOUNT_MS (a walk of every actor) plus the spawns let through since. */
+	pthread_mutex_t live_lock;
+	int64_t live_counted_ms, live_walk_ms;
+	uint32_t live_counted, live_since;
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;

@@ -622,6 +622,203 @@ static void test_scan_callback(void **state)
 	free(bytes);
 }
 
+
+/* Issue 16: descriptors are bounded, not a function of how many chains are open.
+ * 40 chains under a cap of 8: every append, sync, read and verify works, the
+ * process never holds more than the cap, and an evicted chain is still "open"
+ * (a second chain_open of it is refused). */
+static void test_fd_cap_many_chains(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 40, CAP = 8 };
+	struct chain *c[N];
+	struct err e = {0};
+	chain_fd_set_cap(CAP);
+	for (int i = 0; i < N; i++) {
+		char *id = tu_fmt("fd-%02d", i);
+		assert_int_equal(chain_open(f->dir, id, &c[i], NULL, &e), ERR_OK);
+		free(id);
+	}
+	struct chain_fd_stats st;
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < N; i++) {
+			char *data = tu_fmt("{\"round\":%d,\"chain\":%d}", round, i);
+			if (round == 1)
+				assert_int_equal(chain_append_nosync(c[i], "wasm", data, strlen(data),
+								     NULL, &e), ERR_OK);
+			else
+				append_ok(c[i], "wasm", data, strlen(data), NULL);
+			free(data);
+			chain_fd_stats(&st);
+			assert_true(st.open <= CAP);
+		}
+	for (int i = 0; i < N; i++) {
+		struct chain_event ev = {0};
+		assert_int_equal(chain_read(c[i], 2, &ev, &e), ERR_OK);
+		char *want = tu_fmt("{\"round\":1,\"chain\":%d}", i);
+		assert_int_equal(ev.data_len, strlen(want));
+		assert_memory_equal(ev.data, want, ev.data_len);
+		free(want);
+		chain_event_release(&ev);
+		struct chain_verify_result vr;
+		assert_int_equal(chain_verify(c[i], &vr, &e), ERR_OK);
+		assert_true(vr.valid);
+		assert_int_equal(vr.length, 3);
+		assert_int_equal(chain_synced_length(c[i]), 3);
+	}
+	chain_fd_stats(&st);
+	assert_true(st.open <= CAP);
+	assert_int_equal(st.cap, CAP);
+	assert_true(st.chains >= N);
+	assert_true(st.reopens > 0);
+	assert_true(st.evictions > 0);
+	assert_true(st.evict_syncs > 0);       /* round 1 left unsynced bytes behind */
+	/* chain 0 was used longest ago: its descriptor is closed, yet it is open */
+	struct chain *again = NULL;
+	char *id0 = tu_fmt("fd-%02d", 0);
+	assert_int_equal(chain_open(f->dir, id0, &again, NULL, &e), ERR_CONFLICT);
+	assert_null(again);
+	for (int i = 0; i < N; i++)
+		chain_close(c[i]);
+	chain_fd_stats(&st);
+	assert_int_equal(st.open, 0);
+	/* closed: it opens again, whole */
+	struct chain_open_report rep;
+	assert_int_equal(chain_open(f->dir, id0, &again, &rep, &e), ERR_OK);
+	assert_int_equal(rep.length, 3);
+	assert_false(rep.damaged);
+	chain_close(again);
+	free(id0);
+	chain_fd_set_cap(0);
+}
+
+struct fd_worker {
+	struct chain **c;
+	int n, id;
+};
+
+static void *fd_worker_main(void *arg)
+{
+	struct fd_worker *w = arg;
+	struct err e = {0};
+	for (int k = 0; k < 200; k++) {
+		struct chain *c = w->c[(k * 7 + w->id) % w->n];
+		char data[32];
+		int len = snprintf(data, sizeof(data), "w%d-%d", w->id, k);
+		if (chain_append(c, "wasm", data, (size_t)len, NULL, &e) != ERR_OK)
+			return (void *)1;
+		struct chain_event ev = {0};
+		if (chain_read(c, chain_length(c), &ev, &e) != ERR_OK)
+			return (void *)1;
+		chain_event_release(&ev);
+	}
+	return NULL;
+}
+
+/* Many threads on more chains than descriptors: eviction never closes a
+ * descriptor in use, and every chain verifies afterwards. */
+static void test_fd_cap_threads(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 24, T = 4 };
+	struct chain *c[N];
+	struct err e = {0};
+	chain_fd_set_cap(8);
+	for (int i = 0; i < N; i++) {
+		char *id = tu_fmt("th-%02d", i);
+		assert_int_equal(chain_open(f->dir, id, &c[i], NULL, &e), ERR_OK);
+		free(id);
+	}
+	pthread_t th[T];
+	struct fd_worker w[T];
+	for (int t = 0; t < T; t++) {
+		w[t] = (struct fd_worker){c, N, t};
+		assert_int_equal(pthread_create(&th[t], NULL, fd_worker_main, &w[t]), 0);
+	}
+	for (int t = 0; t < T; t++) {
+		void *ret = NULL;
+		pthread_join(th[t], &ret);
+		assert_null(ret);
+	}
+	uint64_t total = 0;
+	for (int i = 0; i < N; i++) {
+		struct chain_verify_result vr;
+		assert_int_equal(chain_verify(c[i], &vr, &e), ERR_OK);
+		assert_true(vr.valid);
+		total += vr.length;
+		chain_close(c[i]);
+	}
+	assert_int_equal(total, 200 * T);
+	chain_fd_set_cap(0);
+}
+
+/* Incremental verification: opened from a checkpoint, only the records after it
+ * are scanned; earlier events still read (their offsets load on demand), a
+ * change before the checkpoint is found by chain_verify, and a checkpoint the
+ * file no longer matches falls back to the whole scan. */
+static void test_open_from_checkpoint(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t offs[6];
+	size_t len;
+	char *bytes = five_events(f, &len, offs);
+	struct chain *c = open_ok(f, NULL);
+	struct chain_event ev3 = {0};
+	struct err e = {0};
+	assert_int_equal(chain_read(c, 3, &ev3, &e), ERR_OK);
+	chain_close(c);
+	struct chain_checkpoint cp = {.seq = 3, .offset = offs[2]};
+	memcpy(cp.hash, ev3.hash, CHAIN_HASH_LEN);
+	/* a torn record after the checkpoint is still cut */
+	char *torn = tu_fmt("%.*sEVENT 12", (int)len, bytes);
+	assert_int_equal(tu_write_file(f->path, torn, len + 8), 0);
+	struct chain_open_report rep;
+	assert_int_equal(chain_open_from(f->dir, ACTOR, 5, &cp, &c, &rep, &e), ERR_OK);
+	assert_true(rep.truncated_tail);
+	assert_false(rep.damaged);
+	assert_int_equal(rep.length, 5);
+	assert_int_equal((size_t)file_size(f->path), len);
+	for (uint64_t seq = 1; seq <= 5; seq++) {
+		struct chain_event ev = {0};
+		assert_int_equal(chain_read(c, seq, &ev, &e), ERR_OK);
+		assert_int_equal(ev.offset, offs[seq - 1]);
+		chain_event_release(&ev);
+	}
+	append_ok(c, "wasm", "six", 3, NULL);
+	assert_int_equal(chain_synced_length(c), 6);
+	chain_close(c);
+	/* a flipped byte in event 1: not seen by the incremental open, seen by verify */
+	char *now = tu_read_file(f->path, &len);
+	now[offs[1] - 5] ^= 0x01;            /* a digit in event 1's data */
+	assert_int_equal(tu_write_file(f->path, now, len), 0);
+	assert_int_equal(chain_open_from(f->dir, ACTOR, 6, &cp, &c, &rep, &e), ERR_OK);
+	assert_false(rep.damaged);
+	assert_int_equal(rep.length, 6);
+	struct chain_verify_result vr;
+	assert_int_equal(chain_verify(c, &vr, &e), ERR_OK);
+	assert_false(vr.valid);
+	assert_int_equal(vr.first_bad_seq, 1);
+	struct chain_event ev = {0};
+	assert_int_equal(chain_read(c, 1, &ev, &e), ERR_CORRUPT);
+	chain_close(c);
+	/* a checkpoint the file does not match: the whole scan finds the damage */
+	cp.hash[0] ^= 0xff;
+	assert_int_equal(chain_open_from(f->dir, ACTOR, 6, &cp, &c, &rep, &e), ERR_OK);
+	assert_true(rep.damaged);
+	assert_int_equal(rep.first_bad_seq, 1);
+	chain_close(c);
+	/* a cut before the checkpoint's end: the checkpoint does not hold either */
+	cp.hash[0] ^= 0xff;
+	assert_int_equal(truncate(f->path, (off_t)offs[2] + 10), 0);
+	assert_int_equal(chain_open_from(f->dir, ACTOR, 6, &cp, &c, &rep, &e), ERR_OK);
+	assert_true(rep.damaged);
+	chain_close(c);
+	chain_event_release(&ev3);
+	free(now);
+	free(torn);
+	free(bytes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +836,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_while_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_cap_many_chains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_cap_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_from_checkpoint, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

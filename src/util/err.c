@@ -29,6 +29,7 @@ static const char *const names[ERR__COUNT] = {
 	[ERR_IDEM_REUSED] = "idempotency_key_reused", [ERR_IDEM_PENDING] = "idempotency_in_progress",
 	[ERR_WASM_SUSPEND] = "wasm_suspended",
 	[ERR_CHAIN_DAMAGED] = "chain_damaged", [ERR_PACKAGE_UNAVAILABLE] = "package_unavailable",
+	[ERR_EXHAUSTED] = "resource_exhausted",
 };
 
 const char *err_code_name(enum err_code code)

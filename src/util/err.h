@@ -58,6 +58,7 @@ enum err_code {
 	ERR_WASM_SUSPEND,     /* a wasm call is parked, to be resumed (never an HTTP answer) */
 	ERR_CHAIN_DAMAGED,    /* a run's chain is damaged: it cannot be read whole */
 	ERR_PACKAGE_UNAVAILABLE, /* a run's package bytes can no longer be found */
+	ERR_EXHAUSTED,        /* descriptors or memory nearly run out: new work refused */
 	ERR__COUNT
 };
 

@@ -4,6 +4,8 @@
  * so records from several threads never interleave. */
 #include "src/util/log.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -194,4 +196,85 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 	if (m < 0)
 		msg[0] = '\0';
 	emit(level, module, msg, NULL);
+}
+
+/* ---- rate-limited records ---- */
+
+#define LIMIT_SLOTS 64
+#define LIMIT_WINDOW_MS 10000
+
+/* Process-wide like the log itself; guarded by limit_mu. */
+static pthread_mutex_t limit_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct limit_slot {
+	const void *key;
+	int64_t since_ms;             /* start of the current window */
+	uint64_t suppressed;          /* records dropped in it */
+} limit_slots[LIMIT_SLOTS];
+static unsigned limit_window_ms = LIMIT_WINDOW_MS;
+
+void log_set_limit_window_ms(unsigned ms)
+{
+	limit_window_ms = ms ? ms : LIMIT_WINDOW_MS;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* With limit_mu held: the slot of key, claiming a free one or the oldest. */
+static struct limit_slot *limit_slot(const void *key)
+{
+	struct limit_slot *oldest = &limit_slots[0];
+	for (int i = 0; i < LIMIT_SLOTS; i++) {
+		if (limit_slots[i].key == key)
+			return &limit_slots[i];
+		if (!limit_slots[i].key || limit_slots[i].since_ms < oldest->since_ms)
+			oldest = &limit_slots[i];
+		if (!limit_slots[i].key)
+			break;
+	}
+	oldest->key = key;
+	oldest->since_ms = 0;
+	oldest->suppressed = 0;
+	return oldest;
+}
+
+void log_limited(const void *key, enum log_level level, const char *module, const char *fmt, ...)
+{
+	if (level < min_level)
+		return;
+	int64_t now = mono_ms();
+	uint64_t dropped = 0;
+	pthread_mutex_lock(&limit_mu);
+	struct limit_slot *s = limit_slot(key);
+	int go = s->since_ms == 0 || now - s->since_ms >= (int64_t)limit_window_ms;
+	if (go) {
+		dropped = s->suppressed;
+		s->since_ms = now;
+		s->suppressed = 0;
+	} else {
+		s->suppressed++;
+	}
+	pthread_mutex_unlock(&limit_mu);
+	if (!go)
+		return;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		msg[0] = '\0';
+	if (!dropped) {
+		emit(level, module, msg, NULL);
+		return;
+	}
+	char n[24], text[2200];
+	snprintf(n, sizeof(n), "%" PRIu64, dropped);
+	snprintf(text, sizeof(text), "%s (%s more like this suppressed)", msg, n);
+	const char *kv[] = {"suppressed", n, NULL};
+	emit(level, module, text, kv);
 }

@@ -22,6 +22,17 @@ void log_fields(enum log_level level, const char *module, const char *msg,
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Rate-limited records (issue 16: a failing accept() logged 8.9 M identical lines
+ * in a minute). Records with the same key (any stable pointer, usually the
+ * format string of the call site) make at most one line per window (10 s by
+ * default); the next line after a window carries how many were suppressed
+ * ("(N more like this suppressed)", and a "suppressed" field). Up to 64 keys are
+ * tracked at once; others take the slot used longest ago. */
+void log_limited(const void *key, enum log_level level, const char *module, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
+/* For tests: the window in ms (0: the default). Call before threads. */
+void log_set_limit_window_ms(unsigned ms);
+
 #define log_debug(mod, ...) log_msg(LOG_DEBUG, mod, __VA_ARGS__)
 #define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)
 #define log_warn(mod, ...) log_msg(LOG_WARN, mod, __VA_ARGS__)

@@ -1,0 +1,276 @@
+/* test_e2e_scale.c - one node with more actors than descriptors (issue 16).
+ *
+ *   - The server runs under a descriptor limit of 256 (set in this process and
+ *     inherited) and holds 600 live actors: every spawn, message and request
+ *     works, chain files open stay under the cache's cap, a flood of connections
+ *     past the connection limit leaves a handful of log lines, and a restart on
+ *     that home brings every actor back (issue 16: a home that reached the limit
+ *     could not start again).
+ *   - With no room left (--max-memory below what the server already uses), spawns
+ *     are refused with 503 `resource_exhausted` and Retry-After, and the server
+ *     keeps serving the actors it has.
+ * No durations are asserted. */
+#include "tests/support/testutil.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/util/json.h"
+#include "tests/support/server_proc.h"
+
+#define FD_LIMIT 256
+#define ACTORS 600
+#define CHAIN_CAP (FD_LIMIT / 2 - 32)   /* src/chain_fds.c: half the limit minus a reserve */
+
+static struct server_proc SP;
+static const char *const EXAMPLES[] = {"counter", NULL};
+static const char SPAWN[] = "{\"manifest_ref\":\"counter/manifest.json\"}";
+
+static long req(const char *method, const char *path, const char *body, struct http_result *out)
+{
+	char *u = tu_fmt("%s%s", SP.base, path);
+	struct http_result r;
+	assert_int_equal(http_do(method, u, body, body ? strlen(body) : 0, NULL, &r), 0);
+	free(u);
+	long st = r.status;
+	if (out)
+		*out = r;
+	else
+		http_result_release(&r);
+	return st;
+}
+
+static char *spawn_counter(void)
+{
+	struct http_result r;
+	long st = req("POST", "/actors?wait=running&timeout=120", SPAWN, &r);
+	if (st != 201)
+		fail_msg("spawn answered %ld: %s", st, r.body);
+	json_t *j = json_parse(r.body, r.len, 16, NULL);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	http_result_release(&r);
+	return id;
+}
+
+static void send_one(const char *id, const char *msg)
+{
+	char *p = tu_fmt("/actors/%s/messages", id);
+	struct http_result r;
+	long st = req("POST", p, msg, &r);
+	if (st != 202)
+		fail_msg("message to %s answered %ld: %s", id, st, r.body);
+	http_result_release(&r);
+	free(p);
+}
+
+static long ask_count(const char *id)
+{
+	char *p = tu_fmt("/actors/%s/requests?timeout=120", id);
+	struct http_result r;
+	long st = req("POST", p, "get", &r);
+	if (st != 200)
+		fail_msg("request to %s answered %ld: %s", id, st, r.body);
+	long n = strtol(r.body, NULL, 10);
+	http_result_release(&r);
+	free(p);
+	return n;
+}
+
+/* Descriptors of the server process, and how many of them are chain files. */
+static void server_fds(pid_t pid, unsigned *all, unsigned *chains)
+{
+	char *dir = tu_fmt("/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	*all = *chains = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *link = tu_fmt("%s/%s", dir, de->d_name);
+		char target[4096];
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		free(link);
+		(*all)++;
+		if (n > 6) {
+			target[n] = 0;
+			*chains += strcmp(target + n - 6, ".chain") == 0;
+		}
+	}
+	closedir(d);
+	free(dir);
+}
+
+static size_t count_lines(const char *text, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static unsigned running_actors(void)
+{
+	unsigned n = 0;
+	char *cursor = NULL;
+	do {
+		char *p = cursor ? tu_fmt("/actors?status=running&limit=500&cursor=%s", cursor)
+				 : tu_fmt("/actors?status=running&limit=500");
+		struct http_result r;
+		assert_int_equal(req("GET", p, NULL, &r), 200);
+		json_t *j = json_parse(r.body, r.len, 64, NULL);
+		n += (unsigned)json_array_size(json_object_get(j, "items"));
+		free(cursor);
+		const char *next = json_string_value(json_object_get(j, "next_cursor"));
+		cursor = next ? strdup(next) : NULL;
+		json_decref(j);
+		http_result_release(&r);
+		free(p);
+	} while (cursor);
+	return n;
+}
+
+/* Opens n connections to the server and holds them a moment: past the server's
+ * connection limit, libmicrohttpd closes each extra one and says so. */
+static void connection_flood(int n)
+{
+	int *fds = calloc((size_t)n, sizeof(int));
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SP.port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		if (connect(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	usleep(300 * 1000);
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+}
+
+static void test_more_actors_than_descriptors(void **state)
+{
+	(void)state;
+	struct rlimit rl = {FD_LIMIT, FD_LIMIT};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);   /* inherited by the server */
+	memset(&SP, 0, sizeof(SP));
+	const char *args[] = {"--max-conns", "1024", NULL};
+	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
+	server_install_examples(&SP, EXAMPLES);
+	char **ids = calloc(ACTORS, sizeof(char *));
+	for (int i = 0; i < ACTORS; i++)
+		ids[i] = spawn_counter();
+	for (int i = 0; i < ACTORS; i++)
+		send_one(ids[i], "2");
+	unsigned all, chains;
+	server_fds(SP.pid, &all, &chains);
+	print_message("%d actors: %u descriptors open, %u of them chain files\n", ACTORS, all,
+		      chains);
+	assert_true(all < FD_LIMIT);
+	assert_true(chains <= CHAIN_CAP);
+	/* every actor answers, its first chain events long since evicted */
+	for (int i = 0; i < ACTORS; i += 7)
+		assert_int_equal(ask_count(ids[i]), 2);
+	/* more connections than the limit leaves room for: a few log lines, not one each */
+	connection_flood(FD_LIMIT / 2);
+	assert_int_equal(req("GET", "/health", NULL, NULL), 200);
+	char *log = tu_read_file(SP.log_path, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "--max-conns 1024 lowered"));
+	size_t mhd = count_lines(log, "libmicrohttpd:");
+	print_message("libmicrohttpd lines in the log: %zu\n", mhd);
+	assert_true(mhd <= 4);
+	assert_null(strstr(log, "Too many open files"));
+	free(log);
+	/* the home starts again under the same limit, every actor back and working */
+	assert_int_equal(server_stop(&SP), 0);
+	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+	assert_int_equal(running_actors(), ACTORS);
+	for (int i = 0; i < ACTORS; i++)
+		send_one(ids[i], "3");
+	for (int i = 0; i < ACTORS; i += 5)
+		assert_int_equal(ask_count(ids[i]), 5);
+	server_fds(SP.pid, &all, &chains);
+	assert_true(chains <= CHAIN_CAP);
+	/* and after a crash too */
+	server_crash(&SP);
+	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+	assert_int_equal(running_actors(), ACTORS);
+	assert_int_equal(ask_count(ids[ACTORS - 1]), 5);
+	log = tu_read_file(SP.log_path, NULL);
+	assert_null(strstr(log, "Too many open files"));
+	free(log);
+	server_destroy(&SP);
+	for (int i = 0; i < ACTORS; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static void test_refused_before_exhaustion(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
+	server_install_examples(&SP, EXAMPLES);
+	char *id = spawn_counter();
+	send_one(id, "4");
+	assert_int_equal(server_stop(&SP), 0);
+	/* less memory allowed than the server already holds: no room for new work */
+	const char *tight[] = {"--max-memory", "1M", NULL};
+	assert_int_equal(server_start(&SP, SP.home, tight, NULL), 0);
+	for (int i = 0; i < 20; i++) {
+		struct http_result r;
+		long st = req("POST", "/actors?wait=running&timeout=60", SPAWN, &r);
+		if (st != 503)
+			fail_msg("spawn without room answered %ld: %s", st, r.body);
+		json_t *j = json_parse(r.body, r.len, 16, NULL);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "code")),
+				    "resource_exhausted");
+		assert_non_null(strstr(json_string_value(json_object_get(j, "detail")), "memory"));
+		json_decref(j);
+		char *ct = http_header(&r, "Content-Type");
+		assert_non_null(ct);
+		assert_non_null(strstr(ct, "application/problem+json"));
+		free(ct);
+		char *retry = http_header(&r, "Retry-After");
+		assert_non_null(retry);
+		assert_true(atoi(retry) > 0);
+		free(retry);
+		http_result_release(&r);
+	}
+	/* the server keeps running and serving what it has */
+	assert_int_equal(req("GET", "/health", NULL, NULL), 200);
+	send_one(id, "1");
+	assert_int_equal(ask_count(id), 5);
+	assert_int_equal(running_actors(), 1);
+	/* with room again, spawns work */
+	assert_int_equal(server_stop(&SP), 0);
+	assert_int_equal(server_start(&SP, SP.home, NULL, NULL), 0);
+	char *other = spawn_counter();
+	assert_int_equal(running_actors(), 2);
+	server_destroy(&SP);
+	free(other);
+	free(id);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refused_before_exhaustion),
+		cmocka_unit_test(test_more_actors_than_descriptors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
