@@ -65,6 +65,12 @@ const char *config_usage(void)
 "                            [THEATER_HTTP_TIMEOUT_MS]\n"
 "  --http-timeout-max-ms MS  cap of a handler's timeout_ms (600000)\n"
 "                            [THEATER_HTTP_TIMEOUT_MAX_MS]\n"
+"  --nats URL[,URL...]       join a cluster over these NATS servers (JetStream on;\n"
+"                            docs/cluster.md) [THEATER_NATS]; without it: one node\n"
+"  --node NAME               this node's name in the cluster, [A-Za-z0-9_-]{1,64}\n"
+"                            [THEATER_NODE] (the host name)\n"
+"  --nats-replicas N         replicas of the cluster's streams and buckets (3)\n"
+"                            [THEATER_NATS_REPLICAS]\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -200,6 +206,9 @@ static const struct opt opts[] = {
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
 	{"--log-format", "THEATER_LOG_FORMAT", 9, 0, 0},
+	{"--nats", "THEATER_NATS", 10, OFF(nats), 0},
+	{"--node", "THEATER_NODE", 10, OFF(node), 0},
+	{"--nats-replicas", "THEATER_NATS_REPLICAS", 1, OFF(nats_replicas), 5},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -239,6 +248,12 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 			return err_set(err, ERR_INVALID, "%s: '%s' is not all or none", o->flag, v);
 		cfg->recover_none = strcmp(v, "none") == 0;
 		return ERR_OK;
+	case 10: {
+		char **field = (char **)(void *)((char *)cfg + o->off);
+		free(*field);
+		*field = strdup(v);
+		return *field ? ERR_OK : ERR_NOMEM;
+	}
 	case 9:
 		if (strcmp(v, "text") && strcmp(v, "json"))
 			return err_set(err, ERR_INVALID, "%s: '%s' is not text or json", o->flag, v);
@@ -311,6 +326,7 @@ static void defaults(struct config *cfg)
 	cfg->http_timeout_ms = 60000;
 	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
+	cfg->nats_replicas = 3;
 }
 
 static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,
@@ -375,6 +391,11 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 		return err_set(err, ERR_INVALID, "--http-timeout-ms (%u) must be at least 1 and at "
 			       "most --http-timeout-max-ms (%u)", cfg->http_timeout_ms,
 			       cfg->http_timeout_max_ms);
+	if (cfg->node && !config_node_name_valid(cfg->node))
+		return err_set(err, ERR_INVALID, "--node: '%.80s' is not a node name (1 to 64 of "
+			       "A-Z a-z 0-9 _ -)", cfg->node);
+	if (cfg->nats_replicas == 0)
+		return err_set(err, ERR_INVALID, "--nats-replicas must be from 1 to 5");
 	if (cfg->token && strlen(cfg->token) < 16)
 		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
 			       "characters");
@@ -387,6 +408,8 @@ void config_release(struct config *cfg)
 	free(cfg->home);
 	free(cfg->token);
 	free(cfg->fetch_allow);
+	free(cfg->nats);
+	free(cfg->node);
 	for (size_t i = 0; i < cfg->nroots; i++)
 		free(cfg->roots[i]);
 	memset(cfg, 0, sizeof(*cfg));
@@ -396,4 +419,15 @@ int config_host_is_loopback(const char *host)
 {
 	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
 	       strcmp(host, "localhost") == 0;
+}
+
+int config_node_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+			return 0;
+	return 1;
 }

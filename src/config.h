@@ -49,6 +49,9 @@ struct config {
 	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */
 	unsigned shutdown_grace_ms; /* --shutdown-grace-ms [10000] */
+	char *nats;                 /* --nats URL[,URL...] [THEATER_NATS]: cluster mode when set */
+	char *node;                 /* --node NAME [THEATER_NODE] (main: the host name) */
+	unsigned nats_replicas;     /* --nats-replicas [3] */
 	int show_help, show_version;
 };
 
@@ -58,6 +61,8 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 void config_release(struct config *cfg);
 /* 1 when host is a loopback address (127.0.0.0/8, ::1, localhost). */
 int config_host_is_loopback(const char *host);
+/* 1 when name is a valid --node: 1 to 64 of A-Z a-z 0-9 _ -. */
+int config_node_name_valid(const char *name);
 /* The --help text. */
 const char *config_usage(void);
 

@@ -683,3 +683,18 @@ enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, u
 	struct life_ctx c = {.cb = cb, .user = user};
 	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
 }
+
+static void count_live_one(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	pthread_mutex_lock(&a->lock);
+	*(uint64_t *)u += status_is_live(a->run.status) != 0;
+	pthread_mutex_unlock(&a->lock);
+}
+
+uint64_t supervisor_live_count(struct supervisor *s)
+{
+	uint64_t n = 0;
+	reg_foreach(s, count_live_one, &n);
+	return n;
+}

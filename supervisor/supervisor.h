@@ -174,6 +174,9 @@ int supervisor_http_allow_private(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 
+/* How many runs are live (starting, running, stopping): a node's load. */
+uint64_t supervisor_live_count(struct supervisor *s);
+
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,
 			     struct err *err);

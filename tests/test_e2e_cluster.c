@@ -1,0 +1,250 @@
+/* test_e2e_cluster.c - cluster mode (issue 15) end to end: a real three-server
+ * NATS JetStream cluster and three theater nodes on 127.0.0.1. Nodes join and
+ * list each other; an actor spawned on one node is used from the others with
+ * the same answers as locally; ?node= pins a spawn; GET /actors lists the
+ * whole cluster. */
+#include "tests/support/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/util/json.h"
+#include "tests/support/nats_cluster.h"
+#include "tests/support/server_proc.h"
+
+#define NODES 3
+
+static struct nats_cluster NC;
+static struct server_proc SP[NODES];
+static const char *const NAMES[NODES] = {"alpha", "beta", "gamma"};
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static long call(int node, const char *method, const char *path, const char *body,
+		 struct http_result *out)
+{
+	char *u = tu_fmt("%s%s", SP[node].base, path);
+	struct http_result r = {0};
+	assert_int_equal(http_do(method, u, body, body ? strlen(body) : 0, NULL, &r), 0);
+	free(u);
+	long st = r.status;
+	if (out)
+		*out = r;
+	else
+		http_result_release(&r);
+	return st;
+}
+
+static json_t *call_json(int node, const char *method, const char *path, const char *body,
+			 long want)
+{
+	struct http_result r;
+	long st = call(node, method, path, body, &r);
+	if (st != want)
+		fail_msg("%s %s on %s: %ld (want %ld): %s", method, path, NAMES[node], st, want,
+			 r.body ? r.body : "");
+	struct err e = {0};
+	json_t *j = json_parse(r.body, r.len, 64, &e);
+	http_result_release(&r);
+	return j;
+}
+
+static void start_node(int i)
+{
+	const char *args[] = {"--nats", NC.urls, "--node", NAMES[i], NULL};
+	if (server_start(&SP[i], NULL, args, NULL))
+		fail_msg("theater node %s did not start (log %s)", NAMES[i], SP[i].log_path);
+	size_t len;
+	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
+	char *data = tu_read_file(from, &len);
+	if (!data)
+		fail_msg("cannot read '%s': build the examples first", from);
+	server_put_package(&SP[i], "counter.wasm", data, len);
+	free(data);
+	free(from);
+}
+
+/* Each node sees every node up (heartbeats are read from the bucket's watch). */
+static void wait_all_up(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		int up = 0;
+		for (int tries = 0; tries < 100 && up < NODES; tries++) {
+			json_t *j = call_json(i, "GET", "/cluster", NULL, 200);
+			up = 0;
+			size_t k;
+			json_t *n;
+			json_array_foreach(json_object_get(j, "nodes"), k, n)
+				up += strcmp(json_string_value(json_object_get(n, "status")), "up") == 0;
+			json_decref(j);
+			if (up < NODES)
+				nap_ms(100);
+		}
+		if (up < NODES)
+			fail_msg("node %s sees %d of %d nodes up", NAMES[i], up, NODES);
+	}
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(SP, 0, sizeof(SP));
+	if (nats_cluster_start(&NC))
+		fail_msg("cannot start the NATS cluster");
+	for (int i = 0; i < NODES; i++)
+		start_node(i);
+	wait_all_up();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < NODES; i++)
+		server_destroy(&SP[i]);
+	nats_cluster_destroy(&NC);
+	return 0;
+}
+
+static char *spawn_counter(int node, const char *query)
+{
+	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
+			   "\"initial_state\":{\"count\":0}}}";
+	char *path = tu_fmt("/actors?wait=running%s", query ? query : "");
+	json_t *j = call_json(node, "POST", path, body, 201);
+	free(path);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
+static void test_cluster_lists_nodes(void **state)
+{
+	(void)state;
+	json_t *j = call_json(1, "GET", "/cluster", NULL, 200);
+	assert_true(json_is_true(json_object_get(j, "enabled")));
+	assert_string_equal(json_string_value(json_object_get(j, "node")), "beta");
+	assert_int_equal(json_array_size(json_object_get(j, "nodes")), NODES);
+	assert_true(json_is_true(json_object_get(json_object_get(j, "nats"), "connected")));
+	size_t k;
+	json_t *n;
+	json_array_foreach(json_object_get(j, "nodes"), k, n) {
+		assert_non_null(json_string_value(json_object_get(n, "url")));
+		assert_true(json_is_integer(json_object_get(n, "load")));
+	}
+	json_decref(j);
+}
+
+static void test_use_from_any_node(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *path = tu_fmt("/actors/%s", id);
+	/* the same run from every node, with the node that answered */
+	for (int i = 0; i < NODES; i++) {
+		struct http_result r;
+		assert_int_equal(call(i, "GET", path, NULL, &r), 200);
+		assert_non_null(strstr(r.body, id));
+		if (i != 0) {
+			char *node = http_header(&r, "X-Theater-Node");
+			assert_non_null(node);
+			assert_string_equal(node, "alpha");
+			free(node);
+		}
+		http_result_release(&r);
+	}
+	/* messages from beta and gamma, then the count from gamma */
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(call(1 + i % 2, "POST", msgs, "2", NULL), 202);
+	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
+	struct http_result r;
+	assert_int_equal(call(2, "POST", req, "get", &r), 200);
+	assert_string_equal(r.body, "12");
+	http_result_release(&r);
+	/* state and a chain page from beta */
+	char *st = tu_fmt("/actors/%s/state", id);
+	json_t *s = call_json(1, "GET", st, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(s, "count")), 12);
+	json_decref(s);
+	char *chain = tu_fmt("/actors/%s/chain?limit=3", id);
+	json_t *page = call_json(2, "GET", chain, NULL, 200);
+	assert_non_null(page);
+	json_decref(page);
+	/* errors come back as they are: a request the counter refuses */
+	assert_int_equal(call(1, "POST", req, "nonsense", &r), 422);
+	char *ct = http_header(&r, "Content-Type");
+	assert_string_equal(ct, "application/problem+json");
+	free(ct);
+	http_result_release(&r);
+	/* an unknown actor is 404 everywhere */
+	assert_int_equal(call(1, "GET", "/actors/00000000-0000-4000-8000-000000000000", NULL,
+			      NULL), 404);
+	/* stop from gamma; alpha says it stopped */
+	char *stop = tu_fmt("/actors/%s/stop", id);
+	assert_int_equal(call(2, "POST", stop, NULL, NULL), 204);
+	json_t *a = call_json(0, "GET", path, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(a, "status")), "stopped");
+	json_decref(a);
+	free(stop);
+	free(chain);
+	free(st);
+	free(req);
+	free(msgs);
+	free(path);
+	free(id);
+}
+
+static void test_spawn_pinned_and_list(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, "&node=gamma");
+	/* it runs on gamma: gamma answers locally (no forwarding header) */
+	char *path = tu_fmt("/actors/%s", id);
+	struct http_result r;
+	assert_int_equal(call(2, "GET", path, NULL, &r), 200);
+	char *node = http_header(&r, "X-Theater-Node");
+	assert_null(node);
+	http_result_release(&r);
+	assert_int_equal(call(0, "GET", path, NULL, &r), 200);
+	node = http_header(&r, "X-Theater-Node");
+	assert_string_equal(node, "gamma");
+	free(node);
+	http_result_release(&r);
+	/* an unknown node is refused */
+	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\"}}";
+	assert_int_equal(call(0, "POST", "/actors?node=nowhere", body, NULL), 404);
+	/* GET /actors on beta lists it, with its node */
+	json_t *list = call_json(1, "GET", "/actors?limit=500", NULL, 200);
+	size_t k;
+	json_t *run;
+	int found = 0;
+	json_array_foreach(json_object_get(list, "items"), k, run) {
+		if (strcmp(json_string_value(json_object_get(run, "id")), id) == 0) {
+			found = 1;
+			assert_string_equal(json_string_value(json_object_get(run, "node")), "gamma");
+		}
+	}
+	assert_true(found);
+	json_decref(list);
+	free(path);
+	free(id);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cluster_lists_nodes),
+		cmocka_unit_test(test_use_from_any_node),
+		cmocka_unit_test(test_spawn_pinned_and_list),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
