@@ -400,8 +400,10 @@ static void *watch_main(void *arg)
 			continue;
 		if (s)
 			break;           /* stopped, or the connection closed for good */
-		if (!e)
-			continue;        /* the marker after the initial values */
+		if (!e) {                /* the marker after the initial values */
+			w->fn(w->user, NULL, NULL, 0, 0, 0);
+			continue;
+		}
 		kvOperation op = kvEntry_Operation(e);
 		w->fn(w->user, kvEntry_Key(e), (const uint8_t *)kvEntry_Value(e),
 		      (size_t)kvEntry_ValueLen(e), kvEntry_Revision(e), op != kvOp_Put);

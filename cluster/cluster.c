@@ -18,7 +18,7 @@
  * against its own API over loopback with its own token and the header
  * X-Theater-Forwarded (so it is never forwarded again), which keeps one code
  * path for every route: the same statuses, headers and bodies as locally. */
-#include "cluster/cluster.h"
+#include "cluster/cluster_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,56 +31,14 @@
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
-#define NODES_BUCKET "theater_nodes"
-#define PLACEMENT_BUCKET "theater_placement"
-#define MAX_NODES 64
-#define PLACE_BUCKETS 4096
-#define FORWARD_MAX_BYTES ((size_t)64 << 20)
-
-struct node_row {
-	char name[CLUSTER_NODE_MAX];
-	char url[256];
-	uint64_t load;
-	int64_t time_ms;              /* the node's own clock, unix ms */
-	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
-};
-
-struct place {
-	struct place *next;
-	char id[37];
-	char node[CLUSTER_NODE_MAX];
-	uint64_t rev;
-};
-
-struct cluster {
-	char node[CLUSTER_NODE_MAX];
-	char *http_url, *token;
-	unsigned heartbeat_ms, lapse_ms, replicas;
-	struct supervisor *sup;
-	struct bus *bus;
-	struct bus_kv *nodes_kv, *place_kv;
-	struct bus_watch *nodes_watch, *place_watch;
-	struct bus_sub *http_sub;
-	struct supervisor_sub *lifecycle;   /* spawned children get placed */
-	struct pool *pool;
-	pthread_t beat;
-	int beat_started;
-	pthread_mutex_t lock;         /* nodes, places, stopping */
-	pthread_cond_t wake;
-	int stopping;
-	struct node_row nodes[MAX_NODES];
-	size_t nnodes;
-	struct place *places[PLACE_BUCKETS];
-};
-
-static int64_t mono_ms(void)
+int64_t cluster_mono_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int64_t unix_ms(void)
+int64_t cluster_unix_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
@@ -107,6 +65,8 @@ static void on_node(void *user, const char *key, const uint8_t *data, size_t len
 {
 	(void)rev;
 	struct cluster *c = user;
+	if (!key)
+		return;
 	struct err e = {0};
 	json_t *v = deleted ? NULL : json_parse((const char *)data, len, 8, &e);
 	pthread_mutex_lock(&c->lock);
@@ -123,8 +83,8 @@ static void on_node(void *user, const char *key, const uint8_t *data, size_t len
 		n->time_ms = (int64_t)json_integer_value(json_object_get(v, "time"));
 		/* A beat older than the lapse (replayed by the watch at start) does
 		 * not make a dead node look alive. */
-		int64_t age = unix_ms() - n->time_ms;
-		n->seen_ms = mono_ms() - (age > 0 ? age : 0);
+		int64_t age = cluster_unix_ms() - n->time_ms;
+		n->seen_ms = cluster_mono_ms() - (age > 0 ? age : 0);
 	} else if (n) {
 		n->seen_ms = 0;
 	}
@@ -136,7 +96,7 @@ static int node_up_locked(struct cluster *c, const struct node_row *n)
 {
 	if (strcmp(n->name, c->node) == 0)
 		return 1;
-	return n->seen_ms && mono_ms() - n->seen_ms < (int64_t)c->lapse_ms;
+	return n->seen_ms && cluster_mono_ms() - n->seen_ms < (int64_t)c->lapse_ms;
 }
 
 int cluster_node_up(struct cluster *c, const char *node)
@@ -177,7 +137,7 @@ static json_t *time_json(int64_t ms)
 json_t *cluster_json(struct cluster *c)
 {
 	json_t *nodes = json_array();
-	int64_t now = mono_ms();
+	int64_t now = cluster_mono_ms();
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nnodes; i++) {
 		struct node_row *n = &c->nodes[i];
@@ -204,7 +164,7 @@ static void beat_once(struct cluster *c)
 {
 	uint64_t load = supervisor_live_count(c->sup);
 	json_t *v = json_pack("{s:s, s:I, s:I}", "url", c->http_url, "load", (json_int_t)load,
-			      "time", (json_int_t)unix_ms());
+			      "time", (json_int_t)cluster_unix_ms());
 	char *text = v ? json_compact(v) : NULL;
 	json_decref(v);
 	struct err e = {0};
@@ -220,6 +180,7 @@ static void *beat_main(void *arg)
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->lock);
 		beat_once(c);
+		replica_failover_tick(c);
 		pthread_mutex_lock(&c->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -257,7 +218,7 @@ static struct place **place_slot(struct cluster *c, const char *id)
 
 /* Records what the bucket says (a watch event, or our own write). Only a newer
  * revision replaces an older one. */
-static void place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
+void cluster_place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
 		       int deleted)
 {
 	if (strlen(id) != 36)
@@ -285,7 +246,7 @@ static void place_note(struct cluster *c, const char *id, const char *node, uint
 	pthread_mutex_unlock(&c->lock);
 }
 
-static int place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
+int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
 {
 	struct err e = {0};
 	json_t *v = json_parse((const char *)data, len, 8, &e);
@@ -302,8 +263,15 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 {
 	struct cluster *c = user;
 	char node[CLUSTER_NODE_MAX] = "";
-	if (deleted || place_node_of(data, len, node))
-		place_note(c, key, node, rev, deleted);
+	if (!key) {
+		pthread_mutex_lock(&c->lock);
+		c->place_ready = 1;
+		pthread_cond_broadcast(&c->wake);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (deleted || cluster_place_node_of(data, len, node))
+		cluster_place_note(c, key, node, rev, deleted);
 }
 
 int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])
@@ -325,10 +293,10 @@ enum err_code cluster_locate(struct cluster *c, const char *actor_id,
 	enum err_code rc = bus_kv_get(c->place_kv, actor_id, &data, &len, &rev, err);
 	if (rc)
 		return rc;
-	if (!place_node_of(data, len, node_out))
+	if (!cluster_place_node_of(data, len, node_out))
 		rc = err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}", actor_id);
 	else
-		place_note(c, actor_id, node_out, rev, 0);
+		cluster_place_note(c, actor_id, node_out, rev, 0);
 	free(data);
 	return rc;
 }
@@ -337,11 +305,18 @@ enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err 
 {
 	char value[160];
 	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"at\":%lld}", c->node,
-		 (long long)unix_ms());
+		 (long long)cluster_unix_ms());
 	uint64_t rev = 0;
 	enum err_code rc = bus_kv_create(c->place_kv, actor_id, value, strlen(value), &rev, err);
 	if (rc == ERR_OK) {
-		place_note(c, actor_id, c->node, rev, 0);
+		cluster_place_note(c, actor_id, c->node, rev, 0);
+		struct db_run r = {0};
+		struct err pe = {0};
+		if (supervisor_get(c->sup, actor_id, &r, &pe) == ERR_OK && r.package_sha256[0] &&
+		    cluster_keep_package(c, r.package_sha256, &pe))
+			log_warn("cluster", "package of '%s' not in the stream (another node can "
+				 "take it over only by fetching it again): %s", actor_id, pe.msg);
+		db_run_release(&r);
 		return ERR_OK;
 	}
 	if (rc != ERR_CONFLICT)
@@ -398,7 +373,7 @@ void cluster_reply_release(struct cluster_reply *r)
 }
 
 /* JSON line + '\n' + body, malloc'd. */
-static char *envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len)
+char *cluster_envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len)
 {
 	char *line = json_compact(head);
 	if (!line)
@@ -418,7 +393,7 @@ static char *envelope(json_t *head, const uint8_t *body, size_t len, size_t *out
 }
 
 /* Splits an envelope into its JSON head (new reference) and body (borrowed). */
-static json_t *unwrap(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len)
+json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len)
 {
 	const uint8_t *nl = memchr(data, '\n', len);
 	if (!nl)
@@ -441,7 +416,7 @@ enum err_code cluster_call(struct cluster *c, const char *node, const struct clu
 	json_t *head = json_pack("{s:s, s:s, s:o, s:i, s:s}", "m", req->method, "p", req->target,
 				 "h", h, "t", (int)timeout, "from", c->node);
 	size_t n = 0;
-	char *msg = head ? envelope(head, req->body, req->len, &n) : NULL;
+	char *msg = head ? cluster_envelope(head, req->body, req->len, &n) : NULL;
 	json_decref(head);
 	if (!msg)
 		return err_set(err, ERR_NOMEM, "out of memory");
@@ -452,13 +427,16 @@ enum err_code cluster_call(struct cluster *c, const char *node, const struct clu
 	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout + 2000, &reply, &rlen, err);
 	free(msg);
 	if (rc) {
-		if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT)
-			err_set(err, rc, "node '%s' did not answer (%s)", node, err->msg);
+		if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+			char why[ERR_MSG_MAX];
+			snprintf(why, sizeof(why), "%s", err->msg);
+			err_set(err, rc, "node '%s' did not answer (%.300s)", node, why);
+		}
 		return rc;
 	}
 	const uint8_t *body = NULL;
 	size_t blen = 0;
-	json_t *rh = unwrap(reply, rlen, &body, &blen);
+	json_t *rh = cluster_unwrap(reply, rlen, &body, &blen);
 	int status = (int)json_integer_value(json_object_get(rh, "s"));
 	if (!rh || status < 100 || status > 599) {
 		json_decref(rh);
@@ -546,7 +524,7 @@ static void answer(struct cluster *c, const char *reply, int status, json_t *hea
 {
 	json_t *head = json_pack("{s:i, s:o}", "s", status, "h", headers ? headers : json_object());
 	size_t n = 0;
-	char *msg = head ? envelope(head, body, len, &n) : NULL;
+	char *msg = head ? cluster_envelope(head, body, len, &n) : NULL;
 	json_decref(head);
 	struct err e = {0};
 	if (!msg || bus_publish(c->bus, reply, msg, n, &e))
@@ -562,7 +540,7 @@ static void job_serve(void *arg)
 	struct cluster *c = j->c;
 	const uint8_t *body = NULL;
 	size_t blen = 0;
-	json_t *head = unwrap(j->data, j->len, &body, &blen);
+	json_t *head = cluster_unwrap(j->data, j->len, &body, &blen);
 	const char *method = json_string_value(json_object_get(head, "m"));
 	const char *target = json_string_value(json_object_get(head, "p"));
 	const char *from = json_string_value(json_object_get(head, "from"));
@@ -717,6 +695,8 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	    (rc = bus_kv_watch(c->place_kv, on_place, c, &c->place_watch, err)) ||
 	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
 		return rc;
+	if ((rc = replica_start(c, err)))
+		return rc;
 	uint64_t head = 0;
 	struct supervisor_sub *sub = NULL;
 	if ((rc = supervisor_subscribe(c->sup, NULL, on_lifecycle, c, &head, &sub, err)))
@@ -741,6 +721,7 @@ void cluster_stop(struct cluster *c)
 	if (c->beat_started)
 		pthread_join(c->beat, NULL);
 	c->beat_started = 0;
+	replica_stop(c);
 	if (c->lifecycle)
 		supervisor_unsubscribe(c->sup, c->lifecycle);
 	c->lifecycle = NULL;

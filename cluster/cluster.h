@@ -65,6 +65,13 @@ enum err_code cluster_locate(struct cluster *c, const char *actor_id,
  * another node holds it). Blocks for one NATS round trip. */
 enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err);
 
+/* 0 while this node must refuse writes: NATS unreachable, or the stream did
+ * not acknowledge lately (it refuses what it cannot replicate). */
+int cluster_writable(struct cluster *c);
+/* Puts the package (sha256, from the content store's theater-packages) in the
+ * stream, so the node that takes the actor over has it. Blocks. */
+enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err);
+
 /* ---- nodes ---- */
 
 /* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,

@@ -926,6 +926,8 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 		record_send_dep(s, sender, a, chain_written(a->chain));
 	else if (!rc && api && a->chain)
 		rc = chain_sync_upto(a->chain, chain_written(a->chain), err);
+	if (!rc && api)               /* cluster mode: and acknowledged by the stream */
+		rc = supervisor_replica_wait(s, err);
 	actor_unref(s, sender);
 	pthread_mutex_lock(&a->lock);
 	a->mail_reserved--;

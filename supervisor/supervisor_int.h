@@ -103,6 +103,7 @@ struct actor {
 
 struct supervisor {
 	struct supervisor_config cfg;
+	struct supervisor_replica replica;   /* cluster replication; zero: none */
 	char *chains_dir;
 	struct pool *pool;
 	struct engine *engine;

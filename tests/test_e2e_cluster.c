@@ -16,6 +16,7 @@
 #include "tests/support/server_proc.h"
 
 #define NODES 3
+#define CLUSTER_NODE_NAME 65
 
 static struct nats_cluster NC;
 static struct server_proc SP[NODES];
@@ -25,6 +26,13 @@ static void nap_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 	nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static long call(int node, const char *method, const char *path, const char *body,
@@ -239,12 +247,126 @@ static void test_spawn_pinned_and_list(void **state)
 	free(id);
 }
 
+/* Where the actor runs, asked of node `via` ("" when it does not answer 200). */
+static void owner_of(int via, const char *id, char *out, size_t size)
+{
+	char *path = tu_fmt("/actors/%s", id);
+	struct http_result r;
+	out[0] = '\0';
+	if (call(via, "GET", path, NULL, &r) == 200) {
+		char *node = http_header(&r, "X-Theater-Node");
+		struct err e = {0};
+		json_t *j = json_parse(r.body, r.len, 16, &e);
+		const char *st = json_string_value(json_object_get(j, "status"));
+		if (st && strcmp(st, "running") == 0)
+			snprintf(out, size, "%s", node ? node : NAMES[via]);
+		json_decref(j);
+		free(node);
+	}
+	http_result_release(&r);
+	free(path);
+}
+
+/* kill -9 of a theater node under message load: its actors run on the
+ * survivors with the count its acknowledged messages imply, none twice; the
+ * node that comes back does not run them. */
+static void test_failover_kill9(void **state)
+{
+	(void)state;
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = spawn_counter(0, "&node=beta");
+	long acked[3] = {0}, unsure[3] = {0};
+	int killed = 0;
+	char owner[CLUSTER_NODE_NAME];
+	time_t t0 = time(NULL);
+	int64_t killed_at = 0, moved_at = 0;
+	for (int round = 0; time(NULL) - t0 < 120; round++) {
+		for (int k = 0; k < 3; k++) {
+			char *msgs = tu_fmt("/actors/%s/messages", ids[k]);
+			struct http_result rr;
+			long st = call(round % 2 ? 2 : 0, "POST", msgs, "1", &rr);
+			free(msgs);
+			/* Certainly not taken: refused (404, 409, a node that did not
+			 * answer, a node that refuses writes). Anything else but 202
+			 * (a timeout, a 503 after the actor's own node accepted it) may
+			 * have been taken. */
+			int refused = st == 404 || st == 409 ||
+				      (st == 503 && rr.body && (strstr(rr.body, "did not answer") ||
+								strstr(rr.body, "refuses writes")));
+			if (st == 202)
+				acked[k]++;
+			else if (!refused)
+				unsure[k]++;
+			http_result_release(&rr);
+		}
+		if (round == 30) {
+			server_crash(&SP[1]);
+			killed = 1;
+			killed_at = now_ms();
+		}
+		if (killed) {
+			int moved = 0;
+			for (int k = 0; k < 3; k++) {
+				owner_of(0, ids[k], owner, sizeof(owner));
+				moved += *owner && strcmp(owner, "beta") != 0;
+			}
+			if (moved == 3 && !moved_at)
+				moved_at = now_ms();
+			if (moved_at && round > 60)
+				break;
+			nap_ms(20);
+		}
+	}
+	if (moved_at)
+		printf("# failover: every actor of the killed node running elsewhere %lld ms after "
+		       "kill -9\n", (long long)(moved_at - killed_at));
+	assert_true(killed);
+	for (int k = 0; k < 3; k++) {
+		owner_of(2, ids[k], owner, sizeof(owner));
+		if (!*owner || strcmp(owner, "beta") == 0)
+			fail_msg("actor %s does not run on a survivor (owner '%s')", ids[k], owner);
+		char *req = tu_fmt("/actors/%s/requests?timeout=20", ids[k]);
+		struct http_result r;
+		assert_int_equal(call(2, "POST", req, "get", &r), 200);
+		long count = atol(r.body);
+		http_result_release(&r);
+		free(req);
+		printf("# actor %d on %s: count %ld, acked %ld, unsure %ld\n", k, owner, count,
+		       acked[k], unsure[k]);
+		assert_true(count >= acked[k]);              /* nothing acknowledged lost */
+		assert_true(count <= acked[k] + unsure[k]);  /* nothing processed twice */
+	}
+	/* beta comes back: it recovers its old copies, sees they moved, kills them */
+	start_node(1);
+	for (int k = 0; k < 3; k++) {
+		char *path = tu_fmt("%s/actors/%s", SP[1].base, ids[k]);
+		const char *h[] = {"X-Theater-Forwarded: test", NULL};
+		int fenced = 0;
+		for (int tries = 0; tries < 100 && !fenced; tries++) {
+			struct http_result r;
+			assert_int_equal(http_do("GET", path, NULL, 0, h, &r), 0);
+			fenced = r.status == 200 && strstr(r.body, "\"killed\"") != NULL;
+			http_result_release(&r);
+			if (!fenced)
+				nap_ms(100);
+		}
+		if (!fenced)
+			fail_msg("beta still runs its old copy of %s", ids[k]);
+		free(path);
+		owner_of(1, ids[k], owner, sizeof(owner));
+		assert_true(*owner && strcmp(owner, "beta") != 0);
+		free(ids[k]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_failover_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

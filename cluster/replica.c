@@ -1,0 +1,433 @@
+/* replica.c - what lets another node bring an actor back: every chain event
+ * published to the replicated JetStream stream THEATER_CHAINS (subject
+ * theater.chain.<actor id>, message id "<id>:<seq>" so a retry is stored
+ * once), the package bytes beside them (theater.stream.package.<sha256>), failover
+ * when a node's heartbeat lapses, and fencing of a node that comes back.
+ *
+ * Replication is the supervisor's replica hook (supervisor.h): publish runs
+ * under the actor's record lock, so the stream holds each actor's events in seq
+ * order; wait is JetStream's "every async publish so far acknowledged", called
+ * where the supervisor reports a synced event, so one wait covers a whole
+ * group-commit batch. A failed wait makes the node refuse writes for a while
+ * (cluster_writable) rather than acknowledge what it cannot replicate.
+ *
+ * Failover: when a node's beat lapses, each survivor looks at the actors
+ * placed on it. The node that the actor id hashes to among the nodes up
+ * claims it at once; any other survivor claims it after three lapses more (in
+ * case the preferred one died too). A claim is a compare-and-set of the
+ * placement key at the revision read, so exactly one node wins; the winner
+ * rebuilds the chain from the stream (every event checked: seq without a gap,
+ * the hash recomputed equal to the one published), puts the package back in
+ * its content store, and recovers the actor (supervisor_adopt, durable.c).
+ *
+ * Fencing: events of an actor placed on another node are never published, and
+ * a node that joins (after a crash) kills the runs it recovered locally whose
+ * placement moved while it was away. */
+#include "cluster/cluster_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/store.h"
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/durable.h"
+
+#define CHAIN_STREAM "THEATER_CHAINS"
+#define PACKAGE_MAX ((size_t)7 << 20)     /* under the servers' max_payload (8 MB) */
+
+/* ---- the replica hooks ---- */
+
+static void on_publish(void *user, const struct supervisor_event *ev)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
+		return;                  /* fenced: it moved to another node */
+	char hash[65], parent[65];
+	hex_encode(ev->hash, 32, hash);
+	hex_encode(ev->parent_hash, 32, parent);
+	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)ev->seq, "type",
+				 ev->event_type, "hash", hash, "parent", parent, "ts",
+				 (json_int_t)ev->timestamp);
+	size_t n = 0;
+	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
+	json_decref(head);
+	char subject[96], id[96];
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", ev->actor_id);
+	snprintf(id, sizeof(id), "%s:%llu", ev->actor_id, (unsigned long long)ev->seq);
+	struct err e = {0};
+	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
+		log_error("cluster", "event %llu of '%s' not replicated: %s",
+			  (unsigned long long)ev->seq, ev->actor_id, msg ? e.msg : "out of memory");
+		__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+	}
+	free(msg);
+}
+
+static enum err_code on_wait(void *user, struct err *err)
+{
+	struct cluster *c = user;
+	enum err_code rc = bus_stream_wait(c->bus, 5000, err);
+	if (rc)
+		__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+	return rc;
+}
+
+int cluster_writable(struct cluster *c)
+{
+	return bus_connected(c->bus) &&
+	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+}
+
+/* ---- packages ---- */
+
+enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	int known = 0;
+	for (size_t i = 0; i < c->nkept && !known; i++)
+		known = strcmp(c->kept[i], sha256) == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (known)
+		return ERR_OK;
+	char subject[128];
+	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum err_code rc = store_get(supervisor_store(c->sup), DURABLE_PACKAGES_STORE, sha256,
+				     PACKAGE_MAX, &data, &len, err);
+	if (rc)
+		return rc;
+	rc = bus_stream_publish(c->bus, subject, data, len, sha256, 10000, err);
+	free(data);
+	pthread_mutex_lock(&c->lock);
+	if (!rc && c->nkept < KEPT_MAX)
+		snprintf(c->kept[c->nkept++], 65, "%s", sha256);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+struct first_msg {
+	uint8_t *data;
+	size_t len;
+};
+
+static int take_first(void *user, const uint8_t *data, size_t len)
+{
+	struct first_msg *f = user;
+	f->data = malloc(len + 1);
+	if (f->data) {
+		memcpy(f->data, data, len);
+		f->len = len;
+	}
+	return 1;
+}
+
+/* The package of a run taken over, from the stream into our content store. */
+static enum err_code fetch_package(struct cluster *c, const char *sha256, struct err *err)
+{
+	struct store *st = supervisor_store(c->sup);
+	if (store_has(st, DURABLE_PACKAGES_STORE, sha256))
+		return ERR_OK;
+	char subject[128];
+	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
+	struct first_msg f = {0};
+	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, take_first, &f,
+					   err);
+	if (!rc && !f.data)
+		rc = err_set(err, ERR_NOT_FOUND, "package %s is not in the stream", sha256);
+	char kept[65];
+	if (!rc)
+		rc = store_put(st, DURABLE_PACKAGES_STORE, f.data, f.len, kept, err);
+	if (!rc && strcmp(kept, sha256) != 0)
+		rc = err_set(err, ERR_CORRUPT, "package %s from the stream hashes to %s", sha256,
+			     kept);
+	free(f.data);
+	return rc;
+}
+
+/* ---- rebuilding a chain from the stream ---- */
+
+struct rebuild {
+	struct chain *chain;
+	uint64_t expect;
+	char package[65];
+	char name[128];
+	struct err err;
+	int failed;
+};
+
+static int rebuild_one(void *user, const uint8_t *data, size_t len)
+{
+	struct rebuild *rb = user;
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(data, len, &body, &blen);
+	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
+	const char *type = json_string_value(json_object_get(head, "type"));
+	const char *hash = json_string_value(json_object_get(head, "hash"));
+	int stop = 0;
+	if (!head || !type || !hash) {
+		err_set(&rb->err, ERR_CORRUPT, "a stream message is not a chain event");
+		stop = rb->failed = 1;
+	} else if (seq < rb->expect) {
+		/* stored twice (a retry after the de-duplication window): skip */
+	} else if (seq > rb->expect) {
+		err_set(&rb->err, ERR_CORRUPT, "the stream lacks event %llu (next is %llu)",
+			(unsigned long long)rb->expect, (unsigned long long)seq);
+		stop = rb->failed = 1;
+	} else {
+		struct chain_event ev = {0};
+		char got[65];
+		if (chain_append_nosync(rb->chain, type, body, blen, &ev, &rb->err)) {
+			stop = rb->failed = 1;
+		} else if (hex_encode(ev.hash, 32, got), strcmp(got, hash) != 0) {
+			err_set(&rb->err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the "
+				"stream", (unsigned long long)seq, got, hash);
+			stop = rb->failed = 1;
+		}
+		chain_event_release(&ev);
+		rb->expect++;
+		if (!stop && strcmp(type, "spawned") == 0) {
+			struct err e = {0};
+			json_t *d = json_parse((const char *)body, blen, 64, &e);
+			const char *sha = json_string_value(json_object_get(
+				json_object_get(d, "package"), "sha256"));
+			const char *name = json_string_value(json_object_get(
+				json_object_get(d, "manifest"), "name"));
+			snprintf(rb->package, sizeof(rb->package), "%s", sha ? sha : "");
+			snprintf(rb->name, sizeof(rb->name), "%s", name ? name : "");
+			json_decref(d);
+		}
+	}
+	json_decref(head);
+	return stop;
+}
+
+/* A chain file of ours for this id is an older copy (the actor ran here, moved
+ * away, and comes back): it is kept aside, never overwritten. */
+static void set_aside(const char *dir, const char *id)
+{
+	char *from = NULL, *to = NULL;
+	if (asprintf(&from, "%s/%s.chain", dir, id) > 0 &&
+	    asprintf(&to, "%s/%s.chain.moved-%lld", dir, id, (long long)cluster_unix_ms()) > 0 &&
+	    access(from, F_OK) == 0 && rename(from, to) == 0)
+		log_warn("cluster", "an older copy of the chain of '%s' is kept as '%s'", id, to);
+	free(from);
+	free(to);
+}
+
+static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *events_out,
+				   struct err *err)
+{
+	const char *dir = supervisor_chains_dir(c->sup);
+	set_aside(dir, id);
+	struct rebuild rb = {.expect = 1};
+	struct chain_open_report rep = {0};
+	enum err_code rc = chain_open(dir, id, &rb.chain, &rep, err);
+	if (rc)
+		return rc;
+	char subject[96];
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
+	rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, rebuild_one, &rb, err);
+	if (!rc && rb.failed) {
+		*err = rb.err;
+		rc = rb.err.code ? rb.err.code : ERR_CORRUPT;
+	}
+	if (!rc && rb.expect == 1)
+		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
+	if (!rc)
+		rc = chain_sync(rb.chain, err);
+	chain_close(rb.chain);
+	*events_out = rb.expect - 1;
+	if (!rc && *rb.package)
+		rc = fetch_package(c, rb.package, err);
+	if (!rc)
+		chain_write_meta(dir, id, *rb.name ? rb.name : NULL, NULL, cluster_unix_ms() / 1000,
+				 err);
+	return rc;
+}
+
+/* ---- failover ---- */
+
+struct candidate {
+	char id[37];
+	char from[CLUSTER_NODE_MAX];
+	uint64_t rev;
+};
+
+static unsigned id_hash(const char *id)
+{
+	unsigned h = 5381;
+	for (; *id; id++)
+		h = h * 33 + (unsigned char)*id;
+	return h;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static void take_over(struct cluster *c, const struct candidate *k)
+{
+	int64_t t0 = cluster_mono_ms();
+	char value[256];
+	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"from\":\"%s\",\"at\":%lld}", c->node,
+		 k->from, (long long)cluster_unix_ms());
+	uint64_t rev = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_update(c->place_kv, k->id, value, strlen(value), k->rev, &rev,
+					 &e);
+	if (rc) {
+		if (rc != ERR_CONFLICT)
+			log_warn("cluster", "cannot claim '%s' from '%s': %s", k->id, k->from, e.msg);
+		return;                  /* another survivor won: the watch will say who */
+	}
+	cluster_place_note(c, k->id, c->node, rev, 0);
+	uint64_t events = 0;
+	if ((rc = rebuild_chain(c, k->id, &events, &e)) ||
+	    (rc = supervisor_adopt(c->sup, k->id, &e))) {
+		log_error("cluster", "took over '%s' from node '%s' but cannot run it: %s", k->id,
+			  k->from, e.msg);
+		return;
+	}
+	log_info("cluster", "took over '%s' from node '%s': %llu events from the stream, "
+		 "running again in %lld ms", k->id, k->from, (unsigned long long)events,
+		 (long long)(cluster_mono_ms() - t0));
+}
+
+/* Dead nodes: known, beat at least once, not up now. down_ms: how long. */
+static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
+			 int64_t *down_ms, size_t max)
+{
+	size_t n = 0;
+	int64_t now = cluster_mono_ms();
+	for (size_t i = 0; i < c->nnodes && n < max; i++) {
+		struct node_row *r = &c->nodes[i];
+		if (strcmp(r->name, c->node) == 0 || !r->time_ms)
+			continue;
+		int64_t since = r->seen_ms ? now - r->seen_ms : (int64_t)c->lapse_ms * 100;
+		if (since < (int64_t)c->lapse_ms)
+			continue;
+		snprintf(dead[n], CLUSTER_NODE_MAX, "%s", r->name);
+		down_ms[n++] = since - (int64_t)c->lapse_ms;
+	}
+	return n;
+}
+
+void replica_failover_tick(struct cluster *c)
+{
+	char dead[MAX_NODES][CLUSTER_NODE_MAX];
+	int64_t down[MAX_NODES];
+	char up[MAX_NODES][CLUSTER_NODE_MAX];
+	size_t nup = cluster_nodes_up(c, up, MAX_NODES);
+	qsort(up, nup, sizeof(up[0]), by_name);
+	size_t cap = 256, n = 0;
+	struct candidate *v = malloc(cap * sizeof(*v));
+	if (!v || !c->place_ready)
+		goto done;
+	pthread_mutex_lock(&c->lock);
+	size_t ndead = dead_nodes(c, dead, down, MAX_NODES);
+	for (size_t b = 0; ndead && b < PLACE_BUCKETS && n < cap; b++)
+		for (struct place *p = c->places[b]; p && n < cap; p = p->next)
+			for (size_t d = 0; d < ndead; d++) {
+				if (strcmp(p->node, dead[d]) != 0)
+					continue;
+				const char *pref = up[id_hash(p->id) % (nup ? nup : 1)];
+				if (strcmp(pref, c->node) != 0 &&
+				    down[d] < 3 * (int64_t)c->lapse_ms)
+					continue;   /* its preferred survivor goes first */
+				v[n++] = (struct candidate){.rev = p->rev};
+				memcpy(v[n - 1].id, p->id, 37);
+				snprintf(v[n - 1].from, CLUSTER_NODE_MAX, "%s", p->node);
+			}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++)
+		take_over(c, &v[i]);
+done:
+	free(v);
+}
+
+/* ---- fencing at join ---- */
+
+static void fenced(void *user, enum err_code rc, const struct err *err)
+{
+	char *id = user;
+	if (rc && rc != ERR_CONFLICT)
+		log_warn("cluster", "cannot stop '%s' (moved to another node): %s", id,
+			 err ? err->msg : "?");
+	free(id);
+}
+
+static int fence_one(void *user, const struct db_run *r)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0)
+		return 0;
+	if (!cluster_lookup(c, r->id, owner)) {
+		struct err e = {0};
+		if (cluster_place(c, r->id, &e))   /* ran here, never placed: it is ours */
+			log_warn("cluster", "cannot place '%s': %s", r->id, e.msg);
+		return 0;
+	}
+	if (strcmp(owner, c->node) == 0)
+		return 0;
+	log_warn("cluster", "'%s' moved to node '%s' while this node was away: killing the copy "
+		 "recovered here", r->id, owner);
+	char *id = strdup(r->id);
+	if (id)
+		supervisor_stop(c->sup, r->id, 1, fenced, id);
+	return 0;
+}
+
+static void fence_moved(struct cluster *c)
+{
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, fence_one, c, &next, &e);
+		free(cursor);
+		cursor = rc ? NULL : next;
+		if (rc)
+			log_error("cluster", "cannot list the runs to fence: %s", e.msg);
+	} while (cursor);
+}
+
+/* ---- start and stop ---- */
+
+enum err_code replica_start(struct cluster *c, struct err *err)
+{
+	enum err_code rc = bus_stream_ensure(c->bus, CHAIN_STREAM, "theater.stream.>", c->replicas, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (!c->place_ready &&
+	       pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
+		;
+	int ready = c->place_ready;
+	pthread_mutex_unlock(&c->lock);
+	if (!ready)
+		return err_set(err, ERR_UNAVAILABLE, "the placement bucket did not load in 10 s");
+	fence_moved(c);
+	struct supervisor_replica r = {.publish = on_publish, .wait = on_wait, .user = c};
+	supervisor_set_replica(c->sup, &r);
+	return ERR_OK;
+}
+
+void replica_stop(struct cluster *c)
+{
+	supervisor_set_replica(c->sup, NULL);
+}
