@@ -168,9 +168,18 @@ static void beat_once(struct cluster *c)
 	char *text = v ? json_compact(v) : NULL;
 	json_decref(v);
 	struct err e = {0};
-	if (text && bus_kv_put(c->nodes_kv, c->node, text, strlen(text), NULL, &e))
-		log_warn("cluster", "heartbeat not written: %s", e.msg);
+	int ok = text && bus_kv_put(c->nodes_kv, c->node, text, strlen(text), NULL, &e) == ERR_OK;
+	if (!ok)
+		log_warn("cluster", "heartbeat not written: %s", text ? e.msg : "out of memory");
 	free(text);
+	/* While our own beats fail, the others' silence proves nothing: failover
+	 * counts lapses only from when ours succeed again (replica.c). */
+	pthread_mutex_lock(&c->lock);
+	if (!ok)
+		c->beat_ok_since_ms = 0;
+	else if (!c->beat_ok_since_ms)
+		c->beat_ok_since_ms = cluster_mono_ms();
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void *beat_main(void *arg)
@@ -270,8 +279,13 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	if (deleted || cluster_place_node_of(data, len, node))
-		cluster_place_note(c, key, node, rev, deleted);
+	if (!deleted && !cluster_place_node_of(data, len, node))
+		return;
+	char before[CLUSTER_NODE_MAX];
+	int ours = cluster_lookup(c, key, before) && strcmp(before, c->node) == 0;
+	cluster_place_note(c, key, node, rev, deleted);
+	if (ours && !deleted && strcmp(node, c->node) != 0)
+		replica_fence(c, key, node);
 }
 
 int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])

@@ -56,6 +56,7 @@ struct cluster {
 	int place_ready;              /* the placement watch delivered every key */
 	char kept[KEPT_MAX][65];      /* packages this node put in the stream */
 	size_t nkept;
+	int64_t beat_ok_since_ms;     /* our heartbeats succeed since then (0: failing) */
 };
 
 int64_t cluster_mono_ms(void);
@@ -74,6 +75,8 @@ enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
 void replica_failover_tick(struct cluster *c);
+/* Placement watch: actor_id, ours until now, was moved to another node. */
+void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 
 
 #endif

@@ -227,7 +227,6 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 				   struct err *err)
 {
 	const char *dir = supervisor_chains_dir(c->sup);
-	set_aside(dir, id);
 	struct rebuild rb = {.expect = 1};
 	struct chain_open_report rep = {0};
 	enum err_code rc = chain_open(dir, id, &rb.chain, &rep, err);
@@ -275,6 +274,8 @@ static int by_name(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
+static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0);
+
 static void take_over(struct cluster *c, const struct candidate *k)
 {
 	int64_t t0 = cluster_mono_ms();
@@ -291,16 +292,57 @@ static void take_over(struct cluster *c, const struct candidate *k)
 		return;                  /* another survivor won: the watch will say who */
 	}
 	cluster_place_note(c, k->id, c->node, rev, 0);
+	set_aside(supervisor_chains_dir(c->sup), k->id);
+	adopt(c, k->id, k->from, t0);
+}
+
+/* Rebuilds and runs an actor placed here whose chain we lack (a claim just
+ * won, or one that failed earlier: the stream was unavailable). A partial
+ * chain is removed, so the next tick tries again. */
+static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0)
+{
 	uint64_t events = 0;
-	if ((rc = rebuild_chain(c, k->id, &events, &e)) ||
-	    (rc = supervisor_adopt(c->sup, k->id, &e))) {
-		log_error("cluster", "took over '%s' from node '%s' but cannot run it: %s", k->id,
-			  k->from, e.msg);
+	struct err e = {0};
+	enum err_code rc = rebuild_chain(c, id, &events, &e);
+	if (rc) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
+			unlink(path);
+		free(path);
+		log_error("cluster", "actor '%s' (from node '%s') is placed here but its chain "
+			  "cannot be rebuilt yet: %s; retrying", id, from, e.msg);
+		return;
+	}
+	if ((rc = supervisor_adopt(c->sup, id, &e))) {
+		log_error("cluster", "took over '%s' from node '%s' but cannot run it: %s", id,
+			  from, e.msg);
 		return;
 	}
 	log_info("cluster", "took over '%s' from node '%s': %llu events from the stream, "
-		 "running again in %lld ms", k->id, k->from, (unsigned long long)events,
+		 "running again in %lld ms", id, from, (unsigned long long)events,
 		 (long long)(cluster_mono_ms() - t0));
+}
+
+/* Placed here, no chain file here: a takeover whose rebuild failed. */
+static size_t unadopted(struct cluster *c, struct candidate *v, size_t cap)
+{
+	size_t n = 0;
+	const char *dir = supervisor_chains_dir(c->sup);
+	pthread_mutex_lock(&c->lock);
+	for (size_t b = 0; b < PLACE_BUCKETS && n < cap; b++)
+		for (struct place *p = c->places[b]; p && n < cap; p = p->next) {
+			if (strcmp(p->node, c->node) != 0)
+				continue;
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/%s.chain", dir, p->id);
+			if (access(path, F_OK) == 0)
+				continue;
+			memcpy(v[n].id, p->id, 37);
+			snprintf(v[n].from, CLUSTER_NODE_MAX, "%s", "?");
+			v[n++].rev = p->rev;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 /* Dead nodes: known, beat at least once, not up now. down_ms: how long. */
@@ -309,11 +351,14 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 {
 	size_t n = 0;
 	int64_t now = cluster_mono_ms();
+	if (!c->beat_ok_since_ms)
+		return 0;                /* we cannot tell who is dead */
 	for (size_t i = 0; i < c->nnodes && n < max; i++) {
 		struct node_row *r = &c->nodes[i];
 		if (strcmp(r->name, c->node) == 0 || !r->time_ms)
 			continue;
-		int64_t since = r->seen_ms ? now - r->seen_ms : (int64_t)c->lapse_ms * 100;
+		int64_t seen = r->seen_ms > c->beat_ok_since_ms ? r->seen_ms : c->beat_ok_since_ms;
+		int64_t since = now - seen;
 		if (since < (int64_t)c->lapse_ms)
 			continue;
 		snprintf(dead[n], CLUSTER_NODE_MAX, "%s", r->name);
@@ -351,6 +396,9 @@ void replica_failover_tick(struct cluster *c)
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; i < n; i++)
 		take_over(c, &v[i]);
+	n = unadopted(c, v, 16);
+	for (size_t i = 0; i < n; i++)
+		adopt(c, v[i].id, v[i].from, cluster_mono_ms());
 done:
 	free(v);
 }
@@ -364,6 +412,42 @@ static void fenced(void *user, enum err_code rc, const struct err *err)
 		log_warn("cluster", "cannot stop '%s' (moved to another node): %s", id,
 			 err ? err->msg : "?");
 	free(id);
+}
+
+static void fenced(void *user, enum err_code rc, const struct err *err);
+
+struct fence_job {
+	struct cluster *c;
+	char id[37];
+};
+
+static void job_fence(void *arg)
+{
+	struct fence_job *j = arg;
+	struct db_run r = {0};
+	struct err e = {0};
+	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
+	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
+		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",
+			 j->id);
+		char *id = strdup(j->id);
+		if (id)
+			supervisor_stop(j->c->sup, j->id, 1, fenced, id);
+	}
+	db_run_release(&r);
+	free(j);
+}
+
+void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
+{
+	(void)owner;
+	struct fence_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->c = c;
+	snprintf(j->id, sizeof(j->id), "%s", actor_id);
+	if (cluster_submit(c, job_fence, j))
+		free(j);
 }
 
 static int fence_one(void *user, const struct db_run *r)
