@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "src/util/crypto.h"
+#include "src/util/json.h"
 #include "src/util/log.h"
 
 struct bus {
@@ -540,47 +542,75 @@ enum err_code bus_stream_wait(struct bus *b, unsigned timeout_ms, struct err *er
 	return ERR_OK;
 }
 
+/* One message of the stream: the first on subject at or after stream sequence
+ * seq, through JetStream's STREAM.MSG.GET API (answered by the stream's leader,
+ * no consumer needed). 1 with *next_seq and the data; 0 when there is none. */
+static int msg_get(struct bus *b, const char *name, const char *subject, uint64_t seq,
+		   unsigned timeout_ms, uint64_t *next_seq, uint8_t **data, size_t *len,
+		   struct err *err)
+{
+	char api[160];
+	snprintf(api, sizeof(api), "$JS.API.STREAM.MSG.GET.%s", name);
+	json_t *q = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "next_by_subj", subject);
+	char *body = q ? json_compact(q) : NULL;
+	json_decref(q);
+	if (!body) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return -1;
+	}
+	uint8_t *raw = NULL;
+	size_t rlen = 0;
+	enum err_code rc = bus_request(b, api, body, strlen(body), timeout_ms, &raw, &rlen, err);
+	free(body);
+	if (rc)
+		return -1;
+	struct err e = {0};
+	json_t *ans = json_parse((const char *)raw, rlen, 16, &e);
+	free(raw);
+	json_t *m = json_object_get(ans, "message");
+	json_t *jerr = json_object_get(ans, "error");
+	int got = 0;
+	if (m) {
+		const char *b64 = json_string_value(json_object_get(m, "data"));
+		*next_seq = (uint64_t)json_integer_value(json_object_get(m, "seq")) + 1;
+		*data = b64 ? base64_decode(b64, strlen(b64), len) : calloc(1, 1);
+		if (b64 && !*b64) {
+			free(*data);
+			*data = calloc(1, 1);
+			*len = 0;
+		}
+		got = *data ? 1 : -1;
+		if (got < 0)
+			err_set(err, ERR_CORRUPT, "nats: a message of '%s' is not base64", subject);
+	} else if (jerr && json_integer_value(json_object_get(jerr, "code")) == 404) {
+		got = 0;
+	} else {
+		const char *d = json_string_value(json_object_get(jerr, "description"));
+		err_set(err, ERR_UNAVAILABLE, "nats: cannot read stream '%s': %s", name,
+			d ? d : "unexpected answer");
+		got = -1;
+	}
+	json_decref(ans);
+	return got;
+}
+
 enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
 			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err)
 {
-	natsMsg *last = NULL;
-	jsErrCode jerr = 0;
-	natsStatus s = js_GetLastMsg(&last, b->js, name, subject, NULL, &jerr);
-	natsMsg_Destroy(last);
-	if (s == NATS_NOT_FOUND)
-		return ERR_OK;           /* nothing was ever published on subject */
-	if (s)
-		return fail(err, s, "cannot read stream subject", subject);
-	natsSubscription *sub = NULL;
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Stream = name;
-	so.Ordered = true;
-	so.Config.DeliverPolicy = js_DeliverAll;
-	s = js_SubscribeSync(&sub, b->js, subject, NULL, &so, &jerr);
-	if (s)
-		return fail(err, s, "cannot read stream subject", subject);
-	enum err_code rc = ERR_OK;
+	uint64_t seq = 1;
 	for (;;) {
-		natsMsg *m = NULL;
-		s = natsSubscription_NextMsg(&m, sub, timeout_ms);
-		if (s) {
-			rc = fail(err, s, "cannot read stream subject", subject);
-			break;
-		}
-		jsMsgMetaData *meta = NULL;
-		uint64_t pending = 1;
-		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-			pending = meta->NumPending;
-			jsMsgMetaData_Destroy(meta);
-		}
-		int stop = fn(user, (const uint8_t *)natsMsg_GetData(m),
-			      (size_t)natsMsg_GetDataLength(m));
-		natsMsg_Destroy(m);
-		if (stop || pending == 0)
-			break;
+		uint8_t *data = NULL;
+		size_t len = 0;
+		uint64_t next = 0;
+		int got = msg_get(b, name, subject, seq, timeout_ms, &next, &data, &len, err);
+		if (got < 0)
+			return err->code ? err->code : ERR_UNAVAILABLE;
+		if (got == 0)
+			return ERR_OK;
+		int stop = fn(user, data, len);
+		free(data);
+		if (stop)
+			return ERR_OK;
+		seq = next;
 	}
-	natsSubscription_Unsubscribe(sub);
-	natsSubscription_Destroy(sub);
-	return rc;
 }

@@ -709,7 +709,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	    (rc = bus_kv_watch(c->place_kv, on_place, c, &c->place_watch, err)) ||
 	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
 		return rc;
-	if ((rc = replica_start(c, err)))
+	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)))
 		return rc;
 	uint64_t head = 0;
 	struct supervisor_sub *sub = NULL;
@@ -736,6 +736,7 @@ void cluster_stop(struct cluster *c)
 		pthread_join(c->beat, NULL);
 	c->beat_started = 0;
 	replica_stop(c);
+	mail_stop(c);
 	if (c->lifecycle)
 		supervisor_unsubscribe(c->sup, c->lifecycle);
 	c->lifecycle = NULL;

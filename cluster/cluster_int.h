@@ -56,7 +56,9 @@ struct cluster {
 	int place_ready;              /* the placement watch delivered every key */
 	char kept[KEPT_MAX][65];      /* packages this node put in the stream */
 	size_t nkept;
-	int64_t beat_ok_since_ms;     /* our heartbeats succeed since then (0: failing) */
+	struct bus_sub *mail_sub;     /* mail.c */
+	int64_t beat_ok_since_ms;
+	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
 };
 
 int64_t cluster_mono_ms(void);
@@ -75,6 +77,9 @@ enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
 void replica_failover_tick(struct cluster *c);
+/* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
+enum err_code mail_start(struct cluster *c, struct err *err);
+void mail_stop(struct cluster *c);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 

@@ -43,6 +43,18 @@
 
 /* ---- the replica hooks ---- */
 
+/* A publish was refused or lost: writes are refused for a while, and the
+ * events written since are published again once the stream answers
+ * (replica_resync), so the stream has no hole. */
+static void mark_unreplicated(struct cluster *c)
+{
+	__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+	int64_t since = cluster_unix_ms() - 10000;
+	int64_t zero = 0;
+	__atomic_compare_exchange_n(&c->resync_since_ms, &zero, since, 0, __ATOMIC_ACQ_REL,
+				    __ATOMIC_ACQUIRE);
+}
+
 static void on_publish(void *user, const struct supervisor_event *ev)
 {
 	struct cluster *c = user;
@@ -65,7 +77,7 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
 		log_error("cluster", "event %llu of '%s' not replicated: %s",
 			  (unsigned long long)ev->seq, ev->actor_id, msg ? e.msg : "out of memory");
-		__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+		mark_unreplicated(c);
 	}
 	free(msg);
 }
@@ -75,7 +87,7 @@ static enum err_code on_wait(void *user, struct err *err)
 	struct cluster *c = user;
 	enum err_code rc = bus_stream_wait(c->bus, 5000, err);
 	if (rc)
-		__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+		mark_unreplicated(c);
 	return rc;
 }
 
@@ -83,6 +95,69 @@ int cluster_writable(struct cluster *c)
 {
 	return bus_connected(c->bus) &&
 	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+}
+
+/* ---- publishing again after a failure ---- */
+
+struct resync_ctx {
+	struct cluster *c;
+	int64_t since;
+	uint64_t runs, events;
+};
+
+static int resync_run(void *user, const struct db_run *r)
+{
+	struct resync_ctx *x = user;
+	char owner[CLUSTER_NODE_MAX];
+	int live = !strcmp(r->status, "running") || !strcmp(r->status, "starting") ||
+		   !strcmp(r->status, "stopping");
+	if ((!live && r->updated_at < x->since) ||
+	    (cluster_lookup(x->c, r->id, owner) && strcmp(owner, x->c->node) != 0))
+		return 0;
+	for (uint64_t seq = 1; seq <= r->head_seq; seq++) {
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		struct err e = {0};
+		if (supervisor_read_event(x->c->sup, r->id, seq, &ev, &ts, &e))
+			break;
+		struct supervisor_event sev = {
+			.actor_id = r->id, .seq = ev.seq, .hash = ev.hash,
+			.parent_hash = ev.parent_hash, .event_type = ev.event_type,
+			.data = ev.data, .data_len = ev.data_len, .timestamp = ts,
+		};
+		on_publish(x->c, &sev);
+		chain_event_release(&ev);
+		x->events++;
+	}
+	x->runs++;
+	return 0;
+}
+
+/* Publishes again every event of the runs written since the first failure
+ * (the stream keeps one copy of each: message ids, and rebuild_collect). */
+static void replica_resync(struct cluster *c)
+{
+	int64_t since = __atomic_load_n(&c->resync_since_ms, __ATOMIC_ACQUIRE);
+	if (!since || !bus_connected(c->bus) || !c->beat_ok_since_ms)
+		return;
+	__atomic_store_n(&c->resync_since_ms, 0, __ATOMIC_RELEASE);
+	struct resync_ctx x = {.c = c, .since = since};
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, resync_run, &x, &next, &e);
+		free(cursor);
+		cursor = rc ? NULL : next;
+	} while (cursor);
+	if (bus_stream_wait(c->bus, 10000, &e)) {
+		log_warn("cluster", "publishing again after a failure did not finish: %s", e.msg);
+		mark_unreplicated(c);
+		return;
+	}
+	log_info("cluster", "published %llu events of %llu runs again after a replication "
+		 "failure", (unsigned long long)x.events, (unsigned long long)x.runs);
 }
 
 /* ---- packages ---- */
@@ -154,60 +229,88 @@ static enum err_code fetch_package(struct cluster *c, const char *sha256, struct
 
 /* ---- rebuilding a chain from the stream ---- */
 
+/* The stream's messages of one actor, by seq: a republished event (after a
+ * failed acknowledgement) may come after later ones, or twice. */
 struct rebuild {
-	struct chain *chain;
-	uint64_t expect;
-	char package[65];
-	char name[128];
+	uint8_t **msg;                /* by seq - 1: the whole stream message */
+	size_t *len;
+	uint64_t cap, max;
 	struct err err;
 	int failed;
 };
 
-static int rebuild_one(void *user, const uint8_t *data, size_t len)
+static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 {
 	struct rebuild *rb = user;
 	const uint8_t *body = NULL;
 	size_t blen = 0;
 	json_t *head = cluster_unwrap(data, len, &body, &blen);
 	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
+	json_decref(head);
+	if (!head || seq == 0 || seq > ((uint64_t)1 << 32)) {
+		err_set(&rb->err, ERR_CORRUPT, "a stream message is not a chain event");
+		rb->failed = 1;
+		return 1;
+	}
+	if (seq > rb->cap) {
+		uint64_t cap = rb->cap ? rb->cap : 64;
+		while (cap < seq)
+			cap *= 2;
+		uint8_t **m = realloc(rb->msg, cap * sizeof(*m));
+		if (m)
+			rb->msg = m;
+		size_t *l = m ? realloc(rb->len, cap * sizeof(*l)) : NULL;
+		if (!m || !l) {
+			err_set(&rb->err, ERR_NOMEM, "out of memory");
+			rb->failed = 1;
+			return 1;
+		}
+		rb->len = l;
+		memset(rb->msg + rb->cap, 0, (cap - rb->cap) * sizeof(*m));
+		rb->cap = cap;
+	}
+	if (!rb->msg[seq - 1] && (rb->msg[seq - 1] = malloc(len + 1))) {
+		memcpy(rb->msg[seq - 1], data, len);
+		rb->len[seq - 1] = len;
+	}
+	if (seq > rb->max)
+		rb->max = seq;
+	return 0;
+}
+
+/* Appends event seq to chain, checking the hash; notes the package and name. */
+static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
+				    size_t len, char package[65], char name[128], struct err *err)
+{
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(data, len, &body, &blen);
 	const char *type = json_string_value(json_object_get(head, "type"));
 	const char *hash = json_string_value(json_object_get(head, "hash"));
-	int stop = 0;
-	if (!head || !type || !hash) {
-		err_set(&rb->err, ERR_CORRUPT, "a stream message is not a chain event");
-		stop = rb->failed = 1;
-	} else if (seq < rb->expect) {
-		/* stored twice (a retry after the de-duplication window): skip */
-	} else if (seq > rb->expect) {
-		err_set(&rb->err, ERR_CORRUPT, "the stream lacks event %llu (next is %llu)",
-			(unsigned long long)rb->expect, (unsigned long long)seq);
-		stop = rb->failed = 1;
-	} else {
-		struct chain_event ev = {0};
-		char got[65];
-		if (chain_append_nosync(rb->chain, type, body, blen, &ev, &rb->err)) {
-			stop = rb->failed = 1;
-		} else if (hex_encode(ev.hash, 32, got), strcmp(got, hash) != 0) {
-			err_set(&rb->err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the "
-				"stream", (unsigned long long)seq, got, hash);
-			stop = rb->failed = 1;
-		}
-		chain_event_release(&ev);
-		rb->expect++;
-		if (!stop && strcmp(type, "spawned") == 0) {
-			struct err e = {0};
-			json_t *d = json_parse((const char *)body, blen, 64, &e);
-			const char *sha = json_string_value(json_object_get(
-				json_object_get(d, "package"), "sha256"));
-			const char *name = json_string_value(json_object_get(
-				json_object_get(d, "manifest"), "name"));
-			snprintf(rb->package, sizeof(rb->package), "%s", sha ? sha : "");
-			snprintf(rb->name, sizeof(rb->name), "%s", name ? name : "");
-			json_decref(d);
-		}
+	enum err_code rc = ERR_OK;
+	struct chain_event ev = {0};
+	char got[65];
+	if (!type || !hash)
+		rc = err_set(err, ERR_CORRUPT, "event %llu in the stream has no type or hash",
+			     (unsigned long long)seq);
+	else if (!(rc = chain_append_nosync(chain, type, body, blen, &ev, err)) &&
+		 (hex_encode(ev.hash, 32, got), strcmp(got, hash) != 0))
+		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
+			     (unsigned long long)seq, got, hash);
+	chain_event_release(&ev);
+	if (!rc && strcmp(type, "spawned") == 0) {
+		struct err e = {0};
+		json_t *d = json_parse((const char *)body, blen, 64, &e);
+		const char *sha = json_string_value(json_object_get(json_object_get(d, "package"),
+								    "sha256"));
+		const char *nm = json_string_value(json_object_get(json_object_get(d, "manifest"),
+								   "name"));
+		snprintf(package, 65, "%s", sha ? sha : "");
+		snprintf(name, 128, "%s", nm ? nm : "");
+		json_decref(d);
 	}
 	json_decref(head);
-	return stop;
+	return rc;
 }
 
 /* A chain file of ours for this id is an older copy (the actor ran here, moved
@@ -227,29 +330,40 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 				   struct err *err)
 {
 	const char *dir = supervisor_chains_dir(c->sup);
-	struct rebuild rb = {.expect = 1};
-	struct chain_open_report rep = {0};
-	enum err_code rc = chain_open(dir, id, &rb.chain, &rep, err);
-	if (rc)
-		return rc;
-	char subject[96];
+	struct rebuild rb = {0};
+	char subject[96], package[65] = "", name[128] = "";
 	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
-	rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, rebuild_one, &rb, err);
+	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
+					   &rb, err);
 	if (!rc && rb.failed) {
 		*err = rb.err;
 		rc = rb.err.code ? rb.err.code : ERR_CORRUPT;
 	}
-	if (!rc && rb.expect == 1)
+	if (!rc && rb.max == 0)
 		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
+	for (uint64_t i = 0; !rc && i < rb.max; i++)
+		if (!rb.msg[i])
+			rc = err_set(err, ERR_CORRUPT, "the stream lacks event %llu of '%s' (it "
+				     "has %llu)", (unsigned long long)i + 1, id,
+				     (unsigned long long)rb.max);
+	struct chain *chain = NULL;
+	struct chain_open_report rep = {0};
 	if (!rc)
-		rc = chain_sync(rb.chain, err);
-	chain_close(rb.chain);
-	*events_out = rb.expect - 1;
-	if (!rc && *rb.package)
-		rc = fetch_package(c, rb.package, err);
+		rc = chain_open(dir, id, &chain, &rep, err);
+	for (uint64_t i = 0; !rc && i < rb.max; i++)
+		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, err);
 	if (!rc)
-		chain_write_meta(dir, id, *rb.name ? rb.name : NULL, NULL, cluster_unix_ms() / 1000,
-				 err);
+		rc = chain_sync(chain, err);
+	chain_close(chain);
+	for (uint64_t i = 0; i < rb.cap; i++)
+		free(rb.msg[i]);
+	free(rb.msg);
+	free(rb.len);
+	*events_out = rb.max;
+	if (!rc && *package)
+		rc = fetch_package(c, package, err);
+	if (!rc)
+		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);
 	return rc;
 }
 
@@ -369,6 +483,7 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 
 void replica_failover_tick(struct cluster *c)
 {
+	replica_resync(c);
 	char dead[MAX_NODES][CLUSTER_NODE_MAX];
 	int64_t down[MAX_NODES];
 	char up[MAX_NODES][CLUSTER_NODE_MAX];

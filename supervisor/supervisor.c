@@ -714,6 +714,14 @@ enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err)
 	return s->replica.wait ? s->replica.wait(s->replica.user, err) : ERR_OK;
 }
 
+void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r)
+{
+	if (r)
+		s->remote = *r;
+	else
+		memset(&s->remote, 0, sizeof(s->remote));
+}
+
 const char *supervisor_chains_dir(struct supervisor *s)
 {
 	return s->chains_dir;

@@ -237,6 +237,19 @@ struct supervisor_replica {
 };
 /* Installs r (NULL: none). Call once, before actors are spawned through the API. */
 void supervisor_set_replica(struct supervisor *s, const struct supervisor_replica *r);
+/* Mail for actors this node does not know (another node runs them):
+ * supervisor_send and supervisor_request hand it to these when the receiver is
+ * not found here, with the same contract (send: durable in the receiver's
+ * chain before it returns; request: reply called once). */
+struct supervisor_remote {
+	enum err_code (*send)(void *user, const char *to, const char *from, const void *data,
+			      size_t len, struct err *err);
+	enum err_code (*request)(void *user, const char *to, const char *from, const void *data,
+				 size_t len, uint32_t timeout_ms, supervisor_reply_fn reply,
+				 void *reply_user, struct err *err);
+	void *user;
+};
+void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r);
 /* wait of the installed replica (ERR_OK without one). */
 enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err);
 /* Takes over a run whose chain file another node wrote into chains_dir (a

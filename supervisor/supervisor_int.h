@@ -104,6 +104,7 @@ struct actor {
 struct supervisor {
 	struct supervisor_config cfg;
 	struct supervisor_replica replica;   /* cluster replication; zero: none */
+	struct supervisor_remote remote;     /* cluster mail to other nodes; zero: none */
 	char *chains_dir;
 	struct pool *pool;
 	struct engine *engine;

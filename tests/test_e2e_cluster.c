@@ -247,6 +247,78 @@ static void test_spawn_pinned_and_list(void **state)
 	free(id);
 }
 
+/* Actor to actor across nodes: the driver on alpha sends to and asks a counter
+ * on gamma; the sends arrive in order, once, and the request is answered. */
+static void test_cross_node_messaging(void **state)
+{
+	(void)state;
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "driver.wasm", wasm, len);
+	free(wasm);
+	const char *m = "{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\","
+			"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+			"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
+			"{\"type\":\"store\"},{\"type\":\"supervisor\"},"
+			"{\"type\":\"http-client\"}]}}";
+	json_t *j = call_json(0, "POST", "/actors?wait=running", m, 201);
+	char *driver = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *counter = spawn_counter(0, "&node=gamma");
+	char *req = tu_fmt("/actors/%s/requests?timeout=30", driver);
+	for (int i = 1; i <= 5; i++) {
+		char *cmd = tu_fmt("send %s %d", counter, i);
+		struct http_result r;
+		assert_int_equal(call(1, "POST", req, cmd, &r), 200);   /* asked via beta */
+		assert_string_equal(r.body, "0");
+		http_result_release(&r);
+		free(cmd);
+	}
+	char *cmd = tu_fmt("request %s 10000 get", counter);
+	struct http_result r;
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	/* "<bytes> <answer>": 1 + 2 + 3 + 4 + 5, each once */
+	assert_string_equal(r.body, "2 15");
+	http_result_release(&r);
+	free(cmd);
+	/* each send is a `received` event from the driver, in the order sent */
+	char *chain = tu_fmt("/actors/%s/chain?type=message-server/received&limit=50", counter);
+	json_t *page = call_json(2, "GET", chain, NULL, 200);
+	json_t *items = json_object_get(page, "items");
+	if (!items)
+		items = json_object_get(page, "events");
+	int expect = 1;
+	size_t k;
+	json_t *ev;
+	json_array_foreach(items, k, ev) {
+		json_t *d = json_object_get(ev, "data");
+		if (strcmp(json_string_value(json_object_get(d, "from")), driver) != 0 ||
+		    strcmp(json_string_value(json_object_get(d, "kind")), "send") != 0)
+			continue;
+		char want[16];
+		snprintf(want, sizeof(want), "%d", expect++);
+		json_t *data = json_object_get(d, "data");
+		const char *got = json_is_string(data) ? json_string_value(data) : NULL;
+		if (!got || strstr(got, want) == NULL) {
+			char *dump = json_dumps(d, 0);
+			fail_msg("received event %zu is not message %s: %s", k, want, dump);
+		}
+	}
+	assert_int_equal(expect, 6);
+	json_decref(page);
+	/* an unknown receiver is an error for the sender, not a hang */
+	cmd = tu_fmt("send 00000000-0000-4000-8000-000000000000 1");
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	assert_int_equal(r.body[0], '-');
+	http_result_release(&r);
+	free(cmd);
+	free(chain);
+	free(req);
+	free(counter);
+	free(driver);
+}
+
 /* The nodes' logs, for a failure's message. */
 static void dump_logs(void)
 {
@@ -388,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
