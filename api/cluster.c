@@ -120,7 +120,25 @@ static void forward_now(struct forward *f)
 	};
 	struct cluster_reply r;
 	struct err e = {0};
-	if (cluster_call(cluster_of(c->api), f->node, &req, &r, &e)) {
+	struct cluster *cl = cluster_of(c->api);
+	enum err_code rc = cluster_call(cl, f->node, &req, &r, &e);
+	char moved[CLUSTER_NODE_MAX];
+	struct err le = {0};
+	/* No answer from the node our copy of the placement names: the actor may
+	 * have moved (a failover) before our copy heard of it; the bucket says. */
+	if (rc == ERR_UNAVAILABLE && strncmp(http_request_raw_path(c->req), "/actors/", 8) == 0 &&
+	    c->params[0] && cluster_locate(cl, c->params[0], moved, &le) == ERR_OK &&
+	    strcmp(moved, f->node) != 0) {
+		snprintf(f->node, sizeof(f->node), "%s", moved);
+		if (strcmp(moved, cluster_node(cl)) == 0) {
+			api_handler_fn fn = f->local;
+			fn(c);
+			return;
+		}
+		memset(&e, 0, sizeof(e));
+		rc = cluster_call(cl, f->node, &req, &r, &e);
+	}
+	if (rc) {
 		api_problem_err(c, &e);
 		return;
 	}

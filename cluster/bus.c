@@ -43,6 +43,8 @@ struct bus_watch {
 	void *user;
 	pthread_t thread;
 	int stop;                     /* atomic */
+	pthread_mutex_t lock;         /* w (replaced by watch_renew, stopped by bus_watch_stop) */
+	unsigned stall_ms;            /* renew after this long without an entry; 0: never */
 };
 
 static pthread_once_t open_once = PTHREAD_ONCE_INIT;
@@ -272,6 +274,44 @@ void bus_inbox(struct bus *b, char *buf, size_t size)
 
 /* ---- key-value buckets ---- */
 
+/* The stream behind a bucket, as js_CreateKeyValue makes it but without
+ * direct get: every read is answered by the stream's leader, so a replica
+ * that is still catching up (a NATS server just restarted) never answers with
+ * an old placement or an old heartbeat. */
+static natsStatus kv_stream_add(struct bus *b, const char *bucket, uint32_t ttl_ms,
+				unsigned replicas, unsigned history)
+{
+	char name[96], subject[128];
+	snprintf(name, sizeof(name), "KV_%s", bucket);
+	snprintf(subject, sizeof(subject), "$KV.%s.>", bucket);
+	const char *subjects[] = {subject};
+	jsStreamConfig cfg;
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = name;
+	cfg.Subjects = subjects;
+	cfg.SubjectsLen = 1;
+	cfg.MaxMsgsPerSubject = history ? history : 1;
+	cfg.MaxAge = (int64_t)ttl_ms * 1000000;
+	cfg.MaxBytes = -1;
+	cfg.MaxMsgSize = -1;
+	cfg.Storage = js_FileStorage;
+	cfg.Replicas = (int64_t)replicas;
+	cfg.Discard = js_DiscardNew;
+	/* the de-duplication window: 2 min, never longer than the entries live */
+	cfg.Duplicates = ttl_ms && (int64_t)ttl_ms * 1000000 < (int64_t)120 * 1000000000
+				 ? (int64_t)ttl_ms * 1000000 : (int64_t)120 * 1000000000;
+	cfg.AllowRollup = true;
+	cfg.DenyDelete = true;
+	cfg.AllowDirect = false;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_AddStream(&si, b->js, &cfg, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
+	if (s == NATS_ERR && jerr == JSStreamNameExistErr)
+		s = NATS_OK;             /* another node made it at the same moment */
+	return s;
+}
+
 enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
 			  unsigned replicas, unsigned history, struct bus_kv **out,
 			  struct err *err)
@@ -283,14 +323,9 @@ enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
 	snprintf(kv->bucket, sizeof(kv->bucket), "%s", bucket);
 	natsStatus s = js_KeyValue(&kv->kv, b->js, bucket);
 	if (s == NATS_NOT_FOUND) {
-		kvConfig cfg;
-		kvConfig_Init(&cfg);
-		cfg.Bucket = bucket;
-		cfg.History = (uint8_t)(history ? history : 1);
-		cfg.TTL = (int64_t)ttl_ms * 1000000;   /* libnats takes nanoseconds */
-		cfg.Replicas = (int)replicas;
-		cfg.StorageType = js_FileStorage;
-		s = js_CreateKeyValue(&kv->kv, b->js, &cfg);
+		s = kv_stream_add(b, bucket, ttl_ms, replicas, history);
+		if (!s)
+			s = js_KeyValue(&kv->kv, b->js, bucket);
 		if (s) {   /* another node may have created it at the same moment */
 			struct err why = {0};
 			fail(&why, s, "cannot create key-value bucket", bucket);
@@ -392,16 +427,64 @@ enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err)
 	return s ? fail(err, s, "cannot delete key", key) : ERR_OK;
 }
 
+/* A watcher that failed (its consumer lost while NATS elected new leaders, a
+ * reconnect) is made again: it delivers every current value again, then the
+ * changes, so the watch misses nothing. */
+static int watch_renew(struct bus_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	kvWatcher *old = w->w;
+	w->w = NULL;
+	pthread_mutex_unlock(&w->lock);
+	kvWatcher_Destroy(old);
+	struct timespec nap = {0, 500 * 1000000};
+	nanosleep(&nap, NULL);
+	kvWatcher *fresh = NULL;
+	if (kvStore_WatchAll(&fresh, w->kv->kv, NULL) != NATS_OK)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&w->lock);
+		kvWatcher_Destroy(fresh);
+		return 0;
+	}
+	w->w = fresh;
+	pthread_mutex_unlock(&w->lock);
+	return 1;
+}
+
 static void *watch_main(void *arg)
 {
 	struct bus_watch *w = arg;
+	struct timespec last;
+	clock_gettime(CLOCK_MONOTONIC, &last);
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		kvEntry *e = NULL;
+		if (!w->w && !watch_renew(w))
+			continue;
 		natsStatus s = kvWatcher_Next(&e, w->w, 500);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long quiet = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+		if (s == NATS_TIMEOUT && w->stall_ms && quiet > (long)w->stall_ms) {
+			/* a watcher whose consumer vanished can stay silent forever */
+			log_warn("cluster", "watch of '%s' silent for %ld ms: watching again",
+				 w->kv->bucket, quiet);
+			watch_renew(w);
+			last = now;
+			continue;
+		}
 		if (s == NATS_TIMEOUT)
 			continue;
-		if (s)
-			break;           /* stopped, or the connection closed for good */
+		last = now;
+		if (s) {
+			if (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+				log_warn("cluster", "watch of '%s' lost (%s): watching again",
+					 w->kv->bucket, natsStatus_GetText(s));
+				watch_renew(w);
+			}
+			continue;
+		}
 		if (!e) {                /* the marker after the initial values */
 			w->fn(w->user, NULL, NULL, 0, 0, 0);
 			continue;
@@ -414,8 +497,8 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-enum err_code bus_kv_watch(struct bus_kv *kv, bus_kv_fn fn, void *user, struct bus_watch **out,
-			   struct err *err)
+enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, void *user,
+			   struct bus_watch **out, struct err *err)
 {
 	struct bus_watch *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -423,6 +506,8 @@ enum err_code bus_kv_watch(struct bus_kv *kv, bus_kv_fn fn, void *user, struct b
 	w->kv = kv;
 	w->fn = fn;
 	w->user = user;
+	w->stall_ms = stall_ms;
+	pthread_mutex_init(&w->lock, NULL);
 	natsStatus s = kvStore_WatchAll(&w->w, kv->kv, NULL);
 	if (s) {
 		free(w);
@@ -442,9 +527,13 @@ void bus_watch_stop(struct bus_watch *w)
 	if (!w)
 		return;
 	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
-	kvWatcher_Stop(w->w);
+	pthread_mutex_lock(&w->lock);
+	if (w->w)
+		kvWatcher_Stop(w->w);
+	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	kvWatcher_Destroy(w->w);
+	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 

@@ -83,11 +83,12 @@ enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data
 enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err);
 /* fn for every key's current value, then once with key NULL (caught up), then
  * for every change (deleted = 1 for a delete or purge, data empty), on the
- * watch's own thread, in revision order. */
+ * watch's own thread, in revision order. A watch that fails, or (stall_ms >
+ * 0) stays silent that long, is made again: every current value comes again. */
 typedef void (*bus_kv_fn)(void *user, const char *key, const uint8_t *data, size_t len,
 			  uint64_t rev, int deleted);
-enum err_code bus_kv_watch(struct bus_kv *kv, bus_kv_fn fn, void *user, struct bus_watch **out,
-			   struct err *err);
+enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, void *user,
+			   struct bus_watch **out, struct err *err);
 /* After it returns, fn is not running and never runs again. Accepts NULL. */
 void bus_watch_stop(struct bus_watch *w);
 

@@ -189,7 +189,8 @@ static void *beat_main(void *arg)
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->lock);
 		beat_once(c);
-		replica_failover_tick(c);
+		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
+			replica_failover_tick(c);
 		pthread_mutex_lock(&c->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -705,8 +706,8 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	if ((rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
 	    (rc = bus_open(cfg->urls, name, 10000, &c->bus, err)) ||
 	    (rc = open_buckets(c, err)) ||
-	    (rc = bus_kv_watch(c->nodes_kv, on_node, c, &c->nodes_watch, err)) ||
-	    (rc = bus_kv_watch(c->place_kv, on_place, c, &c->place_watch, err)) ||
+	    (rc = bus_kv_watch(c->nodes_kv, 3 * c->heartbeat_ms, on_node, c, &c->nodes_watch, err)) ||
+	    (rc = bus_kv_watch(c->place_kv, 30000, on_place, c, &c->place_watch, err)) ||
 	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
 		return rc;
 	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)))
@@ -728,14 +729,10 @@ void cluster_stop(struct cluster *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->stopping = 1;
-	pthread_cond_broadcast(&c->wake);
-	pthread_mutex_unlock(&c->lock);
-	if (c->beat_started)
-		pthread_join(c->beat, NULL);
-	c->beat_started = 0;
-	replica_stop(c);
+	/* The heartbeat and the watches go on until cluster_free: while the
+	 * supervisor shuts down, this node still owns its actors (no survivor
+	 * claims them yet) and still sees a claim (fencing). */
+	__atomic_store_n(&c->leaving, 1, __ATOMIC_RELEASE);
 	mail_stop(c);
 	if (c->lifecycle)
 		supervisor_unsubscribe(c->sup, c->lifecycle);
@@ -747,9 +744,6 @@ void cluster_stop(struct cluster *c)
 	c->pool = NULL;
 	pthread_mutex_unlock(&c->lock);
 	pool_free(pool);
-	bus_watch_stop(c->nodes_watch);
-	bus_watch_stop(c->place_watch);
-	c->nodes_watch = c->place_watch = NULL;
 }
 
 void cluster_free(struct cluster *c)
@@ -757,6 +751,20 @@ void cluster_free(struct cluster *c)
 	if (!c)
 		return;
 	cluster_stop(c);
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	if (c->beat_started)
+		pthread_join(c->beat, NULL);
+	c->beat_started = 0;
+	bus_watch_stop(c->nodes_watch);
+	bus_watch_stop(c->place_watch);
+	c->nodes_watch = c->place_watch = NULL;
+	/* Replication ran on through the supervisor's shutdown: the calls that
+	 * finished in the grace period and the `suspended` events are in the
+	 * stream, for the node that takes the actors over. */
+	replica_stop(c);
 	bus_kv_close(c->nodes_kv);
 	bus_kv_close(c->place_kv);
 	bus_close(c->bus);

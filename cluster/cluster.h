@@ -46,9 +46,11 @@ struct cluster;
  * JetStream cannot be reached. */
 enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **out,
 			    struct err *err);
-/* Stops the heartbeat, the watches and the forwarding service. Accepts NULL.
- * Call before supervisor_shutdown (forwarded requests would find it gone). */
+/* Stops the heartbeat, the watches, the forwarding service and cross-node
+ * mail. Accepts NULL. Call before supervisor_shutdown (forwarded requests
+ * would find it gone). */
 void cluster_stop(struct cluster *c);
+/* Stops replication (the supervisor must be shut down by then) and frees. */
 void cluster_free(struct cluster *c);
 
 const char *cluster_node(const struct cluster *c);

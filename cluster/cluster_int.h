@@ -57,6 +57,7 @@ struct cluster {
 	char kept[KEPT_MAX][65];      /* packages this node put in the stream */
 	size_t nkept;
 	struct bus_sub *mail_sub;     /* mail.c */
+	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
 };

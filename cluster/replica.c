@@ -390,9 +390,30 @@ static int by_name(const void *a, const void *b)
 
 static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0);
 
+/* The bucket itself, not our watch's copy, says the node is silent: its last
+ * beat (by its own clock) is older than the lapse, or gone. */
+static int silent(struct cluster *c, const char *node)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_get(c->nodes_kv, node, &data, &len, NULL, &e);
+	if (rc == ERR_NOT_FOUND)
+		return 1;
+	if (rc)
+		return 0;                /* cannot tell: not now */
+	json_t *v = json_parse((const char *)data, len, 8, &e);
+	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
+	json_decref(v);
+	free(data);
+	return cluster_unix_ms() - t >= (int64_t)c->lapse_ms;
+}
+
 static void take_over(struct cluster *c, const struct candidate *k)
 {
 	int64_t t0 = cluster_mono_ms();
+	if (!silent(c, k->from))
+		return;
 	char value[256];
 	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"from\":\"%s\",\"at\":%lld}", c->node,
 		 k->from, (long long)cluster_unix_ms());
