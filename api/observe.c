@@ -261,6 +261,16 @@ static void other_gauges(struct api *api, struct buf *b)
 	buf_printf(b, "theater_package_cache_misses_total %" PRIu64 "\n", st.misses);
 	family(b, "theater_package_cache_bytes", "gauge", "Bytes held by the package cache.");
 	buf_printf(b, "theater_package_cache_bytes %zu\n", st.bytes);
+	if (api->cfg.sup) {
+		uint64_t parked, total;
+		supervisor_parked_calls(api->cfg.sup, &parked, &total);
+		family(b, "theater_parked_calls", "gauge",
+		       "Actor calls parked in a waiting host call (their workers free).");
+		buf_printf(b, "theater_parked_calls %" PRIu64 "\n", parked);
+		family(b, "theater_parks_total", "counter",
+		       "Times an actor call parked in a waiting host call.");
+		buf_printf(b, "theater_parks_total %" PRIu64 "\n", total);
+	}
 	struct histo fs;
 	chain_fsync_histo(&fs);
 	family(b, "theater_chain_fsync_duration_seconds", "histogram",

@@ -39,7 +39,7 @@ const char *config_usage(void)
 "  --workers N               worker threads (4) [THEATER_WORKERS]\n"
 "  --actor-fuel N            instructions per actor call (100M) [THEATER_ACTOR_FUEL]\n"
 "  --actor-memory BYTES      linear memory per actor (64M) [THEATER_ACTOR_MEMORY]\n"
-"  --call-timeout-ms MS      wall clock per actor call (5000) [THEATER_CALL_TIMEOUT_MS]\n"
+"  --call-timeout-ms MS      running time per actor call, waits excluded (5000) [THEATER_CALL_TIMEOUT_MS]\n"
 "  --mailbox N               queued messages per actor (1024) [THEATER_MAILBOX]\n"
 "  --max-message BYTES       message/request size (1M) [THEATER_MAX_MESSAGE]\n"
 "  --mailbox-bytes BYTES     queued message bytes per actor (64M) [THEATER_MAILBOX_BYTES]\n"

@@ -310,59 +310,253 @@ static enum err_code take_response(CURL *c, struct xfer *x, struct fetch_respons
 	return ERR_OK;
 }
 
+/* One transfer: its easy handle and what its callbacks fill. */
+struct fetch_job {
+	struct fetch_job *next, *prev;   /* the fetcher's lists */
+	CURL *c;
+	struct xfer x;
+	struct curl_slist *hdrs;
+	struct fetch_limits lim;
+	char *url;
+	int fail_on_status, log_progress;
+	char errbuf[CURL_ERROR_SIZE];
+	fetch_done_fn done;
+	void *user;
+};
+
+static void job_free(struct fetch_job *j)
+{
+	if (!j)
+		return;
+	curl_easy_cleanup(j->c);
+	curl_slist_free_all(j->hdrs);
+	buf_release(&j->x.body);
+	buf_release(&j->x.hdrs);
+	free(j->url);
+	free(j);
+}
+
+/* A handle ready to perform req within lim_in; NULL with err set. */
+static struct fetch_job *job_new(const struct fetch_request *req,
+				 const struct fetch_limits *lim_in, struct err *err)
+{
+	struct fetch_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		err_set(err, ERR_NOMEM, "fetch: out of memory");
+		return NULL;
+	}
+	limits_fill(lim_in, &j->lim);
+	buf_init(&j->x.body, j->lim.max_bytes);
+	buf_init(&j->x.hdrs, FETCH_MAX_HEADER_BYTES);
+	j->x.check = req->addr_check;
+	j->x.check_user = req->addr_check_user;
+	j->fail_on_status = req->fail_on_status;
+	j->log_progress = req->log_progress;
+	if (check_request(req, err)) {
+		job_free(j);
+		return NULL;
+	}
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		err_set(err, ERR_INTERNAL, "fetch: curl_global_init failed");
+		job_free(j);
+		return NULL;
+	}
+	if (!(j->url = strdup(req->url)) || build_headers(req, &j->hdrs) ||
+	    !(j->c = curl_easy_init())) {
+		err_set(err, ERR_NOMEM, "fetch '%s': out of memory", req->url);
+		job_free(j);
+		return NULL;
+	}
+	setup_handle(j->c, req, &j->lim, &j->x, j->hdrs, j->errbuf);
+	/* the body is copied: an asynchronous transfer outlives the caller's buffer */
+	if (req->body)
+		curl_easy_setopt(j->c, CURLOPT_COPYPOSTFIELDS, (const char *)req->body);
+	return j;
+}
+
+/* The outcome of a transfer that ended with cc. */
+static enum err_code job_end(struct fetch_job *j, CURLcode cc, struct fetch_response *resp_out,
+			     struct err *err)
+{
+	struct xfer *x = &j->x;
+	enum err_code rc;
+	memset(resp_out, 0, sizeof(*resp_out));
+	if (j->log_progress && x->last_log_us != x->t0_us)   /* it logged progress: say how it ended */
+		log_info("fetch", "'%s': %s after %.1f s (%.1f MiB)", x->shown,
+			 cc == CURLE_OK ? "done" : "failed",
+			 (double)(histo_now_us() - x->t0_us) / 1e6, (double)x->got / 1048576.0);
+	long status = 0;
+	curl_easy_getinfo(j->c, CURLINFO_RESPONSE_CODE, &status);
+	if ((rc = map_result(cc, x, status, j->url, j->errbuf, j->lim.max_bytes, err)))
+		return rc;
+	if (j->fail_on_status && (status < 200 || status > 299))
+		return err_set(err, ERR_FETCH_STATUS, "fetch '%s': http status %ld", j->url, status);
+	if ((rc = take_response(j->c, x, resp_out)))
+		err_set(err, rc, "fetch '%s': out of memory", j->url);
+	return rc;
+}
+
 enum err_code fetch_request(const struct fetch_request *req, const struct fetch_limits *lim_in,
 			    struct fetch_response *resp_out, struct err *err)
 {
-	struct fetch_limits lim;
-	struct xfer x;
-	struct curl_slist *hdrs = NULL;
-	CURL *c = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	enum err_code rc;
-
 	memset(resp_out, 0, sizeof(*resp_out));
-	limits_fill(lim_in, &lim);
-	buf_init(&x.body, lim.max_bytes);
-	buf_init(&x.hdrs, FETCH_MAX_HEADER_BYTES);
-	x.body_full = x.hdrs_full = x.nomem = x.refused = 0;
-	x.check = req->addr_check;
-	x.check_user = req->addr_check_user;
-	x.why[0] = '\0';
-	x.got = x.total = 0;
-	x.t0_us = x.last_log_us = 0;
-	if ((rc = check_request(req, err)))
-		goto fail;
-	pthread_once(&global_once, global_init);
-	if (global_rc != CURLE_OK) {
-		rc = err_set(err, ERR_INTERNAL, "fetch: curl_global_init failed");
-		goto fail;
-	}
-	if (build_headers(req, &hdrs) || !(c = curl_easy_init())) {
-		rc = err_set(err, ERR_NOMEM, "fetch '%s': out of memory", req->url);
-		goto fail;
-	}
-	setup_handle(c, req, &lim, &x, hdrs, errbuf);
-	CURLcode cc = curl_easy_perform(c);
-	if (req->log_progress && x.last_log_us != x.t0_us)   /* it logged progress: say how it ended */
-		log_info("fetch", "'%s': %s after %.1f s (%.1f MiB)", x.shown,
-			 cc == CURLE_OK ? "done" : "failed",
-			 (double)(histo_now_us() - x.t0_us) / 1e6, (double)x.got / 1048576.0);
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if ((rc = map_result(cc, &x, status, req->url, errbuf, lim.max_bytes, err)))
-		goto fail;
-	if (req->fail_on_status && (status < 200 || status > 299)) {
-		rc = err_set(err, ERR_FETCH_STATUS, "fetch '%s': http status %ld", req->url, status);
-		goto fail;
-	}
-	if ((rc = take_response(c, &x, resp_out)))
-		err_set(err, rc, "fetch '%s': out of memory", req->url);
-fail:
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdrs);
-	buf_release(&x.body);
-	buf_release(&x.hdrs);
+	struct fetch_job *j = job_new(req, lim_in, err);
+	if (!j)
+		return err->code;
+	enum err_code rc = job_end(j, curl_easy_perform(j->c), resp_out, err);
+	job_free(j);
 	return rc;
+}
+
+/* ---- the fetcher: many transfers on one thread (curl multi) ---- */
+
+struct fetcher {
+	pthread_t thread;
+	CURLM *multi;
+	pthread_mutex_t lock;
+	struct fetch_job *queued;        /* under lock: added by fetch_start */
+	int stopping;                    /* under lock */
+	struct fetch_job *active;        /* the thread's: in the multi handle */
+	unsigned nactive;
+};
+
+static void active_remove(struct fetcher *f, struct fetch_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		f->active = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	f->nactive--;
+}
+
+/* Ends j: its callback gets the outcome (and owns the response), j is freed. */
+static void job_complete(struct fetch_job *j, CURLcode cc, enum err_code forced)
+{
+	struct fetch_response resp;
+	struct err e = {0};
+	enum err_code rc;
+	if (forced) {
+		memset(&resp, 0, sizeof(resp));
+		rc = err_set(&e, forced, "fetch '%s': the server is stopping", j->url);
+	} else {
+		rc = job_end(j, cc, &resp, &e);
+	}
+	j->done(j->user, rc, rc ? &e : NULL, &resp);
+	job_free(j);
+}
+
+static void *fetcher_main(void *arg)
+{
+	struct fetcher *f = arg;
+	for (;;) {
+		pthread_mutex_lock(&f->lock);
+		struct fetch_job *q = f->queued;
+		f->queued = NULL;
+		int stop = f->stopping;
+		pthread_mutex_unlock(&f->lock);
+		while (q) {
+			struct fetch_job *j = q;
+			q = q->next;
+			if (stop) {
+				job_complete(j, CURLE_OK, ERR_UNAVAILABLE);
+				continue;
+			}
+			curl_easy_setopt(j->c, CURLOPT_PRIVATE, j);
+			if (curl_multi_add_handle(f->multi, j->c) != CURLM_OK) {
+				job_complete(j, CURLE_OUT_OF_MEMORY, 0);
+				continue;
+			}
+			j->prev = NULL;
+			j->next = f->active;
+			if (f->active)
+				f->active->prev = j;
+			f->active = j;
+			f->nactive++;
+		}
+		if (stop)
+			break;
+		int running = 0, left = 0;
+		curl_multi_perform(f->multi, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(f->multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct fetch_job *j = NULL;
+			CURLcode cc = msg->data.result;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+			curl_multi_remove_handle(f->multi, msg->easy_handle);
+			active_remove(f, j);
+			job_complete(j, cc, 0);
+		}
+		curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+	}
+	while (f->active) {            /* stopping: the rest end now */
+		struct fetch_job *j = f->active;
+		curl_multi_remove_handle(f->multi, j->c);
+		active_remove(f, j);
+		job_complete(j, CURLE_OK, ERR_UNAVAILABLE);
+	}
+	return NULL;
+}
+
+enum err_code fetcher_new(struct fetcher **out, struct err *err)
+{
+	pthread_once(&global_once, global_init);
+	struct fetcher *f = calloc(1, sizeof(*f));
+	if (!f || global_rc != CURLE_OK || !(f->multi = curl_multi_init())) {
+		free(f);
+		return err_set(err, ERR_NOMEM, "fetch: cannot start the fetcher");
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	if (pthread_create(&f->thread, NULL, fetcher_main, f) != 0) {
+		curl_multi_cleanup(f->multi);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return err_set(err, ERR_NOMEM, "fetch: cannot start the fetcher thread");
+	}
+	*out = f;
+	return ERR_OK;
+}
+
+void fetcher_free(struct fetcher *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->stopping = 1;
+	pthread_mutex_unlock(&f->lock);
+	curl_multi_wakeup(f->multi);
+	pthread_join(f->thread, NULL);
+	curl_multi_cleanup(f->multi);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+enum err_code fetch_start(struct fetcher *f, const struct fetch_request *req,
+			  const struct fetch_limits *lim, fetch_done_fn done, void *user,
+			  struct err *err)
+{
+	struct fetch_job *j = job_new(req, lim, err);
+	if (!j)
+		return err->code;
+	j->done = done;
+	j->user = user;
+	pthread_mutex_lock(&f->lock);
+	int stopping = f->stopping;
+	if (!stopping) {
+		j->next = f->queued;     /* order among simultaneous starts does not matter */
+		f->queued = j;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (stopping) {
+		job_free(j);
+		return err_set(err, ERR_UNAVAILABLE, "fetch: the server is stopping");
+	}
+	curl_multi_wakeup(f->multi);
+	return ERR_OK;
 }
 
 void fetch_response_release(struct fetch_response *resp)

@@ -95,6 +95,26 @@ struct fetch_response {
 enum err_code fetch_request(const struct fetch_request *req, const struct fetch_limits *lim,
 			    struct fetch_response *resp_out, struct err *err);
 
+/* ---- many transfers, no waiting thread ----
+ * A fetcher runs any number of transfers at once on its own thread (libcurl's
+ * multi interface), so a thousand slow requests hold no thread each. The
+ * request is copied (url, headers, body) when it starts, except
+ * req->addr_check_user, which must stay valid until `done` runs; the address
+ * check and `done` run on the fetcher's thread. `done` gets the outcome as
+ * fetch_request reports it and owns *resp (release it); it runs exactly once
+ * for every transfer fetch_start accepted, at the latest in fetcher_free,
+ * which ends the transfers still running with ERR_UNAVAILABLE. */
+struct fetcher;
+typedef void (*fetch_done_fn)(void *user, enum err_code rc, const struct err *err,
+			      struct fetch_response *resp);
+enum err_code fetcher_new(struct fetcher **out, struct err *err);
+void fetcher_free(struct fetcher *f);     /* accepts NULL */
+/* Errors as fetch_request for a request that cannot start (done does not run);
+ * ERR_UNAVAILABLE once fetcher_free began. */
+enum err_code fetch_start(struct fetcher *f, const struct fetch_request *req,
+			  const struct fetch_limits *lim, fetch_done_fn done, void *user,
+			  struct err *err);
+
 /* Frees what a response holds and zeroes it. Accepts NULL. */
 void fetch_response_release(struct fetch_response *resp);
 

@@ -96,6 +96,7 @@ struct host_binding {
 struct host_link {
 	struct actor *a;
 	struct host_capture cap;
+	struct host_park *parking;    /* made by host_wait_end in the running host call */
 	size_t n, cap_n;
 	struct host_binding bind[];
 };
@@ -148,6 +149,39 @@ json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args)
 	return a;
 }
 
+/* Ends a capture: the stashed event gets its args, effects and return, and is
+ * recorded. */
+static void capture_end(struct host_link *l, const struct host_fn *h, const struct wasm_value *args,
+			const struct wasm_value *results, struct host_capture *mine)
+{
+	if (mine->ev) {
+		json_object_set_new(mine->ev, "args", host_args_json(h, args));
+		json_object_set_new(mine->ev, "effects", mine->effects);
+		mine->effects = NULL;
+		if (h->nresults)
+			json_object_set_new(mine->ev, "return", json_integer(
+				h->results[0] == WASM_I64 ? (json_int_t)(int64_t)results[0].of.i64
+							  : (json_int_t)(int32_t)results[0].of.i32));
+		record_now(l->a, mine->type, mine->ev);
+		mine->ev = NULL;
+	}
+	json_decref(mine->effects);
+	mine->effects = NULL;
+}
+
+/* A parked host call: what its resumption needs to finish it as the host
+ * function would have (the capture so far, the arguments, the wait). */
+struct host_park {
+	struct host_link *link;
+	const struct host_fn *h;
+	struct wasm_value args[HOST_MAX_PARAMS];
+	struct host_capture cap;
+	struct host_wait *w;          /* the waiter's reference */
+	host_finish_fn finish;
+	void *ctx;
+	void (*ctx_free)(void *);
+};
+
 static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			      struct wasm_value *results, struct err *err)
 {
@@ -163,17 +197,16 @@ static enum err_code dispatch(struct wasm_caller *c, void *user, const struct wa
 	enum err_code rc = b->h->fn(c, l->a, args, results, err);
 	struct host_capture mine = l->cap;
 	l->cap = outer;
-	if (mine.ev) {
-		json_object_set_new(mine.ev, "args", host_args_json(b->h, args));
-		json_object_set_new(mine.ev, "effects", mine.effects);
-		mine.effects = NULL;
-		if (b->h->nresults)
-			json_object_set_new(mine.ev, "return", json_integer(
-				b->h->results[0] == WASM_I64 ? (json_int_t)(int64_t)results[0].of.i64
-							     : (json_int_t)(int32_t)results[0].of.i32));
-		record_now(l->a, mine.type, mine.ev);
+	if (rc == ERR_WASM_SUSPEND && l->parking) {
+		/* parked: the event is finished and recorded when the call resumes */
+		struct host_park *p = l->parking;
+		l->parking = NULL;
+		p->h = b->h;
+		memcpy(p->args, args, b->h->nparams * sizeof(args[0]));
+		p->cap = mine;
+		return rc;
 	}
-	json_decref(mine.effects);
+	capture_end(l, b->h, args, results, &mine);
 	return rc;
 }
 
@@ -353,7 +386,9 @@ static void host_cond_init(pthread_cond_t *c)
 	pthread_condattr_destroy(&attr);
 }
 
-static int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done, uint32_t ms)
+/* Waits (w->lock held) until w is answered or ms pass; then it is done either
+ * way (timed_out when the time ran out). */
+static void host_cond_wait(struct host_wait *w, uint32_t ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -363,9 +398,10 @@ static int host_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const int *done
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	while (!*done && pthread_cond_timedwait(c, m, &until) == 0)
+	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
 		;
-	return *done;
+	if (!w->done)
+		w->done = w->timed_out = 1;
 }
 
 void host_call_init(struct host_call *k)
@@ -431,13 +467,120 @@ void host_wait_unref(struct host_wait *w)
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w->data);
+	if (w->result && w->result_free)
+		w->result_free(w->result);
+	if (w->parked)
+		actor_unref(host_supervisor(w->parked), w->parked);
 	free(w);
 }
 
-int host_wait_for(struct host_wait *w, uint32_t ms)
+struct actor *host_wait_answered(struct host_wait *w)
 {
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	return w->parked;
+}
+
+void host_wait_wake(struct host_wait *w, struct actor *parked)
+{
+	if (parked)
+		runtime_unpark(parked, w);
+}
+
+/* A parked wait's own timeout: done when nothing answered in time. */
+static void wait_timeout(void *arg)
+{
+	struct host_wait *w = arg;
+	struct actor *wake = NULL;
 	pthread_mutex_lock(&w->lock);
-	int done = host_cond_wait(&w->cond, &w->lock, &w->done, ms);
+	if (!w->done) {
+		w->timed_out = 1;
+		wake = host_wait_answered(w);
+	}
 	pthread_mutex_unlock(&w->lock);
-	return done;
+	host_wait_wake(w, wake);
+	host_wait_unref(w);
+}
+
+int host_can_park(struct wasm_caller *c, struct actor *a)
+{
+	return runtime_may_park(a) && wasm_caller_can_suspend(c);
+}
+
+void host_park_free(struct host_park *p)
+{
+	if (!p)
+		return;
+	json_decref(p->cap.effects);
+	json_decref(p->cap.ev);
+	if (p->ctx_free)
+		p->ctx_free(p->ctx);
+	host_wait_unref(p->w);
+	free(p);
+}
+
+/* Parks the call on w (see host_wait_end); 0 when it cannot: w is answered
+ * already, or the call may not park. */
+static int park(struct wasm_caller *c, struct actor *a, struct host_wait *w, uint32_t ms,
+		host_finish_fn finish, void *ctx, void (*ctx_free)(void *), struct err *err)
+{
+	struct host_link *l = runtime_host_link(a);
+	struct supervisor *s = host_supervisor(a);
+	if (!l || !host_can_park(c, a))
+		return 0;
+	struct host_park *p = calloc(1, sizeof(*p));
+	if (!p)
+		return 0;
+	*p = (struct host_park){.link = l, .w = w, .finish = finish, .ctx = ctx,
+				.ctx_free = ctx_free};
+	pthread_mutex_lock(&w->lock);
+	int parked = !w->done && wasm_caller_suspend(c, p, err) == ERR_WASM_SUSPEND;
+	if (parked) {
+		actor_ref(s, a);
+		w->parked = a;
+		w->refs++;                   /* the timer's */
+		runtime_park(a, w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!parked) {
+		free(p);
+		err_clear(err);
+		return 0;
+	}
+	l->parking = p;
+	if (supervisor_after(s, ms, wait_timeout, w) != ERR_OK)
+		wait_timeout(w);          /* the server is stopping: time is up now */
+	return 1;
+}
+
+enum err_code host_wait_end(struct wasm_caller *c, struct actor *a, struct host_wait *w,
+			    uint32_t ms, host_finish_fn finish, void *ctx,
+			    void (*ctx_free)(void *), struct wasm_value *results, struct err *err)
+{
+	if (park(c, a, w, ms, finish, ctx, ctx_free, err))
+		return ERR_WASM_SUSPEND;
+	pthread_mutex_lock(&w->lock);
+	host_cond_wait(w, ms);
+	pthread_mutex_unlock(&w->lock);
+	finish(c, a, w, ctx, results);
+	if (ctx_free)
+		ctx_free(ctx);
+	host_wait_unref(w);
+	return ERR_OK;
+}
+
+enum err_code host_park_resume(struct wasm_caller *c, void *user, struct wasm_value *results,
+			       struct err *err)
+{
+	struct host_park *p = user;
+	struct host_link *l = p->link;
+	struct host_capture outer = l->cap;
+	(void)err;
+	l->cap = p->cap;
+	p->cap = (struct host_capture){0};
+	p->finish(c, l->a, p->w, p->ctx, results);
+	struct host_capture mine = l->cap;
+	l->cap = outer;
+	capture_end(l, p->h, p->args, results, &mine);
+	return ERR_OK;
 }

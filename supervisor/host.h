@@ -152,14 +152,18 @@ json_t *host_args_json(const struct host_fn *h, const struct wasm_value *args);
 /* runtime.c: the actor's link (NULL without an instance). */
 struct host_link *runtime_host_link(struct actor *a);
 
-/* A one-shot rendezvous between a host function that waits and the supervisor
- * callback that answers it: two references (the waiter's and the callback's);
- * the answering side sets the fields and `done` under lock and signals cond. */
+/* A one-shot rendezvous between a host function that waits and whatever answers
+ * it (a supervisor callback, a fetch, a timer). References: the waiter's and the
+ * answering side's (host_wait_new gives two); a parked wait's timer takes one
+ * more. The answering side fills the fields and marks it answered with
+ * host_wait_answered under `lock`, once: it first checks `done` (a wait that
+ * timed out is done and must not change). */
 struct host_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int refs;
 	int done;
+	int timed_out;               /* done because the wait's time ran out */
 	enum err_code rc;
 	struct err e;
 	uint8_t *data;               /* a request's response (freed with the wait) */
@@ -167,11 +171,46 @@ struct host_wait {
 	int have_run;                /* a spawn: a run was created, with this id and status */
 	char id[37];
 	char status[16];
+	void *result;                /* the answer of a fetch (struct fetch_response *) */
+	void (*result_free)(void *);
+	struct actor *parked;        /* the actor to wake when answered (a reference) */
 };
 struct host_wait *host_wait_new(void);                 /* NULL on OOM */
 void host_wait_unref(struct host_wait *w);
-/* Waits until done or ms passed; 1 when the answer came. */
-int host_wait_for(struct host_wait *w, uint32_t ms);
+/* Marks w answered (lock held): wakes a blocked waiter; returns the parked actor
+ * to wake, which the caller passes to host_wait_wake once it released the lock. */
+struct actor *host_wait_answered(struct host_wait *w);
+void host_wait_wake(struct host_wait *w, struct actor *parked);
+
+/* ---- waiting host calls park (docs/actor-abi.md "Waiting host calls") ----
+ *
+ * A host function that must wait splits in two: the start (read the guest's
+ * arguments, start the operation that will answer w) and `finish`, which runs
+ * once the wait ended (answered, or w->timed_out) and sets results[0] and
+ * records the call, as the host function would have. host_wait_end joins
+ * them: when the call may park (an actor's mail call, the outermost host
+ * call), the actor's WebAssembly execution is suspended and the worker goes on
+ * with other actors; when w is answered or `ms` pass, the actor's job resumes
+ * it and runs finish (with the guest's memory and allocator at hand). When it
+ * may not park (init, a host call made inside theater_alloc), it waits on the
+ * worker as before and runs finish at once. It takes the waiter's reference to
+ * w and ctx (freed with ctx_free after finish, or when the parked call is
+ * abandoned because the actor stopped). Returns what the host function
+ * returns. */
+typedef void (*host_finish_fn)(struct wasm_caller *c, struct actor *a, struct host_wait *w,
+			       void *ctx, struct wasm_value *results);
+enum err_code host_wait_end(struct wasm_caller *c, struct actor *a, struct host_wait *w,
+			    uint32_t ms, host_finish_fn finish, void *ctx,
+			    void (*ctx_free)(void *), struct wasm_value *results, struct err *err);
+/* 1 when a waiting host call made now would park (not block its worker). */
+int host_can_park(struct wasm_caller *c, struct actor *a);
+/* The parked call of a runtime (the engine's suspend token): its resumption
+ * runs the host function's finish and records its event; host_park_free lets
+ * go of what it holds (after a resumption, or when the call is abandoned). */
+struct host_park;
+enum err_code host_park_resume(struct wasm_caller *c, void *park, struct wasm_value *results,
+			       struct err *err);
+void host_park_free(struct host_park *p);
 
 /* The grants (enum host_grant bits) of the actor's manifest. */
 unsigned host_actor_grants(struct actor *a);

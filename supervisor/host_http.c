@@ -16,6 +16,9 @@
  *  - urls with credentials, and headers that would change the request's framing
  *    or target (Host, Content-Length, Transfer-Encoding, Connection, ...) are
  *    refused (-1);
+ *  - waiting parks the call (host_wait_end): the transfer runs on the
+ *    server's fetcher thread with every other one (curl multi), and the
+ *    worker goes on with other actors until it ends;
  *  - bounded: 5 s to connect, 4 MiB of response body, and a total timeout:
  *    the handler's `timeout_ms` (default: the server's --http-timeout-ms),
  *    never above --http-timeout-max-ms nor permission_policy.http_client's
@@ -64,6 +67,7 @@
 #define HTTP_MAX_HEADERS 64
 #define HTTP_HEADER_LINE_MAX 8192
 #define HTTP_CONNECT_TIMEOUT_MS 5000L
+#define HTTP_WAIT_GRACE_MS 5000u
 #define HTTP_MAX_SECRETS 8
 #define TEMPLATE_OPEN "{{secret:"
 #define SCRUB_MIN 4                              /* shorter values are not scrubbed */
@@ -781,83 +785,180 @@ static int32_t fetch_failed(struct host_call *k, enum err_code fc, const char *u
 	return map_fetch_err(fc);
 }
 
-static int32_t perform(struct host_call *k, struct wasm_caller *c, struct actor *a,
-		       struct http_req *r, uint32_t out)
+/* A send-http under way: what the transfer and its finish need. The address
+ * policy is the fetcher thread's while the transfer runs (its own copy of the
+ * handler's ports: the actor may stop meanwhile). */
+struct http_ctx {
+	struct host_call k;
+	struct http_req r;
+	struct addr_policy ap;
+	json_t *ports;
+	uint32_t timeout, out;
+};
+
+static void http_ctx_free(void *p)
 {
-	struct addr_policy ap = {
-		.allow_private = supervisor_http_allow_private(host_supervisor(a)),
-		.loopback_ports = json_object_get(host_handler_config(a, GRANT_HTTP),
-						  "allow_loopback_ports"),
-	};
-	struct fetch_request fr = {
-		.method = r->method, .url = r->url, .headers = (const char *const *)r->lines,
-		.nheaders = r->nlines, .body = r->has_body ? r->body : NULL,
-		.body_len = r->body_len, .addr_check = addr_check, .addr_check_user = &ap,
-	};
-	uint32_t timeout = timeout_of(a, r);
-	int64_t max_resp = host_policy_int(a, GRANT_HTTP, "max_response_bytes", -1);
-	struct fetch_limits lim = {
-		.max_bytes = max_resp >= 0 && (uint64_t)max_resp < HTTP_BODY_MAX
-			? (size_t)max_resp : HTTP_BODY_MAX,
-		.connect_timeout_ms = timeout < HTTP_CONNECT_TIMEOUT_MS ? timeout
-									 : HTTP_CONNECT_TIMEOUT_MS,
-		.total_timeout_ms = timeout, .max_redirects = -1,
-	};
-	if (lim.max_bytes == 0)
-		lim.max_bytes = 1;          /* 0 would mean the default */
-	json_object_set_new(k->in, "timeout_ms", json_integer(timeout));
-	struct fetch_response resp;
-	enum err_code fc = fetch_request(&fr, &lim, &resp, &k->e);
-	if (fc)
-		return fetch_failed(k, fc, r->url, timeout);
-	scrub(r, &resp.body, &resp.body_len);
-	scrub(r, (uint8_t **)&resp.headers, &resp.headers_len);
-	json_t *rj = response_json(&resp);
+	struct http_ctx *x = p;
+	json_decref(x->k.in);
+	json_decref(x->k.out);
+	req_release(&x->r);
+	json_decref(x->ports);
+	free(x);
+}
+
+static void response_free(void *p)
+{
+	fetch_response_release(p);
+	free(p);
+}
+
+static void on_fetched(void *user, enum err_code rc, const struct err *err,
+		       struct fetch_response *resp)
+{
+	struct host_wait *w = user;
+	struct actor *wake = NULL;
+	struct fetch_response *keep = rc ? NULL : malloc(sizeof(*keep));
+	pthread_mutex_lock(&w->lock);
+	if (!w->done) {
+		w->rc = rc ? rc : keep ? ERR_OK : ERR_NOMEM;
+		if (err)
+			w->e = *err;
+		if (keep) {
+			*keep = *resp;
+			w->result = keep;
+			w->result_free = response_free;
+			keep = NULL;
+			resp = NULL;
+		}
+		wake = host_wait_answered(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	free(keep);
+	fetch_response_release(resp);
+	host_wait_wake(w, wake);
+	host_wait_unref(w);
+}
+
+/* The rest of send-http once the transfer ended (or its wait timed out). */
+static int32_t http_result(struct http_ctx *x, struct wasm_caller *c, struct actor *a,
+			   struct host_wait *w)
+{
+	struct host_call *k = &x->k;
+	struct fetch_response *resp = w->result;
+	if (w->timed_out)
+		return fetch_failed(k, ERR_TIMEOUT, x->r.url, x->timeout);
+	if (w->rc) {
+		k->e = w->e;
+		if (w->rc == ERR_NOMEM)
+			err_set(&k->e, ERR_NOMEM, "out of memory");
+		return fetch_failed(k, w->rc, x->r.url, x->timeout);
+	}
+	scrub(&x->r, &resp->body, &resp->body_len);
+	scrub(&x->r, (uint8_t **)&resp->headers, &resp->headers_len);
+	json_t *rj = response_json(resp);
 	char *text = rj ? json_compact(rj) : NULL;
 	int32_t rc;
 	if (!text) {
 		rc = fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
 	} else {
-		record_response(k, rj, &resp);
-		rc = host_return_bytes(c, a, out, text, strlen(text));
+		record_response(k, rj, resp);
+		rc = host_return_bytes(c, a, x->out, text, strlen(text));
 	}
 	free(text);
 	json_decref(rj);
-	fetch_response_release(&resp);
 	return rc;
+}
+
+static void http_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+		      struct wasm_value *results)
+{
+	struct http_ctx *x = ctx;
+	x->k.rc = http_result(x, c, a, w);
+	host_call_end(&x->k, a, MOD, "send-http", results);
+	x->k.in = x->k.out = NULL;     /* host_call_end gave them to the event */
+}
+
+/* Starts the transfer; *w_out answers it. */
+static int32_t start(struct http_ctx *x, struct actor *a, struct host_wait **w_out)
+{
+	struct host_call *k = &x->k;
+	struct http_req *r = &x->r;
+	x->ports = json_deep_copy(json_object_get(host_handler_config(a, GRANT_HTTP),
+						  "allow_loopback_ports"));
+	x->ap = (struct addr_policy){
+		.allow_private = supervisor_http_allow_private(host_supervisor(a)),
+		.loopback_ports = x->ports,
+	};
+	struct fetch_request fr = {
+		.method = r->method, .url = r->url, .headers = (const char *const *)r->lines,
+		.nheaders = r->nlines, .body = r->has_body ? r->body : NULL,
+		.body_len = r->body_len, .addr_check = addr_check, .addr_check_user = &x->ap,
+	};
+	x->timeout = timeout_of(a, r);
+	int64_t max_resp = host_policy_int(a, GRANT_HTTP, "max_response_bytes", -1);
+	struct fetch_limits lim = {
+		.max_bytes = max_resp >= 0 && (uint64_t)max_resp < HTTP_BODY_MAX
+			? (size_t)max_resp : HTTP_BODY_MAX,
+		.connect_timeout_ms = x->timeout < HTTP_CONNECT_TIMEOUT_MS ? x->timeout
+									   : HTTP_CONNECT_TIMEOUT_MS,
+		.total_timeout_ms = x->timeout, .max_redirects = -1,
+	};
+	if (lim.max_bytes == 0)
+		lim.max_bytes = 1;          /* 0 would mean the default */
+	json_object_set_new(k->in, "timeout_ms", json_integer(x->timeout));
+	struct host_wait *w = host_wait_new();
+	if (!w)
+		return fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
+	enum err_code fc = fetch_start(supervisor_fetcher(host_supervisor(a)), &fr, &lim,
+				       on_fetched, w, &k->e);
+	if (fc) {
+		host_wait_unref(w);
+		host_wait_unref(w);
+		return fetch_failed(k, fc, r->url, x->timeout);
+	}
+	*w_out = w;
+	return 0;
 }
 
 static enum err_code h_send_http(struct wasm_caller *c, void *user, const struct wasm_value *args,
 				 struct wasm_value *results, struct err *err)
 {
-	struct host_call k = {.in = json_object(), .out = json_object()};
-	struct http_req r = {0};
 	uint8_t *text = NULL, *probe = NULL;
-	uint32_t len = args[1].of.i32, out = args[2].of.i32;
-	if (host_disallowed(user, GRANT_HTTP, MOD, "send-http", results, 0)) {
-		json_decref(k.in);
-		json_decref(k.out);
+	uint32_t len = args[1].of.i32;
+	struct host_wait *w = NULL;
+	if (host_disallowed(user, GRANT_HTTP, MOD, "send-http", results, 0))
 		return ERR_OK;
-	}
-	k.rc = host_read(c, args[0].of.i32, len, HTTP_REQUEST_MAX, &text);
-	if (k.rc)
-		err_set(&k.e, ERR_INVALID, k.rc == HOST_ETOOBIG ? "the request is over 8 MiB"
+	struct http_ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	struct host_call *k = &x->k;
+	host_call_init(k);
+	x->out = args[2].of.i32;
+	k->rc = host_read(c, args[0].of.i32, len, HTTP_REQUEST_MAX, &text);
+	if (k->rc)
+		err_set(&k->e, ERR_INVALID, k->rc == HOST_ETOOBIG ? "the request is over 8 MiB"
 			: "the request is outside the memory");
-	if (!k.rc && (k.rc = host_read(c, out, 8, 8, &probe)))
-		err_set(&k.e, ERR_INVALID, "the out slot is outside the memory");
-	if (!k.rc)
-		k.rc = parse_request(&k, user, text, len, &r);
-	if (!k.rc)
-		k.rc = check_host(&k, user, r.url);
-	if (!k.rc)
-		k.rc = check_policy(&k, user, &r);
-	if (!k.rc)
-		k.rc = perform(&k, c, user, &r, out);
-	host_call_end(&k, user, MOD, "send-http", results);
-	req_release(&r);
+	if (!k->rc && (k->rc = host_read(c, x->out, 8, 8, &probe)))
+		err_set(&k->e, ERR_INVALID, "the out slot is outside the memory");
+	if (!k->rc)
+		k->rc = parse_request(k, user, text, len, &x->r);
+	if (!k->rc)
+		k->rc = check_host(k, user, x->r.url);
+	if (!k->rc)
+		k->rc = check_policy(k, user, &x->r);
+	if (!k->rc)
+		k->rc = start(x, user, &w);
 	free(text);
 	free(probe);
-	return ERR_OK;
+	if (k->rc) {
+		host_call_end(k, user, MOD, "send-http", results);
+		k->in = k->out = NULL;
+		http_ctx_free(x);
+		return ERR_OK;
+	}
+	/* the transfer ends within its timeout; the grace only guards that promise */
+	return host_wait_end(c, user, w, x->timeout + HTTP_WAIT_GRACE_MS, http_done, x,
+			     http_ctx_free, results, err);
 }
 
 const struct host_fn host_http_fns[] = {

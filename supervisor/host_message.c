@@ -1,14 +1,14 @@
 /* host_message.c - theater:simple/message-server-host: send and request.
  *
  * send puts a message in another actor's mailbox (supervisor_send, from = the
- * calling actor). request does the same and waits for the answer: the
- * supervisor's reply callback runs on another worker thread, so the host
- * function waits on a condition variable, bounded by the actor's timeout (at
- * most 30 s) plus a short grace for the supervisor's own timeout to arrive.
+ * calling actor). request does the same and waits for the answer, bounded by
+ * the actor's timeout (at most 30 s) plus a short grace for the supervisor's
+ * own timeout to arrive: the call parks (host_wait_end) and the worker goes on
+ * with other actors until the reply callback answers the wait.
  *
- * The wait state is shared by two owners, the waiting host function and the
- * reply callback, with a reference count: whoever is last frees it, so a reply
- * that comes after the waiter gave up touches nothing that is gone.
+ * The wait state is shared by two owners, the waiting call and the reply
+ * callback, with a reference count: whoever is last frees it, so a reply that
+ * comes after the waiter gave up touches nothing that is gone.
  * A request to the calling actor itself is refused (-1): the actor handles one
  * call at a time, so it could never answer.
  */
@@ -30,19 +30,22 @@ static void on_reply(void *user, enum err_code rc, const struct err *err, const 
 		     size_t len)
 {
 	struct host_wait *w = user;
+	struct actor *wake = NULL;
 	pthread_mutex_lock(&w->lock);
-	w->rc = rc;
-	if (err && rc)
-		w->e = *err;
-	if (!rc && (w->data = malloc(len ? len : 1)) != NULL) {
-		memcpy(w->data, data, len);
-		w->len = len;
-	} else if (!rc) {
-		w->rc = err_set(&w->e, ERR_NOMEM, "out of memory for the response");
+	if (!w->done) {
+		w->rc = rc;
+		if (err && rc)
+			w->e = *err;
+		if (!rc && (w->data = malloc(len ? len : 1)) != NULL) {
+			memcpy(w->data, data, len);
+			w->len = len;
+		} else if (!rc) {
+			w->rc = err_set(&w->e, ERR_NOMEM, "out of memory for the response");
+		}
+		wake = host_wait_answered(w);
 	}
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	host_wait_wake(w, wake);
 	host_wait_unref(w);
 }
 
@@ -105,38 +108,50 @@ static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm
 	return ERR_OK;
 }
 
-/* Sends the request and waits for its answer; the reply's bytes go to out. */
-static int32_t do_request(struct wasm_caller *c, struct actor *a, const char *to,
-			  const uint8_t *msg, size_t len, uint32_t timeout_ms, uint32_t out,
-			  json_t *rec_out, struct err *e)
+/* What a request's finish needs. */
+struct request_ctx {
+	json_t *in;
+	uint32_t timeout_ms, out;
+};
+
+static void request_ctx_free(void *p)
 {
-	struct host_wait *w = host_wait_new();
+	struct request_ctx *x = p;
+	json_decref(x->in);
+	free(x);
+}
+
+static void record_request(struct actor *a, json_t *in, json_t *out, int32_t rc,
+			   const struct err *e, struct wasm_value *results)
+{
+	host_set_i32(&results[0], rc);
+	json_object_set_new(out, "result", json_integer(rc));
+	if (rc < 0 && e->msg[0])
+		json_object_set_new(out, "error", json_string(e->msg));
+	host_record(a, MOD, "request", in, out);
+}
+
+/* The rest of request once the answer came (or the wait timed out). */
+static void request_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+			 struct wasm_value *results)
+{
+	struct request_ctx *x = ctx;
+	struct err e = {0};
+	json_t *out = json_object();
 	int32_t rc;
-	if (!w) {
-		err_set(e, ERR_NOMEM, "out of memory");
-		return HOST_EFAILED;
-	}
-	enum err_code sc = supervisor_request(host_supervisor(a), to, host_actor_id(a), msg, len,
-					      timeout_ms, on_reply, w, e);
-	if (sc) {
-		host_wait_unref(w);   /* the callback's reference: it will not run */
-		host_wait_unref(w);
-		return host_errno(sc);
-	}
-	if (!host_wait_for(w, timeout_ms + REQUEST_GRACE_MS)) {
-		err_set(e, ERR_TIMEOUT, "no answer within %u ms", timeout_ms);
+	if (w->timed_out) {
+		err_set(&e, ERR_TIMEOUT, "no answer within %u ms", x->timeout_ms);
 		rc = HOST_ETIMEDOUT;
 	} else if (w->rc) {
-		*e = w->e;
-		if (!e->msg[0])
-			err_set(e, w->rc, "the request failed: %s", err_code_name(w->rc));
+		e = w->e;
+		if (!e.msg[0])
+			err_set(&e, w->rc, "the request failed: %s", err_code_name(w->rc));
 		rc = host_errno(w->rc);
 	} else {
-		json_object_set_new(rec_out, "response", host_bytes_json(w->data, w->len));
-		rc = host_return_bytes(c, a, out, w->data, w->len);
+		json_object_set_new(out, "response", host_bytes_json(w->data, w->len));
+		rc = host_return_bytes(c, a, x->out, w->data, w->len);
 	}
-	host_wait_unref(w);
-	return rc;
+	record_request(a, json_incref(x->in), out, rc, &e, results);
 }
 
 static enum err_code m_request(struct wasm_caller *c, void *user, const struct wasm_value *args,
@@ -147,7 +162,7 @@ static enum err_code m_request(struct wasm_caller *c, void *user, const struct w
 	struct err e = {0};
 	char to[37];
 	uint8_t *msg = NULL, *probe = NULL;
-	json_t *in = json_object(), *out = json_object();
+	json_t *in = json_object();
 	uint32_t timeout = args[4].of.i32;
 	if (timeout == 0 || timeout > REQUEST_MAX_TIMEOUT_MS)
 		timeout = REQUEST_MAX_TIMEOUT_MS;
@@ -159,16 +174,33 @@ static enum err_code m_request(struct wasm_caller *c, void *user, const struct w
 	}
 	if (!rc && (rc = host_read(c, args[5].of.i32, 8, 8, &probe)))
 		err_set(&e, ERR_INVALID, "the out slot is outside the memory");
-	if (!rc)
-		rc = do_request(c, user, to, msg, args[3].of.i32, timeout, args[5].of.i32, out, &e);
-	host_set_i32(&results[0], rc);
-	json_object_set_new(out, "result", json_integer(rc));
-	if (rc < 0 && e.msg[0])
-		json_object_set_new(out, "error", json_string(e.msg));
-	host_record(user, MOD, "request", in, out);
-	free(msg);
 	free(probe);
-	return ERR_OK;
+	struct host_wait *w = NULL;
+	struct request_ctx *x = NULL;
+	if (!rc && (!(w = host_wait_new()) || !(x = malloc(sizeof(*x))))) {
+		err_set(&e, ERR_NOMEM, "out of memory");
+		rc = HOST_EFAILED;
+	}
+	if (!rc) {
+		enum err_code sc = supervisor_request(host_supervisor(user), to, host_actor_id(user),
+						      msg, args[3].of.i32, timeout, on_reply, w, &e);
+		if (sc) {
+			host_wait_unref(w);   /* the callback's reference: it will not run */
+			rc = host_errno(sc);
+		}
+	}
+	free(msg);
+	if (rc) {
+		if (w)
+			host_wait_unref(w);
+		free(x);
+		record_request(user, in, json_object(), rc, &e, results);
+		return ERR_OK;
+	}
+	*x = (struct request_ctx){in, timeout, args[5].of.i32};
+	/* the supervisor answers within timeout; the grace only guards that promise */
+	return host_wait_end(c, user, w, timeout + REQUEST_GRACE_MS, request_done, x,
+			     request_ctx_free, results, err);
 }
 
 #define I WASM_I32

@@ -7,9 +7,10 @@
  * actor, -2 for an unknown id).
  *
  * The supervisor answers spawn, stop and restart through callbacks on worker
- * threads; the host function waits for them on a condition variable, bounded
- * (30 s plus a grace). The wait state has two owners, the waiter and the
- * callback, and whoever lets go last frees it, so a late callback is harmless.
+ * threads; the call parks until they answer (host_wait_end), bounded (30 s
+ * plus a grace), and its worker goes on with other actors. The wait state has
+ * two owners, the waiter and the callback, and whoever lets go last frees it,
+ * so a late callback is harmless.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -31,38 +32,46 @@
 
 /* ---- waiting for the supervisor ---- */
 
-/* Marks w answered (lock held by the caller), wakes the waiter. */
-static void wait_answer(struct host_wait *w, enum err_code rc, const struct err *err)
+/* Answers w once (a wait that timed out stays as it is). */
+static void wait_answer(struct host_wait *w, enum err_code rc, const struct err *err,
+			const struct db_run *run)
 {
-	w->rc = rc;
-	if (err && err->msg[0])
-		w->e = *err;
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
+	struct actor *wake = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (!w->done) {
+		if (run) {
+			w->have_run = 1;
+			snprintf(w->id, sizeof(w->id), "%s", run->id);
+			snprintf(w->status, sizeof(w->status), "%s", run->status ? run->status : "");
+		}
+		w->rc = rc;
+		if (err && err->msg[0])
+			w->e = *err;
+		wake = host_wait_answered(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	host_wait_wake(w, wake);
+	host_wait_unref(w);
 }
 
 static void on_done(void *user, enum err_code rc, const struct err *err)
 {
-	struct host_wait *w = user;
-	pthread_mutex_lock(&w->lock);
-	wait_answer(w, rc, err);
-	pthread_mutex_unlock(&w->lock);
-	host_wait_unref(w);
+	wait_answer(user, rc, err, NULL);
 }
 
 static void on_spawned(void *user, enum err_code rc, const struct err *err,
 		       const struct db_run *run)
 {
-	struct host_wait *w = user;
-	pthread_mutex_lock(&w->lock);
-	if (run) {
-		w->have_run = 1;
-		snprintf(w->id, sizeof(w->id), "%s", run->id);
-		snprintf(w->status, sizeof(w->status), "%s", run->status ? run->status : "");
-	}
-	wait_answer(w, rc, err);
-	pthread_mutex_unlock(&w->lock);
-	host_wait_unref(w);
+	wait_answer(user, rc, err, run);
+}
+
+/* A waiting call's record: the host_call of its start, kept until it ends. */
+static void call_free(void *p)
+{
+	struct host_call *k = p;
+	json_decref(k->in);
+	json_decref(k->out);
+	free(k);
 }
 
 /* ---- spawn ---- */
@@ -151,8 +160,34 @@ static int32_t spawn_allowed(struct host_call *k, struct actor *a, const struct 
 	return 0;
 }
 
-static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor *a,
-			const struct manifest *m, json_t *state, uint32_t out)
+struct spawn_ctx {
+	struct host_call k;
+	uint32_t out;
+};
+
+static void spawn_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+		       struct wasm_value *results)
+{
+	struct spawn_ctx *x = ctx;
+	struct host_call *k = &x->k;
+	if (w->timed_out) {
+		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
+		k->rc = HOST_ETIMEDOUT;
+	} else {
+		k->rc = spawn_result(k, c, a, w, x->out);
+	}
+	host_call_end(k, a, MOD, "spawn", results);
+	k->in = k->out = NULL;      /* host_call_end gave them to the event */
+}
+
+static void spawn_ctx_free(void *p)
+{
+	call_free(&((struct spawn_ctx *)p)->k);   /* k is the first member */
+}
+
+/* Starts the spawn; when it is under way, *w_out answers it. */
+static int32_t start_spawn(struct host_call *k, struct actor *a, const struct manifest *m,
+			   json_t *state, struct host_wait **w_out)
 {
 	int32_t denied = spawn_allowed(k, a, m);
 	if (denied)
@@ -162,7 +197,6 @@ static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor
 		.wait = SPAWN_WAIT_RUNNING, .timeout_ms = SPAWN_TIMEOUT_MS,
 	};
 	struct host_wait *w = host_wait_new();
-	int32_t rc;
 	if (!w) {
 		err_set(&k->e, ERR_NOMEM, "out of memory");
 		return HOST_EFAILED;
@@ -174,14 +208,8 @@ static int32_t do_spawn(struct host_call *k, struct wasm_caller *c, struct actor
 		host_wait_unref(w);
 		return host_errno(sc);
 	}
-	if (!host_wait_for(w, OP_WAIT_MS)) {
-		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
-		rc = HOST_ETIMEDOUT;
-	} else {
-		rc = spawn_result(k, c, a, w, out);
-	}
-	host_wait_unref(w);
-	return rc;
+	*w_out = w;
+	return 0;
 }
 
 static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct wasm_value *args,
@@ -189,21 +217,30 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "spawn", results, 0))
 		return ERR_OK;
-	struct host_call k;
+	struct spawn_ctx *x = calloc(1, sizeof(*x));
 	struct manifest *m = NULL;
 	json_t *state = NULL;
 	uint8_t *probe = NULL;
-	host_call_init(&k);
-	k.rc = read_spawn_args(&k, c, args, &m, &state);
-	if (!k.rc && (k.rc = host_read(c, args[4].of.i32, UUID_STR_LEN, UUID_STR_LEN, &probe)))
-		err_set(&k.e, ERR_INVALID, "the id buffer is outside the memory");
-	if (!k.rc)
-		k.rc = do_spawn(&k, c, user, m, state, args[4].of.i32);
-	host_call_end(&k, user, MOD, "spawn", results);
+	struct host_wait *w = NULL;
+	if (!x)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	struct host_call *k = &x->k;
+	host_call_init(k);
+	x->out = args[4].of.i32;
+	k->rc = read_spawn_args(k, c, args, &m, &state);
+	if (!k->rc && (k->rc = host_read(c, x->out, UUID_STR_LEN, UUID_STR_LEN, &probe)))
+		err_set(&k->e, ERR_INVALID, "the id buffer is outside the memory");
+	if (!k->rc)
+		k->rc = start_spawn(k, user, m, state, &w);
 	manifest_free(m);
 	json_decref(state);
 	free(probe);
-	return ERR_OK;
+	if (k->rc) {
+		host_call_end(k, user, MOD, "spawn", results);
+		free(x);
+		return ERR_OK;
+	}
+	return host_wait_end(c, user, w, OP_WAIT_MS, spawn_done, x, spawn_ctx_free, results, err);
 }
 
 /* ---- children ---- */
@@ -255,59 +292,79 @@ static int32_t read_child(struct host_call *k, struct wasm_caller *c, struct act
 	return rc;
 }
 
-/* Runs stop (restart = 0) or restart on a child and waits for it. */
-static int32_t child_op(struct host_call *k, struct actor *a, const char *id, int restart)
+struct child_ctx {
+	struct host_call k;
+	int restart;
+};
+
+static void child_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+		       struct wasm_value *results)
 {
-	struct host_wait *w = host_wait_new();
-	int32_t rc;
-	if (!w) {
+	struct child_ctx *x = ctx;
+	struct host_call *k = &x->k;
+	(void)c;
+	if (w->timed_out) {
+		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
+		k->rc = HOST_ETIMEDOUT;
+	} else if (!x->restart && w->rc == ERR_NOT_MODIFIED) {
+		json_object_set_new(k->out, "already_ended", json_true());
+		k->rc = 0;   /* stopping a child that has ended is done */
+	} else {
+		k->e = w->e;
+		k->rc = host_errno(w->rc);
+	}
+	host_call_end(k, a, MOD, x->restart ? "restart-child" : "stop-child", results);
+	k->in = k->out = NULL;
+}
+
+static void child_ctx_free(void *p)
+{
+	call_free(&((struct child_ctx *)p)->k);
+}
+
+/* Runs stop (restart = 0) or restart on a child and waits for it (parked). */
+static enum err_code child_call(struct wasm_caller *c, struct actor *a,
+				const struct wasm_value *args, struct wasm_value *results,
+				int restart, struct err *err)
+{
+	const char *name = restart ? "restart-child" : "stop-child";
+	if (host_disallowed(a, GRANT_SUPERVISOR, MOD, name, results, 0))
+		return ERR_OK;
+	struct child_ctx *x = calloc(1, sizeof(*x));
+	char id[37];
+	struct host_wait *w = NULL;
+	if (!x)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	struct host_call *k = &x->k;
+	host_call_init(k);
+	x->restart = restart;
+	k->rc = read_child(k, c, a, args[0].of.i32, args[1].of.i32, id);
+	if (!k->rc && !(w = host_wait_new())) {
 		err_set(&k->e, ERR_NOMEM, "out of memory");
-		return HOST_EFAILED;
+		k->rc = HOST_EFAILED;
+	}
+	if (k->rc) {
+		host_call_end(k, a, MOD, name, results);
+		free(x);
+		return ERR_OK;
 	}
 	if (restart)
 		supervisor_restart(host_supervisor(a), id, 0, on_done, w);
 	else
 		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
-	if (!host_wait_for(w, OP_WAIT_MS)) {
-		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
-		rc = HOST_ETIMEDOUT;
-	} else if (!restart && w->rc == ERR_NOT_MODIFIED) {
-		json_object_set_new(k->out, "already_ended", json_true());
-		rc = 0;   /* stopping a child that has ended is done */
-	} else {
-		k->e = w->e;
-		rc = host_errno(w->rc);
-	}
-	host_wait_unref(w);
-	return rc;
-}
-
-static enum err_code child_call(struct wasm_caller *c, struct actor *a,
-				const struct wasm_value *args, struct wasm_value *results,
-				int restart)
-{
-	if (host_disallowed(a, GRANT_SUPERVISOR, MOD, restart ? "restart-child" : "stop-child", results, 0))
-		return ERR_OK;
-	struct host_call k;
-	char id[37];
-	host_call_init(&k);
-	k.rc = read_child(&k, c, a, args[0].of.i32, args[1].of.i32, id);
-	if (!k.rc)
-		k.rc = child_op(&k, a, id, restart);
-	host_call_end(&k, a, MOD, restart ? "restart-child" : "stop-child", results);
-	return ERR_OK;
+	return host_wait_end(c, a, w, OP_WAIT_MS, child_done, x, child_ctx_free, results, err);
 }
 
 static enum err_code h_stop(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
-	return child_call(c, user, args, results, 0);
+	return child_call(c, user, args, results, 0, err);
 }
 
 static enum err_code h_restart(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			       struct wasm_value *results, struct err *err)
 {
-	return child_call(c, user, args, results, 1);
+	return child_call(c, user, args, results, 1, err);
 }
 
 static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,

@@ -5,7 +5,13 @@
  * actor's `scheduled` flag (one at a time). Other threads reach it only to
  * interrupt it (stop, kill, a deadline), under the actor lock, through
  * wasm_store_interrupt, which is thread-safe. The runtime is freed by the job
- * (or at shutdown, when no job runs), with a->rt cleared under the lock first. */
+ * (or at shutdown, when no job runs), with a->rt cleared under the lock first.
+ *
+ * Parking: a waiting host call (host_wait_end) suspends the call inside the
+ * store; the job then ends without giving up the actor's turn to other mail
+ * (rt->parked), and the wait's answer, from any thread, marks it ready and
+ * schedules the job again (runtime_unpark), which resumes the call. A kill or
+ * the runtime's end lets a parked call go (its token freed with the store). */
 #include "supervisor/runtime.h"
 
 #include <stdlib.h>
@@ -43,6 +49,7 @@ struct mail {
 };
 
 struct actor_rt {
+	struct supervisor *sup;
 	struct wasm_module *module;
 	struct wasm_store *store;
 	struct wasm_instance *inst;
@@ -64,6 +71,14 @@ struct actor_rt {
 	uint64_t call_events, call_bytes, call_refused;
 	int suspending;               /* under the actor lock: the server is stopping;
 				       * an interrupted call is not the actor's failure */
+	/* Parking (a waiting host call suspended the call; see host_wait_end). */
+	int may_park;                 /* the running call is a mail call (job thread) */
+	int parked;                   /* under the actor lock: the store holds a parked call */
+	void *park_key;               /* under the actor lock: the wait it waits for */
+	int park_ready;               /* under the actor lock: answered; resume it */
+	struct mail *park_mail;       /* the parked call's mail (job thread) */
+	int64_t call_t0;              /* the call's start (mono us), job thread */
+	int64_t ran_us;               /* running time of the call so far, job thread */
 };
 
 struct call_out {
@@ -239,10 +254,18 @@ static void limits_for(struct supervisor *s, const struct manifest *m,
 	*timeout_ms = t;
 }
 
+static void mail_free(struct mail *m);
+
 void runtime_free(struct actor_rt *rt)
 {
 	if (!rt)
 		return;
+	if (rt->store && wasm_store_suspended(rt->store)) {   /* a parked call let go */
+		host_park_free(wasm_store_suspend_token(rt->store));
+		__atomic_sub_fetch(&rt->sup->parked, 1, __ATOMIC_RELAXED);
+	}
+	if (rt->park_mail)
+		mail_free(rt->park_mail);
 	wasm_store_free(rt->store);
 	wasm_module_free(rt->module);
 	json_decref(rt->handlers);
@@ -344,15 +367,57 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* One export call with the current state (and a message when msg is not NULL). */
-static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_func *f,
-			  const uint8_t *msg, size_t msg_len, struct call_out *out,
-			  struct err *err)
+/* Runs one stretch of a call: its start (f) or, f NULL, the resumption of its
+ * parked host call. The deadline counts running time only: each stretch gets
+ * what the call has left, under a new call id (an older watchdog finds
+ * nothing to interrupt). ERR_WASM_SUSPEND: the call parked. */
+static enum err_code run_stretch(struct supervisor *s, struct actor *a, struct wasm_func *f,
+				 const struct wasm_value *args, size_t nargs, int parkable,
+				 struct wasm_value *res, struct err *err)
 {
 	struct actor_rt *rt = a->rt;
-	int64_t t0 = mono_us();
+	int64_t budget = (int64_t)rt->call_timeout_ms * 1000 - rt->ran_us;
+	uint32_t left = budget <= 1000 ? 1 : (uint32_t)(budget / 1000);
+	void *token = f ? NULL : wasm_store_suspend_token(rt->store);
+	pthread_mutex_lock(&a->lock);
+	uint64_t id = ++rt->call_id;
+	rt->in_call = 1;
+	rt->parked = 0;
+	rt->park_key = NULL;
+	rt->park_ready = 0;
+	pthread_mutex_unlock(&a->lock);
+	arm_watchdog(s, a, id, left);
+	rt->may_park = parkable;
+	int64_t t = mono_us();
+	enum err_code rc = f ? wasm_func_call(rt->store, f, args, nargs, res, 1, err)
+			     : wasm_store_resume_call(rt->store, host_park_resume, token, res, 1, err);
+	rt->ran_us += mono_us() - t;
+	rt->may_park = 0;
+	host_park_free(token);    /* the resumed one; a new park has its own */
+	pthread_mutex_lock(&a->lock);
+	rt->in_call = 0;
+	rt->parked = rc == ERR_WASM_SUSPEND;
+	pthread_mutex_unlock(&a->lock);
+	if (token)
+		__atomic_sub_fetch(&s->parked, 1, __ATOMIC_RELAXED);
+	if (rc == ERR_WASM_SUSPEND) {
+		__atomic_add_fetch(&s->parked, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->parks, 1, __ATOMIC_RELAXED);
+	}
+	return rc;
+}
+
+/* Starts one export call with the current state (and a message when msg is
+ * not NULL). ERR_WASM_SUSPEND: it parked; call_end finishes it once resumed. */
+static enum err_code call_start(struct supervisor *s, struct actor *a, struct wasm_func *f,
+				const uint8_t *msg, size_t msg_len, int parkable,
+				struct wasm_value *res, struct err *err)
+{
+	struct actor_rt *rt = a->rt;
 	uint32_t sp = 0, mp = 0;
 	enum err_code rc = ERR_OK;
+	rt->call_t0 = mono_us();
+	rt->ran_us = 0;
 	if (rt->f_reset)
 		rc = wasm_func_call(rt->store, rt->f_reset, NULL, 0, NULL, 0, err);
 	if (!rc)
@@ -364,25 +429,34 @@ static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_fun
 	struct wasm_value args[4] = {
 		{.type = WASM_I32, .of.i32 = sp}, {.type = WASM_I32, .of.i32 = (uint32_t)a->state_len},
 		{.type = WASM_I32, .of.i32 = mp}, {.type = WASM_I32, .of.i32 = (uint32_t)msg_len},
-	}, res;
-	pthread_mutex_lock(&a->lock);
-	uint64_t id = ++rt->call_id;
-	rt->in_call = 1;
-	pthread_mutex_unlock(&a->lock);
+	};
 	rt->call_events = rt->call_bytes = rt->call_refused = 0;
-	arm_watchdog(s, a, id, rt->call_timeout_ms);
-	rc = wasm_func_call(rt->store, f, args, msg ? 4 : 2, &res, 1, err);
-	pthread_mutex_lock(&a->lock);
-	rt->in_call = 0;
-	pthread_mutex_unlock(&a->lock);
+	return run_stretch(s, a, f, args, msg ? 4 : 2, parkable, res, err);
+}
+
+/* The outcome of a call that returned (rc is not ERR_WASM_SUSPEND). */
+static enum err_code call_end(struct actor *a, enum err_code rc, const struct wasm_value *res,
+			      struct call_out *out, struct err *err)
+{
+	struct actor_rt *rt = a->rt;
 	out->fuel = wasm_store_fuel_used_last(rt->store);
 	if (rc == ERR_WASM_EXHAUSTED && strstr(err->msg, "interrupted"))
 		err_set(err, ERR_WASM_EXHAUSTED, "deadline: the call ran longer than %u ms "
 			"(or the actor was killed)", rt->call_timeout_ms);
 	if (!rc)
-		rc = read_result(rt, res.of.i32, a->state, a->state_len, out, err);
-	out->us = (uint64_t)(mono_us() - t0);
+		rc = read_result(rt, res->of.i32, a->state, a->state_len, out, err);
+	out->us = (uint64_t)(mono_us() - rt->call_t0);
 	return rc;
+}
+
+/* A call that may not park (init): a waiting host call blocks its worker. */
+static enum err_code call(struct supervisor *s, struct actor *a, struct wasm_func *f,
+			  const uint8_t *msg, size_t msg_len, struct call_out *out,
+			  struct err *err)
+{
+	struct wasm_value res;
+	enum err_code rc = call_start(s, a, f, msg, msg_len, 0, &res, err);
+	return call_end(a, rc, &res, out, err);
 }
 
 /* The state as it goes into an event: inline when small, else by hash (and stored
@@ -501,6 +575,7 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 		free(state);
 		return err_set(err, ERR_NOMEM, "cannot allocate the actor runtime");
 	}
+	rt->sup = s;
 	rt->module = module;
 	rt->handlers = json_object();
 	rt->no_config = json_object();
@@ -641,6 +716,11 @@ static struct mail *take_all(struct actor *a, struct actor_rt **rt_out)
 	*rt_out = a->rt;
 	a->rt = NULL;
 	struct mail *list = a->mail_head;
+	if (*rt_out && (*rt_out)->park_mail) {    /* the parked call's mail comes first */
+		(*rt_out)->park_mail->next = list;
+		list = (*rt_out)->park_mail;
+		(*rt_out)->park_mail = NULL;
+	}
 	a->mail_head = a->mail_tail = NULL;
 	a->mail_n = 0;
 	a->mail_bytes = 0;
@@ -686,7 +766,7 @@ void runtime_interrupt_for_shutdown(struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
 	if (a->rt) {
-		a->rt->suspending = 1;
+		a->rt->suspending = 1;   /* a parked call is not resumed: its mail runs again */
 		if (a->rt->in_call)
 			wasm_store_interrupt(a->rt->store);
 	}
@@ -696,7 +776,7 @@ void runtime_interrupt_for_shutdown(struct actor *a)
 int runtime_busy(struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
-	int busy = a->rt && a->rt->in_call;
+	int busy = a->rt && (a->rt->in_call || a->rt->parked);
 	pthread_mutex_unlock(&a->lock);
 	return busy;
 }
@@ -713,15 +793,56 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 	return "invalid_result";
 }
 
-static void process(struct supervisor *s, struct actor *a, struct mail *m)
+static const char *const call_names[] = {"handle-send", "handle-request", "handle-child-exit",
+					 "handle-child-error"};
+
+/* What a finished mail call leads to: its event, its answer, a failure. */
+static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum err_code rc,
+		     const struct wasm_value *res, struct err *e)
 {
-	static const char *const names[] = {"handle-send", "handle-request", "handle-child-exit",
-					    "handle-child-error"};
+	struct actor_rt *rt = a->rt;
+	struct call_out o = {0};
+	rc = call_end(a, rc, res, &o, e);
+	pthread_mutex_lock(&a->lock);
+	int suspending = rt->suspending;
+	pthread_mutex_unlock(&a->lock);
+	if (rc == ERR_WASM_EXHAUSTED && suspending) {
+		/* Cut short by the server's stop: not the actor's failure. Nothing is
+		 * recorded for the call, so its mail stays open and runs again. */
+		err_set(e, ERR_UNAVAILABLE, "the server is stopping; the request will be "
+			"processed when it starts again");
+		answer(s, a, m->reply, ERR_UNAVAILABLE, e, NULL, 0);
+		call_out_release(&o);
+		return;
+	}
+	record_call(s, a, call_names[m->kind], m->data, m->len, m->seq, &o, rc, e);
+	if (m->reply)
+		record_sync(s, a);    /* what the answer reports is on disk before it goes */
+	if (rc) {
+		/* The failure is recorded before the caller hears of it, so whoever gets
+		 * the answer sees the run failed. The policy may restart it. */
+		spawn_fail(s, a, fail_reason(rc, e), e);
+		answer(s, a, m->reply, rc, e, NULL, 0);
+		runtime_stop(s, a);
+	} else if (o.status) {
+		err_set(e, ERR_ACTOR_ERROR, "the actor returned an error: %.*s", (int)o.out_len,
+			o.out ? (const char *)o.out : "");
+		answer(s, a, m->reply, ERR_ACTOR_ERROR, e, o.out, o.out_len);
+	} else {
+		answer(s, a, m->reply, ERR_OK, NULL, o.out ? o.out : (const uint8_t *)"",
+		       o.out_len);
+	}
+	call_out_release(&o);
+}
+
+/* Runs the call for m. Returns 1 when it parked (the runtime keeps m until it
+ * resumes), else 0 (m is the caller's to free). */
+static int process(struct supervisor *s, struct actor *a, struct mail *m)
+{
 	struct actor_rt *rt = a->rt;
 	struct wasm_func *const funcs[] = {rt->f_send, rt->f_request, rt->f_child_exit,
 					   rt->f_child_error};
 	struct wasm_func *f = funcs[m->kind];
-	const char *fn = names[m->kind];
 	struct err e = {0};
 	if (!f) {
 		struct mail one = *m;
@@ -729,44 +850,36 @@ static void process(struct supervisor *s, struct actor *a, struct mail *m)
 		record_dropped(s, a, &one, "not_exported");
 	}
 	if (!f && m->kind >= MAIL_CHILD_EXIT)
-		return;      /* a parent need not listen to its children */
+		return 0;    /* a parent need not listen to its children */
 	if (!f) {
-		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", fn);
+		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", call_names[m->kind]);
 		answer(s, a, m->reply, ERR_UNSUPPORTED, &e, NULL, 0);
-		return;
+		return 0;
 	}
-	struct call_out o = {0};
-	enum err_code rc = call(s, a, f, m->data, m->len, &o, &e);
-	pthread_mutex_lock(&a->lock);
-	int suspending = rt->suspending;
-	pthread_mutex_unlock(&a->lock);
-	if (rc == ERR_WASM_EXHAUSTED && suspending) {
-		/* Cut short by the server's stop: not the actor's failure. Nothing is
-		 * recorded for the call, so its mail stays open and runs again. */
-		err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be "
-			"processed when it starts again");
-		answer(s, a, m->reply, ERR_UNAVAILABLE, &e, NULL, 0);
-		call_out_release(&o);
-		return;
+	struct wasm_value res;
+	enum err_code rc = call_start(s, a, f, m->data, m->len, 1, &res, &e);
+	if (rc == ERR_WASM_SUSPEND) {
+		rt->park_mail = m;
+		return 1;
 	}
-	record_call(s, a, fn, m->data, m->len, m->seq, &o, rc, &e);
-	if (m->reply)
-		record_sync(s, a);    /* what the answer reports is on disk before it goes */
-	if (rc) {
-		/* The failure is recorded before the caller hears of it, so whoever gets
-		 * the answer sees the run failed. The policy may restart it. */
-		spawn_fail(s, a, fail_reason(rc, &e), &e);
-		answer(s, a, m->reply, rc, &e, NULL, 0);
-		runtime_stop(s, a);
-	} else if (o.status) {
-		err_set(&e, ERR_ACTOR_ERROR, "the actor returned an error: %.*s", (int)o.out_len,
-			o.out ? (const char *)o.out : "");
-		answer(s, a, m->reply, ERR_ACTOR_ERROR, &e, o.out, o.out_len);
-	} else {
-		answer(s, a, m->reply, ERR_OK, NULL, o.out ? o.out : (const uint8_t *)"",
-		       o.out_len);
-	}
-	call_out_release(&o);
+	conclude(s, a, m, rc, &res, &e);
+	return 0;
+}
+
+/* Resumes the parked call once its wait is over; 1 when it parked again. */
+static int resume(struct supervisor *s, struct actor *a)
+{
+	struct actor_rt *rt = a->rt;
+	struct mail *m = rt->park_mail;
+	struct wasm_value res;
+	struct err e = {0};
+	enum err_code rc = run_stretch(s, a, NULL, NULL, 0, 1, &res, &e);
+	if (rc == ERR_WASM_SUSPEND)
+		return 1;
+	rt->park_mail = NULL;
+	conclude(s, a, m, rc, &res, &e);
+	mail_free(m);
+	return 0;
 }
 
 static void job_run(void *arg);
@@ -801,6 +914,23 @@ static void finish(struct supervisor *s, struct actor *a, int kind, const char *
 	runtime_stop(s, a);
 }
 
+/* After a call: the actor asked to end its run (runtime/shutdown). */
+static int shut_down(struct supervisor *s, struct actor *a)
+{
+	struct actor_rt *rt = a->rt;
+	if (!rt || !rt->shutdown)
+		return 0;
+	finish(s, a, 3, rt->shutdown_reason);
+	pthread_mutex_lock(&a->lock);
+	a->scheduled = 0;
+	pthread_mutex_unlock(&a->lock);
+	return 1;
+}
+
+/* The actor's job: runs up to BATCH calls, then yields the worker. A parked
+ * call holds the actor's turn (no other mail runs) but not the worker: the job
+ * ends and the wait's answer schedules it again (runtime_unpark). A kill ends a
+ * parked call at once; a stop lets it finish first. */
 static void job_run(void *arg)
 {
 	struct actor *a = arg;
@@ -808,7 +938,9 @@ static void job_run(void *arg)
 	for (int n = 0; n < BATCH; n++) {
 		pthread_mutex_lock(&a->lock);
 		int stop = a->rt ? a->stop_requested : 0;
-		struct mail *m = a->rt && !stop && !a->rt->suspending && !is_stopping(s)
+		int parked = a->rt && a->rt->parked && stop < 2;
+		int go_on = parked && a->rt->park_ready && !a->rt->suspending;
+		struct mail *m = a->rt && !parked && !stop && !a->rt->suspending && !is_stopping(s)
 				 ? a->mail_head : NULL;
 		if (m) {
 			a->mail_head = m->next;
@@ -817,9 +949,16 @@ static void job_run(void *arg)
 			a->mail_n--;
 			a->mail_bytes -= m->len;
 		}
-		if (!m && !stop)
+		if ((parked && !go_on) || (!parked && !m && !stop))
 			a->scheduled = 0;
 		pthread_mutex_unlock(&a->lock);
+		if (parked && !go_on)
+			break;       /* waits; the answer schedules the job again */
+		if (go_on) {
+			if (!resume(s, a) && shut_down(s, a))
+				break;
+			continue;
+		}
 		if (stop) {
 			finish(s, a, stop, NULL);
 			pthread_mutex_lock(&a->lock);
@@ -829,16 +968,11 @@ static void job_run(void *arg)
 		}
 		if (!m)
 			break;
-		process(s, a, m);
+		if (process(s, a, m))
+			continue;    /* parked: the loop sees whether it is answered already */
 		mail_free(m);
-		struct actor_rt *rt = a->rt;
-		if (rt && rt->shutdown) {
-			finish(s, a, 3, rt->shutdown_reason);
-			pthread_mutex_lock(&a->lock);
-			a->scheduled = 0;
-			pthread_mutex_unlock(&a->lock);
+		if (shut_down(s, a))
 			break;
-		}
 	}
 	pthread_mutex_lock(&a->lock);
 	int again = a->scheduled;
@@ -990,8 +1124,12 @@ static void request_timeout(void *arg)
 {
 	struct req_timer *t = arg;
 	struct err e;
-	err_set(&e, ERR_TIMEOUT, "the actor did not answer within %u ms", t->ms);
-	answer(t->s, t->a, t->r, ERR_TIMEOUT, &e, NULL, 0);
+	if (is_stopping(t->s))     /* the pool runs every timer at once when it stops */
+		err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be "
+			"processed when it starts again");
+	else
+		err_set(&e, ERR_TIMEOUT, "the actor did not answer within %u ms", t->ms);
+	answer(t->s, t->a, t->r, e.code, &e, NULL, 0);
 	actor_unref(t->s, t->a);
 	free(t);
 }
@@ -1088,6 +1226,36 @@ int runtime_request_stop(struct supervisor *s, struct actor *a, int kill)
 
 /* ---- for host functions ---- */
 
+int runtime_may_park(struct actor *a)
+{
+	return a->rt && a->rt->may_park;
+}
+
+void runtime_park(struct actor *a, void *key)
+{
+	pthread_mutex_lock(&a->lock);
+	a->rt->park_key = key;
+	a->rt->park_ready = 0;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void runtime_unpark(struct actor *a, void *key)
+{
+	struct supervisor *s = a->sup;
+	pthread_mutex_lock(&a->lock);
+	if (a->rt && a->rt->park_key == key && !a->rt->park_ready) {
+		a->rt->park_ready = 1;
+		if (!a->rt->suspending)
+			schedule_locked(s, a);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+enum err_code supervisor_after(struct supervisor *s, uint32_t ms, void (*fn)(void *), void *arg)
+{
+	return s->pool ? pool_submit_after(s->pool, ms, fn, arg) : ERR_UNAVAILABLE;
+}
+
 const char *host_actor_id(struct actor *a)
 {
 	return a->run.id;
@@ -1107,6 +1275,17 @@ const json_t *host_handler_config(struct actor *a, unsigned grant)
 unsigned host_actor_grants(struct actor *a)
 {
 	return a->rt ? a->rt->grants : 0;
+}
+
+void supervisor_parked_calls(struct supervisor *s, uint64_t *now, uint64_t *total)
+{
+	*now = __atomic_load_n(&s->parked, __ATOMIC_RELAXED);
+	*total = __atomic_load_n(&s->parks, __ATOMIC_RELAXED);
+}
+
+struct fetcher *supervisor_fetcher(struct supervisor *s)
+{
+	return s->fetcher;
 }
 
 int supervisor_http_allow_private(struct supervisor *s)

@@ -45,7 +45,7 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 				const json_t *received, struct err *err);
 /* Schedules an actor that has queued mail (after start-up recovery). */
 void runtime_kick(struct supervisor *s, struct actor *a);
-/* 1 while a call is in progress. */
+/* 1 while a call is in progress (running or parked). */
 int runtime_busy(struct actor *a);
 /* Frees a runtime that is not in use (actor teardown). */
 void runtime_free(struct actor_rt *rt);
@@ -62,6 +62,15 @@ void runtime_account_bytes(struct actor *a, size_t bytes);
 /* Counts one host call against the chain budget of the call in progress; 1 when
  * the budget is spent and the host call must be refused (HOST_ETOOBIG). */
 int runtime_charge_host_call(struct actor *a);
+/* Parking (host.c, host_wait_end): 1 when the host call running now may park
+ * the call (a mail call, job thread); runtime_park records, on the job thread,
+ * the wait the parked call waits for; runtime_unpark, from any thread, marks it
+ * answered and schedules the actor's job, which resumes the call. */
+int runtime_may_park(struct actor *a);
+void runtime_park(struct actor *a, void *key);
+void runtime_unpark(struct actor *a, void *key);
+/* Runs fn(arg) on the worker pool after ms; ERR_UNAVAILABLE when stopping. */
+enum err_code supervisor_after(struct supervisor *s, uint32_t ms, void (*fn)(void *), void *arg);
 /* The guest's theater_alloc, for host_return_bytes. */
 struct wasm_func *runtime_alloc_func(struct actor *a);
 

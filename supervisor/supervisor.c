@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "src/fetch.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/durable.h"
@@ -204,7 +205,8 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		goto fail;
 	}
 	if ((rc = pool_new(cfg->workers ? cfg->workers : 2, &s->pool, err)) ||
-	    (rc = engine_new(256, &s->engine, err)) || (rc = flusher_start(s, err)))
+	    (rc = engine_new(256, &s->engine, err)) || (rc = fetcher_new(&s->fetcher, err)) ||
+	    (rc = flusher_start(s, err)))
 		goto fail;
 	unsigned runs = 0;
 	uint64_t events = 0;
@@ -282,10 +284,13 @@ void supervisor_shutdown(struct supervisor *s)
 	}
 	pool_free(s->pool);
 	s->pool = NULL;
-	if (s->buckets) {
+	if (s->buckets)
 		reg_foreach(s, suspend_live, NULL);
+	/* transfers still running end now; their parked calls were let go above */
+	fetcher_free(s->fetcher);
+	s->fetcher = NULL;
+	if (s->buckets)
 		sync_all(s);
-	}
 	flusher_stop(s);
 }
 

@@ -171,6 +171,10 @@ json_t *supervisor_children(struct supervisor *s, const char *parent_id);
 struct store *supervisor_store(struct supervisor *s);
 /* 1 when actors' http-client may reach loopback, private and link-local addresses. */
 int supervisor_http_allow_private(struct supervisor *s);
+/* Calls parked now in a waiting host call, and parks since the start. */
+void supervisor_parked_calls(struct supervisor *s, uint64_t *now, uint64_t *total);
+/* The fetcher that runs actors' outbound HTTP (src/fetch.h). */
+struct fetcher *supervisor_fetcher(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 

@@ -108,6 +108,8 @@ struct supervisor {
 	char *chains_dir;
 	struct pool *pool;
 	struct engine *engine;
+	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
+	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
 	size_t nbuckets, nactors;

@@ -27,7 +27,7 @@
 #define CHUNK (64 * 1024)
 #define IDLE_MS 30000
 
-enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_LIE, R_ECHO, R_AUTH, R_SEQ };
+enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_GATE, R_LIE, R_ECHO, R_AUTH, R_SEQ };
 
 struct route {
 	char *path;
@@ -38,6 +38,7 @@ struct route {
 	int status;
 	int send_cl;
 	unsigned delay_ms;
+	int open;            /* a gate: requests are answered */
 	unsigned hits;
 	uint64_t sent;
 	char *last_body;
@@ -264,6 +265,33 @@ void fixture_httpd_add_slow(struct fixture_httpd *h, const char *path, unsigned 
 	if (r)
 		r->delay_ms = delay_ms;
 	pthread_mutex_unlock(&h->mu);
+}
+
+void fixture_httpd_add_gate(struct fixture_httpd *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_set(h, path, R_GATE);
+	if (r)
+		r->open = 0;
+	pthread_mutex_unlock(&h->mu);
+}
+
+void fixture_httpd_open_gate(struct fixture_httpd *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_find(h, path, 0);
+	if (r)
+		r->open = 1;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int gate_open(struct fixture_httpd *h, const char *path)
+{
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_find(h, path, 0);
+	int open = !r || r->open;
+	pthread_mutex_unlock(&h->mu);
+	return open;
 }
 
 void fixture_httpd_add_lie(struct fixture_httpd *h, const char *path, size_t claimed, size_t actual)
@@ -559,6 +587,25 @@ static void reply_slow(struct fixture_httpd *h, int fd, const char *path, const 
 		send_body(h, fd, path, "slow", 4);
 }
 
+/* Holds the request until the gate opens (or the client leaves, or the
+ * server stops), then answers 200 "gate". */
+static void reply_gate(struct fixture_httpd *h, int fd, const char *path)
+{
+	while (!gate_open(h, path)) {
+		int w = wait_fd(h, fd, POLLIN, 20);
+		if (w < 0)
+			return;
+		if (w == 1) {
+			char tmp[256];
+			ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+			if (n == 0 || (n < 0 && errno != EINTR))
+				return;   /* the client left */
+		}
+	}
+	if (send_head(h, fd, 200, NULL, 1, 4) == 0)
+		send_body(h, fd, path, "gate", 4);
+}
+
 static void reply(struct fixture_httpd *h, int fd, const char *path, const struct reply *rp)
 {
 	char extra[1200];
@@ -581,6 +628,9 @@ static void reply(struct fixture_httpd *h, int fd, const char *path, const struc
 		break;
 	case R_SLOW:
 		reply_slow(h, fd, path, rp);
+		break;
+	case R_GATE:
+		reply_gate(h, fd, path);
 		break;
 	case R_ECHO:          /* answered as R_BYTES (record) */
 	case R_AUTH:

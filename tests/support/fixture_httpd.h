@@ -46,6 +46,10 @@ void fixture_httpd_add_huge(struct fixture_httpd *h, const char *path, size_t by
 /* Waits delay_ms (or until the client leaves or the server stops), then
  * answers 200 with the body "slow". */
 void fixture_httpd_add_slow(struct fixture_httpd *h, const char *path, unsigned delay_ms);
+/* Holds every request until fixture_httpd_open_gate (then, and from then on,
+ * answers 200 "gate"): hits counts the requests waiting at the gate. */
+void fixture_httpd_add_gate(struct fixture_httpd *h, const char *path);
+void fixture_httpd_open_gate(struct fixture_httpd *h, const char *path);
 /* Announces Content-Length: claimed but sends `actual` bytes then closes. */
 void fixture_httpd_add_lie(struct fixture_httpd *h, const char *path, size_t claimed, size_t actual);
 
