@@ -65,7 +65,7 @@ start_node 2 gamma --nats "$urls" --node gamma
 start_node 3 single
 sleep 2
 spawn() {  # spawn BASE [query]
-  curl -s -X POST "$1/actors?wait=running$2" \
+  curl -s -X POST "$1/actors?wait=running${2:-}" \
     -d '{"manifest":{"name":"c","package":"counter.wasm","initial_state":{"count":0}}}' |
     grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4
 }
