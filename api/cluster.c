@@ -259,6 +259,35 @@ static void job_cluster_list(void *arg)
 	api_json(c, 200, o);
 }
 
+/* ---- event streams of an actor on another node ---- */
+
+static int is_event_stream(struct api_call *c, const char *pattern)
+{
+	const char *accept = http_request_header(c->req, "Accept");
+	return strcmp(pattern, "/actors/{id}/chain") == 0 && accept &&
+	       strstr(accept, "text/event-stream") != NULL;
+}
+
+/* A stream cannot travel as one request/reply: the client is sent to the
+ * node that runs the actor (307 keeps the method; EventSource and curl -L
+ * follow it), with Last-Event-ID and ?after= kept, so it resumes there. */
+static int redirect_stream(struct api_call *c, struct cluster *cl, const char *node)
+{
+	char url[300], target[4096], loc[4400];
+	if (!cluster_node_url(cl, node, url, sizeof(url))) {
+		char detail[200];
+		snprintf(detail, sizeof(detail), "actor runs on node '%s', whose address is not "
+			 "known yet", node);
+		api_problem(c, ERR_UNAVAILABLE, detail);
+		return 1;
+	}
+	target_of(c->req, NULL, target, sizeof(target));
+	snprintf(loc, sizeof(loc), "%s%s", url, target);
+	const char *h[] = {"Location", loc, "X-Theater-Node", node, NULL};
+	api_json_headers(c, 307, json_pack("{s:s, s:s}", "node", node, "location", loc), h);
+	return 1;
+}
+
 /* ---- the hook in dispatch ---- */
 
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
@@ -301,6 +330,9 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 	if (strncmp(pattern, "/actors/{id}", 12) != 0 || !uuid_valid(c->params[0]))
 		return 0;
 	char node[CLUSTER_NODE_MAX];
+	if (cluster_lookup(cl, c->params[0], node) && strcmp(node, cluster_node(cl)) != 0 &&
+	    is_event_stream(c, pattern))
+		return redirect_stream(c, cl, node);
 	if (cluster_lookup(cl, c->params[0], node))
 		return strcmp(node, cluster_node(cl)) == 0
 			       ? 0 : start_forward(c, node, fn, NULL, job_forward);

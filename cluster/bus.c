@@ -19,7 +19,13 @@
 struct bus {
 	natsConnection *nc;
 	jsCtx *js;
-	pthread_mutex_t lock;         /* async_failed, async_why */
+	pthread_mutex_t lock;         /* the counters below, async_failed, async_why */
+	pthread_cond_t acked;         /* signalled when an acknowledgement arrives */
+	uint64_t published, answered; /* async publishes made, and answered (ok or not) */
+	uint64_t late;                /* given up on by a wait: their answers, if they come,
+				       * are not counted again */
+	uint64_t first_failed;        /* lowest publish number refused or lost; 0: none */
+	uint64_t last_failed;         /* highest */
 	int async_failed;
 	char async_why[160];
 };
@@ -76,15 +82,35 @@ static enum err_code fail(struct err *err, natsStatus s, const char *what, const
 	return err_set(err, code_of(s), "nats: %s '%s': %s", what, name, text);
 }
 
-static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+/* Every async publish is answered here, ok or not. bus_stream_wait counts the
+ * answers itself: a publish lost without an answer (a connection that died
+ * with it) keeps the count short, so the wait fails instead of passing. */
+static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+			 void *closure)
 {
 	(void)js;
 	struct bus *b = closure;
+	const char *num = NULL;
+	uint64_t n = natsMsgHeader_Get(msg, "Theater-Publish", &num) == NATS_OK && num
+			     ? strtoull(num, NULL, 10) : 1;
 	pthread_mutex_lock(&b->lock);
-	b->async_failed = 1;
-	snprintf(b->async_why, sizeof(b->async_why), "%s",
-		 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+	if (b->late)
+		b->late--;
+	else
+		b->answered++;
+	if (!pa || pae) {
+		if (!b->first_failed || n < b->first_failed)
+			b->first_failed = n;
+		if (n > b->last_failed)
+			b->last_failed = n;
+		b->async_failed = 1;
+		snprintf(b->async_why, sizeof(b->async_why), "%s",
+			 pae && pae->ErrText ? pae->ErrText
+					     : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
+	}
+	pthread_cond_broadcast(&b->acked);
 	pthread_mutex_unlock(&b->lock);
+	natsMsg_Destroy(msg);
 }
 
 enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
@@ -103,6 +129,7 @@ enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
 	if (!b || !list)
 		goto fail;
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->acked, NULL);
 	for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 16;
 	     t = strtok_r(NULL, ",", &save))
 		servers[n++] = t;
@@ -134,8 +161,8 @@ enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
 	jo.PublishAsync.MaxPending = 65536;
-	jo.PublishAsync.ErrHandler = on_async_error;
-	jo.PublishAsync.ErrHandlerClosure = b;
+	jo.PublishAsync.AckHandler = on_async_ack;
+	jo.PublishAsync.AckHandlerClosure = b;
 	if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)))
 		goto fail;
 	natsOptions_Destroy(o);
@@ -162,6 +189,7 @@ void bus_close(struct bus *b)
 	natsConnection_Close(b->nc);
 	natsConnection_Destroy(b->nc);
 	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->acked);
 	free(b);
 }
 
@@ -595,12 +623,27 @@ enum err_code bus_stream_publish_async(struct bus *b, const char *subject, const
 {
 	natsMsg *m = NULL;
 	natsStatus s = msg_new(&m, subject, data, len, msg_id);
+	/* Numbered under the lock and sent in that order (the callers hold their
+	 * actor's record lock; numbers only need to be unique and increasing). */
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = ++b->published;     /* before: the answer may come at once */
+	char num[24];
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+	if (!s)
+		s = natsMsgHeader_Set(m, "Theater-Publish", num);
+	pthread_mutex_unlock(&b->lock);
 	if (!s)
 		s = js_PublishMsgAsync(b->js, &m, NULL);   /* takes m on success */
 	natsMsg_Destroy(m);
 	if (s) {
 		pthread_mutex_lock(&b->lock);
+		if (!b->first_failed || n < b->first_failed)
+			b->first_failed = n;
+		if (n > b->last_failed)
+			b->last_failed = n;
+		b->answered++;           /* no answer will come for it */
 		b->async_failed = 1;
+		snprintf(b->async_why, sizeof(b->async_why), "%s", natsStatus_GetText(s));
 		pthread_mutex_unlock(&b->lock);
 		return fail(err, s, "cannot publish to", subject);
 	}
@@ -609,26 +652,69 @@ enum err_code bus_stream_publish_async(struct bus *b, const char *subject, const
 
 enum err_code bus_stream_wait(struct bus *b, unsigned timeout_ms, struct err *err)
 {
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = timeout_ms;
-	natsStatus s = js_PublishAsyncComplete(b->js, &po);
+	return bus_stream_wait_after(b, 0, timeout_ms, err);
+}
+
+enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned timeout_ms,
+				    struct err *err)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&b->lock);
-	int failed = b->async_failed;
+	uint64_t target = b->published;
+	int timed_out = 0;
+	while (b->answered < target && !timed_out)
+		timed_out = pthread_cond_timedwait(&b->acked, &b->lock, &until) != 0 &&
+			    b->answered < target;
+	if (timed_out) {
+		/* Given up: the caller fails (writes are refused, and what was
+		 * written since is published again), and the next waits count
+		 * from here. */
+		if (!b->first_failed || b->answered + 1 < b->first_failed)
+			b->first_failed = b->answered + 1;
+		if (target > b->last_failed)
+			b->last_failed = target;
+		b->late += target - b->answered;
+		b->answered = target;
+	}
+	/* Every wait that covers a failed publish fails, until
+	 * bus_stream_forgive says it was published again. */
+	int failed = after ? b->last_failed > after
+			   : b->first_failed && b->first_failed <= target;
 	char why[160];
 	snprintf(why, sizeof(why), "%s", b->async_why);
-	b->async_failed = 0;
-	b->async_why[0] = '\0';
 	pthread_mutex_unlock(&b->lock);
-	if (s == NATS_TIMEOUT)
+	if (timed_out)
 		return err_set(err, ERR_UNAVAILABLE, "nats: the stream did not acknowledge within "
 			       "%u ms", timeout_ms);
-	if (s)
-		return fail(err, s, "stream wait", "acks");
 	if (failed)
 		return err_set(err, ERR_UNAVAILABLE, "nats: the stream refused a publish: %s",
 			       *why ? why : "lost");
 	return ERR_OK;
+}
+
+uint64_t bus_stream_published(struct bus *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = b->published;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+void bus_stream_forgive(struct bus *b, uint64_t upto)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->first_failed && b->first_failed <= upto)
+		b->first_failed = 0;
+	b->async_failed = 0;
+	b->async_why[0] = '\0';
+	pthread_mutex_unlock(&b->lock);
 }
 
 /* One message of the stream: the first on subject at or after stream sequence

@@ -109,6 +109,16 @@ enum err_code bus_stream_publish(struct bus *b, const char *subject, const void 
 enum err_code bus_stream_publish_async(struct bus *b, const char *subject, const void *data,
 				       size_t len, const char *msg_id, struct err *err);
 enum err_code bus_stream_wait(struct bus *b, unsigned timeout_ms, struct err *err);
+/* Every wait covering a refused or lost publish fails until that publish is
+ * forgiven: bus_stream_forgive(upto) once everything published up to number
+ * `upto` (bus_stream_published, read before publishing it all again) is
+ * acknowledged again. */
+uint64_t bus_stream_published(struct bus *b);
+/* bus_stream_wait counting only the failures of publishes numbered above
+ * `after` (a republish waits so, before it forgives). */
+enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned timeout_ms,
+				    struct err *err);
+void bus_stream_forgive(struct bus *b, uint64_t upto);
 /* Reads every message of stream `name` on `subject`, oldest first:
  * fn(user, data, len) returns 0 to go on. */
 typedef int (*bus_read_fn)(void *user, const uint8_t *data, size_t len);

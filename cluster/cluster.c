@@ -99,6 +99,17 @@ static int node_up_locked(struct cluster *c, const struct node_row *n)
 	return n->seen_ms && cluster_mono_ms() - n->seen_ms < (int64_t)c->lapse_ms;
 }
 
+int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size)
+{
+	pthread_mutex_lock(&c->lock);
+	struct node_row *n = node_find(c, node);
+	int ok = n && n->url[0];
+	if (ok)
+		snprintf(buf, size, "%s", n->url);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
 int cluster_node_up(struct cluster *c, const char *node)
 {
 	pthread_mutex_lock(&c->lock);
@@ -163,7 +174,7 @@ json_t *cluster_json(struct cluster *c)
 static void beat_once(struct cluster *c)
 {
 	uint64_t load = supervisor_live_count(c->sup);
-	json_t *v = json_pack("{s:s, s:I, s:I}", "url", c->http_url, "load", (json_int_t)load,
+	json_t *v = json_pack("{s:s, s:I, s:I}", "url", c->advertise_url, "load", (json_int_t)load,
 			      "time", (json_int_t)cluster_unix_ms());
 	char *text = v ? json_compact(v) : NULL;
 	json_decref(v);
@@ -689,6 +700,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 		return err_set(err, ERR_NOMEM, "out of memory");
 	snprintf(c->node, sizeof(c->node), "%s", cfg->node);
 	c->http_url = strdup(cfg->http_url);
+	c->advertise_url = strdup(cfg->advertise_url ? cfg->advertise_url : cfg->http_url);
 	c->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
 	c->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
 	c->lapse_ms = cfg->lapse_ms ? cfg->lapse_ms : 4 * c->heartbeat_ms;
@@ -701,7 +713,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	snprintf(name, sizeof(name), "theater-%s", c->node);
 	snprintf(subject, sizeof(subject), "theater.node.%s.http", c->node);
 	enum err_code rc;
-	if (!c->http_url)
+	if (!c->http_url || !c->advertise_url)
 		return err_set(err, ERR_NOMEM, "out of memory");
 	if ((rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
 	    (rc = bus_open(cfg->urls, name, 10000, &c->bus, err)) ||
@@ -777,6 +789,7 @@ void cluster_free(struct cluster *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->wake);
 	free(c->http_url);
+	free(c->advertise_url);
 	free(c->token);
 	free(c);
 }

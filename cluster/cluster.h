@@ -30,7 +30,8 @@
 struct cluster_config {
 	const char *urls;            /* --nats */
 	const char *node;            /* --node */
-	const char *http_url;        /* this node's API, "http://127.0.0.1:8080" */
+	const char *http_url;        /* this node's API over loopback, "http://127.0.0.1:8080" */
+	const char *advertise_url;   /* how clients reach it (GET /cluster); NULL: http_url */
 	const char *token;           /* its bearer token, or NULL */
 	unsigned replicas;           /* of the buckets and the stream [3] */
 	unsigned heartbeat_ms;       /* [1000] */
@@ -79,6 +80,9 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 /* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,
  * heartbeat_age_ms}], "nats": {connected, server}}: a new reference. */
 json_t *cluster_json(struct cluster *c);
+/* The advertised url of node (from its heartbeat) into buf: 1, or 0 when
+ * unknown. */
+int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size);
 /* 1 when node is known and its heartbeat is fresh. */
 int cluster_node_up(struct cluster *c, const char *node);
 /* The names of the nodes that are up (this one included), at most max. */

@@ -34,7 +34,7 @@ struct place {
 
 struct cluster {
 	char node[CLUSTER_NODE_MAX];
-	char *http_url, *token;
+	char *http_url, *token, *advertise_url;
 	unsigned heartbeat_ms, lapse_ms, replicas;
 	struct supervisor *sup;
 	struct bus *bus;

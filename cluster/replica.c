@@ -1,6 +1,6 @@
 /* replica.c - what lets another node bring an actor back: every chain event
  * published to the replicated JetStream stream THEATER_CHAINS (subject
- * theater.chain.<actor id>, message id "<id>:<seq>" so a retry is stored
+ * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>" so a retry is stored
  * once), the package bytes beside them (theater.stream.package.<sha256>), failover
  * when a node's heartbeat lapses, and fencing of a node that comes back.
  *
@@ -72,7 +72,10 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	json_decref(head);
 	char subject[96], id[96];
 	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", ev->actor_id);
-	snprintf(id, sizeof(id), "%s:%llu", ev->actor_id, (unsigned long long)ev->seq);
+	/* with the node: a new owner's event never passes for a copy of the
+	 * old owner's event of the same seq (the stream would drop it) */
+	snprintf(id, sizeof(id), "%s:%llu:%s", ev->actor_id, (unsigned long long)ev->seq,
+		 c->node);
 	struct err e = {0};
 	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
 		log_error("cluster", "event %llu of '%s' not replicated: %s",
@@ -141,6 +144,7 @@ static void replica_resync(struct cluster *c)
 	if (!since || !bus_connected(c->bus) || !c->beat_ok_since_ms)
 		return;
 	__atomic_store_n(&c->resync_since_ms, 0, __ATOMIC_RELEASE);
+	uint64_t upto = bus_stream_published(c->bus);
 	struct resync_ctx x = {.c = c, .since = since};
 	char *cursor = NULL;
 	struct err e = {0};
@@ -151,11 +155,12 @@ static void replica_resync(struct cluster *c)
 		free(cursor);
 		cursor = rc ? NULL : next;
 	} while (cursor);
-	if (bus_stream_wait(c->bus, 10000, &e)) {
+	if (bus_stream_wait_after(c->bus, upto, 10000, &e)) {
 		log_warn("cluster", "publishing again after a failure did not finish: %s", e.msg);
 		mark_unreplicated(c);
 		return;
 	}
+	bus_stream_forgive(c->bus, upto);
 	log_info("cluster", "published %llu events of %llu runs again after a replication "
 		 "failure", (unsigned long long)x.events, (unsigned long long)x.runs);
 }
@@ -269,8 +274,14 @@ static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 		memset(rb->msg + rb->cap, 0, (cap - rb->cap) * sizeof(*m));
 		rb->cap = cap;
 	}
-	if (!rb->msg[seq - 1] && (rb->msg[seq - 1] = malloc(len + 1))) {
-		memcpy(rb->msg[seq - 1], data, len);
+	/* The same seq twice: a republish (the same event), or the old owner's
+	 * publish that was in flight when its actor was taken over: the later
+	 * one in the stream is the current owner's. */
+	uint8_t *copy = malloc(len + 1);
+	if (copy) {
+		memcpy(copy, data, len);
+		free(rb->msg[seq - 1]);
+		rb->msg[seq - 1] = copy;
 		rb->len[seq - 1] = len;
 	}
 	if (seq > rb->max)

@@ -71,6 +71,9 @@ const char *config_usage(void)
 "                            [THEATER_NODE] (the host name)\n"
 "  --nats-replicas N         replicas of the cluster's streams and buckets (3)\n"
 "                            [THEATER_NATS_REPLICAS]\n"
+"  --advertise-url URL       how clients reach this node, shown in GET /cluster\n"
+"                            and used to redirect event streams of its actors\n"
+"                            [THEATER_ADVERTISE_URL] (http://<listen address>)\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -209,6 +212,7 @@ static const struct opt opts[] = {
 	{"--nats", "THEATER_NATS", 10, OFF(nats), 0},
 	{"--node", "THEATER_NODE", 10, OFF(node), 0},
 	{"--nats-replicas", "THEATER_NATS_REPLICAS", 1, OFF(nats_replicas), 5},
+	{"--advertise-url", "THEATER_ADVERTISE_URL", 10, OFF(advertise_url), 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -410,6 +414,7 @@ void config_release(struct config *cfg)
 	free(cfg->fetch_allow);
 	free(cfg->nats);
 	free(cfg->node);
+	free(cfg->advertise_url);
 	for (size_t i = 0; i < cfg->nroots; i++)
 		free(cfg->roots[i]);
 	memset(cfg, 0, sizeof(*cfg));

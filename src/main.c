@@ -124,9 +124,19 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 	else if (gethostname(node, sizeof(node) - 1) || !config_node_name_valid(node))
 		return err_set(err, ERR_INVALID, "--nats needs --node NAME (the host name '%s' "
 			       "is not a node name)", node);
+	/* How clients reach us: --advertise-url, else the listen address (the
+	 * host name when listening on every address). */
+	char adv[512], me[256] = "";
+	if (c->advertise_url)
+		snprintf(adv, sizeof(adv), "%s", c->advertise_url);
+	else if ((!strcmp(c->host, "0.0.0.0") || !strcmp(c->host, "::")) &&
+		 !gethostname(me, sizeof(me) - 1))
+		snprintf(adv, sizeof(adv), "http://%s:%u", me, http_server_port(app->http));
+	else
+		snprintf(adv, sizeof(adv), "%s", url);
 	struct cluster_config cc = {
 		.urls = c->nats, .node = node, .http_url = url, .token = c->token,
-		.replicas = c->nats_replicas, .sup = app->sup,
+		.replicas = c->nats_replicas, .sup = app->sup, .advertise_url = adv,
 	};
 	enum err_code rc = cluster_start(&cc, &app->cluster, err);
 	if (rc)

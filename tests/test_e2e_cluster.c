@@ -193,6 +193,20 @@ static void test_use_from_any_node(void **state)
 	assert_string_equal(ct, "application/problem+json");
 	free(ct);
 	http_result_release(&r);
+	/* the live chain stream is served by the actor's node: a redirect there,
+	 * with the resume point kept */
+	char *sse = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
+	const char *sh[] = {"Accept: text/event-stream", NULL};
+	assert_int_equal(http_do("GET", sse, NULL, 0, sh, &r), 0);
+	assert_int_equal(r.status, 307);
+	char *loc = http_header(&r, "Location");
+	char *want = tu_fmt("%s/actors/%s/chain?after=3", SP[0].base, id);
+	assert_non_null(loc);
+	assert_string_equal(loc, want);
+	free(want);
+	free(loc);
+	free(sse);
+	http_result_release(&r);
 	/* an unknown actor is 404 everywhere */
 	assert_int_equal(call(1, "GET", "/actors/00000000-0000-4000-8000-000000000000", NULL,
 			      NULL), 404);
@@ -448,7 +462,13 @@ static void failover_trial(int trial)
 		}
 		free(path);
 		owner_of(1, ids[k], owner, sizeof(owner));
-		assert_true(*owner && strcmp(owner, "beta") != 0);
+		if (!*owner || strcmp(owner, "beta") == 0) {
+			char *p = tu_fmt("/actors/%s", ids[k]);
+			struct http_result r;
+			call(1, "GET", p, NULL, &r);
+			fail_msg("asked beta, %s is not running elsewhere: %ld %s %s", ids[k],
+				 r.status, r.headers, r.body);
+		}
 		free(ids[k]);
 	}
 	wait_all_up();
