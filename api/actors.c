@@ -136,13 +136,30 @@ void h_actors_create(struct api_call *c)
 
 struct list_ctx {
 	json_t *items;
+	struct db *db;
 };
+
+/* The newest indexed event of the run (any type), for lists that show what a run
+ * did last; absent when the index has no event at the head yet. */
+static void add_last_event(struct db *db, const struct db_run *r, json_t *o)
+{
+	char type[160];
+	int64_t ts = 0;
+	if (!r->head_seq || db_event_type(db, r->id, r->head_seq, &ts, type, sizeof(type), NULL))
+		return;
+	json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type", type, "seq",
+							  (json_int_t)r->head_seq, "time",
+							  api_time_json(ts)));
+}
 
 static int list_one(void *user, const struct db_run *r)
 {
 	struct list_ctx *l = user;
-	if (strcmp(r->status, "deleted") != 0)
-		json_array_append_new(l->items, api_run_json(r));
+	if (strcmp(r->status, "deleted") != 0) {
+		json_t *o = api_run_json(r);
+		add_last_event(l->db, r, o);
+		json_array_append_new(l->items, o);
+	}
 	return 0;
 }
 
@@ -184,7 +201,7 @@ static void job_list(void *arg)
 	/* Where /events stood before the list was read: a client that streams from
 	 * there misses nothing and need not replay the whole lifecycle log. */
 	uint64_t events_head = db_lifecycle_head(supervisor_db(c->api->cfg.sup));
-	struct list_ctx l = {.items = json_array()};
+	struct list_ctx l = {.items = json_array(), .db = supervisor_db(c->api->cfg.sup)};
 	char *next = NULL;
 	if (db_run_list(supervisor_db(c->api->cfg.sup), &f, list_one, &l, &next, &e)) {
 		json_decref(l.items);
@@ -227,18 +244,21 @@ void h_actor_get(struct api_call *c)
 		api_problem_err(c, &e);
 		return;
 	}
+	/* the head event may be indexed after the run's fields: the tag says
+	 * whether the body has it */
+	json_t *o = api_run_json(&r);
+	add_last_event(supervisor_db(c->api->cfg.sup), &r, o);
 	char etag[128];
-	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s\"", (unsigned long long)r.head_seq,
-		 (long long)r.updated_at, r.status);
+	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
+		 (long long)r.updated_at, r.status, json_object_get(o, "last_event") ? "-e" : "");
+	db_run_release(&r);
 	const char *h[] = {"ETag", etag, "Cache-Control", "no-cache", NULL};
 	const char *inm = http_request_header(c->req, "If-None-Match");
 	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
-		db_run_release(&r);
+		json_decref(o);
 		api_empty(c, 304, h);
 		return;
 	}
-	json_t *o = api_run_json(&r);
-	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
 }
 

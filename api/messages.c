@@ -1,6 +1,14 @@
 /* messages.c - actors at work over REST: messages (202), requests (200 with
  * the actor's response), the current state and metrics. Accepting a message
- * records it (an fdatasync), so it runs on the worker pool. */
+ * records it (an fdatasync), so it runs on the worker pool.
+ *
+ * A request whose Accept admits text/event-stream may be answered as a stream
+ * (docs/actor-abi.md, "Deferred and streamed answers"): `chunk` events as the
+ * actor sends them, then one `done` with the full answer, or one `error` with
+ * the problem. The stream starts with the first chunk; an answer without
+ * chunks comes as an ordinary response, unless text/event-stream is the only
+ * type the client accepts (then the stream starts at once). A request with an
+ * Idempotency-Key is never streamed: its answer is kept whole for retries. */
 #include "api/api_int.h"
 
 #include <stdlib.h>
@@ -56,6 +64,162 @@ static void on_reply(void *user, enum err_code rc, const struct err *err, const 
 	api_bytes(c, 200, type, copy, len, NULL);
 }
 
+/* ---- streamed answers ---- */
+
+struct rstream {
+	pthread_mutex_t lock;
+	struct api *api;
+	struct api_call *c;           /* until the answer or the stream starts */
+	struct http_stream *st;       /* once the stream started */
+	char path[160];               /* the problem's instance */
+	int refs;                     /* the reply's, the stream's (under lock) */
+	int finished;                 /* the reply came */
+	int closed;                   /* the client is gone (or the stream failed) */
+	uint64_t chunks;
+};
+
+static void rstream_unref(struct rstream *x)
+{
+	pthread_mutex_lock(&x->lock);
+	int last = --x->refs == 0;
+	pthread_mutex_unlock(&x->lock);
+	if (!last)
+		return;
+	http_stream_release(x->st);
+	pthread_mutex_destroy(&x->lock);
+	free(x);
+}
+
+static void rstream_closed(void *user, struct http_stream *st)
+{
+	struct rstream *x = user;
+	(void)st;
+	pthread_mutex_lock(&x->lock);
+	x->closed = 1;
+	pthread_mutex_unlock(&x->lock);
+	rstream_unref(x);
+}
+
+/* {"data": text} or {"data_b64": ...} for bytes that are not UTF-8. */
+static json_t *bytes_member(json_t *o, const uint8_t *data, size_t len)
+{
+	json_t *t = json_stringn((const char *)data, len);
+	if (t) {
+		json_object_set_new(o, "data", t);
+	} else {
+		char *b = base64_encode(data, len);
+		json_object_set_new(o, "data_b64", json_string(b ? b : ""));
+		free(b);
+	}
+	return o;
+}
+
+/* Writes one frame (x->lock held); the JSON is stolen. */
+static void frame_locked(struct rstream *x, const char *event, uint64_t id, json_t *data)
+{
+	char *text = data ? json_compact(data) : NULL;
+	json_decref(data);
+	char head[64];
+	int n = id ? snprintf(head, sizeof(head), "event: %s\nid: %llu\ndata: ", event,
+			      (unsigned long long)id)
+		   : snprintf(head, sizeof(head), "event: %s\ndata: ", event);
+	size_t len = text ? strlen(text) : 0;
+	char *frame = text ? malloc((size_t)n + len + 2) : NULL;
+	if (frame) {
+		memcpy(frame, head, (size_t)n);
+		memcpy(frame + n, text, len);
+		memcpy(frame + n + len, "\n\n", 2);
+		if (http_stream_write(x->st, frame, (size_t)n + len + 2) != ERR_OK)
+			x->closed = 1;
+	}
+	free(frame);
+	free(text);
+}
+
+/* Starts the event stream (x->lock held): the request is answered by it. */
+static void start_locked(struct rstream *x)
+{
+	struct api_call *c = x->c;
+	struct err e = {0};
+	struct http_response *head = http_response_new(200);
+	http_response_header(head, "Content-Type", "text/event-stream");
+	http_response_header(head, "Cache-Control", "no-cache");
+	http_response_header(head, "X-Accel-Buffering", "no");
+	struct http_stream_config cfg = {
+		.max_buffered = x->api->cfg.sse_max_buffered,
+		.ping_interval_s = x->api->cfg.sse_ping_s,
+		.ping_text = ": ping\n\n",
+		.on_close = rstream_closed,
+		.user = x,
+	};
+	x->c = NULL;
+	observe_request(c, 200, 0);     /* before the answer, which frees the request */
+	x->refs++;                      /* the stream's, dropped by rstream_closed */
+	if (http_respond_stream(c->req, head, &cfg, &x->st, &e) != ERR_OK) {
+		x->refs--;
+		x->st = NULL;
+		x->closed = 1;
+	} else {
+		static const char hello[] = ": theater request stream\n\n";
+		if (http_stream_write(x->st, hello, sizeof(hello) - 1) != ERR_OK)
+			x->closed = 1;
+	}
+	free(c);
+}
+
+static void on_chunk(void *user, const uint8_t *data, size_t len)
+{
+	struct rstream *x = user;
+	pthread_mutex_lock(&x->lock);
+	if (!x->finished && x->c)
+		start_locked(x);
+	if (!x->finished && !x->closed && x->st)
+		frame_locked(x, "chunk", ++x->chunks, bytes_member(json_object(), data, len));
+	pthread_mutex_unlock(&x->lock);
+}
+
+static void on_stream_reply(void *user, enum err_code rc, const struct err *err,
+			    const uint8_t *data, size_t len)
+{
+	struct rstream *x = user;
+	pthread_mutex_lock(&x->lock);
+	x->finished = 1;
+	if (x->c) {
+		struct api_call *c = x->c;
+		x->c = NULL;
+		on_reply(c, rc, err, data, len);     /* nothing streamed: an ordinary answer */
+	} else if (x->st && !x->closed && rc) {
+		char *body = problem_body(problem_status(rc), err_code_name(rc),
+					  err ? err->msg : NULL, x->path);
+		json_t *p = body ? json_loads(body, 0, NULL) : NULL;
+		free(body);
+		frame_locked(x, "error", 0, p);
+	} else if (x->st && !x->closed) {
+		json_error_t je;
+		json_t *probe = json_loadb((const char *)data, len, JSON_DECODE_ANY, &je);
+		json_t *o = json_pack("{s:s, s:I}", "content_type", probe ? "application/json"
+				      : "application/octet-stream", "chunks", (json_int_t)x->chunks);
+		json_decref(probe);
+		frame_locked(x, "done", 0, bytes_member(o, data, len));
+	}
+	if (x->st)
+		http_stream_end(x->st);
+	pthread_mutex_unlock(&x->lock);
+	rstream_unref(x);
+}
+
+/* 1 when the client takes a stream (and may: no Idempotency-Key); *only: it
+ * takes nothing else. */
+static int wants_stream(struct api_call *c, int *only)
+{
+	const char *acc = http_request_header(c->req, "Accept");
+	*only = 0;
+	if (!acc || !strstr(acc, "text/event-stream") || c->idem_key)
+		return 0;
+	*only = strchr(acc, ',') == NULL;
+	return 1;
+}
+
 static void job_request(void *arg)
 {
 	struct api_call *c = arg;
@@ -67,9 +231,32 @@ static void job_request(void *arg)
 	}
 	size_t len;
 	const uint8_t *body = http_request_body(c->req, &len);
-	if (supervisor_request(c->api->cfg.sup, c->params[0], NULL, body, len,
-			       (uint32_t)(timeout ? timeout * 1000 : 1), on_reply, c, &e))
+	uint32_t ms = (uint32_t)(timeout ? timeout * 1000 : 1);
+	int only;
+	struct rstream *x = wants_stream(c, &only) ? calloc(1, sizeof(*x)) : NULL;
+	if (!x) {
+		if (supervisor_request(c->api->cfg.sup, c->params[0], NULL, body, len, ms, on_reply,
+				       c, &e))
+			api_problem_err(c, &e);
+		return;
+	}
+	pthread_mutex_init(&x->lock, NULL);
+	x->api = c->api;
+	x->c = c;
+	x->refs = 2;                    /* the reply's, and this function's */
+	snprintf(x->path, sizeof(x->path), "%s", http_request_path(c->req));
+	if (supervisor_request_stream(c->api->cfg.sup, c->params[0], NULL, body, len, ms,
+				      on_stream_reply, on_chunk, x, &e)) {
+		x->c = NULL;
+		x->refs = 1;
 		api_problem_err(c, &e);
+	} else if (only) {
+		pthread_mutex_lock(&x->lock);
+		if (!x->finished && x->c)
+			start_locked(x);
+		pthread_mutex_unlock(&x->lock);
+	}
+	rstream_unref(x);
 }
 
 void h_actor_request(struct api_call *c)

@@ -30,6 +30,7 @@
 #define ACTOR_ABI_EXPORT_REQUEST "handle-request"
 #define ACTOR_ABI_EXPORT_CHILD_EXIT "handle-child-exit"
 #define ACTOR_ABI_EXPORT_CHILD_ERROR "handle-child-error"
+#define ACTOR_ABI_EXPORT_TIMER "handle-timer"
 
 /* Negative results of host functions. */
 enum actor_abi_errno {

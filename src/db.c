@@ -68,7 +68,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 			 "updated_at = MAX(?3, updated_at + 1) WHERE status IN " LIVE_STATUSES,
 	[ST_EVENT_PUT] = "INSERT OR REPLACE INTO events (actor_id, seq, byte_offset, timestamp_ms, "
 			 "event_type) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[ST_EVENT_GET] = "SELECT timestamp_ms, byte_offset FROM events "
+	[ST_EVENT_GET] = "SELECT timestamp_ms, byte_offset, event_type FROM events "
 			 "WHERE actor_id = ?1 AND seq = ?2",
 	[ST_EVENT_MAX] = "SELECT MAX(seq) FROM events WHERE actor_id = ?1",
 	[ST_EVENT_DELETE_ALL] = "DELETE FROM events WHERE actor_id = ?1",
@@ -773,6 +773,32 @@ enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			*timestamp_out = sqlite3_column_int64(st, 0);
 		if (offset_out)
 			*offset_out = (uint64_t)sqlite3_column_int64(st, 1);
+	} else if (src == SQLITE_DONE) {
+		rc = err_set(err, ERR_NOT_FOUND, "run '%s' has no indexed event %" PRIu64, actor_id,
+			     seq);
+	} else {
+		rc = sql_fail(d, src, err, "reading an event");
+	}
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_event_type(struct db *d, const char *actor_id, uint64_t seq,
+			    int64_t *timestamp_out, char *type_out, size_t type_cap, struct err *err)
+{
+	enum err_code rc = id_check(actor_id, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_EVENT_GET);
+	bind_text(st, 1, actor_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	int src = sqlite3_step(st);
+	if (src == SQLITE_ROW) {
+		*timestamp_out = sqlite3_column_int64(st, 0);
+		const unsigned char *t = sqlite3_column_text(st, 2);
+		snprintf(type_out, type_cap, "%s", t ? (const char *)t : "");
 	} else if (src == SQLITE_DONE) {
 		rc = err_set(err, ERR_NOT_FOUND, "run '%s' has no indexed event %" PRIu64, actor_id,
 			     seq);

@@ -121,6 +121,10 @@ enum err_code db_record_events(struct db *d, const char *actor_id,
 /* Timestamp and offset of one event (either output may be NULL); ERR_NOT_FOUND. */
 enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err);
+/* Timestamp and type of one indexed event (type_out gets at most type_cap - 1
+ * characters); ERR_NOT_FOUND. */
+enum err_code db_event_type(struct db *d, const char *actor_id, uint64_t seq,
+			    int64_t *timestamp_out, char *type_out, size_t type_cap, struct err *err);
 /* Highest indexed seq of an actor, 0 when none (or on error). */
 uint64_t db_events_max_seq(struct db *d, const char *actor_id);
 

@@ -48,6 +48,8 @@ struct xfer {
 	int nomem;
 	fetch_addr_check_fn check;
 	void *check_user;
+	int (*on_data)(void *user, const uint8_t *data, size_t len);
+	void *on_data_user;
 	int refused;     /* the check refused an address */
 	char why[160];   /* "address 'x' refused: why" of the last refusal */
 	char shown[200]; /* the URL for progress lines: no query, no user info */
@@ -69,6 +71,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 		x->body_full = 1;
 	else if (rc)
 		x->nomem = 1;
+	if (!rc && x->on_data && n)
+		x->on_data(x->on_data_user, (const uint8_t *)ptr, n);
 	return rc ? 0 : n;   /* 0 aborts the transfer */
 }
 
@@ -328,6 +332,8 @@ static void job_free(struct fetch_job *j)
 {
 	if (!j)
 		return;
+	if (j->x.on_data)
+		j->x.on_data(j->x.on_data_user, NULL, 0);
 	curl_easy_cleanup(j->c);
 	curl_slist_free_all(j->hdrs);
 	buf_release(&j->x.body);
@@ -372,6 +378,8 @@ static struct fetch_job *job_new(const struct fetch_request *req,
 	/* the body is copied: an asynchronous transfer outlives the caller's buffer */
 	if (req->body)
 		curl_easy_setopt(j->c, CURLOPT_COPYPOSTFIELDS, (const char *)req->body);
+	j->x.on_data = req->on_data;      /* from here on, job_free tells it the end */
+	j->x.on_data_user = req->on_data_user;
 	return j;
 }
 
@@ -552,6 +560,7 @@ enum err_code fetch_start(struct fetcher *f, const struct fetch_request *req,
 	}
 	pthread_mutex_unlock(&f->lock);
 	if (stopping) {
+		j->x.on_data = NULL;      /* it never started: the caller still owns its user */
 		job_free(j);
 		return err_set(err, ERR_UNAVAILABLE, "fetch: the server is stopping");
 	}

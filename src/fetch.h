@@ -77,6 +77,13 @@ struct fetch_request {
 	 * progress at info (then every FETCH_PROGRESS_S seconds, and once when it
 	 * ends), naming the URL without its query. fetch_url sets it. */
 	int log_progress;
+	/* When set, called with each piece of the body as it arrives (after it is
+	 * kept in the response), on the thread that performs the transfer (the
+	 * caller of fetch_request, or the fetcher's), and once more with (NULL, 0)
+	 * when a transfer that started is over (fetch_request got past its checks,
+	 * or fetch_start returned ERR_OK), so the user may let go of on_data_user. */
+	int (*on_data)(void *user, const uint8_t *data, size_t len);
+	void *on_data_user;
 };
 #define FETCH_PROGRESS_S 2
 

@@ -66,7 +66,7 @@ struct check {
 static const struct field hs_none[] = {END};
 static const struct field hs_timing[] = {
 	OPT("max_sleep_duration", F_UINT), OPT("min_sleep_duration", F_UINT),
-	OPT("max_sleep_ms", F_UINT), END,
+	OPT("max_sleep_ms", F_UINT), OPT("min_timer_ms", F_UINT), OPT("max_timers", F_UINT), END,
 };
 static const struct field hs_store[] = {
 	OPT("store_ids", F_STRLIST), OPT("store_id", F_STRING), OPT("base_path", F_STRING), END,
@@ -126,7 +126,8 @@ static const struct field ps_random[] = {
 	REQ("max_bytes", F_UINT), REQ("max_int", F_UINT), REQ("allow_crypto_secure", F_BOOL), END,
 };
 static const struct field ps_timing[] = {
-	REQ("max_sleep_duration", F_UINT), REQ("min_sleep_duration", F_UINT), END,
+	REQ("max_sleep_duration", F_UINT), REQ("min_sleep_duration", F_UINT),
+	OPT("min_timer_ms", F_UINT), END,
 };
 
 struct htype {

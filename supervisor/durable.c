@@ -7,6 +7,7 @@
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "src/wasm/wasm.h"
+#include "supervisor/channel.h"
 #include "supervisor/evbytes.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
@@ -235,7 +236,13 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	}
 	pthread_mutex_unlock(&a->rec_lock);
 	json_object_set_new(d, "redelivered", seqs);
-	rc = record_event_ex(s, a, "recovered", d, NULL, NULL, 1, err);
+	rc = timers_recover(s, a, d, err);
+	if (rc)
+		json_decref(d);
+	else
+		rc = record_event_ex(s, a, "recovered", d, NULL, NULL, 1, err);
+	if (!rc)
+		timers_arm_all(s, a);
 	for (size_t i = 0; !rc && i < mail.n; i++)
 		rc = runtime_redeliver(s, a, mail.v[i].seq, mail.v[i].ev, err);
 	scan_release(&mail);

@@ -24,6 +24,7 @@
 static const struct host_fn *const tables[] = {
 	host_runtime_fns, host_message_fns, host_timing_fns, host_random_fns,
 	host_store_fns, host_supervisor_fns, host_http_fns, host_env_fns,
+	host_channel_fns, host_timer_fns,
 };
 
 static const struct {

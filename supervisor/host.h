@@ -65,6 +65,8 @@ extern const struct host_fn host_store_fns[];
 extern const struct host_fn host_supervisor_fns[];
 extern const struct host_fn host_http_fns[];
 extern const struct host_fn host_env_fns[];
+extern const struct host_fn host_channel_fns[];   /* host_channel.c */
+extern const struct host_fn host_timer_fns[];     /* timers.c */
 
 /* Finds the host function for an import; NULL if there is none. */
 const struct host_fn *host_find(const char *module, size_t module_len, const char *name,

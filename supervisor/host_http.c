@@ -58,6 +58,7 @@
 #include "src/netpolicy.h"
 #include "src/util/buf.h"
 #include "src/util/crypto.h"
+#include "supervisor/channel.h"
 #include "supervisor/host.h"
 #include "supervisor/supervisor.h"
 
@@ -440,7 +441,7 @@ static int32_t parse_request(struct host_call *k, struct actor *a, const uint8_t
 			     struct http_req *r)
 {
 	static const char *const keys[] = {"method", "url", "headers", "body", "body_b64",
-					   "timeout_ms", NULL};
+					   "timeout_ms", "relay", NULL};
 	json_t *d = r->doc = json_parse((const char *)text, len, 16, &k->e);
 	if (!d)
 		return HOST_EINVAL;
@@ -794,6 +795,7 @@ struct http_ctx {
 	struct addr_policy ap;
 	json_t *ports;
 	uint32_t timeout, out;
+	struct channel_relay *relay;  /* "relay": chunks while the body arrives */
 };
 
 static void http_ctx_free(void *p)
@@ -803,6 +805,7 @@ static void http_ctx_free(void *p)
 	json_decref(x->k.out);
 	req_release(&x->r);
 	json_decref(x->ports);
+	channel_relay_free(x->relay);
 	free(x);
 }
 
@@ -873,6 +876,9 @@ static void http_done(struct wasm_caller *c, struct actor *a, struct host_wait *
 		      struct wasm_value *results)
 {
 	struct http_ctx *x = ctx;
+	if (x->relay)
+		json_object_set_new(x->k.out, "relayed",
+				    json_integer((json_int_t)channel_relay_record(x->relay)));
 	x->k.rc = http_result(x, c, a, w);
 	host_call_end(&x->k, a, MOD, "send-http", results);
 	x->k.in = x->k.out = NULL;     /* host_call_end gave them to the event */
@@ -906,12 +912,29 @@ static int32_t start(struct http_ctx *x, struct actor *a, struct host_wait **w_o
 	if (lim.max_bytes == 0)
 		lim.max_bytes = 1;          /* 0 would mean the default */
 	json_object_set_new(k->in, "timeout_ms", json_integer(x->timeout));
+	const json_t *relay = json_object_get(x->r.doc, "relay");
+	int32_t rrc = channel_relay_new(a, relay, &x->relay, &k->e);
+	if (rrc)
+		return rrc;
+	if (x->relay) {
+		json_object_set(k->in, "relay", (json_t *)relay);
+		for (size_t i = 0; i < r->nused; i++)    /* relayed chunks are scrubbed too */
+			channel_relay_secret(x->relay, r->used[i].name, r->used[i].value,
+					     r->used[i].len);
+		fr.on_data = channel_relay_feed;
+		fr.on_data_user = x->relay;
+	}
 	struct host_wait *w = host_wait_new();
-	if (!w)
+	if (!w) {
+		if (x->relay)
+			channel_relay_feed(x->relay, NULL, 0);   /* no transfer will */
 		return fail(k, HOST_EFAILED, ERR_NOMEM, "out of memory");
+	}
 	enum err_code fc = fetch_start(supervisor_fetcher(host_supervisor(a)), &fr, &lim,
 				       on_fetched, w, &k->e);
 	if (fc) {
+		if (x->relay)
+			channel_relay_feed(x->relay, NULL, 0);
 		host_wait_unref(w);
 		host_wait_unref(w);
 		return fetch_failed(k, fc, r->url, x->timeout);

@@ -64,7 +64,7 @@ struct rp {
 	struct wasm_instance *inst;
 	struct wasm_memory *mem;
 	struct wasm_func *f_alloc, *f_reset, *f_init, *f_send, *f_request;
-	struct wasm_func *f_child_exit, *f_child_error;
+	struct wasm_func *f_child_exit, *f_child_error, *f_timer;
 	struct rp_bind *binds;
 	size_t nbinds, capbinds;
 	/* the state before the next call */
@@ -351,6 +351,7 @@ static enum err_code instantiate(struct rp *r, uint64_t seq)
 	r->f_request = export_func(r, "handle-request");
 	r->f_child_exit = export_func(r, "handle-child-exit");
 	r->f_child_error = export_func(r, "handle-child-error");
+	r->f_timer = export_func(r, "handle-timer");
 	struct wasm_func *ver = export_func(r, "theater_abi_version");
 	struct wasm_value v;
 	if (ver)    /* the live runtime calls it once per instance: so does replay */
@@ -475,9 +476,9 @@ static json_t *got_of(struct rp *r, const char *fn, enum err_code rc, const stru
 static struct wasm_func *func_named(struct rp *r, const char *fn)
 {
 	static const char *const names[] = {"init", "handle-send", "handle-request",
-					    "handle-child-exit", "handle-child-error"};
+					    "handle-child-exit", "handle-child-error", "handle-timer"};
 	struct wasm_func *const funcs[] = {r->f_init, r->f_send, r->f_request, r->f_child_exit,
-					   r->f_child_error};
+					   r->f_child_error, r->f_timer};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(names[i], fn) == 0)
 			return funcs[i];

@@ -20,6 +20,7 @@
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/channel.h"
 #include "supervisor/durable.h"
 #include "supervisor/evbytes.h"
 #include "supervisor/host.h"
@@ -31,12 +32,14 @@
 
 struct reply {
 	supervisor_reply_fn fn;
+	supervisor_chunk_fn chunk;    /* NULL: the client takes whole answers */
 	void *user;
 	int answered;                 /* under the actor lock */
 	int refs;                     /* under the actor lock: mail + timer */
 };
 
-enum mail_kind { MAIL_SEND, MAIL_REQUEST, MAIL_CHILD_EXIT, MAIL_CHILD_ERROR };
+enum mail_kind { MAIL_SEND, MAIL_REQUEST, MAIL_CHILD_EXIT, MAIL_CHILD_ERROR, MAIL_TIMER };
+#define IS_CHILD_MAIL(k) ((k) == MAIL_CHILD_EXIT || (k) == MAIL_CHILD_ERROR)
 
 struct mail {
 	struct mail *next;
@@ -55,7 +58,8 @@ struct actor_rt {
 	struct wasm_instance *inst;
 	struct wasm_memory *mem;
 	struct wasm_func *f_alloc, *f_reset, *f_init, *f_send, *f_request;
-	struct wasm_func *f_child_exit, *f_child_error;
+	struct wasm_func *f_child_exit, *f_child_error, *f_timer;
+	struct mail *cur;             /* the mail of the call in progress (channel.h) */
 	unsigned grants;
 	json_t *handlers;             /* type -> config object */
 	json_t *no_config;            /* {} for a granted handler without settings */
@@ -220,6 +224,7 @@ static enum err_code find_exports(struct actor_rt *rt, const char **reason, stru
 	rt->f_request = export_func(rt, "handle-request");
 	rt->f_child_exit = export_func(rt, "handle-child-exit");
 	rt->f_child_error = export_func(rt, "handle-child-error");
+	rt->f_timer = export_func(rt, "handle-timer");
 	if (!ver || !rt->f_alloc || !rt->f_init)
 		return err_set(err, ERR_WASM_LINK, "the module lacks a required export of the "
 			       "actor abi: %s", !ver ? "theater_abi_version"
@@ -747,6 +752,8 @@ void runtime_stop(struct supervisor *s, struct actor *a)
 	struct err e;
 	err_set(&e, ERR_CONFLICT, "actor '%s' stopped before it answered", a->run.id);
 	answer_all(s, a, list, &e);
+	channel_drop_all(s, a, &e);
+	timers_drop_all(a);
 	runtime_free(rt);
 }
 
@@ -759,6 +766,10 @@ void runtime_suspend(struct supervisor *s, struct actor *a)
 	err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the request will be processed "
 		"when it starts again");
 	answer_all(s, a, list, &e);
+	err_set(&e, ERR_UNAVAILABLE, "the server is stopping; the actor deferred this request "
+		"and cannot answer it after the restart");
+	channel_drop_all(s, a, &e);
+	timers_drop_all(a);
 	runtime_free(rt);
 }
 
@@ -794,7 +805,7 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 }
 
 static const char *const call_names[] = {"handle-send", "handle-request", "handle-child-exit",
-					 "handle-child-error"};
+					 "handle-child-error", "handle-timer"};
 
 /* What a finished mail call leads to: its event, its answer, a failure. */
 static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum err_code rc,
@@ -805,6 +816,7 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 	rc = call_end(a, rc, res, &o, e);
 	pthread_mutex_lock(&a->lock);
 	int suspending = rt->suspending;
+	rt->cur = NULL;
 	pthread_mutex_unlock(&a->lock);
 	if (rc == ERR_WASM_EXHAUSTED && suspending) {
 		/* Cut short by the server's stop: not the actor's failure. Nothing is
@@ -816,8 +828,9 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 		return;
 	}
 	record_call(s, a, call_names[m->kind], m->data, m->len, m->seq, &o, rc, e);
-	if (m->reply)
+	if (m->reply || channel_has_answers(a))
 		record_sync(s, a);    /* what the answer reports is on disk before it goes */
+	channel_flush(s, a);      /* deferred requests this call answered */
 	if (rc) {
 		/* The failure is recorded before the caller hears of it, so whoever gets
 		 * the answer sees the run failed. The policy may restart it. */
@@ -841,7 +854,7 @@ static int process(struct supervisor *s, struct actor *a, struct mail *m)
 {
 	struct actor_rt *rt = a->rt;
 	struct wasm_func *const funcs[] = {rt->f_send, rt->f_request, rt->f_child_exit,
-					   rt->f_child_error};
+					   rt->f_child_error, rt->f_timer};
 	struct wasm_func *f = funcs[m->kind];
 	struct err e = {0};
 	if (!f) {
@@ -850,13 +863,16 @@ static int process(struct supervisor *s, struct actor *a, struct mail *m)
 		record_dropped(s, a, &one, "not_exported");
 	}
 	if (!f && m->kind >= MAIL_CHILD_EXIT)
-		return 0;    /* a parent need not listen to its children */
+		return 0;    /* a parent need not listen to its children, nor anyone to ticks */
 	if (!f) {
 		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", call_names[m->kind]);
 		answer(s, a, m->reply, ERR_UNSUPPORTED, &e, NULL, 0);
 		return 0;
 	}
 	struct wasm_value res;
+	pthread_mutex_lock(&a->lock);
+	rt->cur = m;              /* also while parked: its chunks may still be relayed */
+	pthread_mutex_unlock(&a->lock);
 	enum err_code rc = call_start(s, a, f, m->data, m->len, 1, &res, &e);
 	if (rc == ERR_WASM_SUSPEND) {
 		rt->park_mail = m;
@@ -1007,7 +1023,8 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 	return ERR_OK;
 }
 
-static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error"};
+static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error",
+					       "timer"};
 
 /* Accepts mail for actor `to`: checks it can take it (reserving a place), records
  * its `message-server/received` event (durable before this returns: it is what
@@ -1036,7 +1053,7 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	pthread_mutex_lock(&a->lock);
-	rc = kind >= MAIL_CHILD_EXIT ? (a->rt ? ERR_OK : ERR_CONFLICT)
+	rc = IS_CHILD_MAIL(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
 				     : can_take_mail(s, a, len, err);
 	if (!rc)
 		a->mail_reserved++;
@@ -1045,7 +1062,8 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 		goto fail;
 	struct err se = {0};
 	json_t *ev = json_pack("{s:s, s:s, s:I}", "from",
-			       from ? from : kind >= MAIL_CHILD_EXIT ? "supervisor" : "api", "kind",
+			       from ? from : kind == MAIL_TIMER ? "timer"
+			       : IS_CHILD_MAIL(kind) ? "supervisor" : "api", "kind",
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
 	/* From another actor: written now, durable before the sender's own events
@@ -1138,6 +1156,15 @@ enum err_code supervisor_request(struct supervisor *s, const char *to, const cha
 				 const void *data, size_t len, uint32_t timeout_ms,
 				 supervisor_reply_fn reply, void *user, struct err *err)
 {
+	return supervisor_request_stream(s, to, from, data, len, timeout_ms, reply, NULL, user,
+					 err);
+}
+
+enum err_code supervisor_request_stream(struct supervisor *s, const char *to, const char *from,
+					const void *data, size_t len, uint32_t timeout_ms,
+					supervisor_reply_fn reply, supervisor_chunk_fn chunk,
+					void *user, struct err *err)
+{
 	struct reply *r = calloc(1, sizeof(*r));
 	struct req_timer *t = calloc(1, sizeof(*t));
 	if (!r || !t) {
@@ -1145,7 +1172,7 @@ enum err_code supervisor_request(struct supervisor *s, const char *to, const cha
 		free(t);
 		return err_set(err, ERR_NOMEM, "cannot queue a request");
 	}
-	*r = (struct reply){.fn = reply, .user = user, .refs = 2};
+	*r = (struct reply){.fn = reply, .chunk = chunk, .user = user, .refs = 2};
 	struct actor *a = NULL;
 	enum err_code rc = accept_mail(s, to, from, MAIL_REQUEST, data, len, r, &a, err);
 	if (rc) {
@@ -1339,7 +1366,7 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 	const char *kind = json_string_value(json_object_get(received, "kind"));
 	const char *from = json_string_value(json_object_get(received, "from"));
 	enum mail_kind k = MAIL_SEND;
-	for (int i = 0; kind && i < 4; i++)
+	for (int i = 0; kind && i < 5; i++)
 		if (strcmp(kind, mail_kind_names[i]) == 0)
 			k = (enum mail_kind)i;
 	struct mail *m = calloc(1, sizeof(*m));
@@ -1360,7 +1387,8 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 		m->data = calloc(1, 1);
 	m->kind = k;
 	m->seq = seq;
-	if (from && strcmp(from, "api") != 0 && strcmp(from, "supervisor") != 0)
+	if (from && strcmp(from, "api") != 0 && strcmp(from, "supervisor") != 0 &&
+	    strcmp(from, "timer") != 0)
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	pthread_mutex_lock(&a->lock);
 	if (a->mail_tail)
@@ -1382,4 +1410,75 @@ void runtime_kick(struct supervisor *s, struct actor *a)
 	if (a->rt && a->mail_head)
 		schedule_locked(s, a);
 	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- deferred and streamed answers, timer ticks (channel.h) ---- */
+
+struct reply *runtime_current_reply(struct actor *a, uint64_t *id_out)
+{
+	struct mail *m = a->rt ? a->rt->cur : NULL;
+	if (!m || m->kind != MAIL_REQUEST || !m->reply)
+		return NULL;
+	*id_out = m->seq;
+	return m->reply;
+}
+
+uint64_t runtime_current_request(struct actor *a)
+{
+	struct mail *m = a->rt ? a->rt->cur : NULL;
+	return m && m->kind == MAIL_REQUEST ? m->seq : 0;
+}
+
+struct reply *runtime_defer_current(struct actor *a, uint64_t *id_out)
+{
+	struct reply *r = runtime_current_reply(a, id_out);
+	if (r)
+		a->rt->cur->reply = NULL;   /* the mail's reference goes to the caller */
+	return r;
+}
+
+int runtime_reply_send(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
+		       const struct err *err, const uint8_t *data, size_t len)
+{
+	int waiting = runtime_reply_waiting(a, r);
+	answer(s, a, r, rc, err, data, len);
+	return waiting;
+}
+
+int runtime_reply_chunk_locked(struct reply *r, const uint8_t *data, size_t len)
+{
+	/* Under the actor lock: r cannot be answered (nor freed) meanwhile, so a
+	 * chunk never reaches a client after its answer began. */
+	if (r->answered || !r->chunk)
+		return 0;
+	r->chunk(r->user, data, len);
+	return 1;
+}
+
+int runtime_reply_waiting_locked(struct reply *r)
+{
+	return !r->answered;
+}
+
+int runtime_reply_waiting(struct actor *a, struct reply *r)
+{
+	pthread_mutex_lock(&a->lock);
+	int w = !r->answered;
+	pthread_mutex_unlock(&a->lock);
+	return w;
+}
+
+enum err_code runtime_deliver_tick(struct supervisor *s, const char *actor_id, const void *data,
+				   size_t len, struct err *err)
+{
+	struct actor *a = NULL;
+	enum err_code rc = accept_mail(s, actor_id, NULL, MAIL_TIMER, data, len, NULL, &a, err);
+	if (!rc)
+		actor_unref(s, a);
+	return rc;
+}
+
+int runtime_has_timer_export(struct actor *a)
+{
+	return a->rt && a->rt->f_timer;
 }

@@ -146,6 +146,17 @@ typedef void (*supervisor_reply_fn)(void *user, enum err_code rc, const struct e
 enum err_code supervisor_request(struct supervisor *s, const char *to, const char *from,
 				 const void *data, size_t len, uint32_t timeout_ms,
 				 supervisor_reply_fn reply, void *user, struct err *err);
+/* A piece of a streamed answer (docs/actor-abi.md, "Deferred and streamed
+ * answers"): the bytes the actor sent with send-chunk (borrowed for the call),
+ * in order, before the reply. Called on the thread of the actor's call (or of
+ * its host call), never after the reply began. */
+typedef void (*supervisor_chunk_fn)(void *user, const uint8_t *data, size_t len);
+/* supervisor_request, and chunk (may be NULL: chunks are recorded, not sent)
+ * gets the pieces of the answer the actor streams; reply gets the full answer. */
+enum err_code supervisor_request_stream(struct supervisor *s, const char *to, const char *from,
+					const void *data, size_t len, uint32_t timeout_ms,
+					supervisor_reply_fn reply, supervisor_chunk_fn chunk,
+					void *user, struct err *err);
 /* The current state bytes of a run (malloc'd). ERR_NOT_FOUND. */
 enum err_code supervisor_state(struct supervisor *s, const char *id, uint8_t **data_out,
 			       size_t *len_out, struct err *err);

@@ -56,6 +56,10 @@ struct actor {
 	/* The running instance (runtime.c). rt is created by the spawn pipeline and
 	 * used only by the one job that runs the actor at a time (`scheduled`). */
 	struct actor_rt *rt;
+	/* Deferred requests (channel.c) and timers (timers.c) of the running
+	 * instance; lock. Emptied when the instance goes (runtime_stop/suspend). */
+	struct channel_tab *chan;
+	struct timer_tab *timers;
 	uint8_t *state;               /* lock: the current state bytes */
 	size_t state_len;
 	char state_sha[65];           /* lock: hex SHA-256 of state */

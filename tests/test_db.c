@@ -310,6 +310,12 @@ static void test_events_index(void **state)
 	assert_int_equal(db_event_get(f->d, id, 42, &ts, &off, &e), ERR_OK);
 	assert_int_equal(ts, 2);
 	assert_int_equal(off, 1);
+	char type[4];
+	assert_int_equal(db_event_type(f->d, id, 42, &ts, type, sizeof(type), &e), ERR_OK);
+	assert_string_equal(type, "x");
+	assert_int_equal(db_event_type(f->d, id, 43, &ts, type, sizeof(type), &e), ERR_OK);
+	assert_string_equal(type, "was");   /* cut to fit */
+	assert_int_equal(db_event_type(f->d, id, 101, &ts, type, sizeof(type), &e), ERR_NOT_FOUND);
 	assert_int_equal(db_event_get(f->d, id, 101, &ts, &off, &e), ERR_NOT_FOUND);
 	/* One bad row rolls the whole batch back. */
 	struct db_event_row mixed[2] = {{.seq = 200, .event_type = "ok"}, {.seq = 0, .event_type = "bad"}};

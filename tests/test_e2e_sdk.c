@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "src/util/crypto.h"
@@ -95,6 +96,12 @@ static void ask_refused(const char *id, const char *msg, const char *why)
 	json_decref(j);
 	http_result_release(&r);
 	free(p);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
 }
 
 static json_t *state_of(const char *id)
@@ -448,6 +455,25 @@ static void hostcalls_for(const char *lang)
 	expect_hc(id, "ok some", "alloc 100000");
 	expect_hc(id, "ok null", "alloc 200000000");
 	expect_hc(id, "ok some", "alloc 100000");
+	/* deferred and streamed answers, timers */
+	expect_hc(id, "ok 0", "chunk a piece");          /* this client takes whole answers */
+	expect_hc(id, "err not found", "respond 999999 late");
+	expect_hc(id, "err not found", "fail 999999 late");
+	expect_hc(id, "err denied", "timer t 1 0");       /* below min_timer_ms */
+	expect_hc(id, "ok", "timer t 100 0");
+	expect_hc(id, "ok", "timer u 60000 0");
+	expect_hc(id, "ok", "cancel u");
+	expect_hc(id, "err not found", "cancel u");
+	json_t *st = NULL;
+	for (int i = 0; i < 600; i++) {                   /* the tick of t arrives */
+		json_decref(st);
+		st = state_of(id);
+		if (json_integer_value(json_object_get(st, "ticks")) == 1)
+			break;
+		sleep_ms(100);
+	}
+	assert_int_equal(json_integer_value(json_object_get(st, "ticks")), 1);
+	json_decref(st);
 	/* an unknown command is the actor's own error */
 	ask_refused(id, "bogus", "unknown command");
 	free(id);

@@ -8,8 +8,9 @@
 // stream is filled in from GET /actors/<id> (parent, package...).
 //
 // ListView renders the store as a table (newest first) with status and name
-// filters. "Last event" is the newest event the /events stream reported for the
-// run (or its chain stream, while its page is open). Rows are keyed by actor id
+// filters. "Last event" is the newest chain event of any type: from GET /actors
+// (`last_event`, read again every few seconds while the list is shown), the /events
+// stream, or the chain stream while the run's page is open. Rows are keyed by actor id
 // and updated in place, so a live update never takes the keyboard focus away
 // from a row's link.
 
@@ -53,6 +54,18 @@ export class ActorStore extends EventTarget {
 
   get(id) {
     return this.runs.get(id);
+  }
+
+  // Reads the newest page again (for "Last event": /events carries lifecycle
+  // events only, GET /actors says each run's newest event of any type).
+  async poll() {
+    const r = await api.get(`/actors?limit=${PAGE}`);
+    for (const run of r.items) {
+      const old = this.runs.get(run.id);
+      const le = run.last_event;
+      if (old && le && old.last && !old.last.guess && old.last.seq === le.seq) continue;   // nothing new
+      this.merge(run);
+    }
   }
 
   // One event of the /events stream.
@@ -121,7 +134,9 @@ export class ActorStore extends EventTarget {
       for (const k of ['parent_id', 'manifest_ref', 'package_ref', 'package_sha256', 'name'])
         if (old[k] == null) old[k] = fresh[k];
     } else {
-      if (old && old.last && old.last.seq >= fresh.seen) fresh.last = old.last;
+      // Keep what we knew when it is newer, or as new and not a guess.
+      if (old && old.last && (old.last.seq > fresh.last.seq || (old.last.seq === fresh.last.seq && fresh.last.guess)))
+        fresh.last = old.last;
       this.runs.set(run.id, fresh);
     }
     this.#changed(run.id);
@@ -135,12 +150,15 @@ export class ActorStore extends EventTarget {
 function fromRun(run) {
   const r = { ...run, chain: run.chain || { length: 0, head: null } };
   r.seen = r.chain.length || 0;
-  r.last = guessLast(r);
+  const le = run.last_event;
+  r.last = le && le.type ? { seq: le.seq, type: le.type, time: le.time } : guessLast(r);
+  delete r.last_event;
   return r;
 }
 
-// The snapshot does not say which event came last; its status tells which
-// lifecycle event it was, and the live streams replace the guess.
+// A server that does not report last_event (or a run whose newest event is not
+// indexed yet): its status tells which lifecycle event came last, and the live
+// streams and the next poll replace the guess.
 function guessLast(r) {
   if (TERMINAL.has(r.status)) return { seq: r.seen, type: r.status, time: r.stopped_at, guess: true };
   if (r.status === 'running') return { seq: r.seen, type: 'started', time: r.started_at, guess: true };

@@ -60,6 +60,7 @@ export async function request(method, path, opts = {}) {
 export const api = {
   get: (path, opts) => request('GET', path, opts),
   post: (path, opts) => request('POST', path, opts),
+  put: (path, opts) => request('PUT', path, opts),
   del: (path, opts) => request('DELETE', path, opts),
 };
 

@@ -1,5 +1,9 @@
 // app.js - the dashboard's entry: sign-in, the actor list's stream, the router.
 //
+// Views: the list (#/) is always there underneath; every other view is a row of
+// VIEWS (a hash pattern, its <section>, and a class with start() and close(), one
+// file each), so a new view is one more row and one more file.
+//
 // Streams: the list follows ONE /events EventSource for the page's whole life; the
 // actor page opens ONE chain EventSource and closes it when you leave. Browsers
 // allow six HTTP/1.1 connections per host, so two streams leave room for calls.
@@ -15,7 +19,12 @@ import { ResumableStream } from './stream.js';
 import { ActorStore, ListView } from './actors.js';
 import { ActorPage, showStreamState } from './actor.js';
 import { setupSpawn } from './spawn.js';
+import { ServerView } from './server.js';
+import { StoresView } from './stores.js';
+import { SecretsView } from './secrets.js';
 import { h } from './util.js';
+
+const LIST_POLL_MS = 5000;
 
 const RENEW_MS = 20 * 60 * 1000;
 const $ = (id) => document.getElementById(id);
@@ -113,14 +122,18 @@ class Auth {
 }
 
 // Errors stay on screen until dismissed; the same message is not stacked twice.
-function showError(message) {
+function showError(message, kind = '') {
   const box = $('alerts');
   for (const a of box.children) if (a.dataset.msg === message) return;
-  const alert = h('div', { class: 'alert', role: 'alert', 'data-msg': message },
+  const alert = h('div', { class: `alert ${kind}`, role: kind ? 'status' : 'alert', 'data-msg': message },
     h('span', null, message),
     h('button', { type: 'button', class: 'quiet', 'aria-label': 'dismiss', onclick: () => alert.remove() }, '×'));
   box.append(alert);
   while (box.children.length > 4) box.firstElementChild.remove();
+}
+
+function showNotice(message) {
+  showError(message, 'notice');
 }
 
 const auth = new Auth();
@@ -131,26 +144,59 @@ function actorEls() {
   return {
     title: $('actor-title'), status: $('actor-status'), facts: $('actor-facts'), pill: $('chain-stream'),
     btnVerify: $('btn-verify'), btnStop: $('btn-stop'), btnKill: $('btn-kill'), verify: $('verify-result'),
+    btnRestart: $('btn-restart'), btnReplay: $('btn-replay'), btnDelete: $('btn-delete'), action: $('action-result'),
     timeline: $('timeline'), count: $('tl-count'), inspector: $('inspector'), state: $('state'),
-    messaging: $('messaging'),
+    messaging: $('messaging'), metrics: $('actor-metrics'), diff: $('state-diff'), filter: $('chain-filter'),
   };
 }
 
+// The views besides the list: hash pattern, section id, nav key, and how to make one.
+export const VIEWS = [
+  { re: /^#\/actors\/([0-9a-f-]{36})$/, section: 'actor-view', nav: 'list', focus: 'actor-title',
+    make: (m) => {
+      const p = new ActorPage(m[1], { store, els: actorEls(), auth, showError, showNotice });
+      return { start: () => p.open().catch((e) => showError(`cannot open the actor: ${e.message}`)), close: () => p.close() };
+    } },
+  { re: /^#\/server$/, section: 'server-view', nav: 'server', make: () => new ServerView($('server-view')) },
+  { re: /^#\/stores(?:\/([^/]+))?$/, section: 'stores-view', nav: 'stores',
+    make: (m) => new StoresView($('stores-view'), m[1] ? decodeURIComponent(m[1]) : null) },
+  { re: /^#\/secrets$/, section: 'secrets-view', nav: 'secrets', make: () => new SecretsView($('secrets-view')) },
+];
+
 function route() {
-  const m = /^#\/actors\/([0-9a-f-]{36})$/.exec(location.hash);
   if (page) {
     page.close();
     page = null;
   }
-  $('list-view').hidden = Boolean(m);
-  $('actor-view').hidden = !m;
-  if (!m) {
+  let view = null, m = null;
+  for (const v of VIEWS) {
+    m = v.re.exec(location.hash);
+    if (m) {
+      view = v;
+      break;
+    }
+  }
+  $('list-view').hidden = Boolean(view);
+  for (const v of VIEWS) $(v.section).hidden = v !== view;
+  const nav = view ? view.nav : 'list';
+  for (const a of document.querySelectorAll('nav.views a'))
+    if (a.dataset.view === nav) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  if (!view) {
     document.title = 'theater';
     return;
   }
-  page = new ActorPage(m[1], { store, els: actorEls(), auth, showError });
-  page.open().catch((e) => showError(`cannot open the actor: ${e.message}`));
-  $('actor-title').focus();
+  page = view.make(m);
+  page.start();
+  if (view.focus) $(view.focus).focus();
+}
+
+// "Last event" needs GET /actors again now and then (the stream has lifecycle events only).
+function pollList() {
+  setTimeout(async () => {
+    if (!$('list-view').hidden && document.visibilityState !== 'hidden')
+      await store.poll().catch(() => {});   // the stream's pill shows connection trouble
+    pollList();
+  }, LIST_POLL_MS);
 }
 
 async function boot() {
@@ -190,6 +236,7 @@ async function boot() {
   $('boot').hidden = true;
   window.addEventListener('hashchange', route);
   route();
+  pollList();
 }
 
 boot().catch((e) => {

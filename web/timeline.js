@@ -16,6 +16,7 @@
 
 import { api, actorPath } from './api.js';
 import { h, fmtTime, shortHash, preview, fmtSize, copyButton } from './util.js';
+import { describe } from './events.js';
 
 const ROW = 30;              // px; the same as .tl-row in app.css
 const PAGE = 100;            // events per fetched page
@@ -200,7 +201,7 @@ export class Timeline {
     c.type.title = ev.event_type;
     setCopy(c.hash, ev.hash, 'hash');
     setCopy(c.parent, ev.parent_hash, 'parent hash');
-    c.data.textContent = preview(ev);
+    c.data.textContent = describe(ev) ?? preview(ev);   // a call: function(input) → answer
     c.size.textContent = fmtSize(ev.size ?? 0);
   }
 

@@ -23,8 +23,13 @@
  *                     "parameters": {JSON schema}}}; offered to the model as
  *                     functions; a call is answered by a request to that actor
  *                     with the call's arguments (a JSON text) as the message
- *   stream            accepted; relaying tokens as they come needs the
- *                     streaming API (pending), so the answer comes whole
+ *   stream            true: ask the model to stream (OpenAI's `stream: true`
+ *                     server-sent events) and relay its tokens as chunks of the
+ *                     answer to a caller that streams (POST /actors/{id}/requests
+ *                     with Accept: text/event-stream); the host relays them while
+ *                     the model still writes (send-http's "relay"), and the agent
+ *                     assembles the whole reply (text and tool calls) from the
+ *                     events. Default false.
  *   messages          the conversation (user, assistant and tool turns)
  *
  * A request is the user's message (plain text); the answer is the model's
@@ -56,6 +61,7 @@ struct agent {
 	struct js endpoint, model, system, messages;   /* raw JSON values; system may be empty */
 	struct js secret, tools;                       /* the secret's name (decoded); tools object */
 	int64_t max_messages, retries, backoff_ms;
+	int stream;
 };
 
 static int starts_with(struct js s, const char *prefix)
@@ -119,6 +125,11 @@ static const char *agent_load(struct agent *a, const char *state, uint32_t len)
 	    (why = int_key(a->st, "retry_backoff_ms", 0, MAX_BACKOFF_MS, &a->backoff_ms,
 			   "'retry_backoff_ms' must be an integer from 0 to 10000")))
 		return why;
+	if (js_get(a->st, "stream", &v)) {
+		if (!js_bytes_eq(v, "true") && !js_bytes_eq(v, "false"))
+			return "'stream' must be true or false";
+		a->stream = js_bytes_eq(v, "true");
+	}
 	if (js_get(a->st, "tools", &v)) {
 		if (!js_is_object(v))
 			return "'tools' must be an object of name -> {actor, description, parameters}";
@@ -232,6 +243,8 @@ static void write_http_request(struct jb *b, const struct agent *a, struct js tu
 	jb_char(&chat, ']');
 	if (a->tools.n)
 		write_tools(&chat, a->tools);
+	if (a->stream)
+		jb_cstr(&chat, ",\"stream\":true");
 	jb_char(&chat, '}');
 	if (!jb_ok(&chat)) {
 		b->oom = 1;
@@ -239,8 +252,10 @@ static void write_http_request(struct jb *b, const struct agent *a, struct js tu
 	}
 	jb_cstr(b, "{\"method\":\"POST\",\"url\":");
 	jb_raw(b, a->endpoint.p, a->endpoint.n);
-	jb_cstr(b, ",\"headers\":{\"Content-Type\":\"application/json\","
-		"\"Accept\":\"application/json\"");
+	if (a->stream)    /* the host sends each token to our caller as it comes */
+		jb_cstr(b, ",\"relay\":{\"request\":0,\"pointer\":\"/choices/0/delta/content\"}");
+	jb_cstr(b, ",\"headers\":{\"Content-Type\":\"application/json\",\"Accept\":");
+	jb_cstr(b, a->stream ? "\"text/event-stream\"" : "\"application/json\"");
 	if (a->secret.n) {
 		jb_cstr(b, ",\"Authorization\":\"Bearer {{secret:");
 		jb_raw(b, a->secret.p, a->secret.n);    /* checked: no quote or backslash */
@@ -297,9 +312,91 @@ static int32_t post_chat(const struct agent *a, const struct jb *req, struct js 
 	}
 }
 
+/* A tool call assembled from the pieces of a stream. */
+struct tool_piece {
+	struct js id;                 /* raw JSON string */
+	struct jb name, args;         /* decoded text */
+	int used;
+};
+
+#define MAX_STREAMED_TOOLS 8
+
+/* Adds one delta's tool_calls pieces (by their "index"). */
+static void add_tool_pieces(struct tool_piece *t, struct js calls)
+{
+	struct js k, tc, v, fn, text;
+	uint32_t pos = 0;
+	while (js_next(calls, &pos, &k, &tc)) {
+		int64_t i;
+		if (!js_get(tc, "index", &v) || !js_int(v, &i) || i < 0 || i >= MAX_STREAMED_TOOLS)
+			continue;
+		if (!t[i].used) {
+			jb_init(&t[i].name, 64);
+			jb_init(&t[i].args, 256);
+			t[i].used = 1;
+		}
+		if (js_get(tc, "id", &v) && js_is_string(v))
+			t[i].id = v;
+		if (!js_get(tc, "function", &fn))
+			continue;
+		if (js_get(fn, "name", &v) && js_string(v, &text))
+			jb_raw(&t[i].name, text.p, text.n);
+		if (js_get(fn, "arguments", &v) && js_string(v, &text))
+			jb_raw(&t[i].args, text.p, text.n);
+	}
+}
+
+/* The assistant message a server-sent event stream of chat-completion chunks
+ * spells: {"role":"assistant","content":..., "tool_calls":[...]} (its text in
+ * out). 0 when the stream holds no choice at all. */
+static int message_of_stream(struct js body, struct jb *out)
+{
+	struct jb content;
+	struct tool_piece tools[MAX_STREAMED_TOOLS] = {0};
+	int any = 0;
+	jb_init(&content, body.n / 2 + 16);
+	for (uint32_t i = 0; i < body.n;) {
+		uint32_t end = i;
+		while (end < body.n && body.p[end] != '\n')
+			end++;
+		struct js line = {body.p + i, end - i}, chunk, v, choice, delta, text;
+		i = end + 1;
+		if (line.n < 5 || memcmp(line.p, "data:", 5) != 0)
+			continue;
+		line.p += 5;
+		line.n -= 5;
+		if (!js_parse(line.p, line.n, &chunk) || !js_get(chunk, "choices", &v) ||
+		    !js_at(v, 0, &choice) || !js_get(choice, "delta", &delta))
+			continue;        /* [DONE], or not a chunk */
+		any = 1;
+		if (js_get(delta, "content", &v) && js_string(v, &text))
+			jb_raw(&content, text.p, text.n);
+		if (js_get(delta, "tool_calls", &v) && js_is_array(v))
+			add_tool_pieces(tools, v);
+	}
+	jb_cstr(out, "{\"role\":\"assistant\",\"content\":");
+	jb_quote(out, content.p, content.len);
+	for (int t = 0, n = 0; t < MAX_STREAMED_TOOLS; t++) {
+		if (!tools[t].used)
+			continue;
+		jb_cstr(out, n++ ? "," : ",\"tool_calls\":[");
+		jb_cstr(out, "{\"id\":");
+		jb_raw(out, tools[t].id.n ? tools[t].id.p : "\"\"", tools[t].id.n ? tools[t].id.n : 2);
+		jb_cstr(out, ",\"type\":\"function\",\"function\":{\"name\":");
+		jb_quote(out, tools[t].name.p, tools[t].name.len);
+		jb_cstr(out, ",\"arguments\":");
+		jb_quote(out, tools[t].args.p, tools[t].args.len);
+		jb_cstr(out, "}}");
+		if (t == MAX_STREAMED_TOOLS - 1 || !tools[t + 1].used)
+			jb_char(out, ']');
+	}
+	jb_char(out, '}');
+	return any && jb_ok(&content);
+}
+
 /* The model's message from the endpoint's answer, or an error message. */
-static const char *message_of(struct js answer, int64_t status, struct js *msg,
-			      struct js *detail)
+static const char *message_of(const struct agent *a, struct js answer, int64_t status,
+			      struct js *msg, struct js *detail)
 {
 	struct js resp, v, body, chat, choice;
 	*detail = (struct js){0, 0};
@@ -310,6 +407,12 @@ static const char *message_of(struct js answer, int64_t status, struct js *msg,
 	if (status < 200 || status > 299) {
 		*detail = body;
 		return "the endpoint answered an error status";
+	}
+	if (a->stream) {     /* an endpoint that does not stream answers as usual */
+		struct jb m;
+		jb_init(&m, body.n + 64);
+		if (message_of_stream(body, &m) && jb_ok(&m) && js_parse(m.p, m.len, msg))
+			return 0;
 	}
 	if (!js_parse(body.p, body.n, &chat) || !js_get(chat, "choices", &v) ||
 	    !js_at(v, 0, &choice) || !js_get(choice, "message", msg) || !js_is_object(*msg)) {
@@ -383,7 +486,7 @@ struct theater_result *handle_request(const char *state, uint32_t len, const cha
 		int32_t rc = post_chat(&a, &req, &resp, &status);
 		if (rc < 0)
 			return fail(&a, "send-http failed", js_cstr(hosterr_name(rc)));
-		if ((why = message_of(resp, status, &message, &detail)))
+		if ((why = message_of(&a, resp, status, &message, &detail)))
 			return fail(&a, why, detail);
 		jb_char(&turns, ',');
 		jb_raw(&turns, message.p, message.n);

@@ -6,6 +6,7 @@ const RENAMES = {
   handle_request: "handle-request",
   handle_child_exit: "handle-child-exit",
   handle_child_error: "handle-child-error",
+  handle_timer: "handle-timer",
 };
 
 // asc gives the class its program and binaryen before it makes one (no import

@@ -4,8 +4,8 @@
 //   node --test tests/dashboard/dashboard.test.mjs     (run.sh sets it up)
 //
 // Environment: THEATER_BINARY_DIR (theater-server, examples/hello and counter),
-// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core),
-// THEATER_UPDATE_SCREENSHOT=1 to copy the actor page's screenshot to docs/.
+// THEATER_SOURCE_DIR, DASH_DEPS (the folder holding node_modules/playwright-core).
+// Shared helpers are in helpers.mjs; the docs' screenshots come from screenshot.mjs.
 //
 // The browser reaches the server through a small TCP proxy in this process, so a
 // test can cut every connection at once, as a flaky network would. Each page gets
@@ -13,229 +13,19 @@
 // streams were open at once, so "resumes without duplicates" and "never more than
 // two streams" are checked on what the page actually received.
 
+
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  startServer, call, startProxy, openBrowser, streams, seqsShown, waitText, spawnFromForm, rowFor,
+  screenshot, until, range, writeChain, runCleanups,
+} from './helpers.mjs';
 
-const BIN = process.env.THEATER_BINARY_DIR;
-const SRC = process.env.THEATER_SOURCE_DIR;
-const DEPS = process.env.DASH_DEPS;
-if (!BIN || !SRC || !DEPS) throw new Error('set THEATER_BINARY_DIR, THEATER_SOURCE_DIR and DASH_DEPS (see run.sh)');
-const require = createRequire(path.join(DEPS, 'package.json'));
-const { chromium } = require('playwright-core');
-
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const WAIT = { timeout: 20000 };
-const cleanups = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn().catch((e) => console.error('cleanup:', e.message));
-});
-
-// ---- the server -------------------------------------------------------------
-
-async function startServer({ token, home } = {}) {
-  home = home || fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-'));
-  fs.mkdirSync(path.join(home, 'packages'), { recursive: true });
-  fs.copyFileSync(path.join(BIN, 'examples/hello/hello.wasm'), path.join(home, 'packages/hello.wasm'));
-  fs.mkdirSync(path.join(home, 'packages/counter'), { recursive: true });
-  for (const f of ['counter.wasm', 'manifest.json'])
-    fs.copyFileSync(path.join(BIN, 'examples/counter', f), path.join(home, 'packages/counter', f));
-  const env = { ...process.env, THEATER_HOME: home };
-  delete env.THEATER_TOKEN;
-  delete env.THEATER_TOKEN_FILE;
-  delete env.THEATER_LISTEN;
-  if (token) env.THEATER_TOKEN = token;
-  const proc = spawn(path.join(BIN, 'theater-server'), ['--listen', '127.0.0.1:0'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => { log += d; });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`theater-server did not start:\n${log}`)), 60000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`theater-server exited (${code}):\n${log}`)));
-  });
-  const srv = {
-    port, home, proc, url: `http://127.0.0.1:${port}`,
-    log: () => log,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = once(proc, 'exit');
-        proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 30000);
-        await exited;
-        clearTimeout(timer);
-      }
-      fs.rmSync(home, { recursive: true, force: true });
-      return proc.exitCode ?? proc.signalCode;
-    },
-  };
-  cleanups.push(() => srv.stop());
-  return srv;
-}
-
-async function call(srv, method, p, { headers = {}, body } = {}) {
-  const r = await fetch(srv.url + p, { method, headers, body });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: r.status, json, text, headers: r.headers };
-}
-
-// ---- a proxy that can cut every connection ----------------------------------
-
-async function startProxy(targetPort) {
-  const pairs = new Set();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const done = () => {
-      client.destroy();
-      upstream.destroy();
-      pairs.delete(pair);
-    };
-    for (const s of [client, upstream]) {
-      s.on('error', done);
-      s.on('close', done);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const proxy = {
-    port: server.address().port,
-    cut() {
-      const n = pairs.size;
-      for (const p of [...pairs]) {
-        p.client.destroy();
-        p.upstream.destroy();
-      }
-      pairs.clear();
-      return n;
-    },
-    async close() {
-      proxy.cut();
-      server.close();
-    },
-  };
-  cleanups.push(() => proxy.close());
-  return proxy;
-}
-
-// ---- the browser --------------------------------------------------------------
-
-// Runs in the page before its scripts: counts streams, records delivered ids.
-function trackEventSources() {
-  const Orig = window.EventSource;
-  const s = { open: 0, max: 0, urls: [], delivered: {} };
-  window.__streams = s;
-  window.EventSource = class extends Orig {
-    constructor(url, opts) {
-      super(url, opts);
-      s.open++;
-      s.max = Math.max(s.max, s.open);
-      s.urls.push(String(url));
-      let counted = true;
-      this.__drop = () => {
-        if (counted) {
-          counted = false;
-          s.open--;
-        }
-      };
-      this.addEventListener('error', () => { if (this.readyState === 2) this.__drop(); });
-      const key = new URL(url, location.href).pathname;
-      for (const type of ['chain', 'lifecycle']) {
-        this.addEventListener(type, (e) => { (s.delivered[key] ||= []).push(Number(e.lastEventId)); });
-      }
-    }
-
-    close() {
-      this.__drop();
-      super.close();
-    }
-  };
-}
-
-async function openBrowser({ colorScheme = 'light' } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-profile-'));
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
-    viewport: { width: 1440, height: 900 }, colorScheme,
-  });
-  const close = async () => {
-    await ctx.close().catch(() => {});
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  cleanups.push(close);
-  await ctx.addInitScript(trackEventSources);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(WAIT.timeout);
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    // A failed fetch is logged by the browser; the page shows those itself.
-    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  return { ctx, page, problems, close };
-}
-
-const streams = (page) => page.evaluate(() => window.__streams);
-const seqsShown = (page) => page.$$eval('#timeline .tl-row[data-seq]:not([data-loading])',
-  (rows) => rows.map((r) => Number(r.dataset.seq)));
-
-async function waitText(page, selector, text) {
-  await page.waitForFunction(([sel, t]) => {
-    const el = document.querySelector(sel);
-    return el && el.textContent.includes(t);
-  }, [selector, text], WAIT);
-}
-
-// Pastes (or, with a file name, uploads) a manifest and submits the spawn form.
-async function spawnFromForm(page, manifest, { open, file }) {
-  if (!(await page.$eval('#spawn', (d) => d.open))) await page.click('#spawn summary');
-  const text = typeof manifest === 'string' ? manifest : JSON.stringify(manifest, null, 2);
-  if (file) {
-    await page.setInputFiles('#spawn-file', { name: file, mimeType: 'text/plain', buffer: Buffer.from(text) });
-    await waitText(page, '#spawn-result', `Loaded '${file}'`);
-    assert.equal(await page.inputValue('#spawn-manifest'), text);
-  } else {
-    await page.fill('#spawn-manifest', text);
-  }
-  if (open) await page.check('#spawn-open');
-  else await page.uncheck('#spawn-open');
-  await page.click('#spawn-submit');
-  await page.waitForSelector('#spawn-result.ok, #spawn-result.error', { state: 'attached' });
-  return page.textContent('#spawn-result');
-}
-
-function rowFor(page, name) {
-  return page.locator('#actors tbody tr', { has: page.locator(`a:text-is("${name}")`) });
-}
-
-async function screenshot(page, name) {
-  const out = path.join(BIN, 'tests', 'dashboard', name);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  await page.screenshot({ path: out });
-  if (process.env.THEATER_UPDATE_SCREENSHOT === '1' && name === 'dashboard.png')
-    fs.copyFileSync(out, path.join(SRC, 'docs', 'dashboard.png'));
-}
+after(runCleanups);
 
 // ---- the tests ------------------------------------------------------------------
 
@@ -433,20 +223,6 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
 });
 
 // Polls fn until it is true (for work the server finishes after answering).
-async function until(fn, what = 'a condition') {
-  const end = Date.now() + WAIT.timeout;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function range(from, to) {
-  const out = [];
-  for (let i = from; i <= to; i++) out.push(i);
-  return out;
-}
-
 test('with a token: asks once, cookie session, token never in a URL', { timeout: 90000 }, async () => {
   const token = crypto.randomBytes(24).toString('hex');
   const srv = await startServer({ token });
@@ -538,44 +314,6 @@ test('with a token: asks once, cookie session, token never in a URL', { timeout:
 });
 
 // ---- a chain of 100,000 events ---------------------------------------------------
-
-// Writes <home>/chains/<id>.chain and .meta.json in the documented format
-// (docs/chain-format.md): the server indexes the chain when it starts.
-function writeChain(home, id, n) {
-  const dir = path.join(home, 'chains');
-  fs.mkdirSync(dir, { recursive: true });
-  const t0 = Date.now() - n * 10;
-  let parent = Buffer.alloc(32);
-  const parts = [];
-  for (let seq = 1; seq <= n; seq++) {
-    let type = 'theater:simple/runtime/log';
-    let data;
-    if (seq === 1) {
-      type = 'spawned';
-      data = Buffer.from(JSON.stringify({ timestamp: t0, manifest: { name: 'big', package: 'big.wasm' },
-        initial_state: { big: true } }));
-    } else if (seq === 2) {
-      type = 'started';
-      data = Buffer.from(JSON.stringify({ timestamp: t0 + 1 }));
-    } else if (seq === 3) {
-      data = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 0xff, 0xfe, 10, 13]);   // not JSON
-    } else {
-      data = Buffer.from(`{"timestamp":${t0 + seq * 10},"message":"event ${seq}"}`);
-    }
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(Buffer.byteLength(type));
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64BE(BigInt(data.length));
-    const hash = crypto.createHash('sha256').update(parent).update(head).update(type).update(len)
-      .update(data).digest();
-    parts.push(Buffer.from(`EVENT ${hash.toString('hex')}\n${parent.toString('hex')}\n${type}\n${data.length}\n\n`),
-      data, Buffer.from('\n\n'));
-    parent = hash;
-  }
-  fs.writeFileSync(path.join(dir, `${id}.chain`), Buffer.concat(parts));
-  fs.writeFileSync(path.join(dir, `${id}.meta.json`), JSON.stringify({ actor_id: id, actor_name: 'big',
-    manifest_path: 'big.json', started_at: Math.floor(t0 / 1000) }, null, 2));
-}
 
 test('a chain of 100,000 events pages in and stays small in the DOM', { timeout: 120000 }, async () => {
   const N = 100000;

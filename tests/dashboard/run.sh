@@ -6,10 +6,11 @@
 # <build dir>/tests/dashboard-deps, never into the source tree. The pin, 1.61.1,
 # is the last release that runs on Debian 12's Node.js 18 (1.62 and later exit
 # with "Playwright requires Node.js 20 or higher"). Then runs
-# dashboard.test.mjs with node's test runner against the build's theater-server.
-# THEATER_UPDATE_SCREENSHOT=1 also copies the actor page's screenshot to
-# docs/dashboard.png. Exits 77 (skipped) only when chromium, node or npm is missing
-# and this user cannot install them.
+# dashboard.test.mjs and ops.test.mjs (helpers.mjs has what they share) with node's
+# test runner against the build's theater-server.
+# `run.sh <build dir> --screenshot` runs screenshot.mjs instead, which writes
+# docs/dashboard.png and docs/dashboard-server.png. Exits 77 (skipped) only when
+# chromium, node or npm is missing and this user cannot install them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -50,4 +51,13 @@ fi
 export DASH_DEPS="$deps" THEATER_BINARY_DIR="$build"
 export THEATER_SOURCE_DIR="${THEATER_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
 cd "$build"
-exec node --test --test-reporter=spec "$here/dashboard.test.mjs"
+if [ "${2:-}" = "--screenshot" ]; then
+  exec node "$here/screenshot.mjs"
+fi
+# One file at a time (each starts its own servers and browsers; the machine is small).
+# DASH_TESTS="ops" runs only tests/dashboard/ops.test.mjs.
+rc=0
+for t in ${DASH_TESTS:-dashboard ops}; do
+  node --test --test-reporter=spec "$here/$t.test.mjs" || rc=1
+done
+exit $rc

@@ -27,7 +27,8 @@
 #define CHUNK (64 * 1024)
 #define IDLE_MS 30000
 
-enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_GATE, R_LIE, R_ECHO, R_AUTH, R_SEQ };
+enum route_kind { R_NONE, R_BYTES, R_STATUS, R_REDIRECT, R_HUGE, R_SLOW, R_GATE, R_LIE, R_ECHO, R_AUTH, R_SEQ,
+		  R_SSE };
 
 struct route {
 	char *path;
@@ -195,6 +196,31 @@ void fixture_httpd_add_sequence(struct fixture_httpd *h, const char *path, unsig
 		r->len = strlen(then_body);
 	}
 	pthread_mutex_unlock(&h->mu);
+}
+
+void fixture_httpd_add_sse(struct fixture_httpd *h, const char *path, const char *const *events,
+			   size_t n, unsigned delay_ms)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(events[i]) + 1;
+	char *joined = malloc(len + 1), *p = joined;
+	for (size_t i = 0; joined && i < n; i++) {
+		size_t k = strlen(events[i]);
+		memcpy(p, events[i], k);
+		p += k;
+		*p++ = '\x1e';           /* between events */
+	}
+	pthread_mutex_lock(&h->mu);
+	struct route *r = route_set(h, path, R_SSE);
+	if (r && joined) {
+		r->data = (uint8_t *)joined;
+		r->len = len;
+		r->delay_ms = delay_ms;
+		joined = NULL;
+	}
+	pthread_mutex_unlock(&h->mu);
+	free(joined);
 }
 
 /* The answer of an echo or auth route, from the request's head. */
@@ -587,6 +613,24 @@ static void reply_slow(struct fixture_httpd *h, int fd, const char *path, const 
 		send_body(h, fd, path, "slow", 4);
 }
 
+/* Each event as "data: <event>\n\n", delay_ms apart; the body ends at close. */
+static void reply_sse(struct fixture_httpd *h, int fd, const char *path, const struct reply *rp)
+{
+	if (send_head(h, fd, 200, "Content-Type: text/event-stream\r\n", 0, 0))
+		return;
+	const char *p = rp->data ? (const char *)rp->data : "", *end = p + rp->len;
+	while (p < end) {
+		const char *sep = memchr(p, '\x1e', (size_t)(end - p));
+		size_t n = sep ? (size_t)(sep - p) : (size_t)(end - p);
+		if (send_body(h, fd, path, "data: ", 6) || send_body(h, fd, path, p, n) ||
+		    send_body(h, fd, path, "\n\n", 2))
+			return;
+		p += n + 1;
+		if (p < end && rp->delay_ms && wait_fd(h, fd, 0, (int)rp->delay_ms) < 0)
+			return;
+	}
+}
+
 /* Holds the request until the gate opens (or the client leaves, or the
  * server stops), then answers 200 "gate". */
 static void reply_gate(struct fixture_httpd *h, int fd, const char *path)
@@ -628,6 +672,9 @@ static void reply(struct fixture_httpd *h, int fd, const char *path, const struc
 		break;
 	case R_SLOW:
 		reply_slow(h, fd, path, rp);
+		break;
+	case R_SSE:
+		reply_sse(h, fd, path, rp);
 		break;
 	case R_GATE:
 		reply_gate(h, fd, path);

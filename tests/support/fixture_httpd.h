@@ -64,6 +64,12 @@ void fixture_httpd_add_auth(struct fixture_httpd *h, const char *path, const cha
 void fixture_httpd_add_sequence(struct fixture_httpd *h, const char *path, unsigned first_n,
 				int first_status, const char *first_body, const char *then_body);
 
+/* 200 text/event-stream without a Content-Length: each of the n events as
+ * "data: <event>\n\n", delay_ms apart, then the connection closes (a model
+ * that streams its answer, OpenAI's `stream: true` shape). */
+void fixture_httpd_add_sse(struct fixture_httpd *h, const char *path, const char *const *events,
+			   size_t n, unsigned delay_ms);
+
 /* Requests received for path (any route, also 404s). */
 unsigned fixture_httpd_hits(struct fixture_httpd *h, const char *path);
 /* Body bytes written to clients for path. */

@@ -301,12 +301,17 @@ void server_install_examples(struct server_proc *sp, const char *const *names)
 
 unsigned char *server_compile_driver(const char *defines, size_t *len_out)
 {
+	return server_compile_actor("tests/actors/host_driver.c", defines, len_out);
+}
+
+unsigned char *server_compile_actor(const char *source, const char *defines, size_t *len_out)
+{
 	char *dir = tu_mkdtemp("theater-driver");
 	char *out = tu_fmt("%s/driver.wasm", dir);
 	char *cmd = tu_fmt("clang --target=wasm32 -O2 -fno-builtin -nostdlib -Wl,--no-entry "
 			   "-Wl,--export-dynamic %s -I '%s/sdk/include' -o '%s' "
-			   "'%s/tests/actors/host_driver.c'",
-			   defines, tu_source_dir(), out, tu_source_dir());
+			   "'%s/%s'",
+			   defines, tu_source_dir(), out, tu_source_dir(), source);
 	if (system(cmd) != 0)
 		fail_msg("'%s' failed (clang with the wasm32 target is needed)", cmd);
 	unsigned char *bytes = (unsigned char *)tu_read_file(out, len_out);

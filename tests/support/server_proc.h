@@ -58,6 +58,8 @@ void server_install_examples(struct server_proc *sp, const char *const *names);
  * command) with clang for wasm32, with extra -D flags (may be ""); the bytes are
  * malloc'd. Fails the test loudly when clang cannot build it. */
 unsigned char *server_compile_driver(const char *defines, size_t *len_out);
+/* The same for another C actor of the repository (source: a path from its root). */
+unsigned char *server_compile_actor(const char *source, const char *defines, size_t *len_out);
 
 /* METHOD path on sp with an optional JSON body; fails the test (with the body)
  * unless the answer's status is want. Returns the answer as JSON (a new

@@ -257,6 +257,78 @@ FAKE(f_sleep)
 	return ERR_OK;
 }
 
+/* ---- deferred and streamed answers, timers ---- */
+
+/* defer-request answers a fixed id (1); respond-to-request, fail-request and
+ * send-chunk are recorded (send-chunk: 0, nobody streams offline); set-timer and
+ * cancel-timer are recorded and answer 0: no tick is delivered offline. */
+FAKE(f_defer)
+{
+	(void)c;
+	(void)a;
+	(void)err;
+	res[0] = (struct wasm_value){.type = WASM_I64, .of.i64 = 1};
+	record(user, "message-server", "defer-request", NULL, json_integer(1));
+	return ERR_OK;
+}
+
+static enum err_code bytes_call(struct wasm_caller *c, void *user, const struct wasm_value *a,
+				struct wasm_value *res, const char *fn)
+{
+	uint8_t *b = guest_read(c, U(1), U(2));
+	int32_t rc = b ? 0 : ACTOR_ABI_EINVAL;
+	set_i32(res, rc);
+	record(user, "message-server", fn,
+	       json_pack("{s:I, s:o}", "request", (json_int_t)a[0].of.i64, "data",
+			 b ? fakes_bytes_json(b, U(2)) : json_null()), json_integer(rc));
+	free(b);
+	return ERR_OK;
+}
+
+FAKE(f_respond)
+{
+	(void)err;
+	return bytes_call(c, user, a, res, "respond-to-request");
+}
+
+FAKE(f_fail_request)
+{
+	(void)err;
+	return bytes_call(c, user, a, res, "fail-request");
+}
+
+FAKE(f_chunk)
+{
+	(void)err;
+	return bytes_call(c, user, a, res, "send-chunk");
+}
+
+FAKE(f_set_timer)
+{
+	(void)err;
+	uint8_t *name = guest_read(c, U(0), U(1));
+	int32_t rc = name ? 0 : ACTOR_ABI_EINVAL;
+	set_i32(res, rc);
+	record(user, "timing", "set-timer",
+	       json_pack("{s:s%, s:I, s:I}", "name", name ? (char *)name : "",
+			 name ? (size_t)U(1) : (size_t)0, "delay_ms", (json_int_t)a[2].of.i64,
+			 "period_ms", (json_int_t)a[3].of.i64), json_integer(rc));
+	free(name);
+	return ERR_OK;
+}
+
+FAKE(f_cancel_timer)
+{
+	(void)err;
+	uint8_t *name = guest_read(c, U(0), U(1));
+	int32_t rc = name ? 0 : ACTOR_ABI_EINVAL;
+	set_i32(res, rc);
+	record(user, "timing", "cancel-timer",
+	       name ? json_stringn((char *)name, U(1)) : NULL, json_integer(rc));
+	free(name);
+	return ERR_OK;
+}
+
 /* ---- random ---- */
 
 FAKE(f_random_bytes)
@@ -592,7 +664,9 @@ static const struct {
 	{"get-by-label", f_get_by_label}, {"spawn", f_spawn},
 	{"list-children", f_list_children}, {"stop-child", f_stop_child},
 	{"restart-child", f_restart_child}, {"get-child-state", f_child_state},
-	{"send-http", f_send_http},
+	{"send-http", f_send_http}, {"defer-request", f_defer}, {"respond-to-request", f_respond},
+	{"fail-request", f_fail_request}, {"send-chunk", f_chunk}, {"set-timer", f_set_timer},
+	{"cancel-timer", f_cancel_timer},
 };
 
 enum err_code fakes_link(struct fakes *f, struct wasm_store *s,

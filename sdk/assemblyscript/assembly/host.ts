@@ -72,6 +72,16 @@ function fixedText(p: usize, n: usize): string { return String.UTF8.decodeUnsafe
 declare function _send(id: usize, idLen: usize, msg: usize, len: usize): i32;
 @external("theater:simple/message-server-host", "request")
 declare function _request(id: usize, idLen: usize, msg: usize, len: usize, timeoutMs: u32, out: usize): i32;
+@external("theater:simple/message-server-host", "defer-request") declare function _deferRequest(): i64;
+@external("theater:simple/message-server-host", "respond-to-request")
+declare function _respondToRequest(id: i64, p: usize, n: usize): i32;
+@external("theater:simple/message-server-host", "fail-request")
+declare function _failRequest(id: i64, p: usize, n: usize): i32;
+@external("theater:simple/message-server-host", "send-chunk")
+declare function _sendChunk(id: i64, p: usize, n: usize): i32;
+@external("theater:simple/timing", "set-timer")
+declare function _setTimer(name: usize, n: usize, delayMs: i64, periodMs: i64): i32;
+@external("theater:simple/timing", "cancel-timer") declare function _cancelTimer(name: usize, n: usize): i32;
 @external("theater:simple/timing", "now") declare function _now(): i64;
 @external("theater:simple/timing", "sleep") declare function _sleep(ms: i64): i32;
 @external("theater:simple/random", "random-bytes") declare function _randomBytes(p: usize, n: usize): i32;
@@ -128,6 +138,29 @@ export namespace message {
     const rc = _request(ptr(id), len(id), msg.dataStart, <usize>msg.length, timeoutMs, out);
     return new Result<Uint8Array>(rc, rc < 0 ? new Uint8Array(0) : slotBytes(out));
   }
+  /** In a request handler: takes the request away from this call (its output no
+   * longer answers it); the value is its id, for a later respondToRequest. */
+  export function deferRequest(): Result<i64> {
+    const id = _deferRequest();
+    return new Result<i64>(id < 0 ? <i32>id : 0, id);
+  }
+  /** Answers a deferred request (TIMED_OUT: its client stopped waiting). */
+  export function respondToRequest(id: i64, answer: Uint8Array): Result<i32> {
+    const rc = _respondToRequest(id, answer.dataStart, <usize>answer.length);
+    return new Result<i32>(rc, rc);
+  }
+  /** Answers a deferred request with an error (the client gets 422 actor_error). */
+  export function failRequest(id: i64, msg: string): Result<i32> {
+    const b = utf8(msg);
+    const rc = _failRequest(id, ptr(b), len(b));
+    return new Result<i32>(rc, rc);
+  }
+  /** Streams a piece of an answer (id 0: the request this call handles); the
+   * value is 1 when a client streams it, 0 when it takes whole answers. */
+  export function sendChunk(id: i64, chunk: Uint8Array): Result<i32> {
+    const rc = _sendChunk(id, chunk.dataStart, <usize>chunk.length);
+    return new Result<i32>(rc, rc);
+  }
 }
 
 /** theater:simple/timing (handler "timing"). */
@@ -136,6 +169,19 @@ export namespace timing {
   export function now(): i64 { return _now(); }
   /** Sleeps ms milliseconds (at most the handler's max_sleep_ms, or DENIED). */
   export function sleep(ms: i64): Result<i32> { const rc = _sleep(ms); return new Result<i32>(rc, rc); }
+  /** Schedules ticks of the timer name (replacing one of that name): the first
+   * after delayMs, then every periodMs (0: once). Ticks come to onTimer. */
+  export function setTimer(name: string, delayMs: i64, periodMs: i64): Result<i32> {
+    const b = utf8(name);
+    const rc = _setTimer(ptr(b), len(b), delayMs, periodMs);
+    return new Result<i32>(rc, rc);
+  }
+  /** Cancels the timer name (NOT_FOUND when there is none). */
+  export function cancelTimer(name: string): Result<i32> {
+    const b = utf8(name);
+    const rc = _cancelTimer(ptr(b), len(b));
+    return new Result<i32>(rc, rc);
+  }
 }
 
 /** theater:simple/random (handler "random"). */

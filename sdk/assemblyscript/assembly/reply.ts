@@ -23,6 +23,7 @@ export let sendHandler: Handler | null = null;
 export let requestHandler: Handler | null = null;
 export let childExitHandler: Handler | null = null;
 export let childErrorHandler: Handler | null = null;
+export let timerHandler: Handler | null = null;
 
 /** Handles init (default: keep the state). */
 export function onInit(f: InitHandler): void { initHandler = f; }
@@ -34,3 +35,6 @@ export function onRequest(f: Handler): void { requestHandler = f; }
 export function onChildExit(f: Handler): void { childExitHandler = f; }
 /** Handles a child's failure; input is JSON (default: keep the state). */
 export function onChildError(f: Handler): void { childErrorHandler = f; }
+/** Handles a timer's tick; input is JSON {"timer", "tick", "scheduled_ms",
+ * "missed"} (default: keep the state). Needs `export * from "theater-sdk/timer"`. */
+export function onTimer(f: Handler): void { timerHandler = f; }

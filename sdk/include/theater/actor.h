@@ -61,9 +61,31 @@ int32_t theater_send(const char *id, uint32_t id_len, const void *msg, uint32_t 
 THEATER_IMPORT("theater:simple/message-server-host", "request")
 int32_t theater_request(const char *id, uint32_t id_len, const void *msg, uint32_t len,
 			uint32_t timeout_ms, struct theater_bytes *out);
+/* Deferred and streamed answers (docs/actor-abi.md). In handle-request,
+ * defer-request takes the request away from the call (its output no longer
+ * answers it) and returns its id (> 0); any later call answers it with
+ * respond-to-request (or fail-request: the client gets 422 actor_error).
+ * send-chunk streams a piece of the answer to the client first (id 0: the
+ * request the call handles); it returns 1 when a client streams it, 0 when it
+ * takes whole answers only. -2: no such request waits. */
+THEATER_IMPORT("theater:simple/message-server-host", "defer-request")
+int64_t theater_defer_request(void);
+THEATER_IMPORT("theater:simple/message-server-host", "respond-to-request")
+int32_t theater_respond_to_request(int64_t id, const void *p, uint32_t n);
+THEATER_IMPORT("theater:simple/message-server-host", "fail-request")
+int32_t theater_fail_request(int64_t id, const char *msg, uint32_t n);
+THEATER_IMPORT("theater:simple/message-server-host", "send-chunk")
+int32_t theater_send_chunk(int64_t id, const void *p, uint32_t n);
 /* theater:simple/timing */
 THEATER_IMPORT("theater:simple/timing", "now") int64_t theater_now(void);
 THEATER_IMPORT("theater:simple/timing", "sleep") int32_t theater_sleep(int64_t ms);
+/* Timers: ticks come as calls of the actor's handle-timer export, with
+ * {"timer", "tick", "scheduled_ms", "missed"} as the message. period_ms 0: one
+ * tick. Setting a name again replaces its timer. */
+THEATER_IMPORT("theater:simple/timing", "set-timer")
+int32_t theater_set_timer(const char *name, uint32_t n, int64_t delay_ms, int64_t period_ms);
+THEATER_IMPORT("theater:simple/timing", "cancel-timer")
+int32_t theater_cancel_timer(const char *name, uint32_t n);
 /* theater:simple/random */
 THEATER_IMPORT("theater:simple/random", "random-bytes") int32_t theater_random_bytes(void *p, uint32_t n);
 THEATER_IMPORT("theater:simple/random", "generate-uuid") int32_t theater_generate_uuid(char out[36]);

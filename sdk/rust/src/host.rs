@@ -130,11 +130,23 @@ mod sys {
         pub(super) fn send(id: *const u8, id_len: u32, msg: *const u8, len: u32) -> i32;
         pub(super) fn request(id: *const u8, id_len: u32, msg: *const u8, len: u32, timeout_ms: u32,
                        out: *mut super::Out) -> i32;
+        #[link_name = "defer-request"]
+        pub(super) fn defer_request() -> i64;
+        #[link_name = "respond-to-request"]
+        pub(super) fn respond_to_request(id: i64, p: *const u8, n: u32) -> i32;
+        #[link_name = "fail-request"]
+        pub(super) fn fail_request(id: i64, p: *const u8, n: u32) -> i32;
+        #[link_name = "send-chunk"]
+        pub(super) fn send_chunk(id: i64, p: *const u8, n: u32) -> i32;
     }
     #[link(wasm_import_module = "theater:simple/timing")]
     extern "C" {
         pub(super) fn now() -> i64;
         pub(super) fn sleep(ms: i64) -> i32;
+        #[link_name = "set-timer"]
+        pub(super) fn set_timer(name: *const u8, n: u32, delay_ms: i64, period_ms: i64) -> i32;
+        #[link_name = "cancel-timer"]
+        pub(super) fn cancel_timer(name: *const u8, n: u32) -> i32;
     }
     #[link(wasm_import_module = "theater:simple/random")]
     extern "C" {
@@ -184,6 +196,12 @@ mod sys {
     pub(super) unsafe fn request(_: *const u8, _: u32, _: *const u8, _: u32, _: u32, _: *mut super::Out) -> i32 { -6 }
     pub(super) unsafe fn now() -> i64 { 0 }
     pub(super) unsafe fn sleep(_: i64) -> i32 { -6 }
+    pub(super) unsafe fn defer_request() -> i64 { -6 }
+    pub(super) unsafe fn respond_to_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn fail_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn send_chunk(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn set_timer(_: *const u8, _: u32, _: i64, _: i64) -> i32 { -6 }
+    pub(super) unsafe fn cancel_timer(_: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn random_bytes(_: *mut u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn generate_uuid(_: *mut u8) -> i32 { -6 }
     pub(super) unsafe fn store(_: *const u8, _: u32, _: *const u8, _: u32, _: *mut u8) -> i32 { -6 }
@@ -244,6 +262,38 @@ pub mod message {
                                     msg.len() as u32, timeout_ms, &mut out) })?;
         Ok(out.take())
     }
+
+    /// In `handle_request`: takes the request away from this call (its reply's
+    /// output no longer answers it) and answers its id, for a later call's
+    /// [`respond_to_request`] (docs/actor-abi.md, "Deferred and streamed answers").
+    pub fn defer_request() -> Result<i64, Error> {
+        // SAFETY: no arguments.
+        let id = unsafe { sys::defer_request() };
+        if id < 0 { Err(Error::from_code(id as i32).unwrap_or(Error::Failed)) } else { Ok(id) }
+    }
+
+    /// Answers a deferred request (`TimedOut`: its client stopped waiting;
+    /// `NotFound`: none waits with that id).
+    pub fn respond_to_request(id: i64, answer: &[u8]) -> Result<(), Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        check(unsafe { sys::respond_to_request(id, answer.as_ptr(), answer.len() as u32) })?;
+        Ok(())
+    }
+
+    /// Answers a deferred request with an error (the client gets 422 actor_error).
+    pub fn fail_request(id: i64, message: &str) -> Result<(), Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        check(unsafe { sys::fail_request(id, message.as_ptr(), message.len() as u32) })?;
+        Ok(())
+    }
+
+    /// Streams a piece of an answer (id 0: the request this call handles).
+    /// `Ok(true)` when a client streams it, `Ok(false)` when it takes whole
+    /// answers only.
+    pub fn send_chunk(id: i64, chunk: &[u8]) -> Result<bool, Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        Ok(check(unsafe { sys::send_chunk(id, chunk.as_ptr(), chunk.len() as u32) })? == 1)
+    }
 }
 
 /// `theater:simple/timing` (handler `timing`).
@@ -260,6 +310,22 @@ pub mod timing {
     pub fn sleep(ms: i64) -> Result<(), Error> {
         // SAFETY: no pointers.
         check(unsafe { sys::sleep(ms) })?;
+        Ok(())
+    }
+
+    /// Schedules ticks of the timer `name` (replacing one of that name): the
+    /// first after `delay_ms`, then every `period_ms` (0: once). Ticks come to
+    /// [`crate::Actor::handle_timer`]; export it with `actor!(MyActor, timers)`.
+    pub fn set_timer(name: &str, delay_ms: i64, period_ms: i64) -> Result<(), Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        check(unsafe { sys::set_timer(name.as_ptr(), name.len() as u32, delay_ms, period_ms) })?;
+        Ok(())
+    }
+
+    /// Cancels the timer `name` (`NotFound` when there is none).
+    pub fn cancel_timer(name: &str) -> Result<(), Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        check(unsafe { sys::cancel_timer(name.as_ptr(), name.len() as u32) })?;
         Ok(())
     }
 }

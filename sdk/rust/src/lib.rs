@@ -95,6 +95,14 @@ pub trait Actor {
         let _ = info;
         Ok(Reply::new(state))
     }
+
+    /// A timer's tick ([`host::timing::set_timer`]); `tick` is JSON
+    /// `{"timer", "tick", "scheduled_ms", "missed"}`. Exported only by
+    /// `actor!(MyActor, timers)`.
+    fn handle_timer(state: &[u8], tick: &[u8]) -> Result<Reply, String> {
+        let _ = tick;
+        Ok(Reply::new(state))
+    }
 }
 
 /// Generates the ABI exports for an [`Actor`] type. Use it once, in the crate
@@ -140,6 +148,14 @@ macro_rules! actor {
         #[export_name = "handle-child-error"]
         pub extern "C" fn __theater_handle_child_error(sp: u32, sl: u32, ip: u32, il: u32) -> u32 {
             $crate::abi::call(sp, sl, ip, il, <$actor as $crate::Actor>::handle_child_error)
+        }
+    };
+    ($actor:ty, timers) => {
+        $crate::actor!($actor);
+
+        #[export_name = "handle-timer"]
+        pub extern "C" fn __theater_handle_timer(sp: u32, sl: u32, tp: u32, tl: u32) -> u32 {
+            $crate::abi::call(sp, sl, tp, tl, <$actor as $crate::Actor>::handle_timer)
         }
     };
 }

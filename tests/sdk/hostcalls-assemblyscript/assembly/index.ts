@@ -3,9 +3,11 @@
 // answer is text: "ok VALUE" or "err NAME" (the host error's name). The
 // commands are those of tests/sdk/hostcalls-rust.
 import {
-  Reply, Result, bytes, message, onRequest, random, runtime, store, supervisor, text, timing,
+  Reply, Result, bytes, message, onRequest, onTimer, random, runtime, store, supervisor, text,
+  timing,
 } from "theater-sdk";
 export * from "theater-sdk/abi";
+export * from "theater-sdk/timer";
 import { theater_alloc } from "theater-sdk/abi";
 
 function str(r: Result<string>): string { return r.ok ? "ok " + r.value : "err " + r.error; }
@@ -48,7 +50,22 @@ onRequest((state: Uint8Array, req: Uint8Array): Reply => {
   else if (op == "childstate") out = bin(supervisor.getChildState(arg(args, 0)));
   else if (op == "stop") out = code(supervisor.stopChild(arg(args, 0)));
   else if (op == "restart") out = code(supervisor.restartChild(arg(args, 0)));
+  else if (op == "chunk") {
+    const r = message.sendChunk(0, bytes(rest));
+    out = r.ok ? "ok " + r.value.toString() : "err " + r.error;
+  }
+  else if (op == "respond") out = code(message.respondToRequest(I64.parseInt(arg(args, 0)), bytes(tail(args, 1))));
+  else if (op == "fail") out = code(message.failRequest(I64.parseInt(arg(args, 0)), tail(args, 1)));
+  else if (op == "timer") out = code(timing.setTimer(arg(args, 0), I64.parseInt(arg(args, 1)), I64.parseInt(arg(args, 2))));
+  else if (op == "cancel") out = code(timing.cancelTimer(arg(args, 0)));
   else if (op == "alloc") out = theater_alloc(<usize>U64.parseInt(arg(args, 0))) == 0 ? "ok null" : "ok some";
   else return Reply.error("unknown command '" + op + "'");
   return Reply.ok(state, bytes(out.trimEnd()));
+});
+
+// A timer tick counts in the state: {"ticks": n}.
+onTimer((state: Uint8Array, tick: Uint8Array): Reply => {
+  const s = text(state);
+  const n = s.startsWith("{\"ticks\":") ? I32.parseInt(s.substring(9, s.length - 1)) : 0;
+  return Reply.okText("{\"ticks\":" + (n + 1).toString() + "}");
 });

@@ -6,6 +6,9 @@
 //!   send ID MSG | request ID MSG
 //!   spawn MANIFEST_JSON | children | childstate ID | stop ID | restart ID
 //!   alloc N (theater_alloc: "ok some", or "ok null" when memory is full)
+//!   chunk TEXT (send-chunk of this request: "ok 1" streamed, "ok 0" not)
+//!   respond ID TEXT | fail ID TEXT | timer NAME DELAY PERIOD | cancel NAME
+//! Timer ticks (handle-timer) count in the state: {"ticks": n}.
 use theater::host::{message, random, runtime, store, supervisor, timing, Error};
 use theater::{Actor, Reply};
 
@@ -54,6 +57,14 @@ fn run(cmd: &str) -> Result<String, String> {
         "stop" => answer(supervisor::stop_child(arg(0)), |_| String::new()),
         "restart" => answer(supervisor::restart_child(arg(0)), |_| String::new()),
         // theater_alloc as the host calls it: 0 when memory cannot grow
+        "chunk" => answer(message::send_chunk(0, rest.as_bytes()), |b| (b as i32).to_string()),
+        "respond" => answer(message::respond_to_request(arg(0).parse().unwrap_or(0),
+                                                        tail(1).as_bytes()), |_| String::new()),
+        "fail" => answer(message::fail_request(arg(0).parse().unwrap_or(0), &tail(1)),
+                         |_| String::new()),
+        "timer" => answer(timing::set_timer(arg(0), arg(1).parse().unwrap_or(0),
+                                            arg(2).parse().unwrap_or(0)), |_| String::new()),
+        "cancel" => answer(timing::cancel_timer(arg(0)), |_| String::new()),
         "alloc" => match theater::abi::alloc(arg(0).parse().unwrap_or(0)) {
             0 => "ok null".into(),
             _ => "ok some".into(),
@@ -68,6 +79,15 @@ impl Actor for Hostcalls {
         let out = run(cmd.trim_end())?;
         Ok(Reply::new(state).with_output(out.trim_end()))
     }
+
+    fn handle_timer(state: &[u8], _tick: &[u8]) -> Result<Reply, String> {
+        let n = core::str::from_utf8(state).ok()
+            .and_then(|s| s.strip_prefix("{\"ticks\":"))
+            .and_then(|s| s.strip_suffix('}'))
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(Reply::new(format!("{{\"ticks\":{}}}", n + 1)))
+    }
 }
 
-theater::actor!(Hostcalls);
+theater::actor!(Hostcalls, timers);

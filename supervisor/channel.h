@@ -1,0 +1,116 @@
+/* channel.h - private to the supervisor layer: deferred requests, streamed
+ * answers and timers (docs/actor-abi.md, "Deferred and streamed answers" and
+ * "Timers").
+ *
+ * A request is answered by the output of the handle-request call that took it,
+ * unless that call defers it (defer-request): then any later call answers it
+ * with respond-to-request (or fail-request), and chunks of the answer may be
+ * sent before (send-chunk, or a send-http relay). A request is known by its id:
+ * the seq of its `message-server/received` event.
+ *
+ * Three files share this header: runtime.c (the reply of a request, the call in
+ * progress, the timer mail kind), host_channel.c (the deferred requests of an
+ * instance, a->chan, and the host functions) and timers.c (a->timers and the
+ * timing host functions set-timer / cancel-timer).
+ *
+ * Threads and locks: a->chan and a->timers are guarded by a->lock. The
+ * runtime_current_* / runtime_defer_current functions are for the thread that
+ * runs the actor's call; the others may be called from any thread.
+ */
+#ifndef THEATER_SUPERVISOR_CHANNEL_H
+#define THEATER_SUPERVISOR_CHANNEL_H
+
+#include "supervisor/supervisor_int.h"
+
+struct reply;
+
+/* ---- runtime.c ---- */
+
+/* The reply of the request the call in progress (or parked) handles, and its
+ * id; NULL when the call is not a handle-request or its request was deferred.
+ * a->lock held, or the thread that runs the call. */
+struct reply *runtime_current_reply(struct actor *a, uint64_t *id_out);
+/* The id of the request the call in progress handles, also when it has no
+ * client (redelivered after a restart) or was deferred; 0 when the call is not
+ * a handle-request. a->lock held, or the thread that runs the call. */
+uint64_t runtime_current_request(struct actor *a);
+/* Takes the current request away from the call (its output no longer answers
+ * it): the caller owns one reference of the reply, which it gives back with
+ * runtime_reply_send. NULL when there is none. a->lock held. */
+struct reply *runtime_defer_current(struct actor *a, uint64_t *id_out);
+/* Answers r (unless it was answered already: the client's wait ran out) and
+ * drops the caller's reference. 1 when the answer was delivered. */
+int runtime_reply_send(struct supervisor *s, struct actor *a, struct reply *r, enum err_code rc,
+		       const struct err *err, const uint8_t *data, size_t len);
+/* Hands a chunk to r's client (a->lock held, which keeps r alive and
+ * unanswered; the client's callback must not call back into the supervisor):
+ * 1 when one streams it, 0 when nobody listens (answered already, or a client
+ * that takes whole answers only). */
+int runtime_reply_chunk_locked(struct reply *r, const uint8_t *data, size_t len);
+/* 1 while r's client still waits for the answer. */
+int runtime_reply_waiting(struct actor *a, struct reply *r);
+int runtime_reply_waiting_locked(struct reply *r);      /* a->lock held */
+/* Accepts a timer tick (mail of kind "timer", recorded in the chain, delivered
+ * to handle-timer). ERR_BUSY when the mailbox is full, ERR_CONFLICT when a is
+ * not running. */
+enum err_code runtime_deliver_tick(struct supervisor *s, const char *actor_id, const void *data,
+				   size_t len, struct err *err);
+/* 1 when the instance exports handle-timer. */
+int runtime_has_timer_export(struct actor *a);
+
+/* ---- host_channel.c ---- */
+
+/* 1 when calls have answered deferred requests whose answers wait for the call
+ * to be recorded (channel_flush delivers them). */
+int channel_has_answers(struct actor *a);
+/* Delivers those answers; after the call's events are durable. */
+void channel_flush(struct supervisor *s, struct actor *a);
+/* The instance goes: every deferred request gets e as its answer. */
+void channel_drop_all(struct supervisor *s, struct actor *a, const struct err *e);
+
+/* Sends a chunk to the client of request id (0: the one the call in progress
+ * handles): 1 sent, 0 nobody streams it, -1 no such request waits. With data
+ * NULL only looks the request up. *id_out (may be NULL): its id. Any thread. */
+int channel_chunk(struct actor *a, uint64_t id, const uint8_t *data, size_t len,
+		  uint64_t *id_out);
+
+/* The send-http relay: a request's "relay" member asks the host to send, while
+ * the response arrives, each server-sent event `data:` line's string at a JSON
+ * pointer as a chunk of one of the actor's requests. The transfer feeds it on
+ * the fetcher's thread while the call is parked; the call's finish records the
+ * chunks it sent (`message-server/chunk` events) on the actor's own thread.
+ * Two owners: the send-http call (channel_relay_free) and the transfer (its
+ * last feed, with NULL). */
+struct channel_relay;
+/* Parses relay (a JSON object, borrowed) for a, on the call's thread: NULL and
+ * 0 when absent, a new relay and 0, or NULL and a negative host result with e
+ * set. */
+int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_relay **out,
+			  struct err *e);
+/* A secret the request used (call's thread, before the transfer starts): its
+ * value (copied; at least 4 bytes, else ignored) is replaced by
+ * "[secret:NAME]" in the chunks, as send-http scrubs its response. A value split
+ * across two chunks is not caught. At most 8. */
+void channel_relay_secret(struct channel_relay *r, const char *name, const uint8_t *value,
+			  size_t len);
+/* fetch's on_data: body bytes as they arrive; (NULL, 0) when the transfer is
+ * over (drops the transfer's reference). Returns 0. */
+int channel_relay_feed(void *relay, const uint8_t *data, size_t len);
+/* On the call's thread, when send-http finishes: records the chunks sent so far
+ * as events and answers how many. */
+size_t channel_relay_record(struct channel_relay *r);
+/* Drops the call's reference. Accepts NULL. */
+void channel_relay_free(struct channel_relay *r);
+
+/* ---- timers.c ---- */
+
+/* The instance goes (stop, fail, server stop): its timers are dropped. */
+void timers_drop_all(struct actor *a);
+/* Recovery: re-arms the timers the chain records for a (they survive a server
+ * restart) and adds them as "timers" to the data of its `recovered` event. */
+enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *recovered,
+			     struct err *err);
+/* Arms the recovered timers (after the `recovered` event is recorded). */
+void timers_arm_all(struct supervisor *s, struct actor *a);
+
+#endif
