@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "src/util/crypto.h"
+#include "src/util/log.h"
 
 void h_health(struct api_call *c)
 {
@@ -40,6 +41,10 @@ static void spawn_answer(void *user, enum err_code rc, const struct err *err,
 			api_problem(c, rc, "spawn failed");
 		return;
 	}
+	struct err pe = {0};
+	if (api_cluster_placed(c->api, run->id, &pe))
+		log_warn("api", "actor '%s' runs here but its placement is not recorded: %s",
+			 run->id, pe.msg);
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/actors/%s", run->id);
 	const char *h[] = {"Location", loc, NULL};

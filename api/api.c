@@ -63,6 +63,7 @@ static const struct route routes[] = {
 	{"GET", "/store", h_stores_list, 0, 0},
 	{"GET", "/store/{store_id}", h_store_list, 0, 0},
 	{"GET", "/store/{store_id}/labels", h_labels_list, 0, 0},
+	{"GET", "/cluster", h_cluster, 0, 0},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -71,7 +72,7 @@ static const struct route routes[] = {
 static const struct {
 	const char *method, *pattern, *query;
 } route_queries[] = {
-	{"POST", "/actors", "wait timeout"},
+	{"POST", "/actors", "wait timeout node"},
 	{"GET", "/actors", "status name parent limit cursor"},
 	{"DELETE", "/actors/{id}", "force"},
 	{"POST", "/actors/{id}/requests", "timeout"},
@@ -322,6 +323,8 @@ static void cb_handle(void *user, struct http_request *req)
 	}
 	if (r && unknown_query(c, r))
 		return;
+	if (r && api_cluster_route(c, r->method, r->pattern, r->fn))
+		return;
 	if (r && honours_idempotency(r) && api_idem_begin(c))
 		return;
 	if (r) {
@@ -375,6 +378,11 @@ void api_handler(struct api *api, struct http_handler *h)
 	h->body_limit = cb_body_limit;
 	h->handle = cb_handle;
 	h->problem = cb_problem;
+}
+
+void api_set_cluster(struct api *api, struct cluster *cluster)
+{
+	__atomic_store_n(&api->cfg.cluster, cluster, __ATOMIC_RELEASE);
 }
 
 void api_set_draining(struct api *api, int draining)

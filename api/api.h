@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "cluster/cluster.h"
 #include "server/http.h"
 #include "supervisor/supervisor.h"
 
@@ -27,6 +28,7 @@ struct api_config {
 	unsigned sse_ping_s;          /* [15] */
 	size_t sse_max_buffered;      /* bytes queued per stream before a slow client is cut [1 MiB] */
 	const char *listen;           /* for /version */
+	struct cluster *cluster;      /* cluster mode (--nats), or NULL: one node */
 };
 
 struct api;
@@ -34,6 +36,9 @@ struct api;
 enum err_code api_new(const struct api_config *cfg, struct api **out, struct err *err);
 /* Fills h with the api's callbacks (h->user = api). */
 void api_handler(struct api *api, struct http_handler *h);
+/* Cluster mode from now on (main calls it once the node has joined, before
+ * any other thread reads cfg.cluster's value changes: it is read atomically). */
+void api_set_cluster(struct api *api, struct cluster *cluster);
 /* /ready answers 503 from now on. */
 void api_set_draining(struct api *api, int draining);
 /* Ends every open stream and drops its subscription. Call after

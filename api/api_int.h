@@ -179,6 +179,16 @@ void h_stores_list(struct api_call *c);       /* store.c: GET /store */
 void h_store_list(struct api_call *c);        /* store.c: GET /store/{store_id} */
 void h_labels_list(struct api_call *c);       /* store.c: GET /store/{store_id}/labels */
 
+/* cluster.c (issue 15). api_cluster_route: in dispatch, before the handler;
+ * 1 when the call was taken (forwarded to another node, merged over the
+ * cluster, or refused). api_cluster_placed: records a run spawned through the
+ * API as placed on this node before its 201 leaves (blocks one NATS round
+ * trip; worker threads only); ERR_OK at once without a cluster. */
+int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
+		      api_handler_fn fn);
+enum err_code api_cluster_placed(struct api *api, const char *actor_id, struct err *err);
+void h_cluster(struct api_call *c);           /* GET /cluster */
+
 /* sse.c */
 /* Open streams; call with api->streams_lock held. */
 size_t sse_count(struct api *api);

@@ -72,6 +72,15 @@ const char *config_usage(void)
 "                            [THEATER_HTTP_TIMEOUT_MS]\n"
 "  --http-timeout-max-ms MS  cap of a handler's timeout_ms (600000)\n"
 "                            [THEATER_HTTP_TIMEOUT_MAX_MS]\n"
+"  --nats URL[,URL...]       join a cluster over these NATS servers (JetStream on;\n"
+"                            docs/cluster.md) [THEATER_NATS]; without it: one node\n"
+"  --node NAME               this node's name in the cluster, [A-Za-z0-9_-]{1,64}\n"
+"                            [THEATER_NODE] (the host name)\n"
+"  --nats-replicas N         replicas of the cluster's streams and buckets (3)\n"
+"                            [THEATER_NATS_REPLICAS]\n"
+"  --advertise-url URL       how clients reach this node, shown in GET /cluster\n"
+"                            and used to redirect event streams of its actors\n"
+"                            [THEATER_ADVERTISE_URL] (http://<listen address>)\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
 "Sizes accept K, M and G suffixes (powers of 1024).\n";
@@ -167,7 +176,8 @@ struct opt {
 	const char *flag;
 	const char *env;
 	int kind;     /* 0 size, 1 uint, 2 listen, 3 home, 4 root, 5 token file, 6 log level,
-		       * 7 recover, 8 fetch allow list, 9 log format, 10 verify chains */
+		       * 7 recover, 8 fetch allow list, 9 log format, 10 verify chains,
+		       * 11 a string (malloc'd) */
 	size_t off;
 	unsigned long max;
 };
@@ -210,6 +220,10 @@ static const struct opt opts[] = {
 	{"--max-memory", "THEATER_MAX_MEMORY", 0, OFF(max_memory), 0},
 	{"--max-open-chains", "THEATER_MAX_OPEN_CHAINS", 1, OFF(max_open_chains), 10000000},
 	{"--verify-chains", "THEATER_VERIFY_CHAINS", 10, 0, 0},
+	{"--nats", "THEATER_NATS", 11, OFF(nats), 0},
+	{"--node", "THEATER_NODE", 11, OFF(node), 0},
+	{"--nats-replicas", "THEATER_NATS_REPLICAS", 1, OFF(nats_replicas), 5},
+	{"--advertise-url", "THEATER_ADVERTISE_URL", 11, OFF(advertise_url), 0},
 };
 
 static enum err_code set_uint_field(struct config *cfg, const struct opt *o, unsigned long v)
@@ -254,6 +268,12 @@ static enum err_code apply(struct config *cfg, const struct opt *o, const char *
 			return err_set(err, ERR_INVALID, "%s: '%s' is not tail or full", o->flag, v);
 		cfg->verify_full = strcmp(v, "full") == 0;
 		return ERR_OK;
+	case 11: {
+		char **field = (char **)(void *)((char *)cfg + o->off);
+		free(*field);
+		*field = strdup(v);
+		return *field ? ERR_OK : ERR_NOMEM;
+	}
 	case 9:
 		if (strcmp(v, "text") && strcmp(v, "json"))
 			return err_set(err, ERR_INVALID, "%s: '%s' is not text or json", o->flag, v);
@@ -326,6 +346,7 @@ static void defaults(struct config *cfg)
 	cfg->http_timeout_ms = 60000;
 	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
+	cfg->nats_replicas = 3;
 }
 
 static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,
@@ -390,6 +411,11 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 		return err_set(err, ERR_INVALID, "--http-timeout-ms (%u) must be at least 1 and at "
 			       "most --http-timeout-max-ms (%u)", cfg->http_timeout_ms,
 			       cfg->http_timeout_max_ms);
+	if (cfg->node && !config_node_name_valid(cfg->node))
+		return err_set(err, ERR_INVALID, "--node: '%.80s' is not a node name (1 to 64 of "
+			       "A-Z a-z 0-9 _ -)", cfg->node);
+	if (cfg->nats_replicas == 0)
+		return err_set(err, ERR_INVALID, "--nats-replicas must be from 1 to 5");
 	if (cfg->token && strlen(cfg->token) < 16)
 		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
 			       "characters");
@@ -402,6 +428,9 @@ void config_release(struct config *cfg)
 	free(cfg->home);
 	free(cfg->token);
 	free(cfg->fetch_allow);
+	free(cfg->nats);
+	free(cfg->node);
+	free(cfg->advertise_url);
 	for (size_t i = 0; i < cfg->nroots; i++)
 		free(cfg->roots[i]);
 	memset(cfg, 0, sizeof(*cfg));
@@ -411,4 +440,15 @@ int config_host_is_loopback(const char *host)
 {
 	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
 	       strcmp(host, "localhost") == 0;
+}
+
+int config_node_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-')
+			return 0;
+	return 1;
 }

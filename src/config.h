@@ -54,6 +54,10 @@ struct config {
 	unsigned max_open_chains;   /* --max-open-chains: chain files open at once [0: half
 				     * of the descriptor limit] */
 	int verify_full;            /* --verify-chains full: verify whole chains at start */
+	char *nats;                 /* --nats URL[,URL...] [THEATER_NATS]: cluster mode when set */
+	char *node;                 /* --node NAME [THEATER_NODE] (main: the host name) */
+	unsigned nats_replicas;     /* --nats-replicas [3] */
+	char *advertise_url;        /* --advertise-url [THEATER_ADVERTISE_URL] */
 	int show_help, show_version;
 };
 
@@ -63,6 +67,8 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 void config_release(struct config *cfg);
 /* 1 when host is a loopback address (127.0.0.0/8, ::1, localhost). */
 int config_host_is_loopback(const char *host);
+/* 1 when name is a valid --node: 1 to 64 of A-Z a-z 0-9 _ -. */
+int config_node_name_valid(const char *name);
 /* The --help text. */
 const char *config_usage(void);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "server/http.h"
 #include "src/chain.h"
 #include "src/config.h"
@@ -39,6 +40,7 @@ struct app {
 	struct supervisor *sup;
 	struct api *api;
 	struct http_server *http;
+	struct cluster *cluster;      /* --nats, else NULL */
 	int home_lock;                /* flock()ed <home>/lock, -1 when not held */
 };
 
@@ -127,6 +129,44 @@ static enum err_code open_storage(struct app *app, struct err *err)
 	return resolver_new(&rcfg, &app->resolver, err);
 }
 
+/* Cluster mode (docs/cluster.md): after the HTTP server, whose port the other
+ * nodes' forwarded requests are replayed against over loopback. */
+static enum err_code join_cluster(struct app *app, struct err *err)
+{
+	struct config *c = &app->cfg;
+	char url[300], host[256];
+	const char *h = c->host;
+	if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !strcmp(h, "localhost"))
+		h = strcmp(h, "::") == 0 ? "::1" : "127.0.0.1";
+	snprintf(host, sizeof(host), strchr(h, ':') ? "[%s]" : "%s", h);
+	snprintf(url, sizeof(url), "http://%s:%u", host, http_server_port(app->http));
+	char node[256] = "";
+	if (c->node)
+		snprintf(node, sizeof(node), "%s", c->node);
+	else if (gethostname(node, sizeof(node) - 1) || !config_node_name_valid(node))
+		return err_set(err, ERR_INVALID, "--nats needs --node NAME (the host name '%s' "
+			       "is not a node name)", node);
+	/* How clients reach us: --advertise-url, else the listen address (the
+	 * host name when listening on every address). */
+	char adv[512], me[256] = "";
+	if (c->advertise_url)
+		snprintf(adv, sizeof(adv), "%s", c->advertise_url);
+	else if ((!strcmp(c->host, "0.0.0.0") || !strcmp(c->host, "::")) &&
+		 !gethostname(me, sizeof(me) - 1))
+		snprintf(adv, sizeof(adv), "http://%s:%u", me, http_server_port(app->http));
+	else
+		snprintf(adv, sizeof(adv), "%s", url);
+	struct cluster_config cc = {
+		.urls = c->nats, .node = node, .http_url = url, .token = c->token,
+		.replicas = c->nats_replicas, .sup = app->sup, .advertise_url = adv,
+	};
+	enum err_code rc = cluster_start(&cc, &app->cluster, err);
+	if (rc)
+		return rc;
+	api_set_cluster(app->api, app->cluster);
+	return ERR_OK;
+}
+
 static enum err_code start(struct app *app, struct err *err)
 {
 	struct config *c = &app->cfg;
@@ -169,17 +209,23 @@ static enum err_code start(struct app *app, struct err *err)
 		.conn_timeout_s = c->conn_timeout_s, .max_conns = conns_within_fds(c->max_conns),
 		.max_conns_per_ip = c->max_conns_per_ip,
 	};
-	return http_server_start(&hcfg, &h, &app->http, err);
+	if ((rc = http_server_start(&hcfg, &h, &app->http, err)))
+		return rc;
+	return c->nats ? join_cluster(app, err) : ERR_OK;
 }
 
 static void stop(struct app *app)
 {
 	if (app->api)
 		api_set_draining(app->api, 1);
+	cluster_stop(app->cluster);
 	supervisor_shutdown(app->sup);
 	if (app->api)
 		api_close_streams(app->api);
 	http_server_stop(app->http);
+	if (app->api)
+		api_set_cluster(app->api, NULL);
+	cluster_free(app->cluster);
 	supervisor_free(app->sup);
 	api_free(app->api);
 	resolver_free(app->resolver);

@@ -358,6 +358,16 @@ size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_d
 	return n;
 }
 
+/* Cluster mode: what was synced is also acknowledged by the stream before
+ * anyone hears of it (group commit over both). */
+static void replica_wait_logged(struct supervisor *s, struct actor *a)
+{
+	struct err e = {0};
+	if (s->replica.wait && s->replica.wait(s->replica.user, &e))
+		log_error("supervisor", "events of '%s' are durable here but not replicated: %s",
+			  a->run.id, e.msg);
+}
+
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
 			   json_t *data, const char *status, const char *reason, struct err *err)
 {
@@ -377,6 +387,7 @@ void record_sync(struct supervisor *s, struct actor *a)
 			char hash[65];
 			memcpy(hash, a->run.head_hash, sizeof(hash));
 			pthread_mutex_unlock(&a->lock);
+			replica_wait_logged(s, a);
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
 			flush_pending(s, a);
 		} else {
@@ -438,6 +449,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
 		.data_len = len, .timestamp = ts, .terminal = is_terminal(status),
 	};
+	if (s->replica.publish)       /* cluster mode: to the stream, in seq order */
+		s->replica.publish(s->replica.user, &sev);
 	if (deferred) {
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, NULL, NULL, ts);
@@ -452,6 +465,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
 	pthread_mutex_unlock(&a->lock);
+	replica_wait_logged(s, a);
 	char hash[65];
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,

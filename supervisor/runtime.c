@@ -1078,6 +1078,8 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 		record_send_dep(s, sender, a, chain_written(a->chain));
 	else if (!rc && api && a->chain)
 		rc = chain_sync_upto(a->chain, chain_written(a->chain), err);
+	if (!rc && api)               /* cluster mode: and acknowledged by the stream */
+		rc = supervisor_replica_wait(s, err);
 	actor_unref(s, sender);
 	pthread_mutex_lock(&a->lock);
 	a->mail_reserved--;
@@ -1121,6 +1123,8 @@ enum err_code supervisor_send(struct supervisor *s, const char *to, const char *
 {
 	struct actor *a = NULL;
 	enum err_code rc = accept_mail(s, to, from, MAIL_SEND, data, len, NULL, &a, err);
+	if (rc == ERR_NOT_FOUND && s->remote.send)     /* cluster: another node's actor */
+		return s->remote.send(s->remote.user, to, from, data, len, err);
 	if (rc)
 		return rc;
 	actor_unref(s, a);
@@ -1174,6 +1178,9 @@ enum err_code supervisor_request_stream(struct supervisor *s, const char *to, co
 	if (rc) {
 		free(r);
 		free(t);
+		if (rc == ERR_NOT_FOUND && s->remote.request)   /* cluster: another node's */
+			return s->remote.request(s->remote.user, to, from, data, len, timeout_ms,
+						 reply, user, err);
 		return rc;
 	}
 	*t = (struct req_timer){s, a, r, timeout_ms ? timeout_ms : 30000};

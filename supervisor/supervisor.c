@@ -732,3 +732,80 @@ enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, u
 	struct life_ctx c = {.cb = cb, .user = user};
 	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
 }
+
+static void count_live_one(struct supervisor *s, struct actor *a, void *u)
+{
+	(void)s;
+	pthread_mutex_lock(&a->lock);
+	*(uint64_t *)u += status_is_live(a->run.status) != 0;
+	pthread_mutex_unlock(&a->lock);
+}
+
+uint64_t supervisor_live_count(struct supervisor *s)
+{
+	uint64_t n = 0;
+	reg_foreach(s, count_live_one, &n);
+	return n;
+}
+
+/* ---- cluster hooks ---- */
+
+void supervisor_set_replica(struct supervisor *s, const struct supervisor_replica *r)
+{
+	if (r)
+		s->replica = *r;
+	else
+		memset(&s->replica, 0, sizeof(s->replica));
+}
+
+enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err)
+{
+	return s->replica.wait ? s->replica.wait(s->replica.user, err) : ERR_OK;
+}
+
+void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r)
+{
+	if (r)
+		s->remote = *r;
+	else
+		memset(&s->remote, 0, sizeof(s->remote));
+}
+
+const char *supervisor_chains_dir(struct supervisor *s)
+{
+	return s->chains_dir;
+}
+
+enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struct err *err)
+{
+	struct actor *known = reg_find(s, actor_id);
+	if (known) {
+		actor_unref(s, known);
+		return err_set(err, ERR_CONFLICT, "actor '%s' is already known here", actor_id);
+	}
+	unsigned runs = 0;
+	uint64_t events = 0;
+	enum err_code rc = db_rebuild_from_chains(s->cfg.db, s->chains_dir, &runs, &events, err);
+	struct db_run r = {0};
+	if (!rc)
+		rc = db_run_get(s->cfg.db, actor_id, &r, err);
+	if (rc)
+		return rc;
+	struct load_ctx c = {.s = s};
+	load_run(&c, &r);
+	db_run_release(&r);
+	free(c.live);
+	struct actor *a = reg_find(s, actor_id);
+	if (!a)
+		return err_set(err, ERR_CORRUPT, "the chain of '%s' could not be loaded", actor_id);
+	int live = c.nlive > 0;
+	int ok = live ? recover_one(s, a) : 1;
+	if (live && ok) {
+		struct actor *list[1] = {a};
+		flusher_sync_batch(s, list, 1);
+		runtime_kick(s, a);
+	}
+	actor_unref(s, a);
+	return ok ? ERR_OK : err_set(err, ERR_UNAVAILABLE, "actor '%s' could not be recovered "
+				     "(its run ended failed: recovery_failed)", actor_id);
+}

@@ -193,6 +193,9 @@ struct fetcher *supervisor_fetcher(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 
+/* How many runs are live (starting, running, stopping): a node's load. */
+uint64_t supervisor_live_count(struct supervisor *s);
+
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,
 			     struct err *err);
@@ -235,6 +238,45 @@ enum err_code supervisor_subscribe(struct supervisor *s, const char *actor_id,
 				   supervisor_event_fn fn, void *user, uint64_t *head_out,
 				   struct supervisor_sub **out, struct err *err);
 void supervisor_unsubscribe(struct supervisor *s, struct supervisor_sub *sub);
+
+/* ---- cluster hooks (issue 15, cluster/) ---- */
+
+/* Replication of every chain event. publish gets each event right after it is
+ * appended (under the actor's record lock, so in seq order per actor; it must
+ * not block and must not call back into the supervisor); wait returns once
+ * everything published so far is acknowledged by the replicas. The supervisor
+ * calls wait before it reports a synced event (to subscribers, waiters, the
+ * API): group commit covers both the local sync and the stream's
+ * acknowledgement. A failed wait is logged and returned where an API call
+ * waits on it (a message, 503). */
+struct supervisor_replica {
+	void (*publish)(void *user, const struct supervisor_event *ev);
+	enum err_code (*wait)(void *user, struct err *err);
+	void *user;
+};
+/* Installs r (NULL: none). Call once, before actors are spawned through the API. */
+void supervisor_set_replica(struct supervisor *s, const struct supervisor_replica *r);
+/* Mail for actors this node does not know (another node runs them):
+ * supervisor_send and supervisor_request hand it to these when the receiver is
+ * not found here, with the same contract (send: durable in the receiver's
+ * chain before it returns; request: reply called once). */
+struct supervisor_remote {
+	enum err_code (*send)(void *user, const char *to, const char *from, const void *data,
+			      size_t len, struct err *err);
+	enum err_code (*request)(void *user, const char *to, const char *from, const void *data,
+				 size_t len, uint32_t timeout_ms, supervisor_reply_fn reply,
+				 void *reply_user, struct err *err);
+	void *user;
+};
+void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r);
+/* wait of the installed replica (ERR_OK without one). */
+enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err);
+/* Takes over a run whose chain file another node wrote into chains_dir (a
+ * failover): indexes it, loads it and recovers it like a run found at start-up
+ * (durable.h). ERR_CONFLICT when the run is already known here. */
+enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struct err *err);
+/* The folder of the chain files. */
+const char *supervisor_chains_dir(struct supervisor *s);
 
 /* Lifecycle events stored after global position `after`, oldest first, at most
  * limit; cb per event (data is the lifecycle JSON). */

@@ -107,6 +107,8 @@ struct actor {
 
 struct supervisor {
 	struct supervisor_config cfg;
+	struct supervisor_replica replica;   /* cluster replication; zero: none */
+	struct supervisor_remote remote;     /* cluster mail to other nodes; zero: none */
 	char *chains_dir;
 	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
 	struct pool *pool;

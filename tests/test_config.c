@@ -11,7 +11,8 @@ static void clear_env(void)
 {
 	const char *vars[] = {"THEATER_LISTEN", "THEATER_HOME", "THEATER_PACKAGE_ROOTS",
 			      "THEATER_TOKEN", "THEATER_TOKEN_FILE", "THEATER_MAX_BODY",
-			      "THEATER_WORKERS", NULL};
+			      "THEATER_WORKERS", "THEATER_NATS", "THEATER_NODE",
+			      "THEATER_NATS_REPLICAS", NULL};
 	for (int i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
 }
@@ -39,6 +40,50 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_body, 1 << 20);
 	assert_null(c.token);
 	config_release(&c);
+}
+
+/* Cluster mode (issue 15): off by default; --nats, --node, --nats-replicas and
+ * their environment; a node name that cannot be a NATS subject token is refused. */
+static void test_cluster_flags(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_null(c.nats);
+	assert_null(c.node);
+	assert_int_equal(c.nats_replicas, 3);
+	config_release(&c);
+	const char *a[] = {"--nats", "nats://127.0.0.1:4222,nats://127.0.0.1:4223", "--node",
+			   "alpha-1", "--nats-replicas", "1", NULL};
+	assert_int_equal(parse(&c, &e, a), ERR_OK);
+	assert_string_equal(c.nats, "nats://127.0.0.1:4222,nats://127.0.0.1:4223");
+	assert_string_equal(c.node, "alpha-1");
+	assert_int_equal(c.nats_replicas, 1);
+	config_release(&c);
+	setenv("THEATER_NATS", "nats://10.0.0.1:4222", 1);
+	setenv("THEATER_NODE", "beta", 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_string_equal(c.nats, "nats://10.0.0.1:4222");
+	assert_string_equal(c.node, "beta");
+	config_release(&c);
+	const char *bad[][3] = {{"--node", "has.dot", NULL}, {"--node", "a b", NULL},
+				{"--node", "", NULL}, {"--nats-replicas", "0", NULL},
+				{"--nats-replicas", "6", NULL}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(parse(&c, &e, bad[i]), ERR_INVALID);
+		assert_non_null(strstr(e.msg, bad[i][0]));
+		config_release(&c);
+	}
+	assert_true(config_node_name_valid("node_1-A"));
+	char long_name[66];
+	memset(long_name, 'x', 65);
+	long_name[65] = '\0';
+	assert_false(config_node_name_valid(long_name));
+	clear_env();
 }
 
 static void test_flags_and_env(void **state)
@@ -160,6 +205,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_cluster_flags),
 		cmocka_unit_test(test_flags_and_env),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_token_file),

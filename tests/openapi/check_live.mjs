@@ -170,6 +170,7 @@ try {
   await call('GET', '/ready', { expect: 200, auth: false });
   await call('GET', '/version', { expect: 200 });
   await call('GET', '/version', { expect: 401, auth: false });
+  await call('GET', '/cluster', { expect: 200 });
   await call('GET', '/health?verbose=1', { expect: 400, auth: false });
   const oa = await call('GET', '/openapi.yaml', { expect: 200, auth: false });
   if (oa.text !== fs.readFileSync(path.join(SRC, 'openapi/openapi.yaml'), 'utf8')) fail('GET /openapi.yaml is not openapi/openapi.yaml');

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# bench/cluster/run.sh [BUILD_DIR] - cluster mode figures (issue 15, docs/cluster.md)
+# on 127.0.0.1: three nats-servers (JetStream, clustered, R3) and three theater
+# nodes started here with temporary homes under /var/tmp, plus one single node.
+#
+#   request latency   POST /actors/{id}/requests "get" to a counter, 300 in a
+#                     row on one keep-alive connection: on its own node, and
+#                     through another node (forwarded over NATS); p50/p99
+#   messages/s        acknowledged POST /actors/{id}/messages (bench-actors
+#                     messages, 4 clients): one node without --nats, a cluster
+#                     node (every event replicated to the R3 stream before the
+#                     202), and through another node
+#   failover          kill -9 of the node running 20 counters: time until all
+#                     20 answer from the survivors
+#
+# Needs nats-server (apt-get install nats-server). Tunables: BENCH_MESSAGES (5000).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+MESSAGES=${BENCH_MESSAGES:-5000}
+command -v nats-server >/dev/null || { echo "bench/cluster: needs nats-server"; exit 1; }
+[ -x "$BUILD/bench/actors/bench-actors" ] || cmake --build "$BUILD" --target bench-actors >/dev/null
+dir=$(mktemp -d /var/tmp/theater-bench-cluster.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+declare -a NP RP MP
+for i in 0 1 2; do NP[$i]=$(port); RP[$i]=$(port); MP[$i]=$(port); done
+urls="nats://127.0.0.1:${NP[0]},nats://127.0.0.1:${NP[1]},nats://127.0.0.1:${NP[2]}"
+for i in 0 1 2; do
+  routes=""
+  for k in 0 1 2; do [ $k = $i ] || routes="$routes${routes:+, }nats-route://127.0.0.1:${RP[$k]}"; done
+  cat > "$dir/n$i.conf" <<CONF
+server_name: n$i
+listen: 127.0.0.1:${NP[$i]}
+http: 127.0.0.1:${MP[$i]}
+max_payload: 8MB
+jetstream { store_dir: "$dir/js$i" }
+cluster { name: bench, listen: 127.0.0.1:${RP[$i]}, routes: [$routes] }
+CONF
+  nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
+  pids+=($!)
+done
+for i in 0 1 2; do
+  for _ in $(seq 1 150); do curl -s "127.0.0.1:${MP[$i]}/jsz" | grep -q '"leader"' && break; sleep 0.2; done
+done
+
+declare -a BASE PID
+start_node() {  # start_node INDEX NAME [extra args...]
+  local i=$1 name=$2; shift 2
+  mkdir -p "$dir/home$i/packages"
+  cp "$BUILD/examples/counter/counter.wasm" "$dir/home$i/packages/"
+  THEATER_HOME="$dir/home$i" "$BUILD/theater-server" --listen 127.0.0.1:0 --log-level warn "$@" \
+    > "$dir/out$i" 2> "$dir/log$i" &
+  PID[$i]=$!; pids+=($!)
+  for _ in $(seq 1 400); do grep -q listening "$dir/out$i" 2>/dev/null && break; sleep 0.05; done
+  BASE[$i]=$(grep -o 'http://[0-9.:]*' "$dir/out$i")
+}
+start_node 0 alpha --nats "$urls" --node alpha
+start_node 1 beta --nats "$urls" --node beta
+start_node 2 gamma --nats "$urls" --node gamma
+start_node 3 single
+sleep 2
+spawn() {  # spawn BASE [query]
+  curl -s -X POST "$1/actors?wait=running${2:-}" \
+    -d '{"manifest":{"name":"c","package":"counter.wasm","initial_state":{"count":0}}}' |
+    grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4
+}
+latency() {  # latency LABEL URL
+  local args=()
+  for _ in $(seq 1 300); do args+=("$2"); done
+  curl -s -X POST -d get -o /dev/null -w '%{time_total}\n' "${args[@]}" | sort -n > "$dir/lat"
+  awk -v l="$1" '{v[NR]=$1} END {printf "%-44s p50 %.2f ms  p99 %.2f ms  (%d requests)\n", l, v[int(NR*0.5)]*1000, v[int(NR*0.99)]*1000, NR}' "$dir/lat"
+}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+echo "== request latency (counter, one keep-alive connection) =="
+id=$(spawn "${BASE[0]}")
+single=$(spawn "${BASE[3]}")
+latency "single node (no --nats)" "${BASE[3]}/actors/$single/requests"
+latency "cluster, on the actor's node" "${BASE[0]}/actors/$id/requests"
+latency "cluster, through another node (NATS)" "${BASE[1]}/actors/$id/requests"
+echo "== acknowledged messages per second (4 clients, $MESSAGES messages) =="
+m() { "$BUILD/bench/actors/bench-actors" messages "$1" "$2" "$MESSAGES" 4 | sed "s/^/$3: /"; }
+m "${BASE[3]}" "$(spawn "${BASE[3]}")" "single node, no replication"
+m "${BASE[0]}" "$(spawn "${BASE[0]}")" "cluster node, replicated R3"
+id2=$(spawn "${BASE[0]}")
+m "${BASE[1]}" "$id2" "cluster, through another node"
+echo "== failover (kill -9 of the node running 20 counters) =="
+ids=()
+for _ in $(seq 1 20); do ids+=("$(spawn "${BASE[0]}" "&node=beta")"); done
+t0=$(date +%s%N)
+kill -9 "${PID[1]}"
+left=20
+while [ $left -gt 0 ] && [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 120 ]; do
+  left=0
+  for x in "${ids[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d get "${BASE[2]}/actors/$x/requests?timeout=5")
+    [ "$code" = 200 ] || left=$((left + 1))
+  done
+  [ $left -gt 0 ] && sleep 0.1
+done
+echo "all 20 actors answering on survivors $(( ($(date +%s%N) - t0) / 1000000 )) ms after kill -9 (heartbeat lapse 4000 ms)"

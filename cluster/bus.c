@@ -1,0 +1,791 @@
+/* bus.c - the libnats wrapper (see bus.h). It turns libnats statuses into the
+ * project's error codes, keeps the connection and its JetStream context, and
+ * runs one thread per key-value watch (libnats's watchers are pulled with
+ * kvWatcher_Next). Asynchronous stream publishes report failures through an
+ * error handler that marks the batch failed; bus_stream_wait reads and clears
+ * that mark, so a batch is only acknowledged when every message in it was. */
+#include "cluster/bus.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/util/crypto.h"
+#include "src/util/json.h"
+#include "src/util/log.h"
+
+struct bus {
+	natsConnection *nc;
+	jsCtx *js;
+	pthread_mutex_t lock;         /* the counters below, async_failed, async_why */
+	pthread_cond_t acked;         /* signalled when an acknowledgement arrives */
+	uint64_t published, answered; /* async publishes made, and answered (ok or not) */
+	uint64_t late;                /* given up on by a wait: their answers, if they come,
+				       * are not counted again */
+	uint64_t first_failed;        /* lowest publish number refused or lost; 0: none */
+	uint64_t last_failed;         /* highest */
+	int async_failed;
+	char async_why[160];
+};
+
+struct bus_sub {
+	natsSubscription *sub;
+	bus_msg_fn fn;
+	void *user;
+};
+
+struct bus_kv {
+	struct bus *bus;
+	kvStore *kv;
+	char bucket[64];
+};
+
+struct bus_watch {
+	struct bus_kv *kv;
+	kvWatcher *w;
+	bus_kv_fn fn;
+	void *user;
+	pthread_t thread;
+	int stop;                     /* atomic */
+	pthread_mutex_t lock;         /* w (replaced by watch_renew, stopped by bus_watch_stop) */
+	unsigned stall_ms;            /* renew after this long without an entry; 0: never */
+};
+
+static pthread_once_t open_once = PTHREAD_ONCE_INIT;
+static natsStatus open_status = NATS_OK;
+
+static void nats_open_once(void)
+{
+	open_status = nats_Open(-1);
+}
+
+static enum err_code code_of(natsStatus s)
+{
+	switch (s) {
+	case NATS_OK: return ERR_OK;
+	case NATS_NO_MEMORY: return ERR_NOMEM;
+	case NATS_TIMEOUT: return ERR_TIMEOUT;
+	case NATS_NOT_FOUND: return ERR_NOT_FOUND;
+	default: return ERR_UNAVAILABLE;
+	}
+}
+
+/* An error naming what failed, with libnats's last error text when it has one. */
+static enum err_code fail(struct err *err, natsStatus s, const char *what, const char *name)
+{
+	natsStatus last = NATS_OK;
+	const char *text = nats_GetLastError(&last);
+	if (!text || !*text)
+		text = natsStatus_GetText(s);
+	return err_set(err, code_of(s), "nats: %s '%s': %s", what, name, text);
+}
+
+/* Every async publish is answered here, ok or not. bus_stream_wait counts the
+ * answers itself: a publish lost without an answer (a connection that died
+ * with it) keeps the count short, so the wait fails instead of passing. */
+static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+			 void *closure)
+{
+	(void)js;
+	struct bus *b = closure;
+	const char *num = NULL;
+	uint64_t n = natsMsgHeader_Get(msg, "Theater-Publish", &num) == NATS_OK && num
+			     ? strtoull(num, NULL, 10) : 1;
+	pthread_mutex_lock(&b->lock);
+	if (b->late)
+		b->late--;
+	else
+		b->answered++;
+	if (!pa || pae) {
+		if (!b->first_failed || n < b->first_failed)
+			b->first_failed = n;
+		if (n > b->last_failed)
+			b->last_failed = n;
+		b->async_failed = 1;
+		snprintf(b->async_why, sizeof(b->async_why), "%s",
+			 pae && pae->ErrText ? pae->ErrText
+					     : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
+	}
+	pthread_cond_broadcast(&b->acked);
+	pthread_mutex_unlock(&b->lock);
+	natsMsg_Destroy(msg);
+}
+
+enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
+		       struct bus **out, struct err *err)
+{
+	pthread_once(&open_once, nats_open_once);
+	if (open_status != NATS_OK)
+		return err_set(err, ERR_INTERNAL, "nats: cannot initialise the client library: %s",
+			       natsStatus_GetText(open_status));
+	struct bus *b = calloc(1, sizeof(*b));
+	char *list = strdup(urls);
+	const char *servers[16];
+	int n = 0;
+	natsOptions *o = NULL;
+	natsStatus s = NATS_NO_MEMORY;
+	if (!b || !list)
+		goto fail;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->acked, NULL);
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 16;
+	     t = strtok_r(NULL, ",", &save))
+		servers[n++] = t;
+	if (n == 0) {
+		free(list);
+		free(b);
+		return err_set(err, ERR_INVALID, "--nats: no server url in '%s'", urls);
+	}
+	if ((s = natsOptions_Create(&o)) || (s = natsOptions_SetServers(o, servers, n)) ||
+	    (s = natsOptions_SetName(o, name)) || (s = natsOptions_SetMaxReconnect(o, -1)) ||
+	    (s = natsOptions_SetReconnectWait(o, 250)) || (s = natsOptions_SetTimeout(o, 2000)) ||
+	    (s = natsOptions_SetIgnoreDiscoveredServers(o, false)))
+		goto fail;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		s = natsConnection_Connect(&b->nc, o);
+		if (s == NATS_OK)
+			break;
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (long)connect_ms)
+			goto fail;
+		struct timespec nap = {0, 200 * 1000000};
+		nanosleep(&nap, NULL);
+	}
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 5000;
+	jo.PublishAsync.MaxPending = 65536;
+	jo.PublishAsync.AckHandler = on_async_ack;
+	jo.PublishAsync.AckHandlerClosure = b;
+	if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)))
+		goto fail;
+	natsOptions_Destroy(o);
+	free(list);
+	*out = b;
+	return ERR_OK;
+fail:;
+	enum err_code rc = fail(err, s, "cannot connect to", urls);
+	natsOptions_Destroy(o);
+	free(list);
+	if (b) {
+		natsConnection_Destroy(b->nc);
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+	}
+	return rc;
+}
+
+void bus_close(struct bus *b)
+{
+	if (!b)
+		return;
+	jsCtx_Destroy(b->js);
+	natsConnection_Close(b->nc);
+	natsConnection_Destroy(b->nc);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->acked);
+	free(b);
+}
+
+int bus_connected(struct bus *b)
+{
+	return b && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void bus_server(struct bus *b, char *buf, size_t size)
+{
+	if (natsConnection_GetConnectedUrl(b->nc, buf, size) != NATS_OK && size)
+		buf[0] = '\0';
+}
+
+/* ---- core NATS ---- */
+
+enum err_code bus_publish(struct bus *b, const char *subject, const void *data, size_t len,
+			  struct err *err)
+{
+	natsStatus s = natsConnection_Publish(b->nc, subject, data, (int)len);
+	return s ? fail(err, s, "cannot publish to", subject) : ERR_OK;
+}
+
+static enum err_code copy_out(const void *data, size_t len, uint8_t **out, size_t *len_out,
+			      struct err *err)
+{
+	uint8_t *copy = malloc(len + 1);
+	if (!copy)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	if (len)
+		memcpy(copy, data, len);
+	copy[len] = '\0';
+	*out = copy;
+	*len_out = len;
+	return ERR_OK;
+}
+
+enum err_code bus_request(struct bus *b, const char *subject, const void *data, size_t len,
+			  unsigned timeout_ms, uint8_t **reply_out, size_t *reply_len,
+			  struct err *err)
+{
+	natsMsg *m = NULL;
+	natsStatus s = natsConnection_Request(&m, b->nc, subject, data, (int)len, timeout_ms);
+	if (s == NATS_NO_RESPONDERS)
+		return err_set(err, ERR_UNAVAILABLE, "nats: no one serves '%s'", subject);
+	if (s == NATS_TIMEOUT)
+		return err_set(err, ERR_TIMEOUT, "nats: no answer on '%s' within %u ms", subject,
+			       timeout_ms);
+	if (s)
+		return fail(err, s, "request on", subject);
+	enum err_code rc = copy_out(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+				    reply_out, reply_len, err);
+	natsMsg_Destroy(m);
+	return rc;
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct bus_sub *bs = closure;
+	bs->fn(bs->user, natsMsg_GetReply(m), (const uint8_t *)natsMsg_GetData(m),
+	       (size_t)natsMsg_GetDataLength(m));
+	natsMsg_Destroy(m);
+}
+
+enum err_code bus_subscribe(struct bus *b, const char *subject, const char *queue,
+			    bus_msg_fn fn, void *user, struct bus_sub **out, struct err *err)
+{
+	struct bus_sub *bs = calloc(1, sizeof(*bs));
+	if (!bs)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	bs->fn = fn;
+	bs->user = user;
+	natsStatus s = queue ? natsConnection_QueueSubscribe(&bs->sub, b->nc, subject, queue,
+							     on_msg, bs)
+			     : natsConnection_Subscribe(&bs->sub, b->nc, subject, on_msg, bs);
+	if (s) {
+		free(bs);
+		return fail(err, s, "cannot subscribe to", subject);
+	}
+	natsSubscription_SetPendingLimits(bs->sub, 1 << 20, 1 << 30);
+	*out = bs;
+	return ERR_OK;
+}
+
+void bus_unsubscribe(struct bus_sub *bs)
+{
+	if (!bs)
+		return;
+	/* Drain, then wait: the callback is not running once the drain completes. */
+	if (natsSubscription_Drain(bs->sub) == NATS_OK)
+		natsSubscription_WaitForDrainCompletion(bs->sub, 5000);
+	else
+		natsSubscription_Unsubscribe(bs->sub);
+	natsSubscription_Destroy(bs->sub);
+	free(bs);
+}
+
+void bus_inbox(struct bus *b, char *buf, size_t size)
+{
+	(void)b;
+	natsInbox *inbox = NULL;
+	if (natsInbox_Create(&inbox) == NATS_OK)
+		snprintf(buf, size, "%s", (const char *)inbox);
+	else if (size)
+		buf[0] = '\0';
+	natsInbox_Destroy(inbox);
+}
+
+/* ---- key-value buckets ---- */
+
+/* The stream behind a bucket, as js_CreateKeyValue makes it but without
+ * direct get: every read is answered by the stream's leader, so a replica
+ * that is still catching up (a NATS server just restarted) never answers with
+ * an old placement or an old heartbeat. */
+static natsStatus kv_stream_add(struct bus *b, const char *bucket, uint32_t ttl_ms,
+				unsigned replicas, unsigned history)
+{
+	char name[96], subject[128];
+	snprintf(name, sizeof(name), "KV_%s", bucket);
+	snprintf(subject, sizeof(subject), "$KV.%s.>", bucket);
+	const char *subjects[] = {subject};
+	jsStreamConfig cfg;
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = name;
+	cfg.Subjects = subjects;
+	cfg.SubjectsLen = 1;
+	cfg.MaxMsgsPerSubject = history ? history : 1;
+	cfg.MaxAge = (int64_t)ttl_ms * 1000000;
+	cfg.MaxBytes = -1;
+	cfg.MaxMsgSize = -1;
+	cfg.Storage = js_FileStorage;
+	cfg.Replicas = (int64_t)replicas;
+	cfg.Discard = js_DiscardNew;
+	/* the de-duplication window: 2 min, never longer than the entries live */
+	cfg.Duplicates = ttl_ms && (int64_t)ttl_ms * 1000000 < (int64_t)120 * 1000000000
+				 ? (int64_t)ttl_ms * 1000000 : (int64_t)120 * 1000000000;
+	cfg.AllowRollup = true;
+	cfg.DenyDelete = true;
+	cfg.AllowDirect = false;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_AddStream(&si, b->js, &cfg, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
+	if (s == NATS_ERR && jerr == JSStreamNameExistErr)
+		s = NATS_OK;             /* another node made it at the same moment */
+	return s;
+}
+
+enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
+			  unsigned replicas, unsigned history, struct bus_kv **out,
+			  struct err *err)
+{
+	struct bus_kv *kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	kv->bus = b;
+	snprintf(kv->bucket, sizeof(kv->bucket), "%s", bucket);
+	natsStatus s = js_KeyValue(&kv->kv, b->js, bucket);
+	if (s == NATS_NOT_FOUND) {
+		s = kv_stream_add(b, bucket, ttl_ms, replicas, history);
+		if (!s)
+			s = js_KeyValue(&kv->kv, b->js, bucket);
+		if (s) {   /* another node may have created it at the same moment */
+			struct err why = {0};
+			fail(&why, s, "cannot create key-value bucket", bucket);
+			if (js_KeyValue(&kv->kv, b->js, bucket) == NATS_OK)
+				s = NATS_OK;
+			else {
+				free(kv);
+				*err = why;
+				return why.code;
+			}
+		}
+	}
+	if (s) {
+		free(kv);
+		return fail(err, s, "cannot open key-value bucket", bucket);
+	}
+	*out = kv;
+	return ERR_OK;
+}
+
+void bus_kv_close(struct bus_kv *kv)
+{
+	if (!kv)
+		return;
+	kvStore_Destroy(kv->kv);
+	free(kv);
+}
+
+enum err_code bus_kv_get(struct bus_kv *kv, const char *key, uint8_t **data_out,
+			 size_t *len_out, uint64_t *rev_out, struct err *err)
+{
+	kvEntry *e = NULL;
+	natsStatus s = kvStore_Get(&e, kv->kv, key);
+	if (s == NATS_NOT_FOUND)
+		return err_set(err, ERR_NOT_FOUND, "nats: no key '%s' in '%s'", key, kv->bucket);
+	if (s)
+		return fail(err, s, "cannot read key", key);
+	enum err_code rc = copy_out(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), data_out,
+				    len_out, err);
+	if (rev_out)
+		*rev_out = kvEntry_Revision(e);
+	kvEntry_Destroy(e);
+	return rc;
+}
+
+enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			 uint64_t *rev_out, struct err *err)
+{
+	uint64_t rev = 0;
+	natsStatus s = kvStore_Put(&rev, kv->kv, key, data, (int)len);
+	if (s)
+		return fail(err, s, "cannot write key", key);
+	if (rev_out)
+		*rev_out = rev;
+	return ERR_OK;
+}
+
+/* A compare-and-set that JetStream refused answers NATS_ERR with the stream's
+ * "wrong last sequence"; anything else (no connection, timeout) is not a lost
+ * race and keeps its own code. */
+static enum err_code cas_fail(struct bus_kv *kv, natsStatus s, const char *key,
+			      struct err *err)
+{
+	natsStatus last = NATS_OK;
+	const char *text = nats_GetLastError(&last);
+	if (s == NATS_ERR && text && strstr(text, "wrong last sequence"))
+		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' was changed by another "
+			       "writer", key, kv->bucket);
+	return fail(err, s, "cannot set key", key);
+}
+
+enum err_code bus_kv_create(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			    uint64_t *rev_out, struct err *err)
+{
+	uint64_t rev = 0;
+	natsStatus s = kvStore_Create(&rev, kv->kv, key, data, (int)len);
+	if (s)
+		return cas_fail(kv, s, key, err);
+	if (rev_out)
+		*rev_out = rev;
+	return ERR_OK;
+}
+
+enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			    uint64_t last, uint64_t *rev_out, struct err *err)
+{
+	uint64_t rev = 0;
+	natsStatus s = kvStore_Update(&rev, kv->kv, key, data, (int)len, last);
+	if (s)
+		return cas_fail(kv, s, key, err);
+	if (rev_out)
+		*rev_out = rev;
+	return ERR_OK;
+}
+
+enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err)
+{
+	natsStatus s = kvStore_Delete(kv->kv, key);
+	return s ? fail(err, s, "cannot delete key", key) : ERR_OK;
+}
+
+/* A watcher that failed (its consumer lost while NATS elected new leaders, a
+ * reconnect) is made again: it delivers every current value again, then the
+ * changes, so the watch misses nothing. */
+static int watch_renew(struct bus_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	kvWatcher *old = w->w;
+	w->w = NULL;
+	pthread_mutex_unlock(&w->lock);
+	kvWatcher_Destroy(old);
+	struct timespec nap = {0, 500 * 1000000};
+	nanosleep(&nap, NULL);
+	kvWatcher *fresh = NULL;
+	if (kvStore_WatchAll(&fresh, w->kv->kv, NULL) != NATS_OK)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&w->lock);
+		kvWatcher_Destroy(fresh);
+		return 0;
+	}
+	w->w = fresh;
+	pthread_mutex_unlock(&w->lock);
+	return 1;
+}
+
+static void *watch_main(void *arg)
+{
+	struct bus_watch *w = arg;
+	struct timespec last;
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		kvEntry *e = NULL;
+		if (!w->w && !watch_renew(w))
+			continue;
+		natsStatus s = kvWatcher_Next(&e, w->w, 500);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long quiet = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+		if (s == NATS_TIMEOUT && w->stall_ms && quiet > (long)w->stall_ms) {
+			/* a watcher whose consumer vanished can stay silent forever */
+			log_warn("cluster", "watch of '%s' silent for %ld ms: watching again",
+				 w->kv->bucket, quiet);
+			watch_renew(w);
+			last = now;
+			continue;
+		}
+		if (s == NATS_TIMEOUT)
+			continue;
+		last = now;
+		if (s) {
+			if (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+				log_warn("cluster", "watch of '%s' lost (%s): watching again",
+					 w->kv->bucket, natsStatus_GetText(s));
+				watch_renew(w);
+			}
+			continue;
+		}
+		if (!e) {                /* the marker after the initial values */
+			w->fn(w->user, NULL, NULL, 0, 0, 0);
+			continue;
+		}
+		kvOperation op = kvEntry_Operation(e);
+		w->fn(w->user, kvEntry_Key(e), (const uint8_t *)kvEntry_Value(e),
+		      (size_t)kvEntry_ValueLen(e), kvEntry_Revision(e), op != kvOp_Put);
+		kvEntry_Destroy(e);
+	}
+	return NULL;
+}
+
+enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, void *user,
+			   struct bus_watch **out, struct err *err)
+{
+	struct bus_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	w->kv = kv;
+	w->fn = fn;
+	w->user = user;
+	w->stall_ms = stall_ms;
+	pthread_mutex_init(&w->lock, NULL);
+	natsStatus s = kvStore_WatchAll(&w->w, kv->kv, NULL);
+	if (s) {
+		free(w);
+		return fail(err, s, "cannot watch bucket", kv->bucket);
+	}
+	if (pthread_create(&w->thread, NULL, watch_main, w)) {
+		kvWatcher_Destroy(w->w);
+		free(w);
+		return err_set(err, ERR_NOMEM, "cannot start a watch thread");
+	}
+	*out = w;
+	return ERR_OK;
+}
+
+void bus_watch_stop(struct bus_watch *w)
+{
+	if (!w)
+		return;
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&w->lock);
+	if (w->w)
+		kvWatcher_Stop(w->w);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	kvWatcher_Destroy(w->w);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/* ---- JetStream: one stream ---- */
+
+enum err_code bus_stream_ensure(struct bus *b, const char *name, const char *pattern,
+				unsigned replicas, struct err *err)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
+	if (s == NATS_NOT_FOUND) {
+		jsStreamConfig cfg;
+		jsStreamConfig_Init(&cfg);
+		const char *subjects[] = {pattern};
+		cfg.Name = name;
+		cfg.Subjects = subjects;
+		cfg.SubjectsLen = 1;
+		cfg.Storage = js_FileStorage;
+		cfg.Replicas = (int64_t)replicas;
+		cfg.Duplicates = (int64_t)120 * 1000000000;   /* de-duplication window: 2 min */
+		s = js_AddStream(&si, b->js, &cfg, NULL, &jerr);
+		if (s)   /* another node may have created it at the same moment */
+			s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
+	}
+	jsStreamInfo_Destroy(si);
+	return s ? fail(err, s, "cannot create stream", name) : ERR_OK;
+}
+
+static natsStatus msg_new(natsMsg **m, const char *subject, const void *data, size_t len,
+			  const char *msg_id)
+{
+	natsStatus s = natsMsg_Create(m, subject, NULL, data, (int)len);
+	if (!s && msg_id)
+		s = natsMsgHeader_Set(*m, "Nats-Msg-Id", msg_id);
+	return s;
+}
+
+enum err_code bus_stream_publish(struct bus *b, const char *subject, const void *data,
+				 size_t len, const char *msg_id, unsigned timeout_ms,
+				 struct err *err)
+{
+	natsMsg *m = NULL;
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = timeout_ms;
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = msg_new(&m, subject, data, len, msg_id);
+	if (!s)
+		s = js_PublishMsg(&pa, b->js, m, &po, &jerr);
+	natsMsg_Destroy(m);
+	jsPubAck_Destroy(pa);
+	return s ? fail(err, s, "stream did not acknowledge", subject) : ERR_OK;
+}
+
+enum err_code bus_stream_publish_async(struct bus *b, const char *subject, const void *data,
+				       size_t len, const char *msg_id, struct err *err)
+{
+	natsMsg *m = NULL;
+	natsStatus s = msg_new(&m, subject, data, len, msg_id);
+	/* Numbered under the lock and sent in that order (the callers hold their
+	 * actor's record lock; numbers only need to be unique and increasing). */
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = ++b->published;     /* before: the answer may come at once */
+	char num[24];
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+	if (!s)
+		s = natsMsgHeader_Set(m, "Theater-Publish", num);
+	pthread_mutex_unlock(&b->lock);
+	if (!s)
+		s = js_PublishMsgAsync(b->js, &m, NULL);   /* takes m on success */
+	natsMsg_Destroy(m);
+	if (s) {
+		pthread_mutex_lock(&b->lock);
+		if (!b->first_failed || n < b->first_failed)
+			b->first_failed = n;
+		if (n > b->last_failed)
+			b->last_failed = n;
+		b->answered++;           /* no answer will come for it */
+		b->async_failed = 1;
+		snprintf(b->async_why, sizeof(b->async_why), "%s", natsStatus_GetText(s));
+		pthread_mutex_unlock(&b->lock);
+		return fail(err, s, "cannot publish to", subject);
+	}
+	return ERR_OK;
+}
+
+enum err_code bus_stream_wait(struct bus *b, unsigned timeout_ms, struct err *err)
+{
+	return bus_stream_wait_after(b, 0, timeout_ms, err);
+}
+
+enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned timeout_ms,
+				    struct err *err)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&b->lock);
+	uint64_t target = b->published;
+	int timed_out = 0;
+	while (b->answered < target && !timed_out)
+		timed_out = pthread_cond_timedwait(&b->acked, &b->lock, &until) != 0 &&
+			    b->answered < target;
+	if (timed_out) {
+		/* Given up: the caller fails (writes are refused, and what was
+		 * written since is published again), and the next waits count
+		 * from here. */
+		if (!b->first_failed || b->answered + 1 < b->first_failed)
+			b->first_failed = b->answered + 1;
+		if (target > b->last_failed)
+			b->last_failed = target;
+		b->late += target - b->answered;
+		b->answered = target;
+	}
+	/* Every wait that covers a failed publish fails, until
+	 * bus_stream_forgive says it was published again. */
+	int failed = after ? b->last_failed > after
+			   : b->first_failed && b->first_failed <= target;
+	char why[160];
+	snprintf(why, sizeof(why), "%s", b->async_why);
+	pthread_mutex_unlock(&b->lock);
+	if (timed_out)
+		return err_set(err, ERR_UNAVAILABLE, "nats: the stream did not acknowledge within "
+			       "%u ms", timeout_ms);
+	if (failed)
+		return err_set(err, ERR_UNAVAILABLE, "nats: the stream refused a publish: %s",
+			       *why ? why : "lost");
+	return ERR_OK;
+}
+
+uint64_t bus_stream_published(struct bus *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = b->published;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+void bus_stream_forgive(struct bus *b, uint64_t upto)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->first_failed && b->first_failed <= upto)
+		b->first_failed = 0;
+	b->async_failed = 0;
+	b->async_why[0] = '\0';
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* One message of the stream: the first on subject at or after stream sequence
+ * seq, through JetStream's STREAM.MSG.GET API (answered by the stream's leader,
+ * no consumer needed). 1 with *next_seq and the data; 0 when there is none. */
+static int msg_get(struct bus *b, const char *name, const char *subject, uint64_t seq,
+		   unsigned timeout_ms, uint64_t *next_seq, uint8_t **data, size_t *len,
+		   struct err *err)
+{
+	char api[160];
+	snprintf(api, sizeof(api), "$JS.API.STREAM.MSG.GET.%s", name);
+	json_t *q = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "next_by_subj", subject);
+	char *body = q ? json_compact(q) : NULL;
+	json_decref(q);
+	if (!body) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return -1;
+	}
+	uint8_t *raw = NULL;
+	size_t rlen = 0;
+	enum err_code rc = bus_request(b, api, body, strlen(body), timeout_ms, &raw, &rlen, err);
+	free(body);
+	if (rc)
+		return -1;
+	struct err e = {0};
+	json_t *ans = json_parse((const char *)raw, rlen, 16, &e);
+	free(raw);
+	json_t *m = json_object_get(ans, "message");
+	json_t *jerr = json_object_get(ans, "error");
+	int got = 0;
+	if (m) {
+		const char *b64 = json_string_value(json_object_get(m, "data"));
+		*next_seq = (uint64_t)json_integer_value(json_object_get(m, "seq")) + 1;
+		*data = b64 ? base64_decode(b64, strlen(b64), len) : calloc(1, 1);
+		if (b64 && !*b64) {
+			free(*data);
+			*data = calloc(1, 1);
+			*len = 0;
+		}
+		got = *data ? 1 : -1;
+		if (got < 0)
+			err_set(err, ERR_CORRUPT, "nats: a message of '%s' is not base64", subject);
+	} else if (jerr && json_integer_value(json_object_get(jerr, "code")) == 404) {
+		got = 0;
+	} else {
+		const char *d = json_string_value(json_object_get(jerr, "description"));
+		err_set(err, ERR_UNAVAILABLE, "nats: cannot read stream '%s': %s", name,
+			d ? d : "unexpected answer");
+		got = -1;
+	}
+	json_decref(ans);
+	return got;
+}
+
+enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
+			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err)
+{
+	uint64_t seq = 1;
+	for (;;) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		uint64_t next = 0;
+		int got = msg_get(b, name, subject, seq, timeout_ms, &next, &data, &len, err);
+		if (got < 0)
+			return err->code ? err->code : ERR_UNAVAILABLE;
+		if (got == 0)
+			return ERR_OK;
+		int stop = fn(user, data, len);
+		free(data);
+		if (stop)
+			return ERR_OK;
+		seq = next;
+	}
+}

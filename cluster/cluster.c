@@ -1,0 +1,795 @@
+/* cluster.c - membership, placement and forwarding of a theater node in a NATS
+ * cluster (see cluster.h and docs/cluster.md).
+ *
+ * Membership: a heartbeat thread puts this node's {url, load, time} into the
+ * `theater_nodes` bucket every heartbeat_ms; a watch on that bucket keeps a
+ * table of every node and when its last beat arrived (local monotonic time,
+ * so clocks need not agree). A node is up while its last beat is younger than
+ * lapse_ms.
+ *
+ * Placement: `theater_placement` maps actor id -> {node}. A watch keeps a
+ * copy in memory for cluster_lookup; cluster_locate asks the bucket itself
+ * when the copy has not caught up yet. Writes are compare-and-set (create, or
+ * update at the revision read), the only way ownership ever changes.
+ *
+ * Forwarding: a request for another node travels as one NATS request on
+ * `theater.node.<node>.http`: a JSON line {m, p, h, t} then the body; the
+ * answer is a JSON line {s, h} then the body. The serving node replays it
+ * against its own API over loopback with its own token and the header
+ * X-Theater-Forwarded (so it is never forwarded again), which keeps one code
+ * path for every route: the same statuses, headers and bodies as locally. */
+#include "cluster/cluster_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cluster/bus.h"
+#include "src/fetch.h"
+#include "src/util/log.h"
+#include "supervisor/pool.h"
+
+int64_t cluster_mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t cluster_unix_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+const char *cluster_node(const struct cluster *c)
+{
+	return c->node;
+}
+
+/* ---- nodes ---- */
+
+static struct node_row *node_find(struct cluster *c, const char *name)
+{
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (strcmp(c->nodes[i].name, name) == 0)
+			return &c->nodes[i];
+	return NULL;
+}
+
+static void on_node(void *user, const char *key, const uint8_t *data, size_t len, uint64_t rev,
+		    int deleted)
+{
+	(void)rev;
+	struct cluster *c = user;
+	if (!key)
+		return;
+	struct err e = {0};
+	json_t *v = deleted ? NULL : json_parse((const char *)data, len, 8, &e);
+	pthread_mutex_lock(&c->lock);
+	struct node_row *n = node_find(c, key);
+	if (!n && c->nnodes < MAX_NODES && strlen(key) < CLUSTER_NODE_MAX) {
+		n = &c->nodes[c->nnodes++];
+		memset(n, 0, sizeof(*n));
+		snprintf(n->name, sizeof(n->name), "%s", key);
+	}
+	if (n && v) {
+		const char *url = json_string_value(json_object_get(v, "url"));
+		snprintf(n->url, sizeof(n->url), "%s", url ? url : "");
+		n->load = (uint64_t)json_integer_value(json_object_get(v, "load"));
+		n->time_ms = (int64_t)json_integer_value(json_object_get(v, "time"));
+		/* A beat older than the lapse (replayed by the watch at start) does
+		 * not make a dead node look alive. */
+		int64_t age = cluster_unix_ms() - n->time_ms;
+		n->seen_ms = cluster_mono_ms() - (age > 0 ? age : 0);
+	} else if (n) {
+		n->seen_ms = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	json_decref(v);
+}
+
+static int node_up_locked(struct cluster *c, const struct node_row *n)
+{
+	if (strcmp(n->name, c->node) == 0)
+		return 1;
+	return n->seen_ms && cluster_mono_ms() - n->seen_ms < (int64_t)c->lapse_ms;
+}
+
+int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size)
+{
+	pthread_mutex_lock(&c->lock);
+	struct node_row *n = node_find(c, node);
+	int ok = n && n->url[0];
+	if (ok)
+		snprintf(buf, size, "%s", n->url);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+int cluster_node_up(struct cluster *c, const char *node)
+{
+	pthread_mutex_lock(&c->lock);
+	struct node_row *n = node_find(c, node);
+	int up = n && node_up_locked(c, n);
+	pthread_mutex_unlock(&c->lock);
+	return up || strcmp(node, c->node) == 0;
+}
+
+size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size_t max)
+{
+	size_t k = 0;
+	if (max)
+		snprintf(names[k++], CLUSTER_NODE_MAX, "%s", c->node);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes && k < max; i++)
+		if (strcmp(c->nodes[i].name, c->node) != 0 && node_up_locked(c, &c->nodes[i]))
+			snprintf(names[k++], CLUSTER_NODE_MAX, "%s", c->nodes[i].name);
+	pthread_mutex_unlock(&c->lock);
+	return k;
+}
+
+static json_t *time_json(int64_t ms)
+{
+	if (ms <= 0)
+		return json_null();
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	char buf[80];
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	return json_string(buf);
+}
+
+json_t *cluster_json(struct cluster *c)
+{
+	json_t *nodes = json_array();
+	int64_t now = cluster_mono_ms();
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		struct node_row *n = &c->nodes[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "node", json_string(n->name));
+		json_object_set_new(o, "url", json_string(n->url));
+		json_object_set_new(o, "status", json_string(node_up_locked(c, n) ? "up" : "down"));
+		json_object_set_new(o, "load", json_integer((json_int_t)n->load));
+		json_object_set_new(o, "heartbeat_at", time_json(n->time_ms));
+		json_object_set_new(o, "heartbeat_age_ms",
+				    n->seen_ms ? json_integer(now - n->seen_ms) : json_null());
+		json_object_set_new(o, "self", json_boolean(strcmp(n->name, c->node) == 0));
+		json_array_append_new(nodes, o);
+	}
+	pthread_mutex_unlock(&c->lock);
+	char server[256];
+	bus_server(c->bus, server, sizeof(server));
+	return json_pack("{s:b, s:s, s:o, s:{s:b, s:s, s:i}}", "enabled", 1, "node", c->node,
+			 "nodes", nodes, "nats", "connected", bus_connected(c->bus), "server",
+			 server, "replicas", (int)c->replicas);
+}
+
+static void beat_once(struct cluster *c)
+{
+	uint64_t load = supervisor_live_count(c->sup);
+	json_t *v = json_pack("{s:s, s:I, s:I}", "url", c->advertise_url, "load", (json_int_t)load,
+			      "time", (json_int_t)cluster_unix_ms());
+	char *text = v ? json_compact(v) : NULL;
+	json_decref(v);
+	struct err e = {0};
+	int ok = text && bus_kv_put(c->nodes_kv, c->node, text, strlen(text), NULL, &e) == ERR_OK;
+	if (!ok)
+		log_warn("cluster", "heartbeat not written: %s", text ? e.msg : "out of memory");
+	free(text);
+	/* While our own beats fail, the others' silence proves nothing: failover
+	 * counts lapses only from when ours succeed again (replica.c). */
+	pthread_mutex_lock(&c->lock);
+	if (!ok)
+		c->beat_ok_since_ms = 0;
+	else if (!c->beat_ok_since_ms)
+		c->beat_ok_since_ms = cluster_mono_ms();
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *beat_main(void *arg)
+{
+	struct cluster *c = arg;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		pthread_mutex_unlock(&c->lock);
+		beat_once(c);
+		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
+			replica_failover_tick(c);
+		pthread_mutex_lock(&c->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += c->heartbeat_ms / 1000;
+		until.tv_nsec += (long)(c->heartbeat_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!c->stopping &&
+		       pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- placement ---- */
+
+static unsigned place_hash(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % PLACE_BUCKETS;
+}
+
+static struct place **place_slot(struct cluster *c, const char *id)
+{
+	struct place **p = &c->places[place_hash(id)];
+	while (*p && strcmp((*p)->id, id) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+/* Records what the bucket says (a watch event, or our own write). Only a newer
+ * revision replaces an older one. */
+void cluster_place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
+		       int deleted)
+{
+	if (strlen(id) != 36)
+		return;
+	pthread_mutex_lock(&c->lock);
+	struct place **slot = place_slot(c, id);
+	if (deleted) {
+		if (*slot && (*slot)->rev <= rev) {
+			struct place *gone = *slot;
+			*slot = gone->next;
+			free(gone);
+		}
+	} else if (!*slot) {
+		struct place *p = calloc(1, sizeof(*p));
+		if (p) {
+			memcpy(p->id, id, 37);
+			snprintf(p->node, sizeof(p->node), "%s", node);
+			p->rev = rev;
+			*slot = p;
+		}
+	} else if ((*slot)->rev < rev) {
+		snprintf((*slot)->node, sizeof((*slot)->node), "%s", node);
+		(*slot)->rev = rev;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
+{
+	struct err e = {0};
+	json_t *v = json_parse((const char *)data, len, 8, &e);
+	const char *node = json_string_value(json_object_get(v, "node"));
+	int ok = node && strlen(node) < CLUSTER_NODE_MAX;
+	if (ok)
+		snprintf(node_out, CLUSTER_NODE_MAX, "%s", node);
+	json_decref(v);
+	return ok;
+}
+
+static void on_place(void *user, const char *key, const uint8_t *data, size_t len,
+		     uint64_t rev, int deleted)
+{
+	struct cluster *c = user;
+	char node[CLUSTER_NODE_MAX] = "";
+	if (!key) {
+		pthread_mutex_lock(&c->lock);
+		c->place_ready = 1;
+		pthread_cond_broadcast(&c->wake);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (!deleted && !cluster_place_node_of(data, len, node))
+		return;
+	char before[CLUSTER_NODE_MAX];
+	int ours = cluster_lookup(c, key, before) && strcmp(before, c->node) == 0;
+	cluster_place_note(c, key, node, rev, deleted);
+	if (ours && !deleted && strcmp(node, c->node) != 0)
+		replica_fence(c, key, node);
+}
+
+int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])
+{
+	pthread_mutex_lock(&c->lock);
+	struct place *p = *place_slot(c, actor_id);
+	if (p)
+		snprintf(node_out, CLUSTER_NODE_MAX, "%s", p->node);
+	pthread_mutex_unlock(&c->lock);
+	return p != NULL;
+}
+
+enum err_code cluster_locate(struct cluster *c, const char *actor_id,
+			     char node_out[CLUSTER_NODE_MAX], struct err *err)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t rev = 0;
+	enum err_code rc = bus_kv_get(c->place_kv, actor_id, &data, &len, &rev, err);
+	if (rc)
+		return rc;
+	if (!cluster_place_node_of(data, len, node_out))
+		rc = err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}", actor_id);
+	else
+		cluster_place_note(c, actor_id, node_out, rev, 0);
+	free(data);
+	return rc;
+}
+
+enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err)
+{
+	char value[160];
+	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"at\":%lld}", c->node,
+		 (long long)cluster_unix_ms());
+	uint64_t rev = 0;
+	enum err_code rc = bus_kv_create(c->place_kv, actor_id, value, strlen(value), &rev, err);
+	if (rc == ERR_OK) {
+		cluster_place_note(c, actor_id, c->node, rev, 0);
+		struct db_run r = {0};
+		struct err pe = {0};
+		if (supervisor_get(c->sup, actor_id, &r, &pe) == ERR_OK && r.package_sha256[0] &&
+		    cluster_keep_package(c, r.package_sha256, &pe))
+			log_warn("cluster", "package of '%s' not in the stream (another node can "
+				 "take it over only by fetching it again): %s", actor_id, pe.msg);
+		db_run_release(&r);
+		return ERR_OK;
+	}
+	if (rc != ERR_CONFLICT)
+		return rc;
+	char owner[CLUSTER_NODE_MAX];
+	struct err e2 = {0};
+	if (cluster_locate(c, actor_id, owner, &e2) == ERR_OK && strcmp(owner, c->node) == 0)
+		return ERR_OK;     /* placed here already (the API and the lifecycle hook) */
+	return err_set(err, ERR_CONFLICT, "actor '%s' is placed on node '%s'", actor_id,
+		       *owner ? owner : "?");
+}
+
+/* Actors an actor spawns (children) are placed from the lifecycle stream. */
+struct place_job {
+	struct cluster *c;
+	char id[37];
+};
+
+static void job_place(void *arg)
+{
+	struct place_job *j = arg;
+	struct err e = {0};
+	if (cluster_place(j->c, j->id, &e))
+		log_warn("cluster", "placement of '%s' not recorded: %s", j->id, e.msg);
+	free(j);
+}
+
+static void on_lifecycle(void *user, const struct supervisor_event *ev)
+{
+	struct cluster *c = user;
+	if (strcmp(ev->event_type, "spawned") != 0)
+		return;
+	char node[CLUSTER_NODE_MAX];
+	if (cluster_lookup(c, ev->actor_id, node))
+		return;
+	struct place_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->c = c;
+	snprintf(j->id, sizeof(j->id), "%s", ev->actor_id);
+	if (cluster_submit(c, job_place, j))
+		free(j);
+}
+
+/* ---- forwarding ---- */
+
+void cluster_reply_release(struct cluster_reply *r)
+{
+	if (!r)
+		return;
+	json_decref(r->headers);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* JSON line + '\n' + body, malloc'd. */
+char *cluster_envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len)
+{
+	char *line = json_compact(head);
+	if (!line)
+		return NULL;
+	size_t n = strlen(line);
+	char *buf = malloc(n + 1 + len + 1);
+	if (buf) {
+		memcpy(buf, line, n);
+		buf[n] = '\n';
+		if (len)
+			memcpy(buf + n + 1, body, len);
+		buf[n + 1 + len] = '\0';
+		*out_len = n + 1 + len;
+	}
+	free(line);
+	return buf;
+}
+
+/* Splits an envelope into its JSON head (new reference) and body (borrowed). */
+json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len)
+{
+	const uint8_t *nl = memchr(data, '\n', len);
+	if (!nl)
+		return NULL;
+	struct err e = {0};
+	json_t *head = json_parse((const char *)data, (size_t)(nl - data), 16, &e);
+	*body = nl + 1;
+	*body_len = len - (size_t)(nl + 1 - data);
+	return head;
+}
+
+enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
+			   struct cluster_reply *out, struct err *err)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *h = json_object();
+	for (const char *const *p = req->headers; p && p[0] && p[1]; p += 2)
+		json_object_set_new(h, p[0], json_string(p[1]));
+	unsigned timeout = req->timeout_ms ? req->timeout_ms : 60000;
+	json_t *head = json_pack("{s:s, s:s, s:o, s:i, s:s}", "m", req->method, "p", req->target,
+				 "h", h, "t", (int)timeout, "from", c->node);
+	size_t n = 0;
+	char *msg = head ? cluster_envelope(head, req->body, req->len, &n) : NULL;
+	json_decref(head);
+	if (!msg)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	char subject[128];
+	snprintf(subject, sizeof(subject), "theater.node.%s.http", node);
+	uint8_t *reply = NULL;
+	size_t rlen = 0;
+	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout + 2000, &reply, &rlen, err);
+	free(msg);
+	if (rc) {
+		if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+			char why[ERR_MSG_MAX];
+			snprintf(why, sizeof(why), "%s", err->msg);
+			err_set(err, rc, "node '%s' did not answer (%.300s)", node, why);
+		}
+		return rc;
+	}
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *rh = cluster_unwrap(reply, rlen, &body, &blen);
+	int status = (int)json_integer_value(json_object_get(rh, "s"));
+	if (!rh || status < 100 || status > 599) {
+		json_decref(rh);
+		free(reply);
+		return err_set(err, ERR_UNAVAILABLE, "node '%s' answered something that is not a "
+			       "forwarded response", node);
+	}
+	out->status = status;
+	out->headers = json_incref(json_object_get(rh, "h"));
+	if (!out->headers)
+		out->headers = json_object();
+	out->body = malloc(blen + 1);
+	if (!out->body) {
+		json_decref(rh);
+		free(reply);
+		cluster_reply_release(out);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	memcpy(out->body, body, blen);
+	out->body[blen] = '\0';
+	out->len = blen;
+	json_decref(rh);
+	free(reply);
+	return ERR_OK;
+}
+
+enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	enum err_code rc = c->pool ? pool_submit(c->pool, fn, arg) : ERR_UNAVAILABLE;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* The response headers a forwarded answer carries back. */
+static const char *const passed_headers[] = {
+	"Content-Type", "Location", "ETag", "Cache-Control", "Allow", "Retry-After",
+	"Idempotent-Replayed", "WWW-Authenticate", "Content-Disposition", NULL,
+};
+
+static void keep_headers(const char *raw, json_t *out)
+{
+	const char *line = raw;
+	while (line && *line) {
+		const char *end = strstr(line, "\r\n");
+		size_t n = end ? (size_t)(end - line) : strlen(line);
+		const char *colon = memchr(line, ':', n);
+		if (colon) {
+			for (const char *const *h = passed_headers; *h; h++) {
+				size_t hn = strlen(*h);
+				if ((size_t)(colon - line) != hn || strncasecmp(line, *h, hn) != 0)
+					continue;
+				const char *v = colon + 1;
+				while (v < line + n && *v == ' ')
+					v++;
+				char val[1024];
+				snprintf(val, sizeof(val), "%.*s", (int)(line + n - v), v);
+				json_object_set_new(out, *h, json_string(val));
+			}
+		}
+		line = end ? end + 2 : NULL;
+	}
+}
+
+static int allow_any(void *user, const struct sockaddr *addr, size_t addr_len, char *why,
+		     size_t why_size)
+{
+	(void)user;
+	(void)addr;
+	(void)addr_len;
+	(void)why;
+	(void)why_size;
+	return 0;   /* set only so that no proxy from the environment is used */
+}
+
+struct serve_job {
+	struct cluster *c;
+	char *reply;
+	uint8_t *data;
+	size_t len;
+};
+
+static void answer(struct cluster *c, const char *reply, int status, json_t *headers,
+		   const uint8_t *body, size_t len)
+{
+	json_t *head = json_pack("{s:i, s:o}", "s", status, "h", headers ? headers : json_object());
+	size_t n = 0;
+	char *msg = head ? cluster_envelope(head, body, len, &n) : NULL;
+	json_decref(head);
+	struct err e = {0};
+	if (!msg || bus_publish(c->bus, reply, msg, n, &e))
+		log_warn("cluster", "cannot answer a forwarded request: %s",
+			 msg ? e.msg : "out of memory");
+	free(msg);
+}
+
+/* Replays a forwarded request against our own API, over loopback. */
+static void job_serve(void *arg)
+{
+	struct serve_job *j = arg;
+	struct cluster *c = j->c;
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(j->data, j->len, &body, &blen);
+	const char *method = json_string_value(json_object_get(head, "m"));
+	const char *target = json_string_value(json_object_get(head, "p"));
+	const char *from = json_string_value(json_object_get(head, "from"));
+	json_t *h = json_object_get(head, "h");
+	if (!method || !target || target[0] != '/' || !json_is_object(h)) {
+		const char *p = "{\"status\":400,\"code\":\"invalid\",\"detail\":\"malformed "
+				"forwarded request\"}";
+		answer(c, j->reply, 400, json_pack("{s:s}", "Content-Type",
+						   "application/problem+json"),
+		       (const uint8_t *)p, strlen(p));
+		goto done;
+	}
+	char url[2048];
+	snprintf(url, sizeof(url), "%s%s", c->http_url, target);
+	const char *lines[24];
+	char store[24][1100];
+	size_t nl = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(h, k, v) {
+		if (nl >= 20 || !json_is_string(v) || strpbrk(k, "\r\n:") ||
+		    strpbrk(json_string_value(v), "\r\n"))
+			continue;
+		snprintf(store[nl], sizeof(store[nl]), "%s: %s", k, json_string_value(v));
+		lines[nl] = store[nl];
+		nl++;
+	}
+	snprintf(store[nl], sizeof(store[nl]), "X-Theater-Forwarded: %s", from ? from : "?");
+	lines[nl] = store[nl];
+	nl++;
+	if (c->token) {
+		snprintf(store[nl], sizeof(store[nl]), "Authorization: Bearer %s", c->token);
+		lines[nl] = store[nl];
+		nl++;
+	}
+	snprintf(store[nl], sizeof(store[nl]), "Expect:");   /* no 100-continue round trip */
+	lines[nl] = store[nl];
+	nl++;
+	long timeout = (long)json_integer_value(json_object_get(head, "t"));
+	struct fetch_request fr = {
+		.method = method, .url = url, .headers = lines, .nheaders = nl,
+		.body = blen || strcmp(method, "GET") ? body : NULL, .body_len = blen,
+		.addr_check = allow_any,
+	};
+	struct fetch_limits lim = {.max_bytes = FORWARD_MAX_BYTES, .connect_timeout_ms = 2000,
+				   .total_timeout_ms = timeout > 0 ? timeout : 60000,
+				   .max_redirects = -1};
+	struct fetch_response resp = {0};
+	struct err e = {0};
+	if (fetch_request(&fr, &lim, &resp, &e)) {
+		char p[700];
+		json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+				       "Unavailable", "status", 503, "code", "unavailable",
+				       "detail", e.msg);
+		char *text = pj ? json_compact(pj) : NULL;
+		json_decref(pj);
+		snprintf(p, sizeof(p), "%s", text ? text : "{}");
+		free(text);
+		answer(c, j->reply, 503, json_pack("{s:s}", "Content-Type",
+						   "application/problem+json"),
+		       (const uint8_t *)p, strlen(p));
+		goto done;
+	}
+	json_t *rh = json_object();
+	keep_headers(resp.headers, rh);
+	answer(c, j->reply, (int)resp.status, rh, resp.body, resp.body_len);
+	fetch_response_release(&resp);
+done:
+	json_decref(head);
+	free(j->reply);
+	free(j->data);
+	free(j);
+}
+
+static void on_http(void *user, const char *reply, const uint8_t *data, size_t len)
+{
+	struct cluster *c = user;
+	if (!reply)
+		return;
+	struct serve_job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->c = c;
+		j->reply = strdup(reply);
+		j->data = malloc(len + 1);
+	}
+	if (!j || !j->reply || !j->data) {
+		if (j) {
+			free(j->reply);
+			free(j->data);
+		}
+		free(j);
+		return;           /* the caller times out */
+	}
+	memcpy(j->data, data, len);
+	j->data[len] = '\0';
+	j->len = len;
+	if (cluster_submit(c, job_serve, j)) {
+		free(j->reply);
+		free(j->data);
+		free(j);
+	}
+}
+
+/* ---- start and stop ---- */
+
+/* JetStream answers "temporarily unavailable" until its servers have elected
+ * a leader: retry for up to 20 s. */
+static enum err_code open_buckets(struct cluster *c, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	for (int tries = 0; tries < 40; tries++) {
+		if (!c->nodes_kv)
+			rc = bus_kv_open(c->bus, NODES_BUCKET, c->lapse_ms * 4, c->replicas, 1,
+					 &c->nodes_kv, err);
+		if (!rc && !c->place_kv)
+			rc = bus_kv_open(c->bus, PLACEMENT_BUCKET, 0, c->replicas, 8,
+					 &c->place_kv, err);
+		if (rc != ERR_UNAVAILABLE && rc != ERR_TIMEOUT)
+			return rc;
+		struct timespec nap = {0, 500 * 1000000};
+		nanosleep(&nap, NULL);
+	}
+	return rc;
+}
+
+enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **out,
+			    struct err *err)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	snprintf(c->node, sizeof(c->node), "%s", cfg->node);
+	c->http_url = strdup(cfg->http_url);
+	c->advertise_url = strdup(cfg->advertise_url ? cfg->advertise_url : cfg->http_url);
+	c->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
+	c->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
+	c->lapse_ms = cfg->lapse_ms ? cfg->lapse_ms : 4 * c->heartbeat_ms;
+	c->replicas = cfg->replicas ? cfg->replicas : 3;
+	c->sup = cfg->sup;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, NULL);
+	*out = c;
+	char name[128], subject[128];
+	snprintf(name, sizeof(name), "theater-%s", c->node);
+	snprintf(subject, sizeof(subject), "theater.node.%s.http", c->node);
+	enum err_code rc;
+	if (!c->http_url || !c->advertise_url)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	if ((rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
+	    (rc = bus_open(cfg->urls, name, 10000, &c->bus, err)) ||
+	    (rc = open_buckets(c, err)) ||
+	    (rc = bus_kv_watch(c->nodes_kv, 3 * c->heartbeat_ms, on_node, c, &c->nodes_watch, err)) ||
+	    (rc = bus_kv_watch(c->place_kv, 30000, on_place, c, &c->place_watch, err)) ||
+	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
+		return rc;
+	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)))
+		return rc;
+	uint64_t head = 0;
+	struct supervisor_sub *sub = NULL;
+	if ((rc = supervisor_subscribe(c->sup, NULL, on_lifecycle, c, &head, &sub, err)))
+		return rc;
+	c->lifecycle = sub;
+	if (pthread_create(&c->beat, NULL, beat_main, c))
+		return err_set(err, ERR_NOMEM, "cannot start the heartbeat thread");
+	c->beat_started = 1;
+	log_info("cluster", "node '%s' joined the cluster over %s (replicas %u)", c->node,
+		 cfg->urls, c->replicas);
+	return ERR_OK;
+}
+
+void cluster_stop(struct cluster *c)
+{
+	if (!c)
+		return;
+	/* The heartbeat and the watches go on until cluster_free: while the
+	 * supervisor shuts down, this node still owns its actors (no survivor
+	 * claims them yet) and still sees a claim (fencing). */
+	__atomic_store_n(&c->leaving, 1, __ATOMIC_RELEASE);
+	mail_stop(c);
+	if (c->lifecycle)
+		supervisor_unsubscribe(c->sup, c->lifecycle);
+	c->lifecycle = NULL;
+	bus_unsubscribe(c->http_sub);
+	c->http_sub = NULL;
+	pthread_mutex_lock(&c->lock);
+	struct pool *pool = c->pool;      /* submits fail from now on; queued jobs run */
+	c->pool = NULL;
+	pthread_mutex_unlock(&c->lock);
+	pool_free(pool);
+}
+
+void cluster_free(struct cluster *c)
+{
+	if (!c)
+		return;
+	cluster_stop(c);
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	if (c->beat_started)
+		pthread_join(c->beat, NULL);
+	c->beat_started = 0;
+	bus_watch_stop(c->nodes_watch);
+	bus_watch_stop(c->place_watch);
+	c->nodes_watch = c->place_watch = NULL;
+	/* Replication ran on through the supervisor's shutdown: the calls that
+	 * finished in the grace period and the `suspended` events are in the
+	 * stream, for the node that takes the actors over. */
+	replica_stop(c);
+	bus_kv_close(c->nodes_kv);
+	bus_kv_close(c->place_kv);
+	bus_close(c->bus);
+	for (size_t i = 0; i < PLACE_BUCKETS; i++)
+		while (c->places[i]) {
+			struct place *p = c->places[i];
+			c->places[i] = p->next;
+			free(p);
+		}
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->wake);
+	free(c->http_url);
+	free(c->advertise_url);
+	free(c->token);
+	free(c);
+}

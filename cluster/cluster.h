@@ -1,0 +1,119 @@
+/* cluster.h - theater nodes acting as one over NATS JetStream (issue 15).
+ *
+ * A node started with --nats joins the cluster: it announces itself with a
+ * heartbeat in the `theater_nodes` key-value bucket (key: node name, value:
+ * {url, load, time}; entries expire when the node stops beating), records the
+ * placement of each actor it runs in the `theater_placement` bucket (key: actor
+ * id, value: {node}; written with compare-and-set, so two nodes never both own
+ * an actor), and serves HTTP requests forwarded by other nodes on the subject
+ * `theater.node.<name>.http` (request/reply) by replaying them against its own
+ * API over loopback, so a forwarded call gets exactly the local status, headers
+ * and body. See docs/cluster.md.
+ *
+ * Ownership: the cluster borrows the supervisor; strings in the config are copied.
+ * Threads: every function may be called from any thread. cluster_call blocks
+ * (a NATS round trip); run it on the cluster's own pool (cluster_submit), never
+ * on an HTTP thread or an actor worker.
+ */
+#ifndef THEATER_CLUSTER_CLUSTER_H
+#define THEATER_CLUSTER_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/util/err.h"
+#include "src/util/json.h"
+#include "supervisor/supervisor.h"
+
+#define CLUSTER_NODE_MAX 65          /* a node name and its NUL */
+
+struct cluster_config {
+	const char *urls;            /* --nats */
+	const char *node;            /* --node */
+	const char *http_url;        /* this node's API over loopback, "http://127.0.0.1:8080" */
+	const char *advertise_url;   /* how clients reach it (GET /cluster); NULL: http_url */
+	const char *token;           /* its bearer token, or NULL */
+	unsigned replicas;           /* of the buckets and the stream [3] */
+	unsigned heartbeat_ms;       /* [1000] */
+	unsigned lapse_ms;           /* a node is down after this long without a beat [4000] */
+	unsigned threads;            /* forwarding threads [16] */
+	struct supervisor *sup;
+};
+
+struct cluster;
+
+/* Connects (retrying for up to 10 s), opens the buckets, serves forwarded
+ * requests, starts the heartbeat and the watches. ERR_UNAVAILABLE when NATS or
+ * JetStream cannot be reached. */
+enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **out,
+			    struct err *err);
+/* Stops the heartbeat, the watches, the forwarding service and cross-node
+ * mail. Accepts NULL. Call before supervisor_shutdown (forwarded requests
+ * would find it gone). */
+void cluster_stop(struct cluster *c);
+/* Stops replication (the supervisor must be shut down by then) and frees. */
+void cluster_free(struct cluster *c);
+
+const char *cluster_node(const struct cluster *c);
+
+/* ---- placement ---- */
+
+/* Where an actor runs, from the watched placement bucket (memory only, cheap):
+ * 1 and its node in node_out when it is known, 0 when not (yet) known here. */
+int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX]);
+/* The same from the bucket itself (a NATS round trip). ERR_NOT_FOUND. */
+enum err_code cluster_locate(struct cluster *c, const char *actor_id,
+			     char node_out[CLUSTER_NODE_MAX], struct err *err);
+/* Records that this node runs actor_id (compare-and-set: ERR_CONFLICT when
+ * another node holds it). Blocks for one NATS round trip. */
+enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err);
+
+/* 0 while this node must refuse writes: NATS unreachable, or the stream did
+ * not acknowledge lately (it refuses what it cannot replicate). */
+int cluster_writable(struct cluster *c);
+/* Puts the package (sha256, from the content store's theater-packages) in the
+ * stream, so the node that takes the actor over has it. Blocks. */
+enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err);
+
+/* ---- nodes ---- */
+
+/* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,
+ * heartbeat_age_ms}], "nats": {connected, server}}: a new reference. */
+json_t *cluster_json(struct cluster *c);
+/* The advertised url of node (from its heartbeat) into buf: 1, or 0 when
+ * unknown. */
+int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size);
+/* 1 when node is known and its heartbeat is fresh. */
+int cluster_node_up(struct cluster *c, const char *node);
+/* The names of the nodes that are up (this one included), at most max. */
+size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size_t max);
+
+/* ---- forwarding ---- */
+
+/* An HTTP request for another node's API. headers: name, value, ..., NULL. */
+struct cluster_http {
+	const char *method;
+	const char *target;          /* path and query, as sent: "/actors/x/state?a=b" */
+	const char *const *headers;
+	const uint8_t *body;
+	size_t len;
+	unsigned timeout_ms;
+};
+/* Its answer. headers: a JSON object of the response headers worth passing on
+ * (Content-Type, Location, ETag, ...). Release with cluster_reply_release. */
+struct cluster_reply {
+	int status;
+	json_t *headers;
+	uint8_t *body;
+	size_t len;
+};
+void cluster_reply_release(struct cluster_reply *r);
+/* Sends req to node over NATS and waits for its answer. ERR_UNAVAILABLE (the
+ * node does not answer: down, or NATS is), ERR_TIMEOUT. Blocks. */
+enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
+			   struct cluster_reply *out, struct err *err);
+/* Runs fn(arg) on the cluster's own threads (where cluster_call may block).
+ * ERR_UNAVAILABLE once stopping. */
+enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,88 @@
+/* cluster_int.h - private to cluster/: the cluster object shared by cluster.c
+ * (membership, placement, forwarding) and replica.c (the chain stream,
+ * failover, fencing). */
+#ifndef THEATER_CLUSTER_CLUSTER_INT_H
+#define THEATER_CLUSTER_CLUSTER_INT_H
+
+#include <pthread.h>
+
+#include "cluster/bus.h"
+#include "cluster/cluster.h"
+#include "supervisor/pool.h"
+
+#define NODES_BUCKET "theater_nodes"
+#define PLACEMENT_BUCKET "theater_placement"
+#define MAX_NODES 64
+#define PLACE_BUCKETS 4096
+#define FORWARD_MAX_BYTES ((size_t)64 << 20)
+#define KEPT_MAX 256
+
+struct node_row {
+	char name[CLUSTER_NODE_MAX];
+	char url[256];
+	uint64_t load;
+	int64_t time_ms;              /* the node's own clock, unix ms */
+	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
+};
+
+struct place {
+	struct place *next;
+	char id[37];
+	char node[CLUSTER_NODE_MAX];
+	uint64_t rev;
+};
+
+struct cluster {
+	char node[CLUSTER_NODE_MAX];
+	char *http_url, *token, *advertise_url;
+	unsigned heartbeat_ms, lapse_ms, replicas;
+	struct supervisor *sup;
+	struct bus *bus;
+	struct bus_kv *nodes_kv, *place_kv;
+	struct bus_watch *nodes_watch, *place_watch;
+	struct bus_sub *http_sub;
+	struct supervisor_sub *lifecycle;   /* spawned children get placed */
+	struct pool *pool;
+	pthread_t beat;
+	int beat_started;
+	pthread_mutex_t lock;         /* nodes, places, stopping */
+	pthread_cond_t wake;
+	int stopping;
+	struct node_row nodes[MAX_NODES];
+	size_t nnodes;
+	struct place *places[PLACE_BUCKETS];
+	/* replica.c */
+	int64_t unhealthy_until_ms;   /* writes refused until then (a stream ack failed) */
+	int place_ready;              /* the placement watch delivered every key */
+	char kept[KEPT_MAX][65];      /* packages this node put in the stream */
+	size_t nkept;
+	struct bus_sub *mail_sub;     /* mail.c */
+	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
+	int64_t beat_ok_since_ms;
+	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
+};
+
+int64_t cluster_mono_ms(void);
+int64_t cluster_unix_ms(void);
+/* place_node_of and place_note (cluster.c): a placement value's node; the
+ * memory copy of the bucket. */
+int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);
+void cluster_place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
+			int deleted);
+/* A JSON line, '\n', then the body (malloc'd); and back (head: a new
+ * reference, body: borrowed). */
+char *cluster_envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len);
+json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, size_t *body_len);
+/* replica.c: the stream, the replication hooks, failover and fencing. */
+enum err_code replica_start(struct cluster *c, struct err *err);
+void replica_stop(struct cluster *c);
+/* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
+void replica_failover_tick(struct cluster *c);
+/* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
+enum err_code mail_start(struct cluster *c, struct err *err);
+void mail_stop(struct cluster *c);
+/* Placement watch: actor_id, ours until now, was moved to another node. */
+void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
+
+
+#endif

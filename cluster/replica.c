@@ -1,0 +1,664 @@
+/* replica.c - what lets another node bring an actor back: every chain event
+ * published to the replicated JetStream stream THEATER_CHAINS (subject
+ * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>" so a retry is stored
+ * once), the package bytes beside them (theater.stream.package.<sha256>), failover
+ * when a node's heartbeat lapses, and fencing of a node that comes back.
+ *
+ * Replication is the supervisor's replica hook (supervisor.h): publish runs
+ * under the actor's record lock, so the stream holds each actor's events in seq
+ * order; wait is JetStream's "every async publish so far acknowledged", called
+ * where the supervisor reports a synced event, so one wait covers a whole
+ * group-commit batch. A failed wait makes the node refuse writes for a while
+ * (cluster_writable) rather than acknowledge what it cannot replicate.
+ *
+ * Failover: when a node's beat lapses, each survivor looks at the actors
+ * placed on it. The node that the actor id hashes to among the nodes up
+ * claims it at once; any other survivor claims it after three lapses more (in
+ * case the preferred one died too). A claim is a compare-and-set of the
+ * placement key at the revision read, so exactly one node wins; the winner
+ * rebuilds the chain from the stream (every event checked: seq without a gap,
+ * the hash recomputed equal to the one published), puts the package back in
+ * its content store, and recovers the actor (supervisor_adopt, durable.c).
+ *
+ * Fencing: events of an actor placed on another node are never published, and
+ * a node that joins (after a crash) kills the runs it recovered locally whose
+ * placement moved while it was away. */
+#include "cluster/cluster_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/store.h"
+#include "src/util/crypto.h"
+#include "src/util/log.h"
+#include "supervisor/durable.h"
+
+#define CHAIN_STREAM "THEATER_CHAINS"
+#define PACKAGE_MAX ((size_t)7 << 20)     /* under the servers' max_payload (8 MB) */
+
+/* ---- the replica hooks ---- */
+
+/* A publish was refused or lost: writes are refused for a while, and the
+ * events written since are published again once the stream answers
+ * (replica_resync), so the stream has no hole. */
+static void mark_unreplicated(struct cluster *c)
+{
+	__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
+	int64_t since = cluster_unix_ms() - 10000;
+	int64_t zero = 0;
+	__atomic_compare_exchange_n(&c->resync_since_ms, &zero, since, 0, __ATOMIC_ACQ_REL,
+				    __ATOMIC_ACQUIRE);
+}
+
+static void on_publish(void *user, const struct supervisor_event *ev)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
+		return;                  /* fenced: it moved to another node */
+	char hash[65], parent[65];
+	hex_encode(ev->hash, 32, hash);
+	hex_encode(ev->parent_hash, 32, parent);
+	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)ev->seq, "type",
+				 ev->event_type, "hash", hash, "parent", parent, "ts",
+				 (json_int_t)ev->timestamp);
+	size_t n = 0;
+	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
+	json_decref(head);
+	char subject[96], id[96];
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", ev->actor_id);
+	/* with the node: a new owner's event never passes for a copy of the
+	 * old owner's event of the same seq (the stream would drop it) */
+	snprintf(id, sizeof(id), "%s:%llu:%s", ev->actor_id, (unsigned long long)ev->seq,
+		 c->node);
+	struct err e = {0};
+	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
+		log_error("cluster", "event %llu of '%s' not replicated: %s",
+			  (unsigned long long)ev->seq, ev->actor_id, msg ? e.msg : "out of memory");
+		mark_unreplicated(c);
+	}
+	free(msg);
+}
+
+static enum err_code on_wait(void *user, struct err *err)
+{
+	struct cluster *c = user;
+	enum err_code rc = bus_stream_wait(c->bus, 5000, err);
+	if (rc)
+		mark_unreplicated(c);
+	return rc;
+}
+
+int cluster_writable(struct cluster *c)
+{
+	return bus_connected(c->bus) &&
+	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+}
+
+/* ---- publishing again after a failure ---- */
+
+struct resync_ctx {
+	struct cluster *c;
+	int64_t since;
+	uint64_t runs, events;
+};
+
+static int resync_run(void *user, const struct db_run *r)
+{
+	struct resync_ctx *x = user;
+	char owner[CLUSTER_NODE_MAX];
+	int live = !strcmp(r->status, "running") || !strcmp(r->status, "starting") ||
+		   !strcmp(r->status, "stopping");
+	if ((!live && r->updated_at < x->since) ||
+	    (cluster_lookup(x->c, r->id, owner) && strcmp(owner, x->c->node) != 0))
+		return 0;
+	for (uint64_t seq = 1; seq <= r->head_seq; seq++) {
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		struct err e = {0};
+		if (supervisor_read_event(x->c->sup, r->id, seq, &ev, &ts, &e))
+			break;
+		struct supervisor_event sev = {
+			.actor_id = r->id, .seq = ev.seq, .hash = ev.hash,
+			.parent_hash = ev.parent_hash, .event_type = ev.event_type,
+			.data = ev.data, .data_len = ev.data_len, .timestamp = ts,
+		};
+		on_publish(x->c, &sev);
+		chain_event_release(&ev);
+		x->events++;
+	}
+	x->runs++;
+	return 0;
+}
+
+/* Publishes again every event of the runs written since the first failure
+ * (the stream keeps one copy of each: message ids, and rebuild_collect). */
+static void replica_resync(struct cluster *c)
+{
+	int64_t since = __atomic_load_n(&c->resync_since_ms, __ATOMIC_ACQUIRE);
+	if (!since || !bus_connected(c->bus) || !c->beat_ok_since_ms)
+		return;
+	__atomic_store_n(&c->resync_since_ms, 0, __ATOMIC_RELEASE);
+	uint64_t upto = bus_stream_published(c->bus);
+	struct resync_ctx x = {.c = c, .since = since};
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, resync_run, &x, &next, &e);
+		free(cursor);
+		cursor = rc ? NULL : next;
+	} while (cursor);
+	if (bus_stream_wait_after(c->bus, upto, 10000, &e)) {
+		log_warn("cluster", "publishing again after a failure did not finish: %s", e.msg);
+		mark_unreplicated(c);
+		return;
+	}
+	bus_stream_forgive(c->bus, upto);
+	log_info("cluster", "published %llu events of %llu runs again after a replication "
+		 "failure", (unsigned long long)x.events, (unsigned long long)x.runs);
+}
+
+/* ---- packages ---- */
+
+enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	int known = 0;
+	for (size_t i = 0; i < c->nkept && !known; i++)
+		known = strcmp(c->kept[i], sha256) == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (known)
+		return ERR_OK;
+	char subject[128];
+	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum err_code rc = store_get(supervisor_store(c->sup), DURABLE_PACKAGES_STORE, sha256,
+				     PACKAGE_MAX, &data, &len, err);
+	if (rc)
+		return rc;
+	rc = bus_stream_publish(c->bus, subject, data, len, sha256, 10000, err);
+	free(data);
+	pthread_mutex_lock(&c->lock);
+	if (!rc && c->nkept < KEPT_MAX)
+		snprintf(c->kept[c->nkept++], 65, "%s", sha256);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+struct first_msg {
+	uint8_t *data;
+	size_t len;
+};
+
+static int take_first(void *user, const uint8_t *data, size_t len)
+{
+	struct first_msg *f = user;
+	f->data = malloc(len + 1);
+	if (f->data) {
+		memcpy(f->data, data, len);
+		f->len = len;
+	}
+	return 1;
+}
+
+/* The package of a run taken over, from the stream into our content store. */
+static enum err_code fetch_package(struct cluster *c, const char *sha256, struct err *err)
+{
+	struct store *st = supervisor_store(c->sup);
+	if (store_has(st, DURABLE_PACKAGES_STORE, sha256))
+		return ERR_OK;
+	char subject[128];
+	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
+	struct first_msg f = {0};
+	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, take_first, &f,
+					   err);
+	if (!rc && !f.data)
+		rc = err_set(err, ERR_NOT_FOUND, "package %s is not in the stream", sha256);
+	char kept[65];
+	if (!rc)
+		rc = store_put(st, DURABLE_PACKAGES_STORE, f.data, f.len, kept, err);
+	if (!rc && strcmp(kept, sha256) != 0)
+		rc = err_set(err, ERR_CORRUPT, "package %s from the stream hashes to %s", sha256,
+			     kept);
+	free(f.data);
+	return rc;
+}
+
+/* ---- rebuilding a chain from the stream ---- */
+
+/* The stream's messages of one actor, by seq: a republished event (after a
+ * failed acknowledgement) may come after later ones, or twice. */
+struct rebuild {
+	uint8_t **msg;                /* by seq - 1: the whole stream message */
+	size_t *len;
+	uint64_t cap, max;
+	struct err err;
+	int failed;
+};
+
+static int rebuild_collect(void *user, const uint8_t *data, size_t len)
+{
+	struct rebuild *rb = user;
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(data, len, &body, &blen);
+	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
+	json_decref(head);
+	if (!head || seq == 0 || seq > ((uint64_t)1 << 32)) {
+		err_set(&rb->err, ERR_CORRUPT, "a stream message is not a chain event");
+		rb->failed = 1;
+		return 1;
+	}
+	if (seq > rb->cap) {
+		uint64_t cap = rb->cap ? rb->cap : 64;
+		while (cap < seq)
+			cap *= 2;
+		uint8_t **m = realloc(rb->msg, cap * sizeof(*m));
+		if (m)
+			rb->msg = m;
+		size_t *l = m ? realloc(rb->len, cap * sizeof(*l)) : NULL;
+		if (!m || !l) {
+			err_set(&rb->err, ERR_NOMEM, "out of memory");
+			rb->failed = 1;
+			return 1;
+		}
+		rb->len = l;
+		memset(rb->msg + rb->cap, 0, (cap - rb->cap) * sizeof(*m));
+		rb->cap = cap;
+	}
+	/* The same seq twice: a republish (the same event), or the old owner's
+	 * publish that was in flight when its actor was taken over: the later
+	 * one in the stream is the current owner's. */
+	uint8_t *copy = malloc(len + 1);
+	if (copy) {
+		memcpy(copy, data, len);
+		free(rb->msg[seq - 1]);
+		rb->msg[seq - 1] = copy;
+		rb->len[seq - 1] = len;
+	}
+	if (seq > rb->max)
+		rb->max = seq;
+	return 0;
+}
+
+/* Appends event seq to chain, checking the hash; notes the package and name. */
+static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
+				    size_t len, char package[65], char name[128], struct err *err)
+{
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(data, len, &body, &blen);
+	const char *type = json_string_value(json_object_get(head, "type"));
+	const char *hash = json_string_value(json_object_get(head, "hash"));
+	enum err_code rc = ERR_OK;
+	struct chain_event ev = {0};
+	char got[65];
+	if (!type || !hash)
+		rc = err_set(err, ERR_CORRUPT, "event %llu in the stream has no type or hash",
+			     (unsigned long long)seq);
+	else if (!(rc = chain_append_nosync(chain, type, body, blen, &ev, err)) &&
+		 (hex_encode(ev.hash, 32, got), strcmp(got, hash) != 0))
+		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
+			     (unsigned long long)seq, got, hash);
+	chain_event_release(&ev);
+	if (!rc && strcmp(type, "spawned") == 0) {
+		struct err e = {0};
+		json_t *d = json_parse((const char *)body, blen, 64, &e);
+		const char *sha = json_string_value(json_object_get(json_object_get(d, "package"),
+								    "sha256"));
+		const char *nm = json_string_value(json_object_get(json_object_get(d, "manifest"),
+								   "name"));
+		snprintf(package, 65, "%s", sha ? sha : "");
+		snprintf(name, 128, "%s", nm ? nm : "");
+		json_decref(d);
+	}
+	json_decref(head);
+	return rc;
+}
+
+/* A chain file of ours for this id is an older copy (the actor ran here, moved
+ * away, and comes back): it is kept aside, never overwritten. */
+static void set_aside(const char *dir, const char *id)
+{
+	char *from = NULL, *to = NULL;
+	if (asprintf(&from, "%s/%s.chain", dir, id) > 0 &&
+	    asprintf(&to, "%s/%s.chain.moved-%lld", dir, id, (long long)cluster_unix_ms()) > 0 &&
+	    access(from, F_OK) == 0 && rename(from, to) == 0)
+		log_warn("cluster", "an older copy of the chain of '%s' is kept as '%s'", id, to);
+	free(from);
+	free(to);
+}
+
+static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *events_out,
+				   struct err *err)
+{
+	const char *dir = supervisor_chains_dir(c->sup);
+	struct rebuild rb = {0};
+	char subject[96], package[65] = "", name[128] = "";
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
+	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
+					   &rb, err);
+	if (!rc && rb.failed) {
+		*err = rb.err;
+		rc = rb.err.code ? rb.err.code : ERR_CORRUPT;
+	}
+	if (!rc && rb.max == 0)
+		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
+	for (uint64_t i = 0; !rc && i < rb.max; i++)
+		if (!rb.msg[i])
+			rc = err_set(err, ERR_CORRUPT, "the stream lacks event %llu of '%s' (it "
+				     "has %llu)", (unsigned long long)i + 1, id,
+				     (unsigned long long)rb.max);
+	struct chain *chain = NULL;
+	struct chain_open_report rep = {0};
+	if (!rc)
+		rc = chain_open(dir, id, &chain, &rep, err);
+	for (uint64_t i = 0; !rc && i < rb.max; i++)
+		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, err);
+	if (!rc)
+		rc = chain_sync(chain, err);
+	chain_close(chain);
+	for (uint64_t i = 0; i < rb.cap; i++)
+		free(rb.msg[i]);
+	free(rb.msg);
+	free(rb.len);
+	*events_out = rb.max;
+	if (!rc && *package)
+		rc = fetch_package(c, package, err);
+	if (!rc)
+		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);
+	return rc;
+}
+
+/* ---- failover ---- */
+
+struct candidate {
+	char id[37];
+	char from[CLUSTER_NODE_MAX];
+	uint64_t rev;
+};
+
+static unsigned id_hash(const char *id)
+{
+	unsigned h = 5381;
+	for (; *id; id++)
+		h = h * 33 + (unsigned char)*id;
+	return h;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0);
+
+/* The bucket itself, not our watch's copy, says the node is silent: its last
+ * beat (by its own clock) is older than the lapse, or gone. */
+static int silent(struct cluster *c, const char *node)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_get(c->nodes_kv, node, &data, &len, NULL, &e);
+	if (rc == ERR_NOT_FOUND)
+		return 1;
+	if (rc)
+		return 0;                /* cannot tell: not now */
+	json_t *v = json_parse((const char *)data, len, 8, &e);
+	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
+	json_decref(v);
+	free(data);
+	return cluster_unix_ms() - t >= (int64_t)c->lapse_ms;
+}
+
+static void take_over(struct cluster *c, const struct candidate *k)
+{
+	int64_t t0 = cluster_mono_ms();
+	if (!silent(c, k->from))
+		return;
+	char value[256];
+	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"from\":\"%s\",\"at\":%lld}", c->node,
+		 k->from, (long long)cluster_unix_ms());
+	uint64_t rev = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_update(c->place_kv, k->id, value, strlen(value), k->rev, &rev,
+					 &e);
+	if (rc) {
+		if (rc != ERR_CONFLICT)
+			log_warn("cluster", "cannot claim '%s' from '%s': %s", k->id, k->from, e.msg);
+		return;                  /* another survivor won: the watch will say who */
+	}
+	cluster_place_note(c, k->id, c->node, rev, 0);
+	set_aside(supervisor_chains_dir(c->sup), k->id);
+	adopt(c, k->id, k->from, t0);
+}
+
+/* Rebuilds and runs an actor placed here whose chain we lack (a claim just
+ * won, or one that failed earlier: the stream was unavailable). A partial
+ * chain is removed, so the next tick tries again. */
+static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0)
+{
+	uint64_t events = 0;
+	struct err e = {0};
+	enum err_code rc = rebuild_chain(c, id, &events, &e);
+	if (rc) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
+			unlink(path);
+		free(path);
+		log_error("cluster", "actor '%s' (from node '%s') is placed here but its chain "
+			  "cannot be rebuilt yet: %s; retrying", id, from, e.msg);
+		return;
+	}
+	if ((rc = supervisor_adopt(c->sup, id, &e))) {
+		log_error("cluster", "took over '%s' from node '%s' but cannot run it: %s", id,
+			  from, e.msg);
+		return;
+	}
+	log_info("cluster", "took over '%s' from node '%s': %llu events from the stream, "
+		 "running again in %lld ms", id, from, (unsigned long long)events,
+		 (long long)(cluster_mono_ms() - t0));
+}
+
+/* Placed here, no chain file here: a takeover whose rebuild failed. */
+static size_t unadopted(struct cluster *c, struct candidate *v, size_t cap)
+{
+	size_t n = 0;
+	const char *dir = supervisor_chains_dir(c->sup);
+	pthread_mutex_lock(&c->lock);
+	for (size_t b = 0; b < PLACE_BUCKETS && n < cap; b++)
+		for (struct place *p = c->places[b]; p && n < cap; p = p->next) {
+			if (strcmp(p->node, c->node) != 0)
+				continue;
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/%s.chain", dir, p->id);
+			if (access(path, F_OK) == 0)
+				continue;
+			memcpy(v[n].id, p->id, 37);
+			snprintf(v[n].from, CLUSTER_NODE_MAX, "%s", "?");
+			v[n++].rev = p->rev;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* Dead nodes: known, beat at least once, not up now. down_ms: how long. */
+static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
+			 int64_t *down_ms, size_t max)
+{
+	size_t n = 0;
+	int64_t now = cluster_mono_ms();
+	if (!c->beat_ok_since_ms)
+		return 0;                /* we cannot tell who is dead */
+	for (size_t i = 0; i < c->nnodes && n < max; i++) {
+		struct node_row *r = &c->nodes[i];
+		if (strcmp(r->name, c->node) == 0 || !r->time_ms)
+			continue;
+		int64_t seen = r->seen_ms > c->beat_ok_since_ms ? r->seen_ms : c->beat_ok_since_ms;
+		int64_t since = now - seen;
+		if (since < (int64_t)c->lapse_ms)
+			continue;
+		snprintf(dead[n], CLUSTER_NODE_MAX, "%s", r->name);
+		down_ms[n++] = since - (int64_t)c->lapse_ms;
+	}
+	return n;
+}
+
+void replica_failover_tick(struct cluster *c)
+{
+	replica_resync(c);
+	char dead[MAX_NODES][CLUSTER_NODE_MAX];
+	int64_t down[MAX_NODES];
+	char up[MAX_NODES][CLUSTER_NODE_MAX];
+	size_t nup = cluster_nodes_up(c, up, MAX_NODES);
+	qsort(up, nup, sizeof(up[0]), by_name);
+	size_t cap = 256, n = 0;
+	struct candidate *v = malloc(cap * sizeof(*v));
+	if (!v || !c->place_ready)
+		goto done;
+	pthread_mutex_lock(&c->lock);
+	size_t ndead = dead_nodes(c, dead, down, MAX_NODES);
+	for (size_t b = 0; ndead && b < PLACE_BUCKETS && n < cap; b++)
+		for (struct place *p = c->places[b]; p && n < cap; p = p->next)
+			for (size_t d = 0; d < ndead; d++) {
+				if (strcmp(p->node, dead[d]) != 0)
+					continue;
+				const char *pref = up[id_hash(p->id) % (nup ? nup : 1)];
+				if (strcmp(pref, c->node) != 0 &&
+				    down[d] < 3 * (int64_t)c->lapse_ms)
+					continue;   /* its preferred survivor goes first */
+				v[n++] = (struct candidate){.rev = p->rev};
+				memcpy(v[n - 1].id, p->id, 37);
+				snprintf(v[n - 1].from, CLUSTER_NODE_MAX, "%s", p->node);
+			}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++)
+		take_over(c, &v[i]);
+	n = unadopted(c, v, 16);
+	for (size_t i = 0; i < n; i++)
+		adopt(c, v[i].id, v[i].from, cluster_mono_ms());
+done:
+	free(v);
+}
+
+/* ---- fencing at join ---- */
+
+static void fenced(void *user, enum err_code rc, const struct err *err)
+{
+	char *id = user;
+	if (rc && rc != ERR_CONFLICT)
+		log_warn("cluster", "cannot stop '%s' (moved to another node): %s", id,
+			 err ? err->msg : "?");
+	free(id);
+}
+
+static void fenced(void *user, enum err_code rc, const struct err *err);
+
+struct fence_job {
+	struct cluster *c;
+	char id[37];
+};
+
+static void job_fence(void *arg)
+{
+	struct fence_job *j = arg;
+	struct db_run r = {0};
+	struct err e = {0};
+	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
+	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
+		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",
+			 j->id);
+		char *id = strdup(j->id);
+		if (id)
+			supervisor_stop(j->c->sup, j->id, 1, fenced, id);
+	}
+	db_run_release(&r);
+	free(j);
+}
+
+void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
+{
+	(void)owner;
+	struct fence_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->c = c;
+	snprintf(j->id, sizeof(j->id), "%s", actor_id);
+	if (cluster_submit(c, job_fence, j))
+		free(j);
+}
+
+static int fence_one(void *user, const struct db_run *r)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0)
+		return 0;
+	if (!cluster_lookup(c, r->id, owner)) {
+		struct err e = {0};
+		if (cluster_place(c, r->id, &e))   /* ran here, never placed: it is ours */
+			log_warn("cluster", "cannot place '%s': %s", r->id, e.msg);
+		return 0;
+	}
+	if (strcmp(owner, c->node) == 0)
+		return 0;
+	log_warn("cluster", "'%s' moved to node '%s' while this node was away: killing the copy "
+		 "recovered here", r->id, owner);
+	char *id = strdup(r->id);
+	if (id)
+		supervisor_stop(c->sup, r->id, 1, fenced, id);
+	return 0;
+}
+
+static void fence_moved(struct cluster *c)
+{
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, fence_one, c, &next, &e);
+		free(cursor);
+		cursor = rc ? NULL : next;
+		if (rc)
+			log_error("cluster", "cannot list the runs to fence: %s", e.msg);
+	} while (cursor);
+}
+
+/* ---- start and stop ---- */
+
+enum err_code replica_start(struct cluster *c, struct err *err)
+{
+	enum err_code rc = bus_stream_ensure(c->bus, CHAIN_STREAM, "theater.stream.>", c->replicas, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (!c->place_ready &&
+	       pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
+		;
+	int ready = c->place_ready;
+	pthread_mutex_unlock(&c->lock);
+	if (!ready)
+		return err_set(err, ERR_UNAVAILABLE, "the placement bucket did not load in 10 s");
+	fence_moved(c);
+	struct supervisor_replica r = {.publish = on_publish, .wait = on_wait, .user = c};
+	supervisor_set_replica(c->sup, &r);
+	return ERR_OK;
+}
+
+void replica_stop(struct cluster *c)
+{
+	supervisor_set_replica(c->sup, NULL);
+}

@@ -1,0 +1,30 @@
+/* nats_cluster.h - end-to-end test support for cluster mode (issue 15): a real
+ * three-server NATS cluster with JetStream on 127.0.0.1 (free ports, config
+ * files and stores in a temporary folder), started from Debian's nats-server.
+ * When nats-server is missing the harness installs it with apt-get and fails
+ * the test loudly when it cannot. */
+#ifndef THEATER_TESTS_NATS_CLUSTER_H
+#define THEATER_TESTS_NATS_CLUSTER_H
+
+#include <sys/types.h>
+
+#define NATS_SERVERS 3
+
+struct nats_cluster {
+	char *dir;                         /* configs, stores and logs */
+	pid_t pid[NATS_SERVERS];
+	unsigned short port[NATS_SERVERS], route[NATS_SERVERS], monitor[NATS_SERVERS];
+	char urls[256];                    /* "nats://127.0.0.1:p1,nats://..." for --nats */
+};
+
+/* Starts the servers and waits until JetStream has a metadata leader. 0, or -1
+ * with a message on stderr. */
+int nats_cluster_start(struct nats_cluster *nc);
+/* SIGKILL one server (i) and wait for it. */
+void nats_cluster_kill(struct nats_cluster *nc, int i);
+/* Starts server i again with the same config and store. 0 or -1. */
+int nats_cluster_restart(struct nats_cluster *nc, int i);
+/* Stops every server and removes the folder. */
+void nats_cluster_destroy(struct nats_cluster *nc);
+
+#endif

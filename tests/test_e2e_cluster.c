@@ -1,0 +1,499 @@
+/* test_e2e_cluster.c - cluster mode (issue 15) end to end: a real three-server
+ * NATS JetStream cluster and three theater nodes on 127.0.0.1. Nodes join and
+ * list each other; an actor spawned on one node is used from the others with
+ * the same answers as locally; ?node= pins a spawn; GET /actors lists the
+ * whole cluster. */
+#include "tests/support/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/util/json.h"
+#include "tests/support/nats_cluster.h"
+#include "tests/support/server_proc.h"
+
+#define NODES 3
+#define CLUSTER_NODE_NAME 65
+
+static struct nats_cluster NC;
+static struct server_proc SP[NODES];
+static const char *const NAMES[NODES] = {"alpha", "beta", "gamma"};
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static long call(int node, const char *method, const char *path, const char *body,
+		 struct http_result *out)
+{
+	char *u = tu_fmt("%s%s", SP[node].base, path);
+	struct http_result r = {0};
+	assert_int_equal(http_do(method, u, body, body ? strlen(body) : 0, NULL, &r), 0);
+	free(u);
+	long st = r.status;
+	if (out)
+		*out = r;
+	else
+		http_result_release(&r);
+	return st;
+}
+
+static json_t *call_json(int node, const char *method, const char *path, const char *body,
+			 long want)
+{
+	struct http_result r;
+	long st = call(node, method, path, body, &r);
+	if (st != want)
+		fail_msg("%s %s on %s: %ld (want %ld): %s", method, path, NAMES[node], st, want,
+			 r.body ? r.body : "");
+	struct err e = {0};
+	json_t *j = json_parse(r.body, r.len, 64, &e);
+	http_result_release(&r);
+	return j;
+}
+
+static void start_node(int i)
+{
+	const char *args[] = {"--nats", NC.urls, "--node", NAMES[i], NULL};
+	if (server_start(&SP[i], NULL, args, NULL))
+		fail_msg("theater node %s did not start (log %s)", NAMES[i], SP[i].log_path);
+	size_t len;
+	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
+	char *data = tu_read_file(from, &len);
+	if (!data)
+		fail_msg("cannot read '%s': build the examples first", from);
+	server_put_package(&SP[i], "counter.wasm", data, len);
+	free(data);
+	free(from);
+}
+
+/* Each node sees every node up (heartbeats are read from the bucket's watch). */
+static void wait_all_up(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		int up = 0;
+		for (int tries = 0; tries < 100 && up < NODES; tries++) {
+			json_t *j = call_json(i, "GET", "/cluster", NULL, 200);
+			up = 0;
+			size_t k;
+			json_t *n;
+			json_array_foreach(json_object_get(j, "nodes"), k, n)
+				up += strcmp(json_string_value(json_object_get(n, "status")), "up") == 0;
+			json_decref(j);
+			if (up < NODES)
+				nap_ms(100);
+		}
+		if (up < NODES)
+			fail_msg("node %s sees %d of %d nodes up", NAMES[i], up, NODES);
+	}
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(SP, 0, sizeof(SP));
+	if (nats_cluster_start(&NC))
+		fail_msg("cannot start the NATS cluster");
+	for (int i = 0; i < NODES; i++)
+		start_node(i);
+	wait_all_up();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < NODES; i++)
+		server_destroy(&SP[i]);
+	nats_cluster_destroy(&NC);
+	return 0;
+}
+
+static char *spawn_counter(int node, const char *query)
+{
+	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
+			   "\"initial_state\":{\"count\":0}}}";
+	char *path = tu_fmt("/actors?wait=running%s", query ? query : "");
+	json_t *j = call_json(node, "POST", path, body, 201);
+	free(path);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
+static void test_cluster_lists_nodes(void **state)
+{
+	(void)state;
+	json_t *j = call_json(1, "GET", "/cluster", NULL, 200);
+	assert_true(json_is_true(json_object_get(j, "enabled")));
+	assert_string_equal(json_string_value(json_object_get(j, "node")), "beta");
+	assert_int_equal(json_array_size(json_object_get(j, "nodes")), NODES);
+	assert_true(json_is_true(json_object_get(json_object_get(j, "nats"), "connected")));
+	size_t k;
+	json_t *n;
+	json_array_foreach(json_object_get(j, "nodes"), k, n) {
+		assert_non_null(json_string_value(json_object_get(n, "url")));
+		assert_true(json_is_integer(json_object_get(n, "load")));
+	}
+	json_decref(j);
+}
+
+static void test_use_from_any_node(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *path = tu_fmt("/actors/%s", id);
+	/* the same run from every node, with the node that answered */
+	for (int i = 0; i < NODES; i++) {
+		struct http_result r;
+		assert_int_equal(call(i, "GET", path, NULL, &r), 200);
+		assert_non_null(strstr(r.body, id));
+		if (i != 0) {
+			char *node = http_header(&r, "X-Theater-Node");
+			assert_non_null(node);
+			assert_string_equal(node, "alpha");
+			free(node);
+		}
+		http_result_release(&r);
+	}
+	/* messages from beta and gamma, then the count from gamma */
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(call(1 + i % 2, "POST", msgs, "2", NULL), 202);
+	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
+	struct http_result r;
+	assert_int_equal(call(2, "POST", req, "get", &r), 200);
+	assert_string_equal(r.body, "12");
+	http_result_release(&r);
+	/* state and a chain page from beta */
+	char *st = tu_fmt("/actors/%s/state", id);
+	json_t *s = call_json(1, "GET", st, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(s, "count")), 12);
+	json_decref(s);
+	char *chain = tu_fmt("/actors/%s/chain?limit=3", id);
+	json_t *page = call_json(2, "GET", chain, NULL, 200);
+	assert_non_null(page);
+	json_decref(page);
+	/* errors come back as they are: a request the counter refuses */
+	assert_int_equal(call(1, "POST", req, "nonsense", &r), 422);
+	char *ct = http_header(&r, "Content-Type");
+	assert_string_equal(ct, "application/problem+json");
+	free(ct);
+	http_result_release(&r);
+	/* the live chain stream is served by the actor's node: a redirect there,
+	 * with the resume point kept */
+	char *sse = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
+	const char *sh[] = {"Accept: text/event-stream", NULL};
+	assert_int_equal(http_do("GET", sse, NULL, 0, sh, &r), 0);
+	assert_int_equal(r.status, 307);
+	char *loc = http_header(&r, "Location");
+	char *want = tu_fmt("%s/actors/%s/chain?after=3", SP[0].base, id);
+	assert_non_null(loc);
+	assert_string_equal(loc, want);
+	free(want);
+	free(loc);
+	free(sse);
+	http_result_release(&r);
+	/* an unknown actor is 404 everywhere */
+	assert_int_equal(call(1, "GET", "/actors/00000000-0000-4000-8000-000000000000", NULL,
+			      NULL), 404);
+	/* stop from gamma; alpha says it stopped */
+	char *stop = tu_fmt("/actors/%s/stop", id);
+	assert_int_equal(call(2, "POST", stop, NULL, NULL), 204);
+	json_t *a = call_json(0, "GET", path, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(a, "status")), "stopped");
+	json_decref(a);
+	free(stop);
+	free(chain);
+	free(st);
+	free(req);
+	free(msgs);
+	free(path);
+	free(id);
+}
+
+static void test_spawn_pinned_and_list(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, "&node=gamma");
+	/* it runs on gamma: gamma answers locally (no forwarding header) */
+	char *path = tu_fmt("/actors/%s", id);
+	struct http_result r;
+	assert_int_equal(call(2, "GET", path, NULL, &r), 200);
+	char *node = http_header(&r, "X-Theater-Node");
+	assert_null(node);
+	http_result_release(&r);
+	assert_int_equal(call(0, "GET", path, NULL, &r), 200);
+	node = http_header(&r, "X-Theater-Node");
+	assert_string_equal(node, "gamma");
+	free(node);
+	http_result_release(&r);
+	/* an unknown node is refused */
+	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\"}}";
+	assert_int_equal(call(0, "POST", "/actors?node=nowhere", body, NULL), 404);
+	/* GET /actors on beta lists it, with its node */
+	json_t *list = call_json(1, "GET", "/actors?limit=500", NULL, 200);
+	size_t k;
+	json_t *run;
+	int found = 0;
+	json_array_foreach(json_object_get(list, "items"), k, run) {
+		if (strcmp(json_string_value(json_object_get(run, "id")), id) == 0) {
+			found = 1;
+			assert_string_equal(json_string_value(json_object_get(run, "node")), "gamma");
+		}
+	}
+	assert_true(found);
+	json_decref(list);
+	free(path);
+	free(id);
+}
+
+/* Actor to actor across nodes: the driver on alpha sends to and asks a counter
+ * on gamma; the sends arrive in order, once, and the request is answered. */
+static void test_cross_node_messaging(void **state)
+{
+	(void)state;
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "driver.wasm", wasm, len);
+	free(wasm);
+	const char *m = "{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\","
+			"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+			"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
+			"{\"type\":\"store\"},{\"type\":\"supervisor\"},"
+			"{\"type\":\"http-client\"}]}}";
+	json_t *j = call_json(0, "POST", "/actors?wait=running", m, 201);
+	char *driver = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *counter = spawn_counter(0, "&node=gamma");
+	char *req = tu_fmt("/actors/%s/requests?timeout=30", driver);
+	for (int i = 1; i <= 5; i++) {
+		char *cmd = tu_fmt("send %s %d", counter, i);
+		struct http_result r;
+		assert_int_equal(call(1, "POST", req, cmd, &r), 200);   /* asked via beta */
+		assert_string_equal(r.body, "0");
+		http_result_release(&r);
+		free(cmd);
+	}
+	char *cmd = tu_fmt("request %s 10000 get", counter);
+	struct http_result r;
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	/* "<bytes> <answer>": 1 + 2 + 3 + 4 + 5, each once */
+	assert_string_equal(r.body, "2 15");
+	http_result_release(&r);
+	free(cmd);
+	/* each send is a `received` event from the driver, in the order sent */
+	char *chain = tu_fmt("/actors/%s/chain?type=message-server/received&limit=50", counter);
+	json_t *page = call_json(2, "GET", chain, NULL, 200);
+	json_t *items = json_object_get(page, "items");
+	if (!items)
+		items = json_object_get(page, "events");
+	int expect = 1;
+	size_t k;
+	json_t *ev;
+	json_array_foreach(items, k, ev) {
+		json_t *d = json_object_get(ev, "data");
+		if (strcmp(json_string_value(json_object_get(d, "from")), driver) != 0 ||
+		    strcmp(json_string_value(json_object_get(d, "kind")), "send") != 0)
+			continue;
+		char want[16];
+		snprintf(want, sizeof(want), "%d", expect++);
+		json_t *data = json_object_get(d, "data");
+		const char *got = json_is_string(data) ? json_string_value(data) : NULL;
+		if (!got || strstr(got, want) == NULL) {
+			char *dump = json_dumps(d, 0);
+			fail_msg("received event %zu is not message %s: %s", k, want, dump);
+		}
+	}
+	assert_int_equal(expect, 6);
+	json_decref(page);
+	/* an unknown receiver is an error for the sender, not a hang */
+	cmd = tu_fmt("send 00000000-0000-4000-8000-000000000000 1");
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	assert_int_equal(r.body[0], '-');
+	http_result_release(&r);
+	free(cmd);
+	free(chain);
+	free(req);
+	free(counter);
+	free(driver);
+}
+
+/* The nodes' logs, for a failure's message. */
+static void dump_logs(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		char *log = tu_read_file(SP[i].log_path, NULL);
+		fprintf(stderr, "---- log of %s:\n%s\n", NAMES[i], log ? log : "(none)");
+		free(log);
+	}
+}
+
+/* Where the actor runs, asked of node `via` ("" when it does not answer 200). */
+static void owner_of(int via, const char *id, char *out, size_t size)
+{
+	char *path = tu_fmt("/actors/%s", id);
+	struct http_result r;
+	out[0] = '\0';
+	if (call(via, "GET", path, NULL, &r) == 200) {
+		char *node = http_header(&r, "X-Theater-Node");
+		struct err e = {0};
+		json_t *j = json_parse(r.body, r.len, 16, &e);
+		const char *st = json_string_value(json_object_get(j, "status"));
+		if (st && strcmp(st, "running") == 0)
+			snprintf(out, size, "%s", node ? node : NAMES[via]);
+		json_decref(j);
+		free(node);
+	}
+	http_result_release(&r);
+	free(path);
+}
+
+/* kill -9 of a NATS server, then of a theater node, under message load: the
+ * node's actors run on the survivors with the count its acknowledged messages
+ * imply (so no acknowledged event was lost from the stream), none twice; the
+ * node that comes back does not run them. */
+static void failover_trial(int trial)
+{
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = spawn_counter(0, "&node=beta");
+	long acked[3] = {0}, unsure[3] = {0};
+	int killed = 0;
+	char owner[CLUSTER_NODE_NAME];
+	time_t t0 = time(NULL);
+	int64_t killed_at = 0, moved_at = 0;
+	for (int round = 0; time(NULL) - t0 < 120; round++) {
+		for (int k = 0; k < 3; k++) {
+			char *msgs = tu_fmt("/actors/%s/messages", ids[k]);
+			struct http_result rr;
+			long st = call(round % 2 ? 2 : 0, "POST", msgs, "1", &rr);
+			free(msgs);
+			/* Certainly not taken: refused (404, 409, a node that did not
+			 * answer, a node that refuses writes). Anything else but 202
+			 * (a timeout, a 503 after the actor's own node accepted it) may
+			 * have been taken. */
+			int refused = st == 404 || st == 409 ||
+				      (st == 503 && rr.body && (strstr(rr.body, "did not answer") ||
+								strstr(rr.body, "refuses writes")));
+			if (st == 202)
+				acked[k]++;
+			else if (!refused)
+				unsure[k]++;
+			http_result_release(&rr);
+		}
+		if (round == 15)     /* one NATS server: the stream keeps a quorum */
+			nats_cluster_kill(&NC, trial % NATS_SERVERS);
+		if (round == 30) {
+			server_crash(&SP[1]);
+			killed = 1;
+			killed_at = now_ms();
+		}
+		if (killed) {
+			int moved = 0;
+			for (int k = 0; k < 3; k++) {
+				owner_of(0, ids[k], owner, sizeof(owner));
+				moved += *owner && strcmp(owner, "beta") != 0;
+			}
+			if (moved == 3 && !moved_at)
+				moved_at = now_ms();
+			if (moved_at && round > 60)
+				break;
+			nap_ms(20);
+		}
+	}
+	if (moved_at)
+		printf("# failover: every actor of the killed node running elsewhere %lld ms after "
+		       "kill -9\n", (long long)(moved_at - killed_at));
+	assert_true(killed);
+	for (int k = 0; k < 3; k++) {
+		owner_of(2, ids[k], owner, sizeof(owner));
+		if (!*owner || strcmp(owner, "beta") == 0)
+			dump_logs();
+		if (!*owner || strcmp(owner, "beta") == 0)
+			fail_msg("actor %s does not run on a survivor (owner '%s')", ids[k], owner);
+		char *req = tu_fmt("/actors/%s/requests?timeout=20", ids[k]);
+		struct http_result r;
+		assert_int_equal(call(2, "POST", req, "get", &r), 200);
+		long count = atol(r.body);
+		http_result_release(&r);
+		free(req);
+		printf("# actor %d on %s: count %ld, acked %ld, unsure %ld\n", k, owner, count,
+		       acked[k], unsure[k]);
+		assert_true(count >= acked[k]);              /* nothing acknowledged lost */
+		assert_true(count <= acked[k] + unsure[k]);  /* nothing processed twice */
+	}
+	/* beta comes back: it recovers its old copies, sees they moved, kills them */
+	assert_int_equal(nats_cluster_restart(&NC, trial % NATS_SERVERS), 0);
+	start_node(1);
+	for (int k = 0; k < 3; k++) {
+		char *path = tu_fmt("%s/actors/%s", SP[1].base, ids[k]);
+		const char *h[] = {"X-Theater-Forwarded: test", NULL};
+		int fenced = 0;
+		char last[600] = "";
+		for (int tries = 0; tries < 100 && !fenced; tries++) {
+			struct http_result r;
+			assert_int_equal(http_do("GET", path, NULL, 0, h, &r), 0);
+			fenced = r.status == 200 && strstr(r.body, "\"killed\"") != NULL;
+			snprintf(last, sizeof(last), "%ld %s", r.status, r.body ? r.body : "");
+			http_result_release(&r);
+			if (!fenced)
+				nap_ms(100);
+		}
+		if (!fenced) {
+			char *log = tu_read_file(SP[1].log_path, NULL);
+			fprintf(stderr, "beta's log:\n%s\n", log ? log : "");
+			free(log);
+			fail_msg("beta still runs its old copy of %s: %s", ids[k], last);
+		}
+		free(path);
+		owner_of(1, ids[k], owner, sizeof(owner));
+		if (!*owner || strcmp(owner, "beta") == 0) {
+			char *p = tu_fmt("/actors/%s", ids[k]);
+			struct http_result r;
+			call(1, "GET", p, NULL, &r);
+			fail_msg("asked beta, %s is not running elsewhere: %ld %s %s", ids[k],
+				 r.status, r.headers, r.body);
+		}
+		free(ids[k]);
+	}
+	wait_all_up();
+}
+
+/* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
+static void test_failover_kill9(void **state)
+{
+	(void)state;
+	const char *env = getenv("THEATER_CLUSTER_TRIALS");
+	int trials = env && atoi(env) > 0 ? atoi(env) : 1;
+	for (int t = 0; t < trials; t++) {
+		printf("# trial %d of %d\n", t + 1, trials);
+		failover_trial(t);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cluster_lists_nodes),
+		cmocka_unit_test(test_use_from_any_node),
+		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_cross_node_messaging),
+		cmocka_unit_test(test_failover_kill9),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
