@@ -628,15 +628,24 @@ static struct feed *feed_join(struct api *api, const char *actor_id, struct err 
 	f->refs = 1;
 	snprintf(f->actor_id, sizeof(f->actor_id), "%s", key);
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_mutex_lock(&f->lock);     /* no live event before head and lo are set */
-	if (supervisor_subscribe(api->cfg.sup, actor_id, on_event, f, &f->head, &f->sub, err)) {
-		pthread_mutex_unlock(&f->lock);
+	/* Not under f->lock: the subscription takes the actor's lock, and on_event
+	 * takes f->lock under it (the other order). An event may come before head
+	 * is set here: on_event rings it (its first push sets lo), and the head
+	 * only moves forward. */
+	uint64_t head = 0;
+	struct supervisor_sub *sub = NULL;
+	if (supervisor_subscribe(api->cfg.sup, actor_id, on_event, f, &head, &sub, err)) {
 		pthread_mutex_unlock(&api->streams_lock);
 		pthread_mutex_destroy(&f->lock);
 		free(f);
 		return NULL;
 	}
-	f->lo = f->head + 1;
+	pthread_mutex_lock(&f->lock);
+	f->sub = sub;
+	if (f->head < head)
+		f->head = head;
+	if (f->n == 0)
+		f->lo = f->head + 1;
 	pthread_mutex_unlock(&f->lock);
 	f->next = api->feeds;
 	api->feeds = f;

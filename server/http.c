@@ -566,6 +566,7 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 	sync_ready = true;
 	s->refs = 1;
 	s->watch_epfd = s->watch_evfd = -1;
+	http_stream_watch_start_(s);   /* before the daemon's threads read its fields */
 	s->daemon = start_daemon(s, &ss, v6);
 	if (!s->daemon) {
 		rc = err_set(err, ERR_IO, "cannot listen on '%s' port %u: address in use or not local",
@@ -579,16 +580,17 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 		goto fail;
 	}
 	s->timer_started = true;
-	http_stream_watch_start_(s);
 	*out = s;
 	return ERR_OK;
 fail:
 	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
-	if (sync_ready)
+	if (sync_ready) {
+		http_stream_watch_stop_(s);
 		http_server_free_(s);
-	else
+	} else {
 		free(s);
+	}
 	return rc;
 }
 

@@ -363,7 +363,8 @@ size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_d
 static void replica_wait_logged(struct supervisor *s, struct actor *a)
 {
 	struct err e = {0};
-	if (s->replica.wait && s->replica.wait(s->replica.user, &e))
+	const struct supervisor_replica *r = __atomic_load_n(&s->replica, __ATOMIC_ACQUIRE);
+	if (r && r->wait && r->wait(r->user, &e))
 		log_error("supervisor", "events of '%s' are durable here but not replicated: %s",
 			  a->run.id, e.msg);
 }
@@ -449,8 +450,9 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		.parent_hash = ev.parent_hash, .event_type = type, .data = (uint8_t *)text,
 		.data_len = len, .timestamp = ts, .terminal = is_terminal(status),
 	};
-	if (s->replica.publish)       /* cluster mode: to the stream, in seq order */
-		s->replica.publish(s->replica.user, &sev);
+	const struct supervisor_replica *rep = __atomic_load_n(&s->replica, __ATOMIC_ACQUIRE);
+	if (rep && rep->publish)      /* cluster mode: to the stream, in seq order */
+		rep->publish(rep->user, &sev);
 	if (deferred) {
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, NULL, NULL, ts);

@@ -1123,8 +1123,9 @@ enum err_code supervisor_send(struct supervisor *s, const char *to, const char *
 {
 	struct actor *a = NULL;
 	enum err_code rc = accept_mail(s, to, from, MAIL_SEND, data, len, NULL, &a, err);
-	if (rc == ERR_NOT_FOUND && s->remote.send)     /* cluster: another node's actor */
-		return s->remote.send(s->remote.user, to, from, data, len, err);
+	const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (rc == ERR_NOT_FOUND && rm && rm->send)     /* cluster: another node's actor */
+		return rm->send(rm->user, to, from, data, len, err);
 	if (rc)
 		return rc;
 	actor_unref(s, a);
@@ -1178,9 +1179,10 @@ enum err_code supervisor_request_stream(struct supervisor *s, const char *to, co
 	if (rc) {
 		free(r);
 		free(t);
-		if (rc == ERR_NOT_FOUND && s->remote.request)   /* cluster: another node's */
-			return s->remote.request(s->remote.user, to, from, data, len, timeout_ms,
-						 reply, user, err);
+		const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+		if (rc == ERR_NOT_FOUND && rm && rm->request)   /* cluster: another node's */
+			return rm->request(rm->user, to, from, data, len, timeout_ms, reply, user,
+					   err);
 		return rc;
 	}
 	*t = (struct req_timer){s, a, r, timeout_ms ? timeout_ms : 30000};

@@ -752,23 +752,22 @@ uint64_t supervisor_live_count(struct supervisor *s)
 
 void supervisor_set_replica(struct supervisor *s, const struct supervisor_replica *r)
 {
-	if (r)
-		s->replica = *r;
-	else
-		memset(&s->replica, 0, sizeof(s->replica));
+	if (r && !__atomic_load_n(&s->replica, __ATOMIC_ACQUIRE))
+		s->replica_copy = *r;
+	__atomic_store_n(&s->replica, r ? &s->replica_copy : NULL, __ATOMIC_RELEASE);
 }
 
 enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err)
 {
-	return s->replica.wait ? s->replica.wait(s->replica.user, err) : ERR_OK;
+	const struct supervisor_replica *r = __atomic_load_n(&s->replica, __ATOMIC_ACQUIRE);
+	return r && r->wait ? r->wait(r->user, err) : ERR_OK;
 }
 
 void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r)
 {
-	if (r)
-		s->remote = *r;
-	else
-		memset(&s->remote, 0, sizeof(s->remote));
+	if (r && !__atomic_load_n(&s->remote, __ATOMIC_ACQUIRE))
+		s->remote_copy = *r;
+	__atomic_store_n(&s->remote, r ? &s->remote_copy : NULL, __ATOMIC_RELEASE);
 }
 
 const char *supervisor_chains_dir(struct supervisor *s)

@@ -107,8 +107,12 @@ struct actor {
 
 struct supervisor {
 	struct supervisor_config cfg;
-	struct supervisor_replica replica;   /* cluster replication; zero: none */
-	struct supervisor_remote remote;     /* cluster mail to other nodes; zero: none */
+	/* Cluster hooks, set while workers run: readers load the pointer (acquire)
+	 * and find a stable copy (set once; a later set to NULL leaves the copy). */
+	struct supervisor_replica replica_copy;
+	const struct supervisor_replica *replica;   /* atomic; NULL: no replication */
+	struct supervisor_remote remote_copy;
+	const struct supervisor_remote *remote;     /* atomic; NULL: no other nodes */
 	char *chains_dir;
 	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
 	struct pool *pool;

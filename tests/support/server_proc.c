@@ -119,7 +119,15 @@ void server_crash(struct server_proc *sp)
 
 void server_destroy(struct server_proc *sp)
 {
-	server_stop(sp);
+	if (server_stop(sp) != 0 && sp->log_path[0]) {
+		/* it did not end well (a sanitizer report, a crash): show why */
+		size_t len = 0;
+		char *log = tu_read_file(sp->log_path, &len);
+		size_t from = log && len > 8192 ? len - 8192 : 0;
+		fprintf(stderr, "theater-server did not exit cleanly; the end of its log:\n%s\n",
+			log ? log + from : "(no log)");
+		free(log);
+	}
 	tu_rmtree(sp->home);
 	free(sp->home);
 	free(sp->roots);
