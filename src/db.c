@@ -903,8 +903,10 @@ enum err_code db_record_events(struct db *d, const char *actor_id,
 	return rc;
 }
 
-enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
-			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err)
+/* One row of the events index: what the caller asks for (NULL: not wanted). */
+static enum err_code event_row(struct db *d, const char *actor_id, uint64_t seq,
+			       int64_t *timestamp_out, uint64_t *offset_out, char *type_out,
+			       size_t type_cap, struct err *err)
 {
 	enum err_code rc = id_check(actor_id, err);
 	if (rc)
@@ -919,6 +921,10 @@ enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 			*timestamp_out = sqlite3_column_int64(st, 0);
 		if (offset_out)
 			*offset_out = (uint64_t)sqlite3_column_int64(st, 1);
+		if (type_out) {
+			const unsigned char *t = sqlite3_column_text(st, 2);
+			snprintf(type_out, type_cap, "%s", t ? (const char *)t : "");
+		}
 	} else if (src == SQLITE_DONE) {
 		rc = err_set(err, ERR_NOT_FOUND, "run '%s' has no indexed event %" PRIu64, actor_id,
 			     seq);
@@ -930,30 +936,16 @@ enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
 	return rc;
 }
 
+enum err_code db_event_get(struct db *d, const char *actor_id, uint64_t seq,
+			   int64_t *timestamp_out, uint64_t *offset_out, struct err *err)
+{
+	return event_row(d, actor_id, seq, timestamp_out, offset_out, NULL, 0, err);
+}
+
 enum err_code db_event_type(struct db *d, const char *actor_id, uint64_t seq,
 			    int64_t *timestamp_out, char *type_out, size_t type_cap, struct err *err)
 {
-	enum err_code rc = id_check(actor_id, err);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&d->mu);
-	sqlite3_stmt *st = stmt(d, ST_EVENT_GET);
-	bind_text(st, 1, actor_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	int src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		*timestamp_out = sqlite3_column_int64(st, 0);
-		const unsigned char *t = sqlite3_column_text(st, 2);
-		snprintf(type_out, type_cap, "%s", t ? (const char *)t : "");
-	} else if (src == SQLITE_DONE) {
-		rc = err_set(err, ERR_NOT_FOUND, "run '%s' has no indexed event %" PRIu64, actor_id,
-			     seq);
-	} else {
-		rc = sql_fail(d, src, err, "reading an event");
-	}
-	stmt_done(st);
-	pthread_mutex_unlock(&d->mu);
-	return rc;
+	return event_row(d, actor_id, seq, timestamp_out, NULL, type_out, type_cap, err);
 }
 
 uint64_t db_events_max_seq(struct db *d, const char *actor_id)
