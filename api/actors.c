@@ -139,21 +139,34 @@ struct list_ctx {
 	struct db *db;
 };
 
-/* The newest indexed event of the run (any type), for lists that show what a run
- * did last; absent when the index has no event at the head yet. */
+/* The run's newest event (any type): its type from the run's snapshot when the
+ * supervisor appended it in this process, else from the index. 0 when there is
+ * none yet (the head event may be indexed after the run's fields change). */
+static int last_event(struct db *db, const struct db_run *r, char type[160], int64_t *ts)
+{
+	*ts = r->updated_at;            /* the head event's time when it is the one applied */
+	if (!r->head_seq)
+		return 0;
+	if (r->head_type[0]) {
+		memcpy(type, r->head_type, sizeof(r->head_type));
+		return 1;
+	}
+	return !db_event_type(db, r->id, r->head_seq, ts, type, 160, NULL);
+}
+
+static json_t *last_event_json(const struct db_run *r, const char *type, int64_t ts)
+{
+	return json_pack("{s:s, s:I, s:o}", "type", type, "seq", (json_int_t)r->head_seq, "time",
+			 api_time_json(ts));
+}
+
+/* Adds last_event to a run's JSON, for lists that show what a run did last. */
 static void add_last_event(struct db *db, const struct db_run *r, json_t *o)
 {
 	char type[160];
-	int64_t ts = r->updated_at;
-	if (!r->head_seq)
-		return;
-	if (r->head_type[0])
-		memcpy(type, r->head_type, sizeof(r->head_type));
-	else if (db_event_type(db, r->id, r->head_seq, &ts, type, sizeof(type), NULL))
-		return;
-	json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type", type, "seq",
-							  (json_int_t)r->head_seq, "time",
-							  api_time_json(ts)));
+	int64_t ts;
+	if (last_event(db, r, type, &ts))
+		json_object_set_new(o, "last_event", last_event_json(r, type, ts));
 }
 
 static int list_one(void *user, const struct db_run *r)
@@ -251,13 +264,8 @@ void h_actor_get(struct api_call *c)
 	/* the head event may be indexed after the run's fields: the tag says
 	 * whether the body has it */
 	char type[160];
-	int64_t ts = r.updated_at;      /* the head event's time when it is the one applied */
-	int last = r.head_seq && r.head_type[0];
-	if (last)
-		memcpy(type, r.head_type, sizeof(r.head_type));
-	else
-		last = r.head_seq && !db_event_type(supervisor_db(c->api->cfg.sup), r.id,
-						     r.head_seq, &ts, type, sizeof(type), NULL);
+	int64_t ts;
+	int last = last_event(supervisor_db(c->api->cfg.sup), &r, type, &ts);
 	char etag[128];
 	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
 		 (long long)r.updated_at, r.status, last ? "-e" : "");
@@ -278,8 +286,7 @@ void h_actor_get(struct api_call *c)
 	}
 	json_t *o = api_run_json(&r);
 	if (last)
-		json_object_set_new(o, "last_event", json_pack("{s:s, s:I, s:o}", "type", type,
-					"seq", (json_int_t)r.head_seq, "time", api_time_json(ts)));
+		json_object_set_new(o, "last_event", last_event_json(&r, type, ts));
 	db_run_release(&r);
 	api_json_headers(c, 200, o, h);
 }
