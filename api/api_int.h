@@ -196,5 +196,12 @@ size_t sse_count(struct api *api);
  * once the replay is done). */
 void sse_chain(struct api_call *c, const char *actor_id, uint64_t after, int ended);
 void sse_lifecycle(struct api_call *c, uint64_t after);
+/* 1 when the request's Accept admits text/event-stream. */
+int sse_accepted(struct api_call *c);
+/* What every server-sent event answer starts with: the 200 head (content type,
+ * no caching, no proxy buffering) and the stream settings (buffer, pings); the
+ * caller adds its callbacks. */
+struct http_response *sse_head(void);
+struct http_stream_config sse_config(const struct api *api);
 
 #endif

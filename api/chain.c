@@ -10,12 +10,6 @@
 
 #include "src/util/crypto.h"
 
-static int wants_sse(struct api_call *c)
-{
-	const char *accept = http_request_header(c->req, "Accept");
-	return accept && strstr(accept, "text/event-stream") != NULL;
-}
-
 /* Last-Event-ID (a reconnecting browser) wins over ?after= (the first connect). */
 static enum err_code resume_point(struct api_call *c, uint64_t *after, struct err *err)
 {
@@ -127,7 +121,7 @@ void h_chain(struct api_call *c)
 		api_problem(c, ERR_BAD_ID, "not an actor id (a lowercase uuid)");
 		return;
 	}
-	if (!wants_sse(c)) {
+	if (!sse_accepted(c)) {
 		api_defer(c, job_page);
 		return;
 	}

@@ -263,9 +263,7 @@ static void job_cluster_list(void *arg)
 
 static int is_event_stream(struct api_call *c, const char *pattern)
 {
-	const char *accept = http_request_header(c->req, "Accept");
-	return strcmp(pattern, "/actors/{id}/chain") == 0 && accept &&
-	       strstr(accept, "text/event-stream") != NULL;
+	return strcmp(pattern, "/actors/{id}/chain") == 0 && sse_accepted(c);
 }
 
 /* A stream cannot travel as one request/reply: the client is sent to the

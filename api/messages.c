@@ -141,17 +141,10 @@ static void start_locked(struct rstream *x)
 {
 	struct api_call *c = x->c;
 	struct err e = {0};
-	struct http_response *head = http_response_new(200);
-	http_response_header(head, "Content-Type", "text/event-stream");
-	http_response_header(head, "Cache-Control", "no-cache");
-	http_response_header(head, "X-Accel-Buffering", "no");
-	struct http_stream_config cfg = {
-		.max_buffered = x->api->cfg.sse_max_buffered,
-		.ping_interval_s = x->api->cfg.sse_ping_s,
-		.ping_text = ": ping\n\n",
-		.on_close = rstream_closed,
-		.user = x,
-	};
+	struct http_response *head = sse_head();
+	struct http_stream_config cfg = sse_config(x->api);
+	cfg.on_close = rstream_closed;
+	cfg.user = x;
 	x->c = NULL;
 	observe_request(c, 200, 0);     /* before the answer, which frees the request */
 	x->refs++;                      /* the stream's, dropped by rstream_closed */
@@ -212,11 +205,10 @@ static void on_stream_reply(void *user, enum err_code rc, const struct err *err,
  * takes nothing else. */
 static int wants_stream(struct api_call *c, int *only)
 {
-	const char *acc = http_request_header(c->req, "Accept");
 	*only = 0;
-	if (!acc || !strstr(acc, "text/event-stream") || c->idem_key)
+	if (!sse_accepted(c) || c->idem_key)
 		return 0;
-	*only = strchr(acc, ',') == NULL;
+	*only = strchr(http_request_header(c->req, "Accept"), ',') == NULL;
 	return 1;
 }
 

@@ -671,18 +671,11 @@ static void start(struct api_call *c, const char *actor_id, uint64_t after, int 
 		api_problem_err(c, &e);
 		return;
 	}
-	struct http_response *head = http_response_new(200);
-	http_response_header(head, "Content-Type", "text/event-stream");
-	http_response_header(head, "Cache-Control", "no-cache");
-	http_response_header(head, "X-Accel-Buffering", "no");
-	struct http_stream_config cfg = {
-		.max_buffered = c->api->cfg.sse_max_buffered,
-		.ping_interval_s = c->api->cfg.sse_ping_s,
-		.ping_text = ": ping\n\n",
-		.on_close = on_close,
-		.user = x,
-		.pull = pull,
-	};
+	struct http_response *head = sse_head();
+	struct http_stream_config cfg = sse_config(c->api);
+	cfg.on_close = on_close;
+	cfg.user = x;
+	cfg.pull = pull;
 	observe_request(c, 200, 0);     /* before the answer, which frees the request */
 	if (http_respond_stream(c->req, head, &cfg, &x->stream, &e) != ERR_OK) {
 		feed_leave(x->feed);
@@ -719,4 +712,28 @@ void sse_chain(struct api_call *c, const char *actor_id, uint64_t after, int end
 void sse_lifecycle(struct api_call *c, uint64_t after)
 {
 	start(c, NULL, after, 0);
+}
+
+int sse_accepted(struct api_call *c)
+{
+	const char *accept = http_request_header(c->req, "Accept");
+	return accept && strstr(accept, "text/event-stream") != NULL;
+}
+
+struct http_response *sse_head(void)
+{
+	struct http_response *head = http_response_new(200);
+	http_response_header(head, "Content-Type", "text/event-stream");
+	http_response_header(head, "Cache-Control", "no-cache");
+	http_response_header(head, "X-Accel-Buffering", "no");
+	return head;
+}
+
+struct http_stream_config sse_config(const struct api *api)
+{
+	return (struct http_stream_config){
+		.max_buffered = api->cfg.sse_max_buffered,
+		.ping_interval_s = api->cfg.sse_ping_s,
+		.ping_text = ": ping\n\n",
+	};
 }
