@@ -184,6 +184,13 @@ void log_fields(enum log_level level, const char *module, const char *msg,
 		emit(level, module, msg, kv);
 }
 
+/* The message of a printf-style call ("" when the format fails). */
+static void format_msg(char *msg, size_t cap, const char *fmt, va_list ap)
+{
+	if (vsnprintf(msg, cap, fmt, ap) < 0)
+		msg[0] = '\0';
+}
+
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {
 	if (level < min_level)
@@ -191,10 +198,8 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	format_msg(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		msg[0] = '\0';
 	emit(level, module, msg, NULL);
 }
 
@@ -264,10 +269,8 @@ void log_limited(const void *key, enum log_level level, const char *module, cons
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	format_msg(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		msg[0] = '\0';
 	if (!dropped) {
 		emit(level, module, msg, NULL);
 		return;
