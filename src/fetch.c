@@ -344,7 +344,7 @@ static void job_free(struct fetch_job *j)
 
 /* A handle ready to perform req within lim_in; NULL with err set. */
 static struct fetch_job *job_new(const struct fetch_request *req,
-				 const struct fetch_limits *lim_in, struct err *err)
+				 const struct fetch_limits *lim_in, int async, struct err *err)
 {
 	struct fetch_job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -375,8 +375,8 @@ static struct fetch_job *job_new(const struct fetch_request *req,
 		return NULL;
 	}
 	setup_handle(j->c, req, &j->lim, &j->x, j->hdrs, j->errbuf);
-	/* the body is copied: an asynchronous transfer outlives the caller's buffer */
-	if (req->body)
+	/* an asynchronous transfer outlives the caller's buffer: its body is copied */
+	if (async && req->body)
 		curl_easy_setopt(j->c, CURLOPT_COPYPOSTFIELDS, (const char *)req->body);
 	j->x.on_data = req->on_data;      /* from here on, job_free tells it the end */
 	j->x.on_data_user = req->on_data_user;
@@ -409,7 +409,7 @@ enum err_code fetch_request(const struct fetch_request *req, const struct fetch_
 			    struct fetch_response *resp_out, struct err *err)
 {
 	memset(resp_out, 0, sizeof(*resp_out));
-	struct fetch_job *j = job_new(req, lim_in, err);
+	struct fetch_job *j = job_new(req, lim_in, 0, err);
 	if (!j)
 		return err->code;
 	enum err_code rc = job_end(j, curl_easy_perform(j->c), resp_out, err);
@@ -547,7 +547,7 @@ enum err_code fetch_start(struct fetcher *f, const struct fetch_request *req,
 			  const struct fetch_limits *lim, fetch_done_fn done, void *user,
 			  struct err *err)
 {
-	struct fetch_job *j = job_new(req, lim, err);
+	struct fetch_job *j = job_new(req, lim, 1, err);
 	if (!j)
 		return err->code;
 	j->done = done;
@@ -581,9 +581,16 @@ void fetch_response_release(struct fetch_response *resp)
 enum err_code fetch_url(const char *url, const struct fetch_limits *lim,
 			uint8_t **data_out, size_t *len_out, struct err *err)
 {
+	return fetch_url_checked(url, lim, NULL, NULL, data_out, len_out, err);
+}
+
+enum err_code fetch_url_checked(const char *url, const struct fetch_limits *lim,
+				fetch_addr_check_fn check, void *check_user, uint8_t **data_out,
+				size_t *len_out, struct err *err)
+{
 	struct fetch_request req = {
 		.method = "GET", .url = url, .follow_redirects = 1, .fail_on_status = 1,
-		.log_progress = 1,
+		.log_progress = 1, .addr_check = check, .addr_check_user = check_user,
 	};
 	struct fetch_response resp;
 	*data_out = NULL;

@@ -57,6 +57,12 @@ struct sockaddr;
 typedef int (*fetch_addr_check_fn)(void *user, const struct sockaddr *addr, size_t addr_len,
 				   char *why, size_t why_size);
 
+/* fetch_url under an address check (see fetch_request's addr_check): packages
+ * named by URL. */
+enum err_code fetch_url_checked(const char *url, const struct fetch_limits *lim,
+				fetch_addr_check_fn check, void *check_user, uint8_t **data_out,
+				size_t *len_out, struct err *err);
+
 /* A general request, for the outbound HTTP of actors. */
 struct fetch_request {
 	const char *method;              /* "GET" when NULL */

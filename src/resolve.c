@@ -213,26 +213,6 @@ static int addr_allowed(void *user, const struct sockaddr *sa, size_t len, char 
 	return -1;
 }
 
-/* GET url within lim under the address policy. */
-static enum err_code fetch_checked(struct resolver *r, const char *url,
-				   const struct fetch_limits *lim, uint8_t **data, size_t *len,
-				   struct err *err)
-{
-	struct fetch_request req = {
-		.method = "GET", .url = url, .follow_redirects = 1, .fail_on_status = 1,
-		.addr_check = addr_allowed, .addr_check_user = r,
-	};
-	struct fetch_response resp;
-	enum err_code rc = fetch_request(&req, lim, &resp, err);
-	if (rc)
-		return rc;
-	*data = resp.body;
-	*len = resp.body_len;
-	resp.body = NULL;
-	fetch_response_release(&resp);
-	return ERR_OK;
-}
-
 static enum err_code load_bytes(struct resolver *r, const char *key, enum ref_kind kind,
 				const char *ref, uint8_t **data, size_t *len, char **used,
 				struct err *err)
@@ -246,7 +226,7 @@ static enum err_code load_bytes(struct resolver *r, const char *key, enum ref_ki
 		struct fetch_limits lim = r->fetch;
 		if (!lim.max_bytes || lim.max_bytes > r->max_package_bytes)
 			lim.max_bytes = r->max_package_bytes;
-		rc = fetch_checked(r, key, &lim, data, len, err);
+		rc = fetch_url_checked(key, &lim, addr_allowed, r, data, len, err);
 	} else {
 		rc = load_store(r, key, data, len, err);
 	}
