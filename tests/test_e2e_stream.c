@@ -205,6 +205,28 @@ static char *frame_text(const struct frame *fr, const char *key)
 	return out;
 }
 
+/* The stream in body is one `chunk` event per want[i] (its data's text), then a
+ * `done` whose text is done. */
+static void assert_chunks_then_done(const char *body, const char *const *want, size_t n,
+				    const char *done)
+{
+	struct frames f;
+	parse_sse(body, &f);
+	assert_int_equal(f.n, n + 1);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(f.v[i].event, "chunk");
+		char *t = frame_text(&f.v[i], "data");
+		assert_string_equal(t, want[i]);
+		free(t);
+	}
+	assert_string_equal(f.v[n].event, "done");
+	char *t = frame_text(&f.v[n], "data");
+	assert_string_equal(t, done);
+	free(t);
+	frames_release(&f);
+}
+
+
 /* ---- a request in the background ---- */
 
 struct bg {
@@ -264,21 +286,9 @@ static void test_streamed_request(void **state)
 	char *ct = http_header(&r, "Content-Type");
 	assert_string_equal(ct, "text/event-stream");
 	free(ct);
-	struct frames f;
-	parse_sse(r.body, &f);
-	assert_int_equal(f.n, 4);
 	const char *want[] = {"tok1 ", "tok2 ", "tok3 "};
-	for (int i = 0; i < 3; i++) {
-		assert_string_equal(f.v[i].event, "chunk");
-		char *t = frame_text(&f.v[i], "data");
-		assert_string_equal(t, want[i]);
-		free(t);
-	}
-	assert_string_equal(f.v[3].event, "done");
-	char *done = frame_text(&f.v[3], "data");
-	assert_string_equal(done, "1:tok1 tok2 tok3 ");    /* send-chunk said: streamed */
-	free(done);
-	frames_release(&f);
+	/* the done text starts with what send-chunk said: 1, streamed */
+	assert_chunks_then_done(r.body, want, 3, "1:tok1 tok2 tok3 ");
 	http_result_release(&r);
 	/* every chunk is a chain event */
 	json_t *chunks = events_of(id, "theater:simple/message-server-host/send-chunk");
@@ -297,6 +307,7 @@ static void test_streamed_request(void **state)
 	http_result_release(&r);
 	/* one that takes only a stream gets one, with the answer in `done` */
 	assert_int_equal(call("POST", path, "state", "text/event-stream", &r), 200);
+	struct frames f;
 	parse_sse(r.body, &f);
 	assert_int_equal(f.n, 1);
 	assert_string_equal(f.v[0].event, "done");
@@ -716,21 +727,8 @@ static void test_agent_streams(void **state)
 	char *path = tu_fmt("/actors/%s/requests?timeout=60", id);
 	struct http_result r;
 	assert_int_equal(call("POST", path, "Say hello", "text/event-stream", &r), 200);
-	struct frames f;
-	parse_sse(r.body, &f);
-	assert_int_equal(f.n, 4);
 	const char *want[] = {"Hel", "lo, \"wor", "ld\""};
-	for (int i = 0; i < 3; i++) {
-		assert_string_equal(f.v[i].event, "chunk");
-		char *t = frame_text(&f.v[i], "data");
-		assert_string_equal(t, want[i]);
-		free(t);
-	}
-	assert_string_equal(f.v[3].event, "done");
-	char *t = frame_text(&f.v[3], "data");
-	assert_string_equal(t, "Hello, \"world\"");
-	free(t);
-	frames_release(&f);
+	assert_chunks_then_done(r.body, want, 3, "Hello, \"world\"");
 	http_result_release(&r);
 	/* the model was asked to stream */
 	size_t len;
