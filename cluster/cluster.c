@@ -707,6 +707,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->blob_lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	*out = c;
 	char name[128], subject[128];
@@ -787,6 +788,7 @@ void cluster_free(struct cluster *c)
 			free(p);
 		}
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->blob_lock);
 	pthread_cond_destroy(&c->wake);
 	free(c->http_url);
 	free(c->advertise_url);

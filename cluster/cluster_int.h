@@ -16,6 +16,7 @@
 #define PLACE_BUCKETS 4096
 #define FORWARD_MAX_BYTES ((size_t)64 << 20)
 #define KEPT_MAX 256
+#define BLOB_SEEN 1024
 
 struct node_row {
 	char name[CLUSTER_NODE_MAX];
@@ -59,6 +60,8 @@ struct cluster {
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;
+	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
+	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
 };
 
@@ -81,6 +84,21 @@ void replica_failover_tick(struct cluster *c);
 /* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
 enum err_code mail_start(struct cluster *c, struct err *err);
 void mail_stop(struct cluster *c);
+/* blob.c: content-store blobs named by events, in the stream. Publishes the
+ * blob (in chunks; wait: each acknowledged, else asynchronously, covered by
+ * the next bus_stream_wait). Skips a blob published lately. */
+enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
+			   int wait, struct err *err);
+/* Forgets which blobs were published (after a failed publish). */
+void blob_forget_all(struct cluster *c);
+/* fn for every "store://<store>/hash/<sha256>" of the supervisor's own stores
+ * (theater-state, theater-data) in an event's JSON data. */
+void blob_each_ref(const uint8_t *data, size_t len,
+		   void (*fn)(void *user, const char *store_id, const char *sha256), void *user);
+/* From the stream into the local content store (nothing when it is there).
+ * ERR_NOT_FOUND when the stream lacks it. Blocks. */
+enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sha256,
+			 struct err *err);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 

@@ -1,8 +1,9 @@
 /* replica.c - what lets another node bring an actor back: every chain event
  * published to the replicated JetStream stream THEATER_CHAINS (subject
  * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>" so a retry is stored
- * once), the package bytes beside them (theater.stream.package.<sha256>), failover
- * when a node's heartbeat lapses, and fencing of a node that comes back.
+ * once), the content-store blobs they name and the package bytes beside them
+ * (theater.stream.blob.<store>.<sha256>, blob.c), failover when a node's
+ * heartbeat lapses, and fencing of a node that comes back.
  *
  * Replication is the supervisor's replica hook (supervisor.h): publish runs
  * under the actor's record lock, so the stream holds each actor's events in seq
@@ -39,7 +40,6 @@
 #include "supervisor/durable.h"
 
 #define CHAIN_STREAM "THEATER_CHAINS"
-#define PACKAGE_MAX ((size_t)7 << 20)     /* under the servers' max_payload (8 MB) */
 
 /* ---- the replica hooks ---- */
 
@@ -53,6 +53,25 @@ static void mark_unreplicated(struct cluster *c)
 	int64_t zero = 0;
 	__atomic_compare_exchange_n(&c->resync_since_ms, &zero, since, 0, __ATOMIC_ACQ_REL,
 				    __ATOMIC_ACQUIRE);
+	blob_forget_all(c);
+}
+
+struct blob_pub {
+	struct cluster *c;
+	const struct supervisor_event *ev;
+};
+
+/* Before the event: each blob it names (so the wait that acknowledges the
+ * event acknowledges them too). */
+static void publish_blob(void *user, const char *store_id, const char *sha256)
+{
+	struct blob_pub *p = user;
+	struct err e = {0};
+	if (blob_publish(p->c, store_id, sha256, 0, &e)) {
+		log_error("cluster", "blob %s named by event %llu of '%s' not replicated: %s",
+			  sha256, (unsigned long long)p->ev->seq, p->ev->actor_id, e.msg);
+		mark_unreplicated(p->c);
+	}
 }
 
 static void on_publish(void *user, const struct supervisor_event *ev)
@@ -61,6 +80,8 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char owner[CLUSTER_NODE_MAX];
 	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
 		return;                  /* fenced: it moved to another node */
+	struct blob_pub bp = {c, ev};
+	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
@@ -176,16 +197,7 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 	pthread_mutex_unlock(&c->lock);
 	if (known)
 		return ERR_OK;
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
-	uint8_t *data = NULL;
-	size_t len = 0;
-	enum err_code rc = store_get(supervisor_store(c->sup), DURABLE_PACKAGES_STORE, sha256,
-				     PACKAGE_MAX, &data, &len, err);
-	if (rc)
-		return rc;
-	rc = bus_stream_publish(c->bus, subject, data, len, sha256, 10000, err);
-	free(data);
+	enum err_code rc = blob_publish(c, DURABLE_PACKAGES_STORE, sha256, 1, err);
 	pthread_mutex_lock(&c->lock);
 	if (!rc && c->nkept < KEPT_MAX)
 		snprintf(c->kept[c->nkept++], 65, "%s", sha256);
@@ -193,43 +205,44 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 	return rc;
 }
 
-struct first_msg {
-	uint8_t *data;
-	size_t len;
+/* The blobs a rebuilt chain names, fetched from the stream after it. */
+struct refs {
+	char (*v)[64 + 1 + 65];      /* "<store>/<sha256>" */
+	size_t n, cap;
 };
 
-static int take_first(void *user, const uint8_t *data, size_t len)
+static void note_ref(void *user, const char *store_id, const char *sha256)
 {
-	struct first_msg *f = user;
-	f->data = malloc(len + 1);
-	if (f->data) {
-		memcpy(f->data, data, len);
-		f->len = len;
+	struct refs *r = user;
+	char key[64 + 1 + 65];
+	snprintf(key, sizeof(key), "%s/%s", store_id, sha256);
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->v[i], key) == 0)
+			return;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *v = realloc(r->v, cap * sizeof(*r->v));
+		if (!v)
+			return;
+		r->v = v;
+		r->cap = cap;
 	}
-	return 1;
+	memcpy(r->v[r->n++], key, sizeof(key));
 }
 
-/* The package of a run taken over, from the stream into our content store. */
-static enum err_code fetch_package(struct cluster *c, const char *sha256, struct err *err)
+/* Every blob the chain names, from the stream into our content store. One
+ * that is missing is only fatal when recovery needs it (durable.c then says
+ * so): an old message's body may never be read again. */
+static void fetch_blobs(struct cluster *c, const char *id, struct refs *r)
 {
-	struct store *st = supervisor_store(c->sup);
-	if (store_has(st, DURABLE_PACKAGES_STORE, sha256))
-		return ERR_OK;
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
-	struct first_msg f = {0};
-	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, take_first, &f,
-					   err);
-	if (!rc && !f.data)
-		rc = err_set(err, ERR_NOT_FOUND, "package %s is not in the stream", sha256);
-	char kept[65];
-	if (!rc)
-		rc = store_put(st, DURABLE_PACKAGES_STORE, f.data, f.len, kept, err);
-	if (!rc && strcmp(kept, sha256) != 0)
-		rc = err_set(err, ERR_CORRUPT, "package %s from the stream hashes to %s", sha256,
-			     kept);
-	free(f.data);
-	return rc;
+	for (size_t i = 0; i < r->n; i++) {
+		char *slash = strchr(r->v[i], '/');
+		*slash = '\0';
+		struct err e = {0};
+		if (blob_fetch(c, r->v[i], slash + 1, &e))
+			log_warn("cluster", "blob %s of '%s' not fetched from the stream: %s",
+				 slash + 1, id, e.msg);
+	}
 }
 
 /* ---- rebuilding a chain from the stream ---- */
@@ -291,7 +304,8 @@ static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 
 /* Appends event seq to chain, checking the hash; notes the package and name. */
 static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
-				    size_t len, char package[65], char name[128], struct err *err)
+				    size_t len, char package[65], char name[128], struct refs *refs,
+				    struct err *err)
 {
 	const uint8_t *body = NULL;
 	size_t blen = 0;
@@ -309,6 +323,8 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
 			     (unsigned long long)seq, got, hash);
 	chain_event_release(&ev);
+	if (!rc)
+		blob_each_ref(body, blen, note_ref, refs);
 	if (!rc && strcmp(type, "spawned") == 0) {
 		struct err e = {0};
 		json_t *d = json_parse((const char *)body, blen, 64, &e);
@@ -342,6 +358,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 {
 	const char *dir = supervisor_chains_dir(c->sup);
 	struct rebuild rb = {0};
+	struct refs refs = {0};
 	char subject[96], package[65] = "", name[128] = "";
 	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
 	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
@@ -362,7 +379,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	if (!rc)
 		rc = chain_open(dir, id, &chain, &rep, err);
 	for (uint64_t i = 0; !rc && i < rb.max; i++)
-		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, err);
+		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, &refs, err);
 	if (!rc)
 		rc = chain_sync(chain, err);
 	chain_close(chain);
@@ -372,7 +389,10 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	free(rb.len);
 	*events_out = rb.max;
 	if (!rc && *package)
-		rc = fetch_package(c, package, err);
+		rc = blob_fetch(c, DURABLE_PACKAGES_STORE, package, err);
+	if (!rc)
+		fetch_blobs(c, id, &refs);
+	free(refs.v);
 	if (!rc)
 		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);
 	return rc;

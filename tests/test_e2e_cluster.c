@@ -474,6 +474,146 @@ static void failover_trial(int trial)
 	wait_all_up();
 }
 
+static const char DRIVER_MANIFEST[] =
+	"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+	"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
+	"{\"type\":\"store\"},{\"type\":\"supervisor\"},{\"type\":\"http-client\"}]";
+
+static void put_driver(void)
+{
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "driver.wasm", wasm, len);
+	free(wasm);
+}
+
+/* A driver (its state: the last message sent to it) on node, with state. */
+static char *spawn_driver(int node, const char *query, const char *initial_state)
+{
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",%s}%s%s}",
+			 DRIVER_MANIFEST, initial_state ? ",\"initial_state\":" : "",
+			 initial_state ? initial_state : "");
+	char *path = tu_fmt("/actors?wait=running%s", query ? query : "");
+	json_t *j = call_json(node, "POST", path, m, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(path);
+	free(m);
+	return id;
+}
+
+/* GET /actors/{id}/state asked of node `via` equals want (exactly). */
+static int state_is(int via, const char *id, const char *want)
+{
+	char *path = tu_fmt("/actors/%s/state", id);
+	struct http_result r;
+	long st = call(via, "GET", path, NULL, &r);
+	int same = st == 200 && r.len == strlen(want) && memcmp(r.body, want, r.len) == 0;
+	http_result_release(&r);
+	free(path);
+	return same;
+}
+
+/* Large state and message bodies live in the content store by reference
+ * (state over 1 KiB, messages over 4 KiB): they are replicated too (in chunks
+ * of 512 KiB), so an actor holding them comes back on another node with its
+ * state. a: 50 KiB of state; b[0]: a 100 KiB message as its state; b[1]: a
+ * 640 KiB one (two chunks). */
+static void test_large_state_failover(void **state)
+{
+	(void)state;
+	put_driver();
+	const size_t big = 50 * 1024, sizes[2] = {100 * 1024, 640 * 1024};
+	char *fill = malloc(sizes[1] + 1);
+	for (size_t i = 0; i < sizes[1]; i++)
+		fill[i] = (char)('a' + (i * 7) % 26);
+	fill[big] = '\0';
+	char *init = tu_fmt("{\"s\":\"%s\"}", fill);
+	char *a = spawn_driver(0, "&node=gamma", init);
+	char *b[2], *message[2], *msgs[2];
+	for (int k = 0; k < 2; k++) {
+		memset(fill, 'a' + k, sizes[k]);
+		fill[sizes[k]] = '\0';
+		message[k] = tu_fmt("{\"m\":\"%s\"}", fill);
+		b[k] = spawn_driver(0, "&node=gamma", NULL);
+		msgs[k] = tu_fmt("/actors/%s/messages", b[k]);
+		assert_int_equal(call(1, "POST", msgs[k], message[k], NULL), 202);
+		int ok = 0;
+		for (int tries = 0; tries < 200 && !ok; tries++) {
+			ok = state_is(0, b[k], message[k]);
+			if (!ok)
+				nap_ms(50);
+		}
+		assert_true(ok);
+	}
+	free(fill);
+	/* the state of a: what init returned, the initial state as JSON */
+	char *path = tu_fmt("/actors/%s/state", a);
+	struct http_result r;
+	assert_int_equal(call(0, "GET", path, NULL, &r), 200);
+	char *a_state = strdup(r.body);
+	http_result_release(&r);
+	assert_true(strlen(a_state) >= big);
+	assert_non_null(strstr(a_state, "aho"));
+	/* kill -9 gamma: they come back elsewhere with their large state */
+	server_crash(&SP[2]);
+	int64_t killed_at = now_ms(), moved_at = 0;
+	char oa[CLUSTER_NODE_NAME] = "", ob[2][CLUSTER_NODE_NAME] = {"", ""};
+	for (int tries = 0; tries < 600 && !moved_at; tries++) {
+		owner_of(0, a, oa, sizeof(oa));
+		owner_of(0, b[0], ob[0], sizeof(ob[0]));
+		owner_of(0, b[1], ob[1], sizeof(ob[1]));
+		if (*oa && *ob[0] && *ob[1] && strcmp(oa, "gamma") && strcmp(ob[0], "gamma") &&
+		    strcmp(ob[1], "gamma"))
+			moved_at = now_ms();
+		else
+			nap_ms(100);
+	}
+	if (!moved_at) {
+		dump_logs();
+		fail_msg("the actors of gamma do not run elsewhere (owners '%s', '%s', '%s')", oa,
+			 ob[0], ob[1]);
+	}
+	printf("# failover with 50 KiB, 100 KiB and 640 KiB states: running elsewhere %lld ms "
+	       "after kill -9\n", (long long)(moved_at - killed_at));
+	if (!state_is(1, a, a_state) || !state_is(0, b[0], message[0]) ||
+	    !state_is(1, b[1], message[1])) {
+		dump_logs();
+		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
+	}
+	/* and they still work: b[0] takes another large message */
+	message[0][6] = 'Z';
+	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
+	int ok = 0;
+	for (int tries = 0; tries < 200 && !ok; tries++) {
+		ok = state_is(1, b[0], message[0]);
+		if (!ok)
+			nap_ms(50);
+	}
+	assert_true(ok);
+	/* gamma comes back and does not run them (it kills its old copies) */
+	start_node(2);
+	wait_all_up();
+	for (int tries = 0; tries < 100; tries++) {
+		owner_of(2, b[0], ob[0], sizeof(ob[0]));
+		if (*ob[0] && strcmp(ob[0], "gamma") != 0)
+			break;
+		nap_ms(100);
+	}
+	assert_string_not_equal(ob[0], "gamma");
+	assert_true(state_is(2, b[0], message[0]));
+	free(path);
+	free(a_state);
+	for (int k = 0; k < 2; k++) {
+		free(msgs[k]);
+		free(message[k]);
+		free(b[k]);
+	}
+	free(init);
+	free(a);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -493,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
 		cmocka_unit_test(test_cross_node_messaging),
+		cmocka_unit_test(test_large_state_failover),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
