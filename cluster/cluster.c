@@ -200,6 +200,7 @@ static void *beat_main(void *arg)
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->lock);
 		beat_once(c);
+		relay_tick(c);
 		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
 			replica_failover_tick(c);
 		pthread_mutex_lock(&c->lock);
@@ -503,7 +504,7 @@ static const char *const passed_headers[] = {
 	"Idempotent-Replayed", "WWW-Authenticate", "Content-Disposition", NULL,
 };
 
-static void keep_headers(const char *raw, json_t *out)
+void cluster_keep_headers(const char *raw, json_t *out)
 {
 	const char *line = raw;
 	while (line && *line) {
@@ -631,7 +632,7 @@ static void job_serve(void *arg)
 		goto done;
 	}
 	json_t *rh = json_object();
-	keep_headers(resp.headers, rh);
+	cluster_keep_headers(resp.headers, rh);
 	answer(c, j->reply, (int)resp.status, rh, resp.body, resp.body_len);
 	fetch_response_release(&resp);
 done:
@@ -708,6 +709,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->sup = cfg->sup;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->blob_lock, NULL);
+	pthread_mutex_init(&c->relay_lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	*out = c;
 	char name[128], subject[128];
@@ -723,7 +725,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	    (rc = bus_kv_watch(c->place_kv, 30000, on_place, c, &c->place_watch, err)) ||
 	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
 		return rc;
-	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)))
+	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)) || (rc = relay_start(c, err)))
 		return rc;
 	uint64_t head = 0;
 	struct supervisor_sub *sub = NULL;
@@ -747,6 +749,7 @@ void cluster_stop(struct cluster *c)
 	 * claims them yet) and still sees a claim (fencing). */
 	__atomic_store_n(&c->leaving, 1, __ATOMIC_RELEASE);
 	mail_stop(c);
+	relay_stop(c);
 	if (c->lifecycle)
 		supervisor_unsubscribe(c->sup, c->lifecycle);
 	c->lifecycle = NULL;
@@ -789,6 +792,7 @@ void cluster_free(struct cluster *c)
 		}
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->blob_lock);
+	pthread_mutex_destroy(&c->relay_lock);
 	pthread_cond_destroy(&c->wake);
 	free(c->http_url);
 	free(c->advertise_url);

@@ -60,6 +60,11 @@ struct cluster {
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;
+	struct bus_sub *sse_sub;      /* relay.c: streams we relay to other nodes */
+	int relays_out;               /* atomic: how many */
+	pthread_mutex_t relay_lock;   /* relays_in, relay_alive_ms */
+	struct cluster_stream *relays_in;   /* streams of other nodes we relay to clients */
+	int64_t relay_alive_ms;
 	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
@@ -99,6 +104,13 @@ void blob_each_ref(const uint8_t *data, size_t len,
  * ERR_NOT_FOUND when the stream lacks it. Blocks. */
 enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sha256,
 			 struct err *err);
+/* relay.c: event streams relayed over NATS (both ends). */
+enum err_code relay_start(struct cluster *c, struct err *err);
+void relay_stop(struct cluster *c);
+/* Heartbeat thread, every beat: "alive" to owners, ends silent streams. */
+void relay_tick(struct cluster *c);
+/* The response headers worth passing on, from raw header lines, into out. */
+void cluster_keep_headers(const char *raw, json_t *out);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 

@@ -14,6 +14,9 @@
 #include "src/util/json.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/server_proc.h"
+#include "tests/support/sse_client.h"
+
+#include <pthread.h>
 
 #define NODES 3
 #define CLUSTER_NODE_NAME 65
@@ -192,20 +195,6 @@ static void test_use_from_any_node(void **state)
 	char *ct = http_header(&r, "Content-Type");
 	assert_string_equal(ct, "application/problem+json");
 	free(ct);
-	http_result_release(&r);
-	/* the live chain stream is served by the actor's node: a redirect there,
-	 * with the resume point kept */
-	char *sse = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
-	const char *sh[] = {"Accept: text/event-stream", NULL};
-	assert_int_equal(http_do("GET", sse, NULL, 0, sh, &r), 0);
-	assert_int_equal(r.status, 307);
-	char *loc = http_header(&r, "Location");
-	char *want = tu_fmt("%s/actors/%s/chain?after=3", SP[0].base, id);
-	assert_non_null(loc);
-	assert_string_equal(loc, want);
-	free(want);
-	free(loc);
-	free(sse);
 	http_result_release(&r);
 	/* an unknown actor is 404 everywhere */
 	assert_int_equal(call(1, "GET", "/actors/00000000-0000-4000-8000-000000000000", NULL,
@@ -614,6 +603,179 @@ static void test_large_state_failover(void **state)
 	free(a);
 }
 
+/* The frames with an id of a stream, as "id event data" lines. */
+static char *frames_text(const struct sse_result *r, size_t max)
+{
+	size_t cap = 1, n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		cap += strlen(r->frames[i].data) + 200;
+	char *t = calloc(1, cap);
+	for (size_t i = 0; i < r->n && n < max; i++) {
+		if (!r->frames[i].id)
+			continue;
+		strcat(t, r->frames[i].id);
+		strcat(t, " ");
+		strcat(t, r->frames[i].event);
+		strcat(t, " ");
+		strcat(t, r->frames[i].data);
+		strcat(t, "\n");
+		n++;
+	}
+	return t;
+}
+
+struct later_post {
+	int node;
+	char *path;
+	int64_t posted_at;
+};
+
+static void *post_later(void *arg)
+{
+	struct later_post *p = arg;
+	nap_ms(1500);
+	char *u = tu_fmt("%s%s", SP[p->node].base, p->path);
+	struct http_result r = {0};
+	http_do("POST", u, "3", 1, NULL, &r);
+	p->posted_at = now_ms();
+	http_result_release(&r);
+	free(u);
+	return NULL;
+}
+
+/* The actor's chain length, asked of alpha. */
+static long chain_length(const char *id)
+{
+	char *path = tu_fmt("/actors/%s", id);
+	json_t *j = call_json(0, "GET", path, NULL, 200);
+	long n = (long)json_integer_value(json_object_get(json_object_get(j, "chain"), "length"));
+	json_decref(j);
+	free(path);
+	return n;
+}
+
+/* One live event, seen through node `via` on a stream resumed at the head:
+ * how long after the POST that made it answered (ms). */
+static long live_event_ms(int via, const char *id)
+{
+	long after = chain_length(id);
+	struct later_post p = {.node = 0, .path = tu_fmt("/actors/%s/messages", id)};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, post_later, &p), 0);
+	char *u = tu_fmt("%s/actors/%s/chain?after=%ld", SP[via].base, id, after);
+	struct sse_result r = {0};
+	assert_int_equal(sse_collect(u, NULL, 1, 30, &r), 0);
+	int64_t seen = now_ms();
+	pthread_join(t, NULL);
+	assert_int_equal(r.status, 200);
+	long got = -1;
+	for (size_t i = 0; i < r.n; i++)
+		if (r.frames[i].id)
+			got = atol(r.frames[i].id);
+	assert_int_equal(got, after + 1);
+	sse_result_release(&r);
+	free(u);
+	free(p.path);
+	return (long)(seen - p.posted_at);
+}
+
+/* The live chain stream and /events of another node, relayed over NATS: the
+ * same frames as on the actor's own node, the same resume points, live
+ * events, and the end of a stopped actor's stream. */
+static void test_relayed_streams(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call(0, "POST", msgs, "1", NULL), 202);
+	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
+	struct http_result hr;
+	assert_int_equal(call(0, "POST", req, "get", &hr), 200);
+	assert_string_equal(hr.body, "3");
+	http_result_release(&hr);
+	/* everything so far, on alpha itself (a live stream: it stops at the timeout) */
+	char *u = tu_fmt("%s/actors/%s/chain", SP[0].base, id);
+	struct sse_result local = {0};
+	assert_int_equal(sse_collect(u, NULL, 0, 3, &local), 0);
+	free(u);
+	assert_int_equal(local.status, 200);
+	long head = 0;
+	for (size_t i = 0; i < local.n; i++)
+		if (local.frames[i].id)
+			head = atol(local.frames[i].id);
+	assert_true(head >= 6);
+	/* from beta, after=3: the same frames as alpha's from 4 on */
+	u = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
+	struct sse_result rel = {0};
+	assert_int_equal(sse_collect(u, NULL, (size_t)(head - 3), 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	char *want_all = frames_text(&local, 1000), *got = frames_text(&rel, 1000);
+	char *from4 = want_all;
+	for (int k = 0; k < 3; k++)
+		from4 = strchr(from4, '\n') + 1;
+	assert_string_equal(got, from4);
+	free(got);
+	sse_result_release(&rel);
+	/* from gamma with Last-Event-ID: 5 */
+	u = tu_fmt("%s/actors/%s/chain", SP[2].base, id);
+	assert_int_equal(sse_collect(u, "5", (size_t)(head - 5), 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	got = frames_text(&rel, 1000);
+	char *from6 = want_all;
+	for (int k = 0; k < 5; k++)
+		from6 = strchr(from6, '\n') + 1;
+	assert_string_equal(got, from6);
+	free(got);
+	sse_result_release(&rel);
+	free(want_all);
+	sse_result_release(&local);
+	/* live: an event made after the stream went live comes through */
+	long relayed_ms = live_event_ms(1, id);
+	long local_ms = live_event_ms(0, id);
+	printf("# live chain event: on the actor's node %ld ms after the POST answered, "
+	       "relayed through another node %ld ms\n", local_ms, relayed_ms);
+	/* a bad resume point is the owner's own 400 */
+	u = tu_fmt("%s/actors/%s/chain?after=x", SP[1].base, id);
+	assert_int_equal(sse_collect(u, NULL, 0, 10, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 400);
+	sse_result_release(&rel);
+	/* /events of alpha through beta: alpha's own lifecycle frames */
+	u = tu_fmt("%s/events", SP[0].base);
+	assert_int_equal(sse_collect(u, NULL, 3, 20, &local), 0);
+	free(u);
+	u = tu_fmt("%s/events?node=alpha", SP[1].base);
+	assert_int_equal(sse_collect(u, NULL, 3, 20, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	want_all = frames_text(&local, 3);
+	got = frames_text(&rel, 3);
+	assert_true(strlen(want_all) > 0);
+	assert_string_equal(got, want_all);
+	free(got);
+	free(want_all);
+	sse_result_release(&rel);
+	sse_result_release(&local);
+	assert_int_equal(call(1, "GET", "/events?node=nowhere", NULL, NULL), 404);
+	/* a stopped actor's stream ends, relayed too */
+	char *stop = tu_fmt("/actors/%s/stop", id);
+	assert_int_equal(call(0, "POST", stop, NULL, NULL), 204);
+	u = tu_fmt("%s/actors/%s/chain", SP[2].base, id);
+	assert_int_equal(sse_collect(u, NULL, 0, 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	assert_true(rel.ended);
+	assert_true(rel.n > (size_t)head);
+	sse_result_release(&rel);
+	free(stop);
+	free(req);
+	free(msgs);
+	free(id);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -632,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
 		cmocka_unit_test(test_failover_kill9),
