@@ -770,6 +770,22 @@ void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote 
 	__atomic_store_n(&s->remote, r ? &s->remote_copy : NULL, __ATOMIC_RELEASE);
 }
 
+enum err_code supervisor_notify_parent(struct supervisor *s, const char *parent, int error,
+				       const char *info, size_t len)
+{
+	return runtime_notify_parent(s, parent, error, info, len);
+}
+
+enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
+				      const char *parent, int restart, supervisor_done_fn done,
+				      void *done_user, struct err *err)
+{
+	const struct supervisor_remote *r = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (!r || !r->child)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", child);
+	return r->child(r->user, child, parent, restart, done, done_user, err);
+}
+
 const char *supervisor_chains_dir(struct supervisor *s)
 {
 	return s->chains_dir;

@@ -776,6 +776,134 @@ static void test_relayed_streams(void **state)
 	free(id);
 }
 
+/* The survivor that claims an actor first (cluster/replica.c: the id's djb2
+ * hash over the names of the nodes up, sorted). */
+static const char *preferred(const char *id, const char *const *up, unsigned nup)
+{
+	unsigned h = 5381;
+	for (const char *p = id; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return up[h % nup];
+}
+
+static json_t *get_state(int via, const char *id)
+{
+	char *path = tu_fmt("/actors/%s/state", id);
+	json_t *j = call_json(via, "GET", path, NULL, 200);
+	free(path);
+	return j;
+}
+
+static char *status_of(int via, const char *id)
+{
+	char *path = tu_fmt("/actors/%s", id);
+	json_t *j = call_json(via, "GET", path, NULL, 200);
+	char *st = strdup(json_string_value(json_object_get(j, "status")));
+	json_decref(j);
+	free(path);
+	return st;
+}
+
+/* Supervision across nodes: a supervisor (examples/supervisor) and one of its
+ * children end up on different nodes (a failover moves them by their ids'
+ * hashes); the parent restarts and stops the child on the other node, and the
+ * child's exit reaches the parent as a local one does. */
+static void test_supervision_across_nodes(void **state)
+{
+	(void)state;
+	size_t len;
+	char *from = tu_fmt("%s/examples/supervisor/supervisor.wasm", tu_binary_dir());
+	char *wasm = tu_read_file(from, &len);
+	if (!wasm)
+		fail_msg("cannot read '%s': build the examples first", from);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "supervisor.wasm", wasm, len);
+	free(wasm);
+	free(from);
+	const char *m = "{\"manifest\":{\"name\":\"sup\",\"package\":\"supervisor.wasm\","
+			"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"supervisor\"}]},"
+			"\"initial_state\":{\"spawn\":12,\"child_manifest\":{\"name\":\"counter\","
+			"\"package\":\"counter.wasm\",\"handler\":[{\"type\":\"runtime\"}],"
+			"\"initial_state\":{\"count\":0}}}}";
+	json_t *j = call_json(0, "POST", "/actors?wait=running&node=beta", m, 201);
+	char *sup = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	/* its children run on beta too; after beta dies, which goes where */
+	const char *const up[] = {"alpha", "gamma"};
+	json_t *st = get_state(0, sup);
+	json_t *kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 12);
+	const char *sup_to = preferred(sup, up, 2);
+	char *child = NULL;
+	size_t k;
+	json_t *v;
+	json_array_foreach(kids, k, v)
+		if (!child && strcmp(preferred(json_string_value(v), up, 2), sup_to) != 0)
+			child = strdup(json_string_value(v));
+	json_decref(st);
+	assert_non_null(child);           /* 12 children all hashed with it: 1 in 2048 */
+	server_crash(&SP[1]);
+	char os[CLUSTER_NODE_NAME] = "", oc[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 600; tries++) {
+		owner_of(0, sup, os, sizeof(os));
+		owner_of(0, child, oc, sizeof(oc));
+		if (*os && *oc && strcmp(os, "beta") && strcmp(oc, "beta"))
+			break;
+		nap_ms(100);
+	}
+	if (!*os || !*oc || !strcmp(os, "beta") || !strcmp(oc, "beta")) {
+		dump_logs();
+		fail_msg("the supervisor or its child did not move (owners '%s', '%s')", os, oc);
+	}
+	printf("# supervisor on %s, its child on %s\n", os, oc);
+	assert_string_not_equal(os, oc);
+	char *req = tu_fmt("/actors/%s/requests?timeout=30", sup);
+	/* restart-child across nodes */
+	char *cmd = tu_fmt("{\"op\":\"restart\",\"id\":\"%s\"}", child);
+	struct http_result r;
+	assert_int_equal(call(2, "POST", req, cmd, &r), 200);
+	if (!strstr(r.body, "restarted"))
+		fail_msg("restart-child across nodes: %s", r.body);
+	http_result_release(&r);
+	free(cmd);
+	/* a child that is not its own is refused: the supervisor itself */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", "00000000-0000-4000-8000-000000000000");
+	assert_int_equal(call(0, "POST", req, cmd, &r), 422);
+	http_result_release(&r);
+	free(cmd);
+	/* stop-child across nodes, and the exit comes back to the parent */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", child);
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	if (!strstr(r.body, "stopped"))
+		fail_msg("stop-child across nodes: %s", r.body);
+	http_result_release(&r);
+	free(cmd);
+	char *cs = status_of(2, child);
+	assert_string_equal(cs, "stopped");
+	free(cs);
+	int heard = 0;
+	for (int tries = 0; tries < 200 && !heard; tries++) {
+		st = get_state(0, sup);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			strstr(last, child) != NULL;
+		free(last);
+		json_decref(st);
+		if (!heard)
+			nap_ms(100);
+	}
+	if (!heard) {
+		dump_logs();
+		fail_msg("the child's exit did not reach its parent on another node");
+	}
+	/* beta comes back (and kills its old copies) */
+	start_node(1);
+	wait_all_up();
+	free(req);
+	free(child);
+	free(sup);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -797,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
+		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
