@@ -27,7 +27,6 @@
 #include <time.h>
 
 #include "cluster/bus.h"
-#include "src/fetch.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
@@ -294,8 +293,14 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	}
 	if (!deleted && !cluster_place_node_of(data, len, node))
 		return;
-	char before[CLUSTER_NODE_MAX];
-	int ours = cluster_lookup(c, key, before) && strcmp(before, c->node) == 0;
+	/* Ours until now, and this revision is newer than the one that made it
+	 * ours: moved. A watch that lags (made again after a NATS server died)
+	 * may still deliver the revision before our own claim: that is old news,
+	 * and fencing on it would kill the rightful copy. */
+	pthread_mutex_lock(&c->lock);
+	struct place *p = *place_slot(c, key);
+	int ours = p && strcmp(p->node, c->node) == 0 && rev > p->rev;
+	pthread_mutex_unlock(&c->lock);
 	cluster_place_note(c, key, node, rev, deleted);
 	if (ours && !deleted && strcmp(node, c->node) != 0)
 		replica_fence(c, key, node);
@@ -528,17 +533,6 @@ void cluster_keep_headers(const char *raw, json_t *out)
 	}
 }
 
-static int allow_any(void *user, const struct sockaddr *addr, size_t addr_len, char *why,
-		     size_t why_size)
-{
-	(void)user;
-	(void)addr;
-	(void)addr_len;
-	(void)why;
-	(void)why_size;
-	return 0;   /* set only so that no proxy from the environment is used */
-}
-
 struct serve_job {
 	struct cluster *c;
 	char *reply;
@@ -580,8 +574,6 @@ static void job_serve(void *arg)
 		       (const uint8_t *)p, strlen(p));
 		goto done;
 	}
-	char url[2048];
-	snprintf(url, sizeof(url), "%s%s", c->http_url, target);
 	const char *lines[24];
 	char store[24][1100];
 	size_t nl = 0;
@@ -607,17 +599,11 @@ static void job_serve(void *arg)
 	lines[nl] = store[nl];
 	nl++;
 	long timeout = (long)json_integer_value(json_object_get(head, "t"));
-	struct fetch_request fr = {
-		.method = method, .url = url, .headers = lines, .nheaders = nl,
-		.body = blen || strcmp(method, "GET") ? body : NULL, .body_len = blen,
-		.addr_check = allow_any,
-	};
-	struct fetch_limits lim = {.max_bytes = FORWARD_MAX_BYTES, .connect_timeout_ms = 2000,
-				   .total_timeout_ms = timeout > 0 ? timeout : 60000,
-				   .max_redirects = -1};
-	struct fetch_response resp = {0};
+	struct loopback_response resp = {0};
 	struct err e = {0};
-	if (fetch_request(&fr, &lim, &resp, &e)) {
+	if (loopback_call(c->http_url, method, target, lines, nl,
+			  blen || strcmp(method, "GET") ? body : NULL, blen,
+			  timeout > 0 ? timeout : 60000, FORWARD_MAX_BYTES, &resp, &e)) {
 		char p[700];
 		json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
 				       "Unavailable", "status", 503, "code", "unavailable",
@@ -633,8 +619,8 @@ static void job_serve(void *arg)
 	}
 	json_t *rh = json_object();
 	cluster_keep_headers(resp.headers, rh);
-	answer(c, j->reply, (int)resp.status, rh, resp.body, resp.body_len);
-	fetch_response_release(&resp);
+	answer(c, j->reply, resp.status, rh, resp.body, resp.len);
+	loopback_response_release(&resp);
 done:
 	json_decref(head);
 	free(j->reply);

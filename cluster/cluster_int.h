@@ -111,6 +111,22 @@ void relay_stop(struct cluster *c);
 void relay_tick(struct cluster *c);
 /* The response headers worth passing on, from raw header lines, into out. */
 void cluster_keep_headers(const char *raw, json_t *out);
+/* loopback.c: HTTP/1.1 to this node's own API, the connection kept per
+ * calling thread. lines: "Name: value" request headers. headers: the answer's
+ * raw head (status line, then CRLF-separated lines). ERR_UNAVAILABLE. */
+struct loopback_response {
+	int status;
+	char *headers;
+	uint8_t *body;                /* NUL-terminated, the NUL not counted */
+	size_t len;
+};
+enum err_code loopback_call(const char *base_url, const char *method, const char *target,
+			    const char *const *lines, size_t nlines, const uint8_t *body,
+			    size_t body_len, long timeout_ms, size_t max_bytes,
+			    struct loopback_response *out, struct err *err);
+void loopback_response_release(struct loopback_response *r);
+/* A new connection to base_url ("http://host:port"): the fd, or -1. */
+int loopback_connect(const char *base_url);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 

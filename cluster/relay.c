@@ -24,7 +24,6 @@
 #include "cluster/cluster_int.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,46 +77,6 @@ static int relay_publish(struct relay_out *r, json_t *head, const uint8_t *data,
 static int send_chunk(struct relay_out *r, const uint8_t *data, size_t len)
 {
 	return relay_publish(r, json_pack("{s:I}", "n", (json_int_t)r->n++), data, len);
-}
-
-/* host and port of our own API ("http://127.0.0.1:8080"). */
-static int connect_self(const char *url)
-{
-	char host[300], port[16] = "80";
-	const char *p = strstr(url, "://");
-	p = p ? p + 3 : url;
-	size_t hl = strcspn(p, "/");
-	char hp[300];
-	snprintf(hp, sizeof(hp), "%.*s", (int)(hl < 299 ? hl : 299), p);
-	char *colon = strrchr(hp, ':');
-	if (hp[0] == '[') {
-		char *end = strchr(hp, ']');
-		if (!end)
-			return -1;
-		*end = '\0';
-		snprintf(host, sizeof(host), "%s", hp + 1);
-		if (end[1] == ':')
-			snprintf(port, sizeof(port), "%s", end + 2);
-	} else {
-		if (colon) {
-			*colon = '\0';
-			snprintf(port, sizeof(port), "%s", colon + 1);
-		}
-		snprintf(host, sizeof(host), "%s", hp);
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	if (getaddrinfo(host, port, &hints, &ai) != 0)
-		return -1;
-	int fd = -1;
-	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-			close(fd);
-			fd = -1;
-		}
-	}
-	freeaddrinfo(ai);
-	return fd;
 }
 
 static int send_all(int fd, const char *s, size_t n)
@@ -234,7 +193,7 @@ static void *relay_out_main(void *arg)
 	struct relay_out *r = arg;
 	struct cluster *c = r->c;
 	char *req = request_text(r);
-	int fd = req ? connect_self(c->http_url) : -1;
+	int fd = req ? loopback_connect(c->http_url) : -1;
 	uint8_t *buf = malloc(RELAY_HEAD_MAX);
 	size_t have = 0;
 	int status = 0, stream = 0, got_head = 0;

@@ -593,6 +593,11 @@ static void job_fence(void *arg)
 	struct fence_job *j = arg;
 	struct db_run r = {0};
 	struct err e = {0};
+	char owner[CLUSTER_NODE_MAX];
+	if (!cluster_lookup(j->c, j->id, owner) || strcmp(owner, j->c->node) == 0) {
+		free(j);                 /* ours after all (the newest revision says so) */
+		return;
+	}
 	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
 		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",
