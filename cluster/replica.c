@@ -431,8 +431,12 @@ static int silent(struct cluster *c, const char *node)
 	enum err_code rc = bus_kv_get(c->nodes_kv, node, &data, &len, NULL, &e);
 	if (rc == ERR_NOT_FOUND)
 		return 1;
-	if (rc)
-		return 0;                /* cannot tell: not now */
+	if (rc) {                        /* cannot tell: not now */
+		static const char fmt[] = "cannot read the heartbeat of node '%s' (no takeover "
+					  "from it until it can be read): %s";
+		log_limited(fmt, LOG_WARN, "cluster", fmt, node, e.msg);
+		return 0;
+	}
 	json_t *v = json_parse((const char *)data, len, 8, &e);
 	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
 	json_decref(v);

@@ -795,8 +795,19 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 {
 	struct actor *known = reg_find(s, actor_id);
 	if (known) {
+		pthread_mutex_lock(&known->lock);
+		int live = status_is_live(known->run.status);
+		pthread_mutex_unlock(&known->lock);
+		if (!live)               /* an ended copy (fenced here once): the chain */
+			reg_remove(s, known);   /* from elsewhere replaces it, and its index */
 		actor_unref(s, known);
-		return err_set(err, ERR_CONFLICT, "actor '%s' is already known here", actor_id);
+		if (live)
+			return err_set(err, ERR_CONFLICT, "actor '%s' is already known here",
+				       actor_id);
+		struct err de = {0};
+		enum err_code drc = db_run_delete(s->cfg.db, actor_id, &de);
+		if (drc && drc != ERR_NOT_FOUND)
+			return err_set(err, drc, "%s", de.msg);
 	}
 	unsigned runs = 0;
 	uint64_t events = 0;
