@@ -184,11 +184,24 @@ static void beat_once(struct cluster *c)
 	free(text);
 	/* While our own beats fail, the others' silence proves nothing: failover
 	 * counts lapses only from when ours succeed again (replica.c). */
+	int64_t now = cluster_mono_ms();
 	pthread_mutex_lock(&c->lock);
-	if (!ok)
+	if (!ok) {
 		c->beat_ok_since_ms = 0;
-	else if (!c->beat_ok_since_ms)
-		c->beat_ok_since_ms = cluster_mono_ms();
+		if (!c->beat_failing_since_ms)
+			c->beat_failing_since_ms = now;
+		/* the others claim our actors once our last beat is a lapse old:
+		 * stop acknowledging well before */
+		if (now - c->beat_failing_since_ms >= (int64_t)c->lapse_ms / 2 &&
+		    !__atomic_exchange_n(&c->suspect, 1, __ATOMIC_ACQ_REL))
+			log_warn("cluster", "heartbeats fail for %lld ms: no write is acknowledged "
+				 "until the placement of every actor here is read again",
+				 (long long)(now - c->beat_failing_since_ms));
+	} else {
+		c->beat_failing_since_ms = 0;
+		if (!c->beat_ok_since_ms)
+			c->beat_ok_since_ms = now;
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -60,6 +60,11 @@ struct cluster {
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;
+	int64_t beat_failing_since_ms;  /* our heartbeats fail since then (0: they succeed) */
+	/* atomic: our heartbeats failed long enough (half a lapse) that the others
+	 * may take our actors: no write is acknowledged until every live actor's
+	 * placement was read again from the bucket (replica.c) */
+	int suspect;
 	struct bus_sub *sse_sub;      /* relay.c: streams we relay to other nodes */
 	int relays_out;               /* atomic: how many */
 	pthread_mutex_t relay_lock;   /* relays_in, relay_alive_ms */

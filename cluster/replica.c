@@ -80,6 +80,12 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char owner[CLUSTER_NODE_MAX];
 	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
 		return;                  /* fenced: it moved to another node */
+	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
+		/* it may have moved while our heartbeats failed: published again
+		 * once its placement is confirmed (replica_verify, then resync) */
+		mark_unreplicated(c);
+		return;
+	}
 	struct blob_pub bp = {c, ev};
 	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
 	char hash[65], parent[65];
@@ -112,13 +118,80 @@ static enum err_code on_wait(void *user, struct err *err)
 	enum err_code rc = bus_stream_wait(c->bus, 5000, err);
 	if (rc)
 		mark_unreplicated(c);
+	else if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE))
+		/* stored in the stream, but another node may have rebuilt the chain
+		 * without it meanwhile: not acknowledged (the caller says 503) */
+		rc = err_set(err, ERR_UNAVAILABLE, "this node lost the cluster long enough for "
+			     "its actors to be taken over; it is checking their placement");
 	return rc;
 }
 
 int cluster_writable(struct cluster *c)
 {
-	return bus_connected(c->bus) &&
+	return bus_connected(c->bus) && !__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) &&
 	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+}
+
+/* ---- after our heartbeats failed: which actors are still ours ---- */
+
+struct verify_ctx {
+	struct cluster *c;
+	int failed;
+};
+
+static void fenced(void *user, enum err_code rc, const struct err *err);
+
+static int verify_one(void *user, const struct db_run *r)
+{
+	struct verify_ctx *x = user;
+	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0 &&
+	    strcmp(r->status, "stopping") != 0)
+		return 0;
+	char owner[CLUSTER_NODE_MAX];
+	struct err e = {0};
+	enum err_code rc = cluster_locate(x->c, r->id, owner, &e);
+	if (rc == ERR_NOT_FOUND)
+		return 0;                /* never placed: nobody else can hold it */
+	if (rc) {
+		x->failed = 1;
+		return 1;                /* try again at the next beat */
+	}
+	if (strcmp(owner, x->c->node) == 0)
+		return 0;
+	log_warn("cluster", "'%s' was taken over by node '%s' while our heartbeats failed: "
+		 "killing the copy here", r->id, owner);
+	char *id = strdup(r->id);
+	if (id)
+		supervisor_stop(x->c->sup, r->id, 1, fenced, id);
+	return 0;
+}
+
+/* Reads the placement of every live actor here from the bucket (not the
+ * watch, which may lag) and kills those another node holds now; then writes
+ * are acknowledged again. */
+static void replica_verify(struct cluster *c)
+{
+	if (!__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) || !c->beat_ok_since_ms)
+		return;
+	struct verify_ctx x = {.c = c};
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, verify_one, &x, &next, &e);
+		free(cursor);
+		if (rc)
+			x.failed = 1;
+		if (x.failed)
+			free(next);
+		cursor = x.failed ? NULL : next;
+	} while (cursor);
+	if (x.failed)
+		return;
+	__atomic_store_n(&c->suspect, 0, __ATOMIC_RELEASE);
+	log_info("cluster", "heartbeats succeed again and every actor here is still placed "
+		 "here (or was stopped): writes are acknowledged again");
 }
 
 /* ---- publishing again after a failure ---- */
@@ -539,6 +612,7 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 
 void replica_failover_tick(struct cluster *c)
 {
+	replica_verify(c);
 	replica_resync(c);
 	char dead[MAX_NODES][CLUSTER_NODE_MAX];
 	int64_t down[MAX_NODES];
