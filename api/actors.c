@@ -140,7 +140,8 @@ struct list_ctx {
 };
 
 /* The run's newest event (any type): its type from the run's snapshot when the
- * supervisor appended it in this process, else from the index. 0 when there is
+ * supervisor appended it in this process or from the list's row, else from the
+ * index. 0 when there is
  * none yet (the head event may be indexed after the run's fields change). */
 static int last_event(struct db *db, const struct db_run *r, char type[160], int64_t *ts)
 {
@@ -148,6 +149,8 @@ static int last_event(struct db *db, const struct db_run *r, char type[160], int
 	if (!r->head_seq)
 		return 0;
 	if (r->head_type[0]) {
+		if (r->head_time)           /* a list row: read with the run (db_run_list) */
+			*ts = r->head_time;
 		memcpy(type, r->head_type, sizeof(r->head_type));
 		return 1;
 	}
@@ -200,6 +203,7 @@ static void job_list(void *arg)
 		.name = http_request_query(c->req, "name"),
 		.parent = http_request_query(c->req, "parent"),
 		.cursor = http_request_query(c->req, "cursor"),
+		.head_event = 1,      /* last_event: one query per page, not one per run */
 	};
 	if (api_query_u64(c, "limit", 50, 500, &limit, &e) || limit == 0) {
 		api_problem(c, ERR_INVALID, "'limit' must be an integer from 1 to 500");

@@ -31,6 +31,7 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *sta
 	else
 		a->run.head_type[0] = '\0';     /* too long to keep: the index has it */
 	a->run.updated_at = ts;
+	a->run.head_time = ts;
 	if (!status)
 		return;
 	free(a->run.status);
