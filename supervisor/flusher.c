@@ -145,8 +145,8 @@ static void *flusher_main(void *arg)
  * record lock, then queued here with the chain's written length. This thread
  * takes everything queued, makes each chain durable up to the largest length
  * queued for it (one fdatasync per chain, or one syncfs for many chains), and
- * indexes and reports what it synced (as the flusher does), and then runs the
- * continuations, which queue the mail and answer 202. Messages
+ * then runs the continuations, which queue the mail and answer 202 (the
+ * flusher indexes and reports the events, as for every deferred event). Messages
  * that arrive while a sync runs wait for the next one, so a sync covers every
  * message written during the previous one: the leader/follower of a group
  * commit, without a thread per waiting writer and with no lock held across the
@@ -217,15 +217,9 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 	}
 	for (size_t i = 0; !all && i < nv; i++)
 		commit_sync_one(&v[i]);
-	/* Indexed and reported before anyone is answered, so an acknowledged message
-	 * is in its chain's pages and streams at once (the flusher, marked for the
-	 * same events, then finds them done). */
-	int batch = nv >= FLUSH_SYNCFS_MIN && db_batch_begin(s->cfg.db, &e) == ERR_OK;
-	for (size_t i = 0; i < nv; i++)
-		if (!v[i].err.code)
-			record_sync(s, v[i].a);
-	if (batch && db_batch_end(s->cfg.db, &e) != ERR_OK)
-		log_error("committer", "cannot commit the index of %zu chains: %s", nv, e.msg);
+	/* The flusher, marked for the same events, indexes and reports them within
+	 * its window: not here, where an index commit per batch would cost a lone
+	 * writer one SQLite transaction per message and delay its answer. */
 	struct err rep = {0};       /* cluster mode: acknowledged by the stream too */
 	supervisor_replica_wait(s, &rep);
 	for (struct commit_wait *w = list; w; w = w->next) {
