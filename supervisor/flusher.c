@@ -156,7 +156,7 @@ struct commit_wait {
 	struct commit_wait *next;
 	struct actor *a;
 	uint64_t upto;
-	commit_fn fn;
+	flusher_commit_fn fn;
 	void *arg;
 };
 
@@ -254,8 +254,8 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
-void commit_after_sync(struct supervisor *s, struct actor *a, uint64_t upto, commit_fn fn,
-		       void *arg)
+void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
+		    flusher_commit_fn fn, void *arg)
 {
 	struct commit_wait *w = malloc(sizeof(*w));
 	pthread_mutex_lock(&s->flush_lock);
@@ -303,7 +303,7 @@ enum err_code flusher_start(struct supervisor *s, struct err *err)
 	return ERR_OK;
 }
 
-void committer_stop(struct supervisor *s)
+void flusher_commit_stop(struct supervisor *s)
 {
 	pthread_mutex_lock(&s->flush_lock);
 	int committer = s->committer_running;
@@ -320,7 +320,7 @@ void committer_stop(struct supervisor *s)
 
 void flusher_stop(struct supervisor *s)
 {
-	committer_stop(s);
+	flusher_commit_stop(s);
 	if (!s->flusher_running)
 		return;
 	pthread_mutex_lock(&s->flush_lock);

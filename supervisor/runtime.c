@@ -1144,8 +1144,8 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 		if (x) {
 			*x = (struct accepting){a, m, done, user};
 			*out = NULL;
-			commit_after_sync(s, a, a->chain ? chain_written(a->chain) : 0,
-					  accept_synced, x);
+			flusher_commit(s, a, a->chain ? chain_written(a->chain) : 0,
+				       accept_synced, x);
 			return ERR_OK;
 		}
 	}

@@ -200,13 +200,13 @@ void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n);
  * its previous sync ran, holding no actor lock, then calls every fn of the
  * batch in queue order. When the committer is not running, syncs and calls fn
  * before returning. Takes no reference: fn's arg keeps a alive. */
-typedef void (*commit_fn)(struct supervisor *s, void *arg, enum err_code rc,
-			  const struct err *err);
-void commit_after_sync(struct supervisor *s, struct actor *a, uint64_t upto, commit_fn fn,
-		       void *arg);
+typedef void (*flusher_commit_fn)(struct supervisor *s, void *arg, enum err_code rc,
+				  const struct err *err);
+void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
+		    flusher_commit_fn fn, void *arg);
 /* Answers what is queued, then lets later commits sync at once (before the
  * pool stops: the continuations schedule actors). */
-void committer_stop(struct supervisor *s);
+void flusher_commit_stop(struct supervisor *s);
 struct actor_list {
 	struct actor **v;
 	size_t n, cap;
