@@ -245,8 +245,8 @@ export class ListView {
       };
       const c = tr.cells_;
       tr.append(h('td', null, c.name), h('td', { class: 'mono' }, c.id), h('td', { class: 'status' }, c.status, c.reason),
-        h('td', { class: 'mono' }, c.parent), h('td', null, c.started), h('td', null, c.last),
-        h('td', { class: 'col-node' }, c.node));
+        h('td', { class: 'col-node' }, c.node),
+        h('td', { class: 'mono' }, c.parent), h('td', null, c.started), h('td', null, c.last));
       this.rows.set(r.id, tr);
     }
     const sig = [r.name, r.status, r.reason, r.parent_id, r.started_at, r.last?.type, r.last?.time,
