@@ -110,14 +110,16 @@ int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_r
 /* A secret the request used (call's thread, before the transfer starts): its
  * value (copied; at least 4 bytes, else ignored) is replaced by
  * "[secret:NAME]" in the chunks, as send-http scrubs its response. A value split
- * across two chunks is not caught. At most 8. */
+ * across two lines is caught too: the last (longest secret - 1) bytes of each
+ * line's text wait for the next line (or the response's end). At most 8. */
 void channel_relay_secret(struct channel_relay *r, const char *name, const uint8_t *value,
 			  size_t len);
 /* fetch's on_data: body bytes as they arrive; (NULL, 0) when the transfer is
  * over (drops the transfer's reference). Returns 0. */
 int channel_relay_feed(void *relay, const uint8_t *data, size_t len);
-/* On the call's thread, when send-http finishes: records the chunks sent so far
- * as events and answers how many. */
+/* On the call's thread, when send-http finishes: sends what was held back,
+ * records the chunks sent as events and answers how many; nothing is relayed
+ * after it (a transfer that goes on past a timeout sends no more). */
 size_t channel_relay_record(struct channel_relay *r);
 /* Drops the call's reference. Accepts NULL. */
 void channel_relay_free(struct channel_relay *r);

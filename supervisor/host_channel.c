@@ -720,6 +720,9 @@ struct channel_relay {
 	struct relayed *sent;
 	size_t nsent, capsent, recorded;
 	int refs;
+	int finished;                 /* recorded by the call: nothing more is sent */
+	char *hold;                   /* text held back: a secret may go on in the */
+	size_t nhold;                 /* next line (at most the longest secret - 1) */
 	struct {
 		char name[160];
 		uint8_t *value;
@@ -743,6 +746,7 @@ static void relay_unref(struct channel_relay *x)
 		free(x->secret[i].value);
 	}
 	free(x->line);
+	free(x->hold);
 	pthread_mutex_destroy(&x->lock);
 	actor_unref(host_supervisor(x->a), x->a);
 	free(x);
@@ -860,11 +864,10 @@ static char *scrubbed(const struct channel_relay *x, const char *text, size_t le
 	return cur;
 }
 
-/* Keeps a copy of a chunk sent, for the call's finish to record. */
-static void keep_sent(struct channel_relay *x, const char *text, size_t len)
+/* Keeps a copy of a chunk sent, for the call's finish to record (x->lock held). */
+static void keep_sent_locked(struct channel_relay *x, const char *text, size_t len)
 {
 	uint8_t *copy = malloc(len);
-	pthread_mutex_lock(&x->lock);
 	if (copy && x->nsent == x->capsent) {
 		size_t cap = x->capsent ? x->capsent * 2 : 16;
 		struct relayed *v = realloc(x->sent, cap * sizeof(*v));
@@ -878,8 +881,54 @@ static void keep_sent(struct channel_relay *x, const char *text, size_t len)
 		x->sent[x->nsent++] = (struct relayed){copy, len};
 		copy = NULL;
 	}
-	pthread_mutex_unlock(&x->lock);
 	free(copy);
+}
+
+/* How many bytes to send now: all but the longest secret - 1, so that a value
+ * that begins at the end of one line's text and goes on in the next is
+ * replaced too. The cut moves back to a UTF-8 character's start. */
+static size_t hold_from(const struct channel_relay *x, const char *text, size_t len)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < x->nsecrets; i++)
+		if (x->secret[i].len - 1 > keep)
+			keep = x->secret[i].len - 1;
+	size_t cut = len > keep ? len - keep : 0;
+	while (cut > 0 && cut < len && ((unsigned char)text[cut] & 0xC0) == 0x80)
+		cut--;
+	return cut;
+}
+
+/* Sends text (after what was held back) as a chunk, scrubbed, holding back the
+ * tail a secret could still begin in; final: sends everything. x->lock held. */
+static void relay_emit_locked(struct channel_relay *x, const char *text, size_t len, int final)
+{
+	if (x->finished)
+		return;
+	char *all = malloc(x->nhold + len + 1);
+	if (!all)
+		return;
+	memcpy(all, x->hold ? x->hold : "", x->nhold);
+	memcpy(all + x->nhold, text, len);
+	size_t n = x->nhold + len, clean_len = 0;
+	int dropped = 0;
+	char *clean = n ? scrubbed(x, all, n, &clean_len, &dropped) : NULL;
+	if (clean) {
+		free(all);
+		all = clean;
+		n = clean_len;
+	}
+	size_t cut = final ? n : hold_from(x, all, n);
+	if (!dropped && cut && channel_chunk(x->a, x->id, (const uint8_t *)all, cut, NULL) >= 0)
+		keep_sent_locked(x, all, cut);
+	free(x->hold);
+	x->hold = NULL;
+	x->nhold = 0;
+	if (cut < n && (x->hold = malloc(n - cut)) != NULL) {
+		memcpy(x->hold, all + cut, n - cut);
+		x->nhold = n - cut;
+	}
+	free(all);
 }
 
 static void relay_line(struct channel_relay *x, const char *line, size_t n)
@@ -897,17 +946,12 @@ static void relay_line(struct channel_relay *x, const char *line, size_t n)
 	json_t *j = json_loadb(line, n, 0, NULL);
 	const json_t *v = pointer_get(j, x->pointer);
 	const char *text = json_string_value(v);
-	size_t len = json_string_length(v), clean_len = 0;
-	int dropped = 0;
-	char *clean = text && len ? scrubbed(x, text, len, &clean_len, &dropped) : NULL;
-	if (clean) {
-		text = clean;
-		len = clean_len;
+	size_t len = json_string_length(v);
+	if (text && len) {
+		pthread_mutex_lock(&x->lock);
+		relay_emit_locked(x, text, len, 0);
+		pthread_mutex_unlock(&x->lock);
 	}
-	if (text && len && !dropped &&
-	    channel_chunk(x->a, x->id, (const uint8_t *)text, len, NULL) >= 0)
-		keep_sent(x, text, len);
-	free(clean);
 	json_decref(j);
 }
 
@@ -949,6 +993,8 @@ size_t channel_relay_record(struct channel_relay *x)
 	/* The lock is held throughout: the transfer may still add (and move) them.
 	 * Order: x->lock, then the actor's record and state locks. */
 	pthread_mutex_lock(&x->lock);
+	relay_emit_locked(x, "", 0, 1);   /* what was held back: the response is over */
+	x->finished = 1;
 	size_t from = x->recorded, to = x->nsent;
 	x->recorded = to;
 	for (size_t i = from; i < to; i++) {

@@ -692,11 +692,52 @@ static void test_relay_scrubs_secrets(void **state)
 	http_result_release(&r);
 	free(chain);
 	free(cmd);
+	free(url);
+	free(ev);
+
+	/* The value split across three events (lines that arrive apart): the tail
+	 * of each line waits for the next, so it is replaced all the same. */
+	char *e1 = tu_fmt("{\"t\":\"split: %.10s\"}", value);
+	char *e2 = tu_fmt("{\"t\":\"%.12s\"}", value + 10);
+	char *e3 = tu_fmt("{\"t\":\"%s, and a long tail after the secret.\"}", value + 22);
+	const char *split[] = {e1, e2, e3, "[DONE]"};
+	fixture_httpd_add_sse(E.web, "/relay-split", split, 4, 100);
+	url = fixture_httpd_url(E.web, "/relay-split");
+	cmd = tu_fmt("http {\"url\":\"%s\",\"headers\":{\"X-Key\":\"{{secret:relaykey}}\"},"
+		     "\"relay\":{\"pointer\":\"/t\"}}", url);
+	assert_int_equal(call("POST", path, cmd, "text/event-stream", &r), 200);
+	char part[11];
+	snprintf(part, sizeof(part), "%.10s", value);
+	/* (the done event carries the actor's answer: the response it got, where
+	 * the pieces are apart, as the endpoint sent them; the chunks are ours) */
+	parse_sse(r.body, &f);
+	char joined[512] = "";
+	for (size_t i = 0; i < f.n; i++) {
+		if (strcmp(f.v[i].event, "chunk") != 0)
+			continue;
+		t = frame_text(&f.v[i], "data");
+		assert_null(strstr(t, part));           /* no piece of it either */
+		assert_null(strstr(t, value + 22));
+		strncat(joined, t, sizeof(joined) - strlen(joined) - 1);
+		free(t);
+	}
+	assert_string_equal(joined, "split: [secret:relaykey], and a long tail after the secret.");
+	frames_release(&f);
+	http_result_release(&r);
+	json_t *chunks = events_of(id, "message-server/chunk");
+	char *dump = json_dumps(chunks, JSON_COMPACT);
+	assert_non_null(strstr(dump, "[secret:relaykey]"));
+	assert_null(strstr(dump, part));
+	free(dump);
+	json_decref(chunks);
+	free(cmd);
+	free(url);
+	free(e1);
+	free(e2);
+	free(e3);
 	free(path);
 	free(id);
 	free(body);
-	free(url);
-	free(ev);
 }
 
 /* ---- the agent streams ---- */
