@@ -411,6 +411,50 @@ static void test_deferred_reply(void **state)
 	assert_replays(id);
 	free(msgs);
 	free(id);
+
+	/* kill -9 while the call that deferred a request is parked: the request has
+	 * no outcome, so the restart delivers it again; defer-request answers the
+	 * same id, nobody streams it (send-chunk 0), and a later respond-to-request
+	 * answers -2 (its client is gone) */
+	id = spawn("{\"manifest\":{\"name\":\"streamer\",\"package\":\"stream.wasm\","
+		   "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+		   "{\"type\":\"timing\",\"max_sleep_ms\":60000}]}}");
+	b = bg_request(id, "deferwait", "text/event-stream", "?timeout=120");
+	wait_events(id, "theater:simple/message-server-host/send-chunk", 1);
+	json_t *defers = events_of(id, "theater:simple/message-server-host/defer-request");
+	json_int_t req = json_integer_value(json_object_get(
+		json_object_get(json_array_get(defers, 0), "output"), "result"));
+	json_decref(defers);
+	assert_true(req > 0);
+	server_crash(&E.sp);
+	bg_join(b);
+	bg_free(b);
+	assert_int_equal(server_start(&E.sp, E.sp.home, NULL, NULL), 0);
+	json_int_t got = 0;
+	for (int i = 0; i < 600 && got != req; i++) {
+		st = actor_json(id, "GET", "state", 200);
+		got = json_integer_value(json_object_get(st, "pending"));
+		json_decref(st);
+		if (got != req)
+			sleep_ms(100);
+	}
+	assert_int_equal(got, req);          /* the redelivered call deferred it again */
+	json_t *calls = events_of(id, "wasm");
+	json_t *last = json_array_get(calls, json_array_size(calls) - 1);
+	char *want = tu_fmt("%lld 0", (long long)req);
+	assert_string_equal(json_string_value(json_object_get(last, "output")), want);
+	free(want);
+	json_decref(calls);
+	json_t *rec = events_of(id, "recovered");
+	assert_int_equal(json_array_size(rec), 1);
+	char *dump = json_dumps(json_object_get(json_array_get(rec, 0), "redelivered"), 0);
+	char *seq = tu_fmt("%lld", (long long)req);
+	assert_non_null(strstr(dump, seq));
+	free(seq);
+	free(dump);
+	json_decref(rec);
+	ask_expect(id, "answer too late", "-2");
+	free(id);
 }
 
 /* 64 deferred requests whose clients stopped waiting do not block a 65th */
