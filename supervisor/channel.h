@@ -134,5 +134,9 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 			     struct err *err);
 /* Arms the recovered timers (after the `recovered` event is recorded). */
 void timers_arm_all(struct supervisor *s, struct actor *a);
+/* After a call (the runtime): records the table again (`timing/timers`) when
+ * the actor has timers and 1024 events went by since it was last recorded, so
+ * that recovery never reads further back than that. */
+void timers_checkpoint(struct supervisor *s, struct actor *a);
 
 #endif

@@ -838,6 +838,7 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 		return;
 	}
 	record_call(s, a, call_names[m->kind], m->data, m->len, m->seq, &o, rc, e);
+	timers_checkpoint(s, a);
 	if (m->reply || channel_has_answers(a))
 		record_sync(s, a);    /* what the answer reports is on disk before it goes */
 	channel_flush(s, a);      /* deferred requests this call answered */
