@@ -827,9 +827,10 @@ static void test_relay_scrubs_secrets(void **state)
 
 /* ---- the agent streams ---- */
 
-static void test_agent_streams(void **state)
+/* The agent example streams the model's tokens, in C, Rust and AssemblyScript
+ * alike (package: "agent/agent.wasm", ...). */
+static void agent_streams(const char *package)
 {
-	(void)state;
 	const char *events[] = {
 		"{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
 		"\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
@@ -843,12 +844,12 @@ static void test_agent_streams(void **state)
 	unsigned port = fixture_httpd_port(E.web);
 	char *url = fixture_httpd_url(E.web, "/stream/v1/chat/completions");
 	char *body = tu_fmt(
-		"{\"manifest\":{\"name\":\"agent\",\"package\":\"agent/agent.wasm\",\"handler\":["
+		"{\"manifest\":{\"name\":\"agent\",\"package\":\"%s\",\"handler\":["
 		"{\"type\":\"runtime\"},{\"type\":\"timing\",\"max_sleep_ms\":10000},"
 		"{\"type\":\"message-server\"},{\"type\":\"http-client\",\"allowed_hosts\":"
 		"[\"127.0.0.1:%u\"],\"allow_loopback_ports\":[%u],\"timeout_ms\":20000}],"
 		"\"initial_state\":{\"endpoint\":\"%s\",\"model\":\"test-model\",\"stream\":true,"
-		"\"messages\":[]}}}", port, port, url);
+		"\"messages\":[]}}}", package, port, port, url);
 	char *id = spawn(body);
 	char *path = tu_fmt("/actors/%s/requests?timeout=60", id);
 	struct http_result r;
@@ -882,6 +883,14 @@ static void test_agent_streams(void **state)
 	free(id);
 }
 
+static void test_agent_streams(void **state)
+{
+	(void)state;
+	agent_streams("agent/agent.wasm");
+	agent_streams("agent-rust/agent-rust.wasm");
+	agent_streams("agent-assemblyscript/agent-assemblyscript.wasm");
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -892,7 +901,7 @@ static int setup(void **state)
 	E.sp.home = tu_mkdtemp("theater-e2e-stream");
 	E.sp.roots = tu_fmt("%s/packages", E.sp.home);
 	mkdir(E.sp.roots, 0755);
-	const char *const examples[] = {"agent", NULL};
+	const char *const examples[] = {"agent", "agent-rust", "agent-assemblyscript", NULL};
 	server_install_examples(&E.sp, examples);
 	size_t len;
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
