@@ -261,7 +261,7 @@ FAKE(f_sleep)
 
 /* defer-request answers a fixed id (1); respond-to-request, fail-request and
  * send-chunk are recorded (send-chunk: 0, nobody streams offline); set-timer and
- * cancel-timer are recorded and answer 0: no tick is delivered offline. */
+ * cancel-timer are recorded and answer 0 (ticks come from --tick, actor.c). */
 FAKE(f_defer)
 {
 	(void)c;
@@ -788,6 +788,11 @@ json_t *fakes_take_calls(struct fakes *f)
 	json_t *taken = f->calls;
 	f->calls = json_array();
 	return taken;
+}
+
+int64_t fakes_now(const struct fakes *f)
+{
+	return f->now_ms;
 }
 
 const char *fakes_shutdown_reason(const struct fakes *f)
