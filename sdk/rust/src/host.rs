@@ -207,6 +207,9 @@ mod sys {
     pub(super) unsafe fn respond_to_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn fail_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn send_chunk(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn open_channel(_: *const u8, _: u32, _: *const u8, _: u32, _: *mut super::Out) -> i64 { -6 }
+    pub(super) unsafe fn send_on_channel(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn close_channel(_: i64) -> i32 { -6 }
     pub(super) unsafe fn set_timer(_: *const u8, _: u32, _: i64, _: i64) -> i32 { -6 }
     pub(super) unsafe fn cancel_timer(_: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn random_bytes(_: *mut u8, _: u32) -> i32 { -6 }

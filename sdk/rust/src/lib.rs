@@ -228,6 +228,17 @@ mod tests {
     }
 
     #[test]
+    fn channels_fail_off_wasm() {
+        // off wasm32 every host function answers Failed (-6): the wrappers map it
+        let (e, bytes) = host::message::open_channel("00000000-0000-4000-8000-000000000000", b"hi")
+            .unwrap_err();
+        assert_eq!(e, Error::Failed);
+        assert!(bytes.is_empty());
+        assert_eq!(host::message::send_on_channel(1, b"x"), Err(Error::Failed));
+        assert_eq!(host::message::close_channel(1), Err(Error::Failed));
+    }
+
+    #[test]
     fn replies() {
         let r = Reply::new(b"{}").with_output("42");
         assert_eq!(r.state, b"{}");
