@@ -112,5 +112,7 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 			     struct err *err);
 /* Arms the recovered timers (after the `recovered` event is recorded). */
 void timers_arm_all(struct supervisor *s, struct actor *a);
+/* How many timers a has set (0 without an instance). */
+size_t timers_count(struct actor *a);
 
 #endif

@@ -237,6 +237,9 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	pthread_mutex_unlock(&a->rec_lock);
 	json_object_set_new(d, "redelivered", seqs);
 	rc = timers_recover(s, a, d, err);
+	/* Nothing to deliver and no timer: the next start may leave it lazy. */
+	if (!rc && mail.n == 0 && json_array_size(json_object_get(d, "timers")) == 0)
+		json_object_set_new(d, "idle", json_true());
 	if (rc)
 		json_decref(d);
 	else
@@ -246,5 +249,58 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	for (size_t i = 0; !rc && i < mail.n; i++)
 		rc = runtime_redeliver(s, a, mail.v[i].seq, mail.v[i].ev, err);
 	scan_release(&mail);
+	return rc;
+}
+
+/* ---- lazy recovery ---- */
+
+int durable_idle_head(struct actor *a)
+{
+	uint64_t head = a->chain ? chain_length(a->chain) : 0;
+	if (!head || actor_damaged(a))
+		return 0;
+	struct chain_event ev = {0};
+	struct err e = {0};
+	if (chain_read(a->chain, head, &ev, &e))
+		return 0;
+	int idle = 0;
+	if (strcmp(ev.event_type, "suspended") == 0 || strcmp(ev.event_type, "recovered") == 0) {
+		json_t *j = json_parse((const char *)ev.data, ev.data_len, 64, NULL);
+		idle = json_is_true(json_object_get(j, "idle"));
+		json_decref(j);
+	}
+	chain_event_release(&ev);
+	return idle;
+}
+
+enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (!__atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE))
+		return ERR_OK;
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->wake_lock);
+	if (!__atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&a->wake_lock);
+		return ERR_OK;
+	}
+	pthread_mutex_lock(&a->lock);
+	int go = strcmp(a->run.status, "running") == 0 && !a->terminal_pending && !a->rt;
+	pthread_mutex_unlock(&a->lock);
+	if (!go || is_stopping(s)) {
+		/* ended meanwhile (a stop needs no instance), or the server stops: it
+		 * stays as its chain left it */
+		if (!go)
+			__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&a->wake_lock);
+		return ERR_OK;
+	}
+	rc = durable_recover(s, a, err);
+	runtime_release(s, a);     /* instantiating held the actor's turn */
+	__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+	if (rc) {
+		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, err->msg);
+		spawn_fail(s, a, "recovery_failed", err);
+	}
+	pthread_mutex_unlock(&a->wake_lock);
 	return rc;
 }

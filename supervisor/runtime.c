@@ -606,6 +606,7 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	actor_state_take(a, state, state_len);
 	pthread_mutex_lock(&a->lock);
 	a->rt = rt;
+	__atomic_add_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
@@ -719,6 +720,8 @@ static struct mail *take_all(struct actor *a, struct actor_rt **rt_out)
 {
 	pthread_mutex_lock(&a->lock);
 	*rt_out = a->rt;
+	if (a->rt)
+		__atomic_sub_fetch(&a->sup->loaded, 1, __ATOMIC_RELAXED);
 	a->rt = NULL;
 	struct mail *list = a->mail_head;
 	if (*rt_out && (*rt_out)->park_mail) {    /* the parked call's mail comes first */
@@ -1040,6 +1043,8 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	struct actor *a = reg_find(s, to);
 	if (!a)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
+	struct err we = {0};
+	durable_wake(s, a, &we);   /* lazy: recovered now; failed, it takes no mail */
 	struct mail *m = calloc(1, sizeof(*m));
 	uint8_t *copy = malloc(len ? len : 1);
 	enum err_code rc = ERR_OK;
@@ -1347,6 +1352,8 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 	struct actor *a = reg_find(s, parent);
 	if (!a)
 		return ERR_NOT_FOUND;
+	struct err we = {0};
+	durable_wake(s, a, &we);   /* lazy: its exports are known once it is back */
 	pthread_mutex_lock(&a->lock);
 	int listens = a->rt && (error ? a->rt->f_child_error : a->rt->f_child_exit) &&
 		      !a->stop_requested;
