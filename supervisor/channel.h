@@ -63,6 +63,8 @@ int runtime_has_timer_export(struct actor *a);
 /* 1 when calls have answered deferred requests whose answers wait for the call
  * to be recorded (channel_flush delivers them). */
 int channel_has_answers(struct actor *a);
+/* How many deferred requests wait for an answer (a->lock taken). */
+size_t channel_count(struct actor *a);
 /* Delivers those answers; after the call's events are durable. */
 void channel_flush(struct supervisor *s, struct actor *a);
 /* The instance goes: every deferred request gets e as its answer. */

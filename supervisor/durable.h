@@ -42,4 +42,12 @@ int durable_idle_head(struct actor *a);
  * run ends failed (recovery_failed) and the error is returned. */
 enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *err);
 
+/* Idle instances released (--idle-release-ms): an actor with an instance that
+ * took no mail since idle_since and has nothing open (mail, timers, deferred
+ * requests) records `suspended` ("reason": "idle", "idle": true), drops its
+ * instance and becomes lazy: its next mail recovers it. 1 when released. */
+int durable_release(struct supervisor *s, struct actor *a, int64_t idle_since);
+/* Starts the periodic pass that releases idle instances (when configured). */
+void durable_sweep_start(struct supervisor *s);
+
 #endif

@@ -606,6 +606,7 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	actor_state_take(a, state, state_len);
 	pthread_mutex_lock(&a->lock);
 	a->rt = rt;
+	a->active_ms = now_ms();
 	__atomic_add_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
@@ -787,6 +788,14 @@ void runtime_interrupt_for_shutdown(struct actor *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+int runtime_idle_locked(struct supervisor *s, struct actor *a, int64_t before_ms)
+{
+	return a->rt && !a->scheduled && !a->mail_n && !a->mail_reserved && !a->stop_requested &&
+	       !a->terminal_pending && !a->releasing && !a->rt->parked && !a->rt->in_call &&
+	       a->active_ms < before_ms && strcmp(a->run.status, "running") == 0 &&
+	       !is_stopping(s);
+}
+
 int runtime_busy(struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
@@ -962,6 +971,7 @@ static void job_run(void *arg)
 		struct mail *m = a->rt && !parked && !stop && !a->rt->suspending && !is_stopping(s)
 				 ? a->mail_head : NULL;
 		if (m) {
+			a->active_ms = now_ms();
 			a->mail_head = m->next;
 			if (!a->mail_head)
 				a->mail_tail = NULL;
@@ -1043,8 +1053,6 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	struct actor *a = reg_find(s, to);
 	if (!a)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	struct err we = {0};
-	durable_wake(s, a, &we);   /* lazy: recovered now; failed, it takes no mail */
 	struct mail *m = calloc(1, sizeof(*m));
 	uint8_t *copy = malloc(len ? len : 1);
 	enum err_code rc = ERR_OK;
@@ -1057,7 +1065,18 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	copy = NULL;
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
-	pthread_mutex_lock(&a->lock);
+	for (int tries = 0;; tries++) {
+		struct err we = {0};
+		durable_wake(s, a, &we);   /* lazy: recovered now; failed, it takes no mail */
+		pthread_mutex_lock(&a->lock);
+		int wait = (a->releasing || __atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) &&
+			   tries < 100 && !is_stopping(s);
+		if (!wait)
+			break;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->wake_lock);     /* the release ends; then wake it */
+		pthread_mutex_unlock(&a->wake_lock);
+	}
 	rc = IS_CHILD_MAIL(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
 				     : can_take_mail(s, a, len, err);
 	if (!rc)

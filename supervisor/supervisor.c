@@ -253,6 +253,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		 (long long)(t2 - t1), (long long)(now_ms() - t2));
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
+	durable_sweep_start(s);
 	s->spares = spares_start(s->chains_dir);
 	*out = s;
 	return ERR_OK;

@@ -61,6 +61,7 @@ struct supervisor_config {
 	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
+	uint32_t idle_release_ms;    /* an instance idle this long is released; 0: never */
 	/* Issue 16. */
 	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
 	int verify_full;             /* start-up verifies every chain whole, not past the index's head */

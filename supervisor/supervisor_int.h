@@ -61,6 +61,8 @@ struct actor {
 	 * need (mail, a restart) recovers it under wake_lock. Atomic. */
 	int lazy;
 	pthread_mutex_t wake_lock;
+	int releasing;                /* lock: its idle instance is being released */
+	int64_t active_ms;            /* lock: when it last took mail or was instantiated */
 	/* Deferred requests (channel.c) and timers (timers.c) of the running
 	 * instance; lock. Emptied when the instance goes (runtime_stop/suspend). */
 	struct channel_tab *chan;
@@ -125,6 +127,7 @@ struct supervisor {
 	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
 	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
 	uint64_t loaded;              /* atomic: actors with an instance (a->rt) */
+	uint64_t released;            /* atomic: idle instances released since the start */
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
 	size_t nbuckets, nactors;

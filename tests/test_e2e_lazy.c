@@ -252,10 +252,80 @@ static void test_idle_actors_come_back_lazily(void **state)
 	free(ticker);
 }
 
+/* --idle-release-ms: an idle instance is dropped (a `suspended` event, reason
+ * idle) and its next mail brings it back; one with a timer keeps its instance. */
+static void test_idle_instances_released(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	SP.home = tu_mkdtemp("theater-e2e-lazy");
+	SP.roots = tu_fmt("%s/packages", SP.home);
+	mkdir(SP.roots, 0755);
+	size_t len;
+	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
+	char *data = tu_read_file(from, &len);
+	assert_non_null(data);
+	server_put_package(&SP, "counter.wasm", data, len);
+	free(data);
+	free(from);
+	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
+	server_put_package(&SP, "stream.wasm", wasm, len);
+	free(wasm);
+	const char *args[] = {"--idle-release-ms", "300", NULL};
+	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+	char *c = spawn("{\"name\":\"c\",\"package\":\"counter.wasm\",\"initial_state\":"
+			"{\"count\":0}}");
+	char *ticker = spawn("{\"name\":\"ticker\",\"package\":\"stream.wasm\",\"handler\":"
+			     "[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+			     "{\"type\":\"timing\"}]}");
+	char *got = NULL;
+	assert_int_equal(post(ticker, "requests?timeout=60", "timer p 1000 1000", &got), 200);
+	free(got);
+	for (int round = 1; round <= 2; round++) {
+		assert_int_equal(post(c, "messages", "5", NULL), 202);
+		assert_int_equal(count_of(c), 5 * round);
+		/* only the ticker keeps its instance once the counter is idle */
+		for (int i = 0; i < 600 && metric("theater_actors_loaded") != 1; i++)
+			sleep_ms(100);
+		assert_int_equal(metric("theater_actors_loaded"), 1);
+		json_t *all = chain_all(c);
+		size_t n = json_array_size(all);
+		assert_string_equal(type_at(all, n - 1), "suspended");
+		json_t *d = json_object_get(json_array_get(all, n - 1), "data");
+		assert_string_equal(json_string_value(json_object_get(d, "reason")), "idle");
+		json_decref(all);
+		assert_running(c);
+		/* its next mail brings it back, state intact */
+		assert_int_equal(count_of(c), 5 * round);
+		all = chain_all(c);
+		assert_string_equal(type_at(all, n), "recovered");
+		d = json_object_get(json_array_get(all, n), "data");
+		assert_string_equal(json_string_value(json_object_get(d, "reason")), "idle");
+		json_decref(all);
+	}
+	/* released, then the server stops and starts: still lazy, still right */
+	for (int i = 0; i < 600 && metric("theater_actors_loaded") != 1; i++)
+		sleep_ms(100);
+	size_t before = chain_len(c);
+	assert_int_equal(server_stop(&SP), 0);
+	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+	assert_int_equal(chain_len(c), before);
+	assert_int_equal(count_of(c), 10);
+	char *v = tu_fmt("/actors/%s/chain/verify", c);
+	json_t *vj = server_call_json(&SP, "GET", v, NULL, 200);
+	assert_true(json_is_true(json_object_get(vj, "valid")));
+	json_decref(vj);
+	free(v);
+	server_destroy(&SP);
+	free(c);
+	free(ticker);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_actors_come_back_lazily),
+		cmocka_unit_test(test_idle_instances_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
