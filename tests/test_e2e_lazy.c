@@ -93,6 +93,36 @@ static const char *type_at(json_t *all, size_t i)
 	return json_string_value(json_object_get(json_array_get(all, i), "event_type"));
 }
 
+/* The chain once it lists at least n events (events are listed once indexed,
+ * which the flusher does right after they are durable). */
+static json_t *chain_wait(const char *id, size_t n)
+{
+	for (int i = 0; i < 600; i++) {
+		json_t *all = chain_all(id);
+		if (json_array_size(all) >= n)
+			return all;
+		json_decref(all);
+		sleep_ms(100);
+	}
+	fail_msg("the chain of %s never listed %zu events", id, n);
+	return NULL;
+}
+
+/* The chain once its last event is of this type. */
+static json_t *chain_wait_last(const char *id, const char *type)
+{
+	for (int i = 0; i < 600; i++) {
+		json_t *all = chain_all(id);
+		size_t n = json_array_size(all);
+		if (n && strcmp(type_at(all, n - 1), type) == 0)
+			return all;
+		json_decref(all);
+		sleep_ms(100);
+	}
+	fail_msg("the chain of %s never ended on '%s'", id, type);
+	return NULL;
+}
+
 static size_t chain_len(const char *id)
 {
 	json_t *all = chain_all(id);
@@ -197,7 +227,7 @@ static void test_idle_actors_come_back_lazily(void **state)
 	assert_int_equal(post(ids[0], "messages", "10", NULL), 202);
 	assert_int_equal(count_of(ids[0]), 11);
 	assert_int_equal(metric("theater_actors_loaded"), 2);
-	json_t *all = chain_all(ids[0]);
+	json_t *all = chain_wait(ids[0], heads[0] + 2);
 	assert_string_equal(type_at(all, heads[0]), "recovered");
 	assert_string_equal(type_at(all, heads[0] + 1), "message-server/received");
 	json_t *rd = json_object_get(json_array_get(all, heads[0]), "data");
@@ -288,16 +318,15 @@ static void test_idle_instances_released(void **state)
 		for (int i = 0; i < 600 && metric("theater_actors_loaded") != 1; i++)
 			sleep_ms(100);
 		assert_int_equal(metric("theater_actors_loaded"), 1);
-		json_t *all = chain_all(c);
+		json_t *all = chain_wait_last(c, "suspended");
 		size_t n = json_array_size(all);
-		assert_string_equal(type_at(all, n - 1), "suspended");
 		json_t *d = json_object_get(json_array_get(all, n - 1), "data");
 		assert_string_equal(json_string_value(json_object_get(d, "reason")), "idle");
 		json_decref(all);
 		assert_running(c);
 		/* its next mail brings it back, state intact */
 		assert_int_equal(count_of(c), 5 * round);
-		all = chain_all(c);
+		all = chain_wait(c, n + 1);
 		assert_string_equal(type_at(all, n), "recovered");
 		d = json_object_get(json_array_get(all, n), "data");
 		assert_string_equal(json_string_value(json_object_get(d, "reason")), "idle");
@@ -306,7 +335,9 @@ static void test_idle_instances_released(void **state)
 	/* released, then the server stops and starts: still lazy, still right */
 	for (int i = 0; i < 600 && metric("theater_actors_loaded") != 1; i++)
 		sleep_ms(100);
-	size_t before = chain_len(c);
+	json_t *last = chain_wait_last(c, "suspended");
+	size_t before = json_array_size(last);
+	json_decref(last);
 	assert_int_equal(server_stop(&SP), 0);
 	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
 	assert_int_equal(chain_len(c), before);
