@@ -1036,6 +1036,24 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 	return ERR_OK;
 }
 
+/* Locks a->lock with a awake: a lazy actor is recovered first (a failure ends
+ * its run, so it takes no mail), and a release in progress is waited for. */
+static void lock_awake(struct supervisor *s, struct actor *a)
+{
+	for (int tries = 0;; tries++) {
+		struct err we = {0};
+		durable_wake(s, a, &we);
+		pthread_mutex_lock(&a->lock);
+		int wait = (a->releasing || __atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) &&
+			   tries < 100 && !is_stopping(s);
+		if (!wait)
+			return;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->wake_lock);     /* the release ends; then wake it */
+		pthread_mutex_unlock(&a->wake_lock);
+	}
+}
+
 static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error",
 					       "timer"};
 
@@ -1065,18 +1083,7 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	copy = NULL;
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
-	for (int tries = 0;; tries++) {
-		struct err we = {0};
-		durable_wake(s, a, &we);   /* lazy: recovered now; failed, it takes no mail */
-		pthread_mutex_lock(&a->lock);
-		int wait = (a->releasing || __atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) &&
-			   tries < 100 && !is_stopping(s);
-		if (!wait)
-			break;
-		pthread_mutex_unlock(&a->lock);
-		pthread_mutex_lock(&a->wake_lock);     /* the release ends; then wake it */
-		pthread_mutex_unlock(&a->wake_lock);
-	}
+	lock_awake(s, a);
 	rc = IS_CHILD_MAIL(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
 				     : can_take_mail(s, a, len, err);
 	if (!rc)
@@ -1371,9 +1378,7 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 	struct actor *a = reg_find(s, parent);
 	if (!a)
 		return ERR_NOT_FOUND;
-	struct err we = {0};
-	durable_wake(s, a, &we);   /* lazy: its exports are known once it is back */
-	pthread_mutex_lock(&a->lock);
+	lock_awake(s, a);
 	int listens = a->rt && (error ? a->rt->f_child_error : a->rt->f_child_exit) &&
 		      !a->stop_requested;
 	pthread_mutex_unlock(&a->lock);
