@@ -764,6 +764,11 @@ uint64_t supervisor_loaded_count(struct supervisor *s)
 	return __atomic_load_n(&s->loaded, __ATOMIC_RELAXED);
 }
 
+uint64_t supervisor_released_count(struct supervisor *s)
+{
+	return __atomic_load_n(&s->released, __ATOMIC_RELAXED);
+}
+
 uint64_t supervisor_live_count(struct supervisor *s)
 {
 	uint64_t n = 0;

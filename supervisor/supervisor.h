@@ -199,6 +199,8 @@ uint64_t supervisor_live_count(struct supervisor *s);
 /* How many actors have an instance now (live runs recovered lazily have none
  * until their first mail; docs/durability.md). */
 uint64_t supervisor_loaded_count(struct supervisor *s);
+/* Idle instances released since the start (--idle-release-ms). */
+uint64_t supervisor_released_count(struct supervisor *s);
 
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,

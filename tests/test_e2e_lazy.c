@@ -332,6 +332,7 @@ static void test_idle_instances_released(void **state)
 		assert_string_equal(json_string_value(json_object_get(d, "reason")), "idle");
 		json_decref(all);
 	}
+	assert_true(metric("theater_actor_releases_total") >= 2);
 	/* released, then the server stops and starts: still lazy, still right */
 	for (int i = 0; i < 600 && metric("theater_actors_loaded") != 1; i++)
 		sleep_ms(100);
