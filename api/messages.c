@@ -24,17 +24,29 @@ static int check_id(struct api_call *c)
 	return 0;
 }
 
+/* The message is durable and queued: 202 (called once, maybe on the committer). */
+static void message_done(void *user, enum err_code rc, const struct err *err)
+{
+	struct api_call *c = user;
+	if (rc) {
+		api_problem_err(c, err);
+		return;
+	}
+	size_t len;
+	http_request_body(c->req, &len);
+	api_json(c, 202, json_pack("{s:s, s:I}", "status", "accepted", "size", (json_int_t)len));
+}
+
+/* Writes the message and returns: the worker does not wait for the sync, which
+ * the committer shares among every message written meanwhile. */
 static void job_message(void *arg)
 {
 	struct api_call *c = arg;
 	struct err e = {0};
 	size_t len;
 	const uint8_t *body = http_request_body(c->req, &len);
-	if (supervisor_send(c->api->cfg.sup, c->params[0], NULL, body, len, &e)) {
+	if (supervisor_send_async(c->api->cfg.sup, c->params[0], body, len, message_done, c, &e))
 		api_problem_err(c, &e);
-		return;
-	}
-	api_json(c, 202, json_pack("{s:s, s:I}", "status", "accepted", "size", (json_int_t)len));
 }
 
 void h_actor_message(struct api_call *c)

@@ -24,7 +24,7 @@ id=$(curl -s -X POST "$base/actors?wait=running" -d '{"manifest":{"name":"get-be
   | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
 kill -TERM $pid; wait $pid 2>/dev/null
 
-for b in http chain wasm toml actors park stream fanout; do
+for b in http chain wasm toml actors park stream fanout commit; do
   [ -x "$here/bench/$b/run.sh" ] || continue
   echo "== bench/$b =="
   if [ "$b" = http ]; then

@@ -668,7 +668,11 @@ static unsigned list_kind(const struct db_run_filter *f, int has_cursor)
 /* The SQL of one kind of list: only the conditions it filters on. */
 static void list_sql(unsigned kind, char *out, size_t size)
 {
-	snprintf(out, size, "SELECT " RUN_SELECT " FROM runs WHERE 1%s%s%s%s "
+	/* The head event's row joined in: its offset (as RUN_SELECT) and, for the
+	 * list's last_event, its type and time: one statement per page. */
+	snprintf(out, size, "SELECT " RUN_COLS ", e.byte_offset, e.event_type, e.timestamp_ms "
+		 "FROM runs LEFT JOIN events e ON e.actor_id = runs.id AND e.seq = runs.head_seq "
+		 "WHERE 1%s%s%s%s "
 		 "ORDER BY created_at, id LIMIT ?6",
 		 kind & LIST_STATUS ? " AND status = ?1" : "",
 		 kind & LIST_NAME ? " AND name = ?2" : "",
@@ -735,6 +739,11 @@ static enum err_code page_fetch(struct db *d, const struct db_run_filter *f, uns
 		}
 		if ((rc = run_from_row(st, &p->runs[p->n], err)))
 			break;
+		if (f->head_event && sqlite3_column_type(st, 16) == SQLITE_TEXT &&
+		    (size_t)sqlite3_column_bytes(st, 16) < sizeof(p->runs[p->n].head_type)) {
+			col_copy(st, 16, p->runs[p->n].head_type, sizeof(p->runs[p->n].head_type));
+			p->runs[p->n].head_time = sqlite3_column_int64(st, 17);
+		}
 		p->n++;
 	}
 	if (rc == ERR_OK && src != SQLITE_ROW && src != SQLITE_DONE)

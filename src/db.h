@@ -60,7 +60,9 @@ struct db_run {
 	char *manifest_json;         /* compact JSON as given, may be NULL */
 	int damaged;                 /* not stored: the supervisor found its chain damaged */
 	char head_type[96];          /* not stored: the head event's type when the supervisor
-				      * appended it in this process ("" when unknown) */
+				      * appended it in this process ("" when unknown); lists
+				      * read it from the index (db_run_filter.head_event) */
+	int64_t head_time;           /* the head event's time with head_type (0: unknown) */
 	uint64_t head_offset;        /* read only: where event head_seq's record starts in the
 				      * chain file (its checkpoint), DB_NO_OFFSET when the
 				      * index has no row for it */
@@ -101,6 +103,8 @@ struct db_run_filter {
 	const char *status, *name, *parent;   /* exact matches; NULL = any; parent "" = top level */
 	unsigned limit;                       /* 0 -> DB_LIST_DEFAULT; capped at DB_LIST_MAX */
 	const char *cursor;                   /* NULL or "" = from the start */
+	int head_event;                       /* also read each run's head event type and
+					       * time (head_type, head_time) from the index */
 };
 /* Pages in (created_at, id) order and calls cb per run (the run is released
  * after cb returns). A nonzero return from cb stops the listing early; the

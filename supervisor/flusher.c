@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "supervisor/supervisor.h"
+
 #include "src/util/log.h"
 #include "supervisor/record.h"
 
@@ -137,18 +139,188 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+/* ---- the committer: group commit for writers that wait ----
+ *
+ * A message accepted over the API is appended without a sync under its actor's
+ * record lock, then queued here with the chain's written length. This thread
+ * takes everything queued, makes each chain durable up to the largest length
+ * queued for it (one fdatasync per chain, or one syncfs for many chains), and
+ * then runs the continuations, which queue the mail and answer 202 (the
+ * flusher indexes and reports the events, as for every deferred event). Messages
+ * that arrive while a sync runs wait for the next one, so a sync covers every
+ * message written during the previous one: the leader/follower of a group
+ * commit, without a thread per waiting writer and with no lock held across the
+ * sync. */
+
+struct commit_wait {
+	struct commit_wait *next;
+	struct actor *a;
+	uint64_t upto;
+	flusher_commit_fn fn;
+	void *arg;
+};
+
+/* One chain of a batch: the largest length to make durable and the outcome. */
+struct commit_chain {
+	struct actor *a;
+	uint64_t upto;
+	struct err err;
+};
+
+static void commit_sync_one(struct commit_chain *c)
+{
+	if (c->a->chain)
+		chain_sync_upto(c->a->chain, c->upto, &c->err);
+}
+
+static size_t commit_chain_of(struct commit_chain *v, size_t n, const struct actor *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].a == a)
+			return i;
+	return n;
+}
+
+static void commit_batch(struct supervisor *s, struct commit_wait *list)
+{
+	size_t n = 0;
+	for (struct commit_wait *w = list; w; w = w->next)
+		n++;
+	struct commit_chain *v = calloc(n, sizeof(*v));
+	size_t nv = 0;
+	for (struct commit_wait *w = list; v && w; w = w->next) {
+		size_t k = commit_chain_of(v, nv, w->a);
+		if (k == nv)
+			v[nv++] = (struct commit_chain){.a = w->a};
+		if (w->upto > v[k].upto)
+			v[k].upto = w->upto;
+	}
+	struct err e = {0};
+	if (!v) {                   /* out of memory: one sync per message */
+		for (struct commit_wait *w = list; w; w = w->next) {
+			struct commit_chain one = {.a = w->a, .upto = w->upto};
+			commit_sync_one(&one);
+			if (!one.err.code && supervisor_replica_wait(s, &one.err) != ERR_OK)
+				log_error("committer", "%s", one.err.msg);
+			w->fn(s, w->arg, one.err.code, one.err.code ? &one.err : NULL);
+		}
+		return;
+	}
+	int all = 0;
+	if (nv >= FLUSH_SYNCFS_MIN) {
+		all = chain_syncfs(s->chains_dir, &e) == ERR_OK;
+		if (!all)
+			log_error("committer", "%s; syncing chains one by one", e.msg);
+		for (size_t i = 0; all && i < nv; i++)
+			if (v[i].a->chain)
+				chain_mark_synced(v[i].a->chain, v[i].upto);
+	}
+	for (size_t i = 0; !all && i < nv; i++)
+		commit_sync_one(&v[i]);
+	/* The flusher, marked for the same events, indexes and reports them within
+	 * its window: not here, where an index commit per batch would cost a lone
+	 * writer one SQLite transaction per message and delay its answer. */
+	struct err rep = {0};       /* cluster mode: acknowledged by the stream too */
+	supervisor_replica_wait(s, &rep);
+	for (struct commit_wait *w = list; w; w = w->next) {
+		struct commit_chain *c = &v[commit_chain_of(v, nv, w->a)];
+		const struct err *why = c->err.code ? &c->err : rep.code ? &rep : NULL;
+		w->fn(s, w->arg, why ? why->code : ERR_OK, why);
+	}
+	free(v);
+}
+
+static void *committer_main(void *arg)
+{
+	struct supervisor *s = arg;
+	pthread_mutex_lock(&s->flush_lock);
+	for (;;) {
+		while (!s->commits && !s->commit_stop)
+			pthread_cond_wait(&s->commit_cond, &s->flush_lock);
+		if (!s->commits)
+			break;
+		struct commit_wait *list = s->commits;
+		s->commits = s->commits_tail = NULL;
+		pthread_mutex_unlock(&s->flush_lock);
+		commit_batch(s, list);
+		while (list) {
+			struct commit_wait *next = list->next;
+			free(list);
+			list = next;
+		}
+		pthread_mutex_lock(&s->flush_lock);
+	}
+	pthread_mutex_unlock(&s->flush_lock);
+	return NULL;
+}
+
+void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
+		    flusher_commit_fn fn, void *arg)
+{
+	struct commit_wait *w = malloc(sizeof(*w));
+	pthread_mutex_lock(&s->flush_lock);
+	if (w && s->committer_running) {
+		*w = (struct commit_wait){.a = a, .upto = upto, .fn = fn, .arg = arg};
+		if (s->commits_tail)
+			s->commits_tail->next = w;
+		else
+			s->commits = w;
+		s->commits_tail = w;
+		if (s->commits == w)
+			pthread_cond_signal(&s->commit_cond);
+		pthread_mutex_unlock(&s->flush_lock);
+		return;
+	}
+	pthread_mutex_unlock(&s->flush_lock);
+	free(w);
+	/* Not running (start-up, shutdown) or out of memory: sync here. */
+	struct err e = {0};
+	if (a->chain)
+		chain_sync_upto(a->chain, upto, &e);
+	if (!e.code)
+		supervisor_replica_wait(s, &e);
+	fn(s, arg, e.code, e.code ? &e : NULL);
+}
+
 /* flush_lock and flush_cond are initialized by supervisor_new and destroyed
- * by supervisor_free, so marks after the stop stay safe. */
+ * by supervisor_free, so marks after the stop stay safe. commit_cond is used
+ * only while the committer runs (under flush_lock). */
 enum err_code flusher_start(struct supervisor *s, struct err *err)
 {
 	if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
 		return err_set(err, ERR_INTERNAL, "cannot start the flusher thread");
 	s->flusher_running = 1;
+	pthread_cond_init(&s->commit_cond, NULL);
+	s->commit_stop = 0;
+	if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+		pthread_cond_destroy(&s->commit_cond);
+		flusher_stop(s);
+		return err_set(err, ERR_INTERNAL, "cannot start the committer thread");
+	}
+	pthread_mutex_lock(&s->flush_lock);
+	s->committer_running = 1;
+	pthread_mutex_unlock(&s->flush_lock);
 	return ERR_OK;
+}
+
+void flusher_commit_stop(struct supervisor *s)
+{
+	pthread_mutex_lock(&s->flush_lock);
+	int committer = s->committer_running;
+	s->commit_stop = 1;
+	s->committer_running = 0;   /* commits from now on sync at once */
+	if (committer)
+		pthread_cond_signal(&s->commit_cond);
+	pthread_mutex_unlock(&s->flush_lock);
+	if (committer) {            /* it answers what was queued before it ends */
+		pthread_join(s->committer, NULL);
+		pthread_cond_destroy(&s->commit_cond);
+	}
 }
 
 void flusher_stop(struct supervisor *s)
 {
+	flusher_commit_stop(s);
 	if (!s->flusher_running)
 		return;
 	pthread_mutex_lock(&s->flush_lock);

@@ -20,17 +20,19 @@ static int is_terminal(const char *status)
 }
 
 /* Updates the snapshot after a durable append; called with a->lock held. */
-static void apply(struct actor *a, const struct chain_event *ev, const char *status,
-		  const char *reason, int64_t ts)
+static void apply(struct actor *a, const struct chain_event *ev, const char *type,
+		  const char *status, const char *reason, int64_t ts)
 {
 	a->run.head_seq = ev->seq;
 	hex_encode(ev->hash, CHAIN_HASH_LEN, a->run.head_hash);
-	size_t tl = ev->event_type ? strlen(ev->event_type) : 0;
+	/* the type as appended: an append's chain_event does not carry it */
+	size_t tl = type ? strlen(type) : 0;
 	if (tl < sizeof(a->run.head_type))
-		memcpy(a->run.head_type, ev->event_type ? ev->event_type : "", tl + 1);
+		memcpy(a->run.head_type, type ? type : "", tl + 1);
 	else
 		a->run.head_type[0] = '\0';     /* too long to keep: the index has it */
 	a->run.updated_at = ts;
+	a->run.head_time = ts;
 	if (!status)
 		return;
 	free(a->run.status);
@@ -455,7 +457,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		rep->publish(rep->user, &sev);
 	if (deferred) {
 		pthread_mutex_lock(&a->lock);
-		apply(a, &ev, NULL, NULL, ts);
+		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
 		defer(a, &sev, ev.offset);
 		pthread_mutex_unlock(&a->rec_lock);
@@ -475,7 +477,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
 	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
-	apply(a, &ev, status, reason, ts);
+	apply(a, &ev, type, status, reason, ts);
 	sev.status = a->run.status;
 	fan_out(a->subs, &sev);
 	collect_waiters(a, status, &fire);

@@ -1057,13 +1057,75 @@ static void lock_awake(struct supervisor *s, struct actor *a)
 static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error",
 					       "timer"};
 
+/* The end of accepting mail once its `received` event is durable (or failed
+ * with rc): gives back the reserved place and queues the mail, or gives it its
+ * `dropped` outcome when the actor ended meanwhile. Frees m on failure; a's
+ * reference stays the caller's. */
+static enum err_code accept_finish(struct supervisor *s, struct actor *a, struct mail *m,
+				   enum err_code rc, struct err *err)
+{
+	pthread_mutex_lock(&a->lock);
+	a->mail_reserved--;
+	int gone = !rc && !a->rt;
+	if (!rc && !gone) {
+		if (a->mail_tail)
+			a->mail_tail->next = m;
+		else
+			a->mail_head = m;
+		a->mail_tail = m;
+		a->mail_n++;
+		a->mail_bytes += m->len;
+		if (m->kind == MAIL_REQUEST)
+			a->metrics.requests++;
+		else if (m->kind == MAIL_SEND)
+			a->metrics.messages++;
+		schedule_locked(s, a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (gone) {
+		record_dropped(s, a, m, "actor_ended");
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' ended before it could take the message",
+			     a->run.id);
+	}
+	if (rc) {
+		m->reply = NULL;
+		mail_free(m);
+	}
+	return rc;
+}
+
+/* Mail from the API waiting for the committer's sync (accept_mail with done). */
+struct accepting {
+	struct actor *a;              /* a reference */
+	struct mail *m;
+	supervisor_done_fn done;
+	void *user;
+};
+
+static void accept_synced(struct supervisor *s, void *arg, enum err_code rc,
+			  const struct err *why)
+{
+	struct accepting *x = arg;
+	struct err e = {0};
+	if (rc)
+		e = *why;
+	rc = accept_finish(s, x->a, x->m, rc, &e);
+	actor_unref(s, x->a);
+	x->done(x->user, rc, rc ? &e : NULL);
+	free(x);
+}
+
 /* Accepts mail for actor `to`: checks it can take it (reserving a place), records
  * its `message-server/received` event (durable before this returns: it is what
  * recovery delivers), then queues it. Mail recorded but no longer deliverable
- * (the actor stopped meanwhile) gets its `dropped` outcome. *out: a reference. */
-static enum err_code accept_mail(struct supervisor *s, const char *to, const char *from,
-				 enum mail_kind kind, const void *data, size_t len,
-				 struct reply *r, struct actor **out, struct err *err)
+ * (the actor stopped meanwhile) gets its `dropped` outcome. *out: a reference.
+ * With `done` (mail from the API): returns once the event is written, *out
+ * NULL; the committer makes it durable together with other writers' events,
+ * then queues it and calls done (group commit). */
+static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const char *from,
+				    enum mail_kind kind, const void *data, size_t len,
+				    struct reply *r, struct actor **out, supervisor_done_fn done,
+				    void *user, struct err *err)
 {
 	if (len > s->limits.max_message)
 		return err_set(err, ERR_TOO_LARGE, "the message is %zu bytes; the limit is %zu",
@@ -1098,45 +1160,40 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
 	/* From another actor: written now, durable before the sender's own events
-	 * are (record_send_dep). From the API: durable before this returns, synced
-	 * outside the actor's record lock so that concurrent senders share one
-	 * fdatasync (group commit); the flusher indexes and reports it. */
+	 * are (record_send_dep). From the API: durable before it is acknowledged,
+	 * synced outside the actor's record lock so that concurrent senders share
+	 * one fdatasync (group commit); the flusher indexes and reports it. */
 	struct actor *sender = from ? reg_find(s, from) : NULL;
 	int api = !from && kind < MAIL_CHILD_EXIT;
 	rc = record_event_seq(s, a, "message-server/received", ev, NULL, NULL, sender || api,
 			      &m->seq, NULL, err);
 	if (!rc && sender && a->chain)
 		record_send_dep(s, sender, a, chain_written(a->chain));
-	else if (!rc && api && a->chain)
+	actor_unref(s, sender);
+	if (!rc && api && done) {
+		struct accepting *x = malloc(sizeof(*x));
+		if (x) {
+			*x = (struct accepting){a, m, done, user};
+			*out = NULL;
+			flusher_commit(s, a, a->chain ? chain_written(a->chain) : 0,
+				       accept_synced, x);
+			return ERR_OK;
+		}
+	}
+	if (!rc && api && a->chain)
 		rc = chain_sync_upto(a->chain, chain_written(a->chain), err);
 	if (!rc && api)               /* cluster mode: and acknowledged by the stream */
 		rc = supervisor_replica_wait(s, err);
-	actor_unref(s, sender);
-	pthread_mutex_lock(&a->lock);
-	a->mail_reserved--;
-	int gone = !rc && !a->rt;
-	if (!rc && !gone) {
-		if (a->mail_tail)
-			a->mail_tail->next = m;
-		else
-			a->mail_head = m;
-		a->mail_tail = m;
-		a->mail_n++;
-		a->mail_bytes += len;
-		if (kind == MAIL_REQUEST)
-			a->metrics.requests++;
-		else if (kind == MAIL_SEND)
-			a->metrics.messages++;
-		schedule_locked(s, a);
-	}
-	pthread_mutex_unlock(&a->lock);
-	if (gone) {
-		record_dropped(s, a, m, "actor_ended");
-		rc = err_set(err, ERR_CONFLICT, "actor '%s' ended before it could take the message",
-			     to);
-	}
+	rc = accept_finish(s, a, m, rc, err);
+	m = NULL;
 	if (rc)
 		goto fail;
+	if (done) {
+		actor_unref(s, a);
+		*out = NULL;
+		done(user, ERR_OK, NULL);
+		return ERR_OK;
+	}
 	*out = a;
 	return ERR_OK;
 fail:
@@ -1146,6 +1203,29 @@ fail:
 		mail_free(m);
 	free(copy);
 	actor_unref(s, a);
+	return rc;
+}
+
+static enum err_code accept_mail(struct supervisor *s, const char *to, const char *from,
+				 enum mail_kind kind, const void *data, size_t len,
+				 struct reply *r, struct actor **out, struct err *err)
+{
+	return accept_mail_ex(s, to, from, kind, data, len, r, out, NULL, NULL, err);
+}
+
+enum err_code supervisor_send_async(struct supervisor *s, const char *to, const void *data,
+				    size_t len, supervisor_done_fn done, void *user,
+				    struct err *err)
+{
+	struct actor *a = NULL;
+	enum err_code rc = accept_mail_ex(s, to, NULL, MAIL_SEND, data, len, NULL, &a, done,
+					  user, err);
+	const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (rc == ERR_NOT_FOUND && rm && rm->send) {   /* cluster: another node's actor */
+		rc = rm->send(rm->user, to, NULL, data, len, err);
+		if (!rc)
+			done(user, ERR_OK, NULL);
+	}
 	return rc;
 }
 

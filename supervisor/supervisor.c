@@ -326,6 +326,7 @@ void supervisor_shutdown(struct supervisor *s)
 			 "their messages run again on the next start", busy, grace);
 		reg_foreach(s, interrupt_one, NULL);
 	}
+	flusher_commit_stop(s);
 	pool_free(s->pool);
 	s->pool = NULL;
 	int64_t t0 = now_ms(), t1 = t0;

@@ -140,6 +140,14 @@ void supervisor_delete(struct supervisor *s, const char *id, int force, supervis
  * ERR_TOO_LARGE. Sync; may block on one fdatasync. */
 enum err_code supervisor_send(struct supervisor *s, const char *to, const char *from,
 			      const void *data, size_t len, struct err *err);
+/* The same from the API, without blocking on the sync: errors found before the
+ * message is written are returned (done is not called); else ERR_OK, and done
+ * is called once, when the message is durable and queued (ERR_OK) or could not
+ * be (ERR_IO, ERR_CONFLICT), from the committer thread or before this returns.
+ * Concurrent senders share one fdatasync (group commit, supervisor/flusher.c). */
+enum err_code supervisor_send_async(struct supervisor *s, const char *to, const void *data,
+				    size_t len, supervisor_done_fn done, void *user,
+				    struct err *err);
 /* The answer to a request: rc ERR_OK with the response bytes (borrowed for the
  * call), ERR_TIMEOUT, ERR_WASM_TRAP / ERR_WASM_EXHAUSTED (the actor failed),
  * ERR_ACTOR_ERROR (the actor returned an error: err says which), ERR_CONFLICT (the

@@ -150,6 +150,11 @@ struct supervisor {
 	struct actor **dirty;         /* flush_lock: actors with deferred events (refs) */
 	size_t ndirty, capdirty;
 	int flush_stop, flusher_running;
+	/* flusher.c, the committer: acknowledgements waiting for a sync (flush_lock) */
+	pthread_t committer;
+	pthread_cond_t commit_cond;
+	struct commit_wait *commits, *commits_tail;
+	int commit_stop, committer_running;
 	struct runtime_limits {
 		uint64_t fuel;            /* per call */
 		uint64_t memory_bytes;    /* per instance */
@@ -198,6 +203,19 @@ void flusher_stop(struct supervisor *s);
 /* Makes the written events of n actors durable and reports them: with one
  * syncfs when there are several, else one fdatasync each. */
 void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n);
+/* Group commit for writers that wait: calls fn(s, arg, rc, err) once what a's
+ * chain holds up to byte `upto` is durable (and acknowledged by the stream in
+ * cluster mode). The committer thread syncs once for everything queued while
+ * its previous sync ran, holding no actor lock, then calls every fn of the
+ * batch in queue order. When the committer is not running, syncs and calls fn
+ * before returning. Takes no reference: fn's arg keeps a alive. */
+typedef void (*flusher_commit_fn)(struct supervisor *s, void *arg, enum err_code rc,
+				  const struct err *err);
+void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
+		    flusher_commit_fn fn, void *arg);
+/* Answers what is queued, then lets later commits sync at once (before the
+ * pool stops: the continuations schedule actors). */
+void flusher_commit_stop(struct supervisor *s);
 struct actor_list {
 	struct actor **v;
 	size_t n, cap;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bench/commit/run.sh [BUILD_DIR] - group commit of REST messages (issue 16 goal 3):
+# the disk's single-writer fdatasync rate (bench-fsync: write + fdatasync of 200 B
+# on one file, the ceiling), then REST POST /messages to one counter with 1 and
+# BENCH_CLIENTS (16) keep-alive clients, each message durable before its 202, on
+# one theater-server (127.0.0.1, temporary THEATER_HOME under /var/tmp, the same
+# file system as the ceiling). Prints each rate, the server's CPU per message and
+# the ratio of the many-client rate to the ceiling (target >= 4). The ceiling is taken
+# before and after the server's runs (a shared disk's sync time swings); the ratio uses
+# the higher of the two.
+# Tunables: BENCH_MESSAGES (4000), BENCH_CLIENTS (16), SERVER (another server binary,
+# to compare builds in the same conditions).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+MESSAGES=${BENCH_MESSAGES:-4000}
+CLIENTS=${BENCH_CLIENTS:-16}
+SERVER=${SERVER:-$BUILD/theater-server}
+BIN=$BUILD/bench/fanout/bench-fanout
+FSYNC=$BUILD/bench/fsync/bench-fsync
+COUNTER=$BUILD/examples/counter/counter.wasm
+if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$FSYNC" ] || [ ! -f "$COUNTER" ]; then
+	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-fanout bench-fsync examples >/dev/null || exit 1
+fi
+home=$(mktemp -d /var/tmp/theater-bench-commit.XXXXXX)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$home"' EXIT
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+"$FSYNC" "$home" 2 200 | sed 's/^/before: /' | tee "$home/ceiling" || exit 1
+mkdir -p "$home/packages"
+cp "$COUNTER" "$home/packages/"
+THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn --mailbox 1000000 \
+	> "$home/out" 2> "$home/log" &
+pid=$!
+for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
+base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
+[ -n "$base" ] || { echo "theater-server did not start:" >&2; cat "$home/log" >&2; exit 1; }
+id=$(curl -s -X POST "$base/actors?wait=running" \
+	-d '{"manifest":{"name":"bench-commit","package":"counter.wasm","static_package":true}}' |
+	grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+status=0
+echo "1 client:"
+"$BIN" "$base" "$id" 0 $((MESSAGES / 4)) 1 "$pid" | tee "$home/one" || status=1
+echo "$CLIENTS clients:"
+"$BIN" "$base" "$id" 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/many" || status=1
+kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+"$FSYNC" "$home" 2 200 | sed 's/^/after: /' | tee -a "$home/ceiling" || exit 1
+rate() { grep -o 'writer=[0-9]*' "$1" | cut -d= -f2; }
+ceil=$(grep -o 'ceiling: [0-9]*' "$home/ceiling" | cut -d' ' -f2 | sort -n | tail -1)
+awk -v c="$ceil" -v a="$(rate "$home/one")" -v b="$(rate "$home/many")" -v k="$CLIENTS" 'BEGIN {
+	if (c > 0) printf "1 client / ceiling: %.2f; %d clients / ceiling: %.2f (target >= 4); %d / 1: %.2f\n",
+		a / c, k, b / c, k, (a > 0 ? b / a : 0) }'
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit $status
