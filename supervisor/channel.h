@@ -73,6 +73,9 @@ enum err_code runtime_channel_deliver(struct supervisor *s, const char *to, cons
 /* 1 when calls have answered deferred requests whose answers wait for the call
  * to be recorded (channel_flush delivers them). */
 int channel_has_answers(struct actor *a);
+/* How many deferred requests wait for an answer plus how many channel ends a
+ * holds: what an idle release must not drop (a->lock taken). */
+size_t channel_count(struct actor *a);
 /* Delivers those answers; after the call's events are durable. */
 void channel_flush(struct supervisor *s, struct actor *a);
 /* The instance goes: every deferred request gets e as its answer, and the peer
@@ -138,5 +141,7 @@ void timers_arm_all(struct supervisor *s, struct actor *a);
  * the actor has timers and 1024 events went by since it was last recorded, so
  * that recovery never reads further back than that. */
 void timers_checkpoint(struct supervisor *s, struct actor *a);
+/* How many timers a has set (0 without an instance). */
+size_t timers_count(struct actor *a);
 
 #endif

@@ -95,6 +95,14 @@ static size_t take_locked(struct actor *a, int queued_only, struct deferred *out
 	return n;
 }
 
+size_t channel_count(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	size_t n = a->chan ? a->chan->n + a->chan->nends : 0;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
 int channel_has_answers(struct actor *a)
 {
 	int any = 0;

@@ -614,6 +614,8 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	actor_state_take(a, state, state_len);
 	pthread_mutex_lock(&a->lock);
 	a->rt = rt;
+	a->active_ms = now_ms();
+	__atomic_add_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
@@ -727,6 +729,8 @@ static struct mail *take_all(struct actor *a, struct actor_rt **rt_out)
 {
 	pthread_mutex_lock(&a->lock);
 	*rt_out = a->rt;
+	if (a->rt)
+		__atomic_sub_fetch(&a->sup->loaded, 1, __ATOMIC_RELAXED);
 	a->rt = NULL;
 	struct mail *list = a->mail_head;
 	if (*rt_out && (*rt_out)->park_mail) {    /* the parked call's mail comes first */
@@ -790,6 +794,14 @@ void runtime_interrupt_for_shutdown(struct actor *a)
 			wasm_store_interrupt(a->rt->store);
 	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+int runtime_idle_locked(struct supervisor *s, struct actor *a, int64_t before_ms)
+{
+	return a->rt && !a->scheduled && !a->mail_n && !a->mail_reserved && !a->stop_requested &&
+	       !a->terminal_pending && !a->releasing && !a->rt->parked && !a->rt->in_call &&
+	       a->active_ms < before_ms && strcmp(a->run.status, "running") == 0 &&
+	       !is_stopping(s);
 }
 
 int runtime_busy(struct actor *a)
@@ -981,6 +993,7 @@ static void job_run(void *arg)
 		struct mail *m = a->rt && !parked && !stop && !a->rt->suspending && !is_stopping(s)
 				 ? a->mail_head : NULL;
 		if (m) {
+			a->active_ms = now_ms();
 			a->mail_head = m->next;
 			if (!a->mail_head)
 				a->mail_tail = NULL;
@@ -1043,6 +1056,24 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 			       "queued, limit %zu)", a->run.id, a->mail_bytes,
 			       s->limits.mailbox_bytes);
 	return ERR_OK;
+}
+
+/* Locks a->lock with a awake: a lazy actor is recovered first (a failure ends
+ * its run, so it takes no mail), and a release in progress is waited for. */
+static void lock_awake(struct supervisor *s, struct actor *a)
+{
+	for (int tries = 0;; tries++) {
+		struct err we = {0};
+		durable_wake(s, a, &we);
+		pthread_mutex_lock(&a->lock);
+		int wait = (a->releasing || __atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) &&
+			   tries < 100 && !is_stopping(s);
+		if (!wait)
+			return;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->wake_lock);     /* the release ends; then wake it */
+		pthread_mutex_unlock(&a->wake_lock);
+	}
 }
 
 static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error",
@@ -1137,7 +1168,7 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 	copy = NULL;
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
-	pthread_mutex_lock(&a->lock);
+	lock_awake(s, a);
 	rc = IS_NOTICE(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
 				     : can_take_mail(s, a, len, err);
 	if (!rc)
@@ -1483,7 +1514,7 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 	struct actor *a = reg_find(s, parent);
 	if (!a)
 		return ERR_NOT_FOUND;
-	pthread_mutex_lock(&a->lock);
+	lock_awake(s, a);
 	int listens = a->rt && (error ? a->rt->f_child_error : a->rt->f_child_exit) &&
 		      !a->stop_requested;
 	pthread_mutex_unlock(&a->lock);

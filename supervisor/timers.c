@@ -521,3 +521,11 @@ void timers_arm_all(struct supervisor *s, struct actor *a)
 		arm_locked(s, a, &a->timers->v[i]);
 	pthread_mutex_unlock(&a->lock);
 }
+
+size_t timers_count(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	size_t n = a->timers ? a->timers->n : 0;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}

@@ -362,6 +362,37 @@ static void test_limits(void **state)
 	free(d);
 }
 
+/* An idle actor's instance is released (--idle-release-ms 300 for this whole
+ * file), but not one that holds a channel end: the channel still carries
+ * messages both ways after both ends sat idle well past the release time, and
+ * neither chain has an idle `suspended` event while the channel is open. Once it
+ * is closed, the actors may be released, and the next message wakes them. */
+static void test_idle_release_keeps_channels(void **state)
+{
+	(void)state;
+	char *a = spawn(), *b = spawn();
+	char *ch = open_channel(a, b, "hold");
+	json_t *log = wait_log(b, 1);
+	json_decref(log);
+	sleep_ms(1500);                       /* five release periods */
+	assert_int_equal(count_type(a, "suspended"), 0);
+	assert_int_equal(count_type(b, "suspended"), 0);
+	cmd_expect(a, "0", "send %s %s", ch, "after-idle");
+	log = wait_log(b, 2);
+	assert_entry(log, 1, "message", ch, a, "data", "after-idle");
+	json_decref(log);
+	cmd_expect(b, "0", "send %s %s", ch, "back");
+	log = wait_log(a, 1);
+	assert_entry(log, 0, "message", ch, b, "data", "back");
+	json_decref(log);
+	cmd_expect(a, "0", "close %s", ch);
+	expect_count(count_type, a, "suspended", 1);   /* released once it holds none */
+	cmd_expect(a, "-2", "send %s %s", ch, "late");  /* woken by the command */
+	free(ch);
+	free(a);
+	free(b);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -371,7 +402,8 @@ static int setup(void **state)
 	SP.roots = tu_fmt("%s/packages", SP.home);
 	mkdir(SP.roots, 0755);
 	server_install_example(&SP, "channel");
-	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
+	const char *args[] = {"--idle-release-ms", "300", NULL};
+	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
 	return 0;
 }
 
@@ -396,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_reject_and_close_from_target),
 		cmocka_unit_test(test_run_end_closes_peer),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_idle_release_keeps_channels),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
