@@ -266,6 +266,14 @@ static void other_gauges(struct api *api, struct buf *b)
 		family(b, "theater_parks_total", "counter",
 		       "Times an actor call parked in a waiting host call.");
 		buf_printf(b, "theater_parks_total %" PRIu64 "\n", total);
+		family(b, "theater_actors_loaded", "gauge",
+		       "Actors with an instance in memory (idle live ones recovered lazily have none).");
+		buf_printf(b, "theater_actors_loaded %" PRIu64 "\n",
+			   supervisor_loaded_count(api->cfg.sup));
+		family(b, "theater_actor_releases_total", "counter",
+		       "Idle actor instances released since the server started (--idle-release-ms).");
+		buf_printf(b, "theater_actor_releases_total %" PRIu64 "\n",
+			   supervisor_released_count(api->cfg.sup));
 	}
 	struct histo fs;
 	chain_fsync_histo(&fs);

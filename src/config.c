@@ -52,6 +52,9 @@ const char *config_usage(void)
 "  --recover all|none        bring live actors back on start (all) [THEATER_RECOVER]\n"
 "  --shutdown-grace-ms MS    on SIGTERM, time running calls get to finish before\n"
 "                            actors are suspended (10000) [THEATER_SHUTDOWN_GRACE_MS]\n"
+"  --idle-release-ms MS      an actor that took no mail this long drops its instance\n"
+"                            (its next mail brings it back); 0: never (60000)\n"
+"                            [THEATER_IDLE_RELEASE_MS]\n"
 "  --max-memory BYTES        resident memory from 90% of which spawns are refused\n"
 "                            with 503 (the cgroup's limit, else the machine's)\n"
 "                            [THEATER_MAX_MEMORY]\n"
@@ -216,6 +219,7 @@ static const struct opt opts[] = {
 	 86400000},
 	{"--recover", "THEATER_RECOVER", 7, 0, 0},
 	{"--shutdown-grace-ms", "THEATER_SHUTDOWN_GRACE_MS", 1, OFF(shutdown_grace_ms), 600000},
+	{"--idle-release-ms", "THEATER_IDLE_RELEASE_MS", 1, OFF(idle_release_ms), 86400000},
 	{"--log-format", "THEATER_LOG_FORMAT", 9, 0, 0},
 	{"--max-memory", "THEATER_MAX_MEMORY", 0, OFF(max_memory), 0},
 	{"--max-open-chains", "THEATER_MAX_OPEN_CHAINS", 1, OFF(max_open_chains), 10000000},
@@ -346,6 +350,7 @@ static void defaults(struct config *cfg)
 	cfg->http_timeout_ms = 60000;
 	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
+	cfg->idle_release_ms = 60000;
 	cfg->nats_replicas = 3;
 }
 

@@ -49,6 +49,7 @@ struct config {
 	unsigned http_timeout_max_ms; /* --http-timeout-max-ms: cap of timeout_ms [600000] */
 	int recover_none;           /* --recover none: live runs end failed on start */
 	unsigned shutdown_grace_ms; /* --shutdown-grace-ms [10000] */
+	unsigned idle_release_ms;   /* --idle-release-ms [60000]; 0: never */
 	size_t max_memory;          /* --max-memory: resident bytes before spawns are refused
 				     * [0: the cgroup's limit, else the machine's memory] */
 	unsigned max_open_chains;   /* --max-open-chains: chain files open at once [0: half

@@ -187,6 +187,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.max_children = c->max_children, .call_events = c->call_events,
 		.call_bytes = c->call_bytes,
 		.recover_none = c->recover_none, .shutdown_grace_ms = c->shutdown_grace_ms,
+		.idle_release_ms = c->idle_release_ms,
 		.headroom = app->headroom, .verify_full = c->verify_full,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))

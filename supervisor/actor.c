@@ -190,6 +190,7 @@ struct actor *actor_new(const struct db_run *run)
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->rec_lock, NULL);
 	pthread_mutex_init(&a->deps_lock, NULL);
+	pthread_mutex_init(&a->wake_lock, NULL);
 	a->refs = 1;
 	return a;
 }
@@ -211,6 +212,8 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	if (!last)
 		return;
 	chain_close(a->chain);
+	if (a->rt)
+		__atomic_sub_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	runtime_free(a->rt);
 	record_release_pending(a);
 	wasm_module_free(a->module);
@@ -225,6 +228,7 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_mutex_destroy(&a->deps_lock);
+	pthread_mutex_destroy(&a->wake_lock);
 	free(a);
 }
 

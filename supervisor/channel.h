@@ -57,16 +57,39 @@ enum err_code runtime_deliver_tick(struct supervisor *s, const char *actor_id, c
 				   size_t len, struct err *err);
 /* 1 when the instance exports handle-timer. */
 int runtime_has_timer_export(struct actor *a);
+/* Channels between actors (host_channel.c calls these): the open, a request
+ * answered by the target's handle-channel-open (mail of kind channel-open), and
+ * a message or close notice (mail of kind channel-message / channel-close; a
+ * close takes no place in the mailbox's limits). data is the JSON envelope the
+ * receiving export gets. */
+enum err_code runtime_channel_open(struct supervisor *s, const char *to, const char *from,
+				   const void *data, size_t len, uint32_t timeout_ms,
+				   supervisor_reply_fn reply, void *user, struct err *err);
+enum err_code runtime_channel_deliver(struct supervisor *s, const char *to, const char *from,
+				      int close, const void *data, size_t len, struct err *err);
 
 /* ---- host_channel.c ---- */
 
 /* 1 when calls have answered deferred requests whose answers wait for the call
  * to be recorded (channel_flush delivers them). */
 int channel_has_answers(struct actor *a);
+/* How many deferred requests wait for an answer plus how many channel ends a
+ * holds: what an idle release must not drop (a->lock taken). */
+size_t channel_count(struct actor *a);
 /* Delivers those answers; after the call's events are durable. */
 void channel_flush(struct supervisor *s, struct actor *a);
-/* The instance goes: every deferred request gets e as its answer. */
+/* The instance goes: every deferred request gets e as its answer, and the peer
+ * of each of its channels gets a channel-close notice (reason "ended"). */
 void channel_drop_all(struct supervisor *s, struct actor *a, const struct err *e);
+
+/* The runtime, before a channel-message or channel-close mail (its envelope in
+ * data) is delivered: 1 when a still holds the channel (a close also takes it
+ * out of a's table), 0 when a closed it itself (the mail is dropped). */
+int channel_mail_check(struct actor *a, int close, const uint8_t *data, size_t len);
+/* The runtime, when handle-channel-open accepted (envelope in data): a holds
+ * its end from now on. ERR_BUSY (and e) when a holds too many channels. */
+enum err_code channel_accept(struct supervisor *s, struct actor *a, const uint8_t *data,
+			     size_t len, struct err *e);
 
 /* Sends a chunk to the client of request id (0: the one the call in progress
  * handles): 1 sent, 0 nobody streams it, -1 no such request waits. With data
@@ -90,14 +113,16 @@ int32_t channel_relay_new(struct actor *a, const json_t *relay, struct channel_r
 /* A secret the request used (call's thread, before the transfer starts): its
  * value (copied; at least 4 bytes, else ignored) is replaced by
  * "[secret:NAME]" in the chunks, as send-http scrubs its response. A value split
- * across two chunks is not caught. At most 8. */
+ * across two lines is caught too: the last (longest secret - 1) bytes of each
+ * line's text wait for the next line (or the response's end). At most 8. */
 void channel_relay_secret(struct channel_relay *r, const char *name, const uint8_t *value,
 			  size_t len);
 /* fetch's on_data: body bytes as they arrive; (NULL, 0) when the transfer is
  * over (drops the transfer's reference). Returns 0. */
 int channel_relay_feed(void *relay, const uint8_t *data, size_t len);
-/* On the call's thread, when send-http finishes: records the chunks sent so far
- * as events and answers how many. */
+/* On the call's thread, when send-http finishes: sends what was held back,
+ * records the chunks sent as events and answers how many; nothing is relayed
+ * after it (a transfer that goes on past a timeout sends no more). */
 size_t channel_relay_record(struct channel_relay *r);
 /* Drops the call's reference. Accepts NULL. */
 void channel_relay_free(struct channel_relay *r);
@@ -112,5 +137,11 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 			     struct err *err);
 /* Arms the recovered timers (after the `recovered` event is recorded). */
 void timers_arm_all(struct supervisor *s, struct actor *a);
+/* After a call (the runtime): records the table again (`timing/timers`) when
+ * the actor has timers and 1024 events went by since it was last recorded, so
+ * that recovery never reads further back than that. */
+void timers_checkpoint(struct supervisor *s, struct actor *a);
+/* How many timers a has set (0 without an instance). */
+size_t timers_count(struct actor *a);
 
 #endif

@@ -223,8 +223,11 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	}
 	char type[128] = "";
 	json_t *last = head ? read_json(a, head, type, sizeof(type), err) : NULL;
+	const char *why = strcmp(type, "suspended") != 0 ? "crash"
+			  : strcmp(json_string_value(json_object_get(last, "reason")) ?: "",
+				   "idle") == 0 ? "idle" : "shutdown";
+	json_t *d = lifecycle_data(why, NULL);
 	json_decref(last);
-	json_t *d = lifecycle_data(strcmp(type, "suspended") == 0 ? "shutdown" : "crash", NULL);
 	json_object_set_new(d, "resumed_from", json_integer((json_int_t)head));
 	json_object_set_new(d, "state_seq", json_integer((json_int_t)f.state_seq));
 	json_object_set_new(d, "state_sha256", json_string(a->state_sha));
@@ -237,6 +240,9 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	pthread_mutex_unlock(&a->rec_lock);
 	json_object_set_new(d, "redelivered", seqs);
 	rc = timers_recover(s, a, d, err);
+	/* Nothing to deliver and no timer: the next start may leave it lazy. */
+	if (!rc && mail.n == 0 && json_array_size(json_object_get(d, "timers")) == 0)
+		json_object_set_new(d, "idle", json_true());
 	if (rc)
 		json_decref(d);
 	else
@@ -247,4 +253,146 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 		rc = runtime_redeliver(s, a, mail.v[i].seq, mail.v[i].ev, err);
 	scan_release(&mail);
 	return rc;
+}
+
+/* ---- lazy recovery ---- */
+
+int durable_idle_head(struct actor *a)
+{
+	uint64_t head = a->chain ? chain_length(a->chain) : 0;
+	if (!head || actor_damaged(a))
+		return 0;
+	struct chain_event ev = {0};
+	struct err e = {0};
+	if (chain_read(a->chain, head, &ev, &e))
+		return 0;
+	int idle = 0;
+	if (strcmp(ev.event_type, "suspended") == 0 || strcmp(ev.event_type, "recovered") == 0) {
+		json_t *j = json_parse((const char *)ev.data, ev.data_len, 64, NULL);
+		idle = json_is_true(json_object_get(j, "idle"));
+		json_decref(j);
+	}
+	chain_event_release(&ev);
+	return idle;
+}
+
+enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *err)
+{
+	if (!__atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE))
+		return ERR_OK;
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->wake_lock);
+	if (!__atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&a->wake_lock);
+		return ERR_OK;
+	}
+	pthread_mutex_lock(&a->lock);
+	int go = strcmp(a->run.status, "running") == 0 && !a->terminal_pending && !a->rt;
+	pthread_mutex_unlock(&a->lock);
+	if (!go || is_stopping(s)) {
+		/* ended meanwhile (a stop needs no instance), or the server stops: it
+		 * stays as its chain left it */
+		if (!go)
+			__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&a->wake_lock);
+		return ERR_OK;
+	}
+	rc = durable_recover(s, a, err);
+	runtime_release(s, a);     /* instantiating held the actor's turn */
+	__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+	if (rc) {
+		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, err->msg);
+		spawn_fail(s, a, "recovery_failed", err);
+	}
+	pthread_mutex_unlock(&a->wake_lock);
+	return rc;
+}
+
+/* ---- idle instances released ---- */
+
+int durable_release(struct supervisor *s, struct actor *a, int64_t idle_since)
+{
+	pthread_mutex_lock(&a->wake_lock);
+	pthread_mutex_lock(&a->lock);
+	int go = !__atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE) &&
+		 runtime_idle_locked(s, a, idle_since);
+	if (go) {
+		a->scheduled = 1;       /* holds its turn: no job runs it meanwhile */
+		a->releasing = 1;       /* accept_mail waits for the release, then wakes it */
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (!go) {
+		pthread_mutex_unlock(&a->wake_lock);
+		return 0;
+	}
+	pthread_mutex_lock(&a->rec_lock);
+	int open = a->nopen != 0 || a->open_untracked != 0;
+	pthread_mutex_unlock(&a->rec_lock);
+	struct err e = {0};
+	go = !open && timers_count(a) == 0 && channel_count(a) == 0 && !channel_has_answers(a);
+	if (go) {
+		json_t *d = lifecycle_data("idle", NULL);
+		json_object_set_new(d, "idle", json_true());
+		go = record_event_ex(s, a, "suspended", d, NULL, NULL, 1, &e) == ERR_OK;
+	}
+	if (go) {
+		runtime_suspend(s, a);   /* frees the instance; no mail was let in */
+		__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&s->released, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&a->lock);
+	a->releasing = 0;
+	int stop = a->stop_requested;
+	pthread_mutex_unlock(&a->lock);
+	runtime_release(s, a);           /* its turn back (schedules a stop that came) */
+	pthread_mutex_unlock(&a->wake_lock);
+	if (go && stop)                  /* a stop asked while it was released: back to */
+		durable_wake(s, a, &e);  /* run it (its job records the end) */
+	return go;
+}
+
+struct sweep {
+	struct supervisor *s;
+	int64_t before;
+	unsigned budget, released, idle_left;
+};
+
+static void sweep_one(struct supervisor *s, struct actor *a, void *u)
+{
+	struct sweep *w = u;
+	pthread_mutex_lock(&a->lock);
+	int idle = runtime_idle_locked(s, a, w->before);
+	pthread_mutex_unlock(&a->lock);
+	if (!idle)
+		return;
+	if (w->released >= w->budget) {
+		w->idle_left++;
+		return;
+	}
+	w->released += (unsigned)durable_release(s, a, w->before);
+}
+
+#define SWEEP_BUDGET 1000      /* releases per pass, so one pass holds a worker briefly */
+
+static void sweep_job(void *arg)
+{
+	struct supervisor *s = arg;
+	uint32_t idle_ms = s->cfg.idle_release_ms;
+	if (is_stopping(s) || is_draining(s) || !idle_ms)
+		return;
+	struct sweep w = {.s = s, .before = now_ms() - idle_ms, .budget = SWEEP_BUDGET};
+	reg_foreach(s, sweep_one, &w);
+	if (w.released)
+		log_debug("supervisor", "released %u idle instances (%u more idle)", w.released,
+			  w.idle_left);
+	uint32_t next = idle_ms / 4 < 5000 ? idle_ms / 4 : 5000;
+	if (w.idle_left)
+		next = 50;               /* more to release: soon, a pass at a time */
+	supervisor_after(s, next ? next : 1, sweep_job, s);
+}
+
+void durable_sweep_start(struct supervisor *s)
+{
+	if (s->cfg.idle_release_ms)
+		supervisor_after(s, s->cfg.idle_release_ms, sweep_job, s);
 }

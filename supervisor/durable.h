@@ -31,4 +31,23 @@ enum err_code durable_load_state(struct supervisor *s, struct actor *a, struct e
  * seq order. On failure the caller ends the run. */
 enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err);
 
+/* Lazy recovery (docs/durability.md, "Lazy recovery"). 1 when the head event
+ * of a's chain is a `suspended` or `recovered` event marked "idle" (no open
+ * mail, no timers, nothing deferred): the run may stay without an instance
+ * until it is needed. Reads one record. */
+int durable_idle_head(struct actor *a);
+/* Brings a lazy actor back (durable_recover, then its turn released) the first
+ * time it is needed; a no-op for any other actor. Safe from any thread except
+ * one holding a's locks; concurrent callers wait for the first. On failure the
+ * run ends failed (recovery_failed) and the error is returned. */
+enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *err);
+
+/* Idle instances released (--idle-release-ms): an actor with an instance that
+ * took no mail since idle_since and has nothing open (mail, timers, deferred
+ * requests) records `suspended` ("reason": "idle", "idle": true), drops its
+ * instance and becomes lazy: its next mail recovers it. 1 when released. */
+int durable_release(struct supervisor *s, struct actor *a, int64_t idle_since);
+/* Starts the periodic pass that releases idle instances (when configured). */
+void durable_sweep_start(struct supervisor *s);
+
 #endif

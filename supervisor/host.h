@@ -184,6 +184,16 @@ void host_wait_unref(struct host_wait *w);
 struct actor *host_wait_answered(struct host_wait *w);
 void host_wait_wake(struct host_wait *w, struct actor *parked);
 
+/* host_message.c, shared with the channels of host_channel.c. The reply
+ * callback of a parked request (user: a host_wait; an actor's refusal keeps its
+ * bytes in w->data too). Reading (id_ptr, id_len, msg_ptr, msg_len) from args:
+ * the target id and the message (malloc'd, *msg), recorded in `in` as "to" and
+ * "message"; a negative host result and e on failure. */
+void host_message_reply(void *user, enum err_code rc, const struct err *err,
+			const uint8_t *data, size_t len);
+int32_t host_message_args(struct wasm_caller *c, const struct wasm_value *args, char id[37],
+			  uint8_t **msg, json_t *in, struct err *e);
+
 /* ---- waiting host calls park (docs/actor-abi.md "Waiting host calls") ----
  *
  * A host function that must wait splits in two: the start (read the guest's

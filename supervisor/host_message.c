@@ -26,8 +26,8 @@
 #define REQUEST_MAX_TIMEOUT_MS 30000u
 #define REQUEST_GRACE_MS 2000u
 
-static void on_reply(void *user, enum err_code rc, const struct err *err, const uint8_t *data,
-		     size_t len)
+void host_message_reply(void *user, enum err_code rc, const struct err *err,
+			const uint8_t *data, size_t len)
 {
 	struct host_wait *w = user;
 	struct actor *wake = NULL;
@@ -36,7 +36,8 @@ static void on_reply(void *user, enum err_code rc, const struct err *err, const 
 		w->rc = rc;
 		if (err && rc)
 			w->e = *err;
-		if (!rc && (w->data = malloc(len ? len : 1)) != NULL) {
+		int keep = !rc || (rc == ERR_ACTOR_ERROR && data);   /* the refusal's bytes */
+		if (keep && (w->data = malloc(len ? len : 1)) != NULL) {
 			memcpy(w->data, data, len);
 			w->len = len;
 		} else if (!rc) {
@@ -62,8 +63,7 @@ static int32_t read_id(struct wasm_caller *c, uint32_t ptr, uint32_t len, char o
 	return rc;
 }
 
-/* Reads the id and the message, recording them in `in`. */
-static int32_t read_args(struct wasm_caller *c, const struct wasm_value *args, char id[37],
+int32_t host_message_args(struct wasm_caller *c, const struct wasm_value *args, char id[37],
 			 uint8_t **msg, json_t *in, struct err *e)
 {
 	int32_t rc = read_id(c, args[0].of.i32, args[1].of.i32, id);
@@ -98,7 +98,7 @@ static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm
 	char to[37];
 	uint8_t *msg = NULL;
 	json_t *in = json_object();
-	int32_t rc = read_args(c, args, to, &msg, in, &e);
+	int32_t rc = host_message_args(c, args, to, &msg, in, &e);
 	if (!rc)
 		rc = host_errno(supervisor_send(host_supervisor(user), to, host_actor_id(user), msg,
 					     args[3].of.i32, &e));
@@ -166,7 +166,7 @@ static enum err_code m_request(struct wasm_caller *c, void *user, const struct w
 	uint32_t timeout = args[4].of.i32;
 	if (timeout == 0 || timeout > REQUEST_MAX_TIMEOUT_MS)
 		timeout = REQUEST_MAX_TIMEOUT_MS;
-	int32_t rc = read_args(c, args, to, &msg, in, &e);
+	int32_t rc = host_message_args(c, args, to, &msg, in, &e);
 	json_object_set_new(in, "timeout_ms", json_integer(timeout));
 	if (!rc && strcmp(to, host_actor_id(user)) == 0) {
 		err_set(&e, ERR_INVALID, "an actor cannot send a request to itself");
@@ -183,7 +183,8 @@ static enum err_code m_request(struct wasm_caller *c, void *user, const struct w
 	}
 	if (!rc) {
 		enum err_code sc = supervisor_request(host_supervisor(user), to, host_actor_id(user),
-						      msg, args[3].of.i32, timeout, on_reply, w, &e);
+						      msg, args[3].of.i32, timeout, host_message_reply, w,
+						      &e);
 		if (sc) {
 			host_wait_unref(w);   /* the callback's reference: it will not run */
 			rc = host_errno(sc);

@@ -482,7 +482,8 @@ static struct wasm_func *func_named(struct rp *r, const char *fn)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(names[i], fn) == 0)
 			return funcs[i];
-	return NULL;
+	/* handle-channel-open, -message, -close: channel mail (host_channel.c) */
+	return strncmp(fn, "handle-channel-", 15) == 0 ? export_func(r, fn) : NULL;
 }
 
 /* The limits of the call recorded by d: a call the deadline (or a kill)

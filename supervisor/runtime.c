@@ -38,8 +38,12 @@ struct reply {
 	int refs;                     /* under the actor lock: mail + timer */
 };
 
-enum mail_kind { MAIL_SEND, MAIL_REQUEST, MAIL_CHILD_EXIT, MAIL_CHILD_ERROR, MAIL_TIMER };
+enum mail_kind { MAIL_SEND, MAIL_REQUEST, MAIL_CHILD_EXIT, MAIL_CHILD_ERROR, MAIL_TIMER,
+		 MAIL_CHAN_OPEN, MAIL_CHAN_MSG, MAIL_CHAN_CLOSE, MAIL_KINDS };
 #define IS_CHILD_MAIL(k) ((k) == MAIL_CHILD_EXIT || (k) == MAIL_CHILD_ERROR)
+/* Notices that must arrive: they take no place in the mailbox's limits. */
+#define IS_NOTICE(k) (IS_CHILD_MAIL(k) || (k) == MAIL_CHAN_CLOSE)
+#define IS_CHAN_MAIL(k) ((k) == MAIL_CHAN_MSG || (k) == MAIL_CHAN_CLOSE)
 
 struct mail {
 	struct mail *next;
@@ -59,6 +63,7 @@ struct actor_rt {
 	struct wasm_memory *mem;
 	struct wasm_func *f_alloc, *f_reset, *f_init, *f_send, *f_request;
 	struct wasm_func *f_child_exit, *f_child_error, *f_timer;
+	struct wasm_func *f_chan_open, *f_chan_msg, *f_chan_close;
 	struct mail *cur;             /* the mail of the call in progress (channel.h) */
 	unsigned grants;
 	json_t *handlers;             /* type -> config object */
@@ -225,6 +230,9 @@ static enum err_code find_exports(struct actor_rt *rt, const char **reason, stru
 	rt->f_child_exit = export_func(rt, "handle-child-exit");
 	rt->f_child_error = export_func(rt, "handle-child-error");
 	rt->f_timer = export_func(rt, "handle-timer");
+	rt->f_chan_open = export_func(rt, "handle-channel-open");
+	rt->f_chan_msg = export_func(rt, "handle-channel-message");
+	rt->f_chan_close = export_func(rt, "handle-channel-close");
 	if (!ver || !rt->f_alloc || !rt->f_init)
 		return err_set(err, ERR_WASM_LINK, "the module lacks a required export of the "
 			       "actor abi: %s", !ver ? "theater_abi_version"
@@ -606,6 +614,8 @@ static enum err_code instantiate(struct supervisor *s, struct actor *a, const st
 	actor_state_take(a, state, state_len);
 	pthread_mutex_lock(&a->lock);
 	a->rt = rt;
+	a->active_ms = now_ms();
+	__atomic_add_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	a->scheduled = 1;         /* the start holds the actor's turn: see runtime_release */
 	a->metrics.mailbox_capacity = s->limits.mailbox;
 	pthread_mutex_unlock(&a->lock);
@@ -719,6 +729,8 @@ static struct mail *take_all(struct actor *a, struct actor_rt **rt_out)
 {
 	pthread_mutex_lock(&a->lock);
 	*rt_out = a->rt;
+	if (a->rt)
+		__atomic_sub_fetch(&a->sup->loaded, 1, __ATOMIC_RELAXED);
 	a->rt = NULL;
 	struct mail *list = a->mail_head;
 	if (*rt_out && (*rt_out)->park_mail) {    /* the parked call's mail comes first */
@@ -784,6 +796,14 @@ void runtime_interrupt_for_shutdown(struct actor *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+int runtime_idle_locked(struct supervisor *s, struct actor *a, int64_t before_ms)
+{
+	return a->rt && !a->scheduled && !a->mail_n && !a->mail_reserved && !a->stop_requested &&
+	       !a->terminal_pending && !a->releasing && !a->rt->parked && !a->rt->in_call &&
+	       a->active_ms < before_ms && strcmp(a->run.status, "running") == 0 &&
+	       !is_stopping(s);
+}
+
 int runtime_busy(struct actor *a)
 {
 	pthread_mutex_lock(&a->lock);
@@ -805,7 +825,9 @@ static const char *fail_reason(enum err_code rc, const struct err *err)
 }
 
 static const char *const call_names[] = {"handle-send", "handle-request", "handle-child-exit",
-					 "handle-child-error", "handle-timer"};
+					 "handle-child-error", "handle-timer",
+					 "handle-channel-open", "handle-channel-message",
+					 "handle-channel-close"};
 
 /* What a finished mail call leads to: its event, its answer, a failure. */
 static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum err_code rc,
@@ -828,9 +850,16 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 		return;
 	}
 	record_call(s, a, call_names[m->kind], m->data, m->len, m->seq, &o, rc, e);
+	timers_checkpoint(s, a);
 	if (m->reply || channel_has_answers(a))
 		record_sync(s, a);    /* what the answer reports is on disk before it goes */
 	channel_flush(s, a);      /* deferred requests this call answered */
+	if (!rc && !o.status && m->kind == MAIL_CHAN_OPEN &&
+	    channel_accept(s, a, m->data, m->len, e)) {
+		answer(s, a, m->reply, e->code, e, NULL, 0);   /* accepted past the limit */
+		call_out_release(&o);
+		return;
+	}
 	if (rc) {
 		/* The failure is recorded before the caller hears of it, so whoever gets
 		 * the answer sees the run failed. The policy may restart it. */
@@ -854,15 +883,20 @@ static int process(struct supervisor *s, struct actor *a, struct mail *m)
 {
 	struct actor_rt *rt = a->rt;
 	struct wasm_func *const funcs[] = {rt->f_send, rt->f_request, rt->f_child_exit,
-					   rt->f_child_error, rt->f_timer};
+					   rt->f_child_error, rt->f_timer, rt->f_chan_open,
+					   rt->f_chan_msg, rt->f_chan_close};
 	struct wasm_func *f = funcs[m->kind];
 	struct err e = {0};
-	if (!f) {
-		struct mail one = *m;
-		one.next = NULL;
-		record_dropped(s, a, &one, "not_exported");
+	struct mail one = *m;
+	one.next = NULL;
+	if (IS_CHAN_MAIL(m->kind) && !channel_mail_check(a, m->kind == MAIL_CHAN_CLOSE, m->data,
+							  m->len)) {
+		record_dropped(s, a, &one, "channel_closed");   /* it closed the channel itself */
+		return 0;
 	}
-	if (!f && m->kind >= MAIL_CHILD_EXIT)
+	if (!f)
+		record_dropped(s, a, &one, "not_exported");
+	if (!f && m->kind >= MAIL_CHILD_EXIT && m->kind != MAIL_CHAN_OPEN)
 		return 0;    /* a parent need not listen to its children, nor anyone to ticks */
 	if (!f) {
 		err_set(&e, ERR_UNSUPPORTED, "the actor does not export '%s'", call_names[m->kind]);
@@ -959,6 +993,7 @@ static void job_run(void *arg)
 		struct mail *m = a->rt && !parked && !stop && !a->rt->suspending && !is_stopping(s)
 				 ? a->mail_head : NULL;
 		if (m) {
+			a->active_ms = now_ms();
 			a->mail_head = m->next;
 			if (!a->mail_head)
 				a->mail_tail = NULL;
@@ -1023,8 +1058,27 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 	return ERR_OK;
 }
 
+/* Locks a->lock with a awake: a lazy actor is recovered first (a failure ends
+ * its run, so it takes no mail), and a release in progress is waited for. */
+static void lock_awake(struct supervisor *s, struct actor *a)
+{
+	for (int tries = 0;; tries++) {
+		struct err we = {0};
+		durable_wake(s, a, &we);
+		pthread_mutex_lock(&a->lock);
+		int wait = (a->releasing || __atomic_load_n(&a->lazy, __ATOMIC_ACQUIRE)) &&
+			   tries < 100 && !is_stopping(s);
+		if (!wait)
+			return;
+		pthread_mutex_unlock(&a->lock);
+		pthread_mutex_lock(&a->wake_lock);     /* the release ends; then wake it */
+		pthread_mutex_unlock(&a->wake_lock);
+	}
+}
+
 static const char *const mail_kind_names[] = {"send", "request", "child-exit", "child-error",
-					       "timer"};
+					       "timer", "channel-open", "channel-message",
+					       "channel-close"};
 
 /* The end of accepting mail once its `received` event is durable (or failed
  * with rc): gives back the reserved place and queues the mail, or gives it its
@@ -1114,8 +1168,8 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 	copy = NULL;
 	if (from)
 		snprintf(m->from, sizeof(m->from), "%s", from);
-	pthread_mutex_lock(&a->lock);
-	rc = IS_CHILD_MAIL(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
+	lock_awake(s, a);
+	rc = IS_NOTICE(kind) ? (a->rt ? ERR_OK : ERR_CONFLICT)
 				     : can_take_mail(s, a, len, err);
 	if (!rc)
 		a->mail_reserved++;
@@ -1125,7 +1179,7 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 	struct err se = {0};
 	json_t *ev = json_pack("{s:s, s:s, s:I}", "from",
 			       from ? from : kind == MAIL_TIMER ? "timer"
-			       : IS_CHILD_MAIL(kind) ? "supervisor" : "api", "kind",
+			       : IS_NOTICE(kind) ? "supervisor" : "api", "kind",
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
 	/* From another actor: written now, durable before the sender's own events
@@ -1241,10 +1295,43 @@ enum err_code supervisor_request(struct supervisor *s, const char *to, const cha
 					 err);
 }
 
+static enum err_code request_kind(struct supervisor *s, enum mail_kind kind, const char *to,
+				  const char *from, const void *data, size_t len,
+				  uint32_t timeout_ms, supervisor_reply_fn reply,
+				  supervisor_chunk_fn chunk, void *user, struct err *err);
+
 enum err_code supervisor_request_stream(struct supervisor *s, const char *to, const char *from,
 					const void *data, size_t len, uint32_t timeout_ms,
 					supervisor_reply_fn reply, supervisor_chunk_fn chunk,
 					void *user, struct err *err)
+{
+	return request_kind(s, MAIL_REQUEST, to, from, data, len, timeout_ms, reply, chunk, user,
+			    err);
+}
+
+enum err_code runtime_channel_open(struct supervisor *s, const char *to, const char *from,
+				   const void *data, size_t len, uint32_t timeout_ms,
+				   supervisor_reply_fn reply, void *user, struct err *err)
+{
+	return request_kind(s, MAIL_CHAN_OPEN, to, from, data, len, timeout_ms, reply, NULL, user,
+			    err);
+}
+
+enum err_code runtime_channel_deliver(struct supervisor *s, const char *to, const char *from,
+				      int close, const void *data, size_t len, struct err *err)
+{
+	struct actor *a = NULL;
+	enum err_code rc = accept_mail(s, to, from, close ? MAIL_CHAN_CLOSE : MAIL_CHAN_MSG, data,
+				       len, NULL, &a, err);
+	if (!rc)
+		actor_unref(s, a);
+	return rc;
+}
+
+static enum err_code request_kind(struct supervisor *s, enum mail_kind kind, const char *to,
+				  const char *from, const void *data, size_t len,
+				  uint32_t timeout_ms, supervisor_reply_fn reply,
+				  supervisor_chunk_fn chunk, void *user, struct err *err)
 {
 	struct reply *r = calloc(1, sizeof(*r));
 	struct req_timer *t = calloc(1, sizeof(*t));
@@ -1255,12 +1342,12 @@ enum err_code supervisor_request_stream(struct supervisor *s, const char *to, co
 	}
 	*r = (struct reply){.fn = reply, .chunk = chunk, .user = user, .refs = 2};
 	struct actor *a = NULL;
-	enum err_code rc = accept_mail(s, to, from, MAIL_REQUEST, data, len, r, &a, err);
+	enum err_code rc = accept_mail(s, to, from, kind, data, len, r, &a, err);
 	if (rc) {
 		free(r);
 		free(t);
 		const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
-		if (rc == ERR_NOT_FOUND && rm && rm->request)   /* cluster: another node's */
+		if (rc == ERR_NOT_FOUND && rm && rm->request && kind == MAIL_REQUEST)   /* cluster: another node's */
 			return rm->request(rm->user, to, from, data, len, timeout_ms, reply, user,
 					   err);
 		return rc;
@@ -1427,7 +1514,7 @@ enum err_code runtime_notify_parent(struct supervisor *s, const char *parent, in
 	struct actor *a = reg_find(s, parent);
 	if (!a)
 		return ERR_NOT_FOUND;
-	pthread_mutex_lock(&a->lock);
+	lock_awake(s, a);
 	int listens = a->rt && (error ? a->rt->f_child_error : a->rt->f_child_exit) &&
 		      !a->stop_requested;
 	pthread_mutex_unlock(&a->lock);
@@ -1448,7 +1535,7 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 	const char *kind = json_string_value(json_object_get(received, "kind"));
 	const char *from = json_string_value(json_object_get(received, "from"));
 	enum mail_kind k = MAIL_SEND;
-	for (int i = 0; kind && i < 5; i++)
+	for (int i = 0; kind && i < MAIL_KINDS; i++)
 		if (strcmp(kind, mail_kind_names[i]) == 0)
 			k = (enum mail_kind)i;
 	struct mail *m = calloc(1, sizeof(*m));

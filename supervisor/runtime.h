@@ -45,6 +45,9 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 				const json_t *received, struct err *err);
 /* Schedules an actor that has queued mail (after start-up recovery). */
 void runtime_kick(struct supervisor *s, struct actor *a);
+/* 1 when a has an instance with nothing to do (no call, no mail, no stop) and
+ * took no mail since before_ms; a->lock held. */
+int runtime_idle_locked(struct supervisor *s, struct actor *a, int64_t before_ms);
 /* 1 while a call is in progress (running or parked). */
 int runtime_busy(struct actor *a);
 /* Frees a runtime that is not in use (actor teardown). */

@@ -319,6 +319,8 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 	if (!a)
 		return;
 	enum err_code rc = ERR_OK;
+	durable_wake(s, a, &e);   /* lazy: back first, so that it stops like any other */
+	memset(&e, 0, sizeof(e));
 	pthread_mutex_lock(&a->lock);
 	if (actor_damaged(a))
 		rc = err_set(&e, ERR_CORRUPT, "the chain of '%s' is damaged", id);

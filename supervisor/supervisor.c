@@ -10,6 +10,7 @@
 #include "src/fetch.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "supervisor/channel.h"
 #include "supervisor/durable.h"
 #include "supervisor/record.h"
 #include "supervisor/runtime.h"
@@ -21,7 +22,7 @@ struct load_ctx {
 	struct supervisor *s;
 	char (*live)[37];
 	size_t nlive, caplive;
-	unsigned loaded, damaged;
+	unsigned loaded, damaged, lazy;
 };
 
 static int load_run(void *user, const struct db_run *r)
@@ -84,7 +85,12 @@ static int load_run(void *user, const struct db_run *r)
 	}
 	reg_add(c->s, a);
 	c->loaded++;
-	if (status_is_live(a->run.status)) {
+	if (!c->s->cfg.recover_none && strcmp(a->run.status, "running") == 0 &&
+	    durable_idle_head(a)) {
+		/* Idle when it was left: it comes back on its first need (durable_wake). */
+		__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
+		c->lazy++;
+	} else if (status_is_live(a->run.status)) {
 		if (c->nlive == c->caplive) {
 			size_t cap = c->caplive ? c->caplive * 2 : 1024;
 			char (*v)[37] = realloc(c->live, cap * sizeof(*v));
@@ -146,7 +152,8 @@ static enum err_code load_runs(struct supervisor *s, struct err *err)
 	free(c.live);
 	if (!rc)
 		log_info("supervisor", "loaded %u runs (%u with damaged chains); recovered %u of "
-			 "%zu live", c.loaded, c.damaged, recovered, c.nlive);
+			 "%zu live; %u idle ones left to recover on first use", c.loaded, c.damaged,
+			 recovered, c.nlive, c.lazy);
 	return rc;
 }
 
@@ -246,6 +253,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		 (long long)(t2 - t1), (long long)(now_ms() - t2));
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
+	durable_sweep_start(s);
 	s->spares = spares_start(s->chains_dir);
 	*out = s;
 	return ERR_OK;
@@ -272,18 +280,28 @@ static void interrupt_one(struct supervisor *s, struct actor *a, void *u)
 static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)u;
+	pthread_mutex_lock(&a->wake_lock);    /* a lazy actor being woken finishes first */
 	pthread_mutex_lock(&a->lock);
 	int go = a->rt && strcmp(a->run.status, "running") == 0 && !a->terminal_pending;
+	int queued = a->mail_n != 0;
 	pthread_mutex_unlock(&a->lock);
 	if (!go) {
-		runtime_stop(s, a);   /* nothing runs: frees what is left */
+		runtime_stop(s, a);   /* nothing runs (a lazy actor: its chain is as it was) */
+		pthread_mutex_unlock(&a->wake_lock);
 		return;
 	}
+	pthread_mutex_lock(&a->rec_lock);
+	int open = a->nopen != 0 || a->open_untracked != 0;
+	pthread_mutex_unlock(&a->rec_lock);
+	json_t *d = lifecycle_data("server_shutdown", NULL);
+	/* No open mail and no timer: the next start leaves it lazy (durable_idle_head). */
+	if (!open && !queued && timers_count(a) == 0)
+		json_object_set_new(d, "idle", json_true());
 	struct err e = {0};
-	if (record_event_ex(s, a, "suspended", lifecycle_data("server_shutdown", NULL), NULL,
-			    NULL, 1, &e))
+	if (record_event_ex(s, a, "suspended", d, NULL, NULL, 1, &e))
 		log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id, e.msg);
 	runtime_suspend(s, a);
+	pthread_mutex_unlock(&a->wake_lock);
 }
 
 void supervisor_shutdown(struct supervisor *s)
@@ -740,6 +758,16 @@ static void count_live_one(struct supervisor *s, struct actor *a, void *u)
 	pthread_mutex_lock(&a->lock);
 	*(uint64_t *)u += status_is_live(a->run.status) != 0;
 	pthread_mutex_unlock(&a->lock);
+}
+
+uint64_t supervisor_loaded_count(struct supervisor *s)
+{
+	return __atomic_load_n(&s->loaded, __ATOMIC_RELAXED);
+}
+
+uint64_t supervisor_released_count(struct supervisor *s)
+{
+	return __atomic_load_n(&s->released, __ATOMIC_RELAXED);
 }
 
 uint64_t supervisor_live_count(struct supervisor *s)

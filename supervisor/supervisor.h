@@ -61,6 +61,7 @@ struct supervisor_config {
 	uint32_t http_timeout_max_ms; /* cap of a handler's timeout_ms [600000] */
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
+	uint32_t idle_release_ms;    /* an instance idle this long is released; 0: never */
 	/* Issue 16. */
 	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
 	int verify_full;             /* start-up verifies every chain whole, not past the index's head */
@@ -203,6 +204,11 @@ struct fetcher *supervisor_fetcher(struct supervisor *s);
 
 /* How many runs are live (starting, running, stopping): a node's load. */
 uint64_t supervisor_live_count(struct supervisor *s);
+/* How many actors have an instance now (live runs recovered lazily have none
+ * until their first mail; docs/durability.md). */
+uint64_t supervisor_loaded_count(struct supervisor *s);
+/* Idle instances released since the start (--idle-release-ms). */
+uint64_t supervisor_released_count(struct supervisor *s);
 
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,

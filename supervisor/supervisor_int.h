@@ -56,6 +56,13 @@ struct actor {
 	/* The running instance (runtime.c). rt is created by the spawn pipeline and
 	 * used only by the one job that runs the actor at a time (`scheduled`). */
 	struct actor_rt *rt;
+	/* Lazy recovery (durable.c): a live run brought back at start-up without an
+	 * instance (its chain says it was idle: no open mail, no timers); the first
+	 * need (mail, a restart) recovers it under wake_lock. Atomic. */
+	int lazy;
+	pthread_mutex_t wake_lock;
+	int releasing;                /* lock: its idle instance is being released */
+	int64_t active_ms;            /* lock: when it last took mail or was instantiated */
 	/* Deferred requests (channel.c) and timers (timers.c) of the running
 	 * instance; lock. Emptied when the instance goes (runtime_stop/suspend). */
 	struct channel_tab *chan;
@@ -119,6 +126,8 @@ struct supervisor {
 	struct engine *engine;
 	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
 	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
+	uint64_t loaded;              /* atomic: actors with an instance (a->rt) */
+	uint64_t released;            /* atomic: idle instances released since the start */
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
 	size_t nbuckets, nactors;

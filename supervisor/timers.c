@@ -12,7 +12,10 @@
  * mailbox was full); they are never delivered late one by one.
  *
  * Every change (set-timer, cancel-timer) records the whole table in its event
- * ("timers"), and so does `recovered`; at recovery the table is read back from
+ * ("timers"), and so does `recovered`; while the actor has timers, a
+ * `timing/timers` event records it again once TIMERS_CHECKPOINT events went by
+ * without one, so recovery reads back at most that far (plus one call's
+ * events), however long the chain. At recovery the table is read back from
  * the newest such event, with the ticks delivered after it, and re-armed: a
  * one-shot timer that fell due while the server was down fires at once, a
  * periodic one fires once at once (with `missed`) and then keeps its schedule.
@@ -31,6 +34,7 @@
 #include "supervisor/channel.h"
 #include "supervisor/evbytes.h"
 #include "supervisor/host.h"
+#include "supervisor/record.h"
 
 #define MOD "theater:simple/timing"
 #define TIMERS_MAX 32
@@ -38,6 +42,8 @@
 #define TIMER_MIN_DEFAULT_MS 100
 #define TIMER_MIN_FLOOR_MS 10
 #define TIMER_MAX_MS ((int64_t)366 * 24 * 3600 * 1000)
+#define TIMERS_CHECKPOINT 1024
+#define CHECKPOINT_TYPE "timing/timers"
 
 struct timer {
 	char name[TIMER_NAME_MAX + 1];
@@ -52,6 +58,7 @@ struct timer_tab {
 	struct timer v[TIMERS_MAX];
 	size_t n;
 	uint64_t gen;
+	uint64_t table_seq;           /* about where the table was last recorded */
 };
 
 struct tick_job {
@@ -271,6 +278,8 @@ static int32_t set_timer(struct actor *a, struct host_call *k, const char *name,
 		arm_locked(s, a, t);
 	}
 	json_object_set_new(k->out, "timers", snapshot_locked(a));
+	if (a->timers)
+		a->timers->table_seq = chain_length(a->chain) + 1;   /* this call's event */
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }
@@ -314,6 +323,8 @@ static enum err_code t_cancel(struct wasm_caller *c, void *user, const struct wa
 		else
 			k.rc = HOST_ENOTFOUND;
 		json_object_set_new(k.out, "timers", snapshot_locked(a));
+		if (a->timers)
+			a->timers->table_seq = chain_length(a->chain) + 1;
 		pthread_mutex_unlock(&a->lock);
 		if (k.rc)
 			err_set(&k.e, ERR_NOT_FOUND, "no timer '%s'", (const char *)name);
@@ -341,7 +352,8 @@ struct seen_tick {
 static int interesting(const char *type)
 {
 	static const char *const types[] = {"recovered", MOD "/set-timer", MOD "/cancel-timer",
-					    "message-server/received", "restarted", "spawned"};
+					    CHECKPOINT_TYPE, "message-server/received", "restarted",
+					    "spawned"};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(type, types[i]) == 0)
 			return 1;
@@ -389,17 +401,19 @@ static int tick_of(struct supervisor *s, const json_t *ev, struct seen_tick *out
 /* The newest recorded table (a new reference, NULL when there is none) and the
  * ticks delivered after it (*seen, malloc'd). */
 static json_t *find_snapshot(struct supervisor *s, struct actor *a, struct seen_tick **seen,
-			     size_t *nseen)
+			     size_t *nseen, uint64_t *read_out)
 {
 	char type[128];
 	size_t cap = 0;
 	*seen = NULL;
 	*nseen = 0;
+	*read_out = 0;
 	for (uint64_t seq = chain_length(a->chain); seq > 0; seq--) {
 		json_t *j = event_json(a, seq, type, sizeof(type));
 		json_t *snap = NULL;
 		int end = strcmp(type, "restarted") == 0 || strcmp(type, "spawned") == 0;
-		if (strcmp(type, "recovered") == 0)
+		++*read_out;
+		if (strcmp(type, "recovered") == 0 || strcmp(type, CHECKPOINT_TYPE) == 0)
 			snap = json_object_get(j, "timers");
 		else if (strcmp(type, MOD "/set-timer") == 0 || strcmp(type, MOD "/cancel-timer") == 0)
 			snap = json_object_get(json_object_get(j, "output"), "timers");
@@ -435,7 +449,16 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 		return ERR_OK;      /* it cannot have timers */
 	struct seen_tick *seen = NULL;
 	size_t nseen = 0;
-	json_t *snap = find_snapshot(s, a, &seen, &nseen);
+	uint64_t nread = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	json_t *snap = find_snapshot(s, a, &seen, &nseen, &nread);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long long us = (long long)(t1.tv_sec - t0.tv_sec) * 1000000 +
+		       (t1.tv_nsec - t0.tv_nsec) / 1000;
+	if (nread >= 256)
+		log_info("timers", "timers of '%s': read %llu events back to the newest table "
+			 "in %lld us", a->run.id, (unsigned long long)nread, us);
 	struct timer_tab *tab = calloc(1, sizeof(*tab));
 	if (!tab) {
 		json_decref(snap);
@@ -470,9 +493,25 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 			t->next_tick = seen[k].tick + 1;
 	}
 	json_object_set_new(recovered, "timers", snapshot_locked(a));
+	tab->table_seq = chain_length(a->chain) + 1;   /* the `recovered` event */
 	pthread_mutex_unlock(&a->lock);
 	free(seen);
 	return ERR_OK;
+}
+
+void timers_checkpoint(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	uint64_t head = a->chain ? chain_length(a->chain) : 0;
+	json_t *snap = a->timers && a->timers->n &&
+		       head >= a->timers->table_seq + TIMERS_CHECKPOINT ? snapshot_locked(a) : NULL;
+	if (snap)
+		a->timers->table_seq = head + 1;
+	pthread_mutex_unlock(&a->lock);
+	struct err e = {0};
+	if (snap && record_event_ex(s, a, CHECKPOINT_TYPE, json_pack("{s:o}", "timers", snap), NULL,
+				    NULL, 1, &e))
+		log_error("timers", "cannot record the timers of '%s': %s", a->run.id, e.msg);
 }
 
 void timers_arm_all(struct supervisor *s, struct actor *a)
@@ -481,4 +520,12 @@ void timers_arm_all(struct supervisor *s, struct actor *a)
 	for (size_t i = 0; a->timers && i < a->timers->n; i++)
 		arm_locked(s, a, &a->timers->v[i]);
 	pthread_mutex_unlock(&a->lock);
+}
+
+size_t timers_count(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	size_t n = a->timers ? a->timers->n : 0;
+	pthread_mutex_unlock(&a->lock);
+	return n;
 }

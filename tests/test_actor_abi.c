@@ -39,7 +39,7 @@ static void test_imports_match_the_supervisor(void **state)
 		for (size_t m = 0; m < sizeof mods / sizeof mods[0]; m++)
 			served += strcmp(i->module, mods[m]) == 0;
 	assert_int_equal(served, n);
-	assert_int_equal(n, 25);
+	assert_int_equal(n, 28);
 	assert_null(actor_abi_import_find("theater:simple/runtime", 22, "nope", 4));
 	assert_int_equal(ACTOR_ABI_EBUSY, HOST_EBUSY);
 	assert_int_equal(ACTOR_ABI_EINVAL, HOST_EINVAL);

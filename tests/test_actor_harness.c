@@ -352,6 +352,39 @@ static void test_kv(void **state)
 	free(w);
 }
 
+/* --tick delivers timer ticks (handle-timer) numbered per timer, as the server
+ * does; an actor without handle-timer cannot take one. */
+static void test_ticks(void **state)
+{
+	(void)state;
+	char *w = tu_fmt("%s/tests/sdk/hostcalls-rust.wasm", tu_binary_dir());
+	const char *args[] = {w, "--now", "1800000000000", "--tick", "t", "--tick", "t",
+			      "--tick", "u", NULL};
+	struct result r = run(args);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(json_array_size(r.calls), 4);    /* init and three ticks */
+	assert_string_equal(field(&r, 2, "call"), "handle-timer");
+	json_t *tk = json_loads(field(&r, 2, "input"), 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(tk, "timer")), "t");
+	assert_int_equal(json_integer_value(json_object_get(tk, "tick")), 2);
+	assert_int_equal(json_integer_value(json_object_get(tk, "scheduled_ms")), 1800000000000LL);
+	assert_int_equal(json_integer_value(json_object_get(tk, "missed")), 0);
+	json_decref(tk);
+	tk = json_loads(field(&r, 3, "input"), 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(tk, "tick")), 1);   /* "u" */
+	json_decref(tk);
+	assert_string_equal(field(&r, 3, "state"), "{\"ticks\":3}");
+	result_release(&r);
+	free(w);
+	w = example("echo");
+	const char *none[] = {w, "--tick", "t", NULL};
+	r = run(none);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "handle-timer"));
+	result_release(&r);
+	free(w);
+}
+
 /* A trap ends the run: the calls after it do not run. */
 static void test_trap(void **state)
 {
@@ -579,6 +612,7 @@ int main(void)
 		cmocka_unit_test(test_fake_store_and_http),
 		cmocka_unit_test(test_fake_supervisor),
 		cmocka_unit_test(test_bad_modules),
+		cmocka_unit_test(test_ticks),
 		cmocka_unit_test(test_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -383,7 +383,28 @@ static void hostcalls_for(const char *lang)
 			    "{\"type\":\"random\"},{\"type\":\"store\"},{\"type\":\"message-server\"},"
 			    "{\"type\":\"supervisor\"}]}}", lang);
 	char *id = spawn(body);
+	char *peer = spawn(body);     /* takes channels */
 	free(body);
+
+	/* channels: refused, accepted, a message, closed by the peer */
+	char *cmd = tu_fmt("open %s reject", peer);
+	expect_hc(id, "err denied not today", cmd);
+	free(cmd);
+	cmd = tu_fmt("open %s hello", peer);
+	char *opened = ok_value(hc(id, "%s", cmd), cmd);
+	free(cmd);
+	char *ch = strtok(opened, " ");
+	assert_true(atoll(ch) > 0);
+	assert_string_equal(strtok(NULL, ""), "welcome");
+	cmd = tu_fmt("chsend %s hi", ch);
+	expect_hc(id, "ok", cmd);
+	free(cmd);
+	cmd = tu_fmt("chclose %s", ch);
+	expect_hc(peer, "ok", cmd);
+	expect_hc(id, "err not found", cmd);          /* closed by the peer */
+	free(cmd);
+	free(opened);
+	free(peer);
 
 	/* runtime */
 	expect_hc(id, "ok", "log hello from the driver");
@@ -410,7 +431,7 @@ static void hostcalls_for(const char *lang)
 	sha256("hello world", 11, digest);
 	hex_encode(digest, SHA256_LEN, hex);
 	assert_string_equal(hash, hex);
-	char *cmd = tu_fmt("get notes %s", hash);
+	cmd = tu_fmt("get notes %s", hash);
 	expect_hc(id, "ok hello world", cmd);
 	free(cmd);
 	cmd = tu_fmt("label notes greeting %s", hash);

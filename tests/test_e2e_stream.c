@@ -106,18 +106,25 @@ static void ask_expect(const char *id, const char *msg, const char *want)
 	free(got);
 }
 
-/* The events of the actor's chain of this type (a new array). */
+/* The events of the actor's chain of this type (a new array), page by page. */
 static json_t *events_of(const char *id, const char *type)
 {
-	char *p = tu_fmt("/actors/%s/chain?limit=1000", id);
-	json_t *page = call_json("GET", p, NULL, 200), *out = json_array();
-	size_t i;
-	json_t *ev;
-	json_array_foreach(json_object_get(page, "items"), i, ev)
-		if (strcmp(json_string_value(json_object_get(ev, "event_type")), type) == 0)
-			json_array_append(out, json_object_get(ev, "data"));
-	json_decref(page);
-	free(p);
+	json_t *out = json_array();
+	json_int_t after = 0;
+	for (size_t got = 1; got;) {
+		char *p = tu_fmt("/actors/%s/chain?limit=1000&after=%lld", id, (long long)after);
+		json_t *page = call_json("GET", p, NULL, 200);
+		size_t i;
+		json_t *ev;
+		got = json_array_size(json_object_get(page, "items"));
+		json_array_foreach(json_object_get(page, "items"), i, ev) {
+			after = json_integer_value(json_object_get(ev, "seq"));
+			if (strcmp(json_string_value(json_object_get(ev, "event_type")), type) == 0)
+				json_array_append(out, json_object_get(ev, "data"));
+		}
+		json_decref(page);
+		free(p);
+	}
 	return out;
 }
 
@@ -411,6 +418,61 @@ static void test_deferred_reply(void **state)
 	assert_replays(id);
 	free(msgs);
 	free(id);
+
+	/* kill -9 while the call that deferred a request is parked: the request has
+	 * no outcome, so the restart delivers it again; defer-request answers the
+	 * same id, nobody streams it (send-chunk 0), and a later respond-to-request
+	 * answers -2 (its client is gone) */
+	id = spawn("{\"manifest\":{\"name\":\"streamer\",\"package\":\"stream.wasm\","
+		   "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+		   "{\"type\":\"timing\",\"max_sleep_ms\":60000}]}}");
+	b = bg_request(id, "deferwait", "text/event-stream", "?timeout=120");
+	wait_events(id, "theater:simple/message-server-host/send-chunk", 1);
+	json_t *defers = events_of(id, "theater:simple/message-server-host/defer-request");
+	json_int_t req = json_integer_value(json_object_get(
+		json_object_get(json_array_get(defers, 0), "output"), "result"));
+	json_decref(defers);
+	assert_true(req > 0);
+	server_crash(&E.sp);
+	bg_join(b);
+	bg_free(b);
+	assert_int_equal(server_start(&E.sp, E.sp.home, NULL, NULL), 0);
+	json_int_t got = 0;
+	for (int i = 0; i < 600 && got != req; i++) {
+		st = actor_json(id, "GET", "state", 200);
+		got = json_integer_value(json_object_get(st, "pending"));
+		json_decref(st);
+		if (got != req)
+			sleep_ms(100);
+	}
+	assert_int_equal(got, req);          /* the redelivered call deferred it again */
+	char *want = tu_fmt("%lld 0", (long long)req);
+	const char *out = NULL;
+	json_t *calls = NULL;
+	for (int i = 0; i < 600; i++) {      /* its event may be indexed a little later */
+		json_decref(calls);
+		calls = events_of(id, "wasm");
+		json_t *last = json_array_get(calls, json_array_size(calls) - 1);
+		out = json_string_value(json_object_get(last, "output"));
+		if (out && strcmp(out, want) == 0)
+			break;
+		sleep_ms(100);
+	}
+	if (!out || strcmp(out, want) != 0)
+		fail_msg("the redelivered call answered '%s', not '%s'", out ? out : "(none)", want);
+	free(want);
+	json_decref(calls);
+	wait_events(id, "recovered", 1);
+	json_t *rec = events_of(id, "recovered");
+	assert_int_equal(json_array_size(rec), 1);
+	char *dump = json_dumps(json_object_get(json_array_get(rec, 0), "redelivered"), 0);
+	char *seq = tu_fmt("%lld", (long long)req);
+	assert_non_null(strstr(dump, seq));
+	free(seq);
+	free(dump);
+	json_decref(rec);
+	ask_expect(id, "answer too late", "-2");
+	free(id);
 }
 
 /* 64 deferred requests whose clients stopped waiting do not block a 65th */
@@ -579,6 +641,42 @@ static void test_timer_survives_restart(void **state)
 	free(id);
 }
 
+/* Recovery reads the table of timers back from a bounded tail: after 1024
+ * events without one, a `timing/timers` event records it again, so a crash
+ * after a long call makes recovery read only the few events after it (the
+ * server logs how far it read when that is 256 events or more). */
+static void test_timer_checkpoint(void **state)
+{
+	(void)state;
+	char *id = spawn_streamer();
+	ask_expect(id, "timer day 86400000 0", "0");
+	char *got = ask(id, "stream 1100 x");          /* 1100 send-chunk events */
+	assert_true(strncmp(got, "0:x1 ", 5) == 0);
+	free(got);
+	wait_events(id, "timing/timers", 1);
+	json_t *cps = events_of(id, "timing/timers");
+	assert_int_equal(json_array_size(cps), 1);
+	json_t *t = json_array_get(json_object_get(json_array_get(cps, 0), "timers"), 0);
+	assert_string_equal(json_string_value(json_object_get(t, "name")), "day");
+	json_decref(cps);
+	server_crash(&E.sp);
+	assert_int_equal(server_start(&E.sp, E.sp.home, NULL, NULL), 0);
+	wait_events(id, "recovered", 1);
+	json_t *rec = events_of(id, "recovered");
+	assert_int_equal(json_array_size(rec), 1);
+	t = json_array_get(json_object_get(json_array_get(rec, 0), "timers"), 0);
+	assert_string_equal(json_string_value(json_object_get(t, "name")), "day");
+	json_decref(rec);
+	char *log = tu_read_file(E.sp.log_path, NULL);
+	char *line = tu_fmt("timers of '%s': read", id);
+	assert_non_null(log);
+	assert_null(strstr(log, line));
+	free(line);
+	free(log);
+	assert_replays(id);                       /* replay passes the checkpoint by */
+	free(id);
+}
+
 /* ---- the send-http relay ---- */
 
 static void test_send_http_relay(void **state)
@@ -692,18 +790,60 @@ static void test_relay_scrubs_secrets(void **state)
 	http_result_release(&r);
 	free(chain);
 	free(cmd);
+	free(url);
+	free(ev);
+
+	/* The value split across three events (lines that arrive apart): the tail
+	 * of each line waits for the next, so it is replaced all the same. */
+	char *e1 = tu_fmt("{\"t\":\"split: %.10s\"}", value);
+	char *e2 = tu_fmt("{\"t\":\"%.12s\"}", value + 10);
+	char *e3 = tu_fmt("{\"t\":\"%s, and a long tail after the secret.\"}", value + 22);
+	const char *split[] = {e1, e2, e3, "[DONE]"};
+	fixture_httpd_add_sse(E.web, "/relay-split", split, 4, 100);
+	url = fixture_httpd_url(E.web, "/relay-split");
+	cmd = tu_fmt("http {\"url\":\"%s\",\"headers\":{\"X-Key\":\"{{secret:relaykey}}\"},"
+		     "\"relay\":{\"pointer\":\"/t\"}}", url);
+	assert_int_equal(call("POST", path, cmd, "text/event-stream", &r), 200);
+	char part[11];
+	snprintf(part, sizeof(part), "%.10s", value);
+	/* (the done event carries the actor's answer: the response it got, where
+	 * the pieces are apart, as the endpoint sent them; the chunks are ours) */
+	parse_sse(r.body, &f);
+	char joined[512] = "";
+	for (size_t i = 0; i < f.n; i++) {
+		if (strcmp(f.v[i].event, "chunk") != 0)
+			continue;
+		t = frame_text(&f.v[i], "data");
+		assert_null(strstr(t, part));           /* no piece of it either */
+		assert_null(strstr(t, value + 22));
+		strncat(joined, t, sizeof(joined) - strlen(joined) - 1);
+		free(t);
+	}
+	assert_string_equal(joined, "split: [secret:relaykey], and a long tail after the secret.");
+	frames_release(&f);
+	http_result_release(&r);
+	json_t *chunks = events_of(id, "message-server/chunk");
+	char *dump = json_dumps(chunks, JSON_COMPACT);
+	assert_non_null(strstr(dump, "[secret:relaykey]"));
+	assert_null(strstr(dump, part));
+	free(dump);
+	json_decref(chunks);
+	free(cmd);
+	free(url);
+	free(e1);
+	free(e2);
+	free(e3);
 	free(path);
 	free(id);
 	free(body);
-	free(url);
-	free(ev);
 }
 
 /* ---- the agent streams ---- */
 
-static void test_agent_streams(void **state)
+/* The agent example streams the model's tokens, in C, Rust and AssemblyScript
+ * alike (package: "agent/agent.wasm", ...). */
+static void agent_streams(const char *package)
 {
-	(void)state;
 	const char *events[] = {
 		"{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
 		"\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
@@ -717,12 +857,12 @@ static void test_agent_streams(void **state)
 	unsigned port = fixture_httpd_port(E.web);
 	char *url = fixture_httpd_url(E.web, "/stream/v1/chat/completions");
 	char *body = tu_fmt(
-		"{\"manifest\":{\"name\":\"agent\",\"package\":\"agent/agent.wasm\",\"handler\":["
+		"{\"manifest\":{\"name\":\"agent\",\"package\":\"%s\",\"handler\":["
 		"{\"type\":\"runtime\"},{\"type\":\"timing\",\"max_sleep_ms\":10000},"
 		"{\"type\":\"message-server\"},{\"type\":\"http-client\",\"allowed_hosts\":"
 		"[\"127.0.0.1:%u\"],\"allow_loopback_ports\":[%u],\"timeout_ms\":20000}],"
 		"\"initial_state\":{\"endpoint\":\"%s\",\"model\":\"test-model\",\"stream\":true,"
-		"\"messages\":[]}}}", port, port, url);
+		"\"messages\":[]}}}", package, port, port, url);
 	char *id = spawn(body);
 	char *path = tu_fmt("/actors/%s/requests?timeout=60", id);
 	struct http_result r;
@@ -756,6 +896,14 @@ static void test_agent_streams(void **state)
 	free(id);
 }
 
+static void test_agent_streams(void **state)
+{
+	(void)state;
+	agent_streams("agent/agent.wasm");
+	agent_streams("agent-rust/agent-rust.wasm");
+	agent_streams("agent-assemblyscript/agent-assemblyscript.wasm");
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -766,7 +914,7 @@ static int setup(void **state)
 	E.sp.home = tu_mkdtemp("theater-e2e-stream");
 	E.sp.roots = tu_fmt("%s/packages", E.sp.home);
 	mkdir(E.sp.roots, 0755);
-	const char *const examples[] = {"agent", NULL};
+	const char *const examples[] = {"agent", "agent-rust", "agent-assemblyscript", NULL};
 	server_install_examples(&E.sp, examples);
 	size_t len;
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
@@ -802,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_deferred_limit),
 		cmocka_unit_test(test_timer_limits),
 		cmocka_unit_test(test_timer_survives_restart),
+		cmocka_unit_test(test_timer_checkpoint),
 		cmocka_unit_test(test_send_http_relay),
 		cmocka_unit_test(test_relay_scrubs_secrets),
 		cmocka_unit_test(test_agent_streams),

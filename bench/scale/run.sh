@@ -9,7 +9,8 @@
 #     a kept-alive connection, median and p99 of 200 requests),
 #   - a clean stop (SIGTERM until exit) and the next start (recovery, until
 #     listening), then a crash (SIGKILL) and the next start.
-#   bench/scale/run.sh BUILD_DIR [N]
+#   bench/scale/run.sh BUILD_DIR [N]     (SERVER_ARGS: more server flags, e.g.
+#                                          "--idle-release-ms 0" to keep every instance)
 # THEATER_HOME is a temporary folder under /var/tmp (a real disk).
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
@@ -28,7 +29,7 @@ start_server() {
   : > "$home/out"
   local t0; t0=$(now)
   THEATER_HOME="$home" "$build/theater-server" --listen 127.0.0.1:0 --log-level info \
-    --max-actors $((n + 100)) > "$home/out" 2>> "$home/log" &
+    --max-actors $((n + 100)) ${SERVER_ARGS:-} > "$home/out" 2>> "$home/log" &
   pid=$!
   for _ in $(seq 1 24000); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.005; done
   grep -q listening "$home/out" || { echo "server did not start"; tail "$home/log"; exit 1; }
@@ -56,6 +57,7 @@ list_ms() {
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem/ {print $2}') GiB, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "descriptor limit (ulimit -n): $(ulimit -n); actor: $actor; N = $n; clients = $clients"
 running() { curl -s "$base/metrics" | awk '/^theater_actors\{status="running"\}/ {print $2}'; }
+loaded() { curl -s "$base/metrics" | awk '/^theater_actors_loaded / {print $2}'; }
 start_server
 rss0=$(rss_kib)
 step=$((n / 10))
@@ -82,13 +84,14 @@ echo "filtered list status=failed:   $(list_ms "$base/actors?status=failed&limit
 echo "filtered list parent=<id>:     $(list_ms "$base/actors?parent=$some&limit=50")"
 echo "filtered list name+status:     $(list_ms "$base/actors?name=bench&status=running&limit=50")"
 echo "GET /health (the HTTP floor):  $(list_ms "$base/health")"
+echo "instances in memory before the stop: $(loaded) (--idle-release-ms releases idle ones)"
 stop_server; t_stop=$took
 echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s ($(grep -o 'shutdown: .*' "$home/log" | tail -1))"
 start_server; t_clean=$took
-echo "start after the clean stop: $t_clean s to listening, $(running) running ($(grep -o 'start-up: .*' "$home/log" | tail -1)); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
+echo "start after the clean stop: $t_clean s to listening, $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1)); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
 kill -9 $pid; wait $pid 2>/dev/null || true
 start_server; t_crash=$took
-echo "start after a crash (SIGKILL): $t_crash s to listening, $(running) running ($(grep -o 'start-up: .*' "$home/log" | tail -1))"
+echo "start after a crash (SIGKILL): $t_crash s to listening, $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1))"
 stop_server
 echo "clean stop again: $took s"
 echo "log lines: $(grep -c . "$home/log" || true), warnings and errors: $(grep -c ' warn \| error ' "$home/log" || true)"

@@ -7,6 +7,9 @@ const RENAMES = {
   handle_child_exit: "handle-child-exit",
   handle_child_error: "handle-child-error",
   handle_timer: "handle-timer",
+  handle_channel_open: "handle-channel-open",
+  handle_channel_message: "handle-channel-message",
+  handle_channel_close: "handle-channel-close",
 };
 
 // asc gives the class its program and binaryen before it makes one (no import

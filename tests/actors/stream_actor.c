@@ -8,6 +8,9 @@
  *                   joined; the answer is "<rc of the last send-chunk>:" + them
  *   defer           defers the request (the output "not the answer" must never
  *                   reach the client); pending = its id
+ *   deferwait       defers the request, sends the chunk "waiting" and, when a
+ *                   client streams it (send-chunk 1), sleeps 60 s (the call
+ *                   parks); answers "<id> <rc of send-chunk>", pending = its id
  *   answer TEXT     answers the pending request with TEXT; answers the rc
  *   fail TEXT       fails the pending request with TEXT; answers the rc
  *   chunk TEXT      sends TEXT as a chunk of the pending request; answers the rc
@@ -161,6 +164,18 @@ struct theater_result *handle_request(const char *state, uint32_t len, const cha
 	if (is(w, n, "defer")) {
 		s.pending = theater_defer_request();
 		return reply(&s, "not the answer", 14);
+	}
+	if (is(w, n, "deferwait")) {
+		s.pending = theater_defer_request();
+		int32_t crc = theater_send_chunk(s.pending, "waiting", 7);
+		if (crc == 1)
+			theater_sleep(60000);
+		struct jb out;
+		jb_init(&out, 48);
+		jb_int(&out, s.pending);
+		jb_char(&out, ' ');
+		jb_int(&out, crc);
+		return reply(&s, out.p, out.len);
 	}
 	if (is(w, n, "timer")) {
 		const char *name;

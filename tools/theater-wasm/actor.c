@@ -31,7 +31,7 @@
 #define DEFAULT_FUEL 100000000ull
 #define DEFAULT_NOW_MS 1700000000000ll
 
-enum step_kind { STEP_SEND, STEP_REQUEST };
+enum step_kind { STEP_SEND, STEP_REQUEST, STEP_TICK };
 
 struct step {
 	enum step_kind kind;
@@ -83,6 +83,9 @@ static const char usage_text[] =
 	"  --request BYTES       make a request (handle-request) and print the response\n"
 	"  --send-file FILE      --send with a file's bytes\n"
 	"  --request-file FILE   --request with a file's bytes\n"
+	"  --tick NAME           deliver a tick of timer NAME (handle-timer), with\n"
+	"                        {\"timer\", \"tick\": its count, \"scheduled_ms\": the\n"
+	"                        fake clock, \"missed\": 0}\n"
 	"options:\n"
 	"  --state JSON          start from this state instead of calling init\n"
 	"  --init-state JSON     call init with this state (default: none)\n"
@@ -208,6 +211,8 @@ static int take_option(struct opts *o, const char *opt, const char *val)
 	uint64_t n = 0;
 	if (!strcmp(opt, "--send") || !strcmp(opt, "--request"))
 		return add_step(o, opt[2] == 's' ? STEP_SEND : STEP_REQUEST, val, 0);
+	if (!strcmp(opt, "--tick"))
+		return add_step(o, STEP_TICK, val, 0);
 	if (!strcmp(opt, "--send-file") || !strcmp(opt, "--request-file"))
 		return add_step(o, opt[2] == 's' ? STEP_SEND : STEP_REQUEST, val, 1);
 	if (!strcmp(opt, "--state")) {
@@ -247,7 +252,8 @@ static int take_option(struct opts *o, const char *opt, const char *val)
 static int valued(const char *a)
 {
 	static const char *const names[] = {
-		"--send", "--request", "--send-file", "--request-file", "--state", "--init-state",
+		"--send", "--request", "--send-file", "--request-file", "--tick", "--state",
+		"--init-state",
 		"--answer", "--http-fixture", "--manifest", "--seed", "--now", "--self-id", "--fuel",
 		"--max-memory", NULL,
 	};
@@ -605,6 +611,29 @@ static int initial_state(const struct opts *o, struct harness *h)
 	return 0;
 }
 
+/* Step i is --tick NAME: a call of handle-timer with the tick's message, as the
+ * server sends it (tick n: the n-th --tick of that name). */
+static int tick(struct harness *h, const struct opts *o, size_t i)
+{
+	const struct step *s = &o->steps[i];
+	json_int_t n = 1;
+	for (size_t k = 0; k < i; k++)
+		n += o->steps[k].kind == STEP_TICK && o->steps[k].len == s->len &&
+		     memcmp(o->steps[k].data, s->data, s->len) == 0;
+	json_t *j = json_pack("{s:s%, s:I, s:I, s:i}", "timer", (const char *)s->data, s->len,
+			      "tick", n, "scheduled_ms", (json_int_t)fakes_now(h->fakes), "missed", 0);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text) {
+		fputs("error: out of memory\n", stderr);
+		return EXIT_LOAD;
+	}
+	struct step msg = {STEP_TICK, (uint8_t *)text, strlen(text)};
+	int status = call(h, ACTOR_ABI_EXPORT_TIMER, &msg);
+	free(text);
+	return status;
+}
+
 static int run(const struct opts *o)
 {
 	struct harness h = {.o = o};
@@ -623,6 +652,10 @@ static int run(const struct opts *o)
 	for (size_t i = 0; status == 0 && i < o->nsteps; i++) {
 		if (fakes_shutdown_reason(h.fakes))
 			break;
+		if (o->steps[i].kind == STEP_TICK) {
+			status = tick(&h, o, i);
+			continue;
+		}
 		status = call(&h, o->steps[i].kind == STEP_SEND ? ACTOR_ABI_EXPORT_SEND
 								  : ACTOR_ABI_EXPORT_REQUEST,
 			      &o->steps[i]);

@@ -261,7 +261,7 @@ FAKE(f_sleep)
 
 /* defer-request answers a fixed id (1); respond-to-request, fail-request and
  * send-chunk are recorded (send-chunk: 0, nobody streams offline); set-timer and
- * cancel-timer are recorded and answer 0: no tick is delivered offline. */
+ * cancel-timer are recorded and answer 0 (ticks come from --tick, actor.c). */
 FAKE(f_defer)
 {
 	(void)c;
@@ -301,6 +301,47 @@ FAKE(f_chunk)
 {
 	(void)err;
 	return bytes_call(c, user, a, res, "send-chunk");
+}
+
+/* Channels: offline there is no other actor, so open-channel answers -2;
+ * send-on-channel and close-channel are recorded and answer -2 as well. */
+FAKE(f_open_channel)
+{
+	(void)err;
+	uint8_t *id = guest_read(c, U(0), U(1)), *msg = guest_read(c, U(2), U(3));
+	res[0] = (struct wasm_value){.type = WASM_I64,
+				     .of.i64 = (uint64_t)(int64_t)ACTOR_ABI_ENOTFOUND};
+	record(user, "message-server", "open-channel",
+	       json_pack("{s:s%, s:o}", "to", id ? (char *)id : "", id ? (size_t)U(1) : (size_t)0,
+			 "message", msg ? fakes_bytes_json(msg, U(3)) : json_null()),
+	       json_integer(ACTOR_ABI_ENOTFOUND));
+	free(id);
+	free(msg);
+	return ERR_OK;
+}
+
+FAKE(f_send_on_channel)
+{
+	(void)err;
+	uint8_t *b = guest_read(c, U(1), U(2));
+	int32_t rc = b ? ACTOR_ABI_ENOTFOUND : ACTOR_ABI_EINVAL;
+	set_i32(res, rc);
+	record(user, "message-server", "send-on-channel",
+	       json_pack("{s:I, s:o}", "channel", (json_int_t)a[0].of.i64, "data",
+			 b ? fakes_bytes_json(b, U(2)) : json_null()), json_integer(rc));
+	free(b);
+	return ERR_OK;
+}
+
+FAKE(f_close_channel)
+{
+	(void)c;
+	(void)err;
+	set_i32(res, ACTOR_ABI_ENOTFOUND);
+	record(user, "message-server", "close-channel",
+	       json_pack("{s:I}", "channel", (json_int_t)a[0].of.i64),
+	       json_integer(ACTOR_ABI_ENOTFOUND));
+	return ERR_OK;
 }
 
 FAKE(f_set_timer)
@@ -666,7 +707,8 @@ static const struct {
 	{"restart-child", f_restart_child}, {"get-child-state", f_child_state},
 	{"send-http", f_send_http}, {"defer-request", f_defer}, {"respond-to-request", f_respond},
 	{"fail-request", f_fail_request}, {"send-chunk", f_chunk}, {"set-timer", f_set_timer},
-	{"cancel-timer", f_cancel_timer},
+	{"cancel-timer", f_cancel_timer}, {"open-channel", f_open_channel},
+	{"send-on-channel", f_send_on_channel}, {"close-channel", f_close_channel},
 };
 
 enum err_code fakes_link(struct fakes *f, struct wasm_store *s,
@@ -746,6 +788,11 @@ json_t *fakes_take_calls(struct fakes *f)
 	json_t *taken = f->calls;
 	f->calls = json_array();
 	return taken;
+}
+
+int64_t fakes_now(const struct fakes *f)
+{
+	return f->now_ms;
 }
 
 const char *fakes_shutdown_reason(const struct fakes *f)

@@ -55,6 +55,9 @@ enum err_code fakes_link(struct fakes *f, struct wasm_store *s,
  * "input": ..., "output": ...}, ...]. New reference (NULL on no memory). */
 json_t *fakes_take_calls(struct fakes *f);
 
+/* The fake clock now (unix milliseconds). */
+int64_t fakes_now(const struct fakes *f);
+
 /* The reason given to runtime.shutdown, or NULL when it was not called. */
 const char *fakes_shutdown_reason(const struct fakes *f);
 

@@ -1,5 +1,5 @@
 // call.ts - the result record and the dispatch of a handler, shared by the
-// exports of abi.ts and timer.ts (not exported from the module).
+// exports of abi.ts, timer.ts and channel.ts (not exported from the module).
 import { copyIn } from "./host";
 import { Reply, Handler } from "./reply";
 

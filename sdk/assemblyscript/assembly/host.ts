@@ -42,6 +42,14 @@ export class Result<T> {
   }
 }
 
+/** What openChannel answers: the channel id (> 0) or a negative code, and the
+ * target's accept message (or its reason for refusing). */
+export class ChannelOpen {
+  constructor(public channel: i64, public message: Uint8Array) {}
+  get ok(): bool { return this.channel > 0; }
+  get error(): string { return HostError.name(<i32>this.channel); }
+}
+
 /** Bytes to text (UTF-8). */
 export function text(b: Uint8Array): string {
   return String.UTF8.decodeUnsafe(b.dataStart, <usize>b.length);
@@ -79,6 +87,12 @@ declare function _respondToRequest(id: i64, p: usize, n: usize): i32;
 declare function _failRequest(id: i64, p: usize, n: usize): i32;
 @external("theater:simple/message-server-host", "send-chunk")
 declare function _sendChunk(id: i64, p: usize, n: usize): i32;
+@external("theater:simple/message-server-host", "open-channel")
+declare function _openChannel(id: usize, idLen: usize, msg: usize, len: usize, out: usize): i64;
+@external("theater:simple/message-server-host", "send-on-channel")
+declare function _sendOnChannel(channel: i64, p: usize, n: usize): i32;
+@external("theater:simple/message-server-host", "close-channel")
+declare function _closeChannel(channel: i64): i32;
 @external("theater:simple/timing", "set-timer")
 declare function _setTimer(name: usize, n: usize, delayMs: i64, periodMs: i64): i32;
 @external("theater:simple/timing", "cancel-timer") declare function _cancelTimer(name: usize, n: usize): i32;
@@ -159,6 +173,28 @@ export namespace message {
    * value is 1 when a client streams it, 0 when it takes whole answers. */
   export function sendChunk(id: i64, chunk: Uint8Array): Result<i32> {
     const rc = _sendChunk(id, chunk.dataStart, <usize>chunk.length);
+    return new Result<i32>(rc, rc);
+  }
+  /** Opens a channel to another actor and waits (at most 30 s) for its
+   * handle-channel-open (docs/actor-abi.md, "Channels"). The outcome's code is
+   * the channel id (> 0) or the host's negative code (DENIED: refused, the
+   * value is the target's reason; NOT_FOUND; BUSY past 64 channels); the value
+   * is the target's accept message or reason. */
+  export function openChannel(actorId: string, msg: Uint8Array): ChannelOpen {
+    const id = utf8(actorId);
+    const out = slot();
+    memory.fill(out, 0, 8);   // nothing written on most failures
+    const rc = _openChannel(ptr(id), len(id), msg.dataStart, <usize>msg.length, out);
+    return new ChannelOpen(rc, slotBytes(out));
+  }
+  /** Sends a message on an open channel (NOT_FOUND: it is closed). */
+  export function sendOnChannel(channel: i64, msg: Uint8Array): Result<i32> {
+    const rc = _sendOnChannel(channel, msg.dataStart, <usize>msg.length);
+    return new Result<i32>(rc, rc);
+  }
+  /** Closes a channel; the peer's handle-channel-close hears it. */
+  export function closeChannel(channel: i64): Result<i32> {
+    const rc = _closeChannel(channel);
     return new Result<i32>(rc, rc);
   }
 }

@@ -24,6 +24,9 @@ export let requestHandler: Handler | null = null;
 export let childExitHandler: Handler | null = null;
 export let childErrorHandler: Handler | null = null;
 export let timerHandler: Handler | null = null;
+export let channelOpenHandler: Handler | null = null;
+export let channelMessageHandler: Handler | null = null;
+export let channelCloseHandler: Handler | null = null;
 
 /** Handles init (default: keep the state). */
 export function onInit(f: InitHandler): void { initHandler = f; }
@@ -38,3 +41,11 @@ export function onChildError(f: Handler): void { childErrorHandler = f; }
 /** Handles a timer's tick; input is JSON {"timer", "tick", "scheduled_ms",
  * "missed"} (default: keep the state). Needs `export * from "theater-sdk/timer"`. */
 export function onTimer(f: Handler): void { timerHandler = f; }
+/** Channels (docs/actor-abi.md, "Channels"); input is the JSON envelope
+ * {"channel", "from", "data" | "data_b64" | "reason"}. onChannelOpen: Reply.ok
+ * accepts (its output goes to the opener), Reply.error refuses (default:
+ * refused); messages and closes default to keeping the state. Needs
+ * `export * from "theater-sdk/channel"`. */
+export function onChannelOpen(f: Handler): void { channelOpenHandler = f; }
+export function onChannelMessage(f: Handler): void { channelMessageHandler = f; }
+export function onChannelClose(f: Handler): void { channelCloseHandler = f; }

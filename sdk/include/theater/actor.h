@@ -76,6 +76,22 @@ THEATER_IMPORT("theater:simple/message-server-host", "fail-request")
 int32_t theater_fail_request(int64_t id, const char *msg, uint32_t n);
 THEATER_IMPORT("theater:simple/message-server-host", "send-chunk")
 int32_t theater_send_chunk(int64_t id, const void *p, uint32_t n);
+/* Channels between two actors (docs/actor-abi.md, "Channels"). open-channel
+ * asks actor `id` (36 bytes) and waits (at most 30 s) for its
+ * handle-channel-open: accepted, it returns the channel id (> 0) and writes the
+ * target's accept message (maybe empty) to out; refused, -3 and the target's
+ * reason in out. Either side sends with send-on-channel (at most 1 MiB; -2 when
+ * the channel is closed) and closes with close-channel. Messages and the close
+ * arrive as calls of handle-channel-message / handle-channel-close with the
+ * envelope {"channel", "from", "data" | "data_b64" | "reason"} as the message.
+ * At most 64 channels per actor (-7 beyond). */
+THEATER_IMPORT("theater:simple/message-server-host", "open-channel")
+int64_t theater_open_channel(const char *id, uint32_t id_len, const void *msg, uint32_t len,
+			     struct theater_bytes *out);
+THEATER_IMPORT("theater:simple/message-server-host", "send-on-channel")
+int32_t theater_send_on_channel(int64_t channel, const void *p, uint32_t n);
+THEATER_IMPORT("theater:simple/message-server-host", "close-channel")
+int32_t theater_close_channel(int64_t channel);
 /* theater:simple/timing */
 THEATER_IMPORT("theater:simple/timing", "now") int64_t theater_now(void);
 THEATER_IMPORT("theater:simple/timing", "sleep") int32_t theater_sleep(int64_t ms);

@@ -138,6 +138,13 @@ mod sys {
         pub(super) fn fail_request(id: i64, p: *const u8, n: u32) -> i32;
         #[link_name = "send-chunk"]
         pub(super) fn send_chunk(id: i64, p: *const u8, n: u32) -> i32;
+        #[link_name = "open-channel"]
+        pub(super) fn open_channel(id: *const u8, id_len: u32, msg: *const u8, len: u32,
+                                   out: *mut super::Out) -> i64;
+        #[link_name = "send-on-channel"]
+        pub(super) fn send_on_channel(channel: i64, p: *const u8, n: u32) -> i32;
+        #[link_name = "close-channel"]
+        pub(super) fn close_channel(channel: i64) -> i32;
     }
     #[link(wasm_import_module = "theater:simple/timing")]
     extern "C" {
@@ -200,6 +207,9 @@ mod sys {
     pub(super) unsafe fn respond_to_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn fail_request(_: i64, _: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn send_chunk(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn open_channel(_: *const u8, _: u32, _: *const u8, _: u32, _: *mut super::Out) -> i64 { -6 }
+    pub(super) unsafe fn send_on_channel(_: i64, _: *const u8, _: u32) -> i32 { -6 }
+    pub(super) unsafe fn close_channel(_: i64) -> i32 { -6 }
     pub(super) unsafe fn set_timer(_: *const u8, _: u32, _: i64, _: i64) -> i32 { -6 }
     pub(super) unsafe fn cancel_timer(_: *const u8, _: u32) -> i32 { -6 }
     pub(super) unsafe fn random_bytes(_: *mut u8, _: u32) -> i32 { -6 }
@@ -293,6 +303,36 @@ pub mod message {
     pub fn send_chunk(id: i64, chunk: &[u8]) -> Result<bool, Error> {
         // SAFETY: a valid (ptr, len) pair.
         Ok(check(unsafe { sys::send_chunk(id, chunk.as_ptr(), chunk.len() as u32) })? == 1)
+    }
+
+    /// Opens a channel to another actor (docs/actor-abi.md, "Channels") and
+    /// waits (at most 30 s) for its `handle_channel_open`: `Ok((channel id, the
+    /// target's accept message))`, or `Err((error, bytes))`: `Denied` with the
+    /// target's reason when it refused, `NotFound` for no such running actor,
+    /// `Busy` past 64 channels, `TimedOut`.
+    pub fn open_channel(actor_id: &str, msg: &[u8]) -> Result<(i64, Vec<u8>), (Error, Vec<u8>)> {
+        let mut out = Out::default();
+        // SAFETY: valid (ptr, len) pairs and an 8-byte out slot.
+        let rc = unsafe { sys::open_channel(actor_id.as_ptr(), actor_id.len() as u32,
+                                            msg.as_ptr(), msg.len() as u32, &mut out) };
+        if rc < 0 {
+            return Err((Error::from_code(rc as i32).unwrap_or(Error::Failed), out.take()));
+        }
+        Ok((rc, out.take()))
+    }
+
+    /// Sends a message on an open channel (`NotFound`: it is closed).
+    pub fn send_on_channel(channel: i64, msg: &[u8]) -> Result<(), Error> {
+        // SAFETY: a valid (ptr, len) pair.
+        check(unsafe { sys::send_on_channel(channel, msg.as_ptr(), msg.len() as u32) })?;
+        Ok(())
+    }
+
+    /// Closes a channel; the peer's `handle_channel_close` hears it.
+    pub fn close_channel(channel: i64) -> Result<(), Error> {
+        // SAFETY: no pointers.
+        check(unsafe { sys::close_channel(channel) })?;
+        Ok(())
     }
 }
 

@@ -103,12 +103,51 @@ pub trait Actor {
         let _ = tick;
         Ok(Reply::new(state))
     }
+
+    /// Another actor opens a channel ([`host::message::open_channel`]); `env`
+    /// is JSON `{"channel", "from", "data" | "data_b64"}`. `Ok`: accepted, the
+    /// reply's output goes back to the opener; `Err(reason)`: refused. The
+    /// default refuses. Exported only by `actor!(MyActor, channels)`.
+    fn handle_channel_open(state: &[u8], env: &[u8]) -> Result<Reply, String> {
+        let _ = (state, env);
+        Err(String::from("this actor accepts no channels"))
+    }
+
+    /// A message on one of its channels: `{"channel", "from", "data" | "data_b64"}`.
+    fn handle_channel_message(state: &[u8], env: &[u8]) -> Result<Reply, String> {
+        let _ = env;
+        Ok(Reply::new(state))
+    }
+
+    /// One of its channels closed: `{"channel", "from", "reason"}` ("closed" by
+    /// the peer, or "ended": the peer's run ended).
+    fn handle_channel_close(state: &[u8], env: &[u8]) -> Result<Reply, String> {
+        let _ = env;
+        Ok(Reply::new(state))
+    }
 }
 
 /// Generates the ABI exports for an [`Actor`] type. Use it once, in the crate
 /// root of a `cdylib`.
 #[macro_export]
 macro_rules! actor {
+    (@channels $actor:ty) => {
+        #[export_name = "handle-channel-open"]
+        pub extern "C" fn __theater_handle_channel_open(sp: u32, sl: u32, ep: u32, el: u32) -> u32 {
+            $crate::abi::call(sp, sl, ep, el, <$actor as $crate::Actor>::handle_channel_open)
+        }
+
+        #[export_name = "handle-channel-message"]
+        pub extern "C" fn __theater_handle_channel_message(sp: u32, sl: u32, ep: u32, el: u32)
+                                                           -> u32 {
+            $crate::abi::call(sp, sl, ep, el, <$actor as $crate::Actor>::handle_channel_message)
+        }
+
+        #[export_name = "handle-channel-close"]
+        pub extern "C" fn __theater_handle_channel_close(sp: u32, sl: u32, ep: u32, el: u32) -> u32 {
+            $crate::abi::call(sp, sl, ep, el, <$actor as $crate::Actor>::handle_channel_close)
+        }
+    };
     ($actor:ty) => {
         #[export_name = "theater_abi_version"]
         pub extern "C" fn __theater_abi_version() -> i32 {
@@ -150,6 +189,14 @@ macro_rules! actor {
             $crate::abi::call(sp, sl, ip, il, <$actor as $crate::Actor>::handle_child_error)
         }
     };
+    ($actor:ty, channels) => {
+        $crate::actor!($actor);
+        $crate::actor!(@channels $actor);
+    };
+    ($actor:ty, timers, channels) => {
+        $crate::actor!($actor, timers);
+        $crate::actor!(@channels $actor);
+    };
     ($actor:ty, timers) => {
         $crate::actor!($actor);
 
@@ -178,6 +225,17 @@ mod tests {
         assert_eq!(Error::from_code(-42), Some(Error::Other(-42)));
         assert_eq!(String::from(Error::NotFound), "not found");
         assert_eq!(Error::Other(-9).to_string(), "host error -9");
+    }
+
+    #[test]
+    fn channels_fail_off_wasm() {
+        // off wasm32 every host function answers Failed (-6): the wrappers map it
+        let (e, bytes) = host::message::open_channel("00000000-0000-4000-8000-000000000000", b"hi")
+            .unwrap_err();
+        assert_eq!(e, Error::Failed);
+        assert!(bytes.is_empty());
+        assert_eq!(host::message::send_on_channel(1, b"x"), Err(Error::Failed));
+        assert_eq!(host::message::close_channel(1), Err(Error::Failed));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 // answer is text: "ok VALUE" or "err NAME" (the host error's name). The
 // commands are those of tests/sdk/hostcalls-rust.
 import {
-  Reply, Result, bytes, message, onRequest, onTimer, random, runtime, store, supervisor, text,
-  timing,
+  Reply, Result, bytes, message, onChannelOpen, onRequest, onTimer, random, runtime, store,
+  supervisor, text, timing,
 } from "theater-sdk";
 export * from "theater-sdk/abi";
 export * from "theater-sdk/timer";
+export * from "theater-sdk/channel";
 import { theater_alloc } from "theater-sdk/abi";
 
 function str(r: Result<string>): string { return r.ok ? "ok " + r.value : "err " + r.error; }
@@ -58,10 +59,21 @@ onRequest((state: Uint8Array, req: Uint8Array): Reply => {
   else if (op == "fail") out = code(message.failRequest(I64.parseInt(arg(args, 0)), tail(args, 1)));
   else if (op == "timer") out = code(timing.setTimer(arg(args, 0), I64.parseInt(arg(args, 1)), I64.parseInt(arg(args, 2))));
   else if (op == "cancel") out = code(timing.cancelTimer(arg(args, 0)));
+  else if (op == "open") {
+    const r = message.openChannel(arg(args, 0), bytes(tail(args, 1)));
+    out = (r.ok ? "ok " + r.channel.toString() : "err " + r.error) + " " + text(r.message);
+  }
+  else if (op == "chsend") out = code(message.sendOnChannel(I64.parseInt(arg(args, 0)), bytes(tail(args, 1))));
+  else if (op == "chclose") out = code(message.closeChannel(I64.parseInt(arg(args, 0))));
   else if (op == "alloc") out = theater_alloc(<usize>U64.parseInt(arg(args, 0))) == 0 ? "ok null" : "ok some";
   else return Reply.error("unknown command '" + op + "'");
   return Reply.ok(state, bytes(out.trimEnd()));
 });
+
+// A channel opening is accepted with "welcome", unless its message is "reject".
+onChannelOpen((state: Uint8Array, env: Uint8Array): Reply =>
+  text(env).includes("\"data\":\"reject\"") ? Reply.error("not today")
+                                               : Reply.ok(state, bytes("welcome")));
 
 // A timer tick counts in the state: {"ticks": n}.
 onTimer((state: Uint8Array, tick: Uint8Array): Reply => {

@@ -8,7 +8,10 @@
 //!   alloc N (theater_alloc: "ok some", or "ok null" when memory is full)
 //!   chunk TEXT (send-chunk of this request: "ok 1" streamed, "ok 0" not)
 //!   respond ID TEXT | fail ID TEXT | timer NAME DELAY PERIOD | cancel NAME
-//! Timer ticks (handle-timer) count in the state: {"ticks": n}.
+//!   open ID MSG ("ok CHANNEL ACCEPT-MESSAGE" or "err NAME REASON") |
+//!   chsend CHANNEL MSG | chclose CHANNEL
+//! Timer ticks (handle-timer) count in the state: {"ticks": n}. A channel
+//! opening is accepted with "welcome", unless its message is "reject".
 use theater::host::{message, random, runtime, store, supervisor, timing, Error};
 use theater::{Actor, Reply};
 
@@ -65,6 +68,14 @@ fn run(cmd: &str) -> Result<String, String> {
         "timer" => answer(timing::set_timer(arg(0), arg(1).parse().unwrap_or(0),
                                             arg(2).parse().unwrap_or(0)), |_| String::new()),
         "cancel" => answer(timing::cancel_timer(arg(0)), |_| String::new()),
+        "open" => match message::open_channel(arg(0), tail(1).as_bytes()) {
+            Ok((ch, msg)) => format!("ok {} {}", ch, text(msg)),
+            Err((e, msg)) => format!("err {} {}", e, text(msg)),
+        },
+        "chsend" => answer(message::send_on_channel(arg(0).parse().unwrap_or(0),
+                                                    tail(1).as_bytes()), |_| String::new()),
+        "chclose" => answer(message::close_channel(arg(0).parse().unwrap_or(0)),
+                            |_| String::new()),
         "alloc" => match theater::abi::alloc(arg(0).parse().unwrap_or(0)) {
             0 => "ok null".into(),
             _ => "ok some".into(),
@@ -88,6 +99,13 @@ impl Actor for Hostcalls {
             .unwrap_or(0);
         Ok(Reply::new(format!("{{\"ticks\":{}}}", n + 1)))
     }
+
+    fn handle_channel_open(state: &[u8], env: &[u8]) -> Result<Reply, String> {
+        if String::from_utf8_lossy(env).contains("\"data\":\"reject\"") {
+            return Err("not today".into());
+        }
+        Ok(Reply::new(state).with_output("welcome"))
+    }
 }
 
-theater::actor!(Hostcalls, timers);
+theater::actor!(Hostcalls, timers, channels);
