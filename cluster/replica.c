@@ -156,7 +156,10 @@ static int verify_one(void *user, const struct db_run *r)
 		x->failed = 1;
 		return 1;                /* try again at the next beat */
 	}
-	if (strcmp(owner, x->c->node) == 0)
+	/* what we hold now: a read older than our own claim (a lagging replica)
+	 * does not replace it */
+	if (strcmp(owner, x->c->node) == 0 || !cluster_lookup(x->c, r->id, owner) ||
+	    strcmp(owner, x->c->node) == 0)
 		return 0;
 	log_warn("cluster", "'%s' was taken over by node '%s' while our heartbeats failed: "
 		 "killing the copy here", r->id, owner);
