@@ -77,7 +77,7 @@ static const struct {
 	{"DELETE", "/actors/{id}", "force"},
 	{"POST", "/actors/{id}/requests", "timeout"},
 	{"GET", "/actors/{id}/chain", "after limit type"},
-	{"GET", "/events", "after"},
+	{"GET", "/events", "after node"},
 	{"GET", "/store/{store_id}", "limit cursor"},
 	{"POST", "/actors/{id}/restart", "state"},
 };

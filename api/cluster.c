@@ -166,6 +166,8 @@ static void forward_now(struct forward *f)
 	cluster_reply_release(&r);
 }
 
+static void job_relay(void *arg);
+
 static void job_forward(void *arg)
 {
 	struct forward *f = arg;
@@ -180,8 +182,14 @@ static void job_locate(void *arg)
 	struct api_call *c = f->c;
 	struct err e = {0};
 	struct cluster *cl = cluster_of(c->api);
+	const char *path = http_request_raw_path(c->req);
+	size_t pl = strlen(path);
 	if (cluster_locate(cl, c->params[0], f->node, &e) == ERR_OK &&
 	    strcmp(f->node, cluster_node(cl)) != 0) {
+		if (pl > 6 && strcmp(path + pl - 6, "/chain") == 0 && sse_accepted(c)) {
+			job_relay(f);     /* frees f */
+			return;
+		}
 		forward_now(f);
 	} else {
 		api_handler_fn fn = f->local;
@@ -259,16 +267,16 @@ static void job_cluster_list(void *arg)
 	api_json(c, 200, o);
 }
 
-/* ---- event streams of an actor on another node ---- */
+/* ---- event streams of another node ---- */
 
 static int is_event_stream(struct api_call *c, const char *pattern)
 {
 	return strcmp(pattern, "/actors/{id}/chain") == 0 && sse_accepted(c);
 }
 
-/* A stream cannot travel as one request/reply: the client is sent to the
- * node that runs the actor (307 keeps the method; EventSource and curl -L
- * follow it), with Last-Event-ID and ?after= kept, so it resumes there. */
+/* The fallback when the owner relays too many streams already: the client is
+ * sent to the node that runs the actor (307 keeps the method; EventSource and
+ * curl -L follow it), with Last-Event-ID and ?after= kept, so it resumes there. */
 static int redirect_stream(struct api_call *c, struct cluster *cl, const char *node)
 {
 	char url[300], target[4096], loc[4400];
@@ -286,6 +294,112 @@ static int redirect_stream(struct api_call *c, struct cluster *cl, const char *n
 	return 1;
 }
 
+/* A stream relayed from another node (cluster/relay.c): its bytes go to our
+ * client as they come. One reference for the connection (on_close) and one
+ * while job_relay still uses it. */
+struct relayed {
+	struct cluster *cl;
+	struct cluster_stream *cs;
+	struct http_stream *stream;
+	int refs;                     /* atomic */
+};
+
+static void relayed_unref(struct relayed *r)
+{
+	if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	cluster_stream_close(r->cs);
+	http_stream_release(r->stream);
+	free(r);
+}
+
+static int relayed_data(void *user, const uint8_t *data, size_t len)
+{
+	struct relayed *r = user;
+	return http_stream_write(r->stream, data, len) != ERR_OK;   /* cut: a slow client */
+}
+
+static void relayed_end(void *user)
+{
+	struct relayed *r = user;
+	http_stream_end(r->stream);
+}
+
+static void job_relayed_close(void *arg)
+{
+	relayed_unref(arg);
+}
+
+static void relayed_closed(void *user, struct http_stream *s)
+{
+	(void)s;
+	struct relayed *r = user;
+	/* closing waits for a callback in flight: never on the HTTP thread (but
+	 * at shutdown, with no pool left, here) */
+	if (cluster_submit(r->cl, job_relayed_close, r))
+		relayed_unref(r);
+}
+
+static void job_relay(void *arg)
+{
+	struct forward *f = arg;
+	struct api_call *c = f->c;
+	struct cluster *cl = cluster_of(c->api);
+	const char *headers[2 * 6 + 1];
+	size_t nh = 0;
+	for (const char *const *p = passed_request_headers; *p; p++) {
+		const char *v = http_request_header(c->req, *p);
+		if (v) {
+			headers[nh++] = *p;
+			headers[nh++] = v;
+		}
+	}
+	headers[nh] = NULL;
+	struct cluster_http req = {.method = "GET", .target = f->target, .headers = headers};
+	struct cluster_reply head;
+	struct cluster_stream *cs = NULL;
+	struct err e = {0};
+	enum err_code rc = cluster_stream_open(cl, f->node, &req, &head, &cs, &e);
+	if (rc) {
+		api_problem_err(c, &e);
+	} else if (!cs && head.status == 0) {
+		redirect_stream(c, cl, f->node);
+	} else if (!cs) {
+		const char *ct = json_string_value(json_object_get(head.headers, "Content-Type"));
+		const char *h[] = {"X-Theater-Node", f->node, NULL};
+		api_bytes(c, head.status, ct, head.len || ct ? head.body : NULL, head.len, h);
+		if (head.len || ct)
+			head.body = NULL;
+	} else {
+		struct relayed *r = calloc(1, sizeof(*r));
+		struct http_response *resp = r ? sse_head() : NULL;
+		if (!resp) {
+			free(r);
+			cluster_stream_close(cs);
+			api_problem(c, ERR_NOMEM, "cannot open a stream");
+		} else {
+			http_response_header(resp, "X-Theater-Node", f->node);
+			r->cl = cl;
+			r->cs = cs;
+			r->refs = 2;
+			struct http_stream_config cfg = sse_config(c->api);
+			cfg.on_close = relayed_closed;
+			cfg.user = r;
+			observe_request(c, 200, 0);
+			if (http_respond_stream(c->req, resp, &cfg, &r->stream, &e) != ERR_OK) {
+				cluster_stream_close(cs);
+				free(r);
+			} else {
+				cluster_stream_attach(cs, relayed_data, relayed_end, r);
+				relayed_unref(r);
+			}
+			free(c);
+		}
+	}
+	cluster_reply_release(&head);
+	free(f);
+}
+
 /* ---- the hook in dispatch ---- */
 
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
@@ -295,6 +409,11 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 	const char *pin = strcmp(pattern, "/actors") == 0 && strcmp(method, "POST") == 0
 				  ? http_request_query(c->req, "node") : NULL;
 	if (!cl) {
+		if (strcmp(pattern, "/events") == 0 && http_request_query(c->req, "node")) {
+			api_problem(c, ERR_INVALID, "'node' needs cluster mode: this server was not "
+				    "started with --nats");
+			return 1;
+		}
 		if (pin) {
 			api_problem(c, ERR_INVALID, "'node' needs cluster mode: this server was not "
 				    "started with --nats");
@@ -311,6 +430,19 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 	}
 	if (http_request_header(c->req, FORWARDED_HEADER))
 		return 0;                /* forwarded to us: answer here, never again */
+	if (strcmp(pattern, "/events") == 0) {
+		const char *node = http_request_query(c->req, "node");
+		if (!node || strcmp(node, cluster_node(cl)) == 0)
+			return 0;
+		if (!cluster_node_up(cl, node)) {
+			char detail[160];
+			snprintf(detail, sizeof(detail), "no node '%.64s' is up in the cluster "
+				 "(GET /cluster lists them)", node);
+			api_problem(c, ERR_NOT_FOUND, detail);
+			return 1;
+		}
+		return start_forward(c, node, fn, "node", job_relay);
+	}
 	if (strcmp(pattern, "/actors") == 0) {
 		if (strcmp(method, "GET") == 0)
 			return start_forward(c, NULL, fn, NULL, job_cluster_list);
@@ -330,7 +462,7 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 	char node[CLUSTER_NODE_MAX];
 	if (cluster_lookup(cl, c->params[0], node) && strcmp(node, cluster_node(cl)) != 0 &&
 	    is_event_stream(c, pattern))
-		return redirect_stream(c, cl, node);
+		return start_forward(c, node, fn, NULL, job_relay);
 	if (cluster_lookup(cl, c->params[0], node))
 		return strcmp(node, cluster_node(cl)) == 0
 			       ? 0 : start_forward(c, node, fn, NULL, job_forward);

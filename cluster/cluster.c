@@ -27,7 +27,6 @@
 #include <time.h>
 
 #include "cluster/bus.h"
-#include "src/fetch.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
@@ -185,11 +184,24 @@ static void beat_once(struct cluster *c)
 	free(text);
 	/* While our own beats fail, the others' silence proves nothing: failover
 	 * counts lapses only from when ours succeed again (replica.c). */
+	int64_t now = cluster_mono_ms();
 	pthread_mutex_lock(&c->lock);
-	if (!ok)
+	if (!ok) {
 		c->beat_ok_since_ms = 0;
-	else if (!c->beat_ok_since_ms)
-		c->beat_ok_since_ms = cluster_mono_ms();
+		if (!c->beat_failing_since_ms)
+			c->beat_failing_since_ms = now;
+		/* the others claim our actors once our last beat is a lapse old:
+		 * stop acknowledging well before */
+		if (now - c->beat_failing_since_ms >= (int64_t)c->lapse_ms / 2 &&
+		    !__atomic_exchange_n(&c->suspect, 1, __ATOMIC_ACQ_REL))
+			log_warn("cluster", "heartbeats fail for %lld ms: no write is acknowledged "
+				 "until the placement of every actor here is read again",
+				 (long long)(now - c->beat_failing_since_ms));
+	} else {
+		c->beat_failing_since_ms = 0;
+		if (!c->beat_ok_since_ms)
+			c->beat_ok_since_ms = now;
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -200,6 +212,7 @@ static void *beat_main(void *arg)
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->lock);
 		beat_once(c);
+		relay_tick(c);
 		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
 			replica_failover_tick(c);
 		pthread_mutex_lock(&c->lock);
@@ -293,8 +306,14 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	}
 	if (!deleted && !cluster_place_node_of(data, len, node))
 		return;
-	char before[CLUSTER_NODE_MAX];
-	int ours = cluster_lookup(c, key, before) && strcmp(before, c->node) == 0;
+	/* Ours until now, and this revision is newer than the one that made it
+	 * ours: moved. A watch that lags (made again after a NATS server died)
+	 * may still deliver the revision before our own claim: that is old news,
+	 * and fencing on it would kill the rightful copy. */
+	pthread_mutex_lock(&c->lock);
+	struct place *p = *place_slot(c, key);
+	int ours = p && strcmp(p->node, c->node) == 0 && rev > p->rev;
+	pthread_mutex_unlock(&c->lock);
 	cluster_place_note(c, key, node, rev, deleted);
 	if (ours && !deleted && strcmp(node, c->node) != 0)
 		replica_fence(c, key, node);
@@ -503,7 +522,7 @@ static const char *const passed_headers[] = {
 	"Idempotent-Replayed", "WWW-Authenticate", "Content-Disposition", NULL,
 };
 
-static void keep_headers(const char *raw, json_t *out)
+void cluster_keep_headers(const char *raw, json_t *out)
 {
 	const char *line = raw;
 	while (line && *line) {
@@ -525,17 +544,6 @@ static void keep_headers(const char *raw, json_t *out)
 		}
 		line = end ? end + 2 : NULL;
 	}
-}
-
-static int allow_any(void *user, const struct sockaddr *addr, size_t addr_len, char *why,
-		     size_t why_size)
-{
-	(void)user;
-	(void)addr;
-	(void)addr_len;
-	(void)why;
-	(void)why_size;
-	return 0;   /* set only so that no proxy from the environment is used */
 }
 
 struct serve_job {
@@ -579,8 +587,6 @@ static void job_serve(void *arg)
 		       (const uint8_t *)p, strlen(p));
 		goto done;
 	}
-	char url[2048];
-	snprintf(url, sizeof(url), "%s%s", c->http_url, target);
 	const char *lines[24];
 	char store[24][1100];
 	size_t nl = 0;
@@ -606,17 +612,11 @@ static void job_serve(void *arg)
 	lines[nl] = store[nl];
 	nl++;
 	long timeout = (long)json_integer_value(json_object_get(head, "t"));
-	struct fetch_request fr = {
-		.method = method, .url = url, .headers = lines, .nheaders = nl,
-		.body = blen || strcmp(method, "GET") ? body : NULL, .body_len = blen,
-		.addr_check = allow_any,
-	};
-	struct fetch_limits lim = {.max_bytes = FORWARD_MAX_BYTES, .connect_timeout_ms = 2000,
-				   .total_timeout_ms = timeout > 0 ? timeout : 60000,
-				   .max_redirects = -1};
-	struct fetch_response resp = {0};
+	struct loopback_response resp = {0};
 	struct err e = {0};
-	if (fetch_request(&fr, &lim, &resp, &e)) {
+	if (loopback_call(c->http_url, method, target, lines, nl,
+			  blen || strcmp(method, "GET") ? body : NULL, blen,
+			  timeout > 0 ? timeout : 60000, FORWARD_MAX_BYTES, &resp, &e)) {
 		char p[700];
 		json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
 				       "Unavailable", "status", 503, "code", "unavailable",
@@ -631,9 +631,9 @@ static void job_serve(void *arg)
 		goto done;
 	}
 	json_t *rh = json_object();
-	keep_headers(resp.headers, rh);
-	answer(c, j->reply, (int)resp.status, rh, resp.body, resp.body_len);
-	fetch_response_release(&resp);
+	cluster_keep_headers(resp.headers, rh);
+	answer(c, j->reply, resp.status, rh, resp.body, resp.len);
+	loopback_response_release(&resp);
 done:
 	json_decref(head);
 	free(j->reply);
@@ -707,6 +707,8 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->blob_lock, NULL);
+	pthread_mutex_init(&c->relay_lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	*out = c;
 	char name[128], subject[128];
@@ -722,7 +724,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	    (rc = bus_kv_watch(c->place_kv, 30000, on_place, c, &c->place_watch, err)) ||
 	    (rc = bus_subscribe(c->bus, subject, NULL, on_http, c, &c->http_sub, err)))
 		return rc;
-	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)))
+	if ((rc = replica_start(c, err)) || (rc = mail_start(c, err)) || (rc = relay_start(c, err)))
 		return rc;
 	uint64_t head = 0;
 	struct supervisor_sub *sub = NULL;
@@ -746,6 +748,7 @@ void cluster_stop(struct cluster *c)
 	 * claims them yet) and still sees a claim (fencing). */
 	__atomic_store_n(&c->leaving, 1, __ATOMIC_RELEASE);
 	mail_stop(c);
+	relay_stop(c);
 	if (c->lifecycle)
 		supervisor_unsubscribe(c->sup, c->lifecycle);
 	c->lifecycle = NULL;
@@ -787,6 +790,8 @@ void cluster_free(struct cluster *c)
 			free(p);
 		}
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->blob_lock);
+	pthread_mutex_destroy(&c->relay_lock);
 	pthread_cond_destroy(&c->wake);
 	free(c->http_url);
 	free(c->advertise_url);

@@ -112,6 +112,32 @@ void cluster_reply_release(struct cluster_reply *r);
  * node does not answer: down, or NATS is), ERR_TIMEOUT. Blocks. */
 enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
 			   struct cluster_reply *out, struct err *err);
+/* ---- event streams of another node (relay.c) ---- */
+
+/* A server-sent event stream of another node, relayed over NATS: the bytes of
+ * that node's own answer to a GET with Accept: text/event-stream. */
+struct cluster_stream;
+/* Called on a libnats thread, in order; nonzero: stop (the stream ends). */
+typedef int (*cluster_stream_data_fn)(void *user, const uint8_t *data, size_t len);
+/* Called once when the stream ended (the owner ended it, went silent, or a
+ * message was lost): the client should resume with Last-Event-ID. */
+typedef void (*cluster_stream_end_fn)(void *user);
+/* Asks node for the stream req->target (GET; req->headers passed on). The
+ * head of the answer goes to head_out: when it is a stream (status 200,
+ * text/event-stream), *out is set; then call cluster_stream_attach, and
+ * cluster_stream_close when done. Otherwise *out stays NULL and head_out is
+ * the whole answer (a 404, ...). head_out->status 0: the node relays too many
+ * streams (send the client there). ERR_UNAVAILABLE, ERR_TIMEOUT. Blocks. */
+enum err_code cluster_stream_open(struct cluster *c, const char *node,
+				  const struct cluster_http *req, struct cluster_reply *head_out,
+				  struct cluster_stream **out, struct err *err);
+/* Bytes that came before are delivered at once (on this thread). */
+void cluster_stream_attach(struct cluster_stream *s, cluster_stream_data_fn on_data,
+			   cluster_stream_end_fn on_end, void *user);
+/* Stops the relay (the owner is told); no callback runs after it returns.
+ * Do not call it from a callback. Accepts NULL. */
+void cluster_stream_close(struct cluster_stream *s);
+
 /* Runs fn(arg) on the cluster's own threads (where cluster_call may block).
  * ERR_UNAVAILABLE once stopping. */
 enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg);

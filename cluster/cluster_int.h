@@ -16,6 +16,7 @@
 #define PLACE_BUCKETS 4096
 #define FORWARD_MAX_BYTES ((size_t)64 << 20)
 #define KEPT_MAX 256
+#define BLOB_SEEN 1024
 
 struct node_row {
 	char name[CLUSTER_NODE_MAX];
@@ -59,6 +60,18 @@ struct cluster {
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;
+	int64_t beat_failing_since_ms;  /* our heartbeats fail since then (0: they succeed) */
+	/* atomic: our heartbeats failed long enough (half a lapse) that the others
+	 * may take our actors: no write is acknowledged until every live actor's
+	 * placement was read again from the bucket (replica.c) */
+	int suspect;
+	struct bus_sub *sse_sub;      /* relay.c: streams we relay to other nodes */
+	int relays_out;               /* atomic: how many */
+	pthread_mutex_t relay_lock;   /* relays_in, relay_alive_ms */
+	struct cluster_stream *relays_in;   /* streams of other nodes we relay to clients */
+	int64_t relay_alive_ms;
+	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
+	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
 };
 
@@ -81,6 +94,44 @@ void replica_failover_tick(struct cluster *c);
 /* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
 enum err_code mail_start(struct cluster *c, struct err *err);
 void mail_stop(struct cluster *c);
+/* blob.c: content-store blobs named by events, in the stream. Publishes the
+ * blob (in chunks; wait: each acknowledged, else asynchronously, covered by
+ * the next bus_stream_wait). Skips a blob published lately. */
+enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
+			   int wait, struct err *err);
+/* Forgets which blobs were published (after a failed publish). */
+void blob_forget_all(struct cluster *c);
+/* fn for every "store://<store>/hash/<sha256>" of the supervisor's own stores
+ * (theater-state, theater-data) in an event's JSON data. */
+void blob_each_ref(const uint8_t *data, size_t len,
+		   void (*fn)(void *user, const char *store_id, const char *sha256), void *user);
+/* From the stream into the local content store (nothing when it is there).
+ * ERR_NOT_FOUND when the stream lacks it. Blocks. */
+enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sha256,
+			 struct err *err);
+/* relay.c: event streams relayed over NATS (both ends). */
+enum err_code relay_start(struct cluster *c, struct err *err);
+void relay_stop(struct cluster *c);
+/* Heartbeat thread, every beat: "alive" to owners, ends silent streams. */
+void relay_tick(struct cluster *c);
+/* The response headers worth passing on, from raw header lines, into out. */
+void cluster_keep_headers(const char *raw, json_t *out);
+/* loopback.c: HTTP/1.1 to this node's own API, the connection kept per
+ * calling thread. lines: "Name: value" request headers. headers: the answer's
+ * raw head (status line, then CRLF-separated lines). ERR_UNAVAILABLE. */
+struct loopback_response {
+	int status;
+	char *headers;
+	uint8_t *body;                /* NUL-terminated, the NUL not counted */
+	size_t len;
+};
+enum err_code loopback_call(const char *base_url, const char *method, const char *target,
+			    const char *const *lines, size_t nlines, const uint8_t *body,
+			    size_t body_len, long timeout_ms, size_t max_bytes,
+			    struct loopback_response *out, struct err *err);
+void loopback_response_release(struct loopback_response *r);
+/* A new connection to base_url ("http://host:port"): the fd, or -1. */
+int loopback_connect(const char *base_url);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 

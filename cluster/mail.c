@@ -153,6 +153,128 @@ static enum err_code remote_request(void *user, const char *to, const char *from
 	return ERR_OK;
 }
 
+/* ---- supervision across nodes ---- */
+
+struct notice_job {
+	struct cluster *c;
+	char parent[37];
+	int error;
+	char *info;
+	size_t len;
+};
+
+/* A child's exit for its parent on another node. Sent from the cluster's
+ * threads; the child has ended, so every mail it sent was accepted before. */
+static void job_notice(void *arg)
+{
+	struct notice_job *j = arg;
+	char node[CLUSTER_NODE_MAX];
+	struct err e = {0};
+	enum err_code rc = owner_of(j->c, j->parent, node, &e);
+	if (!rc)
+		rc = mail_call(j->c, node, j->error ? "child-error" : "child-exit", j->parent, NULL,
+			       j->info, j->len, MAIL_TIMEOUT_MS, NULL, NULL, &e);
+	if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
+		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", j->parent,
+			 e.msg);
+	free(j->info);
+	free(j);
+}
+
+static void remote_notice(void *user, const char *parent, int error, const char *info,
+			  size_t len)
+{
+	struct cluster *c = user;
+	struct notice_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->info = malloc(len + 1))) {
+		free(j);
+		return;
+	}
+	j->c = c;
+	snprintf(j->parent, sizeof(j->parent), "%s", parent);
+	j->error = error;
+	memcpy(j->info, info, len);
+	j->len = len;
+	if (cluster_submit(c, job_notice, j)) {
+		free(j->info);
+		free(j);
+	}
+}
+
+struct child_job {
+	struct cluster *c;
+	char node[CLUSTER_NODE_MAX], child[37], parent[37];
+	int restart;
+	supervisor_done_fn done;
+	void *done_user;
+};
+
+/* GET the child on its node, check its parent, then POST stop or restart. */
+static void job_child(void *arg)
+{
+	struct child_job *j = arg;
+	struct err e = {0};
+	char target[128];
+	snprintf(target, sizeof(target), "/actors/%s", j->child);
+	struct cluster_http get = {.method = "GET", .target = target, .timeout_ms = 10000};
+	struct cluster_reply r = {0};
+	enum err_code rc = cluster_call(j->c, j->node, &get, &r, &e);
+	json_t *run = NULL;
+	if (!rc && r.status == 404)
+		rc = err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", j->child);
+	else if (!rc && r.status != 200)
+		rc = err_set(&e, ERR_UNAVAILABLE, "node '%s' answered %d for '%s'", j->node,
+			     r.status, j->child);
+	if (!rc)
+		run = json_parse((const char *)r.body, r.len, 16, &e);
+	const char *parent = json_string_value(json_object_get(run, "parent_id"));
+	if (!rc && (!parent || strcmp(parent, j->parent) != 0))
+		rc = err_set(&e, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor",
+			     j->child);
+	json_decref(run);
+	cluster_reply_release(&r);
+	if (!rc) {
+		snprintf(target, sizeof(target), "/actors/%s/%s", j->child,
+			 j->restart ? "restart" : "stop");
+		struct cluster_http post = {.method = "POST", .target = target, .timeout_ms = 30000};
+		rc = cluster_call(j->c, j->node, &post, &r, &e);
+		if (!rc && r.status == 409 && !j->restart)
+			rc = ERR_NOT_MODIFIED;          /* it had ended */
+		else if (!rc && (r.status < 200 || r.status > 299))
+			rc = err_set(&e, r.status == 404 ? ERR_NOT_FOUND : ERR_CONFLICT,
+				     "node '%s' answered %d: %.200s", j->node, r.status,
+				     r.body ? (const char *)r.body : "");
+		cluster_reply_release(&r);
+	}
+	j->done(j->done_user, rc, rc ? &e : NULL);
+	free(j);
+}
+
+static enum err_code remote_child(void *user, const char *child, const char *parent,
+				  int restart, supervisor_done_fn done, void *done_user,
+				  struct err *err)
+{
+	struct cluster *c = user;
+	struct child_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	if (!cluster_lookup(c, child, j->node) || strcmp(j->node, c->node) == 0) {
+		free(j);
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", child);
+	}
+	j->c = c;
+	snprintf(j->child, sizeof(j->child), "%s", child);
+	snprintf(j->parent, sizeof(j->parent), "%s", parent);
+	j->restart = restart;
+	j->done = done;
+	j->done_user = done_user;
+	if (cluster_submit(c, job_child, j)) {
+		free(j);
+		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	return ERR_OK;
+}
+
 /* ---- the receiving side ---- */
 
 struct mail_job {
@@ -206,6 +328,11 @@ static void job_mail(void *arg)
 		rc = err_set(&e, ERR_INVALID, "malformed mail from another node");
 	} else if (strcmp(kind, "send") == 0) {
 		rc = supervisor_send(j->c->sup, to, from, body, blen, &e);
+	} else if (strcmp(kind, "child-exit") == 0 || strcmp(kind, "child-error") == 0) {
+		rc = supervisor_notify_parent(j->c->sup, to, strcmp(kind, "child-error") == 0,
+					      (const char *)body, blen);
+		if (rc)
+			err_set(&e, rc, "parent '%s' does not take the notice", to);
 	} else {
 		struct pending_reply *p = calloc(1, sizeof(*p));
 		if (p && (p->reply = strdup(j->reply))) {
@@ -256,7 +383,8 @@ enum err_code mail_start(struct cluster *c, struct err *err)
 	enum err_code rc = bus_subscribe(c->bus, subject, NULL, on_mail, c, &c->mail_sub, err);
 	if (rc)
 		return rc;
-	struct supervisor_remote r = {.send = remote_send, .request = remote_request, .user = c};
+	struct supervisor_remote r = {.send = remote_send, .request = remote_request,
+				      .notice = remote_notice, .child = remote_child, .user = c};
 	supervisor_set_remote(c->sup, &r);
 	return ERR_OK;
 }

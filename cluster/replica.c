@@ -1,8 +1,9 @@
 /* replica.c - what lets another node bring an actor back: every chain event
  * published to the replicated JetStream stream THEATER_CHAINS (subject
  * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>" so a retry is stored
- * once), the package bytes beside them (theater.stream.package.<sha256>), failover
- * when a node's heartbeat lapses, and fencing of a node that comes back.
+ * once), the content-store blobs they name and the package bytes beside them
+ * (theater.stream.blob.<store>.<sha256>, blob.c), failover when a node's
+ * heartbeat lapses, and fencing of a node that comes back.
  *
  * Replication is the supervisor's replica hook (supervisor.h): publish runs
  * under the actor's record lock, so the stream holds each actor's events in seq
@@ -39,7 +40,6 @@
 #include "supervisor/durable.h"
 
 #define CHAIN_STREAM "THEATER_CHAINS"
-#define PACKAGE_MAX ((size_t)7 << 20)     /* under the servers' max_payload (8 MB) */
 
 /* ---- the replica hooks ---- */
 
@@ -53,6 +53,25 @@ static void mark_unreplicated(struct cluster *c)
 	int64_t zero = 0;
 	__atomic_compare_exchange_n(&c->resync_since_ms, &zero, since, 0, __ATOMIC_ACQ_REL,
 				    __ATOMIC_ACQUIRE);
+	blob_forget_all(c);
+}
+
+struct blob_pub {
+	struct cluster *c;
+	const struct supervisor_event *ev;
+};
+
+/* Before the event: each blob it names (so the wait that acknowledges the
+ * event acknowledges them too). */
+static void publish_blob(void *user, const char *store_id, const char *sha256)
+{
+	struct blob_pub *p = user;
+	struct err e = {0};
+	if (blob_publish(p->c, store_id, sha256, 0, &e)) {
+		log_error("cluster", "blob %s named by event %llu of '%s' not replicated: %s",
+			  sha256, (unsigned long long)p->ev->seq, p->ev->actor_id, e.msg);
+		mark_unreplicated(p->c);
+	}
 }
 
 static void on_publish(void *user, const struct supervisor_event *ev)
@@ -61,6 +80,14 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char owner[CLUSTER_NODE_MAX];
 	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
 		return;                  /* fenced: it moved to another node */
+	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
+		/* it may have moved while our heartbeats failed: published again
+		 * once its placement is confirmed (replica_verify, then resync) */
+		mark_unreplicated(c);
+		return;
+	}
+	struct blob_pub bp = {c, ev};
+	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
@@ -91,13 +118,83 @@ static enum err_code on_wait(void *user, struct err *err)
 	enum err_code rc = bus_stream_wait(c->bus, 5000, err);
 	if (rc)
 		mark_unreplicated(c);
+	else if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE))
+		/* stored in the stream, but another node may have rebuilt the chain
+		 * without it meanwhile: not acknowledged (the caller says 503) */
+		rc = err_set(err, ERR_UNAVAILABLE, "this node lost the cluster long enough for "
+			     "its actors to be taken over; it is checking their placement");
 	return rc;
 }
 
 int cluster_writable(struct cluster *c)
 {
-	return bus_connected(c->bus) &&
+	return bus_connected(c->bus) && !__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) &&
 	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+}
+
+/* ---- after our heartbeats failed: which actors are still ours ---- */
+
+struct verify_ctx {
+	struct cluster *c;
+	int failed;
+};
+
+static void fenced(void *user, enum err_code rc, const struct err *err);
+
+static int verify_one(void *user, const struct db_run *r)
+{
+	struct verify_ctx *x = user;
+	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0 &&
+	    strcmp(r->status, "stopping") != 0)
+		return 0;
+	char owner[CLUSTER_NODE_MAX];
+	struct err e = {0};
+	enum err_code rc = cluster_locate(x->c, r->id, owner, &e);
+	if (rc == ERR_NOT_FOUND)
+		return 0;                /* never placed: nobody else can hold it */
+	if (rc) {
+		x->failed = 1;
+		return 1;                /* try again at the next beat */
+	}
+	/* what we hold now: a read older than our own claim (a lagging replica)
+	 * does not replace it */
+	if (strcmp(owner, x->c->node) == 0 || !cluster_lookup(x->c, r->id, owner) ||
+	    strcmp(owner, x->c->node) == 0)
+		return 0;
+	log_warn("cluster", "'%s' was taken over by node '%s' while our heartbeats failed: "
+		 "killing the copy here", r->id, owner);
+	char *id = strdup(r->id);
+	if (id)
+		supervisor_stop(x->c->sup, r->id, 1, fenced, id);
+	return 0;
+}
+
+/* Reads the placement of every live actor here from the bucket (not the
+ * watch, which may lag) and kills those another node holds now; then writes
+ * are acknowledged again. */
+static void replica_verify(struct cluster *c)
+{
+	if (!__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) || !c->beat_ok_since_ms)
+		return;
+	struct verify_ctx x = {.c = c};
+	char *cursor = NULL;
+	struct err e = {0};
+	do {
+		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		char *next = NULL;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, verify_one, &x, &next, &e);
+		free(cursor);
+		if (rc)
+			x.failed = 1;
+		if (x.failed)
+			free(next);
+		cursor = x.failed ? NULL : next;
+	} while (cursor);
+	if (x.failed)
+		return;
+	__atomic_store_n(&c->suspect, 0, __ATOMIC_RELEASE);
+	log_info("cluster", "heartbeats succeed again and every actor here is still placed "
+		 "here (or was stopped): writes are acknowledged again");
 }
 
 /* ---- publishing again after a failure ---- */
@@ -176,16 +273,7 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 	pthread_mutex_unlock(&c->lock);
 	if (known)
 		return ERR_OK;
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
-	uint8_t *data = NULL;
-	size_t len = 0;
-	enum err_code rc = store_get(supervisor_store(c->sup), DURABLE_PACKAGES_STORE, sha256,
-				     PACKAGE_MAX, &data, &len, err);
-	if (rc)
-		return rc;
-	rc = bus_stream_publish(c->bus, subject, data, len, sha256, 10000, err);
-	free(data);
+	enum err_code rc = blob_publish(c, DURABLE_PACKAGES_STORE, sha256, 1, err);
 	pthread_mutex_lock(&c->lock);
 	if (!rc && c->nkept < KEPT_MAX)
 		snprintf(c->kept[c->nkept++], 65, "%s", sha256);
@@ -193,43 +281,44 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 	return rc;
 }
 
-struct first_msg {
-	uint8_t *data;
-	size_t len;
+/* The blobs a rebuilt chain names, fetched from the stream after it. */
+struct refs {
+	char (*v)[64 + 1 + 65];      /* "<store>/<sha256>" */
+	size_t n, cap;
 };
 
-static int take_first(void *user, const uint8_t *data, size_t len)
+static void note_ref(void *user, const char *store_id, const char *sha256)
 {
-	struct first_msg *f = user;
-	f->data = malloc(len + 1);
-	if (f->data) {
-		memcpy(f->data, data, len);
-		f->len = len;
+	struct refs *r = user;
+	char key[64 + 1 + 65];
+	snprintf(key, sizeof(key), "%s/%s", store_id, sha256);
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->v[i], key) == 0)
+			return;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *v = realloc(r->v, cap * sizeof(*r->v));
+		if (!v)
+			return;
+		r->v = v;
+		r->cap = cap;
 	}
-	return 1;
+	memcpy(r->v[r->n++], key, sizeof(key));
 }
 
-/* The package of a run taken over, from the stream into our content store. */
-static enum err_code fetch_package(struct cluster *c, const char *sha256, struct err *err)
+/* Every blob the chain names, from the stream into our content store. One
+ * that is missing is only fatal when recovery needs it (durable.c then says
+ * so): an old message's body may never be read again. */
+static void fetch_blobs(struct cluster *c, const char *id, struct refs *r)
 {
-	struct store *st = supervisor_store(c->sup);
-	if (store_has(st, DURABLE_PACKAGES_STORE, sha256))
-		return ERR_OK;
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.stream.package.%s", sha256);
-	struct first_msg f = {0};
-	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, take_first, &f,
-					   err);
-	if (!rc && !f.data)
-		rc = err_set(err, ERR_NOT_FOUND, "package %s is not in the stream", sha256);
-	char kept[65];
-	if (!rc)
-		rc = store_put(st, DURABLE_PACKAGES_STORE, f.data, f.len, kept, err);
-	if (!rc && strcmp(kept, sha256) != 0)
-		rc = err_set(err, ERR_CORRUPT, "package %s from the stream hashes to %s", sha256,
-			     kept);
-	free(f.data);
-	return rc;
+	for (size_t i = 0; i < r->n; i++) {
+		char *slash = strchr(r->v[i], '/');
+		*slash = '\0';
+		struct err e = {0};
+		if (blob_fetch(c, r->v[i], slash + 1, &e))
+			log_warn("cluster", "blob %s of '%s' not fetched from the stream: %s",
+				 slash + 1, id, e.msg);
+	}
 }
 
 /* ---- rebuilding a chain from the stream ---- */
@@ -291,7 +380,8 @@ static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 
 /* Appends event seq to chain, checking the hash; notes the package and name. */
 static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
-				    size_t len, char package[65], char name[128], struct err *err)
+				    size_t len, char package[65], char name[128], struct refs *refs,
+				    struct err *err)
 {
 	const uint8_t *body = NULL;
 	size_t blen = 0;
@@ -309,6 +399,8 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
 			     (unsigned long long)seq, got, hash);
 	chain_event_release(&ev);
+	if (!rc)
+		blob_each_ref(body, blen, note_ref, refs);
 	if (!rc && strcmp(type, "spawned") == 0) {
 		struct err e = {0};
 		json_t *d = json_parse((const char *)body, blen, 64, &e);
@@ -342,6 +434,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 {
 	const char *dir = supervisor_chains_dir(c->sup);
 	struct rebuild rb = {0};
+	struct refs refs = {0};
 	char subject[96], package[65] = "", name[128] = "";
 	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
 	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
@@ -362,7 +455,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	if (!rc)
 		rc = chain_open(dir, id, &chain, &rep, err);
 	for (uint64_t i = 0; !rc && i < rb.max; i++)
-		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, err);
+		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, &refs, err);
 	if (!rc)
 		rc = chain_sync(chain, err);
 	chain_close(chain);
@@ -372,7 +465,10 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	free(rb.len);
 	*events_out = rb.max;
 	if (!rc && *package)
-		rc = fetch_package(c, package, err);
+		rc = blob_fetch(c, DURABLE_PACKAGES_STORE, package, err);
+	if (!rc)
+		fetch_blobs(c, id, &refs);
+	free(refs.v);
 	if (!rc)
 		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);
 	return rc;
@@ -411,8 +507,12 @@ static int silent(struct cluster *c, const char *node)
 	enum err_code rc = bus_kv_get(c->nodes_kv, node, &data, &len, NULL, &e);
 	if (rc == ERR_NOT_FOUND)
 		return 1;
-	if (rc)
-		return 0;                /* cannot tell: not now */
+	if (rc) {                        /* cannot tell: not now */
+		static const char fmt[] = "cannot read the heartbeat of node '%s' (no takeover "
+					  "from it until it can be read): %s";
+		log_limited(fmt, LOG_WARN, "cluster", fmt, node, e.msg);
+		return 0;
+	}
 	json_t *v = json_parse((const char *)data, len, 8, &e);
 	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
 	json_decref(v);
@@ -515,6 +615,7 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 
 void replica_failover_tick(struct cluster *c)
 {
+	replica_verify(c);
 	replica_resync(c);
 	char dead[MAX_NODES][CLUSTER_NODE_MAX];
 	int64_t down[MAX_NODES];
@@ -573,6 +674,11 @@ static void job_fence(void *arg)
 	struct fence_job *j = arg;
 	struct db_run r = {0};
 	struct err e = {0};
+	char owner[CLUSTER_NODE_MAX];
+	if (!cluster_lookup(j->c, j->id, owner) || strcmp(owner, j->c->node) == 0) {
+		free(j);                 /* ours after all (the newest revision says so) */
+		return;
+	}
 	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
 		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",

@@ -267,9 +267,11 @@ static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm
 	return ERR_OK;
 }
 
-/* Reads a child id and checks that it is a child of a: -1, -2 or -3. */
+/* Reads a child id and checks that it is a child of a: -1, -2 or -3. With
+ * remote (stop and restart), a child this node does not know is left to the
+ * node that runs it (cluster mode): *remote = 1, and that node checks. */
 static int32_t read_child(struct host_call *k, struct wasm_caller *c, struct actor *a, uint32_t ptr,
-			  uint32_t len, char id[37])
+			  uint32_t len, char id[37], int *remote)
 {
 	uint8_t *raw = NULL;
 	struct db_run run = {0};
@@ -282,8 +284,12 @@ static int32_t read_child(struct host_call *k, struct wasm_caller *c, struct act
 	memcpy(id, raw, UUID_STR_LEN + 1);
 	free(raw);
 	json_object_set_new(k->in, "child", json_string(id));
-	if (supervisor_get(host_supervisor(a), id, &run, &k->e) != ERR_OK)
-		return HOST_ENOTFOUND;
+	if (supervisor_get(host_supervisor(a), id, &run, &k->e) != ERR_OK) {
+		if (!remote || k->e.code != ERR_NOT_FOUND)
+			return HOST_ENOTFOUND;
+		*remote = 1;
+		return 0;
+	}
 	if (strcmp(run.parent_id, host_actor_id(a)) != 0) {
 		err_set(&k->e, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor", id);
 		rc = HOST_EDENIED;
@@ -338,7 +344,8 @@ static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 	struct host_call *k = &x->k;
 	host_call_init(k);
 	x->restart = restart;
-	k->rc = read_child(k, c, a, args[0].of.i32, args[1].of.i32, id);
+	int remote = 0;
+	k->rc = read_child(k, c, a, args[0].of.i32, args[1].of.i32, id, &remote);
 	if (!k->rc && !(w = host_wait_new())) {
 		err_set(&k->e, ERR_NOMEM, "out of memory");
 		k->rc = HOST_EFAILED;
@@ -348,7 +355,13 @@ static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 		free(x);
 		return ERR_OK;
 	}
-	if (restart)
+	if (remote) {
+		struct err e = {0};
+		enum err_code rc = supervisor_remote_child(host_supervisor(a), id, host_actor_id(a),
+							   restart, on_done, w, &e);
+		if (rc)
+			on_done(w, rc, &e);
+	} else if (restart)
 		supervisor_restart(host_supervisor(a), id, 0, on_done, w);
 	else
 		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
@@ -377,7 +390,7 @@ static enum err_code h_state(struct wasm_caller *c, void *user, const struct was
 	uint8_t *data = NULL;
 	size_t len = 0;
 	host_call_init(&k);
-	k.rc = read_child(&k, c, user, args[0].of.i32, args[1].of.i32, id);
+	k.rc = read_child(&k, c, user, args[0].of.i32, args[1].of.i32, id, NULL);
 	if (!k.rc)
 		k.rc = host_errno(supervisor_state(host_supervisor(user), id, &data, &len, &k.e));
 	if (!k.rc && len > CHILD_STATE_MAX) {

@@ -107,9 +107,12 @@ static void notify_parent(struct supervisor *s, struct actor *a, const char *sta
 				 "reason", reason);
 	char *text = json_compact(info);
 	json_decref(info);
-	if (text)
-		runtime_notify_parent(s, a->run.parent_id, strcmp(status, "failed") == 0, text,
-				      strlen(text));
+	int error = strcmp(status, "failed") == 0;
+	const struct supervisor_remote *r = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	/* a parent this node does not run: another node may (cluster mode) */
+	if (text && runtime_notify_parent(s, a->run.parent_id, error, text, strlen(text)) ==
+		    ERR_NOT_FOUND && r && r->notice)
+		r->notice(r->user, a->run.parent_id, error, text, strlen(text));
 	free(text);
 }
 

@@ -799,6 +799,22 @@ void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote 
 	__atomic_store_n(&s->remote, r ? &s->remote_copy : NULL, __ATOMIC_RELEASE);
 }
 
+enum err_code supervisor_notify_parent(struct supervisor *s, const char *parent, int error,
+				       const char *info, size_t len)
+{
+	return runtime_notify_parent(s, parent, error, info, len);
+}
+
+enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
+				      const char *parent, int restart, supervisor_done_fn done,
+				      void *done_user, struct err *err)
+{
+	const struct supervisor_remote *r = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (!r || !r->child)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", child);
+	return r->child(r->user, child, parent, restart, done, done_user, err);
+}
+
 const char *supervisor_chains_dir(struct supervisor *s)
 {
 	return s->chains_dir;
@@ -808,8 +824,19 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 {
 	struct actor *known = reg_find(s, actor_id);
 	if (known) {
+		pthread_mutex_lock(&known->lock);
+		int live = status_is_live(known->run.status);
+		pthread_mutex_unlock(&known->lock);
+		if (!live)               /* an ended copy (fenced here once): the chain */
+			reg_remove(s, known);   /* from elsewhere replaces it, and its index */
 		actor_unref(s, known);
-		return err_set(err, ERR_CONFLICT, "actor '%s' is already known here", actor_id);
+		if (live)
+			return err_set(err, ERR_CONFLICT, "actor '%s' is already known here",
+				       actor_id);
+		struct err de = {0};
+		enum err_code drc = db_run_delete(s->cfg.db, actor_id, &de);
+		if (drc && drc != ERR_NOT_FOUND)
+			return err_set(err, drc, "%s", de.msg);
 	}
 	unsigned runs = 0;
 	uint64_t events = 0;

@@ -280,9 +280,27 @@ struct supervisor_remote {
 	enum err_code (*request)(void *user, const char *to, const char *from, const void *data,
 				 size_t len, uint32_t timeout_ms, supervisor_reply_fn reply,
 				 void *reply_user, struct err *err);
+	/* Supervision across nodes. notice: a child ended and its parent runs
+	 * elsewhere (info: the JSON handle-child-exit / handle-child-error gets);
+	 * must not block. child: stop (restart 0) or restart a child that runs
+	 * elsewhere, once its node confirms `parent` is its parent; done is called
+	 * once (ERR_NOT_MODIFIED: a stopped child had ended). ERR_NOT_FOUND, at
+	 * once, when no node is known to run it. */
+	void (*notice)(void *user, const char *parent, int error, const char *info, size_t len);
+	enum err_code (*child)(void *user, const char *child, const char *parent, int restart,
+			       supervisor_done_fn done, void *done_user, struct err *err);
 	void *user;
 };
 void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r);
+/* A notice from another node for a parent this node runs: delivered like a
+ * local child's (handle-child-exit, or -error when error). ERR_NOT_FOUND,
+ * ERR_CONFLICT (the parent does not listen, or stops). */
+enum err_code supervisor_notify_parent(struct supervisor *s, const char *parent, int error,
+				       const char *info, size_t len);
+/* The remote child hook (ERR_NOT_FOUND without one). */
+enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
+				      const char *parent, int restart, supervisor_done_fn done,
+				      void *done_user, struct err *err);
 /* wait of the installed replica (ERR_OK without one). */
 enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err);
 /* Takes over a run whose chain file another node wrote into chains_dir (a

@@ -14,6 +14,9 @@
 #include "src/util/json.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/server_proc.h"
+#include "tests/support/sse_client.h"
+
+#include <pthread.h>
 
 #define NODES 3
 #define CLUSTER_NODE_NAME 65
@@ -35,12 +38,17 @@ static int64_t now_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+static void dump_logs(void);
+
 static long call(int node, const char *method, const char *path, const char *body,
 		 struct http_result *out)
 {
 	char *u = tu_fmt("%s%s", SP[node].base, path);
 	struct http_result r = {0};
-	assert_int_equal(http_do(method, u, body, body ? strlen(body) : 0, NULL, &r), 0);
+	if (http_do(method, u, body, body ? strlen(body) : 0, NULL, &r) != 0) {
+		dump_logs();
+		fail_msg("%s %s on %s: no HTTP answer", method, path, NAMES[node]);
+	}
 	free(u);
 	long st = r.status;
 	if (out)
@@ -192,20 +200,6 @@ static void test_use_from_any_node(void **state)
 	char *ct = http_header(&r, "Content-Type");
 	assert_string_equal(ct, "application/problem+json");
 	free(ct);
-	http_result_release(&r);
-	/* the live chain stream is served by the actor's node: a redirect there,
-	 * with the resume point kept */
-	char *sse = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
-	const char *sh[] = {"Accept: text/event-stream", NULL};
-	assert_int_equal(http_do("GET", sse, NULL, 0, sh, &r), 0);
-	assert_int_equal(r.status, 307);
-	char *loc = http_header(&r, "Location");
-	char *want = tu_fmt("%s/actors/%s/chain?after=3", SP[0].base, id);
-	assert_non_null(loc);
-	assert_string_equal(loc, want);
-	free(want);
-	free(loc);
-	free(sse);
 	http_result_release(&r);
 	/* an unknown actor is 404 everywhere */
 	assert_int_equal(call(1, "GET", "/actors/00000000-0000-4000-8000-000000000000", NULL,
@@ -434,6 +428,10 @@ static void failover_trial(int trial)
 		free(req);
 		printf("# actor %d on %s: count %ld, acked %ld, unsure %ld\n", k, owner, count,
 		       acked[k], unsure[k]);
+		if (count < acked[k] || count > acked[k] + unsure[k]) {
+			printf("# actor %d is %s\n", k, ids[k]);
+			dump_logs();
+		}
 		assert_true(count >= acked[k]);              /* nothing acknowledged lost */
 		assert_true(count <= acked[k] + unsure[k]);  /* nothing processed twice */
 	}
@@ -474,6 +472,457 @@ static void failover_trial(int trial)
 	wait_all_up();
 }
 
+static const char DRIVER_MANIFEST[] =
+	"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+	"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
+	"{\"type\":\"store\"},{\"type\":\"supervisor\"},{\"type\":\"http-client\"}]";
+
+static void put_driver(void)
+{
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "driver.wasm", wasm, len);
+	free(wasm);
+}
+
+/* A driver (its state: the last message sent to it) on node, with state. */
+static char *spawn_driver(int node, const char *query, const char *initial_state)
+{
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",%s}%s%s}",
+			 DRIVER_MANIFEST, initial_state ? ",\"initial_state\":" : "",
+			 initial_state ? initial_state : "");
+	char *path = tu_fmt("/actors?wait=running%s", query ? query : "");
+	json_t *j = call_json(node, "POST", path, m, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(path);
+	free(m);
+	return id;
+}
+
+/* GET /actors/{id}/state asked of node `via` equals want (exactly). */
+static int state_is(int via, const char *id, const char *want)
+{
+	char *path = tu_fmt("/actors/%s/state", id);
+	struct http_result r;
+	long st = call(via, "GET", path, NULL, &r);
+	int same = st == 200 && r.len == strlen(want) && memcmp(r.body, want, r.len) == 0;
+	http_result_release(&r);
+	free(path);
+	return same;
+}
+
+/* Large state and message bodies live in the content store by reference
+ * (state over 1 KiB, messages over 4 KiB): they are replicated too (in chunks
+ * of 512 KiB), so an actor holding them comes back on another node with its
+ * state. a: 50 KiB of state; b[0]: a 100 KiB message as its state; b[1]: a
+ * 640 KiB one (two chunks). */
+static void test_large_state_failover(void **state)
+{
+	(void)state;
+	put_driver();
+	const size_t big = 50 * 1024, sizes[2] = {100 * 1024, 640 * 1024};
+	char *fill = malloc(sizes[1] + 1);
+	for (size_t i = 0; i < sizes[1]; i++)
+		fill[i] = (char)('a' + (i * 7) % 26);
+	fill[big] = '\0';
+	char *init = tu_fmt("{\"s\":\"%s\"}", fill);
+	char *a = spawn_driver(0, "&node=gamma", init);
+	char *b[2], *message[2], *msgs[2];
+	for (int k = 0; k < 2; k++) {
+		memset(fill, 'a' + k, sizes[k]);
+		fill[sizes[k]] = '\0';
+		message[k] = tu_fmt("{\"m\":\"%s\"}", fill);
+		b[k] = spawn_driver(0, "&node=gamma", NULL);
+		msgs[k] = tu_fmt("/actors/%s/messages", b[k]);
+		assert_int_equal(call(1, "POST", msgs[k], message[k], NULL), 202);
+		int ok = 0;
+		for (int tries = 0; tries < 200 && !ok; tries++) {
+			ok = state_is(0, b[k], message[k]);
+			if (!ok)
+				nap_ms(50);
+		}
+		assert_true(ok);
+	}
+	free(fill);
+	/* the state of a: what init returned, the initial state as JSON */
+	char *path = tu_fmt("/actors/%s/state", a);
+	struct http_result r;
+	assert_int_equal(call(0, "GET", path, NULL, &r), 200);
+	char *a_state = strdup(r.body);
+	http_result_release(&r);
+	assert_true(strlen(a_state) >= big);
+	assert_non_null(strstr(a_state, "aho"));
+	/* kill -9 gamma: they come back elsewhere with their large state */
+	server_crash(&SP[2]);
+	int64_t killed_at = now_ms(), moved_at = 0;
+	char oa[CLUSTER_NODE_NAME] = "", ob[2][CLUSTER_NODE_NAME] = {"", ""};
+	for (int tries = 0; tries < 600 && !moved_at; tries++) {
+		owner_of(0, a, oa, sizeof(oa));
+		owner_of(0, b[0], ob[0], sizeof(ob[0]));
+		owner_of(0, b[1], ob[1], sizeof(ob[1]));
+		if (*oa && *ob[0] && *ob[1] && strcmp(oa, "gamma") && strcmp(ob[0], "gamma") &&
+		    strcmp(ob[1], "gamma"))
+			moved_at = now_ms();
+		else
+			nap_ms(100);
+	}
+	if (!moved_at) {
+		dump_logs();
+		fail_msg("the actors of gamma do not run elsewhere (owners '%s', '%s', '%s')", oa,
+			 ob[0], ob[1]);
+	}
+	printf("# failover with 50 KiB, 100 KiB and 640 KiB states: running elsewhere %lld ms "
+	       "after kill -9\n", (long long)(moved_at - killed_at));
+	if (!state_is(1, a, a_state) || !state_is(0, b[0], message[0]) ||
+	    !state_is(1, b[1], message[1])) {
+		dump_logs();
+		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
+	}
+	/* and they still work: b[0] takes another large message */
+	message[0][6] = 'Z';
+	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
+	int ok = 0;
+	for (int tries = 0; tries < 200 && !ok; tries++) {
+		ok = state_is(1, b[0], message[0]);
+		if (!ok)
+			nap_ms(50);
+	}
+	assert_true(ok);
+	/* gamma comes back and does not run them (it kills its old copies) */
+	start_node(2);
+	wait_all_up();
+	for (int tries = 0; tries < 100; tries++) {
+		owner_of(2, b[0], ob[0], sizeof(ob[0]));
+		if (*ob[0] && strcmp(ob[0], "gamma") != 0)
+			break;
+		nap_ms(100);
+	}
+	assert_string_not_equal(ob[0], "gamma");
+	assert_true(state_is(2, b[0], message[0]));
+	free(path);
+	free(a_state);
+	for (int k = 0; k < 2; k++) {
+		free(msgs[k]);
+		free(message[k]);
+		free(b[k]);
+	}
+	free(init);
+	free(a);
+}
+
+/* The frames with an id of a stream, as "id event data" lines. */
+static char *frames_text(const struct sse_result *r, size_t max)
+{
+	size_t cap = 1, n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		cap += strlen(r->frames[i].data) + 200;
+	char *t = calloc(1, cap);
+	for (size_t i = 0; i < r->n && n < max; i++) {
+		if (!r->frames[i].id)
+			continue;
+		strcat(t, r->frames[i].id);
+		strcat(t, " ");
+		strcat(t, r->frames[i].event);
+		strcat(t, " ");
+		strcat(t, r->frames[i].data);
+		strcat(t, "\n");
+		n++;
+	}
+	return t;
+}
+
+struct later_post {
+	int node;
+	char *path;
+	int64_t posted_at;
+};
+
+static void *post_later(void *arg)
+{
+	struct later_post *p = arg;
+	nap_ms(1500);
+	char *u = tu_fmt("%s%s", SP[p->node].base, p->path);
+	struct http_result r = {0};
+	http_do("POST", u, "3", 1, NULL, &r);
+	p->posted_at = now_ms();
+	http_result_release(&r);
+	free(u);
+	return NULL;
+}
+
+/* The id of the newest event of the actor's chain stream on alpha (all it
+ * sends in 2 s). */
+static long chain_head(const char *id)
+{
+	char *u = tu_fmt("%s/actors/%s/chain", SP[0].base, id);
+	struct sse_result r = {0};
+	assert_int_equal(sse_collect(u, NULL, 0, 2, &r), 0);
+	long n = 0;
+	for (size_t i = 0; i < r.n; i++)
+		if (r.frames[i].id)
+			n = atol(r.frames[i].id);
+	sse_result_release(&r);
+	free(u);
+	return n;
+}
+
+/* One live event, seen through node `via` on a stream resumed at the head:
+ * how long after the POST that made it answered (ms). */
+static long live_event_ms(int via, const char *id)
+{
+	/* a request first: answered after every earlier message was processed,
+	 * so the chain's length is its head until our POST */
+	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
+	assert_int_equal(call(0, "POST", req, "get", NULL), 200);
+	free(req);
+	long after = chain_head(id);
+	struct later_post p = {.node = 0, .path = tu_fmt("/actors/%s/messages", id)};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, post_later, &p), 0);
+	char *u = tu_fmt("%s/actors/%s/chain?after=%ld", SP[via].base, id, after);
+	struct sse_result r = {0};
+	assert_int_equal(sse_collect(u, NULL, 1, 30, &r), 0);
+	int64_t seen = now_ms();
+	pthread_join(t, NULL);
+	assert_int_equal(r.status, 200);
+	long got = -1;
+	for (size_t i = 0; i < r.n && got < 0; i++)
+		if (r.frames[i].id)
+			got = atol(r.frames[i].id);
+	assert_int_equal(got, after + 1);     /* the first frame after the head */
+	sse_result_release(&r);
+	free(u);
+	free(p.path);
+	return (long)(seen - p.posted_at);
+}
+
+/* The live chain stream and /events of another node, relayed over NATS: the
+ * same frames as on the actor's own node, the same resume points, live
+ * events, and the end of a stopped actor's stream. */
+static void test_relayed_streams(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call(0, "POST", msgs, "1", NULL), 202);
+	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
+	struct http_result hr;
+	assert_int_equal(call(0, "POST", req, "get", &hr), 200);
+	assert_string_equal(hr.body, "3");
+	http_result_release(&hr);
+	/* everything so far, on alpha itself (a live stream: it stops at the timeout) */
+	char *u = tu_fmt("%s/actors/%s/chain", SP[0].base, id);
+	struct sse_result local = {0};
+	assert_int_equal(sse_collect(u, NULL, 0, 3, &local), 0);
+	free(u);
+	assert_int_equal(local.status, 200);
+	long head = 0;
+	for (size_t i = 0; i < local.n; i++)
+		if (local.frames[i].id)
+			head = atol(local.frames[i].id);
+	assert_true(head >= 6);
+	/* from beta, after=3: the same frames as alpha's from 4 on */
+	u = tu_fmt("%s/actors/%s/chain?after=3", SP[1].base, id);
+	struct sse_result rel = {0};
+	assert_int_equal(sse_collect(u, NULL, (size_t)(head - 3), 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	char *want_all = frames_text(&local, 1000), *got = frames_text(&rel, 1000);
+	char *from4 = want_all;
+	for (int k = 0; k < 3; k++)
+		from4 = strchr(from4, '\n') + 1;
+	assert_string_equal(got, from4);
+	free(got);
+	sse_result_release(&rel);
+	/* from gamma with Last-Event-ID: 5 */
+	u = tu_fmt("%s/actors/%s/chain", SP[2].base, id);
+	assert_int_equal(sse_collect(u, "5", (size_t)(head - 5), 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	got = frames_text(&rel, 1000);
+	char *from6 = want_all;
+	for (int k = 0; k < 5; k++)
+		from6 = strchr(from6, '\n') + 1;
+	assert_string_equal(got, from6);
+	free(got);
+	sse_result_release(&rel);
+	free(want_all);
+	sse_result_release(&local);
+	/* live: an event made after the stream went live comes through */
+	long relayed_ms = live_event_ms(1, id);
+	long local_ms = live_event_ms(0, id);
+	printf("# live chain event: on the actor's node %ld ms after the POST answered, "
+	       "relayed through another node %ld ms\n", local_ms, relayed_ms);
+	/* a bad resume point is the owner's own 400 */
+	u = tu_fmt("%s/actors/%s/chain?after=x", SP[1].base, id);
+	assert_int_equal(sse_collect(u, NULL, 0, 10, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 400);
+	sse_result_release(&rel);
+	/* /events of alpha through beta: alpha's own lifecycle frames */
+	u = tu_fmt("%s/events", SP[0].base);
+	assert_int_equal(sse_collect(u, NULL, 3, 20, &local), 0);
+	free(u);
+	u = tu_fmt("%s/events?node=alpha", SP[1].base);
+	assert_int_equal(sse_collect(u, NULL, 3, 20, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	want_all = frames_text(&local, 3);
+	got = frames_text(&rel, 3);
+	assert_true(strlen(want_all) > 0);
+	assert_string_equal(got, want_all);
+	free(got);
+	free(want_all);
+	sse_result_release(&rel);
+	sse_result_release(&local);
+	assert_int_equal(call(1, "GET", "/events?node=nowhere", NULL, NULL), 404);
+	/* a stopped actor's stream ends, relayed too */
+	char *stop = tu_fmt("/actors/%s/stop", id);
+	assert_int_equal(call(0, "POST", stop, NULL, NULL), 204);
+	u = tu_fmt("%s/actors/%s/chain", SP[2].base, id);
+	assert_int_equal(sse_collect(u, NULL, 0, 30, &rel), 0);
+	free(u);
+	assert_int_equal(rel.status, 200);
+	assert_true(rel.ended);
+	assert_true(rel.n > (size_t)head);
+	sse_result_release(&rel);
+	free(stop);
+	free(req);
+	free(msgs);
+	free(id);
+}
+
+/* The survivor that claims an actor first (cluster/replica.c: the id's djb2
+ * hash over the names of the nodes up, sorted). */
+static const char *preferred(const char *id, const char *const *up, unsigned nup)
+{
+	unsigned h = 5381;
+	for (const char *p = id; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return up[h % nup];
+}
+
+static json_t *get_state(int via, const char *id)
+{
+	char *path = tu_fmt("/actors/%s/state", id);
+	json_t *j = call_json(via, "GET", path, NULL, 200);
+	free(path);
+	return j;
+}
+
+static char *status_of(int via, const char *id)
+{
+	char *path = tu_fmt("/actors/%s", id);
+	json_t *j = call_json(via, "GET", path, NULL, 200);
+	char *st = strdup(json_string_value(json_object_get(j, "status")));
+	json_decref(j);
+	free(path);
+	return st;
+}
+
+/* Supervision across nodes: a supervisor (examples/supervisor) and one of its
+ * children end up on different nodes (a failover moves them by their ids'
+ * hashes); the parent restarts and stops the child on the other node, and the
+ * child's exit reaches the parent as a local one does. */
+static void test_supervision_across_nodes(void **state)
+{
+	(void)state;
+	size_t len;
+	char *from = tu_fmt("%s/examples/supervisor/supervisor.wasm", tu_binary_dir());
+	char *wasm = tu_read_file(from, &len);
+	if (!wasm)
+		fail_msg("cannot read '%s': build the examples first", from);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "supervisor.wasm", wasm, len);
+	free(wasm);
+	free(from);
+	const char *m = "{\"manifest\":{\"name\":\"sup\",\"package\":\"supervisor.wasm\","
+			"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"supervisor\"}]},"
+			"\"initial_state\":{\"spawn\":12,\"child_manifest\":{\"name\":\"counter\","
+			"\"package\":\"counter.wasm\",\"handler\":[{\"type\":\"runtime\"}],"
+			"\"initial_state\":{\"count\":0}}}}";
+	json_t *j = call_json(0, "POST", "/actors?wait=running&node=beta", m, 201);
+	char *sup = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	/* its children run on beta too; after beta dies, which goes where */
+	const char *const up[] = {"alpha", "gamma"};
+	json_t *st = get_state(0, sup);
+	json_t *kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 12);
+	const char *sup_to = preferred(sup, up, 2);
+	char *child = NULL;
+	size_t k;
+	json_t *v;
+	json_array_foreach(kids, k, v)
+		if (!child && strcmp(preferred(json_string_value(v), up, 2), sup_to) != 0)
+			child = strdup(json_string_value(v));
+	json_decref(st);
+	assert_non_null(child);           /* 12 children all hashed with it: 1 in 2048 */
+	server_crash(&SP[1]);
+	char os[CLUSTER_NODE_NAME] = "", oc[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 600; tries++) {
+		owner_of(0, sup, os, sizeof(os));
+		owner_of(0, child, oc, sizeof(oc));
+		if (*os && *oc && strcmp(os, "beta") && strcmp(oc, "beta"))
+			break;
+		nap_ms(100);
+	}
+	if (!*os || !*oc || !strcmp(os, "beta") || !strcmp(oc, "beta")) {
+		dump_logs();
+		fail_msg("the supervisor or its child did not move (owners '%s', '%s')", os, oc);
+	}
+	printf("# supervisor on %s, its child on %s\n", os, oc);
+	assert_string_not_equal(os, oc);
+	char *req = tu_fmt("/actors/%s/requests?timeout=30", sup);
+	/* restart-child across nodes */
+	char *cmd = tu_fmt("{\"op\":\"restart\",\"id\":\"%s\"}", child);
+	struct http_result r;
+	assert_int_equal(call(2, "POST", req, cmd, &r), 200);
+	if (!strstr(r.body, "restarted"))
+		fail_msg("restart-child across nodes: %s", r.body);
+	http_result_release(&r);
+	free(cmd);
+	/* a child that is not its own is refused: the supervisor itself */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", "00000000-0000-4000-8000-000000000000");
+	assert_int_equal(call(0, "POST", req, cmd, &r), 422);
+	http_result_release(&r);
+	free(cmd);
+	/* stop-child across nodes, and the exit comes back to the parent */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", child);
+	assert_int_equal(call(0, "POST", req, cmd, &r), 200);
+	if (!strstr(r.body, "stopped"))
+		fail_msg("stop-child across nodes: %s", r.body);
+	http_result_release(&r);
+	free(cmd);
+	char *cs = status_of(2, child);
+	assert_string_equal(cs, "stopped");
+	free(cs);
+	int heard = 0;
+	for (int tries = 0; tries < 200 && !heard; tries++) {
+		st = get_state(0, sup);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			strstr(last, child) != NULL;
+		free(last);
+		json_decref(st);
+		if (!heard)
+			nap_ms(100);
+	}
+	if (!heard) {
+		dump_logs();
+		fail_msg("the child's exit did not reach its parent on another node");
+	}
+	/* beta comes back (and kills its old copies) */
+	start_node(1);
+	wait_all_up();
+	free(req);
+	free(child);
+	free(sup);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -492,7 +941,10 @@ int main(void)
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_cross_node_messaging),
+		cmocka_unit_test(test_large_state_failover),
+		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -227,6 +227,7 @@ export class ActorPage {
       ['ID', h('span', null, h('code', null, r.id), ' ', copyButton(r.id, 'actor id', 'copy'))],
       ['Status', h('span', null, r.status || '—', r.reason ? h('span', { class: 'muted' }, ` (${r.reason})`) : '')],
       ['Parent', r.parent_id ? h('a', { href: `#/actors/${r.parent_id}` }, r.parent_id) : '—'],
+      ...(r.node ? [['Node', h('span', { id: 'actor-node' }, r.node)]] : []),
       ['Package', r.package_ref || r.manifest_ref || '—'],
       ['Package SHA-256', r.package_sha256 ? h('span', null, h('code', null, shortHash(r.package_sha256)), ' ',
         copyButton(r.package_sha256, 'package sha-256', 'copy')) : '—'],

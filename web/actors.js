@@ -131,12 +131,14 @@ export class ActorStore extends EventTarget {
     const old = this.runs.get(run.id);
     const fresh = fromRun(run);
     if (old && old.seen > fresh.seen) {
-      for (const k of ['parent_id', 'manifest_ref', 'package_ref', 'package_sha256', 'name'])
+      for (const k of ['parent_id', 'manifest_ref', 'package_ref', 'package_sha256', 'name', 'node'])
         if (old[k] == null) old[k] = fresh[k];
     } else {
       // Keep what we knew when it is newer, or as new and not a guess.
       if (old && old.last && (old.last.seq > fresh.last.seq || (old.last.seq === fresh.last.seq && fresh.last.guess)))
         fresh.last = old.last;
+      // GET /actors says the node (cluster mode); GET /actors/{id} does not
+      if (old && fresh.node == null && old.node != null) fresh.node = old.node;
       this.runs.set(run.id, fresh);
     }
     this.#changed(run.id);
@@ -214,6 +216,8 @@ export class ListView {
     const now = Date.now();
     const want = shown.slice(0, MAX_ROWS).map((r) => this.#row(r, now));
     placeRows(this.els.tbody, want);
+    // cluster mode: the list comes from every node, each run with its node
+    this.els.tbody.closest('table').classList.toggle('clustered', all.some((r) => r.node));
     for (const [id, tr] of this.rows) if (!tr.isConnected) this.rows.delete(id);
     this.els.count.textContent = shown.length === all.length ? `(${all.length})` :
       `(${shown.length} of ${all.length})`;
@@ -237,14 +241,16 @@ export class ListView {
         parent: h('span'),
         started: h('time'),
         last: h('span'),
+        node: h('span', { class: 'node' }),
       };
       const c = tr.cells_;
       tr.append(h('td', null, c.name), h('td', { class: 'mono' }, c.id), h('td', { class: 'status' }, c.status, c.reason),
+        h('td', { class: 'col-node' }, c.node),
         h('td', { class: 'mono' }, c.parent), h('td', null, c.started), h('td', null, c.last));
       this.rows.set(r.id, tr);
     }
     const sig = [r.name, r.status, r.reason, r.parent_id, r.started_at, r.last?.type, r.last?.time,
-      relTime(r.last?.time, now)].join('|');
+      relTime(r.last?.time, now), r.node].join('|');
     if (tr.sig_ !== sig) {
       tr.sig_ = sig;
       fillRow(tr.cells_, r, now);
@@ -260,6 +266,7 @@ function fillRow(c, r, now) {
   c.reason.title = r.reason || '';
   c.parent.replaceChildren(r.parent_id ? h('a', { href: `#/actors/${r.parent_id}`,
     title: r.parent_id }, shortId(r.parent_id)) : '—');
+  c.node.textContent = r.node || '';
   c.started.textContent = fmtTime(r.started_at);
   if (r.started_at) c.started.setAttribute('datetime', r.started_at);
   c.last.replaceChildren(r.last?.type ? h('span', { class: 'mono' }, r.last.type) : '—',

@@ -3,7 +3,8 @@
 // charts: actors by status (bars, and the live count over time), spawns, failures
 // and restarts, HTTP requests per second and by status class, open event streams,
 // parked calls (when the server reports them), chain fsync latency, and the package
-// cache.
+// cache. In cluster mode (GET /cluster says enabled) a panel lists the cluster's
+// nodes: status, load, heartbeat age and address, this node marked.
 
 import { api } from './api.js';
 import { Series, metricCard, bars, fmtNum } from './charts.js';
@@ -40,7 +41,8 @@ export class ServerView {
     for (const k of ['live', 'spawns', 'failures', 'restarts', 'http', 'http5', 'sse', 'fsyncN', 'fsyncSum', 'parked'])
       this.s[k] = new Series(SAMPLES);
     this.body = h('div', { id: 'server-metrics' }, h('p', { class: 'muted' }, 'reading /metrics…'));
-    el.replaceChildren(h('h1', null, 'Server'),
+    this.cluster = h('section', { class: 'panel', id: 'server-cluster', hidden: true, 'aria-labelledby': 'srv-cluster' });
+    el.replaceChildren(h('h1', null, 'Server'), this.cluster,
       h('p', { class: 'muted small' }, `From GET /metrics every ${EVERY_MS / 1000} s while this view is open; lines show the last ${SAMPLES} samples.`),
       this.body);
   }
@@ -61,6 +63,9 @@ export class ServerView {
       return;
     }
     try {
+      const cl = await api.get('/cluster').catch(() => null);   // an older server: none
+      if (this.closed) return;
+      this.#cluster(cl);
       const text = await api.get('/metrics', { headers: { Accept: 'text/plain' } });
       if (this.closed) return;
       this.#update(parseProm(String(text)));
@@ -69,6 +74,28 @@ export class ServerView {
       this.body.replaceChildren(h('p', { class: 'error' }, `cannot read /metrics: ${e.message}`));
     }
     if (!this.closed) this.timer = setTimeout(() => this.#tick(), EVERY_MS);
+  }
+
+  #cluster(cl) {
+    if (!cl || !cl.enabled) {
+      this.cluster.hidden = true;
+      return;
+    }
+    this.cluster.hidden = false;
+    const nodes = [...(cl.nodes || [])].sort((a, b) => a.node.localeCompare(b.node));
+    const age = (ms) => (ms == null ? '—' : ms < 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
+    this.cluster.replaceChildren(
+      h('h2', { id: 'srv-cluster' }, `Cluster · this is node ${cl.node}`),
+      h('p', { class: 'muted small' }, `NATS ${cl.nats && cl.nats.connected ? `connected to ${cl.nats.server || '?'}` : 'not connected'}` +
+        (cl.replicas ? `, ${cl.replicas} replicas` : '')),
+      h('table', { class: 'small-table', id: 'srv-nodes' },
+        h('thead', null, h('tr', null, ['Node', 'Status', 'Live actors', 'Heartbeat', 'Address'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, nodes.map((n) => h('tr', { 'data-node': n.node },
+          h('td', { class: 'mono' }, n.node === cl.node ? `${n.node} (this node)` : n.node),
+          h('td', { 'data-status': n.status }, n.status),
+          h('td', { class: 'num' }, fmtNum(n.load)),
+          h('td', { title: n.heartbeat_at || '' }, age(n.heartbeat_age_ms)),
+          h('td', { class: 'mono' }, n.url || '—'))))));
   }
 
   #update(samples) {

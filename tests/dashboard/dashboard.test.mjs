@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startServer, call, startProxy, openBrowser, streams, seqsShown, waitText, spawnFromForm, rowFor,
-  screenshot, until, range, writeChain, runCleanups,
+  screenshot, until, range, writeChain, runCleanups, startNats,
 } from './helpers.mjs';
 
 after(runCleanups);
@@ -360,4 +360,56 @@ test('a chain of 100,000 events pages in and stays small in the DOM', { timeout:
   assert.deepEqual(problems, []);
   await close();
   assert.equal(await srv.stop(), 0, `the server stopped cleanly:\n${srv.log()}`);
+});
+
+test('cluster mode: the node of each actor, and the cluster\'s nodes', { timeout: 180000 }, async () => {
+  // One NATS server (replicas 1) and two theater nodes over it.
+  const nats = await startNats();
+  const args = (node) => ['--nats', nats, '--node', node, '--nats-replicas', '1'];
+  const n1 = await startServer({ args: args('n1') });
+  const n2 = await startServer({ args: args('n2') });
+  await until(async () => {
+    const r = await call(n1, 'GET', '/cluster');
+    return r.status === 200 && r.json.enabled &&
+      r.json.nodes.filter((n) => n.status === 'up').length === 2;
+  }, 'both nodes up');
+  const manifest = JSON.stringify({ name: 'counter', package: 'counter/counter.wasm', handler: [{ type: 'runtime' }],
+    initial_state: { count: 0 } });
+  const spawnOn = async (node) => {
+    const r = await call(n1, 'POST', `/actors?wait=running${node ? `&node=${node}` : ''}`,
+      { headers: { 'Content-Type': 'application/json' }, body: `{"manifest": ${manifest}}` });
+    assert.equal(r.status, 201, r.text);
+    return r.json.id;
+  };
+  const here = await spawnOn(null);
+  const there = await spawnOn('n2');
+
+  const { page, problems } = await openBrowser();
+  await page.goto(`${n1.url}/`);
+  // The list: every node's actors, each with its node, in a column shown only now.
+  await page.locator('#actors.clustered th.col-node').waitFor();
+  await waitText(page, `#actors tr[data-id="${here}"] td.col-node`, 'n1');
+  await waitText(page, `#actors tr[data-id="${there}"] td.col-node`, 'n2');
+  assert.equal(await page.isVisible('#actors th.col-node'), true);
+  // The page of an actor on the other node says where it runs.
+  await page.goto(`${n1.url}/#/actors/${there}`);
+  await waitText(page, '#actor-node', 'n2');
+  await page.waitForSelector('#chain-stream[data-state="live"]');   // its stream, relayed from n2
+  // The server view lists the cluster's nodes.
+  await page.goto(`${n1.url}/#/server`);
+  await waitText(page, '#srv-nodes tr[data-node="n1"]', 'n1 (this node)');
+  await waitText(page, '#srv-nodes tr[data-node="n2"] td[data-status]', 'up');
+  await waitText(page, '#server-cluster h2', 'this is node n1');
+  assert.deepEqual(problems, []);
+
+  // Without --nats there is no node column and no cluster panel.
+  const single = await startServer();
+  await call(single, 'POST', '/actors?wait=running',
+    { headers: { 'Content-Type': 'application/json' }, body: `{"manifest": ${manifest}}` });
+  await page.goto(`${single.url}/`);
+  await page.locator('#actors tbody tr').first().waitFor();
+  assert.equal(await page.isVisible('#actors th.col-node'), false);
+  await page.goto(`${single.url}/#/server`);
+  await page.waitForSelector('#server-metrics-grid');
+  assert.equal(await page.isVisible('#server-cluster'), false);
 });

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -35,7 +35,8 @@ export async function runCleanups() {
 
 // ---- the server -------------------------------------------------------------
 
-export async function startServer({ token, home } = {}) {
+// args: more command-line arguments (cluster mode: --nats, --node, ...).
+export async function startServer({ token, home, args = [] } = {}) {
   home = home || fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-'));
   fs.mkdirSync(path.join(home, 'packages'), { recursive: true });
   fs.copyFileSync(path.join(BIN, 'examples/hello/hello.wasm'), path.join(home, 'packages/hello.wasm'));
@@ -49,7 +50,7 @@ export async function startServer({ token, home } = {}) {
   delete env.THEATER_TOKEN_FILE;
   delete env.THEATER_LISTEN;
   if (token) env.THEATER_TOKEN = token;
-  const proc = spawn(path.join(BIN, 'theater-server'), ['--listen', '127.0.0.1:0'],
+  const proc = spawn(path.join(BIN, 'theater-server'), ['--listen', '127.0.0.1:0', ...args],
     { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log += d; });
@@ -91,6 +92,49 @@ export async function call(srv, method, p, { headers = {}, body } = {}) {
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
   return { status: r.status, json, text, headers: r.headers };
+}
+
+// ---- a NATS server with JetStream (cluster mode) ------------------------------
+
+// One nats-server on a free loopback port (installed with apt-get when missing,
+// as tests/support/nats_cluster.c does); resolves to its nats:// url.
+export async function startNats() {
+  const which = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+  if (!which('nats-server')) {
+    console.error('startNats: nats-server is missing; installing it with apt-get');
+    const r = spawnSync('sh', ['-c', 'apt-get -o DPkg::Lock::Timeout=600 install -y -qq nats-server || ' +
+      'sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq nats-server'], { stdio: 'inherit' });
+    if (r.status !== 0 || !which('nats-server')) throw new Error('cannot install nats-server (apt-get install nats-server)');
+  }
+  const probe = net.createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'theater-dash-nats-'));
+  const proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  cleanups.push(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const end = Date.now() + 30000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok && /Server is ready/.test(log)) break;
+    if (Date.now() > end) throw new Error(`nats-server did not start:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return `nats://127.0.0.1:${port}`;
 }
 
 // ---- a proxy that can cut every connection ----------------------------------
