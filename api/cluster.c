@@ -82,6 +82,22 @@ static void target_of(struct http_request *req, const char *skip, char *out, siz
 static const char *const passed_request_headers[] = {
 	"Content-Type", "Accept", "If-None-Match", "Last-Event-ID", "Idempotency-Key", NULL,
 };
+#define PASSED_HEADERS_MAX (2 * 6 + 1)
+
+/* The request's headers that a forwarded call carries, as name, value pairs
+ * ended by NULL in out (PASSED_HEADERS_MAX entries); the values are c's. */
+static void passed_headers(struct api_call *c, const char **out)
+{
+	size_t n = 0;
+	for (const char *const *p = passed_request_headers; *p; p++) {
+		const char *v = http_request_header(c->req, *p);
+		if (v) {
+			out[n++] = *p;
+			out[n++] = v;
+		}
+	}
+	out[n] = NULL;
+}
 
 struct forward {
 	struct api_call *c;
@@ -102,16 +118,8 @@ static unsigned forward_timeout(struct api_call *c)
 static void forward_now(struct forward *f)
 {
 	struct api_call *c = f->c;
-	const char *headers[2 * 6 + 1];
-	size_t nh = 0;
-	for (const char *const *p = passed_request_headers; *p; p++) {
-		const char *v = http_request_header(c->req, *p);
-		if (v) {
-			headers[nh++] = *p;
-			headers[nh++] = v;
-		}
-	}
-	headers[nh] = NULL;
+	const char *headers[PASSED_HEADERS_MAX];
+	passed_headers(c, headers);
 	size_t len = 0;
 	const uint8_t *body = http_request_body(c->req, &len);
 	struct cluster_http req = {
@@ -345,16 +353,8 @@ static void job_relay(void *arg)
 	struct forward *f = arg;
 	struct api_call *c = f->c;
 	struct cluster *cl = cluster_of(c->api);
-	const char *headers[2 * 6 + 1];
-	size_t nh = 0;
-	for (const char *const *p = passed_request_headers; *p; p++) {
-		const char *v = http_request_header(c->req, *p);
-		if (v) {
-			headers[nh++] = *p;
-			headers[nh++] = v;
-		}
-	}
-	headers[nh] = NULL;
+	const char *headers[PASSED_HEADERS_MAX];
+	passed_headers(c, headers);
 	struct cluster_http req = {.method = "GET", .target = f->target, .headers = headers};
 	struct cluster_reply head;
 	struct cluster_stream *cs = NULL;

@@ -1080,6 +1080,18 @@ static const char *const mail_kind_names[] = {"send", "request", "child-exit", "
 					       "timer", "channel-open", "channel-message",
 					       "channel-close"};
 
+/* Puts m at the end of a's mailbox (a->lock held). */
+static void mail_append_locked(struct actor *a, struct mail *m)
+{
+	if (a->mail_tail)
+		a->mail_tail->next = m;
+	else
+		a->mail_head = m;
+	a->mail_tail = m;
+	a->mail_n++;
+	a->mail_bytes += m->len;
+}
+
 /* The end of accepting mail once its `received` event is durable (or failed
  * with rc): gives back the reserved place and queues the mail, or gives it its
  * `dropped` outcome when the actor ended meanwhile. Frees m on failure; a's
@@ -1091,13 +1103,7 @@ static enum err_code accept_finish(struct supervisor *s, struct actor *a, struct
 	a->mail_reserved--;
 	int gone = !rc && !a->rt;
 	if (!rc && !gone) {
-		if (a->mail_tail)
-			a->mail_tail->next = m;
-		else
-			a->mail_head = m;
-		a->mail_tail = m;
-		a->mail_n++;
-		a->mail_bytes += m->len;
+		mail_append_locked(a, m);
 		if (m->kind == MAIL_REQUEST)
 			a->metrics.requests++;
 		else if (m->kind == MAIL_SEND)
@@ -1560,13 +1566,7 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 	    strcmp(from, "timer") != 0)
 		snprintf(m->from, sizeof(m->from), "%s", from);
 	pthread_mutex_lock(&a->lock);
-	if (a->mail_tail)
-		a->mail_tail->next = m;
-	else
-		a->mail_head = m;
-	a->mail_tail = m;
-	a->mail_n++;
-	a->mail_bytes += m->len;
+	mail_append_locked(a, m);
 	if (!is_draining(s))
 		schedule_locked(s, a);   /* at start-up: runtime_kick, once all are back */
 	pthread_mutex_unlock(&a->lock);
