@@ -77,14 +77,7 @@ static void start_node(int i)
 	const char *args[] = {"--nats", NC.urls, "--node", NAMES[i], NULL};
 	if (server_start(&SP[i], NULL, args, NULL))
 		fail_msg("theater node %s did not start (log %s)", NAMES[i], SP[i].log_path);
-	size_t len;
-	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first", from);
-	server_put_package(&SP[i], "counter.wasm", data, len);
-	free(data);
-	free(from);
+	server_put_example_package(&SP[i], "counter");
 }
 
 /* Each node sees every node up (heartbeats are read from the bucket's watch). */

@@ -30,14 +30,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	start();
-	size_t len;
-	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first", from);
-	server_put_package(&SP, "counter.wasm", data, len);
-	free(data);
-	free(from);
+	server_put_example_package(&SP, "counter");
 	return 0;
 }
 

@@ -63,14 +63,8 @@ static const char SLOW_WAT[] =
 
 static void install_counter(void)
 {
+	server_put_example_package(&SP, "counter");
 	size_t len;
-	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first", from);
-	server_put_package(&SP, "counter.wasm", data, len);
-	free(data);
-	free(from);
 	char *wat = strdup(SLOW_WAT);
 	unsigned char *wasm = wat_compile(wat, &len);
 	server_put_package(&SP, "slow.wasm", wasm, len);

@@ -163,14 +163,8 @@ static void test_idle_actors_come_back_lazily(void **state)
 	SP.home = tu_mkdtemp("theater-e2e-lazy");
 	SP.roots = tu_fmt("%s/packages", SP.home);
 	mkdir(SP.roots, 0755);
+	server_put_example_package(&SP, "counter");
 	size_t len;
-	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
-	char *data = tu_read_file(from, &len);
-	if (!data)
-		fail_msg("cannot read '%s': build the examples first", from);
-	server_put_package(&SP, "counter.wasm", data, len);
-	free(data);
-	free(from);
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
 	server_put_package(&SP, "stream.wasm", wasm, len);
 	free(wasm);
@@ -291,13 +285,8 @@ static void test_idle_instances_released(void **state)
 	SP.home = tu_mkdtemp("theater-e2e-lazy");
 	SP.roots = tu_fmt("%s/packages", SP.home);
 	mkdir(SP.roots, 0755);
+	server_put_example_package(&SP, "counter");
 	size_t len;
-	char *from = tu_fmt("%s/examples/counter/counter.wasm", tu_binary_dir());
-	char *data = tu_read_file(from, &len);
-	assert_non_null(data);
-	server_put_package(&SP, "counter.wasm", data, len);
-	free(data);
-	free(from);
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
 	server_put_package(&SP, "stream.wasm", wasm, len);
 	free(wasm);

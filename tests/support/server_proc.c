@@ -301,6 +301,20 @@ void server_install_example(struct server_proc *sp, const char *name)
 	free(dir);
 }
 
+void server_put_example_package(struct server_proc *sp, const char *name)
+{
+	size_t len;
+	char *from = tu_fmt("%s/examples/%s/%s.wasm", tu_binary_dir(), name, name);
+	char *data = tu_read_file(from, &len);
+	if (!data)
+		fail_msg("cannot read '%s': build the examples first", from);
+	char *to = tu_fmt("%s.wasm", name);
+	server_put_package(sp, to, data, len);
+	free(to);
+	free(data);
+	free(from);
+}
+
 void server_install_examples(struct server_proc *sp, const char *const *names)
 {
 	for (int i = 0; names[i]; i++)

@@ -51,6 +51,9 @@ void server_copy_file(const char *from, const char *to);
  * build/examples (manifest.toml when the example has one), so manifests resolve
  * their packages beside them. */
 void server_install_example(struct server_proc *sp, const char *name);
+/* Puts build/examples/<name>/<name>.wasm in sp's package root as <name>.wasm
+ * (fails the test when the examples are not built). */
+void server_put_example_package(struct server_proc *sp, const char *name);
 /* The same for each name of a NULL-terminated list. */
 void server_install_examples(struct server_proc *sp, const char *const *names);
 
