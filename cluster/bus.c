@@ -51,6 +51,7 @@ struct bus_watch {
 	int stop;                     /* atomic */
 	pthread_mutex_t lock;         /* w (replaced by watch_renew, stopped by bus_watch_stop) */
 	unsigned stall_ms;            /* renew after this long without an entry; 0: never */
+	int renew;                    /* atomic: bus_watch_renew asked for a fresh watcher */
 };
 
 static pthread_once_t open_once = PTHREAD_ONCE_INIT;
@@ -490,6 +491,11 @@ static void *watch_main(void *arg)
 		kvEntry *e = NULL;
 		if (!w->w && !watch_renew(w))
 			continue;
+		if (__atomic_exchange_n(&w->renew, 0, __ATOMIC_ACQ_REL)) {
+			watch_renew(w);
+			clock_gettime(CLOCK_MONOTONIC, &last);
+			continue;
+		}
 		natsStatus s = kvWatcher_Next(&e, w->w, 500);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -548,6 +554,12 @@ enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, v
 	}
 	*out = w;
 	return ERR_OK;
+}
+
+void bus_watch_renew(struct bus_watch *w)
+{
+	if (w)
+		__atomic_store_n(&w->renew, 1, __ATOMIC_RELEASE);
 }
 
 void bus_watch_stop(struct bus_watch *w)

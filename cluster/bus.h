@@ -89,6 +89,9 @@ typedef void (*bus_kv_fn)(void *user, const char *key, const uint8_t *data, size
 			  uint64_t rev, int deleted);
 enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, void *user,
 			   struct bus_watch **out, struct err *err);
+/* Asks the watch thread for a fresh watcher soon: it delivers every current
+ * value again (what a watcher that lagged or lost its consumer missed). */
+void bus_watch_renew(struct bus_watch *w);
 /* After it returns, fn is not running and never runs again. Accepts NULL. */
 void bus_watch_stop(struct bus_watch *w);
 

@@ -415,7 +415,23 @@ static void failover_trial(int trial)
 			fail_msg("actor %s does not run on a survivor (owner '%s')", ids[k], owner);
 		char *req = tu_fmt("/actors/%s/requests?timeout=20", ids[k]);
 		struct http_result r;
-		assert_int_equal(call(2, "POST", req, "get", &r), 200);
+		/* a node refusing writes for a while (503: NATS electing leaders,
+		 * placement being read again) is a correct answer: ask again */
+		long st = 0;
+		for (int tries = 0; tries < 60; tries++) {
+			st = call(2, "POST", req, "get", &r);
+			if (st != 503)
+				break;
+			printf("# actor %d: 'get' answered 503: %s\n", k, r.body ? r.body : "");
+			http_result_release(&r);
+			nap_ms(500);
+		}
+		if (st != 200) {
+			printf("# actor %d (%s): 'get' answered %ld: %s\n", k, ids[k], st,
+			       r.body ? r.body : "");
+			dump_logs();
+		}
+		assert_int_equal(st, 200);
 		long count = atol(r.body);
 		http_result_release(&r);
 		free(req);
