@@ -459,7 +459,7 @@ enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err)
 /* A watcher that failed (its consumer lost while NATS elected new leaders, a
  * reconnect) is made again: it delivers every current value again, then the
  * changes, so the watch misses nothing. */
-static int watch_renew(struct bus_watch *w)
+static int watch_renew(struct bus_watch *w, int asked)
 {
 	pthread_mutex_lock(&w->lock);
 	kvWatcher *old = w->w;
@@ -467,7 +467,8 @@ static int watch_renew(struct bus_watch *w)
 	pthread_mutex_unlock(&w->lock);
 	kvWatcher_Destroy(old);
 	struct timespec nap = {0, 500 * 1000000};
-	nanosleep(&nap, NULL);
+	if (!asked)                      /* after a failure: not in a tight loop */
+		nanosleep(&nap, NULL);
 	kvWatcher *fresh = NULL;
 	if (kvStore_WatchAll(&fresh, w->kv->kv, NULL) != NATS_OK)
 		return 0;
@@ -489,10 +490,10 @@ static void *watch_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &last);
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		kvEntry *e = NULL;
-		if (!w->w && !watch_renew(w))
+		if (!w->w && !watch_renew(w, 0))
 			continue;
 		if (__atomic_exchange_n(&w->renew, 0, __ATOMIC_ACQ_REL)) {
-			watch_renew(w);
+			watch_renew(w, 1);
 			clock_gettime(CLOCK_MONOTONIC, &last);
 			continue;
 		}
@@ -504,7 +505,7 @@ static void *watch_main(void *arg)
 			/* a watcher whose consumer vanished can stay silent forever */
 			log_warn("cluster", "watch of '%s' silent for %ld ms: watching again",
 				 w->kv->bucket, quiet);
-			watch_renew(w);
+			watch_renew(w, 0);
 			last = now;
 			continue;
 		}
@@ -515,7 +516,7 @@ static void *watch_main(void *arg)
 			if (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 				log_warn("cluster", "watch of '%s' lost (%s): watching again",
 					 w->kv->bucket, natsStatus_GetText(s));
-				watch_renew(w);
+				watch_renew(w, 0);
 			}
 			continue;
 		}

@@ -889,7 +889,11 @@ static void test_supervision_across_nodes(void **state)
 	/* restart-child across nodes */
 	char *cmd = tu_fmt("{\"op\":\"restart\",\"id\":\"%s\"}", child);
 	struct http_result r;
-	assert_int_equal(call(2, "POST", req, cmd, &r), 200);
+	long rst = call(2, "POST", req, cmd, &r);
+	if (rst != 200) {
+		dump_logs();
+		fail_msg("restart-child across nodes answered %ld: %s", rst, r.body ? r.body : "");
+	}
 	if (!strstr(r.body, "restarted"))
 		fail_msg("restart-child across nodes: %s", r.body);
 	http_result_release(&r);
