@@ -400,6 +400,22 @@ enum err_code bus_kv_get(struct bus_kv *kv, const char *key, uint8_t **data_out,
 	return rc;
 }
 
+enum err_code bus_kv_get_revision(struct bus_kv *kv, const char *key, uint64_t rev,
+				  uint8_t **data_out, size_t *len_out, struct err *err)
+{
+	kvEntry *e = NULL;
+	natsStatus s = kvStore_GetRevision(&e, kv->kv, key, rev);
+	if (s == NATS_NOT_FOUND)
+		return err_set(err, ERR_NOT_FOUND, "nats: no revision %llu of key '%s' in '%s'",
+			       (unsigned long long)rev, key, kv->bucket);
+	if (s)
+		return fail(err, s, "cannot read key", key);
+	enum err_code rc = copy_out(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), data_out,
+				    len_out, err);
+	kvEntry_Destroy(e);
+	return rc;
+}
+
 enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			 uint64_t *rev_out, struct err *err)
 {
@@ -422,7 +438,7 @@ static enum err_code cas_fail(struct bus_kv *kv, natsStatus s, const char *key,
 	const char *text = nats_GetLastError(&last);
 	if (s == NATS_ERR && text && strstr(text, "wrong last sequence"))
 		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' was changed by another "
-			       "writer", key, kv->bucket);
+			       "writer (%.120s)", key, kv->bucket, text);
 	return fail(err, s, "cannot set key", key);
 }
 

@@ -71,6 +71,10 @@ void bus_kv_close(struct bus_kv *kv);
  * key is missing or deleted. */
 enum err_code bus_kv_get(struct bus_kv *kv, const char *key, uint8_t **data_out,
 			 size_t *len_out, uint64_t *rev_out, struct err *err);
+/* Revision rev of key (what kvStore_Update's "wrong last sequence: N" names).
+ * ERR_NOT_FOUND. */
+enum err_code bus_kv_get_revision(struct bus_kv *kv, const char *key, uint64_t rev,
+				  uint8_t **data_out, size_t *len_out, struct err *err);
 enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			 uint64_t *rev_out, struct err *err);
 /* Compare-and-set: create only when the key has no value (ERR_CONFLICT when it

@@ -548,6 +548,28 @@ static void take_over(struct cluster *c, const struct candidate *k)
 		 * claims at the right revision if it still names the dead node. */
 		char owner[CLUSTER_NODE_MAX] = "";
 		struct err le = {0};
+		/* Seen in trials after a NATS server came back: the watch and a
+		 * read both give revision R naming the dead node, yet the stream's
+		 * last sequence for the key is N > R, so every claim at R is refused
+		 * for ever. Read revision N itself: when it names the dead node
+		 * too, the next tick claims at N (still a compare-and-set: one
+		 * survivor wins). */
+		const char *w = strstr(e.msg, "wrong last sequence: ");
+		unsigned long long last = w ? strtoull(w + 21, NULL, 10) : 0;
+		if (last > k->rev) {
+			uint8_t *data = NULL;
+			size_t len = 0;
+			char at[CLUSTER_NODE_MAX] = "";
+			enum err_code grc = bus_kv_get_revision(c->place_kv, k->id, last, &data,
+								&len, &le);
+			if (!grc && cluster_place_node_of(data, len, at))
+				cluster_place_note(c, k->id, at, last, 0);
+			free(data);
+			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
+				 "last revision is %llu, which places it on '%s'", k->id, k->from,
+				 (unsigned long long)k->rev, last, grc ? le.msg : at);
+			return;
+		}
 		if (cluster_locate(c, k->id, owner, &le))
 			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused, and "
 				 "its placement cannot be read: %s", k->id, k->from,
