@@ -357,8 +357,30 @@ static void owner_of(int via, const char *id, char *out, size_t size)
 static void failover_trial(int trial)
 {
 	char *ids[3];
-	for (int i = 0; i < 3; i++)
-		ids[i] = spawn_counter(0, "&node=beta");
+	for (int i = 0; i < 3; i++) {
+		/* right after the last trial restarted a NATS server and beta, a
+		 * node may refuse writes (503) while JetStream elects leaders: a
+		 * client asks again */
+		const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
+				   "\"initial_state\":{\"count\":0}}}";
+		struct http_result r;
+		long st = 0;
+		for (int tries = 0; tries < 60; tries++) {
+			st = call(0, "POST", "/actors?wait=running&node=beta", body, &r);
+			if (st != 503)
+				break;
+			printf("# spawn on beta answered 503: %s\n", r.body ? r.body : "");
+			http_result_release(&r);
+			nap_ms(500);
+		}
+		if (st != 201)
+			fail_msg("spawn on beta: %ld %s", st, r.body ? r.body : "");
+		struct err e = {0};
+		json_t *j = json_parse(r.body, r.len, 16, &e);
+		ids[i] = strdup(json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+		http_result_release(&r);
+	}
 	long acked[3] = {0}, unsure[3] = {0};
 	int killed = 0;
 	char owner[CLUSTER_NODE_NAME];
