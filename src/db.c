@@ -1524,7 +1524,8 @@ static void known_ids_load(struct db *d, struct known_ids *k)
 		k->n = 0;
 		return;
 	}
-	qsort(k->v, k->n, sizeof(*k->v), id_cmp);
+	if (k->n)                     /* no runs: v is NULL, which qsort may not take */
+		qsort(k->v, k->n, sizeof(*k->v), id_cmp);
 }
 
 enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
