@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "src/util/crypto.h"
 #include "src/util/log.h"
@@ -107,12 +108,23 @@ struct forward {
 	const char *skip;             /* a query parameter not to pass on */
 };
 
-/* A request timeout (?timeout= seconds) lets a forwarded call wait as long. */
+/* A request timeout (?timeout= seconds) lets a forwarded call wait as long
+ * (plus 5 s); without one, 25 s (plus 5 s): the owner answers at once for
+ * every route that does not wait, and a NATS request lost while a server died
+ * must end in a 504 well before a client's own 60 s timeout, never a hang.
+ * cluster_call waits 2 s more than this for the owner's answer. */
 static unsigned forward_timeout(struct api_call *c)
 {
 	const char *t = http_request_query(c->req, "timeout");
 	long s = t ? atol(t) : 0;
-	return (unsigned)((s > 0 && s <= 600 ? s : 55) * 1000 + 5000);
+	return (unsigned)((s > 0 && s <= 600 ? s : 25) * 1000 + 5000);
+}
+
+static int64_t now_mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void forward_now(struct forward *f)
@@ -129,6 +141,7 @@ static void forward_now(struct forward *f)
 	struct cluster_reply r;
 	struct err e = {0};
 	struct cluster *cl = cluster_of(c->api);
+	int64_t t0 = now_mono_ms();
 	enum err_code rc = cluster_call(cl, f->node, &req, &r, &e);
 	char moved[CLUSTER_NODE_MAX];
 	struct err le = {0};
@@ -144,6 +157,9 @@ static void forward_now(struct forward *f)
 			return;
 		}
 		memset(&e, 0, sizeof(e));
+		/* the second try gets what is left of the first one's time */
+		int64_t left = (int64_t)req.timeout_ms - (now_mono_ms() - t0);
+		req.timeout_ms = left > 1000 ? (unsigned)left : 1000;
 		rc = cluster_call(cl, f->node, &req, &r, &e);
 	}
 	if (rc) {

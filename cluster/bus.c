@@ -51,6 +51,7 @@ struct bus_watch {
 	int stop;                     /* atomic */
 	pthread_mutex_t lock;         /* w (replaced by watch_renew, stopped by bus_watch_stop) */
 	unsigned stall_ms;            /* renew after this long without an entry; 0: never */
+	int renew;                    /* atomic: bus_watch_renew asked for a fresh watcher */
 };
 
 static pthread_once_t open_once = PTHREAD_ONCE_INIT;
@@ -399,6 +400,22 @@ enum err_code bus_kv_get(struct bus_kv *kv, const char *key, uint8_t **data_out,
 	return rc;
 }
 
+enum err_code bus_kv_get_revision(struct bus_kv *kv, const char *key, uint64_t rev,
+				  uint8_t **data_out, size_t *len_out, struct err *err)
+{
+	kvEntry *e = NULL;
+	natsStatus s = kvStore_GetRevision(&e, kv->kv, key, rev);
+	if (s == NATS_NOT_FOUND)
+		return err_set(err, ERR_NOT_FOUND, "nats: no revision %llu of key '%s' in '%s'",
+			       (unsigned long long)rev, key, kv->bucket);
+	if (s)
+		return fail(err, s, "cannot read key", key);
+	enum err_code rc = copy_out(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), data_out,
+				    len_out, err);
+	kvEntry_Destroy(e);
+	return rc;
+}
+
 enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			 uint64_t *rev_out, struct err *err)
 {
@@ -421,7 +438,7 @@ static enum err_code cas_fail(struct bus_kv *kv, natsStatus s, const char *key,
 	const char *text = nats_GetLastError(&last);
 	if (s == NATS_ERR && text && strstr(text, "wrong last sequence"))
 		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' was changed by another "
-			       "writer", key, kv->bucket);
+			       "writer (%.120s)", key, kv->bucket, text);
 	return fail(err, s, "cannot set key", key);
 }
 
@@ -458,7 +475,7 @@ enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err)
 /* A watcher that failed (its consumer lost while NATS elected new leaders, a
  * reconnect) is made again: it delivers every current value again, then the
  * changes, so the watch misses nothing. */
-static int watch_renew(struct bus_watch *w)
+static int watch_renew(struct bus_watch *w, int asked)
 {
 	pthread_mutex_lock(&w->lock);
 	kvWatcher *old = w->w;
@@ -466,7 +483,8 @@ static int watch_renew(struct bus_watch *w)
 	pthread_mutex_unlock(&w->lock);
 	kvWatcher_Destroy(old);
 	struct timespec nap = {0, 500 * 1000000};
-	nanosleep(&nap, NULL);
+	if (!asked)                      /* after a failure: not in a tight loop */
+		nanosleep(&nap, NULL);
 	kvWatcher *fresh = NULL;
 	if (kvStore_WatchAll(&fresh, w->kv->kv, NULL) != NATS_OK)
 		return 0;
@@ -488,8 +506,13 @@ static void *watch_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &last);
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		kvEntry *e = NULL;
-		if (!w->w && !watch_renew(w))
+		if (!w->w && !watch_renew(w, 0))
 			continue;
+		if (__atomic_exchange_n(&w->renew, 0, __ATOMIC_ACQ_REL)) {
+			watch_renew(w, 1);
+			clock_gettime(CLOCK_MONOTONIC, &last);
+			continue;
+		}
 		natsStatus s = kvWatcher_Next(&e, w->w, 500);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -498,7 +521,7 @@ static void *watch_main(void *arg)
 			/* a watcher whose consumer vanished can stay silent forever */
 			log_warn("cluster", "watch of '%s' silent for %ld ms: watching again",
 				 w->kv->bucket, quiet);
-			watch_renew(w);
+			watch_renew(w, 0);
 			last = now;
 			continue;
 		}
@@ -509,7 +532,7 @@ static void *watch_main(void *arg)
 			if (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 				log_warn("cluster", "watch of '%s' lost (%s): watching again",
 					 w->kv->bucket, natsStatus_GetText(s));
-				watch_renew(w);
+				watch_renew(w, 0);
 			}
 			continue;
 		}
@@ -548,6 +571,12 @@ enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, v
 	}
 	*out = w;
 	return ERR_OK;
+}
+
+void bus_watch_renew(struct bus_watch *w)
+{
+	if (w)
+		__atomic_store_n(&w->renew, 1, __ATOMIC_RELEASE);
 }
 
 void bus_watch_stop(struct bus_watch *w)

@@ -71,6 +71,10 @@ void bus_kv_close(struct bus_kv *kv);
  * key is missing or deleted. */
 enum err_code bus_kv_get(struct bus_kv *kv, const char *key, uint8_t **data_out,
 			 size_t *len_out, uint64_t *rev_out, struct err *err);
+/* Revision rev of key (what kvStore_Update's "wrong last sequence: N" names).
+ * ERR_NOT_FOUND. */
+enum err_code bus_kv_get_revision(struct bus_kv *kv, const char *key, uint64_t rev,
+				  uint8_t **data_out, size_t *len_out, struct err *err);
 enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			 uint64_t *rev_out, struct err *err);
 /* Compare-and-set: create only when the key has no value (ERR_CONFLICT when it
@@ -89,6 +93,9 @@ typedef void (*bus_kv_fn)(void *user, const char *key, const uint8_t *data, size
 			  uint64_t rev, int deleted);
 enum err_code bus_kv_watch(struct bus_kv *kv, unsigned stall_ms, bus_kv_fn fn, void *user,
 			   struct bus_watch **out, struct err *err);
+/* Asks the watch thread for a fresh watcher soon: it delivers every current
+ * value again (what a watcher that lagged or lost its consumer missed). */
+void bus_watch_renew(struct bus_watch *w);
 /* After it returns, fn is not running and never runs again. Accepts NULL. */
 void bus_watch_stop(struct bus_watch *w);
 

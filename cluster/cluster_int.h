@@ -24,6 +24,7 @@ struct node_row {
 	uint64_t load;
 	int64_t time_ms;              /* the node's own clock, unix ms */
 	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
+	int64_t down_noted_ms;        /* replica.c: seen_ms when we last noted it down */
 };
 
 struct place {

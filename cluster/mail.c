@@ -258,7 +258,13 @@ static enum err_code remote_child(void *user, const char *child, const char *par
 	struct child_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	if (!cluster_lookup(c, child, j->node) || strcmp(j->node, c->node) == 0) {
+	struct err le = {0};
+	int known = cluster_lookup(c, child, j->node);
+	/* our copy names a node that is down: it may have moved (a failover our
+	 * watch has not delivered yet); the bucket says */
+	if (known && strcmp(j->node, c->node) != 0 && !cluster_node_up(c, j->node))
+		known = cluster_locate(c, child, j->node, &le) == ERR_OK;
+	if (!known || strcmp(j->node, c->node) == 0) {
 		free(j);
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", child);
 	}

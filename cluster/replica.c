@@ -517,7 +517,13 @@ static int silent(struct cluster *c, const char *node)
 	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
 	json_decref(v);
 	free(data);
-	return cluster_unix_ms() - t >= (int64_t)c->lapse_ms;
+	int64_t age = cluster_unix_ms() - t;
+	if (age < (int64_t)c->lapse_ms) {
+		static const char fmt[] = "node '%s' looks down here, but its last heartbeat in "
+					  "the bucket is %lld ms old: no takeover from it yet";
+		log_limited(fmt, LOG_WARN, "cluster", fmt, node, (long long)age);
+	}
+	return age >= (int64_t)c->lapse_ms;
 }
 
 static void take_over(struct cluster *c, const struct candidate *k)
@@ -533,9 +539,46 @@ static void take_over(struct cluster *c, const struct candidate *k)
 	enum err_code rc = bus_kv_update(c->place_kv, k->id, value, strlen(value), k->rev, &rev,
 					 &e);
 	if (rc) {
-		if (rc != ERR_CONFLICT)
+		if (rc != ERR_CONFLICT) {
 			log_warn("cluster", "cannot claim '%s' from '%s': %s", k->id, k->from, e.msg);
-		return;                  /* another survivor won: the watch will say who */
+			return;
+		}
+		/* Another survivor won, or our copy's revision is older than the
+		 * bucket's (a watch that lagged): read the bucket, so the next tick
+		 * claims at the right revision if it still names the dead node. */
+		char owner[CLUSTER_NODE_MAX] = "";
+		struct err le = {0};
+		/* Seen in trials after a NATS server came back: the watch and a
+		 * read both give revision R naming the dead node, yet the stream's
+		 * last sequence for the key is N > R, so every claim at R is refused
+		 * for ever. Read revision N itself: when it names the dead node
+		 * too, the next tick claims at N (still a compare-and-set: one
+		 * survivor wins). */
+		const char *w = strstr(e.msg, "wrong last sequence: ");
+		unsigned long long last = w ? strtoull(w + 21, NULL, 10) : 0;
+		if (last > k->rev) {
+			uint8_t *data = NULL;
+			size_t len = 0;
+			char at[CLUSTER_NODE_MAX] = "";
+			enum err_code grc = bus_kv_get_revision(c->place_kv, k->id, last, &data,
+								&len, &le);
+			if (!grc && cluster_place_node_of(data, len, at))
+				cluster_place_note(c, k->id, at, last, 0);
+			free(data);
+			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
+				 "last revision is %llu, which places it on '%s'", k->id, k->from,
+				 (unsigned long long)k->rev, last, grc ? le.msg : at);
+			return;
+		}
+		if (cluster_locate(c, k->id, owner, &le))
+			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused, and "
+				 "its placement cannot be read: %s", k->id, k->from,
+				 (unsigned long long)k->rev, le.msg);
+		else
+			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
+				 "bucket places it on '%s'", k->id, k->from,
+				 (unsigned long long)k->rev, owner);
+		return;
 	}
 	cluster_place_note(c, k->id, c->node, rev, 0);
 	set_aside(supervisor_chains_dir(c->sup), k->id);
@@ -607,6 +650,16 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 		int64_t since = now - seen;
 		if (since < (int64_t)c->lapse_ms)
 			continue;
+		if (llabs(r->down_noted_ms - r->seen_ms) > 1000) {
+			/* newly down: our copy of the placement may lack what the
+			 * watch missed while NATS elected leaders (actors placed on
+			 * it just before it died): read it all again */
+			r->down_noted_ms = r->seen_ms;
+			log_info("cluster", "node '%s' is down (no heartbeat for %lld ms): reading "
+				 "the placement again to take its actors over", r->name,
+				 (long long)since);
+			bus_watch_renew(c->place_watch);
+		}
 		snprintf(dead[n], CLUSTER_NODE_MAX, "%s", r->name);
 		down_ms[n++] = since - (int64_t)c->lapse_ms;
 	}
