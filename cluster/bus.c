@@ -34,6 +34,13 @@ struct bus_sub {
 	natsSubscription *sub;
 	bus_msg_fn fn;
 	void *user;
+	/* libnats calls on_complete once the subscription is closed and its handler
+	 * has returned for the last time: bus_unsubscribe waits for it before the
+	 * caller may free what the handler uses. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int complete;
+	int has_complete_cb;
 };
 
 struct bus_kv {
@@ -257,6 +264,15 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	natsMsg_Destroy(m);
 }
 
+static void on_complete(void *closure)
+{
+	struct bus_sub *bs = closure;
+	pthread_mutex_lock(&bs->mu);
+	bs->complete = 1;
+	pthread_cond_broadcast(&bs->cv);
+	pthread_mutex_unlock(&bs->mu);
+}
+
 enum err_code bus_subscribe(struct bus *b, const char *subject, const char *queue,
 			    bus_msg_fn fn, void *user, struct bus_sub **out, struct err *err)
 {
@@ -265,13 +281,19 @@ enum err_code bus_subscribe(struct bus *b, const char *subject, const char *queu
 		return err_set(err, ERR_NOMEM, "out of memory");
 	bs->fn = fn;
 	bs->user = user;
+	pthread_mutex_init(&bs->mu, NULL);
+	pthread_cond_init(&bs->cv, NULL);
 	natsStatus s = queue ? natsConnection_QueueSubscribe(&bs->sub, b->nc, subject, queue,
 							     on_msg, bs)
 			     : natsConnection_Subscribe(&bs->sub, b->nc, subject, on_msg, bs);
 	if (s) {
+		pthread_cond_destroy(&bs->cv);
+		pthread_mutex_destroy(&bs->mu);
 		free(bs);
 		return fail(err, s, "cannot subscribe to", subject);
 	}
+	bs->has_complete_cb =
+		natsSubscription_SetOnCompleteCB(bs->sub, on_complete, bs) == NATS_OK;
 	natsSubscription_SetPendingLimits(bs->sub, 1 << 20, 1 << 30);
 	*out = bs;
 	return ERR_OK;
@@ -281,12 +303,34 @@ void bus_unsubscribe(struct bus_sub *bs)
 {
 	if (!bs)
 		return;
-	/* Drain, then wait: the callback is not running once the drain completes. */
+	/* Drain (messages already received are handled), then close. */
 	if (natsSubscription_Drain(bs->sub) == NATS_OK)
 		natsSubscription_WaitForDrainCompletion(bs->sub, 5000);
 	else
 		natsSubscription_Unsubscribe(bs->sub);
+	/* The drain's end does not mean the handler has returned: wait for
+	 * on_complete. Should it never come, bs is left allocated (a small leak)
+	 * rather than freed under a handler that may still run. */
+	int done = !bs->has_complete_cb;
+	if (!done) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 10;
+		pthread_mutex_lock(&bs->mu);
+		while (!bs->complete &&
+		       pthread_cond_timedwait(&bs->cv, &bs->mu, &until) == 0)
+			;
+		done = bs->complete;
+		pthread_mutex_unlock(&bs->mu);
+	}
 	natsSubscription_Destroy(bs->sub);
+	if (!done) {
+		log_warn("cluster", "a NATS subscription did not complete within 10 s; "
+			 "its context is kept");
+		return;
+	}
+	pthread_cond_destroy(&bs->cv);
+	pthread_mutex_destroy(&bs->mu);
 	free(bs);
 }
 
