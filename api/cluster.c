@@ -242,6 +242,21 @@ static int start_forward(struct api_call *c, const char *node, api_handler_fn lo
 	return 1;
 }
 
+/* A call pinned to a node by ?node= (dropped from what is forwarded): 404 when
+ * no such node is up, else forwarded to it with job. */
+static int forward_pinned(struct api_call *c, const char *node, api_handler_fn local,
+			  void (*job)(void *))
+{
+	if (!cluster_node_up(cluster_of(c->api), node)) {
+		char detail[160];
+		snprintf(detail, sizeof(detail), "no node '%.64s' is up in the cluster "
+			 "(GET /cluster lists them)", node);
+		api_problem(c, ERR_NOT_FOUND, detail);
+		return 1;
+	}
+	return start_forward(c, node, local, "node", job);
+}
+
 /* ---- GET /actors over the cluster ---- */
 
 static void job_cluster_list(void *arg)
@@ -450,28 +465,14 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 		const char *node = http_request_query(c->req, "node");
 		if (!node || strcmp(node, cluster_node(cl)) == 0)
 			return 0;
-		if (!cluster_node_up(cl, node)) {
-			char detail[160];
-			snprintf(detail, sizeof(detail), "no node '%.64s' is up in the cluster "
-				 "(GET /cluster lists them)", node);
-			api_problem(c, ERR_NOT_FOUND, detail);
-			return 1;
-		}
-		return start_forward(c, node, fn, "node", job_relay);
+		return forward_pinned(c, node, fn, job_relay);
 	}
 	if (strcmp(pattern, "/actors") == 0) {
 		if (strcmp(method, "GET") == 0)
 			return start_forward(c, NULL, fn, NULL, job_cluster_list);
 		if (!pin || strcmp(pin, cluster_node(cl)) == 0)
 			return 0;
-		if (!cluster_node_up(cl, pin)) {
-			char detail[160];
-			snprintf(detail, sizeof(detail), "no node '%.64s' is up in the cluster "
-				 "(GET /cluster lists them)", pin);
-			api_problem(c, ERR_NOT_FOUND, detail);
-			return 1;
-		}
-		return start_forward(c, pin, fn, "node", job_forward);
+		return forward_pinned(c, pin, fn, job_forward);
 	}
 	if (strncmp(pattern, "/actors/{id}", 12) != 0 || !uuid_valid(c->params[0]))
 		return 0;

@@ -156,9 +156,9 @@ static size_t ticks(const char *id)
 	return n;
 }
 
-static void test_idle_actors_come_back_lazily(void **state)
+/* A new home in SP with the counter and the stream actor as packages. */
+static void new_home(void)
 {
-	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	SP.home = tu_mkdtemp("theater-e2e-lazy");
 	SP.roots = tu_fmt("%s/packages", SP.home);
@@ -168,6 +168,12 @@ static void test_idle_actors_come_back_lazily(void **state)
 	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
 	server_put_package(&SP, "stream.wasm", wasm, len);
 	free(wasm);
+}
+
+static void test_idle_actors_come_back_lazily(void **state)
+{
+	(void)state;
+	new_home();
 	assert_int_equal(server_start(&SP, SP.home, NULL, NULL), 0);
 
 	char *ids[NCOUNTERS];
@@ -281,15 +287,7 @@ static void test_idle_actors_come_back_lazily(void **state)
 static void test_idle_instances_released(void **state)
 {
 	(void)state;
-	memset(&SP, 0, sizeof(SP));
-	SP.home = tu_mkdtemp("theater-e2e-lazy");
-	SP.roots = tu_fmt("%s/packages", SP.home);
-	mkdir(SP.roots, 0755);
-	server_put_example_package(&SP, "counter");
-	size_t len;
-	unsigned char *wasm = server_compile_actor("tests/actors/stream_actor.c", "", &len);
-	server_put_package(&SP, "stream.wasm", wasm, len);
-	free(wasm);
+	new_home();
 	const char *args[] = {"--idle-release-ms", "300", NULL};
 	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
 	char *c = spawn("{\"name\":\"c\",\"package\":\"counter.wasm\",\"initial_state\":"
