@@ -209,6 +209,8 @@ uint64_t supervisor_live_count(struct supervisor *s);
 uint64_t supervisor_loaded_count(struct supervisor *s);
 /* Idle instances released since the start (--idle-release-ms). */
 uint64_t supervisor_released_count(struct supervisor *s);
+/* Live runs start-up left for the background recovery that are not back yet. */
+uint64_t supervisor_recovery_pending(struct supervisor *s);
 
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,
