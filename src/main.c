@@ -188,6 +188,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.call_bytes = c->call_bytes,
 		.recover_none = c->recover_none, .shutdown_grace_ms = c->shutdown_grace_ms,
 		.idle_release_ms = c->idle_release_ms,
+		.exits_after_shutdown = 1,
 		.headroom = app->headroom, .verify_full = c->verify_full,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))

@@ -62,6 +62,9 @@ struct supervisor_config {
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
 	uint32_t idle_release_ms;    /* an instance idle this long is released; 0: never */
+	int exits_after_shutdown;    /* the process ends after supervisor_shutdown: the
+				      * instances' linear memories are left to the exit
+				      * (wasm_memory_keep_at_exit) */
 	/* Issue 16. */
 	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
 	int verify_full;             /* start-up verifies every chain whole, not past the index's head */
