@@ -926,11 +926,13 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 	load_run(&c, &r);
 	db_run_release(&r);
 	free(c.live);
+	free(c.eager);
 	struct actor *a = reg_find(s, actor_id);
 	if (!a)
 		return err_set(err, ERR_CORRUPT, "the chain of '%s' could not be loaded", actor_id);
-	int live = c.nlive > 0;
-	int ok = live ? recover_one(s, a) : 1;
+	int live = c.nlive > 0 || c.neager > 0;
+	struct err we = {0};
+	int ok = c.nlive ? recover_one(s, a) : c.neager ? durable_wake(s, a, &we) == ERR_OK : 1;
 	if (live && ok) {
 		struct actor *list[1] = {a};
 		flusher_sync_batch(s, list, 1);
