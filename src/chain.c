@@ -824,7 +824,7 @@ fail:
 	return rc;
 }
 
-enum err_code chain_open_trusted(const char *dir, const char *actor_id,
+enum err_code chain_open_trusted(const char *dir, int dirfd, const char *actor_id,
 				 const struct chain_checkpoint *cp, uint64_t end,
 				 struct chain **out, struct err *err)
 {
@@ -838,7 +838,9 @@ enum err_code chain_open_trusted(const char *dir, const char *actor_id,
 		return err_set(err, ERR_NOMEM, "out of memory opening a chain");
 	struct stat st;
 	enum err_code rc = ERR_OK;
-	if (stat(c->path, &st) != 0) {
+	char name[64 + sizeof(".chain")];   /* chain_id_valid: at most 64 bytes */
+	snprintf(name, sizeof(name), "%s.chain", actor_id);
+	if ((dirfd >= 0 ? fstatat(dirfd, name, &st, 0) : stat(c->path, &st)) != 0) {
 		rc = err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, errno,
 			       "cannot stat chain '%s'", c->path);
 		goto fail;

@@ -113,8 +113,9 @@ enum err_code chain_open_from(const char *dir, const char *actor_id, uint64_t ac
  * append), which fails with ERR_CORRUPT when its size changed meanwhile.
  * ERR_CONFLICT when the file does not end at `end` (the index lags the chain,
  * or a torn write: open it with chain_open_from instead), ERR_NOT_FOUND when
- * it is missing. */
-enum err_code chain_open_trusted(const char *dir, const char *actor_id,
+ * it is missing. dirfd, when >= 0, is dir opened (O_DIRECTORY): the stat then
+ * resolves one name, not the whole path (a start stats 100,000 of them). */
+enum err_code chain_open_trusted(const char *dir, int dirfd, const char *actor_id,
 				 const struct chain_checkpoint *cp, uint64_t end,
 				 struct chain **out, struct err *err);
 
