@@ -25,6 +25,7 @@ struct node_row {
 	int64_t time_ms;              /* the node's own clock, unix ms */
 	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
 	int64_t down_noted_ms;        /* replica.c: seen_ms when we last noted it down */
+	uint64_t placed;              /* children sent there since its last beat (mail.c) */
 };
 
 struct place {
@@ -92,6 +93,9 @@ enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
 void replica_failover_tick(struct cluster *c);
+/* The node up with the fewest live actors (its last beat's load plus the
+ * children sent there since), this one on a tie; counts one more for it. */
+void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX]);
 /* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
 enum err_code mail_start(struct cluster *c, struct err *err);
 void mail_stop(struct cluster *c);

@@ -250,6 +250,181 @@ static void test_spawn_pinned_and_list(void **state)
 
 /* Actor to actor across nodes: the driver on alpha sends to and asks a counter
  * on gamma; the sends arrive in order, once, and the request is answered. */
+static void put_supervisor(void)
+{
+	size_t len;
+	char *from = tu_fmt("%s/examples/supervisor/supervisor.wasm", tu_binary_dir());
+	char *wasm = tu_read_file(from, &len);
+	if (!wasm)
+		fail_msg("cannot read '%s': build the examples first", from);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "supervisor.wasm", wasm, len);
+	free(wasm);
+	free(from);
+}
+
+/* A supervisor on `node` whose children's manifest says node = child_node. */
+static char *spawn_supervisor(int node, const char *child_node, int kids)
+{
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"sup\",\"package\":\"supervisor.wasm\","
+			 "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"supervisor\"}]},"
+			 "\"initial_state\":{\"spawn\":%d,\"child_manifest\":{\"name\":\"counter\","
+			 "\"package\":\"counter.wasm\",\"node\":\"%s\","
+			 "\"handler\":[{\"type\":\"runtime\"}],\"initial_state\":{\"count\":7}}}}",
+			 kids, child_node);
+	json_t *j = call_json(node, "POST", "/actors?wait=running", m, 201);
+	if (strcmp(json_string_value(json_object_get(j, "status")), "running") != 0)
+		fail_msg("the supervisor did not run: %s",
+			 json_string_value(json_object_get(j, "status")));
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(m);
+	return id;
+}
+
+/* A request to the supervisor (the answer's body, or NULL when status differs). */
+static char *ask_supervisor(int via, const char *sup, const char *cmd, long want)
+{
+	char *path = tu_fmt("/actors/%s/requests?timeout=30", sup);
+	struct http_result r;
+	long st = call(via, "POST", path, cmd, &r);
+	free(path);
+	if (st != want) {
+		dump_logs();
+		fail_msg("%s to the supervisor answered %ld (want %ld): %s", cmd, st, want,
+			 r.body ? r.body : "");
+	}
+	char *body = strdup(r.body ? r.body : "");
+	http_result_release(&r);
+	return body;
+}
+
+static char *status_of(int via, const char *id);
+static void owner_of(int via, const char *id, char *out, size_t size);
+static json_t *get_state(int via, const char *id);
+
+/* Children across nodes: a child whose manifest names a node runs there, its
+ * parent link recorded; list-children and get-child-state see it from the
+ * parent's node; its exit reaches the parent; the parent's end stops it;
+ * node = "*" places children on nodes that are up; a node that is not up is
+ * refused. */
+static void test_children_across_nodes(void **state)
+{
+	(void)state;
+	put_supervisor();
+	char *sup = spawn_supervisor(0, "gamma", 2);
+	json_t *st = get_state(1, sup);
+	json_t *kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 2);
+	char *kid[2];
+	for (size_t i = 0; i < 2; i++) {
+		kid[i] = strdup(json_string_value(json_array_get(kids, i)));
+		char on[CLUSTER_NODE_NAME];
+		owner_of(1, kid[i], on, sizeof(on));
+		assert_string_equal(on, "gamma");
+		char *path = tu_fmt("/actors/%s", kid[i]);
+		json_t *run = call_json(0, "GET", path, NULL, 200);
+		assert_string_equal(json_string_value(json_object_get(run, "parent_id")), sup);
+		json_decref(run);
+		free(path);
+	}
+	json_decref(st);
+	/* list-children from alpha sees the children on gamma */
+	char *list = ask_supervisor(1, sup, "{\"op\":\"list\"}", 200);
+	for (size_t i = 0; i < 2; i++)
+		if (!strstr(list, kid[i]))
+			fail_msg("list-children lacks the child on gamma: %s", list);
+	free(list);
+	/* get-child-state across nodes */
+	char *cs = ask_supervisor(2, sup, "{\"op\":\"state\",\"index\":0}", 200);
+	if (!strstr(cs, "\"count\":7"))
+		fail_msg("get-child-state across nodes: %s", cs);
+	free(cs);
+	/* a child that is not its own is refused by the node that runs it */
+	char *other = spawn_counter(2, NULL);
+	char *cmd = tu_fmt("{\"op\":\"state\",\"id\":\"%s\"}", other);
+	free(ask_supervisor(0, sup, cmd, 422));
+	free(cmd);
+	/* stop-child of the child on gamma; its exit reaches the parent on alpha */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid[1]);
+	free(ask_supervisor(0, sup, cmd, 200));
+	free(cmd);
+	int heard = 0;
+	for (int tries = 0; tries < 300 && !heard; tries++) {
+		st = get_state(0, sup);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			strstr(last, kid[1]) != NULL;
+		free(last);
+		json_decref(st);
+		if (!heard)
+			nap_ms(100);
+	}
+	if (!heard)
+		fail_msg("the exit of the child on gamma did not reach its parent on alpha");
+	/* one more child through the spawn request; it goes to gamma too */
+	char *more = ask_supervisor(1, sup, "{\"op\":\"spawn\"}", 200);
+	struct err pe = {0};
+	json_t *mj = json_parse(more, strlen(more), 8, &pe);
+	char *kid3 = strdup(json_string_value(json_object_get(mj, "id")));
+	json_decref(mj);
+	free(more);
+	char on[CLUSTER_NODE_NAME];
+	owner_of(0, kid3, on, sizeof(on));
+	assert_string_equal(on, "gamma");
+	/* the parent's end stops its children on gamma */
+	char *stop = tu_fmt("/actors/%s/stop", sup);
+	long sst = call(1, "POST", stop, NULL, NULL);
+	assert_true(sst == 200 || sst == 204);
+	free(stop);
+	int stopped = 0;
+	for (int tries = 0; tries < 300 && !stopped; tries++) {
+		char *a = status_of(1, kid[0]), *b = status_of(0, kid3);
+		stopped = strcmp(a, "stopped") == 0 && strcmp(b, "stopped") == 0;
+		free(a);
+		free(b);
+		if (!stopped)
+			nap_ms(100);
+	}
+	if (!stopped) {
+		dump_logs();
+		fail_msg("the parent's end did not stop its children on gamma");
+	}
+	/* "*": each child runs on a node that is up and knows its parent */
+	char *any = spawn_supervisor(1, "*", 4);
+	st = get_state(2, any);
+	kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 4);
+	size_t i;
+	json_t *v;
+	json_array_foreach(kids, i, v) {
+		owner_of(0, json_string_value(v), on, sizeof(on));
+		if (!*on)
+			fail_msg("child '%s' of a node = \"*\" spawn does not run",
+				 json_string_value(v));
+		printf("# child %zu of the \"*\" supervisor runs on %s\n", i, on);
+	}
+	json_decref(st);
+	list = ask_supervisor(0, any, "{\"op\":\"list\"}", 200);
+	json_array_foreach(kids, i, v)
+		if (!strstr(list, json_string_value(v)))
+			fail_msg("list-children lacks a child: %s", list);
+	free(list);
+	/* a node that is not up: the spawn is refused (the actor gets -2) */
+	char *none = spawn_supervisor(0, "nowhere", 0);
+	char *ans = ask_supervisor(0, none, "{\"op\":\"spawn\"}", 422);
+	if (!strstr(ans, "not found"))
+		fail_msg("a spawn on a node that is not up: %s", ans);
+	free(ans);
+	free(none);
+	free(any);
+	free(kid3);
+	free(other);
+	free(kid[0]);
+	free(kid[1]);
+	free(sup);
+}
+
 static void test_cross_node_messaging(void **state)
 {
 	(void)state;
@@ -976,6 +1151,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_children_across_nodes),
 		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
