@@ -110,6 +110,19 @@ void blob_forget_all(struct cluster *c);
  * (theater-state, theater-data) in an event's JSON data. */
 void blob_each_ref(const uint8_t *data, size_t len,
 		   void (*fn)(void *user, const char *store_id, const char *sha256), void *user);
+/* An actor's own store (theater:simple/store): fn for the blob of each store
+ * or label call that succeeded, named by event (type, data); with labels,
+ * each label call is also noted there, in order (blob_apply_labels). */
+struct blob_labels {
+	char (*v)[64 + 129 + 65];     /* "<store>\0<label>\0<sha256>" */
+	size_t n, cap;
+};
+void blob_each_actor_ref(const char *type, const uint8_t *data, size_t len,
+			 void (*fn)(void *user, const char *store_id, const char *sha256),
+			 void *user, struct blob_labels *labels);
+/* Sets the noted labels in the local content store, in order (after their
+ * blobs were fetched), and frees the notes. */
+void blob_apply_labels(struct cluster *c, const char *actor_id, struct blob_labels *labels);
 /* From the stream into the local content store (nothing when it is there).
  * ERR_NOT_FOUND when the stream lacks it. Blocks. */
 enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sha256,

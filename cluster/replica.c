@@ -88,6 +88,7 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	}
 	struct blob_pub bp = {c, ev};
 	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
+	blob_each_actor_ref(ev->event_type, ev->data, ev->data_len, publish_blob, &bp, NULL);
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
@@ -285,6 +286,7 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 struct refs {
 	char (*v)[64 + 1 + 65];      /* "<store>/<sha256>" */
 	size_t n, cap;
+	struct blob_labels labels;   /* an actor's own store labels, set after the fetch */
 };
 
 static void note_ref(void *user, const char *store_id, const char *sha256)
@@ -399,8 +401,10 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
 			     (unsigned long long)seq, got, hash);
 	chain_event_release(&ev);
-	if (!rc)
+	if (!rc) {
 		blob_each_ref(body, blen, note_ref, refs);
+		blob_each_actor_ref(type, body, blen, note_ref, refs, &refs->labels);
+	}
 	if (!rc && strcmp(type, "spawned") == 0) {
 		struct err e = {0};
 		json_t *d = json_parse((const char *)body, blen, 64, &e);
@@ -468,6 +472,9 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		rc = blob_fetch(c, DURABLE_PACKAGES_STORE, package, err);
 	if (!rc)
 		fetch_blobs(c, id, &refs);
+	if (!rc)
+		blob_apply_labels(c, id, &refs.labels);
+	free(refs.labels.v);
 	free(refs.v);
 	if (!rc)
 		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);

@@ -1029,6 +1029,88 @@ static char *status_of(int via, const char *id)
 	return st;
 }
 
+/* A kv request; the answer's body (which must be 200). */
+static char *kv_ask(int via, const char *id, const char *cmd)
+{
+	char *path = tu_fmt("/actors/%s/requests?timeout=30", id);
+	struct http_result r;
+	long st = call(via, "POST", path, cmd, &r);
+	free(path);
+	if (st != 200) {
+		dump_logs();
+		fail_msg("%.80s to kv answered %ld: %s", cmd, st, r.body ? r.body : "");
+	}
+	char *body = strdup(r.body);
+	http_result_release(&r);
+	return body;
+}
+
+static char *spawn_kv(int node, const char *pin)
+{
+	char *path = tu_fmt("/actors?wait=running&node=%s", pin);
+	json_t *j = call_json(node, "POST", path,
+			      "{\"manifest\":{\"name\":\"kv\",\"package\":\"kv.wasm\","
+			      "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"store\"}]},"
+			      "\"initial_state\":{\"store\":\"kvrep\",\"index\":{}}}", 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(path);
+	return id;
+}
+
+/* An actor's own store (the kv example) is replicated: after kill -9 of its
+ * node, the node that takes it over has its values (small and large) and its
+ * labels (a fresh kv there finds a key by its label alone). */
+static void test_actor_store_failover(void **state)
+{
+	(void)state;
+	for (int i = 0; i < NODES; i++)
+		server_put_example_package(&SP[i], "kv");
+	char *kv = spawn_kv(0, "gamma");
+	char *big = malloc(20001);
+	for (int i = 0; i < 20000; i++)
+		big[i] = (char)('a' + i % 26);
+	big[20000] = '\0';
+	free(kv_ask(1, kv, "{\"op\":\"put\",\"key\":\"small\",\"value\":\"first\"}"));
+	char *cmd = tu_fmt("{\"op\":\"put\",\"key\":\"large\",\"value\":\"%s\"}", big);
+	free(kv_ask(0, kv, cmd));
+	free(cmd);
+	free(kv_ask(1, kv, "{\"op\":\"put\",\"key\":\"small\",\"value\":\"second\"}"));
+	server_crash(&SP[2]);
+	char on[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 600; tries++) {
+		owner_of(0, kv, on, sizeof(on));
+		if (*on && strcmp(on, "gamma") != 0)
+			break;
+		nap_ms(100);
+	}
+	if (!*on || strcmp(on, "gamma") == 0) {
+		dump_logs();
+		fail_msg("the kv actor did not move off gamma (owner '%s')", on);
+	}
+	printf("# kv moved to %s\n", on);
+	char *got = kv_ask(1, kv, "{\"op\":\"get\",\"key\":\"small\"}");
+	if (!strstr(got, "\"second\""))
+		fail_msg("the moved kv lost its small value: %s", got);
+	free(got);
+	got = kv_ask(0, kv, "{\"op\":\"get\",\"key\":\"large\"}");
+	if (!strstr(got, big))
+		fail_msg("the moved kv lost its large value: %.200s", got);
+	free(got);
+	/* a new kv on the new node, with an empty index: it finds the keys by
+	 * their labels, which the takeover set in that node's store */
+	char *fresh = spawn_kv(0, on);
+	got = kv_ask(1, fresh, "{\"op\":\"get\",\"key\":\"small\"}");
+	if (!strstr(got, "\"second\""))
+		fail_msg("the label 'small' did not move with the kv actor: %s", got);
+	free(got);
+	start_node(2);
+	wait_all_up();
+	free(fresh);
+	free(big);
+	free(kv);
+}
+
 /* Supervision across nodes: a supervisor (examples/supervisor) and one of its
  * children end up on different nodes (a failover moves them by their ids'
  * hashes); the parent restarts and stops the child on the other node, and the
@@ -1155,6 +1237,7 @@ int main(void)
 		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
+		cmocka_unit_test(test_actor_store_failover),
 		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_failover_kill9),
 	};
