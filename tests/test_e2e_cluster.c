@@ -1029,6 +1029,98 @@ static char *status_of(int via, const char *id)
 	return st;
 }
 
+/* The position of node in a merged id "alpha:12,beta:40" (-1 when absent). */
+static long long merged_pos(const char *id, const char *node)
+{
+	size_t nl = strlen(node);
+	for (const char *at = id; at && *at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+		if (strncmp(at, node, nl) == 0 && at[nl] == ':')
+			return atoll(at + nl + 1);
+	return -1;
+}
+
+/* The lifecycle frames of actor `id` in r, from node `node`: how many. Each
+ * frame's data names its node; its id is the merged id. */
+static int frames_of(const struct sse_result *r, const char *id, const char *node)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->frames[i].data || !strstr(r->frames[i].data, id))
+			continue;
+		struct err e = {0};
+		json_t *d = json_parse(r->frames[i].data, strlen(r->frames[i].data), 64, &e);
+		const char *on = json_string_value(json_object_get(d, "node"));
+		const char *aid = json_string_value(json_object_get(d, "actor_id"));
+		if (on && aid && strcmp(aid, id) == 0) {
+			if (strcmp(on, node) != 0)
+				fail_msg("a frame of '%s' names node '%s', not '%s'", id, on, node);
+			assert_non_null(r->frames[i].id);
+			assert_true(merged_pos(r->frames[i].id, node) ==
+				    (long long)json_integer_value(json_object_get(d, "id")));
+			n++;
+		}
+		json_decref(d);
+	}
+	return n;
+}
+
+/* GET /events?node=*: one stream of every node's lifecycle events, each frame
+ * with its node, resumable from its merged id (each node from its own
+ * position: nothing twice, nothing skipped). */
+static void test_merged_events(void **state)
+{
+	(void)state;
+	char *ids[NODES];
+	for (int i = 0; i < NODES; i++) {
+		char *q = tu_fmt("&node=%s", NAMES[i]);
+		ids[i] = spawn_counter((i + 1) % NODES, q);
+		free(q);
+	}
+	char *u = tu_fmt("%s/events?node=*", SP[0].base);
+	struct sse_result r = {0};
+	assert_int_equal(sse_collect(u, NULL, 0, 6, &r), 0);
+	assert_int_equal(r.status, 200);
+	int ready = 0;
+	for (size_t i = 0; i < r.n; i++)
+		ready += strcmp(r.frames[i].event, "ready") == 0;
+	assert_int_equal(ready, 1);
+	for (int i = 0; i < NODES; i++)
+		if (frames_of(&r, ids[i], NAMES[i]) < 2)   /* spawned, started */
+			fail_msg("the merged stream lacks the events of '%s' on %s (%zu frames)",
+				 ids[i], NAMES[i], r.n);
+	/* resume from the last frame's id: only what came after, on every node */
+	char *last = NULL;
+	for (size_t i = 0; i < r.n; i++)
+		if (r.frames[i].id)
+			last = r.frames[i].id;
+	assert_non_null(last);
+	for (int i = 0; i < NODES; i++)
+		assert_true(merged_pos(last, NAMES[i]) > 0);
+	char *later = spawn_counter(0, "&node=beta");
+	struct sse_result r2 = {0};
+	assert_int_equal(sse_collect(u, last, 0, 6, &r2), 0);
+	assert_int_equal(r2.status, 200);
+	for (int i = 0; i < NODES; i++)
+		assert_int_equal(frames_of(&r2, ids[i], NAMES[i]), 0);
+	if (frames_of(&r2, later, "beta") < 2)
+		fail_msg("the resumed stream lacks the new actor's events (%zu frames)", r2.n);
+	for (size_t i = 0; i < r2.n; i++)
+		if (r2.frames[i].id)
+			for (int k = 0; k < NODES; k++)
+				assert_true(merged_pos(r2.frames[i].id, NAMES[k]) >=
+					    merged_pos(last, NAMES[k]));
+	sse_result_release(&r2);
+	sse_result_release(&r);
+	/* an id that is not a merged one */
+	struct http_result br;
+	assert_int_equal(call(1, "GET", "/events?node=*&after=12", NULL, &br), 400);
+	http_result_release(&br);
+	free(later);
+	free(u);
+	for (int i = 0; i < NODES; i++)
+		free(ids[i]);
+}
+
 /* A kv request; the answer's body (which must be 200). */
 static char *kv_ask(int via, const char *id, const char *cmd)
 {
@@ -1235,6 +1327,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_pinned_and_list),
 		cmocka_unit_test(test_children_across_nodes),
 		cmocka_unit_test(test_relayed_streams),
+		cmocka_unit_test(test_merged_events),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
 		cmocka_unit_test(test_actor_store_failover),
