@@ -308,6 +308,20 @@ static void note_ref(void *user, const char *store_id, const char *sha256)
 	memcpy(r->v[r->n++], key, sizeof(key));
 }
 
+/* A state blob ("store://theater-state/...") is history unless recovery
+ * reads it: noted apart (note_state_ref, for the event state_event finds). */
+static void note_ref_but_state(void *user, const char *store_id, const char *sha256)
+{
+	if (strcmp(store_id, "theater-state") != 0)
+		note_ref(user, store_id, sha256);
+}
+
+static void note_state_ref(void *user, const char *store_id, const char *sha256)
+{
+	if (strcmp(store_id, "theater-state") == 0)
+		note_ref(user, store_id, sha256);
+}
+
 /* Every blob the chain names, from the stream into our content store. One
  * that is missing is only fatal when recovery needs it (durable.c then says
  * so): an old message's body may never be read again. */
@@ -402,7 +416,7 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 			     (unsigned long long)seq, got, hash);
 	chain_event_release(&ev);
 	if (!rc) {
-		blob_each_ref(body, blen, note_ref, refs);
+		blob_each_ref(body, blen, note_ref_but_state, refs);
 		blob_each_actor_ref(type, body, blen, note_ref, refs, &refs->labels);
 	}
 	if (!rc && strcmp(type, "spawned") == 0) {
@@ -418,6 +432,51 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 	}
 	json_decref(head);
 	return rc;
+}
+
+/* The state recovery reads (durable.c, find_marks): the newest `wasm` event
+ * (or event naming a state_seq, such as `recovered`) holds it, or names the
+ * event that does (state_seq): both seqs into at (0: none), 0 when no such
+ * event is found. */
+static int state_events(const struct rebuild *rb, uint64_t at[2])
+{
+	for (uint64_t seq = rb->max; seq > 0; seq--) {
+		const uint8_t *body = NULL;
+		size_t blen = 0;
+		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+		const char *type = json_string_value(json_object_get(head, "type"));
+		int is_wasm = type && strcmp(type, "wasm") == 0;
+		struct err e = {0};
+		json_t *d = is_wasm || (body && memmem(body, blen, "\"state_seq\"", 11))
+				    ? json_parse((const char *)body, blen, 64, &e) : NULL;
+		json_int_t st = json_integer_value(json_object_get(d, "state_seq"));
+		json_decref(d);
+		json_decref(head);
+		if (is_wasm || st > 0) {
+			at[0] = seq;
+			at[1] = st > 0 && (uint64_t)st <= rb->max ? (uint64_t)st : 0;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* State blobs: those of the events recovery reads the state from; every one
+ * when they are not found. Older states are history, not fetched. */
+static void note_states(const struct rebuild *rb, struct refs *refs)
+{
+	uint64_t at[2] = {0, 0};
+	int found = state_events(rb, at);
+	for (uint64_t seq = 1; seq <= rb->max; seq++) {
+		if (found && seq != at[0] && seq != at[1])
+			continue;
+		const uint8_t *body = NULL;
+		size_t blen = 0;
+		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+		if (head)
+			blob_each_ref(body, blen, note_state_ref, refs);
+		json_decref(head);
+	}
 }
 
 /* A chain file of ours for this id is an older copy (the actor ran here, moved
@@ -462,6 +521,8 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, &refs, err);
 	if (!rc)
 		rc = chain_sync(chain, err);
+	if (!rc)
+		note_states(&rb, &refs);
 	chain_close(chain);
 	for (uint64_t i = 0; i < rb.cap; i++)
 		free(rb.msg[i]);

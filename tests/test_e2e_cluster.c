@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/server_proc.h"
@@ -760,6 +761,25 @@ static void test_large_state_failover(void **state)
 	http_result_release(&r);
 	assert_true(strlen(a_state) >= big);
 	assert_non_null(strstr(a_state, "aho"));
+	/* b[0] moves on to a newer large state: the takeover fetches only the
+	 * state recovery reads, not the older one */
+	char *older = message[0];
+	message[0] = strdup(older);
+	message[0][6] = 'Y';
+	assert_int_equal(call(1, "POST", msgs[0], message[0], NULL), 202);
+	int newer = 0;
+	for (int tries = 0; tries < 200 && !newer; tries++) {
+		newer = state_is(0, b[0], message[0]);
+		if (!newer)
+			nap_ms(50);
+	}
+	assert_true(newer);
+	char old_sha[65], new_sha[65];
+	uint8_t d[32];
+	sha256(older, strlen(older), d);
+	hex_encode(d, 32, old_sha);
+	sha256(message[0], strlen(message[0]), d);
+	hex_encode(d, 32, new_sha);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
 	int64_t killed_at = now_ms(), moved_at = 0;
@@ -786,6 +806,16 @@ static void test_large_state_failover(void **state)
 		dump_logs();
 		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
 	}
+	int to = strcmp(ob[0], NAMES[0]) == 0 ? 0 : 1;
+	char *kept = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, new_sha);
+	char *skipped = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, old_sha);
+	if (access(kept, F_OK) != 0 || access(skipped, F_OK) == 0)
+		fail_msg("after the takeover %s should hold the newest state only: %s %s, %s %s",
+			 ob[0], kept, access(kept, F_OK) ? "missing" : "there", skipped,
+			 access(skipped, F_OK) ? "missing" : "there");
+	free(kept);
+	free(skipped);
+	free(older);
 	/* and they still work: b[0] takes another large message */
 	message[0][6] = 'Z';
 	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
