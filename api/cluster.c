@@ -556,6 +556,10 @@ static int merged_data(void *user, const uint8_t *data, size_t len)
 	struct merged *m = p->m;
 	int stop = 0;
 	pthread_mutex_lock(&m->lock);
+	if (m->ended) {
+		pthread_mutex_unlock(&m->lock);
+		return 1;
+	}
 	if (p->len + len + 1 > p->cap) {
 		size_t cap = p->cap ? p->cap : 4096;
 		while (cap < p->len + len + 1)
