@@ -434,41 +434,87 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 	return rc;
 }
 
-/* The state recovery reads (durable.c, find_marks): the newest `wasm` event
- * (or event naming a state_seq, such as `recovered`) holds it, or names the
- * event that does (state_seq): both seqs into at (0: none), 0 when no such
- * event is found. */
-static int state_events(const struct rebuild *rb, uint64_t at[2])
+/* Event seq's type and data (a new reference; NULL when it is not JSON). */
+static json_t *event_data(const struct rebuild *rb, uint64_t seq, char type[64])
 {
-	for (uint64_t seq = rb->max; seq > 0; seq--) {
-		const uint8_t *body = NULL;
-		size_t blen = 0;
-		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
-		const char *type = json_string_value(json_object_get(head, "type"));
-		int is_wasm = type && strcmp(type, "wasm") == 0;
-		struct err e = {0};
-		json_t *d = is_wasm || (body && memmem(body, blen, "\"state_seq\"", 11))
-				    ? json_parse((const char *)body, blen, 64, &e) : NULL;
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+	const char *t = json_string_value(json_object_get(head, "type"));
+	snprintf(type, 64, "%s", t ? t : "");
+	struct err e = {0};
+	json_t *d = head ? json_parse((const char *)body, blen, 64, &e) : NULL;
+	json_decref(head);
+	return d;
+}
+
+/* The event that holds the state event seq stands for: itself when it holds
+ * one (a state_ref, or a `wasm` event's inline state), else the one its
+ * state_seq names, followed as recovery and replay follow it. 0: not found. */
+static uint64_t state_holder(const struct rebuild *rb, uint64_t seq)
+{
+	for (int hops = 0; seq >= 1 && seq <= rb->max && hops < 64; hops++) {
+		char type[64];
+		json_t *d = event_data(rb, seq, type);
+		int holds = json_is_string(json_object_get(d, "state_ref")) ||
+			    (strcmp(type, "wasm") == 0 && json_object_get(d, "state"));
 		json_int_t st = json_integer_value(json_object_get(d, "state_seq"));
 		json_decref(d);
-		json_decref(head);
-		if (is_wasm || st > 0) {
-			at[0] = seq;
-			at[1] = st > 0 && (uint64_t)st <= rb->max ? (uint64_t)st : 0;
-			return 1;
-		}
+		if (holds)
+			return seq;
+		if (st <= 0 || (uint64_t)st >= seq)
+			return 0;
+		seq = (uint64_t)st;
 	}
 	return 0;
 }
 
-/* State blobs: those of the events recovery reads the state from; every one
- * when they are not found. Older states are history, not fetched. */
+/* The events whose large state a takeover fetches, into keep (rb->max + 1
+ * flags): the state recovery resumes from (durable.c, find_marks: the newest
+ * `wasm` event, or event naming a state_seq such as `recovered`), and each
+ * state a `recovered` or `restarted` event resumed from (replay reads them).
+ * 0 when one of them is not found (then every state is fetched). */
+static int states_needed(const struct rebuild *rb, unsigned char *keep)
+{
+	int newest = 1;
+	for (uint64_t seq = rb->max; seq > 0; seq--) {
+		char type[64];
+		const uint8_t *body = NULL;
+		size_t blen = 0;
+		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+		int marks = head && memmem(body, blen, "\"state_seq\"", 11);
+		const char *t = json_string_value(json_object_get(head, "type"));
+		int is_wasm = t && strcmp(t, "wasm") == 0;
+		json_decref(head);
+		if (!marks && !(newest && is_wasm))
+			continue;
+		json_t *d = event_data(rb, seq, type);
+		json_int_t st = json_integer_value(json_object_get(d, "state_seq"));
+		json_decref(d);
+		uint64_t at = 0;
+		if (newest && (is_wasm || st > 0)) {
+			newest = 0;
+			if (!(at = state_holder(rb, seq)))
+				return 0;
+			keep[at] = 1;
+		}
+		if ((strcmp(type, "recovered") == 0 || strcmp(type, "restarted") == 0) && st > 0) {
+			if (!(at = state_holder(rb, (uint64_t)st)))
+				return 0;
+			keep[at] = 1;
+		}
+	}
+	return !newest;
+}
+
+/* State blobs: those states_needed names; every one when it cannot tell.
+ * Older states are history (left in the stream). */
 static void note_states(const struct rebuild *rb, struct refs *refs)
 {
-	uint64_t at[2] = {0, 0};
-	int found = state_events(rb, at);
+	unsigned char *keep = calloc(rb->max + 1, 1);
+	int some = keep && states_needed(rb, keep);
 	for (uint64_t seq = 1; seq <= rb->max; seq++) {
-		if (found && seq != at[0] && seq != at[1])
+		if (some && !keep[seq])
 			continue;
 		const uint8_t *body = NULL;
 		size_t blen = 0;
@@ -477,6 +523,7 @@ static void note_states(const struct rebuild *rb, struct refs *refs)
 			blob_each_ref(body, blen, note_state_ref, refs);
 		json_decref(head);
 	}
+	free(keep);
 }
 
 /* A chain file of ours for this id is an older copy (the actor ran here, moved

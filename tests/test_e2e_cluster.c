@@ -816,6 +816,17 @@ static void test_large_state_failover(void **state)
 	free(kept);
 	free(skipped);
 	free(older);
+	/* replay on the new node still finds the state its `recovered` event
+	 * resumed from */
+	char *rp = tu_fmt("/actors/%s/replay", b[0]);
+	json_t *rj = call_json(1, "POST", rp, NULL, 200);
+	if (!json_is_null(json_object_get(rj, "diverged_at")) ||
+	    json_integer_value(json_object_get(rj, "replayed")) < 2) {
+		char *t = json_dumps(rj, JSON_COMPACT);
+		fail_msg("replay of '%s' after the takeover: %s", b[0], t);
+	}
+	json_decref(rj);
+	free(rp);
 	/* and they still work: b[0] takes another large message */
 	message[0][6] = 'Z';
 	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
