@@ -11,7 +11,14 @@
  *
  * Ordering: a send blocks its sender until the owner accepted it, and a
  * request parks its sender until the answer, so one sender's mail arrives in
- * the order it was sent (per-sender FIFO), as locally. */
+ * the order it was sent (per-sender FIFO), as locally.
+ *
+ * Supervision uses the same subject: `child-exit` / `child-error` (a child's
+ * end for its parent), `spawn` (a child whose manifest names another node:
+ * the owner spawns it with the parent's id and answers {id, status} once it
+ * runs and is placed), `children` (the ids of a parent's children there),
+ * `child-state` (a child's state, once its parent is checked) and `orphans`
+ * (a parent ended: stop its children there). */
 #include "cluster/cluster_int.h"
 
 #include <stdlib.h>
