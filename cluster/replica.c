@@ -570,15 +570,46 @@ static void take_over(struct cluster *c, const struct candidate *k)
 				 (unsigned long long)k->rev, last, grc ? le.msg : at);
 			return;
 		}
-		if (cluster_locate(c, k->id, owner, &le))
-			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused, and "
-				 "its placement cannot be read: %s", k->id, k->from,
-				 (unsigned long long)k->rev, le.msg);
-		else
-			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
-				 "bucket places it on '%s'", k->id, k->from,
-				 (unsigned long long)k->rev, owner);
-		return;
+		/* The refusal names no newer revision. Read the key: when it still
+		 * names the dead node at our revision, the key's own check refused a
+		 * revision its read confirms (seen in trials after a NATS server came
+		 * back: refused every second for minutes). Claim once more checked
+		 * against the whole bucket stream (still one winner). */
+		uint8_t *data = NULL;
+		size_t len = 0;
+		uint64_t now = 0;
+		enum err_code grc = bus_kv_get(c->place_kv, k->id, &data, &len, &now, &le);
+		if (grc) {
+			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused (%s), "
+				 "and its placement cannot be read: %s", k->id, k->from,
+				 (unsigned long long)k->rev, e.msg, le.msg);
+			return;
+		}
+		int named = cluster_place_node_of(data, len, owner);
+		free(data);
+		if (named)
+			cluster_place_note(c, k->id, owner, now, 0);
+		if (!named || now != k->rev || strcmp(owner, k->from) != 0) {
+			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused (%s): "
+				 "the bucket places it on '%s' at revision %llu", k->id, k->from,
+				 (unsigned long long)k->rev, e.msg, named ? owner : "?",
+				 (unsigned long long)now);
+			return;
+		}
+		log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused (%s), yet "
+			 "the bucket still places it there at that revision: claiming against the "
+			 "bucket's last sequence", k->id, k->from, (unsigned long long)k->rev, e.msg);
+		struct err se = {0};
+		rc = bus_kv_update_by_stream(c->place_kv, k->id, value, strlen(value), k->rev,
+					     &rev, &se);
+		if (rc) {
+			log_warn("cluster", "claim of '%s' from '%s' at revision %llu against the "
+				 "bucket's last sequence refused too: %s", k->id, k->from,
+				 (unsigned long long)k->rev, se.msg);
+			return;
+		}
+		log_info("cluster", "claim of '%s' from '%s' won against the bucket's last "
+			 "sequence (revision %llu)", k->id, k->from, (unsigned long long)rev);
 	}
 	cluster_place_note(c, k->id, c->node, rev, 0);
 	set_aside(supervisor_chains_dir(c->sup), k->id);
@@ -734,8 +765,8 @@ static void job_fence(void *arg)
 	}
 	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
-		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",
-			 j->id);
+		log_warn("cluster", "'%s' was taken over by node '%s': killing the copy here",
+			 j->id, owner);
 		char *id = strdup(j->id);
 		if (id)
 			supervisor_stop(j->c->sup, j->id, 1, fenced, id);
