@@ -322,8 +322,45 @@ static void test_cross_node_messaging(void **state)
 }
 
 /* The nodes' logs, for a failure's message. */
+/* What each NATS server holds of the buckets and the chain stream (its own
+ * replica: last sequence, messages, the leader it knows), from its monitoring
+ * port: replicas that disagree after a server came back show here. */
+static void print_replicas(void)
+{
+	for (int i = 0; i < NATS_SERVERS; i++) {
+		char *u = tu_fmt("http://127.0.0.1:%u/jsz?streams=true", NC.monitor[i]);
+		struct http_result r = {0};
+		if (http_do("GET", u, NULL, 0, NULL, &r) != 0 || r.status != 200) {
+			printf("# nats n%d: no answer\n", i + 1);
+			free(u);
+			http_result_release(&r);
+			continue;
+		}
+		free(u);
+		struct err e = {0};
+		json_t *j = json_parse(r.body, r.len, 32, &e);
+		json_t *accs = json_object_get(j, "account_details");
+		for (size_t a = 0; a < json_array_size(accs); a++) {
+			json_t *sd = json_object_get(json_array_get(accs, a), "stream_detail");
+			for (size_t k = 0; k < json_array_size(sd); k++) {
+				json_t *st = json_array_get(sd, k);
+				json_t *state = json_object_get(st, "state");
+				printf("# nats n%d: %s last_seq %lld messages %lld leader %s\n", i + 1,
+				       json_string_value(json_object_get(st, "name")),
+				       (long long)json_integer_value(json_object_get(state, "last_seq")),
+				       (long long)json_integer_value(json_object_get(state, "messages")),
+				       json_string_value(json_object_get(json_object_get(st, "cluster"),
+									 "leader")));
+			}
+		}
+		json_decref(j);
+		http_result_release(&r);
+	}
+}
+
 static void dump_logs(void)
 {
+	print_replicas();
 	for (int i = 0; i < NODES; i++) {
 		char *log = tu_read_file(SP[i].log_path, NULL);
 		fprintf(stderr, "---- log of %s:\n%s\n", NAMES[i], log ? log : "(none)");
@@ -358,6 +395,7 @@ static void owner_of(int via, const char *id, char *out, size_t size)
 static void failover_trial(int trial)
 {
 	char *ids[3];
+	print_replicas();
 	for (int i = 0; i < 3; i++) {
 		/* right after the last trial restarted a NATS server and beta, a
 		 * node may refuse writes (503) while JetStream elects leaders: a
@@ -467,6 +505,7 @@ static void failover_trial(int trial)
 		assert_true(count >= acked[k]);              /* nothing acknowledged lost */
 		assert_true(count <= acked[k] + unsure[k]);  /* nothing processed twice */
 	}
+	print_replicas();
 	/* beta comes back: it recovers its old copies, sees they moved, kills them */
 	assert_int_equal(nats_cluster_restart(&NC, trial % NATS_SERVERS), 0);
 	start_node(1);
