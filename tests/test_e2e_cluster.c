@@ -328,7 +328,7 @@ static void test_cross_node_messaging(void **state)
 static void print_replicas(void)
 {
 	for (int i = 0; i < NATS_SERVERS; i++) {
-		char *u = tu_fmt("http://127.0.0.1:%u/jsz?streams=true", NC.monitor[i]);
+		char *u = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true", NC.monitor[i]);
 		struct http_result r = {0};
 		if (http_do("GET", u, NULL, 0, NULL, &r) != 0 || r.status != 200) {
 			printf("# nats n%d: no answer\n", i + 1);
