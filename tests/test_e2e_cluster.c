@@ -337,6 +337,10 @@ static void print_replicas(void)
 			continue;
 		}
 		free(u);
+		/* "reserved_memory": 2^64-1 (unlimited) does not fit a JSON integer
+		 * here: blank such numbers out before parsing */
+		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
+			memcpy(big, "                   0", 20);
 		struct err e = {0};
 		json_t *j = json_parse(r.body, r.len, 32, &e);
 		json_t *accs = json_object_get(j, "account_details");
