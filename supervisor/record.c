@@ -19,6 +19,8 @@ static int is_terminal(const char *status)
 	return status && !status_is_live(status) && strcmp(status, "deleted") != 0;
 }
 
+static void apply_status(struct actor *a, const char *status, const char *reason, int64_t ts);
+
 /* Updates the snapshot after a durable append; called with a->lock held. */
 static void apply(struct actor *a, const struct chain_event *ev, const char *type,
 		  const char *status, const char *reason, int64_t ts)
@@ -31,8 +33,15 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *typ
 		memcpy(a->run.head_type, type ? type : "", tl + 1);
 	else
 		a->run.head_type[0] = '\0';     /* too long to keep: the index has it */
-	a->run.updated_at = ts;
 	a->run.head_time = ts;
+	apply_status(a, status, reason, ts);
+}
+
+/* The status part of apply (a->lock held); also for a deferred status event once
+ * it is durable. */
+static void apply_status(struct actor *a, const char *status, const char *reason, int64_t ts)
+{
+	a->run.updated_at = ts;
 	if (!status)
 		return;
 	free(a->run.status);
@@ -71,6 +80,8 @@ struct pending_event {
 	uint8_t hash[32], parent[32];
 	char *data;
 	uint64_t offset;              /* for the index row, written when it is durable */
+	char status[16];              /* a deferred status event's status, or "" */
+	char *reason;
 };
 
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
@@ -140,13 +151,29 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
-static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset)
+static void pending_free(struct pending_event *p)
+{
+	free(p->data);
+	free(p->reason);
+	free(p);
+}
+
+/* status: a deferred status event's (applied when it is durable), or NULL. */
+static enum err_code defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset,
+			   const char *status, const char *reason)
 {
 	struct pending_event *p = calloc(1, sizeof(*p));
-	if (!p || !(p->data = malloc(ev->data_len + 1))) {
+	if (!p || !(p->data = malloc(ev->data_len + 1)) ||
+	    (reason && !(p->reason = strdup(reason)))) {
+		if (p)
+			free(p->data);
 		free(p);
-		return;    /* out of memory: subscribers will replay it from storage */
+		/* out of memory: subscribers will replay it from storage; a status
+		 * event must not be lost this way (the caller records it synced) */
+		return ERR_NOMEM;
 	}
+	if (status)
+		snprintf(p->status, sizeof(p->status), "%s", status);
 	p->ev = *ev;
 	p->offset = offset;
 	snprintf(p->type, sizeof(p->type), "%s", ev->event_type);
@@ -164,6 +191,20 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 	else
 		a->pending = p;
 	a->pending_tail = p;
+	return ERR_OK;
+}
+
+/* The status of the last deferred status event (rec_lock held), or NULL. */
+static const char *pending_status(const struct actor *a, const char **reason, int64_t *ts)
+{
+	const char *st = NULL;
+	for (const struct pending_event *q = a->pending; q; q = q->next)
+		if (q->status[0]) {
+			st = q->status;
+			*reason = q->reason;
+			*ts = q->ev.timestamp;
+		}
+	return st;
 }
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
@@ -183,6 +224,8 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
 	if (rows && own)
 		rows[k++] = *own;
+	if (!status)
+		status = pending_status(a, &reason, &ts);
 	struct err dbe = {0};
 	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
 				      reason, ts, &dbe))
@@ -191,21 +234,26 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 	free(rows);
 }
 
-/* Reports the deferred events, now durable and indexed (rec_lock held). */
-static void flush_pending(struct supervisor *s, struct actor *a)
+/* Reports the deferred events, now durable and indexed, applying a deferred
+ * status and collecting the waiters it satisfies into *fire (rec_lock held). */
+static void flush_pending(struct supervisor *s, struct actor *a, struct waiter **fire)
 {
 	struct pending_event *p = a->pending;
 	a->pending = a->pending_tail = NULL;
 	while (p) {
 		struct pending_event *next = p->next;
+		const char *status = p->status[0] ? p->status : NULL;
 		pthread_mutex_lock(&a->lock);
+		if (status) {
+			apply_status(a, status, p->reason, p->ev.timestamp);
+			collect_waiters(a, status, fire);
+		}
 		p->ev.status = a->run.status;
 		fan_out(a->subs, &p->ev);
 		pthread_mutex_unlock(&a->lock);
-		if (is_lifecycle(&p->ev, NULL))
+		if (is_lifecycle(&p->ev, status))
 			lifecycle(s, a, &p->ev);
-		free(p->data);
-		free(p);
+		pending_free(p);
 		p = next;
 	}
 }
@@ -214,8 +262,7 @@ void record_release_pending(struct actor *a)
 {
 	while (a->pending) {
 		struct pending_event *next = a->pending->next;
-		free(a->pending->data);
-		free(a->pending);
+		pending_free(a->pending);
 		a->pending = next;
 	}
 	a->pending_tail = NULL;
@@ -379,6 +426,7 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 
 void record_sync(struct supervisor *s, struct actor *a)
 {
+	struct waiter *fire = NULL;
 	satisfy_deps(s, a);
 	pthread_mutex_lock(&a->rec_lock);
 	if (a->pending && a->chain) {
@@ -392,12 +440,13 @@ void record_sync(struct supervisor *s, struct actor *a)
 			pthread_mutex_unlock(&a->lock);
 			replica_wait_logged(s, a);
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
-			flush_pending(s, a);
+			flush_pending(s, a, &fire);
 		} else {
 			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
 		}
 	}
 	pthread_mutex_unlock(&a->rec_lock);
+	waiters_fire(s, fire);
 }
 
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
@@ -430,8 +479,11 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 			     a->run.id);
 		goto status_only;
 	}
-	int deferred = (a->defer_sync || defer_sync) && !status;
-	if (!deferred)
+	/* defer_sync 2: a status event too (not an end), applied once it is durable;
+	 * its sync (flusher_commit) makes every earlier append durable. */
+	int deferred = (a->defer_sync || defer_sync) &&
+		       (!status || (defer_sync == 2 && !is_terminal(status)));
+	if (!deferred || status)
 		satisfy_deps(s, a);     /* this sync makes every earlier append durable */
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
@@ -459,12 +511,32 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
-		defer(a, &sev, ev.offset);
+		if (defer(a, &sev, ev.offset, status, reason) && status) {
+			rc = chain_sync(a->chain, err);   /* out of memory: synced here */
+			if (!rc) {
+				pthread_mutex_lock(&a->lock);
+				a->durable_seq = ev.seq;
+				apply_status(a, status, reason, ts);
+				collect_waiters(a, status, &fire);
+				pthread_mutex_unlock(&a->lock);
+				struct db_event_row row = {.seq = ev.seq, .offset = ev.offset,
+							   .timestamp = ts, .event_type = type};
+				char hash[65];
+				hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
+				index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
+				flush_pending(s, a, &fire);
+			}
+		}
+		/* During a spawn or restart (a->defer_sync) the event that ends it syncs
+		 * everything before it: no flusher round of its own. */
+		int mark = !a->defer_sync && !status;
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
-		flusher_mark(s, a);
-		return ERR_OK;
+		waiters_fire(s, fire);
+		if (mark)
+			flusher_mark(s, a);
+		return rc;
 	}
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
@@ -475,7 +547,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
 				   .event_type = type};
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
-	flush_pending(s, a);
+	flush_pending(s, a, &fire);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, type, status, reason, ts);
 	sev.status = a->run.status;

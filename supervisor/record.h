@@ -12,7 +12,12 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 /* Like record_event; with defer_sync (and no status), the event is appended
  * without a sync and indexed and reported when the flusher (or the next synced
  * event, or record_sync) makes it durable. For events nobody is waiting on:
- * calls and host calls. */
+ * calls and host calls. defer_sync 2 defers a status event too (not an end):
+ * the snapshot, the index and the waiters see the status only when record_sync
+ * (or a later synced event) makes it durable; the caller arranges that sync
+ * (spawn's `started` through flusher_commit_indexed). While a->defer_sync is set
+ * (a spawn or restart), deferred events wait for the event that ends it instead of
+ * marking the flusher. */
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err);

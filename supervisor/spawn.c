@@ -87,8 +87,9 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
 	/* The chain file: a spare renamed into place (no file creation on this path)
-	 * whose name a directory sync shared with concurrent spawns makes durable; or,
-	 * when no spare is ready, created here (chain_open syncs the directory). */
+	 * whose name the chain's first sync makes durable (the committer's, shared by
+	 * concurrent spawns: one directory sync per batch); or, when no spare is
+	 * ready, created here (chain_open syncs the directory). */
 	struct chain_open_report rep;
 	enum err_code rc = ERR_OK;
 	char *path = NULL;
@@ -101,7 +102,7 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	if (!rc)
 		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
 	if (!rc && renamed)
-		rc = spares_sync_dir(s->spares, err);
+		chain_set_dir_unsynced(a->chain);
 	if (!rc)
 		rc = db_run_insert(s->cfg.db, &a->run, err);
 	if (rc) {
@@ -210,6 +211,21 @@ static int honour_stop(struct supervisor *s, struct actor *a)
 	return 1;
 }
 
+/* The committer's continuation for `started` (takes the reference on a). */
+static void started_durable(struct supervisor *s, void *arg, enum err_code rc,
+			    const struct err *why)
+{
+	struct actor *a = arg;
+	if (rc == ERR_OK) {
+		record_sync(s, a);        /* index, `running`, streams, waiters */
+	} else {
+		spawn_fail(s, a, "chain_unavailable", why);
+		runtime_stop(s, a);
+	}
+	runtime_release(s, a);    /* also honours a stop that raced with `started` */
+	actor_unref(s, a);
+}
+
 static void run_package(struct supervisor *s, struct actor *a, struct manifest *m,
 			json_t *state)
 {
@@ -271,12 +287,20 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		spawn_fail(s, a, reason, &e);
 		return;
 	}
-	a->defer_sync = 0;
-	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
+	/* `started` is appended without a sync; the committer makes it (and all
+	 * before it) durable together with the `started` of concurrent spawns, then
+	 * started_durable moves the run to `running` and answers. */
+	if (record_event_seq(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, 2,
+			     NULL, NULL, &e)) {
+		a->defer_sync = 0;
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);
+		runtime_release(s, a);
+		return;
 	}
-	runtime_release(s, a);    /* also honours a stop that raced with `started` */
+	a->defer_sync = 0;
+	actor_ref(s, a);
+	flusher_commit_indexed(s, a, chain_written(a->chain), started_durable, a);
 }
 
 /* ERR_OK when the parent exists and is live: a spawn job that waited in the

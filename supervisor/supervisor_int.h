@@ -213,6 +213,11 @@ typedef void (*flusher_commit_fn)(struct supervisor *s, void *arg, enum err_code
 				  const struct err *err);
 void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
 		    flusher_commit_fn fn, void *arg);
+/* Same, for a continuation that writes the index (record_sync): the committer
+ * runs the continuations of a batch inside one index transaction. A new chain's
+ * name (chain_set_dir_unsynced) is made durable by one directory sync per batch. */
+void flusher_commit_indexed(struct supervisor *s, struct actor *a, uint64_t upto,
+			    flusher_commit_fn fn, void *arg);
 /* Answers what is queued, then lets later commits sync at once (before the
  * pool stops: the continuations schedule actors). */
 void flusher_commit_stop(struct supervisor *s);
