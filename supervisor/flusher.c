@@ -158,7 +158,6 @@ struct commit_wait {
 	uint64_t upto;
 	flusher_commit_fn fn;
 	void *arg;
-	int indexed;                /* fn writes the index: batched in one transaction */
 };
 
 /* One chain of a batch: the largest length to make durable and the outcome. */
@@ -172,25 +171,6 @@ static void commit_sync_one(struct commit_chain *c)
 {
 	if (c->a->chain)
 		chain_sync_upto(c->a->chain, c->upto, &c->err);
-}
-
-/* New chains (renamed spares) of a batch: one directory sync for all of them,
- * before their data syncs (a failure leaves them to sync the directory alone). */
-static void commit_sync_dir(struct supervisor *s, struct commit_chain *v, size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += v[i].a->chain && chain_dir_unsynced(v[i].a->chain);
-	if (k < 2 || n >= FLUSH_SYNCFS_MIN)
-		return;       /* one: its own sync does it; many: the syncfs covers it */
-	struct err e = {0};
-	if (chain_sync_dir(s->chains_dir, &e) != ERR_OK) {
-		log_error("committer", "%s", e.msg);
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (v[i].a->chain)
-			chain_mark_dir_synced(v[i].a->chain);
 }
 
 static size_t commit_chain_of(struct commit_chain *v, size_t n, const struct actor *a)
@@ -227,7 +207,6 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 		return;
 	}
 	int all = 0;
-	commit_sync_dir(s, v, nv);
 	if (nv >= FLUSH_SYNCFS_MIN) {
 		all = chain_syncfs(s->chains_dir, &e) == ERR_OK;
 		if (!all)
@@ -243,17 +222,11 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 	 * writer one SQLite transaction per message and delay its answer. */
 	struct err rep = {0};       /* cluster mode: acknowledged by the stream too */
 	supervisor_replica_wait(s, &rep);
-	int indexed = 0;
-	for (struct commit_wait *w = list; w; w = w->next)
-		indexed += w->indexed;
-	int batch = indexed > 1 && db_batch_begin(s->cfg.db, &e) == ERR_OK;
 	for (struct commit_wait *w = list; w; w = w->next) {
 		struct commit_chain *c = &v[commit_chain_of(v, nv, w->a)];
 		const struct err *why = c->err.code ? &c->err : rep.code ? &rep : NULL;
 		w->fn(s, w->arg, why ? why->code : ERR_OK, why);
 	}
-	if (batch && db_batch_end(s->cfg.db, &e) != ERR_OK)
-		log_error("committer", "cannot commit the index of %zu spawns: %s", nv, e.msg);
 	free(v);
 }
 
@@ -281,14 +254,13 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
-static void commit_queue(struct supervisor *s, struct actor *a, uint64_t upto,
-			 flusher_commit_fn fn, void *arg, int indexed)
+void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
+		    flusher_commit_fn fn, void *arg)
 {
 	struct commit_wait *w = malloc(sizeof(*w));
 	pthread_mutex_lock(&s->flush_lock);
 	if (w && s->committer_running) {
-		*w = (struct commit_wait){.a = a, .upto = upto, .fn = fn, .arg = arg,
-					  .indexed = indexed};
+		*w = (struct commit_wait){.a = a, .upto = upto, .fn = fn, .arg = arg};
 		if (s->commits_tail)
 			s->commits_tail->next = w;
 		else
@@ -308,18 +280,6 @@ static void commit_queue(struct supervisor *s, struct actor *a, uint64_t upto,
 	if (!e.code)
 		supervisor_replica_wait(s, &e);
 	fn(s, arg, e.code, e.code ? &e : NULL);
-}
-
-void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
-		    flusher_commit_fn fn, void *arg)
-{
-	commit_queue(s, a, upto, fn, arg, 0);
-}
-
-void flusher_commit_indexed(struct supervisor *s, struct actor *a, uint64_t upto,
-			    flusher_commit_fn fn, void *arg)
-{
-	commit_queue(s, a, upto, fn, arg, 1);
 }
 
 /* flush_lock and flush_cond are initialized by supervisor_new and destroyed

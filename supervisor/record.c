@@ -19,8 +19,6 @@ static int is_terminal(const char *status)
 	return status && !status_is_live(status) && strcmp(status, "deleted") != 0;
 }
 
-static void apply_status(struct actor *a, const char *status, const char *reason, int64_t ts);
-
 /* Updates the snapshot after a durable append; called with a->lock held. */
 static void apply(struct actor *a, const struct chain_event *ev, const char *type,
 		  const char *status, const char *reason, int64_t ts)
@@ -33,15 +31,8 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *typ
 		memcpy(a->run.head_type, type ? type : "", tl + 1);
 	else
 		a->run.head_type[0] = '\0';     /* too long to keep: the index has it */
-	a->run.head_time = ts;
-	apply_status(a, status, reason, ts);
-}
-
-/* The status part of apply (a->lock held); also for a deferred status event once
- * it is durable. */
-static void apply_status(struct actor *a, const char *status, const char *reason, int64_t ts)
-{
 	a->run.updated_at = ts;
+	a->run.head_time = ts;
 	if (!status)
 		return;
 	free(a->run.status);
@@ -80,8 +71,6 @@ struct pending_event {
 	uint8_t hash[32], parent[32];
 	char *data;
 	uint64_t offset;              /* for the index row, written when it is durable */
-	char status[16];              /* a deferred status event's status, or "" */
-	char *reason;
 };
 
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
@@ -151,29 +140,13 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
-static void pending_free(struct pending_event *p)
-{
-	free(p->data);
-	free(p->reason);
-	free(p);
-}
-
-/* status: a deferred status event's (applied when it is durable), or NULL. */
-static enum err_code defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset,
-			   const char *status, const char *reason)
+static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset)
 {
 	struct pending_event *p = calloc(1, sizeof(*p));
-	if (!p || !(p->data = malloc(ev->data_len + 1)) ||
-	    (reason && !(p->reason = strdup(reason)))) {
-		if (p)
-			free(p->data);
+	if (!p || !(p->data = malloc(ev->data_len + 1))) {
 		free(p);
-		/* out of memory: subscribers will replay it from storage; a status
-		 * event must not be lost this way (the caller records it synced) */
-		return ERR_NOMEM;
+		return;    /* out of memory: subscribers will replay it from storage */
 	}
-	if (status)
-		snprintf(p->status, sizeof(p->status), "%s", status);
 	p->ev = *ev;
 	p->offset = offset;
 	snprintf(p->type, sizeof(p->type), "%s", ev->event_type);
@@ -191,23 +164,38 @@ static enum err_code defer(struct actor *a, const struct supervisor_event *ev, u
 	else
 		a->pending = p;
 	a->pending_tail = p;
-	return ERR_OK;
-}
-
-/* The status of the last deferred status event (rec_lock held), or NULL. */
-static const char *pending_status(const struct actor *a, const char **reason, int64_t *ts)
-{
-	const char *st = NULL;
-	for (const struct pending_event *q = a->pending; q; q = q->next)
-		if (q->status[0]) {
-			st = q->status;
-			*reason = q->reason;
-			*ts = q->ev.timestamp;
-		}
-	return st;
 }
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
+
+/* Inserts the run row of a spawn that deferred it (rec_lock held; inside the
+ * caller's transaction). */
+static void index_run(struct supervisor *s, struct actor *a)
+{
+	if (!a->unindexed)
+		return;
+	struct db_run snap;
+	pthread_mutex_lock(&a->lock);
+	enum err_code rc = run_copy(&a->run, &snap);
+	pthread_mutex_unlock(&a->lock);
+	struct err e = {0};
+	if (rc || db_run_insert(s->cfg.db, &snap, &e))
+		log_error("supervisor", "cannot index the run '%s': %s", a->run.id,
+			  rc ? "out of memory" : e.msg);
+	if (!rc)
+		db_run_release(&snap);
+	a->unindexed = 0;
+}
+
+enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
+				   const char *sha256, struct err *err)
+{
+	pthread_mutex_lock(&a->rec_lock);
+	int later = a->unindexed;     /* the insert carries it */
+	enum err_code rc = later ? ERR_OK : db_run_set_package(s->cfg.db, a->run.id, ref, sha256, err);
+	pthread_mutex_unlock(&a->rec_lock);
+	return rc;
+}
 
 /* Indexes the deferred events, now durable, together with `own` (the synced
  * event, may be NULL), the head and a status change: one commit (rec_lock held). */
@@ -224,36 +212,33 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
 	if (rows && own)
 		rows[k++] = *own;
-	if (!status)
-		status = pending_status(a, &reason, &ts);
 	struct err dbe = {0};
+	int batch = a->unindexed && db_batch_begin(s->cfg.db, &dbe) == ERR_OK;
+	index_run(s, a);
 	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
 				      reason, ts, &dbe))
 		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id,
 			  rows ? dbe.msg : "out of memory");
+	if (batch && db_batch_end(s->cfg.db, &dbe))
+		log_error("supervisor", "cannot index the run '%s': %s", a->run.id, dbe.msg);
 	free(rows);
 }
 
-/* Reports the deferred events, now durable and indexed, applying a deferred
- * status and collecting the waiters it satisfies into *fire (rec_lock held). */
-static void flush_pending(struct supervisor *s, struct actor *a, struct waiter **fire)
+/* Reports the deferred events, now durable and indexed (rec_lock held). */
+static void flush_pending(struct supervisor *s, struct actor *a)
 {
 	struct pending_event *p = a->pending;
 	a->pending = a->pending_tail = NULL;
 	while (p) {
 		struct pending_event *next = p->next;
-		const char *status = p->status[0] ? p->status : NULL;
 		pthread_mutex_lock(&a->lock);
-		if (status) {
-			apply_status(a, status, p->reason, p->ev.timestamp);
-			collect_waiters(a, status, fire);
-		}
 		p->ev.status = a->run.status;
 		fan_out(a->subs, &p->ev);
 		pthread_mutex_unlock(&a->lock);
-		if (is_lifecycle(&p->ev, status))
+		if (is_lifecycle(&p->ev, NULL))
 			lifecycle(s, a, &p->ev);
-		pending_free(p);
+		free(p->data);
+		free(p);
 		p = next;
 	}
 }
@@ -262,7 +247,8 @@ void record_release_pending(struct actor *a)
 {
 	while (a->pending) {
 		struct pending_event *next = a->pending->next;
-		pending_free(a->pending);
+		free(a->pending->data);
+		free(a->pending);
 		a->pending = next;
 	}
 	a->pending_tail = NULL;
@@ -426,7 +412,6 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 
 void record_sync(struct supervisor *s, struct actor *a)
 {
-	struct waiter *fire = NULL;
 	satisfy_deps(s, a);
 	pthread_mutex_lock(&a->rec_lock);
 	if (a->pending && a->chain) {
@@ -440,13 +425,12 @@ void record_sync(struct supervisor *s, struct actor *a)
 			pthread_mutex_unlock(&a->lock);
 			replica_wait_logged(s, a);
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
-			flush_pending(s, a, &fire);
+			flush_pending(s, a);
 		} else {
 			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
 		}
 	}
 	pthread_mutex_unlock(&a->rec_lock);
-	waiters_fire(s, fire);
 }
 
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
@@ -479,11 +463,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 			     a->run.id);
 		goto status_only;
 	}
-	/* defer_sync 2: a status event too (not an end), applied once it is durable;
-	 * its sync (flusher_commit) makes every earlier append durable. */
-	int deferred = (a->defer_sync || defer_sync) &&
-		       (!status || (defer_sync == 2 && !is_terminal(status)));
-	if (!deferred || status)
+	int deferred = (a->defer_sync || defer_sync) && !status;
+	if (!deferred)
 		satisfy_deps(s, a);     /* this sync makes every earlier append durable */
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
@@ -511,32 +492,16 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
-		if (defer(a, &sev, ev.offset, status, reason) && status) {
-			rc = chain_sync(a->chain, err);   /* out of memory: synced here */
-			if (!rc) {
-				pthread_mutex_lock(&a->lock);
-				a->durable_seq = ev.seq;
-				apply_status(a, status, reason, ts);
-				collect_waiters(a, status, &fire);
-				pthread_mutex_unlock(&a->lock);
-				struct db_event_row row = {.seq = ev.seq, .offset = ev.offset,
-							   .timestamp = ts, .event_type = type};
-				char hash[65];
-				hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
-				index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
-				flush_pending(s, a, &fire);
-			}
-		}
+		defer(a, &sev, ev.offset);
 		/* During a spawn or restart (a->defer_sync) the event that ends it syncs
-		 * everything before it: no flusher round of its own. */
-		int mark = !a->defer_sync && !status;
+		 * everything before it: no flusher round (and sync) of its own. */
+		int mark = !a->defer_sync;
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
-		waiters_fire(s, fire);
 		if (mark)
 			flusher_mark(s, a);
-		return rc;
+		return ERR_OK;
 	}
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
@@ -546,8 +511,12 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
 				   .event_type = type};
+	/* A spawn's first index write (a->unindexed): its run row, events, status
+	 * and lifecycle rows go in one transaction. */
+	struct err be = {0};
+	int batch = a->unindexed && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
-	flush_pending(s, a, &fire);
+	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, type, status, reason, ts);
 	sev.status = a->run.status;
@@ -556,6 +525,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	pthread_mutex_unlock(&a->lock);
 	if (is_lifecycle(&sev, status))
 		lifecycle(s, a, &sev);
+	if (batch && db_batch_end(s->cfg.db, &be))
+		log_error("supervisor", "cannot commit the index of '%s': %s", a->run.id, be.msg);
 	pthread_mutex_unlock(&a->rec_lock);
 	chain_event_release(&ev);
 	free(text);
@@ -570,6 +541,7 @@ status_only:
 	 * left looking live. */
 	if (status) {
 		struct err dbe2 = {0};
+		index_run(s, a);
 		db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe2);
 		pthread_mutex_lock(&a->lock);
 		free(a->run.status);

@@ -12,12 +12,8 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 /* Like record_event; with defer_sync (and no status), the event is appended
  * without a sync and indexed and reported when the flusher (or the next synced
  * event, or record_sync) makes it durable. For events nobody is waiting on:
- * calls and host calls. defer_sync 2 defers a status event too (not an end):
- * the snapshot, the index and the waiters see the status only when record_sync
- * (or a later synced event) makes it durable; the caller arranges that sync
- * (spawn's `started` through flusher_commit_indexed). While a->defer_sync is set
- * (a spawn or restart), deferred events wait for the event that ends it instead of
- * marking the flusher. */
+ * calls and host calls. While a->defer_sync is set (a spawn or restart), such
+ * events wait for the synced event that ends it instead of a flusher round. */
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err);
@@ -41,6 +37,10 @@ void record_send_dep(struct supervisor *s, struct actor *from, struct actor *to,
 /* Copies a's pending send dependencies (each with a reference on its `to`), for
  * a batch sync that covers them (flusher.c). */
 size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_dep **out);
+/* The index's package of a run (db_run_set_package), or nothing when the run row
+ * is not inserted yet (a->unindexed: the insert carries a->run's). Takes rec_lock. */
+enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
+				   const char *sha256, struct err *err);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */

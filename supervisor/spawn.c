@@ -87,9 +87,10 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
 	/* The chain file: a spare renamed into place (no file creation on this path)
-	 * whose name the chain's first sync makes durable (the committer's, shared by
-	 * concurrent spawns: one directory sync per batch); or, when no spare is
-	 * ready, created here (chain_open syncs the directory). */
+	 * whose name the chain's first sync makes durable (chain_set_dir_unsynced:
+	 * the `started` sync, after the data: on a journaling file system the
+	 * directory's change is then already committed); or, when no spare is ready,
+	 * created here (chain_open syncs the directory). */
 	struct chain_open_report rep;
 	enum err_code rc = ERR_OK;
 	char *path = NULL;
@@ -103,7 +104,11 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
 	if (!rc && renamed)
 		chain_set_dir_unsynced(a->chain);
-	if (!rc)
+	/* Answered once it runs: the run row goes into the index with `started`, in
+	 * one transaction (record.c: index_run); answered at once: inserted now. */
+	if (!rc && j->wait == SPAWN_WAIT_RUNNING)
+		a->unindexed = 1;
+	else if (!rc)
 		rc = db_run_insert(s->cfg.db, &a->run, err);
 	if (rc) {
 		actor_unref(s, a);
@@ -211,21 +216,6 @@ static int honour_stop(struct supervisor *s, struct actor *a)
 	return 1;
 }
 
-/* The committer's continuation for `started` (takes the reference on a). */
-static void started_durable(struct supervisor *s, void *arg, enum err_code rc,
-			    const struct err *why)
-{
-	struct actor *a = arg;
-	if (rc == ERR_OK) {
-		record_sync(s, a);        /* index, `running`, streams, waiters */
-	} else {
-		spawn_fail(s, a, "chain_unavailable", why);
-		runtime_stop(s, a);
-	}
-	runtime_release(s, a);    /* also honours a stop that raced with `started` */
-	actor_unref(s, a);
-}
-
 static void run_package(struct supervisor *s, struct actor *a, struct manifest *m,
 			json_t *state)
 {
@@ -249,12 +239,12 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	if (s->cfg.store && !store_has(s->cfg.store, DURABLE_PACKAGES_STORE, res->sha256) &&
 	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len, kept, &ke))
 		log_warn("supervisor", "cannot keep the package of '%s': %s", a->run.id, ke.msg);
-	db_run_set_package(s->cfg.db, a->run.id, res->reference, res->sha256, &e);
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);
 	a->run.package_ref = strdup(res->reference);
 	memcpy(a->run.package_sha256, res->sha256, 65);
 	pthread_mutex_unlock(&a->lock);
+	record_index_package(s, a, res->reference, res->sha256, &e);
 	json_t *d = lifecycle_data(NULL, NULL);
 	json_object_set(d, "manifest", m->json);
 	json_object_set_new(d, "package", json_pack("{s:s, s:s, s:I, s:b}", "reference",
@@ -287,20 +277,16 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		spawn_fail(s, a, reason, &e);
 		return;
 	}
-	/* `started` is appended without a sync; the committer makes it (and all
-	 * before it) durable together with the `started` of concurrent spawns, then
-	 * started_durable moves the run to `running` and answers. */
-	if (record_event_seq(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, 2,
-			     NULL, NULL, &e)) {
-		a->defer_sync = 0;
+	a->defer_sync = 0;
+	/* Synced on this worker: concurrent spawns' fdatasyncs share the file
+	 * system's journal commit (measured faster than one committer thread syncing
+	 * them in turn, docs/decisions.md); the sync also makes the renamed chain's
+	 * name durable (chain_set_dir_unsynced). */
+	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);
-		runtime_release(s, a);
-		return;
 	}
-	a->defer_sync = 0;
-	actor_ref(s, a);
-	flusher_commit_indexed(s, a, chain_written(a->chain), started_durable, a);
+	runtime_release(s, a);    /* also honours a stop that raced with `started` */
 }
 
 /* ERR_OK when the parent exists and is live: a spawn job that waited in the

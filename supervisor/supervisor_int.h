@@ -90,6 +90,9 @@ struct actor {
 	 * the thread that starts a run (nothing else records then); rec_lock guards
 	 * the pending list. */
 	int defer_sync;
+	/* rec_lock: the run row is not in the index yet (a spawn answered when it
+	 * runs): the first index write inserts it (record.c), in the same transaction. */
+	int unindexed;
 	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
@@ -213,11 +216,6 @@ typedef void (*flusher_commit_fn)(struct supervisor *s, void *arg, enum err_code
 				  const struct err *err);
 void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
 		    flusher_commit_fn fn, void *arg);
-/* Same, for a continuation that writes the index (record_sync): the committer
- * runs the continuations of a batch inside one index transaction. A new chain's
- * name (chain_set_dir_unsynced) is made durable by one directory sync per batch. */
-void flusher_commit_indexed(struct supervisor *s, struct actor *a, uint64_t upto,
-			    flusher_commit_fn fn, void *arg);
 /* Answers what is queued, then lets later commits sync at once (before the
  * pool stops: the continuations schedule actors). */
 void flusher_commit_stop(struct supervisor *s);

@@ -2,7 +2,8 @@
  * server: state across clean stops and crashes, exactly-once processing of
  * accepted messages, a crash trial (THEATER_CRASH_TRIALS sets the count; the
  * default suite runs a few, `make test-long` many), state-keeping restarts, the
- * state of ended runs, one server per home, and a graceful SIGTERM. */
+ * state of ended runs, one server per home, a graceful SIGTERM, and burst
+ * spawns whose every 201 survives kill -9. */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
