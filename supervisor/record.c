@@ -493,14 +493,10 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
 		defer(a, &sev, ev.offset);
-		/* During a spawn or restart (a->defer_sync) the event that ends it syncs
-		 * everything before it: no flusher round (and sync) of its own. */
-		int mark = !a->defer_sync;
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
-		if (mark)
-			flusher_mark(s, a);
+		flusher_mark(s, a);
 		return ERR_OK;
 	}
 	pthread_mutex_lock(&a->lock);

@@ -12,8 +12,7 @@ enum err_code record_event(struct supervisor *s, struct actor *a, const char *ty
 /* Like record_event; with defer_sync (and no status), the event is appended
  * without a sync and indexed and reported when the flusher (or the next synced
  * event, or record_sync) makes it durable. For events nobody is waiting on:
- * calls and host calls. While a->defer_sync is set (a spawn or restart), such
- * events wait for the synced event that ends it instead of a flusher round. */
+ * calls and host calls. */
 enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char *type,
 			      json_t *data, const char *status, const char *reason, int defer_sync,
 			      struct err *err);
