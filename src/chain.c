@@ -1110,13 +1110,6 @@ enum err_code chain_syncfs(const char *dir, struct err *err)
 					   dir);
 }
 
-enum err_code chain_sync_dir(const char *dir, struct err *err)
-{
-	if (fsync_dir(dir) != 0)
-		return err_errno(err, ERR_IO, errno, "cannot sync directory '%s'", dir);
-	return ERR_OK;
-}
-
 void chain_set_dir_unsynced(struct chain *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -1130,13 +1123,6 @@ int chain_dir_unsynced(struct chain *c)
 	int d = c->dir_unsynced;
 	pthread_mutex_unlock(&c->mu);
 	return d;
-}
-
-void chain_mark_dir_synced(struct chain *c)
-{
-	pthread_mutex_lock(&c->mu);
-	c->dir_unsynced = 0;
-	pthread_mutex_unlock(&c->mu);
 }
 
 uint64_t chain_written(struct chain *c)

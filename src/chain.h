@@ -133,15 +133,11 @@ uint64_t chain_written(struct chain *c);
 void chain_mark_synced(struct chain *c, uint64_t upto);
 
 /* A chain whose file was renamed into place without a directory sync (a spare,
- * supervisor/spares.c): its next sync also fsyncs the directory, so nothing
- * written is reported durable while its name could still vanish. A group commit
- * of many new chains syncs the directory once and marks each with
- * chain_mark_dir_synced. Any thread. */
+ * supervisor/spares.c): its next sync fsyncs the directory after the data, so
+ * nothing written is reported durable while its name could still vanish
+ * (chain_mark_synced after a syncfs clears it too). Any thread. */
 void chain_set_dir_unsynced(struct chain *c);
 int chain_dir_unsynced(struct chain *c);
-void chain_mark_dir_synced(struct chain *c);
-/* fsync of the directory dir (the names of the chains in it). */
-enum err_code chain_sync_dir(const char *dir, struct err *err);
 
 uint64_t chain_length(struct chain *c);
 /* Events known to be durable (a prefix of chain_length). */
