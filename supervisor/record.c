@@ -424,8 +424,13 @@ void record_sync(struct supervisor *s, struct actor *a)
 			memcpy(hash, a->run.head_hash, sizeof(hash));
 			pthread_mutex_unlock(&a->lock);
 			replica_wait_logged(s, a);
+			struct err be = {0};   /* a spawn's run row, events and `spawned` row */
+			int batch = a->unindexed && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
 			flush_pending(s, a);
+			if (batch && db_batch_end(s->cfg.db, &be))
+				log_error("supervisor", "cannot commit the index of '%s': %s",
+					  a->run.id, be.msg);
 		} else {
 			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
 		}
@@ -507,10 +512,10 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
 				   .event_type = type};
-	/* A spawn's first index write (a->unindexed): its run row, events, status
-	 * and lifecycle rows go in one transaction. */
+	/* A status change or a spawn's first index write (a->unindexed): the run
+	 * row, events, status and lifecycle rows go in one transaction. */
 	struct err be = {0};
-	int batch = a->unindexed && db_batch_begin(s->cfg.db, &be) == ERR_OK;
+	int batch = (a->unindexed || status) && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
 	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
