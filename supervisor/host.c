@@ -475,32 +475,33 @@ void host_wait_unref(struct host_wait *w)
 	free(w);
 }
 
-struct actor *host_wait_answered(struct host_wait *w)
+int host_wait_claim(struct host_wait *w)
 {
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
-	return w->parked;
+	pthread_mutex_lock(&w->lock);
+	return !w->done;
 }
 
-void host_wait_wake(struct host_wait *w, struct actor *parked)
+void host_wait_settle(struct host_wait *w)
 {
-	if (parked)
-		runtime_unpark(parked, w);
+	struct actor *wake = NULL;
+	if (!w->done) {
+		w->done = 1;
+		pthread_cond_signal(&w->cond);
+		wake = w->parked;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		runtime_unpark(wake, w);
+	host_wait_unref(w);
 }
 
 /* A parked wait's own timeout: done when nothing answered in time. */
 static void wait_timeout(void *arg)
 {
 	struct host_wait *w = arg;
-	struct actor *wake = NULL;
-	pthread_mutex_lock(&w->lock);
-	if (!w->done) {
+	if (host_wait_claim(w))
 		w->timed_out = 1;
-		wake = host_wait_answered(w);
-	}
-	pthread_mutex_unlock(&w->lock);
-	host_wait_wake(w, wake);
-	host_wait_unref(w);
+	host_wait_settle(w);
 }
 
 int host_can_park(struct wasm_caller *c, struct actor *a)

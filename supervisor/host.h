@@ -157,9 +157,8 @@ struct host_link *runtime_host_link(struct actor *a);
 /* A one-shot rendezvous between a host function that waits and whatever answers
  * it (a supervisor callback, a fetch, a timer). References: the waiter's and the
  * answering side's (host_wait_new gives two); a parked wait's timer takes one
- * more. The answering side fills the fields and marks it answered with
- * host_wait_answered under `lock`, once: it first checks `done` (a wait that
- * timed out is done and must not change). */
+ * more. The answering side answers once, through host_wait_claim and
+ * host_wait_settle (a wait that timed out is done and must not change). */
 struct host_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -179,10 +178,12 @@ struct host_wait {
 };
 struct host_wait *host_wait_new(void);                 /* NULL on OOM */
 void host_wait_unref(struct host_wait *w);
-/* Marks w answered (lock held): wakes a blocked waiter; returns the parked actor
- * to wake, which the caller passes to host_wait_wake once it released the lock. */
-struct actor *host_wait_answered(struct host_wait *w);
-void host_wait_wake(struct host_wait *w, struct actor *parked);
+/* The answering side: host_wait_claim locks w and says whether it is still
+ * unanswered (1: fill its fields now); host_wait_settle then marks it answered
+ * if it was, unlocks, wakes the waiter (blocked or parked) and drops the
+ * answering side's reference. Every claim is followed by one settle. */
+int host_wait_claim(struct host_wait *w);
+void host_wait_settle(struct host_wait *w);
 
 /* host_message.c, shared with the channels of host_channel.c. The reply
  * callback of a parked request (user: a host_wait; an actor's refusal keeps its

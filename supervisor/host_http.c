@@ -819,10 +819,8 @@ static void on_fetched(void *user, enum err_code rc, const struct err *err,
 		       struct fetch_response *resp)
 {
 	struct host_wait *w = user;
-	struct actor *wake = NULL;
 	struct fetch_response *keep = rc ? NULL : malloc(sizeof(*keep));
-	pthread_mutex_lock(&w->lock);
-	if (!w->done) {
+	if (host_wait_claim(w)) {
 		w->rc = rc ? rc : keep ? ERR_OK : ERR_NOMEM;
 		if (err)
 			w->e = *err;
@@ -833,13 +831,10 @@ static void on_fetched(void *user, enum err_code rc, const struct err *err,
 			keep = NULL;
 			resp = NULL;
 		}
-		wake = host_wait_answered(w);
 	}
-	pthread_mutex_unlock(&w->lock);
+	host_wait_settle(w);
 	free(keep);
 	fetch_response_release(resp);
-	host_wait_wake(w, wake);
-	host_wait_unref(w);
 }
 
 /* The rest of send-http once the transfer ended (or its wait timed out). */

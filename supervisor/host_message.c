@@ -30,9 +30,7 @@ void host_message_reply(void *user, enum err_code rc, const struct err *err,
 			const uint8_t *data, size_t len)
 {
 	struct host_wait *w = user;
-	struct actor *wake = NULL;
-	pthread_mutex_lock(&w->lock);
-	if (!w->done) {
+	if (host_wait_claim(w)) {
 		w->rc = rc;
 		if (err && rc)
 			w->e = *err;
@@ -43,11 +41,8 @@ void host_message_reply(void *user, enum err_code rc, const struct err *err,
 		} else if (!rc) {
 			w->rc = err_set(&w->e, ERR_NOMEM, "out of memory for the response");
 		}
-		wake = host_wait_answered(w);
 	}
-	pthread_mutex_unlock(&w->lock);
-	host_wait_wake(w, wake);
-	host_wait_unref(w);
+	host_wait_settle(w);
 }
 
 /* The target actor id: 36 bytes, a lowercase UUID; -1 otherwise. */

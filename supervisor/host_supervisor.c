@@ -36,9 +36,7 @@
 static void wait_answer(struct host_wait *w, enum err_code rc, const struct err *err,
 			const struct db_run *run)
 {
-	struct actor *wake = NULL;
-	pthread_mutex_lock(&w->lock);
-	if (!w->done) {
+	if (host_wait_claim(w)) {
 		if (run) {
 			w->have_run = 1;
 			snprintf(w->id, sizeof(w->id), "%s", run->id);
@@ -47,11 +45,8 @@ static void wait_answer(struct host_wait *w, enum err_code rc, const struct err 
 		w->rc = rc;
 		if (err && err->msg[0])
 			w->e = *err;
-		wake = host_wait_answered(w);
 	}
-	pthread_mutex_unlock(&w->lock);
-	host_wait_wake(w, wake);
-	host_wait_unref(w);
+	host_wait_settle(w);
 }
 
 static void on_done(void *user, enum err_code rc, const struct err *err)

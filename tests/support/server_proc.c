@@ -119,7 +119,9 @@ void server_crash(struct server_proc *sp)
 
 void server_destroy(struct server_proc *sp)
 {
-	if (server_stop(sp) != 0 && sp->log_path[0]) {
+	/* a server the test already stopped or crashed has nothing left to say */
+	int running = sp->pid > 0;
+	if (running && server_stop(sp) != 0 && sp->log_path[0]) {
 		/* it did not end well (a sanitizer report, a crash): show why */
 		size_t len = 0;
 		char *log = tu_read_file(sp->log_path, &len);
