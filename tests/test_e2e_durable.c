@@ -432,6 +432,23 @@ static void test_burst_spawns_survive_a_crash(void **state)
 	(void)state;
 	srand((unsigned)time(NULL));
 	long total = 0;
+	/* a 201 with ?wait=running means the index lists the run as running too */
+	for (int i = 0; i < 8; i++) {
+		char *id = spawn("{\"name\":\"burst\",\"package\":\"counter.wasm\","
+				 "\"static_package\":true,\"initial_state\":{\"count\":0}}");
+		char *p = tu_fmt("/actors?name=burst&status=running&limit=500");
+		json_t *pg = server_call_json(&SP, "GET", p, NULL, 200);
+		json_t *items = json_object_get(pg, "items");
+		int found = 0;
+		for (size_t k = 0; k < json_array_size(items); k++)
+			found += strcmp(json_string_value(json_object_get(json_array_get(items, k),
+									   "id")), id) == 0;
+		assert_int_equal(found, 1);
+		assert_int_equal(json_array_size(items), (size_t)i + 1);
+		json_decref(pg);
+		free(p);
+		free(id);
+	}
 	for (int trial = 0; trial < 3; trial++) {
 		volatile int stop = 0;
 		struct spawner sp[4];
