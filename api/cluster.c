@@ -6,6 +6,7 @@
  * else here runs. */
 #include "api/api_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,299 @@ static void job_relay(void *arg)
 	free(f);
 }
 
+/* ---- one lifecycle stream for the whole cluster (GET /events?node=*) ----
+ *
+ * Every node up is relayed (its own /events, over NATS, this node's too) into
+ * one SSE stream. Each lifecycle frame gets the node's name in its data
+ * ("node") and, as its id, the position of every node so far:
+ * "alpha:12,beta:40,gamma:7". Resuming with that id (Last-Event-ID or
+ * ?after=) resumes each node from its own position: nothing skipped, nothing
+ * twice. A node down at connection is left out (its position is carried in
+ * the ids); when one node's relay ends (the node died, a message was lost),
+ * the whole stream ends and the client reconnects with the last id. Frames of
+ * one node keep their order; there is no order across nodes. */
+
+#define MERGED_NODES 64
+#define MERGED_FRAME_MAX ((size_t)16 << 20)
+
+struct merged_part {
+	char node[CLUSTER_NODE_MAX];
+	uint64_t pos;
+	struct cluster_stream *cs;    /* NULL: not relayed (down at connection) */
+	char *buf;                    /* bytes of a frame not yet complete */
+	size_t len, cap;
+	int ready;
+	struct merged *m;
+};
+
+struct merged {
+	struct cluster *cl;
+	struct http_stream *stream;
+	pthread_mutex_t lock;         /* parts' buffers and positions, writes */
+	struct merged_part parts[MERGED_NODES];
+	size_t n, relayed, ready;
+	int ended;
+	int refs;                     /* atomic: the connection, the opening job */
+};
+
+static void merged_unref(struct merged *m)
+{
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		cluster_stream_close(m->parts[i].cs);   /* no callback after this */
+	for (size_t i = 0; i < m->n; i++)
+		free(m->parts[i].buf);
+	http_stream_release(m->stream);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* "alpha:12,beta:40" (the parts are sorted by name), into out. */
+static void merged_id(const struct merged *m, char *out, size_t size)
+{
+	size_t at = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < m->n && at < size; i++)
+		at += (size_t)snprintf(out + at, size - at, "%s%s:%llu", i ? "," : "",
+				       m->parts[i].node, (unsigned long long)m->parts[i].pos);
+}
+
+/* One frame of part p (without its blank line): a lifecycle event goes on
+ * with the node's name and the merged id; `ready` counts; the rest (comments,
+ * retry) is the relay's own and dropped. m->lock held. */
+static int merged_frame(struct merged *m, struct merged_part *p, char *frame)
+{
+	const char *id = NULL, *event = NULL, *data = NULL;
+	for (char *line = frame, *next; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "id: ", 4) == 0)
+			id = line + 4;
+		else if (strncmp(line, "event: ", 7) == 0)
+			event = line + 7;
+		else if (strncmp(line, "data: ", 6) == 0)
+			data = line + 6;
+	}
+	if (event && strcmp(event, "ready") == 0 && !p->ready) {
+		p->ready = 1;
+		if (++m->ready < m->relayed)
+			return 0;
+		char text[64 + MERGED_NODES * (CLUSTER_NODE_MAX + 24)];
+		merged_id(m, text + 64, sizeof(text) - 64);
+		int n = snprintf(text, 64, "event: ready\ndata: ");
+		json_t *o = json_pack("{s:s}", "last_event_id", text + 64);
+		char *js = o ? json_compact(o) : NULL;
+		json_decref(o);
+		int rc = 0;
+		if (js) {
+			rc = http_stream_write(m->stream, text, (size_t)n) != ERR_OK ||
+			     http_stream_write(m->stream, js, strlen(js)) != ERR_OK ||
+			     http_stream_write(m->stream, "\n\n", 2) != ERR_OK;
+		}
+		free(js);
+		return rc;
+	}
+	if (!id || !event || !data)
+		return 0;
+	struct err e = {0};
+	json_t *d = json_parse(data, strlen(data), JSON_MAX_DEPTH_DEFAULT, &e);
+	if (!json_is_object(d)) {
+		json_decref(d);
+		return 0;
+	}
+	p->pos = strtoull(id, NULL, 10);
+	json_object_set_new(d, "node", json_string(p->node));
+	char *js = json_compact(d);
+	json_decref(d);
+	char head[64 + MERGED_NODES * (CLUSTER_NODE_MAX + 24)];
+	size_t hl = (size_t)snprintf(head, sizeof(head), "id: ");
+	merged_id(m, head + hl, sizeof(head) - hl);
+	hl = strlen(head);
+	hl += (size_t)snprintf(head + hl, sizeof(head) - hl, "\nevent: %.60s\ndata: ", event);
+	int rc = !js || http_stream_write(m->stream, head, hl) != ERR_OK ||
+		 http_stream_write(m->stream, js, strlen(js)) != ERR_OK ||
+		 http_stream_write(m->stream, "\n\n", 2) != ERR_OK;
+	free(js);
+	return rc;
+}
+
+static int merged_data(void *user, const uint8_t *data, size_t len)
+{
+	struct merged_part *p = user;
+	struct merged *m = p->m;
+	int stop = 0;
+	pthread_mutex_lock(&m->lock);
+	if (m->ended) {
+		pthread_mutex_unlock(&m->lock);
+		return 1;
+	}
+	if (p->len + len + 1 > p->cap) {
+		size_t cap = p->cap ? p->cap : 4096;
+		while (cap < p->len + len + 1)
+			cap *= 2;
+		char *b = cap <= MERGED_FRAME_MAX ? realloc(p->buf, cap) : NULL;
+		if (!b)
+			stop = 1;
+		else {
+			p->buf = b;
+			p->cap = cap;
+		}
+	}
+	if (!stop) {
+		memcpy(p->buf + p->len, data, len);
+		p->len += len;
+		p->buf[p->len] = '\0';
+		char *start = p->buf, *end;
+		while (!stop && (end = strstr(start, "\n\n")) != NULL) {
+			*end = '\0';
+			stop = merged_frame(m, p, start);
+			start = end + 2;
+		}
+		p->len -= (size_t)(start - p->buf);
+		memmove(p->buf, start, p->len + 1);
+	}
+	if (stop && !m->ended) {
+		m->ended = 1;
+		http_stream_end(m->stream);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return stop;
+}
+
+static void merged_end(void *user)
+{
+	struct merged_part *p = user;
+	struct merged *m = p->m;
+	pthread_mutex_lock(&m->lock);
+	if (!m->ended) {      /* one node's relay ended: the client resumes them all */
+		m->ended = 1;
+		http_stream_end(m->stream);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void job_merged_close(void *arg)
+{
+	merged_unref(arg);
+}
+
+static void merged_closed(void *user, struct http_stream *s)
+{
+	(void)s;
+	struct merged *m = user;
+	if (cluster_submit(m->cl, job_merged_close, m))
+		merged_unref(m);
+}
+
+static int by_part_name(const void *a, const void *b)
+{
+	return strcmp(((const struct merged_part *)a)->node, ((const struct merged_part *)b)->node);
+}
+
+/* The parts: every node up, and the nodes the resume id names (their
+ * positions). ERR_INVALID for an id that is not "name:pos,...". */
+static enum err_code merged_parts(struct merged *m, const char *resume, struct err *err)
+{
+	char names[MERGED_NODES][CLUSTER_NODE_MAX];
+	size_t up = cluster_nodes_up(m->cl, names, MERGED_NODES);
+	for (size_t i = 0; i < up; i++)
+		snprintf(m->parts[m->n++].node, CLUSTER_NODE_MAX, "%.64s", names[i]);
+	for (const char *at = resume; at && *at;) {
+		const char *colon = strchr(at, ':');
+		char *end = NULL;
+		size_t nl = colon ? (size_t)(colon - at) : 0;
+		unsigned long long pos = colon ? strtoull(colon + 1, &end, 10) : 0;
+		if (!colon || !nl || nl >= CLUSTER_NODE_MAX || end == colon + 1 ||
+		    (*end && *end != ',') || pos > UINT64_MAX / 2)
+			return err_set(err, ERR_INVALID, "the merged stream resumes from an id of the "
+				       "form 'node:position,...' (the id of its last frame)");
+		size_t k = 0;
+		while (k < m->n && (strlen(m->parts[k].node) != nl ||
+				    strncmp(m->parts[k].node, at, nl) != 0))
+			k++;
+		if (k == m->n && m->n < MERGED_NODES)
+			snprintf(m->parts[m->n++].node, CLUSTER_NODE_MAX, "%.*s", (int)nl, at);
+		if (k < m->n)
+			m->parts[k].pos = pos;
+		at = *end ? end + 1 : end;
+	}
+	qsort(m->parts, m->n, sizeof(m->parts[0]), by_part_name);
+	for (size_t i = 0; i < m->n; i++)
+		m->parts[i].m = m;
+	return ERR_OK;
+}
+
+/* Opens each node's relay (blocking: a cluster thread), then the stream. */
+static void job_merged(void *arg)
+{
+	struct forward *f = arg;
+	struct api_call *c = f->c;
+	struct cluster *cl = cluster_of(c->api);
+	struct merged *m = calloc(1, sizeof(*m));
+	struct err e = {0};
+	const char *resume = http_request_header(c->req, "Last-Event-ID");
+	if (!resume || !*resume)
+		resume = http_request_query(c->req, "after");
+	free(f);
+	if (!m) {
+		api_problem(c, ERR_NOMEM, "out of memory");
+		return;
+	}
+	m->cl = cl;
+	m->refs = 2;
+	pthread_mutex_init(&m->lock, NULL);
+	if (merged_parts(m, resume, &e)) {
+		api_problem_err(c, &e);
+		m->refs = 1;
+		merged_unref(m);
+		return;
+	}
+	const char *headers[] = {"Accept", "text/event-stream", NULL};
+	for (size_t i = 0; i < m->n; i++) {
+		struct merged_part *p = &m->parts[i];
+		if (!cluster_node_up(cl, p->node))
+			continue;
+		char target[64];
+		snprintf(target, sizeof(target), "/events?after=%llu", (unsigned long long)p->pos);
+		struct cluster_http req = {.method = "GET", .target = target, .headers = headers};
+		struct cluster_reply head;
+		struct err pe = {0};
+		if (cluster_stream_open(cl, p->node, &req, &head, &p->cs, &pe) == ERR_OK) {
+			m->relayed += p->cs != NULL;
+			cluster_reply_release(&head);
+		}
+		if (!p->cs)
+			log_warn("cluster", "node '%s' left out of a merged event stream: %s",
+				 p->node, pe.msg[0] ? pe.msg : "it did not open its stream");
+	}
+	struct http_response *resp = sse_head();
+	if (!resp) {
+		m->refs = 1;
+		merged_unref(m);
+		api_problem(c, ERR_NOMEM, "cannot open a stream");
+		return;
+	}
+	struct http_stream_config cfg = sse_config(c->api);
+	cfg.on_close = merged_closed;
+	cfg.user = m;
+	observe_request(c, 200, 0);
+	if (http_respond_stream(c->req, resp, &cfg, &m->stream, &e) != ERR_OK) {
+		m->refs = 1;
+		merged_unref(m);
+		free(c);
+		return;
+	}
+	static const char hello[] = ": theater cluster event stream\nretry: 3000\n\n";
+	http_stream_write(m->stream, hello, sizeof(hello) - 1);
+	for (size_t i = 0; i < m->n; i++)
+		if (m->parts[i].cs)
+			cluster_stream_attach(m->parts[i].cs, merged_data, merged_end, &m->parts[i]);
+	merged_unref(m);
+	free(c);
+}
+
 /* ---- the hook in dispatch ---- */
 
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
@@ -465,6 +759,8 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 		const char *node = http_request_query(c->req, "node");
 		if (!node || strcmp(node, cluster_node(cl)) == 0)
 			return 0;
+		if (strcmp(node, "*") == 0)
+			return start_forward(c, NULL, fn, NULL, job_merged);
 		return forward_pinned(c, node, fn, job_relay);
 	}
 	if (strcmp(pattern, "/actors") == 0) {

@@ -148,6 +148,68 @@ void blob_each_ref(const uint8_t *data, size_t len,
 	json_decref(j);
 }
 
+/* ---- an actor's own store ---- */
+
+#define STORE_EVENT "theater:simple/store/"
+
+static void note_label(struct blob_labels *l, const char *sid, const char *label,
+		       const char *sha256)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *v = realloc(l->v, cap * sizeof(*l->v));
+		if (!v)
+			return;
+		l->v = v;
+		l->cap = cap;
+	}
+	char *at = l->v[l->n++];
+	size_t a = strlen(sid) + 1, b = strlen(label) + 1;
+	memcpy(at, sid, a);
+	memcpy(at + a, label, b);
+	memcpy(at + a + b, sha256, 65);
+}
+
+void blob_each_actor_ref(const char *type, const uint8_t *data, size_t len,
+			 void (*fn)(void *user, const char *store_id, const char *sha256),
+			 void *user, struct blob_labels *labels)
+{
+	size_t n = strlen(STORE_EVENT);
+	if (strncmp(type, STORE_EVENT, n) != 0 ||
+	    (strcmp(type + n, "store") != 0 && strcmp(type + n, "label") != 0))
+		return;
+	int is_label = strcmp(type + n, "label") == 0;
+	struct err e = {0};
+	json_t *j = json_parse((const char *)data, len, 64, &e);
+	json_t *in = json_object_get(j, "input"), *out = json_object_get(j, "output");
+	const char *sid = json_string_value(json_object_get(in, "store"));
+	const char *hash = json_string_value(json_object_get(is_label ? in : out, "hash"));
+	const char *label = json_string_value(json_object_get(in, "label"));
+	json_t *result = json_object_get(out, "result");
+	if (sid && strlen(sid) < 64 && hash && sha256_hex_valid(hash) && json_is_integer(result) &&
+	    json_integer_value(result) >= 0) {
+		fn(user, sid, hash);
+		if (is_label && labels && label && strlen(label) < 129)
+			note_label(labels, sid, label, hash);
+	}
+	json_decref(j);
+}
+
+void blob_apply_labels(struct cluster *c, const char *actor_id, struct blob_labels *labels)
+{
+	struct store *st = supervisor_store(c->sup);
+	for (size_t i = 0; st && i < labels->n; i++) {
+		const char *sid = labels->v[i], *label = sid + strlen(sid) + 1;
+		const char *hash = label + strlen(label) + 1;
+		struct err e = {0};
+		if (store_label_set(st, sid, label, hash, &e))
+			log_warn("cluster", "label '%s' of store '%s' (actor '%s') not set: %s", label,
+				 sid, actor_id, e.msg);
+	}
+	free(labels->v);
+	memset(labels, 0, sizeof(*labels));
+}
+
 /* ---- fetching ---- */
 
 struct chunks {

@@ -80,6 +80,7 @@ static void on_node(void *user, const char *key, const uint8_t *data, size_t len
 		snprintf(n->url, sizeof(n->url), "%s", url ? url : "");
 		n->load = (uint64_t)json_integer_value(json_object_get(v, "load"));
 		n->time_ms = (int64_t)json_integer_value(json_object_get(v, "time"));
+		n->placed = 0;           /* its load counts them now */
 		/* A beat older than the lapse (replayed by the watch at start) does
 		 * not make a dead node look alive. */
 		int64_t age = cluster_unix_ms() - n->time_ms;
@@ -129,6 +130,25 @@ size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size
 			snprintf(names[k++], CLUSTER_NODE_MAX, "%s", c->nodes[i].name);
 	pthread_mutex_unlock(&c->lock);
 	return k;
+}
+
+void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX])
+{
+	uint64_t best = supervisor_live_count(c->sup);
+	struct node_row *pick = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		struct node_row *n = &c->nodes[i];
+		if (strcmp(n->name, c->node) != 0 && node_up_locked(c, n) &&
+		    n->load + n->placed < best) {
+			best = n->load + n->placed;
+			pick = n;
+		}
+	}
+	if (pick)
+		pick->placed++;
+	snprintf(node_out, CLUSTER_NODE_MAX, "%s", pick ? pick->name : c->node);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static json_t *time_json(int64_t ms)

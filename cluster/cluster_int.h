@@ -25,6 +25,7 @@ struct node_row {
 	int64_t time_ms;              /* the node's own clock, unix ms */
 	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
 	int64_t down_noted_ms;        /* replica.c: seen_ms when we last noted it down */
+	uint64_t placed;              /* children sent there since its last beat (mail.c) */
 };
 
 struct place {
@@ -92,6 +93,9 @@ enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
 void replica_failover_tick(struct cluster *c);
+/* The node up with the fewest live actors (its last beat's load plus the
+ * children sent there since), this one on a tie; counts one more for it. */
+void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX]);
 /* mail.c: actor mail to and from other nodes (the supervisor's remote hooks). */
 enum err_code mail_start(struct cluster *c, struct err *err);
 void mail_stop(struct cluster *c);
@@ -106,6 +110,19 @@ void blob_forget_all(struct cluster *c);
  * (theater-state, theater-data) in an event's JSON data. */
 void blob_each_ref(const uint8_t *data, size_t len,
 		   void (*fn)(void *user, const char *store_id, const char *sha256), void *user);
+/* An actor's own store (theater:simple/store): fn for the blob of each store
+ * or label call that succeeded, named by event (type, data); with labels,
+ * each label call is also noted there, in order (blob_apply_labels). */
+struct blob_labels {
+	char (*v)[64 + 129 + 65];     /* "<store>\0<label>\0<sha256>" */
+	size_t n, cap;
+};
+void blob_each_actor_ref(const char *type, const uint8_t *data, size_t len,
+			 void (*fn)(void *user, const char *store_id, const char *sha256),
+			 void *user, struct blob_labels *labels);
+/* Sets the noted labels in the local content store, in order (after their
+ * blobs were fetched), and frees the notes. */
+void blob_apply_labels(struct cluster *c, const char *actor_id, struct blob_labels *labels);
 /* From the stream into the local content store (nothing when it is there).
  * ERR_NOT_FOUND when the stream lacks it. Blocks. */
 enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sha256,

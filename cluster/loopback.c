@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,11 @@ int loopback_connect(const char *url)
 		}
 	}
 	freeaddrinfo(ai);
+	/* a request's head and body go in two sends: without this, Nagle holds
+	 * the body until the head's delayed ACK (40 ms a forwarded call) */
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 

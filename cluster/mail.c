@@ -11,7 +11,14 @@
  *
  * Ordering: a send blocks its sender until the owner accepted it, and a
  * request parks its sender until the answer, so one sender's mail arrives in
- * the order it was sent (per-sender FIFO), as locally. */
+ * the order it was sent (per-sender FIFO), as locally.
+ *
+ * Supervision uses the same subject: `child-exit` / `child-error` (a child's
+ * end for its parent), `spawn` (a child whose manifest names another node:
+ * the owner spawns it with the parent's id and answers {id, status} once it
+ * runs and is placed), `children` (the ids of a parent's children there),
+ * `child-state` (a child's state, once its parent is checked) and `orphans`
+ * (a parent ended: stop its children there). */
 #include "cluster/cluster_int.h"
 
 #include <stdlib.h>
@@ -281,6 +288,229 @@ static enum err_code remote_child(void *user, const char *child, const char *par
 	return ERR_OK;
 }
 
+/* ---- children across nodes (docs/cluster.md "Children across nodes") ---- */
+
+#define SPAWN_REMOTE_MS 28000         /* under the spawn host call's own 30 s */
+
+struct spawn_job {
+	struct cluster *c;
+	char node[CLUSTER_NODE_MAX], parent[37];
+	char *body;                   /* {"manifest": ..., "initial_state": ...} */
+	spawn_done_fn done;
+	void *done_user;
+};
+
+/* The parent ended here while its child was being spawned elsewhere: the
+ * child is stopped there (its end stopped only the children known then). */
+static void stop_if_orphan(struct cluster *c, const char *node, const char *parent)
+{
+	struct db_run p = {0};
+	struct err e = {0};
+	int live = supervisor_get(c->sup, parent, &p, &e) == ERR_OK &&
+		   (strcmp(p.status, "running") == 0 || strcmp(p.status, "starting") == 0);
+	db_run_release(&p);
+	if (!live)
+		mail_call(c, node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS, NULL, NULL, &e);
+}
+
+/* Asks the node to spawn the child; its answer is {id, status[, code, error]}. */
+static void job_spawn_remote(void *arg)
+{
+	struct spawn_job *j = arg;
+	uint8_t *ans = NULL;
+	size_t alen = 0;
+	struct err e = {0};
+	enum err_code rc = mail_call(j->c, j->node, "spawn", "", j->parent, j->body,
+				     strlen(j->body), SPAWN_REMOTE_MS, &ans, &alen, &e);
+	json_t *v = rc ? NULL : json_parse((const char *)ans, alen, 8, &e);
+	const char *id = json_string_value(json_object_get(v, "id"));
+	const char *status = json_string_value(json_object_get(v, "status"));
+	const char *why = json_string_value(json_object_get(v, "error"));
+	if (!rc && why)
+		err_set(&e, (enum err_code)json_integer_value(json_object_get(v, "code")), "%s", why);
+	if (!rc && (!id || !status)) {
+		rc = why ? e.code : err_set(&e, ERR_INTERNAL, "node '%s' answered a spawn without "
+					    "a run", j->node);
+		if (!rc)
+			rc = ERR_INTERNAL;
+	}
+	if (rc) {
+		j->done(j->done_user, rc, &e, NULL);
+	} else {
+		struct db_run run = {0};
+		snprintf(run.id, sizeof(run.id), "%s", id);
+		snprintf(run.parent_id, sizeof(run.parent_id), "%s", j->parent);
+		run.status = (char *)status;
+		j->done(j->done_user, ERR_OK, why ? &e : NULL, &run);
+		stop_if_orphan(j->c, j->node, j->parent);
+	}
+	json_decref(v);
+	free(ans);
+	free(j->body);
+	free(j);
+}
+
+static enum err_code remote_spawn(void *user, const struct spawn_request *req, int *here_out,
+				  spawn_done_fn done, void *done_user, struct err *err)
+{
+	struct cluster *c = user;
+	const char *want = json_string_value(json_object_get(req->manifest, "node"));
+	char node[CLUSTER_NODE_MAX];
+	*here_out = 1;
+	if (!want || !req->parent_id)
+		return ERR_OK;                  /* the parent's node, as before */
+	if (strcmp(want, "*") == 0)
+		cluster_least_loaded(c, node);
+	else if (strlen(want) < CLUSTER_NODE_MAX && cluster_node_up(c, want))
+		snprintf(node, sizeof(node), "%s", want);
+	else
+		return err_set(err, ERR_NOT_FOUND, "the child's manifest names node '%.64s', which "
+			       "is not up in the cluster", want);
+	if (strcmp(node, c->node) == 0)
+		return ERR_OK;
+	struct spawn_job *j = calloc(1, sizeof(*j));
+	json_t *body = json_pack("{s:O, s:O?}", "manifest", req->manifest, "initial_state",
+				 req->initial_state);
+	if (!j || !body || !(j->body = json_compact(body))) {
+		json_decref(body);
+		free(j);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	json_decref(body);
+	j->c = c;
+	snprintf(j->node, sizeof(j->node), "%s", node);
+	snprintf(j->parent, sizeof(j->parent), "%s", req->parent_id);
+	j->done = done;
+	j->done_user = done_user;
+	if (cluster_submit(c, job_spawn_remote, j)) {
+		free(j->body);
+		free(j);
+		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	*here_out = 0;
+	return ERR_OK;
+}
+
+/* A question about a parent's children for other nodes: list them ("children"),
+ * or stop them ("orphans"). */
+struct kids_job {
+	struct cluster *c;
+	char parent[37], child[37], node[CLUSTER_NODE_MAX];
+	int stop;
+	supervisor_reply_fn reply;
+	void *reply_user;
+};
+
+/* Every other node up is asked; a node that does not answer is skipped. */
+static void job_kids(void *arg)
+{
+	struct kids_job *j = arg;
+	char names[MAX_NODES][CLUSTER_NODE_MAX];
+	size_t n = cluster_nodes_up(j->c, names, MAX_NODES);
+	json_t *all = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], j->c->node) == 0)
+			continue;
+		uint8_t *ans = NULL;
+		size_t alen = 0;
+		struct err e = {0};
+		enum err_code rc = mail_call(j->c, names[i], j->stop ? "orphans" : "children",
+					     j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
+					     j->stop ? NULL : &ans, &alen, &e);
+		json_t *ids = rc || j->stop ? NULL : json_parse((const char *)ans, alen, 4, &e);
+		if (rc)
+			log_warn("cluster", "node '%s' did not answer for the children of '%s': %s",
+				 names[i], j->parent, e.msg);
+		json_array_extend(all, ids);
+		json_decref(ids);
+		free(ans);
+	}
+	char *text = j->reply ? json_compact(all) : NULL;
+	struct err e = {0};
+	if (j->reply && text)
+		j->reply(j->reply_user, ERR_OK, NULL, (const uint8_t *)text, strlen(text));
+	else if (j->reply)
+		j->reply(j->reply_user, err_set(&e, ERR_NOMEM, "out of memory"), &e, NULL, 0);
+	free(text);
+	json_decref(all);
+	free(j);
+}
+
+static enum err_code start_kids(struct cluster *c, const char *parent, int stop,
+				supervisor_reply_fn reply, void *reply_user, struct err *err)
+{
+	struct kids_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	j->c = c;
+	snprintf(j->parent, sizeof(j->parent), "%s", parent);
+	j->stop = stop;
+	j->reply = reply;
+	j->reply_user = reply_user;
+	if (cluster_submit(c, job_kids, j)) {
+		free(j);
+		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	return ERR_OK;
+}
+
+static enum err_code remote_children(void *user, const char *parent, supervisor_reply_fn reply,
+				     void *reply_user, struct err *err)
+{
+	return start_kids(user, parent, 0, reply, reply_user, err);
+}
+
+static void remote_orphans(void *user, const char *parent)
+{
+	struct cluster *c = user;
+	char node[CLUSTER_NODE_MAX];
+	struct err e = {0};
+	/* a copy fenced here (the parent runs on elsewhere) leaves them be */
+	if (cluster_lookup(c, parent, node) && strcmp(node, c->node) != 0)
+		return;
+	if (start_kids(c, parent, 1, NULL, NULL, &e))
+		log_warn("cluster", "the children of '%s' on other nodes are not stopped: %s",
+			 parent, e.msg);
+}
+
+static void job_child_state(void *arg)
+{
+	struct kids_job *j = arg;
+	uint8_t *ans = NULL;
+	size_t alen = 0;
+	struct err e = {0};
+	enum err_code rc = mail_call(j->c, j->node, "child-state", j->child, j->parent, "", 0,
+				     MAIL_TIMEOUT_MS, &ans, &alen, &e);
+	j->reply(j->reply_user, rc, rc ? &e : NULL, ans, alen);
+	free(ans);
+	free(j);
+}
+
+static enum err_code remote_child_state(void *user, const char *child, const char *parent,
+					supervisor_reply_fn reply, void *reply_user,
+					struct err *err)
+{
+	struct cluster *c = user;
+	struct kids_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	enum err_code rc = owner_of(c, child, j->node, err);
+	if (rc) {
+		free(j);
+		return rc;
+	}
+	j->c = c;
+	snprintf(j->child, sizeof(j->child), "%s", child);
+	snprintf(j->parent, sizeof(j->parent), "%s", parent);
+	j->reply = reply;
+	j->reply_user = reply_user;
+	if (cluster_submit(c, job_child_state, j)) {
+		free(j);
+		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	return ERR_OK;
+}
+
 /* ---- the receiving side ---- */
 
 struct mail_job {
@@ -318,6 +548,119 @@ static void on_local_reply(void *user, enum err_code rc, const struct err *err,
 	free(p);
 }
 
+/* A spawn asked by a parent on another node: answered once the child runs
+ * (or failed) and its placement is recorded, so the parent's node can use it
+ * at once. */
+struct pending_spawn {
+	struct cluster *c;
+	char *reply;
+	json_t *answer;
+};
+
+static void job_spawn_answer(void *arg)
+{
+	struct pending_spawn *p = arg;
+	const char *id = json_string_value(json_object_get(p->answer, "id"));
+	struct err e = {0};
+	if (id && cluster_place(p->c, id, &e))
+		log_warn("cluster", "placement of child '%s' not recorded: %s", id, e.msg);
+	char *text = json_compact(p->answer);
+	answer_mail(p->c, p->reply, text ? ERR_OK : ERR_NOMEM, NULL, (const uint8_t *)text,
+		    text ? strlen(text) : 0);
+	free(text);
+	json_decref(p->answer);
+	free(p->reply);
+	free(p);
+}
+
+static void on_child_spawned(void *user, enum err_code rc, const struct err *err,
+			     const struct db_run *run)
+{
+	struct pending_spawn *p = user;
+	p->answer = json_object();
+	if (run) {
+		json_object_set_new(p->answer, "id", json_string(run->id));
+		json_object_set_new(p->answer, "status", json_string(run->status ? run->status
+										 : ""));
+	}
+	if (rc || (err && err->msg[0])) {
+		json_object_set_new(p->answer, "code", json_integer(rc ? rc : err->code));
+		json_object_set_new(p->answer, "error", json_string(err && err->msg[0]
+								    ? err->msg
+								    : err_code_name(rc)));
+	}
+	if (cluster_submit(p->c, job_spawn_answer, p))
+		job_spawn_answer(p);        /* stopping: answer from here */
+}
+
+static enum err_code serve_spawn(struct cluster *c, const char *reply, const char *parent,
+				 uint32_t timeout, const uint8_t *body, size_t len,
+				 struct err *err)
+{
+	json_t *v = json_parse((const char *)body, len, JSON_MAX_DEPTH_DEFAULT, err);
+	json_t *m = json_object_get(v, "manifest");
+	struct pending_spawn *p = NULL;
+	enum err_code rc = ERR_OK;
+	if (!m || !parent)
+		rc = err_set(err, ERR_INVALID, "malformed spawn from another node");
+	else if (!(p = calloc(1, sizeof(*p))) || !(p->reply = strdup(reply)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc) {
+		p->c = c;
+		struct spawn_request req = {
+			.manifest = m, .initial_state = json_object_get(v, "initial_state"),
+			.parent_id = parent, .parent_remote = 1, .wait = SPAWN_WAIT_RUNNING,
+			.timeout_ms = timeout,
+		};
+		rc = supervisor_spawn(c->sup, &req, on_child_spawned, p);
+		if (rc)
+			err_set(err, rc, "this node is not accepting spawns");
+	}
+	if (rc && p) {
+		free(p->reply);
+		free(p);
+	}
+	json_decref(v);
+	return rc;
+}
+
+/* The state of child for parent: its node checks the parent. */
+static enum err_code serve_child_state(struct cluster *c, const char *child, const char *parent,
+				       uint8_t **data, size_t *len, struct err *err)
+{
+	struct db_run r = {0};
+	enum err_code rc = supervisor_get(c->sup, child, &r, err);
+	if (!rc && (!parent || strcmp(r.parent_id, parent) != 0))
+		rc = err_set(err, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor",
+			     child);
+	db_run_release(&r);
+	return rc ? rc : supervisor_state(c->sup, child, data, len, err);
+}
+
+static void ignore_done(void *user, enum err_code rc, const struct err *err)
+{
+	(void)user;
+	(void)rc;
+	(void)err;
+}
+
+/* "children" (list) and "orphans" (stop) of a parent on another node. */
+static void serve_kids(struct cluster *c, const char *reply, const char *kind,
+		       const char *parent)
+{
+	json_t *ids = supervisor_children(c->sup, parent);
+	size_t i;
+	json_t *v;
+	if (strcmp(kind, "orphans") == 0)
+		json_array_foreach(ids, i, v)
+			supervisor_stop(c->sup, json_string_value(v), 0, ignore_done, NULL);
+	char *text = strcmp(kind, "children") == 0 && ids ? json_compact(ids) : NULL;
+	answer_mail(c, reply, ERR_OK, NULL, (const uint8_t *)(text ? text : ""),
+		    text ? strlen(text) : 0);
+	free(text);
+	json_decref(ids);
+}
+
 static void job_mail(void *arg)
 {
 	struct mail_job *j = arg;
@@ -334,6 +677,20 @@ static void job_mail(void *arg)
 		rc = err_set(&e, ERR_INVALID, "malformed mail from another node");
 	} else if (strcmp(kind, "send") == 0) {
 		rc = supervisor_send(j->c->sup, to, from, body, blen, &e);
+	} else if (strcmp(kind, "spawn") == 0) {
+		rc = serve_spawn(j->c, j->reply, from, timeout, body, blen, &e);
+		if (!rc)
+			goto done;   /* answered from job_spawn_answer */
+	} else if (strcmp(kind, "children") == 0 || strcmp(kind, "orphans") == 0) {
+		serve_kids(j->c, j->reply, kind, to);
+		goto done;
+	} else if (strcmp(kind, "child-state") == 0) {
+		uint8_t *st = NULL;
+		size_t sl = 0;
+		rc = serve_child_state(j->c, to, from, &st, &sl, &e);
+		answer_mail(j->c, j->reply, rc, &e, st, sl);
+		free(st);
+		goto done;
 	} else if (strcmp(kind, "child-exit") == 0 || strcmp(kind, "child-error") == 0) {
 		rc = supervisor_notify_parent(j->c->sup, to, strcmp(kind, "child-error") == 0,
 					      (const char *)body, blen);
@@ -390,7 +747,10 @@ enum err_code mail_start(struct cluster *c, struct err *err)
 	if (rc)
 		return rc;
 	struct supervisor_remote r = {.send = remote_send, .request = remote_request,
-				      .notice = remote_notice, .child = remote_child, .user = c};
+				      .notice = remote_notice, .child = remote_child,
+				      .spawn = remote_spawn, .children = remote_children,
+				      .child_state = remote_child_state, .orphans = remote_orphans,
+				      .user = c};
 	supervisor_set_remote(c->sup, &r);
 	return ERR_OK;
 }

@@ -88,6 +88,7 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	}
 	struct blob_pub bp = {c, ev};
 	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
+	blob_each_actor_ref(ev->event_type, ev->data, ev->data_len, publish_blob, &bp, NULL);
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
@@ -285,6 +286,7 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 struct refs {
 	char (*v)[64 + 1 + 65];      /* "<store>/<sha256>" */
 	size_t n, cap;
+	struct blob_labels labels;   /* an actor's own store labels, set after the fetch */
 };
 
 static void note_ref(void *user, const char *store_id, const char *sha256)
@@ -304,6 +306,20 @@ static void note_ref(void *user, const char *store_id, const char *sha256)
 		r->cap = cap;
 	}
 	memcpy(r->v[r->n++], key, sizeof(key));
+}
+
+/* A state blob ("store://theater-state/...") is history unless recovery
+ * reads it: noted apart (note_state_ref, for the event state_event finds). */
+static void note_ref_but_state(void *user, const char *store_id, const char *sha256)
+{
+	if (strcmp(store_id, "theater-state") != 0)
+		note_ref(user, store_id, sha256);
+}
+
+static void note_state_ref(void *user, const char *store_id, const char *sha256)
+{
+	if (strcmp(store_id, "theater-state") == 0)
+		note_ref(user, store_id, sha256);
 }
 
 /* Every blob the chain names, from the stream into our content store. One
@@ -399,8 +415,10 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		rc = err_set(err, ERR_CORRUPT, "event %llu hashes to %s here, %s in the stream",
 			     (unsigned long long)seq, got, hash);
 	chain_event_release(&ev);
-	if (!rc)
-		blob_each_ref(body, blen, note_ref, refs);
+	if (!rc) {
+		blob_each_ref(body, blen, note_ref_but_state, refs);
+		blob_each_actor_ref(type, body, blen, note_ref, refs, &refs->labels);
+	}
 	if (!rc && strcmp(type, "spawned") == 0) {
 		struct err e = {0};
 		json_t *d = json_parse((const char *)body, blen, 64, &e);
@@ -414,6 +432,98 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 	}
 	json_decref(head);
 	return rc;
+}
+
+/* Event seq's type and data (a new reference; NULL when it is not JSON). */
+static json_t *event_data(const struct rebuild *rb, uint64_t seq, char type[64])
+{
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+	const char *t = json_string_value(json_object_get(head, "type"));
+	snprintf(type, 64, "%s", t ? t : "");
+	struct err e = {0};
+	json_t *d = head ? json_parse((const char *)body, blen, 64, &e) : NULL;
+	json_decref(head);
+	return d;
+}
+
+/* The event that holds the state event seq stands for: itself when it holds
+ * one (a state_ref, or a `wasm` event's inline state), else the one its
+ * state_seq names, followed as recovery and replay follow it. 0: not found. */
+static uint64_t state_holder(const struct rebuild *rb, uint64_t seq)
+{
+	for (int hops = 0; seq >= 1 && seq <= rb->max && hops < 64; hops++) {
+		char type[64];
+		json_t *d = event_data(rb, seq, type);
+		int holds = json_is_string(json_object_get(d, "state_ref")) ||
+			    (strcmp(type, "wasm") == 0 && json_object_get(d, "state"));
+		json_int_t st = json_integer_value(json_object_get(d, "state_seq"));
+		json_decref(d);
+		if (holds)
+			return seq;
+		if (st <= 0 || (uint64_t)st >= seq)
+			return 0;
+		seq = (uint64_t)st;
+	}
+	return 0;
+}
+
+/* The events whose large state a takeover fetches, into keep (rb->max + 1
+ * flags): the state recovery resumes from (durable.c, find_marks: the newest
+ * `wasm` event, or event naming a state_seq such as `recovered`), and each
+ * state a `recovered` or `restarted` event resumed from (replay reads them).
+ * 0 when one of them is not found (then every state is fetched). */
+static int states_needed(const struct rebuild *rb, unsigned char *keep)
+{
+	int newest = 1;
+	for (uint64_t seq = rb->max; seq > 0; seq--) {
+		char type[64];
+		const uint8_t *body = NULL;
+		size_t blen = 0;
+		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+		int marks = head && memmem(body, blen, "\"state_seq\"", 11);
+		const char *t = json_string_value(json_object_get(head, "type"));
+		int is_wasm = t && strcmp(t, "wasm") == 0;
+		json_decref(head);
+		if (!marks && !(newest && is_wasm))
+			continue;
+		json_t *d = event_data(rb, seq, type);
+		json_int_t st = json_integer_value(json_object_get(d, "state_seq"));
+		json_decref(d);
+		uint64_t at = 0;
+		if (newest && (is_wasm || st > 0)) {
+			newest = 0;
+			if (!(at = state_holder(rb, seq)))
+				return 0;
+			keep[at] = 1;
+		}
+		if ((strcmp(type, "recovered") == 0 || strcmp(type, "restarted") == 0) && st > 0) {
+			if (!(at = state_holder(rb, (uint64_t)st)))
+				return 0;
+			keep[at] = 1;
+		}
+	}
+	return !newest;
+}
+
+/* State blobs: those states_needed names; every one when it cannot tell.
+ * Older states are history (left in the stream). */
+static void note_states(const struct rebuild *rb, struct refs *refs)
+{
+	unsigned char *keep = calloc(rb->max + 1, 1);
+	int some = keep && states_needed(rb, keep);
+	for (uint64_t seq = 1; seq <= rb->max; seq++) {
+		if (some && !keep[seq])
+			continue;
+		const uint8_t *body = NULL;
+		size_t blen = 0;
+		json_t *head = cluster_unwrap(rb->msg[seq - 1], rb->len[seq - 1], &body, &blen);
+		if (head)
+			blob_each_ref(body, blen, note_state_ref, refs);
+		json_decref(head);
+	}
+	free(keep);
 }
 
 /* A chain file of ours for this id is an older copy (the actor ran here, moved
@@ -458,6 +568,8 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, &refs, err);
 	if (!rc)
 		rc = chain_sync(chain, err);
+	if (!rc)
+		note_states(&rb, &refs);
 	chain_close(chain);
 	for (uint64_t i = 0; i < rb.cap; i++)
 		free(rb.msg[i]);
@@ -468,6 +580,9 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		rc = blob_fetch(c, DURABLE_PACKAGES_STORE, package, err);
 	if (!rc)
 		fetch_blobs(c, id, &refs);
+	if (!rc)
+		blob_apply_labels(c, id, &refs.labels);
+	free(refs.labels.v);
 	free(refs.v);
 	if (!rc)
 		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);

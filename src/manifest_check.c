@@ -936,7 +936,9 @@ static const struct field top_fields[] = {
 	OPT("description", F_TEXT), OPT("long_description", F_TEXT),
 	CUSTOM("initial_state", check_initial_state), OPT("static_package", F_BOOL), OPT("save_chain", F_BOOL),
 	CUSTOM("handler", check_handlers), CUSTOM("permission_policy", check_policy),
-	CUSTOM("restart", check_restart), CUSTOM("limits", check_limits), END,
+	CUSTOM("restart", check_restart), CUSTOM("limits", check_limits),
+	OPT("node", F_STRING),      /* cluster placement (docs/cluster.md) */
+	END,
 };
 
 static void check_identity(struct check *c, struct node root)

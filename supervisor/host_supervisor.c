@@ -196,7 +196,18 @@ static int32_t start_spawn(struct host_call *k, struct actor *a, const struct ma
 		err_set(&k->e, ERR_NOMEM, "out of memory");
 		return HOST_EFAILED;
 	}
-	enum err_code sc = supervisor_spawn(host_supervisor(a), &req, on_spawned, w);
+	/* cluster mode: the child may run on another node (its manifest's `node`) */
+	const struct supervisor_remote *r = supervisor_remote_hooks(host_supervisor(a));
+	int here = 1;
+	if (r && r->spawn) {
+		enum err_code pc = r->spawn(r->user, &req, &here, on_spawned, w, &k->e);
+		if (pc) {
+			host_wait_unref(w);
+			host_wait_unref(w);
+			return host_errno(pc);
+		}
+	}
+	enum err_code sc = here ? supervisor_spawn(host_supervisor(a), &req, on_spawned, w) : 0;
 	if (sc) {
 		err_set(&k->e, sc, "the server is not accepting spawns");
 		host_wait_unref(w);
@@ -240,25 +251,93 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 
 /* ---- children ---- */
 
+/* The children this node runs, and (remote, when not NULL: a JSON array
+ * from the other nodes) the others', each id once. A new reference. */
+static json_t *children_merged(struct actor *a, const uint8_t *remote, size_t len)
+{
+	json_t *ids = supervisor_children(host_supervisor(a), host_actor_id(a));
+	struct err e = {0};
+	json_t *more = remote ? json_parse((const char *)remote, len, 4, &e) : NULL;
+	size_t i, j;
+	json_t *v, *have;
+	json_array_foreach(more, i, v) {
+		int dup = 0;
+		json_array_foreach(ids, j, have)
+			dup = dup || json_equal(have, v);
+		if (ids && json_is_string(v) && !dup)
+			json_array_append(ids, v);
+	}
+	json_decref(more);
+	return ids;
+}
+
+/* Writes the list into the guest's out and records it in k. */
+static void list_answer(struct host_call *k, struct wasm_caller *c, struct actor *a,
+			uint32_t out, json_t *ids)
+{
+	char *text = ids ? json_compact(ids) : NULL;
+	if (!text) {
+		err_set(&k->e, ERR_NOMEM, "out of memory");
+		k->rc = HOST_EFAILED;
+	} else {
+		k->rc = host_return_bytes(c, a, out, text, strlen(text));
+		json_object_set_new(k->out, "children", json_incref(ids));
+	}
+	free(text);
+}
+
+struct list_ctx {
+	struct host_call k;
+	uint32_t out;
+};
+
+static void list_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+		      struct wasm_value *results)
+{
+	struct list_ctx *x = ctx;
+	struct host_call *k = &x->k;
+	if (w->timed_out || w->rc) {
+		/* the other nodes did not all answer: the children known here */
+		json_object_set_new(k->out, "partial", json_true());
+	}
+	json_t *ids = children_merged(a, w->timed_out || w->rc ? NULL : w->data, w->len);
+	list_answer(k, c, a, x->out, ids);
+	json_decref(ids);
+	host_call_end(k, a, MOD, "list-children", results);
+	k->in = k->out = NULL;
+}
+
+static void list_ctx_free(void *p)
+{
+	call_free(&((struct list_ctx *)p)->k);
+}
+
 static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "list-children", results, 0))
 		return ERR_OK;
-	struct host_call k;
-	char *text = NULL;
-	host_call_init(&k);
-	json_t *ids = supervisor_children(host_supervisor(user), host_actor_id(user));
-	if (!ids || !(text = json_compact(ids))) {
-		err_set(&k.e, ERR_NOMEM, "out of memory");
-		k.rc = HOST_EFAILED;
-	} else {
-		k.rc = host_return_bytes(c, user, args[0].of.i32, text, strlen(text));
-		json_object_set_new(k.out, "children", json_incref(ids));
+	const struct supervisor_remote *r = supervisor_remote_hooks(host_supervisor(user));
+	struct list_ctx *x = r && r->children ? calloc(1, sizeof(*x)) : NULL;
+	struct host_wait *w = x ? host_wait_new() : NULL;
+	if (w) {     /* cluster mode: the other nodes are asked too (parked) */
+		host_call_init(&x->k);
+		x->out = args[0].of.i32;
+		struct err e = {0};
+		enum err_code rc = r->children(r->user, host_actor_id(user), host_message_reply, w,
+					       &e);
+		if (rc)
+			host_message_reply(w, rc, &e, NULL, 0);
+		return host_wait_end(c, user, w, OP_WAIT_MS, list_done, x, list_ctx_free, results,
+				     err);
 	}
+	free(x);
+	struct host_call k;
+	host_call_init(&k);
+	json_t *ids = children_merged(user, NULL, 0);
+	list_answer(&k, c, user, args[0].of.i32, ids);
 	host_call_end(&k, user, MOD, "list-children", results);
 	json_decref(ids);
-	free(text);
 	return ERR_OK;
 }
 
@@ -375,29 +454,85 @@ static enum err_code h_restart(struct wasm_caller *c, void *user, const struct w
 	return child_call(c, user, args, results, 1, err);
 }
 
+/* The state bytes of a child into the guest's out (k records them). */
+static int32_t state_answer(struct host_call *k, struct wasm_caller *c, struct actor *a,
+			    uint32_t out, const uint8_t *data, size_t len)
+{
+	if (len > CHILD_STATE_MAX) {
+		err_set(&k->e, ERR_TOO_LARGE, "the child's state is %zu bytes", len);
+		return HOST_ETOOBIG;
+	}
+	json_object_set_new(k->out, "state", host_bytes_json(data, len));
+	return host_return_bytes(c, a, out, data ? data : (const uint8_t *)"", len);
+}
+
+struct state_ctx {
+	struct host_call k;
+	uint32_t out;
+};
+
+static void state_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+		       struct wasm_value *results)
+{
+	struct state_ctx *x = ctx;
+	struct host_call *k = &x->k;
+	if (w->timed_out) {
+		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
+		k->rc = HOST_ETIMEDOUT;
+	} else if (w->rc) {
+		k->e = w->e;
+		k->rc = host_errno(w->rc);
+	} else {
+		k->rc = state_answer(k, c, a, x->out, w->data, w->len);
+	}
+	host_call_end(k, a, MOD, "get-child-state", results);
+	k->in = k->out = NULL;
+}
+
+static void state_ctx_free(void *p)
+{
+	call_free(&((struct state_ctx *)p)->k);
+}
+
 static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "get-child-state", results, 0))
 		return ERR_OK;
-	struct host_call k;
+	const struct supervisor_remote *r = supervisor_remote_hooks(host_supervisor(user));
+	struct state_ctx *x = calloc(1, sizeof(*x));
 	char id[37];
 	uint8_t *data = NULL;
 	size_t len = 0;
-	host_call_init(&k);
-	k.rc = read_child(&k, c, user, args[0].of.i32, args[1].of.i32, id, NULL);
-	if (!k.rc)
-		k.rc = host_errno(supervisor_state(host_supervisor(user), id, &data, &len, &k.e));
-	if (!k.rc && len > CHILD_STATE_MAX) {
-		err_set(&k.e, ERR_TOO_LARGE, "the child's state is %zu bytes", len);
-		k.rc = HOST_ETOOBIG;
+	int remote = 0;
+	if (!x)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	struct host_call *k = &x->k;
+	host_call_init(k);
+	x->out = args[2].of.i32;
+	k->rc = read_child(k, c, user, args[0].of.i32, args[1].of.i32, id,
+			   r && r->child_state ? &remote : NULL);
+	struct host_wait *w = !k->rc && remote ? host_wait_new() : NULL;
+	if (w) {     /* a child on another node: its node checks and answers */
+		struct err e = {0};
+		enum err_code rc = r->child_state(r->user, id, host_actor_id(user),
+						  host_message_reply, w, &e);
+		if (rc)
+			host_message_reply(w, rc, &e, NULL, 0);
+		return host_wait_end(c, user, w, OP_WAIT_MS, state_done, x, state_ctx_free, results,
+				     err);
 	}
-	if (!k.rc) {
-		json_object_set_new(k.out, "state", host_bytes_json(data, len));
-		k.rc = host_return_bytes(c, user, args[2].of.i32, data ? data : (uint8_t *)"", len);
+	if (!k->rc && remote) {
+		err_set(&k->e, ERR_NOMEM, "out of memory");
+		k->rc = HOST_EFAILED;
 	}
-	host_call_end(&k, user, MOD, "get-child-state", results);
+	if (!k->rc)
+		k->rc = host_errno(supervisor_state(host_supervisor(user), id, &data, &len, &k->e));
+	if (!k->rc)
+		k->rc = state_answer(k, c, user, x->out, data, len);
+	host_call_end(k, user, MOD, "get-child-state", results);
 	free(data);
+	free(x);
 	return ERR_OK;
 }
 

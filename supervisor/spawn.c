@@ -25,6 +25,7 @@ struct spawn_job {
 	char *manifest_ref;
 	json_t *initial_state;
 	char *parent_id;
+	int parent_remote;            /* the parent runs on another node */
 	enum spawn_wait wait;
 	uint32_t timeout_ms;
 	spawn_done_fn done;
@@ -384,7 +385,7 @@ static void job_spawn(void *arg)
 	struct manifest *m = NULL;
 	struct actor *a = NULL;
 	enum err_code rc = load_manifest(j, &m, &e);
-	if (!rc && j->parent_id)
+	if (!rc && j->parent_id && !j->parent_remote)
 		rc = parent_live(s, j->parent_id, &e);
 	if (!rc)
 		rc = under_limits(s, j->parent_id, &e);
@@ -396,7 +397,7 @@ static void job_spawn(void *arg)
 	}
 	/* The parent may have ended between the check and reg_add; its end stops only
 	 * the children registered by then, so this one stops itself. */
-	if (j->parent_id && parent_live(s, j->parent_id, &e)) {
+	if (j->parent_id && !j->parent_remote && parent_live(s, j->parent_id, &e)) {
 		pthread_mutex_lock(&a->lock);
 		if (!a->stop_requested)
 			a->stop_requested = 1;
@@ -432,6 +433,7 @@ enum err_code supervisor_spawn(struct supervisor *s, const struct spawn_request 
 	j->manifest_ref = req->manifest_ref ? strdup(req->manifest_ref) : NULL;
 	j->initial_state = req->initial_state ? json_incref(req->initial_state) : NULL;
 	j->parent_id = req->parent_id ? strdup(req->parent_id) : NULL;
+	j->parent_remote = req->parent_remote;
 	j->wait = req->wait;
 	j->timeout_ms = req->timeout_ms;
 	j->done = done;

@@ -139,13 +139,29 @@ static void stop_child(struct supervisor *s, struct actor *c, void *u)
 		supervisor_stop(s, c->run.id, 0, ignore_done, NULL);
 }
 
+/* Cluster mode: children of a on other nodes are stopped there too. Only an
+ * actor granted `supervisor` can have children. */
+static void stop_remote_children(struct supervisor *s, struct actor *a)
+{
+	const struct supervisor_remote *r = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (!r || !r->orphans)
+		return;
+	int may = !a->manifest;
+	for (size_t i = 0; a->manifest && i < a->manifest->nhandlers; i++)
+		may = may || strcmp(a->manifest->handlers[i].type, "supervisor") == 0;
+	if (may)
+		r->orphans(r->user, a->run.id);
+}
+
 void supervise_run_ended(struct supervisor *s, struct actor *a, const char *status,
 			 const char *reason)
 {
 	notify_parent(s, a, status, reason);
 	struct stop_children sc = {a->run.id};
-	if (!is_draining(s))
+	if (!is_draining(s)) {
 		reg_foreach(s, stop_child, &sc);
+		stop_remote_children(s, a);
+	}
 	if (is_draining(s))
 		return;
 	pthread_mutex_lock(&a->lock);

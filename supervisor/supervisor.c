@@ -815,6 +815,11 @@ enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
 	return r->child(r->user, child, parent, restart, done, done_user, err);
 }
 
+const struct supervisor_remote *supervisor_remote_hooks(struct supervisor *s)
+{
+	return __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+}
+
 const char *supervisor_chains_dir(struct supervisor *s)
 {
 	return s->chains_dir;

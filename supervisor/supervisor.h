@@ -100,6 +100,8 @@ struct spawn_request {
 	const char *manifest_ref;    /* or a reference to fetch it from */
 	json_t *initial_state;       /* borrowed, may be NULL */
 	const char *parent_id;       /* may be NULL */
+	int parent_remote;           /* the parent runs on another node (cluster/): its
+				      * liveness is that node's to check, not here */
 	enum spawn_wait wait;
 	uint32_t timeout_ms;         /* for SPAWN_WAIT_RUNNING; 0 = 30 s */
 };
@@ -289,6 +291,22 @@ struct supervisor_remote {
 	void (*notice)(void *user, const char *parent, int error, const char *info, size_t len);
 	enum err_code (*child)(void *user, const char *child, const char *parent, int restart,
 			       supervisor_done_fn done, void *done_user, struct err *err);
+	/* Children on other nodes (docs/cluster.md "Children across nodes").
+	 * spawn: where req's child runs (req->parent_id set): *here_out = 1 and
+	 * nothing else happens when it runs on this node; else done is called once
+	 * with the run the other node created (ERR_NOT_FOUND: the node the
+	 * manifest names is not up). children: reply once with a JSON array of
+	 * parent's children on the other nodes. child_state: reply once with the
+	 * state of child, once its node confirms parent is its parent
+	 * (ERR_NOT_FOUND, ERR_FORBIDDEN_PATH). orphans: parent ended here: its
+	 * children on the other nodes are stopped; must not block. */
+	enum err_code (*spawn)(void *user, const struct spawn_request *req, int *here_out,
+			       spawn_done_fn done, void *done_user, struct err *err);
+	enum err_code (*children)(void *user, const char *parent, supervisor_reply_fn reply,
+				  void *reply_user, struct err *err);
+	enum err_code (*child_state)(void *user, const char *child, const char *parent,
+				     supervisor_reply_fn reply, void *reply_user, struct err *err);
+	void (*orphans)(void *user, const char *parent);
 	void *user;
 };
 void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r);
@@ -301,6 +319,8 @@ enum err_code supervisor_notify_parent(struct supervisor *s, const char *parent,
 enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
 				      const char *parent, int restart, supervisor_done_fn done,
 				      void *done_user, struct err *err);
+/* The installed remote hooks (NULL: a single node). */
+const struct supervisor_remote *supervisor_remote_hooks(struct supervisor *s);
 /* wait of the installed replica (ERR_OK without one). */
 enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err);
 /* Takes over a run whose chain file another node wrote into chains_dir (a

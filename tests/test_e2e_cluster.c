@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/server_proc.h"
@@ -250,6 +251,181 @@ static void test_spawn_pinned_and_list(void **state)
 
 /* Actor to actor across nodes: the driver on alpha sends to and asks a counter
  * on gamma; the sends arrive in order, once, and the request is answered. */
+static void put_supervisor(void)
+{
+	size_t len;
+	char *from = tu_fmt("%s/examples/supervisor/supervisor.wasm", tu_binary_dir());
+	char *wasm = tu_read_file(from, &len);
+	if (!wasm)
+		fail_msg("cannot read '%s': build the examples first", from);
+	for (int i = 0; i < NODES; i++)
+		server_put_package(&SP[i], "supervisor.wasm", wasm, len);
+	free(wasm);
+	free(from);
+}
+
+/* A supervisor on `node` whose children's manifest says node = child_node. */
+static char *spawn_supervisor(int node, const char *child_node, int kids)
+{
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"sup\",\"package\":\"supervisor.wasm\","
+			 "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"supervisor\"}]},"
+			 "\"initial_state\":{\"spawn\":%d,\"child_manifest\":{\"name\":\"counter\","
+			 "\"package\":\"counter.wasm\",\"node\":\"%s\","
+			 "\"handler\":[{\"type\":\"runtime\"}],\"initial_state\":{\"count\":7}}}}",
+			 kids, child_node);
+	json_t *j = call_json(node, "POST", "/actors?wait=running", m, 201);
+	if (strcmp(json_string_value(json_object_get(j, "status")), "running") != 0)
+		fail_msg("the supervisor did not run: %s",
+			 json_string_value(json_object_get(j, "status")));
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(m);
+	return id;
+}
+
+/* A request to the supervisor (the answer's body, or NULL when status differs). */
+static char *ask_supervisor(int via, const char *sup, const char *cmd, long want)
+{
+	char *path = tu_fmt("/actors/%s/requests?timeout=30", sup);
+	struct http_result r;
+	long st = call(via, "POST", path, cmd, &r);
+	free(path);
+	if (st != want) {
+		dump_logs();
+		fail_msg("%s to the supervisor answered %ld (want %ld): %s", cmd, st, want,
+			 r.body ? r.body : "");
+	}
+	char *body = strdup(r.body ? r.body : "");
+	http_result_release(&r);
+	return body;
+}
+
+static char *status_of(int via, const char *id);
+static void owner_of(int via, const char *id, char *out, size_t size);
+static json_t *get_state(int via, const char *id);
+
+/* Children across nodes: a child whose manifest names a node runs there, its
+ * parent link recorded; list-children and get-child-state see it from the
+ * parent's node; its exit reaches the parent; the parent's end stops it;
+ * node = "*" places children on nodes that are up; a node that is not up is
+ * refused. */
+static void test_children_across_nodes(void **state)
+{
+	(void)state;
+	put_supervisor();
+	char *sup = spawn_supervisor(0, "gamma", 2);
+	json_t *st = get_state(1, sup);
+	json_t *kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 2);
+	char *kid[2];
+	for (size_t i = 0; i < 2; i++) {
+		kid[i] = strdup(json_string_value(json_array_get(kids, i)));
+		char on[CLUSTER_NODE_NAME];
+		owner_of(1, kid[i], on, sizeof(on));
+		assert_string_equal(on, "gamma");
+		char *path = tu_fmt("/actors/%s", kid[i]);
+		json_t *run = call_json(0, "GET", path, NULL, 200);
+		assert_string_equal(json_string_value(json_object_get(run, "parent_id")), sup);
+		json_decref(run);
+		free(path);
+	}
+	json_decref(st);
+	/* list-children from alpha sees the children on gamma */
+	char *list = ask_supervisor(1, sup, "{\"op\":\"list\"}", 200);
+	for (size_t i = 0; i < 2; i++)
+		if (!strstr(list, kid[i]))
+			fail_msg("list-children lacks the child on gamma: %s", list);
+	free(list);
+	/* get-child-state across nodes */
+	char *cs = ask_supervisor(2, sup, "{\"op\":\"state\",\"index\":0}", 200);
+	if (!strstr(cs, "\"count\":7"))
+		fail_msg("get-child-state across nodes: %s", cs);
+	free(cs);
+	/* a child that is not its own is refused by the node that runs it */
+	char *other = spawn_counter(2, NULL);
+	char *cmd = tu_fmt("{\"op\":\"state\",\"id\":\"%s\"}", other);
+	free(ask_supervisor(0, sup, cmd, 422));
+	free(cmd);
+	/* stop-child of the child on gamma; its exit reaches the parent on alpha */
+	cmd = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid[1]);
+	free(ask_supervisor(0, sup, cmd, 200));
+	free(cmd);
+	int heard = 0;
+	for (int tries = 0; tries < 300 && !heard; tries++) {
+		st = get_state(0, sup);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			strstr(last, kid[1]) != NULL;
+		free(last);
+		json_decref(st);
+		if (!heard)
+			nap_ms(100);
+	}
+	if (!heard)
+		fail_msg("the exit of the child on gamma did not reach its parent on alpha");
+	/* one more child through the spawn request; it goes to gamma too */
+	char *more = ask_supervisor(1, sup, "{\"op\":\"spawn\"}", 200);
+	struct err pe = {0};
+	json_t *mj = json_parse(more, strlen(more), 8, &pe);
+	char *kid3 = strdup(json_string_value(json_object_get(mj, "id")));
+	json_decref(mj);
+	free(more);
+	char on[CLUSTER_NODE_NAME];
+	owner_of(0, kid3, on, sizeof(on));
+	assert_string_equal(on, "gamma");
+	/* the parent's end stops its children on gamma */
+	char *stop = tu_fmt("/actors/%s/stop", sup);
+	long sst = call(1, "POST", stop, NULL, NULL);
+	assert_true(sst == 200 || sst == 204);
+	free(stop);
+	int stopped = 0;
+	for (int tries = 0; tries < 300 && !stopped; tries++) {
+		char *a = status_of(1, kid[0]), *b = status_of(0, kid3);
+		stopped = strcmp(a, "stopped") == 0 && strcmp(b, "stopped") == 0;
+		free(a);
+		free(b);
+		if (!stopped)
+			nap_ms(100);
+	}
+	if (!stopped) {
+		dump_logs();
+		fail_msg("the parent's end did not stop its children on gamma");
+	}
+	/* "*": each child runs on a node that is up and knows its parent */
+	char *any = spawn_supervisor(1, "*", 4);
+	st = get_state(2, any);
+	kids = json_object_get(st, "children");
+	assert_int_equal(json_array_size(kids), 4);
+	size_t i;
+	json_t *v;
+	json_array_foreach(kids, i, v) {
+		owner_of(0, json_string_value(v), on, sizeof(on));
+		if (!*on)
+			fail_msg("child '%s' of a node = \"*\" spawn does not run",
+				 json_string_value(v));
+		printf("# child %zu of the \"*\" supervisor runs on %s\n", i, on);
+	}
+	json_decref(st);
+	list = ask_supervisor(0, any, "{\"op\":\"list\"}", 200);
+	json_array_foreach(kids, i, v)
+		if (!strstr(list, json_string_value(v)))
+			fail_msg("list-children lacks a child: %s", list);
+	free(list);
+	/* a node that is not up: the spawn is refused (the actor gets -2) */
+	char *none = spawn_supervisor(0, "nowhere", 0);
+	char *ans = ask_supervisor(0, none, "{\"op\":\"spawn\"}", 422);
+	if (!strstr(ans, "not found"))
+		fail_msg("a spawn on a node that is not up: %s", ans);
+	free(ans);
+	free(none);
+	free(any);
+	free(kid3);
+	free(other);
+	free(kid[0]);
+	free(kid[1]);
+	free(sup);
+}
+
 static void test_cross_node_messaging(void **state)
 {
 	(void)state;
@@ -585,6 +761,25 @@ static void test_large_state_failover(void **state)
 	http_result_release(&r);
 	assert_true(strlen(a_state) >= big);
 	assert_non_null(strstr(a_state, "aho"));
+	/* b[0] moves on to a newer large state: the takeover fetches only the
+	 * state recovery reads, not the older one */
+	char *older = message[0];
+	message[0] = strdup(older);
+	message[0][6] = 'Y';
+	assert_int_equal(call(1, "POST", msgs[0], message[0], NULL), 202);
+	int newer = 0;
+	for (int tries = 0; tries < 200 && !newer; tries++) {
+		newer = state_is(0, b[0], message[0]);
+		if (!newer)
+			nap_ms(50);
+	}
+	assert_true(newer);
+	char old_sha[65], new_sha[65];
+	uint8_t d[32];
+	sha256(older, strlen(older), d);
+	hex_encode(d, 32, old_sha);
+	sha256(message[0], strlen(message[0]), d);
+	hex_encode(d, 32, new_sha);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
 	int64_t killed_at = now_ms(), moved_at = 0;
@@ -611,6 +806,27 @@ static void test_large_state_failover(void **state)
 		dump_logs();
 		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
 	}
+	int to = strcmp(ob[0], NAMES[0]) == 0 ? 0 : 1;
+	char *kept = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, new_sha);
+	char *skipped = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, old_sha);
+	if (access(kept, F_OK) != 0 || access(skipped, F_OK) == 0)
+		fail_msg("after the takeover %s should hold the newest state only: %s %s, %s %s",
+			 ob[0], kept, access(kept, F_OK) ? "missing" : "there", skipped,
+			 access(skipped, F_OK) ? "missing" : "there");
+	free(kept);
+	free(skipped);
+	free(older);
+	/* replay on the new node still finds the state its `recovered` event
+	 * resumed from */
+	char *rp = tu_fmt("/actors/%s/replay", b[0]);
+	json_t *rj = call_json(1, "POST", rp, NULL, 200);
+	if (!json_is_null(json_object_get(rj, "diverged_at")) ||
+	    json_integer_value(json_object_get(rj, "replayed")) < 2) {
+		char *t = json_dumps(rj, JSON_COMPACT);
+		fail_msg("replay of '%s' after the takeover: %s", b[0], t);
+	}
+	json_decref(rj);
+	free(rp);
 	/* and they still work: b[0] takes another large message */
 	message[0][6] = 'Z';
 	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
@@ -854,6 +1070,180 @@ static char *status_of(int via, const char *id)
 	return st;
 }
 
+/* The position of node in a merged id "alpha:12,beta:40" (-1 when absent). */
+static long long merged_pos(const char *id, const char *node)
+{
+	size_t nl = strlen(node);
+	for (const char *at = id; at && *at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+		if (strncmp(at, node, nl) == 0 && at[nl] == ':')
+			return atoll(at + nl + 1);
+	return -1;
+}
+
+/* The lifecycle frames of actor `id` in r, from node `node`: how many. Each
+ * frame's data names its node; its id is the merged id. */
+static int frames_of(const struct sse_result *r, const char *id, const char *node)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->frames[i].data || !strstr(r->frames[i].data, id))
+			continue;
+		struct err e = {0};
+		json_t *d = json_parse(r->frames[i].data, strlen(r->frames[i].data), 64, &e);
+		const char *on = json_string_value(json_object_get(d, "node"));
+		const char *aid = json_string_value(json_object_get(d, "actor_id"));
+		if (on && aid && strcmp(aid, id) == 0) {
+			if (strcmp(on, node) != 0)
+				fail_msg("a frame of '%s' names node '%s', not '%s'", id, on, node);
+			assert_non_null(r->frames[i].id);
+			assert_true(merged_pos(r->frames[i].id, node) ==
+				    (long long)json_integer_value(json_object_get(d, "id")));
+			n++;
+		}
+		json_decref(d);
+	}
+	return n;
+}
+
+/* GET /events?node=*: one stream of every node's lifecycle events, each frame
+ * with its node, resumable from its merged id (each node from its own
+ * position: nothing twice, nothing skipped). */
+static void test_merged_events(void **state)
+{
+	(void)state;
+	char *ids[NODES];
+	for (int i = 0; i < NODES; i++) {
+		char *q = tu_fmt("&node=%s", NAMES[i]);
+		ids[i] = spawn_counter((i + 1) % NODES, q);
+		free(q);
+	}
+	char *u = tu_fmt("%s/events?node=*", SP[0].base);
+	struct sse_result r = {0};
+	assert_int_equal(sse_collect(u, NULL, 0, 6, &r), 0);
+	assert_int_equal(r.status, 200);
+	int ready = 0;
+	for (size_t i = 0; i < r.n; i++)
+		ready += strcmp(r.frames[i].event, "ready") == 0;
+	assert_int_equal(ready, 1);
+	for (int i = 0; i < NODES; i++)
+		if (frames_of(&r, ids[i], NAMES[i]) < 2)   /* spawned, started */
+			fail_msg("the merged stream lacks the events of '%s' on %s (%zu frames)",
+				 ids[i], NAMES[i], r.n);
+	/* resume from the last frame's id: only what came after, on every node */
+	char *last = NULL;
+	for (size_t i = 0; i < r.n; i++)
+		if (r.frames[i].id)
+			last = r.frames[i].id;
+	assert_non_null(last);
+	for (int i = 0; i < NODES; i++)
+		assert_true(merged_pos(last, NAMES[i]) > 0);
+	char *later = spawn_counter(0, "&node=beta");
+	struct sse_result r2 = {0};
+	assert_int_equal(sse_collect(u, last, 0, 6, &r2), 0);
+	assert_int_equal(r2.status, 200);
+	for (int i = 0; i < NODES; i++)
+		assert_int_equal(frames_of(&r2, ids[i], NAMES[i]), 0);
+	if (frames_of(&r2, later, "beta") < 2)
+		fail_msg("the resumed stream lacks the new actor's events (%zu frames)", r2.n);
+	for (size_t i = 0; i < r2.n; i++)
+		if (r2.frames[i].id)
+			for (int k = 0; k < NODES; k++)
+				assert_true(merged_pos(r2.frames[i].id, NAMES[k]) >=
+					    merged_pos(last, NAMES[k]));
+	sse_result_release(&r2);
+	sse_result_release(&r);
+	/* an id that is not a merged one */
+	struct http_result br;
+	assert_int_equal(call(1, "GET", "/events?node=*&after=12", NULL, &br), 400);
+	http_result_release(&br);
+	free(later);
+	free(u);
+	for (int i = 0; i < NODES; i++)
+		free(ids[i]);
+}
+
+/* A kv request; the answer's body (which must be 200). */
+static char *kv_ask(int via, const char *id, const char *cmd)
+{
+	char *path = tu_fmt("/actors/%s/requests?timeout=30", id);
+	struct http_result r;
+	long st = call(via, "POST", path, cmd, &r);
+	free(path);
+	if (st != 200) {
+		dump_logs();
+		fail_msg("%.80s to kv answered %ld: %s", cmd, st, r.body ? r.body : "");
+	}
+	char *body = strdup(r.body);
+	http_result_release(&r);
+	return body;
+}
+
+static char *spawn_kv(int node, const char *pin)
+{
+	char *path = tu_fmt("/actors?wait=running&node=%s", pin);
+	json_t *j = call_json(node, "POST", path,
+			      "{\"manifest\":{\"name\":\"kv\",\"package\":\"kv.wasm\","
+			      "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"store\"}]},"
+			      "\"initial_state\":{\"store\":\"kvrep\",\"index\":{}}}", 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	free(path);
+	return id;
+}
+
+/* An actor's own store (the kv example) is replicated: after kill -9 of its
+ * node, the node that takes it over has its values (small and large) and its
+ * labels (a fresh kv there finds a key by its label alone). */
+static void test_actor_store_failover(void **state)
+{
+	(void)state;
+	for (int i = 0; i < NODES; i++)
+		server_put_example_package(&SP[i], "kv");
+	char *kv = spawn_kv(0, "gamma");
+	char *big = malloc(20001);
+	for (int i = 0; i < 20000; i++)
+		big[i] = (char)('a' + i % 26);
+	big[20000] = '\0';
+	free(kv_ask(1, kv, "{\"op\":\"put\",\"key\":\"small\",\"value\":\"first\"}"));
+	char *cmd = tu_fmt("{\"op\":\"put\",\"key\":\"large\",\"value\":\"%s\"}", big);
+	free(kv_ask(0, kv, cmd));
+	free(cmd);
+	free(kv_ask(1, kv, "{\"op\":\"put\",\"key\":\"small\",\"value\":\"second\"}"));
+	server_crash(&SP[2]);
+	char on[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 600; tries++) {
+		owner_of(0, kv, on, sizeof(on));
+		if (*on && strcmp(on, "gamma") != 0)
+			break;
+		nap_ms(100);
+	}
+	if (!*on || strcmp(on, "gamma") == 0) {
+		dump_logs();
+		fail_msg("the kv actor did not move off gamma (owner '%s')", on);
+	}
+	printf("# kv moved to %s\n", on);
+	char *got = kv_ask(1, kv, "{\"op\":\"get\",\"key\":\"small\"}");
+	if (!strstr(got, "\"second\""))
+		fail_msg("the moved kv lost its small value: %s", got);
+	free(got);
+	got = kv_ask(0, kv, "{\"op\":\"get\",\"key\":\"large\"}");
+	if (!strstr(got, big))
+		fail_msg("the moved kv lost its large value: %.200s", got);
+	free(got);
+	/* a new kv on the new node, with an empty index: it finds the keys by
+	 * their labels, which the takeover set in that node's store */
+	char *fresh = spawn_kv(0, on);
+	got = kv_ask(1, fresh, "{\"op\":\"get\",\"key\":\"small\"}");
+	if (!strstr(got, "\"second\""))
+		fail_msg("the label 'small' did not move with the kv actor: %s", got);
+	free(got);
+	start_node(2);
+	wait_all_up();
+	free(fresh);
+	free(big);
+	free(kv);
+}
+
 /* Supervision across nodes: a supervisor (examples/supervisor) and one of its
  * children end up on different nodes (a failover moves them by their ids'
  * hashes); the parent restarts and stops the child on the other node, and the
@@ -976,9 +1366,12 @@ int main(void)
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_children_across_nodes),
 		cmocka_unit_test(test_relayed_streams),
+		cmocka_unit_test(test_merged_events),
 		cmocka_unit_test(test_cross_node_messaging),
 		cmocka_unit_test(test_large_state_failover),
+		cmocka_unit_test(test_actor_store_failover),
 		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_failover_kill9),
 	};
