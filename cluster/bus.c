@@ -80,14 +80,24 @@ static enum err_code code_of(natsStatus s)
 	}
 }
 
-/* An error naming what failed, with libnats's last error text when it has one. */
-static enum err_code fail(struct err *err, natsStatus s, const char *what, const char *name)
+/* What a call that returned s failed on. libnats keeps its last error text per
+ * thread and leaves it there when a later call fails without setting one: the
+ * trials showed a heartbeat put that found no responders, and a compare-and-set
+ * that timed out, both reporting an older "wrong last sequence". The text is
+ * this call's only when its status is the one the call returned. */
+static const char *status_text(natsStatus s)
 {
 	natsStatus last = NATS_OK;
 	const char *text = nats_GetLastError(&last);
-	if (!text || !*text)
-		text = natsStatus_GetText(s);
-	return err_set(err, code_of(s), "nats: %s '%s': %s", what, name, text);
+	if (!text || !*text || last != s)
+		return natsStatus_GetText(s);
+	return text;
+}
+
+/* An error naming what failed, with libnats's own text for this failure. */
+static enum err_code fail(struct err *err, natsStatus s, const char *what, const char *name)
+{
+	return err_set(err, code_of(s), "nats: %s '%s': %s", what, name, status_text(s));
 }
 
 /* Every async publish is answered here, ok or not. bus_stream_wait counts the
@@ -385,6 +395,38 @@ static natsStatus kv_stream_add(struct bus *b, const char *bucket, uint32_t ttl_
 	return s;
 }
 
+/* A bucket made with direct get on (by js_CreateKeyValue: an older theater, or
+ * the nats tool) lets any replica answer a read, a lagging one too: it is
+ * updated to answer from the leader only (AllowDirect is a stream setting
+ * JetStream lets us change; the values stay), and opened again so libnats
+ * reads it that way. */
+static natsStatus kv_no_direct(struct bus *b, const char *bucket, kvStore **kv)
+{
+	char name[96];
+	snprintf(name, sizeof(name), "KV_%s", bucket);
+	jsStreamInfo *si = NULL, *after = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
+	if (s || !si->Config->AllowDirect) {
+		jsStreamInfo_Destroy(si);
+		return s;
+	}
+	log_warn("cluster", "bucket '%s' answers reads from any replica (direct get): turning "
+		 "that off", bucket);
+	si->Config->AllowDirect = false;
+	s = js_UpdateStream(&after, b->js, si->Config, NULL, &jerr);
+	jsStreamInfo_Destroy(after);
+	jsStreamInfo_Destroy(si);
+	if (s)
+		return s;
+	kvStore *fresh = NULL;
+	if ((s = js_KeyValue(&fresh, b->js, bucket)))
+		return s;
+	kvStore_Destroy(*kv);
+	*kv = fresh;
+	return NATS_OK;
+}
+
 enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
 			  unsigned replicas, unsigned history, struct bus_kv **out,
 			  struct err *err)
@@ -414,6 +456,11 @@ enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
 	if (s) {
 		free(kv);
 		return fail(err, s, "cannot open key-value bucket", bucket);
+	}
+	if ((s = kv_no_direct(b, bucket, &kv->kv))) {
+		kvStore_Destroy(kv->kv);
+		free(kv);
+		return fail(err, s, "cannot turn direct get off in key-value bucket", bucket);
 	}
 	*out = kv;
 	return ERR_OK;
@@ -460,54 +507,115 @@ enum err_code bus_kv_get_revision(struct bus_kv *kv, const char *key, uint64_t r
 	return rc;
 }
 
+static int msg_get(struct bus *b, const char *name, const char *subject, uint64_t seq,
+		   unsigned timeout_ms, uint64_t *next_seq, uint8_t **data, size_t *len,
+		   struct err *err);
+
+/* One write of key, published by hand (not kvStore_Put/Update) so the answer's
+ * JetStream error code is ours to read: a compare-and-set lost is error 10071
+ * (JSStreamWrongLastSequenceErr), whatever libnats's last error text says.
+ * po carries the expectation (none, no message yet, the key's last revision,
+ * or the stream's last sequence). */
+static enum err_code kv_publish(struct bus_kv *kv, const char *key, const void *data,
+				size_t len, jsPubOptions *po, const char *what,
+				uint64_t *rev_out, struct err *err)
+{
+	char subject[256];
+	snprintf(subject, sizeof(subject), "$KV.%s.%s", kv->bucket, key);
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_Publish(&pa, kv->bus->js, subject, data, (int)len, po, &jerr);
+	if (s == NATS_OK) {
+		if (rev_out)
+			*rev_out = pa ? pa->Sequence : 0;
+		jsPubAck_Destroy(pa);
+		return ERR_OK;
+	}
+	jsPubAck_Destroy(pa);
+	const char *text = status_text(s);
+	if (s == NATS_ERR && jerr == JSStreamWrongLastSequenceErr)
+		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' was changed by another "
+			       "writer (%.120s)", key, kv->bucket, text);
+	return err_set(err, code_of(s), "nats: cannot %s key '%s' in '%s': %.120s (status %d, "
+		       "jetstream error %d)", what, key, kv->bucket, text, (int)s, (int)jerr);
+}
+
 enum err_code bus_kv_put(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			 uint64_t *rev_out, struct err *err)
 {
-	uint64_t rev = 0;
-	natsStatus s = kvStore_Put(&rev, kv->kv, key, data, (int)len);
-	if (s)
-		return fail(err, s, "cannot write key", key);
-	if (rev_out)
-		*rev_out = rev;
-	return ERR_OK;
-}
-
-/* A compare-and-set that JetStream refused answers NATS_ERR with the stream's
- * "wrong last sequence"; anything else (no connection, timeout) is not a lost
- * race and keeps its own code. */
-static enum err_code cas_fail(struct bus_kv *kv, natsStatus s, const char *key,
-			      struct err *err)
-{
-	natsStatus last = NATS_OK;
-	const char *text = nats_GetLastError(&last);
-	if (s == NATS_ERR && text && strstr(text, "wrong last sequence"))
-		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' was changed by another "
-			       "writer (%.120s)", key, kv->bucket, text);
-	return fail(err, s, "cannot set key", key);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	return kv_publish(kv, key, data, len, &po, "write", rev_out, err);
 }
 
 enum err_code bus_kv_create(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			    uint64_t *rev_out, struct err *err)
 {
-	uint64_t rev = 0;
-	natsStatus s = kvStore_Create(&rev, kv->kv, key, data, (int)len);
-	if (s)
-		return cas_fail(kv, s, key, err);
-	if (rev_out)
-		*rev_out = rev;
-	return ERR_OK;
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.ExpectNoMessage = true;
+	return kv_publish(kv, key, data, len, &po, "create", rev_out, err);
 }
 
 enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			    uint64_t last, uint64_t *rev_out, struct err *err)
 {
-	uint64_t rev = 0;
-	natsStatus s = kvStore_Update(&rev, kv->kv, key, data, (int)len, last);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	if (last)
+		po.ExpectLastSubjectSeq = last;
+	else
+		po.ExpectNoMessage = true;
+	return kv_publish(kv, key, data, len, &po, "update", rev_out, err);
+}
+
+enum err_code bus_kv_update_by_stream(struct bus_kv *kv, const char *key, const void *data,
+				      size_t len, uint64_t last, uint64_t *rev_out,
+				      struct err *err)
+{
+	char stream[96], subject[256];
+	snprintf(stream, sizeof(stream), "KV_%s", kv->bucket);
+	snprintf(subject, sizeof(subject), "$KV.%s.%s", kv->bucket, key);
+	/* 1. the stream's last sequence, from its leader */
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, kv->bus->js, stream, NULL, &jerr);
 	if (s)
-		return cas_fail(kv, s, key, err);
-	if (rev_out)
-		*rev_out = rev;
-	return ERR_OK;
+		return fail(err, s, "cannot read the state of stream", stream);
+	uint64_t stream_last = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	/* 2. the key's last revision, read after it: still `last` */
+	natsMsg *m = NULL;
+	s = js_GetLastMsg(&m, kv->bus->js, stream, subject, NULL, &jerr);
+	if (s)
+		return fail(err, s, "cannot read key", key);
+	uint64_t now = natsMsg_GetSequence(m);
+	natsMsg_Destroy(m);
+	if (now != last)
+		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' is at revision %llu, not "
+			       "%llu (wrong last sequence: %llu)", key, kv->bucket,
+			       (unsigned long long)now, (unsigned long long)last,
+			       (unsigned long long)now);
+	/* and no later message on the key when the stream is scanned forward from
+	 * there (not through the per-key index the refused check used) */
+	uint64_t later = 0;
+	uint8_t *data_later = NULL;
+	size_t len_later = 0;
+	int got = msg_get(kv->bus, stream, subject, last + 1, 5000, &later, &data_later,
+			  &len_later, err);
+	free(data_later);
+	if (got < 0)
+		return err->code ? err->code : ERR_UNAVAILABLE;
+	if (got > 0)
+		return err_set(err, ERR_CONFLICT, "nats: key '%s' in '%s' has revision %llu after "
+			       "%llu (wrong last sequence: %llu)", key, kv->bucket,
+			       (unsigned long long)later - 1, (unsigned long long)last,
+			       (unsigned long long)later - 1);
+	/* 3. written only if nothing was stored since 1 */
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.ExpectLastSeq = stream_last;
+	return kv_publish(kv, key, data, len, &po, "update", rev_out, err);
 }
 
 enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err)

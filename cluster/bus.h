@@ -8,7 +8,8 @@
  * Errors: ERR_UNAVAILABLE when NATS cannot be reached (no connection, no
  * responders, JetStream down), ERR_TIMEOUT, ERR_NOT_FOUND (key or message),
  * ERR_CONFLICT (a compare-and-set lost: the key exists, or its revision moved),
- * ERR_NOMEM. Messages name the subject or key and NATS's own reason.
+ * ERR_NOMEM. Messages name the subject or key and NATS's own reason (a
+ * compare-and-set is known lost by JetStream's error code 10071, not by text).
  * Ownership: buffers handed out are malloc'd and owned by the caller.
  * Threads: every function may be called from any thread. Callbacks run on
  * libnats threads (one per subscription or watch): they must not block long.
@@ -84,6 +85,16 @@ enum err_code bus_kv_create(struct bus_kv *kv, const char *key, const void *data
 			    uint64_t *rev_out, struct err *err);
 enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			    uint64_t last, uint64_t *rev_out, struct err *err);
+/* The same compare-and-set checked against the whole stream instead of the
+ * key: reads the bucket stream's last sequence L, then the key's last revision
+ * (ERR_CONFLICT unless it is `last`, or when a scan of the stream from `last`
+ * finds a later message on the key), then writes expecting the stream still
+ * ends at L (ERR_CONFLICT when anything was written to the bucket meanwhile).
+ * For a key whose own check keeps refusing a revision every read of the key
+ * confirms (seen in trials after a NATS server restarted). */
+enum err_code bus_kv_update_by_stream(struct bus_kv *kv, const char *key, const void *data,
+				      size_t len, uint64_t last, uint64_t *rev_out,
+				      struct err *err);
 enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err);
 /* fn for every key's current value, then once with key NULL (caught up), then
  * for every change (deleted = 1 for a delete or purge, data empty), on the

@@ -300,6 +300,26 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
 	pthread_mutex_unlock(&c->lock);
 }
 
+void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev)
+{
+	if (strlen(id) != 36)
+		return;
+	pthread_mutex_lock(&c->lock);
+	struct place **slot = place_slot(c, id);
+	if (!*slot) {
+		struct place *p = calloc(1, sizeof(*p));
+		if (p) {
+			memcpy(p->id, id, 37);
+			*slot = p;
+		}
+	}
+	if (*slot) {
+		snprintf((*slot)->node, sizeof((*slot)->node), "%s", node);
+		(*slot)->rev = rev;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
 {
 	struct err e = {0};
@@ -333,10 +353,22 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	pthread_mutex_lock(&c->lock);
 	struct place *p = *place_slot(c, key);
 	int ours = p && strcmp(p->node, c->node) == 0 && rev > p->rev;
+	uint64_t ours_at = p ? p->rev : 0;
 	pthread_mutex_unlock(&c->lock);
-	cluster_place_note(c, key, node, rev, deleted);
-	if (ours && !deleted && strcmp(node, c->node) != 0)
+	if (ours && !deleted && strcmp(node, c->node) != 0) {
+		/* The watch reads one replica of the bucket, and the trials showed
+		 * replicas that disagree with the leader after a NATS server came
+		 * back (other revision numbers, even a refused claim stored): it
+		 * only says where to look. Whether the copy here is killed is the
+		 * leader's to say (replica_fence reads the bucket itself); our copy
+		 * of the placement keeps "ours" until then. */
+		log_warn("cluster", "the placement watch says '%s' moved to node '%s' at revision "
+			 "%llu (ours at revision %llu): asking the bucket", key, node,
+			 (unsigned long long)rev, (unsigned long long)ours_at);
 		replica_fence(c, key, node);
+		return;
+	}
+	cluster_place_note(c, key, node, rev, deleted);
 }
 
 int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])
@@ -361,7 +393,7 @@ enum err_code cluster_locate(struct cluster *c, const char *actor_id,
 	if (!cluster_place_node_of(data, len, node_out))
 		rc = err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}", actor_id);
 	else
-		cluster_place_note(c, actor_id, node_out, rev, 0);
+		cluster_place_set(c, actor_id, node_out, rev);
 	free(data);
 	return rc;
 }
@@ -374,7 +406,7 @@ enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err 
 	uint64_t rev = 0;
 	enum err_code rc = bus_kv_create(c->place_kv, actor_id, value, strlen(value), &rev, err);
 	if (rc == ERR_OK) {
-		cluster_place_note(c, actor_id, c->node, rev, 0);
+		cluster_place_set(c, actor_id, c->node, rev);
 		struct db_run r = {0};
 		struct err pe = {0};
 		if (supervisor_get(c->sup, actor_id, &r, &pe) == ERR_OK && r.package_sha256[0] &&

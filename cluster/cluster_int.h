@@ -84,6 +84,12 @@ int64_t cluster_unix_ms(void);
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);
 void cluster_place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
 			int deleted);
+/* What a read of the bucket itself (its stream's leader) or our own write's
+ * acknowledgement says: replaces our copy whatever its revision. The watch may
+ * number entries differently (it reads one replica, and the trials showed
+ * replicas whose sequences disagree with the leader's), so its revisions and
+ * the leader's are not compared. */
+void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev);
 /* A JSON line, '\n', then the body (malloc'd); and back (head: a new
  * reference, body: borrowed). */
 char *cluster_envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len);

@@ -646,6 +646,37 @@ static void take_over(struct cluster *c, const struct candidate *k)
 	int64_t t0 = cluster_mono_ms();
 	if (!silent(c, k->from))
 		return;
+	/* The candidate came from the watch, which reads one replica of the
+	 * bucket: the trials showed its revisions 6 apart from the leader's after
+	 * a NATS server came back (every claim at the watch's revision refused,
+	 * for ever). Claim at the revision the bucket's leader gives, when it
+	 * still names the dead node. */
+	struct candidate at = *k;
+	{
+		uint8_t *data = NULL;
+		size_t len = 0;
+		char owner[CLUSTER_NODE_MAX] = "";
+		struct err re = {0};
+		enum err_code grc = bus_kv_get(c->place_kv, k->id, &data, &len, &at.rev, &re);
+		int named = !grc && cluster_place_node_of(data, len, owner);
+		free(data);
+		if (grc == ERR_NOT_FOUND)
+			return;
+		if (grc) {
+			log_warn("cluster", "cannot read the placement of '%s' to claim it: %s",
+				 k->id, re.msg);
+			return;
+		}
+		if (named)
+			cluster_place_set(c, k->id, owner, at.rev);
+		if (!named || strcmp(owner, k->from) != 0)
+			return;          /* claimed already, or never the dead node's */
+		if (at.rev != k->rev)
+			log_warn("cluster", "the placement watch gave '%s' revision %llu, the bucket "
+				 "gives %llu: claiming at %llu", k->id, (unsigned long long)k->rev,
+				 (unsigned long long)at.rev, (unsigned long long)at.rev);
+	}
+	k = &at;
 	char value[256];
 	snprintf(value, sizeof(value), "{\"node\":\"%s\",\"from\":\"%s\",\"at\":%lld}", c->node,
 		 k->from, (long long)cluster_unix_ms());
@@ -674,28 +705,59 @@ static void take_over(struct cluster *c, const struct candidate *k)
 		if (last > k->rev) {
 			uint8_t *data = NULL;
 			size_t len = 0;
-			char at[CLUSTER_NODE_MAX] = "";
+			char holder[CLUSTER_NODE_MAX] = "";
 			enum err_code grc = bus_kv_get_revision(c->place_kv, k->id, last, &data,
 								&len, &le);
-			if (!grc && cluster_place_node_of(data, len, at))
-				cluster_place_note(c, k->id, at, last, 0);
+			if (!grc && cluster_place_node_of(data, len, holder))
+				cluster_place_set(c, k->id, holder, last);
 			free(data);
 			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
 				 "last revision is %llu, which places it on '%s'", k->id, k->from,
-				 (unsigned long long)k->rev, last, grc ? le.msg : at);
+				 (unsigned long long)k->rev, last, grc ? le.msg : holder);
 			return;
 		}
-		if (cluster_locate(c, k->id, owner, &le))
-			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused, and "
-				 "its placement cannot be read: %s", k->id, k->from,
-				 (unsigned long long)k->rev, le.msg);
-		else
-			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused: the "
-				 "bucket places it on '%s'", k->id, k->from,
-				 (unsigned long long)k->rev, owner);
-		return;
+		/* The refusal names no newer revision. Read the key: when it still
+		 * names the dead node at our revision, the key's own check refused a
+		 * revision its read confirms (seen in trials after a NATS server came
+		 * back: refused every second for minutes). Claim once more checked
+		 * against the whole bucket stream (still one winner). */
+		uint8_t *data = NULL;
+		size_t len = 0;
+		uint64_t now = 0;
+		enum err_code grc = bus_kv_get(c->place_kv, k->id, &data, &len, &now, &le);
+		if (grc) {
+			log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused (%s), "
+				 "and its placement cannot be read: %s", k->id, k->from,
+				 (unsigned long long)k->rev, e.msg, le.msg);
+			return;
+		}
+		int named = cluster_place_node_of(data, len, owner);
+		free(data);
+		if (named)
+			cluster_place_set(c, k->id, owner, now);
+		if (!named || now != k->rev || strcmp(owner, k->from) != 0) {
+			log_info("cluster", "claim of '%s' from '%s' at revision %llu refused (%s): "
+				 "the bucket places it on '%s' at revision %llu", k->id, k->from,
+				 (unsigned long long)k->rev, e.msg, named ? owner : "?",
+				 (unsigned long long)now);
+			return;
+		}
+		log_warn("cluster", "claim of '%s' from '%s' at revision %llu refused (%s), yet "
+			 "the bucket still places it there at that revision: claiming against the "
+			 "bucket's last sequence", k->id, k->from, (unsigned long long)k->rev, e.msg);
+		struct err se = {0};
+		rc = bus_kv_update_by_stream(c->place_kv, k->id, value, strlen(value), k->rev,
+					     &rev, &se);
+		if (rc) {
+			log_warn("cluster", "claim of '%s' from '%s' at revision %llu against the "
+				 "bucket's last sequence refused too: %s", k->id, k->from,
+				 (unsigned long long)k->rev, se.msg);
+			return;
+		}
+		log_info("cluster", "claim of '%s' from '%s' won against the bucket's last "
+			 "sequence (revision %llu)", k->id, k->from, (unsigned long long)rev);
 	}
-	cluster_place_note(c, k->id, c->node, rev, 0);
+	cluster_place_set(c, k->id, c->node, rev);
 	set_aside(supervisor_chains_dir(c->sup), k->id);
 	adopt(c, k->id, k->from, t0);
 }
@@ -813,8 +875,14 @@ void replica_failover_tick(struct cluster *c)
 	for (size_t i = 0; i < n; i++)
 		take_over(c, &v[i]);
 	n = unadopted(c, v, 16);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* placed here by our copy (the watch): the bucket itself confirms */
+		char owner[CLUSTER_NODE_MAX];
+		struct err le = {0};
+		if (cluster_locate(c, v[i].id, owner, &le) || strcmp(owner, c->node) != 0)
+			continue;
 		adopt(c, v[i].id, v[i].from, cluster_mono_ms());
+	}
 done:
 	free(v);
 }
@@ -842,15 +910,35 @@ static void job_fence(void *arg)
 	struct fence_job *j = arg;
 	struct db_run r = {0};
 	struct err e = {0};
-	char owner[CLUSTER_NODE_MAX];
-	if (!cluster_lookup(j->c, j->id, owner) || strcmp(owner, j->c->node) == 0) {
-		free(j);                 /* ours after all (the newest revision says so) */
+	char owner[CLUSTER_NODE_MAX] = "";
+	/* the bucket itself (its leader) decides, not the watch that asked */
+	enum err_code rc = ERR_UNAVAILABLE;
+	for (int tries = 0; tries < 20; tries++) {
+		if (tries) {
+			struct timespec nap = {0, 500 * 1000000};
+			nanosleep(&nap, NULL);
+		}
+		memset(&e, 0, sizeof(e));
+		if ((rc = cluster_locate(j->c, j->id, owner, &e)) != ERR_UNAVAILABLE &&
+		    rc != ERR_TIMEOUT)
+			break;
+	}
+	if (rc) {
+		log_warn("cluster", "cannot read the placement of '%s' to fence it: %s", j->id,
+			 e.msg);
+		free(j);
+		return;
+	}
+	if (strcmp(owner, j->c->node) == 0) {
+		log_warn("cluster", "the bucket still places '%s' here: the watch was wrong, the "
+			 "copy here keeps running", j->id);
+		free(j);
 		return;
 	}
 	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
-		log_warn("cluster", "'%s' was taken over by another node: killing the copy here",
-			 j->id);
+		log_warn("cluster", "'%s' was taken over by node '%s': killing the copy here",
+			 j->id, owner);
 		char *id = strdup(j->id);
 		if (id)
 			supervisor_stop(j->c->sup, j->id, 1, fenced, id);
@@ -885,8 +973,22 @@ static int fence_one(void *user, const struct db_run *r)
 	}
 	if (strcmp(owner, c->node) == 0)
 		return 0;
+	/* our copy of the placement comes from the watch: the bucket itself
+	 * decides (a replica the watch reads may disagree with its leader) */
+	struct err le = {0};
+	if (cluster_locate(c, r->id, owner, &le)) {
+		log_warn("cluster", "cannot read the placement of '%s' (its copy here is killed "
+			 "when the watch says it moved): %s", r->id, le.msg);
+		replica_fence(c, r->id, owner);
+		return 0;
+	}
+	if (strcmp(owner, c->node) == 0)
+		return 0;
+	/* its local chain's end, against the new owner's "events from the
+	 * stream": what this node synced but never acknowledged may differ */
 	log_warn("cluster", "'%s' moved to node '%s' while this node was away: killing the copy "
-		 "recovered here", r->id, owner);
+		 "recovered here (its chain here ends at event %llu)", r->id, owner,
+		 (unsigned long long)r->head_seq);
 	char *id = strdup(r->id);
 	if (id)
 		supervisor_stop(c->sup, r->id, 1, fenced, id);

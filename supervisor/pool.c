@@ -205,7 +205,10 @@ static enum err_code submit(struct pool *p, int64_t due, pool_fn fn, void *arg, 
 			p->capheap *= 2;
 		}
 		heap_push(p, j);
-		pthread_cond_broadcast(&p->cond);
+		/* Idle workers sleep until the earliest timer: only a new earliest one
+		 * needs them awake (every spawn's 30 s wait timer woke them all). */
+		if (p->heap[0] == j)
+			pthread_cond_broadcast(&p->cond);
 	} else {
 		if (p->tail)
 			p->tail->next = j;

@@ -173,6 +173,35 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
 
+/* Inserts the run row of a spawn that deferred it (rec_lock held; inside the
+ * caller's transaction). */
+static void index_run(struct supervisor *s, struct actor *a)
+{
+	if (!a->unindexed)
+		return;
+	struct db_run snap;
+	pthread_mutex_lock(&a->lock);
+	enum err_code rc = run_copy(&a->run, &snap);
+	pthread_mutex_unlock(&a->lock);
+	struct err e = {0};
+	if (rc || db_run_insert(s->cfg.db, &snap, &e))
+		log_error("supervisor", "cannot index the run '%s': %s", a->run.id,
+			  rc ? "out of memory" : e.msg);
+	if (!rc)
+		db_run_release(&snap);
+	a->unindexed = 0;
+}
+
+enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
+				   const char *sha256, struct err *err)
+{
+	pthread_mutex_lock(&a->rec_lock);
+	int later = a->unindexed;     /* the insert carries it */
+	enum err_code rc = later ? ERR_OK : db_run_set_package(s->cfg.db, a->run.id, ref, sha256, err);
+	pthread_mutex_unlock(&a->rec_lock);
+	return rc;
+}
+
 /* Indexes the deferred events, now durable, together with `own` (the synced
  * event, may be NULL), the head and a status change: one commit (rec_lock held). */
 static void index_durable(struct supervisor *s, struct actor *a, const struct db_event_row *own,
@@ -190,10 +219,14 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 	if (rows && own)
 		rows[k++] = *own;
 	struct err dbe = {0};
+	int batch = a->unindexed && db_batch_begin(s->cfg.db, &dbe) == ERR_OK;
+	index_run(s, a);
 	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
 				      reason, ts, &dbe))
 		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id,
 			  rows ? dbe.msg : "out of memory");
+	if (batch && db_batch_end(s->cfg.db, &dbe))
+		log_error("supervisor", "cannot index the run '%s': %s", a->run.id, dbe.msg);
 	free(rows);
 }
 
@@ -397,8 +430,13 @@ void record_sync(struct supervisor *s, struct actor *a)
 			memcpy(hash, a->run.head_hash, sizeof(hash));
 			pthread_mutex_unlock(&a->lock);
 			replica_wait_logged(s, a);
+			struct err be = {0};   /* a spawn's run row, events and `spawned` row */
+			int batch = a->unindexed && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
 			flush_pending(s, a);
+			if (batch && db_batch_end(s->cfg.db, &be))
+				log_error("supervisor", "cannot commit the index of '%s': %s",
+					  a->run.id, be.msg);
 		} else {
 			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
 		}
@@ -484,6 +522,10 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
 				   .event_type = type, .end = ev.end, .idle = idle};
+	/* A status change or a spawn's first index write (a->unindexed): the run
+	 * row, events, status and lifecycle rows go in one transaction. */
+	struct err be = {0};
+	int batch = (a->unindexed || status) && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
 	flush_pending(s, a);
 	pthread_mutex_lock(&a->lock);
@@ -494,6 +536,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	pthread_mutex_unlock(&a->lock);
 	if (is_lifecycle(&sev, status))
 		lifecycle(s, a, &sev);
+	if (batch && db_batch_end(s->cfg.db, &be))
+		log_error("supervisor", "cannot commit the index of '%s': %s", a->run.id, be.msg);
 	pthread_mutex_unlock(&a->rec_lock);
 	chain_event_release(&ev);
 	free(text);
@@ -508,6 +552,7 @@ status_only:
 	 * left looking live. */
 	if (status) {
 		struct err dbe2 = {0};
+		index_run(s, a);
 		db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe2);
 		pthread_mutex_lock(&a->lock);
 		free(a->run.status);

@@ -36,6 +36,10 @@ void record_send_dep(struct supervisor *s, struct actor *from, struct actor *to,
 /* Copies a's pending send dependencies (each with a reference on its `to`), for
  * a batch sync that covers them (flusher.c). */
 size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_dep **out);
+/* The index's package of a run (db_run_set_package), or nothing when the run row
+ * is not inserted yet (a->unindexed: the insert carries a->run's). Takes rec_lock. */
+enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
+				   const char *sha256, struct err *err);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */

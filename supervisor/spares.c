@@ -25,16 +25,11 @@ struct spares {
 	char *dir;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;           /* the refill thread: fewer than SPARES_LOW, or stop */
-	pthread_cond_t synced_cond;    /* a directory sync finished */
 	pthread_t thread;
 	uint64_t ready[SPARES_TARGET]; /* lock: numbers of the spares on disk and synced */
 	size_t n;
 	uint64_t next;                 /* lock: the next spare number */
 	int stop, failing;
-	/* group commit of directory syncs (lock) */
-	uint64_t sync_asked, sync_done;
-	int syncing;
-	enum err_code sync_rc;
 };
 
 static void spare_path(const struct spares *sp, uint64_t n, char *out, size_t len)
@@ -123,11 +118,9 @@ struct spares *spares_start(const char *dir)
 	remove_leftovers(dir);
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->cond, NULL);
-	pthread_cond_init(&sp->synced_cond, NULL);
 	if (pthread_create(&sp->thread, NULL, refill_main, sp) != 0) {
 		pthread_mutex_destroy(&sp->lock);
 		pthread_cond_destroy(&sp->cond);
-		pthread_cond_destroy(&sp->synced_cond);
 		free(sp->dir);
 		free(sp);
 		return NULL;
@@ -151,7 +144,6 @@ void spares_stop(struct spares *sp)
 	}
 	pthread_mutex_destroy(&sp->lock);
 	pthread_cond_destroy(&sp->cond);
-	pthread_cond_destroy(&sp->synced_cond);
 	free(sp->dir);
 	free(sp);
 }
@@ -176,36 +168,4 @@ enum err_code spares_take(struct spares *sp, const char *path)
 			return ERR_OK;
 		unlink(from);    /* gone or unusable: try the next one */
 	}
-}
-
-enum err_code spares_sync_dir(struct spares *sp, struct err *err)
-{
-	pthread_mutex_lock(&sp->lock);
-	uint64_t mine = ++sp->sync_asked;
-	enum err_code rc = ERR_OK;
-	while (sp->sync_done < mine) {
-		if (sp->syncing) {
-			pthread_cond_wait(&sp->synced_cond, &sp->lock);
-			continue;
-		}
-		/* Lead a sync for everyone who asked so far. */
-		sp->syncing = 1;
-		uint64_t upto = sp->sync_asked;
-		pthread_mutex_unlock(&sp->lock);
-		int e = fsync_dir(sp->dir) == 0 ? 0 : errno;
-		pthread_mutex_lock(&sp->lock);
-		sp->syncing = 0;
-		sp->sync_done = upto;
-		sp->sync_rc = e ? ERR_IO : ERR_OK;
-		pthread_cond_broadcast(&sp->synced_cond);
-		if (e) {
-			pthread_mutex_unlock(&sp->lock);
-			return err_errno(err, ERR_IO, e, "cannot sync directory '%s'", sp->dir);
-		}
-	}
-	rc = sp->sync_rc;
-	pthread_mutex_unlock(&sp->lock);
-	if (rc)
-		err_set(err, rc, "cannot sync directory '%s'", sp->dir);
-	return rc;
 }

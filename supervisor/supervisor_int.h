@@ -92,6 +92,9 @@ struct actor {
 	 * the thread that starts a run (nothing else records then); rec_lock guards
 	 * the pending list. */
 	int defer_sync;
+	/* rec_lock: the run row is not in the index yet (a spawn answered when it
+	 * runs): the first index write inserts it (record.c), in the same transaction. */
+	int unindexed;
 	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/bus.h"
 #include "src/util/crypto.h"
 #include "src/util/json.h"
 #include "tests/support/nats_cluster.h"
@@ -497,8 +498,49 @@ static void test_cross_node_messaging(void **state)
 }
 
 /* The nodes' logs, for a failure's message. */
+/* What each NATS server holds of the buckets and the chain stream (its own
+ * replica: last sequence, messages, the leader it knows), from its monitoring
+ * port: replicas that disagree after a server came back show here. */
+static void print_replicas(void)
+{
+	for (int i = 0; i < NATS_SERVERS; i++) {
+		char *u = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true", NC.monitor[i]);
+		struct http_result r = {0};
+		if (http_do("GET", u, NULL, 0, NULL, &r) != 0 || r.status != 200) {
+			printf("# nats n%d: no answer\n", i + 1);
+			free(u);
+			http_result_release(&r);
+			continue;
+		}
+		free(u);
+		/* "reserved_memory": 2^64-1 (unlimited) does not fit a JSON integer
+		 * here: blank such numbers out before parsing */
+		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
+			memcpy(big, "                   0", 20);
+		struct err e = {0};
+		json_t *j = json_parse(r.body, r.len, 32, &e);
+		json_t *accs = json_object_get(j, "account_details");
+		for (size_t a = 0; a < json_array_size(accs); a++) {
+			json_t *sd = json_object_get(json_array_get(accs, a), "stream_detail");
+			for (size_t k = 0; k < json_array_size(sd); k++) {
+				json_t *st = json_array_get(sd, k);
+				json_t *state = json_object_get(st, "state");
+				printf("# nats n%d: %s last_seq %lld messages %lld leader %s\n", i + 1,
+				       json_string_value(json_object_get(st, "name")),
+				       (long long)json_integer_value(json_object_get(state, "last_seq")),
+				       (long long)json_integer_value(json_object_get(state, "messages")),
+				       json_string_value(json_object_get(json_object_get(st, "cluster"),
+									 "leader")));
+			}
+		}
+		json_decref(j);
+		http_result_release(&r);
+	}
+}
+
 static void dump_logs(void)
 {
+	print_replicas();
 	for (int i = 0; i < NODES; i++) {
 		char *log = tu_read_file(SP[i].log_path, NULL);
 		fprintf(stderr, "---- log of %s:\n%s\n", NAMES[i], log ? log : "(none)");
@@ -533,6 +575,7 @@ static void owner_of(int via, const char *id, char *out, size_t size)
 static void failover_trial(int trial)
 {
 	char *ids[3];
+	print_replicas();
 	for (int i = 0; i < 3; i++) {
 		/* right after the last trial restarted a NATS server and beta, a
 		 * node may refuse writes (503) while JetStream elects leaders: a
@@ -642,6 +685,7 @@ static void failover_trial(int trial)
 		assert_true(count >= acked[k]);              /* nothing acknowledged lost */
 		assert_true(count <= acked[k] + unsure[k]);  /* nothing processed twice */
 	}
+	print_replicas();
 	/* beta comes back: it recovers its old copies, sees they moved, kills them */
 	assert_int_equal(nats_cluster_restart(&NC, trial % NATS_SERVERS), 0);
 	start_node(1);
@@ -1348,6 +1392,96 @@ static void test_supervision_across_nodes(void **state)
 	free(sup);
 }
 
+/* The bucket compare-and-set is classified by JetStream's error code, not by
+ * libnats's per-thread last error text: after a real "wrong last sequence",
+ * a write that fails another way (no stream answers) on the same thread is
+ * not a lost race and does not repeat the old text (in trials, heartbeat puts
+ * that found no responders reported "wrong last sequence" and hid the cause).
+ * And the stream-wide compare-and-set claims what a read confirms, once. */
+static void test_bus_compare_and_set(void **state)
+{
+	(void)state;
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL, *gone = NULL;
+	struct err e = {0};
+	assert_int_equal(bus_open(NC.urls, "test", 10000, &b, &e), ERR_OK);
+	assert_int_equal(bus_kv_open(b, "test_cas", 0, 3, 8, &kv, &e), ERR_OK);
+	uint64_t r1 = 0, r2 = 0, r3 = 0;
+	assert_int_equal(bus_kv_create(kv, "k", "a", 1, &r1, &e), ERR_OK);
+	assert_true(r1 > 0);
+	assert_int_equal(bus_kv_create(kv, "k", "b", 1, NULL, &e), ERR_CONFLICT);
+	assert_int_equal(bus_kv_update(kv, "k", "b", 1, r1, &r2, &e), ERR_OK);
+	assert_true(r2 > r1);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(bus_kv_update(kv, "k", "c", 1, r1, NULL, &e), ERR_CONFLICT);
+	char want[64];
+	snprintf(want, sizeof(want), "wrong last sequence: %llu", (unsigned long long)r2);
+	if (!strstr(e.msg, want))
+		fail_msg("a lost compare-and-set says '%s', not '%s'", e.msg, want);
+	/* libnats's last error text on this thread is now "wrong last sequence" */
+	assert_int_equal(bus_kv_open(b, "test_gone", 0, 3, 1, &gone, &e), ERR_OK);
+	uint8_t *reply = NULL;
+	size_t rlen = 0;
+	assert_int_equal(bus_request(b, "$JS.API.STREAM.DELETE.KV_test_gone", "", 0, 10000, &reply,
+				     &rlen, &e), ERR_OK);
+	if (!strstr((const char *)reply, "\"success\":true"))
+		fail_msg("cannot delete stream KV_test_gone: %s", (const char *)reply);
+	free(reply);
+	memset(&e, 0, sizeof(e));
+	enum err_code rc = bus_kv_put(gone, "k", "x", 1, NULL, &e);
+	printf("# put into a deleted bucket: %d %s\n", rc, e.msg);
+	assert_int_not_equal(rc, ERR_OK);
+	assert_int_not_equal(rc, ERR_CONFLICT);
+	assert_null(strstr(e.msg, "wrong last sequence"));
+	memset(&e, 0, sizeof(e));
+	rc = bus_kv_update(gone, "k", "x", 1, r2, NULL, &e);
+	printf("# compare-and-set in a deleted bucket: %d %s\n", rc, e.msg);
+	assert_int_not_equal(rc, ERR_OK);
+	assert_int_not_equal(rc, ERR_CONFLICT);
+	assert_null(strstr(e.msg, "wrong last sequence"));
+	/* the stream-wide compare-and-set: refused at an old revision, wins at
+	 * the current one, and then the key's own check sees its revision */
+	assert_int_equal(bus_kv_update_by_stream(kv, "k", "d", 1, r1, NULL, &e), ERR_CONFLICT);
+	assert_int_equal(bus_kv_update_by_stream(kv, "k", "d", 1, r2, &r3, &e), ERR_OK);
+	assert_true(r3 > r2);
+	assert_int_equal(bus_kv_update_by_stream(kv, "k", "e", 1, r2, NULL, &e), ERR_CONFLICT);
+	uint8_t *v = NULL;
+	size_t vlen = 0;
+	uint64_t rev = 0;
+	assert_int_equal(bus_kv_get(kv, "k", &v, &vlen, &rev, &e), ERR_OK);
+	assert_int_equal(rev, r3);
+	assert_int_equal(vlen, 1);
+	assert_int_equal(v[0], 'd');
+	free(v);
+	assert_int_equal(bus_kv_update(kv, "k", "f", 1, r3, NULL, &e), ERR_OK);
+	/* a bucket made with direct get (any replica answers reads, a lagging one
+	 * too) is opened with it turned off, its values kept */
+	const char *cfg = "{\"name\":\"KV_test_direct\",\"subjects\":[\"$KV.test_direct.>\"],"
+			  "\"max_msgs_per_subject\":1,\"storage\":\"file\",\"num_replicas\":3,"
+			  "\"discard\":\"new\",\"allow_rollup_hdrs\":true,\"deny_delete\":true,"
+			  "\"allow_direct\":true}";
+	assert_int_equal(bus_request(b, "$JS.API.STREAM.CREATE.KV_test_direct", cfg, strlen(cfg),
+				     10000, &reply, &rlen, &e), ERR_OK);
+	if (!strstr((const char *)reply, "\"allow_direct\":true"))
+		fail_msg("cannot create KV_test_direct with direct get: %s", (const char *)reply);
+	free(reply);
+	struct bus_kv *direct = NULL;
+	assert_int_equal(bus_kv_open(b, "test_direct", 0, 3, 1, &direct, &e), ERR_OK);
+	assert_int_equal(bus_kv_put(direct, "k", "v", 1, NULL, &e), ERR_OK);
+	assert_int_equal(bus_request(b, "$JS.API.STREAM.INFO.KV_test_direct", "", 0, 10000, &reply,
+				     &rlen, &e), ERR_OK);
+	if (strstr((const char *)reply, "\"allow_direct\":true"))
+		fail_msg("KV_test_direct still allows direct get: %s", (const char *)reply);
+	free(reply);
+	assert_int_equal(bus_kv_get(direct, "k", &v, &vlen, NULL, &e), ERR_OK);
+	assert_int_equal(v[0], 'v');
+	free(v);
+	bus_kv_close(direct);
+	bus_kv_close(gone);
+	bus_kv_close(kv);
+	bus_close(b);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -1364,6 +1498,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cluster_lists_nodes),
+		cmocka_unit_test(test_bus_compare_and_set),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
 		cmocka_unit_test(test_children_across_nodes),

@@ -2,7 +2,8 @@
  * server: state across clean stops and crashes, exactly-once processing of
  * accepted messages, a crash trial (THEATER_CRASH_TRIALS sets the count; the
  * default suite runs a few, `make test-long` many), state-keeping restarts, the
- * state of ended runs, one server per home, and a graceful SIGTERM. */
+ * state of ended runs, one server per home, a graceful SIGTERM, and burst
+ * spawns whose every 201 survives kill -9. */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
@@ -356,6 +357,144 @@ static void test_crash_trial(void **state)
 	free(ids[1]);
 }
 
+/* ---- burst spawns: every 201 survives kill -9 (issue 16) ---- */
+
+#define BURST_MAX 4096
+
+struct spawner {
+	volatile int *stop;
+	char **ids;               /* the 201'd ids, BURST_MAX at most */
+	int n;
+};
+
+static void *spawner_main(void *arg)
+{
+	struct spawner *sp = arg;
+	char *url = tu_fmt("%s/actors?wait=running", SP.base);
+	const char *body = "{\"manifest\":{\"name\":\"burst\",\"package\":\"counter.wasm\","
+			   "\"static_package\":true,\"initial_state\":{\"count\":0}}}";
+	while (!__atomic_load_n(sp->stop, __ATOMIC_ACQUIRE) && sp->n < BURST_MAX) {
+		struct http_result r = {0};
+		if (http_do("POST", url, body, strlen(body), NULL, &r) == 0 && r.status == 201) {
+			json_t *j = json_loads(r.body, 0, NULL);
+			const char *id = json_string_value(json_object_get(j, "id"));
+			if (id)
+				sp->ids[sp->n++] = strdup(id);
+			json_decref(j);
+		}
+		http_result_release(&r);
+	}
+	free(url);
+	return NULL;
+}
+
+/* Every run the list (the index) shows under name `burst`, into *ids. */
+static size_t listed_burst(char ***ids)
+{
+	size_t n = 0, cap = 64;
+	*ids = malloc(cap * sizeof(**ids));
+	char *cursor = NULL;
+	do {
+		char *p = cursor ? tu_fmt("/actors?name=burst&limit=500&cursor=%s", cursor)
+				 : tu_fmt("/actors?name=burst&limit=500");
+		json_t *pg = server_call_json(&SP, "GET", p, NULL, 200);
+		free(p);
+		free(cursor);
+		cursor = NULL;
+		json_t *items = json_object_get(pg, "items");
+		for (size_t i = 0; i < json_array_size(items); i++) {
+			if (n == cap)
+				*ids = realloc(*ids, (cap *= 2) * sizeof(**ids));
+			(*ids)[n++] = strdup(json_string_value(
+				json_object_get(json_array_get(items, i), "id")));
+		}
+		const char *next = json_string_value(json_object_get(pg, "next_cursor"));
+		if (next && *next)
+			cursor = strdup(next);
+		json_decref(pg);
+	} while (cursor);
+	return n;
+}
+
+static int listed(char **v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Four clients spawn as fast as they can (the spawns' syncs are shared); the
+ * server is killed; every spawn that was answered 201 is back running, its
+ * chain verifies, the index lists it, and it still answers. */
+static void test_burst_spawns_survive_a_crash(void **state)
+{
+	(void)state;
+	srand((unsigned)time(NULL));
+	long total = 0;
+	/* a 201 with ?wait=running means the index lists the run as running too */
+	for (int i = 0; i < 8; i++) {
+		char *id = spawn("{\"name\":\"burst\",\"package\":\"counter.wasm\","
+				 "\"static_package\":true,\"initial_state\":{\"count\":0}}");
+		char *p = tu_fmt("/actors?name=burst&status=running&limit=500");
+		json_t *pg = server_call_json(&SP, "GET", p, NULL, 200);
+		json_t *items = json_object_get(pg, "items");
+		int found = 0;
+		for (size_t k = 0; k < json_array_size(items); k++)
+			found += strcmp(json_string_value(json_object_get(json_array_get(items, k),
+									   "id")), id) == 0;
+		assert_int_equal(found, 1);
+		assert_int_equal(json_array_size(items), (size_t)i + 1);
+		json_decref(pg);
+		free(p);
+		free(id);
+	}
+	for (int trial = 0; trial < 3; trial++) {
+		volatile int stop = 0;
+		struct spawner sp[4];
+		pthread_t th[4];
+		for (int k = 0; k < 4; k++) {
+			sp[k] = (struct spawner){.stop = &stop, .ids = calloc(BURST_MAX, sizeof(char *))};
+			pthread_create(&th[k], NULL, spawner_main, &sp[k]);
+		}
+		sleep_ms(150 + rand() % 300);
+		server_crash(&SP);
+		__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+		for (int k = 0; k < 4; k++)
+			pthread_join(th[k], NULL);
+		start(NULL);
+		char **all = NULL;
+		size_t nall = listed_burst(&all);
+		for (int k = 0; k < 4; k++) {
+			for (int i = 0; i < sp[k].n; i++) {
+				const char *id = sp[k].ids[i];
+				assert_status(id, "running");
+				if (!listed(all, nall, id))
+					fail_msg("trial %d: spawned %s is not in the index", trial, id);
+				json_t *v = get_json("/chain/verify", id, 200);
+				if (!json_is_true(json_object_get(v, "valid")))
+					fail_msg("trial %d: the chain of %s does not verify", trial, id);
+				json_decref(v);
+				total++;
+			}
+		}
+		/* the last one of a client still runs its package */
+		for (int k = 0; k < 4; k++)
+			if (sp[k].n)
+				assert_int_equal(count_of(sp[k].ids[sp[k].n - 1]), 0);
+		for (size_t i = 0; i < nall; i++)
+			free(all[i]);
+		free(all);
+		for (int k = 0; k < 4; k++) {
+			for (int i = 0; i < sp[k].n; i++)
+				free(sp[k].ids[i]);
+			free(sp[k].ids);
+		}
+	}
+	assert_true(total > 0);
+	printf("burst spawns: %ld acknowledged spawns over 3 crashes, all back\n", total);
+}
+
 /* ---- restarts keep the last good state; ?state=initial starts afresh ---- */
 
 static void test_restart_keeps_state(void **state)
@@ -587,6 +726,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_accepted_messages_survive_a_crash, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst_spawns_survive_a_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_state_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_server_per_home, setup, teardown),

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench/spawn/run.sh [BUILD_DIR] - spawn through the REST API (issue 16 goal 6):
+# the disk's single-writer fdatasync rate (bench-fsync, the ceiling), then
+# POST /actors?wait=running of `hello` (cached static package) with 1 and 4
+# keep-alive clients on one theater-server (127.0.0.1, temporary THEATER_HOME under
+# /var/tmp, the same file system as the ceiling). Prints p50/p99, spawns/s and the
+# server's CPU per spawn (utime + stime from /proc/PID/stat).
+# Tunables: BENCH_SPAWNS (2000 per run), SERVER (another server binary, to compare
+# builds in the same conditions).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+N=${BENCH_SPAWNS:-2000}
+SERVER=${SERVER:-$BUILD/theater-server}
+BIN=$BUILD/bench/spawn/bench-spawn
+FSYNC=$BUILD/bench/fsync/bench-fsync
+HELLO=$BUILD/examples/hello/hello.wasm
+if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$FSYNC" ] || [ ! -f "$HELLO" ]; then
+	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$BUILD" -j 2 --target theater-server bench-spawn bench-fsync examples >/dev/null || exit 1
+fi
+home=$(mktemp -d /var/tmp/theater-bench-spawn.XXXXXX)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$home"' EXIT
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+"$FSYNC" "$home" 2 200 | sed 's/^/ceiling: /' || exit 1
+mkdir -p "$home/packages"
+cp "$HELLO" "$home/packages/"
+THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn --max-actors 1000000 \
+	> "$home/out" 2> "$home/log" &
+pid=$!
+for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
+base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
+[ -n "$base" ] || { echo "theater-server did not start:" >&2; cat "$home/log" >&2; exit 1; }
+tck=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+status=0
+for clients in 1 4; do
+	c0=$(cpu)
+	"$BIN" "$base" hello.wasm "$N" "$clients" | tee "$home/r" || status=1
+	c1=$(cpu)
+	awk -v a="$c0" -v b="$c1" -v t="$tck" -v n="$N" \
+		'BEGIN { printf "  server CPU per spawn: %.0f us\n", (b - a) / t / n * 1e6 }'
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit $status
