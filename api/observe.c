@@ -274,6 +274,11 @@ static void other_gauges(struct api *api, struct buf *b)
 		       "Idle actor instances released since the server started (--idle-release-ms).");
 		buf_printf(b, "theater_actor_releases_total %" PRIu64 "\n",
 			   supervisor_released_count(api->cfg.sup));
+		family(b, "theater_recovery_pending", "gauge",
+		       "Live actors with work left at the last stop not recovered yet (start-up "
+		       "recovers them in the background).");
+		buf_printf(b, "theater_recovery_pending %" PRIu64 "\n",
+			   supervisor_recovery_pending(api->cfg.sup));
 	}
 	struct histo fs;
 	chain_fsync_histo(&fs);

@@ -842,6 +842,51 @@ fail:
 	return rc;
 }
 
+enum err_code chain_open_trusted(const char *dir, int dirfd, const char *actor_id,
+				 const struct chain_checkpoint *cp, uint64_t end,
+				 struct chain **out, struct err *err)
+{
+	*out = NULL;
+	if (!chain_id_valid(actor_id))
+		return err_set(err, ERR_BAD_ID, "invalid actor id for a chain");
+	if (!cp || !cp->seq || cp->offset >= end || cp->seq > SIZE_MAX / sizeof(uint64_t) - 16)
+		return err_set(err, ERR_INVALID, "no checkpoint to trust for chain '%s'", actor_id);
+	struct chain *c = chain_alloc(dir, actor_id);
+	if (!c)
+		return err_set(err, ERR_NOMEM, "out of memory opening a chain");
+	struct stat st;
+	enum err_code rc = ERR_OK;
+	char name[64 + sizeof(".chain")];   /* chain_id_valid: at most 64 bytes */
+	snprintf(name, sizeof(name), "%s.chain", actor_id);
+	if ((dirfd >= 0 ? fstatat(dirfd, name, &st, 0) : stat(c->path, &st)) != 0) {
+		rc = err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, errno,
+			       "cannot stat chain '%s'", c->path);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size != end) {
+		rc = err_set(err, ERR_CONFLICT, "chain '%s' has %llu bytes, the index says %llu",
+			     c->path, (unsigned long long)st.st_size, (unsigned long long)end);
+		goto fail;
+	}
+	c->offsets_cap = (size_t)cp->seq + 8;
+	if (!(c->offsets = calloc(c->offsets_cap, sizeof(*c->offsets)))) {
+		rc = err_set(err, ERR_NOMEM, "out of memory opening chain '%s'", c->path);
+		goto fail;
+	}
+	c->offsets[cp->seq - 1] = cp->offset;
+	c->length = cp->seq;
+	c->end = c->synced = end;
+	c->trusted_size = end;
+	memcpy(c->head, cp->hash, CHAIN_HASH_LEN);
+	c->loaded_from = cp->seq - 1;
+	c->base_end = cp->offset;
+	*out = c;
+	return ERR_OK;
+fail:
+	chain_free(c);
+	return rc;
+}
+
 void chain_close(struct chain *c)
 {
 	if (!c)
@@ -972,6 +1017,7 @@ static enum err_code append_locked(struct chain *c, struct record *r, struct cha
 		memcpy(out->hash, hash, CHAIN_HASH_LEN);
 		memcpy(out->parent_hash, c->head, CHAIN_HASH_LEN);
 		out->offset = c->end;
+		out->end = c->end + r->len;
 		out->data_len = r->data_len;
 	}
 	c->length++;
@@ -1245,6 +1291,7 @@ static enum err_code fill_event(const struct hdr *h, const uint8_t *data, uint64
 	out->data = copy;
 	out->data_len = (size_t)h->data_len;
 	out->offset = off;
+	out->end = off + h->size + h->data_len + 2;
 	return ERR_OK;
 }
 

@@ -46,6 +46,7 @@ struct chain_event {
 	uint8_t *data;                    /* malloc'd, plus a NUL after data_len */
 	size_t data_len;
 	uint64_t offset;                  /* byte offset of the record in the file */
+	uint64_t end;                     /* byte offset right after the record */
 };
 
 /* Frees event_type and data and zeroes the struct. Accepts NULL. */
@@ -104,6 +105,19 @@ struct chain_checkpoint {
 enum err_code chain_open_from(const char *dir, const char *actor_id, uint64_t acked,
 			      const struct chain_checkpoint *cp, struct chain **out,
 			      struct chain_open_report *report, struct err *err);
+
+/* A chain the index vouches for, without opening its file (start-up at scale,
+ * issue 16): one stat() must show the file ends at `end`, where the record of
+ * event cp->seq (starting at cp->offset, with hash cp->hash) ends. Nothing is
+ * read: the file is opened, locked and registered on first use (a read, an
+ * append), which fails with ERR_CORRUPT when its size changed meanwhile.
+ * ERR_CONFLICT when the file does not end at `end` (the index lags the chain,
+ * or a torn write: open it with chain_open_from instead), ERR_NOT_FOUND when
+ * it is missing. dirfd, when >= 0, is dir opened (O_DIRECTORY): the stat then
+ * resolves one name, not the whole path (a start stats 100,000 of them). */
+enum err_code chain_open_trusted(const char *dir, int dirfd, const char *actor_id,
+				 const struct chain_checkpoint *cp, uint64_t end,
+				 struct chain **out, struct err *err);
 
 /* Syncs what was written, closes and frees. Accepts NULL. */
 void chain_close(struct chain *c);

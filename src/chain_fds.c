@@ -253,6 +253,47 @@ static unsigned evict_some(unsigned n)
 
 /* ---- lending descriptors ---- */
 
+/* With fdc.mu held: c's file identity in the table (ERR_CONFLICT when another
+ * chain of this process has the same file). */
+static enum err_code register_locked(struct chain *c, const struct stat *st, struct err *err)
+{
+	if (tab_find(st->st_dev, st->st_ino))
+		return err_set(err, ERR_CONFLICT, "chain '%s' is already open", c->path);
+	if ((fdc.count + 1 > fdc.ntab * 2 || !fdc.ntab) && tab_grow() != 0)
+		return err_set(err, ERR_NOMEM, "out of memory opening chain '%s'", c->path);
+	c->dev = st->st_dev;
+	c->ino = st->st_ino;
+	size_t k = tab_slot(c->dev, c->ino, fdc.ntab);
+	c->tab_next = fdc.tab[k];
+	fdc.tab[k] = c;
+	c->registered = 1;
+	fdc.count++;
+	return ERR_OK;
+}
+
+/* The first descriptor of a chain opened without its file (chain_open_trusted):
+ * the file must still have the size the index vouched for, and is registered
+ * now. fd is closed on failure. */
+static enum err_code first_open(struct chain *c, int fd, const struct stat *st, struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	if ((uint64_t)st->st_size != c->trusted_size)
+		rc = err_set(err, ERR_CORRUPT, "chain '%s' changed on disk since the server "
+			     "started (%llu bytes, %llu expected)", c->path,
+			     (unsigned long long)st->st_size,
+			     (unsigned long long)c->trusted_size);
+	if (!rc) {
+		pthread_mutex_lock(&fdc.mu);
+		rc = register_locked(c, st, err);
+		pthread_mutex_unlock(&fdc.mu);
+	}
+	if (rc)
+		close(fd);
+	else
+		c->trusted_size = 0;
+	return rc;
+}
+
 enum err_code chain_fd_install(struct chain *c, int fd, struct err *err)
 {
 	struct stat st;
@@ -261,21 +302,11 @@ enum err_code chain_fd_install(struct chain *c, int fd, struct err *err)
 	int vfd = -1, batched = 0;
 	struct chain *v = NULL;
 	pthread_mutex_lock(&fdc.mu);
-	if (tab_find(st.st_dev, st.st_ino)) {
+	enum err_code rc = register_locked(c, &st, err);
+	if (rc) {
 		pthread_mutex_unlock(&fdc.mu);
-		return err_set(err, ERR_CONFLICT, "chain '%s' is already open", c->path);
+		return rc;
 	}
-	if ((fdc.count + 1 > fdc.ntab * 2 || !fdc.ntab) && tab_grow() != 0) {
-		pthread_mutex_unlock(&fdc.mu);
-		return err_set(err, ERR_NOMEM, "out of memory opening chain '%s'", c->path);
-	}
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	size_t k = tab_slot(c->dev, c->ino, fdc.ntab);
-	c->tab_next = fdc.tab[k];
-	fdc.tab[k] = c;
-	c->registered = 1;
-	fdc.count++;
 	if (fdc.open >= cap_locked())
 		v = evict_locked(&vfd, &batched);
 	c->fd = fd;
@@ -297,7 +328,8 @@ static enum err_code reopen(struct chain *c, int *fd_out, struct err *err)
 		return err_errno(err, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, errno,
 				 "cannot reopen chain '%s'", c->path);
 	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_dev != c->dev || st.st_ino != c->ino) {
+	int first = !c->registered && c->trusted_size;
+	if (fstat(fd, &st) != 0 || (!first && (st.st_dev != c->dev || st.st_ino != c->ino))) {
 		close(fd);
 		return err_set(err, ERR_CORRUPT, "chain '%s' was replaced on disk while open",
 			       c->path);
@@ -310,8 +342,10 @@ static enum err_code reopen(struct chain *c, int *fd_out, struct err *err)
 					 c->path)
 			       : err_errno(err, ERR_IO, e, "cannot lock chain '%s'", c->path);
 	}
-	*fd_out = fd;
-	return ERR_OK;
+	enum err_code rc = first ? first_open(c, fd, &st, err) : ERR_OK;
+	if (!rc)
+		*fd_out = fd;
+	return rc;
 }
 
 enum err_code chain_fd_get(struct chain *c, int *fd_out, struct err *err)

@@ -47,6 +47,8 @@ struct chain {
 	dev_t dev;
 	ino_t ino;
 	int registered;
+	uint64_t trusted_size;    /* chain_open_trusted: the size the file must have when
+				   * first opened (0 once opened, or never trusted) */
 	/* Atomics, read by the cache without c->mu. */
 	int unsynced;             /* bytes were written that are not known durable */
 	int evict_errno;          /* an fdatasync before closing the descriptor failed */

@@ -32,7 +32,7 @@
 /* What a SELECT of runs reads: RUN_COLS and the offset of the head event (the
  * checkpoint a chain opens from, chain_open_from), or NULL when not indexed. */
 #define RUN_SELECT RUN_COLS ", (SELECT byte_offset FROM events WHERE actor_id = runs.id " \
-		   "AND seq = runs.head_seq)"
+		   "AND seq = runs.head_seq), NULL, NULL, head_end, head_idle"
 #define LIVE_STATUSES "('starting', 'running', 'stopping')"
 #define BUSY_TIMEOUT_MS 5000
 #define REBUILD_BATCH 512
@@ -67,7 +67,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RUN_PACKAGE] = "UPDATE runs SET package_ref = ?2, package_sha256 = ?3, "
 			   "updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
 	[ST_RUN_HEAD] = "UPDATE runs SET head_seq = ?2, head_hash = ?3, "
-			"updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
+			"updated_at = MAX(?4, updated_at + 1), head_end = ?5, head_idle = ?6 "
+			"WHERE id = ?1",
 	[ST_RUN_DELETE] = "DELETE FROM runs WHERE id = ?1",
 	[ST_RUN_COUNT] = "SELECT COUNT(*) FROM runs WHERE status = ?1",
 	[ST_RUN_EXISTS] = "SELECT 1 FROM runs WHERE id = ?1",
@@ -151,6 +152,14 @@ static const char schema_v2[] =
 static const char schema_v3[] =
 	"CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, created_at, id);"
 	"PRAGMA user_version = 3;";
+
+/* v4: where the head event's record ends in the chain file and whether it is
+ * marked idle, so a start can leave an idle run's chain unopened when one stat
+ * shows the file ends there (docs/durability.md, "Lazy recovery"). NULL: unknown. */
+static const char schema_v4[] =
+	"ALTER TABLE runs ADD COLUMN head_end INTEGER;"
+	"ALTER TABLE runs ADD COLUMN head_idle INTEGER NOT NULL DEFAULT 0;"
+	"PRAGMA user_version = 4;";
 
 /* Filtered lists: one statement per combination of filters (status, name,
  * parent, cursor), so each uses its index; a generic "(?1 IS NULL OR status =
@@ -286,8 +295,11 @@ static enum err_code db_configure(struct db *d, struct err *err)
 	 * keeps the database consistent after a crash without a sync per commit.
 	 * Checkpoints (which do sync) come every 4,096 pages rather than SQLite's
 	 * 1,000, so a burst of spawns meets one now and then, not one in twenty. */
-	rc = sqlite3_exec(d->conn, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4096",
-			  NULL, NULL, NULL);
+	/* A page cache of up to 32 MiB (SQLite's default is 2): a start or a stop
+	 * touches every run's row and head event; at 100,000 runs the index is tens
+	 * of MiB, and each page missing from the cache is a pread (perf). */
+	rc = sqlite3_exec(d->conn, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4096; "
+			  "PRAGMA cache_size = -32768", NULL, NULL, NULL);
 	return rc == SQLITE_OK ? ERR_OK : sql_fail(d, rc, err, "synchronous");
 }
 
@@ -315,6 +327,8 @@ static enum err_code db_schema(struct db *d, struct err *err)
 		rc = sqlite3_exec(d->conn, schema_v2, NULL, NULL, &msg);
 	if (rc == SQLITE_OK && version < 3)
 		rc = sqlite3_exec(d->conn, schema_v3, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 4)
+		rc = sqlite3_exec(d->conn, schema_v4, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -426,6 +440,9 @@ static enum err_code run_from_row(sqlite3_stmt *st, struct db_run *r, struct err
 	r->updated_at = sqlite3_column_int64(st, 13);
 	r->head_offset = sqlite3_column_type(st, 15) == SQLITE_INTEGER
 				 ? (uint64_t)sqlite3_column_int64(st, 15) : DB_NO_OFFSET;
+	r->head_end = sqlite3_column_type(st, 18) == SQLITE_INTEGER
+			      ? (uint64_t)sqlite3_column_int64(st, 18) : DB_NO_OFFSET;
+	r->head_idle = sqlite3_column_int(st, 19) != 0;
 	if (col_dup(st, 1, &r->name) || col_dup(st, 2, &r->manifest_ref) ||
 	    col_dup(st, 3, &r->package_ref) || col_dup(st, 6, &r->status) ||
 	    col_dup(st, 7, &r->reason) || col_dup(st, 14, &r->manifest_json)) {
@@ -558,15 +575,21 @@ enum err_code db_run_set_package(struct db *d, const char *id, const char *packa
 	return rc;
 }
 
-/* Binds and runs the head update (d->mu held). */
+/* Binds and runs the head update (d->mu held); end DB_NO_OFFSET: unknown. */
 static enum err_code set_head_locked(struct db *d, const char *id, uint64_t seq,
-				     const char *hash_hex, struct err *err)
+				     const char *hash_hex, uint64_t end, int idle,
+				     struct err *err)
 {
 	sqlite3_stmt *st = stmt(d, ST_RUN_HEAD);
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
 	bind_text(st, 3, hash_hex ? hash_hex : "");
 	sqlite3_bind_int64(st, 4, db_now_ms());
+	if (end == DB_NO_OFFSET || end == 0 || end > INT64_MAX)
+		sqlite3_bind_null(st, 5);
+	else
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)end);
+	sqlite3_bind_int(st, 6, idle ? 1 : 0);
 	return update_run(d, st, id, err);
 }
 
@@ -579,7 +602,7 @@ enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const 
 	if (hash_hex && *hash_hex && !sha256_hex_valid(hash_hex))
 		return err_set(err, ERR_INVALID, "invalid head hash");
 	pthread_mutex_lock(&d->mu);
-	rc = set_head_locked(d, id, seq, hash_hex, err);
+	rc = set_head_locked(d, id, seq, hash_hex, DB_NO_OFFSET, 0, err);
 	pthread_mutex_unlock(&d->mu);
 	return rc;
 }
@@ -670,7 +693,8 @@ static void list_sql(unsigned kind, char *out, size_t size)
 {
 	/* The head event's row joined in: its offset (as RUN_SELECT) and, for the
 	 * list's last_event, its type and time: one statement per page. */
-	snprintf(out, size, "SELECT " RUN_COLS ", e.byte_offset, e.event_type, e.timestamp_ms "
+	snprintf(out, size, "SELECT " RUN_COLS ", e.byte_offset, e.event_type, e.timestamp_ms, "
+		 "head_end, head_idle "
 		 "FROM runs LEFT JOIN events e ON e.actor_id = runs.id AND e.seq = runs.head_seq "
 		 "WHERE 1%s%s%s%s "
 		 "ORDER BY created_at, id LIMIT ?6",
@@ -899,8 +923,12 @@ enum err_code db_record_events(struct db *d, const char *actor_id,
 	pthread_mutex_lock(&d->mu);
 	if ((rc = tx(d, ST_BEGIN, err)) == ERR_OK) {
 		rc = events_put_locked(d, actor_id, rows, n, err);
+		/* The head's end and idle mark come with its own row (the last one). */
+		const struct db_event_row *h = n && rows[n - 1].seq == head_seq ? &rows[n - 1]
+										: NULL;
 		if (rc == ERR_OK)
-			rc = set_head_locked(d, actor_id, head_seq, head_hash, err);
+			rc = set_head_locked(d, actor_id, head_seq, head_hash,
+					     h ? h->end : DB_NO_OFFSET, h && h->idle, err);
 		if (rc == ERR_OK && status)
 			rc = set_status_locked(d, actor_id, status, reason, ts, err);
 		if (rc == ERR_OK)

@@ -26,7 +26,7 @@
 
 #include "src/util/err.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 #define DB_LIST_DEFAULT 50
 #define DB_LIST_MAX 1000
 
@@ -66,6 +66,9 @@ struct db_run {
 	uint64_t head_offset;        /* read only: where event head_seq's record starts in the
 				      * chain file (its checkpoint), DB_NO_OFFSET when the
 				      * index has no row for it */
+	uint64_t head_end;           /* read only: where that record ends (the chain file's
+				      * size when nothing followed), DB_NO_OFFSET unknown */
+	int head_idle;               /* read only: the head event is marked "idle" */
 };
 #define DB_NO_OFFSET UINT64_MAX
 
@@ -134,6 +137,10 @@ struct db_event_row {
 	uint64_t offset;
 	int64_t timestamp;            /* unix ms */
 	const char *event_type;
+	/* Kept for the head only (db_record_events' last row): where the record
+	 * ends (0: unknown) and whether its data is marked "idle": true. */
+	uint64_t end;
+	int idle;
 };
 /* Inserts rows in ONE transaction (INSERT OR REPLACE on (actor_id, seq)). */
 enum err_code db_events_index(struct db *d, const char *actor_id, const struct db_event_row *rows,

@@ -292,14 +292,17 @@ enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *er
 	if (!go || is_stopping(s)) {
 		/* ended meanwhile (a stop needs no instance), or the server stops: it
 		 * stays as its chain left it */
-		if (!go)
+		if (!go) {
 			__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+			__atomic_store_n(&a->recover_due, 0, __ATOMIC_RELEASE);
+		}
 		pthread_mutex_unlock(&a->wake_lock);
 		return ERR_OK;
 	}
 	rc = durable_recover(s, a, err);
 	runtime_release(s, a);     /* instantiating held the actor's turn */
 	__atomic_store_n(&a->lazy, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&a->recover_due, 0, __ATOMIC_RELEASE);
 	if (rc) {
 		log_error("supervisor", "cannot recover actor '%s': %s", a->run.id, err->msg);
 		spawn_fail(s, a, "recovery_failed", err);
@@ -395,4 +398,44 @@ void durable_sweep_start(struct supervisor *s)
 {
 	if (s->cfg.idle_release_ms)
 		supervisor_after(s, s->cfg.idle_release_ms, sweep_job, s);
+}
+
+/* ---- live runs recovered in the background after start-up ---- */
+
+#define BACKGROUND_BATCH 32    /* recoveries per job, so requests get workers between */
+
+static void background_job(void *arg)
+{
+	struct supervisor *s = arg;
+	unsigned done = 0;
+	while (!is_stopping(s) && done < BACKGROUND_BATCH && s->eager_next < s->neager) {
+		struct actor *a = reg_find(s, s->eager[s->eager_next++]);
+		struct err e = {0};
+		if (a)
+			durable_wake(s, a, &e);   /* logs and fails the run itself */
+		actor_unref(s, a);
+		__atomic_sub_fetch(&s->eager_left, 1, __ATOMIC_RELEASE);
+		done++;
+	}
+	if (is_stopping(s) || s->eager_next >= s->neager) {
+		if (s->neager)
+			log_info("supervisor", "background recovery: %zu of %zu live runs done",
+				 s->eager_next, s->neager);
+		return;    /* the rest stay as their chains left them: the next start */
+	}
+	if (supervisor_after(s, 0, background_job, s) != ERR_OK)
+		log_error("supervisor", "background recovery stopped with %zu runs left",
+			  s->neager - s->eager_next);
+}
+
+void durable_background_start(struct supervisor *s)
+{
+	if (s->neager && supervisor_after(s, 0, background_job, s) != ERR_OK)
+		log_error("supervisor", "cannot start the background recovery of %zu runs",
+			  s->neager);
+}
+
+uint64_t durable_background_left(struct supervisor *s)
+{
+	return __atomic_load_n(&s->eager_left, __ATOMIC_ACQUIRE);
 }

@@ -49,5 +49,12 @@ enum err_code durable_wake(struct supervisor *s, struct actor *a, struct err *er
 int durable_release(struct supervisor *s, struct actor *a, int64_t idle_since);
 /* Starts the periodic pass that releases idle instances (when configured). */
 void durable_sweep_start(struct supervisor *s);
+/* Starts recovering s->eager (the live runs start-up left lazy although they
+ * must run: open mail, timers, a crash mid-work) in the background, a batch per
+ * pool job, oldest first; a request to one of them recovers it first
+ * (durable_wake). Called once, after start-up, before the API serves. */
+void durable_background_start(struct supervisor *s);
+/* Runs still waiting for that background recovery. Any thread. */
+uint64_t durable_background_left(struct supervisor *s);
 
 #endif

@@ -71,6 +71,8 @@ struct pending_event {
 	uint8_t hash[32], parent[32];
 	char *data;
 	uint64_t offset;              /* for the index row, written when it is durable */
+	uint64_t end;                 /* the record's end and idle mark, for the head */
+	int idle;
 };
 
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
@@ -140,7 +142,8 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
-static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset)
+static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset,
+		  uint64_t end, int idle)
 {
 	struct pending_event *p = calloc(1, sizeof(*p));
 	if (!p || !(p->data = malloc(ev->data_len + 1))) {
@@ -149,6 +152,8 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 	}
 	p->ev = *ev;
 	p->offset = offset;
+	p->end = end;
+	p->idle = idle;
 	snprintf(p->type, sizeof(p->type), "%s", ev->event_type);
 	memcpy(p->hash, ev->hash, 32);
 	memcpy(p->parent, ev->parent_hash, 32);
@@ -209,7 +214,8 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 	struct db_event_row *rows = calloc(n ? n : 1, sizeof(*rows));
 	size_t k = 0;
 	for (struct pending_event *q = a->pending; rows && q; q = q->next)
-		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type};
+		rows[k++] = (struct db_event_row){q->ev.seq, q->offset, q->ev.timestamp, q->type,
+						  q->end, q->idle};
 	if (rows && own)
 		rows[k++] = *own;
 	struct err dbe = {0};
@@ -479,6 +485,10 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		goto status_only;
 	}
 	durable_after(a, type, data, ev.seq);
+	/* The head's idle mark goes to the index too (a start leaves such a run's
+	 * chain unopened: supervisor.c, load_run). */
+	int idle = json_is_true(json_object_get(data, "idle")) &&
+		   (strcmp(type, "suspended") == 0 || strcmp(type, "recovered") == 0);
 	json_decref(data);
 	data = NULL;
 	if (seq_out)
@@ -497,7 +507,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
-		defer(a, &sev, ev.offset);
+		defer(a, &sev, ev.offset, ev.end, idle);
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
@@ -511,7 +521,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	char hash[65];
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
-				   .event_type = type};
+				   .event_type = type, .end = ev.end, .idle = idle};
 	/* A status change or a spawn's first index write (a->unindexed): the run
 	 * row, events, status and lifecycle rows go in one transaction. */
 	struct err be = {0};

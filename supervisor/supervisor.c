@@ -3,6 +3,7 @@
  * record.c, the registry in actor.c. */
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "src/fetch.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
+#include "src/wasm/wasm.h"
 #include "supervisor/channel.h"
 #include "supervisor/durable.h"
 #include "supervisor/record.h"
@@ -20,15 +22,71 @@
 
 struct load_ctx {
 	struct supervisor *s;
-	char (*live)[37];
+	char (*live)[37];             /* ended or failed now, before the API serves */
 	size_t nlive, caplive;
-	unsigned loaded, damaged, lazy;
+	char (*eager)[37];            /* recovered in the background after it does */
+	size_t neager, capeager;
+	unsigned loaded, damaged, lazy, unopened;
+	int dirfd;                    /* the chains folder, for one stat per trusted run */
 };
+
+static int list_push(char (**v)[37], size_t *n, size_t *cap, const char *id)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 1024;
+		char (*nv)[37] = realloc(*v, ncap * sizeof(**v));
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	memcpy((*v)[(*n)++], id, 37);
+	return 0;
+}
+
+/* A run whose chain the index vouches for, registered without opening its file
+ * (chain_open_trusted): an ended run, or a running one whose head is marked
+ * idle (it comes back lazily). The index's head row is written only after the
+ * event is durable, and the file only grows past it, so a file that still ends
+ * where the head's record ends holds exactly what the index says; any other size
+ * (kill -9 between an append and its index row, a torn write) takes the full
+ * open below. 1 when done. */
+static int load_trusted(struct load_ctx *c, const struct db_run *r)
+{
+	int running = strcmp(r->status, "running") == 0;
+	if (c->s->cfg.verify_full || !r->head_seq || r->head_offset == DB_NO_OFFSET ||
+	    r->head_end == DB_NO_OFFSET ||
+	    (status_is_live(r->status) && !(running && r->head_idle && !c->s->cfg.recover_none)))
+		return 0;
+	struct chain_checkpoint cp = {.seq = r->head_seq, .offset = r->head_offset};
+	struct chain *ch = NULL;
+	struct err e = {0};
+	if (hex_decode(r->head_hash, cp.hash, CHAIN_HASH_LEN) != ERR_OK ||
+	    chain_open_trusted(c->s->chains_dir, c->dirfd, r->id, &cp, r->head_end, &ch,
+			       &e) != ERR_OK)
+		return 0;
+	struct actor *a = actor_new(r);
+	if (!a) {
+		chain_close(ch);
+		return 0;
+	}
+	a->sup = c->s;
+	a->chain = ch;
+	a->acked = a->durable_seq = r->head_seq;
+	reg_add(c->s, a);
+	c->loaded++;
+	c->unopened++;
+	if (running) {
+		__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
+		c->lazy++;
+	}
+	return 1;
+}
 
 static int load_run(void *user, const struct db_run *r)
 {
 	struct load_ctx *c = user;
-	if (strcmp(r->status, "deleted") == 0)
+	if (strcmp(r->status, "deleted") == 0 || load_trusted(c, r))
 		return 0;
 	struct actor *a = actor_new(r);
 	if (!a)
@@ -85,21 +143,21 @@ static int load_run(void *user, const struct db_run *r)
 	}
 	reg_add(c->s, a);
 	c->loaded++;
-	if (!c->s->cfg.recover_none && strcmp(a->run.status, "running") == 0 &&
-	    durable_idle_head(a)) {
+	int running = !c->s->cfg.recover_none && strcmp(a->run.status, "running") == 0;
+	if (running && durable_idle_head(a)) {
 		/* Idle when it was left: it comes back on its first need (durable_wake). */
 		__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
 		c->lazy++;
-	} else if (status_is_live(a->run.status)) {
-		if (c->nlive == c->caplive) {
-			size_t cap = c->caplive ? c->caplive * 2 : 1024;
-			char (*v)[37] = realloc(c->live, cap * sizeof(*v));
-			if (!v)
-				return 0;     /* it stays as it is: live, without an instance */
-			c->live = v;
-			c->caplive = cap;
+	} else if (running && !actor_damaged(a)) {
+		/* Open mail, timers or a crash mid-work: recovered in the background once
+		 * the server listens (durable_background); its first need comes first. */
+		if (list_push(&c->eager, &c->neager, &c->capeager, r->id) == 0) {
+			__atomic_store_n(&a->recover_due, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
 		}
-		memcpy(c->live[c->nlive++], r->id, 37);
+	} else if (status_is_live(a->run.status)) {
+		list_push(&c->live, &c->nlive, &c->caplive, r->id);
+		/* out of memory: it stays as it is, live, without an instance */
 	}
 	return 0;
 }
@@ -130,6 +188,7 @@ static int recover_one(struct supervisor *s, struct actor *a)
 static enum err_code load_runs(struct supervisor *s, struct err *err)
 {
 	struct load_ctx c = {.s = s};
+	c.dirfd = open(s->chains_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char *cursor = NULL;
 	enum err_code rc = ERR_OK;
 	do {
@@ -150,10 +209,20 @@ static enum err_code load_runs(struct supervisor *s, struct err *err)
 		actor_unref(s, a);
 	}
 	free(c.live);
+	if (c.dirfd >= 0)
+		close(c.dirfd);
 	if (!rc)
-		log_info("supervisor", "loaded %u runs (%u with damaged chains); recovered %u of "
-			 "%zu live; %u idle ones left to recover on first use", c.loaded, c.damaged,
-			 recovered, c.nlive, c.lazy);
+		log_info("supervisor", "loaded %u runs (%u with damaged chains, %u chain files "
+			 "left unopened); %u idle ones left to recover on first use, %zu to "
+			 "recover in the background, %u of %zu others recovered", c.loaded,
+			 c.damaged, c.unopened, c.lazy, c.neager, recovered, c.nlive);
+	if (!rc) {
+		s->eager = c.eager;
+		__atomic_store_n(&s->eager_left, (uint64_t)c.neager, __ATOMIC_RELEASE);
+		s->neager = c.neager;
+	} else {
+		free(c.eager);
+	}
 	return rc;
 }
 
@@ -253,6 +322,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 		 (long long)(t2 - t1), (long long)(now_ms() - t2));
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
+	durable_background_start(s);
 	durable_sweep_start(s);
 	s->spares = spares_start(s->chains_dir);
 	*out = s;
@@ -336,6 +406,8 @@ void supervisor_shutdown(struct supervisor *s)
 	/* The flusher stays out, as during recovery: one syncfs at the end makes every
 	 * `suspended` event durable, not one per batch of 8 dirty chains. */
 	__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
+	if (s->cfg.exits_after_shutdown)
+		wasm_memory_keep_at_exit();   /* a third of suspending was munmap (perf) */
 	if (s->buckets)
 		reg_foreach(s, suspend_live, NULL);
 	/* transfers still running end now; their parked calls were let go above */
@@ -369,6 +441,7 @@ void supervisor_free(struct supervisor *s)
 	pthread_mutex_destroy(&s->flush_lock);
 	pthread_cond_destroy(&s->flush_cond);
 	free(s->dirty);
+	free(s->eager);
 	free(s->chains_dir);
 	free(s);
 }
@@ -460,6 +533,10 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 	struct actor *a = reg_find_or_answer(s, id, done, user);
 	if (!a)
 		return;
+	if (__atomic_load_n(&a->recover_due, __ATOMIC_ACQUIRE)) {
+		struct err we = {0};
+		durable_wake(s, a, &we);   /* its open mail first, as if recovered at start */
+	}
 	struct waiter *w = end_waiter(s, a, done, user);
 	struct stop_job *job = calloc(1, sizeof(*job));
 	enum err_code rc = ERR_OK;
@@ -770,6 +847,11 @@ uint64_t supervisor_released_count(struct supervisor *s)
 	return __atomic_load_n(&s->released, __ATOMIC_RELAXED);
 }
 
+uint64_t supervisor_recovery_pending(struct supervisor *s)
+{
+	return durable_background_left(s);
+}
+
 uint64_t supervisor_live_count(struct supervisor *s)
 {
 	uint64_t n = 0;
@@ -851,15 +933,17 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 		rc = db_run_get(s->cfg.db, actor_id, &r, err);
 	if (rc)
 		return rc;
-	struct load_ctx c = {.s = s};
+	struct load_ctx c = {.s = s, .dirfd = -1};
 	load_run(&c, &r);
 	db_run_release(&r);
 	free(c.live);
+	free(c.eager);
 	struct actor *a = reg_find(s, actor_id);
 	if (!a)
 		return err_set(err, ERR_CORRUPT, "the chain of '%s' could not be loaded", actor_id);
-	int live = c.nlive > 0;
-	int ok = live ? recover_one(s, a) : 1;
+	int live = c.nlive > 0 || c.neager > 0;
+	struct err we = {0};
+	int ok = c.nlive ? recover_one(s, a) : c.neager ? durable_wake(s, a, &we) == ERR_OK : 1;
 	if (live && ok) {
 		struct actor *list[1] = {a};
 		flusher_sync_batch(s, list, 1);

@@ -62,6 +62,9 @@ struct supervisor_config {
 	int recover_none;            /* live runs end `failed` (server_restart) on start */
 	uint32_t shutdown_grace_ms;  /* running calls may finish this long at shutdown [10000] */
 	uint32_t idle_release_ms;    /* an instance idle this long is released; 0: never */
+	int exits_after_shutdown;    /* the process ends after supervisor_shutdown: the
+				      * instances' linear memories are left to the exit
+				      * (wasm_memory_keep_at_exit) */
 	/* Issue 16. */
 	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
 	int verify_full;             /* start-up verifies every chain whole, not past the index's head */
@@ -211,6 +214,8 @@ uint64_t supervisor_live_count(struct supervisor *s);
 uint64_t supervisor_loaded_count(struct supervisor *s);
 /* Idle instances released since the start (--idle-release-ms). */
 uint64_t supervisor_released_count(struct supervisor *s);
+/* Live runs start-up left for the background recovery that are not back yet. */
+uint64_t supervisor_recovery_pending(struct supervisor *s);
 
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,

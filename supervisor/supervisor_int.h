@@ -60,6 +60,8 @@ struct actor {
 	 * instance (its chain says it was idle: no open mail, no timers); the first
 	 * need (mail, a restart) recovers it under wake_lock. Atomic. */
 	int lazy;
+	int recover_due;              /* atomic: lazy, but its chain does not end idle: the
+				       * background recovery (or a stop) wakes it */
 	pthread_mutex_t wake_lock;
 	int releasing;                /* lock: its idle instance is being released */
 	int64_t active_ms;            /* lock: when it last took mail or was instantiated */
@@ -131,6 +133,12 @@ struct supervisor {
 	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
 	uint64_t loaded;              /* atomic: actors with an instance (a->rt) */
 	uint64_t released;            /* atomic: idle instances released since the start */
+	/* durable.c: live runs that must run (open mail, timers, a crash mid-work),
+	 * recovered in the background after start-up; the pool's one background job
+	 * owns eager_next. eager_left (atomic) counts the ones not done yet. */
+	char (*eager)[37];
+	size_t neager, eager_next;
+	uint64_t eager_left;
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
 	size_t nbuckets, nactors;

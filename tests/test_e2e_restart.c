@@ -117,9 +117,16 @@ static void test_restart_keeps_everything(void **state)
 	assert_string_equal(str(jc, "status"), "running");
 	json_decref(jc);
 	char *page = tu_fmt("/actors/%s/chain", c);
-	pg = server_call_json(&SP, "GET", page, NULL, 200);
-	items = json_object_get(pg, "items");
-	json_t *last = json_array_get(items, json_array_size(items) - 1);
+	json_t *last = NULL;
+	for (int i = 0; i < 600; i++) {     /* recovered in the background after start */
+		pg = server_call_json(&SP, "GET", page, NULL, 200);
+		items = json_object_get(pg, "items");
+		last = json_array_get(items, json_array_size(items) - 1);
+		if (strcmp(str(last, "event_type"), "recovered") == 0)
+			break;
+		json_decref(pg);
+		usleep(100000);
+	}
 	assert_string_equal(str(last, "event_type"), "recovered");
 	assert_string_equal(str(json_object_get(last, "data"), "reason"), "crash");
 	json_decref(pg);

@@ -25,6 +25,9 @@ cp "$build/examples/$actor/$actor.wasm" "$home/packages/"
 
 now() { date +%s.%N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+# CPU seconds the server used so far (user + system): on a shared machine the wall
+# time of a start stretches with the load, its CPU time does not
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"; }
 start_server() {
   : > "$home/out"
   local t0; t0=$(now)
@@ -88,10 +91,14 @@ echo "instances in memory before the stop: $(loaded) (--idle-release-ms releases
 stop_server; t_stop=$took
 echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s ($(grep -o 'shutdown: .*' "$home/log" | tail -1))"
 start_server; t_clean=$took
-echo "start after the clean stop: $t_clean s to listening, $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1)); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
+cpu_clean=$(cpu_s)
+echo "start after the clean stop: $t_clean s to listening ($cpu_clean s CPU), $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1)); rss $(( $(rss_kib) / 1024 )) MiB, descriptors $(fds)"
 kill -9 $pid; wait $pid 2>/dev/null || true
 start_server; t_crash=$took
-echo "start after a crash (SIGKILL): $t_crash s to listening, $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1))"
+cpu_crash=$(cpu_s)
+echo "start after a crash (SIGKILL): $t_crash s to listening ($cpu_crash s CPU), $(running) running, $(loaded) instances ($(grep -o 'start-up: .*' "$home/log" | tail -1))"
 stop_server
 echo "clean stop again: $took s"
 echo "log lines: $(grep -c . "$home/log" || true), warnings and errors: $(grep -c ' warn \| error ' "$home/log" || true)"
+echo "where the stops went: $(grep -o 'stop: supervisor.*' "$home/log" | tr '\n' ';')"
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

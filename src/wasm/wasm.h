@@ -261,6 +261,10 @@ enum err_code wasm_table_get(const struct wasm_table *t, uint32_t i, struct wasm
 /* Pointer and size are valid until the next call into the store (memory.grow
  * may move it). */
 uint8_t *wasm_memory_data(struct wasm_memory *m);
+/* From now on, freeing a memory leaves its mapping to the process's exit: for a
+ * server about to end with 100,000 instances, where each munmap would flush the
+ * TLB of every other core. Process-wide, irreversible; any thread. */
+void wasm_memory_keep_at_exit(void);
 uint64_t wasm_memory_size(const struct wasm_memory *m);   /* bytes */
 /* Bounds-checked copies for host functions; ERR_WASM_TRAP "out of bounds
  * memory access" when [offset, offset+len) is not inside the memory (computed

@@ -117,9 +117,17 @@ static void instance_destroy(struct wasm_instance *inst)
 	free(inst);
 }
 
+/* wasm_memory_keep_at_exit: the one process-wide switch of the engine. */
+static atomic_int keep_at_exit;
+
+void wasm_memory_keep_at_exit(void)
+{
+	atomic_store(&keep_at_exit, 1);
+}
+
 static void memory_destroy(struct wasm_memory *m)
 {
-	if (m->data)
+	if (m->data && !atomic_load_explicit(&keep_at_exit, memory_order_relaxed))
 		munmap(m->data, m->size);
 	free(m);
 }
