@@ -250,8 +250,7 @@ static void test_spawn_pinned_and_list(void **state)
 	free(id);
 }
 
-/* Actor to actor across nodes: the driver on alpha sends to and asks a counter
- * on gamma; the sends arrive in order, once, and the request is answered. */
+/* The supervisor example, put on every node. */
 static void put_supervisor(void)
 {
 	size_t len;
@@ -427,6 +426,8 @@ static void test_children_across_nodes(void **state)
 	free(sup);
 }
 
+/* Actor to actor across nodes: the driver on alpha sends to and asks a counter
+ * on gamma; the sends arrive in order, once, and the request is answered. */
 static void test_cross_node_messaging(void **state)
 {
 	(void)state;
@@ -1295,15 +1296,7 @@ static void test_actor_store_failover(void **state)
 static void test_supervision_across_nodes(void **state)
 {
 	(void)state;
-	size_t len;
-	char *from = tu_fmt("%s/examples/supervisor/supervisor.wasm", tu_binary_dir());
-	char *wasm = tu_read_file(from, &len);
-	if (!wasm)
-		fail_msg("cannot read '%s': build the examples first", from);
-	for (int i = 0; i < NODES; i++)
-		server_put_package(&SP[i], "supervisor.wasm", wasm, len);
-	free(wasm);
-	free(from);
+	put_supervisor();
 	const char *m = "{\"manifest\":{\"name\":\"sup\",\"package\":\"supervisor.wasm\","
 			"\"handler\":[{\"type\":\"runtime\"},{\"type\":\"supervisor\"}]},"
 			"\"initial_state\":{\"spawn\":12,\"child_manifest\":{\"name\":\"counter\","

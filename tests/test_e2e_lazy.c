@@ -154,6 +154,15 @@ static void assert_running(const char *id)
 	free(p);
 }
 
+static void assert_chain_valid(const char *id)
+{
+	char *v = tu_fmt("/actors/%s/chain/verify", id);
+	json_t *vj = server_call_json(&SP, "GET", v, NULL, 200);
+	assert_true(json_is_true(json_object_get(vj, "valid")));
+	json_decref(vj);
+	free(v);
+}
+
 /* handle-timer calls recorded in the chain. */
 static size_t ticks(const char *id)
 {
@@ -348,11 +357,7 @@ static void test_idle_instances_released(void **state)
 	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
 	assert_int_equal(chain_len(c), before);
 	assert_int_equal(count_of(c), 10);
-	char *v = tu_fmt("/actors/%s/chain/verify", c);
-	json_t *vj = server_call_json(&SP, "GET", v, NULL, 200);
-	assert_true(json_is_true(json_object_get(vj, "valid")));
-	json_decref(vj);
-	free(v);
+	assert_chain_valid(c);
 	server_destroy(&SP);
 	free(c);
 	free(ticker);
@@ -417,11 +422,7 @@ static void test_index_lags_chain(void **state)
 	json_t *rd = json_object_get(json_array_get(all, n), "data");
 	assert_int_equal(json_integer_value(json_object_get(rd, "resumed_from")), (json_int_t)n);
 	json_decref(all);
-	char *v = tu_fmt("/actors/%s/chain/verify", c);
-	json_t *vj = server_call_json(&SP, "GET", v, NULL, 200);
-	assert_true(json_is_true(json_object_get(vj, "valid")));
-	json_decref(vj);
-	free(v);
+	assert_chain_valid(c);
 	server_destroy(&SP);
 	free(parent);
 	free(c);
