@@ -746,11 +746,14 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 		}
 		return 0;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(pattern, "/session") != 0 &&
-	    !cluster_writable(cl)) {
-		api_problem(c, ERR_UNAVAILABLE, "this node cannot reach the cluster's replicated "
-			    "stream (NATS); it refuses writes it could not replicate: retry later "
-			    "or on another node");
+	const char *why = strcmp(method, "GET") != 0 && strcmp(pattern, "/session") != 0
+			  ? cluster_unwritable(cl) : NULL;
+	if (why) {
+		char detail[256];
+		snprintf(detail, sizeof(detail), "this node cannot reach the cluster's replicated "
+			 "stream (NATS): %s; it refuses writes it could not replicate: retry later "
+			 "or on another node", why);
+		api_problem(c, ERR_UNAVAILABLE, detail);
 		return 1;
 	}
 	if (http_request_header(c->req, FORWARDED_HEADER))

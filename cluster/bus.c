@@ -950,6 +950,20 @@ static int msg_get(struct bus *b, const char *name, const char *subject, uint64_
 	return got;
 }
 
+int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetLastMsg(&m, b->js, name, subject, NULL, &jerr);
+	natsMsg_Destroy(m);
+	if (s == NATS_OK)
+		return 1;
+	if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+		return 0;
+	fail(err, s, "cannot read stream", name);
+	return -1;
+}
+
 enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
 			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err)
 {

@@ -142,5 +142,8 @@ void bus_stream_forgive(struct bus *b, uint64_t upto);
 typedef int (*bus_read_fn)(void *user, const uint8_t *data, size_t len);
 enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
 			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err);
+/* Whether stream `name` holds a message on `subject` (asked of its leader):
+ * 1 yes, 0 no, -1 when it could not say (err). */
+int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err);
 
 #endif

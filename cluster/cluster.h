@@ -68,9 +68,11 @@ enum err_code cluster_locate(struct cluster *c, const char *actor_id,
  * another node holds it). Blocks for one NATS round trip. */
 enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err);
 
-/* 0 while this node must refuse writes: NATS unreachable, or the stream did
- * not acknowledge lately (it refuses what it cannot replicate). */
-int cluster_writable(struct cluster *c);
+/* Why this node must refuse writes now (NATS unreachable, its heartbeats
+ * failed and its actors' placement is being read again, or the stream did not
+ * acknowledge lately: it refuses what it cannot replicate); NULL when it may
+ * write. A static string. */
+const char *cluster_unwritable(struct cluster *c);
 /* Puts the package (sha256, from the content store's theater-packages) in the
  * stream, so the node that takes the actor over has it. Blocks. */
 enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err);

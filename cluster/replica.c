@@ -10,7 +10,7 @@
  * order; wait is JetStream's "every async publish so far acknowledged", called
  * where the supervisor reports a synced event, so one wait covers a whole
  * group-commit batch. A failed wait makes the node refuse writes for a while
- * (cluster_writable) rather than acknowledge what it cannot replicate.
+ * (cluster_unwritable) rather than acknowledge what it cannot replicate.
  *
  * Failover: when a node's beat lapses, each survivor looks at the actors
  * placed on it. The node that the actor id hashes to among the nodes up
@@ -127,10 +127,15 @@ static enum err_code on_wait(void *user, struct err *err)
 	return rc;
 }
 
-int cluster_writable(struct cluster *c)
+const char *cluster_unwritable(struct cluster *c)
 {
-	return bus_connected(c->bus) && !__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) &&
-	       cluster_mono_ms() >= __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE);
+	if (!bus_connected(c->bus))
+		return "not connected to NATS";
+	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE))
+		return "its heartbeats failed; it is reading the placement of every actor here again";
+	if (cluster_mono_ms() < __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE))
+		return "an event could not be replicated in the last 5 s";
+	return NULL;
 }
 
 /* ---- after our heartbeats failed: which actors are still ours ---- */
@@ -154,6 +159,9 @@ static int verify_one(void *user, const struct db_run *r)
 	if (rc == ERR_NOT_FOUND)
 		return 0;                /* never placed: nobody else can hold it */
 	if (rc) {
+		static const char key;     /* one rate limit for this line */
+		log_limited(&key, LOG_WARN, "cluster", "placement of '%s' not read (%s): "
+			    "writes stay refused until every actor here is confirmed", r->id, e.msg);
 		x->failed = 1;
 		return 1;                /* try again at the next beat */
 	}

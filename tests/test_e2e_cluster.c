@@ -593,8 +593,10 @@ static void failover_trial(int trial)
 			http_result_release(&r);
 			nap_ms(500);
 		}
-		if (st != 201)
+		if (st != 201) {
+			dump_logs();
 			fail_msg("spawn on beta: %ld %s", st, r.body ? r.body : "");
+		}
 		struct err e = {0};
 		json_t *j = json_parse(r.body, r.len, 16, &e);
 		ids[i] = strdup(json_string_value(json_object_get(j, "id")));
