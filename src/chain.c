@@ -1058,11 +1058,11 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 		}
 		uint64_t upto = c->end;
 		unsigned delay = c->sync_delay_us;
+		int dir = c->dir_unsynced;   /* read under mu: a syncfs may clear it */
 		c->syncing = 1;
 		pthread_mutex_unlock(&c->mu);
 		if (delay)
 			sleep_us(delay);
-		int dir = c->dir_unsynced;
 		int fd = -1, sr = 0, e = 0;
 		rc = chain_fd_get(c, &fd, err);
 		if (rc == ERR_OK) {

@@ -89,8 +89,9 @@ static void run_senders(char **ids, int nids, int n)
 		s[k] = (struct sender){.id = ids[k % nids], .k = k};
 		assert_int_equal(pthread_create(&th[k], NULL, sender_main, &s[k]), 0);
 	}
+	for (int k = 0; k < n; k++)
+		pthread_join(th[k], NULL);        /* all of them before a failure leaves */
 	for (int k = 0; k < n; k++) {
-		pthread_join(th[k], NULL);
 		if (s[k].acked != PER_SENDER)
 			fail_msg("sender %d: %d of %d acknowledged (then %ld)", k, s[k].acked,
 				 PER_SENDER, s[k].other);
