@@ -60,7 +60,8 @@ static void on_spawned(void *user, enum err_code rc, const struct err *err,
 	wait_answer(user, rc, err, run);
 }
 
-/* A waiting call's record: the host_call of its start, kept until it ends. */
+/* A waiting call's record: the host_call of its start, kept until it ends
+ * (first member of every context below, so call_free frees the context). */
 static void call_free(void *p)
 {
 	struct host_call *k = p;
@@ -155,7 +156,8 @@ static int32_t spawn_allowed(struct host_call *k, struct actor *a, const struct 
 	return 0;
 }
 
-struct spawn_ctx {
+/* spawn, list-children and get-child-state: the call and where its answer goes */
+struct out_ctx {
 	struct host_call k;
 	uint32_t out;
 };
@@ -163,7 +165,7 @@ struct spawn_ctx {
 static void spawn_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
 		       struct wasm_value *results)
 {
-	struct spawn_ctx *x = ctx;
+	struct out_ctx *x = ctx;
 	struct host_call *k = &x->k;
 	if (w->timed_out) {
 		err_set(&k->e, ERR_TIMEOUT, "no answer to the spawn within %u ms", OP_WAIT_MS);
@@ -173,11 +175,6 @@ static void spawn_done(struct wasm_caller *c, struct actor *a, struct host_wait 
 	}
 	host_call_end(k, a, MOD, "spawn", results);
 	k->in = k->out = NULL;      /* host_call_end gave them to the event */
-}
-
-static void spawn_ctx_free(void *p)
-{
-	call_free(&((struct spawn_ctx *)p)->k);   /* k is the first member */
 }
 
 /* Starts the spawn; when it is under way, *w_out answers it. */
@@ -223,7 +220,7 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "spawn", results, 0))
 		return ERR_OK;
-	struct spawn_ctx *x = calloc(1, sizeof(*x));
+	struct out_ctx *x = calloc(1, sizeof(*x));
 	struct manifest *m = NULL;
 	json_t *state = NULL;
 	uint8_t *probe = NULL;
@@ -246,7 +243,7 @@ static enum err_code h_spawn(struct wasm_caller *c, void *user, const struct was
 		free(x);
 		return ERR_OK;
 	}
-	return host_wait_end(c, user, w, OP_WAIT_MS, spawn_done, x, spawn_ctx_free, results, err);
+	return host_wait_end(c, user, w, OP_WAIT_MS, spawn_done, x, call_free, results, err);
 }
 
 /* ---- children ---- */
@@ -286,15 +283,10 @@ static void list_answer(struct host_call *k, struct wasm_caller *c, struct actor
 	free(text);
 }
 
-struct list_ctx {
-	struct host_call k;
-	uint32_t out;
-};
-
 static void list_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
 		      struct wasm_value *results)
 {
-	struct list_ctx *x = ctx;
+	struct out_ctx *x = ctx;
 	struct host_call *k = &x->k;
 	if (w->timed_out || w->rc) {
 		/* the other nodes did not all answer: the children known here */
@@ -307,18 +299,13 @@ static void list_done(struct wasm_caller *c, struct actor *a, struct host_wait *
 	k->in = k->out = NULL;
 }
 
-static void list_ctx_free(void *p)
-{
-	call_free(&((struct list_ctx *)p)->k);
-}
-
 static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "list-children", results, 0))
 		return ERR_OK;
 	const struct supervisor_remote *r = supervisor_remote_hooks(host_supervisor(user));
-	struct list_ctx *x = r && r->children ? calloc(1, sizeof(*x)) : NULL;
+	struct out_ctx *x = r && r->children ? calloc(1, sizeof(*x)) : NULL;
 	struct host_wait *w = x ? host_wait_new() : NULL;
 	if (w) {     /* cluster mode: the other nodes are asked too (parked) */
 		host_call_init(&x->k);
@@ -328,7 +315,7 @@ static enum err_code h_list(struct wasm_caller *c, void *user, const struct wasm
 					       &e);
 		if (rc)
 			host_message_reply(w, rc, &e, NULL, 0);
-		return host_wait_end(c, user, w, OP_WAIT_MS, list_done, x, list_ctx_free, results,
+		return host_wait_end(c, user, w, OP_WAIT_MS, list_done, x, call_free, results,
 				     err);
 	}
 	free(x);
@@ -397,11 +384,6 @@ static void child_done(struct wasm_caller *c, struct actor *a, struct host_wait 
 	k->in = k->out = NULL;
 }
 
-static void child_ctx_free(void *p)
-{
-	call_free(&((struct child_ctx *)p)->k);
-}
-
 /* Runs stop (restart = 0) or restart on a child and waits for it (parked). */
 static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 				const struct wasm_value *args, struct wasm_value *results,
@@ -439,7 +421,7 @@ static enum err_code child_call(struct wasm_caller *c, struct actor *a,
 		supervisor_restart(host_supervisor(a), id, 0, on_done, w);
 	else
 		supervisor_stop(host_supervisor(a), id, 0, on_done, w);
-	return host_wait_end(c, a, w, OP_WAIT_MS, child_done, x, child_ctx_free, results, err);
+	return host_wait_end(c, a, w, OP_WAIT_MS, child_done, x, call_free, results, err);
 }
 
 static enum err_code h_stop(struct wasm_caller *c, void *user, const struct wasm_value *args,
@@ -466,15 +448,10 @@ static int32_t state_answer(struct host_call *k, struct wasm_caller *c, struct a
 	return host_return_bytes(c, a, out, data ? data : (const uint8_t *)"", len);
 }
 
-struct state_ctx {
-	struct host_call k;
-	uint32_t out;
-};
-
 static void state_done(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
 		       struct wasm_value *results)
 {
-	struct state_ctx *x = ctx;
+	struct out_ctx *x = ctx;
 	struct host_call *k = &x->k;
 	if (w->timed_out) {
 		err_set(&k->e, ERR_TIMEOUT, "no answer within %u ms", OP_WAIT_MS);
@@ -489,18 +466,13 @@ static void state_done(struct wasm_caller *c, struct actor *a, struct host_wait 
 	k->in = k->out = NULL;
 }
 
-static void state_ctx_free(void *p)
-{
-	call_free(&((struct state_ctx *)p)->k);
-}
-
 static enum err_code h_state(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			     struct wasm_value *results, struct err *err)
 {
 	if (host_disallowed(user, GRANT_SUPERVISOR, MOD, "get-child-state", results, 0))
 		return ERR_OK;
 	const struct supervisor_remote *r = supervisor_remote_hooks(host_supervisor(user));
-	struct state_ctx *x = calloc(1, sizeof(*x));
+	struct out_ctx *x = calloc(1, sizeof(*x));
 	char id[37];
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -519,7 +491,7 @@ static enum err_code h_state(struct wasm_caller *c, void *user, const struct was
 						  host_message_reply, w, &e);
 		if (rc)
 			host_message_reply(w, rc, &e, NULL, 0);
-		return host_wait_end(c, user, w, OP_WAIT_MS, state_done, x, state_ctx_free, results,
+		return host_wait_end(c, user, w, OP_WAIT_MS, state_done, x, call_free, results,
 				     err);
 	}
 	if (!k->rc && remote) {
