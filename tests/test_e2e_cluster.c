@@ -767,6 +767,17 @@ static int state_is(int via, const char *id, const char *want)
 	return same;
 }
 
+/* state_is within 10 s (the message was accepted; its state follows). */
+static int wait_state(int via, const char *id, const char *want)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		if (state_is(via, id, want))
+			return 1;
+		nap_ms(50);
+	}
+	return 0;
+}
+
 /* Large state and message bodies live in the content store by reference
  * (state over 1 KiB, messages over 4 KiB): they are replicated too (in chunks
  * of 512 KiB), so an actor holding them comes back on another node with its
@@ -791,13 +802,7 @@ static void test_large_state_failover(void **state)
 		b[k] = spawn_driver(0, "&node=gamma", NULL);
 		msgs[k] = tu_fmt("/actors/%s/messages", b[k]);
 		assert_int_equal(call(1, "POST", msgs[k], message[k], NULL), 202);
-		int ok = 0;
-		for (int tries = 0; tries < 200 && !ok; tries++) {
-			ok = state_is(0, b[k], message[k]);
-			if (!ok)
-				nap_ms(50);
-		}
-		assert_true(ok);
+		assert_true(wait_state(0, b[k], message[k]));
 	}
 	free(fill);
 	/* the state of a: what init returned, the initial state as JSON */
@@ -814,13 +819,7 @@ static void test_large_state_failover(void **state)
 	message[0] = strdup(older);
 	message[0][6] = 'Y';
 	assert_int_equal(call(1, "POST", msgs[0], message[0], NULL), 202);
-	int newer = 0;
-	for (int tries = 0; tries < 200 && !newer; tries++) {
-		newer = state_is(0, b[0], message[0]);
-		if (!newer)
-			nap_ms(50);
-	}
-	assert_true(newer);
+	assert_true(wait_state(0, b[0], message[0]));
 	char old_sha[65], new_sha[65];
 	uint8_t d[32];
 	sha256(older, strlen(older), d);
@@ -877,13 +876,7 @@ static void test_large_state_failover(void **state)
 	/* and they still work: b[0] takes another large message */
 	message[0][6] = 'Z';
 	assert_int_equal(call(0, "POST", msgs[0], message[0], NULL), 202);
-	int ok = 0;
-	for (int tries = 0; tries < 200 && !ok; tries++) {
-		ok = state_is(1, b[0], message[0]);
-		if (!ok)
-			nap_ms(50);
-	}
-	assert_true(ok);
+	assert_true(wait_state(1, b[0], message[0]));
 	/* gamma comes back and does not run them (it kills its old copies) */
 	start_node(2);
 	wait_all_up();
