@@ -203,7 +203,8 @@ enum err_code record_index_package(struct supervisor *s, struct actor *a, const 
 }
 
 /* Indexes the deferred events, now durable, together with `own` (the synced
- * event, may be NULL), the head and a status change: one commit (rec_lock held). */
+ * event, may be NULL), the head and a status change (rec_lock held; a spawn's
+ * run row too: the callers hold a batch then, so it is one commit). */
 static void index_durable(struct supervisor *s, struct actor *a, const struct db_event_row *own,
 			  uint64_t head_seq, const char *head_hash, const char *status,
 			  const char *reason, int64_t ts)
@@ -219,14 +220,11 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 	if (rows && own)
 		rows[k++] = *own;
 	struct err dbe = {0};
-	int batch = a->unindexed && db_batch_begin(s->cfg.db, &dbe) == ERR_OK;
 	index_run(s, a);
 	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
 				      reason, ts, &dbe))
 		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id,
 			  rows ? dbe.msg : "out of memory");
-	if (batch && db_batch_end(s->cfg.db, &dbe))
-		log_error("supervisor", "cannot index the run '%s': %s", a->run.id, dbe.msg);
 	free(rows);
 }
 
