@@ -118,7 +118,7 @@ pingpong "$PAIRS"
 cleanup
 
 echo "== memory: $IDLE idle counters (fresh server, sequential keep-alive spawns) =="
-start_server
+start_server --max-actors $((IDLE + 16))   # bench-spawn's warm-up spawn comes on top
 before=$(rss_kib)
 "$SPAWN_BIN" "$base" counter.wasm "$IDLE" 1 || status=1
 sleep 1
