@@ -61,7 +61,8 @@ static void spare_path(const struct spares *sp, const char *id, char *out, size_
 }
 
 /* The spares a previous process kept: rows whose id is not a run, whose file is
- * there and empty. Rows that fail the check are dropped. */
+ * there and empty. Rows that fail the check are dropped; spares beyond the
+ * target (it was lowered, or is 0) are removed with their rows. */
 static void take_back(struct spares *sp)
 {
 	char (*ids)[37] = NULL;
@@ -78,20 +79,24 @@ static void take_back(struct spares *sp)
 		struct stat st;
 		spare_path(sp, ids[i], path, sizeof(path));
 		int ok = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
-		pthread_mutex_lock(&sp->lock);
+		if (sp->ready)
+			pthread_mutex_lock(&sp->lock);
 		if (ok && sp->n < sp->target) {
 			memcpy(sp->ready[sp->n++], ids[i], 37);
 			kept++;
-		} else if (!ok && gone) {
+		} else if (gone) {
+			if (ok)
+				unlink(path);    /* empty, no run: a spare too many */
 			memcpy(gone[ngone++], ids[i], 37);
 		}
-		pthread_mutex_unlock(&sp->lock);
-		/* ok beyond the target (it was lowered): left with its row for a later start */
+		if (sp->ready)
+			pthread_mutex_unlock(&sp->lock);
 	}
 	if (ngone && db_spare_drop(sp->db, (const char (*)[37])gone, ngone, &e))
 		log_warn("spares", "cannot drop the rows of spares gone: %s", e.msg);
 	if (n)
-		log_info("spares", "%zu spare chain files taken back, %zu rows dropped", kept, ngone);
+		log_info("spares", "%zu spare chain files taken back, %zu gone or removed", kept,
+			 ngone);
 	free(gone);
 	free(ids);
 }
@@ -157,12 +162,14 @@ static void *refill_main(void *arg)
 			  strerror(errno));
 	take_back(sp);
 	char (*drop)[37] = malloc(SPARES_TAKEN_MAX * sizeof(*drop));
+	int topup = 1;         /* at start: up to the target even if less than a batch is missing */
 	pthread_mutex_lock(&sp->lock);
 	for (;;) {
 		while (!sp->stop) {
-			int short_by = sp->target - sp->n >= sp->batch;
+			int short_by = sp->target - sp->n >= sp->batch || (topup && sp->n < sp->target);
 			if ((short_by && !sp->failing) || sp->ntaken == SPARES_TAKEN_MAX)
 				break;
+			topup = 0;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += sp->failing ? SPARES_RETRY_S : SPARES_FLUSH_S;
@@ -196,8 +203,13 @@ static void *refill_main(void *arg)
 
 struct spares *spares_start(const char *dir, struct db *db, unsigned target)
 {
-	if (!target || !db)
+	if (!db)
 		return NULL;
+	if (!target) {         /* off: the spares kept by an earlier start go */
+		struct spares none = {.dir = (char *)dir, .db = db};
+		take_back(&none);
+		return NULL;
+	}
 	struct spares *sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return NULL;
@@ -255,8 +267,11 @@ enum err_code spares_take(struct spares *sp, char id_out[37])
 	memcpy(id_out, sp->ready[--sp->n], 37);
 	if (sp->ntaken < SPARES_TAKEN_MAX)  /* else its row goes at the next start */
 		memcpy(sp->taken[sp->ntaken++], id_out, 37);
-	/* wake the thread once per missing batch, not at every take */
-	if (sp->target - sp->n == sp->batch || sp->ntaken == SPARES_TAKEN_MAX)
+	/* Wakes the thread once per missing batch, not at every take; and at the
+	 * first take after a batch, so that its wait gets a timeout (within
+	 * SPARES_FLUSH_S it drops the taken rows and tops the pool up). */
+	if (sp->target - sp->n == sp->batch || sp->ntaken == SPARES_TAKEN_MAX ||
+	    sp->ntaken == 1)
 		pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
 	return ERR_OK;

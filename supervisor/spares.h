@@ -26,8 +26,9 @@ struct spares;
 
 /* Starts the refill thread keeping `target` spares in dir (the thread first takes
  * back the spares a previous process kept). dir and db are borrowed and must
- * outlive the pool. NULL when target is 0, out of memory, or the thread cannot
- * start: spawns then create their own files. */
+ * outlive the pool. NULL when target is 0 (the spares an earlier start kept are
+ * then removed), out of memory, or the thread cannot start: spawns then create
+ * their own files. */
 struct spares *spares_start(const char *dir, struct db *db, unsigned target);
 /* Stops the thread; the spares not taken stay on disk for the next start. NULL ok. */
 void spares_stop(struct spares *sp);
