@@ -41,7 +41,7 @@
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_SAVE, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_DELETE,
+	ST_RUN_INSERT, ST_RUN_GET, ST_RUN_STATUS, ST_RUN_PACKAGE, ST_RUN_HEAD, ST_RUN_IDLE, ST_RUN_DELETE,
 	ST_FAIL_LIVE, ST_RUN_COUNT, ST_RUN_EXISTS,
 	ST_EVENT_PUT, ST_EVENT_GET, ST_EVENT_MAX, ST_EVENT_DELETE_ALL,
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
@@ -71,6 +71,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RUN_HEAD] = "UPDATE runs SET head_seq = ?2, head_hash = ?3, "
 			"updated_at = MAX(?4, updated_at + 1), head_end = ?5, head_idle = ?6 "
 			"WHERE id = ?1",
+	[ST_RUN_IDLE] = "UPDATE runs SET head_idle = 1 WHERE id = ?1 AND head_seq = ?2 "
+			"AND head_end IS NOT NULL",
 	[ST_RUN_DELETE] = "DELETE FROM runs WHERE id = ?1",
 	[ST_RUN_COUNT] = "SELECT COUNT(*) FROM runs WHERE status = ?1",
 	[ST_RUN_EXISTS] = "SELECT 1 FROM runs WHERE id = ?1",
@@ -618,6 +620,24 @@ enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const 
 		return err_set(err, ERR_INVALID, "invalid head hash");
 	pthread_mutex_lock(&d->mu);
 	rc = set_head_locked(d, id, seq, hash_hex, DB_NO_OFFSET, 0, err);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_run_mark_idle(struct db *d, const char *id, uint64_t head_seq,
+			       int *marked_out, struct err *err)
+{
+	*marked_out = 0;
+	enum err_code rc = id_check(id, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_RUN_IDLE);
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)head_seq);
+	rc = exec_stmt(d, st, err, "marking a run idle");
+	if (rc == ERR_OK)
+		*marked_out = sqlite3_changes(d->conn) != 0;
 	pthread_mutex_unlock(&d->mu);
 	return rc;
 }

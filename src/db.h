@@ -68,7 +68,9 @@ struct db_run {
 				      * index has no row for it */
 	uint64_t head_end;           /* read only: where that record ends (the chain file's
 				      * size when nothing followed), DB_NO_OFFSET unknown */
-	int head_idle;               /* read only: the head event is marked "idle" */
+	int head_idle;               /* read only: the run was idle at its head: the head
+				      * event is marked "idle", or a clean stop found it idle
+				      * there (db_run_mark_idle) */
 };
 #define DB_NO_OFFSET UINT64_MAX
 
@@ -98,6 +100,14 @@ enum err_code db_run_set_package(struct db *d, const char *id, const char *packa
 /* hash_hex may be NULL or "" for seq 0. */
 enum err_code db_run_set_head(struct db *d, const char *id, uint64_t seq, const char *hash_hex,
 			      struct err *err);
+/* Marks the run idle at its head (head_idle) if the index's head is still
+ * head_seq with a known end, for a clean stop that leaves an idle actor's chain
+ * as it is: the next start then leaves it lazy and its chain unopened, as after
+ * an idle `suspended` event. *marked_out: 1 when marked, 0 when the index's head
+ * is elsewhere (the caller records the suspension in the chain instead). The
+ * caller syncs the chain before the transaction holding this commits. */
+enum err_code db_run_mark_idle(struct db *d, const char *id, uint64_t head_seq,
+			       int *marked_out, struct err *err);
 /* Removes the run row and its event rows. ERR_NOT_FOUND when there was no run
  * (event rows are removed anyway). */
 enum err_code db_run_delete(struct db *d, const char *id, struct err *err);

@@ -199,6 +199,21 @@ static enum err_code load_module(struct supervisor *s, struct actor *a, struct e
 	return supervise_reload(s, a, err);
 }
 
+/* Why the run is being recovered, from its head event (type, data): after a
+ * `suspended` head its reason; after any other head that a clean stop marked
+ * idle in the index (mark_idle in supervisor.c: head_idle with no idle event
+ * there) "shutdown"; else "crash". */
+static const char *recover_reason(const struct actor *a, uint64_t head, const char *type,
+				  json_t *data)
+{
+	if (strcmp(type, "suspended") == 0)
+		return strcmp(json_string_value(json_object_get(data, "reason")) ?: "",
+			      "idle") == 0 ? "idle" : "shutdown";
+	if (a->run.head_idle && a->run.head_seq == head && strcmp(type, "recovered") != 0)
+		return "shutdown";
+	return "crash";
+}
+
 enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err)
 {
 	if (!a->chain || actor_damaged(a))
@@ -223,9 +238,7 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 	}
 	char type[128] = "";
 	json_t *last = head ? read_json(a, head, type, sizeof(type), err) : NULL;
-	const char *why = strcmp(type, "suspended") != 0 ? "crash"
-			  : strcmp(json_string_value(json_object_get(last, "reason")) ?: "",
-				   "idle") == 0 ? "idle" : "shutdown";
+	const char *why = recover_reason(a, head, type, last);
 	json_t *d = lifecycle_data(why, NULL);
 	json_decref(last);
 	json_object_set_new(d, "resumed_from", json_integer((json_int_t)head));

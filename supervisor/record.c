@@ -24,6 +24,7 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *typ
 		  const char *status, const char *reason, int64_t ts)
 {
 	a->run.head_seq = ev->seq;
+	a->run.head_idle = 0;         /* the index's mark was of the old head */
 	hex_encode(ev->hash, CHAIN_HASH_LEN, a->run.head_hash);
 	/* the type as appended: an append's chain_event does not carry it */
 	size_t tl = type ? strlen(type) : 0;

@@ -132,6 +132,7 @@ static int load_run(void *user, const struct db_run *r)
 			a->run.status = fresh.status;
 			a->run.reason = fresh.reason;
 			a->run.head_seq = fresh.head_seq;
+			a->run.head_idle = fresh.head_idle;
 			memcpy(a->run.head_hash, fresh.head_hash, sizeof(a->run.head_hash));
 			fresh.status = fresh.reason = NULL;
 			db_run_release(&fresh);
@@ -348,6 +349,23 @@ static void interrupt_one(struct supervisor *s, struct actor *a, void *u)
 	runtime_interrupt_for_shutdown(a);
 }
 
+/* An idle actor whose chain is durable and indexed up to its head is marked idle
+ * in the index instead of getting a `suspended` event: at 100,000 actors those
+ * appends and their syncfs were most of a stop (docs/decisions.md). The mark
+ * commits with the shutdown's index transaction, after sync_all, so the index
+ * never vouches for more than is on disk. Not in cluster mode: the node taking
+ * the actors over reads the stream, not this index. 1 when marked. */
+static int mark_idle(struct supervisor *s, struct actor *a)
+{
+	if (__atomic_load_n(&s->replica, __ATOMIC_ACQUIRE) || !a->chain || actor_damaged(a))
+		return 0;
+	int marked = 0;
+	struct err e = {0};
+	if (db_run_mark_idle(s->cfg.db, a->run.id, chain_length(a->chain), &marked, &e))
+		log_warn("supervisor", "cannot mark '%s' idle in the index: %s", a->run.id, e.msg);
+	return marked;
+}
+
 static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)u;
@@ -364,13 +382,19 @@ static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 	pthread_mutex_lock(&a->rec_lock);
 	int open = a->nopen != 0 || a->open_untracked != 0;
 	pthread_mutex_unlock(&a->rec_lock);
-	json_t *d = lifecycle_data("server_shutdown", NULL);
-	/* No open mail and no timer: the next start leaves it lazy (durable_idle_head). */
-	if (!open && !queued && timers_count(a) == 0)
-		json_object_set_new(d, "idle", json_true());
-	struct err e = {0};
-	if (record_event_ex(s, a, "suspended", d, NULL, NULL, 1, &e))
-		log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id, e.msg);
+	/* No open mail and no timer: the next start leaves it lazy. */
+	int idle = !open && !queued && timers_count(a) == 0;
+	if (idle && mark_idle(s, a)) {
+		__atomic_add_fetch(&s->stop_marked, 1, __ATOMIC_RELAXED);
+	} else {
+		json_t *d = lifecycle_data("server_shutdown", NULL);
+		if (idle)
+			json_object_set_new(d, "idle", json_true());
+		struct err e = {0};
+		if (record_event_ex(s, a, "suspended", d, NULL, NULL, 1, &e))
+			log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id,
+				  e.msg);
+	}
 	runtime_suspend(s, a);
 	pthread_mutex_unlock(&a->wake_lock);
 }
@@ -423,8 +447,10 @@ void supervisor_shutdown(struct supervisor *s)
 	if (batch && db_batch_end(s->cfg.db, &be) != ERR_OK)
 		log_error("supervisor", "cannot commit the index at shutdown: %s", be.msg);
 	if (s->buckets)
-		log_info("supervisor", "shutdown: actors suspended in %lld ms, synced in %lld ms",
-			 (long long)(t1 - t0), (long long)(now_ms() - t1));
+		log_info("supervisor", "shutdown: actors suspended in %lld ms (%u marked idle in "
+			 "the index, the others with a `suspended` event), synced in %lld ms",
+			 (long long)(t1 - t0), __atomic_load_n(&s->stop_marked, __ATOMIC_RELAXED),
+			 (long long)(now_ms() - t1));
 	flusher_stop(s);
 }
 

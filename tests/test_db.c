@@ -375,6 +375,57 @@ static void test_record_events(void **state)
 }
 
 
+/* A clean stop's idle mark (db_run_mark_idle) holds only at the head it was
+ * made for, with a known end; the next head written clears it. */
+static void test_mark_idle(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char id[37];
+	make_id(9, id);
+	insert_run(f->d, id, "n", "running", NULL, 1);
+	char head[65];
+	memset(head, 'c', 64);
+	head[64] = 0;
+	struct db_event_row rows[2] = {
+		{.seq = 1, .offset = 0, .timestamp = 1, .event_type = "spawned"},
+		{.seq = 2, .offset = 40, .timestamp = 2, .event_type = "wasm", .end = 90},
+	};
+	int marked = -1;
+	/* the head's end is not known yet: no mark */
+	assert_int_equal(db_record_events(f->d, id, rows, 1, 1, head, NULL, NULL, 0, &e), ERR_OK);
+	assert_int_equal(db_run_mark_idle(f->d, id, 1, &marked, &e), ERR_OK);
+	assert_int_equal(marked, 0);
+	assert_int_equal(db_record_events(f->d, id, rows + 1, 1, 2, head, NULL, NULL, 0, &e),
+			 ERR_OK);
+	/* another head than the index's: no mark */
+	assert_int_equal(db_run_mark_idle(f->d, id, 3, &marked, &e), ERR_OK);
+	assert_int_equal(marked, 0);
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_idle, 0);
+	assert_int_equal(r.head_end, 90);
+	db_run_release(&r);
+	assert_int_equal(db_run_mark_idle(f->d, id, 2, &marked, &e), ERR_OK);
+	assert_int_equal(marked, 1);
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_idle, 1);
+	assert_int_equal(r.head_seq, 2);
+	db_run_release(&r);
+	/* the next head clears it */
+	struct db_event_row next = {.seq = 3, .offset = 90, .timestamp = 3,
+				    .event_type = "message-server/received", .end = 150};
+	assert_int_equal(db_record_events(f->d, id, &next, 1, 3, head, NULL, NULL, 0, &e), ERR_OK);
+	assert_int_equal(db_run_get(f->d, id, &r, &e), ERR_OK);
+	assert_int_equal(r.head_idle, 0);
+	db_run_release(&r);
+	char missing[37];
+	make_id(10, missing);
+	assert_int_equal(db_run_mark_idle(f->d, missing, 1, &marked, &e), ERR_OK);
+	assert_int_equal(marked, 0);
+	assert_int_equal(db_run_mark_idle(f->d, "", 1, &marked, &e), ERR_BAD_ID);
+}
+
 /* Issue 16: every filtered list is answered from an index (a SEARCH on the
  * status, name or parent index), never by scanning the table and never with a
  * sort of its own; with and without a cursor. */
@@ -1007,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_idle, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

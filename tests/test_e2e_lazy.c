@@ -208,6 +208,9 @@ static void test_idle_actors_come_back_lazily(void **state)
 		assert_int_equal(post(ids[i], "messages", n, NULL), 202);
 		free(n);
 		assert_int_equal(count_of(ids[i]), i + 1);
+		json_t *all = chain_wait(ids[i], 6);     /* spawn, its call, the message's two */
+		heads[i] = json_array_size(all);
+		json_decref(all);
 	}
 	char *ticker = spawn("{\"name\":\"ticker\",\"package\":\"stream.wasm\",\"handler\":"
 			     "[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
@@ -224,11 +227,12 @@ static void test_idle_actors_come_back_lazily(void **state)
 	recovery_done();
 	/* only the ticker's chain file was opened: the index vouched for the others */
 	assert_int_equal(metric("theater_chain_fds_open"), 1);
+	/* an idle actor's chain is left as it was: the index marked it idle */
 	for (int i = 0; i < NCOUNTERS; i++) {
 		assert_running(ids[i]);
 		json_t *all = chain_all(ids[i]);
-		heads[i] = json_array_size(all);
-		assert_string_equal(type_at(all, heads[i] - 1), "suspended");
+		assert_int_equal(json_array_size(all), heads[i]);
+		assert_string_equal(type_at(all, heads[i] - 1), "wasm");
 		json_decref(all);
 	}
 	json_t *page = server_call_json(&SP, "GET", "/actors?status=running&limit=100", NULL, 200);
@@ -394,7 +398,7 @@ static void test_index_lags_chain(void **state)
 	assert_int_equal(server_start(&SP, SP.home, NULL, NULL), 0);
 	json_t *all = chain_all(c);
 	size_t n = json_array_size(all);
-	assert_string_equal(type_at(all, n - 1), "suspended");
+	char *head_type = strdup(type_at(all, n - 1));
 	char *parent = strdup(json_string_value(json_object_get(json_array_get(all, n - 1),
 								 "parent_hash")));
 	json_decref(all);
@@ -411,19 +415,18 @@ static void test_index_lags_chain(void **state)
 
 	assert_int_equal(server_start(&SP, SP.home, NULL, NULL), 0);
 	recovery_done();
-	all = chain_wait(c, n);           /* the start indexed event n again */
-	assert_int_equal(json_array_size(all), n);
-	assert_string_equal(type_at(all, n - 1), "suspended");
-	json_decref(all);
-	assert_int_equal(count_of(c), 7);   /* recovered after event n, not over it */
+	/* the start indexed event n again; its head (the counter's call, not an idle
+	 * event) is recovered after event n, not over it */
+	assert_int_equal(count_of(c), 7);
 	all = chain_wait(c, n + 1);
-	assert_string_equal(type_at(all, n - 1), "suspended");
+	assert_string_equal(type_at(all, n - 1), head_type);
 	assert_string_equal(type_at(all, n), "recovered");
 	json_t *rd = json_object_get(json_array_get(all, n), "data");
 	assert_int_equal(json_integer_value(json_object_get(rd, "resumed_from")), (json_int_t)n);
 	json_decref(all);
 	assert_chain_valid(c);
 	server_destroy(&SP);
+	free(head_type);
 	free(parent);
 	free(c);
 }
