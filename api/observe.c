@@ -274,6 +274,14 @@ static void other_gauges(struct api *api, struct buf *b)
 		       "Idle actor instances released since the server started (--idle-release-ms).");
 		buf_printf(b, "theater_actor_releases_total %" PRIu64 "\n",
 			   supervisor_released_count(api->cfg.sup));
+		uint64_t spare_ready, spare_made;
+		supervisor_spare_chains(api->cfg.sup, &spare_ready, &spare_made);
+		family(b, "theater_spare_chains", "gauge",
+		       "Empty chain files ready for spawns (--spare-chains).");
+		buf_printf(b, "theater_spare_chains %" PRIu64 "\n", spare_ready);
+		family(b, "theater_spare_chains_created_total", "counter",
+		       "Spare chain files created since the server started.");
+		buf_printf(b, "theater_spare_chains_created_total %" PRIu64 "\n", spare_made);
 		family(b, "theater_recovery_pending", "gauge",
 		       "Live actors with work left at the last stop not recovered yet (start-up "
 		       "recovers them in the background).");

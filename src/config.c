@@ -62,6 +62,9 @@ const char *config_usage(void)
 "                            (half the descriptor limit) [THEATER_MAX_OPEN_CHAINS]\n"
 "  --verify-chains tail|full at start, verify chains past the index's last\n"
 "                            checkpoint (tail) or whole (full) [THEATER_VERIFY_CHAINS]\n"
+"  --spare-chains N          empty chain files made ahead of need, kept across\n"
+"                            restarts; 0: spawns create their own (1024)\n"
+"                            [THEATER_SPARE_CHAINS]\n"
 "  --log-level LEVEL         debug, info, warn, error (info) [THEATER_LOG_LEVEL]\n"
 "  --log-format FORMAT       text or json, one object a line (text) [THEATER_LOG_FORMAT]\n"
 "  --http-allow-private      let actors' http-client reach loopback, private and\n"
@@ -224,6 +227,7 @@ static const struct opt opts[] = {
 	{"--max-memory", "THEATER_MAX_MEMORY", 0, OFF(max_memory), 0},
 	{"--max-open-chains", "THEATER_MAX_OPEN_CHAINS", 1, OFF(max_open_chains), 10000000},
 	{"--verify-chains", "THEATER_VERIFY_CHAINS", 10, 0, 0},
+	{"--spare-chains", "THEATER_SPARE_CHAINS", 1, OFF(spare_chains), 1000000},
 	{"--nats", "THEATER_NATS", 11, OFF(nats), 0},
 	{"--node", "THEATER_NODE", 11, OFF(node), 0},
 	{"--nats-replicas", "THEATER_NATS_REPLICAS", 1, OFF(nats_replicas), 5},
@@ -330,6 +334,7 @@ static void defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->host = strdup("127.0.0.1");
 	cfg->port = 8080;
+	cfg->spare_chains = 1024;
 	cfg->max_body = 1 << 20;
 	cfg->max_store_object = 64u << 20;
 	cfg->max_download = 64u << 20;

@@ -55,6 +55,7 @@ struct config {
 	unsigned max_open_chains;   /* --max-open-chains: chain files open at once [0: half
 				     * of the descriptor limit] */
 	int verify_full;            /* --verify-chains full: verify whole chains at start */
+	unsigned spare_chains;      /* --spare-chains: chain files made ahead of need [1024]; 0: off */
 	char *nats;                 /* --nats URL[,URL...] [THEATER_NATS]: cluster mode when set */
 	char *node;                 /* --node NAME [THEATER_NODE] (main: the host name) */
 	unsigned nats_replicas;     /* --nats-replicas [3] */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -46,6 +47,7 @@ enum stmt_id {
 	ST_LIFE_PUT, ST_LIFE_HEAD, ST_LIFE_AFTER,
 	ST_IDEM_CLAIM, ST_IDEM_GET, ST_IDEM_FINISH, ST_IDEM_FORGET, ST_IDEM_EXPIRE,
 	ST_IDEM_DROP_PENDING,
+	ST_SPARE_PUT, ST_SPARE_DROP, ST_SPARE_HAS,
 	ST__COUNT
 };
 
@@ -96,6 +98,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_IDEM_FORGET] = "DELETE FROM idempotency WHERE key = ?1 AND scope = ?2",
 	[ST_IDEM_EXPIRE] = "DELETE FROM idempotency WHERE created_at < ?1",
 	[ST_IDEM_DROP_PENDING] = "DELETE FROM idempotency WHERE status = 0",
+	[ST_SPARE_PUT] = "INSERT OR IGNORE INTO spares (id) VALUES (?1)",
+	[ST_SPARE_DROP] = "DELETE FROM spares WHERE id = ?1",
+	[ST_SPARE_HAS] = "SELECT 1 FROM spares WHERE id = ?1",
 };
 
 static const char schema_v1[] =
@@ -162,6 +167,14 @@ static const char schema_v4[] =
 	"ALTER TABLE runs ADD COLUMN head_end INTEGER;"
 	"ALTER TABLE runs ADD COLUMN head_idle INTEGER NOT NULL DEFAULT 0;"
 	"PRAGMA user_version = 4;";
+
+/* v5: spare chain files (supervisor/spares.c): empty "<id>.chain" files created
+ * ahead of need, kept across restarts. A row is written before its file is
+ * created, so every spare on disk has one (a start reconciles the rows: ids that
+ * became runs are dropped, the others checked with one stat). */
+static const char schema_v5[] =
+	"CREATE TABLE IF NOT EXISTS spares (id TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+	"PRAGMA user_version = 5;";
 
 /* Filtered lists: one statement per combination of filters (status, name,
  * parent, cursor), so each uses its index; a generic "(?1 IS NULL OR status =
@@ -331,6 +344,8 @@ static enum err_code db_schema(struct db *d, struct err *err)
 		rc = sqlite3_exec(d->conn, schema_v3, NULL, NULL, &msg);
 	if (rc == SQLITE_OK && version < 4)
 		rc = sqlite3_exec(d->conn, schema_v4, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 5)
+		rc = sqlite3_exec(d->conn, schema_v5, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(d->conn, "COMMIT;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -1417,7 +1432,29 @@ static enum err_code run_known(struct db *d, const char *id, struct err *err)
 	return rc;
 }
 
-static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id,
+/* 1 when the spares table has id. */
+static int spare_known(struct db *d, const char *id)
+{
+	pthread_mutex_lock(&d->mu);
+	sqlite3_stmt *st = stmt(d, ST_SPARE_HAS);
+	bind_text(st, 1, id);
+	int has = sqlite3_step(st) == SQLITE_ROW;
+	stmt_done(st);
+	pthread_mutex_unlock(&d->mu);
+	return has;
+}
+
+/* 1 when <id>.meta.json exists (written by the spawns of older versions). */
+static int has_meta(const char *dir, const char *id)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s.meta.json", dir, id);
+	return access(path, F_OK) == 0;
+}
+
+/* sweep: an empty chain file that is neither a run nor a spare is removed (see
+ * db_rebuild_from_chains_sweep). */
+static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id, int sweep,
 				   uint64_t *events, int *skipped, struct err *err)
 {
 	struct chain_verify_result vr;
@@ -1438,11 +1475,23 @@ static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id
 		err_set(err, rc, "out of memory rebuilding the index");
 		goto fail;
 	}
+	int have = stat(path, &st) == 0;
+	if (have && st.st_size == 0 && !has_meta(dir, id)) {
+		/* No run and no event: a spare (supervisor/spares.c), or the file of a
+		 * spawn that has written nothing yet (never answered with this id when
+		 * the process died: an answered spawn has its run row). Not an actor.
+		 * (An older version's spawn wrote <id>.meta.json first: that one is.) */
+		*skipped = 1;
+		rc = ERR_OK;
+		if (sweep && !spare_known(d, id) && unlink(path) == 0)
+			log_info("db", "removed the empty chain file '%s' (no run, not a spare)", path);
+		goto fail;
+	}
 	rb->d = d;
 	rb->actor_id = id;
 	rb->err = err;
-	rb->mtime_ms = stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 +
-						      st.st_mtim.tv_nsec / 1000000 : db_now_ms();
+	rb->mtime_ms = have ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000
+			    : db_now_ms();
 	rc = chain_scan_file(path, rebuild_event, rb, &vr, &serr);
 	if (rc == ERR_OK && rb->n)
 		rc = rebuild_flush(rb);
@@ -1576,8 +1625,8 @@ static void known_ids_load(struct db *d, struct known_ids *k)
 		qsort(k->v, k->n, sizeof(*k->v), id_cmp);
 }
 
-enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
-				     uint64_t *events_out, struct err *err)
+static enum err_code rebuild_dir(struct db *d, const char *chains_dir, int sweep,
+				 unsigned *runs_out, uint64_t *events_out, struct err *err)
 {
 	enum err_code rc = ERR_OK;
 	unsigned runs = 0;
@@ -1592,6 +1641,12 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 	while (rc == ERR_OK && (errno = 0, de = readdir(dir)) != NULL) {
 		char *id = chain_stem(de->d_name);
 		int skipped = 0;
+		if (!id && sweep && strncmp(de->d_name, ".spare-", 7) == 0) {
+			char *old = NULL;      /* a spare of an older version, never used */
+			if (asprintf(&old, "%s/%s", chains_dir, de->d_name) > 0)
+				unlink(old);
+			free(old);
+		}
 		if (!id)
 			continue;
 		if (known.v && strlen(id) <= 36 &&
@@ -1599,7 +1654,7 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 			free(id);     /* indexed already */
 			continue;
 		}
-		rc = rebuild_chain(d, chains_dir, id, &events, &skipped, err);
+		rc = rebuild_chain(d, chains_dir, id, sweep, &events, &skipped, err);
 		runs += rc == ERR_OK && !skipped;
 		free(id);
 	}
@@ -1612,6 +1667,93 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 	if (events_out)
 		*events_out = events;
 	return rc;
+}
+
+enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
+				     uint64_t *events_out, struct err *err)
+{
+	return rebuild_dir(d, chains_dir, 0, runs_out, events_out, err);
+}
+
+enum err_code db_rebuild_from_chains_sweep(struct db *d, const char *chains_dir,
+					   unsigned *runs_out, uint64_t *events_out,
+					   struct err *err)
+{
+	return rebuild_dir(d, chains_dir, 1, runs_out, events_out, err);
+}
+
+/* ---- spare chain files ---------------------------------------------------- */
+
+static enum err_code spare_rows(struct db *d, enum stmt_id which, const char (*ids)[37],
+				size_t n, struct err *err)
+{
+	if (!n)
+		return ERR_OK;
+	pthread_mutex_lock(&d->mu);
+	enum err_code rc = tx(d, ST_BEGIN, err);
+	for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+		sqlite3_stmt *st = stmt(d, which);
+		bind_text(st, 1, ids[i]);
+		rc = exec_stmt(d, st, err, which == ST_SPARE_PUT ? "adding a spare"
+								: "dropping a spare");
+	}
+	if (rc == ERR_OK)
+		rc = tx(d, ST_COMMIT, err);
+	if (rc != ERR_OK)
+		tx(d, ST_ROLLBACK, NULL);
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
+enum err_code db_spare_put(struct db *d, const char (*ids)[37], size_t n, struct err *err)
+{
+	return spare_rows(d, ST_SPARE_PUT, ids, n, err);
+}
+
+enum err_code db_spare_drop(struct db *d, const char (*ids)[37], size_t n, struct err *err)
+{
+	return spare_rows(d, ST_SPARE_DROP, ids, n, err);
+}
+
+enum err_code db_spare_list(struct db *d, char (**ids_out)[37], size_t *n_out, struct err *err)
+{
+	*ids_out = NULL;
+	*n_out = 0;
+	char (*v)[37] = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&d->mu);
+	int r = sqlite3_exec(d->conn, "DELETE FROM spares WHERE id IN (SELECT id FROM runs)",
+			     NULL, NULL, NULL);
+	if (r == SQLITE_OK)
+		r = sqlite3_prepare_v2(d->conn, "SELECT id FROM spares", -1, &st, NULL);
+	while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		r = SQLITE_OK;
+		if (!id || strlen(id) > 36)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			char (*nv)[37] = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				r = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		memcpy(v[n++], id, strlen(id) + 1);
+	}
+	enum err_code rc = r == SQLITE_DONE ? ERR_OK : sql_fail(d, r, err, "listing spares");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&d->mu);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*ids_out = v;
+	*n_out = n;
+	return ERR_OK;
 }
 
 /* ---- idempotency keys ---------------------------------------------------- */

@@ -26,7 +26,7 @@
 
 #include "src/util/err.h"
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 #define DB_LIST_DEFAULT 50
 #define DB_LIST_MAX 1000
 
@@ -243,5 +243,23 @@ enum err_code db_lifecycle_after(struct db *d, uint64_t after, unsigned limit,
  * indexed (either may be NULL). */
 enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsigned *runs_out,
 				     uint64_t *events_out, struct err *err);
+/* Both: an EMPTY chain file with no run row (and no <id>.meta.json, which older
+ * versions' spawns wrote first) is not a run (a spare, or a spawn that has written
+ * nothing yet) and is never indexed. The sweep, for start-up only
+ * (no spawn running), also removes such a file when the spares table does not
+ * hold its id (left by a crash between a spawn taking it and its first event or
+ * run row, or by a refill whose row was lost), and an older version's
+ * ".spare-*" files. */
+enum err_code db_rebuild_from_chains_sweep(struct db *d, const char *chains_dir,
+					   unsigned *runs_out, uint64_t *events_out,
+					   struct err *err);
+
+/* Spare chain files (supervisor/spares.c): the ids of empty "<id>.chain" files
+ * made ahead of need. put and drop are one transaction each (duplicates and
+ * missing ids are fine). list first drops the ids that became runs, then returns
+ * the others (malloc'd, caller frees; NULL when none). */
+enum err_code db_spare_put(struct db *d, const char (*ids)[37], size_t n, struct err *err);
+enum err_code db_spare_drop(struct db *d, const char (*ids)[37], size_t n, struct err *err);
+enum err_code db_spare_list(struct db *d, char (**ids_out)[37], size_t *n_out, struct err *err);
 
 #endif

@@ -190,6 +190,7 @@ static enum err_code start(struct app *app, struct err *err)
 		.idle_release_ms = c->idle_release_ms,
 		.exits_after_shutdown = 1,
 		.headroom = app->headroom, .verify_full = c->verify_full,
+		.spare_chains = c->spare_chains,
 	};
 	if ((rc = supervisor_new(&scfg, &app->sup, err)))
 		return rc;

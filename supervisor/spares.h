@@ -1,24 +1,45 @@
-/* spares.h - chain files created ahead of need.
+/* spares.h - chain files created ahead of need, already named.
  *
- * A spawn takes a spare (an empty file in the chains directory, created and made
- * durable by a background thread) and renames it to <id>.chain, so the file
- * system allocates no inode on the request path (issue 16: after churn, ext4's
- * allocator took half the CPU of a spawn). The rename's directory entry is made
- * durable by the chain's first sync (chain_set_dir_unsynced). */
+ * A spare is an EMPTY "<uuid>.chain" file with no run row: a background thread
+ * makes them in batches (the uuid v4, a row in the index's spares table, the
+ * file created O_EXCL, one directory fsync per batch) and only then hands them
+ * out. A spawn takes a ready spare's id as its actor id: no inode allocation, no
+ * rename and no directory sync on the request path (issue 16: after churn,
+ * ext4's allocator took half the CPU of a spawn), since the name is durable.
+ *
+ * The pool outlives the process: spares are kept at stop and taken back at the
+ * next start from the spares table (ids that became runs dropped, each other one
+ * checked empty with one stat), without listing the chains directory. Why an
+ * unused spare is never an actor, and the crash cases: docs/decisions.md.
+ *
+ * Threads: spares_take and the getters from any thread; start/stop from one. */
 #ifndef THEATER_SUPERVISOR_SPARES_H
 #define THEATER_SUPERVISOR_SPARES_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/db.h"
 #include "src/util/err.h"
 
 struct spares;
 
-/* Removes spares a previous process left in dir and starts the refill thread.
- * NULL when out of memory or the thread cannot start (spawns then create files). */
-struct spares *spares_start(const char *dir);
-/* Stops the thread and removes the spares not taken. NULL ok. */
+/* Starts the refill thread keeping `target` spares in dir (the thread first takes
+ * back the spares a previous process kept). dir and db are borrowed and must
+ * outlive the pool. NULL when target is 0 (the spares an earlier start kept are
+ * then removed), out of memory, or the thread cannot start: spawns then create
+ * their own files. */
+struct spares *spares_start(const char *dir, struct db *db, unsigned target);
+/* Stops the thread; the spares not taken stay on disk for the next start. NULL ok. */
 void spares_stop(struct spares *sp);
-/* Renames a spare to `path`. ERR_OK, or ERR_NOT_FOUND when none is ready (the
- * caller creates the file itself); the entry is not durable yet. */
-enum err_code spares_take(struct spares *sp, const char *path);
+/* Takes a ready spare: its id into id_out. ERR_NOT_FOUND when none is ready (the
+ * caller makes an id and creates the file itself). */
+enum err_code spares_take(struct spares *sp, char id_out[37]);
+/* The id was handed to a client before its run row exists (a spawn's wait timed
+ * out): its spares row goes now, so a crash cannot make it a spare again. */
+void spares_forget(struct spares *sp, const char *id);
+/* Spares ready now; files created by this process. 0 for NULL. */
+size_t spares_ready(struct spares *sp);
+uint64_t spares_created(struct spares *sp);
 
 #endif

@@ -1,7 +1,7 @@
 /* spawn.c - the spawn pipeline, run on the worker pool.
  *
  *   manifest (inline or fetched by reference) -> run row `starting` + chain
- *   (a spare file renamed into place; no meta.json: `spawned` carries the name and
+ *   (a spare file's id taken as the actor's; no meta.json: `spawned` carries the name and
  *   the manifest reference an index rebuild needs) -> package (cache or fetch) -> engine check -> `spawned` ->
  *   `started` (status `running`).
  * A failure after the run exists ends it with one `failed` event whose reason is
@@ -72,7 +72,9 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 {
 	struct supervisor *s = j->s;
 	struct db_run r = {0};
-	if (uuid_v4(r.id))
+	/* A spare's id (spares.h: its empty file is there and its name durable), or a
+	 * new one whose file chain_open creates (and syncs the directory for). */
+	if (spares_take(s->spares, r.id) != ERR_OK && uuid_v4(r.id))
 		return err_set(err, ERR_INTERNAL, "cannot generate an actor id");
 	r.name = m->name;
 	r.manifest_ref = j->manifest_ref;
@@ -87,24 +89,8 @@ static enum err_code create_run(struct spawn_job *j, const struct manifest *m,
 	if (!a)
 		return err_set(err, ERR_NOMEM, "cannot allocate actor");
 	a->sup = s;
-	/* The chain file: a spare renamed into place (no file creation on this path)
-	 * whose name the chain's first sync makes durable (chain_set_dir_unsynced:
-	 * the `started` sync, after the data: on a journaling file system the
-	 * directory's change is then already committed); or, when no spare is ready,
-	 * created here (chain_open syncs the directory). */
 	struct chain_open_report rep;
-	enum err_code rc = ERR_OK;
-	char *path = NULL;
-	if (asprintf(&path, "%s/%s.chain", s->chains_dir, a->run.id) < 0) {
-		path = NULL;
-		rc = err_set(err, ERR_NOMEM, "out of memory");
-	}
-	int renamed = !rc && spares_take(s->spares, path) == ERR_OK;
-	free(path);
-	if (!rc)
-		rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
-	if (!rc && renamed)
-		chain_set_dir_unsynced(a->chain);
+	enum err_code rc = chain_open(s->chains_dir, a->run.id, &a->chain, &rep, err);
 	/* Answered once it runs: the run row goes into the index with `started`, in
 	 * one transaction (record.c: index_run); answered at once: inserted now. */
 	if (!rc && j->wait == SPAWN_WAIT_RUNNING)
@@ -137,6 +123,11 @@ static void waiter_timeout(void *arg)
 	}
 	pthread_mutex_unlock(&a->lock);
 	struct supervisor *s = w->sup;
+	/* The id goes out before the run may be indexed or have an event: if it came
+	 * from a spare, its spares row must go first, or a crash now would make the
+	 * empty file a spare again (spares.h). */
+	if (unlinked)
+		spares_forget(s->spares, a->run.id);
 	if (unlinked)
 		waiter_fire_one(s, w);    /* answers; drops the list's reference */
 	waiter_fire_one(s, w);            /* drops the timer's reference */
@@ -281,8 +272,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	a->defer_sync = 0;
 	/* Synced on this worker: concurrent spawns' fdatasyncs share the file
 	 * system's journal commit (measured faster than one committer thread syncing
-	 * them in turn, docs/decisions.md); the sync also makes the renamed chain's
-	 * name durable (chain_set_dir_unsynced). */
+	 * them in turn, docs/decisions.md). */
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);

@@ -297,7 +297,8 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	unsigned runs = 0;
 	uint64_t events = 0;
 	int64_t t0 = now_ms();
-	if ((rc = db_rebuild_from_chains(cfg->db, s->chains_dir, &runs, &events, err)))
+	/* the sweep: no spawn runs yet, so an empty chain file with no run is no one's */
+	if ((rc = db_rebuild_from_chains_sweep(cfg->db, s->chains_dir, &runs, &events, err)))
 		goto fail;
 	int64_t t1 = now_ms();
 	s->life_head = db_lifecycle_head(cfg->db);
@@ -325,7 +326,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	reg_foreach(s, kick, NULL);
 	durable_background_start(s);
 	durable_sweep_start(s);
-	s->spares = spares_start(s->chains_dir);
+	s->spares = spares_start(s->chains_dir, cfg->db, cfg->spare_chains);
 	*out = s;
 	return ERR_OK;
 fail:
@@ -470,6 +471,12 @@ void supervisor_free(struct supervisor *s)
 	free(s->eager);
 	free(s->chains_dir);
 	free(s);
+}
+
+void supervisor_spare_chains(struct supervisor *s, uint64_t *ready, uint64_t *created)
+{
+	*ready = spares_ready(s->spares);
+	*created = spares_created(s->spares);
 }
 
 struct pool *supervisor_pool(struct supervisor *s)

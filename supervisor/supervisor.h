@@ -68,6 +68,8 @@ struct supervisor_config {
 	/* Issue 16. */
 	struct headroom *headroom;   /* spawns are refused (ERR_EXHAUSTED) without room; may be NULL */
 	int verify_full;             /* start-up verifies every chain whole, not past the index's head */
+	uint32_t spare_chains;       /* chain files made ahead of need (spares.h); 0: none, spawns
+				      * create their own (the server's default: 1024) */
 };
 
 /* Opens every chain (truncating torn tails, verifying hashes; damage is logged and
@@ -216,6 +218,8 @@ uint64_t supervisor_loaded_count(struct supervisor *s);
 uint64_t supervisor_released_count(struct supervisor *s);
 /* Live runs start-up left for the background recovery that are not back yet. */
 uint64_t supervisor_recovery_pending(struct supervisor *s);
+/* Spare chain files ready now, and created by this process (spares.h). */
+void supervisor_spare_chains(struct supervisor *s, uint64_t *ready, uint64_t *created);
 
 /* Snapshot of one run; ERR_NOT_FOUND (also for deleted runs). out: db_run_release. */
 enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run *out,

@@ -39,6 +39,30 @@ static void test_defaults(void **state)
 	assert_string_equal(c.home, "/tmp/theater-config-test");
 	assert_int_equal(c.max_body, 1 << 20);
 	assert_null(c.token);
+	assert_int_equal(c.spare_chains, 1024);
+	config_release(&c);
+}
+
+/* --spare-chains: 0 turns the pool off (not "the default"); the environment too. */
+static void test_spare_chains(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	const char *off[] = {"--spare-chains", "0", NULL};
+	assert_int_equal(parse(&c, &e, off), ERR_OK);
+	assert_int_equal(c.spare_chains, 0);
+	config_release(&c);
+	setenv("THEATER_SPARE_CHAINS", "64", 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.spare_chains, 64);
+	config_release(&c);
+	unsetenv("THEATER_SPARE_CHAINS");
+	const char *bad[] = {"--spare-chains", "-1", NULL};
+	assert_int_equal(parse(&c, &e, bad), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "--spare-chains"));
 	config_release(&c);
 }
 
@@ -205,6 +229,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_spare_chains),
 		cmocka_unit_test(test_cluster_flags),
 		cmocka_unit_test(test_flags_and_env),
 		cmocka_unit_test(test_errors),

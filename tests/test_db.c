@@ -672,13 +672,14 @@ static void test_rebuild(void **state)
 {
 	struct fixture *f = *state;
 	struct err e = {0};
-	struct actor_spec actors[3] = {{.name = "alpha", .events = 1200, .json_ts = 1},
+	struct actor_spec actors[4] = {{.name = "alpha", .events = 1200, .json_ts = 1},
 				       {.name = "beta", .events = 5, .json_ts = 0},
+				       {.name = NULL, .events = 1, .json_ts = 1},
 				       {.name = NULL, .events = 0}};
 	char *chains = tu_fmt("%s/chains", f->dir);
 	char *copy = tu_fmt("%s/copy.db", f->dir);
 	mkdir(chains, 0755);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		make_id(10 + i, actors[i].id);
 		write_actor(chains, &actors[i], f->d);
 	}
@@ -697,13 +698,15 @@ static void test_rebuild(void **state)
 	uint64_t events = 0;
 	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
 	assert_int_equal(runs, 3);
-	assert_int_equal(events, 1205);
+	assert_int_equal(events, 1206);
 	for (int i = 0; i < 3; i++)
 		compare_actor(orig, f->d, &actors[i]);
 	struct db_run r;
 	assert_int_equal(db_run_get(f->d, actors[2].id, &r, &e), ERR_OK);
 	assert_string_equal(r.name, actors[2].id);   /* no meta file: the id */
 	db_run_release(&r);
+	/* An empty chain without meta file is not a run (it looks like a spare) */
+	assert_int_equal(db_run_get(f->d, actors[3].id, &r, &e), ERR_NOT_FOUND);
 	/* Idempotent; a known run is left as it is (the supervisor catches it up). */
 	assert_int_equal(db_run_set_status(f->d, actors[0].id, "running", NULL, 0, &e), ERR_OK);
 	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
@@ -795,6 +798,116 @@ static void test_rebuild_lifecycle_from_chain(void **state)
 	/* the lifecycle history comes back too: 4 + 5 status events less the calls */
 	assert_int_equal(db_lifecycle_head(f->d) - life0, 7);
 	free(chains);
+}
+
+static int file_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/* Spare chain files (supervisor/spares.c): an empty <id>.chain with no run row is
+ * never indexed; the start-up sweep removes those the spares table does not hold
+ * (and an older version's .spare-* files), never a spare, a run or an empty chain
+ * with a meta file (an older version's spawn). */
+static void test_rebuild_spares(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char *chains = tu_fmt("%s/chains", f->dir);
+	mkdir(chains, 0755);
+	char spare[37], stray[37], old_meta[37], known_empty[37];
+	make_id(40, spare);
+	make_id(41, stray);
+	make_id(42, old_meta);
+	make_id(43, known_empty);
+	struct actor_spec real = {.name = "real", .events = 3, .json_ts = 1};
+	make_id(44, real.id);
+	write_actor(chains, &real, f->d);
+	/* a spawn that took a spare, was answered (run row) and died before its first event */
+	insert_run(f->d, known_empty, "k", "starting", NULL, 1000);
+	char *p_spare = tu_fmt("%s/%s.chain", chains, spare);
+	char *p_stray = tu_fmt("%s/%s.chain", chains, stray);
+	char *p_meta = tu_fmt("%s/%s.chain", chains, old_meta);
+	char *p_known = tu_fmt("%s/%s.chain", chains, known_empty);
+	char *p_old = tu_fmt("%s/.spare-123-4", chains);
+	assert_int_equal(tu_write_file(p_spare, "", 0), 0);
+	assert_int_equal(tu_write_file(p_stray, "", 0), 0);
+	assert_int_equal(tu_write_file(p_meta, "", 0), 0);
+	assert_int_equal(tu_write_file(p_known, "", 0), 0);
+	assert_int_equal(tu_write_file(p_old, "", 0), 0);
+	assert_int_equal(chain_write_meta(chains, old_meta, "old", "/m.toml", 1700000000, &e),
+			 ERR_OK);
+	const char ids[1][37] = {"00000000-0000-4000-8000-000000000040"};
+	assert_string_equal(ids[0], spare);
+	assert_int_equal(db_spare_put(f->d, ids, 1, &e), ERR_OK);
+
+	unsigned runs = 0;
+	uint64_t events = 0;
+	/* the plain rebuild (a running server's) indexes none of them and removes nothing */
+	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
+	assert_int_equal(runs, 1);        /* the empty chain with a meta file */
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, spare, &r, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_get(f->d, stray, &r, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_run_get(f->d, old_meta, &r, &e), ERR_OK);
+	assert_string_equal(r.status, "failed");
+	db_run_release(&r);
+	assert_true(file_exists(p_spare) && file_exists(p_stray) && file_exists(p_old));
+	/* the sweep (start-up) */
+	assert_int_equal(db_rebuild_from_chains_sweep(f->d, chains, &runs, &events, &e), ERR_OK);
+	assert_int_equal(runs, 0);
+	assert_true(file_exists(p_spare));
+	assert_false(file_exists(p_stray));
+	assert_false(file_exists(p_old));
+	assert_true(file_exists(p_meta));
+	assert_true(file_exists(p_known));
+	assert_int_equal(db_run_get(f->d, known_empty, &r, &e), ERR_OK);
+	db_run_release(&r);
+	assert_int_equal(db_run_get(f->d, spare, &r, &e), ERR_NOT_FOUND);
+	/* no other run appeared: real (running), known_empty (starting), old_meta (failed) */
+	const char *statuses[] = {"running", "starting", "failed", "stopped", "killed"};
+	uint64_t total = 0;
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		uint64_t count = 0;
+		assert_int_equal(db_run_count(f->d, statuses[i], &count, &e), ERR_OK);
+		total += count;
+	}
+	assert_int_equal(total, 3);
+	free(p_spare);
+	free(p_stray);
+	free(p_meta);
+	free(p_known);
+	free(p_old);
+	free(chains);
+}
+
+/* The spares table: put/drop are idempotent; list drops the ids that became runs. */
+static void test_spare_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	char ids[3][37];
+	for (int i = 0; i < 3; i++)
+		make_id(50 + i, ids[i]);
+	assert_int_equal(db_spare_put(f->d, (const char (*)[37])ids, 3, &e), ERR_OK);
+	assert_int_equal(db_spare_put(f->d, (const char (*)[37])ids, 1, &e), ERR_OK);
+	insert_run(f->d, ids[1], "took-it", "running", NULL, 1000);
+	char (*got)[37] = NULL;
+	size_t n = 0;
+	assert_int_equal(db_spare_list(f->d, &got, &n, &e), ERR_OK);
+	assert_int_equal(n, 2);
+	int seen0 = 0, seen2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		seen0 += strcmp(got[i], ids[0]) == 0;
+		seen2 += strcmp(got[i], ids[2]) == 0;
+	}
+	assert_int_equal(seen0 + seen2, 2);
+	free(got);
+	assert_int_equal(db_spare_drop(f->d, (const char (*)[37])ids, 3, &e), ERR_OK);
+	assert_int_equal(db_spare_list(f->d, &got, &n, &e), ERR_OK);
+	assert_int_equal(n, 0);
+	assert_null(got);
 }
 
 struct life_seen {
@@ -939,6 +1052,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_leaves_known_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_spares, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spare_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_lifecycle_from_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_log, setup, teardown),

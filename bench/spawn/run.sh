@@ -4,7 +4,8 @@
 # POST /actors?wait=running of `hello` (cached static package) with 1 and 4
 # keep-alive clients on one theater-server (127.0.0.1, temporary THEATER_HOME under
 # /var/tmp, the same file system as the ceiling). Prints p50/p99, spawns/s and the
-# server's CPU per spawn (utime + stime from /proc/PID/stat).
+# server's CPU per spawn (utime + stime from /proc/PID/stat) and the spare chain
+# files left in the pool (--spare-chains).
 # Tunables: BENCH_SPAWNS (2000 per run), SERVER (another server binary, to compare
 # builds in the same conditions).
 set -uo pipefail
@@ -42,6 +43,11 @@ for clients in 1 4; do
 	c1=$(cpu)
 	awk -v a="$c0" -v b="$c1" -v t="$tck" -v n="$N" \
 		'BEGIN { printf "  server CPU per spawn: %.0f us\n", (b - a) / t / n * 1e6 }'
+	# the spare chain files (--spare-chains): ready now, made so far (0 on a build
+	# without them); spawns beyond the pool create their own file
+	command -v curl >/dev/null && curl -s "$base/metrics" |
+		awk '/^theater_spare_chains / { r = $2 } /^theater_spare_chains_created_total / { c = $2 }
+		     END { if (r != "") printf "  spare chains: %d ready, %d created so far\n", r, c }'
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $status
