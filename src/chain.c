@@ -135,24 +135,6 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* fsync of the directory that holds path; errno set on failure. */
-static int fsync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	if (n >= sizeof(dir)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(dir, slash ? path : ".", slash ? n : 1);
-	dir[slash ? n : 1] = '\0';
-	if (slash && n == 0)
-		memcpy(dir, "/", 2);
-	int rc = fsync_dir(dir);
-	return rc;
-}
-
 static int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 {
 	const uint8_t *p = data;
@@ -1058,7 +1040,6 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 		}
 		uint64_t upto = c->end;
 		unsigned delay = c->sync_delay_us;
-		int dir = c->dir_unsynced;   /* read under mu: a syncfs may clear it */
 		c->syncing = 1;
 		pthread_mutex_unlock(&c->mu);
 		if (delay)
@@ -1072,10 +1053,6 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 			histo_observe(&fsync_latency, histo_now_us() - t0);
 			chain_fd_put(c);
 		}
-		if (rc == ERR_OK && sr == 0 && dir) {
-			sr = fsync_parent(c->path);   /* the name, as durable as the bytes */
-			e = errno;
-		}
 		pthread_mutex_lock(&c->mu);
 		c->syncing = 0;
 		if (rc == ERR_OK) {
@@ -1084,8 +1061,6 @@ static enum err_code wait_durable(struct chain *c, uint64_t target, struct err *
 				c->broken_errno = e;
 			else if (upto > c->synced)
 				c->synced = upto;
-			if (sr == 0 && dir)
-				c->dir_unsynced = 0;
 		}
 		note_synced(c);
 		evict_error_check(c);
@@ -1156,21 +1131,6 @@ enum err_code chain_syncfs(const char *dir, struct err *err)
 					   dir);
 }
 
-void chain_set_dir_unsynced(struct chain *c)
-{
-	pthread_mutex_lock(&c->mu);
-	c->dir_unsynced = 1;
-	pthread_mutex_unlock(&c->mu);
-}
-
-int chain_dir_unsynced(struct chain *c)
-{
-	pthread_mutex_lock(&c->mu);
-	int d = c->dir_unsynced;
-	pthread_mutex_unlock(&c->mu);
-	return d;
-}
-
 uint64_t chain_written(struct chain *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -1182,8 +1142,6 @@ uint64_t chain_written(struct chain *c)
 void chain_mark_synced(struct chain *c, uint64_t upto)
 {
 	pthread_mutex_lock(&c->mu);
-	if (!c->damaged && !c->broken_errno)
-		c->dir_unsynced = 0;      /* a syncfs covers the directory too */
 	if (!c->damaged && !c->broken_errno && c->synced < upto && upto <= c->end) {
 		c->synced = upto;
 		note_synced(c);

@@ -143,15 +143,7 @@ enum err_code chain_syncfs(const char *dir, struct err *err);
 /* Makes the first `upto` bytes written durable (a no-op when they already are). */
 enum err_code chain_sync_upto(struct chain *c, uint64_t upto, struct err *err);
 uint64_t chain_written(struct chain *c);
-/* chain_mark_synced also marks the name durable (a syncfs covers the directory). */
 void chain_mark_synced(struct chain *c, uint64_t upto);
-
-/* A chain whose file was renamed into place without a directory sync (a spare,
- * supervisor/spares.c): its next sync fsyncs the directory after the data, so
- * nothing written is reported durable while its name could still vanish
- * (chain_mark_synced after a syncfs clears it too). Any thread. */
-void chain_set_dir_unsynced(struct chain *c);
-int chain_dir_unsynced(struct chain *c);
 
 uint64_t chain_length(struct chain *c);
 /* Events known to be durable (a prefix of chain_length). */

@@ -35,7 +35,6 @@ struct chain {
 	int damaged;
 	int broken_errno;         /* nonzero after a failed write or sync */
 	int syncing;              /* a leader is inside fdatasync */
-	int dir_unsynced;         /* the file's name is not known durable (chain_set_dir_unsynced) */
 	uint64_t sync_count;
 	unsigned sync_delay_us;
 	/* The descriptor cache (chain_fds.c), under its mutex. */

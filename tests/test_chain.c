@@ -504,40 +504,6 @@ static void test_group_commit_batches(void **state)
 	chain_close(c);
 }
 
-/* A chain renamed into place without a directory sync: nothing is reported
- * durable before its name is, and a sync (or a syncfs) makes it so. */
-static void test_dir_unsynced(void **state)
-{
-	struct fixture *f = *state;
-	struct err e = {0};
-	struct chain *c = open_ok(f, NULL);
-	assert_false(chain_dir_unsynced(c));
-	chain_set_dir_unsynced(c);
-	assert_true(chain_dir_unsynced(c));
-	assert_int_equal(chain_append_nosync(c, "spawned", "{}", 2, NULL, &e), ERR_OK);
-	assert_true(chain_dir_unsynced(c));          /* no sync yet */
-	assert_int_equal(chain_synced_length(c), 0);
-	assert_int_equal(chain_sync(c, &e), ERR_OK);  /* the data, then the name */
-	assert_false(chain_dir_unsynced(c));
-	assert_int_equal(chain_synced_length(c), 1);
-	/* after a syncfs the caller marks the bytes, and so the name, durable */
-	chain_set_dir_unsynced(c);
-	assert_int_equal(chain_append_nosync(c, "started", "{}", 2, NULL, &e), ERR_OK);
-	uint64_t upto = chain_written(c);
-	assert_int_equal(chain_syncfs(f->dir, &e), ERR_OK);
-	chain_mark_synced(c, upto);
-	assert_false(chain_dir_unsynced(c));
-	assert_int_equal(chain_synced_length(c), 2);
-	/* one fdatasync (and one directory fsync) for the next appends */
-	chain_set_dir_unsynced(c);
-	assert_int_equal(chain_append_nosync(c, "wasm", "{}", 2, NULL, &e), ERR_OK);
-	uint64_t n = chain_sync_count(c);
-	assert_int_equal(chain_sync(c, &e), ERR_OK);
-	assert_int_equal(chain_sync_count(c), n + 1);
-	assert_false(chain_dir_unsynced(c));
-	chain_close(c);
-}
-
 static void test_meta_file(void **state)
 {
 	struct fixture *f = *state;
@@ -866,7 +832,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_appenders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dir_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tamper_while_open, setup, teardown),
