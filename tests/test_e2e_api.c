@@ -124,9 +124,7 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&E, 0, sizeof(E));
-	char *wat = hello_actor_wat();
-	E.wasm = wat_compile(wat, &E.wasm_len);
-	free(wat);
+	E.wasm = hello_actor_wasm(&E.wasm_len);
 	E.web = fixture_httpd_start();
 	assert_non_null(E.web);
 	fixture_httpd_add_bytes(E.web, "/static.wasm", E.wasm, E.wasm_len);

@@ -21,9 +21,7 @@ static size_t wasm_len;
 static int setup(void **state)
 {
 	(void)state;
-	char *wat = hello_actor_wat();
-	wasm = wat_compile(wat, &wasm_len);
-	free(wat);
+	wasm = hello_actor_wasm(&wasm_len);
 	return wasm ? 0 : -1;
 }
 

@@ -57,12 +57,7 @@ static void test_restart_keeps_everything(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	restart();
-	size_t len;
-	char *wat = hello_actor_wat();
-	unsigned char *wasm = wat_compile(wat, &len);
-	free(wat);
-	server_put_package(&SP, "m.wasm", wasm, len);
-	free(wasm);
+	server_put_hello_package(&SP, "m.wasm");
 	char *a = spawn("a"), *b = spawn("b");
 	char *stop = tu_fmt("/actors/%s/stop", a);
 	json_decref(server_call_json(&SP, "POST", stop, NULL, 204));

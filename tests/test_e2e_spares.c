@@ -116,16 +116,6 @@ static void get_status(const char *id, long want)
 	free(p);
 }
 
-static void put_package(void)
-{
-	size_t len;
-	char *wat = hello_actor_wat();
-	unsigned char *wasm = wat_compile(wat, &len);
-	free(wat);
-	server_put_package(&SP, "m.wasm", wasm, len);
-	free(wasm);
-}
-
 static struct db *open_index(void)
 {
 	struct db *d = NULL;
@@ -152,7 +142,7 @@ static void test_pool_kept_across_restarts(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	start("16");
-	put_package();
+	server_put_hello_package(&SP, "m.wasm");
 	wait_pool(POOL);
 	size_t all = 0;
 	char ids[64][37];
@@ -214,7 +204,7 @@ static void test_crash_states_and_rebuild(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	start("16");
-	put_package();
+	server_put_hello_package(&SP, "m.wasm");
 	wait_pool(POOL);
 	char *a = spawn("a", "running");
 	wait_pool(POOL);
@@ -296,7 +286,7 @@ static void test_spares_off(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	start("16");
-	put_package();
+	server_put_hello_package(&SP, "m.wasm");
 	wait_pool(POOL);
 	assert_int_equal(server_stop(&SP), 0);
 	start("0");

@@ -83,12 +83,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
-	size_t len;
-	char *wat = hello_actor_wat();
-	unsigned char *wasm = wat_compile(wat, &len);
-	free(wat);
-	server_put_package(&SP, "m.wasm", wasm, len);
-	free(wasm);
+	server_put_hello_package(&SP, "m.wasm");
 	return 0;
 }
 

@@ -251,6 +251,22 @@ char *hello_actor_wat(void)
 	return text;
 }
 
+unsigned char *hello_actor_wasm(size_t *len_out)
+{
+	char *wat = hello_actor_wat();
+	unsigned char *wasm = wat_compile(wat, len_out);
+	free(wat);
+	return wasm;
+}
+
+void server_put_hello_package(struct server_proc *sp, const char *name)
+{
+	size_t len;
+	unsigned char *wasm = hello_actor_wasm(&len);
+	server_put_package(sp, name, wasm, len);
+	free(wasm);
+}
+
 void server_put_package(struct server_proc *sp, const char *name, const void *data, size_t len)
 {
 	char *p = tu_fmt("%s/%s", sp->roots, name);

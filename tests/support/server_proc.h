@@ -77,5 +77,9 @@ char *hello_actor_wat(void);
 /* Compiles WebAssembly text with wat2wasm into bytes (malloc'd); fails the test
  * loudly when wat2wasm is missing. */
 unsigned char *wat_compile(const char *wat, size_t *len_out);
+/* hello_actor_wat compiled (malloc'd); fails the test as wat_compile does. */
+unsigned char *hello_actor_wasm(size_t *len_out);
+/* Puts the hello actor in sp's package root as <name>. */
+void server_put_hello_package(struct server_proc *sp, const char *name);
 
 #endif
