@@ -239,6 +239,36 @@ static void test_trap_and_loop_fail_alone(void **state)
 	free(loop);
 }
 
+/* A loop with more fuel than it can burn in its call's wall-clock budget (50 ms
+ * here, 300,000,000 instructions of fuel): the watchdog interrupts it, and the
+ * run fails with reason "deadline" (not "fuel_exhausted"), after calls that
+ * ended in time left their own watchdogs behind. */
+static void test_deadline_interrupts(void **state)
+{
+	(void)state;
+	char *loop = spawn_probe("\"limits\":{\"call_timeout_ms\":50}");
+	struct http_result r;
+	for (int i = 0; i < 20; i++) {        /* calls that end in time first */
+		assert_int_equal(request(loop, "e", &r), 200);
+		http_result_release(&r);
+	}
+	char *lm = tu_fmt("/actors/%s/messages", loop);
+	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
+	json_t *a = NULL;
+	for (int i = 0; i < 600; i++) {
+		json_decref(a);
+		a = actor(loop);
+		if (strcmp(str(a, "status"), "failed") == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "deadline"));
+	json_decref(a);
+	free(lm);
+	free(loop);
+}
+
 static void test_host_bounds_and_memory_cap(void **state)
 {
 	(void)state;
@@ -338,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_bad_modules),
 		cmocka_unit_test(test_init_loops),
 		cmocka_unit_test(test_trap_and_loop_fail_alone),
+		cmocka_unit_test(test_deadline_interrupts),
 		cmocka_unit_test(test_host_bounds_and_memory_cap),
 		cmocka_unit_test(test_sizes_and_mailbox),
 		cmocka_unit_test(test_restart_policy_and_manual_restart),
