@@ -1586,41 +1586,48 @@ static int id_cmp(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
-static void known_ids_load(struct db *d, struct known_ids *k)
+/* The ids the one-column SELECT sql gives (d->mu held), into *v / *n (malloc'd;
+ * ids over 36 characters skipped). An SQLite result code: SQLITE_DONE when all
+ * were read; otherwise *v is freed and NULL. */
+static int select_ids(struct db *d, const char *sql, size_t first_cap, char (**v)[37],
+		      size_t *n)
 {
-	k->v = NULL;
-	k->n = 0;
+	*v = NULL;
+	*n = 0;
 	size_t cap = 0;
 	sqlite3_stmt *st = NULL;
-	pthread_mutex_lock(&d->mu);
-	int ok = sqlite3_prepare_v2(d->conn, "SELECT id FROM runs", -1, &st, NULL) == SQLITE_OK;
-	int r = SQLITE_DONE;
-	while (ok && (r = sqlite3_step(st)) == SQLITE_ROW) {
+	int r = sqlite3_prepare_v2(d->conn, sql, -1, &st, NULL);
+	while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(st, 0);
+		r = SQLITE_OK;
 		if (!id || strlen(id) > 36)
 			continue;     /* not a chain file name we would look up */
-		if (k->n == cap) {
-			size_t nc = cap ? cap * 2 : 1024;
-			char (*nv)[37] = realloc(k->v, nc * sizeof(*nv));
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : first_cap;
+			char (*nv)[37] = realloc(*v, nc * sizeof(*nv));
 			if (!nv) {
-				ok = 0;
+				r = SQLITE_NOMEM;
 				break;
 			}
-			k->v = nv;
+			*v = nv;
 			cap = nc;
 		}
-		memcpy(k->v[k->n++], id, strlen(id) + 1);
+		memcpy((*v)[(*n)++], id, strlen(id) + 1);
 	}
-	if (ok && r != SQLITE_DONE)
-		ok = 0;
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&d->mu);
-	if (!ok) {
-		free(k->v);
-		k->v = NULL;
-		k->n = 0;
-		return;
+	if (r != SQLITE_DONE) {
+		free(*v);
+		*v = NULL;
+		*n = 0;
 	}
+	return r;
+}
+
+static void known_ids_load(struct db *d, struct known_ids *k)
+{
+	pthread_mutex_lock(&d->mu);
+	select_ids(d, "SELECT id FROM runs", 1024, &k->v, &k->n);
+	pthread_mutex_unlock(&d->mu);
 	if (k->n)                     /* no runs: v is NULL, which qsort may not take */
 		qsort(k->v, k->n, sizeof(*k->v), id_cmp);
 }
@@ -1719,41 +1726,14 @@ enum err_code db_spare_list(struct db *d, char (**ids_out)[37], size_t *n_out, s
 {
 	*ids_out = NULL;
 	*n_out = 0;
-	char (*v)[37] = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st = NULL;
 	pthread_mutex_lock(&d->mu);
 	int r = sqlite3_exec(d->conn, "DELETE FROM spares WHERE id IN (SELECT id FROM runs)",
 			     NULL, NULL, NULL);
 	if (r == SQLITE_OK)
-		r = sqlite3_prepare_v2(d->conn, "SELECT id FROM spares", -1, &st, NULL);
-	while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		r = SQLITE_OK;
-		if (!id || strlen(id) > 36)
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			char (*nv)[37] = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				r = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		memcpy(v[n++], id, strlen(id) + 1);
-	}
+		r = select_ids(d, "SELECT id FROM spares", 256, ids_out, n_out);
 	enum err_code rc = r == SQLITE_DONE ? ERR_OK : sql_fail(d, r, err, "listing spares");
-	sqlite3_finalize(st);
 	pthread_mutex_unlock(&d->mu);
-	if (rc) {
-		free(v);
-		return rc;
-	}
-	*ids_out = v;
-	*n_out = n;
-	return ERR_OK;
+	return rc;
 }
 
 /* ---- idempotency keys ---------------------------------------------------- */
