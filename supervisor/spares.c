@@ -62,7 +62,9 @@ static void spare_path(const struct spares *sp, const char *id, char *out, size_
 
 /* The spares a previous process kept: rows whose id is not a run, whose file is
  * there and empty. Rows that fail the check are dropped; spares beyond the
- * target (it was lowered, or is 0) are removed with their rows. */
+ * target (it was lowered, or is 0) are removed with their rows. Runs first in
+ * the refill thread, before any batch: the pool is still empty, so the kept ones
+ * are published at once at the end (sp->lock is not touched when none is kept). */
 static void take_back(struct spares *sp)
 {
 	char (*ids)[37] = NULL;
@@ -79,18 +81,21 @@ static void take_back(struct spares *sp)
 		struct stat st;
 		spare_path(sp, ids[i], path, sizeof(path));
 		int ok = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
-		if (sp->ready)
-			pthread_mutex_lock(&sp->lock);
-		if (ok && sp->n < sp->target) {
-			memcpy(sp->ready[sp->n++], ids[i], 37);
+		if (ok && kept < sp->target) {
+			if (kept != i)   /* compacted in place (i >= kept) */
+				memcpy(ids[kept], ids[i], 37);
 			kept++;
 		} else if (gone) {
 			if (ok)
 				unlink(path);    /* empty, no run: a spare too many */
 			memcpy(gone[ngone++], ids[i], 37);
 		}
-		if (sp->ready)
-			pthread_mutex_unlock(&sp->lock);
+	}
+	if (kept) {
+		pthread_mutex_lock(&sp->lock);
+		memcpy(sp->ready, ids, kept * sizeof(*ids));
+		sp->n = kept;
+		pthread_mutex_unlock(&sp->lock);
 	}
 	if (ngone && db_spare_drop(sp->db, (const char (*)[37])gone, ngone, &e))
 		log_warn("spares", "cannot drop the rows of spares gone: %s", e.msg);
@@ -288,22 +293,13 @@ void spares_forget(struct spares *sp, const char *id)
 		log_warn("spares", "cannot drop the spare row of '%s': %s", id, e.msg);
 }
 
-size_t spares_ready(struct spares *sp)
+void spares_counts(struct spares *sp, uint64_t *ready_out, uint64_t *created_out)
 {
+	*ready_out = *created_out = 0;
 	if (!sp)
-		return 0;
+		return;
 	pthread_mutex_lock(&sp->lock);
-	size_t n = sp->n;
+	*ready_out = sp->n;
+	*created_out = sp->created;
 	pthread_mutex_unlock(&sp->lock);
-	return n;
-}
-
-uint64_t spares_created(struct spares *sp)
-{
-	if (!sp)
-		return 0;
-	pthread_mutex_lock(&sp->lock);
-	uint64_t n = sp->created;
-	pthread_mutex_unlock(&sp->lock);
-	return n;
 }

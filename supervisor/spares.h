@@ -38,8 +38,7 @@ enum err_code spares_take(struct spares *sp, char id_out[37]);
 /* The id was handed to a client before its run row exists (a spawn's wait timed
  * out): its spares row goes now, so a crash cannot make it a spare again. */
 void spares_forget(struct spares *sp, const char *id);
-/* Spares ready now; files created by this process. 0 for NULL. */
-size_t spares_ready(struct spares *sp);
-uint64_t spares_created(struct spares *sp);
+/* Spares ready now, and files created by this process (both 0 for NULL). */
+void spares_counts(struct spares *sp, uint64_t *ready_out, uint64_t *created_out);
 
 #endif

@@ -475,8 +475,7 @@ void supervisor_free(struct supervisor *s)
 
 void supervisor_spare_chains(struct supervisor *s, uint64_t *ready, uint64_t *created)
 {
-	*ready = spares_ready(s->spares);
-	*created = spares_created(s->spares);
+	spares_counts(s->spares, ready, created);
 }
 
 struct pool *supervisor_pool(struct supervisor *s)
