@@ -126,10 +126,10 @@ static void waiter_timeout(void *arg)
 	/* The id goes out before the run may be indexed or have an event: if it came
 	 * from a spare, its spares row must go first, or a crash now would make the
 	 * empty file a spare again (spares.h). */
-	if (unlinked)
+	if (unlinked) {
 		spares_forget(s->spares, a->run.id);
-	if (unlinked)
 		waiter_fire_one(s, w);    /* answers; drops the list's reference */
+	}
 	waiter_fire_one(s, w);            /* drops the timer's reference */
 }
 

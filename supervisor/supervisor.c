@@ -366,9 +366,9 @@ static int mark_idle(struct supervisor *s, struct actor *a)
 	return marked;
 }
 
+/* u: the count of actors marked idle (reg_foreach runs it on one thread). */
 static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 {
-	(void)u;
 	pthread_mutex_lock(&a->wake_lock);    /* a lazy actor being woken finishes first */
 	pthread_mutex_lock(&a->lock);
 	int go = a->rt && strcmp(a->run.status, "running") == 0 && !a->terminal_pending;
@@ -385,7 +385,7 @@ static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 	/* No open mail and no timer: the next start leaves it lazy. */
 	int idle = !open && !queued && timers_count(a) == 0;
 	if (idle && mark_idle(s, a)) {
-		__atomic_add_fetch(&s->stop_marked, 1, __ATOMIC_RELAXED);
+		(*(unsigned *)u)++;
 	} else {
 		json_t *d = lifecycle_data("server_shutdown", NULL);
 		if (idle)
@@ -433,8 +433,9 @@ void supervisor_shutdown(struct supervisor *s)
 	__atomic_store_n(&s->recovering, 1, __ATOMIC_RELEASE);
 	if (s->cfg.exits_after_shutdown)
 		wasm_memory_keep_at_exit();   /* a third of suspending was munmap (perf) */
+	unsigned marked = 0;
 	if (s->buckets)
-		reg_foreach(s, suspend_live, NULL);
+		reg_foreach(s, suspend_live, &marked);
 	/* transfers still running end now; their parked calls were let go above */
 	fetcher_free(s->fetcher);
 	s->fetcher = NULL;
@@ -449,8 +450,7 @@ void supervisor_shutdown(struct supervisor *s)
 	if (s->buckets)
 		log_info("supervisor", "shutdown: actors suspended in %lld ms (%u marked idle in "
 			 "the index, the others with a `suspended` event), synced in %lld ms",
-			 (long long)(t1 - t0), __atomic_load_n(&s->stop_marked, __ATOMIC_RELAXED),
-			 (long long)(now_ms() - t1));
+			 (long long)(t1 - t0), marked, (long long)(now_ms() - t1));
 	flusher_stop(s);
 }
 

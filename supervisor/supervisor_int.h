@@ -133,7 +133,6 @@ struct supervisor {
 	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
 	uint64_t loaded;              /* atomic: actors with an instance (a->rt) */
 	uint64_t released;            /* atomic: idle instances released since the start */
-	unsigned stop_marked;         /* atomic: actors a clean stop marked idle in the index */
 	/* durable.c: live runs that must run (open mail, timers, a crash mid-work),
 	 * recovered in the background after start-up; the pool's one background job
 	 * owns eager_next. eager_left (atomic) counts the ones not done yet. */
