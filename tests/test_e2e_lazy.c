@@ -66,21 +66,9 @@ static long count_of(const char *id)
 }
 
 /* The value of a sample of GET /metrics (a line "name value"). */
-static long metric(const char *name)
+static long long metric(const char *name)
 {
-	char *url = tu_fmt("%s/metrics", SP.base);
-	struct http_result r = {0};
-	assert_int_equal(http_do("GET", url, NULL, 0, NULL, &r), 0);
-	assert_int_equal(r.status, 200);
-	char *key = tu_fmt("\n%s ", name);
-	const char *p = strstr(r.body, key);
-	if (!p)
-		fail_msg("no sample '%s' in /metrics", name);
-	long v = atol(p + strlen(key));
-	free(key);
-	http_result_release(&r);
-	free(url);
-	return v;
+	return server_metric(&SP, name);
 }
 
 /* Once the background recovery of start-up is done. */

@@ -138,18 +138,9 @@ static void wait_gate(unsigned n)
 			 fixture_httpd_hits(E.web, "/gate"), n);
 }
 
-static double metric(const char *name)
+static long long metric(const char *name)
 {
-	char *text = NULL;
-	assert_int_equal(req("GET", "/metrics", NULL, &text), 200);
-	char *line = tu_fmt("\n%s ", name);
-	char *at = strstr(text, line);
-	if (!at)
-		fail_msg("no metric %s", name);
-	double v = atof(at + strlen(line));
-	free(line);
-	free(text);
-	return v;
+	return server_metric(&E.sp, name);
 }
 
 static json_t *chain_of_type(const char *id, const char *type)

@@ -27,23 +27,9 @@ static void start(const char *spare_chains)
 	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
 }
 
-/* The value of an unlabelled metric on /metrics; -1 when missing. */
 static long long metric(const char *name)
 {
-	struct http_result r = {0};
-	char *url = tu_fmt("%s/metrics", SP.base);
-	assert_int_equal(http_do("GET", url, NULL, 0, NULL, &r), 0);
-	assert_int_equal(r.status, 200);
-	long long v = -1;
-	size_t n = strlen(name);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-			v = atoll(p + n + 1);
-			break;
-		}
-	http_result_release(&r);
-	free(url);
-	return v;
+	return server_metric(&SP, name);
 }
 
 /* Polls until the pool holds want spares (the refill runs in the background,
@@ -59,6 +45,15 @@ static void wait_pool_at(long long want, int line)
 	assert_int_equal(v, want);
 }
 #define wait_pool(want) wait_pool_at(want, __LINE__)
+
+/* A new home with the hello package, a server with a pool of POOL, full. */
+static void start_with_full_pool(void)
+{
+	memset(&SP, 0, sizeof(SP));
+	start("16");
+	server_put_hello_package(&SP, "m.wasm");
+	wait_pool(POOL);
+}
 
 /* Ids of the empty "<id>.chain" files in the chains directory. */
 static size_t empty_chains(char ids[][37], size_t cap, size_t *all_out)
@@ -140,10 +135,7 @@ static int file_exists(const char *id)
 static void test_pool_kept_across_restarts(void **state)
 {
 	(void)state;
-	memset(&SP, 0, sizeof(SP));
-	start("16");
-	server_put_hello_package(&SP, "m.wasm");
-	wait_pool(POOL);
+	start_with_full_pool();
 	size_t all = 0;
 	char ids[64][37];
 	assert_int_equal(empty_chains(ids, 64, &all), POOL);
@@ -202,10 +194,7 @@ static void test_pool_kept_across_restarts(void **state)
 static void test_crash_states_and_rebuild(void **state)
 {
 	(void)state;
-	memset(&SP, 0, sizeof(SP));
-	start("16");
-	server_put_hello_package(&SP, "m.wasm");
-	wait_pool(POOL);
+	start_with_full_pool();
 	char *a = spawn("a", "running");
 	wait_pool(POOL);
 	assert_int_equal(server_stop(&SP), 0);
@@ -284,10 +273,7 @@ static void test_crash_states_and_rebuild(void **state)
 static void test_spares_off(void **state)
 {
 	(void)state;
-	memset(&SP, 0, sizeof(SP));
-	start("16");
-	server_put_hello_package(&SP, "m.wasm");
-	wait_pool(POOL);
+	start_with_full_pool();
 	assert_int_equal(server_stop(&SP), 0);
 	start("0");
 	assert_int_equal(metric("theater_spare_chains"), 0);

@@ -251,6 +251,23 @@ char *hello_actor_wat(void)
 	return text;
 }
 
+long long server_metric(struct server_proc *sp, const char *name)
+{
+	char *url = tu_fmt("%s/metrics", sp->base);
+	struct http_result r = {0};
+	assert_int_equal(http_do("GET", url, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	char *key = tu_fmt("\n%s ", name);
+	const char *p = strstr(r.body, key);
+	if (!p)
+		fail_msg("no sample '%s' in /metrics", name);
+	long long v = atoll(p + strlen(key));
+	free(key);
+	http_result_release(&r);
+	free(url);
+	return v;
+}
+
 unsigned char *hello_actor_wasm(size_t *len_out)
 {
 	char *wat = hello_actor_wat();

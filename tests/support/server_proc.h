@@ -77,6 +77,10 @@ char *hello_actor_wat(void);
 /* Compiles WebAssembly text with wat2wasm into bytes (malloc'd); fails the test
  * loudly when wat2wasm is missing. */
 unsigned char *wat_compile(const char *wat, size_t *len_out);
+/* The value of an unlabelled sample on sp's /metrics; fails the test when the
+ * page cannot be read or has no such sample. */
+long long server_metric(struct server_proc *sp, const char *name);
+
 /* hello_actor_wat compiled (malloc'd); fails the test as wat_compile does. */
 unsigned char *hello_actor_wasm(size_t *len_out);
 /* Puts the hello actor in sp's package root as <name>. */
