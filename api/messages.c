@@ -85,6 +85,7 @@ struct rstream {
 	struct http_stream *st;       /* once the stream started */
 	char path[160];               /* the problem's instance */
 	int refs;                     /* the reply's, the stream's (under lock) */
+	int only;                     /* the client takes nothing but a stream */
 	int finished;                 /* the reply came */
 	int closed;                   /* the client is gone (or the stream failed) */
 	uint64_t chunks;
@@ -189,6 +190,10 @@ static void on_stream_reply(void *user, enum err_code rc, const struct err *err,
 	struct rstream *x = user;
 	pthread_mutex_lock(&x->lock);
 	x->finished = 1;
+	/* A client that takes only a stream gets one even when the answer came
+	 * before job_request could start it (a quick call, no chunks). */
+	if (x->c && x->only)
+		start_locked(x);
 	if (x->c) {
 		struct api_call *c = x->c;
 		x->c = NULL;
@@ -238,6 +243,8 @@ static void job_request(void *arg)
 	uint32_t ms = (uint32_t)(timeout ? timeout * 1000 : 1);
 	int only;
 	struct rstream *x = wants_stream(c, &only) ? calloc(1, sizeof(*x)) : NULL;
+	if (x)
+		x->only = only;
 	if (!x) {
 		if (supervisor_request(c->api->cfg.sup, c->params[0], NULL, body, len, ms, on_reply,
 				       c, &e))
