@@ -7,7 +7,10 @@
 # file system as the ceiling). Prints each rate, the server's CPU per message and
 # the ratio of the many-client rate to the ceiling (target >= 4). The ceiling is taken
 # before and after the server's runs (a shared disk's sync time swings); the ratio uses
-# the higher of the two.
+# the higher of the two. Then the same client against bench-commit-ceiling, a bare
+# libmicrohttpd server that only appends each body (with a SHA-256 chain) and shares
+# fdatasyncs by leader/follower group commit on its connection threads: what any
+# server of this shape reaches on this machine, and theater-server's ratio to it.
 # Tunables: BENCH_MESSAGES (4000), BENCH_CLIENTS (16), SERVER (another server binary,
 # to compare builds in the same conditions).
 set -uo pipefail
@@ -19,10 +22,12 @@ CLIENTS=${BENCH_CLIENTS:-16}
 SERVER=${SERVER:-$BUILD/theater-server}
 BIN=$BUILD/bench/fanout/bench-fanout
 FSYNC=$BUILD/bench/fsync/bench-fsync
+BARE=$BUILD/bench/commit/bench-commit-ceiling
 COUNTER=$BUILD/examples/counter/counter.wasm
-if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$FSYNC" ] || [ ! -f "$COUNTER" ]; then
+if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$FSYNC" ] || [ ! -x "$BARE" ] || [ ! -f "$COUNTER" ]; then
 	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-fanout bench-fsync examples >/dev/null || exit 1
+	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-fanout bench-fsync \
+		bench-commit-ceiling examples >/dev/null || exit 1
 fi
 home=$(mktemp -d /var/tmp/theater-bench-commit.XXXXXX)
 pid=
@@ -47,10 +52,23 @@ echo "$CLIENTS clients:"
 "$BIN" "$base" "$id" 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/many" || status=1
 kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
 "$FSYNC" "$home" 2 200 | sed 's/^/after: /' | tee -a "$home/ceiling" || exit 1
+echo "bare group commit (bench-commit-ceiling, same client, same disk):"
+"$BARE" "$home" > "$home/bare.out" &
+pid=$!
+for _ in $(seq 1 200); do grep -q listening "$home/bare.out" 2>/dev/null && break; sleep 0.05; done
+bare=$(grep -o '127\.0\.0\.1:[0-9]*' "$home/bare.out")
+[ -n "$bare" ] || { echo "bench-commit-ceiling did not start" >&2; exit 1; }
+"$BIN" "http://$bare" bare 0 $((MESSAGES / 4)) 1 "$pid" | tee "$home/bare1" || status=1
+"$BIN" "http://$bare" bare 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/bare" || status=1
+kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+tail -1 "$home/bare.out"
 rate() { grep -o 'writer=[0-9]*' "$1" | cut -d= -f2; }
 ceil=$(grep -o 'ceiling: [0-9]*' "$home/ceiling" | cut -d' ' -f2 | sort -n | tail -1)
-awk -v c="$ceil" -v a="$(rate "$home/one")" -v b="$(rate "$home/many")" -v k="$CLIENTS" 'BEGIN {
+awk -v c="$ceil" -v a="$(rate "$home/one")" -v b="$(rate "$home/many")" -v k="$CLIENTS" \
+    -v x="$(rate "$home/bare")" 'BEGIN {
 	if (c > 0) printf "1 client / ceiling: %.2f; %d clients / ceiling: %.2f (target >= 4); %d / 1: %.2f\n",
-		a / c, k, b / c, k, (a > 0 ? b / a : 0) }'
+		a / c, k, b / c, k, (a > 0 ? b / a : 0)
+	if (c > 0 && x > 0) printf "bare group commit, %d clients / ceiling: %.2f; theater-server / bare: %.2f\n",
+		k, x / c, b / x }'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $status

@@ -51,11 +51,12 @@ static int nsubs;
 static long total_frames, nready;   /* atomics */
 static int stop_reader;
 
-/* Counts occurrences of `pat` in tail+data and keeps the new tail. */
+/* Counts occurrences of `pat` in tail+data and keeps the new tail (the reader
+ * thread's own buffer: the reader shares the server's cores, so it stays cheap). */
 static long scan(struct sub *s, const char *data, size_t len, const char *pat, int *seen_ready)
 {
+	static char buf[32 + (1 << 16) + 1];
 	size_t plen = strlen(pat);
-	char *buf = malloc(s->ntail + len + 1);
 	memcpy(buf, s->tail, s->ntail);
 	memcpy(buf + s->ntail, data, len);
 	size_t n = s->ntail + len;
@@ -68,7 +69,6 @@ static long scan(struct sub *s, const char *data, size_t len, const char *pat, i
 	size_t keep = n < plen - 1 ? n : plen - 1;   /* never a whole match again */
 	memcpy(s->tail, buf + n - keep, keep);
 	s->ntail = keep;
-	free(buf);
 	return c;
 }
 
@@ -92,8 +92,12 @@ static size_t dechunk(struct sub *s, const char *buf, size_t len, char *out)
 			if (!s->crlf)
 				s->in_size = 1, s->size = 0;
 		} else if (s->left) {
-			out[n++] = c;
-			if (!--s->left)
+			size_t k = len - i < s->left ? len - i : s->left;  /* data: at once */
+			memcpy(out + n, buf + i, k);
+			n += k;
+			i += k - 1;
+			s->left -= k;
+			if (!s->left)
 				s->crlf = 2;
 		} else if (s->in_size) {
 			if (c == '\n') {
