@@ -2,7 +2,7 @@
  * every acknowledged message durable, with the best group commit we know, as
  * the ceiling for bench/commit (issue 16 goal 3).
  *
- *   bench-commit-ceiling DIR [PORT]
+ *   bench-commit-ceiling DIR [PORT] [spawn]
  *
  * A bare libmicrohttpd server, one thread per connection (so a connection may
  * block while its message is synced, and nothing is handed to another thread).
@@ -14,6 +14,13 @@
  * the next sync (leader/follower group commit). Then 202. No JSON, no actor, no
  * index: whatever theater-server reaches is compared with this. A GET of any
  * path answers {"length": records}, the head that bench-fanout reads.
+ *
+ * With `spawn`, the ceiling of a durable spawn (bench/spawn) instead: every POST
+ * takes its own file, one of SPARES made empty before the server listens (as
+ * theater-server's spare chain files are), writes three records of the sizes a
+ * spawn's first events have (440, 316 and 177 bytes, hashed as above), syncs that
+ * file alone (no two spawns share a file, so nothing is shared) and answers 201.
+ * No instance, no index.
  *
  * PORT 0 (the default) picks a free port. Prints "listening on 127.0.0.1:<port>"
  * once ready and runs until SIGINT or SIGTERM, then prints the records and syncs
@@ -36,8 +43,14 @@
 #include <openssl/evp.h>
 
 #define MAX_BODY (64 * 1024)
+#define SPARES 20000
+
+static int spawn_mode;
+static const char *dir;
+static unsigned spawned;          /* atomic: spare files taken */
 
 static const char BODY[] = "{\"status\":\"accepted\"}\n";
+static const char SPAWNED[] = "{\"status\":\"running\"}\n";
 
 static struct {
 	pthread_mutex_t lock;          /* the file's tail and the sync state */
@@ -114,6 +127,35 @@ static int wait_durable(uint64_t upto)
 	return ok;
 }
 
+/* One spawn: three hashed records into a spare file of its own, synced. */
+static int spawn_one(const char *data, size_t len)
+{
+	static const size_t sizes[3] = {440, 316, 177};
+	unsigned i = __atomic_fetch_add(&spawned, 1, __ATOMIC_RELAXED);
+	if (i >= SPARES)
+		return 0;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/spare-%u", dir, i);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	unsigned char prev[32] = {0}, rec[512];
+	unsigned int hl = 0;
+	off_t at = 0;
+	int ok = 1;
+	for (int k = 0; ok && k < 3; k++) {
+		memset(rec, ' ', sizes[k]);
+		memcpy(rec, data, len < sizes[k] - 32 ? len : sizes[k] - 32);
+		ok = EVP_Digest(rec, sizes[k] - 32, prev, &hl, EVP_sha256(), NULL) &&
+		     pwrite(fd, rec, sizes[k] - 32, at) == (ssize_t)(sizes[k] - 32) &&
+		     pwrite(fd, prev, 32, at + (off_t)sizes[k] - 32) == 32;
+		at += (off_t)sizes[k];
+	}
+	ok = ok && fdatasync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
 /* GET (any path): {"length": records}, which the benchmark's client reads as the
  * chain's head before and after its run. */
 static enum MHD_Result answer_length(struct MHD_Connection *c)
@@ -158,6 +200,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (spawn_mode) {
+		if (!spawn_one(b->data, b->len))
+			return MHD_NO;
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+			strlen(SPAWNED), (void *)SPAWNED, MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_CREATED, r);
+		MHD_destroy_response(r);
+		return rc;
+	}
 	uint64_t end = append(b->data, b->len);
 	if (!end || !wait_durable(end))
 		return MHD_NO;
@@ -175,13 +228,32 @@ static void on_done(void *cls, struct MHD_Connection *c, void **ctx,
 int main(int argc, char **argv)
 {
 	char *end = NULL;
-	unsigned long port = argc == 3 ? strtoul(argv[2], &end, 10) : 0;
-	if (argc < 2 || argc > 3 || (end && (*end || port > 65535))) {
-		fprintf(stderr, "usage: bench-commit-ceiling DIR [PORT]\n");
+	unsigned long port = argc >= 3 ? strtoul(argv[2], &end, 10) : 0;
+	spawn_mode = argc == 4 && strcmp(argv[3], "spawn") == 0;
+	if (argc < 2 || argc > 4 || (end && (*end || port > 65535)) || (argc == 4 && !spawn_mode)) {
+		fprintf(stderr, "usage: bench-commit-ceiling DIR [PORT] [spawn]\n");
 		return 2;
 	}
+	dir = argv[1];
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/ceiling.log", argv[1]);
+	for (unsigned i = 0; spawn_mode && i < SPARES; i++) {
+		snprintf(path, sizeof(path), "%s/spare-%u", dir, i);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			perror(path);
+			return 1;
+		}
+		close(fd);
+	}
+	if (spawn_mode) {           /* the spares are on disk before the first spawn */
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || syncfs(dfd) != 0) {
+			perror(dir);
+			return 1;
+		}
+		close(dfd);
+	}
+	snprintf(path, sizeof(path), "%s/ceiling.log", dir);
 	g.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (g.fd < 0) {
 		perror(path);
@@ -222,9 +294,12 @@ int main(int argc, char **argv)
 	MHD_stop_daemon(d);
 	MHD_destroy_response(resp);
 	pthread_mutex_lock(&g.lock);
-	printf("records=%llu syncs=%llu (%.1f records per sync)\n", (unsigned long long)g.records,
-	       (unsigned long long)g.syncs,
-	       g.syncs ? (double)g.records / (double)g.syncs : 0.0);
+	if (spawn_mode)
+		printf("spawns=%u\n", spawned);
+	else
+		printf("records=%llu syncs=%llu (%.1f records per sync)\n",
+		       (unsigned long long)g.records, (unsigned long long)g.syncs,
+		       g.syncs ? (double)g.records / (double)g.syncs : 0.0);
 	pthread_mutex_unlock(&g.lock);
 	close(g.fd);
 	return 0;
