@@ -193,6 +193,13 @@ static void index_run(struct supervisor *s, struct actor *a)
 	a->unindexed = 0;
 }
 
+void record_index_run(struct supervisor *s, struct actor *a)
+{
+	pthread_mutex_lock(&a->rec_lock);
+	index_run(s, a);
+	pthread_mutex_unlock(&a->rec_lock);
+}
+
 enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
 				   const char *sha256, struct err *err)
 {

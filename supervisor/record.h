@@ -40,6 +40,10 @@ size_t record_deps_snapshot(struct supervisor *s, struct actor *a, struct send_d
  * is not inserted yet (a->unindexed: the insert carries a->run's). Takes rec_lock. */
 enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,
 				   const char *sha256, struct err *err);
+/* Inserts the run row of a spawn whose insert waited for its first indexed events
+ * (a->unindexed), now: the spawn is being answered before that (a ?wait=running
+ * that timed out). Nothing when it is indexed already. Takes rec_lock. */
+void record_index_run(struct supervisor *s, struct actor *a);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */

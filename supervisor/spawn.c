@@ -123,10 +123,13 @@ static void waiter_timeout(void *arg)
 	}
 	pthread_mutex_unlock(&a->lock);
 	struct supervisor *s = w->sup;
-	/* The id goes out before the run may be indexed or have an event: if it came
-	 * from a spare, its spares row must go first, or a crash now would make the
-	 * empty file a spare again (spares.h). */
+	/* The id goes out before the run may be indexed or have an event: its run row
+	 * goes in first, so lists show it and a crash leaves a run that the next start
+	 * ends `failed` (not an empty file the start-up sweep removes); and if the id
+	 * came from a spare, its spares row goes too (were the insert to fail, a crash
+	 * must not make the empty file a spare again; spares.h). */
 	if (unlinked) {
+		record_index_run(s, a);
 		spares_forget(s->spares, a->run.id);
 		waiter_fire_one(s, w);    /* answers; drops the list's reference */
 	}

@@ -120,6 +120,17 @@ static void assert_alive(void)
 	assert_int_equal(req("GET", "/health", NULL, NULL, NULL), 200);
 }
 
+/* The server of these tests, on home (a new one when NULL). */
+static void start_server(const char *home)
+{
+	/* the fixture is on loopback: allow exactly its address and port */
+	char *allow = tu_fmt("127.0.0.1:%u", fixture_httpd_port(E.web));
+	const char *args[] = {"--max-body", "64K", "--max-download", "1M", "--fetch-allow", allow,
+			      NULL};
+	assert_int_equal(server_start(&E.sp, home, args, NULL), 0);
+	free(allow);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -133,12 +144,8 @@ static int setup(void **state)
 	fixture_httpd_add_status(E.web, "/missing.wasm", 404);
 	fixture_httpd_add_redirect(E.web, "/loop.wasm", "/loop.wasm");
 	fixture_httpd_add_huge(E.web, "/huge.wasm", 8u << 20, 0);
-	/* the fixture is on loopback: allow exactly its address and port */
-	char *allow = tu_fmt("127.0.0.1:%u", fixture_httpd_port(E.web));
-	const char *args[] = {"--max-body", "64K", "--max-download", "1M", "--fetch-allow", allow,
-			      NULL};
-	assert_int_equal(server_start(&E.sp, NULL, args, NULL), 0);
-	free(allow);
+	fixture_httpd_add_slow(E.web, "/slow.wasm", 8000);
+	start_server(NULL);
 	server_put_package(&E.sp, "counter.wasm", E.wasm, E.wasm_len);
 	server_put_package(&E.sp, "notwasm.wasm", "plain text", 10);
 	return 0;
@@ -526,6 +533,52 @@ static void test_bad_packages(void **state)
 	assert_alive();
 }
 
+/* A ?wait=running spawn answered at its timeout, its package still downloading, is
+ * a run from the answer on: listed as `starting`, and after a crash still there,
+ * ended `failed` by the next start (it was an empty file the start removed). */
+static void test_answered_at_timeout(void **state)
+{
+	(void)state;
+	char *u = tu_fmt("http://127.0.0.1:%u/slow.wasm", fixture_httpd_port(E.web));
+	char *body = spawn_body("slowpkg", u, 0);
+	json_t *j = NULL;
+	assert_int_equal(req("POST", "/actors?wait=running&timeout=1", body, &j, NULL), 201);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "starting");
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	assert_int_equal(req("GET", "/actors?status=starting&name=slowpkg", NULL, &j, NULL), 200);
+	json_t *items = json_object_get(j, "items");
+	assert_int_equal(json_array_size(items), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "id")),
+			    id);
+	json_decref(j);
+	server_crash(&E.sp);                  /* the download is still waiting */
+	start_server(E.sp.home);
+	char *path = tu_fmt("/actors/%s", id);
+	const char *st = NULL;
+	for (int i = 0; i < 600; i++) {       /* recovery ends it once the server listens */
+		j = NULL;
+		assert_int_equal(req("GET", path, NULL, &j, NULL), 200);
+		st = json_string_value(json_object_get(j, "status"));
+		if (st && strcmp(st, "failed") == 0)
+			break;
+		json_decref(j);
+		j = NULL;
+		usleep(50000);
+	}
+	assert_non_null(j);
+	assert_string_equal(st, "failed");
+	const char *reason = json_string_value(json_object_get(j, "reason"));
+	assert_non_null(reason);
+	assert_int_equal(strncmp(reason, "server_restart", 14), 0);
+	json_decref(j);
+	free(path);
+	free(id);
+	free(body);
+	free(u);
+	assert_alive();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -538,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_bad_packages),
+		cmocka_unit_test(test_answered_at_timeout),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
