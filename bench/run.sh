@@ -17,14 +17,14 @@ THEATER_HOME="$home" "$build/theater-server" --listen 127.0.0.1:0 --log-level wa
 pid=$!
 for _ in $(seq 1 100); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
 base=$(grep -o 'http://[0-9.:]*' "$home/out")
-echo "== spawn through the API (theater-server at $base) =="
+echo "== spawn through the API (theater-server at $base; bench/spawn below adds the bare ceiling) =="
 "$build/bench/spawn/bench-spawn" "$base" hello.wasm 2000 1 || status=1
 "$build/bench/spawn/bench-spawn" "$base" hello.wasm 4000 4 || status=1
 id=$(curl -s -X POST "$base/actors?wait=running" -d '{"manifest":{"name":"get-bench","package":"hello.wasm"}}' \
   | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
 kill -TERM $pid; wait $pid 2>/dev/null
 
-for b in http chain wasm toml actors park stream fanout commit; do
+for b in http chain wasm toml actors park stream fanout commit spawn; do
   [ -x "$here/bench/$b/run.sh" ] || continue
   echo "== bench/$b =="
   if [ "$b" = http ]; then
