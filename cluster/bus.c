@@ -100,6 +100,26 @@ static enum err_code fail(struct err *err, natsStatus s, const char *what, const
 	return err_set(err, code_of(s), "nats: %s '%s': %s", what, name, status_text(s));
 }
 
+/* JetStream refused to create a stream with this many replicas: a single NATS
+ * server (not clustered) cannot hold more than one, which no retry changes
+ * (ERR_INVALID, with the option to use); a cluster with too few servers up may
+ * place them later (the error stays retryable, with the same hint). 0 when jerr
+ * is another error. */
+static enum err_code replicas_refused(struct err *err, jsErrCode jerr, unsigned replicas,
+				      const char *what, const char *name)
+{
+	if (jerr == JSStreamReplicasNotSupportedErr)
+		return err_set(err, ERR_INVALID, "nats: %s '%s': the NATS server is not clustered, so "
+			       "it holds one replica, not %u; start theater-server with "
+			       "--nats-replicas 1 (THEATER_NATS_REPLICAS=1), or join a JetStream "
+			       "cluster of %u servers or more", what, name, replicas, replicas);
+	if (jerr == JSClusterNoPeersErr)
+		return err_set(err, ERR_UNAVAILABLE, "nats: %s '%s': the JetStream cluster has no %u "
+			       "servers to place its replicas on (--nats-replicas %u; are they all "
+			       "up?)", what, name, replicas, replicas);
+	return ERR_OK;
+}
+
 /* Every async publish is answered here, ok or not. bus_stream_wait counts the
  * answers itself: a publish lost without an answer (a connection that died
  * with it) keeps the count short, so the wait fails instead of passing. */
@@ -362,7 +382,7 @@ void bus_inbox(struct bus *b, char *buf, size_t size)
  * that is still catching up (a NATS server just restarted) never answers with
  * an old placement or an old heartbeat. */
 static natsStatus kv_stream_add(struct bus *b, const char *bucket, uint32_t ttl_ms,
-				unsigned replicas, unsigned history)
+				unsigned replicas, unsigned history, jsErrCode *jerr_out)
 {
 	char name[96], subject[128];
 	snprintf(name, sizeof(name), "KV_%s", bucket);
@@ -392,6 +412,7 @@ static natsStatus kv_stream_add(struct bus *b, const char *bucket, uint32_t ttl_
 	jsStreamInfo_Destroy(si);
 	if (s == NATS_ERR && jerr == JSStreamNameExistErr)
 		s = NATS_OK;             /* another node made it at the same moment */
+	*jerr_out = jerr;
 	return s;
 }
 
@@ -438,12 +459,15 @@ enum err_code bus_kv_open(struct bus *b, const char *bucket, uint32_t ttl_ms,
 	snprintf(kv->bucket, sizeof(kv->bucket), "%s", bucket);
 	natsStatus s = js_KeyValue(&kv->kv, b->js, bucket);
 	if (s == NATS_NOT_FOUND) {
-		s = kv_stream_add(b, bucket, ttl_ms, replicas, history);
+		jsErrCode jerr = 0;
+		s = kv_stream_add(b, bucket, ttl_ms, replicas, history, &jerr);
 		if (!s)
 			s = js_KeyValue(&kv->kv, b->js, bucket);
 		if (s) {   /* another node may have created it at the same moment */
 			struct err why = {0};
-			fail(&why, s, "cannot create key-value bucket", bucket);
+			if (!replicas_refused(&why, jerr, replicas, "cannot create key-value bucket",
+					      bucket))
+				fail(&why, s, "cannot create key-value bucket", bucket);
 			if (js_KeyValue(&kv->kv, b->js, bucket) == NATS_OK)
 				s = NATS_OK;
 			else {
@@ -765,8 +789,13 @@ enum err_code bus_stream_ensure(struct bus *b, const char *name, const char *pat
 		cfg.Replicas = (int64_t)replicas;
 		cfg.Duplicates = (int64_t)120 * 1000000000;   /* de-duplication window: 2 min */
 		s = js_AddStream(&si, b->js, &cfg, NULL, &jerr);
+		jsErrCode add_err = jerr;
 		if (s)   /* another node may have created it at the same moment */
 			s = js_GetStreamInfo(&si, b->js, name, NULL, &jerr);
+		if (s && replicas_refused(err, add_err, replicas, "cannot create stream", name)) {
+			jsStreamInfo_Destroy(si);
+			return err->code;
+		}
 	}
 	jsStreamInfo_Destroy(si);
 	return s ? fail(err, s, "cannot create stream", name) : ERR_OK;

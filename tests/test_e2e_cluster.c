@@ -1470,6 +1470,46 @@ static void test_bus_compare_and_set(void **state)
 	bus_close(b);
 }
 
+/* A NATS server that is not clustered holds one replica: a bucket or stream with
+ * more is refused at once, saying what to change (it was retried for 20 s as if
+ * JetStream were still electing, then failed with NATS's own words); a node
+ * started that way fails with that message, and runs with --nats-replicas 1. */
+static void test_single_nats_server(void **state)
+{
+	(void)state;
+	struct nats_cluster one;
+	assert_int_equal(nats_single_start(&one), 0);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	assert_int_equal(bus_open(one.urls, "test", 10000, &b, &e), ERR_OK);
+	assert_int_equal(bus_kv_open(b, "test_r3", 0, 3, 1, &kv, &e), ERR_INVALID);
+	if (!strstr(e.msg, "not clustered") || !strstr(e.msg, "--nats-replicas 1"))
+		fail_msg("a bucket of 3 replicas on one server: '%s'", e.msg);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(bus_stream_ensure(b, "TEST_R3", "test.r3.>", 3, &e), ERR_INVALID);
+	if (!strstr(e.msg, "--nats-replicas 1"))
+		fail_msg("a stream of 3 replicas on one server: '%s'", e.msg);
+	assert_int_equal(bus_kv_open(b, "test_r1", 0, 1, 1, &kv, &e), ERR_OK);
+	bus_kv_close(kv);
+	bus_close(b);
+	struct server_proc sp;
+	memset(&sp, 0, sizeof(sp));
+	const char *args[] = {"--nats", one.urls, "--node", "solo", NULL};
+	assert_int_not_equal(server_start(&sp, NULL, args, NULL), 0);
+	char *log = tu_read_file(sp.log_path, NULL);
+	assert_non_null(log);
+	if (!strstr(log, "--nats-replicas 1"))
+		fail_msg("the node's log does not say what to change:\n%s", log);
+	free(log);
+	const char *one_replica[] = {"--nats", one.urls, "--node", "solo", "--nats-replicas", "1",
+				     NULL};
+	assert_int_equal(server_start(&sp, sp.home, one_replica, NULL), 0);
+	json_decref(server_call_json(&sp, "GET", "/cluster", NULL, 200));
+	server_destroy(&sp);
+	nats_cluster_destroy(&one);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -1487,6 +1527,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_bus_compare_and_set),
+		cmocka_unit_test(test_single_nats_server),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
 		cmocka_unit_test(test_children_across_nodes),

@@ -61,6 +61,17 @@ static int ensure_nats_server(void)
 
 static int write_config(struct nats_cluster *nc, int i)
 {
+	if (nc->single) {              /* one server: no cluster block */
+		char *conf = tu_fmt("server_name: single\nlisten: 127.0.0.1:%u\n"
+				    "http: 127.0.0.1:%u\njetstream {\n  store_dir: \"%s/n1\"\n"
+				    "  max_memory_store: 64MB\n  max_file_store: 1GB\n}\n",
+				    nc->port[0], nc->monitor[0], nc->dir);
+		char *path = tu_fmt("%s/n1.conf", nc->dir);
+		int rc = tu_write_file(path, conf, strlen(conf));
+		free(path);
+		free(conf);
+		return rc;
+	}
 	char routes[256] = "";
 	for (int k = 0; k < NATS_SERVERS; k++) {
 		if (k == i)
@@ -105,15 +116,18 @@ static int spawn_server(struct nats_cluster *nc, int i)
 	return 0;
 }
 
-/* JetStream is usable once the monitoring endpoint names a meta leader. */
+/* JetStream is usable once the monitoring endpoint names a meta leader (a single
+ * server: once its health check counts JetStream in). */
 static int wait_jetstream(struct nats_cluster *nc, int i, int timeout_ms)
 {
-	char *url = tu_fmt("http://127.0.0.1:%u/jsz", nc->monitor[i]);
+	char *url = nc->single ? tu_fmt("http://127.0.0.1:%u/healthz?js-enabled-only=true",
+					nc->monitor[i])
+			       : tu_fmt("http://127.0.0.1:%u/jsz", nc->monitor[i]);
 	int ok = 0;
 	for (int waited = 0; waited < timeout_ms && !ok; waited += 200) {
 		struct http_result r = {0};
 		if (http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 && r.body &&
-		    strstr(r.body, "\"leader\""))
+		    strstr(r.body, nc->single ? "\"ok\"" : "\"leader\""))
 			ok = 1;
 		http_result_release(&r);
 		if (!ok)
@@ -146,6 +160,26 @@ int nats_cluster_start(struct nats_cluster *nc)
 				"(logs in %s)\n", i + 1, nc->dir);
 			return -1;
 		}
+	return 0;
+}
+
+int nats_single_start(struct nats_cluster *nc)
+{
+	memset(nc, 0, sizeof(*nc));
+	nc->single = 1;
+	if (ensure_nats_server())
+		return -1;
+	nc->dir = tu_mkdtemp("theater-nats");
+	nc->port[0] = free_port();
+	nc->monitor[0] = free_port();
+	snprintf(nc->urls, sizeof(nc->urls), "nats://127.0.0.1:%u", nc->port[0]);
+	if (write_config(nc, 0) || spawn_server(nc, 0))
+		return -1;
+	if (wait_jetstream(nc, 0, 30000)) {
+		fprintf(stderr, "nats_cluster: the single server has no JetStream after 30 s (log "
+			"in %s)\n", nc->dir);
+		return -1;
+	}
 	return 0;
 }
 

@@ -15,11 +15,16 @@ struct nats_cluster {
 	pid_t pid[NATS_SERVERS];
 	unsigned short port[NATS_SERVERS], route[NATS_SERVERS], monitor[NATS_SERVERS];
 	char urls[256];                    /* "nats://127.0.0.1:p1,nats://..." for --nats */
+	int single;                        /* nats_single_start: server 0 only */
 };
 
 /* Starts the servers and waits until JetStream has a metadata leader. 0, or -1
  * with a message on stderr. */
 int nats_cluster_start(struct nats_cluster *nc);
+/* One NATS server with JetStream and no cluster (what a single node would run):
+ * server 0 only, urls names it. 0, or -1 with a message on stderr. Stop it with
+ * nats_cluster_destroy. */
+int nats_single_start(struct nats_cluster *nc);
 /* SIGKILL one server (i) and wait for it. */
 void nats_cluster_kill(struct nats_cluster *nc, int i);
 /* Starts server i again with the same config and store. 0 or -1. */
