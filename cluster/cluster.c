@@ -725,11 +725,16 @@ static void on_http(void *user, const char *reply, const uint8_t *data, size_t l
 /* ---- start and stop ---- */
 
 /* JetStream answers "temporarily unavailable" until its servers have elected
- * a leader: retry for up to 20 s. */
+ * a leader: retry for up to 20 s in all (by the clock: an attempt can itself
+ * wait seconds for an answer, and 40 of them once took 105 s of a start). */
+#define OPEN_BUCKETS_MS 20000
+
 static enum err_code open_buckets(struct cluster *c, struct err *err)
 {
 	enum err_code rc = ERR_OK;
-	for (int tries = 0; tries < 40; tries++) {
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
 		if (!c->nodes_kv)
 			rc = bus_kv_open(c->bus, NODES_BUCKET, c->lapse_ms * 4, c->replicas, 1,
 					 &c->nodes_kv, err);
@@ -738,10 +743,17 @@ static enum err_code open_buckets(struct cluster *c, struct err *err)
 					 &c->place_kv, err);
 		if (rc != ERR_UNAVAILABLE && rc != ERR_TIMEOUT)
 			return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t spent = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
+				(now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (spent >= OPEN_BUCKETS_MS) {
+			err_prefix(err, "JetStream did not answer within %d s (it needs a majority of "
+				   "its servers up)", OPEN_BUCKETS_MS / 1000);
+			return rc;
+		}
 		struct timespec nap = {0, 500 * 1000000};
 		nanosleep(&nap, NULL);
 	}
-	return rc;
 }
 
 enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **out,
