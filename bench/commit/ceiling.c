@@ -26,21 +26,20 @@
  * once ready and runs until SIGINT or SIGTERM, then prints the records and syncs
  * it did. Listens on 127.0.0.1 only.
  *
- * This benchmark program, not a project module, is why it includes <microhttpd.h>
- * and <openssl/evp.h> itself: the point is to measure without our layers. */
-#include <arpa/inet.h>
+ * This benchmark program, not a project module, is why it uses libmicrohttpd
+ * (bench/common/bare_mhd.h) and <openssl/evp.h> itself: the point is to measure
+ * without our layers. */
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 #include <openssl/evp.h>
+
+#include "bench/common/bare_mhd.h"
 
 #define MAX_BODY (64 * 1024)
 #define SPARES 20000
@@ -263,35 +262,13 @@ int main(int argc, char **argv)
 		strlen(BODY), (void *)BODY, MHD_RESPMEM_PERSISTENT);
 	if (!resp || MHD_add_response_header(resp, "Content-Type", "application/json") != MHD_YES)
 		return 1;
-	sigset_t stop_sigs;
-	sigemptyset(&stop_sigs);
-	sigaddset(&stop_sigs, SIGINT);
-	sigaddset(&stop_sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			MHD_USE_ERROR_LOG,
-		(uint16_t)port, NULL, NULL, on_access, resp,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-		MHD_OPTION_CONNECTION_LIMIT, 1024u,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 1024u,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 511u,
-		MHD_OPTION_END);
-	if (!d) {
-		fprintf(stderr, "bench-commit-ceiling: cannot listen on 127.0.0.1:%lu\n", port);
+	struct bare_mhd b = {
+		.name = "bench-commit-ceiling", .port = port,
+		.flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+		.handler = on_access, .cls = resp, .completed = on_done,
+	};
+	if (bare_mhd_run(&b))
 		return 1;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	printf("listening on 127.0.0.1:%u\n", info ? (unsigned)info->port : (unsigned)port);
-	fflush(stdout);
-	int sig;
-	sigwait(&stop_sigs, &sig);
-	MHD_stop_daemon(d);
 	MHD_destroy_response(resp);
 	pthread_mutex_lock(&g.lock);
 	if (spawn_mode)

@@ -7,19 +7,15 @@
  *   PORT 0 picks a free port. Prints "listening on 127.0.0.1:<port>" once ready and
  *   runs until SIGINT or SIGTERM. Listens on 127.0.0.1 only.
  *
- * This benchmark program, not a project module, is why a second file includes
- * <microhttpd.h>: the point is to measure libmicrohttpd without our layer.
+ * This benchmark program, not a project module, is why files outside server/
+ * include <microhttpd.h> (bench/common/bare_mhd.h): the point is to measure
+ * libmicrohttpd without our layer.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <microhttpd.h>
+#include "bench/common/bare_mhd.h"
 
 static const char BODY[] = "{\"ok\":true}\n";
 
@@ -64,39 +60,13 @@ int main(int argc, char **argv)
 		strlen(BODY), (void *)BODY, MHD_RESPMEM_PERSISTENT);
 	if (!resp || MHD_add_response_header(resp, "Content-Type", "application/json") != MHD_YES)
 		return 1;
-	/* Block the stop signals before MHD starts its threads, then wait for them here. */
-	sigset_t stop_sigs;
-	sigemptyset(&stop_sigs);
-	sigaddset(&stop_sigs, SIGINT);
-	sigaddset(&stop_sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			MHD_USE_ITC | MHD_USE_ERROR_LOG,
-		(uint16_t)port, NULL, NULL, on_access, resp,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
-		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-		MHD_OPTION_CONNECTION_LIMIT, 1024u,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, 1024u,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 511u,
-		MHD_OPTION_STRICT_FOR_CLIENT, 1,
-		MHD_OPTION_END);
-	if (!d) {
-		fprintf(stderr, "bench-http-ceiling: cannot listen on 127.0.0.1:%lu\n", port);
-		MHD_destroy_response(resp);
-		return 1;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	printf("listening on 127.0.0.1:%u\n", info ? (unsigned)info->port : (unsigned)port);
-	fflush(stdout);
-	int sig;
-	sigwait(&stop_sigs, &sig);
-	MHD_stop_daemon(d);
+	struct bare_mhd b = {
+		.name = "bench-http-ceiling", .port = port,
+		.flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ITC,
+		.threads = (unsigned)(threads > 1 ? threads : 0), .handler = on_access, .cls = resp,
+	};
+	int rc = bare_mhd_run(&b);
 	MHD_destroy_response(resp);
-	return 0;
+	return rc;
 }
