@@ -2,7 +2,7 @@
  * every acknowledged message durable, with the best group commit we know, as
  * the ceiling for bench/commit (issue 16 goal 3).
  *
- *   bench-commit-ceiling DIR [PORT] [spawn]
+ *   bench-commit-ceiling DIR [PORT] [spawn [SPARES]]
  *
  * A bare libmicrohttpd server, one thread per connection (so a connection may
  * block while its message is synced, and nothing is handed to another thread).
@@ -16,7 +16,7 @@
  * path answers {"length": records}, the head that bench-fanout reads.
  *
  * With `spawn`, the ceiling of a durable spawn (bench/spawn) instead: every POST
- * takes its own file, one of SPARES made empty before the server listens (as
+ * takes its own file, one of SPARES (20,000) made empty before the server listens (as
  * theater-server's spare chain files are), writes three records of the sizes a
  * spawn's first events have (440, 316 and 177 bytes, hashed as above), syncs that
  * file alone (no two spawns share a file, so nothing is shared) and answers 201.
@@ -42,10 +42,11 @@
 #include "bench/common/bare_mhd.h"
 
 #define MAX_BODY (64 * 1024)
-#define SPARES 20000
+#define SPARES_DEFAULT 20000
 
 static int spawn_mode;
 static const char *dir;
+static unsigned spares = SPARES_DEFAULT;
 static unsigned spawned;          /* atomic: spare files taken */
 
 static const char BODY[] = "{\"status\":\"accepted\"}\n";
@@ -131,7 +132,7 @@ static int spawn_one(const char *data, size_t len)
 {
 	static const size_t sizes[3] = {440, 316, 177};
 	unsigned i = __atomic_fetch_add(&spawned, 1, __ATOMIC_RELAXED);
-	if (i >= SPARES)
+	if (i >= spares)
 		return 0;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/spare-%u", dir, i);
@@ -228,14 +229,17 @@ int main(int argc, char **argv)
 {
 	char *end = NULL;
 	unsigned long port = argc >= 3 ? strtoul(argv[2], &end, 10) : 0;
-	spawn_mode = argc == 4 && strcmp(argv[3], "spawn") == 0;
-	if (argc < 2 || argc > 4 || (end && (*end || port > 65535)) || (argc == 4 && !spawn_mode)) {
-		fprintf(stderr, "usage: bench-commit-ceiling DIR [PORT] [spawn]\n");
+	spawn_mode = argc >= 4 && strcmp(argv[3], "spawn") == 0;
+	if (argc == 5)
+		spares = (unsigned)strtoul(argv[4], NULL, 10);
+	if (argc < 2 || argc > 5 || (end && (*end || port > 65535)) || (argc >= 4 && !spawn_mode) ||
+	    !spares) {
+		fprintf(stderr, "usage: bench-commit-ceiling DIR [PORT] [spawn [SPARES]]\n");
 		return 2;
 	}
 	dir = argv[1];
 	char path[4096];
-	for (unsigned i = 0; spawn_mode && i < SPARES; i++) {
+	for (unsigned i = 0; spawn_mode && i < spares; i++) {
 		snprintf(path, sizeof(path), "%s/spare-%u", dir, i);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {

@@ -57,7 +57,7 @@ done
 kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
 echo "bare durable spawn (bench-commit-ceiling spawn, same client, same disk):"
 mkdir -p "$home/bare"
-"$BARE" "$home/bare" 0 spawn > "$home/bare.out" &
+"$BARE" "$home/bare" 0 spawn $((2 * N + 16)) > "$home/bare.out" &
 pid=$!
 for _ in $(seq 1 300); do grep -q listening "$home/bare.out" 2>/dev/null && break; sleep 0.05; done
 bare=$(grep -o '127\.0\.0\.1:[0-9]*' "$home/bare.out")
