@@ -1188,6 +1188,17 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 			       : IS_NOTICE(kind) ? "supervisor" : "api", "kind",
 			       mail_kind_names[kind], "size", (json_int_t)len);
 	json_object_set_new(ev, "data", evbytes_json(s->cfg.store, data, len, &se));
+	if (se.code) {
+		/* What recovery delivers is kept whole (evbytes.h): bytes the content
+		 * store cannot keep (a full disk) would leave only their hash in the
+		 * chain, so the message is refused rather than acknowledged: a failure
+		 * of this server's storage whatever the store's own code says. */
+		json_decref(ev);
+		rc = err_set(err, ERR_IO, "cannot keep the message's %zu bytes: %s", len, se.msg);
+		accept_finish(s, a, m, rc, err);
+		m = NULL;
+		goto fail;
+	}
 	/* From another actor: written now, durable before the sender's own events
 	 * are (record_send_dep). From the API: durable before it is acknowledged,
 	 * synced outside the actor's record lock so that concurrent senders share

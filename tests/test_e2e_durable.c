@@ -293,6 +293,51 @@ static void test_accepted_messages_survive_a_crash(void **state)
 	free(id);
 }
 
+/* A message over 4 KiB keeps its bytes in the content store and a reference in the
+ * chain. When the store cannot keep them (here its folder is a file; in life a full
+ * disk), the message is refused: acknowledged, its `received` event would hold only
+ * their hash, and a crash before it was handled would lose it. */
+static void test_unkept_message_refused(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(NULL);
+	char *data_dir = tu_fmt("%s/store/theater-data", SP.home);
+	tu_rmtree(data_dir);
+	assert_int_equal(tu_write_file(data_dir, "x", 1), 0);
+	char *big = malloc(8193);
+	memset(big, 'b', 8192);
+	big[8192] = 0;
+	char *url = tu_fmt("%s/actors/%s/messages", SP.base, id);
+	struct http_result r = {0};
+	assert_int_equal(http_do("POST", url, big, 8192, NULL, &r), 0);
+	if (r.status != 500 || !strstr(r.body, "\"code\":\"io_error\"") ||
+	    !strstr(r.body, "cannot keep the message"))
+		fail_msg("a message the store cannot keep: %ld %s", r.status, r.body);
+	http_result_release(&r);
+	assert_int_equal(send_msg(id, "inc"), 202);      /* small ones still go in the chain */
+	assert_int_equal(unlink(data_dir), 0);
+	assert_int_equal(send_msg(id, big), 202);
+	server_crash(&SP);
+	start(NULL);
+	json_t *all = chain_all(id);
+	size_t i, big_ones = 0;
+	json_t *ev;
+	json_array_foreach(all, i, ev) {
+		json_t *d = json_object_get(json_object_get(ev, "data"), "data");
+		if (strcmp(type_of(ev), "message-server/received") == 0 &&
+		    json_integer_value(json_object_get(d, "size")) == 8192) {
+			big_ones++;
+			assert_non_null(json_object_get(d, "ref"));
+		}
+	}
+	assert_int_equal(big_ones, 1);
+	json_decref(all);
+	free(url);
+	free(big);
+	free(data_dir);
+	free(id);
+}
+
 /* ---- the crash trial ---- */
 
 struct sender {
@@ -725,6 +770,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_accepted_messages_survive_a_crash, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_unkept_message_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_spawns_survive_a_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
