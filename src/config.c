@@ -58,6 +58,9 @@ const char *config_usage(void)
 "  --max-memory BYTES        resident memory from 90% of which spawns are refused\n"
 "                            with 503 (the cgroup's limit, else the machine's)\n"
 "                            [THEATER_MAX_MEMORY]\n"
+"  --min-free-disk BYTES     disk space kept free for running actors' events: below\n"
+"                            it spawns are refused with 503 (128M); 0: no check\n"
+"                            [THEATER_MIN_FREE_DISK]\n"
 "  --max-open-chains N       chain files open at once; others are reopened on use\n"
 "                            (half the descriptor limit) [THEATER_MAX_OPEN_CHAINS]\n"
 "  --verify-chains tail|full at start, verify chains past the index's last\n"
@@ -225,6 +228,7 @@ static const struct opt opts[] = {
 	{"--idle-release-ms", "THEATER_IDLE_RELEASE_MS", 1, OFF(idle_release_ms), 86400000},
 	{"--log-format", "THEATER_LOG_FORMAT", 9, 0, 0},
 	{"--max-memory", "THEATER_MAX_MEMORY", 0, OFF(max_memory), 0},
+	{"--min-free-disk", "THEATER_MIN_FREE_DISK", 0, OFF(min_free_disk), 0},
 	{"--max-open-chains", "THEATER_MAX_OPEN_CHAINS", 1, OFF(max_open_chains), 10000000},
 	{"--verify-chains", "THEATER_VERIFY_CHAINS", 10, 0, 0},
 	{"--spare-chains", "THEATER_SPARE_CHAINS", 1, OFF(spare_chains), 1000000},
@@ -356,6 +360,7 @@ static void defaults(struct config *cfg)
 	cfg->http_timeout_max_ms = 600000;
 	cfg->shutdown_grace_ms = 10000;
 	cfg->idle_release_ms = 60000;
+	cfg->min_free_disk = 128u << 20;
 	cfg->nats_replicas = 3;
 }
 

@@ -52,6 +52,8 @@ struct config {
 	unsigned idle_release_ms;   /* --idle-release-ms [60000]; 0: never */
 	size_t max_memory;          /* --max-memory: resident bytes before spawns are refused
 				     * [0: the cgroup's limit, else the machine's memory] */
+	size_t min_free_disk;       /* --min-free-disk: bytes the home's file system keeps
+				     * free before spawns are refused [128 MiB]; 0: no check */
 	unsigned max_open_chains;   /* --max-open-chains: chain files open at once [0: half
 				     * of the descriptor limit] */
 	int verify_full;            /* --verify-chains full: verify whole chains at start */

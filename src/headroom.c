@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@ struct headroom {
 	pthread_mutex_t mu;
 	uint64_t max_memory;
 	unsigned fd_reserve;
+	char *disk_path;                  /* NULL: no disk check */
+	uint64_t disk_reserve;
 	int64_t sampled_ms;               /* 0: never */
 	int64_t fds_sampled_ms;
 	struct headroom_stats st;
@@ -138,6 +141,13 @@ enum err_code headroom_new(const struct headroom_config *cfg, struct headroom **
 	h->max_memory = cfg && cfg->max_memory ? cfg->max_memory : cgroup_limit();
 	if (!h->max_memory)
 		h->max_memory = meminfo("MemTotal");
+	h->disk_reserve = !cfg || cfg->disk_reserve == UINT64_MAX ? HEADROOM_DISK_FREE_MIN
+								  : cfg->disk_reserve;
+	if (cfg && cfg->disk_path && h->disk_reserve && !(h->disk_path = strdup(cfg->disk_path))) {
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
 	*out = h;
 	return ERR_OK;
 }
@@ -147,7 +157,18 @@ void headroom_free(struct headroom *h)
 	if (!h)
 		return;
 	pthread_mutex_destroy(&h->mu);
+	free(h->disk_path);
 	free(h);
+}
+
+/* Bytes free to unprivileged users on path's file system; UINT64_MAX when it
+ * cannot be told (the check then never refuses on it). */
+static uint64_t disk_free(const char *path)
+{
+	struct statvfs v;
+	if (!path || statvfs(path, &v) != 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
 }
 
 /* With h->mu held: fresh samples when the cached ones are old. */
@@ -167,6 +188,7 @@ static void sample_locked(struct headroom *h)
 	h->st.max_memory = h->max_memory;
 	h->st.rss = rss_bytes();
 	h->st.mem_available = available_memory();
+	h->st.disk_free = h->disk_path ? disk_free(h->disk_path) : UINT64_MAX;
 }
 
 enum err_code headroom_check(struct headroom *h, struct err *err)
@@ -188,6 +210,11 @@ enum err_code headroom_check(struct headroom *h, struct err *err)
 	else if (st.mem_available && st.mem_available < HEADROOM_MEM_FREE_MIN)
 		rc = err_set(err, ERR_EXHAUSTED, "memory is nearly exhausted: %" PRIu64 " MiB "
 			     "left to the machine", st.mem_available >> 20);
+	else if (st.disk_free < h->disk_reserve)
+		rc = err_set(err, ERR_EXHAUSTED, "disk space is nearly exhausted: %" PRIu64 " MiB "
+			     "free on the file system of '%s', %" PRIu64 " MiB kept for the events "
+			     "of actors already running (--min-free-disk)", st.disk_free >> 20,
+			     h->disk_path, h->disk_reserve >> 20);
 	h->st.refusals += rc != ERR_OK;
 	pthread_mutex_unlock(&h->mu);
 	return rc;

@@ -1,4 +1,4 @@
-/* headroom.h - is there room for more work? File descriptors and memory, checked
+/* headroom.h - is there room for more work? File descriptors, memory and disk, checked
  * before the server takes on new work (issue 16), so that it answers 503
  * `resource_exhausted` while it still can, instead of failing halfway through a
  * spawn (or not answering at all) once a resource has run out.
@@ -7,7 +7,9 @@
  * memory (/proc/self/statm) and the memory left to the machine or its cgroup;
  * and HEADROOM_FD_SAMPLE_MS old: the descriptors open (/proc/self/fd, against
  * RLIMIT_NOFILE; chain files and connections are bounded on their own, the check
- * keeps a reserve for the rest). So it costs a
+ * keeps a reserve for the rest); and the space left to unprivileged users on the
+ * file system of the server's home (statvfs), so that the actors already running
+ * can still record their events when a burst of spawns fills the disk. So it costs a
  * mutex on hot paths and a few system calls now and then.
  *
  * Ownership: headroom_new returns an object freed by headroom_free.
@@ -26,6 +28,7 @@
 #define HEADROOM_FD_SAMPLE_MS 1000
 #define HEADROOM_FD_RESERVE 32            /* descriptors kept for work in flight */
 #define HEADROOM_MEM_FREE_MIN (64u << 20) /* memory the machine (or cgroup) keeps free */
+#define HEADROOM_DISK_FREE_MIN (128u << 20) /* disk space kept for running actors */
 
 struct headroom_config {
 	/* Resident memory the server may grow to; new work is refused from 90% of it.
@@ -33,6 +36,10 @@ struct headroom_config {
 	uint64_t max_memory;
 	/* Descriptors kept free; 0: HEADROOM_FD_RESERVE. */
 	unsigned fd_reserve;
+	/* A folder on the file system whose free space is checked (the home), and the
+	 * bytes kept free there (UINT64_MAX: HEADROOM_DISK_FREE_MIN; 0: no check). */
+	const char *disk_path;
+	uint64_t disk_reserve;
 };
 
 struct headroom;
@@ -49,6 +56,8 @@ struct headroom_stats {
 	uint64_t fd_limit, fds_open;     /* RLIMIT_NOFILE and descriptors open */
 	uint64_t max_memory, rss;        /* bytes */
 	uint64_t mem_available;          /* bytes the machine or cgroup has left */
+	uint64_t disk_free;              /* bytes free to unprivileged users on the home's
+					  * file system (UINT64_MAX: not checked) */
 	uint64_t refusals;               /* checks that said no */
 };
 /* The latest samples (taking fresh ones when they are old). */

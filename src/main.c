@@ -173,7 +173,8 @@ static enum err_code start(struct app *app, struct err *err)
 	enum err_code rc = open_storage(app, err);
 	if (rc)
 		return rc;
-	struct headroom_config hr = {.max_memory = c->max_memory};
+	struct headroom_config hr = {.max_memory = c->max_memory, .disk_path = c->home,
+				     .disk_reserve = c->min_free_disk};
 	if ((rc = headroom_new(&hr, &app->headroom, err)))
 		return rc;
 	struct supervisor_config scfg = {

@@ -66,6 +66,33 @@ static void test_spare_chains(void **state)
 	config_release(&c);
 }
 
+/* --min-free-disk: 128 MiB by default, a size, 0 turns the check off; the
+ * environment too; a non-size is refused naming the flag. */
+static void test_min_free_disk(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.min_free_disk, 128u << 20);
+	config_release(&c);
+	const char *off[] = {"--min-free-disk", "0", NULL};
+	assert_int_equal(parse(&c, &e, off), ERR_OK);
+	assert_int_equal(c.min_free_disk, 0);
+	config_release(&c);
+	setenv("THEATER_MIN_FREE_DISK", "2G", 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.min_free_disk, (size_t)2 << 30);
+	config_release(&c);
+	unsetenv("THEATER_MIN_FREE_DISK");
+	const char *bad[] = {"--min-free-disk", "lots", NULL};
+	assert_int_equal(parse(&c, &e, bad), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "--min-free-disk"));
+	config_release(&c);
+}
+
 /* Cluster mode (issue 15): off by default; --nats, --node, --nats-replicas and
  * their environment; a node name that cannot be a NATS subject token is refused. */
 static void test_cluster_flags(void **state)
@@ -230,6 +257,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_spare_chains),
+		cmocka_unit_test(test_min_free_disk),
 		cmocka_unit_test(test_cluster_flags),
 		cmocka_unit_test(test_flags_and_env),
 		cmocka_unit_test(test_errors),

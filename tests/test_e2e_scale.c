@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "src/util/json.h"
@@ -266,10 +267,47 @@ static void test_refused_before_exhaustion(void **state)
 	free(id);
 }
 
+/* Below --min-free-disk free on the home's file system, spawns are refused with
+ * 503 resource_exhausted naming the disk, while the actors already running keep
+ * taking messages: their events are what the space is kept for. */
+static void test_refused_without_disk(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
+	server_install_examples(&SP, EXAMPLES);
+	char *id = spawn_counter();
+	assert_int_equal(server_stop(&SP), 0);
+	struct statvfs v;
+	assert_int_equal(statvfs(SP.home, &v), 0);
+	char *reserve = tu_fmt("%llu", (unsigned long long)v.f_bavail * v.f_frsize + (256ull << 20));
+	const char *tight[] = {"--min-free-disk", reserve, NULL};
+	assert_int_equal(server_start(&SP, SP.home, tight, NULL), 0);
+	struct http_result r;
+	long st = req("POST", "/actors?wait=running&timeout=60", SPAWN, &r);
+	if (st != 503)
+		fail_msg("spawn without disk space answered %ld: %s", st, r.body);
+	json_t *j = json_parse(r.body, r.len, 16, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "resource_exhausted");
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+	if (!strstr(detail, "disk space") || !strstr(detail, "--min-free-disk"))
+		fail_msg("the refusal does not say it is the disk: %s", detail);
+	json_decref(j);
+	http_result_release(&r);
+	send_one(id, "3");
+	assert_int_equal(ask_count(id), 3);
+	assert_int_equal(running_actors(), 1);
+	server_destroy(&SP);
+	free(reserve);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_before_exhaustion),
+		cmocka_unit_test(test_refused_without_disk),
 		cmocka_unit_test(test_more_actors_than_descriptors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
