@@ -28,7 +28,10 @@ static void job_put(void *arg)
 			    "e.g. curl --data-binary @file)");
 		return;
 	}
-	if (store_put(c->api->cfg.store, c->params[0], data, len, hash, &e)) {
+	/* New bytes on disk are new work: refused (503) where a spawn would be, so
+	 * uploads cannot fill the space kept for running actors (--min-free-disk). */
+	if (headroom_check(supervisor_headroom(c->api->cfg.sup), &e) ||
+	    store_put(c->api->cfg.store, c->params[0], data, len, hash, &e)) {
 		api_problem_err(c, &e);
 		return;
 	}

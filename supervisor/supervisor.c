@@ -488,6 +488,11 @@ struct db *supervisor_db(struct supervisor *s)
 	return s->cfg.db;
 }
 
+struct headroom *supervisor_headroom(struct supervisor *s)
+{
+	return s ? s->cfg.headroom : NULL;
+}
+
 struct store *supervisor_store(struct supervisor *s)
 {
 	return s->cfg.store;

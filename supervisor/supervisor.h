@@ -90,9 +90,11 @@ void supervisor_shutdown(struct supervisor *s);
  * been unsubscribed. Accepts NULL. */
 void supervisor_free(struct supervisor *s);
 
-/* The worker pool (NULL after supervisor_shutdown) and the database. */
+/* The worker pool (NULL after supervisor_shutdown), the database, and the headroom
+ * check new work goes through (may be NULL: always room). */
 struct pool *supervisor_pool(struct supervisor *s);
 struct db *supervisor_db(struct supervisor *s);
+struct headroom *supervisor_headroom(struct supervisor *s);
 /* 1 while starting up or shutting down, for /ready. */
 int supervisor_draining(const struct supervisor *s);
 

@@ -267,9 +267,10 @@ static void test_refused_before_exhaustion(void **state)
 	free(id);
 }
 
-/* Below --min-free-disk free on the home's file system, spawns are refused with
- * 503 resource_exhausted naming the disk, while the actors already running keep
- * taking messages: their events are what the space is kept for. */
+/* Below --min-free-disk free on the home's file system, spawns and uploads to the
+ * content store are refused with 503 resource_exhausted naming the disk, while the
+ * actors already running keep taking messages: their events are what the space is
+ * kept for. */
 static void test_refused_without_disk(void **state)
 {
 	(void)state;
@@ -294,6 +295,11 @@ static void test_refused_without_disk(void **state)
 	if (!strstr(detail, "disk space") || !strstr(detail, "--min-free-disk"))
 		fail_msg("the refusal does not say it is the disk: %s", detail);
 	json_decref(j);
+	http_result_release(&r);
+	/* bytes uploaded to the content store are new work too */
+	st = req("POST", "/store/uploads", "some bytes", &r);
+	if (st != 503 || !strstr(r.body, "resource_exhausted") || !strstr(r.body, "disk space"))
+		fail_msg("a store upload without disk space answered %ld: %s", st, r.body);
 	http_result_release(&r);
 	send_one(id, "3");
 	assert_int_equal(ask_count(id), 3);
