@@ -41,6 +41,7 @@ struct spares {
 	size_t ntaken;
 	uint64_t created;              /* lock */
 	int stop, failing;
+	pid_t tid;                     /* the refill thread's (atomic; 0 until it runs) */
 };
 
 static int fsync_dir(const char *dir)
@@ -132,6 +133,12 @@ static int refill_batch(struct spares *sp, size_t want, char (*drop)[37], size_t
 	size_t ok = 0;
 	int err_no = 0;
 	for (size_t i = 0; i < k; i++) {
+		/* A stop does not wait for the rest of a batch (this thread runs at the
+		 * lowest priority: on a busy machine a batch can take seconds). The rows
+		 * of files not made are dropped at the next start; those made are taken
+		 * back then, or dropped if their names did not last. */
+		if (__atomic_load_n(&sp->stop, __ATOMIC_ACQUIRE))
+			return 0;
 		spare_path(sp, made[i], path, sizeof(path));
 		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd < 0) {
@@ -162,7 +169,9 @@ static void *refill_main(void *arg)
 	struct spares *sp = arg;
 	/* Lowest priority for this thread only (Linux: a thread id is a process id for
 	 * setpriority): a burst of spawns drains the pool without competing with it. */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&sp->tid, tid, __ATOMIC_RELEASE);
+	if (setpriority(PRIO_PROCESS, (id_t)tid, 19) != 0)
 		log_debug("spares", "cannot lower the refill thread's priority: %s",
 			  strerror(errno));
 	take_back(sp);
@@ -248,9 +257,15 @@ void spares_stop(struct spares *sp)
 	if (!sp)
 		return;
 	pthread_mutex_lock(&sp->lock);
-	sp->stop = 1;
+	__atomic_store_n(&sp->stop, 1, __ATOMIC_RELEASE);   /* read unlocked in a batch */
 	pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
+	/* The stop waits for the thread: at the lowest priority on a busy machine it
+	 * could take seconds just to be scheduled. Back to normal where allowed
+	 * (CAP_SYS_NICE, as root; otherwise it stays low and the stop waits). */
+	pid_t tid = __atomic_load_n(&sp->tid, __ATOMIC_ACQUIRE);
+	if (tid > 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)tid, 0);
 	pthread_join(sp->thread, NULL);   /* its last batch dropped the taken rows */
 	pthread_mutex_destroy(&sp->lock);
 	pthread_cond_destroy(&sp->cond);
