@@ -40,57 +40,65 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_body, 1 << 20);
 	assert_null(c.token);
 	assert_int_equal(c.spare_chains, 1024);
+	assert_int_equal(c.min_free_disk, 128u << 20);
 	config_release(&c);
 }
 
-/* --spare-chains: 0 turns the pool off (not "the default"); the environment too. */
+/* A flag whose 0 turns its feature off (not "the default"), given by its
+ * environment variable too, and refused naming itself when its value is bad. */
+struct off_flag {
+	const char *flag, *env, *env_value, *bad;
+	size_t env_want;
+	size_t (*get)(const struct config *c);
+};
+
+static void check_off_flag(const struct off_flag *f)
+{
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	const char *off[] = {f->flag, "0", NULL};
+	assert_int_equal(parse(&c, &e, off), ERR_OK);
+	assert_int_equal(f->get(&c), 0);
+	config_release(&c);
+	setenv(f->env, f->env_value, 1);
+	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(f->get(&c), f->env_want);
+	config_release(&c);
+	unsetenv(f->env);
+	const char *bad[] = {f->flag, f->bad, NULL};
+	assert_int_equal(parse(&c, &e, bad), ERR_INVALID);
+	assert_non_null(strstr(e.msg, f->flag));
+	config_release(&c);
+}
+
+static size_t spare_chains_of(const struct config *c)
+{
+	return c->spare_chains;
+}
+
+static size_t min_free_disk_of(const struct config *c)
+{
+	return c->min_free_disk;
+}
+
+/* --spare-chains: 0 turns the pool off. */
 static void test_spare_chains(void **state)
 {
 	(void)state;
-	clear_env();
-	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
-	struct config c;
-	struct err e = {0};
-	const char *off[] = {"--spare-chains", "0", NULL};
-	assert_int_equal(parse(&c, &e, off), ERR_OK);
-	assert_int_equal(c.spare_chains, 0);
-	config_release(&c);
-	setenv("THEATER_SPARE_CHAINS", "64", 1);
-	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
-	assert_int_equal(c.spare_chains, 64);
-	config_release(&c);
-	unsetenv("THEATER_SPARE_CHAINS");
-	const char *bad[] = {"--spare-chains", "-1", NULL};
-	assert_int_equal(parse(&c, &e, bad), ERR_INVALID);
-	assert_non_null(strstr(e.msg, "--spare-chains"));
-	config_release(&c);
+	const struct off_flag f = {"--spare-chains", "THEATER_SPARE_CHAINS", "64", "-1", 64,
+				   spare_chains_of};
+	check_off_flag(&f);
 }
 
-/* --min-free-disk: 128 MiB by default, a size, 0 turns the check off; the
- * environment too; a non-size is refused naming the flag. */
+/* --min-free-disk: a size (128 MiB by default: test_defaults), 0 turns the check off. */
 static void test_min_free_disk(void **state)
 {
 	(void)state;
-	clear_env();
-	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
-	struct config c;
-	struct err e = {0};
-	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
-	assert_int_equal(c.min_free_disk, 128u << 20);
-	config_release(&c);
-	const char *off[] = {"--min-free-disk", "0", NULL};
-	assert_int_equal(parse(&c, &e, off), ERR_OK);
-	assert_int_equal(c.min_free_disk, 0);
-	config_release(&c);
-	setenv("THEATER_MIN_FREE_DISK", "2G", 1);
-	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
-	assert_int_equal(c.min_free_disk, (size_t)2 << 30);
-	config_release(&c);
-	unsetenv("THEATER_MIN_FREE_DISK");
-	const char *bad[] = {"--min-free-disk", "lots", NULL};
-	assert_int_equal(parse(&c, &e, bad), ERR_INVALID);
-	assert_non_null(strstr(e.msg, "--min-free-disk"));
-	config_release(&c);
+	const struct off_flag f = {"--min-free-disk", "THEATER_MIN_FREE_DISK", "2G", "lots",
+				   (size_t)2 << 30, min_free_disk_of};
+	check_off_flag(&f);
 }
 
 /* Cluster mode (issue 15): off by default; --nats, --node, --nats-replicas and
