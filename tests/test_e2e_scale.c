@@ -219,15 +219,24 @@ static void test_more_actors_than_descriptors(void **state)
 	free(ids);
 }
 
-static void test_refused_before_exhaustion(void **state)
+/* A new home with one counter that took `first` (may be NULL), the server stopped
+ * again; returns the counter's id. */
+static char *home_with_counter(const char *first)
 {
-	(void)state;
 	memset(&SP, 0, sizeof(SP));
 	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
 	server_install_examples(&SP, EXAMPLES);
 	char *id = spawn_counter();
-	send_one(id, "4");
+	if (first)
+		send_one(id, first);
 	assert_int_equal(server_stop(&SP), 0);
+	return id;
+}
+
+static void test_refused_before_exhaustion(void **state)
+{
+	(void)state;
+	char *id = home_with_counter("4");
 	/* less memory allowed than the server already holds: no room for new work */
 	const char *tight[] = {"--max-memory", "1M", NULL};
 	assert_int_equal(server_start(&SP, SP.home, tight, NULL), 0);
@@ -274,11 +283,7 @@ static void test_refused_before_exhaustion(void **state)
 static void test_refused_without_disk(void **state)
 {
 	(void)state;
-	memset(&SP, 0, sizeof(SP));
-	assert_int_equal(server_start(&SP, NULL, NULL, NULL), 0);
-	server_install_examples(&SP, EXAMPLES);
-	char *id = spawn_counter();
-	assert_int_equal(server_stop(&SP), 0);
+	char *id = home_with_counter(NULL);
 	struct statvfs v;
 	assert_int_equal(statvfs(SP.home, &v), 0);
 	char *reserve = tu_fmt("%llu", (unsigned long long)v.f_bavail * v.f_frsize + (256ull << 20));
