@@ -219,6 +219,33 @@ static void test_more_actors_than_descriptors(void **state)
 	free(ids);
 }
 
+/* method path body answers 503 resource_exhausted (a problem, with Retry-After)
+ * whose detail names what ran short. */
+static void assert_refused(const char *method, const char *path, const char *body,
+			   const char *what)
+{
+	struct http_result r;
+	long st = req(method, path, body, &r);
+	if (st != 503)
+		fail_msg("%s %s without room answered %ld: %s", method, path, st, r.body);
+	json_t *j = json_parse(r.body, r.len, 16, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "resource_exhausted");
+	const char *detail = json_string_value(json_object_get(j, "detail"));
+	if (!detail || !strstr(detail, what))
+		fail_msg("%s %s: the refusal does not name '%s': %s", method, path, what, r.body);
+	json_decref(j);
+	char *ct = http_header(&r, "Content-Type");
+	assert_non_null(ct);
+	assert_non_null(strstr(ct, "application/problem+json"));
+	free(ct);
+	char *retry = http_header(&r, "Retry-After");
+	assert_non_null(retry);
+	assert_true(atoi(retry) > 0);
+	free(retry);
+	http_result_release(&r);
+}
+
 /* A new home with one counter that took `first` (may be NULL), the server stopped
  * again; returns the counter's id. */
 static char *home_with_counter(const char *first)
@@ -240,27 +267,8 @@ static void test_refused_before_exhaustion(void **state)
 	/* less memory allowed than the server already holds: no room for new work */
 	const char *tight[] = {"--max-memory", "1M", NULL};
 	assert_int_equal(server_start(&SP, SP.home, tight, NULL), 0);
-	for (int i = 0; i < 20; i++) {
-		struct http_result r;
-		long st = req("POST", "/actors?wait=running&timeout=60", SPAWN, &r);
-		if (st != 503)
-			fail_msg("spawn without room answered %ld: %s", st, r.body);
-		json_t *j = json_parse(r.body, r.len, 16, NULL);
-		assert_non_null(j);
-		assert_string_equal(json_string_value(json_object_get(j, "code")),
-				    "resource_exhausted");
-		assert_non_null(strstr(json_string_value(json_object_get(j, "detail")), "memory"));
-		json_decref(j);
-		char *ct = http_header(&r, "Content-Type");
-		assert_non_null(ct);
-		assert_non_null(strstr(ct, "application/problem+json"));
-		free(ct);
-		char *retry = http_header(&r, "Retry-After");
-		assert_non_null(retry);
-		assert_true(atoi(retry) > 0);
-		free(retry);
-		http_result_release(&r);
-	}
+	for (int i = 0; i < 20; i++)
+		assert_refused("POST", "/actors?wait=running&timeout=60", SPAWN, "memory");
 	/* the server keeps running and serving what it has */
 	assert_int_equal(req("GET", "/health", NULL, NULL), 200);
 	send_one(id, "1");
@@ -289,23 +297,9 @@ static void test_refused_without_disk(void **state)
 	char *reserve = tu_fmt("%llu", (unsigned long long)v.f_bavail * v.f_frsize + (256ull << 20));
 	const char *tight[] = {"--min-free-disk", reserve, NULL};
 	assert_int_equal(server_start(&SP, SP.home, tight, NULL), 0);
-	struct http_result r;
-	long st = req("POST", "/actors?wait=running&timeout=60", SPAWN, &r);
-	if (st != 503)
-		fail_msg("spawn without disk space answered %ld: %s", st, r.body);
-	json_t *j = json_parse(r.body, r.len, 16, NULL);
-	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "code")), "resource_exhausted");
-	const char *detail = json_string_value(json_object_get(j, "detail"));
-	if (!strstr(detail, "disk space") || !strstr(detail, "--min-free-disk"))
-		fail_msg("the refusal does not say it is the disk: %s", detail);
-	json_decref(j);
-	http_result_release(&r);
+	assert_refused("POST", "/actors?wait=running&timeout=60", SPAWN, "--min-free-disk");
 	/* bytes uploaded to the content store are new work too */
-	st = req("POST", "/store/uploads", "some bytes", &r);
-	if (st != 503 || !strstr(r.body, "resource_exhausted") || !strstr(r.body, "disk space"))
-		fail_msg("a store upload without disk space answered %ld: %s", st, r.body);
-	http_result_release(&r);
+	assert_refused("POST", "/store/uploads", "some bytes", "--min-free-disk");
 	send_one(id, "3");
 	assert_int_equal(ask_count(id), 3);
 	assert_int_equal(running_actors(), 1);
