@@ -287,6 +287,21 @@ static void other_gauges(struct api *api, struct buf *b)
 		       "recovers them in the background).");
 		buf_printf(b, "theater_recovery_pending %" PRIu64 "\n",
 			   supervisor_recovery_pending(api->cfg.sup));
+		struct headroom *room = supervisor_headroom(api->cfg.sup);
+		if (room) {
+			struct headroom_stats hs;
+			headroom_stats(room, &hs);
+			if (hs.disk_free != UINT64_MAX) {
+				family(b, "theater_disk_free_bytes", "gauge",
+				       "Bytes free on the file system of the server's home (spawns "
+				       "are refused below --min-free-disk).");
+				buf_printf(b, "theater_disk_free_bytes %" PRIu64 "\n", hs.disk_free);
+			}
+			family(b, "theater_work_refused_total", "counter",
+			       "Spawns and uploads refused for want of descriptors, memory or disk "
+			       "(503 resource_exhausted).");
+			buf_printf(b, "theater_work_refused_total %" PRIu64 "\n", hs.refusals);
+		}
 	}
 	struct histo fs;
 	chain_fsync_histo(&fs);

@@ -300,6 +300,12 @@ static void test_refused_without_disk(void **state)
 	assert_refused("POST", "/actors?wait=running&timeout=60", SPAWN, "--min-free-disk");
 	/* bytes uploaded to the content store are new work too */
 	assert_refused("POST", "/store/uploads", "some bytes", "--min-free-disk");
+	/* /metrics: the space the refusals are about, and the refusals */
+	long long free_bytes = server_metric(&SP, "theater_disk_free_bytes");
+	assert_true(free_bytes > 0);
+	assert_true((unsigned long long)free_bytes < (unsigned long long)v.f_bavail * v.f_frsize +
+							 (256ull << 20));
+	assert_int_equal(server_metric(&SP, "theater_work_refused_total"), 2);
 	send_one(id, "3");
 	assert_int_equal(ask_count(id), 3);
 	assert_int_equal(running_actors(), 1);
