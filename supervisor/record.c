@@ -175,29 +175,35 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
 
 /* Inserts the run row of a spawn that deferred it (rec_lock held; inside the
- * caller's transaction). */
-static void index_run(struct supervisor *s, struct actor *a)
+ * caller's transaction). ERR_OK when the row is there (or was before); a failure
+ * is logged, and not tried again. */
+static enum err_code index_run(struct supervisor *s, struct actor *a)
 {
 	if (!a->unindexed)
-		return;
+		return ERR_OK;
 	struct db_run snap;
 	pthread_mutex_lock(&a->lock);
 	enum err_code rc = run_copy(&a->run, &snap);
 	pthread_mutex_unlock(&a->lock);
+	int copied = rc == ERR_OK;
 	struct err e = {0};
-	if (rc || db_run_insert(s->cfg.db, &snap, &e))
+	if (copied)
+		rc = db_run_insert(s->cfg.db, &snap, &e);
+	if (rc)
 		log_error("supervisor", "cannot index the run '%s': %s", a->run.id,
-			  rc ? "out of memory" : e.msg);
-	if (!rc)
+			  copied ? e.msg : "out of memory");
+	if (copied)
 		db_run_release(&snap);
 	a->unindexed = 0;
+	return rc;
 }
 
-void record_index_run(struct supervisor *s, struct actor *a)
+enum err_code record_index_run(struct supervisor *s, struct actor *a)
 {
 	pthread_mutex_lock(&a->rec_lock);
-	index_run(s, a);
+	enum err_code rc = index_run(s, a);
 	pthread_mutex_unlock(&a->rec_lock);
+	return rc;
 }
 
 enum err_code record_index_package(struct supervisor *s, struct actor *a, const char *ref,

@@ -42,8 +42,9 @@ enum err_code record_index_package(struct supervisor *s, struct actor *a, const 
 				   const char *sha256, struct err *err);
 /* Inserts the run row of a spawn whose insert waited for its first indexed events
  * (a->unindexed), now: the spawn is being answered before that (a ?wait=running
- * that timed out). Nothing when it is indexed already. Takes rec_lock. */
-void record_index_run(struct supervisor *s, struct actor *a);
+ * that timed out). ERR_OK when the row is there, also before (a failure is logged).
+ * Takes rec_lock. */
+enum err_code record_index_run(struct supervisor *s, struct actor *a);
 /* Makes a's deferred events durable, indexes and reports them (takes rec_lock). */
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */

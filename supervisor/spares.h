@@ -35,8 +35,9 @@ void spares_stop(struct spares *sp);
 /* Takes a ready spare: its id into id_out. ERR_NOT_FOUND when none is ready (the
  * caller makes an id and creates the file itself). */
 enum err_code spares_take(struct spares *sp, char id_out[37]);
-/* The id was handed to a client before its run row exists (a spawn's wait timed
- * out): its spares row goes now, so a crash cannot make it a spare again. */
+/* The id was handed to a client without a run row (a spawn answered at its
+ * wait's timeout whose row could not be inserted): its spares row goes now, so a
+ * crash cannot make it a spare again. */
 void spares_forget(struct spares *sp, const char *id);
 /* Spares ready now, and files created by this process (both 0 for NULL). */
 void spares_counts(struct spares *sp, uint64_t *ready_out, uint64_t *created_out);

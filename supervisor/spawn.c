@@ -125,12 +125,12 @@ static void waiter_timeout(void *arg)
 	struct supervisor *s = w->sup;
 	/* The id goes out before the run may be indexed or have an event: its run row
 	 * goes in first, so lists show it and a crash leaves a run that the next start
-	 * ends `failed` (not an empty file the start-up sweep removes); and if the id
-	 * came from a spare, its spares row goes too (were the insert to fail, a crash
-	 * must not make the empty file a spare again; spares.h). */
+	 * ends `failed` (not an empty file the start-up sweep removes; a start drops
+	 * the spares row of an id that is a run). Were the insert to fail, the id's
+	 * spares row goes instead, so a crash cannot make the file a spare again. */
 	if (unlinked) {
-		record_index_run(s, a);
-		spares_forget(s->spares, a->run.id);
+		if (record_index_run(s, a) != ERR_OK)
+			spares_forget(s->spares, a->run.id);
 		waiter_fire_one(s, w);    /* answers; drops the list's reference */
 	}
 	waiter_fire_one(s, w);            /* drops the timer's reference */
