@@ -141,8 +141,7 @@ enum err_code headroom_new(const struct headroom_config *cfg, struct headroom **
 	h->max_memory = cfg && cfg->max_memory ? cfg->max_memory : cgroup_limit();
 	if (!h->max_memory)
 		h->max_memory = meminfo("MemTotal");
-	h->disk_reserve = !cfg || cfg->disk_reserve == UINT64_MAX ? HEADROOM_DISK_FREE_MIN
-								  : cfg->disk_reserve;
+	h->disk_reserve = cfg ? cfg->disk_reserve : 0;
 	if (cfg && cfg->disk_path && h->disk_reserve && !(h->disk_path = strdup(cfg->disk_path))) {
 		pthread_mutex_destroy(&h->mu);
 		free(h);

@@ -28,7 +28,6 @@
 #define HEADROOM_FD_SAMPLE_MS 1000
 #define HEADROOM_FD_RESERVE 32            /* descriptors kept for work in flight */
 #define HEADROOM_MEM_FREE_MIN (64u << 20) /* memory the machine (or cgroup) keeps free */
-#define HEADROOM_DISK_FREE_MIN (128u << 20) /* disk space kept for running actors */
 
 struct headroom_config {
 	/* Resident memory the server may grow to; new work is refused from 90% of it.
@@ -37,7 +36,7 @@ struct headroom_config {
 	/* Descriptors kept free; 0: HEADROOM_FD_RESERVE. */
 	unsigned fd_reserve;
 	/* A folder on the file system whose free space is checked (the home), and the
-	 * bytes kept free there (UINT64_MAX: HEADROOM_DISK_FREE_MIN; 0: no check). */
+	 * bytes kept free there (0 or no folder: no check). */
 	const char *disk_path;
 	uint64_t disk_reserve;
 };
