@@ -486,7 +486,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 			     a->run.id);
 		goto status_only;
 	}
-	int deferred = (a->defer_sync || defer_sync) && !status;
+	int deferred = (__atomic_load_n(&a->defer_sync, __ATOMIC_ACQUIRE) || defer_sync) &&
+		       !status;
 	if (!deferred)
 		satisfy_deps(s, a);     /* this sync makes every earlier append durable */
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)

@@ -178,7 +178,7 @@ void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const
 {
 	const char *detail = why->msg;
 	reason = supervise_fail_reason(s, a, reason);
-	a->defer_sync = 0;
+	__atomic_store_n(&a->defer_sync, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&a->lock);
 	a->fail_err = *why;
 	pthread_mutex_unlock(&a->lock);
@@ -253,7 +253,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	resolved_free(res);
 	/* `spawned` and the init call are made durable by the sync of `started` (or of
 	 * the terminal event): one fdatasync per spawn instead of three. */
-	a->defer_sync = 1;
+	__atomic_store_n(&a->defer_sync, 1, __ATOMIC_RELEASE);
 	if (record_event(s, a, "spawned", d, NULL, NULL, &e)) {
 		wasm_module_free(module);
 		spawn_fail(s, a, "chain_unavailable", &e);
@@ -272,7 +272,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 		spawn_fail(s, a, reason, &e);
 		return;
 	}
-	a->defer_sync = 0;
+	__atomic_store_n(&a->defer_sync, 0, __ATOMIC_RELEASE);
 	/* Synced on this worker: concurrent spawns' fdatasyncs share the file
 	 * system's journal commit (measured faster than one committer thread syncing
 	 * them in turn, docs/decisions.md). */

@@ -302,7 +302,7 @@ static void job_restart(void *arg)
 		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
 		return;
 	}
-	a->defer_sync = 1;        /* init is made durable with `started` */
+	__atomic_store_n(&a->defer_sync, 1, __ATOMIC_RELEASE); /* made durable with `started` */
 	enum err_code rc;
 	if (initial) {
 		rc = runtime_start(s, a, a->manifest, wasm_module_ref(a->module), a->initial_state,
@@ -315,7 +315,7 @@ static void job_restart(void *arg)
 		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
 		return;
 	}
-	a->defer_sync = 0;
+	__atomic_store_n(&a->defer_sync, 0, __ATOMIC_RELEASE);
 	if (record_event(s, a, "started", lifecycle_data(NULL, NULL), "running", NULL, &e)) {
 		spawn_fail(s, a, "chain_unavailable", &e);
 		runtime_stop(s, a);

@@ -89,9 +89,10 @@ struct actor {
 	/* Deferred durability (record.c): while defer_sync is set, events without a
 	 * status change are appended without a sync and reach subscribers only when
 	 * the next synced event makes them durable. defer_sync is set and cleared by
-	 * the thread that starts a run (nothing else records then); rec_lock guards
+	 * the thread that starts a run, and read (atomic) by whichever thread records:
+	 * others may, a child's notice while the parent's init runs; rec_lock guards
 	 * the pending list. */
-	int defer_sync;
+	int defer_sync;               /* atomic */
 	/* rec_lock: the run row is not in the index yet (a spawn answered when it
 	 * runs): the first index write inserts it (record.c), in the same transaction. */
 	int unindexed;
