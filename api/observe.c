@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/db.h"
 #include "src/util/buf.h"
 #include "src/util/log.h"
 
@@ -287,6 +288,14 @@ static void other_gauges(struct api *api, struct buf *b)
 		       "recovers them in the background).");
 		buf_printf(b, "theater_recovery_pending %" PRIu64 "\n",
 			   supervisor_recovery_pending(api->cfg.sup));
+		struct db *db = supervisor_db(api->cfg.sup);
+		family(b, "theater_index_checkpoints_total", "counter",
+		       "Checkpoints of the index's write-ahead log, each done beside the writers "
+		       "by the index's own thread.");
+		buf_printf(b, "theater_index_checkpoints_total %" PRIu64 "\n", db_checkpoints(db));
+		family(b, "theater_index_wal_pages", "gauge",
+		       "Pages in the index's write-ahead log after its last commit.");
+		buf_printf(b, "theater_index_wal_pages %d\n", db ? db_wal_pages(db) : 0);
 		struct headroom *room = supervisor_headroom(api->cfg.sup);
 		if (room) {
 			struct headroom_stats hs;

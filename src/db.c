@@ -5,6 +5,14 @@
  * after each use, so no statement outlives the lock with bindings that point at
  * caller memory. updated_at is written as MAX(now, updated_at + 1) so that two
  * changes within one millisecond still yield different ETags.
+ *
+ * Checkpoints run on a thread of their own, with a second connection: the
+ * main connection's WAL hook wakes it once the log holds CHECKPOINT_PAGES, and
+ * it copies the log into the database beside the writers, taking the mutex only
+ * for a last short pass (checkpoint_run). SQLite's own autocheckpoint would do
+ * the whole copy and its syncs inside whichever commit crossed the mark, under
+ * the mutex every index user waits on (a spawn that met one took 30-40 ms;
+ * docs/benchmarks.md).
  */
 #include "src/db.h"
 
@@ -12,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +45,10 @@
 		   "AND seq = runs.head_seq), NULL, NULL, head_end, head_idle"
 #define LIVE_STATUSES "('starting', 'running', 'stopping')"
 #define BUSY_TIMEOUT_MS 5000
+#define CHECKPOINT_PAGES DB_CHECKPOINT_PAGES
+#define CHECKPOINT_BACKSTOP (4 * CHECKPOINT_PAGES)
+#define CHECKPOINT_PASSES 4
+#define CHECKPOINT_TAIL 256
 #define REBUILD_BATCH 512
 
 enum stmt_id {
@@ -188,6 +201,14 @@ struct db {
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite3_stmt *lists[LIST_KINDS];   /* prepared on first use, under mu */
 	unsigned batch;               /* open db_batch_begin calls, under mu */
+	/* the checkpointer (ckpt_mu; ckpt_conn is its thread's own) */
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cond;
+	pthread_t ckpt_thread;
+	sqlite3 *ckpt_conn;
+	int ckpt_started, ckpt_running, ckpt_due, ckpt_stop;
+	uint64_t checkpoints;         /* done by the thread */
+	int wal_pages;                /* after the last commit, under mu */
 };
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -308,13 +329,13 @@ static enum err_code db_configure(struct db *d, struct err *err)
 		return sql_fail(d, rc, err, "journal_mode");
 	/* The chain files are the durable record; the index is rebuildable. NORMAL
 	 * keeps the database consistent after a crash without a sync per commit.
-	 * Checkpoints (which do sync) come every 4,096 pages rather than SQLite's
-	 * 1,000, so a burst of spawns meets one now and then, not one in twenty. */
+	 * Checkpoints (which do sync) come every CHECKPOINT_PAGES, on the
+	 * checkpointer's thread (db_open). */
 	/* A page cache of up to 32 MiB (SQLite's default is 2): a start or a stop
 	 * touches every run's row and head event; at 100,000 runs the index is tens
 	 * of MiB, and each page missing from the cache is a pread (perf). */
-	rc = sqlite3_exec(d->conn, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4096; "
-			  "PRAGMA cache_size = -32768", NULL, NULL, NULL);
+	rc = sqlite3_exec(d->conn, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
+			  NULL, NULL, NULL);
 	return rc == SQLITE_OK ? ERR_OK : sql_fail(d, rc, err, "synchronous");
 }
 
@@ -368,6 +389,153 @@ static enum err_code db_prepare(struct db *d, struct err *err)
 	return ERR_OK;
 }
 
+/* ---- the checkpointer ------------------------------------------------------ */
+
+/* The main connection's WAL hook (under d->mu, after a commit): wakes the
+ * checkpointer once the log is long enough. Should the log reach
+ * CHECKPOINT_BACKSTOP all the same (the thread starved of CPU, or failing), the
+ * commit checkpoints itself, as SQLite's autocheckpoint would. */
+static int wal_hook(void *arg, sqlite3 *conn, const char *name, int pages)
+{
+	struct db *d = arg;
+	d->wal_pages = pages;
+	if (pages >= CHECKPOINT_BACKSTOP) {
+		sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		return SQLITE_OK;
+	}
+	if (pages < CHECKPOINT_PAGES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&d->ckpt_mu);
+	if (!d->ckpt_due) {
+		d->ckpt_due = 1;
+		pthread_cond_signal(&d->ckpt_cond);
+	}
+	pthread_mutex_unlock(&d->ckpt_mu);
+	return SQLITE_OK;
+}
+
+/* One PASSIVE checkpoint on the thread's connection; true when it ran, with
+ * how many of the log's frames are still to copy. */
+static bool checkpoint_pass(struct db *d, int *left)
+{
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(d->ckpt_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+					   &done);
+	if (rc != SQLITE_OK) {
+		if (rc != SQLITE_BUSY) /* once a window: every commit asks again */
+			log_limited(d, LOG_WARN, "db", "checkpoint of '%s' failed: %s", d->path,
+				    sqlite3_errmsg(d->ckpt_conn));
+		return false;
+	}
+	if (log < 0) /* not in WAL mode: nothing was copied */
+		return false;
+	*left = log > done ? log - done : 0;
+	return true;
+}
+
+/* A checkpoint in two parts. The copy runs beside the writers (PASSIVE: it
+ * waits for no one, and they write on), again while the last pass left more
+ * than CHECKPOINT_TAIL frames; then, holding the mutex every index user takes,
+ * a last pass copies what they wrote meanwhile. Only then has the whole log
+ * been copied with no transaction started since, and the next commit starts
+ * the log again from its beginning: passes beside steady writers alone never
+ * reach the log's end, and the log would grow without bound. */
+static void checkpoint_run(struct db *d)
+{
+	int left = 0;
+	for (int i = 0; i < CHECKPOINT_PASSES; i++)
+		if (!checkpoint_pass(d, &left) || left <= CHECKPOINT_TAIL)
+			break;
+	pthread_mutex_lock(&d->mu);
+	bool ok = checkpoint_pass(d, &left);
+	pthread_mutex_unlock(&d->mu);
+	pthread_mutex_lock(&d->ckpt_mu);
+	d->checkpoints += ok;
+	/* the commits of the first passes asked again; the last pass did it */
+	if (ok)
+		d->ckpt_due = 0;
+	pthread_mutex_unlock(&d->ckpt_mu);
+}
+
+static void *checkpointer_main(void *arg)
+{
+	struct db *d = arg;
+	pthread_mutex_lock(&d->ckpt_mu);
+	for (;;) {
+		while (!d->ckpt_due && !d->ckpt_stop)
+			pthread_cond_wait(&d->ckpt_cond, &d->ckpt_mu);
+		if (d->ckpt_stop)
+			break;
+		d->ckpt_due = 0;
+		pthread_mutex_unlock(&d->ckpt_mu);
+		checkpoint_run(d);
+		pthread_mutex_lock(&d->ckpt_mu);
+	}
+	pthread_mutex_unlock(&d->ckpt_mu);
+	return NULL;
+}
+
+/* Starts the checkpointer; without it (no second connection, no thread) the main
+ * connection checkpoints itself, as SQLite does by default. */
+static void checkpointer_start(struct db *d)
+{
+	pthread_mutex_init(&d->ckpt_mu, NULL);
+	pthread_cond_init(&d->ckpt_cond, NULL);
+	d->ckpt_started = 1;
+	int src = sqlite3_open_v2(d->path, &d->ckpt_conn, SQLITE_OPEN_READWRITE |
+				  SQLITE_OPEN_NOMUTEX, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_busy_timeout(d->ckpt_conn, BUSY_TIMEOUT_MS);
+	/* A connection learns that the database is in WAL mode from its first read;
+	 * until then a checkpoint on it sees no log and copies nothing. */
+	if (src == SQLITE_OK)
+		src = sqlite3_exec(d->ckpt_conn, "PRAGMA schema_version", NULL, NULL, NULL);
+	if (src == SQLITE_OK && pthread_create(&d->ckpt_thread, NULL, checkpointer_main, d) == 0) {
+		d->ckpt_running = 1;
+		sqlite3_wal_hook(d->conn, wal_hook, d);   /* replaces the autocheckpoint */
+		return;
+	}
+	log_warn("db", "no checkpoint thread for '%s' (%s): commits checkpoint themselves",
+		 d->path, d->ckpt_conn ? sqlite3_errmsg(d->ckpt_conn) : "out of memory");
+	sqlite3_close(d->ckpt_conn);
+	d->ckpt_conn = NULL;
+	sqlite3_wal_autocheckpoint(d->conn, CHECKPOINT_BACKSTOP);
+}
+
+static void checkpointer_stop(struct db *d)
+{
+	if (!d->ckpt_running)
+		return;
+	pthread_mutex_lock(&d->ckpt_mu);
+	d->ckpt_stop = 1;
+	pthread_cond_signal(&d->ckpt_cond);
+	pthread_mutex_unlock(&d->ckpt_mu);
+	pthread_join(d->ckpt_thread, NULL);
+	d->ckpt_running = 0;
+	sqlite3_wal_hook(d->conn, NULL, NULL);
+	if (sqlite3_close(d->ckpt_conn) != SQLITE_OK)
+		log_error("db", "cannot close the checkpoint connection of '%s'", d->path);
+	d->ckpt_conn = NULL;
+}
+
+int db_wal_pages(struct db *d)
+{
+	pthread_mutex_lock(&d->mu);
+	int n = d->wal_pages;
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+uint64_t db_checkpoints(struct db *d)
+{
+	if (!d || !d->ckpt_started)
+		return 0;
+	pthread_mutex_lock(&d->ckpt_mu);
+	uint64_t n = d->checkpoints;
+	pthread_mutex_unlock(&d->ckpt_mu);
+	return n;
+}
+
 enum err_code db_open(const char *path, struct db **out, struct err *err)
 {
 	enum err_code rc;
@@ -387,6 +555,7 @@ enum err_code db_open(const char *path, struct db **out, struct err *err)
 	}
 	if ((rc = db_configure(d, err)) || (rc = db_schema(d, err)) || (rc = db_prepare(d, err)))
 		goto fail;
+	checkpointer_start(d);
 	*out = d;
 	return ERR_OK;
 fail:
@@ -398,6 +567,7 @@ void db_close(struct db *d)
 {
 	if (!d)
 		return;
+	checkpointer_stop(d);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(d->stmts[i]);
 	for (int i = 0; i < LIST_KINDS; i++)
@@ -405,6 +575,10 @@ void db_close(struct db *d)
 	if (sqlite3_close(d->conn) != SQLITE_OK)
 		log_error("db", "cannot close database '%s': %s", d->path, sqlite3_errmsg(d->conn));
 	pthread_mutex_destroy(&d->mu);
+	if (d->ckpt_started) {
+		pthread_mutex_destroy(&d->ckpt_mu);
+		pthread_cond_destroy(&d->ckpt_cond);
+	}
 	free(d->path);
 	free(d);
 }

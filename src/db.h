@@ -223,6 +223,15 @@ enum err_code db_lifecycle_append(struct db *d, const char *actor_id, uint64_t s
 				  const char *data_json, uint64_t *id_out, struct err *err);
 /* The highest id, 0 when empty (or on error). */
 uint64_t db_lifecycle_head(struct db *d);
+
+/* Checkpoints (the write-ahead log copied into the database, and the log then
+ * started again from its beginning) done by the index's checkpoint thread since
+ * db_open; it runs one whenever a commit leaves the log at DB_CHECKPOINT_PAGES
+ * pages or more. 0 for NULL. */
+#define DB_CHECKPOINT_PAGES 1024
+/* Pages in the write-ahead log after the last commit. */
+int db_wal_pages(struct db *d);
+uint64_t db_checkpoints(struct db *d);
 /* Rows with id > after, oldest first, at most limit (0 -> DB_LIST_DEFAULT, capped
  * at DB_LIST_MAX). cb runs without the lock, strings borrowed for the call; a
  * nonzero return stops early. */

@@ -1037,6 +1037,51 @@ static void test_threads(void **state)
 	assert_int_equal(c.n, DB_THREADS * 25);
 }
 
+/* The WAL file's size in pages (frames of 24 + 4,096 bytes after a 32-byte header). */
+static long wal_frames(const struct fixture *f)
+{
+	char *wal = tu_fmt("%s-wal", f->path);
+	struct stat st;
+	long n = stat(wal, &st) == 0 ? (long)((st.st_size - 32) / (24 + 4096)) : 0;
+	free(wal);
+	return n;
+}
+
+/* The checkpoint thread copies the log into the database and the log starts
+ * again from its beginning, again and again: the WAL file never grows past
+ * about one threshold. (A checkpoint connection that had never read the
+ * database saw no log and copied nothing; without the thread, SQLite's own
+ * checkpoint would come only at four thresholds.) The writer waits for the
+ * thread once the log has reached the threshold, so what is checked does not
+ * depend on how fast this machine writes. */
+static void test_checkpoints(void **state)
+{
+	struct fixture *f = *state;
+	char id[37];
+	uint64_t before = db_checkpoints(f->d);
+	int i = 0;
+	for (uint64_t want = before + 1; want <= before + 5; want++) {
+		while (db_wal_pages(f->d) < DB_CHECKPOINT_PAGES) {
+			make_id(++i, id);
+			insert_run(f->d, id, "ckpt", "running", NULL, 1700000000000 + i);
+			assert_true(i < 1000000);
+		}
+		for (int w = 0; w < 2000 && db_checkpoints(f->d) < want; w++)
+			usleep(10 * 1000);
+		assert_true(db_checkpoints(f->d) >= want);
+		/* the next commit writes at the log's beginning */
+		make_id(++i, id);
+		insert_run(f->d, id, "ckpt", "running", NULL, 1700000000000 + i);
+		assert_true(db_wal_pages(f->d) < DB_CHECKPOINT_PAGES / 4);
+	}
+	assert_true(wal_frames(f) < 2 * DB_CHECKPOINT_PAGES);
+	/* and everything written is there */
+	uint64_t n = 0;
+	struct err e = {0};
+	assert_int_equal(db_run_count(f->d, "running", &n, &e), ERR_OK);
+	assert_int_equal(n, (uint64_t)i);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1059,6 +1104,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
