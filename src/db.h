@@ -228,7 +228,7 @@ uint64_t db_lifecycle_head(struct db *d);
  * started again from its beginning) done by the index's checkpoint thread since
  * db_open; it runs one whenever a commit leaves the log at DB_CHECKPOINT_PAGES
  * pages or more. 0 for NULL. */
-#define DB_CHECKPOINT_PAGES 1024
+#define DB_CHECKPOINT_PAGES 2048
 /* Pages in the write-ahead log after the last commit. */
 int db_wal_pages(struct db *d);
 uint64_t db_checkpoints(struct db *d);

@@ -23,6 +23,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "src/db.h"
 #include "src/util/json.h"
 #include "tests/support/server_proc.h"
 
@@ -182,10 +183,9 @@ static void test_more_actors_than_descriptors(void **state)
 	assert_true(all < FD_LIMIT);
 	assert_true(chains <= CHAIN_CAP);
 	/* the index's log was copied into the database beside those writes, and
-	 * started again: after 600 spawns and messages it is below two thresholds
-	 * (src/db.h, DB_CHECKPOINT_PAGES) */
+	 * started again: after 600 spawns and messages it is below two thresholds */
 	assert_true(server_metric(&SP, "theater_index_checkpoints_total") >= 1);
-	assert_true(server_metric(&SP, "theater_index_wal_pages") < 2 * 1024);
+	assert_true(server_metric(&SP, "theater_index_wal_pages") < 2 * DB_CHECKPOINT_PAGES);
 	/* every actor answers, its first chain events long since evicted */
 	for (int i = 0; i < ACTORS; i += 7)
 		assert_int_equal(ask_count(ids[i]), 2);
