@@ -154,6 +154,12 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
 enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
 		       struct bus **out, struct err *err)
 {
+	return bus_open_ex(urls, name, connect_ms, NULL, out, err);
+}
+
+enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_ms,
+			  int (*interrupted)(void), struct bus **out, struct err *err)
+{
 	pthread_once(&open_once, nats_open_once);
 	if (open_status != NATS_OK)
 		return err_set(err, ERR_INTERNAL, "nats: cannot initialise the client library: %s",
@@ -190,7 +196,7 @@ enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms >= (long)connect_ms)
+		if (ms >= (long)connect_ms || (interrupted && interrupted()))
 			goto fail;
 		struct timespec nap = {0, 200 * 1000000};
 		nanosleep(&nap, NULL);

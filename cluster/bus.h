@@ -32,6 +32,10 @@ struct bus_watch;
  * forever in the background. */
 enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
 		       struct bus **out, struct err *err);
+/* The same; `interrupted` (NULL: never), asked between attempts, ends the
+ * retries at once when it returns nonzero (a stop asked during start-up). */
+enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_ms,
+			  int (*interrupted)(void), struct bus **out, struct err *err);
 /* Drops every subscription and closes the connection. Accepts NULL. Every
  * bus_kv, bus_sub and bus_watch must be closed first. */
 void bus_close(struct bus *b);

@@ -746,6 +746,8 @@ static enum err_code open_buckets(struct cluster *c, struct err *err)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		int64_t spent = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
 				(now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (c->interrupted && c->interrupted())
+			return rc;
 		if (spent >= OPEN_BUCKETS_MS) {
 			err_prefix(err, "JetStream did not answer within %d s (it needs a majority of "
 				   "its servers up)", OPEN_BUCKETS_MS / 1000);
@@ -770,6 +772,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->lapse_ms = cfg->lapse_ms ? cfg->lapse_ms : 4 * c->heartbeat_ms;
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
+	c->interrupted = cfg->interrupted;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->blob_lock, NULL);
 	pthread_mutex_init(&c->relay_lock, NULL);
@@ -782,7 +785,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	if (!c->http_url || !c->advertise_url)
 		return err_set(err, ERR_NOMEM, "out of memory");
 	if ((rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
-	    (rc = bus_open(cfg->urls, name, 10000, &c->bus, err)) ||
+	    (rc = bus_open_ex(cfg->urls, name, 10000, c->interrupted, &c->bus, err)) ||
 	    (rc = open_buckets(c, err)) ||
 	    (rc = bus_kv_watch(c->nodes_kv, 3 * c->heartbeat_ms, on_node, c, &c->nodes_watch, err)) ||
 	    (rc = bus_kv_watch(c->place_kv, 30000, on_place, c, &c->place_watch, err)) ||

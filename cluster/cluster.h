@@ -38,6 +38,9 @@ struct cluster_config {
 	unsigned lapse_ms;           /* a node is down after this long without a beat [4000] */
 	unsigned threads;            /* forwarding threads [16] */
 	struct supervisor *sup;
+	/* asked between start-up retries (NULL: never): nonzero ends the start at
+	 * once, failed (a stop was asked meanwhile) */
+	int (*interrupted)(void);
 };
 
 struct cluster;

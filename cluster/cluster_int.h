@@ -40,6 +40,7 @@ struct cluster {
 	char *http_url, *token, *advertise_url;
 	unsigned heartbeat_ms, lapse_ms, replicas;
 	struct supervisor *sup;
+	int (*interrupted)(void);    /* cluster_config's, for the start's retries */
 	struct bus *bus;
 	struct bus_kv *nodes_kv, *place_kv;
 	struct bus_watch *nodes_watch, *place_watch;

@@ -131,6 +131,23 @@ static enum err_code open_storage(struct app *app, struct err *err)
 
 /* Cluster mode (docs/cluster.md): after the HTTP server, whose port the other
  * nodes' forwarded requests are replayed against over loopback. */
+/* SIGINT or SIGTERM waiting for the process (blocked in every thread until
+ * the start is over and main waits for them), or 0. */
+static int stop_signal_pending(void)
+{
+	sigset_t p;
+	if (sigpending(&p) != 0)
+		return 0;
+	return sigismember(&p, SIGTERM) == 1 ? SIGTERM : sigismember(&p, SIGINT) == 1 ? SIGINT : 0;
+}
+
+/* The cluster's start-up retries (NATS unreachable, JetStream electing) end at
+ * once when a stop was asked: up to 30 s otherwise. */
+static int stop_asked(void)
+{
+	return stop_signal_pending() != 0;
+}
+
 static enum err_code join_cluster(struct app *app, struct err *err)
 {
 	struct config *c = &app->cfg;
@@ -159,6 +176,7 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 	struct cluster_config cc = {
 		.urls = c->nats, .node = node, .http_url = url, .token = c->token,
 		.replicas = c->nats_replicas, .sup = app->sup, .advertise_url = adv,
+		.interrupted = stop_asked,
 	};
 	enum err_code rc = cluster_start(&cc, &app->cluster, err);
 	if (rc)
@@ -306,6 +324,14 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (start(&app, &e)) {
+		int sig = stop_signal_pending();
+		if (sig) { /* asked to stop while starting: a stop, not a failure */
+			log_info("main", "%s during start-up: stopping (the start ended: %s)",
+				 sig == SIGINT ? "SIGINT" : "SIGTERM", e.msg);
+			stop(&app);
+			log_info("main", "stopped cleanly");
+			return 0;
+		}
 		log_error("main", "cannot start: %s", e.msg);
 		stop(&app);
 		return 1;

@@ -1522,6 +1522,41 @@ static void test_failover_kill9(void **state)
 	}
 }
 
+/* A stop asked while a node cannot reach NATS ends its start at once, cleanly
+ * (exit 0, "stopped cleanly"): it used to be taken only after the start had
+ * retried for 10 s and failed ("cannot start", exit 1; up to 30 s when NATS
+ * answers but JetStream does not). Nothing listens on the node's --nats port. */
+static void test_stop_during_start(void **state)
+{
+	(void)state;
+	char url[64];
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%u", nats_free_port());
+	struct server_proc sp;
+	memset(&sp, 0, sizeof(sp));
+	const char *args[] = {"--nats", url, "--node", "early", NULL};
+	assert_true(server_launch(&sp, NULL, args) > 0);
+	/* the supervisor is up; the cluster's connection attempts come next */
+	char *log = NULL;
+	for (int i = 0; i < 3000; i++) {
+		free(log);
+		log = tu_read_file(sp.log_path, NULL);
+		if (log && strstr(log, "start-up: index checked"))
+			break;
+		usleep(10 * 1000);
+	}
+	assert_non_null(log);
+	assert_non_null(strstr(log, "start-up: index checked"));
+	free(log);
+	assert_int_equal(server_stop(&sp), 0);
+	log = tu_read_file(sp.log_path, NULL);
+	assert_non_null(log);
+	if (!strstr(log, "SIGTERM during start-up: stopping") || !strstr(log, "stopped cleanly") ||
+	    strstr(log, "cannot start"))
+		fail_msg("a stop during start-up was not a clean stop:\n%s", log);
+	free(log);
+	server_destroy(&sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1530,6 +1565,7 @@ int main(void)
 		cmocka_unit_test(test_single_nats_server),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_stop_during_start),
 		cmocka_unit_test(test_children_across_nodes),
 		cmocka_unit_test(test_relayed_streams),
 		cmocka_unit_test(test_merged_events),

@@ -22,8 +22,7 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A port the kernel just handed out on 127.0.0.1 (closed again at once). */
-static unsigned short free_port(void)
+unsigned short nats_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -145,9 +144,9 @@ int nats_cluster_start(struct nats_cluster *nc)
 	nc->dir = tu_mkdtemp("theater-nats");
 	size_t at = 0;
 	for (int i = 0; i < NATS_SERVERS; i++) {
-		nc->port[i] = free_port();
-		nc->route[i] = free_port();
-		nc->monitor[i] = free_port();
+		nc->port[i] = nats_free_port();
+		nc->route[i] = nats_free_port();
+		nc->monitor[i] = nats_free_port();
 		at += (size_t)snprintf(nc->urls + at, sizeof(nc->urls) - at, "%snats://127.0.0.1:%u",
 				       i ? "," : "", nc->port[i]);
 	}
@@ -170,8 +169,8 @@ int nats_single_start(struct nats_cluster *nc)
 	if (ensure_nats_server())
 		return -1;
 	nc->dir = tu_mkdtemp("theater-nats");
-	nc->port[0] = free_port();
-	nc->monitor[0] = free_port();
+	nc->port[0] = nats_free_port();
+	nc->monitor[0] = nats_free_port();
 	snprintf(nc->urls, sizeof(nc->urls), "nats://127.0.0.1:%u", nc->port[0]);
 	if (write_config(nc, 0) || spawn_server(nc, 0))
 		return -1;

@@ -25,6 +25,9 @@ int nats_cluster_start(struct nats_cluster *nc);
  * server 0 only, urls names it. 0, or -1 with a message on stderr. Stop it with
  * nats_cluster_destroy. */
 int nats_single_start(struct nats_cluster *nc);
+/* A port the kernel just handed out on 127.0.0.1 (closed again at once): where
+ * nothing listens, for a while. */
+unsigned short nats_free_port(void);
 /* SIGKILL one server (i) and wait for it. */
 void nats_cluster_kill(struct nats_cluster *nc, int i);
 /* Starts server i again with the same config and store. 0 or -1. */

@@ -23,8 +23,10 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-int server_start(struct server_proc *sp, const char *home, const char *const *extra_args,
-		 const char *env_token)
+/* Forks theater-server on sp's home (made when sp has none) with its stdout on
+ * out_fd (closed in the parent) and its stderr appended to the log. */
+static pid_t spawn_server(struct server_proc *sp, const char *home,
+			  const char *const *extra_args, const char *env_token, int out_fd)
 {
 	if (!sp->home)
 		sp->home = home ? strdup(home) : tu_mkdtemp("theater-e2e");
@@ -33,18 +35,14 @@ int server_start(struct server_proc *sp, const char *home, const char *const *ex
 	mkdir(sp->roots, 0755);
 	snprintf(sp->log_path, sizeof(sp->log_path), "%s/server.log", sp->home);
 	char *bin = tu_fmt("%s/theater-server", tu_binary_dir());
-	int out[2];
-	if (pipe(out) != 0)
-		return -1;
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* a test that dies (a failed assertion) takes its server with it */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(out[1], 1);
+		dup2(out_fd, 1);
 		int logfd = open(sp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (logfd >= 0)
 			dup2(logfd, 2);
-		close(out[0]);
 		setenv("THEATER_HOME", sp->home, 1);
 		setenv("no_proxy", "127.0.0.1,localhost", 1);   /* tests talk to loopback only */
 		if (env_token)
@@ -59,9 +57,29 @@ int server_start(struct server_proc *sp, const char *home, const char *const *ex
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
-	close(out[1]);
+	close(out_fd);
 	free(bin);
 	sp->pid = pid;
+	return pid;
+}
+
+pid_t server_launch(struct server_proc *sp, const char *home, const char *const *extra_args)
+{
+	int devnull = open("/dev/null", O_WRONLY);
+	return devnull < 0 ? -1 : spawn_server(sp, home, extra_args, NULL, devnull);
+}
+
+int server_start(struct server_proc *sp, const char *home, const char *const *extra_args,
+		 const char *env_token)
+{
+	int out[2];
+	if (pipe(out) != 0)
+		return -1;
+	fcntl(out[0], F_SETFD, FD_CLOEXEC);
+	if (spawn_server(sp, home, extra_args, env_token, out[1]) < 0) {
+		close(out[0]);
+		return -1;
+	}
 	FILE *f = fdopen(out[0], "r");
 	char line[256];
 	sp->port = 0;

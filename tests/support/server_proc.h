@@ -21,6 +21,9 @@ struct server_proc {
  * stderr. env_token: THEATER_TOKEN or NULL. */
 int server_start(struct server_proc *sp, const char *home, const char *const *extra_args,
 		 const char *env_token);
+/* Starts theater-server like server_start but does not wait for it to listen
+ * (its stdout is dropped; sp->port stays 0). Returns its pid, or -1. */
+pid_t server_launch(struct server_proc *sp, const char *home, const char *const *extra_args);
 /* SIGTERM and wait; returns the exit status (or -1). Keeps home. */
 int server_stop(struct server_proc *sp);
 /* SIGKILL (a crash) and wait. Keeps home. */
