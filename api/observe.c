@@ -295,7 +295,7 @@ static void other_gauges(struct api *api, struct buf *b)
 		buf_printf(b, "theater_index_checkpoints_total %" PRIu64 "\n", db_checkpoints(db));
 		family(b, "theater_index_wal_pages", "gauge",
 		       "Pages in the index's write-ahead log after its last commit.");
-		buf_printf(b, "theater_index_wal_pages %d\n", db ? db_wal_pages(db) : 0);
+		buf_printf(b, "theater_index_wal_pages %d\n", db_wal_pages(db));
 		struct headroom *room = supervisor_headroom(api->cfg.sup);
 		if (room) {
 			struct headroom_stats hs;

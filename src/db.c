@@ -520,6 +520,8 @@ static void checkpointer_stop(struct db *d)
 
 int db_wal_pages(struct db *d)
 {
+	if (!d)
+		return 0;
 	pthread_mutex_lock(&d->mu);
 	int n = d->wal_pages;
 	pthread_mutex_unlock(&d->mu);

@@ -229,7 +229,7 @@ uint64_t db_lifecycle_head(struct db *d);
  * db_open; it runs one whenever a commit leaves the log at DB_CHECKPOINT_PAGES
  * pages or more. 0 for NULL. */
 #define DB_CHECKPOINT_PAGES 2048
-/* Pages in the write-ahead log after the last commit. */
+/* Pages in the write-ahead log after the last commit; 0 for NULL. */
 int db_wal_pages(struct db *d);
 uint64_t db_checkpoints(struct db *d);
 /* Rows with id > after, oldest first, at most limit (0 -> DB_LIST_DEFAULT, capped
