@@ -129,8 +129,6 @@ static enum err_code open_storage(struct app *app, struct err *err)
 	return resolver_new(&rcfg, &app->resolver, err);
 }
 
-/* Cluster mode (docs/cluster.md): after the HTTP server, whose port the other
- * nodes' forwarded requests are replayed against over loopback. */
 /* SIGINT or SIGTERM waiting for the process (blocked in every thread until
  * the start is over and main waits for them), or 0. */
 static int stop_signal_pending(void)
@@ -148,6 +146,8 @@ static int stop_asked(void)
 	return stop_signal_pending() != 0;
 }
 
+/* Cluster mode (docs/cluster.md): after the HTTP server, whose port the other
+ * nodes' forwarded requests are replayed against over loopback. */
 static enum err_code join_cluster(struct app *app, struct err *err)
 {
 	struct config *c = &app->cfg;

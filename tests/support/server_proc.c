@@ -59,7 +59,8 @@ static pid_t spawn_server(struct server_proc *sp, const char *home,
 	}
 	close(out_fd);
 	free(bin);
-	sp->pid = pid;
+	if (pid > 0)   /* never -1: a later kill(-1) would signal every process */
+		sp->pid = pid;
 	return pid;
 }
 
