@@ -30,6 +30,10 @@
 #define FD_LIMIT 256
 #define ACTORS 600
 #define CHAIN_CAP (FD_LIMIT / 2 - 32)   /* src/chain_fds.c: half the limit minus a reserve */
+/* Chain files a count may see open: the cache's cap, and the spare file the
+ * refill thread may hold between its open and close (it makes them one at a time,
+ * at nice 19: on a loaded machine it can be preempted there for a while). */
+#define CHAINS_SEEN_MAX (CHAIN_CAP + 1)
 
 static struct server_proc SP;
 static const char *const EXAMPLES[] = {"counter", NULL};
@@ -181,7 +185,9 @@ static void test_more_actors_than_descriptors(void **state)
 	print_message("%d actors: %u descriptors open, %u of them chain files\n", ACTORS, all,
 		      chains);
 	assert_true(all < FD_LIMIT);
-	assert_true(chains <= CHAIN_CAP);
+	assert_true(chains <= CHAINS_SEEN_MAX);
+	/* the cache itself holds no more than its cap */
+	assert_true(server_metric(&SP, "theater_chain_fds_open") <= CHAIN_CAP);
 	/* the index's log was copied into the database beside those writes, and
 	 * started again: after 600 spawns and messages it is below two thresholds */
 	assert_true(server_metric(&SP, "theater_index_checkpoints_total") >= 1);
@@ -209,7 +215,7 @@ static void test_more_actors_than_descriptors(void **state)
 	for (int i = 0; i < ACTORS; i += 5)
 		assert_int_equal(ask_count(ids[i]), 5);
 	server_fds(SP.pid, &all, &chains);
-	assert_true(chains <= CHAIN_CAP);
+	assert_true(chains <= CHAINS_SEEN_MAX);
 	/* and after a crash too */
 	server_crash(&SP);
 	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
