@@ -7,7 +7,7 @@
  * changes within one millisecond still yield different ETags.
  *
  * Checkpoints run on a thread of their own, with a second connection: the
- * main connection's WAL hook wakes it once the log holds CHECKPOINT_PAGES, and
+ * main connection's WAL hook wakes it once the log holds DB_CHECKPOINT_PAGES, and
  * it copies the log into the database beside the writers, taking the mutex only
  * for a last short pass (checkpoint_run). SQLite's own autocheckpoint would do
  * the whole copy and its syncs inside whichever commit crossed the mark, under
@@ -45,10 +45,7 @@
 		   "AND seq = runs.head_seq), NULL, NULL, head_end, head_idle"
 #define LIVE_STATUSES "('starting', 'running', 'stopping')"
 #define BUSY_TIMEOUT_MS 5000
-#define CHECKPOINT_PAGES DB_CHECKPOINT_PAGES
-#define CHECKPOINT_BACKSTOP (4 * CHECKPOINT_PAGES)
-#define CHECKPOINT_PASSES 4
-#define CHECKPOINT_TAIL 256
+#define CHECKPOINT_BACKSTOP (4 * DB_CHECKPOINT_PAGES)
 #define REBUILD_BATCH 512
 
 enum stmt_id {
@@ -201,12 +198,13 @@ struct db {
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite3_stmt *lists[LIST_KINDS];   /* prepared on first use, under mu */
 	unsigned batch;               /* open db_batch_begin calls, under mu */
-	/* the checkpointer (ckpt_mu; ckpt_conn is its thread's own) */
+	/* the checkpointer (ckpt_mu; ckpt_conn, its thread's own, is set while the
+	 * thread runs) */
 	pthread_mutex_t ckpt_mu;
 	pthread_cond_t ckpt_cond;
 	pthread_t ckpt_thread;
 	sqlite3 *ckpt_conn;
-	int ckpt_started, ckpt_running, ckpt_due, ckpt_stop;
+	int ckpt_due, ckpt_stop;
 	uint64_t checkpoints;         /* done by the thread */
 	int wal_pages;                /* after the last commit, under mu */
 };
@@ -329,7 +327,7 @@ static enum err_code db_configure(struct db *d, struct err *err)
 		return sql_fail(d, rc, err, "journal_mode");
 	/* The chain files are the durable record; the index is rebuildable. NORMAL
 	 * keeps the database consistent after a crash without a sync per commit.
-	 * Checkpoints (which do sync) come every CHECKPOINT_PAGES, on the
+	 * Checkpoints (which do sync) come every DB_CHECKPOINT_PAGES, on the
 	 * checkpointer's thread (db_open). */
 	/* A page cache of up to 32 MiB (SQLite's default is 2): a start or a stop
 	 * touches every run's row and head event; at 100,000 runs the index is tens
@@ -393,8 +391,8 @@ static enum err_code db_prepare(struct db *d, struct err *err)
 
 /* The main connection's WAL hook (under d->mu, after a commit): wakes the
  * checkpointer once the log is long enough. Should the log reach
- * CHECKPOINT_BACKSTOP all the same (the thread starved of CPU, or failing), the
- * commit checkpoints itself, as SQLite's autocheckpoint would. */
+ * CHECKPOINT_BACKSTOP all the same (no thread, or one starved of CPU or
+ * failing), the commit checkpoints itself, as SQLite's autocheckpoint would. */
 static int wal_hook(void *arg, sqlite3 *conn, const char *name, int pages)
 {
 	struct db *d = arg;
@@ -403,7 +401,7 @@ static int wal_hook(void *arg, sqlite3 *conn, const char *name, int pages)
 		sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		return SQLITE_OK;
 	}
-	if (pages < CHECKPOINT_PAGES)
+	if (pages < DB_CHECKPOINT_PAGES || !d->ckpt_conn)
 		return SQLITE_OK;
 	pthread_mutex_lock(&d->ckpt_mu);
 	if (!d->ckpt_due) {
@@ -414,44 +412,36 @@ static int wal_hook(void *arg, sqlite3 *conn, const char *name, int pages)
 	return SQLITE_OK;
 }
 
-/* One PASSIVE checkpoint on the thread's connection; true when it ran, with
- * how many of the log's frames are still to copy. */
-static bool checkpoint_pass(struct db *d, int *left)
+/* One PASSIVE checkpoint on the thread's connection: true when it ran. */
+static bool checkpoint_pass(struct db *d)
 {
-	int log = 0, done = 0;
+	int log = 0;
 	int rc = sqlite3_wal_checkpoint_v2(d->ckpt_conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-					   &done);
+					   NULL);
 	if (rc != SQLITE_OK) {
 		if (rc != SQLITE_BUSY) /* once a window: every commit asks again */
 			log_limited(d, LOG_WARN, "db", "checkpoint of '%s' failed: %s", d->path,
 				    sqlite3_errmsg(d->ckpt_conn));
 		return false;
 	}
-	if (log < 0) /* not in WAL mode: nothing was copied */
-		return false;
-	*left = log > done ? log - done : 0;
-	return true;
+	return log >= 0;   /* -1: not in WAL mode, nothing was copied */
 }
 
 /* A checkpoint in two parts. The copy runs beside the writers (PASSIVE: it
- * waits for no one, and they write on), again while the last pass left more
- * than CHECKPOINT_TAIL frames; then, holding the mutex every index user takes,
- * a last pass copies what they wrote meanwhile. Only then has the whole log
- * been copied with no transaction started since, and the next commit starts
- * the log again from its beginning: passes beside steady writers alone never
- * reach the log's end, and the log would grow without bound. */
+ * waits for no one, and they write on); then, holding the mutex every index
+ * user takes, a last pass copies what they wrote meanwhile. Only then has the
+ * whole log been copied with no transaction started since, and the next commit
+ * starts the log again from its beginning: passes beside steady writers alone
+ * never reach the log's end, and the log would grow without bound. */
 static void checkpoint_run(struct db *d)
 {
-	int left = 0;
-	for (int i = 0; i < CHECKPOINT_PASSES; i++)
-		if (!checkpoint_pass(d, &left) || left <= CHECKPOINT_TAIL)
-			break;
+	checkpoint_pass(d);
 	pthread_mutex_lock(&d->mu);
-	bool ok = checkpoint_pass(d, &left);
+	bool ok = checkpoint_pass(d);
 	pthread_mutex_unlock(&d->mu);
 	pthread_mutex_lock(&d->ckpt_mu);
 	d->checkpoints += ok;
-	/* the commits of the first passes asked again; the last pass did it */
+	/* the commits during the first pass asked again; the last pass did it */
 	if (ok)
 		d->ckpt_due = 0;
 	pthread_mutex_unlock(&d->ckpt_mu);
@@ -475,13 +465,11 @@ static void *checkpointer_main(void *arg)
 	return NULL;
 }
 
-/* Starts the checkpointer; without it (no second connection, no thread) the main
- * connection checkpoints itself, as SQLite does by default. */
+/* Starts the checkpointer (d->ckpt_conn set while it runs) and the WAL hook,
+ * which replaces SQLite's autocheckpoint; without the thread the hook's
+ * backstop is the only checkpoint. */
 static void checkpointer_start(struct db *d)
 {
-	pthread_mutex_init(&d->ckpt_mu, NULL);
-	pthread_cond_init(&d->ckpt_cond, NULL);
-	d->ckpt_started = 1;
 	int src = sqlite3_open_v2(d->path, &d->ckpt_conn, SQLITE_OPEN_READWRITE |
 				  SQLITE_OPEN_NOMUTEX, NULL);
 	if (src == SQLITE_OK)
@@ -490,28 +478,24 @@ static void checkpointer_start(struct db *d)
 	 * until then a checkpoint on it sees no log and copies nothing. */
 	if (src == SQLITE_OK)
 		src = sqlite3_exec(d->ckpt_conn, "PRAGMA schema_version", NULL, NULL, NULL);
-	if (src == SQLITE_OK && pthread_create(&d->ckpt_thread, NULL, checkpointer_main, d) == 0) {
-		d->ckpt_running = 1;
-		sqlite3_wal_hook(d->conn, wal_hook, d);   /* replaces the autocheckpoint */
-		return;
+	if (src != SQLITE_OK || pthread_create(&d->ckpt_thread, NULL, checkpointer_main, d) != 0) {
+		log_warn("db", "no checkpoint thread for '%s' (%s): commits checkpoint themselves",
+			 d->path, d->ckpt_conn ? sqlite3_errmsg(d->ckpt_conn) : "out of memory");
+		sqlite3_close(d->ckpt_conn);
+		d->ckpt_conn = NULL;
 	}
-	log_warn("db", "no checkpoint thread for '%s' (%s): commits checkpoint themselves",
-		 d->path, d->ckpt_conn ? sqlite3_errmsg(d->ckpt_conn) : "out of memory");
-	sqlite3_close(d->ckpt_conn);
-	d->ckpt_conn = NULL;
-	sqlite3_wal_autocheckpoint(d->conn, CHECKPOINT_BACKSTOP);
+	sqlite3_wal_hook(d->conn, wal_hook, d);
 }
 
 static void checkpointer_stop(struct db *d)
 {
-	if (!d->ckpt_running)
+	if (!d->ckpt_conn)
 		return;
 	pthread_mutex_lock(&d->ckpt_mu);
 	d->ckpt_stop = 1;
 	pthread_cond_signal(&d->ckpt_cond);
 	pthread_mutex_unlock(&d->ckpt_mu);
 	pthread_join(d->ckpt_thread, NULL);
-	d->ckpt_running = 0;
 	sqlite3_wal_hook(d->conn, NULL, NULL);
 	if (sqlite3_close(d->ckpt_conn) != SQLITE_OK)
 		log_error("db", "cannot close the checkpoint connection of '%s'", d->path);
@@ -530,7 +514,7 @@ int db_wal_pages(struct db *d)
 
 uint64_t db_checkpoints(struct db *d)
 {
-	if (!d || !d->ckpt_started)
+	if (!d)
 		return 0;
 	pthread_mutex_lock(&d->ckpt_mu);
 	uint64_t n = d->checkpoints;
@@ -548,6 +532,8 @@ enum err_code db_open(const char *path, struct db **out, struct err *err)
 		return err_set(err, ERR_NOMEM, "out of memory opening database '%s'", path);
 	}
 	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->ckpt_mu, NULL);
+	pthread_cond_init(&d->ckpt_cond, NULL);
 	int src = sqlite3_open_v2(path, &d->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				  SQLITE_OPEN_NOMUTEX, NULL);
 	if (src != SQLITE_OK) {
@@ -577,10 +563,8 @@ void db_close(struct db *d)
 	if (sqlite3_close(d->conn) != SQLITE_OK)
 		log_error("db", "cannot close database '%s': %s", d->path, sqlite3_errmsg(d->conn));
 	pthread_mutex_destroy(&d->mu);
-	if (d->ckpt_started) {
-		pthread_mutex_destroy(&d->ckpt_mu);
-		pthread_cond_destroy(&d->ckpt_cond);
-	}
+	pthread_mutex_destroy(&d->ckpt_mu);
+	pthread_cond_destroy(&d->ckpt_cond);
 	free(d->path);
 	free(d);
 }

@@ -224,14 +224,14 @@ enum err_code db_lifecycle_append(struct db *d, const char *actor_id, uint64_t s
 /* The highest id, 0 when empty (or on error). */
 uint64_t db_lifecycle_head(struct db *d);
 
-/* Checkpoints (the write-ahead log copied into the database, and the log then
- * started again from its beginning) done by the index's checkpoint thread since
- * db_open; it runs one whenever a commit leaves the log at DB_CHECKPOINT_PAGES
- * pages or more. 0 for NULL. */
+/* The index's checkpoint thread runs a checkpoint whenever a commit leaves the
+ * write-ahead log at this many pages or more. */
 #define DB_CHECKPOINT_PAGES 2048
+/* Checkpoints (the write-ahead log copied into the database, and the log then
+ * started again from its beginning) done by that thread since db_open. 0 for NULL. */
+uint64_t db_checkpoints(struct db *d);
 /* Pages in the write-ahead log after the last commit; 0 for NULL. */
 int db_wal_pages(struct db *d);
-uint64_t db_checkpoints(struct db *d);
 /* Rows with id > after, oldest first, at most limit (0 -> DB_LIST_DEFAULT, capped
  * at DB_LIST_MAX). cb runs without the lock, strings borrowed for the call; a
  * nonzero return stops early. */

@@ -130,20 +130,15 @@ static enum err_code open_storage(struct app *app, struct err *err)
 }
 
 /* SIGINT or SIGTERM waiting for the process (blocked in every thread until
- * the start is over and main waits for them), or 0. */
+ * the start is over and main waits for them), or 0. The cluster's start-up
+ * retries (NATS unreachable, JetStream electing: up to 30 s) ask it too, and end
+ * at once when a stop was asked. */
 static int stop_signal_pending(void)
 {
 	sigset_t p;
 	if (sigpending(&p) != 0)
 		return 0;
 	return sigismember(&p, SIGTERM) == 1 ? SIGTERM : sigismember(&p, SIGINT) == 1 ? SIGINT : 0;
-}
-
-/* The cluster's start-up retries (NATS unreachable, JetStream electing) end at
- * once when a stop was asked: up to 30 s otherwise. */
-static int stop_asked(void)
-{
-	return stop_signal_pending() != 0;
 }
 
 /* Cluster mode (docs/cluster.md): after the HTTP server, whose port the other
@@ -176,7 +171,7 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 	struct cluster_config cc = {
 		.urls = c->nats, .node = node, .http_url = url, .token = c->token,
 		.replicas = c->nats_replicas, .sup = app->sup, .advertise_url = adv,
-		.interrupted = stop_asked,
+		.interrupted = stop_signal_pending,
 	};
 	enum err_code rc = cluster_start(&cc, &app->cluster, err);
 	if (rc)
