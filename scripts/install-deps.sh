@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake pkg-config git curl ca-certificates
   libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev
   libcmocka-dev wabt clang lld wasi-libc libclang-rt-14-dev-wasm32 libclang-rt-14-dev
   rustc cargo libstd-rust-dev-wasm32 librust-serde-dev librust-serde-json-dev
-  libnats-dev nats-server)
+  libnats-dev nats-server python3)
 # The AssemblyScript SDK's compiler runs on Node (npm installs it at build time);
 # Debian's nodejs and npm, unless a node and npm are already on PATH (another
 # packaging of Node conflicts with Debian's npm package).

@@ -3,8 +3,12 @@
 #   wasm   the engine's load path (decode, validate, instantiate, call) [default]
 #   http   the HTTP request layer (server/), raw bytes over a socket
 #   chain  the chain reader (src/chain.c) over a chain file
+#   manifest  the TOML parser and the manifest checker over a document
 #   tests/fuzz/run.sh [SECONDS] [TARGET]
-# http and chain are seeded with their regressions-<target>/ folder.
+# http and chain are seeded with their regressions-<target>/ folder; manifest
+# with its folder, the examples' manifests, the reference's manifests
+# ($THEATER_UPSTREAM, default ../shared/theater-upstream) and the valid
+# documents of toml-test ($THEATER_TOML_TEST, default ../shared/toml-test).
 # Builds tests/fuzz/fuzz_wasm with clang in $FUZZ_BUILD (default build-fuzz),
 # seeds the corpus with every binary module of the spec suite (wast2json of
 # $THEATER_WASM_TESTSUITE, default ../shared/wasm-testsuite) and keeps the
@@ -21,7 +25,7 @@ build=${FUZZ_BUILD:-$root/build-fuzz}
 suite=${THEATER_WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
 work=$build/fuzz
 [ "$target" = wasm ] || work=$build/fuzz-$target
-case $target in wasm|http|chain) ;; *) echo "fuzz: unknown target '$target'"; exit 2;; esac
+case $target in wasm|http|chain|manifest) ;; *) echo "fuzz: unknown target '$target'"; exit 2;; esac
 mkdir -p "$work/corpus" "$work/artifacts"
 
 echo "fuzz: building fuzz_$target in $build"
@@ -35,7 +39,22 @@ cmake --build "$build" -j2 --target "fuzz_$target" >>"$work/cmake.log" 2>&1 ||
   { tail -30 "$work/cmake.log"; exit 2; }
 
 seeds=$work/seeds
-[ "$target" = wasm ] || seeds=$root/tests/fuzz/regressions-$target
+case $target in http|chain) seeds=$root/tests/fuzz/regressions-$target ;; esac
+if [ "$target" = manifest ] && [ ! -d "$seeds" ]; then
+  upstream=${THEATER_UPSTREAM:-$root/../shared/theater-upstream}
+  tomltest=${THEATER_TOML_TEST:-$root/../shared/toml-test}
+  mkdir -p "$seeds"
+  cp "$root"/tests/fuzz/regressions-manifest/* "$seeds/"
+  for f in "$root"/examples/*/manifest.*; do
+    cp "$f" "$seeds/$(basename "$(dirname "$f")")-$(basename "$f")"
+  done
+  [ -d "$upstream/manifests" ] && cp "$upstream"/manifests/* "$seeds/"
+  if [ -d "$tomltest/valid" ]; then
+    find "$tomltest/valid" -name '*.toml' -size -65k |
+      while read -r f; do cp "$f" "$seeds/toml-test-$(echo "${f#$tomltest/valid/}" | tr / -)"; done
+  fi
+  echo "fuzz: $(ls "$seeds" | wc -l) seed documents"
+fi
 if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
   [ -d "$suite" ] || { echo "fuzz: no spec suite at $suite (set THEATER_WASM_TESTSUITE)"; exit 2; }
   tmp=$(mktemp -d)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# blast_test.sh - tests/fuzz/blast_api.py against a real theater-server, as the
+# CTest test fuzz_api_blast: a fixed seed, so a finding is reproducible with
+#   tests/fuzz/blast_test.sh SOURCE_DIR BINARY_DIR [N] [SEED]
+# The server (BINARY_DIR/theater-server, a temporary home, 127.0.0.1, port 0)
+# gets N requests of each phase (api, manifest, abi, host; default 300) and
+# must then still answer /health, stop cleanly on SIGTERM (exit 0), and have
+# logged no sanitizer report (in an ASan+UBSan build the server is built with them).
+set -euo pipefail
+src=$1 bin=$2 n=${3:-300} seed=${4:-12}
+
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing (scripts/install-deps.sh installs it)"; exit 1; }
+command -v wat2wasm >/dev/null || { echo "FAIL: wat2wasm is missing (wabt; scripts/install-deps.sh)"; exit 1; }
+[ -f "$bin/examples/counter/counter.wasm" ] || { echo "FAIL: no $bin/examples/counter/counter.wasm (build the examples)"; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/theater-blast.XXXXXX")
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; tail -30 "$work/server.log" >&2 || true; exit 1; }
+
+mkdir -p "$work/packages/counter"
+cp "$src/examples/counter/manifest.json" "$bin/examples/counter/counter.wasm" "$work/packages/counter/"
+"$bin/theater-server" --listen 127.0.0.1:0 --home "$work/home" \
+  --package-root "$work/packages" >"$work/server.out" 2>"$work/server.log" &
+pid=$!
+port=""
+for _ in $(seq 1 600); do
+  port=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/server.out" 2>/dev/null | head -1 | cut -d: -f2 || true)
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || fail "theater-server exited at start"
+  sleep 0.1
+done
+[ -n "$port" ] || fail "theater-server printed no port"
+
+status=0
+BLAST_PACKAGE_ROOT=$work/packages python3 "$src/tests/fuzz/blast_api.py" \
+  "http://127.0.0.1:$port" "$n" "$seed" || status=$?
+kill -0 "$pid" 2>/dev/null || fail "theater-server died during the blast"
+[ "$status" -eq 0 ] || fail "blast_api.py reported findings (exit $status)"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=""
+[ "$rc" -eq 0 ] || fail "theater-server exited $rc after SIGTERM"
+if grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$work/server.log" >/dev/null; then
+  fail "sanitizer report in the server's log"
+fi
+echo "PASS: $n requests per phase (seed $seed), the server stopped cleanly"
