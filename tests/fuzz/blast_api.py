@@ -190,24 +190,34 @@ class Check:
             self.findings.append(("error without problem+json", what, out[:300]))
 
 
-BLAST_WAT = r"""
-(module
-  (import "theater:simple/runtime" "log" (func $log (param i32 i32)))
-  (memory (export "memory") 1)
-  (global $top (mut i32) (i32.const 1024))
+def wat_runtime(heap):
+    """The exports every actor has: ABI version, a bump allocator from heap that
+    grows the memory as it needs, its reset, and an init that keeps the state."""
+    return r"""  (global $top (mut i32) (i32.const %d))
   (func (export "theater_abi_version") (result i32) (i32.const 1))
   (func (export "theater_alloc") (param $n i32) (result i32) (local $p i32)
     (local.set $p (global.get $top))
-    (global.set $top (i32.add (global.get $top) (local.get $n)))
+    (global.set $top (i32.and (i32.add (i32.add (global.get $top) (local.get $n)) (i32.const 7))
+                              (i32.const -8)))
     (if (i32.gt_u (global.get $top) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (global.get $top)
+                  (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1)))
+                        (i32.const -1))
         (then (return (i32.const 0))))))
     (local.get $p))
-  (func (export "theater_reset_heap") (global.set $top (i32.const 1024)))
+  (func (export "theater_reset_heap") (global.set $top (i32.const %d)))
   (func (export "init") (param $sp i32) (param $sn i32) (result i32)
     (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))
     (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))
     (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))
+""" % (heap, heap)
+
+
+BLAST_WAT = r"""
+(module
+  (import "theater:simple/runtime" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+""" + wat_runtime(1024) + r"""
   (func (export "handle-request") (param $sp i32) (param $sn i32) (param $mp i32) (param $mn i32)
     (result i32)
     (if (i32.ge_u (local.get $mn) (i32.const 28))
@@ -237,17 +247,15 @@ def abi_imports():
     src = open(os.path.join(ROOT, "src/actor_abi.c")).read()
     mods = dict(re.findall(r'#define (\w+) "(theater:[^"]+)"', src))
     row = r'\{(\w+), "([^"]+)", ("[^"]+"|\w+), (\d), (\d), \{([^}]*)\}, \{([^}]*)\}'
+    def types(ts, n):
+        return [WT[t.strip()] for t in ts.split(",") if t.strip() in WT][:int(n)]
     for m, name, handler, np_, nr, ps, rs in re.findall(row, src):
-        types = [WT[t.strip()] for t in ps.split(",") if t.strip() in WT][:int(np_)]
-        res = [WT[t.strip()] for t in rs.split(",") if t.strip() in WT][:int(nr)]
-        out.append((mods[m], name, handler.strip('"'), types, res))
+        out.append((mods[m], name, handler.strip('"'), types(ps, np_), types(rs, nr)))
     env = open(os.path.join(ROOT, "supervisor/host_env.c")).read()
     mod = re.search(r'#define MOD "([^"]+)"', env).group(1)
     for name, handler, np_, nr, ps, rs in re.findall(
             r'\{MOD, "([^"]+)", (\w+), (\d), (\d), \{([^}]*)\}, \{([^}]*)\}', env):
-        types = [WT[t.strip()] for t in ps.split(",") if t.strip() in WT][:int(np_)]
-        res = [WT[t.strip()] for t in rs.split(",") if t.strip() in WT][:int(nr)]
-        out.append((mod, name, "environment", types, res))
+        out.append((mod, name, "environment", types(ps, np_), types(rs, nr)))
     if len(out) < 20 or len({(m, n) for m, n, _, _, _ in out}) != len(out):
         raise SystemExit("blast_api: cannot read the ABI's import tables (%d rows)" % len(out))
     return out
@@ -262,24 +270,7 @@ def host_wat(imports):
         w.append('  (import "%s" "%s" (func $f%d%s%s))' % (
             mod, name, k, " (param %s)" % " ".join(ps) if ps else "",
             " (result %s)" % rs[0] if rs else ""))
-    w.append(r"""  (memory (export "memory") 2)
-  (global $top (mut i32) (i32.const 65536))
-  (func (export "theater_abi_version") (result i32) (i32.const 1))
-  (func (export "theater_alloc") (param $n i32) (result i32) (local $p i32)
-    (local.set $p (global.get $top))
-    (global.set $top (i32.and (i32.add (i32.add (global.get $top) (local.get $n)) (i32.const 7))
-                              (i32.const -8)))
-    (if (i32.gt_u (global.get $top) (i32.mul (memory.size) (i32.const 65536)))
-      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (global.get $top)
-                  (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)) (i32.const 1)))
-                        (i32.const -1))
-        (then (return (i32.const 0))))))
-    (local.get $p))
-  (func (export "theater_reset_heap") (global.set $top (i32.const 65536)))
-  (func (export "init") (param $sp i32) (param $sn i32) (result i32)
-    (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))
-    (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))
-    (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))
+    w.append('  (memory (export "memory") 2)\n' + wat_runtime(65536) + r"""
   (func $arg (param $mp i32) (param $i i32) (result i64)
     (i64.load (i32.add (local.get $mp) (i32.add (i32.const 8) (i32.shl (local.get $i) (i32.const 3))))))
   (func (export "handle-request") (param $sp i32) (param $sn i32) (param $mp i32) (param $mn i32)
@@ -381,7 +372,7 @@ def host_bytes(r, kind, st, hport):
                       lambda: b'{"count":1}'])()
     elif kind == "id":
         v = r.choice([st["self"], st["counter"], "00000000-0000-4000-8000-000000000000"] +
-                     st["children"] * 3)
+                     st["children"] * 3 + st["peers"])
     elif kind == "man":
         v = json.dumps(r.choice([
             {"name": "c", "package": "counter/counter.wasm"},
@@ -480,7 +471,8 @@ def host_phase(r, port, n, roots, c, counter_id):
         {"type": "http-client", "allowed_hosts": ["127.0.0.1:%d" % hport],
          "allow_loopback_ports": [hport], "secrets": ["BLAST_ONE"], "timeout_ms": 2000},
         {"type": "environment", "allowed_prefixes": ["BLAST_"]}]}
-    st = {"self": None, "children": [], "counter": counter_id or "", "hashes": [], "ids64": []}
+    st = {"self": None, "children": [], "counter": counter_id or "", "hashes": [], "ids64": [],
+          "peers": []}
     codes = {}
     t0 = time.time()
     known = {name for _, name, _, _, _ in imports}
@@ -490,6 +482,10 @@ def host_phase(r, port, n, roots, c, counter_id):
             if not st["self"]:
                 c.findings.append(("spawn of the host actor answered", out[:300]))
                 break
+        if i % 100 == 0:      # other live actors (another blast's too) to aim at
+            out = raw(port, request(port, "GET", "/actors?status=running&limit=50",
+                                    [("Host", "localhost")], b"")) or b""
+            st["peers"] = re.findall(r'"id":"([0-9a-f-]{36})"', out.decode("latin1"))
         k = r.randrange(len(imports))
         if imports[k][1] == "shutdown" and r.random() < 0.8:
             k = (k + 1) % len(imports)           # rarer: it ends the actor

@@ -14,37 +14,29 @@ command -v wat2wasm >/dev/null || { echo "FAIL: wat2wasm is missing (wabt; scrip
 [ -f "$bin/examples/counter/counter.wasm" ] || { echo "FAIL: no $bin/examples/counter/counter.wasm (build the examples)"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/theater-blast.XXXXXX")
-pid=""
+server_pid=""
 cleanup() {
-  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$server_pid" ]; then kill -9 "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -30 "$work/server.log" >&2 || true; exit 1; }
+. "$src/tests/support/server.sh"
 
 mkdir -p "$work/packages/counter"
 cp "$src/examples/counter/manifest.json" "$bin/examples/counter/counter.wasm" "$work/packages/counter/"
-"$bin/theater-server" --listen 127.0.0.1:0 --home "$work/home" \
-  --package-root "$work/packages" >"$work/server.out" 2>"$work/server.log" &
-pid=$!
-port=""
-for _ in $(seq 1 600); do
-  port=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/server.out" 2>/dev/null | head -1 | cut -d: -f2 || true)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || fail "theater-server exited at start"
-  sleep 0.1
-done
-[ -n "$port" ] || fail "theater-server printed no port"
+start_server "$work" "$bin/theater-server" --listen 127.0.0.1:0 --home "$work/home" \
+  --package-root "$work/packages"
 
 status=0
 BLAST_PACKAGE_ROOT=$work/packages python3 "$src/tests/fuzz/blast_api.py" \
   "http://127.0.0.1:$port" "$n" "$seed" || status=$?
-kill -0 "$pid" 2>/dev/null || fail "theater-server died during the blast"
+kill -0 "$server_pid" 2>/dev/null || fail "theater-server died during the blast"
 [ "$status" -eq 0 ] || fail "blast_api.py reported findings (exit $status)"
-kill -TERM "$pid"
+kill -TERM "$server_pid"
 rc=0
-wait "$pid" || rc=$?
-pid=""
+wait "$server_pid" || rc=$?
+server_pid=""
 [ "$rc" -eq 0 ] || fail "theater-server exited $rc after SIGTERM"
 if grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$work/server.log" >/dev/null; then
   fail "sanitizer report in the server's log"

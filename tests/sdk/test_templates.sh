@@ -19,6 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/server.log" ] && tail -20 "$work/server.log" >&2; exit 1; }
+. "$src/tests/support/server.sh"
 
 export THEATER_SDK=$src/sdk
 # the Rust template's crates are compiled once per build tree (a folder of their
@@ -40,17 +41,8 @@ for lang in "${langs[@]}"; do
 done
 
 # a server over the scaffolded projects
-"$bin/theater-server" --listen 127.0.0.1:0 --home "$work/home" --workers 2 \
-  --package-root "$work/packages" >"$work/server.out" 2>"$work/server.log" &
-server_pid=$!
-port=""
-for _ in $(seq 1 600); do
-  port=$(grep -o '127\.0\.0\.1:[0-9]*' "$work/server.out" 2>/dev/null | head -1 | cut -d: -f2 || true)
-  [ -n "$port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "theater-server exited"
-  sleep 0.1
-done
-[ -n "$port" ] || fail "theater-server printed no port"
+start_server "$work" "$bin/theater-server" --listen 127.0.0.1:0 --home "$work/home" --workers 2 \
+  --package-root "$work/packages"
 base=http://127.0.0.1:$port
 
 # curl METHOD PATH [BODY]: prints the body, then the status on its own line
