@@ -5,7 +5,8 @@
 # The server (BINARY_DIR/theater-server, a temporary home, 127.0.0.1, port 0)
 # gets N requests of each phase (api, manifest, abi, host; default 300) and
 # must then still answer /health, stop cleanly on SIGTERM (exit 0), and have
-# logged no sanitizer report (in an ASan+UBSan build the server is built with them).
+# logged no sanitizer report (the server of an ASan+UBSan or TSan build runs
+# with them; `make tsan` runs this test too).
 set -euo pipefail
 src=$1 bin=$2 n=${3:-300} seed=${4:-12}
 
@@ -38,7 +39,7 @@ rc=0
 wait "$server_pid" || rc=$?
 server_pid=""
 [ "$rc" -eq 0 ] || fail "theater-server exited $rc after SIGTERM"
-if grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$work/server.log" >/dev/null; then
+if grep -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:" "$work/server.log" >/dev/null; then
   fail "sanitizer report in the server's log"
 fi
 echo "PASS: $n requests per phase (seed $seed), the server stopped cleanly"
