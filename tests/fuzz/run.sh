@@ -4,8 +4,9 @@
 #   http   the HTTP request layer (server/), raw bytes over a socket
 #   chain  the chain reader (src/chain.c) over a chain file
 #   manifest  the TOML parser and the manifest checker over a document
+#   resolve   the package sandbox: references joined and loaded from a root
 #   tests/fuzz/run.sh [SECONDS] [TARGET]
-# http and chain are seeded with their regressions-<target>/ folder; manifest
+# http, chain and resolve are seeded with their regressions-<target>/ folder; manifest
 # with its folder, the examples' manifests, the reference's manifests
 # ($THEATER_UPSTREAM, default ../shared/theater-upstream) and the valid
 # documents of toml-test ($THEATER_TOML_TEST, default ../shared/toml-test).
@@ -25,7 +26,7 @@ build=${FUZZ_BUILD:-$root/build-fuzz}
 suite=${THEATER_WASM_TESTSUITE:-$root/../shared/wasm-testsuite}
 work=$build/fuzz
 [ "$target" = wasm ] || work=$build/fuzz-$target
-case $target in wasm|http|chain|manifest) ;; *) echo "fuzz: unknown target '$target'"; exit 2;; esac
+case $target in wasm|http|chain|manifest|resolve) ;; *) echo "fuzz: unknown target '$target'"; exit 2;; esac
 mkdir -p "$work/corpus" "$work/artifacts"
 
 echo "fuzz: building fuzz_$target in $build"
@@ -39,7 +40,7 @@ cmake --build "$build" -j2 --target "fuzz_$target" >>"$work/cmake.log" 2>&1 ||
   { tail -30 "$work/cmake.log"; exit 2; }
 
 seeds=$work/seeds
-case $target in http|chain) seeds=$root/tests/fuzz/regressions-$target ;; esac
+case $target in http|chain|resolve) seeds=$root/tests/fuzz/regressions-$target ;; esac
 if [ "$target" = manifest ] && [ ! -d "$seeds" ]; then
   upstream=${THEATER_UPSTREAM:-$root/../shared/theater-upstream}
   tomltest=${THEATER_TOML_TEST:-$root/../shared/toml-test}
