@@ -271,7 +271,16 @@ def host_wat(imports):
             mod, name, k, " (param %s)" % " ".join(ps) if ps else "",
             " (result %s)" % rs[0] if rs else ""))
     w.append('  (memory (export "memory") 2)\n' + wat_runtime(65536) + r"""
-  (func $arg (param $mp i32) (param $i i32) (result i64)
+  (func $ok (param $sp i32) (param $sn i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))
+    (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))""")
+    # the other exports accept whatever comes (channels, timers, children, messages)
+    for name in ("handle-send", "handle-timer", "handle-child-exit", "handle-child-error",
+                 "handle-channel-open", "handle-channel-message", "handle-channel-close"):
+        w.append('  (func (export "%s") (param $sp i32) (param $sn i32) (param i32 i32) '
+                 '(result i32) (call $ok (local.get $sp) (local.get $sn)))' % name)
+    w.append(r"""  (func $arg (param $mp i32) (param $i i32) (result i64)
     (i64.load (i32.add (local.get $mp) (i32.add (i32.const 8) (i32.shl (local.get $i) (i32.const 3))))))
   (func (export "handle-request") (param $sp i32) (param $sn i32) (param $mp i32) (param $mn i32)
     (result i32) (local $r i64) (local $k i32) (local $dn i32)
@@ -381,7 +390,8 @@ def host_bytes(r, kind, st, hport):
              "handler": [{"type": "supervisor"}, {"type": "http-client"}]},
             {"name": "c", "package": "HTTP://127.0.0.1:%d/x.wasm" % hport},
             {"name": "c", "package": "../etc/passwd"}, {"name": "c"},
-            {"name": "c", "package": "blast-host/blast-host.wasm"}, rnd_json(r, 0)]))
+            {"name": "c", "package": "blast-host/blast-host.wasm"}, st["manifest"],
+            st["manifest"], rnd_json(r, 0)]))
     elif kind == "state":
         v = json.dumps(r.choice([{"count": r.randint(0, 9)}, None, rnd_json(r, 0)]))
     elif kind == "sid":
@@ -391,7 +401,7 @@ def host_bytes(r, kind, st, hport):
     elif kind == "lab":
         v = r.choice(["l", "latest", "x" * 200, ""])
     elif kind == "name":
-        v = r.choice(["t", "tick", "x" * 300, ""])
+        v = r.choice(["t", "tick", "a.b:c-d_e", "x" * 300, "", "t t"])
     elif kind == "var":
         v = r.choice(["BLAST_ONE", "BLAST_NONE", "OTHER", "", "BLAST_\x00"])
     else:  # req
@@ -425,7 +435,7 @@ def host_call(r, imp, st, hport):
             elif role == "t":
                 v = r.choice([0, 1, 200, 2000])
             elif role == "ms":
-                v = r.choice([0, 1, 10, 100, 250, 5000, -1, 2 ** 63 - 1])
+                v = r.choice([0, 0, 1, 10, 100, 150, 250, 1000, 5000, -1, 2 ** 63 - 1])
             elif role == "rid":
                 v = r.choice(st["ids64"] * 2 + EDGE64) if st["ids64"] else r.choice(EDGE64)
             else:
@@ -472,7 +482,7 @@ def host_phase(r, port, n, roots, c, counter_id):
          "allow_loopback_ports": [hport], "secrets": ["BLAST_ONE"], "timeout_ms": 2000},
         {"type": "environment", "allowed_prefixes": ["BLAST_"]}]}
     st = {"self": None, "children": [], "counter": counter_id or "", "hashes": [], "ids64": [],
-          "peers": []}
+          "peers": [], "manifest": manifest}     # its children may be blast actors too
     codes = {}
     t0 = time.time()
     known = {name for _, name, _, _, _ in imports}
