@@ -192,7 +192,8 @@ class Check:
 
 def wat_runtime(heap):
     """The exports every actor has: ABI version, a bump allocator from heap that
-    grows the memory as it needs, its reset, and an init that keeps the state."""
+    grows the memory as it needs, its reset, and an init that keeps the state
+    ($ok: the result record "status 0, this state, no output")."""
     return r"""  (global $top (mut i32) (i32.const %d))
   (func (export "theater_abi_version") (result i32) (i32.const 1))
   (func (export "theater_alloc") (param $n i32) (result i32) (local $p i32)
@@ -206,10 +207,12 @@ def wat_runtime(heap):
         (then (return (i32.const 0))))))
     (local.get $p))
   (func (export "theater_reset_heap") (global.set $top (i32.const %d)))
-  (func (export "init") (param $sp i32) (param $sn i32) (result i32)
+  (func $ok (param $sp i32) (param $sn i32) (result i32)
     (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))
     (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))
     (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))
+  (func (export "init") (param $sp i32) (param $sn i32) (result i32)
+    (call $ok (local.get $sp) (local.get $sn)))
 """ % (heap, heap)
 
 
@@ -270,11 +273,7 @@ def host_wat(imports):
         w.append('  (import "%s" "%s" (func $f%d%s%s))' % (
             mod, name, k, " (param %s)" % " ".join(ps) if ps else "",
             " (result %s)" % rs[0] if rs else ""))
-    w.append('  (memory (export "memory") 2)\n' + wat_runtime(65536) + r"""
-  (func $ok (param $sp i32) (param $sn i32) (result i32)
-    (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (local.get $sp))
-    (i32.store (i32.const 8) (local.get $sn)) (i32.store (i32.const 12) (i32.const 0))
-    (i32.store (i32.const 16) (i32.const 0)) (i32.const 0))""")
+    w.append('  (memory (export "memory") 2)\n' + wat_runtime(65536))
     # the other exports accept whatever comes (channels, timers, children, messages)
     for name in ("handle-send", "handle-timer", "handle-child-exit", "handle-child-error",
                  "handle-channel-open", "handle-channel-message", "handle-channel-close"):
@@ -455,9 +454,10 @@ def host_call(r, imp, st, hport):
     return b"".join((v & (2 ** 64 - 1)).to_bytes(8, "little") for v in vals), data
 
 
-def spawn(port, manifest):
+def spawn(port, body):
+    """POST /actors?wait=running with body (a dict): (the id or None, the answer)."""
     out = raw(port, request(port, "POST", "/actors?wait=running", [("Host", "localhost")],
-                            json.dumps({"manifest": manifest}).encode())) or b""
+                            json.dumps(body).encode())) or b""
     try:
         return json.loads(out.split(b"\r\n\r\n", 1)[1])["id"], out
     except (IndexError, ValueError, KeyError):
@@ -488,7 +488,7 @@ def host_phase(r, port, n, roots, c, counter_id):
     known = {name for _, name, _, _, _ in imports}
     for i in range(n):
         if not st["self"]:
-            st["self"], out = spawn(port, manifest)
+            st["self"], out = spawn(port, {"manifest": manifest})
             if not st["self"]:
                 c.findings.append(("spawn of the host actor answered", out[:300]))
                 break
@@ -547,13 +547,11 @@ def main():
     c = Check()
     ids = []
     # a few real actors to aim at
-    for body in ['{"manifest_ref":"counter/manifest.json"}']:
-        out = raw(port, request(port, "POST", "/actors?wait=running", [("Host", "localhost")],
-                                body.encode()))
-        try:
-            ids.append(json.loads(out.split(b"\r\n\r\n", 1)[1])["id"])
-        except Exception:
-            c.findings.append(("spawn of the counter answered", (out or b"")[:300]))
+    counter, out = spawn(port, {"manifest_ref": "counter/manifest.json"})
+    if counter:
+        ids.append(counter)
+    else:
+        c.findings.append(("spawn of the counter answered", out[:300]))
     t0 = time.time()
     for i in range(n if "api" in phases else 0):
         m = r.choice(METHODS)
@@ -599,16 +597,12 @@ def main():
         abi_actor(base, roots)
         aid = None
         for _ in range(5):
-            out = raw(port, request(port, "POST", "/actors?wait=running",
-                                    [("Host", "localhost")],
-                                    b'{"manifest":{"name":"blast","package":"blast.wasm",'
-                                    b'"handler":[{"type":"runtime"}]}}')) or b""
-            try:
-                aid = json.loads(out.split(b"\r\n\r\n", 1)[1])["id"]
+            aid, out = spawn(port, {"manifest": {"name": "blast", "package": "blast.wasm",
+                                                 "handler": [{"type": "runtime"}]}})
+            if aid:
                 break
-            except (IndexError, ValueError, KeyError):
-                c.findings.append(("spawn of the abi actor answered", out[:300]))
-                time.sleep(2)
+            c.findings.append(("spawn of the abi actor answered", out[:300]))
+            time.sleep(2)
         for i in range(n if aid else 0):
             msg = bytes(r.randrange(256) for _ in range(r.choice([0, 4, 20, 28, 40])))
             if r.random() < 0.5 and len(msg) >= 20:   # plausible records: small numbers
