@@ -116,15 +116,18 @@ void waiter_fire_one(struct supervisor *s, struct waiter *w)
 	pthread_mutex_lock(&a->lock);
 	int already = w->fired;
 	w->fired = 1;
+	/* what the answer needs, read before our reference goes: the other holder
+	 * (the list or the timer) may free w as soon as the lock is released */
+	struct waiter fire = *w;
 	int last = --w->refs == 0;
 	enum err_code rc = already ? ERR_OK : run_copy(&a->run, &snap);
 	struct err why = a->fail_err;
 	pthread_mutex_unlock(&a->lock);
 	if (!already) {
-		if (w->kind == WAIT_RUNNING)
-			w->spawn_done(w->user, rc, why.code ? &why : NULL, rc ? NULL : &snap);
+		if (fire.kind == WAIT_RUNNING)
+			fire.spawn_done(fire.user, rc, why.code ? &why : NULL, rc ? NULL : &snap);
 		else
-			w->done(w->user, rc, NULL);
+			fire.done(fire.user, rc, NULL);
 		if (rc == ERR_OK)
 			db_run_release(&snap);
 	}

@@ -18,8 +18,8 @@ struct nats_cluster {
 	int single;                        /* nats_single_start: server 0 only */
 };
 
-/* Starts the servers and waits until JetStream has a metadata leader. 0, or -1
- * with a message on stderr. */
+/* Starts the servers and waits until JetStream has a metadata leader that counts
+ * every server a current peer. 0, or -1 with the servers' logs on stderr. */
 int nats_cluster_start(struct nats_cluster *nc);
 /* One NATS server with JetStream and no cluster (what a single node would run):
  * server 0 only, urls names it. 0, or -1 with a message on stderr. Stop it with
@@ -30,7 +30,8 @@ int nats_single_start(struct nats_cluster *nc);
 unsigned short nats_free_port(void);
 /* SIGKILL one server (i) and wait for it. */
 void nats_cluster_kill(struct nats_cluster *nc, int i);
-/* Starts server i again with the same config and store. 0 or -1. */
+/* Starts server i again with the same config and store and waits as
+ * nats_cluster_start does (for the servers running). 0 or -1. */
 int nats_cluster_restart(struct nats_cluster *nc, int i);
 /* Stops every server and removes the folder. */
 void nats_cluster_destroy(struct nats_cluster *nc);

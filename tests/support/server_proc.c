@@ -117,6 +117,20 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return -1;
 }
 
+/* A server that did not end well (a sanitizer report, a crash) says why: the end of
+ * its log goes to stderr, where CTest's output shows it. */
+static void show_log_end(const struct server_proc *sp, int rc)
+{
+	if (!sp->log_path[0])
+		return;
+	size_t len = 0;
+	char *log = tu_read_file(sp->log_path, &len);
+	size_t from = log && len > 16384 ? len - 16384 : 0;
+	fprintf(stderr, "theater-server exited with %d; the end of its log:\n%s\n", rc,
+		log ? log + from : "(no log)");
+	free(log);
+}
+
 int server_stop(struct server_proc *sp)
 {
 	if (sp->pid <= 0)
@@ -124,6 +138,8 @@ int server_stop(struct server_proc *sp)
 	kill(sp->pid, SIGTERM);
 	int rc = wait_exit(sp->pid, 30000);
 	sp->pid = 0;
+	if (rc != 0)
+		show_log_end(sp, rc);
 	return rc;
 }
 
@@ -139,16 +155,8 @@ void server_crash(struct server_proc *sp)
 void server_destroy(struct server_proc *sp)
 {
 	/* a server the test already stopped or crashed has nothing left to say */
-	int running = sp->pid > 0;
-	if (running && server_stop(sp) != 0 && sp->log_path[0]) {
-		/* it did not end well (a sanitizer report, a crash): show why */
-		size_t len = 0;
-		char *log = tu_read_file(sp->log_path, &len);
-		size_t from = log && len > 8192 ? len - 8192 : 0;
-		fprintf(stderr, "theater-server did not exit cleanly; the end of its log:\n%s\n",
-			log ? log + from : "(no log)");
-		free(log);
-	}
+	if (sp->pid > 0)
+		server_stop(sp);
 	tu_rmtree(sp->home);
 	free(sp->home);
 	free(sp->roots);
