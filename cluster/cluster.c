@@ -356,6 +356,11 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	uint64_t ours_at = p ? p->rev : 0;
 	pthread_mutex_unlock(&c->lock);
 	if (ours && !deleted && strcmp(node, c->node) != 0) {
+		if (c->test_place_lag_ms) {  /* a watch that lags (tests only) */
+			struct timespec nap = {c->test_place_lag_ms / 1000,
+					       (c->test_place_lag_ms % 1000) * 1000000L};
+			nanosleep(&nap, NULL);
+		}
 		/* The watch reads one replica of the bucket, and the trials showed
 		 * replicas that disagree with the leader after a NATS server came
 		 * back (other revision numbers, even a refused claim stored): it
@@ -773,6 +778,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
 	c->interrupted = cfg->interrupted;
+	const char *lag = getenv("THEATER_TEST_PLACEMENT_LAG_MS");
+	if (lag && atoi(lag) > 0) {
+		c->test_place_lag_ms = atoi(lag);
+		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that one of "
+			 "its actors moved that much later (fault injection for tests; never in "
+			 "production)", c->test_place_lag_ms);
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->blob_lock, NULL);
 	pthread_mutex_init(&c->relay_lock, NULL);

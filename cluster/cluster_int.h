@@ -62,7 +62,7 @@ struct cluster {
 	size_t nkept;
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
-	int64_t beat_ok_since_ms;
+	int64_t beat_ok_since_ms;     /* our heartbeats succeed since then (0: failing) */
 	int64_t beat_failing_since_ms;  /* our heartbeats fail since then (0: they succeed) */
 	/* atomic: our heartbeats failed long enough (half a lapse) that the others
 	 * may take our actors: no write is acknowledged until every live actor's
@@ -75,7 +75,9 @@ struct cluster {
 	int64_t relay_alive_ms;
 	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
-	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */     /* our heartbeats succeed since then (0: failing) */
+	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears of a
+				       * move of ours this much later (fault injection) */
+	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 
 int64_t cluster_mono_ms(void);

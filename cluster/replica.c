@@ -127,6 +127,38 @@ static enum err_code on_wait(void *user, struct err *err)
 	return rc;
 }
 
+/* The fence on acknowledgement: after the stream acknowledged an actor's
+ * events, the placement key (read from the bucket's leader, not the watch)
+ * must still name this node. A node that took the actor over claimed it with a
+ * compare-and-set and then rebuilt the chain from the stream: a claim after
+ * this read rebuilds from a stream that already holds these events; a claim
+ * before it is seen here, and the events are not acknowledged (503) and the
+ * copy here is killed. Without it, a live owner whose watch lagged behind a
+ * claim went on answering 202 for events the new owner never saw (session 9's
+ * failover trials: 15 acknowledged messages lost). One read per actor per
+ * commit batch. */
+static enum err_code on_confirm(void *user, const char *actor_id, struct err *err)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	struct err le = {0};
+	enum err_code rc = cluster_locate(c, actor_id, owner, &le);
+	if (rc == ERR_NOT_FOUND)
+		return ERR_OK;           /* never placed: nobody else can hold it */
+	if (rc)
+		return err_set(err, ERR_UNAVAILABLE, "the events of '%s' are stored, but this "
+			       "node cannot confirm it still runs the actor (%s): not "
+			       "acknowledged", actor_id, le.msg);
+	if (strcmp(owner, c->node) == 0)
+		return ERR_OK;
+	log_warn("cluster", "'%s' was taken over by node '%s' while this node still ran it: "
+		 "its latest events are not acknowledged and the copy here is killed",
+		 actor_id, owner);
+	replica_fence(c, actor_id, owner);
+	return err_set(err, ERR_UNAVAILABLE, "actor '%s' was taken over by node '%s'; this "
+		       "node's copy is being stopped: send it again", actor_id, owner);
+}
+
 const char *cluster_unwritable(struct cluster *c)
 {
 	if (!bus_connected(c->bus))
@@ -1037,7 +1069,8 @@ enum err_code replica_start(struct cluster *c, struct err *err)
 	if (!ready)
 		return err_set(err, ERR_UNAVAILABLE, "the placement bucket did not load in 10 s");
 	fence_moved(c);
-	struct supervisor_replica r = {.publish = on_publish, .wait = on_wait, .user = c};
+	struct supervisor_replica r = {.publish = on_publish, .wait = on_wait,
+				       .confirm = on_confirm, .user = c};
 	supervisor_set_replica(c->sup, &r);
 	return ERR_OK;
 }

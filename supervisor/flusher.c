@@ -200,7 +200,7 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 		for (struct commit_wait *w = list; w; w = w->next) {
 			struct commit_chain one = {.a = w->a, .upto = w->upto};
 			commit_sync_one(&one);
-			if (!one.err.code && supervisor_replica_wait(s, &one.err) != ERR_OK)
+			if (!one.err.code && supervisor_replica_ack(s, w->a->run.id, &one.err))
 				log_error("committer", "%s", one.err.msg);
 			w->fn(s, w->arg, one.err.code, one.err.code ? &one.err : NULL);
 		}
@@ -220,8 +220,11 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 	/* The flusher, marked for the same events, indexes and reports them within
 	 * its window: not here, where an index commit per batch would cost a lone
 	 * writer one SQLite transaction per message and delay its answer. */
-	struct err rep = {0};       /* cluster mode: acknowledged by the stream too */
+	struct err rep = {0};       /* cluster mode: acknowledged by the stream too, */
 	supervisor_replica_wait(s, &rep);
+	for (size_t i = 0; !rep.code && i < nv; i++)   /* and each actor still ours */
+		if (!v[i].err.code)
+			supervisor_replica_confirm(s, v[i].a->run.id, &v[i].err);
 	for (struct commit_wait *w = list; w; w = w->next) {
 		struct commit_chain *c = &v[commit_chain_of(v, nv, w->a)];
 		const struct err *why = c->err.code ? &c->err : rep.code ? &rep : NULL;
@@ -278,7 +281,7 @@ void flusher_commit(struct supervisor *s, struct actor *a, uint64_t upto,
 	if (a->chain)
 		chain_sync_upto(a->chain, upto, &e);
 	if (!e.code)
-		supervisor_replica_wait(s, &e);
+		supervisor_replica_ack(s, a->run.id, &e);
 	fn(s, arg, e.code, e.code ? &e : NULL);
 }
 

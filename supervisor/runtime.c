@@ -1223,7 +1223,7 @@ static enum err_code accept_mail_ex(struct supervisor *s, const char *to, const 
 	if (!rc && api && a->chain)
 		rc = chain_sync_upto(a->chain, chain_written(a->chain), err);
 	if (!rc && api)               /* cluster mode: and acknowledged by the stream */
-		rc = supervisor_replica_wait(s, err);
+		rc = supervisor_replica_ack(s, a->run.id, err);
 	rc = accept_finish(s, a, m, rc, err);
 	m = NULL;
 	if (rc)

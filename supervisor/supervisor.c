@@ -911,6 +911,20 @@ enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err)
 	return r && r->wait ? r->wait(r->user, err) : ERR_OK;
 }
 
+enum err_code supervisor_replica_confirm(struct supervisor *s, const char *actor_id,
+					 struct err *err)
+{
+	const struct supervisor_replica *r = __atomic_load_n(&s->replica, __ATOMIC_ACQUIRE);
+	return r && r->confirm ? r->confirm(r->user, actor_id, err) : ERR_OK;
+}
+
+enum err_code supervisor_replica_ack(struct supervisor *s, const char *actor_id,
+				     struct err *err)
+{
+	enum err_code rc = supervisor_replica_wait(s, err);
+	return rc ? rc : supervisor_replica_confirm(s, actor_id, err);
+}
+
 void supervisor_set_remote(struct supervisor *s, const struct supervisor_remote *r)
 {
 	if (r && !__atomic_load_n(&s->remote, __ATOMIC_ACQUIRE))

@@ -275,10 +275,15 @@ void supervisor_unsubscribe(struct supervisor *s, struct supervisor_sub *sub);
  * calls wait before it reports a synced event (to subscribers, waiters, the
  * API): group commit covers both the local sync and the stream's
  * acknowledgement. A failed wait is logged and returned where an API call
- * waits on it (a message, 503). */
+ * waits on it (a message, 503). confirm (may be NULL) runs after a wait that
+ * succeeded and before the API acknowledges an actor's events (a message's 202):
+ * whether the actor is still this node's, so that a node which lost it to
+ * another and has not heard yet does not acknowledge what the new owner's copy
+ * lacks; its error is the API's answer. */
 struct supervisor_replica {
 	void (*publish)(void *user, const struct supervisor_event *ev);
 	enum err_code (*wait)(void *user, struct err *err);
+	enum err_code (*confirm)(void *user, const char *actor_id, struct err *err);
 	void *user;
 };
 /* Installs r (NULL: none). Call once, before actors are spawned through the API. */
@@ -334,6 +339,12 @@ enum err_code supervisor_remote_child(struct supervisor *s, const char *child,
 const struct supervisor_remote *supervisor_remote_hooks(struct supervisor *s);
 /* wait of the installed replica (ERR_OK without one). */
 enum err_code supervisor_replica_wait(struct supervisor *s, struct err *err);
+/* confirm of the installed replica for actor_id (ERR_OK without one). */
+enum err_code supervisor_replica_confirm(struct supervisor *s, const char *actor_id,
+					 struct err *err);
+/* wait, then confirm for actor_id: before the API acknowledges its events. */
+enum err_code supervisor_replica_ack(struct supervisor *s, const char *actor_id,
+				     struct err *err);
 /* Takes over a run whose chain file another node wrote into chains_dir (a
  * failover): indexes it, loads it and recovers it like a run found at start-up
  * (durable.h). ERR_CONFLICT when the run is already known here. */
