@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startServer, call, startProxy, openBrowser, streams, seqsShown, waitText, spawnFromForm, rowFor,
-  screenshot, until, range, writeChain, runCleanups, startNats,
+  screenshot, until, range, writeChain, runCleanups, startNats, clickEvent,
 } from './helpers.mjs';
 
 after(runCleanups);
@@ -212,7 +212,7 @@ test('spawn, watch, talk to, stop, survive a cut stream and a reload', { timeout
   await page.goto(`${base}/#/actors/${counterId}`);
   await rowsLoaded(length);
   const call5 = await page.$$eval('#timeline .tl-row[data-type="wasm"]', (rows) => rows.map((r) => Number(r.dataset.seq)));
-  await page.click(`#timeline .tl-row[data-seq="${Math.min(...call5.filter((q) => q > start))}"] .c-type`);
+  await clickEvent(page, Math.min(...call5.filter((q) => q > start)));
   await waitText(page, '#inspector', '"function": "handle-send"');
   await page.click('#btn-verify');
   await waitText(page, '#verify-result', `valid: ${length} events`);
@@ -342,7 +342,7 @@ test('a chain of 100,000 events pages in and stays small in the DOM', { timeout:
   await page.$eval('#timeline', (el) => { el.scrollTop = el.scrollHeight; });
   await page.waitForSelector('#timeline .tl-row[data-seq="1"][data-type="spawned"]');
   assert.ok(await rowCount() < 80);
-  await page.click('#timeline .tl-row[data-seq="3"] .c-type');
+  await clickEvent(page, 3);
   await waitText(page, '#inspector', '12 bytes, not JSON');
   await waitText(page, '#inspector', 'de ad be ef 00 01 02 03');
   await waitText(page, '#inspector', '3q2+7wABAgP//goN');

@@ -240,6 +240,20 @@ export const streams = (page) => page.evaluate(() => window.__streams);
 export const seqsShown = (page) => page.$$eval('#timeline .tl-row[data-seq]:not([data-loading])',
   (rows) => rows.map((r) => Number(r.dataset.seq)));
 
+// Clicks the chain row that shows event seq. Rows are a recycled pool: page.click
+// finds the row, then may scroll it into view, which re-renders the pool, and the
+// same element then shows another event (an ASan run clicked #5 for #3 that way);
+// here the row is found and clicked in one step inside the page.
+export async function clickEvent(page, seq) {
+  await page.$eval(`#timeline .tl-row[data-seq="${seq}"] .c-type`, (el) => el.click());
+}
+
+// clickEvent, then the inspector shows that event.
+export async function pickEvent(page, seq) {
+  await clickEvent(page, seq);
+  await waitText(page, '#inspector .ev-title', `#${seq} `);
+}
+
 export async function waitText(page, selector, text) {
   try {
     await page.waitForFunction(([sel, t]) => {

@@ -17,7 +17,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  startServer, call, openBrowser, waitText, rowFor, until, writeChain, runCleanups,
+  startServer, call, openBrowser, waitText, rowFor, until, writeChain, runCleanups, clickEvent,
+  pickEvent,
 } from './helpers.mjs';
 
 after(runCleanups);
@@ -104,10 +105,7 @@ test('actor page: unknown ids, last event, event view, filter, diff, metrics, re
     const init = find((e) => e.event_type === 'wasm' && e.data.function === 'init');
     const mail7 = find((e) => e.event_type === 'message-server/received' && e.data.data === '7');
     const log = find((e) => e.event_type === 'theater:simple/runtime/log');
-    const pick = async (seq) => {
-      await page.click(`#timeline .tl-row[data-seq="${seq}"] .c-type`);
-      await waitText(page, '#inspector .ev-title', `#${seq} `);
-    };
+    const pick = (seq) => pickEvent(page, seq);
     await pick(get.seq);
     await waitText(page, '#inspector [data-key="function"]', 'handle-request');
     await waitText(page, '#inspector [data-block="Message (input)"] pre', 'get');
@@ -241,7 +239,7 @@ test('state diff of states that are not JSON is a line diff', { timeout: 90000 }
   assert.deepEqual(lines, [['diff-same', '  alpha'], ['diff-removed', '- beta'], ['diff-added', '+ BETA'],
     ['diff-same', '  gamma'], ['diff-added', '+ delta']]);
   // The event view shows the call's state as text.
-  await page.click('#timeline .tl-row[data-seq="4"] .c-type');
+  await clickEvent(page, 4);
   await waitText(page, '#inspector [data-block="State after the call"] pre', 'delta');
   await waitText(page, '#inspector [data-block="Message (input)"] pre', 'x');
   assert.deepEqual(problems, []);

@@ -10,7 +10,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, call, openBrowser, waitText, until, SRC, cleanups } from './helpers.mjs';
+import { startServer, call, openBrowser, waitText, until, pickEvent, SRC, cleanups } from './helpers.mjs';
 
 async function main() {
   const srv = await startServer();
@@ -39,10 +39,7 @@ async function main() {
   // Every event is on the page before clicking (rows are reused as events arrive).
   const length = (await call(srv, 'GET', `/actors/${id}/chain?limit=1`)).json.length;
   await page.waitForSelector(`#timeline .tl-row[data-seq="${length}"]:not([data-loading])`);
-  const pick = async (seq) => {
-    await page.click(`#timeline .tl-row[data-seq="${seq}"] .c-type`);
-    await waitText(page, '#inspector .ev-title', `#${seq} `);
-  };
+  const pick = (seq) => pickEvent(page, seq);
   await pick(first.seq);
   await page.click('#diff-from');
   await pick(send.seq);
