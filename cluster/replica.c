@@ -136,19 +136,32 @@ static enum err_code on_wait(void *user, struct err *err)
  * copy here is killed. Without it, a live owner whose watch lagged behind a
  * claim went on answering 202 for events the new owner never saw (session 9's
  * failover trials: 15 acknowledged messages lost). One read per actor per
- * commit batch. */
+ * commit batch. A read that fails (the bucket's leader is being elected) fails
+ * every confirm for the next CONFIRM_BACKOFF_MS without another read: one
+ * committer thread serves the whole node, and a batch of many actors must not
+ * wait a read timeout (5 s) for each. */
+#define CONFIRM_BACKOFF_MS 1000
+
 static enum err_code on_confirm(void *user, const char *actor_id, struct err *err)
 {
 	struct cluster *c = user;
 	char owner[CLUSTER_NODE_MAX];
 	struct err le = {0};
+	int64_t failed = __atomic_load_n(&c->confirm_failed_ms, __ATOMIC_ACQUIRE);
+	if (failed && cluster_mono_ms() - failed < CONFIRM_BACKOFF_MS)
+		return err_set(err, ERR_UNAVAILABLE, "the events of '%s' are stored, but this "
+			       "node cannot read the placement bucket to confirm it still runs the "
+			       "actor: not acknowledged", actor_id);
 	enum err_code rc = cluster_locate(c, actor_id, owner, &le);
-	if (rc == ERR_NOT_FOUND)
-		return ERR_OK;           /* never placed: nobody else can hold it */
-	if (rc)
+	if (rc && rc != ERR_NOT_FOUND) {
+		__atomic_store_n(&c->confirm_failed_ms, cluster_mono_ms(), __ATOMIC_RELEASE);
 		return err_set(err, ERR_UNAVAILABLE, "the events of '%s' are stored, but this "
 			       "node cannot confirm it still runs the actor (%s): not "
 			       "acknowledged", actor_id, le.msg);
+	}
+	__atomic_store_n(&c->confirm_failed_ms, 0, __ATOMIC_RELEASE);
+	if (rc == ERR_NOT_FOUND)
+		return ERR_OK;           /* never placed: nobody else can hold it */
 	if (strcmp(owner, c->node) == 0)
 		return ERR_OK;
 	log_warn("cluster", "'%s' was taken over by node '%s' while this node still ran it: "
@@ -167,6 +180,9 @@ const char *cluster_unwritable(struct cluster *c)
 		return "its heartbeats failed; it is reading the placement of every actor here again";
 	if (cluster_mono_ms() < __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE))
 		return "an event could not be replicated in the last 5 s";
+	int64_t failed = __atomic_load_n(&c->confirm_failed_ms, __ATOMIC_ACQUIRE);
+	if (failed && cluster_mono_ms() - failed < CONFIRM_BACKOFF_MS)
+		return "the placement bucket could not be read in the last second";
 	return NULL;
 }
 
