@@ -75,8 +75,8 @@ struct cluster {
 	int64_t relay_alive_ms;
 	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
-	int64_t confirm_failed_ms;    /* atomic: replica.c on_confirm's last failed read
-				       * (monotonic ms; 0: the last one succeeded) */
+	int64_t confirm_blocked_until_ms;  /* atomic: a fence read failed; confirms and
+					    * writes refused until then (replica.c) */
 	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears of a
 				       * move of ours this much later (fault injection) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */

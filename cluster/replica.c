@@ -141,27 +141,30 @@ static enum err_code on_wait(void *user, struct err *err)
  * committer thread serves the whole node, and a batch of many actors must not
  * wait a read timeout (5 s) for each. */
 #define CONFIRM_BACKOFF_MS 1000
+static const char CONFIRM_BLOCKED[] = "the placement bucket could not be read in the last second";
+
+static int confirm_blocked(struct cluster *c)
+{
+	return cluster_mono_ms() < __atomic_load_n(&c->confirm_blocked_until_ms, __ATOMIC_ACQUIRE);
+}
 
 static enum err_code on_confirm(void *user, const char *actor_id, struct err *err)
 {
 	struct cluster *c = user;
 	char owner[CLUSTER_NODE_MAX];
 	struct err le = {0};
-	int64_t failed = __atomic_load_n(&c->confirm_failed_ms, __ATOMIC_ACQUIRE);
-	if (failed && cluster_mono_ms() - failed < CONFIRM_BACKOFF_MS)
-		return err_set(err, ERR_UNAVAILABLE, "the events of '%s' are stored, but this "
-			       "node cannot read the placement bucket to confirm it still runs the "
-			       "actor: not acknowledged", actor_id);
-	enum err_code rc = cluster_locate(c, actor_id, owner, &le);
-	if (rc && rc != ERR_NOT_FOUND) {
-		__atomic_store_n(&c->confirm_failed_ms, cluster_mono_ms(), __ATOMIC_RELEASE);
+	enum err_code rc = ERR_UNAVAILABLE;
+	if (confirm_blocked(c))
+		err_set(&le, rc, "%s", CONFIRM_BLOCKED);
+	else if ((rc = cluster_locate(c, actor_id, owner, &le)) && rc != ERR_NOT_FOUND)
+		__atomic_store_n(&c->confirm_blocked_until_ms, cluster_mono_ms() + CONFIRM_BACKOFF_MS,
+				 __ATOMIC_RELEASE);
+	if (rc == ERR_NOT_FOUND)
+		return ERR_OK;           /* never placed: nobody else can hold it */
+	if (rc)
 		return err_set(err, ERR_UNAVAILABLE, "the events of '%s' are stored, but this "
 			       "node cannot confirm it still runs the actor (%s): not "
 			       "acknowledged", actor_id, le.msg);
-	}
-	__atomic_store_n(&c->confirm_failed_ms, 0, __ATOMIC_RELEASE);
-	if (rc == ERR_NOT_FOUND)
-		return ERR_OK;           /* never placed: nobody else can hold it */
 	if (strcmp(owner, c->node) == 0)
 		return ERR_OK;
 	log_warn("cluster", "'%s' was taken over by node '%s' while this node still ran it: "
@@ -180,9 +183,8 @@ const char *cluster_unwritable(struct cluster *c)
 		return "its heartbeats failed; it is reading the placement of every actor here again";
 	if (cluster_mono_ms() < __atomic_load_n(&c->unhealthy_until_ms, __ATOMIC_ACQUIRE))
 		return "an event could not be replicated in the last 5 s";
-	int64_t failed = __atomic_load_n(&c->confirm_failed_ms, __ATOMIC_ACQUIRE);
-	if (failed && cluster_mono_ms() - failed < CONFIRM_BACKOFF_MS)
-		return "the placement bucket could not be read in the last second";
+	if (confirm_blocked(c))
+		return CONFIRM_BLOCKED;
 	return NULL;
 }
 

@@ -27,6 +27,10 @@ static struct nats_cluster NC;
 static struct server_proc SP[NODES];
 static const char *const NAMES[NODES] = {"alpha", "beta", "gamma"};
 
+/* POST /actors body: a counter (examples/counter) from 0. */
+static const char COUNTER_SPAWN[] = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
+				    "\"initial_state\":{\"count\":0}}}";
+
 static void nap_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -126,10 +130,8 @@ static int teardown(void **state)
 
 static char *spawn_counter(int node, const char *query)
 {
-	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
-			   "\"initial_state\":{\"count\":0}}}";
 	char *path = tu_fmt("/actors?wait=running%s", query ? query : "");
-	json_t *j = call_json(node, "POST", path, body, 201);
+	json_t *j = call_json(node, "POST", path, COUNTER_SPAWN, 201);
 	free(path);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
 	char *id = strdup(json_string_value(json_object_get(j, "id")));
@@ -581,12 +583,10 @@ static void failover_trial(int trial)
 		/* right after the last trial restarted a NATS server and beta, a
 		 * node may refuse writes (503) while JetStream elects leaders: a
 		 * client asks again */
-		const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
-				   "\"initial_state\":{\"count\":0}}}";
 		struct http_result r;
 		long st = 0;
 		for (int tries = 0; tries < 60; tries++) {
-			st = call(0, "POST", "/actors?wait=running&node=beta", body, &r);
+			st = call(0, "POST", "/actors?wait=running&node=beta", COUNTER_SPAWN, &r);
 			if (st != 503)
 				break;
 			printf("# spawn on beta answered 503: %s\n", r.body ? r.body : "");
@@ -1539,9 +1539,8 @@ static void test_split_brain_fenced(void **state)
 	unsetenv("THEATER_TEST_PLACEMENT_LAG_MS");
 	assert_int_equal(started, 0);
 	server_put_example_package(&delta, "counter");
-	const char *body = "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
-			   "\"initial_state\":{\"count\":0}}}";
-	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta", body, 201);
+	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
+				     COUNTER_SPAWN, 201);
 	char *id = strdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 	long acked = 0, unsure = 0;

@@ -172,35 +172,35 @@ static void show_logs(const struct nats_cluster *nc)
 {
 	for (int i = 0; i < NATS_SERVERS; i++) {
 		char *path = tu_fmt("%s/n%d.log", nc->dir, i + 1);
-		size_t len = 0;
-		char *log = tu_read_file(path, &len);
-		size_t from = log && len > 3000 ? len - 3000 : 0;
-		fprintf(stderr, "nats_cluster: the end of n%d's log:\n%s\n", i + 1,
-			log ? log + from : "(none)");
-		free(log);
+		char heading[64];
+		snprintf(heading, sizeof(heading), "nats_cluster: the end of n%d's log:", i + 1);
+		tu_show_tail(heading, path, 3000);
 		free(path);
 	}
 }
 
-/* Waits until JetStream is usable (cluster_ready; a single server: its health check
- * counts JetStream in). 0, or -1 with the servers' logs on stderr. */
-static int wait_jetstream(struct nats_cluster *nc, int timeout_ms)
+/* A single server is ready once its health check counts JetStream in. */
+static int single_ready(const struct nats_cluster *nc)
 {
 	char *url = tu_fmt("http://127.0.0.1:%u/healthz?js-enabled-only=true", nc->monitor[0]);
+	struct http_result r = {0};
+	int ok = http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 && r.body &&
+		 strstr(r.body, "\"ok\"");
+	http_result_release(&r);
+	free(url);
+	return ok;
+}
+
+/* Waits until JetStream is usable (cluster_ready, or single_ready). 0, or -1 with
+ * the servers' logs on stderr. */
+static int wait_jetstream(struct nats_cluster *nc, int timeout_ms)
+{
 	int ok = 0;
 	for (int waited = 0; waited < timeout_ms && !ok; waited += 200) {
-		if (nc->single) {
-			struct http_result r = {0};
-			ok = http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 &&
-			     r.body && strstr(r.body, "\"ok\"");
-			http_result_release(&r);
-		} else {
-			ok = cluster_ready(nc);
-		}
+		ok = nc->single ? single_ready(nc) : cluster_ready(nc);
 		if (!ok)
 			nap_ms(200);
 	}
-	free(url);
 	if (!ok) {
 		fprintf(stderr, "nats_cluster: JetStream not ready after %d s (files in %s)\n",
 			timeout_ms / 1000, nc->dir);

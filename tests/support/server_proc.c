@@ -117,20 +117,6 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return -1;
 }
 
-/* A server that did not end well (a sanitizer report, a crash) says why: the end of
- * its log goes to stderr, where CTest's output shows it. */
-static void show_log_end(const struct server_proc *sp, int rc)
-{
-	if (!sp->log_path[0])
-		return;
-	size_t len = 0;
-	char *log = tu_read_file(sp->log_path, &len);
-	size_t from = log && len > 16384 ? len - 16384 : 0;
-	fprintf(stderr, "theater-server exited with %d; the end of its log:\n%s\n", rc,
-		log ? log + from : "(no log)");
-	free(log);
-}
-
 int server_stop(struct server_proc *sp)
 {
 	if (sp->pid <= 0)
@@ -138,8 +124,12 @@ int server_stop(struct server_proc *sp)
 	kill(sp->pid, SIGTERM);
 	int rc = wait_exit(sp->pid, 30000);
 	sp->pid = 0;
-	if (rc != 0)
-		show_log_end(sp, rc);
+	if (rc != 0 && sp->log_path[0]) {   /* a sanitizer report, a crash: say why */
+		char heading[64];
+		snprintf(heading, sizeof(heading), "theater-server exited with %d; the end of its log:",
+			 rc);
+		tu_show_tail(heading, sp->log_path, 16384);
+	}
 	return rc;
 }
 

@@ -82,6 +82,14 @@ int tu_write_file(const char *path, const void *data, size_t len)
 	return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
+void tu_show_tail(const char *heading, const char *path, size_t max)
+{
+	size_t len = 0;
+	char *text = tu_read_file(path, &len);
+	fprintf(stderr, "%s\n%s\n", heading, text ? text + (len > max ? len - max : 0) : "(none)");
+	free(text);
+}
+
 const char *tu_source_dir(void)
 {
 	const char *s = getenv("THEATER_SOURCE_DIR");

@@ -16,6 +16,9 @@ void tu_rmtree(const char *path);
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. */
 char *tu_read_file(const char *path, size_t *len_out);
 int tu_write_file(const char *path, const void *data, size_t len);
+/* heading, then the last max bytes of the file at path, on stderr (where CTest's
+ * output shows them): why a server under test did what it did. */
+void tu_show_tail(const char *heading, const char *path, size_t max);
 /* Source and build tree roots from the environment CTest sets. */
 const char *tu_source_dir(void);
 const char *tu_binary_dir(void);
