@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -254,6 +255,19 @@ static enum MHD_Result on_complete(struct http_request *r, struct MHD_Connection
 	return take_or_suspend(r, c);
 }
 
+/* A Connection header naming "close" (a comma-separated list of tokens). */
+static bool has_close(const char *v)
+{
+	while (v && *v) {
+		v += strspn(v, " \t,");
+		size_t n = strcspn(v, " \t,");
+		if (n == 5 && !strncasecmp(v, "close", 5))
+			return true;
+		v += n;
+	}
+	return false;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
 				 const char *method, const char *version, const char *upload,
 				 size_t *upload_size, void **ctx)
@@ -267,6 +281,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		/* MHD's own check answers with its header block twice (0.9.75): ours */
 		r->no_host = version && !strcmp(version, MHD_HTTP_VERSION_1_1) &&
 			     !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+		r->chunked = version && !strcmp(version, MHD_HTTP_VERSION_1_1) &&
+			     !has_close(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								    MHD_HTTP_HEADER_CONNECTION));
 		return on_headers(r, c, method);
 	case PH_BODY:
 		return *upload_size ? on_body(r, c, upload, upload_size) : on_complete(r, c);
@@ -566,7 +583,9 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 	sync_ready = true;
 	s->refs = 1;
 	s->watch_epfd = s->watch_evfd = -1;
+	s->send_epfd = s->send_evfd = -1;
 	http_stream_watch_start_(s);   /* before the daemon's threads read its fields */
+	http_stream_sender_start_(s);
 	s->daemon = start_daemon(s, &ss, v6);
 	if (!s->daemon) {
 		rc = err_set(err, ERR_IO, "cannot listen on '%s' port %u: address in use or not local",
@@ -587,6 +606,7 @@ fail:
 		MHD_stop_daemon(s->daemon);
 	if (sync_ready) {
 		http_stream_watch_stop_(s);
+		http_stream_sender_stop_(s);
 		http_server_free_(s);
 	} else {
 		free(s);
@@ -670,6 +690,7 @@ void http_server_stop(struct http_server *s)
 	http_stream_stop_all_locked(s);
 	http_unlock(s);
 	wait_quiet(s);
+	http_stream_sender_stop_(s);
 	MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
 	http_lock(s);

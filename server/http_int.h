@@ -57,6 +57,7 @@ struct http_request {
 	size_t header_bytes;
 	bool too_many_args;          /* more query parameters than max_query_params */
 	bool no_host;                /* HTTP/1.1 without a Host header */
+	bool chunked;                /* HTTP/1.1 that may stay open: a stream's body is chunked */
 	size_t body_limit;
 	size_t discarded;
 	struct buf body;
@@ -100,6 +101,15 @@ struct http_stream {
 	bool woken;                   /* [L] http_stream_wake since the last pull began */
 	uint64_t serial;              /* [L] names the stream to the hang-up watcher */
 	struct http_stream *prev, *next; /* [L] srv->streams until finished */
+	/* The sender (http_stream.c): a chunked stream's body is written by the server's
+	 * sender thread while libmicrohttpd keeps the connection suspended. */
+	bool chunked;                 /* [L] the request allows it (HTTP/1.1, may stay open) */
+	bool direct;                  /* [L] the sender writes the body; MHD holds it suspended */
+	bool ready;                   /* [L] on srv->ready (holds a reference) */
+	struct http_stream *ready_next; /* [L] */
+	bool out_watched;             /* sender only: in its epoll set (holds a reference) */
+	char *pend;                   /* sender only: framed bytes the socket did not take */
+	size_t pend_off, pend_len;
 };
 
 struct http_server {
@@ -125,6 +135,12 @@ struct http_server {
 	pthread_t watcher;
 	bool watcher_started;
 	uint64_t stream_serial;         /* [L] last serial given to a stream */
+	/* The sender: one thread writes the bodies of chunked streams (http_stream.c). */
+	int send_epfd, send_evfd;       /* -1 when not started */
+	pthread_t sender;
+	bool sender_started;            /* [L] running: streams may go direct */
+	bool sender_stop;               /* [L] */
+	struct http_stream *ready, *ready_tail; /* [L] direct streams with work for it */
 };
 
 /* Locking helpers (abort on a broken mutex: that is our bug). */
@@ -180,6 +196,10 @@ void http_stream_attach_locked(struct http_stream *st, struct http_request *r);
  * hang-ups are then noticed at the next write or ping. */
 void http_stream_watch_start_(struct http_server *s);
 void http_stream_watch_stop_(struct http_server *s);
+/* The sender thread: started with the server, stopped once its streams are over
+ * (before MHD_stop_daemon, which closes their sockets). */
+void http_stream_sender_start_(struct http_server *s);
+void http_stream_sender_stop_(struct http_server *s);
 /* [L] held. The request of a stream is completed by MHD: detach both. */
 void http_stream_detach_locked(struct http_stream *st);
 

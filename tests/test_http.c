@@ -924,7 +924,7 @@ static char *dechunk(const char *raw)
 	assert_non_null(p);
 	p += 4;
 	struct buf b;
-	buf_init(&b, 1 << 20);
+	buf_init(&b, 16 << 20);
 	for (;;) {
 		char *end;
 		unsigned long n = strtoul(p, &end, 16);
@@ -1009,6 +1009,105 @@ static void test_stream_end_keepalive(void **state)
 	free(r);
 	close(fd);
 	assert_int_equal(closes(f), 1);
+}
+
+/* Streams libmicrohttpd sends itself (no chunked body: HTTP/1.0, or a client that
+ * asks to close): every event in order, then the connection closes. */
+static void stream_without_sender(struct fixture *f, const char *request)
+{
+	f->scfg.ping_interval_s = 3600;
+	int fd = tcp_connect(f->port, 0);
+	send_str(fd, request);
+	struct http_stream *st = wait_stream(f);
+	free(recv_until(fd, ": hello\n\n"));
+	char msg[64];
+	for (int i = 1; i <= 100; i++) {
+		snprintf(msg, sizeof(msg), "id: %d\ndata: event %d\n\n", i, i);
+		assert_int_equal(http_stream_write(st, msg, strlen(msg)), ERR_OK);
+	}
+	http_stream_end(st);
+	char *raw = recv_until(fd, NULL);   /* to the end of the connection */
+	const char *p = raw;
+	for (int i = 1; i <= 100; i++) {
+		snprintf(msg, sizeof(msg), "id: %d\ndata: event %d\n\n", i, i);
+		p = strstr(p, msg);
+		assert_non_null(p);
+	}
+	free(raw);
+	close(fd);
+	int one = 1;
+	assert_true(fx_wait(f, pred_closes, &one));
+}
+
+static void test_stream_http10(void **state)
+{
+	stream_without_sender(*state, "GET /stream HTTP/1.0\r\n\r\n");
+}
+
+static void test_stream_connection_close(void **state)
+{
+	stream_without_sender(*state, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
+/* A client with a small receive buffer that reads slowly: the sender's socket fills
+ * again and again (partial sends, waits for EPOLLOUT), and every byte arrives once,
+ * in order, in valid chunks. */
+struct slow_reader {
+	int fd;
+	char *raw;
+};
+
+static void *slow_reader_main(void *arg)
+{
+	struct slow_reader *sr = arg;
+	struct buf b;
+	buf_init(&b, 16 << 20);
+	char tmp[2048];
+	for (int n = 0;; n++) {
+		ssize_t k = recv(sr->fd, tmp, sizeof(tmp), 0);
+		if (k <= 0 || buf_append(&b, tmp, (size_t)k))
+			break;
+		if (b.len >= 7 && !memcmp(b.data + b.len - 7, "\r\n0\r\n\r\n", 7))
+			break;
+		if (n == 32)
+			sleep_ms(500);   /* the server's socket fills up meanwhile */
+	}
+	sr->raw = buf_steal(&b, NULL);
+	return NULL;
+}
+
+static void test_stream_slow_reader(void **state)
+{
+	struct fixture *f = *state;
+	f->scfg.ping_interval_s = 3600;
+	f->scfg.max_buffered = 1024 * 1024;
+	struct slow_reader sr = {.fd = tcp_connect(f->port, 4096)};
+	send_str(sr.fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct http_stream *st = wait_stream(f);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, slow_reader_main, &sr), 0);
+	struct buf want;
+	buf_init(&want, 16 << 20);
+	assert_int_equal(buf_append(&want, ": hello\n\n", 9), 0);
+	char msg[600];
+	for (int i = 0; i < 20000; i++) {
+		int len = snprintf(msg, sizeof(msg), "id: %d\ndata: %0*d\n\n", i, 100 + i % 400, i);
+		while (http_stream_queued(st) > 256 * 1024)
+			sleep_ms(1);
+		assert_int_equal(http_stream_write(st, msg, (size_t)len), ERR_OK);
+		assert_int_equal(buf_append(&want, msg, (size_t)len), 0);
+	}
+	http_stream_end(st);
+	pthread_join(th, NULL);
+	char *body = dechunk(sr.raw);
+	assert_int_equal(strlen(body), want.len);
+	assert_memory_equal(body, want.data, want.len);
+	free(body);
+	free(sr.raw);
+	buf_release(&want);
+	int one = 1;
+	assert_true(fx_wait(f, pred_closes, &one));
+	close(sr.fd);
 }
 
 static void test_client_gone_while_pending(void **state)
@@ -1162,6 +1261,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hangup_while_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pull_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_end_keepalive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_http10, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_connection_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_slow_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone_while_pending, setup, teardown),
 		cmocka_unit_test(test_stop_with_pending_and_streams),
 		cmocka_unit_test(test_per_ip_limit),
