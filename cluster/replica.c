@@ -92,9 +92,11 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
-	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)ev->seq, "type",
-				 ev->event_type, "hash", hash, "parent", parent, "ts",
-				 (json_int_t)ev->timestamp);
+	/* "node": which copy published it, so a rebuild can tell a new owner's
+	 * events from an old owner's of the same seqs (rebuild_choose) */
+	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I, s:s}", "seq", (json_int_t)ev->seq,
+				 "type", ev->event_type, "hash", hash, "parent", parent, "ts",
+				 (json_int_t)ev->timestamp, "node", c->node);
 	size_t n = 0;
 	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
 	json_decref(head);
