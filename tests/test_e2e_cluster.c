@@ -1680,10 +1680,18 @@ static size_t stream_forks(const char *id, size_t *events_out)
 	return forks;
 }
 
-/* POST "get" to actor id on node `node` until it answers 200 (a takeover
- * answers 404 meanwhile); the count, or -1. */
+/* Asks node `node` for actor id's count, once it runs the actor itself: until
+ * its watch has the claim it forwards to the old owner, and a request there
+ * (a write, confirmed against the placement) would fence the old copy before
+ * the test means to. The count, or -1. */
 static long count_on(int node, const char *id)
 {
+	char owner[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 80 && strcmp(owner, NAMES[node]) != 0; tries++) {
+		if (tries)
+			nap_ms(250);
+		owner_of(node, id, owner, sizeof(owner));   /* a read: it fences nothing */
+	}
 	char *req = tu_fmt("/actors/%s/requests?timeout=20", id);
 	long count = -1;
 	for (int tries = 0; tries < 80 && count < 0; tries++) {
@@ -1753,8 +1761,16 @@ static void test_split_brain_rebuild(void **state)
 	 * gamma's, under the same seqs, and the fence refuses the message */
 	struct http_result r;
 	long st = message_to(&delta, id, &r);
-	printf("# delta answered %ld: %s\n", st, r.body ? r.body : "");
+	char *by = st ? http_header(&r, "X-Theater-Node") : NULL;
+	printf("# delta answered %ld%s%s: %s\n", st, by ? " from " : "", by ? by : "",
+	       r.body ? r.body : "");
+	free(by);
 	http_result_release(&r);
+	if (st != 503) {
+		char *dl = tu_read_file(delta.log_path, NULL);
+		fprintf(stderr, "---- log of delta:\n%s\n", dl ? dl : "(none)");
+		free(dl);
+	}
 	assert_int_equal(st, 503);
 	size_t forks = 0, events = 0;
 	for (int tries = 0; tries < 50 && !forks; tries++) {
