@@ -18,8 +18,10 @@
  * case the preferred one died too). A claim is a compare-and-set of the
  * placement key at the revision read, so exactly one node wins; the winner
  * rebuilds the chain from the stream (every event checked: seq without a gap,
- * the hash recomputed equal to the one published), puts the package back in
- * its content store, and recovers the actor (supervisor_adopt, durable.c).
+ * the hash recomputed equal to the one published; after a split brain, the
+ * newer copy's chain followed by parent hashes, rebuild_pick), puts the
+ * package back in its content store, and recovers the actor
+ * (supervisor_adopt, durable.c).
  *
  * Fencing: events of an actor placed on another node are never published, and
  * a node that joins (after a crash) kills the runs it recovered locally whose
@@ -92,9 +94,11 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);
-	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)ev->seq, "type",
-				 ev->event_type, "hash", hash, "parent", parent, "ts",
-				 (json_int_t)ev->timestamp);
+	/* "node": which copy published it, so a rebuild can tell a new owner's
+	 * events from an old owner's of the same seqs (rebuild_choose) */
+	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I, s:s}", "seq", (json_int_t)ev->seq,
+				 "type", ev->event_type, "hash", hash, "parent", parent, "ts",
+				 (json_int_t)ev->timestamp, "node", c->node);
 	size_t n = 0;
 	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
 	json_decref(head);
@@ -293,7 +297,7 @@ static int resync_run(void *user, const struct db_run *r)
 }
 
 /* Publishes again every event of the runs written since the first failure
- * (the stream keeps one copy of each: message ids, and rebuild_collect). */
+ * (the stream keeps one copy of each: message ids, and rebuild_dedup). */
 static void replica_resync(struct cluster *c)
 {
 	int64_t since = __atomic_load_n(&c->resync_since_ms, __ATOMIC_ACQUIRE);
@@ -397,15 +401,36 @@ static void fetch_blobs(struct cluster *c, const char *id, struct refs *r)
 
 /* ---- rebuilding a chain from the stream ---- */
 
-/* The stream's messages of one actor, by seq: a republished event (after a
- * failed acknowledgement) may come after later ones, or twice. */
+/* One stream message of the actor: a chain event as some node published it.
+ * The same event may be there twice (a republish after a failed
+ * acknowledgement, or a new owner's republish of the chain it rebuilt), and
+ * after a split brain two copies' different events share a seq. */
+struct rebuild_ev {
+	uint64_t seq;
+	size_t pos;                   /* its place among the actor's messages */
+	char hash[65], parent[65];
+	char node[CLUSTER_NODE_MAX];  /* who published it; "" in older envelopes */
+	uint8_t *msg;                 /* the whole stream message */
+	size_t len;
+};
+
 struct rebuild {
-	uint8_t **msg;                /* by seq - 1: the whole stream message */
+	struct rebuild_ev *ev;        /* every message, in stream order until chosen */
+	size_t n, cap;
+	const uint8_t **msg;          /* by seq - 1: the chosen chain (borrowed from ev) */
 	size_t *len;
-	uint64_t cap, max;
+	uint64_t max;                 /* the chosen chain's length */
 	struct err err;
 	int failed;
 };
+
+static const char ZERO_HASH[65] =
+	"0000000000000000000000000000000000000000000000000000000000000000";
+
+static int hex64(const char *s)
+{
+	return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
 
 static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 {
@@ -414,42 +439,196 @@ static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 	size_t blen = 0;
 	json_t *head = cluster_unwrap(data, len, &body, &blen);
 	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
-	json_decref(head);
-	if (!head || seq == 0 || seq > ((uint64_t)1 << 32)) {
+	const char *hash = json_string_value(json_object_get(head, "hash"));
+	const char *parent = json_string_value(json_object_get(head, "parent"));
+	const char *node = json_string_value(json_object_get(head, "node"));
+	if (!head || seq == 0 || seq > ((uint64_t)1 << 32) || !hex64(hash) || !hex64(parent)) {
+		json_decref(head);
 		err_set(&rb->err, ERR_CORRUPT, "a stream message is not a chain event");
 		rb->failed = 1;
 		return 1;
 	}
-	if (seq > rb->cap) {
-		uint64_t cap = rb->cap ? rb->cap : 64;
-		while (cap < seq)
-			cap *= 2;
-		uint8_t **m = realloc(rb->msg, cap * sizeof(*m));
-		if (m)
-			rb->msg = m;
-		size_t *l = m ? realloc(rb->len, cap * sizeof(*l)) : NULL;
-		if (!m || !l) {
-			err_set(&rb->err, ERR_NOMEM, "out of memory");
-			rb->failed = 1;
-			return 1;
-		}
-		rb->len = l;
-		memset(rb->msg + rb->cap, 0, (cap - rb->cap) * sizeof(*m));
+	if (rb->n == rb->cap) {
+		size_t cap = rb->cap ? rb->cap * 2 : 64;
+		struct rebuild_ev *v = realloc(rb->ev, cap * sizeof(*v));
+		if (!v)
+			goto nomem;
+		rb->ev = v;
 		rb->cap = cap;
 	}
-	/* The same seq twice: a republish (the same event), or the old owner's
-	 * publish that was in flight when its actor was taken over: the later
-	 * one in the stream is the current owner's. */
-	uint8_t *copy = malloc(len + 1);
-	if (copy) {
-		memcpy(copy, data, len);
-		free(rb->msg[seq - 1]);
-		rb->msg[seq - 1] = copy;
-		rb->len[seq - 1] = len;
-	}
-	if (seq > rb->max)
-		rb->max = seq;
+	struct rebuild_ev *e = &rb->ev[rb->n];
+	if (!(e->msg = malloc(len + 1)))
+		goto nomem;
+	memcpy(e->msg, data, len);
+	e->len = len;
+	e->seq = seq;
+	e->pos = rb->n++;
+	memcpy(e->hash, hash, 65);
+	memcpy(e->parent, parent, 65);
+	snprintf(e->node, sizeof(e->node), "%s", node ? node : "");
+	json_decref(head);
 	return 0;
+nomem:
+	json_decref(head);
+	err_set(&rb->err, ERR_NOMEM, "out of memory");
+	rb->failed = 1;
+	return 1;
+}
+
+static int by_seq_hash_pos(const void *a, const void *b)
+{
+	const struct rebuild_ev *x = a, *y = b;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	int h = strcmp(x->hash, y->hash);
+	if (h)
+		return h;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Sorted by seq and hash; each event once, as it first came: the first
+ * publisher of an event is the copy that made it (a republish by a node that
+ * rebuilt the chain comes later and must not pass for its author). */
+static void rebuild_dedup(struct rebuild *rb)
+{
+	qsort(rb->ev, rb->n, sizeof(*rb->ev), by_seq_hash_pos);
+	size_t w = 0;
+	for (size_t i = 0; i < rb->n; i++) {
+		if (w && rb->ev[w - 1].seq == rb->ev[i].seq &&
+		    strcmp(rb->ev[w - 1].hash, rb->ev[i].hash) == 0) {
+			free(rb->ev[i].msg);
+			continue;
+		}
+		rb->ev[w++] = rb->ev[i];
+	}
+	rb->n = w;
+}
+
+/* The event to follow `parent` among the candidates at one seq [i, end).
+ *
+ * Which copy's chain is the actor's: a node's copy only ever extends its own
+ * chain, so a child of `parent` published by another node than its author was
+ * made by a copy that rebuilt the chain from the stream after `parent` was
+ * stored, which means that node claimed the actor after parent's author held
+ * it: the newer copy. The author's own child is the older copy going on until
+ * it heard of the claim (fenced, never acknowledged: see docs/cluster.md,
+ * Guarantees). So a child by another node wins over the author's; among
+ * equals (envelopes that name no node, or two claims that both rebuilt at
+ * the same event) the one that came later in the stream, as before.
+ *
+ * Why not the placement: the tip could be "the last event of the node our
+ * claim took the actor from", but that node may have published nothing (it
+ * died right after its own claim), and the watch that hands us a placement
+ * carries no "from"; the chain's own links need neither. */
+static long rebuild_pick(const struct rebuild *rb, size_t i, size_t end, const char *parent,
+			 const char *author)
+{
+	long best = -1;
+	int best_new = 0;
+	for (size_t k = i; k < end; k++) {
+		const struct rebuild_ev *e = &rb->ev[k];
+		if (strcmp(e->parent, parent) != 0)
+			continue;
+		int is_new = strcmp(e->node, author) != 0;
+		if (best < 0 || is_new > best_new ||
+		    (is_new == best_new && e->pos > rb->ev[best].pos)) {
+			best = (long)k;
+			best_new = is_new;
+		}
+	}
+	return best;
+}
+
+/* Every event but the first names a parent the stream holds: otherwise an
+ * event is missing, and the chosen chain could end before an acknowledged one. */
+static enum err_code rebuild_linked(const struct rebuild *rb, const char *id, struct err *err)
+{
+	size_t prev = 0, prev_end = 0, cur = 0;   /* [prev, prev_end): the seq before */
+	for (size_t i = 0; i < rb->n; i++) {
+		const struct rebuild_ev *e = &rb->ev[i];
+		if (i && rb->ev[i - 1].seq != e->seq) {
+			int next = rb->ev[i - 1].seq + 1 == e->seq;
+			prev = next ? cur : i;
+			prev_end = i;
+			cur = i;
+		}
+		int found = e->seq == 1 && strcmp(e->parent, ZERO_HASH) == 0;
+		for (size_t k = prev; !found && k < prev_end; k++)
+			found = strcmp(rb->ev[k].hash, e->parent) == 0;
+		if (!found)
+			return err_set(err, ERR_CORRUPT, "the stream lacks an event of '%s' before "
+				       "event %llu (published by '%s'), which names a parent it "
+				       "does not hold", id, (unsigned long long)e->seq,
+				       *e->node ? e->node : "?");
+	}
+	return ERR_OK;
+}
+
+/* The events of the copy that lost, in the log: how many, and the first few
+ * (seq, node, hash), so the split brain they come from can be traced. */
+static void log_left_out(const struct rebuild *rb, const unsigned char *kept, const char *id)
+{
+	char list[512] = "";
+	size_t used = 0, shown = 0, left = 0;
+	for (size_t i = 0; i < rb->n; i++) {
+		if (kept[i])
+			continue;
+		left++;
+		if (shown == 8 || used >= sizeof(list))
+			continue;
+		int w = snprintf(list + used, sizeof(list) - used, "%s#%llu by '%s' (%.12s)",
+				 shown ? ", " : "", (unsigned long long)rb->ev[i].seq,
+				 *rb->ev[i].node ? rb->ev[i].node : "?", rb->ev[i].hash);
+		if (w > 0)
+			used += (size_t)w;
+		if (used >= sizeof(list))
+			used = sizeof(list) - 1;   /* cut, still terminated */
+		shown++;
+	}
+	log_warn("cluster", "rebuilding '%s': %zu events in the stream are of another copy that "
+		 "ran it at the same time (a split brain) and are left out: %s%s; the chain kept "
+		 "has %llu events", id, left, list, left > shown ? ", ..." : "",
+		 (unsigned long long)rb->max);
+}
+
+/* Chooses the chain to rebuild: from the first event, the child rebuild_pick
+ * prefers, until the last event with a child in the stream. The events of
+ * other copies are left out and named in the log. */
+static enum err_code rebuild_choose(struct rebuild *rb, const char *id, struct err *err)
+{
+	rebuild_dedup(rb);
+	enum err_code rc = rebuild_linked(rb, id, err);
+	if (rc)
+		return rc;
+	uint64_t last = rb->n ? rb->ev[rb->n - 1].seq : 0;
+	rb->msg = calloc(last + 1, sizeof(*rb->msg));
+	rb->len = calloc(last + 1, sizeof(*rb->len));
+	unsigned char *kept = calloc(rb->n + 1, 1);
+	if (!rb->msg || !rb->len || !kept) {
+		free(kept);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	const char *parent = ZERO_HASH, *author = "";
+	size_t i = 0;
+	for (uint64_t seq = 1; i < rb->n && rb->ev[i].seq == seq; seq++) {
+		size_t end = i;
+		while (end < rb->n && rb->ev[end].seq == seq)
+			end++;
+		long k = rebuild_pick(rb, i, end, parent, author);
+		if (k < 0)
+			break;
+		kept[k] = 1;
+		rb->msg[seq - 1] = rb->ev[k].msg;
+		rb->len[seq - 1] = rb->ev[k].len;
+		rb->max = seq;
+		parent = rb->ev[k].hash;
+		author = rb->ev[k].node;
+		i = end;
+	}
+	if (rb->n > rb->max)
+		log_left_out(rb, kept, id);
+	free(kept);
+	return ERR_OK;
 }
 
 /* Appends event seq to chain, checking the hash; notes the package and name. */
@@ -611,13 +790,10 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		*err = rb.err;
 		rc = rb.err.code ? rb.err.code : ERR_CORRUPT;
 	}
-	if (!rc && rb.max == 0)
+	if (!rc && rb.n == 0)
 		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
-	for (uint64_t i = 0; !rc && i < rb.max; i++)
-		if (!rb.msg[i])
-			rc = err_set(err, ERR_CORRUPT, "the stream lacks event %llu of '%s' (it "
-				     "has %llu)", (unsigned long long)i + 1, id,
-				     (unsigned long long)rb.max);
+	if (!rc)
+		rc = rebuild_choose(&rb, id, err);
 	struct chain *chain = NULL;
 	struct chain_open_report rep = {0};
 	if (!rc)
@@ -629,8 +805,9 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	if (!rc)
 		note_states(&rb, &refs);
 	chain_close(chain);
-	for (uint64_t i = 0; i < rb.cap; i++)
-		free(rb.msg[i]);
+	for (size_t i = 0; i < rb.n; i++)
+		free(rb.ev[i].msg);
+	free(rb.ev);
 	free(rb.msg);
 	free(rb.len);
 	*events_out = rb.max;
