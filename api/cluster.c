@@ -725,6 +725,73 @@ static void job_merged(void *arg)
 	free(c);
 }
 
+/* ---- DELETE of an actor ---- */
+
+struct cluster_delete {
+	struct api_call *c;
+	struct cluster *cl;
+	char id[37];
+};
+
+static void delete_answer(void *user, enum err_code rc, const struct err *err)
+{
+	struct cluster_delete *d = user;
+	struct cluster *cl = d->cl;
+	char id[37];
+	memcpy(id, d->id, sizeof(id));
+	if (rc == ERR_OK)
+		api_empty(d->c, 204, NULL);
+	else if (err)
+		api_problem_err(d->c, err);
+	else
+		api_problem(d->c, rc, NULL);
+	free(d);
+	cluster_deleted(cl, id, rc);
+}
+
+/* The tombstone first: once it is written no node runs, claims or acknowledges
+ * the actor, so the local delete that follows kills whatever still runs. */
+static void job_delete(void *arg)
+{
+	struct cluster_delete *d = arg;
+	struct err e = {0};
+	if (cluster_unplace(d->cl, d->id, &e)) {
+		api_problem_err(d->c, &e);
+		free(d);
+		return;
+	}
+	supervisor_delete(d->c->api->cfg.sup, d->id, 1, delete_answer, d);
+}
+
+int api_cluster_delete(struct api_call *c, int force)
+{
+	struct cluster *cl = cluster_of(c->api);
+	if (!cl)
+		return 0;
+	struct db_run r;
+	struct err e = {0};
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) != ERR_OK)
+		return 0;                /* the local answer: 404 */
+	int live = !strcmp(r.status, "starting") || !strcmp(r.status, "running") ||
+		   !strcmp(r.status, "stopping");
+	db_run_release(&r);
+	if (live && !force)
+		return 0;                /* the local answer: 409 */
+	struct cluster_delete *d = calloc(1, sizeof(*d));
+	if (!d) {
+		api_problem(c, ERR_NOMEM, "out of memory");
+		return 1;
+	}
+	d->c = c;
+	d->cl = cl;
+	snprintf(d->id, sizeof(d->id), "%s", c->params[0]);
+	if (cluster_submit(cl, job_delete, d)) {
+		free(d);
+		api_problem(c, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	return 1;
+}
+
 /* ---- the hook in dispatch ---- */
 
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
