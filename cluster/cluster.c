@@ -10,7 +10,10 @@
  * Placement: `theater_placement` maps actor id -> {node}. A watch keeps a
  * copy in memory for cluster_lookup; cluster_locate asks the bucket itself
  * when the copy has not caught up yet. Writes are compare-and-set (create, or
- * update at the revision read), the only way ownership ever changes.
+ * update at the revision read), the only way ownership ever changes. A
+ * deleted actor's value is a tombstone ({"deleted": true}), never a plain key
+ * delete (which would read as "never placed"): nothing is written after it,
+ * and the memory copy drops the actor.
  *
  * Forwarding: a request for another node travels as one NATS request on
  * `theater.node.<node>.http`: a JSON line {m, p, h, t} then the body; the

@@ -23,7 +23,16 @@
  *
  * Fencing: events of an actor placed on another node are never published, and
  * a node that joins (after a crash) kills the runs it recovered locally whose
- * placement moved while it was away. */
+ * placement moved while it was away.
+ *
+ * Deleting: a tombstone in the placement bucket (cluster.c, cluster_unplace)
+ * is final. A copy of a tombstoned actor is deleted here wherever a fence
+ * meets it (forget_now: the bucket's leader confirms first), its events are
+ * never published (the deleting set), and its chain subject is purged once
+ * the local delete is done. A tombstone older than the tombstone age is
+ * removed after purging the subject again, so "no key and no event in the
+ * stream" is what a removed tombstone leaves: the join fence stops, rather
+ * than places, an old run that the cluster knows nothing of. */
 #include "cluster/cluster_int.h"
 
 #include <errno.h>
