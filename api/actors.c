@@ -347,6 +347,8 @@ void h_actor_delete(struct api_call *c)
 		api_problem(c, ERR_INVALID, "'force' must be 'true' or 'false'");
 		return;
 	}
-	supervisor_delete(c->api->cfg.sup, c->params[0], force && strcmp(force, "true") == 0,
-			  lifecycle_answer, c);
+	int forced = force && strcmp(force, "true") == 0;
+	if (api_cluster_delete(c, forced))
+		return;
+	supervisor_delete(c->api->cfg.sup, c->params[0], forced, lifecycle_answer, c);
 }

@@ -187,6 +187,11 @@ void h_labels_list(struct api_call *c);       /* store.c: GET /store/{store_id}/
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
 		      api_handler_fn fn);
 enum err_code api_cluster_placed(struct api *api, const char *actor_id, struct err *err);
+/* DELETE /actors/{id} of a run here, in cluster mode: its placement becomes a
+ * tombstone, then it is deleted here and its chain purged from the stream. 1
+ * when the call was taken; 0 for the local answer (no cluster, no such run, a
+ * live run without force). */
+int api_cluster_delete(struct api_call *c, int force);
 void h_cluster(struct api_call *c);           /* GET /cluster */
 
 /* sse.c */

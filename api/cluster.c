@@ -725,6 +725,98 @@ static void job_merged(void *arg)
 	free(c);
 }
 
+/* Placed on this node, no run here: a takeover that has not rebuilt the actor
+ * yet (a deleted actor's placement is a tombstone, never "here"): 503 with
+ * Retry-After, not the local 404. 1 when answered so. */
+static int moving_here(struct api_call *c, struct cluster *cl, const char *pattern)
+{
+	char node[CLUSTER_NODE_MAX];
+	struct db_run r;
+	struct err e = {0};
+	if (strncmp(pattern, "/actors/{id}", 12) != 0 || !uuid_valid(c->params[0]) ||
+	    !cluster_lookup(cl, c->params[0], node) || strcmp(node, cluster_node(cl)) != 0)
+		return 0;
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) == ERR_OK) {
+		db_run_release(&r);
+		return 0;
+	}
+	char detail[200];
+	snprintf(detail, sizeof(detail), "actor '%s' is being moved to this node (taken over "
+		 "from a node that is down) and runs again shortly: retry", c->params[0]);
+	char *body = problem_body(503, err_code_name(ERR_UNAVAILABLE), detail,
+				  http_request_path(c->req));
+	static const char *const retry[] = {"Retry-After", "1", NULL};
+	api_bytes(c, 503, "application/problem+json", body, body ? strlen(body) : 0, retry);
+	return 1;
+}
+
+/* ---- DELETE of an actor ---- */
+
+struct cluster_delete {
+	struct api_call *c;
+	struct cluster *cl;
+	char id[37];
+};
+
+static void delete_answer(void *user, enum err_code rc, const struct err *err)
+{
+	struct cluster_delete *d = user;
+	struct cluster *cl = d->cl;
+	char id[37];
+	memcpy(id, d->id, sizeof(id));
+	if (rc == ERR_OK)
+		api_empty(d->c, 204, NULL);
+	else if (err)
+		api_problem_err(d->c, err);
+	else
+		api_problem(d->c, rc, NULL);
+	free(d);
+	cluster_deleted(cl, id, rc);
+}
+
+/* The tombstone first: once it is written no node runs, claims or acknowledges
+ * the actor, so the local delete that follows kills whatever still runs. */
+static void job_delete(void *arg)
+{
+	struct cluster_delete *d = arg;
+	struct err e = {0};
+	if (cluster_unplace(d->cl, d->id, &e)) {
+		api_problem_err(d->c, &e);
+		free(d);
+		return;
+	}
+	supervisor_delete(d->c->api->cfg.sup, d->id, 1, delete_answer, d);
+}
+
+int api_cluster_delete(struct api_call *c, int force)
+{
+	struct cluster *cl = cluster_of(c->api);
+	if (!cl)
+		return 0;
+	struct db_run r;
+	struct err e = {0};
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) != ERR_OK)
+		return 0;                /* the local answer: 404 */
+	int live = !strcmp(r.status, "starting") || !strcmp(r.status, "running") ||
+		   !strcmp(r.status, "stopping");
+	db_run_release(&r);
+	if (live && !force)
+		return 0;                /* the local answer: 409 */
+	struct cluster_delete *d = calloc(1, sizeof(*d));
+	if (!d) {
+		api_problem(c, ERR_NOMEM, "out of memory");
+		return 1;
+	}
+	d->c = c;
+	d->cl = cl;
+	snprintf(d->id, sizeof(d->id), "%s", c->params[0]);
+	if (cluster_submit(cl, job_delete, d)) {
+		free(d);
+		api_problem(c, ERR_UNAVAILABLE, "the server is shutting down");
+	}
+	return 1;
+}
+
 /* ---- the hook in dispatch ---- */
 
 int api_cluster_route(struct api_call *c, const char *method, const char *pattern,
@@ -757,7 +849,7 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 		return 1;
 	}
 	if (http_request_header(c->req, FORWARDED_HEADER))
-		return 0;                /* forwarded to us: answer here, never again */
+		return moving_here(c, cl, pattern);   /* answer here, never forward again */
 	if (strcmp(pattern, "/events") == 0) {
 		const char *node = http_request_query(c->req, "node");
 		if (!node || strcmp(node, cluster_node(cl)) == 0)
@@ -781,7 +873,8 @@ int api_cluster_route(struct api_call *c, const char *method, const char *patter
 		return start_forward(c, node, fn, NULL, job_relay);
 	if (cluster_lookup(cl, c->params[0], node))
 		return strcmp(node, cluster_node(cl)) == 0
-			       ? 0 : start_forward(c, node, fn, NULL, job_forward);
+			       ? moving_here(c, cl, pattern)
+			       : start_forward(c, node, fn, NULL, job_forward);
 	struct db_run r;
 	struct err e = {0};
 	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) == ERR_OK) {

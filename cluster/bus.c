@@ -541,6 +541,10 @@ static int msg_get(struct bus *b, const char *name, const char *subject, uint64_
 		   unsigned timeout_ms, uint64_t *next_seq, uint8_t **data, size_t *len,
 		   struct err *err);
 
+static enum err_code kv_publish_msg(struct bus_kv *kv, const char *key, const void *data,
+				    size_t len, jsPubOptions *po, int rollup, const char *what,
+				    uint64_t *rev_out, struct err *err);
+
 /* One write of key, published by hand (not kvStore_Put/Update) so the answer's
  * JetStream error code is ours to read: a compare-and-set lost is error 10071
  * (JSStreamWrongLastSequenceErr), whatever libnats's last error text says.
@@ -550,11 +554,26 @@ static enum err_code kv_publish(struct bus_kv *kv, const char *key, const void *
 				size_t len, jsPubOptions *po, const char *what,
 				uint64_t *rev_out, struct err *err)
 {
+	return kv_publish_msg(kv, key, data, len, po, 0, what, rev_out, err);
+}
+
+/* rollup: the message replaces every earlier one of the key (Nats-Rollup: sub),
+ * once its expectation held. */
+static enum err_code kv_publish_msg(struct bus_kv *kv, const char *key, const void *data,
+				    size_t len, jsPubOptions *po, int rollup, const char *what,
+				    uint64_t *rev_out, struct err *err)
+{
 	char subject[256];
 	snprintf(subject, sizeof(subject), "$KV.%s.%s", kv->bucket, key);
 	jsPubAck *pa = NULL;
 	jsErrCode jerr = 0;
-	natsStatus s = js_Publish(&pa, kv->bus->js, subject, data, (int)len, po, &jerr);
+	natsMsg *m = NULL;
+	natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+	if (!s && rollup)
+		s = natsMsgHeader_Set(m, JSMsgRollup, JSMsgRollupSubject);
+	if (!s)
+		s = js_PublishMsg(&pa, kv->bus->js, m, po, &jerr);
+	natsMsg_Destroy(m);
 	if (s == NATS_OK) {
 		if (rev_out)
 			*rev_out = pa ? pa->Sequence : 0;
@@ -597,6 +616,26 @@ enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data
 	else
 		po.ExpectNoMessage = true;
 	return kv_publish(kv, key, data, len, &po, "update", rev_out, err);
+}
+
+enum err_code bus_kv_replace(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			     uint64_t last, uint64_t *rev_out, struct err *err)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	if (last)
+		po.ExpectLastSubjectSeq = last;
+	else
+		po.ExpectNoMessage = true;
+	return kv_publish_msg(kv, key, data, len, &po, 1, "replace", rev_out, err);
+}
+
+enum err_code bus_kv_forget(struct bus_kv *kv, const char *key, struct err *err)
+{
+	char stream[96], subject[256];
+	snprintf(stream, sizeof(stream), "KV_%s", kv->bucket);
+	snprintf(subject, sizeof(subject), "$KV.%s.%s", kv->bucket, key);
+	return bus_stream_purge_subject(kv->bus, stream, subject, err);
 }
 
 enum err_code bus_kv_update_by_stream(struct bus_kv *kv, const char *key, const void *data,
@@ -983,6 +1022,21 @@ static int msg_get(struct bus *b, const char *name, const char *subject, uint64_
 	}
 	json_decref(ans);
 	return got;
+}
+
+enum err_code bus_stream_purge_subject(struct bus *b, const char *name, const char *subject,
+				       struct err *err)
+{
+	jsOptions o;
+	jsOptions_Init(&o);
+	o.Stream.Purge.Subject = subject;
+	jsErrCode jerr = 0;
+	natsStatus s = js_PurgeStream(b->js, name, &o, &jerr);
+	if (s == NATS_OK)
+		return ERR_OK;
+	return err_set(err, code_of(s), "nats: cannot purge '%s' from stream '%s': %.120s "
+		       "(status %d, jetstream error %d)", subject, name, status_text(s), (int)s,
+		       (int)jerr);
 }
 
 int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err)

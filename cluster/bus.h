@@ -99,7 +99,15 @@ enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data
 enum err_code bus_kv_update_by_stream(struct bus_kv *kv, const char *key, const void *data,
 				      size_t len, uint64_t last, uint64_t *rev_out,
 				      struct err *err);
+/* bus_kv_update (last 0: bus_kv_create) whose message also replaces every
+ * earlier revision of the key (a rollup): the key then holds this one message,
+ * whatever the bucket's history. */
+enum err_code bus_kv_replace(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			     uint64_t last, uint64_t *rev_out, struct err *err);
 enum err_code bus_kv_delete(struct bus_kv *kv, const char *key, struct err *err);
+/* Removes every message of key from the bucket's stream, leaving no delete
+ * marker: the key reads as never written (ERR_OK when it had none). */
+enum err_code bus_kv_forget(struct bus_kv *kv, const char *key, struct err *err);
 /* fn for every key's current value, then once with key NULL (caught up), then
  * for every change (deleted = 1 for a delete or purge, data empty), on the
  * watch's own thread, in revision order. A watch that fails, or (stall_ms >
@@ -146,6 +154,11 @@ void bus_stream_forgive(struct bus *b, uint64_t upto);
 typedef int (*bus_read_fn)(void *user, const uint8_t *data, size_t len);
 enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
 			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err);
+/* Removes every message of stream `name` on `subject` (JetStream's purge with
+ * a subject filter, answered once the stream's replicas applied it). ERR_OK
+ * when there were none. */
+enum err_code bus_stream_purge_subject(struct bus *b, const char *name, const char *subject,
+				       struct err *err);
 /* Whether stream `name` holds a message on `subject` (asked of its leader):
  * 1 yes, 0 no, -1 when it could not say (err). */
 int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err);

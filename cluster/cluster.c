@@ -10,7 +10,10 @@
  * Placement: `theater_placement` maps actor id -> {node}. A watch keeps a
  * copy in memory for cluster_lookup; cluster_locate asks the bucket itself
  * when the copy has not caught up yet. Writes are compare-and-set (create, or
- * update at the revision read), the only way ownership ever changes.
+ * update at the revision read), the only way ownership ever changes. A
+ * deleted actor's value is a tombstone ({"deleted": true}), never a plain key
+ * delete (which would read as "never placed"): nothing is written after it,
+ * and the memory copy drops the actor.
  *
  * Forwarding: a request for another node travels as one NATS request on
  * `theater.node.<node>.http`: a JSON line {m, p, h, t} then the body; the
@@ -182,12 +185,13 @@ json_t *cluster_json(struct cluster *c)
 		json_object_set_new(o, "self", json_boolean(strcmp(n->name, c->node) == 0));
 		json_array_append_new(nodes, o);
 	}
+	json_int_t placements = (json_int_t)c->nplaces;
 	pthread_mutex_unlock(&c->lock);
 	char server[256];
 	bus_server(c->bus, server, sizeof(server));
-	return json_pack("{s:b, s:s, s:o, s:{s:b, s:s, s:i}}", "enabled", 1, "node", c->node,
-			 "nodes", nodes, "nats", "connected", bus_connected(c->bus), "server",
-			 server, "replicas", (int)c->replicas);
+	return json_pack("{s:b, s:s, s:o, s:I, s:{s:b, s:s, s:i}}", "enabled", 1, "node", c->node,
+			 "nodes", nodes, "placements", placements, "nats", "connected",
+			 bus_connected(c->bus), "server", server, "replicas", (int)c->replicas);
 }
 
 static void beat_once(struct cluster *c)
@@ -284,6 +288,7 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
 			struct place *gone = *slot;
 			*slot = gone->next;
 			free(gone);
+			c->nplaces--;
 		}
 	} else if (!*slot) {
 		struct place *p = calloc(1, sizeof(*p));
@@ -292,6 +297,7 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
 			snprintf(p->node, sizeof(p->node), "%s", node);
 			p->rev = rev;
 			*slot = p;
+			c->nplaces++;
 		}
 	} else if ((*slot)->rev < rev) {
 		snprintf((*slot)->node, sizeof((*slot)->node), "%s", node);
@@ -311,6 +317,7 @@ void cluster_place_set(struct cluster *c, const char *id, const char *node, uint
 		if (p) {
 			memcpy(p->id, id, 37);
 			*slot = p;
+			c->nplaces++;
 		}
 	}
 	if (*slot) {
@@ -320,16 +327,146 @@ void cluster_place_set(struct cluster *c, const char *id, const char *node, uint
 	pthread_mutex_unlock(&c->lock);
 }
 
-int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
+/* A tombstone is final, whatever its revision: nothing is written to the key
+ * after it (every placement write is a compare-and-set that reads it first). */
+void cluster_place_drop(struct cluster *c, const char *id)
+{
+	pthread_mutex_lock(&c->lock);
+	struct place **slot = place_slot(c, id);
+	if (*slot) {
+		struct place *gone = *slot;
+		*slot = gone->next;
+		free(gone);
+		c->nplaces--;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
+				    char node_out[CLUSTER_NODE_MAX], int64_t *at_out)
 {
 	struct err e = {0};
 	json_t *v = json_parse((const char *)data, len, 8, &e);
 	const char *node = json_string_value(json_object_get(v, "node"));
-	int ok = node && strlen(node) < CLUSTER_NODE_MAX;
-	if (ok)
+	enum place_kind k = PLACE_BAD;
+	if (json_is_true(json_object_get(v, "deleted"))) {
+		k = PLACE_DELETED;
+		if (at_out)
+			*at_out = (int64_t)json_integer_value(json_object_get(v, "at"));
+	} else if (node && strlen(node) < CLUSTER_NODE_MAX) {
+		k = PLACE_NODE;
 		snprintf(node_out, CLUSTER_NODE_MAX, "%s", node);
+	}
 	json_decref(v);
-	return ok;
+	return k;
+}
+
+int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
+{
+	return cluster_place_parse(data, len, node_out, NULL) == PLACE_NODE;
+}
+
+/* ---- deleting ---- */
+
+void cluster_deleting_add(struct cluster *c, const char *id)
+{
+	struct deleting *d = calloc(1, sizeof(*d));
+	if (!d)
+		return;          /* its events may be published: the purge comes after */
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	pthread_mutex_lock(&c->lock);
+	d->next = c->deleting;
+	c->deleting = d;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cluster_deleting_remove(struct cluster *c, const char *id)
+{
+	pthread_mutex_lock(&c->lock);
+	for (struct deleting **p = &c->deleting; *p; p = &(*p)->next)
+		if (strcmp((*p)->id, id) == 0) {
+			struct deleting *gone = *p;
+			*p = gone->next;
+			free(gone);
+			break;
+		}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cluster_is_deleting(struct cluster *c, const char *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&c->lock);
+	for (struct deleting *d = c->deleting; d && !found; d = d->next)
+		found = strcmp(d->id, id) == 0;
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+enum err_code cluster_unplace(struct cluster *c, const char *actor_id, struct err *err)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t rev = 0;
+	char node[CLUSTER_NODE_MAX] = "";
+	enum err_code rc = bus_kv_get(c->place_kv, actor_id, &data, &len, &rev, err);
+	if (rc && rc != ERR_NOT_FOUND) {
+		err_prefix(err, "cannot read the placement of '%s' to delete it", actor_id);
+		return rc;
+	}
+	enum place_kind k = rc ? PLACE_BAD : cluster_place_parse(data, len, node, NULL);
+	free(data);
+	if (!rc && k == PLACE_BAD)
+		return err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}",
+			       actor_id);
+	if (k == PLACE_NODE && strcmp(node, c->node) != 0) {
+		replica_fence(c, actor_id, node);
+		return err_set(err, ERR_UNAVAILABLE, "actor '%s' was taken over by node '%s'; this "
+			       "node's copy is being stopped: send it again", actor_id, node);
+	}
+	if (k != PLACE_DELETED) {
+		char value[160];
+		snprintf(value, sizeof(value), "{\"deleted\":true,\"by\":\"%s\",\"at\":%lld}",
+			 c->node, (long long)cluster_unix_ms());
+		rc = bus_kv_replace(c->place_kv, actor_id, value, strlen(value),
+				    k == PLACE_NODE ? rev : 0, NULL, err);
+		if (rc == ERR_CONFLICT)
+			return err_set(err, ERR_UNAVAILABLE, "the placement of '%s' changed while it "
+				       "was being deleted (a takeover?): send it again", actor_id);
+		if (rc)
+			return rc;
+	}
+	/* from here on no event of it is published, and no node runs it */
+	cluster_deleting_add(c, actor_id);
+	cluster_place_drop(c, actor_id);
+	return ERR_OK;
+}
+
+void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code local_rc)
+{
+	if (local_rc && local_rc != ERR_NOT_FOUND) {
+		/* the tombstone stands: the copy here goes all the same */
+		log_warn("cluster", "'%s' is deleted in the cluster but its local delete failed: "
+			 "deleting the copy here again", actor_id);
+		cluster_deleting_remove(c, actor_id);
+		replica_forget(c, actor_id);
+		return;
+	}
+	replica_purge_later(c, actor_id);
+}
+
+/* A tombstone from the watch: our copy forgets the actor, a copy of it here
+ * that is not being deleted already is (the bucket decides, replica_forget
+ * reads it), and an old tombstone is swept. */
+static void place_tombstone(struct cluster *c, const char *key, int64_t at)
+{
+	char node[CLUSTER_NODE_MAX];
+	int known = cluster_lookup(c, key, node);
+	cluster_place_drop(c, key);
+	if (known && strcmp(node, c->node) == 0 && !cluster_is_deleting(c, key))
+		replica_forget(c, key);
+	if (cluster_unix_ms() - at >= c->tombstone_age_ms)
+		replica_sweep_later(c, key);
 }
 
 static void on_place(void *user, const char *key, const uint8_t *data, size_t len,
@@ -344,7 +481,13 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	if (!deleted && !cluster_place_node_of(data, len, node))
+	int64_t at = 0;
+	enum place_kind kind = deleted ? PLACE_BAD : cluster_place_parse(data, len, node, &at);
+	if (kind == PLACE_DELETED) {
+		place_tombstone(c, key, at);
+		return;
+	}
+	if (!deleted && kind != PLACE_NODE)
 		return;
 	/* Ours until now, and this revision is newer than the one that made it
 	 * ours: moved. A watch that lags (made again after a NATS server died)
@@ -386,21 +529,39 @@ int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTE
 	return p != NULL;
 }
 
-enum err_code cluster_locate(struct cluster *c, const char *actor_id,
-			     char node_out[CLUSTER_NODE_MAX], struct err *err)
+enum err_code cluster_locate_ex(struct cluster *c, const char *actor_id,
+				char node_out[CLUSTER_NODE_MAX], int *deleted_out,
+				struct err *err)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
 	uint64_t rev = 0;
+	if (deleted_out)
+		*deleted_out = 0;
 	enum err_code rc = bus_kv_get(c->place_kv, actor_id, &data, &len, &rev, err);
 	if (rc)
 		return rc;
-	if (!cluster_place_node_of(data, len, node_out))
-		rc = err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}", actor_id);
-	else
+	switch (cluster_place_parse(data, len, node_out, NULL)) {
+	case PLACE_NODE:
 		cluster_place_set(c, actor_id, node_out, rev);
+		break;
+	case PLACE_DELETED:
+		cluster_place_drop(c, actor_id);
+		if (deleted_out)
+			*deleted_out = 1;
+		rc = err_set(err, ERR_NOT_FOUND, "actor '%s' not found (it was deleted)", actor_id);
+		break;
+	default:
+		rc = err_set(err, ERR_CORRUPT, "placement of '%s' is not {\"node\": ...}", actor_id);
+	}
 	free(data);
 	return rc;
+}
+
+enum err_code cluster_locate(struct cluster *c, const char *actor_id,
+			     char node_out[CLUSTER_NODE_MAX], struct err *err)
+{
+	return cluster_locate_ex(c, actor_id, node_out, NULL, err);
 }
 
 enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err)
@@ -423,9 +584,14 @@ enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err 
 	}
 	if (rc != ERR_CONFLICT)
 		return rc;
-	char owner[CLUSTER_NODE_MAX];
+	char owner[CLUSTER_NODE_MAX] = "";
 	struct err e2 = {0};
-	if (cluster_locate(c, actor_id, owner, &e2) == ERR_OK && strcmp(owner, c->node) == 0)
+	int deleted = 0;
+	rc = cluster_locate_ex(c, actor_id, owner, &deleted, &e2);
+	if (deleted)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' was deleted from the cluster",
+			       actor_id);
+	if (rc == ERR_OK && strcmp(owner, c->node) == 0)
 		return ERR_OK;     /* placed here already (the API and the lifecycle hook) */
 	return err_set(err, ERR_CONFLICT, "actor '%s' is placed on node '%s'", actor_id,
 		       *owner ? owner : "?");
@@ -785,6 +951,14 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "its actors moved that much later (fault injection for tests; never in "
 			 "production)", c->test_place_lag_ms);
 	}
+	c->tombstone_age_ms = TOMBSTONE_AGE_MS;
+	const char *age = getenv("THEATER_TEST_TOMBSTONE_AGE_MS");
+	if (age && atoll(age) > 0) {
+		c->tombstone_age_ms = atoll(age);
+		log_warn("cluster", "THEATER_TEST_TOMBSTONE_AGE_MS=%lld: tombstones of deleted "
+			 "actors are removed that soon (for tests; never in production)",
+			 (long long)c->tombstone_age_ms);
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->blob_lock, NULL);
 	pthread_mutex_init(&c->relay_lock, NULL);
@@ -868,6 +1042,11 @@ void cluster_free(struct cluster *c)
 			c->places[i] = p->next;
 			free(p);
 		}
+	while (c->deleting) {
+		struct deleting *d = c->deleting;
+		c->deleting = d->next;
+		free(d);
+	}
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->blob_lock);
 	pthread_mutex_destroy(&c->relay_lock);

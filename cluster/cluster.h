@@ -71,6 +71,18 @@ enum err_code cluster_locate(struct cluster *c, const char *actor_id,
  * another node holds it). Blocks for one NATS round trip. */
 enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err *err);
 
+/* Deletes actor_id from the cluster: its placement becomes a tombstone (a
+ * compare-and-set of the key at the revision that names this node, the key's
+ * older revisions rolled up), so no node claims, places, runs or acknowledges
+ * it again. Call before the local delete, then cluster_deleted after it.
+ * ERR_OK also when it was deleted already; ERR_UNAVAILABLE when another node
+ * holds it now (send the delete again) or the bucket cannot be read or
+ * written. Blocks one or two NATS round trips. */
+enum err_code cluster_unplace(struct cluster *c, const char *actor_id, struct err *err);
+/* After the local delete (done or failed): the actor's chain subject is purged
+ * from the stream in the background. */
+void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code local_rc);
+
 /* Why this node must refuse writes now (NATS unreachable, its heartbeats
  * failed and its actors' placement is being read again, or the stream did not
  * acknowledge lately: it refuses what it cannot replicate); NULL when it may

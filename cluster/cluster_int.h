@@ -35,6 +35,17 @@ struct place {
 	uint64_t rev;
 };
 
+/* An actor this node is deleting (its tombstone written, its local copy not
+ * yet gone, its chain subject not yet purged): its events are not published. */
+struct deleting {
+	struct deleting *next;
+	char id[37];
+};
+
+/* How long a tombstone (the placement of a deleted actor) stays in the bucket
+ * before a node that reads it removes it (docs/cluster.md, "Deleting"). */
+#define TOMBSTONE_AGE_MS ((int64_t)7 * 24 * 3600 * 1000)
+
 struct cluster {
 	char node[CLUSTER_NODE_MAX];
 	char *http_url, *token, *advertise_url;
@@ -55,6 +66,9 @@ struct cluster {
 	struct node_row nodes[MAX_NODES];
 	size_t nnodes;
 	struct place *places[PLACE_BUCKETS];
+	size_t nplaces;               /* entries in places */
+	struct deleting *deleting;    /* under lock */
+	int64_t tombstone_age_ms;     /* TOMBSTONE_AGE_MS, or THEATER_TEST_TOMBSTONE_AGE_MS */
 	/* replica.c */
 	int64_t unhealthy_until_ms;   /* writes refused until then (a stream ack failed) */
 	int place_ready;              /* the placement watch delivered every key */
@@ -87,6 +101,22 @@ int64_t cluster_unix_ms(void);
 /* place_node_of and place_note (cluster.c): a placement value's node; the
  * memory copy of the bucket. */
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);
+/* What a placement value says: an actor placed on a node (node_out), a
+ * tombstone (the actor was deleted; at_out: when, unix ms), or neither. */
+enum place_kind { PLACE_BAD, PLACE_NODE, PLACE_DELETED };
+enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
+				    char node_out[CLUSTER_NODE_MAX], int64_t *at_out);
+/* cluster_locate, telling a tombstone (*deleted_out = 1, ERR_NOT_FOUND) from a
+ * key never written (0, ERR_NOT_FOUND). A tombstone drops our copy. */
+enum err_code cluster_locate_ex(struct cluster *c, const char *actor_id,
+				char node_out[CLUSTER_NODE_MAX], int *deleted_out,
+				struct err *err);
+/* Our memory copy forgets actor_id (it was deleted). */
+void cluster_place_drop(struct cluster *c, const char *actor_id);
+/* The set of actors being deleted here (struct deleting). */
+void cluster_deleting_add(struct cluster *c, const char *actor_id);
+void cluster_deleting_remove(struct cluster *c, const char *actor_id);
+int cluster_is_deleting(struct cluster *c, const char *actor_id);
 void cluster_place_note(struct cluster *c, const char *id, const char *node, uint64_t rev,
 			int deleted);
 /* What a read of the bucket itself (its stream's leader) or our own write's
@@ -163,6 +193,16 @@ void loopback_response_release(struct loopback_response *r);
 int loopback_connect(const char *base_url);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
+/* A tombstone names actor_id, and a copy of it may be here: it is deleted here
+ * (its events never published), then its chain subject purged. */
+void replica_forget(struct cluster *c, const char *actor_id);
+/* After actor_id's local copy is gone: every publish so far acknowledged, its
+ * chain subject purged from the stream, and it leaves the deleting set (on the
+ * cluster's pool; a purge that fails is logged and done again by the sweep). */
+void replica_purge_later(struct cluster *c, const char *actor_id);
+/* A tombstone older than the tombstone age: its chain subject purged again,
+ * then its key removed from the bucket (on the cluster's pool). */
+void replica_sweep_later(struct cluster *c, const char *actor_id);
 
 
 #endif

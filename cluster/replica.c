@@ -25,7 +25,16 @@
  *
  * Fencing: events of an actor placed on another node are never published, and
  * a node that joins (after a crash) kills the runs it recovered locally whose
- * placement moved while it was away. */
+ * placement moved while it was away.
+ *
+ * Deleting: a tombstone in the placement bucket (cluster.c, cluster_unplace)
+ * is final. A copy of a tombstoned actor is deleted here wherever a fence
+ * meets it (forget_now: the bucket's leader confirms first), its events are
+ * never published (the deleting set), and its chain subject is purged once
+ * the local delete is done. A tombstone older than the tombstone age is
+ * removed after purging the subject again, so "no key and no event in the
+ * stream" is what a removed tombstone leaves: the join fence stops, rather
+ * than places, an old run that the cluster knows nothing of. */
 #include "cluster/cluster_int.h"
 
 #include <errno.h>
@@ -82,6 +91,8 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	char owner[CLUSTER_NODE_MAX];
 	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
 		return;                  /* fenced: it moved to another node */
+	if (cluster_is_deleting(c, ev->actor_id))
+		return;                  /* deleted: its tombstone is written */
 	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
 		/* it may have moved while our heartbeats failed: published again
 		 * once its placement is confirmed (replica_verify, then resync) */
@@ -158,11 +169,24 @@ static enum err_code on_confirm(void *user, const char *actor_id, struct err *er
 	char owner[CLUSTER_NODE_MAX];
 	struct err le = {0};
 	enum err_code rc = ERR_UNAVAILABLE;
+	int deleted = 0;
 	if (confirm_blocked(c))
 		err_set(&le, rc, "%s", CONFIRM_BLOCKED);
-	else if ((rc = cluster_locate(c, actor_id, owner, &le)) && rc != ERR_NOT_FOUND)
+	else if ((rc = cluster_locate_ex(c, actor_id, owner, &deleted, &le)) &&
+		 rc != ERR_NOT_FOUND)
 		__atomic_store_n(&c->confirm_blocked_until_ms, cluster_mono_ms() + CONFIRM_BACKOFF_MS,
 				 __ATOMIC_RELEASE);
+	if (deleted) {
+		if (cluster_is_deleting(c, actor_id))
+			return ERR_OK;   /* our own delete's last events */
+		/* a copy here of an actor deleted from the cluster (a node that
+		 * was away): never acknowledged, and deleted here too */
+		log_warn("cluster", "'%s' was deleted from the cluster while this node still ran "
+			 "it: not acknowledged, and the copy here is deleted", actor_id);
+		replica_forget(c, actor_id);
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found (it was deleted)",
+			       actor_id);
+	}
 	if (rc == ERR_NOT_FOUND)
 		return ERR_OK;           /* never placed: nobody else can hold it */
 	if (rc)
@@ -209,7 +233,14 @@ static int verify_one(void *user, const struct db_run *r)
 		return 0;
 	char owner[CLUSTER_NODE_MAX];
 	struct err e = {0};
-	enum err_code rc = cluster_locate(x->c, r->id, owner, &e);
+	int deleted = 0;
+	enum err_code rc = cluster_locate_ex(x->c, r->id, owner, &deleted, &e);
+	if (deleted) {
+		log_warn("cluster", "'%s' was deleted from the cluster while our heartbeats "
+			 "failed: deleting the copy here", r->id);
+		replica_forget(x->c, r->id);
+		return 0;
+	}
 	if (rc == ERR_NOT_FOUND)
 		return 0;                /* never placed: nobody else can hold it */
 	if (rc) {
@@ -274,7 +305,8 @@ static int resync_run(void *user, const struct db_run *r)
 	char owner[CLUSTER_NODE_MAX];
 	int live = !strcmp(r->status, "running") || !strcmp(r->status, "starting") ||
 		   !strcmp(r->status, "stopping");
-	if ((!live && r->updated_at < x->since) ||
+	if ((!live && r->updated_at < x->since) || strcmp(r->status, "deleted") == 0 ||
+	    cluster_is_deleting(x->c, r->id) ||
 	    (cluster_lookup(x->c, r->id, owner) && strcmp(owner, x->c->node) != 0))
 		return 0;
 	for (uint64_t seq = 1; seq <= r->head_seq; seq++) {
@@ -893,8 +925,13 @@ static void take_over(struct cluster *c, const struct candidate *k)
 		char owner[CLUSTER_NODE_MAX] = "";
 		struct err re = {0};
 		enum err_code grc = bus_kv_get(c->place_kv, k->id, &data, &len, &at.rev, &re);
-		int named = !grc && cluster_place_node_of(data, len, owner);
+		enum place_kind kind = grc ? PLACE_BAD : cluster_place_parse(data, len, owner, NULL);
+		int named = kind == PLACE_NODE;
 		free(data);
+		if (kind == PLACE_DELETED) {
+			cluster_place_drop(c, k->id);   /* deleted: never claimed */
+			return;
+		}
 		if (grc == ERR_NOT_FOUND)
 			return;
 		if (grc) {
@@ -1134,6 +1171,7 @@ static void fenced(void *user, enum err_code rc, const struct err *err)
 }
 
 static void fenced(void *user, enum err_code rc, const struct err *err);
+static void forget_now(struct cluster *c, const char *id);
 
 struct fence_job {
 	struct cluster *c;
@@ -1146,6 +1184,7 @@ static void job_fence(void *arg)
 	struct db_run r = {0};
 	struct err e = {0};
 	char owner[CLUSTER_NODE_MAX] = "";
+	int deleted = 0;
 	/* the bucket itself (its leader) decides, not the watch that asked */
 	enum err_code rc = ERR_UNAVAILABLE;
 	for (int tries = 0; tries < 20; tries++) {
@@ -1154,9 +1193,14 @@ static void job_fence(void *arg)
 			nanosleep(&nap, NULL);
 		}
 		memset(&e, 0, sizeof(e));
-		if ((rc = cluster_locate(j->c, j->id, owner, &e)) != ERR_UNAVAILABLE &&
+		if ((rc = cluster_locate_ex(j->c, j->id, owner, &deleted, &e)) != ERR_UNAVAILABLE &&
 		    rc != ERR_TIMEOUT)
 			break;
+	}
+	if (deleted) {
+		forget_now(j->c, j->id);
+		free(j);
+		return;
 	}
 	if (rc) {
 		log_warn("cluster", "cannot read the placement of '%s' to fence it: %s", j->id,
@@ -1194,6 +1238,189 @@ void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
 		free(j);
 }
 
+/* ---- deleting ---- */
+
+struct forget_job {
+	struct cluster *c;
+	char id[37];
+};
+
+static struct forget_job *forget_job_new(struct cluster *c, const char *id)
+{
+	struct forget_job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->c = c;
+		snprintf(j->id, sizeof(j->id), "%s", id);
+	}
+	return j;
+}
+
+static void chain_subject(const char *id, char *buf, size_t size)
+{
+	snprintf(buf, size, "theater.stream.chain.%s", id);
+}
+
+/* Purges the chain subject; a publish of the old copy still in flight when
+ * the purge ran can land after it, so the stream is asked again (a few
+ * times). 0 when the subject is empty. */
+static int purge_chain(struct cluster *c, const char *id, struct err *err)
+{
+	char subject[96];
+	chain_subject(id, subject, sizeof(subject));
+	for (int tries = 0; tries < 3; tries++) {
+		if (tries) {
+			struct timespec nap = {1, 0};
+			nanosleep(&nap, NULL);
+		}
+		if (bus_stream_purge_subject(c->bus, CHAIN_STREAM, subject, err))
+			return -1;
+		int has = bus_stream_has(c->bus, CHAIN_STREAM, subject, err);
+		if (has <= 0)
+			return has;
+	}
+	err_set(err, ERR_CONFLICT, "events of '%s' keep coming into the stream", id);
+	return -1;
+}
+
+static void job_purge(void *arg)
+{
+	struct forget_job *j = arg;
+	struct err e = {0};
+	if (purge_chain(j->c, j->id, &e))
+		log_warn("cluster", "the chain of deleted actor '%s' is not purged from the "
+			 "stream (%s): purged again when its tombstone is removed", j->id, e.msg);
+	else
+		log_info("cluster", "deleted actor '%s': its chain is purged from the stream",
+			 j->id);
+	cluster_deleting_remove(j->c, j->id);
+	free(j);
+}
+
+void replica_purge_later(struct cluster *c, const char *actor_id)
+{
+	struct forget_job *j = forget_job_new(c, actor_id);
+	if (!j || cluster_submit(c, job_purge, j)) {
+		log_warn("cluster", "the chain of deleted actor '%s' is not purged from the stream "
+			 "now: purged when its tombstone is removed", actor_id);
+		free(j);
+		cluster_deleting_remove(c, actor_id);
+	}
+}
+
+static void forgotten(void *user, enum err_code rc, const struct err *err)
+{
+	struct forget_job *j = user;
+	if (rc && rc != ERR_NOT_FOUND)
+		log_warn("cluster", "cannot delete the copy here of '%s' (deleted from the "
+			 "cluster): %s", j->id, err ? err->msg : "?");
+	else if (!rc)
+		log_info("cluster", "'%s' was deleted from the cluster: the copy here is deleted "
+			 "too", j->id);
+	replica_purge_later(j->c, j->id);
+	free(j);
+}
+
+/* On a pool thread: the bucket's leader confirms the tombstone, then the copy
+ * here is deleted (killed first), its events never published. */
+static void forget_now(struct cluster *c, const char *id)
+{
+	char owner[CLUSTER_NODE_MAX];
+	struct err e = {0};
+	int deleted = 0;
+	enum err_code rc = cluster_locate_ex(c, id, owner, &deleted, &e);
+	if (!deleted) {
+		if (rc != ERR_NOT_FOUND)
+			log_warn("cluster", "a tombstone of '%s' was seen, but the bucket does not "
+				 "confirm it (%s): the copy here stays", id,
+				 rc ? e.msg : "it places it");
+		return;
+	}
+	if (cluster_is_deleting(c, id))
+		return;                  /* being deleted already */
+	struct forget_job *j = forget_job_new(c, id);
+	if (!j)
+		return;
+	cluster_deleting_add(c, id);
+	supervisor_delete(c->sup, id, 1, forgotten, j);
+}
+
+static void job_forget(void *arg)
+{
+	struct forget_job *j = arg;
+	forget_now(j->c, j->id);
+	free(j);
+}
+
+void replica_forget(struct cluster *c, const char *actor_id)
+{
+	struct forget_job *j = forget_job_new(c, actor_id);
+	if (j && cluster_submit(c, job_forget, j))
+		free(j);
+}
+
+static void job_sweep(void *arg)
+{
+	struct forget_job *j = arg;
+	struct err e = {0};
+	if (purge_chain(j->c, j->id, &e))
+		log_warn("cluster", "the tombstone of '%s' stays: its chain cannot be purged from "
+			 "the stream: %s", j->id, e.msg);
+	else if (bus_kv_forget(j->c->place_kv, j->id, &e))
+		log_warn("cluster", "the tombstone of '%s' is not removed: %s", j->id, e.msg);
+	else
+		log_info("cluster", "the tombstone of deleted actor '%s' is removed (older than "
+			 "%lld s)", j->id, (long long)(j->c->tombstone_age_ms / 1000));
+	free(j);
+}
+
+void replica_sweep_later(struct cluster *c, const char *actor_id)
+{
+	struct forget_job *j = forget_job_new(c, actor_id);
+	if (j && cluster_submit(c, job_sweep, j))
+		free(j);
+}
+
+static void stopped_unplaced(void *user, enum err_code rc, const struct err *err)
+{
+	struct forget_job *j = user;
+	if (rc && rc != ERR_CONFLICT)
+		log_warn("cluster", "cannot stop '%s': %s", j->id, err ? err->msg : "?");
+	cluster_deleting_remove(j->c, j->id);
+	free(j);
+}
+
+/* A run here that the bucket does not know (no placement) and that changed
+ * last longer ago than a tombstone lives: when the stream holds no event of
+ * it either, it may be an actor deleted while this node was away whose
+ * tombstone was removed since. It is stopped, not placed and run (a restart
+ * asked through the API runs it). 1 when so. */
+static int tombstone_expired(struct cluster *c, const struct db_run *r)
+{
+	if (cluster_unix_ms() - r->updated_at < c->tombstone_age_ms)
+		return 0;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_get(c->place_kv, r->id, &data, &len, NULL, &e);
+	free(data);
+	if (rc != ERR_NOT_FOUND)
+		return 0;                /* placed (or a tombstone): cluster_place decides */
+	char subject[96];
+	chain_subject(r->id, subject, sizeof(subject));
+	if (bus_stream_has(c->bus, CHAIN_STREAM, subject, &e) != 0)
+		return 0;
+	log_warn("cluster", "'%s' last changed here %lld s ago and the cluster knows nothing "
+		 "of it (no placement, no event in the stream): it may have been deleted while "
+		 "this node was away, so it is stopped, not run", r->id,
+		 (long long)((cluster_unix_ms() - r->updated_at) / 1000));
+	struct forget_job *j = forget_job_new(c, r->id);
+	if (!j)
+		return 1;
+	cluster_deleting_add(c, r->id);   /* its `killed` event stays here */
+	supervisor_stop(c->sup, r->id, 1, stopped_unplaced, j);
+	return 1;
+}
+
 static int fence_one(void *user, const struct db_run *r)
 {
 	struct cluster *c = user;
@@ -1202,8 +1429,16 @@ static int fence_one(void *user, const struct db_run *r)
 		return 0;
 	if (!cluster_lookup(c, r->id, owner)) {
 		struct err e = {0};
-		if (cluster_place(c, r->id, &e))   /* ran here, never placed: it is ours */
+		if (tombstone_expired(c, r))
+			return 0;
+		enum err_code rc = cluster_place(c, r->id, &e);  /* ran here, never placed: ours */
+		if (rc == ERR_NOT_FOUND) {
+			log_warn("cluster", "'%s' was deleted from the cluster while this node was "
+				 "away: deleting the copy recovered here", r->id);
+			replica_forget(c, r->id);
+		} else if (rc) {
 			log_warn("cluster", "cannot place '%s': %s", r->id, e.msg);
+		}
 		return 0;
 	}
 	if (strcmp(owner, c->node) == 0)

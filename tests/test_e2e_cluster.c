@@ -1815,6 +1815,312 @@ static void test_split_brain_rebuild(void **state)
 	free(id);
 }
 
+/* ---- deleting in cluster mode ---- */
+
+/* How many placements node's memory copy of the bucket holds (GET /cluster). */
+static long placements(int node)
+{
+	json_t *j = call_json(node, "GET", "/cluster", NULL, 200);
+	json_t *n = json_object_get(j, "placements");
+	if (!json_is_integer(n))
+		fail_msg("GET /cluster on %s has no 'placements'", NAMES[node]);
+	long v = (long)json_integer_value(n);
+	json_decref(j);
+	return v;
+}
+
+/* Each node's count reaches want[i] (the placement watch is asynchronous). */
+static void wait_placements(const long *want)
+{
+	for (int i = 0; i < NODES; i++) {
+		long n = -1;
+		for (int tries = 0; tries < 100 && (n = placements(i)) != want[i]; tries++)
+			nap_ms(100);
+		if (n != want[i])
+			fail_msg("node %s holds %ld placements in memory, not %ld", NAMES[i], n,
+				 want[i]);
+	}
+}
+
+static void open_placement(struct bus **b, struct bus_kv **kv)
+{
+	struct err e = {0};
+	assert_int_equal(bus_open(NC.urls, "test-delete", 10000, b, &e), ERR_OK);
+	assert_int_equal(bus_kv_open(*b, "theater_placement", 0, 3, 8, kv, &e), ERR_OK);
+}
+
+/* 1 when the chain stream holds an event of id, 0 when none. */
+static int chain_in_stream(struct bus *b, const char *id)
+{
+	char subject[96];
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
+	struct err e = {0};
+	int has = bus_stream_has(b, "THEATER_CHAINS", subject, &e);
+	if (has < 0)
+		fail_msg("cannot read the chain stream: %s", e.msg);
+	return has;
+}
+
+static void wait_chain_purged(struct bus *b, const char *id)
+{
+	for (int tries = 0; tries < 100 && chain_in_stream(b, id); tries++)
+		nap_ms(100);
+	if (chain_in_stream(b, id)) {
+		dump_logs();
+		fail_msg("the stream still holds events of deleted actor '%s'", id);
+	}
+}
+
+/* The placement value of id ("" when the key is absent, NULL-safe). */
+static char *placement_of(struct bus_kv *kv, const char *id, uint64_t *rev)
+{
+	uint8_t *v = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	enum err_code rc = bus_kv_get(kv, id, &v, &len, rev, &e);
+	if (rc == ERR_NOT_FOUND)
+		return strdup("");
+	if (rc)
+		fail_msg("cannot read the placement of '%s': %s", id, e.msg);
+	return (char *)v;
+}
+
+/* DELETE in cluster mode: the placement key becomes a tombstone (one message:
+ * the older revisions are rolled up), the chain's events are purged from the
+ * stream, no node's memory copy of the bucket keeps it, and every node answers
+ * 404 for it. */
+static void test_delete_in_cluster(void **state)
+{
+	(void)state;
+	long before[NODES], with[NODES];
+	for (int i = 0; i < NODES; i++) {
+		before[i] = placements(i);
+		with[i] = before[i] + 1;
+	}
+	char *id = spawn_counter(0, NULL);
+	wait_placements(with);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call(1, "POST", msgs, "1", NULL), 202);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	assert_int_equal(chain_in_stream(b, id), 1);
+	uint64_t rev0 = 0, rev = 0;
+	char *v = placement_of(kv, id, &rev0);
+	assert_non_null(strstr(v, "\"alpha\""));
+	free(v);
+	char *path = tu_fmt("/actors/%s", id);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(1, "DELETE", force, NULL, NULL), 204);
+	/* a tombstone, the key's one message */
+	v = placement_of(kv, id, &rev);
+	printf("# placement after the delete: %s (revision %llu, was %llu)\n", v,
+	       (unsigned long long)rev, (unsigned long long)rev0);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	assert_null(strstr(v, "\"node\""));
+	free(v);
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	struct err e = {0};
+	assert_int_equal(bus_kv_get_revision(kv, id, rev0, &old, &olen, &e), ERR_NOT_FOUND);
+	wait_chain_purged(b, id);
+	wait_placements(before);
+	for (int i = 0; i < NODES; i++) {
+		struct http_result r;
+		assert_int_equal(call(i, "GET", path, NULL, &r), 404);
+		assert_non_null(strstr(r.body, "\"not_found\""));
+		http_result_release(&r);
+		assert_int_equal(call(i, "POST", msgs, "1", NULL), 404);
+	}
+	assert_int_equal(call(2, "DELETE", force, NULL, NULL), 404);
+	assert_int_equal(chain_in_stream(b, id), 0);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(force);
+	free(path);
+	free(msgs);
+	free(id);
+}
+
+/* A counter on a fourth node (delta) that then stops; a survivor takes it over
+ * and it is deleted there. The id, and delta's process (stopped, home kept). */
+static char *stale_copy(struct server_proc *delta)
+{
+	memset(delta, 0, sizeof(*delta));
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	assert_int_equal(server_start(delta, NULL, args, NULL), 0);
+	server_put_example_package(delta, "counter");
+	json_t *j = server_call_json(delta, "POST", "/actors?wait=running&node=delta",
+				     COUNTER_SPAWN, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	struct http_result r;
+	assert_int_equal(message_to(delta, id, &r), 202);
+	http_result_release(&r);
+	assert_int_equal(server_stop(delta), 0);
+	char owner[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 120 && !owner[0]; tries++) {
+		owner_of(0, id, owner, sizeof(owner));
+		if (!owner[0])
+			nap_ms(250);
+	}
+	if (!owner[0]) {
+		dump_logs();
+		fail_msg("'%s' of the stopped node delta was not taken over", id);
+	}
+	printf("# '%s' taken over by %s\n", id, owner);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(0, "DELETE", force, NULL, NULL), 204);
+	free(force);
+	return id;
+}
+
+/* delta's copy, once it is back: not running (404, or not "running"). */
+static void wait_not_run(struct server_proc *delta, const char *id, const char *why)
+{
+	char *u = tu_fmt("%s/actors/%s", delta->base, id);
+	long st = 0;
+	char status[32] = "";
+	for (int tries = 0; tries < 100; tries++) {
+		struct http_result r = {0};
+		st = http_do("GET", u, NULL, 0, NULL, &r) == 0 ? r.status : 0;
+		status[0] = '\0';
+		struct err e = {0};
+		json_t *j = st == 200 ? json_parse(r.body, r.len, 16, &e) : NULL;
+		const char *s = json_string_value(json_object_get(j, "status"));
+		snprintf(status, sizeof(status), "%s", s ? s : "");
+		json_decref(j);
+		http_result_release(&r);
+		if (st == 404 || (st == 200 && strcmp(status, "running") != 0))
+			break;
+		nap_ms(100);
+	}
+	free(u);
+	char *log = tu_read_file(delta->log_path, NULL);
+	if (!(st == 404 || (st == 200 && strcmp(status, "running") != 0)) || !log ||
+	    !strstr(log, why)) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		fail_msg("delta's stale copy of '%s': %ld %s (want 404 or not running, and the "
+			 "log saying '%s')", id, st, status, why);
+	}
+	printf("# delta's stale copy of '%s': %ld %s\n", id, st, status);
+	free(log);
+}
+
+/* A node that was away while its actor moved and was deleted (stopped before
+ * the delete, started after) does not run its old copy again: its join fence
+ * reads the tombstone and deletes the copy. Nothing of it reaches the stream
+ * again, and the key stays a tombstone. */
+static void test_delete_stale_copy_not_run(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	char *id = stale_copy(&delta);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	wait_chain_purged(b, id);
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	assert_int_equal(server_start(&delta, delta.home, args, NULL), 0);
+	wait_not_run(&delta, id, "was deleted from the cluster while this node was away");
+	char *v = placement_of(kv, id, NULL);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	wait_chain_purged(b, id);
+	assert_int_equal(server_stop(&delta), 0);
+	bus_kv_close(kv);
+	bus_close(b);
+	server_destroy(&delta);
+	free(id);
+}
+
+/* The same after the tombstone was removed (THEATER_TEST_TOMBSTONE_AGE_MS: a
+ * tombstone ages in 1 s on delta; the test removes it as the sweep does): the
+ * copy's run changed longer ago than that, the key is absent and the stream
+ * holds none of its events, so delta stops it instead of placing and running it
+ * again. */
+static void test_delete_stale_copy_after_tombstone(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	char *id = stale_copy(&delta);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	wait_chain_purged(b, id);
+	assert_int_equal(bus_kv_forget(kv, id, &e), ERR_OK);
+	char *v = placement_of(kv, id, NULL);
+	assert_string_equal(v, "");
+	free(v);
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	setenv("THEATER_TEST_TOMBSTONE_AGE_MS", "1000", 1);
+	int started = server_start(&delta, delta.home, args, NULL);
+	unsetenv("THEATER_TEST_TOMBSTONE_AGE_MS");
+	assert_int_equal(started, 0);
+	wait_not_run(&delta, id, "it may have been deleted while this node was away");
+	v = placement_of(kv, id, NULL);
+	assert_string_equal(v, "");      /* not placed again */
+	free(v);
+	assert_int_equal(chain_in_stream(b, id), 0);
+	assert_int_equal(server_stop(&delta), 0);
+	bus_kv_close(kv);
+	bus_close(b);
+	server_destroy(&delta);
+	free(id);
+}
+
+/* An actor placed on a node that has not rebuilt it yet (a takeover: here the
+ * stream holds no chain for it, so gamma keeps retrying and the window stays
+ * open) answers 503 unavailable with Retry-After, on gamma and forwarded from
+ * alpha, not 404; once its placement is a tombstone, 404 everywhere. */
+static void test_takeover_answers_503(void **state)
+{
+	(void)state;
+	char id[37];
+	snprintf(id, sizeof(id), "d0d0d0d0-0000-4000-8000-%012llx",
+		 (unsigned long long)(now_ms() & 0xffffffffffffULL));
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	const char *claim = "{\"node\":\"gamma\",\"from\":\"delta\",\"at\":0}";
+	uint64_t rev = 0;
+	assert_int_equal(bus_kv_create(kv, id, claim, strlen(claim), &rev, &e), ERR_OK);
+	char *path = tu_fmt("/actors/%s", id);
+	long st = 0;
+	struct http_result r = {0};
+	for (int tries = 0; tries < 50; tries++) {
+		http_result_release(&r);
+		st = call(2, "GET", path, NULL, &r);
+		if (st == 503)
+			break;
+		nap_ms(100);
+	}
+	printf("# gamma, placed there and not rebuilt: %ld %s\n", st, r.body ? r.body : "");
+	assert_int_equal(st, 503);
+	assert_non_null(strstr(r.body, "\"unavailable\""));
+	char *ct = http_header(&r, "Content-Type");
+	char *ra = http_header(&r, "Retry-After");
+	assert_non_null(ct);
+	assert_string_equal(ct, "application/problem+json");
+	assert_non_null(ra);
+	free(ct);
+	free(ra);
+	http_result_release(&r);
+	assert_int_equal(call(0, "GET", path, NULL, NULL), 503);
+	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
+	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
+	for (int tries = 0; tries < 50 && (st = call(2, "GET", path, NULL, NULL)) != 404; tries++)
+		nap_ms(100);
+	assert_int_equal(st, 404);
+	assert_int_equal(call(0, "GET", path, NULL, NULL), 404);
+	free(path);
+	bus_kv_close(kv);
+	bus_close(b);
+}
+
 /* THEATER_CLUSTER_TRIALS trials (1 in `make test`; more in the long suite). */
 static void test_failover_kill9(void **state)
 {
@@ -1869,6 +2175,8 @@ int main(void)
 		cmocka_unit_test(test_bus_compare_and_set),
 		cmocka_unit_test(test_single_nats_server),
 		cmocka_unit_test(test_use_from_any_node),
+		cmocka_unit_test(test_delete_in_cluster),
+		cmocka_unit_test(test_takeover_answers_503),
 		cmocka_unit_test(test_spawn_pinned_and_list),
 		cmocka_unit_test(test_stop_during_start),
 		cmocka_unit_test(test_children_across_nodes),
@@ -1880,6 +2188,8 @@ int main(void)
 		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_split_brain_fenced),
 		cmocka_unit_test(test_split_brain_rebuild),
+		cmocka_unit_test(test_delete_stale_copy_not_run),
+		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
