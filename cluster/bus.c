@@ -722,6 +722,7 @@ static int watch_renew(struct bus_watch *w, int asked)
 
 static void *watch_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "nats-watch");
 	struct bus_watch *w = arg;
 	struct timespec last;
 	clock_gettime(CLOCK_MONOTONIC, &last);

@@ -231,6 +231,7 @@ static void beat_once(struct cluster *c)
 
 static void *beat_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "cluster-beat");
 	struct cluster *c = arg;
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping) {

@@ -190,6 +190,7 @@ static int parse_head(const uint8_t *buf, size_t len, int *status, size_t *body_
 
 static void *relay_out_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "relay-out");
 	struct relay_out *r = arg;
 	struct cluster *c = r->c;
 	char *req = request_text(r);

@@ -394,6 +394,7 @@ void http_deliver_(struct http_request *r, struct MHD_Response *mresp, unsigned 
 
 static void *timer_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "http-timer");
 	struct http_server *s = arg;
 	http_lock(s);
 	while (!s->timer_stop) {

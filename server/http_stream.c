@@ -483,6 +483,7 @@ static void hangup(struct http_server *srv, uint64_t serial)
 
 static void *watch_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "http-hangup");
 	struct http_server *srv = arg;
 	struct epoll_event evs[64];
 	for (;;) {
@@ -657,6 +658,7 @@ static void sender_serve(struct http_server *srv, struct http_stream *st, char *
 
 static void *sender_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "http-sender");
 	struct http_server *srv = arg;
 	char *buf = malloc(CHUNK_HEAD + SEND_FILL + 2);
 	struct epoll_event evs[64];

@@ -449,6 +449,7 @@ static void checkpoint_run(struct db *d)
 
 static void *checkpointer_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "db-checkpoint");
 	struct db *d = arg;
 	pthread_mutex_lock(&d->ckpt_mu);
 	for (;;) {

@@ -458,6 +458,7 @@ static void job_complete(struct fetch_job *j, CURLcode cc, enum err_code forced)
 
 static void *fetcher_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "fetcher");
 	struct fetcher *f = arg;
 	for (;;) {
 		pthread_mutex_lock(&f->lock);

@@ -114,6 +114,7 @@ static void flush_all(struct supervisor *s, struct actor **list, size_t n)
 
 static void *flusher_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "flusher");
 	struct supervisor *s = arg;
 	pthread_mutex_lock(&s->flush_lock);
 	for (;;) {
@@ -235,6 +236,7 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 
 static void *committer_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "committer");
 	struct supervisor *s = arg;
 	pthread_mutex_lock(&s->flush_lock);
 	for (;;) {

@@ -109,6 +109,7 @@ static struct job *take(struct pool *p)
 
 static void *worker(void *arg)
 {
+	pthread_setname_np(pthread_self(), "pool-worker");
 	struct pool *p = arg;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {

@@ -166,6 +166,7 @@ static int refill_batch(struct spares *sp, size_t want, char (*drop)[37], size_t
 
 static void *refill_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "spares-refill");
 	struct spares *sp = arg;
 	/* Lowest priority for this thread only (Linux: a thread id is a process id for
 	 * setpriority): a burst of spawns drains the pool without competing with it. */
