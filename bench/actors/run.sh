@@ -21,9 +21,9 @@
 # server's --workers, default the server's own).
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
 SPAWNS=${BENCH_SPAWNS:-2000}
 MESSAGES=${BENCH_MESSAGES:-20000}
 PAIRS=${BENCH_PAIRS:-4}
@@ -31,22 +31,19 @@ RALLY=${BENCH_RALLY:-20000}
 IDLE=${BENCH_IDLE_ACTORS:-10000}
 WORKERS=${BENCH_WORKERS:-}
 
-SERVER=$BUILD/theater-server
 SPAWN_BIN=$BUILD/bench/spawn/bench-spawn
 ACTORS_BIN=$BUILD/bench/actors/bench-actors
 COUNTER=$BUILD/examples/counter/counter.wasm
 PINGPONG=$BUILD/bench/actors/pingpong.wasm
 
-if [ ! -x "$SERVER" ] || [ ! -x "$SPAWN_BIN" ] || [ ! -x "$ACTORS_BIN" ] || [ ! -f "$COUNTER" ] ||
-   [ ! -f "$PINGPONG" ]; then
-	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-spawn bench-actors \
-		bench-actors-wasm examples >/dev/null || exit 1
-fi
+bench_have "$BUILD/theater-server" "$SPAWN_BIN" "$ACTORS_BIN" "$COUNTER" "$PINGPONG" ||
+	bench_build theater-server bench-spawn bench-actors bench-actors-wasm examples || exit 1
 
 status=0
 pid=
 home=
+# cleanup: says so when the server died under a benchmark, then stops it and
+# removes its home
 cleanup() {
 	if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null
@@ -54,38 +51,20 @@ cleanup() {
 		tail -20 "$home/log" >&2
 		status=1
 	fi
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	[ -n "$home" ] && rm -rf "$home"
-	pid=
-	home=
+	bench_cleanup
 }
 trap cleanup EXIT
 
 # start_server [FLAGS...]: a fresh THEATER_HOME with the packages; sets pid,
 # home, base.
 start_server() {
-	home=$(mktemp -d /var/tmp/theater-bench-actors.XXXXXX)
-	mkdir -p "$home/packages"
-	cp "$COUNTER" "$PINGPONG" "$home/packages/"
+	bench_home theater-bench-actors "$COUNTER" "$PINGPONG"
 	local extra=()
 	[ -n "$WORKERS" ] && extra=(--workers "$WORKERS")
-	THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn "${extra[@]}" "$@" \
-		> "$home/out" 2> "$home/log" &
-	pid=$!
-	for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
-	base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
-	if [ -z "$base" ]; then
-		echo "theater-server did not start:" >&2
-		cat "$home/log" >&2
-		exit 1
-	fi
+	bench_server_start --log-level warn "${extra[@]}" "$@" || exit 1
 }
 
-rss_kib() {
-	awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"
-}
-
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+bench_machine_line cores cpu day
 
 # A deep mailbox, so that the message benchmark measures throughput rather
 # than the default bound of 1024 queued messages (429 beyond it).
@@ -95,9 +74,7 @@ echo "== spawn of a cached package with init (counter.wasm; theater-server at $b
 "$SPAWN_BIN" "$base" counter.wasm "$((SPAWNS * 2))" 4 || status=1
 
 echo "== REST messages to one counter =="
-id=$(curl -s -X POST "$base/actors?wait=running" \
-	-d '{"manifest":{"name":"bench-counter","package":"counter.wasm","static_package":true}}' |
-	grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+id=$(bench_actor '{"name":"bench-counter","package":"counter.wasm","static_package":true}')
 "$ACTORS_BIN" messages "$base" "$id" "$MESSAGES" 1 || status=1
 "$ACTORS_BIN" messages "$base" "$id" "$MESSAGES" 4 || status=1
 
@@ -105,9 +82,9 @@ echo "== actor-to-actor ping-pong =="
 # pingpong PAIRS: the run, then the server's CPU (utime + stime) per message
 pingpong() {
 	local t0 t1 out msgs
-	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	t0=$(bench_ticks "$pid")
 	out=$("$ACTORS_BIN" pingpong "$base" pingpong.wasm "$1" "$RALLY") || status=1
-	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	t1=$(bench_ticks "$pid")
 	echo "$out"
 	msgs=$(echo "$out" | grep -o 'messages=[0-9]*' | cut -d= -f2)
 	awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${msgs:-0}" 'BEGIN {
@@ -119,10 +96,10 @@ cleanup
 
 echo "== memory: $IDLE idle counters (fresh server, sequential keep-alive spawns) =="
 start_server --max-actors $((IDLE + 16))   # bench-spawn's warm-up spawn comes on top
-before=$(rss_kib)
+before=$(bench_rss_kib "$pid")
 "$SPAWN_BIN" "$base" counter.wasm "$IDLE" 1 || status=1
 sleep 1
-after=$(rss_kib)
+after=$(bench_rss_kib "$pid")
 running=$(curl -s "$base/actors?status=running&limit=500&name=bench" | grep -o '"status":"running"' | wc -l)
 awk -v b="$before" -v a="$after" -v n="$IDLE" 'BEGIN {
 	printf "resident memory: before=%.1f MiB after=%.1f MiB (%.2f GiB) per actor=%.1f KiB\n",

@@ -15,12 +15,12 @@
 #
 # Needs nats-server (apt-get install nats-server). Tunables: BENCH_MESSAGES (5000).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
 MESSAGES=${BENCH_MESSAGES:-5000}
 command -v nats-server >/dev/null || { echo "bench/cluster: needs nats-server"; exit 1; }
-[ -x "$BUILD/bench/actors/bench-actors" ] || cmake --build "$BUILD" --target bench-actors >/dev/null
+bench_have "$BUILD/bench/actors/bench-actors" || bench_build bench-actors
 dir=$(mktemp -d /var/tmp/theater-bench-cluster.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
@@ -50,14 +50,12 @@ done
 
 declare -a BASE PID
 start_node() {  # start_node INDEX NAME [extra args...]
-  local i=$1 name=$2; shift 2
-  mkdir -p "$dir/home$i/packages"
-  cp "$BUILD/examples/counter/counter.wasm" "$dir/home$i/packages/"
-  THEATER_HOME="$dir/home$i" "$BUILD/theater-server" --listen 127.0.0.1:0 --log-level warn "$@" \
-    > "$dir/out$i" 2> "$dir/log$i" &
-  PID[$i]=$!; pids+=($!)
-  for _ in $(seq 1 400); do grep -q listening "$dir/out$i" 2>/dev/null && break; sleep 0.05; done
-  BASE[$i]=$(grep -o 'http://[0-9.:]*' "$dir/out$i")
+  local i=$1; shift 2
+  home=$dir/home$i
+  bench_packages "$BUILD/examples/counter/counter.wasm"
+  bench_wait=20 bench_server_start --log-level warn "$@"
+  PID[i]=$pid; pids+=("$pid")
+  BASE[i]=$base
 }
 start_node 0 alpha --nats "$urls" --node alpha
 start_node 1 beta --nats "$urls" --node beta
@@ -75,7 +73,7 @@ latency() {  # latency LABEL URL
   curl -s -X POST -d get -o /dev/null -w '%{time_total}\n' "${args[@]}" | sort -n > "$dir/lat"
   awk -v l="$1" '{v[NR]=$1} END {printf "%-44s p50 %.2f ms  p99 %.2f ms  (%d requests)\n", l, v[int(NR*0.5)]*1000, v[int(NR*0.99)]*1000, NR}' "$dir/lat"
 }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+bench_machine_line cores cpu day
 echo "== request latency (counter, one keep-alive connection) =="
 id=$(spawn "${BASE[0]}")
 single=$(spawn "${BASE[3]}")

@@ -14,53 +14,40 @@
 # Tunables: BENCH_MESSAGES (4000), BENCH_CLIENTS (16), SERVER (another server binary,
 # to compare builds in the same conditions).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
 MESSAGES=${BENCH_MESSAGES:-4000}
 CLIENTS=${BENCH_CLIENTS:-16}
-SERVER=${SERVER:-$BUILD/theater-server}
+bench_server=${SERVER:-$BUILD/theater-server}
 BIN=$BUILD/bench/fanout/bench-fanout
 FSYNC=$BUILD/bench/fsync/bench-fsync
 BARE=$BUILD/bench/commit/bench-commit-ceiling
 COUNTER=$BUILD/examples/counter/counter.wasm
-if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$FSYNC" ] || [ ! -x "$BARE" ] || [ ! -f "$COUNTER" ]; then
-	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-fanout bench-fsync \
-		bench-commit-ceiling examples >/dev/null || exit 1
-fi
-home=$(mktemp -d /var/tmp/theater-bench-commit.XXXXXX)
-pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$home"' EXIT
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+bench_have "$bench_server" "$BIN" "$FSYNC" "$BARE" "$COUNTER" ||
+	bench_build theater-server bench-fanout bench-fsync bench-commit-ceiling examples || exit 1
+bench_home theater-bench-commit "$COUNTER"
+trap bench_cleanup EXIT
+bench_machine_line cores load minute
 "$FSYNC" "$home" 2 200 | sed 's/^/before: /' | tee "$home/ceiling" || exit 1
-mkdir -p "$home/packages"
-cp "$COUNTER" "$home/packages/"
-THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn --mailbox 1000000 \
-	> "$home/out" 2> "$home/log" &
-pid=$!
-for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
-base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
-[ -n "$base" ] || { echo "theater-server did not start:" >&2; cat "$home/log" >&2; exit 1; }
-id=$(curl -s -X POST "$base/actors?wait=running" \
-	-d '{"manifest":{"name":"bench-commit","package":"counter.wasm","static_package":true}}' |
-	grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+bench_server_start --log-level warn --mailbox 1000000 || exit 1
+id=$(bench_actor '{"name":"bench-commit","package":"counter.wasm","static_package":true}')
 status=0
 echo "1 client:"
 "$BIN" "$base" "$id" 0 $((MESSAGES / 4)) 1 "$pid" | tee "$home/one" || status=1
 echo "$CLIENTS clients:"
 "$BIN" "$base" "$id" 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/many" || status=1
-kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+bench_server_stop
 "$FSYNC" "$home" 2 200 | sed 's/^/after: /' | tee -a "$home/ceiling" || exit 1
 echo "bare group commit (bench-commit-ceiling, same client, same disk):"
 "$BARE" "$home" > "$home/bare.out" &
 pid=$!
-for _ in $(seq 1 200); do grep -q listening "$home/bare.out" 2>/dev/null && break; sleep 0.05; done
+bench_wait_for "$home/bare.out" listening
 bare=$(grep -o '127\.0\.0\.1:[0-9]*' "$home/bare.out")
 [ -n "$bare" ] || { echo "bench-commit-ceiling did not start" >&2; exit 1; }
 "$BIN" "http://$bare" bare 0 $((MESSAGES / 4)) 1 "$pid" | tee "$home/bare1" || status=1
 "$BIN" "http://$bare" bare 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/bare" || status=1
-kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+bench_server_stop
 tail -1 "$home/bare.out"
 rate() { grep -o 'writer=[0-9]*' "$1" | cut -d= -f2; }
 ceil=$(grep -o 'ceiling: [0-9]*' "$home/ceiling" | cut -d' ' -f2 | sort -n | tail -1)
@@ -70,5 +57,5 @@ awk -v c="$ceil" -v a="$(rate "$home/one")" -v b="$(rate "$home/many")" -v k="$C
 		a / c, k, b / c, k, (a > 0 ? b / a : 0)
 	if (c > 0 && x > 0) printf "bare group commit, %d clients / ceiling: %.2f; theater-server / bare: %.2f\n",
 		k, x / c, b / x }'
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load after: $(bench_load)"
 exit $status

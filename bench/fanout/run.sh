@@ -9,43 +9,32 @@
 # Tunables: BENCH_SUBSCRIBERS (1000), BENCH_MESSAGES (4000), BENCH_CLIENTS (4),
 # SERVER (another server binary, to compare builds in the same conditions).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
 SUBS=${BENCH_SUBSCRIBERS:-1000}
 MESSAGES=${BENCH_MESSAGES:-4000}
 CLIENTS=${BENCH_CLIENTS:-4}
-SERVER=${SERVER:-$BUILD/theater-server}
+bench_server=${SERVER:-$BUILD/theater-server}
 BIN=$BUILD/bench/fanout/bench-fanout
 CEIL=$BUILD/bench/fanout/bench-fanout-ceiling
 COUNTER=$BUILD/examples/counter/counter.wasm
-if [ ! -x "$SERVER" ] || [ ! -x "$BIN" ] || [ ! -x "$CEIL" ] || [ ! -f "$COUNTER" ]; then
-	[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build "$BUILD" -j "$(nproc)" --target theater-server bench-fanout \
-		bench-fanout-ceiling examples >/dev/null || exit 1
-fi
+bench_have "$bench_server" "$BIN" "$CEIL" "$COUNTER" ||
+	bench_build theater-server bench-fanout bench-fanout-ceiling examples || exit 1
 ulimit -n $((SUBS * 2 + 1024)) 2>/dev/null || true
-home=$(mktemp -d /var/tmp/theater-bench-fanout.XXXXXX)
-pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$home"' EXIT
-mkdir -p "$home/packages"
-cp "$COUNTER" "$home/packages/"
+bench_home theater-bench-fanout "$COUNTER"
+trap bench_cleanup EXIT
 conns=$((SUBS + 256))
-THEATER_HOME="$home" "$SERVER" --listen 127.0.0.1:0 --log-level warn --mailbox 1000000 ${SERVER_ARGS:-} \
-	--max-conns "$conns" --max-conns-per-ip "$conns" > "$home/out" 2> "$home/log" &
-pid=$!
-for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
-base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$home/out")
-[ -n "$base" ] || { echo "theater-server did not start:" >&2; cat "$home/log" >&2; exit 1; }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
-id=$(curl -s -X POST "$base/actors?wait=running" \
-	-d '{"manifest":{"name":"bench-fanout","package":"counter.wasm","static_package":true}}' |
-	grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+# shellcheck disable=SC2086 # SERVER_ARGS: several flags
+bench_server_start --log-level warn --mailbox 1000000 ${SERVER_ARGS:-} \
+	--max-conns "$conns" --max-conns-per-ip "$conns" || exit 1
+bench_machine_line cores cpu load minute
+id=$(bench_actor '{"name":"bench-fanout","package":"counter.wasm","static_package":true}')
 status=0
 "$BIN" "$base" "$id" 0 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/none" || status=1
 "$BIN" "$base" "$id" 1 "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/one" || status=1
 "$BIN" "$base" "$id" "$SUBS" "$MESSAGES" "$CLIENTS" "$pid" | tee "$home/many" || status=1
-kill $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+bench_server_stop
 "$CEIL" "$SUBS" 3 | tee "$home/ceiling" || status=1
 rate() { grep -o 'writer=[0-9]*' "$1" | cut -d= -f2; }
 num() { grep -o "$2=[0-9]*" "$1" | head -1 | cut -d= -f2; }

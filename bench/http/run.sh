@@ -16,13 +16,14 @@
 # ratios from one run rather than absolute figures across machines.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
 BUILD=build
 if [ $# -gt 0 ] && [[ "$1" != http://* && "$1" != https://* ]]; then
 	BUILD=$1
 	shift
 fi
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+bench_dirs "$BUILD"
 URLS=("$@")
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
@@ -41,10 +42,7 @@ ensure_wrk() {
 
 ensure_bins() {
 	local ceiling="$BUILD/bench/http/bench-http-ceiling" layer="$BUILD/bench/http/bench-http-layer"
-	if [ ! -x "$ceiling" ] || [ ! -x "$layer" ]; then
-		[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-		cmake --build "$BUILD" -j "$(nproc)" --target bench-http-ceiling bench-http-layer >/dev/null
-	fi
+	bench_have "$ceiling" "$layer" || bench_build bench-http-ceiling bench-http-layer
 	CEILING_BIN=$ceiling
 	LAYER_BIN=$layer
 }
@@ -66,13 +64,10 @@ start_server() {
 	shift
 	"$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
 	PIDS+=($!)
-	for _ in $(seq 1 100); do
-		if grep -q '^listening on ' "$TMP/$name.out" 2>/dev/null; then
-			PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/$name.out")
-			return
-		fi
-		sleep 0.05
-	done
+	if bench_wait_for "$TMP/$name.out" '^listening on ' 5; then
+		PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/$name.out")
+		return
+	fi
 	echo "bench/http: $name did not start: $(cat "$TMP/$name.err")" >&2
 	exit 1
 }

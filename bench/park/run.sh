@@ -11,23 +11,17 @@
 #
 # Tunables: BENCH_PARKED (1000), BENCH_WAIT_MS (5000), BENCH_WORKERS (2).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
 N=${BENCH_PARKED:-1000}
 WAIT=${BENCH_WAIT_MS:-5000}
 WORKERS=${BENCH_WORKERS:-2}
-[ -x "$BUILD/bench/park/bench-park" ] || cmake --build "$BUILD" --target bench-park >/dev/null
-home=$(mktemp -d /var/tmp/theater-park.XXXXXX)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$home"' EXIT
-mkdir -p "$home/packages"
-cp "$BUILD/bench/park/waiter.wasm" "$home/packages/"
+bench_have "$BUILD/bench/park/bench-park" || bench_build bench-park
+bench_home theater-park "$BUILD/bench/park/waiter.wasm"
+trap bench_cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-THEATER_HOME="$home" "$BUILD/theater-server" --listen 127.0.0.1:0 --log-level warn \
-  --workers "$WORKERS" --max-actors $((N + 100)) --max-conns $((N + 200)) \
-  --max-conns-per-ip $((N + 200)) > "$home/out" 2> "$home/log" &
-pid=$!
-for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
-base=$(grep -o 'http://[0-9.:]*' "$home/out")
+bench_server_start --log-level warn --workers "$WORKERS" --max-actors $((N + 100)) \
+  --max-conns $((N + 200)) --max-conns-per-ip $((N + 200))
 echo "parking: $N actors, ${WAIT}ms endpoint, $WORKERS workers"
 "$BUILD/bench/park/bench-park" "$base" waiter.wasm "$N" "$WAIT"

@@ -4,24 +4,19 @@
 #   - a clean stop (SIGTERM: actors suspended) and the next start.
 #   bench/recovery/run.sh BUILD_DIR [N]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
 build=$(cd "${1:-build}" && pwd)
 n=${2:-10000}
-home=$(mktemp -d /var/tmp/theater-bench-recovery.XXXXXX)
-pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$home"' EXIT
-mkdir -p "$home/packages"
-cp "$build/examples/counter/counter.wasm" "$home/packages/"
+bench_server=$build/theater-server
+bench_home theater-bench-recovery "$build/examples/counter/counter.wasm"
+trap 'bench_cleanup KILL' EXIT
+bench_wait=60 bench_poll=0.005   # the start is timed
 
 now() { date +%s.%N; }
-start_server() {
-  : > "$home/out"
+start_server() {   # sets took to the seconds until it listens
   local t0; t0=$(now)
-  THEATER_HOME="$home" "$build/theater-server" --listen 127.0.0.1:0 --log-level info \
-    > "$home/out" 2>> "$home/log" &
-  pid=$!
-  for _ in $(seq 1 12000); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.005; done
-  grep -q listening "$home/out" || { echo "server did not start"; tail "$home/log"; exit 1; }
-  base=$(grep -o 'http://[0-9.:]*' "$home/out")
+  bench_server_start --log-level info || exit 1
   took=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b}')
 }
 
@@ -30,15 +25,14 @@ start_server
 live=$(curl -s "$base/actors?status=running&limit=1" | grep -c '"status":"running"' || true)
 [ "$live" -ge 1 ] || { echo "no running actors after spawning"; exit 1; }
 
-kill -9 $pid; wait $pid 2>/dev/null || true
+bench_server_stop KILL
 start_server; t_crash=$took
 running=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
-t0=$(now); kill -TERM $pid; wait $pid 2>/dev/null || true
+t0=$(now); bench_server_stop
 t_stop=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b}')
 start_server; t_clean=$took
 running2=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
-kill -TERM $pid; wait $pid 2>/dev/null || true
-pid=
+bench_server_stop
 printf 'recovery after a crash, %d actors: %.2f s to listening (%s)\n' "$n" "$t_crash" "$running"
 printf 'clean stop (SIGTERM, actors suspended), %d actors: %.2f s\n' "$n" "$t_stop"
 printf 'recovery after a clean stop, %d actors: %.2f s to listening (%s)\n' "$n" "$t_clean" "$running2"

@@ -7,17 +7,11 @@
 #   streamed request of 200 chunks (SSE), and how late timer ticks are
 #   delivered (20 actors, a 100 ms periodic timer each, 5 s).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-build}
-[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
-[ -x "$BUILD/bench/stream/bench-stream" ] || cmake --build "$BUILD" --target bench-stream >/dev/null
-home=$(mktemp -d /var/tmp/theater-stream.XXXXXX)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$home"' EXIT
-mkdir -p "$home/packages"
-cp "$BUILD/bench/stream/stream.wasm" "$home/packages/"
-THEATER_HOME="$home" "$BUILD/theater-server" --listen 127.0.0.1:0 --log-level warn \
-  > "$home/out" 2> "$home/log" &
-pid=$!
-for _ in $(seq 1 200); do grep -q listening "$home/out" 2>/dev/null && break; sleep 0.05; done
-base=$(grep -o 'http://[0-9.:]*' "$home/out")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_dirs "${1:-}"
+bench_have "$BUILD/bench/stream/bench-stream" || bench_build bench-stream
+bench_home theater-stream "$BUILD/bench/stream/stream.wasm"
+trap bench_cleanup EXIT
+bench_server_start --log-level warn
 "$BUILD/bench/stream/bench-stream" "$base" stream.wasm
