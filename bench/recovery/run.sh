@@ -27,11 +27,11 @@ live=$(curl -s "$base/actors?status=running&limit=1" | grep -c '"status":"runnin
 
 bench_server_stop KILL
 start_server; t_crash=$took
-running=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
+running=$(grep -o '[0-9]* idle ones left to recover on first use, [0-9]* to recover in the background, [0-9]* of [0-9]* others recovered' "$home/log" | tail -1 || true)
 t0=$(now); bench_server_stop
 t_stop=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b}')
 start_server; t_clean=$took
-running2=$(grep -o 'recovered [0-9]* of [0-9]* live' "$home/log" | tail -1)
+running2=$(grep -o '[0-9]* idle ones left to recover on first use, [0-9]* to recover in the background, [0-9]* of [0-9]* others recovered' "$home/log" | tail -1 || true)
 bench_server_stop
 printf 'recovery after a crash, %d actors: %.2f s to listening (%s)\n' "$n" "$t_crash" "$running"
 printf 'clean stop (SIGTERM, actors suspended), %d actors: %.2f s\n' "$n" "$t_stop"
