@@ -606,8 +606,9 @@ enum err_code bus_kv_create(struct bus_kv *kv, const char *key, const void *data
 	return kv_publish(kv, key, data, len, &po, "create", rev_out, err);
 }
 
-enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data, size_t len,
-			    uint64_t last, uint64_t *rev_out, struct err *err)
+/* A compare-and-set at the key's revision `last` (0: the key has no message). */
+static enum err_code kv_set_at(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			       uint64_t last, int rollup, uint64_t *rev_out, struct err *err)
 {
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
@@ -615,19 +616,20 @@ enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data
 		po.ExpectLastSubjectSeq = last;
 	else
 		po.ExpectNoMessage = true;
-	return kv_publish(kv, key, data, len, &po, "update", rev_out, err);
+	return kv_publish_msg(kv, key, data, len, &po, rollup, rollup ? "replace" : "update",
+			      rev_out, err);
+}
+
+enum err_code bus_kv_update(struct bus_kv *kv, const char *key, const void *data, size_t len,
+			    uint64_t last, uint64_t *rev_out, struct err *err)
+{
+	return kv_set_at(kv, key, data, len, last, 0, rev_out, err);
 }
 
 enum err_code bus_kv_replace(struct bus_kv *kv, const char *key, const void *data, size_t len,
 			     uint64_t last, uint64_t *rev_out, struct err *err)
 {
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	if (last)
-		po.ExpectLastSubjectSeq = last;
-	else
-		po.ExpectNoMessage = true;
-	return kv_publish_msg(kv, key, data, len, &po, 1, "replace", rev_out, err);
+	return kv_set_at(kv, key, data, len, last, 1, rev_out, err);
 }
 
 enum err_code bus_kv_forget(struct bus_kv *kv, const char *key, struct err *err)
