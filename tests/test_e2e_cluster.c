@@ -2071,6 +2071,119 @@ static void test_delete_stale_copy_after_tombstone(void **state)
 	free(id);
 }
 
+/* 1 when any node's GET /actors (the whole cluster's list) names id. */
+static int listed_anywhere(const char *id)
+{
+	for (int i = 0; i < NODES; i++) {
+		json_t *j = call_json(i, "GET", "/actors?limit=500", NULL, 200);
+		size_t k;
+		json_t *run;
+		int found = 0;
+		json_array_foreach(json_object_get(j, "items"), k, run) {
+			const char *rid = json_string_value(json_object_get(run, "id"));
+			found |= rid && strcmp(rid, id) == 0;
+		}
+		json_decref(j);
+		if (found)
+			return 1;
+	}
+	return 0;
+}
+
+/* A fourth node, delta, started with the environment variable env=value. */
+static void start_delta(struct server_proc *delta, const char *env, const char *value)
+{
+	memset(delta, 0, sizeof(*delta));
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	setenv(env, value, 1);
+	int started = server_start(delta, NULL, args, NULL);
+	unsetenv(env);
+	assert_int_equal(started, 0);
+	server_put_example_package(delta, "counter");
+}
+
+/* The sweep: a tombstone older than the tombstone age (1 s on delta,
+ * THEATER_TEST_TOMBSTONE_AGE_MS) is removed by a node whose placement watch
+ * reads it (delta's, at its start): the chain subject purged again (an event
+ * published here after the delete's purge, as an old copy's late publish,
+ * goes too), then the key removed: no tombstone, no message of the key left
+ * in the bucket's stream. Every node then answers 404 for the actor, and no
+ * node runs or lists it. */
+static void test_delete_tombstone_swept(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call(1, "POST", msgs, "1", NULL), 202);
+	char *path = tu_fmt("/actors/%s", id);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(1, "DELETE", force, NULL, NULL), 204);
+	int64_t deleted_at = now_ms();
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	uint64_t rev = 0;
+	char *v = placement_of(kv, id, &rev);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	wait_chain_purged(b, id);
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
+	assert_int_equal(bus_stream_publish(b, subject, "{}", 2, NULL, 5000, &e), ERR_OK);
+	assert_int_equal(chain_in_stream(b, id), 1);
+	char *key_subject = tu_fmt("$KV.theater_placement.%s", id);
+	assert_int_equal(bus_stream_has(b, "KV_theater_placement", key_subject, &e), 1);
+	while (now_ms() - deleted_at < 1500)        /* older than delta's age */
+		nap_ms(100);
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_TOMBSTONE_AGE_MS", "1000");
+	int has = 1;
+	for (int tries = 0; tries < 100; tries++) {
+		has = bus_stream_has(b, "KV_theater_placement", key_subject, &e);
+		if (has == 0)
+			break;
+		nap_ms(100);
+	}
+	char *log = tu_read_file(delta.log_path, NULL);
+	if (has != 0) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		dump_logs();
+		fail_msg("the tombstone of '%s' is still in the bucket (%d)", id, has);
+	}
+	assert_non_null(log);
+	char *said = tu_fmt("the tombstone of deleted actor '%s' is removed", id);
+	assert_non_null(strstr(log, said));
+	free(said);
+	free(log);
+	v = placement_of(kv, id, NULL);
+	assert_string_equal(v, "");
+	free(v);
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	assert_int_equal(bus_kv_get_revision(kv, id, rev, &old, &olen, &e), ERR_NOT_FOUND);
+	assert_int_equal(chain_in_stream(b, id), 0);
+	for (int i = 0; i < NODES; i++) {
+		struct http_result r;
+		assert_int_equal(call(i, "GET", path, NULL, &r), 404);
+		assert_non_null(strstr(r.body, "\"not_found\""));
+		http_result_release(&r);
+		assert_int_equal(call(i, "POST", msgs, "1", NULL), 404);
+	}
+	json_decref(server_call_json(&delta, "GET", path, NULL, 404));
+	assert_false(listed_anywhere(id));
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(key_subject);
+	free(subject);
+	free(force);
+	free(path);
+	free(msgs);
+	free(id);
+}
+
 /* An actor placed on a node that has not rebuilt it yet (a takeover: here the
  * stream holds no chain for it, so gamma keeps retrying and the window stays
  * open) answers 503 unavailable with Retry-After, on gamma and forwarded from
@@ -2190,6 +2303,7 @@ int main(void)
 		cmocka_unit_test(test_split_brain_rebuild),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
+		cmocka_unit_test(test_delete_tombstone_swept),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
