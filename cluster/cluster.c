@@ -459,10 +459,25 @@ void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code loca
 /* A tombstone from the watch: our copy forgets the actor, a copy of it here
  * that is not being deleted already is (the bucket decides, replica_forget
  * reads it), and an old tombstone is swept. */
+/* THEATER_TEST_PLACEMENT_LAG_MS (tests only): the watch hears this late of a
+ * change that concerns this node's own actors, as a watch that lags does. It
+ * sleeps on the watch's thread, so every later change waits too. */
+static void place_lag(struct cluster *c)
+{
+	struct timespec nap = {c->test_place_lag_ms / 1000,
+			       (c->test_place_lag_ms % 1000) * 1000000L};
+	nanosleep(&nap, NULL);
+}
+
 static void place_tombstone(struct cluster *c, const char *key, int64_t at)
 {
 	char node[CLUSTER_NODE_MAX];
 	int known = cluster_lookup(c, key, node);
+	if (c->test_place_lag_ms && known && strcmp(node, c->node) == 0 &&
+	    !cluster_is_deleting(c, key)) {
+		place_lag(c);         /* a delete of ours, heard late */
+		known = cluster_lookup(c, key, node);
+	}
 	cluster_place_drop(c, key);
 	if (known && strcmp(node, c->node) == 0 && !cluster_is_deleting(c, key))
 		replica_forget(c, key);
@@ -500,11 +515,8 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	uint64_t ours_at = p ? p->rev : 0;
 	pthread_mutex_unlock(&c->lock);
 	if (ours && !deleted && strcmp(node, c->node) != 0) {
-		if (c->test_place_lag_ms) {  /* a watch that lags (tests only) */
-			struct timespec nap = {c->test_place_lag_ms / 1000,
-					       (c->test_place_lag_ms % 1000) * 1000000L};
-			nanosleep(&nap, NULL);
-		}
+		if (c->test_place_lag_ms)
+			place_lag(c);    /* a move of ours, heard late */
 		/* The watch reads one replica of the bucket, and the trials showed
 		 * replicas that disagree with the leader after a NATS server came
 		 * back (other revision numbers, even a refused claim stored): it
@@ -948,9 +960,9 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	const char *lag = getenv("THEATER_TEST_PLACEMENT_LAG_MS");
 	if (lag && atoi(lag) > 0) {
 		c->test_place_lag_ms = atoi(lag);
-		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that one of "
-			 "its actors moved that much later (fault injection for tests; never in "
-			 "production)", c->test_place_lag_ms);
+		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that much "
+			 "later that one of its actors moved or was deleted (fault injection for "
+			 "tests; never in production)", c->test_place_lag_ms);
 	}
 	c->tombstone_age_ms = TOMBSTONE_AGE_MS;
 	const char *age = getenv("THEATER_TEST_TOMBSTONE_AGE_MS");

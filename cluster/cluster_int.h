@@ -91,8 +91,9 @@ struct cluster {
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t confirm_blocked_until_ms;  /* atomic: a fence read failed; confirms and
 					    * writes refused until then (replica.c) */
-	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears of a
-				       * move of ours this much later (fault injection) */
+	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears this
+				       * much later of a move or a tombstone of an actor
+				       * placed here (fault injection) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 

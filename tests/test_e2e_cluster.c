@@ -2184,6 +2184,76 @@ static void test_delete_tombstone_swept(void **state)
 	free(id);
 }
 
+/* The fence on acknowledgement meets a tombstone: delta runs a counter and
+ * its placement watch hears 8 s late (THEATER_TEST_PLACEMENT_LAG_MS) that the
+ * actor was deleted; the tombstone is written here as a delete on another
+ * node writes it. A message to delta's copy is taken, but before it is
+ * acknowledged delta reads the placement from the bucket's leader, so the
+ * answer is 404 not_found (problem+json), not 202, and the copy is deleted. */
+static void test_delete_fences_stale_write(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "8000");
+	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
+				     COUNTER_SPAWN, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	struct http_result r;
+	assert_int_equal(message_to(&delta, id, &r), 202);
+	http_result_release(&r);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	uint64_t rev = 0;
+	char *v = placement_of(kv, id, &rev);
+	assert_non_null(strstr(v, "\"delta\""));
+	free(v);
+	/* now ("at"): an old tombstone would be swept at once */
+	char *tomb = tu_fmt("{\"deleted\":true,\"by\":\"test\",\"at\":%lld}",
+			    (long long)time(NULL) * 1000);
+	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
+	free(tomb);
+	long st = message_to(&delta, id, &r);
+	printf("# delta, its watch not told of the tombstone yet: %ld %s\n", st,
+	       r.body ? r.body : "");
+	char *ct = http_header(&r, "Content-Type");
+	int fenced = st == 404 && r.body && strstr(r.body, "\"not_found\"") && ct &&
+		     strcmp(ct, "application/problem+json") == 0;
+	free(ct);
+	http_result_release(&r);
+	char *log = tu_read_file(delta.log_path, NULL);
+	if (!fenced || !log || !strstr(log, "was deleted from the cluster while this node still "
+				       "ran it")) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		fail_msg("a write to delta's stale copy of deleted '%s' was answered %ld (want 404 "
+			 "not_found from the fence)", id, st);
+	}
+	free(log);
+	/* the copy is deleted, its chain purged, nothing of it left anywhere */
+	char *u = tu_fmt("%s/actors/%s", delta.base, id);
+	for (int tries = 0; tries < 100; tries++) {
+		st = http_do("GET", u, NULL, 0, NULL, &r) == 0 ? r.status : 0;
+		http_result_release(&r);
+		if (st == 404)
+			break;
+		nap_ms(100);
+	}
+	assert_int_equal(st, 404);
+	free(u);
+	wait_chain_purged(b, id);
+	assert_false(listed_anywhere(id));
+	v = placement_of(kv, id, NULL);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(id);
+}
+
 /* An actor placed on a node that has not rebuilt it yet (a takeover: here the
  * stream holds no chain for it, so gamma keeps retrying and the window stays
  * open) answers 503 unavailable with Retry-After, on gamma and forwarded from
@@ -2304,6 +2374,7 @@ int main(void)
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
+		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
