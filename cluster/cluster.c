@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "cluster/bus.h"
+#include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
@@ -469,6 +470,23 @@ static void place_lag(struct cluster *c)
 	nanosleep(&nap, NULL);
 }
 
+/* Placed here by another node's write (a claim): no run of it here, and our
+ * copy of the bucket does not place it here yet. Only asked with the lag on. */
+static int placed_here_by_other(struct cluster *c, const char *key, const char *node)
+{
+	char now[CLUSTER_NODE_MAX];
+	struct db_run r;
+	struct err e = {0};
+	if (strcmp(node, c->node) != 0 ||
+	    (cluster_lookup(c, key, now) && strcmp(now, c->node) == 0))
+		return 0;
+	if (supervisor_get(c->sup, key, &r, &e) == ERR_OK) {
+		db_run_release(&r);
+		return 0;             /* our own spawn or claim: the run is here */
+	}
+	return 1;
+}
+
 static void place_tombstone(struct cluster *c, const char *key, int64_t at)
 {
 	char node[CLUSTER_NODE_MAX];
@@ -529,6 +547,8 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 		replica_fence(c, key, node);
 		return;
 	}
+	if (c->test_place_lag_ms && !deleted && placed_here_by_other(c, key, node))
+		place_lag(c);            /* a move here, heard late */
 	cluster_place_note(c, key, node, rev, deleted);
 }
 
@@ -803,6 +823,59 @@ static void answer(struct cluster *c, const char *reply, int status, json_t *hea
 	free(msg);
 }
 
+/* A 503 problem+json answer to a forwarded request; retry: with Retry-After. */
+static void answer_unavailable(struct cluster *c, const char *reply, const char *detail,
+			       int retry)
+{
+	json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+			       "Unavailable", "status", 503, "code", "unavailable", "detail",
+			       detail);
+	char *text = pj ? json_compact(pj) : NULL;
+	json_decref(pj);
+	json_t *h = json_pack("{s:s}", "Content-Type", "application/problem+json");
+	if (retry)
+		json_object_set_new(h, "Retry-After", json_string("1"));
+	answer(c, reply, 503, h, (const uint8_t *)(text ? text : "{}"), strlen(text ? text : "{}"));
+	free(text);
+}
+
+/* A forwarded request for an actor this node neither runs nor places here:
+ * the forwarder read a placement our copy of the bucket has not heard of yet.
+ * The bucket's leader says. Placed here: our copy now says so too, and the API
+ * answers 503 with Retry-After (a takeover not rebuilt yet); on another node:
+ * 503 with Retry-After here (both copies lag: the forwarder's catches up). A
+ * key never written or a tombstone: the API's own 404. 1 when answered. */
+static int serve_unknown(struct cluster *c, const char *reply, const char *target)
+{
+	char id[37], node[CLUSTER_NODE_MAX], detail[300];
+	if (strncmp(target, "/actors/", 8) != 0 || strcspn(target + 8, "/?") != 36)
+		return 0;
+	memcpy(id, target + 8, 36);
+	id[36] = '\0';
+	if (!uuid_valid(id) || (cluster_lookup(c, id, node) && strcmp(node, c->node) == 0))
+		return 0;                /* placed here: the API answers (503 until rebuilt) */
+	struct db_run r;
+	struct err e = {0};
+	if (supervisor_get(c->sup, id, &r, &e) == ERR_OK) {
+		db_run_release(&r);
+		return 0;                /* a run here: the API answers */
+	}
+	memset(&e, 0, sizeof(e));
+	enum err_code rc = cluster_locate(c, id, node, &e);
+	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+		snprintf(detail, sizeof(detail), "cannot read the placement of actor '%s': %.200s",
+			 id, e.msg);
+		answer_unavailable(c, reply, detail, 0);
+		return 1;
+	}
+	if (rc || strcmp(node, c->node) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "actor '%s' runs on node '%s', and the node that "
+		 "forwarded this request has not heard of it yet: retry", id, node);
+	answer_unavailable(c, reply, detail, 1);
+	return 1;
+}
+
 /* Replays a forwarded request against our own API, over loopback. */
 static void job_serve(void *arg)
 {
@@ -823,6 +896,8 @@ static void job_serve(void *arg)
 		       (const uint8_t *)p, strlen(p));
 		goto done;
 	}
+	if (serve_unknown(c, j->reply, target))
+		goto done;
 	const char *lines[24];
 	char store[24][1100];
 	size_t nl = 0;
@@ -853,17 +928,7 @@ static void job_serve(void *arg)
 	if (loopback_call(c->http_url, method, target, lines, nl,
 			  blen || strcmp(method, "GET") ? body : NULL, blen,
 			  timeout > 0 ? timeout : 60000, FORWARD_MAX_BYTES, &resp, &e)) {
-		char p[700];
-		json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-				       "Unavailable", "status", 503, "code", "unavailable",
-				       "detail", e.msg);
-		char *text = pj ? json_compact(pj) : NULL;
-		json_decref(pj);
-		snprintf(p, sizeof(p), "%s", text ? text : "{}");
-		free(text);
-		answer(c, j->reply, 503, json_pack("{s:s}", "Content-Type",
-						   "application/problem+json"),
-		       (const uint8_t *)p, strlen(p));
+		answer_unavailable(c, j->reply, e.msg, 0);
 		goto done;
 	}
 	json_t *rh = json_object();
@@ -961,8 +1026,9 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	if (lag && atoi(lag) > 0) {
 		c->test_place_lag_ms = atoi(lag);
 		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that much "
-			 "later that one of its actors moved or was deleted (fault injection for "
-			 "tests; never in production)", c->test_place_lag_ms);
+			 "later that one of its actors moved or was deleted, or that another node "
+			 "placed one here (fault injection for tests; never in production)",
+			 c->test_place_lag_ms);
 	}
 	c->tombstone_age_ms = TOMBSTONE_AGE_MS;
 	const char *age = getenv("THEATER_TEST_TOMBSTONE_AGE_MS");

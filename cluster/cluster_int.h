@@ -93,7 +93,8 @@ struct cluster {
 					    * writes refused until then (replica.c) */
 	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears this
 				       * much later of a move or a tombstone of an actor
-				       * placed here (fault injection) */
+				       * placed here, and of a claim that places one here
+				       * (fault injection) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 

@@ -2254,6 +2254,74 @@ static void test_delete_fences_stale_write(void **state)
 	free(id);
 }
 
+/* A request that reaches the node an actor was just placed on before that
+ * node's placement watch heard of it (delta's hears 5 s late of a claim that
+ * places an actor there): delta asks the bucket's leader and answers 503
+ * unavailable with Retry-After (placed here, not rebuilt yet), not 404, both
+ * when the request is forwarded (from alpha) and when asked directly (two
+ * actors: a read of the bucket teaches delta's copy). The stream holds no
+ * chain for them, so the window stays open. Once their keys are tombstones:
+ * 404. */
+static void test_placed_before_watch(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "5000");
+	char ids[2][37];
+	uint64_t revs[2];
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	const char *claim = "{\"node\":\"delta\",\"from\":\"gamma\",\"at\":0}";
+	for (int i = 0; i < 2; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "d1d1d1d1-0000-4000-800%d-%012llx", i,
+			 (unsigned long long)(now_ms() & 0xffffffffffffULL));
+		assert_int_equal(bus_kv_create(kv, ids[i], claim, strlen(claim), &revs[i], &e),
+				 ERR_OK);
+	}
+	char *fwd = tu_fmt("/actors/%s", ids[0]);
+	char *direct = tu_fmt("%s/actors/%s", delta.base, ids[1]);
+	struct http_result r, d;
+	long st = call(0, "GET", fwd, NULL, &r);
+	assert_int_equal(http_do("GET", direct, NULL, 0, NULL, &d), 0);
+	long dst = d.status;
+	printf("# alpha, forwarded to delta whose watch lags: %ld %s\n", st, r.body ? r.body : "");
+	printf("# delta, asked directly: %ld %s\n", d.status, d.body ? d.body : "");
+	char *ra = http_header(&r, "Retry-After");
+	char *node = http_header(&r, "X-Theater-Node");
+	char *dra = http_header(&d, "Retry-After");
+	int ok = st == 503 && r.body && strstr(r.body, "\"unavailable\"") && ra && node &&
+		 strcmp(node, "delta") == 0 && d.status == 503 && d.body &&
+		 strstr(d.body, "\"unavailable\"") && dra;
+	free(ra);
+	free(node);
+	free(dra);
+	http_result_release(&r);
+	http_result_release(&d);
+	if (!ok) {
+		char *log = tu_read_file(delta.log_path, NULL);
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		free(log);
+		fail_msg("actors placed on delta, not yet heard of there: %ld forwarded, %ld "
+			 "directly (want 503 with Retry-After)", st, dst);
+	}
+	/* before delta stops (the others would claim them from it) */
+	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(bus_kv_replace(kv, ids[i], tomb, strlen(tomb), revs[i], NULL, &e),
+				 ERR_OK);
+	for (int tries = 0; tries < 50 && (st = call(0, "GET", fwd, NULL, NULL)) != 404; tries++)
+		nap_ms(100);
+	assert_int_equal(st, 404);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	free(direct);
+	free(fwd);
+	bus_kv_close(kv);
+	bus_close(b);
+}
+
 /* An actor placed on a node that has not rebuilt it yet (a takeover: here the
  * stream holds no chain for it, so gamma keeps retrying and the window stays
  * open) answers 503 unavailable with Retry-After, on gamma and forwarded from
@@ -2375,6 +2443,7 @@ int main(void)
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
 		cmocka_unit_test(test_delete_fences_stale_write),
+		cmocka_unit_test(test_placed_before_watch),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
