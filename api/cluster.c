@@ -403,7 +403,8 @@ static void job_relay(void *arg)
 		redirect_stream(c, cl, f->node);
 	} else if (!cs) {
 		const char *ct = json_string_value(json_object_get(head.headers, "Content-Type"));
-		const char *h[] = {"X-Theater-Node", f->node, NULL};
+		const char *ra = json_string_value(json_object_get(head.headers, "Retry-After"));
+		const char *h[] = {"X-Theater-Node", f->node, ra ? "Retry-After" : NULL, ra, NULL};
 		api_bytes(c, head.status, ct, head.len || ct ? head.body : NULL, head.len, h);
 		if (head.len || ct)
 			head.body = NULL;

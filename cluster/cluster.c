@@ -839,13 +839,7 @@ static void answer_unavailable(struct cluster *c, const char *reply, const char 
 	free(text);
 }
 
-/* A forwarded request for an actor this node neither runs nor places here:
- * the forwarder read a placement our copy of the bucket has not heard of yet.
- * The bucket's leader says. Placed here: our copy now says so too, and the API
- * answers 503 with Retry-After (a takeover not rebuilt yet); on another node:
- * 503 with Retry-After here (both copies lag: the forwarder's catches up). A
- * key never written or a tombstone: the API's own 404. 1 when answered. */
-static int serve_unknown(struct cluster *c, const char *reply, const char *target)
+int cluster_serve_unknown(struct cluster *c, const char *reply, const char *target)
 {
 	char id[37], node[CLUSTER_NODE_MAX], detail[300];
 	if (strncmp(target, "/actors/", 8) != 0 || strcspn(target + 8, "/?") != 36)
@@ -896,7 +890,7 @@ static void job_serve(void *arg)
 		       (const uint8_t *)p, strlen(p));
 		goto done;
 	}
-	if (serve_unknown(c, j->reply, target))
+	if (cluster_serve_unknown(c, j->reply, target))
 		goto done;
 	const char *lines[24];
 	char store[24][1100];

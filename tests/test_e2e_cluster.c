@@ -2257,9 +2257,10 @@ static void test_delete_fences_stale_write(void **state)
 /* A request that reaches the node an actor was just placed on before that
  * node's placement watch heard of it (delta's hears 5 s late of a claim that
  * places an actor there): delta asks the bucket's leader and answers 503
- * unavailable with Retry-After (placed here, not rebuilt yet), not 404, both
- * when the request is forwarded (from alpha) and when asked directly (two
- * actors: a read of the bucket teaches delta's copy). The stream holds no
+ * unavailable with Retry-After (placed here, not rebuilt yet), not 404, when
+ * the request is forwarded (from alpha), asked directly, and an event stream
+ * relayed (from alpha): three actors, since a read of the bucket teaches
+ * delta's copy. The stream holds no
  * chain for them, so the window stays open. Once their keys are tombstones:
  * 404. */
 static void test_placed_before_watch(void **state)
@@ -2267,14 +2268,14 @@ static void test_placed_before_watch(void **state)
 	(void)state;
 	struct server_proc delta;
 	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "5000");
-	char ids[2][37];
-	uint64_t revs[2];
+	char ids[3][37];
+	uint64_t revs[3];
 	struct bus *b = NULL;
 	struct bus_kv *kv = NULL;
 	struct err e = {0};
 	open_placement(&b, &kv);
 	const char *claim = "{\"node\":\"delta\",\"from\":\"gamma\",\"at\":0}";
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "d1d1d1d1-0000-4000-800%d-%012llx", i,
 			 (unsigned long long)(now_ms() & 0xffffffffffffULL));
 		assert_int_equal(bus_kv_create(kv, ids[i], claim, strlen(claim), &revs[i], &e),
@@ -2282,33 +2283,40 @@ static void test_placed_before_watch(void **state)
 	}
 	char *fwd = tu_fmt("/actors/%s", ids[0]);
 	char *direct = tu_fmt("%s/actors/%s", delta.base, ids[1]);
-	struct http_result r, d;
+	char *relayed = tu_fmt("%s/actors/%s/chain", SP[0].base, ids[2]);
+	static const char *const sse[] = {"Accept: text/event-stream", NULL};
+	struct http_result r, d, x;
 	long st = call(0, "GET", fwd, NULL, &r);
 	assert_int_equal(http_do("GET", direct, NULL, 0, NULL, &d), 0);
-	long dst = d.status;
+	assert_int_equal(http_do("GET", relayed, NULL, 0, sse, &x), 0);
+	long dst = d.status, xst = x.status;
 	printf("# alpha, forwarded to delta whose watch lags: %ld %s\n", st, r.body ? r.body : "");
 	printf("# delta, asked directly: %ld %s\n", d.status, d.body ? d.body : "");
-	char *ra = http_header(&r, "Retry-After");
+	printf("# alpha, a stream relayed from delta: %ld %s\n", x.status, x.body ? x.body : "");
+	int ok = 1;
+	struct http_result *each[] = {&r, &d, &x};
+	for (int i = 0; i < 3; i++) {
+		char *ra = http_header(each[i], "Retry-After");
+		ok &= each[i]->status == 503 && each[i]->body &&
+		      strstr(each[i]->body, "\"unavailable\"") && ra;
+		free(ra);
+	}
 	char *node = http_header(&r, "X-Theater-Node");
-	char *dra = http_header(&d, "Retry-After");
-	int ok = st == 503 && r.body && strstr(r.body, "\"unavailable\"") && ra && node &&
-		 strcmp(node, "delta") == 0 && d.status == 503 && d.body &&
-		 strstr(d.body, "\"unavailable\"") && dra;
-	free(ra);
+	ok &= node && strcmp(node, "delta") == 0;
 	free(node);
-	free(dra);
 	http_result_release(&r);
 	http_result_release(&d);
+	http_result_release(&x);
 	if (!ok) {
 		char *log = tu_read_file(delta.log_path, NULL);
 		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
 		free(log);
 		fail_msg("actors placed on delta, not yet heard of there: %ld forwarded, %ld "
-			 "directly (want 503 with Retry-After)", st, dst);
+			 "directly, %ld relayed (want 503 with Retry-After)", st, dst, xst);
 	}
 	/* before delta stops (the others would claim them from it) */
 	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		assert_int_equal(bus_kv_replace(kv, ids[i], tomb, strlen(tomb), revs[i], NULL, &e),
 				 ERR_OK);
 	for (int tries = 0; tries < 50 && (st = call(0, "GET", fwd, NULL, NULL)) != 404; tries++)
@@ -2316,6 +2324,7 @@ static void test_placed_before_watch(void **state)
 	assert_int_equal(st, 404);
 	assert_int_equal(server_stop(&delta), 0);
 	server_destroy(&delta);
+	free(relayed);
 	free(direct);
 	free(fwd);
 	bus_kv_close(kv);
