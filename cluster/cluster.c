@@ -457,9 +457,6 @@ void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code loca
 	replica_purge_later(c, actor_id);
 }
 
-/* A tombstone from the watch: our copy forgets the actor, a copy of it here
- * that is not being deleted already is (the bucket decides, replica_forget
- * reads it), and an old tombstone is swept. */
 /* THEATER_TEST_PLACEMENT_LAG_MS (tests only): the watch hears this late of a
  * change that concerns this node's own actors, as a watch that lags does. It
  * sleeps on the watch's thread, so every later change waits too. */
@@ -471,7 +468,9 @@ static void place_lag(struct cluster *c)
 }
 
 /* Placed here by another node's write (a claim): no run of it here, and our
- * copy of the bucket does not place it here yet. Only asked with the lag on. */
+ * copy of the bucket does not place it here yet. Only asked with the lag on.
+ * A claim of our own whose watch event beats our noting it looks the same and
+ * is heard late too (the lag is a fault injection: that is a lagging watch). */
 static int placed_here_by_other(struct cluster *c, const char *key, const char *node)
 {
 	char now[CLUSTER_NODE_MAX];
@@ -482,11 +481,14 @@ static int placed_here_by_other(struct cluster *c, const char *key, const char *
 		return 0;
 	if (supervisor_get(c->sup, key, &r, &e) == ERR_OK) {
 		db_run_release(&r);
-		return 0;             /* our own spawn or claim: the run is here */
+		return 0;             /* our own spawn: the run is here */
 	}
 	return 1;
 }
 
+/* A tombstone from the watch: our copy forgets the actor, a copy of it here
+ * that is not being deleted already is (the bucket decides, replica_forget
+ * reads it), and an old tombstone is swept. */
 static void place_tombstone(struct cluster *c, const char *key, int64_t at)
 {
 	char node[CLUSTER_NODE_MAX];
