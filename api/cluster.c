@@ -192,6 +192,7 @@ static void forward_now(struct forward *f)
 }
 
 static void job_relay(void *arg);
+static int moving_here_now(struct api_call *c, struct cluster *cl);
 
 static void job_forward(void *arg)
 {
@@ -209,16 +210,20 @@ static void job_locate(void *arg)
 	struct cluster *cl = cluster_of(c->api);
 	const char *path = http_request_raw_path(c->req);
 	size_t pl = strlen(path);
-	if (cluster_locate(cl, c->params[0], f->node, &e) == ERR_OK &&
-	    strcmp(f->node, cluster_node(cl)) != 0) {
+	enum err_code rc = cluster_locate(cl, c->params[0], f->node, &e);
+	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+		api_problem_err(c, &e);  /* 404 only when the bucket says so */
+	} else if (rc == ERR_OK && strcmp(f->node, cluster_node(cl)) != 0) {
 		if (pl > 6 && strcmp(path + pl - 6, "/chain") == 0 && sse_accepted(c)) {
 			job_relay(f);     /* frees f */
 			return;
 		}
 		forward_now(f);
-	} else {
+	} else if (!moving_here_now(c, cl)) {
+		/* ours (cluster_locate noted it: a takeover not rebuilt yet is a
+		 * 503), or no key, a tombstone: the local answer (404) */
 		api_handler_fn fn = f->local;
-		fn(c);                   /* ours, or unknown: the local answer (404) */
+		fn(c);
 	}
 	free(f);
 }
@@ -398,7 +403,8 @@ static void job_relay(void *arg)
 		redirect_stream(c, cl, f->node);
 	} else if (!cs) {
 		const char *ct = json_string_value(json_object_get(head.headers, "Content-Type"));
-		const char *h[] = {"X-Theater-Node", f->node, NULL};
+		const char *ra = json_string_value(json_object_get(head.headers, "Retry-After"));
+		const char *h[] = {"X-Theater-Node", f->node, ra ? "Retry-After" : NULL, ra, NULL};
 		api_bytes(c, head.status, ct, head.len || ct ? head.body : NULL, head.len, h);
 		if (head.len || ct)
 			head.body = NULL;
@@ -728,13 +734,12 @@ static void job_merged(void *arg)
 /* Placed on this node, no run here: a takeover that has not rebuilt the actor
  * yet (a deleted actor's placement is a tombstone, never "here"): 503 with
  * Retry-After, not the local 404. 1 when answered so. */
-static int moving_here(struct api_call *c, struct cluster *cl, const char *pattern)
+static int moving_here_now(struct api_call *c, struct cluster *cl)
 {
 	char node[CLUSTER_NODE_MAX];
 	struct db_run r;
 	struct err e = {0};
-	if (strncmp(pattern, "/actors/{id}", 12) != 0 || !uuid_valid(c->params[0]) ||
-	    !cluster_lookup(cl, c->params[0], node) || strcmp(node, cluster_node(cl)) != 0)
+	if (!cluster_lookup(cl, c->params[0], node) || strcmp(node, cluster_node(cl)) != 0)
 		return 0;
 	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) == ERR_OK) {
 		db_run_release(&r);
@@ -748,6 +753,13 @@ static int moving_here(struct api_call *c, struct cluster *cl, const char *patte
 	static const char *const retry[] = {"Retry-After", "1", NULL};
 	api_bytes(c, 503, "application/problem+json", body, body ? strlen(body) : 0, retry);
 	return 1;
+}
+
+static int moving_here(struct api_call *c, struct cluster *cl, const char *pattern)
+{
+	if (strncmp(pattern, "/actors/{id}", 12) != 0 || !uuid_valid(c->params[0]))
+		return 0;
+	return moving_here_now(c, cl);
 }
 
 /* ---- DELETE of an actor ---- */

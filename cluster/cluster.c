@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "cluster/bus.h"
+#include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
@@ -456,6 +457,35 @@ void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code loca
 	replica_purge_later(c, actor_id);
 }
 
+/* THEATER_TEST_PLACEMENT_LAG_MS (tests only): the watch hears this late of a
+ * change that concerns this node's own actors, as a watch that lags does. It
+ * sleeps on the watch's thread, so every later change waits too. */
+static void place_lag(struct cluster *c)
+{
+	struct timespec nap = {c->test_place_lag_ms / 1000,
+			       (c->test_place_lag_ms % 1000) * 1000000L};
+	nanosleep(&nap, NULL);
+}
+
+/* Placed here by another node's write (a claim): no run of it here, and our
+ * copy of the bucket does not place it here yet. Only asked with the lag on.
+ * A claim of our own whose watch event beats our noting it looks the same and
+ * is heard late too (the lag is a fault injection: that is a lagging watch). */
+static int placed_here_by_other(struct cluster *c, const char *key, const char *node)
+{
+	char now[CLUSTER_NODE_MAX];
+	struct db_run r;
+	struct err e = {0};
+	if (strcmp(node, c->node) != 0 ||
+	    (cluster_lookup(c, key, now) && strcmp(now, c->node) == 0))
+		return 0;
+	if (supervisor_get(c->sup, key, &r, &e) == ERR_OK) {
+		db_run_release(&r);
+		return 0;             /* our own spawn: the run is here */
+	}
+	return 1;
+}
+
 /* A tombstone from the watch: our copy forgets the actor, a copy of it here
  * that is not being deleted already is (the bucket decides, replica_forget
  * reads it), and an old tombstone is swept. */
@@ -463,6 +493,11 @@ static void place_tombstone(struct cluster *c, const char *key, int64_t at)
 {
 	char node[CLUSTER_NODE_MAX];
 	int known = cluster_lookup(c, key, node);
+	if (c->test_place_lag_ms && known && strcmp(node, c->node) == 0 &&
+	    !cluster_is_deleting(c, key)) {
+		place_lag(c);         /* a delete of ours, heard late */
+		known = cluster_lookup(c, key, node);
+	}
 	cluster_place_drop(c, key);
 	if (known && strcmp(node, c->node) == 0 && !cluster_is_deleting(c, key))
 		replica_forget(c, key);
@@ -500,11 +535,8 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	uint64_t ours_at = p ? p->rev : 0;
 	pthread_mutex_unlock(&c->lock);
 	if (ours && !deleted && strcmp(node, c->node) != 0) {
-		if (c->test_place_lag_ms) {  /* a watch that lags (tests only) */
-			struct timespec nap = {c->test_place_lag_ms / 1000,
-					       (c->test_place_lag_ms % 1000) * 1000000L};
-			nanosleep(&nap, NULL);
-		}
+		if (c->test_place_lag_ms)
+			place_lag(c);    /* a move of ours, heard late */
 		/* The watch reads one replica of the bucket, and the trials showed
 		 * replicas that disagree with the leader after a NATS server came
 		 * back (other revision numbers, even a refused claim stored): it
@@ -517,6 +549,8 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 		replica_fence(c, key, node);
 		return;
 	}
+	if (c->test_place_lag_ms && !deleted && placed_here_by_other(c, key, node))
+		place_lag(c);            /* a move here, heard late */
 	cluster_place_note(c, key, node, rev, deleted);
 }
 
@@ -791,6 +825,53 @@ static void answer(struct cluster *c, const char *reply, int status, json_t *hea
 	free(msg);
 }
 
+/* A 503 problem+json answer to a forwarded request; retry: with Retry-After. */
+static void answer_unavailable(struct cluster *c, const char *reply, const char *detail,
+			       int retry)
+{
+	json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
+			       "Unavailable", "status", 503, "code", "unavailable", "detail",
+			       detail);
+	char *text = pj ? json_compact(pj) : NULL;
+	json_decref(pj);
+	json_t *h = json_pack("{s:s}", "Content-Type", "application/problem+json");
+	if (retry)
+		json_object_set_new(h, "Retry-After", json_string("1"));
+	answer(c, reply, 503, h, (const uint8_t *)(text ? text : "{}"), strlen(text ? text : "{}"));
+	free(text);
+}
+
+int cluster_serve_unknown(struct cluster *c, const char *reply, const char *target)
+{
+	char id[37], node[CLUSTER_NODE_MAX], detail[300];
+	if (strncmp(target, "/actors/", 8) != 0 || strcspn(target + 8, "/?") != 36)
+		return 0;
+	memcpy(id, target + 8, 36);
+	id[36] = '\0';
+	if (!uuid_valid(id) || (cluster_lookup(c, id, node) && strcmp(node, c->node) == 0))
+		return 0;                /* placed here: the API answers (503 until rebuilt) */
+	struct db_run r;
+	struct err e = {0};
+	if (supervisor_get(c->sup, id, &r, &e) == ERR_OK) {
+		db_run_release(&r);
+		return 0;                /* a run here: the API answers */
+	}
+	memset(&e, 0, sizeof(e));
+	enum err_code rc = cluster_locate(c, id, node, &e);
+	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+		snprintf(detail, sizeof(detail), "cannot read the placement of actor '%s': %.200s",
+			 id, e.msg);
+		answer_unavailable(c, reply, detail, 0);
+		return 1;
+	}
+	if (rc || strcmp(node, c->node) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "actor '%s' runs on node '%s', and the node that "
+		 "forwarded this request has not heard of it yet: retry", id, node);
+	answer_unavailable(c, reply, detail, 1);
+	return 1;
+}
+
 /* Replays a forwarded request against our own API, over loopback. */
 static void job_serve(void *arg)
 {
@@ -811,6 +892,8 @@ static void job_serve(void *arg)
 		       (const uint8_t *)p, strlen(p));
 		goto done;
 	}
+	if (cluster_serve_unknown(c, j->reply, target))
+		goto done;
 	const char *lines[24];
 	char store[24][1100];
 	size_t nl = 0;
@@ -841,17 +924,7 @@ static void job_serve(void *arg)
 	if (loopback_call(c->http_url, method, target, lines, nl,
 			  blen || strcmp(method, "GET") ? body : NULL, blen,
 			  timeout > 0 ? timeout : 60000, FORWARD_MAX_BYTES, &resp, &e)) {
-		char p[700];
-		json_t *pj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-				       "Unavailable", "status", 503, "code", "unavailable",
-				       "detail", e.msg);
-		char *text = pj ? json_compact(pj) : NULL;
-		json_decref(pj);
-		snprintf(p, sizeof(p), "%s", text ? text : "{}");
-		free(text);
-		answer(c, j->reply, 503, json_pack("{s:s}", "Content-Type",
-						   "application/problem+json"),
-		       (const uint8_t *)p, strlen(p));
+		answer_unavailable(c, j->reply, e.msg, 0);
 		goto done;
 	}
 	json_t *rh = json_object();
@@ -948,9 +1021,10 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	const char *lag = getenv("THEATER_TEST_PLACEMENT_LAG_MS");
 	if (lag && atoi(lag) > 0) {
 		c->test_place_lag_ms = atoi(lag);
-		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that one of "
-			 "its actors moved that much later (fault injection for tests; never in "
-			 "production)", c->test_place_lag_ms);
+		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that much "
+			 "later that one of its actors moved or was deleted, or that another node "
+			 "placed one here (fault injection for tests; never in production)",
+			 c->test_place_lag_ms);
 	}
 	c->tombstone_age_ms = TOMBSTONE_AGE_MS;
 	const char *age = getenv("THEATER_TEST_TOMBSTONE_AGE_MS");

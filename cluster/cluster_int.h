@@ -91,8 +91,10 @@ struct cluster {
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t confirm_blocked_until_ms;  /* atomic: a fence read failed; confirms and
 					    * writes refused until then (replica.c) */
-	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears of a
-				       * move of ours this much later (fault injection) */
+	int test_place_lag_ms;        /* THEATER_TEST_PLACEMENT_LAG_MS: on_place hears this
+				       * much later of a move or a tombstone of an actor
+				       * placed here, and of a claim that places one here
+				       * (fault injection) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 
@@ -191,6 +193,15 @@ enum err_code loopback_call(const char *base_url, const char *method, const char
 void loopback_response_release(struct loopback_response *r);
 /* A new connection to base_url ("http://host:port"): the fd, or -1. */
 int loopback_connect(const char *base_url);
+/* A forwarded request (or relayed stream) for target, "/actors/<id>...", of an
+ * actor this node neither runs nor places here: the forwarder read a
+ * placement our copy of the bucket has not heard of yet, so the bucket's
+ * leader says. Placed here: our copy now says so too, and the API answers 503
+ * with Retry-After (a takeover not rebuilt yet); on another node: 503 with
+ * Retry-After, answered to reply here (both copies lag: the forwarder's
+ * catches up); the bucket unreadable: 503. A key never written or a
+ * tombstone: the API's own 404. 1 when answered. Blocks one NATS round trip. */
+int cluster_serve_unknown(struct cluster *c, const char *reply, const char *target);
 /* Placement watch: actor_id, ours until now, was moved to another node. */
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner);
 /* A tombstone names actor_id, and a copy of it may be here: it is deleted here

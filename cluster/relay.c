@@ -194,12 +194,17 @@ static void *relay_out_main(void *arg)
 	struct relay_out *r = arg;
 	struct cluster *c = r->c;
 	char *req = request_text(r);
-	int fd = req ? loopback_connect(c->http_url) : -1;
+	/* an actor our copy of the placement does not know: the bucket first */
+	int answered = req && cluster_serve_unknown(c, r->reply,
+						    json_string_value(json_object_get(r->head, "p")));
+	int fd = req && !answered ? loopback_connect(c->http_url) : -1;
 	uint8_t *buf = malloc(RELAY_HEAD_MAX);
 	size_t have = 0;
 	int status = 0, stream = 0, got_head = 0;
 	size_t body_at = 0;
 	json_t *headers = json_object();
+	if (answered)
+		goto done;
 	if (!req || !buf) {
 		answer_problem(r, 400, "invalid", "malformed forwarded stream request");
 		goto done;

@@ -2071,6 +2071,266 @@ static void test_delete_stale_copy_after_tombstone(void **state)
 	free(id);
 }
 
+/* 1 when any node's GET /actors (the whole cluster's list) names id. */
+static int listed_anywhere(const char *id)
+{
+	for (int i = 0; i < NODES; i++) {
+		json_t *j = call_json(i, "GET", "/actors?limit=500", NULL, 200);
+		size_t k;
+		json_t *run;
+		int found = 0;
+		json_array_foreach(json_object_get(j, "items"), k, run) {
+			const char *rid = json_string_value(json_object_get(run, "id"));
+			found |= rid && strcmp(rid, id) == 0;
+		}
+		json_decref(j);
+		if (found)
+			return 1;
+	}
+	return 0;
+}
+
+/* A fourth node, delta, started with the environment variable env=value. */
+static void start_delta(struct server_proc *delta, const char *env, const char *value)
+{
+	memset(delta, 0, sizeof(*delta));
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	setenv(env, value, 1);
+	int started = server_start(delta, NULL, args, NULL);
+	unsetenv(env);
+	assert_int_equal(started, 0);
+	server_put_example_package(delta, "counter");
+}
+
+/* The sweep: a tombstone older than the tombstone age (1 s on delta,
+ * THEATER_TEST_TOMBSTONE_AGE_MS) is removed by a node whose placement watch
+ * reads it (delta's, at its start): the chain subject purged again (an event
+ * published here after the delete's purge, as an old copy's late publish,
+ * goes too), then the key removed: no tombstone, no message of the key left
+ * in the bucket's stream. Every node then answers 404 for the actor, and no
+ * node runs or lists it. */
+static void test_delete_tombstone_swept(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(0, NULL);
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call(1, "POST", msgs, "1", NULL), 202);
+	char *path = tu_fmt("/actors/%s", id);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(1, "DELETE", force, NULL, NULL), 204);
+	int64_t deleted_at = now_ms();
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	uint64_t rev = 0;
+	char *v = placement_of(kv, id, &rev);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	wait_chain_purged(b, id);
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
+	assert_int_equal(bus_stream_publish(b, subject, "{}", 2, NULL, 5000, &e), ERR_OK);
+	assert_int_equal(chain_in_stream(b, id), 1);
+	char *key_subject = tu_fmt("$KV.theater_placement.%s", id);
+	assert_int_equal(bus_stream_has(b, "KV_theater_placement", key_subject, &e), 1);
+	while (now_ms() - deleted_at < 1500)        /* older than delta's age */
+		nap_ms(100);
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_TOMBSTONE_AGE_MS", "1000");
+	int has = 1;
+	for (int tries = 0; tries < 100; tries++) {
+		has = bus_stream_has(b, "KV_theater_placement", key_subject, &e);
+		if (has == 0)
+			break;
+		nap_ms(100);
+	}
+	char *log = tu_read_file(delta.log_path, NULL);
+	if (has != 0) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		dump_logs();
+		fail_msg("the tombstone of '%s' is still in the bucket (%d)", id, has);
+	}
+	assert_non_null(log);
+	char *said = tu_fmt("the tombstone of deleted actor '%s' is removed", id);
+	assert_non_null(strstr(log, said));
+	free(said);
+	free(log);
+	v = placement_of(kv, id, NULL);
+	assert_string_equal(v, "");
+	free(v);
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	assert_int_equal(bus_kv_get_revision(kv, id, rev, &old, &olen, &e), ERR_NOT_FOUND);
+	assert_int_equal(chain_in_stream(b, id), 0);
+	for (int i = 0; i < NODES; i++) {
+		struct http_result r;
+		assert_int_equal(call(i, "GET", path, NULL, &r), 404);
+		assert_non_null(strstr(r.body, "\"not_found\""));
+		http_result_release(&r);
+		assert_int_equal(call(i, "POST", msgs, "1", NULL), 404);
+	}
+	json_decref(server_call_json(&delta, "GET", path, NULL, 404));
+	assert_false(listed_anywhere(id));
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(key_subject);
+	free(subject);
+	free(force);
+	free(path);
+	free(msgs);
+	free(id);
+}
+
+/* The fence on acknowledgement meets a tombstone: delta runs a counter and
+ * its placement watch hears 8 s late (THEATER_TEST_PLACEMENT_LAG_MS) that the
+ * actor was deleted; the tombstone is written here as a delete on another
+ * node writes it. A message to delta's copy is taken, but before it is
+ * acknowledged delta reads the placement from the bucket's leader, so the
+ * answer is 404 not_found (problem+json), not 202, and the copy is deleted. */
+static void test_delete_fences_stale_write(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "8000");
+	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
+				     COUNTER_SPAWN, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	struct http_result r;
+	assert_int_equal(message_to(&delta, id, &r), 202);
+	http_result_release(&r);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	uint64_t rev = 0;
+	char *v = placement_of(kv, id, &rev);
+	assert_non_null(strstr(v, "\"delta\""));
+	free(v);
+	/* now ("at"): an old tombstone would be swept at once */
+	char *tomb = tu_fmt("{\"deleted\":true,\"by\":\"test\",\"at\":%lld}",
+			    (long long)time(NULL) * 1000);
+	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
+	free(tomb);
+	long st = message_to(&delta, id, &r);
+	printf("# delta, its watch not told of the tombstone yet: %ld %s\n", st,
+	       r.body ? r.body : "");
+	char *ct = http_header(&r, "Content-Type");
+	int fenced = st == 404 && r.body && strstr(r.body, "\"not_found\"") && ct &&
+		     strcmp(ct, "application/problem+json") == 0;
+	free(ct);
+	http_result_release(&r);
+	char *log = tu_read_file(delta.log_path, NULL);
+	if (!fenced || !log || !strstr(log, "was deleted from the cluster while this node still "
+				       "ran it")) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		fail_msg("a write to delta's stale copy of deleted '%s' was answered %ld (want 404 "
+			 "not_found from the fence)", id, st);
+	}
+	free(log);
+	/* the copy is deleted, its chain purged, nothing of it left anywhere */
+	char *u = tu_fmt("%s/actors/%s", delta.base, id);
+	for (int tries = 0; tries < 100; tries++) {
+		st = http_do("GET", u, NULL, 0, NULL, &r) == 0 ? r.status : 0;
+		http_result_release(&r);
+		if (st == 404)
+			break;
+		nap_ms(100);
+	}
+	assert_int_equal(st, 404);
+	free(u);
+	wait_chain_purged(b, id);
+	assert_false(listed_anywhere(id));
+	v = placement_of(kv, id, NULL);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(id);
+}
+
+/* A request that reaches the node an actor was just placed on before that
+ * node's placement watch heard of it (delta's hears 5 s late of a claim that
+ * places an actor there): delta asks the bucket's leader and answers 503
+ * unavailable with Retry-After (placed here, not rebuilt yet), not 404, when
+ * the request is forwarded (from alpha), asked directly, and an event stream
+ * relayed (from alpha): three actors, since a read of the bucket teaches
+ * delta's copy. The stream holds no
+ * chain for them, so the window stays open. Once their keys are tombstones:
+ * 404. */
+static void test_placed_before_watch(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "5000");
+	char ids[3][37];
+	uint64_t revs[3];
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	struct err e = {0};
+	open_placement(&b, &kv);
+	const char *claim = "{\"node\":\"delta\",\"from\":\"gamma\",\"at\":0}";
+	for (int i = 0; i < 3; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "d1d1d1d1-0000-4000-800%d-%012llx", i,
+			 (unsigned long long)(now_ms() & 0xffffffffffffULL));
+		assert_int_equal(bus_kv_create(kv, ids[i], claim, strlen(claim), &revs[i], &e),
+				 ERR_OK);
+	}
+	char *fwd = tu_fmt("/actors/%s", ids[0]);
+	char *direct = tu_fmt("%s/actors/%s", delta.base, ids[1]);
+	char *relayed = tu_fmt("%s/actors/%s/chain", SP[0].base, ids[2]);
+	static const char *const sse[] = {"Accept: text/event-stream", NULL};
+	struct http_result r, d, x;
+	long st = call(0, "GET", fwd, NULL, &r);
+	assert_int_equal(http_do("GET", direct, NULL, 0, NULL, &d), 0);
+	assert_int_equal(http_do("GET", relayed, NULL, 0, sse, &x), 0);
+	long dst = d.status, xst = x.status;
+	printf("# alpha, forwarded to delta whose watch lags: %ld %s\n", st, r.body ? r.body : "");
+	printf("# delta, asked directly: %ld %s\n", d.status, d.body ? d.body : "");
+	printf("# alpha, a stream relayed from delta: %ld %s\n", x.status, x.body ? x.body : "");
+	int ok = 1;
+	struct http_result *each[] = {&r, &d, &x};
+	for (int i = 0; i < 3; i++) {
+		char *ra = http_header(each[i], "Retry-After");
+		ok &= each[i]->status == 503 && each[i]->body &&
+		      strstr(each[i]->body, "\"unavailable\"") && ra;
+		free(ra);
+	}
+	char *node = http_header(&r, "X-Theater-Node");
+	ok &= node && strcmp(node, "delta") == 0;
+	free(node);
+	http_result_release(&r);
+	http_result_release(&d);
+	http_result_release(&x);
+	if (!ok) {
+		char *log = tu_read_file(delta.log_path, NULL);
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		free(log);
+		fail_msg("actors placed on delta, not yet heard of there: %ld forwarded, %ld "
+			 "directly, %ld relayed (want 503 with Retry-After)", st, dst, xst);
+	}
+	/* before delta stops (the others would claim them from it) */
+	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bus_kv_replace(kv, ids[i], tomb, strlen(tomb), revs[i], NULL, &e),
+				 ERR_OK);
+	for (int tries = 0; tries < 50 && (st = call(0, "GET", fwd, NULL, NULL)) != 404; tries++)
+		nap_ms(100);
+	assert_int_equal(st, 404);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	free(relayed);
+	free(direct);
+	free(fwd);
+	bus_kv_close(kv);
+	bus_close(b);
+}
+
 /* An actor placed on a node that has not rebuilt it yet (a takeover: here the
  * stream holds no chain for it, so gamma keeps retrying and the window stays
  * open) answers 503 unavailable with Retry-After, on gamma and forwarded from
@@ -2190,6 +2450,9 @@ int main(void)
 		cmocka_unit_test(test_split_brain_rebuild),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
+		cmocka_unit_test(test_delete_tombstone_swept),
+		cmocka_unit_test(test_delete_fences_stale_write),
+		cmocka_unit_test(test_placed_before_watch),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
