@@ -211,7 +211,7 @@ static void job_locate(void *arg)
 	const char *path = http_request_raw_path(c->req);
 	size_t pl = strlen(path);
 	enum err_code rc = cluster_locate(cl, c->params[0], f->node, &e);
-	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+	if (rc && rc != ERR_NOT_FOUND) {
 		api_problem_err(c, &e);  /* 404 only when the bucket says so */
 	} else if (rc == ERR_OK && strcmp(f->node, cluster_node(cl)) != 0) {
 		if (pl > 6 && strcmp(path + pl - 6, "/chain") == 0 && sse_accepted(c)) {

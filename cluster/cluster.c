@@ -858,7 +858,7 @@ int cluster_serve_unknown(struct cluster *c, const char *reply, const char *targ
 	}
 	memset(&e, 0, sizeof(e));
 	enum err_code rc = cluster_locate(c, id, node, &e);
-	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
+	if (rc && rc != ERR_NOT_FOUND) {
 		snprintf(detail, sizeof(detail), "cannot read the placement of actor '%s': %.200s",
 			 id, e.msg);
 		answer_unavailable(c, reply, detail, 0);
@@ -1025,6 +1025,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "later that one of its actors moved or was deleted, or that another node "
 			 "placed one here (fault injection for tests; never in production)",
 			 c->test_place_lag_ms);
+	}
+	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
+	if (stale && atoi(stale) > 0) {
+		c->test_stale_watch = 1;
+		log_warn("cluster", "THEATER_TEST_STALE_WATCH: at join this node takes its watch as "
+			 "placing every run it recovered here (fault injection for tests; never in "
+			 "production)");
 	}
 	c->tombstone_age_ms = TOMBSTONE_AGE_MS;
 	const char *age = getenv("THEATER_TEST_TOMBSTONE_AGE_MS");

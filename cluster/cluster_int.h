@@ -95,6 +95,9 @@ struct cluster {
 				       * much later of a move or a tombstone of an actor
 				       * placed here, and of a claim that places one here
 				       * (fault injection) */
+	int test_stale_watch;         /* THEATER_TEST_STALE_WATCH: the join fence takes the
+				       * watch as placing every run here (fault injection:
+				       * a replica behind the bucket's leader) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 

@@ -1943,9 +1943,9 @@ static void test_delete_in_cluster(void **state)
 	free(id);
 }
 
-/* A counter on a fourth node (delta) that then stops; a survivor takes it over
- * and it is deleted there. The id, and delta's process (stopped, home kept). */
-static char *stale_copy(struct server_proc *delta)
+/* A counter on a fourth node (delta) that then stops; a survivor takes it over.
+ * The id, and delta's process (stopped, home kept). */
+static char *moved_copy(struct server_proc *delta)
 {
 	memset(delta, 0, sizeof(*delta));
 	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
@@ -1970,6 +1970,13 @@ static char *stale_copy(struct server_proc *delta)
 		fail_msg("'%s' of the stopped node delta was not taken over", id);
 	}
 	printf("# '%s' taken over by %s\n", id, owner);
+	return id;
+}
+
+/* moved_copy, and the actor is deleted where it moved. */
+static char *stale_copy(struct server_proc *delta)
+{
+	char *id = moved_copy(delta);
 	char *force = tu_fmt("/actors/%s?force=true", id);
 	assert_int_equal(call(0, "DELETE", force, NULL, NULL), 204);
 	free(force);
@@ -2006,6 +2013,48 @@ static void wait_not_run(struct server_proc *delta, const char *id, const char *
 	}
 	printf("# delta's stale copy of '%s': %ld %s\n", id, st, status);
 	free(log);
+}
+
+/* A node back after its actor moved, whose watch reads a replica behind the
+ * bucket's leader (THEATER_TEST_STALE_WATCH: at join every run it recovered looks
+ * placed here, as such a replica made it look in a failover trial), still kills
+ * its old copy: the join fence asks the leader about the runs the watch says are
+ * its own too. */
+static void test_join_stale_watch(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	char *id = moved_copy(&delta);
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	setenv("THEATER_TEST_STALE_WATCH", "1", 1);
+	int started = server_start(&delta, delta.home, args, NULL);
+	unsetenv("THEATER_TEST_STALE_WATCH");
+	assert_int_equal(started, 0);
+	char *u = tu_fmt("%s/actors/%s", delta.base, id);
+	const char *h[] = {"X-Theater-Forwarded: test", NULL};   /* delta's own copy */
+	int killed = 0;
+	char last[600] = "";
+	for (int tries = 0; tries < 100 && !killed; tries++) {
+		struct http_result r;
+		assert_int_equal(http_do("GET", u, NULL, 0, h, &r), 0);
+		killed = r.status == 200 && strstr(r.body, "\"killed\"") != NULL;
+		snprintf(last, sizeof(last), "%ld %s", r.status, r.body ? r.body : "");
+		http_result_release(&r);
+		if (!killed)
+			nap_ms(100);
+	}
+	char *log = tu_read_file(delta.log_path, NULL);
+	if (!killed || !log || !strstr(log, "THEATER_TEST_STALE_WATCH") ||
+	    !strstr(log, "killing the copy here")) {
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+		fail_msg("delta's old copy of '%s' was not killed: %s", id, last);
+	}
+	printf("# delta's old copy of '%s': killed\n", id);
+	free(log);
+	free(u);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	free(id);
 }
 
 /* A node that was away while its actor moved and was deleted (stopped before
@@ -2448,6 +2497,7 @@ int main(void)
 		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_split_brain_fenced),
 		cmocka_unit_test(test_split_brain_rebuild),
+		cmocka_unit_test(test_join_stale_watch),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
