@@ -1176,12 +1176,13 @@ static void forget_now(struct cluster *c, const char *id);
 struct fence_job {
 	struct cluster *c;
 	char id[37];
-	int check;           /* the watch said "here": quiet when the bucket agrees */
 };
 
-static void job_fence(void *arg)
+/* Reads the actor's placement from the bucket's leader and kills the copy here
+ * when it moved, forgets it when it was deleted. check: the watch said "here",
+ * quiet when the bucket agrees. */
+static void fence_check(struct cluster *c, const char *id, int check)
 {
-	struct fence_job *j = arg;
 	struct db_run r = {0};
 	struct err e = {0};
 	char owner[CLUSTER_NODE_MAX] = "";
@@ -1194,56 +1195,53 @@ static void job_fence(void *arg)
 			nanosleep(&nap, NULL);
 		}
 		memset(&e, 0, sizeof(e));
-		if ((rc = cluster_locate_ex(j->c, j->id, owner, &deleted, &e)) != ERR_UNAVAILABLE &&
+		if ((rc = cluster_locate_ex(c, id, owner, &deleted, &e)) != ERR_UNAVAILABLE &&
 		    rc != ERR_TIMEOUT)
 			break;
 	}
 	if (deleted) {
-		forget_now(j->c, j->id);
-		free(j);
+		forget_now(c, id);
 		return;
 	}
 	if (rc) {
-		log_warn("cluster", "cannot read the placement of '%s' to fence it: %s", j->id,
+		log_warn("cluster", "cannot read the placement of '%s' to fence it: %s", id,
 			 e.msg);
-		free(j);
 		return;
 	}
-	if (strcmp(owner, j->c->node) == 0) {
-		if (!j->check)
+	if (strcmp(owner, c->node) == 0) {
+		if (!check)
 			log_warn("cluster", "the bucket still places '%s' here: the watch was wrong, "
-				 "the copy here keeps running", j->id);
-		free(j);
+				 "the copy here keeps running", id);
 		return;
 	}
-	if (supervisor_get(j->c->sup, j->id, &r, &e) == ERR_OK &&
+	if (supervisor_get(c->sup, id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
 		log_warn("cluster", "'%s' was taken over by node '%s': killing the copy here",
-			 j->id, owner);
-		char *id = strdup(j->id);
-		if (id)
-			supervisor_stop(j->c->sup, j->id, 1, fenced, id);
+			 id, owner);
+		char *copy = strdup(id);
+		if (copy)
+			supervisor_stop(c->sup, id, 1, fenced, copy);
 	}
 	db_run_release(&r);
-	free(j);
 }
 
-static void fence_submit(struct cluster *c, const char *actor_id, int check)
+static void job_fence(void *arg)
 {
-	struct fence_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return;
-	j->c = c;
-	j->check = check;
-	snprintf(j->id, sizeof(j->id), "%s", actor_id);
-	if (cluster_submit(c, job_fence, j))
-		free(j);
+	struct fence_job *j = arg;
+	fence_check(j->c, j->id, 0);
+	free(j);
 }
 
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
 {
 	(void)owner;
-	fence_submit(c, actor_id, 0);
+	struct fence_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->c = c;
+	snprintf(j->id, sizeof(j->id), "%s", actor_id);
+	if (cluster_submit(c, job_fence, j))
+		free(j);
 }
 
 /* ---- deleting ---- */
@@ -1429,9 +1427,45 @@ static int tombstone_expired(struct cluster *c, const struct db_run *r)
 	return 1;
 }
 
+/* The runs the watch places here, confirmed with the leader by one job. */
+struct fence_list {
+	struct cluster *c;
+	char (*id)[37];
+	size_t n, cap;
+};
+
+static void job_fence_list(void *arg)
+{
+	struct fence_list *l = arg;
+	for (size_t i = 0; i < l->n; i++) {
+		pthread_mutex_lock(&l->c->lock);
+		int stopping = l->c->stopping;
+		pthread_mutex_unlock(&l->c->lock);
+		if (stopping)
+			break;
+		fence_check(l->c, l->id[i], 1);
+	}
+	free(l->id);
+	free(l);
+}
+
+static void fence_list_add(struct fence_list *l, const char *id)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		char (*v)[37] = realloc(l->id, cap * sizeof(*v));
+		if (!v)
+			return;      /* out of memory: the fence on acknowledgement still holds */
+		l->id = v;
+		l->cap = cap;
+	}
+	snprintf(l->id[l->n++], 37, "%s", id);
+}
+
 static int fence_one(void *user, const struct db_run *r)
 {
-	struct cluster *c = user;
+	struct fence_list *l = user;
+	struct cluster *c = l->c;
 	char owner[CLUSTER_NODE_MAX];
 	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0)
 		return 0;
@@ -1454,9 +1488,10 @@ static int fence_one(void *user, const struct db_run *r)
 	if (strcmp(owner, c->node) == 0) {
 		/* The watch reads one replica of the bucket, which may be behind its
 		 * leader (a NATS server that came back with this node): the leader
-		 * decides, on the cluster's threads, so the start does not wait one
-		 * read per run. Writes to the copy are fenced meanwhile (on_confirm). */
-		fence_submit(c, r->id, 1);
+		 * decides, in one job on the cluster's threads, so neither the start
+		 * nor forwarded requests wait one read per run. Writes to the copy
+		 * are fenced meanwhile (on_confirm). */
+		fence_list_add(l, r->id);
 		return 0;
 	}
 	/* our copy of the placement comes from the watch: the bucket itself
@@ -1485,15 +1520,25 @@ static void fence_moved(struct cluster *c)
 {
 	char *cursor = NULL;
 	struct err e = {0};
+	struct fence_list *l = calloc(1, sizeof(*l));
+	if (!l) {
+		log_error("cluster", "cannot fence the runs recovered here: out of memory");
+		return;
+	}
+	l->c = c;
 	do {
 		struct db_run_filter f = {.limit = 500, .cursor = cursor};
 		char *next = NULL;
-		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, fence_one, c, &next, &e);
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, fence_one, l, &next, &e);
 		free(cursor);
 		cursor = rc ? NULL : next;
 		if (rc)
 			log_error("cluster", "cannot list the runs to fence: %s", e.msg);
 	} while (cursor);
+	if (!l->n || cluster_submit(c, job_fence_list, l)) {
+		free(l->id);
+		free(l);
+	}
 }
 
 /* ---- start and stop ---- */
