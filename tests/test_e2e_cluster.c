@@ -1544,6 +1544,31 @@ static void claim(const char *id, const char *from, const char *to)
 	bus_close(b);
 }
 
+/* A fourth node, delta, started with the environment variable env=value (when
+ * env is not NULL), with the counter package. */
+static void start_delta(struct server_proc *delta, const char *env, const char *value)
+{
+	memset(delta, 0, sizeof(*delta));
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	if (env)
+		setenv(env, value, 1);
+	int started = server_start(delta, NULL, args, NULL);
+	if (env)
+		unsetenv(env);
+	assert_int_equal(started, 0);
+	server_put_example_package(delta, "counter");
+}
+
+/* A counter spawned on delta; its id. */
+static char *delta_counter(struct server_proc *delta)
+{
+	json_t *j = server_call_json(delta, "POST", "/actors?wait=running&node=delta",
+				     COUNTER_SPAWN, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
 /* The split brain of session 9's trials, made on purpose: a node (delta) runs a
  * counter and is told late (THEATER_TEST_PLACEMENT_LAG_MS, 4 s) that the actor
  * was claimed by gamma, as a live owner whose placement watch lags is. The claim
@@ -1557,17 +1582,8 @@ static void test_split_brain_fenced(void **state)
 {
 	(void)state;
 	struct server_proc delta;
-	memset(&delta, 0, sizeof(delta));
-	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
-	setenv("THEATER_TEST_PLACEMENT_LAG_MS", "4000", 1);
-	int started = server_start(&delta, NULL, args, NULL);
-	unsetenv("THEATER_TEST_PLACEMENT_LAG_MS");
-	assert_int_equal(started, 0);
-	server_put_example_package(&delta, "counter");
-	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
-				     COUNTER_SPAWN, 201);
-	char *id = strdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "4000");
+	char *id = delta_counter(&delta);
 	long acked = 0, unsure = 0;
 	for (int i = 0; i < 5; i++) {
 		struct http_result r;
@@ -1735,17 +1751,8 @@ static void test_split_brain_rebuild(void **state)
 {
 	(void)state;
 	struct server_proc delta;
-	memset(&delta, 0, sizeof(delta));
-	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
-	setenv("THEATER_TEST_PLACEMENT_LAG_MS", "10000", 1);
-	int started = server_start(&delta, NULL, args, NULL);
-	unsetenv("THEATER_TEST_PLACEMENT_LAG_MS");
-	assert_int_equal(started, 0);
-	server_put_example_package(&delta, "counter");
-	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
-				     COUNTER_SPAWN, 201);
-	char *id = strdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "10000");
+	char *id = delta_counter(&delta);
 	char *msgs = tu_fmt("/actors/%s/messages", id);
 	long acked = 0;
 	for (int i = 0; i < 5; i++, acked++) {
@@ -1947,14 +1954,8 @@ static void test_delete_in_cluster(void **state)
  * The id, and delta's process (stopped, home kept). */
 static char *moved_copy(struct server_proc *delta)
 {
-	memset(delta, 0, sizeof(*delta));
-	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
-	assert_int_equal(server_start(delta, NULL, args, NULL), 0);
-	server_put_example_package(delta, "counter");
-	json_t *j = server_call_json(delta, "POST", "/actors?wait=running&node=delta",
-				     COUNTER_SPAWN, 201);
-	char *id = strdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	start_delta(delta, NULL, NULL);
+	char *id = delta_counter(delta);
 	struct http_result r;
 	assert_int_equal(message_to(delta, id, &r), 202);
 	http_result_release(&r);
@@ -2139,18 +2140,6 @@ static int listed_anywhere(const char *id)
 	return 0;
 }
 
-/* A fourth node, delta, started with the environment variable env=value. */
-static void start_delta(struct server_proc *delta, const char *env, const char *value)
-{
-	memset(delta, 0, sizeof(*delta));
-	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
-	setenv(env, value, 1);
-	int started = server_start(delta, NULL, args, NULL);
-	unsetenv(env);
-	assert_int_equal(started, 0);
-	server_put_example_package(delta, "counter");
-}
-
 /* The sweep: a tombstone older than the tombstone age (1 s on delta,
  * THEATER_TEST_TOMBSTONE_AGE_MS) is removed by a node whose placement watch
  * reads it (delta's, at its start): the chain subject purged again (an event
@@ -2244,10 +2233,7 @@ static void test_delete_fences_stale_write(void **state)
 	(void)state;
 	struct server_proc delta;
 	start_delta(&delta, "THEATER_TEST_PLACEMENT_LAG_MS", "8000");
-	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta",
-				     COUNTER_SPAWN, 201);
-	char *id = strdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	char *id = delta_counter(&delta);
 	struct http_result r;
 	assert_int_equal(message_to(&delta, id, &r), 202);
 	http_result_release(&r);
