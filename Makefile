@@ -3,7 +3,8 @@
 #   make test   install what is missing, build, run every test (but the long ones)
 # Other targets: build, asan (tests in an ASan+UBSan build), tsan (the end-to-end
 # tests in a ThreadSanitizer build), test-long (the `long` suite: crash trials, the
-# README's commands in a fresh Debian 12 root), bench, fuzz, clean.
+# README's commands in a fresh Debian 12 root, every bench/ script with small sizes),
+# bench, fuzz, clean.
 BUILD   ?= build
 ASAN    ?= build-asan
 TSAN    ?= build-tsan

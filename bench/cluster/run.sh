@@ -14,6 +14,8 @@
 #                     20 answer from the survivors
 #
 # Needs nats-server (apt-get install nats-server). Tunables: BENCH_MESSAGES (5000).
+# Exits 1 when a request of the latency runs is not answered 200, a messages run
+# fails, or the 20 counters do not all answer within 120 s.
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -70,9 +72,12 @@ spawn() {  # spawn BASE [query]
 latency() {  # latency LABEL URL
   local args=()
   for _ in $(seq 1 300); do args+=("$2"); done
-  curl -s -X POST -d get -o /dev/null -w '%{time_total}\n' "${args[@]}" | sort -n > "$dir/lat"
-  awk -v l="$1" '{v[NR]=$1} END {printf "%-44s p50 %.2f ms  p99 %.2f ms  (%d requests)\n", l, v[int(NR*0.5)]*1000, v[int(NR*0.99)]*1000, NR}' "$dir/lat"
+  curl -s -X POST -d get -o /dev/null -w '%{time_total} %{http_code}\n' "${args[@]}" | sort -n > "$dir/lat"
+  awk -v l="$1" '{v[NR]=$1; bad+=($2 != 200)} END {printf "%-44s p50 %.2f ms  p99 %.2f ms  (%d requests", l, v[int(NR*0.5)]*1000, v[int(NR*0.99)]*1000, NR
+    if (bad) printf ", %d answered other than 200", bad
+    printf ")\n"; exit bad > 0}' "$dir/lat" || status=1
 }
+status=0
 bench_machine_line cores cpu day
 echo "== request latency (counter, one keep-alive connection) =="
 id=$(spawn "${BASE[0]}")
@@ -81,7 +86,7 @@ latency "single node (no --nats)" "${BASE[3]}/actors/$single/requests"
 latency "cluster, on the actor's node" "${BASE[0]}/actors/$id/requests"
 latency "cluster, through another node (NATS)" "${BASE[1]}/actors/$id/requests"
 echo "== acknowledged messages per second (4 clients, $MESSAGES messages) =="
-m() { "$BUILD/bench/actors/bench-actors" messages "$1" "$2" "$MESSAGES" 4 | sed "s/^/$3: /"; }
+m() { "$BUILD/bench/actors/bench-actors" messages "$1" "$2" "$MESSAGES" 4 | sed "s/^/$3: /" || status=1; }
 m "${BASE[3]}" "$(spawn "${BASE[3]}")" "single node, no replication"
 m "${BASE[0]}" "$(spawn "${BASE[0]}")" "cluster node, replicated R3"
 id2=$(spawn "${BASE[0]}")
@@ -100,4 +105,9 @@ while [ $left -gt 0 ] && [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 120 ]; d
   done
   [ $left -gt 0 ] && sleep 0.1
 done
+if [ $left -gt 0 ]; then
+  echo "$left of 20 actors still not answering on survivors 120 s after kill -9"
+  exit 1
+fi
 echo "all 20 actors answering on survivors $(( ($(date +%s%N) - t0) / 1000000 )) ms after kill -9 (heartbeat lapse 4000 ms)"
+exit $status
