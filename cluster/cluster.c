@@ -363,6 +363,17 @@ enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
 	return k;
 }
 
+/* A tombstone written by node `node` ("by"). */
+static int tombstone_by(const uint8_t *data, size_t len, const char *node)
+{
+	struct err e = {0};
+	json_t *v = json_parse((const char *)data, len, 8, &e);
+	const char *by = json_string_value(json_object_get(v, "by"));
+	int ours = by && strcmp(by, node) == 0;
+	json_decref(v);
+	return ours;
+}
+
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
 {
 	return cluster_place_parse(data, len, node_out, NULL) == PLACE_NODE;
@@ -438,6 +449,11 @@ enum err_code cluster_unplace(struct cluster *c, const char *actor_id, struct er
 		if (rc)
 			return rc;
 	}
+	if (c->test_delete_pause_ms) {   /* our watch hears of the tombstone first */
+		struct timespec nap = {c->test_delete_pause_ms / 1000,
+				       (c->test_delete_pause_ms % 1000) * 1000000L};
+		nanosleep(&nap, NULL);
+	}
 	/* from here on no event of it is published, and no node runs it */
 	cluster_deleting_add(c, actor_id);
 	cluster_place_drop(c, actor_id);
@@ -489,17 +505,20 @@ static int placed_here_by_other(struct cluster *c, const char *key, const char *
 /* A tombstone from the watch: our copy forgets the actor, a copy of it here
  * that is not being deleted already is (the bucket decides, replica_forget
  * reads it), and an old tombstone is swept. */
-static void place_tombstone(struct cluster *c, const char *key, int64_t at)
+static void place_tombstone(struct cluster *c, const char *key, int64_t at, int ours)
 {
 	char node[CLUSTER_NODE_MAX];
 	int known = cluster_lookup(c, key, node);
-	if (c->test_place_lag_ms && known && strcmp(node, c->node) == 0 &&
+	if (c->test_place_lag_ms && known && strcmp(node, c->node) == 0 && !ours &&
 	    !cluster_is_deleting(c, key)) {
 		place_lag(c);         /* a delete of ours, heard late */
 		known = cluster_lookup(c, key, node);
 	}
 	cluster_place_drop(c, key);
-	if (known && strcmp(node, c->node) == 0 && !cluster_is_deleting(c, key))
+	/* A tombstone this node wrote: the delete that wrote it deletes the copy
+	 * (it may not have marked it deleting yet: a second delete here would
+	 * race it and answer its request 404). */
+	if (known && strcmp(node, c->node) == 0 && !ours && !cluster_is_deleting(c, key))
 		replica_forget(c, key);
 	if (cluster_unix_ms() - at >= c->tombstone_age_ms)
 		replica_sweep_later(c, key);
@@ -520,7 +539,7 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	int64_t at = 0;
 	enum place_kind kind = deleted ? PLACE_BAD : cluster_place_parse(data, len, node, &at);
 	if (kind == PLACE_DELETED) {
-		place_tombstone(c, key, at);
+		place_tombstone(c, key, at, tombstone_by(data, len, c->node));
 		return;
 	}
 	if (!deleted && kind != PLACE_NODE)
@@ -1025,6 +1044,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "later that one of its actors moved or was deleted, or that another node "
 			 "placed one here (fault injection for tests; never in production)",
 			 c->test_place_lag_ms);
+	}
+	const char *pause = getenv("THEATER_TEST_DELETE_PAUSE_MS");
+	if (pause && atoi(pause) > 0) {
+		c->test_delete_pause_ms = atoi(pause);
+		log_warn("cluster", "THEATER_TEST_DELETE_PAUSE_MS=%d: a delete here waits that long "
+			 "between writing the tombstone and deleting the copy (fault injection for "
+			 "tests; never in production)", c->test_delete_pause_ms);
 	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && atoi(stale) > 0) {
