@@ -41,6 +41,12 @@ int64_t cluster_mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+void cluster_sleep_ms(int64_t ms)
+{
+	struct timespec nap = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&nap, NULL);
+}
+
 int64_t cluster_unix_ms(void)
 {
 	struct timespec t;
@@ -353,6 +359,9 @@ enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
 	enum place_kind k = PLACE_BAD;
 	if (json_is_true(json_object_get(v, "deleted"))) {
 		k = PLACE_DELETED;
+		const char *by = json_string_value(json_object_get(v, "by"));
+		snprintf(node_out, CLUSTER_NODE_MAX, "%s",
+			 by && strlen(by) < CLUSTER_NODE_MAX ? by : "");
 		if (at_out)
 			*at_out = (int64_t)json_integer_value(json_object_get(v, "at"));
 	} else if (node && strlen(node) < CLUSTER_NODE_MAX) {
@@ -361,17 +370,6 @@ enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
 	}
 	json_decref(v);
 	return k;
-}
-
-/* A tombstone written by node `node` ("by"). */
-static int tombstone_by(const uint8_t *data, size_t len, const char *node)
-{
-	struct err e = {0};
-	json_t *v = json_parse((const char *)data, len, 8, &e);
-	const char *by = json_string_value(json_object_get(v, "by"));
-	int ours = by && strcmp(by, node) == 0;
-	json_decref(v);
-	return ours;
 }
 
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX])
@@ -449,11 +447,8 @@ enum err_code cluster_unplace(struct cluster *c, const char *actor_id, struct er
 		if (rc)
 			return rc;
 	}
-	if (c->test_delete_pause_ms) {   /* our watch hears of the tombstone first */
-		struct timespec nap = {c->test_delete_pause_ms / 1000,
-				       (c->test_delete_pause_ms % 1000) * 1000000L};
-		nanosleep(&nap, NULL);
-	}
+	if (c->test_delete_pause_ms)   /* our watch hears of the tombstone first */
+		cluster_sleep_ms(c->test_delete_pause_ms);
 	/* from here on no event of it is published, and no node runs it */
 	cluster_deleting_add(c, actor_id);
 	cluster_place_drop(c, actor_id);
@@ -478,9 +473,7 @@ void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code loca
  * sleeps on the watch's thread, so every later change waits too. */
 static void place_lag(struct cluster *c)
 {
-	struct timespec nap = {c->test_place_lag_ms / 1000,
-			       (c->test_place_lag_ms % 1000) * 1000000L};
-	nanosleep(&nap, NULL);
+	cluster_sleep_ms(c->test_place_lag_ms);
 }
 
 /* Placed here by another node's write (a claim): no run of it here, and our
@@ -539,7 +532,7 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	int64_t at = 0;
 	enum place_kind kind = deleted ? PLACE_BAD : cluster_place_parse(data, len, node, &at);
 	if (kind == PLACE_DELETED) {
-		place_tombstone(c, key, at, tombstone_by(data, len, c->node));
+		place_tombstone(c, key, at, strcmp(node, c->node) == 0);   /* node: "by" */
 		return;
 	}
 	if (!deleted && kind != PLACE_NODE)
@@ -1017,8 +1010,7 @@ static enum err_code open_buckets(struct cluster *c, struct err *err)
 				   "its servers up)", OPEN_BUCKETS_MS / 1000);
 			return rc;
 		}
-		struct timespec nap = {0, 500 * 1000000};
-		nanosleep(&nap, NULL);
+		cluster_sleep_ms(500);
 	}
 }
 

@@ -105,11 +105,14 @@ struct cluster {
 
 int64_t cluster_mono_ms(void);
 int64_t cluster_unix_ms(void);
+/* Sleeps ms milliseconds (the calling thread: a retry's pause, a test's lag). */
+void cluster_sleep_ms(int64_t ms);
 /* place_node_of and place_note (cluster.c): a placement value's node; the
  * memory copy of the bucket. */
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);
 /* What a placement value says: an actor placed on a node (node_out), a
- * tombstone (the actor was deleted; at_out: when, unix ms), or neither. */
+ * tombstone (the actor was deleted; node_out: the node that deleted it, "" if
+ * none is named; at_out: when, unix ms), or neither. */
 enum place_kind { PLACE_BAD, PLACE_NODE, PLACE_DELETED };
 enum place_kind cluster_place_parse(const uint8_t *data, size_t len,
 				    char node_out[CLUSTER_NODE_MAX], int64_t *at_out);

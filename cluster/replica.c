@@ -1173,15 +1173,40 @@ static void fenced(void *user, enum err_code rc, const struct err *err)
 static void fenced(void *user, enum err_code rc, const struct err *err);
 static void forget_now(struct cluster *c, const char *id);
 
-struct fence_job {
+/* A job about one actor, on the cluster's threads. */
+struct id_job {
 	struct cluster *c;
 	char id[37];
 };
 
+static struct id_job *id_job_new(struct cluster *c, const char *id)
+{
+	struct id_job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->c = c;
+		snprintf(j->id, sizeof(j->id), "%s", id);
+	}
+	return j;
+}
+
+/* Submits fn(job) for the actor; 0, or -1 when it could not be queued. */
+static int id_job_submit(struct cluster *c, const char *id, void (*fn)(void *arg))
+{
+	struct id_job *j = id_job_new(c, id);
+	if (!j)
+		return -1;
+	if (cluster_submit(c, fn, j)) {
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads the actor's placement from the bucket's leader and kills the copy here
  * when it moved, forgets it when it was deleted. check: the watch said "here",
- * quiet when the bucket agrees. */
-static void fence_check(struct cluster *c, const char *id, int check)
+ * quiet when the bucket agrees. -1 when the bucket could not be read (after
+ * 10 s of tries). */
+static int fence_check(struct cluster *c, const char *id, int check)
 {
 	struct db_run r = {0};
 	struct err e = {0};
@@ -1190,10 +1215,8 @@ static void fence_check(struct cluster *c, const char *id, int check)
 	/* the bucket itself (its leader) decides, not the watch that asked */
 	enum err_code rc = ERR_UNAVAILABLE;
 	for (int tries = 0; tries < 20; tries++) {
-		if (tries) {
-			struct timespec nap = {0, 500 * 1000000};
-			nanosleep(&nap, NULL);
-		}
+		if (tries)
+			cluster_sleep_ms(500);
 		memset(&e, 0, sizeof(e));
 		if ((rc = cluster_locate_ex(c, id, owner, &deleted, &e)) != ERR_UNAVAILABLE &&
 		    rc != ERR_TIMEOUT)
@@ -1201,18 +1224,18 @@ static void fence_check(struct cluster *c, const char *id, int check)
 	}
 	if (deleted) {
 		forget_now(c, id);
-		return;
+		return 0;
 	}
 	if (rc) {
 		log_warn("cluster", "cannot read the placement of '%s' to fence it: %s", id,
 			 e.msg);
-		return;
+		return -1;
 	}
 	if (strcmp(owner, c->node) == 0) {
 		if (!check)
 			log_warn("cluster", "the bucket still places '%s' here: the watch was wrong, "
 				 "the copy here keeps running", id);
-		return;
+		return 0;
 	}
 	if (supervisor_get(c->sup, id, &r, &e) == ERR_OK &&
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
@@ -1223,11 +1246,12 @@ static void fence_check(struct cluster *c, const char *id, int check)
 			supervisor_stop(c->sup, id, 1, fenced, copy);
 	}
 	db_run_release(&r);
+	return 0;
 }
 
 static void job_fence(void *arg)
 {
-	struct fence_job *j = arg;
+	struct id_job *j = arg;
 	fence_check(j->c, j->id, 0);
 	free(j);
 }
@@ -1235,31 +1259,10 @@ static void job_fence(void *arg)
 void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
 {
 	(void)owner;
-	struct fence_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return;
-	j->c = c;
-	snprintf(j->id, sizeof(j->id), "%s", actor_id);
-	if (cluster_submit(c, job_fence, j))
-		free(j);
+	id_job_submit(c, actor_id, job_fence);
 }
 
 /* ---- deleting ---- */
-
-struct forget_job {
-	struct cluster *c;
-	char id[37];
-};
-
-static struct forget_job *forget_job_new(struct cluster *c, const char *id)
-{
-	struct forget_job *j = calloc(1, sizeof(*j));
-	if (j) {
-		j->c = c;
-		snprintf(j->id, sizeof(j->id), "%s", id);
-	}
-	return j;
-}
 
 static void chain_subject(const char *id, char *buf, size_t size)
 {
@@ -1274,10 +1277,8 @@ static int purge_chain(struct cluster *c, const char *id, struct err *err)
 	char subject[96];
 	chain_subject(id, subject, sizeof(subject));
 	for (int tries = 0; tries < 3; tries++) {
-		if (tries) {
-			struct timespec nap = {1, 0};
-			nanosleep(&nap, NULL);
-		}
+		if (tries)
+			cluster_sleep_ms(1000);
 		if (bus_stream_purge_subject(c->bus, CHAIN_STREAM, subject, err))
 			return -1;
 		int has = bus_stream_has(c->bus, CHAIN_STREAM, subject, err);
@@ -1290,7 +1291,7 @@ static int purge_chain(struct cluster *c, const char *id, struct err *err)
 
 static void job_purge(void *arg)
 {
-	struct forget_job *j = arg;
+	struct id_job *j = arg;
 	struct err e = {0};
 	if (purge_chain(j->c, j->id, &e))
 		log_warn("cluster", "the chain of deleted actor '%s' is not purged from the "
@@ -1304,18 +1305,16 @@ static void job_purge(void *arg)
 
 void replica_purge_later(struct cluster *c, const char *actor_id)
 {
-	struct forget_job *j = forget_job_new(c, actor_id);
-	if (!j || cluster_submit(c, job_purge, j)) {
+	if (id_job_submit(c, actor_id, job_purge)) {
 		log_warn("cluster", "the chain of deleted actor '%s' is not purged from the stream "
 			 "now: purged when its tombstone is removed", actor_id);
-		free(j);
 		cluster_deleting_remove(c, actor_id);
 	}
 }
 
 static void forgotten(void *user, enum err_code rc, const struct err *err)
 {
-	struct forget_job *j = user;
+	struct id_job *j = user;
 	if (rc && rc != ERR_NOT_FOUND)
 		log_warn("cluster", "cannot delete the copy here of '%s' (deleted from the "
 			 "cluster): %s", j->id, err ? err->msg : "?");
@@ -1343,7 +1342,7 @@ static void forget_now(struct cluster *c, const char *id)
 	}
 	if (cluster_is_deleting(c, id))
 		return;                  /* being deleted already */
-	struct forget_job *j = forget_job_new(c, id);
+	struct id_job *j = id_job_new(c, id);
 	if (!j)
 		return;
 	cluster_deleting_add(c, id);
@@ -1352,21 +1351,19 @@ static void forget_now(struct cluster *c, const char *id)
 
 static void job_forget(void *arg)
 {
-	struct forget_job *j = arg;
+	struct id_job *j = arg;
 	forget_now(j->c, j->id);
 	free(j);
 }
 
 void replica_forget(struct cluster *c, const char *actor_id)
 {
-	struct forget_job *j = forget_job_new(c, actor_id);
-	if (j && cluster_submit(c, job_forget, j))
-		free(j);
+	id_job_submit(c, actor_id, job_forget);
 }
 
 static void job_sweep(void *arg)
 {
-	struct forget_job *j = arg;
+	struct id_job *j = arg;
 	struct err e = {0};
 	if (purge_chain(j->c, j->id, &e))
 		log_warn("cluster", "the tombstone of '%s' stays: its chain cannot be purged from "
@@ -1381,14 +1378,12 @@ static void job_sweep(void *arg)
 
 void replica_sweep_later(struct cluster *c, const char *actor_id)
 {
-	struct forget_job *j = forget_job_new(c, actor_id);
-	if (j && cluster_submit(c, job_sweep, j))
-		free(j);
+	id_job_submit(c, actor_id, job_sweep);
 }
 
 static void stopped_unplaced(void *user, enum err_code rc, const struct err *err)
 {
-	struct forget_job *j = user;
+	struct id_job *j = user;
 	if (rc && rc != ERR_CONFLICT)
 		log_warn("cluster", "cannot stop '%s': %s", j->id, err ? err->msg : "?");
 	cluster_deleting_remove(j->c, j->id);
@@ -1419,7 +1414,7 @@ static int tombstone_expired(struct cluster *c, const struct db_run *r)
 		 "of it (no placement, no event in the stream): it may have been deleted while "
 		 "this node was away, so it is stopped, not run", r->id,
 		 (long long)((cluster_unix_ms() - r->updated_at) / 1000));
-	struct forget_job *j = forget_job_new(c, r->id);
+	struct id_job *j = id_job_new(c, r->id);
 	if (!j)
 		return 1;
 	cluster_deleting_add(c, r->id);   /* its `killed` event stays here */
@@ -1443,7 +1438,13 @@ static void job_fence_list(void *arg)
 		pthread_mutex_unlock(&l->c->lock);
 		if (stopping)
 			break;
-		fence_check(l->c, l->id[i], 1);
+		if (fence_check(l->c, l->id[i], 1)) {
+			/* 10 s of failed reads: the rest would wait as long each */
+			log_warn("cluster", "the placement bucket cannot be read: %zu runs here are "
+				 "not confirmed with it (writes to them are, one by one)",
+				 l->n - i - 1);
+			break;
+		}
 	}
 	free(l->id);
 	free(l);
