@@ -809,8 +809,7 @@ int api_cluster_delete(struct api_call *c, int force)
 	struct err e = {0};
 	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) != ERR_OK)
 		return 0;                /* the local answer: 404 */
-	int live = !strcmp(r.status, "starting") || !strcmp(r.status, "running") ||
-		   !strcmp(r.status, "stopping");
+	int live = supervisor_status_live(r.status);
 	db_run_release(&r);
 	if (live && !force)
 		return 0;                /* the local answer: 409 */

@@ -228,8 +228,7 @@ static void fenced(void *user, enum err_code rc, const struct err *err);
 static int verify_one(void *user, const struct db_run *r)
 {
 	struct verify_ctx *x = user;
-	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0 &&
-	    strcmp(r->status, "stopping") != 0)
+	if (!supervisor_status_live(r->status))
 		return 0;
 	char owner[CLUSTER_NODE_MAX];
 	struct err e = {0};
@@ -303,8 +302,7 @@ static int resync_run(void *user, const struct db_run *r)
 {
 	struct resync_ctx *x = user;
 	char owner[CLUSTER_NODE_MAX];
-	int live = !strcmp(r->status, "running") || !strcmp(r->status, "starting") ||
-		   !strcmp(r->status, "stopping");
+	int live = supervisor_status_live(r->status);
 	if ((!live && r->updated_at < x->since) || strcmp(r->status, "deleted") == 0 ||
 	    cluster_is_deleting(x->c, r->id) ||
 	    (cluster_lookup(x->c, r->id, owner) && strcmp(owner, x->c->node) != 0))

@@ -18,7 +18,7 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int status_is_live(const char *status)
+int supervisor_status_live(const char *status)
 {
 	return strcmp(status, "starting") == 0 || strcmp(status, "running") == 0 ||
 	       strcmp(status, "stopping") == 0;

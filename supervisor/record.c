@@ -16,7 +16,7 @@
 /* Ends a run (a tombstone after the end is not another end). */
 static int is_terminal(const char *status)
 {
-	return status && !status_is_live(status) && strcmp(status, "deleted") != 0;
+	return status && !supervisor_status_live(status) && strcmp(status, "deleted") != 0;
 }
 
 /* Updates the snapshot after a durable append; called with a->lock held. */
@@ -466,6 +466,42 @@ enum err_code record_event_ex(struct supervisor *s, struct actor *a, const char 
 	return record_event_seq(s, a, type, data, status, reason, defer_sync, NULL, NULL, err);
 }
 
+/* rec_lock held. Nothing is recorded after a run's `deleted`, and `deleted` only on
+ * a run that is not live: the check and the append are one step under rec_lock, so a
+ * restart cannot record `restarted` between a delete's check and its tombstone (it
+ * then ran an instance of a deleted actor). A pending automatic restart is cancelled.
+ * Sets *deleting when this append is the tombstone. */
+static enum err_code delete_gate(struct actor *a, const char *type, int *deleting,
+				 struct err *err)
+{
+	enum err_code rc = ERR_OK;
+	*deleting = 0;
+	pthread_mutex_lock(&a->lock);
+	if (a->deleted) {
+		rc = err_set(err, ERR_NOT_FOUND, "actor '%s' was deleted", a->run.id);
+	} else if (strcmp(type, "deleted") == 0) {
+		if (supervisor_status_live(a->run.status)) {
+			rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s; stop it first or use "
+				     "?force=true", a->run.id, a->run.status);
+		} else {
+			a->deleted = *deleting = 1;
+			a->restart_pending = 0;
+			a->user_stopped = 1;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* The tombstone was not recorded (a damaged chain counts as recorded: its index
+ * row says `deleted`): a DELETE may try again. */
+static void undelete(struct actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->deleted = 0;
+	pthread_mutex_unlock(&a->lock);
+}
+
 enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char *type,
 			       json_t *data, const char *status, const char *reason,
 			       int defer_sync, uint64_t *seq_out, size_t *len_out,
@@ -476,10 +512,19 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	int64_t ts = now_ms();
 	enum err_code rc = ERR_OK;
 	pthread_mutex_lock(&a->rec_lock);
+	int deleting;
+	rc = delete_gate(a, type, &deleting, err);
+	if (rc) {
+		pthread_mutex_unlock(&a->rec_lock);
+		json_decref(data);
+		return rc;
+	}
 	durable_before(a, type, data);
 	char *text = json_compact(data);
 	size_t len = text ? strlen(text) : 0;
 	if (!text) {
+		if (deleting)
+			undelete(a);
 		pthread_mutex_unlock(&a->rec_lock);
 		json_decref(data);
 		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
@@ -564,6 +609,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 
 status_only:
 	json_decref(data);
+	if (deleting && rc != ERR_CORRUPT)
+		undelete(a);
 	/* The chain refused the event; the status still changes so the run is not
 	 * left looking live. */
 	if (status) {

@@ -951,7 +951,7 @@ static void schedule_locked(struct supervisor *s, struct actor *a)
 static void finish(struct supervisor *s, struct actor *a, int kind, const char *why)
 {
 	pthread_mutex_lock(&a->lock);
-	int go = !a->terminal_pending && status_is_live(a->run.status);
+	int go = !a->terminal_pending && supervisor_status_live(a->run.status);
 	a->terminal_pending = 1;
 	pthread_mutex_unlock(&a->lock);
 	if (go && kind == 3) {

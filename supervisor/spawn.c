@@ -291,7 +291,7 @@ static enum err_code parent_live(struct supervisor *s, const char *id, struct er
 	if (!p)
 		return err_set(err, ERR_NOT_FOUND, "parent actor '%s' not found", id);
 	pthread_mutex_lock(&p->lock);
-	int live = status_is_live(p->run.status) && !p->terminal_pending;
+	int live = supervisor_status_live(p->run.status) && !p->terminal_pending;
 	pthread_mutex_unlock(&p->lock);
 	actor_unref(s, p);
 	return live ? ERR_OK : err_set(err, ERR_CONFLICT, "parent actor '%s' has ended", id);
@@ -307,7 +307,7 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 	struct live_count *n = u;
 	(void)s;
 	pthread_mutex_lock(&a->lock);
-	if (status_is_live(a->run.status)) {
+	if (supervisor_status_live(a->run.status)) {
 		n->all++;
 		n->children += n->parent && strcmp(a->run.parent_id, n->parent) == 0;
 	}

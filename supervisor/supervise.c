@@ -133,7 +133,7 @@ static void stop_child(struct supervisor *s, struct actor *c, void *u)
 	if (strcmp(c->run.parent_id, sc->parent) != 0)
 		return;
 	pthread_mutex_lock(&c->lock);
-	int live = status_is_live(c->run.status);
+	int live = supervisor_status_live(c->run.status);
 	pthread_mutex_unlock(&c->lock);
 	if (live)
 		supervisor_stop(s, c->run.id, 0, ignore_done, NULL);
@@ -255,9 +255,15 @@ static void job_restart(void *arg)
 		return;
 	}
 	pthread_mutex_lock(&a->lock);
-	int ended = !status_is_live(a->run.status), idle = !a->rt && !a->scheduled;
+	int ended = !supervisor_status_live(a->run.status), idle = !a->rt && !a->scheduled;
 	int cancelled = !j->manual && !a->restart_pending;
+	int deleted = a->deleted;
 	pthread_mutex_unlock(&a->lock);
+	if (deleted) {
+		err_set(&e, ERR_NOT_FOUND, "actor '%s' was deleted", a->run.id);
+		finish_job(j, ERR_NOT_FOUND, &e);
+		return;
+	}
 	if (cancelled) {
 		finish_job(j, ERR_OK, NULL);
 		return;
@@ -298,6 +304,10 @@ static void job_restart(void *arg)
 	}
 	const char *reason = NULL;
 	if (record_event(s, a, "restarted", d, "starting", NULL, &e)) {
+		if (e.code == ERR_NOT_FOUND) {   /* deleted meanwhile (record.c) */
+			finish_job(j, ERR_NOT_FOUND, &e);
+			return;
+		}
 		spawn_fail(s, a, "chain_unavailable", &e);
 		finish_job(j, e.code ? e.code : ERR_INTERNAL, &e);
 		return;
@@ -342,7 +352,7 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 		rc = err_set(&e, ERR_CORRUPT, "the chain of '%s' is damaged", id);
 	else if (strcmp(a->run.status, "starting") == 0 || a->restart_pending)
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' is starting", id);
-	else if (status_is_live(a->run.status) && !runtime_request_stop(s, a, 0))
+	else if (supervisor_status_live(a->run.status) && !runtime_request_stop(s, a, 0))
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' cannot be stopped for a restart", id);
 	pthread_mutex_unlock(&a->lock);
 	if (rc)

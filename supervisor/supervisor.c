@@ -56,7 +56,7 @@ static int load_trusted(struct load_ctx *c, const struct db_run *r)
 	int running = strcmp(r->status, "running") == 0;
 	if (c->s->cfg.verify_full || !r->head_seq || r->head_offset == DB_NO_OFFSET ||
 	    r->head_end == DB_NO_OFFSET ||
-	    (status_is_live(r->status) && !(running && r->head_idle && !c->s->cfg.recover_none)))
+	    (supervisor_status_live(r->status) && !(running && r->head_idle && !c->s->cfg.recover_none)))
 		return 0;
 	struct chain_checkpoint cp = {.seq = r->head_seq, .offset = r->head_offset};
 	struct chain *ch = NULL;
@@ -156,7 +156,7 @@ static int load_run(void *user, const struct db_run *r)
 			__atomic_store_n(&a->recover_due, 1, __ATOMIC_RELEASE);
 			__atomic_store_n(&a->lazy, 1, __ATOMIC_RELEASE);
 		}
-	} else if (status_is_live(a->run.status)) {
+	} else if (supervisor_status_live(a->run.status)) {
 		list_push(&c->live, &c->nlive, &c->caplive, r->id);
 		/* out of memory: it stays as it is, live, without an instance */
 	}
@@ -581,11 +581,11 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
 	pthread_mutex_lock(&a->lock);
 	if (!w || !job) {
 		rc = err_set(&e, ERR_NOMEM, "cannot stop actor '%s'", id);
-	} else if (!status_is_live(a->run.status) && a->restart_pending) {
+	} else if (!supervisor_status_live(a->run.status) && a->restart_pending) {
 		a->restart_pending = 0;   /* it failed and was waiting to restart: not any more */
 		a->user_stopped = 1;
 		cancelled = 1;
-	} else if (!status_is_live(a->run.status)) {
+	} else if (!supervisor_status_live(a->run.status)) {
 		rc = kill ? err_set(&e, ERR_CONFLICT, "actor '%s' is already %s", id, a->run.status)
 			  : err_set(&e, ERR_NOT_MODIFIED, "actor '%s' is already %s", id,
 				    a->run.status);
@@ -634,6 +634,7 @@ struct delete_ctx {
 	char id[37];
 	supervisor_done_fn done;
 	void *user;
+	int tries;
 };
 
 static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn done, void *user)
@@ -643,7 +644,9 @@ static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn 
 	if (!a)
 		return;
 	/* The tombstone is an event of the chain, so a rebuilt index keeps it. A
-	 * damaged chain refuses it; the index still records the deletion. */
+	 * damaged chain refuses it; the index still records the deletion. The
+	 * recording checks that the run is not live again (a restart between the
+	 * caller's check and here: 409) and cancels a pending automatic restart. */
 	enum err_code rc = record_event(s, a, "deleted", lifecycle_data("delete_requested", NULL),
 					"deleted", NULL, &e);
 	if (rc == ERR_CORRUPT)
@@ -654,14 +657,30 @@ static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn 
 	done(user, rc, rc ? &e : NULL);
 }
 
+static void delete_after_kill(void *user, enum err_code rc, const struct err *err);
+
+/* A forced delete: live again between the kill and the tombstone (a restart asked
+ * meanwhile) kills it again, twice at most. */
+static void delete_forced(void *user, enum err_code rc, const struct err *err)
+{
+	struct delete_ctx *c = user;
+	if (rc == ERR_CONFLICT && ++c->tries < 3) {
+		supervisor_stop(c->s, c->id, 1, delete_after_kill, c);
+		return;
+	}
+	c->done(c->user, rc, err);
+	free(c);
+}
+
 static void delete_after_kill(void *user, enum err_code rc, const struct err *err)
 {
 	struct delete_ctx *c = user;
-	if (rc && rc != ERR_CONFLICT)
+	if (rc && rc != ERR_CONFLICT) {
 		c->done(c->user, rc, err);
-	else
-		delete_now(c->s, c->id, c->done, c->user);
-	free(c);
+		free(c);
+		return;
+	}
+	delete_now(c->s, c->id, delete_forced, c);
 }
 
 void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
@@ -672,7 +691,7 @@ void supervisor_delete(struct supervisor *s, const char *id, int force, supervis
 	if (!a)
 		return;
 	pthread_mutex_lock(&a->lock);
-	int live = status_is_live(a->run.status);
+	int live = supervisor_status_live(a->run.status);
 	pthread_mutex_unlock(&a->lock);
 	actor_unref(s, a);
 	if (!live) {
@@ -739,7 +758,7 @@ enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
 	pthread_mutex_lock(&a->lock);
 	*length_out = a->durable_seq;
-	*ended_out = !status_is_live(a->run.status);
+	*ended_out = !supervisor_status_live(a->run.status);
 	pthread_mutex_unlock(&a->lock);
 	actor_unref(s, a);
 	return ERR_OK;
@@ -852,7 +871,7 @@ static int life_row(void *user, const struct db_lifecycle_row *r)
 		.actor_id = r->actor_id, .seq = r->seq, .event_type = r->event_type,
 		.data = (const uint8_t *)r->data, .data_len = strlen(r->data),
 		.timestamp = r->timestamp, .global_id = r->id, .status = r->status,
-		.terminal = r->status && !status_is_live(r->status),
+		.terminal = r->status && !supervisor_status_live(r->status),
 	};
 	c->cb(c->user, &ev);
 	return 0;
@@ -870,7 +889,7 @@ static void count_live_one(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)s;
 	pthread_mutex_lock(&a->lock);
-	*(uint64_t *)u += status_is_live(a->run.status) != 0;
+	*(uint64_t *)u += supervisor_status_live(a->run.status) != 0;
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -963,7 +982,7 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 	struct actor *known = reg_find(s, actor_id);
 	if (known) {
 		pthread_mutex_lock(&known->lock);
-		int live = status_is_live(known->run.status);
+		int live = supervisor_status_live(known->run.status);
 		pthread_mutex_unlock(&known->lock);
 		if (!live)               /* an ended copy (fenced here once): the chain */
 			reg_remove(s, known);   /* from elsewhere replaces it, and its index */

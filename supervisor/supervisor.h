@@ -128,6 +128,10 @@ enum err_code supervisor_spawn(struct supervisor *s, const struct spawn_request 
 
 /* ---- lifecycle (async) ---- */
 
+/* A run in this status may still run or hold an instance: starting, running or
+ * stopping. */
+int supervisor_status_live(const char *status);
+
 /* Called once, possibly before the call that takes it returns. */
 typedef void (*supervisor_done_fn)(void *user, enum err_code rc, const struct err *err);
 /* Stop (kill = 0) or kill (kill = 1) a run. Done gets ERR_NOT_FOUND, ERR_NOT_MODIFIED

@@ -86,6 +86,8 @@ struct actor {
 	unsigned nrestarts;
 	int restart_pending;          /* lock: a restart job is scheduled */
 	int user_stopped;             /* lock: ended by stop/kill/delete: never restarted */
+	int deleted;                  /* rec_lock and lock: `deleted` is being recorded or
+				       * was; nothing is recorded after it (record.c) */
 	/* Deferred durability (record.c): while defer_sync is set, events without a
 	 * status change are appended without a sync and reach subscribers only when
 	 * the next synced event makes them durable. defer_sync is set and cleared by
@@ -249,7 +251,6 @@ struct actor *actor_new(const struct db_run *run);              /* one reference
 void actor_ref(struct supervisor *s, struct actor *a);
 void actor_unref(struct supervisor *s, struct actor *a);
 enum err_code run_copy(const struct db_run *src, struct db_run *dst);
-int status_is_live(const char *status);
 /* Installs state (taken) as a's state, with its hash (takes a->lock). */
 void actor_state_take(struct actor *a, uint8_t *state, size_t len);
 int64_t now_ms(void);

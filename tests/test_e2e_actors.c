@@ -361,6 +361,46 @@ static void test_restart_policy_and_manual_restart(void **state)
 	free(id);
 }
 
+/* DELETE of a failed actor whose automatic restart is still waiting out its backoff:
+ * the restart is cancelled with it. Before, the restart ran on the deleted actor
+ * (a `restarted` and `started` after `deleted`, an instance outside the registry,
+ * the run listed again). */
+static void test_delete_cancels_pending_restart(void **state)
+{
+	(void)state;
+	char *id = spawn_probe("\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":5,"
+			       "\"window_s\":60,\"backoff_ms\":700,\"backoff_max_ms\":700}");
+	struct http_result r;
+	assert_int_equal(request(id, "t", &r), 502);
+	http_result_release(&r);
+	json_t *a = actor(id);
+	assert_string_equal(str(a, "status"), "failed");
+	json_decref(a);
+	char *del = tu_fmt("/actors/%s", id);
+	assert_int_equal(call("DELETE", del, NULL, 0, NULL), 204);
+	usleep(1500 * 1000);                 /* past the backoff */
+	assert_int_equal(call("GET", del, NULL, 0, NULL), 404);
+	json_t *list = server_call_json(&SP, "GET", "/actors?limit=500", NULL, 200);
+	json_t *items = json_object_get(list, "items");
+	for (size_t i = 0; i < json_array_size(items); i++)
+		assert_string_not_equal(str(json_array_get(items, i), "id"), id);
+	json_decref(list);
+	/* nothing after the tombstone in its chain (types are stored as text) */
+	char *file = tu_fmt("%s/chains/%s.chain", SP.home, id);
+	size_t len = 0;
+	char *bytes = tu_read_file(file, &len);
+	assert_non_null(bytes);
+	const char *last = NULL;
+	for (const char *p = bytes; (p = memmem(p, len - (size_t)(p - bytes), "deleted", 7)); p += 7)
+		last = p;
+	assert_non_null(last);
+	assert_null(memmem(last, len - (size_t)(last - bytes), "started", 7));
+	free(bytes);
+	free(file);
+	free(del);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_host_bounds_and_memory_cap),
 		cmocka_unit_test(test_sizes_and_mailbox),
 		cmocka_unit_test(test_restart_policy_and_manual_restart),
+		cmocka_unit_test(test_delete_cancels_pending_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
