@@ -340,8 +340,12 @@ static ssize_t pull(void *user, char *out, size_t max, int *partial)
 		pthread_mutex_unlock(&f->lock);
 		return rc;
 	}
+	/* A frame copied whole needs no reference of its own: the ring keeps it while
+	 * the feed's lock is held. Only one cut by `max` is held across calls. */
 	while (n < max) {
-		if (!x->cur) {
+		struct frame *fr = x->cur;
+		size_t off = fr ? x->cur_off : 0;
+		if (!fr) {
 			if (x->last_sent + 1 < f->lo) {
 				lag = 1;
 				break;
@@ -349,20 +353,23 @@ static ssize_t pull(void *user, char *out, size_t max, int *partial)
 			uint64_t i = x->last_sent + 1 - f->lo;
 			if (i >= f->n)
 				break;
-			x->cur = ring_at(f, (size_t)i);
-			__atomic_add_fetch(&x->cur->refs, 1, __ATOMIC_ACQ_REL);
-			x->cur_off = 0;
+			fr = ring_at(f, (size_t)i);
 		}
-		size_t k = x->cur->len - x->cur_off;
+		size_t k = fr->len - off;
 		if (k > max - n)
 			k = max - n;
-		memcpy(out + n, x->cur->bytes + x->cur_off, k);
+		memcpy(out + n, fr->bytes + off, k);
 		n += k;
-		x->cur_off += k;
-		if (x->cur_off == x->cur->len) {
-			x->last_sent = x->cur->id;
-			frame_unref(x->cur);
+		if (off + k == fr->len) {
+			x->last_sent = fr->id;
+			if (x->cur)
+				frame_unref(x->cur);
 			x->cur = NULL;
+		} else {
+			if (!x->cur)
+				__atomic_add_fetch(&fr->refs, 1, __ATOMIC_ACQ_REL);
+			x->cur = fr;
+			x->cur_off = off + k;
 		}
 	}
 	*partial = x->cur != NULL;

@@ -14,6 +14,8 @@
 #   pid, base      the server bench_server_start started and its http://127.0.0.1:PORT
 #   bench_wait     seconds bench_server_start waits for "listening" (10)
 #   bench_poll     seconds between two looks (0.05; 0.005 where a start is timed)
+# From the environment: BENCH_LOG=FILE keeps the server's log there when the home
+# is removed (a server that died in a benchmark says why).
 # Every function returns 0 on success, so that `set -e` scripts may call them.
 
 # bench_dirs [BUILD_DIR]: sets ROOT and BUILD (default build; a relative BUILD_DIR is
@@ -102,6 +104,7 @@ bench_server_stop() {
 # of most scripts: trap bench_cleanup EXIT.
 bench_cleanup() {
 	bench_server_stop "$@"
+	[ -z "${home:-}" ] || [ -z "${BENCH_LOG:-}" ] || cp "$home/log" "$BENCH_LOG" || true
 	[ -z "${home:-}" ] || rm -rf "$home"
 	home=
 }

@@ -139,6 +139,7 @@ struct http_server {
 	int send_epfd, send_evfd;       /* -1 when not started */
 	pthread_t sender;
 	bool sender_started;            /* [L] running: streams may go direct */
+	size_t send_fill;               /* body bytes per chunk (SEND_FILL; less in tests) */
 	bool sender_stop;               /* [L] */
 	struct http_stream *ready, *ready_tail; /* [L] direct streams with work for it */
 };

@@ -34,6 +34,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/util/log.h"
+
 #define DEF_MAX_BUFFERED (1024 * 1024)
 #define DEF_PING_S 15
 #define MAX_PING_S 86400
@@ -42,7 +44,7 @@
 #define COMPACT_MIN (64 * 1024)
 #define CHUNK_HEAD 8                 /* "FFFFFF\r\n" at most: SEND_FILL < 16 MiB */
 #define SEND_FILL (128 * 1024)       /* body bytes per chunk and send */
-#define SEND_TURN (4 * SEND_FILL)    /* a stream's share of one visit by the sender */
+/* A stream's share of one visit by the sender: four chunks. */
 
 static struct http_stream *stream_new(struct http_server *srv,
 				      const struct http_stream_config *cfg)
@@ -627,12 +629,12 @@ static void sender_serve(struct http_server *srv, struct http_stream *st, char *
 			http_unlock(srv);
 			return;
 		}
-		if (turn >= SEND_TURN && !st->closed) {
+		if (turn >= 4 * srv->send_fill && !st->closed) {
 			sender_queue_locked(st);
 			http_unlock(srv);
 			return;
 		}
-		ssize_t n = stream_fill_locked(st, buf + CHUNK_HEAD, SEND_FILL);
+		ssize_t n = stream_fill_locked(st, buf + CHUNK_HEAD, srv->send_fill);
 		http_unlock(srv);
 		if (n < 0) {
 			sender_done(srv, st);
@@ -706,6 +708,14 @@ static void *sender_main(void *arg)
 
 void http_stream_sender_start_(struct http_server *srv)
 {
+	srv->send_fill = SEND_FILL;
+	const char *fill = getenv("THEATER_TEST_SEND_FILL");
+	if (fill && atoi(fill) >= 16 && atoi(fill) < SEND_FILL) {
+		srv->send_fill = (size_t)atoi(fill);
+		log_warn("http", "THEATER_TEST_SEND_FILL=%zu: event streams are sent in chunks of "
+			 "that many bytes, which cut nearly every frame (for tests; never in "
+			 "production)", srv->send_fill);
+	}
 	srv->send_epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->send_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};

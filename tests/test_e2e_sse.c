@@ -24,10 +24,11 @@ static char *url(const char *id, const char *tail)
 	return tu_fmt("%s/actors/%s%s", SP.base, id, tail);
 }
 
-static char *spawn(void)
+static char *spawn_package(const char *package)
 {
 	char *u = tu_fmt("%s/actors?wait=running", SP.base);
-	const char *body = "{\"manifest\":{\"name\":\"streamed\",\"package\":\"m.wasm\"}}";
+	char *body = tu_fmt("{\"manifest\":{\"name\":\"streamed\",\"package\":\"%s\"}}",
+			    package);
 	struct http_result r;
 	assert_int_equal(http_do("POST", u, body, strlen(body), NULL, &r), 0);
 	assert_int_equal(r.status, 201);
@@ -35,8 +36,14 @@ static char *spawn(void)
 	char *id = strdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 	http_result_release(&r);
+	free(body);
 	free(u);
 	return id;
+}
+
+static char *spawn(void)
+{
+	return spawn_package("m.wasm");
 }
 
 static void stop(const char *id)
@@ -286,6 +293,70 @@ static void test_frames_identical(void **state)
 	free(id);
 }
 
+/* A subscriber that stalls while ~2,400 live events (~1 MB of frames) go out, and
+ * one that does not: fills that end inside a frame keep the cut frame between fills
+ * (the one frame of the ring a stream holds). Every frame arrives whole, once, in
+ * order, and both see the same frames. */
+static void *slow_thread(void *p)
+{
+	struct live_arg *a = p;
+	sse_collect_slow(a->url, 1500, 60, &a->r);
+	return NULL;
+}
+
+static void test_slow_subscriber_backlog(void **state)
+{
+	(void)state;
+	/* its own server, whose sender sends 700 bytes per chunk: nearly every fill
+	 * ends inside a frame (the kernel's send buffer would otherwise take the whole
+	 * backlog, and fills of 128 KiB would seldom be full) */
+	struct server_proc keep = SP;
+	memset(&SP, 0, sizeof(SP));
+	setenv("THEATER_TEST_SEND_FILL", "700", 1);
+	int started = server_start(&SP, NULL, NULL, NULL);
+	unsetenv("THEATER_TEST_SEND_FILL");
+	assert_int_equal(started, 0);
+	server_put_example_package(&SP, "counter");
+	char *id = spawn_package("counter.wasm");
+	struct live_arg a[2] = {{.url = url(id, "/chain")}, {.url = url(id, "/chain")}};
+	pthread_t t[2];
+	pthread_create(&t[0], NULL, slow_thread, &a[0]);
+	pthread_create(&t[1], NULL, collect_thread, &a[1]);
+	usleep(300 * 1000);
+	char *m = url(id, "/messages");
+	for (int i = 0; i < 1200; i++) {
+		struct http_result r;
+		assert_int_equal(http_do("POST", m, "1", 1, NULL, &r), 0);
+		assert_int_equal(r.status, 202);
+		http_result_release(&r);
+	}
+	stop(id);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].r.status, 200);
+		assert_true(a[i].r.ended);
+	}
+	size_t n = check_ids(&a[0].r, 1);
+	assert_true(n >= 2400);
+	assert_int_equal(check_ids(&a[1].r, 1), n);
+	for (size_t i = 0, j = 0; i < a[0].r.n; i++) {
+		if (!a[0].r.frames[i].id)
+			continue;
+		while (!a[1].r.frames[j].id)
+			j++;
+		assert_string_equal(a[0].r.frames[i].data, a[1].r.frames[j].data);
+		j++;
+	}
+	for (int i = 0; i < 2; i++) {
+		sse_result_release(&a[i].r);
+		free(a[i].url);
+	}
+	free(m);
+	free(id);
+	server_destroy(&SP);
+	SP = keep;
+}
+
 /* theater_sse_clients from /metrics */
 static long sse_clients(void)
 {
@@ -350,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_resume_live),
 		cmocka_unit_test(test_lifecycle_stream),
 		cmocka_unit_test(test_frames_identical),
+		cmocka_unit_test(test_slow_subscriber_backlog),
 		cmocka_unit_test(test_closed_subscriber_frees_slot),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

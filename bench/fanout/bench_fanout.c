@@ -50,6 +50,7 @@ static struct sub *subs;
 static int nsubs;
 static long total_frames, nready;   /* atomics */
 static int stop_reader;
+static double reader_cpu_s;          /* the reader thread's CPU, set when it ends */
 
 /* Counts occurrences of `pat` in tail+data and keeps the new tail (the reader
  * thread's own buffer: the reader shares the server's cores, so it stays cheap). */
@@ -141,6 +142,9 @@ static void *reader(void *arg)
 			}
 		}
 	}
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	reader_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	return NULL;
 }
 
@@ -336,7 +340,8 @@ int main(int argc, char **argv)
 	printf("; chain events=%lld frames delivered=%ld of %ld in %.2f s (%.0f frames/s)",
 	       head1 - head0, got, want, all_s, got / all_s);
 	if (pid > 0 && nsubs)
-		printf(" server-cpu=%.2f us/frame", cpu_all * 1e6 / (got ? got : 1));
+		printf(" server-cpu=%.2f us/frame reader-cpu=%.2f us/frame", cpu_all * 1e6 / (got ? got : 1),
+		       reader_cpu_s * 1e6 / (got ? got : 1));
 	printf(" failures=%d\n", failures);
 	if (got < want) {
 		long short_subs = 0, least = head1 - head0;

@@ -3,7 +3,8 @@
 # REST messages to one counter with 0 and then BENCH_SUBSCRIBERS (1000) live streams
 # of its chain, on one theater-server (127.0.0.1, temporary THEATER_HOME under
 # /var/tmp). Prints both rates, their ratio (target: with subscribers >= 0.5 of
-# without), the server's CPU per message and per delivered frame.
+# without), the server's CPU per message and per delivered frame, and the CPU per frame
+# of the benchmark's own reader (it shares the cores with the server).
 # Then bench-fanout-ceiling: frames to as many loopback sockets with nothing but
 # the kernel's send and receive, the most this machine can carry.
 # Tunables: BENCH_SUBSCRIBERS (1000), BENCH_MESSAGES (4000), BENCH_CLIENTS (4),

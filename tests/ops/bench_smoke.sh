@@ -124,7 +124,7 @@ bench/stream/run.sh ^timers: 20 actors x 100 ms for 5 s: [1-9][0-9]* ticks \(exp
 bench/fanout/run.sh ^machine: [0-9]+ cores, .*, load $num $num $num, 
 bench/fanout/run.sh ^fan-out: subscribers=0 clients=4 messages=200 writer=$num msg/s .*failures=0$
 bench/fanout/run.sh ^fan-out: subscribers=1 clients=4 messages=200 writer=$num msg/s .*frames delivered=([0-9]+) of \1 in .*failures=0$
-bench/fanout/run.sh ^fan-out: subscribers=20 clients=4 messages=200 writer=$num msg/s .*frames delivered=([0-9]+) of \1 in .*server-cpu=$num us/frame failures=0$
+bench/fanout/run.sh ^fan-out: subscribers=20 clients=4 messages=200 writer=$num msg/s .*frames delivered=([0-9]+) of \1 in .*server-cpu=$num us/frame reader-cpu=$num us/frame failures=0$
 bench/fanout/run.sh ^fan-out ceiling: subscribers=20 frame=[0-9]+ B block=[0-9]+ B: $num frames/s received
 bench/fanout/run.sh ^writer with 20 subscribers / with none: $num \(target >= 0\.50\)$
 bench/fanout/run.sh ^the target needs $num frames/s \($num events per message\); the loopback ceiling carries $num$

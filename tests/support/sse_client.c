@@ -5,12 +5,15 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct ctx {
 	struct sse_result *r;
 	char *buf;
 	size_t len;
 	size_t stop_after, with_id;
+	unsigned stall_ms;             /* before taking the first bytes */
 	struct sse_frame cur;
 };
 
@@ -64,6 +67,10 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *user)
 {
 	struct ctx *c = user;
 	size_t add = size * nmemb;
+	if (c->stall_ms) {
+		usleep(c->stall_ms * 1000u);
+		c->stall_ms = 0;
+	}
 	size_t rawlen = c->r->raw ? strlen(c->r->raw) : 0;
 	c->r->raw = realloc(c->r->raw, rawlen + add + 1);
 	memcpy(c->r->raw + rawlen, p, add);
@@ -87,11 +94,20 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *user)
 	return add;
 }
 
-int sse_collect(const char *url, const char *last_id, size_t stop_after, long timeout_s,
-		struct sse_result *out)
+static int small_rcvbuf(void *user, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)user;
+	int n = 4096;
+	if (purpose == CURLSOCKTYPE_IPCXN)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof(n));
+	return CURL_SOCKOPT_OK;
+}
+
+static int collect(const char *url, const char *last_id, size_t stop_after, long timeout_s,
+		   unsigned stall_ms, struct sse_result *out)
 {
 	memset(out, 0, sizeof(*out));
-	struct ctx c = {.r = out, .stop_after = stop_after};
+	struct ctx c = {.r = out, .stop_after = stop_after, .stall_ms = stall_ms};
 	CURL *h = curl_easy_init();
 	struct curl_slist *hl = curl_slist_append(NULL, "Accept: text/event-stream");
 	char lid[128];
@@ -104,6 +120,10 @@ int sse_collect(const char *url, const char *last_id, size_t stop_after, long ti
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+	if (stall_ms) {
+		curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 4096L);
+	}
 	CURLcode rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
 	out->ended = rc == CURLE_OK;
@@ -114,6 +134,17 @@ int sse_collect(const char *url, const char *last_id, size_t stop_after, long ti
 	free(c.cur.event);
 	free(c.cur.data);
 	return 0;
+}
+
+int sse_collect(const char *url, const char *last_id, size_t stop_after, long timeout_s,
+		struct sse_result *out)
+{
+	return collect(url, last_id, stop_after, timeout_s, 0, out);
+}
+
+int sse_collect_slow(const char *url, unsigned stall_ms, long timeout_s, struct sse_result *out)
+{
+	return collect(url, NULL, 0, timeout_s, stall_ms, out);
 }
 
 void sse_result_release(struct sse_result *r)

@@ -25,6 +25,9 @@ struct sse_result {
  * limit), the server ends the stream, or timeout_s passes. */
 int sse_collect(const char *url, const char *last_id, size_t stop_after, long timeout_s,
 		struct sse_result *out);
+/* The same, to the end, for a slow reader: a 4 KiB receive buffer, and a pause of
+ * stall_ms at the first bytes (the server's backlog grows meanwhile). */
+int sse_collect_slow(const char *url, unsigned stall_ms, long timeout_s, struct sse_result *out);
 void sse_result_release(struct sse_result *r);
 
 #endif
