@@ -13,6 +13,15 @@
  * request parks its sender until the answer, so one sender's mail arrives in
  * the order it was sent (per-sender FIFO), as locally.
  *
+ * An actor being moved (its node died and another takes it over, or it is placed
+ * here and not rebuilt yet) is not an unknown actor: mail to it is tried again,
+ * with the bucket read afresh, for up to MAIL_RETRY_MS (a request: its timeout),
+ * and only while the mail was certainly not taken: no node serves the old
+ * owner's subject, the receiver answered {"retry": true} (it does not run the
+ * actor, which the bucket still places somewhere), or the bucket could not be
+ * read. A timeout is never tried again (the mail may have been taken). The
+ * receiving side never sends mail on: a stale placement cannot bounce it.
+ *
  * Supervision uses the same subject: `child-exit` / `child-error` (a child's
  * end for its parent), `spawn` (a child whose manifest names another node:
  * the owner spawns it with the parent's id and answers {id, status} once it
@@ -27,6 +36,12 @@
 #include "src/util/log.h"
 
 #define MAIL_TIMEOUT_MS 10000
+#define MAIL_RETRY_MS 20000     /* a sender waits this long for a receiver being moved */
+
+/* Set while this thread hands mail to the supervisor for actors here only: its
+ * remote hooks then refuse (404) instead of sending the mail on (mail.c's own
+ * deliveries: the receiving side, and a sender's try here). */
+static __thread int local_only;
 
 /* ---- the sending side ---- */
 
@@ -41,11 +56,13 @@ static enum err_code owner_of(struct cluster *c, const char *to, char node[CLUST
 	return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
 }
 
-/* Sends the mail and reads the owner's {rc, msg} + bytes answer. */
-static enum err_code mail_call(struct cluster *c, const char *node, const char *kind,
-			       const char *to, const char *from, const void *data, size_t len,
-			       uint32_t timeout_ms, uint8_t **reply, size_t *reply_len,
-			       struct err *err)
+/* Sends the mail and reads the owner's {rc, msg[, retry]} + bytes answer. *retry
+ * (may be NULL): certainly not taken, and worth trying again (no node serves the
+ * subject, or the receiver said so). */
+static enum err_code mail_call_ex(struct cluster *c, const char *node, const char *kind,
+				  const char *to, const char *from, const void *data,
+				  size_t len, uint32_t timeout_ms, uint8_t **reply,
+				  size_t *reply_len, int *retry, struct err *err)
 {
 	json_t *head = json_pack("{s:s, s:s, s:s?, s:I}", "kind", kind, "to", to, "from", from,
 				 "timeout", (json_int_t)timeout_ms);
@@ -61,6 +78,8 @@ static enum err_code mail_call(struct cluster *c, const char *node, const char *
 	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout_ms + 2000, &raw, &rlen,
 				       err);
 	free(msg);
+	if (rc == ERR_UNAVAILABLE && retry)
+		*retry = 1;             /* no one serves the subject: not delivered */
 	if (rc)
 		return rc;
 	const uint8_t *body = NULL;
@@ -77,6 +96,8 @@ static enum err_code mail_call(struct cluster *c, const char *node, const char *
 	if (rc) {
 		const char *why = json_string_value(json_object_get(ans, "msg"));
 		err_set(err, rc, "%s", why ? why : err_code_name(rc));
+		if (retry && json_is_true(json_object_get(ans, "retry")))
+			*retry = 1;
 	} else if (reply) {
 		*reply = malloc(blen + 1);
 		if (*reply) {
@@ -92,20 +113,96 @@ static enum err_code mail_call(struct cluster *c, const char *node, const char *
 	return rc;
 }
 
+static enum err_code mail_call(struct cluster *c, const char *node, const char *kind,
+			       const char *to, const char *from, const void *data, size_t len,
+			       uint32_t timeout_ms, uint8_t **reply, size_t *reply_len,
+			       struct err *err)
+{
+	return mail_call_ex(c, node, kind, to, from, data, len, timeout_ms, reply, reply_len,
+			    NULL, err);
+}
+
+/* ---- sends and requests to an actor that may be moving ---- */
+
+/* The node that runs `to` now (perhaps this one: placed here, maybe not rebuilt
+ * yet). Our copy of the bucket first, unless `fresh`; then the bucket's leader.
+ * ERR_NOT_FOUND: no such actor, or deleted. Another error (*retry set): the
+ * bucket cannot be read now. */
+static enum err_code route(struct cluster *c, const char *to, int fresh,
+			   char node[CLUSTER_NODE_MAX], int *retry, struct err *err)
+{
+	if (!fresh && cluster_lookup(c, to, node) && strcmp(node, c->node) != 0)
+		return ERR_OK;
+	enum err_code rc = cluster_locate(c, to, node, err);
+	if (rc && rc != ERR_NOT_FOUND)
+		*retry = 1;
+	return rc;
+}
+
+static int stopping(struct cluster *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int stop = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	return stop;
+}
+
+/* Before trying again: false when the time is up (deadline, monotonic ms) or the
+ * node stops; otherwise waits *pause ms and doubles it (at most 1 s). */
+static int wait_to_retry(struct cluster *c, int64_t deadline, int64_t *pause)
+{
+	if (cluster_mono_ms() + *pause > deadline || stopping(c))
+		return 0;
+	cluster_sleep_ms(*pause);
+	*pause = *pause * 2 > 1000 ? 1000 : *pause * 2;
+	return 1;
+}
+
+/* The actor is placed here but this node does not run it (yet). */
+static enum err_code not_here_yet(const char *to, int *retry, struct err *err)
+{
+	*retry = 1;
+	return err_set(err, ERR_UNAVAILABLE, "actor '%s' is being moved to this node and does "
+		       "not run yet", to);
+}
+
+static enum err_code try_send(struct cluster *c, const char *to, const char *from,
+			      const void *data, size_t len, int fresh, int *retry,
+			      struct err *err)
+{
+	char node[CLUSTER_NODE_MAX];
+	enum err_code rc = route(c, to, fresh, node, retry, err);
+	if (rc)
+		return rc;
+	if (strcmp(node, c->node) != 0)
+		return mail_call_ex(c, node, "send", to, from, data, len, MAIL_TIMEOUT_MS, NULL,
+				    NULL, retry, err);
+	local_only = 1;
+	rc = supervisor_send(c->sup, to, from, data, len, err);
+	local_only = 0;
+	return rc == ERR_NOT_FOUND ? not_here_yet(to, retry, err) : rc;
+}
+
 static enum err_code remote_send(void *user, const char *to, const char *from,
 				 const void *data, size_t len, struct err *err)
 {
 	struct cluster *c = user;
-	char node[CLUSTER_NODE_MAX];
-	enum err_code rc = owner_of(c, to, node, err);
-	return rc ? rc : mail_call(c, node, "send", to, from, data, len, MAIL_TIMEOUT_MS, NULL,
-				   NULL, err);
+	if (local_only)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
+	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		enum err_code rc = try_send(c, to, from, data, len, fresh, &retry, err);
+		if (!retry || !wait_to_retry(c, deadline, &pause))
+			return rc;
+	}
 }
 
 struct remote_req {
 	struct cluster *c;
 	char node[CLUSTER_NODE_MAX], to[37], from[37];
 	int has_from;
+	int routed;                    /* node is the first try's (remote_request) */
 	uint8_t *data;
 	size_t len;
 	uint32_t timeout_ms;
@@ -113,15 +210,50 @@ struct remote_req {
 	void *reply_user;
 };
 
+/* One try of a request; ERR_OK with *taken: the supervisor here took it and answers
+ * through q->reply itself. */
+static enum err_code try_request(struct remote_req *q, int fresh, uint32_t timeout_ms,
+				 uint8_t **ans, size_t *alen, int *taken, int *retry,
+				 struct err *err)
+{
+	struct cluster *c = q->c;
+	enum err_code rc = ERR_OK;
+	if (!q->routed || fresh)
+		rc = route(c, q->to, fresh, q->node, retry, err);
+	q->routed = 0;
+	if (rc)
+		return rc;
+	const char *from = q->has_from ? q->from : NULL;
+	if (strcmp(q->node, c->node) != 0)
+		return mail_call_ex(c, q->node, "request", q->to, from, q->data, q->len, timeout_ms,
+				    ans, alen, retry, err);
+	local_only = 1;
+	rc = supervisor_request(c->sup, q->to, from, q->data, q->len, timeout_ms, q->reply,
+				q->reply_user, err);
+	local_only = 0;
+	*taken = rc == ERR_OK;
+	return rc == ERR_NOT_FOUND ? not_here_yet(q->to, retry, err) : rc;
+}
+
 static void job_request(void *arg)
 {
 	struct remote_req *q = arg;
 	uint8_t *ans = NULL;
 	size_t alen = 0;
 	struct err e = {0};
-	enum err_code rc = mail_call(q->c, q->node, "request", q->to, q->has_from ? q->from : NULL,
-				     q->data, q->len, q->timeout_ms, &ans, &alen, &e);
-	q->reply(q->reply_user, rc, rc ? &e : NULL, ans, alen);
+	int64_t deadline = cluster_mono_ms() + q->timeout_ms, pause = 100;
+	enum err_code rc;
+	int taken = 0;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		int64_t left = deadline - cluster_mono_ms();
+		rc = try_request(q, fresh, left > 1 ? (uint32_t)left : 1, &ans, &alen, &taken,
+				 &retry, &e);
+		if (taken || !retry || !wait_to_retry(q->c, deadline, &pause))
+			break;
+	}
+	if (!taken)
+		q->reply(q->reply_user, rc, rc ? &e : NULL, ans, alen);
 	free(ans);
 	free(q->data);
 	free(q);
@@ -132,18 +264,22 @@ static enum err_code remote_request(void *user, const char *to, const char *from
 				    supervisor_reply_fn reply, void *reply_user, struct err *err)
 {
 	struct cluster *c = user;
+	if (local_only)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
 	struct remote_req *q = calloc(1, sizeof(*q));
 	if (!q || !(q->data = malloc(len ? len : 1))) {
 		free(q);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
-	enum err_code rc = owner_of(c, to, q->node, err);
-	if (rc) {
+	int retry = 0;
+	enum err_code rc = route(c, to, 0, q->node, &retry, err);
+	if (rc && !retry) {             /* unknown or deleted: answered now */
 		free(q->data);
 		free(q);
 		return rc;
 	}
 	q->c = c;
+	q->routed = rc == ERR_OK;
 	snprintf(q->to, sizeof(q->to), "%s", to);
 	q->has_from = from != NULL;
 	snprintf(q->from, sizeof(q->from), "%s", from ? from : "");
@@ -520,10 +656,12 @@ struct mail_job {
 	size_t len;
 };
 
-static void answer_mail(struct cluster *c, const char *reply, enum err_code rc,
-			const struct err *err, const uint8_t *data, size_t len)
+static void answer_mail_ex(struct cluster *c, const char *reply, enum err_code rc,
+			   const struct err *err, const uint8_t *data, size_t len, int retry)
 {
 	json_t *head = json_pack("{s:i, s:s?}", "rc", (int)rc, "msg", rc && err ? err->msg : NULL);
+	if (head && retry)
+		json_object_set_new(head, "retry", json_true());
 	size_t n = 0;
 	char *msg = head ? cluster_envelope(head, data, len, &n) : NULL;
 	json_decref(head);
@@ -532,6 +670,32 @@ static void answer_mail(struct cluster *c, const char *reply, enum err_code rc,
 		log_warn("cluster", "cannot answer mail from another node: %s",
 			 msg ? e.msg : "out of memory");
 	free(msg);
+}
+
+static void answer_mail(struct cluster *c, const char *reply, enum err_code rc,
+			const struct err *err, const uint8_t *data, size_t len)
+{
+	answer_mail_ex(c, reply, rc, err, data, len, 0);
+}
+
+/* Mail for an actor this node does not run: unknown (404) only when the bucket's
+ * leader says so; an actor it still places somewhere (being moved here, or the
+ * sender's copy of the bucket is stale), or a bucket that cannot be read, gets
+ * "not taken, try again". */
+static enum err_code not_run_here(struct cluster *c, const char *to, int *retry,
+				  struct err *err)
+{
+	char node[CLUSTER_NODE_MAX];
+	struct err le = {0};
+	enum err_code rc = cluster_locate(c, to, node, &le);
+	if (rc == ERR_NOT_FOUND)
+		return err_set(err, ERR_NOT_FOUND, "%s", le.msg);
+	*retry = 1;
+	if (rc)
+		return err_set(err, ERR_UNAVAILABLE, "node '%s' does not run actor '%s' and cannot "
+			       "read where it runs: %s", c->node, to, le.msg);
+	return err_set(err, ERR_UNAVAILABLE, "node '%s' does not run actor '%s' (placed on "
+		       "'%s'): not taken", c->node, to, node);
 }
 
 struct pending_reply {
@@ -673,10 +837,15 @@ static void job_mail(void *arg)
 	uint32_t timeout = (uint32_t)json_integer_value(json_object_get(head, "timeout"));
 	struct err e = {0};
 	enum err_code rc;
+	int retry = 0;
 	if (!kind || !to) {
 		rc = err_set(&e, ERR_INVALID, "malformed mail from another node");
 	} else if (strcmp(kind, "send") == 0) {
+		local_only = 1;
 		rc = supervisor_send(j->c->sup, to, from, body, blen, &e);
+		local_only = 0;
+		if (rc == ERR_NOT_FOUND)
+			rc = not_run_here(j->c, to, &retry, &e);
 	} else if (strcmp(kind, "spawn") == 0) {
 		rc = serve_spawn(j->c, j->reply, from, timeout, body, blen, &e);
 		if (!rc)
@@ -700,17 +869,21 @@ static void job_mail(void *arg)
 		struct pending_reply *p = calloc(1, sizeof(*p));
 		if (p && (p->reply = strdup(j->reply))) {
 			p->c = j->c;
+			local_only = 1;
 			rc = supervisor_request(j->c->sup, to, from, body, blen, timeout,
 						on_local_reply, p, &e);
+			local_only = 0;
 			if (!rc)
 				goto done;   /* answered from on_local_reply */
+			if (rc == ERR_NOT_FOUND)
+				rc = not_run_here(j->c, to, &retry, &e);
 			free(p->reply);
 		} else {
 			rc = err_set(&e, ERR_NOMEM, "out of memory");
 		}
 		free(p);
 	}
-	answer_mail(j->c, j->reply, rc, &e, NULL, 0);
+	answer_mail_ex(j->c, j->reply, rc, &e, NULL, 0, retry);
 done:
 	json_decref(head);
 	free(j->reply);

@@ -778,6 +778,26 @@ static int wait_state(int via, const char *id, const char *want)
 	return 0;
 }
 
+/* An actor's request to its driver, asked in the background. */
+struct bg_request {
+	int node;
+	char *path, *body;
+	long status;
+	char answer[256];
+	int done;            /* atomic */
+};
+
+static void *bg_request_main(void *arg)
+{
+	struct bg_request *q = arg;
+	struct http_result r = {0};
+	q->status = call(q->node, "POST", q->path, q->body, &r);
+	snprintf(q->answer, sizeof(q->answer), "%s", r.body ? r.body : "");
+	http_result_release(&r);
+	__atomic_store_n(&q->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
 /* Large state and message bodies live in the content store by reference
  * (state over 1 KiB, messages over 4 KiB): they are replicated too (in chunks
  * of 512 KiB), so an actor holding them comes back on another node with its
@@ -826,9 +846,19 @@ static void test_large_state_failover(void **state)
 	hex_encode(d, 32, old_sha);
 	sha256(message[0], strlen(message[0]), d);
 	hex_encode(d, 32, new_sha);
+	/* a counter on gamma too, and a driver on alpha that sends to it */
+	char *counter = spawn_counter(0, "&node=gamma");
+	char *sender = spawn_driver(0, "&node=alpha", NULL);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
 	int64_t killed_at = now_ms(), moved_at = 0;
+	/* Mail sent right after the kill waits for the counter's takeover instead of
+	 * failing: alpha still places it on gamma, whose subject no one serves (before,
+	 * the driver's send answered "-... no one serves"). */
+	struct bg_request q = {.node = 0, .path = tu_fmt("/actors/%s/requests?timeout=40", sender),
+			       .body = tu_fmt("send %s 7", counter)};
+	pthread_t qt;
+	assert_int_equal(pthread_create(&qt, NULL, bg_request_main, &q), 0);
 	char oa[CLUSTER_NODE_NAME] = "", ob[2][CLUSTER_NODE_NAME] = {"", ""};
 	for (int tries = 0; tries < 600 && !moved_at; tries++) {
 		owner_of(0, a, oa, sizeof(oa));
@@ -847,6 +877,21 @@ static void test_large_state_failover(void **state)
 	}
 	printf("# failover with 50 KiB, 100 KiB and 640 KiB states: running elsewhere %lld ms "
 	       "after kill -9\n", (long long)(moved_at - killed_at));
+	pthread_join(qt, NULL);
+	printf("# a send to gamma's counter right after the kill: %ld %s\n", q.status, q.answer);
+	if (q.status != 200 || strcmp(q.answer, "0") != 0)
+		dump_logs();
+	assert_int_equal(q.status, 200);
+	assert_string_equal(q.answer, "0");
+	char *creq = tu_fmt("/actors/%s/requests?timeout=20", counter);
+	assert_int_equal(call(1, "POST", creq, "get", &r), 200);
+	assert_string_equal(r.body, "7");       /* taken once */
+	http_result_release(&r);
+	free(creq);
+	free(q.path);
+	free(q.body);
+	free(counter);
+	free(sender);
 	if (!state_is(1, a, a_state) || !state_is(0, b[0], message[0]) ||
 	    !state_is(1, b[1], message[1])) {
 		dump_logs();
@@ -2449,12 +2494,30 @@ static void test_takeover_answers_503(void **state)
 	free(ra);
 	http_result_release(&r);
 	assert_int_equal(call(0, "GET", path, NULL, NULL), 503);
+	/* mail to it from an actor on alpha is not refused as unknown: gamma answers
+	 * "not taken, try again" and the send waits, until the tombstone below */
+	put_driver();
+	char *sender = spawn_driver(0, "&node=alpha", NULL);
+	struct bg_request q = {.node = 0, .path = tu_fmt("/actors/%s/requests?timeout=40", sender),
+			       .body = tu_fmt("send %s 1", id)};
+	pthread_t qt;
+	assert_int_equal(pthread_create(&qt, NULL, bg_request_main, &q), 0);
+	nap_ms(1500);
+	if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
+		fail_msg("the send to an actor being moved did not wait: %ld %s", q.status, q.answer);
 	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
 	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
 	for (int tries = 0; tries < 50 && (st = call(2, "GET", path, NULL, NULL)) != 404; tries++)
 		nap_ms(100);
 	assert_int_equal(st, 404);
 	assert_int_equal(call(0, "GET", path, NULL, NULL), 404);
+	pthread_join(qt, NULL);          /* deleted: the send ends with an error */
+	printf("# the send, after the tombstone: %ld %s\n", q.status, q.answer);
+	assert_int_equal(q.status, 200);
+	assert_int_equal(q.answer[0], '-');
+	free(q.path);
+	free(q.body);
+	free(sender);
 	free(path);
 	bus_kv_close(kv);
 	bus_close(b);
