@@ -14,7 +14,8 @@
  * the order it was sent (per-sender FIFO), as locally.
  *
  * An actor being moved (its node died and another takes it over, or it is placed
- * here and not rebuilt yet) is not an unknown actor: mail to it is tried again,
+ * here and not rebuilt yet) is not an unknown actor: mail to it (a send, a
+ * request, a child's exit for its parent) is tried again,
  * with the bucket read afresh, for up to MAIL_RETRY_MS (a request: its timeout),
  * and only while the mail was certainly not taken: no node serves the old
  * owner's subject, the receiver answered {"retry": true} (it does not run the
@@ -166,21 +167,53 @@ static enum err_code not_here_yet(const char *to, int *retry, struct err *err)
 		       "not run yet", to);
 }
 
-static enum err_code try_send(struct cluster *c, const char *to, const char *from,
-			      const void *data, size_t len, int fresh, int *retry,
-			      struct err *err)
+/* Mail of `kind` ("send", "child-exit", "child-error") handed to the supervisor
+ * here, for actors here only. */
+static enum err_code deliver_here(struct cluster *c, const char *kind, const char *to,
+				  const char *from, const void *data, size_t len,
+				  struct err *err)
+{
+	enum err_code rc;
+	local_only = 1;
+	if (strcmp(kind, "send") == 0) {
+		rc = supervisor_send(c->sup, to, from, data, len, err);
+	} else {
+		rc = supervisor_notify_parent(c->sup, to, strcmp(kind, "child-error") == 0,
+					      (const char *)data, len);
+		if (rc)
+			err_set(err, rc, "parent '%s' does not take the notice", to);
+	}
+	local_only = 0;
+	return rc;
+}
+
+/* One try of mail of `kind` to actor `to`, wherever it runs now. */
+static enum err_code try_mail(struct cluster *c, const char *kind, const char *to,
+			      const char *from, const void *data, size_t len, int fresh,
+			      int *retry, struct err *err)
 {
 	char node[CLUSTER_NODE_MAX];
 	enum err_code rc = route(c, to, fresh, node, retry, err);
 	if (rc)
 		return rc;
 	if (strcmp(node, c->node) != 0)
-		return mail_call_ex(c, node, "send", to, from, data, len, MAIL_TIMEOUT_MS, NULL,
+		return mail_call_ex(c, node, kind, to, from, data, len, MAIL_TIMEOUT_MS, NULL,
 				    NULL, retry, err);
-	local_only = 1;
-	rc = supervisor_send(c->sup, to, from, data, len, err);
-	local_only = 0;
+	rc = deliver_here(c, kind, to, from, data, len, err);
 	return rc == ERR_NOT_FOUND ? not_here_yet(to, retry, err) : rc;
+}
+
+/* Mail of `kind` to actor `to`, tried again while it is being moved (see the top). */
+static enum err_code mail_actor(struct cluster *c, const char *kind, const char *to,
+				const char *from, const void *data, size_t len, struct err *err)
+{
+	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		enum err_code rc = try_mail(c, kind, to, from, data, len, fresh, &retry, err);
+		if (!retry || !wait_to_retry(c, deadline, &pause))
+			return rc;
+	}
 }
 
 static enum err_code remote_send(void *user, const char *to, const char *from,
@@ -189,13 +222,7 @@ static enum err_code remote_send(void *user, const char *to, const char *from,
 	struct cluster *c = user;
 	if (local_only)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		enum err_code rc = try_send(c, to, from, data, len, fresh, &retry, err);
-		if (!retry || !wait_to_retry(c, deadline, &pause))
-			return rc;
-	}
+	return mail_actor(c, "send", to, from, data, len, err);
 }
 
 struct remote_req {
@@ -311,12 +338,9 @@ struct notice_job {
 static void job_notice(void *arg)
 {
 	struct notice_job *j = arg;
-	char node[CLUSTER_NODE_MAX];
 	struct err e = {0};
-	enum err_code rc = owner_of(j->c, j->parent, node, &e);
-	if (!rc)
-		rc = mail_call(j->c, node, j->error ? "child-error" : "child-exit", j->parent, NULL,
-			       j->info, j->len, MAIL_TIMEOUT_MS, NULL, NULL, &e);
+	enum err_code rc = mail_actor(j->c, j->error ? "child-error" : "child-exit", j->parent,
+				      NULL, j->info, j->len, &e);
 	if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
 		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", j->parent,
 			 e.msg);
@@ -841,9 +865,7 @@ static void job_mail(void *arg)
 	if (!kind || !to) {
 		rc = err_set(&e, ERR_INVALID, "malformed mail from another node");
 	} else if (strcmp(kind, "send") == 0) {
-		local_only = 1;
-		rc = supervisor_send(j->c->sup, to, from, body, blen, &e);
-		local_only = 0;
+		rc = deliver_here(j->c, kind, to, from, body, blen, &e);
 		if (rc == ERR_NOT_FOUND)
 			rc = not_run_here(j->c, to, &retry, &e);
 	} else if (strcmp(kind, "spawn") == 0) {
@@ -861,10 +883,9 @@ static void job_mail(void *arg)
 		free(st);
 		goto done;
 	} else if (strcmp(kind, "child-exit") == 0 || strcmp(kind, "child-error") == 0) {
-		rc = supervisor_notify_parent(j->c->sup, to, strcmp(kind, "child-error") == 0,
-					      (const char *)body, blen);
-		if (rc)
-			err_set(&e, rc, "parent '%s' does not take the notice", to);
+		rc = deliver_here(j->c, kind, to, from, body, blen, &e);
+		if (rc == ERR_NOT_FOUND)
+			rc = not_run_here(j->c, to, &retry, &e);
 	} else {
 		struct pending_reply *p = calloc(1, sizeof(*p));
 		if (p && (p->reply = strdup(j->reply))) {

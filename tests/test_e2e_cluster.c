@@ -1359,7 +1359,18 @@ static void test_supervision_across_nodes(void **state)
 			child = strdup(json_string_value(v));
 	json_decref(st);
 	assert_non_null(child);           /* 12 children all hashed with it: 1 in 2048 */
+	/* a second supervisor on beta, its one child on alpha */
+	char *sup2 = spawn_supervisor(1, "alpha", 1);
+	st = get_state(0, sup2);
+	char *kid2 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
+	json_decref(st);
 	server_crash(&SP[1]);
+	/* the child ends right after its parent's node died: its exit waits for the
+	 * parent's takeover (before, alpha sent it to beta, no one served it, and the
+	 * notice was dropped with a warning) */
+	char *stop2 = tu_fmt("/actors/%s/stop", kid2);
+	assert_int_equal(call(0, "POST", stop2, NULL, NULL), 204);
+	free(stop2);
 	char os[CLUSTER_NODE_NAME] = "", oc[CLUSTER_NODE_NAME] = "";
 	for (int tries = 0; tries < 600; tries++) {
 		owner_of(0, sup, os, sizeof(os));
@@ -1417,6 +1428,23 @@ static void test_supervision_across_nodes(void **state)
 		dump_logs();
 		fail_msg("the child's exit did not reach its parent on another node");
 	}
+	heard = 0;
+	for (int tries = 0; tries < 300 && !heard; tries++) {
+		st = get_state(0, sup2);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			strstr(last, kid2) != NULL;
+		free(last);
+		json_decref(st);
+		if (!heard)
+			nap_ms(100);
+	}
+	if (!heard) {
+		dump_logs();
+		fail_msg("a child's exit while its parent's node was down never reached the parent");
+	}
+	free(kid2);
+	free(sup2);
 	/* beta comes back (and kills its old copies) */
 	start_node(1);
 	wait_all_up();
