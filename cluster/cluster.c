@@ -142,6 +142,16 @@ size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size
 	return k;
 }
 
+size_t cluster_nodes_down(struct cluster *c)
+{
+	size_t k = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes; i++)
+		k += strcmp(c->nodes[i].name, c->node) != 0 && !node_up_locked(c, &c->nodes[i]);
+	pthread_mutex_unlock(&c->lock);
+	return k;
+}
+
 void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX])
 {
 	uint64_t best = supervisor_live_count(c->sup);
@@ -782,6 +792,16 @@ enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg
 {
 	pthread_mutex_lock(&c->lock);
 	enum err_code rc = c->pool ? pool_submit(c->pool, fn, arg) : ERR_UNAVAILABLE;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+enum err_code cluster_submit_after(struct cluster *c, uint32_t delay_ms, void (*fn)(void *arg),
+				   void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	enum err_code rc = c->pool ? pool_submit_after(c->pool, delay_ms, fn, arg)
+				   : ERR_UNAVAILABLE;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }

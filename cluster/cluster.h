@@ -104,6 +104,8 @@ int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size
 int cluster_node_up(struct cluster *c, const char *node);
 /* The names of the nodes that are up (this one included), at most max. */
 size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size_t max);
+/* How many other nodes are known and not up (their heartbeat lapsed). */
+size_t cluster_nodes_down(struct cluster *c);
 
 /* ---- forwarding ---- */
 
@@ -158,5 +160,8 @@ void cluster_stream_close(struct cluster_stream *s);
 /* Runs fn(arg) on the cluster's own threads (where cluster_call may block).
  * ERR_UNAVAILABLE once stopping. */
 enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg);
+/* The same, delay_ms from now. */
+enum err_code cluster_submit_after(struct cluster *c, uint32_t delay_ms, void (*fn)(void *arg),
+				   void *arg);
 
 #endif

@@ -557,16 +557,30 @@ struct kids_job {
 	struct cluster *c;
 	char parent[37], child[37], node[CLUSTER_NODE_MAX];
 	int stop;
+	int round;                     /* orphans: broadcasts so far */
 	supervisor_reply_fn reply;
 	void *reply_user;
 };
 
-/* Every other node up is asked; a node that does not answer is skipped. */
+/* Orphans are asked for again when a node did not answer: a node that died with
+ * children of the parent has them taken over by others within seconds (ORPHAN_WAIT_MS,
+ * doubled each round), which the next broadcast reaches; a node that comes back
+ * answers it itself. */
+#define ORPHAN_ROUNDS 4
+#define ORPHAN_WAIT_MS 5000
+
+/* Every other node up is asked; a node that does not answer is skipped (for
+ * "orphans": asked again later, see above). */
 static void job_kids(void *arg)
 {
 	struct kids_job *j = arg;
+	if (j->round && stopping(j->c)) {     /* a later round, run at once by the stop */
+		free(j);
+		return;
+	}
 	char names[MAX_NODES][CLUSTER_NODE_MAX];
 	size_t n = cluster_nodes_up(j->c, names, MAX_NODES);
+	size_t missed = 0;
 	json_t *all = json_array();
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(names[i], j->c->node) == 0)
@@ -581,9 +595,15 @@ static void job_kids(void *arg)
 		if (rc)
 			log_warn("cluster", "node '%s' did not answer for the children of '%s': %s",
 				 names[i], j->parent, e.msg);
+		missed += rc != ERR_OK;
 		json_array_extend(all, ids);
 		json_decref(ids);
 		free(ans);
+	}
+	if (j->stop && (missed || cluster_nodes_down(j->c)) && ++j->round < ORPHAN_ROUNDS &&
+	    cluster_submit_after(j->c, ORPHAN_WAIT_MS << (j->round - 1), job_kids, j) == ERR_OK) {
+		json_decref(all);
+		return;
 	}
 	char *text = j->reply ? json_compact(all) : NULL;
 	struct err e = {0};

@@ -1364,7 +1364,18 @@ static void test_supervision_across_nodes(void **state)
 	st = get_state(0, sup2);
 	char *kid2 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
 	json_decref(st);
+	/* and a supervisor on alpha, its one child on beta */
+	char *sup3 = spawn_supervisor(0, "beta", 1);
+	st = get_state(0, sup3);
+	char *kid3 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
+	json_decref(st);
 	server_crash(&SP[1]);
+	/* the parent ends right after its child's node died: the child, taken over
+	 * elsewhere, is stopped too (before, beta did not answer the one "orphans"
+	 * broadcast and the child ran on as an orphan) */
+	char *stop3 = tu_fmt("/actors/%s/stop", sup3);
+	assert_int_equal(call(0, "POST", stop3, NULL, NULL), 204);
+	free(stop3);
 	/* the child ends right after its parent's node died: its exit waits for the
 	 * parent's takeover (before, alpha sent it to beta, no one served it, and the
 	 * notice was dropped with a warning) */
@@ -1445,6 +1456,31 @@ static void test_supervision_across_nodes(void **state)
 	}
 	free(kid2);
 	free(sup2);
+	char *k3 = NULL, *p3 = tu_fmt("/actors/%s", kid3);
+	for (int tries = 0; tries < 600; tries++) {
+		struct http_result r3;
+		free(k3);
+		k3 = NULL;
+		if (call(0, "GET", p3, NULL, &r3) == 200) {   /* 503 while it moves */
+			json_t *j3 = json_loads(r3.body, 0, NULL);
+			const char *s3 = json_string_value(json_object_get(j3, "status"));
+			k3 = s3 ? strdup(s3) : NULL;
+			json_decref(j3);
+		}
+		http_result_release(&r3);
+		if (k3 && strcmp(k3, "stopped") == 0)
+			break;
+		nap_ms(100);
+	}
+	free(p3);
+	if (!k3 || strcmp(k3, "stopped") != 0) {
+		dump_logs();
+		fail_msg("the child of a parent that ended while the child's node was down is %s",
+			 k3 ? k3 : "(unknown)");
+	}
+	free(k3);
+	free(kid3);
+	free(sup3);
 	/* beta comes back (and kills its old copies) */
 	start_node(1);
 	wait_all_up();
