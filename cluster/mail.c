@@ -376,42 +376,70 @@ struct child_job {
 	void *done_user;
 };
 
-/* GET the child on its node, check its parent, then POST stop or restart. */
-static void job_child(void *arg)
+/* One try: GET the child on its node, check its parent, then POST stop or restart.
+ * *retry: certainly not done and worth trying again (the node does not answer or
+ * answers 503, as while the child is being moved; never after a POST's timeout). */
+static enum err_code try_child(struct child_job *j, int fresh, int *retry, struct err *e)
 {
-	struct child_job *j = arg;
-	struct err e = {0};
+	if (fresh) {
+		enum err_code rc = route(j->c, j->child, 1, j->node, retry, e);
+		if (rc)
+			return rc;
+	}
 	char target[128];
 	snprintf(target, sizeof(target), "/actors/%s", j->child);
 	struct cluster_http get = {.method = "GET", .target = target, .timeout_ms = 10000};
 	struct cluster_reply r = {0};
-	enum err_code rc = cluster_call(j->c, j->node, &get, &r, &e);
+	enum err_code rc = cluster_call(j->c, j->node, &get, &r, e);
 	json_t *run = NULL;
+	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT || (!rc && r.status == 503))
+		*retry = 1;
 	if (!rc && r.status == 404)
-		rc = err_set(&e, ERR_NOT_FOUND, "actor '%s' not found", j->child);
+		rc = err_set(e, ERR_NOT_FOUND, "actor '%s' not found", j->child);
 	else if (!rc && r.status != 200)
-		rc = err_set(&e, ERR_UNAVAILABLE, "node '%s' answered %d for '%s'", j->node,
+		rc = err_set(e, ERR_UNAVAILABLE, "node '%s' answered %d for '%s'", j->node,
 			     r.status, j->child);
 	if (!rc)
-		run = json_parse((const char *)r.body, r.len, 16, &e);
+		run = json_parse((const char *)r.body, r.len, 16, e);
 	const char *parent = json_string_value(json_object_get(run, "parent_id"));
 	if (!rc && (!parent || strcmp(parent, j->parent) != 0))
-		rc = err_set(&e, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor",
+		rc = err_set(e, ERR_FORBIDDEN_PATH, "actor '%s' is not a child of this actor",
 			     j->child);
 	json_decref(run);
 	cluster_reply_release(&r);
-	if (!rc) {
-		snprintf(target, sizeof(target), "/actors/%s/%s", j->child,
-			 j->restart ? "restart" : "stop");
-		struct cluster_http post = {.method = "POST", .target = target, .timeout_ms = 30000};
-		rc = cluster_call(j->c, j->node, &post, &r, &e);
-		if (!rc && r.status == 409 && !j->restart)
-			rc = ERR_NOT_MODIFIED;          /* it had ended */
-		else if (!rc && (r.status < 200 || r.status > 299))
-			rc = err_set(&e, r.status == 404 ? ERR_NOT_FOUND : ERR_CONFLICT,
-				     "node '%s' answered %d: %.200s", j->node, r.status,
-				     r.body ? (const char *)r.body : "");
-		cluster_reply_release(&r);
+	if (rc)
+		return rc;
+	snprintf(target, sizeof(target), "/actors/%s/%s", j->child,
+		 j->restart ? "restart" : "stop");
+	struct cluster_http post = {.method = "POST", .target = target, .timeout_ms = 30000};
+	rc = cluster_call(j->c, j->node, &post, &r, e);
+	if (rc == ERR_UNAVAILABLE || (!rc && r.status == 503))
+		*retry = 1;             /* no one served it, or refused before doing it */
+	if (!rc && r.status == 409 && !j->restart)
+		rc = ERR_NOT_MODIFIED;          /* it had ended */
+	else if (!rc && (r.status < 200 || r.status > 299))
+		rc = err_set(e, r.status == 404 ? ERR_NOT_FOUND :
+				r.status == 503 ? ERR_UNAVAILABLE : ERR_CONFLICT,
+			     "node '%s' answered %d: %.200s", j->node, r.status,
+			     r.body ? (const char *)r.body : "");
+	cluster_reply_release(&r);
+	return rc;
+}
+
+/* stop-child / restart-child of a child on another node, tried again while it is
+ * being moved (as mail is). */
+static void job_child(void *arg)
+{
+	struct child_job *j = arg;
+	struct err e = {0};
+	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	enum err_code rc;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		memset(&e, 0, sizeof(e));
+		rc = try_child(j, fresh, &retry, &e);
+		if (!retry || !wait_to_retry(j->c, deadline, &pause))
+			break;
 	}
 	j->done(j->done_user, rc, rc ? &e : NULL);
 	free(j);
@@ -431,7 +459,8 @@ static enum err_code remote_child(void *user, const char *child, const char *par
 	 * watch has not delivered yet); the bucket says */
 	if (known && strcmp(j->node, c->node) != 0 && !cluster_node_up(c, j->node))
 		known = cluster_locate(c, child, j->node, &le) == ERR_OK;
-	if (!known || strcmp(j->node, c->node) == 0) {
+	/* placed here and not run here (being moved here): the job waits for it */
+	if (!known) {
 		free(j);
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", child);
 	}

@@ -1369,6 +1369,10 @@ static void test_supervision_across_nodes(void **state)
 	st = get_state(0, sup3);
 	char *kid3 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
 	json_decref(st);
+	char *sup4 = spawn_supervisor(0, "beta", 1);
+	st = get_state(0, sup4);
+	char *kid4 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
+	json_decref(st);
 	server_crash(&SP[1]);
 	/* the parent ends right after its child's node died: the child, taken over
 	 * elsewhere, is stopped too (before, beta did not answer the one "orphans"
@@ -1376,6 +1380,15 @@ static void test_supervision_across_nodes(void **state)
 	char *stop3 = tu_fmt("/actors/%s/stop", sup3);
 	assert_int_equal(call(0, "POST", stop3, NULL, NULL), 204);
 	free(stop3);
+	/* a stop-child of a child on the dead node waits for its takeover (before:
+	 * "node 'beta' did not answer") */
+	char *cmd4 = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid4);
+	char *ans4 = ask_supervisor(0, sup4, cmd4, 200);
+	printf("# stop-child right after its node died: %s\n", ans4);
+	if (!strstr(ans4, "stopped"))
+		fail_msg("stop-child of a child being moved: %s", ans4);
+	free(ans4);
+	free(cmd4);
 	/* the child ends right after its parent's node died: its exit waits for the
 	 * parent's takeover (before, alpha sent it to beta, no one served it, and the
 	 * notice was dropped with a warning) */
@@ -1481,6 +1494,8 @@ static void test_supervision_across_nodes(void **state)
 	free(k3);
 	free(kid3);
 	free(sup3);
+	free(kid4);
+	free(sup4);
 	/* beta comes back (and kills its old copies) */
 	start_node(1);
 	wait_all_up();
