@@ -56,7 +56,8 @@ static int load_trusted(struct load_ctx *c, const struct db_run *r)
 	int running = strcmp(r->status, "running") == 0;
 	if (c->s->cfg.verify_full || !r->head_seq || r->head_offset == DB_NO_OFFSET ||
 	    r->head_end == DB_NO_OFFSET ||
-	    (supervisor_status_live(r->status) && !(running && r->head_idle && !c->s->cfg.recover_none)))
+	    (supervisor_status_live(r->status) &&
+	     !(running && r->head_idle && !c->s->cfg.recover_none)))
 		return 0;
 	struct chain_checkpoint cp = {.seq = r->head_seq, .offset = r->head_offset};
 	struct chain *ch = NULL;

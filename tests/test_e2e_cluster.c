@@ -2583,7 +2583,8 @@ static void test_takeover_answers_503(void **state)
 	assert_int_equal(pthread_create(&qt, NULL, bg_request_main, &q), 0);
 	nap_ms(1500);
 	if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
-		fail_msg("the send to an actor being moved did not wait: %ld %s", q.status, q.answer);
+		fail_msg("the send to an actor being moved did not wait: %ld %s", q.status,
+			 q.answer);
 	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
 	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
 	for (int tries = 0; tries < 50 && (st = call(2, "GET", path, NULL, NULL)) != 404; tries++)

@@ -340,8 +340,8 @@ int main(int argc, char **argv)
 	printf("; chain events=%lld frames delivered=%ld of %ld in %.2f s (%.0f frames/s)",
 	       head1 - head0, got, want, all_s, got / all_s);
 	if (pid > 0 && nsubs)
-		printf(" server-cpu=%.2f us/frame reader-cpu=%.2f us/frame", cpu_all * 1e6 / (got ? got : 1),
-		       reader_cpu_s * 1e6 / (got ? got : 1));
+		printf(" server-cpu=%.2f us/frame reader-cpu=%.2f us/frame",
+		       cpu_all * 1e6 / (got ? got : 1), reader_cpu_s * 1e6 / (got ? got : 1));
 	printf(" failures=%d\n", failures);
 	if (got < want) {
 		long short_subs = 0, least = head1 - head0;
