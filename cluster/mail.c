@@ -46,17 +46,6 @@ static __thread int local_only;
 
 /* ---- the sending side ---- */
 
-static enum err_code owner_of(struct cluster *c, const char *to, char node[CLUSTER_NODE_MAX],
-			      struct err *err)
-{
-	if (cluster_lookup(c, to, node) && strcmp(node, c->node) != 0)
-		return ERR_OK;
-	struct err e = {0};
-	if (cluster_locate(c, to, node, &e) == ERR_OK && strcmp(node, c->node) != 0)
-		return ERR_OK;
-	return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-}
-
 /* Sends the mail and reads the owner's {rc, msg[, retry]} + bytes answer. *retry
  * (may be NULL): certainly not taken, and worth trying again (no node serves the
  * subject, or the receiver said so). */
@@ -580,6 +569,24 @@ static enum err_code remote_spawn(void *user, const struct spawn_request *req, i
 	return ERR_OK;
 }
 
+static void ignore_done(void *user, enum err_code rc, const struct err *err)
+{
+	(void)user;
+	(void)rc;
+	(void)err;
+}
+
+/* Stops the children of parent that run here; their ids (or NULL). */
+static json_t *stop_children_here(struct cluster *c, const char *parent)
+{
+	json_t *ids = supervisor_children(c->sup, parent);
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+		supervisor_stop(c->sup, json_string_value(v), 0, ignore_done, NULL);
+	return ids;
+}
+
 /* A question about a parent's children for other nodes: list them ("children"),
  * or stop them ("orphans"). */
 struct kids_job {
@@ -612,8 +619,12 @@ static void job_kids(void *arg)
 	size_t missed = 0;
 	json_t *all = json_array();
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(names[i], j->c->node) == 0)
+		if (strcmp(names[i], j->c->node) == 0) {
+			/* a later round: this node may have taken some over meanwhile */
+			if (j->stop && j->round)
+				json_decref(stop_children_here(j->c, j->parent));
 			continue;
+		}
 		uint8_t *ans = NULL;
 		size_t alen = 0;
 		struct err e = {0};
@@ -682,14 +693,39 @@ static void remote_orphans(void *user, const char *parent)
 			 parent, e.msg);
 }
 
+static enum err_code serve_child_state(struct cluster *c, const char *child, const char *parent,
+				       uint8_t **data, size_t *len, struct err *err);
+
+/* get-child-state of a child on another node, tried again while it is being moved
+ * (a query: any failure to reach it is safe to try again). */
 static void job_child_state(void *arg)
 {
 	struct kids_job *j = arg;
 	uint8_t *ans = NULL;
 	size_t alen = 0;
 	struct err e = {0};
-	enum err_code rc = mail_call(j->c, j->node, "child-state", j->child, j->parent, "", 0,
-				     MAIL_TIMEOUT_MS, &ans, &alen, &e);
+	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	enum err_code rc = ERR_OK;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		memset(&e, 0, sizeof(e));
+		if (fresh || !j->node[0])
+			rc = route(j->c, j->child, fresh, j->node, &retry, &e);
+		if (!rc && strcmp(j->node, j->c->node) != 0) {
+			rc = mail_call_ex(j->c, j->node, "child-state", j->child, j->parent, "", 0,
+					  MAIL_TIMEOUT_MS, &ans, &alen, &retry, &e);
+			retry |= rc == ERR_TIMEOUT;
+		} else if (!rc) {
+			rc = serve_child_state(j->c, j->child, j->parent, &ans, &alen, &e);
+			if (rc == ERR_NOT_FOUND)
+				rc = not_here_yet(j->child, &retry, &e);
+		}
+		if (!retry || !wait_to_retry(j->c, deadline, &pause))
+			break;
+		free(ans);
+		ans = NULL;
+		alen = 0;
+	}
 	j->reply(j->reply_user, rc, rc ? &e : NULL, ans, alen);
 	free(ans);
 	free(j);
@@ -703,11 +739,14 @@ static enum err_code remote_child_state(void *user, const char *child, const cha
 	struct kids_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	enum err_code rc = owner_of(c, child, j->node, err);
-	if (rc) {
+	int retry = 0;
+	enum err_code rc = route(c, child, 0, j->node, &retry, err);
+	if (rc && !retry) {             /* unknown or deleted: answered now */
 		free(j);
 		return rc;
 	}
+	if (rc)                         /* the bucket could not be read: the job asks */
+		j->node[0] = '\0';
 	j->c = c;
 	snprintf(j->child, sizeof(j->child), "%s", child);
 	snprintf(j->parent, sizeof(j->parent), "%s", parent);
@@ -874,23 +913,12 @@ static enum err_code serve_child_state(struct cluster *c, const char *child, con
 	return rc ? rc : supervisor_state(c->sup, child, data, len, err);
 }
 
-static void ignore_done(void *user, enum err_code rc, const struct err *err)
-{
-	(void)user;
-	(void)rc;
-	(void)err;
-}
-
 /* "children" (list) and "orphans" (stop) of a parent on another node. */
 static void serve_kids(struct cluster *c, const char *reply, const char *kind,
 		       const char *parent)
 {
-	json_t *ids = supervisor_children(c->sup, parent);
-	size_t i;
-	json_t *v;
-	if (strcmp(kind, "orphans") == 0)
-		json_array_foreach(ids, i, v)
-			supervisor_stop(c->sup, json_string_value(v), 0, ignore_done, NULL);
+	json_t *ids = strcmp(kind, "orphans") == 0 ? stop_children_here(c, parent)
+						   : supervisor_children(c->sup, parent);
 	char *text = strcmp(kind, "children") == 0 && ids ? json_compact(ids) : NULL;
 	answer_mail(c, reply, ERR_OK, NULL, (const uint8_t *)(text ? text : ""),
 		    text ? strlen(text) : 0);
@@ -928,7 +956,9 @@ static void job_mail(void *arg)
 		uint8_t *st = NULL;
 		size_t sl = 0;
 		rc = serve_child_state(j->c, to, from, &st, &sl, &e);
-		answer_mail(j->c, j->reply, rc, &e, st, sl);
+		if (rc == ERR_NOT_FOUND)
+			rc = not_run_here(j->c, to, &retry, &e);
+		answer_mail_ex(j->c, j->reply, rc, &e, st, sl, retry);
 		free(st);
 		goto done;
 	} else if (strcmp(kind, "child-exit") == 0 || strcmp(kind, "child-error") == 0) {

@@ -1373,6 +1373,10 @@ static void test_supervision_across_nodes(void **state)
 	st = get_state(0, sup4);
 	char *kid4 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
 	json_decref(st);
+	char *sup5 = spawn_supervisor(0, "beta", 1);
+	st = get_state(0, sup5);
+	char *kid5 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
+	json_decref(st);
 	server_crash(&SP[1]);
 	/* the parent ends right after its child's node died: the child, taken over
 	 * elsewhere, is stopped too (before, beta did not answer the one "orphans"
@@ -1380,15 +1384,32 @@ static void test_supervision_across_nodes(void **state)
 	char *stop3 = tu_fmt("/actors/%s/stop", sup3);
 	assert_int_equal(call(0, "POST", stop3, NULL, NULL), 204);
 	free(stop3);
-	/* a stop-child of a child on the dead node waits for its takeover (before:
-	 * "node 'beta' did not answer") */
-	char *cmd4 = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid4);
-	char *ans4 = ask_supervisor(0, sup4, cmd4, 200);
-	printf("# stop-child right after its node died: %s\n", ans4);
-	if (!strstr(ans4, "stopped"))
-		fail_msg("stop-child of a child being moved: %s", ans4);
-	free(ans4);
-	free(cmd4);
+	/* stop-child and get-child-state of children on the dead node, asked at once,
+	 * wait for their takeover (before: "cannot stop the child: failed", "cannot
+	 * read the child's state") */
+	struct bg_request q4 = {.node = 0,
+				.path = tu_fmt("/actors/%s/requests?timeout=40", sup4),
+				.body = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid4)};
+	struct bg_request q5 = {.node = 0,
+				.path = tu_fmt("/actors/%s/requests?timeout=40", sup5),
+				.body = tu_fmt("{\"op\":\"state\",\"id\":\"%s\"}", kid5)};
+	pthread_t t4, t5;
+	assert_int_equal(pthread_create(&t4, NULL, bg_request_main, &q4), 0);
+	assert_int_equal(pthread_create(&t5, NULL, bg_request_main, &q5), 0);
+	pthread_join(t4, NULL);
+	pthread_join(t5, NULL);
+	printf("# stop-child right after its node died: %ld %s\n", q4.status, q4.answer);
+	printf("# get-child-state right after its node died: %ld %s\n", q5.status, q5.answer);
+	if (q4.status != 200 || !strstr(q4.answer, "stopped"))
+		fail_msg("stop-child of a child being moved: %ld %s", q4.status, q4.answer);
+	if (q5.status != 200 || !strstr(q5.answer, "\"count\":7"))
+		fail_msg("get-child-state of a child being moved: %ld %s", q5.status, q5.answer);
+	free(q4.path);
+	free(q4.body);
+	free(q5.path);
+	free(q5.body);
+	free(kid5);
+	free(sup5);
 	/* the child ends right after its parent's node died: its exit waits for the
 	 * parent's takeover (before, alpha sent it to beta, no one served it, and the
 	 * notice was dropped with a warning) */
