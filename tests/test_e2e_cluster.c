@@ -1333,6 +1333,34 @@ static void test_actor_store_failover(void **state)
  * children end up on different nodes (a failover moves them by their ids'
  * hashes); the parent restarts and stops the child on the other node, and the
  * child's exit reaches the parent as a local one does. */
+/* The supervisor `sup` counted an exit and its last report names child (asked
+ * every 100 ms, `tries` times). */
+static int heard_exit(const char *sup, const char *child, int tries)
+{
+	for (int i = 0; i < tries; i++) {
+		json_t *st = get_state(0, sup);
+		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
+		int heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
+			    strstr(last, child) != NULL;
+		free(last);
+		json_decref(st);
+		if (heard)
+			return 1;
+		nap_ms(100);
+	}
+	return 0;
+}
+
+/* A supervisor on `node` with one child on child_node; the child's id in *kid. */
+static char *supervisor_and_child(int node, const char *child_node, char **kid)
+{
+	char *sup = spawn_supervisor(node, child_node, 1);
+	json_t *st = get_state(0, sup);
+	*kid = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
+	json_decref(st);
+	return sup;
+}
+
 static void test_supervision_across_nodes(void **state)
 {
 	(void)state;
@@ -1359,24 +1387,13 @@ static void test_supervision_across_nodes(void **state)
 			child = strdup(json_string_value(v));
 	json_decref(st);
 	assert_non_null(child);           /* 12 children all hashed with it: 1 in 2048 */
-	/* a second supervisor on beta, its one child on alpha */
-	char *sup2 = spawn_supervisor(1, "alpha", 1);
-	st = get_state(0, sup2);
-	char *kid2 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
-	json_decref(st);
-	/* and a supervisor on alpha, its one child on beta */
-	char *sup3 = spawn_supervisor(0, "beta", 1);
-	st = get_state(0, sup3);
-	char *kid3 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
-	json_decref(st);
-	char *sup4 = spawn_supervisor(0, "beta", 1);
-	st = get_state(0, sup4);
-	char *kid4 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
-	json_decref(st);
-	char *sup5 = spawn_supervisor(0, "beta", 1);
-	st = get_state(0, sup5);
-	char *kid5 = strdup(json_string_value(json_array_get(json_object_get(st, "children"), 0)));
-	json_decref(st);
+	/* a second supervisor on beta, its one child on alpha; and three on alpha, each
+	 * with its one child on beta */
+	char *kid2, *kid3, *kid4, *kid5;
+	char *sup2 = supervisor_and_child(1, "alpha", &kid2);
+	char *sup3 = supervisor_and_child(0, "beta", &kid3);
+	char *sup4 = supervisor_and_child(0, "beta", &kid4);
+	char *sup5 = supervisor_and_child(0, "beta", &kid5);
 	server_crash(&SP[1]);
 	/* the parent ends right after its child's node died: the child, taken over
 	 * elsewhere, is stopped too (before, beta did not answer the one "orphans"
@@ -1458,33 +1475,11 @@ static void test_supervision_across_nodes(void **state)
 	char *cs = status_of(2, child);
 	assert_string_equal(cs, "stopped");
 	free(cs);
-	int heard = 0;
-	for (int tries = 0; tries < 200 && !heard; tries++) {
-		st = get_state(0, sup);
-		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
-		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
-			strstr(last, child) != NULL;
-		free(last);
-		json_decref(st);
-		if (!heard)
-			nap_ms(100);
-	}
-	if (!heard) {
+	if (!heard_exit(sup, child, 200)) {
 		dump_logs();
 		fail_msg("the child's exit did not reach its parent on another node");
 	}
-	heard = 0;
-	for (int tries = 0; tries < 300 && !heard; tries++) {
-		st = get_state(0, sup2);
-		char *last = json_dumps(json_object_get(st, "last"), JSON_COMPACT);
-		heard = json_integer_value(json_object_get(st, "exits")) >= 1 && last &&
-			strstr(last, kid2) != NULL;
-		free(last);
-		json_decref(st);
-		if (!heard)
-			nap_ms(100);
-	}
-	if (!heard) {
+	if (!heard_exit(sup2, kid2, 300)) {
 		dump_logs();
 		fail_msg("a child's exit while its parent's node was down never reached the parent");
 	}
