@@ -22,6 +22,10 @@
  * actor, which the bucket still places somewhere), or the bucket could not be
  * read. A timeout is never tried again (the mail may have been taken). The
  * receiving side never sends mail on: a stale placement cannot bounce it.
+ * Waiting holds a thread, so only some may: a quarter of the supervisor's
+ * workers (an actor's send waits on the worker that runs the actor; at least
+ * one) and half of our pool (requests, notices, child operations); mail that
+ * finds no place to wait fails at once, as it did before it could wait.
  *
  * Supervision uses the same subject: `child-exit` / `child-error` (a child's
  * end for its parent), `spawn` (a child whose manifest names another node:
@@ -38,6 +42,7 @@
 
 #define MAIL_TIMEOUT_MS 10000
 #define MAIL_RETRY_MS 20000     /* a sender waits this long for a receiver being moved */
+#define POOL_WAITS_MAX 8        /* of our pool's 16 threads, at most these wait so */
 
 /* Set while this thread hands mail to the supervisor for actors here only: its
  * remote hooks then refuse (404) instead of sending the mail on (mail.c's own
@@ -137,15 +142,48 @@ static int stopping(struct cluster *c)
 	return stop;
 }
 
-/* Before trying again: false when the time is up (deadline, monotonic ms) or the
- * node stops; otherwise waits *pause ms and doubles it (at most 1 s). */
-static int wait_to_retry(struct cluster *c, int64_t deadline, int64_t *pause)
+/* A thread's turn to wait and try again (see the top), held until its mail is
+ * done: on_pool says which threads it is. */
+struct retry {
+	struct cluster *c;
+	int *waits;                   /* NULL until it holds a place */
+	int on_pool;
+	int64_t deadline, pause;      /* monotonic ms */
+};
+
+static struct retry retry_begin(struct cluster *c, int on_pool, int64_t ms)
 {
-	if (cluster_mono_ms() + *pause > deadline || stopping(c))
+	return (struct retry){.c = c, .on_pool = on_pool, .deadline = cluster_mono_ms() + ms,
+			      .pause = 100};
+}
+
+/* Before trying again: false when the time is up, the node stops, or no place to
+ * wait is free; otherwise waits the pause and doubles it (at most 1 s). */
+static int wait_to_retry(struct retry *r)
+{
+	struct cluster *c = r->c;
+	if (cluster_mono_ms() + r->pause > r->deadline || stopping(c))
 		return 0;
-	cluster_sleep_ms(*pause);
-	*pause = *pause * 2 > 1000 ? 1000 : *pause * 2;
+	if (!r->waits) {
+		int *waits = r->on_pool ? &c->mail_waits_pool : &c->mail_waits_workers;
+		unsigned workers = pool_threads(supervisor_pool(c->sup));
+		int cap = r->on_pool ? POOL_WAITS_MAX : workers >= 8 ? (int)workers / 4 : 1;
+		if (__atomic_add_fetch(waits, 1, __ATOMIC_ACQ_REL) > cap) {
+			__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
+			return 0;
+		}
+		r->waits = waits;
+	}
+	cluster_sleep_ms(r->pause);
+	r->pause = r->pause * 2 > 1000 ? 1000 : r->pause * 2;
 	return 1;
+}
+
+static void retry_end(struct retry *r)
+{
+	if (r->waits)
+		__atomic_sub_fetch(r->waits, 1, __ATOMIC_ACQ_REL);
+	r->waits = NULL;
 }
 
 /* The actor is placed here but this node does not run it (yet). */
@@ -192,17 +230,22 @@ static enum err_code try_mail(struct cluster *c, const char *kind, const char *t
 	return rc == ERR_NOT_FOUND ? not_here_yet(to, retry, err) : rc;
 }
 
-/* Mail of `kind` to actor `to`, tried again while it is being moved (see the top). */
+/* Mail of `kind` to actor `to`, tried again while it is being moved (see the top);
+ * on_pool: called on our pool (else on a supervisor's worker). */
 static enum err_code mail_actor(struct cluster *c, const char *kind, const char *to,
-				const char *from, const void *data, size_t len, struct err *err)
+				const char *from, const void *data, size_t len, int on_pool,
+				struct err *err)
 {
-	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	struct retry r = retry_begin(c, on_pool, MAIL_RETRY_MS);
+	enum err_code rc;
 	for (int fresh = 0;; fresh = 1) {
 		int retry = 0;
-		enum err_code rc = try_mail(c, kind, to, from, data, len, fresh, &retry, err);
-		if (!retry || !wait_to_retry(c, deadline, &pause))
-			return rc;
+		rc = try_mail(c, kind, to, from, data, len, fresh, &retry, err);
+		if (!retry || !wait_to_retry(&r))
+			break;
 	}
+	retry_end(&r);
+	return rc;
 }
 
 static enum err_code remote_send(void *user, const char *to, const char *from,
@@ -211,7 +254,7 @@ static enum err_code remote_send(void *user, const char *to, const char *from,
 	struct cluster *c = user;
 	if (local_only)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	return mail_actor(c, "send", to, from, data, len, err);
+	return mail_actor(c, "send", to, from, data, len, 0, err);
 }
 
 struct remote_req {
@@ -257,17 +300,18 @@ static void job_request(void *arg)
 	uint8_t *ans = NULL;
 	size_t alen = 0;
 	struct err e = {0};
-	int64_t deadline = cluster_mono_ms() + q->timeout_ms, pause = 100;
+	struct retry r = retry_begin(q->c, 1, q->timeout_ms);
 	enum err_code rc;
 	int taken = 0;
 	for (int fresh = 0;; fresh = 1) {
 		int retry = 0;
-		int64_t left = deadline - cluster_mono_ms();
+		int64_t left = r.deadline - cluster_mono_ms();
 		rc = try_request(q, fresh, left > 1 ? (uint32_t)left : 1, &ans, &alen, &taken,
 				 &retry, &e);
-		if (taken || !retry || !wait_to_retry(q->c, deadline, &pause))
+		if (taken || !retry || !wait_to_retry(&r))
 			break;
 	}
+	retry_end(&r);
 	if (!taken)
 		q->reply(q->reply_user, rc, rc ? &e : NULL, ans, alen);
 	free(ans);
@@ -329,7 +373,7 @@ static void job_notice(void *arg)
 	struct notice_job *j = arg;
 	struct err e = {0};
 	enum err_code rc = mail_actor(j->c, j->error ? "child-error" : "child-exit", j->parent,
-				      NULL, j->info, j->len, &e);
+				      NULL, j->info, j->len, 1, &e);
 	if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
 		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", j->parent,
 			 e.msg);
@@ -421,15 +465,16 @@ static void job_child(void *arg)
 {
 	struct child_job *j = arg;
 	struct err e = {0};
-	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	struct retry r = retry_begin(j->c, 1, MAIL_RETRY_MS);
 	enum err_code rc;
 	for (int fresh = 0;; fresh = 1) {
 		int retry = 0;
 		memset(&e, 0, sizeof(e));
 		rc = try_child(j, fresh, &retry, &e);
-		if (!retry || !wait_to_retry(j->c, deadline, &pause))
+		if (!retry || !wait_to_retry(&r))
 			break;
 	}
+	retry_end(&r);
 	j->done(j->done_user, rc, rc ? &e : NULL);
 	free(j);
 }
@@ -704,7 +749,7 @@ static void job_child_state(void *arg)
 	uint8_t *ans = NULL;
 	size_t alen = 0;
 	struct err e = {0};
-	int64_t deadline = cluster_mono_ms() + MAIL_RETRY_MS, pause = 100;
+	struct retry r = retry_begin(j->c, 1, MAIL_RETRY_MS);
 	enum err_code rc = ERR_OK;
 	for (int fresh = 0;; fresh = 1) {
 		int retry = 0;
@@ -720,12 +765,13 @@ static void job_child_state(void *arg)
 			if (rc == ERR_NOT_FOUND)
 				rc = not_here_yet(j->child, &retry, &e);
 		}
-		if (!retry || !wait_to_retry(j->c, deadline, &pause))
+		if (!retry || !wait_to_retry(&r))
 			break;
 		free(ans);
 		ans = NULL;
 		alen = 0;
 	}
+	retry_end(&r);
 	j->reply(j->reply_user, rc, rc ? &e : NULL, ans, alen);
 	free(ans);
 	free(j);
