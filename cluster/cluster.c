@@ -142,6 +142,14 @@ size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size
 	return k;
 }
 
+int cluster_stopping(struct cluster *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int stop = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	return stop;
+}
+
 size_t cluster_nodes_down(struct cluster *c)
 {
 	size_t k = 0;

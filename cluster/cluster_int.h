@@ -110,6 +110,8 @@ int64_t cluster_mono_ms(void);
 int64_t cluster_unix_ms(void);
 /* Sleeps ms milliseconds (the calling thread: a retry's pause, a test's lag). */
 void cluster_sleep_ms(int64_t ms);
+/* 1 once the node is stopping (its jobs end early). */
+int cluster_stopping(struct cluster *c);
 /* place_node_of and place_note (cluster.c): a placement value's node; the
  * memory copy of the bucket. */
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);

@@ -134,56 +134,54 @@ static enum err_code route(struct cluster *c, const char *to, int fresh,
 	return rc;
 }
 
-static int stopping(struct cluster *c)
+/* Where `to` runs for this try: the node the caller or the last try found (node
+ * not empty), or, on a try again (fresh), what the bucket's leader says now. */
+static enum err_code where(struct cluster *c, const char *to, int fresh,
+			   char node[CLUSTER_NODE_MAX], int *retry, struct err *err)
 {
-	pthread_mutex_lock(&c->lock);
-	int stop = c->stopping;
-	pthread_mutex_unlock(&c->lock);
-	return stop;
+	if (!fresh && node[0])
+		return ERR_OK;
+	return route(c, to, fresh, node, retry, err);
 }
 
-/* A thread's turn to wait and try again (see the top), held until its mail is
- * done: on_pool says which threads it is. */
-struct retry {
-	struct cluster *c;
-	int *waits;                   /* NULL until it holds a place */
-	int on_pool;
-	int64_t deadline, pause;      /* monotonic ms */
-};
+/* One try of something for an actor that may be moving. *retry: it was certainly
+ * not done and is worth trying again. fresh: a try again (read the bucket). */
+typedef enum err_code (*try_fn)(void *ctx, int fresh, int *retry, struct err *err);
 
-static struct retry retry_begin(struct cluster *c, int on_pool, int64_t ms)
+/* A place among the threads that may wait (see the top), or NULL when none is free;
+ * on_pool: a thread of our pool (else a supervisor's worker). */
+static int *wait_place(struct cluster *c, int on_pool)
 {
-	return (struct retry){.c = c, .on_pool = on_pool, .deadline = cluster_mono_ms() + ms,
-			      .pause = 100};
+	int *waits = on_pool ? &c->mail_waits_pool : &c->mail_waits_workers;
+	unsigned workers = pool_threads(supervisor_pool(c->sup));
+	int cap = on_pool ? POOL_WAITS_MAX : workers / 4 > 1 ? (int)workers / 4 : 1;
+	if (__atomic_add_fetch(waits, 1, __ATOMIC_ACQ_REL) <= cap)
+		return waits;
+	__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
+	return NULL;
 }
 
-/* Before trying again: false when the time is up, the node stops, or no place to
- * wait is free; otherwise waits the pause and doubles it (at most 1 s). */
-static int wait_to_retry(struct retry *r)
+/* fn(ctx) until it is done or not worth trying again, the node stops, `ms` have
+ * passed, or no place to wait is free; pauses of 100 ms doubling to 1 s. */
+static enum err_code with_retries(struct cluster *c, int on_pool, int64_t ms, try_fn fn,
+				  void *ctx, struct err *err)
 {
-	struct cluster *c = r->c;
-	if (cluster_mono_ms() + r->pause > r->deadline || stopping(c))
-		return 0;
-	if (!r->waits) {
-		int *waits = r->on_pool ? &c->mail_waits_pool : &c->mail_waits_workers;
-		unsigned workers = pool_threads(supervisor_pool(c->sup));
-		int cap = r->on_pool ? POOL_WAITS_MAX : workers >= 8 ? (int)workers / 4 : 1;
-		if (__atomic_add_fetch(waits, 1, __ATOMIC_ACQ_REL) > cap) {
-			__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
-			return 0;
-		}
-		r->waits = waits;
+	int64_t deadline = cluster_mono_ms() + ms, pause = 100;
+	int *waits = NULL;
+	enum err_code rc;
+	for (int fresh = 0;; fresh = 1) {
+		int retry = 0;
+		memset(err, 0, sizeof(*err));
+		rc = fn(ctx, fresh, &retry, err);
+		if (!retry || cluster_mono_ms() + pause > deadline || cluster_stopping(c) ||
+		    (!waits && !(waits = wait_place(c, on_pool))))
+			break;
+		cluster_sleep_ms(pause);
+		pause = pause * 2 > 1000 ? 1000 : pause * 2;
 	}
-	cluster_sleep_ms(r->pause);
-	r->pause = r->pause * 2 > 1000 ? 1000 : r->pause * 2;
-	return 1;
-}
-
-static void retry_end(struct retry *r)
-{
-	if (r->waits)
-		__atomic_sub_fetch(r->waits, 1, __ATOMIC_ACQ_REL);
-	r->waits = NULL;
+	if (waits)
+		__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
+	return rc;
 }
 
 /* The actor is placed here but this node does not run it (yet). */
@@ -214,20 +212,26 @@ static enum err_code deliver_here(struct cluster *c, const char *kind, const cha
 	return rc;
 }
 
-/* One try of mail of `kind` to actor `to`, wherever it runs now. */
-static enum err_code try_mail(struct cluster *c, const char *kind, const char *to,
-			      const char *from, const void *data, size_t len, int fresh,
-			      int *retry, struct err *err)
-{
+struct mail_try {
+	struct cluster *c;
+	const char *kind, *to, *from;
+	const void *data;
+	size_t len;
 	char node[CLUSTER_NODE_MAX];
-	enum err_code rc = route(c, to, fresh, node, retry, err);
+};
+
+/* One try of mail of `kind` to actor `to`, wherever it runs now. */
+static enum err_code try_mail(void *ctx, int fresh, int *retry, struct err *err)
+{
+	struct mail_try *m = ctx;
+	enum err_code rc = where(m->c, m->to, fresh, m->node, retry, err);
 	if (rc)
 		return rc;
-	if (strcmp(node, c->node) != 0)
-		return mail_call_ex(c, node, kind, to, from, data, len, MAIL_TIMEOUT_MS, NULL,
-				    NULL, retry, err);
-	rc = deliver_here(c, kind, to, from, data, len, err);
-	return rc == ERR_NOT_FOUND ? not_here_yet(to, retry, err) : rc;
+	if (strcmp(m->node, m->c->node) != 0)
+		return mail_call_ex(m->c, m->node, m->kind, m->to, m->from, m->data, m->len,
+				    MAIL_TIMEOUT_MS, NULL, NULL, retry, err);
+	rc = deliver_here(m->c, m->kind, m->to, m->from, m->data, m->len, err);
+	return rc == ERR_NOT_FOUND ? not_here_yet(m->to, retry, err) : rc;
 }
 
 /* Mail of `kind` to actor `to`, tried again while it is being moved (see the top);
@@ -236,16 +240,9 @@ static enum err_code mail_actor(struct cluster *c, const char *kind, const char 
 				const char *from, const void *data, size_t len, int on_pool,
 				struct err *err)
 {
-	struct retry r = retry_begin(c, on_pool, MAIL_RETRY_MS);
-	enum err_code rc;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		rc = try_mail(c, kind, to, from, data, len, fresh, &retry, err);
-		if (!retry || !wait_to_retry(&r))
-			break;
-	}
-	retry_end(&r);
-	return rc;
+	struct mail_try m = {.c = c, .kind = kind, .to = to, .from = from, .data = data,
+			     .len = len};
+	return with_retries(c, on_pool, MAIL_RETRY_MS, try_mail, &m, err);
 }
 
 static enum err_code remote_send(void *user, const char *to, const char *from,
@@ -259,62 +256,50 @@ static enum err_code remote_send(void *user, const char *to, const char *from,
 
 struct remote_req {
 	struct cluster *c;
-	char node[CLUSTER_NODE_MAX], to[37], from[37];
+	char node[CLUSTER_NODE_MAX], to[37], from[37];   /* node: "" until found */
 	int has_from;
-	int routed;                    /* node is the first try's (remote_request) */
 	uint8_t *data;
 	size_t len;
 	uint32_t timeout_ms;
+	int64_t deadline;              /* monotonic ms: the request's timeout */
 	supervisor_reply_fn reply;
 	void *reply_user;
+	int taken;                     /* the supervisor here took it: it answers */
+	uint8_t *ans;                  /* another node's answer */
+	size_t alen;
 };
 
-/* One try of a request; ERR_OK with *taken: the supervisor here took it and answers
- * through q->reply itself. */
-static enum err_code try_request(struct remote_req *q, int fresh, uint32_t timeout_ms,
-				 uint8_t **ans, size_t *alen, int *taken, int *retry,
-				 struct err *err)
+/* One try of a request, for the time it has left. */
+static enum err_code try_request(void *ctx, int fresh, int *retry, struct err *err)
 {
+	struct remote_req *q = ctx;
 	struct cluster *c = q->c;
-	enum err_code rc = ERR_OK;
-	if (!q->routed || fresh)
-		rc = route(c, q->to, fresh, q->node, retry, err);
-	q->routed = 0;
+	enum err_code rc = where(c, q->to, fresh, q->node, retry, err);
 	if (rc)
 		return rc;
+	int64_t left = q->deadline - cluster_mono_ms();
+	uint32_t timeout_ms = left > 1 ? (uint32_t)left : 1;
 	const char *from = q->has_from ? q->from : NULL;
 	if (strcmp(q->node, c->node) != 0)
 		return mail_call_ex(c, q->node, "request", q->to, from, q->data, q->len, timeout_ms,
-				    ans, alen, retry, err);
+				    &q->ans, &q->alen, retry, err);
 	local_only = 1;
 	rc = supervisor_request(c->sup, q->to, from, q->data, q->len, timeout_ms, q->reply,
 				q->reply_user, err);
 	local_only = 0;
-	*taken = rc == ERR_OK;
+	q->taken = rc == ERR_OK;
 	return rc == ERR_NOT_FOUND ? not_here_yet(q->to, retry, err) : rc;
 }
 
 static void job_request(void *arg)
 {
 	struct remote_req *q = arg;
-	uint8_t *ans = NULL;
-	size_t alen = 0;
 	struct err e = {0};
-	struct retry r = retry_begin(q->c, 1, q->timeout_ms);
-	enum err_code rc;
-	int taken = 0;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		int64_t left = r.deadline - cluster_mono_ms();
-		rc = try_request(q, fresh, left > 1 ? (uint32_t)left : 1, &ans, &alen, &taken,
-				 &retry, &e);
-		if (taken || !retry || !wait_to_retry(&r))
-			break;
-	}
-	retry_end(&r);
-	if (!taken)
-		q->reply(q->reply_user, rc, rc ? &e : NULL, ans, alen);
-	free(ans);
+	q->deadline = cluster_mono_ms() + q->timeout_ms;
+	enum err_code rc = with_retries(q->c, 1, q->timeout_ms, try_request, q, &e);
+	if (!q->taken)
+		q->reply(q->reply_user, rc, rc ? &e : NULL, q->ans, q->alen);
+	free(q->ans);
 	free(q->data);
 	free(q);
 }
@@ -338,8 +323,9 @@ static enum err_code remote_request(void *user, const char *to, const char *from
 		free(q);
 		return rc;
 	}
+	if (rc)                         /* the bucket could not be read: the job asks */
+		q->node[0] = '\0';
 	q->c = c;
-	q->routed = rc == ERR_OK;
 	snprintf(q->to, sizeof(q->to), "%s", to);
 	q->has_from = from != NULL;
 	snprintf(q->from, sizeof(q->from), "%s", from ? from : "");
@@ -412,18 +398,17 @@ struct child_job {
 /* One try: GET the child on its node, check its parent, then POST stop or restart.
  * *retry: certainly not done and worth trying again (the node does not answer or
  * answers 503, as while the child is being moved; never after a POST's timeout). */
-static enum err_code try_child(struct child_job *j, int fresh, int *retry, struct err *e)
+static enum err_code try_child(void *ctx, int fresh, int *retry, struct err *e)
 {
-	if (fresh) {
-		enum err_code rc = route(j->c, j->child, 1, j->node, retry, e);
-		if (rc)
-			return rc;
-	}
+	struct child_job *j = ctx;
+	enum err_code rc = where(j->c, j->child, fresh, j->node, retry, e);
+	if (rc)
+		return rc;
 	char target[128];
 	snprintf(target, sizeof(target), "/actors/%s", j->child);
 	struct cluster_http get = {.method = "GET", .target = target, .timeout_ms = 10000};
 	struct cluster_reply r = {0};
-	enum err_code rc = cluster_call(j->c, j->node, &get, &r, e);
+	rc = cluster_call(j->c, j->node, &get, &r, e);
 	json_t *run = NULL;
 	if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT || (!rc && r.status == 503))
 		*retry = 1;
@@ -465,16 +450,7 @@ static void job_child(void *arg)
 {
 	struct child_job *j = arg;
 	struct err e = {0};
-	struct retry r = retry_begin(j->c, 1, MAIL_RETRY_MS);
-	enum err_code rc;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		memset(&e, 0, sizeof(e));
-		rc = try_child(j, fresh, &retry, &e);
-		if (!retry || !wait_to_retry(&r))
-			break;
-	}
-	retry_end(&r);
+	enum err_code rc = with_retries(j->c, 1, MAIL_RETRY_MS, try_child, j, &e);
 	j->done(j->done_user, rc, rc ? &e : NULL);
 	free(j);
 }
@@ -655,7 +631,7 @@ struct kids_job {
 static void job_kids(void *arg)
 {
 	struct kids_job *j = arg;
-	if (j->round && stopping(j->c)) {     /* a later round, run at once by the stop */
+	if (j->round && cluster_stopping(j->c)) {   /* a later round, run at once by the stop */
 		free(j);
 		return;
 	}
@@ -741,39 +717,43 @@ static void remote_orphans(void *user, const char *parent)
 static enum err_code serve_child_state(struct cluster *c, const char *child, const char *parent,
 				       uint8_t **data, size_t *len, struct err *err);
 
-/* get-child-state of a child on another node, tried again while it is being moved
- * (a query: any failure to reach it is safe to try again). */
+struct state_try {
+	struct kids_job *j;
+	uint8_t *ans;
+	size_t alen;
+};
+
+/* One try of get-child-state (a query: any failure to reach the child is safe to
+ * try again). */
+static enum err_code try_child_state(void *ctx, int fresh, int *retry, struct err *e)
+{
+	struct state_try *t = ctx;
+	struct kids_job *j = t->j;
+	free(t->ans);
+	t->ans = NULL;
+	t->alen = 0;
+	enum err_code rc = where(j->c, j->child, fresh, j->node, retry, e);
+	if (rc)
+		return rc;
+	if (strcmp(j->node, j->c->node) != 0) {
+		rc = mail_call_ex(j->c, j->node, "child-state", j->child, j->parent, "", 0,
+				  MAIL_TIMEOUT_MS, &t->ans, &t->alen, retry, e);
+		*retry |= rc == ERR_TIMEOUT;
+		return rc;
+	}
+	rc = serve_child_state(j->c, j->child, j->parent, &t->ans, &t->alen, e);
+	return rc == ERR_NOT_FOUND ? not_here_yet(j->child, retry, e) : rc;
+}
+
+/* get-child-state of a child on another node, tried again while it is being moved. */
 static void job_child_state(void *arg)
 {
 	struct kids_job *j = arg;
-	uint8_t *ans = NULL;
-	size_t alen = 0;
+	struct state_try t = {.j = j};
 	struct err e = {0};
-	struct retry r = retry_begin(j->c, 1, MAIL_RETRY_MS);
-	enum err_code rc = ERR_OK;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		memset(&e, 0, sizeof(e));
-		if (fresh || !j->node[0])
-			rc = route(j->c, j->child, fresh, j->node, &retry, &e);
-		if (!rc && strcmp(j->node, j->c->node) != 0) {
-			rc = mail_call_ex(j->c, j->node, "child-state", j->child, j->parent, "", 0,
-					  MAIL_TIMEOUT_MS, &ans, &alen, &retry, &e);
-			retry |= rc == ERR_TIMEOUT;
-		} else if (!rc) {
-			rc = serve_child_state(j->c, j->child, j->parent, &ans, &alen, &e);
-			if (rc == ERR_NOT_FOUND)
-				rc = not_here_yet(j->child, &retry, &e);
-		}
-		if (!retry || !wait_to_retry(&r))
-			break;
-		free(ans);
-		ans = NULL;
-		alen = 0;
-	}
-	retry_end(&r);
-	j->reply(j->reply_user, rc, rc ? &e : NULL, ans, alen);
-	free(ans);
+	enum err_code rc = with_retries(j->c, 1, MAIL_RETRY_MS, try_child_state, &t, &e);
+	j->reply(j->reply_user, rc, rc ? &e : NULL, t.ans, t.alen);
+	free(t.ans);
 	free(j);
 }
 

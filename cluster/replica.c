@@ -1431,10 +1431,7 @@ static void job_fence_list(void *arg)
 {
 	struct fence_list *l = arg;
 	for (size_t i = 0; i < l->n; i++) {
-		pthread_mutex_lock(&l->c->lock);
-		int stopping = l->c->stopping;
-		pthread_mutex_unlock(&l->c->lock);
-		if (stopping)
+		if (cluster_stopping(l->c))
 			break;
 		if (fence_check(l->c, l->id[i], 1)) {
 			/* 10 s of failed reads: the rest would wait as long each */

@@ -44,7 +44,7 @@
 #define COMPACT_MIN (64 * 1024)
 #define CHUNK_HEAD 8                 /* "FFFFFF\r\n" at most: SEND_FILL < 16 MiB */
 #define SEND_FILL (128 * 1024)       /* body bytes per chunk and send */
-/* A stream's share of one visit by the sender: four chunks. */
+#define SEND_TURN_CHUNKS 4           /* a stream's share of one visit by the sender */
 
 static struct http_stream *stream_new(struct http_server *srv,
 				      const struct http_stream_config *cfg)
@@ -629,7 +629,7 @@ static void sender_serve(struct http_server *srv, struct http_stream *st, char *
 			http_unlock(srv);
 			return;
 		}
-		if (turn >= 4 * srv->send_fill && !st->closed) {
+		if (turn >= SEND_TURN_CHUNKS * srv->send_fill && !st->closed) {
 			sender_queue_locked(st);
 			http_unlock(srv);
 			return;
@@ -709,9 +709,10 @@ static void *sender_main(void *arg)
 void http_stream_sender_start_(struct http_server *srv)
 {
 	srv->send_fill = SEND_FILL;
-	const char *fill = getenv("THEATER_TEST_SEND_FILL");
-	if (fill && atoi(fill) >= 16 && atoi(fill) < SEND_FILL) {
-		srv->send_fill = (size_t)atoi(fill);
+	const char *env = getenv("THEATER_TEST_SEND_FILL");
+	int fill = env ? atoi(env) : 0;
+	if (fill >= 16 && fill < SEND_FILL) {
+		srv->send_fill = (size_t)fill;
 		log_warn("http", "THEATER_TEST_SEND_FILL=%zu: event streams are sent in chunks of "
 			 "that many bytes, which cut nearly every frame (for tests; never in "
 			 "production)", srv->send_fill);

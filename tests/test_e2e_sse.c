@@ -141,13 +141,19 @@ static void test_replay_finished(void **state)
 struct live_arg {
 	char *url;
 	const char *last_id;
+	long timeout_s;          /* 0: 30 */
+	unsigned stall_ms;       /* a slow reader (sse_collect_slow) that stalls this long */
 	struct sse_result r;
 };
 
 static void *collect_thread(void *p)
 {
 	struct live_arg *a = p;
-	sse_collect(a->url, a->last_id, 0, 30, &a->r);
+	long timeout_s = a->timeout_s ? a->timeout_s : 30;
+	if (a->stall_ms)
+		sse_collect_slow(a->url, a->stall_ms, timeout_s, &a->r);
+	else
+		sse_collect(a->url, a->last_id, 0, timeout_s, &a->r);
 	return NULL;
 }
 
@@ -299,20 +305,6 @@ static void test_frames_identical(void **state)
  * few MB first, so a cut would seldom be tested), and the stream keeps the cut
  * frame between chunks (the one frame of the ring a stream holds). Every frame
  * arrives whole, once, in order, and both see the same frames. */
-static void *slow_thread(void *p)
-{
-	struct live_arg *a = p;
-	sse_collect_slow(a->url, 1000, 120, &a->r);
-	return NULL;
-}
-
-static void *patient_thread(void *p)
-{
-	struct live_arg *a = p;
-	sse_collect(a->url, NULL, 0, 120, &a->r);
-	return NULL;
-}
-
 static void test_slow_subscriber_backlog(void **state)
 {
 	(void)state;
@@ -324,10 +316,11 @@ static void test_slow_subscriber_backlog(void **state)
 	assert_int_equal(started, 0);
 	server_put_example_package(&SP, "counter");
 	char *id = spawn_package("counter.wasm");
-	struct live_arg a[2] = {{.url = url(id, "/chain")}, {.url = url(id, "/chain")}};
+	struct live_arg a[2] = {{.url = url(id, "/chain"), .timeout_s = 120, .stall_ms = 1000},
+				{.url = url(id, "/chain"), .timeout_s = 120}};
 	pthread_t t[2];
-	pthread_create(&t[0], NULL, slow_thread, &a[0]);
-	pthread_create(&t[1], NULL, patient_thread, &a[1]);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, collect_thread, &a[i]);
 	usleep(300 * 1000);
 	char *m = url(id, "/messages");
 	long bad = 0;
