@@ -58,9 +58,6 @@ struct cluster {
 	struct bus_sub *http_sub;
 	struct supervisor_sub *lifecycle;   /* spawned children get placed */
 	struct pool *pool;
-	/* atomic: threads that wait to send mail again to an actor being moved
-	 * (mail.c), on the supervisor's workers (an actor's send) and on our pool */
-	int mail_waits_workers, mail_waits_pool;
 	pthread_t beat;
 	int beat_started;
 	pthread_mutex_t lock;         /* nodes, places, stopping */

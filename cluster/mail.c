@@ -9,8 +9,8 @@
  * event is durable (and replicated) in the receiver's chain, so a send that
  * returned is never lost; a request is answered with the actor's reply.
  *
- * Ordering: a send blocks its sender until the owner accepted it, and a
- * request parks its sender until the answer, so one sender's mail arrives in
+ * Ordering: a send parks its sender until the owner accepted it, and a
+ * request until the answer, so one sender's mail arrives in
  * the order it was sent (per-sender FIFO), as locally.
  *
  * An actor being moved (its node died and another takes it over, or it is placed
@@ -22,10 +22,10 @@
  * actor, which the bucket still places somewhere), or the bucket could not be
  * read. A timeout is never tried again (the mail may have been taken). The
  * receiving side never sends mail on: a stale placement cannot bounce it.
- * Waiting holds a thread, so only some may: a quarter of the supervisor's
- * workers (an actor's send waits on the worker that runs the actor; at least
- * one) and half of our pool (requests, notices, child operations); mail that
- * finds no place to wait fails at once, as it did before it could wait.
+ * Waiting holds no thread: every try is a job of our pool and the pause before
+ * the next one a delayed job (start_tries), and the sender waits parked (an
+ * actor's send or request frees its worker until the answer; the API's send
+ * answers when done is called), so any number of senders may wait at once.
  *
  * Supervision uses the same subject: `child-exit` / `child-error` (a child's
  * end for its parent), `spawn` (a child whose manifest names another node:
@@ -42,7 +42,6 @@
 
 #define MAIL_TIMEOUT_MS 10000
 #define MAIL_RETRY_MS 20000     /* a sender waits this long for a receiver being moved */
-#define POOL_WAITS_MAX 8        /* of our pool's 16 threads, at most these wait so */
 
 /* Set while this thread hands mail to the supervisor for actors here only: its
  * remote hooks then refuse (404) instead of sending the mail on (mail.c's own
@@ -147,41 +146,59 @@ static enum err_code where(struct cluster *c, const char *to, int fresh,
 /* One try of something for an actor that may be moving. *retry: it was certainly
  * not done and is worth trying again. fresh: a try again (read the bucket). */
 typedef enum err_code (*try_fn)(void *ctx, int fresh, int *retry, struct err *err);
+/* After the last try, once: its result (err NULL when rc is ERR_OK); frees ctx. */
+typedef void (*end_fn)(void *ctx, enum err_code rc, const struct err *err);
 
-/* A place among the threads that may wait (see the top), or NULL when none is free;
- * on_pool: a thread of our pool (else a supervisor's worker). */
-static int *wait_place(struct cluster *c, int on_pool)
+/* Tries of fn(ctx) on our pool, each a job of its own: a pause between two is a
+ * delayed job, not a thread that sleeps, so any number may wait at once. */
+struct retrying {
+	struct cluster *c;
+	try_fn fn;
+	end_fn end;
+	void *ctx;
+	int64_t deadline;             /* monotonic ms */
+	uint32_t pause;               /* ms before the next try */
+	int fresh;                    /* 0 for the first try */
+	enum err_code rc;             /* the last try's result */
+	struct err err;
+};
+
+/* One try; then the next one later, or the end: when fn is done or not worth
+ * trying again, the time is up, or the node stops (its pool runs delayed jobs at
+ * once then: they end with the last try's result). */
+static void job_retrying(void *arg)
 {
-	int *waits = on_pool ? &c->mail_waits_pool : &c->mail_waits_workers;
-	unsigned workers = pool_threads(supervisor_pool(c->sup));
-	int cap = on_pool ? POOL_WAITS_MAX : workers / 4 > 1 ? (int)workers / 4 : 1;
-	if (__atomic_add_fetch(waits, 1, __ATOMIC_ACQ_REL) <= cap)
-		return waits;
-	__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
-	return NULL;
+	struct retrying *r = arg;
+	if (!r->fresh || !cluster_stopping(r->c)) {
+		int retry = 0;
+		memset(&r->err, 0, sizeof(r->err));
+		r->rc = r->fn(r->ctx, r->fresh, &retry, &r->err);
+		uint32_t pause = r->pause;
+		r->fresh = 1;
+		r->pause = pause * 2 > 1000 ? 1000 : pause * 2;
+		if (retry && cluster_mono_ms() + pause <= r->deadline && !cluster_stopping(r->c) &&
+		    cluster_submit_after(r->c, pause, job_retrying, r) == ERR_OK)
+			return;
+	}
+	r->end(r->ctx, r->rc, r->rc ? &r->err : NULL);
+	free(r);
 }
 
-/* fn(ctx) until it is done or not worth trying again, the node stops, `ms` have
- * passed, or no place to wait is free; pauses of 100 ms doubling to 1 s. */
-static enum err_code with_retries(struct cluster *c, int on_pool, int64_t ms, try_fn fn,
-				  void *ctx, struct err *err)
+/* fn(ctx) on our pool, tried again for up to `ms` (pauses of 100 ms doubling to
+ * 1 s), then end(ctx, ...). ERR_OK; else nothing runs and the caller keeps ctx. */
+static enum err_code start_tries(struct cluster *c, int64_t ms, try_fn fn, end_fn end,
+				 void *ctx, struct err *err)
 {
-	int64_t deadline = cluster_mono_ms() + ms, pause = 100;
-	int *waits = NULL;
-	enum err_code rc;
-	for (int fresh = 0;; fresh = 1) {
-		int retry = 0;
-		memset(err, 0, sizeof(*err));
-		rc = fn(ctx, fresh, &retry, err);
-		if (!retry || cluster_mono_ms() + pause > deadline || cluster_stopping(c) ||
-		    (!waits && !(waits = wait_place(c, on_pool))))
-			break;
-		cluster_sleep_ms(pause);
-		pause = pause * 2 > 1000 ? 1000 : pause * 2;
+	struct retrying *r = calloc(1, sizeof(*r));
+	if (!r)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	*r = (struct retrying){.c = c, .fn = fn, .end = end, .ctx = ctx,
+			       .deadline = cluster_mono_ms() + ms, .pause = 100};
+	if (cluster_submit(c, job_retrying, r)) {
+		free(r);
+		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
 	}
-	if (waits)
-		__atomic_sub_fetch(waits, 1, __ATOMIC_ACQ_REL);
-	return rc;
+	return ERR_OK;
 }
 
 /* The actor is placed here but this node does not run it (yet). */
@@ -212,55 +229,94 @@ static enum err_code deliver_here(struct cluster *c, const char *kind, const cha
 	return rc;
 }
 
-struct mail_try {
+struct out_mail {
 	struct cluster *c;
-	const char *kind, *to, *from;
-	const void *data;
+	char kind[16], to[37], from[37], node[CLUSTER_NODE_MAX];   /* node: "" until found */
+	int has_from;
+	uint8_t *data;
 	size_t len;
-	char node[CLUSTER_NODE_MAX];
+	supervisor_done_fn done;      /* NULL: a child's exit (a failure is logged) */
+	void *done_user;
 };
 
 /* One try of mail of `kind` to actor `to`, wherever it runs now. */
 static enum err_code try_mail(void *ctx, int fresh, int *retry, struct err *err)
 {
-	struct mail_try *m = ctx;
+	struct out_mail *m = ctx;
 	enum err_code rc = where(m->c, m->to, fresh, m->node, retry, err);
 	if (rc)
 		return rc;
+	const char *from = m->has_from ? m->from : NULL;
 	if (strcmp(m->node, m->c->node) != 0)
-		return mail_call_ex(m->c, m->node, m->kind, m->to, m->from, m->data, m->len,
+		return mail_call_ex(m->c, m->node, m->kind, m->to, from, m->data, m->len,
 				    MAIL_TIMEOUT_MS, NULL, NULL, retry, err);
-	rc = deliver_here(m->c, m->kind, m->to, m->from, m->data, m->len, err);
+	rc = deliver_here(m->c, m->kind, m->to, from, m->data, m->len, err);
 	return rc == ERR_NOT_FOUND ? not_here_yet(m->to, retry, err) : rc;
 }
 
-/* Mail of `kind` to actor `to`, tried again while it is being moved (see the top);
- * on_pool: called on our pool (else on a supervisor's worker). */
-static enum err_code mail_actor(struct cluster *c, const char *kind, const char *to,
-				const char *from, const void *data, size_t len, int on_pool,
-				struct err *err)
+static void end_mail(void *ctx, enum err_code rc, const struct err *err)
 {
-	struct mail_try m = {.c = c, .kind = kind, .to = to, .from = from, .data = data,
-			     .len = len};
-	return with_retries(c, on_pool, MAIL_RETRY_MS, try_mail, &m, err);
+	struct out_mail *m = ctx;
+	if (m->done)
+		m->done(m->done_user, rc, err);
+	else if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
+		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", m->to,
+			 err->msg);
+	free(m->data);
+	free(m);
+}
+
+/* A copy of mail of `kind` to actor `to` (NULL on OOM); `size`: of the struct
+ * that begins with it. */
+static void *out_mail_new(struct cluster *c, size_t size, const char *kind, const char *to,
+			  const char *from, const void *data, size_t len)
+{
+	struct out_mail *m = calloc(1, size);
+	if (!m || !(m->data = malloc(len ? len : 1))) {
+		free(m);
+		return NULL;
+	}
+	m->c = c;
+	snprintf(m->kind, sizeof(m->kind), "%s", kind);
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	m->has_from = from != NULL;
+	snprintf(m->from, sizeof(m->from), "%s", from ? from : "");
+	memcpy(m->data, data, len);
+	m->len = len;
+	return m;
+}
+
+/* Mail of `kind` to actor `to` from our pool, tried again while it is being moved
+ * (see the top); done (may be NULL) is called once it is taken or failed. */
+static enum err_code mail_actor(struct cluster *c, const char *kind, const char *to,
+				const char *from, const void *data, size_t len,
+				supervisor_done_fn done, void *done_user, struct err *err)
+{
+	struct out_mail *m = out_mail_new(c, sizeof(*m), kind, to, from, data, len);
+	if (!m)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	m->done = done;
+	m->done_user = done_user;
+	enum err_code rc = start_tries(c, MAIL_RETRY_MS, try_mail, end_mail, m, err);
+	if (rc) {
+		free(m->data);
+		free(m);
+	}
+	return rc;
 }
 
 static enum err_code remote_send(void *user, const char *to, const char *from,
-				 const void *data, size_t len, struct err *err)
+				 const void *data, size_t len, supervisor_done_fn done,
+				 void *done_user, struct err *err)
 {
 	struct cluster *c = user;
 	if (local_only)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	return mail_actor(c, "send", to, from, data, len, 0, err);
+	return mail_actor(c, "send", to, from, data, len, done, done_user, err);
 }
 
 struct remote_req {
-	struct cluster *c;
-	char node[CLUSTER_NODE_MAX], to[37], from[37];   /* node: "" until found */
-	int has_from;
-	uint8_t *data;
-	size_t len;
-	uint32_t timeout_ms;
+	struct out_mail m;             /* first: the request */
 	int64_t deadline;              /* monotonic ms: the request's timeout */
 	supervisor_reply_fn reply;
 	void *reply_user;
@@ -273,34 +329,32 @@ struct remote_req {
 static enum err_code try_request(void *ctx, int fresh, int *retry, struct err *err)
 {
 	struct remote_req *q = ctx;
-	struct cluster *c = q->c;
-	enum err_code rc = where(c, q->to, fresh, q->node, retry, err);
+	struct out_mail *m = &q->m;
+	struct cluster *c = m->c;
+	enum err_code rc = where(c, m->to, fresh, m->node, retry, err);
 	if (rc)
 		return rc;
 	int64_t left = q->deadline - cluster_mono_ms();
 	uint32_t timeout_ms = left > 1 ? (uint32_t)left : 1;
-	const char *from = q->has_from ? q->from : NULL;
-	if (strcmp(q->node, c->node) != 0)
-		return mail_call_ex(c, q->node, "request", q->to, from, q->data, q->len, timeout_ms,
+	const char *from = m->has_from ? m->from : NULL;
+	if (strcmp(m->node, c->node) != 0)
+		return mail_call_ex(c, m->node, "request", m->to, from, m->data, m->len, timeout_ms,
 				    &q->ans, &q->alen, retry, err);
 	local_only = 1;
-	rc = supervisor_request(c->sup, q->to, from, q->data, q->len, timeout_ms, q->reply,
+	rc = supervisor_request(c->sup, m->to, from, m->data, m->len, timeout_ms, q->reply,
 				q->reply_user, err);
 	local_only = 0;
 	q->taken = rc == ERR_OK;
-	return rc == ERR_NOT_FOUND ? not_here_yet(q->to, retry, err) : rc;
+	return rc == ERR_NOT_FOUND ? not_here_yet(m->to, retry, err) : rc;
 }
 
-static void job_request(void *arg)
+static void end_request(void *ctx, enum err_code rc, const struct err *err)
 {
-	struct remote_req *q = arg;
-	struct err e = {0};
-	q->deadline = cluster_mono_ms() + q->timeout_ms;
-	enum err_code rc = with_retries(q->c, 1, q->timeout_ms, try_request, q, &e);
+	struct remote_req *q = ctx;
 	if (!q->taken)
-		q->reply(q->reply_user, rc, rc ? &e : NULL, q->ans, q->alen);
+		q->reply(q->reply_user, rc, err, q->ans, q->alen);
 	free(q->ans);
-	free(q->data);
+	free(q->m.data);
 	free(q);
 }
 
@@ -311,80 +365,43 @@ static enum err_code remote_request(void *user, const char *to, const char *from
 	struct cluster *c = user;
 	if (local_only)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
-	struct remote_req *q = calloc(1, sizeof(*q));
-	if (!q || !(q->data = malloc(len ? len : 1))) {
-		free(q);
+	struct remote_req *q = out_mail_new(c, sizeof(*q), "request", to, from, data, len);
+	if (!q)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	}
 	int retry = 0;
-	enum err_code rc = route(c, to, 0, q->node, &retry, err);
-	if (rc && !retry) {             /* unknown or deleted: answered now */
-		free(q->data);
-		free(q);
-		return rc;
+	enum err_code rc = route(c, to, 0, q->m.node, &retry, err);
+	if (rc)                         /* unknown or deleted; or the bucket could not be
+					 * read: the first try asks again */
+		q->m.node[0] = '\0';
+	if (!rc || retry) {
+		if (!timeout_ms)
+			timeout_ms = 30000;
+		q->deadline = cluster_mono_ms() + timeout_ms;
+		q->reply = reply;
+		q->reply_user = reply_user;
+		rc = start_tries(c, timeout_ms, try_request, end_request, q, err);
 	}
-	if (rc)                         /* the bucket could not be read: the job asks */
-		q->node[0] = '\0';
-	q->c = c;
-	snprintf(q->to, sizeof(q->to), "%s", to);
-	q->has_from = from != NULL;
-	snprintf(q->from, sizeof(q->from), "%s", from ? from : "");
-	memcpy(q->data, data, len);
-	q->len = len;
-	q->timeout_ms = timeout_ms ? timeout_ms : 30000;
-	q->reply = reply;
-	q->reply_user = reply_user;
-	if (cluster_submit(c, job_request, q)) {
-		free(q->data);
+	if (rc) {                       /* answered now */
+		free(q->m.data);
 		free(q);
-		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
 	}
-	return ERR_OK;
+	return rc;
 }
 
 /* ---- supervision across nodes ---- */
 
-struct notice_job {
-	struct cluster *c;
-	char parent[37];
-	int error;
-	char *info;
-	size_t len;
-};
-
-/* A child's exit for its parent on another node. Sent from the cluster's
- * threads; the child has ended, so every mail it sent was accepted before. */
-static void job_notice(void *arg)
-{
-	struct notice_job *j = arg;
-	struct err e = {0};
-	enum err_code rc = mail_actor(j->c, j->error ? "child-error" : "child-exit", j->parent,
-				      NULL, j->info, j->len, 1, &e);
-	if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
-		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", j->parent,
-			 e.msg);
-	free(j->info);
-	free(j);
-}
-
+/* A child's exit for its parent on another node, sent from the cluster's
+ * threads (must not block); the child has ended, so every mail it sent was
+ * accepted before. */
 static void remote_notice(void *user, const char *parent, int error, const char *info,
 			  size_t len)
 {
 	struct cluster *c = user;
-	struct notice_job *j = calloc(1, sizeof(*j));
-	if (!j || !(j->info = malloc(len + 1))) {
-		free(j);
-		return;
-	}
-	j->c = c;
-	snprintf(j->parent, sizeof(j->parent), "%s", parent);
-	j->error = error;
-	memcpy(j->info, info, len);
-	j->len = len;
-	if (cluster_submit(c, job_notice, j)) {
-		free(j->info);
-		free(j);
-	}
+	struct err e = {0};
+	if (mail_actor(c, error ? "child-error" : "child-exit", parent, NULL, info, len, NULL,
+		       NULL, &e))
+		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", parent,
+			 e.msg);
 }
 
 struct child_job {
@@ -446,12 +463,10 @@ static enum err_code try_child(void *ctx, int fresh, int *retry, struct err *e)
 
 /* stop-child / restart-child of a child on another node, tried again while it is
  * being moved (as mail is). */
-static void job_child(void *arg)
+static void end_child(void *ctx, enum err_code rc, const struct err *err)
 {
-	struct child_job *j = arg;
-	struct err e = {0};
-	enum err_code rc = with_retries(j->c, 1, MAIL_RETRY_MS, try_child, j, &e);
-	j->done(j->done_user, rc, rc ? &e : NULL);
+	struct child_job *j = ctx;
+	j->done(j->done_user, rc, err);
 	free(j);
 }
 
@@ -480,11 +495,10 @@ static enum err_code remote_child(void *user, const char *child, const char *par
 	j->restart = restart;
 	j->done = done;
 	j->done_user = done_user;
-	if (cluster_submit(c, job_child, j)) {
+	enum err_code rc = start_tries(c, MAIL_RETRY_MS, try_child, end_child, j, err);
+	if (rc)
 		free(j);
-		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
-	}
-	return ERR_OK;
+	return rc;
 }
 
 /* ---- children across nodes (docs/cluster.md "Children across nodes") ---- */
@@ -746,15 +760,13 @@ static enum err_code try_child_state(void *ctx, int fresh, int *retry, struct er
 }
 
 /* get-child-state of a child on another node, tried again while it is being moved. */
-static void job_child_state(void *arg)
+static void end_child_state(void *ctx, enum err_code rc, const struct err *err)
 {
-	struct kids_job *j = arg;
-	struct state_try t = {.j = j};
-	struct err e = {0};
-	enum err_code rc = with_retries(j->c, 1, MAIL_RETRY_MS, try_child_state, &t, &e);
-	j->reply(j->reply_user, rc, rc ? &e : NULL, t.ans, t.alen);
-	free(t.ans);
-	free(j);
+	struct state_try *t = ctx;
+	t->j->reply(t->j->reply_user, rc, err, t->ans, t->alen);
+	free(t->ans);
+	free(t->j);
+	free(t);
 }
 
 static enum err_code remote_child_state(void *user, const char *child, const char *parent,
@@ -763,26 +775,31 @@ static enum err_code remote_child_state(void *user, const char *child, const cha
 {
 	struct cluster *c = user;
 	struct kids_job *j = calloc(1, sizeof(*j));
-	if (!j)
+	struct state_try *t = calloc(1, sizeof(*t));
+	if (!j || !t) {
+		free(j);
+		free(t);
 		return err_set(err, ERR_NOMEM, "out of memory");
+	}
 	int retry = 0;
 	enum err_code rc = route(c, child, 0, j->node, &retry, err);
-	if (rc && !retry) {             /* unknown or deleted: answered now */
-		free(j);
-		return rc;
-	}
-	if (rc)                         /* the bucket could not be read: the job asks */
+	if (rc)                         /* unknown or deleted; or the bucket could not be
+					 * read: the first try asks again */
 		j->node[0] = '\0';
-	j->c = c;
-	snprintf(j->child, sizeof(j->child), "%s", child);
-	snprintf(j->parent, sizeof(j->parent), "%s", parent);
-	j->reply = reply;
-	j->reply_user = reply_user;
-	if (cluster_submit(c, job_child_state, j)) {
-		free(j);
-		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+	if (!rc || retry) {
+		j->c = c;
+		snprintf(j->child, sizeof(j->child), "%s", child);
+		snprintf(j->parent, sizeof(j->parent), "%s", parent);
+		j->reply = reply;
+		j->reply_user = reply_user;
+		t->j = j;
+		rc = start_tries(c, MAIL_RETRY_MS, try_child_state, end_child_state, t, err);
 	}
-	return ERR_OK;
+	if (rc) {                       /* answered now */
+		free(j);
+		free(t);
+	}
+	return rc;
 }
 
 /* ---- the receiving side ---- */

@@ -1,7 +1,8 @@
 /* host_message.c - theater:simple/message-server-host: send and request.
  *
  * send puts a message in another actor's mailbox (supervisor_send, from = the
- * calling actor). request does the same and waits for the answer, bounded by
+ * calling actor); a send to an actor another node runs parks the call until
+ * that node accepted it (supervisor_send_remote). request does the same and waits for the answer, bounded by
  * the actor's timeout (at most 30 s) plus a short grace for the supervisor's
  * own timeout to arrive: the call parks (host_wait_end) and the worker goes on
  * with other actors until the reply callback answers the wait.
@@ -25,6 +26,9 @@
 #define MESSAGE_MAX ((size_t)16 << 20)
 #define REQUEST_MAX_TIMEOUT_MS 30000u
 #define REQUEST_GRACE_MS 2000u
+/* The cluster answers a send within its tries (cluster/mail.c: 20 s, then one
+ * more of 12 s at most); this only guards that promise. */
+#define SEND_REMOTE_WAIT_MS 40000u
 
 void host_message_reply(void *user, enum err_code rc, const struct err *err,
 			const uint8_t *data, size_t len)
@@ -84,6 +88,44 @@ static json_t *output(int32_t rc, const struct err *e)
 	return out;
 }
 
+/* A send to another node's actor: done of supervisor_send_remote (user: a host_wait). */
+static void send_done(void *user, enum err_code rc, const struct err *err)
+{
+	struct host_wait *w = user;
+	if (host_wait_claim(w)) {
+		w->rc = rc;
+		if (err && rc)
+			w->e = *err;
+	}
+	host_wait_settle(w);
+}
+
+/* The rest of a send to another node's actor once its node answered (or not). */
+static void send_finish(struct wasm_caller *c, struct actor *a, struct host_wait *w, void *ctx,
+			struct wasm_value *results)
+{
+	(void)c;
+	struct err e = {0};
+	int32_t rc = 0;
+	if (w->timed_out) {
+		err_set(&e, ERR_TIMEOUT, "the receiver's node did not answer within %u ms",
+			SEND_REMOTE_WAIT_MS);
+		rc = HOST_ETIMEDOUT;
+	} else if (w->rc) {
+		e = w->e;
+		if (!e.msg[0])
+			err_set(&e, w->rc, "the send failed: %s", err_code_name(w->rc));
+		rc = host_errno(w->rc);
+	}
+	host_set_i32(&results[0], rc);
+	host_record(a, MOD, "send", json_incref(ctx), output(rc, &e));
+}
+
+static void json_ctx_free(void *p)
+{
+	json_decref(p);
+}
+
 static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm_value *args,
 			    struct wasm_value *results, struct err *err)
 {
@@ -93,13 +135,30 @@ static enum err_code m_send(struct wasm_caller *c, void *user, const struct wasm
 	char to[37];
 	uint8_t *msg = NULL;
 	json_t *in = json_object();
+	struct supervisor *s = host_supervisor(user);
 	int32_t rc = host_message_args(c, args, to, &msg, in, &e);
+	enum err_code sc = rc ? ERR_OK : supervisor_send(s, to, host_actor_id(user), msg,
+							  args[3].of.i32, &e);
+	struct host_wait *w = NULL;
+	/* another node's actor: the call parks until that node accepted it */
+	if (sc == ERR_NOT_FOUND && supervisor_remote_hooks(s)) {
+		memset(&e, 0, sizeof(e));
+		if (!(w = host_wait_new()))
+			sc = err_set(&e, ERR_NOMEM, "out of memory");
+		else if ((sc = supervisor_send_remote(s, to, host_actor_id(user), msg,
+						      args[3].of.i32, send_done, w, &e)))
+			host_wait_unref(w);   /* the callback's reference: it will not run */
+	}
+	free(msg);
+	if (w && !sc)
+		return host_wait_end(c, user, w, SEND_REMOTE_WAIT_MS, send_finish, in,
+				     json_ctx_free, results, err);
+	if (w)
+		host_wait_unref(w);
 	if (!rc)
-		rc = host_errno(supervisor_send(host_supervisor(user), to, host_actor_id(user), msg,
-					     args[3].of.i32, &e));
+		rc = host_errno(sc);
 	host_set_i32(&results[0], rc);
 	host_record(user, MOD, "send", in, output(rc, &e));
-	free(msg);
 	return ERR_OK;
 }
 

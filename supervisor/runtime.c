@@ -1253,6 +1253,16 @@ static enum err_code accept_mail(struct supervisor *s, const char *to, const cha
 	return accept_mail_ex(s, to, from, kind, data, len, r, out, NULL, NULL, err);
 }
 
+enum err_code supervisor_send_remote(struct supervisor *s, const char *to, const char *from,
+				     const void *data, size_t len, supervisor_done_fn done,
+				     void *user, struct err *err)
+{
+	const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
+	if (!rm || !rm->send)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", to);
+	return rm->send(rm->user, to, from, data, len, done, user, err);
+}
+
 enum err_code supervisor_send_async(struct supervisor *s, const char *to, const void *data,
 				    size_t len, supervisor_done_fn done, void *user,
 				    struct err *err)
@@ -1260,12 +1270,8 @@ enum err_code supervisor_send_async(struct supervisor *s, const char *to, const 
 	struct actor *a = NULL;
 	enum err_code rc = accept_mail_ex(s, to, NULL, MAIL_SEND, data, len, NULL, &a, done,
 					  user, err);
-	const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
-	if (rc == ERR_NOT_FOUND && rm && rm->send) {   /* cluster: another node's actor */
-		rc = rm->send(rm->user, to, NULL, data, len, err);
-		if (!rc)
-			done(user, ERR_OK, NULL);
-	}
+	if (rc == ERR_NOT_FOUND && supervisor_remote_hooks(s))   /* another node's actor */
+		rc = supervisor_send_remote(s, to, NULL, data, len, done, user, err);
 	return rc;
 }
 
@@ -1274,9 +1280,6 @@ enum err_code supervisor_send(struct supervisor *s, const char *to, const char *
 {
 	struct actor *a = NULL;
 	enum err_code rc = accept_mail(s, to, from, MAIL_SEND, data, len, NULL, &a, err);
-	const struct supervisor_remote *rm = __atomic_load_n(&s->remote, __ATOMIC_ACQUIRE);
-	if (rc == ERR_NOT_FOUND && rm && rm->send)     /* cluster: another node's actor */
-		return rm->send(rm->user, to, from, data, len, err);
 	if (rc)
 		return rc;
 	actor_unref(s, a);

@@ -146,13 +146,22 @@ void supervisor_delete(struct supervisor *s, const char *id, int force, supervis
 
 /* ---- actors at work: messages, requests, state (issue 4) ---- */
 
-/* Puts a message in the mailbox of running actor `to` (from: the sender's actor
- * id, or NULL for the API). Messages from one sender arrive in order. The
+/* Puts a message in the mailbox of running actor `to`, an actor of this node
+ * (from: the sender's actor id, or NULL). Messages from one sender arrive in
+ * order. The
  * acceptance is recorded in the receiver's chain before this returns.
  * ERR_NOT_FOUND, ERR_CONFLICT (not running), ERR_BUSY (mailbox full),
  * ERR_TOO_LARGE. Sync; may block on one fdatasync. */
 enum err_code supervisor_send(struct supervisor *s, const char *to, const char *from,
 			      const void *data, size_t len, struct err *err);
+/* A send to an actor another node runs (the cluster's remote hook; ERR_NOT_FOUND
+ * without one): ERR_OK, and done is called once, later, on another thread, when
+ * the receiver's node accepted it (durable there) or it failed; or an error at
+ * once (done is not called). The caller waits for done without holding a worker
+ * (an actor's send parks). */
+enum err_code supervisor_send_remote(struct supervisor *s, const char *to, const char *from,
+				     const void *data, size_t len, supervisor_done_fn done,
+				     void *user, struct err *err);
 /* The same from the API, without blocking on the sync: errors found before the
  * message is written are returned (done is not called); else ERR_OK, and done
  * is called once, when the message is durable and queued (ERR_OK) or could not
@@ -293,12 +302,14 @@ struct supervisor_replica {
 /* Installs r (NULL: none). Call once, before actors are spawned through the API. */
 void supervisor_set_replica(struct supervisor *s, const struct supervisor_replica *r);
 /* Mail for actors this node does not know (another node runs them):
- * supervisor_send and supervisor_request hand it to these when the receiver is
- * not found here, with the same contract (send: durable in the receiver's
- * chain before it returns; request: reply called once). */
+ * supervisor_send_remote, supervisor_send_async and supervisor_request hand it
+ * to these when the receiver is not found here. send: ERR_OK and done called
+ * once, later, from another thread (ERR_OK: durable in the receiver's chain),
+ * or an error at once; request: reply called once. */
 struct supervisor_remote {
 	enum err_code (*send)(void *user, const char *to, const char *from, const void *data,
-			      size_t len, struct err *err);
+			      size_t len, supervisor_done_fn done, void *done_user,
+			      struct err *err);
 	enum err_code (*request)(void *user, const char *to, const char *from, const void *data,
 				 size_t len, uint32_t timeout_ms, supervisor_reply_fn reply,
 				 void *reply_user, struct err *err);

@@ -2596,45 +2596,55 @@ static void test_takeover_answers_503(void **state)
 	free(ra);
 	http_result_release(&r);
 	assert_int_equal(call(0, "GET", path, NULL, NULL), 503);
-	/* mail to it from an actor on alpha is not refused as unknown: gamma answers
-	 * "not taken, try again" and the send waits, until the tombstone below */
+	/* mail to it from actors on alpha is not refused as unknown: gamma answers
+	 * "not taken, try again" and the sends wait, until the tombstone below. They
+	 * wait parked: more of them than alpha has workers (4), and alpha's other
+	 * actors work meanwhile (a send that held its worker would stall them) */
 	put_driver();
-	char *sender = spawn_driver(0, "&node=alpha", NULL);
-	struct bg_request q = {.node = 0, .path = tu_fmt("/actors/%s/requests?timeout=40", sender),
-			       .body = tu_fmt("send %s 1", id)};
-	pthread_t qt;
-	assert_int_equal(pthread_create(&qt, NULL, bg_request_main, &q), 0);
+	enum { SENDERS = 6 };
+	struct bg_request q[SENDERS];
+	pthread_t qt[SENDERS];
+	char *senders[SENDERS];
+	for (int i = 0; i < SENDERS; i++)
+		senders[i] = spawn_driver(0, "&node=alpha", NULL);
+	for (int i = 0; i < SENDERS; i++) {
+		q[i] = (struct bg_request){.node = 0,
+			.path = tu_fmt("/actors/%s/requests?timeout=40", senders[i]),
+			.body = tu_fmt("send %s 1", id)};
+		assert_int_equal(pthread_create(&qt[i], NULL, bg_request_main, &q[i]), 0);
+	}
 	nap_ms(1500);
-	if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
-		fail_msg("the send to an actor being moved did not wait: %ld %s", q.status,
-			 q.answer);
-	/* waiting holds the worker that runs the actor: with alpha's 4 workers one send
-	 * may wait at once, and a second fails at once, as before (the first still
-	 * waits when it has its answer) */
-	char *sender2 = spawn_driver(0, "&node=alpha", NULL);
-	char *req2 = tu_fmt("/actors/%s/requests?timeout=40", sender2);
+	char *counter = spawn_counter(0, "&node=alpha");
+	char *msg = tu_fmt("/actors/%s/messages", counter);
+	assert_int_equal(call(0, "POST", msg, "5", NULL), 202);
+	char *req = tu_fmt("/actors/%s/requests", counter);
 	struct http_result r2;
-	assert_int_equal(call(0, "POST", req2, q.body, &r2), 200);
-	printf("# a second send meanwhile: %s\n", r2.body);
-	assert_int_equal(r2.body[0], '-');
+	assert_int_equal(call(0, "POST", req, "get", &r2), 200);
+	printf("# alpha's counter, while %d sends wait: %s\n", SENDERS, r2.body);
+	assert_string_equal(r2.body, "5");
 	http_result_release(&r2);
-	if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
-		fail_msg("the second send waited as long as the first: %ld %s", q.status, q.answer);
-	free(req2);
-	free(sender2);
+	for (int i = 0; i < SENDERS; i++)
+		if (__atomic_load_n(&q[i].done, __ATOMIC_ACQUIRE))
+			fail_msg("send %d to an actor being moved did not wait: %ld %s", i,
+				 q[i].status, q[i].answer);
+	free(req);
+	free(msg);
+	free(counter);
 	const char *tomb = "{\"deleted\":true,\"by\":\"test\",\"at\":0}";
 	assert_int_equal(bus_kv_replace(kv, id, tomb, strlen(tomb), rev, NULL, &e), ERR_OK);
 	for (int tries = 0; tries < 50 && (st = call(2, "GET", path, NULL, NULL)) != 404; tries++)
 		nap_ms(100);
 	assert_int_equal(st, 404);
 	assert_int_equal(call(0, "GET", path, NULL, NULL), 404);
-	pthread_join(qt, NULL);          /* deleted: the send ends with an error */
-	printf("# the send, after the tombstone: %ld %s\n", q.status, q.answer);
-	assert_int_equal(q.status, 200);
-	assert_int_equal(q.answer[0], '-');
-	free(q.path);
-	free(q.body);
-	free(sender);
+	for (int i = 0; i < SENDERS; i++) {   /* deleted: each send ends with an error */
+		pthread_join(qt[i], NULL);
+		printf("# send %d, after the tombstone: %ld %s\n", i, q[i].status, q[i].answer);
+		assert_int_equal(q[i].status, 200);
+		assert_int_equal(q[i].answer[0], '-');
+		free(q[i].path);
+		free(q[i].body);
+		free(senders[i]);
+	}
 	free(path);
 	bus_kv_close(kv);
 	bus_close(b);
