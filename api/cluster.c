@@ -768,6 +768,7 @@ struct cluster_delete {
 	struct api_call *c;
 	struct cluster *cl;
 	char id[37];
+	int force;
 };
 
 static void delete_answer(void *user, enum err_code rc, const struct err *err)
@@ -787,17 +788,29 @@ static void delete_answer(void *user, enum err_code rc, const struct err *err)
 }
 
 /* The tombstone first: once it is written no node runs, claims or acknowledges
- * the actor, so the local delete that follows kills whatever still runs. */
+ * the actor, so the local delete that follows kills whatever still runs. Without
+ * force, the run is held first (checked not live, then nothing recorded of it but
+ * its `deleted`), so a restart between the check and the tombstone is refused
+ * rather than killed by the delete. */
 static void job_delete(void *arg)
 {
 	struct cluster_delete *d = arg;
+	struct supervisor *sup = d->c->api->cfg.sup;
 	struct err e = {0};
-	if (cluster_unplace(d->cl, d->id, &e)) {
+	if (!d->force && supervisor_delete_hold(sup, d->id, 1, &e)) {
 		api_problem_err(d->c, &e);
 		free(d);
 		return;
 	}
-	supervisor_delete(d->c->api->cfg.sup, d->id, 1, delete_answer, d);
+	if (cluster_unplace(d->cl, d->id, &e)) {
+		struct err ignored = {0};
+		if (!d->force)
+			supervisor_delete_hold(sup, d->id, 0, &ignored);
+		api_problem_err(d->c, &e);
+		free(d);
+		return;
+	}
+	supervisor_delete(sup, d->id, 1, delete_answer, d);
 }
 
 int api_cluster_delete(struct api_call *c, int force)
@@ -820,6 +833,7 @@ int api_cluster_delete(struct api_call *c, int force)
 	}
 	d->c = c;
 	d->cl = cl;
+	d->force = force;
 	snprintf(d->id, sizeof(d->id), "%s", c->params[0]);
 	if (cluster_submit(cl, job_delete, d)) {
 		free(d);

@@ -453,6 +453,8 @@ enum err_code cluster_unplace(struct cluster *c, const char *actor_id, struct er
 		return err_set(err, ERR_UNAVAILABLE, "actor '%s' was taken over by node '%s'; this "
 			       "node's copy is being stopped: send it again", actor_id, node);
 	}
+	if (c->test_delete_pause_ms)   /* a restart may come between check and tombstone */
+		cluster_sleep_ms(c->test_delete_pause_ms);
 	if (k != PLACE_DELETED) {
 		char value[160];
 		snprintf(value, sizeof(value), "{\"deleted\":true,\"by\":\"%s\",\"at\":%lld}",
@@ -1069,8 +1071,8 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	if (pause && atoi(pause) > 0) {
 		c->test_delete_pause_ms = atoi(pause);
 		log_warn("cluster", "THEATER_TEST_DELETE_PAUSE_MS=%d: a delete here waits that long "
-			 "between writing the tombstone and deleting the copy (fault injection for "
-			 "tests; never in production)", c->test_delete_pause_ms);
+			 "before writing the tombstone, and again between writing it and deleting "
+			 "the copy (fault injection for tests; never in production)", c->test_delete_pause_ms);
 	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && atoi(stale) > 0) {

@@ -96,7 +96,8 @@ struct cluster {
 				       * placed here, and of a claim that places one here
 				       * (fault injection) */
 	int test_delete_pause_ms;     /* THEATER_TEST_DELETE_PAUSE_MS: a delete waits this
-				       * long after writing the tombstone (fault injection) */
+				       * long before and after writing the tombstone
+				       * (fault injection) */
 	int test_stale_watch;         /* THEATER_TEST_STALE_WATCH: the join fence takes the
 				       * watch as placing every run here (fault injection:
 				       * a replica behind the bucket's leader) */

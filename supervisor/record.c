@@ -479,6 +479,8 @@ static enum err_code delete_gate(struct actor *a, const char *type, int *deletin
 	pthread_mutex_lock(&a->lock);
 	if (a->deleted) {
 		rc = err_set(err, ERR_NOT_FOUND, "actor '%s' was deleted", a->run.id);
+	} else if (a->delete_held && strcmp(type, "deleted") != 0) {
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' is being deleted", a->run.id);
 	} else if (strcmp(type, "deleted") == 0) {
 		if (supervisor_status_live(a->run.status)) {
 			rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s; stop it first or use "

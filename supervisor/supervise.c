@@ -257,11 +257,14 @@ static void job_restart(void *arg)
 	pthread_mutex_lock(&a->lock);
 	int ended = !supervisor_status_live(a->run.status), idle = !a->rt && !a->scheduled;
 	int cancelled = !j->manual && !a->restart_pending;
-	int deleted = a->deleted;
+	int deleted = a->deleted, held = a->delete_held;
 	pthread_mutex_unlock(&a->lock);
-	if (deleted) {
-		err_set(&e, ERR_NOT_FOUND, "actor '%s' was deleted", a->run.id);
-		finish_job(j, ERR_NOT_FOUND, &e);
+	if (deleted || held) {
+		if (deleted)
+			err_set(&e, ERR_NOT_FOUND, "actor '%s' was deleted", a->run.id);
+		else
+			err_set(&e, ERR_CONFLICT, "actor '%s' is being deleted", a->run.id);
+		finish_job(j, e.code, &e);
 		return;
 	}
 	if (cancelled) {

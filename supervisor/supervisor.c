@@ -684,6 +684,30 @@ static void delete_after_kill(void *user, enum err_code rc, const struct err *er
 	delete_now(c->s, c->id, delete_forced, c);
 }
 
+enum err_code supervisor_delete_hold(struct supervisor *s, const char *id, int hold,
+				     struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	if (!a)
+		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
+	enum err_code rc = ERR_OK;
+	pthread_mutex_lock(&a->lock);
+	if (!hold) {
+		a->delete_held = 0;
+	} else if (a->deleted) {
+		rc = err_set(err, ERR_NOT_FOUND, "actor '%s' was deleted", id);
+	} else if (supervisor_status_live(a->run.status)) {
+		rc = err_set(err, ERR_CONFLICT, "actor '%s' is %s; stop it first or use "
+			     "?force=true", id, a->run.status);
+	} else {
+		a->delete_held = 1;
+		a->restart_pending = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	actor_unref(s, a);
+	return rc;
+}
+
 void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
 		       void *user)
 {

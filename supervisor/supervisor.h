@@ -143,13 +143,20 @@ void supervisor_stop(struct supervisor *s, const char *id, int kill, supervisor_
  * force, which kills it first. */
 void supervisor_delete(struct supervisor *s, const char *id, int force, supervisor_done_fn done,
 		       void *user);
+/* A cluster's delete without force, before its tombstone (hold 1): checks that
+ * the run is not live (ERR_CONFLICT; ERR_NOT_FOUND) and from then on records
+ * nothing of it but `deleted` (a pending automatic restart is cancelled, a
+ * manual one answers ERR_CONFLICT), so the run that was checked is the one
+ * deleted. hold 0: the tombstone could not be written; the run may restart
+ * again (its pending automatic restart stays cancelled). */
+enum err_code supervisor_delete_hold(struct supervisor *s, const char *id, int hold,
+				     struct err *err);
 
 /* ---- actors at work: messages, requests, state (issue 4) ---- */
 
 /* Puts a message in the mailbox of running actor `to`, an actor of this node
  * (from: the sender's actor id, or NULL). Messages from one sender arrive in
- * order. The
- * acceptance is recorded in the receiver's chain before this returns.
+ * order. The acceptance is recorded in the receiver's chain before this returns.
  * ERR_NOT_FOUND, ERR_CONFLICT (not running), ERR_BUSY (mailbox full),
  * ERR_TOO_LARGE. Sync; may block on one fdatasync. */
 enum err_code supervisor_send(struct supervisor *s, const char *to, const char *from,

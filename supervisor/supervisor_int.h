@@ -88,6 +88,9 @@ struct actor {
 	int user_stopped;             /* lock: ended by stop/kill/delete: never restarted */
 	int deleted;                  /* rec_lock and lock: `deleted` is being recorded or
 				       * was; nothing is recorded after it (record.c) */
+	int delete_held;              /* lock: a cluster's delete checked it was not live
+				       * and writes its tombstone: nothing but `deleted`
+				       * is recorded (supervisor_delete_hold) */
 	/* Deferred durability (record.c): while defer_sync is set, events without a
 	 * status change are appended without a sync and reach subscribers only when
 	 * the next synced event makes them durable. defer_sync is set and cleared by

@@ -2239,6 +2239,62 @@ static void test_delete_own_tombstone_heard_first(void **state)
 	free(id);
 }
 
+/* DELETE without force checks that the run is not live, then writes its
+ * tombstone; a restart between the two (delta waits 1.5 s there:
+ * THEATER_TEST_DELETE_PAUSE_MS) used to run the actor again, and the delete
+ * then killed it as if forced. The run is held now: nothing of it is recorded
+ * but its `deleted`, so its pending restart (300 ms after its failure) never
+ * runs. */
+static void test_delete_holds_restart(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_DELETE_PAUSE_MS", "1500");
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	server_put_package(&delta, "driver.wasm", wasm, len);
+	free(wasm);
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",%s,"
+			 "\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":5,"
+			 "\"window_s\":60,\"backoff_ms\":300,\"backoff_max_ms\":300}}}",
+			 DRIVER_MANIFEST);
+	json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta", m, 201);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	char *u = tu_fmt("%s/actors/%s/requests?timeout=20", delta.base, id);
+	struct http_result r;
+	assert_int_equal(http_do("POST", u, "trap", 4, NULL, &r), 0);
+	assert_int_equal(r.status, 502);
+	http_result_release(&r);
+	char *del = tu_fmt("%s/actors/%s", delta.base, id);
+	assert_int_equal(http_do("DELETE", del, NULL, 0, NULL, &r), 0);
+	printf("# DELETE of a failed actor with a restart due meanwhile: %ld %s\n", r.status,
+	       r.body ? r.body : "");
+	assert_int_equal(r.status, 204);
+	http_result_release(&r);
+	assert_int_equal(http_do("GET", del, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 404);
+	http_result_release(&r);
+	/* its chain: started once, never restarted (types are stored as text) */
+	char *file = tu_fmt("%s/chains/%s.chain", delta.home, id);
+	size_t n = 0;
+	char *bytes = tu_read_file(file, &n);
+	assert_non_null(bytes);
+	int started = 0;
+	for (const char *p = bytes; (p = memmem(p, n - (size_t)(p - bytes), "started", 7)); p += 7)
+		started++;
+	printf("# 'started' in its chain: %d time(s)\n", started);
+	assert_int_equal(started, 1);
+	free(bytes);
+	free(file);
+	free(del);
+	free(u);
+	free(m);
+	free(id);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+}
+
 /* A node that was away while its actor moved and was deleted (stopped before
  * the delete, started after) does not run its old copy again: its join fence
  * reads the tombstone and deletes the copy. Nothing of it reaches the stream
@@ -2719,6 +2775,7 @@ int main(void)
 		cmocka_unit_test(test_split_brain_rebuild),
 		cmocka_unit_test(test_join_stale_watch),
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
+		cmocka_unit_test(test_delete_holds_restart),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),

@@ -9,6 +9,7 @@
  *   spawn STATE|- MANIFEST... | children | stop ID | restart ID | childstate ID
  *   http REQUEST_JSON...
  *   bad            out-of-bounds pointers to every function: the results
+ *   trap           the call traps (the actor fails)
  * Built with -DTHEATER_DRIVER_ENV (tests/test_e2e_secrets.c) it also imports
  * theater:simple/environment:
  *   env NAME | exists NAME | listenv
@@ -248,6 +249,8 @@ static void cmd_misc(const char *p, const char *end, const char *cmd, uint32_t c
 	} else if (is(cmd, cn, "echo")) {
 		const char *t = rest(&p, end, &n);
 		put(t, n);
+	} else if (is(cmd, cn, "trap")) {
+		__builtin_trap();
 	} else {
 		puts_("unknown command");
 	}
