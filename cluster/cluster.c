@@ -160,6 +160,22 @@ size_t cluster_nodes_down(struct cluster *c)
 	return k;
 }
 
+int cluster_moves_pending(struct cluster *c)
+{
+	int pending = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes && !pending; i++) {
+		const struct node_row *n = &c->nodes[i];
+		if (node_up_locked(c, n))
+			continue;
+		for (size_t b = 0; b < PLACE_BUCKETS && !pending; b++)
+			for (const struct place *p = c->places[b]; p && !pending; p = p->next)
+				pending = strcmp(p->node, n->name) == 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return pending;
+}
+
 void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX])
 {
 	uint64_t best = supervisor_live_count(c->sup);

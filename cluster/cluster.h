@@ -106,6 +106,9 @@ int cluster_node_up(struct cluster *c, const char *node);
 size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size_t max);
 /* How many other nodes are known and not up (their heartbeat lapsed). */
 size_t cluster_nodes_down(struct cluster *c);
+/* 1 when our copy of the placement bucket places an actor on a node that is not
+ * up: a failover has yet to move it (its children are missing from answers). */
+int cluster_moves_pending(struct cluster *c);
 
 /* ---- forwarding ---- */
 

@@ -628,7 +628,8 @@ struct kids_job {
 	struct cluster *c;
 	char parent[37], child[37], node[CLUSTER_NODE_MAX];
 	int stop;
-	int round;                     /* orphans: broadcasts so far */
+	int round;                     /* broadcasts so far */
+	int64_t deadline;              /* children: monotonic ms to answer by */
 	supervisor_reply_fn reply;
 	void *reply_user;
 };
@@ -639,13 +640,18 @@ struct kids_job {
  * answers it itself. */
 #define ORPHAN_ROUNDS 4
 #define ORPHAN_WAIT_MS 5000
+/* A list of children is asked for again (every CHILDREN_PAUSE_MS, for up to
+ * MAIL_RETRY_MS) while a node did not answer or a failover has yet to move an
+ * actor from a node that is down: the children there are being moved, and the
+ * answer waits for them rather than leave them out. */
+#define CHILDREN_PAUSE_MS 500
 
-/* Every other node up is asked; a node that does not answer is skipped (for
- * "orphans": asked again later, see above). */
+/* Every other node up is asked; a node that does not answer is skipped (asked
+ * again later, see above). */
 static void job_kids(void *arg)
 {
 	struct kids_job *j = arg;
-	if (j->round && cluster_stopping(j->c)) {   /* a later round, run at once by the stop */
+	if (j->stop && j->round && cluster_stopping(j->c)) {   /* run at once by the stop */
 		free(j);
 		return;
 	}
@@ -667,7 +673,7 @@ static void job_kids(void *arg)
 					     j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
 					     j->stop ? NULL : &ans, &alen, &e);
 		json_t *ids = rc || j->stop ? NULL : json_parse((const char *)ans, alen, 4, &e);
-		if (rc)
+		if (rc && (j->stop || !j->round))   /* a list's later rounds: once is enough */
 			log_warn("cluster", "node '%s' did not answer for the children of '%s': %s",
 				 names[i], j->parent, e.msg);
 		missed += rc != ERR_OK;
@@ -679,6 +685,14 @@ static void job_kids(void *arg)
 	    cluster_submit_after(j->c, ORPHAN_WAIT_MS << (j->round - 1), job_kids, j) == ERR_OK) {
 		json_decref(all);
 		return;
+	}
+	if (!j->stop && (missed || cluster_moves_pending(j->c)) && !cluster_stopping(j->c) &&
+	    cluster_mono_ms() + CHILDREN_PAUSE_MS < j->deadline) {
+		j->round++;
+		if (cluster_submit_after(j->c, CHILDREN_PAUSE_MS, job_kids, j) == ERR_OK) {
+			json_decref(all);
+			return;
+		}
 	}
 	char *text = j->reply ? json_compact(all) : NULL;
 	struct err e = {0};
@@ -700,6 +714,7 @@ static enum err_code start_kids(struct cluster *c, const char *parent, int stop,
 	j->c = c;
 	snprintf(j->parent, sizeof(j->parent), "%s", parent);
 	j->stop = stop;
+	j->deadline = cluster_mono_ms() + MAIL_RETRY_MS;
 	j->reply = reply;
 	j->reply_user = reply_user;
 	if (cluster_submit(c, job_kids, j)) {

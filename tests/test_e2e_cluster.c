@@ -1396,11 +1396,12 @@ static void test_supervision_across_nodes(void **state)
 	assert_non_null(child);           /* 12 children all hashed with it: 1 in 2048 */
 	/* a second supervisor on beta, its one child on alpha; and three on alpha, each
 	 * with its one child on beta */
-	char *kid2, *kid3, *kid4, *kid5;
+	char *kid2, *kid3, *kid4, *kid5, *kid6;
 	char *sup2 = supervisor_and_child(1, "alpha", &kid2);
 	char *sup3 = supervisor_and_child(0, "beta", &kid3);
 	char *sup4 = supervisor_and_child(0, "beta", &kid4);
 	char *sup5 = supervisor_and_child(0, "beta", &kid5);
+	char *sup6 = supervisor_and_child(0, "beta", &kid6);
 	server_crash(&SP[1]);
 	/* the parent ends right after its child's node died: the child, taken over
 	 * elsewhere, is stopped too (before, beta did not answer the one "orphans"
@@ -1410,18 +1411,32 @@ static void test_supervision_across_nodes(void **state)
 	free(stop3);
 	/* stop-child and get-child-state of children on the dead node, asked at once,
 	 * wait for their takeover (before: "cannot stop the child: failed", "cannot
-	 * read the child's state") */
+	 * read the child's state"), and so does list-children (before: the child was
+	 * left out) */
 	struct bg_request q4 = {.node = 0,
 				.path = tu_fmt("/actors/%s/requests?timeout=40", sup4),
 				.body = tu_fmt("{\"op\":\"stop\",\"id\":\"%s\"}", kid4)};
 	struct bg_request q5 = {.node = 0,
 				.path = tu_fmt("/actors/%s/requests?timeout=40", sup5),
 				.body = tu_fmt("{\"op\":\"state\",\"id\":\"%s\"}", kid5)};
-	pthread_t t4, t5;
+	struct bg_request q6 = {.node = 0,
+				.path = tu_fmt("/actors/%s/requests?timeout=40", sup6),
+				.body = strdup("{\"op\":\"list\"}")};
+	pthread_t t4, t5, t6;
 	assert_int_equal(pthread_create(&t4, NULL, bg_request_main, &q4), 0);
 	assert_int_equal(pthread_create(&t5, NULL, bg_request_main, &q5), 0);
+	assert_int_equal(pthread_create(&t6, NULL, bg_request_main, &q6), 0);
 	pthread_join(t4, NULL);
 	pthread_join(t5, NULL);
+	pthread_join(t6, NULL);
+	printf("# list-children right after its child's node died: %ld %s\n", q6.status,
+	       q6.answer);
+	if (q6.status != 200 || !strstr(q6.answer, kid6))
+		fail_msg("list-children of a child being moved: %ld %s", q6.status, q6.answer);
+	free(q6.path);
+	free(q6.body);
+	free(kid6);
+	free(sup6);
 	printf("# stop-child right after its node died: %ld %s\n", q4.status, q4.answer);
 	printf("# get-child-state right after its node died: %ld %s\n", q5.status, q5.answer);
 	if (q4.status != 200 || !strstr(q4.answer, "stopped"))
