@@ -107,6 +107,9 @@ struct forward {
 	char target[4096];
 	api_handler_fn local;         /* run here when the bucket says the actor is ours */
 	const char *skip;             /* a query parameter not to pass on */
+	int64_t t0;                   /* monotonic ms: the first try */
+	int moved;                    /* the second try, on the node the bucket named */
+	struct err first_err;         /* the first try's, answered if no second */
 };
 
 /* A request timeout (?timeout= seconds) lets a forwarded call wait as long
@@ -128,50 +131,17 @@ static int64_t now_mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void forward_now(struct forward *f)
+static void forward_try(struct forward *f);
+
+/* The owner's answer, as ours (with X-Theater-Node). */
+static void forward_answer(struct forward *f, struct cluster_reply *r)
 {
 	struct api_call *c = f->c;
-	const char *headers[PASSED_HEADERS_MAX];
-	passed_headers(c, headers);
-	size_t len = 0;
-	const uint8_t *body = http_request_body(c->req, &len);
-	struct cluster_http req = {
-		.method = http_request_method(c->req), .target = f->target, .headers = headers,
-		.body = body, .len = len, .timeout_ms = forward_timeout(c),
-	};
-	struct cluster_reply r;
-	struct err e = {0};
-	struct cluster *cl = cluster_of(c->api);
-	int64_t t0 = now_mono_ms();
-	enum err_code rc = cluster_call(cl, f->node, &req, &r, &e);
-	char moved[CLUSTER_NODE_MAX];
-	struct err le = {0};
-	/* No answer from the node our copy of the placement names: the actor may
-	 * have moved (a failover) before our copy heard of it; the bucket says. */
-	if (rc == ERR_UNAVAILABLE && strncmp(http_request_raw_path(c->req), "/actors/", 8) == 0 &&
-	    c->params[0] && cluster_locate(cl, c->params[0], moved, &le) == ERR_OK &&
-	    strcmp(moved, f->node) != 0) {
-		snprintf(f->node, sizeof(f->node), "%s", moved);
-		if (strcmp(moved, cluster_node(cl)) == 0) {
-			api_handler_fn fn = f->local;
-			fn(c);
-			return;
-		}
-		memset(&e, 0, sizeof(e));
-		/* the second try gets what is left of the first one's time */
-		int64_t left = (int64_t)req.timeout_ms - (now_mono_ms() - t0);
-		req.timeout_ms = left > 1000 ? (unsigned)left : 1000;
-		rc = cluster_call(cl, f->node, &req, &r, &e);
-	}
-	if (rc) {
-		api_problem_err(c, &e);
-		return;
-	}
 	const char *h[2 * 12 + 3];
 	size_t n = 0;
 	const char *ct = NULL, *k;
 	json_t *v;
-	json_object_foreach(r.headers, k, v) {
+	json_object_foreach(r->headers, k, v) {
 		if (!json_is_string(v))
 			continue;
 		if (strcmp(k, "Content-Type") == 0) {
@@ -184,11 +154,85 @@ static void forward_now(struct forward *f)
 	h[n++] = "X-Theater-Node";
 	h[n++] = f->node;
 	h[n] = NULL;
-	api_bytes(c, r.status, ct, r.len || ct ? r.body : NULL, r.len, h);
-	if (!r.len && !ct)
-		free(r.body);
-	r.body = NULL;
-	cluster_reply_release(&r);
+	api_bytes(c, r->status, ct, r->len || ct ? r->body : NULL, r->len, h);
+	if (!r->len && !ct)
+		free(r->body);
+	r->body = NULL;
+}
+
+/* No answer from the node our copy of the placement names: the actor may have
+ * moved (a failover) before our copy heard of it; the bucket says (a blocking
+ * read: on the pool). */
+static void job_forward_moved(void *arg)
+{
+	struct forward *f = arg;
+	struct api_call *c = f->c;
+	struct cluster *cl = cluster_of(c->api);
+	char moved[CLUSTER_NODE_MAX];
+	struct err le = {0};
+	if (cluster_locate(cl, c->params[0], moved, &le) != ERR_OK ||
+	    strcmp(moved, f->node) == 0) {
+		api_problem_err(c, &f->first_err);
+		free(f);
+		return;
+	}
+	snprintf(f->node, sizeof(f->node), "%s", moved);
+	if (strcmp(moved, cluster_node(cl)) == 0) {
+		api_handler_fn fn = f->local;
+		free(f);
+		fn(c);
+		return;
+	}
+	f->moved = 1;
+	forward_try(f);
+}
+
+/* The answer of a forwarded call (a NATS thread or the pool: nothing blocks). */
+static void forwarded(void *user, enum err_code rc, const struct err *err,
+		      struct cluster_reply *r)
+{
+	struct forward *f = user;
+	struct api_call *c = f->c;
+	if (rc == ERR_UNAVAILABLE && !f->moved &&
+	    strncmp(http_request_raw_path(c->req), "/actors/", 8) == 0 && c->params[0]) {
+		f->first_err = *err;
+		if (cluster_submit(cluster_of(c->api), job_forward_moved, f) == ERR_OK)
+			return;
+	}
+	if (rc)
+		api_problem_err(c, err);
+	else
+		forward_answer(f, r);
+	free(f);
+}
+
+/* One try of the call on f->node, for the time the call has left. */
+static void forward_try(struct forward *f)
+{
+	struct api_call *c = f->c;
+	const char *headers[PASSED_HEADERS_MAX];
+	passed_headers(c, headers);
+	size_t len = 0;
+	const uint8_t *body = http_request_body(c->req, &len);
+	/* a second try (the actor moved) gets what is left of the first one's time */
+	int64_t left = (int64_t)forward_timeout(c) - (now_mono_ms() - f->t0);
+	struct cluster_http req = {
+		.method = http_request_method(c->req), .target = f->target, .headers = headers,
+		.body = body, .len = len, .timeout_ms = left > 1000 ? (unsigned)left : 1000,
+	};
+	struct err e = {0};
+	if (cluster_call_start(cluster_of(c->api), f->node, &req, forwarded, f, &e)) {
+		api_problem_err(c, &e);
+		free(f);
+	}
+}
+
+/* Forwards the call to f->node without a thread that waits for the answer;
+ * takes f. */
+static void forward_now(struct forward *f)
+{
+	f->t0 = now_mono_ms();
+	forward_try(f);
 }
 
 static void job_relay(void *arg);
@@ -196,9 +240,7 @@ static int moving_here_now(struct api_call *c, struct cluster *cl);
 
 static void job_forward(void *arg)
 {
-	struct forward *f = arg;
-	forward_now(f);
-	free(f);
+	forward_now(arg);
 }
 
 /* The memory copy of the placement did not know the actor: ask the bucket. */
@@ -218,7 +260,8 @@ static void job_locate(void *arg)
 			job_relay(f);     /* frees f */
 			return;
 		}
-		forward_now(f);
+		forward_now(f);      /* takes f */
+		return;
 	} else if (!moving_here_now(c, cl)) {
 		/* ours (cluster_locate noted it: a takeover not rebuilt yet is a
 		 * 503), or no key, a tombstone: the local answer (404) */

@@ -16,6 +16,8 @@
 #include "src/util/json.h"
 #include "src/util/log.h"
 
+#define PENDING_SLOTS 256
+
 struct bus {
 	natsConnection *nc;
 	jsCtx *js;
@@ -28,6 +30,22 @@ struct bus {
 	uint64_t last_failed;         /* highest */
 	int async_failed;
 	char async_why[160];
+	/* Requests answered without a waiting thread (bus_request_start): one
+	 * subscription on "<rinbox>.*" made at the first; a request waits in rmap
+	 * (by token, the last part of its reply subject) until answered or expired. */
+	pthread_mutex_t rlock;
+	natsSubscription *rsub;
+	char rinbox[96];
+	uint64_t rnext;
+	struct pending *rmap[PENDING_SLOTS];
+};
+
+struct pending {
+	uint64_t token;
+	bus_reply_fn fn;
+	void *user;
+	char subject[128];
+	struct pending *next;
 };
 
 struct bus_sub {
@@ -173,6 +191,7 @@ enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_m
 	if (!b || !list)
 		goto fail;
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->rlock, NULL);
 	pthread_cond_init(&b->acked, NULL);
 	for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 16;
 	     t = strtok_r(NULL, ",", &save))
@@ -220,10 +239,13 @@ fail:;
 	if (b) {
 		natsConnection_Destroy(b->nc);
 		pthread_mutex_destroy(&b->lock);
+		pthread_mutex_destroy(&b->rlock);
 		free(b);
 	}
 	return rc;
 }
+
+static void requests_fail_all(struct bus *b);
 
 void bus_close(struct bus *b)
 {
@@ -231,8 +253,11 @@ void bus_close(struct bus *b)
 		return;
 	jsCtx_Destroy(b->js);
 	natsConnection_Close(b->nc);
+	requests_fail_all(b);
+	natsSubscription_Destroy(b->rsub);
 	natsConnection_Destroy(b->nc);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->rlock);
 	pthread_cond_destroy(&b->acked);
 	free(b);
 }
@@ -288,6 +313,131 @@ enum err_code bus_request(struct bus *b, const char *subject, const void *data, 
 				    reply_out, reply_len, err);
 	natsMsg_Destroy(m);
 	return rc;
+}
+
+/* ---- requests without a waiting thread ---- */
+
+/* rlock held: takes request `token` out of the map (NULL: answered or expired). */
+static struct pending *pending_take_locked(struct bus *b, uint64_t token)
+{
+	struct pending **p = &b->rmap[token % PENDING_SLOTS];
+	while (*p && (*p)->token != token)
+		p = &(*p)->next;
+	struct pending *q = *p;
+	if (q)
+		*p = q->next;
+	return q;
+}
+
+static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct bus *b = closure;
+	const char *subj = natsMsg_GetSubject(m);
+	const char *dot = subj ? strrchr(subj, '.') : NULL;
+	uint64_t token = dot ? strtoull(dot + 1, NULL, 10) : 0;
+	pthread_mutex_lock(&b->rlock);
+	struct pending *q = token ? pending_take_locked(b, token) : NULL;
+	pthread_mutex_unlock(&b->rlock);
+	if (q) {
+		struct err e = {0};
+		if (natsMsg_IsNoResponders(m))
+			q->fn(q->user, err_set(&e, ERR_UNAVAILABLE, "nats: no one serves '%s'",
+					       q->subject), &e, NULL, 0);
+		else
+			q->fn(q->user, ERR_OK, NULL, (const uint8_t *)natsMsg_GetData(m),
+			      (size_t)natsMsg_GetDataLength(m));
+		free(q);
+	}
+	natsMsg_Destroy(m);
+}
+
+/* The connection is closed: every request still waiting fails. */
+static void requests_fail_all(struct bus *b)
+{
+	for (;;) {
+		struct pending *q = NULL;
+		pthread_mutex_lock(&b->rlock);
+		for (size_t i = 0; i < PENDING_SLOTS && !q; i++)
+			if ((q = b->rmap[i]) != NULL)
+				b->rmap[i] = q->next;
+		pthread_mutex_unlock(&b->rlock);
+		if (!q)
+			return;
+		struct err e = {0};
+		q->fn(q->user, err_set(&e, ERR_UNAVAILABLE, "nats: the connection closed before "
+				       "'%s' answered", q->subject), &e, NULL, 0);
+		free(q);
+	}
+}
+
+enum err_code bus_request_start(struct bus *b, const char *subject, const void *data,
+				size_t len, bus_reply_fn fn, void *user, uint64_t *token_out,
+				struct err *err)
+{
+	struct pending *q = calloc(1, sizeof(*q));
+	if (!q)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	q->fn = fn;
+	q->user = user;
+	snprintf(q->subject, sizeof(q->subject), "%s", subject);
+	natsStatus s = NATS_OK;
+	char reply[128];
+	pthread_mutex_lock(&b->rlock);
+	if (!b->rsub) {
+		natsInbox *inbox = NULL;
+		char wild[100];
+		if (!(s = natsInbox_Create(&inbox))) {
+			snprintf(b->rinbox, sizeof(b->rinbox), "%s", (const char *)inbox);
+			snprintf(wild, sizeof(wild), "%s.*", b->rinbox);
+			s = natsConnection_Subscribe(&b->rsub, b->nc, wild, on_reply, b);
+			if (!s)
+				natsSubscription_SetPendingLimits(b->rsub, 1 << 20, 1 << 30);
+		}
+		natsInbox_Destroy(inbox);
+	}
+	if (!s) {
+		q->token = ++b->rnext;
+		snprintf(reply, sizeof(reply), "%s.%llu", b->rinbox, (unsigned long long)q->token);
+		q->next = b->rmap[q->token % PENDING_SLOTS];
+		b->rmap[q->token % PENDING_SLOTS] = q;
+	}
+	pthread_mutex_unlock(&b->rlock);
+	if (s) {
+		free(q);
+		return fail(err, s, "cannot subscribe for answers from", subject);
+	}
+	uint64_t token = q->token;       /* q may be answered and freed from here on */
+	s = natsConnection_PublishRequest(b->nc, subject, reply, data, (int)len);
+	if (s) {
+		pthread_mutex_lock(&b->rlock);
+		struct pending *mine = pending_take_locked(b, token);
+		pthread_mutex_unlock(&b->rlock);
+		free(mine);
+		if (mine)
+			return fail(err, s, "request on", subject);
+		/* answered meanwhile (the connection closed): fn ran */
+	}
+	*token_out = token;
+	return ERR_OK;
+}
+
+void bus_request_expire(struct bus *b, uint64_t token, unsigned waited_ms, int closing)
+{
+	pthread_mutex_lock(&b->rlock);
+	struct pending *q = pending_take_locked(b, token);
+	pthread_mutex_unlock(&b->rlock);
+	if (!q)
+		return;
+	struct err e = {0};
+	if (closing)
+		q->fn(q->user, err_set(&e, ERR_UNAVAILABLE, "the server is shutting down; '%s' "
+				       "did not answer", q->subject), &e, NULL, 0);
+	else
+		q->fn(q->user, err_set(&e, ERR_TIMEOUT, "nats: no answer on '%s' within %u ms",
+				       q->subject, waited_ms), &e, NULL, 0);
+	free(q);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)

@@ -53,6 +53,21 @@ enum err_code bus_publish(struct bus *b, const char *subject, const void *data, 
 enum err_code bus_request(struct bus *b, const char *subject, const void *data, size_t len,
 			  unsigned timeout_ms, uint8_t **reply_out, size_t *reply_len,
 			  struct err *err);
+/* A request answered without a thread that waits (bus_request_start): fn is
+ * called once, with ERR_OK and the reply's bytes (valid during the call), or
+ * ERR_UNAVAILABLE (no one serves the subject; the connection closed), or from
+ * bus_request_expire. It runs on the thread of the answers' subscription: it
+ * must not block (hand longer work to a pool). */
+typedef void (*bus_reply_fn)(void *user, enum err_code rc, const struct err *err,
+			     const uint8_t *data, size_t len);
+/* Publishes the request; *token names it for bus_request_expire. Errors at
+ * once (fn is not called). */
+enum err_code bus_request_start(struct bus *b, const char *subject, const void *data,
+				size_t len, bus_reply_fn fn, void *user, uint64_t *token,
+				struct err *err);
+/* The request's time is up: fn is called with ERR_TIMEOUT (ERR_UNAVAILABLE when
+ * closing) unless it was answered already (then nothing happens). */
+void bus_request_expire(struct bus *b, uint64_t token, unsigned waited_ms, int closing);
 /* fn(user, reply subject (NULL when none), data, len) for each message on
  * subject; with queue, one member of the queue group gets each message. The
  * reply subject and data are valid during the call only. */

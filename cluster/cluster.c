@@ -23,6 +23,8 @@
  * path for every route: the same statuses, headers and bodies as locally. */
 #include "cluster/cluster_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@
 #include <time.h>
 
 #include "cluster/bus.h"
+#include "src/fetch.h"
 #include "src/util/crypto.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
@@ -140,6 +143,11 @@ size_t cluster_nodes_up(struct cluster *c, char (*names)[CLUSTER_NODE_MAX], size
 			snprintf(names[k++], CLUSTER_NODE_MAX, "%s", c->nodes[i].name);
 	pthread_mutex_unlock(&c->lock);
 	return k;
+}
+
+int cluster_leaving(struct cluster *c)
+{
+	return __atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE) || cluster_stopping(c);
 }
 
 int cluster_stopping(struct cluster *c)
@@ -756,27 +764,27 @@ json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, si
 	return head;
 }
 
-enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
-			   struct cluster_reply *out, struct err *err)
+/* The request envelope of req (malloc'd, *n bytes; NULL on OOM) and its timeout. */
+static char *call_envelope(struct cluster *c, const struct cluster_http *req, size_t *n,
+			   unsigned *timeout_out)
 {
-	memset(out, 0, sizeof(*out));
 	json_t *h = json_object();
 	for (const char *const *p = req->headers; p && p[0] && p[1]; p += 2)
 		json_object_set_new(h, p[0], json_string(p[1]));
 	unsigned timeout = req->timeout_ms ? req->timeout_ms : 60000;
 	json_t *head = json_pack("{s:s, s:s, s:o, s:i, s:s}", "m", req->method, "p", req->target,
 				 "h", h, "t", (int)timeout, "from", c->node);
-	size_t n = 0;
-	char *msg = head ? cluster_envelope(head, req->body, req->len, &n) : NULL;
+	char *msg = head ? cluster_envelope(head, req->body, req->len, n) : NULL;
 	json_decref(head);
-	if (!msg)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.node.%s.http", node);
-	uint8_t *reply = NULL;
-	size_t rlen = 0;
-	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout + 2000, &reply, &rlen, err);
-	free(msg);
+	*timeout_out = timeout;
+	return msg;
+}
+
+/* The owner's answer (or the request's failure) into out. */
+static enum err_code call_answer(const char *node, enum err_code rc, const uint8_t *reply,
+				 size_t rlen, struct cluster_reply *out, struct err *err)
+{
+	memset(out, 0, sizeof(*out));
 	if (rc) {
 		if (rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT) {
 			char why[ERR_MSG_MAX];
@@ -791,7 +799,6 @@ enum err_code cluster_call(struct cluster *c, const char *node, const struct clu
 	int status = (int)json_integer_value(json_object_get(rh, "s"));
 	if (!rh || status < 100 || status > 599) {
 		json_decref(rh);
-		free(reply);
 		return err_set(err, ERR_UNAVAILABLE, "node '%s' answered something that is not a "
 			       "forwarded response", node);
 	}
@@ -800,17 +807,109 @@ enum err_code cluster_call(struct cluster *c, const char *node, const struct clu
 	if (!out->headers)
 		out->headers = json_object();
 	out->body = malloc(blen + 1);
+	json_decref(rh);
 	if (!out->body) {
-		json_decref(rh);
-		free(reply);
 		cluster_reply_release(out);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	memcpy(out->body, body, blen);
 	out->body[blen] = '\0';
 	out->len = blen;
-	json_decref(rh);
+	return ERR_OK;
+}
+
+static void http_subject(const char *node, char subject[128])
+{
+	snprintf(subject, 128, "theater.node.%s.http", node);
+}
+
+enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
+			   struct cluster_reply *out, struct err *err)
+{
+	memset(out, 0, sizeof(*out));
+	size_t n = 0;
+	unsigned timeout;
+	char *msg = call_envelope(c, req, &n, &timeout);
+	if (!msg)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	char subject[128];
+	http_subject(node, subject);
+	uint8_t *reply = NULL;
+	size_t rlen = 0;
+	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout + 2000, &reply, &rlen, err);
+	free(msg);
+	rc = call_answer(node, rc, reply, rlen, out, err);
 	free(reply);
+	return rc;
+}
+
+/* ---- the same without a thread that waits ---- */
+
+struct call_wait {
+	char node[CLUSTER_NODE_MAX];
+	cluster_call_fn done;
+	void *user;
+};
+
+struct call_expiry {
+	struct cluster *c;
+	uint64_t token;
+	unsigned ms;
+};
+
+static void call_answered(void *user, enum err_code rc, const struct err *err,
+			  const uint8_t *data, size_t len)
+{
+	struct call_wait *w = user;
+	struct err e = {0};
+	if (err)
+		e = *err;
+	struct cluster_reply r;
+	rc = call_answer(w->node, rc, data, len, &r, &e);
+	w->done(w->user, rc, rc ? &e : NULL, &r);
+	cluster_reply_release(&r);
+	free(w);
+}
+
+static void job_call_expire(void *arg)
+{
+	struct call_expiry *x = arg;
+	bus_request_expire(x->c->bus, x->token, x->ms, cluster_leaving(x->c));
+	free(x);
+}
+
+enum err_code cluster_call_start(struct cluster *c, const char *node,
+				 const struct cluster_http *req, cluster_call_fn done,
+				 void *user, struct err *err)
+{
+	size_t n = 0;
+	unsigned timeout;
+	char *msg = call_envelope(c, req, &n, &timeout);
+	struct call_wait *w = msg ? calloc(1, sizeof(*w)) : NULL;
+	struct call_expiry *x = w ? calloc(1, sizeof(*x)) : NULL;
+	if (!x) {
+		free(msg);
+		free(w);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	snprintf(w->node, sizeof(w->node), "%s", node);
+	w->done = done;
+	w->user = user;
+	char subject[128];
+	http_subject(node, subject);
+	uint64_t token = 0;
+	enum err_code rc = bus_request_start(c->bus, subject, msg, n, call_answered, w, &token,
+					     err);
+	free(msg);
+	if (rc) {
+		free(w);
+		free(x);
+		return rc;
+	}
+	/* from here on w is call_answered's */
+	*x = (struct call_expiry){.c = c, .token = token, .ms = timeout + 2000};
+	if (cluster_submit_after(c, x->ms, job_call_expire, x))
+		job_call_expire(x);        /* stopping: ends it now */
 	return ERR_OK;
 }
 
@@ -930,7 +1029,48 @@ int cluster_serve_unknown(struct cluster *c, const char *reply, const char *targ
 	return 1;
 }
 
-/* Replays a forwarded request against our own API, over loopback. */
+static void serve_job_free(struct serve_job *j)
+{
+	free(j->reply);
+	free(j->data);
+	free(j);
+}
+
+/* Forwarded calls go to our own API only (and never through a proxy). */
+static int loopback_only(void *user, const struct sockaddr *addr, size_t addr_len, char *why,
+			 size_t why_size)
+{
+	(void)user;
+	(void)addr_len;
+	if (addr->sa_family == AF_INET &&
+	    (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127)
+		return 0;
+	if (addr->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr))
+		return 0;
+	snprintf(why, why_size, "not this node's own API");
+	return 1;
+}
+
+/* Our API's answer to a forwarded call (on the fetcher's thread), sent back. */
+static void served(void *user, enum err_code rc, const struct err *err,
+		   struct fetch_response *resp)
+{
+	struct serve_job *j = user;
+	if (rc) {
+		answer_unavailable(j->c, j->reply, err ? err->msg : err_code_name(rc), 0);
+	} else {
+		json_t *rh = json_object();
+		cluster_keep_headers(resp->headers, rh);
+		answer(j->c, j->reply, (int)resp->status, rh, resp->body, resp->body_len);
+	}
+	fetch_response_release(resp);
+	serve_job_free(j);
+}
+
+/* Replays a forwarded request against our own API, over loopback: the fetcher
+ * makes the call, so no thread waits for its answer (a request may wait for
+ * minutes for an actor's reply). */
 static void job_serve(void *arg)
 {
 	struct serve_job *j = arg;
@@ -977,23 +1117,25 @@ static void job_serve(void *arg)
 	lines[nl] = store[nl];
 	nl++;
 	long timeout = (long)json_integer_value(json_object_get(head, "t"));
-	struct loopback_response resp = {0};
+	char url[FETCH_MAX_URL];
+	snprintf(url, sizeof(url), "%s%s", c->http_url, target);
+	struct fetch_request req = {
+		.method = method, .url = url, .headers = lines, .nheaders = nl,
+		.body = blen || strcmp(method, "GET") ? body : NULL, .body_len = blen,
+		.addr_check = loopback_only, .addr_check_user = NULL,
+	};
+	struct fetch_limits lim = {.max_bytes = FORWARD_MAX_BYTES,
+				   .total_timeout_ms = timeout > 0 ? timeout : 60000,
+				   .max_redirects = -1};
 	struct err e = {0};
-	if (loopback_call(c->http_url, method, target, lines, nl,
-			  blen || strcmp(method, "GET") ? body : NULL, blen,
-			  timeout > 0 ? timeout : 60000, FORWARD_MAX_BYTES, &resp, &e)) {
-		answer_unavailable(c, j->reply, e.msg, 0);
-		goto done;
+	if (fetch_start(c->fetcher, &req, &lim, served, j, &e) == ERR_OK) {
+		json_decref(head);       /* the fetcher copied what it needs; j is served's */
+		return;
 	}
-	json_t *rh = json_object();
-	cluster_keep_headers(resp.headers, rh);
-	answer(c, j->reply, resp.status, rh, resp.body, resp.len);
-	loopback_response_release(&resp);
+	answer_unavailable(c, j->reply, e.msg, 0);
 done:
 	json_decref(head);
-	free(j->reply);
-	free(j->data);
-	free(j);
+	serve_job_free(j);
 }
 
 static void on_http(void *user, const char *reply, const uint8_t *data, size_t len)
@@ -1116,7 +1258,8 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	enum err_code rc;
 	if (!c->http_url || !c->advertise_url)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	if ((rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
+	if ((rc = fetcher_new(&c->fetcher, err)) ||
+	    (rc = pool_new(cfg->threads ? cfg->threads : 16, &c->pool, err)) ||
 	    (rc = bus_open_ex(cfg->urls, name, 10000, c->interrupted, &c->bus, err)) ||
 	    (rc = open_buckets(c, err)) ||
 	    (rc = bus_kv_watch(c->nodes_kv, 3 * c->heartbeat_ms, on_node, c, &c->nodes_watch, err)) ||
@@ -1158,6 +1301,9 @@ void cluster_stop(struct cluster *c)
 	c->pool = NULL;
 	pthread_mutex_unlock(&c->lock);
 	pool_free(pool);
+	/* forwarded calls still running here end (503 to the node that forwarded) */
+	fetcher_free(c->fetcher);
+	c->fetcher = NULL;
 }
 
 void cluster_free(struct cluster *c)

@@ -13,7 +13,7 @@
  * Ownership: the cluster borrows the supervisor; strings in the config are copied.
  * Threads: every function may be called from any thread. cluster_call blocks
  * (a NATS round trip); run it on the cluster's own pool (cluster_submit), never
- * on an HTTP thread or an actor worker.
+ * on an HTTP thread or an actor worker; cluster_call_start does not block.
  */
 #ifndef THEATER_CLUSTER_CLUSTER_H
 #define THEATER_CLUSTER_CLUSTER_H
@@ -134,6 +134,15 @@ void cluster_reply_release(struct cluster_reply *r);
  * node does not answer: down, or NATS is), ERR_TIMEOUT. Blocks. */
 enum err_code cluster_call(struct cluster *c, const char *node, const struct cluster_http *req,
 			   struct cluster_reply *out, struct err *err);
+/* cluster_call without a thread that waits: done is called once, with the
+ * answer (r: its fields may be taken, set to NULL; released after done) or
+ * the error, on a NATS thread or the cluster's pool; it must not block.
+ * Errors at once (done is not called). */
+typedef void (*cluster_call_fn)(void *user, enum err_code rc, const struct err *err,
+				struct cluster_reply *r);
+enum err_code cluster_call_start(struct cluster *c, const char *node,
+				 const struct cluster_http *req, cluster_call_fn done,
+				 void *user, struct err *err);
 /* ---- event streams of another node (relay.c) ---- */
 
 /* A server-sent event stream of another node, relayed over NATS: the bytes of

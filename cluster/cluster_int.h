@@ -58,6 +58,7 @@ struct cluster {
 	struct bus_sub *http_sub;
 	struct supervisor_sub *lifecycle;   /* spawned children get placed */
 	struct pool *pool;
+	struct fetcher *fetcher;      /* forwarded calls to our own API (job_serve) */
 	pthread_t beat;
 	int beat_started;
 	pthread_mutex_t lock;         /* nodes, places, stopping */
@@ -110,6 +111,9 @@ int64_t cluster_unix_ms(void);
 void cluster_sleep_ms(int64_t ms);
 /* 1 once the node is stopping (its jobs end early). */
 int cluster_stopping(struct cluster *c);
+/* 1 from cluster_stop on (the pool runs its delayed jobs at once then): jobs
+ * that try again later end instead. */
+int cluster_leaving(struct cluster *c);
 /* place_node_of and place_note (cluster.c): a placement value's node; the
  * memory copy of the bucket. */
 int cluster_place_node_of(const uint8_t *data, size_t len, char node_out[CLUSTER_NODE_MAX]);
@@ -188,20 +192,7 @@ void relay_stop(struct cluster *c);
 void relay_tick(struct cluster *c);
 /* The response headers worth passing on, from raw header lines, into out. */
 void cluster_keep_headers(const char *raw, json_t *out);
-/* loopback.c: HTTP/1.1 to this node's own API, the connection kept per
- * calling thread. lines: "Name: value" request headers. headers: the answer's
- * raw head (status line, then CRLF-separated lines). ERR_UNAVAILABLE. */
-struct loopback_response {
-	int status;
-	char *headers;
-	uint8_t *body;                /* NUL-terminated, the NUL not counted */
-	size_t len;
-};
-enum err_code loopback_call(const char *base_url, const char *method, const char *target,
-			    const char *const *lines, size_t nlines, const uint8_t *body,
-			    size_t body_len, long timeout_ms, size_t max_bytes,
-			    struct loopback_response *out, struct err *err);
-void loopback_response_release(struct loopback_response *r);
+/* loopback.c. */
 /* A new connection to base_url ("http://host:port"): the fd, or -1. */
 int loopback_connect(const char *base_url);
 /* A forwarded request (or relayed stream) for target, "/actors/<id>...", of an

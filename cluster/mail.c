@@ -169,14 +169,14 @@ struct retrying {
 static void job_retrying(void *arg)
 {
 	struct retrying *r = arg;
-	if (!r->fresh || !cluster_stopping(r->c)) {
+	if (!r->fresh || !cluster_leaving(r->c)) {
 		int retry = 0;
 		memset(&r->err, 0, sizeof(r->err));
 		r->rc = r->fn(r->ctx, r->fresh, &retry, &r->err);
 		uint32_t pause = r->pause;
 		r->fresh = 1;
 		r->pause = pause * 2 > 1000 ? 1000 : pause * 2;
-		if (retry && cluster_mono_ms() + pause <= r->deadline && !cluster_stopping(r->c) &&
+		if (retry && cluster_mono_ms() + pause <= r->deadline && !cluster_leaving(r->c) &&
 		    cluster_submit_after(r->c, pause, job_retrying, r) == ERR_OK)
 			return;
 	}
@@ -651,7 +651,7 @@ struct kids_job {
 static void job_kids(void *arg)
 {
 	struct kids_job *j = arg;
-	if (j->stop && j->round && cluster_stopping(j->c)) {   /* run at once by the stop */
+	if (j->stop && j->round && cluster_leaving(j->c)) {   /* run at once by the stop */
 		free(j);
 		return;
 	}
@@ -686,7 +686,7 @@ static void job_kids(void *arg)
 		json_decref(all);
 		return;
 	}
-	if (!j->stop && (missed || cluster_moves_pending(j->c)) && !cluster_stopping(j->c) &&
+	if (!j->stop && (missed || cluster_moves_pending(j->c)) && !cluster_leaving(j->c) &&
 	    cluster_mono_ms() + CHILDREN_PAUSE_MS < j->deadline) {
 		j->round++;
 		if (cluster_submit_after(j->c, CHILDREN_PAUSE_MS, job_kids, j) == ERR_OK) {

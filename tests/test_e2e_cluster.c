@@ -14,6 +14,7 @@
 #include "cluster/bus.h"
 #include "src/util/crypto.h"
 #include "src/util/json.h"
+#include "tests/support/fixture_httpd.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/server_proc.h"
 #include "tests/support/sse_client.h"
@@ -2310,6 +2311,74 @@ static void test_delete_holds_restart(void **state)
 	server_destroy(&delta);
 }
 
+/* A forwarded call holds no thread while it waits, on either node: more calls
+ * than the cluster's pool has threads (16), each waiting on an actor's slow HTTP
+ * request (the fixture's gate), all reach their actors on delta through alpha at
+ * once, and a quick call through alpha is answered meanwhile. Before, each
+ * forwarded call held a thread of alpha's pool and one of delta's until it was
+ * answered: 16 reached the gate and the rest, the quick call too, waited. */
+static void test_forwarded_calls_hold_no_thread(void **state)
+{
+	(void)state;
+	enum { CALLS = 24 };
+	struct fixture_httpd *web = fixture_httpd_start();
+	assert_non_null(web);
+	fixture_httpd_add_gate(web, "/gate");
+	unsigned short port = fixture_httpd_port(web);
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_HTTP_ALLOW_PRIVATE", "1");
+	size_t len = 0;
+	unsigned char *wasm = server_compile_driver("", &len);
+	server_put_package(&delta, "driver.wasm", wasm, len);
+	free(wasm);
+	char *m = tu_fmt("{\"manifest\":{\"name\":\"waiter\",\"package\":\"driver.wasm\","
+			 "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
+			 "{\"type\":\"timing\"},{\"type\":\"random\"},{\"type\":\"store\"},"
+			 "{\"type\":\"supervisor\"},{\"type\":\"http-client\","
+			 "\"allowed_hosts\":[\"127.0.0.1:%u\"]}]}}", port);
+	char *ids[CALLS];
+	struct bg_request q[CALLS];
+	pthread_t t[CALLS];
+	char *body = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate\"}", port);
+	for (int i = 0; i < CALLS; i++) {
+		json_t *j = server_call_json(&delta, "POST", "/actors?wait=running&node=delta", m,
+					     201);
+		ids[i] = strdup(json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+	}
+	for (int i = 0; i < CALLS; i++) {
+		q[i] = (struct bg_request){.node = 0,
+			.path = tu_fmt("/actors/%s/requests?timeout=60", ids[i]), .body = body};
+		assert_int_equal(pthread_create(&t[i], NULL, bg_request_main, &q[i]), 0);
+	}
+	unsigned hits = 0;
+	for (int tries = 0; tries < 300 && (hits = fixture_httpd_hits(web, "/gate")) < CALLS;
+	     tries++)
+		nap_ms(100);
+	printf("# forwarded calls waiting at the gate at once: %u of %d\n", hits, CALLS);
+	char *one = tu_fmt("/actors/%s", ids[0]);
+	long quick = call(0, "GET", one, NULL, NULL);
+	printf("# a quick call through alpha meanwhile: %ld\n", quick);
+	fixture_httpd_open_gate(web, "/gate");
+	for (int i = 0; i < CALLS; i++)
+		pthread_join(t[i], NULL);
+	if (hits < CALLS)
+		fail_msg("only %u of %d forwarded calls reached their actors at once", hits, CALLS);
+	assert_int_equal(quick, 200);
+	for (int i = 0; i < CALLS; i++) {
+		if (q[i].status != 200 || q[i].answer[0] == '-')
+			fail_msg("forwarded call %d: %ld %s", i, q[i].status, q[i].answer);
+		free(q[i].path);
+		free(ids[i]);
+	}
+	free(one);
+	free(body);
+	free(m);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	fixture_httpd_stop(web);
+}
+
 /* A node that was away while its actor moved and was deleted (stopped before
  * the delete, started after) does not run its old copy again: its join fence
  * reads the tombstone and deletes the copy. Nothing of it reaches the stream
@@ -2791,6 +2860,7 @@ int main(void)
 		cmocka_unit_test(test_join_stale_watch),
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
 		cmocka_unit_test(test_delete_holds_restart),
+		cmocka_unit_test(test_forwarded_calls_hold_no_thread),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
