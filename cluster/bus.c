@@ -384,6 +384,7 @@ enum err_code bus_request_start(struct bus *b, const char *subject, const void *
 	snprintf(q->subject, sizeof(q->subject), "%s", subject);
 	natsStatus s = NATS_OK;
 	char reply[128];
+	uint64_t token = 0;
 	pthread_mutex_lock(&b->rlock);
 	if (!b->rsub) {
 		natsInbox *inbox = NULL;
@@ -398,7 +399,7 @@ enum err_code bus_request_start(struct bus *b, const char *subject, const void *
 		natsInbox_Destroy(inbox);
 	}
 	if (!s) {
-		q->token = ++b->rnext;
+		q->token = token = ++b->rnext;   /* q may be answered and freed once unlocked */
 		snprintf(reply, sizeof(reply), "%s.%llu", b->rinbox, (unsigned long long)q->token);
 		q->next = b->rmap[q->token % PENDING_SLOTS];
 		b->rmap[q->token % PENDING_SLOTS] = q;
@@ -408,7 +409,6 @@ enum err_code bus_request_start(struct bus *b, const char *subject, const void *
 		free(q);
 		return fail(err, s, "cannot subscribe for answers from", subject);
 	}
-	uint64_t token = q->token;       /* q may be answered and freed from here on */
 	s = natsConnection_PublishRequest(b->nc, subject, reply, data, (int)len);
 	if (s) {
 		pthread_mutex_lock(&b->rlock);
