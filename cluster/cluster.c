@@ -878,6 +878,25 @@ static void job_call_expire(void *arg)
 	free(x);
 }
 
+enum err_code cluster_request_start(struct cluster *c, const char *subject, const void *msg,
+				    size_t n, unsigned timeout_ms, bus_reply_fn fn, void *user,
+				    struct err *err)
+{
+	struct call_expiry *x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	uint64_t token = 0;
+	enum err_code rc = bus_request_start(c->bus, subject, msg, n, fn, user, &token, err);
+	if (rc) {
+		free(x);
+		return rc;
+	}
+	*x = (struct call_expiry){.c = c, .token = token, .ms = timeout_ms};
+	if (cluster_submit_after(c, timeout_ms, job_call_expire, x))
+		job_call_expire(x);        /* stopping: ends it now */
+	return ERR_OK;
+}
+
 enum err_code cluster_call_start(struct cluster *c, const char *node,
 				 const struct cluster_http *req, cluster_call_fn done,
 				 void *user, struct err *err)
@@ -886,10 +905,8 @@ enum err_code cluster_call_start(struct cluster *c, const char *node,
 	unsigned timeout;
 	char *msg = call_envelope(c, req, &n, &timeout);
 	struct call_wait *w = msg ? calloc(1, sizeof(*w)) : NULL;
-	struct call_expiry *x = w ? calloc(1, sizeof(*x)) : NULL;
-	if (!x) {
+	if (!w) {
 		free(msg);
-		free(w);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	snprintf(w->node, sizeof(w->node), "%s", node);
@@ -897,20 +914,12 @@ enum err_code cluster_call_start(struct cluster *c, const char *node,
 	w->user = user;
 	char subject[128];
 	http_subject(node, subject);
-	uint64_t token = 0;
-	enum err_code rc = bus_request_start(c->bus, subject, msg, n, call_answered, w, &token,
-					     err);
+	enum err_code rc = cluster_request_start(c, subject, msg, n, timeout + 2000, call_answered,
+						 w, err);
 	free(msg);
-	if (rc) {
+	if (rc)
 		free(w);
-		free(x);
-		return rc;
-	}
-	/* from here on w is call_answered's */
-	*x = (struct call_expiry){.c = c, .token = token, .ms = timeout + 2000};
-	if (cluster_submit_after(c, x->ms, job_call_expire, x))
-		job_call_expire(x);        /* stopping: ends it now */
-	return ERR_OK;
+	return rc;
 }
 
 enum err_code cluster_submit(struct cluster *c, void (*fn)(void *arg), void *arg)

@@ -111,6 +111,11 @@ int64_t cluster_unix_ms(void);
 void cluster_sleep_ms(int64_t ms);
 /* 1 once the node is stopping (its jobs end early). */
 int cluster_stopping(struct cluster *c);
+/* bus_request_start, ended by bus_request_expire after timeout_ms (a delayed
+ * job of the pool; at once when it stops): fn is called once. */
+enum err_code cluster_request_start(struct cluster *c, const char *subject, const void *msg,
+				    size_t n, unsigned timeout_ms, bus_reply_fn fn, void *user,
+				    struct err *err);
 /* 1 from cluster_stop on (the pool runs its delayed jobs at once then): jobs
  * that try again later end instead. */
 int cluster_leaving(struct cluster *c);

@@ -50,28 +50,26 @@ static __thread int local_only;
 
 /* ---- the sending side ---- */
 
-/* Sends the mail and reads the owner's {rc, msg[, retry]} + bytes answer. *retry
- * (may be NULL): certainly not taken, and worth trying again (no node serves the
- * subject, or the receiver said so). */
-static enum err_code mail_call_ex(struct cluster *c, const char *node, const char *kind,
-				  const char *to, const char *from, const void *data,
-				  size_t len, uint32_t timeout_ms, uint8_t **reply,
-				  size_t *reply_len, int *retry, struct err *err)
+/* The mail's message for node's subject (malloc'd, *n bytes; NULL on OOM). */
+static char *mail_envelope(const char *node, const char *kind, const char *to, const char *from,
+			   const void *data, size_t len, uint32_t timeout_ms, size_t *n,
+			   char subject[128])
 {
 	json_t *head = json_pack("{s:s, s:s, s:s?, s:I}", "kind", kind, "to", to, "from", from,
 				 "timeout", (json_int_t)timeout_ms);
-	size_t n = 0;
-	char *msg = head ? cluster_envelope(head, data, len, &n) : NULL;
+	char *msg = head ? cluster_envelope(head, data, len, n) : NULL;
 	json_decref(head);
-	if (!msg)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	char subject[128];
-	snprintf(subject, sizeof(subject), "theater.node.%s.mail", node);
-	uint8_t *raw = NULL;
-	size_t rlen = 0;
-	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout_ms + 2000, &raw, &rlen,
-				       err);
-	free(msg);
+	snprintf(subject, 128, "theater.node.%s.mail", node);
+	return msg;
+}
+
+/* The owner's {rc, msg[, retry]} + bytes answer (or the request's failure rc).
+ * *retry (may be NULL): certainly not taken, and worth trying again (no node
+ * serves the subject, or the receiver said so). */
+static enum err_code mail_answer(const char *node, enum err_code rc, const uint8_t *raw,
+				 size_t rlen, uint8_t **reply, size_t *reply_len, int *retry,
+				 struct err *err)
+{
 	if (rc == ERR_UNAVAILABLE && retry)
 		*retry = 1;             /* no one serves the subject: not delivered */
 	if (rc)
@@ -79,11 +77,9 @@ static enum err_code mail_call_ex(struct cluster *c, const char *node, const cha
 	const uint8_t *body = NULL;
 	size_t blen = 0;
 	json_t *ans = cluster_unwrap(raw, rlen, &body, &blen);
-	if (!ans) {
-		free(raw);
+	if (!ans)
 		return err_set(err, ERR_UNAVAILABLE, "node '%s' answered mail with something else",
 			       node);
-	}
 	rc = (enum err_code)json_integer_value(json_object_get(ans, "rc"));
 	if (rc >= ERR__COUNT)
 		rc = ERR_INTERNAL;
@@ -103,6 +99,27 @@ static enum err_code mail_call_ex(struct cluster *c, const char *node, const cha
 		}
 	}
 	json_decref(ans);
+	return rc;
+}
+
+/* Sends the mail and waits for the owner's answer (a quick one: queries, orphans,
+ * spawns). */
+static enum err_code mail_call_ex(struct cluster *c, const char *node, const char *kind,
+				  const char *to, const char *from, const void *data,
+				  size_t len, uint32_t timeout_ms, uint8_t **reply,
+				  size_t *reply_len, int *retry, struct err *err)
+{
+	size_t n = 0;
+	char subject[128];
+	char *msg = mail_envelope(node, kind, to, from, data, len, timeout_ms, &n, subject);
+	if (!msg)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	uint8_t *raw = NULL;
+	size_t rlen = 0;
+	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout_ms + 2000, &raw, &rlen,
+				       err);
+	free(msg);
+	rc = mail_answer(node, rc, raw, rlen, reply, reply_len, retry, err);
 	free(raw);
 	return rc;
 }
@@ -143,9 +160,13 @@ static enum err_code where(struct cluster *c, const char *to, int fresh,
 	return route(c, to, fresh, node, retry, err);
 }
 
+struct retrying;
 /* One try of something for an actor that may be moving. *retry: it was certainly
- * not done and is worth trying again. fresh: a try again (read the bucket). */
-typedef enum err_code (*try_fn)(void *ctx, int fresh, int *retry, struct err *err);
+ * not done and is worth trying again. fresh: a try again (read the bucket).
+ * *later set: the try goes on without a thread (a NATS request whose answer
+ * comes later) and reports its result itself, once, with tried(). */
+typedef enum err_code (*try_fn)(struct retrying *r, void *ctx, int fresh, int *later,
+				int *retry, struct err *err);
 /* After the last try, once: its result (err NULL when rc is ERR_OK); frees ctx. */
 typedef void (*end_fn)(void *ctx, enum err_code rc, const struct err *err);
 
@@ -163,25 +184,44 @@ struct retrying {
 	struct err err;
 };
 
-/* One try; then the next one later, or the end: when fn is done or not worth
- * trying again, the time is up, or the node stops (its pool runs delayed jobs at
- * once then: they end with the last try's result). */
+static void finish(struct retrying *r)
+{
+	r->end(r->ctx, r->rc, r->rc ? &r->err : NULL);
+	free(r);
+}
+
+static void job_retrying(void *arg);
+
+/* A try's result: the next try later, or the end (fn is done or not worth trying
+ * again, the time is up, or the node stops). Any thread. */
+static void tried(struct retrying *r, enum err_code rc, int retry, const struct err *err)
+{
+	r->rc = rc;
+	if (rc && err)
+		r->err = *err;
+	uint32_t pause = r->pause;
+	r->fresh = 1;
+	r->pause = pause * 2 > 1000 ? 1000 : pause * 2;
+	if (retry && cluster_mono_ms() + pause <= r->deadline && !cluster_leaving(r->c) &&
+	    cluster_submit_after(r->c, pause, job_retrying, r) == ERR_OK)
+		return;
+	finish(r);
+}
+
+/* One try (a stopping node's pool runs delayed jobs at once: they end with the
+ * last try's result). */
 static void job_retrying(void *arg)
 {
 	struct retrying *r = arg;
-	if (!r->fresh || !cluster_leaving(r->c)) {
-		int retry = 0;
-		memset(&r->err, 0, sizeof(r->err));
-		r->rc = r->fn(r->ctx, r->fresh, &retry, &r->err);
-		uint32_t pause = r->pause;
-		r->fresh = 1;
-		r->pause = pause * 2 > 1000 ? 1000 : pause * 2;
-		if (retry && cluster_mono_ms() + pause <= r->deadline && !cluster_leaving(r->c) &&
-		    cluster_submit_after(r->c, pause, job_retrying, r) == ERR_OK)
-			return;
+	if (r->fresh && cluster_leaving(r->c)) {
+		finish(r);
+		return;
 	}
-	r->end(r->ctx, r->rc, r->rc ? &r->err : NULL);
-	free(r);
+	int retry = 0, later = 0;
+	struct err e = {0};
+	enum err_code rc = r->fn(r, r->ctx, r->fresh, &later, &retry, &e);
+	if (!later)
+		tried(r, rc, retry, &e);
 }
 
 /* fn(ctx) on our pool, tried again for up to `ms` (pauses of 100 ms doubling to
@@ -199,6 +239,57 @@ static enum err_code start_tries(struct cluster *c, int64_t ms, try_fn fn, end_f
 		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
 	}
 	return ERR_OK;
+}
+
+/* A try that is mail to another node, answered without a thread that waits. */
+struct mail_wait {
+	struct retrying *r;
+	char node[CLUSTER_NODE_MAX];
+	uint8_t **reply;              /* NULL: the answer's bytes are not kept */
+	size_t *reply_len;
+};
+
+static void mail_answered(void *user, enum err_code rc, const struct err *err,
+			  const uint8_t *data, size_t len)
+{
+	struct mail_wait *w = user;
+	struct err e = {0};
+	if (err)
+		e = *err;
+	int retry = 0;
+	rc = mail_answer(w->node, rc, data, len, w->reply, w->reply_len, &retry, &e);
+	struct retrying *r = w->r;
+	free(w);
+	tried(r, rc, retry, &e);
+}
+
+/* Mail to node as a try of r: sets *later when it is on its way (its answer
+ * calls tried); else the error. */
+static enum err_code mail_try_start(struct retrying *r, const char *node, const char *kind,
+				    const char *to, const char *from, const void *data,
+				    size_t len, uint32_t timeout_ms, uint8_t **reply,
+				    size_t *reply_len, int *later, struct err *err)
+{
+	size_t n = 0;
+	char subject[128];
+	char *msg = mail_envelope(node, kind, to, from, data, len, timeout_ms, &n, subject);
+	struct mail_wait *w = msg ? calloc(1, sizeof(*w)) : NULL;
+	if (!w) {
+		free(msg);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	w->r = r;
+	snprintf(w->node, sizeof(w->node), "%s", node);
+	w->reply = reply;
+	w->reply_len = reply_len;
+	enum err_code rc = cluster_request_start(r->c, subject, msg, n, timeout_ms + 2000,
+						 mail_answered, w, err);
+	free(msg);
+	if (rc)
+		free(w);
+	else
+		*later = 1;
+	return rc;
 }
 
 /* The actor is placed here but this node does not run it (yet). */
@@ -240,7 +331,8 @@ struct out_mail {
 };
 
 /* One try of mail of `kind` to actor `to`, wherever it runs now. */
-static enum err_code try_mail(void *ctx, int fresh, int *retry, struct err *err)
+static enum err_code try_mail(struct retrying *r, void *ctx, int fresh, int *later,
+			      int *retry, struct err *err)
 {
 	struct out_mail *m = ctx;
 	enum err_code rc = where(m->c, m->to, fresh, m->node, retry, err);
@@ -248,8 +340,8 @@ static enum err_code try_mail(void *ctx, int fresh, int *retry, struct err *err)
 		return rc;
 	const char *from = m->has_from ? m->from : NULL;
 	if (strcmp(m->node, m->c->node) != 0)
-		return mail_call_ex(m->c, m->node, m->kind, m->to, from, m->data, m->len,
-				    MAIL_TIMEOUT_MS, NULL, NULL, retry, err);
+		return mail_try_start(r, m->node, m->kind, m->to, from, m->data, m->len,
+				      MAIL_TIMEOUT_MS, NULL, NULL, later, err);
 	rc = deliver_here(m->c, m->kind, m->to, from, m->data, m->len, err);
 	return rc == ERR_NOT_FOUND ? not_here_yet(m->to, retry, err) : rc;
 }
@@ -326,7 +418,8 @@ struct remote_req {
 };
 
 /* One try of a request, for the time it has left. */
-static enum err_code try_request(void *ctx, int fresh, int *retry, struct err *err)
+static enum err_code try_request(struct retrying *r, void *ctx, int fresh, int *later,
+				 int *retry, struct err *err)
 {
 	struct remote_req *q = ctx;
 	struct out_mail *m = &q->m;
@@ -337,9 +430,13 @@ static enum err_code try_request(void *ctx, int fresh, int *retry, struct err *e
 	int64_t left = q->deadline - cluster_mono_ms();
 	uint32_t timeout_ms = left > 1 ? (uint32_t)left : 1;
 	const char *from = m->has_from ? m->from : NULL;
-	if (strcmp(m->node, c->node) != 0)
-		return mail_call_ex(c, m->node, "request", m->to, from, m->data, m->len, timeout_ms,
-				    &q->ans, &q->alen, retry, err);
+	if (strcmp(m->node, c->node) != 0) {
+		free(q->ans);               /* an earlier try's, if any */
+		q->ans = NULL;
+		q->alen = 0;
+		return mail_try_start(r, m->node, "request", m->to, from, m->data, m->len,
+				      timeout_ms, &q->ans, &q->alen, later, err);
+	}
 	local_only = 1;
 	rc = supervisor_request(c->sup, m->to, from, m->data, m->len, timeout_ms, q->reply,
 				q->reply_user, err);
@@ -415,8 +512,11 @@ struct child_job {
 /* One try: GET the child on its node, check its parent, then POST stop or restart.
  * *retry: certainly not done and worth trying again (the node does not answer or
  * answers 503, as while the child is being moved; never after a POST's timeout). */
-static enum err_code try_child(void *ctx, int fresh, int *retry, struct err *e)
+static enum err_code try_child(struct retrying *self, void *ctx, int fresh, int *later,
+			       int *retry, struct err *e)
 {
+	(void)self;
+	(void)later;
 	struct child_job *j = ctx;
 	enum err_code rc = where(j->c, j->child, fresh, j->node, retry, e);
 	if (rc)
@@ -754,8 +854,11 @@ struct state_try {
 
 /* One try of get-child-state (a query: any failure to reach the child is safe to
  * try again). */
-static enum err_code try_child_state(void *ctx, int fresh, int *retry, struct err *e)
+static enum err_code try_child_state(struct retrying *self, void *ctx, int fresh,
+				     int *later, int *retry, struct err *e)
 {
+	(void)self;
+	(void)later;
 	struct state_try *t = ctx;
 	struct kids_job *j = t->j;
 	free(t->ans);

@@ -2316,7 +2316,9 @@ static void test_delete_holds_restart(void **state)
  * request (the fixture's gate), all reach their actors on delta through alpha at
  * once, and a quick call through alpha is answered meanwhile. Before, each
  * forwarded call held a thread of alpha's pool and one of delta's until it was
- * answered: 16 reached the gate and the rest, the quick call too, waited. */
+ * answered: 16 reached the gate and the rest, the quick call too, waited. The
+ * same for actors' requests to actors of another node (mail): 24 actors on
+ * alpha ask the actors on delta, which wait at a second gate (before: 16). */
 static void test_forwarded_calls_hold_no_thread(void **state)
 {
 	(void)state;
@@ -2369,6 +2371,38 @@ static void test_forwarded_calls_hold_no_thread(void **state)
 		if (q[i].status != 200 || q[i].answer[0] == '-')
 			fail_msg("forwarded call %d: %ld %s", i, q[i].status, q[i].answer);
 		free(q[i].path);
+	}
+	/* actors' requests across nodes */
+	fixture_httpd_add_gate(web, "/gate2");
+	put_driver();
+	char *asks[CALLS];
+	for (int i = 0; i < CALLS; i++) {
+		char *sender = spawn_driver(0, "&node=alpha", NULL);
+		asks[i] = tu_fmt("request %s 30000 http {\"url\":\"http://127.0.0.1:%u/gate2\"}",
+				 ids[i], port);
+		q[i] = (struct bg_request){.node = 0,
+			.path = tu_fmt("/actors/%s/requests?timeout=60", sender), .body = asks[i]};
+		free(sender);
+		assert_int_equal(pthread_create(&t[i], NULL, bg_request_main, &q[i]), 0);
+	}
+	/* looked at for 20 s, under the requests' own 30 s: before, the first 16 timed
+	 * out after 30 s and freed their threads for the rest */
+	for (int tries = 0; tries < 200 && (hits = fixture_httpd_hits(web, "/gate2")) < CALLS;
+	     tries++)
+		nap_ms(100);
+	printf("# actors' requests to another node waiting at the gate at once: %u of %d\n",
+	       hits, CALLS);
+	fixture_httpd_open_gate(web, "/gate2");
+	for (int i = 0; i < CALLS; i++)
+		pthread_join(t[i], NULL);
+	if (hits < CALLS)
+		fail_msg("only %u of %d requests reached the other node's actors at once", hits,
+			 CALLS);
+	for (int i = 0; i < CALLS; i++) {
+		if (q[i].status != 200 || q[i].answer[0] == '-')
+			fail_msg("request %d across nodes: %ld %s", i, q[i].status, q[i].answer);
+		free(q[i].path);
+		free(asks[i]);
 		free(ids[i]);
 	}
 	free(one);
