@@ -732,13 +732,19 @@ static const char DRIVER_MANIFEST[] =
 	"{\"type\":\"timing\",\"max_sleep_duration\":200},{\"type\":\"random\"},"
 	"{\"type\":\"store\"},{\"type\":\"supervisor\"},{\"type\":\"http-client\"}]";
 
-static void put_driver(void)
+/* The driver as driver.wasm on sp, or on every node of the cluster (NULL). */
+static void put_driver_on(struct server_proc *sp)
 {
 	size_t len = 0;
 	unsigned char *wasm = server_compile_driver("", &len);
-	for (int i = 0; i < NODES; i++)
-		server_put_package(&SP[i], "driver.wasm", wasm, len);
+	for (int i = 0; i < (sp ? 1 : NODES); i++)
+		server_put_package(sp ? sp : &SP[i], "driver.wasm", wasm, len);
 	free(wasm);
+}
+
+static void put_driver(void)
+{
+	put_driver_on(NULL);
 }
 
 /* A driver (its state: the last message sent to it) on node, with state. */
@@ -2266,10 +2272,7 @@ static void test_delete_holds_restart(void **state)
 	(void)state;
 	struct server_proc delta;
 	start_delta(&delta, "THEATER_TEST_DELETE_PAUSE_MS", "1500");
-	size_t len = 0;
-	unsigned char *wasm = server_compile_driver("", &len);
-	server_put_package(&delta, "driver.wasm", wasm, len);
-	free(wasm);
+	put_driver_on(&delta);
 	char *m = tu_fmt("{\"manifest\":{\"name\":\"driver\",\"package\":\"driver.wasm\",%s,"
 			 "\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":5,"
 			 "\"window_s\":60,\"backoff_ms\":300,\"backoff_max_ms\":300}}}",
@@ -2329,10 +2332,7 @@ static void test_forwarded_calls_hold_no_thread(void **state)
 	unsigned short port = fixture_httpd_port(web);
 	struct server_proc delta;
 	start_delta(&delta, "THEATER_HTTP_ALLOW_PRIVATE", "1");
-	size_t len = 0;
-	unsigned char *wasm = server_compile_driver("", &len);
-	server_put_package(&delta, "driver.wasm", wasm, len);
-	free(wasm);
+	put_driver_on(&delta);
 	char *m = tu_fmt("{\"manifest\":{\"name\":\"waiter\",\"package\":\"driver.wasm\","
 			 "\"handler\":[{\"type\":\"runtime\"},{\"type\":\"message-server\"},"
 			 "{\"type\":\"timing\"},{\"type\":\"random\"},{\"type\":\"store\"},"
