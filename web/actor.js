@@ -148,7 +148,17 @@ export class ActorPage {
       types: ['chain'],
       after: first.length,
       onEvent: (_type, ev) => this.#event(ev),
-      onState: (s) => showStreamState(this.els.pill, s, 'complete (the run has ended)'),
+      onState: (s) => {
+        showStreamState(this.els.pill, s, 'complete (the run has ended)');
+        // The run may have gone on before its stream's end reached us (a restart
+        // answered first): follow it again now, not only at the next update.
+        if (s === 'ended') {
+          queueMicrotask(() => {
+            const r = this.store.get(this.id);
+            if (r && !this.closed) this.#revive(r);
+          });
+        }
+      },
       finished: () => this.ended && this.stream.after >= this.timeline.head,
       beforeReopen: () => this.#stillGoing(),
     });
@@ -164,9 +174,10 @@ export class ActorPage {
     return !(r.ended && r.length <= this.stream.after);
   }
 
-  // The chain stream ended with the run, and the run went on (a restart): follow it again.
+  // The chain stream ended with the run, and the run went on (a restart): follow it
+  // again. Called when the run changes and when the stream ends, whichever is last.
   #revive(r) {
-    if (!this.stream || this.stream.state !== 'ended' || r.chain.length <= this.stream.after) return;
+    if (!this.stream || this.stream.state !== 'ended' || !r.chain || r.chain.length <= this.stream.after) return;
     this.ended = false;
     this.stream.open();
   }
