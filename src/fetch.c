@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -140,6 +141,16 @@ static curl_socket_t on_open_socket(void *user, curlsocktype purpose, struct cur
 	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* The socket on_open_socket made is closed here too, not inside libcurl: TSan
+ * ignores libcurl's own calls (tests/tsan.supp), so a close there went unseen and
+ * the next thread that got the same descriptor number looked like a race with our
+ * socket(). Uses no user data: a kept connection may outlive its transfer. */
+static int on_close_socket(void *user, curl_socket_t fd)
+{
+	(void)user;
+	return close(fd);
+}
+
 static void limits_fill(const struct fetch_limits *in, struct fetch_limits *out)
 {
 	static const struct fetch_limits none;
@@ -253,6 +264,8 @@ static void setup_handle(CURL *c, const struct fetch_request *req, const struct 
 	if (req->addr_check) {
 		curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 		curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+		curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, NULL);
 		curl_easy_setopt(c, CURLOPT_PROXY, "");
 	}
 	set_method(c, req);
