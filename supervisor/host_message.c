@@ -88,16 +88,11 @@ static json_t *output(int32_t rc, const struct err *e)
 	return out;
 }
 
-/* A send to another node's actor: done of supervisor_send_remote (user: a host_wait). */
+/* A send to another node's actor: done of supervisor_send_remote (user: a host_wait),
+ * answered as a request without bytes. */
 static void send_done(void *user, enum err_code rc, const struct err *err)
 {
-	struct host_wait *w = user;
-	if (host_wait_claim(w)) {
-		w->rc = rc;
-		if (err && rc)
-			w->e = *err;
-	}
-	host_wait_settle(w);
+	host_message_reply(user, rc, err, (const uint8_t *)"", 0);
 }
 
 /* The rest of a send to another node's actor once its node answered (or not). */
