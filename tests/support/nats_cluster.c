@@ -209,6 +209,79 @@ static int wait_jetstream(struct nats_cluster *nc, int timeout_ms)
 	return ok ? 0 : -1;
 }
 
+/* Every stream has a leader, and the leader counts each other replica current
+ * with no lag. 1, or 0 with what is not current in why. */
+static int streams_current(const struct nats_cluster *nc, char *why, size_t size)
+{
+	for (int i = 0; i < NATS_SERVERS; i++) {
+		if (nc->pid[i] <= 0)
+			continue;
+		char *url = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true",
+				   nc->monitor[i]);
+		struct http_result r = {0};
+		int ok = http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 && r.body;
+		free(url);
+		if (!ok) {
+			snprintf(why, size, "n%d: no answer", i + 1);
+			http_result_release(&r);
+			return 0;
+		}
+		/* "reserved_memory": 2^64-1 does not fit a JSON integer: blank it */
+		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
+			memcpy(big, "                   0", 20);
+		json_t *j = json_parse(r.body, r.len, 32, NULL);
+		http_result_release(&r);
+		char me[8];
+		snprintf(me, sizeof(me), "n%d", i + 1);
+		json_t *accs = json_object_get(j, "account_details");
+		for (size_t a = 0; ok && a < json_array_size(accs); a++) {
+			json_t *sd = json_object_get(json_array_get(accs, a), "stream_detail");
+			for (size_t k = 0; ok && k < json_array_size(sd); k++) {
+				json_t *st = json_array_get(sd, k);
+				const char *name = json_string_value(json_object_get(st, "name"));
+				json_t *cl = json_object_get(st, "cluster");
+				const char *leader = json_string_value(json_object_get(cl, "leader"));
+				if (!leader || !*leader) {
+					snprintf(why, size, "%s: %s has no leader", me, name);
+					ok = 0;
+					break;
+				}
+				if (strcmp(leader, me) != 0)
+					continue;
+				json_t *reps = json_object_get(cl, "replicas");
+				for (size_t m = 0; ok && m < json_array_size(reps); m++) {
+					json_t *rep = json_array_get(reps, m);
+					if (!json_is_true(json_object_get(rep, "current")) ||
+					    json_integer_value(json_object_get(rep, "lag")) > 0) {
+						snprintf(why, size, "%s: replica %s of %s is %lld behind", me,
+							 json_string_value(json_object_get(rep, "name")), name,
+							 (long long)json_integer_value(
+								 json_object_get(rep, "lag")));
+						ok = 0;
+					}
+				}
+			}
+		}
+		json_decref(j);
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+int nats_cluster_wait_current(struct nats_cluster *nc, int timeout_ms)
+{
+	char why[256] = "";
+	for (int waited = 0; waited < timeout_ms; waited += 200) {
+		if (streams_current(nc, why, sizeof(why)))
+			return waited;
+		nap_ms(200);
+	}
+	fprintf(stderr, "nats_cluster: streams not current after %d s: %s\n", timeout_ms / 1000,
+		why);
+	return -1;
+}
+
 int nats_cluster_start(struct nats_cluster *nc)
 {
 	memset(nc, 0, sizeof(*nc));

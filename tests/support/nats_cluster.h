@@ -33,6 +33,10 @@ void nats_cluster_kill(struct nats_cluster *nc, int i);
 /* Starts server i again with the same config and store and waits as
  * nats_cluster_start does (for the servers running). 0 or -1. */
 int nats_cluster_restart(struct nats_cluster *nc, int i);
+/* Waits until every stream has a leader that counts each other replica current
+ * (a server that came back has caught up): the cluster can lose one more server.
+ * The milliseconds waited, or -1 (with why on stderr) after timeout_ms. */
+int nats_cluster_wait_current(struct nats_cluster *nc, int timeout_ms);
 /* Stops every server and removes the folder. */
 void nats_cluster_destroy(struct nats_cluster *nc);
 
