@@ -626,15 +626,27 @@ static void stop_if_orphan(struct cluster *c, const char *node, const char *pare
 		mail_call(c, node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS, NULL, NULL, &e);
 }
 
-/* Asks the node to spawn the child; its answer is {id, status[, code, error]}. */
-static void job_spawn_remote(void *arg)
+/* The parent ended here meanwhile: a job, as it may ask the child's node. */
+static void job_orphan_check(void *arg)
 {
 	struct spawn_job *j = arg;
+	stop_if_orphan(j->c, j->node, j->parent);
+	free(j->body);
+	free(j);
+}
+
+/* The child's node answered the spawn, {id, status[, code, error]}, or it did
+ * not (rc). Runs on the thread that delivers answers: nothing here waits. */
+static void spawn_answered(void *user, enum err_code rc, const struct err *err,
+			   const uint8_t *data, size_t len)
+{
+	struct spawn_job *j = user;
 	uint8_t *ans = NULL;
 	size_t alen = 0;
 	struct err e = {0};
-	enum err_code rc = mail_call(j->c, j->node, "spawn", "", j->parent, j->body,
-				     strlen(j->body), SPAWN_REMOTE_MS, &ans, &alen, &e);
+	if (err)
+		e = *err;
+	rc = mail_answer(j->node, rc, data, len, &ans, &alen, NULL, &e);
 	json_t *v = rc ? NULL : json_parse((const char *)ans, alen, 8, &e);
 	const char *id = json_string_value(json_object_get(v, "id"));
 	const char *status = json_string_value(json_object_get(v, "status"));
@@ -647,6 +659,7 @@ static void job_spawn_remote(void *arg)
 		if (!rc)
 			rc = ERR_INTERNAL;
 	}
+	int check = 0;
 	if (rc) {
 		j->done(j->done_user, rc, &e, NULL);
 	} else {
@@ -655,10 +668,12 @@ static void job_spawn_remote(void *arg)
 		snprintf(run.parent_id, sizeof(run.parent_id), "%s", j->parent);
 		run.status = (char *)status;
 		j->done(j->done_user, ERR_OK, why ? &e : NULL, &run);
-		stop_if_orphan(j->c, j->node, j->parent);
+		check = 1;
 	}
 	json_decref(v);
 	free(ans);
+	if (check && cluster_submit(j->c, job_orphan_check, j) == ERR_OK)
+		return;
 	free(j->body);
 	free(j);
 }
@@ -695,10 +710,19 @@ static enum err_code remote_spawn(void *user, const struct spawn_request *req, i
 	snprintf(j->parent, sizeof(j->parent), "%s", req->parent_id);
 	j->done = done;
 	j->done_user = done_user;
-	if (cluster_submit(c, job_spawn_remote, j)) {
+	/* the answer comes to the shared inbox: no thread waits for it */
+	size_t n = 0;
+	char subject[128];
+	char *msg = mail_envelope(node, "spawn", "", j->parent, j->body, strlen(j->body),
+				  SPAWN_REMOTE_MS, &n, subject);
+	enum err_code rc = msg ? cluster_request_start(c, subject, msg, n, SPAWN_REMOTE_MS + 2000,
+						     spawn_answered, j, err)
+			       : err_set(err, ERR_NOMEM, "out of memory");
+	free(msg);
+	if (rc) {
 		free(j->body);
 		free(j);
-		return err_set(err, ERR_UNAVAILABLE, "the server is shutting down");
+		return rc;
 	}
 	*here_out = 0;
 	return ERR_OK;
@@ -1026,7 +1050,9 @@ static void on_child_spawned(void *user, enum err_code rc, const struct err *err
 								    ? err->msg
 								    : err_code_name(rc)));
 	}
-	if (cluster_submit(p->c, job_spawn_answer, p))
+	uint32_t late = (uint32_t)p->c->test_spawn_answer_delay_ms;
+	if (late ? cluster_submit_after(p->c, late, job_spawn_answer, p)
+		 : cluster_submit(p->c, job_spawn_answer, p))
 		job_spawn_answer(p);        /* stopping: answer from here */
 }
 

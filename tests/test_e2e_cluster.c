@@ -2432,6 +2432,77 @@ static void test_forwarded_calls_hold_no_thread(void **state)
 	fixture_httpd_stop(web);
 }
 
+/* A child spawned on another node holds no thread of the parent's node while
+ * that node spawns it: 24 supervisors on alpha each spawn a child on delta, which
+ * reports each child 8 s late (THEATER_TEST_SPAWN_ANSWER_DELAY_MS). Meanwhile an
+ * actor on alpha asks a counter on gamma (every try of mail is a job of alpha's
+ * cluster pool) with 5 s to answer. Before, each spawn held one of the pool's
+ * 16 threads until delta answered, and the request waited behind them. */
+static void test_remote_spawns_hold_no_thread(void **state)
+{
+	(void)state;
+	enum { SPAWNS = 24 };
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_SPAWN_ANSWER_DELAY_MS", "8000");
+	put_supervisor();
+	put_driver();
+	char *sups[SPAWNS];
+	struct bg_request q[SPAWNS];
+	pthread_t t[SPAWNS];
+	for (int i = 0; i < SPAWNS; i++)
+		sups[i] = spawn_supervisor(0, "delta", 0);
+	char *asker = spawn_driver(0, "&node=alpha", NULL);
+	char *counter = spawn_counter(0, "&node=gamma");
+	for (int i = 0; i < SPAWNS; i++) {
+		q[i] = (struct bg_request){.node = 0,
+			.path = tu_fmt("/actors/%s/requests?timeout=30", sups[i]),
+			.body = "{\"op\":\"spawn\"}"};
+		assert_int_equal(pthread_create(&t[i], NULL, bg_request_main, &q[i]), 0);
+	}
+	nap_ms(1000);            /* the spawns are on their way to delta */
+	char *ask = tu_fmt("request %s 5000 get", counter);
+	char *path = tu_fmt("/actors/%s/requests?timeout=20", asker);
+	struct http_result r;
+	long st = call(0, "POST", path, ask, &r);
+	char answer[256];
+	snprintf(answer, sizeof(answer), "%s", r.body ? r.body : "");
+	http_result_release(&r);
+	int pending = 0;
+	for (int i = 0; i < SPAWNS; i++)
+		pending += !__atomic_load_n(&q[i].done, __ATOMIC_ACQUIRE);
+	printf("# an actor's request across nodes while %d of %d spawns on another node "
+	       "waited: %ld %s\n", pending, SPAWNS, st, answer);
+	for (int i = 0; i < SPAWNS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(st, 200);
+	if (answer[0] == '-')
+		fail_msg("the request across nodes failed while spawns waited: %s", answer);
+	for (int i = 0; i < SPAWNS; i++) {
+		if (q[i].status != 200 || !strstr(q[i].answer, "\"id\""))
+			fail_msg("spawn %d on delta: %ld %s", i, q[i].status, q[i].answer);
+		/* the child is deleted, not left placed on delta (a later delta has
+		 * a new home: test_forwarded_calls_hold_no_thread) */
+		struct err e = {0};
+		json_t *j = json_parse(q[i].answer, strlen(q[i].answer), 8, &e);
+		char *del = tu_fmt("%s/actors/%s?force=true", delta.base,
+				   json_string_value(json_object_get(j, "id")));
+		struct http_result dr;
+		assert_int_equal(http_do("DELETE", del, NULL, 0, NULL, &dr), 0);
+		assert_int_equal(dr.status, 204);
+		http_result_release(&dr);
+		free(del);
+		json_decref(j);
+		free(q[i].path);
+		free(sups[i]);
+	}
+	free(ask);
+	free(path);
+	free(asker);
+	free(counter);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+}
+
 /* A node that was away while its actor moved and was deleted (stopped before
  * the delete, started after) does not run its old copy again: its join fence
  * reads the tombstone and deletes the copy. Nothing of it reaches the stream
@@ -2914,6 +2985,7 @@ int main(void)
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
 		cmocka_unit_test(test_delete_holds_restart),
 		cmocka_unit_test(test_forwarded_calls_hold_no_thread),
+		cmocka_unit_test(test_remote_spawns_hold_no_thread),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
