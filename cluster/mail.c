@@ -32,9 +32,12 @@
  * the owner spawns it with the parent's id and answers {id, status} once it
  * runs and is placed), `children` (the ids of a parent's children there),
  * `child-state` (a child's state, once its parent is checked) and `orphans`
- * (a parent ended: stop its children there). */
+ * (a parent ended: stop its children there). None of them holds a thread while
+ * it waits: every answer comes to the shared NATS inbox (cluster_request_start),
+ * and a `children` or `orphans` round asks every other node at once. */
 #include "cluster/cluster_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,37 +105,6 @@ static enum err_code mail_answer(const char *node, enum err_code rc, const uint8
 	return rc;
 }
 
-/* Sends the mail and waits for the owner's answer (a quick one: queries, orphans,
- * spawns). */
-static enum err_code mail_call_ex(struct cluster *c, const char *node, const char *kind,
-				  const char *to, const char *from, const void *data,
-				  size_t len, uint32_t timeout_ms, uint8_t **reply,
-				  size_t *reply_len, int *retry, struct err *err)
-{
-	size_t n = 0;
-	char subject[128];
-	char *msg = mail_envelope(node, kind, to, from, data, len, timeout_ms, &n, subject);
-	if (!msg)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	uint8_t *raw = NULL;
-	size_t rlen = 0;
-	enum err_code rc = bus_request(c->bus, subject, msg, n, timeout_ms + 2000, &raw, &rlen,
-				       err);
-	free(msg);
-	rc = mail_answer(node, rc, raw, rlen, reply, reply_len, retry, err);
-	free(raw);
-	return rc;
-}
-
-static enum err_code mail_call(struct cluster *c, const char *node, const char *kind,
-			       const char *to, const char *from, const void *data, size_t len,
-			       uint32_t timeout_ms, uint8_t **reply, size_t *reply_len,
-			       struct err *err)
-{
-	return mail_call_ex(c, node, kind, to, from, data, len, timeout_ms, reply, reply_len,
-			    NULL, err);
-}
-
 /* ---- sends and requests to an actor that may be moving ---- */
 
 /* The node that runs `to` now (perhaps this one: placed here, maybe not rebuilt
@@ -180,6 +152,7 @@ struct retrying {
 	int64_t deadline;             /* monotonic ms */
 	uint32_t pause;               /* ms before the next try */
 	int fresh;                    /* 0 for the first try */
+	int query;                    /* asks only: a try that timed out is tried again */
 	enum err_code rc;             /* the last try's result */
 	struct err err;
 };
@@ -260,6 +233,7 @@ static void mail_answered(void *user, enum err_code rc, const struct err *err,
 	rc = mail_answer(w->node, rc, data, len, w->reply, w->reply_len, &retry, &e);
 	struct retrying *r = w->r;
 	free(w);
+	retry |= r->query && rc == ERR_TIMEOUT;
 	tried(r, rc, retry, &e);
 }
 
@@ -613,6 +587,23 @@ struct spawn_job {
 	void *done_user;
 };
 
+struct orphan_ask {
+	char node[CLUSTER_NODE_MAX], parent[37];
+};
+
+static void orphans_answered(void *user, enum err_code rc, const struct err *err,
+			     const uint8_t *data, size_t len)
+{
+	struct orphan_ask *a = user;
+	struct err e = {0};
+	if (err)
+		e = *err;
+	if (mail_answer(a->node, rc, data, len, NULL, NULL, NULL, &e))
+		log_warn("cluster", "node '%s' did not stop the child it spawned for '%s', which "
+			 "had ended: %s", a->node, a->parent, e.msg);
+	free(a);
+}
+
 /* The parent ended here while its child was being spawned elsewhere: the
  * child is stopped there (its end stopped only the children known then). */
 static void stop_if_orphan(struct cluster *c, const char *node, const char *parent)
@@ -622,8 +613,26 @@ static void stop_if_orphan(struct cluster *c, const char *node, const char *pare
 	int live = supervisor_get(c->sup, parent, &p, &e) == ERR_OK &&
 		   (strcmp(p.status, "running") == 0 || strcmp(p.status, "starting") == 0);
 	db_run_release(&p);
-	if (!live)
-		mail_call(c, node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS, NULL, NULL, &e);
+	if (live)
+		return;
+	size_t n = 0;
+	char subject[128];
+	char *msg = mail_envelope(node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS, &n,
+				  subject);
+	struct orphan_ask *a = msg ? calloc(1, sizeof(*a)) : NULL;
+	enum err_code rc = a ? ERR_OK : err_set(&e, ERR_NOMEM, "out of memory");
+	if (a) {
+		snprintf(a->node, sizeof(a->node), "%s", node);
+		snprintf(a->parent, sizeof(a->parent), "%s", parent);
+		rc = cluster_request_start(c, subject, msg, n, MAIL_TIMEOUT_MS + 2000,
+					   orphans_answered, a, &e);
+		if (rc)
+			free(a);
+	}
+	free(msg);
+	if (rc)
+		log_warn("cluster", "node '%s' is not asked to stop the child it spawned for "
+			 "'%s', which had ended: %s", node, parent, e.msg);
 }
 
 /* The parent ended here meanwhile: a job, as it may ask the child's node. */
@@ -770,41 +779,31 @@ struct kids_job {
  * answer waits for them rather than leave them out. */
 #define CHILDREN_PAUSE_MS 500
 
-/* Every other node up is asked; a node that does not answer is skipped (asked
- * again later, see above). */
-static void job_kids(void *arg)
+/* One round of a kids_job: every other node up asked at once; the round ends
+ * when the last one answered (or its request expired). No thread waits. */
+struct kids_round {
+	struct kids_job *j;
+	pthread_mutex_t lock;
+	size_t pending;                /* answers to come, +1 while asking */
+	size_t missed;                 /* nodes that did not answer */
+	json_t *all;                   /* children: the ids answered */
+};
+
+struct kids_ask {
+	struct kids_round *k;
+	char node[CLUSTER_NODE_MAX];
+};
+
+static void job_kids(void *arg);
+
+/* After the round: ask again later, or answer. */
+static void kids_round_end(struct kids_round *k)
 {
-	struct kids_job *j = arg;
-	if (j->stop && j->round && cluster_leaving(j->c)) {   /* run at once by the stop */
-		free(j);
-		return;
-	}
-	char names[MAX_NODES][CLUSTER_NODE_MAX];
-	size_t n = cluster_nodes_up(j->c, names, MAX_NODES);
-	size_t missed = 0;
-	json_t *all = json_array();
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(names[i], j->c->node) == 0) {
-			/* a later round: this node may have taken some over meanwhile */
-			if (j->stop && j->round)
-				json_decref(stop_children_here(j->c, j->parent));
-			continue;
-		}
-		uint8_t *ans = NULL;
-		size_t alen = 0;
-		struct err e = {0};
-		enum err_code rc = mail_call(j->c, names[i], j->stop ? "orphans" : "children",
-					     j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
-					     j->stop ? NULL : &ans, &alen, &e);
-		json_t *ids = rc || j->stop ? NULL : json_parse((const char *)ans, alen, 4, &e);
-		if (rc && (j->stop || !j->round))   /* a list's later rounds: once is enough */
-			log_warn("cluster", "node '%s' did not answer for the children of '%s': %s",
-				 names[i], j->parent, e.msg);
-		missed += rc != ERR_OK;
-		json_array_extend(all, ids);
-		json_decref(ids);
-		free(ans);
-	}
+	struct kids_job *j = k->j;
+	json_t *all = k->all;
+	size_t missed = k->missed;
+	pthread_mutex_destroy(&k->lock);
+	free(k);
 	if (j->stop && (missed || cluster_nodes_down(j->c)) && ++j->round < ORPHAN_ROUNDS &&
 	    cluster_submit_after(j->c, ORPHAN_WAIT_MS << (j->round - 1), job_kids, j) == ERR_OK) {
 		json_decref(all);
@@ -818,7 +817,7 @@ static void job_kids(void *arg)
 			return;
 		}
 	}
-	char *text = j->reply ? json_compact(all) : NULL;
+	char *text = j->reply && all ? json_compact(all) : NULL;
 	struct err e = {0};
 	if (j->reply && text)
 		j->reply(j->reply_user, ERR_OK, NULL, (const uint8_t *)text, strlen(text));
@@ -827,6 +826,111 @@ static void job_kids(void *arg)
 	free(text);
 	json_decref(all);
 	free(j);
+}
+
+/* One node's part of the round is done (missed: it did not answer). */
+static void kids_part_done(struct kids_round *k, int missed, json_t *ids)
+{
+	pthread_mutex_lock(&k->lock);
+	k->missed += missed != 0;
+	json_array_extend(k->all, ids);
+	int last = --k->pending == 0;
+	pthread_mutex_unlock(&k->lock);
+	if (last)
+		kids_round_end(k);
+}
+
+static void kids_miss(struct kids_round *k, const char *node, const struct err *e)
+{
+	struct kids_job *j = k->j;
+	if (j->stop || !j->round)     /* a list's later rounds: once is enough */
+		log_warn("cluster", "node '%s' did not answer for the children of '%s': %s",
+			 node, j->parent, e->msg);
+}
+
+static void kids_answered(void *user, enum err_code rc, const struct err *err,
+			  const uint8_t *data, size_t len)
+{
+	struct kids_ask *a = user;
+	struct kids_round *k = a->k;
+	uint8_t *ans = NULL;
+	size_t alen = 0;
+	struct err e = {0};
+	if (err)
+		e = *err;
+	rc = mail_answer(a->node, rc, data, len, k->j->stop ? NULL : &ans, &alen, NULL, &e);
+	json_t *ids = rc || k->j->stop ? NULL : json_parse((const char *)ans, alen, 4, &e);
+	if (rc)
+		kids_miss(k, a->node, &e);
+	free(ans);
+	free(a);
+	kids_part_done(k, rc != ERR_OK, ids);
+	json_decref(ids);
+}
+
+/* Every other node up is asked; a node that does not answer is skipped (asked
+ * again later, see above). */
+static void job_kids(void *arg)
+{
+	struct kids_job *j = arg;
+	if (j->stop && j->round && cluster_leaving(j->c)) {   /* run at once by the stop */
+		free(j);
+		return;
+	}
+	struct kids_round *k = calloc(1, sizeof(*k));
+	if (!k || !(k->all = json_array())) {
+		free(k);
+		struct err e = {0};
+		if (j->reply)
+			j->reply(j->reply_user, err_set(&e, ERR_NOMEM, "out of memory"), &e, NULL, 0);
+		free(j);
+		return;
+	}
+	k->j = j;
+	k->pending = 1;
+	pthread_mutex_init(&k->lock, NULL);
+	char names[MAX_NODES][CLUSTER_NODE_MAX];
+	size_t n = cluster_nodes_up(j->c, names, MAX_NODES);
+	const char *kind = j->stop ? "orphans" : "children";
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], j->c->node) == 0) {
+			/* a later round: this node may have taken some over meanwhile */
+			if (j->stop && j->round)
+				json_decref(stop_children_here(j->c, j->parent));
+			continue;
+		}
+		struct err e = {0};
+		size_t len = 0;
+		char subject[128];
+		char *msg = mail_envelope(names[i], kind, j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
+					  &len, subject);
+		struct kids_ask *a = msg ? calloc(1, sizeof(*a)) : NULL;
+		enum err_code rc = a ? ERR_OK : err_set(&e, ERR_NOMEM, "out of memory");
+		if (a) {
+			a->k = k;
+			memcpy(a->node, names[i], sizeof(a->node));   /* same size, NUL-ended */
+			pthread_mutex_lock(&k->lock);
+			k->pending++;
+			pthread_mutex_unlock(&k->lock);
+			rc = cluster_request_start(j->c, subject, msg, len, MAIL_TIMEOUT_MS + 2000,
+						   kids_answered, a, &e);
+			if (rc) {
+				pthread_mutex_lock(&k->lock);
+				k->pending--;
+				pthread_mutex_unlock(&k->lock);
+				free(a);
+			}
+		}
+		free(msg);
+		if (rc) {                /* not asked: missed (our own count keeps
+					  * the round open) */
+			kids_miss(k, names[i], &e);
+			pthread_mutex_lock(&k->lock);
+			k->missed++;
+			pthread_mutex_unlock(&k->lock);
+		}
+	}
+	kids_part_done(k, 0, NULL);      /* every request is out: our own count */
 }
 
 static enum err_code start_kids(struct cluster *c, const char *parent, int stop,
@@ -881,8 +985,6 @@ struct state_try {
 static enum err_code try_child_state(struct retrying *self, void *ctx, int fresh,
 				     int *later, int *retry, struct err *e)
 {
-	(void)self;
-	(void)later;
 	struct state_try *t = ctx;
 	struct kids_job *j = t->j;
 	free(t->ans);
@@ -892,10 +994,9 @@ static enum err_code try_child_state(struct retrying *self, void *ctx, int fresh
 	if (rc)
 		return rc;
 	if (strcmp(j->node, j->c->node) != 0) {
-		rc = mail_call_ex(j->c, j->node, "child-state", j->child, j->parent, "", 0,
-				  MAIL_TIMEOUT_MS, &t->ans, &t->alen, retry, e);
-		*retry |= rc == ERR_TIMEOUT;
-		return rc;
+		self->query = 1;
+		return mail_try_start(self, j->node, "child-state", j->child, j->parent, "", 0,
+				      MAIL_TIMEOUT_MS, &t->ans, &t->alen, later, e);
 	}
 	rc = serve_child_state(j->c, j->child, j->parent, &t->ans, &t->alen, e);
 	return rc == ERR_NOT_FOUND ? not_here_yet(j->child, retry, e) : rc;
