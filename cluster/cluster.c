@@ -1254,12 +1254,12 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "before writing the tombstone, and again between writing it and deleting "
 			 "the copy (fault injection for tests; never in production)", c->test_delete_pause_ms);
 	}
-	const char *late = getenv("THEATER_TEST_SPAWN_ANSWER_DELAY_MS");
+	const char *late = getenv("THEATER_TEST_MAIL_DELAY_MS");
 	if (late && atoi(late) > 0) {
-		c->test_spawn_answer_delay_ms = atoi(late);
-		log_warn("cluster", "THEATER_TEST_SPAWN_ANSWER_DELAY_MS=%d: a child spawned here for "
-			 "a parent on another node is reported that much later (fault injection "
-			 "for tests; never in production)", c->test_spawn_answer_delay_ms);
+		c->test_mail_delay_ms = atoi(late);
+		log_warn("cluster", "THEATER_TEST_MAIL_DELAY_MS=%d: mail from other nodes (sends, "
+			 "spawns, queries about children) is taken up that much later here (fault "
+			 "injection for tests; never in production)", c->test_mail_delay_ms);
 	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && atoi(stale) > 0) {

@@ -99,8 +99,8 @@ struct cluster {
 	int test_delete_pause_ms;     /* THEATER_TEST_DELETE_PAUSE_MS: a delete waits this
 				       * long before and after writing the tombstone
 				       * (fault injection) */
-	int test_spawn_answer_delay_ms; /* THEATER_TEST_SPAWN_ANSWER_DELAY_MS: a spawn asked
-					  * by another node is answered this late */
+	int test_mail_delay_ms;       /* THEATER_TEST_MAIL_DELAY_MS: mail from other nodes
+				       * (sends, spawns, queries) is taken up this late */
 	int test_stale_watch;         /* THEATER_TEST_STALE_WATCH: the join fence takes the
 				       * watch as placing every run here (fault injection:
 				       * a replica behind the bucket's leader) */

@@ -1151,9 +1151,7 @@ static void on_child_spawned(void *user, enum err_code rc, const struct err *err
 								    ? err->msg
 								    : err_code_name(rc)));
 	}
-	uint32_t late = (uint32_t)p->c->test_spawn_answer_delay_ms;
-	if (late ? cluster_submit_after(p->c, late, job_spawn_answer, p)
-		 : cluster_submit(p->c, job_spawn_answer, p))
+	if (cluster_submit(p->c, job_spawn_answer, p))
 		job_spawn_answer(p);        /* stopping: answer from here */
 }
 
@@ -1292,7 +1290,9 @@ static void on_mail(void *user, const char *reply, const uint8_t *data, size_t l
 		memcpy(j->data, data, len);
 		j->data[len] = '\0';
 		j->len = len;
-		if (cluster_submit(c, job_mail, j) == ERR_OK)
+		uint32_t late = (uint32_t)c->test_mail_delay_ms;
+		if ((late ? cluster_submit_after(c, late, job_mail, j)
+			  : cluster_submit(c, job_mail, j)) == ERR_OK)
 			return;
 	}
 	free(j->reply);

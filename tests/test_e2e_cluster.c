@@ -2432,71 +2432,99 @@ static void test_forwarded_calls_hold_no_thread(void **state)
 	fixture_httpd_stop(web);
 }
 
-/* A child spawned on another node holds no thread of the parent's node while
- * that node spawns it: 24 supervisors on alpha each spawn a child on delta, which
- * reports each child 8 s late (THEATER_TEST_SPAWN_ANSWER_DELAY_MS). Meanwhile an
- * actor on alpha asks a counter on gamma (every try of mail is a job of alpha's
- * cluster pool) with 5 s to answer. Before, each spawn held one of the pool's
- * 16 threads until delta answered, and the request waited behind them. */
-static void test_remote_spawns_hold_no_thread(void **state)
+/* One phase of test_waits_across_nodes_hold_no_thread: each supervisor is asked
+ * `op` at once; a second after, an actor on alpha asks a counter on gamma with
+ * 5 s to answer (every try of mail is a job of alpha's cluster pool). The
+ * request's answer goes to answer. */
+static void ask_all_while_asking(char **sups, int n, const char *op, struct bg_request *q,
+				 const char *asker, const char *counter, char *answer,
+				 size_t size)
 {
-	(void)state;
-	enum { SPAWNS = 24 };
-	struct server_proc delta;
-	start_delta(&delta, "THEATER_TEST_SPAWN_ANSWER_DELAY_MS", "8000");
-	put_supervisor();
-	put_driver();
-	char *sups[SPAWNS];
-	struct bg_request q[SPAWNS];
-	pthread_t t[SPAWNS];
-	for (int i = 0; i < SPAWNS; i++)
-		sups[i] = spawn_supervisor(0, "delta", 0);
-	char *asker = spawn_driver(0, "&node=alpha", NULL);
-	char *counter = spawn_counter(0, "&node=gamma");
-	for (int i = 0; i < SPAWNS; i++) {
+	pthread_t t[32];
+	for (int i = 0; i < n; i++) {
 		q[i] = (struct bg_request){.node = 0,
-			.path = tu_fmt("/actors/%s/requests?timeout=30", sups[i]),
-			.body = "{\"op\":\"spawn\"}"};
+			.path = tu_fmt("/actors/%s/requests?timeout=30", sups[i]), .body = (char *)op};
 		assert_int_equal(pthread_create(&t[i], NULL, bg_request_main, &q[i]), 0);
 	}
-	nap_ms(1000);            /* the spawns are on their way to delta */
+	nap_ms(1000);            /* the asks are on their way to delta */
 	char *ask = tu_fmt("request %s 5000 get", counter);
 	char *path = tu_fmt("/actors/%s/requests?timeout=20", asker);
 	struct http_result r;
 	long st = call(0, "POST", path, ask, &r);
-	char answer[256];
-	snprintf(answer, sizeof(answer), "%s", r.body ? r.body : "");
+	snprintf(answer, size, "%ld %s", st, r.body ? r.body : "");
 	http_result_release(&r);
 	int pending = 0;
-	for (int i = 0; i < SPAWNS; i++)
+	for (int i = 0; i < n; i++)
 		pending += !__atomic_load_n(&q[i].done, __ATOMIC_ACQUIRE);
-	printf("# an actor's request across nodes while %d of %d spawns on another node "
-	       "waited: %ld %s\n", pending, SPAWNS, st, answer);
-	for (int i = 0; i < SPAWNS; i++)
+	printf("# %s: an actor's request across nodes while %d of %d waited on another node: "
+	       "%s\n", op, pending, n, answer);
+	for (int i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
-	assert_int_equal(st, 200);
-	if (answer[0] == '-')
-		fail_msg("the request across nodes failed while spawns waited: %s", answer);
-	for (int i = 0; i < SPAWNS; i++) {
-		if (q[i].status != 200 || !strstr(q[i].answer, "\"id\""))
-			fail_msg("spawn %d on delta: %ld %s", i, q[i].status, q[i].answer);
-		/* the child is deleted, not left placed on delta (a later delta has
-		 * a new home: test_forwarded_calls_hold_no_thread) */
+		free(q[i].path);
+		if (q[i].status != 200)
+			fail_msg("%s %d: %ld %s", op, i, q[i].status, q[i].answer);
+	}
+	free(ask);
+	free(path);
+	if (strncmp(answer, "200 ", 4) != 0 || answer[4] == '-')
+		fail_msg("%s: the request across nodes failed while they waited: %s", op, answer);
+}
+
+/* Waiting on another node holds no thread of the parent's node: 24
+ * supervisors on alpha each spawn a child on delta, then list their children,
+ * then read their child's state, while delta takes up mail from other nodes
+ * 8 s late (THEATER_TEST_MAIL_DELAY_MS). Meanwhile, each time, an actor on
+ * alpha asks a counter on gamma and is answered within its 5 s. Before, each
+ * spawn, list round and state query held one of alpha's 16 cluster threads
+ * until delta answered, and the request waited behind them (-4). */
+static void test_waits_across_nodes_hold_no_thread(void **state)
+{
+	(void)state;
+	enum { SUPS = 24 };
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_MAIL_DELAY_MS", "8000");
+	put_supervisor();
+	put_driver();
+	char *sups[SUPS], *kids[SUPS];
+	struct bg_request q[SUPS];
+	char answer[256];
+	for (int i = 0; i < SUPS; i++)
+		sups[i] = spawn_supervisor(0, "delta", 0);
+	char *asker = spawn_driver(0, "&node=alpha", NULL);
+	char *counter = spawn_counter(0, "&node=gamma");
+	ask_all_while_asking(sups, SUPS, "{\"op\":\"spawn\"}", q, asker, counter, answer,
+			     sizeof(answer));
+	for (int i = 0; i < SUPS; i++) {
 		struct err e = {0};
 		json_t *j = json_parse(q[i].answer, strlen(q[i].answer), 8, &e);
-		char *del = tu_fmt("%s/actors/%s?force=true", delta.base,
-				   json_string_value(json_object_get(j, "id")));
+		const char *id = json_string_value(json_object_get(j, "id"));
+		if (!id)
+			fail_msg("spawn %d on delta answered no id: %s", i, q[i].answer);
+		kids[i] = strdup(id);
+		json_decref(j);
+	}
+	ask_all_while_asking(sups, SUPS, "{\"op\":\"list\"}", q, asker, counter, answer,
+			     sizeof(answer));
+	for (int i = 0; i < SUPS; i++)
+		if (!strstr(q[i].answer, kids[i]))
+			fail_msg("list %d does not name its child on delta %s: %s", i, kids[i],
+				 q[i].answer);
+	ask_all_while_asking(sups, SUPS, "{\"op\":\"state\",\"index\":0}", q, asker, counter,
+			     answer, sizeof(answer));
+	for (int i = 0; i < SUPS; i++) {
+		if (!strstr(q[i].answer, "\"count\":7"))
+			fail_msg("state %d of the child on delta: %s", i, q[i].answer);
+		/* the child is deleted, not left placed on delta (a later delta has
+		 * a new home: test_forwarded_calls_hold_no_thread) */
+		char *del = tu_fmt("%s/actors/%s?force=true", delta.base, kids[i]);
 		struct http_result dr;
 		assert_int_equal(http_do("DELETE", del, NULL, 0, NULL, &dr), 0);
 		assert_int_equal(dr.status, 204);
 		http_result_release(&dr);
 		free(del);
-		json_decref(j);
-		free(q[i].path);
+		free(kids[i]);
 		free(sups[i]);
 	}
-	free(ask);
-	free(path);
 	free(asker);
 	free(counter);
 	assert_int_equal(server_stop(&delta), 0);
@@ -2985,7 +3013,7 @@ int main(void)
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
 		cmocka_unit_test(test_delete_holds_restart),
 		cmocka_unit_test(test_forwarded_calls_hold_no_thread),
-		cmocka_unit_test(test_remote_spawns_hold_no_thread),
+		cmocka_unit_test(test_waits_across_nodes_hold_no_thread),
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
