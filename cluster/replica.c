@@ -1,7 +1,7 @@
 /* replica.c - what lets another node bring an actor back: every chain event
  * published to the replicated JetStream stream THEATER_CHAINS (subject
- * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>" so a retry is stored
- * once), the content-store blobs they name and the package bytes beside them
+ * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>:<hash>" so a
+ * retry is stored once), the content-store blobs they name and the package bytes beside them
  * (theater.stream.blob.<store>.<sha256>, blob.c), failover when a node's
  * heartbeat lapses, and fencing of a node that comes back.
  *
@@ -113,12 +113,15 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	size_t n = 0;
 	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
 	json_decref(head);
-	char subject[96], id[96];
+	char subject[96], id[192];
 	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", ev->actor_id);
-	/* with the node: a new owner's event never passes for a copy of the
-	 * old owner's event of the same seq (the stream would drop it) */
-	snprintf(id, sizeof(id), "%s:%llu:%s", ev->actor_id, (unsigned long long)ev->seq,
-		 c->node);
+	/* The stream drops a message whose id it stored in the last 2 minutes: a
+	 * retry of this very event, but nothing else. With the node and the
+	 * event's hash, a new owner's event never passes for the old owner's of
+	 * the same seq, nor this node's event for one an older copy here
+	 * published at that seq before the actor moved away and back. */
+	snprintf(id, sizeof(id), "%s:%llu:%s:%.16s", ev->actor_id, (unsigned long long)ev->seq,
+		 c->node, hash);
 	struct err e = {0};
 	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
 		log_error("cluster", "event %llu of '%s' not replicated: %s",

@@ -2001,6 +2001,89 @@ static void test_split_brain_rebuild(void **state)
 	free(id);
 }
 
+/* An older copy's events within JetStream's duplicate window do not swallow a
+ * newer copy's events of the same seqs. The stream drops a message whose id it
+ * stored in the last 2 minutes; when a node ran an actor, lost it to a split
+ * brain whose kept branch was shorter than its own, and took it back within
+ * those 2 minutes, its new events at seqs its old branch had published used to
+ * carry the same ids ("<id>:<seq>:<node>"): they were acknowledged yet never
+ * stored, and the next takeover rebuilt the old branch. Here the old branch is
+ * published by the test (chained from the actor's last event, as a copy that
+ * went on would publish it), then delta's own events of those seqs follow and
+ * the actor moves to gamma, which must count every acknowledged message. */
+static void test_old_branch_in_dedupe_window(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, NULL, NULL);
+	char *id = delta_counter(&delta);
+	long acked = 0;
+	for (int i = 0; i < 3; i++, acked++) {
+		struct http_result r;
+		assert_int_equal(message_to(&delta, id, &r), 202);
+		http_result_release(&r);
+	}
+	static struct stream_scan sc;
+	memset(&sc, 0, sizeof(sc));
+	struct bus *b = NULL;
+	struct err e = {0};
+	assert_int_equal(bus_open(NC.urls, "test-branch", 10000, &b, &e), ERR_OK);
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
+	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, &sc, &e),
+			 ERR_OK);
+	assert_true(sc.n > 0);
+	uint64_t top = 0;
+	char parent[65] = "";
+	for (size_t i = 0; i < sc.n; i++)
+		if (sc.seq[i] > top) {
+			top = sc.seq[i];
+			snprintf(parent, sizeof(parent), "%s", sc.hash[i]);
+		}
+	/* the old branch: 20 events after the last one, by delta */
+	for (uint64_t seq = top + 1; seq <= top + 20; seq++) {
+		char hash[65];
+		for (int k = 0; k < 64; k++)
+			hash[k] = "0123456789abcdef"[(seq * 7 + (uint64_t)k * 13 + 5) % 16];
+		hash[64] = '\0';
+		char *head = tu_fmt("{\"seq\":%llu,\"type\":\"message-server/received\","
+				    "\"hash\":\"%s\",\"parent\":\"%s\",\"ts\":0,\"node\":\"delta\"}\n{}",
+				    (unsigned long long)seq, hash, parent);
+		char *msg_id = tu_fmt("%s:%llu:delta", id, (unsigned long long)seq);
+		assert_int_equal(bus_stream_publish(b, subject, head, strlen(head), msg_id, 5000,
+						    &e), ERR_OK);
+		free(msg_id);
+		free(head);
+		memcpy(parent, hash, sizeof(parent));
+	}
+	for (int i = 0; i < 3; i++, acked++) {
+		struct http_result r;
+		assert_int_equal(message_to(&delta, id, &r), 202);
+		http_result_release(&r);
+	}
+	size_t events = 0, forks = stream_forks(id, &events);
+	printf("# the stream holds %zu events of the actor after delta's own, forks at %zu seqs\n",
+	       events, forks);
+	claim(id, "delta", "gamma");
+	long count = count_on(2, id);
+	printf("# on gamma: count %ld, acknowledged %ld\n", count, acked);
+	if (count != acked) {
+		char *dl = tu_read_file(delta.log_path, NULL);
+		fprintf(stderr, "---- log of delta:\n%s\n", dl ? dl : "(none)");
+		free(dl);
+		dump_logs();
+	}
+	assert_int_equal(count, acked);
+	assert_true(forks > 0);          /* delta's events were stored beside the old ones */
+	char *del = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(2, "DELETE", del, NULL, NULL), 204);
+	free(del);
+	free(subject);
+	bus_close(b);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	free(id);
+}
+
 /* ---- deleting in cluster mode ---- */
 
 /* How many placements node's memory copy of the bucket holds (GET /cluster). */
@@ -3009,6 +3092,7 @@ int main(void)
 		cmocka_unit_test(test_supervision_across_nodes),
 		cmocka_unit_test(test_split_brain_fenced),
 		cmocka_unit_test(test_split_brain_rebuild),
+		cmocka_unit_test(test_old_branch_in_dedupe_window),
 		cmocka_unit_test(test_join_stale_watch),
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
 		cmocka_unit_test(test_delete_holds_restart),
