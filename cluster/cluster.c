@@ -623,14 +623,22 @@ static void on_place(void *user, const char *key, const uint8_t *data, size_t le
 	cluster_place_note(c, key, node, rev, deleted);
 }
 
-int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])
+int cluster_lookup_rev(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX],
+		       uint64_t *rev_out)
 {
 	pthread_mutex_lock(&c->lock);
 	struct place *p = *place_slot(c, actor_id);
 	if (p)
 		snprintf(node_out, CLUSTER_NODE_MAX, "%s", p->node);
+	if (rev_out)
+		*rev_out = p ? p->rev : 0;
 	pthread_mutex_unlock(&c->lock);
 	return p != NULL;
+}
+
+int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX])
+{
+	return cluster_lookup_rev(c, actor_id, node_out, NULL);
 }
 
 enum err_code cluster_locate_ex(struct cluster *c, const char *actor_id,

@@ -64,6 +64,10 @@ const char *cluster_node(const struct cluster *c);
 /* Where an actor runs, from the watched placement bucket (memory only, cheap):
  * 1 and its node in node_out when it is known, 0 when not (yet) known here. */
 int cluster_lookup(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX]);
+/* The same, with the revision of the placement key our copy holds (0 when not
+ * known): a later claim always has a higher one. */
+int cluster_lookup_rev(struct cluster *c, const char *actor_id, char node_out[CLUSTER_NODE_MAX],
+		       uint64_t *rev_out);
 /* The same from the bucket itself (a NATS round trip). ERR_NOT_FOUND. */
 enum err_code cluster_locate(struct cluster *c, const char *actor_id,
 			     char node_out[CLUSTER_NODE_MAX], struct err *err);

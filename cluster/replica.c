@@ -89,7 +89,8 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 {
 	struct cluster *c = user;
 	char owner[CLUSTER_NODE_MAX];
-	if (cluster_lookup(c, ev->actor_id, owner) && strcmp(owner, c->node) != 0)
+	uint64_t rev = 0;
+	if (cluster_lookup_rev(c, ev->actor_id, owner, &rev) && strcmp(owner, c->node) != 0)
 		return;                  /* fenced: it moved to another node */
 	if (cluster_is_deleting(c, ev->actor_id))
 		return;                  /* deleted: its tombstone is written */
@@ -110,6 +111,10 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	json_t *head = json_pack("{s:I, s:s, s:s, s:s, s:I, s:s}", "seq", (json_int_t)ev->seq,
 				 "type", ev->event_type, "hash", hash, "parent", parent, "ts",
 				 (json_int_t)ev->timestamp, "node", c->node);
+	/* "rev": the placement revision this copy runs under, so a rebuild can
+	 * tell two claims' copies apart (a later claim has a higher one) */
+	if (head && rev)
+		json_object_set_new(head, "rev", json_integer((json_int_t)rev));
 	size_t n = 0;
 	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
 	json_decref(head);
@@ -443,6 +448,7 @@ struct rebuild_ev {
 	size_t pos;                   /* its place among the actor's messages */
 	char hash[65], parent[65];
 	char node[CLUSTER_NODE_MAX];  /* who published it; "" in older envelopes */
+	uint64_t rev;                 /* the placement revision it ran under; 0: not said */
 	uint8_t *msg;                 /* the whole stream message */
 	size_t len;
 };
@@ -499,6 +505,8 @@ static int rebuild_collect(void *user, const uint8_t *data, size_t len)
 	memcpy(e->hash, hash, 65);
 	memcpy(e->parent, parent, 65);
 	snprintf(e->node, sizeof(e->node), "%s", node ? node : "");
+	json_int_t rev = json_integer_value(json_object_get(head, "rev"));
+	e->rev = rev > 0 ? (uint64_t)rev : 0;
 	json_decref(head);
 	return 0;
 nomem:
@@ -545,9 +553,13 @@ static void rebuild_dedup(struct rebuild *rb)
  * stored, which means that node claimed the actor after parent's author held
  * it: the newer copy. The author's own child is the older copy going on until
  * it heard of the claim (fenced, never acknowledged: see docs/cluster.md,
- * Guarantees). So a child by another node wins over the author's; among
- * equals (envelopes that name no node, or two claims that both rebuilt at
- * the same event) the one that came later in the stream, as before.
+ * Guarantees). So a child by another node wins over the author's. Two claims
+ * that both rebuilt at the same event (the first claimer's events reached the
+ * stream after the second claimed it) are both "another node's": the copy
+ * that ran under the later claim, the higher placement revision ("rev"),
+ * wins, as it is the one whose acknowledgements the fence let through. Among
+ * equals (envelopes that name no node or no revision) the one that came later
+ * in the stream, as before.
  *
  * Why not the placement: the tip could be "the last event of the node our
  * claim took the actor from", but that node may have published nothing (it
@@ -563,8 +575,11 @@ static long rebuild_pick(const struct rebuild *rb, size_t i, size_t end, const c
 		if (strcmp(e->parent, parent) != 0)
 			continue;
 		int is_new = strcmp(e->node, author) != 0;
-		if (best < 0 || is_new > best_new ||
-		    (is_new == best_new && e->pos > rb->ev[best].pos)) {
+		const struct rebuild_ev *b = best < 0 ? NULL : &rb->ev[best];
+		int better = !b || (e->rev && b->rev && e->rev != b->rev ? e->rev > b->rev
+				    : is_new != best_new ? is_new > best_new
+				    : e->pos > b->pos);
+		if (better) {
 			best = (long)k;
 			best_new = is_new;
 		}

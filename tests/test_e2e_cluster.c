@@ -1699,8 +1699,9 @@ static long message_to(struct server_proc *sp, const char *id, struct http_resul
 }
 
 /* Claims actor id for node `to` from node `from` by compare-and-set of its
- * placement key, as a survivor's failover writes it (replica.c, take_over). */
-static void claim(const char *id, const char *from, const char *to)
+ * placement key, as a survivor's failover writes it (replica.c, take_over).
+ * The claim's revision. */
+static uint64_t claim(const char *id, const char *from, const char *to)
 {
 	struct bus *b = NULL;
 	struct bus_kv *kv = NULL;
@@ -1721,6 +1722,7 @@ static void claim(const char *id, const char *from, const char *to)
 	free(value);
 	bus_kv_close(kv);
 	bus_close(b);
+	return claimed;
 }
 
 /* A fourth node, delta, started with the environment variable env=value (when
@@ -2001,6 +2003,52 @@ static void test_split_brain_rebuild(void **state)
 	free(id);
 }
 
+/* Publishes n events of actor id to the stream as a copy on `node` that went on
+ * from the actor's event `from` (0: the last in the stream) would (chained from
+ * it; "rev" when not 0), with the message ids such a copy used before session
+ * 14 ("<id>:<seq>:<node>"). The seq it went on from. */
+static uint64_t old_branch(const char *id, const char *node, uint64_t rev, int n, uint64_t from)
+{
+	static struct stream_scan sc;
+	memset(&sc, 0, sizeof(sc));
+	struct bus *b = NULL;
+	struct err e = {0};
+	assert_int_equal(bus_open(NC.urls, "test-branch", 10000, &b, &e), ERR_OK);
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
+	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, &sc, &e),
+			 ERR_OK);
+	assert_true(sc.n > 0);
+	uint64_t top = 0;
+	char parent[65] = "";
+	for (size_t i = 0; i < sc.n; i++)
+		if (from ? sc.seq[i] == from : sc.seq[i] > top) {
+			top = sc.seq[i];
+			snprintf(parent, sizeof(parent), "%s", sc.hash[i]);
+		}
+	assert_true(top > 0);
+	char revs[32] = "";
+	if (rev)
+		snprintf(revs, sizeof(revs), ",\"rev\":%llu", (unsigned long long)rev);
+	for (uint64_t seq = top + 1; seq <= top + (uint64_t)n; seq++) {
+		char hash[65];
+		for (int k = 0; k < 64; k++)
+			hash[k] = "0123456789abcdef"[(seq * 7 + (uint64_t)k * 13 + 5) % 16];
+		hash[64] = '\0';
+		char *head = tu_fmt("{\"seq\":%llu,\"type\":\"message-server/received\","
+				    "\"hash\":\"%s\",\"parent\":\"%s\",\"ts\":0,\"node\":\"%s\"%s}\n{}",
+				    (unsigned long long)seq, hash, parent, node, revs);
+		char *msg_id = tu_fmt("%s:%llu:%s", id, (unsigned long long)seq, node);
+		assert_int_equal(bus_stream_publish(b, subject, head, strlen(head), msg_id, 5000,
+						    &e), ERR_OK);
+		free(msg_id);
+		free(head);
+		memcpy(parent, hash, sizeof(parent));
+	}
+	free(subject);
+	bus_close(b);
+	return top;
+}
+
 /* An older copy's events within JetStream's duplicate window do not swallow a
  * newer copy's events of the same seqs. The stream drops a message whose id it
  * stored in the last 2 minutes; when a node ran an actor, lost it to a split
@@ -2023,38 +2071,7 @@ static void test_old_branch_in_dedupe_window(void **state)
 		assert_int_equal(message_to(&delta, id, &r), 202);
 		http_result_release(&r);
 	}
-	static struct stream_scan sc;
-	memset(&sc, 0, sizeof(sc));
-	struct bus *b = NULL;
-	struct err e = {0};
-	assert_int_equal(bus_open(NC.urls, "test-branch", 10000, &b, &e), ERR_OK);
-	char *subject = tu_fmt("theater.stream.chain.%s", id);
-	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, &sc, &e),
-			 ERR_OK);
-	assert_true(sc.n > 0);
-	uint64_t top = 0;
-	char parent[65] = "";
-	for (size_t i = 0; i < sc.n; i++)
-		if (sc.seq[i] > top) {
-			top = sc.seq[i];
-			snprintf(parent, sizeof(parent), "%s", sc.hash[i]);
-		}
-	/* the old branch: 20 events after the last one, by delta */
-	for (uint64_t seq = top + 1; seq <= top + 20; seq++) {
-		char hash[65];
-		for (int k = 0; k < 64; k++)
-			hash[k] = "0123456789abcdef"[(seq * 7 + (uint64_t)k * 13 + 5) % 16];
-		hash[64] = '\0';
-		char *head = tu_fmt("{\"seq\":%llu,\"type\":\"message-server/received\","
-				    "\"hash\":\"%s\",\"parent\":\"%s\",\"ts\":0,\"node\":\"delta\"}\n{}",
-				    (unsigned long long)seq, hash, parent);
-		char *msg_id = tu_fmt("%s:%llu:delta", id, (unsigned long long)seq);
-		assert_int_equal(bus_stream_publish(b, subject, head, strlen(head), msg_id, 5000,
-						    &e), ERR_OK);
-		free(msg_id);
-		free(head);
-		memcpy(parent, hash, sizeof(parent));
-	}
+	old_branch(id, "delta", 0, 20, 0);
 	for (int i = 0; i < 3; i++, acked++) {
 		struct http_result r;
 		assert_int_equal(message_to(&delta, id, &r), 202);
@@ -2077,8 +2094,53 @@ static void test_old_branch_in_dedupe_window(void **state)
 	char *del = tu_fmt("/actors/%s?force=true", id);
 	assert_int_equal(call(2, "DELETE", del, NULL, NULL), 204);
 	free(del);
-	free(subject);
-	bus_close(b);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	free(id);
+}
+
+/* Two claims that both rebuilt at the same event: the copy under the later
+ * claim is kept, wherever its events are in the stream. The actor moves from
+ * delta to "epsilon" (a node that never runs: the test plays it) and on to
+ * gamma, which rebuilds at delta's last event and takes messages. Then the
+ * test publishes what epsilon's copy would have published from that same
+ * event under its earlier claim, after gamma's events (late, as from a node
+ * cut off right after its claim). The next owner, alpha, must keep gamma's
+ * branch (the higher placement revision): it used to keep the one later in
+ * the stream. */
+static void test_two_claims_rebuild_newer(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, NULL, NULL);
+	char *id = delta_counter(&delta);
+	long acked = 0;
+	for (int i = 0; i < 3; i++, acked++) {
+		struct http_result r;
+		assert_int_equal(message_to(&delta, id, &r), 202);
+		http_result_release(&r);
+	}
+	uint64_t first = claim(id, "delta", "epsilon");
+	uint64_t second = claim(id, "epsilon", "gamma");
+	assert_int_equal(count_on(2, id), acked);
+	size_t at = 0;
+	stream_forks(id, &at);           /* delta's events: both claims rebuilt at the last */
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	for (int i = 0; i < 3; i++, acked++)
+		assert_int_equal(call(2, "POST", msgs, "1", NULL), 202);
+	old_branch(id, "epsilon", first, 20, at);
+	printf("# claims at revisions %llu (epsilon) and %llu (gamma), both rebuilt at event "
+	       "%zu\n", (unsigned long long)first, (unsigned long long)second, at);
+	claim(id, "gamma", "alpha");
+	long count = count_on(0, id);
+	printf("# on alpha: count %ld, acknowledged %ld\n", count, acked);
+	if (count != acked)
+		dump_logs();
+	assert_int_equal(count, acked);
+	char *del = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(0, "DELETE", del, NULL, NULL), 204);
+	free(del);
+	free(msgs);
 	assert_int_equal(server_stop(&delta), 0);
 	server_destroy(&delta);
 	free(id);
@@ -3093,6 +3155,7 @@ int main(void)
 		cmocka_unit_test(test_split_brain_fenced),
 		cmocka_unit_test(test_split_brain_rebuild),
 		cmocka_unit_test(test_old_branch_in_dedupe_window),
+		cmocka_unit_test(test_two_claims_rebuild_newer),
 		cmocka_unit_test(test_join_stale_watch),
 		cmocka_unit_test(test_delete_own_tombstone_heard_first),
 		cmocka_unit_test(test_delete_holds_restart),
