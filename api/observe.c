@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "src/db.h"
 #include "src/util/buf.h"
 #include "src/util/log.h"
@@ -320,6 +321,49 @@ static void other_gauges(struct api *api, struct buf *b)
 	chain_fd_gauges(b);
 }
 
+/* Cluster mode only (--nats): membership, replication, takeovers. */
+static void cluster_gauges(struct api *api, struct buf *b)
+{
+	struct cluster *cl = __atomic_load_n(&api->cfg.cluster, __ATOMIC_ACQUIRE);
+	if (!cl)
+		return;
+	struct cluster_stats st;
+	cluster_stats(cl, &st);
+	family(b, "theater_cluster_nodes", "gauge",
+	       "Nodes this node knows from the heartbeat bucket, by status (up: a heartbeat "
+	       "within the lapse).");
+	buf_printf(b, "theater_cluster_nodes{status=\"up\"} %u\n", st.nodes_up);
+	buf_printf(b, "theater_cluster_nodes{status=\"down\"} %u\n", st.nodes_down);
+	family(b, "theater_cluster_nats_connected", "gauge",
+	       "1 while this node is connected to a NATS server.");
+	buf_printf(b, "theater_cluster_nats_connected %d\n", st.nats_connected);
+	family(b, "theater_cluster_writes_refused", "gauge",
+	       "1 while this node refuses writes (503) it could not replicate: NATS "
+	       "unreachable, heartbeats failed, a publish not acknowledged lately, or the "
+	       "placement bucket unreadable.");
+	buf_printf(b, "theater_cluster_writes_refused %d\n", st.writes_refused);
+	family(b, "theater_cluster_placements", "gauge",
+	       "Actors in this node's copy of the placement bucket (every node's).");
+	buf_printf(b, "theater_cluster_placements %" PRIu64 "\n", st.placements);
+	family(b, "theater_cluster_takeovers_total", "counter",
+	       "Actors rebuilt from the replicated stream and run here (failovers and moves).");
+	buf_printf(b, "theater_cluster_takeovers_total %" PRIu64 "\n", st.takeovers);
+	family(b, "theater_cluster_rebuild_failures_total", "counter",
+	       "Rebuilds of an actor placed here that failed (each is tried again every "
+	       "second; a steady rise is an actor that cannot run anywhere).");
+	buf_printf(b, "theater_cluster_rebuild_failures_total %" PRIu64 "\n", st.rebuild_failures);
+	family(b, "theater_cluster_unreplicated_total", "counter",
+	       "Times an event or blob could not be replicated (writes are refused for 5 s "
+	       "after each).");
+	buf_printf(b, "theater_cluster_unreplicated_total %" PRIu64 "\n", st.unreplicated);
+	family(b, "theater_cluster_fenced_total", "counter",
+	       "Copies here stopped because their actor runs on another node now.");
+	buf_printf(b, "theater_cluster_fenced_total %" PRIu64 "\n", st.fenced);
+	family(b, "theater_cluster_relayed_streams", "gauge",
+	       "Event streams of actors here relayed to clients of other nodes now.");
+	buf_printf(b, "theater_cluster_relayed_streams %u\n", st.relayed_streams);
+}
+
 static void job_metrics(void *arg)
 {
 	struct api_call *c = arg;
@@ -333,6 +377,7 @@ static void job_metrics(void *arg)
 	}
 	lifecycle_counters(&c->api->obs, &b);
 	other_gauges(c->api, &b);
+	cluster_gauges(c->api, &b);
 	http_histograms(c->api, &b);
 	size_t len = b.len;
 	void *data = buf_steal(&b, &len);

@@ -243,6 +243,28 @@ json_t *cluster_json(struct cluster *c)
 			 bus_connected(c->bus), "server", server, "replicas", (int)c->replicas);
 }
 
+void cluster_stats(struct cluster *c, struct cluster_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		if (node_up_locked(c, &c->nodes[i]))
+			out->nodes_up++;
+		else
+			out->nodes_down++;
+	}
+	out->placements = c->nplaces;
+	pthread_mutex_unlock(&c->lock);
+	out->nats_connected = bus_connected(c->bus) != 0;
+	out->writes_refused = cluster_unwritable(c) != NULL;
+	out->takeovers = __atomic_load_n(&c->stat_takeovers, __ATOMIC_RELAXED);
+	out->rebuild_failures = __atomic_load_n(&c->stat_rebuild_failures, __ATOMIC_RELAXED);
+	out->unreplicated = __atomic_load_n(&c->stat_unreplicated, __ATOMIC_RELAXED);
+	out->fenced = __atomic_load_n(&c->stat_fenced, __ATOMIC_RELAXED);
+	int relays = __atomic_load_n(&c->relays_out, __ATOMIC_RELAXED);
+	out->relayed_streams = relays > 0 ? (unsigned)relays : 0;
+}
+
 static void beat_once(struct cluster *c)
 {
 	uint64_t load = supervisor_live_count(c->sup);
@@ -354,6 +376,22 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
 		(*slot)->rev = rev;
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Counts a failed rebuild of id (failed 1; returns the count so far), or ends
+ * the count (failed 0; returns the failures before). */
+unsigned cluster_place_rebuild_failed(struct cluster *c, const char *id, int failed)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&c->lock);
+	struct place *p = *place_slot(c, id);
+	if (p) {
+		n = failed ? ++p->rebuild_fails : p->rebuild_fails;
+		if (!failed)
+			p->rebuild_fails = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev)

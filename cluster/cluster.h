@@ -101,6 +101,19 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 /* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,
  * heartbeat_age_ms}], "nats": {connected, server}}: a new reference. */
 json_t *cluster_json(struct cluster *c);
+/* What GET /metrics shows of the cluster (api/observe.c). */
+struct cluster_stats {
+	unsigned nodes_up, nodes_down;
+	int nats_connected;
+	int writes_refused;           /* 1 while cluster_unwritable gives a reason */
+	uint64_t placements;          /* keys in our copy of the placement bucket */
+	uint64_t takeovers;           /* actors rebuilt and run here from the stream */
+	uint64_t rebuild_failures;    /* rebuilds that failed (each is tried again) */
+	uint64_t unreplicated;        /* times an event or blob was not replicated */
+	uint64_t fenced;              /* copies here stopped because the actor moved */
+	unsigned relayed_streams;     /* our streams relayed to other nodes now */
+};
+void cluster_stats(struct cluster *c, struct cluster_stats *out);
 /* The advertised url of node (from its heartbeat) into buf: 1, or 0 when
  * unknown. */
 int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size);

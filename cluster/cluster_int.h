@@ -33,6 +33,7 @@ struct place {
 	char id[37];
 	char node[CLUSTER_NODE_MAX];
 	uint64_t rev;
+	unsigned rebuild_fails;       /* failed rebuilds here since the last success */
 };
 
 /* An actor this node is deleting (its tombstone written, its local copy not
@@ -88,6 +89,8 @@ struct cluster {
 	pthread_mutex_t relay_lock;   /* relays_in, relay_alive_ms */
 	struct cluster_stream *relays_in;   /* streams of other nodes we relay to clients */
 	int64_t relay_alive_ms;
+	/* atomic counters for /metrics (cluster_stats) */
+	uint64_t stat_takeovers, stat_rebuild_failures, stat_unreplicated, stat_fenced;
 	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t confirm_blocked_until_ms;  /* atomic: a fence read failed; confirms and
@@ -148,6 +151,9 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
  * number entries differently (it reads one replica, and the trials showed
  * replicas whose sequences disagree with the leader's), so its revisions and
  * the leader's are not compared. */
+/* Counts a failed rebuild of a placed actor (failed 1: the count so far), or
+ * ends the count (failed 0: the failures before). 0 for an unknown key. */
+unsigned cluster_place_rebuild_failed(struct cluster *c, const char *id, int failed);
 void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev);
 /* A JSON line, '\n', then the body (malloc'd); and back (head: a new
  * reference, body: borrowed). */

@@ -59,6 +59,7 @@
  * (replica_resync), so the stream has no hole. */
 static void mark_unreplicated(struct cluster *c)
 {
+	__atomic_add_fetch(&c->stat_unreplicated, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->unhealthy_until_ms, cluster_mono_ms() + 5000, __ATOMIC_RELEASE);
 	int64_t since = cluster_unix_ms() - 10000;
 	int64_t zero = 0;
@@ -233,6 +234,17 @@ struct verify_ctx {
 
 static void fenced(void *user, enum err_code rc, const struct err *err);
 
+/* Stops the copy here of an actor that runs elsewhere now (killed: its events
+ * are not acknowledged). */
+static void fence_stop(struct cluster *c, const char *id)
+{
+	char *copy = strdup(id);
+	if (!copy)
+		return;
+	__atomic_add_fetch(&c->stat_fenced, 1, __ATOMIC_RELAXED);
+	supervisor_stop(c->sup, id, 1, fenced, copy);
+}
+
 static int verify_one(void *user, const struct db_run *r)
 {
 	struct verify_ctx *x = user;
@@ -264,9 +276,7 @@ static int verify_one(void *user, const struct db_run *r)
 		return 0;
 	log_warn("cluster", "'%s' was taken over by node '%s' while our heartbeats failed: "
 		 "killing the copy here", r->id, owner);
-	char *id = strdup(r->id);
-	if (id)
-		supervisor_stop(x->c->sup, r->id, 1, fenced, id);
+	fence_stop(x->c, r->id);
 	return 0;
 }
 
@@ -1063,8 +1073,18 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
 			unlink(path);
 		free(path);
-		log_error("cluster", "actor '%s' (from node '%s') is placed here but its chain "
-			  "cannot be rebuilt yet: %s; retrying", id, from, e.msg);
+		__atomic_add_fetch(&c->stat_rebuild_failures, 1, __ATOMIC_RELAXED);
+		/* tried again every second: the first failure of each actor in
+		 * full, the rest at most one line per 10 s (they are counted in
+		 * theater_cluster_rebuild_failures_total) */
+		static const char fmt[] = "actor '%s' (from node '%s') is placed here but its "
+					  "chain still cannot be rebuilt (%u tries): %s";
+		unsigned fails = cluster_place_rebuild_failed(c, id, 1);
+		if (fails <= 1)
+			log_error("cluster", "actor '%s' (from node '%s') is placed here but its chain "
+				  "cannot be rebuilt yet: %s; retrying every second", id, from, e.msg);
+		else
+			log_limited(fmt, LOG_ERROR, "cluster", fmt, id, from, fails, e.msg);
 		return;
 	}
 	if ((rc = supervisor_adopt(c->sup, id, &e))) {
@@ -1072,9 +1092,11 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 			  from, e.msg);
 		return;
 	}
+	unsigned fails = cluster_place_rebuild_failed(c, id, 0);
+	__atomic_add_fetch(&c->stat_takeovers, 1, __ATOMIC_RELAXED);
 	log_info("cluster", "took over '%s' from node '%s': %llu events from the stream, "
-		 "running again in %lld ms", id, from, (unsigned long long)events,
-		 (long long)(cluster_mono_ms() - t0));
+		 "running again in %lld ms%s", id, from, (unsigned long long)events,
+		 (long long)(cluster_mono_ms() - t0), fails ? " (after failed rebuilds)" : "");
 }
 
 /* Placed here, no chain file here: a takeover whose rebuild failed. */
@@ -1257,9 +1279,7 @@ static int fence_check(struct cluster *c, const char *id, int check)
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
 		log_warn("cluster", "'%s' was taken over by node '%s': killing the copy here",
 			 id, owner);
-		char *copy = strdup(id);
-		if (copy)
-			supervisor_stop(c->sup, id, 1, fenced, copy);
+		fence_stop(c, id);
 	}
 	db_run_release(&r);
 	return 0;
@@ -1524,9 +1544,7 @@ static int fence_one(void *user, const struct db_run *r)
 	log_warn("cluster", "'%s' moved to node '%s' while this node was away: killing the copy "
 		 "recovered here (its chain here ends at event %llu)", r->id, owner,
 		 (unsigned long long)r->head_seq);
-	char *id = strdup(r->id);
-	if (id)
-		supervisor_stop(c->sup, r->id, 1, fenced, id);
+	fence_stop(c, r->id);
 	return 0;
 }
 

@@ -2146,6 +2146,88 @@ static void test_two_claims_rebuild_newer(void **state)
 	free(id);
 }
 
+/* node's GET /metrics body (malloc'd), with a newline in front. */
+static char *metrics_of(int node)
+{
+	struct http_result r;
+	assert_int_equal(call(node, "GET", "/metrics", NULL, &r), 200);
+	char *text = tu_fmt("\n%s", r.body ? r.body : "");
+	http_result_release(&r);
+	return text;
+}
+
+/* The value of the sample `name` (with its labels, if any) in text, or -1. */
+static long long metric_in(const char *text, const char *name)
+{
+	char *at = tu_fmt("\n%s ", name);
+	const char *p = strstr(text, at);
+	long long v = p ? atoll(p + strlen(at)) : -1;
+	free(at);
+	return v;
+}
+
+static long long metric(int node, const char *name)
+{
+	char *text = metrics_of(node);
+	long long v = metric_in(text, name);
+	free(text);
+	return v;
+}
+
+/* GET /metrics in cluster mode: the theater_cluster_* families, checked by
+ * promtool; an actor moved from beta to alpha counts a takeover on alpha and
+ * a fenced copy on beta. */
+static void test_cluster_metrics(void **state)
+{
+	(void)state;
+	tu_need_promtool();
+	char *text = metrics_of(0);
+	assert_true(metric_in(text, "theater_cluster_nodes{status=\"up\"}") >= NODES);
+	assert_int_equal(metric_in(text, "theater_cluster_nats_connected"), 1);
+	assert_true(metric_in(text, "theater_cluster_writes_refused") >= 0);
+	assert_true(metric_in(text, "theater_cluster_placements") >= 0);
+	assert_true(metric_in(text, "theater_cluster_relayed_streams") >= 0);
+	assert_true(metric_in(text, "theater_cluster_unreplicated_total") >= 0);
+	assert_true(metric_in(text, "theater_cluster_rebuild_failures_total") >= 0);
+	char *dir = tu_mkdtemp("theater-metrics");
+	char *path = tu_fmt("%s/metrics.txt", dir);
+	assert_int_equal(tu_write_file(path, text + 1, strlen(text + 1)), 0);
+	char *cmd = tu_fmt("promtool check metrics < '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+	free(text);
+	char *id = spawn_counter(1, "&node=beta");
+	long long taken = metric(0, "theater_cluster_takeovers_total");
+	long long fenced = metric(1, "theater_cluster_fenced_total");
+	assert_true(taken >= 0 && fenced >= 0);
+	claim(id, "beta", "alpha");
+	assert_true(count_on(0, id) >= 0);
+	long long fenced_now = fenced;
+	for (int tries = 0; tries < 100 && fenced_now == fenced; tries++) {
+		nap_ms(100);
+		fenced_now = metric(1, "theater_cluster_fenced_total");
+	}
+	long long taken_now = metric(0, "theater_cluster_takeovers_total");
+	printf("# alpha: takeovers %lld -> %lld; beta: fenced %lld -> %lld\n", taken, taken_now,
+	       fenced, fenced_now);
+	assert_true(taken_now >= taken + 1);
+	assert_true(fenced_now >= fenced + 1);
+	long long refused = 1;
+	for (int tries = 0; tries < 100 && refused != 0; tries++) {
+		if (tries)
+			nap_ms(100);
+		refused = metric(0, "theater_cluster_writes_refused");
+	}
+	assert_int_equal(refused, 0);     /* a healthy node accepts writes */
+	char *del = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(0, "DELETE", del, NULL, NULL), 204);
+	free(del);
+	free(id);
+}
+
 /* ---- deleting in cluster mode ---- */
 
 /* How many placements node's memory copy of the bucket holds (GET /cluster). */
@@ -3144,6 +3226,7 @@ int main(void)
 		cmocka_unit_test(test_delete_in_cluster),
 		cmocka_unit_test(test_takeover_answers_503),
 		cmocka_unit_test(test_spawn_pinned_and_list),
+		cmocka_unit_test(test_cluster_metrics),
 		cmocka_unit_test(test_stop_during_start),
 		cmocka_unit_test(test_children_across_nodes),
 		cmocka_unit_test(test_relayed_streams),

@@ -69,21 +69,6 @@ static int open_stream(struct server_proc *sp)
 	return fd;
 }
 
-/* promtool, installed from Debian's prometheus package when missing. */
-static void need_promtool(void)
-{
-	if (system("command -v promtool >/dev/null 2>&1") == 0)
-		return;
-	if (getuid() != 0)
-		fail_msg("promtool (Debian package prometheus) is missing and this user cannot "
-			 "install it: apt-get install prometheus");
-	int rc = system("apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND="
-			"noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "
-			"--no-install-recommends prometheus >/dev/null");
-	if (rc != 0 || system("command -v promtool >/dev/null 2>&1") != 0)
-		fail_msg("cannot install promtool (apt-get install prometheus failed)");
-}
-
 static void assert_line(const char *text, const char *line)
 {
 	char *want = tu_fmt("\n%s\n", line);
@@ -95,7 +80,7 @@ static void assert_line(const char *text, const char *line)
 static void test_metrics_promtool(void **state)
 {
 	(void)state;
-	need_promtool();
+	tu_need_promtool();
 	struct server_proc sp = {0};
 	assert_int_equal(server_start(&sp, NULL, NULL, NULL), 0);
 	char *reason = spawn_two(&sp);

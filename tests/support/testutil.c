@@ -101,3 +101,17 @@ const char *tu_binary_dir(void)
 	const char *s = getenv("THEATER_BINARY_DIR");
 	return s ? s : ".";
 }
+
+void tu_need_promtool(void)
+{
+	if (system("command -v promtool >/dev/null 2>&1") == 0)
+		return;
+	if (getuid() != 0)
+		fail_msg("promtool (Debian package prometheus) is missing and this user cannot "
+			 "install it: apt-get install prometheus");
+	int rc = system("apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND="
+			"noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "
+			"--no-install-recommends prometheus >/dev/null");
+	if (rc != 0 || system("command -v promtool >/dev/null 2>&1") != 0)
+		fail_msg("cannot install promtool (apt-get install prometheus failed)");
+}

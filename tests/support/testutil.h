@@ -13,6 +13,9 @@
 char *tu_mkdtemp(const char *prefix);
 /* rm -rf path (no symlink following). Accepts NULL. */
 void tu_rmtree(const char *path);
+/* promtool (Prometheus's checker), installed from Debian's prometheus package
+ * when missing; fails the test when it cannot be. */
+void tu_need_promtool(void);
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. */
 char *tu_read_file(const char *path, size_t *len_out);
 int tu_write_file(const char *path, const void *data, size_t len);
