@@ -151,10 +151,10 @@ void cluster_place_note(struct cluster *c, const char *id, const char *node, uin
  * number entries differently (it reads one replica, and the trials showed
  * replicas whose sequences disagree with the leader's), so its revisions and
  * the leader's are not compared. */
+void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev);
 /* Counts a failed rebuild of a placed actor (failed 1: the count so far), or
  * ends the count (failed 0: the failures before). 0 for an unknown key. */
 unsigned cluster_place_rebuild_failed(struct cluster *c, const char *id, int failed);
-void cluster_place_set(struct cluster *c, const char *id, const char *node, uint64_t rev);
 /* A JSON line, '\n', then the body (malloc'd); and back (head: a new
  * reference, body: borrowed). */
 char *cluster_envelope(json_t *head, const uint8_t *body, size_t len, size_t *out_len);

@@ -1,9 +1,9 @@
 /* replica.c - what lets another node bring an actor back: every chain event
  * published to the replicated JetStream stream THEATER_CHAINS (subject
  * theater.stream.chain.<actor id>, message id "<id>:<seq>:<node>:<hash>" so a
- * retry is stored once), the content-store blobs they name and the package bytes beside them
- * (theater.stream.blob.<store>.<sha256>, blob.c), failover when a node's
- * heartbeat lapses, and fencing of a node that comes back.
+ * retry is stored once), the content-store blobs they name and the package
+ * bytes beside them (theater.stream.blob.<store>.<sha256>, blob.c), failover
+ * when a node's heartbeat lapses, and fencing of a node that comes back.
  *
  * Replication is the supervisor's replica hook (supervisor.h): publish runs
  * under the actor's record lock, so the stream holds each actor's events in seq
