@@ -238,9 +238,16 @@ json_t *cluster_json(struct cluster *c)
 	pthread_mutex_unlock(&c->lock);
 	char server[256];
 	bus_server(c->bus, server, sizeof(server));
-	return json_pack("{s:b, s:s, s:o, s:I, s:{s:b, s:s, s:i}}", "enabled", 1, "node", c->node,
-			 "nodes", nodes, "placements", placements, "nats", "connected",
-			 bus_connected(c->bus), "server", server, "replicas", (int)c->replicas);
+	struct cluster_stats st;
+	cluster_stats(c, &st);
+	const char *refused = cluster_unwritable(c);
+	return json_pack("{s:b, s:s, s:o, s:I, s:{s:b, s:s, s:i}, s:s?, s:{s:I, s:I, s:I, s:I, "
+			 "s:i}}", "enabled", 1, "node", c->node, "nodes", nodes, "placements",
+			 placements, "nats", "connected", bus_connected(c->bus), "server", server,
+			 "replicas", (int)c->replicas, "writes_refused", refused, "stats",
+			 "takeovers", (json_int_t)st.takeovers, "rebuild_failures",
+			 (json_int_t)st.rebuild_failures, "unreplicated", (json_int_t)st.unreplicated,
+			 "fenced", (json_int_t)st.fenced, "relayed_streams", (int)st.relayed_streams);
 }
 
 void cluster_stats(struct cluster *c, struct cluster_stats *out)

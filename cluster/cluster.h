@@ -99,7 +99,9 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 /* ---- nodes ---- */
 
 /* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,
- * heartbeat_age_ms}], "nats": {connected, server}}: a new reference. */
+ * heartbeat_age_ms, self}], "placements", "nats": {connected, server, replicas},
+ * "writes_refused": why or null, "stats": {takeovers, rebuild_failures,
+ * unreplicated, fenced, relayed_streams}}: a new reference. */
 json_t *cluster_json(struct cluster *c);
 /* What GET /metrics shows of the cluster (api/observe.c). */
 struct cluster_stats {

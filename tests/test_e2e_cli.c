@@ -201,7 +201,7 @@ static void test_help_and_usage(void **state)
 	contains(r.out, "Exit codes");
 	static const char *const cmds[] = {"ps", "spawn", "inspect", "state", "send", "request",
 		"logs", "events", "stop", "kill", "rm", "restart", "verify", "replay", "top",
-		"validate", "store", "secret", "new", "version", NULL};
+		"validate", "store", "secret", "new", "version", "cluster", NULL};
 	for (int i = 0; cmds[i]; i++) {
 		contains(r.out, cmds[i]);
 		struct run h = CLI(NULL, cmds[i], "--help");
@@ -234,6 +234,20 @@ static void test_help_and_usage(void **state)
 	r = cli_run(NULL, none);
 	expect(&r, 2);
 	contains(r.err, "usage: theater");
+	run_free(&r);
+}
+
+/* A server without --nats: `cluster` says so (exit 0); --json is the answer. */
+static void test_cluster_single(void **state)
+{
+	(void)state;
+	struct run r = CLI(NULL, "cluster");
+	expect(&r, 0);
+	contains(r.out, "not in a cluster");
+	run_free(&r);
+	r = CLI(NULL, "cluster", "--json");
+	expect(&r, 0);
+	contains(r.out, "\"enabled\": false");
 	run_free(&r);
 }
 
@@ -1335,6 +1349,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_help_and_usage),
 		cmocka_unit_test(test_cannot_connect),
+		cmocka_unit_test(test_cluster_single),
 		cmocka_unit_test(test_spawn_forms_and_ps),
 		cmocka_unit_test(test_send_request_state),
 		cmocka_unit_test(test_idempotency_key),

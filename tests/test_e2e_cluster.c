@@ -2222,6 +2222,31 @@ static void test_cluster_metrics(void **state)
 		refused = metric(0, "theater_cluster_writes_refused");
 	}
 	assert_int_equal(refused, 0);     /* a healthy node accepts writes */
+	/* the same through GET /cluster and the CLI */
+	json_t *cj = call_json(0, "GET", "/cluster", NULL, 200);
+	assert_true(json_is_null(json_object_get(cj, "writes_refused")));
+	assert_true(json_integer_value(json_object_get(json_object_get(cj, "stats"),
+						       "takeovers")) >= taken + 1);
+	json_decref(cj);
+	char *cmd2 = tu_fmt("'%s/theater' --url '%s' cluster 2>&1", tu_binary_dir(), SP[0].base);
+	FILE *p = popen(cmd2, "r");
+	assert_non_null(p);
+	char out[8192];
+	size_t got = fread(out, 1, sizeof(out) - 1, p);
+	out[got] = '\0';
+	int st = pclose(p);
+	printf("%s", out);
+	assert_int_equal(st, 0);
+	assert_non_null(strstr(out, "node alpha: NATS connected to nats://127.0.0.1:"));
+	assert_non_null(strstr(out, "writes: accepted"));
+	assert_non_null(strstr(out, "alpha *"));
+	for (int i = 1; i < NODES; i++) {
+		char *row = tu_fmt("\n%s ", NAMES[i]);
+		assert_non_null(strstr(out, row));
+		free(row);
+	}
+	assert_non_null(strstr(out, "since start: "));
+	free(cmd2);
 	char *del = tu_fmt("/actors/%s?force=true", id);
 	assert_int_equal(call(0, "DELETE", del, NULL, NULL), 204);
 	free(del);

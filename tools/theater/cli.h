@@ -119,5 +119,6 @@ int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_secret(struct cli *c, int argc, char **argv);
 int cmd_new(struct cli *c, int argc, char **argv);
 int cmd_version(struct cli *c, int argc, char **argv);
+int cmd_cluster(struct cli *c, int argc, char **argv);
 
 #endif

@@ -38,6 +38,7 @@ static const struct command commands[] = {
 	{"store", cmd_store, "content store: put, ls, label"},
 	{"secret", cmd_secret, "secrets: set, ls, rm"},
 	{"new", cmd_new, "scaffold an actor project from a template"},
+	{"cluster", cmd_cluster, "the nodes of the server's cluster and their health"},
 	{"version", cmd_version, "print the client's and the server's version"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
