@@ -1869,9 +1869,9 @@ static size_t stream_forks(const char *id, size_t *events_out)
 			if (s.seq[k] != s.seq[i])
 				continue;
 			other |= strcmp(s.hash[k], s.hash[i]) != 0;
-			earlier |= k < i && strcmp(s.hash[k], s.hash[i]) != 0;
+			earlier |= k < i;
 		}
-		forks += other && !earlier;   /* each forked seq once */
+		forks += other && !earlier;   /* each forked seq once, at its first event */
 	}
 	*events_out = s.n;
 	return forks;
@@ -2005,8 +2005,9 @@ static void test_split_brain_rebuild(void **state)
 
 /* Publishes n events of actor id to the stream as a copy on `node` that went on
  * from the actor's event `from` (0: the last in the stream) would (chained from
- * it; "rev" when not 0), with the message ids such a copy used before session
- * 14 ("<id>:<seq>:<node>"). The seq it went on from. */
+ * it; "rev" when not 0), each under both message ids such a copy used: before
+ * session 14 ("<id>:<seq>:<node>") and since ("<id>:<seq>:<node>:<hash16>").
+ * The seq it went on from. */
 static uint64_t old_branch(const char *id, const char *node, uint64_t rev, int n, uint64_t from)
 {
 	static struct stream_scan sc;
@@ -2037,10 +2038,14 @@ static uint64_t old_branch(const char *id, const char *node, uint64_t rev, int n
 		char *head = tu_fmt("{\"seq\":%llu,\"type\":\"message-server/received\","
 				    "\"hash\":\"%s\",\"parent\":\"%s\",\"ts\":0,\"node\":\"%s\"%s}\n{}",
 				    (unsigned long long)seq, hash, parent, node, revs);
-		char *msg_id = tu_fmt("%s:%llu:%s", id, (unsigned long long)seq, node);
-		assert_int_equal(bus_stream_publish(b, subject, head, strlen(head), msg_id, 5000,
-						    &e), ERR_OK);
-		free(msg_id);
+		for (int form = 0; form < 2; form++) {
+			char *msg_id = form ? tu_fmt("%s:%llu:%s:%.16s", id, (unsigned long long)seq,
+						     node, hash)
+					    : tu_fmt("%s:%llu:%s", id, (unsigned long long)seq, node);
+			assert_int_equal(bus_stream_publish(b, subject, head, strlen(head), msg_id,
+							    5000, &e), ERR_OK);
+			free(msg_id);
+		}
 		free(head);
 		memcpy(parent, hash, sizeof(parent));
 	}
