@@ -2003,6 +2003,31 @@ static void test_split_brain_rebuild(void **state)
 	free(id);
 }
 
+/* A counter on a fresh delta that took n messages (acknowledged: *acked). */
+static char *fed_delta_counter(struct server_proc *delta, int n, long *acked)
+{
+	start_delta(delta, NULL, NULL);
+	char *id = delta_counter(delta);
+	for (int i = 0; i < n; i++, (*acked)++) {
+		struct http_result r;
+		assert_int_equal(message_to(delta, id, &r), 202);
+		http_result_release(&r);
+	}
+	return id;
+}
+
+/* Deletes the actor through node `via` (not left placed for a later delta) and
+ * stops delta; frees id. */
+static void forget_delta_counter(struct server_proc *delta, int via, char *id)
+{
+	char *del = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(via, "DELETE", del, NULL, NULL), 204);
+	free(del);
+	assert_int_equal(server_stop(delta), 0);
+	server_destroy(delta);
+	free(id);
+}
+
 /* Publishes n events of actor id to the stream as a copy on `node` that went on
  * from the actor's event `from` (0: the last in the stream) would (chained from
  * it; "rev" when not 0), each under both message ids such a copy used: before
@@ -2068,14 +2093,8 @@ static void test_old_branch_in_dedupe_window(void **state)
 {
 	(void)state;
 	struct server_proc delta;
-	start_delta(&delta, NULL, NULL);
-	char *id = delta_counter(&delta);
 	long acked = 0;
-	for (int i = 0; i < 3; i++, acked++) {
-		struct http_result r;
-		assert_int_equal(message_to(&delta, id, &r), 202);
-		http_result_release(&r);
-	}
+	char *id = fed_delta_counter(&delta, 3, &acked);
 	old_branch(id, "delta", 0, 20, 0);
 	for (int i = 0; i < 3; i++, acked++) {
 		struct http_result r;
@@ -2096,12 +2115,7 @@ static void test_old_branch_in_dedupe_window(void **state)
 	}
 	assert_int_equal(count, acked);
 	assert_true(forks > 0);          /* delta's events were stored beside the old ones */
-	char *del = tu_fmt("/actors/%s?force=true", id);
-	assert_int_equal(call(2, "DELETE", del, NULL, NULL), 204);
-	free(del);
-	assert_int_equal(server_stop(&delta), 0);
-	server_destroy(&delta);
-	free(id);
+	forget_delta_counter(&delta, 2, id);
 }
 
 /* Two claims that both rebuilt at the same event: the copy under the later
@@ -2117,14 +2131,8 @@ static void test_two_claims_rebuild_newer(void **state)
 {
 	(void)state;
 	struct server_proc delta;
-	start_delta(&delta, NULL, NULL);
-	char *id = delta_counter(&delta);
 	long acked = 0;
-	for (int i = 0; i < 3; i++, acked++) {
-		struct http_result r;
-		assert_int_equal(message_to(&delta, id, &r), 202);
-		http_result_release(&r);
-	}
+	char *id = fed_delta_counter(&delta, 3, &acked);
 	uint64_t first = claim(id, "delta", "epsilon");
 	uint64_t second = claim(id, "epsilon", "gamma");
 	assert_int_equal(count_on(2, id), acked);
@@ -2142,13 +2150,8 @@ static void test_two_claims_rebuild_newer(void **state)
 	if (count != acked)
 		dump_logs();
 	assert_int_equal(count, acked);
-	char *del = tu_fmt("/actors/%s?force=true", id);
-	assert_int_equal(call(0, "DELETE", del, NULL, NULL), 204);
-	free(del);
 	free(msgs);
-	assert_int_equal(server_stop(&delta), 0);
-	server_destroy(&delta);
-	free(id);
+	forget_delta_counter(&delta, 0, id);
 }
 
 /* node's GET /metrics body (malloc'd), with a newline in front. */
