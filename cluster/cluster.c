@@ -1315,7 +1315,12 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "injection for tests; never in production)", c->test_mail_delay_ms);
 	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
-	if (stale && atoi(stale) > 0) {
+	if (stale && strcmp(stale, "blind") == 0) {
+		c->test_stale_watch = 2;
+		log_warn("cluster", "THEATER_TEST_STALE_WATCH=blind: at join this node takes its "
+			 "watch as knowing none of the runs it recovered (fault injection for tests; "
+			 "never in production)");
+	} else if (stale && atoi(stale) > 0) {
 		c->test_stale_watch = 1;
 		log_warn("cluster", "THEATER_TEST_STALE_WATCH: at join this node takes its watch as "
 			 "placing every run it recovered here (fault injection for tests; never in "

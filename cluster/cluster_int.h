@@ -105,8 +105,9 @@ struct cluster {
 	int test_mail_delay_ms;       /* THEATER_TEST_MAIL_DELAY_MS: mail from other nodes
 				       * (sends, spawns, queries) is taken up this late */
 	int test_stale_watch;         /* THEATER_TEST_STALE_WATCH: the join fence takes the
-				       * watch as placing every run here (fault injection:
-				       * a replica behind the bucket's leader) */
+				       * watch as placing every run here (1), or as knowing
+				       * none of them ("blind": 2) (fault injection: a
+				       * replica behind the bucket's leader) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 

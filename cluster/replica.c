@@ -1503,7 +1503,8 @@ static int fence_one(void *user, const struct db_run *r)
 	char owner[CLUSTER_NODE_MAX];
 	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0)
 		return 0;
-	if (!cluster_lookup(c, r->id, owner)) {
+	int known = cluster_lookup(c, r->id, owner) && c->test_stale_watch != 2;
+	if (!known) {
 		struct err e = {0};
 		if (tombstone_expired(c, r))
 			return 0;
@@ -1512,6 +1513,15 @@ static int fence_one(void *user, const struct db_run *r)
 			log_warn("cluster", "'%s' was deleted from the cluster while this node was "
 				 "away: deleting the copy recovered here", r->id);
 			replica_forget(c, r->id);
+		} else if (rc == ERR_CONFLICT) {
+			/* our watch lacks the key (it reads one replica, which may be
+			 * behind its leader: a NATS server that came back empty), but
+			 * the bucket has it: the fence asks the leader, and kills the
+			 * copy when it runs elsewhere (the watch will not: it never
+			 * placed it here) */
+			log_warn("cluster", "cannot place '%s' (%s): checking with the bucket whether "
+				 "the copy recovered here moved", r->id, e.msg);
+			replica_fence(c, r->id, "");
 		} else if (rc) {
 			log_warn("cluster", "cannot place '%s': %s", r->id, e.msg);
 		}

@@ -33,8 +33,14 @@ void nats_cluster_kill(struct nats_cluster *nc, int i);
 /* Starts server i again with the same config and store and waits as
  * nats_cluster_start does (for the servers running). 0 or -1. */
 int nats_cluster_restart(struct nats_cluster *nc, int i);
+/* nats_cluster_restart with server i's store removed first: it comes back
+ * empty and catches up from the others (after kill -9, nats-server 2.9.10 was
+ * seen coming back from its own store with replicas missing most messages
+ * while calling them current). */
+int nats_cluster_restart_empty(struct nats_cluster *nc, int i);
 /* Waits until every stream has a leader that counts each other replica current
- * (a server that came back has caught up): the cluster can lose one more server.
+ * and every server holds the same messages of it (a server that came back has
+ * caught up): the cluster can lose one more server.
  * The milliseconds waited, or -1 (with why on stderr) after timeout_ms. */
 int nats_cluster_wait_current(struct nats_cluster *nc, int timeout_ms);
 /* Stops every server and removes the folder. */
