@@ -584,7 +584,16 @@ static void failover_trial(int trial)
 	 * replica still behind, and the leader killed, leaves two servers of
 	 * which one lacks events: seen in trials as a leader that "held no
 	 * event" of actors it had acknowledged). */
-	int waited = nats_cluster_wait_current(&NC, 60000);
+	int waited = nats_cluster_wait_current(&NC, 30000);
+	if (waited < 0 && NC.lagging >= 0) {
+		/* nats-server 2.9.10 left a replica of a server restarted empty one
+		 * message behind for good (no write came to make it catch up): that
+		 * server is started empty once more, as docs/cluster.md tells an
+		 * operator to */
+		printf("# nats: n%d's replica stays behind: restarting it empty\n", NC.lagging + 1);
+		assert_int_equal(nats_cluster_restart_empty(&NC, NC.lagging), 0);
+		waited = nats_cluster_wait_current(&NC, 60000);
+	}
 	print_replicas();
 	if (waited < 0)
 		dump_logs();

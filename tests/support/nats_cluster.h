@@ -16,6 +16,8 @@ struct nats_cluster {
 	unsigned short port[NATS_SERVERS], route[NATS_SERVERS], monitor[NATS_SERVERS];
 	char urls[256];                    /* "nats://127.0.0.1:p1,nats://..." for --nats */
 	int single;                        /* nats_single_start: server 0 only */
+	int lagging;                       /* nats_cluster_wait_current: the server whose
+					    * replica was behind when it gave up, or -1 */
 };
 
 /* Starts the servers and waits until JetStream has a metadata leader that counts
@@ -38,9 +40,10 @@ int nats_cluster_restart(struct nats_cluster *nc, int i);
  * seen coming back from its own store with replicas missing most messages
  * while calling them current). */
 int nats_cluster_restart_empty(struct nats_cluster *nc, int i);
-/* Waits until every stream has a leader that counts each other replica current
- * and every server holds the same messages of it (a server that came back has
- * caught up): the cluster can lose one more server.
+/* Waits until every stream of theater's (THEATER_*, KV_theater_*) has a leader
+ * that counts each other replica current and every server holds the same
+ * messages of it (a server that came back has caught up): the cluster can lose
+ * one more server.
  * The milliseconds waited, or -1 (with why on stderr) after timeout_ms. */
 int nats_cluster_wait_current(struct nats_cluster *nc, int timeout_ms);
 /* Stops every server and removes the folder. */
