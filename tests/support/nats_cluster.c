@@ -210,9 +210,10 @@ static int wait_jetstream(struct nats_cluster *nc, int timeout_ms)
 }
 
 /* Every stream of theater's has a leader, the leader counts each other replica
- * current with no lag, and every server's replica holds the same messages (last sequence and
- * count: nats-server 2.9.10 was seen calling a replica current that held 127 of
- * 1,595 messages after a restart). 1, or 0 with what is not current in why. */
+ * current with no lag, and every server's replica holds the same messages (last
+ * sequence and count: nats-server 2.9.10 was seen calling a replica current that
+ * held 127 of 1,595 messages after a restart). 1, or 0 with what is not current
+ * in why (and nc->lagging: the server behind, when one is). */
 static int streams_current(struct nats_cluster *nc, char *why, size_t size)
 {
 	nc->lagging = -1;
@@ -254,8 +255,8 @@ static int streams_current(struct nats_cluster *nc, char *why, size_t size)
 				json_t *state = json_object_get(st, "state");
 				json_int_t last = json_integer_value(json_object_get(state, "last_seq"));
 				json_int_t msgs = json_integer_value(json_object_get(state, "messages"));
-				json_t *before = name ? json_object_get(seen, name) : NULL;
-				if (name && !before) {
+				json_t *before = json_object_get(seen, name);
+				if (!before) {
 					json_object_set_new(seen, name, json_pack("[I, I, i]", last, msgs,
 										  i + 1));
 				} else if (before && agree &&
