@@ -341,7 +341,7 @@ static void cluster_gauges(struct api *api, struct buf *b)
 	       "1 while this node refuses writes (503) it could not replicate: NATS "
 	       "unreachable, heartbeats failed, a publish not acknowledged lately, or the "
 	       "placement bucket unreadable.");
-	buf_printf(b, "theater_cluster_writes_refused %d\n", st.writes_refused);
+	buf_printf(b, "theater_cluster_writes_refused %d\n", st.writes_refused != NULL);
 	family(b, "theater_cluster_placements", "gauge",
 	       "Actors in this node's copy of the placement bucket (every node's).");
 	buf_printf(b, "theater_cluster_placements %" PRIu64 "\n", st.placements);

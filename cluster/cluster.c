@@ -234,17 +234,16 @@ json_t *cluster_json(struct cluster *c)
 		json_object_set_new(o, "self", json_boolean(strcmp(n->name, c->node) == 0));
 		json_array_append_new(nodes, o);
 	}
-	json_int_t placements = (json_int_t)c->nplaces;
 	pthread_mutex_unlock(&c->lock);
 	char server[256];
 	bus_server(c->bus, server, sizeof(server));
 	struct cluster_stats st;
 	cluster_stats(c, &st);
-	const char *refused = cluster_unwritable(c);
 	return json_pack("{s:b, s:s, s:o, s:I, s:{s:b, s:s, s:i}, s:s?, s:{s:I, s:I, s:I, s:I, "
 			 "s:i}}", "enabled", 1, "node", c->node, "nodes", nodes, "placements",
-			 placements, "nats", "connected", bus_connected(c->bus), "server", server,
-			 "replicas", (int)c->replicas, "writes_refused", refused, "stats",
+			 (json_int_t)st.placements, "nats", "connected", st.nats_connected, "server",
+			 server, "replicas", (int)c->replicas, "writes_refused", st.writes_refused,
+			 "stats",
 			 "takeovers", (json_int_t)st.takeovers, "rebuild_failures",
 			 (json_int_t)st.rebuild_failures, "unreplicated", (json_int_t)st.unreplicated,
 			 "fenced", (json_int_t)st.fenced, "relayed_streams", (int)st.relayed_streams);
@@ -263,7 +262,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
 	out->placements = c->nplaces;
 	pthread_mutex_unlock(&c->lock);
 	out->nats_connected = bus_connected(c->bus) != 0;
-	out->writes_refused = cluster_unwritable(c) != NULL;
+	out->writes_refused = cluster_unwritable(c);
 	out->takeovers = __atomic_load_n(&c->stat_takeovers, __ATOMIC_RELAXED);
 	out->rebuild_failures = __atomic_load_n(&c->stat_rebuild_failures, __ATOMIC_RELAXED);
 	out->unreplicated = __atomic_load_n(&c->stat_unreplicated, __ATOMIC_RELAXED);
@@ -1316,12 +1315,12 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && strcmp(stale, "blind") == 0) {
-		c->test_stale_watch = 2;
+		c->test_stale_watch = WATCH_BLIND;
 		log_warn("cluster", "THEATER_TEST_STALE_WATCH=blind: at join this node takes its "
 			 "watch as knowing none of the runs it recovered (fault injection for tests; "
 			 "never in production)");
 	} else if (stale && atoi(stale) > 0) {
-		c->test_stale_watch = 1;
+		c->test_stale_watch = WATCH_ALL_HERE;
 		log_warn("cluster", "THEATER_TEST_STALE_WATCH: at join this node takes its watch as "
 			 "placing every run it recovered here (fault injection for tests; never in "
 			 "production)");

@@ -107,7 +107,7 @@ json_t *cluster_json(struct cluster *c);
 struct cluster_stats {
 	unsigned nodes_up, nodes_down;
 	int nats_connected;
-	int writes_refused;           /* 1 while cluster_unwritable gives a reason */
+	const char *writes_refused;   /* why (cluster_unwritable: a static string), or NULL */
 	uint64_t placements;          /* keys in our copy of the placement bucket */
 	uint64_t takeovers;           /* actors rebuilt and run here from the stream */
 	uint64_t rebuild_failures;    /* rebuilds that failed (each is tried again) */

@@ -28,6 +28,10 @@ struct node_row {
 	uint64_t placed;              /* children sent there since its last beat (mail.c) */
 };
 
+/* THEATER_TEST_STALE_WATCH (fault injection for tests): what the join fence takes
+ * its watch to say of the runs it recovered. */
+enum stale_watch { WATCH_TRUE = 0, WATCH_ALL_HERE = 1, WATCH_BLIND = 2 };
+
 struct place {
 	struct place *next;
 	char id[37];
@@ -104,10 +108,11 @@ struct cluster {
 				       * (fault injection) */
 	int test_mail_delay_ms;       /* THEATER_TEST_MAIL_DELAY_MS: mail from other nodes
 				       * (sends, spawns, queries) is taken up this late */
-	int test_stale_watch;         /* THEATER_TEST_STALE_WATCH: the join fence takes the
-				       * watch as placing every run here (1), or as knowing
-				       * none of them ("blind": 2) (fault injection: a
-				       * replica behind the bucket's leader) */
+	enum stale_watch test_stale_watch;  /* THEATER_TEST_STALE_WATCH: the join fence
+					     * takes the watch as placing every run here,
+					     * or as knowing none of them ("blind") (fault
+					     * injection: a replica behind the bucket's
+					     * leader) */
 	int64_t resync_since_ms;      /* unix ms of the first unacknowledged publish; 0: none */
 };
 

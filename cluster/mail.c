@@ -105,6 +105,24 @@ static enum err_code mail_answer(const char *node, enum err_code rc, const uint8
 	return rc;
 }
 
+/* Sends mail to node; its answer (or the request's failure, timeout_ms + 2 s
+ * later: the owner's own timeout comes first) goes to fn(user) from the shared
+ * inbox, so nothing waits for it. ERR_OK, or an error and fn is not called. */
+static enum err_code mail_ask(struct cluster *c, const char *node, const char *kind,
+			      const char *to, const char *from, const void *data, size_t len,
+			      uint32_t timeout_ms, bus_reply_fn fn, void *user, struct err *err)
+{
+	size_t n = 0;
+	char subject[128];
+	char *msg = mail_envelope(node, kind, to, from, data, len, timeout_ms, &n, subject);
+	if (!msg)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	enum err_code rc = cluster_request_start(c, subject, msg, n, timeout_ms + 2000, fn, user,
+						 err);
+	free(msg);
+	return rc;
+}
+
 /* ---- sends and requests to an actor that may be moving ---- */
 
 /* The node that runs `to` now (perhaps this one: placed here, maybe not rebuilt
@@ -244,21 +262,15 @@ static enum err_code mail_try_start(struct retrying *r, const char *node, const 
 				    size_t len, uint32_t timeout_ms, uint8_t **reply,
 				    size_t *reply_len, int *later, struct err *err)
 {
-	size_t n = 0;
-	char subject[128];
-	char *msg = mail_envelope(node, kind, to, from, data, len, timeout_ms, &n, subject);
-	struct mail_wait *w = msg ? calloc(1, sizeof(*w)) : NULL;
-	if (!w) {
-		free(msg);
+	struct mail_wait *w = calloc(1, sizeof(*w));
+	if (!w)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	}
 	w->r = r;
 	snprintf(w->node, sizeof(w->node), "%s", node);
 	w->reply = reply;
 	w->reply_len = reply_len;
-	enum err_code rc = cluster_request_start(r->c, subject, msg, n, timeout_ms + 2000,
-						 mail_answered, w, err);
-	free(msg);
+	enum err_code rc = mail_ask(r->c, node, kind, to, from, data, len, timeout_ms,
+				    mail_answered, w, err);
 	if (rc)
 		free(w);
 	else
@@ -615,21 +627,16 @@ static void stop_if_orphan(struct cluster *c, const char *node, const char *pare
 	db_run_release(&p);
 	if (live)
 		return;
-	size_t n = 0;
-	char subject[128];
-	char *msg = mail_envelope(node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS, &n,
-				  subject);
-	struct orphan_ask *a = msg ? calloc(1, sizeof(*a)) : NULL;
+	struct orphan_ask *a = calloc(1, sizeof(*a));
 	enum err_code rc = a ? ERR_OK : err_set(&e, ERR_NOMEM, "out of memory");
 	if (a) {
 		snprintf(a->node, sizeof(a->node), "%s", node);
 		snprintf(a->parent, sizeof(a->parent), "%s", parent);
-		rc = cluster_request_start(c, subject, msg, n, MAIL_TIMEOUT_MS + 2000,
-					   orphans_answered, a, &e);
+		rc = mail_ask(c, node, "orphans", parent, NULL, "", 0, MAIL_TIMEOUT_MS,
+			      orphans_answered, a, &e);
 		if (rc)
 			free(a);
 	}
-	free(msg);
 	if (rc)
 		log_warn("cluster", "node '%s' is not asked to stop the child it spawned for "
 			 "'%s', which had ended: %s", node, parent, e.msg);
@@ -719,15 +726,8 @@ static enum err_code remote_spawn(void *user, const struct spawn_request *req, i
 	snprintf(j->parent, sizeof(j->parent), "%s", req->parent_id);
 	j->done = done;
 	j->done_user = done_user;
-	/* the answer comes to the shared inbox: no thread waits for it */
-	size_t n = 0;
-	char subject[128];
-	char *msg = mail_envelope(node, "spawn", "", j->parent, j->body, strlen(j->body),
-				  SPAWN_REMOTE_MS, &n, subject);
-	enum err_code rc = msg ? cluster_request_start(c, subject, msg, n, SPAWN_REMOTE_MS + 2000,
-						     spawn_answered, j, err)
-			       : err_set(err, ERR_NOMEM, "out of memory");
-	free(msg);
+	enum err_code rc = mail_ask(c, node, "spawn", "", j->parent, j->body, strlen(j->body),
+				    SPAWN_REMOTE_MS, spawn_answered, j, err);
 	if (rc) {
 		free(j->body);
 		free(j);
@@ -817,7 +817,7 @@ static void kids_round_end(struct kids_round *k)
 			return;
 		}
 	}
-	char *text = j->reply && all ? json_compact(all) : NULL;
+	char *text = j->reply ? json_compact(all) : NULL;
 	struct err e = {0};
 	if (j->reply && text)
 		j->reply(j->reply_user, ERR_OK, NULL, (const uint8_t *)text, strlen(text));
@@ -900,11 +900,7 @@ static void job_kids(void *arg)
 			continue;
 		}
 		struct err e = {0};
-		size_t len = 0;
-		char subject[128];
-		char *msg = mail_envelope(names[i], kind, j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
-					  &len, subject);
-		struct kids_ask *a = msg ? calloc(1, sizeof(*a)) : NULL;
+		struct kids_ask *a = calloc(1, sizeof(*a));
 		enum err_code rc = a ? ERR_OK : err_set(&e, ERR_NOMEM, "out of memory");
 		if (a) {
 			a->k = k;
@@ -912,8 +908,8 @@ static void job_kids(void *arg)
 			pthread_mutex_lock(&k->lock);
 			k->pending++;
 			pthread_mutex_unlock(&k->lock);
-			rc = cluster_request_start(j->c, subject, msg, len, MAIL_TIMEOUT_MS + 2000,
-						   kids_answered, a, &e);
+			rc = mail_ask(j->c, names[i], kind, j->parent, NULL, "", 0, MAIL_TIMEOUT_MS,
+				      kids_answered, a, &e);
 			if (rc) {
 				pthread_mutex_lock(&k->lock);
 				k->pending--;
@@ -921,7 +917,6 @@ static void job_kids(void *arg)
 				free(a);
 			}
 		}
-		free(msg);
 		if (rc) {                /* not asked: missed (our own count keeps
 					  * the round open) */
 			kids_miss(k, names[i], &e);

@@ -1503,7 +1503,7 @@ static int fence_one(void *user, const struct db_run *r)
 	char owner[CLUSTER_NODE_MAX];
 	if (strcmp(r->status, "running") != 0 && strcmp(r->status, "starting") != 0)
 		return 0;
-	int known = cluster_lookup(c, r->id, owner) && c->test_stale_watch != 2;
+	int known = cluster_lookup(c, r->id, owner) && c->test_stale_watch != WATCH_BLIND;
 	if (!known) {
 		struct err e = {0};
 		if (tombstone_expired(c, r))
@@ -1527,7 +1527,7 @@ static int fence_one(void *user, const struct db_run *r)
 		}
 		return 0;
 	}
-	if (c->test_stale_watch)
+	if (c->test_stale_watch == WATCH_ALL_HERE)
 		snprintf(owner, sizeof(owner), "%s", c->node);
 	if (strcmp(owner, c->node) == 0) {
 		/* The watch reads one replica of the bucket, which may be behind its

@@ -508,21 +508,11 @@ static void test_cross_node_messaging(void **state)
 static void print_replicas(void)
 {
 	for (int i = 0; i < NATS_SERVERS; i++) {
-		char *u = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true", NC.monitor[i]);
-		struct http_result r = {0};
-		if (http_do("GET", u, NULL, 0, NULL, &r) != 0 || r.status != 200) {
+		json_t *j = nats_cluster_jsz(&NC, i);
+		if (!j) {
 			printf("# nats n%d: no answer\n", i + 1);
-			free(u);
-			http_result_release(&r);
 			continue;
 		}
-		free(u);
-		/* "reserved_memory": 2^64-1 (unlimited) does not fit a JSON integer
-		 * here: blank such numbers out before parsing */
-		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
-			memcpy(big, "                   0", 20);
-		struct err e = {0};
-		json_t *j = json_parse(r.body, r.len, 32, &e);
 		json_t *accs = json_object_get(j, "account_details");
 		for (size_t a = 0; a < json_array_size(accs); a++) {
 			json_t *sd = json_object_get(json_array_get(accs, a), "stream_detail");
@@ -538,7 +528,6 @@ static void print_replicas(void)
 			}
 		}
 		json_decref(j);
-		http_result_release(&r);
 	}
 }
 
@@ -1864,17 +1853,25 @@ static int scan_one(void *user, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* Every event of actor id's chain subject in the stream, through b, into s
+ * (emptied first). */
+static void scan_chain(struct bus *b, const char *id, struct stream_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	struct err e = {0};
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
+	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, s, &e),
+			 ERR_OK);
+	free(subject);
+}
+
 static size_t stream_forks(const char *id, size_t *events_out)
 {
 	static struct stream_scan s;
-	memset(&s, 0, sizeof(s));
 	struct bus *b = NULL;
 	struct err e = {0};
 	assert_int_equal(bus_open(NC.urls, "test-scan", 10000, &b, &e), ERR_OK);
-	char *subject = tu_fmt("theater.stream.chain.%s", id);
-	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, &s, &e),
-			 ERR_OK);
-	free(subject);
+	scan_chain(b, id, &s);
 	bus_close(b);
 	size_t forks = 0;
 	for (size_t i = 0; i < s.n; i++) {
@@ -2050,14 +2047,12 @@ static void forget_delta_counter(struct server_proc *delta, int via, char *id)
 static uint64_t old_branch(const char *id, const char *node, uint64_t rev, int n, uint64_t from)
 {
 	static struct stream_scan sc;
-	memset(&sc, 0, sizeof(sc));
 	struct bus *b = NULL;
 	struct err e = {0};
 	assert_int_equal(bus_open(NC.urls, "test-branch", 10000, &b, &e), ERR_OK);
-	char *subject = tu_fmt("theater.stream.chain.%s", id);
-	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, scan_one, &sc, &e),
-			 ERR_OK);
+	scan_chain(b, id, &sc);
 	assert_true(sc.n > 0);
+	char *subject = tu_fmt("theater.stream.chain.%s", id);
 	uint64_t top = 0;
 	char parent[65] = "";
 	for (size_t i = 0; i < sc.n; i++)

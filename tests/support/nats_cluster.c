@@ -209,6 +209,22 @@ static int wait_jetstream(struct nats_cluster *nc, int timeout_ms)
 	return ok ? 0 : -1;
 }
 
+json_t *nats_cluster_jsz(const struct nats_cluster *nc, int i)
+{
+	char *url = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true", nc->monitor[i]);
+	struct http_result r = {0};
+	json_t *j = NULL;
+	if (http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 && r.body) {
+		/* "reserved_memory": 2^64-1 does not fit a JSON integer: blank it */
+		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
+			memcpy(big, "                   0", 20);
+		j = json_parse(r.body, r.len, 32, NULL);
+	}
+	http_result_release(&r);
+	free(url);
+	return j;
+}
+
 /* Every stream of theater's has a leader, the leader counts each other replica
  * current with no lag, and every server's replica holds the same messages (last
  * sequence and count: nats-server 2.9.10 was seen calling a replica current that
@@ -222,22 +238,13 @@ static int streams_current(struct nats_cluster *nc, char *why, size_t size)
 	for (int i = 0; i < NATS_SERVERS; i++) {
 		if (nc->pid[i] <= 0)
 			continue;
-		char *url = tu_fmt("http://127.0.0.1:%u/jsz?accounts=true&streams=true",
-				   nc->monitor[i]);
-		struct http_result r = {0};
-		int ok = http_do("GET", url, NULL, 0, NULL, &r) == 0 && r.status == 200 && r.body;
-		free(url);
-		if (!ok) {
+		json_t *j = nats_cluster_jsz(nc, i);
+		if (!j) {
 			snprintf(why, size, "n%d: no answer", i + 1);
-			http_result_release(&r);
 			json_decref(seen);
 			return 0;
 		}
-		/* "reserved_memory": 2^64-1 does not fit a JSON integer: blank it */
-		for (char *big = r.body; (big = strstr(big, "18446744073709551615"));)
-			memcpy(big, "                   0", 20);
-		json_t *j = json_parse(r.body, r.len, 32, NULL);
-		http_result_release(&r);
+		int ok = 1;
 		char me[8];
 		snprintf(me, sizeof(me), "n%d", i + 1);
 		json_t *accs = json_object_get(j, "account_details");

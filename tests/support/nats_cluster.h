@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #define NATS_SERVERS 3
 
 struct nats_cluster {
@@ -35,6 +37,9 @@ void nats_cluster_kill(struct nats_cluster *nc, int i);
 /* Starts server i again with the same config and store and waits as
  * nats_cluster_start does (for the servers running). 0 or -1. */
 int nats_cluster_restart(struct nats_cluster *nc, int i);
+/* Server i's /jsz?accounts=true&streams=true, parsed (a new reference), or NULL
+ * when it does not answer. */
+json_t *nats_cluster_jsz(const struct nats_cluster *nc, int i);
 /* nats_cluster_restart with server i's store removed first: it comes back
  * empty and catches up from the others (after kill -9, nats-server 2.9.10 was
  * seen coming back from its own store with replicas missing most messages
