@@ -777,7 +777,10 @@ static void job_merged(void *arg)
 /* Placed on this node, no run here: a takeover that has not rebuilt the actor
  * yet (a deleted actor's placement is a tombstone, never "here"): 503 with
  * Retry-After, not the local 404. 1 when answered so. */
-static int moving_here_now(struct api_call *c, struct cluster *cl)
+/* The bucket places the actor on this node, yet it does not run here: a takeover
+ * whose chain is being rebuilt from the stream, or cannot be (its events never
+ * reached the stream: a spawn on a node that died before publishing it). */
+static int placed_not_run(struct api_call *c, struct cluster *cl)
 {
 	char node[CLUSTER_NODE_MAX];
 	struct db_run r;
@@ -788,6 +791,17 @@ static int moving_here_now(struct api_call *c, struct cluster *cl)
 		db_run_release(&r);
 		return 0;
 	}
+	return 1;
+}
+
+static int moving_here_now(struct api_call *c, struct cluster *cl)
+{
+	if (!placed_not_run(c, cl))
+		return 0;
+	/* DELETE (of /actors/{id}, the one actor route with it) decides for itself
+	 * in api_cluster_delete: an actor that cannot be rebuilt must be deletable */
+	if (!strcmp(http_request_method(c->req), "DELETE"))
+		return 0;
 	char detail[200];
 	snprintf(detail, sizeof(detail), "actor '%s' is being moved to this node (taken over "
 		 "from a node that is down) and runs again shortly: retry", c->params[0]);
@@ -812,6 +826,7 @@ struct cluster_delete {
 	struct cluster *cl;
 	char id[37];
 	int force;
+	int not_run;             /* placed here, not run here (placed_not_run) */
 };
 
 static void delete_answer(void *user, enum err_code rc, const struct err *err)
@@ -820,6 +835,8 @@ static void delete_answer(void *user, enum err_code rc, const struct err *err)
 	struct cluster *cl = d->cl;
 	char id[37];
 	memcpy(id, d->id, sizeof(id));
+	if (rc == ERR_NOT_FOUND && d->not_run)
+		rc = ERR_OK;          /* the tombstone was all there was to delete */
 	if (rc == ERR_OK)
 		api_empty(d->c, 204, NULL);
 	else if (err)
@@ -863,12 +880,23 @@ int api_cluster_delete(struct api_call *c, int force)
 		return 0;
 	struct db_run r;
 	struct err e = {0};
-	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) != ERR_OK)
+	int not_run = 0;
+	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) == ERR_OK) {
+		int live = supervisor_status_live(r.status);
+		db_run_release(&r);
+		if (live && !force)
+			return 0;        /* the local answer: 409 */
+	} else if (!(not_run = placed_not_run(c, cl))) {
 		return 0;                /* the local answer: 404 */
-	int live = supervisor_status_live(r.status);
-	db_run_release(&r);
-	if (live && !force)
-		return 0;                /* the local answer: 409 */
+	} else if (!force) {
+		char detail[400];
+		snprintf(detail, sizeof(detail), "actor '%s' is placed on node '%s' but does not run "
+			 "there: it was taken over from a node that is down and its chain is being "
+			 "rebuilt from the stream, or cannot be (see that node's log); "
+			 "?force=true deletes it all the same", c->params[0], cluster_node(cl));
+		api_problem(c, ERR_CONFLICT, detail);
+		return 1;
+	}
 	struct cluster_delete *d = calloc(1, sizeof(*d));
 	if (!d) {
 		api_problem(c, ERR_NOMEM, "out of memory");
@@ -877,6 +905,7 @@ int api_cluster_delete(struct api_call *c, int force)
 	d->c = c;
 	d->cl = cl;
 	d->force = force;
+	d->not_run = not_run;
 	snprintf(d->id, sizeof(d->id), "%s", c->params[0]);
 	if (cluster_submit(cl, job_delete, d)) {
 		free(d);

@@ -1060,6 +1060,14 @@ static void take_over(struct cluster *c, const struct candidate *k)
 	adopt(c, k->id, k->from, t0);
 }
 
+/* Our copy of the bucket still places id here and no delete of it is under way. */
+static int still_placed_here(struct cluster *c, const char *id)
+{
+	char node[CLUSTER_NODE_MAX];
+	return cluster_lookup(c, id, node) && strcmp(node, c->node) == 0 &&
+	       !cluster_is_deleting(c, id);
+}
+
 /* Rebuilds and runs an actor placed here whose chain we lack (a claim just
  * won, or one that failed earlier: the stream was unavailable). A partial
  * chain is removed, so the next tick tries again. */
@@ -1087,9 +1095,22 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 			log_limited(fmt, LOG_ERROR, "cluster", fmt, id, from, fails, e.msg);
 		return;
 	}
+	if (!still_placed_here(c, id)) {   /* deleted (or moved) during the rebuild */
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
+			unlink(path);
+		free(path);
+		log_info("cluster", "'%s' was deleted or moved while its chain was rebuilt here: "
+			 "not run", id);
+		return;
+	}
 	if ((rc = supervisor_adopt(c->sup, id, &e))) {
 		log_error("cluster", "took over '%s' from node '%s' but cannot run it: %s", id,
 			  from, e.msg);
+		return;
+	}
+	if (!still_placed_here(c, id)) {   /* a delete or move came between look and run */
+		replica_fence(c, id, NULL);    /* the bucket's leader decides what goes */
 		return;
 	}
 	unsigned fails = cluster_place_rebuild_failed(c, id, 0);

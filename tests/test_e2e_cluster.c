@@ -2398,6 +2398,74 @@ static void test_delete_in_cluster(void **state)
 	free(id);
 }
 
+/* An actor the bucket places on beta whose events never reached the stream (a
+ * spawn on a node that died before it published: here the placement is written
+ * by hand, "from" a node that never ran). beta cannot rebuild it and tries again
+ * every second; every request for it answers 503. DELETE must still end it:
+ * without force a 409 that says why and what to do, with force the tombstone,
+ * 204, then 404 everywhere and no more tries on beta. */
+static void test_delete_unrebuildable(void **state)
+{
+	(void)state;
+	char id[UUID_STR_LEN + 1];
+	assert_int_equal(uuid_v4(id), ERR_OK);
+	long long fails0 = metric(1, "theater_cluster_rebuild_failures_total");
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	struct err e = {0};
+	static const char value[] = "{\"node\":\"beta\",\"from\":\"ghost\",\"at\":0}";
+	assert_int_equal(bus_kv_create(kv, id, value, strlen(value), NULL, &e), ERR_OK);
+	long long fails = fails0;
+	for (int tries = 0; tries < 100 && fails < fails0 + 2; tries++) {
+		nap_ms(100);
+		fails = metric(1, "theater_cluster_rebuild_failures_total");
+	}
+	printf("# beta: rebuild failures %lld -> %lld\n", fails0, fails);
+	assert_true(fails >= fails0 + 2);     /* it keeps trying */
+	char *path = tu_fmt("/actors/%s", id);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	struct http_result r;
+	assert_int_equal(call(1, "GET", path, NULL, NULL), 503);
+	assert_int_equal(call(0, "GET", path, NULL, NULL), 503);   /* forwarded to beta */
+	/* without force: why, and what to do */
+	assert_int_equal(call(0, "DELETE", path, NULL, &r), 409);
+	printf("# %s\n", r.body);
+	assert_non_null(strstr(r.body, "\"conflict\""));
+	assert_non_null(strstr(r.body, "placed on node 'beta' but does not run"));
+	assert_non_null(strstr(r.body, "?force=true"));
+	http_result_release(&r);
+	{   /* the placement is untouched */
+		uint64_t rev = 0;
+		char *v = placement_of(kv, id, &rev);
+		assert_non_null(strstr(v, "\"beta\""));
+		free(v);
+	}
+	assert_int_equal(call(2, "DELETE", force, NULL, NULL), 204);
+	uint64_t rev = 0;
+	char *v = placement_of(kv, id, &rev);
+	assert_non_null(strstr(v, "\"deleted\":true"));
+	free(v);
+	for (int i = 0; i < NODES; i++) {
+		long st = 0;
+		for (int tries = 0; tries < 50 && (st = call(i, "GET", path, NULL, NULL)) != 404;
+		     tries++)
+			nap_ms(100);
+		assert_int_equal(st, 404);
+	}
+	/* beta has stopped trying */
+	long long f1 = metric(1, "theater_cluster_rebuild_failures_total");
+	nap_ms(2500);
+	long long f2 = metric(1, "theater_cluster_rebuild_failures_total");
+	printf("# beta: rebuild failures after the delete %lld, 2.5 s later %lld\n", f1, f2);
+	assert_int_equal(f2, f1);
+	assert_int_equal(call(1, "DELETE", force, NULL, NULL), 404);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(force);
+	free(path);
+}
+
 /* A counter on a fourth node (delta) that then stops; a survivor takes it over.
  * The id, and delta's process (stopped, home kept). */
 static char *moved_copy(struct server_proc *delta)
@@ -3308,6 +3376,7 @@ int main(void)
 		cmocka_unit_test(test_delete_stale_copy_not_run),
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
+		cmocka_unit_test(test_delete_unrebuildable),
 		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_placed_before_watch),
 		cmocka_unit_test(test_failover_kill9),
