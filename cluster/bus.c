@@ -1206,6 +1206,38 @@ int bus_stream_has(struct bus *b, const char *name, const char *subject, struct 
 	return -1;
 }
 
+int bus_stream_last(struct bus *b, const char *name, const char *subject, uint8_t **data,
+		    size_t *len, struct err *err)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	*data = NULL;
+	*len = 0;
+	natsStatus s = js_GetLastMsg(&m, b->js, name, subject, NULL, &jerr);
+	if (s == NATS_NOT_FOUND || (s != NATS_OK && jerr == JSNoMessageFoundErr)) {
+		natsMsg_Destroy(m);
+		return 0;
+	}
+	if (s != NATS_OK) {
+		natsMsg_Destroy(m);
+		fail(err, s, "cannot read stream", name);
+		return -1;
+	}
+	int n = natsMsg_GetDataLength(m);
+	*data = malloc((size_t)n + 1);
+	if (*data) {
+		memcpy(*data, natsMsg_GetData(m), (size_t)n);
+		(*data)[n] = 0;
+		*len = (size_t)n;
+	}
+	natsMsg_Destroy(m);
+	if (!*data) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return -1;
+	}
+	return 1;
+}
+
 enum err_code bus_stream_read(struct bus *b, const char *name, const char *subject,
 			      unsigned timeout_ms, bus_read_fn fn, void *user, struct err *err)
 {

@@ -177,5 +177,9 @@ enum err_code bus_stream_purge_subject(struct bus *b, const char *name, const ch
 /* Whether stream `name` holds a message on `subject` (asked of its leader):
  * 1 yes, 0 no, -1 when it could not say (err). */
 int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err);
+/* The last message of stream `name` on `subject` (asked of its leader): 1 and a
+ * copy in *data (free it), 0 when there is none, -1 when it could not say. */
+int bus_stream_last(struct bus *b, const char *name, const char *subject, uint8_t **data,
+		    size_t *len, struct err *err);
 
 #endif

@@ -240,13 +240,14 @@ json_t *cluster_json(struct cluster *c)
 	struct cluster_stats st;
 	cluster_stats(c, &st);
 	return json_pack("{s:b, s:s, s:o, s:I, s:{s:b, s:s, s:i}, s:s?, s:{s:I, s:I, s:I, s:I, "
-			 "s:i}}", "enabled", 1, "node", c->node, "nodes", nodes, "placements",
+			 "s:I, s:i}}", "enabled", 1, "node", c->node, "nodes", nodes, "placements",
 			 (json_int_t)st.placements, "nats", "connected", st.nats_connected, "server",
 			 server, "replicas", (int)c->replicas, "writes_refused", st.writes_refused,
 			 "stats",
 			 "takeovers", (json_int_t)st.takeovers, "rebuild_failures",
 			 (json_int_t)st.rebuild_failures, "unreplicated", (json_int_t)st.unreplicated,
-			 "fenced", (json_int_t)st.fenced, "relayed_streams", (int)st.relayed_streams);
+			 "fenced", (json_int_t)st.fenced, "healed", (json_int_t)st.healed,
+			 "relayed_streams", (int)st.relayed_streams);
 }
 
 void cluster_stats(struct cluster *c, struct cluster_stats *out)
@@ -267,6 +268,7 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
 	out->rebuild_failures = __atomic_load_n(&c->stat_rebuild_failures, __ATOMIC_RELAXED);
 	out->unreplicated = __atomic_load_n(&c->stat_unreplicated, __ATOMIC_RELAXED);
 	out->fenced = __atomic_load_n(&c->stat_fenced, __ATOMIC_RELAXED);
+	out->healed = __atomic_load_n(&c->stat_healed, __ATOMIC_RELAXED);
 	int relays = __atomic_load_n(&c->relays_out, __ATOMIC_RELAXED);
 	out->relayed_streams = relays > 0 ? (unsigned)relays : 0;
 }

@@ -101,7 +101,7 @@ enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct
 /* {"enabled": true, "node": me, "nodes": [{node, url, status, load, heartbeat_at,
  * heartbeat_age_ms, self}], "placements", "nats": {connected, server, replicas},
  * "writes_refused": why or null, "stats": {takeovers, rebuild_failures,
- * unreplicated, fenced, relayed_streams}}: a new reference. */
+ * unreplicated, fenced, healed, relayed_streams}}: a new reference. */
 json_t *cluster_json(struct cluster *c);
 /* What GET /metrics shows of the cluster (api/observe.c). */
 struct cluster_stats {
@@ -113,6 +113,7 @@ struct cluster_stats {
 	uint64_t rebuild_failures;    /* rebuilds that failed (each is tried again) */
 	uint64_t unreplicated;        /* times an event or blob was not replicated */
 	uint64_t fenced;              /* copies here stopped because the actor moved */
+	uint64_t healed;              /* events the stream had lost, published again from here */
 	unsigned relayed_streams;     /* our streams relayed to other nodes now */
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);

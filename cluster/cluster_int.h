@@ -95,6 +95,7 @@ struct cluster {
 	int64_t relay_alive_ms;
 	/* atomic counters for /metrics (cluster_stats) */
 	uint64_t stat_takeovers, stat_rebuild_failures, stat_unreplicated, stat_fenced;
+	uint64_t stat_healed;          /* events published again from an old copy (job_heal) */
 	pthread_mutex_t blob_lock;    /* blob.c: blob_seen */
 	char blob_seen[BLOB_SEEN][96];   /* "<store>/<sha256>" published lately */
 	int64_t confirm_blocked_until_ms;  /* atomic: a fence read failed; confirms and

@@ -25,7 +25,8 @@
  *
  * Fencing: events of an actor placed on another node are never published, and
  * a node that joins (after a crash) kills the runs it recovered locally whose
- * placement moved while it was away.
+ * placement moved while it was away. Before it does, it publishes again what
+ * the stream lost of such a chain, when that cannot fork it (job_heal).
  *
  * Deleting: a tombstone in the placement bucket (cluster.c, cluster_unplace)
  * is final. A copy of a tombstoned actor is deleted here wherever a fence
@@ -86,21 +87,11 @@ static void publish_blob(void *user, const char *store_id, const char *sha256)
 	}
 }
 
-static void on_publish(void *user, const struct supervisor_event *ev)
+/* Publishes one event (and the blobs it names) asynchronously; rev 0: not said.
+ * again: a number for a message id of its own (job_heal), 0 for the usual one. */
+static void publish_event(struct cluster *c, const struct supervisor_event *ev, uint64_t rev,
+			  int64_t again)
 {
-	struct cluster *c = user;
-	char owner[CLUSTER_NODE_MAX];
-	uint64_t rev = 0;
-	if (cluster_lookup_rev(c, ev->actor_id, owner, &rev) && strcmp(owner, c->node) != 0)
-		return;                  /* fenced: it moved to another node */
-	if (cluster_is_deleting(c, ev->actor_id))
-		return;                  /* deleted: its tombstone is written */
-	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
-		/* it may have moved while our heartbeats failed: published again
-		 * once its placement is confirmed (replica_verify, then resync) */
-		mark_unreplicated(c);
-		return;
-	}
 	struct blob_pub bp = {c, ev};
 	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
 	blob_each_actor_ref(ev->event_type, ev->data, ev->data_len, publish_blob, &bp, NULL);
@@ -128,6 +119,12 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 	 * published at that seq before the actor moved away and back. */
 	snprintf(id, sizeof(id), "%s:%llu:%s:%.16s", ev->actor_id, (unsigned long long)ev->seq,
 		 c->node, hash);
+	/* An event published again because the stream lost it: the stream may still
+	 * remember the first publish's id (a purge or a lagging leader does not
+	 * forget it) and would drop this one as a retry. A copy that was not lost
+	 * after all is kept once by the rebuild (rebuild_dedup). */
+	if (again)
+		snprintf(id + strlen(id), sizeof(id) - strlen(id), ":again-%lld", (long long)again);
 	struct err e = {0};
 	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
 		log_error("cluster", "event %llu of '%s' not replicated: %s",
@@ -135,6 +132,24 @@ static void on_publish(void *user, const struct supervisor_event *ev)
 		mark_unreplicated(c);
 	}
 	free(msg);
+}
+
+static void on_publish(void *user, const struct supervisor_event *ev)
+{
+	struct cluster *c = user;
+	char owner[CLUSTER_NODE_MAX];
+	uint64_t rev = 0;
+	if (cluster_lookup_rev(c, ev->actor_id, owner, &rev) && strcmp(owner, c->node) != 0)
+		return;                  /* fenced: it moved to another node */
+	if (cluster_is_deleting(c, ev->actor_id))
+		return;                  /* deleted: its tombstone is written */
+	if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
+		/* it may have moved while our heartbeats failed: published again
+		 * once its placement is confirmed (replica_verify, then resync) */
+		mark_unreplicated(c);
+		return;
+	}
+	publish_event(c, ev, rev, 0);
 }
 
 static enum err_code on_wait(void *user, struct err *err)
@@ -1261,6 +1276,193 @@ static int id_job_submit(struct cluster *c, const char *id, void (*fn)(void *arg
 	return 0;
 }
 
+/* ---- healing the stream from an old copy ----
+ *
+ * NATS can lose acknowledged messages (docs/cluster.md, Failure modes: a
+ * leader elected while behind), and then the node an actor moved to cannot
+ * rebuild it: it retries every second and the actor answers 503. When the node
+ * it moved from comes back, its own chain still holds those events. It
+ * publishes the ones the stream lacks again, only when that cannot fork the
+ * actor: every event the stream holds of it is this copy's (same seq, same
+ * hash), none is past this copy's end, and the stream lacks one before its own
+ * last event or holds none at all, which are exactly the cases where the new
+ * owner's rebuild fails (a gap, or "no event"), so it never ran the actor. A
+ * stream that lacks only this copy's tail is left alone and logged: the new
+ * owner may already run the actor from the stream's end. */
+
+struct heal_job {
+	struct cluster *c;
+	char id[37];
+	uint64_t head;                /* this copy's last event before it was stopped */
+};
+
+/* The comparison; returns how many events to publish again (0: nothing to do,
+ * or not safe) and fills missing[seq] for them. */
+static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const struct rebuild *rb,
+			  unsigned char *missing)
+{
+	uint64_t last = 0, n = 0;
+	for (size_t i = 0; i < rb->n; i++) {
+		const struct rebuild_ev *e = &rb->ev[i];
+		if (e->seq > h->head) {
+			log_info("cluster", "the stream holds event %llu of '%s', past this node's "
+				 "copy (%llu): nothing published again", (unsigned long long)e->seq,
+				 h->id, (unsigned long long)h->head);
+			return 0;
+		}
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		struct err re = {0};
+		if (supervisor_read_event(c->sup, h->id, e->seq, &ev, &ts, &re))
+			return 0;
+		char hash[65];
+		hex_encode(ev.hash, 32, hash);
+		chain_event_release(&ev);
+		if (strcmp(hash, e->hash) != 0) {
+			log_info("cluster", "event %llu of '%s' in the stream is another copy's: "
+				 "nothing published again", (unsigned long long)e->seq, h->id);
+			return 0;
+		}
+		missing[e->seq] = 2;          /* held */
+		if (e->seq > last)
+			last = e->seq;
+	}
+	uint64_t first_gap = 0;
+	for (uint64_t seq = 1; seq <= h->head; seq++)
+		if (missing[seq] != 2) {
+			missing[seq] = 1;
+			n++;
+			if (!first_gap)
+				first_gap = seq;
+		} else {
+			missing[seq] = 0;
+		}
+	if (n && last && first_gap > last) {
+		log_warn("cluster", "events %llu to %llu of '%s' are in this node's chain but not in "
+			 "the stream, which ends at event %llu: the node it moved to may already "
+			 "run it from there, so they are not published again",
+			 (unsigned long long)first_gap, (unsigned long long)h->head, h->id,
+			 (unsigned long long)last);
+		return 0;
+	}
+	return n;
+}
+
+/* One look at the stream's last event of the actor before reading them all: the
+ * usual return (the new owner rebuilt and runs the actor, and wrote an event of
+ * its own past this copy's last, or at its seq: each node's recovery records
+ * one) needs no more. 1: read the whole chain. */
+static int heal_worth_reading(struct cluster *c, const struct heal_job *h, const char *subject)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	int got = bus_stream_last(c->bus, CHAIN_STREAM, subject, &data, &len, &e);
+	if (got <= 0) {
+		free(data);
+		return got == 0;          /* none at all: lost; unreadable: not now */
+	}
+	const uint8_t *body = NULL;
+	size_t blen = 0;
+	json_t *head = cluster_unwrap(data, len, &body, &blen);
+	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
+	const char *hash = json_string_value(json_object_get(head, "hash"));
+	int worth = 0;
+	if (seq && seq <= h->head && hash) {
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		struct err re = {0};
+		if (supervisor_read_event(c->sup, h->id, seq, &ev, &ts, &re) == ERR_OK) {
+			char mine[65];
+			hex_encode(ev.hash, 32, mine);
+			worth = strcmp(mine, hash) == 0;   /* the stream ends inside our chain */
+			chain_event_release(&ev);
+		}
+	}
+	if (!worth)
+		log_info("cluster", "the stream's last event of '%s' is event %llu of another copy "
+			 "(this node's ends at %llu): nothing published again", h->id,
+			 (unsigned long long)seq, (unsigned long long)h->head);
+	json_decref(head);
+	free(data);
+	return worth;
+}
+
+static void job_heal(void *arg)
+{
+	struct heal_job *h = arg;
+	struct cluster *c = h->c;
+	struct rebuild rb = {0};
+	unsigned char *missing = NULL;
+	char subject[96];
+	struct err e = {0};
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", h->id);
+	if (cluster_is_deleting(c, h->id) || h->head == 0 || h->head > ((uint64_t)1 << 32))
+		goto done;
+	if (!heal_worth_reading(c, h, subject))
+		goto done;
+	if (bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect, &rb, &e) ||
+	    rb.failed) {
+		log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id,
+			 rb.failed ? rb.err.msg : e.msg);
+		goto done;
+	}
+	if (!(missing = calloc(h->head + 1, 1)))
+		goto done;
+	uint64_t n = heal_plan(c, h, &rb, missing);
+	if (!n)
+		goto done;
+	uint64_t upto = bus_stream_published(c->bus), done_n = 0;
+	int64_t again = cluster_unix_ms();
+	for (uint64_t seq = 1; seq <= h->head; seq++) {
+		if (!missing[seq])
+			continue;
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		if (supervisor_read_event(c->sup, h->id, seq, &ev, &ts, &e))
+			break;
+		struct supervisor_event sev = {
+			.actor_id = h->id, .seq = ev.seq, .hash = ev.hash,
+			.parent_hash = ev.parent_hash, .event_type = ev.event_type,
+			.data = ev.data, .data_len = ev.data_len, .timestamp = ts,
+		};
+		publish_event(c, &sev, 0, again);
+		chain_event_release(&ev);
+		done_n++;
+	}
+	if (bus_stream_wait_after(c->bus, upto, 10000, &e)) {
+		log_error("cluster", "publishing %llu events of '%s' again did not finish: %s",
+			  (unsigned long long)done_n, h->id, e.msg);
+		goto done;
+	}
+	__atomic_add_fetch(&c->stat_healed, done_n, __ATOMIC_RELAXED);
+	log_warn("cluster", "the stream had lost %llu of the %llu events of '%s' that this "
+		 "node's chain holds (it moved away while this node was down): published them "
+		 "again, so the node it is placed on can rebuild it", (unsigned long long)done_n,
+		 (unsigned long long)h->head, h->id);
+done:
+	for (size_t i = 0; i < rb.n; i++)
+		free(rb.ev[i].msg);
+	free(rb.ev);
+	free(rb.msg);
+	free(rb.len);
+	free(missing);
+	free(h);
+}
+
+/* Before the copy here of an actor that moved is stopped: its last event. */
+static void heal_later(struct cluster *c, const char *id, uint64_t head)
+{
+	struct heal_job *h = calloc(1, sizeof(*h));
+	if (!h)
+		return;
+	h->c = c;
+	h->head = head;
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	if (cluster_submit(c, job_heal, h))
+		free(h);
+}
+
 /* Reads the actor's placement from the bucket's leader and kills the copy here
  * when it moved, forgets it when it was deleted. check: the watch said "here",
  * quiet when the bucket agrees. -1 when the bucket could not be read (after
@@ -1300,6 +1502,7 @@ static int fence_check(struct cluster *c, const char *id, int check)
 	    (strcmp(r.status, "running") == 0 || strcmp(r.status, "starting") == 0)) {
 		log_warn("cluster", "'%s' was taken over by node '%s': killing the copy here",
 			 id, owner);
+		heal_later(c, id, r.head_seq);
 		fence_stop(c, id);
 	}
 	db_run_release(&r);
@@ -1575,6 +1778,7 @@ static int fence_one(void *user, const struct db_run *r)
 	log_warn("cluster", "'%s' moved to node '%s' while this node was away: killing the copy "
 		 "recovered here (its chain here ends at event %llu)", r->id, owner,
 		 (unsigned long long)r->head_seq);
+	heal_later(c, r->id, r->head_seq);
 	fence_stop(c, r->id);
 	return 0;
 }

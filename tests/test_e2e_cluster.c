@@ -2206,6 +2206,7 @@ static void test_cluster_metrics(void **state)
 	assert_true(metric_in(text, "theater_cluster_relayed_streams") >= 0);
 	assert_true(metric_in(text, "theater_cluster_unreplicated_total") >= 0);
 	assert_true(metric_in(text, "theater_cluster_rebuild_failures_total") >= 0);
+	assert_true(metric_in(text, "theater_cluster_healed_events_total") >= 0);
 	char *dir = tu_mkdtemp("theater-metrics");
 	char *path = tu_fmt("%s/metrics.txt", dir);
 	assert_int_equal(tu_write_file(path, text + 1, strlen(text + 1)), 0);
@@ -2464,6 +2465,215 @@ static void test_delete_unrebuildable(void **state)
 	bus_close(b);
 	free(force);
 	free(path);
+}
+
+/* The counter's count, asked of the node sp itself (-1: no answer). */
+static long count_on_proc(struct server_proc *sp, const char *id)
+{
+	char *u = tu_fmt("%s/actors/%s/requests?timeout=20", sp->base, id);
+	struct http_result r = {0};
+	long count = http_do("POST", u, "get", 3, NULL, &r) == 0 && r.status == 200
+			     ? atol(r.body) : -1;
+	http_result_release(&r);
+	free(u);
+	return count;
+}
+
+/* The messages of one chain subject, as stored. */
+struct raw_msgs {
+	uint8_t *d[256];
+	size_t l[256];
+	size_t n;
+};
+
+static int raw_one(void *user, const uint8_t *data, size_t len)
+{
+	struct raw_msgs *m = user;
+	if (m->n < 256 && (m->d[m->n] = malloc(len))) {
+		memcpy(m->d[m->n], data, len);
+		m->l[m->n++] = len;
+	}
+	return 0;
+}
+
+/* A counter on delta with 5 acknowledged messages; then the stream loses its
+ * events (NATS did so after a kill -9 in the long suite; here its subject is
+ * purged, and the first keep_arg messages are stored again under ids of their
+ * own; a negative keep_arg: all but the last -keep_arg), and delta dies (kill -9). The survivor that claims it; *id_out. */
+static int lost_on_delta(struct server_proc *delta, struct bus *b, struct bus_kv *kv,
+			 long keep_arg, char **id_out)
+{
+	start_delta(delta, NULL, NULL);
+	char *id = delta_counter(delta);
+	for (int i = 0; i < 5; i++) {
+		struct http_result r;
+		assert_int_equal(message_to(delta, id, &r), 202);
+		http_result_release(&r);
+	}
+	assert_int_equal(count_on_proc(delta, id), 5);
+	struct err e = {0};
+	char subject[96];
+	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
+	struct raw_msgs m = {0};
+	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, raw_one, &m, &e),
+			 ERR_OK);
+	size_t keep = keep_arg >= 0 ? (size_t)keep_arg : m.n - (size_t)-keep_arg;
+	assert_true(m.n > keep + 2);
+	assert_int_equal(bus_stream_purge_subject(b, "THEATER_CHAINS", subject, &e), ERR_OK);
+	assert_int_equal(chain_in_stream(b, id), 0);
+	for (size_t i = 0; i < keep; i++) {
+		char *mid = tu_fmt("test-keep-%s-%zu", id, i);
+		assert_int_equal(bus_stream_publish(b, subject, m.d[i], m.l[i], mid, 5000, &e),
+				 ERR_OK);
+		free(mid);
+	}
+	printf("# the stream lost %zu of the %zu events of '%s'\n", m.n - keep, m.n, id);
+	for (size_t i = 0; i < m.n; i++)
+		free(m.d[i]);
+	server_crash(delta);
+	char owner[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 200 && !owner[0]; tries++) {
+		char *v = placement_of(kv, id, NULL);
+		const char *at = strstr(v, "\"node\":\"");
+		if (at && strncmp(at + 8, "delta\"", 6) != 0)
+			snprintf(owner, sizeof(owner), "%.*s", (int)strcspn(at + 8, "\""), at + 8);
+		free(v);
+		if (!owner[0])
+			nap_ms(100);
+	}
+	int o = -1;
+	for (int i = 0; i < NODES; i++)
+		if (!strcmp(owner, NAMES[i]))
+			o = i;
+	if (o < 0) {
+		dump_logs();
+		fail_msg("'%s' of the crashed node delta was not claimed by a survivor", id);
+	}
+	*id_out = id;
+	return o;
+}
+
+/* delta back on its home; a line of its log that holds `want` (waited for). */
+static char *delta_back(struct server_proc *delta, const char *want)
+{
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	assert_int_equal(server_start(delta, delta->home, args, NULL), 0);
+	for (int tries = 0; tries < 100; tries++) {
+		char *log = tu_read_file(delta->log_path, NULL);
+		char *line = log ? log_line(log, want, "") : NULL;
+		free(log);
+		if (line)
+			return line;
+		nap_ms(100);
+	}
+	char *log = tu_read_file(delta->log_path, NULL);
+	fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+	free(log);
+	fail_msg("delta's log never said '%s'", want);
+	return NULL;
+}
+
+/* The stream lost all of an actor's events and then its node: the survivor it
+ * is placed on cannot rebuild it ("no event") and every request answers 503.
+ * When delta comes back, its chain still holds the events: it publishes them
+ * again before stopping its copy, and the new owner runs the actor with every
+ * acknowledged message counted. */
+static void test_heal_lost_events(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	char *id = NULL;
+	int o = lost_on_delta(&delta, b, kv, 0, &id);
+	long long fails0 = metric(o, "theater_cluster_rebuild_failures_total"), fails = fails0;
+	for (int tries = 0; tries < 100 && fails < fails0 + 1; tries++) {
+		nap_ms(100);
+		fails = metric(o, "theater_cluster_rebuild_failures_total");
+	}
+	char *path = tu_fmt("/actors/%s", id);
+	long st = call(o, "GET", path, NULL, NULL);
+	printf("# claimed by %s, which cannot rebuild it (failures %lld -> %lld, GET %ld)\n",
+	       NAMES[o], fails0, fails, st);
+	assert_int_equal(st, 503);
+	char *line = delta_back(&delta, "published them again");
+	printf("# delta: %s\n", line);
+	free(line);
+	long count = count_on(o, id);
+	long long healed = server_metric(&delta, "theater_cluster_healed_events_total");
+	printf("# %s counts %ld; delta published %lld events again\n", NAMES[o], count, healed);
+	if (count != 5)
+		dump_logs();
+	assert_int_equal(count, 5);
+	assert_true(healed >= 1);
+	/* and delta's own copy was stopped (requests to delta go to the owner) */
+	char *moved = tu_fmt("moved to node '%s' while this node was away", NAMES[o]);
+	char *log = tu_read_file(delta.log_path, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, moved));
+	free(log);
+	free(moved);
+	assert_true(server_metric(&delta, "theater_cluster_fenced_total") >= 1);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(o, "DELETE", force, NULL, NULL), 204);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(force);
+	free(path);
+	free(id);
+}
+
+/* The stream lost only the tail (the last two messages' events): the survivor
+ * rebuilds what is left without knowing and runs the actor from there (and
+ * records its own recovery event). When delta comes back it must not publish
+ * its tail: it would fork the chain the new owner runs. It says so in its log
+ * (the stream's last event is another copy's, or the stream lacks only its
+ * tail), nothing is published, no seq of the stream forks, the count stays. */
+static void test_heal_not_past_new_owner(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	char *id = NULL;
+	/* the events of the last two messages are the last four (received, call) */
+	int o = lost_on_delta(&delta, b, kv, -4, &id);
+	long count = count_on(o, id);
+	printf("# %s runs it from what the stream kept: count %ld\n", NAMES[o], count);
+	assert_true(count >= 0 && count < 5);
+	const char *args[] = {"--nats", NC.urls, "--node", "delta", NULL};
+	assert_int_equal(server_start(&delta, delta.home, args, NULL), 0);
+	char *log = NULL;
+	for (int tries = 0; tries < 100; tries++) {
+		free(log);
+		log = tu_read_file(delta.log_path, NULL);
+		if (log && (strstr(log, "not published again") ||
+			    strstr(log, "nothing published again")))
+			break;
+		nap_ms(100);
+	}
+	if (!log || !(strstr(log, "not published again") || strstr(log, "nothing published again")))
+		fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
+	assert_true(log && (strstr(log, "not published again") ||
+			    strstr(log, "nothing published again")));
+	assert_null(strstr(log, "published them again"));
+	free(log);
+	assert_int_equal(server_metric(&delta, "theater_cluster_healed_events_total"), 0);
+	size_t events = 0;
+	assert_int_equal(stream_forks(id, &events), 0);
+	assert_int_equal(count_on(o, id), count);
+	char *force = tu_fmt("/actors/%s?force=true", id);
+	assert_int_equal(call(o, "DELETE", force, NULL, NULL), 204);
+	free(force);
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	bus_kv_close(kv);
+	bus_close(b);
+	free(id);
 }
 
 /* A counter on a fourth node (delta) that then stops; a survivor takes it over.
@@ -3377,6 +3587,8 @@ int main(void)
 		cmocka_unit_test(test_delete_stale_copy_after_tombstone),
 		cmocka_unit_test(test_delete_tombstone_swept),
 		cmocka_unit_test(test_delete_unrebuildable),
+		cmocka_unit_test(test_heal_lost_events),
+		cmocka_unit_test(test_heal_not_past_new_owner),
 		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_placed_before_watch),
 		cmocka_unit_test(test_failover_kill9),

@@ -13,7 +13,8 @@ static const char cluster_help[] =
 	"the heartbeat bucket. Columns: NODE (* marks the node asked), STATUS (up while\n"
 	"its heartbeat is fresh), LOAD (live actors), HEARTBEAT (age of the last one),\n"
 	"URL. Last, this node's counters since it started: takeovers, failed rebuilds,\n"
-	"copies fenced, events not replicated, streams relayed to other nodes.\n"
+	"copies fenced, events not replicated, lost events published again, streams\n"
+	"relayed to other nodes.\n"
 	"A server without --nats says it is not in a cluster.\n\n"
 	"  --json           the server's answer as it is\n";
 
@@ -70,8 +71,9 @@ int cmd_cluster(struct cli *c, int argc, char **argv)
 	json_t *st = json_object_get(j, "stats");
 	if (st)
 		printf("since start: %lld takeovers, %lld failed rebuilds, %lld copies fenced, "
-		       "%lld not replicated, %lld streams relayed now\n", num(st, "takeovers"),
-		       num(st, "rebuild_failures"), num(st, "fenced"), num(st, "unreplicated"),
+		       "%lld not replicated, %lld lost events published again, %lld streams "
+		       "relayed now\n", num(st, "takeovers"), num(st, "rebuild_failures"),
+		       num(st, "fenced"), num(st, "unreplicated"), num(st, "healed"),
 		       num(st, "relayed_streams"));
 	json_decref(j);
 	return EXIT_OK;
