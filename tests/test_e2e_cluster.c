@@ -2521,12 +2521,13 @@ static int raw_one(void *user, const uint8_t *data, size_t len)
 	return 0;
 }
 
-/* A counter on delta with 5 acknowledged messages; then the stream loses its
- * events (NATS did so after a kill -9 in the long suite; here its subject is
- * purged, and the first keep_arg messages are stored again under ids of their
- * own; a negative keep_arg: all but the last -keep_arg), and delta dies (kill -9). The survivor that claims it; *id_out. */
+/* A counter on delta with 5 acknowledged messages; then the stream loses events
+ * of it (NATS did so after a kill -9 in the long suite; here its subject is
+ * purged and the messages not lost are stored again, in order, under ids of
+ * their own): lose_n of them starting lose_back before the end, or all when
+ * lose_n < 0. Then delta dies (kill -9). The survivor that claims it; *id_out. */
 static int lost_on_delta(struct server_proc *delta, struct bus *b, struct bus_kv *kv,
-			 long keep_arg, char **id_out)
+			 int lose_back, int lose_n, char **id_out)
 {
 	start_delta(delta, NULL, NULL);
 	char *id = delta_counter(delta);
@@ -2542,17 +2543,21 @@ static int lost_on_delta(struct server_proc *delta, struct bus *b, struct bus_kv
 	struct raw_msgs m = {0};
 	assert_int_equal(bus_stream_read(b, "THEATER_CHAINS", subject, 5000, raw_one, &m, &e),
 			 ERR_OK);
-	size_t keep = keep_arg >= 0 ? (size_t)keep_arg : m.n - (size_t)-keep_arg;
-	assert_true(m.n > keep + 2);
+	size_t from = lose_n < 0 ? 0 : m.n - (size_t)lose_back;
+	size_t lost = lose_n < 0 ? m.n : (size_t)lose_n;
+	assert_true(from + lost <= m.n && m.n > 4);
 	assert_int_equal(bus_stream_purge_subject(b, "THEATER_CHAINS", subject, &e), ERR_OK);
 	assert_int_equal(chain_in_stream(b, id), 0);
-	for (size_t i = 0; i < keep; i++) {
+	for (size_t i = 0; i < m.n; i++) {
+		if (i >= from && i < from + lost)
+			continue;
 		char *mid = tu_fmt("test-keep-%s-%zu", id, i);
 		assert_int_equal(bus_stream_publish(b, subject, m.d[i], m.l[i], mid, 5000, &e),
 				 ERR_OK);
 		free(mid);
 	}
-	printf("# the stream lost %zu of the %zu events of '%s'\n", m.n - keep, m.n, id);
+	printf("# the stream lost %zu of the %zu events of '%s' (from event %zu)\n", lost, m.n,
+	       id, from + 1);
 	for (size_t i = 0; i < m.n; i++)
 		free(m.d[i]);
 	server_crash(delta);
@@ -2598,20 +2603,19 @@ static char *delta_back(struct server_proc *delta, const char *want)
 	return NULL;
 }
 
-/* The stream lost all of an actor's events and then its node: the survivor it
- * is placed on cannot rebuild it ("no event") and every request answers 503.
+/* The stream lost events of an actor (lost_on_delta) and then its node: the
+ * survivor it is placed on cannot rebuild it and every request answers 503.
  * When delta comes back, its chain still holds the events: it publishes them
  * again before stopping its copy, and the new owner runs the actor with every
  * acknowledged message counted. */
-static void test_heal_lost_events(void **state)
+static void heal_lost(int lose_back, int lose_n)
 {
-	(void)state;
 	struct server_proc delta;
 	struct bus *b = NULL;
 	struct bus_kv *kv = NULL;
 	open_placement(&b, &kv);
 	char *id = NULL;
-	int o = lost_on_delta(&delta, b, kv, 0, &id);
+	int o = lost_on_delta(&delta, b, kv, lose_back, lose_n, &id);
 	long long fails0 = metric(o, "theater_cluster_rebuild_failures_total"), fails = fails0;
 	for (int tries = 0; tries < 100 && fails < fails0 + 1; tries++) {
 		nap_ms(100);
@@ -2651,6 +2655,22 @@ static void test_heal_lost_events(void **state)
 	free(id);
 }
 
+/* All of it ("the stream holds no event"). */
+static void test_heal_lost_events(void **state)
+{
+	(void)state;
+	heal_lost(0, -1);
+}
+
+/* Two events in the middle, as a NATS leader elected while behind loses a
+ * window while the writer goes on (the survivor finds a gap by the parent
+ * hashes). */
+static void test_heal_lost_gap(void **state)
+{
+	(void)state;
+	heal_lost(8, 2);
+}
+
 /* The stream lost only the tail (the last two messages' events): the survivor
  * rebuilds what is left without knowing and runs the actor from there (and
  * records its own recovery event). When delta comes back it must not publish
@@ -2666,7 +2686,7 @@ static void test_heal_not_past_new_owner(void **state)
 	open_placement(&b, &kv);
 	char *id = NULL;
 	/* the events of the last two messages are the last four (received, call) */
-	int o = lost_on_delta(&delta, b, kv, -4, &id);
+	int o = lost_on_delta(&delta, b, kv, 4, 4, &id);
 	long count = count_on(o, id);
 	printf("# %s runs it from what the stream kept: count %ld\n", NAMES[o], count);
 	assert_true(count >= 0 && count < 5);
@@ -3613,6 +3633,7 @@ int main(void)
 		cmocka_unit_test(test_delete_tombstone_swept),
 		cmocka_unit_test(test_delete_unrebuildable),
 		cmocka_unit_test(test_heal_lost_events),
+		cmocka_unit_test(test_heal_lost_gap),
 		cmocka_unit_test(test_heal_not_past_new_owner),
 		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_placed_before_watch),
