@@ -63,12 +63,27 @@ void blob_forget_all(struct cluster *c)
 
 /* ---- publishing ---- */
 
+static enum err_code publish(struct cluster *c, const char *store_id, const char *sha256,
+			     int wait, int64_t again, struct err *err);
+
 enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
 			   int wait, struct err *err)
 {
+	return publish(c, store_id, sha256, wait, 0, err);
+}
+
+enum err_code blob_publish_again(struct cluster *c, const char *store_id, const char *sha256,
+				 int64_t again, struct err *err)
+{
+	return publish(c, store_id, sha256, 0, again, err);
+}
+
+static enum err_code publish(struct cluster *c, const char *store_id, const char *sha256,
+			     int wait, int64_t again, struct err *err)
+{
 	char key[96];
 	snprintf(key, sizeof(key), "%.30s/%.64s", store_id, sha256);
-	if (seen(c, key))
+	if (!again && seen(c, key))
 		return ERR_OK;
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -104,6 +119,9 @@ enum err_code blob_publish(struct cluster *c, const char *store_id, const char *
 		char *msg = head ? cluster_envelope(head, data + off, part, &mlen) : NULL;
 		json_decref(head);
 		snprintf(id, sizeof(id), "%s:%s:%zu", store_id, sha256, i);
+		if (again)   /* the stream may remember the first ids (replica.c, job_heal) */
+			snprintf(id + strlen(id), sizeof(id) - strlen(id), ":again-%lld",
+				 (long long)again);
 		if (!msg)
 			rc = err_set(err, ERR_NOMEM, "out of memory");
 		else if (wait)

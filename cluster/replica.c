@@ -1297,11 +1297,13 @@ struct heal_job {
 };
 
 /* The comparison; returns how many events to publish again (0: nothing to do,
- * or not safe) and fills missing[seq] for them. */
+ * or not safe) and fills missing[seq] for them. *ours: every event the stream
+ * holds of it is this copy's and none is past its end. */
 static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const struct rebuild *rb,
-			  unsigned char *missing)
+			  unsigned char *missing, int *ours)
 {
 	uint64_t last = 0, n = 0;
+	*ours = 0;
 	for (size_t i = 0; i < rb->n; i++) {
 		const struct rebuild_ev *e = &rb->ev[i];
 		if (e->seq > h->head) {
@@ -1327,6 +1329,7 @@ static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const str
 		if (e->seq > last)
 			last = e->seq;
 	}
+	*ours = 1;
 	uint64_t first_gap = 0;
 	for (uint64_t seq = 1; seq <= h->head; seq++)
 		if (missing[seq] != 2) {
@@ -1343,6 +1346,7 @@ static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const str
 			 "run it from there, so they are not published again",
 			 (unsigned long long)first_gap, (unsigned long long)h->head, h->id,
 			 (unsigned long long)last);
+		memset(missing, 0, h->head + 1);   /* none of them: blobs only */
 		return 0;
 	}
 	return n;
@@ -1388,6 +1392,54 @@ static int heal_worth_reading(struct cluster *c, const struct heal_job *h, const
 	return worth;
 }
 
+/* Blobs: a blob the chain names (a package, a large state or body, an actor's
+ * own store) that the stream lost makes the new owner's rebuild fail too.
+ * Blobs are named by their digest, so publishing one again cannot fork
+ * anything: every one the stream lacks and the content store here has is. */
+struct heal_blobs {
+	struct cluster *c;
+	const char *id;
+	int64_t again;
+	uint64_t n;
+};
+
+static void heal_blob(void *user, const char *store_id, const char *sha256)
+{
+	struct heal_blobs *hb = user;
+	char subject[160];
+	struct err e = {0};
+	snprintf(subject, sizeof(subject), "theater.stream.blob.%s.%s", store_id, sha256);
+	if (bus_stream_has(hb->c->bus, CHAIN_STREAM, subject, &e) != 0)
+		return;                   /* there (or the stream cannot say: not now) */
+	if (blob_publish_again(hb->c, store_id, sha256, hb->again, &e))
+		log_warn("cluster", "blob %s/%s of '%s' is not in the stream and cannot be "
+			 "published again from here: %s", store_id, sha256, hb->id, e.msg);
+	else
+		hb->n++;
+}
+
+static void heal_blobs(struct cluster *c, const struct heal_job *h, struct heal_blobs *hb)
+{
+	for (uint64_t seq = 1; seq <= h->head; seq++) {
+		struct chain_event ev = {0};
+		int64_t ts = 0;
+		struct err e = {0};
+		if (supervisor_read_event(c->sup, h->id, seq, &ev, &ts, &e))
+			break;
+		blob_each_ref(ev.data, ev.data_len, heal_blob, hb);
+		blob_each_actor_ref(ev.event_type, ev.data, ev.data_len, heal_blob, hb, NULL);
+		if (strcmp(ev.event_type, "spawned") == 0) {
+			json_t *d = json_parse((const char *)ev.data, ev.data_len, 64, &e);
+			const char *sha = json_string_value(
+				json_object_get(json_object_get(d, "package"), "sha256"));
+			if (sha && sha256_hex_valid(sha))
+				heal_blob(hb, DURABLE_PACKAGES_STORE, sha);
+			json_decref(d);
+		}
+		chain_event_release(&ev);
+	}
+}
+
 static void job_heal(void *arg)
 {
 	struct heal_job *h = arg;
@@ -1409,12 +1461,16 @@ static void job_heal(void *arg)
 	}
 	if (!(missing = calloc(h->head + 1, 1)))
 		goto done;
-	uint64_t n = heal_plan(c, h, &rb, missing);
-	if (!n)
-		goto done;
+	int ours = 0;
+	uint64_t n = heal_plan(c, h, &rb, missing, &ours);
 	uint64_t upto = bus_stream_published(c->bus), done_n = 0;
 	int64_t again = cluster_unix_ms();
-	for (uint64_t seq = 1; seq <= h->head; seq++) {
+	struct heal_blobs hb = {c, h->id, again, 0};
+	if (ours)
+		heal_blobs(c, h, &hb);
+	if (!n && !hb.n)
+		goto done;
+	for (uint64_t seq = 1; n && seq <= h->head; seq++) {
 		if (!missing[seq])
 			continue;
 		struct chain_event ev = {0};
@@ -1431,15 +1487,17 @@ static void job_heal(void *arg)
 		done_n++;
 	}
 	if (bus_stream_wait_after(c->bus, upto, 10000, &e)) {
-		log_error("cluster", "publishing %llu events of '%s' again did not finish: %s",
-			  (unsigned long long)done_n, h->id, e.msg);
+		log_error("cluster", "publishing %llu events and %llu blobs of '%s' again did not "
+			  "finish: %s", (unsigned long long)done_n, (unsigned long long)hb.n, h->id,
+			  e.msg);
 		goto done;
 	}
-	__atomic_add_fetch(&c->stat_healed, done_n, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->stat_healed, done_n + hb.n, __ATOMIC_RELAXED);
 	log_warn("cluster", "the stream had lost %llu of the %llu events of '%s' that this "
-		 "node's chain holds (it moved away while this node was down): published them "
-		 "again, so the node it is placed on can rebuild it", (unsigned long long)done_n,
-		 (unsigned long long)h->head, h->id);
+		 "node's chain holds, and %llu blobs they name (it moved away while this node "
+		 "was down): published them again, so the node it is placed on can rebuild it",
+		 (unsigned long long)done_n, (unsigned long long)h->head, h->id,
+		 (unsigned long long)hb.n);
 done:
 	for (size_t i = 0; i < rb.n; i++)
 		free(rb.ev[i].msg);
