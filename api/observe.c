@@ -360,8 +360,9 @@ static void cluster_gauges(struct api *api, struct buf *b)
 	       "Copies here stopped because their actor runs on another node now.");
 	buf_printf(b, "theater_cluster_fenced_total %" PRIu64 "\n", st.fenced);
 	family(b, "theater_cluster_healed_events_total", "counter",
-	       "Events the replicated stream had lost that this node published again from its "
-	       "own chain of an actor that moved away (so the new owner can rebuild it).");
+	       "Events (and blobs they name) the replicated stream had lost that this node "
+	       "published again from its own chain of an actor that moved away (so the new "
+	       "owner can rebuild it).");
 	buf_printf(b, "theater_cluster_healed_events_total %" PRIu64 "\n", st.healed);
 	family(b, "theater_cluster_relayed_streams", "gauge",
 	       "Event streams of actors here relayed to clients of other nodes now.");

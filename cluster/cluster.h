@@ -113,7 +113,7 @@ struct cluster_stats {
 	uint64_t rebuild_failures;    /* rebuilds that failed (each is tried again) */
 	uint64_t unreplicated;        /* times an event or blob was not replicated */
 	uint64_t fenced;              /* copies here stopped because the actor moved */
-	uint64_t healed;              /* events the stream had lost, published again from here */
+	uint64_t healed;              /* events and blobs the stream had lost, published again */
 	unsigned relayed_streams;     /* our streams relayed to other nodes now */
 };
 void cluster_stats(struct cluster *c, struct cluster_stats *out);
