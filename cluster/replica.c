@@ -1363,6 +1363,8 @@ static int heal_worth_reading(struct cluster *c, const struct heal_job *h, const
 	struct err e = {0};
 	int got = bus_stream_last(c->bus, CHAIN_STREAM, subject, &data, &len, &e);
 	if (got <= 0) {
+		if (got < 0)
+			log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id, e.msg);
 		free(data);
 		return got == 0;          /* none at all: lost; unreadable: not now */
 	}
