@@ -2546,6 +2546,47 @@ static int raw_one(void *user, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* delta dies (kill -9): the survivor that claims id (its index). fails: the
+ * stream lacks what the actor needs, so the claimer must have failed to rebuild
+ * it at least once and answer 503 for it. */
+static int claimed_after_crash(struct server_proc *delta, struct bus_kv *kv, const char *id,
+			       int fails_then)
+{
+	server_crash(delta);
+	char owner[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 200 && !owner[0]; tries++) {
+		char *v = placement_of(kv, id, NULL);
+		const char *at = strstr(v, "\"node\":\"");
+		if (at && strncmp(at + 8, "delta\"", 6) != 0)
+			snprintf(owner, sizeof(owner), "%.*s", (int)strcspn(at + 8, "\""), at + 8);
+		free(v);
+		if (!owner[0])
+			nap_ms(100);
+	}
+	int o = -1;
+	for (int i = 0; i < NODES; i++)
+		if (!strcmp(owner, NAMES[i]))
+			o = i;
+	if (o < 0) {
+		dump_logs();
+		fail_msg("'%s' of the crashed node delta was not claimed by a survivor", id);
+	}
+	if (!fails_then)
+		return o;
+	long long fails0 = metric(o, "theater_cluster_rebuild_failures_total"), fails = fails0;
+	for (int tries = 0; tries < 100 && fails < fails0 + 1; tries++) {
+		nap_ms(100);
+		fails = metric(o, "theater_cluster_rebuild_failures_total");
+	}
+	char *path = tu_fmt("/actors/%s", id);
+	long st = call(o, "GET", path, NULL, NULL);
+	free(path);
+	printf("# claimed by %s, which cannot rebuild it (failures %lld -> %lld, GET %ld)\n",
+	       NAMES[o], fails0, fails, st);
+	assert_int_equal(st, 503);
+	return o;
+}
+
 /* A counter on delta with 5 acknowledged messages; then the stream loses events
  * of it (NATS did so after a kill -9 in the long suite; here its subject is
  * purged and the messages not lost are stored again, in order, under ids of
@@ -2585,27 +2626,19 @@ static int lost_on_delta(struct server_proc *delta, struct bus *b, struct bus_kv
 	       id, from + 1);
 	for (size_t i = 0; i < m.n; i++)
 		free(m.d[i]);
-	server_crash(delta);
-	char owner[CLUSTER_NODE_NAME] = "";
-	for (int tries = 0; tries < 200 && !owner[0]; tries++) {
-		char *v = placement_of(kv, id, NULL);
-		const char *at = strstr(v, "\"node\":\"");
-		if (at && strncmp(at + 8, "delta\"", 6) != 0)
-			snprintf(owner, sizeof(owner), "%.*s", (int)strcspn(at + 8, "\""), at + 8);
-		free(v);
-		if (!owner[0])
-			nap_ms(100);
-	}
-	int o = -1;
-	for (int i = 0; i < NODES; i++)
-		if (!strcmp(owner, NAMES[i]))
-			o = i;
-	if (o < 0) {
-		dump_logs();
-		fail_msg("'%s' of the crashed node delta was not claimed by a survivor", id);
-	}
 	*id_out = id;
-	return o;
+	/* lost up to the end: the rest rebuilds without a gap */
+	return claimed_after_crash(delta, kv, id, lose_n < 0 || from + lost < m.n);
+}
+
+/* The end of a heal test: forget_delta_counter through the new owner o (takes
+ * id), the test's NATS connection closed. */
+static void heal_test_end(struct server_proc *delta, int o, char *id, struct bus *b,
+			  struct bus_kv *kv)
+{
+	forget_delta_counter(delta, o, id);
+	bus_kv_close(kv);
+	bus_close(b);
 }
 
 /* delta back on its home; a line of its log that holds `want` (waited for). */
@@ -2641,16 +2674,6 @@ static void heal_lost(int lose_back, int lose_n)
 	open_placement(&b, &kv);
 	char *id = NULL;
 	int o = lost_on_delta(&delta, b, kv, lose_back, lose_n, &id);
-	long long fails0 = metric(o, "theater_cluster_rebuild_failures_total"), fails = fails0;
-	for (int tries = 0; tries < 100 && fails < fails0 + 1; tries++) {
-		nap_ms(100);
-		fails = metric(o, "theater_cluster_rebuild_failures_total");
-	}
-	char *path = tu_fmt("/actors/%s", id);
-	long st = call(o, "GET", path, NULL, NULL);
-	printf("# claimed by %s, which cannot rebuild it (failures %lld -> %lld, GET %ld)\n",
-	       NAMES[o], fails0, fails, st);
-	assert_int_equal(st, 503);
 	char *line = delta_back(&delta, "published them again");
 	printf("# delta: %s\n", line);
 	free(line);
@@ -2669,15 +2692,7 @@ static void heal_lost(int lose_back, int lose_n)
 	free(log);
 	free(moved);
 	assert_true(server_metric(&delta, "theater_cluster_fenced_total") >= 1);
-	char *force = tu_fmt("/actors/%s?force=true", id);
-	assert_int_equal(call(o, "DELETE", force, NULL, NULL), 204);
-	assert_int_equal(server_stop(&delta), 0);
-	server_destroy(&delta);
-	bus_kv_close(kv);
-	bus_close(b);
-	free(force);
-	free(path);
-	free(id);
+	heal_test_end(&delta, o, id, b, kv);
 }
 
 /* All of it ("the stream holds no event"). */
@@ -2748,32 +2763,7 @@ static void test_heal_lost_blob(void **state)
 	assert_int_equal(bus_stream_has(b, "THEATER_CHAINS", subject, &e), 1);
 	assert_int_equal(bus_stream_purge_subject(b, "THEATER_CHAINS", subject, &e), ERR_OK);
 	assert_int_equal(bus_stream_has(b, "THEATER_CHAINS", subject, &e), 0);
-	server_crash(&delta);
-	char owner[CLUSTER_NODE_NAME] = "";
-	for (int tries = 0; tries < 200 && !owner[0]; tries++) {
-		char *v = placement_of(kv, id, NULL);
-		const char *p = strstr(v, "\"node\":\"");
-		if (p && strncmp(p + 8, "delta\"", 6) != 0)
-			snprintf(owner, sizeof(owner), "%.*s", (int)strcspn(p + 8, "\""), p + 8);
-		free(v);
-		if (!owner[0])
-			nap_ms(100);
-	}
-	int o = -1;
-	for (int i = 0; i < NODES; i++)
-		if (!strcmp(owner, NAMES[i]))
-			o = i;
-	assert_true(o >= 0);
-	long long fails0 = metric(o, "theater_cluster_rebuild_failures_total"), fails = fails0;
-	for (int tries = 0; tries < 100 && fails < fails0 + 1; tries++) {
-		nap_ms(100);
-		fails = metric(o, "theater_cluster_rebuild_failures_total");
-	}
-	char *path = tu_fmt("/actors/%s", id);
-	long st = call(o, "GET", path, NULL, NULL);
-	printf("# claimed by %s, which cannot rebuild it without its package (failures "
-	       "%lld -> %lld, GET %ld)\n", owner, fails0, fails, st);
-	assert_int_equal(st, 503);
+	int o = claimed_after_crash(&delta, kv, id, 1);
 	char *line = delta_back(&delta, "published them again");
 	printf("# delta: %s\n", line);
 	assert_non_null(strstr(line, "and 1 blobs"));
@@ -2782,21 +2772,13 @@ static void test_heal_lost_blob(void **state)
 	assert_non_null(strstr(line, "lost 0 of"));
 	free(line);
 	long count = count_on(o, id);
-	printf("# %s counts %ld\n", owner, count);
+	printf("# %s counts %ld\n", NAMES[o], count);
 	if (count != 5)
 		dump_logs();
 	assert_int_equal(count, 5);
 	assert_int_equal(bus_stream_has(b, "THEATER_CHAINS", subject, &e), 1);
-	char *force = tu_fmt("/actors/%s?force=true", id);
-	assert_int_equal(call(o, "DELETE", force, NULL, NULL), 204);
-	assert_int_equal(server_stop(&delta), 0);
-	server_destroy(&delta);
-	bus_kv_close(kv);
-	bus_close(b);
-	free(force);
-	free(path);
+	heal_test_end(&delta, o, id, b, kv);
 	free(subject);
-	free(id);
 	free(pkg);
 	free(wasm);
 	free(from);
@@ -2842,14 +2824,7 @@ static void test_heal_not_past_new_owner(void **state)
 	size_t events = 0;
 	assert_int_equal(stream_forks(id, &events), 0);
 	assert_int_equal(count_on(o, id), count);
-	char *force = tu_fmt("/actors/%s?force=true", id);
-	assert_int_equal(call(o, "DELETE", force, NULL, NULL), 204);
-	free(force);
-	assert_int_equal(server_stop(&delta), 0);
-	server_destroy(&delta);
-	bus_kv_close(kv);
-	bus_close(b);
-	free(id);
+	heal_test_end(&delta, o, id, b, kv);
 }
 
 /* A counter on a fourth node (delta) that then stops; a survivor takes it over.
