@@ -780,12 +780,17 @@ static void job_merged(void *arg)
 /* The bucket places the actor on this node, yet it does not run here: a takeover
  * whose chain is being rebuilt from the stream, or cannot be (its events never
  * reached the stream: a spawn on a node that died before publishing it). */
-static int placed_not_run(struct api_call *c, struct cluster *cl)
+static int placed_here(struct api_call *c, struct cluster *cl)
 {
 	char node[CLUSTER_NODE_MAX];
+	return cluster_lookup(cl, c->params[0], node) && strcmp(node, cluster_node(cl)) == 0;
+}
+
+static int placed_not_run(struct api_call *c, struct cluster *cl)
+{
 	struct db_run r;
 	struct err e = {0};
-	if (!cluster_lookup(cl, c->params[0], node) || strcmp(node, cluster_node(cl)) != 0)
+	if (!placed_here(c, cl))
 		return 0;
 	if (supervisor_get(c->api->cfg.sup, c->params[0], &r, &e) == ERR_OK) {
 		db_run_release(&r);
@@ -796,11 +801,9 @@ static int placed_not_run(struct api_call *c, struct cluster *cl)
 
 static int moving_here_now(struct api_call *c, struct cluster *cl)
 {
-	if (!placed_not_run(c, cl))
-		return 0;
 	/* DELETE (of /actors/{id}, the one actor route with it) decides for itself
 	 * in api_cluster_delete: an actor that cannot be rebuilt must be deletable */
-	if (!strcmp(http_request_method(c->req), "DELETE"))
+	if (!strcmp(http_request_method(c->req), "DELETE") || !placed_not_run(c, cl))
 		return 0;
 	char detail[200];
 	snprintf(detail, sizeof(detail), "actor '%s' is being moved to this node (taken over "
@@ -886,7 +889,7 @@ int api_cluster_delete(struct api_call *c, int force)
 		db_run_release(&r);
 		if (live && !force)
 			return 0;        /* the local answer: 409 */
-	} else if (!(not_run = placed_not_run(c, cl))) {
+	} else if (!(not_run = placed_here(c, cl))) {
 		return 0;                /* the local answer: 404 */
 	} else if (!force) {
 		char detail[400];

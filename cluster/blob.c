@@ -63,21 +63,12 @@ void blob_forget_all(struct cluster *c)
 
 /* ---- publishing ---- */
 
-static enum err_code publish(struct cluster *c, const char *store_id, const char *sha256,
-			     int wait, int64_t again, struct err *err);
-
-enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
-			   int wait, struct err *err)
+static void blob_subject(char *buf, size_t size, const char *store_id, const char *sha256)
 {
-	return publish(c, store_id, sha256, wait, 0, err);
+	snprintf(buf, size, "theater.stream.blob.%s.%s", store_id, sha256);
 }
 
-enum err_code blob_publish_again(struct cluster *c, const char *store_id, const char *sha256,
-				 int64_t again, struct err *err)
-{
-	return publish(c, store_id, sha256, 0, again, err);
-}
-
+/* again: 0, or a number for message ids of their own (blob_publish_missing). */
 static enum err_code publish(struct cluster *c, const char *store_id, const char *sha256,
 			     int wait, int64_t again, struct err *err)
 {
@@ -88,7 +79,7 @@ static enum err_code publish(struct cluster *c, const char *store_id, const char
 	uint8_t *data = NULL;
 	size_t len = 0;
 	char subject[160], id[160];
-	snprintf(subject, sizeof(subject), "theater.stream.blob.%s.%s", store_id, sha256);
+	blob_subject(subject, sizeof(subject), store_id, sha256);
 	enum err_code rc = store_get(supervisor_store(c->sup), store_id, sha256, 0, &data, &len,
 				     err);
 	if (rc == ERR_NOT_FOUND) {
@@ -134,6 +125,23 @@ static enum err_code publish(struct cluster *c, const char *store_id, const char
 	if (!rc)
 		remember(c, key);
 	return rc;
+}
+
+enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
+			   int wait, struct err *err)
+{
+	return publish(c, store_id, sha256, wait, 0, err);
+}
+
+int blob_publish_missing(struct cluster *c, const char *store_id, const char *sha256,
+			 int64_t again, struct err *err)
+{
+	char subject[160];
+	blob_subject(subject, sizeof(subject), store_id, sha256);
+	struct err e = {0};
+	if (bus_stream_has(c->bus, CHAIN_STREAM, subject, &e) != 0)
+		return 0;                 /* there (or the stream cannot say: not now) */
+	return publish(c, store_id, sha256, 0, again, err) ? -1 : 1;
 }
 
 /* "store://<store>/hash/<sha256>": 1 and its parts, for the stores the
@@ -299,7 +307,7 @@ enum err_code blob_fetch(struct cluster *c, const char *store_id, const char *sh
 	if (store_has(st, store_id, sha256))
 		return ERR_OK;
 	char subject[160], kept[65];
-	snprintf(subject, sizeof(subject), "theater.stream.blob.%s.%s", store_id, sha256);
+	blob_subject(subject, sizeof(subject), store_id, sha256);
 	struct chunks k = {0};
 	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 10000, take_chunk, &k,
 					   err);

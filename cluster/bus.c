@@ -1192,37 +1192,41 @@ enum err_code bus_stream_purge_subject(struct bus *b, const char *name, const ch
 		       (int)jerr);
 }
 
-int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err)
+/* The last message on subject (asked of the stream's leader): 1 and *m (destroy
+ * it), 0 when there is none, -1 when it could not say (err). */
+static int last_msg(struct bus *b, const char *name, const char *subject, natsMsg **m,
+		    struct err *err)
 {
-	natsMsg *m = NULL;
 	jsErrCode jerr = 0;
-	natsStatus s = js_GetLastMsg(&m, b->js, name, subject, NULL, &jerr);
-	natsMsg_Destroy(m);
+	*m = NULL;
+	natsStatus s = js_GetLastMsg(m, b->js, name, subject, NULL, &jerr);
 	if (s == NATS_OK)
 		return 1;
+	natsMsg_Destroy(*m);
+	*m = NULL;
 	if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
 		return 0;
 	fail(err, s, "cannot read stream", name);
 	return -1;
 }
 
+int bus_stream_has(struct bus *b, const char *name, const char *subject, struct err *err)
+{
+	natsMsg *m = NULL;
+	int got = last_msg(b, name, subject, &m, err);
+	natsMsg_Destroy(m);
+	return got;
+}
+
 int bus_stream_last(struct bus *b, const char *name, const char *subject, uint8_t **data,
 		    size_t *len, struct err *err)
 {
 	natsMsg *m = NULL;
-	jsErrCode jerr = 0;
 	*data = NULL;
 	*len = 0;
-	natsStatus s = js_GetLastMsg(&m, b->js, name, subject, NULL, &jerr);
-	if (s == NATS_NOT_FOUND || (s != NATS_OK && jerr == JSNoMessageFoundErr)) {
-		natsMsg_Destroy(m);
-		return 0;
-	}
-	if (s != NATS_OK) {
-		natsMsg_Destroy(m);
-		fail(err, s, "cannot read stream", name);
-		return -1;
-	}
+	int got = last_msg(b, name, subject, &m, err);
+	if (got <= 0)
+		return got;
 	int n = natsMsg_GetDataLength(m);
 	*data = malloc((size_t)n + 1);
 	if (*data) {

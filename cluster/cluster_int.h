@@ -182,10 +182,12 @@ void mail_stop(struct cluster *c);
  * the next bus_stream_wait). Skips a blob published lately. */
 enum err_code blob_publish(struct cluster *c, const char *store_id, const char *sha256,
 			   int wait, struct err *err);
-/* The same, asynchronously, under message ids of its own (again: a number that
- * makes them new), even when published lately: a blob the stream lost. */
-enum err_code blob_publish_again(struct cluster *c, const char *store_id, const char *sha256,
-				 int64_t again, struct err *err);
+/* A blob the stream lost, published again asynchronously under message ids of
+ * its own (again: a number that makes them new; the stream may remember the
+ * first ones): 1 when the stream lacked it, 0 when it has it (or cannot say
+ * now), -1 with err when it cannot be published. */
+int blob_publish_missing(struct cluster *c, const char *store_id, const char *sha256,
+			 int64_t again, struct err *err);
 /* Forgets which blobs were published (after a failed publish). */
 void blob_forget_all(struct cluster *c);
 /* fn for every "store://<store>/hash/<sha256>" of the supervisor's own stores

@@ -53,6 +53,11 @@
 
 #define CHAIN_STREAM "THEATER_CHAINS"
 
+static void chain_subject(const char *id, char *buf, size_t size)
+{
+	snprintf(buf, size, "theater.stream.chain.%s", id);
+}
+
 /* ---- the replica hooks ---- */
 
 /* A publish was refused or lost: writes are refused for a while, and the
@@ -111,7 +116,7 @@ static void publish_event(struct cluster *c, const struct supervisor_event *ev, 
 	char *msg = head ? cluster_envelope(head, ev->data, ev->data_len, &n) : NULL;
 	json_decref(head);
 	char subject[96], id[192];
-	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", ev->actor_id);
+	chain_subject(ev->actor_id, subject, sizeof(subject));
 	/* The stream drops a message whose id it stored in the last 2 minutes: a
 	 * retry of this very event, but nothing else. With the node and the
 	 * event's hash, a new owner's event never passes for the old owner's of
@@ -705,6 +710,19 @@ static enum err_code rebuild_choose(struct rebuild *rb, const char *id, struct e
 }
 
 /* Appends event seq to chain, checking the hash; notes the package and name. */
+/* A `spawned` event's package digest and manifest name ("" when it has none). */
+static void spawned_names(const uint8_t *data, size_t len, char package[65], char name[128])
+{
+	struct err e = {0};
+	json_t *d = json_parse((const char *)data, len, 64, &e);
+	const char *sha = json_string_value(json_object_get(json_object_get(d, "package"),
+							    "sha256"));
+	const char *nm = json_string_value(json_object_get(json_object_get(d, "manifest"), "name"));
+	snprintf(package, 65, "%s", sha ? sha : "");
+	snprintf(name, 128, "%s", nm ? nm : "");
+	json_decref(d);
+}
+
 static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
 				    size_t len, char package[65], char name[128], struct refs *refs,
 				    struct err *err)
@@ -729,17 +747,8 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		blob_each_ref(body, blen, note_ref_but_state, refs);
 		blob_each_actor_ref(type, body, blen, note_ref, refs, &refs->labels);
 	}
-	if (!rc && strcmp(type, "spawned") == 0) {
-		struct err e = {0};
-		json_t *d = json_parse((const char *)body, blen, 64, &e);
-		const char *sha = json_string_value(json_object_get(json_object_get(d, "package"),
-								    "sha256"));
-		const char *nm = json_string_value(json_object_get(json_object_get(d, "manifest"),
-								   "name"));
-		snprintf(package, 65, "%s", sha ? sha : "");
-		snprintf(name, 128, "%s", nm ? nm : "");
-		json_decref(d);
-	}
+	if (!rc && strcmp(type, "spawned") == 0)
+		spawned_names(body, blen, package, name);
 	json_decref(head);
 	return rc;
 }
@@ -849,20 +858,38 @@ static void set_aside(const char *dir, const char *id)
 	free(to);
 }
 
+/* Every message of id's chain subject into rb (rebuild_collect). */
+static enum err_code rebuild_read(struct cluster *c, const char *id, struct rebuild *rb,
+				  struct err *err)
+{
+	char subject[96];
+	chain_subject(id, subject, sizeof(subject));
+	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
+					   rb, err);
+	if (!rc && rb->failed) {
+		*err = rb->err;
+		rc = rb->err.code ? rb->err.code : ERR_CORRUPT;
+	}
+	return rc;
+}
+
+static void rebuild_free(struct rebuild *rb)
+{
+	for (size_t i = 0; i < rb->n; i++)
+		free(rb->ev[i].msg);
+	free(rb->ev);
+	free(rb->msg);
+	free(rb->len);
+}
+
 static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *events_out,
 				   struct err *err)
 {
 	const char *dir = supervisor_chains_dir(c->sup);
 	struct rebuild rb = {0};
 	struct refs refs = {0};
-	char subject[96], package[65] = "", name[128] = "";
-	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", id);
-	enum err_code rc = bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect,
-					   &rb, err);
-	if (!rc && rb.failed) {
-		*err = rb.err;
-		rc = rb.err.code ? rb.err.code : ERR_CORRUPT;
-	}
+	char package[65] = "", name[128] = "";
+	enum err_code rc = rebuild_read(c, id, &rb, err);
 	if (!rc && rb.n == 0)
 		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
 	if (!rc)
@@ -878,11 +905,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	if (!rc)
 		note_states(&rb, &refs);
 	chain_close(chain);
-	for (size_t i = 0; i < rb.n; i++)
-		free(rb.ev[i].msg);
-	free(rb.ev);
-	free(rb.msg);
-	free(rb.len);
+	rebuild_free(&rb);
 	*events_out = rb.max;
 	if (!rc && *package)
 		rc = blob_fetch(c, DURABLE_PACKAGES_STORE, package, err);
@@ -1083,6 +1106,15 @@ static int still_placed_here(struct cluster *c, const char *id)
 	       !cluster_is_deleting(c, id);
 }
 
+/* The chain file a rebuild wrote here, when it is not run. */
+static void drop_chain_file(struct cluster *c, const char *id)
+{
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
+		unlink(path);
+	free(path);
+}
+
 /* Rebuilds and runs an actor placed here whose chain we lack (a claim just
  * won, or one that failed earlier: the stream was unavailable). A partial
  * chain is removed, so the next tick tries again. */
@@ -1092,10 +1124,7 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 	struct err e = {0};
 	enum err_code rc = rebuild_chain(c, id, &events, &e);
 	if (rc) {
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
-			unlink(path);
-		free(path);
+		drop_chain_file(c, id);
 		__atomic_add_fetch(&c->stat_rebuild_failures, 1, __ATOMIC_RELAXED);
 		/* tried again every second: the first failure of each actor in
 		 * full, the rest at most one line per 10 s (they are counted in
@@ -1111,10 +1140,7 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 		return;
 	}
 	if (!still_placed_here(c, id)) {   /* deleted (or moved) during the rebuild */
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s.chain", supervisor_chains_dir(c->sup), id) > 0)
-			unlink(path);
-		free(path);
+		drop_chain_file(c, id);
 		log_info("cluster", "'%s' was deleted or moved while its chain was rebuilt here: "
 			 "not run", id);
 		return;
@@ -1296,6 +1322,21 @@ struct heal_job {
 	uint64_t head;                /* this copy's last event before it was stopped */
 };
 
+/* Whether this node's event seq of id has the hash (hex): 1 or 0; -1 when it
+ * cannot be read. */
+static int ours_at(struct cluster *c, const char *id, uint64_t seq, const char *hash)
+{
+	struct chain_event ev = {0};
+	int64_t ts = 0;
+	struct err e = {0};
+	if (supervisor_read_event(c->sup, id, seq, &ev, &ts, &e))
+		return -1;
+	char mine[65];
+	hex_encode(ev.hash, 32, mine);
+	chain_event_release(&ev);
+	return strcmp(mine, hash) == 0;
+}
+
 /* The comparison; returns how many events to publish again (0: nothing to do,
  * or not safe) and fills missing[seq] for them. *ours: every event the stream
  * holds of it is this copy's and none is past its end. */
@@ -1312,15 +1353,10 @@ static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const str
 				 h->id, (unsigned long long)h->head);
 			return 0;
 		}
-		struct chain_event ev = {0};
-		int64_t ts = 0;
-		struct err re = {0};
-		if (supervisor_read_event(c->sup, h->id, e->seq, &ev, &ts, &re))
+		int mine = ours_at(c, h->id, e->seq, e->hash);
+		if (mine < 0)
 			return 0;
-		char hash[65];
-		hex_encode(ev.hash, 32, hash);
-		chain_event_release(&ev);
-		if (strcmp(hash, e->hash) != 0) {
+		if (!mine) {
 			log_info("cluster", "event %llu of '%s' in the stream is another copy's: "
 				 "nothing published again", (unsigned long long)e->seq, h->id);
 			return 0;
@@ -1356,11 +1392,13 @@ static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const str
  * usual return (the new owner rebuilt and runs the actor, and wrote an event of
  * its own past this copy's last, or at its seq: each node's recovery records
  * one) needs no more. 1: read the whole chain. */
-static int heal_worth_reading(struct cluster *c, const struct heal_job *h, const char *subject)
+static int heal_worth_reading(struct cluster *c, const struct heal_job *h)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
 	struct err e = {0};
+	char subject[96];
+	chain_subject(h->id, subject, sizeof(subject));
 	int got = bus_stream_last(c->bus, CHAIN_STREAM, subject, &data, &len, &e);
 	if (got <= 0) {
 		if (got < 0)
@@ -1373,18 +1411,8 @@ static int heal_worth_reading(struct cluster *c, const struct heal_job *h, const
 	json_t *head = cluster_unwrap(data, len, &body, &blen);
 	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
 	const char *hash = json_string_value(json_object_get(head, "hash"));
-	int worth = 0;
-	if (seq && seq <= h->head && hash) {
-		struct chain_event ev = {0};
-		int64_t ts = 0;
-		struct err re = {0};
-		if (supervisor_read_event(c->sup, h->id, seq, &ev, &ts, &re) == ERR_OK) {
-			char mine[65];
-			hex_encode(ev.hash, 32, mine);
-			worth = strcmp(mine, hash) == 0;   /* the stream ends inside our chain */
-			chain_event_release(&ev);
-		}
-	}
+	/* the stream ends inside our chain */
+	int worth = seq && seq <= h->head && hash && ours_at(c, h->id, seq, hash) == 1;
 	if (!worth)
 		log_info("cluster", "the stream's last event of '%s' is event %llu of another copy "
 			 "(this node's ends at %llu): nothing published again", h->id,
@@ -1408,16 +1436,13 @@ struct heal_blobs {
 static void heal_blob(void *user, const char *store_id, const char *sha256)
 {
 	struct heal_blobs *hb = user;
-	char subject[160];
 	struct err e = {0};
-	snprintf(subject, sizeof(subject), "theater.stream.blob.%s.%s", store_id, sha256);
-	if (bus_stream_has(hb->c->bus, CHAIN_STREAM, subject, &e) != 0)
-		return;                   /* there (or the stream cannot say: not now) */
-	if (blob_publish_again(hb->c, store_id, sha256, hb->again, &e))
+	int got = blob_publish_missing(hb->c, store_id, sha256, hb->again, &e);
+	if (got < 0)
 		log_warn("cluster", "blob %s/%s of '%s' is not in the stream and cannot be "
 			 "published again from here: %s", store_id, sha256, hb->id, e.msg);
 	else
-		hb->n++;
+		hb->n += (uint64_t)got;
 }
 
 static void heal_blobs(struct cluster *c, const struct heal_job *h, struct heal_blobs *hb)
@@ -1431,12 +1456,10 @@ static void heal_blobs(struct cluster *c, const struct heal_job *h, struct heal_
 		blob_each_ref(ev.data, ev.data_len, heal_blob, hb);
 		blob_each_actor_ref(ev.event_type, ev.data, ev.data_len, heal_blob, hb, NULL);
 		if (strcmp(ev.event_type, "spawned") == 0) {
-			json_t *d = json_parse((const char *)ev.data, ev.data_len, 64, &e);
-			const char *sha = json_string_value(
-				json_object_get(json_object_get(d, "package"), "sha256"));
-			if (sha && sha256_hex_valid(sha))
-				heal_blob(hb, DURABLE_PACKAGES_STORE, sha);
-			json_decref(d);
+			char package[65], name[128];
+			spawned_names(ev.data, ev.data_len, package, name);
+			if (sha256_hex_valid(package))
+				heal_blob(hb, DURABLE_PACKAGES_STORE, package);
 		}
 		chain_event_release(&ev);
 	}
@@ -1448,17 +1471,13 @@ static void job_heal(void *arg)
 	struct cluster *c = h->c;
 	struct rebuild rb = {0};
 	unsigned char *missing = NULL;
-	char subject[96];
 	struct err e = {0};
-	snprintf(subject, sizeof(subject), "theater.stream.chain.%s", h->id);
 	if (cluster_is_deleting(c, h->id) || h->head == 0 || h->head > ((uint64_t)1 << 32))
 		goto done;
-	if (!heal_worth_reading(c, h, subject))
+	if (!heal_worth_reading(c, h))
 		goto done;
-	if (bus_stream_read(c->bus, CHAIN_STREAM, subject, 5000, rebuild_collect, &rb, &e) ||
-	    rb.failed) {
-		log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id,
-			 rb.failed ? rb.err.msg : e.msg);
+	if (rebuild_read(c, h->id, &rb, &e)) {
+		log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id, e.msg);
 		goto done;
 	}
 	if (!(missing = calloc(h->head + 1, 1)))
@@ -1501,11 +1520,7 @@ static void job_heal(void *arg)
 		 (unsigned long long)done_n, (unsigned long long)h->head, h->id,
 		 (unsigned long long)hb.n);
 done:
-	for (size_t i = 0; i < rb.n; i++)
-		free(rb.ev[i].msg);
-	free(rb.ev);
-	free(rb.msg);
-	free(rb.len);
+	rebuild_free(&rb);
 	free(missing);
 	free(h);
 }
@@ -1583,11 +1598,6 @@ void replica_fence(struct cluster *c, const char *actor_id, const char *owner)
 }
 
 /* ---- deleting ---- */
-
-static void chain_subject(const char *id, char *buf, size_t size)
-{
-	snprintf(buf, size, "theater.stream.chain.%s", id);
-}
 
 /* Purges the chain subject; a publish of the old copy still in flight when
  * the purge ran can land after it, so the stream is asked again (a few

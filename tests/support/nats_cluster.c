@@ -266,7 +266,7 @@ static int streams_current(struct nats_cluster *nc, char *why, size_t size)
 				if (!before) {
 					json_object_set_new(seen, name, json_pack("[I, I, i]", last, msgs,
 										  i + 1));
-				} else if (before && agree &&
+				} else if (agree &&
 					   (json_integer_value(json_array_get(before, 0)) != last ||
 					    json_integer_value(json_array_get(before, 1)) != msgs)) {
 					json_int_t blast = json_integer_value(json_array_get(before, 0));
@@ -390,9 +390,7 @@ int nats_cluster_restart_empty(struct nats_cluster *nc, int i)
 	char *store = tu_fmt("%s/n%d", nc->dir, i + 1);
 	tu_rmtree(store);
 	free(store);
-	if (spawn_server(nc, i))
-		return -1;
-	return wait_jetstream(nc, 30000);
+	return nats_cluster_restart(nc, i);
 }
 
 void nats_cluster_destroy(struct nats_cluster *nc)
