@@ -1315,6 +1315,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "spawns, queries about children) is taken up that much later here (fault "
 			 "injection for tests; never in production)", c->test_mail_delay_ms);
 	}
+	const char *fails = getenv("THEATER_TEST_HEAL_READ_FAILS");
+	if (fails && atoi(fails) > 0) {
+		c->test_heal_read_fails = atoi(fails);
+		log_warn("cluster", "THEATER_TEST_HEAL_READ_FAILS=%d: the first reads of the stream "
+			 "by heals here fail (fault injection for tests; never in production)",
+			 c->test_heal_read_fails);
+	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && strcmp(stale, "blind") == 0) {
 		c->test_stale_watch = WATCH_BLIND;

@@ -109,6 +109,9 @@ struct cluster {
 				       * (fault injection) */
 	int test_mail_delay_ms;       /* THEATER_TEST_MAIL_DELAY_MS: mail from other nodes
 				       * (sends, spawns, queries) is taken up this late */
+	int test_heal_read_fails;     /* atomic; THEATER_TEST_HEAL_READ_FAILS: this many of
+				       * the heal's reads of the stream fail (fault
+				       * injection: a leader being elected) */
 	enum stale_watch test_stale_watch;  /* THEATER_TEST_STALE_WATCH: the join fence
 					     * takes the watch as placing every run here,
 					     * or as knowing none of them ("blind") (fault

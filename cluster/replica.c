@@ -880,6 +880,7 @@ static void rebuild_free(struct rebuild *rb)
 	free(rb->ev);
 	free(rb->msg);
 	free(rb->len);
+	memset(rb, 0, sizeof(*rb));
 }
 
 static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *events_out,
@@ -1320,17 +1321,27 @@ struct heal_job {
 	struct cluster *c;
 	char id[37];
 	uint64_t head;                /* this copy's last event before it was stopped */
+	int tries;                    /* reads of the stream that failed so far */
 };
 
-/* Whether this node's event seq of id has the hash (hex): 1 or 0; -1 when it
- * cannot be read. */
+/* A heal whose reading of the stream failed (a leader being elected, NATS
+ * slow) tries again every second for this many tries: given up, the events
+ * the stream lost would stay lost although this node holds them. */
+#define HEAL_TRIES 30
+
+/* Whether this node's event seq of id (at most its copy's last) has the hash
+ * (hex): 1 or 0; -1 (logged: the heal gives up) when it cannot be read. */
 static int ours_at(struct cluster *c, const char *id, uint64_t seq, const char *hash)
 {
 	struct chain_event ev = {0};
 	int64_t ts = 0;
 	struct err e = {0};
-	if (supervisor_read_event(c->sup, id, seq, &ev, &ts, &e))
+	if (supervisor_read_event(c->sup, id, seq, &ev, &ts, &e)) {
+		log_warn("cluster", "cannot compare '%s' with the stream: this node's event %llu "
+			 "of it cannot be read (%s): nothing published again", id,
+			 (unsigned long long)seq, e.msg);
 		return -1;
+	}
 	char mine[65];
 	hex_encode(ev.hash, 32, mine);
 	chain_event_release(&ev);
@@ -1391,20 +1402,23 @@ static uint64_t heal_plan(struct cluster *c, const struct heal_job *h, const str
 /* One look at the stream's last event of the actor before reading them all: the
  * usual return (the new owner rebuilt and runs the actor, and wrote an event of
  * its own past this copy's last, or at its seq: each node's recovery records
- * one) needs no more. 1: read the whole chain. */
-static int heal_worth_reading(struct cluster *c, const struct heal_job *h)
+ * one) needs no more. 1: read the whole chain; -1 (err): the stream could not
+ * be read, try again later. */
+static int heal_worth_reading(struct cluster *c, const struct heal_job *h, struct err *err)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
-	struct err e = {0};
 	char subject[96];
 	chain_subject(h->id, subject, sizeof(subject));
-	int got = bus_stream_last(c->bus, CHAIN_STREAM, subject, &data, &len, &e);
+	if (__atomic_load_n(&c->test_heal_read_fails, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&c->test_heal_read_fails, 1, __ATOMIC_RELAXED) >= 0) {
+		err_set(err, ERR_UNAVAILABLE, "THEATER_TEST_HEAL_READ_FAILS");
+		return -1;
+	}
+	int got = bus_stream_last(c->bus, CHAIN_STREAM, subject, &data, &len, err);
 	if (got <= 0) {
-		if (got < 0)
-			log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id, e.msg);
 		free(data);
-		return got == 0;          /* none at all: lost; unreadable: not now */
+		return got == 0 ? 1 : -1;   /* none at all: lost; unreadable: not now */
 	}
 	const uint8_t *body = NULL;
 	size_t blen = 0;
@@ -1412,8 +1426,9 @@ static int heal_worth_reading(struct cluster *c, const struct heal_job *h)
 	uint64_t seq = (uint64_t)json_integer_value(json_object_get(head, "seq"));
 	const char *hash = json_string_value(json_object_get(head, "hash"));
 	/* the stream ends inside our chain */
-	int worth = seq && seq <= h->head && hash && ours_at(c, h->id, seq, hash) == 1;
-	if (!worth)
+	int mine = seq && seq <= h->head && hash ? ours_at(c, h->id, seq, hash) : 0;
+	int worth = mine == 1;
+	if (!worth && mine >= 0)
 		log_info("cluster", "the stream's last event of '%s' is event %llu of another copy "
 			 "(this node's ends at %llu): nothing published again", h->id,
 			 (unsigned long long)seq, (unsigned long long)h->head);
@@ -1474,12 +1489,23 @@ static void job_heal(void *arg)
 	struct err e = {0};
 	if (cluster_is_deleting(c, h->id) || h->head == 0 || h->head > ((uint64_t)1 << 32))
 		goto done;
-	if (!heal_worth_reading(c, h))
-		goto done;
-	if (rebuild_read(c, h->id, &rb, &e)) {
-		log_warn("cluster", "cannot compare '%s' with the stream: %s", h->id, e.msg);
+	int worth = heal_worth_reading(c, h, &e);
+	if (worth < 0 || (worth && rebuild_read(c, h->id, &rb, &e))) {
+		rebuild_free(&rb);
+		if (++h->tries < HEAL_TRIES && !cluster_leaving(c)) {
+			if (h->tries == 1)
+				log_warn("cluster", "cannot compare '%s' with the stream (%s): trying "
+					 "again every second", h->id, e.msg);
+			if (cluster_submit_after(c, 1000, job_heal, h) == ERR_OK)
+				return;
+		}
+		log_error("cluster", "cannot compare '%s' with the stream after %d tries (%s): "
+			  "events the stream lost of it, if any, are not published again", h->id,
+			  h->tries, e.msg);
 		goto done;
 	}
+	if (!worth)
+		goto done;
 	if (!(missing = calloc(h->head + 1, 1)))
 		goto done;
 	int ours = 0;
