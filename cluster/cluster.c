@@ -5,7 +5,9 @@
  * `theater_nodes` bucket every heartbeat_ms; a watch on that bucket keeps a
  * table of every node and when its last beat arrived (local monotonic time,
  * so clocks need not agree). A node is up while its last beat is younger than
- * lapse_ms.
+ * lapse_ms. The heartbeat thread does nothing slow: failover (takeovers and
+ * their rebuilds, the checks after our own beats failed) has a thread of its
+ * own.
  *
  * Placement: `theater_placement` maps actor id -> {node}. A watch keeps a
  * copy in memory for cluster_lookup; cluster_locate asks the bucket itself
@@ -290,7 +292,7 @@ static void beat_once(struct cluster *c)
 	int64_t now = cluster_mono_ms();
 	pthread_mutex_lock(&c->lock);
 	if (!ok) {
-		c->beat_ok_since_ms = 0;
+		__atomic_store_n(&c->beat_ok_since_ms, 0, __ATOMIC_RELEASE);
 		if (!c->beat_failing_since_ms)
 			c->beat_failing_since_ms = now;
 		/* the others claim our actors once our last beat is a lapse old:
@@ -302,12 +304,34 @@ static void beat_once(struct cluster *c)
 				 (long long)(now - c->beat_failing_since_ms));
 	} else {
 		c->beat_failing_since_ms = 0;
-		if (!c->beat_ok_since_ms)
-			c->beat_ok_since_ms = now;
+		if (!__atomic_load_n(&c->beat_ok_since_ms, __ATOMIC_ACQUIRE))
+			__atomic_store_n(&c->beat_ok_since_ms, now, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Threads of a failover round: each takeover waits on NATS most of its time. */
+#define FAILOVER_THREADS 8
+
+/* c->lock held: waits a heartbeat period, or until the node stops. */
+static void tick_wait_locked(struct cluster *c, unsigned ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
+		;
+}
+
+/* The heartbeat has a thread of its own: a failover round (a read per actor
+ * here after our beats failed, a rebuild per actor taken over) may take many
+ * seconds, and beats waiting behind it made the other nodes count this one
+ * down and take its actors too. */
 static void *beat_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "cluster-beat");
@@ -317,20 +341,29 @@ static void *beat_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		beat_once(c);
 		relay_tick(c);
+		pthread_mutex_lock(&c->lock);
+		tick_wait_locked(c, c->heartbeat_ms);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void *tick_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "cluster-tick");
+	struct cluster *c = arg;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		pthread_mutex_unlock(&c->lock);
+		if (c->test_tick_pause_ms) {
+			pthread_mutex_lock(&c->lock);
+			tick_wait_locked(c, (unsigned)c->test_tick_pause_ms);
+			pthread_mutex_unlock(&c->lock);
+		}
 		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
 			replica_failover_tick(c);
 		pthread_mutex_lock(&c->lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += c->heartbeat_ms / 1000;
-		until.tv_nsec += (long)(c->heartbeat_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		while (!c->stopping &&
-		       pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
-			;
+		tick_wait_locked(c, c->heartbeat_ms);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -1315,6 +1348,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 			 "spawns, queries about children) is taken up that much later here (fault "
 			 "injection for tests; never in production)", c->test_mail_delay_ms);
 	}
+	const char *slow = getenv("THEATER_TEST_FAILOVER_TICK_PAUSE_MS");
+	if (slow && atoi(slow) > 0) {
+		c->test_tick_pause_ms = atoi(slow);
+		log_warn("cluster", "THEATER_TEST_FAILOVER_TICK_PAUSE_MS=%d: each failover round "
+			 "here takes that much longer (fault injection for tests; never in "
+			 "production)", c->test_tick_pause_ms);
+	}
 	const char *fails = getenv("THEATER_TEST_HEAL_READ_FAILS");
 	if (fails && atoi(fails) > 0) {
 		c->test_heal_read_fails = atoi(fails);
@@ -1371,6 +1411,11 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	if (pthread_create(&c->beat, NULL, beat_main, c))
 		return err_set(err, ERR_NOMEM, "cannot start the heartbeat thread");
 	c->beat_started = 1;
+	if ((rc = pool_new(FAILOVER_THREADS, &c->failover_pool, err)))
+		return rc;
+	if (pthread_create(&c->tick, NULL, tick_main, c))
+		return err_set(err, ERR_NOMEM, "cannot start the failover thread");
+	c->tick_started = 1;
 	log_info("cluster", "node '%s' joined the cluster over %s (replicas %u)", c->node,
 		 cfg->urls, c->replicas);
 	return ERR_OK;
@@ -1412,7 +1457,11 @@ void cluster_free(struct cluster *c)
 	pthread_mutex_unlock(&c->lock);
 	if (c->beat_started)
 		pthread_join(c->beat, NULL);
-	c->beat_started = 0;
+	if (c->tick_started)
+		pthread_join(c->tick, NULL);
+	c->beat_started = c->tick_started = 0;
+	pool_free(c->failover_pool);      /* idle: the tick thread waited for its rounds */
+	c->failover_pool = NULL;
 	bus_watch_stop(c->nodes_watch);
 	bus_watch_stop(c->place_watch);
 	c->nodes_watch = c->place_watch = NULL;

@@ -64,8 +64,11 @@ struct cluster {
 	struct supervisor_sub *lifecycle;   /* spawned children get placed */
 	struct pool *pool;
 	struct fetcher *fetcher;      /* forwarded calls to our own API (job_serve) */
-	pthread_t beat;
+	pthread_t beat;               /* writes the heartbeats, and nothing slow */
 	int beat_started;
+	pthread_t tick;               /* failover: verify, resync, takeovers, adoptions */
+	int tick_started;
+	struct pool *failover_pool;   /* the takeovers and adoptions of a failover round */
 	pthread_mutex_t lock;         /* nodes, places, stopping */
 	pthread_cond_t wake;
 	int stopping;
@@ -82,7 +85,8 @@ struct cluster {
 	size_t nkept;
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
-	int64_t beat_ok_since_ms;     /* our heartbeats succeed since then (0: failing) */
+	int64_t beat_ok_since_ms;     /* atomic: our heartbeats succeed since then (0:
+				       * failing) */
 	int64_t beat_failing_since_ms;  /* our heartbeats fail since then (0: they succeed) */
 	/* atomic: our heartbeats failed long enough (half a lapse) that the others
 	 * may take our actors: no write is acknowledged until every live actor's
@@ -109,6 +113,9 @@ struct cluster {
 				       * (fault injection) */
 	int test_mail_delay_ms;       /* THEATER_TEST_MAIL_DELAY_MS: mail from other nodes
 				       * (sends, spawns, queries) is taken up this late */
+	int test_tick_pause_ms;       /* THEATER_TEST_FAILOVER_TICK_PAUSE_MS: each failover
+				       * round takes this much longer (fault injection:
+				       * many takeovers, a slow NATS) */
 	int test_heal_read_fails;     /* atomic; THEATER_TEST_HEAL_READ_FAILS: this many of
 				       * the heal's reads of the stream fail (fault
 				       * injection: a leader being elected) */
@@ -172,7 +179,8 @@ json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, si
 /* replica.c: the stream, the replication hooks, failover and fencing. */
 enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
-/* Heartbeat thread, every beat: take over the actors of nodes whose beat lapsed. */
+/* Failover thread (tick_main), every beat: take over the actors of nodes whose
+ * beat lapsed. */
 void replica_failover_tick(struct cluster *c);
 /* The node up with the fewest live actors (its last beat's load plus the
  * children sent there since), this one on a tie; counts one more for it. */

@@ -46,6 +46,7 @@ static int64_t now_ms(void)
 }
 
 static void dump_logs(void);
+static char *log_line(const char *log, const char *a, const char *b);
 
 static long call(int node, const char *method, const char *path, const char *body,
 		 struct http_result *out)
@@ -968,6 +969,18 @@ static void test_large_state_failover(void **state)
 		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
 	}
 	int to = strcmp(ob[0], NAMES[0]) == 0 ? 0 : 1;
+	{   /* the new owner's log counts the events it rebuilt b[0] from */
+		char *log = tu_read_file(SP[to].log_path, NULL);
+		char *took = tu_fmt("took over '%s'", b[0]);
+		char *line = log ? log_line(log, took, "events from the stream") : NULL;
+		const char *n = line ? strstr(line, "': ") : NULL;
+		printf("# %s\n", line ? line : "(no takeover line)");
+		assert_non_null(n);
+		assert_true(atol(n + 3) >= 4);   /* spawned, started, two messages */
+		free(line);
+		free(took);
+		free(log);
+	}
 	char *kept = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, new_sha);
 	char *skipped = tu_fmt("%s/store/theater-state/data/%s", SP[to].home, old_sha);
 	if (access(kept, F_OK) != 0 || access(skipped, F_OK) == 0)
@@ -2517,6 +2530,65 @@ static void test_delete_unrebuildable(void **state)
 	free(path);
 }
 
+/* Node `name`'s status ("up", "down") as node `via` sees it; "" when unknown. */
+static void node_status(int via, const char *name, char *out, size_t size)
+{
+	out[0] = '\0';
+	json_t *j = call_json(via, "GET", "/cluster", NULL, 200);
+	size_t k;
+	json_t *n;
+	json_array_foreach(json_object_get(j, "nodes"), k, n)
+		if (strcmp(json_string_value(json_object_get(n, "node")), name) == 0)
+			snprintf(out, size, "%s", json_string_value(json_object_get(n, "status")));
+	json_decref(j);
+}
+
+/* A failover round may take many seconds (a rebuild per actor taken over, a
+ * read per actor here after our own beats failed). It ran on the heartbeat's
+ * thread: the beats waited behind it, the other nodes counted the node down
+ * and took its actors over while it was alive. Delta's rounds are made 6 s
+ * slower (THEATER_TEST_FAILOVER_TICK_PAUSE_MS), longer than the lapse (4 s):
+ * alpha must see delta up all along, and delta keep its actor. */
+static void test_beats_during_slow_failover(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_TEST_FAILOVER_TICK_PAUSE_MS", "6000");
+	char *id = delta_counter(&delta);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	uint64_t rev0 = 0, rev1 = 0;
+	free(placement_of(kv, id, &rev0));
+	int up = 0, down = 0;
+	for (int i = 0; i < 56; i++) {       /* 14 s: two slow rounds and more */
+		char st[16];
+		node_status(0, "delta", st, sizeof(st));
+		if (strcmp(st, "up") == 0)
+			up++;
+		else if (up)
+			down++;
+		nap_ms(250);
+	}
+	char *at = placement_of(kv, id, &rev1);
+	printf("# alpha saw delta up %d times and down %d times; the placement: %s (revision "
+	       "%llu, was %llu)\n", up, down, at, (unsigned long long)rev1,
+	       (unsigned long long)rev0);
+	if (down || rev1 != rev0)
+		dump_logs();
+	assert_true(up > 0);
+	assert_int_equal(down, 0);
+	assert_int_equal(rev1, rev0);
+	assert_non_null(strstr(at, "\"node\":\"delta\""));
+	free(at);
+	struct http_result r;
+	assert_int_equal(message_to(&delta, id, &r), 202);
+	http_result_release(&r);
+	bus_kv_close(kv);
+	bus_close(b);
+	forget_delta_counter(&delta, 0, id);
+}
+
 /* The counter's count, asked of the node sp itself (-1: no answer). */
 static long count_on_proc(struct server_proc *sp, const char *id)
 {
@@ -3827,6 +3899,7 @@ int main(void)
 		cmocka_unit_test(test_heal_not_past_new_owner),
 		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_placed_before_watch),
+		cmocka_unit_test(test_beats_during_slow_failover),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */
