@@ -1311,6 +1311,18 @@ static enum err_code open_buckets(struct cluster *c, struct err *err)
 	}
 }
 
+/* A fault-injection setting of the tests (a positive number, logged), or 0. */
+static int test_knob(const char *name, const char *what)
+{
+	const char *v = getenv(name);
+	int n = v ? atoi(v) : 0;
+	if (n <= 0)
+		return 0;
+	log_warn("cluster", "%s=%d: %s (fault injection for tests; never in production)", name,
+		 n, what);
+	return n;
+}
+
 enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **out,
 			    struct err *err)
 {
@@ -1326,42 +1338,19 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
 	c->interrupted = cfg->interrupted;
-	const char *lag = getenv("THEATER_TEST_PLACEMENT_LAG_MS");
-	if (lag && atoi(lag) > 0) {
-		c->test_place_lag_ms = atoi(lag);
-		log_warn("cluster", "THEATER_TEST_PLACEMENT_LAG_MS=%d: this node hears that much "
-			 "later that one of its actors moved or was deleted, or that another node "
-			 "placed one here (fault injection for tests; never in production)",
-			 c->test_place_lag_ms);
-	}
-	const char *pause = getenv("THEATER_TEST_DELETE_PAUSE_MS");
-	if (pause && atoi(pause) > 0) {
-		c->test_delete_pause_ms = atoi(pause);
-		log_warn("cluster", "THEATER_TEST_DELETE_PAUSE_MS=%d: a delete here waits that long "
-			 "before writing the tombstone, and again between writing it and deleting "
-			 "the copy (fault injection for tests; never in production)", c->test_delete_pause_ms);
-	}
-	const char *late = getenv("THEATER_TEST_MAIL_DELAY_MS");
-	if (late && atoi(late) > 0) {
-		c->test_mail_delay_ms = atoi(late);
-		log_warn("cluster", "THEATER_TEST_MAIL_DELAY_MS=%d: mail from other nodes (sends, "
-			 "spawns, queries about children) is taken up that much later here (fault "
-			 "injection for tests; never in production)", c->test_mail_delay_ms);
-	}
-	const char *slow = getenv("THEATER_TEST_FAILOVER_TICK_PAUSE_MS");
-	if (slow && atoi(slow) > 0) {
-		c->test_tick_pause_ms = atoi(slow);
-		log_warn("cluster", "THEATER_TEST_FAILOVER_TICK_PAUSE_MS=%d: each failover round "
-			 "here takes that much longer (fault injection for tests; never in "
-			 "production)", c->test_tick_pause_ms);
-	}
-	const char *fails = getenv("THEATER_TEST_HEAL_READ_FAILS");
-	if (fails && atoi(fails) > 0) {
-		c->test_heal_read_fails = atoi(fails);
-		log_warn("cluster", "THEATER_TEST_HEAL_READ_FAILS=%d: the first reads of the stream "
-			 "by heals here fail (fault injection for tests; never in production)",
-			 c->test_heal_read_fails);
-	}
+	c->test_place_lag_ms = test_knob("THEATER_TEST_PLACEMENT_LAG_MS", "this node hears that "
+					 "much later that one of its actors moved or was deleted, "
+					 "or that another node placed one here");
+	c->test_delete_pause_ms = test_knob("THEATER_TEST_DELETE_PAUSE_MS", "a delete here waits "
+					    "that long before writing the tombstone, and again "
+					    "between writing it and deleting the copy");
+	c->test_mail_delay_ms = test_knob("THEATER_TEST_MAIL_DELAY_MS", "mail from other nodes "
+					  "(sends, spawns, queries about children) is taken up "
+					  "that much later here");
+	c->test_tick_pause_ms = test_knob("THEATER_TEST_FAILOVER_TICK_PAUSE_MS", "each failover "
+					  "round here takes that much longer");
+	c->test_heal_read_fails = test_knob("THEATER_TEST_HEAL_READ_FAILS", "the first reads of "
+					    "the stream by heals here fail");
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && strcmp(stale, "blind") == 0) {
 		c->test_stale_watch = WATCH_BLIND;
