@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "src/util/crypto.h"
+#include "src/util/deadline.h"
 #include "src/util/json.h"
 #include "src/util/log.h"
 
@@ -1066,14 +1067,7 @@ enum err_code bus_stream_wait(struct bus *b, unsigned timeout_ms, struct err *er
 enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned timeout_ms,
 				    struct err *err)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = deadline_after_ms(CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&b->lock);
 	uint64_t target = b->published;
 	int timed_out = 0;

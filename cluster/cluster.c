@@ -36,6 +36,7 @@
 #include "cluster/bus.h"
 #include "src/fetch.h"
 #include "src/util/crypto.h"
+#include "src/util/deadline.h"
 #include "src/util/log.h"
 #include "supervisor/pool.h"
 
@@ -316,16 +317,39 @@ static void beat_once(struct cluster *c)
 /* c->lock held: waits a heartbeat period, or until the node stops. */
 static void tick_wait_locked(struct cluster *c, unsigned ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = deadline_after_ms(CLOCK_REALTIME, ms);
 	while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
 		;
+}
+
+/* round, then a heartbeat period, until the node stops. */
+static void every_beat(struct cluster *c, void (*round)(struct cluster *c))
+{
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		pthread_mutex_unlock(&c->lock);
+		round(c);
+		pthread_mutex_lock(&c->lock);
+		tick_wait_locked(c, c->heartbeat_ms);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void beat_round(struct cluster *c)
+{
+	beat_once(c);
+	relay_tick(c);
+}
+
+static void failover_round(struct cluster *c)
+{
+	if (c->test_tick_pause_ms) {
+		pthread_mutex_lock(&c->lock);
+		tick_wait_locked(c, (unsigned)c->test_tick_pause_ms);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
+		replica_failover_tick(c);
 }
 
 /* The heartbeat has a thread of its own: a failover round (a read per actor
@@ -335,37 +359,14 @@ static void tick_wait_locked(struct cluster *c, unsigned ms)
 static void *beat_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "cluster-beat");
-	struct cluster *c = arg;
-	pthread_mutex_lock(&c->lock);
-	while (!c->stopping) {
-		pthread_mutex_unlock(&c->lock);
-		beat_once(c);
-		relay_tick(c);
-		pthread_mutex_lock(&c->lock);
-		tick_wait_locked(c, c->heartbeat_ms);
-	}
-	pthread_mutex_unlock(&c->lock);
+	every_beat(arg, beat_round);
 	return NULL;
 }
 
 static void *tick_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "cluster-tick");
-	struct cluster *c = arg;
-	pthread_mutex_lock(&c->lock);
-	while (!c->stopping) {
-		pthread_mutex_unlock(&c->lock);
-		if (c->test_tick_pause_ms) {
-			pthread_mutex_lock(&c->lock);
-			tick_wait_locked(c, (unsigned)c->test_tick_pause_ms);
-			pthread_mutex_unlock(&c->lock);
-		}
-		if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
-			replica_failover_tick(c);
-		pthread_mutex_lock(&c->lock);
-		tick_wait_locked(c, c->heartbeat_ms);
-	}
-	pthread_mutex_unlock(&c->lock);
+	every_beat(arg, failover_round);
 	return NULL;
 }
 

@@ -711,7 +711,6 @@ static enum err_code rebuild_choose(struct rebuild *rb, const char *id, struct e
 	return ERR_OK;
 }
 
-/* Appends event seq to chain, checking the hash; notes the package and name. */
 /* A `spawned` event's package digest and manifest name ("" when it has none). */
 static void spawned_names(const uint8_t *data, size_t len, char package[65], char name[128])
 {
@@ -725,6 +724,7 @@ static void spawned_names(const uint8_t *data, size_t len, char package[65], cha
 	json_decref(d);
 }
 
+/* Appends event seq to chain, checking the hash; notes the package and name. */
 static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
 				    size_t len, char package[65], char name[128], struct refs *refs,
 				    struct err *err)
@@ -1262,16 +1262,13 @@ static void round_job_run(void *arg)
 static void run_round(struct cluster *c, const struct candidate *v, size_t n,
 		      void (*fn)(struct cluster *c, const struct candidate *k))
 {
-	struct round r = {.left = 0};
+	struct round r = {.left = n};
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.done, NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct round_job *j = malloc(sizeof(*j));
 		if (j)
 			*j = (struct round_job){c, &v[i], fn, &r};
-		pthread_mutex_lock(&r.lock);
-		r.left++;
-		pthread_mutex_unlock(&r.lock);
 		if (j && pool_submit(c->failover_pool, round_job_run, j) == ERR_OK)
 			continue;
 		pthread_mutex_lock(&r.lock);    /* no thread for it: here */

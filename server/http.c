@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "src/util/deadline.h"
 #include "src/util/log.h"
 
 #define DEF_HOST "127.0.0.1"
@@ -399,14 +400,7 @@ static void *timer_main(void *arg)
 	http_lock(s);
 	while (!s->timer_stop) {
 		int64_t ms = http_stream_ping_due_locked(s, TIMER_MAX_MS);
-		struct timespec until;
-		http_mono_now(&until);
-		until.tv_sec += ms / 1000;
-		until.tv_nsec += (ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, ms);
 		pthread_cond_timedwait(&s->timer_cond, &s->lock, &until);
 	}
 	http_unlock(s);
@@ -652,14 +646,7 @@ static void answer_pending(struct http_server *s)
 /* Waits (bounded) until the answers and stream ends handed out above have left. */
 static void wait_quiet(struct http_server *s)
 {
-	struct timespec until;
-	http_mono_now(&until);
-	until.tv_sec += STOP_GRACE_MS / 1000;
-	until.tv_nsec += (STOP_GRACE_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, STOP_GRACE_MS);
 	http_lock(s);
 	while (s->live_requests > 0 || s->streams) {
 		if (pthread_cond_timedwait(&s->quiet_cond, &s->lock, &until) == ETIMEDOUT)

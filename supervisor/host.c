@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "src/util/crypto.h"
+#include "src/util/deadline.h"
 #include "src/util/log.h"
 #include "supervisor/evbytes.h"
 #include "supervisor/record.h"
@@ -391,14 +392,7 @@ static void host_cond_init(pthread_cond_t *c)
  * way (timed_out when the time ran out). */
 static void host_cond_wait(struct host_wait *w, uint32_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, ms);
 	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
 		;
 	if (!w->done)

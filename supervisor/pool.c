@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "src/util/deadline.h"
+
 struct job {
 	pool_fn fn;
 	void *arg;
@@ -91,15 +93,7 @@ static struct job *take(struct pool *p)
 		return NULL;
 	if (p->nheap) {
 		int64_t due = p->heap[0]->due;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t wait = due - now;
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = deadline_after_ms(CLOCK_MONOTONIC, due - now);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	} else {
 		pthread_cond_wait(&p->cond, &p->lock);

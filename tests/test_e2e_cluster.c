@@ -532,14 +532,25 @@ static void print_replicas(void)
 	}
 }
 
+static void print_log(const char *name, const char *path)
+{
+	char *log = tu_read_file(path, NULL);
+	fprintf(stderr, "---- log of %s:\n%s\n", name, log ? log : "(none)");
+	free(log);
+}
+
 static void dump_logs(void)
 {
 	print_replicas();
-	for (int i = 0; i < NODES; i++) {
-		char *log = tu_read_file(SP[i].log_path, NULL);
-		fprintf(stderr, "---- log of %s:\n%s\n", NAMES[i], log ? log : "(none)");
-		free(log);
-	}
+	for (int i = 0; i < NODES; i++)
+		print_log(NAMES[i], SP[i].log_path);
+}
+
+/* dump_logs, and delta's log first. */
+static void dump_logs_with_delta(const struct server_proc *delta)
+{
+	print_log("delta", delta->log_path);
+	dump_logs();
 }
 
 /* Where the actor runs, asked of node `via` ("" when it does not answer 200). */
@@ -2601,21 +2612,16 @@ static long count_on_proc(struct server_proc *sp, const char *id)
 	return count;
 }
 
-/* The length of actor id's chain on sp (GET /actors/{id}), or -1. */
+/* The length of actor id's chain on sp (GET /actors/{id}, which must answer 200),
+ * or -1. */
 static long chain_length_on_proc(struct server_proc *sp, const char *id)
 {
-	char *u = tu_fmt("%s/actors/%s", sp->base, id);
-	struct http_result r = {0};
-	long length = -1;
-	if (http_do("GET", u, NULL, 0, NULL, &r) == 0 && r.status == 200) {
-		json_t *j = json_loads(r.body, 0, NULL);
-		json_t *n = json_object_get(json_object_get(j, "chain"), "length");
-		if (json_is_integer(n))
-			length = (long)json_integer_value(n);
-		json_decref(j);
-	}
-	http_result_release(&r);
-	free(u);
+	char *path = tu_fmt("/actors/%s", id);
+	json_t *j = server_call_json(sp, "GET", path, NULL, 200);
+	json_t *n = json_object_get(json_object_get(j, "chain"), "length");
+	long length = json_is_integer(n) ? (long)json_integer_value(n) : -1;
+	json_decref(j);
+	free(path);
 	return length;
 }
 
@@ -2786,10 +2792,7 @@ static char *delta_back_any(struct server_proc *delta, const char *want, const c
 			return line;
 		nap_ms(100);
 	}
-	char *log = tu_read_file(delta->log_path, NULL);
-	fprintf(stderr, "---- log of delta:\n%s\n", log ? log : "(none)");
-	free(log);
-	dump_logs();
+	dump_logs_with_delta(delta);
 	fail_msg("delta's log never said '%s'%s%s", want, or_want ? " nor " : "",
 		 or_want ? or_want : "");
 	return NULL;
@@ -2969,12 +2972,8 @@ static void test_heal_not_past_new_owner(void **state)
 	long after = count_on(o, id);
 	printf("# delta published %lld events again; the stream holds %zu events of it, forks "
 	       "at %zu seqs; %s counts %ld\n", healed, events, forks, NAMES[o], after);
-	if (published || healed || forks || after != count) {
-		fprintf(stderr, "---- log of delta:\n%s\n", (log = tu_read_file(delta.log_path,
-										  NULL)) ? log : "(none)");
-		free(log);
-		dump_logs();
-	}
+	if (published || healed || forks || after != count)
+		dump_logs_with_delta(&delta);
 	assert_false(published);
 	assert_int_equal(healed, 0);
 	assert_int_equal(forks, 0);
