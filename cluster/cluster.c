@@ -5,7 +5,8 @@
  * `theater_nodes` bucket every heartbeat_ms; a watch on that bucket keeps a
  * table of every node and when its last beat arrived (local monotonic time,
  * so clocks need not agree). A node is up while its last beat is younger than
- * lapse_ms. The heartbeat thread does nothing slow: failover (takeovers and
+ * its lapse, which each node names in its beats (--cluster-lapse-ms): every
+ * node judges a node by that node's own lapse, the one it suspects itself by. The heartbeat thread does nothing slow: failover (takeovers and
  * their rebuilds, the checks after our own beats failed) has a thread of its
  * own.
  *
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster/bus.h"
 #include "src/fetch.h"
@@ -75,6 +77,12 @@ static struct node_row *node_find(struct cluster *c, const char *name)
 	return NULL;
 }
 
+unsigned cluster_beat_lapse(const json_t *beat)
+{
+	json_int_t ms = json_integer_value(json_object_get(beat, "lapse"));
+	return ms >= 1000 && ms <= 3600000 ? (unsigned)ms : LAPSE_DEFAULT_MS;
+}
+
 static void on_node(void *user, const char *key, const uint8_t *data, size_t len, uint64_t rev,
 		    int deleted)
 {
@@ -96,6 +104,7 @@ static void on_node(void *user, const char *key, const uint8_t *data, size_t len
 		snprintf(n->url, sizeof(n->url), "%s", url ? url : "");
 		n->load = (uint64_t)json_integer_value(json_object_get(v, "load"));
 		n->time_ms = (int64_t)json_integer_value(json_object_get(v, "time"));
+		n->lapse_ms = cluster_beat_lapse(v);
 		n->placed = 0;           /* its load counts them now */
 		/* A beat older than the lapse (replayed by the watch at start) does
 		 * not make a dead node look alive. */
@@ -112,7 +121,7 @@ static int node_up_locked(struct cluster *c, const struct node_row *n)
 {
 	if (strcmp(n->name, c->node) == 0)
 		return 1;
-	return n->seen_ms && cluster_mono_ms() - n->seen_ms < (int64_t)c->lapse_ms;
+	return n->seen_ms && cluster_mono_ms() - n->seen_ms < (int64_t)n->lapse_ms;
 }
 
 int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size)
@@ -231,6 +240,8 @@ json_t *cluster_json(struct cluster *c)
 		json_object_set_new(o, "url", json_string(n->url));
 		json_object_set_new(o, "status", json_string(node_up_locked(c, n) ? "up" : "down"));
 		json_object_set_new(o, "load", json_integer((json_int_t)n->load));
+		json_object_set_new(o, "lapse_ms", json_integer((json_int_t)(
+			strcmp(n->name, c->node) == 0 ? c->lapse_ms : n->lapse_ms)));
 		json_object_set_new(o, "heartbeat_at", time_json(n->time_ms));
 		json_object_set_new(o, "heartbeat_age_ms",
 				    n->seen_ms ? json_integer(now - n->seen_ms) : json_null());
@@ -279,12 +290,17 @@ void cluster_stats(struct cluster *c, struct cluster_stats *out)
 static void beat_once(struct cluster *c)
 {
 	uint64_t load = supervisor_live_count(c->sup);
-	json_t *v = json_pack("{s:s, s:I, s:I}", "url", c->advertise_url, "load", (json_int_t)load,
-			      "time", (json_int_t)cluster_unix_ms());
+	json_t *v = json_pack("{s:s, s:I, s:I, s:I}", "url", c->advertise_url, "load",
+			      (json_int_t)load, "time", (json_int_t)cluster_unix_ms(), "lapse",
+			      (json_int_t)c->lapse_ms);
 	char *text = v ? json_compact(v) : NULL;
 	json_decref(v);
 	struct err e = {0};
-	int ok = text && bus_kv_put(c->nodes_kv, c->node, text, strlen(text), NULL, &e) == ERR_OK;
+	int ok;
+	if (c->test_beat_fail_file && access(c->test_beat_fail_file, F_OK) == 0)
+		ok = !err_set(&e, ERR_UNAVAILABLE, "THEATER_TEST_BEAT_FAIL_FILE exists");
+	else
+		ok = text && bus_kv_put(c->nodes_kv, c->node, text, strlen(text), NULL, &e) == ERR_OK;
 	if (!ok)
 		log_warn("cluster", "heartbeat not written: %s", text ? e.msg : "out of memory");
 	free(text);
@@ -307,6 +323,12 @@ static void beat_once(struct cluster *c)
 		c->beat_failing_since_ms = 0;
 		if (!__atomic_load_n(&c->beat_ok_since_ms, __ATOMIC_ACQUIRE))
 			__atomic_store_n(&c->beat_ok_since_ms, now, __ATOMIC_RELEASE);
+		/* writes wait for the check of every actor here: start it now,
+		 * not at the failover thread's next round */
+		if (__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE)) {
+			c->failover_soon = 1;
+			pthread_cond_broadcast(&c->wake);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -315,22 +337,26 @@ static void beat_once(struct cluster *c)
 #define FAILOVER_THREADS 8
 
 /* c->lock held: waits a heartbeat period, or until the node stops. */
-static void tick_wait_locked(struct cluster *c, unsigned ms)
+static void tick_wait_locked(struct cluster *c, unsigned ms, int *early)
 {
 	struct timespec until = deadline_after_ms(CLOCK_REALTIME, ms);
-	while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
+	while (!c->stopping && !(early && *early) &&
+	       pthread_cond_timedwait(&c->wake, &c->lock, &until) == 0)
 		;
+	if (early)
+		*early = 0;
 }
 
-/* round, then a heartbeat period, until the node stops. */
-static void every_beat(struct cluster *c, void (*round)(struct cluster *c))
+/* round, then a heartbeat period (cut short when *early is set, under c->lock,
+ * and c->wake broadcast), until the node stops. */
+static void every_beat(struct cluster *c, void (*round)(struct cluster *c), int *early)
 {
 	pthread_mutex_lock(&c->lock);
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->lock);
 		round(c);
 		pthread_mutex_lock(&c->lock);
-		tick_wait_locked(c, c->heartbeat_ms);
+		tick_wait_locked(c, c->heartbeat_ms, early);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -345,7 +371,7 @@ static void failover_round(struct cluster *c)
 {
 	if (c->test_tick_pause_ms) {
 		pthread_mutex_lock(&c->lock);
-		tick_wait_locked(c, (unsigned)c->test_tick_pause_ms);
+		tick_wait_locked(c, (unsigned)c->test_tick_pause_ms, NULL);
 		pthread_mutex_unlock(&c->lock);
 	}
 	if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
@@ -359,14 +385,15 @@ static void failover_round(struct cluster *c)
 static void *beat_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "cluster-beat");
-	every_beat(arg, beat_round);
+	every_beat(arg, beat_round, NULL);
 	return NULL;
 }
 
 static void *tick_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "cluster-tick");
-	every_beat(arg, failover_round);
+	struct cluster *c = arg;
+	every_beat(c, failover_round, &c->failover_soon);
 	return NULL;
 }
 
@@ -1335,7 +1362,7 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 	c->advertise_url = strdup(cfg->advertise_url ? cfg->advertise_url : cfg->http_url);
 	c->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
 	c->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
-	c->lapse_ms = cfg->lapse_ms ? cfg->lapse_ms : 4 * c->heartbeat_ms;
+	c->lapse_ms = cfg->lapse_ms ? cfg->lapse_ms : LAPSE_DEFAULT_MS;
 	c->replicas = cfg->replicas ? cfg->replicas : 3;
 	c->sup = cfg->sup;
 	c->interrupted = cfg->interrupted;
@@ -1352,6 +1379,13 @@ enum err_code cluster_start(const struct cluster_config *cfg, struct cluster **o
 					  "round here takes that much longer");
 	c->test_heal_read_fails = test_knob("THEATER_TEST_HEAL_READ_FAILS", "the first reads of "
 					    "the stream by heals here fail");
+	const char *beat_fail = getenv("THEATER_TEST_BEAT_FAIL_FILE");
+	if (beat_fail && *beat_fail) {
+		c->test_beat_fail_file = strdup(beat_fail);
+		log_warn("cluster", "THEATER_TEST_BEAT_FAIL_FILE=%s: while that file exists, this "
+			 "node's heartbeats are not written and count as failed (fault injection "
+			 "for tests; never in production)", beat_fail);
+	}
 	const char *stale = getenv("THEATER_TEST_STALE_WATCH");
 	if (stale && strcmp(stale, "blind") == 0) {
 		c->test_stale_watch = WATCH_BLIND;
@@ -1480,5 +1514,6 @@ void cluster_free(struct cluster *c)
 	free(c->http_url);
 	free(c->advertise_url);
 	free(c->token);
+	free(c->test_beat_fail_file);
 	free(c);
 }

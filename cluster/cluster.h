@@ -35,7 +35,8 @@ struct cluster_config {
 	const char *token;           /* its bearer token, or NULL */
 	unsigned replicas;           /* of the buckets and the stream [3] */
 	unsigned heartbeat_ms;       /* [1000] */
-	unsigned lapse_ms;           /* a node is down after this long without a beat [4000] */
+	unsigned lapse_ms;           /* the others count this node down after this long
+				      * without a beat (named in its beats) [4000] */
 	unsigned threads;            /* forwarding threads [16] */
 	struct supervisor *sup;
 	/* asked between start-up retries (NULL: never): nonzero ends the start at

@@ -26,7 +26,13 @@ struct node_row {
 	int64_t seen_ms;              /* our monotonic clock when its beat arrived */
 	int64_t down_noted_ms;        /* replica.c: seen_ms when we last noted it down */
 	uint64_t placed;              /* children sent there since its last beat (mail.c) */
+	unsigned lapse_ms;            /* the node's own lapse, from its beat */
 };
+
+/* The lapse a heartbeat names ("lapse", the node's --cluster-lapse-ms), or
+ * LAPSE_DEFAULT_MS for a beat that names none (a node of an older version). */
+#define LAPSE_DEFAULT_MS 4000u
+unsigned cluster_beat_lapse(const json_t *beat);
 
 /* THEATER_TEST_STALE_WATCH (fault injection for tests): what the join fence takes
  * its watch to say of the runs it recovered. */
@@ -68,6 +74,7 @@ struct cluster {
 	int beat_started;
 	pthread_t tick;               /* failover: verify, resync, takeovers, adoptions */
 	int tick_started;
+	int failover_soon;            /* under lock: the failover thread's next round now */
 	struct pool *failover_pool;   /* the takeovers and adoptions of a failover round */
 	pthread_mutex_t lock;         /* nodes, places, stopping */
 	pthread_cond_t wake;
@@ -92,6 +99,7 @@ struct cluster {
 	 * may take our actors: no write is acknowledged until every live actor's
 	 * placement was read again from the bucket (replica.c) */
 	int suspect;
+	int verify_failed;            /* atomic: a read of the check above failed */
 	struct bus_sub *sse_sub;      /* relay.c: streams we relay to other nodes */
 	int relays_out;               /* atomic: how many */
 	pthread_mutex_t relay_lock;   /* relays_in, relay_alive_ms */
@@ -116,6 +124,9 @@ struct cluster {
 	int test_tick_pause_ms;       /* THEATER_TEST_FAILOVER_TICK_PAUSE_MS: each failover
 				       * round takes this much longer (fault injection:
 				       * many takeovers, a slow NATS) */
+	char *test_beat_fail_file;    /* THEATER_TEST_BEAT_FAIL_FILE: while it exists, our
+				       * heartbeats are not written and count as failed
+				       * (fault injection: NATS unreachable from here) */
 	int test_heal_read_fails;     /* atomic; THEATER_TEST_HEAL_READ_FAILS: this many of
 				       * the heal's reads of the stream fail (fault
 				       * injection: a leader being elected) */

@@ -245,12 +245,72 @@ const char *cluster_unwritable(struct cluster *c)
 	return NULL;
 }
 
-/* ---- after our heartbeats failed: which actors are still ours ---- */
+/* ---- rounds: one job per actor, at once on the failover threads ---- */
 
-struct verify_ctx {
-	struct cluster *c;
-	int failed;
+/* An actor a round works on: a takeover's (id, the node it was placed on, the
+ * revision of that placement), or only its id. */
+struct candidate {
+	char id[37];
+	char from[CLUSTER_NODE_MAX];
+	uint64_t rev;
 };
+
+/* A round runs fn (a takeover, an adoption, a check of a placement) for every
+ * candidate at once on the failover threads, each a few round trips to NATS
+ * (and for a takeover a rebuild: 35 ms each in bench/cluster; one after the
+ * other, a survivor took 150 actors over in 7 s), and returns when all are
+ * done: the next round sees what this one claimed. */
+struct round {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	size_t left;
+};
+
+struct round_job {
+	struct cluster *c;
+	const struct candidate *k;
+	void (*fn)(struct cluster *c, const struct candidate *k);
+	struct round *r;
+};
+
+static void round_job_run(void *arg)
+{
+	struct round_job *j = arg;
+	j->fn(j->c, j->k);
+	pthread_mutex_lock(&j->r->lock);
+	if (--j->r->left == 0)
+		pthread_cond_signal(&j->r->done);
+	pthread_mutex_unlock(&j->r->lock);
+	free(j);
+}
+
+static void run_round(struct cluster *c, const struct candidate *v, size_t n,
+		      void (*fn)(struct cluster *c, const struct candidate *k))
+{
+	struct round r = {.left = n};
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.done, NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct round_job *j = malloc(sizeof(*j));
+		if (j)
+			*j = (struct round_job){c, &v[i], fn, &r};
+		if (j && pool_submit(c->failover_pool, round_job_run, j) == ERR_OK)
+			continue;
+		pthread_mutex_lock(&r.lock);    /* no thread for it: here */
+		r.left--;
+		pthread_mutex_unlock(&r.lock);
+		free(j);
+		fn(c, &v[i]);
+	}
+	pthread_mutex_lock(&r.lock);
+	while (r.left)
+		pthread_cond_wait(&r.done, &r.lock);
+	pthread_mutex_unlock(&r.lock);
+	pthread_cond_destroy(&r.done);
+	pthread_mutex_destroy(&r.lock);
+}
+
+/* ---- after our heartbeats failed: which actors are still ours ---- */
 
 static void fenced(void *user, enum err_code rc, const struct err *err);
 
@@ -265,68 +325,103 @@ static void fence_stop(struct cluster *c, const char *id)
 	supervisor_stop(c->sup, id, 1, fenced, copy);
 }
 
-static int verify_one(void *user, const struct db_run *r)
+/* A live actor here, its placement read from the bucket: killed here when
+ * another node holds it now. A read that fails sets c->verify_failed. */
+static void verify_one(struct cluster *c, const struct candidate *k)
 {
-	struct verify_ctx *x = user;
-	if (!supervisor_status_live(r->status))
-		return 0;
 	char owner[CLUSTER_NODE_MAX];
 	struct err e = {0};
 	int deleted = 0;
-	enum err_code rc = cluster_locate_ex(x->c, r->id, owner, &deleted, &e);
+	enum err_code rc = cluster_locate_ex(c, k->id, owner, &deleted, &e);
 	if (deleted) {
 		log_warn("cluster", "'%s' was deleted from the cluster while our heartbeats "
-			 "failed: deleting the copy here", r->id);
-		replica_forget(x->c, r->id);
-		return 0;
+			 "failed: deleting the copy here", k->id);
+		replica_forget(c, k->id);
+		return;
 	}
 	if (rc == ERR_NOT_FOUND)
-		return 0;                /* never placed: nobody else can hold it */
+		return;                  /* never placed: nobody else can hold it */
 	if (rc) {
 		static const char key;     /* one rate limit for this line */
 		log_limited(&key, LOG_WARN, "cluster", "placement of '%s' not read (%s): "
-			    "writes stay refused until every actor here is confirmed", r->id, e.msg);
-		x->failed = 1;
-		return 1;                /* try again at the next beat */
+			    "writes stay refused until every actor here is confirmed", k->id, e.msg);
+		__atomic_store_n(&c->verify_failed, 1, __ATOMIC_RELEASE);
+		return;                  /* tried again at the next round */
 	}
 	/* what we hold now: a read older than our own claim (a lagging replica)
 	 * does not replace it */
-	if (strcmp(owner, x->c->node) == 0 || !cluster_lookup(x->c, r->id, owner) ||
-	    strcmp(owner, x->c->node) == 0)
-		return 0;
+	if (strcmp(owner, c->node) == 0 || !cluster_lookup(c, k->id, owner) ||
+	    strcmp(owner, c->node) == 0)
+		return;
 	log_warn("cluster", "'%s' was taken over by node '%s' while our heartbeats failed: "
-		 "killing the copy here", r->id, owner);
-	fence_stop(x->c, r->id);
+		 "killing the copy here", k->id, owner);
+	fence_stop(c, k->id);
+}
+
+/* The live actors of one page of the index, to verify. */
+#define VERIFY_PAGE 500
+
+struct verify_page {
+	struct candidate v[VERIFY_PAGE];
+	size_t n;
+};
+
+static int verify_collect(void *user, const struct db_run *r)
+{
+	struct verify_page *pg = user;
+	if (supervisor_status_live(r->status) && pg->n < VERIFY_PAGE) {
+		memset(&pg->v[pg->n], 0, sizeof(pg->v[0]));
+		snprintf(pg->v[pg->n++].id, sizeof(pg->v[0].id), "%s", r->id);
+	}
 	return 0;
 }
 
 /* Reads the placement of every live actor here from the bucket (not the
  * watch, which may lag) and kills those another node holds now; then writes
- * are acknowledged again. */
+ * are acknowledged again. The reads of a page of the index run at once on
+ * the failover threads (one after the other, a node with 10,000 actors kept
+ * refusing writes for the ~10,000 round trips to NATS). */
 static void replica_verify(struct cluster *c)
 {
 	if (!__atomic_load_n(&c->suspect, __ATOMIC_ACQUIRE) ||
 	    !__atomic_load_n(&c->beat_ok_since_ms, __ATOMIC_ACQUIRE))
 		return;
-	struct verify_ctx x = {.c = c};
+	struct verify_page *pg = malloc(sizeof(*pg));
+	if (!pg)
+		return;
+	int64_t t0 = cluster_mono_ms();
+	size_t read = 0;
+	__atomic_store_n(&c->verify_failed, 0, __ATOMIC_RELEASE);
 	char *cursor = NULL;
 	struct err e = {0};
 	do {
-		struct db_run_filter f = {.limit = 500, .cursor = cursor};
+		struct db_run_filter f = {.limit = VERIFY_PAGE, .cursor = cursor};
 		char *next = NULL;
-		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, verify_one, &x, &next, &e);
+		pg->n = 0;
+		enum err_code rc = db_run_list(supervisor_db(c->sup), &f, verify_collect, pg,
+					       &next, &e);
 		free(cursor);
-		if (rc)
-			x.failed = 1;
-		if (x.failed)
+		cursor = NULL;
+		if (rc) {
+			log_warn("cluster", "the index of the actors here not read (%s): writes "
+				 "stay refused until every actor here is confirmed", e.msg);
+			__atomic_store_n(&c->verify_failed, 1, __ATOMIC_RELEASE);
+		} else {
+			run_round(c, pg->v, pg->n, verify_one);
+			read += pg->n;
+		}
+		if (__atomic_load_n(&c->verify_failed, __ATOMIC_ACQUIRE))
 			free(next);
-		cursor = x.failed ? NULL : next;
+		else
+			cursor = next;
 	} while (cursor);
-	if (x.failed)
+	free(pg);
+	if (__atomic_load_n(&c->verify_failed, __ATOMIC_ACQUIRE))
 		return;
 	__atomic_store_n(&c->suspect, 0, __ATOMIC_RELEASE);
 	log_info("cluster", "heartbeats succeed again and every actor here is still placed "
-		 "here (or was stopped): writes are acknowledged again");
+		 "here (or was stopped; %zu placements read in %lld ms): writes are "
+		 "acknowledged again", read, (long long)(cluster_mono_ms() - t0));
 }
 
 /* ---- publishing again after a failure ---- */
@@ -925,12 +1020,6 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 
 /* ---- failover ---- */
 
-struct candidate {
-	char id[37];
-	char from[CLUSTER_NODE_MAX];
-	uint64_t rev;
-};
-
 static unsigned id_hash(const char *id)
 {
 	unsigned h = 5381;
@@ -947,7 +1036,7 @@ static int by_name(const void *a, const void *b)
 static void adopt(struct cluster *c, const char *id, const char *from, int64_t t0);
 
 /* The bucket itself, not our watch's copy, says the node is silent: its last
- * beat (by its own clock) is older than the lapse, or gone. */
+ * beat (by its own clock) is older than the lapse it names, or gone. */
 static int silent(struct cluster *c, const char *node)
 {
 	uint8_t *data = NULL;
@@ -964,15 +1053,16 @@ static int silent(struct cluster *c, const char *node)
 	}
 	json_t *v = json_parse((const char *)data, len, 8, &e);
 	int64_t t = (int64_t)json_integer_value(json_object_get(v, "time"));
+	int64_t lapse = cluster_beat_lapse(v);
 	json_decref(v);
 	free(data);
 	int64_t age = cluster_unix_ms() - t;
-	if (age < (int64_t)c->lapse_ms) {
+	if (age < lapse) {
 		static const char fmt[] = "node '%s' looks down here, but its last heartbeat in "
 					  "the bucket is %lld ms old: no takeover from it yet";
 		log_limited(fmt, LOG_WARN, "cluster", fmt, node, (long long)age);
 	}
-	return age >= (int64_t)c->lapse_ms;
+	return age >= lapse;
 }
 
 static void take_over(struct cluster *c, const struct candidate *k)
@@ -1186,9 +1276,11 @@ static size_t unadopted(struct cluster *c, struct candidate *v, size_t cap)
 	return n;
 }
 
-/* Dead nodes: known, beat at least once, not up now. down_ms: how long. */
-static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
-			 int64_t *down_ms, size_t max)
+/* Dead nodes: known, beat at least once, silent for longer than the lapse each
+ * names in its beats. late: silent for four of its lapses (its actors' preferred
+ * survivors had three lapses to claim them). */
+static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX], int *late,
+			 size_t max)
 {
 	size_t n = 0;
 	int64_t now = cluster_mono_ms();
@@ -1201,7 +1293,7 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 			continue;
 		int64_t seen = r->seen_ms > ok_since ? r->seen_ms : ok_since;
 		int64_t since = now - seen;
-		if (since < (int64_t)c->lapse_ms)
+		if (since < (int64_t)r->lapse_ms)
 			continue;
 		if (llabs(r->down_noted_ms - r->seen_ms) > 1000) {
 			/* newly down: our copy of the placement may lack what the
@@ -1214,7 +1306,7 @@ static size_t dead_nodes(struct cluster *c, char (*dead)[CLUSTER_NODE_MAX],
 			bus_watch_renew(c->place_watch);
 		}
 		snprintf(dead[n], CLUSTER_NODE_MAX, "%s", r->name);
-		down_ms[n++] = since - (int64_t)c->lapse_ms;
+		late[n++] = since >= 4 * (int64_t)r->lapse_ms;
 	}
 	return n;
 }
@@ -1230,67 +1322,12 @@ static void adopt_unadopted(struct cluster *c, const struct candidate *k)
 	adopt(c, k->id, k->from, cluster_mono_ms());
 }
 
-/* A failover round runs fn (a takeover, an adoption) for every candidate at
- * once on the failover threads, each a few round trips to NATS and a rebuild
- * (35 ms each in bench/cluster: one after the other, a survivor took 150
- * actors over in 7 s), and returns when all are done: the next round sees
- * what this one claimed. */
-struct round {
-	pthread_mutex_t lock;
-	pthread_cond_t done;
-	size_t left;
-};
-
-struct round_job {
-	struct cluster *c;
-	const struct candidate *k;
-	void (*fn)(struct cluster *c, const struct candidate *k);
-	struct round *r;
-};
-
-static void round_job_run(void *arg)
-{
-	struct round_job *j = arg;
-	j->fn(j->c, j->k);
-	pthread_mutex_lock(&j->r->lock);
-	if (--j->r->left == 0)
-		pthread_cond_signal(&j->r->done);
-	pthread_mutex_unlock(&j->r->lock);
-	free(j);
-}
-
-static void run_round(struct cluster *c, const struct candidate *v, size_t n,
-		      void (*fn)(struct cluster *c, const struct candidate *k))
-{
-	struct round r = {.left = n};
-	pthread_mutex_init(&r.lock, NULL);
-	pthread_cond_init(&r.done, NULL);
-	for (size_t i = 0; i < n; i++) {
-		struct round_job *j = malloc(sizeof(*j));
-		if (j)
-			*j = (struct round_job){c, &v[i], fn, &r};
-		if (j && pool_submit(c->failover_pool, round_job_run, j) == ERR_OK)
-			continue;
-		pthread_mutex_lock(&r.lock);    /* no thread for it: here */
-		r.left--;
-		pthread_mutex_unlock(&r.lock);
-		free(j);
-		fn(c, &v[i]);
-	}
-	pthread_mutex_lock(&r.lock);
-	while (r.left)
-		pthread_cond_wait(&r.done, &r.lock);
-	pthread_mutex_unlock(&r.lock);
-	pthread_cond_destroy(&r.done);
-	pthread_mutex_destroy(&r.lock);
-}
-
 void replica_failover_tick(struct cluster *c)
 {
 	replica_verify(c);
 	replica_resync(c);
 	char dead[MAX_NODES][CLUSTER_NODE_MAX];
-	int64_t down[MAX_NODES];
+	int late[MAX_NODES];
 	char up[MAX_NODES][CLUSTER_NODE_MAX];
 	size_t nup = cluster_nodes_up(c, up, MAX_NODES);
 	qsort(up, nup, sizeof(up[0]), by_name);
@@ -1299,15 +1336,14 @@ void replica_failover_tick(struct cluster *c)
 	if (!v || !c->place_ready)
 		goto done;
 	pthread_mutex_lock(&c->lock);
-	size_t ndead = dead_nodes(c, dead, down, MAX_NODES);
+	size_t ndead = dead_nodes(c, dead, late, MAX_NODES);
 	for (size_t b = 0; ndead && b < PLACE_BUCKETS && n < cap; b++)
 		for (struct place *p = c->places[b]; p && n < cap; p = p->next)
 			for (size_t d = 0; d < ndead; d++) {
 				if (strcmp(p->node, dead[d]) != 0)
 					continue;
 				const char *pref = up[id_hash(p->id) % (nup ? nup : 1)];
-				if (strcmp(pref, c->node) != 0 &&
-				    down[d] < 3 * (int64_t)c->lapse_ms)
+				if (strcmp(pref, c->node) != 0 && !late[d])
 					continue;   /* its preferred survivor goes first */
 				v[n++] = (struct candidate){.rev = p->rev};
 				memcpy(v[n - 1].id, p->id, 37);
@@ -1332,7 +1368,6 @@ static void fenced(void *user, enum err_code rc, const struct err *err)
 	free(id);
 }
 
-static void fenced(void *user, enum err_code rc, const struct err *err);
 static void forget_now(struct cluster *c, const char *id);
 
 /* A job about one actor, on the cluster's threads. */

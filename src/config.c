@@ -87,6 +87,9 @@ const char *config_usage(void)
 "                            [THEATER_NODE] (the host name)\n"
 "  --nats-replicas N         replicas of the cluster's streams and buckets (3)\n"
 "                            [THEATER_NATS_REPLICAS]\n"
+"  --cluster-lapse-ms MS     how long this node may miss heartbeats before the\n"
+"                            others take its actors over (4000; 2000-600000)\n"
+"                            [THEATER_CLUSTER_LAPSE_MS]\n"
 "  --advertise-url URL       how clients reach this node, shown in GET /cluster\n"
 "                            and used to redirect event streams of its actors\n"
 "                            [THEATER_ADVERTISE_URL] (http://<listen address>)\n"
@@ -235,6 +238,7 @@ static const struct opt opts[] = {
 	{"--nats", "THEATER_NATS", 11, OFF(nats), 0},
 	{"--node", "THEATER_NODE", 11, OFF(node), 0},
 	{"--nats-replicas", "THEATER_NATS_REPLICAS", 1, OFF(nats_replicas), 5},
+	{"--cluster-lapse-ms", "THEATER_CLUSTER_LAPSE_MS", 1, OFF(cluster_lapse_ms), 600000},
 	{"--advertise-url", "THEATER_ADVERTISE_URL", 11, OFF(advertise_url), 0},
 };
 
@@ -362,6 +366,7 @@ static void defaults(struct config *cfg)
 	cfg->idle_release_ms = 60000;
 	cfg->min_free_disk = 128u << 20;
 	cfg->nats_replicas = 3;
+	cfg->cluster_lapse_ms = 4000;
 }
 
 static enum err_code from_flags(struct config *cfg, int argc, char **argv, int *roots_given,
@@ -431,6 +436,9 @@ enum err_code config_parse(struct config *cfg, int argc, char **argv, struct err
 			       "A-Z a-z 0-9 _ -)", cfg->node);
 	if (cfg->nats_replicas == 0)
 		return err_set(err, ERR_INVALID, "--nats-replicas must be from 1 to 5");
+	if (cfg->cluster_lapse_ms < 2000)
+		return err_set(err, ERR_INVALID, "--cluster-lapse-ms must be from 2000 to 600000 "
+			       "(at least two heartbeats, which are a second apart)");
 	if (cfg->token && strlen(cfg->token) < 16)
 		return err_set(err, ERR_INVALID, "the bearer token must have at least 16 "
 			       "characters");

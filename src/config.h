@@ -61,6 +61,7 @@ struct config {
 	char *nats;                 /* --nats URL[,URL...] [THEATER_NATS]: cluster mode when set */
 	char *node;                 /* --node NAME [THEATER_NODE] (main: the host name) */
 	unsigned nats_replicas;     /* --nats-replicas [3] */
+	unsigned cluster_lapse_ms;  /* --cluster-lapse-ms [4000] */
 	char *advertise_url;        /* --advertise-url [THEATER_ADVERTISE_URL] */
 	int show_help, show_version;
 };

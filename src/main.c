@@ -170,7 +170,8 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 		snprintf(adv, sizeof(adv), "%s", url);
 	struct cluster_config cc = {
 		.urls = c->nats, .node = node, .http_url = url, .token = c->token,
-		.replicas = c->nats_replicas, .sup = app->sup, .advertise_url = adv,
+		.replicas = c->nats_replicas, .lapse_ms = c->cluster_lapse_ms,
+		.sup = app->sup, .advertise_url = adv,
 		.interrupted = stop_signal_pending,
 	};
 	enum err_code rc = cluster_start(&cc, &app->cluster, err);

@@ -12,7 +12,7 @@ static void clear_env(void)
 	const char *vars[] = {"THEATER_LISTEN", "THEATER_HOME", "THEATER_PACKAGE_ROOTS",
 			      "THEATER_TOKEN", "THEATER_TOKEN_FILE", "THEATER_MAX_BODY",
 			      "THEATER_WORKERS", "THEATER_NATS", "THEATER_NODE",
-			      "THEATER_NATS_REPLICAS", NULL};
+			      "THEATER_NATS_REPLICAS", "THEATER_CLUSTER_LAPSE_MS", NULL};
 	for (int i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
 }
@@ -114,23 +114,28 @@ static void test_cluster_flags(void **state)
 	assert_null(c.nats);
 	assert_null(c.node);
 	assert_int_equal(c.nats_replicas, 3);
+	assert_int_equal(c.cluster_lapse_ms, 4000);
 	config_release(&c);
 	const char *a[] = {"--nats", "nats://127.0.0.1:4222,nats://127.0.0.1:4223", "--node",
-			   "alpha-1", "--nats-replicas", "1", NULL};
+			   "alpha-1", "--nats-replicas", "1", "--cluster-lapse-ms", "15000", NULL};
 	assert_int_equal(parse(&c, &e, a), ERR_OK);
+	assert_int_equal(c.cluster_lapse_ms, 15000);
 	assert_string_equal(c.nats, "nats://127.0.0.1:4222,nats://127.0.0.1:4223");
 	assert_string_equal(c.node, "alpha-1");
 	assert_int_equal(c.nats_replicas, 1);
 	config_release(&c);
 	setenv("THEATER_NATS", "nats://10.0.0.1:4222", 1);
 	setenv("THEATER_NODE", "beta", 1);
+	setenv("THEATER_CLUSTER_LAPSE_MS", "2000", 1);
 	assert_int_equal(parse(&c, &e, NULL), ERR_OK);
+	assert_int_equal(c.cluster_lapse_ms, 2000);
 	assert_string_equal(c.nats, "nats://10.0.0.1:4222");
 	assert_string_equal(c.node, "beta");
 	config_release(&c);
 	const char *bad[][3] = {{"--node", "has.dot", NULL}, {"--node", "a b", NULL},
 				{"--node", "", NULL}, {"--nats-replicas", "0", NULL},
-				{"--nats-replicas", "6", NULL}};
+				{"--nats-replicas", "6", NULL}, {"--cluster-lapse-ms", "1999", NULL},
+				{"--cluster-lapse-ms", "600001", NULL}, {"--cluster-lapse-ms", "4s", NULL}};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&e, 0, sizeof(e));
 		assert_int_equal(parse(&c, &e, bad[i]), ERR_INVALID);

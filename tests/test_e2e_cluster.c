@@ -20,6 +20,7 @@
 #include "tests/support/sse_client.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #define NODES 3
 #define CLUSTER_NODE_NAME 65
@@ -2600,6 +2601,269 @@ static void test_beats_during_slow_failover(void **state)
 	forget_delta_counter(&delta, 0, id);
 }
 
+/* The lapse GET /cluster on node `via` gives for node `name` (-1: none). */
+static long node_lapse(int via, const char *name)
+{
+	long ms = -1;
+	json_t *j = call_json(via, "GET", "/cluster", NULL, 200);
+	size_t k;
+	json_t *n;
+	json_array_foreach(json_object_get(j, "nodes"), k, n)
+		if (strcmp(json_string_value(json_object_get(n, "node")), name) == 0 &&
+		    json_is_integer(json_object_get(n, "lapse_ms")))
+			ms = (long)json_integer_value(json_object_get(n, "lapse_ms"));
+	json_decref(j);
+	return ms;
+}
+
+/* A node's lapse is its own (--cluster-lapse-ms, named in its heartbeats), so an
+ * operator can trade failover time for tolerance of a slow or paused node: delta,
+ * started with 8 s, is frozen (SIGSTOP) for 6 s, half again the default lapse
+ * (4 s, alpha's): alpha must see it up all along, and its actor stays placed on
+ * it. Frozen on, alpha counts it down once its 8 s have passed, and the actor
+ * answers again (taken over, or delta's own once it runs again). */
+static void test_node_lapse_own(void **state)
+{
+	(void)state;
+	struct server_proc delta;
+	start_delta(&delta, "THEATER_CLUSTER_LAPSE_MS", "8000");
+	char *id = delta_counter(&delta);
+	assert_int_equal(node_lapse(0, "delta"), 8000);
+	assert_int_equal(node_lapse(0, "alpha"), 4000);
+	assert_int_equal(node_lapse(1, "delta"), 8000);
+	/* `theater cluster` shows it: delta's row ends "8 s  <url>" */
+	char *cmd = tu_fmt("%s/theater --url %s cluster", tu_binary_dir(), SP[0].base);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	char line[512];
+	int rows = 0;
+	while (fgets(line, sizeof(line), p))
+		if (strncmp(line, "delta", 5) == 0 && strstr(line, " 8 s ") && strstr(line, " up "))
+			rows++;
+	assert_int_equal(pclose(p), 0);
+	free(cmd);
+	assert_int_equal(rows, 1);
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	uint64_t rev0 = 0, rev1 = 0;
+	free(placement_of(kv, id, &rev0));
+	assert_int_equal(kill(delta.pid, SIGSTOP), 0);
+	int64_t t0 = now_ms();
+	int up = 0, down = 0;
+	char st[16];
+	while (now_ms() - t0 < 6000) {
+		node_status(0, "delta", st, sizeof(st));
+		if (strcmp(st, "up") == 0)
+			up++;
+		else
+			down++;
+		nap_ms(250);
+	}
+	char *at = placement_of(kv, id, &rev1);
+	int64_t down_after = -1;
+	while (now_ms() - t0 < 20000) {
+		node_status(0, "delta", st, sizeof(st));
+		if (strcmp(st, "down") == 0) {
+			down_after = now_ms() - t0;
+			break;
+		}
+		nap_ms(250);
+	}
+	assert_int_equal(kill(delta.pid, SIGCONT), 0);
+	printf("# delta frozen: alpha saw it up %d times and down %d times in 6 s, then down "
+	       "after %lld ms; the placement after 6 s: %s (revision %llu, was %llu)\n", up,
+	       down, (long long)down_after, at, (unsigned long long)rev1,
+	       (unsigned long long)rev0);
+	if (down || rev1 != rev0 || down_after < 0)
+		dump_logs_with_delta(&delta);
+	assert_true(up > 0);
+	assert_int_equal(down, 0);
+	assert_int_equal(rev1, rev0);
+	assert_non_null(strstr(at, "\"node\":\"delta\""));
+	assert_true(down_after >= 6000);
+	free(at);
+	/* the actor answers again, through alpha */
+	char *msgs = tu_fmt("/actors/%s/messages", id);
+	long status = 0;
+	for (int i = 0; i < 80 && status != 202; i++) {
+		status = call(0, "POST", msgs, "1", NULL);
+		if (status != 202)
+			nap_ms(250);
+	}
+	free(msgs);
+	if (status != 202)
+		dump_logs_with_delta(&delta);
+	assert_int_equal(status, 202);
+	bus_kv_close(kv);
+	bus_close(b);
+	forget_delta_counter(&delta, 0, id);
+}
+
+/* A metric of node sp (-1: none). */
+static long long metric_on_proc(struct server_proc *sp, const char *name)
+{
+	char *u = tu_fmt("%s/metrics", sp->base);
+	struct http_result r = {0};
+	long long v = http_do("GET", u, NULL, 0, NULL, &r) == 0 && r.status == 200
+			      ? metric_in(r.body, name) : -1;
+	http_result_release(&r);
+	free(u);
+	return v;
+}
+
+/* POSTs a message to actor id through sp until it is acknowledged (202), for
+ * at most ms; the last status. */
+static long message_until_acked(struct server_proc *sp, const char *id, int64_t ms)
+{
+	int64_t t0 = now_ms();
+	for (;;) {
+		struct http_result r = {0};
+		long st = message_to(sp, id, &r);
+		http_result_release(&r);
+		if (st == 202 || now_ms() - t0 >= ms)
+			return st;
+		nap_ms(100);
+	}
+}
+
+static long count_on_proc(struct server_proc *sp, const char *id);
+
+/* How many times needle occurs in text. */
+static int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+#define VERIFY_ACTORS 30
+
+/* Delta's heartbeats are made to fail (THEATER_TEST_BEAT_FAIL_FILE), as when
+ * NATS is unreachable from delta alone; delta's lapse is 10 s, and its watch of
+ * the placement hears each move 0.3 s late (a partition holds the watch back
+ * too; the check below, not the watch, must find the moves). First a blip:
+ * past half its lapse delta refuses writes (503, saying why); once its beats
+ * succeed it reads the placement of each of its 30 actors from the bucket,
+ * finds them all its own and acknowledges writes again; nothing moved. Then
+ * longer than its lapse: the others count delta down and take its actors over;
+ * when its beats succeed again delta finds them moved and kills its copies, and
+ * every actor answers through delta with every message it acknowledged. */
+static void test_verify_after_beats_fail(void **state)
+{
+	(void)state;
+	char *dir = tu_mkdtemp("theater-beatfail");
+	char *flag = tu_fmt("%s/fail", dir);
+	struct server_proc delta;
+	setenv("THEATER_CLUSTER_LAPSE_MS", "10000", 1);
+	setenv("THEATER_TEST_PLACEMENT_LAG_MS", "300", 1);   /* the check, not the watch */
+	start_delta(&delta, "THEATER_TEST_BEAT_FAIL_FILE", flag);
+	unsetenv("THEATER_CLUSTER_LAPSE_MS");
+	unsetenv("THEATER_TEST_PLACEMENT_LAG_MS");
+	struct bus *b = NULL;
+	struct bus_kv *kv = NULL;
+	open_placement(&b, &kv);
+	char *ids[VERIFY_ACTORS];
+	uint64_t revs[VERIFY_ACTORS];
+	long acked[VERIFY_ACTORS] = {0};
+	for (int i = 0; i < VERIFY_ACTORS; i++) {
+		ids[i] = delta_counter(&delta);
+		free(placement_of(kv, ids[i], &revs[i]));
+	}
+	/* the blip: until delta refuses writes, then at once back */
+	assert_int_equal(tu_write_file(flag, "", 0), 0);
+	int64_t t0 = now_ms();
+	char *why = NULL;
+	while (!why && now_ms() - t0 < 8000) {
+		struct http_result r = {0};
+		long st = message_to(&delta, ids[0], &r);
+		if (st == 202)
+			acked[0]++;
+		else if (st == 503)
+			why = strdup(r.body);
+		http_result_release(&r);
+		if (!why)
+			nap_ms(100);
+	}
+	unlink(flag);
+	printf("# delta refused writes %lld ms after its beats began to fail: %s\n",
+	       (long long)(now_ms() - t0), why ? why : "(never)");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "its heartbeats failed"));
+	free(why);
+	assert_int_equal(message_until_acked(&delta, ids[0], 15000), 202);
+	acked[0]++;
+	char *log = tu_read_file(delta.log_path, NULL);
+	char *line = log_line(log, "placements read in", "acknowledged again");
+	printf("# delta: %s\n", line ? line : "(no line)");
+	if (!line)
+		dump_logs_with_delta(&delta);
+	assert_non_null(line);
+	assert_non_null(strstr(line, "30 placements read"));
+	free(line);
+	free(log);
+	for (int i = 0; i < VERIFY_ACTORS; i++) {
+		uint64_t rev = 0;
+		char *at = placement_of(kv, ids[i], &rev);
+		assert_non_null(strstr(at, "\"node\":\"delta\""));
+		assert_int_equal(rev, revs[i]);
+		free(at);
+	}
+	/* the partition: until every actor was taken over, then back */
+	long long fenced = metric_on_proc(&delta, "theater_cluster_fenced_total");
+	assert_int_equal(tu_write_file(flag, "", 0), 0);
+	t0 = now_ms();
+	int moved = 0;
+	while (moved < VERIFY_ACTORS && now_ms() - t0 < 40000) {
+		nap_ms(500);
+		moved = 0;
+		for (int i = 0; i < VERIFY_ACTORS; i++) {
+			char *at = placement_of(kv, ids[i], NULL);
+			moved += at && !strstr(at, "\"node\":\"delta\"");
+			free(at);
+		}
+	}
+	unlink(flag);
+	printf("# %d of %d actors taken over from delta after %lld ms\n", moved, VERIFY_ACTORS,
+	       (long long)(now_ms() - t0));
+	if (moved < VERIFY_ACTORS)
+		dump_logs_with_delta(&delta);
+	assert_int_equal(moved, VERIFY_ACTORS);
+	for (int i = 0; i < VERIFY_ACTORS; i++) {
+		assert_int_equal(message_until_acked(&delta, ids[i], 20000), 202);
+		acked[i]++;
+		long count = count_on_proc(&delta, ids[i]);
+		if (count != acked[i]) {
+			printf("# %s: count %ld, acknowledged %ld\n", ids[i], count, acked[i]);
+			dump_logs_with_delta(&delta);
+		}
+		assert_int_equal(count, acked[i]);
+	}
+	long long fenced_now = metric_on_proc(&delta, "theater_cluster_fenced_total");
+	log = tu_read_file(delta.log_path, NULL);
+	int by_check = count_in(log, "while our heartbeats failed: killing the copy here");
+	int in_all = count_in(log, "killing the copy here");
+	free(log);
+	printf("# delta fenced %lld copies (%d found by the check after its beats failed, "
+	       "%d in all)\n", fenced_now - fenced, by_check, in_all);
+	assert_true(fenced_now - fenced >= VERIFY_ACTORS);
+	assert_true(by_check > 0);
+	bus_kv_close(kv);
+	bus_close(b);
+	for (int i = 0; i < VERIFY_ACTORS; i++) {
+		char *del = tu_fmt("/actors/%s?force=true", ids[i]);
+		assert_int_equal(call(0, "DELETE", del, NULL, NULL), 204);
+		free(del);
+		free(ids[i]);
+	}
+	assert_int_equal(server_stop(&delta), 0);
+	server_destroy(&delta);
+	tu_rmtree(dir);
+	free(dir);
+	free(flag);
+}
+
 /* The counter's count, asked of the node sp itself (-1: no answer). */
 static long count_on_proc(struct server_proc *sp, const char *id)
 {
@@ -3899,6 +4163,8 @@ int main(void)
 		cmocka_unit_test(test_delete_fences_stale_write),
 		cmocka_unit_test(test_placed_before_watch),
 		cmocka_unit_test(test_beats_during_slow_failover),
+		cmocka_unit_test(test_node_lapse_own),
+		cmocka_unit_test(test_verify_after_beats_fail),
 		cmocka_unit_test(test_failover_kill9),
 	};
 	const char *only = getenv("THEATER_TEST_FILTER");   /* as test_e2e_durable */

@@ -94,7 +94,7 @@ export class ServerView {
           h('td', { class: 'mono' }, n.node === cl.node ? `${n.node} (this node)` : n.node),
           h('td', { 'data-status': n.status }, n.status),
           h('td', { class: 'num' }, fmtNum(n.load)),
-          h('td', { title: n.heartbeat_at || '' }, age(n.heartbeat_age_ms)),
+          h('td', { title: (n.heartbeat_at || '') + (n.lapse_ms ? ` (counted down once ${age(n.lapse_ms)} old)` : '') }, age(n.heartbeat_age_ms)),
           h('td', { class: 'mono' }, n.url || '—'))))));
   }
 

@@ -10,21 +10,29 @@
 #                     messages, 4 clients): one node without --nats, a cluster
 #                     node (every event replicated to the R3 stream before the
 #                     202), and through another node
+#   writes refused    after a heartbeat blip: alpha's heartbeats fail (fault
+#                     injection, THEATER_TEST_BEAT_FAIL_FILE) past half its lapse,
+#                     so it refuses writes until it has read the placement of
+#                     each of its N live actors (BENCH_VERIFY_ACTORS, 1000) from
+#                     the bucket; how long that took (its log) and how long
+#                     writes stayed refused after its beats came back
 #   failover          kill -9 of the node running N counters (BENCH_FAILOVER_ACTORS,
 #                     20): time until all N answer from the survivors, and
 #                     whether a survivor was itself counted down meanwhile (its
 #                     heartbeats held back by the takeovers)
 #
 # Needs nats-server (apt-get install nats-server). Tunables: BENCH_MESSAGES (5000),
-# BENCH_FAILOVER_ACTORS (20), SERVER (the theater-server binary, for A/B runs). Exits 1 when a request of the latency runs is not
-# answered 200, a messages run fails, or the counters do not all answer within
-# 120 s.
+# BENCH_VERIFY_ACTORS (1000), BENCH_FAILOVER_ACTORS (20), SERVER (the
+# theater-server binary, for A/B runs). Exits 1 when a request of the latency
+# runs is not answered 200, a messages run fails, writes stay refused 120 s after
+# the blip, or the counters do not all answer within 120 s.
 set -uo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/../lib.sh"
 bench_dirs "${1:-}"
 MESSAGES=${BENCH_MESSAGES:-5000}
 FAILOVER=${BENCH_FAILOVER_ACTORS:-20}
+VERIFY=${BENCH_VERIFY_ACTORS:-1000}
 bench_server=${SERVER:-$BUILD/theater-server}
 command -v nats-server >/dev/null || { echo "bench/cluster: needs nats-server"; exit 1; }
 bench_have "$BUILD/bench/actors/bench-actors" || bench_build bench-actors
@@ -64,7 +72,8 @@ start_node() {  # start_node INDEX NAME [extra args...]
   PID[i]=$pid; pids+=("$pid")
   BASE[i]=$base
 }
-start_node 0 alpha --nats "$urls" --node alpha
+THEATER_TEST_BEAT_FAIL_FILE=$dir/beatfail start_node 0 alpha --nats "$urls" --node alpha \
+  --cluster-lapse-ms 20000 --log-level info
 start_node 1 beta --nats "$urls" --node beta
 start_node 2 gamma --nats "$urls" --node gamma
 start_node 3 single
@@ -96,6 +105,23 @@ m "${BASE[3]}" "$(spawn "${BASE[3]}")" "single node, no replication"
 m "${BASE[0]}" "$(spawn "${BASE[0]}")" "cluster node, replicated R3"
 id2=$(spawn "${BASE[0]}")
 m "${BASE[1]}" "$id2" "cluster, through another node"
+echo "== writes refused after a heartbeat blip (alpha, $VERIFY live counters) =="
+refused() { curl -s "${BASE[0]}/cluster" | grep -q '"writes_refused":"'; }
+seq 1 "$VERIFY" | xargs -P 8 -I{} curl -s -o /dev/null -X POST "${BASE[0]}/actors?wait=running" \
+  -d '{"manifest":{"name":"v","package":"counter.wasm","initial_state":{"count":0}}}'
+touch "$dir/beatfail"
+for _ in $(seq 1 300); do refused && break; sleep 0.1; done
+t0=$(date +%s%N)
+rm -f "$dir/beatfail"
+for _ in $(seq 1 1200); do refused || break; sleep 0.05; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if refused; then
+  echo "alpha still refuses writes 60 s after its heartbeats came back"
+  status=1
+else
+  line=$(grep -o '[0-9]* placements read in [0-9]* ms' "$dir/home0/log" | tail -1)
+  echo "writes acknowledged again $ms ms after the heartbeats could be written (they are 1 s apart); the check: ${line:-no log line}"
+fi
 echo "== failover (kill -9 of the node running $FAILOVER counters) =="
 ids=()
 for _ in $(seq 1 "$FAILOVER"); do ids+=("$(spawn "${BASE[0]}" "&node=beta")"); done

@@ -12,7 +12,8 @@ static const char cluster_help[] =
 	"connection, whether it accepts writes now, then every node that ever beat in\n"
 	"the heartbeat bucket. Columns: NODE (* marks the node asked), STATUS (up while\n"
 	"its heartbeat is fresh), LOAD (live actors), HEARTBEAT (age of the last one),\n"
-	"URL. Last, this node's counters since it started: takeovers, failed rebuilds,\n"
+	"LAPSE (the node counts as down once its last heartbeat is that old: its own\n"
+	"--cluster-lapse-ms), URL. Last, this node's counters since it started: takeovers, failed rebuilds,\n"
 	"copies fenced, events not replicated, lost events published again, streams\n"
 	"relayed to other nodes.\n"
 	"A server without --nats says it is not in a cluster.\n\n"
@@ -52,18 +53,25 @@ int cmd_cluster(struct cli *c, int argc, char **argv)
 		printf("writes: refused (%s)\n", refused);
 	else
 		printf("writes: accepted\n");
-	static const char *const heads[] = {"NODE", "STATUS", "LOAD", "HEARTBEAT", "URL"};
+	static const char *const heads[] = {"NODE", "STATUS", "LOAD", "HEARTBEAT", "LAPSE",
+					     "URL"};
 	struct table t;
-	table_init(&t, 5, heads);
+	table_init(&t, 6, heads);
 	size_t i;
 	json_t *n;
 	json_array_foreach(json_object_get(j, "nodes"), i, n) {
-		char name[80], load[24], age[32];
+		char name[80], load[24], age[32], lapse[32];
 		snprintf(name, sizeof(name), "%s%s", cli_str(n, "node") ? cli_str(n, "node") : "?",
 			 json_is_true(json_object_get(n, "self")) ? " *" : "");
 		snprintf(load, sizeof(load), "%lld", num(n, "load"));
 		fmt_age(cli_str(n, "heartbeat_at"), age, sizeof(age));
-		const char *cells[] = {name, cli_str(n, "status"), load, age, cli_str(n, "url")};
+		long long ms = num(n, "lapse_ms");
+		if (ms % 1000)
+			snprintf(lapse, sizeof(lapse), "%lld ms", ms);
+		else
+			snprintf(lapse, sizeof(lapse), "%lld s", ms / 1000);
+		const char *cells[] = {name, cli_str(n, "status"), load, age, lapse,
+				       cli_str(n, "url")};
 		table_add(&t, cells);
 	}
 	table_print(&t, stdout);
