@@ -428,6 +428,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 		if (strstr(line, serious[i]))
 			level = LOG_WARN;
 	}
+	if (strstr(line, "Failed to create error response"))
+		level = LOG_DEBUG;       /* http_lib_pages.c refused that page: it said so */
 	/* Keyed by the library's own format: one line per kind of trouble per window,
 	 * with a count, however often it repeats (an accept() failing in a loop). */
 	log_limited(fmt, level, HTTP_MODULE, "libmicrohttpd: %s", line);
@@ -579,6 +581,11 @@ enum err_code http_server_start(const struct http_config *cfg, const struct http
 	s->refs = 1;
 	s->watch_epfd = s->watch_evfd = -1;
 	s->send_epfd = s->send_evfd = -1;
+	static int pages_said;
+	if (!http_lib_pages_ready_() && !__atomic_exchange_n(&pages_said, 1, __ATOMIC_RELAXED))
+		log_warn("http", "libmicrohttpd's own error pages (a malformed request, headers "
+			 "too large) cannot be replaced by problem+json with this build of the "
+			 "library: they stay HTML");
 	http_stream_watch_start_(s);   /* before the daemon's threads read its fields */
 	http_stream_sender_start_(s);
 	s->daemon = start_daemon(s, &ss, v6);

@@ -195,6 +195,10 @@ void http_stream_stop_all_locked(struct http_server *s);
 void http_stream_attach_locked(struct http_stream *st, struct http_request *r);
 /* Starts / stops the hang-up watcher thread (not [L]). Start failing is not fatal:
  * hang-ups are then noticed at the next write or ping. */
+/* http_lib_pages.c: libmicrohttpd's own error pages are replaced by problem+json
+ * (or the connection closed); false when that cannot work with this library. */
+bool http_lib_pages_ready_(void);
+
 void http_stream_watch_start_(struct http_server *s);
 void http_stream_watch_stop_(struct http_server *s);
 /* The sender thread: started with the server, stopped once its streams are over

@@ -629,6 +629,89 @@ static void test_431_header_too_large(void **state)
 	buf_release(&out);
 }
 
+/* One request libmicrohttpd answers by itself (before any callback), sent raw;
+ * what came back before the server closed the connection. */
+static char *library_answer(struct fixture *f, const char *head, size_t pad)
+{
+	int fd = tcp_connect(f->port, 0);
+	size_t n = strlen(head);
+	(void)!send(fd, head, n, MSG_NOSIGNAL);
+	if (pad) {                   /* a header or target far beyond the connection memory */
+		char *big = malloc(pad);
+		memset(big, 'a', pad);
+		(void)!send(fd, big, pad, MSG_NOSIGNAL);
+		(void)!send(fd, "\r\n\r\n", 4, MSG_NOSIGNAL);
+		free(big);
+	}
+	char *got = recv_until(fd, NULL);
+	close(fd);
+	return got;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* libmicrohttpd 0.9.75 answers these itself, from inside its header parser, with
+ * HTML pages of its own (server/http_lib_pages.c): each must come as problem+json
+ * with one status line, or, for a malformed Content-Length (whose page the
+ * library sends with its header block twice), as a connection closed without a
+ * byte. No handler is called, and the server goes on serving. */
+static void test_library_pages(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *head;
+		size_t pad;
+		const char *status, *code;   /* status NULL: closed without an answer */
+	} cases[] = {
+		{"GET /echo HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 0, "400",
+		 "invalid_request"},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "ZZ\r\nabc\r\n0\r\n\r\n", 0, "400", "invalid_request"},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "FFFFFFFFFFFFFFFFFFFF\r\nabc\r\n", 0, "413", "too_large"},
+		{"GET /echo HTTP/2.0\r\nHost: x\r\n\r\n", 0, "505", "unsupported"},
+		{"GET /echo HTTP/0.9\r\nHost: x\r\n\r\n", 0, "505", "unsupported"},
+		{"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ", 200 * 1024, "431", "too_large"},
+		{"GET /echo?", 200 * 1024, "414", "too_large"},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 0, NULL, NULL},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n", 0, NULL,
+		 NULL},
+		{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n"
+		 "\r\n", 0, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = library_answer(f, cases[i].head, cases[i].pad);
+		const char *body = strstr(got, "\r\n\r\n");
+		printf("# case %zu: %.*s | %s\n", i, (int)strcspn(got, "\r"), got,
+		       body ? body + 4 : "(closed without an answer)");
+		assert_null(strstr(got, "<html"));
+		if (!cases[i].status) {
+			assert_string_equal(got, "");
+		} else {
+			char *line = tu_fmt("HTTP/1.1 %s ", cases[i].status);
+			char *code = tu_fmt("\"code\":\"%s\"", cases[i].code);
+			assert_true(strncmp(got, line, strlen(line)) == 0);
+			assert_int_equal(count_of(got, "\r\nDate: "), 1);   /* one header block */
+			assert_non_null(strstr(got, "Content-Type: application/problem+json"));
+			assert_non_null(strstr(got, code));
+			free(line);
+			free(code);
+		}
+		free(got);
+	}
+	assert_int_equal(calls(f), 0);
+	struct buf out;
+	buf_init(&out, 0);
+	assert_int_equal(fetch(f, "/echo", NULL, 0, NULL, &out), 200);
+	buf_release(&out);
+}
+
 static void test_async_does_not_block(void **state)
 {
 	struct fixture *f = *state;
@@ -1252,6 +1335,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_response_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_413_content_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_413_chunked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_library_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_431_header_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_100_concurrent_async, setup, teardown),

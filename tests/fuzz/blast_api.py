@@ -178,15 +178,17 @@ class Check:
         st = head.split(" ", 2)[1] if head.startswith("HTTP/1.") else "?"
         self.status[st] = self.status.get(st, 0) + 1
         # libmicrohttpd 0.9.75's own HTML error pages (a malformed request line,
-        # header or Content-Length, the last with its header block twice; a bad
-        # or oversized chunk) are not ours (docs/security.md, issue 12)
-        mhd_own = b"\r\n\r\n<html><head><title>" in out
-        if out.count(b"HTTP/1.1 ") > 1 and b"\r\n\r\nHTTP/1.1 " in out and not mhd_own:
+        # header or chunk, headers too large, an HTTP version it does not serve)
+        # are replaced by problem+json, and its page for a malformed
+        # Content-Length (sent with its header block twice) by a close
+        # (server/http_lib_pages.c): any page of the library is a finding
+        if b"\r\n\r\n<html><head><title>" in out:
+            self.findings.append(("libmicrohttpd's own HTML page", what, out[:300]))
+        if out.count(b"HTTP/1.1 ") > 1 and b"\r\n\r\nHTTP/1.1 " in out:
             self.findings.append(("two status lines", what))
-        if st.startswith("5") and st not in ("502", "503", "504"):
+        if st.startswith("5") and st not in ("502", "503", "504", "505"):
             self.findings.append(("status " + st, what, out[:300]))
-        if st[:1] in ("4", "5") and b"application/problem+json" not in out and not mhd_own \
-                and st != "?":
+        if st[:1] in ("4", "5") and b"application/problem+json" not in out and st != "?":
             self.findings.append(("error without problem+json", what, out[:300]))
 
 
