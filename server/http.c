@@ -428,7 +428,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 		if (strstr(line, serious[i]))
 			level = LOG_WARN;
 	}
-	if (strstr(line, "Failed to create error response"))
+	if (strstr(line, "failed to queue error response"))
 		level = LOG_DEBUG;       /* http_lib_pages.c refused that page: it said so */
 	/* Keyed by the library's own format: one line per kind of trouble per window,
 	 * with a count, however often it repeats (an accept() failing in a loop). */

@@ -13,10 +13,12 @@
  * the library's calls as for ours. Every call is passed on to the library's own
  * function (dlsym RTLD_NEXT), but for those pages:
  *
- * - a page about Content-Length is refused (NULL): the library then closes the
- *   connection without a word. Its 0.9.75 sends that page's status line and
- *   headers twice (a bug of the library, whatever the body), so no answer is
- *   better than a broken one;
+ * - a page about Content-Length is refused when it is queued (MHD_NO): the
+ *   library then closes the connection without a word, as after any failure.
+ *   Its 0.9.75 sends that page's status line and headers twice (a bug of the
+ *   library, whatever the body), so no answer is better than a broken one.
+ *   (Refusing to make the page instead closes the connection too, but without
+ *   the request-completed callback: our request leaked.)
  * - any other page is replaced, when it is queued (which gives its status), by a
  *   problem+json body of the same status with a stable `code`.
  *
@@ -115,12 +117,6 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
 	if (!real_create)
 		return NULL;
 	int kind = page_of(size, buffer, mode);
-	if (kind >= 0 && pages[kind].page == PAGE_CONTENT_LENGTH) {
-		static const char fmt[] = "a request with a malformed Content-Length: connection "
-					  "closed without an answer";
-		log_limited(fmt, LOG_INFO, "http", fmt);
-		return NULL;
-	}
 	struct MHD_Response *m = real_create(size, buffer, mode);
 	lib_page = kind >= 0 ? m : NULL;
 	lib_page_kind = kind;
@@ -155,6 +151,14 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned i
 	if (!response || response != lib_page)
 		return real_queue(connection, status_code, response);
 	lib_page = NULL;
+	if (pages[lib_page_kind].page == PAGE_CONTENT_LENGTH) {
+		/* refused: the library closes the connection as after any failure
+		 * (its request-completed callback runs, so nothing of ours leaks) */
+		static const char fmt[] = "a request with a malformed Content-Length: connection "
+					  "closed without an answer";
+		log_limited(fmt, LOG_INFO, "http", fmt);
+		return MHD_NO;
+	}
 	struct MHD_Response *p = problem_page(status_code, lib_page_kind);
 	if (!p)
 		return real_queue(connection, status_code, response);
