@@ -374,8 +374,11 @@ static void failover_round(struct cluster *c)
 		tick_wait_locked(c, (unsigned)c->test_tick_pause_ms, NULL);
 		pthread_mutex_unlock(&c->lock);
 	}
-	if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE))
-		replica_failover_tick(c);
+	if (!__atomic_load_n(&c->leaving, __ATOMIC_ACQUIRE) && replica_failover_tick(c)) {
+		pthread_mutex_lock(&c->lock);
+		c->failover_soon = 1;    /* a full round: the rest now, not in a second */
+		pthread_mutex_unlock(&c->lock);
+	}
 }
 
 /* The heartbeat has a thread of its own: a failover round (a read per actor
@@ -478,6 +481,8 @@ void cluster_place_set(struct cluster *c, const char *id, const char *node, uint
 		}
 	}
 	if (*slot) {
+		if ((*slot)->rev != rev)
+			(*slot)->chain_here = 0;
 		snprintf((*slot)->node, sizeof((*slot)->node), "%s", node);
 		(*slot)->rev = rev;
 	}

@@ -27,6 +27,7 @@ struct node_row {
 	int64_t down_noted_ms;        /* replica.c: seen_ms when we last noted it down */
 	uint64_t placed;              /* children sent there since its last beat (mail.c) */
 	unsigned lapse_ms;            /* the node's own lapse, from its beat */
+	int64_t silent_at_ms;         /* replica.c: when the bucket last said it is silent */
 };
 
 /* The lapse a heartbeat names ("lapse", the node's --cluster-lapse-ms), or
@@ -44,6 +45,8 @@ struct place {
 	char node[CLUSTER_NODE_MAX];
 	uint64_t rev;
 	unsigned rebuild_fails;       /* failed rebuilds here since the last success */
+	int chain_here;               /* replica.c: placed here and its chain file seen
+				       * here at this revision (no need to look again) */
 };
 
 /* An actor this node is deleting (its tombstone written, its local copy not
@@ -192,7 +195,8 @@ enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Failover thread (tick_main), every beat: take over the actors of nodes whose
  * beat lapsed. */
-void replica_failover_tick(struct cluster *c);
+/* Nonzero when a round was full (more candidates wait): the next at once. */
+int replica_failover_tick(struct cluster *c);
 /* The node up with the fewest live actors (its last beat's load plus the
  * children sent there since), this one on a tie; counts one more for it. */
 void cluster_least_loaded(struct cluster *c, char node_out[CLUSTER_NODE_MAX]);

@@ -1065,10 +1065,37 @@ static int silent(struct cluster *c, const char *node)
 	return age >= lapse;
 }
 
+/* How long the bucket's word that a node is silent stands for the takeovers of a
+ * round (each read it, one round trip per actor, from one key). */
+#define SILENT_FRESH_MS 500
+
+/* silent(), asked of the bucket at most every SILENT_FRESH_MS per node. */
+static int silent_lately(struct cluster *c, const char *node)
+{
+	int64_t now = cluster_mono_ms();
+	pthread_mutex_lock(&c->lock);
+	struct node_row *r = NULL;
+	for (size_t i = 0; i < c->nnodes && !r; i++)
+		if (strcmp(c->nodes[i].name, node) == 0)
+			r = &c->nodes[i];
+	int fresh = r && r->silent_at_ms && now - r->silent_at_ms < SILENT_FRESH_MS;
+	pthread_mutex_unlock(&c->lock);
+	if (fresh)
+		return 1;
+	if (!silent(c, node))
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (strcmp(c->nodes[i].name, node) == 0)
+			c->nodes[i].silent_at_ms = now;
+	pthread_mutex_unlock(&c->lock);
+	return 1;
+}
+
 static void take_over(struct cluster *c, const struct candidate *k)
 {
 	int64_t t0 = cluster_mono_ms();
-	if (!silent(c, k->from))
+	if (!silent_lately(c, k->from))
 		return;
 	/* The candidate came from the watch, which reads one replica of the
 	 * bucket: the trials showed its revisions 6 apart from the leader's after
@@ -1254,7 +1281,10 @@ static void adopt(struct cluster *c, const char *id, const char *from, int64_t t
 		 (long long)(cluster_mono_ms() - t0), fails ? " (after failed rebuilds)" : "");
 }
 
-/* Placed here, no chain file here: a takeover whose rebuild failed. */
+/* Placed here, no chain file here: a takeover whose rebuild failed. Asked
+ * between rounds (no rebuild runs), and once a placement's chain file was
+ * seen it is not looked for again at that revision (a node with 100,000
+ * actors looked for 100,000 files every second, under the lock). */
 static size_t unadopted(struct cluster *c, struct candidate *v, size_t cap)
 {
 	size_t n = 0;
@@ -1262,12 +1292,14 @@ static size_t unadopted(struct cluster *c, struct candidate *v, size_t cap)
 	pthread_mutex_lock(&c->lock);
 	for (size_t b = 0; b < PLACE_BUCKETS && n < cap; b++)
 		for (struct place *p = c->places[b]; p && n < cap; p = p->next) {
-			if (strcmp(p->node, c->node) != 0)
+			if (p->chain_here || strcmp(p->node, c->node) != 0)
 				continue;
 			char path[4200];
 			snprintf(path, sizeof(path), "%s/%s.chain", dir, p->id);
-			if (access(path, F_OK) == 0)
+			if (access(path, F_OK) == 0) {
+				p->chain_here = 1;
 				continue;
+			}
 			memcpy(v[n].id, p->id, 37);
 			snprintf(v[n].from, CLUSTER_NODE_MAX, "%s", "?");
 			v[n++].rev = p->rev;
@@ -1322,7 +1354,7 @@ static void adopt_unadopted(struct cluster *c, const struct candidate *k)
 	adopt(c, k->id, k->from, cluster_mono_ms());
 }
 
-void replica_failover_tick(struct cluster *c)
+int replica_failover_tick(struct cluster *c)
 {
 	replica_verify(c);
 	replica_resync(c);
@@ -1351,10 +1383,15 @@ void replica_failover_tick(struct cluster *c)
 			}
 	pthread_mutex_unlock(&c->lock);
 	run_round(c, v, n, take_over);
+	int full = n == cap;
 	n = unadopted(c, v, 16);
 	run_round(c, v, n, adopt_unadopted);
+	full |= n == 16;
+	free(v);
+	return full;
 done:
 	free(v);
+	return 0;
 }
 
 /* ---- fencing at join ---- */

@@ -1850,6 +1850,17 @@ enum err_code db_rebuild_from_chains_sweep(struct db *d, const char *chains_dir,
 	return rebuild_dir(d, chains_dir, 1, runs_out, events_out, err);
 }
 
+enum err_code db_rebuild_chain(struct db *d, const char *chains_dir, const char *id,
+			       uint64_t *events_out, struct err *err)
+{
+	uint64_t events = 0;
+	int skipped = 0;
+	enum err_code rc = rebuild_chain(d, chains_dir, id, 0, &events, &skipped, err);
+	if (events_out)
+		*events_out = events;
+	return rc;
+}
+
 /* ---- spare chain files ---------------------------------------------------- */
 
 static enum err_code spare_rows(struct db *d, enum stmt_id which, const char (*ids)[37],

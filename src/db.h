@@ -262,6 +262,12 @@ enum err_code db_rebuild_from_chains(struct db *d, const char *chains_dir, unsig
 enum err_code db_rebuild_from_chains_sweep(struct db *d, const char *chains_dir,
 					   unsigned *runs_out, uint64_t *events_out,
 					   struct err *err);
+/* The same for one chain, <chains_dir>/<id>.chain (nothing when the index has
+ * its run already): a chain another node's actor came in by (cluster adoption),
+ * without reading the directory (which, per adoption, made a failover of N
+ * actors read N directories of N files). */
+enum err_code db_rebuild_chain(struct db *d, const char *chains_dir, const char *id,
+			       uint64_t *events_out, struct err *err);
 
 /* Spare chain files (supervisor/spares.c): the ids of empty "<id>.chain" files
  * made ahead of need. put and drop are one transaction each (duplicates and

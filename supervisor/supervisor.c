@@ -1020,9 +1020,7 @@ enum err_code supervisor_adopt(struct supervisor *s, const char *actor_id, struc
 		if (drc && drc != ERR_NOT_FOUND)
 			return err_set(err, drc, "%s", de.msg);
 	}
-	unsigned runs = 0;
-	uint64_t events = 0;
-	enum err_code rc = db_rebuild_from_chains(s->cfg.db, s->chains_dir, &runs, &events, err);
+	enum err_code rc = db_rebuild_chain(s->cfg.db, s->chains_dir, actor_id, NULL, err);
 	struct db_run r = {0};
 	if (!rc)
 		rc = db_run_get(s->cfg.db, actor_id, &r, err);

@@ -723,6 +723,41 @@ static void test_rebuild(void **state)
 	free(chains);
 }
 
+/* One chain indexed by itself (a cluster adoption): that run and its events,
+ * none of the other chain files beside it; again, nothing (known). */
+static void test_rebuild_one_chain(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+	struct actor_spec actors[2] = {{.name = "one", .events = 7, .json_ts = 1},
+				       {.name = "other", .events = 3, .json_ts = 1}};
+	char *chains = tu_fmt("%s/chains", f->dir);
+	mkdir(chains, 0755);
+	for (int i = 0; i < 2; i++) {
+		make_id(40 + i, actors[i].id);
+		write_actor(chains, &actors[i], f->d);
+	}
+	char *copy = tu_fmt("%s/copy.db", f->dir);
+	db_close(f->d);
+	f->d = NULL;
+	assert_int_equal(rename(f->path, copy), 0);
+	remove_db(f->path);
+	struct db *orig = NULL;
+	assert_int_equal(db_open(copy, &orig, &e), ERR_OK);
+	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	uint64_t events = 0;
+	assert_int_equal(db_rebuild_chain(f->d, chains, actors[0].id, &events, &e), ERR_OK);
+	assert_int_equal(events, 7);
+	compare_actor(orig, f->d, &actors[0]);
+	struct db_run r;
+	assert_int_equal(db_run_get(f->d, actors[1].id, &r, &e), ERR_NOT_FOUND);
+	assert_int_equal(db_rebuild_chain(f->d, chains, actors[0].id, &events, &e), ERR_OK);
+	assert_int_equal(events, 0);
+	db_close(orig);
+	free(copy);
+	free(chains);
+}
+
 static void test_rebuild_leaves_known_runs(void **state)
 {
 	struct fixture *f = *state;
@@ -1096,6 +1131,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_one_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_leaves_known_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_spares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spare_rows, setup, teardown),
