@@ -6,9 +6,9 @@
  * table of every node and when its last beat arrived (local monotonic time,
  * so clocks need not agree). A node is up while its last beat is younger than
  * its lapse, which each node names in its beats (--cluster-lapse-ms): every
- * node judges a node by that node's own lapse, the one it suspects itself by. The heartbeat thread does nothing slow: failover (takeovers and
- * their rebuilds, the checks after our own beats failed) has a thread of its
- * own.
+ * node judges a node by that node's own lapse, the one it suspects itself by.
+ * The heartbeat thread does nothing slow: failover (takeovers and their
+ * rebuilds, the checks after our own beats failed) has a thread of its own.
  *
  * Placement: `theater_placement` maps actor id -> {node}. A watch keeps a
  * copy in memory for cluster_lookup; cluster_locate asks the bucket itself
@@ -69,7 +69,7 @@ const char *cluster_node(const struct cluster *c)
 
 /* ---- nodes ---- */
 
-static struct node_row *node_find(struct cluster *c, const char *name)
+struct node_row *cluster_node_row_locked(struct cluster *c, const char *name)
 {
 	for (size_t i = 0; i < c->nnodes; i++)
 		if (strcmp(c->nodes[i].name, name) == 0)
@@ -93,7 +93,7 @@ static void on_node(void *user, const char *key, const uint8_t *data, size_t len
 	struct err e = {0};
 	json_t *v = deleted ? NULL : json_parse((const char *)data, len, 8, &e);
 	pthread_mutex_lock(&c->lock);
-	struct node_row *n = node_find(c, key);
+	struct node_row *n = cluster_node_row_locked(c, key);
 	if (!n && c->nnodes < MAX_NODES && strlen(key) < CLUSTER_NODE_MAX) {
 		n = &c->nodes[c->nnodes++];
 		memset(n, 0, sizeof(*n));
@@ -127,7 +127,7 @@ static int node_up_locked(struct cluster *c, const struct node_row *n)
 int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size)
 {
 	pthread_mutex_lock(&c->lock);
-	struct node_row *n = node_find(c, node);
+	struct node_row *n = cluster_node_row_locked(c, node);
 	int ok = n && n->url[0];
 	if (ok)
 		snprintf(buf, size, "%s", n->url);
@@ -138,7 +138,7 @@ int cluster_node_url(struct cluster *c, const char *node, char *buf, size_t size
 int cluster_node_up(struct cluster *c, const char *node)
 {
 	pthread_mutex_lock(&c->lock);
-	struct node_row *n = node_find(c, node);
+	struct node_row *n = cluster_node_row_locked(c, node);
 	int up = n && node_up_locked(c, n);
 	pthread_mutex_unlock(&c->lock);
 	return up || strcmp(node, c->node) == 0;

@@ -35,6 +35,9 @@ struct node_row {
 #define LAPSE_DEFAULT_MS 4000u
 unsigned cluster_beat_lapse(const json_t *beat);
 
+/* c->lock held: the row of node `name`, or NULL. */
+struct node_row *cluster_node_row_locked(struct cluster *c, const char *name);
+
 /* THEATER_TEST_STALE_WATCH (fault injection for tests): what the join fence takes
  * its watch to say of the runs it recovered. */
 enum stale_watch { WATCH_TRUE = 0, WATCH_ALL_HERE = 1, WATCH_BLIND = 2 };
@@ -194,8 +197,8 @@ json_t *cluster_unwrap(const uint8_t *data, size_t len, const uint8_t **body, si
 enum err_code replica_start(struct cluster *c, struct err *err);
 void replica_stop(struct cluster *c);
 /* Failover thread (tick_main), every beat: take over the actors of nodes whose
- * beat lapsed. */
-/* Nonzero when a round was full (more candidates wait): the next at once. */
+ * beat lapsed. Nonzero when a round was full (more candidates wait): the next
+ * round then runs at once. */
 int replica_failover_tick(struct cluster *c);
 /* The node up with the fewest live actors (its last beat's load plus the
  * children sent there since), this one on a tie; counts one more for it. */

@@ -1074,10 +1074,7 @@ static int silent_lately(struct cluster *c, const char *node)
 {
 	int64_t now = cluster_mono_ms();
 	pthread_mutex_lock(&c->lock);
-	struct node_row *r = NULL;
-	for (size_t i = 0; i < c->nnodes && !r; i++)
-		if (strcmp(c->nodes[i].name, node) == 0)
-			r = &c->nodes[i];
+	struct node_row *r = cluster_node_row_locked(c, node);
 	int fresh = r && r->silent_at_ms && now - r->silent_at_ms < SILENT_FRESH_MS;
 	pthread_mutex_unlock(&c->lock);
 	if (fresh)
@@ -1085,9 +1082,8 @@ static int silent_lately(struct cluster *c, const char *node)
 	if (!silent(c, node))
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nnodes; i++)
-		if (strcmp(c->nodes[i].name, node) == 0)
-			c->nodes[i].silent_at_ms = now;
+	if ((r = cluster_node_row_locked(c, node)))   /* rows are never removed */
+		r->silent_at_ms = now;
 	pthread_mutex_unlock(&c->lock);
 	return 1;
 }
