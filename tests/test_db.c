@@ -668,6 +668,21 @@ static void remove_db(const char *path)
 	free(shm);
 }
 
+/* Keeps the fixture's index open under a new name (copy; returned) and gives
+ * the fixture an empty one, to rebuild from scratch. */
+static struct db *index_aside(struct fixture *f, const char *copy)
+{
+	struct err e = {0};
+	db_close(f->d);
+	f->d = NULL;
+	assert_int_equal(rename(f->path, copy), 0);
+	remove_db(f->path);
+	struct db *orig = NULL;
+	assert_int_equal(db_open(copy, &orig, &e), ERR_OK);
+	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	return orig;
+}
+
 static void test_rebuild(void **state)
 {
 	struct fixture *f = *state;
@@ -686,14 +701,7 @@ static void test_rebuild(void **state)
 	/* A stray file that is not a chain is ignored. */
 	char *stray = tu_fmt("%s/notes.txt", chains);
 	tu_write_file(stray, "x", 1);
-	/* Keep the original index open under a new name, then rebuild from scratch. */
-	db_close(f->d);
-	f->d = NULL;
-	assert_int_equal(rename(f->path, copy), 0);
-	remove_db(f->path);
-	struct db *orig = NULL;
-	assert_int_equal(db_open(copy, &orig, &e), ERR_OK);
-	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	struct db *orig = index_aside(f, copy);
 	unsigned runs = 0;
 	uint64_t events = 0;
 	assert_int_equal(db_rebuild_from_chains(f->d, chains, &runs, &events, &e), ERR_OK);
@@ -738,13 +746,7 @@ static void test_rebuild_one_chain(void **state)
 		write_actor(chains, &actors[i], f->d);
 	}
 	char *copy = tu_fmt("%s/copy.db", f->dir);
-	db_close(f->d);
-	f->d = NULL;
-	assert_int_equal(rename(f->path, copy), 0);
-	remove_db(f->path);
-	struct db *orig = NULL;
-	assert_int_equal(db_open(copy, &orig, &e), ERR_OK);
-	assert_int_equal(db_open(f->path, &f->d, &e), ERR_OK);
+	struct db *orig = index_aside(f, copy);
 	uint64_t events = 0;
 	assert_int_equal(db_rebuild_chain(f->d, chains, actors[0].id, &events, &e), ERR_OK);
 	assert_int_equal(events, 7);
