@@ -13,9 +13,9 @@ static const char cluster_help[] =
 	"the heartbeat bucket. Columns: NODE (* marks the node asked), STATUS (up while\n"
 	"its heartbeat is fresh), LOAD (live actors), HEARTBEAT (age of the last one),\n"
 	"LAPSE (the node counts as down once its last heartbeat is that old: its own\n"
-	"--cluster-lapse-ms), URL. Last, this node's counters since it started: takeovers, failed rebuilds,\n"
-	"copies fenced, events not replicated, lost events published again, streams\n"
-	"relayed to other nodes.\n"
+	"--cluster-lapse-ms), URL. Last, this node's counters since it started:\n"
+	"takeovers, failed rebuilds, copies fenced, events not replicated, lost events\n"
+	"published again, streams relayed to other nodes.\n"
 	"A server without --nats says it is not in a cluster.\n\n"
 	"  --json           the server's answer as it is\n";
 
@@ -66,7 +66,9 @@ int cmd_cluster(struct cli *c, int argc, char **argv)
 		snprintf(load, sizeof(load), "%lld", num(n, "load"));
 		fmt_age(cli_str(n, "heartbeat_at"), age, sizeof(age));
 		long long ms = num(n, "lapse_ms");
-		if (ms % 1000)
+		if (!ms)                     /* a server of an older version */
+			snprintf(lapse, sizeof(lapse), "-");
+		else if (ms % 1000)
 			snprintf(lapse, sizeof(lapse), "%lld ms", ms);
 		else
 			snprintf(lapse, sizeof(lapse), "%lld s", ms / 1000);
