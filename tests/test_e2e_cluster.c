@@ -2713,8 +2713,10 @@ static long long metric_on_proc(struct server_proc *sp, const char *name)
 }
 
 /* POSTs a message to actor id through sp until it is acknowledged (202), for
- * at most ms; the last status. */
-static long message_until_acked(struct server_proc *sp, const char *id, int64_t ms)
+ * at most ms; the last status. *unsure counts the other answers (a 503 may come
+ * after the actor took the message: not acknowledged, not refused either). */
+static long message_until_acked(struct server_proc *sp, const char *id, int64_t ms,
+				long *unsure)
 {
 	int64_t t0 = now_ms();
 	for (;;) {
@@ -2723,6 +2725,7 @@ static long message_until_acked(struct server_proc *sp, const char *id, int64_t 
 		http_result_release(&r);
 		if (st == 202 || now_ms() - t0 >= ms)
 			return st;
+		(*unsure)++;
 		nap_ms(100);
 	}
 }
@@ -2766,12 +2769,14 @@ static void test_verify_after_beats_fail(void **state)
 	open_placement(&b, &kv);
 	char *ids[VERIFY_ACTORS];
 	uint64_t revs[VERIFY_ACTORS];
-	long acked[VERIFY_ACTORS] = {0};
+	long acked[VERIFY_ACTORS] = {0}, unsure[VERIFY_ACTORS] = {0};
 	for (int i = 0; i < VERIFY_ACTORS; i++) {
 		ids[i] = delta_counter(&delta);
 		free(placement_of(kv, ids[i], &revs[i]));
 	}
-	/* the blip: until delta refuses writes, then at once back */
+	/* the blip: until delta refuses writes, then at once back (a message taken
+	 * just as delta began to doubt itself may be answered 503 after the actor
+	 * took it: "lost the cluster long enough"; unsure, and looked again) */
 	assert_int_equal(tu_write_file(flag, "", 0), 0);
 	int64_t t0 = now_ms();
 	char *why = NULL;
@@ -2780,8 +2785,10 @@ static void test_verify_after_beats_fail(void **state)
 		long st = message_to(&delta, ids[0], &r);
 		if (st == 202)
 			acked[0]++;
-		else if (st == 503)
+		else if (st == 503 && strstr(r.body, "its heartbeats failed"))
 			why = strdup(r.body);
+		else
+			unsure[0]++;
 		http_result_release(&r);
 		if (!why)
 			nap_ms(100);
@@ -2792,7 +2799,7 @@ static void test_verify_after_beats_fail(void **state)
 	assert_non_null(why);
 	assert_non_null(strstr(why, "its heartbeats failed"));
 	free(why);
-	assert_int_equal(message_until_acked(&delta, ids[0], 15000), 202);
+	assert_int_equal(message_until_acked(&delta, ids[0], 15000, &unsure[0]), 202);
 	acked[0]++;
 	char *log = tu_read_file(delta.log_path, NULL);
 	char *line = log_line(log, "placements read in", "acknowledged again");
@@ -2831,14 +2838,16 @@ static void test_verify_after_beats_fail(void **state)
 		dump_logs_with_delta(&delta);
 	assert_int_equal(moved, VERIFY_ACTORS);
 	for (int i = 0; i < VERIFY_ACTORS; i++) {
-		assert_int_equal(message_until_acked(&delta, ids[i], 20000), 202);
+		assert_int_equal(message_until_acked(&delta, ids[i], 20000, &unsure[i]), 202);
 		acked[i]++;
 		long count = count_on_proc(&delta, ids[i]);
-		if (count != acked[i]) {
-			printf("# %s: count %ld, acknowledged %ld\n", ids[i], count, acked[i]);
+		if (count < acked[i] || count > acked[i] + unsure[i]) {
+			printf("# %s: count %ld, acknowledged %ld, unsure %ld\n", ids[i], count,
+			       acked[i], unsure[i]);
 			dump_logs_with_delta(&delta);
 		}
-		assert_int_equal(count, acked[i]);
+		assert_true(count >= acked[i]);
+		assert_true(count <= acked[i] + unsure[i]);
 	}
 	long long fenced_now = metric_on_proc(&delta, "theater_cluster_fenced_total");
 	log = tu_read_file(delta.log_path, NULL);
