@@ -55,40 +55,28 @@ static void resolve(void)
 		lib_base = info.dli_fbase;
 }
 
-/* What a page of the library is about, from its text. */
-enum page {
-	PAGE_NONE,
-	PAGE_CONTENT_LENGTH,        /* refused: the connection is closed */
-	PAGE_MALFORMED,
-	PAGE_CHUNKED,
-	PAGE_CHUNK_TOO_LARGE,
-	PAGE_TOO_BIG,
-	PAGE_VERSION,
-	PAGE_HOST,
-	PAGE_INTERNAL,
-};
-
+/* The library's pages, by a phrase of their text; detail NULL: refused (the
+ * connection is closed). */
 static const struct {
 	const char *text;           /* a phrase of the page's body */
-	enum page page;
 	enum err_code code;
 	const char *detail;
 } pages[] = {
-	{"<b>Content-Length</b>", PAGE_CONTENT_LENGTH, ERR_INVALID, NULL},
-	{"chunked encoding was syntactically", PAGE_CHUNKED, ERR_INVALID,
+	{"<b>Content-Length</b>", ERR_INVALID, NULL},
+	{"chunked encoding was syntactically", ERR_INVALID,
 	 "the chunked request body is malformed"},
-	{"chunk size used", PAGE_CHUNK_TOO_LARGE, ERR_TOO_LARGE,
+	{"chunk size used", ERR_TOO_LARGE,
 	 "a chunk of the request body is larger than this server reads"},
-	{"syntactically incorrect", PAGE_MALFORMED, ERR_INVALID,
+	{"syntactically incorrect", ERR_INVALID,
 	 "the request is not valid HTTP (a malformed request line, or a header line "
 	 "without a colon)"},
-	{"Request too big", PAGE_TOO_BIG, ERR_TOO_LARGE,
+	{"Request too big", ERR_TOO_LARGE,
 	 "the request line and headers do not fit in the memory this server gives a "
 	 "request"},
-	{"HTTP version", PAGE_VERSION, ERR_UNSUPPORTED,
+	{"HTTP version", ERR_UNSUPPORTED,
 	 "this HTTP version is not served: use HTTP/1.1 (or HTTP/1.0)"},
-	{"header required", PAGE_HOST, ERR_INVALID, "an HTTP/1.1 request needs a Host header"},
-	{"Internal server error", PAGE_INTERNAL, ERR_INTERNAL,
+	{"header required", ERR_INVALID, "an HTTP/1.1 request needs a Host header"},
+	{"Internal server error", ERR_INTERNAL,
 	 "the server could not go on with this connection"},
 };
 
@@ -151,7 +139,7 @@ enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned i
 	if (!response || response != lib_page)
 		return real_queue(connection, status_code, response);
 	lib_page = NULL;
-	if (pages[lib_page_kind].page == PAGE_CONTENT_LENGTH) {
+	if (!pages[lib_page_kind].detail) {        /* a Content-Length page */
 		/* refused: the library closes the connection as after any failure
 		 * (its request-completed callback runs, so nothing of ours leaks) */
 		static const char fmt[] = "a request with a malformed Content-Length: connection "

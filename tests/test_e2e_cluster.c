@@ -2543,16 +2543,25 @@ static void test_delete_unrebuildable(void **state)
 }
 
 /* Node `name`'s status ("up", "down") as node `via` sees it; "" when unknown. */
-static void node_status(int via, const char *name, char *out, size_t size)
+/* Node `name`'s entry in GET /cluster on node `via` (a new reference), or NULL. */
+static json_t *node_entry(int via, const char *name)
 {
-	out[0] = '\0';
-	json_t *j = call_json(via, "GET", "/cluster", NULL, 200);
+	json_t *j = call_json(via, "GET", "/cluster", NULL, 200), *found = NULL;
 	size_t k;
 	json_t *n;
 	json_array_foreach(json_object_get(j, "nodes"), k, n)
 		if (strcmp(json_string_value(json_object_get(n, "node")), name) == 0)
-			snprintf(out, size, "%s", json_string_value(json_object_get(n, "status")));
+			found = json_incref(n);
 	json_decref(j);
+	return found;
+}
+
+static void node_status(int via, const char *name, char *out, size_t size)
+{
+	json_t *n = node_entry(via, name);
+	const char *st = json_string_value(json_object_get(n, "status"));
+	snprintf(out, size, "%s", st ? st : "");
+	json_decref(n);
 }
 
 /* A failover round may take many seconds (a rebuild per actor taken over, a
@@ -2604,16 +2613,11 @@ static void test_beats_during_slow_failover(void **state)
 /* The lapse GET /cluster on node `via` gives for node `name` (-1: none). */
 static long node_lapse(int via, const char *name)
 {
-	long ms = -1;
-	json_t *j = call_json(via, "GET", "/cluster", NULL, 200);
-	size_t k;
-	json_t *n;
-	json_array_foreach(json_object_get(j, "nodes"), k, n)
-		if (strcmp(json_string_value(json_object_get(n, "node")), name) == 0 &&
-		    json_is_integer(json_object_get(n, "lapse_ms")))
-			ms = (long)json_integer_value(json_object_get(n, "lapse_ms"));
-	json_decref(j);
-	return ms;
+	json_t *n = node_entry(via, name);
+	json_t *ms = json_object_get(n, "lapse_ms");
+	long v = json_is_integer(ms) ? (long)json_integer_value(ms) : -1;
+	json_decref(n);
+	return v;
 }
 
 /* A node's lapse is its own (--cluster-lapse-ms, named in its heartbeats), so an
