@@ -1139,6 +1139,14 @@ uint64_t chain_written(struct chain *c)
 	return end;
 }
 
+uint64_t chain_unsynced(struct chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->damaged || c->synced >= c->end ? 0 : c->end - c->synced;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 void chain_mark_synced(struct chain *c, uint64_t upto)
 {
 	pthread_mutex_lock(&c->mu);

@@ -144,6 +144,8 @@ enum err_code chain_syncfs(const char *dir, struct err *err);
 enum err_code chain_sync_upto(struct chain *c, uint64_t upto, struct err *err);
 uint64_t chain_written(struct chain *c);
 void chain_mark_synced(struct chain *c, uint64_t upto);
+/* Bytes written and not yet known durable (0 for a damaged chain: never synced). */
+uint64_t chain_unsynced(struct chain *c);
 
 uint64_t chain_length(struct chain *c);
 /* Events known to be durable (a prefix of chain_length). */

@@ -67,9 +67,25 @@ static void mark_deps(struct supervisor *s, struct send_dep **deps, size_t *ndep
 	}
 }
 
+/* Something of a's is written and not yet durable: its own chain, or what its
+ * sends wrote into other chains. */
+static int needs_sync(struct actor *a)
+{
+	pthread_mutex_lock(&a->deps_lock);
+	int deps = a->ndeps != 0;
+	pthread_mutex_unlock(&a->deps_lock);
+	return deps || (a->chain && chain_unsynced(a->chain));
+}
+
 void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 {
-	int big = n >= FLUSH_SYNCFS_MIN;
+	/* Marked chains that a sync of their own made durable since (a spawn's
+	 * `started`, say) need nothing more: a syncfs for them would only write out
+	 * and flush everyone else's dirty pages. */
+	size_t need = 0;
+	for (size_t i = 0; i < n && need < FLUSH_SYNCFS_MIN; i++)
+		need += needs_sync(v[i]);
+	int big = need >= FLUSH_SYNCFS_MIN;
 	uint64_t *upto = big ? calloc(n, sizeof(*upto)) : NULL;
 	struct send_dep **deps = big ? calloc(n, sizeof(*deps)) : NULL;
 	size_t *ndeps = big ? calloc(n, sizeof(*ndeps)) : NULL;

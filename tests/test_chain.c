@@ -496,9 +496,12 @@ static void test_group_commit_batches(void **state)
 		assert_int_equal(chain_append_nosync(c, "wasm", "n", 1, NULL, &e), ERR_OK);
 	assert_int_equal(chain_sync_count(c), before);
 	assert_int_equal(chain_synced_length(c), appends);
+	uint64_t unsynced = chain_unsynced(c);   /* the flusher's test before a syncfs */
+	assert_true(unsynced > 100 && unsynced < chain_written(c));
 	assert_int_equal(chain_sync(c, &e), ERR_OK);
 	assert_int_equal(chain_sync_count(c), before + 1);
 	assert_int_equal(chain_synced_length(c), appends + 100);
+	assert_int_equal(chain_unsynced(c), 0);
 	assert_int_equal(chain_sync(c, &e), ERR_OK);   /* nothing new: no sync */
 	assert_int_equal(chain_sync_count(c), before + 1);
 	chain_close(c);
