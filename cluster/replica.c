@@ -806,22 +806,20 @@ static enum err_code rebuild_choose(struct rebuild *rb, const char *id, struct e
 	return ERR_OK;
 }
 
-/* A `spawned` event's package digest and manifest name ("" when it has none). */
-static void spawned_names(const uint8_t *data, size_t len, char package[65], char name[128])
+/* A `spawned` event's package digest ("" when it has none). */
+static void spawned_package(const uint8_t *data, size_t len, char package[65])
 {
 	struct err e = {0};
 	json_t *d = json_parse((const char *)data, len, 64, &e);
 	const char *sha = json_string_value(json_object_get(json_object_get(d, "package"),
 							    "sha256"));
-	const char *nm = json_string_value(json_object_get(json_object_get(d, "manifest"), "name"));
 	snprintf(package, 65, "%s", sha ? sha : "");
-	snprintf(name, 128, "%s", nm ? nm : "");
 	json_decref(d);
 }
 
-/* Appends event seq to chain, checking the hash; notes the package and name. */
+/* Appends event seq to chain, checking the hash; notes the package. */
 static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uint8_t *data,
-				    size_t len, char package[65], char name[128], struct refs *refs,
+				    size_t len, char package[65], struct refs *refs,
 				    struct err *err)
 {
 	const uint8_t *body = NULL;
@@ -845,7 +843,7 @@ static enum err_code rebuild_append(struct chain *chain, uint64_t seq, const uin
 		blob_each_actor_ref(type, body, blen, note_ref, refs, &refs->labels);
 	}
 	if (!rc && strcmp(type, "spawned") == 0)
-		spawned_names(body, blen, package, name);
+		spawned_package(body, blen, package);
 	json_decref(head);
 	return rc;
 }
@@ -986,7 +984,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	const char *dir = supervisor_chains_dir(c->sup);
 	struct rebuild rb = {0};
 	struct refs refs = {0};
-	char package[65] = "", name[128] = "";
+	char package[65] = "";
 	enum err_code rc = rebuild_read(c, id, &rb, err);
 	if (!rc && rb.n == 0)
 		rc = err_set(err, ERR_NOT_FOUND, "the stream holds no event of '%s'", id);
@@ -997,7 +995,7 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 	if (!rc)
 		rc = chain_open(dir, id, &chain, &rep, err);
 	for (uint64_t i = 0; !rc && i < rb.max; i++)
-		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, name, &refs, err);
+		rc = rebuild_append(chain, i + 1, rb.msg[i], rb.len[i], package, &refs, err);
 	if (!rc)
 		rc = chain_sync(chain, err);
 	if (!rc)
@@ -1013,8 +1011,16 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		blob_apply_labels(c, id, &refs.labels);
 	free(refs.labels.v);
 	free(refs.v);
-	if (!rc)
-		chain_write_meta(dir, id, *name ? name : NULL, NULL, cluster_unix_ms() / 1000, err);
+	if (!rc) {
+		/* The index's run row comes from the chain's own lifecycle events (name,
+		 * creation, parent, package). A meta file would override them: one an
+		 * earlier version left when it took this actor over named the takeover
+		 * as the creation time. */
+		char *meta = NULL;
+		if (asprintf(&meta, "%s/%s.meta.json", dir, id) > 0)
+			unlink(meta);
+		free(meta);
+	}
 	return rc;
 }
 
@@ -1600,8 +1606,8 @@ static void heal_blobs(struct cluster *c, const struct heal_job *h, struct heal_
 		blob_each_ref(ev.data, ev.data_len, heal_blob, hb);
 		blob_each_actor_ref(ev.event_type, ev.data, ev.data_len, heal_blob, hb, NULL);
 		if (strcmp(ev.event_type, "spawned") == 0) {
-			char package[65], name[128];
-			spawned_names(ev.data, ev.data_len, package, name);
+			char package[65];
+			spawned_package(ev.data, ev.data_len, package);
 			if (sha256_hex_valid(package))
 				heal_blob(hb, DURABLE_PACKAGES_STORE, package);
 		}

@@ -1370,6 +1370,11 @@ static void life_apply(struct life_state *l, const char *type, const char *statu
 	if (!l->created_at)
 		l->created_at = ts;
 	if (strcmp(type, "spawned") == 0) {
+		/* the run's own creation (before its package was resolved); older
+		 * chains: the event's time */
+		const json_t *created = json_object_get(data, "created_at");
+		if (json_is_integer(created) && json_integer_value(created) > 0)
+			l->created_at = json_integer_value(created);
 		const json_t *pkg = json_object_get(data, "package");
 		set_str(&l->package_ref, json_string_value(json_object_get(pkg, "reference")));
 		const char *sha = json_string_value(json_object_get(pkg, "sha256"));

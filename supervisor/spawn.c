@@ -241,6 +241,7 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	pthread_mutex_unlock(&a->lock);
 	record_index_package(s, a, res->reference, res->sha256, &e);
 	json_t *d = lifecycle_data(NULL, NULL);
+	json_object_set_new(d, "created_at", json_integer(a->run.created_at));
 	json_object_set(d, "manifest", m->json);
 	json_object_set_new(d, "package", json_pack("{s:s, s:s, s:I, s:b}", "reference",
 		res->reference, "sha256", res->sha256, "size", (json_int_t)res->len,

@@ -798,7 +798,7 @@ static void test_rebuild_lifecycle_from_chain(void **state)
 		struct chain *c = NULL;
 		assert_int_equal(chain_open(chains, ids[k], &c, NULL, &e), ERR_OK);
 		const char *ev[][2] = {
-			{"spawned", "{\"timestamp\":5000,\"package\":{\"reference\":\"/p/x.wasm\","
+			{"spawned", "{\"timestamp\":5000,\"created_at\":4000,\"package\":{\"reference\":\"/p/x.wasm\","
 				    "\"sha256\":\"abababababababababababababababababababababababababababababababab\"},\"parent_id\":\"00000000-0000-4000-8000-"
 				    "000000000099\",\"manifest\":{\"name\":\"x\"}}"},
 			{"wasm", "{\"function\":\"init\"}"},
@@ -826,6 +826,7 @@ static void test_rebuild_lifecycle_from_chain(void **state)
 	assert_string_equal(r.package_sha256, "abababababababababababababababababababababababababababababababab");
 	assert_string_equal(r.parent_id, "00000000-0000-4000-8000-000000000099");
 	assert_string_equal(r.manifest_json, "{\"name\":\"x\"}");
+	assert_int_equal(r.created_at, 4000);   /* the spawn's, not the event's time */
 	assert_int_equal(r.started_at, 6000);
 	assert_int_equal(r.stopped_at, 7000);
 	db_run_release(&r);

@@ -932,6 +932,8 @@ static void test_large_state_failover(void **state)
 	/* a counter on gamma too, and a driver on alpha that sends to it */
 	char *counter = spawn_counter(0, "&node=gamma");
 	char *sender = spawn_driver(0, "&node=alpha", NULL);
+	char *bpath = tu_fmt("/actors/%s", b[0]);
+	json_t *before = call_json(0, "GET", bpath, NULL, 200);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
 	int64_t killed_at = now_ms(), moved_at = 0;
@@ -981,6 +983,30 @@ static void test_large_state_failover(void **state)
 		fail_msg("the state did not come back whole on %s / %s / %s", oa, ob[0], ob[1]);
 	}
 	int to = strcmp(ob[0], NAMES[0]) == 0 ? 0 : 1;
+	{   /* the run the new owner indexed is the same run: its name, package and
+	     * when it was created (not when it was taken over; started_at is when it
+	     * last began to run, as after a restart) */
+		json_t *after = call_json(to, "GET", bpath, NULL, 200);
+		char *was = json_dumps(before, JSON_SORT_KEYS | JSON_COMPACT);
+		char *now = json_dumps(after, JSON_SORT_KEYS | JSON_COMPACT);
+		printf("# b[0] on gamma: %s\n# b[0] on %s: %s\n", was, NAMES[to], now);
+		const char *keys[] = {"name", "created_at", "parent_id", "package_ref",
+				      "package_sha256", "manifest_ref"};
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			char *x = json_dumps(json_object_get(before, keys[k]), JSON_ENCODE_ANY);
+			char *y = json_dumps(json_object_get(after, keys[k]), JSON_ENCODE_ANY);
+			if ((x || y) && (!x || !y || strcmp(x, y) != 0))
+				fail_msg("b[0]'s %s changed with the takeover: %s -> %s", keys[k],
+					 x ? x : "(none)", y ? y : "(none)");
+			free(x);
+			free(y);
+		}
+		free(was);
+		free(now);
+		json_decref(after);
+		json_decref(before);
+		free(bpath);
+	}
 	{   /* the new owner's log counts the events it rebuilt b[0] from */
 		char *log = tu_read_file(SP[to].log_path, NULL);
 		char *took = tu_fmt("took over '%s'", b[0]);

@@ -274,6 +274,10 @@ static void test_lost_database(void **state)
 	assert_string_equal(str(j, "reason"), str(before, "reason"));
 	assert_string_equal(str(j, "package_sha256"), str(before, "package_sha256"));
 	assert_string_equal(str(j, "package_ref"), str(before, "package_ref"));
+	/* when it was created: the spawn's own time (the `spawned` event's data), not
+	 * the event's, which comes after the package was resolved */
+	assert_string_equal(str(j, "created_at"), str(before, "created_at"));
+	assert_string_equal(str(j, "name"), str(before, "name"));
 	json_decref(j);
 	json_decref(before);
 	json_decref(server_call_json(&SP, "GET", dd, NULL, 404));
