@@ -64,7 +64,7 @@ int api_idem_begin(struct api_call *c)
 		api_problem(c, ERR_NOMEM, "out of memory");
 		return 1;
 	}
-	struct db *db = supervisor_db(c->api->cfg.sup);
+	struct db *db = supervisor_db_raw(c->api->cfg.sup);
 	struct db_idem x;
 	struct err e = {0};
 	if (db_idem_claim(db, key, scope, sha, db_now_ms(), API_IDEM_WINDOW_MS, &x, &e)) {
@@ -95,7 +95,7 @@ void api_idem_finish(struct api_call *c, int status, const char *content_type,
 {
 	if (!c->idem_key)
 		return;
-	struct db *db = supervisor_db(c->api->cfg.sup);
+	struct db *db = supervisor_db_raw(c->api->cfg.sup);
 	struct err e = {0};
 	const char *location = NULL;
 	for (; headers && headers[0]; headers += 2)
@@ -116,6 +116,6 @@ void api_idem_finish(struct api_call *c, int status, const char *content_type,
 void api_idem_forget_pending(struct api *api)
 {
 	struct err e = {0};
-	if (api->cfg.sup && db_idem_forget(supervisor_db(api->cfg.sup), NULL, NULL, &e))
+	if (api->cfg.sup && db_idem_forget(supervisor_db_raw(api->cfg.sup), NULL, NULL, &e))
 		log_error("api", "cannot forget unfinished idempotency keys: %s", e.msg);
 }

@@ -216,6 +216,7 @@ void actor_unref(struct supervisor *s, struct actor *a)
 		__atomic_sub_fetch(&s->loaded, 1, __ATOMIC_RELAXED);
 	runtime_free(a->rt);
 	record_release_pending(a);
+	flusher_index_paid(s, a);     /* never flushed (out of memory): not waited for */
 	wasm_module_free(a->module);
 	manifest_free(a->manifest);
 	free(a->state);

@@ -7,6 +7,7 @@
  * reports the events to subscribers. So a busy actor pays one fdatasync per
  * batch instead of one per event, while what anyone sees (streams, pages,
  * answers to requests, which sync first) is on disk. */
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -15,7 +16,8 @@
 #include "src/util/log.h"
 #include "supervisor/record.h"
 
-#define FLUSH_WINDOW_NS 1000000      /* gather marks for up to 1 ms */
+#define FLUSH_WINDOW_US 1000         /* gather marks for up to 1 ms */
+#define SETTLE_MAX_S 2               /* a reader waits for owed index writes this long */
 /* From this many dirty chains on, one syncfs() beats one fdatasync each. */
 #define FLUSH_SYNCFS_MIN 8
 
@@ -50,6 +52,61 @@ void flusher_mark(struct supervisor *s, struct actor *a)
 			pthread_cond_signal(&s->flush_cond);
 	}
 	pthread_mutex_unlock(&s->flush_lock);
+}
+
+unsigned flusher_window_us(void)
+{
+	const char *env = getenv("THEATER_TEST_FLUSH_WINDOW_MS");
+	int ms = env ? atoi(env) : 0;
+	if (ms <= 0 || ms > 10000)
+		return FLUSH_WINDOW_US;
+	log_warn("flusher", "THEATER_TEST_FLUSH_WINDOW_MS=%d: deferred events wait that long "
+		 "to be indexed and reported (for tests; never in production)", ms);
+	return (unsigned)ms * 1000u;
+}
+
+void flusher_index_owe(struct supervisor *s, struct actor *a)
+{
+	if (a->index_owed)
+		return;
+	a->index_owed = 1;
+	pthread_mutex_lock(&s->flush_lock);
+	__atomic_add_fetch(&s->index_owed, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_unlock(&s->flush_lock);
+}
+
+void flusher_index_paid(struct supervisor *s, struct actor *a)
+{
+	if (!a->index_owed)
+		return;
+	a->index_owed = 0;
+	pthread_mutex_lock(&s->flush_lock);
+	if (__atomic_sub_fetch(&s->index_owed, 1, __ATOMIC_ACQ_REL) == 0)
+		pthread_cond_broadcast(&s->settle_cond);
+	pthread_mutex_unlock(&s->flush_lock);
+}
+
+/* Waits for the index writes owed by spawns answered before now: each was marked
+ * for the flusher before its answer went out, so it is on the dirty list or in
+ * the round running now. Those rounds, not every owe (spawns keep coming under
+ * load), are what a reader waits for. */
+void supervisor_index_settle(struct supervisor *s)
+{
+	if (!__atomic_load_n(&s->index_owed, __ATOMIC_ACQUIRE))
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SETTLE_MAX_S;
+	pthread_mutex_lock(&s->flush_lock);
+	uint64_t want = s->batches_taken + (s->ndirty ? 1 : 0);
+	int rc = 0;
+	while (s->batches_done < want && s->flusher_running && rc != ETIMEDOUT &&
+	       __atomic_load_n(&s->index_owed, __ATOMIC_ACQUIRE))
+		rc = pthread_cond_timedwait(&s->settle_cond, &s->flush_lock, &until);
+	pthread_mutex_unlock(&s->flush_lock);
+	if (rc == ETIMEDOUT)
+		log_warn("flusher", "spawns answered were not indexed within %d s; the index is "
+			 "read without them", SETTLE_MAX_S);
 }
 
 /* What the actors' sends wrote into other chains before the syncfs is durable
@@ -107,8 +164,9 @@ void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 	free(deps);
 	free(ndeps);
 	/* What the syncfs covered needs no fdatasync: record_sync only indexes and
-	 * reports it (and syncs what was written since), all in one transaction. */
-	int batch = big && db_batch_begin(s->cfg.db, &e) == ERR_OK;
+	 * reports it (and syncs what was written since), all in one transaction (so
+	 * are spawns answered before their index write: record.c, "index later"). */
+	int batch = n > 1 && db_batch_begin(s->cfg.db, &e) == ERR_OK;
 	for (size_t i = 0; i < n; i++)
 		record_sync(s, v[i]);
 	if (batch && db_batch_end(s->cfg.db, &e) != ERR_OK)
@@ -140,7 +198,8 @@ static void *flusher_main(void *arg)
 			break;
 		if (!s->flush_stop) {     /* let a batch gather */
 			pthread_mutex_unlock(&s->flush_lock);
-			struct timespec ts = {0, FLUSH_WINDOW_NS};
+			struct timespec ts = {s->flush_window_us / 1000000,
+					      (long)(s->flush_window_us % 1000000) * 1000};
 			nanosleep(&ts, NULL);
 			pthread_mutex_lock(&s->flush_lock);
 		}
@@ -148,9 +207,12 @@ static void *flusher_main(void *arg)
 		size_t n = s->ndirty;
 		s->dirty = NULL;
 		s->ndirty = s->capdirty = 0;
+		s->batches_taken++;
 		pthread_mutex_unlock(&s->flush_lock);
 		flush_all(s, list, n);
 		pthread_mutex_lock(&s->flush_lock);
+		s->batches_done++;
+		pthread_cond_broadcast(&s->settle_cond);
 	}
 	pthread_mutex_unlock(&s->flush_lock);
 	return NULL;

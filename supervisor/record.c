@@ -74,6 +74,7 @@ struct pending_event {
 	uint64_t offset;              /* for the index row, written when it is durable */
 	uint64_t end;                 /* the record's end and idle mark, for the head */
 	int idle;
+	char status[16];              /* the status it moved the run to ("": none) */
 };
 
 static void fan_out(struct supervisor_sub *subs, const struct supervisor_event *ev)
@@ -146,14 +147,17 @@ void waiters_fire(struct supervisor *s, struct waiter *list)
 	}
 }
 
-static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset,
-		  uint64_t end, int idle)
+/* Queues an appended event to be indexed and reported later (status: the one it
+ * moved the run to, or NULL). -1 when out of memory. */
+static int defer(struct actor *a, const struct supervisor_event *ev, uint64_t offset,
+		 uint64_t end, int idle, const char *status)
 {
 	struct pending_event *p = calloc(1, sizeof(*p));
 	if (!p || !(p->data = malloc(ev->data_len + 1))) {
 		free(p);
-		return;    /* out of memory: subscribers will replay it from storage */
+		return -1;  /* out of memory: subscribers will replay it from storage */
 	}
+	snprintf(p->status, sizeof(p->status), "%s", status ? status : "");
 	p->ev = *ev;
 	p->offset = offset;
 	p->end = end;
@@ -173,6 +177,7 @@ static void defer(struct actor *a, const struct supervisor_event *ev, uint64_t o
 	else
 		a->pending = p;
 	a->pending_tail = p;
+	return 0;
 }
 
 static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_event *ev);
@@ -252,11 +257,12 @@ static void flush_pending(struct supervisor *s, struct actor *a)
 	a->pending = a->pending_tail = NULL;
 	while (p) {
 		struct pending_event *next = p->next;
+		const char *status = p->status[0] ? p->status : NULL;
 		pthread_mutex_lock(&a->lock);
-		p->ev.status = a->run.status;
+		p->ev.status = status ? status : a->run.status;
 		fan_out(a->subs, &p->ev);
 		pthread_mutex_unlock(&a->lock);
-		if (is_lifecycle(&p->ev, NULL))
+		if (is_lifecycle(&p->ev, status))
 			lifecycle(s, a, &p->ev);
 		free(p->data);
 		free(p);
@@ -449,6 +455,7 @@ void record_sync(struct supervisor *s, struct actor *a)
 			int batch = a->unindexed && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 			index_durable(s, a, NULL, seq, hash, NULL, NULL, 0);
 			flush_pending(s, a);
+			flusher_index_paid(s, a);
 			if (batch && db_batch_end(s->cfg.db, &be))
 				log_error("supervisor", "cannot commit the index of '%s': %s",
 					  a->run.id, be.msg);
@@ -570,7 +577,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		pthread_mutex_lock(&a->lock);
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
-		defer(a, &sev, ev.offset, ev.end, idle);
+		defer(a, &sev, ev.offset, ev.end, idle, NULL);
 		pthread_mutex_unlock(&a->rec_lock);
 		chain_event_release(&ev);
 		free(text);
@@ -581,6 +588,28 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
 	pthread_mutex_unlock(&a->lock);
 	replica_wait_logged(s, a);
+	/* Index later: a spawn's `started` (its first index write: the run row, its
+	 * first events and lifecycle rows) is durable in the chain; the answer need
+	 * not wait for the index transaction too. The event joins the deferred ones
+	 * and the flusher indexes and reports them within its window, in one
+	 * transaction with other spawns'; readers of the index wait for it
+	 * (supervisor_index_settle), and a crash before it leaves a chain the next
+	 * start indexes. Single node only: a cluster's checks list the index. */
+	if (a->unindexed && status && strcmp(status, "running") == 0 && !rep &&
+	    !__atomic_load_n(&s->recovering, __ATOMIC_ACQUIRE) &&
+	    defer(a, &sev, ev.offset, ev.end, idle, status) == 0) {
+		pthread_mutex_lock(&a->lock);
+		apply(a, &ev, type, status, reason, ts);
+		collect_waiters(a, status, &fire);
+		pthread_mutex_unlock(&a->lock);
+		flusher_index_owe(s, a);
+		pthread_mutex_unlock(&a->rec_lock);
+		chain_event_release(&ev);
+		free(text);
+		flusher_mark(s, a);
+		waiters_fire(s, fire);
+		return ERR_OK;
+	}
 	char hash[65];
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
 	struct db_event_row row = {.seq = ev.seq, .offset = ev.offset, .timestamp = ts,
@@ -591,6 +620,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	int batch = (a->unindexed || status) && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 	index_durable(s, a, &row, ev.seq, hash, status, reason, ts);
 	flush_pending(s, a);
+	flusher_index_paid(s, a);
 	pthread_mutex_lock(&a->lock);
 	apply(a, &ev, type, status, reason, ts);
 	sev.status = a->run.status;
@@ -619,6 +649,7 @@ status_only:
 		struct err dbe2 = {0};
 		index_run(s, a);
 		db_run_set_status(s->cfg.db, a->run.id, status, reason, ts, &dbe2);
+		flusher_index_paid(s, a);
 		pthread_mutex_lock(&a->lock);
 		free(a->run.status);
 		a->run.status = strdup(status);

@@ -49,6 +49,11 @@ enum err_code record_index_run(struct supervisor *s, struct actor *a);
 void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */
 void flusher_mark(struct supervisor *s, struct actor *a);
+/* flusher.c: a's run row is owed to the index (a spawn answered first), or was
+ * written now; readers wait for what is owed (supervisor_index_settle). rec_lock
+ * held, or a's last reference. */
+void flusher_index_owe(struct supervisor *s, struct actor *a);
+void flusher_index_paid(struct supervisor *s, struct actor *a);
 /* Frees deferred events never reported (actor teardown). */
 void record_release_pending(struct actor *a);
 /* {"timestamp": now, "reason": ..., "detail": ...} (NULL members omitted). */

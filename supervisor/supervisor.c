@@ -285,6 +285,8 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	pthread_mutex_init(&s->live_lock, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
 	pthread_cond_init(&s->flush_cond, NULL);
+	pthread_cond_init(&s->settle_cond, NULL);
+	s->flush_window_us = flusher_window_us();
 	s->chains_dir = strdup(cfg->chains_dir);
 	enum err_code rc = s->chains_dir ? reg_init(s) : ERR_NOMEM;
 	if (rc) {
@@ -320,9 +322,10 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	chain_fd_batch(0);
 	if (batch && db_batch_end(cfg->db, &be) != ERR_OK)
 		log_error("supervisor", "cannot commit the index after recovery: %s", be.msg);
-	log_info("supervisor", "start-up: index checked against the chains in %lld ms, runs "
-		 "loaded and recovered in %lld ms, synced in %lld ms", (long long)(t1 - t0),
-		 (long long)(t2 - t1), (long long)(now_ms() - t2));
+	log_info("supervisor", "start-up: index checked against the chains in %lld ms (%u "
+		 "runs it lacked indexed from their chains), runs loaded and recovered in "
+		 "%lld ms, synced in %lld ms", (long long)(t1 - t0), runs, (long long)(t2 - t1),
+		 (long long)(now_ms() - t2));
 	set_draining(s, 0);
 	reg_foreach(s, kick, NULL);
 	durable_background_start(s);
@@ -468,6 +471,7 @@ void supervisor_free(struct supervisor *s)
 	pthread_mutex_destroy(&s->live_lock);
 	pthread_mutex_destroy(&s->flush_lock);
 	pthread_cond_destroy(&s->flush_cond);
+	pthread_cond_destroy(&s->settle_cond);
 	free(s->dirty);
 	free(s->eager);
 	free(s->chains_dir);
@@ -485,6 +489,12 @@ struct pool *supervisor_pool(struct supervisor *s)
 }
 
 struct db *supervisor_db(struct supervisor *s)
+{
+	supervisor_index_settle(s);
+	return s->cfg.db;
+}
+
+struct db *supervisor_db_raw(struct supervisor *s)
 {
 	return s->cfg.db;
 }
@@ -768,6 +778,7 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	if (!rc && timestamp_out) {
 		uint64_t off;
 		struct err dbe;
+		supervisor_index_settle(s);
 		if (db_event_get(s->cfg.db, id, seq, timestamp_out, &off, &dbe))
 			*timestamp_out = 0;
 	}
@@ -907,6 +918,7 @@ enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, u
 					 void *user, struct err *err)
 {
 	struct life_ctx c = {.cb = cb, .user = user};
+	supervisor_index_settle(s);
 	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
 }
 

@@ -93,7 +93,13 @@ void supervisor_free(struct supervisor *s);
 /* The worker pool (NULL after supervisor_shutdown), the database, and the headroom
  * check new work goes through (may be NULL: always room). */
 struct pool *supervisor_pool(struct supervisor *s);
+/* The index, for reading: first waits (at most 2 s) for the index writes of
+ * spawns already answered (the flusher makes them within its window), so what a
+ * client was told exists is listed. */
 struct db *supervisor_db(struct supervisor *s);
+/* The index without that wait: for tables no spawn writes (idempotency). */
+struct db *supervisor_db_raw(struct supervisor *s);
+void supervisor_index_settle(struct supervisor *s);
 struct headroom *supervisor_headroom(struct supervisor *s);
 /* 1 while starting up or shutting down, for /ready. */
 int supervisor_draining(const struct supervisor *s);

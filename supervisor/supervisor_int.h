@@ -101,6 +101,9 @@ struct actor {
 	/* rec_lock: the run row is not in the index yet (a spawn answered when it
 	 * runs): the first index write inserts it (record.c), in the same transaction. */
 	int unindexed;
+	/* rec_lock: a spawn answered before its index write, which the flusher makes
+	 * (record.c, "index later"); counted in the supervisor's index_owed */
+	int index_owed;
 	int dirty;                    /* flush_lock: on the flusher's list */
 	struct pending_event *pending, *pending_tail;
 	uint64_t durable_seq;         /* lock: the last seq on disk; what subscribers see */
@@ -167,6 +170,13 @@ struct supervisor {
 	struct actor **dirty;         /* flush_lock: actors with deferred events (refs) */
 	size_t ndirty, capdirty;
 	int flush_stop, flusher_running;
+	/* Spawns answered whose run row the flusher has still to index (modified
+	 * under flush_lock, read atomically): readers of the index wait for them
+	 * (supervisor_index_settle, settle_cond). */
+	int index_owed;
+	uint64_t batches_taken, batches_done;   /* flush_lock: the flusher's rounds */
+	pthread_cond_t settle_cond;
+	unsigned flush_window_us;     /* the flusher gathers marks this long */
 	/* flusher.c, the committer: acknowledgements waiting for a sync (flush_lock) */
 	pthread_t committer;
 	pthread_cond_t commit_cond;
@@ -215,6 +225,8 @@ static inline int is_stopping(const struct supervisor *s)
 
 /* flusher.c */
 enum err_code flusher_start(struct supervisor *s, struct err *err);
+/* How long the flusher gathers marks: 1 ms (THEATER_TEST_FLUSH_WINDOW_MS in tests). */
+unsigned flusher_window_us(void);
 /* Stops the thread after a last pass; later marks sync at once. */
 void flusher_stop(struct supervisor *s);
 /* Makes the written events of n actors durable and reports them: with one

@@ -206,6 +206,85 @@ static void test_many_senders_many_actors(void **state)
 }
 
 /* Errors found before the write are answered at once and write nothing. */
+static json_t *find_run(json_t *list, const char *id)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(list, "items"), i, r)
+		if (strcmp(json_string_value(json_object_get(r, "id")), id) == 0)
+			return r;
+	return NULL;
+}
+
+/* A spawn is answered once its `started` is durable in the chain; the index write
+ * (its run row, events and lifecycle rows, one transaction with other spawns')
+ * follows on the flusher within its window. THEATER_TEST_FLUSH_WINDOW_MS makes
+ * that window 1.5 s, long enough to read in: whatever reads the index after the
+ * answer waits for it (the list, the chain's events with their times, the counts
+ * of /metrics), and a kill -9 inside the window loses nothing: the next start
+ * indexes the chain the index lacked, and the actor runs again. */
+static void test_spawn_answered_before_index(void **state)
+{
+	(void)state;
+	assert_int_equal(server_stop(&SP), 0);
+	setenv("THEATER_TEST_FLUSH_WINDOW_MS", "1500", 1);
+	start();
+	unsetenv("THEATER_TEST_FLUSH_WINDOW_MS");
+	char *id = spawn_counter();
+	json_t *list = server_call_json(&SP, "GET", "/actors?status=running", NULL, 200);
+	json_t *row = find_run(list, id);
+	if (!row)
+		fail_msg("a spawn answered 201 is not listed: %s", json_dumps(list, 0));
+	assert_string_equal(json_string_value(json_object_get(row, "status")), "running");
+	json_decref(list);
+	char *path = tu_fmt("/actors/%s/chain?limit=100", id);
+	json_t *page = server_call_json(&SP, "GET", path, NULL, 200);
+	json_t *events = json_object_get(page, "items");
+	assert_true(json_array_size(events) >= 3);        /* spawned, init, started */
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+		if (!json_is_string(json_object_get(ev, "timestamp")))
+			fail_msg("event %zu has no time from the index: %s", i,
+				 json_dumps(ev, 0));
+	json_decref(page);
+	free(path);
+	struct http_result m = {0};
+	char *metrics = tu_fmt("%s/metrics", SP.base);
+	assert_int_equal(http_do("GET", metrics, NULL, 0, NULL, &m), 0);
+	assert_non_null(strstr(m.body, "theater_actors{status=\"running\"} 1\n"));
+	http_result_release(&m);
+	free(metrics);
+	/* the second is answered, and the server killed inside the window */
+	char *id2 = spawn_counter();
+	server_crash(&SP);
+	start();
+	char *p2 = tu_fmt("/actors/%s", id2);
+	json_t *j = server_call_json(&SP, "GET", p2, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+	json_decref(j);
+	char *log = tu_read_file(SP.log_path, NULL);
+	assert_non_null(log);
+	if (!strstr(log, "(1 runs it lacked indexed from their chains)"))
+		fail_msg("the start did not index the crashed spawn's chain:\n%s", log);
+	free(log);
+	char *msg = tu_fmt("/actors/%s/messages", id2);
+	json_decref(server_call_json(&SP, "POST", msg, "5", 202));
+	char *req = tu_fmt("/actors/%s/requests", id2);
+	struct http_result r = {0};
+	char *url = tu_fmt("%s%s", SP.base, req);
+	assert_int_equal(http_do("POST", url, "get", 3, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "5");
+	http_result_release(&r);
+	free(url);
+	free(req);
+	free(msg);
+	free(p2);
+	free(id2);
+	free(id);
+}
+
 static void test_refused_messages(void **state)
 {
 	(void)state;
@@ -234,6 +313,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_senders_one_actor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_senders_many_actors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spawn_answered_before_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
