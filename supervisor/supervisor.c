@@ -428,6 +428,9 @@ void supervisor_shutdown(struct supervisor *s)
 	flusher_commit_stop(s);
 	pool_free(s->pool);
 	s->pool = NULL;
+	/* Spawns answered before their index write (record.c, "index later") are
+	 * indexed first, so an idle one is marked idle below like any other. */
+	supervisor_index_settle(s);
 	int64_t t0 = now_ms(), t1 = t0;
 	struct err be = {0};
 	int batch = s->buckets && db_batch_begin(s->cfg.db, &be) == ERR_OK;

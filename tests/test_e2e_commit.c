@@ -229,7 +229,6 @@ static void test_spawn_answered_before_index(void **state)
 	assert_int_equal(server_stop(&SP), 0);
 	setenv("THEATER_TEST_FLUSH_WINDOW_MS", "1500", 1);
 	start();
-	unsetenv("THEATER_TEST_FLUSH_WINDOW_MS");
 	char *id = spawn_counter();
 	json_t *list = server_call_json(&SP, "GET", "/actors?status=running", NULL, 200);
 	json_t *row = find_run(list, id);
@@ -255,15 +254,25 @@ static void test_spawn_answered_before_index(void **state)
 	assert_non_null(strstr(m.body, "theater_actors{status=\"running\"} 1\n"));
 	http_result_release(&m);
 	free(metrics);
+	/* a clean stop inside the window indexes it first: both idle actors are
+	 * marked idle in the index, neither gets a `suspended` event */
+	char *id3 = spawn_counter();
+	assert_int_equal(server_stop(&SP), 0);
+	char *log = tu_read_file(SP.log_path, NULL);
+	if (!log || !strstr(log, "(2 marked idle in the index"))
+		fail_msg("a spawn answered just before a clean stop was not marked idle:\n%s", log);
+	free(log);
+	start();
 	/* the second is answered, and the server killed inside the window */
 	char *id2 = spawn_counter();
 	server_crash(&SP);
+	unsetenv("THEATER_TEST_FLUSH_WINDOW_MS");
 	start();
 	char *p2 = tu_fmt("/actors/%s", id2);
 	json_t *j = server_call_json(&SP, "GET", p2, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
 	json_decref(j);
-	char *log = tu_read_file(SP.log_path, NULL);
+	log = tu_read_file(SP.log_path, NULL);
 	assert_non_null(log);
 	if (!strstr(log, "(1 runs it lacked indexed from their chains)"))
 		fail_msg("the start did not index the crashed spawn's chain:\n%s", log);
@@ -274,6 +283,7 @@ static void test_spawn_answered_before_index(void **state)
 	free(msg);
 	free(p2);
 	free(id2);
+	free(id3);
 	free(id);
 }
 
