@@ -2,7 +2,9 @@
  * committer) against the real server: many concurrent senders to one actor and
  * to many actors are all acknowledged, every acknowledged message is in its
  * actor's chain once, in each sender's order, the chain verifies, and all of it
- * survives kill -9 right after the last acknowledgement. No durations asserted. */
+ * survives kill -9 right after the last acknowledgement; a spawn answered before
+ * its index write (the flusher's) is listed, stopped cleanly and survives kill -9
+ * inside that window. No durations asserted. */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
@@ -205,7 +207,6 @@ static void test_many_senders_many_actors(void **state)
 	}
 }
 
-/* Errors found before the write are answered at once and write nothing. */
 static json_t *find_run(json_t *list, const char *id)
 {
 	size_t i;
@@ -221,7 +222,8 @@ static json_t *find_run(json_t *list, const char *id)
  * follows on the flusher within its window. THEATER_TEST_FLUSH_WINDOW_MS makes
  * that window 1.5 s, long enough to read in: whatever reads the index after the
  * answer waits for it (the list, the chain's events with their times, the counts
- * of /metrics), and a kill -9 inside the window loses nothing: the next start
+ * of /metrics); a clean stop inside the window indexes it first (marked idle like
+ * any idle actor); and a kill -9 inside the window loses nothing: the next start
  * indexes the chain the index lacked, and the actor runs again. */
 static void test_spawn_answered_before_index(void **state)
 {
@@ -287,6 +289,7 @@ static void test_spawn_answered_before_index(void **state)
 	free(id);
 }
 
+/* Errors found before the write are answered at once and write nothing. */
 static void test_refused_messages(void **state)
 {
 	(void)state;
