@@ -1011,16 +1011,12 @@ static enum err_code rebuild_chain(struct cluster *c, const char *id, uint64_t *
 		blob_apply_labels(c, id, &refs.labels);
 	free(refs.labels.v);
 	free(refs.v);
-	if (!rc) {
-		/* The index's run row comes from the chain's own lifecycle events (name,
-		 * creation, parent, package). A meta file would override them: one an
-		 * earlier version left when it took this actor over named the takeover
-		 * as the creation time. */
-		char *meta = NULL;
-		if (asprintf(&meta, "%s/%s.meta.json", dir, id) > 0)
-			unlink(meta);
-		free(meta);
-	}
+	/* The index's run row comes from the chain's own lifecycle events (name,
+	 * creation, parent, package). A meta file would override them: one an
+	 * earlier version left when it took this actor over named the takeover as
+	 * the creation time. */
+	if (!rc)
+		chain_remove_meta(dir, id);
 	return rc;
 }
 

@@ -1387,17 +1387,16 @@ static json_t *meta_json(const char *actor_id, const char *actor_name,
 }
 
 /* Writes text to a fresh temp file named by tmpl (mkstemp), syncs it, renames
- * it over path and syncs the directory; without durable, the syncs are left to
- * the caller (the rename is still atomic). */
+ * it over path and syncs the directory. */
 static enum err_code write_file_atomic(const char *dir, const char *path, char *tmpl,
-				       const char *text, int durable, struct err *err)
+				       const char *text, struct err *err)
 {
 	enum err_code rc = ERR_OK;
 	int fd = mkstemp(tmpl);
 	if (fd < 0)
 		return err_errno(err, ERR_IO, errno, "cannot create '%s'", tmpl);
 	if (fchmod(fd, 0644) != 0 || pwrite_all(fd, text, strlen(text), 0) != 0 ||
-	    (durable && fsync(fd) != 0)) {
+	    fsync(fd) != 0) {
 		rc = err_errno(err, ERR_IO, errno, "cannot write '%s'", tmpl);
 		close(fd);
 		goto fail;
@@ -1410,7 +1409,7 @@ static enum err_code write_file_atomic(const char *dir, const char *path, char *
 		rc = err_errno(err, ERR_IO, errno, "cannot rename '%s' to '%s'", tmpl, path);
 		goto fail;
 	}
-	if (durable && fsync_dir(dir) != 0)
+	if (fsync_dir(dir) != 0)
 		return err_errno(err, ERR_IO, errno, "cannot sync directory '%s'", dir);
 	return ERR_OK;
 fail:
@@ -1436,9 +1435,8 @@ static char *meta_text(const char *actor_id, const char *actor_name, const char 
 	return t;
 }
 
-static enum err_code write_meta(const char *dir, const char *actor_id, const char *actor_name,
-			       const char *manifest_path, int64_t started_at_s, int durable,
-			       struct err *err)
+enum err_code chain_write_meta(const char *dir, const char *actor_id, const char *actor_name,
+			       const char *manifest_path, int64_t started_at_s, struct err *err)
 {
 	enum err_code rc;
 	char *path = NULL, *tmpl = NULL, *text = NULL;
@@ -1455,24 +1453,19 @@ static enum err_code write_meta(const char *dir, const char *actor_id, const cha
 		rc = err_set(err, ERR_INVALID, "cannot encode the meta file of '%s' (bad UTF-8?)",
 			     actor_id);
 	else
-		rc = write_file_atomic(dir, path, tmpl, text, durable, err);
+		rc = write_file_atomic(dir, path, tmpl, text, err);
 	free(text);
 	free(tmpl);
 	free(path);
 	return rc;
 }
 
-enum err_code chain_write_meta(const char *dir, const char *actor_id, const char *actor_name,
-			       const char *manifest_path, int64_t started_at_s, struct err *err)
+void chain_remove_meta(const char *dir, const char *actor_id)
 {
-	return write_meta(dir, actor_id, actor_name, manifest_path, started_at_s, 1, err);
-}
-
-enum err_code chain_write_meta_lazy(const char *dir, const char *actor_id,
-				    const char *actor_name, const char *manifest_path,
-				    int64_t started_at_s, struct err *err)
-{
-	return write_meta(dir, actor_id, actor_name, manifest_path, started_at_s, 0, err);
+	char *path = chain_id_valid(actor_id) ? join_path(dir, actor_id, ".meta.json") : NULL;
+	if (path)
+		unlink(path);
+	free(path);
 }
 
 static enum err_code read_small_file(const char *path, size_t max, char **data_out,

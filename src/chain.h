@@ -221,16 +221,12 @@ enum err_code chain_scan_file(const char *path, chain_scan_cb cb, void *user,
 
 /* Writes <dir>/<actor_id>.meta.json atomically (temp + fsync + rename + dir
  * fsync), pretty-printed: actor_id, actor_name, manifest_path, started_at
- * (unix seconds). NULL strings are written as null. */
+ * (unix seconds). NULL strings are written as null. Only versions before 2026-12
+ * wrote one (the tests make such homes with it). */
 enum err_code chain_write_meta(const char *dir, const char *actor_id, const char *actor_name,
 			       const char *manifest_path, int64_t started_at_s, struct err *err);
-/* The same without the syncs, for a new run whose chain file is created right
- * after: chain_open's directory sync makes the meta file's name durable with the
- * chain's. Its content can be lost in a crash before the first sync; the index
- * rebuild then names the run by its id. */
-enum err_code chain_write_meta_lazy(const char *dir, const char *actor_id,
-				    const char *actor_name, const char *manifest_path,
-				    int64_t started_at_s, struct err *err);
+/* Removes <dir>/<actor_id>.meta.json if there is one. */
+void chain_remove_meta(const char *dir, const char *actor_id);
 
 struct chain_meta {
 	char *actor_id, *actor_name, *manifest_path;  /* malloc'd; NULL when absent */

@@ -70,9 +70,7 @@ void flusher_index_owe(struct supervisor *s, struct actor *a)
 	if (a->index_owed)
 		return;
 	a->index_owed = 1;
-	pthread_mutex_lock(&s->flush_lock);
-	__atomic_add_fetch(&s->index_owed, 1, __ATOMIC_ACQ_REL);
-	pthread_mutex_unlock(&s->flush_lock);
+	__atomic_add_fetch(&s->index_owed, 1, __ATOMIC_ACQ_REL);   /* no one waits for a rise */
 }
 
 void flusher_index_paid(struct supervisor *s, struct actor *a)
@@ -90,7 +88,7 @@ void flusher_index_paid(struct supervisor *s, struct actor *a)
  * for the flusher before its answer went out, so it is on the dirty list or in
  * the round running now. Those rounds, not every owe (spawns keep coming under
  * load), are what a reader waits for. */
-void supervisor_index_settle(struct supervisor *s)
+void flusher_index_settle(struct supervisor *s)
 {
 	if (!__atomic_load_n(&s->index_owed, __ATOMIC_ACQUIRE))
 		return;

@@ -578,11 +578,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		apply(a, &ev, type, NULL, NULL, ts);
 		pthread_mutex_unlock(&a->lock);
 		defer(a, &sev, ev.offset, ev.end, idle, NULL);
-		pthread_mutex_unlock(&a->rec_lock);
-		chain_event_release(&ev);
-		free(text);
-		flusher_mark(s, a);
-		return ERR_OK;
+		goto to_flusher;
 	}
 	pthread_mutex_lock(&a->lock);
 	a->durable_seq = ev.seq;      /* the sync covered every earlier append too */
@@ -593,7 +589,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	 * not wait for the index transaction too. The event joins the deferred ones
 	 * and the flusher indexes and reports them within its window, in one
 	 * transaction with other spawns'; readers of the index wait for it
-	 * (supervisor_index_settle), and a crash before it leaves a chain the next
+	 * (flusher_index_settle), and a crash before it leaves a chain the next
 	 * start indexes. Single node only: a cluster's checks list the index. */
 	if (a->unindexed && status && strcmp(status, "running") == 0 && !rep &&
 	    !__atomic_load_n(&s->recovering, __ATOMIC_ACQUIRE) &&
@@ -603,12 +599,7 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		collect_waiters(a, status, &fire);
 		pthread_mutex_unlock(&a->lock);
 		flusher_index_owe(s, a);
-		pthread_mutex_unlock(&a->rec_lock);
-		chain_event_release(&ev);
-		free(text);
-		flusher_mark(s, a);
-		waiters_fire(s, fire);
-		return ERR_OK;
+		goto to_flusher;
 	}
 	char hash[65];
 	hex_encode(ev.hash, CHAIN_HASH_LEN, hash);
@@ -637,6 +628,14 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	waiters_fire(s, fire);
 	if (is_terminal(status))
 		supervise_run_ended(s, a, status, reason);
+	return ERR_OK;
+
+to_flusher:   /* indexed and reported by the flusher: deferred, or index later */
+	pthread_mutex_unlock(&a->rec_lock);
+	chain_event_release(&ev);
+	free(text);
+	flusher_mark(s, a);
+	waiters_fire(s, fire);
 	return ERR_OK;
 
 status_only:

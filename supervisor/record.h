@@ -50,10 +50,12 @@ void record_sync(struct supervisor *s, struct actor *a);
 /* flusher.c: marks a as having deferred events (takes the flusher lock). */
 void flusher_mark(struct supervisor *s, struct actor *a);
 /* flusher.c: a's run row is owed to the index (a spawn answered first), or was
- * written now; readers wait for what is owed (supervisor_index_settle). rec_lock
+ * written now; readers wait for what is owed (flusher_index_settle). rec_lock
  * held, or a's last reference. */
 void flusher_index_owe(struct supervisor *s, struct actor *a);
 void flusher_index_paid(struct supervisor *s, struct actor *a);
+/* Waits (at most 2 s) for the index writes owed by spawns answered before now. */
+void flusher_index_settle(struct supervisor *s);
 /* Frees deferred events never reported (actor teardown). */
 void record_release_pending(struct actor *a);
 /* {"timestamp": now, "reason": ..., "detail": ...} (NULL members omitted). */

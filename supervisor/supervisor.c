@@ -430,7 +430,7 @@ void supervisor_shutdown(struct supervisor *s)
 	s->pool = NULL;
 	/* Spawns answered before their index write (record.c, "index later") are
 	 * indexed first, so an idle one is marked idle below like any other. */
-	supervisor_index_settle(s);
+	flusher_index_settle(s);
 	int64_t t0 = now_ms(), t1 = t0;
 	struct err be = {0};
 	int batch = s->buckets && db_batch_begin(s->cfg.db, &be) == ERR_OK;
@@ -493,7 +493,7 @@ struct pool *supervisor_pool(struct supervisor *s)
 
 struct db *supervisor_db(struct supervisor *s)
 {
-	supervisor_index_settle(s);
+	flusher_index_settle(s);
 	return s->cfg.db;
 }
 
@@ -781,7 +781,7 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	if (!rc && timestamp_out) {
 		uint64_t off;
 		struct err dbe;
-		supervisor_index_settle(s);
+		flusher_index_settle(s);
 		if (db_event_get(s->cfg.db, id, seq, timestamp_out, &off, &dbe))
 			*timestamp_out = 0;
 	}
@@ -921,7 +921,7 @@ enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, u
 					 void *user, struct err *err)
 {
 	struct life_ctx c = {.cb = cb, .user = user};
-	supervisor_index_settle(s);
+	flusher_index_settle(s);
 	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
 }
 

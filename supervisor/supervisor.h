@@ -99,7 +99,6 @@ struct pool *supervisor_pool(struct supervisor *s);
 struct db *supervisor_db(struct supervisor *s);
 /* The index without that wait: for tables no spawn writes (idempotency). */
 struct db *supervisor_db_raw(struct supervisor *s);
-void supervisor_index_settle(struct supervisor *s);
 struct headroom *supervisor_headroom(struct supervisor *s);
 /* 1 while starting up or shutting down, for /ready. */
 int supervisor_draining(const struct supervisor *s);

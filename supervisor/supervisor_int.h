@@ -172,7 +172,7 @@ struct supervisor {
 	int flush_stop, flusher_running;
 	/* Spawns answered whose run row the flusher has still to index (modified
 	 * under flush_lock, read atomically): readers of the index wait for them
-	 * (supervisor_index_settle, settle_cond). */
+	 * (flusher_index_settle, settle_cond). */
 	int index_owed;
 	uint64_t batches_taken, batches_done;   /* flush_lock: the flusher's rounds */
 	pthread_cond_t settle_cond;

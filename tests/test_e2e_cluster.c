@@ -2568,7 +2568,6 @@ static void test_delete_unrebuildable(void **state)
 	free(path);
 }
 
-/* Node `name`'s status ("up", "down") as node `via` sees it; "" when unknown. */
 /* Node `name`'s entry in GET /cluster on node `via` (a new reference), or NULL. */
 static json_t *node_entry(int via, const char *name)
 {
@@ -2582,6 +2581,7 @@ static json_t *node_entry(int via, const char *name)
 	return found;
 }
 
+/* Node `name`'s status ("up", "down") as node `via` sees it; "" when unknown. */
 static void node_status(int via, const char *name, char *out, size_t size)
 {
 	json_t *n = node_entry(via, name);
