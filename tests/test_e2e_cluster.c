@@ -611,11 +611,13 @@ static void failover_trial(int trial)
 		nudge_chain_stream();
 		waited = nats_cluster_wait_current(&NC, 30000);
 	}
-	if (waited < 0 && NC.lagging >= 0) {
-		/* nats-server 2.9.10 left a replica of a server restarted empty one
-		 * message behind for good (no write came to make it catch up): that
-		 * server is started empty once more, as docs/cluster.md tells an
-		 * operator to */
+	/* nats-server 2.9.10 left a replica of a server restarted empty one message
+	 * behind for good (no write came to make it catch up), and once two
+	 * followers' replicas 1,349 behind the leader for a minute (session 18):
+	 * each server still behind is started empty once more, one at a time (the
+	 * leader and the other replica keep the stream's quorum meanwhile), as
+	 * docs/cluster.md tells an operator to */
+	for (int fix = 0; waited < 0 && NC.lagging >= 0 && fix < NATS_SERVERS - 1; fix++) {
 		printf("# nats: n%d's replica stays behind: restarting it empty\n", NC.lagging + 1);
 		assert_int_equal(nats_cluster_restart_empty(&NC, NC.lagging), 0);
 		nudge_chain_stream();
