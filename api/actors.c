@@ -44,8 +44,9 @@ static void spawn_answer(void *user, enum err_code rc, const struct err *err,
 	}
 	struct err pe = {0};
 	if (api_cluster_placed(c->api, run->id, &pe))
-		log_warn("api", "actor '%s' runs here but its placement is not recorded: %s",
-			 run->id, pe.msg);
+		log_warn_limited("api",
+				 "actor '%s' runs here but its placement is not recorded: %s",
+				 run->id, pe.msg);
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/actors/%s", run->id);
 	const char *h[] = {"Location", loc, NULL};

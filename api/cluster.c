@@ -745,8 +745,9 @@ static void job_merged(void *arg)
 			cluster_reply_release(&head);
 		}
 		if (!p->cs)
-			log_warn("cluster", "node '%s' left out of a merged event stream: %s",
-				 p->node, pe.msg[0] ? pe.msg : "it did not open its stream");
+			log_warn_limited("cluster",
+					 "node '%s' left out of a merged event stream: %s", p->node,
+					 pe.msg[0] ? pe.msg : "it did not open its stream");
 	}
 	struct http_response *resp = sse_head();
 	if (!resp) {

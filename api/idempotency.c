@@ -106,8 +106,8 @@ void api_idem_finish(struct api_call *c, int status, const char *content_type,
 		: db_idem_finish(db, c->idem_key, c->idem_scope, status, content_type, location,
 				 data, len, &e);
 	if (rc)
-		log_error("api", "cannot store the outcome of Idempotency-Key '%s': %s",
-			  c->idem_key, e.msg);
+		log_error_limited("api", "cannot store the outcome of Idempotency-Key '%s': %s",
+				  c->idem_key, e.msg);
 	free(c->idem_key);
 	free(c->idem_scope);
 	c->idem_key = c->idem_scope = NULL;

@@ -414,8 +414,8 @@ static void replay_one_chain(struct sse *x, uint64_t seq)
 	struct err e = {0};
 	struct feed *f = x->feed;
 	if (supervisor_read_event(x->api->cfg.sup, f->actor_id, seq, &ev, &ts, &e)) {
-		log_warn("api", "replay of '%s' seq %llu failed: %s", f->actor_id,
-			 (unsigned long long)seq, e.msg);
+		log_warn_limited("api", "replay of '%s' seq %llu failed: %s", f->actor_id,
+				 (unsigned long long)seq, e.msg);
 		pthread_mutex_lock(&f->lock);
 		x->closed = 1;
 		http_stream_end(x->stream);

@@ -103,8 +103,10 @@ void flusher_index_settle(struct supervisor *s)
 		rc = pthread_cond_timedwait(&s->settle_cond, &s->flush_lock, &until);
 	pthread_mutex_unlock(&s->flush_lock);
 	if (rc == ETIMEDOUT)
-		log_warn("flusher", "spawns answered were not indexed within %d s; the index is "
-			 "read without them", SETTLE_MAX_S);
+		log_warn_limited("flusher",
+				 "spawns answered were not indexed within %d s; the index is "
+				 "read without them",
+				 SETTLE_MAX_S);
 }
 
 /* What the actors' sends wrote into other chains before the syncfs is durable
@@ -152,7 +154,7 @@ void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 		}
 		int ok = chain_syncfs(s->chains_dir, &e) == ERR_OK;
 		if (!ok)
-			log_error("flusher", "%s; syncing chains one by one", e.msg);
+			log_error_limited("flusher", "%s; syncing chains one by one", e.msg);
 		for (size_t i = 0; ok && i < n; i++)
 			if (v[i]->chain)
 				chain_mark_synced(v[i]->chain, upto[i]);
@@ -168,7 +170,7 @@ void flusher_sync_batch(struct supervisor *s, struct actor **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		record_sync(s, v[i]);
 	if (batch && db_batch_end(s->cfg.db, &e) != ERR_OK)
-		log_error("flusher", "cannot commit the index of %zu chains: %s", n, e.msg);
+		log_error_limited("flusher", "cannot commit the index of %zu chains: %s", n, e.msg);
 }
 
 static void flush_all(struct supervisor *s, struct actor **list, size_t n)
@@ -278,7 +280,7 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 			struct commit_chain one = {.a = w->a, .upto = w->upto};
 			commit_sync_one(&one);
 			if (!one.err.code && supervisor_replica_ack(s, w->a->run.id, &one.err))
-				log_error("committer", "%s", one.err.msg);
+				log_error_limited("committer", "%s", one.err.msg);
 			w->fn(s, w->arg, one.err.code, one.err.code ? &one.err : NULL);
 		}
 		return;
@@ -287,7 +289,7 @@ static void commit_batch(struct supervisor *s, struct commit_wait *list)
 	if (nv >= FLUSH_SYNCFS_MIN) {
 		all = chain_syncfs(s->chains_dir, &e) == ERR_OK;
 		if (!all)
-			log_error("committer", "%s; syncing chains one by one", e.msg);
+			log_error_limited("committer", "%s; syncing chains one by one", e.msg);
 		for (size_t i = 0; all && i < nv; i++)
 			if (v[i].a->chain)
 				chain_mark_synced(v[i].a->chain, v[i].upto);

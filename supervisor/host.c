@@ -137,7 +137,8 @@ static void record_now(struct actor *a, const char *type, json_t *ev)
 	struct err e = {0};
 	size_t len = 0;
 	if (record_event_seq(host_supervisor(a), a, type, ev, NULL, NULL, 1, NULL, &len, &e))
-		log_error("host", "cannot record %s of '%s': %s", type, host_actor_id(a), e.msg);
+		log_error_limited("host", "cannot record %s of '%s': %s", type, host_actor_id(a),
+				  e.msg);
 	runtime_account_bytes(a, len + strlen(type));
 }
 
@@ -256,8 +257,8 @@ static json_t *write_effect(struct actor *a, uint32_t ptr, const void *data, siz
 		}
 	}
 	if (e.code)
-		log_warn("host", "a host call's write of '%s' is not kept whole: %s",
-			 host_actor_id(a), e.msg);
+		log_warn_limited("host", "a host call's write of '%s' is not kept whole: %s",
+				 host_actor_id(a), e.msg);
 	return json_pack("{s:I, s:o}", "write", (json_int_t)ptr, "data", d ? d : json_null());
 }
 

@@ -1012,8 +1012,8 @@ size_t channel_relay_record(struct channel_relay *x)
 				       "send-http", "data", evbytes_json(supervisor_store(s), c->data,
 									 c->len, NULL));
 		if (record_event_ex(s, x->a, "message-server/chunk", ev, NULL, NULL, 1, &e))
-			log_error("host", "cannot record a chunk of '%s': %s", host_actor_id(x->a),
-				  e.msg);
+			log_error_limited("host", "cannot record a chunk of '%s': %s",
+					  host_actor_id(x->a), e.msg);
 		runtime_account_bytes(x->a, c->len);
 	}
 	pthread_mutex_unlock(&x->lock);

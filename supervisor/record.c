@@ -100,8 +100,8 @@ static void lifecycle(struct supervisor *s, struct actor *a, struct supervisor_e
 	if (db_lifecycle_append(s->cfg.db, a->run.id, ev->seq, ev->event_type, ev->status,
 				ev->timestamp, (const char *)ev->data, &gid, &e) != ERR_OK) {
 		pthread_mutex_unlock(&s->life_lock);
-		log_error("supervisor", "cannot record lifecycle event of '%s': %s", a->run.id,
-			  e.msg);
+		log_error_limited("supervisor", "cannot record lifecycle event of '%s': %s",
+				  a->run.id, e.msg);
 		return;
 	}
 	s->life_head = gid;
@@ -198,8 +198,8 @@ static enum err_code index_run(struct supervisor *s, struct actor *a)
 	if (copied)
 		rc = db_run_insert(s->cfg.db, &snap, &e);
 	if (rc)
-		log_error("supervisor", "cannot index the run '%s': %s", a->run.id,
-			  copied ? e.msg : "out of memory");
+		log_error_limited("supervisor", "cannot index the run '%s': %s", a->run.id,
+				  copied ? e.msg : "out of memory");
 	if (copied)
 		db_run_release(&snap);
 	a->unindexed = 0;
@@ -245,8 +245,8 @@ static void index_durable(struct supervisor *s, struct actor *a, const struct db
 	index_run(s, a);
 	if (!rows || db_record_events(s->cfg.db, a->run.id, rows, k, head_seq, head_hash, status,
 				      reason, ts, &dbe))
-		log_error("supervisor", "index of '%s' lags its chain: %s", a->run.id,
-			  rows ? dbe.msg : "out of memory");
+		log_error_limited("supervisor", "index of '%s' lags its chain: %s", a->run.id,
+				  rows ? dbe.msg : "out of memory");
 	free(rows);
 }
 
@@ -397,8 +397,8 @@ static void satisfy_deps(struct supervisor *s, struct actor *a)
 	for (size_t i = 0; i < n; i++) {
 		struct err e = {0};
 		if (v[i].to->chain && chain_sync_upto(v[i].to->chain, v[i].upto, &e))
-			log_error("supervisor", "cannot sync the chain of '%s': %s", v[i].to->run.id,
-				  e.msg);
+			log_error_limited("supervisor", "cannot sync the chain of '%s': %s",
+					  v[i].to->run.id, e.msg);
 		actor_unref(s, v[i].to);
 	}
 	free(v);
@@ -427,8 +427,9 @@ static void replica_wait_logged(struct supervisor *s, struct actor *a)
 	struct err e = {0};
 	const struct supervisor_replica *r = __atomic_load_n(&s->replica, __ATOMIC_ACQUIRE);
 	if (r && r->wait && r->wait(r->user, &e))
-		log_error("supervisor", "events of '%s' are durable here but not replicated: %s",
-			  a->run.id, e.msg);
+		log_error_limited("supervisor",
+				  "events of '%s' are durable here but not replicated: %s",
+				  a->run.id, e.msg);
 }
 
 enum err_code record_event(struct supervisor *s, struct actor *a, const char *type,
@@ -457,10 +458,12 @@ void record_sync(struct supervisor *s, struct actor *a)
 			flush_pending(s, a);
 			flusher_index_paid(s, a);
 			if (batch && db_batch_end(s->cfg.db, &be))
-				log_error("supervisor", "cannot commit the index of '%s': %s",
-					  a->run.id, be.msg);
+				log_error_limited("supervisor",
+						  "cannot commit the index of '%s': %s", a->run.id,
+						  be.msg);
 		} else {
-			log_error("supervisor", "cannot sync the chain of '%s': %s", a->run.id, e.msg);
+			log_error_limited("supervisor", "cannot sync the chain of '%s': %s",
+					  a->run.id, e.msg);
 		}
 	}
 	pthread_mutex_unlock(&a->rec_lock);
@@ -621,7 +624,8 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	if (is_lifecycle(&sev, status))
 		lifecycle(s, a, &sev);
 	if (batch && db_batch_end(s->cfg.db, &be))
-		log_error("supervisor", "cannot commit the index of '%s': %s", a->run.id, be.msg);
+		log_error_limited("supervisor", "cannot commit the index of '%s': %s", a->run.id,
+				  be.msg);
 	pthread_mutex_unlock(&a->rec_lock);
 	chain_event_release(&ev);
 	free(text);

@@ -89,7 +89,8 @@ static void keep_package(struct supervisor *s, const uint8_t *data, size_t len)
 	struct err e = {0};
 	if (s->cfg.store &&
 	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, data, len, hex, &e) != ERR_OK)
-		log_warn("replay", "cannot keep a package of %zu bytes for replay: %s", len, e.msg);
+		log_warn_limited("replay", "cannot keep a package of %zu bytes for replay: %s", len,
+				 e.msg);
 }
 
 /* ---- small helpers ---- */

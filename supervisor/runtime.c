@@ -544,7 +544,7 @@ static void record_call(struct supervisor *s, struct actor *a, const char *fn,
 	pthread_mutex_unlock(&a->lock);
 	struct err e = {0};
 	if (record_event_ex(s, a, "wasm", ev, NULL, NULL, 1, &e))
-		log_error("runtime", "cannot record a call of '%s': %s", a->run.id, e.msg);
+		log_error_limited("runtime", "cannot record a call of '%s': %s", a->run.id, e.msg);
 }
 
 /* The unchanged state as a "new" one, so that its event carries the bytes. */
@@ -721,7 +721,8 @@ static void record_dropped(struct supervisor *s, struct actor *a, const struct m
 	json_t *ev = json_pack("{s:o, s:s}", "mails", seqs, "reason", reason);
 	struct err e = {0};
 	if (record_event_ex(s, a, "message-server/dropped", ev, NULL, NULL, 1, &e))
-		log_error("runtime", "cannot record dropped mail of '%s': %s", a->run.id, e.msg);
+		log_error_limited("runtime", "cannot record dropped mail of '%s': %s", a->run.id,
+				  e.msg);
 }
 
 /* Takes the instance and the queued mail away from a (lock held inside). */
@@ -1568,8 +1569,8 @@ enum err_code runtime_redeliver(struct supervisor *s, struct actor *a, uint64_t 
 		/* Nothing to deliver: its outcome says so, once. */
 		struct mail one = {.seq = seq};
 		record_dropped(s, a, &one, "data_lost");
-		log_error("runtime", "mail %llu of '%s' cannot be delivered again: %s",
-			  (unsigned long long)seq, a->run.id, err->msg);
+		log_error_limited("runtime", "mail %llu of '%s' cannot be delivered again: %s",
+				  (unsigned long long)seq, a->run.id, err->msg);
 		return ERR_OK;
 	}
 	if (!m->data)

@@ -192,8 +192,9 @@ void spawn_fail(struct supervisor *s, struct actor *a, const char *reason, const
 	struct err e = {0};
 	if (record_event(s, a, "failed", lifecycle_data(reason, detail), "failed",
 			 text ? text : reason, &e))
-		log_error("supervisor", "actor '%s' failed (%s) and recording it failed: %s",
-			  a->run.id, reason, e.msg);
+		log_error_limited("supervisor",
+				  "actor '%s' failed (%s) and recording it failed: %s", a->run.id,
+				  reason, e.msg);
 	free(text);
 }
 
@@ -233,7 +234,8 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	struct err ke = {0};
 	if (s->cfg.store && !store_has(s->cfg.store, DURABLE_PACKAGES_STORE, res->sha256) &&
 	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len, kept, &ke))
-		log_warn("supervisor", "cannot keep the package of '%s': %s", a->run.id, ke.msg);
+		log_warn_limited("supervisor", "cannot keep the package of '%s': %s", a->run.id,
+				 ke.msg);
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);
 	a->run.package_ref = strdup(res->reference);

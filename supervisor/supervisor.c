@@ -366,7 +366,8 @@ static int mark_idle(struct supervisor *s, struct actor *a)
 	int marked = 0;
 	struct err e = {0};
 	if (db_run_mark_idle(s->cfg.db, a->run.id, chain_length(a->chain), &marked, &e))
-		log_warn("supervisor", "cannot mark '%s' idle in the index: %s", a->run.id, e.msg);
+		log_warn_limited("supervisor", "cannot mark '%s' idle in the index: %s", a->run.id,
+				 e.msg);
 	return marked;
 }
 
@@ -396,8 +397,8 @@ static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 			json_object_set_new(d, "idle", json_true());
 		struct err e = {0};
 		if (record_event_ex(s, a, "suspended", d, NULL, NULL, 1, &e))
-			log_error("supervisor", "cannot record suspension of '%s': %s", a->run.id,
-				  e.msg);
+			log_error_limited("supervisor", "cannot record suspension of '%s': %s",
+					  a->run.id, e.msg);
 	}
 	runtime_suspend(s, a);
 	pthread_mutex_unlock(&a->wake_lock);
@@ -545,7 +546,8 @@ void stop_record(struct supervisor *s, struct actor *a, int kill)
 	const char *type = kill ? "killed" : "stopped";
 	const char *reason = kill ? "kill_requested" : "stop_requested";
 	if (record_event(s, a, type, lifecycle_data(reason, NULL), type, reason, &e))
-		log_error("supervisor", "cannot record %s of '%s': %s", type, a->run.id, e.msg);
+		log_error_limited("supervisor", "cannot record %s of '%s': %s", type, a->run.id,
+				  e.msg);
 }
 
 struct stop_job {

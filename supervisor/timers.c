@@ -161,8 +161,8 @@ static void tick_fire(void *arg)
 	}
 	struct err e = {0};
 	if (text && runtime_deliver_tick(s, a->run.id, text, strlen(text), &e) != ERR_OK) {
-		log_warn("timers", "a tick of timer '%s' of '%s' is skipped: %s", j->name,
-			 a->run.id, e.msg);
+		log_warn_limited("timers", "a tick of timer '%s' of '%s' is skipped: %s", j->name,
+				 a->run.id, e.msg);
 		pthread_mutex_lock(&a->lock);
 		struct timer *t = find_locked(a, j->name);
 		if (t)
@@ -511,7 +511,8 @@ void timers_checkpoint(struct supervisor *s, struct actor *a)
 	struct err e = {0};
 	if (snap && record_event_ex(s, a, CHECKPOINT_TYPE, json_pack("{s:o}", "timers", snap), NULL,
 				    NULL, 1, &e))
-		log_error("timers", "cannot record the timers of '%s': %s", a->run.id, e.msg);
+		log_error_limited("timers", "cannot record the timers of '%s': %s", a->run.id,
+				  e.msg);
 }
 
 void timers_arm_all(struct supervisor *s, struct actor *a)

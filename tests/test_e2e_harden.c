@@ -610,6 +610,46 @@ static void test_garbage_db_message(void **state)
 	stop_clean(&sp);
 }
 
+/* A failure that lasts (here the package store's folder is a plain file, as a
+ * full or broken disk would make it fail) logs one line per window, not one per
+ * spawn: issue 16's log flood had siblings on the paths of every spawn, event and
+ * request (supervisor, flusher, runtime, host calls, API). */
+static void test_lasting_failure_logged_once(void **state)
+{
+	(void)state;
+	struct server_proc sp;
+	memset(&sp, 0, sizeof(sp));
+	sp.home = tu_mkdtemp("theater-e2e-harden-flood");
+	char *store = tu_fmt("%s/store", sp.home);
+	char *blocker = tu_fmt("%s/store/theater-packages", sp.home);
+	assert_int_equal(mkdir(store, 0755), 0);
+	assert_int_equal(tu_write_file(blocker, "", 0), 0);
+	assert_int_equal(server_start(&sp, sp.home, NULL, NULL), 0);
+	server_put_example_package(&sp, "hello");
+	enum { SPAWNS = 30 };
+	for (int i = 0; i < SPAWNS; i++) {
+		json_t *j = server_call_json(&sp, "POST", "/actors?wait=running",
+			"{\"manifest\":{\"name\":\"h\",\"package\":\"hello.wasm\","
+			"\"static_package\":true}}", 201);
+		assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+		json_decref(j);
+	}
+	assert_alive(&sp);
+	char *log = tu_read_file(sp.log_path, NULL);
+	assert_non_null(log);
+	int lines = 0;
+	for (const char *p = log; (p = strstr(p, "cannot keep the package")); p++)
+		lines++;
+	/* one, or two if the window (10 s) ended between the spawns; 30 before */
+	if (lines < 1 || lines > 2)
+		fail_msg("%d lines for %d spawns that could not keep their package:\n%s", lines,
+			 SPAWNS, log);
+	free(log);
+	free(blocker);
+	free(store);
+	stop_clean(&sp);
+}
+
 /* ---- item 7: bounded resources ---- */
 
 /* An actor whose every request logs 1,000 lines in one call. */
@@ -716,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_http_library_errors),
 		cmocka_unit_test(test_wrong_answers),
 		cmocka_unit_test(test_garbage_db_message),
+		cmocka_unit_test(test_lasting_failure_logged_once),
 		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

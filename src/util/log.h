@@ -32,6 +32,11 @@ void log_limited(const void *key, enum log_level level, const char *module, cons
 		 ...) __attribute__((format(printf, 4, 5)));
 /* For tests: the window in ms (0: the default). Call before threads. */
 void log_set_limit_window_ms(unsigned ms);
+/* log_limited keyed by the call site's format string: for records a loop or every
+ * request, event or spawn can repeat while a failure lasts (a full disk, a broken
+ * index, an unreachable cluster), one line per window instead of one per item. */
+#define log_warn_limited(mod, fmt, ...) log_limited(fmt, LOG_WARN, mod, fmt, __VA_ARGS__)
+#define log_error_limited(mod, fmt, ...) log_limited(fmt, LOG_ERROR, mod, fmt, __VA_ARGS__)
 
 #define log_debug(mod, ...) log_msg(LOG_DEBUG, mod, __VA_ARGS__)
 #define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)
