@@ -338,8 +338,8 @@ static void end_mail(void *ctx, enum err_code rc, const struct err *err)
 	if (m->done)
 		m->done(m->done_user, rc, err);
 	else if (rc && rc != ERR_NOT_FOUND && rc != ERR_CONFLICT)
-		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", m->to,
-			 err->msg);
+		log_warn_limited("cluster", "a child's exit did not reach its parent '%s': %s",
+				 m->to, err->msg);
 	free(m->data);
 	free(m);
 }
@@ -483,8 +483,8 @@ static void remote_notice(void *user, const char *parent, int error, const char 
 	struct err e = {0};
 	if (mail_actor(c, error ? "child-error" : "child-exit", parent, NULL, info, len, NULL,
 		       NULL, &e))
-		log_warn("cluster", "a child's exit did not reach its parent '%s': %s", parent,
-			 e.msg);
+		log_warn_limited("cluster", "a child's exit did not reach its parent '%s': %s",
+				 parent, e.msg);
 }
 
 struct child_job {
@@ -1060,8 +1060,8 @@ static void answer_mail_ex(struct cluster *c, const char *reply, enum err_code r
 	json_decref(head);
 	struct err e = {0};
 	if (!msg || bus_publish(c->bus, reply, msg, n, &e))
-		log_warn("cluster", "cannot answer mail from another node: %s",
-			 msg ? e.msg : "out of memory");
+		log_warn_limited("cluster", "cannot answer mail from another node: %s",
+				 msg ? e.msg : "out of memory");
 	free(msg);
 }
 
@@ -1120,7 +1120,7 @@ static void job_spawn_answer(void *arg)
 	const char *id = json_string_value(json_object_get(p->answer, "id"));
 	struct err e = {0};
 	if (id && cluster_place(p->c, id, &e))
-		log_warn("cluster", "placement of child '%s' not recorded: %s", id, e.msg);
+		log_warn_limited("cluster", "placement of child '%s' not recorded: %s", id, e.msg);
 	char *text = json_compact(p->answer);
 	answer_mail(p->c, p->reply, text ? ERR_OK : ERR_NOMEM, NULL, (const uint8_t *)text,
 		    text ? strlen(text) : 0);

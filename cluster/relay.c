@@ -345,7 +345,8 @@ static void on_sse(void *user, const char *reply, const uint8_t *data, size_t le
 		}
 		json_decref(head);
 		__atomic_sub_fetch(&c->relays_out, 1, __ATOMIC_ACQ_REL);
-		log_warn("cluster", "cannot relay a stream: %s", e.msg[0] ? e.msg : "no thread");
+		log_warn_limited("cluster", "cannot relay a stream: %s",
+				 e.msg[0] ? e.msg : "no thread");
 	}
 }
 

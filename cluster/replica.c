@@ -86,8 +86,9 @@ static void publish_blob(void *user, const char *store_id, const char *sha256)
 	struct blob_pub *p = user;
 	struct err e = {0};
 	if (blob_publish(p->c, store_id, sha256, 0, &e)) {
-		log_error("cluster", "blob %s named by event %llu of '%s' not replicated: %s",
-			  sha256, (unsigned long long)p->ev->seq, p->ev->actor_id, e.msg);
+		log_error_limited("cluster",
+				  "blob %s named by event %llu of '%s' not replicated: %s", sha256,
+				  (unsigned long long)p->ev->seq, p->ev->actor_id, e.msg);
 		mark_unreplicated(p->c);
 	}
 }
@@ -132,8 +133,9 @@ static void publish_event(struct cluster *c, const struct supervisor_event *ev, 
 		snprintf(id + strlen(id), sizeof(id) - strlen(id), ":again-%lld", (long long)again);
 	struct err e = {0};
 	if (!msg || bus_stream_publish_async(c->bus, subject, msg, n, id, &e)) {
-		log_error("cluster", "event %llu of '%s' not replicated: %s",
-			  (unsigned long long)ev->seq, ev->actor_id, msg ? e.msg : "out of memory");
+		log_error_limited("cluster", "event %llu of '%s' not replicated: %s",
+				  (unsigned long long)ev->seq, ev->actor_id,
+				  msg ? e.msg : "out of memory");
 		mark_unreplicated(c);
 	}
 	free(msg);
