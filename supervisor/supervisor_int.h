@@ -170,9 +170,9 @@ struct supervisor {
 	struct actor **dirty;         /* flush_lock: actors with deferred events (refs) */
 	size_t ndirty, capdirty;
 	int flush_stop, flusher_running;
-	/* Spawns answered whose run row the flusher has still to index (modified
-	 * under flush_lock, read atomically): readers of the index wait for them
-	 * (flusher_index_settle, settle_cond). */
+	/* Spawns answered whose run row the flusher has still to index (atomic:
+	 * raised without a lock, lowered under flush_lock, which broadcasts
+	 * settle_cond at 0): readers of the index wait for them (flusher_index_settle). */
 	int index_owed;
 	uint64_t batches_taken, batches_done;   /* flush_lock: the flusher's rounds */
 	pthread_cond_t settle_cond;
