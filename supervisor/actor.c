@@ -1,5 +1,7 @@
 /* actor.c - the actor record and the registry (a chained hash table keyed by
- * actor id); see supervisor_int.h. Records are reference-counted so that a job
+ * actor id, and a second chain through the same buckets keyed by parent id, so
+ * a run's end, a child's spawn and a list of children cost the children, not
+ * every actor); see supervisor_int.h. Records are reference-counted so that a job
  * can keep using an actor that was deleted meanwhile. */
 #include "supervisor/supervisor_int.h"
 #include "src/util/crypto.h"
@@ -49,6 +51,7 @@ enum err_code run_copy(const struct db_run *src, struct db_run *dst)
 
 static size_t bucket_of(const struct supervisor *s, const char *id)
 {
+	/* FNV-1a */
 	uint64_t h = 1469598103934665603ull;
 	for (const char *p = id; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
@@ -59,8 +62,13 @@ enum err_code reg_init(struct supervisor *s)
 {
 	s->nbuckets = 1024;
 	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-	if (!s->buckets)
+	s->kin = calloc(s->nbuckets, sizeof(*s->kin));
+	if (!s->buckets || !s->kin) {
+		free(s->buckets);
+		free(s->kin);
+		s->buckets = s->kin = NULL;
 		return ERR_NOMEM;
+	}
 	pthread_mutex_init(&s->reg_lock, NULL);
 	return ERR_OK;
 }
@@ -77,19 +85,50 @@ void reg_release(struct supervisor *s)
 		}
 	}
 	free(s->buckets);
-	s->buckets = NULL;
+	free(s->kin);
+	s->buckets = s->kin = NULL;
 	pthread_mutex_destroy(&s->reg_lock);
+}
+
+/* Links a into the kin chain of its parent (registry lock held). */
+static void kin_link(struct supervisor *s, struct actor *a)
+{
+	if (!a->run.parent_id[0])
+		return;
+	struct actor **head = &s->kin[bucket_of(s, a->run.parent_id)];
+	a->knext = *head;
+	if (*head)
+		(*head)->kprev = &a->knext;
+	*head = a;
+	a->kprev = head;
+}
+
+static void kin_unlink(struct actor *a)
+{
+	if (!a->kprev)
+		return;
+	*a->kprev = a->knext;
+	if (a->knext)
+		a->knext->kprev = a->kprev;
+	a->knext = NULL;
+	a->kprev = NULL;
 }
 
 static void grow(struct supervisor *s)
 {
 	size_t n = s->nbuckets * 2;
 	struct actor **b = calloc(n, sizeof(*b));
-	if (!b)
-		return;    /* keep the old table: slower, still correct */
+	struct actor **kin = calloc(n, sizeof(*kin));
+	if (!b || !kin) {
+		free(b);
+		free(kin);
+		return;    /* keep the old tables: slower, still correct */
+	}
 	size_t old_n = s->nbuckets;
 	struct actor **old = s->buckets;
+	free(s->kin);
 	s->buckets = b;
+	s->kin = kin;
 	s->nbuckets = n;
 	for (size_t i = 0; i < old_n; i++) {
 		struct actor *a = old[i];
@@ -98,6 +137,7 @@ static void grow(struct supervisor *s)
 			size_t k = bucket_of(s, a->run.id);
 			a->hnext = b[k];
 			b[k] = a;
+			kin_link(s, a);   /* the old kin chains went with their table */
 			a = next;
 		}
 	}
@@ -112,6 +152,7 @@ enum err_code reg_add(struct supervisor *s, struct actor *a)
 	size_t k = bucket_of(s, a->run.id);
 	a->hnext = s->buckets[k];
 	s->buckets[k] = a;
+	kin_link(s, a);
 	s->nactors++;
 	pthread_mutex_unlock(&s->reg_lock);
 	return ERR_OK;
@@ -125,6 +166,7 @@ void reg_remove(struct supervisor *s, struct actor *a)
 		if (*pp == a) {
 			*pp = a->hnext;
 			a->hnext = NULL;
+			kin_unlink(a);
 			s->nactors--;
 			found = 1;
 			break;
@@ -157,6 +199,48 @@ struct actor *reg_find_or_answer(struct supervisor *s, const char *id, superviso
 		done(user, e.code, &e);
 	}
 	return a;
+}
+
+struct child_filter {
+	const char *parent_id;
+	void (*fn)(struct supervisor *s, struct actor *a, void *u);
+	void *u;
+};
+
+static void if_child(struct supervisor *s, struct actor *a, void *u)
+{
+	struct child_filter *f = u;
+	if (strcmp(a->run.parent_id, f->parent_id) == 0)
+		f->fn(s, a, f->u);
+}
+
+void reg_foreach_child(struct supervisor *s, const char *parent_id,
+		       void (*fn)(struct supervisor *s, struct actor *a, void *u), void *u)
+{
+	struct actor *few[16], **all = few;
+	size_t n = 0, k = 0;
+	pthread_mutex_lock(&s->reg_lock);
+	struct actor *head = s->kin[bucket_of(s, parent_id)];
+	for (struct actor *a = head; a; a = a->knext)
+		n += strcmp(a->run.parent_id, parent_id) == 0;
+	if (n > 16 && !(all = malloc(n * sizeof(*all)))) {
+		pthread_mutex_unlock(&s->reg_lock);
+		struct child_filter f = {parent_id, fn, u};
+		reg_foreach(s, if_child, &f);     /* slower, misses none */
+		return;
+	}
+	for (struct actor *a = head; a; a = a->knext)
+		if (strcmp(a->run.parent_id, parent_id) == 0) {
+			a->refs++;
+			all[k++] = a;
+		}
+	pthread_mutex_unlock(&s->reg_lock);
+	for (size_t i = 0; i < k; i++) {
+		fn(s, all[i], u);
+		actor_unref(s, all[i]);
+	}
+	if (all != few)
+		free(all);
 }
 
 void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),

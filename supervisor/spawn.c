@@ -355,11 +355,12 @@ static enum err_code under_limits(struct supervisor *s, const char *parent, stru
 	if (rc)
 		return rc;
 	struct live_count n = {parent, live_actors(s, 0), 0};
-	if (!parent && n.all >= s->limits.max_actors)
+	if (n.all >= s->limits.max_actors)
 		n.all = live_actors(s, 1);
-	if (parent) {
-		n.all = 0;
-		reg_foreach(s, count_live, &n);
+	if (parent) {    /* its children only (the registry's kin chain) */
+		struct live_count k = {parent, 0, 0};
+		reg_foreach_child(s, parent, count_live, &k);
+		n.children = k.children;
 	}
 	if (n.all >= s->limits.max_actors)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "

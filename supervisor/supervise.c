@@ -123,15 +123,9 @@ static void ignore_done(void *user, enum err_code rc, const struct err *err)
 	(void)err;
 }
 
-struct stop_children {
-	const char *parent;
-};
-
 static void stop_child(struct supervisor *s, struct actor *c, void *u)
 {
-	struct stop_children *sc = u;
-	if (strcmp(c->run.parent_id, sc->parent) != 0)
-		return;
+	(void)u;
 	pthread_mutex_lock(&c->lock);
 	int live = supervisor_status_live(c->run.status);
 	pthread_mutex_unlock(&c->lock);
@@ -157,9 +151,8 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 			 const char *reason)
 {
 	notify_parent(s, a, status, reason);
-	struct stop_children sc = {a->run.id};
 	if (!is_draining(s)) {
-		reg_foreach(s, stop_child, &sc);
+		reg_foreach_child(s, a->run.id, stop_child, NULL);
 		stop_remote_children(s, a);
 	}
 	if (is_draining(s))

@@ -513,24 +513,17 @@ struct store *supervisor_store(struct supervisor *s)
 	return s->cfg.store;
 }
 
-struct children_ctx {
-	const char *parent;
-	json_t *ids;
-};
-
 static void child_of(struct supervisor *s, struct actor *a, void *u)
 {
 	(void)s;
-	struct children_ctx *c = u;
-	if (strcmp(a->run.parent_id, c->parent) == 0)
-		json_array_append_new(c->ids, json_string(a->run.id));
+	json_array_append_new(u, json_string(a->run.id));
 }
 
 json_t *supervisor_children(struct supervisor *s, const char *parent_id)
 {
-	struct children_ctx c = {parent_id, json_array()};
-	reg_foreach(s, child_of, &c);
-	return c.ids;
+	json_t *ids = json_array();
+	reg_foreach_child(s, parent_id, child_of, ids);
+	return ids;
 }
 
 int supervisor_draining(const struct supervisor *s)

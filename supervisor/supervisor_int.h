@@ -40,6 +40,10 @@ struct mail;
 
 struct actor {
 	struct actor *hnext;          /* registry bucket chain */
+	/* The registry's kin chain (registry lock): actors whose parent_id hashes to
+	 * the same bucket, so a parent's children are found without a walk of every
+	 * actor. kprev is NULL when the actor is not in it (no parent, not registered). */
+	struct actor *knext, **kprev;
 	struct supervisor *sup;
 	pthread_mutex_t lock;
 	pthread_mutex_t rec_lock;
@@ -150,6 +154,7 @@ struct supervisor {
 	uint64_t eager_left;
 	pthread_mutex_t reg_lock;
 	struct actor **buckets;
+	struct actor **kin;           /* by parent id, as many as buckets (actor.c) */
 	size_t nbuckets, nactors;
 	pthread_mutex_t life_lock;
 	struct supervisor_sub *life_subs;
@@ -259,6 +264,10 @@ struct actor *reg_find(struct supervisor *s, const char *id);    /* new referenc
 /* reg_find, or NULL after answering done(user, ERR_NOT_FOUND, ...). */
 struct actor *reg_find_or_answer(struct supervisor *s, const char *id, supervisor_done_fn done,
 				 void *user);
+/* fn for each registered actor whose parent is parent_id, a reference held
+ * meanwhile (the registry lock not): costs the children, not every actor. */
+void reg_foreach_child(struct supervisor *s, const char *parent_id,
+		       void (*fn)(struct supervisor *s, struct actor *a, void *u), void *u);
 /* Calls fn for every actor with a reference held; fn may block. */
 void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
 		 void *u);

@@ -36,7 +36,7 @@
 #define CHAINS_SEEN_MAX (CHAIN_CAP + 1)
 
 static struct server_proc SP;
-static const char *const EXAMPLES[] = {"counter", NULL};
+static const char *const EXAMPLES[] = {"counter", "supervisor", NULL};
 static const char SPAWN[] = "{\"manifest_ref\":\"counter/manifest.json\"}";
 
 static long req(const char *method, const char *path, const char *body, struct http_result *out)
@@ -325,12 +325,149 @@ static void test_refused_without_disk(void **state)
 	free(id);
 }
 
+/* ---- children among many actors (the registry's kin chain, actor.c) ---- */
+
+#define KIDS_LIMIT 20
+#define OTHERS 1100             /* past the registry's first 1,024 buckets: it grows */
+
+static char *spawn_supervisor(int kids)
+{
+	char *body = tu_fmt("{\"manifest_ref\":\"supervisor/manifest.json\","
+			    "\"initial_state\":{\"spawn\":%d}}", kids);
+	struct http_result r;
+	long st = req("POST", "/actors?wait=running&timeout=120", body, &r);
+	if (st != 201)
+		fail_msg("spawn of a supervisor answered %ld: %s", st, r.body);
+	json_t *j = json_parse(r.body, r.len, 16, NULL);
+	char *id = strdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	http_result_release(&r);
+	free(body);
+	return id;
+}
+
+/* POST /actors/{id}/requests: the status; *answer the body (malloc'd) */
+static long ask(const char *id, const char *body, char **answer)
+{
+	char *p = tu_fmt("/actors/%s/requests?timeout=120", id);
+	struct http_result r;
+	long st = req("POST", p, body, &r);
+	*answer = strndup(r.body ? r.body : "", r.len);
+	http_result_release(&r);
+	free(p);
+	return st;
+}
+
+/* The ids list-children gives the supervisor `id` (a JSON array). */
+static json_t *listed_children(const char *id)
+{
+	char *answer;
+	long st = ask(id, "{\"op\":\"list\"}", &answer);
+	if (st != 200)
+		fail_msg("list of %s answered %ld: %s", id, st, answer);
+	json_t *j = json_parse(answer, strlen(answer), 16, NULL);
+	if (!json_is_array(j))
+		fail_msg("list-children is not an array: %s", answer);
+	free(answer);
+	return j;
+}
+
+/* Live children of `parent` by the index (GET /actors?parent=), and how many. */
+static unsigned children_with_status(const char *parent, const char *status, unsigned *all)
+{
+	char *p = tu_fmt("/actors?parent=%s&limit=500", parent);
+	struct http_result r;
+	assert_int_equal(req("GET", p, NULL, &r), 200);
+	json_t *j = json_parse(r.body, r.len, 64, NULL);
+	json_t *items = json_object_get(j, "items");
+	unsigned n = 0;
+	for (size_t i = 0; i < json_array_size(items); i++)
+		n += strcmp(json_string_value(json_object_get(json_array_get(items, i), "status")),
+			    status) == 0;
+	*all = (unsigned)json_array_size(items);
+	json_decref(j);
+	http_result_release(&r);
+	free(p);
+	return n;
+}
+
+/* A parent's children are found by their own chain in the registry, not by a walk
+ * of every actor: the limit per parent counts them, list-children lists them and
+ * the parent's end stops them, with their chains rehashed as the registry grows,
+ * more than fit the walk's first array, beside another parent's, and after a
+ * restart that registers them in no particular order. */
+static void test_children_among_many(void **state)
+{
+	(void)state;
+	memset(&SP, 0, sizeof(SP));
+	const char *args[] = {"--max-children", "20", NULL};
+	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
+	server_install_examples(&SP, EXAMPLES);
+	char *a = spawn_supervisor(16), *b = spawn_supervisor(3);
+	for (int i = 0; i < OTHERS; i++)
+		free(spawn_counter());
+	char *answer;
+	for (int i = 16; i < KIDS_LIMIT; i++) {
+		long st = ask(a, "{\"op\":\"spawn\"}", &answer);
+		if (st != 200)
+			fail_msg("spawn %d of the supervisor answered %ld: %s", i, st, answer);
+		free(answer);
+	}
+	/* the limit counts a's children only: b may still spawn, a may not (the host
+	 * call's error for a limit reached is `busy`) */
+	long st = ask(a, "{\"op\":\"spawn\"}", &answer);
+	if (st != 422 || !strstr(answer, "cannot spawn a child: busy"))
+		fail_msg("child %d of a supervisor answered %ld: %s", KIDS_LIMIT + 1, st, answer);
+	free(answer);
+	st = ask(b, "{\"op\":\"spawn\"}", &answer);
+	if (st != 200)
+		fail_msg("a fourth child of the other supervisor answered %ld: %s", st, answer);
+	free(answer);
+	for (int round = 0; round < 2; round++) {
+		json_t *ka = listed_children(a), *kb = listed_children(b);
+		assert_int_equal(json_array_size(ka), KIDS_LIMIT);
+		assert_int_equal(json_array_size(kb), 4);
+		for (size_t i = 0; i < json_array_size(kb); i++)
+			for (size_t k = 0; k < json_array_size(ka); k++)
+				assert_string_not_equal(json_string_value(json_array_get(kb, i)),
+							json_string_value(json_array_get(ka, k)));
+		json_decref(ka);
+		json_decref(kb);
+		if (round == 0) {     /* the same after a restart */
+			assert_int_equal(server_stop(&SP), 0);
+			assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+		}
+	}
+	/* a's end stops its 20 children; b's keep running */
+	char *p = tu_fmt("/actors/%s/stop", a);
+	struct http_result r;
+	st = req("POST", p, NULL, &r);
+	if (st != 204)
+		fail_msg("stop of the supervisor answered %ld: %s", st, r.body);
+	http_result_release(&r);
+	free(p);
+	unsigned all = 0, stopped = 0;
+	for (int i = 0; i < 600 && stopped < KIDS_LIMIT; i++) {
+		stopped = children_with_status(a, "stopped", &all);
+		if (stopped < KIDS_LIMIT)
+			usleep(50 * 1000);
+	}
+	if (stopped != KIDS_LIMIT || all != KIDS_LIMIT)
+		fail_msg("%u of the parent's %u children stopped with it", stopped, all);
+	assert_int_equal(children_with_status(b, "running", &all), 4);
+	assert_int_equal(all, 4);
+	server_destroy(&SP);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_before_exhaustion),
 		cmocka_unit_test(test_refused_without_disk),
 		cmocka_unit_test(test_more_actors_than_descriptors),
+		cmocka_unit_test(test_children_among_many),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
