@@ -7,6 +7,8 @@
 #   - descriptors open (all, and chain files, against the chain cache's cap),
 #   - filtered list latency (status / parent / name, limit 50; curl time_total on
 #     a kept-alive connection, median and p99 of 200 requests),
+#   - the server CPU of one actor's end among N (500 stopped one by one on a
+#     kept-alive connection, less the CPU of an idle window as long),
 #   - a clean stop (SIGTERM until exit) and the next start (recovery, until
 #     listening), then a crash (SIGKILL) and the next start.
 #   bench/scale/run.sh BUILD_DIR [N]     (SERVER_ARGS: more server flags, e.g.
@@ -19,7 +21,7 @@ build=$(cd "${1:-build}" && pwd)
 n=${2:-100000}
 actor=${ACTOR:-hello}
 clients=${CLIENTS:-4}
-bench_server=$build/theater-server
+bench_server=${SERVER:-$build/theater-server}   # SERVER: another build, to compare
 bench_home theater-bench-scale "$build/examples/$actor/$actor.wasm"
 trap 'bench_cleanup KILL' EXIT
 bench_wait=120 bench_poll=0.005   # the start is timed
@@ -72,6 +74,17 @@ echo "filtered list status=failed:   $(bench_latency "$base/actors?status=failed
 echo "filtered list parent=<id>:     $(bench_latency "$base/actors?parent=$some&limit=50")"
 echo "filtered list name+status:     $(bench_latency "$base/actors?name=bench&status=running&limit=50")"
 echo "GET /health (the HTTP floor):  $(bench_latency "$base/health")"
+# one actor's end among n: 500 stops, the CPU of an idle window as long taken off
+ends=500
+ids=$(curl -s "$base/actors?status=running&limit=$ends" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+c0=$(cpu_s); sleep 3; c1=$(cpu_s)
+t0=$(now)
+# shellcheck disable=SC2046 # one URL per id, one curl: a kept-alive connection
+curl -s -o /dev/null -X POST $(printf "$base/actors/%s/stop " $ids)
+sleep 3; c2=$(cpu_s)
+echo "one actor's end among $done_n (POST stop, $ends of them): $(awk -v a="$c0" -v b="$c1" -v c="$c2" -v k="$(echo "$ids" | wc -w)" -v t="$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b-3}')" \
+  'BEGIN { idle = (b - a) / 3; printf "%.2f ms server CPU each (idle CPU taken off), %d in %.2f s", ((c - b) - idle * (t + 3)) / k * 1000, k, t }')"
+done_n=$(running)
 echo "instances in memory before the stop: $(loaded) (--idle-release-ms releases idle ones)"
 stop_server; t_stop=$took
 echo "clean stop (SIGTERM, $done_n actors suspended): $t_stop s ($(grep -o 'shutdown: .*' "$home/log" | tail -1))"
