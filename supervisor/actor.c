@@ -154,6 +154,7 @@ enum err_code reg_add(struct supervisor *s, struct actor *a)
 	s->buckets[k] = a;
 	kin_link(s, a);
 	s->nactors++;
+	__atomic_store_n(&s->registered, s->registered + 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&s->reg_lock);
 	return ERR_OK;
 }
@@ -243,10 +244,16 @@ void reg_foreach_child(struct supervisor *s, const char *parent_id,
 		free(all);
 }
 
-void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
-		 void *u)
+uint64_t reg_registered(struct supervisor *s)
+{
+	return __atomic_load_n(&s->registered, __ATOMIC_RELAXED);
+}
+
+uint64_t reg_foreach(struct supervisor *s,
+		     void (*fn)(struct supervisor *s, struct actor *a, void *u), void *u)
 {
 	pthread_mutex_lock(&s->reg_lock);
+	uint64_t registered = s->registered;
 	size_t n = s->nactors, k = 0;
 	struct actor **all = calloc(n ? n : 1, sizeof(*all));
 	for (size_t i = 0; all && i < s->nbuckets; i++)
@@ -260,6 +267,7 @@ void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct a
 		actor_unref(s, all[i]);
 	}
 	free(all);
+	return registered;
 }
 
 struct actor *actor_new(const struct db_run *run)

@@ -319,30 +319,52 @@ static void count_live(struct supervisor *s, struct actor *a, void *u)
 
 /* Live actors server-wide: a walk of every actor costs milliseconds at 100,000
  * (issue 16), so it is done at most every LIVE_RECOUNT_MS, or 20 times as long as
- * the last walk took (at most 5% of a core); spawns let through since are added,
- * ends are not subtracted (an overcount, never an undercount), and a count at the
- * limit is taken again (exact) before anything is refused. */
+ * the last walk took (at most 5% of a core), as a job of its own: the spawn that
+ * finds the count stale goes on with it, the walk is not on its path. Actors
+ * registered since the walk's snapshot are added (reg_foreach: the registry's
+ * count at that instant), ends are not subtracted: an overcount, never an
+ * undercount; a count at the limit is taken again, exact and at once, before
+ * anything is refused. */
 #define LIVE_RECOUNT_MS 250
+
+static void recount_live(struct supervisor *s)
+{
+	int64_t t0 = now_ms();
+	struct live_count n = {NULL, 0, 0};
+	uint64_t registered = reg_foreach(s, count_live, &n);
+	pthread_mutex_lock(&s->live_lock);
+	if (registered >= s->live_registered) {   /* not older than the last one */
+		s->live_walk_ms = now_ms() - t0;
+		s->live_counted_ms = t0;
+		s->live_counted = n.all;
+		s->live_registered = registered;
+	}
+	s->live_walking = 0;
+	pthread_mutex_unlock(&s->live_lock);
+}
+
+static void recount_job(void *arg)
+{
+	recount_live(arg);
+}
 
 static uint32_t live_actors(struct supervisor *s, int exact)
 {
 	pthread_mutex_lock(&s->live_lock);
-	int64_t now = now_ms();
 	int64_t every = s->live_walk_ms * 20 > LIVE_RECOUNT_MS ? s->live_walk_ms * 20
 							       : LIVE_RECOUNT_MS;
-	if (exact || !s->live_counted_ms || now - s->live_counted_ms >= every) {
-		pthread_mutex_unlock(&s->live_lock);
-		struct live_count n = {NULL, 0, 0};
-		reg_foreach(s, count_live, &n);
-		pthread_mutex_lock(&s->live_lock);
-		s->live_walk_ms = now_ms() - now;
-		s->live_counted_ms = now;
-		s->live_counted = n.all;
-		s->live_since = 0;
-	}
-	uint32_t n = s->live_counted + s->live_since;
+	int first = !s->live_counted_ms;     /* no count yet to go on with */
+	int walk = !exact && !first && !s->live_walking &&
+		   now_ms() - s->live_counted_ms >= every;
+	s->live_walking |= walk;
 	pthread_mutex_unlock(&s->live_lock);
-	return n;
+	if (exact || first || (walk && pool_submit(s->pool, recount_job, s) != ERR_OK))
+		recount_live(s);
+	uint64_t registered = reg_registered(s);
+	pthread_mutex_lock(&s->live_lock);
+	uint64_t n = s->live_counted + (registered - s->live_registered);
+	pthread_mutex_unlock(&s->live_lock);
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
 /* ERR_EXHAUSTED when descriptors or memory are nearly gone (issue 16);
@@ -368,9 +390,6 @@ static enum err_code under_limits(struct supervisor *s, const char *parent, stru
 	if (parent && n.children >= s->limits.max_children)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
 			       "limit (--max-children)", parent, n.children);
-	pthread_mutex_lock(&s->live_lock);
-	s->live_since++;
-	pthread_mutex_unlock(&s->live_lock);
 	return ERR_OK;
 }
 

@@ -156,6 +156,7 @@ struct supervisor {
 	struct actor **buckets;
 	struct actor **kin;           /* by parent id, as many as buckets (actor.c) */
 	size_t nbuckets, nactors;
+	uint64_t registered;          /* reg_add calls so far (written under reg_lock) */
 	pthread_mutex_t life_lock;
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
@@ -164,10 +165,13 @@ struct supervisor {
 	int recovering;               /* atomic: start-up recovery or shutdown's suspension;
 				       * the flusher stays out, one sync at its end */
 	/* spawn.c: the live count for --max-actors, recounted at most every
-	 * LIVE_RECOUNT_MS (a walk of every actor) plus the spawns let through since. */
+	 * LIVE_RECOUNT_MS (a walk of every actor, a pool job: live_walking) plus the
+	 * actors registered since its snapshot (live_registered: `registered` then). */
 	pthread_mutex_t live_lock;
 	int64_t live_counted_ms, live_walk_ms;
-	uint32_t live_counted, live_since;
+	uint32_t live_counted;
+	uint64_t live_registered;
+	int live_walking;
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
@@ -261,6 +265,7 @@ void reg_release(struct supervisor *s);
 enum err_code reg_add(struct supervisor *s, struct actor *a);   /* takes the caller's reference */
 void reg_remove(struct supervisor *s, struct actor *a);
 struct actor *reg_find(struct supervisor *s, const char *id);    /* new reference or NULL */
+uint64_t reg_registered(struct supervisor *s);                   /* reg_add calls so far */
 /* reg_find, or NULL after answering done(user, ERR_NOT_FOUND, ...). */
 struct actor *reg_find_or_answer(struct supervisor *s, const char *id, supervisor_done_fn done,
 				 void *user);
@@ -268,8 +273,9 @@ struct actor *reg_find_or_answer(struct supervisor *s, const char *id, superviso
  * meanwhile (the registry lock not): costs the children, not every actor. */
 void reg_foreach_child(struct supervisor *s, const char *parent_id,
 		       void (*fn)(struct supervisor *s, struct actor *a, void *u), void *u);
-/* Calls fn for every actor with a reference held; fn may block. */
-void reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
+/* Calls fn for every actor with a reference held; fn may block. Returns the
+ * registry's `registered` at the instant the actors were taken. */
+uint64_t reg_foreach(struct supervisor *s, void (*fn)(struct supervisor *s, struct actor *a, void *u),
 		 void *u);
 struct actor *actor_new(const struct db_run *run);              /* one reference */
 void actor_ref(struct supervisor *s, struct actor *a);
