@@ -39,7 +39,7 @@
 #define DEF_TIMEOUT_S 60
 #define DEF_MAX_CONNS 1024
 #define DEF_PER_IP 256
-#define DEF_CONN_MEMORY (64 * 1024)
+#define DEF_CONN_MEMORY (32 * 1024)
 #define DEF_HEADER_BYTES (16 * 1024)
 #define DEF_QUERY_PARAMS 64
 #define MEMORY_INCREMENT 1024
@@ -468,9 +468,9 @@ static enum err_code check_config(struct http_server *s, const struct http_handl
 			       c->max_conns, c->threads);
 	if (c->conn_memory < 8192)
 		return err_set(err, ERR_INVALID, "conn_memory %zu is below 8192 bytes", c->conn_memory);
-	if (c->max_header_bytes >= c->conn_memory / 2)
+	if (c->max_header_bytes > c->conn_memory / 2)
 		return err_set(err, ERR_INVALID,
-			       "max_header_bytes %zu must be below half of conn_memory %zu",
+			       "max_header_bytes %zu must be at most half of conn_memory %zu",
 			       c->max_header_bytes, c->conn_memory);
 	return ERR_OK;
 }
