@@ -70,6 +70,7 @@ enum err_code reg_init(struct supervisor *s)
 		return ERR_NOMEM;
 	}
 	pthread_mutex_init(&s->reg_lock, NULL);
+	s->registry_up = 1;
 	return ERR_OK;
 }
 
@@ -87,6 +88,7 @@ void reg_release(struct supervisor *s)
 	free(s->buckets);
 	free(s->kin);
 	s->buckets = s->kin = NULL;
+	s->registry_up = 0;
 	pthread_mutex_destroy(&s->reg_lock);
 }
 

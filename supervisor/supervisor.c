@@ -415,13 +415,13 @@ void supervisor_shutdown(struct supervisor *s)
 	uint32_t grace = s->cfg.shutdown_grace_ms ? s->cfg.shutdown_grace_ms : 10000;
 	int64_t until = now_ms() + grace;
 	unsigned busy = 1;
-	while (s->buckets && busy && now_ms() < until) {
+	while (s->registry_up && busy && now_ms() < until) {
 		busy = 0;
 		reg_foreach(s, count_busy, &busy);
 		if (busy)
 			usleep(5000);
 	}
-	if (s->buckets && busy) {
+	if (s->registry_up && busy) {
 		log_warn("supervisor", "%u calls still running after %u ms: interrupting them; "
 			 "their messages run again on the next start", busy, grace);
 		reg_foreach(s, interrupt_one, NULL);
@@ -434,7 +434,7 @@ void supervisor_shutdown(struct supervisor *s)
 	flusher_index_settle(s);
 	int64_t t0 = now_ms(), t1 = t0;
 	struct err be = {0};
-	int batch = s->buckets && db_batch_begin(s->cfg.db, &be) == ERR_OK;
+	int batch = s->registry_up && db_batch_begin(s->cfg.db, &be) == ERR_OK;
 	chain_fd_batch(1);   /* chain files closed meanwhile are synced by sync_all */
 	/* The flusher stays out, as during recovery: one syncfs at the end makes every
 	 * `suspended` event durable, not one per batch of 8 dirty chains. */
@@ -442,12 +442,12 @@ void supervisor_shutdown(struct supervisor *s)
 	if (s->cfg.exits_after_shutdown)
 		wasm_memory_keep_at_exit();   /* a third of suspending was munmap (perf) */
 	unsigned marked = 0;
-	if (s->buckets)
+	if (s->registry_up)
 		reg_foreach(s, suspend_live, &marked);
 	/* transfers still running end now; their parked calls were let go above */
 	fetcher_free(s->fetcher);
 	s->fetcher = NULL;
-	if (s->buckets) {
+	if (s->registry_up) {
 		t1 = now_ms();
 		sync_all(s);
 	}
@@ -455,7 +455,7 @@ void supervisor_shutdown(struct supervisor *s)
 	chain_fd_batch(0);
 	if (batch && db_batch_end(s->cfg.db, &be) != ERR_OK)
 		log_error("supervisor", "cannot commit the index at shutdown: %s", be.msg);
-	if (s->buckets)
+	if (s->registry_up)
 		log_info("supervisor", "shutdown: actors suspended in %lld ms (%u marked idle in "
 			 "the index, the others with a `suspended` event), synced in %lld ms",
 			 (long long)(t1 - t0), marked, (long long)(now_ms() - t1));
@@ -467,7 +467,7 @@ void supervisor_free(struct supervisor *s)
 	if (!s)
 		return;
 	supervisor_shutdown(s);
-	if (s->buckets)
+	if (s->registry_up)
 		reg_release(s);
 	spares_stop(s->spares);
 	engine_free(s->engine);

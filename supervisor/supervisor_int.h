@@ -157,6 +157,8 @@ struct supervisor {
 	struct actor **kin;           /* by parent id, as many as buckets (actor.c) */
 	size_t nbuckets, nactors;
 	uint64_t registered;          /* reg_add calls so far (written under reg_lock) */
+	int registry_up;              /* reg_init done, reg_release not: set before any
+				       * thread runs (buckets moves as the table grows) */
 	pthread_mutex_t life_lock;
 	struct supervisor_sub *life_subs;
 	uint64_t life_head;           /* last lifecycle id; guarded by life_lock */
