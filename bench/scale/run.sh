@@ -7,8 +7,8 @@
 #   - descriptors open (all, and chain files, against the chain cache's cap),
 #   - filtered list latency (status / parent / name, limit 50; curl time_total on
 #     a kept-alive connection, median and p99 of 200 requests),
-#   - the server CPU of one actor's end among N (500 stopped one by one on a
-#     kept-alive connection, less the CPU of an idle window as long),
+#   - one actor's end among N (500 stopped one after another on a kept-alive
+#     connection): wall time and server CPU per stop,
 #   - a clean stop (SIGTERM until exit) and the next start (recovery, until
 #     listening), then a crash (SIGKILL) and the next start.
 #   bench/scale/run.sh BUILD_DIR [N]     (SERVER_ARGS: more server flags, e.g.
@@ -74,16 +74,21 @@ echo "filtered list status=failed:   $(bench_latency "$base/actors?status=failed
 echo "filtered list parent=<id>:     $(bench_latency "$base/actors?parent=$some&limit=50")"
 echo "filtered list name+status:     $(bench_latency "$base/actors?name=bench&status=running&limit=50")"
 echo "GET /health (the HTTP floor):  $(bench_latency "$base/health")"
-# one actor's end among n: 500 stops, the CPU of an idle window as long taken off
+# one actor's end among n: 500 stops one after another on one kept-alive connection
+# (each answered once its `stopped` event is durable); the wall time per stop, and
+# the server's CPU meanwhile less that of an idle window as long (a background sweep
+# of idle instances, --idle-release-ms, can still fall in either window)
 ends=500
 ids=$(curl -s "$base/actors?status=running&limit=$ends" | grep -o '"id":"[^"]*"' | cut -d'"' -f4)
-c0=$(cpu_s); sleep 3; c1=$(cpu_s)
+k=$(echo "$ids" | wc -w)
+c0=$(cpu_s); t0=$(now); sleep 2; c1=$(cpu_s); idle_t=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b}')
 t0=$(now)
 # shellcheck disable=SC2046 # one URL per id, one curl: a kept-alive connection
 curl -s -o /dev/null -X POST $(printf "$base/actors/%s/stop " $ids)
-sleep 3; c2=$(cpu_s)
-echo "one actor's end among $done_n (POST stop, $ends of them): $(awk -v a="$c0" -v b="$c1" -v c="$c2" -v k="$(echo "$ids" | wc -w)" -v t="$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b-3}')" \
-  'BEGIN { idle = (b - a) / 3; printf "%.2f ms server CPU each (idle CPU taken off), %d in %.2f s", ((c - b) - idle * (t + 3)) / k * 1000, k, t }')"
+t_ends=$(awk -v a="$(now)" -v b="$t0" 'BEGIN{print a-b}')
+c2=$(cpu_s)
+echo "one actor's end among $done_n: $(awk -v k="$k" -v t="$t_ends" -v a="$c0" -v b="$c1" -v c="$c2" -v it="$idle_t" \
+  'BEGIN { printf "%.2f ms each (%d stops one after another in %.2f s), server CPU %.2f ms each (idle CPU taken off)", t / k * 1000, k, t, ((c - b) - (b - a) / it * t) / k * 1000 }')"
 done_n=$(running)
 echo "instances in memory before the stop: $(loaded) (--idle-release-ms releases idle ones)"
 stop_server; t_stop=$took
