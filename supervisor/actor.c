@@ -204,6 +204,17 @@ struct actor *reg_find_or_answer(struct supervisor *s, const char *id, superviso
 	return a;
 }
 
+/* fn for each of the n actors taken (each with a reference), then the reference
+ * dropped: without the registry lock, so that fn may block. */
+static void call_each(struct supervisor *s, struct actor **all, size_t n,
+		      void (*fn)(struct supervisor *s, struct actor *a, void *u), void *u)
+{
+	for (size_t i = 0; i < n; i++) {
+		fn(s, all[i], u);
+		actor_unref(s, all[i]);
+	}
+}
+
 struct child_filter {
 	const char *parent_id;
 	void (*fn)(struct supervisor *s, struct actor *a, void *u);
@@ -238,10 +249,7 @@ void reg_foreach_child(struct supervisor *s, const char *parent_id,
 			all[k++] = a;
 		}
 	pthread_mutex_unlock(&s->reg_lock);
-	for (size_t i = 0; i < k; i++) {
-		fn(s, all[i], u);
-		actor_unref(s, all[i]);
-	}
+	call_each(s, all, k, fn, u);
 	if (all != few)
 		free(all);
 }
@@ -264,10 +272,7 @@ uint64_t reg_foreach(struct supervisor *s,
 			all[k++] = a;
 		}
 	pthread_mutex_unlock(&s->reg_lock);
-	for (size_t i = 0; i < k; i++) {
-		fn(s, all[i], u);
-		actor_unref(s, all[i]);
-	}
+	call_each(s, all, k, fn, u);
 	free(all);
 	return registered;
 }

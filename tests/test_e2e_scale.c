@@ -53,10 +53,11 @@ static long req(const char *method, const char *path, const char *body, struct h
 	return st;
 }
 
-static char *spawn_counter(void)
+/* POST /actors?wait=running of body: the new actor's id (malloc'd). */
+static char *spawn_body(const char *body)
 {
 	struct http_result r;
-	long st = req("POST", "/actors?wait=running&timeout=120", SPAWN, &r);
+	long st = req("POST", "/actors?wait=running&timeout=120", body, &r);
 	if (st != 201)
 		fail_msg("spawn answered %ld: %s", st, r.body);
 	json_t *j = json_parse(r.body, r.len, 16, NULL);
@@ -64,6 +65,11 @@ static char *spawn_counter(void)
 	json_decref(j);
 	http_result_release(&r);
 	return id;
+}
+
+static char *spawn_counter(void)
+{
+	return spawn_body(SPAWN);
 }
 
 static void send_one(const char *id, const char *msg)
@@ -334,14 +340,7 @@ static char *spawn_supervisor(int kids)
 {
 	char *body = tu_fmt("{\"manifest_ref\":\"supervisor/manifest.json\","
 			    "\"initial_state\":{\"spawn\":%d}}", kids);
-	struct http_result r;
-	long st = req("POST", "/actors?wait=running&timeout=120", body, &r);
-	if (st != 201)
-		fail_msg("spawn of a supervisor answered %ld: %s", st, r.body);
-	json_t *j = json_parse(r.body, r.len, 16, NULL);
-	char *id = strdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
-	http_result_release(&r);
+	char *id = spawn_body(body);
 	free(body);
 	return id;
 }
