@@ -367,6 +367,11 @@ static uint32_t live_actors(struct supervisor *s, int exact)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+uint64_t supervisor_live_count(struct supervisor *s)
+{
+	return live_actors(s, 0);
+}
+
 /* ERR_EXHAUSTED when descriptors or memory are nearly gone (issue 16);
  * ERR_TOO_MANY_ACTORS when the server or the parent has as many live actors as it
  * may (issue 12: one request created 4,370). A check, not a reservation: spawns in

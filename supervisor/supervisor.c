@@ -920,14 +920,6 @@ enum err_code supervisor_lifecycle_after(struct supervisor *s, uint64_t after, u
 	return db_lifecycle_after(s->cfg.db, after, limit, life_row, &c, err);
 }
 
-static void count_live_one(struct supervisor *s, struct actor *a, void *u)
-{
-	(void)s;
-	pthread_mutex_lock(&a->lock);
-	*(uint64_t *)u += supervisor_status_live(a->run.status) != 0;
-	pthread_mutex_unlock(&a->lock);
-}
-
 uint64_t supervisor_loaded_count(struct supervisor *s)
 {
 	return __atomic_load_n(&s->loaded, __ATOMIC_RELAXED);
@@ -941,13 +933,6 @@ uint64_t supervisor_released_count(struct supervisor *s)
 uint64_t supervisor_recovery_pending(struct supervisor *s)
 {
 	return durable_background_left(s);
-}
-
-uint64_t supervisor_live_count(struct supervisor *s)
-{
-	uint64_t n = 0;
-	reg_foreach(s, count_live_one, &n);
-	return n;
 }
 
 /* ---- cluster hooks ---- */

@@ -236,7 +236,9 @@ struct fetcher *supervisor_fetcher(struct supervisor *s);
 
 /* ---- queries (sync, memory only, cheap) ---- */
 
-/* How many runs are live (starting, running, stopping): a node's load. */
+/* How many runs are live (starting, running, stopping): a node's load. The count
+ * --max-actors keeps (spawn.c): runs ended since its last walk, a quarter second or
+ * more ago, are still in it; no walk of every actor on the caller's path. */
 uint64_t supervisor_live_count(struct supervisor *s);
 /* How many actors have an instance now (live runs recovered lazily have none
  * until their first mail; docs/durability.md). */
