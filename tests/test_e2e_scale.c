@@ -371,7 +371,8 @@ static json_t *listed_children(const char *id)
 	return j;
 }
 
-/* Live children of `parent` by the index (GET /actors?parent=), and how many. */
+/* Children of `parent` with `status` by the index (GET /actors?parent=); *all: how
+ * many children it has. */
 static unsigned children_with_status(const char *parent, const char *status, unsigned *all)
 {
 	char *p = tu_fmt("/actors?parent=%s&limit=500", parent);
