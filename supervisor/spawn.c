@@ -381,20 +381,18 @@ static enum err_code under_limits(struct supervisor *s, const char *parent, stru
 	enum err_code rc = headroom_check(s->cfg.headroom, err);
 	if (rc)
 		return rc;
-	struct live_count n = {parent, live_actors(s, 0), 0};
-	if (n.all >= s->limits.max_actors)
-		n.all = live_actors(s, 1);
-	if (parent) {    /* its children only (the registry's kin chain) */
-		struct live_count k = {parent, 0, 0};
-		reg_foreach_child(s, parent, count_live, &k);
-		n.children = k.children;
-	}
-	if (n.all >= s->limits.max_actors)
+	uint32_t all = live_actors(s, 0);
+	if (all >= s->limits.max_actors)
+		all = live_actors(s, 1);
+	if (all >= s->limits.max_actors)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "the server runs %u live actors, its "
-			       "limit (--max-actors)", n.all);
-	if (parent && n.children >= s->limits.max_children)
+			       "limit (--max-actors)", all);
+	struct live_count kids = {parent, 0, 0};
+	if (parent)      /* its children only (the registry's kin chain) */
+		reg_foreach_child(s, parent, count_live, &kids);
+	if (parent && kids.children >= s->limits.max_children)
 		return err_set(err, ERR_TOO_MANY_ACTORS, "actor '%s' has %u live children, the "
-			       "limit (--max-children)", parent, n.children);
+			       "limit (--max-children)", parent, kids.children);
 	return ERR_OK;
 }
 
