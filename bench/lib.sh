@@ -121,10 +121,27 @@ bench_load() {
 	cut -d' ' -f1-3 /proc/loadavg
 }
 
+# bench_fs DIR: the file system DIR is on, as its figures depend on it: "ext4 without
+# a journal" (file creation slows down for minutes after deletes there, see
+# docs/operations.md), "ext4 with a journal", or the type stat -f names.
+bench_fs() {
+	local dev name task
+	dev=$(stat -c '%Hd:%Ld' "$1" 2>/dev/null)
+	name=$(readlink "/sys/dev/block/$dev" 2>/dev/null)
+	task=/sys/fs/ext4/${name##*/}/journal_task
+	if [ -n "$name" ] && [ -r "$task" ]; then
+		if [ "$(cat "$task")" = "<none>" ]; then echo "ext4 without a journal"
+		else echo "ext4 with a journal"; fi
+	else
+		stat -f -c %T "$1" 2>/dev/null || echo unknown
+	fi
+}
+
 # bench_machine_line FIELD...: "machine: " and the FIELDs joined by ", ", each one of
 # cores, cpu (model name), mem (GiB), load, day (UTC date), minute (UTC date and
-# time), iso (UTC, 2024-05-01T12:00Z). The scripts differ in which they print and
-# docs/benchmarks.md quotes them as they are.
+# time), iso (UTC, 2024-05-01T12:00Z), fs (the file system of $home, or of /var/tmp
+# before bench_home). The scripts differ in which they print and docs/benchmarks.md
+# quotes them as they are.
 bench_machine_line() {
 	local f line=""
 	for f; do
@@ -136,6 +153,7 @@ bench_machine_line() {
 		day) f=$(date -u +%Y-%m-%d) ;;
 		minute) f=$(date -u '+%Y-%m-%d %H:%M UTC') ;;
 		iso) f=$(date -u +%Y-%m-%dT%H:%MZ) ;;
+		fs) f=$(bench_fs "${home:-/var/tmp}") ;;
 		esac
 		line="$line${line:+, }$f"
 	done

@@ -7,8 +7,8 @@
 # (2000: the spawns through the API from 1 client here, twice as many from 4), and
 # each script's own BENCH_* (bench/NAME/run.sh says which).
 # Not the only benchmarks: bench/scale, bench/recovery, bench/cluster,
-# bench/http/cpu.sh, bench/http/list.sh and bench/stream/timers-recover.sh run on
-# their own. tests/ops/bench_smoke.sh (ctest bench_smoke, `make test-long`) runs
+# bench/http/cpu.sh, bench/http/list.sh, bench/stream/timers-recover.sh and
+# bench/fsync/churn.sh run on their own. tests/ops/bench_smoke.sh (ctest bench_smoke, `make test-long`) runs
 # every one of them with small sizes and checks their lines, so none rots unseen.
 set -uo pipefail
 # shellcheck source=bench/lib.sh

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 const char *const home_subdirs[] = { "chains", "store", "cache", "packages", NULL };
@@ -169,4 +170,31 @@ enum err_code home_lock(const char *home, int *fd_out, struct err *err)
 	free(path);
 	*fd_out = fd;
 	return ERR_OK;
+}
+
+enum home_fs home_fs_kind(const char *dir, const char *sysfs)
+{
+	struct stat st;
+	char path[4096], link[4096], text[32];
+	if (stat(dir, &st) != 0)
+		return HOME_FS_OTHER;
+	snprintf(path, sizeof(path), "%s/dev/block/%u:%u", sysfs, major(st.st_dev),
+		 minor(st.st_dev));
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return HOME_FS_OTHER;          /* no block device: tmpfs, overlay, btrfs... */
+	link[n] = 0;
+	const char *name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if (snprintf(path, sizeof(path), "%s/fs/ext4/%s/journal_task", sysfs, name) >=
+	    (int)sizeof(path))
+		return HOME_FS_OTHER;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return HOME_FS_OTHER;          /* not ext4, or a kernel without the file */
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return HOME_FS_OTHER;
+	text[n] = 0;
+	return strncmp(text, "<none>", 6) == 0 ? HOME_FS_EXT4_NOJOURNAL : HOME_FS_EXT4_JOURNAL;
 }

@@ -181,6 +181,21 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 	return ERR_OK;
 }
 
+/* A home on ext4 without a journal works, but a file creation there costs up
+ * to 20 times as much for minutes after deletes (home.h), and every spawn's
+ * chain is a new file: said once at start. THEATER_TEST_SYSFS (tests only): the
+ * sysfs tree to read instead of /sys. */
+static void note_home_fs(const char *home)
+{
+	const char *sysfs = getenv("THEATER_TEST_SYSFS");
+	if (home_fs_kind(home, sysfs && sysfs[0] ? sysfs : "/sys") != HOME_FS_EXT4_NOJOURNAL)
+		return;
+	log_warn("main", "'%s' is on ext4 without a journal: for minutes after files are "
+		 "deleted on that file system, creating one (each actor's chain is a file) costs "
+		 "up to 20 times as much, and a crash leaves it to fsck; a journaled ext4 or XFS "
+		 "has neither cost (docs/operations.md)", home);
+}
+
 static enum err_code start(struct app *app, struct err *err)
 {
 	struct config *c = &app->cfg;
@@ -334,6 +349,7 @@ int main(int argc, char **argv)
 	}
 	log_info("main", "data in '%s' (package roots: %s%s)", app.cfg.home, app.cfg.roots[0],
 		 app.cfg.nroots > 1 ? ", ..." : "");
+	note_home_fs(app.cfg.home);
 	log_info("main", "listening on http://%s%s%s:%u%s", strchr(app.cfg.host, ':') ? "[" : "",
 		 app.cfg.host, strchr(app.cfg.host, ':') ? "]" : "", http_server_port(app.http),
 		 app.cfg.token ? " (bearer token required)" : "");

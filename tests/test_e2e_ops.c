@@ -213,6 +213,44 @@ static void test_logs_json(void **state)
 	server_destroy(&sp);
 }
 
+/* A home on ext4 without a journal is said once at start (a warning naming the
+ * home and docs/operations.md); with a journal, nothing. The server reads a sysfs
+ * tree made for the home's own device (THEATER_TEST_SYSFS): the kernel's would
+ * say what this machine has. */
+static void test_home_fs_warning(void **state)
+{
+	(void)state;
+	static const char *const said = "is on ext4 without a journal";
+	for (int journal = 0; journal < 2; journal++) {
+		char *home = tu_mkdtemp("theater-fs");
+		char *sys = tu_mkdtemp("theater-sysfs");
+		assert_int_equal(tu_fake_sysfs(sys, home, "vdq", journal ? "77\n" : "<none>\n"), 0);
+		setenv("THEATER_TEST_SYSFS", sys, 1);
+		struct server_proc sp = {0};
+		int started = server_start(&sp, home, NULL, NULL);
+		unsetenv("THEATER_TEST_SYSFS");
+		assert_int_equal(started, 0);
+		assert_int_equal(server_stop(&sp), 0);
+		char *log = read_log(&sp);
+		char *line = strstr(log, said);
+		printf("# journal %s: %s\n", journal ? "yes" : "no", line ? "warned" : "no warning");
+		if (journal) {
+			assert_null(line);
+		} else {
+			char *want = tu_fmt(" warn main: '%s' %s", home, said);
+			assert_non_null(strstr(log, want));
+			assert_non_null(strstr(log, "docs/operations.md"));
+			assert_null(strstr(line + 1, said));        /* once */
+			free(want);
+		}
+		free(log);
+		server_destroy(&sp);
+		tu_rmtree(sys);
+		free(sys);
+		free(home);
+	}
+}
+
 static void test_logs_text(void **state)
 {
 	(void)state;
@@ -261,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_promtool),
 		cmocka_unit_test(test_logs_json),
 		cmocka_unit_test(test_logs_text),
+		cmocka_unit_test(test_home_fs_warning),
 		cmocka_unit_test(test_log_format_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -981,6 +981,28 @@ static void test_home_prepare(void **state)
 	free(home);
 }
 
+/* The home's file system, told from a sysfs tree (home.h): ext4 without a journal
+ * ("<none>"), with one (a pid), not ext4 (no fs/ext4 entry), no block device (no
+ * dev/block link), and no sysfs at all. */
+static void test_home_fs_kind(void **state)
+{
+	struct env *e = *state;
+	char *sys = tu_fmt("%s/sys", e->tmp);
+	assert_int_equal(tu_fake_sysfs(sys, e->tmp, "vdz", "<none>\n"), 0);
+	assert_int_equal(home_fs_kind(e->tmp, sys), HOME_FS_EXT4_NOJOURNAL);
+	assert_int_equal(tu_fake_sysfs(sys, e->tmp, "vdz", "812\n"), 0);
+	assert_int_equal(home_fs_kind(e->tmp, sys), HOME_FS_EXT4_JOURNAL);
+	assert_int_equal(tu_fake_sysfs(sys, e->tmp, "vdz", NULL), 0);
+	assert_int_equal(home_fs_kind(e->tmp, sys), HOME_FS_OTHER);
+	assert_int_equal(tu_fake_sysfs(sys, e->tmp, "vdz", "<none>\n"), 0);
+	char *other = tu_fmt("%s/elsewhere", e->tmp);       /* no link for that device */
+	assert_int_equal(home_fs_kind("/proc", sys), HOME_FS_OTHER);
+	assert_int_equal(home_fs_kind(other, sys), HOME_FS_OTHER);   /* no such dir */
+	assert_int_equal(home_fs_kind(e->tmp, other), HOME_FS_OTHER);   /* no such sysfs */
+	free(other);
+	free(sys);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1011,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_join),
 		cmocka_unit_test(test_home_resolve),
 		T(test_home_prepare),
+		T(test_home_fs_kind),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

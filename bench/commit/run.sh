@@ -28,7 +28,7 @@ bench_have "$bench_server" "$BIN" "$FSYNC" "$BARE" "$COUNTER" ||
 	bench_build theater-server bench-fanout bench-fsync bench-commit-ceiling examples || exit 1
 bench_home theater-bench-commit "$COUNTER"
 trap bench_cleanup EXIT
-bench_machine_line cores load minute
+bench_machine_line cores load minute fs
 "$FSYNC" "$home" 2 200 | sed 's/^/before: /' | tee "$home/ceiling" || exit 1
 bench_server_start --log-level warn --mailbox 1000000 || exit 1
 id=$(bench_actor '{"name":"bench-commit","package":"counter.wasm","static_package":true}')

@@ -44,7 +44,7 @@ stop_server() {   # SIGTERM; sets took to the seconds until the process exited
 fds() {   # descriptors open, and how many are chain files (one process, no fork per fd)
   echo "$(find /proc/$pid/fd -mindepth 1 2>/dev/null | wc -l) $(find /proc/$pid/fd -mindepth 1 -lname '*.chain' 2>/dev/null | wc -l)"
 }
-bench_machine_line cores cpu mem iso load
+bench_machine_line cores cpu mem iso load fs
 echo "descriptor limit (ulimit -n): $(ulimit -n); actor: $actor; N = $n; clients = $clients"
 running() { curl -s "$base/metrics" | awk '/^theater_actors\{status="running"\}/ {print $2}'; }
 loaded() { curl -s "$base/metrics" | awk '/^theater_actors_loaded / {print $2}'; }

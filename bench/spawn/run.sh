@@ -25,7 +25,7 @@ bench_have "$bench_server" "$BIN" "$FSYNC" "$BARE" "$HELLO" ||
 	bench_build theater-server bench-spawn bench-fsync bench-commit-ceiling examples || exit 1
 bench_home theater-bench-spawn "$HELLO"
 trap bench_cleanup EXIT
-bench_machine_line cores load minute
+bench_machine_line cores load minute fs
 "$FSYNC" "$home" 2 200 | sed 's/^/ceiling: /' || exit 1
 bench_server_start --log-level warn --max-actors 1000000 || exit 1
 tck=$(getconf CLK_TCK)

@@ -6,8 +6,9 @@
 # bench/run.sh (what `make bench` runs: its own spawns, then bench/NAME/run.sh for
 # http chain wasm toml actors park stream fanout commit spawn, each under a
 # "== bench/NAME ==" heading) runs once; the scripts it does not run (scale, recovery,
-# cluster, http/cpu.sh, http/list.sh, stream/timers-recover.sh) run on their own. For
-# each script, from its own output (a section of bench/run.sh's for the ones it runs):
+# cluster, http/cpu.sh, http/list.sh, stream/timers-recover.sh, fsync/churn.sh) run on
+# their own. For each script, from its own output (a section of bench/run.sh's for the
+# ones it runs):
 #   - exit status 0 (bench/run.sh prints "== bench/NAME failed (exit N) ==");
 #   - no MISMATCH, no "failures=N" with N > 0, no "VERIFY FAILED";
 #   - every line kind the script prints, one regex each (EXPECT below): the figures
@@ -157,7 +158,7 @@ bench/http/cpu.sh ^ratio of CPU per request: $num \(target <= 1\.30\)$
 bench/http/list.sh ^machine: [0-9]+ cores, load .*; 60 running actors$
 bench/http/list.sh ^GET /actors\?status=running&limit=50: p50 $num ms, p99 $num ms; $num us server CPU/request \([1-9][0-9]* requests\)$
 bench/http/list.sh ^GET /health \(the HTTP floor\): +p50 $num ms, p99 $num ms; $num us server CPU/request \([1-9][0-9]* requests\)$
-bench/scale/run.sh ^machine: [0-9]+ cores, .*, [0-9]+ GiB, [0-9T:-]+Z, load $num $num $num$
+bench/scale/run.sh ^machine: [0-9]+ cores, .*, [0-9]+ GiB, [0-9T:-]+Z, load $num $num $num, .+$
 bench/scale/run.sh ^descriptor limit \(ulimit -n\): [0-9]+; actor: hello; N = $SCALE_N; clients = [0-9]+$
 bench/scale/run.sh ^  [0-9]+ actors: p50=$num throughput=$num failures=0  rss [0-9]+ MiB$
 bench/scale/run.sh ^spawned [0-9]+ live actors in $num s \([0-9]+/s\)$
@@ -179,6 +180,8 @@ bench/scale/run.sh ^load at the end: $num $num $num$
 bench/recovery/run.sh ^recovery after a crash, $RECOVERY_N actors: $num s to listening \([0-9]+ idle ones left to recover on first use, [0-9]+ to recover in the background, [0-9]+ of [0-9]+ others recovered\)$
 bench/recovery/run.sh ^clean stop \(SIGTERM, actors suspended\), $RECOVERY_N actors: $num s$
 bench/recovery/run.sh ^recovery after a clean stop, $RECOVERY_N actors: $num s to listening \([0-9]+ idle ones left to recover on first use, [0-9]+ to recover in the background, [0-9]+ of [0-9]+ others recovered\)$
+bench/fsync/churn.sh ^machine: [0-9]+ cores, [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]+ UTC, .+$
+bench/fsync/churn.sh ^file creation: $num us each \(2000 files\), $num us each after 2000 deletes \(200 files\): ${num}x$
 bench/stream/timers-recover.sh ^chain of [0-9]+ events; recovery of its timers: read [0-9]+ events back to the newest table in $num us$
 bench/cluster/run.sh ^machine: [0-9]+ cores, .+, [0-9]{4}-[0-9]{2}-[0-9]{2}$
 bench/cluster/run.sh ^== request latency \(counter, one keep-alive connection\) ==$
@@ -285,6 +288,8 @@ run recovery bash bench/recovery/run.sh "$build" "$RECOVERY_N"
 check bench/recovery/run.sh "$tmp/recovery.out" "$RC"
 run timers-recover bash bench/stream/timers-recover.sh "$build" "$TIMERS_REQUESTS"
 check bench/stream/timers-recover.sh "$tmp/timers-recover.out" "$RC"
+BENCH_FILES=2000 run churn bash bench/fsync/churn.sh "$build"
+check bench/fsync/churn.sh "$tmp/churn.out" "$RC"
 run cluster bash bench/cluster/run.sh "$build"
 check bench/cluster/run.sh "$tmp/cluster.out" "$RC"
 
@@ -292,7 +297,8 @@ check bench/cluster/run.sh "$tmp/cluster.out" "$RC"
 for f in $(awk '{ print $1 }' <<<"$EXPECT" | sort -u); do   # no spaces in the names
 	case $f in
 	bench/run.sh | bench/http/cpu.sh | bench/http/list.sh | bench/scale/run.sh | \
-		bench/recovery/run.sh | bench/stream/timers-recover.sh | bench/cluster/run.sh) ;;
+		bench/recovery/run.sh | bench/stream/timers-recover.sh | bench/cluster/run.sh | \
+		bench/fsync/churn.sh) ;;
 	*) n=${f#bench/}; n=${n%/run.sh}
 	   grep -qw "$n" <<<"$ran" || fail "$f: has lines in EXPECT but nothing runs it" ;;
 	esac

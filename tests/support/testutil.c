@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 char *tu_fmt(const char *fmt, ...)
@@ -114,4 +116,29 @@ void tu_need_promtool(void)
 			"--no-install-recommends prometheus >/dev/null");
 	if (rc != 0 || system("command -v promtool >/dev/null 2>&1") != 0)
 		fail_msg("cannot install promtool (apt-get install prometheus failed)");
+}
+
+int tu_fake_sysfs(const char *root, const char *dir, const char *name, const char *journal)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return -1;
+	char *block = tu_fmt("%s/dev/block", root);
+	char *cmd = tu_fmt("mkdir -p '%s' '%s/fs/ext4/%s'", block, root, name);
+	int rc = system(cmd);
+	free(cmd);
+	char *link = tu_fmt("%s/%u:%u", block, major(st.st_dev), minor(st.st_dev));
+	char *target = tu_fmt("../../devices/virtual/block/%s", name);
+	unlink(link);
+	if (rc == 0)
+		rc = symlink(target, link);
+	free(target);
+	free(link);
+	free(block);
+	char *task = tu_fmt("%s/fs/ext4/%s/journal_task", root, name);
+	unlink(task);
+	if (rc == 0 && journal)
+		rc = tu_write_file(task, journal, strlen(journal));
+	free(task);
+	return rc;
 }

@@ -25,6 +25,12 @@ void tu_show_tail(const char *heading, const char *path, size_t max);
 /* Source and build tree roots from the environment CTest sets. */
 const char *tu_source_dir(void);
 const char *tu_binary_dir(void);
+/* A sysfs tree under root as the kernel shows an ext4 file system holding dir:
+ * root/dev/block/MAJ:MIN (dir's device) links to a device named `name`, and
+ * root/fs/ext4/<name>/journal_task holds `journal` ("<none>\n" without a
+ * journal, a pid with one); journal NULL: no fs/ext4 entry (another file
+ * system). 0 on success. */
+int tu_fake_sysfs(const char *root, const char *dir, const char *name, const char *journal);
 /* printf into a malloc'd string. */
 char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
