@@ -193,7 +193,8 @@ struct supervisor {
 	int index_owed;
 	uint64_t batches_taken, batches_done;   /* flush_lock: the flusher's rounds */
 	pthread_cond_t settle_cond;
-	unsigned flush_window_us;     /* the flusher gathers marks this long */
+	unsigned flush_window_us;     /* the flusher gathers marks this long, */
+	unsigned flush_busy_us;       /* or this long when its last round just ended */
 	/* flusher.c, the committer: acknowledgements waiting for a sync (flush_lock) */
 	pthread_t committer;
 	pthread_cond_t commit_cond;
@@ -242,8 +243,9 @@ static inline int is_stopping(const struct supervisor *s)
 
 /* flusher.c */
 enum err_code flusher_start(struct supervisor *s, struct err *err);
-/* How long the flusher gathers marks: 1 ms (THEATER_TEST_FLUSH_WINDOW_MS in tests). */
-unsigned flusher_window_us(void);
+/* How long the flusher gathers marks: 1 ms, 5 ms while marks keep coming
+ * (THEATER_TEST_FLUSH_WINDOW_MS sets both, in tests). */
+void flusher_windows(unsigned *quiet_us, unsigned *busy_us);
 /* Stops the thread after a last pass; later marks sync at once. */
 void flusher_stop(struct supervisor *s);
 /* Makes the written events of n actors durable and reports them: with one
