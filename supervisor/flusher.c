@@ -3,11 +3,10 @@
  * Calls and host calls are appended without a sync (record_event_ex with
  * defer_sync) and their actor is marked dirty. This thread wakes within a
  * millisecond of the first mark (5 ms while marks keep coming), takes the whole
- * dirty list, and for each actor
- * syncs its chain once, writes the index rows in one transaction and only then
- * reports the events to subscribers. So a busy actor pays one fdatasync per
- * batch instead of one per event, while what anyone sees (streams, pages,
- * answers to requests, which sync first) is on disk. */
+ * dirty list, and for each actor syncs its chain once, writes the index rows in
+ * one transaction and only then reports the events to subscribers. So a busy
+ * actor pays one fdatasync per batch instead of one per event, while what anyone
+ * sees (streams, pages, answers to requests, which sync first) is on disk. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,7 +22,7 @@
  * one's end): under load each round then indexes several spawns or messages in
  * one SQLite transaction, whose pages (the right ends of the runs' indexes, the
  * lifecycle log) are written once for all, not once each. Measured (docs/
- * benchmarks.md, session 21): 38% fewer bytes written per spawn, 8-10% less CPU. */
+ * benchmarks.md, session 21): 38% fewer bytes written per spawn, 5-7% less CPU. */
 #define FLUSH_WINDOW_BUSY_US 5000
 #define FLUSH_BUSY_GAP_US 5000
 #define SETTLE_MAX_S 2               /* a reader waits for owed index writes this long */
