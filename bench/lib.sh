@@ -91,6 +91,20 @@ bench_server_start() {
 	return 1
 }
 
+# bench_spares_ready: waits (at most 30 s) until the server at base has made its spare
+# chain files (theater_spare_chains in /metrics no longer grows over 0.3 s), so that
+# a measurement does not share the cores and the disk with a new home's first 1,024
+# file creations (on ext4 without a journal each may cost hundreds of µs).
+bench_spares_ready() {
+	local prev=-1 now
+	for _ in $(seq 100); do
+		now=$(curl -s "$base/metrics" | awk '/^theater_spare_chains / {print $2}')
+		[ "$now" != "$prev" ] || return 0
+		prev=$now
+		sleep 0.3
+	done
+}
+
 # bench_server_stop [SIGNAL]: sends the server SIGNAL (TERM) and waits for it to
 # exit; clears pid. Nothing when no server runs.
 bench_server_stop() {

@@ -62,6 +62,7 @@ start_server() {
 	local extra=()
 	[ -n "$WORKERS" ] && extra=(--workers "$WORKERS")
 	bench_server_start --log-level warn "${extra[@]}" "$@" || exit 1
+	bench_spares_ready
 }
 
 bench_machine_line cores cpu day

@@ -31,6 +31,7 @@ trap bench_cleanup EXIT
 bench_machine_line cores load minute fs
 "$FSYNC" "$home" 2 200 | sed 's/^/before: /' | tee "$home/ceiling" || exit 1
 bench_server_start --log-level warn --mailbox 1000000 || exit 1
+bench_spares_ready
 id=$(bench_actor '{"name":"bench-commit","package":"counter.wasm","static_package":true}')
 status=0
 echo "1 client:"

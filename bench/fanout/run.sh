@@ -29,6 +29,7 @@ conns=$((SUBS + 256))
 # shellcheck disable=SC2086 # SERVER_ARGS: several flags
 bench_server_start --log-level warn --mailbox 1000000 ${SERVER_ARGS:-} \
 	--max-conns "$conns" --max-conns-per-ip "$conns" || exit 1
+bench_spares_ready
 bench_machine_line cores cpu load minute
 id=$(bench_actor '{"name":"bench-fanout","package":"counter.wasm","static_package":true}')
 status=0

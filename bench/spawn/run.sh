@@ -28,6 +28,7 @@ trap bench_cleanup EXIT
 bench_machine_line cores load minute fs
 "$FSYNC" "$home" 2 200 | sed 's/^/ceiling: /' || exit 1
 bench_server_start --log-level warn --max-actors 1000000 || exit 1
+bench_spares_ready
 tck=$(getconf CLK_TCK)
 status=0
 for clients in 1 4; do
