@@ -39,7 +39,7 @@ char *home_path(const char *home, const char *sub);
 /* The file system holding dir, where it changes what the server costs. ext4
  * without a journal checks every recently freed inode before it reuses one
  * (recently_deleted(), for 60 s after a delete, 300 s while its inode table
- * block is dirty): after many deletes a file creation costs 20 times as much,
+ * block is dirty): after many deletes a file creation costs 10-30 times as much,
  * and every actor's chain is a new file (docs/operations.md). Read from sysfs
  * (the root `sysfs`, "/sys" but for tests): dir's device by its number
  * (<sysfs>/dev/block/MAJ:MIN names it), then <sysfs>/fs/ext4/<name>/journal_task,

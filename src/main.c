@@ -181,8 +181,8 @@ static enum err_code join_cluster(struct app *app, struct err *err)
 	return ERR_OK;
 }
 
-/* A home on ext4 without a journal works, but a file creation there costs up
- * to 20 times as much for minutes after deletes (home.h), and every spawn's
+/* A home on ext4 without a journal works, but a file creation there costs 10 to
+ * 30 times as much for minutes after deletes (home.h), and every spawn's
  * chain is a new file: said once at start. THEATER_TEST_SYSFS (tests only): the
  * sysfs tree to read instead of /sys. */
 static void note_home_fs(const char *home)
@@ -192,7 +192,7 @@ static void note_home_fs(const char *home)
 		return;
 	log_warn("main", "'%s' is on ext4 without a journal: for minutes after files are "
 		 "deleted on that file system, creating one (each actor's chain is a file) costs "
-		 "up to 20 times as much, and a crash leaves it to fsck; a journaled ext4 or XFS "
+		 "10 to 30 times as much, and a crash leaves it to fsck; a journaled ext4 or XFS "
 		 "has neither cost (docs/operations.md)", home);
 }
 
