@@ -184,7 +184,7 @@ enum home_fs home_fs_kind(const char *dir, const char *sysfs)
 	if (n <= 0)
 		return HOME_FS_OTHER;          /* no block device: tmpfs, overlay, btrfs... */
 	link[n] = 0;
-	const char *name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	const char *slash = strrchr(link, '/'), *name = slash ? slash + 1 : link;
 	if (snprintf(path, sizeof(path), "%s/fs/ext4/%s/journal_task", sysfs, name) >=
 	    (int)sizeof(path))
 		return HOME_FS_OTHER;

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,17 @@
 #define LABEL_FILE_MAX 130
 #define READ_CHUNK (64 * 1024)
 
+#define STORE_ID_MAX 64
+#define KNOWN_SLOTS 64
+
+/* Entries this process saw in the store, "<id>/<hash>", direct-mapped by the hash:
+ * nothing removes an entry, so one seen once is there for good and store_has need
+ * not look again (a spawn asks for its package's each time). */
 struct store {
 	int rootfd;
 	char *root;
+	pthread_mutex_t known_lock;
+	char known[KNOWN_SLOTS][STORE_ID_MAX + SHA256_HEX_LEN + 2];
 };
 
 static int name_valid(const char *s, size_t max)
@@ -46,7 +55,7 @@ static int name_valid(const char *s, size_t max)
 
 int store_id_valid(const char *id)
 {
-	return name_valid(id, 64);
+	return name_valid(id, STORE_ID_MAX);
 }
 
 int store_label_valid(const char *label)
@@ -61,6 +70,21 @@ static enum err_code check_id_hash(const char *id, const char *hash_hex, struct 
 	if (hash_hex && !sha256_hex_valid(hash_hex))
 		return err_set(err, ERR_BAD_ID, "invalid content hash (64 lowercase hex digits)");
 	return ERR_OK;
+}
+
+/* Whether entry hash_hex of store id is known to be there; with note, records
+ * that it is. id and hash_hex are valid (check_id_hash). */
+static int known(struct store *s, const char *id, const char *hash_hex, int note)
+{
+	char key[sizeof(s->known[0])];
+	snprintf(key, sizeof(key), "%s/%s", id, hash_hex);
+	char *k = s->known[(hex_digit(hash_hex[0]) << 4 | hex_digit(hash_hex[1])) % KNOWN_SLOTS];
+	pthread_mutex_lock(&s->known_lock);
+	int yes = strcmp(k, key) == 0;
+	if (note && !yes)
+		memcpy(k, key, sizeof(key));
+	pthread_mutex_unlock(&s->known_lock);
+	return yes;
 }
 
 static enum err_code mkdir_p(const char *path, struct err *err)
@@ -106,6 +130,7 @@ enum err_code store_open(const char *root, struct store **out, struct err *err)
 		free(s);
 		return rc;
 	}
+	pthread_mutex_init(&s->known_lock, NULL);
 	*out = s;
 	return ERR_OK;
 }
@@ -115,6 +140,7 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	close(s->rootfd);
+	pthread_mutex_destroy(&s->known_lock);
 	free(s->root);
 	free(s);
 }
@@ -237,8 +263,10 @@ enum err_code store_put(struct store *s, const char *id, const void *data, size_
 	else
 		rc = write_entry(dirfd, hex, data, len, err);
 	close(dirfd);
-	if (rc == ERR_OK)
+	if (rc == ERR_OK) {
 		memcpy(hash_hex_out, hex, SHA256_HEX_LEN + 1);
+		known(s, id, hex, 1);
+	}
 	return rc;
 }
 
@@ -317,11 +345,16 @@ int store_has(struct store *s, const char *id, const char *hash_hex)
 {
 	struct stat st;
 	int dirfd = -1;
-	if (check_id_hash(id, hash_hex, NULL) != ERR_OK ||
-	    open_subdir(s, id, "data", 0, &dirfd, NULL) != ERR_OK)
+	if (check_id_hash(id, hash_hex, NULL) != ERR_OK)
+		return 0;
+	if (known(s, id, hash_hex, 0))
+		return 1;
+	if (open_subdir(s, id, "data", 0, &dirfd, NULL) != ERR_OK)
 		return 0;
 	int ok = fstatat(dirfd, hash_hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 	close(dirfd);
+	if (ok)
+		known(s, id, hash_hex, 1);
 	return ok;
 }
 

@@ -13,7 +13,8 @@
  * Ownership: store_open returns a store freed by store_close; store_get hands
  * back malloc'd bytes the caller frees.
  * Threads: every function is safe from any thread (no shared mutable state
- * beyond the file system; concurrent puts of the same content are idempotent).
+ * beyond the file system and a small memo of entries seen, under a mutex;
+ * concurrent puts of the same content are idempotent).
  * Errors: ERR_BAD_ID (id, label or hash malformed), ERR_NOT_FOUND,
  * ERR_TOO_LARGE, ERR_CORRUPT (content fails its hash, label file unreadable),
  * ERR_FORBIDDEN_PATH, ERR_IO, ERR_NOMEM.
@@ -50,7 +51,9 @@ enum err_code store_put(struct store *s, const char *id, const void *data, size_
 enum err_code store_get(struct store *s, const char *id, const char *hash_hex, size_t max_len,
 			uint8_t **data_out, size_t *len_out, struct err *err);
 
-/* 1 when the entry exists as a regular file; 0 otherwise (also for bad input). */
+/* 1 when the entry exists as a regular file; 0 otherwise (also for bad input).
+ * Nothing removes an entry, so one this store saw (put, or found by store_has)
+ * is answered from memory (the last seen of each of 64 slots). */
 int store_has(struct store *s, const char *id, const char *hash_hex);
 
 /* Points <root>/<id>/labels/<label> at hash_hex (which must exist in the store:

@@ -212,22 +212,6 @@ static int honour_stop(struct supervisor *s, struct actor *a)
 	return 1;
 }
 
-/* Whether the store is known to keep the package of digest sha (a hex SHA-256);
- * with note, records that it does. A slot holds the last digest noted there. */
-static int package_kept(struct supervisor *s, const char *sha, int note)
-{
-	unsigned slot = 0;
-	for (int i = 0; i < 4 && sha[i]; i++)
-		slot = slot * 16 + (unsigned)(sha[i] <= '9' ? sha[i] - '0' : sha[i] - 'a' + 10);
-	char *k = s->kept[slot % KEPT_SLOTS];
-	pthread_mutex_lock(&s->kept_lock);
-	int yes = strcmp(k, sha) == 0;
-	if (note && !yes)
-		snprintf(k, 65, "%s", sha);
-	pthread_mutex_unlock(&s->kept_lock);
-	return yes;
-}
-
 static void run_package(struct supervisor *s, struct actor *a, struct manifest *m,
 			json_t *state)
 {
@@ -248,14 +232,10 @@ static void run_package(struct supervisor *s, struct actor *a, struct manifest *
 	 * replay) even if its reference changes or goes away. */
 	char kept[65];
 	struct err ke = {0};
-	if (s->cfg.store && !package_kept(s, res->sha256, 0)) {
-		if (store_has(s->cfg.store, DURABLE_PACKAGES_STORE, res->sha256) ||
-		    !store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len, kept, &ke))
-			package_kept(s, res->sha256, 1);
-		else
-			log_warn_limited("supervisor", "cannot keep the package of '%s': %s",
-					 a->run.id, ke.msg);
-	}
+	if (s->cfg.store && !store_has(s->cfg.store, DURABLE_PACKAGES_STORE, res->sha256) &&
+	    store_put(s->cfg.store, DURABLE_PACKAGES_STORE, res->data, res->len, kept, &ke))
+		log_warn_limited("supervisor", "cannot keep the package of '%s': %s", a->run.id,
+				 ke.msg);
 	pthread_mutex_lock(&a->lock);
 	free(a->run.package_ref);
 	a->run.package_ref = strdup(res->reference);

@@ -283,7 +283,6 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	set_draining(s, 1);
 	pthread_mutex_init(&s->life_lock, NULL);
 	pthread_mutex_init(&s->live_lock, NULL);
-	pthread_mutex_init(&s->kept_lock, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
 	pthread_cond_init(&s->flush_cond, NULL);
 	pthread_cond_init(&s->settle_cond, NULL);
@@ -474,7 +473,6 @@ void supervisor_free(struct supervisor *s)
 	engine_free(s->engine);
 	pthread_mutex_destroy(&s->life_lock);
 	pthread_mutex_destroy(&s->live_lock);
-	pthread_mutex_destroy(&s->kept_lock);
 	pthread_mutex_destroy(&s->flush_lock);
 	pthread_cond_destroy(&s->flush_cond);
 	pthread_cond_destroy(&s->settle_cond);

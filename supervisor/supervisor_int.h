@@ -130,8 +130,6 @@ struct actor {
 	size_t ndeps, capdeps;
 };
 
-#define KEPT_SLOTS 64
-
 struct supervisor {
 	struct supervisor_config cfg;
 	/* Cluster hooks, set while workers run: readers load the pointer (acquire)
@@ -176,10 +174,6 @@ struct supervisor {
 	uint32_t live_counted;
 	uint64_t live_registered;
 	int live_walking;
-	/* spawn.c: digests of packages the store is known to keep (it never removes
-	 * an entry), so a spawn of one skips store_has; direct-mapped by the digest. */
-	pthread_mutex_t kept_lock;
-	char kept[KEPT_SLOTS][65];
 	/* flusher.c */
 	pthread_t flusher;
 	pthread_mutex_t flush_lock;
