@@ -135,6 +135,10 @@ void timers_drop_all(struct actor *a);
  * restart) and adds them as "timers" to the data of its `recovered` event. */
 enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *recovered,
 			     struct err *err);
+/* THEATER_TEST_TICK_STALL_MS (tests only, warned at start): each timer's
+ * first tick waits that long between being counted and reaching the mailbox,
+ * as a job the machine left behind would. 0 without it. */
+unsigned timers_test_stall(void);
 /* Arms the recovered timers (after the `recovered` event is recorded). */
 void timers_arm_all(struct supervisor *s, struct actor *a);
 /* After a call (the runtime): records the table again (`timing/timers`) when

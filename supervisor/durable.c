@@ -260,10 +260,12 @@ enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err 
 		json_decref(d);
 	else
 		rc = record_event_ex(s, a, "recovered", d, NULL, NULL, 1, err);
-	if (!rc)
-		timers_arm_all(s, a);
+	/* The open mail first, then the timers: a tick due at once comes after
+	 * the mail that was waiting before it. */
 	for (size_t i = 0; !rc && i < mail.n; i++)
 		rc = runtime_redeliver(s, a, mail.v[i].seq, mail.v[i].ev, err);
+	if (!rc)
+		timers_arm_all(s, a);
 	scan_release(&mail);
 	return rc;
 }

@@ -287,6 +287,7 @@ enum err_code supervisor_new(const struct supervisor_config *cfg, struct supervi
 	pthread_cond_init(&s->flush_cond, NULL);
 	pthread_cond_init(&s->settle_cond, NULL);
 	flusher_windows(&s->flush_window_us, &s->flush_busy_us);
+	s->tick_stall_ms = timers_test_stall();
 	s->chains_dir = strdup(cfg->chains_dir);
 	enum err_code rc = s->chains_dir ? reg_init(s) : ERR_NOMEM;
 	if (rc) {

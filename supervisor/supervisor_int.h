@@ -189,6 +189,7 @@ struct supervisor {
 	pthread_cond_t settle_cond;
 	unsigned flush_window_us;     /* the flusher gathers marks this long, */
 	unsigned flush_busy_us;       /* or this long when its last round just ended */
+	unsigned tick_stall_ms;       /* tests: each timer's first tick waits this long */
 	/* flusher.c, the committer: acknowledgements waiting for a sync (flush_lock) */
 	pthread_t committer;
 	pthread_cond_t commit_cond;

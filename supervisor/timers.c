@@ -23,8 +23,13 @@
  * timers, like everything else of the instance.
  *
  * Each armed tick is one delayed job of the worker pool holding a reference on
- * the actor and the timer's generation; a job whose timer was replaced,
- * cancelled or dropped finds another generation and does nothing.
+ * the actor and the timer's generation (unique in the process: a table made
+ * again after a restart reuses no generation of the jobs still armed); a job
+ * whose timer was replaced, cancelled or dropped finds another generation and
+ * does nothing. A timer's next tick is armed only once its tick is in the
+ * mailbox (or skipped), so its ticks reach the mailbox, and the chain, in
+ * order however late a job runs: a tick computed at recovery may be due
+ * within a millisecond of the next one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +62,6 @@ struct timer {
 struct timer_tab {
 	struct timer v[TIMERS_MAX];
 	size_t n;
-	uint64_t gen;
 	uint64_t table_seq;           /* about where the table was last recorded */
 };
 
@@ -97,6 +101,8 @@ static int64_t due_of(const struct timer *t, uint64_t tick)
 
 static void tick_fire(void *arg);
 
+static uint64_t last_gen;       /* of every timer armed in this process */
+
 /* Arms t's next tick (a->lock held). */
 static void arm_locked(struct supervisor *s, struct actor *a, struct timer *t)
 {
@@ -107,7 +113,7 @@ static void arm_locked(struct supervisor *s, struct actor *a, struct timer *t)
 			  a->run.id);
 		return;
 	}
-	t->gen = ++a->timers->gen;
+	t->gen = __atomic_add_fetch(&last_gen, 1, __ATOMIC_RELAXED);
 	*j = (struct tick_job){.s = s, .a = a, .gen = t->gen};
 	memcpy(j->name, t->name, sizeof(j->name));
 	int64_t wait = due_of(t, t->next_tick) - unix_ms();
@@ -119,8 +125,10 @@ static void arm_locked(struct supervisor *s, struct actor *a, struct timer *t)
 	}
 }
 
-/* The tick to deliver now, as JSON text (malloc'd), and the timer moved on. */
-static char *tick_locked(struct supervisor *s, struct actor *a, struct timer *t)
+/* The tick to deliver now, as JSON text (malloc'd), and the timer moved on: a
+ * one-shot timer is removed; a periodic one's next tick is armed by the caller
+ * once this one is delivered. */
+static char *tick_locked(struct actor *a, struct timer *t, uint64_t *tick_out)
 {
 	int64_t now = unix_ms();
 	uint64_t n = t->next_tick, missed = t->skipped;
@@ -137,13 +145,33 @@ static char *tick_locked(struct supervisor *s, struct actor *a, struct timer *t)
 	char *text = j ? json_compact(j) : NULL;
 	json_decref(j);
 	t->skipped = 0;
-	if (t->period_ms) {
+	*tick_out = n;
+	if (t->period_ms)
 		t->next_tick = n + 1;
-		arm_locked(s, a, t);
-	} else {
+	else
 		remove_locked(a, t);
-	}
 	return text;
+}
+
+/* Puts the tick (text; NULL: it could not be made) in a's mailbox, then arms the timer's next one unless
+ * it was replaced, cancelled or dropped meanwhile. */
+static void deliver(struct supervisor *s, struct actor *a, const struct tick_job *j,
+		    const char *text)
+{
+	struct err e = {0};
+	int skipped = !text ? err_set(&e, ERR_NOMEM, "out of memory") != ERR_OK
+			    : runtime_deliver_tick(s, a->run.id, text, strlen(text), &e) != ERR_OK;
+	if (skipped)
+		log_warn_limited("timers", "a tick of timer '%s' of '%s' is skipped: %s", j->name,
+				 a->run.id, e.msg);
+	pthread_mutex_lock(&a->lock);
+	struct timer *t = find_locked(a, j->name);
+	if (t && t->gen == j->gen) {
+		t->skipped += (uint64_t)skipped;
+		if (t->period_ms)
+			arm_locked(s, a, t);
+	}
+	pthread_mutex_unlock(&a->lock);
 }
 
 static void tick_fire(void *arg)
@@ -152,26 +180,36 @@ static void tick_fire(void *arg)
 	struct supervisor *s = j->s;
 	struct actor *a = j->a;
 	char *text = NULL;
+	uint64_t tick = 0;
+	int due = 0;
 	if (!is_stopping(s)) {
 		pthread_mutex_lock(&a->lock);
 		struct timer *t = find_locked(a, j->name);
-		if (t && t->gen == j->gen)
-			text = tick_locked(s, a, t);
+		due = t && t->gen == j->gen;
+		if (due)
+			text = tick_locked(a, t, &tick);
 		pthread_mutex_unlock(&a->lock);
 	}
-	struct err e = {0};
-	if (text && runtime_deliver_tick(s, a->run.id, text, strlen(text), &e) != ERR_OK) {
-		log_warn_limited("timers", "a tick of timer '%s' of '%s' is skipped: %s", j->name,
-				 a->run.id, e.msg);
-		pthread_mutex_lock(&a->lock);
-		struct timer *t = find_locked(a, j->name);
-		if (t)
-			t->skipped++;
-		pthread_mutex_unlock(&a->lock);
+	if (due && tick == 1 && s->tick_stall_ms) {
+		struct timespec ts = {s->tick_stall_ms / 1000, (long)(s->tick_stall_ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
 	}
+	if (due)
+		deliver(s, a, j, text);
 	free(text);
 	actor_unref(s, a);
 	free(j);
+}
+
+unsigned timers_test_stall(void)
+{
+	const char *env = getenv("THEATER_TEST_TICK_STALL_MS");
+	int ms = env ? atoi(env) : 0;
+	if (ms <= 0 || ms > 10000)
+		return 0;
+	log_warn("timers", "THEATER_TEST_TICK_STALL_MS=%d: each timer's first tick waits that "
+		 "long before it is delivered (for tests; never in production)", ms);
+	return (unsigned)ms;
 }
 
 void timers_drop_all(struct actor *a)
