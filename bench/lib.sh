@@ -15,7 +15,9 @@
 #   bench_wait     seconds bench_server_start waits for "listening" (10)
 #   bench_poll     seconds between two looks (0.05; 0.005 where a start is timed)
 # From the environment: BENCH_LOG=FILE keeps the server's log there when the home
-# is removed (a server that died in a benchmark says why).
+# is removed (a server that died in a benchmark says why); BENCH_DIR=DIR puts the
+# homes (and every file a benchmark makes) under DIR instead of /var/tmp, to
+# measure another file system (a journaled ext4, XFS: docs/operations.md).
 # Every function returns 0 on success, so that `set -e` scripts may call them.
 
 # bench_dirs [BUILD_DIR]: sets ROOT and BUILD (default build; a relative BUILD_DIR is
@@ -45,12 +47,17 @@ bench_build() {
 	cmake --build "$BUILD" -j "$(nproc)" --target "$@" >/dev/null
 }
 
-# bench_home NAME [PACKAGE...]: sets home to a new folder /var/tmp/NAME.XXXXXX with
+# bench_tmp: where benchmarks make their folders: BENCH_DIR, or /var/tmp.
+bench_tmp() {
+	echo "${BENCH_DIR:-/var/tmp}"
+}
+
+# bench_home NAME [PACKAGE...]: sets home to a new folder $(bench_tmp)/NAME.XXXXXX with
 # the PACKAGEs in home/packages. The script removes it (bench_cleanup).
 bench_home() {
 	local name=$1
 	shift
-	home=$(mktemp -d "/var/tmp/$name.XXXXXX") || exit 1
+	home=$(mktemp -d "$(bench_tmp)/$name.XXXXXX") || exit 1
 	bench_packages "$@"
 }
 
@@ -153,7 +160,7 @@ bench_fs() {
 
 # bench_machine_line FIELD...: "machine: " and the FIELDs joined by ", ", each one of
 # cores, cpu (model name), mem (GiB), load, day (UTC date), minute (UTC date and
-# time), iso (UTC, 2024-05-01T12:00Z), fs (the file system of $home, or of /var/tmp
+# time), iso (UTC, 2024-05-01T12:00Z), fs (the file system of $home, or of bench_tmp
 # before bench_home). The scripts differ in which they print and docs/benchmarks.md
 # quotes them as they are.
 bench_machine_line() {
@@ -167,7 +174,7 @@ bench_machine_line() {
 		day) f=$(date -u +%Y-%m-%d) ;;
 		minute) f=$(date -u '+%Y-%m-%d %H:%M UTC') ;;
 		iso) f=$(date -u +%Y-%m-%dT%H:%MZ) ;;
-		fs) f=$(bench_fs "${home:-/var/tmp}") ;;
+		fs) f=$(bench_fs "${home:-$(bench_tmp)}") ;;
 		esac
 		line="$line${line:+, }$f"
 	done

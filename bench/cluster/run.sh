@@ -36,7 +36,7 @@ VERIFY=${BENCH_VERIFY_ACTORS:-1000}
 bench_server=${SERVER:-$BUILD/theater-server}
 command -v nats-server >/dev/null || { echo "bench/cluster: needs nats-server"; exit 1; }
 bench_have "$BUILD/bench/actors/bench-actors" || bench_build bench-actors
-dir=$(mktemp -d /var/tmp/theater-bench-cluster.XXXXXX)
+dir=$(mktemp -d "$(bench_tmp)/theater-bench-cluster.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -11,7 +11,7 @@ set -uo pipefail
 bench_dirs "${1:-}"
 BIN=$BUILD/bench/fsync/bench-create
 bench_have "$BIN" || bench_build bench-create || exit 1
-dir=$(mktemp -d /var/tmp/theater-bench-create.XXXXXX) || exit 1
+dir=$(mktemp -d "$(bench_tmp)/theater-bench-create.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
 home=$dir bench_machine_line cores minute fs
 "$BIN" "$dir" "${BENCH_FILES:-20000}"
