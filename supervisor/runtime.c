@@ -70,7 +70,7 @@ struct actor_rt {
 	json_t *no_config;            /* {} for a granted handler without settings */
 	struct host_link *link;       /* binds the imports; records host calls' effects */
 	uint32_t call_timeout_ms;
-	uint64_t call_id;             /* under the actor lock */
+	uint64_t call_id;             /* under the actor lock; unique in the process */
 	int in_call;                  /* under the actor lock */
 	int shutdown;
 	char shutdown_reason[128];
@@ -380,6 +380,10 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Call ids are unique in the process, not per instance: a watchdog left by a
+ * call of the instance before a restart never matches a call of the new one. */
+static uint64_t last_call_id;
+
 /* Runs one stretch of a call: its start (f) or, f NULL, the resumption of its
  * parked host call. The deadline counts running time only: each stretch gets
  * what the call has left, under a new call id (an older watchdog finds
@@ -393,7 +397,8 @@ static enum err_code run_stretch(struct supervisor *s, struct actor *a, struct w
 	uint32_t left = budget <= 1000 ? 1 : (uint32_t)(budget / 1000);
 	void *token = f ? NULL : wasm_store_suspend_token(rt->store);
 	pthread_mutex_lock(&a->lock);
-	uint64_t id = ++rt->call_id;
+	uint64_t id = __atomic_add_fetch(&last_call_id, 1, __ATOMIC_RELAXED);
+	rt->call_id = id;
 	rt->in_call = 1;
 	rt->parked = 0;
 	rt->park_key = NULL;

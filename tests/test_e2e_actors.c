@@ -14,6 +14,9 @@
 #include "tests/support/server_proc.h"
 
 static struct server_proc SP;
+static const char *const SETUP_ARGS[] = {"--actor-fuel", "300000000", "--call-timeout-ms",
+					 "2000", "--mailbox", "4", "--max-message", "64K",
+					 "--actor-memory", "4M", NULL};
 
 static long call(const char *method, const char *path, const void *body, size_t len,
 		 struct http_result *out)
@@ -83,10 +86,7 @@ static int setup(void **state)
 {
 	(void)state;
 	memset(&SP, 0, sizeof(SP));
-	const char *args[] = {"--actor-fuel", "300000000", "--call-timeout-ms", "2000",
-			      "--mailbox", "4", "--max-message", "64K", "--actor-memory", "4M",
-			      NULL};
-	assert_int_equal(server_start(&SP, NULL, args, NULL), 0);
+	assert_int_equal(server_start(&SP, NULL, SETUP_ARGS, NULL), 0);
 	char *path = tu_fmt("%s/tests/data/probe.wat", tu_source_dir());
 	char *wat = tu_read_file(path, NULL);
 	assert_non_null(wat);
@@ -269,6 +269,64 @@ static void test_deadline_interrupts(void **state)
 	free(loop);
 }
 
+/* A call of a restarted actor is cut by its own deadline only. The calls of the
+ * instance before the restart leave watchdogs behind, each due call_timeout_ms
+ * after its call began; the new instance's calls once took the same ids (per
+ * instance, from 1), so the old instance's second call's watchdog cut the new
+ * instance's looping second call at about half its budget. The looping call's
+ * `wasm` event says how long it ran: never less than its budget. */
+static void test_deadline_after_restart(void **state)
+{
+	(void)state;
+	/* fuel for far more than 2 s of the loop, whatever the build's speed */
+	const char *args[] = {"--actor-fuel", "1000000000000", "--call-timeout-ms", "2000",
+			      NULL};
+	assert_int_equal(server_stop(&SP), 0);
+	assert_int_equal(server_start(&SP, SP.home, args, NULL), 0);
+	char *id = spawn_probe(NULL);
+	struct http_result r;
+	for (int i = 0; i < 5; i++) {         /* calls 2 to 6 of the first instance */
+		assert_int_equal(request(id, "e", &r), 200);
+		http_result_release(&r);
+	}
+	usleep(1000 * 1000);                  /* their watchdogs are due in about 1 s */
+	char *rs = tu_fmt("/actors/%s/restart", id);
+	json_decref(server_call_json(&SP, "POST", rs, NULL, 200));
+	char *lm = tu_fmt("/actors/%s/messages", id);
+	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
+	json_t *a = NULL;
+	for (int i = 0; i < 600; i++) {
+		json_decref(a);
+		a = actor(id);
+		if (strcmp(str(a, "status"), "failed") == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "deadline"));
+	json_decref(a);
+	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
+	json_t *page = server_call_json(&SP, "GET", ch, NULL, 200);
+	json_int_t ran = -1;
+	size_t i;
+	json_t *ev;
+	json_array_foreach(json_object_get(page, "items"), i, ev) {
+		json_t *d = json_object_get(ev, "data");
+		if (strcmp(str(ev, "event_type"), "wasm") == 0 && str(d, "error") &&
+		    strstr(str(d, "error"), "deadline"))
+			ran = json_integer_value(json_object_get(d, "duration_us"));
+	}
+	json_decref(page);
+	printf("# the looping call ran %lld us\n", (long long)ran);
+	assert_true(ran >= 2000 * 1000);
+	free(ch);
+	free(lm);
+	free(rs);
+	free(id);
+	assert_int_equal(server_stop(&SP), 0);
+	assert_int_equal(server_start(&SP, SP.home, SETUP_ARGS, NULL), 0);
+}
+
 static void test_host_bounds_and_memory_cap(void **state)
 {
 	(void)state;
@@ -409,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_init_loops),
 		cmocka_unit_test(test_trap_and_loop_fail_alone),
 		cmocka_unit_test(test_deadline_interrupts),
+		cmocka_unit_test(test_deadline_after_restart),
 		cmocka_unit_test(test_host_bounds_and_memory_cap),
 		cmocka_unit_test(test_sizes_and_mailbox),
 		cmocka_unit_test(test_restart_policy_and_manual_restart),
