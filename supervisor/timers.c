@@ -153,14 +153,17 @@ static char *tick_locked(struct actor *a, struct timer *t, uint64_t *tick_out)
 	return text;
 }
 
-/* Puts the tick (text; NULL: it could not be made) in a's mailbox, then arms the timer's next one unless
- * it was replaced, cancelled or dropped meanwhile. */
+/* Puts the tick (text; NULL: it could not be made) in a's mailbox, then arms
+ * the timer's next one unless it was replaced, cancelled or dropped meanwhile. */
 static void deliver(struct supervisor *s, struct actor *a, const struct tick_job *j,
 		    const char *text)
 {
 	struct err e = {0};
-	int skipped = !text ? err_set(&e, ERR_NOMEM, "out of memory") != ERR_OK
-			    : runtime_deliver_tick(s, a->run.id, text, strlen(text), &e) != ERR_OK;
+	int skipped = 1;
+	if (!text)
+		err_set(&e, ERR_NOMEM, "out of memory");
+	else
+		skipped = runtime_deliver_tick(s, a->run.id, text, strlen(text), &e) != ERR_OK;
 	if (skipped)
 		log_warn_limited("timers", "a tick of timer '%s' of '%s' is skipped: %s", j->name,
 				 a->run.id, e.msg);
@@ -191,7 +194,8 @@ static void tick_fire(void *arg)
 		pthread_mutex_unlock(&a->lock);
 	}
 	if (due && tick == 1 && s->tick_stall_ms) {
-		struct timespec ts = {s->tick_stall_ms / 1000, (long)(s->tick_stall_ms % 1000) * 1000000};
+		unsigned ms = s->tick_stall_ms;
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 		nanosleep(&ts, NULL);
 	}
 	if (due)

@@ -706,11 +706,11 @@ static void test_timer_restart_drops_ticks(void **state)
 {
 	(void)state;
 	char *id = spawn_streamer();
-	ask_expect(id, "timer p 400 0", "0");
+	ask_expect(id, "timer p 1500 0", "0");
 	char *rs = tu_fmt("/actors/%s/restart", id);
 	json_decref(call_json("POST", rs, NULL, 200));
 	ask_expect(id, "timer p 8000 0", "0");
-	sleep_ms(1200);                     /* past the dropped timer's 400 ms */
+	sleep_ms(2500);                     /* past the dropped timer's 1.5 s */
 	assert_int_equal(ticks_of(id, "p", NULL), 0);
 	wait_ticks(id, "p", 1);             /* the new one, at 8 s */
 	sleep_ms(300);
