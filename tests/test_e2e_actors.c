@@ -239,6 +239,26 @@ static void test_trap_and_loop_fail_alone(void **state)
 	free(loop);
 }
 
+/* Sends the probe "l" (loop forever) and waits until the run fails, by its
+ * call's deadline. */
+static void loop_until_deadline(const char *id)
+{
+	char *lm = tu_fmt("/actors/%s/messages", id);
+	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
+	json_t *a = NULL;
+	for (int i = 0; i < 600; i++) {
+		json_decref(a);
+		a = actor(id);
+		if (strcmp(str(a, "status"), "failed") == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_string_equal(str(a, "status"), "failed");
+	assert_non_null(strstr(str(a, "reason"), "deadline"));
+	json_decref(a);
+	free(lm);
+}
+
 /* A loop with more fuel than it can burn in its call's wall-clock budget (50 ms
  * here, 300,000,000 instructions of fuel): the watchdog interrupts it, and the
  * run fails with reason "deadline" (not "fuel_exhausted"), after calls that
@@ -252,20 +272,7 @@ static void test_deadline_interrupts(void **state)
 		assert_int_equal(request(loop, "e", &r), 200);
 		http_result_release(&r);
 	}
-	char *lm = tu_fmt("/actors/%s/messages", loop);
-	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
-	json_t *a = NULL;
-	for (int i = 0; i < 600; i++) {
-		json_decref(a);
-		a = actor(loop);
-		if (strcmp(str(a, "status"), "failed") == 0)
-			break;
-		usleep(50 * 1000);
-	}
-	assert_string_equal(str(a, "status"), "failed");
-	assert_non_null(strstr(str(a, "reason"), "deadline"));
-	json_decref(a);
-	free(lm);
+	loop_until_deadline(loop);
 	free(loop);
 }
 
@@ -292,19 +299,7 @@ static void test_deadline_after_restart(void **state)
 	usleep(1000 * 1000);                  /* their watchdogs are due in about 1 s */
 	char *rs = tu_fmt("/actors/%s/restart", id);
 	json_decref(server_call_json(&SP, "POST", rs, NULL, 200));
-	char *lm = tu_fmt("/actors/%s/messages", id);
-	assert_int_equal(call("POST", lm, "l", 1, NULL), 202);
-	json_t *a = NULL;
-	for (int i = 0; i < 600; i++) {
-		json_decref(a);
-		a = actor(id);
-		if (strcmp(str(a, "status"), "failed") == 0)
-			break;
-		usleep(50 * 1000);
-	}
-	assert_string_equal(str(a, "status"), "failed");
-	assert_non_null(strstr(str(a, "reason"), "deadline"));
-	json_decref(a);
+	loop_until_deadline(id);
 	char *ch = tu_fmt("/actors/%s/chain?limit=1000", id);
 	json_t *page = server_call_json(&SP, "GET", ch, NULL, 200);
 	json_int_t ran = -1;
@@ -320,7 +315,6 @@ static void test_deadline_after_restart(void **state)
 	printf("# the looping call ran %lld us\n", (long long)ran);
 	assert_true(ran >= 1900 * 1000);      /* its budget (the pool's timers count whole ms) */
 	free(ch);
-	free(lm);
 	free(rs);
 	free(id);
 	assert_int_equal(server_stop(&SP), 0);
