@@ -27,6 +27,7 @@ struct pool {
 	size_t nheap, capheap;
 	uint64_t order;
 	int stopping;
+	int joined;                  /* pool_stop ran (by its caller's thread only) */
 	unsigned nthreads;
 	pthread_t *threads;
 };
@@ -154,9 +155,9 @@ enum err_code pool_new(unsigned nthreads, struct pool **out, struct err *err)
 	return ERR_OK;
 }
 
-void pool_free(struct pool *p)
+void pool_stop(struct pool *p)
 {
-	if (!p)
+	if (!p || p->joined)
 		return;
 	pthread_mutex_lock(&p->lock);
 	p->stopping = 1;
@@ -164,8 +165,18 @@ void pool_free(struct pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	pthread_mutex_lock(&p->lock);
 	while (p->nheap)
 		free(heap_pop(p));
+	pthread_mutex_unlock(&p->lock);
+	p->joined = 1;
+}
+
+void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	pool_stop(p);
 	free(p->heap);
 	free(p->threads);
 	pthread_mutex_destroy(&p->lock);

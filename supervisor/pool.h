@@ -20,9 +20,13 @@ typedef void (*pool_fn)(void *arg);
 enum err_code pool_new(unsigned nthreads, struct pool **out, struct err *err);
 /* Refuses new jobs, runs every queued job (delayed ones at once, so that
  * timeouts fire and nothing is left pending), joins. Jobs that try to submit
- * more get ERR_UNAVAILABLE and must clean up. Accepts NULL. */
+ * more get ERR_UNAVAILABLE and must clean up. The pool stays valid: every later
+ * submit, from any thread, gets ERR_UNAVAILABLE, until pool_free. Called by
+ * one thread (the owner's); again does nothing. Accepts NULL. */
+void pool_stop(struct pool *p);
+/* pool_stop, then frees. Accepts NULL. */
 void pool_free(struct pool *p);
-/* ERR_UNAVAILABLE after pool_free began; ERR_NOMEM. */
+/* ERR_UNAVAILABLE once pool_stop began; ERR_NOMEM. */
 enum err_code pool_submit(struct pool *p, pool_fn fn, void *arg);
 enum err_code pool_submit_after(struct pool *p, uint32_t delay_ms, pool_fn fn, void *arg);
 unsigned pool_threads(const struct pool *p);

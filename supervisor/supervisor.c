@@ -407,8 +407,9 @@ static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 
 void supervisor_shutdown(struct supervisor *s)
 {
-	if (!s || !s->pool)
+	if (!s || !s->pool || s->shut_down)
 		return;
+	s->shut_down = 1;
 	set_draining(s, 1);
 	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
 	/* Calls in progress may finish within the grace period; then they are cut
@@ -428,8 +429,10 @@ void supervisor_shutdown(struct supervisor *s)
 		reg_foreach(s, interrupt_one, NULL);
 	}
 	flusher_commit_stop(s);
-	pool_free(s->pool);
-	s->pool = NULL;
+	/* Stopped, not freed: what still asks it for work (the cluster's watches
+	 * and heartbeats, the HTTP threads, until they stop in turn) is refused
+	 * (ERR_UNAVAILABLE), never handed a freed or NULL pool. */
+	pool_stop(s->pool);
 	/* Spawns answered before their index write (record.c, "index later") are
 	 * indexed first, so an idle one is marked idle below like any other. */
 	flusher_index_settle(s);
@@ -471,6 +474,7 @@ void supervisor_free(struct supervisor *s)
 	if (s->registry_up)
 		reg_release(s);
 	spares_stop(s->spares);
+	pool_free(s->pool);
 	engine_free(s->engine);
 	pthread_mutex_destroy(&s->life_lock);
 	pthread_mutex_destroy(&s->live_lock);

@@ -1,5 +1,6 @@
 /* test_pool.c - the worker pool: every job runs, delayed jobs run after their
- * delay and in due order, jobs may submit jobs, and freeing runs what is queued. */
+ * delay and in due order, jobs may submit jobs, freeing runs what is queued, and a
+ * stopped pool refuses jobs until it is freed. */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
@@ -125,12 +126,33 @@ static void test_jobs_submit_jobs_and_free_drains(void **state)
 	pool_free(NULL);
 }
 
+/* A stopped pool ran what was queued (a delayed job at once) and refuses every
+ * later job, yet stays valid until freed: the supervisor stops its pool at
+ * shutdown while the cluster's threads and the HTTP threads may still submit
+ * (they were handed NULL, and one crashed a node). */
+static void test_stopped_pool_refuses(void **state)
+{
+	(void)state;
+	reset();
+	struct pool *p;
+	assert_int_equal(pool_new(2, &p, NULL), ERR_OK);
+	assert_int_equal(pool_submit_after(p, 60000, bump, (void *)1), ERR_OK);
+	pool_stop(p);
+	assert_int_equal(C.n, 1);                    /* the delayed job ran at the stop */
+	assert_int_equal(pool_submit(p, bump, (void *)2), ERR_UNAVAILABLE);
+	assert_int_equal(pool_submit_after(p, 10, bump, (void *)3), ERR_UNAVAILABLE);
+	pool_stop(p);                                /* again: nothing */
+	assert_int_equal(C.n, 1);
+	pool_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_all_jobs_run),
 		cmocka_unit_test(test_delayed_order),
 		cmocka_unit_test(test_jobs_submit_jobs_and_free_drains),
+		cmocka_unit_test(test_stopped_pool_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
