@@ -26,8 +26,7 @@ struct pool {
 	struct job **heap;           /* delayed jobs, min-heap on (due, order) */
 	size_t nheap, capheap;
 	uint64_t order;
-	int stopping;
-	int joined;                  /* pool_stop ran (by its caller's thread only) */
+	int stopping;                /* set by pool_stop only */
 	unsigned nthreads;
 	pthread_t *threads;
 };
@@ -157,19 +156,21 @@ enum err_code pool_new(unsigned nthreads, struct pool **out, struct err *err)
 
 void pool_stop(struct pool *p)
 {
-	if (!p || p->joined)
+	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
+	int again = p->stopping;
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	if (again)
+		return;             /* joined by the first call */
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	pthread_mutex_lock(&p->lock);
 	while (p->nheap)
 		free(heap_pop(p));
 	pthread_mutex_unlock(&p->lock);
-	p->joined = 1;
 }
 
 void pool_free(struct pool *p)

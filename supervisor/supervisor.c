@@ -407,9 +407,8 @@ static void suspend_live(struct supervisor *s, struct actor *a, void *u)
 
 void supervisor_shutdown(struct supervisor *s)
 {
-	if (!s || !s->pool || s->shut_down)
-		return;
-	s->shut_down = 1;
+	if (!s || !s->pool || is_stopping(s))
+		return;             /* shut down already (only this sets stopping) */
 	set_draining(s, 1);
 	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
 	/* Calls in progress may finish within the grace period; then they are cut

@@ -141,7 +141,6 @@ struct supervisor {
 	char *chains_dir;
 	struct spares *spares;        /* spare chain files for spawns (spares.c); may be NULL */
 	struct pool *pool;            /* stopped by supervisor_shutdown, freed by _free */
-	int shut_down;                /* supervisor_shutdown ran (its caller's thread) */
 	struct engine *engine;
 	struct fetcher *fetcher;      /* actors' outbound HTTP (send-http), one thread */
 	uint64_t parked, parks;       /* atomic: calls parked now, parks since the start */
