@@ -25,6 +25,7 @@ struct restart_job {
 	struct supervisor *s;
 	struct actor *a;              /* a reference */
 	int manual;
+	unsigned gen;                 /* an automatic one's a->restart_gen */
 	int initial;                  /* init afresh from the initial state */
 	supervisor_done_fn done;
 	void *user;
@@ -73,7 +74,8 @@ const char *supervise_fail_reason(struct supervisor *s, struct actor *a, const c
 static void job_restart(void *arg);
 
 static void schedule_restart(struct supervisor *s, struct actor *a, uint32_t delay_ms,
-			     int manual, int initial, supervisor_done_fn done, void *user)
+			     int manual, unsigned gen, int initial, supervisor_done_fn done,
+			     void *user)
 {
 	struct restart_job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -84,7 +86,7 @@ static void schedule_restart(struct supervisor *s, struct actor *a, uint32_t del
 		}
 		return;
 	}
-	*j = (struct restart_job){.s = s, .a = a, .manual = manual, .initial = initial,
+	*j = (struct restart_job){.s = s, .a = a, .manual = manual, .gen = gen, .initial = initial,
 				  .done = done, .user = user};
 	actor_ref(s, a);
 	if (!s->pool || pool_submit_after(s->pool, delay_ms, job_restart, j) != ERR_OK) {
@@ -161,6 +163,7 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 	int go = policy_applies(a, status, reason) && !a->restart_pending &&
 		 recent(a, now_ms()) < (unsigned)a->manifest->restart.max_restarts;
 	uint32_t delay = 0;
+	unsigned gen = 0;
 	if (go) {
 		const struct manifest_restart *p = &a->manifest->restart;
 		int64_t d = p->backoff_ms;
@@ -169,12 +172,13 @@ void supervise_run_ended(struct supervisor *s, struct actor *a, const char *stat
 		delay = (uint32_t)(d > p->backoff_max_ms ? p->backoff_max_ms : d);
 		a->restarts_at[a->nrestarts++ % 32] = now_ms();
 		a->restart_pending = 1;
+		gen = ++a->restart_gen;
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (go) {
 		log_info("supervisor", "restarting '%s' in %u ms (%s)", a->run.id, delay,
 			 reason ? reason : status);
-		schedule_restart(s, a, delay, 0, 0, NULL, NULL);
+		schedule_restart(s, a, delay, 0, gen, 0, NULL, NULL);
 	}
 }
 
@@ -249,7 +253,9 @@ static void job_restart(void *arg)
 	}
 	pthread_mutex_lock(&a->lock);
 	int ended = !supervisor_status_live(a->run.status), idle = !a->rt && !a->scheduled;
-	int cancelled = !j->manual && !a->restart_pending;
+	/* a stop, a delete or a manual restart cancels a pending automatic one; a
+	 * later failure's restart is another job, with a later number */
+	int cancelled = !j->manual && (!a->restart_pending || a->restart_gen != j->gen);
 	int deleted = a->deleted, held = a->delete_held;
 	pthread_mutex_unlock(&a->lock);
 	if (deleted || held) {
@@ -354,6 +360,6 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 	if (rc)
 		done(user, rc, &e);
 	else
-		schedule_restart(s, a, 0, 1, initial, done, user);
+		schedule_restart(s, a, 0, 1, 0, initial, done, user);
 	actor_unref(s, a);
 }

@@ -89,6 +89,8 @@ struct actor {
 	int64_t restarts_at[32];      /* lock: times (ms) of recent automatic restarts */
 	unsigned nrestarts;
 	int restart_pending;          /* lock: a restart job is scheduled */
+	unsigned restart_gen;         /* lock: the number of that job, which alone may run
+				       * it (one cancelled stays so) */
 	int user_stopped;             /* lock: ended by stop/kill/delete: never restarted */
 	int deleted;                  /* rec_lock and lock: `deleted` is being recorded or
 				       * was; nothing is recorded after it (record.c) */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/util/json.h"
@@ -453,6 +454,51 @@ static void test_delete_cancels_pending_restart(void **state)
 	free(id);
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* An automatic restart waiting out its backoff, cancelled by a stop, must not
+ * run for a later failure: the actor is stopped, restarted by hand, fails
+ * again, and its next automatic restart waits that failure's own (doubled)
+ * backoff. Before, the first restart's job found a restart pending again and
+ * ran it at the first backoff's end. */
+static void test_cancelled_restart_stays_cancelled(void **state)
+{
+	(void)state;
+	char *id = spawn_probe("\"restart\":{\"policy\":\"on-failure\",\"max_restarts\":5,"
+			       "\"window_s\":60,\"backoff_ms\":800,\"backoff_max_ms\":6400}");
+	char *stop = tu_fmt("/actors/%s/stop", id), *rs = tu_fmt("/actors/%s/restart", id);
+	struct http_result r;
+	assert_int_equal(request(id, "t", &r), 502);     /* a restart in 800 ms */
+	http_result_release(&r);
+	long st = call("POST", stop, NULL, 0, NULL);
+	assert_true(st == 200 || st == 202 || st == 204);
+	json_t *b = server_call_json(&SP, "POST", rs, NULL, 200);
+	assert_string_equal(str(b, "status"), "running");
+	json_decref(b);
+	assert_int_equal(request(id, "t", &r), 502);     /* a restart in 1,600 ms */
+	http_result_release(&r);
+	int64_t failed_at = mono_ms(), running_at = 0;
+	while (!running_at && mono_ms() - failed_at < 10000) {
+		json_t *a = actor(id);
+		if (strcmp(str(a, "status"), "running") == 0)
+			running_at = mono_ms();
+		json_decref(a);
+		usleep(20 * 1000);
+	}
+	assert_true(running_at > 0);
+	printf("# restarted %lld ms after its second failure\n",
+	       (long long)(running_at - failed_at));
+	assert_true(running_at - failed_at >= 1500);
+	free(stop);
+	free(rs);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_sizes_and_mailbox),
 		cmocka_unit_test(test_restart_policy_and_manual_restart),
 		cmocka_unit_test(test_delete_cancels_pending_restart),
+		cmocka_unit_test(test_cancelled_restart_stays_cancelled),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
