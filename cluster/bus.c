@@ -1,9 +1,12 @@
 /* bus.c - the libnats wrapper (see bus.h). It turns libnats statuses into the
  * project's error codes, keeps the connection and its JetStream context, and
  * runs one thread per key-value watch (libnats's watchers are pulled with
- * kvWatcher_Next). Asynchronous stream publishes report failures through an
- * error handler that marks the batch failed; bus_stream_wait reads and clears
- * that mark, so a batch is only acknowledged when every message in it was. */
+ * kvWatcher_Next). Asynchronous stream publishes are numbered; each gets
+ * exactly one answer (the stream's acknowledgement, its refusal, or libnats's
+ * timeout after PUBLISH_WAIT_MS), recorded by number in a window of bits, so
+ * bus_stream_wait knows which publishes are answered, not only how many. A wait
+ * that gives up abandons the publishes it covers: their answers, if they come
+ * later, are ignored, and nothing newer is mistaken for them. */
 #include "cluster/bus.h"
 
 #include <nats/nats.h>
@@ -18,15 +21,22 @@
 #include "src/util/log.h"
 
 #define PENDING_SLOTS 256
+/* libnats answers an async publish with a timeout after this long (below the
+ * waits' 5 s, so a wait sees the failure rather than timing out itself). */
+#define PUBLISH_WAIT_MS 4000
+/* publishes that may be unanswered at once (libnats stalls past MAX_PENDING) */
+#define MAX_PENDING 65536
+#define ACK_WINDOW ((uint64_t)MAX_PENDING * 2)
 
 struct bus {
 	natsConnection *nc;
 	jsCtx *js;
 	pthread_mutex_t lock;         /* the counters below, async_failed, async_why */
 	pthread_cond_t acked;         /* signalled when an acknowledgement arrives */
-	uint64_t published, answered; /* async publishes made, and answered (ok or not) */
-	uint64_t late;                /* given up on by a wait: their answers, if they come,
-				       * are not counted again */
+	uint64_t published;           /* async publishes made (numbered from 1) */
+	uint64_t done_below;          /* each publish numbered below is answered or
+				       * abandoned by a wait */
+	uint8_t *answered;            /* ACK_WINDOW bits: publish n >= done_below answered */
 	uint64_t first_failed;        /* lowest publish number refused or lost; 0: none */
 	uint64_t last_failed;         /* highest */
 	int async_failed;
@@ -139,9 +149,59 @@ static enum err_code replicas_refused(struct err *err, jsErrCode jerr, unsigned 
 	return ERR_OK;
 }
 
-/* Every async publish is answered here, ok or not. bus_stream_wait counts the
- * answers itself: a publish lost without an answer (a connection that died
- * with it) keeps the count short, so the wait fails instead of passing. */
+/* ---- the answers of async publishes, by number (b->lock held) ---- */
+
+static int answered_bit(const struct bus *b, uint64_t n)
+{
+	return b->answered[(n % ACK_WINDOW) / 8] >> (n % 8) & 1;
+}
+
+static void set_answered(struct bus *b, uint64_t n, int on)
+{
+	uint8_t *byte = &b->answered[(n % ACK_WINDOW) / 8];
+	*byte = (uint8_t)(on ? *byte | 1u << (n % 8) : *byte & ~(1u << (n % 8)));
+}
+
+static void mark_failed(struct bus *b, uint64_t first, uint64_t last, const char *why)
+{
+	if (!b->first_failed || first < b->first_failed)
+		b->first_failed = first;
+	if (last > b->last_failed)
+		b->last_failed = last;
+	b->async_failed = 1;
+	snprintf(b->async_why, sizeof(b->async_why), "%s", why);
+}
+
+/* Publishes up to `upto` are given up on (failed, if unanswered): answers that
+ * come for them later are ignored. */
+static void abandon_upto(struct bus *b, uint64_t upto, const char *why)
+{
+	for (; b->done_below <= upto; b->done_below++) {
+		if (answered_bit(b, b->done_below))
+			set_answered(b, b->done_below, 0);
+		else
+			mark_failed(b, b->done_below, b->done_below, why);
+	}
+	while (b->done_below <= b->published && answered_bit(b, b->done_below))
+		set_answered(b, b->done_below++, 0);
+	pthread_cond_broadcast(&b->acked);
+}
+
+/* Publish n is answered; why: NULL when stored, else the refusal. */
+static void answer(struct bus *b, uint64_t n, const char *why)
+{
+	if (n < b->done_below || n > b->published)
+		return;          /* abandoned by a wait already (or not ours) */
+	if (why)
+		mark_failed(b, n, n, why);
+	set_answered(b, n, 1);
+	while (b->done_below <= b->published && answered_bit(b, b->done_below))
+		set_answered(b, b->done_below++, 0);
+	pthread_cond_broadcast(&b->acked);
+}
+
+/* Every async publish is answered here once: stored, refused, or timed out by
+ * libnats after PUBLISH_WAIT_MS. */
 static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 			 void *closure)
 {
@@ -149,25 +209,34 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
 	struct bus *b = closure;
 	const char *num = NULL;
 	uint64_t n = natsMsgHeader_Get(msg, "Theater-Publish", &num) == NATS_OK && num
-			     ? strtoull(num, NULL, 10) : 1;
+			     ? strtoull(num, NULL, 10) : 0;
+	const char *why = NULL;
+	if (!pa || pae)
+		why = pae && pae->ErrText && *pae->ErrText
+			      ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR);
 	pthread_mutex_lock(&b->lock);
-	if (b->late)
-		b->late--;
-	else
-		b->answered++;
-	if (!pa || pae) {
-		if (!b->first_failed || n < b->first_failed)
-			b->first_failed = n;
-		if (n > b->last_failed)
-			b->last_failed = n;
-		b->async_failed = 1;
-		snprintf(b->async_why, sizeof(b->async_why), "%s",
-			 pae && pae->ErrText ? pae->ErrText
-					     : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
-	}
-	pthread_cond_broadcast(&b->acked);
+	answer(b, n, why);
 	pthread_mutex_unlock(&b->lock);
 	natsMsg_Destroy(msg);
+}
+
+/* libnats's callback thread: when a connection lost its server and which one
+ * it found, for the log (a node's writes stall while it has none). No closure:
+ * libnats may run these after bus_close has freed the bus. */
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	log_info("cluster", "nats: the connection lost its server; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)closure;
+	char url[256] = "";
+	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
+		url[0] = '\0';
+	log_info("cluster", "nats: the connection reconnected to %s", url);
 }
 
 enum err_code bus_open(const char *urls, const char *name, unsigned connect_ms,
@@ -194,6 +263,9 @@ enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_m
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->rlock, NULL);
 	pthread_cond_init(&b->acked, NULL);
+	b->done_below = 1;
+	if (!(b->answered = calloc(ACK_WINDOW / 8, 1)))
+		goto fail;
 	for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 16;
 	     t = strtok_r(NULL, ",", &save))
 		servers[n++] = t;
@@ -205,7 +277,12 @@ enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_m
 	if ((s = natsOptions_Create(&o)) || (s = natsOptions_SetServers(o, servers, n)) ||
 	    (s = natsOptions_SetName(o, name)) || (s = natsOptions_SetMaxReconnect(o, -1)) ||
 	    (s = natsOptions_SetReconnectWait(o, 250)) || (s = natsOptions_SetTimeout(o, 2000)) ||
-	    (s = natsOptions_SetIgnoreDiscoveredServers(o, false)))
+	    (s = natsOptions_SetIgnoreDiscoveredServers(o, false)) ||
+	    /* a server that stops answering (frozen, its host gone) is left
+	     * within about 15 s, not the library's default of minutes */
+	    (s = natsOptions_SetPingInterval(o, 5000)) || (s = natsOptions_SetMaxPingsOut(o, 3)) ||
+	    (s = natsOptions_SetDisconnectedCB(o, on_disconnected, NULL)) ||
+	    (s = natsOptions_SetReconnectedCB(o, on_reconnected, NULL)))
 		goto fail;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -224,7 +301,7 @@ enum err_code bus_open_ex(const char *urls, const char *name, unsigned connect_m
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
-	jo.PublishAsync.MaxPending = 65536;
+	jo.PublishAsync.MaxPending = MAX_PENDING;
 	jo.PublishAsync.AckHandler = on_async_ack;
 	jo.PublishAsync.AckHandlerClosure = b;
 	if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)))
@@ -241,6 +318,7 @@ fail:;
 		natsConnection_Destroy(b->nc);
 		pthread_mutex_destroy(&b->lock);
 		pthread_mutex_destroy(&b->rlock);
+		free(b->answered);
 		free(b);
 	}
 	return rc;
@@ -260,6 +338,7 @@ void bus_close(struct bus *b)
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->rlock);
 	pthread_cond_destroy(&b->acked);
+	free(b->answered);
 	free(b);
 }
 
@@ -1032,27 +1111,26 @@ enum err_code bus_stream_publish_async(struct bus *b, const char *subject, const
 {
 	natsMsg *m = NULL;
 	natsStatus s = msg_new(&m, subject, data, len, msg_id);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = PUBLISH_WAIT_MS;    /* so that every publish is answered */
 	/* Numbered under the lock and sent in that order (the callers hold their
 	 * actor's record lock; numbers only need to be unique and increasing). */
 	pthread_mutex_lock(&b->lock);
 	uint64_t n = ++b->published;     /* before: the answer may come at once */
+	if (n - b->done_below >= ACK_WINDOW)   /* libnats's MaxPending makes it rare */
+		abandon_upto(b, n - ACK_WINDOW, "too many publishes unanswered");
 	char num[24];
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
 	if (!s)
 		s = natsMsgHeader_Set(m, "Theater-Publish", num);
 	pthread_mutex_unlock(&b->lock);
 	if (!s)
-		s = js_PublishMsgAsync(b->js, &m, NULL);   /* takes m on success */
+		s = js_PublishMsgAsync(b->js, &m, &po);   /* takes m on success */
 	natsMsg_Destroy(m);
 	if (s) {
 		pthread_mutex_lock(&b->lock);
-		if (!b->first_failed || n < b->first_failed)
-			b->first_failed = n;
-		if (n > b->last_failed)
-			b->last_failed = n;
-		b->answered++;           /* no answer will come for it */
-		b->async_failed = 1;
-		snprintf(b->async_why, sizeof(b->async_why), "%s", natsStatus_GetText(s));
+		answer(b, n, natsStatus_GetText(s));   /* no other answer will come */
 		pthread_mutex_unlock(&b->lock);
 		return fail(err, s, "cannot publish to", subject);
 	}
@@ -1071,20 +1149,14 @@ enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned time
 	pthread_mutex_lock(&b->lock);
 	uint64_t target = b->published;
 	int timed_out = 0;
-	while (b->answered < target && !timed_out)
+	while (b->done_below <= target && !timed_out)
 		timed_out = pthread_cond_timedwait(&b->acked, &b->lock, &until) != 0 &&
-			    b->answered < target;
-	if (timed_out) {
-		/* Given up: the caller fails (writes are refused, and what was
-		 * written since is published again), and the next waits count
-		 * from here. */
-		if (!b->first_failed || b->answered + 1 < b->first_failed)
-			b->first_failed = b->answered + 1;
-		if (target > b->last_failed)
-			b->last_failed = target;
-		b->late += target - b->answered;
-		b->answered = target;
-	}
+			    b->done_below <= target;
+	/* Given up: the caller fails (writes are refused, and what was written
+	 * since is published again); what this wait covered and is still
+	 * unanswered counts as lost. */
+	if (timed_out)
+		abandon_upto(b, target, "lost");
 	/* Every wait that covers a failed publish fails, until
 	 * bus_stream_forgive says it was published again. */
 	int failed = after ? b->last_failed > after

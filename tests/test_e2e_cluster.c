@@ -540,9 +540,25 @@ static void print_log(const char *name, const char *path)
 	free(log);
 }
 
+/* The last 16 KiB of each NATS server's log (its elections, its peers lost). */
+static void print_nats_logs(void)
+{
+	for (int i = 0; i < NATS_SERVERS; i++) {
+		char *path = tu_fmt("%s/n%d.log", NC.dir, i + 1);
+		size_t len = 0;
+		char *log = tu_read_file(path, &len);
+		size_t from = len > 16384 ? len - 16384 : 0;
+		fprintf(stderr, "---- end of the log of NATS server n%d:\n%s\n", i + 1,
+			log ? log + from : "(none)");
+		free(log);
+		free(path);
+	}
+}
+
 static void dump_logs(void)
 {
 	print_replicas();
+	print_nats_logs();
 	for (int i = 0; i < NODES; i++)
 		print_log(NAMES[i], SP[i].log_path);
 }
@@ -1752,6 +1768,54 @@ static void test_bus_compare_and_set(void **state)
 	bus_kv_close(direct);
 	bus_kv_close(gone);
 	bus_kv_close(kv);
+	bus_close(b);
+}
+
+static void ignore_msg(void *user, const char *reply, const uint8_t *data, size_t len)
+{
+	(void)user, (void)reply, (void)data, (void)len;
+}
+
+/* A publish the stream never answers (a leader replaced while it held it:
+ * trial 10 of session 22's long suite) must not stall the publishes after it.
+ * A subscriber that never replies stands in for that leader. Before, a wait
+ * that gave up counted how many answers it gave up on, and took the next that
+ * many answers of any publish for theirs: the one never came, so every later
+ * wait was one answer short and timed out, and the node refused writes for
+ * good. Now the unanswered publish is abandoned by number, and libnats answers
+ * it with a timeout itself (4 s) if nothing else does. */
+static void test_bus_unanswered_publish(void **state)
+{
+	(void)state;
+	struct bus *b = NULL;
+	struct bus_sub *hole = NULL;
+	struct err e = {0};
+	assert_int_equal(bus_open(NC.urls, "test-acks", 10000, &b, &e), ERR_OK);
+	assert_int_equal(bus_stream_ensure(b, "TEST_ACKS", "test.acks.>", 3, &e), ERR_OK);
+	assert_int_equal(bus_subscribe(b, "test.hole", NULL, ignore_msg, NULL, &hole, &e), ERR_OK);
+	/* given up on by a wait, then the stream's answers count again */
+	assert_int_equal(bus_stream_publish_async(b, "test.hole", "x", 1, NULL, &e), ERR_OK);
+	assert_int_equal(bus_stream_wait(b, 300, &e), ERR_UNAVAILABLE);
+	printf("# a wait for the unanswered publish: %s\n", e.msg);
+	assert_non_null(strstr(e.msg, "did not acknowledge"));
+	bus_stream_forgive(b, bus_stream_published(b));
+	for (int i = 0; i < 3; i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(bus_stream_publish_async(b, "test.acks.a", "y", 1, NULL, &e), ERR_OK);
+		if (bus_stream_wait(b, 3000, &e) != ERR_OK)
+			fail_msg("publish %d after the abandoned one: %s", i, e.msg);
+	}
+	/* waited for longer than libnats waits: answered as failed, not a timeout */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(bus_stream_publish_async(b, "test.hole", "x", 1, NULL, &e), ERR_OK);
+	assert_int_equal(bus_stream_wait(b, 15000, &e), ERR_UNAVAILABLE);
+	printf("# a long wait for the unanswered publish: %s\n", e.msg);
+	assert_non_null(strstr(e.msg, "refused a publish"));
+	bus_stream_forgive(b, bus_stream_published(b));
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(bus_stream_publish_async(b, "test.acks.a", "y", 1, NULL, &e), ERR_OK);
+	assert_int_equal(bus_stream_wait(b, 3000, &e), ERR_OK);
+	bus_unsubscribe(hole);
 	bus_close(b);
 }
 
@@ -4177,6 +4241,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cluster_lists_nodes),
 		cmocka_unit_test(test_bus_compare_and_set),
+		cmocka_unit_test(test_bus_unanswered_publish),
 		cmocka_unit_test(test_single_nats_server),
 		cmocka_unit_test(test_use_from_any_node),
 		cmocka_unit_test(test_delete_in_cluster),
