@@ -225,9 +225,9 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
  * libnats may run these after bus_close has freed the bus. */
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-	(void)nc;
 	(void)closure;
-	log_info("cluster", "nats: the connection lost its server; reconnecting");
+	if (!natsConnection_IsClosed(nc))      /* not bus_close's own */
+		log_info("cluster", "nats: the connection lost its server; reconnecting");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
