@@ -632,8 +632,10 @@ static void failover_trial(int trial)
 	 * followers' replicas 1,349 behind the leader for a minute (session 18):
 	 * each server still behind is started empty once more, one at a time (the
 	 * leader and the other replica keep the stream's quorum meanwhile), as
-	 * docs/cluster.md tells an operator to */
-	for (int fix = 0; waited < 0 && NC.lagging >= 0 && fix < NATS_SERVERS - 1; fix++) {
+	 * docs/cluster.md tells an operator to. Twice each: a server restarted
+	 * empty was seen to stop again at the same sequence as before (3,285 of
+	 * 4,028, session 23), then catch up whole when restarted once more */
+	for (int fix = 0; waited < 0 && NC.lagging >= 0 && fix < 2 * (NATS_SERVERS - 1); fix++) {
 		printf("# nats: n%d's replica stays behind: restarting it empty\n", NC.lagging + 1);
 		assert_int_equal(nats_cluster_restart_empty(&NC, NC.lagging), 0);
 		nudge_chain_stream();
