@@ -24,6 +24,8 @@
 /* libnats answers an async publish with a timeout after this long (below the
  * waits' 5 s, so a wait sees the failure rather than timing out itself). */
 #define PUBLISH_WAIT_MS 4000
+#define NATS_STR_(x) #x
+#define NATS_STR(x) NATS_STR_(x)
 /* publishes that may be unanswered at once (libnats stalls past MAX_PENDING) */
 #define MAX_PENDING 65536
 #define ACK_WINDOW ((uint64_t)MAX_PENDING * 2)
@@ -211,7 +213,9 @@ static void on_async_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
 	uint64_t n = natsMsgHeader_Get(msg, "Theater-Publish", &num) == NATS_OK && num
 			     ? strtoull(num, NULL, 10) : 0;
 	const char *why = NULL;
-	if (!pa || pae)
+	if (pae && pae->Err == NATS_TIMEOUT)
+		why = "no answer within " NATS_STR(PUBLISH_WAIT_MS) " ms";
+	else if (!pa || pae)
 		why = pae && pae->ErrText && *pae->ErrText
 			      ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR);
 	pthread_mutex_lock(&b->lock);
@@ -1168,7 +1172,7 @@ enum err_code bus_stream_wait_after(struct bus *b, uint64_t after, unsigned time
 		return err_set(err, ERR_UNAVAILABLE, "nats: the stream did not acknowledge within "
 			       "%u ms", timeout_ms);
 	if (failed)
-		return err_set(err, ERR_UNAVAILABLE, "nats: the stream refused a publish: %s",
+		return err_set(err, ERR_UNAVAILABLE, "nats: the stream did not store a publish: %s",
 			       *why ? why : "lost");
 	return ERR_OK;
 }
