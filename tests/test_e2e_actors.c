@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "src/util/json.h"
@@ -454,13 +453,6 @@ static void test_delete_cancels_pending_restart(void **state)
 	free(id);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* An automatic restart waiting out its backoff, cancelled by a stop, must not
  * run for a later failure: the actor is stopped, restarted by hand, fails
  * again, and its next automatic restart waits that failure's own (doubled)
@@ -482,11 +474,11 @@ static void test_cancelled_restart_stays_cancelled(void **state)
 	json_decref(b);
 	assert_int_equal(request(id, "t", &r), 502);     /* a restart in 2,000 ms */
 	http_result_release(&r);
-	int64_t failed_at = mono_ms(), running_at = 0;
-	while (!running_at && mono_ms() - failed_at < 10000) {
+	int64_t failed_at = tu_now_ms(), running_at = 0;
+	while (!running_at && tu_now_ms() - failed_at < 10000) {
 		json_t *a = actor(id);
 		if (strcmp(str(a, "status"), "running") == 0)
-			running_at = mono_ms();
+			running_at = tu_now_ms();
 		json_decref(a);
 		usleep(20 * 1000);
 	}

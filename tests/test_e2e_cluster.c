@@ -39,13 +39,6 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void dump_logs(void);
 static char *log_line(const char *log, const char *a, const char *b);
 
@@ -699,7 +692,7 @@ static void failover_trial(int trial)
 		if (round == 30) {
 			server_crash(&SP[1]);
 			killed = 1;
-			killed_at = now_ms();
+			killed_at = tu_now_ms();
 		}
 		if (killed) {
 			int moved = 0;
@@ -708,7 +701,7 @@ static void failover_trial(int trial)
 				moved += *owner && strcmp(owner, "beta") != 0;
 			}
 			if (moved == 3 && !moved_at)
-				moved_at = now_ms();
+				moved_at = tu_now_ms();
 			if (moved_at && round > 60)
 				break;
 			nap_ms(20);
@@ -956,7 +949,7 @@ static void test_large_state_failover(void **state)
 	json_t *before = call_json(0, "GET", bpath, NULL, 200);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
-	int64_t killed_at = now_ms(), moved_at = 0;
+	int64_t killed_at = tu_now_ms(), moved_at = 0;
 	/* Mail sent right after the kill waits for the counter's takeover instead of
 	 * failing: alpha still places it on gamma, whose subject no one serves (before,
 	 * the driver's send answered "-... no one serves"). */
@@ -971,7 +964,7 @@ static void test_large_state_failover(void **state)
 		owner_of(0, b[1], ob[1], sizeof(ob[1]));
 		if (*oa && *ob[0] && *ob[1] && strcmp(oa, "gamma") && strcmp(ob[0], "gamma") &&
 		    strcmp(ob[1], "gamma"))
-			moved_at = now_ms();
+			moved_at = tu_now_ms();
 		else
 			nap_ms(100);
 	}
@@ -1119,7 +1112,7 @@ static void *post_later(void *arg)
 	char *u = tu_fmt("%s%s", SP[p->node].base, p->path);
 	struct http_result r = {0};
 	http_do("POST", u, "3", 1, NULL, &r);
-	p->posted_at = now_ms();
+	p->posted_at = tu_now_ms();
 	http_result_release(&r);
 	free(u);
 	return NULL;
@@ -1157,7 +1150,7 @@ static long live_event_ms(int via, const char *id)
 	char *u = tu_fmt("%s/actors/%s/chain?after=%ld", SP[via].base, id, after);
 	struct sse_result r = {0};
 	assert_int_equal(sse_collect(u, NULL, 1, 30, &r), 0);
-	int64_t seen = now_ms();
+	int64_t seen = tu_now_ms();
 	pthread_join(t, NULL);
 	assert_int_equal(r.status, 200);
 	long got = -1;
@@ -1947,8 +1940,8 @@ static void test_split_brain_fenced(void **state)
 	/* the claim, as gamma's failover would make it */
 	claim(id, "delta", "gamma");
 	/* 6 s of messages to delta: it hears of the claim after 4 */
-	int64_t t0 = now_ms();
-	while (now_ms() - t0 < 6000) {
+	int64_t t0 = tu_now_ms();
+	while (tu_now_ms() - t0 < 6000) {
 		struct http_result r;
 		long st = message_to(&delta, id, &r);
 		if (st == 202) {
@@ -2747,10 +2740,10 @@ static void test_node_lapse_own(void **state)
 	uint64_t rev0 = 0, rev1 = 0;
 	free(placement_of(kv, id, &rev0));
 	assert_int_equal(kill(delta.pid, SIGSTOP), 0);
-	int64_t t0 = now_ms();
+	int64_t t0 = tu_now_ms();
 	int up = 0, down = 0;
 	char st[16];
-	while (now_ms() - t0 < 6000) {
+	while (tu_now_ms() - t0 < 6000) {
 		node_status(0, "delta", st, sizeof(st));
 		if (strcmp(st, "up") == 0)
 			up++;
@@ -2760,10 +2753,10 @@ static void test_node_lapse_own(void **state)
 	}
 	char *at = placement_of(kv, id, &rev1);
 	int64_t down_after = -1;
-	while (now_ms() - t0 < 20000) {
+	while (tu_now_ms() - t0 < 20000) {
 		node_status(0, "delta", st, sizeof(st));
 		if (strcmp(st, "down") == 0) {
-			down_after = now_ms() - t0;
+			down_after = tu_now_ms() - t0;
 			break;
 		}
 		nap_ms(250);
@@ -2816,12 +2809,12 @@ static long long metric_on_proc(struct server_proc *sp, const char *name)
 static long message_until_acked(struct server_proc *sp, const char *id, int64_t ms,
 				long *unsure)
 {
-	int64_t t0 = now_ms();
+	int64_t t0 = tu_now_ms();
 	for (;;) {
 		struct http_result r = {0};
 		long st = message_to(sp, id, &r);
 		http_result_release(&r);
-		if (st == 202 || now_ms() - t0 >= ms)
+		if (st == 202 || tu_now_ms() - t0 >= ms)
 			return st;
 		(*unsure)++;
 		nap_ms(100);
@@ -2876,9 +2869,9 @@ static void test_verify_after_beats_fail(void **state)
 	 * just as delta began to doubt itself may be answered 503 after the actor
 	 * took it: "lost the cluster long enough"; unsure, and looked again) */
 	assert_int_equal(tu_write_file(flag, "", 0), 0);
-	int64_t t0 = now_ms();
+	int64_t t0 = tu_now_ms();
 	char *why = NULL;
-	while (!why && now_ms() - t0 < 8000) {
+	while (!why && tu_now_ms() - t0 < 8000) {
 		struct http_result r = {0};
 		long st = message_to(&delta, ids[0], &r);
 		if (st == 202)
@@ -2893,7 +2886,7 @@ static void test_verify_after_beats_fail(void **state)
 	}
 	unlink(flag);
 	printf("# delta refused writes %lld ms after its beats began to fail: %s\n",
-	       (long long)(now_ms() - t0), why ? why : "(never)");
+	       (long long)(tu_now_ms() - t0), why ? why : "(never)");
 	assert_non_null(why);
 	assert_non_null(strstr(why, "its heartbeats failed"));
 	free(why);
@@ -2918,9 +2911,9 @@ static void test_verify_after_beats_fail(void **state)
 	/* the partition: until every actor was taken over, then back */
 	long long fenced = metric_on_proc(&delta, "theater_cluster_fenced_total");
 	assert_int_equal(tu_write_file(flag, "", 0), 0);
-	t0 = now_ms();
+	t0 = tu_now_ms();
 	int moved = 0;
-	while (moved < VERIFY_ACTORS && now_ms() - t0 < 40000) {
+	while (moved < VERIFY_ACTORS && tu_now_ms() - t0 < 40000) {
 		nap_ms(500);
 		moved = 0;
 		for (int i = 0; i < VERIFY_ACTORS; i++) {
@@ -2931,7 +2924,7 @@ static void test_verify_after_beats_fail(void **state)
 	}
 	unlink(flag);
 	printf("# %d of %d actors taken over from delta after %lld ms\n", moved, VERIFY_ACTORS,
-	       (long long)(now_ms() - t0));
+	       (long long)(tu_now_ms() - t0));
 	if (moved < VERIFY_ACTORS)
 		dump_logs_with_delta(&delta);
 	assert_int_equal(moved, VERIFY_ACTORS);
@@ -3879,7 +3872,7 @@ static void test_delete_tombstone_swept(void **state)
 	char *path = tu_fmt("/actors/%s", id);
 	char *force = tu_fmt("/actors/%s?force=true", id);
 	assert_int_equal(call(1, "DELETE", force, NULL, NULL), 204);
-	int64_t deleted_at = now_ms();
+	int64_t deleted_at = tu_now_ms();
 	struct bus *b = NULL;
 	struct bus_kv *kv = NULL;
 	struct err e = {0};
@@ -3894,7 +3887,7 @@ static void test_delete_tombstone_swept(void **state)
 	assert_int_equal(chain_in_stream(b, id), 1);
 	char *key_subject = tu_fmt("$KV.theater_placement.%s", id);
 	assert_int_equal(bus_stream_has(b, "KV_theater_placement", key_subject, &e), 1);
-	while (now_ms() - deleted_at < 1500)        /* older than delta's age */
+	while (tu_now_ms() - deleted_at < 1500)        /* older than delta's age */
 		nap_ms(100);
 	struct server_proc delta;
 	start_delta(&delta, "THEATER_TEST_TOMBSTONE_AGE_MS", "1000");
@@ -4042,7 +4035,7 @@ static void test_placed_before_watch(void **state)
 	const char *claim = "{\"node\":\"delta\",\"from\":\"gamma\",\"at\":0}";
 	for (int i = 0; i < 3; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "d1d1d1d1-0000-4000-800%d-%012llx", i,
-			 (unsigned long long)(now_ms() & 0xffffffffffffULL));
+			 (unsigned long long)(tu_now_ms() & 0xffffffffffffULL));
 		assert_int_equal(bus_kv_create(kv, ids[i], claim, strlen(claim), &revs[i], &e),
 				 ERR_OK);
 	}
@@ -4107,7 +4100,7 @@ static void test_takeover_answers_503(void **state)
 	(void)state;
 	char id[37];
 	snprintf(id, sizeof(id), "d0d0d0d0-0000-4000-8000-%012llx",
-		 (unsigned long long)(now_ms() & 0xffffffffffffULL));
+		 (unsigned long long)(tu_now_ms() & 0xffffffffffffULL));
 	struct bus *b = NULL;
 	struct bus_kv *kv = NULL;
 	struct err e = {0};

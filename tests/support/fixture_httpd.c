@@ -6,6 +6,7 @@
  * written, so routes may be replaced while a response is being sent.
  */
 #include "tests/support/fixture_httpd.h"
+#include "tests/support/testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,13 +81,6 @@ struct reply {
 	int status, send_cl;
 	unsigned delay_ms;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits for `events` on fd; 1 ready, 0 timeout, -1 stop or error. */
 static int wait_fd(struct fixture_httpd *h, int fd, short events, int timeout_ms)
@@ -594,9 +588,9 @@ static void reply_huge(struct fixture_httpd *h, int fd, const char *path, const 
 
 static void reply_slow(struct fixture_httpd *h, int fd, const char *path, const struct reply *rp)
 {
-	int64_t deadline = now_ms() + rp->delay_ms;
+	int64_t deadline = tu_now_ms() + rp->delay_ms;
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - tu_now_ms();
 		if (left <= 0)
 			break;
 		int w = wait_fd(h, fd, POLLIN, (int)left);
@@ -825,9 +819,9 @@ struct fixture_httpd *fixture_httpd_start(void)
 
 int fixture_httpd_wait_idle(struct fixture_httpd *h, unsigned timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = tu_now_ms() + timeout_ms;
 	while (atomic_load(&h->active) > 0) {
-		if (now_ms() >= deadline)
+		if (tu_now_ms() >= deadline)
 			return -1;
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 		nanosleep(&ts, NULL);

@@ -31,6 +31,8 @@ const char *tu_binary_dir(void);
  * journal, a pid with one); journal NULL: no fs/ext4 entry (another file
  * system). 0 on success. */
 int tu_fake_sysfs(const char *root, const char *dir, const char *name, const char *journal);
+/* Milliseconds of the monotonic clock (for intervals only). */
+int64_t tu_now_ms(void);
 /* printf into a malloc'd string. */
 char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
