@@ -33,7 +33,7 @@
 struct bus {
 	natsConnection *nc;
 	jsCtx *js;
-	pthread_mutex_t lock;         /* the counters below, async_failed, async_why */
+	pthread_mutex_t lock;         /* the counters below, async_why */
 	pthread_cond_t acked;         /* signalled when an acknowledgement arrives */
 	uint64_t published;           /* async publishes made (numbered from 1) */
 	uint64_t done_below;          /* each publish numbered below is answered or
@@ -41,7 +41,6 @@ struct bus {
 	uint8_t *answered;            /* ACK_WINDOW bits: publish n >= done_below answered */
 	uint64_t first_failed;        /* lowest publish number refused or lost; 0: none */
 	uint64_t last_failed;         /* highest */
-	int async_failed;
 	char async_why[160];
 	/* Requests answered without a waiting thread (bus_request_start): one
 	 * subscription on "<rinbox>.*" made at the first; a request waits in rmap
@@ -170,8 +169,15 @@ static void mark_failed(struct bus *b, uint64_t first, uint64_t last, const char
 		b->first_failed = first;
 	if (last > b->last_failed)
 		b->last_failed = last;
-	b->async_failed = 1;
 	snprintf(b->async_why, sizeof(b->async_why), "%s", why);
+}
+
+/* done_below past the publishes answered in a row; the waits look again. */
+static void advance(struct bus *b)
+{
+	while (b->done_below <= b->published && answered_bit(b, b->done_below))
+		set_answered(b, b->done_below++, 0);
+	pthread_cond_broadcast(&b->acked);
 }
 
 /* Publishes up to `upto` are given up on (failed, if unanswered): answers that
@@ -184,9 +190,7 @@ static void abandon_upto(struct bus *b, uint64_t upto, const char *why)
 		else
 			mark_failed(b, b->done_below, b->done_below, why);
 	}
-	while (b->done_below <= b->published && answered_bit(b, b->done_below))
-		set_answered(b, b->done_below++, 0);
-	pthread_cond_broadcast(&b->acked);
+	advance(b);
 }
 
 /* Publish n is answered; why: NULL when stored, else the refusal. */
@@ -197,9 +201,7 @@ static void answer(struct bus *b, uint64_t n, const char *why)
 	if (why)
 		mark_failed(b, n, n, why);
 	set_answered(b, n, 1);
-	while (b->done_below <= b->published && answered_bit(b, b->done_below))
-		set_answered(b, b->done_below++, 0);
-	pthread_cond_broadcast(&b->acked);
+	advance(b);
 }
 
 /* Every async publish is answered here once: stored, refused, or timed out by
@@ -1190,7 +1192,6 @@ void bus_stream_forgive(struct bus *b, uint64_t upto)
 	pthread_mutex_lock(&b->lock);
 	if (b->first_failed && b->first_failed <= upto)
 		b->first_failed = 0;
-	b->async_failed = 0;
 	b->async_why[0] = '\0';
 	pthread_mutex_unlock(&b->lock);
 }
