@@ -181,9 +181,12 @@ bench_machine_line() {
 	echo "machine: $line"
 }
 
-# bench_ticks PID: the CPU the process used so far (utime + stime, in clock ticks).
+# bench_ticks PID...: the CPU the processes used so far (utime + stime, in clock
+# ticks, summed).
 bench_ticks() {
-	awk '{print $14 + $15}' "/proc/$1/stat"
+	local f=()
+	for p in "$@"; do f+=("/proc/$p/stat"); done
+	awk '{t += $14 + $15} END {print t}' "${f[@]}"
 }
 
 # bench_rss_kib PID: the process's resident memory (VmRSS) in KiB.

@@ -101,15 +101,13 @@ latency "single node (no --nats)" "${BASE[3]}/actors/$single/requests"
 latency "cluster, on the actor's node" "${BASE[0]}/actors/$id/requests"
 latency "cluster, through another node (NATS)" "${BASE[1]}/actors/$id/requests"
 echo "== acknowledged messages per second (4 clients, $MESSAGES messages) =="
-# CPU (utime + stime ticks) of the theater nodes and of the NATS servers
-ticks() { local t=0; for p in "$@"; do t=$((t + $(bench_ticks "$p"))); done; echo $t; }
 nats_pids=("${pids[@]:0:3}")
 m() {  # m BASE ID LABEL: the run, then the CPU per message it cost
   local n0 s0
-  n0=$(ticks "${PID[0]}" "${PID[1]}" "${PID[2]}" "${PID[3]}"); s0=$(ticks "${nats_pids[@]}")
+  n0=$(bench_ticks "${PID[@]}"); s0=$(bench_ticks "${nats_pids[@]}")
   "$BUILD/bench/actors/bench-actors" messages "$1" "$2" "$MESSAGES" 4 | sed "s/^/$3: /" || status=1
-  awk -v a="$n0" -v b="$(ticks "${PID[0]}" "${PID[1]}" "${PID[2]}" "${PID[3]}")" \
-      -v c="$s0" -v d="$(ticks "${nats_pids[@]}")" -v t="$(getconf CLK_TCK)" -v n="$MESSAGES" \
+  awk -v a="$n0" -v b="$(bench_ticks "${PID[@]}")" \
+      -v c="$s0" -v d="$(bench_ticks "${nats_pids[@]}")" -v t="$(getconf CLK_TCK)" -v n="$MESSAGES" \
       'BEGIN { printf "  CPU per message: theater nodes %.0f us, NATS servers %.0f us\n",
                (b - a) / t / n * 1e6, (d - c) / t / n * 1e6 }'
 }
