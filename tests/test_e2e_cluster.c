@@ -538,12 +538,9 @@ static void print_nats_logs(void)
 {
 	for (int i = 0; i < NATS_SERVERS; i++) {
 		char *path = tu_fmt("%s/n%d.log", NC.dir, i + 1);
-		size_t len = 0;
-		char *log = tu_read_file(path, &len);
-		size_t from = len > 16384 ? len - 16384 : 0;
-		fprintf(stderr, "---- end of the log of NATS server n%d:\n%s\n", i + 1,
-			log ? log + from : "(none)");
-		free(log);
+		char *heading = tu_fmt("---- end of the log of NATS server n%d:", i + 1);
+		tu_show_tail(heading, path, 16384);
+		free(heading);
 		free(path);
 	}
 }
