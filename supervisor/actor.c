@@ -290,6 +290,7 @@ struct actor *actor_new(const struct db_run *run)
 	pthread_mutex_init(&a->rec_lock, NULL);
 	pthread_mutex_init(&a->deps_lock, NULL);
 	pthread_mutex_init(&a->wake_lock, NULL);
+	pthread_mutex_init(&a->tick_lock, NULL);
 	a->refs = 1;
 	return a;
 }
@@ -328,6 +329,7 @@ void actor_unref(struct supervisor *s, struct actor *a)
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_mutex_destroy(&a->deps_lock);
+	pthread_mutex_destroy(&a->tick_lock);
 	pthread_mutex_destroy(&a->wake_lock);
 	free(a);
 }

@@ -73,6 +73,11 @@ struct actor {
 	 * instance; lock. Emptied when the instance goes (runtime_stop/suspend). */
 	struct channel_tab *chan;
 	struct timer_tab *timers;
+	/* timers.c: held from a tick's computation until it is in the mailbox, and
+	 * from a recorded table's snapshot until its event is in the chain, so the
+	 * chain's order of tables and ticks is the order they were made in. Taken
+	 * before lock and rec_lock, never while holding them. */
+	pthread_mutex_t tick_lock;
 	uint8_t *state;               /* lock: the current state bytes */
 	size_t state_len;
 	char state_sha[65];           /* lock: hex SHA-256 of state */

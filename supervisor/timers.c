@@ -30,6 +30,14 @@
  * mailbox (or skipped), so its ticks reach the mailbox, and the chain, in
  * order however late a job runs: a tick computed at recovery may be due
  * within a millisecond of the next one.
+ *
+ * A tick moves its timer on (next_tick, or a one-shot timer gone) before it is
+ * in the chain, and a recorded table is taken before its event is written. The
+ * actor's tick_lock is held across each of the two, so the chain never holds a
+ * table that counts a tick it does not hold before it, nor the reverse (a crash
+ * then lost that tick, or delivered it twice). The lock is taken before the
+ * actor's lock and its record lock, and a tick holds it only while its mail is
+ * written (never synced: mail from a timer is not acknowledged to anyone).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +193,7 @@ static void tick_fire(void *arg)
 	char *text = NULL;
 	uint64_t tick = 0;
 	int due = 0;
+	pthread_mutex_lock(&a->tick_lock);
 	if (!is_stopping(s)) {
 		pthread_mutex_lock(&a->lock);
 		struct timer *t = find_locked(a, j->name);
@@ -200,6 +209,7 @@ static void tick_fire(void *arg)
 	}
 	if (due)
 		deliver(s, a, j, text);
+	pthread_mutex_unlock(&a->tick_lock);
 	free(text);
 	actor_unref(s, a);
 	free(j);
@@ -339,10 +349,13 @@ static enum err_code t_set(struct wasm_caller *c, void *user, const struct wasm_
 	json_object_set_new(k.in, "delay_ms", json_integer(delay));
 	json_object_set_new(k.in, "period_ms", json_integer(period));
 	k.rc = read_name(c, &k, args[0].of.i32, args[1].of.i32, &name);
+	struct actor *a = user;
+	pthread_mutex_lock(&a->tick_lock);    /* until the table is in the chain */
 	if (!k.rc)
-		k.rc = set_timer(user, &k, (const char *)name, delay, period);
+		k.rc = set_timer(a, &k, (const char *)name, delay, period);
 	free(name);
-	host_call_end(&k, user, MOD, "set-timer", results);
+	host_call_end(&k, a, MOD, "set-timer", results);
+	pthread_mutex_unlock(&a->tick_lock);
 	return ERR_OK;
 }
 
@@ -357,6 +370,7 @@ static enum err_code t_cancel(struct wasm_caller *c, void *user, const struct wa
 	uint8_t *name = NULL;
 	host_call_init(&k);
 	k.rc = read_name(c, &k, args[0].of.i32, args[1].of.i32, &name);
+	pthread_mutex_lock(&a->tick_lock);    /* until the table is in the chain */
 	if (!k.rc) {
 		pthread_mutex_lock(&a->lock);
 		struct timer *t = find_locked(a, (const char *)name);
@@ -373,6 +387,7 @@ static enum err_code t_cancel(struct wasm_caller *c, void *user, const struct wa
 	}
 	free(name);
 	host_call_end(&k, a, MOD, "cancel-timer", results);
+	pthread_mutex_unlock(&a->tick_lock);
 	return ERR_OK;
 }
 
@@ -543,6 +558,7 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 
 void timers_checkpoint(struct supervisor *s, struct actor *a)
 {
+	pthread_mutex_lock(&a->tick_lock);
 	pthread_mutex_lock(&a->lock);
 	uint64_t head = a->chain ? chain_length(a->chain) : 0;
 	json_t *snap = a->timers && a->timers->n &&
@@ -555,6 +571,7 @@ void timers_checkpoint(struct supervisor *s, struct actor *a)
 				    NULL, 1, &e))
 		log_error_limited("timers", "cannot record the timers of '%s': %s", a->run.id,
 				  e.msg);
+	pthread_mutex_unlock(&a->tick_lock);
 }
 
 void timers_arm_all(struct supervisor *s, struct actor *a)
