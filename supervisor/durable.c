@@ -56,7 +56,7 @@ struct found {
 };
 
 /* Reads back from the head to the newest `wasm` event (or an event that names
- * the state, such as `recovered`). */
+ * the state, such as `recovered`, or a `restarted` event, which sets it). */
 static enum err_code find_marks(struct actor *a, struct found *f, struct err *err)
 {
 	memset(f, 0, sizeof(*f));
@@ -66,11 +66,13 @@ static enum err_code find_marks(struct actor *a, struct found *f, struct err *er
 		if (!j)
 			return err->code;
 		int is_wasm = strcmp(type, "wasm") == 0;
+		int restart = strcmp(type, "restarted") == 0;
 		json_int_t st = json_integer_value(json_object_get(j, "state_seq"));
-		if (is_wasm || st > 0) {
+		if (is_wasm || restart || st > 0) {
 			f->last_wasm = is_wasm ? seq : 0;
 			f->low = (uint64_t)json_integer_value(json_object_get(j, "low"));
-			if (json_object_get(j, "state") || json_object_get(j, "state_ref"))
+			if (restart || (is_wasm && (json_object_get(j, "state") ||
+						    json_object_get(j, "state_ref"))))
 				f->state_seq = seq;
 			else
 				f->state_seq = (uint64_t)st;
@@ -85,17 +87,55 @@ static enum err_code find_marks(struct actor *a, struct found *f, struct err *er
 	return err_set(err, ERR_NOT_FOUND, "the chain of '%s' records no state", a->run.id);
 }
 
+/* The initial state of a's run, as its `spawned` event (the first) records it
+ * (merged with the spawn-time state); none when it records none. */
+static enum err_code initial_state_of(struct actor *a, uint8_t **out, size_t *len,
+				      struct err *err)
+{
+	char type[128];
+	json_t *j = read_json(a, 1, type, sizeof(type), err);
+	if (!j)
+		return err->code;
+	const json_t *v = json_object_get(j, "initial_state");
+	char *text = strcmp(type, "spawned") == 0 && v && !json_is_null(v) ? json_compact(v)
+									     : NULL;
+	json_decref(j);
+	*out = (uint8_t *)text;
+	*len = text ? strlen(text) : 0;
+	return ERR_OK;
+}
+
 static enum err_code load_state_at(struct supervisor *s, struct actor *a, uint64_t seq,
 				   struct err *err)
 {
 	char type[128];
-	json_t *j = read_json(a, seq, type, sizeof(type), err);
-	if (!j)
-		return err->code;
 	uint8_t *st = NULL;
 	size_t len = 0;
-	enum err_code rc = state_of(s, j, &st, &len, err);
-	json_decref(j);
+	enum err_code rc;
+	for (;;) {
+		json_t *j = read_json(a, seq, type, sizeof(type), err);
+		if (!j)
+			return err->code;
+		/* A restart's "state" says which state it ran from, the last one (at
+		 * its state_seq, always earlier) or the initial one: it holds no state
+		 * bytes. Servers before 2026-12-07 pointed later events at a restart
+		 * from the last state too (so its state_seq may be another restart),
+		 * and read the word as the state. */
+		json_int_t from = json_integer_value(json_object_get(j, "state_seq"));
+		int last = strcmp(type, "restarted") == 0 &&
+			   strcmp(json_string_value(json_object_get(j, "state")) ?: "", "last") == 0;
+		if (strcmp(type, "restarted") != 0)
+			rc = state_of(s, j, &st, &len, err);
+		else if (!last)
+			rc = initial_state_of(a, &st, &len, err);
+		json_decref(j);
+		if (!last)
+			break;
+		if (from <= 0 || (uint64_t)from >= seq)
+			return err_set(err, ERR_CORRUPT, "event %llu of '%s' restarts from event %lld",
+				       (unsigned long long)seq, a->run.id, (long long)from);
+		seq = (uint64_t)from;
+	}
 	if (rc)
 		return rc;
 	actor_state_take(a, st, len);

@@ -323,9 +323,16 @@ static uint64_t mail_low(const struct actor *a, uint64_t next)
 	return low;
 }
 
-static int carries_state(const json_t *data)
+/* Whether an event sets the state: a call's new state ("state" or "state_ref"),
+ * or a restart from the initial state. A restart's "state" is which state it
+ * ran from ("initial", or "last": the one it had, which it does not move), not
+ * the state itself (durable.c). */
+static int carries_state(const char *type, const json_t *data)
 {
-	return json_object_get(data, "state") || json_object_get(data, "state_ref");
+	if (strcmp(type, "restarted") == 0)
+		return strcmp(json_string_value(json_object_get(data, "state")) ?: "", "last") != 0;
+	return strcmp(type, "wasm") == 0 &&
+	       (json_object_get(data, "state") || json_object_get(data, "state_ref"));
 }
 
 /* Before an append: settle the mail this event ends, mark `wasm` events with the
@@ -348,13 +355,13 @@ static void durable_before(struct actor *a, const char *type, json_t *data)
 		mail_settle(a, (uint64_t)json_integer_value(m));
 	uint64_t next = (a->chain ? chain_length(a->chain) : 0) + 1;
 	json_object_set_new(data, "low", json_integer((json_int_t)mail_low(a, next)));
-	if (!carries_state(data) && a->state_seq)
+	if (!carries_state(type, data) && a->state_seq)
 		json_object_set_new(data, "state_seq", json_integer((json_int_t)a->state_seq));
 }
 
 static void durable_after(struct actor *a, const char *type, const json_t *data, uint64_t seq)
 {
-	if (carries_state(data))
+	if (carries_state(type, data))
 		a->state_seq = seq;
 	if (strcmp(type, "message-server/received") == 0)
 		record_mail_open(a, seq);

@@ -577,6 +577,62 @@ static void test_restart_keeps_state(void **state)
 	free(id);
 }
 
+/* A restart's event says which state it ran from ("state": "last" or
+ * "initial"); it holds no state. Recovery once took that word for the state:
+ * after a restart, an idle release, a crash or a clean stop brought the
+ * counter back with the state `last`, and its next call failed. */
+static void test_restart_then_recover(void **state)
+{
+	(void)state;
+	char *id = spawn_counter(NULL);
+	char *p = tu_fmt("/actors/%s/restart", id);
+	char *sp = tu_fmt("/actors/%s/state", id);
+	assert_int_equal(send_msg(id, "7"), 202);
+	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
+	server_crash(&SP);
+	start(NULL);
+	assert_int_equal(count_of(id), 7);
+	/* two restarts in a row with no call between, then a clean stop */
+	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
+	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
+	assert_int_equal(server_stop(&SP), 0);
+	start(NULL);
+	char *url = tu_fmt("%s%s", SP.base, sp);
+	struct http_result r = {0};
+	assert_int_equal(http_do("GET", url, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"count\":7}");     /* read from the chain, before any mail */
+	http_result_release(&r);
+	free(url);
+	assert_int_equal(send_msg(id, "1"), 202);
+	assert_int_equal(count_of(id), 8);
+	/* an initial restart, then a crash before any other event */
+	char *pi = tu_fmt("/actors/%s/restart?state=initial", id);
+	json_decref(server_call_json(&SP, "POST", pi, NULL, 200));
+	server_crash(&SP);
+	start(NULL);
+	assert_int_equal(count_of(id), 0);
+	/* and an actor that goes idle after a restart comes back with its state */
+	assert_int_equal(server_stop(&SP), 0);
+	const char *idle[] = {"--idle-release-ms", "300", NULL};
+	start(idle);
+	assert_int_equal(send_msg(id, "3"), 202);
+	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
+	sleep_ms(1500);                                  /* released meanwhile */
+	assert_int_equal(count_of(id), 3);
+	char *rp = tu_fmt("/actors/%s/replay", id);
+	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
+	assert_true(json_is_null(json_object_get(v, "diverged_at")));
+	free(rp);
+	free(pi);
+	free(sp);
+	free(p);
+	free(id);
+	json_decref(v);
+	assert_int_equal(server_stop(&SP), 0);
+	start(NULL);
+}
+
 /* The manifest's restart table says which state a policy restart uses. */
 static void test_restart_state_in_manifest(void **state)
 {
@@ -774,6 +830,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_spawns_survive_a_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_then_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_state_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_server_per_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_lets_calls_finish, setup, teardown),
