@@ -678,6 +678,15 @@ static void start(struct api_call *c, const char *actor_id, uint64_t after, int 
 		api_problem_err(c, &e);
 		return;
 	}
+	/* A resume point past the newest event (a chain rebuilt shorter on another
+	 * node, a lifecycle log rebuilt with the index) resumes from the newest:
+	 * the events that come next have ids the client may think it saw, but
+	 * otherwise it would get nothing until the ids passed its own. The `ready`
+	 * frame's head says where the stream stands. */
+	pthread_mutex_lock(&x->feed->lock);
+	if (x->last_sent > x->feed->head)
+		x->last_sent = x->feed->head;
+	pthread_mutex_unlock(&x->feed->lock);
 	struct http_response *head = sse_head();
 	struct http_stream_config cfg = sse_config(c->api);
 	cfg.on_close = on_close;

@@ -143,6 +143,7 @@ struct live_arg {
 	const char *last_id;
 	long timeout_s;          /* 0: 30 */
 	unsigned stall_ms;       /* a slow reader (sse_collect_slow) that stalls this long */
+	size_t stop_after;       /* frames with an id, then it hangs up (0: to the end) */
 	struct sse_result r;
 };
 
@@ -153,7 +154,7 @@ static void *collect_thread(void *p)
 	if (a->stall_ms)
 		sse_collect_slow(a->url, a->stall_ms, timeout_s, &a->r);
 	else
-		sse_collect(a->url, a->last_id, 0, timeout_s, &a->r);
+		sse_collect(a->url, a->last_id, a->stop_after, timeout_s, &a->r);
 	return NULL;
 }
 
@@ -209,6 +210,45 @@ static void test_resume_live(void **state)
 	assert_int_equal(check_ids(&a.r, got + 1), 4 - got);
 	sse_result_release(&a.r);
 	free(u);
+	free(id);
+}
+
+/* A resume point past the chain's newest event (a client that read a longer
+ * copy of the chain) resumes from the newest: the stream used to get nothing
+ * until the chain's ids passed the client's. The same for the lifecycle log. */
+static void test_resume_past_head(void **state)
+{
+	(void)state;
+	char *id = spawn();
+	struct live_arg a = {.url = url(id, "/chain"), .last_id = "1000"};
+	pthread_t t;
+	pthread_create(&t, NULL, collect_thread, &a);
+	usleep(300 * 1000);
+	stop(id);
+	pthread_join(t, NULL);
+	assert_int_equal(a.r.status, 200);
+	assert_true(a.r.ended);
+	assert_true(has_event(&a.r, "ready"));
+	assert_int_equal(check_ids(&a.r, 4), 1);       /* `stopped`, after the 3 it had */
+	sse_result_release(&a.r);
+	free(a.url);
+	char *u = tu_fmt("%s/events", SP.base);
+	struct live_arg b = {.url = u, .last_id = "100000", .stop_after = 1};
+	pthread_create(&t, NULL, collect_thread, &b);
+	usleep(300 * 1000);
+	char *id2 = spawn();
+	pthread_join(t, NULL);
+	assert_int_equal(b.r.status, 200);
+	size_t i = 0;
+	while (i < b.r.n && !b.r.frames[i].id)
+		i++;
+	assert_true(i < b.r.n);
+	json_t *d = json_loads(b.r.frames[i].data, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(d, "actor_id")), id2);
+	json_decref(d);
+	sse_result_release(&b.r);
+	free(u);
+	free(id2);
 	free(id);
 }
 
@@ -421,6 +461,7 @@ int main(void)
 		cmocka_unit_test(test_replay_finished),
 		cmocka_unit_test(test_live_then_end),
 		cmocka_unit_test(test_resume_live),
+		cmocka_unit_test(test_resume_past_head),
 		cmocka_unit_test(test_lifecycle_stream),
 		cmocka_unit_test(test_frames_identical),
 		cmocka_unit_test(test_slow_subscriber_backlog),
