@@ -74,7 +74,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RUN_STATUS] = "UPDATE runs SET status = ?2, reason = ?3, "
 			  "started_at = CASE WHEN ?4 THEN ?6 ELSE started_at END, "
 			  "stopped_at = CASE WHEN ?5 OR (?8 AND stopped_at = 0) THEN ?6 "
-			  "ELSE stopped_at END, "
+			  "WHEN ?2 IN ('starting', 'running') THEN 0 ELSE stopped_at END, "
 			  "updated_at = MAX(?7, updated_at + 1) WHERE id = ?1",
 	[ST_RUN_PACKAGE] = "UPDATE runs SET package_ref = ?2, package_sha256 = ?3, "
 			   "updated_at = MAX(?4, updated_at + 1) WHERE id = ?1",
@@ -1392,8 +1392,9 @@ static void life_apply(struct life_state *l, const char *type, const char *statu
 	if (strcmp(status, "running") == 0 && strcmp(type, "started") == 0)
 		l->started_at = ts;
 	int ended = strcmp(status, "starting") && strcmp(status, "running");
-	if (!ended) {
+	if (!ended) {             /* live (again, after a restart): not stopped */
 		set_str(&l->reason, NULL);
+		l->stopped_at = 0;
 		return;
 	}
 	if (strcmp(status, "deleted") != 0)

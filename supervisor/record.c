@@ -44,6 +44,8 @@ static void apply(struct actor *a, const struct chain_event *ev, const char *typ
 		a->run.started_at = ts;
 	if (is_terminal(status))
 		a->run.stopped_at = ts;
+	else if (supervisor_status_live(status))
+		a->run.stopped_at = 0;    /* running again after a restart */
 }
 
 /* Moves the waiters that this status satisfies to *fire (called with a->lock). */
@@ -667,6 +669,8 @@ status_only:
 		a->run.reason = reason ? strdup(reason) : NULL;
 		if (is_terminal(status))
 			a->run.stopped_at = ts;
+		else if (supervisor_status_live(status))
+			a->run.stopped_at = 0;
 		a->run.updated_at = ts;
 		collect_waiters(a, status, &fire);
 		pthread_mutex_unlock(&a->lock);

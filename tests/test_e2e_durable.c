@@ -569,6 +569,15 @@ static void test_restart_keeps_state(void **state)
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "{\"count\":4}");
 	http_result_release(&r);
+	/* restarted, it runs again: no stopped_at from the run's earlier end */
+	json_t *before = get_json("", id, 200);
+	assert_true(json_is_string(json_object_get(before, "stopped_at")));
+	json_decref(before);
+	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
+	json_t *after = get_json("", id, 200);
+	assert_string_equal(json_string_value(json_object_get(after, "status")), "running");
+	assert_true(json_is_null(json_object_get(after, "stopped_at")));
+	json_decref(after);
 	free(sp);
 	free(stop);
 	free(bad);
@@ -588,6 +597,7 @@ static void test_restart_then_recover(void **state)
 	char *p = tu_fmt("/actors/%s/restart", id);
 	char *sp = tu_fmt("/actors/%s/state", id);
 	assert_int_equal(send_msg(id, "7"), 202);
+	assert_int_equal(count_of(id), 7);        /* processed: a restart drops queued mail */
 	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
 	server_crash(&SP);
 	start(NULL);
@@ -617,6 +627,7 @@ static void test_restart_then_recover(void **state)
 	const char *idle[] = {"--idle-release-ms", "300", NULL};
 	start(idle);
 	assert_int_equal(send_msg(id, "3"), 202);
+	assert_int_equal(count_of(id), 3);
 	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
 	sleep_ms(1500);                                  /* released meanwhile */
 	assert_int_equal(count_of(id), 3);
