@@ -25,7 +25,8 @@ const char *config_usage(void)
 "                            repeatable [THEATER_PACKAGE_ROOTS, ':'-separated]\n"
 "                            ($THEATER_HOME/packages)\n"
 "  --token-file FILE         bearer token file [THEATER_TOKEN_FILE]; or set\n"
-"                            THEATER_TOKEN; required for a non-loopback listen address\n"
+"                            THEATER_TOKEN (16 characters or more); required for\n"
+"                            a non-loopback listen address\n"
 "  --max-body BYTES          request body limit (1M) [THEATER_MAX_BODY]\n"
 "  --max-store-object BYTES  store upload limit (64M) [THEATER_MAX_STORE_OBJECT]\n"
 "  --max-download BYTES      package download/file size cap (64M) [THEATER_MAX_DOWNLOAD]\n"
@@ -95,14 +96,15 @@ const char *config_usage(void)
 "                            [THEATER_ADVERTISE_URL] (http://<listen address>)\n"
 "  --health-check            GET /health on the listen address; exit 0 if healthy\n"
 "  --version, --help\n"
-"Sizes accept K, M and G suffixes (powers of 1024).\n";
+"Sizes accept K, M, G and T suffixes (powers of 1024), up to 1024T.\n";
 }
 
 static enum err_code parse_size(const char *flag, const char *v, size_t *out, struct err *err)
 {
 	uint64_t x;
-	if (units_parse_size(v, 1ull << 40, &x) != 0)
-		return err_set(err, ERR_INVALID, "%s: '%s' is not a size", flag, v);
+	if (units_parse_size(v, 1ull << 50, &x) != 0)
+		return err_set(err, ERR_INVALID, "%s: '%s' is not a size (bytes, or a number with "
+			       "K, M, G or T: powers of 1024; at most 1024T)", flag, v);
 	*out = (size_t)x;
 	return ERR_OK;
 }
@@ -138,6 +140,8 @@ static enum err_code parse_listen(struct config *cfg, const char *v, struct err 
 	}
 	free(cfg->host);
 	cfg->host = strndup(v, n);
+	if (!cfg->host)
+		return err_set(err, ERR_NOMEM, "out of memory");
 	if (strcmp(cfg->host, "localhost") == 0) {
 		free(cfg->host);
 		cfg->host = strdup("127.0.0.1");

@@ -99,6 +99,20 @@ static void test_min_free_disk(void **state)
 	const struct off_flag f = {"--min-free-disk", "THEATER_MIN_FREE_DISK", "2G", "lots",
 				   (size_t)2 << 30, min_free_disk_of};
 	check_off_flag(&f);
+	/* a disk larger than a tebibyte (sizes once stopped at 1024G, and said only
+	 * "not a size") */
+	clear_env();
+	setenv("THEATER_HOME", "/tmp/theater-config-test", 1);
+	struct config c;
+	struct err e = {0};
+	const char *big[] = {"--min-free-disk", "2T", NULL};
+	assert_int_equal(parse(&c, &e, big), ERR_OK);
+	assert_int_equal(c.min_free_disk, (size_t)2 << 40);
+	config_release(&c);
+	const char *over[] = {"--min-free-disk", "1025T", NULL};
+	assert_int_equal(parse(&c, &e, over), ERR_INVALID);
+	assert_non_null(strstr(e.msg, "at most 1024T"));
+	config_release(&c);
 }
 
 /* Cluster mode (issue 15): off by default; --nats, --node, --nats-replicas and

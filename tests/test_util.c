@@ -106,6 +106,8 @@ static void test_units(void **state)
 	assert_int_equal(units_parse_size("2G", 1ull << 30, &v), -1);   /* over max */
 	assert_int_equal(units_parse_size("99999999999999999999", UINT64_MAX, &v), -1);
 	assert_int_equal(units_parse_size("12Q", UINT64_MAX, &v), -1);
+	assert_int_equal(units_parse_size("2T", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 2ull << 40);
 	assert_int_equal(units_parse_size("-1", UINT64_MAX, &v), -1);
 	assert_int_equal(units_parse_size("", UINT64_MAX, &v), -1);
 	assert_int_equal(units_parse_size("4KB", UINT64_MAX, &v), -1);

@@ -18,6 +18,8 @@ int units_parse_size(const char *text, uint64_t max, uint64_t *out)
 		shift = 20;
 	else if (*end == 'G' || *end == 'g')
 		shift = 30;
+	else if (*end == 'T' || *end == 't')
+		shift = 40;
 	if (shift)
 		end++;
 	if (errno != 0 || *end != '\0' || v > (max >> shift))
