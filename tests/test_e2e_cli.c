@@ -947,6 +947,17 @@ static void test_new_c_project(void **state)
 	expect(&r, 2);
 	contains(r.err, "no template for language 'cobol'");
 	run_free(&r);
+	/* a --dir that does not exist yet is made, folders above it too */
+	char *deep = tu_fmt("%s/a/b", DIR_);
+	r = CLI(NULL, "new", "--dir", deep, "greeter");
+	expect(&r, 0);
+	run_free(&r);
+	char *made = tu_fmt("%s/greeter/manifest.toml", deep);
+	char *mt = tu_read_file(made, NULL);
+	assert_non_null(mt);
+	free(mt);
+	free(made);
+	free(deep);
 	struct stat st;
 	char *x = tu_fmt("%s/x", DIR_);
 	assert_int_not_equal(stat(x, &st), 0);
