@@ -258,8 +258,8 @@ static void job_objects(void *arg)
 	struct err e = {0};
 	uint64_t limit;
 	const char *cursor = http_request_query(c->req, "cursor");
-	if (api_query_u64(c, "limit", 1000, 1000, &limit, &e) || limit == 0) {
-		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
+	if (api_query_u64(c, "limit", 1000, 1, 1000, &limit, &e)) {
+		api_problem_err(c, &e);
 		return;
 	}
 	json_t *all = json_array();

@@ -61,6 +61,23 @@ static void assert_problem(json_t *j, const char *code)
 	assert_non_null(json_string_value(json_object_get(j, "detail")));
 }
 
+/* GET path answers status with a problem of this code whose detail holds want and
+ * no server path (THEATER_HOME or a chain file). */
+static void expect_detail(const char *method, const char *path, const char *body, long status,
+			  const char *code, const char *want)
+{
+	json_t *p = NULL;
+	long got = req(method, path, body, &p, NULL);
+	const char *detail = json_string_value(json_object_get(p, "detail"));
+	if (got != status || !detail || !strstr(detail, want))
+		fail_msg("%s %s answered %ld (want %ld): %s", method, path, got, status,
+			 detail ? detail : "(no detail)");
+	assert_problem(p, code);
+	assert_null(strstr(detail, E.sp.home));
+	assert_null(strstr(detail, ".chain"));
+	json_decref(p);
+}
+
 static char *spawn_body(const char *name, const char *package, int static_package)
 {
 	return tu_fmt("{\"manifest\":{\"name\":\"%s\",\"version\":\"0.1.0\",\"package\":\"%s\","
@@ -235,6 +252,31 @@ static void test_spawn_file(void **state)
 	ev = tu_fmt("/actors/%s/chain/events/99", id);
 	assert_int_equal(req("GET", ev, NULL, NULL, NULL), 404);
 	assert_verifies(id, 2);
+	free(ev);
+	/* No server path in the detail (it named the chain's file), and a seq beyond 64
+	 * bits is malformed, not an event that was clamped to 2^64-1 and not found. */
+	ev = tu_fmt("/actors/%s/chain/events/100", id);
+	char *want = tu_fmt("actor '%s' has no event 100", id);
+	expect_detail("GET", ev, NULL, 404, "not_found", want);
+	free(want);
+	free(ev);
+	ev = tu_fmt("/actors/%s/chain/events/99999999999999999999", id);
+	expect_detail("GET", ev, NULL, 400, "invalid_request", "from 1 to 18446744073709551615");
+	free(ev);
+	/* ?limit=: one message, the range really accepted, whichever side is missed */
+	static const char *const bad_limits[] = {"0", "1001", "x", "-1", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad_limits) / sizeof(bad_limits[0]); i++) {
+		ev = tu_fmt("/actors/%s/chain?limit=%s", id, bad_limits[i]);
+		expect_detail("GET", ev, NULL, 400, "invalid_request",
+			      "query parameter 'limit' must be an integer from 1 to 1000");
+		free(ev);
+		ev = tu_fmt("/store/demo-limits?limit=%s", bad_limits[i]);
+		expect_detail("GET", ev, NULL, 400, "invalid_request",
+			      "query parameter 'limit' must be an integer from 1 to 1000");
+		free(ev);
+	}
+	ev = tu_fmt("/actors/%s/chain?limit=1000", id);
+	assert_int_equal(req("GET", ev, NULL, NULL, NULL), 200);
 	free(ev);
 	free(inm);
 	free(u);
