@@ -365,6 +365,25 @@ static void test_store(void **state)
 	json_decref(p);
 	assert_int_equal(req("PUT", "/store/demo/labels/x", "not a hash", &p, NULL), 400);
 	json_decref(p);
+	/* An object with a key besides "hash" is refused, naming it (it was 204, the key
+	 * ignored), and a body that opens like JSON but is not is malformed_json (it
+	 * was the generic "must be a content hash"). */
+	char *extra = tu_fmt("{\"hash\":\"%s\",\"x\":1}", sha);
+	expect_detail("PUT", "/store/demo/labels/latest", extra, 400, "invalid_request",
+		      "unknown key 'x'");
+	free(extra);
+	expect_detail("PUT", "/store/demo/labels/latest", "{\"hash\": ", 400, "malformed_json",
+		      "malformed json");
+	expect_detail("PUT", "/store/demo/labels/latest", "[1]", 400, "invalid_request",
+		      "the body must be a content hash");
+	assert_int_equal(req("PUT", "/store/demo/labels/other", "{}", &p, NULL), 400);
+	json_decref(p);
+	assert_int_equal(req("GET", "/store/demo/labels/other", NULL, &p, NULL), 404);
+	json_decref(p);
+	char *ref_body = tu_fmt("store://demo/hash/%s\n", sha);
+	assert_int_equal(req("PUT", "/store/demo/labels/byref", ref_body, NULL, NULL), 204);
+	free(ref_body);
+	assert_int_equal(req("PUT", "/store/demo/labels/bare", sha, NULL, NULL), 204);
 	free(lab);
 	free(get);
 	json_decref(j);
