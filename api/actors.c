@@ -98,7 +98,7 @@ static enum err_code spawn_body(struct api_call *c, json_t *body, struct spawn_r
 	req->wait = wait && strcmp(wait, "running") == 0 ? SPAWN_WAIT_RUNNING
 							  : SPAWN_WAIT_CREATED;
 	uint64_t timeout;
-	if ((rc = api_query_u64(c, "timeout", 30, 300, &timeout, err)))
+	if ((rc = api_query_u64(c, "timeout", 30, 0, 300, &timeout, err)))
 		return rc;
 	req->timeout_ms = (uint32_t)(timeout ? timeout : 1) * 1000;
 	return ERR_OK;
@@ -210,8 +210,8 @@ static void job_list(void *arg)
 		.cursor = http_request_query(c->req, "cursor"),
 		.head_event = 1,      /* last_event: one query per page, not one per run */
 	};
-	if (api_query_u64(c, "limit", 50, 500, &limit, &e) || limit == 0) {
-		api_problem(c, ERR_INVALID, "'limit' must be an integer from 1 to 500");
+	if (api_query_u64(c, "limit", 50, 1, 500, &limit, &e)) {
+		api_problem_err(c, &e);
 		return;
 	}
 	if (f.status && !valid_status(f.status)) {

@@ -5,6 +5,7 @@
  * A path that matches a pattern with another method is 405 with Allow. */
 #include "api/api_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,6 +361,12 @@ enum err_code api_new(const struct api_config *cfg, struct api **out, struct err
 		api->cfg.sse_ping_s = 15;
 	if (!api->cfg.sse_max_buffered)
 		api->cfg.sse_max_buffered = 1 << 20;
+	const char *chains = api->cfg.sup ? supervisor_chains_dir(api->cfg.sup) : NULL;
+	if (chains && chains[0] == '/' && (api->home = strdup(chains))) {
+		char *slash = strrchr(api->home, '/');
+		if (slash != api->home)
+			*slash = '\0';
+	}
 	pthread_mutex_init(&api->streams_lock, NULL);
 	api_idem_forget_pending(api);
 	enum err_code rc = observe_start(api, err);
@@ -396,6 +403,7 @@ void api_free(struct api *api)
 		return;
 	observe_release(api);
 	pthread_mutex_destroy(&api->streams_lock);
+	free(api->home);
 	free(api);
 }
 
@@ -448,6 +456,36 @@ void api_empty(struct api_call *c, int status, const char *const *headers)
 	api_bytes(c, status, NULL, NULL, 0, headers);
 }
 
+/* A copy of detail where each quoted path under home ('/srv/th/chains/x.chain') is
+ * cut to its last component ('x.chain'). Messages from the storage layers name
+ * files, which is right for the log; a client is not told where the server keeps
+ * them. NULL when out of memory. */
+static char *cut_home_paths(const char *home, const char *detail)
+{
+	size_t hl = strlen(home);
+	char *out = malloc(strlen(detail) + 1), *w = out;
+	if (!out)
+		return NULL;
+	for (const char *p = detail; *p;) {
+		const char *close = NULL;
+		if (p[0] == '\'' && strncmp(p + 1, home, hl) == 0 &&
+		    (p[1 + hl] == '/' || p[1 + hl] == '\'') && (close = strchr(p + 1, '\''))) {
+			const char *base = p + 1;
+			for (const char *q = p + 1; q < close; q++)
+				if (*q == '/')
+					base = q + 1;
+			*w++ = '\'';
+			memcpy(w, base, (size_t)(close - base));
+			w += close - base;
+			p = close;   /* the closing quote is copied next */
+			continue;
+		}
+		*w++ = *p++;
+	}
+	*w = '\0';
+	return out;
+}
+
 void api_problem(struct api_call *c, enum err_code code, const char *detail)
 {
 	int status = problem_status(code);
@@ -455,8 +493,11 @@ void api_problem(struct api_call *c, enum err_code code, const char *detail)
 		api_empty(c, 304, NULL);
 		return;
 	}
-	char *body = problem_body(status, err_code_name(code), detail,
+	const char *home = c->api->home;
+	char *cut = home && detail && strstr(detail, home) ? cut_home_paths(home, detail) : NULL;
+	char *body = problem_body(status, err_code_name(code), cut ? cut : detail,
 				  http_request_path(c->req));
+	free(cut);
 	/* Refused for want of descriptors or memory: worth retrying shortly. */
 	static const char *const retry[] = {"Retry-After", "5", NULL};
 	api_bytes(c, status, "application/problem+json", body, body ? strlen(body) : 0,
@@ -468,8 +509,8 @@ void api_problem_err(struct api_call *c, const struct err *err)
 	api_problem(c, err->code ? err->code : ERR_INTERNAL, err->msg);
 }
 
-enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t max,
-			    uint64_t *out, struct err *err)
+enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t min,
+			    uint64_t max, uint64_t *out, struct err *err)
 {
 	const char *v = http_request_query(c->req, name);
 	if (!v) {
@@ -477,13 +518,12 @@ enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, 
 		return ERR_OK;
 	}
 	char *end = NULL;
-	if (*v < '0' || *v > '9')
-		return err_set(err, ERR_INVALID, "query parameter '%s' must be a non-negative "
-			       "integer", name);
-	unsigned long long x = strtoull(v, &end, 10);
-	if (*end || x > max)
+	errno = 0;
+	unsigned long long x = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+	if (!end || *end || errno || x < min || x > max)
 		return err_set(err, ERR_INVALID, "query parameter '%s' must be an integer "
-			       "from 0 to %llu", name, (unsigned long long)max);
+			       "from %llu to %llu", name, (unsigned long long)min,
+			       (unsigned long long)max);
 	*out = x;
 	return ERR_OK;
 }

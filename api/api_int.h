@@ -49,6 +49,7 @@ struct api {
 	struct feed *feeds;           /* one per streamed chain (sse.c), streams_lock */
 	struct api_sessions sessions; /* session.c */
 	struct observe obs;           /* observe.c */
+	char *home;                   /* the chains folder's parent; NULL if unknown */
 };
 
 #define API_MAX_PARAMS 3
@@ -87,9 +88,10 @@ void api_idem_forget_pending(struct api *api);
 int problem_status(enum err_code code);
 char *problem_body(int status, const char *code, const char *detail, const char *instance);
 
-/* Query helpers: parse an unsigned integer parameter; ERR_INVALID when malformed. */
-enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t max,
-			    uint64_t *out, struct err *err);
+/* Query helpers: parse an unsigned integer parameter (def when absent); ERR_INVALID,
+ * with a message naming the accepted range, when malformed or outside [min, max]. */
+enum err_code api_query_u64(struct api_call *c, const char *name, uint64_t def, uint64_t min,
+			    uint64_t max, uint64_t *out, struct err *err);
 /* Submits fn(c) to the worker pool; answers 503 when it cannot. */
 void api_defer(struct api_call *c, void (*fn)(void *c));
 

@@ -25,7 +25,7 @@ static enum err_code resume_point(struct api_call *c, uint64_t *after, struct er
 				       "from 0 to %llu", (unsigned long long)(UINT64_MAX / 2));
 		return ERR_OK;
 	}
-	return api_query_u64(c, "after", 0, UINT64_MAX / 2, after, err);
+	return api_query_u64(c, "after", 0, 0, UINT64_MAX / 2, after, err);
 }
 
 /* ?type=a,b&type=c: the event types a page keeps (none: every event). */
@@ -80,10 +80,10 @@ static void job_page(void *arg)
 	struct type_filter f;
 	uint64_t after, limit, length;
 	int ended;
-	if (api_query_u64(c, "after", 0, UINT64_MAX / 2, &after, &e) ||
-	    api_query_u64(c, "limit", 100, 1000, &limit, &e) || limit == 0 ||
+	if (api_query_u64(c, "after", 0, 0, UINT64_MAX / 2, &after, &e) ||
+	    api_query_u64(c, "limit", 100, 1, 1000, &limit, &e) ||
 	    type_filter_parse(c, &f, &e)) {
-		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
+		api_problem_err(c, &e);
 		return;
 	}
 	if (supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e)) {
@@ -149,9 +149,11 @@ static void job_event(void *arg)
 	struct api_call *c = arg;
 	struct err e = {0};
 	char *end;
+	errno = 0;
 	uint64_t seq = strtoull(c->params[1], &end, 10);
-	if (*end || seq == 0 || c->params[1][0] < '0' || c->params[1][0] > '9') {
-		api_problem(c, ERR_INVALID, "the event seq must be a positive integer");
+	if (*end || errno || seq == 0 || c->params[1][0] < '0' || c->params[1][0] > '9') {
+		api_problem(c, ERR_INVALID, "the event seq must be an integer from 1 to "
+			    "18446744073709551615");
 		return;
 	}
 	struct chain_event ev = {0};

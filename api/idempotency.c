@@ -31,6 +31,35 @@ static int key_ok(const char *k)
 	return 1;
 }
 
+/* What tells a retry from another request under the same key and scope (method
+ * and path): the body and the query, which changes what is done (?wait=created
+ * or ?wait=running). Without a query it is the body's SHA-256, as it was before
+ * the query counted, so keys stored by an older server still replay; with one,
+ * the query comes first, after a NUL-framed length that no text body starts
+ * with. */
+static enum err_code fingerprint(const struct http_request *req, char sha_out[65])
+{
+	size_t len = 0;
+	const uint8_t *body = http_request_body(req, &len);
+	const char *query = http_request_raw_query(req);
+	uint8_t d[32];
+	if (!*query) {
+		sha256(body, len, d);
+	} else {
+		struct sha256_ctx ctx;
+		char frame[32];
+		int n = snprintf(frame, sizeof(frame), "%c?%zu%c", '\0', strlen(query), '\0');
+		if (sha256_begin(&ctx))
+			return ERR_NOMEM;
+		sha256_update(&ctx, frame, (size_t)n);
+		sha256_update(&ctx, query, strlen(query));
+		sha256_update(&ctx, body, len);
+		sha256_end(&ctx, d);
+	}
+	hex_encode(d, 32, sha_out);
+	return ERR_OK;
+}
+
 /* The first outcome, sent again. */
 static void replay(struct api_call *c, const struct db_idem *x)
 {
@@ -52,12 +81,11 @@ int api_idem_begin(struct api_call *c)
 			    "characters");
 		return 1;
 	}
-	size_t len = 0;
-	const uint8_t *body = http_request_body(c->req, &len);
-	uint8_t d[32];
 	char sha[65];
-	sha256(body, len, d);
-	hex_encode(d, 32, sha);
+	if (fingerprint(c->req, sha)) {
+		api_problem(c, ERR_NOMEM, "out of memory");
+		return 1;
+	}
 	char *scope = NULL;
 	if (asprintf(&scope, "%s %s", http_request_method(c->req),
 		     http_request_raw_path(c->req)) < 0) {
@@ -80,7 +108,7 @@ int api_idem_begin(struct api_call *c)
 	free(scope);
 	if (strcmp(x.request_sha, sha) != 0)
 		api_problem(c, ERR_IDEM_REUSED, "this Idempotency-Key was used with a different "
-			    "request body; use a new key for a new request");
+			    "request body or query; use a new key for a new request");
 	else if (x.status == 0)
 		api_problem(c, ERR_IDEM_PENDING, "the first request with this Idempotency-Key is "
 			    "still in progress; retry later");

@@ -234,7 +234,7 @@ static void job_request(void *arg)
 	struct api_call *c = arg;
 	struct err e = {0};
 	uint64_t timeout;
-	if (api_query_u64(c, "timeout", 30, 300, &timeout, &e)) {
+	if (api_query_u64(c, "timeout", 30, 0, 300, &timeout, &e)) {
 		api_problem_err(c, &e);
 		return;
 	}

@@ -1,6 +1,6 @@
 /* secrets.c - /secrets: write-only named secrets (src/secrets.h).
  *
- * PUT /secrets/{name} takes the value as the raw body (at most 64 KiB) and
+ * PUT /secrets/{name} takes the value as the raw body (1 byte to 64 KiB) and
  * answers its metadata; nothing ever answers a value. GET /secrets lists
  * names, sizes, times and keyed fingerprints; GET /secrets/{name} is one of
  * them; DELETE /secrets/{name} removes one. Writes fsync, so they run on the
@@ -59,8 +59,18 @@ static void job_put(void *arg)
 
 void h_secret_put(struct api_call *c)
 {
-	if (ready(c, 1))
-		api_defer(c, job_put);
+	size_t len;
+	if (!ready(c, 1))
+		return;
+	/* An empty value is almost always a client that sent no body (curl -X PUT
+	 * without --data): replacing the secret with it would lose the value. */
+	http_request_body(c->req, &len);
+	if (len == 0) {
+		api_problem(c, ERR_INVALID, "the body is empty: nothing to store (send the "
+			    "value, e.g. curl --data-binary @file)");
+		return;
+	}
+	api_defer(c, job_put);
 }
 
 static void job_delete(void *arg)

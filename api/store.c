@@ -84,27 +84,59 @@ void h_store_get(struct api_call *c)
 	api_defer(c, job_get);
 }
 
-/* The label body: a bare hash, a store reference, or {"hash": "..."}. */
-static int label_target(struct api_call *c, char hash[65])
+#define LABEL_BODY_HELP "the body must be a content hash, a " \
+	"store://<id>/hash/<sha256> reference or {\"hash\": \"...\"}"
+
+/* {"hash": "..."} and nothing else, as a spawn body has no key it ignores: a
+ * client that sent another key meant something this route does not do. */
+static enum err_code label_json(const char *body, size_t len, char *text, size_t size,
+				struct err *err)
+{
+	json_t *j = json_parse(body, len, 8, err);
+	if (!j)
+		return ERR_BAD_JSON;
+	enum err_code rc = ERR_OK;
+	const char *key;
+	json_t *val;
+	if (!json_is_object(j))
+		rc = err_set(err, ERR_INVALID, LABEL_BODY_HELP);
+	json_object_foreach(j, key, val) {
+		if (!rc && strcmp(key, "hash") != 0)
+			rc = err_set(err, ERR_INVALID, "unknown key '%.100s' in the label body "
+				     "(give {\"hash\": \"...\"})", key);
+	}
+	if (!rc && !json_is_string(json_object_get(j, "hash")))
+		rc = err_set(err, ERR_INVALID, LABEL_BODY_HELP);
+	if (!rc)
+		snprintf(text, size, "%s", json_string_value(json_object_get(j, "hash")));
+	json_decref(j);
+	return rc;
+}
+
+/* The label body: a bare hash, a store reference, or {"hash": "..."}. A body that
+ * opens like JSON is parsed as JSON, so a malformed one says so. */
+static enum err_code label_target(struct api_call *c, char hash[65], struct err *err)
 {
 	size_t len;
 	const char *body = (const char *)http_request_body(c->req, &len);
 	char text[300] = "";
-	json_t *j = json_loadb(body, len, 0, NULL);
-	if (j && json_is_string(json_object_get(j, "hash")))
-		snprintf(text, sizeof(text), "%s", json_string_value(json_object_get(j, "hash")));
-	else if (!j && len < sizeof(text))
+	size_t lead = strspn(body, " \t\r\n");
+	if (body[lead] == '{' || body[lead] == '[') {
+		enum err_code rc = label_json(body, len, text, sizeof(text), err);
+		if (rc)
+			return rc;
+	} else if (len < sizeof(text)) {
 		memcpy(text, body, len);
-	json_decref(j);
+	}
 	size_t n = strlen(text);
 	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		text[--n] = '\0';
 	const char *h = strrchr(text, '/');
 	h = h ? h + 1 : text;
 	if (!sha256_hex_valid(h))
-		return 0;
+		return err_set(err, ERR_INVALID, LABEL_BODY_HELP);
 	memcpy(hash, h, 65);
-	return 1;
+	return ERR_OK;
 }
 
 static void job_label_put(void *arg)
@@ -112,9 +144,8 @@ static void job_label_put(void *arg)
 	struct api_call *c = arg;
 	struct err e = {0};
 	char hash[65];
-	if (!label_target(c, hash)) {
-		api_problem(c, ERR_INVALID, "the body must be a content hash, a "
-			    "store://<id>/hash/<sha256> reference or {\"hash\": \"...\"}");
+	if (label_target(c, hash, &e)) {
+		api_problem_err(c, &e);
 		return;
 	}
 	if (store_label_set(c->api->cfg.store, c->params[0], c->params[1], hash, &e)) {
@@ -258,8 +289,8 @@ static void job_objects(void *arg)
 	struct err e = {0};
 	uint64_t limit;
 	const char *cursor = http_request_query(c->req, "cursor");
-	if (api_query_u64(c, "limit", 1000, 1000, &limit, &e) || limit == 0) {
-		api_problem(c, ERR_INVALID, e.code ? e.msg : "'limit' must be from 1 to 1000");
+	if (api_query_u64(c, "limit", 1000, 1, 1000, &limit, &e)) {
+		api_problem_err(c, &e);
 		return;
 	}
 	json_t *all = json_array();

@@ -3,8 +3,9 @@
  *
  * A request goes through the access handler several times:
  *   1. headers in (PH_HEADERS): copy what the handler may read later, check header
- *      size, path encoding, Content-Length against body_limit(); errors are answered
- *      right away (MHD then discards the body and closes the connection);
+ *      size, framing (smuggling), path encoding, Content-Length against body_limit();
+ *      errors are answered right away (MHD then discards the body and closes the
+ *      connection);
  *   2. body pieces (PH_BODY), appended up to the limit; past it (chunked uploads) the
  *      rest is drained (PH_DISCARD, bounded) and answered 413 at the end;
  *   3. the final call: handle() runs; if the answer is already there it is queued now,
@@ -141,6 +142,37 @@ static bool content_length_over(const char *v, size_t limit)
 	return n > limit;
 }
 
+static size_t header_count(const struct http_request *r, const char *name)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheaders; i++)
+		n += strcasecmp(r->headers[i].name, name) == 0;
+	return n;
+}
+
+/* Framing a proxy in front of us could read differently (request smuggling, RFC
+ * 9112 6.1 and 6.3). libmicrohttpd takes the first of two Content-Length headers,
+ * lets Transfer-Encoding override Content-Length, and reads a body of any coding but
+ * "chunked" until the connection ends; where a proxy took the other length, the
+ * rest of the body would be served as a request of its own. Equal duplicates are
+ * refused too: no client of ours sends them. The answer comes on the first call, so
+ * MHD closes the connection and never parses what follows the headers. */
+static const char *framing_error(const struct http_request *r)
+{
+	size_t ncl = header_count(r, "Content-Length");
+	size_t nte = header_count(r, "Transfer-Encoding");
+	if (ncl > 1)
+		return "more than one Content-Length header";
+	if (nte > 1)
+		return "more than one Transfer-Encoding header";
+	if (nte && ncl)
+		return "both Transfer-Encoding and Content-Length headers";
+	const char *te = http_request_header(r, "Transfer-Encoding");
+	if (te && strcasecmp(te, "chunked") != 0)
+		return "a Transfer-Encoding other than 'chunked' is not served";
+	return NULL;
+}
+
 static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection *c,
 				  const char *method)
 {
@@ -170,6 +202,9 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	}
 	if (r->no_host)
 		return reject(r, c, 400, ERR_INVALID, "an HTTP/1.1 request needs a Host header");
+	const char *framing = framing_error(r);
+	if (framing)
+		return reject(r, c, 400, ERR_INVALID, framing);
 	if (http_request_decode_path_(r))
 		return reject(r, c, 400, ERR_INVALID, "malformed percent-encoding in the path");
 	struct http_response *early = s->h.admit ? s->h.admit(s->h.user, r) : NULL;

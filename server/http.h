@@ -104,6 +104,8 @@ const char *http_request_method(const struct http_request *r);
  * contains an embedded NUL. */
 const char *http_request_path(const struct http_request *r);
 const char *http_request_raw_path(const struct http_request *r); /* as sent, without query */
+/* The query as sent, after the '?' and not decoded ("" without one). */
+const char *http_request_raw_query(const struct http_request *r);
 /* Decoded value of the first query parameter `name` ("" for "?name"); NULL if absent. */
 const char *http_request_query(const struct http_request *r, const char *name);
 /* The query arguments in order: their count, and the name of the i-th (i < count). */

@@ -190,6 +190,12 @@ const char *http_request_raw_path(const struct http_request *r)
 	return r->raw_uri;
 }
 
+const char *http_request_raw_query(const struct http_request *r)
+{
+	size_t n = strlen(r->raw_uri);
+	return n < r->target_len ? r->raw_uri + n + 1 : ""; /* past the '?' made NUL */
+}
+
 const char *http_request_query(const struct http_request *r, const char *name)
 {
 	for (size_t i = 0; i < r->nargs; i++) {

@@ -142,8 +142,13 @@ static enum err_code read_event(struct rp *r, uint64_t seq, struct chain_event *
 {
 	struct err e = {0};
 	*data_out = NULL;
-	if (chain_read(r->chain, seq, ev, &e))
-		return fail(r, ERR_CHAIN_DAMAGED, seq, "cannot read the chain: %s", e.msg);
+	enum err_code rc = chain_read(r->chain, seq, ev, &e);
+	if (rc) {   /* e.msg names the chain's file: for the log, not the client */
+		log_error_limited("replay", "reading event %llu: %s", (unsigned long long)seq,
+				  e.msg);
+		return fail(r, ERR_CHAIN_DAMAGED, seq, "cannot read the chain (%s; the server "
+			    "log says more)", err_code_name(rc));
+	}
 	*data_out = json_loadb((const char *)ev->data, ev->data_len, JSON_DECODE_ANY, NULL);
 	return ERR_OK;
 }

@@ -768,6 +768,20 @@ enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run
 	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
 }
 
+/* A chain error as the API shows it: about the actor, not the chain's file, whose
+ * path is the operator's business; the log keeps the original message. */
+static enum err_code chain_err_for_client(const char *id, uint64_t seq, enum err_code rc,
+					  const struct err *why, struct err *err)
+{
+	if (rc == ERR_NOT_FOUND)
+		return err_set(err, rc, "actor '%s' has no event %llu", id,
+			       (unsigned long long)seq);
+	log_error_limited("supervisor", "actor '%s', event %llu: %s", id,
+			  (unsigned long long)seq, why->msg);
+	return err_set(err, rc, "cannot read event %llu of actor '%s' (%s; the server log "
+		       "says more)", (unsigned long long)seq, id, err_code_name(rc));
+}
+
 enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64_t seq,
 				    struct chain_event *out, int64_t *timestamp_out,
 				    struct err *err)
@@ -775,8 +789,11 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	struct actor *a = reg_find(s, id);
 	if (!a)
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
-	enum err_code rc = a->chain ? chain_read(a->chain, seq, out, err)
-				    : err_set(err, ERR_CORRUPT, "chain of '%s' cannot be read", id);
+	struct err why = {0};
+	enum err_code rc = a->chain ? chain_read(a->chain, seq, out, &why)
+				    : err_set(&why, ERR_CORRUPT, "its chain is not open");
+	if (rc)
+		chain_err_for_client(id, seq, rc, &why, err);
 	if (!rc && timestamp_out) {
 		uint64_t off;
 		struct err dbe;
@@ -810,12 +827,13 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 		return err_set(err, ERR_NOT_FOUND, "actor '%s' not found", id);
 	char *path = NULL;
 	enum err_code rc;
+	struct err cause = {0};
 	if (a->chain) {
-		rc = chain_verify(a->chain, out, err);
+		rc = chain_verify(a->chain, out, &cause);
 	} else if (asprintf(&path, "%s/%s.chain", s->chains_dir, id) < 0) {
-		rc = err_set(err, ERR_NOMEM, "cannot verify '%s'", id);
+		rc = err_set(&cause, ERR_NOMEM, "cannot verify '%s'", id);
 	} else {
-		rc = chain_verify_file(path, out, err);
+		rc = chain_verify_file(path, out, &cause);
 		if (rc == ERR_NOT_FOUND) {
 			memset(out, 0, sizeof(*out));
 			out->first_bad_seq = 1;
@@ -833,6 +851,12 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 		out->detail[sizeof(out->detail) - 1] = 0;
 		out->valid = 0;
 		out->first_bad_seq = out->length + 1;
+	}
+	if (rc) {   /* the message names the file: for the log, not the client */
+		log_error_limited("supervisor", "cannot verify the chain of actor '%s': %s", id,
+				  cause.msg);
+		err_set(err, rc, "cannot verify the chain of actor '%s' (%s; the server log "
+			"says more)", id, err_code_name(rc));
 	}
 	if (!rc && !out->valid) {
 		pthread_mutex_lock(&a->rec_lock);

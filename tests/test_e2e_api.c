@@ -61,6 +61,23 @@ static void assert_problem(json_t *j, const char *code)
 	assert_non_null(json_string_value(json_object_get(j, "detail")));
 }
 
+/* GET path answers status with a problem of this code whose detail holds want and
+ * no server path (THEATER_HOME or a chain file). */
+static void expect_detail(const char *method, const char *path, const char *body, long status,
+			  const char *code, const char *want)
+{
+	json_t *p = NULL;
+	long got = req(method, path, body, &p, NULL);
+	const char *detail = json_string_value(json_object_get(p, "detail"));
+	if (got != status || !detail || !strstr(detail, want))
+		fail_msg("%s %s answered %ld (want %ld): %s", method, path, got, status,
+			 detail ? detail : "(no detail)");
+	assert_problem(p, code);
+	assert_null(strstr(detail, E.sp.home));
+	assert_null(strstr(detail, ".chain"));
+	json_decref(p);
+}
+
 static char *spawn_body(const char *name, const char *package, int static_package)
 {
 	return tu_fmt("{\"manifest\":{\"name\":\"%s\",\"version\":\"0.1.0\",\"package\":\"%s\","
@@ -236,6 +253,31 @@ static void test_spawn_file(void **state)
 	assert_int_equal(req("GET", ev, NULL, NULL, NULL), 404);
 	assert_verifies(id, 2);
 	free(ev);
+	/* No server path in the detail (it named the chain's file), and a seq beyond 64
+	 * bits is malformed, not an event that was clamped to 2^64-1 and not found. */
+	ev = tu_fmt("/actors/%s/chain/events/100", id);
+	char *want = tu_fmt("actor '%s' has no event 100", id);
+	expect_detail("GET", ev, NULL, 404, "not_found", want);
+	free(want);
+	free(ev);
+	ev = tu_fmt("/actors/%s/chain/events/99999999999999999999", id);
+	expect_detail("GET", ev, NULL, 400, "invalid_request", "from 1 to 18446744073709551615");
+	free(ev);
+	/* ?limit=: one message, the range really accepted, whichever side is missed */
+	static const char *const bad_limits[] = {"0", "1001", "x", "-1", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad_limits) / sizeof(bad_limits[0]); i++) {
+		ev = tu_fmt("/actors/%s/chain?limit=%s", id, bad_limits[i]);
+		expect_detail("GET", ev, NULL, 400, "invalid_request",
+			      "query parameter 'limit' must be an integer from 1 to 1000");
+		free(ev);
+		ev = tu_fmt("/store/demo-limits?limit=%s", bad_limits[i]);
+		expect_detail("GET", ev, NULL, 400, "invalid_request",
+			      "query parameter 'limit' must be an integer from 1 to 1000");
+		free(ev);
+	}
+	ev = tu_fmt("/actors/%s/chain?limit=1000", id);
+	assert_int_equal(req("GET", ev, NULL, NULL, NULL), 200);
+	free(ev);
 	free(inm);
 	free(u);
 	free(etag);
@@ -323,6 +365,25 @@ static void test_store(void **state)
 	json_decref(p);
 	assert_int_equal(req("PUT", "/store/demo/labels/x", "not a hash", &p, NULL), 400);
 	json_decref(p);
+	/* An object with a key besides "hash" is refused, naming it (it was 204, the key
+	 * ignored), and a body that opens like JSON but is not is malformed_json (it
+	 * was the generic "must be a content hash"). */
+	char *extra = tu_fmt("{\"hash\":\"%s\",\"x\":1}", sha);
+	expect_detail("PUT", "/store/demo/labels/latest", extra, 400, "invalid_request",
+		      "unknown key 'x'");
+	free(extra);
+	expect_detail("PUT", "/store/demo/labels/latest", "{\"hash\": ", 400, "malformed_json",
+		      "malformed json");
+	expect_detail("PUT", "/store/demo/labels/latest", "[1]", 400, "invalid_request",
+		      "the body must be a content hash");
+	assert_int_equal(req("PUT", "/store/demo/labels/other", "{}", &p, NULL), 400);
+	json_decref(p);
+	assert_int_equal(req("GET", "/store/demo/labels/other", NULL, &p, NULL), 404);
+	json_decref(p);
+	char *ref_body = tu_fmt("store://demo/hash/%s\n", sha);
+	assert_int_equal(req("PUT", "/store/demo/labels/byref", ref_body, NULL, NULL), 204);
+	free(ref_body);
+	assert_int_equal(req("PUT", "/store/demo/labels/bare", sha, NULL, NULL), 204);
 	free(lab);
 	free(get);
 	json_decref(j);

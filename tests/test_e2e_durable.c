@@ -794,6 +794,14 @@ static void test_idempotency_keys(void **state)
 	json_t *list = server_call_json(&SP, "GET", "/actors?name=idem", NULL, 200);
 	assert_int_equal(json_array_size(json_object_get(list, "items")), 1);
 	json_decref(list);
+	/* The query is part of the request: the same key and body with another query
+	 * is another request (it replayed the first answer before). */
+	assert_int_equal(post_key("/actors?wait=created", spawn_body, "spawn-1", &r), 422);
+	assert_false(replayed(&r));
+	assert_non_null(strstr(r.body, "idempotency_key_reused"));
+	http_result_release(&r);
+	assert_int_equal(post_key("/actors", spawn_body, "spawn-1", &r), 422);
+	http_result_release(&r);
 	char *mp = tu_fmt("/actors/%s/messages", id);
 	assert_int_equal(post_key(mp, "5", "msg-1", &r), 202);
 	http_result_release(&r);

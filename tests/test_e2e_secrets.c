@@ -292,6 +292,7 @@ static void test_secrets_api(void **state)
 	sha256("second value!", 13, d);
 	hex_encode(d, 32, hex);
 	assert_string_not_equal(json_string_value(json_object_get(j, "fingerprint")), hex);
+	char *fp = strdup(json_string_value(json_object_get(j, "fingerprint")));
 	json_decref(j);
 	/* the list: names and metadata */
 	j = call_json("GET", "/secrets", NULL, 200);
@@ -313,8 +314,23 @@ static void test_secrets_api(void **state)
 	assert_int_equal(st.st_mode & 0777, 0700);
 	assert_int_equal(stat(file, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	/* bad names, too large, absent */
+	/* An empty body (or none) is refused: it used to replace the value with
+	 * nothing (200, size 0). The old value stays; no secret is created. */
 	char *text = NULL;
+	assert_int_equal(call("PUT", "/secrets/api-one", "", 0, "application/octet-stream",
+			      &text), 400);
+	assert_non_null(strstr(text, "\"code\":\"invalid_request\""));
+	assert_non_null(strstr(text, "the body is empty: nothing to store"));
+	free(text);
+	assert_int_equal(call("PUT", "/secrets/api-one", NULL, 0, NULL, NULL), 400);
+	assert_int_equal(call("PUT", "/secrets/api-empty", "", 0, "text/plain", NULL), 400);
+	assert_int_equal(call("GET", "/secrets/api-empty", NULL, 0, NULL, NULL), 404);
+	j = call_json("GET", "/secrets/api-one", NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "size")), 13);
+	assert_string_equal(json_string_value(json_object_get(j, "fingerprint")), fp);
+	json_decref(j);
+	free(fp);
+	/* bad names, too large, absent */
 	assert_int_equal(call("PUT", "/secrets/.hidden", "x", 1, "text/plain", &text), 400);
 	assert_non_null(strstr(text, "invalid_id"));
 	free(text);

@@ -712,6 +712,63 @@ static void test_library_pages(void **state)
 	buf_release(&out);
 }
 
+/* Message framing a proxy in front could read differently from us (request
+ * smuggling, RFC 9112 6.1 and 6.3): two Content-Length headers, a Transfer-Encoding
+ * other than "chunked", or both headers. Each is refused with 400 and the connection
+ * closed, so what follows the headers is never read as a request of its own: the
+ * bytes after "Content-Length: 0" below are a complete request that must get no
+ * answer. Before, the first Content-Length won and the smuggled request was served;
+ * an unknown coding waited 60 s for the end of the connection. */
+static void test_framing_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const char smuggled[] = "GET /echo/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+	char *two_cl = tu_fmt("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+			      "Content-Length: %zu\r\n\r\n%s", strlen(smuggled), smuggled);
+	char *same_cl = tu_fmt("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+			       "Content-Length: 3\r\n\r\nabc%s", smuggled);
+	const char *heads[] = {
+		two_cl,
+		same_cl,
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nabc",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+		"3\r\nabc\r\n0\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+		"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+		"Content-Length: 0\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n"
+		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nabc",
+	};
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		int fd = tcp_connect(f->port, 0);
+		send_str(fd, heads[i]);
+		char *got = recv_until(fd, NULL);   /* to the end of the connection */
+		close(fd);
+		printf("# case %zu: %.*s\n", i, (int)strcspn(got, "\r"), got);
+		assert_true(strncmp(got, "HTTP/1.1 400 ", 13) == 0);
+		assert_int_equal(count_of(got, "HTTP/1.1 "), 1);   /* nothing smuggled */
+		assert_non_null(strstr(got, "Content-Type: application/problem+json"));
+		assert_non_null(strstr(got, "\"code\":\"invalid_request\""));
+		assert_null(strstr(got, "smuggled"));
+		free(got);
+	}
+	free(two_cl);
+	free(same_cl);
+	assert_int_equal(calls(f), 0);
+	/* A plain chunked body (any case of the coding's name) still works. */
+	int fd = tcp_connect(f->port, 0);
+	send_str(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+		     "Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+	char *got = recv_until(fd, NULL);
+	close(fd);
+	assert_true(strncmp(got, "HTTP/1.1 200 ", 13) == 0);
+	assert_non_null(strstr(got, "body=3:abc"));
+	free(got);
+	assert_int_equal(calls(f), 1);
+}
+
 static void test_async_does_not_block(void **state)
 {
 	struct fixture *f = *state;
@@ -1336,6 +1393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_413_content_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_413_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_library_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framing_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_431_header_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_does_not_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_100_concurrent_async, setup, teardown),
