@@ -22,7 +22,8 @@ static const struct {
 	{ERR_UNKNOWN_KEY, 422, "Unknown key"},
 	{ERR_MISSING_FIELD, 422, "Missing field"},
 	{ERR_BAD_REFERENCE, 422, "Invalid reference"},
-	{ERR_FORBIDDEN_PATH, 403, "Reference outside the package roots"},
+	/* a path outside the package roots, or an address the fetch policy refuses */
+	{ERR_FORBIDDEN_PATH, 403, "Reference not allowed"},
 	{ERR_NOT_FOUND, 404, "Not found"},
 	{ERR_BAD_ID, 400, "Invalid identifier"},
 	{ERR_FETCH, 502, "Fetch failed"},

@@ -202,6 +202,9 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	}
 	if (r->no_host)
 		return reject(r, c, 400, ERR_INVALID, "an HTTP/1.1 request needs a Host header");
+	/* RFC 9112 3.2; which of two the Host check would read is the library's choice */
+	if (header_count(r, "Host") > 1)
+		return reject(r, c, 400, ERR_INVALID, "more than one Host header");
 	const char *framing = framing_error(r);
 	if (framing)
 		return reject(r, c, 400, ERR_INVALID, framing);

@@ -740,6 +740,7 @@ static void test_framing_refused(void **state)
 		"Content-Length: 0\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n"
 		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nabc",
+		"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
 		int fd = tcp_connect(f->port, 0);
