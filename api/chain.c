@@ -132,8 +132,11 @@ void h_chain(struct api_call *c)
 			    "the live stream (Accept: text/event-stream)");
 		return;
 	}
+	/* A damaged chain's stream would end where the damage is, and EventSource
+	 * would reconnect there for ever: a problem answer stops it. */
 	if (resume_point(c, &after, &e) ||
-	    supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e)) {
+	    supervisor_chain_head(c->api->cfg.sup, c->params[0], &length, &ended, &e) ||
+	    supervisor_chain_check(c->api->cfg.sup, c->params[0], &e)) {
 		api_problem_err(c, &e);
 		return;
 	}

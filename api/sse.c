@@ -416,10 +416,22 @@ static void replay_one_chain(struct sse *x, uint64_t seq)
 	if (supervisor_read_event(x->api->cfg.sup, f->actor_id, seq, &ev, &ts, &e)) {
 		log_warn_limited("api", "replay of '%s' seq %llu failed: %s", f->actor_id,
 				 (unsigned long long)seq, e.msg);
+		/* Said in the stream before it ends: the reconnect then gets the
+		 * problem itself (h_chain), which stops EventSource. */
+		json_t *why = json_pack("{s:s, s:s, s:I}", "code", err_code_name(e.code), "detail",
+					e.msg, "seq", (json_int_t)seq);
+		char *text = why ? json_compact(why) : NULL;
+		json_decref(why);
+		char *frame = NULL;
+		int n = text ? asprintf(&frame, "event: error\ndata: %s\n\n", text) : -1;
+		free(text);
 		pthread_mutex_lock(&f->lock);
+		if (n > 0 && !x->closed)
+			http_stream_write(x->stream, frame, (size_t)n);
 		x->closed = 1;
 		http_stream_end(x->stream);
 		pthread_mutex_unlock(&f->lock);
+		free(frame);
 		return;
 	}
 	struct frame *fr = frame_new(seq, "chain",

@@ -257,7 +257,8 @@ static const char *recover_reason(const struct actor *a, uint64_t head, const ch
 enum err_code durable_recover(struct supervisor *s, struct actor *a, struct err *err)
 {
 	if (!a->chain || actor_damaged(a))
-		return err_set(err, ERR_CORRUPT, "the chain of '%s' is damaged", a->run.id);
+		return err_set(err, ERR_CHAIN_DAMAGED, "the chain of actor '%s' is damaged",
+			       a->run.id);
 	uint64_t head = chain_length(a->chain);
 	struct found f;
 	struct mail_scan mail = {0};

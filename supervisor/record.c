@@ -551,8 +551,9 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 		return err_set(err, ERR_NOMEM, "cannot serialize event '%s'", type);
 	}
 	if (!a->chain || actor_damaged(a)) {
-		rc = err_set(err, ERR_CORRUPT, "chain of actor '%s' is damaged; not appending",
-			     a->run.id);
+		rc = err_set(err, ERR_CHAIN_DAMAGED, "the chain of actor '%s' is damaged: nothing "
+			     "more is appended to it (GET /actors/%s/chain/verify says where)",
+			     a->run.id, a->run.id);
 		goto status_only;
 	}
 	int deferred = (__atomic_load_n(&a->defer_sync, __ATOMIC_ACQUIRE) || defer_sync) &&
@@ -562,8 +563,12 @@ enum err_code record_event_seq(struct supervisor *s, struct actor *a, const char
 	rc = deferred ? chain_append_nosync(a->chain, type, text, len, &ev, err)
 		      : chain_append(a->chain, type, text, len, &ev, err);
 	if (rc) {
-		if (a->chain && chain_damaged(a->chain))
+		if (a->chain && chain_damaged(a->chain)) {
 			actor_set_damaged(a);   /* damage found at run time stops appends */
+			rc = ERR_CHAIN_DAMAGED;
+			if (err)
+				err->code = rc;
+		}
 		goto status_only;
 	}
 	durable_after(a, type, data, ev.seq);
@@ -653,7 +658,7 @@ to_flusher:   /* indexed and reported by the flusher: deferred, or index later *
 
 status_only:
 	json_decref(data);
-	if (deleting && rc != ERR_CORRUPT)
+	if (deleting && rc != ERR_CHAIN_DAMAGED)
 		undelete(a);
 	/* The chain refused the event; the status still changes so the run is not
 	 * left looking live. */

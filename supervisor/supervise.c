@@ -351,7 +351,8 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 	memset(&e, 0, sizeof(e));
 	pthread_mutex_lock(&a->lock);
 	if (actor_damaged(a))
-		rc = err_set(&e, ERR_CORRUPT, "the chain of '%s' is damaged", id);
+		rc = err_set(&e, ERR_CHAIN_DAMAGED, "the chain of actor '%s' is damaged: it cannot "
+			     "be restarted (GET /actors/%s/chain/verify says where)", id, id);
 	else if (strcmp(a->run.status, "starting") == 0 || a->restart_pending)
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' is starting", id);
 	else if (supervisor_status_live(a->run.status) && !runtime_request_stop(s, a, 0))

@@ -662,7 +662,7 @@ static void delete_now(struct supervisor *s, const char *id, supervisor_done_fn 
 	 * caller's check and here: 409) and cancels a pending automatic restart. */
 	enum err_code rc = record_event(s, a, "deleted", lifecycle_data("delete_requested", NULL),
 					"deleted", NULL, &e);
-	if (rc == ERR_CORRUPT)
+	if (rc == ERR_CHAIN_DAMAGED)
 		rc = ERR_OK;
 	if (!rc)
 		reg_remove(s, a);
@@ -778,6 +778,10 @@ static enum err_code chain_err_for_client(const char *id, uint64_t seq, enum err
 			       (unsigned long long)seq);
 	log_error_limited("supervisor", "actor '%s', event %llu: %s", id,
 			  (unsigned long long)seq, why->msg);
+	if (rc == ERR_CORRUPT)      /* the event's bytes fail their checks */
+		return err_set(err, ERR_CHAIN_DAMAGED, "event %llu of actor '%s' is damaged (GET "
+			       "/actors/%s/chain/verify says where; the server log says more)",
+			       (unsigned long long)seq, id, id);
 	return err_set(err, rc, "cannot read event %llu of actor '%s' (%s; the server log "
 		       "says more)", (unsigned long long)seq, id, err_code_name(rc));
 }
@@ -792,8 +796,16 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	struct err why = {0};
 	enum err_code rc = a->chain ? chain_read(a->chain, seq, out, &why)
 				    : err_set(&why, ERR_CORRUPT, "its chain is not open");
+	if (rc == ERR_CORRUPT && a->chain && !actor_damaged(a)) {
+		pthread_mutex_lock(&a->rec_lock);   /* as a verify that finds it: appends stop */
+		if (!actor_damaged(a))
+			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
+				  "appends stopped", id, (unsigned long long)seq, why.msg);
+		actor_set_damaged(a);
+		pthread_mutex_unlock(&a->rec_lock);
+	}
 	if (rc)
-		chain_err_for_client(id, seq, rc, &why, err);
+		rc = chain_err_for_client(id, seq, rc, &why, err);
 	if (!rc && timestamp_out) {
 		uint64_t off;
 		struct err dbe;
@@ -803,6 +815,16 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	}
 	actor_unref(s, a);
 	return rc;
+}
+
+enum err_code supervisor_chain_check(struct supervisor *s, const char *id, struct err *err)
+{
+	struct actor *a = reg_find(s, id);
+	int damaged = a && actor_damaged(a);
+	actor_unref(s, a);
+	return damaged ? err_set(err, ERR_CHAIN_DAMAGED, "the chain of actor '%s' is damaged "
+				 "(GET /actors/%s/chain/verify says where)", id, id)
+		       : ERR_OK;
 }
 
 enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64_t *length_out,

@@ -276,6 +276,10 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 /* Head and whether the run has ended (no more events will come). */
 enum err_code supervisor_chain_head(struct supervisor *s, const char *id, uint64_t *length_out,
 				    int *ended_out, struct err *err);
+/* ERR_CHAIN_DAMAGED (with a message for clients) when damage was found in the
+ * run's chain (a read, a verify or an append found it); ERR_OK otherwise, also
+ * for an unknown id. */
+enum err_code supervisor_chain_check(struct supervisor *s, const char *id, struct err *err);
 enum err_code supervisor_verify(struct supervisor *s, const char *id,
 				struct chain_verify_result *out, struct err *err);
 
