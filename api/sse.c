@@ -423,7 +423,7 @@ static void replay_one_chain(struct sse *x, uint64_t seq)
 		char *text = why ? json_compact(why) : NULL;
 		json_decref(why);
 		char *frame = NULL;
-		int n = text ? asprintf(&frame, "event: error\ndata: %s\n\n", text) : -1;
+		int n = text ? asprintf(&frame, "event: problem\ndata: %s\n\n", text) : -1;
 		free(text);
 		pthread_mutex_lock(&f->lock);
 		if (n > 0 && !x->closed)

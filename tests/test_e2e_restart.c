@@ -200,7 +200,7 @@ static void test_damaged_chain_answers(void **state)
 	json_int_t bad = 0;
 	for (size_t i = 0; i < r.n; i++) {
 		ids += r.frames[i].id != NULL;
-		if (strcmp(r.frames[i].event, "error") == 0) {
+		if (strcmp(r.frames[i].event, "problem") == 0) {
 			errors++;
 			json_t *d = json_loads(r.frames[i].data, 0, NULL);
 			assert_string_equal(str(d, "code"), "chain_damaged");
