@@ -79,10 +79,12 @@ static enum err_code spawn_body(struct api_call *c, json_t *body, struct spawn_r
 		return rc;
 	json_t *m = json_object_get(body, "manifest");
 	json_t *ref = json_object_get(body, "manifest_ref");
-	if ((m != NULL) == (ref != NULL))
-		return err_set(err, m ? ERR_INVALID : ERR_MISSING_FIELD,
-			       "give exactly one of 'manifest' (an object) or 'manifest_ref' "
-			       "(a reference)");
+	if (m && ref)
+		return err_set(err, ERR_INVALID, "give 'manifest' (an object) or 'manifest_ref' "
+			       "(a reference), not both");
+	if (!m && !ref)
+		return err_set(err, ERR_MISSING_FIELD, "give 'manifest' (an object) or "
+			       "'manifest_ref' (a reference)");
 	if (m && !json_is_object(m))
 		return err_set(err, ERR_BAD_MANIFEST, "'manifest' must be a JSON object");
 	if (ref && (!json_is_string(ref) || json_string_length(ref) == 0 ||
@@ -295,8 +297,7 @@ void h_actor_get(struct api_call *c)
 	snprintf(etag, sizeof(etag), "\"%llu-%lld-%s%s\"", (unsigned long long)r.head_seq,
 		 (long long)r.updated_at, r.status, last ? "-e" : "");
 	const char *h[] = {"ETag", etag, "Cache-Control", "no-cache", NULL};
-	const char *inm = http_request_header(c->req, "If-None-Match");
-	if (inm && (strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0)) {
+	if (api_not_modified(c, etag)) {
 		db_run_release(&r);
 		api_empty(c, 304, h);
 		return;

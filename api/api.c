@@ -258,7 +258,8 @@ static void allow_header(struct api_call *c)
 }
 
 /* A query parameter the route does not take: 400 naming it, with the closest
- * known one. 1 when answered. */
+ * known one; so is one given twice (which one would count is not the client's
+ * to guess), but for `type`, which repeats. 1 when answered. */
 static int unknown_query(struct api_call *c, const struct route *r)
 {
 	const char *known[8];
@@ -276,6 +277,16 @@ static int unknown_query(struct api_call *c, const struct route *r)
 		size_t k = 0;
 		while (k < nk && strcmp(known[k], name) != 0)
 			k++;
+		size_t j = 0;
+		while (j < i && strcmp(http_request_query_name(c->req, j), name) != 0)
+			j++;
+		if (k < nk && j < i && strcmp(name, "type") != 0) {
+			char detail[200];
+			snprintf(detail, sizeof(detail), "query parameter '%.100s' is given more than "
+				 "once", name);
+			api_problem(c, ERR_INVALID, detail);
+			return 1;
+		}
 		if (k < nk)
 			continue;
 		char detail[400];
@@ -449,6 +460,24 @@ void api_json_headers(struct api_call *c, int status, json_t *body, const char *
 void api_json(struct api_call *c, int status, json_t *body)
 {
 	api_json_headers(c, status, body, NULL);
+}
+
+int api_not_modified(const struct api_call *c, const char *etag)
+{
+	const char *p = http_request_header(c->req, "If-None-Match");
+	size_t n = strlen(etag);
+	while (p && *p) {
+		p += strspn(p, " \t,");
+		if (*p == '*')
+			return 1;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (strncmp(p, etag, n) == 0 && (p[n] == 0 || strchr(" \t,", p[n])))
+			return 1;
+		const char *q = *p == '"' ? strchr(p + 1, '"') : NULL;   /* past this tag */
+		p = q ? q + 1 : p + strcspn(p, ",");
+	}
+	return 0;
 }
 
 void api_empty(struct api_call *c, int status, const char *const *headers)

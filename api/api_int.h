@@ -72,6 +72,10 @@ void api_json(struct api_call *c, int status, json_t *body);          /* steals 
 void api_json_headers(struct api_call *c, int status, json_t *body,
 		      const char *const *headers);                    /* name, value, ..., NULL */
 void api_empty(struct api_call *c, int status, const char *const *headers);
+/* Whether the request's If-None-Match names etag (a quoted entity-tag): "*", or a
+ * comma-separated list whose tags compare weakly (a W/ prefix is ignored), as
+ * RFC 9110 13.1.2 asks for GET. */
+int api_not_modified(const struct api_call *c, const char *etag);
 void api_problem(struct api_call *c, enum err_code code, const char *detail);
 void api_problem_err(struct api_call *c, const struct err *err);
 void api_bytes(struct api_call *c, int status, const char *content_type, void *data,

@@ -132,6 +132,11 @@ void h_chain(struct api_call *c)
 			    "the live stream (Accept: text/event-stream)");
 		return;
 	}
+	if (http_request_query(c->req, "limit")) {
+		api_problem(c, ERR_INVALID, "query parameter 'limit' sizes JSON pages only, not "
+			    "the live stream (Accept: text/event-stream)");
+		return;
+	}
 	/* A damaged chain's stream would end where the damage is, and EventSource
 	 * would reconnect there for ever: a problem answer stops it. */
 	if (resume_point(c, &after, &e) ||

@@ -53,8 +53,7 @@ static void serve(struct api_call *c, const char *name)
 	const char *h[] = {"ETag", a->etag, "Cache-Control", "no-cache",
 			   "Content-Security-Policy", CSP, "X-Content-Type-Options", "nosniff",
 			   "X-Frame-Options", "DENY", "Referrer-Policy", "no-referrer", NULL};
-	const char *inm = http_request_header(c->req, "If-None-Match");
-	if (inm && strcmp(inm, a->etag) == 0) {
+	if (api_not_modified(c, a->etag)) {
 		api_empty(c, 304, h);
 		return;
 	}

@@ -64,8 +64,7 @@ static void job_get(void *arg)
 	snprintf(etag, sizeof(etag), "\"%s\"", c->params[1]);
 	const char *h[] = {"Cache-Control", "public, max-age=31536000, immutable", "ETag", etag,
 			   NULL};
-	const char *inm = http_request_header(c->req, "If-None-Match");
-	if (inm && strcmp(inm, etag) == 0) {
+	if (api_not_modified(c, etag)) {
 		free(data);
 		api_empty(c, 304, h);
 		return;
@@ -131,8 +130,17 @@ static enum err_code label_target(struct api_call *c, char hash[65], struct err 
 	size_t n = strlen(text);
 	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		text[--n] = '\0';
-	const char *h = strrchr(text, '/');
-	h = h ? h + 1 : text;
+	/* a reference names this store, whole: another store's (or a path that only
+	 * ends in a hash) would label what it does not name */
+	char prefix[128];
+	int plen = snprintf(prefix, sizeof(prefix), "store://%s/hash/", c->params[0]);
+	const char *h = text;
+	if (strchr(text, '/')) {
+		if (strncmp(text, prefix, (size_t)plen) != 0)
+			return err_set(err, ERR_INVALID, "a reference in the label body must be "
+				       "%s<sha256> (this store)", prefix);
+		h = text + plen;
+	}
 	if (!sha256_hex_valid(h))
 		return err_set(err, ERR_INVALID, LABEL_BODY_HELP);
 	memcpy(hash, h, 65);
@@ -291,6 +299,12 @@ static void job_objects(void *arg)
 	const char *cursor = http_request_query(c->req, "cursor");
 	if (api_query_u64(c, "limit", 1000, 1, 1000, &limit, &e)) {
 		api_problem_err(c, &e);
+		return;
+	}
+	/* a cursor is the last hash of the page before (next_cursor) */
+	if (cursor && !sha256_hex_valid(cursor)) {
+		api_problem(c, ERR_INVALID, "query parameter 'cursor' must be a next_cursor of "
+			    "this list (a lowercase SHA-256 hex digest)");
 		return;
 	}
 	json_t *all = json_array();

@@ -131,6 +131,15 @@ static enum MHD_Result reject(struct http_request *r, struct MHD_Connection *c, 
 	return queue(r, c, http_problem_response_(r->srv, status, code, detail), (unsigned)status);
 }
 
+/* The 413's detail: the limit, or that the route takes no body at all. */
+static void too_large_detail(char *d, size_t size, size_t limit)
+{
+	if (limit)
+		snprintf(d, size, "request body exceeds %zu bytes", limit);
+	else
+		snprintf(d, size, "this route takes no request body");
+}
+
 /* Content-Length above limit? A malformed value is left to MHD, which refuses it. */
 static bool content_length_over(const char *v, size_t limit)
 {
@@ -209,7 +218,11 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	if (framing)
 		return reject(r, c, 400, ERR_INVALID, framing);
 	if (http_request_decode_path_(r))
-		return reject(r, c, 400, ERR_INVALID, "malformed percent-encoding in the path");
+		return reject(r, c, 400, ERR_INVALID, "malformed percent-encoding in the path (an "
+			      "escape is % and two hex digits; %00, a NUL byte, is refused)");
+	if (http_request_check_query_(r))
+		return reject(r, c, 400, ERR_INVALID, "malformed percent-encoding in the query (an "
+			      "escape is % and two hex digits; %00, a NUL byte, is refused)");
 	struct http_response *early = s->h.admit ? s->h.admit(s->h.user, r) : NULL;
 	if (early) {
 		unsigned st = 500;
@@ -219,7 +232,7 @@ static enum MHD_Result on_headers(struct http_request *r, struct MHD_Connection 
 	r->body_limit = s->h.body_limit ? s->h.body_limit(s->h.user, r) : 0;
 	const char *cl = http_request_header(r, "Content-Length");
 	if (cl && content_length_over(cl, r->body_limit)) {
-		snprintf(detail, sizeof(detail), "request body exceeds %zu bytes", r->body_limit);
+		too_large_detail(detail, sizeof(detail), r->body_limit);
 		return reject(r, c, 413, ERR_TOO_LARGE, detail);
 	}
 	r->phase = PH_BODY;
@@ -235,7 +248,7 @@ static enum MHD_Result on_discard(struct http_request *r, struct MHD_Connection 
 		return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
 	}
 	char detail[128];
-	snprintf(detail, sizeof(detail), "request body exceeds %zu bytes", r->body_limit);
+	too_large_detail(detail, sizeof(detail), r->body_limit);
 	return reject(r, c, 413, ERR_TOO_LARGE, detail);
 }
 

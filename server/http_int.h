@@ -161,6 +161,8 @@ enum err_code http_request_capture_(struct http_request *r, struct MHD_Connectio
 				    const char *method);
 /* Decodes raw path into r->path; ERR_INVALID on malformed escapes or NUL. */
 enum err_code http_request_decode_path_(struct http_request *r);
+/* ERR_INVALID when the raw query has a malformed escape or %00. */
+enum err_code http_request_check_query_(const struct http_request *r);
 /* Frees the request (all fields); does not touch the server. */
 void http_request_free_(struct http_request *r);
 /* [L] held. Frees r when neither MHD nor the handler holds it any longer; drops the

@@ -173,6 +173,20 @@ enum err_code http_request_decode_path_(struct http_request *r)
 	return ERR_OK;
 }
 
+/* libmicrohttpd decodes query values itself, leaving a malformed escape as it is
+ * and ending a value at %00: the raw query is checked as the path is. */
+enum err_code http_request_check_query_(const struct http_request *r)
+{
+	const char *q = http_request_raw_query(r);
+	size_t n = strlen(q);
+	char *out = malloc(n + 1);
+	if (!out)
+		return ERR_NOMEM;
+	enum err_code rc = pct_decode(q, n, out);
+	free(out);
+	return rc;
+}
+
 /* ---- accessors ---- */
 
 const char *http_request_method(const struct http_request *r)

@@ -223,6 +223,25 @@ static void test_spawn_file(void **state)
 	assert_int_equal(http_do("GET", u, NULL, 0, h, &raw), 0);
 	assert_int_equal(raw.status, 304);
 	http_result_release(&raw);
+	/* a weak tag and a list match too (RFC 9110 13.1.2); another tag does not */
+	char *weak = tu_fmt("If-None-Match: W/%s", etag);
+	char *list = tu_fmt("If-None-Match: \"other\", %s", etag);
+	const char *other[] = {"If-None-Match: \"other\"", "If-None-Match: W/\"x\", \"y\""};
+	const char *hw[] = {weak, NULL}, *hl[] = {list, NULL};
+	assert_int_equal(http_do("GET", u, NULL, 0, hw, &raw), 0);
+	assert_int_equal(raw.status, 304);
+	http_result_release(&raw);
+	assert_int_equal(http_do("GET", u, NULL, 0, hl, &raw), 0);
+	assert_int_equal(raw.status, 304);
+	http_result_release(&raw);
+	for (size_t i = 0; i < 2; i++) {
+		const char *ho[] = {other[i], NULL};
+		assert_int_equal(http_do("GET", u, NULL, 0, ho, &raw), 0);
+		assert_int_equal(raw.status, 200);
+		http_result_release(&raw);
+	}
+	free(weak);
+	free(list);
 	/* the chain: spawned then started, with the merged initial state */
 	json_t *page = chain_page(id);
 	json_t *items = json_object_get(page, "items");
@@ -383,6 +402,15 @@ static void test_store(void **state)
 	char *ref_body = tu_fmt("store://demo/hash/%s\n", sha);
 	assert_int_equal(req("PUT", "/store/demo/labels/byref", ref_body, NULL, NULL), 204);
 	free(ref_body);
+	/* another store's reference, or a path that only ends in a hash, names what the
+	 * label would not (the part before the hash was ignored) */
+	char *elsewhere = tu_fmt("store://zzz/hash/%s", sha), *path_like = tu_fmt("a/b/%s", sha);
+	expect_detail("PUT", "/store/demo/labels/byref", elsewhere, 400, "invalid_request",
+		      "store://demo/hash/");
+	expect_detail("PUT", "/store/demo/labels/byref", path_like, 400, "invalid_request",
+		      "store://demo/hash/");
+	free(elsewhere);
+	free(path_like);
 	assert_int_equal(req("PUT", "/store/demo/labels/bare", sha, NULL, NULL), 204);
 	free(lab);
 	free(get);
@@ -537,6 +565,38 @@ static void test_bad_input(void **state)
 	assert_int_equal(req("GET", "/actors/not-an-id", NULL, &j, NULL), 400);
 	assert_problem(j, "invalid_id");
 	json_decref(j);
+	/* queries: a malformed escape or %00 (libmicrohttpd kept '%ZZ' as it was and
+	 * ended 'limit=1%00' at the NUL), one parameter twice (but `type`), a store
+	 * cursor that no page gave; a body where the route takes none */
+	static const char *const bad_queries[] = {
+		"/actors?name=%ZZ", "/actors?name=%", "/actors?limit=1%00", "/actors?status=running%00",
+		"/actors?limit=5&limit=6", "/store/nostore?cursor=bogus",
+	};
+	for (size_t i = 0; i < sizeof(bad_queries) / sizeof(bad_queries[0]); i++) {
+		long st = req("GET", bad_queries[i], NULL, &j, NULL);
+		if (st != 400)
+			fail_msg("GET %s answered %ld, not 400", bad_queries[i], st);
+		assert_problem(j, "invalid_request");
+		json_decref(j);
+	}
+	char *twice = tu_fmt("/actors/%s/chain?type=wasm&type=started&limit=5", keep);
+	assert_int_equal(req("GET", twice, NULL, &j, NULL), 200);   /* `type` repeats */
+	json_decref(j);
+	free(twice);
+	char *sp = tu_fmt("/actors/%s/chain?limit=5", keep), *sl = url(sp);
+	free(sp);
+	const char *sse[] = {"Accept: text/event-stream", NULL};
+	struct http_result sr;
+	assert_int_equal(http_do("GET", sl, NULL, 0, sse, &sr), 0);
+	assert_int_equal(sr.status, 400);        /* a stream has no pages: it was ignored */
+	http_result_release(&sr);
+	free(sl);
+	char *stop = tu_fmt("/actors/%s/stop", keep);
+	assert_int_equal(req("POST", stop, "x", &j, NULL), 413);
+	assert_problem(j, "too_large");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "detail")), "takes no request body"));
+	json_decref(j);
+	free(stop);
 	assert_alive();
 	/* what stood before is untouched */
 	json_t *a = get_actor(keep);

@@ -156,7 +156,7 @@ step '"status":"running"' "curl -s -X POST 'localhost:8080/actors?wait=running' 
 step '"name":"counter"' "curl -s -X POST localhost:8080/actors -d '{\"manifest_ref\": \"counter/manifest.toml\"}'"
 printf 'name = "x"\npackage = "x.wasm"\n[[handler]]\ntype = "runtime"\n\n[[handler]]\ntpye = "timing"\n' >"$tmp/manifest.toml"
 step '"code":"unknown_key","path":"handler[1].tpye"' "curl -s -X POST localhost:8080/manifests/validate -H 'Content-Type: application/toml' \\
-  --data-binary @manifest.toml   # {\"valid\": false, \"problems\": [{\"code\": \"unknown_key\", \"path\": \"handler[1].tpye\", \"line\": 7, ...}]}"
+  --data-binary @manifest.toml   # {\"valid\": false, \"problems\": [{\"code\": \"missing_field\", \"path\": \"handler[1].type\", ...}, {\"code\": \"unknown_key\", \"path\": \"handler[1].tpye\", \"line\": 7, ...}]}"
 [[ "$OUT" == *'"path":"handler[1].tpye","message":"unknown key '"'"'tpye'"'"' in manifest handler[1] (did you mean '"'"'type'"'"'?)","line":7,'* ]] &&
   ok "with its line, 7" || bad "the unknown key is not reported at line 7: $OUT"
 step '"name":"counter"' 'curl -s localhost:8080/actors/<id>/manifest                  # the manifest it runs, as JSON'
