@@ -119,15 +119,21 @@ static int match(const char *pattern, const char *path, struct api_call *c)
 	size_t used = 0;
 	int np = 0;
 	const char *p = pattern, *s = path;
+	c->overlong = 0;
 	while (*p && *s) {
 		if (*p == '{') {
 			const char *end = strchr(s, '/');
 			size_t n = end ? (size_t)(end - s) : strlen(s);
-			if (n == 0 || used + n + 1 > sizeof(c->buf) || np == API_MAX_PARAMS)
+			if (n == 0 || np == API_MAX_PARAMS)
 				return 0;
-			decode_param(s, n, c->buf + used);
-			c->params[np++] = c->buf + used;
-			used += n + 1;
+			if (used + n + 1 > sizeof(c->buf)) {    /* matched; refused as too long */
+				c->overlong = 1;
+				c->params[np++] = "";
+			} else {
+				decode_param(s, n, c->buf + used);
+				c->params[np++] = c->buf + used;
+				used += n + 1;
+			}
 			s += n;
 			p = strchr(p, '}') + 1;
 		} else if (*p++ != *s++) {
@@ -331,6 +337,11 @@ static void cb_handle(void *user, struct http_request *req)
 		observe_request(c, 401, 0);
 		http_respond(req, unauthorized_response(req));
 		free(c);
+		return;
+	}
+	if (r && c->overlong) {   /* no id, label or hash is this long */
+		api_problem(c, ERR_BAD_ID, "a path segment is too long to be an id, a name or a "
+			    "hash");
 		return;
 	}
 	if (r && unknown_query(c, r))

@@ -59,6 +59,7 @@ struct api_call {
 	struct http_request *req;
 	const char *params[API_MAX_PARAMS];   /* {id}, {seq}, {store_id}, ... in order */
 	char buf[512];                         /* storage for params */
+	int overlong;                          /* a parameter did not fit in buf */
 	char *idem_key, *idem_scope;           /* a claimed Idempotency-Key (idempotency.c) */
 	int route;                             /* row of the route table; -1: none */
 	const char *route_pattern;             /* its template, NULL when none */

@@ -565,6 +565,15 @@ static void test_bad_input(void **state)
 	assert_int_equal(req("GET", "/actors/not-an-id", NULL, &j, NULL), 400);
 	assert_problem(j, "invalid_id");
 	json_decref(j);
+	/* a path segment too long for any id: 400 (it was 404 "no route" from 512 bytes) */
+	char *longseg = malloc(2100);
+	memcpy(longseg, "/actors/", 8);
+	memset(longseg + 8, 'a', 2000);
+	longseg[2008] = 0;
+	assert_int_equal(req("GET", longseg, NULL, &j, NULL), 400);
+	assert_problem(j, "invalid_id");
+	json_decref(j);
+	free(longseg);
 	/* queries: a malformed escape or %00 (libmicrohttpd kept '%ZZ' as it was and
 	 * ended 'limit=1%00' at the NUL), one parameter twice (but `type`), a store
 	 * cursor that no page gave; a body where the route takes none */
