@@ -1620,7 +1620,7 @@ static int has_meta(const char *dir, const char *id)
 }
 
 /* sweep: an empty chain file that is neither a run nor a spare is removed (see
- * db_rebuild_from_chains_sweep). */
+ * db_rebuild_from_chains_sweep); *skipped is then 2. */
 static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id, int sweep,
 				   uint64_t *events, int *skipped, struct err *err)
 {
@@ -1651,7 +1651,7 @@ static enum err_code rebuild_chain(struct db *d, const char *dir, const char *id
 		*skipped = 1;
 		rc = ERR_OK;
 		if (sweep && !spare_known(d, id) && unlink(path) == 0)
-			log_info("db", "removed the empty chain file '%s' (no run, not a spare)", path);
+			*skipped = 2;    /* counted, and logged once, by rebuild_dir */
 		goto fail;
 	}
 	rb->d = d;
@@ -1803,7 +1803,7 @@ static enum err_code rebuild_dir(struct db *d, const char *chains_dir, int sweep
 				 unsigned *runs_out, uint64_t *events_out, struct err *err)
 {
 	enum err_code rc = ERR_OK;
-	unsigned runs = 0;
+	unsigned runs = 0, removed = 0;
 	uint64_t events = 0;
 	struct dirent *de;
 	DIR *dir = opendir(chains_dir);
@@ -1830,8 +1830,12 @@ static enum err_code rebuild_dir(struct db *d, const char *chains_dir, int sweep
 		}
 		rc = rebuild_chain(d, chains_dir, id, sweep, &events, &skipped, err);
 		runs += rc == ERR_OK && !skipped;
+		removed += skipped == 2;
 		free(id);
 	}
+	if (removed)   /* one line: after a lost index these are the 1,024 spares */
+		log_info("db", "removed %u empty chain files of no run and no spare the index "
+			 "knows (spares of a lost index, or spawns never answered)", removed);
 	if (rc == ERR_OK && errno != 0)
 		rc = err_errno(err, ERR_IO, errno, "cannot read chains directory '%s'", chains_dir);
 	closedir(dir);

@@ -3,6 +3,7 @@
  * the bearer token. Each restart uses the same THEATER_HOME. */
 #include "tests/support/testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,7 +358,29 @@ static void test_lost_database(void **state)
 		unlink(p);
 		free(p);
 	}
+	/* the spare chain files the lost index knew: empty, of no run */
+	char *chains = tu_fmt("%s/chains", SP.home);
+	DIR *dir = opendir(chains);
+	assert_non_null(dir);
+	size_t empty = 0;
+	for (struct dirent *de; (de = readdir(dir));) {
+		struct stat st;
+		char *f = tu_fmt("%s/%s", chains, de->d_name);
+		empty += strstr(de->d_name, ".chain") && stat(f, &st) == 0 && st.st_size == 0;
+		free(f);
+	}
+	closedir(dir);
+	free(chains);
 	restart();
+	/* removed in one line, not one line each (1,024 with the default pool) */
+	char *log = tu_read_file(SP.log_path, NULL);
+	assert_non_null(log);
+	size_t lines = 0;
+	for (const char *q = log; (q = strstr(q, "empty chain file")); q++)
+		lines++;
+	assert_int_equal(lines, empty ? 1 : 0);
+	printf("# %zu empty chain files, %zu log lines about them\n", empty, lines);
+	free(log);
 	json_t *j = actor(id);
 	assert_string_equal(str(j, "name"), "survives-db-loss");
 	assert_string_equal(str(j, "status"), "running");     /* and recovered */
