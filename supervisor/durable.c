@@ -76,6 +76,16 @@ static enum err_code find_marks(struct actor *a, struct found *f, struct err *er
 				f->state_seq = seq;
 			else
 				f->state_seq = (uint64_t)st;
+			/* `recovered` has no "low": the mail it redelivered is still open
+			 * until calls settle it (which come after it). Scanning from the
+			 * event itself lost that mail at the next recovery. */
+			size_t i;
+			json_t *v;
+			json_array_foreach(json_object_get(j, "redelivered"), i, v) {
+				uint64_t m = (uint64_t)json_integer_value(v);
+				if (m && (!f->low || m < f->low))
+					f->low = m;
+			}
 			json_decref(j);
 			if (!f->low || f->low > seq)
 				f->low = seq;

@@ -293,6 +293,36 @@ static void test_accepted_messages_survive_a_crash(void **state)
 	free(id);
 }
 
+/* A second crash while the mail a recovery redelivered is still being handled:
+ * the `recovered` event names that mail ("redelivered") but carries no "low",
+ * and the next recovery scanned only from it, found nothing open and recorded
+ * "redelivered": [] (and "idle"): two acknowledged messages never ran. */
+static void test_redelivered_mail_survives_a_second_crash(void **state)
+{
+	(void)state;
+	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *msg = malloc(4001);
+	memset(msg, 'a', 4000);    /* 400M iterations: far longer than the pauses below */
+	msg[4000] = 0;
+	assert_int_equal(send_msg(id, msg), 202);
+	assert_int_equal(send_msg(id, msg), 202);
+	server_crash(&SP);
+	start(NULL);
+	sleep_ms(200);             /* the first redelivered call is running */
+	server_crash(&SP);
+	start(NULL);
+	char *st = ask(id, "state?");
+	assert_int_equal((int)strlen(st), 2);
+	free(st);
+	struct tally t;
+	tally_chain(id, &t);
+	assert_int_equal(t.received_sends, 2);
+	assert_int_equal(t.processed_sends, 2);
+	assert_false(t.twice);
+	free(msg);
+	free(id);
+}
+
 /* A message over 4 KiB keeps its bytes in the content store and a reference in the
  * chain. When the store cannot keep them (here its folder is a file; in life a full
  * disk), the message is refused: acknowledged, its `received` event would hold only
@@ -844,6 +874,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_survives_stop_and_crash, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_accepted_messages_survive_a_crash, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_redelivered_mail_survives_a_second_crash, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unkept_message_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
