@@ -93,14 +93,26 @@ static void publish_blob(void *user, const char *store_id, const char *sha256)
 	}
 }
 
+static void spawned_package(const uint8_t *data, size_t len, char package[65]);
+
 /* Publishes one event (and the blobs it names) asynchronously; rev 0: not said.
- * again: a number for a message id of its own (job_heal), 0 for the usual one. */
+ * again: a number for a message id of its own (job_heal), 0 for the usual one.
+ * A `spawned` event names its package: published before it like any blob, so
+ * whatever acknowledged the spawn let another node rebuild the actor (the
+ * placement published it too, but only when the spawn had resolved it by then:
+ * a spawn answered before, without ?wait=running, left it on its node alone). */
 static void publish_event(struct cluster *c, const struct supervisor_event *ev, uint64_t rev,
 			  int64_t again)
 {
 	struct blob_pub bp = {c, ev};
 	blob_each_ref(ev->data, ev->data_len, publish_blob, &bp);
 	blob_each_actor_ref(ev->event_type, ev->data, ev->data_len, publish_blob, &bp, NULL);
+	if (strcmp(ev->event_type, "spawned") == 0) {
+		char package[65];
+		spawned_package(ev->data, ev->data_len, package);
+		if (sha256_hex_valid(package))
+			publish_blob(&bp, DURABLE_PACKAGES_STORE, package);
+	}
 	char hash[65], parent[65];
 	hex_encode(ev->hash, 32, hash);
 	hex_encode(ev->parent_hash, 32, parent);

@@ -944,6 +944,31 @@ static void test_large_state_failover(void **state)
 	char *sender = spawn_driver(0, "&node=alpha", NULL);
 	char *bpath = tu_fmt("/actors/%s", b[0]);
 	json_t *before = call_json(0, "GET", bpath, NULL, 200);
+	/* An actor spawned without ?wait=running, of a package no other spawn has
+	 * published: its `spawned` event publishes the package (only the placement
+	 * did, when the spawn had resolved it by then: this one could not be rebuilt
+	 * anywhere else, "blob ... is not (wholly) in the stream" every second). */
+	char *hw = hello_actor_wat();
+	char *uw = tu_fmt("%.*s (data (i32.const 512) \"only-here-%lld\"))", (int)(strrchr(hw, ')') - hw),
+			  hw, (long long)tu_now_ms());
+	size_t ulen = 0;
+	unsigned char *uwasm = wat_compile(uw, &ulen);
+	server_put_package(&SP[2], "only-here.wasm", uwasm, ulen);
+	json_t *uj = call_json(0, "POST", "/actors?node=gamma",
+			       "{\"manifest\":{\"name\":\"only-here\",\"package\":\"only-here.wasm\"}}",
+			       201);
+	char *uniq = strdup(json_string_value(json_object_get(uj, "id")));
+	json_decref(uj);
+	char ou[CLUSTER_NODE_NAME] = "";
+	for (int tries = 0; tries < 100 && strcmp(ou, "gamma") != 0; tries++) {
+		owner_of(2, uniq, ou, sizeof(ou));
+		if (strcmp(ou, "gamma") != 0)
+			nap_ms(50);
+	}
+	assert_string_equal(ou, "gamma");
+	free(uwasm);
+	free(uw);
+	free(hw);
 	/* kill -9 gamma: they come back elsewhere with their large state */
 	server_crash(&SP[2]);
 	int64_t killed_at = tu_now_ms(), moved_at = 0;
@@ -972,6 +997,18 @@ static void test_large_state_failover(void **state)
 	}
 	printf("# failover with 50 KiB, 100 KiB and 640 KiB states: running elsewhere %lld ms "
 	       "after kill -9\n", (long long)(moved_at - killed_at));
+	for (int tries = 0; tries < 300; tries++) {
+		owner_of(0, uniq, ou, sizeof(ou));
+		if (*ou && strcmp(ou, "gamma") != 0)
+			break;
+		nap_ms(100);
+	}
+	if (!*ou || strcmp(ou, "gamma") == 0) {
+		dump_logs();
+		fail_msg("'%s', spawned on gamma without ?wait=running, does not run elsewhere",
+			 uniq);
+	}
+	free(uniq);
 	pthread_join(qt, NULL);
 	printf("# a send to gamma's counter right after the kill: %ld %s\n", q.status, q.answer);
 	if (q.status != 200 || strcmp(q.answer, "0") != 0)
