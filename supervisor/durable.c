@@ -97,19 +97,26 @@ static enum err_code find_marks(struct actor *a, struct found *f, struct err *er
 	return err_set(err, ERR_NOT_FOUND, "the chain of '%s' records no state", a->run.id);
 }
 
-/* The initial state of a's run, as its `spawned` event (the first) records it
- * (merged with the spawn-time state); none when it records none. */
+json_t *durable_initial_state(struct actor *a, struct err *err)
+{
+	char type[128];
+	json_t *j = a->chain ? read_json(a, 1, type, sizeof(type), err) : NULL;
+	json_t *v = j && strcmp(type, "spawned") == 0 ? json_object_get(j, "initial_state") : NULL;
+	v = v && !json_is_null(v) ? json_incref(v) : NULL;
+	json_decref(j);
+	return v;
+}
+
+/* The same as bytes (none when it records none). */
 static enum err_code initial_state_of(struct actor *a, uint8_t **out, size_t *len,
 				      struct err *err)
 {
-	char type[128];
-	json_t *j = read_json(a, 1, type, sizeof(type), err);
-	if (!j)
+	err_clear(err);
+	json_t *v = durable_initial_state(a, err);
+	if (err->code)
 		return err->code;
-	const json_t *v = json_object_get(j, "initial_state");
-	char *text = strcmp(type, "spawned") == 0 && v && !json_is_null(v) ? json_compact(v)
-									     : NULL;
-	json_decref(j);
+	char *text = v ? json_compact(v) : NULL;
+	json_decref(v);
 	*out = (uint8_t *)text;
 	*len = text ? strlen(text) : 0;
 	return ERR_OK;

@@ -24,6 +24,10 @@
 /* Loads the state of a's last durable call from its chain into a->state (unless
  * a->state_loaded already). ERR_NOT_FOUND when the chain holds no state. */
 enum err_code durable_load_state(struct supervisor *s, struct actor *a, struct err *err);
+/* The initial state the run's `spawned` event records (the manifest's merged with
+ * the spawn-time one): a new reference, NULL when it records none or the chain
+ * cannot be read (then err says why). */
+json_t *durable_initial_state(struct actor *a, struct err *err);
 
 /* Brings a live run back after the server stopped or died: the same package
  * digest, the state of its last durable call, a `recovered` event (with the seq it

@@ -227,6 +227,11 @@ loaded:
 	wasm_module_free(a->module);
 	a->manifest = m;
 	a->module = mod;
+	/* the spawn's own (merged with the spawn-time state), which a process that
+	 * did not spawn it knows only from the chain; the manifest's if none */
+	struct err ie = {0};
+	if (!a->initial_state)
+		a->initial_state = durable_initial_state(a, &ie);
 	if (!a->initial_state && m->initial_state)
 		a->initial_state = json_incref(m->initial_state);
 	return ERR_OK;

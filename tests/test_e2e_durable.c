@@ -672,6 +672,29 @@ static void test_restart_then_recover(void **state)
 	json_decref(v);
 	assert_int_equal(server_stop(&SP), 0);
 	start(NULL);
+	/* the initial state of an initial restart is the spawn's own (merged with the
+	 * spawn-time state, as its `spawned` event records), also for a server that
+	 * did not spawn it: it was the manifest's alone after a restart of the server */
+	json_t *sj = server_call_json(&SP, "POST", "/actors?wait=running",
+				      "{\"manifest\":{\"name\":\"c\",\"package\":\"counter.wasm\","
+				      "\"initial_state\":{\"count\":0}},\"initial_state\":{\"count\":3}}",
+				      201);
+	char *id2 = strdup(json_string_value(json_object_get(sj, "id")));
+	json_decref(sj);
+	assert_int_equal(send_msg(id2, "10"), 202);
+	assert_int_equal(count_of(id2), 13);
+	assert_int_equal(server_stop(&SP), 0);
+	start(NULL);
+	char *pi2 = tu_fmt("/actors/%s/restart?state=initial", id2);
+	json_decref(server_call_json(&SP, "POST", pi2, NULL, 200));
+	assert_int_equal(count_of(id2), 3);
+	char *rp2 = tu_fmt("/actors/%s/replay", id2);
+	json_t *v2 = server_call_json(&SP, "POST", rp2, NULL, 200);
+	assert_true(json_is_null(json_object_get(v2, "diverged_at")));
+	json_decref(v2);
+	free(rp2);
+	free(pi2);
+	free(id2);
 }
 
 /* The manifest's restart table says which state a policy restart uses. */
