@@ -498,7 +498,8 @@ static struct wasm_store_limits limits_of_call(const struct rp *r, const json_t 
 {
 	struct wasm_store_limits lim = r->lim;
 	const char *msg = json_string_value(json_object_get(d, "error"));
-	if (json_object_get(d, "error_code") && msg && strstr(msg, "deadline")) {
+	if (json_object_get(d, "error_code") && msg &&
+	    (strstr(msg, "deadline") || strncmp(msg, "killed:", 7) == 0)) {
 		lim.fuel = (uint64_t)json_integer_value(json_object_get(d, "fuel"));
 		if (!lim.fuel)
 			lim.fuel = 1;

@@ -844,8 +844,12 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 	rc = call_end(a, rc, res, &o, e);
 	pthread_mutex_lock(&a->lock);
 	int suspending = rt->suspending;
+	int killed = a->stop_requested == 2 && rc == ERR_WASM_EXHAUSTED &&
+		     strncmp(e->msg, "deadline:", 9) == 0;    /* interrupted (call_end) */
 	rt->cur = NULL;
 	pthread_mutex_unlock(&a->lock);
+	if (killed)   /* interrupted by POST /kill, not by its deadline */
+		err_set(e, ERR_WASM_EXHAUSTED, "killed: the call was interrupted by a kill");
 	if (rc == ERR_WASM_EXHAUSTED && suspending) {
 		/* Cut short by the server's stop: not the actor's failure. Nothing is
 		 * recorded for the call, so its mail stays open and runs again. */
@@ -866,7 +870,11 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 		call_out_release(&o);
 		return;
 	}
-	if (rc) {
+	if (rc && killed) {
+		/* Not a failure: the job ends the run with `killed` next (finish), as a
+		 * kill between calls does; the call's event above keeps replay exact. */
+		answer(s, a, m->reply, ERR_CONFLICT, e, NULL, 0);
+	} else if (rc) {
 		/* The failure is recorded before the caller hears of it, so whoever gets
 		 * the answer sees the run failed. The policy may restart it. */
 		spawn_fail(s, a, fail_reason(rc, e), e);

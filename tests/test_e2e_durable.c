@@ -323,6 +323,41 @@ static void test_redelivered_mail_survives_a_second_crash(void **state)
 	free(id);
 }
 
+/* POST /kill of an actor busy in a long call interrupts the call and ends the run
+ * `killed` (reason kill_requested), as for an idle actor; it ended `failed` with
+ * reason "deadline" although the call had run for half a second. */
+static void test_kill_busy_actor(void **state)
+{
+	(void)state;
+	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *msg = malloc(4001);
+	memset(msg, 'a', 4000);
+	msg[4000] = 0;
+	assert_int_equal(send_msg(id, msg), 202);
+	sleep_ms(300);                                   /* in the call */
+	char *k = tu_fmt("/actors/%s/kill", id);
+	json_decref(server_call_json(&SP, "POST", k, NULL, 204));
+	json_t *a = NULL;
+	for (int i = 0; i < 200; i++) {
+		json_decref(a);
+		a = get_json("", id, 200);
+		if (strcmp(json_string_value(json_object_get(a, "status")), "running") != 0)
+			break;
+		sleep_ms(50);
+	}
+	assert_string_equal(json_string_value(json_object_get(a, "status")), "killed");
+	assert_string_equal(json_string_value(json_object_get(a, "reason")), "kill_requested");
+	json_decref(a);
+	char *rp = tu_fmt("/actors/%s/replay", id);
+	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
+	assert_true(json_is_null(json_object_get(v, "diverged_at")));
+	json_decref(v);
+	free(rp);
+	free(k);
+	free(msg);
+	free(id);
+}
+
 /* A message over 4 KiB keeps its bytes in the content store and a reference in the
  * chain. When the store cannot keep them (here its folder is a file; in life a full
  * disk), the message is refused: acknowledged, its `received` event would hold only
@@ -900,6 +935,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_redelivered_mail_survives_a_second_crash, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_kill_busy_actor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unkept_message_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_spawns_survive_a_crash, setup, teardown),
