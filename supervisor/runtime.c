@@ -72,6 +72,8 @@ struct actor_rt {
 	uint32_t call_timeout_ms;
 	uint64_t call_id;             /* under the actor lock; unique in the process */
 	int in_call;                  /* under the actor lock */
+	int cut;                      /* under the actor lock: a stop for a restart
+				       * interrupts the call, as a kill does */
 	int shutdown;
 	char shutdown_reason[128];
 	/* What one export call has written to the chain through host calls (issue 12):
@@ -844,12 +846,14 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 	rc = call_end(a, rc, res, &o, e);
 	pthread_mutex_lock(&a->lock);
 	int suspending = rt->suspending;
-	int killed = a->stop_requested == 2 && rc == ERR_WASM_EXHAUSTED &&
+	int killed = (a->stop_requested == 2 || rt->cut) && rc == ERR_WASM_EXHAUSTED &&
 		     strncmp(e->msg, "deadline:", 9) == 0;    /* interrupted (call_end) */
+	int for_restart = a->stop_requested != 2;
 	rt->cur = NULL;
 	pthread_mutex_unlock(&a->lock);
-	if (killed)   /* interrupted by POST /kill, not by its deadline */
-		err_set(e, ERR_WASM_EXHAUSTED, "killed: the call was interrupted by a kill");
+	if (killed)   /* interrupted by POST /kill or a restart, not by its deadline */
+		err_set(e, ERR_WASM_EXHAUSTED, "killed: the call was interrupted by %s",
+			for_restart ? "a restart" : "a kill");
 	if (rc == ERR_WASM_EXHAUSTED && suspending) {
 		/* Cut short by the server's stop: not the actor's failure. Nothing is
 		 * recorded for the call, so its mail stays open and runs again. */
@@ -1002,7 +1006,7 @@ static void job_run(void *arg)
 	for (int n = 0; n < BATCH; n++) {
 		pthread_mutex_lock(&a->lock);
 		int stop = a->rt ? a->stop_requested : 0;
-		int parked = a->rt && a->rt->parked && stop < 2;
+		int parked = a->rt && a->rt->parked && stop < 2 && !a->rt->cut;
 		int go_on = parked && a->rt->park_ready && !a->rt->suspending;
 		struct mail *m = a->rt && !parked && !stop && !a->rt->suspending && !is_stopping(s)
 				 ? a->mail_head : NULL;
@@ -1441,13 +1445,16 @@ enum err_code supervisor_metrics(struct supervisor *s, const char *id,
 }
 
 /* Stop or kill of a running actor with an instance: the actor's own job records
- * the terminal event between calls; a kill also interrupts the call in progress. */
+ * the terminal event between calls; a kill also interrupts the call in progress,
+ * and so does a stop for a restart (kill 2: the run ends `stopped`). */
 int runtime_request_stop(struct supervisor *s, struct actor *a, int kill)
 {
 	if (!a->rt)
 		return 0;
-	if (a->stop_requested < (kill ? 2 : 1))
-		a->stop_requested = kill ? 2 : 1;
+	if (a->stop_requested < (kill == 1 ? 2 : 1))
+		a->stop_requested = kill == 1 ? 2 : 1;
+	if (kill == 2)
+		a->rt->cut = 1;
 	if (kill && a->rt->in_call)
 		wasm_store_interrupt(a->rt->store);
 	schedule_locked(s, a);

@@ -358,6 +358,40 @@ static void test_kill_busy_actor(void **state)
 	free(id);
 }
 
+/* POST /restart of an actor busy in a long call interrupts the call, as a kill
+ * does, and restarts it at once (the run ends `stopped`, then `restarted`); it
+ * waited for the call, answered 504 after 10 s, refused requests with "is
+ * running, not running" meanwhile, and never restarted. */
+static void test_restart_busy_actor(void **state)
+{
+	(void)state;
+	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *msg = malloc(4001);
+	memset(msg, 'a', 4000);
+	msg[4000] = 0;
+	assert_int_equal(send_msg(id, "ab"), 202);
+	char *st = ask(id, "state?");            /* the short one is processed */
+	assert_string_equal(st, "x");
+	free(st);
+	assert_int_equal(send_msg(id, msg), 202);
+	sleep_ms(300);                           /* in the long call */
+	char *p = tu_fmt("/actors/%s/restart", id);
+	json_t *r = server_call_json(&SP, "POST", p, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "running");
+	json_decref(r);
+	st = ask(id, "state?");                  /* the state of the last call that ended */
+	assert_string_equal(st, "x");
+	free(st);
+	char *rp = tu_fmt("/actors/%s/replay", id);
+	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
+	assert_true(json_is_null(json_object_get(v, "diverged_at")));
+	json_decref(v);
+	free(rp);
+	free(p);
+	free(msg);
+	free(id);
+}
+
 /* A message over 4 KiB keeps its bytes in the content store and a reference in the
  * chain. When the store cannot keep them (here its folder is a file; in life a full
  * disk), the message is refused: acknowledged, its `received` event would hold only
@@ -936,6 +970,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redelivered_mail_survives_a_second_crash, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_kill_busy_actor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_busy_actor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unkept_message_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_trial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_burst_spawns_survive_a_crash, setup, teardown),
