@@ -1065,7 +1065,9 @@ static enum err_code can_take_mail(struct supervisor *s, struct actor *a, size_t
 {
 	if (!a->rt || strcmp(a->run.status, "running") != 0 || a->stop_requested)
 		return err_set(err, ERR_CONFLICT, "actor '%s' is %s, not running", a->run.id,
-			       a->run.status);
+			       a->stop_requested && !strcmp(a->run.status, "running")
+			       ? (a->stop_requested == 2 ? "being killed" : "stopping")
+			       : a->run.status);
 	if (a->mail_n + a->mail_reserved >= s->limits.mailbox)
 		return err_set(err, ERR_BUSY, "the mailbox of actor '%s' is full (%zu messages)",
 			       a->run.id, a->mail_n);
