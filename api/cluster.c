@@ -308,6 +308,26 @@ static int forward_pinned(struct api_call *c, const char *node, api_handler_fn l
 
 /* ---- GET /actors over the cluster ---- */
 
+/* Of two nodes' copies of one run (a node keeps the copy it killed when the
+ * actor moved), whether `b` is the one to list rather than `a`: the copy on
+ * the node the placement names, else a live one. */
+static int better_copy(struct cluster *cl, const json_t *a, const json_t *b)
+{
+	const char *id = json_string_value(json_object_get(a, "id"));
+	char owner[CLUSTER_NODE_MAX];
+	if (id && cluster_lookup(cl, id, owner)) {
+		const char *na = json_string_value(json_object_get(a, "node"));
+		const char *nb = json_string_value(json_object_get(b, "node"));
+		if ((na && !strcmp(na, owner)) != (nb && !strcmp(nb, owner)))
+			return nb && !strcmp(nb, owner);
+	}
+	const char *sa = json_string_value(json_object_get(a, "status"));
+	const char *sb = json_string_value(json_object_get(b, "status"));
+	int la = sa && (!strcmp(sa, "running") || !strcmp(sa, "starting"));
+	int lb = sb && (!strcmp(sb, "running") || !strcmp(sb, "starting"));
+	return lb && !la;
+}
+
 static void job_cluster_list(void *arg)
 {
 	struct forward *f = arg;
@@ -316,6 +336,7 @@ static void job_cluster_list(void *arg)
 	char names[64][CLUSTER_NODE_MAX];
 	size_t n = cluster_nodes_up(cl, names, 64);
 	json_t *items = json_array(), *nodes = json_object();
+	json_t *seen = json_object();      /* id -> its index in items */
 	int status = 200;
 	struct err e = {0};
 	for (size_t i = 0; i < n; i++) {
@@ -327,6 +348,7 @@ static void job_cluster_list(void *arg)
 				status = r.status;
 				json_decref(items);
 				json_decref(nodes);
+				json_decref(seen);
 				const char *ct = json_string_value(json_object_get(r.headers,
 										   "Content-Type"));
 				api_bytes(c, status, ct, r.body, r.len, NULL);
@@ -343,13 +365,25 @@ static void job_cluster_list(void *arg)
 		json_t *run;
 		json_array_foreach(list, k, run) {
 			json_object_set_new(run, "node", json_string(names[i]));
-			json_array_append(items, run);
+			const char *id = json_string_value(json_object_get(run, "id"));
+			json_t *at = id ? json_object_get(seen, id) : NULL;
+			if (!at) {      /* listed once, not once per node that has a copy */
+				if (id)
+					json_object_set_new(seen, id, json_integer(
+						(json_int_t)json_array_size(items)));
+				json_array_append(items, run);
+			} else {
+				size_t x = (size_t)json_integer_value(at);
+				if (better_copy(cl, json_array_get(items, x), run))
+					json_array_set(items, x, run);
+			}
 		}
 		json_object_set_new(nodes, names[i], page ? json_pack("{s:O, s:O}", "next_cursor",
 			json_object_get(page, "next_cursor"), "events_head",
 			json_object_get(page, "events_head")) : json_pack("{s:s}", "error", e.msg));
 		json_decref(page);
 	}
+	json_decref(seen);
 	json_t *o = json_pack("{s:o, s:n, s:o}", "items", items, "next_cursor", "nodes", nodes);
 	free(f);
 	api_json(c, 200, o);

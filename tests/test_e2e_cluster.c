@@ -1101,6 +1101,20 @@ static void test_large_state_failover(void **state)
 	}
 	assert_string_not_equal(ob[0], "gamma");
 	assert_true(state_is(2, b[0], message[0]));
+	/* the merged list names each run once, on its node, though gamma keeps the
+	 * copy it killed (it listed it once per node that had one) */
+	json_t *list = call_json(0, "GET", "/actors?limit=500", NULL, 200);
+	size_t at, copies = 0;
+	json_t *run;
+	json_array_foreach(json_object_get(list, "items"), at, run) {
+		if (strcmp(json_string_value(json_object_get(run, "id")), b[0]) != 0)
+			continue;
+		copies++;
+		assert_string_equal(json_string_value(json_object_get(run, "node")), ob[0]);
+		assert_string_equal(json_string_value(json_object_get(run, "status")), "running");
+	}
+	assert_int_equal(copies, 1);
+	json_decref(list);
 	free(path);
 	free(a_state);
 	for (int k = 0; k < 2; k++) {
