@@ -437,12 +437,20 @@ static const char *suggest(const char *key, size_t len, const char *const *names
 }
 
 /* "a, b, c" into out. */
+/* "a, b, c", whole names only: ", ..." ends a list that does not fit (it was
+ * cut inside a name, and the message ended "max_output_buffer,)"). */
 static void join_names(const char *const *names, char *out, size_t cap)
 {
 	size_t n = 0;
 	out[0] = '\0';
-	for (; *names && n < cap; names++)
+	for (; *names; names++) {
+		size_t need = strlen(*names) + (n ? 2 : 0);
+		if (n + need + 6 > cap) {       /* room for ", ..." and the NUL */
+			snprintf(out + n, cap - n, "%s...", n ? ", " : "");
+			return;
+		}
 		n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", *names);
+	}
 }
 
 /* The keys of a field table (and extra, first, when not NULL). */

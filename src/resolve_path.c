@@ -500,9 +500,16 @@ static enum err_code read_all(int fd, const char *ref, size_t max_bytes, uint8_t
 }
 
 /* "file 'x' not found under the package roots (/a, /b)": the same words for a
- * manifest and a package (the caller says which it was loading). */
+ * manifest and a package (the caller says which it was loading). A relative
+ * reference was looked for under the first root only (docs/references.md). */
 static void not_found(const struct resolve_roots *rt, const char *ref, struct err *err)
 {
+	if (ref[0] != '/' && strncmp(ref, "file:///", 8) != 0 && rt->n > 1) {
+		err_set(err, ERR_NOT_FOUND, "file '%s' not found under the first package root (%s; "
+			"a relative reference resolves there, or beside its manifest)", ref,
+			rt->given[0]);
+		return;
+	}
 	char roots[300] = "";
 	size_t n = 0;
 	for (size_t i = 0; i < rt->n && n < sizeof(roots); i++)

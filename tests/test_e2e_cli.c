@@ -609,6 +609,23 @@ static void test_events(void **state)
 	}
 	assert_true(found);
 	run_free(&r);
+	/* -f outlives a restart of the server: it tries again until the server is back
+	 * (it printed "cannot reach the server" and exited 3 after one try) */
+	pid_t g = cli_start("events2", NULL, (const char *const[]){"events", "-f", NULL});
+	wait_output("events2", short_id);
+	char *listen = tu_fmt("127.0.0.1:%s", strrchr(SP.base, ':') + 1);
+	const char *same_port[] = {"--listen", listen, NULL};
+	assert_int_equal(server_stop(&SP), 0);
+	sleep(2);                                   /* it finds no server, at least once */
+	assert_int_equal(server_start(&SP, SP.home, same_port, NULL), 0);
+	char *id2 = spawn_counter();
+	char short2[13];
+	snprintf(short2, sizeof(short2), "%s", id2);
+	wait_output("events2", short2);
+	kill(g, SIGTERM);
+	cli_wait(g, 60);
+	free(id2);
+	free(listen);
 	free(id);
 }
 

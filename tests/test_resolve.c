@@ -189,8 +189,12 @@ static void test_file_second_root_and_subdirs(void **state)
 	assert_int_equal(get(e, abs, NULL, 0, &p, &err), ERR_OK);
 	assert_int_equal(p->len, 2);
 	resolved_free(p);
-	/* Relative paths go to the first root only. */
+	/* Relative paths go to the first root only, and the message says so (it
+	 * listed every root, as if each had been searched). */
 	expect_code(e, "lib/b.wasm", NULL, ERR_NOT_FOUND);
+	assert_int_equal(get(e, "lib/b.wasm", NULL, 0, &p, &err), ERR_NOT_FOUND);
+	assert_non_null(strstr(err.msg, "the first package root"));
+	assert_null(strstr(err.msg, e->root2));
 	free(abs);
 }
 

@@ -101,23 +101,36 @@ static int on_frame(void *user, const char *event, const char *id, const char *d
 }
 
 /* Streams path until it ends; resumes the events stream when the server
- * closes it. */
+ * closes it, and, once it was reached, while it cannot be reached (a restart of
+ * the server), every 1 s then up to every 30 s, as EventSource does. */
 static int follow_stream(struct cli *c, const char *path, struct follow *f)
 {
 	struct client *cl = cli_client(c);
 	if (!cl)
 		return EXIT_CONNECT;
+	int reached = 0;
+	unsigned pause = 1;
 	for (;;) {
 		struct client_reply r;
 		struct err e = {0};
 		int rc = client_stream(cl, "GET", path, "text/event-stream",
 				       f->last_id[0] ? f->last_id : NULL, NULL, NULL, 0, on_frame, f,
 				       &r, &e);
+		if (rc && reached && f->lifecycle && !f->stop_at_ready) {
+			client_reply_release(&r);
+			if (pause == 1)
+				cli_error("%s: trying again", e.msg);
+			sleep(pause);
+			pause = pause < 30 ? pause * 2 : 30;
+			continue;
+		}
 		if (rc) {
 			client_reply_release(&r);
 			cli_error("%s", e.msg);
 			return EXIT_CONNECT;
 		}
+		reached = 1;
+		pause = 1;
 		long status = r.status;
 		int is_sse = strcmp(r.ctype, "text/event-stream") == 0;
 		if (status >= 400)
