@@ -328,6 +328,35 @@ static int better_copy(struct cluster *cl, const json_t *a, const json_t *b)
 	return lb && !la;
 }
 
+/* The merged list's cursor: "nodes:" and a JSON object of each node's own
+ * next_cursor, for the nodes whose list goes on. */
+#define NODES_CURSOR "nodes:"
+
+/* The target asked of one node: the request's, without node= and cursor=, and
+ * with that node's own cursor (none: its first page). */
+static void list_target(struct api_call *c, const char *cursor, char *out, size_t size)
+{
+	size_t at = (size_t)snprintf(out, size, "%s", http_request_raw_path(c->req));
+	if (at >= size)
+		at = size - 1;
+	int first = 1;
+	for (size_t i = 0; i <= http_request_query_count(c->req); i++) {
+		int last = i == http_request_query_count(c->req);
+		const char *name = last ? "cursor" : http_request_query_name(c->req, i);
+		const char *value = last ? cursor : http_request_query_value(c->req, i);
+		if ((!last && (!strcmp(name, "node") || !strcmp(name, "cursor"))) || !value)
+			continue;
+		if (at + 2 < size)
+			out[at++] = first ? '?' : '&';
+		first = 0;
+		pct_append(out, size, &at, name);
+		if (at + 2 < size)
+			out[at++] = '=';
+		pct_append(out, size, &at, value);
+	}
+	out[at] = '\0';
+}
+
 static void job_cluster_list(void *arg)
 {
 	struct forward *f = arg;
@@ -335,12 +364,40 @@ static void job_cluster_list(void *arg)
 	struct cluster *cl = cluster_of(c->api);
 	char names[64][CLUSTER_NODE_MAX];
 	size_t n = cluster_nodes_up(cl, names, 64);
-	json_t *items = json_array(), *nodes = json_object();
+	/* a merged cursor names the nodes whose lists go on, each with its own */
+	const char *given = http_request_query(c->req, "cursor");
+	json_t *cursors = NULL;
+	if (given && strncmp(given, NODES_CURSOR, strlen(NODES_CURSOR)) == 0) {
+		struct err ce = {0};
+		const char *text = given + strlen(NODES_CURSOR);
+		cursors = json_parse(text, strlen(text), 2, &ce);
+		const char *k;
+		json_t *v;
+		int ok = json_is_object(cursors);
+		json_object_foreach(ok ? cursors : NULL, k, v)
+			ok &= json_is_string(v);
+		if (!ok) {
+			json_decref(cursors);
+			free(f);
+			api_problem(c, ERR_INVALID, "query parameter 'cursor' must be a next_cursor "
+				    "of this list");
+			return;
+		}
+	}
+	json_t *items = json_array(), *nodes = json_object(), *next = json_object();
 	json_t *seen = json_object();      /* id -> its index in items */
 	int status = 200;
 	struct err e = {0};
 	for (size_t i = 0; i < n; i++) {
-		struct cluster_http req = {.method = "GET", .target = f->target, .timeout_ms = 10000};
+		const char *own = cursors ? json_string_value(json_object_get(cursors, names[i]))
+					  : NULL;
+		if (cursors && !own)
+			continue;           /* this node's list ended on an earlier page */
+		char target[4096];
+		if (cursors)
+			list_target(c, own, target, sizeof(target));
+		struct cluster_http req = {.method = "GET", .target = cursors ? target : f->target,
+					   .timeout_ms = 10000};
 		struct cluster_reply r;
 		json_t *page = NULL;
 		if (cluster_call(cl, names[i], &req, &r, &e) == ERR_OK) {
@@ -349,6 +406,8 @@ static void job_cluster_list(void *arg)
 				json_decref(items);
 				json_decref(nodes);
 				json_decref(seen);
+				json_decref(next);
+				json_decref(cursors);
 				const char *ct = json_string_value(json_object_get(r.headers,
 										   "Content-Type"));
 				api_bytes(c, status, ct, r.body, r.len, NULL);
@@ -381,10 +440,19 @@ static void job_cluster_list(void *arg)
 		json_object_set_new(nodes, names[i], page ? json_pack("{s:O, s:O}", "next_cursor",
 			json_object_get(page, "next_cursor"), "events_head",
 			json_object_get(page, "events_head")) : json_pack("{s:s}", "error", e.msg));
+		json_t *nc = json_object_get(page, "next_cursor");
+		if (json_is_string(nc))
+			json_object_set(next, names[i], nc);
 		json_decref(page);
 	}
 	json_decref(seen);
-	json_t *o = json_pack("{s:o, s:n, s:o}", "items", items, "next_cursor", "nodes", nodes);
+	json_decref(cursors);
+	char *more = json_object_size(next) ? json_compact(next) : NULL;
+	json_decref(next);
+	json_t *o = json_pack("{s:o, s:o, s:o}", "items", items, "next_cursor",
+			      more ? json_sprintf("%s%s", NODES_CURSOR, more) : json_null(),
+			      "nodes", nodes);
+	free(more);
 	free(f);
 	api_json(c, 200, o);
 }
