@@ -145,6 +145,25 @@ static long count_of(const char *id)
 	return n;
 }
 
+/* A message the slow actor spends seconds on (400M iterations): malloc'd. */
+static char *long_message(void)
+{
+	char *msg = malloc(4001);
+	memset(msg, 'a', 4000);
+	msg[4000] = 0;
+	return msg;
+}
+
+/* POST /actors/<id>/replay finds no divergence. */
+static void assert_replays(const char *id)
+{
+	char *rp = tu_fmt("/actors/%s/replay", id);
+	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
+	assert_true(json_is_null(json_object_get(v, "diverged_at")));
+	json_decref(v);
+	free(rp);
+}
+
 /* GET /actors/<id><suffix>. */
 static json_t *get_json(const char *suffix, const char *id, long want)
 {
@@ -301,9 +320,7 @@ static void test_redelivered_mail_survives_a_second_crash(void **state)
 {
 	(void)state;
 	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
-	char *msg = malloc(4001);
-	memset(msg, 'a', 4000);    /* 400M iterations: far longer than the pauses below */
-	msg[4000] = 0;
+	char *msg = long_message();   /* far longer than the pauses below */
 	assert_int_equal(send_msg(id, msg), 202);
 	assert_int_equal(send_msg(id, msg), 202);
 	server_crash(&SP);
@@ -330,9 +347,7 @@ static void test_kill_busy_actor(void **state)
 {
 	(void)state;
 	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
-	char *msg = malloc(4001);
-	memset(msg, 'a', 4000);
-	msg[4000] = 0;
+	char *msg = long_message();
 	assert_int_equal(send_msg(id, msg), 202);
 	sleep_ms(300);                                   /* in the call */
 	char *k = tu_fmt("/actors/%s/kill", id);
@@ -348,11 +363,7 @@ static void test_kill_busy_actor(void **state)
 	assert_string_equal(json_string_value(json_object_get(a, "status")), "killed");
 	assert_string_equal(json_string_value(json_object_get(a, "reason")), "kill_requested");
 	json_decref(a);
-	char *rp = tu_fmt("/actors/%s/replay", id);
-	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
-	assert_true(json_is_null(json_object_get(v, "diverged_at")));
-	json_decref(v);
-	free(rp);
+	assert_replays(id);
 	free(k);
 	free(msg);
 	free(id);
@@ -366,9 +377,7 @@ static void test_restart_busy_actor(void **state)
 {
 	(void)state;
 	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
-	char *msg = malloc(4001);
-	memset(msg, 'a', 4000);
-	msg[4000] = 0;
+	char *msg = long_message();
 	assert_int_equal(send_msg(id, "ab"), 202);
 	char *st = ask(id, "state?");            /* the short one is processed */
 	assert_string_equal(st, "x");
@@ -382,11 +391,7 @@ static void test_restart_busy_actor(void **state)
 	st = ask(id, "state?");                  /* the state of the last call that ended */
 	assert_string_equal(st, "x");
 	free(st);
-	char *rp = tu_fmt("/actors/%s/replay", id);
-	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
-	assert_true(json_is_null(json_object_get(v, "diverged_at")));
-	json_decref(v);
-	free(rp);
+	assert_replays(id);
 	free(p);
 	free(msg);
 	free(id);
@@ -730,15 +735,11 @@ static void test_restart_then_recover(void **state)
 	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
 	sleep_ms(1500);                                  /* released meanwhile */
 	assert_int_equal(count_of(id), 3);
-	char *rp = tu_fmt("/actors/%s/replay", id);
-	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
-	assert_true(json_is_null(json_object_get(v, "diverged_at")));
-	free(rp);
+	assert_replays(id);
 	free(pi);
 	free(sp);
 	free(p);
 	free(id);
-	json_decref(v);
 	assert_int_equal(server_stop(&SP), 0);
 	start(NULL);
 	/* the initial state of an initial restart is the spawn's own (merged with the
@@ -757,11 +758,7 @@ static void test_restart_then_recover(void **state)
 	char *pi2 = tu_fmt("/actors/%s/restart?state=initial", id2);
 	json_decref(server_call_json(&SP, "POST", pi2, NULL, 200));
 	assert_int_equal(count_of(id2), 3);
-	char *rp2 = tu_fmt("/actors/%s/replay", id2);
-	json_t *v2 = server_call_json(&SP, "POST", rp2, NULL, 200);
-	assert_true(json_is_null(json_object_get(v2, "diverged_at")));
-	json_decref(v2);
-	free(rp2);
+	assert_replays(id2);
 	free(pi2);
 	free(id2);
 }

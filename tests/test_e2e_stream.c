@@ -674,6 +674,17 @@ static void test_timer_survives_restart(void **state)
 	free(id);
 }
 
+/* Restarts the server so that each timer's first tick waits ms before it goes
+ * into the mailbox (THEATER_TEST_TICK_STALL_MS). */
+static void restart_stalling_ticks(const char *ms)
+{
+	assert_int_equal(server_stop(&E.sp), 0);
+	setenv("THEATER_TEST_TICK_STALL_MS", ms, 1);
+	int started = server_start(&E.sp, E.sp.home, NULL, NULL);
+	unsetenv("THEATER_TEST_TICK_STALL_MS");
+	assert_int_equal(started, 0);
+}
+
 /* A tick that is late reaching the mailbox (a busy machine; at recovery the
  * next tick can be due a millisecond after the first) still comes before the
  * timer's next one: the next is armed only once it is in. The server holds
@@ -683,11 +694,7 @@ static void test_timer_survives_restart(void **state)
 static void test_timer_ticks_in_order(void **state)
 {
 	(void)state;
-	assert_int_equal(server_stop(&E.sp), 0);
-	setenv("THEATER_TEST_TICK_STALL_MS", "450", 1);
-	int started = server_start(&E.sp, E.sp.home, NULL, NULL);
-	unsetenv("THEATER_TEST_TICK_STALL_MS");
-	assert_int_equal(started, 0);
+	restart_stalling_ticks("450");
 	char *id = spawn_streamer();
 	ask_expect(id, "timer q 100 100", "0");
 	wait_ticks(id, "q", 3);
@@ -708,11 +715,7 @@ static void test_timer_ticks_in_order(void **state)
 static void test_timer_tick_in_flight_crash(void **state)
 {
 	(void)state;
-	assert_int_equal(server_stop(&E.sp), 0);
-	setenv("THEATER_TEST_TICK_STALL_MS", "2000", 1);
-	int started = server_start(&E.sp, E.sp.home, NULL, NULL);
-	unsetenv("THEATER_TEST_TICK_STALL_MS");
-	assert_int_equal(started, 0);
+	restart_stalling_ticks("2000");
 	char *id = spawn_streamer();
 	ask_expect(id, "timer once 100 0", "0");
 	sleep_ms(400);                           /* its tick is computed and held back */
