@@ -307,6 +307,44 @@ static void test_kill_parked(void **state)
 	free(id);
 }
 
+/* A restart ends a parked call at once too (an agent waiting on a model), and
+ * restarts the actor: the call's client hears 409, its mail is dropped
+ * (actor_ended), and the new instance answers. */
+static void test_restart_parked(void **state)
+{
+	(void)state;
+	fixture_httpd_add_gate(E.web, "/gate-restart-parked");
+	char *id = spawn("restart-parked", NULL);
+	char *c = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate-restart-parked\"}",
+			 fixture_httpd_port(E.web));
+	struct pending p;
+	unsigned before = fixture_httpd_hits(E.web, "/gate-restart-parked");
+	pending_start(&p, id, c);
+	for (int i = 0; i < 6000 && fixture_httpd_hits(E.web, "/gate-restart-parked") == before; i++)
+		usleep(10000);
+	char *path = tu_fmt("/actors/%s/restart", id);
+	assert_int_equal(req("POST", path, NULL, NULL), 200);
+	pending_join(&p);
+	assert_int_equal(p.status, 409);
+	free(p.answer);
+	json_t *dropped = NULL;
+	for (int i = 0; i < 1000 && json_array_size(dropped) == 0; i++) {
+		json_decref(dropped);
+		dropped = chain_of_type(id, "message-server/dropped");
+		if (json_array_size(dropped) == 0)
+			usleep(10000);
+	}
+	assert_int_equal(json_array_size(dropped), 1);
+	json_decref(dropped);
+	json_t *r = chain_of_type(id, "restarted");
+	assert_int_equal(json_array_size(r), 1);
+	json_decref(r);
+	fixture_httpd_open_gate(E.web, "/gate-restart-parked");
+	free(path);
+	free(c);
+	free(id);
+}
+
 struct stopper {
 	pthread_t th;
 	char *path;
@@ -419,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_parked_http_frees_workers),
 		cmocka_unit_test(test_deadline_counts_running_time),
 		cmocka_unit_test(test_kill_parked),
+		cmocka_unit_test(test_restart_parked),
 		cmocka_unit_test(test_stop_waits_for_parked),
 		cmocka_unit_test(test_shutdown_redelivers_parked),
 	};
