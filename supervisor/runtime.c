@@ -99,6 +99,7 @@ struct call_out {
 	uint8_t *out;                 /* response or error message (malloc'd) */
 	size_t out_len;
 	uint64_t fuel, us;
+	int interrupted;              /* cut short by wasm_store_interrupt, not its fuel */
 };
 
 static void call_out_release(struct call_out *o)
@@ -460,7 +461,8 @@ static enum err_code call_end(struct actor *a, enum err_code rc, const struct wa
 {
 	struct actor_rt *rt = a->rt;
 	out->fuel = wasm_store_fuel_used_last(rt->store);
-	if (rc == ERR_WASM_EXHAUSTED && strstr(err->msg, "interrupted"))
+	out->interrupted = rc == ERR_WASM_EXHAUSTED && strstr(err->msg, "interrupted");
+	if (out->interrupted)
 		err_set(err, ERR_WASM_EXHAUSTED, "deadline: the call ran longer than %u ms "
 			"(or the actor was killed)", rt->call_timeout_ms);
 	if (!rc)
@@ -846,8 +848,7 @@ static void conclude(struct supervisor *s, struct actor *a, struct mail *m, enum
 	rc = call_end(a, rc, res, &o, e);
 	pthread_mutex_lock(&a->lock);
 	int suspending = rt->suspending;
-	int killed = (a->stop_requested == 2 || rt->cut) && rc == ERR_WASM_EXHAUSTED &&
-		     strncmp(e->msg, "deadline:", 9) == 0;    /* interrupted (call_end) */
+	int killed = o.interrupted && (a->stop_requested == 2 || rt->cut);
 	int for_restart = a->stop_requested != 2;
 	rt->cur = NULL;
 	pthread_mutex_unlock(&a->lock);
@@ -1448,14 +1449,14 @@ enum err_code supervisor_metrics(struct supervisor *s, const char *id,
 
 /* Stop or kill of a running actor with an instance: the actor's own job records
  * the terminal event between calls; a kill also interrupts the call in progress,
- * and so does a stop for a restart (kill 2: the run ends `stopped`). */
+ * and so does a stop for a restart (RUNTIME_STOP_CUT: the run ends `stopped`). */
 int runtime_request_stop(struct supervisor *s, struct actor *a, int kill)
 {
 	if (!a->rt)
 		return 0;
-	if (a->stop_requested < (kill == 1 ? 2 : 1))
-		a->stop_requested = kill == 1 ? 2 : 1;
-	if (kill == 2)
+	if (a->stop_requested < (kill == RUNTIME_KILL ? 2 : 1))
+		a->stop_requested = kill == RUNTIME_KILL ? 2 : 1;
+	if (kill == RUNTIME_STOP_CUT)
 		a->rt->cut = 1;
 	if (kill && a->rt->in_call)
 		wasm_store_interrupt(a->rt->store);

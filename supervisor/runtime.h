@@ -52,10 +52,11 @@ int runtime_idle_locked(struct supervisor *s, struct actor *a, int64_t before_ms
 int runtime_busy(struct actor *a);
 /* Frees a runtime that is not in use (actor teardown). */
 void runtime_free(struct actor_rt *rt);
-/* Stop (kill = 0) or kill (1) of a running actor with an instance, or a stop that
- * interrupts the call in progress and ends a parked wait as a kill does (2: for
- * a restart); a->lock held. Returns 0 when the actor has no instance (the caller
- * records the end itself). */
+/* Stop (RUNTIME_STOP) or kill (RUNTIME_KILL) of a running actor with an instance,
+ * or a stop that interrupts the call in progress and ends a parked wait as a kill
+ * does (RUNTIME_STOP_CUT: for a restart); a->lock held. Returns 0 when the actor
+ * has no instance (the caller records the end itself). */
+enum { RUNTIME_STOP = 0, RUNTIME_KILL = 1, RUNTIME_STOP_CUT = 2 };
 int runtime_request_stop(struct supervisor *s, struct actor *a, int kill);
 /* Queues handle-child-exit (error = 0) or handle-child-error for a running
  * parent that exports it; ERR_CONFLICT when it cannot take it. */

@@ -360,7 +360,7 @@ void supervisor_restart(struct supervisor *s, const char *id, int initial,
 			     "be restarted (GET /actors/%s/chain/verify says where)", id, id);
 	else if (strcmp(a->run.status, "starting") == 0 || a->restart_pending)
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' is starting", id);
-	else if (supervisor_status_live(a->run.status) && !runtime_request_stop(s, a, 2))
+	else if (supervisor_status_live(a->run.status) && !runtime_request_stop(s, a, RUNTIME_STOP_CUT))
 		rc = err_set(&e, ERR_CONFLICT, "actor '%s' cannot be stopped for a restart", id);
 	pthread_mutex_unlock(&a->lock);
 	if (rc)
