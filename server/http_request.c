@@ -178,13 +178,7 @@ enum err_code http_request_decode_path_(struct http_request *r)
 enum err_code http_request_check_query_(const struct http_request *r)
 {
 	const char *q = http_request_raw_query(r);
-	size_t n = strlen(q);
-	char *out = malloc(n + 1);
-	if (!out)
-		return ERR_NOMEM;
-	enum err_code rc = pct_decode(q, n, out);
-	free(out);
-	return rc;
+	return pct_decode(q, strlen(q), NULL);
 }
 
 /* ---- accessors ---- */

@@ -87,6 +87,9 @@ static void test_pct_decode(void **state)
 	assert_int_equal(pct_decode("%zz", 3, out), ERR_INVALID);
 	assert_int_equal(pct_decode("%4", 2, out), ERR_INVALID);
 	assert_int_equal(pct_decode("x%", 2, out), ERR_INVALID);
+	assert_int_equal(pct_decode("a%2Fb", 5, NULL), ERR_OK);        /* a check only */
+	assert_int_equal(pct_decode("a%00b", 5, NULL), ERR_INVALID);
+	assert_int_equal(pct_decode("a%ZZ", 4, NULL), ERR_INVALID);
 	assert_int_equal(hex_digit('f'), 15);
 	assert_int_equal(hex_digit('F'), 15);
 	assert_int_equal(hex_digit('g'), -1);
