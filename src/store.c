@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "src/util/crypto.h"
+#include "src/util/dirs.h"
 
 #define LABEL_FILE_MAX 130
 #define READ_CHUNK (64 * 1024)
@@ -87,29 +88,6 @@ static int known(struct store *s, const char *id, const char *hash_hex, int note
 	return yes;
 }
 
-static enum err_code mkdir_p(const char *path, struct err *err)
-{
-	char *p = strdup(path);
-	enum err_code rc = ERR_OK;
-	if (!p)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (char *q = p + 1;; q++) {
-		if (*q != '/' && *q != '\0')
-			continue;
-		char saved = *q;
-		*q = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			rc = err_errno(err, ERR_IO, errno, "cannot create directory '%s'", p);
-			break;
-		}
-		*q = saved;
-		if (saved == '\0')
-			break;
-	}
-	free(p);
-	return rc;
-}
-
 enum err_code store_open(const char *root, struct store **out, struct err *err)
 {
 	enum err_code rc;
@@ -117,7 +95,7 @@ enum err_code store_open(const char *root, struct store **out, struct err *err)
 	*out = NULL;
 	if (!root || !*root)
 		return err_set(err, ERR_INVALID, "empty store root");
-	if ((rc = mkdir_p(root, err)) != ERR_OK)
+	if ((rc = dirs_make(root, err)) != ERR_OK)
 		return rc;
 	if (!(s = calloc(1, sizeof(*s))) || !(s->root = strdup(root))) {
 		free(s);

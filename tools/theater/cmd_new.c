@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "src/util/buf.h"
+#include "src/util/dirs.h"
 #include "tools/theater/cli.h"
 #include "tools/theater/templates.h"
 
@@ -29,29 +30,6 @@ static const char new_help[] =
 	"  -d, --dir DIR     where to create the project folder (default .; made if\n"
 	"                    missing)\n"
 	"  --list            list the languages and their files\n";
-
-/* mkdir -p: dir and each missing folder above it; 0, or -1 with errno. */
-static int make_dirs(const char *dir)
-{
-	char p[4096];
-	size_t n = strlen(dir);
-	if (n == 0 || n >= sizeof(p))
-		return errno = ENAMETOOLONG, -1;
-	memcpy(p, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != 0)
-			continue;
-		char c = p[i];
-		p[i] = 0;
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			return -1;
-		p[i] = c;
-	}
-	struct stat st;
-	if (stat(p, &st) != 0)
-		return -1;
-	return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
-}
 
 static int valid_name(const char *s)
 {
@@ -223,8 +201,9 @@ int cmd_new(struct cli *c, int argc, char **argv)
 	if (!valid_name(pos[0]))
 		return cli_usage(c, "'%s' is not a project name (a lowercase letter, then "
 				 "lowercase letters, digits, '-' or '_'; at most 64)", pos[0]);
-	if (make_dirs(dir) != 0) {
-		cli_error("cannot create '%s': %s", dir, strerror(errno));
+	struct err de = {0};
+	if (dirs_make(dir, &de)) {
+		cli_error("%s", de.msg);
 		return EXIT_USAGE;
 	}
 	snprintf(root, sizeof(root), "%s/%s", dir, pos[0]);
