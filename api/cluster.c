@@ -56,17 +56,21 @@ static void pct_append(char *dst, size_t size, size_t *at, const char *s)
 	dst[*at] = '\0';
 }
 
-/* The path as sent and the query, re-encoded; skip: a parameter left out. */
-static void target_of(struct http_request *req, const char *skip, char *out, size_t size)
+/* The path as sent and the query, re-encoded; skip: a parameter left out;
+ * cursor: one node's own cursor in place of the request's (the merged list). */
+static void target_of(struct http_request *req, const char *skip, const char *cursor, char *out,
+		      size_t size)
 {
 	size_t at = (size_t)snprintf(out, size, "%s", http_request_raw_path(req));
 	if (at >= size)
 		at = size - 1;
 	int first = 1;
-	for (size_t i = 0; i < http_request_query_count(req); i++) {
-		const char *name = http_request_query_name(req, i);
-		const char *value = http_request_query_value(req, i);
-		if (skip && strcmp(name, skip) == 0)
+	for (size_t i = 0; i <= http_request_query_count(req); i++) {
+		int extra = i == http_request_query_count(req);   /* cursor=, last */
+		const char *name = extra ? "cursor" : http_request_query_name(req, i);
+		const char *value = extra ? cursor : http_request_query_value(req, i);
+		if (extra ? !cursor
+			  : (skip && strcmp(name, skip) == 0) || (cursor && !strcmp(name, "cursor")))
 			continue;
 		if (at + 2 < size)
 			out[at++] = first ? '?' : '&';
@@ -283,7 +287,7 @@ static int start_forward(struct api_call *c, const char *node, api_handler_fn lo
 	f->local = local;
 	f->skip = skip;
 	snprintf(f->node, sizeof(f->node), "%s", node ? node : "");
-	target_of(c->req, skip, f->target, sizeof(f->target));
+	target_of(c->req, skip, NULL, f->target, sizeof(f->target));
 	if (cluster_submit(cluster_of(c->api), job, f)) {
 		free(f);
 		api_problem(c, ERR_UNAVAILABLE, "the server is shutting down");
@@ -332,31 +336,6 @@ static int better_copy(struct cluster *cl, const json_t *a, const json_t *b)
  * next_cursor, for the nodes whose list goes on. */
 #define NODES_CURSOR "nodes:"
 
-/* The target asked of one node: the request's, without node= and cursor=, and
- * with that node's own cursor (none: its first page). */
-static void list_target(struct api_call *c, const char *cursor, char *out, size_t size)
-{
-	size_t at = (size_t)snprintf(out, size, "%s", http_request_raw_path(c->req));
-	if (at >= size)
-		at = size - 1;
-	int first = 1;
-	for (size_t i = 0; i <= http_request_query_count(c->req); i++) {
-		int last = i == http_request_query_count(c->req);
-		const char *name = last ? "cursor" : http_request_query_name(c->req, i);
-		const char *value = last ? cursor : http_request_query_value(c->req, i);
-		if ((!last && (!strcmp(name, "node") || !strcmp(name, "cursor"))) || !value)
-			continue;
-		if (at + 2 < size)
-			out[at++] = first ? '?' : '&';
-		first = 0;
-		pct_append(out, size, &at, name);
-		if (at + 2 < size)
-			out[at++] = '=';
-		pct_append(out, size, &at, value);
-	}
-	out[at] = '\0';
-}
-
 static void job_cluster_list(void *arg)
 {
 	struct forward *f = arg;
@@ -395,7 +374,7 @@ static void job_cluster_list(void *arg)
 			continue;           /* this node's list ended on an earlier page */
 		char target[4096];
 		if (cursors)
-			list_target(c, own, target, sizeof(target));
+			target_of(c->req, "node", own, target, sizeof(target));
 		struct cluster_http req = {.method = "GET", .target = cursors ? target : f->target,
 					   .timeout_ms = 10000};
 		struct cluster_reply r;
@@ -477,7 +456,7 @@ static int redirect_stream(struct api_call *c, struct cluster *cl, const char *n
 		api_problem(c, ERR_UNAVAILABLE, detail);
 		return 1;
 	}
-	target_of(c->req, NULL, target, sizeof(target));
+	target_of(c->req, NULL, NULL, target, sizeof(target));
 	snprintf(loc, sizeof(loc), "%s%s", url, target);
 	const char *h[] = {"Location", loc, "X-Theater-Node", node, NULL};
 	api_json_headers(c, 307, json_pack("{s:s, s:s}", "node", node, "location", loc), h);

@@ -797,14 +797,7 @@ enum err_code cluster_place(struct cluster *c, const char *actor_id, struct err 
 	enum err_code rc = bus_kv_create(c->place_kv, actor_id, value, strlen(value), &rev, err);
 	if (rc == ERR_OK) {
 		cluster_place_set(c, actor_id, c->node, rev);
-		struct db_run r = {0};
-		struct err pe = {0};
-		if (supervisor_get(c->sup, actor_id, &r, &pe) == ERR_OK && r.package_sha256[0] &&
-		    cluster_keep_package(c, r.package_sha256, &pe))
-			log_warn("cluster", "package of '%s' not in the stream (another node can "
-				 "take it over only by fetching it again): %s", actor_id, pe.msg);
-		db_run_release(&r);
-		return ERR_OK;
+		return ERR_OK;     /* its package goes to the stream with `spawned` */
 	}
 	if (rc != ERR_CONFLICT)
 		return rc;

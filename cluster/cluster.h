@@ -93,9 +93,6 @@ void cluster_deleted(struct cluster *c, const char *actor_id, enum err_code loca
  * acknowledge lately: it refuses what it cannot replicate); NULL when it may
  * write. A static string. */
 const char *cluster_unwritable(struct cluster *c);
-/* Puts the package (sha256, from the content store's theater-packages) in the
- * stream, so the node that takes the actor over has it. Blocks. */
-enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err);
 
 /* ---- nodes ---- */
 

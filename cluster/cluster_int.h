@@ -15,7 +15,6 @@
 #define MAX_NODES 64
 #define PLACE_BUCKETS 4096
 #define FORWARD_MAX_BYTES ((size_t)64 << 20)
-#define KEPT_MAX 256
 #define BLOB_SEEN 1024
 
 struct node_row {
@@ -94,8 +93,6 @@ struct cluster {
 	/* replica.c */
 	int64_t unhealthy_until_ms;   /* writes refused until then (a stream ack failed) */
 	int place_ready;              /* the placement watch delivered every key */
-	char kept[KEPT_MAX][65];      /* packages this node put in the stream */
-	size_t nkept;
 	struct bus_sub *mail_sub;     /* mail.c */
 	int leaving;                  /* atomic: cluster_stop ran; no takeovers */
 	int64_t beat_ok_since_ms;     /* atomic: our heartbeats succeed since then (0:

@@ -98,9 +98,9 @@ static void spawned_package(const uint8_t *data, size_t len, char package[65]);
 /* Publishes one event (and the blobs it names) asynchronously; rev 0: not said.
  * again: a number for a message id of its own (job_heal), 0 for the usual one.
  * A `spawned` event names its package: published before it like any blob, so
- * whatever acknowledged the spawn let another node rebuild the actor (the
- * placement published it too, but only when the spawn had resolved it by then:
- * a spawn answered before, without ?wait=running, left it on its node alone). */
+ * whatever acknowledged the spawn lets another node rebuild the actor (the
+ * placement used to publish it, and only when the spawn had resolved it by
+ * then: a spawn answered without ?wait=running left it on its node alone). */
 static void publish_event(struct cluster *c, const struct supervisor_event *ev, uint64_t rev,
 			  int64_t again)
 {
@@ -502,25 +502,6 @@ static void replica_resync(struct cluster *c)
 	bus_stream_forgive(c->bus, upto);
 	log_info("cluster", "published %llu events of %llu runs again after a replication "
 		 "failure", (unsigned long long)x.events, (unsigned long long)x.runs);
-}
-
-/* ---- packages ---- */
-
-enum err_code cluster_keep_package(struct cluster *c, const char *sha256, struct err *err)
-{
-	pthread_mutex_lock(&c->lock);
-	int known = 0;
-	for (size_t i = 0; i < c->nkept && !known; i++)
-		known = strcmp(c->kept[i], sha256) == 0;
-	pthread_mutex_unlock(&c->lock);
-	if (known)
-		return ERR_OK;
-	enum err_code rc = blob_publish(c, DURABLE_PACKAGES_STORE, sha256, 1, err);
-	pthread_mutex_lock(&c->lock);
-	if (!rc && c->nkept < KEPT_MAX)
-		snprintf(c->kept[c->nkept++], 65, "%s", sha256);
-	pthread_mutex_unlock(&c->lock);
-	return rc;
 }
 
 /* The blobs a rebuilt chain names, fetched from the stream after it. */
