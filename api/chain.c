@@ -127,14 +127,14 @@ void h_chain(struct api_call *c)
 	}
 	uint64_t after, length;
 	int ended;
-	if (http_request_query(c->req, "type")) {
-		api_problem(c, ERR_INVALID, "query parameter 'type' filters JSON pages only, not "
-			    "the live stream (Accept: text/event-stream)");
-		return;
-	}
-	if (http_request_query(c->req, "limit")) {
-		api_problem(c, ERR_INVALID, "query parameter 'limit' sizes JSON pages only, not "
-			    "the live stream (Accept: text/event-stream)");
+	static const char *const page_only[] = {"type", "limit"};
+	for (size_t i = 0; i < sizeof(page_only) / sizeof(page_only[0]); i++) {
+		if (!http_request_query(c->req, page_only[i]))
+			continue;
+		char detail[160];
+		snprintf(detail, sizeof(detail), "query parameter '%s' is for JSON pages only, not "
+			 "the live stream (Accept: text/event-stream)", page_only[i]);
+		api_problem(c, ERR_INVALID, detail);
 		return;
 	}
 	/* A damaged chain's stream would end where the damage is, and EventSource

@@ -768,6 +768,17 @@ enum err_code supervisor_get(struct supervisor *s, const char *id, struct db_run
 	return rc ? err_set(err, rc, "cannot copy actor '%s'", id) : ERR_OK;
 }
 
+/* Damage found at run time (a read or a verify) stops appends; logged once. */
+static void mark_damaged(struct actor *a, uint64_t seq, const char *why)
+{
+	pthread_mutex_lock(&a->rec_lock);
+	if (!actor_damaged(a))
+		log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; appends "
+			  "stopped", a->run.id, (unsigned long long)seq, why);
+	actor_set_damaged(a);
+	pthread_mutex_unlock(&a->rec_lock);
+}
+
 /* A chain error as the API shows it: about the actor, not the chain's file, whose
  * path is the operator's business; the log keeps the original message. */
 static enum err_code chain_err_for_client(const char *id, uint64_t seq, enum err_code rc,
@@ -796,14 +807,8 @@ enum err_code supervisor_read_event(struct supervisor *s, const char *id, uint64
 	struct err why = {0};
 	enum err_code rc = a->chain ? chain_read(a->chain, seq, out, &why)
 				    : err_set(&why, ERR_CORRUPT, "its chain is not open");
-	if (rc == ERR_CORRUPT && a->chain && !actor_damaged(a)) {
-		pthread_mutex_lock(&a->rec_lock);   /* as a verify that finds it: appends stop */
-		if (!actor_damaged(a))
-			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
-				  "appends stopped", id, (unsigned long long)seq, why.msg);
-		actor_set_damaged(a);
-		pthread_mutex_unlock(&a->rec_lock);
-	}
+	if (rc == ERR_CORRUPT && a->chain)
+		mark_damaged(a, seq, why.msg);     /* as a verify that finds it */
 	if (rc)
 		rc = chain_err_for_client(id, seq, rc, &why, err);
 	if (!rc && timestamp_out) {
@@ -880,15 +885,8 @@ enum err_code supervisor_verify(struct supervisor *s, const char *id,
 		err_set(err, rc, "cannot verify the chain of actor '%s' (%s; the server log "
 			"says more)", id, err_code_name(rc));
 	}
-	if (!rc && !out->valid) {
-		pthread_mutex_lock(&a->rec_lock);
-		if (!actor_damaged(a))
-			log_error("supervisor", "chain of actor '%s' is damaged at seq %llu: %s; "
-				  "appends stopped", id, (unsigned long long)out->first_bad_seq,
-				  out->detail);
-		actor_set_damaged(a);    /* damage found at run time stops appends */
-		pthread_mutex_unlock(&a->rec_lock);
-	}
+	if (!rc && !out->valid)
+		mark_damaged(a, out->first_bad_seq, out->detail);
 	free(path);
 	actor_unref(s, a);
 	return rc;

@@ -556,13 +556,24 @@ enum err_code timers_recover(struct supervisor *s, struct actor *a, json_t *reco
 	return ERR_OK;
 }
 
+/* Whether a table is due (a->lock held). */
+static int checkpoint_due_locked(struct actor *a)
+{
+	uint64_t head = a->chain ? chain_length(a->chain) : 0;
+	return a->timers && a->timers->n && head >= a->timers->table_seq + TIMERS_CHECKPOINT;
+}
+
 void timers_checkpoint(struct supervisor *s, struct actor *a)
 {
+	pthread_mutex_lock(&a->lock);     /* after every call: most have nothing to do */
+	int due = checkpoint_due_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	if (!due)
+		return;
 	pthread_mutex_lock(&a->tick_lock);
 	pthread_mutex_lock(&a->lock);
 	uint64_t head = a->chain ? chain_length(a->chain) : 0;
-	json_t *snap = a->timers && a->timers->n &&
-		       head >= a->timers->table_seq + TIMERS_CHECKPOINT ? snapshot_locked(a) : NULL;
+	json_t *snap = checkpoint_due_locked(a) ? snapshot_locked(a) : NULL;
 	if (snap)
 		a->timers->table_seq = head + 1;
 	pthread_mutex_unlock(&a->lock);
