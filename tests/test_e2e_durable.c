@@ -113,6 +113,11 @@ static char *spawn_counter(const char *extra)
 	return id;
 }
 
+static char *spawn_slow(void)
+{
+	return spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+}
+
 static long send_msg(const char *id, const char *body)
 {
 	char *url = tu_fmt("%s/actors/%s/messages", SP.base, id);
@@ -152,16 +157,6 @@ static char *long_message(void)
 	memset(msg, 'a', 4000);
 	msg[4000] = 0;
 	return msg;
-}
-
-/* POST /actors/<id>/replay finds no divergence. */
-static void assert_replays(const char *id)
-{
-	char *rp = tu_fmt("/actors/%s/replay", id);
-	json_t *v = server_call_json(&SP, "POST", rp, NULL, 200);
-	assert_true(json_is_null(json_object_get(v, "diverged_at")));
-	json_decref(v);
-	free(rp);
 }
 
 /* GET /actors/<id><suffix>. */
@@ -247,6 +242,16 @@ static void tally_chain(const char *id, struct tally *t)
 	json_decref(all);
 }
 
+/* id's chain holds n sends received and n processed, none twice. */
+static void assert_sends_once(const char *id, int n)
+{
+	struct tally t;
+	tally_chain(id, &t);
+	assert_int_equal(t.received_sends, n);
+	assert_int_equal(t.processed_sends, n);
+	assert_false(t.twice);
+}
+
 static void assert_status(const char *id, const char *status)
 {
 	json_t *j = get_json("", id, 200);
@@ -291,7 +296,7 @@ static void test_state_survives_stop_and_crash(void **state)
 static void test_accepted_messages_survive_a_crash(void **state)
 {
 	(void)state;
-	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *id = spawn_slow();
 	char msg[301];
 	memset(msg, 'a', 300);     /* 30M iterations per message */
 	msg[300] = 0;
@@ -304,11 +309,7 @@ static void test_accepted_messages_survive_a_crash(void **state)
 	char *st = ask(id, "state?");   /* queued behind the redelivered messages */
 	assert_int_equal((int)strlen(st), 8);
 	free(st);
-	struct tally t;
-	tally_chain(id, &t);
-	assert_int_equal(t.received_sends, 8);
-	assert_int_equal(t.processed_sends, 8);
-	assert_false(t.twice);
+	assert_sends_once(id, 8);
 	free(id);
 }
 
@@ -319,7 +320,7 @@ static void test_accepted_messages_survive_a_crash(void **state)
 static void test_redelivered_mail_survives_a_second_crash(void **state)
 {
 	(void)state;
-	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *id = spawn_slow();
 	char *msg = long_message();   /* far longer than the pauses below */
 	assert_int_equal(send_msg(id, msg), 202);
 	assert_int_equal(send_msg(id, msg), 202);
@@ -331,11 +332,7 @@ static void test_redelivered_mail_survives_a_second_crash(void **state)
 	char *st = ask(id, "state?");
 	assert_int_equal((int)strlen(st), 2);
 	free(st);
-	struct tally t;
-	tally_chain(id, &t);
-	assert_int_equal(t.received_sends, 2);
-	assert_int_equal(t.processed_sends, 2);
-	assert_false(t.twice);
+	assert_sends_once(id, 2);
 	free(msg);
 	free(id);
 }
@@ -346,7 +343,7 @@ static void test_redelivered_mail_survives_a_second_crash(void **state)
 static void test_kill_busy_actor(void **state)
 {
 	(void)state;
-	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *id = spawn_slow();
 	char *msg = long_message();
 	assert_int_equal(send_msg(id, msg), 202);
 	sleep_ms(300);                                   /* in the call */
@@ -363,7 +360,7 @@ static void test_kill_busy_actor(void **state)
 	assert_string_equal(json_string_value(json_object_get(a, "status")), "killed");
 	assert_string_equal(json_string_value(json_object_get(a, "reason")), "kill_requested");
 	json_decref(a);
-	assert_replays(id);
+	server_assert_replays(&SP, id, 0);
 	free(k);
 	free(msg);
 	free(id);
@@ -376,7 +373,7 @@ static void test_kill_busy_actor(void **state)
 static void test_restart_busy_actor(void **state)
 {
 	(void)state;
-	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *id = spawn_slow();
 	char *msg = long_message();
 	assert_int_equal(send_msg(id, "ab"), 202);
 	char *st = ask(id, "state?");            /* the short one is processed */
@@ -391,7 +388,7 @@ static void test_restart_busy_actor(void **state)
 	st = ask(id, "state?");                  /* the state of the last call that ended */
 	assert_string_equal(st, "x");
 	free(st);
-	assert_replays(id);
+	server_assert_replays(&SP, id, 0);
 	free(p);
 	free(msg);
 	free(id);
@@ -735,7 +732,7 @@ static void test_restart_then_recover(void **state)
 	json_decref(server_call_json(&SP, "POST", p, NULL, 200));
 	sleep_ms(1500);                                  /* released meanwhile */
 	assert_int_equal(count_of(id), 3);
-	assert_replays(id);
+	server_assert_replays(&SP, id, 0);
 	free(pi);
 	free(sp);
 	free(p);
@@ -758,7 +755,7 @@ static void test_restart_then_recover(void **state)
 	char *pi2 = tu_fmt("/actors/%s/restart?state=initial", id2);
 	json_decref(server_call_json(&SP, "POST", pi2, NULL, 200));
 	assert_int_equal(count_of(id2), 3);
-	assert_replays(id2);
+	server_assert_replays(&SP, id2, 0);
 	free(pi2);
 	free(id2);
 }
@@ -823,7 +820,7 @@ static void wait_mailbox_empty(const char *id)
 static void test_sigterm_lets_calls_finish(void **state)
 {
 	(void)state;
-	char *id = spawn("{\"name\":\"slow\",\"package\":\"slow.wasm\"}");
+	char *id = spawn_slow();
 	char msg[201];
 	memset(msg, 'a', 200);      /* 20M iterations: a call well inside the grace period */
 	msg[200] = 0;

@@ -93,9 +93,9 @@ static void cmd_expect(const char *id, const char *command, const char *expect)
 	free(got);
 }
 
-static char *gate_cmd(void)
+static char *gate_cmd(const char *gate)
 {
-	return tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate\"}", fixture_httpd_port(E.web));
+	return tu_fmt("http {\"url\":\"http://127.0.0.1:%u%s\"}", fixture_httpd_port(E.web), gate);
 }
 
 /* A request sent from its own thread (a client waiting on a parked call). */
@@ -128,14 +128,14 @@ static void pending_join(struct pending *p)
 	free(p->command);
 }
 
-/* Waits (up to 120 s) until the gate holds n requests. */
-static void wait_gate(unsigned n)
+/* Waits (up to 120 s) until gate has had n requests. */
+static void wait_gate(const char *gate, unsigned n)
 {
-	for (int i = 0; i < 12000 && fixture_httpd_hits(E.web, "/gate") < n; i++)
+	for (int i = 0; i < 12000 && fixture_httpd_hits(E.web, gate) < n; i++)
 		usleep(10000);
-	if (fixture_httpd_hits(E.web, "/gate") < n)
-		fail_msg("only %u of %u requests reached the gate",
-			 fixture_httpd_hits(E.web, "/gate"), n);
+	if (fixture_httpd_hits(E.web, gate) < n)
+		fail_msg("only %u of %u requests reached %s", fixture_httpd_hits(E.web, gate), n,
+			 gate);
 }
 
 static long long metric(const char *name)
@@ -207,12 +207,12 @@ static void test_parked_http_frees_workers(void **state)
 		free(name);
 	}
 	char *counter = spawn("counter", NULL);
-	char *gc = gate_cmd();
+	char *gc = gate_cmd("/gate");
 	struct pending *p = calloc(PARKED_N, sizeof(*p));
 	assert_non_null(p);
 	for (int i = 0; i < PARKED_N; i++)
 		pending_start(&p[i], ids[i], gc);
-	wait_gate(PARKED_N);
+	wait_gate("/gate", PARKED_N);
 	/* all of them wait at once: no worker is held */
 	assert_true(metric("theater_parked_calls") >= PARKED_N);
 	int64_t lat[50];
@@ -263,26 +263,24 @@ static void test_deadline_counts_running_time(void **state)
 	free(id);
 }
 
-/* A kill ends a parked call at once: its client hears the actor stopped, and
- * the mail's one outcome is `dropped` (actor_ended). */
-static void test_kill_parked(void **state)
+/* Spawns actor `name` and has it ask gate (which holds the request) from a
+ * request of its own (p): returns once its call is parked on the gate. */
+static char *park_on_gate(const char *gate, const char *name, struct pending *p)
 {
-	(void)state;
-	fixture_httpd_add_gate(E.web, "/gate-kill");
-	char *id = spawn("killed", NULL);
-	char *c = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate-kill\"}",
-			 fixture_httpd_port(E.web));
-	struct pending p;
-	unsigned before = fixture_httpd_hits(E.web, "/gate-kill");
-	pending_start(&p, id, c);
-	for (int i = 0; i < 6000 && fixture_httpd_hits(E.web, "/gate-kill") == before; i++)
-		usleep(10000);
-	char *path = tu_fmt("/actors/%s/kill", id);
-	assert_int_equal(req("POST", path, NULL, NULL), 204);
-	pending_join(&p);
-	assert_int_equal(p.status, 409);
-	free(p.answer);
-	/* written without a sync of its own: indexed by the flusher shortly after */
+	fixture_httpd_add_gate(E.web, gate);
+	char *id = spawn(name, NULL);
+	char *c = gate_cmd(gate);
+	unsigned before = fixture_httpd_hits(E.web, gate);
+	pending_start(p, id, c);
+	wait_gate(gate, before + 1);
+	free(c);
+	return id;
+}
+
+/* id's `message-server/dropped` events once there are some (written without a
+ * sync of their own: indexed by the flusher shortly after). */
+static json_t *wait_dropped(const char *id)
+{
 	json_t *dropped = NULL;
 	for (int i = 0; i < 1000 && json_array_size(dropped) == 0; i++) {
 		json_decref(dropped);
@@ -290,6 +288,22 @@ static void test_kill_parked(void **state)
 		if (json_array_size(dropped) == 0)
 			usleep(10000);
 	}
+	return dropped;
+}
+
+/* A kill ends a parked call at once: its client hears the actor stopped, and
+ * the mail's one outcome is `dropped` (actor_ended). */
+static void test_kill_parked(void **state)
+{
+	(void)state;
+	struct pending p;
+	char *id = park_on_gate("/gate-kill", "killed", &p);
+	char *path = tu_fmt("/actors/%s/kill", id);
+	assert_int_equal(req("POST", path, NULL, NULL), 204);
+	pending_join(&p);
+	assert_int_equal(p.status, 409);
+	free(p.answer);
+	json_t *dropped = wait_dropped(id);
 	assert_int_equal(json_array_size(dropped), 1);
 	json_t *d = json_object_get(json_array_get(dropped, 0), "data");
 	assert_string_equal(json_string_value(json_object_get(d, "reason")), "actor_ended");
@@ -303,7 +317,6 @@ static void test_kill_parked(void **state)
 	json_decref(calls);
 	fixture_httpd_open_gate(E.web, "/gate-kill");
 	free(path);
-	free(c);
 	free(id);
 }
 
@@ -313,27 +326,14 @@ static void test_kill_parked(void **state)
 static void test_restart_parked(void **state)
 {
 	(void)state;
-	fixture_httpd_add_gate(E.web, "/gate-restart-parked");
-	char *id = spawn("restart-parked", NULL);
-	char *c = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate-restart-parked\"}",
-			 fixture_httpd_port(E.web));
 	struct pending p;
-	unsigned before = fixture_httpd_hits(E.web, "/gate-restart-parked");
-	pending_start(&p, id, c);
-	for (int i = 0; i < 6000 && fixture_httpd_hits(E.web, "/gate-restart-parked") == before; i++)
-		usleep(10000);
+	char *id = park_on_gate("/gate-restart-parked", "restart-parked", &p);
 	char *path = tu_fmt("/actors/%s/restart", id);
 	assert_int_equal(req("POST", path, NULL, NULL), 200);
 	pending_join(&p);
 	assert_int_equal(p.status, 409);
 	free(p.answer);
-	json_t *dropped = NULL;
-	for (int i = 0; i < 1000 && json_array_size(dropped) == 0; i++) {
-		json_decref(dropped);
-		dropped = chain_of_type(id, "message-server/dropped");
-		if (json_array_size(dropped) == 0)
-			usleep(10000);
-	}
+	json_t *dropped = wait_dropped(id);
 	assert_int_equal(json_array_size(dropped), 1);
 	json_decref(dropped);
 	json_t *r = chain_of_type(id, "restarted");
@@ -341,7 +341,6 @@ static void test_restart_parked(void **state)
 	json_decref(r);
 	fixture_httpd_open_gate(E.web, "/gate-restart-parked");
 	free(path);
-	free(c);
 	free(id);
 }
 
@@ -362,14 +361,8 @@ static void *stopper_main(void *arg)
 static void test_stop_waits_for_parked(void **state)
 {
 	(void)state;
-	fixture_httpd_add_gate(E.web, "/gate-stop");
-	char *id = spawn("stopped", NULL);
-	char *c = tu_fmt("http {\"url\":\"http://127.0.0.1:%u/gate-stop\"}",
-			 fixture_httpd_port(E.web));
 	struct pending p;
-	pending_start(&p, id, c);
-	for (int i = 0; i < 6000 && fixture_httpd_hits(E.web, "/gate-stop") == 0; i++)
-		usleep(10000);
+	char *id = park_on_gate("/gate-stop", "stopped", &p);
 	/* POST /stop answers once the actor ended: from its own thread */
 	struct stopper st = {.path = tu_fmt("/actors/%s/stop", id)};
 	assert_int_equal(pthread_create(&st.th, NULL, stopper_main, &st), 0);
@@ -400,7 +393,6 @@ static void test_stop_waits_for_parked(void **state)
 	json_decref(j);
 	free(actor);
 	free(path);
-	free(c);
 	free(id);
 }
 

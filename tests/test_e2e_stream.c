@@ -151,13 +151,7 @@ static void wait_events(const char *id, const char *type, size_t n)
  * ticks and relayed tokens) must replay the same way. */
 static void assert_replays(const char *id)
 {
-	json_t *r = actor_json(id, "POST", "replay", 200);
-	char *dump = json_dumps(r, 0);
-	if (!json_is_null(json_object_get(r, "diverged_at")))
-		fail_msg("replay of %s diverged: %s", id, dump);
-	assert_true(json_integer_value(json_object_get(r, "replayed")) >= 3);
-	free(dump);
-	json_decref(r);
+	server_assert_replays(&E.sp, id, 3);
 }
 
 /* ---- server-sent events in a body ---- */

@@ -324,6 +324,19 @@ json_t *server_call_json(struct server_proc *sp, const char *method, const char 
 	return j;
 }
 
+void server_assert_replays(struct server_proc *sp, const char *id, long min_replayed)
+{
+	char *path = tu_fmt("/actors/%s/replay", id);
+	json_t *r = server_call_json(sp, "POST", path, NULL, 200);
+	char *dump = json_dumps(r, 0);
+	if (!json_is_null(json_object_get(r, "diverged_at")))
+		fail_msg("replay of %s diverged: %s", id, dump);
+	assert_true(json_integer_value(json_object_get(r, "replayed")) >= min_replayed);
+	free(dump);
+	json_decref(r);
+	free(path);
+}
+
 void server_copy_file(const char *from, const char *to)
 {
 	size_t len;

@@ -73,6 +73,9 @@ unsigned char *server_compile_actor(const char *source, const char *defines, siz
 struct json_t;
 struct json_t *server_call_json(struct server_proc *sp, const char *method, const char *path,
 				const char *body, long want);
+/* POST /actors/{id}/replay on sp: fails the test unless the chain replays without
+ * a divergence, at least min_replayed calls of it. */
+void server_assert_replays(struct server_proc *sp, const char *id, long min_replayed);
 
 /* The text of examples/hello/hello.wat: the smallest valid actor. */
 char *hello_actor_wat(void);
